@@ -1,0 +1,1 @@
+"""Providers: one module per live system. Only providers touch the network or the disk."""

@@ -1,0 +1,115 @@
+"""The provider protocol, the run context, and the plugin registry.
+
+A provider manages one layer (dns, asterisk, firewall, fail2ban) at one target. It is found by
+name through the entry-point group ``sipctl.providers``, so a third party adds one with a
+line in its own ``pyproject.toml``::
+
+    [project.entry-points."sipctl.providers"]
+    route53 = "sipctl_route53:Route53Provider"
+
+``read`` never changes anything (a plan is an exact dry run); ``apply`` is the only writer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+
+from sipctl.errors import SipctlError, SpecError
+from sipctl.reconciler.plan import Change
+from sipctl.reconciler.resources import LiveState, Resource
+
+if TYPE_CHECKING:
+    from sipctl.providers.transport import TransportPool
+    from sipctl.schemas.loader import LoadedSpec
+
+ENTRY_POINT_GROUP = "sipctl.providers"
+
+
+@dataclass
+class RunContext:
+    """What every provider may use during one run of sipctl.
+
+    ``secrets`` collects every secret a provider loaded, so that the CLI can scrub them
+    from any message as a last line of defence. ``transports`` hands out one connection per
+    host per run, shared by all layers on that host.
+    """
+
+    base_dir: Path
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    log: Callable[[str], None] = lambda _line: None
+    secrets: set[str] = field(default_factory=set)
+    force: bool = False
+    _transports: TransportPool | None = None
+
+    @property
+    def transports(self) -> TransportPool:
+        if self._transports is None:
+            from sipctl.providers.transport import TransportPool
+
+            self._transports = TransportPool(self)
+        return self._transports
+
+    def remember_secret(self, value: str) -> str:
+        if value:
+            self.secrets.add(value)
+        return value
+
+    def close(self) -> None:
+        if self._transports is not None:
+            self._transports.close_all()
+            self._transports = None
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One live system at one target."""
+
+    layer: ClassVar[str]  # "dns" | "asterisk" | "firewall" | "fail2ban" | a plugin's own
+    name: ClassVar[str]  # the entry-point name, e.g. "rfc2136"
+
+    @property
+    def target_id(self) -> str:
+        """Stable and secret-free: identifies the target in plans and messages."""
+        ...
+
+    def read(self, desired: Sequence[Resource]) -> LiveState:
+        """Read the live state of what this provider owns. Must not change anything."""
+        ...
+
+    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+        """Make ``changes`` live; ``live`` is the state just read. Returns lines to report.
+
+        Raise StalePlanError when the live system no longer is what ``live`` says (nothing
+        changed), ProviderError when it fails (after restoring what was there).
+        """
+        ...
+
+
+class ProviderFactory(Protocol):
+    name: ClassVar[str]
+    layer: ClassVar[str]
+
+    def __call__(self, loaded: LoadedSpec, ctx: RunContext) -> Provider: ...
+
+
+def available_providers() -> dict[str, str]:
+    """Provider names and the objects they point to, from installed entry points."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_provider(name: str) -> ProviderFactory:
+    """The provider class registered under ``name``."""
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    if not found:
+        known = ", ".join(sorted(available_providers())) or "none"
+        raise SpecError(f"no provider named {name!r} is installed (installed: {known})")
+    try:
+        factory: ProviderFactory = found[0].load()
+    except (ImportError, AttributeError) as exc:
+        raise SipctlError(f"provider {name!r} could not be loaded: {exc}") from exc
+    return factory

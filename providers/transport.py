@@ -1,0 +1,127 @@
+"""How providers reach a host: ``local``, ``dir:PATH`` or ``ssh://`` (see schemas/targets.py).
+
+One ``HostTransport`` per host per run, shared by every layer on that host (the Asterisk,
+firewall and fail2ban layers of one PBX use one SSH connection). Reads are batched: one
+round trip returns any number of files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from sipctl.schemas.targets import TargetRef, parse_target
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.schemas.spec import Ssh
+
+
+@dataclass(frozen=True)
+class HostFile:
+    """A file as read on a host. ``content`` is None when the file does not exist."""
+
+    path: str
+    content: bytes | None
+    mtime: float | None = None
+    mode: int | None = None
+
+    @property
+    def exists(self) -> bool:
+        return self.content is not None
+
+    def text(self) -> str:
+        return (self.content or b"").decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class FileWrite:
+    """Replace ``path`` with ``content`` atomically.
+
+    ``expected`` is the content the plan saw (None: the file must not exist); when the file
+    holds anything else, nothing at all is written and StalePlanError is raised.
+    ``content`` None deletes the file. The old file is kept as ``path + BACKUP_SUFFIX``.
+    """
+
+    path: str
+    content: bytes | None
+    expected: bytes | None
+    mode: int | None = None  # default: the old file's mode, else 0o644
+
+
+BACKUP_SUFFIX = ".sipctl.bak"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class HostTransport(Protocol):
+    ref: TargetRef
+
+    @property
+    def can_run(self) -> bool:
+        """False for ``dir:`` targets: there is no program to run there."""
+        ...
+
+    def read_files(self, paths: Sequence[str]) -> dict[str, HostFile]:
+        """Read all ``paths`` (absolute) in one round trip; missing files have content None."""
+        ...
+
+    def write_files(self, writes: Sequence[FileWrite]) -> None:
+        """Check every ``expected``, then replace every file (temp beside it, then rename)."""
+        ...
+
+    def restore_backups(self, paths: Sequence[str]) -> None:
+        """Put back the ``.sipctl.bak`` of each path written by the last ``write_files``."""
+        ...
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float = 60.0) -> CommandResult:
+        """Run a shell command line on the host (through ``sudo -n`` when configured)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class TransportPool:
+    """Hands out one transport per host for the whole run."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+        self._open: dict[str, HostTransport] = {}
+
+    def get(self, target: str, ssh: Ssh | None = None) -> HostTransport:
+        ref = parse_target(target)
+        transport = self._open.get(ref.key)
+        if transport is None:
+            transport = self._connect(ref, ssh)
+            self._open[ref.key] = transport
+        return transport
+
+    def _connect(self, ref: TargetRef, ssh: Ssh | None) -> HostTransport:
+        if ref.kind == "dir":
+            from sipctl.providers.local import DirTransport
+
+            return DirTransport(ref, self._ctx)
+        if ref.kind == "local":
+            from sipctl.providers.local import LocalTransport
+
+            return LocalTransport(ref, self._ctx)
+        from sipctl.providers.ssh import SshTransport
+        from sipctl.schemas.spec import Ssh as SshOptions
+
+        return SshTransport(ref, ssh or SshOptions(), self._ctx)
+
+    def close_all(self) -> None:
+        for transport in self._open.values():
+            transport.close()
+        self._open.clear()

@@ -1,0 +1,92 @@
+"""The layers sipctl manages, in one table: which spec section, which provider, which renderer.
+
+Renderers are pure: ``render(spec) -> list[Resource]`` and ``artefacts(spec) -> {file: text}``
+(for ``sipctl render --dir``). They are imported only when their layer is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
+from sipctl.reconciler.resources import Resource
+from sipctl.schemas.spec import Spec
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    section: Callable[[Spec], Any]  # the spec section, None when the layer is not managed
+    provider_name: Callable[[Spec], str]
+    render_path: str  # "module:function" -> list[Resource]
+    artefacts_path: str  # "module:function" -> dict[str, str]
+
+    def managed(self, spec: Spec) -> bool:
+        """A layer whose section is left out is not managed at all (DESIGN.md)."""
+        return self.section(spec) is not None
+
+    def render(self, spec: Spec) -> list[Resource]:
+        result: list[Resource] = _load(self.render_path)(spec)
+        return result
+
+    def artefacts(self, spec: Spec) -> dict[str, str]:
+        result: dict[str, str] = _load(self.artefacts_path)(spec)
+        return result
+
+
+def _load(path: str) -> Callable[..., Any]:
+    module, _, name = path.partition(":")
+    func: Callable[..., Any] = getattr(import_module(module), name)
+    return func
+
+
+def _dns_provider(spec: Spec) -> str:
+    return spec.dns.provider if spec.dns is not None else "rfc2136"
+
+
+def _firewall_provider(spec: Spec) -> str:
+    return spec.firewall.backend if spec.firewall is not None else "iptables"
+
+
+# Listed in the order plans are shown; apply order comes from the change phases (plan.py).
+LAYERS: tuple[Layer, ...] = (
+    Layer(
+        "dns",
+        lambda s: s.dns,
+        _dns_provider,
+        "sipctl.reconciler.render_dns:render_dns",
+        "sipctl.reconciler.render_dns:dns_artefacts",
+    ),
+    Layer(
+        "asterisk",
+        lambda s: s.asterisk,
+        lambda s: "asterisk",
+        "sipctl.reconciler.render_asterisk:render_asterisk",
+        "sipctl.reconciler.render_asterisk:asterisk_artefacts",
+    ),
+    Layer(
+        "firewall",
+        lambda s: s.firewall,
+        _firewall_provider,
+        "sipctl.reconciler.render_firewall:render_firewall",
+        "sipctl.reconciler.render_firewall:firewall_artefacts",
+    ),
+    Layer(
+        "fail2ban",
+        lambda s: s.fail2ban,
+        lambda s: "fail2ban",
+        "sipctl.reconciler.render_fail2ban:render_fail2ban",
+        "sipctl.reconciler.render_fail2ban:fail2ban_artefacts",
+    ),
+)
+
+LAYER_NAMES = tuple(layer.name for layer in LAYERS)
+
+
+def layer_named(name: str) -> Layer:
+    for layer in LAYERS:
+        if layer.name == name:
+            return layer
+    raise KeyError(name)

@@ -1,0 +1,205 @@
+"""The plan: data first. Every view (human, Markdown, JSON) is rendered from ``Plan.to_json()``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sipctl.errors import SpecError
+from sipctl.reconciler.resources import Address, Value
+
+FORMAT_VERSION = "1"
+Action = Literal["create", "update", "delete"]
+
+# Withdraw first, advertise last: DNS records that stop sending callers somewhere go first,
+# then the host layers, and DNS records that advertise go last, so no caller is sent to a
+# server that is not ready yet.
+PHASE_WITHDRAW = 0
+PHASE_BY_LAYER = {"firewall": 1, "fail2ban": 2, "asterisk": 3}
+PHASE_OTHER = 4
+PHASE_ADVERTISE = 5
+ADVERTISING_LAYERS = frozenset({"dns"})
+
+
+@dataclass
+class Change:
+    address: Address
+    action: Action
+    before: Value
+    after: Value
+    payload: Value = None
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def phase(self) -> int:
+        if self.address.layer in ADVERTISING_LAYERS:
+            return PHASE_ADVERTISE if self.advertises() else PHASE_WITHDRAW
+        return PHASE_BY_LAYER.get(self.address.layer, PHASE_OTHER)
+
+    def advertises(self) -> bool:
+        """True when the change adds something a caller could be sent to."""
+        if self.action == "delete":
+            return False
+        if self.action == "create":
+            return True
+        return bool(set(_records(self.after)) - set(_records(self.before)))
+
+    def removed_units(self) -> int:
+        """How many managed records this change deletes or replaces (for the safety limit)."""
+        if self.action == "create":
+            return 0
+        if self.action == "delete":
+            return max(1, len(_records(self.before)))
+        before, after = _records(self.before), _records(self.after)
+        if before or after:
+            return len(set(before) - set(after))
+        return 0
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "address": self.address.to_json(),
+            "action": self.action,
+            "before": self.before,
+            "after": self.after,
+        }
+        if self.payload is not None:
+            data["payload"] = self.payload
+        if self.details:
+            data["details"] = self.details
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Change:
+        action = data["action"]
+        if action not in ("create", "update", "delete"):
+            raise ValueError(f"unknown action {action!r}")
+        return cls(
+            address=Address.from_json(data["address"]),
+            action=action,
+            before=data.get("before"),
+            after=data.get("after"),
+            payload=data.get("payload"),
+            details=list(data.get("details", [])),
+        )
+
+
+def _records(value: Value) -> list[str]:
+    """The countable units of a value: its ``records`` list, a list itself, else nothing."""
+    if isinstance(value, dict) and isinstance(value.get("records"), list):
+        return [json.dumps(v, sort_keys=True) for v in value["records"]]
+    if isinstance(value, list):
+        return [json.dumps(v, sort_keys=True) for v in value]
+    return []
+
+
+def managed_units(value: Value) -> int:
+    return max(1, len(_records(value)))
+
+
+@dataclass
+class TargetPlan:
+    """The changes for one provider at one target, and what it read there."""
+
+    layer: str
+    provider: str
+    target: str
+    fingerprint: str
+    managed_units: int = 0
+    changes: list[Change] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    hazards: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "provider": self.provider,
+            "target": self.target,
+            "fingerprint": self.fingerprint,
+            "managed_units": self.managed_units,
+            "changes": [c.to_json() for c in self.changes],
+            "notes": list(self.notes),
+            "skipped": list(self.skipped),
+            "hazards": list(self.hazards),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TargetPlan:
+        return cls(
+            layer=str(data["layer"]),
+            provider=str(data["provider"]),
+            target=str(data["target"]),
+            fingerprint=str(data["fingerprint"]),
+            managed_units=int(data.get("managed_units", 0)),
+            changes=[Change.from_json(c) for c in data.get("changes", [])],
+            notes=[str(n) for n in data.get("notes", [])],
+            skipped=[str(n) for n in data.get("skipped", [])],
+            hazards=[str(n) for n in data.get("hazards", [])],
+        )
+
+
+@dataclass
+class Plan:
+    """Everything ``apply PLAN`` needs: the spec it came from and what was read and decided."""
+
+    spec_source: str
+    spec_text: str
+    spec_sha256: str
+    domain: str
+    created_at: str
+    sipctl_version: str
+    targets: list[TargetPlan] = field(default_factory=list)
+    layers: list[str] = field(default_factory=list)  # the --target selection, empty = all
+
+    def changes(self) -> Iterator[tuple[TargetPlan, Change]]:
+        for target in self.targets:
+            for change in target.changes:
+                yield target, change
+
+    def counts(self) -> dict[str, int]:
+        counts = {"add": 0, "change": 0, "destroy": 0}
+        key = {"create": "add", "update": "change", "delete": "destroy"}
+        for _, change in self.changes():
+            counts[key[change.action]] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return any(t.changes for t in self.targets)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "sipctl_version": self.sipctl_version,
+            "created_at": self.created_at,
+            "domain": self.domain,
+            "spec": {"source": self.spec_source, "sha256": self.spec_sha256, "text": self.spec_text},
+            "layers": list(self.layers),
+            "summary": self.counts(),
+            "targets": [t.to_json() for t in self.targets],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], source: str = "plan") -> Plan:
+        version = data.get("format_version") if isinstance(data, Mapping) else None
+        if version != FORMAT_VERSION:
+            raise SpecError(
+                f"{source}: not a sipctl plan of format {FORMAT_VERSION} "
+                f"(found format_version {version!r}); make it again with 'sipctl plan --out'"
+            )
+        try:
+            spec = data["spec"]
+            return cls(
+                spec_source=str(spec["source"]),
+                spec_text=str(spec["text"]),
+                spec_sha256=str(spec["sha256"]),
+                domain=str(data["domain"]),
+                created_at=str(data["created_at"]),
+                sipctl_version=str(data["sipctl_version"]),
+                targets=[TargetPlan.from_json(t) for t in data["targets"]],
+                layers=[str(x) for x in data.get("layers", [])],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SpecError(f"{source}: the plan file is damaged ({exc}); make it again") from None

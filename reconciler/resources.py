@@ -1,0 +1,82 @@
+"""Resources: what sipctl wants to exist (desired) or found (live), by address and value."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# A JSON-able value: dict/list/str/int/float/bool/None, normalized by whoever built it.
+Value = Any
+
+LAYERS = ("dns", "firewall", "fail2ban", "asterisk")
+
+
+@dataclass(frozen=True, order=True)
+class Address:
+    """What a resource is: unique within one target (e.g. ``dns SRV _sip._udp.mysite.ru.``)."""
+
+    layer: str
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.layer}.{self.kind}[{self.name}]"
+
+    def to_json(self) -> dict[str, str]:
+        return {"layer": self.layer, "kind": self.kind, "name": self.name}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Address:
+        return cls(layer=str(data["layer"]), kind=str(data["kind"]), name=str(data["name"]))
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A desired resource.
+
+    ``value`` is normalized and is what is compared with the live value. ``payload`` is what a
+    provider writes to make it so (e.g. the exact text of a file); it is not compared, so a
+    comment or whitespace difference never produces a change by itself.
+    """
+
+    address: Address
+    value: Value
+    payload: Value = None
+
+
+@dataclass
+class LiveState:
+    """What a provider read from one target. ``read`` fills it; nothing here writes.
+
+    resources  normalized live values of the owned things that exist (absent = missing)
+    notes      warnings shown with the plan (e.g. "sound bad-user not found on the PBX")
+    problems   errors that stop the plan before anything is applied
+    hazards    changes refused for safety unless --force (e.g. the firewall would cut SSH)
+    skipped    one line each for what this target cannot do (e.g. no program to reload)
+    private    provider data that apply needs (never saved in a plan file)
+    """
+
+    resources: dict[Address, Value] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    hazards: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    fingerprint_extra: Value = None
+    private: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """A hash of everything read: a saved plan is stale when it no longer matches."""
+        data = {
+            "resources": sorted(
+                ([str(a), canonical_json(v)] for a, v in self.resources.items()),
+            ),
+            "extra": self.fingerprint_extra,
+        }
+        return "sha256:" + hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def canonical_json(value: Value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

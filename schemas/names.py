@@ -1,0 +1,128 @@
+"""Validators for the names that travel from the spec into dialplan, DNS and config files.
+
+Names are data, never code: every rule here exists so that no value of a spec can change
+the meaning of a file sipctl writes. The rules are allowlists, not blocklists.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator
+
+# Asterisk gives these extension names a meaning of their own (h: hangup, i: invalid, ...).
+SPECIAL_EXTENSIONS = frozenset({"a", "e", "h", "i", "o", "s", "t", "T", "fax", "talk"})
+MAX_EXTENSION_LENGTH = 80  # AST_MAX_EXTENSION
+
+# A SIP user part that is also a literal (non-pattern) Asterisk extension: letters, digits and
+# a few marks. Excluded on purpose: a leading "_" (turns the name into a pattern), "-" and
+# spaces (Asterisk strips them from extensions), "!" "[" "]" "." at the start, and every
+# character that is syntax in extensions.conf or pjsip.conf: , ; ( ) [ ] { } " ' \ and
+# whitespace or control characters.
+_USER_RE = re.compile(r"[A-Za-z0-9+][A-Za-z0-9._+*~]*")
+_EXTENSION_RE = re.compile(r"[0-9]{1,20}")
+_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_CONTEXT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}")
+_SOUND_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*(?:/[A-Za-z0-9_][A-Za-z0-9_-]*)*")
+_TSIG_NAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,250}[A-Za-z0-9_.])?")
+_RESERVED_CONTEXTS = frozenset({"general", "globals"})
+
+
+def _describe(value: str) -> str:
+    return repr(value)
+
+
+def check_user_name(value: str) -> str:
+    """A name callers may dial: ``sip:<name>@<domain>``."""
+    if not isinstance(value, str):
+        raise ValueError("a user name must be a string")
+    if not value:
+        raise ValueError("a user name must not be empty")
+    if len(value) > MAX_EXTENSION_LENGTH:
+        raise ValueError(f"a user name may have at most {MAX_EXTENSION_LENGTH} characters")
+    if value in SPECIAL_EXTENSIONS:
+        raise ValueError(
+            f"{_describe(value)} is a special extension in Asterisk's dialplan "
+            f"({', '.join(sorted(SPECIAL_EXTENSIONS))}); choose another name"
+        )
+    if not _USER_RE.fullmatch(value):
+        bad = sorted({c for c in value if not re.fullmatch(r"[A-Za-z0-9._+*~]", c)})
+        shown = ", ".join(repr(c) for c in bad) if bad else repr(value[0]) + " at the start"
+        raise ValueError(
+            f"{_describe(value)} is not allowed as a user name: {shown}. Use letters, digits "
+            "and . _ + * ~ (not first, except +); no spaces, '-', quotes, brackets or "
+            "dialplan pattern characters"
+        )
+    return value
+
+
+def check_extension(value: object) -> str:
+    """An internal extension: digits only (it ends up in Dial(PJSIP/<ext>))."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("an extension must be digits, like 105")
+    text = str(value)
+    if not _EXTENSION_RE.fullmatch(text):
+        raise ValueError(f"{_describe(text)} is not an extension: use 1 to 20 digits, like 105")
+    return text
+
+
+def check_hostname(value: str) -> str:
+    """A DNS host name; returned in lower case without the trailing dot."""
+    if not isinstance(value, str):
+        raise ValueError("a host name must be a string")
+    name = value[:-1] if value.endswith(".") else value
+    if not name:
+        raise ValueError("a host name must not be empty")
+    if len(name) > 253:
+        raise ValueError("a host name may have at most 253 characters")
+    labels = name.split(".")
+    if len(labels) < 2:
+        raise ValueError(f"{_describe(value)} is not a fully qualified name (like sip.example.com)")
+    for label in labels:
+        if not _LABEL_RE.fullmatch(label):
+            raise ValueError(
+                f"{_describe(value)} is not a valid host name: label {_describe(label)} must be "
+                "1 to 63 letters, digits or '-' and not start or end with '-'"
+            )
+    if labels[-1].isdigit():
+        raise ValueError(f"{_describe(value)} looks like an address, not a host name")
+    return name.lower()
+
+
+def check_context(value: str) -> str:
+    if not isinstance(value, str) or not _CONTEXT_RE.fullmatch(value):
+        raise ValueError(
+            f"{_describe(str(value))} is not a dialplan context name: use letters, digits, "
+            "'_' and '-' (at most 80)"
+        )
+    if value.lower() in _RESERVED_CONTEXTS:
+        raise ValueError(f"{_describe(value)} is reserved in extensions.conf")
+    return value
+
+
+def check_sound(value: str) -> str:
+    if not isinstance(value, str) or not _SOUND_RE.fullmatch(value) or len(value) > 200:
+        raise ValueError(
+            f"{_describe(str(value))} is not a sound name: use a name like ss-noservice or "
+            "custom/bad-user (letters, digits, '_', '-', '/'; no extension, no '..')"
+        )
+    return value
+
+
+def check_tsig_name(value: str) -> str:
+    if not isinstance(value, str) or not _TSIG_NAME_RE.fullmatch(value) or ".." in value:
+        raise ValueError(f"{_describe(str(value))} is not a TSIG key name (like sipctl or sipctl-key.)")
+    return value
+
+
+def _lower_if_str(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+UserName = Annotated[str, AfterValidator(check_user_name)]
+Extension = Annotated[str, BeforeValidator(check_extension)]
+Hostname = Annotated[str, AfterValidator(check_hostname)]
+ContextName = Annotated[str, AfterValidator(check_context)]
+SoundName = Annotated[str, AfterValidator(check_sound)]
+TsigKeyName = Annotated[str, AfterValidator(check_tsig_name)]

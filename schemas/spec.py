@@ -1,0 +1,390 @@
+"""Pydantic models of the sipctl spec, version 1 (see DESIGN.md).
+
+Every model forbids unknown keys and is immutable. Defaults are the ones an admin expects
+from the classic setup: UDP and TCP on 5060, TLS on 5061, RTP 10000-20000.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from sipctl.schemas.names import (
+    ContextName,
+    Extension,
+    Hostname,
+    SoundName,
+    TsigKeyName,
+    UserName,
+)
+from sipctl.schemas.targets import check_target
+
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+U16 = Annotated[int, Field(ge=0, le=65535, strict=True)]
+Ensure = Literal["present", "absent"]
+
+_HOSTPORT_RE = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.:-]+?)(?::(?P<port>[0-9]{1,5}))?")
+_PORTSPEC_RE = re.compile(r"(?P<proto>tcp|udp)/(?P<first>[0-9]{1,5})(?:[-:](?P<last>[0-9]{1,5}))?")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _ensure_field() -> Any:
+    return Field(
+        default="present",
+        description="present: sipctl manages this layer; absent: sipctl removes what it owns",
+    )
+
+
+# --- transports -------------------------------------------------------------------------
+
+
+class UdpTransport(_Model):
+    port: Port = 5060
+    order: U16 = Field(default=10, description="NAPTR order of this transport")
+    preference: U16 = Field(default=10, description="NAPTR preference of this transport")
+
+
+class TcpTransport(UdpTransport):
+    order: U16 = 20
+
+
+class TlsTransport(UdpTransport):
+    port: Port = 5061
+    order: U16 = 30
+
+
+class Transports(_Model):
+    udp: UdpTransport | None = None
+    tcp: TcpTransport | None = None
+    tls: TlsTransport | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Transports:
+        if self.udp is None and self.tcp is None and self.tls is None:
+            raise ValueError("enable at least one transport (udp, tcp or tls)")
+        return self
+
+    def enabled(self) -> dict[str, UdpTransport]:
+        """The enabled transports by name, in the order udp, tcp, tls."""
+        found = {"udp": self.udp, "tcp": self.tcp, "tls": self.tls}
+        return {name: t for name, t in found.items() if t is not None}
+
+
+def _default_transports() -> Transports:
+    return Transports(udp=UdpTransport(), tcp=TcpTransport())
+
+
+# --- servers and users --------------------------------------------------------------------
+
+
+def _check_ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except (ipaddress.AddressValueError, ValueError):
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+
+def _check_ipv6(value: str) -> str:
+    try:
+        return str(ipaddress.IPv6Address(value))
+    except (ipaddress.AddressValueError, ValueError):
+        raise ValueError(f"{value!r} is not an IPv6 address") from None
+
+
+IPv4 = Annotated[str, AfterValidator(_check_ipv4)]
+IPv6 = Annotated[str, AfterValidator(_check_ipv6)]
+
+
+class Server(_Model):
+    host: Hostname
+    ipv4: tuple[IPv4, ...] = ()
+    ipv6: tuple[IPv6, ...] = ()
+    priority: U16 = 10
+    weight: U16 = 0
+
+
+# --- DNS ------------------------------------------------------------------------------------
+
+
+class Tsig(_Model):
+    name: TsigKeyName
+    algorithm: Literal[
+        "hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"
+    ] = "hmac-sha256"
+    secret_env: str | None = Field(default=None, description="environment variable holding the base64 secret")
+    secret_file: str | None = Field(default=None, description="file holding the base64 secret")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_secret(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "secret" in data:
+            raise ValueError(
+                "an inline 'secret' is not allowed: a spec lives in git, secrets do not. "
+                "Put the secret in an environment variable and name it with 'secret_env', "
+                "or in a file named by 'secret_file'"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Tsig:
+        if (self.secret_env is None) == (self.secret_file is None):
+            raise ValueError("give exactly one of secret_env or secret_file")
+        if self.secret_env is not None and not _ENV_NAME_RE.fullmatch(self.secret_env):
+            raise ValueError(f"{self.secret_env!r} is not an environment variable name")
+        return self
+
+
+def _check_hostport(value: str) -> str:
+    match = _HOSTPORT_RE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{value!r} is not HOST[:PORT] (like 127.0.0.1:53 or [::1]:5353)")
+    host = match["host"]
+    if ":" in host and not host.startswith("["):
+        # a bare IPv6 address without a port
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{value!r} is not HOST[:PORT]; write IPv6 as [::1]:53") from None
+        if match["port"]:
+            raise ValueError(f"{value!r} is ambiguous; write IPv6 with a port as [::1]:53")
+    if match["port"] and not 1 <= int(match["port"]) <= 65535:
+        raise ValueError(f"port {match['port']} is out of range (1-65535)")
+    return value.strip()
+
+
+HostPort = Annotated[str, AfterValidator(_check_hostport)]
+
+
+class Dns(_Model):
+    provider: str = Field(default="rfc2136", description="rfc2136, zonefile, or a plugin's name")
+    zone: Hostname | None = Field(default=None, description="default: the domain")
+    server: HostPort | None = Field(default=None, description="primary server, HOST[:PORT] (rfc2136)")
+    tsig: Tsig | None = None
+    ttl: Annotated[int, Field(ge=1, le=2147483647, strict=True)] = 3600
+    naptr: bool = True
+    timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
+    file: str | None = Field(default=None, description="zone file (zonefile), relative to the spec")
+    reload_command: str | None = Field(
+        default=None, description="run after the zone file changed, e.g. 'rndc reload mysite.ru'"
+    )
+    ensure: Ensure = _ensure_field()
+
+    @field_validator("provider")
+    @classmethod
+    def _provider_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,40}", value):
+            raise ValueError(f"{value!r} is not a provider name (like rfc2136 or zonefile)")
+        return value
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> Dns:
+        if self.provider == "rfc2136":
+            if self.server is None:
+                raise ValueError("provider rfc2136 needs 'server' (the primary, like 192.0.2.53:53)")
+            if self.file is not None or self.reload_command is not None:
+                raise ValueError("'file' and 'reload_command' belong to provider zonefile")
+        if self.provider == "zonefile":
+            if self.file is None:
+                raise ValueError("provider zonefile needs 'file' (the zone file to manage)")
+            if self.server is not None or self.tsig is not None:
+                raise ValueError("'server' and 'tsig' belong to provider rfc2136")
+        return self
+
+
+# --- hosts, SSH -------------------------------------------------------------------------------
+
+Target = Annotated[str, AfterValidator(check_target)]
+
+
+class Ssh(_Model):
+    key_file: str | None = Field(default=None, description="private key; default: the agent, then ~/.ssh/id_*")
+    known_hosts: str = "~/.ssh/known_hosts"
+    sudo: bool = Field(default=False, description="run commands and writes through sudo -n")
+    connect_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+
+
+def _check_abs_path(value: str) -> str:
+    if not value.startswith("/") or "\x00" in value or "\n" in value:
+        raise ValueError(f"{value!r} must be an absolute path on the target host")
+    return value
+
+
+AbsPath = Annotated[str, AfterValidator(_check_abs_path)]
+
+
+def _check_command(value: str) -> str:
+    if "\n" in value or "\x00" in value or not value.strip():
+        raise ValueError("a command must be one non-empty line")
+    return value.strip()
+
+
+Command = Annotated[str, AfterValidator(_check_command)]
+
+
+# --- Asterisk ---------------------------------------------------------------------------------
+
+
+class Rtp(_Model):
+    start: Port = 10000
+    end: Port = 20000
+
+    @model_validator(mode="after")
+    def _range(self) -> Rtp:
+        if self.start >= self.end:
+            raise ValueError(f"rtp.start ({self.start}) must be below rtp.end ({self.end})")
+        if self.start % 2:
+            raise ValueError(f"rtp.start ({self.start}) must be even: RTP uses even ports, RTCP odd")
+        if self.start < 1024:
+            raise ValueError(f"rtp.start ({self.start}) must be 1024 or above")
+        return self
+
+
+class TlsFiles(_Model):
+    cert_file: AbsPath
+    key_file: AbsPath
+    ca_list_file: AbsPath | None = None
+
+
+class Asterisk(_Model):
+    target: Target = "local"
+    ssh: Ssh = Ssh()
+    channel: Literal["pjsip", "sip"] = "pjsip"
+    config_dir: AbsPath = "/etc/asterisk"
+    command: Command = Field(default="asterisk", description="prefix of 'asterisk -rx', e.g. 'docker exec pbx asterisk'")
+    manage_transports: bool = False
+    guest_context: ContextName = "guest-call"
+    local_context: ContextName = "default"
+    reject_sound: SoundName = "ss-noservice"
+    unknown_callers: Literal["reject", "not-found"] = "reject"
+    route: Literal["dial", "goto"] = "dial"
+    rtp: Rtp = Rtp()
+    tls: TlsFiles | None = None
+    ensure: Ensure = _ensure_field()
+
+    @model_validator(mode="after")
+    def _contexts_differ(self) -> Asterisk:
+        if self.guest_context == self.local_context:
+            raise ValueError(
+                "guest_context and local_context must differ: unauthenticated callers must "
+                "never land in the context of the internal phones"
+            )
+        return self
+
+
+# --- firewall ---------------------------------------------------------------------------------
+
+
+def _check_portspec(value: str) -> str:
+    match = _PORTSPEC_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{value!r} is not PROTO/PORT[-PORT] (like tcp/443 or udp/4000-4999)")
+    first = int(match["first"])
+    last = int(match["last"]) if match["last"] else first
+    if not (1 <= first <= 65535 and 1 <= last <= 65535 and first <= last):
+        raise ValueError(f"{value!r}: ports must be 1-65535 and the range ascending")
+    return f"{match['proto']}/{first}" + (f"-{last}" if last != first else "")
+
+
+PortSpec = Annotated[str, AfterValidator(_check_portspec)]
+
+
+class Firewall(_Model):
+    target: Target | None = Field(default=None, description="default: asterisk.target")
+    ssh: Ssh | None = Field(default=None, description="default: asterisk.ssh")
+    backend: Literal["iptables", "nftables"] = "iptables"
+    policy: Literal["drop", "reject"] = "drop"
+    allow_ping: bool = True
+    ssh_port: Port = 22
+    extra: tuple[PortSpec, ...] = ()
+    persist: AbsPath | None = None
+    confirm_seconds: Annotated[int, Field(ge=5, le=3600, strict=True)] = 30
+    ensure: Ensure = _ensure_field()
+
+
+# --- fail2ban ---------------------------------------------------------------------------------
+
+
+class Fail2ban(_Model):
+    enabled: bool = True
+    target: Target | None = Field(default=None, description="default: asterisk.target")
+    ssh: Ssh | None = Field(default=None, description="default: asterisk.ssh")
+    config_dir: AbsPath = "/etc/fail2ban"
+    command: Command = Field(default="fail2ban-client", description="how fail2ban-client is run")
+    logpath: AbsPath = "/var/log/asterisk/messages"
+    maxretry: Annotated[int, Field(ge=1, le=1000, strict=True)] = 5
+    findtime: Annotated[int, Field(ge=1, le=31536000, strict=True)] = 600
+    bantime: Annotated[int, Field(ge=-1, le=315360000, strict=True)] = 3600
+    ignoreip: tuple[str, ...] = ()
+
+    @field_validator("ignoreip")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an address or network") from None
+        return value
+
+
+# --- the spec ---------------------------------------------------------------------------------
+
+
+class Spec(_Model):
+    """A whole sipctl spec, version 1."""
+
+    version: Literal[1]
+    domain: Hostname
+    transports: Transports = Field(default_factory=_default_transports)
+    servers: tuple[Server, ...] = ()
+    users: dict[UserName, Extension] = Field(default_factory=dict)
+    dns: Dns | None = None
+    asterisk: Asterisk | None = None
+    firewall: Firewall | None = None
+    fail2ban: Fail2ban | None = None
+
+    @property
+    def zone(self) -> str:
+        """The DNS zone the domain's records live in (no trailing dot, lower case)."""
+        if self.dns is not None and self.dns.zone is not None:
+            return self.dns.zone
+        return self.domain
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spec:
+        zone = self.zone
+        if self.domain != zone and not self.domain.endswith("." + zone):
+            raise ValueError(f"domain {self.domain} is not inside dns.zone {zone}")
+        hosts = [s.host for s in self.servers]
+        duplicates = sorted({h for h in hosts if hosts.count(h) > 1})
+        if duplicates:
+            raise ValueError(f"servers: host {duplicates[0]} is listed twice")
+        return self
+
+    def firewall_target(self) -> str | None:
+        if self.firewall is None:
+            return None
+        if self.firewall.target is not None:
+            return self.firewall.target
+        return self.asterisk.target if self.asterisk is not None else "local"
+
+    def fail2ban_target(self) -> str | None:
+        if self.fail2ban is None:
+            return None
+        if self.fail2ban.target is not None:
+            return self.fail2ban.target
+        return self.asterisk.target if self.asterisk is not None else "local"

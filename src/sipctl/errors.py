@@ -1,0 +1,79 @@
+"""The exceptions sipctl raises, and the exit code each one means.
+
+Everything a user can cause or meet derives from ``SipctlError``; the CLI is the only place
+that turns one into a printed line and an exit code. Providers wrap the errors of the
+libraries and programs beneath them (``raise ProviderError(...) from exc``) so that no
+library traceback reaches the user::
+
+    SipctlError                      exit 1
+    ├── SpecError                    the spec file is unreadable or invalid
+    ├── ProviderError                a live system refused, failed or could not be reached
+    │   └── VerifyFailed             applied, but the end-to-end check failed
+    └── RefusedError                 exit 3: refused for safety
+        ├── StalePlanError           live state changed since the plan was made
+        ├── UnsafePlanError          the plan destroys too much or would cut SSH
+        ├── LockHeldError            another run holds the lock
+        └── RolledBackError          applied, then rolled back (e.g. confirmation lost)
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+EXIT_REFUSED = 3
+
+
+class SipctlError(Exception):
+    """An error meant for a human: its message is printed as it is, without a traceback."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SpecError(SipctlError):
+    """The spec (or a plan file) cannot be read or does not validate.
+
+    ``problems`` holds one line per problem, each starting with ``file:line:col:``.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class ProviderError(SipctlError):
+    """A live system (DNS server, PBX, firewall, fail2ban, SSH) failed or refused."""
+
+
+class VerifyFailed(ProviderError):
+    """The end-to-end check after an apply found defects."""
+
+
+class RefusedError(SipctlError):
+    """sipctl refused to go on because going on would be unsafe (exit 3)."""
+
+    exit_code = EXIT_REFUSED
+
+
+class StalePlanError(RefusedError):
+    """The live state changed since the saved plan was made."""
+
+
+class UnsafePlanError(RefusedError):
+    """The plan would destroy too much, or lock the operator out."""
+
+
+class LockHeldError(RefusedError):
+    """Another run holds the lock of a target."""
+
+
+class RolledBackError(RefusedError):
+    """The change was applied and then rolled back (e.g. the new firewall cut SSH)."""

@@ -1,0 +1,16 @@
+"""Shared test setup. Real servers are started by the fixture plugins in tests/fixtures/."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+pytest_plugins = [
+    "fixtures.common",
+    "fixtures.bind",
+    "fixtures.sshd",
+    "fixtures.asterisk",
+    "fixtures.netns",
+]
