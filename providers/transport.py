@@ -67,6 +67,8 @@ class CommandResult:
 
 class HostTransport(Protocol):
     ref: TargetRef
+    connections: int  # connections opened so far (SSH: one per host per run)
+    round_trips: int  # exchanges with the host (SSH: exec channels opened)
 
     @property
     def can_run(self) -> bool:
@@ -85,8 +87,15 @@ class HostTransport(Protocol):
         """Put back the ``.sipctl.bak`` of each path written by the last ``write_files``."""
         ...
 
-    def run(self, command: str, *, stdin: bytes | None = None, timeout: float = 60.0) -> CommandResult:
+    def run(
+        self, command: str, *, stdin: bytes | None = None, timeout: float = 60.0
+    ) -> CommandResult:
         """Run a shell command line on the host (through ``sudo -n`` when configured)."""
+        ...
+
+    def fresh(self) -> HostTransport:
+        """A NEW connection to the same host, e.g. to prove SSH still works after a firewall
+        change. It is not pooled: the caller closes it."""
         ...
 
     def close(self) -> None: ...
