@@ -15,10 +15,10 @@ def diff(desired: Sequence[Resource], live: LiveState) -> list[Change]:
     Live resources that are not desired are deleted: a provider only reports what it owns.
     """
     wanted: dict[Address, Resource] = {}
-    for resource in desired:
-        if resource.address in wanted:
-            raise ValueError(f"two desired resources share the address {resource.address}")
-        wanted[resource.address] = resource
+    for item in desired:
+        if item.address in wanted:
+            raise ValueError(f"two desired resources share the address {item.address}")
+        wanted[item.address] = item
     changes: list[Change] = []
     for address in sorted(set(wanted) | set(live.resources)):
         resource = wanted.get(address)
@@ -26,7 +26,9 @@ def diff(desired: Sequence[Resource], live: LiveState) -> list[Change]:
             changes.append(Change(address, "delete", before=live.resources[address], after=None))
         elif address not in live.resources:
             changes.append(
-                Change(address, "create", before=None, after=resource.value, payload=resource.payload)
+                Change(
+                    address, "create", before=None, after=resource.value, payload=resource.payload
+                )
             )
         elif live.resources[address] != resource.value:
             before = live.resources[address]

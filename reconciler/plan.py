@@ -86,15 +86,18 @@ class Change:
 
 
 def _records(value: Value) -> list[str]:
-    """The countable units of a value: its ``records`` list, a list itself, else nothing."""
+    """The countable units of a value: the items of its ``records`` list, else none.
+
+    Only record sets count towards the safety limit; a file rewritten in place is one
+    resource changed, not many destroyed.
+    """
     if isinstance(value, dict) and isinstance(value.get("records"), list):
         return [json.dumps(v, sort_keys=True) for v in value["records"]]
-    if isinstance(value, list):
-        return [json.dumps(v, sort_keys=True) for v in value]
     return []
 
 
 def managed_units(value: Value) -> int:
+    """How many units a live value holds: its records, or 1 for anything else."""
     return max(1, len(_records(value)))
 
 
@@ -111,9 +114,11 @@ class TargetPlan:
     notes: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     hazards: list[str] = field(default_factory=list)
+    desired_kinds: dict[str, int] = field(default_factory=dict)  # kind -> desired resources
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "desired_kinds": dict(self.desired_kinds),
             "layer": self.layer,
             "provider": self.provider,
             "target": self.target,
@@ -137,6 +142,7 @@ class TargetPlan:
             notes=[str(n) for n in data.get("notes", [])],
             skipped=[str(n) for n in data.get("skipped", [])],
             hazards=[str(n) for n in data.get("hazards", [])],
+            desired_kinds={str(k): int(v) for k, v in data.get("desired_kinds", {}).items()},
         )
 
 
@@ -175,7 +181,11 @@ class Plan:
             "sipctl_version": self.sipctl_version,
             "created_at": self.created_at,
             "domain": self.domain,
-            "spec": {"source": self.spec_source, "sha256": self.spec_sha256, "text": self.spec_text},
+            "spec": {
+                "source": self.spec_source,
+                "sha256": self.spec_sha256,
+                "text": self.spec_text,
+            },
             "layers": list(self.layers),
             "summary": self.counts(),
             "targets": [t.to_json() for t in self.targets],

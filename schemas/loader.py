@@ -66,7 +66,9 @@ class _Builder:
         self._loader = yaml.SafeLoader("")
 
     def build(self, node: yaml.Node, path: PathKey, source: str) -> Any:
-        self.positions.setdefault(path, Position(node.start_mark.line + 1, node.start_mark.column + 1))
+        self.positions.setdefault(
+            path, Position(node.start_mark.line + 1, node.start_mark.column + 1)
+        )
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, source)
         if isinstance(node, yaml.SequenceNode):
@@ -88,11 +90,14 @@ class _Builder:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 mark = key_node.start_mark
                 self.problems.append(
-                    f"{source}:{mark.line + 1}:{mark.column + 1}: YAML merge keys (<<) are not supported"
+                    f"{source}:{mark.line + 1}:{mark.column + 1}: "
+                    "YAML merge keys (<<) are not supported"
                 )
                 continue
-            key: Any = key_node.value if path == () or path[0] in _RAW_TEXT_SECTIONS else (
-                self._loader.construct_object(key_node)
+            key: Any = (
+                key_node.value
+                if path == () or path[0] in _RAW_TEXT_SECTIONS
+                else (self._loader.construct_object(key_node))
             )
             if not isinstance(key, str):
                 key = str(key_node.value)
@@ -129,7 +134,7 @@ def _format_validation_error(
         path: PathKey = tuple(loc)
         message = err["msg"]
         if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
+            message = message[len("Value error, ") :]
         if err["type"] == "extra_forbidden":
             message = "unknown key (check its spelling and its section in DESIGN.md)"
         elif err["type"] == "missing":
@@ -166,8 +171,9 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         problems = _format_validation_error(exc, source, builder.positions)
-        raise SpecError(problems[0] if len(problems) == 1 else
-                        f"{source}: {len(problems)} problems", problems) from None
+        raise SpecError(
+            problems[0] if len(problems) == 1 else f"{source}: {len(problems)} problems", problems
+        ) from None
     return LoadedSpec(
         spec=spec,
         source=source,

@@ -112,7 +112,9 @@ def check_sound(value: str) -> str:
 
 def check_tsig_name(value: str) -> str:
     if not isinstance(value, str) or not _TSIG_NAME_RE.fullmatch(value) or ".." in value:
-        raise ValueError(f"{_describe(str(value))} is not a TSIG key name (like sipctl or sipctl-key.)")
+        raise ValueError(
+            f"{_describe(str(value))} is not a TSIG key name (like sipctl or sipctl-key.)"
+        )
     return value
 
 

@@ -33,7 +33,9 @@ Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 U16 = Annotated[int, Field(ge=0, le=65535, strict=True)]
 Ensure = Literal["present", "absent"]
 
-_HOSTPORT_RE = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.:-]+?)(?::(?P<port>[0-9]{1,5}))?")
+_HOSTPORT_RE = re.compile(
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.:-]+?)(?::(?P<port>[0-9]{1,5}))?"
+)
 _PORTSPEC_RE = re.compile(r"(?P<proto>tcp|udp)/(?P<first>[0-9]{1,5})(?:[-:](?P<last>[0-9]{1,5}))?")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -125,7 +127,9 @@ class Tsig(_Model):
     algorithm: Literal[
         "hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"
     ] = "hmac-sha256"
-    secret_env: str | None = Field(default=None, description="environment variable holding the base64 secret")
+    secret_env: str | None = Field(
+        default=None, description="environment variable holding the base64 secret"
+    )
     secret_file: str | None = Field(default=None, description="file holding the base64 secret")
 
     @model_validator(mode="before")
@@ -172,7 +176,9 @@ HostPort = Annotated[str, AfterValidator(_check_hostport)]
 class Dns(_Model):
     provider: str = Field(default="rfc2136", description="rfc2136, zonefile, or a plugin's name")
     zone: Hostname | None = Field(default=None, description="default: the domain")
-    server: HostPort | None = Field(default=None, description="primary server, HOST[:PORT] (rfc2136)")
+    server: HostPort | None = Field(
+        default=None, description="primary server, HOST[:PORT] (rfc2136)"
+    )
     tsig: Tsig | None = None
     ttl: Annotated[int, Field(ge=1, le=2147483647, strict=True)] = 3600
     naptr: bool = True
@@ -194,7 +200,9 @@ class Dns(_Model):
     def _provider_needs(self) -> Dns:
         if self.provider == "rfc2136":
             if self.server is None:
-                raise ValueError("provider rfc2136 needs 'server' (the primary, like 192.0.2.53:53)")
+                raise ValueError(
+                    "provider rfc2136 needs 'server' (the primary, like 192.0.2.53:53)"
+                )
             if self.file is not None or self.reload_command is not None:
                 raise ValueError("'file' and 'reload_command' belong to provider zonefile")
         if self.provider == "zonefile":
@@ -211,7 +219,9 @@ Target = Annotated[str, AfterValidator(check_target)]
 
 
 class Ssh(_Model):
-    key_file: str | None = Field(default=None, description="private key; default: the agent, then ~/.ssh/id_*")
+    key_file: str | None = Field(
+        default=None, description="private key; default: the agent, then ~/.ssh/id_*"
+    )
     known_hosts: str = "~/.ssh/known_hosts"
     sudo: bool = Field(default=False, description="run commands and writes through sudo -n")
     connect_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
@@ -247,7 +257,9 @@ class Rtp(_Model):
         if self.start >= self.end:
             raise ValueError(f"rtp.start ({self.start}) must be below rtp.end ({self.end})")
         if self.start % 2:
-            raise ValueError(f"rtp.start ({self.start}) must be even: RTP uses even ports, RTCP odd")
+            raise ValueError(
+                f"rtp.start ({self.start}) must be even: RTP uses even ports, RTCP odd"
+            )
         if self.start < 1024:
             raise ValueError(f"rtp.start ({self.start}) must be 1024 or above")
         return self
@@ -264,7 +276,9 @@ class Asterisk(_Model):
     ssh: Ssh = Ssh()
     channel: Literal["pjsip", "sip"] = "pjsip"
     config_dir: AbsPath = "/etc/asterisk"
-    command: Command = Field(default="asterisk", description="prefix of 'asterisk -rx', e.g. 'docker exec pbx asterisk'")
+    command: Command = Field(
+        default="asterisk", description="prefix of 'asterisk -rx', e.g. 'docker exec pbx asterisk'"
+    )
     manage_transports: bool = False
     guest_context: ContextName = "guest-call"
     local_context: ContextName = "default"

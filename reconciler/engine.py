@@ -1,0 +1,230 @@
+"""Plan and apply: the only place that drives providers.
+
+``make_plan`` reads every target (read-only) and diffs; ``apply_plan`` re-reads, refuses a
+stale or unsafe plan, and applies the changes phase by phase (withdraw first, advertise last).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sipctl import __version__
+from sipctl.errors import ProviderError, SipctlError, SpecError, StalePlanError, UnsafePlanError
+from sipctl.providers.base import Provider, RunContext, load_provider
+from sipctl.reconciler.diff import diff
+from sipctl.reconciler.layers import LAYERS, Layer
+from sipctl.reconciler.plan import Change, Plan, TargetPlan, managed_units
+from sipctl.reconciler.resources import LiveState, Resource
+from sipctl.reconciler.safety import refusal_reasons
+from sipctl.schemas.loader import LoadedSpec, load_spec_text
+
+
+@dataclass
+class TargetRun:
+    """One provider at one target, with what it should hold and what it holds."""
+
+    layer: Layer
+    provider: Provider
+    desired: list[Resource]
+    live: LiveState
+
+
+@dataclass
+class PlanRun:
+    """A plan and the live states it was made from (needed to apply it in the same run)."""
+
+    plan: Plan
+    runs: list[TargetRun]
+    loaded: LoadedSpec
+
+
+@dataclass
+class ApplyReport:
+    lines: list[str] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)  # target ids that were changed
+
+
+def selected_layers(loaded: LoadedSpec, only: Sequence[str] | None) -> list[Layer]:
+    layers = [layer for layer in LAYERS if layer.managed(loaded.spec)]
+    if only:
+        unknown = sorted(set(only) - {layer.name for layer in LAYERS})
+        if unknown:
+            names = ", ".join(layer.name for layer in LAYERS)
+            raise SpecError(f"--target {unknown[0]}: no such layer (layers: {names})")
+        missing = [name for name in only if name not in {layer.name for layer in layers}]
+        if missing:
+            raise SpecError(
+                f"--target {missing[0]}: {loaded.source} has no '{missing[0]}' section, "
+                "so that layer is not managed"
+            )
+        layers = [layer for layer in layers if layer.name in only]
+    return layers
+
+
+def _open_targets(loaded: LoadedSpec, ctx: RunContext, layers: Iterable[Layer]) -> list[TargetRun]:
+    runs = []
+    for layer in layers:
+        factory = load_provider(layer.provider_name(loaded.spec))
+        provider = factory(loaded, ctx)
+        desired = layer.render(loaded.spec)
+        runs.append(TargetRun(layer, provider, desired, LiveState()))
+    return runs
+
+
+def _read_all(runs: Sequence[TargetRun], ctx: RunContext) -> None:
+    for run in runs:
+        ctx.log(f"reading {run.layer.name} at {run.provider.target_id}")
+        run.live = run.provider.read(run.desired)
+
+
+def _target_plan(run: TargetRun) -> TargetPlan:
+    changes = diff(run.desired, run.live)
+    return TargetPlan(
+        layer=run.layer.name,
+        provider=type(run.provider).name,
+        target=run.provider.target_id,
+        fingerprint=run.live.fingerprint(),
+        managed_units=sum(managed_units(v) for v in run.live.resources.values()),
+        changes=changes,
+        notes=list(run.live.notes),
+        skipped=list(run.live.skipped),
+        hazards=list(run.live.hazards),
+        desired_kinds=dict(Counter(r.address.kind for r in run.desired)),
+    )
+
+
+def _problems(runs: Sequence[TargetRun]) -> list[str]:
+    return [
+        f"{run.layer.name} {run.provider.target_id}: {problem}"
+        for run in runs
+        for problem in run.live.problems
+    ]
+
+
+def make_plan(loaded: LoadedSpec, ctx: RunContext, layers: Sequence[str] | None = None) -> PlanRun:
+    """Read the live systems and compute the plan. Changes nothing anywhere."""
+    runs = _open_targets(loaded, ctx, selected_layers(loaded, layers))
+    _read_all(runs, ctx)
+    problems = _problems(runs) + _live_cross_checks(loaded, runs)
+    if problems:
+        raise ProviderError(
+            "the live systems disagree with the spec; fix this before planning:\n  "
+            + "\n  ".join(problems)
+        )
+    plan = Plan(
+        spec_source=loaded.source,
+        spec_text=loaded.text,
+        spec_sha256=hashlib.sha256(loaded.text.encode()).hexdigest(),
+        domain=loaded.spec.domain,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        sipctl_version=__version__,
+        targets=[_target_plan(run) for run in runs],
+        layers=list(layers or []),
+    )
+    return PlanRun(plan, runs, loaded)
+
+
+def _live_cross_checks(loaded: LoadedSpec, runs: Sequence[TargetRun]) -> list[str]:
+    from sipctl.schemas.checks import live_cross_checks
+
+    states = {run.layer.name: run.live for run in runs}
+    return list(live_cross_checks(loaded.spec, states))
+
+
+def loaded_from_plan(plan: Plan, plan_file: str) -> LoadedSpec:
+    """The spec a saved plan was made from, with paths relative to where it was made."""
+    base = Path(plan.spec_source).parent
+    try:
+        return load_spec_text(plan.spec_text, source=plan.spec_source, base_dir=base.resolve())
+    except SpecError as exc:
+        raise SpecError(
+            f"{plan_file}: the spec inside the plan no longer validates: {exc}"
+        ) from None
+
+
+def refresh(saved: Plan, ctx: RunContext, plan_file: str) -> PlanRun:
+    """Re-read every target of a saved plan; refuse (exit 3) if any of them changed since."""
+    loaded = loaded_from_plan(saved, plan_file)
+    fresh = make_plan(loaded, ctx, saved.layers or None)
+    saved_targets = {(t.layer, t.target): t for t in saved.targets}
+    fresh_targets = {(t.layer, t.target): t for t in fresh.plan.targets}
+    if set(saved_targets) != set(fresh_targets):
+        raise StalePlanError(
+            f"{plan_file}: the plan's targets are not the spec's targets any more; "
+            "run 'sipctl plan' again"
+        )
+    stale = [
+        f"{layer} {target}"
+        for (layer, target), t in saved_targets.items()
+        if fresh_targets[(layer, target)].fingerprint != t.fingerprint
+    ]
+    if stale:
+        raise StalePlanError(
+            f"{plan_file} is stale: the live state changed since the plan was made "
+            f"({', '.join(stale)}). Nothing was changed; run 'sipctl plan' again."
+        )
+    # The fresh read is what we apply against; the saved changes are the contract.
+    for run in fresh.runs:
+        saved_target = saved_targets[(run.layer.name, run.provider.target_id)]
+        fresh_target = fresh_targets[(run.layer.name, run.provider.target_id)]
+        fresh_target.changes = saved_target.changes
+    fresh.plan.created_at = saved.created_at
+    return fresh
+
+
+def _steps(plan_run: PlanRun) -> list[tuple[TargetRun, list[Change]]]:
+    """Changes grouped into apply steps: by phase, then target; a target's adjacent steps merge.
+
+    When only DNS changes, its withdrawals and advertisements are adjacent and so go out in
+    one UPDATE; when a host layer changes too, DNS withdraws before it and advertises after.
+    """
+    by_target = {(t.layer, t.target): t for t in plan_run.plan.targets}
+    items: list[tuple[int, int, TargetRun, Change]] = []
+    for index, run in enumerate(plan_run.runs):
+        target = by_target[(run.layer.name, run.provider.target_id)]
+        items.extend((change.phase, index, run, change) for change in target.changes)
+    items.sort(key=lambda item: (item[0], item[1]))
+    steps: list[tuple[TargetRun, list[Change]]] = []
+    for _, _, run, change in items:
+        if steps and steps[-1][0] is run:
+            steps[-1][1].append(change)
+        else:
+            steps.append((run, [change]))
+    return steps
+
+
+def check_safe(plan: Plan, force: bool) -> list[str]:
+    """Raise UnsafePlanError unless ``force``; with force, return the overridden reasons."""
+    reasons = refusal_reasons(plan)
+    if reasons and not force:
+        raise UnsafePlanError(
+            "refused for safety (use --force if this is really meant):\n  " + "\n  ".join(reasons)
+        )
+    return reasons
+
+
+def apply_plan(plan_run: PlanRun, ctx: RunContext, force: bool = False) -> ApplyReport:
+    """Apply a plan whose live states were just read. Stops at the first failing step."""
+    check_safe(plan_run.plan, force)
+    report = ApplyReport()
+    for run, changes in _steps(plan_run):
+        target = f"{run.layer.name} {run.provider.target_id}"
+        ctx.log(f"applying {len(changes)} change(s) to {target}")
+        try:
+            lines = run.provider.apply(changes, run.live)
+        except SipctlError as exc:
+            if report.applied:
+                exc.message = (
+                    f"{exc.message}\n(already applied before this failure: "
+                    f"{', '.join(report.applied)})"
+                )
+            raise
+        report.lines.extend(lines)
+        if target not in report.applied:
+            report.applied.append(target)
+    return report

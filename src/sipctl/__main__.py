@@ -1,0 +1,3 @@
+from sipctl.cli import main
+
+main()

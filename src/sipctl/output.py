@@ -1,0 +1,54 @@
+"""Everything sipctl prints goes through here: colors, and secrets scrubbed from every line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from typing import TextIO
+
+
+class Console:
+    def __init__(self, no_color: bool = False, verbose: int = 0) -> None:
+        self.verbose = verbose
+        self._secrets: set[str] = set()
+        self.color = (
+            not no_color
+            and "NO_COLOR" not in os.environ
+            and sys.stdout.isatty()
+            and os.environ.get("TERM") != "dumb"
+        )
+        self.err_color = not no_color and "NO_COLOR" not in os.environ and sys.stderr.isatty()
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        self._secrets.update(s for s in secrets if s)
+
+    def scrub(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        stream.write(self.scrub(text))
+        stream.flush()
+
+    def out(self, text: str = "", end: str = "\n") -> None:
+        self._write(sys.stdout, text + end)
+
+    def info(self, text: str) -> None:
+        """A progress or result line, on stderr so stdout stays machine-readable."""
+        self._write(sys.stderr, text + "\n")
+
+    def detail(self, text: str) -> None:
+        if self.verbose:
+            self._write(sys.stderr, f"  {text}\n")
+
+    def error(self, text: str, hint: str | None = None) -> None:
+        prefix = "\x1b[31mError:\x1b[0m " if self.err_color else "Error: "
+        self._write(sys.stderr, prefix + text + "\n")
+        if hint:
+            self._write(sys.stderr, f"  hint: {hint}\n")
+
+    def warn(self, text: str) -> None:
+        prefix = "\x1b[33mWarning:\x1b[0m " if self.err_color else "Warning: "
+        self._write(sys.stderr, prefix + text + "\n")
