@@ -1,0 +1,128 @@
+"""``sipctl verify``: resolve the domain as a SIP client does, then probe every user.
+
+Read-only: DNS queries and SIP OPTIONS, nothing else. The pure parts live in
+``rfc3263.py`` (the chain) and ``verify_report.py`` (the comparisons and the views); this
+module only does the I/O in order and collects the facts::
+
+    report = run_verify(loaded, nameserver="127.0.0.1:53", timeout=5.0)
+    print(report.to_text())          # or json.dumps(report.to_json())
+    exit_code = 0 if report.ok else 1
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import ssl
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import dns.resolver
+
+from sipctl.errors import SpecError
+from sipctl.providers.dns_query import Nameserver, gather, make_resolver, parse_nameserver
+from sipctl.providers.sip_probe import T1, probe
+from sipctl.reconciler.rfc3263 import resolve
+from sipctl.reconciler.verify_report import (
+    CANARY_PREFIX,
+    ProbeCheck,
+    VerifyReport,
+    endpoints,
+    expectations,
+    probe_defects,
+    spec_defects,
+)
+from sipctl.schemas.loader import LoadedSpec
+
+DEFAULT_TIMEOUT = 5.0
+MAX_PARALLEL_PROBES = 16
+
+
+def run_verify(
+    loaded: LoadedSpec,
+    nameserver: str | Nameserver | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    t1: float = T1,
+    canary: str | None = None,
+    log: Callable[[str], None] = lambda _line: None,
+) -> VerifyReport:
+    """Resolve ``loaded.spec.domain`` (RFC 3263) and probe every target with SIP OPTIONS.
+
+    ``nameserver``: ``IP[:PORT]`` (or a host name) to ask instead of the system resolver; after
+    an apply pass ``nameserver_after_apply(spec)``. ``timeout`` bounds each DNS lookup and each
+    probe. ``ssl_context`` checks TLS certificates (default: the system CAs). Never raises for
+    what it finds; raises SpecError only for a bad ``nameserver`` argument.
+    """
+    spec = loaded.spec
+    server = _nameserver(nameserver)
+    resolver: dns.resolver.Resolver = make_resolver(server, timeout)
+    log(f"resolving {spec.domain} (RFC 3263)")
+    answers = gather(spec.domain, resolver)
+    resolution = resolve(answers)
+    defects = list(resolution.defects) + spec_defects(resolution, spec)
+    report = VerifyReport(
+        domain=spec.domain,
+        nameserver=str(server) if server is not None else None,
+        resolution=resolution,
+        defects=defects,
+    )
+    name = canary or f"{CANARY_PREFIX}{secrets.token_hex(4)}"
+    wanted = expectations(spec, name)
+    jobs = [(ep, e) for ep in endpoints(resolution.hops) for e in wanted]
+    if spec.asterisk is not None and spec.asterisk.unknown_callers == "reject":
+        report.notes.append(
+            "unknown_callers is reject: the guest catch-all answers every name 200 to OPTIONS, "
+            "so the probes prove each declared name is routed and the catch-all is in place, "
+            "not that unknown names are refused"
+        )
+    if not jobs:
+        return report
+    log(f"probing {len(jobs)} (target, user) pairs with SIP OPTIONS")
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_PROBES, len(jobs))) as pool:
+        results = pool.map(
+            lambda job: probe(
+                job[0].address,
+                job[0].port,
+                job[0].transport,
+                job[1].user,
+                spec.domain,
+                timeout=timeout,
+                t1=t1,
+                ssl_context=ssl_context,
+            ),
+            jobs,
+        )
+        report.probes = [ProbeCheck(ep, e, r) for (ep, e), r in zip(jobs, results, strict=True)]
+    report.defects += probe_defects(report.probes)
+    return report
+
+
+def nameserver_after_apply(loaded: LoadedSpec) -> str | None:
+    """The server a post-apply verify asks: the spec's own primary (authoritative, no caches).
+
+    None when the spec's DNS is not served by a server sipctl talks to (zonefile): then the
+    system resolver is asked, and a fresh change may not have reached it yet.
+    """
+    dns_section = loaded.spec.dns
+    if dns_section is None or dns_section.provider != "rfc2136":
+        return None
+    return dns_section.server
+
+
+def _nameserver(value: str | Nameserver | None) -> Nameserver | None:
+    if value is None or isinstance(value, Nameserver):
+        return value
+    try:
+        return parse_nameserver(value)
+    except SpecError:
+        pass
+    # A host name (dns.server may be ns1.example.com:53): the system resolves it once.
+    host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "53")
+    try:
+        info = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError):
+        raise SpecError(f"nameserver {value!r}: cannot resolve the host name {host!r}") from None
+    address = str(info[0][4][0])
+    return parse_nameserver(f"[{address}]:{port}" if ":" in address else f"{address}:{port}")

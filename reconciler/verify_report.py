@@ -1,0 +1,416 @@
+"""The verify report: what was resolved, what was probed, what is wrong. Pure data and views.
+
+``reconciler/verify.py`` gathers (DNS, SIP probes); this module compares the gathered facts with
+the spec and renders them. Both the human table and ``--json`` are built from
+``VerifyReport.to_json()`` so the two can never disagree.
+
+What the probes can prove (measured on Asterisk 22 with PJSIP): an out-of-dialog OPTIONS with a
+user part gets 200 when the identified endpoint's context has a matching extension (pattern
+matches count) and 404 when not. So:
+
+- every declared user must answer 200;
+- ``unknown_callers: not-found``: the guest context has no catch-all, an unknown name must
+  answer 404 (checked with a random canary name);
+- ``unknown_callers: reject``: the catch-all that logs and rejects unknown callers matches
+  every name, so OPTIONS cannot tell a declared name from an unknown one. A 200 for the canary
+  proves that the catch-all is in place (without it unknown callers would get a silent 404 and
+  never reach the log fail2ban reads); verify expects 200 for the canary in this mode.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sipctl.providers.sip_probe import ProbeResult
+from sipctl.reconciler.rfc3263 import TRANSPORTS, Defect, Hop, Resolution, Transport
+from sipctl.schemas.spec import Spec
+
+FORMAT_VERSION = "1"
+CANARY_PREFIX = "sipctlcanary"  # letters and digits only: any catch-all pattern matches it
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A user to probe and the status it must answer (None: any final answer will do)."""
+
+    user: str
+    expect: int | None
+    role: str  # "user" | "canary"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One (transport, address, port) a client would connect to, and the hop it came from."""
+
+    transport: Transport
+    address: str
+    port: int
+    target: str
+
+
+@dataclass(frozen=True)
+class ProbeCheck:
+    endpoint: Endpoint
+    expectation: Expectation
+    result: ProbeResult
+
+    @property
+    def ok(self) -> bool:
+        status = self.result.status
+        if status is None:
+            return False
+        if self.expectation.expect is None:
+            return status >= 200
+        return status == self.expectation.expect
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.result.to_json()
+        data.update(
+            {
+                "target": self.endpoint.target,
+                "role": self.expectation.role,
+                "expect": self.expectation.expect,
+                "ok": self.ok,
+            }
+        )
+        return data
+
+
+@dataclass
+class VerifyReport:
+    domain: str
+    nameserver: str | None
+    resolution: Resolution
+    defects: list[Defect]
+    probes: list[ProbeCheck] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.defects and all(p.ok for p in self.probes)
+
+    def defect_codes(self) -> list[str]:
+        return [d.code for d in self.defects]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "domain": self.domain,
+            "nameserver": self.nameserver,
+            "mode": self.resolution.mode,
+            "chain": [h.to_json() for h in self.resolution.hops],
+            "probes": [p.to_json() for p in self.probes],
+            "defects": [d.to_json() for d in self.defects],
+            "notes": list(self.notes),
+            "ok": self.ok,
+        }
+
+    def to_text(self) -> str:
+        return render_text(self.to_json())
+
+
+# --- expectations and comparisons (pure) -----------------------------------------------------
+
+
+def expectations(spec: Spec, canary: str) -> list[Expectation]:
+    """Who to probe: every declared user (200) and a canary name (see the module docstring)."""
+    wanted = [Expectation(name, 200, "user") for name in sorted(spec.users)]
+    if spec.asterisk is not None and spec.asterisk.unknown_callers == "not-found":
+        wanted.append(Expectation(canary, 404, "canary"))
+    elif spec.asterisk is not None:
+        wanted.append(Expectation(canary, 200, "canary"))
+    else:
+        # The PBX is not ours: any final answer proves the server is reachable and speaks SIP.
+        wanted.append(Expectation(canary, None, "canary"))
+    return wanted
+
+
+def endpoints(hops: Iterable[Hop]) -> list[Endpoint]:
+    """Each distinct (transport, address, port) in the client's order."""
+    seen: list[Endpoint] = []
+    keys: set[tuple[str, str, int]] = set()
+    for hop in hops:
+        for address in hop.addresses:
+            key = (hop.transport, address, hop.port)
+            if key not in keys:
+                keys.add(key)
+                seen.append(Endpoint(hop.transport, address, hop.port, hop.target))
+    return seen
+
+
+def spec_defects(resolution: Resolution, spec: Spec) -> list[Defect]:
+    """Where DNS disagrees with the spec: transports, ports, SRV targets, addresses, NAPTR."""
+    defects: list[Defect] = []
+    wanted = spec.transports.enabled()
+    advertised = resolution.transports()
+    for name, transport in wanted.items():
+        if name not in advertised:
+            defects.append(
+                Defect(
+                    "transport-not-advertised",
+                    f"the spec enables {name} (port {transport.port}) but DNS does not "
+                    f"advertise it for {resolution.domain}",
+                )
+            )
+    for hop in resolution.hops:
+        if hop.transport not in wanted:
+            defects.append(
+                Defect(
+                    "transport-not-in-spec",
+                    f"DNS advertises {hop.transport} ({hop.srv_name or hop.target}) but the "
+                    "spec does not enable it",
+                )
+            )
+            continue
+        port = wanted[hop.transport].port
+        if hop.port != port:
+            via = hop.srv_name or hop.target
+            defects.append(
+                Defect(
+                    "port-differs",
+                    f"{via} sends {hop.transport} callers to {hop.target}:{hop.port} but the "
+                    f"spec's transports.{hop.transport}.port is {port}",
+                )
+            )
+    if spec.dns is not None and resolution.hops:
+        defects += _dns_ownership_defects(resolution, spec)
+    return _unique(defects)
+
+
+def _dns_ownership_defects(resolution: Resolution, spec: Spec) -> list[Defect]:
+    """Only when the spec manages DNS: the records must be the ones it publishes."""
+    assert spec.dns is not None
+    defects: list[Defect] = []
+    if spec.dns.naptr and resolution.mode != "naptr":
+        defects.append(
+            Defect(
+                "naptr-missing",
+                f"the spec publishes NAPTR (dns.naptr: true) but {resolution.domain} has no "
+                "usable SIP NAPTR",
+            )
+        )
+    if not spec.dns.naptr and resolution.mode == "naptr":
+        defects.append(
+            Defect(
+                "naptr-unexpected",
+                f"dns.naptr is false but {resolution.domain} has SIP NAPTR records",
+            )
+        )
+    servers = {s.host: s for s in spec.servers}
+    if not servers:
+        return defects
+    targets = {h.target for h in resolution.hops if h.source != "address"}
+    for target in sorted(targets - set(servers)):
+        defects.append(
+            Defect("target-not-in-spec", f"DNS sends callers to {target}, which is not in servers")
+        )
+    for host in sorted(set(servers) - targets):
+        if resolution.mode != "address":
+            defects.append(
+                Defect("server-not-advertised", f"servers lists {host} but no SRV points at it")
+            )
+    zone = spec.zone
+    for hop in resolution.hops:
+        server = servers.get(hop.target)
+        inside = hop.target == zone or hop.target.endswith("." + zone)
+        if server is None or not inside or not hop.addresses:
+            continue
+        want = {_norm_ip(a) for a in (*server.ipv4, *server.ipv6)}
+        have = {_norm_ip(a) for a in hop.addresses}
+        if want != have:
+            defects.append(
+                Defect(
+                    "address-differs",
+                    f"{hop.target} has addresses {', '.join(sorted(have))} in DNS but the spec "
+                    f"says {', '.join(sorted(want)) or 'none'}",
+                )
+            )
+    return defects
+
+
+def probe_defects(checks: Sequence[ProbeCheck]) -> list[Defect]:
+    """Name what the probes found: dead targets, no TLS listener, bad certificate, wrong status."""
+    defects: list[Defect] = []
+    by_endpoint: dict[Endpoint, list[ProbeCheck]] = {}
+    for check in checks:
+        by_endpoint.setdefault(check.endpoint, []).append(check)
+    for ep, group in by_endpoint.items():
+        where = f"{ep.transport} {_hostport(ep.address, ep.port)} ({ep.target})"
+        failed = [c for c in group if c.result.status is None]
+        if failed and len(failed) == len(group):
+            first = failed[0].result
+            if ep.transport == "tls" and first.error_kind in ("refused", "tls", "protocol"):
+                defects.append(
+                    Defect(
+                        "sips-no-tls-listener",
+                        f"DNS advertises SIPS at {where} but no TLS listener answers there: "
+                        f"{first.error}",
+                    )
+                )
+            elif first.error_kind == "certificate":
+                defects.append(Defect("tls-certificate", f"{where}: {first.error}"))
+            else:
+                defects.append(Defect("target-unreachable", f"{where}: {first.error}"))
+            continue
+        for check in group:
+            if check.ok:
+                continue
+            r, e = check.result, check.expectation
+            got = (
+                f"{r.status} {r.reason}".strip()
+                if r.status is not None
+                else (r.error or "no answer")
+            )
+            if e.role == "user":
+                defects.append(
+                    Defect(
+                        "user-not-reachable",
+                        f"sip:{e.user} over {where} answered {got}; "
+                        "a declared user must answer 200",
+                    )
+                )
+            elif e.expect == 404:
+                defects.append(
+                    Defect(
+                        "unknown-name-accepted",
+                        f"an unknown name (sip:{e.user}) over {where} answered {got}; with "
+                        "unknown_callers: not-found it must answer 404",
+                    )
+                )
+            elif e.expect == 200:
+                defects.append(
+                    Defect(
+                        "reject-catch-all-missing",
+                        f"an unknown name (sip:{e.user}) over {where} answered {got}; with "
+                        "unknown_callers: reject the guest context's catch-all must take it (200)",
+                    )
+                )
+            else:
+                defects.append(Defect("probe-failed", f"sip:{e.user} over {where}: {got}"))
+    return defects
+
+
+def _norm_ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
+def _hostport(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _unique(defects: Iterable[Defect]) -> list[Defect]:
+    out: list[Defect] = []
+    for defect in defects:
+        if defect not in out:
+            out.append(defect)
+    return out
+
+
+# --- the human view --------------------------------------------------------------------------
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return [line(headers)] + [line(r) for r in rows]
+
+
+def render_text(data: dict[str, Any]) -> str:
+    """The human report, from ``VerifyReport.to_json()``."""
+    out: list[str] = []
+    how = {
+        "naptr": "NAPTR -> SRV -> A/AAAA",
+        "srv": "SRV -> A/AAAA (no NAPTR)",
+        "address": "A/AAAA of the domain (no NAPTR, no SRV)",
+        "none": "nothing",
+    }[data["mode"]]
+    asked = f" asking {data['nameserver']}" if data["nameserver"] else ""
+    out.append(f"sip:*@{data['domain']}: resolved by {how}{asked}")
+    out.append("")
+    if data["chain"]:
+        rows = []
+        for hop in data["chain"]:
+            service = hop["service"] or {"srv": "-", "address": "-"}.get(hop["source"], "-")
+            share = "" if hop["share"] is None else f"{hop['share'] * 100:.0f}%"
+            rows.append(
+                [
+                    hop["transport"],
+                    service,
+                    hop["srv_name"] or "-",
+                    "" if hop["priority"] is None else str(hop["priority"]),
+                    "" if hop["weight"] is None else str(hop["weight"]),
+                    share,
+                    f"{hop['target']}:{hop['port']}",
+                    ", ".join(hop["addresses"]) or "(none)",
+                ]
+            )
+        out += _table(
+            ["transport", "service", "SRV", "prio", "weight", "share", "target:port", "addresses"],
+            rows,
+        )
+        out.append("")
+    if data["probes"]:
+        rows = []
+        for p in data["probes"]:
+            got = (
+                f"{p['status']} {p['reason']}".strip()
+                if p["status"] is not None
+                else (p["error"] or "no answer")
+            )
+            expect = "any" if p["expect"] is None else str(p["expect"])
+            rtt = "" if p["rtt_ms"] is None else f"{p['rtt_ms']:.1f} ms"
+            rows.append(
+                [
+                    "ok" if p["ok"] else "FAIL",
+                    p["transport"],
+                    _hostport(p["address"], p["port"]),
+                    p["user"] + (" (canary)" if p["role"] == "canary" else ""),
+                    expect,
+                    got,
+                    rtt,
+                ]
+            )
+        out.append("SIP OPTIONS probes:")
+        out += _table(["", "transport", "address", "user", "expect", "answer", "rtt"], rows)
+        out.append("")
+    for note in data["notes"]:
+        out.append(f"note: {note}")
+    if data["defects"]:
+        out.append(f"{len(data['defects'])} defect(s):")
+        for d in data["defects"]:
+            out.append(f"  - [{d['code']}] {d['message']}")
+    failed = sum(1 for p in data["probes"] if not p["ok"])
+    if data["ok"]:
+        out.append(f"verify: OK: {len(data['probes'])} probes answered as expected")
+    else:
+        out.append(
+            f"verify: FAILED: {len(data['defects'])} defect(s), {failed} of "
+            f"{len(data['probes'])} probes not as expected"
+        )
+    return "\n".join(out)
+
+
+__all__ = [
+    "CANARY_PREFIX",
+    "TRANSPORTS",
+    "Endpoint",
+    "Expectation",
+    "ProbeCheck",
+    "VerifyReport",
+    "endpoints",
+    "expectations",
+    "probe_defects",
+    "render_text",
+    "spec_defects",
+]
