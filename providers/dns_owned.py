@@ -1,0 +1,141 @@
+"""What the DNS providers own, and how a live rrset becomes an owned value: shared, pure.
+
+Both DNS providers (rfc2136, zonefile) read rrsets their own way and hand them here, so the
+two agree on ownership: the SIP/SIPS NAPTRs at the domain (never the other NAPTRs), the SRV
+rrsets of all three transports (a transport turned off loses its SRV), the registry TXT, and
+the A/AAAA of the hosts in the desired set and in the live registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import dns.rdata
+
+from sipctl.reconciler.dns_records import (
+    SRV_PREFIX,
+    absolute,
+    canonical,
+    is_sip_naptr,
+    registry_owner,
+)
+from sipctl.reconciler.resources import Address, LiveState, Resource, Value
+
+LAYER = "dns"
+
+
+@dataclass(frozen=True)
+class LiveRrset:
+    """One rrset as it is live: its TTL and each record as (canonical text, exact text).
+
+    The exact text matters for NAPTR: its strings are compared byte for byte by the server,
+    so a prerequisite or a deletion must repeat them as they are (``sip+d2u``), not in our
+    canonical case (``SIP+D2U``).
+    """
+
+    ttl: int
+    records: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def from_rdatas(cls, ttl: int, rdatas: Iterable[dns.rdata.Rdata]) -> LiveRrset:
+        pairs = {(canonical(r), r.to_text()) for r in rdatas}
+        return cls(int(ttl), tuple(sorted(pairs)))
+
+    def to_json(self) -> dict[str, object]:
+        return {"ttl": self.ttl, "records": [list(p) for p in self.records]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> LiveRrset:
+        records = data["records"]
+        assert isinstance(records, list)
+        ttl = data["ttl"]
+        assert isinstance(ttl, int)
+        return cls(ttl, tuple((str(c), str(e)) for c, e in records))
+
+
+def base_names(domain: str) -> list[tuple[str, str]]:
+    """The (owner, type) pairs read first: NAPTR, the three SRVs, the registry TXT."""
+    names = [(absolute(domain), "NAPTR")]
+    names += [(absolute(f"{prefix}.{domain}"), "SRV") for prefix in SRV_PREFIX.values()]
+    names.append((registry_owner(domain), "TXT"))
+    return names
+
+
+def desired_hosts(desired: Sequence[Resource]) -> list[str]:
+    """Hosts whose A/AAAA the spec wants: both types are read for each."""
+    return sorted({r.address.name for r in desired if r.address.kind in ("A", "AAAA")})
+
+
+def host_names(hosts: Iterable[str]) -> list[tuple[str, str]]:
+    return [(h, t) for h in sorted(set(hosts)) for t in ("A", "AAAA")]
+
+
+def owned_state(
+    rrsets: dict[tuple[str, str], LiveRrset],
+    desired: Sequence[Resource],
+) -> LiveState:
+    """The LiveState of the owned records, given every rrset read at the owned names.
+
+    ``rrsets`` maps (owner, type) to what is live (missing: no such rrset). The full rrsets
+    go into ``private`` for the UPDATE prerequisites; only owned records are compared.
+    """
+    wanted = {r.address: r.value for r in desired}
+    live = LiveState()
+    for (owner, rdtype), rrset in sorted(rrsets.items()):
+        address = Address(LAYER, rdtype, owner)
+        if rdtype == "NAPTR":
+            value = _naptr_value(rrset, wanted.get(address), live)
+        else:
+            value = {"ttl": rrset.ttl, "records": sorted({c for c, _ in rrset.records})}
+        if value is not None:
+            live.resources[address] = value
+    live.private["rrsets"] = {f"{t} {n}": r.to_json() for (n, t), r in rrsets.items()}
+    return live
+
+
+def _naptr_value(rrset: LiveRrset, wanted: Value, live: LiveState) -> Value:
+    sip = sorted({c for c, e in rrset.records if is_sip_naptr(_naptr(e))})
+    if not sip:
+        return None
+    others = len(rrset.records) - len(sip)
+    ttl = rrset.ttl
+    if others and isinstance(wanted, dict) and wanted.get("ttl") != ttl:
+        # One rrset has one TTL: changing it would change the other NAPTRs' TTL too, which
+        # are not ours. Keep the live TTL and say so.
+        live.notes.append(
+            f"NAPTR at the domain keeps its TTL {ttl} (shared with {others} non-SIP NAPTR "
+            f"record(s) sipctl does not own), not dns.ttl {wanted.get('ttl')}"
+        )
+        ttl = int(wanted["ttl"])
+    return {"ttl": ttl, "records": sip}
+
+
+def _naptr(text: str) -> dns.rdata.Rdata:
+    from sipctl.reconciler.dns_records import parse
+
+    return parse("NAPTR", text)
+
+
+def private_rrsets(live: LiveState) -> dict[tuple[str, str], LiveRrset]:
+    """The full live rrsets a read stored in ``live.private``, by (owner, type)."""
+    raw = live.private.get("rrsets")
+    if not isinstance(raw, dict):
+        return {}
+    result = {}
+    for key, data in raw.items():
+        rdtype, _, owner = str(key).partition(" ")
+        result[(owner, rdtype)] = LiveRrset.from_json(data)
+    return result
+
+
+def records_of(value: Value) -> list[str]:
+    if isinstance(value, dict) and isinstance(value.get("records"), list):
+        return [str(r) for r in value["records"]]
+    return []
+
+
+def ttl_of(value: Value, default: int) -> int:
+    if isinstance(value, dict) and isinstance(value.get("ttl"), int):
+        return int(value["ttl"])
+    return default

@@ -1,0 +1,416 @@
+"""The ``rfc2136`` DNS provider: authoritative TSIG-signed reads, one dynamic UPDATE to write.
+
+Reading asks only for the names sipctl owns (the domain's NAPTR, three SRVs, the registry
+TXT, the A/AAAA of the hosts it lists or the spec wants, and the SOA), pipelined over one TCP
+connection to the primary: all queries are sent, then all answers read. It never transfers the
+zone, so a plan costs the same in a zone of 20 records as in one of 100,000.
+
+Writing sends every change of the zone in ONE UPDATE message. Each changed rrset carries an
+RFC 2136 prerequisite that it is still exactly what was read ("rrset exists (value
+dependent)" with the whole live rrset, or "rrset does not exist"), so an edit made by someone
+else in between makes the server refuse the whole message: StalePlanError, nothing changed.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataset
+import dns.rdatatype
+import dns.tsig
+import dns.tsigkeyring
+import dns.update
+
+from sipctl.errors import ProviderError, SpecError, StalePlanError
+from sipctl.providers.dns_owned import (
+    LiveRrset,
+    base_names,
+    desired_hosts,
+    host_names,
+    owned_state,
+    private_rrsets,
+    records_of,
+    ttl_of,
+)
+from sipctl.reconciler.dns_records import absolute, parse, registry_hosts, registry_owner
+from sipctl.reconciler.plan import Change
+from sipctl.reconciler.resources import LiveState, Resource
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.schemas.loader import LoadedSpec
+    from sipctl.schemas.spec import Dns
+
+DEFAULT_PORT = 53
+_PREREQUISITE_FAILED = {
+    dns.rcode.NXDOMAIN,
+    dns.rcode.YXDOMAIN,
+    dns.rcode.NXRRSET,
+    dns.rcode.YXRRSET,
+}
+_BIND_KEY_SECRET = re.compile(r'secret\s+"([^"]+)"')
+
+
+class Rfc2136Provider:
+    """A zone on a primary name server that accepts RFC 2136 dynamic updates."""
+
+    layer: ClassVar[str] = "dns"
+    name: ClassVar[str] = "rfc2136"
+
+    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
+        if loaded.spec.dns is None or loaded.spec.dns.server is None:
+            raise SpecError(f"{loaded.source}: provider rfc2136 needs dns.server")
+        self._loaded = loaded
+        self._ctx = ctx
+        self._dns: Dns = loaded.spec.dns
+        self.zone = absolute(loaded.spec.zone)
+        self.domain = loaded.spec.domain
+        self.host, self.port = split_server(loaded.spec.dns.server)
+        self.timeout = loaded.spec.dns.timeout
+        self.messages_sent = 0  # DNS messages sent by this provider (for the bench and tests)
+        self.updates_sent = 0
+        self._keyring: dict[dns.name.Name, dns.tsig.Key] | None = None
+
+    @property
+    def target_id(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"rfc2136://{host}:{self.port}/{self.zone}"
+
+    @property
+    def _server(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # --- read -------------------------------------------------------------------------------
+
+    def read(self, desired: Sequence[Resource]) -> LiveState:
+        """Read the owned rrsets: at most two pipelined batches on one TCP connection."""
+        with _Connection(self) as conn:
+            first = [(self.zone, "SOA"), *base_names(self.domain)]
+            first += host_names(desired_hosts(desired))
+            answers = self._ask(conn, first)
+            soa = answers.pop((self.zone, "SOA"), None)
+            if soa is None:
+                raise ProviderError(
+                    f"DNS server {self._server} has no SOA for zone {self.zone}: it does not "
+                    "serve that zone (check dns.zone and dns.server)"
+                )
+            registry = answers.get((registry_owner(self.domain), "TXT"))
+            records = registry.records if registry else ()
+            listed = registry_hosts(parse("TXT", e) for _, e in records)
+            # Hosts the registry lists that the spec no longer wants: their A/AAAA are ours
+            # to delete. Usually none, so usually no second round trip.
+            more = [n for n in host_names(listed) if n not in answers and n not in first]
+            if more:
+                answers.update(self._ask(conn, more))
+        live = owned_state(answers, desired)
+        live.private["soa_serial"] = int(soa.records[0][1].split()[2])
+        return live
+
+    def _ask(
+        self, conn: _Connection, names: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], LiveRrset]:
+        queries: list[dns.message.Message] = []
+        for owner, rdtype in names:
+            query = dns.message.make_query(owner, rdtype)
+            query.flags &= ~dns.flags.RD
+            queries.append(query)
+        responses = conn.exchange(queries)
+        found: dict[tuple[str, str], LiveRrset] = {}
+        for (owner, rdtype), response in zip(names, responses, strict=True):
+            self._check_answer(response, owner, rdtype)
+            wanted = dns.rdatatype.from_text(rdtype)
+            for rrset in response.answer:
+                if rrset.rdtype == wanted and rrset.name == dns.name.from_text(owner):
+                    found[(owner, rdtype)] = LiveRrset.from_rdatas(rrset.ttl, rrset)
+        return found
+
+    def _check_answer(self, response: dns.message.Message, owner: str, rdtype: str) -> None:
+        rcode = response.rcode()
+        if rcode == dns.rcode.REFUSED:
+            raise ProviderError(
+                f"DNS server {self._server} refused to answer {owner} {rdtype}: check that it "
+                f"serves zone {self.zone} and that its allow-query lets {self._who()} query it"
+            )
+        if rcode == dns.rcode.NOTAUTH:
+            raise ProviderError(
+                f"DNS server {self._server} is not authoritative for zone {self.zone} (NOTAUTH); "
+                f"check dns.server and the TSIG key {self._key_name_text()}"
+            )
+        if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            raise ProviderError(
+                f"DNS server {self._server} answered {dns.rcode.to_text(rcode)} "
+                f"for {owner} {rdtype}"
+            )
+        if not response.flags & dns.flags.AA:
+            raise ProviderError(
+                f"DNS server {self._server} is not authoritative for zone {self.zone} (no AA "
+                "bit): dns.server must be the zone's primary, not a resolver or a secondary"
+            )
+
+    # --- apply ------------------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+        """Send all ``changes`` in one UPDATE with prerequisites; refused as a whole if stale."""
+        if not changes:
+            return []
+        for change in changes:
+            if live.resources.get(change.address) != change.before:
+                raise StalePlanError(
+                    f"{change.address.kind} {change.address.name} changed since the plan was "
+                    "made; nothing was changed. Run plan again"
+                )
+        update = self.build_update(changes, live)
+        with _Connection(self) as conn:
+            (response,) = conn.exchange([update])
+        self.updates_sent += 1
+        rcode = response.rcode()
+        if rcode in _PREREQUISITE_FAILED:
+            raise StalePlanError(
+                f"zone {self.zone} changed between read and write (prerequisite failed: "
+                f"{dns.rcode.to_text(rcode)}); the server refused the UPDATE and nothing was "
+                "changed. Run plan again"
+            )
+        if rcode == dns.rcode.REFUSED:
+            raise ProviderError(
+                f"DNS server {self._server} refused the UPDATE of zone {self.zone}: check the "
+                f"zone's update-policy (or allow-update) for key {self._key_name_text()} "
+                "(sipctl render --dir writes a least-privilege update-policy)"
+            )
+        if rcode == dns.rcode.NOTAUTH:
+            raise ProviderError(
+                f"DNS server {self._server} is not authoritative for zone {self.zone} or did "
+                f"not accept key {self._key_name_text()} (NOTAUTH): send updates to the primary"
+            )
+        if rcode == dns.rcode.NOTZONE:
+            raise ProviderError(
+                f"a name sipctl updates is not inside zone {self.zone} (NOTZONE): check dns.zone"
+            )
+        if rcode != dns.rcode.NOERROR:
+            raise ProviderError(
+                f"DNS server {self._server} failed the UPDATE of zone {self.zone}: "
+                f"{dns.rcode.to_text(rcode)}"
+            )
+        return [
+            f"zone {self.zone}: {len(changes)} rrset(s) changed in one UPDATE to {self._server}"
+        ]
+
+    def build_update(self, changes: Sequence[Change], live: LiveState) -> dns.update.UpdateMessage:
+        """The UPDATE message: prerequisites first, then deletions and additions per rrset."""
+        keyring = self._load_keyring()
+        update = dns.update.UpdateMessage(
+            self.zone,
+            keyring=keyring,
+            keyname=dns.name.from_text(self._key_name()) if keyring else None,
+            keyalgorithm=self._dns.tsig.algorithm if self._dns.tsig else dns.tsig.default_algorithm,
+        )
+        rrsets = private_rrsets(live)
+        for change in sorted(changes, key=lambda c: c.address):
+            owner, rdtype = change.address.name, change.address.kind
+            full = rrsets.get((owner, rdtype))
+            if full is None:
+                update.absent(owner, rdtype)
+            else:
+                exact = [e for _, e in full.records]
+                update.present(owner, dns.rdataset.from_text_list("IN", rdtype, 0, exact))
+            before, after = set(records_of(change.before)), set(records_of(change.after))
+            ttl = ttl_of(change.after, self._dns.ttl)
+            if rdtype == "NAPTR":
+                # Only the SIP NAPTRs are ours: delete them one by one, as they are live.
+                gone = before - after
+                for canonical_text, exact_text in full.records if full else ():
+                    if canonical_text in gone:
+                        update.delete(owner, parse(rdtype, exact_text))
+                if full is not None and len(full.records) > len(before):
+                    ttl = full.ttl  # the rrset is shared: keep its TTL (see dns_owned)
+            elif full is not None:
+                update.delete(owner, rdtype)
+            for record in sorted(after):
+                update.add(owner, ttl, parse(rdtype, record))
+        return update
+
+    # --- TSIG -------------------------------------------------------------------------------
+
+    def _key_name(self) -> str:
+        assert self._dns.tsig is not None
+        return self._dns.tsig.name
+
+    def _key_name_text(self) -> str:
+        return repr(self._dns.tsig.name) if self._dns.tsig else "(none: unsigned requests)"
+
+    def _who(self) -> str:
+        return f"key {self._dns.tsig.name!r}" if self._dns.tsig else "this host"
+
+    def _load_keyring(self) -> dict[dns.name.Name, dns.tsig.Key] | None:
+        """The TSIG keyring, its secret read from the environment or a file (never shown)."""
+        tsig = self._dns.tsig
+        if tsig is None:
+            return None
+        if self._keyring is not None:
+            return self._keyring
+        where = self._loaded.where(("dns", "tsig"))
+        if tsig.secret_env is not None:
+            secret = self._ctx.env.get(tsig.secret_env, "").strip()
+            if not secret:
+                raise ProviderError(
+                    f"{where}: the TSIG secret is missing: set the environment variable "
+                    f"{tsig.secret_env} to the base64 secret of key {tsig.name!r}"
+                )
+        else:
+            assert tsig.secret_file is not None
+            path = self._loaded.resolve_path(tsig.secret_file)
+            try:
+                secret = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ProviderError(
+                    f"{where}: cannot read the TSIG secret file {path}: {exc.strerror}"
+                ) from None
+            found = _BIND_KEY_SECRET.search(secret)  # also accept a BIND key file
+            if found:
+                secret = found.group(1)
+        self._ctx.remember_secret(secret)
+        try:
+            self._keyring = dns.tsigkeyring.from_text({tsig.name: (tsig.algorithm, secret)})
+        except (ValueError, dns.exception.DNSException):
+            raise ProviderError(
+                f"{where}: the TSIG secret of key {tsig.name!r} is not valid base64"
+            ) from None
+        return self._keyring
+
+
+class _Connection:
+    """One TCP connection to the primary; messages are pipelined (RFC 7766)."""
+
+    def __init__(self, provider: Rfc2136Provider) -> None:
+        self._provider = provider
+        self._sock: socket.socket | None = None
+        self._next_id = 0
+
+    def __enter__(self) -> _Connection:
+        p = self._provider
+        try:
+            self._sock = socket.create_connection((p.host, p.port), timeout=p.timeout)
+        except ConnectionRefusedError:
+            raise ProviderError(
+                f"cannot reach DNS server {p.host} port {p.port} over TCP: connection refused "
+                "(is the name server running and listening there?)"
+            ) from None
+        except TimeoutError:
+            raise ProviderError(
+                f"DNS server {p.host} port {p.port} did not accept a TCP connection within "
+                f"{p.timeout:g} s (check dns.server and any firewall in between)"
+            ) from None
+        except OSError as exc:
+            raise ProviderError(
+                f"cannot reach DNS server {p.host} port {p.port}: {exc.strerror or exc}"
+            ) from None
+        self._next_id = secrets.randbelow(0x10000)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def exchange(self, messages: list[dns.message.Message]) -> list[dns.message.Message]:
+        """Send all ``messages``, then read all answers (in any order); signed when keyed."""
+        assert self._sock is not None
+        p = self._provider
+        keyring = p._load_keyring()
+        by_id: dict[int, dns.message.Message] = {}
+        wire = bytearray()
+        for message in messages:
+            message.id = self._next_id
+            self._next_id = (self._next_id + 1) & 0xFFFF
+            if keyring is not None and message.keyring is None:
+                assert p._dns.tsig is not None
+                message.use_tsig(keyring, p._dns.tsig.name, algorithm=p._dns.tsig.algorithm)
+            data = message.to_wire()
+            wire += struct.pack("!H", len(data)) + data
+            by_id[message.id] = message
+        deadline = time.monotonic() + p.timeout
+        try:
+            self._sock.sendall(wire)
+            p.messages_sent += len(messages)
+            answers: dict[int, dns.message.Message] = {}
+            while len(answers) < len(messages):
+                data = self._read_frame(deadline)
+                (mid,) = struct.unpack("!H", data[:2])
+                request = by_id.get(mid)
+                if request is None or mid in answers:
+                    raise ProviderError(
+                        f"DNS server {p.host} port {p.port} sent an answer to no question"
+                    )
+                answers[mid] = dns.message.from_wire(
+                    data, keyring=request.keyring, request_mac=request.mac
+                )
+        except TimeoutError:
+            raise ProviderError(
+                f"DNS server {p.host} port {p.port} did not answer within {p.timeout:g} s"
+            ) from None
+        except (dns.tsig.PeerBadKey, dns.message.UnknownTSIGKey):
+            raise ProviderError(
+                f"DNS server {p.host} port {p.port} does not know TSIG key "
+                f"{p._key_name_text()} (BADKEY): check dns.tsig.name against the server's key"
+            ) from None
+        except (dns.tsig.PeerBadSignature, dns.tsig.BadSignature):
+            raise ProviderError(
+                f"DNS server {p.host} port {p.port} rejected the signature of TSIG key "
+                f"{p._key_name_text()} (BADSIG): the secret or the algorithm differs from the "
+                "server's"
+            ) from None
+        except dns.tsig.PeerBadTime:
+            raise ProviderError(
+                f"DNS server {p.host} port {p.port} rejected the TSIG time (BADTIME): "
+                "this host's clock and the server's differ by more than 5 minutes"
+            ) from None
+        except dns.exception.DNSException as exc:
+            raise ProviderError(
+                f"DNS server {p.host} port {p.port} sent an answer sipctl cannot use: "
+                f"{type(exc).__name__}"
+            ) from None
+        except OSError as exc:
+            raise ProviderError(
+                f"lost the connection to DNS server {p.host} port {p.port}: {exc.strerror or exc}"
+            ) from None
+        return [answers[m.id] for m in messages]
+
+    def _read_frame(self, deadline: float) -> bytes:
+        (length,) = struct.unpack("!H", self._read_exact(2, deadline))
+        return self._read_exact(length, deadline)
+
+    def _read_exact(self, count: int, deadline: float) -> bytes:
+        assert self._sock is not None
+        buffer = bytearray()
+        while len(buffer) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self._sock.settimeout(left)
+            chunk = self._sock.recv(count - len(buffer))
+            if not chunk:
+                raise ConnectionResetError("the server closed the connection")
+            buffer += chunk
+        return bytes(buffer)
+
+
+def split_server(value: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` (IPv6 as ``[::1]:53``) -> (host, port)."""
+    text = value.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else DEFAULT_PORT
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        return host, int(port)
+    return text, DEFAULT_PORT

@@ -1,0 +1,150 @@
+"""The canonical text of the DNS records sipctl manages, shared by renderer and providers.
+
+The renderer writes records in this form and every provider normalizes what it reads into
+it, so a record that is live compares equal to the one the spec asks for and a second plan
+after apply is empty. Canonical means: dnspython's presentation format, names in lower case
+and absolute (trailing dot), NAPTR flags in lower case and services in upper case (both are
+case-insensitive, RFC 3403), TXT strings quoted. This module is pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+from dns.rdtypes.ANY.TXT import TXT
+from dns.rdtypes.IN.NAPTR import NAPTR
+from dns.rdtypes.IN.SRV import SRV
+
+# The record types sipctl owns, and the SRV owner name of each transport (RFC 3263).
+MANAGED_TYPES = ("NAPTR", "SRV", "A", "AAAA", "TXT")
+SRV_PREFIX = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp"}
+NAPTR_SERVICE = {"udp": "SIP+D2U", "tcp": "SIP+D2T", "tls": "SIPS+D2T"}
+REGISTRY_PREFIX = "_sipctl"
+LOCK_PREFIX = "_sipctl-lock"
+REGISTRY_VERSION = "sipctl-registry=1"
+_REGISTRY_HOST = "host="
+
+
+def absolute(name: str) -> str:
+    """``Mysite.RU`` -> ``mysite.ru.``: the form every owner name takes in sipctl."""
+    return dns.name.from_text(name.lower(), origin=dns.name.root).to_text()
+
+
+def in_zone(host: str, zone: str) -> bool:
+    """True when ``host`` is the zone's apex or a name below it."""
+    return dns.name.from_text(absolute(host)).is_subdomain(dns.name.from_text(absolute(zone)))
+
+
+def srv_owner(transport: str, domain: str) -> str:
+    return absolute(f"{SRV_PREFIX[transport]}.{domain}")
+
+
+def registry_owner(domain: str) -> str:
+    return absolute(f"{REGISTRY_PREFIX}.{domain}")
+
+
+def lock_owner(domain: str) -> str:
+    return absolute(f"{LOCK_PREFIX}.{domain}")
+
+
+def parse(rdtype: str, text: str) -> dns.rdata.Rdata:
+    """Rdata from presentation text; relative names are taken as absolute (below the root)."""
+    return dns.rdata.from_text(
+        dns.rdataclass.IN,
+        dns.rdatatype.from_text(rdtype),
+        text,
+        origin=dns.name.root,
+        relativize=False,
+    )
+
+
+def canonical(rdata: dns.rdata.Rdata, origin: dns.name.Name | None = None) -> str:
+    """The canonical text of one record (see the module docstring)."""
+    if isinstance(rdata, NAPTR):
+        return naptr_text(
+            rdata.order,
+            rdata.preference,
+            rdata.flags.decode("ascii", "replace"),
+            rdata.service.decode("ascii", "replace"),
+            rdata.regexp.decode("ascii", "replace"),
+            rdata.replacement.derelativize(origin or dns.name.root).to_text(),
+        )
+    if isinstance(rdata, SRV):
+        target = rdata.target.derelativize(origin or dns.name.root).to_text()
+        return srv_text(rdata.priority, rdata.weight, rdata.port, target)
+    if isinstance(rdata, TXT):
+        # one quoted string per character-string; to_text quotes and escapes them already
+        return rdata.to_text()
+    return rdata.to_text(origin=origin or dns.name.root, relativize=False).lower()
+
+
+def canonical_text(rdtype: str, text: str) -> str:
+    """Canonical form of a record given as text (e.g. from a spec or a test)."""
+    return canonical(parse(rdtype, text))
+
+
+def naptr_text(
+    order: int, preference: int, flags: str, service: str, regexp: str, replacement: str
+) -> str:
+    rdata = NAPTR(  # type: ignore[no-untyped-call]
+        dns.rdataclass.IN,
+        dns.rdatatype.NAPTR,
+        order,
+        preference,
+        flags.lower().encode("ascii"),
+        service.upper().encode("ascii"),
+        regexp.encode("ascii"),
+        dns.name.from_text(replacement.lower(), origin=dns.name.root),
+    )
+    return rdata.to_text()
+
+
+def srv_text(priority: int, weight: int, port: int, target: str) -> str:
+    return f"{priority} {weight} {port} {absolute(target)}"
+
+
+def txt_text(*strings: str) -> str:
+    """A TXT record of the given character-strings, quoted and escaped."""
+    rdata = TXT(dns.rdataclass.IN, dns.rdatatype.TXT, [s.encode("utf-8") for s in strings])
+    return rdata.to_text()
+
+
+def is_sip_naptr(rdata: dns.rdata.Rdata) -> bool:
+    """A NAPTR whose service is SIP or SIPS (RFC 3263): the only NAPTRs sipctl owns."""
+    if not isinstance(rdata, NAPTR):
+        return False
+    service = rdata.service.decode("ascii", "replace").upper()
+    return service.startswith(("SIP+", "SIPS+")) or service in ("SIP", "SIPS")
+
+
+def registry_records(hosts: Iterable[str]) -> list[str]:
+    """The TXT records of the ownership registry: a version marker and one per host."""
+    records = [txt_text(REGISTRY_VERSION)]
+    records += [txt_text(_REGISTRY_HOST + absolute(h)) for h in sorted(set(hosts))]
+    return sorted(records)
+
+
+def registry_hosts(rdatas: Iterable[dns.rdata.Rdata]) -> list[str]:
+    """The hosts listed in a live registry TXT rrset; unknown strings are ignored."""
+    hosts: set[str] = set()
+    for rdata in rdatas:
+        if not isinstance(rdata, TXT):
+            continue
+        for raw in rdata.strings:
+            text = raw.decode("utf-8", "replace")
+            if text.startswith(_REGISTRY_HOST):
+                try:
+                    hosts.add(absolute(text[len(_REGISTRY_HOST) :]))
+                except dns.exception.DNSException:
+                    continue
+    return sorted(hosts)
+
+
+def rrset_value(ttl: int, records: Iterable[str]) -> dict[str, object]:
+    """The compared value of an owned rrset."""
+    return {"ttl": ttl, "records": sorted(set(records))}
