@@ -6,9 +6,9 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from fixtures.bind import SECRET_ENV, UNRELATED_RECORDS, BindServer, bind_env, dns_spec
 from fixtures.common import free_port
+
 from sipctl.errors import ProviderError, StalePlanError
 from sipctl.providers.base import RunContext
 from sipctl.providers.rfc2136 import Rfc2136Provider
