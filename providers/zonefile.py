@@ -254,9 +254,11 @@ def _is_date_serial(serial: int) -> bool:
 
 
 def _bump_serial(zone: dns.zone.Zone) -> int:
-    soa_set = zone.get_rdataset(zone.origin, "SOA")
+    origin = zone.origin
+    assert origin is not None
+    soa_set = zone.get_rdataset(origin, "SOA")
     if soa_set is None or not len(soa_set):
-        raise ProviderError(f"zone {zone.origin} has no SOA record")
+        raise ProviderError(f"zone {origin} has no SOA record")
     soa = soa_set[0]
     serial = next_serial(int(soa.serial), dt.datetime.now(dt.UTC).date())
     zone.replace_rdataset(
@@ -289,16 +291,15 @@ def _zone_text(zone: dns.zone.Zone) -> str:
 
 def _atomic_write(path: Path, text: str, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-    )
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    temp = Path(name)
     try:
-        with handle:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        Path(handle.name).chmod(mode)
-        Path(handle.name).replace(path)
+        temp.chmod(mode)
+        temp.replace(path)
     except OSError as exc:
-        Path(handle.name).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise ProviderError(f"cannot write zone file {path}: {exc.strerror or exc}") from None
