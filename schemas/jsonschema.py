@@ -13,8 +13,8 @@ SCHEMA_FILE = Path(__file__).with_name("sipctl.schema.json")
 def schema_text() -> str:
     schema = Spec.model_json_schema(mode="validation")
     schema = {
+        **schema,
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "sipctl spec, version 1",
-        **schema,
     }
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -120,7 +120,8 @@ def _dotted(path: PathKey) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + part
+            shown = part if part.isprintable() and part else repr(part)
+            out += ("." if out else "") + shown
     return out or "(top level)"
 
 
@@ -139,6 +140,8 @@ def _format_validation_error(
             message = "unknown key (check its spelling and its section in DESIGN.md)"
         elif err["type"] == "missing":
             message = "required key is missing"
+        elif err["type"] == "literal_error" and path == ("version",):
+            message = "must be 1 (the only spec version so far)"
         lines.append(f"{_where(source, positions, path)}: {_dotted(path)}: {message}")
     return lines
 
@@ -154,6 +157,11 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = exc.problem or "invalid YAML"
         raise SpecError(f"{where}: not valid YAML: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        raise SpecError(
+            f"{source}: not valid YAML: character {exc.character!r} at offset {exc.position} "
+            "is not allowed in YAML text"
+        ) from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise SpecError(f"{source}: not valid YAML: {type(exc).__name__}") from None
     if node is None:

@@ -1,0 +1,132 @@
+"""Packaging: one import name, a console script, python -m, and a fast start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+import pytest
+from fixtures.common import REPO
+
+
+@pytest.fixture(scope="module")
+def clean_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new venv with sipctl installed from the source tree, not in editable mode."""
+    root = tmp_path_factory.mktemp("venv")
+    venv.create(root, with_pip=False, system_site_packages=False)
+    # Reuse the test venv's already-downloaded dependencies: install them by path is not
+    # possible, so let pip resolve them through the test venv's site-packages (no network).
+    site = next((REPO / ".venv" / "lib").glob("python*/site-packages"))
+    pth = next(root.glob("lib/python*/site-packages")) / "deps.pth"
+    build = root / "wheel"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(build),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=root,
+    )
+    wheel = next(build.glob("sipctl-*.whl"))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(next(root.glob("lib/python*/site-packages"))),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=root,
+    )
+    # Dependencies come from the test venv, appended after our own site-packages.
+    pth.write_text(str(site) + "\n")
+    return root
+
+
+def _python(root: Path, code: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    return subprocess.run(
+        [str(root / "bin" / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        check=False,
+    )
+
+
+def test_only_sipctl_is_importable_at_top_level(clean_venv: Path) -> None:
+    for name in ("providers", "schemas", "reconciler"):
+        result = _python(clean_venv, f"import {name}")
+        assert result.returncode != 0, f"'{name}' is importable at top level"
+    result = _python(
+        clean_venv,
+        "import sipctl.reconciler, sipctl.providers, sipctl.schemas, sipctl.cli; print('ok')",
+    )
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_python_dash_m_works(clean_venv: Path) -> None:
+    result = subprocess.run(
+        [str(clean_venv / "bin" / "python"), "-m", "sipctl", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=clean_venv,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("sipctl ")
+
+
+def test_the_schema_file_is_installed(clean_venv: Path) -> None:
+    result = _python(
+        clean_venv,
+        "from sipctl.schemas.jsonschema import SCHEMA_FILE; print(SCHEMA_FILE.is_file())",
+    )
+    assert result.stdout.strip() == "True", result.stderr
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    code = (
+        "import sys; from sipctl.cli import run; "
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()): run(['--help'])\n"
+        "heavy = [m for m in ('paramiko', 'deepdiff', 'dns.resolver', 'rich') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    result = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"--help imported {result.stdout.strip()}"
+
+
+def test_help_starts_fast() -> None:
+    sipctl = REPO / ".venv" / "bin" / "sipctl"
+    start = time.perf_counter()
+    subprocess.run([str(sipctl), "--help"], capture_output=True, check=True)
+    elapsed = time.perf_counter() - start
+    # Generous: this guards against importing paramiko/deepdiff at start, not a benchmark.
+    assert elapsed < 3.0

@@ -1,0 +1,148 @@
+"""The spec: every error names file:line:col and the key; names are data, never code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sipctl.errors import SpecError
+from sipctl.schemas import load_spec, load_spec_text
+from sipctl.schemas.names import check_user_name
+
+BASE = """\
+version: 1
+domain: mysite.ru
+users:
+  director: 105
+"""
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        load_spec_text(text, source="sipctl.yaml")
+    return info.value.problems or [info.value.message]
+
+
+def test_minimal_spec_has_sane_defaults() -> None:
+    spec = load_spec_text(BASE).spec
+    assert spec.domain == "mysite.ru"
+    assert spec.users == {"director": "105"}
+    assert set(spec.transports.enabled()) == {"udp", "tcp"}
+    assert spec.transports.udp is not None and spec.transports.udp.port == 5060
+    assert spec.dns is None and spec.asterisk is None
+
+
+def test_bad_user_name_is_reported_with_line_and_key() -> None:
+    text = BASE + "  dir ector: 106\n"
+    [problem] = problems_of(text)
+    assert problem.startswith("sipctl.yaml:5:3: users.dir ector: ")
+    assert "' '" in problem
+
+
+def test_unknown_key_names_its_place() -> None:
+    text = BASE + "dns:\n  provider: rfc2136\n  server: 127.0.0.1\n  zonee: mysite.ru\n"
+    [problem] = problems_of(text)
+    assert problem.startswith("sipctl.yaml:8:3: dns.zonee: unknown key")
+
+
+def test_inline_secret_is_refused_and_says_why() -> None:
+    text = BASE + "dns:\n  server: 127.0.0.1\n  tsig: {name: k, secret: c2VjcmV0}\n"
+    [problem] = problems_of(text)
+    assert "sipctl.yaml:7:3: dns.tsig:" in problem
+    assert "secret_env" in problem and "c2VjcmV0" not in problem
+
+
+def test_extensions_keep_their_text() -> None:
+    spec = load_spec_text(BASE.replace("105", "0105") + '  "101": 101\n').spec
+    assert spec.users == {"director": "0105", "101": "101"}
+
+
+def test_duplicate_keys_are_an_error() -> None:
+    [problem] = problems_of(BASE + "  director: 106\n")
+    assert problem.startswith("sipctl.yaml:5:3: users.director: this key is given twice")
+
+
+def test_bad_yaml_names_the_line() -> None:
+    [problem] = problems_of("version: 1\ndomain: [mysite.ru\n")
+    assert problem.startswith("sipctl.yaml:3:1: not valid YAML")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "_X.",
+        "a,b",
+        "a;b",
+        "a(b)",
+        "a[1]",
+        "x{y}",
+        'q"',
+        "q'",
+        "a\\b",
+        "a b",
+        "a\tb",
+        "h",
+        "i",
+        "t",
+        "s",
+        "-x",
+        "a-b",
+        "Ω",
+        "a\nb",
+        "x" * 81,
+        "",
+        ".x",
+        "!x",
+        "a/b",
+        "a@b",
+        "a|b",
+    ],
+)
+def test_hostile_user_names_are_rejected(name: str) -> None:
+    with pytest.raises(ValueError):
+        check_user_name(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["director", "101", "john.smith", "Alex", "+74951234567", "a_b", "sales*1"]
+)
+def test_ordinary_user_names_are_accepted(name: str) -> None:
+    assert check_user_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("snippet", "key", "words"),
+    [
+        ("users:\n  director: 10a5\n", "users.director", "not an extension"),
+        ("servers:\n  - host: 'bad host.x'\n", "servers[0].host", "not a valid host name"),
+        ("transports:\n  udp: {port: 70000}\n", "transports.udp.port", "less than or equal"),
+        ("asterisk:\n  rtp: {start: 20000, end: 10000}\n", "asterisk.rtp", "below rtp.end"),
+        ("asterisk:\n  rtp: {start: 10001, end: 20000}\n", "asterisk.rtp", "even"),
+        ("asterisk:\n  target: ftp://x\n", "asterisk.target", "not a target"),
+        ("asterisk:\n  guest_context: default\n", "asterisk", "must differ"),
+        ("firewall:\n  extra: ['tcp/0']\n", "firewall.extra[0]", "1-65535"),
+        ("dns:\n  provider: zonefile\n", "dns", "needs 'file'"),
+        ("dns:\n  provider: rfc2136\n", "dns", "needs 'server'"),
+        ("transports: {}\n", "transports", "at least one transport"),
+    ],
+)
+def test_each_error_names_the_key(snippet: str, key: str, words: str) -> None:
+    text = "version: 1\ndomain: mysite.ru\n" + snippet
+    problems = problems_of(text)
+    assert any(f": {key}: " in p and words in p for p in problems), problems
+    assert all(p.startswith("sipctl.yaml:") for p in problems)
+
+
+def test_missing_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path / "nope.yaml")
+    assert "no such spec file" in info.value.message
+
+
+def test_relative_paths_resolve_against_the_spec(tmp_path: Path) -> None:
+    spec_file = tmp_path / "sub" / "s.yaml"
+    spec_file.parent.mkdir()
+    spec_file.write_text(BASE)
+    loaded = load_spec(spec_file)
+    assert loaded.resolve_path("state/x.zone") == tmp_path / "sub" / "state" / "x.zone"
