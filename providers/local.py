@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sipctl.errors import ProviderError, StalePlanError
 from sipctl.providers.transport import (
     BACKUP_SUFFIX,
     CommandResult,
@@ -31,8 +32,6 @@ from sipctl.providers.transport import (
     HostTransport,
 )
 from sipctl.schemas.targets import TargetRef
-
-from sipctl.errors import ProviderError, StalePlanError
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -309,10 +308,12 @@ class LocalTransport(_FileSystemTransport):
             )
         except subprocess.TimeoutExpired as exc:
             raise ProviderError(
-                f"local: {_program(command)} did not finish within {timeout:g} s"
+                f"local: {program_name(command)} did not finish within {timeout:g} s"
             ) from exc
         except OSError as exc:
-            raise ProviderError(f"local: cannot run {_program(command)}: {exc.strerror}") from exc
+            raise ProviderError(
+                f"local: cannot run {program_name(command)}: {exc.strerror}"
+            ) from exc
         return CommandResult(
             command,
             done.returncode,
@@ -344,11 +345,11 @@ class DirTransport(_FileSystemTransport):
     ) -> CommandResult:
         raise ProviderError(
             f"{self.ref} is a directory, not a host: it has no programs, so "
-            f"{_program(command)} cannot run there"
+            f"{program_name(command)} cannot run there"
         )
 
 
-def _program(command: str) -> str:
+def program_name(command: str) -> str:
     """The program a command line runs, for messages (its arguments may hold secrets)."""
     try:
         words = shlex.split(command)

@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+
+from sipctl.errors import ProviderError, StalePlanError
 from sipctl.providers.base import RunContext
 from sipctl.providers.local import DirTransport, LocalTransport
 from sipctl.providers.transport import BACKUP_SUFFIX, FileWrite, HostTransport, TransportPool
 from sipctl.schemas.targets import parse_target
-
-from sipctl.errors import ProviderError, StalePlanError
 
 
 def local(tmp_path: Path) -> LocalTransport:

@@ -1,0 +1,250 @@
+"""The POSIX sh scripts that read and write a batch of files on a remote host in one exec.
+
+Pure: this module builds scripts and parses their output; ``providers/ssh.py`` runs them.
+The scripts use only POSIX sh plus ``base64``, ``sha256sum``, ``stat -c`` and ``mktemp``
+(GNU coreutils and busybox both have them). File contents travel base64-encoded, so any
+byte survives, and every line the script prints for us starts with a random marker, so that
+whatever a login script prints on the channel cannot be mistaken for file data.
+
+Writing follows the same steps as ``LocalTransport.write_files``: check every expected
+sha256 (nothing written on any mismatch), write each new file to a temp file beside it with
+the old file's mode and owner, sync, check again right before the renames, keep the old file
+as ``<path>.sipctl.bak``, rename into place; if a rename fails, undo the ones already done.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sipctl.providers.transport import BACKUP_SUFFIX, FileWrite, HostFile
+
+_DEFAULT_MODE = 0o644
+
+
+def new_marker() -> str:
+    return f"@sipctl-{secrets.token_hex(8)}@"
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+# For each path: "<M> F <mode> <mtime>", the base64 lines, "<M> ." ; or "<M> M" (missing),
+# "<M> D" (not a regular file), "<M> E" (unreadable).
+_READ_SCRIPT = r"""
+m=$1; shift
+for p do
+  if [ -f "$p" ]; then
+    if meta=$(stat -L -c '%a %Y' -- "$p" 2>/dev/null) && [ -r "$p" ]; then
+      printf '%s F %s\n' "$m" "$meta"
+      base64 < "$p" || exit 70
+      printf '%s .\n' "$m"
+    else
+      printf '%s E\n' "$m"
+    fi
+  elif [ -e "$p" ]; then
+    printf '%s D\n' "$m"
+  else
+    printf '%s M\n' "$m"
+  fi
+done
+printf '%s END\n' "$m"
+"""
+
+
+def read_command(paths: Sequence[str], marker: str) -> str:
+    """``sh -c SCRIPT sh MARKER PATH...``: prints every file, framed by ``marker``."""
+    words = ["sh", "-c", _READ_SCRIPT, "sh", marker, *paths]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+class ScriptOutputError(ValueError):
+    """The host's answer is not what the script prints (a broken shell or a missing tool)."""
+
+
+@dataclass(frozen=True)
+class ReadProblem:
+    path: str
+    why: str  # "not a regular file" | "not readable"
+
+
+def parse_read_output(
+    paths: Sequence[str], output: bytes, marker: str
+) -> tuple[dict[str, HostFile], list[ReadProblem]]:
+    prefix = marker.encode() + b" "
+    lines = [line for line in output.split(b"\n")]
+    start = next((i for i, line in enumerate(lines) if line.startswith(prefix)), None)
+    if start is None:
+        raise ScriptOutputError("the read script printed nothing")
+    files: dict[str, HostFile] = {}
+    problems: list[ReadProblem] = []
+    i = start
+    for path in paths:
+        if i >= len(lines) or not lines[i].startswith(prefix):
+            raise ScriptOutputError(f"no answer for {path}")
+        head = lines[i][len(prefix) :].decode("ascii", "replace").split()
+        i += 1
+        kind = head[0] if head else ""
+        if kind == "M":
+            files[path] = HostFile(path, None)
+        elif kind == "D":
+            problems.append(ReadProblem(path, "not a regular file"))
+        elif kind == "E":
+            problems.append(ReadProblem(path, "not readable"))
+        elif kind == "F" and len(head) == 3:
+            chunks: list[bytes] = []
+            while i < len(lines) and lines[i] != prefix + b".":
+                chunks.append(lines[i])
+                i += 1
+            if i >= len(lines):
+                raise ScriptOutputError(f"the content of {path} was cut short")
+            i += 1
+            try:
+                content = base64.b64decode(b"".join(chunks), validate=True)
+                mode, mtime = int(head[1], 8), float(head[2])
+            except ValueError as exc:
+                raise ScriptOutputError(f"the content of {path} is garbled") from exc
+            files[path] = HostFile(path, content, mtime, mode)
+        else:
+            raise ScriptOutputError(f"unexpected answer for {path}")
+    if i >= len(lines) or lines[i] != prefix + b"END":
+        raise ScriptOutputError("the read script did not finish")
+    return files, problems
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+# Functions shared by the write and restore scripts. $M is the marker; each failure prints
+# "<M> STALE i" or "<M> FAIL i reason" and exits non-zero.
+_WRITE_FUNCTIONS = r"""
+say() { printf '%s %s\n' "$M" "$*"; }
+sha() { sha256sum < "$1" | cut -d ' ' -f 1; }
+check() { # check INDEX PATH EXPECTED_SHA256_OR_-
+  if [ "$3" = - ]; then
+    if [ -e "$2" ] || [ -L "$2" ]; then say STALE "$1"; cleanup; exit 3; fi
+  else
+    if [ ! -f "$2" ]; then say STALE "$1"; cleanup; exit 3; fi
+    cur=$(sha "$2") || fail "$1" "cannot read the file"
+    if [ "$cur" != "$3" ]; then say STALE "$1"; cleanup; exit 3; fi
+  fi
+}
+fail() { say FAIL "$1" "$2"; cleanup; undo; exit 1; }
+temp() { # temp INDEX PATH MODE_OR_- : a temp file beside PATH, with PATH's mode and owner
+  dir=$(dirname -- "$2")
+  if [ ! -d "$dir" ]; then
+    err=$(mkdir -p -- "$dir" 2>&1) || fail "$1" "cannot create the directory: $err"
+  fi
+  t=$(mktemp "$dir/.sipctl-tmp.XXXXXXXXXX" 2>&1) || fail "$1" "cannot write in the directory: $t"
+  if [ -f "$2" ]; then
+    owner=$(stat -c '%u:%g' -- "$2") && mode=$(stat -c '%a' -- "$2") || fail "$1" "cannot stat"
+  else
+    owner=$(stat -c '%u:%g' -- "$dir") || fail "$1" "cannot stat the directory"
+    mode=644
+  fi
+  [ "$3" = - ] || mode=$3
+  err=$(chown "$owner" "$t" 2>&1 && chmod "$mode" "$t" 2>&1) || fail "$1" "$err"
+}
+backup() { # backup PATH : PATH.sipctl.bak becomes a copy of PATH; PATH stays in place
+  rm -f -- "$1$B.tmp"
+  ln -- "$1" "$1$B.tmp" 2>/dev/null || cp -p -- "$1" "$1$B.tmp" || return 1
+  mv -f -- "$1$B.tmp" "$1$B"
+}
+"""
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    stale: str | None  # the path that changed since the plan
+    failed: tuple[str, str] | None  # (path, the host's reason)
+    done: bool
+
+
+def _sha(content: bytes | None) -> str:
+    return "-" if content is None else hashlib.sha256(content).hexdigest()
+
+
+def write_script(writes: Sequence[FileWrite], marker: str) -> str:
+    """A script for ``sh -s`` that checks every write, then replaces the changed files.
+
+    Files whose content equals ``expected`` are checked but not touched.
+    """
+    q = shlex.quote
+    out = [f"M={q(marker)}", f"B={q(BACKUP_SUFFIX)}", "set -u", "umask 022"]
+    changing = [(i, w) for i, w in enumerate(writes) if w.content != w.expected]
+    temps = " ".join(f'"${{t{i}:-}}"' for i, w in changing if w.content is not None)
+    out.append(f"cleanup() {{ rm -f -- {temps}; }}" if temps else "cleanup() { :; }")
+    # undo() puts back what the rename loop already replaced; r<i>=1 marks a replaced file.
+    undo = []
+    for i, w in changing:
+        path = q(w.path)
+        if w.expected is not None:
+            undo.append(f'[ -z "${{r{i}:-}}" ] || mv -f -- {path}"$B" {path}')
+        else:
+            undo.append(f'[ -z "${{r{i}:-}}" ] || rm -f -- {path}')
+    out.append("undo() { " + "; ".join([*undo, ":"]) + "; }")
+    out.append(_WRITE_FUNCTIONS)
+    for i, w in enumerate(writes):
+        out.append(f"check {i} {q(w.path)} {_sha(w.expected)}")
+    nonce = secrets.token_hex(8)
+    for i, w in changing:
+        if w.content is None:
+            continue
+        mode = "-" if w.mode is None else format(w.mode, "o")
+        out.append(f"temp {i} {q(w.path)} {mode}; t{i}=$t")
+        encoded = base64.encodebytes(w.content).decode("ascii")
+        out.append(f"base64 -d > \"$t{i}\" <<'SIPCTL_{nonce}'\n{encoded}SIPCTL_{nonce}")
+        out.append(f'[ $? -eq 0 ] || fail {i} "cannot write the temp file"')
+    synced = " ".join(f'"$t{i}"' for i, w in changing if w.content is not None)
+    if synced:
+        out.append(f"sync -- {synced} 2>/dev/null || sync")
+    # Checked again right before the renames: an edit made on the host while the temp files
+    # were written is not lost.
+    for i, w in changing:
+        out.append(f"check {i} {q(w.path)} {_sha(w.expected)}")
+    for i, w in changing:
+        path = q(w.path)
+        if w.expected is not None:
+            out.append(f'backup {path} || fail {i} "cannot keep a backup"')
+        if w.content is not None:
+            out.append(f'err=$(mv -f -- "$t{i}" {path} 2>&1) || fail {i} "$err"; r{i}=1')
+        else:
+            out.append(f'err=$(rm -f -- {path} 2>&1) || fail {i} "$err"; r{i}=1')
+    out.append("say DONE")
+    return "\n".join(out) + "\n"
+
+
+def restore_script(undo: Sequence[tuple[str, bool]], marker: str) -> str:
+    """Undo writes: ``(path, existed)`` → put the backup back, or remove the new file."""
+    q = shlex.quote
+    out = [f"M={q(marker)}", f"B={q(BACKUP_SUFFIX)}", "failed=0"]
+    for path, existed in undo:
+        action = f'mv -f -- {q(path)}"$B" {q(path)}' if existed else f"rm -f -- {q(path)}"
+        out.append(
+            f"{action} 2>/dev/null || {{ printf '%s FAIL %s\\n' \"$M\" {q(path)}; failed=1; }}"
+        )
+    out.append("printf '%s DONE\\n' \"$M\"")
+    out.append('exit "$failed"')
+    return "\n".join(out) + "\n"
+
+
+def parse_write_output(writes: Sequence[FileWrite], output: str, marker: str) -> WriteOutcome:
+    for line in output.splitlines():
+        if not line.startswith(marker + " "):
+            continue
+        words = line[len(marker) + 1 :].split(" ", 2)
+        if words[0] == "STALE" and len(words) >= 2 and words[1].isdigit():
+            return WriteOutcome(writes[int(words[1])].path, None, False)
+        if words[0] == "FAIL" and len(words) >= 2 and words[1].isdigit():
+            reason = words[2].strip() if len(words) > 2 else "failed"
+            return WriteOutcome(None, (writes[int(words[1])].path, reason), False)
+        if words[0] == "DONE":
+            return WriteOutcome(None, None, True)
+    return WriteOutcome(None, None, False)
+
+
+def restore_failures(output: str, marker: str) -> list[str]:
+    prefix = marker + " FAIL "
+    return [line[len(prefix) :] for line in output.splitlines() if line.startswith(prefix)]

@@ -1,0 +1,388 @@
+"""A host reached over SSH (paramiko): one connection per host per run, reads batched.
+
+The connection is opened on first use and kept until ``close``: every layer on the host
+(Asterisk, firewall, fail2ban) shares it through ``ctx.transports``. Each exchange is one
+exec channel; ``connections`` and ``round_trips`` count them so that tests and the benchmark
+can hold us to "one connection per host, batched reads".
+
+The host key is checked against the spec's ``known_hosts`` (hashed and ``[host]:port``
+entries included). An unknown or changed key is refused — never added — with the
+fingerprint the server offered and how to add it after checking it out of band.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shlex
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import paramiko
+
+from sipctl.errors import ProviderError, StalePlanError
+from sipctl.providers.local import program_name, stale_message
+from sipctl.providers.remote_files import (
+    ScriptOutputError,
+    new_marker,
+    parse_read_output,
+    parse_write_output,
+    read_command,
+    restore_failures,
+    restore_script,
+    write_script,
+)
+from sipctl.providers.transport import CommandResult, FileWrite, HostFile, HostTransport
+from sipctl.schemas.targets import TargetRef
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.schemas.spec import Ssh
+
+_DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+_IO_TIMEOUT = 120.0  # for the batched file scripts
+
+
+class _HostKeyRefused(Exception):
+    """Raised by the policy below when the server's key is not in known_hosts."""
+
+    def __init__(self, key: paramiko.PKey) -> None:
+        super().__init__("unknown host key")
+        self.key = key
+
+
+class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        raise _HostKeyRefused(key)
+
+
+class SshTransport:
+    """Files and programs on a remote host. Constructed without I/O; connects on first use."""
+
+    def __init__(self, ref: TargetRef, options: Ssh, ctx: RunContext) -> None:
+        self.ref = ref
+        self._options = options
+        self._ctx = ctx
+        self._client: paramiko.SSHClient | None = None
+        self._last_writes: dict[str, bool] = {}  # path -> existed before the last write_files
+        self.connections = 0
+        self.round_trips = 0
+        self.user = ref.user or _local_user(ctx)
+
+    @property
+    def can_run(self) -> bool:
+        return True
+
+    @property
+    def sudo(self) -> bool:
+        return self._options.sudo
+
+    # -- connecting --------------------------------------------------------------------------
+
+    def _local_path(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self._ctx.base_dir / path
+
+    @property
+    def known_hosts(self) -> Path:
+        return self._local_path(self._options.known_hosts)
+
+    def _host_key_name(self) -> str:
+        return self.ref.host if self.ref.port == 22 else f"[{self.ref.host}]:{self.ref.port}"
+
+    def _connected(self) -> paramiko.SSHClient:
+        if self._client is not None:
+            transport = self._client.get_transport()
+            if transport is not None and transport.is_active():
+                return self._client
+            self._client.close()
+            self._client = None
+            # A connection that dropped is re-made once; counted, so a test notices.
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(_RefuseUnknown())
+        known = self.known_hosts
+        if known.exists():
+            try:
+                client.load_system_host_keys(str(known))
+            except (OSError, paramiko.SSHException) as exc:
+                raise ProviderError(f"{self.ref}: cannot read known_hosts {known}: {exc}") from exc
+        auth, tried = self._auth_arguments()
+        timeout = self._options.connect_timeout
+        self.connections += 1
+        try:
+            client.connect(
+                self.ref.host,
+                port=self.ref.port,
+                username=self.user,
+                timeout=timeout,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+                **auth,  # type: ignore[arg-type]
+            )
+        except BaseException as exc:
+            client.close()
+            raise self._connect_error(exc, tried) from exc
+        self._client = client
+        return client
+
+    def _auth_arguments(self) -> tuple[dict[str, object], str]:
+        """paramiko's auth options, and a description of the keys tried, for messages."""
+        key_file = self._options.key_file
+        if key_file:
+            path = self._local_path(key_file)
+            return {
+                "pkey": _load_key(self.ref, path),
+                "allow_agent": False,
+                "look_for_keys": False,
+            }, (f"key file {path}")
+        tried = []
+        if os.environ.get("SSH_AUTH_SOCK"):
+            tried.append("the keys of ssh-agent")
+        home = Path("~/.ssh").expanduser()
+        tried += [str(home / name) for name in _DEFAULT_KEYS if (home / name).exists()]
+        return {"allow_agent": True, "look_for_keys": True}, ", ".join(tried) or (
+            "no key (no key_file, no ssh-agent, no ~/.ssh/id_*)"
+        )
+
+    def _connect_error(self, exc: BaseException, tried: str) -> BaseException:
+        where = f"{self.ref}"
+        if isinstance(exc, _HostKeyRefused):
+            return ProviderError(
+                f"{where}: host key not known: the server offered {_describe(exc.key)}, "
+                f"which is not in {self.known_hosts}; check that fingerprint out of band, "
+                f"then add it with "
+                f"`ssh-keyscan -p {self.ref.port} {self.ref.host} >> {self.known_hosts}`"
+            )
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return ProviderError(
+                f"{where}: host key CHANGED: the server offered {_describe(exc.key)}, but "
+                f"{self.known_hosts} has {_describe(exc.expected_key)}; this may be an attack — "
+                f"if the host was reinstalled, check the new key out of band, then run "
+                f"`ssh-keygen -R '{self._host_key_name()}' -f {self.known_hosts}` and "
+                f"`ssh-keyscan -p {self.ref.port} {self.ref.host} >> {self.known_hosts}`"
+            )
+        if isinstance(exc, paramiko.AuthenticationException):
+            return ProviderError(
+                f"{where}: the server refused to log in user {self.user!r} (tried: {tried}); "
+                f"authorize the key for that user, or set ssh.key_file"
+            )
+        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+            return ProviderError(
+                f"{where}: connection refused on port {self.ref.port}: is sshd running?"
+            )
+        if isinstance(exc, socket.gaierror):
+            return ProviderError(f"{where}: cannot resolve host name {self.ref.host!r}")
+        if isinstance(exc, TimeoutError | socket.timeout):
+            return ProviderError(
+                f"{where}: no answer within {self._options.connect_timeout:g} s "
+                f"(host down, or a firewall drops port {self.ref.port})"
+            )
+        if isinstance(exc, ConnectionRefusedError):
+            return ProviderError(
+                f"{where}: connection refused on port {self.ref.port}: is sshd running?"
+            )
+        if isinstance(exc, OSError):
+            return ProviderError(f"{where}: cannot connect: {exc.strerror or exc}")
+        if isinstance(exc, paramiko.SSHException):
+            return ProviderError(f"{where}: SSH handshake failed: {exc}")
+        return exc
+
+    # -- running -----------------------------------------------------------------------------
+
+    def _wrap(self, command: str) -> str:
+        if not self._options.sudo:
+            return command
+        return f"sudo -n /bin/sh -c {shlex.quote(command)}"
+
+    def _exec(
+        self, command: str, stdin: bytes | None, timeout: float, what: str
+    ) -> tuple[int, bytes, bytes]:
+        """One exec channel: returns exit status, stdout and stderr (raw)."""
+        client = self._connected()
+        transport = client.get_transport()
+        assert transport is not None
+        self.round_trips += 1
+        try:
+            channel = transport.open_session(timeout=self._options.connect_timeout)
+        except (paramiko.SSHException, OSError) as exc:
+            raise ProviderError(f"{self.ref}: cannot open a channel: {exc}") from exc
+        deadline = time.monotonic() + timeout
+        out: list[bytes] = []
+        err: list[bytes] = []
+        try:
+            channel.exec_command(self._wrap(command))
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            while True:
+                while channel.recv_ready():
+                    out.append(channel.recv(65536))
+                while channel.recv_stderr_ready():
+                    err.append(channel.recv_stderr(65536))
+                if (
+                    channel.exit_status_ready()
+                    and not channel.recv_ready()
+                    and not channel.recv_stderr_ready()
+                ):
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ProviderError(
+                        f"{self.ref}: {what} did not finish within {timeout:g} s "
+                        f"(it may still be running on the host)"
+                    )
+                select.select([channel], [], [], min(left, 1.0))
+            status = channel.recv_exit_status()
+        except (paramiko.SSHException, OSError) as exc:
+            raise ProviderError(
+                f"{self.ref}: the connection failed while running {what}: {exc}"
+            ) from exc
+        finally:
+            channel.close()
+        stdout, stderr = b"".join(out), b"".join(err)
+        self._check_sudo(status, stderr)
+        return status, stdout, stderr
+
+    def _check_sudo(self, status: int, stderr: bytes) -> None:
+        if not self._options.sudo or status == 0:
+            return
+        text = stderr.decode("utf-8", "replace")
+        if status == 127 and "sudo" in text and "not found" in text:
+            raise ProviderError(
+                f"{self.ref}: ssh.sudo is set, but sudo is not installed on the host"
+            )
+        if text.startswith("sudo:") and (
+            "password is required" in text or "terminal is required" in text
+        ):
+            raise ProviderError(
+                f"{self.ref}: sudo asks user {self.user!r} for a password; sipctl runs `sudo -n`: "
+                f"allow it without a password (NOPASSWD) or log in as root"
+            )
+
+    def run(
+        self, command: str, *, stdin: bytes | None = None, timeout: float = 60.0
+    ) -> CommandResult:
+        status, stdout, stderr = self._exec(command, stdin, timeout, program_name(command))
+        return CommandResult(
+            command, status, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
+        )
+
+    # -- files -------------------------------------------------------------------------------
+
+    def read_files(self, paths: Sequence[str]) -> dict[str, HostFile]:
+        if not paths:
+            return {}
+        for path in paths:
+            _check_path(self.ref, path)
+        marker = new_marker()
+        status, stdout, stderr = self._exec(
+            read_command(paths, marker), None, _IO_TIMEOUT, "reading files"
+        )
+        try:
+            files, problems = parse_read_output(paths, stdout, marker)
+        except ScriptOutputError as exc:
+            raise ProviderError(
+                f"{self.ref}: reading files failed ({exc}; exit {status}): {_last_line(stderr)}"
+            ) from exc
+        if problems:
+            listed = ", ".join(f"{p.path} ({p.why})" for p in problems)
+            raise ProviderError(f"{self.ref}: cannot read {listed}")
+        return files
+
+    def write_files(self, writes: Sequence[FileWrite]) -> None:
+        self._last_writes = {}
+        if not writes:
+            return
+        for write in writes:
+            _check_path(self.ref, write.path)
+        marker = new_marker()
+        script = write_script(writes, marker).encode()
+        status, stdout, stderr = self._exec("/bin/sh -s", script, _IO_TIMEOUT, "writing files")
+        outcome = parse_write_output(writes, stdout.decode("utf-8", "replace"), marker)
+        if outcome.stale is not None:
+            raise StalePlanError(stale_message(str(self.ref), outcome.stale))
+        if outcome.failed is not None:
+            path, reason = outcome.failed
+            raise ProviderError(f"{self.ref}: cannot write {path}: {reason} (nothing was changed)")
+        if not outcome.done:
+            raise ProviderError(
+                f"{self.ref}: writing files failed (exit {status}): {_last_line(stderr)}; "
+                f"check the files and their {'.sipctl.bak'} copies on the host"
+            )
+        self._last_writes = {
+            w.path: w.expected is not None for w in writes if w.content != w.expected
+        }
+
+    def restore_backups(self, paths: Sequence[str]) -> None:
+        undo = [(path, self._last_writes.pop(path)) for path in paths if path in self._last_writes]
+        if not undo:
+            return
+        marker = new_marker()
+        script = restore_script(undo, marker).encode()
+        _status, stdout, stderr = self._exec("/bin/sh -s", script, _IO_TIMEOUT, "restoring backups")
+        text = stdout.decode("utf-8", "replace")
+        failed = restore_failures(text, marker)
+        if failed or f"{marker} DONE" not in text:
+            which = ", ".join(failed) or _last_line(stderr)
+            raise ProviderError(f"{self.ref}: could not restore {which}")
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def fresh(self) -> HostTransport:
+        return SshTransport(self.ref, self._options, self._ctx)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _load_key(ref: TargetRef, path: Path) -> paramiko.PKey:
+    """Load a private key; every failure is one line that names the file, never its content."""
+    if not path.exists():
+        raise ProviderError(f"{ref}: ssh.key_file {path} does not exist")
+    try:
+        return paramiko.PKey.from_path(path)
+    except TypeError as exc:
+        # cryptography says "password was not given but private key is encrypted".
+        raise ProviderError(
+            f"{ref}: ssh.key_file {path} is protected by a passphrase; load it into ssh-agent "
+            f"(`ssh-add {path}`) and leave key_file out of the spec"
+        ) from exc
+    except paramiko.PasswordRequiredException as exc:
+        raise ProviderError(
+            f"{ref}: ssh.key_file {path} is protected by a passphrase; use ssh-agent"
+        ) from exc
+    except OSError as exc:
+        raise ProviderError(f"{ref}: cannot read ssh.key_file {path}: {exc.strerror}") from exc
+    except (ValueError, paramiko.SSHException) as exc:
+        # The library's message may quote the key's bytes: it is left out.
+        raise ProviderError(
+            f"{ref}: ssh.key_file {path} is not a private key sipctl can use "
+            "(ed25519, ecdsa or rsa)"
+        ) from exc
+
+
+def _describe(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+def _local_user(ctx: RunContext) -> str:
+    import getpass
+
+    return ctx.env.get("USER") or getpass.getuser()
+
+
+def _check_path(ref: TargetRef, path: str) -> None:
+    if not path.startswith("/") or "\x00" in path or "\n" in path:
+        raise ProviderError(f"{ref}: {path!r} is not an absolute path")
+
+
+def _last_line(data: bytes) -> str:
+    lines = data.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1].strip() if lines else "no message"

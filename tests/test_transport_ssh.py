@@ -1,0 +1,323 @@
+"""SshTransport against a real OpenSSH sshd on 127.0.0.1 (tests/fixtures/sshd.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import paramiko
+import pytest
+from fixtures.common import free_port
+from fixtures.sshd import SshServer, make_key
+
+from sipctl.errors import ProviderError, StalePlanError
+from sipctl.providers.base import RunContext
+from sipctl.providers.ssh import SshTransport
+from sipctl.providers.transport import BACKUP_SUFFIX, FileWrite, TransportPool
+from sipctl.schemas.spec import Ssh
+from sipctl.schemas.targets import parse_target
+
+pytestmark = pytest.mark.sshd
+
+
+def transport(
+    server: SshServer, tmp_path: Path, target: str | None = None, **options: object
+) -> SshTransport:
+    ssh = Ssh.model_validate(server.ssh_spec(**options))
+    return SshTransport(parse_target(target or server.target), ssh, RunContext(base_dir=tmp_path))
+
+
+@pytest.fixture
+def ssh(ssh_server: SshServer, tmp_path: Path) -> Iterator[SshTransport]:
+    t = transport(ssh_server, tmp_path)
+    yield t
+    t.close()
+
+
+def test_batched_read_is_one_round_trip_on_one_connection(
+    ssh: SshTransport, tmp_path: Path
+) -> None:
+    files = {tmp_path / f"f{i}.conf": f"file {i}\n".encode() for i in range(20)}
+    files[tmp_path / "binary"] = bytes(range(256)) * 3
+    files[tmp_path / "empty"] = b""
+    files[tmp_path / "name with 'quotes' and $x"] = b"odd name\n"
+    files[tmp_path / "no-newline"] = b"last line"
+    for path, content in files.items():
+        path.write_bytes(content)
+    (tmp_path / "f0.conf").chmod(0o640)
+    paths = [str(p) for p in files] + [str(tmp_path / "missing"), "/nonexistent/dir/x"]
+    read = ssh.read_files(paths)
+    assert (ssh.connections, ssh.round_trips) == (1, 1)
+    for path, content in files.items():
+        assert read[str(path)].content == content
+    assert read[str(tmp_path / "f0.conf")].mode == 0o640
+    assert read[str(tmp_path / "missing")].content is None
+    assert read["/nonexistent/dir/x"].content is None
+    ssh.read_files(paths[:2])
+    ssh.run("true")
+    assert (ssh.connections, ssh.round_trips) == (1, 3)
+
+
+def test_read_of_a_directory_is_a_clear_error(ssh: SshTransport, tmp_path: Path) -> None:
+    with pytest.raises(ProviderError, match=r"cannot read .* \(not a regular file\)"):
+        ssh.read_files([str(tmp_path)])
+
+
+def test_write_and_read_back_keeps_mode_owner_and_backup(ssh: SshTransport, tmp_path: Path) -> None:
+    old = tmp_path / "pjsip_sipctl.conf"
+    old.write_bytes(b"old\n")
+    old.chmod(0o640)
+    os.chown(old, 1234, 4321)
+    same = tmp_path / "same.conf"
+    same.write_bytes(b"same\n")
+    os.utime(same, (1_000_000, 1_000_000))
+    new = tmp_path / "etc" / "new.conf"
+    writes = [
+        FileWrite(str(old), b"new\n", expected=b"old\n"),
+        FileWrite(str(same), b"same\n", expected=b"same\n"),
+        FileWrite(str(new), bytes(range(256)), expected=None, mode=0o600),
+    ]
+    ssh.write_files(writes)
+    assert ssh.round_trips == 1
+    info = old.stat()
+    assert (old.read_bytes(), info.st_mode & 0o7777, info.st_uid, info.st_gid) == (
+        b"new\n",
+        0o640,
+        1234,
+        4321,
+    )
+    assert (tmp_path / ("pjsip_sipctl.conf" + BACKUP_SUFFIX)).read_bytes() == b"old\n"
+    assert same.stat().st_mtime == 1_000_000
+    assert not (tmp_path / ("same.conf" + BACKUP_SUFFIX)).exists()
+    assert new.read_bytes() == bytes(range(256))
+    assert new.stat().st_mode & 0o7777 == 0o600
+    read = ssh.read_files([str(old), str(new)])
+    assert read[str(old)].content == b"new\n"
+    assert read[str(new)].content == bytes(range(256))
+    assert not [p for p in tmp_path.rglob("*sipctl-tmp*")]
+
+
+def test_stale_content_writes_nothing(ssh: SshTransport, tmp_path: Path) -> None:
+    first, second = tmp_path / "first.conf", tmp_path / "second.conf"
+    first.write_bytes(b"first\n")
+    second.write_bytes(b"edited on the host\n")
+    with pytest.raises(StalePlanError, match=r"second\.conf changed on the host since the plan"):
+        ssh.write_files(
+            [
+                FileWrite(str(first), b"new\n", expected=b"first\n"),
+                FileWrite(str(second), b"new\n", expected=b"second\n"),
+                FileWrite(str(tmp_path / "third.conf"), b"new\n", expected=None),
+            ]
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.conf", "second.conf"]
+    assert first.read_bytes() == b"first\n"
+
+
+def test_delete_and_restore_backups(ssh: SshTransport, tmp_path: Path) -> None:
+    kept, gone, created = tmp_path / "kept.conf", tmp_path / "gone.conf", tmp_path / "created.conf"
+    kept.write_bytes(b"kept v1\n")
+    gone.write_bytes(b"gone v1\n")
+    ssh.write_files(
+        [
+            FileWrite(str(kept), b"kept v2\n", expected=b"kept v1\n"),
+            FileWrite(str(gone), None, expected=b"gone v1\n"),
+            FileWrite(str(created), b"created\n", expected=None),
+        ]
+    )
+    assert kept.read_bytes() == b"kept v2\n"
+    assert not gone.exists()
+    ssh.restore_backups([str(kept), str(gone), str(created)])
+    assert (kept.read_bytes(), gone.read_bytes(), created.exists()) == (
+        b"kept v1\n",
+        b"gone v1\n",
+        False,
+    )
+    assert ssh.round_trips == 2
+
+
+def test_run_status_output_stdin_and_timeout(ssh: SshTransport) -> None:
+    result = ssh.run("cat; echo err >&2; exit 4", stdin=b"hello\n")
+    assert (result.exit_status, result.stdout, result.stderr) == (4, "hello\n", "err\n")
+    big = ssh.run("head -c 3000000 /dev/zero | tr '\\0' x; head -c 2000000 /dev/zero >&2")
+    assert (len(big.stdout), len(big.stderr)) == (3_000_000, 2_000_000)
+    with pytest.raises(ProviderError, match=r"'sleep' did not finish within 0\.3 s"):
+        ssh.run("sleep 5", timeout=0.3)
+
+
+def test_pool_shares_one_connection_and_fresh_makes_another(
+    ssh_server: SshServer, tmp_path: Path
+) -> None:
+    ctx = RunContext(base_dir=tmp_path)
+    ssh = Ssh.model_validate(ssh_server.ssh_spec())
+    pool = TransportPool(ctx)
+    first = pool.get(ssh_server.target, ssh)
+    first.run("true")
+    second = pool.get(ssh_server.target, ssh)
+    second.read_files([str(tmp_path / "x")])
+    assert second is first and first.connections == 1
+    other = first.fresh()
+    try:
+        assert other.run("echo ok").stdout == "ok\n"
+        assert (other.connections, first.connections) == (1, 1)
+    finally:
+        other.close()
+        pool.close_all()
+
+
+def test_relative_key_and_known_hosts_are_relative_to_the_spec(
+    ssh_server: SshServer, tmp_path: Path
+) -> None:
+    shutil.copy(ssh_server.key_file, tmp_path / "key")
+    shutil.copy(ssh_server.known_hosts, tmp_path / "kh")
+    ssh = Ssh(key_file="key", known_hosts="kh")
+    t = SshTransport(parse_target(ssh_server.target), ssh, RunContext(base_dir=tmp_path))
+    try:
+        assert t.run("echo ok").stdout == "ok\n"
+    finally:
+        t.close()
+
+
+# -- refusals: one clear line each, exit 1 (ProviderError), no key material -------------------
+
+
+def _refusal(t: SshTransport) -> str:
+    with pytest.raises(ProviderError) as caught:
+        t.run("true")
+    t.close()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "PRIVATE KEY" not in message
+    assert caught.value.exit_code == 1
+    return message
+
+
+def _fingerprint(server: SshServer) -> str:
+    key = paramiko.PKey.from_path(server.host_key)
+    return str(key.fingerprint)
+
+
+def test_unknown_host_key_is_refused_with_its_fingerprint(
+    ssh_server: SshServer, tmp_path: Path
+) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    message = _refusal(transport(ssh_server, tmp_path, known_hosts=str(empty)))
+    assert "host key not known" in message
+    assert f"ssh-ed25519 {_fingerprint(ssh_server)}" in message
+    assert f"ssh-keyscan -p {ssh_server.port} 127.0.0.1 >> {empty}" in message
+    assert empty.read_text() == ""  # never added
+
+
+def test_missing_known_hosts_file_refuses_too(ssh_server: SshServer, tmp_path: Path) -> None:
+    message = _refusal(transport(ssh_server, tmp_path, known_hosts=str(tmp_path / "none")))
+    assert "host key not known" in message
+    assert not (tmp_path / "none").exists()
+
+
+def test_hashed_known_hosts_entry_is_accepted(ssh_server: SshServer, tmp_path: Path) -> None:
+    hashed = tmp_path / "known_hosts"
+    hashed.write_text(ssh_server.host_key_line())
+    subprocess.run(["ssh-keygen", "-H", "-f", str(hashed)], check=True, capture_output=True)
+    assert hashed.read_text().startswith("|1|")
+    t = transport(ssh_server, tmp_path, known_hosts=str(hashed))
+    try:
+        assert t.run("echo ok").stdout == "ok\n"
+    finally:
+        t.close()
+
+
+def test_changed_host_key_is_refused(ssh_server: SshServer, tmp_path: Path) -> None:
+    other = make_key(tmp_path / "other_host_key")
+    kind, blob = (tmp_path / "other_host_key.pub").read_text().split()[:2]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{ssh_server.port} {kind} {blob}\n")
+    message = _refusal(transport(ssh_server, tmp_path, known_hosts=str(known)))
+    assert "host key CHANGED" in message
+    assert _fingerprint(ssh_server) in message
+    assert str(paramiko.PKey.from_path(other).fingerprint) in message
+
+
+def test_wrong_user_key_is_refused(ssh_server: SshServer, tmp_path: Path) -> None:
+    wrong = make_key(tmp_path / "wrong_key")
+    message = _refusal(transport(ssh_server, tmp_path, key_file=str(wrong)))
+    assert f"refused to log in user 'root' (tried: key file {wrong})" in message
+
+
+def test_passphrase_protected_key_is_a_clear_error(ssh_server: SshServer, tmp_path: Path) -> None:
+    locked = make_key(tmp_path / "locked_key", passphrase="sekrit-passphrase")
+    message = _refusal(transport(ssh_server, tmp_path, key_file=str(locked)))
+    assert "protected by a passphrase" in message and "ssh-add" in message
+    assert "sekrit" not in message
+
+
+def test_agent_is_used_without_key_file(
+    ssh_server: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if socket_path.exists():
+                break
+            subprocess.run(["sleep", "0.01"], check=True)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(socket_path)}
+        subprocess.run(
+            ["ssh-add", str(ssh_server.key_file)], env=env, check=True, capture_output=True
+        )
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
+        ssh = Ssh(known_hosts=str(ssh_server.known_hosts))
+        t = SshTransport(parse_target(ssh_server.target), ssh, RunContext(base_dir=tmp_path))
+        try:
+            assert t.run("echo ok").stdout == "ok\n"
+        finally:
+            t.close()
+    finally:
+        agent.terminate()
+        agent.wait(timeout=5)
+
+
+def test_connection_refused_is_one_line(tmp_path: Path, ssh_server: SshServer) -> None:
+    port = free_port()
+    message = _refusal(transport(ssh_server, tmp_path, target=f"ssh://root@127.0.0.1:{port}"))
+    assert (
+        message
+        == f"ssh://root@127.0.0.1:{port}: connection refused on port {port}: is sshd running?"
+    )
+
+
+def test_unresolvable_host_is_one_line(tmp_path: Path, ssh_server: SshServer) -> None:
+    message = _refusal(transport(ssh_server, tmp_path, target="ssh://root@no-such-host.invalid:22"))
+    assert "cannot resolve host name 'no-such-host.invalid'" in message
+
+
+def test_silent_port_times_out_in_one_line(tmp_path: Path, ssh_server: SshServer) -> None:
+    # A listener that never speaks: the SSH banner never comes.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        t = transport(
+            ssh_server, tmp_path, target=f"ssh://root@127.0.0.1:{port}", connect_timeout=0.5
+        )
+        message = _refusal(t)
+    assert message.startswith(f"ssh://root@127.0.0.1:{port}: ")
+    assert "0.5 s" in message or "handshake" in message
+
+
+def test_sudo_mode(ssh_server: SshServer, tmp_path: Path) -> None:
+    t = transport(ssh_server, tmp_path, sudo=True)
+    try:
+        if shutil.which("sudo") is None:
+            message = _refusal(t)
+            assert "sudo is not installed on the host" in message
+        else:
+            assert t.run("id -u").stdout == "0\n"
+            target = tmp_path / "via-sudo.conf"
+            t.write_files([FileWrite(str(target), b"x\n", expected=None)])
+            assert t.read_files([str(target)])[str(target)].content == b"x\n"
+    finally:
+        t.close()
