@@ -16,10 +16,11 @@ import socket
 import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import dns.resolver
 
-from sipctl.errors import SpecError
+from sipctl.errors import SpecError, VerifyFailed
 from sipctl.providers.dns_query import Nameserver, gather, make_resolver, parse_nameserver
 from sipctl.providers.sip_probe import T1, probe
 from sipctl.reconciler.rfc3263 import resolve
@@ -33,6 +34,9 @@ from sipctl.reconciler.verify_report import (
     spec_defects,
 )
 from sipctl.schemas.loader import LoadedSpec
+
+if TYPE_CHECKING:
+    from sipctl.output import Console
 
 DEFAULT_TIMEOUT = 5.0
 MAX_PARALLEL_PROBES = 16
@@ -111,6 +115,17 @@ def nameserver_after_apply(loaded: LoadedSpec) -> str | None:
     return dns_section.server
 
 
+def post_apply_skip_reason(loaded: LoadedSpec) -> str | None:
+    """Why a post-apply verify cannot ask the servers just changed, or None when it can."""
+    spec = loaded.spec
+    if spec.dns is not None and nameserver_after_apply(loaded) is None:
+        # A zone file is served by someone else, later: the system resolver may not see it yet.
+        return f"dns.provider {spec.dns.provider} has no server sipctl can ask"
+    if spec.asterisk is not None and spec.asterisk.target.startswith("dir:"):
+        return "asterisk.target is a directory, not a running PBX"
+    return None
+
+
 def _nameserver(value: str | Nameserver | None) -> Nameserver | None:
     if value is None or isinstance(value, Nameserver):
         return value
@@ -126,3 +141,32 @@ def _nameserver(value: str | Nameserver | None) -> Nameserver | None:
         raise SpecError(f"nameserver {value!r}: cannot resolve the host name {host!r}") from None
     address = str(info[0][4][0])
     return parse_nameserver(f"[{address}]:{port}" if ":" in address else f"{address}:{port}")
+
+
+def post_apply_verify(
+    loaded: LoadedSpec, console: Console, timeout: float = DEFAULT_TIMEOUT
+) -> None:
+    """The end of ``sipctl apply``: verify against the spec's own DNS server.
+
+    Runs only when the spec manages both DNS and Asterisk (otherwise a failure could be
+    somebody else's layer). Prints the report; raises VerifyFailed with the defects.
+    """
+    spec = loaded.spec
+    if spec.dns is None or spec.asterisk is None:
+        return
+    if spec.dns.ensure == "absent" or spec.asterisk.ensure == "absent":
+        return
+    skip = post_apply_skip_reason(loaded)
+    if skip is not None:
+        console.info(f"verify skipped: {skip}; run 'sipctl verify' once it is live")
+        return
+    console.info("verify: resolving and probing as a SIP client would (--no-verify skips this)")
+    report = run_verify(loaded, nameserver_after_apply(loaded), timeout, log=console.detail)
+    console.out(report.to_text())
+    if not report.ok:
+        first = report.defects[0].message if report.defects else "a probe failed"
+        more = f" (and {len(report.defects) - 1} more)" if len(report.defects) > 1 else ""
+        raise VerifyFailed(
+            f"applied, but verify failed: {first}{more}",
+            hint="the changes are live; fix the defects above and run 'sipctl verify'",
+        )

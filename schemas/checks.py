@@ -1,17 +1,345 @@
-"""Cross-layer checks of a spec (placeholder until the verify work lands)."""
+"""Cross-layer checks: the layers of one spec must agree with each other.
+
+Two kinds, both pure:
+
+- ``cross_checks(loaded)`` (offline, for ``sipctl validate`` and every command that loads a
+  spec): the spec's own layers against each other - ports opened by the firewall and watched
+  by the fail2ban jail, the RTP range, TLS files, users, servers. ``cross_warnings(loaded)``
+  lists what is allowed but probably a mistake.
+- ``live_cross_checks(loaded, states)`` (for ``sipctl plan``): what only the live systems can
+  answer - Asterisk's live transports, its effective RTP range, the file it really logs to -
+  read from the providers' ``LiveState.private`` (keys documented at that function).
+
+Every message names both sides of a disagreement with ``file:line:col`` and says which side
+to fix. The firewall and fail2ban renderers may expose ``opened_ports(spec)``,
+``rtp_range(spec)`` and ``jail_ports(spec)``; when they do, these checks ask them, so a
+renderer that drifts from the spec is caught here; otherwise the spec's rules are used
+(``expected_*`` below).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from importlib import import_module
+from pathlib import Path
+from typing import Any
 
 from sipctl.reconciler.resources import LiveState
 from sipctl.schemas.loader import LoadedSpec
 from sipctl.schemas.spec import Spec
 
+PortKey = tuple[str, int]  # ("udp" | "tcp", port)
+
+# The protocol a transport's port is opened for (TLS runs over TCP).
+TRANSPORT_PROTOCOL = {"udp": "udp", "tcp": "tcp", "tls": "tcp"}
+
+
+# --- what the other layers derive from the spec ----------------------------------------------
+
+
+def expected_sip_ports(spec: Spec) -> dict[str, PortKey]:
+    """transport name -> (protocol, port): what the firewall opens and the jail bans."""
+    return {
+        name: (TRANSPORT_PROTOCOL[name], t.port) for name, t in spec.transports.enabled().items()
+    }
+
+
+def _renderer_hook(module: str, name: str) -> Callable[[Spec], Any] | None:
+    try:
+        func = getattr(import_module(f"sipctl.reconciler.{module}"), name, None)
+    except ImportError:
+        return None
+    return func if callable(func) else None
+
+
+def firewall_ports(spec: Spec) -> set[PortKey]:
+    hook = _renderer_hook("render_firewall", "opened_ports")
+    if hook is not None:
+        return {(str(p), int(n)) for p, n in hook(spec)}
+    return set(expected_sip_ports(spec).values())
+
+
+def firewall_rtp_range(spec: Spec) -> tuple[int, int]:
+    hook = _renderer_hook("render_firewall", "rtp_range")
+    if hook is not None:
+        start, end = hook(spec)
+        return int(start), int(end)
+    rtp = spec.asterisk.rtp if spec.asterisk is not None else None
+    return (rtp.start, rtp.end) if rtp is not None else (10000, 20000)
+
+
+def jail_ports(spec: Spec) -> set[PortKey]:
+    hook = _renderer_hook("render_fail2ban", "jail_ports")
+    if hook is not None:
+        return {(str(p), int(n)) for p, n in hook(spec)}
+    return set(expected_sip_ports(spec).values())
+
+
+# --- offline checks --------------------------------------------------------------------------
+
 
 def cross_checks(loaded: LoadedSpec) -> list[str]:
+    """Problems that make the layers of this spec disagree; empty when they agree."""
+    problems: list[str] = []
+    problems += _port_checks(loaded)
+    problems += _rtp_checks(loaded)
+    problems += _tls_checks(loaded)
+    problems += _dns_checks(loaded)
+    return problems
+
+
+def cross_warnings(loaded: LoadedSpec) -> list[str]:
+    """Allowed, but probably not what was meant (shown, never fatal)."""
+    spec, w = loaded.spec, loaded.where
+    notes: list[str] = []
+    folded: dict[str, str] = {}
+    for name in spec.users:
+        other = folded.setdefault(name.casefold(), name)
+        if other != name:
+            notes.append(
+                f"{w(('users', name))}: users.{name} and users.{other} "
+                f"({w(('users', other))}) differ only in case; SIP user parts are "
+                "case-sensitive, so callers must type the case exactly"
+            )
+    for name, ext in spec.users.items():
+        owner = next((n for n, e in spec.users.items() if e == name and n != name), None)
+        if name.isdigit() and name != ext and owner is not None:
+            notes.append(
+                f"{w(('users', name))}: sip:{name} rings {ext}, but {name} is also the "
+                f"extension of users.{owner} ({w(('users', owner))}); a caller may expect "
+                f"sip:{name} to ring {owner}"
+            )
+    if spec.asterisk is not None and spec.asterisk.tls is not None and spec.transports.tls is None:
+        notes.append(
+            f"{w(('asterisk', 'tls'))}: asterisk.tls is set but transports.tls is not "
+            f"enabled ({w(('transports',))}); the certificate is unused"
+        )
+    if spec.dns is not None:
+        for i, server in enumerate(spec.servers):
+            if not _in_zone(server.host, spec.zone) and (server.ipv4 or server.ipv6):
+                notes.append(
+                    f"{w(('servers', i, 'host'))}: {server.host} is outside the zone "
+                    f"{spec.zone} ({w(('dns', 'zone'))}); its addresses are not published "
+                    "by sipctl and are only used by verify"
+                )
+        if spec.dns.provider == "rfc2136" and spec.dns.tsig is None:
+            notes.append(
+                f"{w(('dns',))}: dns.tsig is not set: updates are unsigned and any host the "
+                "server trusts could change the same records"
+            )
+    if spec.fail2ban is not None and spec.fail2ban.enabled and spec.asterisk is None:
+        notes.append(
+            f"{w(('fail2ban', 'logpath'))}: asterisk is not managed, so sipctl cannot check "
+            "that the jail's logpath is the file Asterisk logs to"
+        )
+    if spec.firewall is not None and spec.asterisk is None:
+        start, end = firewall_rtp_range(spec)
+        notes.append(
+            f"{w(('firewall',))}: asterisk is not managed; the firewall opens RTP "
+            f"{start}-{end}, check that it is the PBX's rtp.conf range"
+        )
+    return notes
+
+
+def _port_checks(loaded: LoadedSpec) -> list[str]:
+    spec, w = loaded.spec, loaded.where
+    problems: list[str] = []
+    wanted = expected_sip_ports(spec)
+    if spec.firewall is not None and spec.firewall.ensure == "present":
+        opened = firewall_ports(spec)
+        for name, key in wanted.items():
+            if key not in opened:
+                problems.append(
+                    f"{w(('transports', name, 'port'))}: transports.{name} listens on "
+                    f"{key[0]}/{key[1]} but the firewall ({w(('firewall',))}) does not open it"
+                )
+    if spec.fail2ban is not None and spec.fail2ban.enabled:
+        banned = jail_ports(spec)
+        for name, key in wanted.items():
+            if key not in banned:
+                problems.append(
+                    f"{w(('transports', name, 'port'))}: transports.{name} ({key[0]}/{key[1]}) "
+                    f"is not in the ports of the fail2ban jail ({w(('fail2ban',))}): a banned "
+                    "scanner could still call over it"
+                )
+    # Two TCP transports on one port cannot both listen.
+    tcp, tls = spec.transports.tcp, spec.transports.tls
+    if tcp is not None and tls is not None and tcp.port == tls.port:
+        problems.append(
+            f"{w(('transports', 'tls', 'port'))}: transports.tls and transports.tcp "
+            f"({w(('transports', 'tcp', 'port'))}) both use TCP port {tcp.port}; give TLS "
+            "its own port (5061)"
+        )
+    if spec.firewall is not None:
+        for name, (proto, port) in wanted.items():
+            if proto == "tcp" and port == spec.firewall.ssh_port:
+                problems.append(
+                    f"{w(('transports', name, 'port'))}: transports.{name} uses TCP port {port}, "
+                    f"which is firewall.ssh_port ({w(('firewall', 'ssh_port'))})"
+                )
+    return problems
+
+
+def _rtp_checks(loaded: LoadedSpec) -> list[str]:
+    spec, w = loaded.spec, loaded.where
+    problems: list[str] = []
+    if spec.asterisk is None:
+        return problems
+    rtp = spec.asterisk.rtp
+    if spec.firewall is not None and spec.firewall.ensure == "present":
+        start, end = firewall_rtp_range(spec)
+        if (start, end) != (rtp.start, rtp.end):
+            problems.append(
+                f"{w(('asterisk', 'rtp'))}: asterisk.rtp is {rtp.start}-{rtp.end} but the "
+                f"firewall ({w(('firewall',))}) opens RTP {start}-{end}"
+            )
+    for name, (proto, port) in expected_sip_ports(spec).items():
+        if proto == "udp" and rtp.start <= port <= rtp.end:
+            problems.append(
+                f"{w(('transports', name, 'port'))}: transports.{name} port {port} lies inside "
+                f"asterisk.rtp {rtp.start}-{rtp.end} ({w(('asterisk', 'rtp'))}); media and "
+                "signalling would compete for it"
+            )
+    return problems
+
+
+def _tls_checks(loaded: LoadedSpec) -> list[str]:
+    spec, w = loaded.spec, loaded.where
+    if spec.transports.tls is None or spec.asterisk is None or spec.asterisk.ensure == "absent":
+        return []
+    if spec.asterisk.tls is None:
+        return [
+            f"{w(('transports', 'tls'))}: transports.tls is enabled but asterisk.tls "
+            f"(cert_file, key_file) is missing in asterisk ({w(('asterisk',))}); Asterisk "
+            "cannot offer SIPS without them"
+        ]
     return []
 
 
-def live_cross_checks(spec: Spec, states: Mapping[str, LiveState]) -> list[str]:
-    return []
+def _dns_checks(loaded: LoadedSpec) -> list[str]:
+    spec, w = loaded.spec, loaded.where
+    problems: list[str] = []
+    if spec.dns is None or spec.dns.ensure == "absent":
+        return problems
+    if not spec.servers:
+        what = "NAPTR and SRV" if spec.dns.naptr else "SRV"
+        problems.append(
+            f"{w(('dns',))}: dns publishes {what} records but servers is empty "
+            f"({w(('servers',))}); a NAPTR must point at an SRV and an SRV needs a target"
+        )
+    for i, server in enumerate(spec.servers):
+        if _in_zone(server.host, spec.zone) and not (server.ipv4 or server.ipv6):
+            problems.append(
+                f"{w(('servers', i, 'host'))}: {server.host} is inside the zone {spec.zone} "
+                f"({w(('dns',))}) but has no ipv4 or ipv6; its SRV target would not resolve"
+            )
+    return problems
+
+
+def _in_zone(host: str, zone: str) -> bool:
+    return host == zone or host.endswith("." + zone)
+
+
+# --- live checks -----------------------------------------------------------------------------
+
+
+def live_cross_checks(loaded: LoadedSpec | Spec, states: Mapping[str, LiveState]) -> list[str]:
+    """Disagreements only the live systems show; each says which layer to fix.
+
+    Pass the ``LoadedSpec`` so messages carry ``file:line``; a bare ``Spec`` works too.
+
+    ``states`` maps a layer name to what its provider read. Keys read from ``private``
+    (a missing key means "not known" and its check is skipped):
+
+    asterisk  ``live_transports``: list of {"name": str, "protocol": "udp"|"tcp"|"tls",
+              "port": int, "owned": bool (defined by sipctl's own file)} as Asterisk reports
+              them (``pjsip show transports``) or as its config defines them;
+              ``rtp_range``: [start, end] Asterisk really uses (rtp.conf after includes);
+              ``logger_files``: {absolute path: [levels]} of the file channels in logger.conf
+              (relative names resolved against astlogdir).
+    fail2ban  ``jail_logpath``: the logpath of the live jail, when it differs from the spec.
+    firewall  ``rtp_range``: [start, end] the live rules open (before this plan's changes).
+    """
+    if isinstance(loaded, Spec):
+        loaded = LoadedSpec(spec=loaded, source="spec", base_dir=Path.cwd(), text="")
+    spec, w = loaded.spec, loaded.where
+    problems: list[str] = []
+    ast = states.get("asterisk")
+    if spec.asterisk is None or ast is None:
+        return problems
+    target = spec.asterisk.target
+    transports = ast.private.get("live_transports")
+    if isinstance(transports, list):
+        problems += _live_transport_checks(loaded, transports)
+    rtp = ast.private.get("rtp_range")
+    if spec.firewall is not None and isinstance(rtp, list | tuple) and len(rtp) == 2:
+        want = firewall_rtp_range(spec)
+        if (int(rtp[0]), int(rtp[1])) != want:
+            problems.append(
+                f"{w(('asterisk', 'rtp'))}: Asterisk at {target} uses RTP {rtp[0]}-{rtp[1]} "
+                f"(its live rtp.conf) but the firewall ({w(('firewall',))}) opens "
+                f"{want[0]}-{want[1]}; fix rtp.conf on the PBX (another file overrides "
+                "rtpstart/rtpend) or asterisk.rtp"
+            )
+    logger = ast.private.get("logger_files")
+    if spec.fail2ban is not None and spec.fail2ban.enabled and isinstance(logger, dict):
+        f2b = states.get("fail2ban")
+        jail = (f2b.private.get("jail_logpath") if f2b is not None else None) or (
+            spec.fail2ban.logpath
+        )
+        levels = {str(k): [str(x).lower() for x in v] for k, v in logger.items()}
+        watched = levels.get(str(jail))
+        if watched is None:
+            files = ", ".join(sorted(levels)) or "no file at all"
+            problems.append(
+                f"{w(('fail2ban', 'logpath'))}: the fail2ban jail watches {jail} but Asterisk "
+                f"at {target} logs to {files} (logger.conf); set fail2ban.logpath to one of "
+                "them, or add the file to logger.conf on the PBX"
+            )
+        elif "warning" not in watched and "*" not in watched:
+            problems.append(
+                f"{w(('fail2ban', 'logpath'))}: Asterisk at {target} writes {jail} without "
+                "the WARNING level (logger.conf), where rejected guest calls are logged; "
+                "add warning to that file's levels"
+            )
+    return problems
+
+
+def _live_transport_checks(loaded: LoadedSpec, live: list[Any]) -> list[str]:
+    spec, w = loaded.spec, loaded.where
+    assert spec.asterisk is not None
+    target = spec.asterisk.target
+    problems: list[str] = []
+    entries = [t for t in live if isinstance(t, dict)]
+    shown = ", ".join(
+        f"{t.get('name', '?')} {t.get('protocol', '?')}/{t.get('port', '?')}" for t in entries
+    )
+    for name, transport in spec.transports.enabled().items():
+        same = [
+            t
+            for t in entries
+            if t.get("protocol") == name and int(t.get("port", -1)) == transport.port
+        ]
+        if spec.asterisk.manage_transports:
+            clash = [
+                t
+                for t in entries
+                if not t.get("owned")
+                and TRANSPORT_PROTOCOL.get(str(t.get("protocol")), "") == TRANSPORT_PROTOCOL[name]
+                and int(t.get("port", -1)) == transport.port
+            ]
+            for t in clash:
+                problems.append(
+                    f"{w(('transports', name, 'port'))}: sipctl would define transports.{name} "
+                    f"on port {transport.port}, but Asterisk at {target} already has transport "
+                    f"{t.get('name')} there (not sipctl's); remove it on the PBX or set "
+                    "asterisk.manage_transports: false"
+                )
+        elif not same:
+            problems.append(
+                f"{w(('transports', name, 'port'))}: transports.{name} says {name} on port "
+                f"{transport.port}, but Asterisk at {target} has no such transport (live: "
+                f"{shown or 'none'}); add it on the PBX, set asterisk.manage_transports: true "
+                f"({w(('asterisk',))}), or change the spec"
+            )
+    return problems

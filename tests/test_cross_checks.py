@@ -1,0 +1,196 @@
+"""Cross-layer checks: each mismatch is caught offline and names both sides with file:line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fixtures.common import EXAMPLES
+
+from sipctl.reconciler.resources import LiveState
+from sipctl.schemas.checks import cross_checks, cross_warnings, live_cross_checks
+from sipctl.schemas.loader import LoadedSpec, load_spec, load_spec_text
+
+BASE = """\
+version: 1
+domain: mysite.ru
+transports:
+  udp: {port: 5060}
+  tcp: {port: 5060}
+  tls: {port: 5061}
+servers:
+  - host: asterisk.mysite.ru
+    ipv4: [203.0.113.10]
+users:
+  director: 105
+  "101": 101
+dns:
+  provider: rfc2136
+  server: 127.0.0.1:53
+  tsig: {name: sipctl, secret_env: SIPCTL_TSIG_SECRET}
+asterisk:
+  rtp: {start: 10000, end: 20000}
+  tls: {cert_file: /etc/asterisk/keys/a.pem, key_file: /etc/asterisk/keys/a.key}
+firewall:
+  ssh_port: 22
+fail2ban:
+  logpath: /var/log/asterisk/messages
+"""
+
+
+def load(text: str) -> LoadedSpec:
+    return load_spec_text(text, source="s.yaml", base_dir=Path("/tmp"))
+
+
+def positions(message: str) -> list[str]:
+    """The ``file:line`` parts of a message (columns left out)."""
+    return re.findall(r"s\.yaml:\d+(?=:\d+)", message)
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_have_no_cross_layer_problems(example: Path) -> None:
+    assert cross_checks(load_spec(example)) == []
+
+
+def test_base_is_consistent() -> None:
+    assert cross_checks(load(BASE)) == []
+    assert cross_warnings(load(BASE)) == []
+
+
+def test_tls_without_cert_names_both_sides() -> None:
+    text = BASE.replace(
+        "  tls: {cert_file: /etc/asterisk/keys/a.pem, key_file: /etc/asterisk/keys/a.key}\n", ""
+    )
+    [problem] = cross_checks(load(text))
+    assert "transports.tls" in problem and "asterisk.tls" in problem
+    assert positions(problem) == ["s.yaml:6", "s.yaml:17"]
+
+
+def test_tls_and_tcp_on_one_port() -> None:
+    [problem] = cross_checks(load(BASE.replace("tls: {port: 5061}", "tls: {port: 5060}")))
+    assert "transports.tls and transports.tcp" in problem
+    assert len(positions(problem)) == 2
+
+
+def test_sip_port_inside_rtp_range() -> None:
+    text = BASE.replace("udp: {port: 5060}", "udp: {port: 12000}")
+    [problem] = cross_checks(load(text))
+    assert "transports.udp port 12000 lies inside asterisk.rtp 10000-20000" in problem
+    assert positions(problem) == ["s.yaml:4", "s.yaml:18"]
+
+
+def test_sip_port_equal_to_ssh_port() -> None:
+    text = BASE.replace("tcp: {port: 5060}", "tcp: {port: 2222}").replace(
+        "ssh_port: 22", "ssh_port: 2222"
+    )
+    [problem] = cross_checks(load(text))
+    assert "firewall.ssh_port" in problem and "transports.tcp" in problem
+    assert len(positions(problem)) == 2
+
+
+def test_dns_without_servers() -> None:
+    text = BASE.replace("servers:\n  - host: asterisk.mysite.ru\n    ipv4: [203.0.113.10]\n", "")
+    [problem] = cross_checks(load(text))
+    assert "NAPTR and SRV" in problem and "servers is empty" in problem
+
+
+def test_server_inside_zone_without_address() -> None:
+    text = BASE.replace("    ipv4: [203.0.113.10]\n", "")
+    [problem] = cross_checks(load(text))
+    assert "asterisk.mysite.ru is inside the zone mysite.ru" in problem
+    assert positions(problem) == ["s.yaml:8", "s.yaml:12"]
+
+
+def test_server_outside_zone_is_fine_but_noted() -> None:
+    text = BASE.replace("host: asterisk.mysite.ru", "host: pbx.hosted.example")
+    assert cross_checks(load(text)) == []
+    [note] = cross_warnings(load(text))
+    assert "outside the zone" in note
+
+
+def test_firewall_and_jail_ports_come_from_the_renderers_when_they_exist(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A renderer that drifts from the spec (here: forgets TLS) is caught by validate.
+    import sipctl.schemas.checks as checks
+
+    def opened(spec: object) -> set[tuple[str, int]]:
+        return {("udp", 5060), ("tcp", 5060)}
+
+    def hook(module: str, name: str) -> object:
+        return opened if name in ("opened_ports", "jail_ports") else None
+
+    monkeypatch.setattr(checks, "_renderer_hook", hook)
+    problems = cross_checks(load(BASE))
+    assert len(problems) == 2
+    assert "does not open it" in problems[0] and "tcp/5061" in problems[0]
+    assert "fail2ban jail" in problems[1]
+
+
+def test_firewall_rtp_range_differs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sipctl.schemas.checks as checks
+
+    def hook(module: str, name: str) -> object:
+        return (lambda spec: (10000, 10999)) if name == "rtp_range" else None
+
+    monkeypatch.setattr(checks, "_renderer_hook", hook)
+    [problem] = cross_checks(load(BASE))
+    assert "asterisk.rtp is 10000-20000" in problem and "opens RTP 10000-10999" in problem
+    assert len(positions(problem)) == 2
+
+
+def test_user_warnings() -> None:
+    text = BASE.replace('  "101": 101\n', '  Director: 107\n  "105": 101\n')
+    notes = cross_warnings(load(text))
+    assert any("differ only in case" in n for n in notes)
+    assert any("sip:105 rings 101" in n and "users.director" in n for n in notes)
+    assert cross_checks(load(text)) == []  # two names may share one extension: allowed
+
+
+# --- live checks over the providers' LiveStates ----------------------------------------------
+
+
+def asterisk_state(**private: object) -> dict[str, LiveState]:
+    return {"asterisk": LiveState(private=dict(private))}
+
+
+def test_live_transports_must_listen_on_the_spec_ports() -> None:
+    loaded = load(BASE)
+    live = [
+        {"name": "t-udp", "protocol": "udp", "port": 5060, "owned": False},
+        {"name": "t-tcp", "protocol": "tcp", "port": 5080, "owned": False},
+    ]
+    problems = live_cross_checks(loaded, asterisk_state(live_transports=live))
+    assert len(problems) == 2
+    assert "transports.tcp says tcp on port 5060" in problems[0]
+    assert "t-tcp tcp/5080" in problems[0]
+    assert "tls on port 5061" in problems[1]
+    assert positions(problems[0]) == ["s.yaml:5", "s.yaml:17"]
+
+
+def test_live_transport_clash_when_sipctl_manages_transports() -> None:
+    text = BASE.replace("asterisk:\n", "asterisk:\n  manage_transports: true\n")
+    live = [{"name": "old-udp", "protocol": "udp", "port": 5060, "owned": False}]
+    [problem] = live_cross_checks(load(text), asterisk_state(live_transports=live))
+    assert "old-udp" in problem and "manage_transports: false" in problem
+
+
+def test_live_rtp_range_must_match_the_firewall() -> None:
+    [problem] = live_cross_checks(load(BASE), asterisk_state(rtp_range=[16384, 32767]))
+    assert "uses RTP 16384-32767" in problem and "opens 10000-20000" in problem
+
+
+def test_jail_must_watch_the_file_asterisk_logs_to() -> None:
+    loaded = load(BASE)
+    wrong = {"/var/log/asterisk/full": ["notice", "warning", "error"]}
+    [problem] = live_cross_checks(loaded, asterisk_state(logger_files=wrong))
+    assert "watches /var/log/asterisk/messages" in problem
+    assert "/var/log/asterisk/full" in problem
+    no_warning = {"/var/log/asterisk/messages": ["notice", "error"]}
+    [problem] = live_cross_checks(loaded, asterisk_state(logger_files=no_warning))
+    assert "WARNING" in problem
+    right = {"/var/log/asterisk/messages": ["notice", "warning", "error"]}
+    assert live_cross_checks(loaded, asterisk_state(logger_files=right)) == []
+    # a bare Spec works too (without positions)
+    assert live_cross_checks(loaded.spec, asterisk_state(logger_files=right)) == []
