@@ -261,9 +261,7 @@ def _bump_serial(zone: dns.zone.Zone) -> int:
         raise ProviderError(f"zone {origin} has no SOA record")
     soa = soa_set[0]
     serial = next_serial(int(soa.serial), dt.datetime.now(dt.UTC).date())
-    zone.replace_rdataset(
-        zone.origin, dns.rdataset.from_rdata(soa_set.ttl, soa.replace(serial=serial))
-    )
+    zone.replace_rdataset(origin, dns.rdataset.from_rdata(soa_set.ttl, soa.replace(serial=serial)))
     return serial
 
 
