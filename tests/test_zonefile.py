@@ -1,4 +1,4 @@
-"""The zonefile provider: owned records only, serial bumped, atomic, reloads; and real BIND loads it."""
+"""The zonefile provider: owned records only, serial bump, atomic writes, reloads; BIND loads it."""
 
 from __future__ import annotations
 
