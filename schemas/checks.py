@@ -11,16 +11,14 @@ Two kinds, both pure:
   read from the providers' ``LiveState.private`` (keys documented at that function).
 
 Every message names both sides of a disagreement with ``file:line:col`` and says which side
-to fix. The firewall and fail2ban renderers may expose ``opened_ports(spec)``,
-``rtp_range(spec)`` and ``jail_ports(spec)``; when they do, these checks ask them, so a
-renderer that drifts from the spec is caught here; otherwise the spec's rules are used
-(``expected_*`` below).
+to fix. The firewall and fail2ban sides are read from their renderers (``desired_ruleset``,
+``ban_ports``), the same functions that write the live rules, so a renderer that drifts from
+the spec is caught here rather than on the live host.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from importlib import import_module
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,35 +42,51 @@ def expected_sip_ports(spec: Spec) -> dict[str, PortKey]:
     }
 
 
-def _renderer_hook(module: str, name: str) -> Callable[[Spec], Any] | None:
-    try:
-        func = getattr(import_module(f"sipctl.reconciler.{module}"), name, None)
-    except ImportError:
-        return None
-    return func if callable(func) else None
+def firewall_records(spec: Spec) -> list[tuple[str, int, int]]:
+    """(protocol, first port, last port) of every port rule the firewall renderer writes."""
+    from sipctl.reconciler.render_firewall import desired_ruleset
+
+    found: list[tuple[str, int, int]] = []
+    for record in desired_ruleset(spec)["records"]:
+        words = str(record).split()
+        if words and words[0] in ("ipv4", "ipv6"):
+            words = words[1:]
+        if len(words) != 3 or words[0] != "accept" or words[1] not in ("tcp", "udp"):
+            continue
+        first, _, last = words[2].partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            found.append((words[1], int(first), int(last or first)))
+    return found
 
 
-def firewall_ports(spec: Spec) -> set[PortKey]:
-    hook = _renderer_hook("render_firewall", "opened_ports")
-    if hook is not None:
-        return {(str(p), int(n)) for p, n in hook(spec)}
-    return set(expected_sip_ports(spec).values())
+def firewall_opens(spec: Spec, proto: str, first: int, last: int | None = None) -> bool:
+    """Whether the rendered firewall accepts every port of ``first``-``last`` over ``proto``."""
+    end = first if last is None else last
+    return any(p == proto and a <= first and end <= b for p, a, b in firewall_records(spec))
 
 
-def firewall_rtp_range(spec: Spec) -> tuple[int, int]:
-    hook = _renderer_hook("render_firewall", "rtp_range")
-    if hook is not None:
-        start, end = hook(spec)
-        return int(start), int(end)
-    rtp = spec.asterisk.rtp if spec.asterisk is not None else None
-    return (rtp.start, rtp.end) if rtp is not None else (10000, 20000)
+def firewall_udp_ranges(spec: Spec) -> list[tuple[int, int]]:
+    return [(a, b) for p, a, b in firewall_records(spec) if p == "udp" and b > a]
 
 
 def jail_ports(spec: Spec) -> set[PortKey]:
-    hook = _renderer_hook("render_fail2ban", "jail_ports")
-    if hook is not None:
-        return {(str(p), int(n)) for p, n in hook(spec)}
-    return set(expected_sip_ports(spec).values())
+    """(protocol, port) pairs the fail2ban jail bans, from its renderer."""
+    from sipctl.reconciler.render_fail2ban import BAN_PROTOCOLS, ban_ports
+
+    ports = [int(p) for p in ban_ports(spec).split(",") if p.strip().isdigit()]
+    protocols = [p.strip() for p in str(BAN_PROTOCOLS).split(",") if p.strip()]
+    return {(proto, port) for proto in protocols for port in ports}
+
+
+def firewall_rtp_range(spec: Spec) -> tuple[int, int]:
+    """The RTP range the firewall opens: the rendered UDP range rule (asterisk.rtp's own)."""
+    rtp = spec.asterisk.rtp if spec.asterisk is not None else None
+    ranges = firewall_udp_ranges(spec) if spec.firewall is not None else []
+    if rtp is not None and (rtp.start, rtp.end) in ranges:
+        return rtp.start, rtp.end
+    if ranges:
+        return ranges[0]
+    return (rtp.start, rtp.end) if rtp is not None else (10000, 20000)
 
 
 # --- offline checks --------------------------------------------------------------------------
@@ -146,9 +160,8 @@ def _port_checks(loaded: LoadedSpec) -> list[str]:
     problems: list[str] = []
     wanted = expected_sip_ports(spec)
     if spec.firewall is not None and spec.firewall.ensure == "present":
-        opened = firewall_ports(spec)
         for name, key in wanted.items():
-            if key not in opened:
+            if not firewall_opens(spec, *key):
                 problems.append(
                     f"{w(('transports', name, 'port'))}: transports.{name} listens on "
                     f"{key[0]}/{key[1]} but the firewall ({w(('firewall',))}) does not open it"
@@ -186,13 +199,13 @@ def _rtp_checks(loaded: LoadedSpec) -> list[str]:
     if spec.asterisk is None:
         return problems
     rtp = spec.asterisk.rtp
-    if spec.firewall is not None and spec.firewall.ensure == "present":
-        start, end = firewall_rtp_range(spec)
-        if (start, end) != (rtp.start, rtp.end):
-            problems.append(
-                f"{w(('asterisk', 'rtp'))}: asterisk.rtp is {rtp.start}-{rtp.end} but the "
-                f"firewall ({w(('firewall',))}) opens RTP {start}-{end}"
-            )
+    firewall_on = spec.firewall is not None and spec.firewall.ensure == "present"
+    if firewall_on and not firewall_opens(spec, "udp", rtp.start, rtp.end):
+        ranges = ", ".join(f"{a}-{b}" for a, b in firewall_udp_ranges(spec)) or "none"
+        problems.append(
+            f"{w(('asterisk', 'rtp'))}: asterisk.rtp is {rtp.start}-{rtp.end} but the "
+            f"firewall ({w(('firewall',))}) opens the UDP ranges {ranges}"
+        )
     for name, (proto, port) in expected_sip_ports(spec).items():
         if proto == "udp" and rtp.start <= port <= rtp.end:
             problems.append(

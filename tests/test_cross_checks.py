@@ -109,35 +109,36 @@ def test_server_outside_zone_is_fine_but_noted() -> None:
     assert "outside the zone" in note
 
 
-def test_firewall_and_jail_ports_come_from_the_renderers_when_they_exist(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A renderer that drifts from the spec (here: forgets TLS) is caught by validate.
+def test_a_renderer_that_drifts_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The checks read the firewall and fail2ban renderers; one that forgets TLS is caught.
     import sipctl.schemas.checks as checks
 
-    def opened(spec: object) -> set[tuple[str, int]]:
+    def records(spec: object) -> list[tuple[str, int, int]]:
+        return [("udp", 5060, 5060), ("tcp", 5060, 5060), ("udp", 10000, 10999)]
+
+    def jail(spec: object) -> set[tuple[str, int]]:
         return {("udp", 5060), ("tcp", 5060)}
 
-    def hook(module: str, name: str) -> object:
-        return opened if name in ("opened_ports", "jail_ports") else None
-
-    monkeypatch.setattr(checks, "_renderer_hook", hook)
+    monkeypatch.setattr(checks, "firewall_records", records)
+    monkeypatch.setattr(checks, "jail_ports", jail)
     problems = cross_checks(load(BASE))
-    assert len(problems) == 2
-    assert "does not open it" in problems[0] and "tcp/5061" in problems[0]
-    assert "fail2ban jail" in problems[1]
+    assert len(problems) == 3, problems
+    assert "transports.tls listens on tcp/5061" in problems[0]
+    assert "does not open it" in problems[0]
+    assert "fail2ban jail" in problems[1] and "tcp/5061" in problems[1]
+    assert "asterisk.rtp is 10000-20000" in problems[2]
+    assert "opens the UDP ranges 10000-10999" in problems[2]
+    assert all(len(positions(p)) == 2 for p in problems)
 
 
-def test_firewall_rtp_range_differs(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sipctl.schemas.checks as checks
+def test_the_real_renderers_agree_with_the_spec() -> None:
+    from sipctl.schemas.checks import firewall_opens, jail_ports
 
-    def hook(module: str, name: str) -> object:
-        return (lambda spec: (10000, 10999)) if name == "rtp_range" else None
-
-    monkeypatch.setattr(checks, "_renderer_hook", hook)
-    [problem] = cross_checks(load(BASE))
-    assert "asterisk.rtp is 10000-20000" in problem and "opens RTP 10000-10999" in problem
-    assert len(positions(problem)) == 2
+    spec = load(BASE).spec
+    assert firewall_opens(spec, "udp", 5060) and firewall_opens(spec, "tcp", 5061)
+    assert firewall_opens(spec, "udp", 10000, 20000)
+    assert not firewall_opens(spec, "udp", 5061)
+    assert {("udp", 5060), ("tcp", 5060), ("tcp", 5061)} <= jail_ports(spec)
 
 
 def test_user_warnings() -> None:
