@@ -117,11 +117,11 @@ def update_policy(spec: Spec) -> str:
 
 
 def dns_artefacts(spec: Spec) -> dict[str, str]:
-    """Files for ``sipctl render --dir``: the zone snippet and the BIND update-policy."""
+    """Files for ``sipctl render --dir`` (written under dns/): zone snippet, update-policy."""
     if spec.dns is None:
         return {}
     domain = spec.domain
-    files = {f"dns/{domain}.zone-snippet": zone_snippet(spec)}
+    files = {f"{domain}.zone-snippet": zone_snippet(spec)}
     if spec.dns.provider != "zonefile":
-        files[f"dns/{domain}.update-policy.conf"] = update_policy(spec)
+        files[f"{domain}.update-policy.conf"] = update_policy(spec)
     return files
