@@ -139,6 +139,7 @@ class Resolution:
     mode: Literal["naptr", "srv", "address", "none"]
     hops: tuple[Hop, ...]
     defects: tuple[Defect, ...]
+    notes: tuple[str, ...] = ()
 
     def transports(self) -> list[Transport]:
         """The transports DNS advertises, in the client's order of preference."""
@@ -215,14 +216,13 @@ def resolve(answers: DnsAnswers) -> Resolution:
     """The hops a SIP client would try for ``sip:user@<answers.domain>``, and the defects."""
     domain = normalize_name(answers.domain)
     defects = [Defect("dns-error", line) for line in answers.errors]
+    notes: list[str] = []
     naptrs = usable_naptr(answers.naptr)
     if answers.naptr and not naptrs:
-        defects.append(
-            Defect(
-                "naptr-unusable",
-                f"{domain} has NAPTR records but none with flag 's' and a SIP service "
-                "(SIP+D2U, SIP+D2T, SIPS+D2T); clients fall back to SRV",
-            )
+        # Normal when the name also serves ENUM or mail NAPTRs: not a defect, just a fact.
+        notes.append(
+            f"{domain} has NAPTR records, but none for SIP (flag 's' with SIP+D2U, SIP+D2T "
+            "or SIPS+D2T); clients fall back to SRV"
         )
     hops: list[Hop] = []
     if naptrs:
@@ -261,7 +261,7 @@ def resolve(answers: DnsAnswers) -> Resolution:
                     f"{domain} has no NAPTR, no SRV and no address: no client can reach it",
                 )
             )
-    return Resolution(domain, mode, tuple(hops), tuple(_unique(defects)))
+    return Resolution(domain, mode, tuple(hops), tuple(_unique(defects)), tuple(notes))
 
 
 def _srv_hops(

@@ -71,6 +71,7 @@ def run_verify(
         nameserver=str(server) if server is not None else None,
         resolution=resolution,
         defects=defects,
+        notes=list(resolution.notes),
     )
     name = canary or f"{CANARY_PREFIX}{secrets.token_hex(4)}"
     wanted = expectations(spec, name)

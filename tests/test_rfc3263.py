@@ -205,5 +205,6 @@ def test_naptr_without_sip_services_falls_back_and_says_so() -> None:
     )
     res = resolve(answers)
     assert res.mode == "srv"
-    assert [d.code for d in res.defects] == ["naptr-unusable"]
+    assert res.defects == ()
+    assert "none for SIP" in res.notes[0]
     assert res.transports() == ["tcp"]

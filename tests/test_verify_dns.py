@@ -1,0 +1,185 @@
+"""verify against a real BIND and a SIP responder on loopback: the chain, each DNS defect named.
+
+The SIP side here is the small responder (tests/verify_responder.py) so that every DNS defect
+can be made by hand in BIND quickly; tests/test_verify_asterisk.py does the same against the
+real Asterisk 22.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fixtures.bind import SECRET_ENV, UNRELATED_RECORDS, BindServer
+from verify_responder import Responder
+
+from sipctl.reconciler.verify import run_verify
+from sipctl.schemas.loader import LoadedSpec, load_spec_text
+
+pytestmark = pytest.mark.bind
+USERS = {"director", "alex", "101"}
+TIMEOUT = 1.0
+
+
+@pytest.fixture(scope="module")
+def sip() -> Iterator[Responder]:
+    responder = Responder(users=set(USERS)).start()
+    yield responder
+    responder.stop()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def records(sip: Responder, **change: str) -> str:
+    """The zone's SIP records pointing at the responder; ``change`` replaces named lines."""
+    lines = {
+        "naptr_udp": '@ IN NAPTR 10 10 "s" "SIP+D2U" "" _sip._udp',
+        "naptr_tcp": '@ IN NAPTR 20 10 "S" "SIP+D2T" "" _sip._tcp',
+        "srv_udp": f"_sip._udp IN SRV 10 0 {sip.udp_port} sip",
+        "srv_tcp": f"_sip._tcp IN SRV 10 0 {sip.tcp_port} sip",
+        "a": "sip IN A 127.0.0.1",
+    }
+    lines.update(change)
+    return UNRELATED_RECORDS + "\n".join(v for v in lines.values() if v) + "\n"
+
+
+def spec_for(
+    bind: BindServer, zone: str, sip: Responder, transports: str = "", naptr: bool = True
+) -> LoadedSpec:
+    transports = transports or (f"{{udp: {{port: {sip.udp_port}}}, tcp: {{port: {sip.tcp_port}}}}}")
+    text = (
+        f"version: 1\ndomain: {zone}\ntransports: {transports}\n"
+        f"servers: [{{host: sip.{zone}, ipv4: [127.0.0.1]}}]\n"
+        "users: {director: 105, alex: 106, '101': 101}\n"
+        f"dns:\n  provider: rfc2136\n  server: '{bind.server}'\n"
+        f"  tsig: {{name: {bind.key_name}, secret_env: {SECRET_ENV}}}\n"
+        f"  naptr: {'true' if naptr else 'false'}\n"
+    )
+    return load_spec_text(text, source="verify.yaml", base_dir=Path("/tmp"))
+
+
+@pytest.fixture
+def zone_with(bind: BindServer) -> Iterator[list[str]]:
+    made: list[str] = []
+    yield made
+    for zone in made:
+        bind.delete_zone(zone)
+
+
+def new_zone(bind: BindServer, made: list[str], extra: str) -> str:
+    zone = bind.new_zone(extra=extra)
+    made.append(zone)
+    return zone
+
+
+def test_healthy_chain_every_user_answers_over_udp_and_tcp(
+    bind: BindServer, sip: Responder, zone_with: list[str]
+) -> None:
+    zone = new_zone(bind, zone_with, records(sip))
+    report = run_verify(spec_for(bind, zone, sip), bind.server, TIMEOUT)
+    assert report.defects == [], report.to_text()
+    assert report.ok
+    assert report.resolution.mode == "naptr"
+    chain = [(h.transport, h.service, h.target, h.port) for h in report.resolution.hops]
+    assert chain == [
+        ("udp", "SIP+D2U", f"sip.{zone}", sip.udp_port),
+        ("tcp", "SIP+D2T", f"sip.{zone}", sip.tcp_port),
+    ]
+    answered = {(p.result.transport, p.result.user, p.result.status) for p in report.probes}
+    for user in USERS:
+        assert ("udp", user, 200) in answered and ("tcp", user, 200) in answered
+    assert all(p.result.rtt_ms is not None for p in report.probes)
+    text = report.to_text()
+    assert f"_sip._udp.{zone}" in text and "SIP+D2U" in text
+    assert "director" in text and "verify: OK" in text
+    data = json.loads(json.dumps(report.to_json()))
+    assert data["ok"] is True and data["format_version"] == "1"
+    assert len(data["probes"]) == 2 * (len(USERS) + 1)
+
+
+def test_without_naptr_the_srv_names_are_used(
+    bind: BindServer, sip: Responder, zone_with: list[str]
+) -> None:
+    zone = new_zone(bind, zone_with, records(sip, naptr_udp="", naptr_tcp=""))
+    report = run_verify(spec_for(bind, zone, sip, naptr=False), bind.server, TIMEOUT)
+    assert report.ok, report.to_text()
+    assert report.resolution.mode == "srv"
+    assert report.resolution.transports() == ["udp", "tcp"]
+
+
+def test_without_srv_the_domain_address_is_used(
+    bind: BindServer, sip: Responder, zone_with: list[str]
+) -> None:
+    extra = "@ IN A 127.0.0.1\n"
+    zone = new_zone(bind, zone_with, extra)
+    spec = spec_for(bind, zone, sip, naptr=False)
+    report = run_verify(spec, bind.server, TIMEOUT)
+    assert report.resolution.mode == "address"
+    hops = [(h.transport, h.target, h.port) for h in report.resolution.hops]
+    assert hops == [("udp", zone, 5060), ("tls", zone, 5061)]
+
+
+DEFECTS = {
+    # name: (zone changes, spec transports or "", the defect code that must be named)
+    "naptr-missing-srv": ({"srv_tcp": ""}, "", "naptr-missing-srv"),
+    "srv-target-cname": (
+        {"a": "sip IN CNAME real\nreal IN A 127.0.0.1"},
+        "",
+        "srv-target-cname",
+    ),
+    "srv-target-no-address": ({"a": ""}, "", "srv-target-no-address"),
+    "port-differs": ({"srv_udp": "_sip._udp IN SRV 10 0 {closed} sip"}, "", "port-differs"),
+    "transport-not-advertised": (
+        {},
+        "{{udp: {{port: {udp}}}, tcp: {{port: {tcp}}}, tls: {{port: {closed}}}}}",
+        "transport-not-advertised",
+    ),
+    "sips-no-tls-listener": (
+        {
+            "naptr_tls": '@ IN NAPTR 30 10 "s" "SIPS+D2T" "" _sips._tcp',
+            "srv_tls": "_sips._tcp IN SRV 10 0 {closed} sip",
+        },
+        "{{udp: {{port: {udp}}}, tcp: {{port: {tcp}}}, tls: {{port: {closed}}}}}",
+        "sips-no-tls-listener",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEFECTS))
+def test_each_defect_made_in_bind_is_found_and_named(
+    name: str, bind: BindServer, sip: Responder, zone_with: list[str]
+) -> None:
+    changes, transports, code = DEFECTS[name]
+    ports = {"udp": sip.udp_port, "tcp": sip.tcp_port, "closed": closed_port()}
+    zone = new_zone(
+        bind, zone_with, records(sip, **{k: v.format(**ports) for k, v in changes.items()})
+    )
+    spec = spec_for(bind, zone, sip, transports.format(**ports))
+    started = time.monotonic()
+    report = run_verify(spec, bind.server, TIMEOUT)
+    assert time.monotonic() - started < 10 * TIMEOUT
+    assert not report.ok
+    assert code in report.defect_codes(), report.to_text()
+    named = next(d for d in report.defects if d.code == code)
+    assert f"[{code}] {named.message}" in report.to_text()
+
+
+def test_a_dead_nameserver_is_reported_not_hung(sip: Responder) -> None:
+    text = (
+        "version: 1\ndomain: dead.example.org\n"
+        "servers: [{host: sip.dead.example.org, ipv4: [127.0.0.1]}]\n"
+    )
+    spec = load_spec_text(text, source="dead.yaml", base_dir=Path("/tmp"))
+    started = time.monotonic()
+    report = run_verify(spec, f"127.0.0.1:{closed_port()}", 1.0)
+    assert time.monotonic() - started < 4
+    assert not report.ok
+    assert "dns-error" in report.defect_codes()
