@@ -1,0 +1,293 @@
+"""The ``fail2ban`` provider: sipctl's filter and jail files, and a reload of fail2ban.
+
+``read`` (plan time) reads both files in one round trip, proves the filter sipctl is about to
+write with ``fail2ban-regex`` (see ``reconciler/fail2ban_proof.py``) and asks the server
+whether it runs (``fail2ban-client ping``), in one more round trip that also checks the log
+file exists. Nothing is written there, so a filter that would ban the wrong address stops the
+plan before any file changes.
+
+``apply`` writes the changed files atomically (the transport keeps ``.sipctl.bak`` copies and
+checks that each file is still what ``read`` saw), then runs ``fail2ban-client reload``
+when the server runs. If fail2ban refuses the new configuration, the old files are put back,
+fail2ban is reloaded again with them, and a ProviderError carries fail2ban's own words.
+
+On a ``dir:`` target only the files are written; where the server does not run, the reload
+is skipped. Either way the plan says so in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from sipctl.errors import ProviderError
+from sipctl.providers.transport import FileWrite
+from sipctl.reconciler.fail2ban_proof import judge, log_text, proof_lines
+from sipctl.reconciler.plan import Change
+from sipctl.reconciler.render_fail2ban import (
+    LAYER,
+    filter_path,
+    jail_path,
+    normalize_ini,
+)
+from sipctl.reconciler.resources import Address, LiveState, Resource
+from sipctl.schemas.targets import parse_target
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.providers.transport import CommandResult, HostTransport
+    from sipctl.schemas.loader import LoadedSpec
+    from sipctl.schemas.spec import Fail2ban, Ssh
+
+_PROOF_TIMEOUT = 60.0
+_CLIENT_TIMEOUT = 60.0
+_STATUS_MARK = "@sipctl-fail2ban@"
+
+# Runs fail2ban-regex on the target when this machine has none: the filter text and the test
+# log arrive on stdin, split at a marker line, in one round trip.
+_REMOTE_PROOF = r"""
+d=$(mktemp -d) || exit 70
+trap 'rm -rf "$d"' EXIT
+awk -v d="$d" -v m="$1" '
+  $0 == m { part = 1; next }
+  { print > (part ? d "/test.log" : d "/filter.conf") }'
+fail2ban-regex -o ip "$d/test.log" "$d/filter.conf"
+"""
+
+
+class Fail2banProvider:
+    """sipctl's two fail2ban files on one host, and that host's fail2ban server."""
+
+    layer: ClassVar[str] = LAYER
+    name: ClassVar[str] = "fail2ban"
+
+    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
+        spec = loaded.spec
+        if spec.fail2ban is None:
+            raise ProviderError("the spec has no fail2ban section: the layer is not managed")
+        self._section: Fail2ban = spec.fail2ban
+        self._target = spec.fail2ban_target() or "local"
+        ssh = self._section.ssh
+        if ssh is None and spec.asterisk is not None:
+            ssh = spec.asterisk.ssh
+        self._ssh: Ssh | None = ssh
+        self._ctx = ctx
+        self._paths = (filter_path(self._section), jail_path(self._section))
+
+    @property
+    def target_id(self) -> str:
+        return parse_target(self._target).key
+
+    def _transport(self) -> HostTransport:
+        return self._ctx.transports.get(self._target, self._ssh)
+
+    # -- read ----------------------------------------------------------------------------------
+
+    def read(self, desired: Sequence[Resource]) -> LiveState:
+        transport = self._transport()
+        files = transport.read_files(list(self._paths))
+        live = LiveState()
+        raw: dict[str, bytes | None] = {}
+        for path in self._paths:
+            content = files[path].content
+            raw[path] = content
+            if content is not None:
+                text = content.decode("utf-8", "replace")
+                live.resources[Address(LAYER, "file", path)] = normalize_ini(text)
+        live.private["raw"] = raw
+        # The values ignore comments; a saved plan must still notice any edit of the files.
+        live.fingerprint_extra = {
+            path: None if content is None else hashlib.sha256(content).hexdigest()
+            for path, content in raw.items()
+        }
+        wanted = {r.address.name: r for r in desired}
+        new_filter = wanted.get(self._paths[0])
+        if new_filter is not None and live.resources.get(new_filter.address) != new_filter.value:
+            self._prove(str(new_filter.payload), transport, live)
+        self._server_state(transport, live)
+        return live
+
+    def _prove(self, filter_text: str, transport: HostTransport, live: LiveState) -> None:
+        """Run fail2ban-regex on the proof log: here if installed, else on the target."""
+        lines = proof_lines()
+        program = shutil.which("fail2ban-regex")
+        if program is not None:
+            where = "this machine"
+            output = _prove_here(program, filter_text, log_text(lines))
+        elif transport.can_run:
+            where = str(transport.ref)
+            marker = "@sipctl-split@"
+            words = ["sh", "-c", _REMOTE_PROOF, "sh", marker]
+            stdin = f"{filter_text}\n{marker}\n{log_text(lines)}".encode()
+            result = transport.run(
+                " ".join(shlex.quote(w) for w in words), stdin=stdin, timeout=_PROOF_TIMEOUT
+            )
+            if result.exit_status == 127:
+                live.notes.append(
+                    f"fail2ban filter NOT proven: fail2ban-regex is on neither this machine nor "
+                    f"{where}; install fail2ban here to have it checked before it is written"
+                )
+                return
+            output = result.stdout if result.ok else None
+            if output is None:
+                live.problems.append(
+                    f"{self.target_id}: fail2ban-regex failed on the filter sipctl would write: "
+                    f"{_words(result)}"
+                )
+                return
+        else:
+            live.notes.append(
+                f"fail2ban filter NOT proven: fail2ban-regex is not installed on this machine "
+                f"and {transport.ref} runs no programs; install fail2ban here to have it checked"
+            )
+            return
+        if output is None:
+            live.problems.append(
+                "fail2ban-regex (on this machine) refused the filter sipctl would write; "
+                "this is a bug in sipctl, please report it"
+            )
+            return
+        for problem in judge(lines, output):
+            live.problems.append(
+                f"the fail2ban filter sipctl would write is wrong (proven with fail2ban-regex on "
+                f"{where}): {problem}; nothing was written"
+            )
+        self._ctx.log(f"fail2ban filter proven with fail2ban-regex on {where}")
+
+    def _server_state(self, transport: HostTransport, live: LiveState) -> None:
+        """Whether a reload can follow the writes; one round trip, read only."""
+        live.private["running"] = False
+        if not transport.can_run:
+            live.skipped.append(
+                f"{transport.ref}: files only; 'fail2ban-client reload' is skipped "
+                "(a directory target runs no programs)"
+            )
+            return
+        logpath = self._section.logpath
+        command = (
+            f"{self._section.command} ping 2>&1; echo '{_STATUS_MARK}' $?; "
+            f"if [ -e {shlex.quote(logpath)} ]; then echo '{_STATUS_MARK} log'; fi"
+        )
+        result = transport.run(command, timeout=_CLIENT_TIMEOUT)
+        answer, status, log_exists = _parse_status(result.stdout)
+        if status == 0 and "pong" in answer:
+            live.private["running"] = True
+        elif status == 127:
+            live.skipped.append(
+                f"{self.target_id}: {self._section.command.split()[0]!r} was not found; the "
+                "files are written and the reload is skipped (is fail2ban installed?)"
+            )
+        else:
+            live.skipped.append(
+                f"{self.target_id}: fail2ban is not running; the files are written and "
+                "'fail2ban-client reload' is skipped"
+            )
+        if self._section.enabled and not log_exists:
+            live.notes.append(
+                f"{self.target_id}: the log file {logpath} does not exist yet; fail2ban refuses "
+                "a jail without its log file (have Asterisk write it, see logger.conf)"
+            )
+
+    # -- apply ---------------------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+        if not changes:
+            return []
+        raw: dict[str, bytes | None] = live.private.get("raw", {})
+        writes: list[FileWrite] = []
+        lines: list[str] = []
+        for change in changes:
+            path = change.address.name
+            if change.address.layer != LAYER or path not in self._paths:
+                raise ProviderError(f"{self.target_id}: {change.address} is not a fail2ban file")
+            if change.action == "delete":
+                content = None
+            else:
+                if not isinstance(change.payload, str):
+                    raise ProviderError(f"{change.address}: the plan holds no text to write")
+                content = change.payload.encode()
+            writes.append(FileWrite(path, content, expected=raw.get(path)))
+            verb = {"create": "created", "update": "updated", "delete": "deleted"}[change.action]
+            lines.append(f"{verb} {path}")
+        transport = self._transport()
+        transport.write_files(writes)
+        if not transport.can_run:
+            lines.append(f"{transport.ref}: reload skipped (a directory target runs no programs)")
+            return lines
+        if not live.private.get("running", False):
+            lines.append(f"{self.target_id}: fail2ban is not running; reload skipped")
+            return lines
+        result = self._client(transport, "reload")
+        if not result.ok:
+            written = [w.path for w in writes]
+            transport.restore_backups(written)
+            again = self._client(transport, "reload")
+            state = (
+                "fail2ban runs with the previous files again"
+                if again.ok
+                else f"reloading the previous files failed too: {_words(again)}"
+            )
+            raise ProviderError(
+                f"{self.target_id}: fail2ban refused the new configuration: {_words(result)}. "
+                f"The previous files are back; {state}"
+            )
+        lines.append(f"{self.target_id}: fail2ban reloaded")
+        return lines
+
+    def _client(self, transport: HostTransport, verb: str) -> CommandResult:
+        return transport.run(f"{self._section.command} {verb} 2>&1", timeout=_CLIENT_TIMEOUT)
+
+
+def _prove_here(program: str, filter_text: str, log: str) -> str | None:
+    """``fail2ban-regex -o ip`` on this machine; its stdout, or None when it failed."""
+    with tempfile.TemporaryDirectory(prefix="sipctl-f2b-") as tmp:
+        directory = Path(tmp)
+        (directory / "filter.conf").write_text(filter_text)
+        (directory / "test.log").write_text(log)
+        try:
+            done = subprocess.run(
+                [program, "-o", "ip", str(directory / "test.log"), str(directory / "filter.conf")],
+                capture_output=True,
+                text=True,
+                timeout=_PROOF_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ProviderError(f"cannot run fail2ban-regex on this machine: {exc}") from exc
+    return done.stdout if done.returncode == 0 else None
+
+
+def _parse_status(stdout: str) -> tuple[str, int | None, bool]:
+    """Split the server check's output: (ping's answer, its exit status, log file exists)."""
+    answer: list[str] = []
+    status: int | None = None
+    log_exists = False
+    for line in stdout.splitlines():
+        if line.startswith(_STATUS_MARK):
+            rest = line[len(_STATUS_MARK) :].strip()
+            if rest == "log":
+                log_exists = True
+            elif rest.isdigit():
+                status = int(rest)
+        else:
+            answer.append(line)
+    return "\n".join(answer), status, log_exists
+
+
+def _words(result: CommandResult) -> str:
+    """fail2ban's own words, one line: its ERROR lines without the log-line prefix."""
+    text = f"{result.stdout}\n{result.stderr}"
+    errors = []
+    for line in text.splitlines():
+        if "ERROR" in line:
+            errors.append(line.split("ERROR", 1)[1].strip())
+    if not errors:
+        errors = [line.strip() for line in text.splitlines() if line.strip()][-2:]
+    found = "; ".join(dict.fromkeys(errors))
+    return found or f"exit status {result.exit_status}"

@@ -1,0 +1,213 @@
+"""Render the fail2ban layer: the filter for rejected SIP callers and the jail that uses it.
+
+Pure: the spec goes in, two owned files come out (DESIGN.md, "Ownership")::
+
+    <config_dir>/filter.d/sipctl-asterisk.conf   what a failure looks like in the Asterisk log
+    <config_dir>/jail.d/sipctl.conf              [sipctl-asterisk]: where to look, when to ban
+
+Each file is one resource, owned whole. Its value is the file parsed as fail2ban parses it
+(sections, keys, values with continuation lines joined), so comments, blank lines, spacing and
+key order never make a change; its payload is the exact text to write.
+
+``fail2ban.enabled: false`` keeps both files and writes the jail with ``enabled = false``:
+the switch is fail2ban's own, a reload then stops the jail (lifting its bans), and turning it
+back on is a one-word change an admin can read in the file. Leaving the ``fail2ban`` section
+out of the spec means the layer is not managed at all (the files are left as they are).
+
+The failregexes bind the address from a place the caller cannot move (measured on Asterisk
+22.10, see tests/data/asterisk-22-*.log):
+
+- the guest dialplan's ``Wrong call IP=<addr>[:port]`` must END the line: the extension the
+  caller dialled is printed before it (``WARNING[pid][C-id] Ext. <exten>: Wrong call IP=..``),
+  so a name such as ``x IP=6.6.6.6`` can only ever sit in front of the real address;
+- ``<endpoint>: Call (UDP:<addr>:port) to extension '...' rejected because extension not found
+  in context '...'.``: the address comes right after text Asterisk writes, the caller's
+  extension only after it;
+- ``Request 'M' from '<From>' failed for '<addr>:port' (callid: ...) - <reason>``: the From
+  header (display name included, quotes and spaces allowed) and the Call-ID are both the
+  caller's, on both sides of the address. The From is therefore parsed by its grammar (an
+  optional quoted display name with backslash escapes, then ``<uri>`` without spaces or
+  angle brackets), which leaves exactly one place for the address. The stock
+  ``filter.d/asterisk.conf`` uses ``'(?:[^']*|.*?)'`` there and can be made to ban an address
+  named in the display name; it also misses Asterisk 22's ``Call (UDP:...)`` form;
+- ``Endpoint 'anonymous' (<addr>:port) has no configured AORs``: a REGISTER that only the
+  guest endpoint matched (what scanners send to find accounts).
+
+What no filter can stop: Asterisk writes the dialled extension into the log unescaped, and a
+Request-URI user part may carry ``%0A``. A caller can thus write a whole line of their own
+into the log. The guest dialplan must therefore never let a dialled name containing anything
+but plain characters reach ``Log()`` (see the Asterisk layer).
+"""
+
+from __future__ import annotations
+
+import configparser
+import posixpath
+
+from sipctl.reconciler.resources import Address, Resource, Value
+from sipctl.schemas.spec import Fail2ban, Spec
+
+LAYER = "fail2ban"
+KIND = "file"
+JAIL_NAME = "sipctl-asterisk"
+FILTER_NAME = "sipctl-asterisk"
+FILTER_FILE = f"filter.d/{FILTER_NAME}.conf"
+JAIL_FILE = "jail.d/sipctl.conf"
+# Loopback is never banned, whatever the spec says: a ban there cuts Asterisk off from itself.
+ALWAYS_IGNORED = ("127.0.0.1/8", "::1")
+# Both protocols on every SIP port: a jail with "protocol = udp" leaves SIP over TCP open to
+# the banned scanner, and "protocol = all" makes the multiport actions fail at start
+# ("multiport needs -p tcp"). Both iptables and nftables actions loop over a comma list.
+BAN_PROTOCOLS = "tcp,udp"
+BANACTIONS = {"iptables": "iptables-multiport", "nftables": "nftables-multiport"}
+
+_HEADER = "# Managed by sipctl: every change here is overwritten by the next 'sipctl apply'.\n"
+
+# The filter is self-contained (no "before = common.conf") so that fail2ban-regex can prove
+# it from any directory before it is written. Regexes are fail2ban syntax: <ADDR> is an IPv4
+# or IPv6 address (with or without [brackets]), never a host name, so nothing is resolved.
+FILTER_TEXT = (
+    _HEADER
+    + r"""# Asterisk log lines of callers that sipctl's guest setup rejected, and failed
+# authentications. Lines as Asterisk 22 writes them to its own log file (logger.conf
+# "messages"); fail2ban cuts the leading "[date]" and leaves "[]".
+
+[Definition]
+
+_pid = \[\d+\]
+_callid = (?:\[C-[0-9a-f]+\])?
+_start = ^\s*(?:\[\]\s*)?
+_warning = %(_start)sWARNING%(_pid)s%(_callid)s
+_notice = %(_start)sNOTICE%(_pid)s%(_callid)s
+_source = [^\s:]+\.c:(?:\d+ \w+:)?
+_transport = (?:UDP|TCP|TLS|WS|WSS)
+_caller = (?:[^\s']+: Call|Call from '[^']*')
+_not_found = to extension '.*' rejected because extension not found in context '[^']*'\.$
+# A From header as Asterisk prints it: an optional "display name" (with \-escapes), <uri>.
+_from = '(?:"(?:[^"\\]|\\.)*" )?<[^<>"\s]*>'
+_request = %(_notice)s %(_source)s Request '[A-Za-z]+' from %(_from)s
+_acl = Not match Endpoint(?: Contact)? ACL
+_auth = (?:Failed|Error) to authenticate
+_reason = (?:No matching endpoint found|%(_acl)s|%(_auth)s)
+_guest = anonymous(?:@[^']*)?
+
+failregex = %(_warning)s Ext\. .*: Wrong call IP=<ADDR>(?::\d+)?$
+            %(_notice)s %(_source)s\s+%(_caller)s \(%(_transport)s:<ADDR>:\d+\) %(_not_found)s
+            %(_request)s failed for '<ADDR>(?::\d+)?' \(callid: .*\) - %(_reason)s$
+            %(_warning)s %(_source)s Endpoint '%(_guest)s' \(<ADDR>:\d+\) has no configured AORs$
+
+ignoreregex =
+
+datepattern = {^LN-BEG}
+"""
+)
+
+
+def render_fail2ban(spec: Spec) -> list[Resource]:
+    """The two owned files of the fail2ban layer, or none when the layer is not managed."""
+    section = spec.fail2ban
+    if section is None:
+        return []
+    files = desired_files(spec)
+    return [
+        Resource(file_address(path), normalize_ini(text), payload=text)
+        for path, text in sorted(files.items())
+    ]
+
+
+def fail2ban_artefacts(spec: Spec) -> dict[str, str]:
+    """Files for ``sipctl render --dir``, relative to the output directory."""
+    if spec.fail2ban is None:
+        return {}
+    return {f"fail2ban/{FILTER_FILE}": FILTER_TEXT, f"fail2ban/{JAIL_FILE}": jail_text(spec)}
+
+
+def desired_files(spec: Spec) -> dict[str, str]:
+    """Absolute path on the target -> exact text."""
+    section = _section(spec)
+    return {
+        filter_path(section): FILTER_TEXT,
+        jail_path(section): jail_text(spec),
+    }
+
+
+def filter_path(section: Fail2ban) -> str:
+    return posixpath.join(section.config_dir, FILTER_FILE)
+
+
+def jail_path(section: Fail2ban) -> str:
+    return posixpath.join(section.config_dir, JAIL_FILE)
+
+
+def file_address(path: str) -> Address:
+    return Address(LAYER, KIND, path)
+
+
+def banaction(spec: Spec) -> str:
+    """The ban action that matches the firewall backend (iptables when there is none)."""
+    backend = spec.firewall.backend if spec.firewall is not None else "iptables"
+    return BANACTIONS[backend]
+
+
+def ban_ports(spec: Spec) -> str:
+    """The SIP ports of every enabled transport, for a multiport action: ``5060,5061``."""
+    ports = sorted({t.port for t in spec.transports.enabled().values()})
+    return ",".join(str(p) for p in ports)
+
+
+def jail_text(spec: Spec) -> str:
+    section = _section(spec)
+    ignored = list(ALWAYS_IGNORED) + [i for i in section.ignoreip if i not in ALWAYS_IGNORED]
+    lines = [
+        f"[{JAIL_NAME}]",
+        f"enabled = {'true' if section.enabled else 'false'}",
+        f"filter = {FILTER_NAME}",
+        # backend "auto" reads logpath; a distribution default of "systemd" would ignore it.
+        "backend = auto",
+        f"logpath = {section.logpath}",
+        f"maxretry = {section.maxretry}",
+        f"findtime = {section.findtime}",
+        f"bantime = {section.bantime}",
+        f"ignoreip = {' '.join(ignored)}",
+        f"port = {ban_ports(spec)}",
+        f"protocol = {BAN_PROTOCOLS}",
+        f"banaction = {banaction(spec)}",
+        # Spelled out rather than inherited from jail.conf's "action_", so that the ban is
+        # the one this file says whatever the host's [DEFAULT] holds.
+        'action = %(banaction)s[port="%(port)s", protocol="%(protocol)s"]',
+    ]
+    return _HEADER + "\n".join(lines) + "\n"
+
+
+def normalize_ini(text: str) -> Value:
+    """A fail2ban config file as fail2ban reads it: ``{"sections": {name: {key: value}}}``.
+
+    Keys are lower-cased (configparser does so), values keep their lines but lose the
+    indentation of continuation lines and blank lines. Text that is not a valid config file
+    becomes ``{"unparsable": <first error line>}``, which never equals a desired value.
+    """
+    parser = configparser.RawConfigParser(
+        comment_prefixes=("#", ";"),
+        inline_comment_prefixes=(";",),  # as fail2ban's own reader (configparserinc.py)
+        strict=False,
+        empty_lines_in_values=False,
+        interpolation=None,
+        default_section="\x00sipctl-no-default",
+    )
+    try:
+        parser.read_string(text)
+    except configparser.Error as exc:
+        return {"unparsable": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+    sections: dict[str, dict[str, str]] = {}
+    for name in parser.sections():
+        sections[name] = {
+            key: "\n".join(line.strip() for line in (value or "").splitlines() if line.strip())
+            for key, value in parser.items(name, raw=True)
+        }
+    return {"sections": sections}
+
+
+def _section(spec: Spec) -> Fail2ban:
+    if spec.fail2ban is None:
+        raise ValueError("the spec has no fail2ban section")
+    return spec.fail2ban
