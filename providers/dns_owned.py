@@ -17,7 +17,10 @@ from sipctl.reconciler.dns_records import (
     SRV_PREFIX,
     absolute,
     canonical,
+    in_zone,
     is_sip_naptr,
+    parse,
+    registry_hosts,
     registry_owner,
 )
 from sipctl.reconciler.resources import Address, LiveState, Resource, Value
@@ -67,6 +70,16 @@ def desired_hosts(desired: Sequence[Resource]) -> list[str]:
     return sorted({r.address.name for r in desired if r.address.kind in ("A", "AAAA")})
 
 
+def listed_hosts(rrsets: dict[tuple[str, str], LiveRrset], domain: str, zone: str) -> list[str]:
+    """The hosts the live registry of ``domain`` lists, inside ``zone`` (a hand-edited
+    registry naming a host elsewhere cannot make sipctl touch another zone)."""
+    registry = rrsets.get((registry_owner(domain), "TXT"))
+    if registry is None:
+        return []
+    hosts = registry_hosts(parse("TXT", exact) for _, exact in registry.records)
+    return [h for h in hosts if in_zone(h, zone)]
+
+
 def host_names(hosts: Iterable[str]) -> list[tuple[str, str]]:
     return [(h, t) for h in sorted(set(hosts)) for t in ("A", "AAAA")]
 
@@ -112,8 +125,6 @@ def _naptr_value(rrset: LiveRrset, wanted: Value, live: LiveState) -> Value:
 
 
 def _naptr(text: str) -> dns.rdata.Rdata:
-    from sipctl.reconciler.dns_records import parse
-
     return parse("NAPTR", text)
 
 

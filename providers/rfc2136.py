@@ -38,12 +38,13 @@ from sipctl.providers.dns_owned import (
     base_names,
     desired_hosts,
     host_names,
+    listed_hosts,
     owned_state,
     private_rrsets,
     records_of,
     ttl_of,
 )
-from sipctl.reconciler.dns_records import absolute, parse, registry_hosts, registry_owner
+from sipctl.reconciler.dns_records import absolute, parse
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.resources import LiveState, Resource
 
@@ -105,9 +106,7 @@ class Rfc2136Provider:
                     f"DNS server {self._server} has no SOA for zone {self.zone}: it does not "
                     "serve that zone (check dns.zone and dns.server)"
                 )
-            registry = answers.get((registry_owner(self.domain), "TXT"))
-            records = registry.records if registry else ()
-            listed = registry_hosts(parse("TXT", e) for _, e in records)
+            listed = listed_hosts(answers, self.domain, self.zone)
             # Hosts the registry lists that the spec no longer wants: their A/AAAA are ours
             # to delete. Usually none, so usually no second round trip.
             more = [n for n in host_names(listed) if n not in answers and n not in first]

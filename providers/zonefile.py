@@ -34,12 +34,13 @@ from sipctl.providers.dns_owned import (
     base_names,
     desired_hosts,
     host_names,
+    listed_hosts,
     owned_state,
     private_rrsets,
     records_of,
     ttl_of,
 )
-from sipctl.reconciler.dns_records import absolute, parse, registry_hosts, registry_owner
+from sipctl.reconciler.dns_records import absolute, parse
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.resources import LiveState, Resource
 
@@ -90,8 +91,7 @@ class ZoneFileProvider:
         zone = self._parse(text)
         names = [*base_names(self.domain), *host_names(desired_hosts(desired))]
         rrsets = _collect(zone, names)
-        registry = rrsets.get((registry_owner(self.domain), "TXT"))
-        listed = registry_hosts(parse("TXT", e) for _, e in (registry.records if registry else ()))
+        listed = listed_hosts(rrsets, self.domain, self.zone)
         more = [n for n in host_names(listed) if n not in names]
         rrsets.update(_collect(zone, more))
         live = owned_state(rrsets, desired)

@@ -354,3 +354,26 @@ def test_a_zone_inside_a_served_zone_is_not_a_zone(
     text = dns_spec(bind, sub)
     message = _error(bind, text, tmp_path)
     assert "does not serve that zone" in message
+
+
+def test_a_registry_naming_a_host_outside_the_zone_is_ignored(
+    bind: BindServer, bind_zone: str, tmp_path: Path
+) -> None:
+    z = bind_zone
+    bind.update(z, add=[(f"_sipctl.{z}.", 3600, "TXT", '"host=www.example.org."')])
+    converge(bind, dns_spec(bind, z), tmp_path)
+    assert bind.query(f"_sipctl.{z}", "TXT") == sorted(
+        [f'"host=asterisk.{z}."', '"sipctl-registry=1"']
+    )
+
+
+def test_the_naptr_ttl_shared_with_non_sip_records_is_kept(
+    bind: BindServer, bind_zone: str, tmp_path: Path
+) -> None:
+    z = bind_zone
+    text = dns_spec(bind, z).replace("ttl: 3600", "ttl: 600")
+    converge(bind, text, tmp_path)
+    assert bind.ttl(z, "NAPTR") == 3600  # the E2U+email record's TTL did not change
+    assert bind.ttl(f"_sip._udp.{z}", "SRV") == 600
+    live, _ = Run(bind, text, tmp_path).plan()
+    assert any("keeps its TTL 3600" in note for note in live.notes)
