@@ -98,3 +98,22 @@ def test_render_writes_the_dns_artefacts(bind: BindServer, tmp_path: Path) -> No
     policy = (tmp_path / "out" / "dns" / "mysite.test.update-policy.conf").read_text()
     assert f'grant "{bind.key_name}" name _sip._udp.mysite.test. SRV;' in policy
     assert (tmp_path / "out" / "dns" / "mysite.test.zone-snippet").exists()
+
+
+def test_the_bind_example_against_the_test_server(bind: BindServer, tmp_path: Path) -> None:
+    zone = bind.new_zone("mysite.ru")
+    try:
+        text = (EXAMPLES / "bind.yaml").read_text()
+        text = text.replace("server: 127.0.0.1:53", f"server: '{bind.server}'")
+        text = text.replace("tsig: {name: sipctl,", f"tsig: {{name: {bind.key_name},")
+        spec = tmp_path / "bind.yaml"
+        spec.write_text(text)
+        env = bind_env(bind)
+        args = ("-f", str(spec), "--target", "dns")
+        applied = sipctl("apply", *args, "--auto-approve", env=env)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        again = sipctl("plan", *args, "--detailed-exitcode", env=env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert bind.query(f"_sip._udp.{zone}", "SRV")
+    finally:
+        bind.delete_zone(zone)
