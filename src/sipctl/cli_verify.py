@@ -1,0 +1,58 @@
+"""``sipctl verify``: the typer command, registered by ``cli.py``::
+
+    from sipctl.cli_verify import verify_command
+    app.command("verify")(verify_command)
+
+Exit 0 when every check holds, 1 otherwise (defects, failed probes, or an error).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sipctl.errors import EXIT_ERROR
+
+
+def verify_command(
+    spec_file: Annotated[
+        Path,
+        typer.Option("-f", "--file", help="The spec file (YAML, version 1).", dir_okay=False),
+    ] = Path("sipctl.yaml"),
+    nameserver: Annotated[
+        str | None,
+        typer.Option(
+            "--nameserver",
+            metavar="IP[:PORT]",
+            help="Ask this DNS server (e.g. the zone's primary) instead of the system resolver.",
+        ),
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=0.1, max=120.0, help="Seconds for each lookup and probe."),
+    ] = 5.0,
+    no_color: Annotated[bool, typer.Option("--no-color", help="Plain output.")] = False,
+    verbose: Annotated[
+        int, typer.Option("-v", "--verbose", count=True, help="Say what is asked, and where.")
+    ] = 0,
+) -> None:
+    """Resolve the domain as a SIP client does (RFC 3263: NAPTR, SRV, A/AAAA) and probe every
+    target with SIP OPTIONS: each declared user must answer 200. Read-only: no call is placed.
+    """
+    # Late imports: cli.py imports this module, and a command's imports stay off --help.
+    from sipctl.cli import _load, _start
+    from sipctl.reconciler.verify import run_verify
+
+    console = _start(no_color, verbose)
+    loaded = _load(spec_file)
+    report = run_verify(loaded, nameserver, timeout, log=console.detail)
+    if json_:
+        console.out(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    else:
+        console.out(report.to_text())
+    if not report.ok:
+        raise typer.Exit(EXIT_ERROR)
