@@ -238,6 +238,14 @@ class Rfc2136Provider:
                 update.add(owner, ttl, parse(rdtype, record))
         return update
 
+    def exchange(self, messages: list[dns.message.Message]) -> list[dns.message.Message]:
+        """Send ``messages`` on one connection, signed with the spec's key (used by the lock).
+
+        Errors come back as ProviderError with the same words as the provider's own.
+        """
+        with _Connection(self) as conn:
+            return conn.exchange(messages)
+
     # --- TSIG -------------------------------------------------------------------------------
 
     def _key_name(self) -> str:
@@ -375,8 +383,8 @@ class _Connection:
             ) from None
         except dns.exception.DNSException as exc:
             raise ProviderError(
-                f"DNS server {p.host} port {p.port} sent an answer sipctl cannot use: "
-                f"{type(exc).__name__}"
+                f"DNS server {p.host} port {p.port} sent an answer sipctl cannot use "
+                f"({type(exc).__name__}: {exc})"
             ) from None
         except OSError as exc:
             raise ProviderError(

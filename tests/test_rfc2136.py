@@ -377,3 +377,37 @@ def test_the_naptr_ttl_shared_with_non_sip_records_is_kept(
     assert bind.ttl(f"_sip._udp.{z}", "SRV") == 600
     live, _ = Run(bind, text, tmp_path).plan()
     assert any("keeps its TTL 3600" in note for note in live.notes)
+
+
+def test_a_non_authoritative_server_is_named_as_not_the_primary(
+    bind: BindServer, tmp_path: Path
+) -> None:
+    """A resolver (or cache) answers without the AA bit: sipctl must not trust it."""
+    import struct
+    import threading
+
+    import dns.message
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def answer_without_aa() -> None:
+        conn, _ = server.accept()
+        with conn, conn.makefile("rb") as stream:
+            while len(head := stream.read(2)) == 2:
+                query = dns.message.from_wire(stream.read(struct.unpack("!H", head)[0]))
+                wire = dns.message.make_response(query).to_wire()  # AA clear, like a resolver
+                conn.sendall(struct.pack("!H", len(wire)) + wire)
+
+    thread = threading.Thread(target=answer_without_aa, daemon=True)
+    thread.start()
+    try:
+        text = dns_spec(bind, "mysite.test").replace(bind.server, f"127.0.0.1:{port}")
+        text = "\n".join(line for line in text.splitlines() if "tsig:" not in line) + "\n"
+        message = _error(bind, text, tmp_path)
+    finally:
+        thread.join(timeout=5)
+        server.close()
+    assert "not authoritative" in message and "primary" in message
