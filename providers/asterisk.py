@@ -1,0 +1,355 @@
+"""The Asterisk layer's provider: guest access beside the admin's own configuration.
+
+``read`` fetches the managed files, the parent files and ``rtp.conf`` in one batch, and
+(when the target can run programs) asks the running Asterisk in one more round trip for its
+transports, endpoints, identifier order and the reject sound. ``apply`` writes beside,
+checks the old content is still what the plan saw, renames, keeps ``.sipctl.bak``, reloads
+only what changed, checks that Asterisk took it, and on any failure puts the old files
+back and reloads again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from sipctl.errors import ProviderError
+from sipctl.providers.asterisk_cli import (
+    RxAnswer,
+    dialplan_extensions,
+    identifier_order_problem,
+    parse_endpoint_names,
+    parse_setting,
+    parse_transports,
+    run_rx,
+    sound_found,
+)
+from sipctl.providers.asterisk_edit import count_includes, read_rtp, set_include, set_rtp
+from sipctl.providers.base import RunContext
+from sipctl.providers.transport import FileWrite, HostTransport
+from sipctl.reconciler.asterisk_conf import parse_sections
+from sipctl.reconciler.plan import Change
+from sipctl.reconciler.render_asterisk import (
+    CATCH_ALL_PATTERNS,
+    DIALPLAN_FILE,
+    GUEST_ENDPOINT,
+    PARENTS,
+    PJSIP_FILE,
+    RTP_ADDRESS,
+    RTP_FILE,
+    SIP_FILE,
+    file_address,
+    file_value,
+    include_address,
+    include_value,
+    rtp_value,
+)
+from sipctl.reconciler.resources import LiveState, Resource
+from sipctl.schemas.loader import LoadedSpec
+from sipctl.schemas.spec import Asterisk
+from sipctl.schemas.targets import parse_target
+
+MANAGED_FILES = (PJSIP_FILE, SIP_FILE, DIALPLAN_FILE)
+PARENT_FILES = tuple(sorted(set(PARENTS.values())))
+RELOAD_PJSIP = "module reload res_pjsip.so"
+RELOAD_DIALPLAN = "dialplan reload"
+RELOAD_RTP = "module reload res_rtp_asterisk.so"
+RELOAD_SIP = "sip reload"
+DIR_SKIPPED = "asterisk: dir target, reload skipped (and the live checks of transports and sounds)"
+
+
+class AsteriskProvider:
+    """Guest access on one PBX, over ``local``, ``dir:`` or ``ssh://``."""
+
+    layer: ClassVar[str] = "asterisk"
+    name: ClassVar[str] = "asterisk"
+
+    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
+        if loaded.spec.asterisk is None:
+            raise ValueError("the spec has no asterisk section")
+        self._loaded = loaded
+        self._ctx = ctx
+        self._section: Asterisk = loaded.spec.asterisk
+
+    @property
+    def target_id(self) -> str:
+        return f"{parse_target(self._section.target).key}:{self._section.config_dir}"
+
+    # --- paths and transport ------------------------------------------------------------------
+
+    def _path(self, name: str) -> str:
+        return posixpath.join(self._section.config_dir, name)
+
+    def _transport(self) -> HostTransport:
+        return self._ctx.transports.get(self._section.target, self._section.ssh)
+
+    def _rx(self, clis: Sequence[str]) -> list[RxAnswer]:
+        return run_rx(self._transport(), self._section.command, clis)
+
+    # --- read ---------------------------------------------------------------------------------
+
+    def read(self, desired: Sequence[Resource]) -> LiveState:
+        section = self._section
+        transport = self._transport()
+        names = [*MANAGED_FILES, *PARENT_FILES, RTP_FILE]
+        found = transport.read_files([self._path(n) for n in names])
+        contents: dict[str, bytes | None] = {n: found[self._path(n)].content for n in names}
+        live = LiveState()
+        live.private["contents"] = contents
+        live.fingerprint_extra = {
+            n: hashlib.sha256(c).hexdigest() if c is not None else None for n, c in contents.items()
+        }
+        for name in MANAGED_FILES:
+            content = contents[name]
+            if content is not None:
+                live.resources[file_address(name)] = file_value(name, _text(content))
+            parent = PARENTS[name]
+            count = count_includes(contents[parent], name, section.config_dir)
+            if count:
+                live.resources[include_address(parent)] = include_value(name, count)
+        if section.ensure == "present":
+            if contents[RTP_FILE] is not None:
+                start, end = read_rtp(contents[RTP_FILE])
+                live.resources[RTP_ADDRESS] = rtp_value(start, end)
+            self._check_files(contents, live)
+            if transport.can_run:
+                self._check_live(contents, live)
+            else:
+                live.skipped.append(DIR_SKIPPED)
+        elif not transport.can_run:
+            live.skipped.append(DIR_SKIPPED)
+        return live
+
+    def _check_files(self, contents: dict[str, bytes | None], live: LiveState) -> None:
+        """What the admin's own files show, without a running Asterisk."""
+        if self._section.channel != "pjsip":
+            return
+        for section in parse_sections(_text(contents["pjsip.conf"])):
+            if section.name == GUEST_ENDPOINT and section.get("type") == "endpoint":
+                live.problems.append(_foreign_anonymous(self._path("pjsip.conf")))
+            if section.get("type") == "global":
+                order = section.get("endpoint_identifier_order")
+                problem = identifier_order_problem(order) if order else None
+                if problem:
+                    live.problems.append(f"{self._path('pjsip.conf')}: {problem}")
+
+    def _check_live(self, contents: dict[str, bytes | None], live: LiveState) -> None:
+        """What the running Asterisk says: transports, a foreign guest endpoint, the sound."""
+        section = self._section
+        sound = f"core show sound {section.reject_sound}"
+        if section.channel == "sip":
+            answers = self._rx(["core show version", sound])
+            if not answers[0].ok:
+                live.problems.append(_unreachable(section.command, answers[0]))
+                return
+            self._check_sound(answers[1], live)
+            return
+        clis = ["pjsip show transports", "pjsip show endpoints", "pjsip show settings", sound]
+        transports, endpoints, settings, sound_answer = self._rx(clis)
+        if not transports.ok:
+            live.problems.append(_unreachable(section.command, transports))
+            return
+        ours = contents[PJSIP_FILE] is not None and any(
+            s.name == GUEST_ENDPOINT for s in parse_sections(_text(contents[PJSIP_FILE]))
+        )
+        foreign_seen = any("already has an" in p for p in live.problems)
+        if GUEST_ENDPOINT in parse_endpoint_names(endpoints.output) and not (ours or foreign_seen):
+            live.problems.append(_foreign_anonymous("the running Asterisk (pjsip show endpoints)"))
+        order = parse_setting(settings.output, "endpoint_identifier_order")
+        problem = identifier_order_problem(order) if order else None
+        if problem:
+            live.problems.append(f"the running Asterisk: {problem}")
+        if not section.manage_transports:
+            live.problems.extend(self._transport_mismatches(transports.output))
+        self._check_sound(sound_answer, live)
+
+    def _transport_mismatches(self, output: str) -> list[str]:
+        have = parse_transports(output)
+        problems = []
+        for protocol, wanted in self._loaded.spec.transports.enabled().items():
+            if any(t.protocol == protocol and t.port == wanted.port for t in have):
+                continue
+            listening = ", ".join(f"{t.protocol} {t.address}:{t.port}" for t in have) or "nothing"
+            problems.append(
+                f"the spec's transports.{protocol} port {wanted.port} is not served by "
+                f"Asterisk (pjsip show transports: {listening}); fix transports in the spec, "
+                "or set asterisk.manage_transports: true to let sipctl define them"
+            )
+        return problems
+
+    def _check_sound(self, answer: RxAnswer, live: LiveState) -> None:
+        if answer.ok and not sound_found(answer.output):
+            sound = self._section.reject_sound
+            live.notes.append(
+                f"asterisk: the reject sound '{sound}' was not found on the PBX (core show "
+                f"sound {sound}); rejected callers will hear nothing. Install it or set "
+                "asterisk.reject_sound to a stock sound such as ss-noservice"
+            )
+
+    # --- apply --------------------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+        if not changes:
+            return []
+        section = self._section
+        transport = self._transport()
+        contents: dict[str, bytes | None] = live.private.get("contents") or self._reread()
+        writes = self._writes(changes, contents)
+        transport.write_files(writes)
+        written = [w.path for w in writes]
+        lines = [f"asterisk {self.target_id}: wrote {posixpath.basename(p)}" for p in written]
+        if not transport.can_run:
+            return [*lines, DIR_SKIPPED]
+        reloads = self._reloads(changes)
+        failure = self._reload_and_check(reloads)
+        if failure is not None:
+            transport.restore_backups(written)
+            undo = [answer for answer in self._rx(reloads) if not answer.ok]
+            again = f"; reloading the old files failed too: {undo[0].words()}" if undo else ""
+            raise ProviderError(
+                f"asterisk {self.target_id}: {failure}. The old files are back in "
+                f"{section.config_dir} and were reloaded{again}"
+            )
+        return [*lines, *(f"asterisk {self.target_id}: {cli}" for cli in reloads)]
+
+    def _reread(self) -> dict[str, bytes | None]:
+        names = [*MANAGED_FILES, *PARENT_FILES, RTP_FILE]
+        found = self._transport().read_files([self._path(n) for n in names])
+        return {n: found[self._path(n)].content for n in names}
+
+    def _writes(
+        self, changes: Sequence[Change], contents: dict[str, bytes | None]
+    ) -> list[FileWrite]:
+        config_dir = self._section.config_dir
+        writes: list[FileWrite] = []
+        for change in changes:
+            kind, name = change.address.kind, change.address.name
+            old = contents.get(name)
+            if kind == "file":
+                new = None if change.action == "delete" else str(change.payload).encode()
+            elif kind == "include":
+                child = _child_of(name, change)
+                new = set_include(old, child, config_dir, present=change.action != "delete")
+            elif kind == "rtp":
+                if change.action == "delete":
+                    continue  # rtp.conf belongs to the admin; only the keys are ours
+                after: dict[str, Any] = change.after
+                new = set_rtp(old, int(after["rtpstart"]), int(after["rtpend"]))
+            else:
+                raise ProviderError(f"asterisk: unknown resource {change.address}")
+            writes.append(FileWrite(self._path(name), new, old))
+        return writes
+
+    def _reloads(self, changes: Sequence[Change]) -> list[str]:
+        touched = {c.address.name for c in changes}
+        reloads = []
+        if touched & {PJSIP_FILE, "pjsip.conf"}:
+            reloads.append(RELOAD_PJSIP)
+        if touched & {SIP_FILE, "sip.conf"}:
+            reloads.append(RELOAD_SIP)
+        if touched & {DIALPLAN_FILE, "extensions.conf"}:
+            reloads.append(RELOAD_DIALPLAN)
+        if RTP_FILE in touched:
+            reloads.append(RELOAD_RTP)
+        return reloads
+
+    def _reload_and_check(self, reloads: list[str]) -> str | None:
+        """None when Asterisk reloaded and shows the new config; else what went wrong."""
+        section = self._section
+        checks = []
+        if RELOAD_DIALPLAN in reloads:
+            checks.append(f"dialplan show {section.guest_context}")
+        if RELOAD_PJSIP in reloads:
+            checks.append(f"pjsip show endpoint {GUEST_ENDPOINT}")
+            if section.manage_transports:
+                checks.append("pjsip show transports")
+        answers = self._rx([*reloads, *checks])
+        for answer in answers[: len(reloads)]:
+            if not answer.ok or _reload_failed(answer.output):
+                return f"'{answer.cli}' failed: {answer.words()}"
+        for answer in answers[len(reloads) :]:
+            problem = self._check_answer(answer)
+            if problem is not None:
+                return problem
+        return None
+
+    def _check_answer(self, answer: RxAnswer) -> str | None:
+        section = self._section
+        present = section.ensure == "present"
+        if not answer.ok:
+            return f"'{answer.cli}' failed: {answer.words()}"
+        if answer.cli.startswith("dialplan show"):
+            shown = (
+                dialplan_extensions(answer.output)
+                if "extensions_sipctl.conf" in answer.output
+                else set()
+            )
+            wanted = set(self._loaded.spec.users)
+            if section.unknown_callers == "reject":
+                wanted |= set(CATCH_ALL_PATTERNS)
+            if present and not wanted <= shown:
+                missing = ", ".join(sorted(wanted - shown))
+                return (
+                    f"Asterisk did not take the new dialplan: '{answer.cli}' lacks {missing} "
+                    f"(it says: {answer.words()[:200]})"
+                )
+            if not present and shown:
+                return f"Asterisk still shows the guest dialplan after removal ({answer.cli})"
+        if answer.cli.startswith("pjsip show endpoint "):
+            context = parse_setting(answer.output, "context")
+            if present and context != section.guest_context:
+                return (
+                    f"Asterisk did not take the new PJSIP config: '{answer.cli}' says: "
+                    f"{answer.words()[:300]}"
+                )
+            if not present and context is not None:
+                return f"Asterisk still has the {GUEST_ENDPOINT} endpoint after removal"
+        if answer.cli == "pjsip show transports" and present:
+            names = {t.name for t in parse_transports(answer.output)}
+            wanted_transports = {
+                f"sipctl-{p}"
+                for p in self._loaded.spec.transports.enabled()
+                if p != "tls" or section.tls is not None
+            }
+            if not wanted_transports <= names:
+                return (
+                    "Asterisk did not start the transports "
+                    f"{', '.join(sorted(wanted_transports - names))} (a port in use? a "
+                    "transport change may need a restart of Asterisk): " + answer.words()[:200]
+                )
+        return None
+
+
+def _text(content: bytes | None) -> str:
+    return (content or b"").decode("utf-8", "replace")
+
+
+def _child_of(parent: str, change: Change) -> str:
+    """The managed file whose include line lives in ``parent``."""
+    del change
+    return next(child for child, owner in PARENTS.items() if owner == parent)
+
+
+def _reload_failed(output: str) -> bool:
+    lowered = output.lower()
+    return any(
+        words in lowered
+        for words in ("unable to reload", "not found", "failed", "no such command", "is not loaded")
+    )
+
+
+def _foreign_anonymous(where: str) -> str:
+    return (
+        f"{where} already has an '{GUEST_ENDPOINT}' endpoint that sipctl did not write; "
+        "sipctl will not define a second one. Remove it (sipctl's own guest endpoint "
+        "replaces it), or leave the asterisk section out of the spec"
+    )
+
+
+def _unreachable(command: str, answer: RxAnswer) -> str:
+    return (
+        f"cannot ask Asterisk with '{command} -rx': {answer.words()} "
+        "(is Asterisk running, and is asterisk.command right?)"
+    )

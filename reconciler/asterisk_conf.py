@@ -1,0 +1,221 @@
+"""Asterisk's config syntax, read the way Asterisk reads it: pure functions, no I/O.
+
+Used on both sides of a diff: the renderer normalizes the text it makes and the provider
+normalizes the text it finds with the same functions, so comments, blank lines, spaces and
+the order of options (where Asterisk ignores it) never show up as a change.
+
+What is understood (``main/config.c`` and ``pbx/pbx_config.c``): ``;`` comments (``\\;`` is
+a literal), ``;-- --;`` block comments, ``[name](flags)`` section heads, ``key = value`` and
+``key => value`` lines, ``#include``/``#tryinclude`` lines, and in extensions.conf the
+``exten => name,priority,App(args)`` and ``same => priority,App(args)`` forms.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+# Options whose relative order Asterisk honours (codec lists are built in order).
+ORDERED_OPTIONS = frozenset({"allow", "disallow"})
+
+_SECTION_RE = re.compile(r"\[(?P<name>[^\]]*)\]\s*(?:\((?P<flags>[^)]*)\))?\s*$")
+_INCLUDE_RE = re.compile(r"#\s*(?P<kind>try)?include\s+(?P<path>.+?)\s*$")
+
+
+def strip_comment(line: str) -> str:
+    """The line without its ``;`` comment (``\\;`` stays, unescaped) and outer spaces."""
+    out: list[str] = []
+    i = 0
+    while i < len(line):
+        char = line[i]
+        if char == "\\" and i + 1 < len(line) and line[i + 1] == ";":
+            out.append(";")
+            i += 2
+            continue
+        if char == ";":
+            break
+        out.append(char)
+        i += 1
+    return "".join(out).strip()
+
+
+def logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, content) of every line that is not blank or a comment."""
+    in_block = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw
+        if in_block:
+            end = line.find("--;")
+            if end < 0:
+                continue
+            line = line[end + 3 :]
+            in_block = False
+        start = line.find(";--")
+        if start >= 0 and (start == 0 or line[start - 1] != "\\"):
+            end = line.find("--;", start + 3)
+            if end < 0:
+                in_block = True
+                line = line[:start]
+            else:
+                line = line[:start] + line[end + 3 :]
+        content = strip_comment(line)
+        if content:
+            yield number, content
+
+
+def include_target(line: str) -> str | None:
+    """The file an ``#include`` line names (quotes removed), else None."""
+    match = _INCLUDE_RE.fullmatch(strip_comment(line))
+    if match is None:
+        return None
+    return match["path"].strip().strip('"').strip("<>").strip()
+
+
+@dataclass
+class Section:
+    name: str
+    flags: str = ""  # what stood in "(...)" after the name: "+", "!", a template list
+    items: list[tuple[str, str]] = field(default_factory=list)
+    line: int = 0
+
+    def get(self, key: str) -> str | None:
+        found = [v for k, v in self.items if k == key]
+        return found[-1] if found else None
+
+
+def parse_sections(text: str) -> list[Section]:
+    """The sections of an ini-style Asterisk file, in order (lines before any head are
+    kept in a section named "")."""
+    sections: list[Section] = []
+    current: Section | None = None
+    for number, line in logical_lines(text):
+        if line.startswith("#"):
+            continue
+        head = _SECTION_RE.fullmatch(line) if line.startswith("[") else None
+        if head is not None:
+            current = Section(
+                head["name"].strip(), (head["flags"] or "").replace(" ", ""), [], number
+            )
+            sections.append(current)
+            continue
+        key, value = _split_option(line)
+        if current is None:
+            current = Section("", "", [], number)
+            sections.append(current)
+        current.items.append((key, value))
+    return sections
+
+
+def _split_option(line: str) -> tuple[str, str]:
+    """``key = value`` or ``key => value``, split at the first ``=`` as config.c does."""
+    key, sep, value = line.partition("=")
+    if not sep:
+        return line.strip(), ""
+    if value.startswith(">"):
+        value = value[1:]
+    return key.strip(), value.strip()
+
+
+def normalize_sections(text: str) -> dict[str, object]:
+    """A comparable value of an ini-style file: sections with their options.
+
+    Options are sorted by name, except that the order of ``allow``/``disallow`` among
+    themselves is kept; sections keep their order (a ``(+)`` section extends the one
+    before it).
+    """
+    result: list[dict[str, object]] = []
+    for section in parse_sections(text):
+        ordered = [[k, v] for k, v in section.items if k in ORDERED_OPTIONS]
+        plain = sorted([k, v] for k, v in section.items if k not in ORDERED_OPTIONS)
+        result.append(
+            {"name": section.name, "flags": section.flags, "options": plain, "codecs": ordered}
+        )
+    return {"sections": result}
+
+
+# --- extensions.conf ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DialplanStep:
+    """One priority of one extension, as pbx_config reads it."""
+
+    context: str
+    exten: str
+    priority: str  # "1", "n", "hint", ...
+    label: str
+    app: str
+    args: str
+    line: int
+
+
+class DialplanSyntaxError(ValueError):
+    pass
+
+
+_PRIORITY_RE = re.compile(
+    r"(?P<prio>[0-9]+|n(?:\+[0-9]+)?|hint|s(?:\+[0-9]+)?)(?:\((?P<label>[^)]*)\))?"
+)
+
+
+def parse_dialplan(text: str) -> list[DialplanStep]:
+    """The steps of an extensions.conf, split the way pbx_config splits them.
+
+    ``exten => NAME,PRIO,APP(ARGS)``: the name ends at the first ``,``; the priority (with an
+    optional ``(label)``) at the next; the application name at ``(``; its arguments run to
+    the last ``)``. ``same =>`` continues the extension of the line before.
+    """
+    steps: list[DialplanStep] = []
+    context = ""
+    last_exten: str | None = None
+    for number, line in logical_lines(text):
+        if line.startswith("#"):
+            continue
+        if line.startswith("["):
+            head = _SECTION_RE.fullmatch(line)
+            if head is None:
+                raise DialplanSyntaxError(f"line {number}: bad context head {line!r}")
+            context = head["name"].strip()
+            last_exten = None
+            continue
+        key, value = _split_option(line)
+        if key == "exten":
+            name, sep, rest = value.partition(",")
+            if not sep:
+                raise DialplanSyntaxError(f"line {number}: exten without priority")
+            exten = name.strip()
+        elif key == "same":
+            if last_exten is None:
+                raise DialplanSyntaxError(f"line {number}: 'same' without an extension before it")
+            exten, rest = last_exten, value
+        else:
+            continue  # include =>, switch =>, ignorepat =>, [general] options
+        prio_text, sep, app_text = rest.partition(",")
+        prio = _PRIORITY_RE.fullmatch(prio_text.strip())
+        if prio is None:
+            raise DialplanSyntaxError(f"line {number}: bad priority {prio_text!r}")
+        app_text = app_text.strip()
+        app, paren, args = app_text.partition("(")
+        if paren:
+            if not args.endswith(")"):
+                raise DialplanSyntaxError(f"line {number}: unbalanced parentheses in {app_text!r}")
+            args = args[:-1]
+        steps.append(
+            DialplanStep(
+                context, exten, prio["prio"], prio["label"] or "", app.strip(), args, number
+            )
+        )
+        last_exten = exten
+    return steps
+
+
+def normalize_dialplan(text: str) -> dict[str, object]:
+    """A comparable value of a dialplan file: context -> extension -> its steps in order."""
+    contexts: dict[str, dict[str, list[str]]] = {}
+    for step in parse_dialplan(text):
+        label = f"({step.label})" if step.label else ""
+        contexts.setdefault(step.context, {}).setdefault(step.exten, []).append(
+            f"{step.priority}{label},{step.app}({step.args})"
+        )
+    return {"contexts": contexts}
