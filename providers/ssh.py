@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 _IO_TIMEOUT = 120.0  # for the batched file scripts
+_OUTPUT_GRACE = 0.5  # how long to wait for output after the exit status, with none arriving
 
 
 class _HostKeyRefused(Exception):
@@ -219,24 +220,30 @@ class SshTransport:
             if stdin:
                 channel.sendall(stdin)
             channel.shutdown_write()
+            last_data = time.monotonic()
             while True:
-                while channel.recv_ready():
-                    out.append(channel.recv(65536))
-                while channel.recv_stderr_ready():
-                    err.append(channel.recv_stderr(65536))
-                if (
-                    channel.exit_status_ready()
-                    and not channel.recv_ready()
-                    and not channel.recv_stderr_ready()
-                ):
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if _drain(channel, out, err):
+                    last_data = time.monotonic()
+                now = time.monotonic()
+                if channel.exit_status_ready() or channel.closed:
+                    if channel.eof_received or channel.closed:
+                        break
+                    # The exit status can come before the last output; wait for the end of
+                    # the output, unless a detached process holds the pipes open and is quiet.
+                    if now - last_data > _OUTPUT_GRACE:
+                        break
+                if now >= deadline:
+                    if channel.exit_status_ready():
+                        break
                     raise ProviderError(
                         f"{self.ref}: {what} did not finish within {timeout:g} s "
                         f"(it may still be running on the host)"
                     )
-                select.select([channel], [], [], min(left, 1.0))
+                if channel.eof_received:
+                    time.sleep(0.01)  # the pipe stays readable after EOF: do not spin
+                else:
+                    select.select([channel], [], [], min(deadline - now, 0.25))
+            _drain(channel, out, err)
             status = channel.recv_exit_status()
         except (paramiko.SSHException, OSError) as exc:
             raise ProviderError(
@@ -340,6 +347,18 @@ class SshTransport:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _drain(channel: paramiko.Channel, out: list[bytes], err: list[bytes]) -> bool:
+    """Read what has arrived on stdout and stderr; True when there was anything."""
+    got = False
+    while channel.recv_ready():
+        out.append(channel.recv(65536))
+        got = True
+    while channel.recv_stderr_ready():
+        err.append(channel.recv_stderr(65536))
+        got = True
+    return got
 
 
 def _load_key(ref: TargetRef, path: Path) -> paramiko.PKey:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from sipctl.errors import ProviderError
 from sipctl.schemas.targets import TargetRef, parse_target
 
 if TYPE_CHECKING:
@@ -90,7 +91,13 @@ class HostTransport(Protocol):
     def run(
         self, command: str, *, stdin: bytes | None = None, timeout: float = 60.0
     ) -> CommandResult:
-        """Run a shell command line on the host (through ``sudo -n`` when configured)."""
+        """Run a shell command line on the host (through ``sudo -n`` when configured).
+
+        A non-zero exit is a result, not an error; ProviderError means the host could not
+        be reached or ``timeout`` passed. A command that must outlive the call (a rollback
+        timer) detaches itself, with no pipe back to us:
+        ``setsid sh -c '...' </dev/null >/dev/null 2>&1 &``.
+        """
         ...
 
     def fresh(self) -> HostTransport:
@@ -102,11 +109,17 @@ class HostTransport(Protocol):
 
 
 class TransportPool:
-    """Hands out one transport per host for the whole run."""
+    """Hands out one transport per host for the whole run.
+
+    ``stats()`` counts connections and round trips per host, closed transports included, so
+    that tests and the benchmark can check "one connection per host per run".
+    """
 
     def __init__(self, ctx: RunContext) -> None:
         self._ctx = ctx
         self._open: dict[str, HostTransport] = {}
+        self._options: dict[str, Ssh | None] = {}
+        self._closed: dict[str, tuple[int, int]] = {}
 
     def get(self, target: str, ssh: Ssh | None = None) -> HostTransport:
         ref = parse_target(target)
@@ -114,6 +127,13 @@ class TransportPool:
         if transport is None:
             transport = self._connect(ref, ssh)
             self._open[ref.key] = transport
+            self._options[ref.key] = ssh
+        elif ref.kind == "ssh" and ssh is not None and ssh != self._options[ref.key]:
+            # Two layers on one host share one connection, so they must agree on how to log in.
+            raise ProviderError(
+                f"{ref}: two sections reach this host with different ssh options; "
+                f"give them the same ssh: settings (or leave them out to use asterisk.ssh)"
+            )
         return transport
 
     def _connect(self, ref: TargetRef, ssh: Ssh | None) -> HostTransport:
@@ -130,7 +150,17 @@ class TransportPool:
 
         return SshTransport(ref, ssh or SshOptions(), self._ctx)
 
+    def stats(self) -> dict[str, tuple[int, int]]:
+        """``{target key: (connections, round trips)}`` for this run so far."""
+        counts = dict(self._closed)
+        for key, transport in self._open.items():
+            before = counts.get(key, (0, 0))
+            counts[key] = (before[0] + transport.connections, before[1] + transport.round_trips)
+        return counts
+
     def close_all(self) -> None:
+        self._closed = self.stats()
         for transport in self._open.values():
             transport.close()
         self._open.clear()
+        self._options.clear()

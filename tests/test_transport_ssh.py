@@ -6,13 +6,14 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
 from fixtures.common import free_port
-from fixtures.sshd import SshServer, make_key
+from fixtures.sshd import SshServer, make_key, start_sshd
 
 from sipctl.errors import ProviderError, StalePlanError
 from sipctl.providers.base import RunContext
@@ -321,3 +322,83 @@ def test_sudo_mode(ssh_server: SshServer, tmp_path: Path) -> None:
             assert t.read_files([str(target)])[str(target)].content == b"x\n"
     finally:
         t.close()
+
+
+@pytest.mark.parametrize("kind", ["ecdsa", "rsa"])
+def test_ecdsa_and_rsa_user_keys(ssh_server: SshServer, tmp_path: Path, kind: str) -> None:
+    key = make_key(tmp_path / f"user_{kind}", kind=kind)
+    authorized = ssh_server.workdir / "authorized_keys"
+    with authorized.open("a") as out:
+        out.write((tmp_path / f"user_{kind}.pub").read_text())
+    t = transport(ssh_server, tmp_path, key_file=str(key))
+    try:
+        assert t.run("echo ok").stdout == "ok\n"
+    finally:
+        t.close()
+
+
+def test_detached_command_outlives_the_call_and_the_connection(
+    ssh: SshTransport, tmp_path: Path
+) -> None:
+    # How a rollback timer is started: detached, with no pipe back to the channel.
+    flag = tmp_path / "fired"
+    started = time.monotonic()
+    result = ssh.run(f"setsid sh -c 'sleep 1; touch {flag}' </dev/null >/dev/null 2>&1 &")
+    assert result.ok and time.monotonic() - started < 1.0
+    ssh.close()
+    deadline = time.monotonic() + 5
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert flag.exists()
+
+
+def test_pool_refuses_two_ssh_options_for_one_host_and_counts(
+    ssh_server: SshServer, tmp_path: Path
+) -> None:
+    pool = TransportPool(RunContext(base_dir=tmp_path))
+    try:
+        t = pool.get(ssh_server.target, Ssh.model_validate(ssh_server.ssh_spec()))
+        t.run("true")
+        t.read_files(["/etc/hostname"])
+        with pytest.raises(ProviderError, match="different ssh options"):
+            pool.get(ssh_server.target, Ssh.model_validate(ssh_server.ssh_spec(sudo=True)))
+        assert pool.get(ssh_server.target) is t
+    finally:
+        pool.close_all()
+    assert pool.stats() == {f"ssh://root@127.0.0.1:{ssh_server.port}": (1, 2)}
+
+
+@pytest.mark.netns
+def test_sshd_in_a_network_namespace(tmp_path: Path) -> None:
+    """start_sshd(netns=...) as the firewall lockout test uses it: reached over a veth pair."""
+    ns, outer, inner = (
+        f"sipctl-tx-{os.getpid()}",
+        f"stx{os.getpid() % 100000}a",
+        f"stx{os.getpid() % 100000}b",
+    )
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+
+    ip("netns", "add", ns)
+    server = None
+    try:
+        ip("link", "add", outer, "type", "veth", "peer", "name", inner)
+        ip("link", "set", inner, "netns", ns)
+        ip("addr", "add", "10.231.77.1/30", "dev", outer)
+        ip("link", "set", outer, "up")
+        ip("-n", ns, "addr", "add", "10.231.77.2/30", "dev", inner)
+        ip("-n", ns, "link", "set", inner, "up")
+        ip("-n", ns, "link", "set", "lo", "up")
+        server = start_sshd("10.231.77.2", 2222, netns=ns, workdir=tmp_path / "sshd")
+        assert server.target == "ssh://root@10.231.77.2:2222"
+        t = transport(server, tmp_path)
+        try:
+            assert t.run(f"ip -o link show {inner} >/dev/null && echo in-ns").stdout == "in-ns\n"
+        finally:
+            t.close()
+    finally:
+        if server is not None:
+            server.stop()
+        subprocess.run(["ip", "link", "del", outer], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
