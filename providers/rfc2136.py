@@ -114,6 +114,11 @@ class Rfc2136Provider:
                 answers.update(self._ask(conn, more))
         live = owned_state(answers, desired)
         live.private["soa_serial"] = int(soa.records[0][1].split()[2])
+        self._ctx.log(
+            f"rfc2136: read {len(answers)} owned rrset(s) of zone {self.zone} from {self._server} "
+            f"with {self.messages_sent} signed queries on one TCP connection "
+            f"(SOA serial {live.private['soa_serial']})"
+        )
         return live
 
     def _ask(

@@ -97,6 +97,7 @@ class ZoneFileProvider:
         live = owned_state(rrsets, desired)
         live.private.update(exists=True, names=[list(n) for n in names + more])
         live.fingerprint_extra = {"exists": True}
+        self._ctx.log(f"zonefile: read {len(rrsets)} owned rrset(s) from {self.path}")
         return live
 
     def _read_text(self) -> str | None:
