@@ -221,3 +221,48 @@ def test_cli_verify_table_json_and_exit_codes(
     assert "[naptr-missing-srv]" in capsys.readouterr().out
     assert run([*args[:4], "--nameserver", "127.0.0.1:99999"]) == 1
     assert "127.0.0.1:99999" in capsys.readouterr().err
+
+
+def test_sips_chain_with_a_valid_certificate_for_the_domain(
+    bind: BindServer, zone_with: list[str], tmp_path: Path
+) -> None:
+    """SIPS+D2T -> _sips._tcp -> a TLS listener whose certificate names the SIP domain."""
+    import shutil
+    import ssl
+    import subprocess
+
+    from fixtures.common import require
+
+    require(shutil.which("openssl") is not None, "openssl")
+    zone = bind.new_zone(extra="")
+    zone_with.append(zone)
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", f"/CN={zone}", "-addext", f"subjectAltName=DNS:{zone}",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(str(cert), str(key))
+    tls = Responder(users=set(USERS), tls_context=server_ctx).start()
+    try:
+        bind.update(
+            zone,
+            add=[
+                ("@", 3600, "NAPTR", '30 10 "s" "SIPS+D2T" "" _sips._tcp'),
+                ("_sips._tcp", 3600, "SRV", f"10 0 {tls.tls_port} sip"),
+                ("sip", 3600, "A", "127.0.0.1"),
+            ],
+        )
+        text = spec_for(bind, zone, tls, f"{{tls: {{port: {tls.tls_port}}}}}").text
+        spec = load_spec_text(text, source="tls.yaml", base_dir=tmp_path)
+        trusted = ssl.create_default_context(cafile=str(cert))
+        report = run_verify(spec, bind.server, TIMEOUT, ssl_context=trusted)
+        assert report.ok, report.to_text()
+        assert {p.result.transport for p in report.probes} == {"tls"}
+        # the system CAs do not know this certificate: named as a certificate defect
+        untrusted = run_verify(spec, bind.server, TIMEOUT)
+        assert untrusted.defect_codes() == ["tls-certificate"], untrusted.to_text()
+    finally:
+        tls.stop()
