@@ -1,0 +1,335 @@
+"""sipctl's fail2ban filter against REAL Asterisk 22 log lines.
+
+``tests/data/asterisk-22-messages.log`` was captured from the Asterisk 22 chroot by
+``capture()`` below (the live test runs the same calls again): guest calls to unknown names
+over UDP and TCP, IPv4 and IPv6, failed digest authentication, REGISTERs only the guest
+endpoint matched, and crafted names, display names and Call-IDs that try to put another
+address (6.6.6.x) into the line. fail2ban-regex must take exactly the real caller's address
+from every failure line and never one the caller wrote.
+
+Regenerate the file with ``.venv/bin/python tests/test_fail2ban_asterisk.py`` (root).
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fixtures.asterisk import AsteriskInstance, running_asterisk
+from fixtures.common import require
+
+from sipctl.reconciler.render_fail2ban import FILTER_TEXT
+
+DATA = Path(__file__).parent / "data"
+CAPTURED = DATA / "asterisk-22-messages.log"
+SMUGGLED = ipaddress.ip_network("6.6.6.0/24")
+
+# The guest setup as the contract describes it: the anonymous endpoint lands in its own
+# context; a declared name logs "Good call" at NOTICE, any other name "Wrong call" at
+# WARNING with the caller's address last, once as CHANNEL(pjsip,remote_addr) gives it
+# (a.b.c.d:port, [v6]:port) and once bare (port popped, brackets filtered away).
+GUEST_PJSIP = """
+[transport-udp6]
+type=transport
+protocol=udp
+bind=[::1]:{port}
+
+[transport-tcp6]
+type=transport
+protocol=tcp
+bind=[::1]:{port}
+
+[anonymous]
+type=endpoint
+context=f2b-guest
+disallow=all
+allow=ulaw,alaw
+"""
+
+GUEST_DIALPLAN = """
+[f2b-guest]
+exten => director,1,Log(NOTICE,Good call IP=${CHANNEL(pjsip,remote_addr)})
+ same => n,Hangup()
+exten => _[0-9A-Za-z#*+._~%].,1,Set(SIPCTL_IP=${CHANNEL(pjsip,remote_addr)})
+ same => n,Log(WARNING,Wrong call IP=${SIPCTL_IP})
+ same => n,Set(SIPCTL_PORT=${POP(SIPCTL_IP,:)})
+ same => n,Log(WARNING,Wrong call IP=${FILTER(0-9a-fA-F.:,${SIPCTL_IP})})
+ same => n,Hangup()
+"""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request and the failure lines it must cause: (real address, count)."""
+
+    why: str
+    method: str  # INVITE | REGISTER
+    user: str  # request-URI user (already %-escaped)
+    v6: bool = False
+    tcp: bool = False
+    from_header: str = ""  # default <sip:stranger@...>
+    call_id: str = ""
+    auth: bool = False  # a wrong digest answer for endpoint 105
+    lines: int = 1  # failure lines expected from this request
+
+
+def probes() -> list[Probe]:
+    return [
+        Probe("wrong name, UDP v4", "INVITE", "nobody", lines=2),
+        Probe("wrong name, TCP v4", "INVITE", "nobody", tcp=True, lines=2),
+        Probe("wrong name, UDP v6", "INVITE", "nobody", v6=True, lines=2),
+        Probe("wrong name, TCP v6", "INVITE", "nobody", v6=True, tcp=True, lines=2),
+        Probe("declared name", "INVITE", "director", lines=0),
+        Probe("name 'x IP=6.6.6.1 '", "INVITE", quote("x IP=6.6.6.1 ", safe=""), lines=2),
+        Probe(
+            "name 'a:b IP=6.6.6.2:5060'", "INVITE", quote("a:b IP=6.6.6.2:5060", safe=""), lines=2
+        ),
+        Probe(
+            "name repeating the marker",
+            "INVITE",
+            quote("y: Wrong call IP=6.6.6.3 ", safe=""),
+            lines=2,
+        ),
+        # Not matched by the catch-all (first character): Asterisk's own "not found" line.
+        Probe("name not in the catch-all, v4", "INVITE", "%24nobody"),
+        Probe("name not in the catch-all, TCP v6", "INVITE", "%24nobody", v6=True, tcp=True),
+        Probe(
+            "name imitating the not-found line",
+            "INVITE",
+            quote("$a' (UDP:6.6.6.4:5060) to extension 'b", safe=""),
+        ),
+        Probe("wrong password, v4", "REGISTER", "", auth=True, from_header="<sip:105@{host}>"),
+        Probe(
+            "wrong password, v6", "REGISTER", "", v6=True, auth=True, from_header="<sip:105@{host}>"
+        ),
+        Probe(
+            "display name imitating the line",
+            "REGISTER",
+            "",
+            auth=True,
+            from_header="\"x' failed for '6.6.6.5:1' (callid: a) - Failed to authenticate\" "
+            "<sip:105@{host}>",
+        ),
+        Probe(
+            "Call-ID imitating the line",
+            "REGISTER",
+            "",
+            auth=True,
+            from_header="<sip:105@{host}>",
+            call_id="c x' failed for '6.6.6.6:1' (callid: a) - Failed to authenticate",
+        ),
+        Probe(
+            "display name with an escaped quote",
+            "REGISTER",
+            "",
+            auth=True,
+            from_header="\"a\\\"b>' failed for '6.6.6.7:1' (callid: x\" <sip:105@{host}>",
+        ),
+        # A tel: From matches no endpoint: "No matching endpoint found", then the guest
+        # endpoint takes the request and the wrong answer fails: "Failed to authenticate".
+        Probe("tel: From", "REGISTER", "", auth=True, from_header="<tel:105>", lines=2),
+        Probe(
+            "REGISTER of an unknown user (guest endpoint)",
+            "REGISTER",
+            "",
+            from_header="<sip:scanner@{host}>",
+        ),
+    ]
+
+
+def expected_counts() -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    for probe in probes():
+        counts["::1" if probe.v6 else "127.0.0.1"] += probe.lines
+    return counts
+
+
+# -- the SIP client: raw requests, so that every header is the test's own -----------------------
+
+
+def send(probe: Probe, port: int, timeout: float = 1.0) -> list[str]:
+    """Send one request from loopback; return the status lines received within ``timeout``."""
+    family = socket.AF_INET6 if probe.v6 else socket.AF_INET
+    host = "::1" if probe.v6 else "127.0.0.1"
+    hostport = f"[{host}]" if probe.v6 else host
+    kind = socket.SOCK_STREAM if probe.tcp else socket.SOCK_DGRAM
+    with socket.socket(family, kind) as sock:
+        sock.bind((host, 0))
+        if probe.tcp:
+            sock.settimeout(timeout)
+            sock.connect((host, port))
+        local = sock.getsockname()[1]
+        proto = "TCP" if probe.tcp else "UDP"
+        uri = f"sip:{probe.user}@{hostport}:{port}" if probe.user else f"sip:{hostport}:{port}"
+        from_header = (probe.from_header or "<sip:stranger@{host}>").format(host=hostport)
+        call_id = probe.call_id or uuid.uuid4().hex
+        headers = [
+            f"{probe.method} {uri} SIP/2.0",
+            f"Via: SIP/2.0/{proto} {hostport}:{local};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport",
+            "Max-Forwards: 70",
+            f"From: {from_header};tag={uuid.uuid4().hex[:8]}",
+            f"To: {from_header if probe.method == 'REGISTER' else f'<{uri}>'}",
+            f"Call-ID: {call_id}",
+            f"CSeq: 1 {probe.method}",
+            f"Contact: <sip:caller@{hostport}:{local}>",
+        ]
+        if probe.auth:
+            headers.append(
+                f'Authorization: Digest username="105", realm="asterisk", nonce="00", '
+                f'uri="sip:{hostport}:{port}", response="{"0" * 32}", algorithm=MD5'
+            )
+        body = ""
+        if probe.method == "INVITE":
+            body = (
+                "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+            )
+            headers.append("Content-Type: application/sdp")
+        if probe.method == "REGISTER":
+            headers.append("Expires: 60")
+        headers.append(f"Content-Length: {len(body)}")
+        message = ("\r\n".join(headers) + "\r\n\r\n" + body).encode()
+        if probe.tcp:
+            sock.sendall(message)
+        else:
+            sock.sendto(message, (host, port))
+        sock.settimeout(timeout)
+        statuses: list[str] = []
+        try:
+            while True:
+                data = sock.recv(65535)
+                if not data:
+                    break
+                statuses += [
+                    line
+                    for line in data.decode(errors="replace").split("\r\n")
+                    if line.startswith("SIP/2.0 ")
+                ]
+                if any(s.split()[1] >= "200" for s in statuses if len(s.split()) > 1):
+                    break
+        except (TimeoutError, OSError):
+            pass
+        return statuses
+
+
+def configure_guest(instance: AsteriskInstance) -> None:
+    """Add the guest endpoint, IPv6 transports and the guest dialplan to the running PBX."""
+    pjsip = instance.config_dir / "pjsip.conf"
+    pjsip.write_text(pjsip.read_text() + GUEST_PJSIP.format(port=instance.sip_port))
+    dialplan = instance.config_dir / "extensions.conf"
+    dialplan.write_text(dialplan.read_text() + GUEST_DIALPLAN)
+    instance.rx("module reload res_pjsip.so")
+    instance.rx("dialplan reload")
+    shown = instance.rx("pjsip show endpoint anonymous")
+    assert "f2b-guest" in shown, shown
+    transports = instance.rx("pjsip show transports")
+    assert "transport-udp6" in transports and "transport-tcp6" in transports, transports
+
+
+def capture(instance: AsteriskInstance) -> str:
+    """Place every probe against ``instance``; return the new part of its ``messages`` log."""
+    configure_guest(instance)
+    start = instance.log_size()
+    for probe in probes():
+        send(probe, instance.sip_port)
+    total = sum(p.lines for p in probes())
+    deadline = time.monotonic() + 5.0
+    text = ""
+    # The last lines are written a moment after the final responses arrived.
+    while time.monotonic() < deadline:
+        text = instance.log_since(start)
+        if sum(1 for line in text.splitlines() if _is_failure_line(line)) >= total:
+            break
+        time.sleep(0.05)
+    return text
+
+
+def _is_failure_line(line: str) -> bool:
+    return any(
+        marker in line
+        for marker in ("Wrong call IP=", "rejected because", "failed for", "no configured AORs")
+    )
+
+
+# -- fail2ban-regex ---------------------------------------------------------------------------------
+
+
+def fail2ban_regex(log: Path, filter_file: Path) -> list[str]:
+    program = shutil.which("fail2ban-regex")
+    require(program is not None, "fail2ban-regex (package fail2ban)")
+    assert program is not None
+    done = subprocess.run(
+        [program, "-o", "ip", str(log), str(filter_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.split()
+
+
+@pytest.fixture
+def sipctl_filter(tmp_path: Path) -> Path:
+    path = tmp_path / "sipctl-asterisk.conf"
+    path.write_text(FILTER_TEXT)
+    return path
+
+
+def _assert_real_addresses_only(found: list[str]) -> None:
+    smuggled = [a for a in found if ipaddress.ip_address(a) in SMUGGLED]
+    assert not smuggled, f"the filter took addresses a caller wrote: {smuggled}"
+    assert collections.Counter(found) == expected_counts()
+
+
+def test_captured_asterisk_22_lines(sipctl_filter: Path) -> None:
+    text = CAPTURED.read_text()
+    assert "Ext. x IP=6.6.6.1 : Wrong call IP=127.0.0.1:" in text  # the file is what we think
+    found = fail2ban_regex(CAPTURED, sipctl_filter)
+    _assert_real_addresses_only(found)
+
+
+def test_stock_filter_is_fooled_and_blind(tmp_path: Path) -> None:
+    """Why sipctl writes its own filter: the stock one, on the same real lines."""
+    stock = Path("/etc/fail2ban/filter.d/asterisk.conf")
+    require(stock.exists(), "fail2ban's stock filter.d/asterisk.conf")
+    # fail2ban-regex resolves "before = common.conf" next to the filter.
+    (tmp_path / "filter.d").mkdir()
+    for name in ("asterisk.conf", "common.conf"):
+        shutil.copy(stock.parent / name, tmp_path / "filter.d" / name)
+    found = fail2ban_regex(CAPTURED, tmp_path / "filter.d" / "asterisk.conf")
+    # A display name chose the banned address ...
+    assert any(ipaddress.ip_address(a) in SMUGGLED for a in found), found
+    # ... and Asterisk 22's lines slip by.
+    assert len(found) < sum(expected_counts().values())
+
+
+@pytest.mark.asterisk
+def test_live_asterisk_22_lines(sipctl_filter: Path, tmp_path: Path) -> None:
+    with running_asterisk() as instance:
+        text = capture(instance)
+    log = tmp_path / "messages"
+    log.write_text(text)
+    found = fail2ban_regex(log, sipctl_filter)
+    _assert_real_addresses_only(found)
+
+
+if __name__ == "__main__":
+    with running_asterisk() as pbx:
+        captured = capture(pbx)
+    DATA.mkdir(exist_ok=True)
+    CAPTURED.write_text(captured)
+    print(f"wrote {CAPTURED}: {len(captured.splitlines())} lines")
