@@ -14,13 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.asterisk import (
-    ADMIN_ENDPOINT,
-    ADMIN_EXTENSIONS,
-    ADMIN_PJSIP,
-    LOCAL_EXTENSIONS,
-    AsteriskInstance,
-)
+from fixtures.asterisk import AsteriskInstance
 from fixtures.bind import SECRET_ENV, BindServer
 from verify_responder import DropProxy
 
@@ -34,17 +28,23 @@ USERS = {"director": "105", "alex": "106", "101": "101"}
 CATCH_ALL = "exten => _[0-9A-Za-z+]!,1,Log(WARNING,Wrong call IP=${CHANNEL(pjsip,remote_addr)})\n"
 
 
+BASE: dict[str, str] = {}  # the admin's pjsip.conf and extensions.conf, read at start
+
+
 def configure(
     ast: AsteriskInstance,
     users: dict[str, str] = USERS,
     catch_all: bool = False,
 ) -> None:
-    """Write the guest setup into the PBX and reload it."""
-    endpoints = "".join(ADMIN_ENDPOINT.format(ext=e) for e in LOCAL_EXTENSIONS)
-    pjsip = ADMIN_PJSIP.format(port=ast.sip_port, endpoints=endpoints)
-    pjsip = pjsip.replace(
-        "type=global\n", "type=global\nendpoint_identifier_order=ip,username,anonymous\n"
-    )
+    """Write the guest setup into the PBX (on top of the admin's files) and reload it."""
+    if not BASE:
+        for name in ("pjsip.conf", "extensions.conf"):
+            BASE[name] = (ast.config_dir / name).read_text()
+    pjsip = BASE["pjsip.conf"]
+    if "endpoint_identifier_order" not in pjsip:
+        pjsip = pjsip.replace(
+            "type=global\n", "type=global\nendpoint_identifier_order=ip,username,anonymous\n", 1
+        )
     pjsip += "\n[anonymous]\ntype=endpoint\ncontext=guest-call\ndisallow=all\nallow=ulaw,alaw\n"
     guest = "\n[guest-call]\n" + "".join(
         f"exten => {name},1,Goto(default,{ext},1)\n" for name, ext in users.items()
@@ -52,15 +52,17 @@ def configure(
     if catch_all:
         guest += CATCH_ALL + " same => n,Hangup()\n"
     ast.write_admin_file("pjsip.conf", pjsip)
-    ast.write_admin_file("extensions.conf", ADMIN_EXTENSIONS + guest)
+    ast.write_admin_file("extensions.conf", BASE["extensions.conf"] + guest)
     ast.rx("module reload res_pjsip.so")
     ast.rx("dialplan reload")
 
 
 @pytest.fixture(scope="module")
-def pbx(asterisk: AsteriskInstance) -> AsteriskInstance:
+def pbx(asterisk: AsteriskInstance) -> Iterator[AsteriskInstance]:
+    BASE.clear()
     configure(asterisk)
-    return asterisk
+    yield asterisk
+    BASE.clear()
 
 
 def zone_records(port: int, tls_port: int | None = None) -> str:
