@@ -79,6 +79,9 @@ def pjsip_text(spec: Spec) -> str:
         "force_rport=yes",
         "rewrite_contact=yes",
         "allow_subscribe=no",
+        # Without this, a name that begins like a longer pattern ("h" of "_[...].") gets
+        # 484 Address Incomplete and the caller is asked to dial more.
+        "allow_overlap=no",
     ]
     if section.manage_transports:
         lines.extend(_pjsip_transports(spec))

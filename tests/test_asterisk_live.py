@@ -1,0 +1,279 @@
+"""The Asterisk layer against a real Asterisk 22, driven locally with ``chroot DIR asterisk``.
+
+One Asterisk serves the whole module; the tests run in file order and each leaves the PBX
+as it found it where that matters (the admin's files, the applied spec).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from asterisk_helpers import (
+    Phone,
+    apply_spec,
+    pending_changes,
+    plan_layer,
+    spec_data,
+    write_spec,
+)
+from fixtures.asterisk import AsteriskInstance
+from fixtures.sip_client import SipCaller
+from sipctl.errors import ProviderError
+from sipctl.reconciler.render_asterisk import CATCH_ALL_PATTERNS
+
+pytestmark = pytest.mark.asterisk
+
+WRONG_CALL = r"WARNING\[\d+\]\[C-[0-9a-f]+\] Ext\. {name}: Wrong call IP=127\.0\.0\.1\n"
+
+
+@pytest.fixture(scope="module")
+def admin_files(asterisk: AsteriskInstance) -> dict[str, bytes]:
+    """The admin's parent files as they were before sipctl touched them."""
+    return {
+        name: (asterisk.config_dir / name).read_bytes()
+        for name in ("pjsip.conf", "extensions.conf", "rtp.conf")
+    }
+
+
+@pytest.fixture(scope="module")
+def applied(asterisk: AsteriskInstance, admin_files: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default spec, applied once for the module."""
+    spec = write_spec(tmp_path_factory.mktemp("spec"), spec_data(asterisk))
+    lines = apply_spec(spec)
+    assert any("dialplan reload" in line for line in lines), lines
+    return spec
+
+
+@pytest.fixture
+def phone(asterisk: AsteriskInstance) -> Iterator[Phone]:
+    p = Phone(asterisk.phone_port)
+    yield p
+    p.close()
+
+
+def _without_include(data: bytes, child: str) -> bytes:
+    return b"".join(
+        line for line in data.splitlines(keepends=True) if line != f"#include {child}\n".encode()
+    )
+
+
+def test_apply_writes_the_files_and_a_second_plan_is_empty(
+    asterisk: AsteriskInstance, admin_files: dict[str, bytes], applied: Path
+) -> None:
+    config = asterisk.config_dir
+    assert (config / "pjsip_sipctl.conf").exists()
+    assert (config / "extensions_sipctl.conf").exists()
+    pjsip = (config / "pjsip.conf").read_bytes()
+    assert pjsip.count(b"#include pjsip_sipctl.conf") == 1
+    assert _without_include(pjsip, "pjsip_sipctl.conf") == admin_files["pjsip.conf"]
+    extensions = (config / "extensions.conf").read_bytes()
+    assert _without_include(extensions, "extensions_sipctl.conf") == admin_files["extensions.conf"]
+    rtp = (config / "rtp.conf").read_text()
+    assert "rtpstart=10000 ; the admin's old range\n" in rtp
+    assert "rtpend=20000\n" in rtp and "strictrtp=yes\n" in rtp
+
+    mtimes = {p.name: p.stat().st_mtime_ns for p in config.iterdir()}
+    assert pending_changes(applied) == []
+    assert apply_spec(applied) == []
+    assert {p.name: p.stat().st_mtime_ns for p in config.iterdir()} == mtimes
+
+    shown = asterisk.rx("dialplan show guest-call")
+    for name in ("director", "alex", "101", *CATCH_ALL_PATTERNS):
+        assert f"'{name}' =>" in shown
+    endpoint = asterisk.rx("pjsip show endpoint anonymous")
+    assert re.search(r"context\s*:\s*guest-call", endpoint)
+    assert re.search(r"direct_media\s*:\s*false", endpoint)
+    assert "RTP Allocating from port range 10000 -> 20000" in asterisk.full_log_path.read_text()
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_declared_name_rings_its_extension(
+    asterisk: AsteriskInstance, applied: Path, phone: Phone, transport: str
+) -> None:
+    offset, full = asterisk.log_size(), asterisk.log_size(asterisk.full_log_path)
+    with SipCaller(asterisk.sip_port, transport) as caller:
+        assert caller.options("director").final == 200
+        result = caller.invite("director", timeout=6.0)
+    # the phone of 105 got the INVITE and answered busy, so the caller hears busy
+    assert any(i.startswith("INVITE sip:105@") for i in phone.invites), phone.invites
+    assert 486 in result.statuses, result.statuses
+    text = asterisk.wait_log(r"Good call IP=127\.0\.0\.1\n", offset)
+    assert re.search(r"NOTICE\[\d+\]\[C-[0-9a-f]+\] Ext\. director: Good call IP=127\.0\.0\.1\n", text)
+    log = asterisk.wait_log(r"Called PJSIP/105", full, asterisk.full_log_path)
+    # the busy caller never falls into the catch-all: no reject sound, no "Wrong call"
+    assert "Wrong call" not in asterisk.log_since(offset)
+    assert "Playback" not in log.split("Called PJSIP/105", 1)[1]
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_an_unknown_name_is_logged_told_and_hung_up(
+    asterisk: AsteriskInstance, applied: Path, transport: str
+) -> None:
+    offset = asterisk.log_size()
+    with SipCaller(asterisk.sip_port, transport) as caller:
+        assert caller.options("nobody").final == 200  # the catch-all exists for every name
+        result = caller.invite("nobody", hold=0.3)
+    assert 200 in result.statuses, result.statuses  # Playback answered
+    asterisk.wait_log(WRONG_CALL.format(name="nobody"), offset)
+    assert "Good call" not in asterisk.log_since(offset)
+
+
+def test_special_and_odd_names(asterisk: AsteriskInstance, applied: Path) -> None:
+    """h, i, s (Asterisk's own) are not caught; one letter and mixed case are."""
+    offset = asterisk.log_size()
+    with SipCaller(asterisk.sip_port) as caller:
+        for name in ("h", "i", "s", "t"):
+            result = caller.invite(name)
+            assert result.final == 404, (name, result.statuses)
+        for name in ("x", "Director", "Zed.9"):
+            result = caller.invite(name, hold=0.1)
+            assert 200 in result.statuses, (name, result.statuses)
+    text = asterisk.wait_log(WRONG_CALL.format(name=r"Zed\.9"), offset)
+    for name in ("x", "Director"):
+        assert re.search(WRONG_CALL.format(name=name), text), text
+    for name in ("h", "i", "s", "t"):
+        assert f"Ext. {name}:" not in text
+    # no call ever ran an "h" extension in the guest context (the trap of "_.")
+    assert "[h@guest-call" not in asterisk.full_log_path.read_text()
+
+
+def test_dialplan_show_matches_what_was_meant(asterisk: AsteriskInstance, applied: Path) -> None:
+    """The patterns catch what they should and nothing of Asterisk's own."""
+    for name, caught in [("h", False), ("i", False), ("a", False), ("T", False), ("x", True),
+                         ("%41", True), ("#", True), ("ab", True), ("h1", True)]:  # fmt: skip
+        out = asterisk.rx(f"dialplan show {name}@guest-call")
+        assert (("_[" in out) == caught), (name, out)
+
+
+def test_missing_sound_and_mismatched_transport_are_reported(
+    asterisk: AsteriskInstance, applied: Path, tmp_path: Path
+) -> None:
+    data = spec_data(asterisk, reject_sound="custom/bad-user")
+    data["transports"]["tls"] = {"port": asterisk.sip_port + 1}
+    _, ctx, _, live = plan_layer(write_spec(tmp_path, data))
+    ctx.close()
+    assert any("custom/bad-user" in note and "not found" in note for note in live.notes), live.notes
+    assert any("transports.tls" in p for p in live.problems), live.problems
+    assert not any("transports.udp" in p for p in live.problems)
+
+
+def test_a_foreign_anonymous_endpoint_stops_the_plan(
+    asterisk: AsteriskInstance, applied: Path, admin_files: dict[str, bytes]
+) -> None:
+    pjsip = asterisk.config_dir / "pjsip.conf"
+    before = pjsip.read_bytes()
+    pjsip.write_bytes(before + b"\n[anonymous]\ntype=endpoint\ncontext=default\n")
+    try:
+        _, ctx, _, live = plan_layer(applied)
+        ctx.close()
+    finally:
+        pjsip.write_bytes(before)
+    assert any("already has an 'anonymous' endpoint" in p for p in live.problems), live.problems
+
+
+def test_identifier_order_that_puts_guests_first_stops_the_plan(
+    asterisk: AsteriskInstance, applied: Path
+) -> None:
+    pjsip = asterisk.config_dir / "pjsip.conf"
+    before = pjsip.read_bytes()
+    pjsip.write_bytes(before.replace(b"user_agent=TestPBX", b"endpoint_identifier_order=anonymous,ip\nuser_agent=TestPBX"))
+    try:
+        _, ctx, _, live = plan_layer(applied)
+        ctx.close()
+    finally:
+        pjsip.write_bytes(before)
+    assert any("tries 'anonymous' before" in p for p in live.problems), live.problems
+
+
+def test_a_failed_reload_puts_the_old_files_back(
+    asterisk: AsteriskInstance, applied: Path, tmp_path: Path
+) -> None:
+    """A command that answers reads but fails the reload: old files, old config, exit 1."""
+    wrapper = tmp_path / "asterisk-wrapper"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *reload*) echo "Unable to reload: the PBX is in maintenance"; exit 1;; esac\n'
+        f'exec {asterisk.command} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    config = asterisk.config_dir
+    before = {p.name: p.read_bytes() for p in config.iterdir() if p.is_file()}
+    spec = write_spec(tmp_path, spec_data(asterisk, users={"director": "105", "bob": "106"}, command=str(wrapper)))
+    with pytest.raises(ProviderError) as failed:
+        apply_spec(spec)
+    message = str(failed.value)
+    assert "Unable to reload: the PBX is in maintenance" in message
+    assert "old files are back" in message
+    after = {p.name: p.read_bytes() for p in config.iterdir() if p.is_file() and not p.name.endswith(".sipctl.bak")}
+    assert after == {k: v for k, v in before.items() if not k.endswith(".sipctl.bak")}
+    assert "'bob' =>" not in asterisk.rx("dialplan show guest-call")
+    with SipCaller(asterisk.sip_port) as caller:
+        assert caller.options("director").final == 200
+
+
+def test_a_config_asterisk_rejects_is_rolled_back(
+    asterisk: AsteriskInstance, applied: Path, tmp_path: Path
+) -> None:
+    """Transports on a port the admin's transport holds: Asterisk cannot start them."""
+    config = asterisk.config_dir
+    before = (config / "pjsip_sipctl.conf").read_bytes()
+    spec = write_spec(tmp_path, spec_data(asterisk, manage_transports=True))
+    with pytest.raises(ProviderError) as failed:
+        apply_spec(spec)
+    print(failed.value)
+    assert "sipctl-udp" in str(failed.value)
+    assert (config / "pjsip_sipctl.conf").read_bytes() == before
+    assert "sipctl-udp" not in asterisk.rx("pjsip show transports")
+    with SipCaller(asterisk.sip_port) as caller:
+        assert caller.options("director").final == 200
+
+
+def test_not_found_mode_and_goto_route(
+    asterisk: AsteriskInstance, applied: Path, tmp_path: Path, phone: Phone
+) -> None:
+    spec = write_spec(tmp_path, spec_data(asterisk, unknown_callers="not-found", route="goto"))
+    apply_spec(spec)
+    try:
+        offset = asterisk.log_size()
+        with SipCaller(asterisk.sip_port) as caller:
+            assert caller.options("nobody").final == 404
+            assert caller.invite("nobody").final == 404
+            result = caller.invite("director", timeout=6.0)
+        assert phone.invites
+        assert 486 in result.statuses, result.statuses
+        text = asterisk.log_since(offset)
+        assert "Wrong call" not in text
+        assert "Goto (default,105,1)" in asterisk.full_log_path.read_text()
+    finally:
+        apply_spec(applied)
+    assert pending_changes(applied) == []
+
+
+def test_change_then_removal_keeps_the_admin_bytes(
+    asterisk: AsteriskInstance, applied: Path, admin_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    config = asterisk.config_dir
+    changed = write_spec(tmp_path, spec_data(asterisk, users={"director": "105", "bob": "106", "101": "101"}), "changed.yaml")
+    apply_spec(changed)
+    shown = asterisk.rx("dialplan show guest-call")
+    assert "'bob' =>" in shown and "'alex' =>" not in shown
+    for name in ("pjsip.conf", "extensions.conf"):
+        child = name.replace(".conf", "_sipctl.conf")
+        assert _without_include((config / name).read_bytes(), child) == admin_files[name]
+
+    removed = write_spec(tmp_path, spec_data(asterisk, ensure="absent"), "absent.yaml")
+    apply_spec(removed)
+    for name in ("pjsip.conf", "extensions.conf"):
+        assert (config / name).read_bytes() == admin_files[name]
+    assert not (config / "pjsip_sipctl.conf").exists()
+    assert not (config / "extensions_sipctl.conf").exists()
+    assert "rtpstart=10000" in (config / "rtp.conf").read_text()  # rtp.conf is left alone
+    assert "anonymous" not in asterisk.rx("pjsip show endpoints")
+    assert "extensions_sipctl.conf" not in asterisk.rx("dialplan show guest-call")
+    assert pending_changes(removed) == []
+    # and back, for whoever runs after
+    apply_spec(applied)
