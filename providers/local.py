@@ -52,6 +52,14 @@ def stale_message(target: str, path: str) -> str:
     return f"{target}: {path} changed on the host since the plan was made; run plan again"
 
 
+def symlink_message(target: str, path: str) -> str:
+    # Renaming a new file into place would replace the link itself, silently cutting it.
+    return (
+        f"{target}: {path} is a symbolic link; sipctl replaces files whole and would break "
+        f"the link: use the path of the file it points to"
+    )
+
+
 class _FileSystemTransport:
     """Files on a file system this process can reach directly; subclasses map the paths."""
 
@@ -139,6 +147,8 @@ class _FileSystemTransport:
             current = self._read_one(self._checked(write.path)).content
             if current != write.expected:
                 raise StalePlanError(stale_message(str(self.ref), write.path))
+            if write.content != write.expected and self._local_path(write.path).is_symlink():
+                raise ProviderError(symlink_message(str(self.ref), write.path))
 
     def _write_temp(self, write: FileWrite) -> Path:
         assert write.content is not None
@@ -146,7 +156,7 @@ class _FileSystemTransport:
         self._make_parents(local.parent)
         try:
             old = local.stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             old = None
         try:
             fd, name = tempfile.mkstemp(
@@ -191,7 +201,10 @@ class _FileSystemTransport:
                 directory, parent.st_uid, parent.st_gid, required=False, what="", ref=self.ref
             )
         except FileExistsError:
-            pass
+            if not directory.is_dir():
+                raise ProviderError(
+                    f"{self.ref}: cannot write below {directory}: it is not a directory"
+                ) from None
         except OSError as exc:
             raise ProviderError(
                 f"{self.ref}: cannot create directory {directory}: {exc.strerror}"
@@ -302,6 +315,7 @@ class LocalTransport(_FileSystemTransport):
             done = subprocess.run(
                 ["/bin/sh", "-c", command],
                 input=stdin if stdin is not None else b"",
+                env=dict(self._ctx.env),
                 capture_output=True,
                 timeout=timeout,
                 check=False,

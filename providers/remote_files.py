@@ -122,7 +122,8 @@ def parse_read_output(
 _WRITE_FUNCTIONS = r"""
 say() { printf '%s %s\n' "$M" "$*"; }
 sha() { sha256sum < "$1" | cut -d ' ' -f 1; }
-check() { # check INDEX PATH EXPECTED_SHA256_OR_-
+check() { # check INDEX PATH EXPECTED_SHA256_OR_- [changing]
+  if [ -n "${4:-}" ] && [ -L "$2" ]; then say LINK "$1"; cleanup; exit 1; fi
   if [ "$3" = - ]; then
     if [ -e "$2" ] || [ -L "$2" ]; then say STALE "$1"; cleanup; exit 3; fi
   else
@@ -158,6 +159,7 @@ backup() { # backup PATH : PATH.sipctl.bak becomes a copy of PATH; PATH stays in
 @dataclass(frozen=True)
 class WriteOutcome:
     stale: str | None  # the path that changed since the plan
+    link: str | None  # a path that is a symbolic link (refused: the rename would cut it)
     failed: tuple[str, str] | None  # (path, the host's reason)
     done: bool
 
@@ -187,7 +189,8 @@ def write_script(writes: Sequence[FileWrite], marker: str) -> str:
     out.append("undo() { " + "; ".join([*undo, ":"]) + "; }")
     out.append(_WRITE_FUNCTIONS)
     for i, w in enumerate(writes):
-        out.append(f"check {i} {q(w.path)} {_sha(w.expected)}")
+        changes = " changing" if w.content != w.expected else ""
+        out.append(f"check {i} {q(w.path)} {_sha(w.expected)}{changes}")
     nonce = secrets.token_hex(8)
     for i, w in changing:
         if w.content is None:
@@ -203,7 +206,7 @@ def write_script(writes: Sequence[FileWrite], marker: str) -> str:
     # Checked again right before the renames: an edit made on the host while the temp files
     # were written is not lost.
     for i, w in changing:
-        out.append(f"check {i} {q(w.path)} {_sha(w.expected)}")
+        out.append(f"check {i} {q(w.path)} {_sha(w.expected)} changing")
     for i, w in changing:
         path = q(w.path)
         if w.expected is not None:
@@ -236,13 +239,15 @@ def parse_write_output(writes: Sequence[FileWrite], output: str, marker: str) ->
             continue
         words = line[len(marker) + 1 :].split(" ", 2)
         if words[0] == "STALE" and len(words) >= 2 and words[1].isdigit():
-            return WriteOutcome(writes[int(words[1])].path, None, False)
+            return WriteOutcome(writes[int(words[1])].path, None, None, False)
+        if words[0] == "LINK" and len(words) >= 2 and words[1].isdigit():
+            return WriteOutcome(None, writes[int(words[1])].path, None, False)
         if words[0] == "FAIL" and len(words) >= 2 and words[1].isdigit():
             reason = words[2].strip() if len(words) > 2 else "failed"
-            return WriteOutcome(None, (writes[int(words[1])].path, reason), False)
+            return WriteOutcome(None, None, (writes[int(words[1])].path, reason), False)
         if words[0] == "DONE":
-            return WriteOutcome(None, None, True)
-    return WriteOutcome(None, None, False)
+            return WriteOutcome(None, None, None, True)
+    return WriteOutcome(None, None, None, False)
 
 
 def restore_failures(output: str, marker: str) -> list[str]:

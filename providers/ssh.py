@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from sipctl.errors import ProviderError, StalePlanError
-from sipctl.providers.local import program_name, stale_message
+from sipctl.providers.local import program_name, stale_message, symlink_message
 from sipctl.providers.remote_files import (
     ScriptOutputError,
     new_marker,
@@ -313,6 +313,8 @@ class SshTransport:
         outcome = parse_write_output(writes, stdout.decode("utf-8", "replace"), marker)
         if outcome.stale is not None:
             raise StalePlanError(stale_message(str(self.ref), outcome.stale))
+        if outcome.link is not None:
+            raise ProviderError(symlink_message(str(self.ref), outcome.link))
         if outcome.failed is not None:
             path, reason = outcome.failed
             raise ProviderError(f"{self.ref}: cannot write {path}: {reason} (nothing was changed)")

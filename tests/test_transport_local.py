@@ -166,3 +166,34 @@ def test_pool_hands_out_one_transport_per_target(tmp_path: Path) -> None:
     assert pool.get("dir:a") is pool.get("dir:a")
     assert pool.get("dir:a") is not pool.get("dir:b")
     pool.close_all()
+
+
+def test_symlink_is_not_replaced(tmp_path: Path) -> None:
+    real = tmp_path / "real.conf"
+    real.write_bytes(b"real\n")
+    link = tmp_path / "link.conf"
+    link.symlink_to(real)
+    with pytest.raises(ProviderError, match=r"link\.conf is a symbolic link"):
+        local(tmp_path).write_files([FileWrite(str(link), b"new\n", expected=b"real\n")])
+    assert link.is_symlink() and real.read_bytes() == b"real\n"
+
+
+def test_run_uses_the_context_environment(tmp_path: Path) -> None:
+    ctx = RunContext(base_dir=tmp_path, env={"PATH": os.environ["PATH"], "SIPCTL_X": "42"})
+    transport = LocalTransport(parse_target("local"), ctx)
+    assert transport.run("echo $SIPCTL_X").stdout == "42\n"
+
+
+def test_failed_write_changes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "not-a-dir").write_bytes(b"")
+    first = tmp_path / "first.conf"
+    first.write_bytes(b"v1\n")
+    with pytest.raises(ProviderError, match=r"not-a-dir"):
+        local(tmp_path).write_files(
+            [
+                FileWrite(str(first), b"v2\n", expected=b"v1\n"),
+                FileWrite(str(tmp_path / "not-a-dir" / "x.conf"), b"x\n", expected=None),
+            ]
+        )
+    assert first.read_bytes() == b"v1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.conf", "not-a-dir"]

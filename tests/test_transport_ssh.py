@@ -402,3 +402,36 @@ def test_sshd_in_a_network_namespace(tmp_path: Path) -> None:
             server.stop()
         subprocess.run(["ip", "link", "del", outer], capture_output=True)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_symlink_is_not_replaced(ssh: SshTransport, tmp_path: Path) -> None:
+    real = tmp_path / "real.conf"
+    real.write_bytes(b"real\n")
+    link = tmp_path / "link.conf"
+    link.symlink_to(real)
+    other = tmp_path / "other.conf"
+    with pytest.raises(ProviderError, match=r"link\.conf is a symbolic link"):
+        ssh.write_files(
+            [
+                FileWrite(str(other), b"other\n", expected=None),
+                FileWrite(str(link), b"new\n", expected=b"real\n"),
+            ]
+        )
+    assert link.is_symlink() and real.read_bytes() == b"real\n" and not other.exists()
+
+
+def test_failed_write_changes_nothing(ssh: SshTransport, tmp_path: Path) -> None:
+    (tmp_path / "not-a-dir").write_bytes(b"")
+    first = tmp_path / "first.conf"
+    first.write_bytes(b"v1\n")
+    with pytest.raises(
+        ProviderError, match=r"cannot write .*not-a-dir/x\.conf: .*nothing was changed"
+    ):
+        ssh.write_files(
+            [
+                FileWrite(str(first), b"v2\n", expected=b"v1\n"),
+                FileWrite(str(tmp_path / "not-a-dir" / "x.conf"), b"x\n", expected=None),
+            ]
+        )
+    assert first.read_bytes() == b"v1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.conf", "not-a-dir"]
