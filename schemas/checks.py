@@ -269,7 +269,9 @@ def live_cross_checks(loaded: LoadedSpec | Spec, states: Mapping[str, LiveState]
               them (``pjsip show transports``) or as its config defines them;
               ``rtp_range``: [start, end] Asterisk really uses (rtp.conf after includes);
               ``logger_files``: {absolute path: [levels]} of the file channels in logger.conf
-              (relative names resolved against astlogdir).
+              (relative names resolved against astlogdir); when absent, it is parsed from
+              ``contents["logger.conf"]`` (and ``contents["asterisk.conf"]`` for astlogdir),
+              the raw bytes the provider read, with ``logger_files_from_conf``.
     fail2ban  ``jail_logpath``: the logpath of the live jail, when it differs from the spec.
     firewall  ``rtp_range``: [start, end] the live rules open (before this plan's changes).
     """
@@ -295,6 +297,8 @@ def live_cross_checks(loaded: LoadedSpec | Spec, states: Mapping[str, LiveState]
                 "rtpstart/rtpend) or asterisk.rtp"
             )
     logger = ast.private.get("logger_files")
+    if logger is None:
+        logger = _logger_files_from_contents(ast.private.get("contents"))
     if spec.fail2ban is not None and spec.fail2ban.enabled and isinstance(logger, dict):
         f2b = states.get("fail2ban")
         jail = (f2b.private.get("jail_logpath") if f2b is not None else None) or (
@@ -356,3 +360,70 @@ def _live_transport_checks(loaded: LoadedSpec, live: list[Any]) -> list[str]:
                 f"({w(('asterisk',))}), or change the spec"
             )
     return problems
+
+
+DEFAULT_LOG_DIR = "/var/log/asterisk"
+
+
+def logger_files_from_conf(text: str, log_dir: str = DEFAULT_LOG_DIR) -> dict[str, list[str]]:
+    """The file channels of a ``logger.conf``: {absolute path: [levels, lower case]}.
+
+    ``console`` and ``syslog.*`` are not files. A relative name lives in ``log_dir``
+    (asterisk.conf's astlogdir). With ``appendhostname = yes`` Asterisk appends
+    ``.<hostname>`` to every file name, which no static jail path can match: such files
+    are listed with the marker ``<hostname>`` so the check reports them.
+    """
+    files: dict[str, list[str]] = {}
+    section = ""
+    append_hostname = False
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("[") and "]" in line:
+            section = line[1 : line.index("]")].strip().lower()
+            continue
+        key, sep, value = line.partition("=>") if "=>" in line else line.partition("=")
+        if not sep:
+            continue
+        name, value = key.strip(), value.strip()
+        if section == "general" and name.lower() == "appendhostname":
+            append_hostname = value.lower() in ("yes", "true", "on", "1")
+        if section != "logfiles" or name == "console" or name.startswith("syslog"):
+            continue
+        path = name if name.startswith("/") else f"{log_dir.rstrip('/')}/{name}"
+        levels = [v.strip().lower() for v in value.split(",") if v.strip()]
+        files[path] = [lv.split("(", 1)[0] for lv in levels]
+    if append_hostname:
+        return {f"{path}.<hostname>": levels for path, levels in files.items()}
+    return files
+
+
+def _log_dir_from_asterisk_conf(text: str) -> str:
+    section = ""
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("["):
+            section = line[1:].split("]", 1)[0].strip().lower()
+            continue
+        key, sep, value = line.partition("=>") if "=>" in line else line.partition("=")
+        if sep and section == "directories" and key.strip() == "astlogdir":
+            return value.strip()
+    return DEFAULT_LOG_DIR
+
+
+def _logger_files_from_contents(contents: object) -> dict[str, list[str]] | None:
+    if not isinstance(contents, dict):
+        return None
+    raw = contents.get("logger.conf")
+    if not isinstance(raw, bytes | str):
+        return None
+    conf = contents.get("asterisk.conf")
+    log_dir = DEFAULT_LOG_DIR
+    if isinstance(conf, bytes | str):
+        log_dir = _log_dir_from_asterisk_conf(_decode(conf))
+    return logger_files_from_conf(_decode(raw), log_dir)
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

@@ -195,3 +195,32 @@ def test_jail_must_watch_the_file_asterisk_logs_to() -> None:
     assert live_cross_checks(loaded, asterisk_state(logger_files=right)) == []
     # a bare Spec works too (without positions)
     assert live_cross_checks(loaded.spec, asterisk_state(logger_files=right)) == []
+
+
+def test_logger_conf_is_read_from_the_files_the_provider_read() -> None:
+    from sipctl.schemas.checks import logger_files_from_conf
+
+    conf = (
+        "[general]\ndateformat=%F %T\n\n[logfiles]\n"
+        "console => notice,warning,error\n"
+        "messages => notice,warning,error ; what fail2ban reads\n"
+        "full => notice,warning,error,verbose(3),dtmf\n"
+        "/srv/log/pbx.log => warning\n"
+        "syslog.local0 => warning\n"
+    )
+    assert logger_files_from_conf(conf, "/var/log/asterisk") == {
+        "/var/log/asterisk/messages": ["notice", "warning", "error"],
+        "/var/log/asterisk/full": ["notice", "warning", "error", "verbose", "dtmf"],
+        "/srv/log/pbx.log": ["warning"],
+    }
+    loaded = load(BASE)
+    contents = {
+        "logger.conf": conf.replace("messages =>", "messages.log =>").encode(),
+        "asterisk.conf": b"[directories]\nastlogdir => /var/log/asterisk\n",
+    }
+    [problem] = live_cross_checks(loaded, asterisk_state(contents=contents))
+    assert "/var/log/asterisk/messages.log" in problem and "logger.conf" in problem
+    hostname = {"logger.conf": ("[general]\nappendhostname = yes\n" + conf).encode()}
+    [problem] = live_cross_checks(loaded, asterisk_state(contents=hostname))
+    assert "messages.<hostname>" in problem
+    assert live_cross_checks(loaded, asterisk_state(contents={"logger.conf": conf.encode()})) == []
