@@ -85,3 +85,27 @@ def test_apply_ends_with_a_passing_verify_then_a_defect_is_named(
     assert run([*args[:-3], "--timeout", "1"]) == 1
     out = capsys.readouterr().out
     assert "[port-differs]" in out, out
+
+
+def test_apply_exits_1_when_the_post_apply_verify_fails(
+    bind: BindServer,
+    bind_zone: str,
+    asterisk: AsteriskInstance,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # DNS sends callers to 127.0.0.2, where no PBX listens: apply works, the caller would not.
+    monkeypatch.setenv(SECRET_ENV, bind.secret)
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        spec_text(bind, bind_zone, asterisk, "not-found").replace("127.0.0.1]", "127.0.0.2]")
+    )
+    code = run(["apply", "-f", str(spec), "--auto-approve", "--no-color"])
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
+    assert "Apply complete!" in out
+    assert "applied, but verify failed:" in err
+    assert "target-unreachable" in out and "127.0.0.2" in out
+    # --no-verify skips it: the same apply (now a no-op) exits 0
+    assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
