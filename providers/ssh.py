@@ -200,18 +200,36 @@ class SshTransport:
             return command
         return f"sudo -n /bin/sh -c {shlex.quote(command)}"
 
-    def _exec(
-        self, command: str, stdin: bytes | None, timeout: float, what: str
-    ) -> tuple[int, bytes, bytes]:
-        """One exec channel: returns exit status, stdout and stderr (raw)."""
+    def _open_channel(self) -> paramiko.Channel:
         client = self._connected()
         transport = client.get_transport()
         assert transport is not None
         self.round_trips += 1
         try:
-            channel = transport.open_session(timeout=self._options.connect_timeout)
+            return transport.open_session(timeout=self._options.connect_timeout)
         except (paramiko.SSHException, OSError) as exc:
             raise ProviderError(f"{self.ref}: cannot open a channel: {exc}") from exc
+
+    def exec_channel(self, command: str) -> paramiko.Channel:
+        """Start ``command`` (through sudo when configured) and hand over its live channel.
+
+        For what must stay open while the run goes on, like the host lock (a ``flock`` that
+        holds until its stdin closes). The caller reads it and closes it; it counts as one
+        round trip on this connection.
+        """
+        channel = self._open_channel()
+        try:
+            channel.exec_command(self._wrap(command))
+        except (paramiko.SSHException, OSError) as exc:
+            channel.close()
+            raise ProviderError(f"{self.ref}: cannot run {program_name(command)}: {exc}") from exc
+        return channel
+
+    def _exec(
+        self, command: str, stdin: bytes | None, timeout: float, what: str
+    ) -> tuple[int, bytes, bytes]:
+        """One exec channel: returns exit status, stdout and stderr (raw)."""
+        channel = self._open_channel()
         deadline = time.monotonic() + timeout
         out: list[bytes] = []
         err: list[bytes] = []

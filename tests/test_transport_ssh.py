@@ -435,3 +435,15 @@ def test_failed_write_changes_nothing(ssh: SshTransport, tmp_path: Path) -> None
         )
     assert first.read_bytes() == b"v1\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first.conf", "not-a-dir"]
+
+
+def test_exec_channel_stays_open_until_closed(ssh: SshTransport) -> None:
+    channel = ssh.exec_channel("echo held; cat >/dev/null; echo released")
+    try:
+        channel.settimeout(5)
+        assert channel.recv(100) == b"held\n"
+        channel.shutdown_write()
+        assert channel.recv_exit_status() == 0
+    finally:
+        channel.close()
+    assert ssh.round_trips == 1
