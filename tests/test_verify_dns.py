@@ -266,3 +266,21 @@ def test_sips_chain_with_a_valid_certificate_for_the_domain(
         assert untrusted.defect_codes() == ["tls-certificate"], untrusted.to_text()
     finally:
         tls.stop()
+
+
+def test_a_silent_sip_target_is_reported_after_the_timeout(
+    bind: BindServer, zone_with: list[str]
+) -> None:
+    dead = Responder(users=set(USERS), silent=True).start()
+    try:
+        zone = new_zone(bind, zone_with, records(dead))
+        started = time.monotonic()
+        report = run_verify(spec_for(bind, zone, dead), bind.server, TIMEOUT)
+        elapsed = time.monotonic() - started
+    finally:
+        dead.stop()
+    # every probe runs in parallel, so the whole verify takes about one timeout
+    assert elapsed < 3 * TIMEOUT, elapsed
+    assert report.defect_codes() == ["target-unreachable", "target-unreachable"]
+    assert "no answer over UDP" in report.defects[0].message
+    assert "no answer over TCP" in report.defects[1].message

@@ -180,3 +180,15 @@ def test_closed_ports_are_refused_quickly() -> None:
     assert udp.error_kind == "refused"
     assert tcp.error_kind == "refused"
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_probe_over_ipv6(transport: str) -> None:
+    v6 = Responder(users={"director"}, host="::1").start()
+    try:
+        port = v6.udp_port if transport == "udp" else v6.tcp_port
+        result = probe("::1", port, transport, "director", DOMAIN, timeout=2)  # type: ignore[arg-type]
+    finally:
+        v6.stop()
+    assert result.status == 200, result.error
+    assert f"SIP/2.0/{transport.upper()} [::1]:" in v6.requests[-1].decode()
