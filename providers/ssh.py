@@ -12,6 +12,7 @@ fingerprint the server offered and how to add it after checking it out of band.
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import shlex
@@ -41,6 +42,10 @@ from sipctl.schemas.targets import TargetRef
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.schemas.spec import Ssh
+
+# paramiko logs failures of its transport thread with tracebacks; with no handler of its own
+# Python's last-resort handler would print them to stderr, beside our one-line error.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 _IO_TIMEOUT = 120.0  # for the batched file scripts
@@ -190,7 +195,13 @@ class SshTransport:
         if isinstance(exc, OSError):
             return ProviderError(f"{where}: cannot connect: {exc.strerror or exc}")
         if isinstance(exc, paramiko.SSHException):
-            return ProviderError(f"{where}: SSH handshake failed: {exc}")
+            text = str(exc)
+            if "banner" in text or "No existing session" in text:
+                return ProviderError(
+                    f"{where}: no SSH answer on port {self.ref.port} within "
+                    f"{self._options.connect_timeout:g} s (is an SSH server listening there?)"
+                )
+            return ProviderError(f"{where}: SSH handshake failed: {text}")
         return exc
 
     # -- running -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,18 +296,40 @@ def test_unresolvable_host_is_one_line(tmp_path: Path, ssh_server: SshServer) ->
     assert "cannot resolve host name 'no-such-host.invalid'" in message
 
 
-def test_silent_port_times_out_in_one_line(tmp_path: Path, ssh_server: SshServer) -> None:
-    # A listener that never speaks: the SSH banner never comes.
+def test_silent_port_times_out_in_one_line_and_nothing_else(tmp_path: Path) -> None:
+    # A listener that never speaks: the SSH banner never comes. Run in a fresh interpreter,
+    # as the CLI runs, to see that paramiko's own tracebacks do not reach stderr.
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from sipctl.errors import ProviderError\n"
+        "from sipctl.providers.base import RunContext\n"
+        "from sipctl.providers.ssh import SshTransport\n"
+        "from sipctl.schemas.spec import Ssh\n"
+        "from sipctl.schemas.targets import parse_target\n"
+        "t = SshTransport(parse_target(sys.argv[1]), Ssh(connect_timeout=0.5), "
+        "RunContext(base_dir=Path('.')))\n"
+        "try:\n"
+        "    t.run('true')\n"
+        "except ProviderError as exc:\n"
+        "    print(exc)\n"
+    )
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
         port = silent.getsockname()[1]
-        t = transport(
-            ssh_server, tmp_path, target=f"ssh://root@127.0.0.1:{port}", connect_timeout=0.5
+        done = subprocess.run(
+            [sys.executable, "-c", script, f"ssh://root@127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=tmp_path,
         )
-        message = _refusal(t)
-    assert message.startswith(f"ssh://root@127.0.0.1:{port}: ")
-    assert "0.5 s" in message or "handshake" in message
+    assert done.stdout == (
+        f"ssh://root@127.0.0.1:{port}: no SSH answer on port {port} within 0.5 s "
+        "(is an SSH server listening there?)\n"
+    )
+    assert done.stderr == ""
 
 
 def test_sudo_mode(ssh_server: SshServer, tmp_path: Path) -> None:
