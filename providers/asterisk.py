@@ -307,17 +307,18 @@ class AsteriskProvider:
             if not present and context is not None:
                 return f"Asterisk still has the {GUEST_ENDPOINT} endpoint after removal"
         if answer.cli == "pjsip show transports" and present:
-            names = {t.name for t in parse_transports(answer.output)}
+            have = parse_transports(answer.output)
             wanted_transports = {
                 f"sipctl-{p}"
                 for p in self._loaded.spec.transports.enabled()
                 if p != "tls" or section.tls is not None
             }
-            if not wanted_transports <= names:
+            not_started = wanted_transports - {t.name for t in have}
+            if not_started:
+                running = ", ".join(f"{t.name} {t.protocol} {t.address}:{t.port}" for t in have)
                 return (
-                    "Asterisk did not start the transports "
-                    f"{', '.join(sorted(wanted_transports - names))} (a port in use? a "
-                    "transport change may need a restart of Asterisk): " + answer.words()[:200]
+                    f"Asterisk did not start the transports {', '.join(sorted(not_started))} "
+                    f"(is the port in use?); pjsip show transports lists: {running or 'none'}"
                 )
         return None
 

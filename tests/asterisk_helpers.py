@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from fixtures.asterisk import AsteriskInstance
+
 from sipctl.providers.asterisk import AsteriskProvider
 from sipctl.providers.base import RunContext
 from sipctl.reconciler.diff import diff
@@ -21,7 +21,9 @@ from sipctl.schemas.loader import LoadedSpec, load_spec
 USERS = {"director": "105", "alex": "106", "101": "101"}
 
 
-def spec_data(pbx: AsteriskInstance, users: dict[str, str] | None = None, **asterisk: Any) -> dict[str, Any]:
+def spec_data(
+    pbx: AsteriskInstance, users: dict[str, str] | None = None, **asterisk: Any
+) -> dict[str, Any]:
     return {
         "version": 1,
         "domain": "mysite.ru",
@@ -105,5 +107,12 @@ def _response(request: str, status: int) -> str:
         for line in head
         if line.split(":", 1)[0].strip().lower() in ("via", "from", "to", "call-id", "cseq")
     ]
-    keep = [line + ";tag=phone" if line.lower().startswith("to:") and "tag=" not in line else line for line in keep]
-    return f"SIP/2.0 {status} {reasons.get(status, 'X')}\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
+    keep = [
+        line + ";tag=phone" if line.lower().startswith("to:") and "tag=" not in line else line
+        for line in keep
+    ]
+    return (
+        f"SIP/2.0 {status} {reasons.get(status, 'X')}\r\n"
+        + "\r\n".join(keep)
+        + "\r\nContent-Length: 0\r\n\r\n"
+    )

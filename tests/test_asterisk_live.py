@@ -6,12 +6,13 @@ as it found it where that matters (the admin's files, the applied spec).
 
 from __future__ import annotations
 
+import random
 import re
+import string
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from asterisk_helpers import (
     Phone,
     apply_spec,
@@ -22,8 +23,11 @@ from asterisk_helpers import (
 )
 from fixtures.asterisk import AsteriskInstance
 from fixtures.sip_client import SipCaller
+
 from sipctl.errors import ProviderError
+from sipctl.providers.asterisk_cli import dialplan_extensions
 from sipctl.reconciler.render_asterisk import CATCH_ALL_PATTERNS
+from sipctl.schemas.names import check_user_name
 
 pytestmark = pytest.mark.asterisk
 
@@ -40,7 +44,11 @@ def admin_files(asterisk: AsteriskInstance) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def applied(asterisk: AsteriskInstance, admin_files: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def applied(
+    asterisk: AsteriskInstance,
+    admin_files: dict[str, bytes],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
     """The default spec, applied once for the module."""
     spec = write_spec(tmp_path_factory.mktemp("spec"), spec_data(asterisk))
     lines = apply_spec(spec)
@@ -102,7 +110,9 @@ def test_a_declared_name_rings_its_extension(
     assert any(i.startswith("INVITE sip:105@") for i in phone.invites), phone.invites
     assert 486 in result.statuses, result.statuses
     text = asterisk.wait_log(r"Good call IP=127\.0\.0\.1\n", offset)
-    assert re.search(r"NOTICE\[\d+\]\[C-[0-9a-f]+\] Ext\. director: Good call IP=127\.0\.0\.1\n", text)
+    assert re.search(
+        r"NOTICE\[\d+\]\[C-[0-9a-f]+\] Ext\. director: Good call IP=127\.0\.0\.1\n", text
+    )
     log = asterisk.wait_log(r"Called PJSIP/105", full, asterisk.full_log_path)
     # the busy caller never falls into the catch-all: no reject sound, no "Wrong call"
     assert "Wrong call" not in asterisk.log_since(offset)
@@ -146,7 +156,7 @@ def test_dialplan_show_matches_what_was_meant(asterisk: AsteriskInstance, applie
     for name, caught in [("h", False), ("i", False), ("a", False), ("T", False), ("x", True),
                          ("%41", True), ("#", True), ("ab", True), ("h1", True)]:  # fmt: skip
         out = asterisk.rx(f"dialplan show {name}@guest-call")
-        assert (("_[" in out) == caught), (name, out)
+        assert ("_[" in out) == caught, (name, out)
 
 
 def test_missing_sound_and_mismatched_transport_are_reported(
@@ -180,7 +190,11 @@ def test_identifier_order_that_puts_guests_first_stops_the_plan(
 ) -> None:
     pjsip = asterisk.config_dir / "pjsip.conf"
     before = pjsip.read_bytes()
-    pjsip.write_bytes(before.replace(b"user_agent=TestPBX", b"endpoint_identifier_order=anonymous,ip\nuser_agent=TestPBX"))
+    pjsip.write_bytes(
+        before.replace(
+            b"user_agent=TestPBX", b"endpoint_identifier_order=anonymous,ip\nuser_agent=TestPBX"
+        )
+    )
     try:
         _, ctx, _, live = plan_layer(applied)
         ctx.close()
@@ -202,13 +216,19 @@ def test_a_failed_reload_puts_the_old_files_back(
     wrapper.chmod(0o755)
     config = asterisk.config_dir
     before = {p.name: p.read_bytes() for p in config.iterdir() if p.is_file()}
-    spec = write_spec(tmp_path, spec_data(asterisk, users={"director": "105", "bob": "106"}, command=str(wrapper)))
+    spec = write_spec(
+        tmp_path, spec_data(asterisk, users={"director": "105", "bob": "106"}, command=str(wrapper))
+    )
     with pytest.raises(ProviderError) as failed:
         apply_spec(spec)
     message = str(failed.value)
     assert "Unable to reload: the PBX is in maintenance" in message
     assert "old files are back" in message
-    after = {p.name: p.read_bytes() for p in config.iterdir() if p.is_file() and not p.name.endswith(".sipctl.bak")}
+    after = {
+        p.name: p.read_bytes()
+        for p in config.iterdir()
+        if p.is_file() and not p.name.endswith(".sipctl.bak")
+    }
     assert after == {k: v for k, v in before.items() if not k.endswith(".sipctl.bak")}
     assert "'bob' =>" not in asterisk.rx("dialplan show guest-call")
     with SipCaller(asterisk.sip_port) as caller:
@@ -253,11 +273,44 @@ def test_not_found_mode_and_goto_route(
     assert pending_changes(applied) == []
 
 
+def test_generated_names_reach_asterisk_exactly_as_written(
+    asterisk: AsteriskInstance, applied: Path, tmp_path: Path
+) -> None:
+    """A sample of accepted names, loaded by the real Asterisk: each is its own extension."""
+    rng = random.Random(20261126)
+    first, rest = (
+        string.ascii_letters + string.digits + "+",
+        string.ascii_letters + string.digits + "._+*~",
+    )
+    names: set[str] = set()
+    while len(names) < 30:
+        name = rng.choice(first) + "".join(rng.choice(rest) for _ in range(rng.randint(0, 12)))
+        try:
+            check_user_name(name)
+        except ValueError:
+            continue
+        names.add(name)
+    spec = write_spec(tmp_path, spec_data(asterisk, users=dict.fromkeys(names, "105")))
+    apply_spec(spec)
+    try:
+        shown = asterisk.rx("dialplan show guest-call")
+        assert dialplan_extensions(shown) == names | set(CATCH_ALL_PATTERNS)
+        for name in sorted(names)[:5]:
+            out = asterisk.rx(f"dialplan show {name}@guest-call")
+            assert out.lstrip().startswith("[ Context 'guest-call'") and f"'{name}' =>" in out
+    finally:
+        apply_spec(applied)
+
+
 def test_change_then_removal_keeps_the_admin_bytes(
     asterisk: AsteriskInstance, applied: Path, admin_files: dict[str, bytes], tmp_path: Path
 ) -> None:
     config = asterisk.config_dir
-    changed = write_spec(tmp_path, spec_data(asterisk, users={"director": "105", "bob": "106", "101": "101"}), "changed.yaml")
+    changed = write_spec(
+        tmp_path,
+        spec_data(asterisk, users={"director": "105", "bob": "106", "101": "101"}),
+        "changed.yaml",
+    )
     apply_spec(changed)
     shown = asterisk.rx("dialplan show guest-call")
     assert "'bob' =>" in shown and "'alex' =>" not in shown

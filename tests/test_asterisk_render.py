@@ -1,0 +1,207 @@
+"""The Asterisk renderer and the edits of the admin's files: pure, fast, no Asterisk."""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sipctl.providers.asterisk_cli import (
+    identifier_order_problem,
+    parse_endpoint_names,
+    parse_transports,
+)
+from sipctl.providers.asterisk_edit import count_includes, read_rtp, set_include, set_rtp
+from sipctl.reconciler.asterisk_conf import normalize_dialplan, normalize_sections, parse_dialplan
+from sipctl.reconciler.render_asterisk import (
+    CATCH_ALL_PATTERNS,
+    asterisk_artefacts,
+    dialplan_text,
+    pjsip_text,
+    reject_steps,
+    render_asterisk,
+    sip_text,
+    user_steps,
+)
+from sipctl.schemas.names import check_user_name
+from sipctl.schemas.spec import Spec
+
+
+def make_spec(users: dict[str, str] | None = None, **asterisk: Any) -> Spec:
+    return Spec.model_validate(
+        {
+            "version": 1,
+            "domain": "mysite.ru",
+            "users": users if users is not None else {"director": "105", "101": "101"},
+            "asterisk": asterisk,
+        }
+    )
+
+
+def test_dialplan_of_the_example() -> None:
+    spec = make_spec()
+    steps = parse_dialplan(dialplan_text(spec))
+    assert {s.context for s in steps} == {"guest-call"}
+    director = [s for s in steps if s.exten == "director"]
+    assert [s.app for s in director] == ["Set", "Set", "Log", "Dial", "Hangup"]
+    assert director[2].args == "NOTICE,Good call IP=${FILTER(0-9a-fA-F.:,${SIPCTL_IP})}"
+    assert director[3].args == "PJSIP/105"
+    catch = [s for s in steps if s.exten == CATCH_ALL_PATTERNS[0]]
+    assert [s.app for s in catch] == ["Set", "Set", "Log", "Playback", "Hangup"]
+    assert catch[2].args.startswith("WARNING,Wrong call IP=")
+    assert catch[3].args == "ss-noservice"
+    # no "h" extension, no "_." pattern
+    assert not {"h", "_.", "_X.", "_!"} & {s.exten for s in steps}
+
+
+def test_route_goto_not_found_and_chan_sip() -> None:
+    text = dialplan_text(make_spec(route="goto", unknown_callers="not-found"))
+    steps = parse_dialplan(text)
+    assert {s.exten for s in steps} == {"director", "101"}
+    assert [s for s in steps if s.exten == "director"][-1].args == "default,105,1"
+    sip = make_spec(channel="sip")
+    assert "Set(SIPCTL_IP=${CHANNEL(peerip)})" in dialplan_text(sip)
+    assert "Dial(SIP/105)" in dialplan_text(sip)
+    assert "[general](+)\nallowguest=yes\ncontext=guest-call\n" in sip_text(sip)
+    names = {str(r.address) for r in render_asterisk(sip)}
+    assert "asterisk.file[sip_sipctl.conf]" in names
+    assert "asterisk.include[sip.conf]" in names
+
+
+def test_guest_endpoint_and_managed_transports() -> None:
+    text = pjsip_text(make_spec())
+    sections = normalize_sections(text)["sections"]
+    assert isinstance(sections, list) and len(sections) == 1
+    assert "type=global" not in text and "[global]" not in text
+    for line in ("[anonymous]", "type=endpoint", "context=guest-call", "direct_media=no"):
+        assert f"\n{line}\n" in text
+    managed = make_spec(
+        manage_transports=True, tls={"cert_file": "/k/c.pem", "key_file": "/k/k.pem"}
+    ).model_copy()
+    spec = Spec.model_validate(
+        {**managed.model_dump(), "transports": {"udp": {}, "tls": {"port": 5061}}}
+    )
+    text = pjsip_text(spec)
+    assert "[sipctl-udp]\ntype=transport\nprotocol=udp\nbind=0.0.0.0:5060\n" in text
+    assert "cert_file=/k/c.pem\npriv_key_file=/k/k.pem\n" in text
+
+
+def test_ensure_absent_renders_nothing_and_artefacts() -> None:
+    assert render_asterisk(make_spec(ensure="absent")) == []
+    files = asterisk_artefacts(make_spec())
+    assert set(files) == {"pjsip_sipctl.conf", "extensions_sipctl.conf", "README"}
+
+
+def test_normalized_values_ignore_comments_spaces_and_option_order() -> None:
+    a = "[anonymous]\ntype=endpoint\ncontext=guest\ndisallow=all\nallow=ulaw\n"
+    b = "; hello\n[anonymous] ; x\n  context = guest\ntype => endpoint\n\ndisallow=all\nallow=ulaw\n"
+    assert normalize_sections(a) == normalize_sections(b)
+    c = "[anonymous]\ntype=endpoint\ncontext=guest\nallow=ulaw\ndisallow=all\n"
+    assert normalize_sections(a) != normalize_sections(c)  # codec order matters
+    d1 = "[g]\nexten => a,1,NoOp(x) ; c\n same => n,Hangup()\n"
+    d2 = ";-- block\ncomment --;\n[g]\nexten=>a,1,NoOp(x)\nsame=>n,Hangup()\n"
+    assert normalize_dialplan(d1) == normalize_dialplan(d2)
+
+
+ADMIN = b"; mine\n[global]\ntype=global\n\n[t]\ntype=transport ; \xff not utf-8\n"
+
+
+def test_include_lines_are_added_once_and_removed_byte_exactly() -> None:
+    added = set_include(ADMIN, "pjsip_sipctl.conf", "/etc/asterisk", present=True)
+    assert added == ADMIN + b"#include pjsip_sipctl.conf\n"
+    assert set_include(added, "pjsip_sipctl.conf", "/etc/asterisk", present=True) == added
+    doubled = added + b'#include "/etc/asterisk/pjsip_sipctl.conf"\n'
+    assert count_includes(doubled, "pjsip_sipctl.conf", "/etc/asterisk") == 2
+    assert set_include(doubled, "pjsip_sipctl.conf", "/etc/asterisk", present=True) == added
+    assert set_include(added, "pjsip_sipctl.conf", "/etc/asterisk", present=False) == ADMIN
+    no_newline = b"[x]\na=b"
+    assert set_include(no_newline, "f.conf", "/e", True) == b"[x]\na=b\n#include f.conf\n"
+    assert set_include(None, "f.conf", "/e", True) == b"#include f.conf\n"
+
+
+def test_rtp_keys_are_set_and_everything_else_kept() -> None:
+    old = b"; rtp\n[general]\nrtpstart = 16384 ; old\nstrictrtp=yes\n[other]\nrtpend=1\n"
+    new = set_rtp(old, 10000, 20000)
+    assert (
+        new
+        == b"; rtp\n[general]\nrtpend=20000\nrtpstart = 10000 ; old\nstrictrtp=yes\n[other]\nrtpend=1\n"
+    )
+    assert read_rtp(new) == (10000, 20000)
+    assert set_rtp(new, 10000, 20000) == new
+    assert set_rtp(None, 10000, 20000) == b"[general]\nrtpstart=10000\nrtpend=20000\n"
+    assert read_rtp(b"[general]\nrtpstart=x\n") == (None, None)
+
+
+def test_cli_parsers_on_captured_output() -> None:
+    transports = (
+        "Transport:  <TransportId........>  <Type>  <cos>  <tos>  <BindAddress....>\n"
+        "==========\n\n"
+        "Transport:  transport-tcp             tcp      0      0  127.0.0.1:48423\n"
+        "Transport:  transport-udp6            udp      0      0  [::]:5060\n"
+    )
+    found = parse_transports(transports)
+    assert [(t.name, t.protocol, t.address, t.port) for t in found] == [
+        ("transport-tcp", "tcp", "127.0.0.1", 48423),
+        ("transport-udp6", "udp", "::", 5060),
+    ]
+    endpoints = (
+        " Endpoint:  <Endpoint/CID.....>  <State.....>  <Channels.>\n"
+        " Endpoint:  101                  Invalid       0 of inf\n"
+        " Endpoint:  anonymous            Not in use    0 of inf\n"
+    )
+    assert parse_endpoint_names(endpoints) == ["101", "anonymous"]
+    assert identifier_order_problem("ip,username,anonymous") is None
+    assert identifier_order_problem("ip,username") is None
+    assert identifier_order_problem("username,ip,header,anonymous") is None
+    assert identifier_order_problem("anonymous,ip,username") is not None
+    assert identifier_order_problem("ip,anonymous") is not None
+
+
+# --- names are data: the rendered dialplan means exactly what was meant --------------------
+
+_SYNTAX = ",;()[]{}\"'\\=>/-_!.#%&$ \t"
+_ALPHABET = string.ascii_letters + string.digits + "+*~._" + _SYNTAX + "é\u200b"
+
+
+def _accepted(name: str) -> bool:
+    try:
+        check_user_name(name)
+    except ValueError:
+        return False
+    return True
+
+
+names = st.one_of(
+    st.from_regex(r"[A-Za-z0-9+][A-Za-z0-9._+*~]{0,20}", fullmatch=True),
+    st.text(alphabet=_ALPHABET, min_size=1, max_size=12),
+).filter(_accepted)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.lists(names, min_size=1, max_size=4, unique=True), st.sampled_from(["dial", "goto"]))
+def test_no_accepted_name_changes_the_meaning_of_the_dialplan(
+    user_names: list[str], route: str
+) -> None:
+    spec = make_spec({name: str(100 + i) for i, name in enumerate(user_names)}, route=route)
+    section = spec.asterisk
+    assert section is not None
+    steps = parse_dialplan(dialplan_text(spec))
+    meant: dict[str, list[str]] = {
+        name: user_steps(section, ext) for name, ext in spec.users.items()
+    }
+    for pattern in CATCH_ALL_PATTERNS:
+        meant[pattern] = reject_steps(section)
+    parsed: dict[str, list[str]] = {}
+    for step in steps:
+        assert step.context == "guest-call"
+        assert not step.label
+        parsed.setdefault(step.exten, []).append(f"{step.app}({step.args})")
+    assert parsed == meant
+    for name in user_names:
+        # what pbx_config would treat as a pattern, a caller-id match, or strip away
+        assert not name.startswith("_") and "/" not in name and "-" not in name
+        assert name.strip() == name and name.isprintable()
+        first = next(s for s in steps if s.exten == name)
+        assert first.priority == "1"
