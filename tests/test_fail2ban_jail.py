@@ -1,0 +1,339 @@
+"""The fail2ban layer against a real fail2ban-server, inside a network namespace.
+
+The test starts its own fail2ban-server in a namespace it made (its own config dir copied
+from the stock one, socket, pid file, ``dbfile = :memory:``, ``ignoreself = false``), so
+bans become rules in that namespace only; the host's rules are never touched. sipctl drives
+it through ``fail2ban.command`` (``fail2ban-client -s SOCK -c CONF``) on a ``local`` target.
+
+Shown here: apply writes both files and reloads; a second plan is empty; the jail bans a
+source after ``maxretry`` bad lines, over UDP and TCP, IPv4 and IPv6, as rules in the
+namespace; a sipctl apply of the firewall layer afterwards keeps the ban in force (a banned
+caller still cannot connect, an unbanned one can); a configuration fail2ban refuses is
+rolled back to the previous files, and fail2ban runs on with them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fixtures.common import REPO, require
+from fixtures.netns import Netns, Veth, delete_netns, make_netns, veth
+
+from sipctl.errors import ProviderError
+from sipctl.providers.base import RunContext
+from sipctl.providers.fail2ban import Fail2banProvider
+from sipctl.reconciler.diff import diff
+from sipctl.reconciler.engine import apply_plan, make_plan
+from sipctl.reconciler.render_fail2ban import render_fail2ban
+from sipctl.schemas.loader import LoadedSpec, load_spec
+
+pytestmark = pytest.mark.netns
+
+STOCK = Path("/etc/fail2ban")
+MAXRETRY = 3
+JAIL = "sipctl-asterisk"
+
+
+@dataclass
+class Fail2banHost:
+    """A namespace with a fail2ban-server of the test's own, and a client namespace."""
+
+    ns: Netns
+    client: Netns
+    link: Veth
+    work: Path
+    server: subprocess.Popen[bytes]
+
+    @property
+    def conf(self) -> Path:
+        return self.work / "conf"
+
+    @property
+    def messages(self) -> Path:
+        return self.work / "messages"
+
+    @property
+    def client_command(self) -> str:
+        return f"fail2ban-client -s {self.work}/sock -c {self.conf}"
+
+    def client_run(self, *args: str) -> str:
+        done = subprocess.run(
+            [*self.client_command.split(), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, f"fail2ban-client {' '.join(args)}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    def spec(self, name: str = "sipctl.yaml", **fail2ban: str) -> LoadedSpec:
+        section = {
+            "target": "local",
+            "config_dir": str(self.conf),
+            "command": self.client_command,
+            "logpath": str(self.messages),
+            "maxretry": str(MAXRETRY),
+            "findtime": "600",
+            "bantime": "600",
+            **fail2ban,
+        }
+        body = "".join(f"  {key}: {value}\n" for key, value in section.items())
+        path = self.work / name
+        path.write_text(
+            textwrap.dedent(
+                """\
+                version: 1
+                domain: mysite.ru
+                transports: {udp: {port: 5060}, tcp: {port: 5060}}
+                firewall: {target: local, backend: iptables, ssh_port: 22}
+                fail2ban:
+                """
+            )
+            + body
+        )
+        return load_spec(path)
+
+    def bad_calls(self, address: str, count: int = MAXRETRY) -> None:
+        stamp = time.strftime("%b %d %H:%M:%S")
+        bracketed = f"[{address}]" if ":" in address else address
+        with self.messages.open("a") as log:
+            for n in range(count):
+                log.write(
+                    f"[{stamp}] WARNING[4242][C-0000{n:04x}] Ext. nobody: "
+                    f"Wrong call IP={bracketed}:5060\n"
+                )
+
+    def banned(self) -> str:
+        return self.client_run("status", JAIL)
+
+
+def _config_dir(conf: Path) -> None:
+    """The stock configuration without any jail, a database in memory, ignoreself off."""
+    require(STOCK.is_dir(), "/etc/fail2ban (package fail2ban)")
+    conf.mkdir()
+    for name in ("fail2ban.conf", "jail.conf"):
+        shutil.copy(STOCK / name, conf / name)
+    for paths in STOCK.glob("paths-*.conf"):
+        shutil.copy(paths, conf / paths.name)
+    shutil.copytree(STOCK / "action.d", conf / "action.d")
+    (conf / "filter.d").mkdir()
+    (conf / "jail.d").mkdir()
+    (conf / "fail2ban.local").write_text("[Definition]\ndbfile = :memory:\nloglevel = INFO\n")
+    (conf / "jail.local").write_text("[DEFAULT]\nignoreself = false\n")
+
+
+@pytest.fixture(scope="module")
+def f2b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fail2banHost]:
+    for program in ("fail2ban-server", "fail2ban-client", "iptables", "ip6tables"):
+        require(shutil.which(program) is not None, program)
+    work = tmp_path_factory.mktemp("f2b")
+    _config_dir(work / "conf")
+    (work / "messages").touch()
+    ns = make_netns()
+    client = make_netns()
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        link = veth(ns, client)
+        # The server runs in the namespace, so its ban actions change only the namespace's
+        # rules; the client talks to it through the socket file from anywhere.
+        server = subprocess.Popen(
+            ns.argv(
+                "fail2ban-server", "-f", "-x",
+                "-s", str(work / "sock"), "-p", str(work / "pid"), "-c", str(work / "conf"),
+                "--logtarget", str(work / "fail2ban.log"),
+            ),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        host = Fail2banHost(ns, client, link, work, server)
+        deadline = time.monotonic() + 15
+        while True:
+            ping = subprocess.run(
+                [*host.client_command.split(), "ping"], capture_output=True, text=True, check=False
+            )
+            if "pong" in ping.stdout:
+                break
+            if time.monotonic() > deadline or server.poll() is not None:
+                log = (
+                    (work / "fail2ban.log").read_text() if (work / "fail2ban.log").exists() else ""
+                )
+                pytest.fail(f"fail2ban-server did not start: {ping.stderr}\n{log}")
+            time.sleep(0.05)
+        yield host
+    finally:
+        if server is not None:
+            subprocess.run(
+                ["fail2ban-client", "-s", str(work / "sock"), "stop"],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+        delete_netns(client)
+        delete_netns(ns)
+
+
+def _plan_and_apply(loaded: LoadedSpec, work: Path) -> tuple[list[str], Fail2banProvider]:
+    ctx = RunContext(base_dir=work)
+    provider = Fail2banProvider(loaded, ctx)
+    desired = render_fail2ban(loaded.spec)
+    live = provider.read(desired)
+    assert live.problems == [] and live.skipped == [], (live.problems, live.skipped)
+    return provider.apply(diff(desired, live), live), provider
+
+
+def _wait(condition: str, probe: Fail2banHost, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = probe.banned()
+        if condition in text:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{condition!r} not in the jail's status within {timeout} s:\n{text}")
+
+
+def test_apply_writes_reloads_and_second_plan_is_empty(f2b: Fail2banHost) -> None:
+    loaded = f2b.spec()
+    lines, _ = _plan_and_apply(loaded, f2b.work)
+    assert lines == [
+        f"created {f2b.conf}/filter.d/sipctl-asterisk.conf",
+        f"created {f2b.conf}/jail.d/sipctl.conf",
+        "local: fail2ban reloaded",
+    ]
+    assert f"Jail list:\t{JAIL}" in f2b.client_run("status")
+    assert f2b.client_run("get", JAIL, "action", "iptables-multiport", "protocol").strip() == (
+        "tcp,udp"
+    )
+    mtimes = [p.stat().st_mtime_ns for p in sorted(f2b.conf.glob("*.d/sipctl*.conf"))]
+
+    # Second time, through the CLI: no changes (exit 0 with --detailed-exitcode).
+    cli = subprocess.run(
+        [sys.executable, "-m", "sipctl", "plan", "-f", str(f2b.work / "sipctl.yaml"),
+         "--target", "fail2ban", "--detailed-exitcode", "--no-color"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert [p.stat().st_mtime_ns for p in sorted(f2b.conf.glob("*.d/sipctl*.conf"))] == mtimes
+
+
+def test_jail_bans_and_firewall_apply_keeps_the_ban(f2b: Fail2banHost) -> None:
+    _plan_and_apply(f2b.spec(), f2b.work)  # no change when the test above ran first
+    caller = f2b.link.b_ip
+    f2b.bad_calls(caller, MAXRETRY - 1)
+    time.sleep(0.5)
+    assert caller not in f2b.banned()  # one short of maxretry: no ban yet
+    f2b.bad_calls(caller, 1)
+    f2b.bad_calls("2001:db8::66")
+    _wait("2001:db8::66", f2b)
+    assert caller in _wait(caller, f2b)
+
+    def rules() -> tuple[list[str], list[str]]:
+        v4 = f2b.ns.run("iptables", "-w", "-S").stdout.splitlines()
+        v6 = f2b.ns.run("ip6tables", "-w", "-S").stdout.splitlines()
+        return v4, v6
+
+    v4, v6 = rules()
+    ban = f"-A f2b-{JAIL} -s {caller}/32 -j REJECT --reject-with icmp-port-unreachable"
+    jumps = [
+        f"-A INPUT -p {proto} -m multiport --dports 5060 -j f2b-{JAIL}" for proto in ("tcp", "udp")
+    ]
+    assert ban in v4 and all(jump in v4 for jump in jumps), v4
+    assert any("-s 2001:db8::66/128" in rule for rule in v6), v6
+
+    # A listener on the SIP port in the namespace: the banned caller is rejected.
+    listener = subprocess.Popen(
+        f2b.ns.argv(sys.executable, "-c", _LISTENER),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert listener.stdout is not None and listener.stdout.readline().strip() == b"ready"
+        assert _connects(f2b, f2b.link.a_ip) == "refused"
+
+        # sipctl's firewall layer, applied now, inside the namespace.
+        loaded = f2b.spec()
+        ctx = RunContext(base_dir=f2b.work)
+        with f2b.ns.entered():
+            plan_run = make_plan(loaded, ctx, ["firewall"])
+            assert plan_run.plan.has_changes
+            apply_plan(plan_run, ctx)
+            again = make_plan(loaded, ctx, ["firewall"])
+        assert not again.plan.has_changes
+
+        after_v4, after_v6 = rules()
+        assert ban in after_v4 and all(jump in after_v4 for jump in jumps), after_v4
+        assert any("-s 2001:db8::66/128" in rule for rule in after_v6), after_v6
+        # fail2ban's jumps stay above sipctl's: the ban is still checked before SIP is accepted.
+        inputs = [rule for rule in after_v4 if rule.startswith("-A INPUT ")]
+        assert inputs.index(jumps[0]) < inputs.index("-A INPUT -j SIPCTL"), inputs
+        assert "-P INPUT DROP" in after_v4
+        assert _connects(f2b, f2b.link.a_ip) == "refused"
+
+        # Unbanned, the same caller gets through sipctl's rules to the SIP port.
+        f2b.client_run("set", JAIL, "unbanip", caller)
+        assert _connects(f2b, f2b.link.a_ip) == "connected"
+    finally:
+        listener.kill()
+        listener.wait(timeout=10)
+
+
+_LISTENER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 5060)); s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept(); c.close()
+"""
+
+
+def _connects(f2b: Fail2banHost, server_ip: str) -> str:
+    """TCP connect from the client namespace to the SIP port: connected/refused/timeout."""
+    script = (
+        "import socket,sys\n"
+        "s=socket.socket(); s.settimeout(2)\n"
+        "try:\n"
+        f"  s.connect(({server_ip!r}, 5060)); print('connected')\n"
+        "except ConnectionRefusedError: print('refused')\n"
+        "except OSError: print('timeout')\n"
+    )
+    return f2b.client.run(sys.executable, "-c", script).stdout.strip()
+
+
+def test_refused_reload_restores_the_files(f2b: Fail2banHost) -> None:
+    _plan_and_apply(f2b.spec(), f2b.work)
+    jail = f2b.conf / "jail.d" / "sipctl.conf"
+    before = jail.read_bytes()
+
+    # A log file that does not exist: fail2ban refuses the jail on reload.
+    loaded = f2b.spec("missing-log.yaml", logpath=str(f2b.work / "no-such-log"))
+    provider = Fail2banProvider(loaded, RunContext(base_dir=f2b.work))
+    desired = render_fail2ban(loaded.spec)
+    live = provider.read(desired)
+    assert any("does not exist yet" in note for note in live.notes), live.notes
+    changes = diff(desired, live)
+    assert [c.address.name for c in changes] == [str(jail)]
+    with pytest.raises(ProviderError) as refused:
+        provider.apply(changes, live)
+    message = str(refused.value)
+    assert "fail2ban refused the new configuration" in message
+    assert "Have not found any log file for sipctl-asterisk jail" in message
+    assert "fail2ban runs with the previous files again" in message
+    assert jail.read_bytes() == before
+    assert f"Jail list:\t{JAIL}" in f2b.client_run("status")
+    assert str(f2b.messages) in f2b.banned()
