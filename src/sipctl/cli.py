@@ -22,6 +22,8 @@ from sipctl.output import Console
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.reconciler.engine import PlanRun
+    from sipctl.reconciler.guarded import LockOptions, Outcome
+    from sipctl.reconciler.multi import Domain
     from sipctl.reconciler.plan import Plan
     from sipctl.schemas.loader import LoadedSpec
 
@@ -78,6 +80,25 @@ Force = Annotated[
         "--force",
         help="Go on although the plan was refused for safety (destroys >30% of a target's "
         "records, removes every NAPTR/SRV, or the firewall would not accept your SSH port).",
+    ),
+]
+
+SpecFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "-f",
+        "--file",
+        help="The spec file (default: sipctl.yaml). Repeat, or give a directory of specs, to "
+        "plan several domains in one run.",
+    ),
+]
+Parallel = Annotated[
+    int,
+    typer.Option(
+        "--parallel",
+        min=1,
+        max=64,
+        help="With several specs: how many domains are read and applied at once.",
     ),
 ]
 
@@ -187,7 +208,7 @@ def _write_plan_file(path: Path, data: dict[str, object]) -> None:
 
 @app.command()
 def plan(
-    spec_file: SpecOption = Path("sipctl.yaml"),
+    spec_file: SpecFiles = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -210,10 +231,15 @@ def plan(
     ] = False,
     target: TargetLayers = None,
     force: Force = False,
+    parallel: Parallel = 4,
     no_color: NoColor = False,
     verbose: Verbose = 0,
 ) -> None:
     """Show what apply would change. Reads the live systems; changes nothing.
+
+    With several specs (-f a.yaml -f b.yaml, or -f DIR), each domain is planned on its own
+    (one domain's error does not hide the others'), and a summary table ends the output;
+    --out then names a directory that gets one plan per domain.
 
     Examples:
 
@@ -222,13 +248,19 @@ def plan(
       sipctl plan -f mysite.yaml --out plan.json --markdown > comment.md
 
       sipctl plan --detailed-exitcode      # nightly drift check: exit 2 = drift
+
+      sipctl plan -f customers/ --parallel 8
     """
     console = _start(no_color, verbose)
     fmt = _format(json_, markdown)
     from sipctl.reconciler.engine import make_plan
     from sipctl.reconciler.safety import refusal_reasons
 
-    loaded = _load(spec_file)
+    specs = spec_file or [Path("sipctl.yaml")]
+    if len(specs) > 1 or specs[0].is_dir():
+        _plan_many(console, specs, fmt, out, detailed_exitcode, target, force, parallel)
+        return
+    loaded = _load(specs[0])
     with _run_context(loaded.base_dir, console, force) as ctx:
         plan_run = make_plan(loaded, ctx, target)
         data = plan_run.plan.to_json()
@@ -246,6 +278,122 @@ def plan(
             )
     if detailed_exitcode and plan_run.plan.has_changes:
         raise typer.Exit(EXIT_CHANGES)
+
+
+# --- many domains -----------------------------------------------------------------------------
+
+
+def _plan_domains(
+    console: Console,
+    specs: list[Path],
+    target: list[str] | None,
+    force: bool,
+    parallel: int,
+) -> list[Domain]:
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler import multi
+
+    domains = multi.load_all(multi.spec_paths(specs), _load)
+    conflicts = multi.claim_conflicts(domains)
+    if conflicts:
+        raise SpecError(
+            f"{len(conflicts)} overlapping claim(s) between the specs; nothing was read or changed",
+            conflicts,
+        )
+
+    def make_ctx(loaded: LoadedSpec) -> RunContext:
+        return RunContext(base_dir=loaded.base_dir, log=console.detail, force=force)
+
+    multi.plan_all(domains, make_ctx, target, parallel)
+    for domain in domains:
+        if domain.ctx is not None:
+            console.add_secrets(domain.ctx.secrets)
+    return domains
+
+
+def _print_domains(console: Console, domains: list[Domain], fmt: str) -> None:
+    from sipctl.reconciler import multi, views
+
+    if fmt == "json":
+        console.out(views.render_json(multi.plans_json(domains)), end="")
+        return
+    for domain in domains:
+        title = f"{domain.name} ({domain.path})"
+        console.out(f"## {title}\n" if fmt == "markdown" else f"=== {title} ===")
+        if domain.plan_run is not None:
+            _print_plan(console, domain.plan_run.plan.to_json(), fmt)
+        if domain.failed:
+            console.out(f"{domain.status}: {domain.message}")
+        console.out("")
+
+
+def _plan_many(
+    console: Console,
+    specs: list[Path],
+    fmt: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    target: list[str] | None,
+    force: bool,
+    parallel: int,
+) -> None:
+    from sipctl.reconciler import multi
+
+    domains = _plan_domains(console, specs, target, force, parallel)
+    try:
+        multi.check_all_safe(domains, force)
+        _print_domains(console, domains, fmt)
+        if out is not None:
+            for domain in domains:
+                if domain.plan_run is not None and not domain.failed:
+                    path = out / f"{domain.name}.plan.json"
+                    _write_plan_file(path, domain.plan_run.plan.to_json())
+            console.info(f"Saved one plan per domain in {out}/ (apply each: sipctl apply FILE).")
+        if fmt != "json":
+            console.out(multi.summary_table(domains), end="")
+    finally:
+        multi.close_all(domains)
+    code = multi.exit_code(domains)
+    if code:
+        raise typer.Exit(code)
+    changes = any(d.plan_run is not None and d.plan_run.plan.has_changes for d in domains)
+    if detailed_exitcode and changes:
+        raise typer.Exit(EXIT_CHANGES)
+
+
+def _apply_many(
+    console: Console,
+    specs: list[Path],
+    target: list[str] | None,
+    force: bool,
+    auto_approve: bool,
+    locks: LockOptions,
+    parallel: int,
+    no_verify: bool,
+) -> None:
+    from sipctl.reconciler import multi
+
+    domains = _plan_domains(console, specs, target, force, parallel)
+    try:
+        multi.check_all_safe(domains, force)
+        _print_domains(console, domains, "human")
+        changes = any(d.plan_run is not None and d.plan_run.plan.has_changes for d in domains)
+        if changes and not auto_approve:
+            _confirm(console)
+        multi.apply_all(domains, force, locks, parallel, console.info)
+        if not no_verify:
+            for domain in domains:
+                if domain.status == "applied" and domain.loaded is not None:
+                    try:
+                        _post_apply_verify(console, domain.loaded)
+                    except SipctlError as exc:
+                        domain.fail(exc)
+        console.out(multi.summary_table(domains), end="")
+    finally:
+        multi.close_all(domains)
+    code = multi.exit_code(domains)
+    if code:
+        raise typer.Exit(code)
 
 
 # --- apply ------------------------------------------------------------------------------------
@@ -282,6 +430,38 @@ def _confirm(console: Console) -> None:
         raise SipctlError("apply cancelled; nothing was changed")
 
 
+LockTimeout = Annotated[
+    str,
+    typer.Option(
+        "--lock-timeout",
+        help="When another run holds a lock, wait up to this long (60s, 5m) before giving up "
+        "with exit 3. Default: do not wait.",
+        metavar="DURATION",
+    ),
+]
+LockTtl = Annotated[
+    str,
+    typer.Option(
+        "--lock-ttl",
+        help="How long this run's DNS lock stays valid should the run die (then another run "
+        "may take it over). Must exceed the longest apply.",
+        metavar="DURATION",
+    ),
+]
+
+
+def _lock_options(lock_timeout: str, lock_ttl: str) -> LockOptions:
+    from datetime import timedelta
+
+    from sipctl.reconciler.guarded import LockOptions
+    from sipctl.reconciler.locking import parse_duration
+
+    ttl = parse_duration(lock_ttl, "--lock-ttl")
+    if ttl < 1:
+        raise SpecError(f"--lock-ttl {lock_ttl!r}: give at least 1s")
+    return LockOptions(parse_duration(lock_timeout, "--lock-timeout"), timedelta(seconds=ttl))
+
+
 @app.command()
 def apply(
     plan_file: Annotated[
@@ -292,12 +472,12 @@ def apply(
         ),
     ] = None,
     spec_file: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
             "-f",
             "--file",
-            help="Plan this spec and apply it (default: sipctl.yaml).",
-            dir_okay=False,
+            help="Plan this spec and apply it (default: sipctl.yaml). Repeat, or give a "
+            "directory, to apply several domains in one run.",
         ),
     ] = None,
     auto_approve: Annotated[
@@ -308,6 +488,9 @@ def apply(
     no_verify: Annotated[
         bool, typer.Option("--no-verify", help="Skip the end-to-end verify after applying.")
     ] = False,
+    lock_timeout: LockTimeout = "0s",
+    lock_ttl: LockTtl = "15m",
+    parallel: Parallel = 4,
     no_color: NoColor = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -317,57 +500,97 @@ def apply(
     applied and sipctl exits 3. Changes go out in a safe order: DNS records that stop
     advertising first, then firewall, fail2ban, Asterisk, and DNS records that advertise last.
 
+    Before anything changes, sipctl takes a lock per domain and per host (a TXT record
+    _sipctl-lock.<domain> over RFC 2136, a flock beside a zone file or in the managed
+    directory of a host) and re-reads the live state under it. A lock held by another run
+    means exit 3 naming the holder; --lock-timeout waits for it. The locks are released at
+    the end, also on error and Ctrl-C. A successful apply records what it applied, for
+    'sipctl drift'.
+
     Examples:
 
       sipctl apply -f mysite.yaml           # plan, show, ask, apply
 
       sipctl plan --out plan.json && sipctl apply plan.json
+
+      sipctl apply -f customers/ --auto-approve --parallel 8
     """
     console = _start(no_color, verbose)
-    from sipctl.reconciler.engine import check_safe, make_plan, refresh
+    from sipctl.reconciler.engine import check_safe, make_plan
+    from sipctl.reconciler.guarded import guarded_apply, record_if_needed
 
-    if plan_file is not None and spec_file is not None:
+    if plan_file is not None and spec_file:
         raise SpecError("give either a saved plan or -f SPEC, not both")
+    locks = _lock_options(lock_timeout, lock_ttl)
     if plan_file is not None:
         if target:
             raise SpecError("--target belongs to 'sipctl plan'; a saved plan applies what it holds")
         saved = _read_plan_file(plan_file)
         base_dir = Path(saved.spec_source).parent.resolve()
+
+        def show_and_check(fresh: PlanRun) -> None:
+            _print_plan(console, fresh.plan.to_json(), "human")
+            check_safe(fresh.plan, force)
+
         with _run_context(base_dir, console, force) as ctx:
-            plan_run = refresh(saved, ctx, str(plan_file))
-            data = plan_run.plan.to_json()
-            _print_plan(console, data, "human")
-            check_safe(plan_run.plan, force)
-            _apply_and_report(console, plan_run, ctx, force)
-            loaded = plan_run.loaded
+            outcome = guarded_apply(
+                saved,
+                str(plan_file),
+                ctx,
+                force=force,
+                locks=locks,
+                before=show_and_check,
+                say=console.info,
+                detail=console.detail,
+            )
+            _report_outcome(console, outcome)
+            loaded = outcome.plan_run.loaded
     else:
-        loaded = _load(spec_file or Path("sipctl.yaml"))
+        specs = spec_file or [Path("sipctl.yaml")]
+        if len(specs) > 1 or specs[0].is_dir():
+            _apply_many(console, specs, target, force, auto_approve, locks, parallel, no_verify)
+            return
+        loaded = _load(specs[0])
         with _run_context(loaded.base_dir, console, force) as ctx:
             plan_run = make_plan(loaded, ctx, target)
             data = plan_run.plan.to_json()
             _print_plan(console, data, "human")
             check_safe(plan_run.plan, force)
             if plan_run.plan.has_changes:
-                if not auto_approve:
-                    _confirm(console)
-                _apply_and_report(console, plan_run, ctx, force)
+
+                def confirm(_fresh: PlanRun) -> None:
+                    if not auto_approve:
+                        _confirm(console)
+
+                outcome = guarded_apply(
+                    plan_run.plan,
+                    "the plan",
+                    ctx,
+                    force=force,
+                    locks=locks,
+                    before=confirm,
+                    say=console.info,
+                    detail=console.detail,
+                )
+                _report_outcome(console, outcome)
+            else:
+                for line in record_if_needed(plan_run, ctx, locks, console.info, console.detail):
+                    console.info(line)
     if not no_verify:
         _post_apply_verify(console, loaded)
 
 
-def _apply_and_report(console: Console, plan_run: PlanRun, ctx: RunContext, force: bool) -> None:
-    from sipctl.reconciler.engine import apply_plan
-
-    if not plan_run.plan.has_changes:
-        return
-    report = apply_plan(plan_run, ctx, force=force)
-    for line in report.lines:
+def _report_outcome(console: Console, outcome: Outcome) -> None:
+    if outcome.report is not None:
+        for line in outcome.report.lines:
+            console.info(line)
+        counts = outcome.plan_run.plan.counts()
+        console.out(
+            f"\nApply complete! Resources: {counts['add']} added, {counts['change']} changed, "
+            f"{counts['destroy']} destroyed."
+        )
+    for line in outcome.lines:
         console.info(line)
-    counts = plan_run.plan.counts()
-    console.out(
-        f"\nApply complete! Resources: {counts['add']} added, {counts['change']} changed, "
-        f"{counts['destroy']} destroyed."
-    )
 
 
 def _post_apply_verify(console: Console, loaded: LoadedSpec) -> None:
@@ -377,6 +600,82 @@ def _post_apply_verify(console: Console, loaded: LoadedSpec) -> None:
     except ImportError:
         return
     post_apply_verify(loaded, console)
+
+
+# --- locks and drift ---------------------------------------------------------------------------
+
+
+@app.command("force-unlock")
+def force_unlock(
+    lock_id: Annotated[
+        str,
+        typer.Argument(
+            help="The ID of the lock to remove, as printed by the run that found it held.",
+            metavar="ID",
+        ),
+    ],
+    spec_file: SpecOption = Path("sipctl.yaml"),
+    no_color: NoColor = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Remove a lock left behind by a run that died, and only the lock with this ID.
+
+    A DNS lock (TXT _sipctl-lock.<domain>) outlives a killed run until it expires
+    (--lock-ttl of that run); this removes it sooner. It is removed only if it still
+    holds exactly this ID, so a lock taken meanwhile by another run is never touched.
+    Host and zone-file locks are flocks: they end with their process and need no unlock.
+
+    Example: sipctl force-unlock 3f2a9c0d1e4b5a67 -f mysite.yaml
+    """
+    console = _start(no_color, verbose)
+    from sipctl.reconciler.locking import force_unlock as remove_lock
+    from sipctl.reconciler.locking import lock_sites
+
+    loaded = _load(spec_file)
+    with _run_context(loaded.base_dir, console) as ctx:
+        for line in remove_lock(lock_sites(loaded, ctx), lock_id.strip().lower()):
+            console.out(line)
+
+
+@app.command()
+def drift(
+    spec_file: SpecOption = Path("sipctl.yaml"),
+    json_: Annotated[bool, typer.Option("--json", help="Print the drift as JSON.")] = False,
+    target: TargetLayers = None,
+    no_color: NoColor = False,
+    verbose: Verbose = 0,
+) -> None:
+    """List what changed on the live side since the last apply, per layer. Changes nothing,
+    and proposes nothing: 'sipctl plan' shows what apply would do about it.
+
+    Every successful apply records a hash of each resource it left live, where the target
+    lives: DNS over RFC 2136 in TXT _sipctl-state.<domain>; a zone file in
+    <zone file>.sipctl-state.json; a host in .sipctl-state.json in the layer's managed
+    directory (asterisk config_dir, fail2ban config_dir, the firewall's persist directory or
+    /run/lock). drift compares the live state with that record, not with the spec, so a
+    spec change that was not applied yet is not drift.
+
+    Exit codes: 0 no drift, 2 drift, 1 error (also: no record of a last apply).
+
+    Example (nightly): sipctl drift -f sipctl.yaml --json > drift.json
+    """
+    console = _start(no_color, verbose)
+    from sipctl.reconciler import views
+    from sipctl.reconciler.drift import check_drift_result, find_drift, render_drift
+    from sipctl.reconciler.engine import make_plan
+
+    loaded = _load(spec_file)
+    with _run_context(loaded.base_dir, console) as ctx:
+        report = find_drift(make_plan(loaded, ctx, target), ctx)
+    check_drift_result(report)
+    if json_:
+        console.out(views.render_json(report.to_json()), end="")
+    else:
+        console.out(render_drift(report), end="")
+    if report.drifted:
+        raise typer.Exit(EXIT_CHANGES)
+    if report.unrecorded:
+        raise typer.Exit(EXIT_ERROR)
 
 
 # --- show, render, schema ----------------------------------------------------------------------

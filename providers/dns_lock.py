@@ -1,0 +1,209 @@
+"""The DNS lock and the DNS record of the last apply, both TXT records in the spec's zone.
+
+Lock: ``_sipctl-lock.<domain>`` holds one string naming the holder (see ``Holder``). It is
+created by an UPDATE whose prerequisite is "name is not in use" (RFC 2136 2.4.5), so two
+runs racing for it cannot both win: the server refuses the second with YXDOMAIN. It is
+released (and taken over, once expired) by an UPDATE whose prerequisite is that the rrset
+is still exactly the holder's record ("rrset exists, value dependent"), so a run never
+deletes a lock it does not hold.
+
+State: ``_sipctl-state.<domain>`` holds the record of the last apply (JSON, split into
+TXT character-strings), written at the end of a successful apply; ``sipctl drift`` compares
+the live records with it.
+
+Both reuse the rfc2136 provider's server address, TSIG key and connection.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdataset
+import dns.rdatatype
+import dns.update
+from dns.rdtypes.ANY.TXT import TXT
+
+from sipctl.errors import ProviderError, SipctlError
+from sipctl.providers.rfc2136 import Rfc2136Provider
+from sipctl.reconciler.dns_records import absolute, lock_owner
+from sipctl.reconciler.locking import UNKNOWN_HOLDER_ID, Holder, unknown_holder
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.schemas.loader import LoadedSpec
+
+LOCK_TTL = 60  # seconds a resolver may cache the lock record; it is never used for routing
+STATE_PREFIX = "_sipctl-state"
+_STATE_MARKER = "sipctl-state=1"
+_CHUNK = 250
+_PREREQ_FAILED = {dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN, dns.rcode.NXRRSET, dns.rcode.YXRRSET}
+
+
+def state_owner(domain: str) -> str:
+    return absolute(f"{STATE_PREFIX}.{domain}")
+
+
+class _ZoneTxt:
+    """One TXT rrset in the spec's zone, read and changed with prerequisites."""
+
+    def __init__(self, loaded: LoadedSpec, ctx: RunContext, owner: str) -> None:
+        self.provider = Rfc2136Provider(loaded, ctx)
+        self.owner = owner
+        self.server = f"{self.provider.host}:{self.provider.port}"
+
+    def read(self) -> list[TXT]:
+        query = dns.message.make_query(self.owner, "TXT")
+        (response,) = self.provider.exchange([query])
+        rcode = response.rcode()
+        if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            raise ProviderError(
+                f"DNS server {self.server} answered {dns.rcode.to_text(rcode)} for {self.owner} TXT"
+            )
+        found: list[TXT] = []
+        for rrset in response.answer:
+            if rrset.rdtype == dns.rdatatype.TXT and rrset.name == dns.name.from_text(self.owner):
+                found.extend(r for r in rrset if isinstance(r, TXT))
+        return found
+
+    def update(self, build: Any, what: str) -> bool:
+        """Send one UPDATE built by ``build(update)``; False when a prerequisite failed."""
+        update = dns.update.UpdateMessage(absolute(self.provider.zone))
+        build(update)
+        (response,) = self.provider.exchange([update])
+        rcode = response.rcode()
+        if rcode == dns.rcode.NOERROR:
+            return True
+        if rcode in _PREREQ_FAILED:
+            return False
+        if rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH):
+            raise ProviderError(
+                f"DNS server {self.server} refused to {what} ({dns.rcode.to_text(rcode)}): "
+                f"the zone's update-policy must let the TSIG key change TXT at {self.owner} "
+                "(sipctl render --dir writes an update-policy that does)"
+            )
+        raise ProviderError(
+            f"DNS server {self.server} failed to {what}: {dns.rcode.to_text(rcode)}"
+        )
+
+
+def _rdataset(records: list[TXT]) -> dns.rdataset.Rdataset:
+    return dns.rdataset.from_rdata_list(0, records)
+
+
+def _txt(*strings: str) -> TXT:
+    return TXT(dns.rdataclass.IN, dns.rdatatype.TXT, [s.encode("utf-8") for s in strings])
+
+
+def _text_of(record: TXT) -> str:
+    return "".join(s.decode("utf-8", "replace") for s in record.strings)
+
+
+class DnsLock:
+    """The lock TXT ``_sipctl-lock.<domain>`` (see the module docstring)."""
+
+    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
+        self._txt = _ZoneTxt(loaded, ctx, lock_owner(loaded.spec.domain))
+        self.key = f"dns:{self._txt.provider.target_id}:{self._txt.owner}"
+        self.where = f"DNS lock {self._txt.owner} on {self._txt.server}"
+        self.taken_over: Holder | None = None
+
+    def _current(self) -> tuple[list[TXT], Holder | None]:
+        records = self._txt.read()
+        if not records:
+            return records, None
+        holders = [Holder.from_text(_text_of(r)) for r in records]
+        known = [h for h in holders if h is not None]
+        return records, known[0] if known else unknown_holder()
+
+    def holder(self) -> Holder | None:
+        return self._current()[1]
+
+    def acquire(self, me: Holder) -> Holder | None:
+        self.taken_over = None
+        mine = _txt(me.to_text())
+
+        def create(update: dns.update.UpdateMessage) -> None:
+            update.absent(self._txt.owner)  # "name is not in use": atomic on the server
+            update.add(self._txt.owner, LOCK_TTL, mine)
+
+        for _attempt in range(3):
+            if self._txt.update(create, f"create the lock {self._txt.owner}"):
+                return None
+            records, current = self._current()
+            if current is None:
+                continue  # released between our two messages: try again
+            if current.id == UNKNOWN_HOLDER_ID or not current.expired():
+                return current
+
+            def replace(update: dns.update.UpdateMessage, old: list[TXT] = records) -> None:
+                update.present(self._txt.owner, _rdataset(old))
+                update.delete(self._txt.owner, "TXT")
+                update.add(self._txt.owner, LOCK_TTL, mine)
+
+            if self._txt.update(replace, f"take over the expired lock {self._txt.owner}"):
+                self.taken_over = current
+                return None
+        return self.holder() or unknown_holder()
+
+    def release(self, me: Holder) -> str | None:
+        mine = _txt(me.to_text())
+
+        def delete(update: dns.update.UpdateMessage) -> None:
+            update.present(self._txt.owner, _rdataset([mine]))
+            update.delete(self._txt.owner, "TXT")
+
+        if self._txt.update(delete, f"release the lock {self._txt.owner}"):
+            return None
+        current = self.holder()
+        taken = f"; it is now held by {current.describe()}" if current else ""
+        return f"{self.where} was no longer ours when released (it had expired){taken}"
+
+    def force_unlock(self, lock_id: str) -> str:
+        records, current = self._current()
+        if current is None:
+            return f"{self.where}: not locked any more"
+        if current.id != lock_id:
+            raise SipctlError(f"{self.where} is held by {current.describe()}, not by {lock_id}")
+
+        def delete(update: dns.update.UpdateMessage) -> None:
+            update.present(self._txt.owner, _rdataset(records))
+            update.delete(self._txt.owner, "TXT")
+
+        if not self._txt.update(delete, f"remove the lock {self._txt.owner}"):
+            raise SipctlError(f"{self.where} changed while it was being removed; try again")
+        return f"{self.where}: removed the lock of {current.describe()}"
+
+
+class DnsStateStore:
+    """The record of the last apply, in TXT ``_sipctl-state.<domain>`` (JSON in chunks)."""
+
+    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
+        self._txt = _ZoneTxt(loaded, ctx, state_owner(loaded.spec.domain))
+        self.where = f"DNS record {self._txt.owner} on {self._txt.server}"
+
+    def read(self) -> dict[str, Any] | None:
+        for record in self._txt.read():
+            strings = [s.decode("utf-8", "replace") for s in record.strings]
+            if strings and strings[0] == _STATE_MARKER:
+                try:
+                    data = json.loads("".join(strings[1:]))
+                except json.JSONDecodeError:
+                    return None
+                return data if isinstance(data, dict) else None
+        return None
+
+    def write(self, record: dict[str, Any]) -> None:
+        text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+        chunks = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)]
+        rdata = _txt(_STATE_MARKER, *chunks)
+
+        def put(update: dns.update.UpdateMessage) -> None:
+            update.delete(self._txt.owner, "TXT")
+            update.add(self._txt.owner, LOCK_TTL, rdata)
+
+        self._txt.update(put, f"record the last apply in {self._txt.owner}")

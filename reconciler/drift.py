@@ -1,0 +1,297 @@
+"""Drift: what changed on the live side since the last apply, without proposing to undo it.
+
+The record of the last apply is written at the end of every successful ``apply`` (and by
+an apply that changes nothing, when the record is missing or out of date). It holds, per
+target, a hash of every owned resource as applied, plus when, by whom and from which spec.
+It lives where the target lives, so every CI runner finds it:
+
+- DNS over RFC 2136: TXT ``_sipctl-state.<domain>`` in the zone;
+- a zone file: ``<zone file>.sipctl-state.json`` beside it;
+- a host (asterisk, firewall, fail2ban): ``.sipctl-state.json`` in the layer's managed
+  directory (the same directory as the host lock), one file for all layers of that host.
+
+``drift`` reads the live state exactly as ``plan`` does and compares it with that record,
+not with the spec: a spec change not applied yet is not drift; a record edited on the
+server since the last apply is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sipctl.errors import SipctlError
+from sipctl.reconciler.resources import Value, canonical_json
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler.engine import PlanRun, TargetRun
+
+STATE_FORMAT = 1
+
+
+class StateStore(Protocol):
+    where: str
+
+    def read(self) -> dict[str, Any] | None: ...
+
+    def write(self, record: dict[str, Any]) -> None: ...
+
+
+def value_hash(value: Value) -> str:
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]
+
+
+def target_key(run: TargetRun) -> str:
+    return f"{run.layer.name} {run.provider.target_id}"
+
+
+def applied_entry(run: TargetRun) -> dict[str, str]:
+    """What a target holds after a successful apply: its desired resources, hashed."""
+    return {f"{r.address.kind} {r.address.name}": value_hash(r.value) for r in run.desired}
+
+
+def live_entry(run: TargetRun) -> dict[str, str]:
+    return {f"{a.kind} {a.name}": value_hash(v) for a, v in run.live.resources.items()}
+
+
+def _store_for(run: TargetRun, plan_run: PlanRun, ctx: RunContext) -> StateStore | None:
+    loaded = plan_run.loaded
+    spec = loaded.spec
+    if run.layer.name == "dns":
+        assert spec.dns is not None
+        if spec.dns.provider == "rfc2136":
+            from sipctl.providers.dns_lock import DnsStateStore
+
+            return DnsStateStore(loaded, ctx)
+        if spec.dns.provider == "zonefile":
+            from sipctl.providers.host_lock import zonefile_state_store
+
+            return zonefile_state_store(loaded)
+        return None
+    from sipctl.providers.host_lock import HostStateStore
+    from sipctl.reconciler.locking import host_places
+    from sipctl.schemas.targets import parse_target
+
+    places = host_places(loaded)
+    mine = next((p for p in places if p.layer == run.layer.name), None)
+    if mine is None:
+        return None
+    # every layer of one host shares the first layer's directory (as the lock does)
+    host = parse_target(mine.target).key
+    first = next(p for p in places if parse_target(p.target).key == host)
+    return HostStateStore(first, ctx)
+
+
+def _grouped(plan_run: PlanRun, ctx: RunContext) -> list[tuple[StateStore, list[TargetRun]]]:
+    groups: dict[str, tuple[StateStore, list[TargetRun]]] = {}
+    for run in plan_run.runs:
+        store = _store_for(run, plan_run, ctx)
+        if store is None:
+            continue
+        groups.setdefault(store.where, (store, []))[1].append(run)
+    return list(groups.values())
+
+
+def record_state(plan_run: PlanRun, ctx: RunContext, by: str) -> list[str]:
+    """Write the record of this apply where it is out of date; returns lines to report."""
+    lines: list[str] = []
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for store, runs in _grouped(plan_run, ctx):
+        old = store.read() or {}
+        targets = dict(old.get("targets", {})) if old.get("format") == STATE_FORMAT else {}
+        changed = False
+        for run in runs:
+            entry = {
+                "resources": applied_entry(run),
+                "applied_at": now,
+                "by": by,
+                "spec_sha256": plan_run.plan.spec_sha256[:16],
+            }
+            previous = targets.get(target_key(run))
+            if not isinstance(previous, dict) or previous.get("resources") != entry["resources"]:
+                targets[target_key(run)] = entry
+                changed = True
+        if changed:
+            store.write({"format": STATE_FORMAT, "targets": targets})
+            lines.append(f"Recorded the applied state in {store.where}.")
+    return lines
+
+
+def state_is_current(plan_run: PlanRun, ctx: RunContext) -> bool:
+    """True when every target's record already says what this (empty) plan leaves live."""
+    for store, runs in _grouped(plan_run, ctx):
+        record = store.read() or {}
+        targets = record.get("targets", {}) if record.get("format") == STATE_FORMAT else {}
+        for run in runs:
+            entry = targets.get(target_key(run))
+            if not isinstance(entry, dict) or entry.get("resources") != applied_entry(run):
+                return False
+    return True
+
+
+@dataclass
+class Drifted:
+    layer: str
+    target: str
+    kind: str
+    name: str
+    how: str  # "changed" | "removed" | "appeared"
+    live: Value = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "target": self.target,
+            "kind": self.kind,
+            "name": self.name,
+            "how": self.how,
+            "live": self.live,
+        }
+
+
+@dataclass
+class TargetDrift:
+    layer: str
+    target: str
+    record: str  # where the record of the last apply lives
+    applied_at: str | None
+    by: str | None
+    items: list[Drifted] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "target": self.target,
+            "record": self.record,
+            "applied_at": self.applied_at,
+            "by": self.by,
+            "drift": [i.to_json() for i in self.items],
+        }
+
+
+@dataclass
+class DriftReport:
+    domain: str
+    targets: list[TargetDrift] = field(default_factory=list)
+    unrecorded: list[str] = field(default_factory=list)  # targets with no record to compare
+
+    @property
+    def drifted(self) -> bool:
+        return any(t.items for t in self.targets)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": "1",
+            "domain": self.domain,
+            "drifted": self.drifted,
+            "count": sum(len(t.items) for t in self.targets),
+            "targets": [t.to_json() for t in self.targets],
+            "unrecorded": list(self.unrecorded),
+        }
+
+
+def find_drift(plan_run: PlanRun, ctx: RunContext) -> DriftReport:
+    """Compare what ``plan_run`` read with the record of the last apply."""
+    report = DriftReport(plan_run.loaded.spec.domain)
+    covered: set[str] = set()
+    for store, runs in _grouped(plan_run, ctx):
+        record = store.read() or {}
+        targets = record.get("targets", {}) if record.get("format") == STATE_FORMAT else {}
+        for run in runs:
+            key = target_key(run)
+            covered.add(key)
+            entry = targets.get(key)
+            if not isinstance(entry, dict) or not isinstance(entry.get("resources"), dict):
+                report.unrecorded.append(f"{key} (no record in {store.where})")
+                continue
+            report.targets.append(_compare(run, entry, store.where))
+    for run in plan_run.runs:
+        if target_key(run) not in covered:
+            report.unrecorded.append(f"{target_key(run)} (this provider keeps no record)")
+    return report
+
+
+def _compare(run: TargetRun, entry: dict[str, Any], where: str) -> TargetDrift:
+    applied: dict[str, str] = {str(k): str(v) for k, v in entry["resources"].items()}
+    live = live_entry(run)
+    values = {f"{a.kind} {a.name}": v for a, v in run.live.resources.items()}
+    result = TargetDrift(
+        run.layer.name,
+        run.provider.target_id,
+        where,
+        str(entry.get("applied_at")) if entry.get("applied_at") else None,
+        str(entry.get("by")) if entry.get("by") else None,
+    )
+    for key in sorted(set(applied) | set(live)):
+        kind, _, name = key.partition(" ")
+        if key not in live:
+            how = "removed"
+        elif key not in applied:
+            how = "appeared"
+        elif live[key] != applied[key]:
+            how = "changed"
+        else:
+            continue
+        result.items.append(
+            Drifted(run.layer.name, run.provider.target_id, kind, name, how, values.get(key))
+        )
+    return result
+
+
+_SIGNS = {"changed": "~", "removed": "-", "appeared": "+"}
+_WORDS = {
+    "changed": "was changed on the live side",
+    "removed": "was removed on the live side",
+    "appeared": "appeared on the live side",
+}
+
+
+def render_drift(report: DriftReport) -> str:
+    out: list[str] = []
+    if not report.drifted:
+        out.append(f"No drift. The live systems of {report.domain} are as last applied.")
+    else:
+        out.append(f"Drift since the last apply of {report.domain}:")
+    for target in report.targets:
+        when = f"last applied {target.applied_at} by {target.by}" if target.applied_at else ""
+        out.append("")
+        out.append(f"  # {target.layer} at {target.target} ({when or 'no date recorded'})")
+        if not target.items:
+            out.append("    no drift")
+        for item in target.items:
+            out.append(f"  {_SIGNS[item.how]} {item.kind} {item.name} {_WORDS[item.how]}")
+            out.extend(f"      now: {line}" for line in _value_lines(item.live))
+    for line in report.unrecorded:
+        out.append(f"\n  ! {line}: drift cannot be told; it is recorded by the next apply")
+    if report.drifted:
+        count = sum(len(t.items) for t in report.targets)
+        layers = len([t for t in report.targets if t.items])
+        out.append("")
+        out.append(
+            f"{count} drifted resource(s) in {layers} layer(s). sipctl does not change them "
+            "back here: 'sipctl plan' shows what 'sipctl apply' would do about it."
+        )
+    return "\n".join(out) + "\n"
+
+
+def _value_lines(value: Value) -> Sequence[str]:
+    if value is None:
+        return []
+    if isinstance(value, dict) and isinstance(value.get("records"), list):
+        return [str(r) for r in value["records"]] or ["(empty)"]
+    text = value if isinstance(value, str) else canonical_json(value)
+    lines = text.splitlines() or [""]
+    return [*lines[:10], "..."] if len(lines) > 10 else lines
+
+
+def check_drift_result(report: DriftReport) -> None:
+    if report.unrecorded and not report.targets:
+        raise SipctlError(
+            "no record of a last apply was found, so drift cannot be told:\n  "
+            + "\n  ".join(report.unrecorded),
+            hint="the record is written by 'sipctl apply'; apply once, then check for drift",
+        )

@@ -1,0 +1,393 @@
+"""Locks: at most one apply per domain and per host at a time, with no extra service.
+
+A lock lives where every runner already reaches (see ``lock_sites``):
+
+- DNS over RFC 2136: a TXT record ``_sipctl-lock.<domain>`` created by an UPDATE whose
+  prerequisite is "this name is not in use", so the name server makes taking it atomic
+  (``providers/dns_lock.py``);
+- a zone file: an exclusive ``flock`` on ``<zone file>.sipctl.lock`` beside it;
+- a host (local, ``dir:``, ssh): an exclusive ``flock`` on ``.sipctl.lock`` in the managed
+  directory, held by this process (local) or by a remote ``flock`` kept alive on the pooled
+  SSH connection (``providers/host_lock.py``). The kernel ends a flock with its process.
+
+Each lock names its holder (``Holder``): an ID, who (user@host), since when, until when
+(expiry) and the hash of the plan being applied. A DNS lock left behind by a killed run
+may be taken over once it has expired (the takeover says so), or removed with
+``sipctl force-unlock ID``, and only with that lock's own ID.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import random
+import re
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sipctl.errors import LockHeldError, ProviderError, SipctlError, SpecError
+from sipctl.reconciler.resources import canonical_json
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler.plan import Plan
+    from sipctl.schemas.loader import LoadedSpec
+    from sipctl.schemas.spec import Ssh
+
+LOCK_FILE = ".sipctl.lock"
+DEFAULT_TTL = timedelta(minutes=15)
+_TEXT_PREFIX = "sipctl-lock=1"
+_WHO_SAFE = re.compile(r"[^A-Za-z0-9._@:/+-]")
+_DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """``60s``, ``2m``, ``1h``, ``500ms`` or plain seconds -> seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise SpecError(f"{option} {text!r}: give a duration like 60s, 5m or 1h")
+    return float(match["n"]) * _UNITS[match["unit"]]
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds (or wants) a lock."""
+
+    id: str
+    who: str
+    since: datetime
+    expires: datetime
+    plan: str = "-"
+
+    def to_text(self) -> str:
+        """One line, under 255 bytes (it must fit a single TXT character-string)."""
+        return (
+            f"{_TEXT_PREFIX} id={self.id} who={self.who} since={_stamp(self.since)} "
+            f"expires={_stamp(self.expires)} plan={self.plan}"
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> Holder | None:
+        words = text.strip().split()
+        if not words or words[0] != _TEXT_PREFIX:
+            return None
+        fields = dict(w.split("=", 1) for w in words[1:] if "=" in w)
+        try:
+            return cls(
+                id=fields["id"],
+                who=fields.get("who", "?"),
+                since=datetime.strptime(fields["since"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
+                expires=datetime.strptime(fields["expires"], "%Y-%m-%dT%H:%M:%SZ").replace(
+                    tzinfo=UTC
+                ),
+                plan=fields.get("plan", "-"),
+            )
+        except (KeyError, ValueError):
+            return None
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return (now or datetime.now(UTC)) >= self.expires
+
+    def describe(self) -> str:
+        return (
+            f"{self.who} since {_stamp(self.since)} (lock ID {self.id}, plan {self.plan}, "
+            f"expires {_stamp(self.expires)})"
+        )
+
+
+UNKNOWN_HOLDER_ID = "unknown"
+
+
+def unknown_holder() -> Holder:
+    """A holder that could not be read (e.g. a lock taken a moment ago, not yet labelled)."""
+    now = datetime.now(UTC)
+    return Holder(UNKNOWN_HOLDER_ID, "another sipctl run", now, now)
+
+
+def new_holder(plan_hash: str, ttl: timedelta, env: dict[str, str] | None = None) -> Holder:
+    """This run as a lock holder. ``SIPCTL_LOCK_WHO`` (e.g. a CI job URL) overrides who."""
+    environ = env if env is not None else dict(os.environ)
+    who = environ.get("SIPCTL_LOCK_WHO") or f"{_user()}@{socket.gethostname()}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    return Holder(
+        id=secrets.token_hex(8),
+        who=_WHO_SAFE.sub("_", who)[:80] or "?",
+        since=now,
+        expires=now + ttl,
+        plan=plan_hash,
+    )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def plan_hash(plan: Plan) -> str:
+    """A short hash of what a plan will do (its spec and changes; not when it was made)."""
+    data = plan.to_json()
+    data.pop("created_at", None)
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:12]
+
+
+class LockSite(Protocol):
+    """One place a lock lives. ``key`` orders and deduplicates sites."""
+
+    key: str
+    where: str
+
+    def acquire(self, me: Holder) -> Holder | None:
+        """Take the lock for ``me``: None when taken, else who holds it now.
+
+        A site whose locks can outlive their process (DNS) takes over an expired lock
+        here and records the old holder in ``taken_over``.
+        """
+        ...
+
+    def release(self, me: Holder) -> str | None:
+        """Give the lock back; returns a warning when it was no longer ours."""
+        ...
+
+    def holder(self) -> Holder | None:
+        """Who holds the lock now (None: nobody)."""
+        ...
+
+    def force_unlock(self, lock_id: str) -> str:
+        """Remove the lock if its ID is ``lock_id``; returns what was done.
+
+        Raises SipctlError when the lock has another ID or cannot be removed.
+        """
+        ...
+
+
+@dataclass
+class TakenOver:
+    where: str
+    old: Holder
+
+
+class LockSet:
+    """Take every site's lock (sorted, so two runs never deadlock) and release them all.
+
+    While held, SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread, so a CI job
+    that is cancelled still releases its locks (Ctrl-C does that already).
+    """
+
+    def __init__(
+        self,
+        sites: Sequence[LockSite],
+        me: Holder,
+        timeout: float = 0.0,
+        say: Callable[[str], None] = lambda _line: None,
+        detail: Callable[[str], None] = lambda _line: None,
+    ) -> None:
+        unique: dict[str, LockSite] = {}
+        for site in sites:
+            unique.setdefault(site.key, site)
+        self.sites = [unique[k] for k in sorted(unique)]
+        self.me = me
+        self.timeout = timeout
+        self._say = say
+        self._detail = detail
+        self._held: list[LockSite] = []
+        self._old_handlers: dict[int, Any] = {}
+
+    def __enter__(self) -> LockSet:
+        self._install_signals()
+        try:
+            for site in self.sites:
+                self._take(site)
+        except BaseException:
+            self._release_all()
+            self._restore_signals()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._release_all()
+        finally:
+            self._restore_signals()
+
+    def _take(self, site: LockSite) -> None:
+        deadline = time.monotonic() + self.timeout
+        delay = 0.2
+        announced = False
+        while True:
+            current = site.acquire(self.me)
+            if current is None:
+                self._held.append(site)
+                taken = getattr(site, "taken_over", None)
+                if isinstance(taken, Holder):
+                    self._say(f"Took over the expired lock {site.where} of {taken.describe()}.")
+                self._detail(f"locked {site.where} (lock ID {self.me.id})")
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LockHeldError(
+                    f"{site.where} is locked by {current.describe()}; nothing was changed",
+                    hint=(
+                        "wait for that run (--lock-timeout 60s waits), or, if it is dead, "
+                        f"remove its lock with: sipctl force-unlock {current.id} -f SPEC"
+                    ),
+                )
+            if not announced:
+                self._say(f"Waiting for {site.where}, locked by {current.describe()} ...")
+                announced = True
+            time.sleep(min(left, delay * random.uniform(0.8, 1.2)))
+            delay = min(delay * 1.6, 5.0)
+
+    def _release_all(self) -> None:
+        problems: list[str] = []
+        while self._held:
+            site = self._held.pop()
+            try:
+                warning = site.release(self.me)
+            except SipctlError as exc:
+                problems.append(f"{site.where}: could not release the lock: {exc.message}")
+                continue
+            if warning:
+                self._say(f"Warning: {warning}")
+        for line in problems:
+            self._say(
+                f"Warning: {line}; it expires at its expiry time, or remove it with "
+                f"sipctl force-unlock {self.me.id}"
+            )
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                self._old_handlers[sig] = signal.signal(sig, _interrupt)
+            except (ValueError, OSError):
+                continue
+
+    def _restore_signals(self) -> None:
+        for sig, handler in self._old_handlers.items():
+            try:
+                signal.signal(sig, handler)
+            except (ValueError, OSError):
+                continue
+        self._old_handlers.clear()
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# --- where the locks of a spec live --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostPlace:
+    """A host layer's target, its SSH options, and its managed directory on that host."""
+
+    layer: str
+    target: str
+    ssh: Ssh | None
+    directory: str
+
+
+def host_places(loaded: LoadedSpec, layers: Sequence[str] | None = None) -> list[HostPlace]:
+    """The host layers of a spec (in layer order), each with the directory its lock lives in.
+
+    Asterisk: its config_dir; fail2ban: its config_dir; firewall: the directory of
+    ``persist``, else /run/lock. Several layers on one host share the first one's directory.
+    """
+    spec = loaded.spec
+    places: list[HostPlace] = []
+    wanted = set(layers or ("asterisk", "fail2ban", "firewall"))
+    default_ssh = spec.asterisk.ssh if spec.asterisk is not None else None
+    if spec.asterisk is not None and "asterisk" in wanted:
+        places.append(
+            HostPlace("asterisk", spec.asterisk.target, spec.asterisk.ssh, spec.asterisk.config_dir)
+        )
+    if spec.fail2ban is not None and "fail2ban" in wanted:
+        target = spec.fail2ban_target() or "local"
+        places.append(
+            HostPlace(
+                "fail2ban", target, spec.fail2ban.ssh or default_ssh, spec.fail2ban.config_dir
+            )
+        )
+    if spec.firewall is not None and "firewall" in wanted:
+        target = spec.firewall_target() or "local"
+        persist = spec.firewall.persist
+        directory = persist.rsplit("/", 1)[0] or "/" if persist else "/run/lock"
+        places.append(HostPlace("firewall", target, spec.firewall.ssh or default_ssh, directory))
+    return places
+
+
+def lock_sites(
+    loaded: LoadedSpec, ctx: RunContext, layers: Sequence[str] | None = None
+) -> list[LockSite]:
+    """Every lock a run of ``loaded`` must hold (DNS first, then one per host)."""
+    from sipctl.providers.host_lock import host_lock_site, zonefile_lock_site
+
+    spec = loaded.spec
+    sites: list[LockSite] = []
+    if spec.dns is not None and (not layers or "dns" in layers):
+        if spec.dns.provider == "rfc2136":
+            from sipctl.providers.dns_lock import DnsLock
+
+            sites.append(DnsLock(loaded, ctx))
+        elif spec.dns.provider == "zonefile":
+            sites.append(zonefile_lock_site(loaded))
+        else:
+            ctx.log(f"dns provider {spec.dns.provider!r} has no lock; relying on its own checks")
+    seen: set[str] = set()
+    for place in host_places(loaded, layers):
+        site = host_lock_site(place, loaded, ctx)
+        if site.key not in seen:
+            seen.add(site.key)
+            sites.append(site)
+    return sites
+
+
+def force_unlock(sites: Sequence[LockSite], lock_id: str) -> list[str]:
+    """Remove the lock whose ID is ``lock_id`` from whichever site holds it."""
+    if not re.fullmatch(r"[0-9a-f]{16}", lock_id):
+        raise SpecError(
+            f"{lock_id!r} is not a lock ID (16 hex digits, as printed when the lock was taken "
+            "or when it was found held)"
+        )
+    found: list[str] = []
+    held_by_others: list[str] = []
+    for site in sites:
+        current = site.holder()
+        if current is None:
+            continue
+        if current.id != lock_id:
+            held_by_others.append(f"{site.where}: held by {current.describe()}")
+            continue
+        found.append(site.force_unlock(lock_id))
+    if not found:
+        detail = ("\n  " + "\n  ".join(held_by_others)) if held_by_others else ""
+        raise ProviderError(
+            f"no lock of this spec has ID {lock_id}; nothing was removed" + detail,
+            hint="force-unlock removes a lock only when given that lock's own ID",
+        )
+    return found

@@ -1,0 +1,319 @@
+"""Many domains in one run: one spec per domain, planned independently, applied in parallel.
+
+A hosting or VoIP provider keeps one spec per customer domain. ``plan``/``apply`` take several
+``-f`` files or a directory of them. Every domain gets its own RunContext (its own
+connections and secrets) and is planned on its own, so one domain's error never hides the
+others' plans. Before anything is applied, the specs are checked against each other: two
+specs that claim the same DNS name, or the same host layer (firewall, fail2ban, Asterisk
+files) with different contents, are refused. Domains are applied by a bounded pool of
+workers, each under its own locks (see ``guarded``).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from sipctl.errors import EXIT_ERROR, EXIT_REFUSED, RefusedError, SipctlError, SpecError
+from sipctl.reconciler.resources import canonical_json
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler.engine import PlanRun
+    from sipctl.reconciler.guarded import LockOptions
+    from sipctl.schemas.loader import LoadedSpec
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+MAX_PARALLEL = 64
+
+
+@dataclass
+class Domain:
+    """One spec of a many-domain run, and what happened to it."""
+
+    path: Path
+    loaded: LoadedSpec | None = None
+    ctx: RunContext | None = None
+    plan_run: PlanRun | None = None
+    status: str = "pending"  # planned | no changes | applied | error | refused | skipped
+    message: str = ""
+    seconds: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.loaded.spec.domain if self.loaded is not None else "?"
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("error", "refused")
+
+    def fail(self, exc: SipctlError) -> None:
+        self.status = "refused" if isinstance(exc, RefusedError) else "error"
+        problems = getattr(exc, "problems", None)
+        self.message = "\n".join(problems) if problems else exc.message
+
+
+def spec_paths(paths: Sequence[Path]) -> list[Path]:
+    """The spec files named: files as given, directories expanded to their *.yaml/*.yml."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file())
+            if not inside:
+                raise SpecError(f"{path}: no spec files (*.yaml, *.yml) in this directory")
+            found.extend(inside)
+        else:
+            found.append(path)
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+def load_all(paths: Sequence[Path], load: Callable[[Path], LoadedSpec]) -> list[Domain]:
+    """Load every spec; a spec that does not load is marked, the others go on."""
+    domains = []
+    for path in paths:
+        domain = Domain(path)
+        try:
+            domain.loaded = load(path)
+        except SipctlError as exc:
+            domain.fail(exc)
+        domains.append(domain)
+    return domains
+
+
+# --- claims -----------------------------------------------------------------------------------
+
+
+def _host_key(loaded: LoadedSpec, target: str) -> str:
+    from sipctl.schemas.targets import parse_target
+
+    ref = parse_target(target)
+    if ref.kind == "dir":
+        return f"dir:{loaded.resolve_path(ref.path).resolve()}"
+    return ref.key
+
+
+def _layer_signature(loaded: LoadedSpec, layer_name: str) -> str:
+    """What a host layer would write, to tell identical claims from conflicting ones."""
+    from sipctl.reconciler.layers import layer_named
+
+    layer = layer_named(layer_name)
+    try:
+        rendered = layer.render(loaded.spec)
+        return canonical_json(sorted([str(r.address), canonical_json(r.value)] for r in rendered))
+    except Exception:  # a renderer not installed yet: compare the section itself
+        section = layer.section(loaded.spec)
+        return canonical_json(section.model_dump(mode="json") if section is not None else None)
+
+
+def claim_conflicts(domains: Sequence[Domain]) -> list[str]:
+    """Overlapping claims between specs: the same DNS name, or the same host layer with
+    different contents. Pure but for importing renderers."""
+    from sipctl.reconciler.dns_records import lock_owner
+    from sipctl.reconciler.locking import host_places
+    from sipctl.reconciler.render_dns import render_dns
+
+    problems: list[str] = []
+    dns_claims: dict[tuple[str, str], Path] = {}
+    host_claims: dict[tuple[str, str, str], tuple[Path, str]] = {}
+    for domain in domains:
+        loaded = domain.loaded
+        if loaded is None:
+            continue
+        spec = loaded.spec
+        if spec.dns is not None:
+            names = {(r.address.kind, r.address.name) for r in render_dns(spec)}
+            names.add(("TXT", lock_owner(spec.domain)))  # the domain itself, even if ensure: absent
+            for key in sorted(names):
+                other = dns_claims.setdefault(key, domain.path)
+                if other != domain.path:
+                    problems.append(
+                        f"{domain.path}: DNS {key[0]} {key[1]} is also claimed by {other}; "
+                        "each DNS name belongs to one spec"
+                    )
+        for place in host_places(loaded):
+            key3 = (place.layer, _host_key(loaded, place.target), place.directory)
+            signature = _layer_signature(loaded, place.layer)
+            first = host_claims.setdefault(key3, (domain.path, signature))
+            if first[0] != domain.path and first[1] != signature:
+                problems.append(
+                    f"{domain.path}: {place.layer} on {place.target} ({place.directory}) is also "
+                    f"managed by {first[0]} with different rules; one host layer has one owner"
+                )
+    return problems
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress display on a terminal (stderr); silent when not a terminal."""
+
+    def __init__(self, what: str, total: int, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._enabled = self._stream.isatty() and total > 1
+        self._what = what
+        self._total = total
+        self._done = 0
+        self._lock = threading.Lock()
+
+    def step(self, domain: Domain) -> None:
+        with self._lock:
+            self._done += 1
+            if self._enabled:
+                self._stream.write(
+                    f"\r\x1b[K{self._what}: {self._done}/{self._total} done "
+                    f"(last: {domain.name} {domain.status})"
+                )
+                self._stream.flush()
+
+    def finish(self) -> None:
+        if self._enabled:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+
+
+def _run_each(
+    domains: Sequence[Domain], parallel: int, what: str, work: Callable[[Domain], None]
+) -> None:
+    progress = Progress(what, len(domains))
+
+    def one(domain: Domain) -> None:
+        started = time.monotonic()
+        try:
+            work(domain)
+        except SipctlError as exc:
+            domain.fail(exc)
+        except Exception as exc:  # a bug in one domain must not stop the others
+            domain.status = "error"
+            domain.message = f"unexpected error ({type(exc).__name__}: {exc})"
+        domain.seconds += time.monotonic() - started
+        progress.step(domain)
+
+    workers = max(1, min(parallel, MAX_PARALLEL, len(domains) or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sipctl-domain") as pool:
+        list(pool.map(one, domains))
+    progress.finish()
+
+
+def plan_all(
+    domains: Sequence[Domain],
+    make_ctx: Callable[[LoadedSpec], RunContext],
+    layers: Sequence[str] | None,
+    parallel: int,
+) -> None:
+    """Plan every loaded domain, each with its own RunContext (kept for apply)."""
+    from sipctl.reconciler.engine import make_plan
+
+    def work(domain: Domain) -> None:
+        assert domain.loaded is not None
+        domain.ctx = make_ctx(domain.loaded)
+        domain.plan_run = make_plan(domain.loaded, domain.ctx, layers)
+        domain.status = "planned" if domain.plan_run.plan.has_changes else "no changes"
+
+    todo = [d for d in domains if d.loaded is not None and not d.failed]
+    _run_each(todo, parallel, "planning", work)
+
+
+def check_all_safe(domains: Sequence[Domain], force: bool) -> None:
+    from sipctl.reconciler.engine import check_safe
+
+    for domain in domains:
+        if domain.plan_run is not None and not domain.failed:
+            try:
+                check_safe(domain.plan_run.plan, force)
+            except SipctlError as exc:
+                domain.fail(exc)
+
+
+def apply_all(
+    domains: Sequence[Domain],
+    force: bool,
+    locks: LockOptions,
+    parallel: int,
+    say: Callable[[str], None],
+) -> None:
+    """Apply every planned domain (each under its own locks); record the no-change ones."""
+    from sipctl.reconciler.guarded import guarded_apply, record_if_needed
+
+    def work(domain: Domain) -> None:
+        assert domain.plan_run is not None and domain.ctx is not None
+        label = f"the plan of {domain.path}"
+        if domain.plan_run.plan.has_changes:
+            outcome = guarded_apply(
+                domain.plan_run.plan, label, domain.ctx, force=force, locks=locks, say=say
+            )
+            domain.plan_run = outcome.plan_run
+            domain.status = "applied"
+        else:
+            record_if_needed(domain.plan_run, domain.ctx, locks, say)
+            domain.status = "no changes"
+
+    todo = [d for d in domains if d.plan_run is not None and not d.failed]
+    _run_each(todo, parallel, "applying", work)
+
+
+def close_all(domains: Sequence[Domain]) -> None:
+    for domain in domains:
+        if domain.ctx is not None:
+            domain.ctx.close()
+
+
+# --- reporting -----------------------------------------------------------------------------------
+
+
+def _changes(domain: Domain) -> str:
+    if domain.plan_run is None:
+        return "-"
+    counts = domain.plan_run.plan.counts()
+    return f"+{counts['add']} ~{counts['change']} -{counts['destroy']}"
+
+
+def summary_table(domains: Sequence[Domain]) -> str:
+    rows = [("DOMAIN", "SPEC", "RESULT", "CHANGES", "TIME")]
+    for d in domains:
+        rows.append((d.name, str(d.path), d.status, _changes(d), f"{d.seconds:.1f}s"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    failed = [d for d in domains if d.failed]
+    for d in failed:
+        first, *more = d.message.splitlines() or [""]
+        lines.append(f"{d.path}: {d.status}: {first}")
+        lines.extend(f"    {line}" for line in more)
+    ok = len(domains) - len(failed)
+    lines.append(f"{len(domains)} domain(s): {ok} ok, {len(failed)} failed.")
+    return "\n".join(lines) + "\n"
+
+
+def exit_code(domains: Sequence[Domain]) -> int:
+    failed = [d for d in domains if d.failed]
+    if not failed:
+        return 0
+    return EXIT_REFUSED if all(d.status == "refused" for d in failed) else EXIT_ERROR
+
+
+def plans_json(domains: Sequence[Domain]) -> dict[str, Any]:
+    return {
+        "format_version": "1",
+        "domains": [
+            {
+                "spec": str(d.path),
+                "domain": d.name,
+                "status": d.status,
+                "error": d.message if d.failed else None,
+                "plan": d.plan_run.plan.to_json() if d.plan_run is not None else None,
+            }
+            for d in domains
+        ],
+    }
