@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dns.exception
@@ -79,31 +80,78 @@ def make_resolver(nameserver: Nameserver | None, timeout: float) -> dns.resolver
 
 
 class _Asker:
-    """One lookup at a time; after a timeout the server is taken as gone (no 30 more waits)."""
+    """One lookup at a time; after a timeout the server is taken as gone (no 30 more waits).
 
-    def __init__(self, resolver: dns.resolver.Resolver) -> None:
+    ``fallback`` answers the addresses of SRV targets the asked server refuses: a zone's own
+    primary is authoritative for its zones only, and an SRV may point at a host elsewhere
+    (a hosted PBX), which a SIP client's recursive resolver would find.
+    """
+
+    def __init__(
+        self,
+        resolver: dns.resolver.Resolver,
+        fallback: Callable[[], dns.resolver.Resolver | None] | None = None,
+    ) -> None:
         self.resolver = resolver
+        self.fallback = fallback
         self.errors: list[str] = []
+        self.notes: list[str] = []
         self.dead = False
 
     def ask(self, name: str, rdtype: str) -> dns.resolver.Answer | None:
         if self.dead:
             return None
         try:
-            return self.resolver.resolve(name + ".", rdtype, raise_on_no_answer=False, search=False)
-        except dns.resolver.NXDOMAIN:
-            return None
-        except (dns.resolver.LifetimeTimeout, dns.exception.Timeout):
-            self.dead = True
-            where = ", ".join(f"{ns}" for ns in self.resolver.nameservers)
-            self.errors.append(
-                f"DNS server {where} (port {self.resolver.port}) did not answer {rdtype} "
-                f"{name} in time"
-            )
-        except dns.resolver.NoNameservers as exc:
-            self.errors.append(f"no DNS server answered {rdtype} {name}: {_first_line(exc)}")
+            return _resolve(self.resolver, name, rdtype)
         except dns.exception.DNSException as exc:
+            self._record(exc, name, rdtype, self.resolver)
+            return None
+
+    def ask_address(self, name: str, rdtype: str) -> dns.resolver.Answer | None:
+        """Like ``ask``, but a refusal of the asked server goes to the fallback resolver."""
+        if self.dead:
+            return None
+        try:
+            return _resolve(self.resolver, name, rdtype)
+        except dns.resolver.NoNameservers as exc:
+            other = self.fallback() if self.fallback is not None else None
+            if other is None:
+                self._record(exc, name, rdtype, self.resolver)
+                return None
+            note = f"{name}: the asked server does not answer for it; asked the system resolver"
+            if note not in self.notes:
+                self.notes.append(note)
+            try:
+                return _resolve(other, name, rdtype)
+            except dns.exception.DNSException as again:
+                self._record(again, name, rdtype, other)
+                return None
+        except dns.exception.DNSException as exc:
+            self._record(exc, name, rdtype, self.resolver)
+            return None
+
+    def _record(
+        self, exc: BaseException, name: str, rdtype: str, resolver: dns.resolver.Resolver
+    ) -> None:
+        servers = ", ".join(str(ns) for ns in resolver.nameservers)
+        if isinstance(exc, dns.resolver.LifetimeTimeout | dns.exception.Timeout):
+            if resolver is self.resolver:
+                self.dead = True
+            self.errors.append(
+                f"DNS server {servers} (port {resolver.port}) did not answer {rdtype} {name} "
+                "in time"
+            )
+        elif isinstance(exc, dns.resolver.NoNameservers):
+            self.errors.append(f"no DNS server answered {rdtype} {name}: {_first_line(exc)}")
+        else:
             self.errors.append(f"DNS lookup {rdtype} {name} failed: {_first_line(exc)}")
+
+
+def _resolve(resolver: dns.resolver.Resolver, name: str, rdtype: str) -> dns.resolver.Answer | None:
+    """One question; None when the name does not exist at all."""
+    try:
+        return resolver.resolve(name + ".", rdtype, raise_on_no_answer=False, search=False)
+    except dns.resolver.NXDOMAIN:
         return None
 
 
@@ -112,9 +160,16 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def gather(domain: str, resolver: dns.resolver.Resolver) -> DnsAnswers:
-    """Ask what a SIP client asks for ``sip:user@domain``; never raises for DNS failures."""
-    asker = _Asker(resolver)
+def gather(
+    domain: str,
+    resolver: dns.resolver.Resolver,
+    fallback: Callable[[], dns.resolver.Resolver | None] | None = None,
+) -> DnsAnswers:
+    """Ask what a SIP client asks for ``sip:user@domain``; never raises for DNS failures.
+
+    ``fallback`` makes the resolver asked for SRV targets that ``resolver`` refuses.
+    """
+    asker = _Asker(resolver, fallback)
     domain = normalize_name(domain)
     naptr: list[Naptr] = []
     answer = asker.ask(domain, "NAPTR")
@@ -152,7 +207,7 @@ def gather(domain: str, resolver: dns.resolver.Resolver) -> DnsAnswers:
     for host in hosts:
         found: list[str] = []
         for rdtype in ("A", "AAAA"):
-            answer = asker.ask(host, rdtype)
+            answer = asker.ask_address(host, rdtype)
             if answer is None:
                 continue
             canonical = normalize_name(answer.canonical_name.to_text())
@@ -169,8 +224,17 @@ def gather(domain: str, resolver: dns.resolver.Resolver) -> DnsAnswers:
         addresses=addresses,
         cnames=cnames,
         errors=tuple(asker.errors),
+        notes=tuple(asker.notes),
     )
 
 
 def _text(value: bytes | str) -> str:
     return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+
+
+def system_resolver_or_none(timeout: float) -> dns.resolver.Resolver | None:
+    """The system's resolver, or None when the host has none configured."""
+    try:
+        return make_resolver(None, timeout)
+    except SpecError:
+        return None

@@ -75,7 +75,8 @@ class DnsAnswers:
     A name absent from ``srv`` / ``addresses`` had no records of that type. ``cnames`` maps an
     alias to the name it points to; ``addresses`` of an alias holds what the alias resolved
     to (so a probe can still reach it), the CNAME itself is reported as a defect.
-    ``errors`` are lookups that failed (timeout, SERVFAIL), one line each.
+    ``errors`` are lookups that failed (timeout, SERVFAIL), one line each; ``notes`` say how
+    an answer was found when that matters (e.g. asked another resolver).
     """
 
     domain: str
@@ -84,6 +85,7 @@ class DnsAnswers:
     addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)
     cnames: dict[str, str] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,7 @@ def resolve(answers: DnsAnswers) -> Resolution:
     """The hops a SIP client would try for ``sip:user@<answers.domain>``, and the defects."""
     domain = normalize_name(answers.domain)
     defects = [Defect("dns-error", line) for line in answers.errors]
-    notes: list[str] = []
+    notes: list[str] = list(answers.notes)
     naptrs = usable_naptr(answers.naptr)
     if answers.naptr and not naptrs:
         # Normal when the name also serves ENUM or mail NAPTRs: not a defect, just a fact.

@@ -11,6 +11,7 @@ module only does the I/O in order and collects the facts::
 
 from __future__ import annotations
 
+import functools
 import secrets
 import socket
 import ssl
@@ -21,7 +22,13 @@ from typing import TYPE_CHECKING
 import dns.resolver
 
 from sipctl.errors import SpecError, VerifyFailed
-from sipctl.providers.dns_query import Nameserver, gather, make_resolver, parse_nameserver
+from sipctl.providers.dns_query import (
+    Nameserver,
+    gather,
+    make_resolver,
+    parse_nameserver,
+    system_resolver_or_none,
+)
 from sipctl.providers.sip_probe import T1, probe
 from sipctl.reconciler.rfc3263 import resolve
 from sipctl.reconciler.verify_report import (
@@ -63,7 +70,9 @@ def run_verify(
     server = _nameserver(nameserver)
     resolver: dns.resolver.Resolver = make_resolver(server, timeout)
     log(f"resolving {spec.domain} (RFC 3263)")
-    answers = gather(spec.domain, resolver)
+    # Asked only for SRV targets the given server refuses (hosts outside its zones).
+    fallback = functools.cache(lambda: system_resolver_or_none(timeout)) if server else None
+    answers = gather(spec.domain, resolver, fallback)
     resolution = resolve(answers)
     defects = list(resolution.defects) + spec_defects(resolution, spec)
     report = VerifyReport(

@@ -284,3 +284,32 @@ def test_a_silent_sip_target_is_reported_after_the_timeout(
     assert report.defect_codes() == ["target-unreachable", "target-unreachable"]
     assert "no answer over UDP" in report.defects[0].message
     assert "no answer over TCP" in report.defects[1].message
+
+
+def test_srv_target_outside_the_asked_servers_zones_goes_to_the_fallback(
+    bind: BindServer, sip: Responder, zone_with: list[str]
+) -> None:
+    """The zone's primary refuses names it is not authoritative for; a client's recursive
+    resolver would answer them, so verify asks the fallback (the system resolver) for those."""
+    from fixtures.bind import zone_text
+
+    from sipctl.providers.dns_query import Nameserver, gather, make_resolver
+    from sipctl.reconciler.rfc3263 import resolve
+
+    other = BindServer()
+    other.start(zones={"elsewhere.test": zone_text("elsewhere.test", "pbx IN A 127.0.0.1\n")})
+    try:
+        zone = new_zone(
+            bind, zone_with, f"_sip._udp IN SRV 10 0 {sip.udp_port} pbx.elsewhere.test.\n"
+        )
+        primary = make_resolver(Nameserver("127.0.0.1", bind.port), TIMEOUT)
+        refused = resolve(gather(zone, primary))
+        assert "dns-error" in [d.code for d in refused.defects]
+        fallback = make_resolver(Nameserver("127.0.0.1", other.port), TIMEOUT)
+        answers = gather(zone, primary, lambda: fallback)
+        res = resolve(answers)
+        assert res.defects == ()
+        assert res.hops[0].addresses == ("127.0.0.1",)
+        assert any("asked the system resolver" in n for n in res.notes)
+    finally:
+        other.stop()
