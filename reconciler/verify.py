@@ -62,7 +62,7 @@ def run_verify(
     """Resolve ``loaded.spec.domain`` (RFC 3263) and probe every target with SIP OPTIONS.
 
     ``nameserver``: ``IP[:PORT]`` (or a host name) to ask instead of the system resolver; after
-    an apply pass ``nameserver_after_apply(spec)``. ``timeout`` bounds each DNS lookup and each
+    an apply pass ``nameserver_after_apply(loaded)``. ``timeout`` bounds each DNS lookup and each
     probe. ``ssl_context`` checks TLS certificates (default: the system CAs). Never raises for
     what it finds; raises SpecError only for a bad ``nameserver`` argument.
     """
