@@ -111,12 +111,7 @@ class SshTransport:
             # A connection that dropped is re-made once; counted, so a test notices.
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(_RefuseUnknown())
-        known = self.known_hosts
-        if known.exists():
-            try:
-                client.load_system_host_keys(str(known))
-            except (OSError, paramiko.SSHException) as exc:
-                raise ProviderError(f"{self.ref}: cannot read known_hosts {known}: {exc}") from exc
+        _load_known_hosts(self.ref, self.known_hosts, client.get_host_keys())
         auth, tried = self._auth_arguments()
         timeout = self._options.connect_timeout
         self.connections += 1
@@ -378,6 +373,32 @@ class SshTransport:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _load_known_hosts(ref: TargetRef, path: Path, into: paramiko.HostKeys) -> None:
+    """Add the entries of a known_hosts file (hashed and ``[host]:port`` ones included).
+
+    Like OpenSSH, a line that cannot be parsed is skipped rather than failing every host;
+    ``@cert-authority`` and ``@revoked`` lines are skipped too (not supported). The keys go
+    to the client's own table, which is never saved: nothing is ever added to the file.
+    """
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ProviderError(f"{ref}: cannot read known_hosts {path}: {exc.strerror}") from exc
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("@"):
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
+        except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError):
+            continue
+        if entry is None or entry.key is None:
+            continue
+        for name in entry.hostnames:
+            into.add(name, entry.key.get_name(), entry.key)
 
 
 def _drain(channel: paramiko.Channel, out: list[bytes], err: list[bytes]) -> bool:

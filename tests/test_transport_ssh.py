@@ -470,3 +470,17 @@ def test_exec_channel_stays_open_until_closed(ssh: SshTransport) -> None:
     finally:
         channel.close()
     assert ssh.round_trips == 1
+
+
+def test_broken_lines_in_known_hosts_are_skipped(ssh_server: SshServer, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(
+        "# a comment\n\nbroken ssh-ed25519 !!!notbase64\n"
+        "@cert-authority *.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDxl\n"
+        "other.example,10.0.0.9 ssh-rsa AAAA\n" + ssh_server.host_key_line()
+    )
+    t = transport(ssh_server, tmp_path, known_hosts=str(known))
+    try:
+        assert t.run("echo ok").stdout == "ok\n"
+    finally:
+        t.close()
