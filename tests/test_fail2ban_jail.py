@@ -51,6 +51,7 @@ class Fail2banHost:
     link: Veth
     work: Path
     server: subprocess.Popen[bytes]
+    backend: str  # the firewall backend, and so the ban action (iptables | nftables)
 
     @property
     def conf(self) -> Path:
@@ -94,10 +95,10 @@ class Fail2banHost:
                 version: 1
                 domain: mysite.ru
                 transports: {udp: {port: 5060}, tcp: {port: 5060}}
-                firewall: {target: local, backend: iptables, ssh_port: 22}
+                firewall: {target: local, backend: BACKEND, ssh_port: 22}
                 fail2ban:
                 """
-            )
+            ).replace("BACKEND", self.backend)
             + body
         )
         return load_spec(path)
@@ -131,11 +132,14 @@ def _config_dir(conf: Path) -> None:
     (conf / "jail.local").write_text("[DEFAULT]\nignoreself = false\n")
 
 
-@pytest.fixture(scope="module")
-def f2b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fail2banHost]:
-    for program in ("fail2ban-server", "fail2ban-client", "iptables", "ip6tables"):
+@pytest.fixture(scope="module", params=["iptables", "nftables"])
+def f2b(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fail2banHost]:
+    backend: str = request.param
+    for program in ("fail2ban-server", "fail2ban-client", "iptables", "ip6tables", "nft"):
         require(shutil.which(program) is not None, program)
-    work = tmp_path_factory.mktemp("f2b")
+    work = tmp_path_factory.mktemp(f"f2b-{backend}")
     _config_dir(work / "conf")
     (work / "messages").touch()
     ns = make_netns()
@@ -155,7 +159,7 @@ def f2b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fail2banHost]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        host = Fail2banHost(ns, client, link, work, server)
+        host = Fail2banHost(ns, client, link, work, server, backend)
         deadline = time.monotonic() + 15
         while True:
             ping = subprocess.run(
@@ -216,9 +220,8 @@ def test_apply_writes_reloads_and_second_plan_is_empty(f2b: Fail2banHost) -> Non
         "local: fail2ban reloaded",
     ]
     assert f"Jail list:\t{JAIL}" in f2b.client_run("status")
-    assert f2b.client_run("get", JAIL, "action", "iptables-multiport", "protocol").strip() == (
-        "tcp,udp"
-    )
+    action = f"{f2b.backend}-multiport"
+    assert f2b.client_run("get", JAIL, "action", action, "protocol").strip() == "tcp,udp"
     mtimes = [p.stat().st_mtime_ns for p in sorted(f2b.conf.glob("*.d/sipctl*.conf"))]
 
     # Second time, through the CLI: no changes (exit 0 with --detailed-exitcode).
@@ -242,18 +245,22 @@ def test_jail_bans_and_firewall_apply_keeps_the_ban(f2b: Fail2banHost) -> None:
     _wait("2001:db8::66", f2b)
     assert caller in _wait(caller, f2b)
 
-    def rules() -> tuple[list[str], list[str]]:
-        v4 = f2b.ns.run("iptables", "-w", "-S").stdout.splitlines()
-        v6 = f2b.ns.run("ip6tables", "-w", "-S").stdout.splitlines()
-        return v4, v6
+    def check_ban() -> None:
+        if f2b.backend == "iptables":
+            v4 = f2b.ns.run("iptables", "-w", "-S").stdout.splitlines()
+            v6 = f2b.ns.run("ip6tables", "-w", "-S").stdout.splitlines()
+            ban = f"-A f2b-{JAIL} -s {caller}/32 -j REJECT --reject-with icmp-port-unreachable"
+            assert ban in v4, v4
+            for proto in ("tcp", "udp"):
+                assert f"-A INPUT -p {proto} -m multiport --dports 5060 -j f2b-{JAIL}" in v4, v4
+            assert any("-s 2001:db8::66/128" in rule for rule in v6), v6
+        else:
+            table = f2b.ns.run("nft", "list", "table", "inet", "f2b-table").stdout
+            for proto in ("tcp", "udp"):
+                assert f"{proto} dport 5060 ip saddr @addr-set-{JAIL} reject" in table, table
+            assert caller in table and "2001:db8::66" in table, table
 
-    v4, v6 = rules()
-    ban = f"-A f2b-{JAIL} -s {caller}/32 -j REJECT --reject-with icmp-port-unreachable"
-    jumps = [
-        f"-A INPUT -p {proto} -m multiport --dports 5060 -j f2b-{JAIL}" for proto in ("tcp", "udp")
-    ]
-    assert ban in v4 and all(jump in v4 for jump in jumps), v4
-    assert any("-s 2001:db8::66/128" in rule for rule in v6), v6
+    check_ban()
 
     # A listener on the SIP port in the namespace: the banned caller is rejected.
     listener = subprocess.Popen(
@@ -275,13 +282,16 @@ def test_jail_bans_and_firewall_apply_keeps_the_ban(f2b: Fail2banHost) -> None:
             again = make_plan(loaded, ctx, ["firewall"])
         assert not again.plan.has_changes
 
-        after_v4, after_v6 = rules()
-        assert ban in after_v4 and all(jump in after_v4 for jump in jumps), after_v4
-        assert any("-s 2001:db8::66/128" in rule for rule in after_v6), after_v6
-        # fail2ban's jumps stay above sipctl's: the ban is still checked before SIP is accepted.
-        inputs = [rule for rule in after_v4 if rule.startswith("-A INPUT ")]
-        assert inputs.index(jumps[0]) < inputs.index("-A INPUT -j SIPCTL"), inputs
-        assert "-P INPUT DROP" in after_v4
+        check_ban()
+        if f2b.backend == "iptables":
+            # fail2ban's jumps stay above sipctl's: the ban is checked before SIP is accepted.
+            rules = f2b.ns.run("iptables", "-w", "-S").stdout.splitlines()
+            inputs = [rule for rule in rules if rule.startswith("-A INPUT ")]
+            first_f2b = min(i for i, rule in enumerate(inputs) if f"-j f2b-{JAIL}" in rule)
+            assert first_f2b < inputs.index("-A INPUT -j SIPCTL"), inputs
+            assert "-P INPUT DROP" in rules
+        else:
+            assert "policy drop" in f2b.ns.run("nft", "list", "table", "inet", "sipctl").stdout
         assert _connects(f2b, f2b.link.a_ip) == "refused"
 
         # Unbanned, the same caller gets through sipctl's rules to the SIP port.
