@@ -1,0 +1,240 @@
+"""Locks against the real BIND: one apply at a time, held locks named, dead locks handled."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fixtures.bind import BindServer, bind_env, dns_spec
+
+from sipctl.cli import run
+from sipctl.errors import LockHeldError
+from sipctl.providers.base import RunContext
+from sipctl.providers.dns_lock import DnsLock
+from sipctl.providers.host_lock import FileLock
+from sipctl.reconciler.locking import Holder, LockSet, new_holder
+from sipctl.schemas.loader import load_spec
+
+SIPCTL = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "sipctl")
+LOCK_ID = re.compile(r"lock ID ([0-9a-f]{16})")
+
+
+def _spec(bind: BindServer, zone: str, tmp_path: Path) -> Path:
+    path = tmp_path / "sipctl.yaml"
+    path.write_text(dns_spec(bind, zone))
+    return path
+
+
+class WaitingApply:
+    """``sipctl apply`` on a terminal, stopped at its confirmation prompt (holding the lock)."""
+
+    def __init__(self, spec: Path, env: dict[str, str], *extra: str) -> None:
+        self.master, slave = pty.openpty()
+        self.process = subprocess.Popen(
+            [SIPCTL, "apply", "-f", str(spec), "--no-verify", *extra],
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=spec.parent,
+        )
+        os.close(slave)
+        self.output = b""
+        deadline = time.monotonic() + 20
+        assert self.process.stdout is not None
+        while b"Enter a value" not in self.output:
+            assert time.monotonic() < deadline, f"no prompt; got {self.output!r}"
+            ready, _, _ = select.select([self.process.stdout], [], [], 0.5)
+            if ready:
+                chunk = os.read(self.process.stdout.fileno(), 65536)
+                assert chunk, f"apply ended early: {self.output!r} {self.process.stderr!r}"
+                self.output += chunk
+
+    def answer(self, text: str) -> tuple[int, str, str]:
+        os.write(self.master, text.encode() + b"\n")
+        out, err = self.process.communicate(timeout=30)
+        os.close(self.master)
+        return self.process.returncode, (self.output + out).decode(), err.decode()
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.communicate(timeout=10)
+        os.close(self.master)
+
+
+def _sipctl(spec: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SIPCTL, *args, "-f", str(spec)],
+        env=env,
+        cwd=spec.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def zone(bind: BindServer) -> Iterator[str]:
+    name = bind.new_zone()
+    yield name
+    bind.delete_zone(name)
+
+
+def test_a_second_apply_exits_3_naming_the_holder_and_the_zone_ends_as_specified(
+    bind: BindServer, zone: str, tmp_path: Path
+) -> None:
+    spec = _spec(bind, zone, tmp_path)
+    env_a = {**bind_env(bind), "SIPCTL_LOCK_WHO": "runner-a@ci"}
+    env_b = {**bind_env(bind), "SIPCTL_LOCK_WHO": "runner-b@ci"}
+    first = WaitingApply(spec, env_a)  # planned, locked, waiting for "yes"
+    assert bind.query(f"_sipctl-lock.{zone}", "TXT"), "the lock record exists while held"
+    serial = bind.serial(zone)
+
+    second = _sipctl(spec, env_b, "apply", "--auto-approve", "--no-verify")
+    assert second.returncode == 3, second.stderr
+    assert "locked by runner-a@ci since" in second.stderr
+    assert "sipctl force-unlock" in second.stderr
+    assert bind.serial(zone) == serial, "the refused apply changed nothing"
+
+    code, out, err = first.answer("yes")
+    assert code == 0, err
+    assert "Apply complete! Resources: 6 added" in out
+    assert bind.query(f"_sipctl-lock.{zone}", "TXT") == [], "released at the end"
+    again = _sipctl(spec, env_b, "plan", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_racing_applies_change_the_zone_once(bind: BindServer, zone: str, tmp_path: Path) -> None:
+    spec = _spec(bind, zone, tmp_path)
+    env = bind_env(bind)
+    args = [SIPCTL, "apply", "-f", str(spec), "--auto-approve", "--no-verify"]
+    procs = [
+        subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=60), *p.communicate()) for p in procs]
+    applied = [r for r in results if "Apply complete!" in r[1]]
+    assert len(applied) == 1, results
+    loser = next(r for r in results if r is not applied[0])
+    # the loser found the lock held, or (if it came later) found its plan stale or empty
+    assert loser[0] == 3 or "No changes" in loser[1], loser
+    if loser[0] == 3:
+        assert "locked by" in loser[2] or "stale" in loser[2], loser[2]
+    assert _sipctl(spec, env, "plan", "--detailed-exitcode").returncode == 0
+    assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
+
+
+def test_a_killed_apply_leaves_a_lock_removed_only_by_its_own_id(
+    bind: BindServer, zone: str, tmp_path: Path
+) -> None:
+    spec = _spec(bind, zone, tmp_path)
+    env = {**bind_env(bind), "SIPCTL_LOCK_WHO": "doomed@ci"}
+    doomed = WaitingApply(spec, env)
+    doomed.kill()
+    assert bind.query(f"_sipctl-lock.{zone}", "TXT"), "SIGKILL leaves the DNS lock behind"
+
+    held = _sipctl(spec, bind_env(bind), "apply", "--auto-approve", "--no-verify")
+    assert held.returncode == 3 and "locked by doomed@ci" in held.stderr
+    found = LOCK_ID.search(held.stderr)
+    assert found is not None
+    lock_id = found.group(1)
+
+    wrong = _sipctl(spec, bind_env(bind), "force-unlock", "0123456789abcdef")
+    assert wrong.returncode == 1 and "no lock of this spec has ID" in wrong.stderr
+    assert bind.query(f"_sipctl-lock.{zone}", "TXT"), "a wrong ID removes nothing"
+    assert _sipctl(spec, bind_env(bind), "force-unlock", "not-an-id").returncode == 1
+
+    right = _sipctl(spec, bind_env(bind), "force-unlock", lock_id)
+    assert right.returncode == 0, right.stderr
+    assert "removed the lock of doomed@ci" in right.stdout
+    assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
+    done = _sipctl(spec, bind_env(bind), "apply", "--auto-approve", "--no-verify")
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_expired_lock_of_a_killed_apply_is_taken_over(
+    bind: BindServer, zone: str, tmp_path: Path
+) -> None:
+    spec = _spec(bind, zone, tmp_path)
+    env = {**bind_env(bind), "SIPCTL_LOCK_WHO": "doomed@ci"}
+    doomed = WaitingApply(spec, env, "--lock-ttl", "1s")
+    doomed.kill()
+    time.sleep(1.2)
+    after = _sipctl(spec, bind_env(bind), "apply", "--auto-approve", "--no-verify")
+    assert after.returncode == 0, after.stderr
+    assert "Took over the expired lock" in after.stderr and "doomed@ci" in after.stderr
+    assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
+
+
+def test_lock_timeout_waits_for_the_holder(bind: BindServer, zone: str, tmp_path: Path) -> None:
+    spec = _spec(bind, zone, tmp_path)
+    loaded = load_spec(spec)
+    ctx = RunContext(base_dir=tmp_path, env=bind_env(bind))
+    other = new_holder("-", timedelta(minutes=5), {"SIPCTL_LOCK_WHO": "other@ci"})
+    site = DnsLock(loaded, ctx)
+    assert site.acquire(other) is None
+    mine = new_holder("-", timedelta(minutes=5), {"SIPCTL_LOCK_WHO": "me@ci"})
+    assert site.acquire(mine) == other, "a held lock names its holder"
+
+    started = time.monotonic()
+    with (
+        pytest.raises(LockHeldError, match="locked by other@ci"),
+        LockSet([DnsLock(loaded, ctx)], mine, timeout=0.6),
+    ):
+        pass
+    assert time.monotonic() - started >= 0.5
+
+    lines: list[str] = []
+    site.release(other)
+    with LockSet([DnsLock(loaded, ctx)], mine, timeout=5, say=lines.append):
+        assert site.holder() == mine
+    assert site.holder() is None
+    # releasing a lock that is not ours deletes nothing
+    assert site.acquire(other) is None
+    assert site.release(mine) is not None
+    assert site.holder() == other
+    site.release(other)
+
+
+def test_file_locks_exclude_each_other_and_end_with_their_holder(tmp_path: Path) -> None:
+    path = tmp_path / "etc" / ".sipctl.lock"
+    a, b = FileLock(path, "k", "lock a"), FileLock(path, "k", "lock b")
+    now = datetime.now(UTC).replace(microsecond=0)
+    holder_a = Holder("a" * 16, "a@host", now, now + timedelta(minutes=1))
+    holder_b = Holder("b" * 16, "b@host", now, now + timedelta(minutes=1))
+    assert a.acquire(holder_a) is None
+    assert b.acquire(holder_b) == holder_a
+    assert b.holder() == holder_a
+    with pytest.raises(Exception, match="live process"):
+        b.force_unlock(holder_a.id)
+    a.release(holder_a)
+    assert b.holder() is None
+    assert b.acquire(holder_b) is None
+    b.release(holder_b)
+
+
+def test_zonefile_apply_takes_a_flock_beside_the_zone_file(tmp_path: Path) -> None:
+    zone = tmp_path / "example.org.zone"
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        "version: 1\ndomain: example.org\nservers: [{host: pbx.example.org, ipv4: [192.0.2.5]}]\n"
+        f"dns: {{provider: zonefile, file: {zone.name}}}\n"
+    )
+    lock = FileLock(tmp_path / "example.org.zone.sipctl.lock", "k", "held by the test")
+    now = datetime.now(UTC).replace(microsecond=0)
+    assert lock.acquire(Holder("c" * 16, "test@here", now, now + timedelta(minutes=1))) is None
+    assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 3
+    assert not zone.exists()
+    lock.release(Holder("c" * 16, "test@here", now, now))
+    assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
+    assert zone.exists()
