@@ -12,6 +12,7 @@ fingerprint the server offered and how to add it after checking it out of band.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import select
@@ -125,7 +126,7 @@ class SshTransport:
                 auth_timeout=timeout,
                 **auth,  # type: ignore[arg-type]
             )
-        except BaseException as exc:
+        except Exception as exc:
             client.close()
             raise self._connect_error(exc, tried) from exc
         self._client = client
@@ -150,7 +151,7 @@ class SshTransport:
             "no key (no key_file, no ssh-agent, no ~/.ssh/id_*)"
         )
 
-    def _connect_error(self, exc: BaseException, tried: str) -> BaseException:
+    def _connect_error(self, exc: Exception, tried: str) -> ProviderError:
         where = f"{self.ref}"
         if isinstance(exc, _HostKeyRefused):
             return ProviderError(
@@ -173,9 +174,11 @@ class SshTransport:
                 f"authorize the key for that user, or set ssh.key_file"
             )
         if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
-            return ProviderError(
-                f"{where}: connection refused on port {self.ref.port}: is sshd running?"
-            )
+            if all(e.errno == errno.ECONNREFUSED for e in exc.errors.values()):
+                return ProviderError(
+                    f"{where}: connection refused on port {self.ref.port}: is sshd running?"
+                )
+            return ProviderError(f"{where}: host unreachable (no route to {self.ref.host})")
         if isinstance(exc, socket.gaierror):
             return ProviderError(f"{where}: cannot resolve host name {self.ref.host!r}")
         if isinstance(exc, TimeoutError | socket.timeout):
@@ -197,7 +200,7 @@ class SshTransport:
                     f"{self._options.connect_timeout:g} s (is an SSH server listening there?)"
                 )
             return ProviderError(f"{where}: SSH handshake failed: {text}")
-        return exc
+        return ProviderError(f"{where}: cannot connect: {exc}")
 
     # -- running -----------------------------------------------------------------------------
 
