@@ -57,7 +57,8 @@ RELOAD_PJSIP = "module reload res_pjsip.so"
 RELOAD_DIALPLAN = "dialplan reload"
 RELOAD_RTP = "module reload res_rtp_asterisk.so"
 RELOAD_SIP = "sip reload"
-DIR_SKIPPED = "asterisk: dir target, reload skipped (and the live checks of transports and sounds)"
+# The plan's views put "asterisk: " before a skipped line; apply's report line carries it.
+DIR_SKIPPED = "dir target, reload skipped (and the live checks of transports and sounds)"
 
 
 class AsteriskProvider:
@@ -183,7 +184,7 @@ class AsteriskProvider:
         if answer.ok and not sound_found(answer.output):
             sound = self._section.reject_sound
             live.notes.append(
-                f"asterisk: the reject sound '{sound}' was not found on the PBX (core show "
+                f"the reject sound '{sound}' was not found on the PBX (core show "
                 f"sound {sound}); rejected callers will hear nothing. Install it or set "
                 "asterisk.reject_sound to a stock sound such as ss-noservice"
             )
@@ -201,7 +202,7 @@ class AsteriskProvider:
         written = [w.path for w in writes]
         lines = [f"asterisk {self.target_id}: wrote {posixpath.basename(p)}" for p in written]
         if not transport.can_run:
-            return [*lines, DIR_SKIPPED]
+            return [*lines, f"asterisk: {DIR_SKIPPED}"]
         reloads = self._reloads(changes)
         failure = self._reload_and_check(reloads)
         if failure is not None:

@@ -117,21 +117,24 @@ def _split_option(line: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def normalize_sections(text: str) -> dict[str, object]:
-    """A comparable value of an ini-style file: sections with their options.
+def normalize_sections(text: str) -> dict[str, list[str]]:
+    """A comparable value of an ini-style file: ``"[name](flags)"`` -> its options.
 
-    Options are sorted by name, except that the order of ``allow``/``disallow`` among
-    themselves is kept; sections keep their order (a ``(+)`` section extends the one
-    before it).
+    Options are sorted, except that ``allow``/``disallow`` keep their order among themselves
+    (and come first); a name that appears again gets ``#2``, ``#3`` (a ``(+)`` section
+    extends the one before it, so their order is kept too).
     """
-    result: list[dict[str, object]] = []
+    result: dict[str, list[str]] = {}
     for section in parse_sections(text):
-        ordered = [[k, v] for k, v in section.items if k in ORDERED_OPTIONS]
-        plain = sorted([k, v] for k, v in section.items if k not in ORDERED_OPTIONS)
-        result.append(
-            {"name": section.name, "flags": section.flags, "options": plain, "codecs": ordered}
-        )
-    return {"sections": result}
+        key = f"[{section.name}]" + (f"({section.flags})" if section.flags else "")
+        base, number = key, 1
+        while key in result:
+            number += 1
+            key = f"{base}#{number}"
+        codecs = [f"{k}={v}" for k, v in section.items if k in ORDERED_OPTIONS]
+        plain = sorted(f"{k}={v}" for k, v in section.items if k not in ORDERED_OPTIONS)
+        result[key] = codecs + plain
+    return result
 
 
 # --- extensions.conf ----------------------------------------------------------------------
@@ -210,12 +213,12 @@ def parse_dialplan(text: str) -> list[DialplanStep]:
     return steps
 
 
-def normalize_dialplan(text: str) -> dict[str, object]:
-    """A comparable value of a dialplan file: context -> extension -> its steps in order."""
-    contexts: dict[str, dict[str, list[str]]] = {}
+def normalize_dialplan(text: str) -> dict[str, list[str]]:
+    """A comparable value of a dialplan file: ``"context,extension"`` -> its steps in order."""
+    result: dict[str, list[str]] = {}
     for step in parse_dialplan(text):
         label = f"({step.label})" if step.label else ""
-        contexts.setdefault(step.context, {}).setdefault(step.exten, []).append(
+        result.setdefault(f"{step.context},{step.exten}", []).append(
             f"{step.priority}{label},{step.app}({step.args})"
         )
-    return {"contexts": contexts}
+    return result

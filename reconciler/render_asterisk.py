@@ -222,7 +222,7 @@ def include_address(parent: str) -> Address:
 RTP_ADDRESS = Address(LAYER, "rtp", RTP_FILE)
 
 
-def file_value(name: str, text: str) -> dict[str, object]:
+def file_value(name: str, text: str) -> dict[str, list[str]]:
     """The comparable value of a managed file's text (the same function reads live files)."""
     if name == DIALPLAN_FILE:
         return normalize_dialplan(text)

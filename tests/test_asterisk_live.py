@@ -132,6 +132,16 @@ def test_an_unknown_name_is_logged_told_and_hung_up(
     assert "Good call" not in asterisk.log_since(offset)
 
 
+def test_an_ipv6_caller_is_logged_with_its_bare_address(
+    asterisk: AsteriskInstance, applied: Path
+) -> None:
+    offset = asterisk.log_size()
+    with SipCaller(asterisk.sip_port, host="::1") as caller:
+        result = caller.invite("nobody6", domain="[::1]", hold=0.1)
+    assert 200 in result.statuses, result.statuses
+    asterisk.wait_log(r"WARNING\[\d+\]\[C-[0-9a-f]+\] Ext\. nobody6: Wrong call IP=::1\n", offset)
+
+
 def test_special_and_odd_names(asterisk: AsteriskInstance, applied: Path) -> None:
     """h, i, s (Asterisk's own) are not caught; one letter and mixed case are."""
     offset = asterisk.log_size()
