@@ -174,7 +174,7 @@ class SshTransport:
                 f"authorize the key for that user, or set ssh.key_file"
             )
         if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
-            if all(e.errno == errno.ECONNREFUSED for e in exc.errors.values()):
+            if all(getattr(e, "errno", None) == errno.ECONNREFUSED for e in exc.errors.values()):
                 return ProviderError(
                     f"{where}: connection refused on port {self.ref.port}: is sshd running?"
                 )
