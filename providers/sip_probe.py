@@ -17,9 +17,13 @@ Message building and parsing are pure functions (``build_options``, ``parse_resp
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import ipaddress
 import secrets
 import socket
 import ssl
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,6 +33,9 @@ Transport = Literal["udp", "tcp", "tls"]
 T1 = 0.5
 T2 = 4.0
 MAX_MESSAGE = 65535
+# Linux socket options the socket module does not name (linux/in.h, linux/in6.h).
+_IP_RECVERR = 11
+_IPV6_RECVERR = 25
 USER_AGENT = "sipctl-verify"
 # The From user must not be a local endpoint's name: Asterisk would identify the probe as that
 # endpoint and challenge it (401) instead of treating it as an anonymous caller.
@@ -62,6 +69,7 @@ class ProbeResult:
     error: str | None = None  # why there is no status, for a human
     error_kind: str | None = None  # refused | timeout | tls | certificate | protocol | network
     server: str | None = None  # the Server / User-Agent header
+    answered_from: str | None = None  # UDP: set when the answer came from another address
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +84,7 @@ class ProbeResult:
             "error": self.error,
             "error_kind": self.error_kind,
             "server": self.server,
+            "answered_from": self.answered_from,
         }
 
 
@@ -278,58 +287,82 @@ def _result(
     )
 
 
+def _udp_socket(address: str, port: int, family: int) -> socket.socket:
+    """An unconnected UDP socket on the local address the route to ``address`` uses.
+
+    Unconnected, so that an answer from another address than the one asked is still seen (and
+    reported: RFC 3581 wants it from the same address and port). On Linux IP_RECVERR makes
+    an ICMP port-unreachable fail ``recvfrom`` at once, as it would on a connected socket.
+    """
+    with socket.socket(family, socket.SOCK_DGRAM) as route:
+        route.connect((address, port))  # sends nothing: only picks the source address
+        local_ip = route.getsockname()[0]
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((local_ip, 0))
+        if sys.platform.startswith("linux"):
+            if family == socket.AF_INET6:
+                level, option = socket.IPPROTO_IPV6, _IPV6_RECVERR
+            else:
+                level, option = socket.IPPROTO_IP, _IP_RECVERR
+            with contextlib.suppress(OSError):
+                sock.setsockopt(level, option, 1)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _same_peer(source: tuple[Any, ...], address: str, port: int) -> bool:
+    try:
+        return ipaddress.ip_address(source[0]) == ipaddress.ip_address(address) and (
+            int(source[1]) == port
+        )
+    except ValueError:
+        return False
+
+
 def _probe_udp(
     address: str, port: int, user: str, domain: str, family: int, timeout: float, t1: float
 ) -> ProbeResult:
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.connect((address, port))  # fixes the local address for Via; ICMP errors reach us
+    with _udp_socket(address, port, family) as sock:
         local = sock.getsockname()
         req = new_request(user, domain, "udp", (local[0], local[1]))
         message = build_options(req)
         started = time.monotonic()
-        deadline = started + min(64 * t1, timeout)
+        limit = min(64 * t1, timeout)
+        deadline = started + limit
         interval = t1
         next_send = started
         attempts = 0
         final_wait = False  # after a 1xx: keep retransmitting at T2 (RFC 3261 17.1.2.2)
+        refused = _failure(
+            "udp", address, port, user, "refused",
+            "port unreachable (ICMP): nothing listens on UDP there",
+        )  # fmt: skip
         while True:
             now = time.monotonic()
             if now >= deadline:
                 return _failure(
-                    "udp",
-                    address,
-                    port,
-                    user,
-                    "timeout",
-                    f"no answer over UDP after {attempts} attempts "
-                    f"in {min(64 * t1, timeout):.1f} s",
+                    "udp", address, port, user, "timeout",
+                    f"no answer over UDP after {attempts} attempts in {limit:.1f} s",
                     attempts,
-                )
+                )  # fmt: skip
             if now >= next_send:
                 try:
-                    sock.send(message)
+                    sock.sendto(message, (address, port))
                 except ConnectionRefusedError:
-                    return _failure(
-                        "udp", address, port, user, "refused", "port unreachable (ICMP)", attempts
-                    )
+                    return refused
                 attempts += 1
                 next_send = now + interval
                 interval = T2 if final_wait else min(interval * 2, T2)
             sock.settimeout(max(0.001, min(next_send, deadline) - time.monotonic()))
             try:
-                data = sock.recv(MAX_MESSAGE)
+                data, source = sock.recvfrom(MAX_MESSAGE)
             except TimeoutError:
                 continue
             except ConnectionRefusedError:
-                return _failure(
-                    "udp",
-                    address,
-                    port,
-                    user,
-                    "refused",
-                    "port unreachable (ICMP): nothing listens on UDP there",
-                    attempts,
-                )
+                return refused
             try:
                 resp = parse_response(data)
             except SipParseError:
@@ -340,7 +373,14 @@ def _probe_udp(
                 final_wait = True
                 interval = T2
                 continue
-            return _result("udp", address, port, user, resp, started, attempts)
+            result = _result("udp", address, port, user, resp, started, attempts)
+            if not _same_peer(source, address, port):
+                result = dataclasses.replace(result, answered_from=_hostport(source[0], source[1]))
+            return result
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _probe_stream(

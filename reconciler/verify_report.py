@@ -255,6 +255,17 @@ def probe_defects(checks: Sequence[ProbeCheck]) -> list[Defect]:
             else:
                 defects.append(Defect("target-unreachable", f"{where}: {first.error}"))
             continue
+        strays = sorted({c.result.answered_from for c in group if c.result.answered_from})
+        if strays:
+            defects.append(
+                Defect(
+                    "reply-from-other-address",
+                    f"{where} answered from {', '.join(strays)}, not from the address asked: "
+                    "callers behind NAT never see such answers (RFC 3581 wants the reply from "
+                    "the address and port the request reached; on Asterisk bind the transport "
+                    "to the public address instead of 0.0.0.0)",
+                )
+            )
         for check in group:
             if check.ok:
                 continue
@@ -368,6 +379,8 @@ def render_text(data: dict[str, Any]) -> str:
                 if p["status"] is not None
                 else (p["error"] or "no answer")
             )
+            if p.get("answered_from"):
+                got += f" (from {p['answered_from']})"
             expect = "any" if p["expect"] is None else str(p["expect"])
             rtt = "" if p["rtt_ms"] is None else f"{p['rtt_ms']:.1f} ms"
             rows.append(

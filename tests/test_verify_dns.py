@@ -313,3 +313,18 @@ def test_srv_target_outside_the_asked_servers_zones_goes_to_the_fallback(
         assert any("asked the system resolver" in n for n in res.notes)
     finally:
         other.stop()
+
+
+def test_an_answer_from_another_address_is_named(bind: BindServer, zone_with: list[str]) -> None:
+    """A multihomed server answering from another port or address: the probe sees the answer,
+    verify names the defect (RFC 3581: NATed callers never get such replies)."""
+    stray = Responder(users=set(USERS), reply_from_other=True).start()
+    try:
+        zone = new_zone(bind, zone_with, records(stray))
+        report = run_verify(spec_for(bind, zone, stray), bind.server, TIMEOUT)
+    finally:
+        stray.stop()
+    assert report.defect_codes() == ["reply-from-other-address"], report.to_text()
+    udp = [p for p in report.probes if p.result.transport == "udp"]
+    assert all(p.result.status in (200, 404) and p.result.answered_from for p in udp)
+    assert "(from 127.0.0.1:" in report.to_text()

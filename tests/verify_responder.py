@@ -21,6 +21,7 @@ class Responder:
     host: str = "127.0.0.1"
     drop_first: int = 0
     silent: bool = False
+    reply_from_other: bool = False  # UDP: answer from another port (a multihomed server)
     tls_context: ssl.SSLContext | None = None
     requests: list[bytes] = field(default_factory=list)
     udp_port: int = 0
@@ -101,7 +102,13 @@ class Responder:
             reply = self.answer(data, peer)
             if reply is not None:
                 with contextlib.suppress(OSError):
-                    sock.sendto(reply, peer)
+                    if self.reply_from_other:
+                        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+                        with socket.socket(family, socket.SOCK_DGRAM) as other:
+                            other.bind((self.host, 0))
+                            other.sendto(reply, peer)
+                    else:
+                        sock.sendto(reply, peer)
 
     def _serve_tcp(self, sock: socket.socket, context: ssl.SSLContext | None) -> None:
         while not self._stop.is_set():
