@@ -133,7 +133,7 @@ def _live_cross_checks(loaded: LoadedSpec, runs: Sequence[TargetRun]) -> list[st
     from sipctl.schemas.checks import live_cross_checks
 
     states = {run.layer.name: run.live for run in runs}
-    return list(live_cross_checks(loaded.spec, states))
+    return list(live_cross_checks(loaded, states))
 
 
 def loaded_from_plan(plan: Plan, plan_file: str) -> LoadedSpec:

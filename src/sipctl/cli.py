@@ -750,6 +750,16 @@ def schema(
         out.write_text(text, encoding="utf-8")
 
 
+def _register_verify() -> None:
+    # Lives in its own module: it pulls in the resolver and the SIP probe only when run.
+    from sipctl.cli_verify import verify_command
+
+    app.command("verify")(verify_command)
+
+
+_register_verify()
+
+
 def _version_callback(value: bool) -> None:
     if value:
         sys.stdout.write(f"sipctl {__version__}\n")
