@@ -381,7 +381,8 @@ class FirewallProvider:
                 'echo $$ > "$0.pid"; sleep ' + str(seconds) + "; "
                 'if rm "$0.armed" 2>/dev/null; then '
                 'sh "$0.rollback.sh" > "$0.rollback.log" 2>&1; fi; '
-                'rm -f "$0.pid" "$0.apply.sh"'
+                'rm -f "$0.pid" "$0.apply.sh" "$0.rollback.sh"; '
+                '[ -s "$0.rollback.log" ] || rm -f "$0.rollback.log"'
             )
             lines += [
                 f": > {stem}.armed",
