@@ -125,7 +125,14 @@ class AsteriskProvider:
 
     def _check_files(self, contents: dict[str, bytes | None], live: LiveState) -> None:
         """What the admin's own files show, without a running Asterisk."""
-        if self._section.channel != "pjsip":
+        if self._section.channel == "sip":
+            # sip_sipctl.conf extends [general] with "(+)", which fails without one before it
+            sections = parse_sections(_text(contents["sip.conf"]))
+            if not any(s.name == "general" for s in sections):
+                live.problems.append(
+                    f"{self._path('sip.conf')} has no [general] section for sipctl's "
+                    "[general](+) to extend; add one (chan_sip needs it anyway)"
+                )
             return
         for section in parse_sections(_text(contents["pjsip.conf"])):
             if section.name == GUEST_ENDPOINT and section.get("type") == "endpoint":
@@ -162,7 +169,9 @@ class AsteriskProvider:
         problem = identifier_order_problem(order) if order else None
         if problem:
             live.problems.append(f"the running Asterisk: {problem}")
-        if not section.manage_transports:
+        if section.manage_transports:
+            live.problems.extend(self._transport_clashes(transports.output))
+        else:
             live.problems.extend(self._transport_mismatches(transports.output))
         self._check_sound(sound_answer, live)
 
@@ -179,6 +188,18 @@ class AsteriskProvider:
                 "or set asterisk.manage_transports: true to let sipctl define them"
             )
         return problems
+
+    def _transport_clashes(self, output: str) -> list[str]:
+        """With manage_transports, a transport of the admin's on one of our ports would
+        keep ours from starting."""
+        wanted = {(p, t.port) for p, t in self._loaded.spec.transports.enabled().items()}
+        return [
+            f"asterisk.manage_transports is true, but Asterisk's own transport {t.name} "
+            f"already serves {t.protocol} {t.address}:{t.port}; remove it from pjsip.conf, "
+            "or set manage_transports: false to use it"
+            for t in parse_transports(output)
+            if not t.name.startswith("sipctl-") and (t.protocol, t.port) in wanted
+        ]
 
     def _check_sound(self, answer: RxAnswer, live: LiveState) -> None:
         if answer.ok and not sound_found(answer.output):

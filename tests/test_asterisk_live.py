@@ -6,8 +6,10 @@ as it found it where that matters (the admin's files, the applied spec).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
+import socket
 import string
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from asterisk_helpers import (
     write_spec,
 )
 from fixtures.asterisk import AsteriskInstance
+from fixtures.common import free_port
 from fixtures.sip_client import SipCaller
 
 from sipctl.errors import ProviderError
@@ -248,18 +251,35 @@ def test_a_failed_reload_puts_the_old_files_back(
 def test_a_config_asterisk_rejects_is_rolled_back(
     asterisk: AsteriskInstance, applied: Path, tmp_path: Path
 ) -> None:
-    """Transports on a port the admin's transport holds: Asterisk cannot start them."""
+    """sipctl's transports on a port another program holds: Asterisk cannot start them."""
     config = asterisk.config_dir
     before = (config / "pjsip_sipctl.conf").read_bytes()
-    spec = write_spec(tmp_path, spec_data(asterisk, manage_transports=True))
-    with pytest.raises(ProviderError) as failed:
-        apply_spec(spec)
-    print(failed.value)
-    assert "sipctl-udp" in str(failed.value)
+    port = free_port()
+    data = spec_data(asterisk, manage_transports=True)
+    data["transports"] = {"udp": {"port": port}, "tcp": {"port": port}}
+    spec = write_spec(tmp_path, data)
+    with contextlib.ExitStack() as held:
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            sock = held.enter_context(socket.socket(socket.AF_INET, kind))
+            sock.bind(("127.0.0.1", port))
+        with pytest.raises(ProviderError) as failed:
+            apply_spec(spec)
+    message = str(failed.value)
+    assert "did not start the transports sipctl-tcp, sipctl-udp" in message, message
+    assert "transport-udp udp 127.0.0.1" in message and "old files are back" in message
     assert (config / "pjsip_sipctl.conf").read_bytes() == before
     assert "sipctl-udp" not in asterisk.rx("pjsip show transports")
     with SipCaller(asterisk.sip_port) as caller:
         assert caller.options("director").final == 200
+
+
+def test_managed_transports_clashing_with_the_admins_are_refused_at_plan(
+    asterisk: AsteriskInstance, applied: Path, tmp_path: Path
+) -> None:
+    spec = write_spec(tmp_path, spec_data(asterisk, manage_transports=True))
+    _, ctx, _, live = plan_layer(spec)
+    ctx.close()
+    assert any("own transport transport-udp" in p for p in live.problems), live.problems
 
 
 def test_not_found_mode_and_goto_route(
