@@ -227,7 +227,13 @@ class AsteriskProvider:
         reloads = self._reloads(changes)
         failure = self._reload_and_check(reloads)
         if failure is not None:
-            transport.restore_backups(written)
+            try:
+                transport.restore_backups(written)
+            except ProviderError as exc:
+                raise ProviderError(
+                    f"asterisk {self.target_id}: {failure}. Putting the old files back failed "
+                    f"too ({exc}); their copies are the {section.config_dir}/*.sipctl.bak files"
+                ) from exc
             undo = [answer for answer in self._rx(reloads) if not answer.ok]
             again = f"; reloading the old files failed too: {undo[0].words()}" if undo else ""
             raise ProviderError(
@@ -287,6 +293,8 @@ class AsteriskProvider:
             checks.append(f"pjsip show endpoint {GUEST_ENDPOINT}")
             if section.manage_transports:
                 checks.append("pjsip show transports")
+        if RELOAD_RTP in reloads:
+            checks.append("rtp show settings")
         answers = self._rx([*reloads, *checks])
         for answer in answers[: len(reloads)]:
             if not answer.ok or _reload_failed(answer.output):
@@ -328,6 +336,17 @@ class AsteriskProvider:
                 )
             if not present and context is not None:
                 return f"Asterisk still has the {GUEST_ENDPOINT} endpoint after removal"
+        if answer.cli == "rtp show settings":
+            ports = (
+                parse_setting(answer.output, "Port start"),
+                parse_setting(answer.output, "Port end"),
+            )
+            wanted_ports = (str(section.rtp.start), str(section.rtp.end))
+            if ports != wanted_ports:
+                return (
+                    f"Asterisk did not take the new RTP range {'-'.join(wanted_ports)}: "
+                    f"'rtp show settings' says {ports[0]}-{ports[1]}"
+                )
         if answer.cli == "pjsip show transports" and present:
             have = parse_transports(answer.output)
             wanted_transports = {
@@ -359,7 +378,14 @@ def _reload_failed(output: str) -> bool:
     lowered = output.lower()
     return any(
         words in lowered
-        for words in ("unable to reload", "not found", "failed", "no such command", "is not loaded")
+        for words in (
+            "unable to reload",
+            "not found",
+            "failed",
+            "no such command",
+            "no such module",
+            "is not loaded",
+        )
     )
 
 
