@@ -678,6 +678,147 @@ def drift(
         raise typer.Exit(EXIT_ERROR)
 
 
+# --- import -----------------------------------------------------------------------------------
+
+
+@app.command("import")
+def import_(
+    domain: Annotated[str, typer.Option("--domain", help="The SIP domain (sip:user@DOMAIN).")],
+    dns_url: Annotated[
+        str,
+        typer.Option(
+            "--dns",
+            help="Where the zone is: rfc2136://SERVER[:PORT]/ZONE?key=NAME&secret_env=VAR "
+            "(also secret_file=, algorithm=), or zonefile:PATH.",
+            metavar="URL",
+        ),
+    ],
+    asterisk: Annotated[
+        str | None,
+        typer.Option(
+            "--asterisk",
+            help="Also read the PBX's guest setup: ssh://root@pbx, local, or dir:PATH.",
+            metavar="TARGET",
+        ),
+    ] = None,
+    config_dir: Annotated[
+        str, typer.Option("--config-dir", help="Asterisk's configuration directory.")
+    ] = "/etc/asterisk",
+    ssh_key: Annotated[
+        str | None, typer.Option("--ssh-key", help="SSH private key for --asterisk ssh://.")
+    ] = None,
+    known_hosts: Annotated[
+        str, typer.Option("--known-hosts", help="known_hosts for --asterisk ssh://.")
+    ] = "~/.ssh/known_hosts",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Write the spec here (default: print it).", dir_okay=False
+        ),
+    ] = None,
+    adopt: Annotated[
+        bool,
+        typer.Option(
+            "--adopt",
+            help="Also record sipctl's ownership in the zone (TXT _sipctl.<domain>, the only "
+            "change a plan of the imported spec shows) and the record of this state for "
+            "'sipctl drift'. Nothing a caller sees changes. Needs --out.",
+        ),
+    ] = False,
+    no_color: NoColor = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Write the spec of a SIP setup made by hand, read from what is live.
+
+    Reads the SIP NAPTR/SRV records and the A/AAAA of SRV targets inside the zone, and
+    (with --asterisk) the classic guest context: allowguest/context in sip.conf or the
+    anonymous endpoint in pjsip.conf, with extensions like exten => director,1,Dial(SIP/105).
+    Applying the spec written changes no DNS record; anything the spec cannot express is
+    listed. Reads only, unless --adopt.
+
+    Example:
+
+      sipctl import --domain mysite.ru --out sipctl.yaml \\
+        --dns 'rfc2136://192.0.2.53/mysite.ru?key=sipctl&secret_env=SIPCTL_TSIG_SECRET' \\
+        --asterisk ssh://root@pbx.mysite.ru
+    """
+    console = _start(no_color, verbose)
+    from sipctl.reconciler import importer
+    from sipctl.schemas.loader import load_spec_text
+    from sipctl.schemas.names import check_hostname
+    from sipctl.schemas.spec import Ssh
+
+    if adopt and out is None:
+        raise SpecError("--adopt needs --out: the spec must be kept to be applied later")
+    try:
+        domain = check_hostname(domain.strip().rstrip("."))
+    except ValueError as exc:
+        raise SpecError(f"--domain {domain!r}: {exc}") from None
+    base_dir = (out.parent if out is not None else Path.cwd()).resolve()
+    with _run_context(Path.cwd(), console) as ctx:
+        found = importer.read_dns(domain, dns_url, ctx, Path.cwd())
+        if found.data["dns"].get("provider") == "zonefile" and out is not None:
+            zone_file = (Path.cwd() / found.data["dns"]["file"]).resolve()
+            found.data["dns"]["file"] = os.path.relpath(zone_file, base_dir)
+        if asterisk is not None:
+            ssh = Ssh(key_file=ssh_key, known_hosts=known_hosts)
+            pbx = importer.read_asterisk(asterisk, config_dir, ssh, ctx)
+            found.data.update(pbx.data)
+            found.notes.extend(pbx.notes)
+    header = [
+        f"sipctl spec imported from the live setup of {domain}",
+        f"by 'sipctl import' on {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
+        *(f"note: {n}" for n in found.notes),
+        *(f"not expressible, so a plan will show it: {g}" for g in found.gaps),
+    ]
+    text = importer.spec_yaml(found.data, header)
+    source = str(out) if out is not None else "<imported spec>"
+    loaded = load_spec_text(text, source=source, base_dir=base_dir)  # it must validate
+    if out is None:
+        console.out(text, end="")
+    else:
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise SipctlError(f"{out}: cannot write the spec: {exc.strerror}") from None
+        console.info(f"Wrote {out}.")
+    for gap in found.gaps:
+        console.warn(f"the spec cannot express this, so a plan will show it: {gap}")
+    _check_import(console, loaded, adopt)
+
+
+def _check_import(console: Console, loaded: LoadedSpec, adopt: bool) -> None:
+    """Plan the imported spec's DNS: say whether applying it would change anything."""
+    from sipctl.reconciler.engine import make_plan
+    from sipctl.reconciler.guarded import guarded_apply
+    from sipctl.reconciler.importer import bookkeeping_only
+
+    with _run_context(loaded.base_dir, console) as ctx:
+        plan_run = make_plan(loaded, ctx, ["dns"])
+        changes = [(t.layer, c) for t, c in plan_run.plan.changes()]
+        if not changes:
+            console.info("A plan of its DNS layer shows no changes.")
+            return
+        if not bookkeeping_only(changes, loaded.spec.domain):
+            console.warn(
+                f"a plan of its DNS layer shows {len(changes)} change(s); see 'sipctl plan -f "
+                f"{loaded.source}'"
+            )
+            if adopt:
+                raise SipctlError("--adopt records ownership only when nothing else would change")
+            return
+        if not adopt:
+            console.info(
+                "A plan of its DNS layer shows one change: the ownership record TXT "
+                f"_sipctl.{loaded.spec.domain} (no record a caller sees); --adopt writes it."
+            )
+            return
+        guarded_apply(plan_run.plan, loaded.source, ctx, say=console.info, detail=console.detail)
+        console.info(
+            f"Adopted: recorded sipctl's ownership of the SIP records of {loaded.spec.domain}."
+        )
+
+
 # --- show, render, schema ----------------------------------------------------------------------
 
 

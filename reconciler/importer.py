@@ -1,0 +1,377 @@
+"""``sipctl import``: write the spec of a setup made by hand, so that applying it changes nothing.
+
+DNS: the SIP NAPTRs at the domain, the three SRV rrsets and the A/AAAA of SRV targets inside
+the zone are read through the DNS provider itself (the same reads ``plan`` makes) and turned
+back into ``transports``, ``servers`` and ``dns``. Asterisk: the guest context of the classic
+setup (``allowguest=yes`` + ``context=`` in sip.conf, or the ``anonymous`` endpoint's
+``context=`` in pjsip.conf) is found in extensions.conf, and its exact extensions of the form
+``exten => director,1,Dial(SIP/105)`` or ``Goto(ctx,105,1)`` become ``users``; the RTP range
+comes from rtp.conf.
+
+The parsing is pure (``spec_from_dns``, ``parse_asterisk``); ``describe_gaps`` says what the
+spec cannot express, so the admin knows why a plan after import would not be empty.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import yaml
+from dns.rdtypes.IN.NAPTR import NAPTR
+from dns.rdtypes.IN.SRV import SRV
+
+from sipctl.errors import SpecError
+from sipctl.reconciler.dns_records import SRV_PREFIX, absolute, in_zone, parse, registry_owner
+from sipctl.reconciler.plan import Change
+from sipctl.reconciler.resources import Address, Resource, Value
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.schemas.spec import Ssh
+
+TRANSPORT_DEFAULTS = {"udp": (5060, 10, 10), "tcp": (5060, 20, 10), "tls": (5061, 30, 10)}
+_NAPTR_SERVICE = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
+
+
+@dataclass
+class Imported:
+    """The spec found live (as plain data), and what could not be expressed in it."""
+
+    data: dict[str, Any]
+    gaps: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# --- the --dns argument -----------------------------------------------------------------------
+
+
+def dns_section(url: str, domain: str) -> dict[str, Any]:
+    """``rfc2136://HOST[:PORT]/ZONE?key=NAME&secret_env=VAR`` or ``zonefile:PATH`` -> dns."""
+    if url.startswith("zonefile:"):
+        path = url[len("zonefile:") :]
+        if not path:
+            raise SpecError("--dns zonefile:PATH needs the zone file's path")
+        return {"provider": "zonefile", "file": path}
+    parts = urlsplit(url)
+    if parts.scheme != "rfc2136" or not parts.netloc:
+        raise SpecError(
+            f"--dns {url!r}: give rfc2136://SERVER[:PORT]/ZONE?key=NAME&secret_env=VAR "
+            "or zonefile:PATH"
+        )
+    section: dict[str, Any] = {"provider": "rfc2136"}
+    zone = unquote(parts.path.strip("/"))
+    if zone and absolute(zone) != absolute(domain):
+        section["zone"] = zone.rstrip(".")
+    section["server"] = parts.netloc
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = sorted(set(query) - {"key", "secret_env", "secret_file", "algorithm"})
+    if unknown:
+        raise SpecError(
+            f"--dns: unknown parameter {unknown[0]!r} (key, secret_env, secret_file, algorithm)"
+        )
+    if "key" in query:
+        tsig: dict[str, Any] = {"name": query["key"]}
+        if "algorithm" in query:
+            tsig["algorithm"] = query["algorithm"]
+        if "secret_file" in query:
+            tsig["secret_file"] = query["secret_file"]
+        else:
+            tsig["secret_env"] = query.get("secret_env", "SIPCTL_TSIG_SECRET")
+        section["tsig"] = tsig
+    return section
+
+
+# --- DNS ----------------------------------------------------------------------------------------
+
+
+def spec_from_dns(
+    domain: str, zone: str, dns: dict[str, Any], live: Mapping[Address, Value]
+) -> Imported:
+    """The spec data that renders what is live (as far as the spec can say it)."""
+    result = Imported({"version": 1, "domain": domain})
+    values = {(a.kind, a.name): v for a, v in live.items()}
+    ttls: Counter[int] = Counter()
+
+    srv: dict[str, list[tuple[int, int, int, str]]] = {}
+    for transport, prefix in SRV_PREFIX.items():
+        value = values.get(("SRV", absolute(f"{prefix}.{domain}")))
+        if value is None:
+            continue
+        ttls[int(value["ttl"])] += 1
+        rows = []
+        for text in value["records"]:
+            rdata = _srv(text)
+            rows.append((rdata.priority, rdata.weight, rdata.port, rdata.target.to_text()))
+        srv[transport] = rows
+    if not srv:
+        raise SpecError(
+            f"no SIP SRV records found for {domain} (_sip._udp, _sip._tcp, _sips._tcp): "
+            "there is nothing to import; write the spec by hand (see examples/)"
+        )
+
+    naptr: dict[str, tuple[int, int]] = {}
+    naptr_value = values.get(("NAPTR", absolute(domain)))
+    if naptr_value is not None:
+        ttls[int(naptr_value["ttl"])] += 1
+        for text in naptr_value["records"]:
+            record = _naptr(text)
+            service = record.service.decode().upper()
+            found = _NAPTR_SERVICE.get(service)
+            if found is None:
+                result.gaps.append(f"NAPTR service {service} has no sipctl transport")
+                continue
+            transport = found
+            naptr[transport] = (record.order, record.preference)
+            expected = absolute(f"{SRV_PREFIX[transport]}.{domain}")
+            if record.replacement.to_text() != expected:
+                result.gaps.append(
+                    f"NAPTR {service} points to {record.replacement}, not {expected}"
+                )
+
+    transports: dict[str, Any] = {}
+    for transport, rows in srv.items():
+        ports = sorted({row[2] for row in rows})
+        if len(ports) > 1:
+            result.gaps.append(f"{transport}: the SRV targets use several ports {ports}")
+        _port, order_default, pref_default = TRANSPORT_DEFAULTS[transport]
+        order, pref = naptr.get(transport, (order_default, pref_default))
+        transports[transport] = {"port": ports[0], "order": order, "preference": pref}
+        if naptr_value is not None and transport not in naptr:
+            result.gaps.append(f"{transport} has an SRV but no NAPTR")
+    result.data["transports"] = transports
+
+    hosts: dict[str, tuple[int, int]] = {}
+    for transport, rows in srv.items():
+        for priority, weight, _port, target in rows:
+            seen = hosts.setdefault(target, (priority, weight))
+            if seen != (priority, weight):
+                result.gaps.append(
+                    f"{target} has priority/weight {seen} in one SRV and {(priority, weight)} "
+                    f"in {transport}'s"
+                )
+    sets = {t: {row[3] for row in rows} for t, rows in srv.items()}
+    if len({frozenset(s) for s in sets.values()}) > 1:
+        result.gaps.append("the transports' SRV records list different servers")
+
+    servers = []
+    for host, (priority, weight) in sorted(hosts.items(), key=lambda i: (i[1], i[0])):
+        server: dict[str, Any] = {"host": host.rstrip("."), "priority": priority}
+        if weight:
+            server["weight"] = weight
+        if in_zone(host, zone):
+            for kind, key in (("A", "ipv4"), ("AAAA", "ipv6")):
+                value = values.get((kind, host))
+                if value is not None:
+                    ttls[int(value["ttl"])] += 1
+                    server[key] = sorted(value["records"])
+        servers.append(server)
+    result.data["servers"] = servers
+
+    section = dict(dns)
+    if ttls:
+        ttl, _ = ttls.most_common(1)[0]
+        section["ttl"] = ttl
+        if len(ttls) > 1:
+            result.gaps.append(f"the records use several TTLs {sorted(ttls)}; the spec has one")
+    if naptr_value is None:
+        section["naptr"] = False
+    result.data["users"] = {}
+    result.data["dns"] = section
+    return result
+
+
+# --- Asterisk ---------------------------------------------------------------------------------
+
+_SECTION = re.compile(r"^\s*\[([^\]]+)\]")
+_KEYVALUE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=>?\s*(.*?)\s*$")
+_EXTEN = re.compile(r"^\s*exten\s*=>?\s*([^,\s]+)\s*,\s*([^,\s]+)\s*,\s*(.*?)\s*$", re.IGNORECASE)
+_DIAL = re.compile(r"Dial\(\s*(PJSIP|SIP)/(\d+)", re.IGNORECASE)
+_GOTO = re.compile(r"Goto\(\s*(?:([A-Za-z0-9_.-]+)\s*,\s*)?(\d+)\s*,\s*1\s*\)", re.IGNORECASE)
+_PLAYBACK = re.compile(r"Playback\(\s*([A-Za-z0-9_/-]+)", re.IGNORECASE)
+_SPECIAL = {"h", "i", "t", "s", "o", "a", "e", "T"}
+
+
+def _srv(text: str) -> SRV:
+    rdata = parse("SRV", text)
+    assert isinstance(rdata, SRV)
+    return rdata
+
+
+def _naptr(text: str) -> NAPTR:
+    rdata = parse("NAPTR", text)
+    assert isinstance(rdata, NAPTR)
+    return rdata
+
+
+def _strip(line: str) -> str:
+    return line.split(";", 1)[0].rstrip()
+
+
+def ini_sections(text: str) -> dict[str, list[tuple[str, str]]]:
+    """An Asterisk config file as section -> [(key, value)]; comments dropped."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] | None = None
+    for raw in text.splitlines():
+        line = _strip(raw)
+        header = _SECTION.match(line)
+        if header:
+            current = sections.setdefault(header.group(1).strip(), [])
+            continue
+        if current is None:
+            continue
+        if line.lstrip().lower().startswith("exten"):
+            current.append(("exten", line.split("=", 1)[1].lstrip(">").strip()))
+            continue
+        found = _KEYVALUE.match(line)
+        if found:
+            current.append((found.group(1).lower(), found.group(2)))
+    return sections
+
+
+def _get(section: list[tuple[str, str]], key: str) -> str | None:
+    values = [v for k, v in section if k == key]
+    return values[-1] if values else None
+
+
+def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Imported:
+    """The ``asterisk`` and ``users`` of a classic hand-made guest setup."""
+    result = Imported({})
+    sip = ini_sections(files.get("sip.conf", ""))
+    pjsip = ini_sections(files.get("pjsip.conf", ""))
+    extensions = ini_sections(files.get("extensions.conf", ""))
+    channel, context = None, None
+    general = sip.get("general", [])
+    if (_get(general, "allowguest") or "").lower() in ("yes", "true", "1", "on"):
+        channel, context = "sip", _get(general, "context")
+    anonymous = pjsip.get("anonymous")
+    if anonymous is not None and (_get(anonymous, "type") or "") == "endpoint":
+        channel, context = "pjsip", _get(anonymous, "context")
+    if channel is None or not context:
+        raise SpecError(
+            f"{target}:{config_dir}: no guest access found (neither allowguest=yes with "
+            "context= in sip.conf [general], nor an [anonymous] endpoint in pjsip.conf)"
+        )
+    lines = extensions.get(context)
+    if lines is None:
+        raise SpecError(f"{target}:{config_dir}/extensions.conf has no [{context}] context")
+
+    users: dict[str, str] = {}
+    route: str | None = None
+    local_context: str | None = None
+    sound: str | None = None
+    for key, value in lines:
+        if key != "exten":
+            continue
+        match = _EXTEN.match(f"exten => {value}")
+        if match is None:
+            continue
+        name, body = match.group(1), match.group(3)
+        if name.startswith("_"):
+            played = _PLAYBACK.search(body)
+            if played:
+                sound = played.group(1)
+            continue
+        if name in _SPECIAL:
+            continue
+        dial, goto = _DIAL.search(body), _GOTO.search(body)
+        if dial:
+            users[name] = dial.group(2)
+            route = route or "dial"
+            if dial.group(1).upper() == "SIP":
+                channel = "sip"
+        elif goto:
+            users[name] = goto.group(2)
+            route = route or "goto"
+            local_context = goto.group(1) or local_context
+    if not users:
+        result.notes.append(f"[{context}] routes no name to an extension (Dial or Goto)")
+    section: dict[str, Any] = {
+        "target": target,
+        "config_dir": config_dir,
+        "channel": channel,
+        "guest_context": context,
+    }
+    if route == "goto":
+        section["route"] = "goto"
+        if local_context:
+            section["local_context"] = local_context
+    if sound:
+        section["reject_sound"] = sound
+    rtp = ini_sections(files.get("rtp.conf", "")).get("general", [])
+    start, end = _get(rtp, "rtpstart"), _get(rtp, "rtpend")
+    if start and end and start.isdigit() and end.isdigit():
+        section["rtp"] = {"start": int(start), "end": int(end)}
+    result.data = {"users": users, "asterisk": section}
+    result.notes.append(
+        f"sipctl writes its own guest dialplan (extensions_sipctl.conf): once applied, remove "
+        f"the hand-written [{context}] from extensions.conf"
+    )
+    return result
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def spec_yaml(data: dict[str, Any], header: list[str]) -> str:
+    """The spec as YAML, in the order of DESIGN.md, with a comment header."""
+    order = ["version", "domain", "transports", "servers", "users", "dns", "asterisk"]
+    ordered = {k: data[k] for k in order if k in data}
+    body = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return "".join(f"# {line}\n" if line else "#\n" for line in header) + body
+
+
+# --- reading what is live -------------------------------------------------------------------------
+
+
+def read_dns(domain: str, url: str, ctx: RunContext, base_dir: Path) -> Imported:
+    """Read the live SIP records through the DNS provider, as ``plan`` would."""
+    from sipctl.providers.base import load_provider
+    from sipctl.schemas.loader import load_spec_text
+
+    dns = dns_section(url, domain)
+    probe = yaml.safe_dump({"version": 1, "domain": domain, "dns": dns}, sort_keys=False)
+    loaded = load_spec_text(probe, source=f"--dns {url}", base_dir=base_dir)
+    provider = load_provider(dns["provider"])(loaded, ctx)
+    live = provider.read([])
+    hosts = sorted(
+        {
+            _srv(text).target.to_text()
+            for address, value in live.resources.items()
+            if address.kind == "SRV"
+            for text in value["records"]
+        }
+    )
+    inside = [h for h in hosts if in_zone(h, loaded.spec.zone)]
+    if inside:
+        wanted = [Resource(Address("dns", "A", h), None) for h in inside]
+        live = provider.read(wanted)
+    return spec_from_dns(domain, loaded.spec.zone, dns, live.resources)
+
+
+ASTERISK_FILES = ("sip.conf", "pjsip.conf", "extensions.conf", "rtp.conf")
+
+
+def read_asterisk(target: str, config_dir: str, ssh: Ssh | None, ctx: RunContext) -> Imported:
+    """Read the guest setup from the PBX's config files (local, dir: or ssh)."""
+    transport = ctx.transports.get(target, ssh)
+    paths = {name: f"{config_dir.rstrip('/')}/{name}" for name in ASTERISK_FILES}
+    found = transport.read_files(list(paths.values()))
+    files = {name: found[path].text() for name, path in paths.items() if found[path].exists}
+    if "extensions.conf" not in files:
+        raise SpecError(f"{target}: {paths['extensions.conf']} does not exist (check --config-dir)")
+    return parse_asterisk(files, target, config_dir)
+
+
+def bookkeeping_only(changes: list[tuple[str, Change]], domain: str) -> bool:
+    """True when the only changes are sipctl's ownership registry (nothing a caller sees)."""
+    registry = registry_owner(domain)
+    return all(
+        layer == "dns" and c.address.kind == "TXT" and c.address.name == registry
+        for layer, c in changes
+    )

@@ -1,0 +1,182 @@
+"""Import of a hand-made setup (BIND + a dir: Asterisk config) and drift since the last apply."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from fixtures.bind import SECRET_ENV, UNRELATED_RECORDS, BindServer, bind_env, dns_spec, zone_text
+
+from sipctl.cli import run
+
+# The classic hand-made setup: NAPTR -> SRV -> A, written by an admin (note the odd
+# preference 50, the lower-case service, and no TLS).
+HAND_MADE_DNS = """\
+@           IN NAPTR 10 50 "s" "sip+d2u" "" _sip._udp
+@           IN NAPTR 20 50 "S" "SIP+D2T" "" _sip._tcp
+_sip._udp   IN SRV   10 0 5060 asterisk
+_sip._tcp   IN SRV   10 0 5060 asterisk
+_sip._udp   IN SRV   20 5 5060 backup.example.net.
+_sip._tcp   IN SRV   20 5 5060 backup.example.net.
+asterisk    IN A     192.0.2.10
+"""
+
+SIP_CONF = """\
+[general]
+context=default
+allowguest=yes        ; let outside callers in
+context=guest-call
+udpbindaddr=0.0.0.0
+
+[105]
+type=friend
+"""
+
+EXTENSIONS_CONF = """\
+[general]
+static=yes
+
+[default]
+exten => 105,1,Dial(SIP/105)
+
+[guest-call]
+exten => director,1,Dial(SIP/105)
+exten => alex,1,Dial(SIP/106)
+exten => 101,1,Dial(SIP/101)
+exten => _.,1,Playback(bad-user)
+exten => _.,n,Hangup()
+"""
+
+
+@pytest.fixture
+def hand_made_zone(bind: BindServer) -> Iterator[str]:
+    name = bind.new_zone()
+    bind.delete_zone(name)
+    name = bind.new_zone(zone=name, text=zone_text(name, UNRELATED_RECORDS + HAND_MADE_DNS))
+    yield name
+    bind.delete_zone(name)
+
+
+def _pbx(tmp_path: Path) -> Path:
+    etc = tmp_path / "pbx" / "etc" / "asterisk"
+    etc.mkdir(parents=True)
+    (etc / "sip.conf").write_text(SIP_CONF)
+    (etc / "extensions.conf").write_text(EXTENSIONS_CONF)
+    (etc / "rtp.conf").write_text("[general]\nrtpstart=12000\nrtpend=14000\n")
+    return tmp_path / "pbx"
+
+
+def test_import_of_a_hand_made_setup_then_plan_shows_no_changes(
+    bind: BindServer,
+    hand_made_zone: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(SECRET_ENV, bind.secret)
+    z = hand_made_zone
+    _pbx(tmp_path)
+    before = bind.zone_records(z)
+    url = f"rfc2136://{bind.server}/{z}?key={bind.key_name}&secret_env={SECRET_ENV}"
+    args = ["import", "--domain", z, "--dns", url, "--asterisk", "dir:pbx"]
+
+    assert run([*args, "--out", "sipctl.yaml"]) == 0
+    assert bind.zone_records(z) == before, "import alone reads only"
+    err = capsys.readouterr().err
+    assert f"the ownership record TXT _sipctl.{z}" in err
+
+    spec = yaml.safe_load((tmp_path / "sipctl.yaml").read_text())
+    assert spec["users"] == {"director": "105", "alex": "106", "101": "101"}
+    assert spec["asterisk"]["channel"] == "sip"
+    assert spec["asterisk"]["guest_context"] == "guest-call"
+    assert spec["asterisk"]["reject_sound"] == "bad-user"
+    assert spec["asterisk"]["rtp"] == {"start": 12000, "end": 14000}
+    assert spec["servers"][0]["host"] == f"asterisk.{z}"
+    assert spec["servers"][1] == {"host": "backup.example.net", "priority": 20, "weight": 5}
+    assert "tls" not in spec["transports"]
+
+    assert run([*args, "--out", "sipctl.yaml", "--adopt"]) == 0
+    changed = set(bind.zone_records(z)) - set(before)
+    assert {line.split()[0] for line in changed} == {f"_sipctl.{z}.", f"_sipctl-state.{z}."}, (
+        "adopting writes only sipctl's own bookkeeping"
+    )
+    capsys.readouterr()
+    assert run(["plan", "-f", "sipctl.yaml", "--target", "dns", "--detailed-exitcode"]) == 0
+    assert "No changes." in capsys.readouterr().out
+    assert run(["drift", "-f", "sipctl.yaml", "--target", "dns"]) == 0
+
+
+def test_import_from_a_zone_file_then_plan_shows_no_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "zones").mkdir()
+    (tmp_path / "zones" / "shop.example").write_text(
+        zone_text("shop.example", UNRELATED_RECORDS + HAND_MADE_DNS)
+    )
+    (tmp_path / "specs").mkdir()
+    args = ["import", "--domain", "shop.example", "--dns", "zonefile:zones/shop.example"]
+    assert run([*args, "--out", "specs/shop.yaml", "--adopt"]) == 0
+    spec = yaml.safe_load((tmp_path / "specs" / "shop.yaml").read_text())
+    assert spec["dns"] == {"provider": "zonefile", "file": "../zones/shop.example", "ttl": 3600}
+    assert run(["plan", "-f", "specs/shop.yaml", "--detailed-exitcode"]) == 0
+
+
+def test_import_says_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.zone").write_text(zone_text("empty.example"))
+    assert run(["import", "--domain", "empty.example", "--dns", "zonefile:empty.zone"]) == 1
+    assert run(["import", "--domain", "x.example", "--dns", "http://x"]) == 1
+    assert run(["import", "--domain", "x.example", "--dns", "zonefile:z", "--adopt"]) == 1
+
+
+def test_drift_lists_live_changes_since_the_last_apply_but_not_spec_changes(
+    bind: BindServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone = bind.new_zone()
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(dns_spec(bind, zone))
+    env = bind_env(bind)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(SECRET_ENV, env[SECRET_ENV])
+        assert run(["drift", "-f", str(spec)]) == 1, "no record of an apply yet"
+        assert "no record of a last apply" in capsys.readouterr().err
+        assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
+        assert run(["drift", "-f", str(spec)]) == 0
+        assert "No drift." in capsys.readouterr().out
+
+        # someone edits the zone by hand
+        bind.update(
+            zone,
+            add=[("_sip._udp", 300, "SRV", "10 0 5070 asterisk")],
+            delete=[("_sip._udp", "SRV"), ("asterisk", "A")],
+        )
+        serial = bind.serial(zone)
+        assert run(["drift", "-f", str(spec), "--json"]) == 2
+        report = json.loads(capsys.readouterr().out)
+        drifted = {(d["kind"], d["name"], d["how"]) for d in report["targets"][0]["drift"]}
+        assert drifted == {
+            ("SRV", f"_sip._udp.{zone}.", "changed"),
+            ("A", f"asterisk.{zone}.", "removed"),
+        }
+        assert report["targets"][0]["by"]
+        assert bind.serial(zone) == serial, "drift changes nothing"
+        assert run(["drift", "-f", str(spec)]) == 2
+        out = capsys.readouterr().out
+        assert f"~ SRV _sip._udp.{zone}. was changed on the live side" in out
+        assert "now: 10 0 5070" in out
+
+        # apply puts it back and records it; a spec change that is not applied is no drift
+        assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
+        moved = (
+            f"[{{host: asterisk.{zone}, ipv4: [203.0.113.10], priority: 10}}, "
+            "{host: sip.example.net, priority: 30}]"
+        )
+        spec.write_text(dns_spec(bind, zone, servers=moved))
+        assert run(["plan", "-f", str(spec), "--detailed-exitcode"]) == 2
+        assert run(["drift", "-f", str(spec)]) == 0
+    bind.delete_zone(zone)
