@@ -83,6 +83,7 @@ def test_apply_writes_the_files_and_a_second_plan_is_empty(
     assert _without_include(pjsip, "pjsip_sipctl.conf") == admin_files["pjsip.conf"]
     extensions = (config / "extensions.conf").read_bytes()
     assert _without_include(extensions, "extensions_sipctl.conf") == admin_files["extensions.conf"]
+    assert (config / "pjsip.conf.sipctl.bak").read_bytes() == admin_files["pjsip.conf"]
     rtp = (config / "rtp.conf").read_text()
     assert "rtpstart=10000 ; the admin's old range\n" in rtp
     assert "rtpend=20000\n" in rtp and "strictrtp=yes\n" in rtp
@@ -170,6 +171,19 @@ def test_dialplan_show_matches_what_was_meant(asterisk: AsteriskInstance, applie
                          ("%41", True), ("#", True), ("ab", True), ("h1", True)]:  # fmt: skip
         out = asterisk.rx(f"dialplan show {name}@guest-call")
         assert ("_[" in out) == caught, (name, out)
+
+
+def test_an_unreachable_asterisk_stops_the_plan(
+    asterisk: AsteriskInstance, applied: Path, tmp_path: Path
+) -> None:
+    spec = write_spec(
+        tmp_path, spec_data(asterisk, command=f"{asterisk.command} -s /nonexistent.ctl")
+    )
+    _, ctx, _, live = plan_layer(spec)
+    ctx.close()
+    assert len(live.problems) == 1, live.problems
+    assert "cannot ask Asterisk with" in live.problems[0]
+    assert "Unable to connect to remote asterisk" in live.problems[0]
 
 
 def test_missing_sound_and_mismatched_transport_are_reported(
@@ -286,7 +300,12 @@ def test_not_found_mode_and_goto_route(
     asterisk: AsteriskInstance, applied: Path, tmp_path: Path, phone: Phone
 ) -> None:
     spec = write_spec(tmp_path, spec_data(asterisk, unknown_callers="not-found", route="goto"))
-    apply_spec(spec)
+    lines = apply_spec(spec)
+    # only the dialplan changed, so only the dialplan is reloaded
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "wrote extensions_sipctl.conf",
+        "dialplan reload",
+    ]
     try:
         offset = asterisk.log_size()
         with SipCaller(asterisk.sip_port) as caller:
