@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+import re
 import shutil
 import socket
 import subprocess
@@ -41,22 +42,19 @@ SMUGGLED = ipaddress.ip_network("6.6.6.0/24")
 # context; a declared name logs "Good call" at NOTICE, any other name "Wrong call" at
 # WARNING with the caller's address last, once as CHANNEL(pjsip,remote_addr) gives it
 # (a.b.c.d:port, [v6]:port) and once bare (port popped, brackets filtered away).
-GUEST_PJSIP = """
-[transport-udp6]
-type=transport
-protocol=udp
-bind=[::1]:{port}
-
-[transport-tcp6]
-type=transport
-protocol=tcp
-bind=[::1]:{port}
-
+GUEST_ENDPOINT = """
 [anonymous]
 type=endpoint
 context=f2b-guest
 disallow=all
 allow=ulaw,alaw
+"""
+
+V6_TRANSPORT = """
+[f2b-{proto}6]
+type=transport
+protocol={proto}
+bind=[::1]:{port}
 """
 
 GUEST_DIALPLAN = """
@@ -228,15 +226,29 @@ def send(probe: Probe, port: int, timeout: float = 1.0) -> list[str]:
 def configure_guest(instance: AsteriskInstance) -> None:
     """Add the guest endpoint, IPv6 transports and the guest dialplan to the running PBX."""
     pjsip = instance.config_dir / "pjsip.conf"
-    pjsip.write_text(pjsip.read_text() + GUEST_PJSIP.format(port=instance.sip_port))
+    text = pjsip.read_text()
+    added = GUEST_ENDPOINT
+    for proto in ("udp", "tcp"):  # unless the base config has it already
+        section = rf"protocol={proto}\s+bind=\[::1\]:{instance.sip_port}\b"
+        if not re.search(section, text):
+            added += V6_TRANSPORT.format(proto=proto, port=instance.sip_port)
+    pjsip.write_text(text + added)
     dialplan = instance.config_dir / "extensions.conf"
     dialplan.write_text(dialplan.read_text() + GUEST_DIALPLAN)
     instance.rx("module reload res_pjsip.so")
     instance.rx("dialplan reload")
     shown = instance.rx("pjsip show endpoint anonymous")
     assert "f2b-guest" in shown, shown
-    transports = instance.rx("pjsip show transports")
-    assert "transport-udp6" in transports and "transport-tcp6" in transports, transports
+    # The reloaded transports come up a moment after the reload command returns.
+    wanted = [f"{proto}      0      0  [::1]:{instance.sip_port}" for proto in ("udp", "tcp")]
+    deadline = time.monotonic() + 5.0
+    transports = ""
+    while time.monotonic() < deadline:
+        transports = instance.rx("pjsip show transports")
+        if all(line in transports for line in wanted):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"IPv6 transports missing:\n{transports}\n{instance.log_since(0)[-3000:]}")
 
 
 def capture(instance: AsteriskInstance) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from fixtures.common import REPO, require
 from fixtures.netns import Netns, Veth, delete_netns, make_netns, veth
+from fixtures.sshd import SshServer
 
 from sipctl.errors import ProviderError
 from sipctl.providers.base import RunContext
@@ -347,3 +348,35 @@ def test_refused_reload_restores_the_files(f2b: Fail2banHost) -> None:
     assert jail.read_bytes() == before
     assert f"Jail list:\t{JAIL}" in f2b.client_run("status")
     assert str(f2b.messages) in f2b.banned()
+
+
+def test_over_ssh_one_connection(f2b: Fail2banHost, ssh_server: SshServer) -> None:
+    """The same host reached over SSH: read, prove, write and reload on one connection."""
+    _plan_and_apply(f2b.spec(), f2b.work)  # the module's jail, whatever ran before
+    ssh = ssh_server.ssh_spec()
+    loaded = f2b.spec(
+        "ssh.yaml",
+        target=ssh_server.target,
+        ssh=f"{{key_file: {ssh['key_file']}, known_hosts: {ssh['known_hosts']}}}",
+        maxretry="4",
+    )
+    ctx = RunContext(base_dir=f2b.work)
+    try:
+        provider = Fail2banProvider(loaded, ctx)
+        assert provider.target_id == ssh_server.target
+        desired = render_fail2ban(loaded.spec)
+        live = provider.read(desired)
+        assert live.problems == [] and live.skipped == [], (live.problems, live.skipped)
+        changes = diff(desired, live)
+        assert [(c.action, c.address.name) for c in changes] == [
+            ("update", str(f2b.conf / "jail.d" / "sipctl.conf"))
+        ]
+        assert provider.apply(changes, live)[-1] == f"{ssh_server.target}: fail2ban reloaded"
+        transport = ctx.transports.get(ssh_server.target)
+        # One connection; round trips: read the files, ping, write, reload.
+        assert (transport.connections, transport.round_trips) == (1, 4)  # type: ignore[attr-defined]
+        assert f2b.client_run("get", JAIL, "maxretry").strip() == "4"
+        assert diff(desired, Fail2banProvider(loaded, ctx).read(desired)) == []
+    finally:
+        ctx.close()
+        _plan_and_apply(f2b.spec(), f2b.work)  # back to the module's jail
