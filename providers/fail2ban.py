@@ -116,7 +116,7 @@ class Fail2banProvider:
     def _prove(self, filter_text: str, transport: HostTransport, live: LiveState) -> None:
         """Run fail2ban-regex on the proof log: here if installed, else on the target."""
         lines = proof_lines()
-        program = shutil.which("fail2ban-regex")
+        program = local_fail2ban_regex()
         if program is not None:
             where = "this machine"
             output = _prove_here(program, filter_text, log_text(lines))
@@ -242,6 +242,11 @@ class Fail2banProvider:
 
     def _client(self, transport: HostTransport, verb: str) -> CommandResult:
         return transport.run(f"{self._section.command} {verb} 2>&1", timeout=_CLIENT_TIMEOUT)
+
+
+def local_fail2ban_regex() -> str | None:
+    """fail2ban-regex on this machine, if installed."""
+    return shutil.which("fail2ban-regex")
 
 
 def _prove_here(program: str, filter_text: str, log: str) -> str | None:

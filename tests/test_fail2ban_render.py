@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sipctl.errors import StalePlanError
+from sipctl.providers import fail2ban as fail2ban_provider
 from sipctl.providers.base import RunContext
 from sipctl.providers.fail2ban import Fail2banProvider
 from sipctl.reconciler.diff import diff
@@ -227,3 +228,41 @@ def test_a_filter_that_can_be_fooled_never_passes_read(tmp_path: Path) -> None:
     broken = FILTER_TEXT.replace("failregex = ", "failregex = (")
     live = provider(loaded, tmp_path).read([Resource(good[0].address, {}, broken)])
     assert live.problems and "refused the filter" in live.problems[0]
+
+
+def test_proof_runs_on_the_target_without_a_local_fail2ban_regex(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where this machine has no fail2ban-regex, the target's runs the proof (here: local,
+    through the transport's shell); a ``dir:`` target cannot, and the plan says so."""
+    monkeypatch.setattr(fail2ban_provider, "local_fail2ban_regex", lambda: None)
+    loaded = spec_of(
+        f"""\
+        fail2ban:
+          target: local
+          config_dir: {tmp_path}/etc
+          command: fail2ban-client -s {tmp_path}/no.sock
+        """
+    )
+    said: list[str] = []
+    ctx = RunContext(base_dir=tmp_path, log=said.append)
+    desired = render_fail2ban(loaded.spec)
+    live = Fail2banProvider(loaded, ctx).read(desired)
+    assert live.problems == []
+    assert "fail2ban filter proven with fail2ban-regex on local" in said
+
+    strict_from = next(ln for ln in FILTER_TEXT.splitlines() if ln.startswith("_from = "))
+    lazy = FILTER_TEXT.replace(strict_from, "_from = '.*?'")
+    bad = [Resource(desired[0].address, normalize_ini(lazy), lazy), desired[1]]
+    live = Fail2banProvider(loaded, ctx).read(bad)
+    assert live.problems[0].startswith(
+        "the fail2ban filter sipctl would write is wrong (proven with fail2ban-regex on local)"
+    )
+
+    on_dir = spec_of("fail2ban: {target: 'dir:state'}\n", base_dir=tmp_path)
+    live = provider(on_dir, tmp_path).read(render_fail2ban(on_dir.spec))
+    assert live.problems == []
+    assert live.notes == [
+        "fail2ban filter NOT proven: fail2ban-regex is not installed on this machine and "
+        "dir:state runs no programs; install fail2ban here to have it checked"
+    ]
