@@ -52,6 +52,18 @@ if TYPE_CHECKING:
 # a reboot empties, like the timer itself.
 STATE_DIR = "/run/sipctl"
 SCRIPT_TIMEOUT = 60.0
+# $SSH_CONNECTION of the session we run in. sudo clears the environment, so when it is empty
+# the parents' environments are searched (sudo itself, then the login shell): as root we may
+# read them, and the first one that has it is our own SSH session.
+SSH_CONNECTION_SHELL = """\
+c="${SSH_CONNECTION:-}"; p=$$; n=0
+while [ -z "$c" ] && [ "$n" -lt 8 ] && [ "$p" -gt 1 ]; do
+  p=$(awk '/^PPid:/ {print $2}' /proc/$p/status 2>/dev/null); [ -n "$p" ] || break
+  c=$({ tr '\\0' '\\n' < /proc/$p/environ; } 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p')
+  n=$((n + 1))
+done
+printf '%s' "$c"
+"""
 # How long after the rollback should have run we still try to reach the host.
 ROLLBACK_MARGIN = 2.0
 
@@ -186,7 +198,7 @@ class FirewallProvider:
             return live
         boundary = new_boundary()
         script = [self.snapshot(), self.snapshot_sections(boundary)]
-        script.append(section_shell(boundary, "ssh", 'printf "%s" "${SSH_CONNECTION:-}"'))
+        script.append(section_shell(boundary, "ssh", SSH_CONNECTION_SHELL))
         for path in paths.values():
             script.append(section_shell(boundary, f"file {path}", _cat_shell(path)))
         result = transport.run("/bin/sh -s", stdin="".join(script).encode(), timeout=SCRIPT_TIMEOUT)
@@ -325,7 +337,16 @@ class FirewallProvider:
         confirm = self.ref.kind == "ssh"
         script = self._apply_script(change.after, live, stem, boundary, delimiter, confirm)
         started = time.monotonic()
-        result = transport.run("/bin/sh -s", stdin=script.encode(), timeout=SCRIPT_TIMEOUT)
+        try:
+            result = transport.run("/bin/sh -s", stdin=script.encode(), timeout=SCRIPT_TIMEOUT)
+        except ProviderError as exc:
+            if not confirm:
+                raise
+            raise ProviderError(
+                f"{exc}; if the new firewall rules were applied before the connection was "
+                f"lost, the host puts the old ones back by itself within "
+                f"{self.fw.confirm_seconds} s (the rollback timer is armed before any change)"
+            ) from exc
         outcome = result.stdout
         if f"{boundary} stale" in outcome:
             raise StalePlanError(

@@ -148,3 +148,26 @@ def test_through_the_cli(pbx: Pbx) -> None:
     done = pbx.sipctl("plan", "-f", str(wrong))
     assert done.returncode == 3, output(done)
     assert "would cut SSH" in output(done) and "Traceback" not in output(done)
+
+
+def test_ssh_through_dnat_is_judged_by_the_port_sshd_sees(pbx: Pbx) -> None:
+    """sipctl dials 2200, the host's nat table forwards it to sshd on 22: INPUT sees 22."""
+    pbx.link.a.run(
+        "iptables", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "2200",
+        "-j", "DNAT", "--to-destination", f"{pbx.link.a_ip}:22",
+    )  # fmt: skip
+    public = pbx.sshd.host_key.with_suffix(".pub").read_text().split()
+    known = pbx.tmp / "known_hosts_2200"
+    known.write_text(f"[{pbx.link.a_ip}]:2200 {public[0]} {public[1]}\n")
+
+    def spec(ssh_port: int) -> Path:
+        path = pbx.spec("iptables", ssh_port=ssh_port)
+        data = yaml.safe_load(path.read_text())
+        data["firewall"]["target"] = f"ssh://root@{pbx.link.a_ip}:2200"
+        data["firewall"]["ssh"]["known_hosts"] = str(known)
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    assert refusal_reasons(run(pbx, spec(22), apply=False).plan) == []
+    reasons = refusal_reasons(run(pbx, spec(2200), apply=False).plan)
+    assert len(reasons) == 1 and "TCP port 22," in reasons[0] and "$SSH_CONNECTION" in reasons[0]

@@ -280,3 +280,27 @@ def test_sections_keep_bodies_exact() -> None:
     sections = parse_sections(out, "B")
     assert sections["one"].body == "a\n\nb" and sections["one"].status == 0
     assert sections["two"].body == "" and sections["two"].status == 3
+
+
+@pytest.mark.parametrize(
+    ("target", "ssh_connection", "env", "expected"),
+    [
+        ("ssh://root@pbx.example:2200", "10.0.0.2 40000 10.0.0.1 22", {}, (22, "ipv4")),
+        ("ssh://root@pbx.example:2200", "", {}, (2200, "ipv4")),
+        ("ssh://root@[2001:db8::1]", "", {}, (22, "ipv6")),
+        ("ssh://pbx.example", "2001:db8::2 40000 2001:db8::1 2222", {}, (2222, "ipv6")),
+        ("local", "", {"SSH_CONNECTION": "10.0.0.2 1 10.0.0.1 2022"}, (2022, "ipv4")),
+        ("local", "", {}, None),
+    ],
+)
+def test_the_ssh_port_sipctl_arrives_on(
+    target: str, ssh_connection: str, env: dict[str, str], expected: tuple[int, str] | None
+) -> None:
+    from sipctl.providers.base import RunContext
+    from sipctl.providers.firewall_iptables import IptablesProvider
+
+    data = {"version": 1, "domain": "mysite.ru", "firewall": {"target": target}}
+    loaded = load_spec_text(yaml.safe_dump(data), base_dir=Path("/tmp"))
+    provider = IptablesProvider(loaded, RunContext(base_dir=Path("/tmp"), env=env))
+    port = provider.ssh_port(ssh_connection)
+    assert (port.port, port.family) == expected if port else expected is None
