@@ -164,7 +164,8 @@ def jail_text(spec: Spec) -> str:
         f"filter = {FILTER_NAME}",
         # backend "auto" reads logpath; a distribution default of "systemd" would ignore it.
         "backend = auto",
-        f"logpath = {section.logpath}",
+        # fail2ban interpolates "%(name)s" in values: a literal "%" is written "%%".
+        f"logpath = {section.logpath.replace('%', '%%')}",
         f"maxretry = {section.maxretry}",
         f"findtime = {section.findtime}",
         f"bantime = {section.bantime}",
@@ -180,11 +181,12 @@ def jail_text(spec: Spec) -> str:
 
 
 def normalize_ini(text: str) -> Value:
-    """A fail2ban config file as fail2ban reads it: ``{"sections": {name: {key: value}}}``.
+    """A fail2ban config file as fail2ban reads it: ``{"[section]": ["key = value", ...]}``.
 
-    Keys are lower-cased (configparser does so), values keep their lines but lose the
-    indentation of continuation lines and blank lines. Text that is not a valid config file
-    becomes ``{"unparsable": <first error line>}``, which never equals a desired value.
+    Keys are lower-cased (configparser does so); a value of several lines (``failregex``)
+    gives one item per line; items are sorted (fail2ban tries every failregex, so their order
+    does not matter). Comments, blank lines and spacing are gone. Text that is not a valid
+    config file becomes ``{"unparsable": <first error line>}``, never equal to a desired value.
     """
     parser = configparser.RawConfigParser(
         comment_prefixes=("#", ";"),
@@ -198,13 +200,14 @@ def normalize_ini(text: str) -> Value:
         parser.read_string(text)
     except configparser.Error as exc:
         return {"unparsable": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
-    sections: dict[str, dict[str, str]] = {}
+    sections: dict[str, list[str]] = {}
     for name in parser.sections():
-        sections[name] = {
-            key: "\n".join(line.strip() for line in (value or "").splitlines() if line.strip())
-            for key, value in parser.items(name, raw=True)
-        }
-    return {"sections": sections}
+        items: list[str] = []
+        for key, value in parser.items(name, raw=True):
+            lines = [line.strip() for line in (value or "").splitlines() if line.strip()]
+            items += [f"{key} = {line}" for line in lines] or [f"{key} ="]
+        sections[f"[{name}]"] = sorted(items)
+    return sections
 
 
 def _section(spec: Spec) -> Fail2ban:

@@ -39,8 +39,8 @@ def spec_of(extra: str, base_dir: Path | None = None) -> LoadedSpec:
 
 def jail_values(extra: str) -> dict[str, str]:
     jail = normalize_ini(jail_text(spec_of(extra).spec))
-    values: dict[str, str] = jail["sections"]["sipctl-asterisk"]
-    return values
+    items: list[str] = jail["[sipctl-asterisk]"]
+    return dict(item.split(" = ", 1) for item in items)
 
 
 def test_jail_defaults_ban_both_protocols_with_iptables() -> None:
@@ -154,13 +154,12 @@ def test_dir_target_writes_files_only(tmp_path: Path) -> None:
     live = provider(loaded, tmp_path).read(desired)
     (change,) = diff(desired, live)
     assert change.action == "update"
-    assert change.details == [
-        {
-            "path": "root['sections']['sipctl-asterisk']['maxretry']",
-            "change": "values_changed",
-            "before": "50",
-            "after": "5",
-        }
+    assert change.before["[sipctl-asterisk]"] == [
+        "maxretry = 50" if item == "maxretry = 5" else item
+        for item in change.after["[sipctl-asterisk]"]
+    ]
+    assert [(d["before"], d["after"]) for d in change.details] == [
+        ("maxretry = 50", "maxretry = 5")
     ]
     # Edited again between read and apply: nothing is written.
     jail.write_text(jail.read_text() + "\n")
