@@ -339,6 +339,52 @@ def test_live_asterisk_22_lines(sipctl_filter: Path, tmp_path: Path) -> None:
     _assert_real_addresses_only(found)
 
 
+# A dialled name may carry %0A: PJSIP unescapes it, Asterisk prints it raw, and the caller has
+# written a line of their own into the log (at most 79 characters: AST_MAX_EXTENSION).
+FORGED = "WARNING[1][C-00000001] Ext. y: Wrong call IP=6.6.6.{n}"
+NEWLINE_NAMES = (
+    quote(f"x\n{FORGED.format(n=8)}\nz", safe=""),  # matched by the guest catch-all
+    quote(f"\n{FORGED.format(n=9)}\n", safe=""),  # first character outside it: 404
+)
+
+
+@pytest.mark.asterisk
+@pytest.mark.xfail(
+    strict=True,
+    reason="the guest dialplan logs the raw dialled name (Log() prints 'Ext. <name>'), and "
+    "Asterisk's own 'extension not found' NOTICE does too; see "
+    "/work/notes/fail2ban-for-asterisk-layer.md. Remove this marker once it passes.",
+)
+def test_sipctl_guest_dialplan_lets_no_caller_forge_a_line(
+    sipctl_filter: Path, tmp_path: Path
+) -> None:
+    """sipctl's own Asterisk layer (render_asterisk), live: forged lines must not count."""
+    from sipctl.reconciler.render_asterisk import desired_files, include_line
+    from sipctl.schemas.loader import load_spec_text
+
+    with running_asterisk() as instance:
+        section = instance.spec_section()
+        spec = load_spec_text(
+            "version: 1\ndomain: mysite.ru\nusers: {director: 105}\nasterisk:\n"
+            + "".join(f"  {key}: {value!r}\n" for key, value in section.items())
+        ).spec
+        for name, text in desired_files(spec).items():
+            (instance.config_dir / name).write_text(text)
+            parent = instance.config_dir / ("extensions.conf" if "ext" in name else "pjsip.conf")
+            parent.write_text(parent.read_text() + "\n" + include_line(name) + "\n")
+        instance.rx("module reload res_pjsip.so")
+        instance.rx("dialplan reload")
+        start = instance.log_size()
+        for name in NEWLINE_NAMES:
+            send(Probe("forged line", "INVITE", name), instance.sip_port)
+        instance.wait_log(r"6\.6\.6\.9", start)
+        text = instance.log_since(start)
+    log = tmp_path / "messages"
+    log.write_text(text)
+    found = fail2ban_regex(log, sipctl_filter)
+    assert not [a for a in found if ipaddress.ip_address(a) in SMUGGLED], text
+
+
 if __name__ == "__main__":
     with running_asterisk() as pbx:
         captured = capture(pbx)
