@@ -379,3 +379,34 @@ def test_change_then_removal_keeps_the_admin_bytes(
     assert pending_changes(removed) == []
     # and back, for whoever runs after
     apply_spec(applied)
+
+
+def test_a_foreign_anonymous_endpoint_in_another_file_is_seen_live(
+    asterisk: AsteriskInstance, applied: Path, tmp_path: Path
+) -> None:
+    """Defined in a file sipctl does not read: the running Asterisk still tells."""
+    config = asterisk.config_dir
+    apply_spec(write_spec(tmp_path, spec_data(asterisk, ensure="absent"), "absent.yaml"))
+    pjsip = config / "pjsip.conf"
+    before = pjsip.read_bytes()
+    (config / "pjsip_guest_by_admin.conf").write_text(
+        "[anonymous]\ntype=endpoint\ncontext=default\n"
+    )
+    pjsip.write_bytes(before + b"#include pjsip_guest_by_admin.conf\n")
+    asterisk.rx("module reload res_pjsip.so")
+    try:
+        assert "anonymous" in asterisk.rx("pjsip show endpoints")
+        _, ctx, _, live = plan_layer(applied)
+        ctx.close()
+        assert live.problems == [
+            "the running Asterisk (pjsip show endpoints) already has an 'anonymous' endpoint "
+            "that sipctl did not write; sipctl will not define a second one. Remove it "
+            "(sipctl's own guest endpoint replaces it), or leave the asterisk section out of "
+            "the spec"
+        ]
+    finally:
+        pjsip.write_bytes(before)
+        (config / "pjsip_guest_by_admin.conf").unlink()
+        asterisk.rx("module reload res_pjsip.so")
+        apply_spec(applied)
+    assert pending_changes(applied) == []
