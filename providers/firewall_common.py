@@ -245,7 +245,7 @@ class FirewallProvider:
         if value is not None:
             live.resources[ruleset_address(self.fw)] = value
         live.skipped.append(
-            f"firewall: {self.target} is a directory: only {', '.join(paths.values())} "
+            f"{self.target} is a directory: only {', '.join(paths.values())} "
             "written, no rules loaded (the host loads them from there at boot)"
         )
 
@@ -327,7 +327,7 @@ class FirewallProvider:
             for c in changes
         ]
         transport.write_files(writes)
-        return [f"firewall: wrote {w.path} at {self.target_id}" for w in writes]
+        return [f"{self.target_id}: wrote {w.path}" for w in writes]
 
     def _apply_rules(self, transport: HostTransport, change: Change, live: LiveState) -> list[str]:
         token = secrets.token_hex(6)
@@ -370,9 +370,9 @@ class FirewallProvider:
             )
         what = self.describe(change.after)
         if not confirm:
-            return [f"firewall: {what} at {self.target_id}"]
+            return [f"{self.target_id}: {what}"]
         self._confirm(transport, stem, started)
-        return [f"firewall: {what} at {self.target_id}; confirmed over a new SSH connection"]
+        return [f"{self.target_id}: {what}; confirmed over a new SSH connection"]
 
     def _apply_script(
         self,

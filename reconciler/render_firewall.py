@@ -355,8 +355,8 @@ def render_firewall(spec: Spec) -> list[Resource]:
 
 
 def firewall_artefacts(spec: Spec) -> dict[str, str]:
-    """What ``sipctl render --dir`` writes for the firewall: the persist file(s), under
-    ``firewall/`` with their own names (default names when ``persist`` is not set).
+    """What ``sipctl render --dir`` writes for the firewall (under ``firewall/``): the
+    persist file(s) with their own names (default names when ``persist`` is not set).
 
     The nft file is also the exact script ``apply`` runs; the iptables files hold the chain
     ``apply`` writes with ``iptables-restore --noflush`` (which adds the INPUT jump only when
@@ -372,4 +372,4 @@ def firewall_artefacts(spec: Spec) -> dict[str, str]:
         if fw.backend == "iptables" and ipv6:
             paths["ipv6"] = "/ip6tables.up"
     texts = persist_texts(spec, paths)
-    return {f"firewall/{posixpath.basename(path)}": text for path, text in texts.items()}
+    return {posixpath.basename(path): text for path, text in texts.items()}

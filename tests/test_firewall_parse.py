@@ -261,8 +261,8 @@ def test_persist_files_and_artefacts() -> None:
     assert ":INPUT ACCEPT" in resources["firewall.file[/etc/iptables/rules.v6]"]
     v4 = resources["firewall.file[/etc/iptables/rules.v4]"]
     assert canonical({"ipv4": parse_save(v4)}) == resources["firewall.chain[SIPCTL]"]
-    assert set(firewall_artefacts(spec)) == {"firewall/rules.v4", "firewall/rules.v6"}
-    assert set(firewall_artefacts(spec_of(backend="nftables"))) == {"firewall/sipctl.nft"}
+    assert set(firewall_artefacts(spec)) == {"rules.v4", "rules.v6"}
+    assert set(firewall_artefacts(spec_of(backend="nftables"))) == {"sipctl.nft"}
     absent = {str(r.address) for r in render_firewall(spec_of(ensure="absent", persist="/x.up"))}
     assert absent == {"firewall.file[/x.up]", "firewall.file[/x.up.v6]"}
 
