@@ -33,10 +33,13 @@ The failregexes bind the address from a place the caller cannot move (measured o
 - ``Endpoint 'anonymous' (<addr>:port) has no configured AORs``: a REGISTER that only the
   guest endpoint matched (what scanners send to find accounts).
 
-What no filter can stop: Asterisk writes the dialled extension into the log unescaped, and a
-Request-URI user part may carry ``%0A``. A caller can thus write a whole line of their own
-into the log. The guest dialplan must therefore never let a dialled name containing anything
-but plain characters reach ``Log()`` (see the Asterisk layer).
+What no filter can stop: Asterisk writes the dialled name into the log unescaped, and a
+Request-URI user part may carry ``%0A``, so a caller can write a whole line of their own
+(up to 79 characters, AST_MAX_EXTENSION) that fail2ban cannot tell from a real one. Two
+paths were measured: ``Log()`` in a catch-all prints ``Ext. <name>``, and Asterisk's own
+"extension not found" NOTICE prints the name too. The Asterisk layer closes the first by
+logging from a fixed extension (``Goto``) and must keep names out of the second; the live
+test ``test_sipctl_guest_dialplan_lets_no_caller_forge_a_line`` shows where it stands.
 """
 
 from __future__ import annotations
