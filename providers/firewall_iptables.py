@@ -64,6 +64,8 @@ _ICMPV6_NAMES = {str(code): name for name, code in ICMPV6_CODES.items()} | {
     "neighbour-advertisement": "nd-neighbor-advert",
     "neighbor-advertisement": "nd-neighbor-advert",
 }
+# Whether the other backend's rules are still loaded (after a change of backend).
+OTHER_BACKEND_SHELL = "nft list table inet sipctl >/dev/null 2>&1"
 _DIGEST_FILTER = (
     f"grep -E '^(:INPUT |:{CHAIN} |-A {CHAIN} |-A INPUT .*-j {CHAIN}( |$))' "
     "| sed -E 's/ \\[[0-9]+:[0-9]+\\]$//' | cksum"
@@ -288,6 +290,7 @@ class IptablesProvider(FirewallProvider):
             section_shell(boundary, "ipv4", 'printf "%s" "$sipctl_v4"; (exit $sipctl_r4)')
             + section_shell(boundary, "ipv6", 'printf "%s" "$sipctl_v6"; (exit $sipctl_r6)')
             + section_shell(boundary, "digest", 'printf "%s" "$sipctl_digest"')
+            + section_shell(boundary, "other", OTHER_BACKEND_SHELL)
         )
 
     def parse_snapshot(self, sections: dict[str, Section], live: LiveState) -> Value:
@@ -307,6 +310,11 @@ class IptablesProvider(FirewallProvider):
                 live.problems.append(why)
         live.private["tables"] = {f: asdict(t) for f, t in tables.items()}
         live.private["digest"] = sections.get("digest", Section("", 0)).body.strip()
+        if sections.get("other", Section("", 1)).status == 0:
+            live.notes.append(
+                "table inet sipctl of the nftables backend is still loaded; it filters too. "
+                "Remove it: apply once with backend: nftables and ensure: absent"
+            )
         return canonical(tables)
 
     def parse_persist(self, files: dict[str, str | None]) -> Value:

@@ -31,6 +31,10 @@ from sipctl.reconciler.render_firewall import (
 from sipctl.reconciler.resources import LiveState, Value
 
 REJECT = "reject"
+# Whether the other backend's chain is still loaded (after a change of backend).
+OTHER_BACKEND_SHELL = (
+    "{ iptables-save -t filter; ip6tables-save -t filter; } 2>/dev/null | grep -q '^:SIPCTL '"
+)
 _PRIORITY_NAMES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50}
 _TYPES = {"icmp": ICMP_CODES, "icmpv6": ICMPV6_CODES}
 Parsed = list[Rule] | str | None  # rules, REJECT, or None: not something sipctl writes
@@ -280,12 +284,18 @@ class NftablesProvider(FirewallProvider):
             section_shell(boundary, "json", 'printf "%s" "$sipctl_nj"; (exit $sipctl_rn)')
             + section_shell(boundary, "text", 'printf "%s" "$sipctl_nt"')
             + section_shell(boundary, "digest", 'printf "%s" "$sipctl_digest"')
+            + section_shell(boundary, "other", OTHER_BACKEND_SHELL)
         )
 
     def parse_snapshot(self, sections: dict[str, Section], live: LiveState) -> Value:
         found = sections.get("json", Section("no answer", 255))
         live.private["digest"] = sections.get("digest", Section("", 0)).body.strip()
         live.private["text"] = None
+        if sections.get("other", Section("", 1)).status == 0:
+            live.notes.append(
+                "chain SIPCTL of the iptables backend is still loaded; it filters too. "
+                "Remove it: apply once with backend: iptables and ensure: absent"
+            )
         if found.status == 127:
             live.problems.append("nft is not installed (install the nftables package)")
             return None

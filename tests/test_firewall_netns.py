@@ -348,3 +348,15 @@ def test_the_namespace_is_not_the_host() -> None:
         assert subprocess.run(["true"]).returncode == 0
     finally:
         delete_netns(ns)
+
+
+def test_a_change_of_backend_says_the_old_rules_are_still_loaded(tmp_path: Path) -> None:
+    ns = make_netns()
+    try:
+        Host(ns, "iptables", tmp_path).apply(spec_text("iptables", tmp_path))
+        plan_run, ctx = Host(ns, "nftables", tmp_path).plan(spec_text("nftables", tmp_path))
+        ctx.close()
+        notes = plan_run.plan.targets[0].notes
+        assert any("chain SIPCTL of the iptables backend is still loaded" in n for n in notes)
+    finally:
+        delete_netns(ns)
