@@ -226,7 +226,13 @@ class Fail2banProvider:
         result = self._client(transport, "reload")
         if not result.ok:
             written = [w.path for w in writes]
-            transport.restore_backups(written)
+            try:
+                transport.restore_backups(written)
+            except ProviderError as exc:
+                raise ProviderError(
+                    f"{self.target_id}: fail2ban refused the new configuration: "
+                    f"{_words(result)}; putting the previous files back failed too: {exc}"
+                ) from exc
             again = self._client(transport, "reload")
             state = (
                 "fail2ban runs with the previous files again"
