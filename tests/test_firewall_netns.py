@@ -360,3 +360,14 @@ def test_a_change_of_backend_says_the_old_rules_are_still_loaded(tmp_path: Path)
         assert any("chain SIPCTL of the iptables backend is still loaded" in n for n in notes)
     finally:
         delete_netns(ns)
+
+
+@pytest.mark.parametrize("host", BACKENDS, indirect=True)
+def test_reject_policy_is_a_final_reject_rule(host: Host) -> None:
+    text = spec_text(host.backend, host.tmp, firewall={"policy": "reject"})
+    host.apply(text)
+    last = host.ours()[-1] if host.backend == "iptables" else host.ours()[-3].strip()
+    assert last in ("-A SIPCTL -j REJECT --reject-with icmp-port-unreachable", "reject")
+    assert host.changes(text) == []
+    host.apply(spec_text(host.backend, host.tmp))  # back to drop: the reject rule goes
+    assert not any("REJECT" in r or r.strip() == "reject" for r in host.ours())
