@@ -1,0 +1,326 @@
+"""The example pipelines (examples/gitops/) run as the CI would, against the real BIND.
+
+Each workflow's YAML is parsed and its script lines are executed in order, in a copy of the
+example repository. Only what a CI provides is substituted: environment variables, secrets,
+the workspace path, and the CI's own services, which are small stub programs on PATH (``pip``
+is a no-op since sipctl is installed here; ``gh`` and ``curl`` post comments and move
+artifacts through a directory). The spec's addresses are pointed at the test servers: the
+DNS server and its key, and the PBX (a ``dir:`` target standing in for the host).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fixtures.bind import BindServer
+from fixtures.common import EXAMPLES
+
+GITOPS = EXAMPLES / "gitops"
+DOMAIN = "mycompany.example"
+VENV_BIN = Path(sys.executable).parent
+
+STUB = r'''#!PYTHON
+"""CI services for the pipeline test: gh, curl and pip, by the name this is called as."""
+import json, os, shutil, sys, zipfile
+from pathlib import Path
+
+store = Path(os.environ["STUB_DIR"])
+name, args = Path(sys.argv[0]).name, sys.argv[1:]
+(store / "calls.log").open("a").write(name + " " + " ".join(args) + "\n")
+
+def opt(flag):
+    return args[args.index(flag) + 1] if flag in args else None
+
+if name == "pip":
+    sys.exit(0)
+if name == "gh":
+    if args[:2] == ["pr", "comment"]:
+        shutil.copy(opt("--body-file"), store / f"comment-{args[2]}.md")
+    elif args[:2] == ["run", "list"]:
+        print("4242")
+    elif args[:2] == ["run", "download"]:
+        source = store / "artifacts" / opt("--name")
+        for item in source.iterdir():
+            shutil.copy(item, Path(opt("--dir") or ".") / item.name)
+    else:
+        sys.exit(f"gh stub: unexpected {args}")
+    sys.exit(0)
+if name == "curl":
+    url = args[-1]
+    if url.endswith("/notes"):
+        body = next(a for a in args if a.startswith("body@"))[len("body@"):]
+        shutil.copy(body, store / "comment-mr.md")
+    elif url.endswith("/merge_requests"):
+        print(json.dumps([{"iid": 7, "source_branch": "feature"}]))
+    elif "/jobs/artifacts/feature/download" in url:
+        with zipfile.ZipFile(opt("--output"), "w") as archive:
+            for item in (store / "artifacts" / "sipctl-plan").iterdir():
+                archive.write(item, item.name)
+    else:
+        sys.exit(f"curl stub: unexpected {url}")
+    sys.exit(0)
+sys.exit(f"stub: unknown program {name}")
+'''
+
+
+@dataclass
+class JobResult:
+    code: int
+    output: str
+
+
+class FakeCi:
+    """A workspace (a copy of examples/gitops), stub services, and the test servers."""
+
+    def __init__(self, bind: BindServer, root: Path) -> None:
+        self.bind = bind
+        self.repo = root / "repo"
+        self.pbx = root / "pbx"  # the PBX host's root; outside the workspace, which is wiped
+        self.stub_dir = root / "ci"
+        (self.stub_dir / "bin").mkdir(parents=True)
+        (self.stub_dir / "artifacts").mkdir()
+        script = self.stub_dir / "stub.py"
+        script.write_text(STUB.replace("PYTHON", sys.executable))
+        script.chmod(0o755)
+        for program in ("gh", "curl", "pip"):
+            (self.stub_dir / "bin" / program).symlink_to(script)
+        self.ssh_key = root / "secrets" / "ssh_key"
+        self.ssh_key.parent.mkdir()
+        self.ssh_key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n(test)\n")
+        self.fresh_checkout()
+
+    def fresh_checkout(self) -> None:
+        """What actions/checkout and GitLab's clone do; the spec pointed at the test servers."""
+        shutil.rmtree(self.repo, ignore_errors=True)
+        shutil.copytree(GITOPS, self.repo)
+        spec = self.repo / "sipctl.yaml"
+        text = spec.read_text()
+        for old, new in (
+            ("server: 192.0.2.53:53", f"server: '{self.bind.server}'"),
+            ("tsig: {name: sipctl,", f"tsig: {{name: {self.bind.key_name},"),
+            ("target: ssh://root@pbx.mycompany.example:22", f"target: 'dir:{self.pbx}'"),
+        ):
+            assert old in text, f"the example spec no longer has {old!r}"
+            text = text.replace(old, new)
+        spec.write_text(text)
+
+    def env(self, extra: dict[str, str]) -> dict[str, str]:
+        path = f"{self.stub_dir / 'bin'}:{VENV_BIN}:/usr/sbin:/usr/bin:/sbin:/bin"
+        return {
+            "PATH": path,
+            "HOME": str(self.repo.parent),
+            "LANG": "C.UTF-8",
+            "STUB_DIR": str(self.stub_dir),
+            "CI": "true",
+            **extra,
+        }
+
+    def run_script(self, script: str, env: dict[str, str]) -> JobResult:
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+            cwd=self.repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return JobResult(done.returncode, done.stdout + done.stderr)
+
+    def keep_artifact(self, name: str, paths: list[str]) -> None:
+        target = self.stub_dir / "artifacts" / name
+        target.mkdir(exist_ok=True)
+        for path in paths:
+            shutil.copy(self.repo / path, target / Path(path).name)
+
+
+# --- GitHub Actions -----------------------------------------------------------------------------
+
+_EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+
+
+def github_context(ci: FakeCi) -> dict[str, str]:
+    return {
+        "secrets.SIPCTL_TSIG_SECRET": ci.bind.secret,
+        "secrets.SIPCTL_SSH_KEY": ci.ssh_key.read_text(),
+        "github.run_id": "4242",
+        "github.token": "gh-test-token",
+        "github.event.pull_request.number": "7",
+        "github.event.pull_request.head.ref": "feature",
+    }
+
+
+def _expand(value: Any, context: dict[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        assert match.group(1) in context, f"the test does not provide ${{{{ {match.group(1)} }}}}"
+        return context[match.group(1)]
+
+    return _EXPR.sub(one, str(value))
+
+
+def run_github_job(ci: FakeCi, workflow: dict[str, Any], job_name: str) -> JobResult:
+    context = github_context(ci)
+    job = workflow["jobs"][job_name]
+    base = {
+        k: _expand(v, context) for k, v in {**workflow.get("env", {}), **job.get("env", {})}.items()
+    }
+    base.update(GITHUB_WORKFLOW=workflow["name"], GITHUB_WORKSPACE=str(ci.repo))
+    output = ""
+    for step in job["steps"]:
+        uses = step.get("uses")
+        if uses is not None:
+            action = uses.split("@")[0]
+            if action == "actions/checkout":
+                ci.fresh_checkout()
+            elif action == "actions/upload-artifact":
+                ci.keep_artifact(step["with"]["name"], [step["with"]["path"]])
+            else:
+                assert action == "actions/setup-python", f"unknown action {uses}"
+            continue
+        env = ci.env({**base, **{k: _expand(v, context) for k, v in step.get("env", {}).items()}})
+        result = ci.run_script(_expand(step["run"], context), env)
+        output += f"--- {step.get('name', step['run'][:40])}\n{result.output}"
+        if result.code != 0:
+            return JobResult(result.code, output)
+    return JobResult(0, output)
+
+
+# --- GitLab CI ----------------------------------------------------------------------------------
+
+
+def gitlab_env(ci: FakeCi, pipeline: dict[str, Any], source: str) -> dict[str, str]:
+    env = {
+        "CI_PIPELINE_SOURCE": source,
+        "CI_JOB_ID": "4242",
+        "CI_API_V4_URL": "https://gitlab.example/api/v4",
+        "CI_PROJECT_ID": "1",
+        "CI_MERGE_REQUEST_IID": "7",
+        "CI_COMMIT_SHA": "0123abcd",
+        "CI_COMMIT_BRANCH": "main",
+        "CI_DEFAULT_BRANCH": "main",
+        "SIPCTL_TSIG_SECRET": ci.bind.secret,
+        "SIPCTL_SSH_KEY": str(ci.ssh_key),  # a file-type variable is a path
+        "GITLAB_API_TOKEN": "gl-test-token",
+    }
+    for key, value in pipeline.get("variables", {}).items():
+        env[key] = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), str(value))
+    return env
+
+
+def run_gitlab_job(ci: FakeCi, pipeline: dict[str, Any], job_name: str, source: str) -> JobResult:
+    job = pipeline[job_name]
+    rule = job["rules"][0]["if"]
+    assert f'"{source}"' in rule, f"{job_name} does not run on {source} pipelines: {rule}"
+    ci.fresh_checkout()
+    lines = [*pipeline.get("default", {}).get("before_script", []), *job["script"]]
+    result = ci.run_script("\n".join(lines), ci.env(gitlab_env(ci, pipeline, source)))
+    if result.code == 0 and "artifacts" in job and job_name == "sipctl-plan":
+        ci.keep_artifact(job_name, job["artifacts"]["paths"])
+    return result
+
+
+# --- the tests ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ci(bind: BindServer, tmp_path: Path) -> Iterator[FakeCi]:
+    bind.new_zone(zone=DOMAIN)
+    yield FakeCi(bind, tmp_path)
+    # -clean: the zone's journal goes too, so the next test's zone starts from its file
+    bind.rndc("delzone", "-clean", DOMAIN)
+
+
+def _load(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((GITOPS / name).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_the_pipelines_are_not_mistaken_for_specs() -> None:
+    for path in GITOPS.glob("*.yml"):
+        assert all(line.strip() != "version: 1" for line in path.read_text().splitlines())
+
+
+def test_github_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
+    ci: FakeCi, bind: BindServer
+) -> None:
+    workflow = _load("github-actions.yml")
+    plan = run_github_job(ci, workflow, "plan")
+    assert plan.code == 0, plan.output
+    comment = (ci.stub_dir / "comment-7.md").read_text()
+    assert "SRV" in comment and DOMAIN in comment
+    assert (ci.stub_dir / "artifacts" / "sipctl-plan" / "plan.json").exists()
+    assert bind.query(f"_sip._udp.{DOMAIN}", "SRV") == [], "planning changed nothing"
+
+    apply = run_github_job(ci, workflow, "apply")
+    assert apply.code == 0, apply.output
+    assert "Apply complete!" in apply.output
+    assert bind.query(f"_sip._udp.{DOMAIN}", "SRV") == [f"10 0 5060 pbx.{DOMAIN}."]
+    assert (ci.pbx / "etc" / "asterisk" / "extensions_sipctl.conf").exists()
+
+    drift = run_github_job(ci, workflow, "drift")
+    assert drift.code == 0, drift.output
+    bind.update(DOMAIN, delete=[("_sip._tcp", "SRV")])
+    drift = run_github_job(ci, workflow, "drift")
+    assert drift.code == 2, drift.output
+    assert f"- SRV _sip._tcp.{DOMAIN}. was removed on the live side" in drift.output
+
+
+def test_github_pipeline_refuses_a_stale_saved_plan(ci: FakeCi, bind: BindServer) -> None:
+    workflow = _load("github-actions.yml")
+    assert run_github_job(ci, workflow, "plan").code == 0
+    bind.update(DOMAIN, add=[("_sip._udp", 60, "SRV", "5 0 5060 elsewhere.example.net.")])
+    before = bind.zone_records(DOMAIN)
+    apply = run_github_job(ci, workflow, "apply")
+    assert apply.code == 3, apply.output
+    assert "stale" in apply.output and "Re-plan" in apply.output
+    assert bind.zone_records(DOMAIN) == before, "nothing was applied (the lock is gone too)"
+
+
+def test_gitlab_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
+    ci: FakeCi, bind: BindServer
+) -> None:
+    pipeline = _load("gitlab-ci.yml")
+    plan = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event")
+    assert plan.code == 0, plan.output
+    assert "SRV" in (ci.stub_dir / "comment-mr.md").read_text()
+
+    apply = run_gitlab_job(ci, pipeline, "sipctl-apply", "push")
+    assert apply.code == 0, apply.output
+    assert bind.query(f"_sip._tcp.{DOMAIN}", "SRV") == [f"10 0 5060 pbx.{DOMAIN}."]
+
+    assert run_gitlab_job(ci, pipeline, "sipctl-drift", "schedule").code == 0
+    report = json.loads((ci.repo / "drift.json").read_text())
+    assert {t["by"] for t in report["targets"]} == {"gitlab-4242"}, "the record names the job"
+    bind.update(DOMAIN, add=[(f"pbx.{DOMAIN}.", 3600, "A", "198.51.100.1")])
+    drift = run_gitlab_job(ci, pipeline, "sipctl-drift", "schedule")
+    assert drift.code == 2, drift.output
+    assert (ci.repo / "drift.json").exists()
+
+
+def test_gitlab_pipeline_refuses_a_stale_saved_plan(ci: FakeCi, bind: BindServer) -> None:
+    pipeline = _load("gitlab-ci.yml")
+    assert run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event").code == 0
+    bind.update(DOMAIN, add=[(f"pbx.{DOMAIN}.", 3600, "A", "198.51.100.1")])
+    apply = run_gitlab_job(ci, pipeline, "sipctl-apply", "push")
+    assert apply.code == 3, apply.output
+    assert "Re-plan in a new merge request" in apply.output
+
+
+def test_example_secrets_are_not_in_the_outputs(ci: FakeCi, bind: BindServer) -> None:
+    workflow = _load("github-actions.yml")
+    result = run_github_job(ci, workflow, "plan")
+    assert bind.secret not in result.output
+    assert bind.secret not in (ci.stub_dir / "comment-7.md").read_text()
+    assert os.environ.get("SIPCTL_TSIG_SECRET") != bind.secret
