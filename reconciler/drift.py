@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sipctl.errors import SipctlError
+from sipctl.errors import ProviderError, SipctlError
 from sipctl.reconciler.resources import Value, canonical_json
 
 if TYPE_CHECKING:
@@ -101,24 +101,38 @@ def record_state(plan_run: PlanRun, ctx: RunContext, by: str) -> list[str]:
     lines: list[str] = []
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for store, runs in _grouped(plan_run, ctx):
-        old = store.read() or {}
-        targets = dict(old.get("targets", {})) if old.get("format") == STATE_FORMAT else {}
-        changed = False
-        for run in runs:
-            entry = {
-                "resources": applied_entry(run),
-                "applied_at": now,
-                "by": by,
-                "spec_sha256": plan_run.plan.spec_sha256[:16],
-            }
-            previous = targets.get(target_key(run))
-            if not isinstance(previous, dict) or previous.get("resources") != entry["resources"]:
-                targets[target_key(run)] = entry
-                changed = True
-        if changed:
-            store.write({"format": STATE_FORMAT, "targets": targets})
-            lines.append(f"Recorded the applied state in {store.where}.")
+        try:
+            lines.extend(_record_one(store, runs, plan_run, by, now))
+        except ProviderError as exc:
+            # The apply itself succeeded; only 'sipctl drift' loses its reference point.
+            lines.append(
+                f"Warning: could not record the applied state in {store.where} ({exc.message}); "
+                "'sipctl drift' will not know this apply"
+            )
     return lines
+
+
+def _record_one(
+    store: StateStore, runs: list[TargetRun], plan_run: PlanRun, by: str, now: str
+) -> list[str]:
+    old = store.read() or {}
+    targets = dict(old.get("targets", {})) if old.get("format") == STATE_FORMAT else {}
+    changed = False
+    for run in runs:
+        entry = {
+            "resources": applied_entry(run),
+            "applied_at": now,
+            "by": by,
+            "spec_sha256": plan_run.plan.spec_sha256[:16],
+        }
+        previous = targets.get(target_key(run))
+        if not isinstance(previous, dict) or previous.get("resources") != entry["resources"]:
+            targets[target_key(run)] = entry
+            changed = True
+    if not changed:
+        return []
+    store.write({"format": STATE_FORMAT, "targets": targets})
+    return [f"Recorded the applied state in {store.where}."]
 
 
 def state_is_current(plan_run: PlanRun, ctx: RunContext) -> bool:

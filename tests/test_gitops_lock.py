@@ -238,3 +238,19 @@ def test_zonefile_apply_takes_a_flock_beside_the_zone_file(tmp_path: Path) -> No
     lock.release(Holder("c" * 16, "test@here", now, now))
     assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
     assert zone.exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_cancelled_apply_releases_its_lock(
+    bind: BindServer, zone: str, tmp_path: Path, sig: signal.Signals
+) -> None:
+    spec = _spec(bind, zone, tmp_path)
+    waiting = WaitingApply(spec, bind_env(bind))
+    assert bind.query(f"_sipctl-lock.{zone}", "TXT")
+    waiting.process.send_signal(sig)  # a CI job cancelled, or Ctrl-C
+    _out, err = waiting.process.communicate(timeout=30)
+    os.close(waiting.master)
+    # typer turns KeyboardInterrupt into exit 130 (the shell's code for an interrupt)
+    assert waiting.process.returncode in (1, 130), err
+    assert bind.query(f"_sipctl-lock.{zone}", "TXT") == [], "released on the way out"
+    assert bind.query(f"_sip._udp.{zone}", "SRV") == [], "nothing was applied"
