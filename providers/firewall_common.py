@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -116,13 +116,11 @@ class SshPort:
     source: str  # where the port came from, for messages
 
 
-class FirewallProvider:
+class FirewallProvider(ABC):
     """The common part of the iptables and nftables providers (see the module docstring)."""
 
     layer: ClassVar[str] = "firewall"
     name: ClassVar[str]
-    # The program whose absence makes the snapshot fail with 127, for messages.
-    program: ClassVar[str]
 
     def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
         spec = loaded.spec
@@ -360,13 +358,10 @@ class FirewallProvider:
                 f"put back: {_first_line(log) or 'no message'}"
             )
         if f"{boundary} applied" not in outcome:
+            armed = f"; a rollback is armed on the host ({stem}.rollback.sh)" if confirm else ""
             raise ProviderError(
                 f"{self.target_id}: applying the firewall rules failed (exit "
-                f"{result.exit_status}): {_first_line(result.stderr or outcome)}; check the "
-                f"host's rules (a rollback is armed at {stem}.rollback.sh)"
-                if confirm
-                else f"{self.target_id}: applying the firewall rules failed (exit "
-                f"{result.exit_status}): {_first_line(result.stderr or outcome)}"
+                f"{result.exit_status}): {_first_line(result.stderr or outcome)}{armed}"
             )
         what = self.describe(change.after)
         if not confirm:

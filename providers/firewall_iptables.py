@@ -17,7 +17,7 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from sipctl.providers.firewall_common import FirewallProvider, Section, heredoc
+from sipctl.providers.firewall_common import FirewallProvider, Section, heredoc, section_shell
 from sipctl.reconciler.render_firewall import (
     CHAIN,
     FAMILIES,
@@ -273,7 +273,6 @@ class IptablesProvider(FirewallProvider):
     """Chain SIPCTL in the filter table of iptables (and ip6tables)."""
 
     name: ClassVar[str] = "iptables"
-    program: ClassVar[str] = "iptables-save"
 
     def snapshot(self) -> str:
         return (
@@ -284,8 +283,6 @@ class IptablesProvider(FirewallProvider):
         )
 
     def snapshot_sections(self, boundary: str) -> str:
-        from sipctl.providers.firewall_common import section_shell
-
         return (
             section_shell(boundary, "ipv4", 'printf "%s" "$sipctl_v4"; (exit $sipctl_r4)')
             + section_shell(boundary, "ipv6", 'printf "%s" "$sipctl_v6"; (exit $sipctl_r6)')

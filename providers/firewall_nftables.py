@@ -270,7 +270,6 @@ class NftablesProvider(FirewallProvider):
     """``table inet sipctl`` of nftables."""
 
     name: ClassVar[str] = "nftables"
-    program: ClassVar[str] = "nft"
 
     def snapshot(self) -> str:
         return (
