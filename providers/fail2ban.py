@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from sipctl.errors import ProviderError
-from sipctl.providers.transport import FileWrite
+from sipctl.providers.transport import CommandResult, FileWrite
 from sipctl.reconciler.fail2ban_proof import judge, log_text, proof_lines
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render_fail2ban import (
@@ -41,7 +41,7 @@ from sipctl.schemas.targets import parse_target
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
-    from sipctl.providers.transport import CommandResult, HostTransport
+    from sipctl.providers.transport import HostTransport
     from sipctl.schemas.loader import LoadedSpec
     from sipctl.schemas.spec import Fail2ban, Ssh
 
@@ -153,12 +153,14 @@ class Fail2banProvider:
                 "this is a bug in sipctl, please report it"
             )
             return
-        for problem in judge(lines, output):
+        problems = judge(lines, output)
+        for problem in problems:
             live.problems.append(
                 f"the fail2ban filter sipctl would write is wrong (proven with fail2ban-regex on "
                 f"{where}): {problem}; nothing was written"
             )
-        self._ctx.log(f"fail2ban filter proven with fail2ban-regex on {where}")
+        if not problems:
+            self._ctx.log(f"fail2ban filter proven with fail2ban-regex on {where}")
 
     def _server_state(self, transport: HostTransport, live: LiveState) -> None:
         """Whether a reload can follow the writes; one round trip, read only."""
@@ -183,10 +185,17 @@ class Fail2banProvider:
                 f"{self.target_id}: {self._section.command.split()[0]!r} was not found; the "
                 "files are written and the reload is skipped (is fail2ban installed?)"
             )
-        else:
+        elif "Is fail2ban running?" in answer:
             live.skipped.append(
                 f"{self.target_id}: fail2ban is not running; the files are written and "
                 "'fail2ban-client reload' is skipped"
+            )
+        else:
+            # Something else answered (e.g. no permission on the socket): say what it said.
+            said = _words(CommandResult(command, status or 1, answer, ""))
+            live.skipped.append(
+                f"{self.target_id}: fail2ban-client ping failed ({said}); the files are "
+                "written and the reload is skipped"
             )
         if self._section.enabled and not log_exists:
             live.notes.append(

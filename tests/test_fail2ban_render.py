@@ -265,3 +265,20 @@ def test_proof_runs_on_the_target_without_a_local_fail2ban_regex(
         "fail2ban filter NOT proven: fail2ban-regex is not installed on this machine and "
         "dir:state runs no programs; install fail2ban here to have it checked"
     ]
+
+
+def test_a_client_that_answers_otherwise_is_quoted(tmp_path: Path) -> None:
+    """Not "not running" but something else (here a command that fails without a word)."""
+    loaded = spec_of(
+        f"""\
+        fail2ban:
+          target: local
+          config_dir: {tmp_path}/etc
+          command: "false"
+        """
+    )
+    live = provider(loaded, tmp_path).read(render_fail2ban(loaded.spec))
+    assert live.skipped == [
+        "local: fail2ban-client ping failed (exit status 1); the files are written and the "
+        "reload is skipped"
+    ]
