@@ -47,6 +47,7 @@ class Pbx:
                 "ssh": self.sshd.ssh_spec(),
                 "backend": backend,
                 "confirm_seconds": CONFIRM_SECONDS,
+                "persist": str(self.tmp / f"persist-{backend}"),
                 **firewall,
             },
         }
@@ -114,6 +115,7 @@ def test_wrong_ssh_port_is_refused_and_rolled_back(pbx: Pbx, backend: str) -> No
     assert leftovers() == []  # confirmed: the timer is gone
     assert not run(pbx, good, apply=False).plan.has_changes
     old = pbx.rules(backend)
+    assert "dport 22 " in (pbx.tmp / f"persist-{backend}").read_text().replace("\n", " ")
 
     # plan refuses: the hazard is a refusal reason (the CLI exits 3 on it, unless --force).
     reasons = refusal_reasons(run(pbx, wrong, apply=False).plan)
@@ -133,6 +135,8 @@ def test_wrong_ssh_port_is_refused_and_rolled_back(pbx: Pbx, backend: str) -> No
 
     assert pbx.rules(backend) == old
     assert leftovers() == []  # the timer cleaned up after itself
+    # The persist file is written only once the new rules are confirmed: still the old ones.
+    assert "2222" not in (pbx.tmp / f"persist-{backend}").read_text()
     # SSH works again, over a new connection, and nothing differs from the good spec.
     assert not run(pbx, good, apply=False).plan.has_changes
 
