@@ -338,7 +338,8 @@ class Fail2ban(_Model):
     ssh: Ssh | None = Field(default=None, description="default: asterisk.ssh")
     config_dir: AbsPath = "/etc/fail2ban"
     command: Command = Field(default="fail2ban-client", description="how fail2ban-client is run")
-    logpath: AbsPath = "/var/log/asterisk/messages"
+    # Asterisk 22's stock logger.conf: messages.log => notice,warning,error
+    logpath: AbsPath = "/var/log/asterisk/messages.log"
     maxretry: Annotated[int, Field(ge=1, le=1000, strict=True)] = 5
     findtime: Annotated[int, Field(ge=1, le=31536000, strict=True)] = 600
     bantime: Annotated[int, Field(ge=-1, le=315360000, strict=True)] = 3600

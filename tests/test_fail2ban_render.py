@@ -47,7 +47,7 @@ def test_jail_defaults_ban_both_protocols_with_iptables() -> None:
     jail = jail_values("fail2ban: {}\n")
     assert jail["enabled"] == "true"
     assert jail["filter"] == "sipctl-asterisk"
-    assert jail["logpath"] == "/var/log/asterisk/messages"
+    assert jail["logpath"] == "/var/log/asterisk/messages.log"
     assert (jail["maxretry"], jail["findtime"], jail["bantime"]) == ("5", "600", "3600")
     assert jail["port"] == "5060"  # udp and tcp share the default port
     assert jail["protocol"] == "tcp,udp"
