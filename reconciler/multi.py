@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.reconciler.engine import PlanRun
     from sipctl.reconciler.guarded import LockOptions
+    from sipctl.reconciler.plan import Plan
     from sipctl.schemas.loader import LoadedSpec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -41,6 +42,7 @@ class Domain:
     loaded: LoadedSpec | None = None
     ctx: RunContext | None = None
     plan_run: PlanRun | None = None
+    saved: Plan | None = None  # a saved plan being applied
     status: str = "pending"  # planned | no changes | applied | error | refused | skipped
     message: str = ""
     seconds: float = 0.0
@@ -83,6 +85,36 @@ def load_all(paths: Sequence[Path], load: Callable[[Path], LoadedSpec]) -> list[
         domain = Domain(path)
         try:
             domain.loaded = load(path)
+        except SipctlError as exc:
+            domain.fail(exc)
+        domains.append(domain)
+    return domains
+
+
+def plan_paths(paths: Sequence[Path]) -> list[Path]:
+    """Saved plan files: files as given, directories expanded to their *.json."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file())
+            if not inside:
+                raise SpecError(f"{path}: no saved plans (*.json) in this directory")
+            found.extend(inside)
+        else:
+            found.append(path)
+    return found
+
+
+def load_saved(paths: Sequence[Path], read: Callable[[Path], Plan]) -> list[Domain]:
+    """Read every saved plan and the spec inside it; a plan that does not read is marked."""
+    from sipctl.reconciler.engine import loaded_from_plan
+
+    domains = []
+    for path in paths:
+        domain = Domain(path)
+        try:
+            domain.saved = read(path)
+            domain.loaded = loaded_from_plan(domain.saved, str(path))
         except SipctlError as exc:
             domain.fail(exc)
         domains.append(domain)
@@ -259,6 +291,39 @@ def apply_all(
 
     todo = [d for d in domains if d.plan_run is not None and not d.failed]
     _run_each(todo, parallel, "applying", work)
+
+
+def apply_saved_all(
+    domains: Sequence[Domain],
+    make_ctx: Callable[[LoadedSpec], RunContext],
+    force: bool,
+    locks: LockOptions,
+    parallel: int,
+    say: Callable[[str], None],
+) -> None:
+    """Apply every saved plan exactly (each re-checked under its own locks)."""
+    from sipctl.reconciler.engine import check_safe
+    from sipctl.reconciler.guarded import guarded_apply
+
+    def safe(fresh: PlanRun) -> None:
+        check_safe(fresh.plan, force)
+
+    def work(domain: Domain) -> None:
+        assert domain.saved is not None and domain.loaded is not None
+        domain.ctx = make_ctx(domain.loaded)
+        outcome = guarded_apply(
+            domain.saved,
+            str(domain.path),
+            domain.ctx,
+            force=force,
+            locks=locks,
+            before=safe,
+            say=say,
+        )
+        domain.plan_run = outcome.plan_run
+        domain.status = "applied" if outcome.report is not None else "no changes"
+
+    _run_each([d for d in domains if not d.failed], parallel, "applying", work)
 
 
 def close_all(domains: Sequence[Domain]) -> None:

@@ -100,3 +100,34 @@ def test_several_zones_on_bind_applied_in_parallel(
     assert run(["plan", *files, "--detailed-exitcode"]) == 0
     for zone in zones:
         bind.delete_zone(zone)
+
+
+def test_saved_plans_of_several_domains_apply_exactly_and_a_stale_one_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "zones").mkdir()
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for name in ("a", "b", "c"):
+        (specs / f"{name}.yaml").write_text(_zonefile_spec(f"{name}.example"))
+        (tmp_path / "zones" / f"{name}.example.zone").write_text(
+            f"$ORIGIN {name}.example.\n@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 300\n"
+            "@ 3600 IN NS ns1\nns1 3600 IN A 127.0.0.1\n"
+        )
+    plans = tmp_path / "plans"
+    assert run(["plan", "-f", str(specs), "--out", str(plans)]) == 0
+    assert sorted(p.name for p in plans.iterdir()) == [
+        "a.example.plan.json",
+        "b.example.plan.json",
+        "c.example.plan.json",
+    ]
+    # b's zone is edited after the plan: its saved plan is stale
+    with (tmp_path / "zones" / "b.example.zone").open("a") as zone:
+        zone.write("_sip._udp 3600 IN SRV 1 0 5060 elsewhere.example.net.\n")
+    capsys.readouterr()
+    assert run(["apply", str(plans), "--no-verify"]) == 3
+    out = capsys.readouterr().out
+    assert "b.example.plan.json: refused:" in out and "stale" in out
+    assert "_sip._udp" in (tmp_path / "zones" / "a.example.zone").read_text()
+    assert "pbx.b.example" not in (tmp_path / "zones" / "b.example.zone").read_text()
+    assert run(["plan", "-f", str(specs / "a.yaml"), "--detailed-exitcode"]) == 0

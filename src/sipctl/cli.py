@@ -396,6 +396,49 @@ def _apply_many(
         raise typer.Exit(code)
 
 
+def _apply_saved_many(
+    console: Console,
+    paths: list[Path],
+    force: bool,
+    locks: LockOptions,
+    parallel: int,
+    no_verify: bool,
+) -> None:
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler import multi
+
+    files = multi.plan_paths(paths)
+    domains = multi.load_saved(files, _read_plan_file)
+    conflicts = multi.claim_conflicts(domains)
+    if conflicts:
+        raise SpecError(
+            f"{len(conflicts)} overlapping claim(s) between the plans' specs; nothing was changed",
+            conflicts,
+        )
+
+    def make_ctx(loaded: LoadedSpec) -> RunContext:
+        return RunContext(base_dir=loaded.base_dir, log=console.detail, force=force)
+
+    try:
+        multi.apply_saved_all(domains, make_ctx, force, locks, parallel, console.info)
+        for domain in domains:
+            if domain.ctx is not None:
+                console.add_secrets(domain.ctx.secrets)
+        if not no_verify:
+            for domain in domains:
+                if domain.status == "applied" and domain.loaded is not None:
+                    try:
+                        _post_apply_verify(console, domain.loaded)
+                    except SipctlError as exc:
+                        domain.fail(exc)
+        console.out(multi.summary_table(domains), end="")
+    finally:
+        multi.close_all(domains)
+    code = multi.exit_code(domains)
+    if code:
+        raise typer.Exit(code)
+
+
 # --- apply ------------------------------------------------------------------------------------
 
 
@@ -464,11 +507,13 @@ def _lock_options(lock_timeout: str, lock_ttl: str) -> LockOptions:
 
 @app.command()
 def apply(
-    plan_file: Annotated[
-        Path | None,
+    plan_files: Annotated[
+        list[Path] | None,
         typer.Argument(
-            help="A plan saved by 'sipctl plan --out'; applied exactly, if still current.",
-            dir_okay=False,
+            help="A plan saved by 'sipctl plan --out'; applied exactly, if still current. "
+            "Several plans, or a directory of them (plan -f DIR --out DIR), apply several "
+            "domains in one run.",
+            metavar="[PLAN]...",
         ),
     ] = None,
     spec_file: Annotated[
@@ -519,9 +564,15 @@ def apply(
     from sipctl.reconciler.engine import check_safe, make_plan
     from sipctl.reconciler.guarded import guarded_apply, record_if_needed
 
-    if plan_file is not None and spec_file:
+    if plan_files and spec_file:
         raise SpecError("give either a saved plan or -f SPEC, not both")
     locks = _lock_options(lock_timeout, lock_ttl)
+    if plan_files and (len(plan_files) > 1 or plan_files[0].is_dir()):
+        if target:
+            raise SpecError("--target belongs to 'sipctl plan'; a saved plan applies what it holds")
+        _apply_saved_many(console, plan_files, force, locks, parallel, no_verify)
+        return
+    plan_file = plan_files[0] if plan_files else None
     if plan_file is not None:
         if target:
             raise SpecError("--target belongs to 'sipctl plan'; a saved plan applies what it holds")
