@@ -115,7 +115,7 @@ UNKNOWN_HOLDER_ID = "unknown"
 def unknown_holder() -> Holder:
     """A holder that could not be read (e.g. a lock taken a moment ago, not yet labelled)."""
     now = datetime.now(UTC)
-    return Holder(UNKNOWN_HOLDER_ID, "another sipctl run", now, now)
+    return Holder(UNKNOWN_HOLDER_ID, "someone (the lock record cannot be read)", now, now)
 
 
 def new_holder(plan_hash: str, ttl: timedelta, env: dict[str, str] | None = None) -> Holder:
@@ -278,21 +278,34 @@ class LockSet:
     # -- signals -----------------------------------------------------------------------------
 
     def _install_signals(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            try:
-                self._old_handlers[sig] = signal.signal(sig, _interrupt)
-            except (ValueError, OSError):
-                continue
+        self._old_handlers = install_interrupts()
 
     def _restore_signals(self) -> None:
-        for sig, handler in self._old_handlers.items():
-            try:
-                signal.signal(sig, handler)
-            except (ValueError, OSError):
-                continue
-        self._old_handlers.clear()
+        restore_handlers(self._old_handlers)
+        self._old_handlers = {}
+
+
+def install_interrupts() -> dict[int, Any]:
+    """In the main thread, make SIGTERM and SIGHUP raise KeyboardInterrupt (as Ctrl-C does),
+    so that ``finally`` blocks release locks when a CI job is cancelled. Returns the old
+    handlers for ``restore_handlers``."""
+    old: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return old
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            old[sig] = signal.signal(sig, _interrupt)
+        except (ValueError, OSError):
+            continue
+    return old
+
+
+def restore_handlers(old: dict[int, Any]) -> None:
+    for sig, handler in old.items():
+        try:
+            signal.signal(sig, handler)
+        except (ValueError, OSError):
+            continue
 
 
 def _interrupt(signum: int, _frame: FrameType | None) -> None:

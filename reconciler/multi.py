@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sipctl.errors import EXIT_ERROR, EXIT_REFUSED, RefusedError, SipctlError, SpecError
+from sipctl.reconciler.locking import install_interrupts, restore_handlers
 from sipctl.reconciler.resources import canonical_json
 
 if TYPE_CHECKING:
@@ -231,9 +232,15 @@ def _run_each(
         progress.step(domain)
 
     workers = max(1, min(parallel, MAX_PARALLEL, len(domains) or 1))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sipctl-domain") as pool:
-        list(pool.map(one, domains))
-    progress.finish()
+    # A cancelled run (SIGTERM, Ctrl-C) stops here; leaving the pool waits for the domains
+    # under way, whose own finally blocks release their locks.
+    handlers = install_interrupts()
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sipctl-domain") as pool:
+            list(pool.map(one, domains))
+    finally:
+        restore_handlers(handlers)
+        progress.finish()
 
 
 def plan_all(
