@@ -11,26 +11,30 @@ and ``$SSH_CONNECTION``, as sections between random boundary lines. The snapshot
 a checksum of exactly what we own; ``apply`` recomputes it on the host in the same script
 that changes the rules and stops (StalePlanError, nothing changed) when it differs.
 
-Confirm-or-rollback on an SSH target: the apply script saves the old rules as a rollback
-script on the host, arms a timer detached from the SSH session (``setsid``, its own process
-group, stdio closed) that runs the rollback after ``confirm_seconds`` unless the marker file
-``.armed`` is gone, and then changes the rules. sipctl then opens a NEW SSH connection (the
-old one lives on through conntrack's ESTABLISHED state, so it proves nothing) and removes
-the marker through it. Whoever removes the marker first wins (``rm`` is atomic), so a
-confirmation that arrives after the rollback started is reported as rolled back.
+On an SSH target every change of the rules is confirmed or rolled back by the host itself
+(``firewall_confirm``). The persist files are written only after that, so a reboot never
+brings back rules that were not confirmed.
 """
 
 from __future__ import annotations
 
-import re
-import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sipctl.errors import ProviderError, RolledBackError, SipctlError, SpecError, StalePlanError
+from sipctl.errors import ProviderError, SpecError, StalePlanError
+from sipctl.providers.firewall_confirm import SCRIPT_TIMEOUT, ApplyNames, apply_script, confirm
+from sipctl.providers.firewall_shell import (
+    SSH_CONNECTION_SHELL,
+    Section,
+    cat_shell,
+    first_line,
+    new_boundary,
+    parse_sections,
+    section_shell,
+)
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render_firewall import (
     accepts_tcp,
@@ -47,64 +51,6 @@ if TYPE_CHECKING:
     from sipctl.providers.transport import HostTransport
     from sipctl.schemas.loader import LoadedSpec
     from sipctl.schemas.spec import Firewall, Spec, Ssh
-
-# Where the rollback script, its timer's pid and the marker live on the host: a tmpfs that
-# a reboot empties, like the timer itself.
-STATE_DIR = "/run/sipctl"
-SCRIPT_TIMEOUT = 60.0
-# $SSH_CONNECTION of the session we run in. sudo clears the environment, so when it is empty
-# the parents' environments are searched (sudo itself, then the login shell): as root we may
-# read them, and the first one that has it is our own SSH session.
-SSH_CONNECTION_SHELL = """\
-c="${SSH_CONNECTION:-}"; p=$$; n=0
-while [ -z "$c" ] && [ "$n" -lt 8 ] && [ "$p" -gt 1 ]; do
-  p=$(awk '/^PPid:/ {print $2}' /proc/$p/status 2>/dev/null); [ -n "$p" ] || break
-  c=$({ tr '\\0' '\\n' < /proc/$p/environ; } 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p')
-  n=$((n + 1))
-done
-printf '%s' "$c"
-"""
-# How long after the rollback should have run we still try to reach the host.
-ROLLBACK_MARGIN = 2.0
-
-
-@dataclass(frozen=True)
-class Section:
-    """One section of a read script's output: what a command printed, and its exit code."""
-
-    body: str
-    status: int
-
-
-def new_boundary() -> str:
-    return f"SIPCTL-{secrets.token_hex(8)}"
-
-
-def section_shell(boundary: str, name: str, command: str) -> str:
-    """Shell that prints ``command``'s output as section ``name``, then its exit code."""
-    return (
-        f"printf '\\n%s %s\\n' '{boundary}' '{name}'\n"
-        f"{command}\n"
-        f"printf '\\n%s rc=%s\\n' '{boundary}' \"$?\"\n"
-    )
-
-
-def parse_sections(output: str, boundary: str) -> dict[str, Section]:
-    """The sections printed by scripts made of ``section_shell`` parts."""
-    chunks = output.split(f"\n{boundary} ")
-    sections: dict[str, Section] = {}
-    for head, tail in zip(chunks[1::2], chunks[2::2], strict=False):
-        name, _, body = head.partition("\n")
-        match = re.match(r"rc=(\d+)", tail)
-        sections[name] = Section(body, int(match.group(1)) if match else 255)
-    return sections
-
-
-def heredoc(command: str, text: str, delimiter: str) -> str:
-    """``command`` fed ``text`` through a quoted here-document (nothing in it is expanded)."""
-    if not text.endswith("\n"):
-        text += "\n"
-    return f"{command} <<'{delimiter}'\n{text}{delimiter}\n"
 
 
 @dataclass(frozen=True)
@@ -198,13 +144,13 @@ class FirewallProvider(ABC):
         script = [self.snapshot(), self.snapshot_sections(boundary)]
         script.append(section_shell(boundary, "ssh", SSH_CONNECTION_SHELL))
         for path in paths.values():
-            script.append(section_shell(boundary, f"file {path}", _cat_shell(path)))
+            script.append(section_shell(boundary, f"file {path}", cat_shell(path)))
         result = transport.run("/bin/sh -s", stdin="".join(script).encode(), timeout=SCRIPT_TIMEOUT)
         sections = parse_sections(result.stdout, boundary)
         if "ssh" not in sections:
             raise ProviderError(
                 f"{self.target_id}: reading the firewall failed (exit {result.exit_status}): "
-                f"{_first_line(result.stderr)}"
+                f"{first_line(result.stderr)}"
             )
         value = self.parse_snapshot(sections, live)
         if value is not None:
@@ -328,17 +274,21 @@ class FirewallProvider(ABC):
         return [f"{self.target_id}: wrote {w.path}" for w in writes]
 
     def _apply_rules(self, transport: HostTransport, change: Change, live: LiveState) -> list[str]:
-        token = secrets.token_hex(6)
-        delimiter = f"SIPCTL_EOF_{token}"
-        stem = f"{STATE_DIR}/firewall-{token}"
-        boundary = new_boundary()
-        confirm = self.ref.kind == "ssh"
-        script = self._apply_script(change.after, live, stem, boundary, delimiter, confirm)
+        names = ApplyNames.new()
+        confirming = self.ref.kind == "ssh"
+        script = apply_script(
+            names,
+            snapshot=self.snapshot(),
+            expected_digest=str(live.private.get("digest", "")),
+            apply_sh=self.apply_shell(change.after, live.private, names.delimiter),
+            rollback_sh=self.rollback_shell(change.after, live.private, names.delimiter),
+            confirm_seconds=self.fw.confirm_seconds if confirming else None,
+        )
         started = time.monotonic()
         try:
             result = transport.run("/bin/sh -s", stdin=script.encode(), timeout=SCRIPT_TIMEOUT)
         except ProviderError as exc:
-            if not confirm:
+            if not confirming:
                 raise
             raise ProviderError(
                 f"{exc}; if the new firewall rules were applied before the connection was "
@@ -346,130 +296,28 @@ class FirewallProvider(ABC):
                 f"{self.fw.confirm_seconds} s (the rollback timer is armed before any change)"
             ) from exc
         outcome = result.stdout
-        if f"{boundary} stale" in outcome:
+        if f"{names.boundary} stale" in outcome:
             raise StalePlanError(
                 f"{self.target_id}: the firewall rules changed since the plan was read; "
                 "nothing was changed. Run plan again"
             )
-        if f"{boundary} failed" in outcome:
-            log = outcome.split(f"{boundary} failed", 1)[1].strip()
+        if f"{names.boundary} failed" in outcome:
+            log = outcome.split(f"{names.boundary} failed", 1)[1].strip()
             raise ProviderError(
                 f"{self.target_id}: {self.name} refused the new rules, so the old ones were "
-                f"put back: {_first_line(log) or 'no message'}"
+                f"put back: {first_line(log) or 'no message'}"
             )
-        if f"{boundary} applied" not in outcome:
-            armed = f"; a rollback is armed on the host ({stem}.rollback.sh)" if confirm else ""
+        if f"{names.boundary} applied" not in outcome:
+            armed = f"; a rollback is armed on the host ({names.stem})" if confirming else ""
             raise ProviderError(
                 f"{self.target_id}: applying the firewall rules failed (exit "
-                f"{result.exit_status}): {_first_line(result.stderr or outcome)}{armed}"
+                f"{result.exit_status}): {first_line(result.stderr or outcome)}{armed}"
             )
         what = self.describe(change.after)
-        if not confirm:
+        if not confirming:
             return [f"{self.target_id}: {what}"]
-        self._confirm(transport, stem, started)
+        self._confirm(transport, names.stem, started)
         return [f"{self.target_id}: {what}; confirmed over a new SSH connection"]
 
-    def _apply_script(
-        self,
-        value: Value,
-        live: LiveState,
-        stem: str,
-        boundary: str,
-        delimiter: str,
-        confirm: bool,
-    ) -> str:
-        expected = live.private.get("digest", "")
-        apply_sh = self.apply_shell(value, live.private, delimiter)
-        rollback_sh = self.rollback_shell(value, live.private, delimiter)
-        seconds = self.fw.confirm_seconds
-        lines = [
-            "umask 077",
-            self.snapshot(),
-            f"if [ \"$sipctl_digest\" != '{expected}' ]; then echo '{boundary} stale'; exit 0; fi",
-            f"mkdir -p {STATE_DIR} || exit 1",
-            heredoc(f"cat > {stem}.apply.sh", apply_sh, delimiter + "_OUTER"),
-            heredoc(f"cat > {stem}.rollback.sh", rollback_sh, delimiter + "_OUTER"),
-        ]
-        if confirm:
-            # The timer: its own session and process group, stdio closed, so the SSH
-            # session dying does not take it along; "$0" is the stem.
-            timer = (
-                'echo $$ > "$0.pid"; sleep ' + str(seconds) + "; "
-                'if rm "$0.armed" 2>/dev/null; then '
-                'sh "$0.rollback.sh" > "$0.rollback.log" 2>&1; fi; '
-                'rm -f "$0.pid" "$0.apply.sh" "$0.rollback.sh"; '
-                '[ -s "$0.rollback.log" ] || rm -f "$0.rollback.log"'
-            )
-            lines += [
-                f": > {stem}.armed",
-                f"setsid sh -c '{timer}' {stem} </dev/null >/dev/null 2>&1 &",
-            ]
-        lines += [
-            f"if sh {stem}.apply.sh > {stem}.log 2>&1; then",
-            f"  echo '{boundary} applied'",
-            "else",
-            f"  rm -f {stem}.armed; sh {stem}.rollback.sh >/dev/null 2>&1",
-            f"  echo '{boundary} failed'; cat {stem}.log",
-            "fi",
-            f"rm -f {stem}.log",
-        ]
-        if not confirm:
-            lines.append(f"rm -f {stem}.apply.sh {stem}.rollback.sh")
-        return "\n".join(lines) + "\n"
-
     def _confirm(self, transport: HostTransport, stem: str, started: float) -> None:
-        """Disarm the rollback through a NEW connection; raise RolledBackError if we cannot."""
-        cancel = (
-            f"if rm {stem}.armed 2>/dev/null; then "
-            f'[ -s {stem}.pid ] && kill -TERM -- "-$(cat {stem}.pid)" 2>/dev/null; '
-            f"rm -f {stem}.pid {stem}.apply.sh {stem}.rollback.sh; echo confirmed; "
-            "else echo too-late; fi"
-        )
-        failure = ""
-        try:
-            fresh = transport.fresh()
-            try:
-                answer = fresh.run(cancel, timeout=SCRIPT_TIMEOUT).stdout
-            finally:
-                fresh.close()
-        except SipctlError as exc:
-            failure = f"a new connection failed: {exc}"
-        else:
-            if "confirmed" in answer:
-                return
-            failure = "a new connection came only after the rollback had started"
-        seconds = self.fw.confirm_seconds
-        time.sleep(max(0.0, started + seconds + ROLLBACK_MARGIN - time.monotonic()))
-        reachable = self._reachable(transport)
-        after = (
-            "SSH works again"
-            if reachable
-            else "SSH is still unreachable: check the host on its console"
-        )
-        raise RolledBackError(
-            f"rolled back: the new rules would cut SSH to {self.target_id} ({failure}); the "
-            f"host restored the old rules after {seconds} s and {after}"
-        )
-
-    def _reachable(self, transport: HostTransport) -> bool:
-        try:
-            fresh = transport.fresh()
-            try:
-                return fresh.run("true", timeout=SCRIPT_TIMEOUT).ok
-            finally:
-                fresh.close()
-        except SipctlError:
-            return False
-
-
-def _cat_shell(path: str) -> str:
-    """Print a file; exit 3 when it does not exist (a quoted path: it comes from the spec)."""
-    quoted = "'" + path.replace("'", "'\\''") + "'"
-    return f"( if [ -e {quoted} ]; then cat {quoted}; else exit 3; fi )"
-
-
-def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:300]
-    return ""
+        confirm(transport, stem, started, self.fw.confirm_seconds, self.target_id)

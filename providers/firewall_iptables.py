@@ -17,7 +17,8 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from sipctl.providers.firewall_common import FirewallProvider, Section, heredoc, section_shell
+from sipctl.providers.firewall_common import FirewallProvider
+from sipctl.providers.firewall_shell import Section, heredoc, section_shell
 from sipctl.reconciler.render_firewall import (
     CHAIN,
     FAMILIES,

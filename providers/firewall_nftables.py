@@ -16,7 +16,8 @@ import json
 import re
 from typing import Any, ClassVar
 
-from sipctl.providers.firewall_common import FirewallProvider, Section, heredoc, section_shell
+from sipctl.providers.firewall_common import FirewallProvider
+from sipctl.providers.firewall_shell import Section, heredoc, section_shell
 from sipctl.reconciler.render_firewall import (
     FAMILIES,
     ICMP_CODES,

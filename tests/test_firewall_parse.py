@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from sipctl.providers.firewall_common import parse_sections, section_shell
 from sipctl.providers.firewall_iptables import canonical, parse_rule, parse_save, restore_text
 from sipctl.providers.firewall_nftables import parse_json, parse_text
+from sipctl.providers.firewall_shell import parse_sections, section_shell
 from sipctl.reconciler.render_firewall import (
     Rule,
     accepts_tcp,

@@ -1,0 +1,74 @@
+"""Shell pieces of the firewall providers: one script per round trip, its output split into
+named sections by a random boundary line, here-documents that expand nothing."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+# $SSH_CONNECTION of the session we run in. sudo clears the environment, so when it is empty
+# the parents' environments are searched (sudo itself, then the login shell): as root we may
+# read them, and the first one that has it is our own SSH session.
+SSH_CONNECTION_SHELL = """\
+c="${SSH_CONNECTION:-}"; p=$$; n=0
+while [ -z "$c" ] && [ "$n" -lt 8 ] && [ "$p" -gt 1 ]; do
+  p=$(awk '/^PPid:/ {print $2}' /proc/$p/status 2>/dev/null); [ -n "$p" ] || break
+  c=$({ tr '\\0' '\\n' < /proc/$p/environ; } 2>/dev/null | sed -n 's/^SSH_CONNECTION=//p')
+  n=$((n + 1))
+done
+printf '%s' "$c"
+"""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of a read script's output: what a command printed, and its exit code."""
+
+    body: str
+    status: int
+
+
+def new_boundary() -> str:
+    return f"SIPCTL-{secrets.token_hex(8)}"
+
+
+def section_shell(boundary: str, name: str, command: str) -> str:
+    """Shell that prints ``command``'s output as section ``name``, then its exit code."""
+    return (
+        f"printf '\\n%s %s\\n' '{boundary}' '{name}'\n"
+        f"{command}\n"
+        f"printf '\\n%s rc=%s\\n' '{boundary}' \"$?\"\n"
+    )
+
+
+def parse_sections(output: str, boundary: str) -> dict[str, Section]:
+    """The sections printed by scripts made of ``section_shell`` parts."""
+    chunks = output.split(f"\n{boundary} ")
+    sections: dict[str, Section] = {}
+    for head, tail in zip(chunks[1::2], chunks[2::2], strict=False):
+        name, _, body = head.partition("\n")
+        match = re.match(r"rc=(\d+)", tail)
+        sections[name] = Section(body, int(match.group(1)) if match else 255)
+    return sections
+
+
+def heredoc(command: str, text: str, delimiter: str) -> str:
+    """``command`` fed ``text`` through a quoted here-document (nothing in it is expanded)."""
+    if not text.endswith("\n"):
+        text += "\n"
+    return f"{command} <<'{delimiter}'\n{text}{delimiter}\n"
+
+
+def cat_shell(path: str) -> str:
+    """Print a file; exit 3 when it does not exist (a quoted path: it comes from the spec)."""
+    quoted = "'" + path.replace("'", "'\\''") + "'"
+    return f"( if [ -e {quoted} ]; then cat {quoted}; else exit 3; fi )"
+
+
+def first_line(text: str) -> str:
+    """The first non-empty line of a program's output, for a one-line message."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return ""
