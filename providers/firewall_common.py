@@ -1,10 +1,10 @@
 """What the iptables and nftables providers share: reading in one round trip, the SSH
 lockout check, applying with confirm-or-rollback, and the persist files.
 
-A backend supplies four things: the shell that snapshots its live rules (``snapshot``),
-the parser of that snapshot into the canonical value of ``render_firewall``
-(``parse_snapshot``), the shell that makes a value live (``apply_shell``) and the shell that
-puts back what the snapshot saw (``rollback_shell``).
+A backend supplies: the shell that snapshots its live rules (``snapshot``), the parser of
+that snapshot into the canonical value of ``render_firewall`` (``parse_snapshot``), and the
+steps that make a value live, each with the shell that puts back what the snapshot saw
+(``steps``).
 
 Reading runs ONE shell script on the host (``/bin/sh -s``): the snapshot, the persist files
 and ``$SSH_CONNECTION``, as sections between random boundary lines. The snapshot also prints
@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
-from sipctl.providers.firewall_confirm import SCRIPT_TIMEOUT, ApplyNames, apply_script, confirm
+from sipctl.providers.firewall_confirm import (
+    SCRIPT_TIMEOUT,
+    ApplyNames,
+    Step,
+    apply_script,
+    confirm,
+)
 from sipctl.providers.firewall_shell import (
     SSH_CONNECTION_SHELL,
     Section,
@@ -109,7 +115,7 @@ class FirewallProvider(ABC):
     @abstractmethod
     def parse_snapshot(self, sections: dict[str, Section], live: LiveState) -> Value:
         """The canonical value of the live rules (None: nothing of ours), filling
-        ``live.private`` with what ``apply_shell``/``rollback_shell`` need and
+        ``live.private`` with what ``steps`` needs and
         ``live.problems`` with what stops the plan."""
 
     @abstractmethod
@@ -117,12 +123,9 @@ class FirewallProvider(ABC):
         """The canonical value held by the persist files (a ``dir:`` target's live state)."""
 
     @abstractmethod
-    def apply_shell(self, value: Value, private: dict[str, Any], delimiter: str) -> str:
-        """Shell that makes ``value`` live (None: removes ours); nonzero exit on failure."""
-
-    @abstractmethod
-    def rollback_shell(self, value: Value, private: dict[str, Any], delimiter: str) -> str:
-        """Shell that puts back the rules the snapshot saw, once ``value`` was applied."""
+    def steps(self, value: Value, private: dict[str, Any], delimiter: str) -> list[Step]:
+        """The atomic changes that make ``value`` live (None: remove ours), each with its
+        undo back to what the snapshot saw; here-documents end with ``delimiter``."""
 
     @abstractmethod
     def describe(self, value: Value) -> str:
@@ -280,8 +283,7 @@ class FirewallProvider(ABC):
             names,
             snapshot=self.snapshot(),
             expected_digest=str(live.private.get("digest", "")),
-            apply_sh=self.apply_shell(change.after, live.private, names.delimiter),
-            rollback_sh=self.rollback_shell(change.after, live.private, names.delimiter),
+            steps=self.steps(change.after, live.private, names.delimiter),
             confirm_seconds=self.fw.confirm_seconds if confirming else None,
         )
         started = time.monotonic()

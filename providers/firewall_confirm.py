@@ -36,6 +36,19 @@ ROLLBACK_MARGIN = 2.0
 
 
 @dataclass(frozen=True)
+class Step:
+    """One atomic change (one ``iptables-restore`` or ``nft -f``) and the shell that undoes it.
+
+    The undo runs only when the step completed (a ``.done-KEY`` marker): a refused restore
+    changed nothing, so undoing it would damage what is there (e.g. add a second jump).
+    """
+
+    key: str
+    apply: str
+    rollback: str
+
+
+@dataclass(frozen=True)
 class ApplyNames:
     """The names one apply uses on the host and in its script."""
 
@@ -60,15 +73,20 @@ def apply_script(
     *,
     snapshot: str,
     expected_digest: str,
-    apply_sh: str,
-    rollback_sh: str,
+    steps: list[Step],
     confirm_seconds: int | None,
 ) -> str:
     """The script of one apply; it prints ``BOUNDARY stale|applied|failed`` (see above).
 
     ``confirm_seconds`` None: no timer (a ``local`` target; nobody reaches it over SSH).
     """
-    stem, boundary = names.stem, names.boundary
+    stem, boundary, delimiter = names.stem, names.boundary, names.delimiter
+    apply_sh = ["set -e"]
+    for step in steps:
+        apply_sh += [step.apply.rstrip("\n"), f": > {stem}.done-{step.key}"]
+    rollback_sh = [":"]
+    for step in reversed(steps):
+        rollback_sh += [f"if [ -e {stem}.done-{step.key} ]; then", step.rollback.rstrip("\n"), "fi"]
     lines = [
         "umask 077",
         snapshot,
@@ -76,8 +94,8 @@ def apply_script(
         f"  echo '{boundary} stale'; exit 0",
         "fi",
         f"mkdir -p {STATE_DIR} || exit 1",
-        heredoc(f"cat > {stem}.apply.sh", apply_sh, names.delimiter + "_OUTER"),
-        heredoc(f"cat > {stem}.rollback.sh", rollback_sh, names.delimiter + "_OUTER"),
+        heredoc(f"cat > {stem}.apply.sh", "\n".join(apply_sh), delimiter + "_OUTER"),
+        heredoc(f"cat > {stem}.rollback.sh", "\n".join(rollback_sh), delimiter + "_OUTER"),
     ]
     if confirm_seconds is not None:
         # "$0" is the stem. The rollback's log is kept only when it said something.
@@ -85,7 +103,7 @@ def apply_script(
             f'echo $$ > "$0.pid"; sleep {confirm_seconds}; '
             'if rm "$0.armed" 2>/dev/null; then '
             'sh "$0.rollback.sh" > "$0.rollback.log" 2>&1; fi; '
-            'rm -f "$0.pid" "$0.apply.sh" "$0.rollback.sh"; '
+            'rm -f "$0.pid" "$0.apply.sh" "$0.rollback.sh" "$0".done-*; '
             '[ -s "$0.rollback.log" ] || rm -f "$0.rollback.log"'
         )
         lines += [
@@ -98,11 +116,12 @@ def apply_script(
         "else",
         f"  rm -f {stem}.armed; sh {stem}.rollback.sh >/dev/null 2>&1",
         f"  echo '{boundary} failed'; cat {stem}.log",
+        f"  rm -f {stem}.done-*",
         "fi",
         f"rm -f {stem}.log",
     ]
     if confirm_seconds is None:
-        lines.append(f"rm -f {stem}.apply.sh {stem}.rollback.sh")
+        lines.append(f"rm -f {stem}.apply.sh {stem}.rollback.sh {stem}.done-*")
     return "\n".join(lines) + "\n"
 
 
@@ -111,7 +130,7 @@ def cancel_command(stem: str) -> str:
     return (
         f"if rm {stem}.armed 2>/dev/null; then "
         f'[ -s {stem}.pid ] && kill -TERM -- "-$(cat {stem}.pid)" 2>/dev/null; '
-        f"rm -f {stem}.pid {stem}.apply.sh {stem}.rollback.sh; echo confirmed; "
+        f"rm -f {stem}.pid {stem}.apply.sh {stem}.rollback.sh {stem}.done-*; echo confirmed; "
         "else echo too-late; fi"
     )
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from sipctl.providers.firewall_common import FirewallProvider
+from sipctl.providers.firewall_confirm import Step
 from sipctl.providers.firewall_shell import Section, heredoc, section_shell
 from sipctl.reconciler.render_firewall import (
     CHAIN,
@@ -326,21 +327,20 @@ class IptablesProvider(FirewallProvider):
         wanted = value["families"] if value is not None else []
         return [f for f in FAMILIES if f in wanted or (f in old and old[f].ours)]
 
-    def apply_shell(self, value: Value, private: dict[str, Any], delimiter: str) -> str:
+    def steps(self, value: Value, private: dict[str, Any], delimiter: str) -> list[Step]:
         old = self._old(private)
-        parts = ["set -e"]
+        steps = []
         for family in self._touched(value, old):
-            text = restore_text(value, family, old.get(family, FilterTable()))
-            parts.append(heredoc(f"{_RESTORE[family]} -w 10 --noflush", text, delimiter))
-        return "\n".join(parts) + "\n"
-
-    def rollback_shell(self, value: Value, private: dict[str, Any], delimiter: str) -> str:
-        old = self._old(private)
-        parts = []
-        for family in self._touched(value, old):
-            text = rollback_text(value, family, old.get(family, FilterTable()))
-            parts.append(heredoc(f"{_RESTORE[family]} -w 10 --noflush", text, delimiter))
-        return "\n".join(parts) + "\n"
+            table = old.get(family, FilterTable())
+            command = f"{_RESTORE[family]} -w 10 --noflush"
+            steps.append(
+                Step(
+                    family,
+                    heredoc(command, restore_text(value, family, table), delimiter),
+                    heredoc(command, rollback_text(value, family, table), delimiter),
+                )
+            )
+        return steps
 
     def describe(self, value: Value) -> str:
         if value is None:

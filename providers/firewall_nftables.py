@@ -17,6 +17,7 @@ import re
 from typing import Any, ClassVar
 
 from sipctl.providers.firewall_common import FirewallProvider
+from sipctl.providers.firewall_confirm import Step
 from sipctl.providers.firewall_shell import Section, heredoc, section_shell
 from sipctl.reconciler.render_firewall import (
     FAMILIES,
@@ -316,13 +317,16 @@ class NftablesProvider(FirewallProvider):
         text = files.get("inet")
         return parse_text(text) if text is not None else None
 
-    def apply_shell(self, value: Value, private: dict[str, Any], delimiter: str) -> str:
-        return heredoc("nft -f -", nft_script(value, self.spec.domain), delimiter)
-
-    def rollback_shell(self, value: Value, private: dict[str, Any], delimiter: str) -> str:
+    def steps(self, value: Value, private: dict[str, Any], delimiter: str) -> list[Step]:
         old = private.get("text") or ""
-        script = f"table {NFT_TABLE} {{}}\ndelete table {NFT_TABLE}\n{old}\n"
-        return heredoc("nft -f -", script, delimiter)
+        undo = f"table {NFT_TABLE} {{}}\ndelete table {NFT_TABLE}\n{old}\n"
+        return [
+            Step(
+                "inet",
+                heredoc("nft -f -", nft_script(value, self.spec.domain), delimiter),
+                heredoc("nft -f -", undo, delimiter),
+            )
+        ]
 
     def describe(self, value: Value) -> str:
         if value is None:

@@ -381,3 +381,22 @@ def test_reject_policy_is_a_final_reject_rule(host: Host) -> None:
     assert host.changes(text) == []
     host.apply(spec_text(host.backend, host.tmp))  # back to drop: the reject rule goes
     assert not any("REJECT" in r or r.strip() == "reject" for r in host.ours())
+
+
+def test_a_refused_change_leaves_the_old_rules(tmp_path: Path) -> None:
+    """iptables-restore refuses to delete SIPCTL while an admin's chain jumps to it: the
+    apply fails with iptables' own words and every rule is as it was."""
+    from sipctl.errors import ProviderError
+
+    ns = make_netns()
+    try:
+        host = Host(ns, "iptables", tmp_path)
+        host.apply(spec_text("iptables", tmp_path))
+        ns.sh("iptables -N ADMIN && iptables -A ADMIN -j SIPCTL")
+        before = ns.run("iptables-save", "-t", "filter").stdout.split("\n", 1)[1]
+        with pytest.raises(ProviderError, match="refused the new rules, so the old ones were"):
+            host.apply(spec_text("iptables", tmp_path, firewall={"ensure": "absent"}), force=True)
+        after = ns.run("iptables-save", "-t", "filter").stdout.split("\n", 1)[1]
+        assert after == before
+    finally:
+        delete_netns(ns)
