@@ -349,7 +349,9 @@ def _plan_many(
                     path = out / f"{domain.name}.plan.json"
                     _write_plan_file(path, domain.plan_run.plan.to_json())
             console.info(f"Saved one plan per domain in {out}/ (apply each: sipctl apply FILE).")
-        if fmt != "json":
+        if fmt == "markdown":
+            console.out(f"```\n{multi.summary_table(domains)}```")
+        elif fmt == "human":
             console.out(multi.summary_table(domains), end="")
     finally:
         multi.close_all(domains)
