@@ -239,6 +239,23 @@ def _get(section: list[tuple[str, str]], key: str) -> str | None:
     return values[-1] if values else None
 
 
+def _extension_bodies(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(extension, application) for every priority, ``same =>`` lines included, in order."""
+    bodies: list[tuple[str, str]] = []
+    current: str | None = None
+    for key, value in lines:
+        if key == "exten":
+            match = _EXTEN.match(f"exten => {value}")
+            if match is None:
+                current = None
+                continue
+            current = match.group(1)
+            bodies.append((current, match.group(3)))
+        elif key == "same" and current is not None:
+            bodies.append((current, value.split(",", 1)[-1]))
+    return bodies
+
+
 def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Imported:
     """The ``asterisk`` and ``users`` of a classic hand-made guest setup."""
     result = Imported({})
@@ -265,19 +282,13 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     route: str | None = None
     local_context: str | None = None
     sound: str | None = None
-    for key, value in lines:
-        if key != "exten":
-            continue
-        match = _EXTEN.match(f"exten => {value}")
-        if match is None:
-            continue
-        name, body = match.group(1), match.group(3)
+    for name, body in _extension_bodies(lines):
         if name.startswith("_"):
             played = _PLAYBACK.search(body)
             if played:
                 sound = played.group(1)
             continue
-        if name in _SPECIAL:
+        if name in _SPECIAL or name in users:
             continue
         dial, goto = _DIAL.search(body), _GOTO.search(body)
         if dial:

@@ -1,0 +1,99 @@
+"""Pure parts of the GitOps features: lock records, durations, the import parsers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sipctl.errors import SpecError
+from sipctl.reconciler.importer import dns_section, parse_asterisk, spec_yaml
+from sipctl.reconciler.locking import Holder, new_holder, parse_duration
+from sipctl.schemas.loader import load_spec_text
+
+
+def test_a_lock_record_round_trips_and_fits_one_txt_string() -> None:
+    holder = new_holder("0123456789ab", timedelta(minutes=15), {"SIPCTL_LOCK_WHO": "x" * 500})
+    text = holder.to_text()
+    assert len(text.encode()) < 255
+    assert Holder.from_text(text) == holder
+    assert Holder.from_text("v=spf1 -all") is None
+    assert Holder.from_text("sipctl-lock=1 id=1 since=yesterday") is None
+    odd = new_holder("-", timedelta(seconds=5), {"SIPCTL_LOCK_WHO": "ci job #7; rm -rf"})
+    assert " " not in odd.who and ";" not in odd.who
+
+
+def test_expiry() -> None:
+    now = datetime.now(UTC)
+    holder = Holder("a" * 16, "a@b", now - timedelta(minutes=2), now - timedelta(minutes=1))
+    assert holder.expired()
+    assert not holder.expired(now - timedelta(minutes=5))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("60s", 60), ("5m", 300), ("1h", 3600), ("500ms", 0.5), ("7", 7)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text, "--lock-timeout") == seconds
+
+
+def test_a_bad_duration_is_named() -> None:
+    with pytest.raises(SpecError, match="--lock-timeout 'soon'"):
+        parse_duration("soon", "--lock-timeout")
+
+
+def test_dns_urls() -> None:
+    assert dns_section("rfc2136://10.0.0.1:5353/mysite.ru?key=k&secret_env=V", "mysite.ru") == {
+        "provider": "rfc2136",
+        "server": "10.0.0.1:5353",
+        "tsig": {"name": "k", "secret_env": "V"},
+    }
+    parent = dns_section("rfc2136://ns1/example.ru?key=k&secret_file=k.key", "sip.example.ru")
+    assert parent["zone"] == "example.ru" and parent["tsig"]["secret_file"] == "k.key"
+    assert dns_section("zonefile:zones/x.zone", "x") == {
+        "provider": "zonefile",
+        "file": "zones/x.zone",
+    }
+    with pytest.raises(SpecError, match="unknown parameter 'secret'"):
+        dns_section("rfc2136://ns1/x?key=k&secret=abc", "x")
+
+
+PJSIP = """\
+[transport-udp]
+type=transport
+protocol=udp
+
+[anonymous]
+type=endpoint
+context=from-outside
+allow=alaw
+"""
+
+EXTENSIONS = """\
+[from-outside]
+exten => director,1,NoOp(guest)
+ same => n,Goto(internal,105,1)
+exten => alex,1,Goto(internal,106,1)
+exten => _X.,1,Playback(ss-noservice)
+exten => h,1,Hangup()
+"""
+
+
+def test_a_pjsip_guest_setup_with_goto_is_imported() -> None:
+    files = {"pjsip.conf": PJSIP, "extensions.conf": EXTENSIONS}
+    found = parse_asterisk(files, "ssh://root@pbx", "/etc/asterisk")
+    assert found.data["users"] == {"director": "105", "alex": "106"}
+    section = found.data["asterisk"]
+    assert section["channel"] == "pjsip"
+    assert section["route"] == "goto" and section["local_context"] == "internal"
+    assert section["reject_sound"] == "ss-noservice"
+    text = spec_yaml(
+        {"version": 1, "domain": "mysite.ru", **found.data}, ["imported", "", "by a test"]
+    )
+    assert text.startswith("# imported\n#\n# by a test\n")
+    load_spec_text(text)  # what import writes is a valid spec
+
+
+def test_no_guest_access_is_said_plainly() -> None:
+    with pytest.raises(SpecError, match="no guest access found"):
+        parse_asterisk({"extensions.conf": EXTENSIONS}, "local", "/etc/asterisk")
