@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from sipctl.errors import SpecError
 from sipctl.reconciler.importer import dns_section, parse_asterisk, spec_yaml
 from sipctl.reconciler.locking import Holder, new_holder, parse_duration
+from sipctl.reconciler.multi import Domain, Progress, exit_code, summary_table
 from sipctl.schemas.loader import load_spec_text
 
 
@@ -97,3 +100,31 @@ def test_a_pjsip_guest_setup_with_goto_is_imported() -> None:
 def test_no_guest_access_is_said_plainly() -> None:
     with pytest.raises(SpecError, match="no guest access found"):
         parse_asterisk({"extensions.conf": EXTENSIONS}, "local", "/etc/asterisk")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_one_line_on_a_terminal_and_silent_elsewhere() -> None:
+    terminal, pipe = _Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        progress = Progress("applying", 3, stream)
+        for n in range(3):
+            domain = Domain(Path(f"d{n}.yaml"), status="applied")
+            progress.step(domain)
+        progress.finish()
+    assert "applying: 3/3 done" in terminal.getvalue()
+    assert "\n" not in terminal.getvalue()
+    assert pipe.getvalue() == ""
+
+
+def test_the_summary_table_names_failures() -> None:
+    ok = Domain(Path("a.yaml"), status="no changes")
+    bad = Domain(Path("b.yaml"))
+    bad.fail(SpecError("b.yaml:3:1: users.x: bad", ["b.yaml:3:1: users.x: bad"]))
+    table = summary_table([ok, bad])
+    assert "b.yaml: error: b.yaml:3:1: users.x: bad" in table
+    assert table.endswith("2 domain(s): 1 ok, 1 failed.\n")
+    assert exit_code([ok, bad]) == 1
