@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,9 +54,8 @@ exten => _.,n,Hangup()
 
 @pytest.fixture
 def hand_made_zone(bind: BindServer) -> Iterator[str]:
-    name = bind.new_zone()
-    bind.delete_zone(name)
-    name = bind.new_zone(zone=name, text=zone_text(name, UNRELATED_RECORDS + HAND_MADE_DNS))
+    name = f"hand-{secrets.token_hex(3)}.test"
+    bind.new_zone(zone=name, text=zone_text(name, UNRELATED_RECORDS + HAND_MADE_DNS))
     yield name
     bind.delete_zone(name)
 

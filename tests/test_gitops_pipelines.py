@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,8 +238,21 @@ def run_gitlab_job(ci: FakeCi, pipeline: dict[str, Any], job_name: str, source: 
 def ci(bind: BindServer, tmp_path: Path) -> Iterator[FakeCi]:
     bind.new_zone(zone=DOMAIN)
     yield FakeCi(bind, tmp_path)
-    # -clean: the zone's journal goes too, so the next test's zone starts from its file
+    _drop_zone(bind)
+
+
+def _drop_zone(bind: BindServer) -> None:
+    """Delete the zone with its file and journal, and wait until BIND has done so: the next
+    test adds a zone of the same name (the example's domain) from a fresh file."""
     bind.rndc("delzone", "-clean", DOMAIN)
+    files = [bind.dir / f"{DOMAIN}.zone", bind.dir / f"{DOMAIN}.zone.jnl"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        gone = bind.rndc("zonestatus", DOMAIN).returncode != 0
+        if gone and not any(f.exists() for f in files):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"BIND did not delete zone {DOMAIN} within 10 s")
 
 
 def _load(name: str) -> dict[str, Any]:
