@@ -32,7 +32,6 @@ from sipctl.providers.transport import FileWrite, HostTransport
 from sipctl.reconciler.asterisk_conf import parse_sections
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render_asterisk import (
-    CATCH_ALL_PATTERNS,
     DIALPLAN_FILE,
     GUEST_ENDPOINT,
     PARENTS,
@@ -42,6 +41,7 @@ from sipctl.reconciler.render_asterisk import (
     SIP_FILE,
     file_address,
     file_value,
+    guest_extensions,
     include_address,
     include_value,
     rtp_value,
@@ -316,9 +316,7 @@ class AsteriskProvider:
                 if "extensions_sipctl.conf" in answer.output
                 else set()
             )
-            wanted = set(self._loaded.spec.users)
-            if section.unknown_callers == "reject":
-                wanted |= set(CATCH_ALL_PATTERNS)
+            wanted = set(self._loaded.spec.users) | set(guest_extensions(section))
             if present and not wanted <= shown:
                 missing = ", ".join(sorted(wanted - shown))
                 return (

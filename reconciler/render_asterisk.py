@@ -18,11 +18,36 @@ Measured on Asterisk 22 and built in here:
   tried after the listed ones, so guests are found without touching ``[global]``; the
   provider refuses a plan where the live order puts ``anonymous`` before ``ip`` or
   ``username`` (registered phones would become guests).
-- ``_.`` matches ``h`` and lends its priorities to other extensions. The catch-all here is
-  two patterns over the characters of SIP user names: one for two or more characters, one
-  for a single character that is not one of Asterisk's special extensions (a e h i o s t
-  T). Every user extension ends with its own last step, so a failed ``Dial`` never falls
-  into the catch-all's priorities.
+- The dialled name is the caller's own text, and PJSIP unescapes it: ``%0A`` becomes a
+  newline. Wherever Asterisk prints the name, the caller can write whole lines of their own
+  into the ``messages`` log, including a "Wrong call" line with any address, which fail2ban
+  then bans. Asterisk prints it in two places we can reach: ``Log()`` starts its line with
+  ``Ext. <name>``, and a name no extension matches gets the NOTICE "... to extension
+  '<name>' rejected because extension not found ...". So no unknown name may stay unknown,
+  and none may be the extension that logs:
+
+  - the catch-all is a single ``Goto`` to ``sipctl#wrong-name``, which logs "Wrong call".
+    The line then names that fixed extension. ``#`` is in no user name (and no caller
+    reaches it but by dialling it, which is a wrong call too); ``-`` alone would not do:
+    Asterisk ignores ``-`` in extension names, so ``sipctl-wrong-name`` *is* the valid user
+    name ``sipctlwrongname`` ("already in use by aliased extension", measured);
+  - the catch-all pattern takes every name whatever its characters (control bytes, NUL,
+    which PJSIP turns into ``s``, UTF-8, 80 characters): ``_.``. It is written ``_-.``: the
+    same pattern (``-`` is ignored), without pbx_config's warning about the literal string
+    ``_.`` on every reload. The two traps that warning is about are closed here: ``_.``
+    matches ``h``, so ``h`` (and ``i``, ``t``, ``T``, ``e``, the other names the PBX core
+    jumps to on its own) are exact extensions that only hang up, and an exact name beats a
+    pattern, so no call ends with a false "Wrong call" line; and ``_.`` lends its later
+    priorities to extensions whose own ran out, so the catch-all has one priority only and
+    every user extension still ends with its own last step (a failed ``Dial`` hangs up).
+    ``s`` (a request without a user part) and ``a``/``o`` are left to the catch-all: a
+    caller who names no one is a wrong call.
+- The "Good call" line names a declared user: an exact extension matches only that name,
+  except that Asterisk skips ``-`` in what was dialled too (``direc-tor`` rings
+  ``director`` and is logged so); no newline can get there. The From header, its display
+  name and the Call-ID appear in PJSIP's NOTICE lines as the caller sent them, ``%0A``
+  unexpanded; a raw line break in a header makes PJSIP drop the request with a WARNING
+  that quotes no header value (all measured on 22).
 - ``CHANNEL(pjsip,remote_addr)`` is ``ip:port`` (``[v6]:port``): the port is popped and the
   brackets filtered away, so the log line ends with the bare address fail2ban can match.
 """
@@ -42,11 +67,12 @@ PARENTS = {PJSIP_FILE: "pjsip.conf", SIP_FILE: "sip.conf", DIALPLAN_FILE: "exten
 GUEST_ENDPOINT = "anonymous"
 GUEST_CODECS = "ulaw,alaw,g722,gsm"
 
-# The characters of SIP user names a caller may dial (and a few more scanners use).
-_NAME_CHARS = "0-9A-Za-z#*+._~%"
-# One character, without Asterisk's one-letter special extensions a e h i o s t T.
-_SINGLE_CHARS = "0-9A-SU-Zb-df-gj-np-ru-z#*+._~%"
-CATCH_ALL_PATTERNS = (f"_[{_NAME_CHARS}].", f"_[{_SINGLE_CHARS}]")
+# Logs "Wrong call": every unknown name jumps here (see the module docstring for the "#").
+WRONG_NAME_EXTENSION = "sipctl#wrong-name"
+# "_." (any name of one or more characters), spelled so that pbx_config does not warn.
+CATCH_ALL_PATTERN = "_-."
+# The names Asterisk's PBX core jumps to by itself (hangup, invalid, timeouts, exception).
+ENDING_EXTENSIONS = ("h", "i", "t", "T", "e")
 
 HEADER = "; Managed by sipctl: this file is replaced on every apply. Edit the spec instead.\n"
 
@@ -172,18 +198,31 @@ def user_steps(section: Asterisk, extension: str) -> list[str]:
         steps.append(f"Goto({section.local_context},{extension},1)")
     else:
         # The explicit Hangup ends the extension: without it a failed Dial would go on with
-        # the catch-all's next priority (the pattern matches this name too).
+        # the next priority of any pattern that matches this name too.
         steps += [f"Dial({driver}/{extension})", "Hangup()"]
     return steps
 
 
 def reject_steps(section: Asterisk) -> list[str]:
+    """The steps of WRONG_NAME_EXTENSION: the line carries no caller text but the address."""
     return [
         *_caller_address_steps(section),
         f"Log(WARNING,Wrong call IP={_LOGGED_ADDRESS})",
         f"Playback({section.reject_sound})",
         "Hangup()",
     ]
+
+
+def catch_all_steps() -> list[str]:
+    # One priority only: a pattern lends its later priorities to extensions whose own ran out.
+    return [f"Goto({WRONG_NAME_EXTENSION},1)"]
+
+
+def guest_extensions(section: Asterisk) -> tuple[str, ...]:
+    """The extensions of the guest context besides the users (as ``dialplan show`` names them)."""
+    if section.unknown_callers != "reject":
+        return ()
+    return (*ENDING_EXTENSIONS, WRONG_NAME_EXTENSION, CATCH_ALL_PATTERN)
 
 
 def dialplan_text(spec: Spec) -> str:
@@ -196,9 +235,13 @@ def dialplan_text(spec: Spec) -> str:
     for name, extension in spec.users.items():
         lines += _extension(name, user_steps(section, extension))
     if section.unknown_callers == "reject":
-        lines.append("; Any other name: logged for fail2ban, told so, hung up.")
-        for pattern in CATCH_ALL_PATTERNS:
-            lines += _extension(pattern, reject_steps(section))
+        lines.append("; Asterisk's own jumps (h at every hangup): they end, and log nothing.")
+        for name in ENDING_EXTENSIONS:
+            lines += _extension(name, ["Hangup()"])
+        lines.append("; Any other name: logged for fail2ban, told so, hung up. The line names")
+        lines.append("; this fixed extension, never what the caller dialled.")
+        lines += _extension(WRONG_NAME_EXTENSION, reject_steps(section))
+        lines += _extension(CATCH_ALL_PATTERN, catch_all_steps())
     return "\n".join(lines) + "\n"
 
 

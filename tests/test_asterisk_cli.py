@@ -92,7 +92,7 @@ def test_ssh_apply_drives_the_chroot(
     offset = asterisk.log_size()
     with SipCaller(asterisk.sip_port, "tcp") as caller:
         assert 200 in caller.invite("stranger", hold=0.1).statuses
-    asterisk.wait_log(r"Ext\. stranger: Wrong call IP=127\.0\.0\.1\n", offset)
+    asterisk.wait_log(r"Ext\. sipctl#wrong-name: Wrong call IP=127\.0\.0\.1\n", offset)
     again = sipctl("plan", "-f", str(spec), "--detailed-exitcode", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
 

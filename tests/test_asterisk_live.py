@@ -11,6 +11,7 @@ import random
 import re
 import socket
 import string
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,12 +30,18 @@ from fixtures.sip_client import SipCaller
 
 from sipctl.errors import ProviderError
 from sipctl.providers.asterisk_cli import dialplan_extensions
-from sipctl.reconciler.render_asterisk import CATCH_ALL_PATTERNS
+from sipctl.reconciler.render_asterisk import (
+    CATCH_ALL_PATTERN,
+    ENDING_EXTENSIONS,
+    WRONG_NAME_EXTENSION,
+)
 from sipctl.schemas.names import check_user_name
 
 pytestmark = pytest.mark.asterisk
 
-WRONG_CALL = r"WARNING\[\d+\]\[C-[0-9a-f]+\] Ext\. {name}: Wrong call IP=127\.0\.0\.1\n"
+# Whatever the caller dialled, the line names sipctl's fixed extension, never the name.
+WRONG_CALL = r"WARNING\[\d+\]\[C-[0-9a-f]+\] Ext\. sipctl#wrong-name: Wrong call IP=127\.0\.0\.1\n"
+GUEST_EXTENSIONS = {*ENDING_EXTENSIONS, WRONG_NAME_EXTENSION, CATCH_ALL_PATTERN}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +101,7 @@ def test_apply_writes_the_files_and_a_second_plan_is_empty(
     assert {p.name: p.stat().st_mtime_ns for p in config.iterdir()} == mtimes
 
     shown = asterisk.rx("dialplan show guest-call")
-    for name in ("director", "alex", "101", *CATCH_ALL_PATTERNS):
+    for name in ("director", "alex", "101", *GUEST_EXTENSIONS):
         assert f"'{name}' =>" in shown
     endpoint = asterisk.rx("pjsip show endpoint anonymous")
     assert re.search(r"context\s*:\s*guest-call", endpoint)
@@ -132,7 +139,7 @@ def test_an_unknown_name_is_logged_told_and_hung_up(
         assert caller.options("nobody").final == 200  # the catch-all exists for every name
         result = caller.invite("nobody", hold=0.3)
     assert 200 in result.statuses, result.statuses  # Playback answered
-    asterisk.wait_log(WRONG_CALL.format(name="nobody"), offset)
+    asterisk.wait_log(WRONG_CALL, offset)
     assert "Good call" not in asterisk.log_since(offset)
 
 
@@ -143,34 +150,42 @@ def test_an_ipv6_caller_is_logged_with_its_bare_address(
     with SipCaller(asterisk.sip_port, host="::1") as caller:
         result = caller.invite("nobody6", domain="[::1]", hold=0.1)
     assert 200 in result.statuses, result.statuses
-    asterisk.wait_log(r"WARNING\[\d+\]\[C-[0-9a-f]+\] Ext\. nobody6: Wrong call IP=::1\n", offset)
+    asterisk.wait_log(WRONG_CALL.replace(r"127\.0\.0\.1", "::1"), offset)
 
 
 def test_special_and_odd_names(asterisk: AsteriskInstance, applied: Path) -> None:
-    """h, i, s (Asterisk's own) are not caught; one letter and mixed case are."""
+    """h, i, t (Asterisk's own jumps) end silently; s (no name), one letter, mixed case are
+    wrong calls."""
     offset = asterisk.log_size()
     with SipCaller(asterisk.sip_port) as caller:
-        for name in ("h", "i", "s", "t"):
+        for name in ("h", "i", "t"):
             result = caller.invite(name)
-            assert result.final == 404, (name, result.statuses)
-        for name in ("x", "Director", "Zed.9"):
+            assert result.final == 603, (name, result.statuses)  # Hangup() before an answer
+        for name in ("s", "", "x", "Director", "Zed.9"):
             result = caller.invite(name, hold=0.1)
             assert 200 in result.statuses, (name, result.statuses)
-    text = asterisk.wait_log(WRONG_CALL.format(name=r"Zed\.9"), offset)
-    for name in ("x", "Director"):
-        assert re.search(WRONG_CALL.format(name=name), text), text
-    for name in ("h", "i", "s", "t"):
-        assert f"Ext. {name}:" not in text
-    # no call ever ran an "h" extension in the guest context (the trap of "_.")
-    assert "[h@guest-call" not in asterisk.full_log_path.read_text()
+    deadline = time.monotonic() + 5.0
+    while asterisk.log_since(offset).count("Wrong call") < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    text = asterisk.log_since(offset)
+    assert len(re.findall(WRONG_CALL, text)) == 5, text
+    assert "Ext. h:" not in text and "rejected because" not in text
+    # a call that ends runs "h": never the catch-all (the trap of "_.")
+    full = asterisk.full_log_path.read_text()
+    assert "Executing [h@guest-call:1] Hangup(" in full
+    assert "Executing [h@guest-call:1] Goto(" not in full
 
 
 def test_dialplan_show_matches_what_was_meant(asterisk: AsteriskInstance, applied: Path) -> None:
-    """The patterns catch what they should and nothing of Asterisk's own."""
-    for name, caught in [("h", False), ("i", False), ("a", False), ("T", False), ("x", True),
-                         ("%41", True), ("#", True), ("ab", True), ("h1", True)]:  # fmt: skip
+    """The exact extensions win over the catch-all, which takes every other name."""
+    for name in ("h", "i", "t", "T", "e", "director"):
         out = asterisk.rx(f"dialplan show {name}@guest-call")
-        assert ("_[" in out) == caught, (name, out)
+        # both match; Asterisk lists (and runs) the exact one first
+        first = re.search(r"^\s*'([^']+)' =>", out, re.MULTILINE)
+        assert first is not None and first[1] == name, (name, out)
+    for name in ("x", "%41", "#", "ab", "h1", "s", "a", "sipctlwrongname"):
+        out = asterisk.rx(f"dialplan show {name}@guest-call")
+        assert dialplan_extensions(out) == {CATCH_ALL_PATTERN}, (name, out)
 
 
 def test_an_unreachable_asterisk_stops_the_plan(
@@ -343,7 +358,7 @@ def test_generated_names_reach_asterisk_exactly_as_written(
     apply_spec(spec)
     try:
         shown = asterisk.rx("dialplan show guest-call")
-        assert dialplan_extensions(shown) == names | set(CATCH_ALL_PATTERNS)
+        assert dialplan_extensions(shown) == names | GUEST_EXTENSIONS
         for name in sorted(names)[:5]:
             out = asterisk.rx(f"dialplan show {name}@guest-call")
             assert out.lstrip().startswith("[ Context 'guest-call'") and f"'{name}' =>" in out

@@ -16,8 +16,11 @@ from sipctl.providers.asterisk_cli import (
 from sipctl.providers.asterisk_edit import count_includes, read_rtp, set_include, set_rtp
 from sipctl.reconciler.asterisk_conf import normalize_dialplan, normalize_sections, parse_dialplan
 from sipctl.reconciler.render_asterisk import (
-    CATCH_ALL_PATTERNS,
+    CATCH_ALL_PATTERN,
+    ENDING_EXTENSIONS,
+    WRONG_NAME_EXTENSION,
     asterisk_artefacts,
+    catch_all_steps,
     dialplan_text,
     pjsip_text,
     reject_steps,
@@ -48,12 +51,28 @@ def test_dialplan_of_the_example() -> None:
     assert [s.app for s in director] == ["Set", "Set", "Log", "Dial", "Hangup"]
     assert director[2].args == "NOTICE,Good call IP=${FILTER(0-9a-fA-F.:,${SIPCTL_IP})}"
     assert director[3].args == "PJSIP/105"
-    catch = [s for s in steps if s.exten == CATCH_ALL_PATTERNS[0]]
-    assert [s.app for s in catch] == ["Set", "Set", "Log", "Playback", "Hangup"]
-    assert catch[2].args.startswith("WARNING,Wrong call IP=")
-    assert catch[3].args == "ss-noservice"
-    # no "h" extension, no "_." pattern
-    assert not {"h", "_.", "_X.", "_!"} & {s.exten for s in steps}
+    wrong = [s for s in steps if s.exten == WRONG_NAME_EXTENSION]
+    assert [s.app for s in wrong] == ["Set", "Set", "Log", "Playback", "Hangup"]
+    assert wrong[2].args == "WARNING,Wrong call IP=${FILTER(0-9a-fA-F.:,${SIPCTL_IP})}"
+    assert wrong[3].args == "ss-noservice"
+    # the only pattern: one step, a jump to the fixed extension that logs
+    patterns = [s for s in steps if s.exten.startswith("_")]
+    assert [(s.exten, s.priority, s.app, s.args) for s in patterns] == [
+        ("_-.", "1", "Goto", "sipctl#wrong-name,1")
+    ]
+    for name in ("h", "i", "t", "T", "e"):
+        assert [(s.priority, s.app, s.args) for s in steps if s.exten == name] == [
+            ("1", "Hangup", "")
+        ]
+
+
+def test_no_user_name_can_be_one_of_the_guest_extensions() -> None:
+    """Asterisk ignores '-' in extension names: "sipctl-wrong-name" would be a valid user."""
+    for name in (WRONG_NAME_EXTENSION, *ENDING_EXTENSIONS, CATCH_ALL_PATTERN):
+        for alias in (name, name.replace("-", "")):
+            assert not _accepted(alias), alias
+    assert _accepted("sipctlwrongname")  # why the fixed extension has a '#'
+    assert not _accepted("a-b")
 
 
 def test_route_goto_not_found_and_chan_sip() -> None:
@@ -190,8 +209,10 @@ def test_no_accepted_name_changes_the_meaning_of_the_dialplan(
     meant: dict[str, list[str]] = {
         name: user_steps(section, ext) for name, ext in spec.users.items()
     }
-    for pattern in CATCH_ALL_PATTERNS:
-        meant[pattern] = reject_steps(section)
+    for name in ENDING_EXTENSIONS:
+        meant[name] = ["Hangup()"]
+    meant[WRONG_NAME_EXTENSION] = reject_steps(section)
+    meant[CATCH_ALL_PATTERN] = catch_all_steps()
     parsed: dict[str, list[str]] = {}
     for step in steps:
         assert step.context == "guest-call"

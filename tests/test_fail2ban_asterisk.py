@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+import random
 import re
 import shutil
 import socket
@@ -21,18 +22,24 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, quote_from_bytes
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fixtures.asterisk import AsteriskInstance, running_asterisk
 from fixtures.common import require
+from fixtures.sip_client import SipCaller
 
+from sipctl.reconciler.render_asterisk import ENDING_EXTENSIONS, desired_files, include_line
 from sipctl.reconciler.render_fail2ban import FILTER_TEXT
+from sipctl.schemas.loader import load_spec_text
 
 DATA = Path(__file__).parent / "data"
 CAPTURED = DATA / "asterisk-22-messages.log"
@@ -339,29 +346,27 @@ def test_live_asterisk_22_lines(sipctl_filter: Path, tmp_path: Path) -> None:
     _assert_real_addresses_only(found)
 
 
-# A dialled name may carry %0A: PJSIP unescapes it, Asterisk prints it raw, and the caller has
-# written a line of their own into the log (at most 79 characters: AST_MAX_EXTENSION).
+# A dialled name may carry %0A: PJSIP unescapes it, and wherever Asterisk prints the name the
+# caller has written a line of their own into the log (at most 79 characters:
+# AST_MAX_EXTENSION). sipctl's guest dialplan must leave the name out of every line.
 FORGED = "WARNING[1][C-00000001] Ext. y: Wrong call IP=6.6.6.{n}"
 NEWLINE_NAMES = (
-    quote(f"x\n{FORGED.format(n=8)}\nz", safe=""),  # matched by the guest catch-all
-    quote(f"\n{FORGED.format(n=9)}\n", safe=""),  # first character outside it: 404
+    quote(f"x\n{FORGED.format(n=8)}\nz", safe=""),  # once taken by the old catch-all's Log()
+    quote(f"\n{FORGED.format(n=9)}\n", safe=""),  # once outside it: Asterisk's "not found"
+)
+# One line of the log as Asterisk writes it: a forged line that does not look like this is
+# caught here, one that does is caught by counting the "Wrong call" lines.
+ASTERISK_LINE = re.compile(
+    r"\[[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d\] (?:NOTICE|WARNING|ERROR)\[\d+\](?:\[C-[0-9a-f]+\])? \S"
+)
+SIPCTL_WRONG_CALL = re.compile(
+    r"\] WARNING\[\d+\]\[C-[0-9a-f]+\] Ext\. sipctl#wrong-name: Wrong call IP=127\.0\.0\.1$"
 )
 
 
-@pytest.mark.asterisk
-@pytest.mark.xfail(
-    strict=True,
-    reason="the guest dialplan logs the raw dialled name (Log() prints 'Ext. <name>'), and "
-    "Asterisk's own 'extension not found' NOTICE does too; see "
-    "/work/notes/fail2ban-for-asterisk-layer.md. Remove this marker once it passes.",
-)
-def test_sipctl_guest_dialplan_lets_no_caller_forge_a_line(
-    sipctl_filter: Path, tmp_path: Path
-) -> None:
-    """sipctl's own Asterisk layer (render_asterisk), live: forged lines must not count."""
-    from sipctl.reconciler.render_asterisk import desired_files, include_line
-    from sipctl.schemas.loader import load_spec_text
-
+@pytest.fixture(scope="module")
+def sipctl_pbx() -> Iterator[AsteriskInstance]:
+    """A real Asterisk 22 with sipctl's own Asterisk layer (render_asterisk) in it."""
     with running_asterisk() as instance:
         section = instance.spec_section()
         spec = load_spec_text(
@@ -372,17 +377,129 @@ def test_sipctl_guest_dialplan_lets_no_caller_forge_a_line(
             (instance.config_dir / name).write_text(text)
             parent = instance.config_dir / ("extensions.conf" if "ext" in name else "pjsip.conf")
             parent.write_text(parent.read_text() + "\n" + include_line(name) + "\n")
+        start = instance.log_size()
         instance.rx("module reload res_pjsip.so")
         instance.rx("dialplan reload")
-        start = instance.log_size()
-        for name in NEWLINE_NAMES:
-            send(Probe("forged line", "INVITE", name), instance.sip_port)
-        instance.wait_log(r"6\.6\.6\.9", start)
-        text = instance.log_since(start)
-    log = tmp_path / "messages"
+        assert "'_-.' =>" in instance.rx("dialplan show guest-call")
+        # the catch-all is "_." without pbx_config's warning about it
+        assert "strongly discouraged" not in instance.log_since(start)
+        yield instance
+
+
+def _wrong_call_lines(instance: AsteriskInstance, start: int, count: int) -> str:
+    """The log after ``start`` once ``count`` "Wrong call" lines are in it (and a moment more,
+    for whatever else the calls write)."""
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        if instance.log_since(start).count("Wrong call IP=") >= count:
+            break
+        time.sleep(0.02)
+    time.sleep(0.1)
+    return instance.log_since(start)
+
+
+def _assert_only_sipctl_lines(text: str, calls: int, log: Path, filter_file: Path) -> None:
+    lines = text.splitlines()
+    foreign = [line for line in lines if not ASTERISK_LINE.match(line)]
+    assert not foreign, f"lines Asterisk did not write: {foreign}\n{text}"
+    wrong = [line for line in lines if "Wrong call" in line]
+    assert len(wrong) == calls and all(SIPCTL_WRONG_CALL.search(w) for w in wrong), text
+    assert "rejected because" not in text and "Good call" not in text, text
     log.write_text(text)
-    found = fail2ban_regex(log, sipctl_filter)
-    assert not [a for a in found if ipaddress.ip_address(a) in SMUGGLED], text
+    assert fail2ban_regex(log, filter_file) == ["127.0.0.1"] * calls, text
+
+
+@pytest.mark.asterisk
+def test_sipctl_guest_dialplan_lets_no_caller_forge_a_line(
+    sipctl_pbx: AsteriskInstance, sipctl_filter: Path, tmp_path: Path
+) -> None:
+    """sipctl's own Asterisk layer (render_asterisk), live: forged lines must not count."""
+    start = sipctl_pbx.log_size()
+    for name in NEWLINE_NAMES:
+        send(Probe("forged line", "INVITE", name), sipctl_pbx.sip_port)
+    text = _wrong_call_lines(sipctl_pbx, start, len(NEWLINE_NAMES))
+    assert "6.6.6." not in text, text
+    _assert_only_sipctl_lines(text, len(NEWLINE_NAMES), tmp_path / "messages", sipctl_filter)
+
+
+# Dialled names a caller may send, as bytes (the Request-URI carries them %-escaped).
+HOSTILE_NAMES: dict[str, bytes] = {
+    "newline inside": f"x\n{FORGED.format(n=10)}\nz".encode(),
+    "newline first": f"\n{FORGED.format(n=11)}\n".encode(),
+    "CR LF": f"\r\n[Nov 26 16:00:00] {FORGED.format(n=12)}\r\n".encode(),
+    "bare CR": f"a\r{FORGED.format(n=13)}".encode(),
+    "newline alone": b"\n",
+    "NUL first (PJSIP makes it s)": b"\x00\n" + FORGED.format(n=14).encode(),
+    "NUL inside": b"ab\x00\ncd",
+    "control bytes": bytes(range(1, 32)),
+    "escape sequence": b"\x1b[2K\x1b[1Gfake",
+    "DEL and 8-bit": b"\x7f\x80\xff\xfe",
+    "UTF-8 name": "директор".encode(),
+    "UTF-8 line separator": "a\u2028b\u0085c".encode(),
+    "too long": b"y" * 300,
+    "long, newline at 79": b"z" * 78 + b"\n" + FORGED.format(n=15).encode(),
+    "percent and quotes": b"%25'\"\\;,()[]{}<> ",
+    "a declared name and more": b"director\n",
+    "no name (s)": b"",
+    "the fixed extension": b"sipctl#wrong-name",
+    "its alias": b"sipctlwrongname",
+    "h with dashes (ends, logs nothing)": b"-h-",
+    "only dashes (404, quotes dashes)": b"---",
+}
+
+
+def _call_and_check(pbx: AsteriskInstance, name: bytes, log: Path, filter_file: Path) -> None:
+    """Dial ``name``; the log must then hold what sipctl's dialplan writes for it, no more."""
+    # Hypothesis seeds `random` alike for every example, and SipCaller draws its Call-ID and
+    # tags from it: the same Call-ID twice is one dialog to Asterisk, and the BYE goes unheard.
+    random.seed(uuid.uuid4().int)
+    start = pbx.log_size()
+    with SipCaller(pbx.sip_port) as caller:
+        result = caller.invite(quote_from_bytes(name, safe=""), hold=0.05, timeout=4.0)
+    dialled = name.split(b"\x00", 1)[0][:79]  # a C string of AST_MAX_EXTENSION
+    looked_up = dialled.replace(b"-", b"")  # Asterisk ignores "-" when it matches
+    if looked_up == b"director":
+        return  # the declared name: a good call (tested elsewhere)
+    if dialled and not looked_up:
+        # Only dashes: no pattern matches the empty name, so Asterisk answers 404 with its
+        # own "not found" NOTICE, which then quotes nothing but dashes.
+        assert result.final == 404, (name, result.statuses)
+        text = pbx.wait_log(r"rejected because extension not found", start)
+        assert re.search(r"to extension '-+' rejected", text), text
+        assert not [line for line in text.splitlines() if not ASTERISK_LINE.match(line)], text
+        log.write_text(text)
+        assert fail2ban_regex(log, filter_file) == ["127.0.0.1"], text
+        return
+    if looked_up.decode("latin-1") in ENDING_EXTENSIONS:
+        assert result.final == 603, (name, result.statuses)  # Hangup() before an answer
+        time.sleep(0.2)
+        assert "Wrong call" not in pbx.log_since(start)
+        return
+    assert 200 in result.statuses, (name, result.statuses)  # the catch-all answered
+    text = _wrong_call_lines(pbx, start, 1)
+    _assert_only_sipctl_lines(text, 1, log, filter_file)
+
+
+@pytest.mark.asterisk
+@pytest.mark.parametrize("name", HOSTILE_NAMES.values(), ids=HOSTILE_NAMES.keys())
+def test_every_hostile_name_leaves_one_fixed_line(
+    sipctl_pbx: AsteriskInstance, sipctl_filter: Path, tmp_path: Path, name: bytes
+) -> None:
+    _call_and_check(sipctl_pbx, name, tmp_path / "messages", sipctl_filter)
+
+
+@pytest.mark.asterisk
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(name=st.binary(min_size=1, max_size=120) | st.sampled_from([b"h", b"-t-", b"--"]))
+def test_any_dialled_bytes_leave_only_sipctl_lines(
+    sipctl_pbx: AsteriskInstance, sipctl_filter: Path, tmp_path: Path, name: bytes
+) -> None:
+    _call_and_check(sipctl_pbx, name, tmp_path / "messages", sipctl_filter)
 
 
 if __name__ == "__main__":
