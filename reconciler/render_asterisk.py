@@ -42,6 +42,10 @@ Measured on Asterisk 22 and built in here:
     every user extension still ends with its own last step (a failed ``Dial`` hangs up).
     ``s`` (a request without a user part) and ``a``/``o`` are left to the catch-all: a
     caller who names no one is a wrong call.
+- A guest's MESSAGE (res_pjsip_messaging) runs the endpoint's context on a Message channel:
+  the catch-all logged "Wrong call IP=" without an address, a declared name logged "Good
+  call" and tried to Dial the phone. ``message_context`` names a context that does not
+  exist, so every guest MESSAGE is answered 404 and logs nothing.
 - The "Good call" line names a declared user: an exact extension matches only that name,
   except that Asterisk skips ``-`` in what was dialled too (``direc-tor`` rings
   ``director`` and is logged so); no newline can get there. The From header, its display
@@ -66,6 +70,7 @@ RTP_FILE = "rtp.conf"
 PARENTS = {PJSIP_FILE: "pjsip.conf", SIP_FILE: "sip.conf", DIALPLAN_FILE: "extensions.conf"}
 GUEST_ENDPOINT = "anonymous"
 GUEST_CODECS = "ulaw,alaw,g722,gsm"
+GUEST_MESSAGE_CONTEXT = "sipctl-no-guest-messages"  # defined nowhere, on purpose
 
 # Logs "Wrong call": every unknown name jumps here (see the module docstring for the "#").
 WRONG_NAME_EXTENSION = "sipctl#wrong-name"
@@ -105,9 +110,13 @@ def pjsip_text(spec: Spec) -> str:
         "force_rport=yes",
         "rewrite_contact=yes",
         "allow_subscribe=no",
-        # Without this, a name that begins like a longer pattern ("h" of "_[...].") gets
-        # 484 Address Incomplete and the caller is asked to dial more.
+        # Without this, a name that begins like a longer pattern gets 484 Address Incomplete
+        # and the caller is asked to dial more.
         "allow_overlap=no",
+        # A guest's MESSAGE would otherwise run the guest dialplan on a Message channel
+        # (res_pjsip_messaging, loaded by default): "Wrong call IP=" with no address, or a
+        # Dial of the user's phone. A context nobody defines answers them 404, silently.
+        f"message_context={GUEST_MESSAGE_CONTEXT}",
     ]
     if section.manage_transports:
         lines.extend(_pjsip_transports(spec))

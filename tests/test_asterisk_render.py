@@ -93,7 +93,13 @@ def test_guest_endpoint_and_managed_transports() -> None:
     text = pjsip_text(make_spec())
     assert list(normalize_sections(text)) == ["[anonymous]"]
     assert "type=global" not in text and "[global]" not in text
-    for line in ("[anonymous]", "type=endpoint", "context=guest-call", "direct_media=no"):
+    for line in (
+        "[anonymous]",
+        "type=endpoint",
+        "context=guest-call",
+        "direct_media=no",
+        "message_context=sipctl-no-guest-messages",
+    ):
         assert f"\n{line}\n" in text
     managed = make_spec(
         manage_transports=True, tls={"cert_file": "/k/c.pem", "key_file": "/k/k.pem"}

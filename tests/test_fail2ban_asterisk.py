@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fixtures.asterisk import AsteriskInstance, running_asterisk
+from fixtures.asterisk import MODULES, AsteriskInstance, running_asterisk
 from fixtures.common import require
 from fixtures.sip_client import SipCaller
 
@@ -203,6 +203,9 @@ def send(probe: Probe, port: int, timeout: float = 1.0) -> list[str]:
                 "m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
             )
             headers.append("Content-Type: application/sdp")
+        if probe.method == "MESSAGE":
+            body = "hello"
+            headers.append("Content-Type: text/plain")
         if probe.method == "REGISTER":
             headers.append("Expires: 60")
         headers.append(f"Content-Length: {len(body)}")
@@ -367,7 +370,11 @@ SIPCTL_WRONG_CALL = re.compile(
 @pytest.fixture(scope="module")
 def sipctl_pbx() -> Iterator[AsteriskInstance]:
     """A real Asterisk 22 with sipctl's own Asterisk layer (render_asterisk) in it."""
-    with running_asterisk() as instance:
+    # res_pjsip_messaging too, as Debian's autoload has it: guests may send MESSAGE.
+    modules = "[modules]\nautoload=no\n" + "".join(
+        f"load => {module}\n" for module in (*MODULES, "res_pjsip_messaging.so")
+    )
+    with running_asterisk(extra_files={"modules.conf": modules}) as instance:
         section = instance.spec_section()
         spec = load_spec_text(
             "version: 1\ndomain: mysite.ru\nusers: {director: 105}\nasterisk:\n"
@@ -420,6 +427,19 @@ def test_sipctl_guest_dialplan_lets_no_caller_forge_a_line(
     text = _wrong_call_lines(sipctl_pbx, start, len(NEWLINE_NAMES))
     assert "6.6.6." not in text, text
     _assert_only_sipctl_lines(text, len(NEWLINE_NAMES), tmp_path / "messages", sipctl_filter)
+
+
+@pytest.mark.asterisk
+def test_a_guest_message_runs_no_dialplan(sipctl_pbx: AsteriskInstance) -> None:
+    """MESSAGE is answered 404 for every name: no line, no Dial of a user's phone."""
+    assert "res_pjsip_messaging.so" in sipctl_pbx.rx("module show like messaging")
+    start = sipctl_pbx.log_size()
+    for name in ("director", "nobody", *NEWLINE_NAMES):
+        statuses = send(Probe("message", "MESSAGE", name), sipctl_pbx.sip_port)
+        assert statuses[-1:] == ["SIP/2.0 404 Not Found"], (name, statuses)
+    time.sleep(0.2)
+    text = sipctl_pbx.log_since(start)
+    assert not re.search(r"\[C-[0-9a-f]+\]", text), text  # no channel, so no dialplan
 
 
 # Dialled names a caller may send, as bytes (the Request-URI carries them %-escaped).
