@@ -44,6 +44,7 @@ from sipctl.reconciler.render_asterisk import (
     guest_extensions,
     include_address,
     include_value,
+    not_found_log_note,
     rtp_value,
 )
 from sipctl.reconciler.resources import LiveState, Resource
@@ -111,6 +112,9 @@ class AsteriskProvider:
             if count:
                 live.resources[include_address(parent)] = include_value(name, count)
         if section.ensure == "present":
+            note = not_found_log_note(self._loaded.spec)
+            if note:
+                live.notes.append(note)
             if contents[RTP_FILE] is not None:
                 start, end = read_rtp(contents[RTP_FILE])
                 live.resources[RTP_ADDRESS] = rtp_value(start, end)

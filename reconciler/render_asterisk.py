@@ -254,6 +254,23 @@ def dialplan_text(spec: Spec) -> str:
     return "\n".join(lines) + "\n"
 
 
+def not_found_log_note(spec: Spec) -> str | None:
+    """Why ``unknown_callers: not-found`` and the fail2ban layer do not go together."""
+    section = _section(spec)
+    if section.unknown_callers != "not-found" or spec.fail2ban is None:
+        return None
+    if not spec.fail2ban.enabled:
+        return None
+    # Measured on 22: "%0A" in the name splits Asterisk's own NOTICE into lines of the
+    # caller's, and fail2ban counted 6.6.6.8 and 6.6.6.9 but not the caller's address.
+    return (
+        "asterisk.unknown_callers is not-found: Asterisk's own 'extension not found' NOTICE "
+        "quotes the dialled name, line breaks included, so a caller can write log lines "
+        "that make fail2ban ban any address. Use unknown_callers: reject (the default) "
+        "with fail2ban"
+    )
+
+
 # --- resources ----------------------------------------------------------------------------------
 
 

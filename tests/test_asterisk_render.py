@@ -22,6 +22,7 @@ from sipctl.reconciler.render_asterisk import (
     asterisk_artefacts,
     catch_all_steps,
     dialplan_text,
+    not_found_log_note,
     pjsip_text,
     reject_steps,
     render_asterisk,
@@ -64,6 +65,20 @@ def test_dialplan_of_the_example() -> None:
         assert [(s.priority, s.app, s.args) for s in steps if s.exten == name] == [
             ("1", "Hangup", "")
         ]
+
+
+def test_not_found_mode_with_fail2ban_is_flagged() -> None:
+    """Asterisk's own NOTICE quotes the raw name (test_fail2ban_asterisk measures why)."""
+
+    def spec(unknown_callers: str, fail2ban: dict[str, Any] | None) -> Spec:
+        data = make_spec(unknown_callers=unknown_callers).model_dump()
+        return Spec.model_validate({**data, "fail2ban": fail2ban})
+
+    assert not_found_log_note(spec("reject", {})) is None
+    assert not_found_log_note(spec("not-found", None)) is None
+    assert not_found_log_note(spec("not-found", {"enabled": False})) is None
+    note = not_found_log_note(spec("not-found", {}))
+    assert note is not None and "unknown_callers: reject" in note
 
 
 def test_no_user_name_can_be_one_of_the_guest_extensions() -> None:
