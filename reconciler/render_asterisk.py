@@ -41,7 +41,10 @@ Measured on Asterisk 22 and built in here:
     priorities to extensions whose own ran out, so the catch-all has one priority only and
     every user extension still ends with its own last step (a failed ``Dial`` hangs up).
     ``s`` (a request without a user part) and ``a``/``o`` are left to the catch-all: a
-    caller who names no one is a wrong call.
+    caller who names no one is a wrong call. Only a name of nothing but dashes escapes
+    it (it reads as empty): Asterisk answers 404 with its NOTICE, which then quotes dashes.
+    ``unknown_callers: not-found`` has no catch-all, so there the NOTICE quotes every
+    name; the plan says so when fail2ban is on (``not_found_log_note``).
 - A guest's MESSAGE (res_pjsip_messaging) runs the endpoint's context on a Message channel:
   the catch-all logged "Wrong call IP=" without an address, a declared name logged "Good
   call" and tried to Dial the phone. ``message_context`` names a context that does not
