@@ -130,18 +130,11 @@ class SshFlock:
         )
 
     def _open(self, script: str) -> tuple[paramiko.Channel, str, bytes]:
-        connected = getattr(self._transport, "_connected", None)
-        wrap = getattr(self._transport, "_wrap", None)
-        if connected is None or wrap is None:
+        from sipctl.providers.ssh import SshTransport
+
+        if not isinstance(self._transport, SshTransport):
             raise ProviderError(f"{self._transport.ref}: this transport cannot hold a lock")
-        client: paramiko.SSHClient = connected()
-        ssh_transport = client.get_transport()
-        assert ssh_transport is not None
-        try:
-            channel = ssh_transport.open_session(timeout=_LOCK_WAIT)
-            channel.exec_command(wrap(f"/bin/sh -c {shlex.quote(script)}"))
-        except (paramiko.SSHException, OSError) as exc:
-            raise ProviderError(f"{self._transport.ref}: cannot take the host lock: {exc}") from exc
+        channel = self._transport.exec_channel(f"/bin/sh -c {shlex.quote(script)}")
         first, more = _read_line(channel, _LOCK_WAIT, str(self._transport.ref))
         return channel, first, more
 
