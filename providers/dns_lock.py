@@ -30,7 +30,7 @@ from dns.rdtypes.ANY.TXT import TXT
 
 from sipctl.errors import ProviderError, SipctlError
 from sipctl.providers.rfc2136 import Rfc2136Provider
-from sipctl.reconciler.dns_records import absolute, lock_owner
+from sipctl.reconciler.dns_records import absolute, lock_owner, state_owner
 from sipctl.reconciler.locking import UNKNOWN_HOLDER_ID, Holder, unknown_holder
 
 if TYPE_CHECKING:
@@ -38,14 +38,9 @@ if TYPE_CHECKING:
     from sipctl.schemas.loader import LoadedSpec
 
 LOCK_TTL = 60  # seconds a resolver may cache the lock record; it is never used for routing
-STATE_PREFIX = "_sipctl-state"
 _STATE_MARKER = "sipctl-state=1"
 _CHUNK = 250
 _PREREQ_FAILED = {dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN, dns.rcode.NXRRSET, dns.rcode.YXRRSET}
-
-
-def state_owner(domain: str) -> str:
-    return absolute(f"{STATE_PREFIX}.{domain}")
 
 
 class _ZoneTxt:

@@ -26,6 +26,7 @@ SRV_PREFIX = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp"}
 NAPTR_SERVICE = {"udp": "SIP+D2U", "tcp": "SIP+D2T", "tls": "SIPS+D2T"}
 REGISTRY_PREFIX = "_sipctl"
 LOCK_PREFIX = "_sipctl-lock"
+STATE_PREFIX = "_sipctl-state"  # the record of the last apply, for drift
 REGISTRY_VERSION = "sipctl-registry=1"
 _REGISTRY_HOST = "host="
 
@@ -50,6 +51,10 @@ def registry_owner(domain: str) -> str:
 
 def lock_owner(domain: str) -> str:
     return absolute(f"{LOCK_PREFIX}.{domain}")
+
+
+def state_owner(domain: str) -> str:
+    return absolute(f"{STATE_PREFIX}.{domain}")
 
 
 def parse(rdtype: str, text: str) -> dns.rdata.Rdata:

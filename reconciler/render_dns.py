@@ -25,6 +25,7 @@ from sipctl.reconciler.dns_records import (
     rrset_value,
     srv_owner,
     srv_text,
+    state_owner,
 )
 from sipctl.reconciler.resources import Address, Resource
 from sipctl.schemas.spec import Spec
@@ -98,7 +99,7 @@ def update_policy(spec: Spec) -> str:
     domain = spec.domain
     grants: list[tuple[str, str]] = [(absolute(domain), "NAPTR")]
     grants += [(srv_owner(name, domain), "SRV") for name in ("udp", "tcp", "tls")]
-    grants += [(registry_owner(domain), "TXT"), (lock_owner(domain), "TXT")]
+    grants += [(owner(domain), "TXT") for owner in (registry_owner, lock_owner, state_owner)]
     hosts = sorted({absolute(s.host) for s in spec.servers if in_zone(s.host, spec.zone)})
     grants += [(host, "A AAAA") for host in hosts]
     lines = [
