@@ -44,7 +44,8 @@ def verify_command(
     target with SIP OPTIONS: each declared user must answer 200. Read-only: no call is placed.
     """
     # Late imports: cli.py imports this module, and a command's imports stay off --help.
-    from sipctl.cli import _load, _start
+    from sipctl.cli_common import load_checked as _load
+    from sipctl.cli_common import start_console as _start
     from sipctl.reconciler.verify import run_verify
 
     console = _start(no_color, verbose)

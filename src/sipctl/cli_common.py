@@ -1,0 +1,237 @@
+"""What every sipctl command shares: options, the console, loading specs and plans."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from sipctl.errors import SipctlError, SpecError
+from sipctl.output import Console
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler.guarded import LockOptions
+    from sipctl.reconciler.plan import Plan
+    from sipctl.schemas.loader import LoadedSpec
+
+
+# The console of the running command: the error handler scrubs secrets with it.
+_CONSOLE: Console = Console()
+
+
+def current_console() -> Console:
+    return _CONSOLE
+
+
+SpecOption = Annotated[
+    Path,
+    typer.Option(
+        "-f",
+        "--file",
+        help="The spec file (YAML, version 1).",
+        show_default=True,
+        dir_okay=False,
+    ),
+]
+
+
+NoColor = Annotated[
+    bool,
+    typer.Option("--no-color", help="Plain output (also when not a terminal, or NO_COLOR is set)."),
+]
+
+
+Verbose = Annotated[
+    int,
+    typer.Option("-v", "--verbose", count=True, help="Say what is read and written, and where."),
+]
+
+
+TargetLayers = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--target",
+        help="Only this layer (dns, asterisk, firewall, fail2ban); repeat for several.",
+        metavar="LAYER",
+    ),
+]
+
+
+Force = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Go on although the plan was refused for safety (destroys >30% of a target's "
+        "records, removes every NAPTR/SRV, or the firewall would not accept your SSH port).",
+    ),
+]
+
+
+SpecFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "-f",
+        "--file",
+        help="The spec file (default: sipctl.yaml). Repeat, or give a directory of specs, to "
+        "plan several domains in one run.",
+    ),
+]
+
+
+Parallel = Annotated[
+    int,
+    typer.Option(
+        "--parallel",
+        min=1,
+        max=64,
+        help="With several specs: how many domains are read and applied at once.",
+    ),
+]
+
+
+LockTimeout = Annotated[
+    str,
+    typer.Option(
+        "--lock-timeout",
+        help="When another run holds a lock, wait up to this long (60s, 5m) before giving up "
+        "with exit 3. Default: do not wait.",
+        metavar="DURATION",
+    ),
+]
+
+
+LockTtl = Annotated[
+    str,
+    typer.Option(
+        "--lock-ttl",
+        help="How long this run's DNS lock stays valid should the run die (then another run "
+        "may take it over). Must exceed the longest apply.",
+        metavar="DURATION",
+    ),
+]
+
+
+def start_console(no_color: bool, verbose: int) -> Console:
+    global _CONSOLE
+    _CONSOLE = Console(no_color=no_color, verbose=verbose)
+    return _CONSOLE
+
+
+@contextmanager
+def run_context(base_dir: Path, console: Console, force: bool = False) -> Iterator[RunContext]:
+    from sipctl.providers.base import RunContext
+
+    ctx = RunContext(base_dir=base_dir, log=console.detail, force=force)
+    try:
+        yield ctx
+    finally:
+        console.add_secrets(ctx.secrets)
+        ctx.close()
+
+
+def offline_problems(loaded: LoadedSpec) -> list[str]:
+    from sipctl.schemas.checks import cross_checks
+
+    return list(cross_checks(loaded))
+
+
+def load_checked(spec_file: Path) -> LoadedSpec:
+    from sipctl.schemas.loader import load_spec
+
+    loaded = load_spec(spec_file)
+    problems = offline_problems(loaded)
+    if problems:
+        raise SpecError(
+            problems[0] if len(problems) == 1 else f"{spec_file}: {len(problems)} problems",
+            problems,
+        )
+    return loaded
+
+
+def print_plan(console: Console, data: dict[str, object], fmt: str) -> None:
+    from sipctl.reconciler import views
+
+    if fmt == "json":
+        console.out(views.render_json(data), end="")
+    elif fmt == "markdown":
+        console.out(views.render_markdown(data), end="")
+    else:
+        console.out(views.render_human(data, color=console.color), end="")
+
+
+def plan_format(json_: bool, markdown: bool) -> str:
+    if json_ and markdown:
+        raise SpecError("choose one of --json and --markdown")
+    return "json" if json_ else "markdown" if markdown else "human"
+
+
+def write_plan_file(path: Path, data: dict[str, object]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        tmp.replace(path)
+    except OSError as exc:
+        raise SipctlError(f"{path}: cannot write the plan: {exc.strerror}") from None
+
+
+def read_plan_file(path: Path) -> Plan:
+    from sipctl.reconciler.plan import Plan
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such plan file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the plan: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        raise SpecError(
+            f"{path} is not a plan file (plans are JSON, written by 'sipctl plan --out'); "
+            f"to apply a spec, use: sipctl apply -f {path}"
+        ) from None
+    return Plan.from_json(data, source=str(path))
+
+
+def confirm_apply(console: Console) -> None:
+    if not sys.stdin.isatty():
+        raise SipctlError(
+            "apply needs a confirmation and there is no terminal to ask on; "
+            "pass --auto-approve, or apply a saved plan (sipctl plan --out FILE; sipctl apply FILE)"
+        )
+    console.out("\nDo you want to apply these changes? Only 'yes' is accepted.")
+    answer = input("  Enter a value: ").strip()
+    if answer != "yes":
+        raise SipctlError("apply cancelled; nothing was changed")
+
+
+def lock_options(lock_timeout: str, lock_ttl: str) -> LockOptions:
+    from datetime import timedelta
+
+    from sipctl.reconciler.guarded import LockOptions
+    from sipctl.reconciler.locking import parse_duration
+
+    ttl = parse_duration(lock_ttl, "--lock-ttl")
+    if ttl < 1:
+        raise SpecError(f"--lock-ttl {lock_ttl!r}: give at least 1s")
+    return LockOptions(parse_duration(lock_timeout, "--lock-timeout"), timedelta(seconds=ttl))
+
+
+def verify_after_apply(console: Console, loaded: LoadedSpec) -> None:
+    """When the spec has both DNS and Asterisk, prove that a caller gets through."""
+    try:
+        from sipctl.reconciler.verify import post_apply_verify
+    except ImportError:
+        return
+    post_apply_verify(loaded, console)

@@ -1,0 +1,234 @@
+"""``sipctl force-unlock``, ``sipctl drift`` and ``sipctl import``: running sipctl from CI."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from sipctl.errors import EXIT_CHANGES, EXIT_ERROR, SipctlError, SpecError
+from sipctl.output import Console
+
+if TYPE_CHECKING:
+    from sipctl.schemas.loader import LoadedSpec
+
+from sipctl.cli_common import (
+    NoColor,
+    SpecOption,
+    TargetLayers,
+    Verbose,
+    load_checked,
+    run_context,
+    start_console,
+)
+
+
+def force_unlock(
+    lock_id: Annotated[
+        str,
+        typer.Argument(
+            help="The ID of the lock to remove, as printed by the run that found it held.",
+            metavar="ID",
+        ),
+    ],
+    spec_file: SpecOption = Path("sipctl.yaml"),
+    no_color: NoColor = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Remove a lock left behind by a run that died, and only the lock with this ID.
+
+    A DNS lock (TXT _sipctl-lock.<domain>) outlives a killed run until it expires
+    (--lock-ttl of that run); this removes it sooner. It is removed only if it still
+    holds exactly this ID, so a lock taken meanwhile by another run is never touched.
+    Host and zone-file locks are flocks: they end with their process and need no unlock.
+
+    Example: sipctl force-unlock 3f2a9c0d1e4b5a67 -f mysite.yaml
+    """
+    console = start_console(no_color, verbose)
+    from sipctl.reconciler.locking import force_unlock as remove_lock
+    from sipctl.reconciler.locking import lock_sites
+
+    loaded = load_checked(spec_file)
+    with run_context(loaded.base_dir, console) as ctx:
+        for line in remove_lock(lock_sites(loaded, ctx), lock_id.strip().lower()):
+            console.out(line)
+
+
+def drift(
+    spec_file: SpecOption = Path("sipctl.yaml"),
+    json_: Annotated[bool, typer.Option("--json", help="Print the drift as JSON.")] = False,
+    target: TargetLayers = None,
+    no_color: NoColor = False,
+    verbose: Verbose = 0,
+) -> None:
+    """List what changed on the live side since the last apply, per layer. Changes nothing,
+    and proposes nothing: 'sipctl plan' shows what apply would do about it.
+
+    Every successful apply records a hash of each resource it left live, where the target
+    lives: DNS over RFC 2136 in TXT _sipctl-state.<domain>; a zone file in
+    <zone file>.sipctl-state.json; a host in .sipctl-state.json in the layer's managed
+    directory (asterisk config_dir, fail2ban config_dir, the firewall's persist directory or
+    /run/lock). drift compares the live state with that record, not with the spec, so a
+    spec change that was not applied yet is not drift.
+
+    Exit codes: 0 no drift, 2 drift, 1 error (also: no record of a last apply).
+
+    Example (nightly): sipctl drift -f sipctl.yaml --json > drift.json
+    """
+    console = start_console(no_color, verbose)
+    from sipctl.reconciler import views
+    from sipctl.reconciler.drift import check_drift_result, find_drift, render_drift
+    from sipctl.reconciler.engine import make_plan
+
+    loaded = load_checked(spec_file)
+    with run_context(loaded.base_dir, console) as ctx:
+        report = find_drift(make_plan(loaded, ctx, target), ctx)
+    check_drift_result(report)
+    if json_:
+        console.out(views.render_json(report.to_json()), end="")
+    else:
+        console.out(render_drift(report), end="")
+    if report.drifted:
+        raise typer.Exit(EXIT_CHANGES)
+    if report.unrecorded:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def import_(
+    domain: Annotated[str, typer.Option("--domain", help="The SIP domain (sip:user@DOMAIN).")],
+    dns_url: Annotated[
+        str,
+        typer.Option(
+            "--dns",
+            help="Where the zone is: rfc2136://SERVER[:PORT]/ZONE?key=NAME&secret_env=VAR "
+            "(also secret_file=, algorithm=), or zonefile:PATH.",
+            metavar="URL",
+        ),
+    ],
+    asterisk: Annotated[
+        str | None,
+        typer.Option(
+            "--asterisk",
+            help="Also read the PBX's guest setup: ssh://root@pbx, local, or dir:PATH.",
+            metavar="TARGET",
+        ),
+    ] = None,
+    config_dir: Annotated[
+        str, typer.Option("--config-dir", help="Asterisk's configuration directory.")
+    ] = "/etc/asterisk",
+    ssh_key: Annotated[
+        str | None, typer.Option("--ssh-key", help="SSH private key for --asterisk ssh://.")
+    ] = None,
+    known_hosts: Annotated[
+        str, typer.Option("--known-hosts", help="known_hosts for --asterisk ssh://.")
+    ] = "~/.ssh/known_hosts",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Write the spec here (default: print it).", dir_okay=False
+        ),
+    ] = None,
+    adopt: Annotated[
+        bool,
+        typer.Option(
+            "--adopt",
+            help="Also record sipctl's ownership in the zone (TXT _sipctl.<domain>, the only "
+            "change a plan of the imported spec shows) and the record of this state for "
+            "'sipctl drift'. Nothing a caller sees changes. Needs --out.",
+        ),
+    ] = False,
+    no_color: NoColor = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Write the spec of a SIP setup made by hand, read from what is live.
+
+    Reads the SIP NAPTR/SRV records and the A/AAAA of SRV targets inside the zone, and
+    (with --asterisk) the classic guest context: allowguest/context in sip.conf or the
+    anonymous endpoint in pjsip.conf, with extensions like exten => director,1,Dial(SIP/105).
+    Applying the spec written changes no DNS record; anything the spec cannot express is
+    listed. Reads only, unless --adopt.
+
+    Example:
+
+      sipctl import --domain mysite.ru --out sipctl.yaml \\
+        --dns 'rfc2136://192.0.2.53/mysite.ru?key=sipctl&secret_env=SIPCTL_TSIG_SECRET' \\
+        --asterisk ssh://root@pbx.mysite.ru
+    """
+    console = start_console(no_color, verbose)
+    from sipctl.reconciler import importer
+    from sipctl.schemas.loader import load_spec_text
+    from sipctl.schemas.names import check_hostname
+    from sipctl.schemas.spec import Ssh
+
+    if adopt and out is None:
+        raise SpecError("--adopt needs --out: the spec must be kept to be applied later")
+    try:
+        domain = check_hostname(domain.strip().rstrip("."))
+    except ValueError as exc:
+        raise SpecError(f"--domain {domain!r}: {exc}") from None
+    base_dir = (out.parent if out is not None else Path.cwd()).resolve()
+    with run_context(Path.cwd(), console) as ctx:
+        found = importer.read_dns(domain, dns_url, ctx, Path.cwd())
+        if found.data["dns"].get("provider") == "zonefile" and out is not None:
+            zone_file = (Path.cwd() / found.data["dns"]["file"]).resolve()
+            found.data["dns"]["file"] = os.path.relpath(zone_file, base_dir)
+        if asterisk is not None:
+            ssh = Ssh(key_file=ssh_key, known_hosts=known_hosts)
+            pbx = importer.read_asterisk(asterisk, config_dir, ssh, ctx)
+            found.data.update(pbx.data)
+            found.notes.extend(pbx.notes)
+    header = [
+        f"sipctl spec imported from the live setup of {domain}",
+        f"by 'sipctl import' on {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
+        *(f"note: {n}" for n in found.notes),
+        *(f"not expressible, so a plan will show it: {g}" for g in found.gaps),
+    ]
+    text = importer.spec_yaml(found.data, header)
+    source = str(out) if out is not None else "<imported spec>"
+    loaded = load_spec_text(text, source=source, base_dir=base_dir)  # it must validate
+    if out is None:
+        console.out(text, end="")
+    else:
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise SipctlError(f"{out}: cannot write the spec: {exc.strerror}") from None
+        console.info(f"Wrote {out}.")
+    for gap in found.gaps:
+        console.warn(f"the spec cannot express this, so a plan will show it: {gap}")
+    _check_import(console, loaded, adopt)
+
+
+def _check_import(console: Console, loaded: LoadedSpec, adopt: bool) -> None:
+    """Plan the imported spec's DNS: say whether applying it would change anything."""
+    from sipctl.reconciler.engine import make_plan
+    from sipctl.reconciler.guarded import guarded_apply
+    from sipctl.reconciler.importer import bookkeeping_only
+
+    with run_context(loaded.base_dir, console) as ctx:
+        plan_run = make_plan(loaded, ctx, ["dns"])
+        changes = [(t.layer, c) for t, c in plan_run.plan.changes()]
+        if not changes:
+            console.info("A plan of its DNS layer shows no changes.")
+            return
+        if not bookkeeping_only(changes, loaded.spec.domain):
+            console.warn(
+                f"a plan of its DNS layer shows {len(changes)} change(s); see 'sipctl plan -f "
+                f"{loaded.source}'"
+            )
+            if adopt:
+                raise SipctlError("--adopt records ownership only when nothing else would change")
+            return
+        if not adopt:
+            console.info(
+                "A plan of its DNS layer shows one change: the ownership record TXT "
+                f"_sipctl.{loaded.spec.domain} (no record a caller sees); --adopt writes it."
+            )
+            return
+        guarded_apply(plan_run.plan, loaded.source, ctx, say=console.info, detail=console.detail)
+        console.info(
+            f"Adopted: recorded sipctl's ownership of the SIP records of {loaded.spec.domain}."
+        )

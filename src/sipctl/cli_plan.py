@@ -1,0 +1,407 @@
+"""``sipctl plan`` and ``sipctl apply``, for one spec or many domains at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from sipctl.errors import EXIT_CHANGES, SipctlError, SpecError, UnsafePlanError
+from sipctl.output import Console
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler.engine import PlanRun
+    from sipctl.reconciler.guarded import LockOptions, Outcome
+    from sipctl.reconciler.multi import Domain
+    from sipctl.schemas.loader import LoadedSpec
+
+from sipctl.cli_common import (
+    Force,
+    LockTimeout,
+    LockTtl,
+    NoColor,
+    Parallel,
+    SpecFiles,
+    TargetLayers,
+    Verbose,
+    confirm_apply,
+    load_checked,
+    lock_options,
+    plan_format,
+    print_plan,
+    read_plan_file,
+    run_context,
+    start_console,
+    verify_after_apply,
+    write_plan_file,
+)
+
+
+def plan(
+    spec_file: SpecFiles = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Save the plan to this file, for 'sipctl apply FILE'.",
+            dir_okay=False,
+        ),
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    markdown: Annotated[
+        bool,
+        typer.Option("--markdown", help="Print the plan as Markdown (merge-request comments)."),
+    ] = False,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode", help="Exit 0 when there is nothing to change, 2 when there is."
+        ),
+    ] = False,
+    target: TargetLayers = None,
+    force: Force = False,
+    parallel: Parallel = 4,
+    no_color: NoColor = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Show what apply would change. Reads the live systems; changes nothing.
+
+    With several specs (-f a.yaml -f b.yaml, or -f DIR), each domain is planned on its own
+    (one domain's error does not hide the others'), and a summary table ends the output;
+    --out then names a directory that gets one plan per domain.
+
+    Examples:
+
+      sipctl plan                          # sipctl.yaml here, all layers
+
+      sipctl plan -f mysite.yaml --out plan.json --markdown > comment.md
+
+      sipctl plan --detailed-exitcode      # nightly drift check: exit 2 = drift
+
+      sipctl plan -f customers/ --parallel 8
+    """
+    console = start_console(no_color, verbose)
+    fmt = plan_format(json_, markdown)
+    from sipctl.reconciler.engine import make_plan
+    from sipctl.reconciler.safety import refusal_reasons
+
+    specs = spec_file or [Path("sipctl.yaml")]
+    if len(specs) > 1 or specs[0].is_dir():
+        _plan_many(console, specs, fmt, out, detailed_exitcode, target, force, parallel)
+        return
+    loaded = load_checked(specs[0])
+    with run_context(loaded.base_dir, console, force) as ctx:
+        plan_run = make_plan(loaded, ctx, target)
+        data = plan_run.plan.to_json()
+        print_plan(console, data, fmt)
+        reasons = refusal_reasons(plan_run.plan)
+        if reasons and not force:
+            raise UnsafePlanError(
+                "this plan would be refused by apply (use --force if it is really meant):\n  "
+                + "\n  ".join(reasons)
+            )
+        if out is not None:
+            write_plan_file(out, data)
+            console.info(
+                f"Saved the plan to {out}. Apply exactly this plan with: sipctl apply {out}"
+            )
+    if detailed_exitcode and plan_run.plan.has_changes:
+        raise typer.Exit(EXIT_CHANGES)
+
+
+def _plan_domains(
+    console: Console,
+    specs: list[Path],
+    target: list[str] | None,
+    force: bool,
+    parallel: int,
+) -> list[Domain]:
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler import multi
+
+    domains = multi.load_all(multi.spec_paths(specs), load_checked)
+    conflicts = multi.claim_conflicts(domains)
+    if conflicts:
+        raise SpecError(
+            f"{len(conflicts)} overlapping claim(s) between the specs; nothing was read or changed",
+            conflicts,
+        )
+
+    def make_ctx(loaded: LoadedSpec) -> RunContext:
+        return RunContext(base_dir=loaded.base_dir, log=console.detail, force=force)
+
+    multi.plan_all(domains, make_ctx, target, parallel)
+    for domain in domains:
+        if domain.ctx is not None:
+            console.add_secrets(domain.ctx.secrets)
+    return domains
+
+
+def _print_domains(console: Console, domains: list[Domain], fmt: str) -> None:
+    from sipctl.reconciler import multi, views
+
+    if fmt == "json":
+        console.out(views.render_json(multi.plans_json(domains)), end="")
+        return
+    for domain in domains:
+        title = f"{domain.name} ({domain.path})"
+        console.out(f"## {title}\n" if fmt == "markdown" else f"=== {title} ===")
+        if domain.plan_run is not None:
+            print_plan(console, domain.plan_run.plan.to_json(), fmt)
+        if domain.failed:
+            console.out(f"{domain.status}: {domain.message}")
+        console.out("")
+
+
+def _plan_many(
+    console: Console,
+    specs: list[Path],
+    fmt: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    target: list[str] | None,
+    force: bool,
+    parallel: int,
+) -> None:
+    from sipctl.reconciler import multi
+
+    domains = _plan_domains(console, specs, target, force, parallel)
+    try:
+        multi.check_all_safe(domains, force)
+        _print_domains(console, domains, fmt)
+        if out is not None:
+            for domain in domains:
+                if domain.plan_run is not None and not domain.failed:
+                    path = out / f"{domain.name}.plan.json"
+                    write_plan_file(path, domain.plan_run.plan.to_json())
+            console.info(f"Saved one plan per domain in {out}/ (apply each: sipctl apply FILE).")
+        if fmt == "markdown":
+            console.out(f"```\n{multi.summary_table(domains)}```")
+        elif fmt == "human":
+            console.out(multi.summary_table(domains), end="")
+    finally:
+        multi.close_all(domains)
+    code = multi.exit_code(domains)
+    if code:
+        raise typer.Exit(code)
+    changes = any(d.plan_run is not None and d.plan_run.plan.has_changes for d in domains)
+    if detailed_exitcode and changes:
+        raise typer.Exit(EXIT_CHANGES)
+
+
+def _apply_many(
+    console: Console,
+    specs: list[Path],
+    target: list[str] | None,
+    force: bool,
+    auto_approve: bool,
+    locks: LockOptions,
+    parallel: int,
+    no_verify: bool,
+) -> None:
+    from sipctl.reconciler import multi
+
+    domains = _plan_domains(console, specs, target, force, parallel)
+    try:
+        multi.check_all_safe(domains, force)
+        _print_domains(console, domains, "human")
+        changes = any(d.plan_run is not None and d.plan_run.plan.has_changes for d in domains)
+        if changes and not auto_approve:
+            confirm_apply(console)
+        multi.apply_all(domains, force, locks, parallel, console.info)
+        _verify_and_summarize(console, domains, no_verify)
+    finally:
+        multi.close_all(domains)
+    code = multi.exit_code(domains)
+    if code:
+        raise typer.Exit(code)
+
+
+def _verify_and_summarize(console: Console, domains: list[Domain], no_verify: bool) -> None:
+    from sipctl.reconciler import multi
+
+    if not no_verify:
+        for domain in domains:
+            if domain.status == "applied" and domain.loaded is not None:
+                try:
+                    verify_after_apply(console, domain.loaded)
+                except SipctlError as exc:
+                    domain.fail(exc)
+    console.out(multi.summary_table(domains), end="")
+
+
+def _apply_saved_many(
+    console: Console,
+    paths: list[Path],
+    force: bool,
+    locks: LockOptions,
+    parallel: int,
+    no_verify: bool,
+) -> None:
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler import multi
+
+    files = multi.plan_paths(paths)
+    domains = multi.load_saved(files, read_plan_file)
+    conflicts = multi.claim_conflicts(domains)
+    if conflicts:
+        raise SpecError(
+            f"{len(conflicts)} overlapping claim(s) between the plans' specs; nothing was changed",
+            conflicts,
+        )
+
+    def make_ctx(loaded: LoadedSpec) -> RunContext:
+        return RunContext(base_dir=loaded.base_dir, log=console.detail, force=force)
+
+    try:
+        multi.apply_saved_all(domains, make_ctx, force, locks, parallel, console.info)
+        for domain in domains:
+            if domain.ctx is not None:
+                console.add_secrets(domain.ctx.secrets)
+        _verify_and_summarize(console, domains, no_verify)
+    finally:
+        multi.close_all(domains)
+    code = multi.exit_code(domains)
+    if code:
+        raise typer.Exit(code)
+
+
+def apply(
+    plan_files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="A plan saved by 'sipctl plan --out'; applied exactly, if still current. "
+            "Several plans, or a directory of them (plan -f DIR --out DIR), apply several "
+            "domains in one run.",
+            metavar="[PLAN]...",
+        ),
+    ] = None,
+    spec_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "-f",
+            "--file",
+            help="Plan this spec and apply it (default: sipctl.yaml). Repeat, or give a "
+            "directory, to apply several domains in one run.",
+        ),
+    ] = None,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Do not ask for confirmation.")
+    ] = False,
+    force: Force = False,
+    target: TargetLayers = None,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Skip the end-to-end verify after applying.")
+    ] = False,
+    lock_timeout: LockTimeout = "0s",
+    lock_ttl: LockTtl = "15m",
+    parallel: Parallel = 4,
+    no_color: NoColor = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Make the live systems match the spec (or apply a saved plan exactly).
+
+    A saved plan is re-checked first: if any target changed since it was made, nothing is
+    applied and sipctl exits 3. Changes go out in a safe order: DNS records that stop
+    advertising first, then firewall, fail2ban, Asterisk, and DNS records that advertise last.
+
+    Before anything changes, sipctl takes a lock per domain and per host (a TXT record
+    _sipctl-lock.<domain> over RFC 2136, a flock beside a zone file or in the managed
+    directory of a host) and re-reads the live state under it. A lock held by another run
+    means exit 3 naming the holder; --lock-timeout waits for it. The locks are released at
+    the end, also on error and Ctrl-C. A successful apply records what it applied, for
+    'sipctl drift'.
+
+    Examples:
+
+      sipctl apply -f mysite.yaml           # plan, show, ask, apply
+
+      sipctl plan --out plan.json && sipctl apply plan.json
+
+      sipctl apply -f customers/ --auto-approve --parallel 8
+    """
+    console = start_console(no_color, verbose)
+    from sipctl.reconciler.engine import check_safe, make_plan
+    from sipctl.reconciler.guarded import guarded_apply, record_if_needed
+
+    if plan_files and spec_file:
+        raise SpecError("give either a saved plan or -f SPEC, not both")
+    locks = lock_options(lock_timeout, lock_ttl)
+    if plan_files and (len(plan_files) > 1 or plan_files[0].is_dir()):
+        if target:
+            raise SpecError("--target belongs to 'sipctl plan'; a saved plan applies what it holds")
+        _apply_saved_many(console, plan_files, force, locks, parallel, no_verify)
+        return
+    plan_file = plan_files[0] if plan_files else None
+    if plan_file is not None:
+        if target:
+            raise SpecError("--target belongs to 'sipctl plan'; a saved plan applies what it holds")
+        saved = read_plan_file(plan_file)
+        base_dir = Path(saved.spec_source).parent.resolve()
+
+        def show_and_check(fresh: PlanRun) -> None:
+            print_plan(console, fresh.plan.to_json(), "human")
+            check_safe(fresh.plan, force)
+
+        with run_context(base_dir, console, force) as ctx:
+            outcome = guarded_apply(
+                saved,
+                str(plan_file),
+                ctx,
+                force=force,
+                locks=locks,
+                before=show_and_check,
+                say=console.info,
+                detail=console.detail,
+            )
+            _report_outcome(console, outcome)
+            loaded = outcome.plan_run.loaded
+    else:
+        specs = spec_file or [Path("sipctl.yaml")]
+        if len(specs) > 1 or specs[0].is_dir():
+            _apply_many(console, specs, target, force, auto_approve, locks, parallel, no_verify)
+            return
+        loaded = load_checked(specs[0])
+        with run_context(loaded.base_dir, console, force) as ctx:
+            plan_run = make_plan(loaded, ctx, target)
+            data = plan_run.plan.to_json()
+            print_plan(console, data, "human")
+            check_safe(plan_run.plan, force)
+            if plan_run.plan.has_changes:
+
+                def confirm(_fresh: PlanRun) -> None:
+                    if not auto_approve:
+                        confirm_apply(console)
+
+                outcome = guarded_apply(
+                    plan_run.plan,
+                    "the plan",
+                    ctx,
+                    force=force,
+                    locks=locks,
+                    before=confirm,
+                    say=console.info,
+                    detail=console.detail,
+                )
+                _report_outcome(console, outcome)
+            else:
+                for line in record_if_needed(plan_run, ctx, locks, console.info, console.detail):
+                    console.info(line)
+    if not no_verify:
+        verify_after_apply(console, loaded)
+
+
+def _report_outcome(console: Console, outcome: Outcome) -> None:
+    if outcome.report is not None:
+        for line in outcome.report.lines:
+            console.info(line)
+        counts = outcome.plan_run.plan.counts()
+        console.out(
+            f"\nApply complete! Resources: {counts['add']} added, {counts['change']} changed, "
+            f"{counts['destroy']} destroyed."
+        )
+    for line in outcome.lines:
+        console.info(line)
