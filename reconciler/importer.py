@@ -8,8 +8,15 @@ setup (``allowguest=yes`` + ``context=`` in sip.conf, or the ``anonymous`` endpo
 ``exten => director,1,Dial(SIP/105)`` or ``Goto(ctx,105,1)`` become ``users``; the RTP range
 comes from rtp.conf.
 
-The parsing is pure (``spec_from_dns``, ``parse_asterisk``); ``describe_gaps`` says what the
-spec cannot express, so the admin knows why a plan after import would not be empty.
+The imported spec never reuses the hand-made context's name: sipctl writes its guest
+dialplan whole into ``extensions_sipctl.conf``, and a second ``[guest-call]`` there would merge
+with the admin's in ``extensions.conf`` (two definitions of the same extensions, the winner
+chosen by include order). It names a fresh context (``sipctl-guest``, or ``sipctl-guest-N``
+when the admin has that one), points guests at it, and leaves the admin's context unused.
+
+The parsing is pure (``spec_from_dns``, ``parse_asterisk``); the gaps say what the spec cannot
+express, so the admin knows why a plan after import would not be empty, and the blockers what
+keeps sipctl from taking the Asterisk layer over at all.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ class Imported:
     data: dict[str, Any]
     gaps: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # What keeps an apply of the spec from working at all (``--adopt`` stops on these).
+    blockers: list[str] = field(default_factory=list)
 
 
 # --- the --dns argument -----------------------------------------------------------------------
@@ -195,6 +204,10 @@ _DIAL = re.compile(r"Dial\(\s*(PJSIP|SIP)/(\d+)", re.IGNORECASE)
 _GOTO = re.compile(r"Goto\(\s*(?:([A-Za-z0-9_.-]+)\s*,\s*)?(\d+)\s*,\s*1\s*\)", re.IGNORECASE)
 _PLAYBACK = re.compile(r"Playback\(\s*([A-Za-z0-9_/-]+)", re.IGNORECASE)
 _SPECIAL = {"h", "i", "t", "s", "o", "a", "e", "T"}
+GUEST_CONTEXT = "sipctl-guest"
+# res_rtp_asterisk's compiled-in range, used when rtp.conf sets none: writing it into the spec
+# keeps the range the PBX uses (the spec's own default, 10000-20000, would change it).
+ASTERISK_RTP_DEFAULT = {"start": 5000, "end": 31000}
 
 
 def _srv(text: str) -> SRV:
@@ -256,6 +269,17 @@ def _extension_bodies(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return bodies
 
 
+def fresh_context(taken: set[str]) -> str:
+    """A guest context name that is none of ``taken`` (compared without case, as a reader
+    of extensions.conf would)."""
+    lowered = {name.lower() for name in taken}
+    candidate, number = GUEST_CONTEXT, 1
+    while candidate in lowered:
+        number += 1
+        candidate = f"{GUEST_CONTEXT}-{number}"
+    return candidate
+
+
 def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Imported:
     """The ``asterisk`` and ``users`` of a classic hand-made guest setup."""
     result = Imported({})
@@ -302,11 +326,12 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
             local_context = goto.group(1) or local_context
     if not users:
         result.notes.append(f"[{context}] routes no name to an extension (Dial or Goto)")
+    ours = fresh_context(set(extensions))
     section: dict[str, Any] = {
         "target": target,
         "config_dir": config_dir,
         "channel": channel,
-        "guest_context": context,
+        "guest_context": ours,
     }
     if route == "goto":
         section["route"] = "goto"
@@ -318,12 +343,42 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     start, end = _get(rtp, "rtpstart"), _get(rtp, "rtpend")
     if start and end and start.isdigit() and end.isdigit():
         section["rtp"] = {"start": int(start), "end": int(end)}
+    else:
+        section["rtp"] = dict(ASTERISK_RTP_DEFAULT)
     result.data = {"users": users, "asterisk": section}
+    if channel == "pjsip" and anonymous is not None:
+        result.blockers.append(foreign_anonymous(target, config_dir, context))
     result.notes.append(
-        f"sipctl writes its own guest dialplan (extensions_sipctl.conf): once applied, remove "
-        f"the hand-written [{context}] from extensions.conf"
+        f"sipctl writes its own guest context [{ours}] (extensions_sipctl.conf) and points "
+        f"guests at it{_pointer(channel)}. Your hand-written [{context}] in extensions.conf "
+        "is left as it is but no longer used: delete it after the first apply"
     )
     return result
+
+
+def _pointer(channel: str) -> str:
+    if channel == "sip":
+        # chan_sip reads [general] in file order and copies every context= over the last
+        # (reload_config: ast_copy_string(default_context, v->value) for each one), and
+        # main/config.c's "(+)" makes the existing [general] the current category, so the
+        # lines of sip_sipctl.conf (#included at the end of sip.conf) are appended after
+        # the admin's: its context= is the last one, the one guests get.
+        return " (sip_sipctl.conf extends sip.conf's [general] with a later context=, which wins)"
+    return " (its own [anonymous] endpoint in pjsip_sipctl.conf)"
+
+
+def foreign_anonymous(target: str, config_dir: str, context: str) -> str:
+    """Why a PJSIP setup of the classic form cannot be adopted as it is, and what to do."""
+    path = f"{config_dir.rstrip('/')}/pjsip.conf"
+    return (
+        f"{target}:{path} section [anonymous] (type=endpoint, context={context}) is the "
+        "hand-made guest endpoint. sipctl defines its own [anonymous] endpoint in "
+        "pjsip_sipctl.conf and Asterisk cannot have two, so sipctl will not apply the "
+        "asterisk section while that one is there. To hand guests over to sipctl: delete "
+        f"the [anonymous] section from {path} (leave [{context}] in extensions.conf), then "
+        "at once run 'sipctl apply' with the spec this import wrote; guests get no answer "
+        "in between. To adopt the DNS only, import without --asterisk"
+    )
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -380,9 +435,31 @@ def read_asterisk(target: str, config_dir: str, ssh: Ssh | None, ctx: RunContext
 
 
 def bookkeeping_only(changes: list[tuple[str, Change]], domain: str) -> bool:
-    """True when the only changes are sipctl's ownership registry (nothing a caller sees)."""
+    """True when the DNS changes are only sipctl's ownership registry (nothing a caller
+    sees). Changes of other layers are not looked at: the caller decides about them."""
     registry = registry_owner(domain)
     return all(
-        layer == "dns" and c.address.kind == "TXT" and c.address.name == registry
+        c.address.kind == "TXT" and c.address.name == registry
         for layer, c in changes
+        if layer == "dns"
     )
+
+
+def describe_changes(changes: list[tuple[str, Change]], domain: str) -> list[str]:
+    """One line per change a first apply of the imported spec makes, for ``import``'s report."""
+    lines = []
+    for layer, change in changes:
+        kind, name = change.address.kind, change.address.name
+        if layer == "dns" and name == registry_owner(domain):
+            lines.append(
+                f"dns: the ownership record TXT _sipctl.{domain} (no record a caller sees)"
+            )
+        elif layer == "asterisk" and kind == "file":
+            lines.append(f"asterisk: sipctl's own {name} ({change.action})")
+        elif layer == "asterisk" and kind == "include":
+            lines.append(f"asterisk: one #include line at the end of {name}")
+        elif layer == "asterisk" and kind == "rtp":
+            lines.append(f"asterisk: rtpstart/rtpend in {name} [general], set to the values in use")
+        else:
+            lines.append(f"{layer}: {change.action} {kind} {name}")
+    return lines

@@ -12,6 +12,7 @@ import yaml
 from fixtures.bind import SECRET_ENV, UNRELATED_RECORDS, BindServer, bind_env, dns_spec, zone_text
 
 from sipctl.cli import run
+from sipctl.reconciler.importer import fresh_context, parse_asterisk
 
 # The classic hand-made setup: NAPTR -> SRV -> A, written by an admin (note the odd
 # preference 50, the lower-case service, and no TLS).
@@ -79,20 +80,27 @@ def test_import_of_a_hand_made_setup_then_plan_shows_no_changes(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(SECRET_ENV, bind.secret)
     z = hand_made_zone
-    _pbx(tmp_path)
+    etc = _pbx(tmp_path) / "etc" / "asterisk"
     before = bind.zone_records(z)
     url = f"rfc2136://{bind.server}/{z}?key={bind.key_name}&secret_env={SECRET_ENV}"
     args = ["import", "--domain", z, "--dns", url, "--asterisk", "dir:pbx"]
 
     assert run([*args, "--out", "sipctl.yaml"]) == 0
     assert bind.zone_records(z) == before, "import alone reads only"
+    assert sorted(p.name for p in etc.iterdir()) == ["extensions.conf", "rtp.conf", "sip.conf"]
     err = capsys.readouterr().err
     assert f"the ownership record TXT _sipctl.{z}" in err
+    assert "sipctl's own extensions_sipctl.conf" in err
+    assert "one #include line at the end of sip.conf" in err
 
-    spec = yaml.safe_load((tmp_path / "sipctl.yaml").read_text())
+    text = (tmp_path / "sipctl.yaml").read_text()
+    assert "Your hand-written [guest-call] in extensions.conf" in text
+    assert "delete it after the first apply" in text
+    spec = yaml.safe_load(text)
     assert spec["users"] == {"director": "105", "alex": "106", "101": "101"}
     assert spec["asterisk"]["channel"] == "sip"
-    assert spec["asterisk"]["guest_context"] == "guest-call"
+    # never the admin's context: sipctl's would merge with it
+    assert spec["asterisk"]["guest_context"] == "sipctl-guest"
     assert spec["asterisk"]["reject_sound"] == "bad-user"
     assert spec["asterisk"]["rtp"] == {"start": 12000, "end": 14000}
     assert spec["servers"][0]["host"] == f"asterisk.{z}"
@@ -102,12 +110,81 @@ def test_import_of_a_hand_made_setup_then_plan_shows_no_changes(
     assert run([*args, "--out", "sipctl.yaml", "--adopt"]) == 0
     changed = set(bind.zone_records(z)) - set(before)
     assert {line.split()[0] for line in changed} == {f"_sipctl.{z}.", f"_sipctl-state.{z}."}, (
-        "adopting writes only sipctl's own bookkeeping"
+        "adopting writes only sipctl's own bookkeeping in DNS"
     )
-    capsys.readouterr()
-    assert run(["plan", "-f", "sipctl.yaml", "--target", "dns", "--detailed-exitcode"]) == 0
+    out = capsys.readouterr().out
+    assert "Apply complete!" in out, "adopting shows what it changes, as apply does"
+    # the admin's lines are kept byte for byte; one include line each is added at the end
+    assert (etc / "sip.conf").read_text() == SIP_CONF + "#include sip_sipctl.conf\n"
+    assert (etc / "extensions.conf").read_text() == (
+        EXTENSIONS_CONF + "#include extensions_sipctl.conf\n"
+    )
+    assert (etc / "rtp.conf").read_text() == "[general]\nrtpstart=12000\nrtpend=14000\n"
+    assert "context=sipctl-guest" in (etc / "sip_sipctl.conf").read_text().splitlines()
+    dialplan = (etc / "extensions_sipctl.conf").read_text()
+    assert "[sipctl-guest]" in dialplan and "[guest-call]" not in dialplan
+
+    assert run(["plan", "-f", "sipctl.yaml", "--detailed-exitcode"]) == 0, "all layers"
     assert "No changes." in capsys.readouterr().out
-    assert run(["drift", "-f", "sipctl.yaml", "--target", "dns"]) == 0
+    assert run(["drift", "-f", "sipctl.yaml"]) == 0
+    # importing again names the same context and finds nothing left to do
+    assert run([*args, "--out", "again.yaml", "--adopt"]) == 0
+    assert yaml.safe_load((tmp_path / "again.yaml").read_text())["asterisk"] == spec["asterisk"]
+
+
+PJSIP_CONF = """\
+[transport-udp]
+type=transport
+protocol=udp
+bind=0.0.0.0
+
+[anonymous]
+type=endpoint
+context=guest-call
+disallow=all
+allow=ulaw
+"""
+
+
+def test_import_of_a_pjsip_anonymous_endpoint_says_why_it_cannot_adopt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    zone = zone_text("pbx.example", UNRELATED_RECORDS + HAND_MADE_DNS)
+    (tmp_path / "pbx.zone").write_text(zone)
+    etc = tmp_path / "pbx" / "etc" / "asterisk"
+    etc.mkdir(parents=True)
+    (etc / "pjsip.conf").write_text(PJSIP_CONF)
+    (etc / "extensions.conf").write_text(EXTENSIONS_CONF.replace("SIP/", "PJSIP/"))
+    args = ["import", "--domain", "pbx.example", "--dns", "zonefile:pbx.zone"]
+    args += ["--asterisk", "dir:pbx", "--out", "sipctl.yaml"]
+
+    assert run(args) == 0, "import alone still writes the spec"
+    err = capsys.readouterr().err
+    assert "dir:pbx:/etc/asterisk/pjsip.conf section [anonymous]" in err
+    assert "delete the [anonymous] section" in err
+    spec = yaml.safe_load((tmp_path / "sipctl.yaml").read_text())
+    assert spec["asterisk"]["channel"] == "pjsip"
+    assert spec["asterisk"]["guest_context"] == "sipctl-guest"
+    assert spec["asterisk"]["rtp"] == {"start": 5000, "end": 31000}, "Asterisk's own default"
+
+    assert run([*args, "--adopt"]) == 1
+    err = capsys.readouterr().err
+    assert "pjsip.conf section [anonymous]" in err
+    assert "--adopt stopped before changing anything" in err
+    assert (tmp_path / "pbx.zone").read_text() == zone, "no DNS bookkeeping either"
+    assert sorted(p.name for p in etc.iterdir()) == ["extensions.conf", "pjsip.conf"]
+    assert (etc / "pjsip.conf").read_text() == PJSIP_CONF
+
+
+def test_the_imported_guest_context_is_one_the_admin_does_not_have() -> None:
+    files = {
+        "sip.conf": SIP_CONF,
+        "extensions.conf": EXTENSIONS_CONF + "[SIPCTL-guest]\nexten => 1,1,Hangup()\n",
+    }
+    found = parse_asterisk(files, "local", "/etc/asterisk")
+    assert found.data["asterisk"]["guest_context"] == "sipctl-guest-2"
+    assert fresh_context({"sipctl-guest", "sipctl-guest-2"}) == "sipctl-guest-3"
 
 
 def test_import_from_a_zone_file_then_plan_shows_no_changes(

@@ -21,6 +21,7 @@ from sipctl.cli_common import (
     TargetLayers,
     Verbose,
     load_checked,
+    print_plan,
     run_context,
     start_console,
 )
@@ -135,9 +136,12 @@ def import_(
         bool,
         typer.Option(
             "--adopt",
-            help="Also record sipctl's ownership in the zone (TXT _sipctl.<domain>, the only "
-            "change a plan of the imported spec shows) and the record of this state for "
-            "'sipctl drift'. Nothing a caller sees changes. Needs --out.",
+            help="Take ownership: apply the imported spec at once (under the same locks and "
+            "safety checks as 'sipctl apply'), so that 'sipctl plan' of it shows no changes. "
+            "In DNS that is only sipctl's bookkeeping (TXT _sipctl.<domain> and the record "
+            "for 'sipctl drift'); on the PBX sipctl's own files, one #include line in each "
+            "parent file and the RTP range in use. Refused when anything else would change. "
+            "Needs --out.",
         ),
     ] = False,
     no_color: NoColor = False,
@@ -149,7 +153,10 @@ def import_(
     (with --asterisk) the classic guest context: allowguest/context in sip.conf or the
     anonymous endpoint in pjsip.conf, with extensions like exten => director,1,Dial(SIP/105).
     Applying the spec written changes no DNS record; anything the spec cannot express is
-    listed. Reads only, unless --adopt.
+    listed. On the PBX the spec names a guest context of sipctl's own (sipctl-guest), never
+    the hand-made one, so that sipctl's dialplan does not merge with it; the hand-made
+    context is left unused and can be deleted after the first apply. Reads only, and says
+    what --adopt would write, unless --adopt.
 
     Example:
 
@@ -180,11 +187,13 @@ def import_(
             pbx = importer.read_asterisk(asterisk, config_dir, ssh, ctx)
             found.data.update(pbx.data)
             found.notes.extend(pbx.notes)
+            found.blockers.extend(pbx.blockers)
     header = [
         f"sipctl spec imported from the live setup of {domain}",
         f"by 'sipctl import' on {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         *(f"note: {n}" for n in found.notes),
         *(f"not expressible, so a plan will show it: {g}" for g in found.gaps),
+        *(f"blocks an apply: {b}" for b in found.blockers),
     ]
     text = importer.spec_yaml(found.data, header)
     source = str(out) if out is not None else "<imported spec>"
@@ -199,36 +208,68 @@ def import_(
         console.info(f"Wrote {out}.")
     for gap in found.gaps:
         console.warn(f"the spec cannot express this, so a plan will show it: {gap}")
-    _check_import(console, loaded, adopt)
+    _check_import(console, loaded, adopt, found.blockers)
 
 
-def _check_import(console: Console, loaded: LoadedSpec, adopt: bool) -> None:
-    """Plan the imported spec's DNS: say whether applying it would change anything."""
-    from sipctl.reconciler.engine import make_plan
+def _check_import(console: Console, loaded: LoadedSpec, adopt: bool, blockers: list[str]) -> None:
+    """Plan the imported spec: say what applying it would change; with --adopt, apply it
+    when that is only sipctl's own bookkeeping, files and include lines."""
+    from sipctl.cli_plan import _report_outcome
+    from sipctl.reconciler.engine import PlanRun, check_safe, make_plan
     from sipctl.reconciler.guarded import guarded_apply
-    from sipctl.reconciler.importer import bookkeeping_only
+    from sipctl.reconciler.importer import bookkeeping_only, describe_changes
 
+    if blockers and adopt:
+        raise SipctlError(
+            f"--adopt stopped before changing anything (the spec is written to "
+            f"{loaded.source}):\n  " + "\n  ".join(blockers)
+        )
+    for blocker in blockers:
+        console.warn(blocker)
+    # With a blocker the Asterisk layer cannot be planned (its provider refuses), so only
+    # the DNS is checked; nothing is applied then.
+    layers = ["dns"] if blockers else None
+    scope = "its DNS layer" if blockers else "it"
     with run_context(loaded.base_dir, console) as ctx:
-        plan_run = make_plan(loaded, ctx, ["dns"])
+        plan_run = make_plan(loaded, ctx, layers)
         changes = [(t.layer, c) for t, c in plan_run.plan.changes()]
         if not changes:
-            console.info("A plan of its DNS layer shows no changes.")
+            console.info(f"A plan of {scope} shows no changes.")
             return
         if not bookkeeping_only(changes, loaded.spec.domain):
+            dns = sum(1 for layer, _ in changes if layer == "dns")
             console.warn(
-                f"a plan of its DNS layer shows {len(changes)} change(s); see 'sipctl plan -f "
+                f"a plan of it changes {dns} DNS record(s) a caller sees; see 'sipctl plan -f "
                 f"{loaded.source}'"
             )
             if adopt:
-                raise SipctlError("--adopt records ownership only when nothing else would change")
+                raise SipctlError(
+                    "--adopt takes ownership only when no DNS record a caller sees would change"
+                )
             return
+        what = describe_changes(changes, loaded.spec.domain)
         if not adopt:
             console.info(
-                "A plan of its DNS layer shows one change: the ownership record TXT "
-                f"_sipctl.{loaded.spec.domain} (no record a caller sees); --adopt writes it."
+                f"A first apply of {scope} changes only sipctl's own parts (--adopt does it):"
             )
+            for line in what:
+                console.info(f"  {line}")
             return
-        guarded_apply(plan_run.plan, loaded.source, ctx, say=console.info, detail=console.detail)
+
+        def show_and_check(fresh: PlanRun) -> None:
+            print_plan(console, fresh.plan.to_json(), "human")
+            check_safe(fresh.plan, False)
+
+        outcome = guarded_apply(
+            plan_run.plan,
+            loaded.source,
+            ctx,
+            before=show_and_check,
+            say=console.info,
+            detail=console.detail,
+        )
+        _report_outcome(console, outcome)
         console.info(
-            f"Adopted: recorded sipctl's ownership of the SIP records of {loaded.spec.domain}."
+            f"Adopted: sipctl now owns the SIP setup of {loaded.spec.domain} "
+            f"('sipctl plan -f {loaded.source}' shows no changes)."
         )
