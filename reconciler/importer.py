@@ -34,8 +34,10 @@ from dns.rdtypes.IN.NAPTR import NAPTR
 from dns.rdtypes.IN.SRV import SRV
 
 from sipctl.errors import SpecError
+from sipctl.reconciler.asterisk_conf import include_target
 from sipctl.reconciler.dns_records import SRV_PREFIX, absolute, in_zone, parse, registry_owner
 from sipctl.reconciler.plan import Change
+from sipctl.reconciler.render_asterisk import DIALPLAN_FILE, PARENTS, WRONG_NAME_EXTENSION
 from sipctl.reconciler.resources import Address, Resource, Value
 
 if TYPE_CHECKING:
@@ -280,12 +282,28 @@ def fresh_context(taken: set[str]) -> str:
     return candidate
 
 
+def _with_ours(files: Mapping[str, str], parent: str, config_dir: str) -> str:
+    """``parent``'s text with sipctl's file appended when ``parent`` includes it (the include
+    line is appended at the end, so Asterisk reads it last too)."""
+    text = files.get(parent, "")
+    child = next(c for c, p in PARENTS.items() if p == parent)
+    names = {child, f"{config_dir.rstrip('/')}/{child}"}
+    if child in files and any(include_target(line) in names for line in text.splitlines()):
+        return f"{text}\n{files[child]}"
+    return text
+
+
 def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Imported:
-    """The ``asterisk`` and ``users`` of a classic hand-made guest setup."""
+    """The ``asterisk`` and ``users`` of a classic hand-made guest setup.
+
+    sipctl's own files are read as Asterisk reads them (appended where they are included), so
+    that an import after an adoption finds sipctl's guest context and names it again.
+    """
     result = Imported({})
-    sip = ini_sections(files.get("sip.conf", ""))
-    pjsip = ini_sections(files.get("pjsip.conf", ""))
-    extensions = ini_sections(files.get("extensions.conf", ""))
+    sip = ini_sections(_with_ours(files, "sip.conf", config_dir))
+    pjsip = ini_sections(_with_ours(files, "pjsip.conf", config_dir))
+    admins_extensions = ini_sections(files.get("extensions.conf", ""))
+    extensions = ini_sections(_with_ours(files, "extensions.conf", config_dir))
     channel, context = None, None
     general = sip.get("general", [])
     if (_get(general, "allowguest") or "").lower() in ("yes", "true", "1", "on"):
@@ -307,7 +325,7 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     local_context: str | None = None
     sound: str | None = None
     for name, body in _extension_bodies(lines):
-        if name.startswith("_"):
+        if name.startswith("_") or name == WRONG_NAME_EXTENSION:
             played = _PLAYBACK.search(body)
             if played:
                 sound = played.group(1)
@@ -326,7 +344,8 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
             local_context = goto.group(1) or local_context
     if not users:
         result.notes.append(f"[{context}] routes no name to an extension (Dial or Goto)")
-    ours = fresh_context(set(extensions))
+    adopted = context not in admins_extensions  # then it is defined in sipctl's own file
+    ours = context if adopted else fresh_context(set(admins_extensions))
     section: dict[str, Any] = {
         "target": target,
         "config_dir": config_dir,
@@ -346,13 +365,17 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     else:
         section["rtp"] = dict(ASTERISK_RTP_DEFAULT)
     result.data = {"users": users, "asterisk": section}
-    if channel == "pjsip" and anonymous is not None:
+    admins_anonymous = ini_sections(files.get("pjsip.conf", "")).get("anonymous") or []
+    if channel == "pjsip" and _get(admins_anonymous, "type") == "endpoint":
         result.blockers.append(foreign_anonymous(target, config_dir, context))
-    result.notes.append(
-        f"sipctl writes its own guest context [{ours}] (extensions_sipctl.conf) and points "
-        f"guests at it{_pointer(channel)}. Your hand-written [{context}] in extensions.conf "
-        "is left as it is but no longer used: delete it after the first apply"
-    )
+    if adopted:
+        result.notes.append(f"guests already land in sipctl's own [{ours}] ({DIALPLAN_FILE})")
+    else:
+        result.notes.append(
+            f"sipctl writes its own guest context [{ours}] ({DIALPLAN_FILE}) and points guests "
+            f"at it{_pointer(channel)}. Your hand-written [{context}] in extensions.conf is "
+            "left as it is but no longer used: delete it after the first apply"
+        )
     return result
 
 
@@ -420,7 +443,7 @@ def read_dns(domain: str, url: str, ctx: RunContext, base_dir: Path) -> Imported
     return spec_from_dns(domain, loaded.spec.zone, dns, live.resources)
 
 
-ASTERISK_FILES = ("sip.conf", "pjsip.conf", "extensions.conf", "rtp.conf")
+ASTERISK_FILES = ("sip.conf", "pjsip.conf", "extensions.conf", "rtp.conf", *PARENTS)
 
 
 def read_asterisk(target: str, config_dir: str, ssh: Ssh | None, ctx: RunContext) -> Imported:

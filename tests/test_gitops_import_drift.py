@@ -13,6 +13,8 @@ from fixtures.bind import SECRET_ENV, UNRELATED_RECORDS, BindServer, bind_env, d
 
 from sipctl.cli import run
 from sipctl.reconciler.importer import fresh_context, parse_asterisk
+from sipctl.reconciler.render_asterisk import PARENTS, desired_files, include_line
+from sipctl.schemas.loader import load_spec_text
 
 # The classic hand-made setup: NAPTR -> SRV -> A, written by an admin (note the odd
 # preference 50, the lower-case service, and no TLS).
@@ -127,9 +129,17 @@ def test_import_of_a_hand_made_setup_then_plan_shows_no_changes(
     assert run(["plan", "-f", "sipctl.yaml", "--detailed-exitcode"]) == 0, "all layers"
     assert "No changes." in capsys.readouterr().out
     assert run(["drift", "-f", "sipctl.yaml"]) == 0
-    # importing again names the same context and finds nothing left to do
+    # the admin deletes the unused hand-made context, as the spec's header says; importing
+    # again finds sipctl's own, names it again and has nothing left to do
+    hand_made = EXTENSIONS_CONF[EXTENSIONS_CONF.index("[guest-call]") :]
+    (etc / "extensions.conf").write_text(
+        (etc / "extensions.conf").read_text().replace(hand_made, "")
+    )
     assert run([*args, "--out", "again.yaml", "--adopt"]) == 0
-    assert yaml.safe_load((tmp_path / "again.yaml").read_text())["asterisk"] == spec["asterisk"]
+    again = yaml.safe_load((tmp_path / "again.yaml").read_text())
+    assert (again["asterisk"], again["users"]) == (spec["asterisk"], spec["users"])
+    assert "already land in sipctl's own [sipctl-guest]" in (tmp_path / "again.yaml").read_text()
+    assert "Apply complete!" not in capsys.readouterr().out
 
 
 PJSIP_CONF = """\
@@ -257,3 +267,30 @@ def test_drift_lists_live_changes_since_the_last_apply_but_not_spec_changes(
         assert run(["plan", "-f", str(spec), "--detailed-exitcode"]) == 2
         assert run(["drift", "-f", str(spec)]) == 0
     bind.delete_zone(zone)
+
+
+@pytest.mark.parametrize("channel", ["pjsip", "sip"])
+def test_an_adopted_setup_imports_as_the_spec_it_came_from(channel: str) -> None:
+    asterisk = {"channel": channel, "guest_context": "sipctl-guest", "reject_sound": "bad-user"}
+    spec = load_spec_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "domain": "pbx.example",
+                "servers": [{"host": "pbx.example", "priority": 10}],
+                "users": {"director": "105", "alex": "106"},
+                "asterisk": asterisk,
+            }
+        )
+    ).spec
+    files = {"pjsip.conf": "[transport-udp]\ntype=transport\n", "sip.conf": "[general]\n"}
+    files["extensions.conf"] = "[default]\nexten => 105,1,Dial(PJSIP/105)\n"
+    for name, text in desired_files(spec).items():
+        files[name] = text
+        files[PARENTS[name]] += include_line(name) + "\n"
+    found = parse_asterisk(files, "local", "/etc/asterisk")
+    assert found.blockers == []
+    assert found.data["users"] == {"director": "105", "alex": "106"}
+    section = found.data["asterisk"]
+    assert (section["channel"], section["guest_context"]) == (channel, "sipctl-guest")
+    assert section["reject_sound"] == "bad-user"
