@@ -381,11 +381,14 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
 
 def _pointer(channel: str) -> str:
     if channel == "sip":
-        # chan_sip reads [general] in file order and copies every context= over the last
-        # (reload_config: ast_copy_string(default_context, v->value) for each one), and
-        # main/config.c's "(+)" makes the existing [general] the current category, so the
-        # lines of sip_sipctl.conf (#included at the end of sip.conf) are appended after
-        # the admin's: its context= is the last one, the one guests get.
+        # Asterisk 22 has no chan_sip, so this is read from the source, not measured:
+        # chan_sip's reload_config walks ast_variable_browse(cfg, "general") in file order
+        # and copies every context= over the one before (ast_copy_string into
+        # sip_cfg.default_context; the same in 1.4 and in the chan_sip kept for 21+), so the
+        # last context= wins; guests (allowguest) get that default context. main/config.c
+        # turns "[general](+)" into category_get(cfg, "general") and appends the lines
+        # that follow to it, and our #include is the last line of sip.conf, so
+        # sip_sipctl.conf's context= comes after the admin's.
         return " (sip_sipctl.conf extends sip.conf's [general] with a later context=, which wins)"
     return " (its own [anonymous] endpoint in pjsip_sipctl.conf)"
 
