@@ -214,7 +214,7 @@ def import_(
 def _check_import(console: Console, loaded: LoadedSpec, adopt: bool, blockers: list[str]) -> None:
     """Plan the imported spec: say what applying it would change; with --adopt, apply it
     when that is only sipctl's own bookkeeping, files and include lines."""
-    from sipctl.cli_plan import _report_outcome
+    from sipctl.cli_plan import report_outcome
     from sipctl.reconciler.engine import PlanRun, check_safe, make_plan
     from sipctl.reconciler.guarded import guarded_apply
     from sipctl.reconciler.importer import bookkeeping_only, describe_changes
@@ -268,7 +268,7 @@ def _check_import(console: Console, loaded: LoadedSpec, adopt: bool, blockers: l
             say=console.info,
             detail=console.detail,
         )
-        _report_outcome(console, outcome)
+        report_outcome(console, outcome)
         console.info(
             f"Adopted: sipctl now owns the SIP setup of {loaded.spec.domain} "
             f"('sipctl plan -f {loaded.source}' shows no changes)."

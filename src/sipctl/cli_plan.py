@@ -357,7 +357,7 @@ def apply(
                 say=console.info,
                 detail=console.detail,
             )
-            _report_outcome(console, outcome)
+            report_outcome(console, outcome)
             loaded = outcome.plan_run.loaded
     else:
         specs = spec_file or [Path("sipctl.yaml")]
@@ -386,7 +386,7 @@ def apply(
                     say=console.info,
                     detail=console.detail,
                 )
-                _report_outcome(console, outcome)
+                report_outcome(console, outcome)
             else:
                 for line in record_if_needed(plan_run, ctx, locks, console.info, console.detail):
                     console.info(line)
@@ -394,7 +394,7 @@ def apply(
         verify_after_apply(console, loaded)
 
 
-def _report_outcome(console: Console, outcome: Outcome) -> None:
+def report_outcome(console: Console, outcome: Outcome) -> None:
     if outcome.report is not None:
         for line in outcome.report.lines:
             console.info(line)
