@@ -119,10 +119,10 @@ def render_fail2ban(spec: Spec) -> list[Resource]:
 
 
 def fail2ban_artefacts(spec: Spec) -> dict[str, str]:
-    """Files for ``sipctl render --dir``, relative to the output directory."""
+    """Files for ``sipctl render --dir`` (written under fail2ban/, as in /etc/fail2ban)."""
     if spec.fail2ban is None:
         return {}
-    return {f"fail2ban/{FILTER_FILE}": FILTER_TEXT, f"fail2ban/{JAIL_FILE}": jail_text(spec)}
+    return {FILTER_FILE: FILTER_TEXT, JAIL_FILE: jail_text(spec)}
 
 
 def desired_files(spec: Spec) -> dict[str, str]:

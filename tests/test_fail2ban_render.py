@@ -87,8 +87,8 @@ def test_resources_and_artefacts() -> None:
     assert all(r.value == normalize_ini(r.payload) for r in resources)
     assert layer_named("fail2ban").render(spec) == resources
     assert sorted(fail2ban_artefacts(spec)) == [
-        "fail2ban/filter.d/sipctl-asterisk.conf",
-        "fail2ban/jail.d/sipctl.conf",
+        "filter.d/sipctl-asterisk.conf",
+        "jail.d/sipctl.conf",
     ]
     assert render_fail2ban(spec_of("").spec) == []
     assert fail2ban_artefacts(spec_of("").spec) == {}
