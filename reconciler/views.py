@@ -124,30 +124,41 @@ def _mapping_lines(
 
 
 def _list_lines(before: list[Any], after: list[Any]) -> Iterator[tuple[str, str]]:
-    old = [_scalar(v) for v in before]
-    new = [_scalar(v) for v in after]
-    for item in old:
-        yield ("-", item) if item not in new else (" ", item)
-    for item in new:
-        if item not in old:
-            yield "+", item
+    yield from _sequence_lines([_scalar(v) for v in before], [_scalar(v) for v in after])
 
 
 def _text_lines(before: str, after: str) -> Iterator[tuple[str, str]]:
-    if not before:
-        for line in after.splitlines():
-            yield "+", line
+    yield from _sequence_lines(before.splitlines(), after.splitlines())
+
+
+CONTEXT_LINES = 2
+
+
+def _sequence_lines(old: list[str], new: list[str]) -> Iterator[tuple[str, str]]:
+    """A diff of two sequences in order; long unchanged runs of an update are folded."""
+    if not old or not new:
+        yield from (("-", item) for item in old)
+        yield from (("+", item) for item in new)
         return
-    if not after:
-        for line in before.splitlines():
-            yield "-", line
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    opcodes = matcher.get_opcodes()
+    for index, (tag, i1, i2, j1, j2) in enumerate(opcodes):
+        if tag == "equal":
+            yield from _fold(old[i1:i2], first=index == 0, last=index == len(opcodes) - 1)
+            continue
+        yield from (("-", item) for item in old[i1:i2])
+        yield from (("+", item) for item in new[j1:j2])
+
+
+def _fold(same: list[str], first: bool, last: bool) -> Iterator[tuple[str, str]]:
+    head = 0 if first else CONTEXT_LINES
+    tail = 0 if last else CONTEXT_LINES
+    if len(same) <= head + tail + 1:
+        yield from ((" ", item) for item in same)
         return
-    diff = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=2)
-    for line in list(diff)[2:]:
-        if line.startswith("@@"):
-            yield " ", "..."
-        else:
-            yield (line[0] if line[0] in "+-" else " "), line[1:]
+    yield from ((" ", item) for item in same[:head])
+    yield " ", f"... ({len(same) - head - tail} unchanged)"
+    yield from ((" ", item) for item in same[len(same) - tail :])
 
 
 def _scalar(value: Any) -> str:
