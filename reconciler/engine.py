@@ -224,7 +224,11 @@ def apply_plan(plan_run: PlanRun, ctx: RunContext, force: bool = False) -> Apply
                     f"{', '.join(report.applied)})"
                 )
             raise
-        report.lines.extend(lines)
+        # Every line names its layer, whatever the provider's own wording.
+        layer = run.layer.name
+        report.lines.extend(
+            line if line.startswith(layer) else f"{layer}: {line}" for line in lines
+        )
         if target not in report.applied:
             report.applied.append(target)
     return report
