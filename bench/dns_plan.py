@@ -6,7 +6,10 @@ is generated directly, not by UPDATE), and measures through the rfc2136 provider
 
 - a no-op plan (read + diff): time (median of several runs) and peak Python memory,
 - a change (a second server added): plan time and apply time,
-- the DNS messages each run sends (reads, and UPDATEs for the apply).
+- the DNS messages each run sends (reads, and UPDATEs for the apply),
+- a whole ``sipctl apply`` (a third server added) through a counting proxy in
+  front of BIND: connections and messages, the lock and the record of the last apply
+  included (lock UPDATE, one pipelined read, one UPDATE with changes, record and release).
 
 Run: ``python bench/dns_plan.py`` (``--sizes 100,1000`` for others; ``--axfr`` also times a
 whole-zone transfer parsed by dnspython, the approach sipctl avoids).
@@ -25,10 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from fixtures.bind import BindServer, bind_env, dns_spec, zone_text  # noqa: E402
+from fixtures.dns_count import DnsCounter  # noqa: E402
 
 from sipctl.providers.base import RunContext  # noqa: E402
 from sipctl.providers.rfc2136 import Rfc2136Provider  # noqa: E402
 from sipctl.reconciler.diff import diff  # noqa: E402
+from sipctl.reconciler.guarded import lock_and_apply  # noqa: E402
 from sipctl.reconciler.render_dns import render_dns, zone_snippet  # noqa: E402
 from sipctl.schemas.loader import LoadedSpec, load_spec_text  # noqa: E402
 
@@ -37,6 +42,7 @@ TWO_SERVERS = (
     "[{{host: asterisk.{z}, ipv4: [203.0.113.10], priority: 10}}, "
     "{{host: second.{z}, ipv4: [203.0.113.11], priority: 20}}]"
 )
+THREE_SERVERS = TWO_SERVERS[:-1] + ", {{host: third.{z}, ipv4: [203.0.113.12], priority: 30}}]"
 
 
 def filler(count: int) -> str:
@@ -97,6 +103,7 @@ def bench_size(bind: BindServer, size: int, tmp: Path, repeat: int, axfr: bool) 
     provider.apply(changes, live)
     applied = time.perf_counter() - start
     assert plan_once(bind, change_spec, tmp)[2] == 0, "a plan after apply must be empty"
+    whole, whole_seconds = whole_apply(bind, zone, tmp)
 
     row = {
         "unrelated records": f"{size:,}",
@@ -108,11 +115,30 @@ def bench_size(bind: BindServer, size: int, tmp: Path, repeat: int, axfr: bool) 
         "apply": f"{applied * 1000:.1f} ms",
         "msgs (change)": f"{read_messages} read + {provider.updates_sent} UPDATE",
         "rrsets changed": str(len(changes)),
+        "sipctl apply": f"{whole_seconds * 1000:.1f} ms",
+        "msgs (sipctl apply)": whole,
     }
     if axfr:
         row["AXFR+parse"] = f"{time_axfr(bind, zone):.2f} s"
     bind.delete_zone(zone)
     return row
+
+
+def whole_apply(bind: BindServer, zone: str, tmp: Path) -> tuple[str, float]:
+    """A whole ``sipctl apply`` (lock, read, plan, apply, record, release) adding a third
+    server, through a proxy that counts what reaches BIND."""
+    host, _, port = bind.server.rpartition(":")
+    with DnsCounter(host, int(port)) as counter:
+        text = dns_spec(bind, zone, servers=THREE_SERVERS.format(z=zone))
+        loaded = load(bind, text.replace(f"'{bind.server}'", f"'{counter.server}'"), tmp)
+        ctx = RunContext(base_dir=tmp, env=bind_env(bind))
+        start = time.perf_counter()
+        outcome = lock_and_apply(loaded, ctx)
+        seconds = time.perf_counter() - start
+        counts = counter.snapshot()
+    assert outcome.report is not None, "the whole apply must change something"
+    text = f"{counts['connection']} conn: {counts['query']} query + {counts['update']} UPDATE"
+    return text, seconds
 
 
 def time_axfr(bind: BindServer, zone: str) -> float:

@@ -24,10 +24,40 @@ from sipctl.reconciler.plan import Change
 from sipctl.reconciler.resources import LiveState, Resource
 
 if TYPE_CHECKING:
+    import dns.update
+
     from sipctl.providers.transport import TransportPool
     from sipctl.schemas.loader import LoadedSpec
 
 ENTRY_POINT_GROUP = "sipctl.providers"
+
+
+@dataclass(frozen=True)
+class UpdateRider:
+    """Prerequisites and updates that ride along in a zone's own RFC 2136 UPDATE.
+
+    The DNS lock's release and the record of the last apply go out in the same message as
+    the zone's changes, so the server applies all of them or none (one UPDATE per zone and
+    run). ``add_to`` adds them to the message; ``sent`` is called once the server accepted it.
+    """
+
+    what: str  # for messages: "release the lock _sipctl-lock.example.com."
+    add_to: Callable[[dns.update.UpdateMessage], None]
+    sent: Callable[[], None] = lambda: None
+
+
+@dataclass
+class UpdateRiders:
+    """Riders waiting for the next UPDATE of a zone, keyed by the zone provider's target_id."""
+
+    waiting: dict[str, list[UpdateRider]] = field(default_factory=dict)
+
+    def add(self, target_id: str, rider: UpdateRider) -> None:
+        self.waiting.setdefault(target_id, []).append(rider)
+
+    def take(self, target_id: str) -> list[UpdateRider]:
+        """The riders of this zone, removed: each goes out in exactly one UPDATE."""
+        return self.waiting.pop(target_id, [])
 
 
 @dataclass
@@ -44,6 +74,7 @@ class RunContext:
     log: Callable[[str], None] = lambda _line: None
     secrets: set[str] = field(default_factory=set)
     force: bool = False
+    update_riders: UpdateRiders = field(default_factory=UpdateRiders)
     _transports: TransportPool | None = None
 
     @property

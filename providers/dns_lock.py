@@ -11,7 +11,12 @@ State: ``_sipctl-state.<domain>`` holds the record of the last apply (JSON, spli
 TXT character-strings), written at the end of a successful apply; ``sipctl drift`` compares
 the live records with it.
 
-Both reuse the rfc2136 provider's server address, TSIG key and connection.
+Both reuse the rfc2136 provider's server address, TSIG key and connection. At the end of a
+run, the release of the lock and the record of the last apply ride in the zone's last UPDATE
+(``RunContext.update_riders``): the release's prerequisite "the lock still holds exactly our
+record" sits beside the changes' own, so the server applies changes, record and release
+together or not at all. A run that changes no DNS sends record and release in one UPDATE of
+their own (``DnsLock.send_riders``); a refused UPDATE leaves the lock to ``release``.
 """
 
 from __future__ import annotations
@@ -29,11 +34,14 @@ import dns.update
 from dns.rdtypes.ANY.TXT import TXT
 
 from sipctl.errors import ProviderError, SipctlError
+from sipctl.providers.base import UpdateRider
 from sipctl.providers.rfc2136 import Rfc2136Provider
 from sipctl.reconciler.dns_records import absolute, lock_owner, state_owner
 from sipctl.reconciler.locking import UNKNOWN_HOLDER_ID, Holder, unknown_holder
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sipctl.providers.base import RunContext
     from sipctl.schemas.loader import LoadedSpec
 
@@ -65,7 +73,7 @@ class _ZoneTxt:
                 found.extend(r for r in rrset if isinstance(r, TXT))
         return found
 
-    def update(self, build: Any, what: str) -> bool:
+    def update(self, build: Callable[[dns.update.UpdateMessage], None], what: str) -> bool:
         """Send one UPDATE built by ``build(update)``; False when a prerequisite failed."""
         update = dns.update.UpdateMessage(absolute(self.provider.zone))
         build(update)
@@ -105,7 +113,10 @@ class DnsLock:
         self._txt = _ZoneTxt(loaded, ctx, lock_owner(loaded.spec.domain))
         self.key = f"dns:{self._txt.provider.target_id}:{self._txt.owner}"
         self.where = f"DNS lock {self._txt.owner} on {self._txt.server}"
+        self.zone_key = self._txt.provider.target_id  # riders of this zone go out with ours
         self.taken_over: Holder | None = None
+        self._riders = ctx.update_riders
+        self._released = False  # released by a rider, in the zone's last UPDATE
 
     def _current(self) -> tuple[list[TXT], Holder | None]:
         records = self._txt.read()
@@ -145,14 +156,53 @@ class DnsLock:
                 return None
         return self.holder() or unknown_holder()
 
-    def release(self, me: Holder) -> str | None:
+    def _delete(self, me: Holder) -> Callable[[dns.update.UpdateMessage], None]:
         mine = _txt(me.to_text())
 
         def delete(update: dns.update.UpdateMessage) -> None:
-            update.present(self._txt.owner, _rdataset([mine]))
+            update.present(self._txt.owner, _rdataset([mine]))  # only while it is ours
             update.delete(self._txt.owner, "TXT")
 
-        if self._txt.update(delete, f"release the lock {self._txt.owner}"):
+        return delete
+
+    def ride_release(self, me: Holder) -> None:
+        """Let the release ride in the zone's next UPDATE (see the module docstring)."""
+
+        def released() -> None:
+            self._released = True
+
+        self._riders.add(
+            self.zone_key,
+            UpdateRider(f"release the lock {self._txt.owner}", self._delete(me), released),
+        )
+
+    def send_riders(self) -> list[str]:
+        """Send what still waits to ride (record, release) in one UPDATE; lines to report."""
+        riders = self._riders.take(self.zone_key)
+        if not riders:
+            return []
+
+        def build(update: dns.update.UpdateMessage) -> None:
+            for rider in riders:
+                rider.add_to(update)
+
+        what = " and ".join(r.what for r in riders)
+        if self._txt.update(build, what):
+            for rider in riders:
+                rider.sent()
+            return []
+        # only the lock's prerequisite can fail: it expired and another run took it over
+        current = self.holder()
+        taken = f"; it is now held by {current.describe()}" if current else ""
+        return [
+            f"Warning: {self.where} was no longer ours at the end (it had expired){taken}; "
+            f"the server refused to {what}"
+        ]
+
+    def release(self, me: Holder) -> str | None:
+        if self._released:
+            return None
+        if self._txt.update(self._delete(me), f"release the lock {self._txt.owner}"):
             return None
         current = self.holder()
         taken = f"; it is now held by {current.describe()}" if current else ""
@@ -180,6 +230,7 @@ class DnsStateStore:
     def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
         self._txt = _ZoneTxt(loaded, ctx, state_owner(loaded.spec.domain))
         self.where = f"DNS record {self._txt.owner} on {self._txt.server}"
+        self._riders = ctx.update_riders
 
     def read(self) -> dict[str, Any] | None:
         for record in self._txt.read():
@@ -192,7 +243,7 @@ class DnsStateStore:
                 return data if isinstance(data, dict) else None
         return None
 
-    def write(self, record: dict[str, Any]) -> None:
+    def _put(self, record: dict[str, Any]) -> Callable[[dns.update.UpdateMessage], None]:
         text = json.dumps(record, sort_keys=True, separators=(",", ":"))
         chunks = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)]
         rdata = _txt(_STATE_MARKER, *chunks)
@@ -201,4 +252,14 @@ class DnsStateStore:
             update.delete(self._txt.owner, "TXT")
             update.add(self._txt.owner, LOCK_TTL, rdata)
 
-        self._txt.update(put, f"record the last apply in {self._txt.owner}")
+        return put
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._txt.update(self._put(record), f"record the last apply in {self._txt.owner}")
+
+    def ride(self, record: dict[str, Any]) -> None:
+        """Write ``record`` in the zone's next UPDATE (with the changes and the release)."""
+        self._riders.add(
+            self._txt.provider.target_id,
+            UpdateRider(f"record the last apply in {self._txt.owner}", self._put(record)),
+        )

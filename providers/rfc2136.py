@@ -175,15 +175,21 @@ class Rfc2136Provider:
                     "made; nothing was changed. Run plan again"
                 )
         update = self.build_update(changes, live)
+        # What ends the run (the lock's release, the record of the last apply) may ride in
+        # this UPDATE, with its own prerequisites: all of it is applied, or none of it.
+        riders = self._ctx.update_riders.take(self.target_id)
+        for rider in riders:
+            rider.add_to(update)
         with _Connection(self) as conn:
             (response,) = conn.exchange([update])
         self.updates_sent += 1
         rcode = response.rcode()
         if rcode in _PREREQUISITE_FAILED:
+            also = "".join(f"; it would also {r.what}" for r in riders)
             raise StalePlanError(
                 f"zone {self.zone} changed between read and write (prerequisite failed: "
-                f"{dns.rcode.to_text(rcode)}); the server refused the UPDATE and nothing was "
-                "changed. Run plan again"
+                f"{dns.rcode.to_text(rcode)}{also}); the server refused the UPDATE and nothing "
+                "was changed. Run plan again"
             )
         if rcode == dns.rcode.REFUSED:
             raise ProviderError(
@@ -205,6 +211,8 @@ class Rfc2136Provider:
                 f"DNS server {self._server} failed the UPDATE of zone {self.zone}: "
                 f"{dns.rcode.to_text(rcode)}"
             )
+        for rider in riders:
+            rider.sent()
         return [
             f"zone {self.zone}: {len(changes)} rrset(s) changed in one UPDATE to {self._server}"
         ]

@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sipctl.errors import ProviderError, SipctlError
 from sipctl.reconciler.resources import Value, canonical_json
@@ -39,6 +39,19 @@ class StateStore(Protocol):
     def read(self) -> dict[str, Any] | None: ...
 
     def write(self, record: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class RidingStore(Protocol):
+    """A store whose record rides in its zone's last UPDATE of the run (DNS over RFC 2136).
+
+    It holds only the record of its own zone's target, so it is written whole, without
+    reading the old one first: no extra message, and the UPDATE goes out anyway.
+    """
+
+    where: str
+
+    def ride(self, record: dict[str, Any]) -> None: ...
 
 
 def value_hash(value: Value) -> str:
@@ -97,7 +110,9 @@ def _grouped(plan_run: PlanRun, ctx: RunContext) -> list[tuple[StateStore, list[
 
 
 def record_state(plan_run: PlanRun, ctx: RunContext, by: str) -> list[str]:
-    """Write the record of this apply where it is out of date; returns lines to report."""
+    """Write the record of this apply where it is out of date; returns lines to report.
+
+    A DNS record only rides (``RidingStore``): it is written by the zone's next UPDATE."""
     lines: list[str] = []
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for store, runs in _grouped(plan_run, ctx):
@@ -115,16 +130,22 @@ def record_state(plan_run: PlanRun, ctx: RunContext, by: str) -> list[str]:
 def _record_one(
     store: StateStore, runs: list[TargetRun], plan_run: PlanRun, by: str, now: str
 ) -> list[str]:
-    old = store.read() or {}
-    targets = dict(old.get("targets", {})) if old.get("format") == STATE_FORMAT else {}
-    changed = False
-    for run in runs:
-        entry = {
+    def entry_of(run: TargetRun) -> dict[str, Any]:
+        return {
             "resources": applied_entry(run),
             "applied_at": now,
             "by": by,
             "spec_sha256": plan_run.plan.spec_sha256[:16],
         }
+
+    if isinstance(store, RidingStore):
+        store.ride({"format": STATE_FORMAT, "targets": {target_key(r): entry_of(r) for r in runs}})
+        return [f"Recorded the applied state in {store.where}."]
+    old = store.read() or {}
+    targets = dict(old.get("targets", {})) if old.get("format") == STATE_FORMAT else {}
+    changed = False
+    for run in runs:
+        entry = entry_of(run)
         previous = targets.get(target_key(run))
         if not isinstance(previous, dict) or previous.get("resources") != entry["resources"]:
             targets[target_key(run)] = entry

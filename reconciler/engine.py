@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,11 +208,23 @@ def check_safe(plan: Plan, force: bool) -> list[str]:
     return reasons
 
 
-def apply_plan(plan_run: PlanRun, ctx: RunContext, force: bool = False) -> ApplyReport:
-    """Apply a plan whose live states were just read. Stops at the first failing step."""
+def apply_plan(
+    plan_run: PlanRun,
+    ctx: RunContext,
+    force: bool = False,
+    before_last: Callable[[TargetRun], None] = lambda _run: None,
+) -> ApplyReport:
+    """Apply a plan whose live states were just read. Stops at the first failing step.
+
+    ``before_last`` is called with the target of the final step just before it is applied
+    (everything else has succeeded then), so that what ends the run may ride along with it.
+    """
     check_safe(plan_run.plan, force)
     report = ApplyReport()
-    for run, changes in _steps(plan_run):
+    steps = _steps(plan_run)
+    for index, (run, changes) in enumerate(steps):
+        if index == len(steps) - 1:
+            before_last(run)
         target = f"{run.layer.name} {run.provider.target_id}"
         ctx.log(f"applying {len(changes)} change(s) to {target}")
         try:

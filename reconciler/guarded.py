@@ -1,23 +1,40 @@
-"""Apply under lock: take the locks, make sure the plan is still current, apply, record.
+"""Apply under lock: take the locks, read once, apply, record, release.
 
-The order matters. The plan is shown (and checked for safety) first, so that the lock names
-the plan's hash; then every lock of the spec is taken; under the lock the live state is read
-again and compared with the plan (a run that applied in between makes this plan stale:
-exit 3, re-plan); only then is anything changed, and the record of the last apply (for
-``sipctl drift``) written. The locks are released at the end, also on error and Ctrl-C.
+Like Terraform's state lock, every lock of the spec is taken before the live state is read,
+and held through the confirmation prompt, so what is shown is what is applied and nobody
+can change it in between:
+
+- ``lock_and_apply`` (``apply -f SPEC``): lock, read once and plan, show and confirm
+  (``before``), apply;
+- ``guarded_apply`` (a saved plan, or one made before the lock: several domains, import
+  --adopt): lock, read once and compare with the plan (changed since: exit 3, re-plan), apply.
+
+The record of the last apply (for ``sipctl drift``) and the release of a DNS lock ride in
+the zone's last UPDATE, with the changes: over RFC 2136 a run with changes costs one UPDATE
+to lock, one pipelined read and one UPDATE to write. The locks are released at the end, also
+on error and Ctrl-C.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sipctl.providers.base import RunContext
 from sipctl.reconciler.drift import record_state, state_is_current
-from sipctl.reconciler.engine import ApplyReport, PlanRun, apply_plan, loaded_from_plan, refresh
+from sipctl.reconciler.engine import (
+    ApplyReport,
+    PlanRun,
+    TargetRun,
+    apply_plan,
+    loaded_from_plan,
+    make_plan,
+    refresh,
+)
 from sipctl.reconciler.locking import DEFAULT_TTL, LockSet, lock_sites, new_holder, plan_hash
 from sipctl.reconciler.plan import Plan
+from sipctl.schemas.loader import LoadedSpec
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,38 @@ class Outcome:
     lines: list[str] = field(default_factory=list)
 
 
+Show = Callable[[PlanRun], None]
+Say = Callable[[str], None]
+
+
+def lock_and_apply(
+    loaded: LoadedSpec,
+    ctx: RunContext,
+    layers: Sequence[str] | None = None,
+    *,
+    force: bool = False,
+    locks: LockOptions = LockOptions(),
+    before: Show = lambda _run: None,
+    say: Say = lambda _line: None,
+    detail: Say = lambda _line: None,
+) -> Outcome:
+    """Take every lock of ``loaded``, then plan (the only read) and apply; ``before`` runs
+    on the plan before anything changes (show, safety check, confirmation)."""
+    # No plan exists yet when the lock is taken: the lock names none ("-").
+    return _apply_locked(
+        loaded,
+        layers,
+        lambda: make_plan(loaded, ctx, layers),
+        "-",
+        ctx,
+        force,
+        locks,
+        before,
+        say,
+        detail,
+    )
+
+
 def guarded_apply(
     plan: Plan,
     label: str,
@@ -40,22 +89,65 @@ def guarded_apply(
     *,
     force: bool = False,
     locks: LockOptions = LockOptions(),
-    before: Callable[[PlanRun], None] = lambda _run: None,
-    say: Callable[[str], None] = lambda _line: None,
-    detail: Callable[[str], None] = lambda _line: None,
+    before: Show = lambda _run: None,
+    say: Say = lambda _line: None,
+    detail: Say = lambda _line: None,
 ) -> Outcome:
-    """Apply ``plan`` under every lock of its spec; ``before`` runs under the lock, on the
-    fresh read, just before anything changes (show, safety check, confirmation)."""
+    """Apply ``plan`` (made before the lock) under every lock of its spec; the read under
+    the lock must find the live state the plan was made from. ``before`` runs on that fresh
+    read, just before anything changes (show, safety check, confirmation)."""
     loaded = loaded_from_plan(plan, label)
-    sites = lock_sites(loaded, ctx, plan.layers or None)
-    holder = new_holder(plan_hash(plan), locks.ttl, dict(ctx.env))
-    with LockSet(sites, holder, locks.timeout, say, detail):
-        fresh = refresh(plan, ctx, label)
+    return _apply_locked(
+        loaded,
+        plan.layers or None,
+        lambda: refresh(plan, ctx, label),
+        plan_hash(plan),
+        ctx,
+        force,
+        locks,
+        before,
+        say,
+        detail,
+    )
+
+
+def _apply_locked(
+    loaded: LoadedSpec,
+    layers: Sequence[str] | None,
+    read: Callable[[], PlanRun],
+    hash_of_plan: str,
+    ctx: RunContext,
+    force: bool,
+    locks: LockOptions,
+    before: Show,
+    say: Say,
+    detail: Say,
+) -> Outcome:
+    sites = lock_sites(loaded, ctx, layers)
+    holder = new_holder(hash_of_plan, locks.ttl, dict(ctx.env))
+    with LockSet(sites, holder, locks.timeout, say, detail) as held:
+        fresh = read()
         before(fresh)
         outcome = Outcome(fresh)
+        finished = False
+
+        def finish() -> None:
+            # Everything else has succeeded: record it, and let the records that live in
+            # a zone and the lock releases ride in that zone's (last) UPDATE.
+            nonlocal finished
+            outcome.lines = record_state(fresh, ctx, holder.who)
+            held.ride_releases()
+            finished = True
+
+        def before_last(run: TargetRun) -> None:
+            if held.rides_with(run.provider.target_id):
+                finish()
+
         if fresh.plan.has_changes:
-            outcome.report = apply_plan(fresh, ctx, force=force)
-        outcome.lines = record_state(fresh, ctx, holder.who)
+            outcome.report = apply_plan(fresh, ctx, force=force, before_last=before_last)
+        if not finished:
+            finish()
+        outcome.lines.extend(held.send_riders())  # what no change carried: one UPDATE
     return outcome
 
 
@@ -63,11 +155,11 @@ def record_if_needed(
     plan_run: PlanRun,
     ctx: RunContext,
     locks: LockOptions = LockOptions(),
-    say: Callable[[str], None] = lambda _line: None,
-    detail: Callable[[str], None] = lambda _line: None,
+    say: Say = lambda _line: None,
+    detail: Say = lambda _line: None,
 ) -> list[str]:
-    """For a plan without changes: write the record of the last apply only when it is
-    missing or out of date (so a second apply normally touches nothing at all)."""
+    """For a plan made before the lock without changes: write the record of the last apply
+    only when it is missing or out of date (so a second apply normally touches nothing)."""
     if state_is_current(plan_run, ctx):
         return []
     return guarded_apply(plan_run.plan, "the plan", ctx, locks=locks, say=say, detail=detail).lines

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sipctl.errors import LockHeldError, ProviderError, SipctlError, SpecError
 from sipctl.reconciler.resources import canonical_json
@@ -176,6 +176,21 @@ class LockSite(Protocol):
         ...
 
 
+@runtime_checkable
+class RidingLockSite(Protocol):
+    """A lock site whose release can ride in its zone's last UPDATE (DNS over RFC 2136)."""
+
+    zone_key: str  # the target_id of the zone's provider
+
+    def ride_release(self, me: Holder) -> None:
+        """Register the release to ride in the zone's next UPDATE."""
+        ...
+
+    def send_riders(self) -> list[str]:
+        """Send what is still waiting to ride, in one UPDATE; returns warnings to report."""
+        ...
+
+
 @dataclass
 class TakenOver:
     where: str
@@ -229,6 +244,32 @@ class LockSet:
             self._release_all()
         finally:
             self._restore_signals()
+
+    # -- the end of a run: releases that ride in a zone's last UPDATE -------------------------
+
+    def rides_with(self, target_id: str) -> bool:
+        """True when a held lock can be released in the UPDATE of this target."""
+        return any(
+            isinstance(site, RidingLockSite) and site.zone_key == target_id for site in self._held
+        )
+
+    def ride_releases(self) -> None:
+        for site in self._held:
+            if isinstance(site, RidingLockSite):
+                site.ride_release(self.me)
+
+    def send_riders(self) -> list[str]:
+        """Send the riders no change carried (one UPDATE per zone); warnings to report.
+
+        A failure here leaves the lock to the normal release at the end."""
+        lines: list[str] = []
+        for site in self._held:
+            if isinstance(site, RidingLockSite):
+                try:
+                    lines.extend(site.send_riders())
+                except SipctlError as exc:
+                    lines.append(f"Warning: {site.where}: {exc.message}")
+        return lines
 
     def _take(self, site: LockSite) -> None:
         deadline = time.monotonic() + self.timeout

@@ -308,12 +308,13 @@ def apply(
     applied and sipctl exits 3. Changes go out in a safe order: DNS records that stop
     advertising first, then firewall, fail2ban, Asterisk, and DNS records that advertise last.
 
-    Before anything changes, sipctl takes a lock per domain and per host (a TXT record
+    Before reading anything, sipctl takes a lock per domain and per host (a TXT record
     _sipctl-lock.<domain> over RFC 2136, a flock beside a zone file or in the managed
-    directory of a host) and re-reads the live state under it. A lock held by another run
-    means exit 3 naming the holder; --lock-timeout waits for it. The locks are released at
-    the end, also on error and Ctrl-C. A successful apply records what it applied, for
-    'sipctl drift'.
+    directory of a host) and holds it through the confirmation; a saved plan is re-checked
+    under it. A lock held by another run means exit 3 naming the holder; --lock-timeout
+    waits for it. The locks are released at the end, also on error and Ctrl-C. A successful
+    apply records what it applied, for 'sipctl drift' (over RFC 2136 in the same UPDATE as
+    the changes and the lock's release).
 
     Examples:
 
@@ -324,8 +325,8 @@ def apply(
       sipctl apply -f customers/ --auto-approve --parallel 8
     """
     console = start_console(no_color, verbose)
-    from sipctl.reconciler.engine import check_safe, make_plan
-    from sipctl.reconciler.guarded import guarded_apply, record_if_needed
+    from sipctl.reconciler.engine import check_safe
+    from sipctl.reconciler.guarded import guarded_apply, lock_and_apply
 
     if plan_files and spec_file:
         raise SpecError("give either a saved plan or -f SPEC, not both")
@@ -365,31 +366,27 @@ def apply(
             _apply_many(console, specs, target, force, auto_approve, locks, parallel, no_verify)
             return
         loaded = load_checked(specs[0])
-        with run_context(loaded.base_dir, console, force) as ctx:
-            plan_run = make_plan(loaded, ctx, target)
-            data = plan_run.plan.to_json()
-            print_plan(console, data, "human")
+
+        def show_and_confirm(plan_run: PlanRun) -> None:
+            print_plan(console, plan_run.plan.to_json(), "human")
             check_safe(plan_run.plan, force)
-            if plan_run.plan.has_changes:
+            if plan_run.plan.has_changes and not auto_approve:
+                confirm_apply(console)
 
-                def confirm(_fresh: PlanRun) -> None:
-                    if not auto_approve:
-                        confirm_apply(console)
-
-                outcome = guarded_apply(
-                    plan_run.plan,
-                    "the plan",
-                    ctx,
-                    force=force,
-                    locks=locks,
-                    before=confirm,
-                    say=console.info,
-                    detail=console.detail,
-                )
-                report_outcome(console, outcome)
-            else:
-                for line in record_if_needed(plan_run, ctx, locks, console.info, console.detail):
-                    console.info(line)
+        with run_context(loaded.base_dir, console, force) as ctx:
+            # Locks first, then the one read, as Terraform does: what is shown and confirmed
+            # is what is applied (the lock is held through the prompt).
+            outcome = lock_and_apply(
+                loaded,
+                ctx,
+                target,
+                force=force,
+                locks=locks,
+                before=show_and_confirm,
+                say=console.info,
+                detail=console.detail,
+            )
+            report_outcome(console, outcome)
     if not no_verify:
         verify_after_apply(console, loaded)
 
