@@ -132,3 +132,23 @@ def test_a_lock_lost_at_the_prompt_refuses_changes_record_and_release_together(
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_with_no_dns_change_the_record_and_the_release_share_one_update(
+    bind: BindServer, counted: tuple[str, DnsCounter], tmp_path: Path
+) -> None:
+    zone, counter = counted
+    (tmp_path / "host").mkdir()
+    firewall = "firewall: {{target: 'dir:host', persist: /etc/iptables.up, extra: [{port}]}}\n"
+    path = tmp_path / "sipctl.yaml"
+    spec = str(_spec(bind, counter, zone, path, tail=firewall.format(port="'tcp/443'")))
+    applied = _costs(counter, "apply", "-f", spec, "--auto-approve", "--no-verify")
+    assert applied["update"] == 2 and applied["connection"] == 3, applied
+
+    # only the firewall changes: lock, read, then the record and the release together
+    _spec(bind, counter, zone, path, tail=firewall.format(port="'tcp/8443'"))
+    again = _costs(counter, "apply", "-f", spec, "--auto-approve", "--no-verify")
+    assert again == {"connection": 3, "query": applied["query"], "update": 2, "other": 0}
+    assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
+    assert run(["drift", "-f", spec]) == 0
+    assert run(["plan", "-f", spec, "--detailed-exitcode"]) == 0
