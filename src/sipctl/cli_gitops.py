@@ -13,6 +13,7 @@ from sipctl.errors import EXIT_CHANGES, EXIT_ERROR, SipctlError, SpecError
 from sipctl.output import Console
 
 if TYPE_CHECKING:
+    from sipctl.reconciler.engine import PlanRun
     from sipctl.schemas.loader import LoadedSpec
 
 from sipctl.cli_common import (
@@ -215,9 +216,8 @@ def _check_import(console: Console, loaded: LoadedSpec, adopt: bool, blockers: l
     """Plan the imported spec: say what applying it would change; with --adopt, apply it
     when that is only sipctl's own bookkeeping, files and include lines."""
     from sipctl.cli_plan import report_outcome
-    from sipctl.reconciler.engine import PlanRun, check_safe, make_plan
-    from sipctl.reconciler.guarded import guarded_apply
-    from sipctl.reconciler.importer import bookkeeping_only, describe_changes
+    from sipctl.reconciler.engine import check_safe, make_plan
+    from sipctl.reconciler.guarded import lock_and_apply
 
     if blockers and adopt:
         raise SipctlError(
@@ -231,45 +231,53 @@ def _check_import(console: Console, loaded: LoadedSpec, adopt: bool, blockers: l
     layers = ["dns"] if blockers else None
     scope = "its DNS layer" if blockers else "it"
     with run_context(loaded.base_dir, console) as ctx:
-        plan_run = make_plan(loaded, ctx, layers)
-        changes = [(t.layer, c) for t, c in plan_run.plan.changes()]
-        if not changes:
-            console.info(f"A plan of {scope} shows no changes.")
-            return
-        if not bookkeeping_only(changes, loaded.spec.domain):
-            dns = sum(1 for layer, _ in changes if layer == "dns")
-            console.warn(
-                f"a plan of it changes {dns} DNS record(s) a caller sees; see 'sipctl plan -f "
-                f"{loaded.source}'"
-            )
-            if adopt:
-                raise SipctlError(
-                    "--adopt takes ownership only when no DNS record a caller sees would change"
-                )
-            return
-        what = describe_changes(changes, loaded.spec.domain)
         if not adopt:
-            console.info(
-                f"A first apply of {scope} changes only sipctl's own parts (--adopt does it):"
-            )
-            for line in what:
-                console.info(f"  {line}")
+            _judge_import_plan(console, loaded, make_plan(loaded, ctx, layers), scope, adopt)
             return
 
-        def show_and_check(fresh: PlanRun) -> None:
-            print_plan(console, fresh.plan.to_json(), "human")
-            check_safe(fresh.plan, False)
+        def judge_and_show(fresh: PlanRun) -> None:
+            # under the locks, on the one read: what is judged is what is applied
+            if _judge_import_plan(console, loaded, fresh, scope, adopt):
+                print_plan(console, fresh.plan.to_json(), "human")
+                check_safe(fresh.plan, False)
 
-        outcome = guarded_apply(
-            plan_run.plan,
-            loaded.source,
-            ctx,
-            before=show_and_check,
-            say=console.info,
-            detail=console.detail,
+        outcome = lock_and_apply(
+            loaded, ctx, layers, before=judge_and_show, say=console.info, detail=console.detail
         )
+        if outcome.report is None:
+            return  # no changes (said so); the record of the last apply is written
         report_outcome(console, outcome)
         console.info(
             f"Adopted: sipctl now owns the SIP setup of {loaded.spec.domain} "
             f"('sipctl plan -f {loaded.source}' shows no changes)."
         )
+
+
+def _judge_import_plan(
+    console: Console, loaded: LoadedSpec, plan_run: PlanRun, scope: str, adopt: bool
+) -> bool:
+    """Say what applying the imported spec changes; True when --adopt may apply it (only
+    sipctl's own parts change). With --adopt and a change a caller would see, stop."""
+    from sipctl.reconciler.importer import bookkeeping_only, describe_changes
+
+    changes = [(t.layer, c) for t, c in plan_run.plan.changes()]
+    if not changes:
+        console.info(f"A plan of {scope} shows no changes.")
+        return False
+    if not bookkeeping_only(changes, loaded.spec.domain):
+        dns = sum(1 for layer, _ in changes if layer == "dns")
+        console.warn(
+            f"a plan of it changes {dns} DNS record(s) a caller sees; see 'sipctl plan -f "
+            f"{loaded.source}'"
+        )
+        if adopt:
+            raise SipctlError(
+                "--adopt takes ownership only when no DNS record a caller sees would change"
+            )
+        return False
+    if not adopt:
+        console.info(f"A first apply of {scope} changes only sipctl's own parts (--adopt does it):")
+        for line in describe_changes(changes, loaded.spec.domain):
+            console.info(f"  {line}")
+        return False
+    return True
