@@ -59,6 +59,10 @@ class UpdateRiders:
         """The riders of this zone, removed: each goes out in exactly one UPDATE."""
         return self.waiting.pop(target_id, [])
 
+    def clear(self) -> None:
+        """Forget riders no UPDATE carried (the run failed): none may ride a later one."""
+        self.waiting.clear()
+
 
 @dataclass
 class RunContext:

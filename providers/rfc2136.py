@@ -9,6 +9,9 @@ Writing sends every change of the zone in ONE UPDATE message. Each changed rrset
 RFC 2136 prerequisite that it is still exactly what was read ("rrset exists (value
 dependent)" with the whole live rrset, or "rrset does not exist"), so an edit made by someone
 else in between makes the server refuse the whole message: StalePlanError, nothing changed.
+What ends a run rides in the same message with its own prerequisites (``UpdateRider`` on
+the RunContext: the DNS lock's release, the record of the last apply), so the provider sends
+them without knowing what they are, and the server applies all or nothing.
 """
 
 from __future__ import annotations

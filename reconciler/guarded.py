@@ -126,28 +126,31 @@ def _apply_locked(
     sites = lock_sites(loaded, ctx, layers)
     holder = new_holder(hash_of_plan, locks.ttl, dict(ctx.env))
     with LockSet(sites, holder, locks.timeout, say, detail) as held:
-        fresh = read()
-        before(fresh)
-        outcome = Outcome(fresh)
-        finished = False
+        try:
+            fresh = read()
+            before(fresh)
+            outcome = Outcome(fresh)
+            finished = False
 
-        def finish() -> None:
-            # Everything else has succeeded: record it, and let the records that live in
-            # a zone and the lock releases ride in that zone's (last) UPDATE.
-            nonlocal finished
-            outcome.lines = record_state(fresh, ctx, holder.who)
-            held.ride_releases()
-            finished = True
+            def finish() -> None:
+                # Everything else has succeeded: record it, and let the records that live
+                # in a zone and the lock releases ride in that zone's (last) UPDATE.
+                nonlocal finished
+                outcome.lines = record_state(fresh, ctx, holder.who)
+                held.ride_releases()
+                finished = True
 
-        def before_last(run: TargetRun) -> None:
-            if held.rides_with(run.provider.target_id):
+            def before_last(run: TargetRun) -> None:
+                if held.rides_with(run.provider.target_id):
+                    finish()
+
+            if fresh.plan.has_changes:
+                outcome.report = apply_plan(fresh, ctx, force=force, before_last=before_last)
+            if not finished:
                 finish()
-
-        if fresh.plan.has_changes:
-            outcome.report = apply_plan(fresh, ctx, force=force, before_last=before_last)
-        if not finished:
-            finish()
-        outcome.lines.extend(held.send_riders())  # what no change carried: one UPDATE
+            outcome.lines.extend(held.send_riders())  # what no change carried: one UPDATE
+        finally:
+            ctx.update_riders.clear()  # after a failure the locks are released on their own
     return outcome
 
 

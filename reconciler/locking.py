@@ -13,7 +13,9 @@ A lock lives where every runner already reaches (see ``lock_sites``):
 Each lock names its holder (``Holder``): an ID, who (user@host), since when, until when
 (expiry) and the hash of the plan being applied. A DNS lock left behind by a killed run
 may be taken over once it has expired (the takeover says so), or removed with
-``sipctl force-unlock ID``, and only with that lock's own ID.
+``sipctl force-unlock ID``, and only with that lock's own ID. A DNS lock is released in the
+zone's last UPDATE of the run (``RidingLockSite``), so that UPDATE applies only while the lock
+is still ours.
 """
 
 from __future__ import annotations
