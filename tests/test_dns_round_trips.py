@@ -152,3 +152,20 @@ def test_with_no_dns_change_the_record_and_the_release_share_one_update(
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
     assert run(["drift", "-f", spec]) == 0
     assert run(["plan", "-f", spec, "--detailed-exitcode"]) == 0
+
+    # DNS only withdraws (TLS dropped) and the firewall changes after it: the zone's UPDATE
+    # is not the run's last step, so the record and the release follow in one more UPDATE
+    _spec(
+        bind,
+        counter,
+        zone,
+        path,
+        transports="{udp: {port: 5060}, tcp: {port: 5060}}",
+        tail=firewall.format(port="'tcp/8443'"),
+    )
+    withdrawn = _costs(counter, "apply", "-f", spec, "--auto-approve", "--no-verify")
+    assert withdrawn["update"] == 3 and withdrawn["connection"] == 4, withdrawn
+    assert bind.query(f"_sips._tcp.{zone}", "SRV") == []
+    assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
+    assert run(["drift", "-f", spec]) == 0
+    assert run(["plan", "-f", spec, "--detailed-exitcode"]) == 0
