@@ -50,7 +50,7 @@ def _costs(counter: DnsCounter, *args: str) -> dict[str, int]:
     return counter.snapshot()
 
 
-def test_apply_costs_a_lock_one_read_and_one_update(
+def test_apply_costs_a_read_a_lock_a_check_and_one_update(
     bind: BindServer, counted: tuple[str, DnsCounter], tmp_path: Path
 ) -> None:
     zone, counter = counted
@@ -61,17 +61,21 @@ def test_apply_costs_a_lock_one_read_and_one_update(
     assert 1 < reads <= 10, "a plan is a few pipelined queries on one connection"
 
     applied = _costs(counter, "apply", "-f", spec, "--auto-approve", "--no-verify")
-    # lock; one read; changes + record of the last apply + release, in one UPDATE
-    assert applied == {"connection": 3, "query": reads, "update": 2, "other": 0}
+    # read (the plan shown); lock; the same read under the lock (stale check); changes +
+    # record of the last apply + release, in one UPDATE
+    assert applied == {"connection": 4, "query": 2 * reads, "update": 2, "other": 0}
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == [], "the lock was released"
     assert bind.query(f"_sipctl-state.{zone}", "TXT"), "the record of the last apply was written"
     assert bind.query(f"_sip._udp.{zone}", "SRV") == [f"10 0 5060 asterisk.{zone}."]
     assert run(["plan", "-f", spec, "--detailed-exitcode"]) == 0
     assert run(["drift", "-f", spec]) == 0
 
-    # nothing to change: lock, read, then record and release together
+    # nothing to change: one read (and a look at the record of the last apply); no UPDATE,
+    # so a nightly apply of a live spec never bumps the zone's serial
+    serial = bind.serial(zone)
     again = _costs(counter, "apply", "-f", spec, "--auto-approve", "--no-verify")
-    assert again == {"connection": 3, "query": reads, "update": 2, "other": 0}
+    assert again["update"] == 0 and again["connection"] <= 2, again
+    assert bind.serial(zone) == serial
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
 
     # a saved plan: lock, one read (compared with the plan), one UPDATE
@@ -143,12 +147,12 @@ def test_with_no_dns_change_the_record_and_the_release_share_one_update(
     path = tmp_path / "sipctl.yaml"
     spec = str(_spec(bind, counter, zone, path, tail=firewall.format(port="'tcp/443'")))
     applied = _costs(counter, "apply", "-f", spec, "--auto-approve", "--no-verify")
-    assert applied["update"] == 2 and applied["connection"] == 3, applied
+    assert applied["update"] == 2 and applied["connection"] == 4, applied
 
-    # only the firewall changes: lock, read, then the record and the release together
+    # only the firewall changes: read, lock, check, then the record and the release together
     _spec(bind, counter, zone, path, tail=firewall.format(port="'tcp/8443'"))
     again = _costs(counter, "apply", "-f", spec, "--auto-approve", "--no-verify")
-    assert again == {"connection": 3, "query": applied["query"], "update": 2, "other": 0}
+    assert again == {"connection": 4, "query": applied["query"], "update": 2, "other": 0}
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
     assert run(["drift", "-f", spec]) == 0
     assert run(["plan", "-f", spec, "--detailed-exitcode"]) == 0
@@ -164,7 +168,7 @@ def test_with_no_dns_change_the_record_and_the_release_share_one_update(
         tail=firewall.format(port="'tcp/8443'"),
     )
     withdrawn = _costs(counter, "apply", "-f", spec, "--auto-approve", "--no-verify")
-    assert withdrawn["update"] == 3 and withdrawn["connection"] == 4, withdrawn
+    assert withdrawn["update"] == 3 and withdrawn["connection"] == 5, withdrawn
     assert bind.query(f"_sips._tcp.{zone}", "SRV") == []
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
     assert run(["drift", "-f", spec]) == 0

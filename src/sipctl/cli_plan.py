@@ -325,8 +325,8 @@ def apply(
       sipctl apply -f customers/ --auto-approve --parallel 8
     """
     console = start_console(no_color, verbose)
-    from sipctl.reconciler.engine import check_safe
-    from sipctl.reconciler.guarded import guarded_apply, lock_and_apply
+    from sipctl.reconciler.engine import check_safe, make_plan
+    from sipctl.reconciler.guarded import guarded_apply, record_if_needed
 
     if plan_files and spec_file:
         raise SpecError("give either a saved plan or -f SPEC, not both")
@@ -366,27 +366,34 @@ def apply(
             _apply_many(console, specs, target, force, auto_approve, locks, parallel, no_verify)
             return
         loaded = load_checked(specs[0])
-
-        def show_and_confirm(plan_run: PlanRun) -> None:
+        with run_context(loaded.base_dir, console, force) as ctx:
+            # Read without a lock first: a spec that is already live costs one read and
+            # writes nothing at all (no lock record, no serial bump on a nightly apply).
+            plan_run = make_plan(loaded, ctx, target)
             print_plan(console, plan_run.plan.to_json(), "human")
             check_safe(plan_run.plan, force)
-            if plan_run.plan.has_changes and not auto_approve:
-                confirm_apply(console)
+            if not plan_run.plan.has_changes:
+                for line in record_if_needed(plan_run, ctx, locks, console.info, console.detail):
+                    console.info(line)
+            else:
 
-        with run_context(loaded.base_dir, console, force) as ctx:
-            # Locks first, then the one read, as Terraform does: what is shown and confirmed
-            # is what is applied (the lock is held through the prompt).
-            outcome = lock_and_apply(
-                loaded,
-                ctx,
-                target,
-                force=force,
-                locks=locks,
-                before=show_and_confirm,
-                say=console.info,
-                detail=console.detail,
-            )
-            report_outcome(console, outcome)
+                def confirm(_fresh: PlanRun) -> None:
+                    if not auto_approve:
+                        confirm_apply(console)
+
+                # Under the lock the live state must still be the one shown (else exit 3);
+                # the changes, the drift record and the lock release then share one UPDATE.
+                outcome = guarded_apply(
+                    plan_run.plan,
+                    "the plan",
+                    ctx,
+                    force=force,
+                    locks=locks,
+                    before=confirm,
+                    say=console.info,
+                    detail=console.detail,
+                )
+                report_outcome(console, outcome)
     if not no_verify:
         verify_after_apply(console, loaded)
 
