@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -112,6 +113,23 @@ def plan(
         raise typer.Exit(EXIT_CHANGES)
 
 
+def _refuse_overlaps(domains: list[Domain], what: str) -> None:
+    from sipctl.reconciler import multi
+
+    conflicts = multi.claim_conflicts(domains)
+    if conflicts:
+        raise SpecError(f"{len(conflicts)} overlapping claim(s) between the {what}", conflicts)
+
+
+def _context_factory(console: Console, force: bool) -> Callable[[LoadedSpec], RunContext]:
+    from sipctl.providers.base import RunContext
+
+    def make_ctx(loaded: LoadedSpec) -> RunContext:
+        return RunContext(base_dir=loaded.base_dir, log=console.detail, force=force)
+
+    return make_ctx
+
+
 def _plan_domains(
     console: Console,
     specs: list[Path],
@@ -119,21 +137,11 @@ def _plan_domains(
     force: bool,
     parallel: int,
 ) -> list[Domain]:
-    from sipctl.providers.base import RunContext
     from sipctl.reconciler import multi
 
     domains = multi.load_all(multi.spec_paths(specs), load_checked)
-    conflicts = multi.claim_conflicts(domains)
-    if conflicts:
-        raise SpecError(
-            f"{len(conflicts)} overlapping claim(s) between the specs; nothing was read or changed",
-            conflicts,
-        )
-
-    def make_ctx(loaded: LoadedSpec) -> RunContext:
-        return RunContext(base_dir=loaded.base_dir, log=console.detail, force=force)
-
-    multi.plan_all(domains, make_ctx, target, parallel)
+    _refuse_overlaps(domains, "specs; nothing was read or changed")
+    multi.plan_all(domains, _context_factory(console, force), target, parallel)
     for domain in domains:
         if domain.ctx is not None:
             console.add_secrets(domain.ctx.secrets)
@@ -241,21 +249,12 @@ def _apply_saved_many(
     parallel: int,
     no_verify: bool,
 ) -> None:
-    from sipctl.providers.base import RunContext
     from sipctl.reconciler import multi
 
     files = multi.plan_paths(paths)
     domains = multi.load_saved(files, read_plan_file)
-    conflicts = multi.claim_conflicts(domains)
-    if conflicts:
-        raise SpecError(
-            f"{len(conflicts)} overlapping claim(s) between the plans' specs; nothing was changed",
-            conflicts,
-        )
-
-    def make_ctx(loaded: LoadedSpec) -> RunContext:
-        return RunContext(base_dir=loaded.base_dir, log=console.detail, force=force)
-
+    _refuse_overlaps(domains, "plans' specs; nothing was changed")
+    make_ctx = _context_factory(console, force)
     try:
         multi.apply_saved_all(domains, make_ctx, force, locks, parallel, console.info)
         for domain in domains:
