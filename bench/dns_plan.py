@@ -18,6 +18,9 @@ whole-zone transfer parsed by dnspython, the approach sipctl avoids).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
 import statistics
 import sys
 import time
@@ -30,10 +33,10 @@ sys.path.insert(0, str(REPO / "tests"))
 from fixtures.bind import BindServer, bind_env, dns_spec, zone_text  # noqa: E402
 from fixtures.dns_count import DnsCounter  # noqa: E402
 
+from sipctl.cli import run  # noqa: E402
 from sipctl.providers.base import RunContext  # noqa: E402
 from sipctl.providers.rfc2136 import Rfc2136Provider  # noqa: E402
 from sipctl.reconciler.diff import diff  # noqa: E402
-from sipctl.reconciler.guarded import lock_and_apply  # noqa: E402
 from sipctl.reconciler.render_dns import render_dns, zone_snippet  # noqa: E402
 from sipctl.schemas.loader import LoadedSpec, load_spec_text  # noqa: E402
 
@@ -125,18 +128,20 @@ def bench_size(bind: BindServer, size: int, tmp: Path, repeat: int, axfr: bool) 
 
 
 def whole_apply(bind: BindServer, zone: str, tmp: Path) -> tuple[str, float]:
-    """A whole ``sipctl apply`` (lock, read, plan, apply, record, release) adding a third
-    server, through a proxy that counts what reaches BIND."""
+    """A whole ``sipctl apply -f`` as a user runs it (read, lock, check, apply, record,
+    release) adding a third server, through a proxy that counts what reaches BIND."""
     host, _, port = bind.server.rpartition(":")
     with DnsCounter(host, int(port)) as counter:
         text = dns_spec(bind, zone, servers=THREE_SERVERS.format(z=zone))
-        loaded = load(bind, text.replace(f"'{bind.server}'", f"'{counter.server}'"), tmp)
-        ctx = RunContext(base_dir=tmp, env=bind_env(bind))
+        spec = tmp / "sipctl.yaml"
+        spec.write_text(text.replace(f"'{bind.server}'", f"'{counter.server}'"))
+        os.environ.update(bind_env(bind))
         start = time.perf_counter()
-        outcome = lock_and_apply(loaded, ctx)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            code = run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"])
         seconds = time.perf_counter() - start
         counts = counter.snapshot()
-    assert outcome.report is not None, "the whole apply must change something"
+    assert code == 0, "the whole apply must succeed"
     text = f"{counts['connection']} conn: {counts['query']} query + {counts['update']} UPDATE"
     return text, seconds
 
