@@ -164,6 +164,10 @@ def _print_domains(console: Console, domains: list[Domain], fmt: str) -> None:
         console.out("")
 
 
+def _any_changes(domains: list[Domain]) -> bool:
+    return any(d.plan_run is not None and d.plan_run.plan.has_changes for d in domains)
+
+
 def _plan_many(
     console: Console,
     specs: list[Path],
@@ -195,8 +199,7 @@ def _plan_many(
     code = multi.exit_code(domains)
     if code:
         raise typer.Exit(code)
-    changes = any(d.plan_run is not None and d.plan_run.plan.has_changes for d in domains)
-    if detailed_exitcode and changes:
+    if detailed_exitcode and _any_changes(domains):
         raise typer.Exit(EXIT_CHANGES)
 
 
@@ -216,8 +219,7 @@ def _apply_many(
     try:
         multi.check_all_safe(domains, force)
         _print_domains(console, domains, "human")
-        changes = any(d.plan_run is not None and d.plan_run.plan.has_changes for d in domains)
-        if changes and not auto_approve:
+        if _any_changes(domains) and not auto_approve:
             confirm_apply(console)
         multi.apply_all(domains, force, locks, parallel, console.info)
         _verify_and_summarize(console, domains, no_verify)
