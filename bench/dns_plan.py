@@ -35,9 +35,9 @@ from fixtures.dns_count import DnsCounter  # noqa: E402
 
 from sipctl.cli import run  # noqa: E402
 from sipctl.providers.base import RunContext  # noqa: E402
-from sipctl.providers.rfc2136 import Rfc2136Provider  # noqa: E402
+from sipctl.providers.dns.rfc2136 import Rfc2136Provider  # noqa: E402
 from sipctl.reconciler.diff import diff  # noqa: E402
-from sipctl.reconciler.render_dns import render_dns, zone_snippet  # noqa: E402
+from sipctl.reconciler.render.dns import render_dns, zone_snippet  # noqa: E402
 from sipctl.schemas.loader import LoadedSpec, load_spec_text  # noqa: E402
 
 ONE_SERVER = "[{{host: asterisk.{z}, ipv4: [203.0.113.10], priority: 10}}]"

@@ -26,7 +26,7 @@ from sipctl.reconciler.resources import LiveState, Resource
 if TYPE_CHECKING:
     import dns.update
 
-    from sipctl.providers.transport import TransportPool
+    from sipctl.providers.transport.pool import TransportPool
     from sipctl.schemas.loader import LoadedSpec
 
 ENTRY_POINT_GROUP = "sipctl.providers"
@@ -84,7 +84,7 @@ class RunContext:
     @property
     def transports(self) -> TransportPool:
         if self._transports is None:
-            from sipctl.providers.transport import TransportPool
+            from sipctl.providers.transport.pool import TransportPool
 
             self._transports = TransportPool(self)
         return self._transports

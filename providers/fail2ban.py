@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from sipctl.errors import ProviderError
-from sipctl.providers.transport import CommandResult, FileWrite
+from sipctl.providers.transport.pool import CommandResult, FileWrite
 from sipctl.reconciler.fail2ban_proof import judge, log_text, proof_lines
 from sipctl.reconciler.plan import Change
-from sipctl.reconciler.render_fail2ban import (
+from sipctl.reconciler.render.fail2ban import (
     LAYER,
     filter_path,
     jail_path,
@@ -41,7 +41,7 @@ from sipctl.schemas.targets import parse_target
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
-    from sipctl.providers.transport import HostTransport
+    from sipctl.providers.transport.pool import HostTransport
     from sipctl.schemas.loader import LoadedSpec
     from sipctl.schemas.spec import Fail2ban, Ssh
 

@@ -44,7 +44,7 @@ def expected_sip_ports(spec: Spec) -> dict[str, PortKey]:
 
 def firewall_records(spec: Spec) -> list[tuple[str, int, int]]:
     """(protocol, first port, last port) of every port rule the firewall renderer writes."""
-    from sipctl.reconciler.render_firewall import desired_ruleset
+    from sipctl.reconciler.render.firewall import desired_ruleset
 
     found: list[tuple[str, int, int]] = []
     for record in desired_ruleset(spec)["records"]:
@@ -71,7 +71,7 @@ def firewall_udp_ranges(spec: Spec) -> list[tuple[int, int]]:
 
 def jail_ports(spec: Spec) -> set[PortKey]:
     """(protocol, port) pairs the fail2ban jail bans, from its renderer."""
-    from sipctl.reconciler.render_fail2ban import BAN_PROTOCOLS, ban_ports
+    from sipctl.reconciler.render.fail2ban import BAN_PROTOCOLS, ban_ports
 
     ports = [int(p) for p in ban_ports(spec).split(",") if p.strip().isdigit()]
     protocols = [p.strip() for p in str(BAN_PROTOCOLS).split(",") if p.strip()]

@@ -10,11 +10,11 @@ from typing import Any
 import yaml
 from fixtures.asterisk import AsteriskInstance
 
-from sipctl.providers.asterisk import AsteriskProvider
+from sipctl.providers.asterisk.provider import AsteriskProvider
 from sipctl.providers.base import RunContext
 from sipctl.reconciler.diff import diff
 from sipctl.reconciler.plan import Change
-from sipctl.reconciler.render_asterisk import render_asterisk
+from sipctl.reconciler.render.asterisk import render_asterisk
 from sipctl.reconciler.resources import LiveState
 from sipctl.schemas.loader import LoadedSpec, load_spec
 

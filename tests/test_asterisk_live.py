@@ -29,8 +29,8 @@ from fixtures.common import free_port
 from fixtures.sip_client import SipCaller
 
 from sipctl.errors import ProviderError
-from sipctl.providers.asterisk_cli import dialplan_extensions
-from sipctl.reconciler.render_asterisk import (
+from sipctl.providers.asterisk.cli import dialplan_extensions
+from sipctl.reconciler.render.asterisk import (
     CATCH_ALL_PATTERN,
     ENDING_EXTENSIONS,
     WRONG_NAME_EXTENSION,

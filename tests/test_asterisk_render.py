@@ -8,14 +8,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sipctl.providers.asterisk_cli import (
+from sipctl.providers.asterisk.cli import (
     identifier_order_problem,
     parse_endpoint_names,
     parse_transports,
 )
-from sipctl.providers.asterisk_edit import count_includes, read_rtp, set_include, set_rtp
+from sipctl.providers.asterisk.edit import count_includes, read_rtp, set_include, set_rtp
 from sipctl.reconciler.asterisk_conf import normalize_dialplan, normalize_sections, parse_dialplan
-from sipctl.reconciler.render_asterisk import (
+from sipctl.reconciler.render.asterisk import (
     CATCH_ALL_PATTERN,
     ENDING_EXTENSIONS,
     WRONG_NAME_EXTENSION,

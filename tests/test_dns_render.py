@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from sipctl.reconciler.dns_records import canonical_text, naptr_text, parse, registry_hosts
-from sipctl.reconciler.render_dns import dns_artefacts, render_dns
+from sipctl.reconciler.render.dns import dns_artefacts, render_dns
 from sipctl.reconciler.resources import Address
 from sipctl.schemas.loader import load_spec_text
 from sipctl.schemas.spec import Spec

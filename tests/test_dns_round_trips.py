@@ -18,7 +18,7 @@ from sipctl.cli import run
 from sipctl.errors import StalePlanError
 from sipctl.providers.base import RunContext
 from sipctl.reconciler.engine import PlanRun
-from sipctl.reconciler.guarded import lock_and_apply
+from sipctl.reconciler.gitops.guarded import lock_and_apply
 from sipctl.schemas.loader import load_spec
 
 TWO_SERVERS = (

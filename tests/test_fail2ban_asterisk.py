@@ -37,8 +37,8 @@ from fixtures.asterisk import MODULES, AsteriskInstance, running_asterisk
 from fixtures.common import require
 from fixtures.sip_client import SipCaller
 
-from sipctl.reconciler.render_asterisk import ENDING_EXTENSIONS, desired_files, include_line
-from sipctl.reconciler.render_fail2ban import FILTER_TEXT
+from sipctl.reconciler.render.asterisk import ENDING_EXTENSIONS, desired_files, include_line
+from sipctl.reconciler.render.fail2ban import FILTER_TEXT
 from sipctl.schemas.loader import load_spec_text
 
 DATA = Path(__file__).parent / "data"

@@ -33,7 +33,7 @@ from sipctl.providers.base import RunContext
 from sipctl.providers.fail2ban import Fail2banProvider
 from sipctl.reconciler.diff import diff
 from sipctl.reconciler.engine import apply_plan, make_plan
-from sipctl.reconciler.render_fail2ban import render_fail2ban
+from sipctl.reconciler.render.fail2ban import render_fail2ban
 from sipctl.schemas.loader import LoadedSpec, load_spec
 
 pytestmark = pytest.mark.netns

@@ -17,7 +17,7 @@ from sipctl.providers.fail2ban import Fail2banProvider
 from sipctl.reconciler.diff import diff
 from sipctl.reconciler.fail2ban_proof import judge, proof_lines
 from sipctl.reconciler.layers import layer_named
-from sipctl.reconciler.render_fail2ban import (
+from sipctl.reconciler.render.fail2ban import (
     FILTER_TEXT,
     fail2ban_artefacts,
     jail_text,

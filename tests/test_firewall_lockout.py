@@ -23,7 +23,7 @@ from fixtures.sshd import SshServer, start_sshd
 
 from sipctl.errors import RolledBackError, UnsafePlanError
 from sipctl.providers.base import RunContext
-from sipctl.providers.firewall_confirm import STATE_DIR
+from sipctl.providers.firewall.confirm import STATE_DIR
 from sipctl.reconciler.engine import PlanRun, apply_plan, make_plan
 from sipctl.reconciler.safety import refusal_reasons
 from sipctl.schemas.loader import load_spec

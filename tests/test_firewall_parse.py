@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from sipctl.providers.firewall_iptables import canonical, parse_rule, parse_save, restore_text
-from sipctl.providers.firewall_nftables import parse_json, parse_text
-from sipctl.providers.firewall_shell import parse_sections, section_shell
-from sipctl.reconciler.render_firewall import (
+from sipctl.providers.firewall.iptables import canonical, parse_rule, parse_save, restore_text
+from sipctl.providers.firewall.nftables import parse_json, parse_text
+from sipctl.providers.firewall.shell import parse_sections, section_shell
+from sipctl.reconciler.render.firewall import (
     Rule,
     accepts_tcp,
     desired_ruleset,
@@ -297,7 +297,7 @@ def test_the_ssh_port_sipctl_arrives_on(
     target: str, ssh_connection: str, env: dict[str, str], expected: tuple[int, str] | None
 ) -> None:
     from sipctl.providers.base import RunContext
-    from sipctl.providers.firewall_iptables import IptablesProvider
+    from sipctl.providers.firewall.iptables import IptablesProvider
 
     data = {"version": 1, "domain": "mysite.ru", "firewall": {"target": target}}
     loaded = load_spec_text(yaml.safe_dump(data), base_dir=Path("/tmp"))

@@ -12,8 +12,8 @@ import yaml
 from fixtures.bind import SECRET_ENV, UNRELATED_RECORDS, BindServer, bind_env, dns_spec, zone_text
 
 from sipctl.cli import run
-from sipctl.reconciler.importer import fresh_context, parse_asterisk
-from sipctl.reconciler.render_asterisk import PARENTS, desired_files, include_line
+from sipctl.reconciler.gitops.importer import fresh_context, parse_asterisk
+from sipctl.reconciler.render.asterisk import PARENTS, desired_files, include_line
 from sipctl.schemas.loader import load_spec_text
 
 # The classic hand-made setup: NAPTR -> SRV -> A, written by an admin (note the odd

@@ -19,9 +19,9 @@ from fixtures.bind import BindServer, bind_env, dns_spec
 from sipctl.cli import run
 from sipctl.errors import LockHeldError
 from sipctl.providers.base import RunContext
-from sipctl.providers.dns_lock import DnsLock
-from sipctl.providers.host_lock import FileLock
-from sipctl.reconciler.locking import Holder, LockSet, new_holder
+from sipctl.providers.dns.lock import DnsLock
+from sipctl.providers.transport.host_lock import FileLock
+from sipctl.reconciler.gitops.locking import Holder, LockSet, new_holder
 from sipctl.schemas.loader import load_spec
 
 SIPCTL = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "sipctl")

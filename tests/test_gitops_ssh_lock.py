@@ -11,8 +11,8 @@ from fixtures.sshd import SshServer
 
 from sipctl.errors import SipctlError
 from sipctl.providers.base import RunContext
-from sipctl.providers.host_lock import SshFlock
-from sipctl.reconciler.locking import Holder
+from sipctl.providers.transport.host_lock import SshFlock
+from sipctl.reconciler.gitops.locking import Holder
 from sipctl.schemas.spec import Ssh
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from sipctl.errors import SpecError
-from sipctl.reconciler.importer import dns_section, parse_asterisk, spec_yaml
-from sipctl.reconciler.locking import Holder, new_holder, parse_duration
-from sipctl.reconciler.multi import Domain, Progress, exit_code, summary_table
+from sipctl.reconciler.gitops.importer import dns_section, parse_asterisk, spec_yaml
+from sipctl.reconciler.gitops.locking import Holder, new_holder, parse_duration
+from sipctl.reconciler.gitops.multi import Domain, Progress, exit_code, summary_table
 from sipctl.schemas.loader import load_spec_text
 
 

@@ -11,10 +11,10 @@ from fixtures.common import free_port
 
 from sipctl.errors import ProviderError, StalePlanError
 from sipctl.providers.base import RunContext
-from sipctl.providers.rfc2136 import Rfc2136Provider
+from sipctl.providers.dns.rfc2136 import Rfc2136Provider
 from sipctl.reconciler.diff import diff
 from sipctl.reconciler.plan import Change
-from sipctl.reconciler.render_dns import render_dns
+from sipctl.reconciler.render.dns import render_dns
 from sipctl.reconciler.resources import LiveState, Resource
 from sipctl.schemas.loader import load_spec_text
 

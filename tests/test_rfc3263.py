@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from sipctl.reconciler.rfc3263 import (
+from sipctl.reconciler.verify.rfc3263 import (
     DnsAnswers,
     Naptr,
     Srv,

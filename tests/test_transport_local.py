@@ -9,8 +9,8 @@ import pytest
 
 from sipctl.errors import ProviderError, StalePlanError
 from sipctl.providers.base import RunContext
-from sipctl.providers.local import DirTransport, LocalTransport
-from sipctl.providers.transport import BACKUP_SUFFIX, FileWrite, HostTransport, TransportPool
+from sipctl.providers.transport.local import DirTransport, LocalTransport
+from sipctl.providers.transport.pool import BACKUP_SUFFIX, FileWrite, HostTransport, TransportPool
 from sipctl.schemas.targets import parse_target
 
 

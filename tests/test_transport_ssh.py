@@ -18,8 +18,8 @@ from fixtures.sshd import SshServer, make_key, start_sshd
 
 from sipctl.errors import ProviderError, StalePlanError
 from sipctl.providers.base import RunContext
-from sipctl.providers.ssh import SshTransport
-from sipctl.providers.transport import BACKUP_SUFFIX, FileWrite, TransportPool
+from sipctl.providers.transport.pool import BACKUP_SUFFIX, FileWrite, TransportPool
+from sipctl.providers.transport.ssh import SshTransport
 from sipctl.schemas.spec import Ssh
 from sipctl.schemas.targets import parse_target
 
@@ -304,7 +304,7 @@ def test_silent_port_times_out_in_one_line_and_nothing_else(tmp_path: Path) -> N
         "from pathlib import Path\n"
         "from sipctl.errors import ProviderError\n"
         "from sipctl.providers.base import RunContext\n"
-        "from sipctl.providers.ssh import SshTransport\n"
+        "from sipctl.providers.transport.ssh import SshTransport\n"
         "from sipctl.schemas.spec import Ssh\n"
         "from sipctl.schemas.targets import parse_target\n"
         "t = SshTransport(parse_target(sys.argv[1]), Ssh(connect_timeout=0.5), "

@@ -19,7 +19,7 @@ from fixtures.bind import SECRET_ENV, BindServer
 from verify_responder import DropProxy
 
 from sipctl.providers.sip_probe import probe
-from sipctl.reconciler.verify import run_verify
+from sipctl.reconciler.verify.run import run_verify
 from sipctl.schemas.loader import LoadedSpec, load_spec_text
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.bind]

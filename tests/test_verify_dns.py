@@ -17,7 +17,7 @@ import pytest
 from fixtures.bind import SECRET_ENV, UNRELATED_RECORDS, BindServer
 from verify_responder import Responder
 
-from sipctl.reconciler.verify import run_verify
+from sipctl.reconciler.verify.run import run_verify
 from sipctl.schemas.loader import LoadedSpec, load_spec_text
 
 pytestmark = pytest.mark.bind
@@ -293,8 +293,8 @@ def test_srv_target_outside_the_asked_servers_zones_goes_to_the_fallback(
     resolver would answer them, so verify asks the fallback (the system resolver) for those."""
     from fixtures.bind import zone_text
 
-    from sipctl.providers.dns_query import Nameserver, gather, make_resolver
-    from sipctl.reconciler.rfc3263 import resolve
+    from sipctl.providers.dns.query import Nameserver, gather, make_resolver
+    from sipctl.reconciler.verify.rfc3263 import resolve
 
     other = BindServer()
     other.start(zones={"elsewhere.test": zone_text("elsewhere.test", "pbx IN A 127.0.0.1\n")})

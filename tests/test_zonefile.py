@@ -12,10 +12,10 @@ from fixtures.bind import UNRELATED_RECORDS, BindServer, zone_text
 
 from sipctl.errors import ProviderError, StalePlanError
 from sipctl.providers.base import RunContext
-from sipctl.providers.zonefile import ZoneFileProvider, next_serial
+from sipctl.providers.dns.zonefile import ZoneFileProvider, next_serial
 from sipctl.reconciler.diff import diff
 from sipctl.reconciler.plan import Change
-from sipctl.reconciler.render_dns import render_dns
+from sipctl.reconciler.render.dns import render_dns
 from sipctl.reconciler.resources import LiveState
 from sipctl.schemas.loader import load_spec_text
 

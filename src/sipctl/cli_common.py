@@ -17,7 +17,7 @@ from sipctl.output import Console
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
-    from sipctl.reconciler.guarded import LockOptions
+    from sipctl.reconciler.gitops.guarded import LockOptions
     from sipctl.reconciler.plan import Plan
     from sipctl.schemas.loader import LoadedSpec
 
@@ -219,8 +219,8 @@ def confirm_apply(console: Console) -> None:
 def lock_options(lock_timeout: str, lock_ttl: str) -> LockOptions:
     from datetime import timedelta
 
-    from sipctl.reconciler.guarded import LockOptions
-    from sipctl.reconciler.locking import parse_duration
+    from sipctl.reconciler.gitops.guarded import LockOptions
+    from sipctl.reconciler.gitops.locking import parse_duration
 
     ttl = parse_duration(lock_ttl, "--lock-ttl")
     if ttl < 1:
@@ -231,7 +231,7 @@ def lock_options(lock_timeout: str, lock_ttl: str) -> LockOptions:
 def verify_after_apply(console: Console, loaded: LoadedSpec) -> None:
     """When the spec has both DNS and Asterisk, prove that a caller gets through."""
     try:
-        from sipctl.reconciler.verify import post_apply_verify
+        from sipctl.reconciler.verify.run import post_apply_verify
     except ImportError:
         return
     post_apply_verify(loaded, console)

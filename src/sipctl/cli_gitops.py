@@ -50,8 +50,8 @@ def force_unlock(
     Example: sipctl force-unlock 3f2a9c0d1e4b5a67 -f mysite.yaml
     """
     console = start_console(no_color, verbose)
-    from sipctl.reconciler.locking import force_unlock as remove_lock
-    from sipctl.reconciler.locking import lock_sites
+    from sipctl.reconciler.gitops.locking import force_unlock as remove_lock
+    from sipctl.reconciler.gitops.locking import lock_sites
 
     loaded = load_checked(spec_file)
     with run_context(loaded.base_dir, console) as ctx:
@@ -82,8 +82,8 @@ def drift(
     """
     console = start_console(no_color, verbose)
     from sipctl.reconciler import views
-    from sipctl.reconciler.drift import check_drift_result, find_drift, render_drift
     from sipctl.reconciler.engine import make_plan
+    from sipctl.reconciler.gitops.drift import check_drift_result, find_drift, render_drift
 
     loaded = load_checked(spec_file)
     with run_context(loaded.base_dir, console) as ctx:
@@ -166,7 +166,7 @@ def import_(
         --asterisk ssh://root@pbx.mysite.ru
     """
     console = start_console(no_color, verbose)
-    from sipctl.reconciler import importer
+    from sipctl.reconciler.gitops import importer
     from sipctl.schemas.loader import load_spec_text
     from sipctl.schemas.names import check_hostname
     from sipctl.schemas.spec import Ssh
@@ -217,7 +217,7 @@ def _check_import(console: Console, loaded: LoadedSpec, adopt: bool, blockers: l
     when that is only sipctl's own bookkeeping, files and include lines."""
     from sipctl.cli_plan import report_outcome
     from sipctl.reconciler.engine import check_safe, make_plan
-    from sipctl.reconciler.guarded import lock_and_apply
+    from sipctl.reconciler.gitops.guarded import lock_and_apply
 
     if blockers and adopt:
         raise SipctlError(
@@ -258,7 +258,7 @@ def _judge_import_plan(
 ) -> bool:
     """Say what applying the imported spec changes; True when --adopt may apply it (only
     sipctl's own parts change). With --adopt and a change a caller would see, stop."""
-    from sipctl.reconciler.importer import bookkeeping_only, describe_changes
+    from sipctl.reconciler.gitops.importer import bookkeeping_only, describe_changes
 
     changes = [(t.layer, c) for t, c in plan_run.plan.changes()]
     if not changes:

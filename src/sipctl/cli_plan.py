@@ -14,8 +14,8 @@ from sipctl.output import Console
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.reconciler.engine import PlanRun
-    from sipctl.reconciler.guarded import LockOptions, Outcome
-    from sipctl.reconciler.multi import Domain
+    from sipctl.reconciler.gitops.guarded import LockOptions, Outcome
+    from sipctl.reconciler.gitops.multi import Domain
     from sipctl.schemas.loader import LoadedSpec
 
 from sipctl.cli_common import (
@@ -114,7 +114,7 @@ def plan(
 
 
 def _refuse_overlaps(domains: list[Domain], what: str) -> None:
-    from sipctl.reconciler import multi
+    from sipctl.reconciler.gitops import multi
 
     conflicts = multi.claim_conflicts(domains)
     if conflicts:
@@ -137,7 +137,7 @@ def _plan_domains(
     force: bool,
     parallel: int,
 ) -> list[Domain]:
-    from sipctl.reconciler import multi
+    from sipctl.reconciler.gitops import multi
 
     domains = multi.load_all(multi.spec_paths(specs), load_checked)
     _refuse_overlaps(domains, "specs; nothing was read or changed")
@@ -149,7 +149,8 @@ def _plan_domains(
 
 
 def _print_domains(console: Console, domains: list[Domain], fmt: str) -> None:
-    from sipctl.reconciler import multi, views
+    from sipctl.reconciler import views
+    from sipctl.reconciler.gitops import multi
 
     if fmt == "json":
         console.out(views.render_json(multi.plans_json(domains)), end="")
@@ -178,7 +179,7 @@ def _plan_many(
     force: bool,
     parallel: int,
 ) -> None:
-    from sipctl.reconciler import multi
+    from sipctl.reconciler.gitops import multi
 
     domains = _plan_domains(console, specs, target, force, parallel)
     try:
@@ -213,7 +214,7 @@ def _apply_many(
     parallel: int,
     no_verify: bool,
 ) -> None:
-    from sipctl.reconciler import multi
+    from sipctl.reconciler.gitops import multi
 
     domains = _plan_domains(console, specs, target, force, parallel)
     try:
@@ -231,7 +232,7 @@ def _apply_many(
 
 
 def _verify_and_summarize(console: Console, domains: list[Domain], no_verify: bool) -> None:
-    from sipctl.reconciler import multi
+    from sipctl.reconciler.gitops import multi
 
     if not no_verify:
         for domain in domains:
@@ -251,7 +252,7 @@ def _apply_saved_many(
     parallel: int,
     no_verify: bool,
 ) -> None:
-    from sipctl.reconciler import multi
+    from sipctl.reconciler.gitops import multi
 
     files = multi.plan_paths(paths)
     domains = multi.load_saved(files, read_plan_file)
@@ -327,7 +328,7 @@ def apply(
     """
     console = start_console(no_color, verbose)
     from sipctl.reconciler.engine import check_safe, make_plan
-    from sipctl.reconciler.guarded import guarded_apply, record_if_needed
+    from sipctl.reconciler.gitops.guarded import guarded_apply, record_if_needed
 
     if plan_files and spec_file:
         raise SpecError("give either a saved plan or -f SPEC, not both")

@@ -46,7 +46,7 @@ def verify_command(
     # Late imports: cli.py imports this module, and a command's imports stay off --help.
     from sipctl.cli_common import load_checked as _load
     from sipctl.cli_common import start_console as _start
-    from sipctl.reconciler.verify import run_verify
+    from sipctl.reconciler.verify.run import run_verify
 
     console = _start(no_color, verbose)
     loaded = _load(spec_file)

@@ -4,11 +4,11 @@ A lock lives where every runner already reaches (see ``lock_sites``):
 
 - DNS over RFC 2136: a TXT record ``_sipctl-lock.<domain>`` created by an UPDATE whose
   prerequisite is "this name is not in use", so the name server makes taking it atomic
-  (``providers/dns_lock.py``);
+  (``providers/dns/lock.py``);
 - a zone file: an exclusive ``flock`` on ``<zone file>.sipctl.lock`` beside it;
 - a host (local, ``dir:``, ssh): an exclusive ``flock`` on ``.sipctl.lock`` in the managed
   directory, held by this process (local) or by a remote ``flock`` kept alive on the pooled
-  SSH connection (``providers/host_lock.py``). The kernel ends a flock with its process.
+  SSH connection (``providers/transport/host_lock.py``). The kernel ends a flock with its process.
 
 Each lock names its holder (``Holder``): an ID, who (user@host), since when, until when
 (expiry) and the hash of the plan being applied. A DNS lock left behind by a killed run
@@ -401,13 +401,13 @@ def lock_sites(
     loaded: LoadedSpec, ctx: RunContext, layers: Sequence[str] | None = None
 ) -> list[LockSite]:
     """Every lock a run of ``loaded`` must hold (DNS first, then one per host)."""
-    from sipctl.providers.host_lock import host_lock_site, zonefile_lock_site
+    from sipctl.providers.transport.host_lock import host_lock_site, zonefile_lock_site
 
     spec = loaded.spec
     sites: list[LockSite] = []
     if spec.dns is not None and (not layers or "dns" in layers):
         if spec.dns.provider == "rfc2136":
-            from sipctl.providers.dns_lock import DnsLock
+            from sipctl.providers.dns.lock import DnsLock
 
             sites.append(DnsLock(loaded, ctx))
         elif spec.dns.provider == "zonefile":

@@ -1,6 +1,6 @@
 """The POSIX sh scripts that read and write a batch of files on a remote host in one exec.
 
-Pure: this module builds scripts and parses their output; ``providers/ssh.py`` runs them.
+Pure: this module builds scripts and parses their output; ``providers/transport/ssh.py`` runs them.
 The scripts use only POSIX sh plus ``base64``, ``sha256sum``, ``stat -c`` and ``mktemp``
 (GNU coreutils and busybox both have them). File contents travel base64-encoded, so any
 byte survives, and every line the script prints for us starts with a random marker, so that
@@ -21,7 +21,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sipctl.providers.transport import BACKUP_SUFFIX, FileWrite, HostFile
+from sipctl.providers.transport.pool import BACKUP_SUFFIX, FileWrite, HostFile
 
 _DEFAULT_MODE = 0o644
 

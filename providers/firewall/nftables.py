@@ -16,10 +16,10 @@ import json
 import re
 from typing import Any, ClassVar
 
-from sipctl.providers.firewall_common import FirewallProvider
-from sipctl.providers.firewall_confirm import Step
-from sipctl.providers.firewall_shell import Section, heredoc, section_shell
-from sipctl.reconciler.render_firewall import (
+from sipctl.providers.firewall.common import FirewallProvider
+from sipctl.providers.firewall.confirm import Step
+from sipctl.providers.firewall.shell import Section, heredoc, section_shell
+from sipctl.reconciler.render.firewall import (
     FAMILIES,
     ICMP_CODES,
     ICMPV6_CODES,

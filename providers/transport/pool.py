@@ -138,14 +138,14 @@ class TransportPool:
 
     def _connect(self, ref: TargetRef, ssh: Ssh | None) -> HostTransport:
         if ref.kind == "dir":
-            from sipctl.providers.local import DirTransport
+            from sipctl.providers.transport.local import DirTransport
 
             return DirTransport(ref, self._ctx)
         if ref.kind == "local":
-            from sipctl.providers.local import LocalTransport
+            from sipctl.providers.transport.local import LocalTransport
 
             return LocalTransport(ref, self._ctx)
-        from sipctl.providers.ssh import SshTransport
+        from sipctl.providers.transport.ssh import SshTransport
         from sipctl.schemas.spec import Ssh as SshOptions
 
         return SshTransport(ref, ssh or SshOptions(), self._ctx)

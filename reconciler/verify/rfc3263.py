@@ -2,8 +2,8 @@
 
 Input is what DNS said (``DnsAnswers``: NAPTR at the domain, SRV rrsets by owner name, addresses
 and CNAMEs by host name); output is the ordered list of ``Hop`` rows a client would try and the
-``Defect`` list of what is wrong with the chain. No I/O here: ``providers/dns_query.py`` asks
-the questions, ``reconciler/verify.py`` puts it together.
+``Defect`` list of what is wrong with the chain. No I/O here: ``providers/dns/query.py`` asks
+the questions, ``reconciler/verify/run.py`` puts it together.
 
 The procedure (RFC 3263 section 4.1, for a ``sip:`` URI with no port and no IP address):
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sipctl.errors import ProviderError, StalePlanError
-from sipctl.providers.transport import (
+from sipctl.providers.transport.pool import (
     BACKUP_SUFFIX,
     CommandResult,
     FileWrite,

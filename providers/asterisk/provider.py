@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from sipctl.errors import ProviderError
-from sipctl.providers.asterisk_cli import (
+from sipctl.providers.asterisk.cli import (
     RxAnswer,
     dialplan_extensions,
     identifier_order_problem,
@@ -26,12 +26,12 @@ from sipctl.providers.asterisk_cli import (
     run_rx,
     sound_found,
 )
-from sipctl.providers.asterisk_edit import count_includes, read_rtp, set_include, set_rtp
+from sipctl.providers.asterisk.edit import count_includes, read_rtp, set_include, set_rtp
 from sipctl.providers.base import RunContext
-from sipctl.providers.transport import FileWrite, HostTransport
+from sipctl.providers.transport.pool import FileWrite, HostTransport
 from sipctl.reconciler.asterisk_conf import parse_sections
 from sipctl.reconciler.plan import Change
-from sipctl.reconciler.render_asterisk import (
+from sipctl.reconciler.render.asterisk import (
     DIALPLAN_FILE,
     GUEST_ENDPOINT,
     PARENTS,

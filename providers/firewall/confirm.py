@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sipctl.errors import RolledBackError, SipctlError
-from sipctl.providers.firewall_shell import heredoc, new_boundary
+from sipctl.providers.firewall.shell import heredoc, new_boundary
 
 if TYPE_CHECKING:
-    from sipctl.providers.transport import HostTransport
+    from sipctl.providers.transport.pool import HostTransport
 
 # Where the rollback script, its timer's pid and the marker live on the host: a tmpfs that
 # a reboot empties, like the timer itself.

@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from sipctl.errors import ProviderError, StalePlanError
-from sipctl.providers.local import program_name, stale_message, symlink_message
-from sipctl.providers.remote_files import (
+from sipctl.providers.transport.files import (
     ScriptOutputError,
     new_marker,
     parse_read_output,
@@ -37,7 +36,8 @@ from sipctl.providers.remote_files import (
     restore_script,
     write_script,
 )
-from sipctl.providers.transport import CommandResult, FileWrite, HostFile, HostTransport
+from sipctl.providers.transport.local import program_name, stale_message, symlink_message
+from sipctl.providers.transport.pool import CommandResult, FileWrite, HostFile, HostTransport
 from sipctl.schemas.targets import TargetRef
 
 if TYPE_CHECKING:

@@ -35,9 +35,9 @@ from dns.rdtypes.ANY.TXT import TXT
 
 from sipctl.errors import ProviderError, SipctlError
 from sipctl.providers.base import UpdateRider
-from sipctl.providers.rfc2136 import Rfc2136Provider
+from sipctl.providers.dns.rfc2136 import Rfc2136Provider
 from sipctl.reconciler.dns_records import absolute, lock_owner, state_owner
-from sipctl.reconciler.locking import UNKNOWN_HOLDER_ID, Holder, unknown_holder
+from sipctl.reconciler.gitops.locking import UNKNOWN_HOLDER_ID, Holder, unknown_holder
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
-from sipctl.providers.firewall_confirm import (
+from sipctl.providers.firewall.confirm import (
     SCRIPT_TIMEOUT,
     ApplyNames,
     Step,
     apply_script,
     confirm,
 )
-from sipctl.providers.firewall_shell import (
+from sipctl.providers.firewall.shell import (
     SSH_CONNECTION_SHELL,
     Section,
     cat_shell,
@@ -42,7 +42,7 @@ from sipctl.providers.firewall_shell import (
     section_shell,
 )
 from sipctl.reconciler.plan import Change
-from sipctl.reconciler.render_firewall import (
+from sipctl.reconciler.render.firewall import (
     accepts_tcp,
     file_address,
     persist_paths,
@@ -54,7 +54,7 @@ from sipctl.schemas.targets import TargetRef, parse_target
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
-    from sipctl.providers.transport import HostTransport
+    from sipctl.providers.transport.pool import HostTransport
     from sipctl.schemas.loader import LoadedSpec
     from sipctl.schemas.spec import Firewall, Spec, Ssh
 
@@ -262,7 +262,7 @@ class FirewallProvider(ABC):
     def _write_files(
         self, transport: HostTransport, changes: Sequence[Change], live: LiveState
     ) -> list[str]:
-        from sipctl.providers.transport import FileWrite
+        from sipctl.providers.transport.pool import FileWrite
 
         known: dict[str, bytes | None] = live.private.get("files", {})
         writes = [

@@ -36,7 +36,7 @@ import dns.tsigkeyring
 import dns.update
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
-from sipctl.providers.dns_owned import (
+from sipctl.providers.dns.owned import (
     LiveRrset,
     base_names,
     desired_hosts,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import dns.resolver
 
 from sipctl.errors import SpecError, VerifyFailed
-from sipctl.providers.dns_query import (
+from sipctl.providers.dns.query import (
     Nameserver,
     gather,
     make_resolver,
@@ -30,8 +30,7 @@ from sipctl.providers.dns_query import (
     system_resolver_or_none,
 )
 from sipctl.providers.sip_probe import T1, probe
-from sipctl.reconciler.rfc3263 import resolve
-from sipctl.reconciler.verify_report import (
+from sipctl.reconciler.verify.report import (
     CANARY_PREFIX,
     ProbeCheck,
     VerifyReport,
@@ -40,6 +39,7 @@ from sipctl.reconciler.verify_report import (
     probe_defects,
     spec_defects,
 )
+from sipctl.reconciler.verify.rfc3263 import resolve
 from sipctl.schemas.loader import LoadedSpec
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ import dns.rdatatype
 import dns.zone
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
-from sipctl.providers.dns_owned import (
+from sipctl.providers.dns.owned import (
     LiveRrset,
     base_names,
     desired_hosts,

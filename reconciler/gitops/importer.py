@@ -37,7 +37,7 @@ from sipctl.errors import SpecError
 from sipctl.reconciler.asterisk_conf import include_target
 from sipctl.reconciler.dns_records import SRV_PREFIX, absolute, in_zone, parse, registry_owner
 from sipctl.reconciler.plan import Change
-from sipctl.reconciler.render_asterisk import DIALPLAN_FILE, PARENTS, WRONG_NAME_EXTENSION
+from sipctl.reconciler.render.asterisk import DIALPLAN_FILE, PARENTS, WRONG_NAME_EXTENSION
 from sipctl.reconciler.resources import Address, Resource, Value
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sipctl.errors import ProviderError
-from sipctl.providers.transport import HostTransport
+from sipctl.providers.transport.pool import HostTransport
 
 _MARK = "--sipctl-rx-done--"
 _NOT_CONNECTED = ("Unable to connect to remote asterisk", "does /run/asterisk", "No such command")

@@ -1,6 +1,6 @@
 """The verify report: what was resolved, what was probed, what is wrong. Pure data and views.
 
-``reconciler/verify.py`` gathers (DNS, SIP probes); this module compares the gathered facts with
+``reconciler/verify/run.py`` gathers (DNS, SIP probes); this module compares the gathered facts with
 the spec and renders them. Both the human table and ``--json`` are built from
 ``VerifyReport.to_json()`` so the two can never disagree.
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sipctl.providers.sip_probe import ProbeResult
-from sipctl.reconciler.rfc3263 import TRANSPORTS, Defect, Hop, Resolution, Transport
+from sipctl.reconciler.verify.rfc3263 import TRANSPORTS, Defect, Hop, Resolution, Transport
 from sipctl.schemas.spec import Spec
 
 FORMAT_VERSION = "1"

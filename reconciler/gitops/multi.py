@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sipctl.errors import EXIT_ERROR, EXIT_REFUSED, RefusedError, SipctlError, SpecError
-from sipctl.reconciler.locking import install_interrupts, restore_handlers
+from sipctl.reconciler.gitops.locking import install_interrupts, restore_handlers
 from sipctl.reconciler.resources import canonical_json
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.reconciler.engine import PlanRun
-    from sipctl.reconciler.guarded import LockOptions
+    from sipctl.reconciler.gitops.guarded import LockOptions
     from sipctl.reconciler.plan import Plan
     from sipctl.schemas.loader import LoadedSpec
 
@@ -151,8 +151,8 @@ def claim_conflicts(domains: Sequence[Domain]) -> list[str]:
     """Overlapping claims between specs: the same DNS name, or the same host layer with
     different contents. Pure but for importing renderers."""
     from sipctl.reconciler.dns_records import lock_owner
-    from sipctl.reconciler.locking import host_places
-    from sipctl.reconciler.render_dns import render_dns
+    from sipctl.reconciler.gitops.locking import host_places
+    from sipctl.reconciler.render.dns import render_dns
 
     problems: list[str] = []
     dns_claims: dict[tuple[str, str], Path] = {}
@@ -281,7 +281,7 @@ def apply_all(
     say: Callable[[str], None],
 ) -> None:
     """Apply every planned domain (each under its own locks); record the no-change ones."""
-    from sipctl.reconciler.guarded import guarded_apply, record_if_needed
+    from sipctl.reconciler.gitops.guarded import guarded_apply, record_if_needed
 
     def work(domain: Domain) -> None:
         assert domain.plan_run is not None and domain.ctx is not None
@@ -310,7 +310,7 @@ def apply_saved_all(
 ) -> None:
     """Apply every saved plan exactly (each re-checked under its own locks)."""
     from sipctl.reconciler.engine import check_safe
-    from sipctl.reconciler.guarded import guarded_apply
+    from sipctl.reconciler.gitops.guarded import guarded_apply
 
     def safe(fresh: PlanRun) -> None:
         check_safe(fresh.plan, force)

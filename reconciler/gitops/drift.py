@@ -77,16 +77,16 @@ def _store_for(run: TargetRun, plan_run: PlanRun, ctx: RunContext) -> StateStore
     if run.layer.name == "dns":
         assert spec.dns is not None
         if spec.dns.provider == "rfc2136":
-            from sipctl.providers.dns_lock import DnsStateStore
+            from sipctl.providers.dns.lock import DnsStateStore
 
             return DnsStateStore(loaded, ctx)
         if spec.dns.provider == "zonefile":
-            from sipctl.providers.host_lock import zonefile_state_store
+            from sipctl.providers.transport.host_lock import zonefile_state_store
 
             return zonefile_state_store(loaded)
         return None
-    from sipctl.providers.host_lock import HostStateStore
-    from sipctl.reconciler.locking import host_places
+    from sipctl.providers.transport.host_lock import HostStateStore
+    from sipctl.reconciler.gitops.locking import host_places
     from sipctl.schemas.targets import parse_target
 
     places = host_places(loaded)

@@ -3,7 +3,7 @@
 The questions follow the client: NAPTR at the domain; SRV at the names the usable NAPTRs point
 to (else at the transports' default SRV names); A and AAAA of every SRV target; the domain's
 own A/AAAA only when no SRV exists. Read-only; the answers become a ``DnsAnswers`` value and
-``sipctl.reconciler.rfc3263.resolve`` does the rest.
+``sipctl.reconciler.verify.rfc3263.resolve`` does the rest.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import dns.rdatatype
 import dns.resolver
 
 from sipctl.errors import SpecError
-from sipctl.reconciler.rfc3263 import DnsAnswers, Naptr, Srv, names_to_query, normalize_name
+from sipctl.reconciler.verify.rfc3263 import DnsAnswers, Naptr, Srv, names_to_query, normalize_name
 
 _NAMESERVER_RE = re.compile(
     r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::(?P<port6>\d{1,5}))?|(?P<host>[^:]+)(?::(?P<port>\d{1,5}))?"

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 import paramiko
 
 from sipctl.errors import ProviderError, SipctlError
-from sipctl.providers.transport import FileWrite
-from sipctl.reconciler.locking import LOCK_FILE, Holder, HostPlace, LockSite, unknown_holder
+from sipctl.providers.transport.pool import FileWrite
+from sipctl.reconciler.gitops.locking import LOCK_FILE, Holder, HostPlace, LockSite, unknown_holder
 from sipctl.schemas.targets import parse_target
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
-    from sipctl.providers.transport import HostTransport
+    from sipctl.providers.transport.pool import HostTransport
     from sipctl.schemas.loader import LoadedSpec
 
 STATE_FILE = ".sipctl-state.json"
@@ -130,7 +130,7 @@ class SshFlock:
         )
 
     def _open(self, script: str) -> tuple[paramiko.Channel, str, bytes]:
-        from sipctl.providers.ssh import SshTransport
+        from sipctl.providers.transport.ssh import SshTransport
 
         if not isinstance(self._transport, SshTransport):
             raise ProviderError(f"{self._transport.ref}: this transport cannot hold a lock")

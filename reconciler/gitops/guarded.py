@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sipctl.providers.base import RunContext
-from sipctl.reconciler.drift import record_state, state_is_current
 from sipctl.reconciler.engine import (
     ApplyReport,
     PlanRun,
@@ -32,7 +31,8 @@ from sipctl.reconciler.engine import (
     make_plan,
     refresh,
 )
-from sipctl.reconciler.locking import DEFAULT_TTL, LockSet, lock_sites, new_holder, plan_hash
+from sipctl.reconciler.gitops.drift import record_state, state_is_current
+from sipctl.reconciler.gitops.locking import DEFAULT_TTL, LockSet, lock_sites, new_holder, plan_hash
 from sipctl.reconciler.plan import Plan
 from sipctl.schemas.loader import LoadedSpec
 

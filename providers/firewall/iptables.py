@@ -17,10 +17,10 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from sipctl.providers.firewall_common import FirewallProvider
-from sipctl.providers.firewall_confirm import Step
-from sipctl.providers.firewall_shell import Section, heredoc, section_shell
-from sipctl.reconciler.render_firewall import (
+from sipctl.providers.firewall.common import FirewallProvider
+from sipctl.providers.firewall.confirm import Step
+from sipctl.providers.firewall.shell import Section, heredoc, section_shell
+from sipctl.reconciler.render.firewall import (
     CHAIN,
     FAMILIES,
     ICMP_CODES,

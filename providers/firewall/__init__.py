@@ -1,0 +1,1 @@
+"""Firewall providers (iptables, nftables) and their confirm-or-rollback."""

@@ -1,0 +1,1 @@
+"""Running sipctl from pipelines: locks, guarded apply, drift, import, many domains."""

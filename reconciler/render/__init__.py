@@ -1,0 +1,1 @@
+"""Pure renderers: spec -> desired resources for each layer. No I/O."""
