@@ -98,6 +98,7 @@ def cross_checks(loaded: LoadedSpec) -> list[str]:
     problems += _port_checks(loaded)
     problems += _rtp_checks(loaded)
     problems += _tls_checks(loaded)
+    problems += _acme_checks(loaded)
     problems += _dns_checks(loaded)
     return problems
 
@@ -227,6 +228,35 @@ def _tls_checks(loaded: LoadedSpec) -> list[str]:
             "cannot offer SIPS without them"
         ]
     return []
+
+
+def certificate_names(spec: Spec) -> list[str]:
+    """The names a certificate of the spec must carry: the SIP domain (RFC 5922 clients
+    check it), then every server host (most clients check the SRV target; browsers check
+    the wss:// host)."""
+    names = [spec.domain]
+    names += [s.host for s in spec.servers if s.host not in names]
+    return names
+
+
+def _acme_checks(loaded: LoadedSpec) -> list[str]:
+    spec, w = loaded.spec, loaded.where
+    if spec.asterisk is None or spec.asterisk.tls is None or spec.asterisk.tls.acme is None:
+        return []
+    where = w(("asterisk", "tls", "acme"))
+    if spec.dns is None or spec.dns.ensure == "absent":
+        return [
+            f"{where}: asterisk.tls.acme answers DNS-01 challenges through the spec's dns "
+            "section, but there is none (or it is ensure: absent); add dns, or obtain the "
+            "certificate another way and leave acme out"
+        ]
+    return [
+        f"{where}: the certificate name {name} is outside the zone {spec.zone} "
+        f"({w(('dns', 'zone'))}), so sipctl cannot publish its _acme-challenge record; "
+        "move the server into the zone or leave acme out"
+        for name in certificate_names(spec)
+        if not _in_zone(name, spec.zone)
+    ]
 
 
 def _dns_checks(loaded: LoadedSpec) -> list[str]:

@@ -265,10 +265,58 @@ class Rtp(_Model):
         return self
 
 
+_ACME_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%/+=&?-]*)?")
+_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?")
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def _check_acme_url(value: str) -> str:
+    if not isinstance(value, str) or not _ACME_URL_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an https:// URL of an ACME directory (like {LETS_ENCRYPT})"
+        )
+    return value
+
+
+def _check_email(value: str) -> str:
+    if not isinstance(value, str) or not _EMAIL_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an e-mail address (like hostmaster@mysite.ru)")
+    return value
+
+
+class Acme(_Model):
+    """sipctl obtains and renews the certificate itself: ACME (RFC 8555) with DNS-01
+    challenges answered through the spec's own ``dns`` provider."""
+
+    directory: Annotated[str, AfterValidator(_check_acme_url)] = Field(
+        default=LETS_ENCRYPT, description="the ACME server's directory URL"
+    )
+    email: Annotated[str, AfterValidator(_check_email)] | None = Field(
+        default=None, description="contact for the ACME account (expiry warnings)"
+    )
+    renew_days: Annotated[int, Field(ge=1, le=365, strict=True)] = Field(
+        default=30, description="renew when fewer days are left (or the names changed)"
+    )
+    ca_file: str | None = Field(
+        default=None,
+        description="CA bundle to trust for the ACME server's own HTTPS (a private ACME "
+        "server); a file on the machine running sipctl, relative to the spec",
+    )
+
+
 class TlsFiles(_Model):
     cert_file: AbsPath
     key_file: AbsPath
     ca_list_file: AbsPath | None = None
+    acme: Acme | None = Field(
+        default=None, description="obtain and renew the certificate by ACME DNS-01"
+    )
+
+    @model_validator(mode="after")
+    def _two_files(self) -> TlsFiles:
+        if self.cert_file == self.key_file:
+            raise ValueError("cert_file and key_file must be two different files")
+        return self
 
 
 class Asterisk(_Model):
