@@ -22,8 +22,9 @@ from dns.rdtypes.IN.SRV import SRV
 
 # The record types sipctl owns, and the SRV owner name of each transport (RFC 3263).
 MANAGED_TYPES = ("NAPTR", "SRV", "A", "AAAA", "TXT")
-SRV_PREFIX = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp"}
-NAPTR_SERVICE = {"udp": "SIP+D2U", "tcp": "SIP+D2T", "tls": "SIPS+D2T"}
+# wss (RFC 7118) is published only with dns.naptr_websocket: browsers never query it.
+SRV_PREFIX = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp", "wss": "_sips._ws"}
+NAPTR_SERVICE = {"udp": "SIP+D2U", "tcp": "SIP+D2T", "tls": "SIPS+D2T", "wss": "SIPS+D2W"}
 REGISTRY_PREFIX = "_sipctl"
 LOCK_PREFIX = "_sipctl-lock"
 STATE_PREFIX = "_sipctl-state"  # the record of the last apply, for drift

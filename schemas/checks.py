@@ -24,12 +24,9 @@ from typing import Any
 
 from sipctl.reconciler.resources import LiveState
 from sipctl.schemas.loader import LoadedSpec
-from sipctl.schemas.spec import Spec
+from sipctl.schemas.spec import TRANSPORT_PROTOCOL, Spec
 
 PortKey = tuple[str, int]  # ("udp" | "tcp", port)
-
-# The protocol a transport's port is opened for (TLS runs over TCP).
-TRANSPORT_PROTOCOL = {"udp": "udp", "tcp": "tcp", "tls": "tcp"}
 
 
 # --- what the other layers derive from the spec ----------------------------------------------
@@ -37,9 +34,7 @@ TRANSPORT_PROTOCOL = {"udp": "udp", "tcp": "tcp", "tls": "tcp"}
 
 def expected_sip_ports(spec: Spec) -> dict[str, PortKey]:
     """transport name -> (protocol, port): what the firewall opens and the jail bans."""
-    return {
-        name: (TRANSPORT_PROTOCOL[name], t.port) for name, t in spec.transports.enabled().items()
-    }
+    return spec.transports.listening()
 
 
 def firewall_records(spec: Spec) -> list[tuple[str, int, int]]:
@@ -100,6 +95,7 @@ def cross_checks(loaded: LoadedSpec) -> list[str]:
     problems += _tls_checks(loaded)
     problems += _acme_checks(loaded)
     problems += _dns_checks(loaded)
+    problems += _webrtc_checks(loaded)
     return problems
 
 
@@ -124,10 +120,11 @@ def cross_warnings(loaded: LoadedSpec) -> list[str]:
                 f"extension of users.{owner} ({w(('users', owner))}); a caller may expect "
                 f"sip:{name} to ring {owner}"
             )
-    if spec.asterisk is not None and spec.asterisk.tls is not None and spec.transports.tls is None:
+    tls_used = spec.transports.tls is not None or spec.transports.wss is not None
+    if spec.asterisk is not None and spec.asterisk.tls is not None and not tls_used:
         notes.append(
-            f"{w(('asterisk', 'tls'))}: asterisk.tls is set but transports.tls is not "
-            f"enabled ({w(('transports',))}); the certificate is unused"
+            f"{w(('asterisk', 'tls'))}: asterisk.tls is set but neither transports.tls nor "
+            f"transports.wss is enabled ({w(('transports',))}); the certificate is unused"
         )
     if spec.dns is not None:
         for i, server in enumerate(spec.servers):
@@ -177,13 +174,15 @@ def _port_checks(loaded: LoadedSpec) -> list[str]:
                     "scanner could still call over it"
                 )
     # Two TCP transports on one port cannot both listen.
-    tcp, tls = spec.transports.tcp, spec.transports.tls
-    if tcp is not None and tls is not None and tcp.port == tls.port:
-        problems.append(
-            f"{w(('transports', 'tls', 'port'))}: transports.tls and transports.tcp "
-            f"({w(('transports', 'tcp', 'port'))}) both use TCP port {tcp.port}; give TLS "
-            "its own port (5061)"
-        )
+    on_tcp = [(n, port) for n, (proto, port) in wanted.items() if proto == "tcp"]
+    for i, (name, port) in enumerate(on_tcp):
+        for other, other_port in on_tcp[:i]:
+            if port == other_port:
+                problems.append(
+                    f"{w(('transports', name, 'port'))}: transports.{name} and "
+                    f"transports.{other} ({w(('transports', other, 'port'))}) both use TCP "
+                    f"port {port}; give each its own port (5060 tcp, 5061 tls, 8089 wss)"
+                )
     if spec.firewall is not None:
         for name, (proto, port) in wanted.items():
             if proto == "tcp" and port == spec.firewall.ssh_port:
@@ -236,6 +235,9 @@ def certificate_names(spec: Spec) -> list[str]:
     the wss:// host)."""
     names = [spec.domain]
     names += [s.host for s in spec.servers if s.host not in names]
+    host = spec.webrtc_host() if spec.transports.wss is not None else None
+    if host is not None and host not in names:
+        names.append(host)
     return names
 
 
@@ -257,6 +259,51 @@ def _acme_checks(loaded: LoadedSpec) -> list[str]:
         for name in certificate_names(spec)
         if not _in_zone(name, spec.zone)
     ]
+
+
+def _webrtc_checks(loaded: LoadedSpec) -> list[str]:
+    """WSS needs the certificate and PJSIP; the page needs WSS, a host and declared names."""
+    spec, w = loaded.spec, loaded.where
+    problems: list[str] = []
+    wss, webrtc = spec.transports.wss, spec.webrtc
+    managed = spec.asterisk is not None and spec.asterisk.ensure == "present"
+    if wss is not None and managed:
+        assert spec.asterisk is not None
+        if spec.asterisk.tls is None:
+            problems.append(
+                f"{w(('transports', 'wss'))}: transports.wss is enabled but asterisk.tls "
+                f"(cert_file, key_file) is missing in asterisk ({w(('asterisk',))}); "
+                "browsers only speak WebSocket over TLS"
+            )
+        if spec.asterisk.channel != "pjsip":
+            problems.append(
+                f"{w(('transports', 'wss'))}: transports.wss needs asterisk.channel: pjsip "
+                f"({w(('asterisk', 'channel'))}); sipctl does not configure chan_sip's WebSocket"
+            )
+    if webrtc is None:
+        return problems
+    if wss is None:
+        problems.append(
+            f"{w(('webrtc',))}: the webrtc page calls over transports.wss, which is not "
+            f"enabled ({w(('transports',))}); add wss: {{port: 8089}} there"
+        )
+    if spec.webrtc_host() is None:
+        problems.append(
+            f"{w(('webrtc',))}: the page needs a host to connect to: set webrtc.host or "
+            f"list a server ({w(('servers',))})"
+        )
+    for i, name in enumerate(webrtc.page.names or ()):
+        if name not in spec.users:
+            problems.append(
+                f"{w(('webrtc', 'page', 'names', i))}: {name} is not in users "
+                f"({w(('users',))}); the page can only call declared names"
+            )
+    if not spec.page_names():
+        problems.append(
+            f"{w(('webrtc', 'page'))}: the page has nobody to call; declare users "
+            f"({w(('users',))}) or list webrtc.page.names"
+        )
+    return problems
 
 
 def _dns_checks(loaded: LoadedSpec) -> list[str]:

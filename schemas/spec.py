@@ -69,10 +69,26 @@ class TlsTransport(UdpTransport):
     order: U16 = 30
 
 
+class WssTransport(_Model):
+    """SIP over a secure WebSocket (RFC 7118) on Asterisk's HTTPS server, path ``/ws``."""
+
+    port: Port = 8089
+    order: U16 = Field(default=40, description="NAPTR order (only with dns.naptr_websocket)")
+    preference: U16 = Field(default=10, description="NAPTR preference (dns.naptr_websocket)")
+
+
+# The protocol each transport's port is opened for (TLS and WSS run over TCP).
+TRANSPORT_PROTOCOL = {"udp": "udp", "tcp": "tcp", "tls": "tcp", "wss": "tcp"}
+
+
 class Transports(_Model):
     udp: UdpTransport | None = None
     tcp: TcpTransport | None = None
     tls: TlsTransport | None = None
+    wss: WssTransport | None = Field(
+        default=None,
+        description="WebRTC callers: SIP over secure WebSocket; needs asterisk.tls",
+    )
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Transports:
@@ -84,6 +100,14 @@ class Transports(_Model):
         """The enabled transports by name, in the order udp, tcp, tls."""
         found = {"udp": self.udp, "tcp": self.tcp, "tls": self.tls}
         return {name: t for name, t in found.items() if t is not None}
+
+    def listening(self) -> dict[str, tuple[str, int]]:
+        """transport name -> (protocol, port) of every port the PBX listens on for SIP,
+        WSS included: what the firewall opens and the fail2ban jail bans."""
+        ports = {name: (TRANSPORT_PROTOCOL[name], t.port) for name, t in self.enabled().items()}
+        if self.wss is not None:
+            ports["wss"] = ("tcp", self.wss.port)
+        return ports
 
 
 def _default_transports() -> Transports:
@@ -182,6 +206,11 @@ class Dns(_Model):
     tsig: Tsig | None = None
     ttl: Annotated[int, Field(ge=1, le=2147483647, strict=True)] = 3600
     naptr: bool = True
+    naptr_websocket: bool = Field(
+        default=False,
+        description="also publish a SIPS+D2W NAPTR and its SRV for transports.wss (RFC 7118); "
+        "for SIP gateways, browsers never query it",
+    )
     timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
     file: str | None = Field(default=None, description="zone file (zonefile), relative to the spec")
     reload_command: str | None = Field(
@@ -404,6 +433,50 @@ class Fail2ban(_Model):
         return value
 
 
+# --- WebRTC ---------------------------------------------------------------------------------
+
+
+def _check_publish(value: str) -> str:
+    target, sep, path = value.rpartition(":/")
+    if not sep or not target:
+        raise ValueError(
+            f"{value!r} is not TARGET:PATH (like local:/var/www/html/call or "
+            "ssh://root@web.mysite.ru:/var/www/html/call)"
+        )
+    check_target(target)
+    return f"{target.strip()}:{_check_abs_path('/' + path)}"
+
+
+Publish = Annotated[str, AfterValidator(_check_publish)]
+
+
+def split_publish(value: str) -> tuple[str, str]:
+    """``TARGET:PATH`` -> (target, absolute path); the path is after the last ``:/``."""
+    target, _, path = value.rpartition(":/")
+    return target, "/" + path
+
+
+class WebrtcPage(_Model):
+    title: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        default="Call us", description="the page's heading and title"
+    )
+    names: tuple[UserName, ...] | None = Field(
+        default=None, description="who the page can call, in this order; default: every user"
+    )
+
+
+class Webrtc(_Model):
+    host: Hostname | None = Field(
+        default=None, description="the wss:// host the page connects to; default: the first server"
+    )
+    page: WebrtcPage = WebrtcPage()
+    publish: Publish | None = Field(
+        default=None,
+        description="TARGET:PATH: apply also writes the page there (a web root), "
+        "e.g. local:/var/www/html/call",
+    )
+
+
 # --- the spec ---------------------------------------------------------------------------------
 
 
@@ -419,6 +492,9 @@ class Spec(_Model):
     asterisk: Asterisk | None = None
     firewall: Firewall | None = None
     fail2ban: Fail2ban | None = None
+    webrtc: Webrtc | None = Field(
+        default=None, description="the click-to-call page; needs transports.wss"
+    )
 
     @property
     def zone(self) -> str:
@@ -437,6 +513,18 @@ class Spec(_Model):
         if duplicates:
             raise ValueError(f"servers: host {duplicates[0]} is listed twice")
         return self
+
+    def webrtc_host(self) -> str | None:
+        """The host browsers connect to: ``webrtc.host``, else the first server."""
+        if self.webrtc is not None and self.webrtc.host is not None:
+            return self.webrtc.host
+        return self.servers[0].host if self.servers else None
+
+    def page_names(self) -> tuple[str, ...]:
+        """The names the click-to-call page can call: ``webrtc.page.names``, else every user."""
+        if self.webrtc is not None and self.webrtc.page.names is not None:
+            return self.webrtc.page.names
+        return tuple(self.users)
 
     def firewall_target(self) -> str | None:
         if self.firewall is None:

@@ -44,8 +44,13 @@ if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.schemas.spec import Ssh
 
-TRANSPORT_DEFAULTS = {"udp": (5060, 10, 10), "tcp": (5060, 20, 10), "tls": (5061, 30, 10)}
-_NAPTR_SERVICE = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
+TRANSPORT_DEFAULTS = {
+    "udp": (5060, 10, 10),
+    "tcp": (5060, 20, 10),
+    "tls": (5061, 30, 10),
+    "wss": (8089, 40, 10),
+}
+_NAPTR_SERVICE = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls", "SIPS+D2W": "wss"}
 
 
 @dataclass

@@ -74,6 +74,11 @@ PARENTS = {PJSIP_FILE: "pjsip.conf", SIP_FILE: "sip.conf", DIALPLAN_FILE: "exten
 GUEST_ENDPOINT = "anonymous"
 GUEST_CODECS = "ulaw,alaw,g722,gsm"
 GUEST_MESSAGE_CONTEXT = "sipctl-no-guest-messages"  # defined nowhere, on purpose
+# Browsers offer Opus, PCMU and PCMA; Debian's Asterisk has no Opus encoder, and the office
+# phones speak ulaw/alaw, so the browsers' endpoint takes what both ends share.
+WEBRTC_CODECS = "ulaw,alaw"
+WEBRTC_HOST_LABEL = "webrtc"
+WSS_TRANSPORT = "sipctl-wss"
 
 # Logs "Wrong call": every unknown name jumps here (see the module docstring for the "#").
 WRONG_NAME_EXTENSION = "sipctl#wrong-name"
@@ -104,10 +109,22 @@ def pjsip_text(spec: Spec) -> str:
         f"; {section.guest_context} (res_pjsip_endpoint_identifier_anonymous, tried after ip",
         "; and username, so registered phones are still identified as themselves).",
         f"[{GUEST_ENDPOINT}]",
+        *_guest_endpoint_lines(section, GUEST_CODECS),
+    ]
+    if spec.transports.wss is not None:
+        lines += _webrtc_lines(spec)
+    if section.manage_transports:
+        lines.extend(_pjsip_transports(spec))
+    return "\n".join(lines) + "\n"
+
+
+def _guest_endpoint_lines(section: Asterisk, codecs: str) -> list[str]:
+    """The settings every guest endpoint shares (the plain SIP one and the browsers')."""
+    return [
         "type=endpoint",
         f"context={section.guest_context}",
         "disallow=all",
-        f"allow={GUEST_CODECS}",
+        f"allow={codecs}",
         "direct_media=no",
         "rtp_symmetric=yes",
         "force_rport=yes",
@@ -121,9 +138,38 @@ def pjsip_text(spec: Spec) -> str:
         # Dial of the user's phone. A context nobody defines answers them 404, silently.
         f"message_context={GUEST_MESSAGE_CONTEXT}",
     ]
-    if section.manage_transports:
-        lines.extend(_pjsip_transports(spec))
-    return "\n".join(lines) + "\n"
+
+
+def webrtc_from_host(domain: str) -> str:
+    """The host of the From URI the click-to-call page sends (``sip:guest@<this>``)."""
+    return f"{WEBRTC_HOST_LABEL}.{domain}"
+
+
+def webrtc_endpoint(domain: str) -> str:
+    """The browsers' guest endpoint: the anonymous identifier tries ``anonymous@<From host>``
+    before ``anonymous``, so the page's From selects it."""
+    return f"{GUEST_ENDPOINT}@{webrtc_from_host(domain)}"
+
+
+def _webrtc_lines(spec: Spec) -> list[str]:
+    section = _section(spec)
+    return [
+        "",
+        "; Browsers of the click-to-call page (From sip:guest@"
+        f"{webrtc_from_host(spec.domain)}): the same guest context,",
+        "; with DTLS-SRTP, ICE, AVPF and rtcp-mux (webrtc=yes). No password: a browser can",
+        "; reach the guest context and nothing else, like any other caller.",
+        f"[{webrtc_endpoint(spec.domain)}]",
+        *_guest_endpoint_lines(section, WEBRTC_CODECS),
+        "webrtc=yes",
+        "",
+        "; SIP over secure WebSocket: Asterisk's HTTPS server (http.conf) listens, path /ws;",
+        "; res_pjsip_transport_websocket needs a transport object of this protocol.",
+        f"[{WSS_TRANSPORT}]",
+        "type=transport",
+        "protocol=wss",
+        "bind=0.0.0.0",
+    ]
 
 
 def _pjsip_transports(spec: Spec) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from sipctl.reconciler.dns_records import (
     NAPTR_SERVICE,
+    SRV_PREFIX,
     absolute,
     in_zone,
     lock_owner,
@@ -28,7 +29,7 @@ from sipctl.reconciler.dns_records import (
     state_owner,
 )
 from sipctl.reconciler.resources import Address, Resource
-from sipctl.schemas.spec import Spec
+from sipctl.schemas.spec import Spec, UdpTransport, WssTransport
 
 LAYER = "dns"
 _TYPE_ORDER = {"NAPTR": 0, "SRV": 1, "A": 2, "AAAA": 3, "TXT": 4}
@@ -40,7 +41,9 @@ def render_dns(spec: Spec) -> list[Resource]:
         return []
     ttl = spec.dns.ttl
     domain = spec.domain
-    transports = spec.transports.enabled()
+    transports: dict[str, UdpTransport | WssTransport] = dict(spec.transports.enabled())
+    if spec.dns.naptr_websocket and spec.transports.wss is not None:
+        transports["wss"] = spec.transports.wss
     resources: list[Resource] = []
 
     if spec.dns.naptr and spec.servers:
@@ -98,14 +101,14 @@ def update_policy(spec: Spec) -> str:
     key = spec.dns.tsig.name if spec.dns is not None and spec.dns.tsig is not None else "sipctl"
     domain = spec.domain
     grants: list[tuple[str, str]] = [(absolute(domain), "NAPTR")]
-    grants += [(srv_owner(name, domain), "SRV") for name in ("udp", "tcp", "tls")]
+    grants += [(srv_owner(name, domain), "SRV") for name in SRV_PREFIX]
     grants += [(owner(domain), "TXT") for owner in (registry_owner, lock_owner, state_owner)]
     hosts = sorted({absolute(s.host) for s in spec.servers if in_zone(s.host, spec.zone)})
     grants += [(host, "A AAAA") for host in hosts]
     lines = [
         f"// sipctl: least privilege for TSIG key {key!r} in zone {absolute(spec.zone)}",
         "// Put this in the zone's block of named.conf (it replaces allow-update).",
-        "// All three SRV names are granted so that a transport turned off can be removed;",
+        "// Every SRV name is granted so that a transport turned off can be removed;",
         "// NAPTR is granted by type (BIND cannot restrict by service), sipctl itself only",
         "// ever touches the SIP/SIPS NAPTRs. Render again after adding a server; keep a",
         "// removed server's line until sipctl has applied its removal.",

@@ -153,8 +153,8 @@ def banaction(spec: Spec) -> str:
 
 
 def ban_ports(spec: Spec) -> str:
-    """The SIP ports of every enabled transport, for a multiport action: ``5060,5061``."""
-    ports = sorted({t.port for t in spec.transports.enabled().values()})
+    """The SIP ports of every enabled transport (WSS too), for a multiport action."""
+    ports = sorted({port for _, port in spec.transports.listening().values()})
     return ",".join(str(p) for p in ports)
 
 

@@ -150,8 +150,8 @@ def desired_ruleset(spec: Spec) -> dict[str, Any]:
     if "ipv6" in families:
         rules.extend(Rule("accept", "icmpv6", name) for name in ICMPV6_ESSENTIAL)
     rules.append(Rule("accept", "tcp", str(fw.ssh_port)))
-    for name, transport in spec.transports.enabled().items():
-        rules.append(Rule("accept", "udp" if name == "udp" else "tcp", str(transport.port)))
+    for proto, port in spec.transports.listening().values():
+        rules.append(Rule("accept", proto, str(port)))
     rtp = spec.asterisk.rtp if spec.asterisk is not None else Rtp()
     rules.append(Rule("accept", "udp", port_text(rtp.start, rtp.end)))
     for extra in fw.extra:
