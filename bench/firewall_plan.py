@@ -34,8 +34,8 @@ import yaml  # noqa: E402
 from fixtures.netns import Veth, delete_netns, make_netns, veth  # noqa: E402
 from fixtures.sshd import SshServer, start_sshd  # noqa: E402
 
-from sipctl.providers.firewall import common as firewall_common  # noqa: E402
 from sipctl.providers.base import RunContext  # noqa: E402
+from sipctl.providers.firewall import common as firewall_common  # noqa: E402
 from sipctl.reconciler.engine import apply_plan, make_plan  # noqa: E402
 from sipctl.schemas.loader import LoadedSpec, load_spec_text  # noqa: E402
 
