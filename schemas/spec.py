@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -197,8 +198,87 @@ def _check_hostport(value: str) -> str:
 HostPort = Annotated[str, AfterValidator(_check_hostport)]
 
 
+# octoDNS provider arguments: scalars, or one level of lists and mappings of scalars.
+OctodnsScalar = str | int | float | bool
+
+
+def _check_octodns_value(value: Any) -> Any:
+    def scalar(item: Any) -> bool:
+        if isinstance(item, str):
+            if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in item):
+                raise ValueError("must be one line of printable text")
+            return True
+        return isinstance(item, int | float | bool)
+
+    if scalar(value):
+        return value
+    if isinstance(value, list) and all(scalar(v) for v in value):
+        return value
+    if isinstance(value, dict) and all(isinstance(k, str) and scalar(v) for k, v in value.items()):
+        return value
+    raise ValueError(
+        "must be a string, number or boolean, or a list or mapping of those (octoDNS "
+        "provider arguments)"
+    )
+
+
+OctodnsValue = Annotated[
+    OctodnsScalar | list[OctodnsScalar] | dict[str, OctodnsScalar],
+    BeforeValidator(_check_octodns_value),
+]
+
+# An argument whose name says it holds a credential must name an environment variable
+# (``env/NAME``), exactly as octoDNS's own config does: a spec lives in git, secrets do not.
+_SECRET_KEY_RE = re.compile(r"key|secret|token|passw|credential|auth|private", re.IGNORECASE)
+_OCTODNS_ENV_RE = re.compile(r"env/[A-Za-z_][A-Za-z0-9_]*")
+_OCTODNS_CLASS_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+class Octodns(_Model):
+    """octoDNS's own provider config: ``class`` plus the plugin's arguments (secrets as
+    ``env/NAME``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    __pydantic_extra__: dict[str, OctodnsValue] = Field(init=False)
+
+    provider_class: str = Field(
+        alias="class",
+        description="the octoDNS provider class, e.g. octodns_route53.Route53Provider",
+    )
+
+    @field_validator("provider_class")
+    @classmethod
+    def _class_path(cls, value: str) -> str:
+        if not _OCTODNS_CLASS_RE.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a class path (module.Class, like "
+                "octodns_route53.Route53Provider)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _no_inline_secret(self) -> Octodns:
+        for key, value in self.arguments().items():
+            if key == "id":
+                raise ValueError("'id' is set by sipctl (the zone's provider id); remove it")
+            if not _SECRET_KEY_RE.search(key) or isinstance(value, bool):
+                continue
+            if not (isinstance(value, str) and _OCTODNS_ENV_RE.fullmatch(value)):
+                raise ValueError(
+                    f"{key}: an inline credential is not allowed: a spec lives in git, secrets "
+                    f"do not. Put it in an environment variable and write {key}: env/NAME"
+                )
+        return self
+
+    def arguments(self) -> dict[str, OctodnsValue]:
+        """The plugin's keyword arguments, as written (``env/NAME`` not yet resolved)."""
+        return dict(self.__pydantic_extra__ or {})
+
+
 class Dns(_Model):
-    provider: str = Field(default="rfc2136", description="rfc2136, zonefile, or a plugin's name")
+    provider: str = Field(
+        default="rfc2136", description="rfc2136, zonefile, octodns, or a plugin's name"
+    )
     zone: Hostname | None = Field(default=None, description="default: the domain")
     server: HostPort | None = Field(
         default=None, description="primary server, HOST[:PORT] (rfc2136)"
@@ -215,6 +295,10 @@ class Dns(_Model):
     file: str | None = Field(default=None, description="zone file (zonefile), relative to the spec")
     reload_command: str | None = Field(
         default=None, description="run after the zone file changed, e.g. 'rndc reload mysite.ru'"
+    )
+    octodns: Octodns | None = Field(
+        default=None,
+        description="provider octodns: octoDNS's provider config (class plus its arguments)",
     )
     ensure: Ensure = _ensure_field()
 
@@ -239,6 +323,19 @@ class Dns(_Model):
                 raise ValueError("provider zonefile needs 'file' (the zone file to manage)")
             if self.server is not None or self.tsig is not None:
                 raise ValueError("'server' and 'tsig' belong to provider rfc2136")
+        if self.provider == "octodns":
+            if self.octodns is None:
+                raise ValueError(
+                    "provider octodns needs 'octodns' (octoDNS's provider config: class and "
+                    "its arguments, like class: octodns_route53.Route53Provider)"
+                )
+            if self.server is not None or self.tsig is not None or self.file is not None:
+                raise ValueError(
+                    "'server', 'tsig' and 'file' do not apply to provider octodns: its "
+                    "plugin's own arguments go under 'octodns'"
+                )
+        elif self.octodns is not None:
+            raise ValueError("'octodns' belongs to provider octodns (set provider: octodns)")
         return self
 
 

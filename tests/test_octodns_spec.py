@@ -1,0 +1,72 @@
+"""The spec of dns.provider octodns: octoDNS's provider config, secrets only as env/NAME."""
+
+from __future__ import annotations
+
+import pytest
+
+from sipctl.errors import SpecError
+from sipctl.schemas.loader import load_spec_text
+
+BASE = "version: 1\ndomain: mysite.ru\ndns:\n  provider: octodns\n"
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        load_spec_text(text, source="sipctl.yaml")
+    return info.value.problems or [info.value.message]
+
+
+def test_octodns_config_is_kept_as_written() -> None:
+    loaded = load_spec_text(
+        BASE + "  octodns:\n    class: octodns_route53.Route53Provider\n"
+        "    access_key_id: env/AWS_ACCESS_KEY_ID\n    secret_access_key: env/AWS_SECRET\n"
+        "    max_changes: 500\n    ssl_verify: false\n",
+        source="sipctl.yaml",
+    )
+    assert loaded.spec.dns is not None and loaded.spec.dns.octodns is not None
+    assert loaded.spec.dns.octodns.provider_class == "octodns_route53.Route53Provider"
+    assert loaded.spec.dns.octodns.arguments() == {
+        "access_key_id": "env/AWS_ACCESS_KEY_ID",
+        "secret_access_key": "env/AWS_SECRET",
+        "max_changes": 500,
+        "ssl_verify": False,
+    }
+
+
+@pytest.mark.parametrize("key", ["api_key", "secret_access_key", "token", "password"])
+def test_inline_credentials_are_refused_without_echoing_them(key: str) -> None:
+    (problem,) = _problems(BASE + f"  octodns:\n    class: a.B\n    {key}: s3cr3tVALUE\n")
+    assert problem.startswith("sipctl.yaml:5:3: dns.octodns:")
+    assert f"{key}: env/NAME" in problem
+    assert "s3cr3tVALUE" not in problem
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "words"),
+    [
+        ("", "sipctl.yaml:3:1: dns:", "needs 'octodns'"),
+        ("  octodns:\n    api_key: env/K\n", "sipctl.yaml:5:3: dns.octodns.class:", "missing"),
+        ("  octodns:\n    class: nodots\n", "sipctl.yaml:6:5: dns.octodns.class:", "module.Class"),
+        (
+            "  octodns:\n    class: a.B\n    x: {a: {b: 1}}\n",
+            "sipctl.yaml:7:5: dns.octodns.x:",
+            "list",
+        ),
+        ("  octodns:\n    class: a.B\n    id: mine\n", "sipctl.yaml:5:3: dns.octodns:", "'id'"),
+        (
+            "  server: 127.0.0.1\n  octodns:\n    class: a.B\n",
+            "sipctl.yaml:3:1: dns:",
+            "do not apply",
+        ),
+    ],
+)
+def test_bad_octodns_sections_are_file_line_errors(extra: str, where: str, words: str) -> None:
+    (problem,) = _problems(BASE + extra)
+    assert problem.startswith(where), problem
+    assert words in problem
+
+
+def test_octodns_section_needs_provider_octodns() -> None:
+    text = "version: 1\ndomain: mysite.ru\ndns:\n  server: 127.0.0.1\n  octodns:\n    class: a.B\n"
+    (problem,) = _problems(text)
+    assert "belongs to provider octodns" in problem
