@@ -96,6 +96,7 @@ def cross_checks(loaded: LoadedSpec) -> list[str]:
     problems += _acme_checks(loaded)
     problems += _dns_checks(loaded)
     problems += _webrtc_checks(loaded)
+    problems += _name_checks(loaded)
     return problems
 
 
@@ -324,6 +325,18 @@ def _dns_checks(loaded: LoadedSpec) -> list[str]:
                 f"({w(('dns',))}) but has no ipv4 or ipv6; its SRV target would not resolve"
             )
     return problems
+
+
+def _name_checks(loaded: LoadedSpec) -> list[str]:
+    """Users and rooms share one namespace: sip:<name>@<domain> reaches exactly one of them."""
+    spec, w = loaded.spec, loaded.where
+    return [
+        f"{w(('rooms', name))}: rooms.{name} has the name of users.{name} "
+        f"({w(('users', name))}); sip:{name}@{spec.domain} can reach only one of them, "
+        "rename the room or the user"
+        for name in spec.rooms
+        if name in spec.users
+    ]
 
 
 def _in_zone(host: str, zone: str) -> bool:

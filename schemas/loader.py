@@ -17,12 +17,23 @@ import yaml
 from pydantic import ValidationError
 
 from sipctl.errors import SpecError
-from sipctl.schemas.spec import Spec
+from sipctl.schemas.spec import UNION_TAGS, Spec
 
 PathKey = tuple[str | int, ...]
 MAX_SPEC_BYTES = 1_000_000
-# Under these sections every scalar is kept as the text the user wrote.
-_RAW_TEXT_SECTIONS = frozenset({"users"})
+# Under these sections every key is kept as the text the user wrote.
+# Names and extensions are text as written ("0105" keeps its zero, "101" stays a string).
+_RAW_TEXT_SECTIONS = frozenset({"users", "rooms"})
+# Inside a user's long form, only these keys hold extensions; timeout stays a number.
+_EXTENSION_KEYS = frozenset({"ring", "fallback"})
+
+
+def _raw_text_value(path: PathKey) -> bool:
+    """Whether the scalar at ``path`` is an extension: users.NAME (the short form), or
+    users.NAME.ring[i] / users.NAME.fallback (the long form)."""
+    if not path or path[0] != "users":
+        return False
+    return len(path) == 2 or (len(path) > 2 and path[2] in _EXTENSION_KEYS)
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,7 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), source) for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
-        if path and path[0] in _RAW_TEXT_SECTIONS and node.tag != "tag:yaml.org,2002:null":
+        if _raw_text_value(path) and node.tag != "tag:yaml.org,2002:null":
             return str(node.value)
         return self._loader.construct_object(node, deep=True)
 
@@ -132,6 +143,8 @@ def _format_validation_error(
     for err in exc.errors(include_url=False):
         # pydantic adds the name of a union member or a validator to loc; keep the data path.
         loc: list[str | int] = [p for p in err["loc"] if not (isinstance(p, str) and "[" in p)]
+        if len(loc) > 2 and loc[0] == "users" and loc[2] in UNION_TAGS:
+            del loc[2]  # the form of a user (users.NAME.<form>.ring), not a key of the spec
         path: PathKey = tuple(loc)
         message = err["msg"]
         if message.startswith("Value error, "):

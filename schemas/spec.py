@@ -15,7 +15,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -134,6 +136,56 @@ def _check_ipv6(value: str) -> str:
 
 IPv4 = Annotated[str, AfterValidator(_check_ipv4)]
 IPv6 = Annotated[str, AfterValidator(_check_ipv6)]
+
+
+class RingGroup(_Model):
+    """The long form of a user: several phones at once, then a fallback."""
+
+    ring: Annotated[tuple[Extension, ...], Field(min_length=1, max_length=50)] = Field(
+        description="extensions dialled all at once, like [106, 107]"
+    )
+    timeout: Annotated[int, Field(ge=1, le=600, strict=True)] = Field(
+        default=20, description="seconds the ring extensions ring before the fallback is tried"
+    )
+    fallback: Extension | None = Field(
+        default=None,
+        description=(
+            "extension dialled next (for as long again); without it, or when it does not "
+            "answer either, the caller hears asterisk.unavailable_sound"
+        ),
+    )
+
+    def extensions(self) -> tuple[str, ...]:
+        """Every extension this user may ring, in order (ring first, then the fallback)."""
+        return (*self.ring, *((self.fallback,) if self.fallback is not None else ()))
+
+
+def _user_form(value: Any) -> str:
+    return "ring group" if isinstance(value, dict | RingGroup) else "extension"
+
+
+# The names pydantic puts into an error's location for the branches of a tagged union; the
+# loader leaves them out, so an error names the spec's own path (users.sales.ring).
+UNION_TAGS = frozenset({"extension", "ring group"})
+
+UserTarget = Annotated[
+    Annotated[Extension, Tag("extension")] | Annotated[RingGroup, Tag("ring group")],
+    Discriminator(_user_form),
+    Field(
+        description=(
+            "an extension (short form, like 105) or {ring: [106, 107], timeout: 20, fallback: 101}"
+        ),
+    ),
+]
+
+
+class Room(_Model):
+    """A conference room (Asterisk ConfBridge) callers reach by its name."""
+
+    max_members: Annotated[int, Field(ge=2, le=1000, strict=True)] = Field(
+        default=50,
+        description="members at once; the next caller hears a sound and is hung up",
+    )
 
 
 class Server(_Model):
@@ -457,11 +509,31 @@ class Asterisk(_Model):
     guest_context: ContextName = "guest-call"
     local_context: ContextName = "default"
     reject_sound: SoundName = "ss-noservice"
+    unavailable_sound: SoundName | None = Field(
+        default=None,
+        description=(
+            "what a caller of a declared name hears when no phone answers (unregistered, "
+            "busy, no answer); default: reject_sound, so an outsider cannot tell a declared "
+            "name from an undeclared one"
+        ),
+    )
     unknown_callers: Literal["reject", "not-found"] = "reject"
     route: Literal["dial", "goto"] = "dial"
     rtp: Rtp = Rtp()
+    video: bool = Field(
+        default=False,
+        description=(
+            "true: guests and rooms may send and receive video (vp8, h264) beside audio; "
+            "false: a video offer is answered audio-only"
+        ),
+    )
     tls: TlsFiles | None = None
     ensure: Ensure = _ensure_field()
+
+    @property
+    def sound_when_unavailable(self) -> str:
+        """The sound a declared name's caller hears when nobody answers."""
+        return self.unavailable_sound or self.reject_sound
 
     @model_validator(mode="after")
     def _contexts_differ(self) -> Asterisk:
@@ -508,6 +580,14 @@ class Firewall(_Model):
 
 class Fail2ban(_Model):
     enabled: bool = True
+    sshd: bool = Field(
+        default=False,
+        description=(
+            "also ban failed SSH logins: an sshd jail (Debian's sshd filter) on "
+            "firewall.ssh_port (22 without a firewall section); an sshd jail of the admin's "
+            "own is left alone"
+        ),
+    )
     target: Target | None = Field(default=None, description="default: asterisk.target")
     ssh: Ssh | None = Field(default=None, description="default: asterisk.ssh")
     config_dir: AbsPath = "/etc/fail2ban"
@@ -584,7 +664,17 @@ class Spec(_Model):
     domain: Hostname
     transports: Transports = Field(default_factory=_default_transports)
     servers: tuple[Server, ...] = ()
-    users: dict[UserName, Extension] = Field(default_factory=dict)
+    users: dict[UserName, UserTarget] = Field(
+        default_factory=dict,
+        description="who an unauthenticated caller may reach: name -> extension or ring group",
+    )
+    rooms: dict[UserName, Room] = Field(
+        default_factory=dict,
+        description=(
+            "conference rooms reachable by name (sip:<name>@<domain>); names follow the "
+            "users' rules and may not repeat a user's name"
+        ),
+    )
     dns: Dns | None = None
     asterisk: Asterisk | None = None
     firewall: Firewall | None = None

@@ -8,6 +8,7 @@ import pytest
 
 from sipctl.errors import SpecError
 from sipctl.schemas import load_spec, load_spec_text
+from sipctl.schemas.checks import cross_checks
 from sipctl.schemas.names import check_user_name
 
 BASE = """\
@@ -146,3 +147,40 @@ def test_relative_paths_resolve_against_the_spec(tmp_path: Path) -> None:
     spec_file.write_text(BASE)
     loaded = load_spec(spec_file)
     assert loaded.resolve_path("state/x.zone") == tmp_path / "sub" / "state" / "x.zone"
+
+
+def test_user_long_form_rooms_video_and_sshd() -> None:
+    text = BASE + (
+        "  sales: {ring: [106, '107'], timeout: 15, fallback: 101}\n"
+        "rooms:\n  seminar: {max_members: 3}\n  lobby: {}\n"
+        "asterisk: {video: true, unavailable_sound: custom/away}\n"
+        "fail2ban: {sshd: true}\n"
+    )
+    spec = load_spec_text(text).spec
+    sales = spec.users["sales"]
+    assert not isinstance(sales, str)
+    assert (sales.ring, sales.timeout, sales.fallback) == (("106", "107"), 15, "101")
+    assert sales.extensions() == ("106", "107", "101")
+    assert spec.users["director"] == "105"  # the short form is unchanged
+    assert spec.rooms["seminar"].max_members == 3 and spec.rooms["lobby"].max_members == 50
+    assert spec.asterisk is not None and spec.asterisk.video
+    assert spec.asterisk.sound_when_unavailable == "custom/away"
+    assert spec.fail2ban is not None and spec.fail2ban.sshd
+
+
+def test_bad_ring_group_and_room_are_reported_with_their_key() -> None:
+    [problem] = problems_of(BASE + "  sales: {ring: [], fallback: 101}\n")
+    assert problem.startswith("sipctl.yaml:5:11: users.sales.ring: ")
+    problems = problems_of(BASE + "  sales: {ring: [10a]}\n")
+    assert any("users.sales" in p and "10a" in p for p in problems), problems
+    [problem] = problems_of(BASE + "rooms:\n  h: {}\n")
+    assert problem.startswith("sipctl.yaml:6:3: rooms.h") and "special extension" in problem
+    [problem] = problems_of(BASE + "rooms:\n  seminar: {max_members: 1}\n")
+    assert "rooms.seminar.max_members" in problem
+
+
+def test_a_room_named_like_a_user_is_refused_naming_both_lines() -> None:
+    text = BASE + "  seminar: 106\nrooms:\n  seminar: {max_members: 5}\n"
+    [problem] = cross_checks(load_spec_text(text, source="sipctl.yaml"))
+    assert problem.startswith("sipctl.yaml:7:3: rooms.seminar has the name of users.seminar")
+    assert "(sipctl.yaml:5:3)" in problem
