@@ -214,11 +214,29 @@ def parse_dialplan(text: str) -> list[DialplanStep]:
 
 
 def normalize_dialplan(text: str) -> dict[str, list[str]]:
-    """A comparable value of a dialplan file: ``"context,extension"`` -> its steps in order."""
+    """A comparable value of a dialplan file: ``"context,extension"`` -> its steps in order,
+    and ``"context include =>"`` -> the contexts it includes, in order."""
     result: dict[str, list[str]] = {}
     for step in parse_dialplan(text):
         label = f"({step.label})" if step.label else ""
         result.setdefault(f"{step.context},{step.exten}", []).append(
             f"{step.priority}{label},{step.app}({step.args})"
         )
+    for context, included in dialplan_includes(text):
+        result.setdefault(f"{context} include =>", []).append(included)
     return result
+
+
+def dialplan_includes(text: str) -> list[tuple[str, str]]:
+    """(context, included context) of every ``include =>`` line, in order."""
+    found: list[tuple[str, str]] = []
+    context = ""
+    for _, line in logical_lines(text):
+        if line.startswith("["):
+            head = _SECTION_RE.fullmatch(line)
+            context = head["name"].strip() if head is not None else context
+            continue
+        key, value = _split_option(line)
+        if key == "include" and not line.startswith("#"):
+            found.append((context, value))
+    return found

@@ -18,15 +18,18 @@ from sipctl.reconciler.asterisk_conf import normalize_dialplan, normalize_sectio
 from sipctl.reconciler.render.asterisk import (
     CATCH_ALL_PATTERN,
     ENDING_EXTENSIONS,
+    UNAVAILABLE_EXTENSION,
     WRONG_NAME_EXTENSION,
     asterisk_artefacts,
     catch_all_steps,
     dialplan_text,
+    ending_steps,
     not_found_log_note,
     pjsip_text,
     reject_steps,
     render_asterisk,
     sip_text,
+    unavailable_steps,
     user_steps,
 )
 from sipctl.schemas.names import check_user_name
@@ -49,9 +52,14 @@ def test_dialplan_of_the_example() -> None:
     steps = parse_dialplan(dialplan_text(spec))
     assert {s.context for s in steps} == {"guest-call"}
     director = [s for s in steps if s.exten == "director"]
-    assert [s.app for s in director] == ["Set", "Set", "Log", "Dial", "Hangup"]
+    assert [s.app for s in director] == ["Set", "Set", "Log", "Dial", "Goto"]
     assert director[2].args == "NOTICE,Good call IP=${FILTER(0-9a-fA-F.:,${SIPCTL_IP})}"
     assert director[3].args == "PJSIP/105"
+    assert director[4].args == "sipctl#unavailable,1"
+    unavailable = [s for s in steps if s.exten == UNAVAILABLE_EXTENSION]
+    assert [s.app for s in unavailable] == ["GotoIf", "Log", "Playback", "Hangup"]
+    assert unavailable[1].args == "NOTICE,Unavailable call IP=${FILTER(0-9a-fA-F.:,${SIPCTL_IP})}"
+    assert unavailable[2].args == "ss-noservice"  # the reject sound unless said otherwise
     wrong = [s for s in steps if s.exten == WRONG_NAME_EXTENSION]
     assert [s.app for s in wrong] == ["Set", "Set", "Log", "Playback", "Hangup"]
     assert wrong[2].args == "WARNING,Wrong call IP=${FILTER(0-9a-fA-F.:,${SIPCTL_IP})}"
@@ -63,8 +71,32 @@ def test_dialplan_of_the_example() -> None:
     ]
     for name in ("h", "i", "t", "T", "e"):
         assert [(s.priority, s.app, s.args) for s in steps if s.exten == name] == [
-            ("1", "Hangup", "")
+            ("1", "GotoIf", '$["${SIPCTL_IP}" = ""]?sipctl#wrong-name,1'),
+            ("n", "Hangup", ""),
         ]
+
+
+def test_ring_group_rings_all_then_the_fallback_then_ends_like_a_wrong_name() -> None:
+    users = {"sales": {"ring": [106, 107], "timeout": 20, "fallback": 101}, "alex": 108}
+    spec = make_spec(users, unavailable_sound="custom/away")
+    steps = parse_dialplan(dialplan_text(spec))
+    sales = [(s.app, s.args) for s in steps if s.exten == "sales"][2:]
+    assert sales == [
+        ("Log", "NOTICE,Good call IP=${FILTER(0-9a-fA-F.:,${SIPCTL_IP})}"),
+        ("Dial", "PJSIP/106&PJSIP/107,20"),
+        ("Dial", "PJSIP/101,20"),
+        ("Goto", "sipctl#unavailable,1"),
+    ]
+    assert ("Playback", "custom/away") in [(s.app, s.args) for s in steps]
+    no_fallback = make_spec({"sales": {"ring": ["106"]}}, route="goto")
+    dials = [s.args for s in parse_dialplan(dialplan_text(no_fallback)) if s.app == "Dial"]
+    assert dials == ["Local/106@default,20"]
+    # without the catch-all (not-found), the unreachable name is answered 404 like others
+    quiet = parse_dialplan(dialplan_text(make_spec(unknown_callers="not-found")))
+    assert [(s.app, s.args) for s in quiet if s.exten == UNAVAILABLE_EXTENSION][-1] == (
+        "Hangup",
+        "1",
+    )
 
 
 def test_not_found_mode_with_fail2ban_is_flagged() -> None:
@@ -83,7 +115,12 @@ def test_not_found_mode_with_fail2ban_is_flagged() -> None:
 
 def test_no_user_name_can_be_one_of_the_guest_extensions() -> None:
     """Asterisk ignores '-' in extension names: "sipctl-wrong-name" would be a valid user."""
-    for name in (WRONG_NAME_EXTENSION, *ENDING_EXTENSIONS, CATCH_ALL_PATTERN):
+    for name in (
+        WRONG_NAME_EXTENSION,
+        UNAVAILABLE_EXTENSION,
+        *ENDING_EXTENSIONS,
+        CATCH_ALL_PATTERN,
+    ):
         for alias in (name, name.replace("-", "")):
             assert not _accepted(alias), alias
     assert _accepted("sipctlwrongname")  # why the fixed extension has a '#'
@@ -93,7 +130,7 @@ def test_no_user_name_can_be_one_of_the_guest_extensions() -> None:
 def test_route_goto_not_found_and_chan_sip() -> None:
     text = dialplan_text(make_spec(route="goto", unknown_callers="not-found"))
     steps = parse_dialplan(text)
-    assert {s.exten for s in steps} == {"director", "101"}
+    assert {s.exten for s in steps} == {"director", "101", UNAVAILABLE_EXTENSION}
     assert [s for s in steps if s.exten == "director"][-1].args == "default,105,1"
     sip = make_spec(channel="sip")
     assert "Set(SIPCTL_IP=${CHANNEL(peerip)})" in dialplan_text(sip)
@@ -231,7 +268,8 @@ def test_no_accepted_name_changes_the_meaning_of_the_dialplan(
         name: user_steps(section, ext) for name, ext in spec.users.items()
     }
     for name in ENDING_EXTENSIONS:
-        meant[name] = ["Hangup()"]
+        meant[name] = ending_steps(section)
+    meant[UNAVAILABLE_EXTENSION] = unavailable_steps(section)
     meant[WRONG_NAME_EXTENSION] = reject_steps(section)
     meant[CATCH_ALL_PATTERN] = catch_all_steps()
     parsed: dict[str, list[str]] = {}

@@ -47,17 +47,25 @@ from sipctl.reconciler.render.asterisk import (
     not_found_log_note,
     rtp_value,
 )
+from sipctl.reconciler.render.asterisk_rooms import (
+    CONFBRIDGE_FILE,
+    CONFBRIDGE_PARENT,
+    MINIMAL_PARENT,
+    bridge_profile,
+)
 from sipctl.reconciler.resources import LiveState, Resource
 from sipctl.schemas.loader import LoadedSpec
 from sipctl.schemas.spec import Asterisk
 from sipctl.schemas.targets import parse_target
 
-MANAGED_FILES = (PJSIP_FILE, SIP_FILE, DIALPLAN_FILE)
+MANAGED_FILES = (PJSIP_FILE, SIP_FILE, DIALPLAN_FILE, CONFBRIDGE_FILE)
 PARENT_FILES = tuple(sorted(set(PARENTS.values())))
 RELOAD_PJSIP = "module reload res_pjsip.so"
 RELOAD_DIALPLAN = "dialplan reload"
 RELOAD_RTP = "module reload res_rtp_asterisk.so"
 RELOAD_SIP = "sip reload"
+RELOAD_CONFBRIDGE = "module reload app_confbridge.so"
+SHOW_BRIDGE_PROFILES = "confbridge show profile bridges"
 # The plan's views put "asterisk: " before a skipped line; apply's report line carries it.
 DIR_SKIPPED = "dir target, reload skipped (and the live checks of transports and sounds)"
 
@@ -263,7 +271,11 @@ class AsteriskProvider:
                 new = None if change.action == "delete" else str(change.payload).encode()
             elif kind == "include":
                 child = _child_of(name, change)
-                new = set_include(old, child, config_dir, present=change.action != "delete")
+                present = change.action != "delete"
+                base = old
+                if base is None and name == CONFBRIDGE_PARENT and present:
+                    base = MINIMAL_PARENT.encode()  # a PBX without rooms so far: start one
+                new = set_include(base, child, config_dir, present=present)
             elif kind == "rtp":
                 if change.action == "delete":
                     continue  # rtp.conf belongs to the admin; only the keys are ours
@@ -285,6 +297,8 @@ class AsteriskProvider:
             reloads.append(RELOAD_DIALPLAN)
         if RTP_FILE in touched:
             reloads.append(RELOAD_RTP)
+        if touched & {CONFBRIDGE_FILE, CONFBRIDGE_PARENT}:
+            reloads.append(RELOAD_CONFBRIDGE)
         return reloads
 
     def _reload_and_check(self, reloads: list[str]) -> str | None:
@@ -299,6 +313,8 @@ class AsteriskProvider:
                 checks.append("pjsip show transports")
         if RELOAD_RTP in reloads:
             checks.append("rtp show settings")
+        if RELOAD_CONFBRIDGE in reloads and self._loaded.spec.rooms and section.ensure == "present":
+            checks.append(SHOW_BRIDGE_PROFILES)
         answers = self._rx([*reloads, *checks])
         for answer in answers[: len(reloads)]:
             if not answer.ok or _reload_failed(answer.output):
@@ -320,7 +336,8 @@ class AsteriskProvider:
                 if "extensions_sipctl.conf" in answer.output
                 else set()
             )
-            wanted = set(self._loaded.spec.users) | set(guest_extensions(section))
+            spec = self._loaded.spec
+            wanted = set(spec.users) | set(spec.rooms) | set(guest_extensions(section))
             if present and not wanted <= shown:
                 missing = ", ".join(sorted(wanted - shown))
                 return (
@@ -348,6 +365,14 @@ class AsteriskProvider:
                 return (
                     f"Asterisk did not take the new RTP range {'-'.join(wanted_ports)}: "
                     f"'rtp show settings' says {ports[0]}-{ports[1]}"
+                )
+        if answer.cli == SHOW_BRIDGE_PROFILES:
+            profiles = [bridge_profile(name) for name in self._loaded.spec.rooms]
+            absent = [p for p in profiles if p not in answer.output.split()]
+            if absent:
+                return (
+                    f"Asterisk did not take the rooms: '{answer.cli}' lacks "
+                    f"{', '.join(absent)} (is app_confbridge loaded?)"
                 )
         if answer.cli == "pjsip show transports" and present:
             have = parse_transports(answer.output)

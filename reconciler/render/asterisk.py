@@ -62,17 +62,31 @@ Measured on Asterisk 22 and built in here:
 from __future__ import annotations
 
 from sipctl.reconciler.asterisk_conf import normalize_dialplan, normalize_sections
+from sipctl.reconciler.render.asterisk_rooms import (
+    CONFBRIDGE_FILE,
+    CONFBRIDGE_PARENT,
+    confbridge_text,
+    guest_room_steps,
+    rooms_dialplan,
+)
 from sipctl.reconciler.resources import Address, Resource
-from sipctl.schemas.spec import Asterisk, Spec
+from sipctl.schemas.spec import Asterisk, RingGroup, Spec
 
 LAYER = "asterisk"
 PJSIP_FILE = "pjsip_sipctl.conf"
 SIP_FILE = "sip_sipctl.conf"
 DIALPLAN_FILE = "extensions_sipctl.conf"
 RTP_FILE = "rtp.conf"
-PARENTS = {PJSIP_FILE: "pjsip.conf", SIP_FILE: "sip.conf", DIALPLAN_FILE: "extensions.conf"}
+PARENTS = {
+    PJSIP_FILE: "pjsip.conf",
+    SIP_FILE: "sip.conf",
+    DIALPLAN_FILE: "extensions.conf",
+    CONFBRIDGE_FILE: CONFBRIDGE_PARENT,
+}
 GUEST_ENDPOINT = "anonymous"
 GUEST_CODECS = "ulaw,alaw,g722,gsm"
+# With asterisk.video; without it a video offer is answered with the video stream declined.
+VIDEO_CODECS = "vp8,h264"
 GUEST_MESSAGE_CONTEXT = "sipctl-no-guest-messages"  # defined nowhere, on purpose
 # Browsers offer Opus, PCMU and PCMA; Debian's Asterisk has no Opus encoder, and the office
 # phones speak ulaw/alaw, so the browsers' endpoint takes what both ends share.
@@ -82,6 +96,8 @@ WSS_TRANSPORT = "sipctl-wss"
 
 # Logs "Wrong call": every unknown name jumps here (see the module docstring for the "#").
 WRONG_NAME_EXTENSION = "sipctl#wrong-name"
+# A declared name nobody answered: the same end as a wrong name, logged in other words.
+UNAVAILABLE_EXTENSION = "sipctl#unavailable"
 # "_." (any name of one or more characters), spelled so that pbx_config does not warn.
 CATCH_ALL_PATTERN = "_-."
 # The names Asterisk's PBX core jumps to by itself (hangup, invalid, timeouts, exception).
@@ -124,7 +140,7 @@ def _guest_endpoint_lines(section: Asterisk, codecs: str) -> list[str]:
         "type=endpoint",
         f"context={section.guest_context}",
         "disallow=all",
-        f"allow={codecs}",
+        f"allow={guest_codecs(section, codecs)}",
         "direct_media=no",
         "rtp_symmetric=yes",
         "force_rport=yes",
@@ -170,6 +186,12 @@ def _webrtc_lines(spec: Spec) -> list[str]:
         "protocol=wss",
         "bind=0.0.0.0",
     ]
+
+
+def guest_codecs(section: Asterisk, audio: str = GUEST_CODECS) -> str:
+    """The codecs of a guest endpoint (either one): its audio, and video when the spec
+    allows it."""
+    return f"{audio},{VIDEO_CODECS}" if section.video else audio
 
 
 def _pjsip_transports(spec: Spec) -> list[str]:
@@ -249,16 +271,67 @@ def _extension(name: str, steps: list[str]) -> list[str]:
     return lines
 
 
-def user_steps(section: Asterisk, extension: str) -> list[str]:
-    driver = "PJSIP" if section.channel == "pjsip" else "SIP"
-    steps = [*_caller_address_steps(section), f"Log(NOTICE,Good call IP={_LOGGED_ADDRESS})"]
+def _dial_target(section: Asterisk, extension: str) -> str:
+    """What Dial() calls for one extension: the phone itself, or (route goto) the local
+    context through a Local channel, so a ring group can ring several of them at once."""
     if section.route == "goto":
-        steps.append(f"Goto({section.local_context},{extension},1)")
+        return f"Local/{extension}@{section.local_context}"
+    driver = "PJSIP" if section.channel == "pjsip" else "SIP"
+    return f"{driver}/{extension}"
+
+
+def user_steps(section: Asterisk, target: str | RingGroup) -> list[str]:
+    """The steps of one declared name: log, ring, and when no phone answers, the same end
+    as an undeclared name (``UNAVAILABLE_EXTENSION``).
+
+    Dial without its ``g`` option continues only when nobody answered (unregistered, busy,
+    no answer, failure); after an answered call it hangs up. So the step after the last
+    Dial is reached exactly when the name's phones were unreachable.
+    """
+    steps = [*_caller_address_steps(section), f"Log(NOTICE,Good call IP={_LOGGED_ADDRESS})"]
+    if isinstance(target, str):
+        if section.route == "goto":
+            # The local context decides what happens; it is the admin's.
+            return [*steps, f"Goto({section.local_context},{target},1)"]
+        steps.append(f"Dial({_dial_target(section, target)})")
     else:
-        # The explicit Hangup ends the extension: without it a failed Dial would go on with
-        # the next priority of any pattern that matches this name too.
-        steps += [f"Dial({driver}/{extension})", "Hangup()"]
+        ring = "&".join(_dial_target(section, ext) for ext in target.ring)
+        steps.append(f"Dial({ring},{target.timeout})")
+        if target.fallback is not None:
+            steps.append(f"Dial({_dial_target(section, target.fallback)},{target.timeout})")
+    # The explicit jump ends the extension: without it a failed Dial would go on with the
+    # next priority of any pattern that matches this name too.
+    steps.append(f"Goto({UNAVAILABLE_EXTENSION},1)")
     return steps
+
+
+def _unless_reached_by_our_dialplan(section: Asterisk) -> str:
+    """A first step for an extension the dialplan only jumps to: a caller who dials it
+    directly has run none of our steps (SIPCTL_IP is empty) and is a wrong call."""
+    if section.unknown_callers != "reject":
+        return "NoOp()"
+    return f'GotoIf($["${{SIPCTL_IP}}" = ""]?{WRONG_NAME_EXTENSION},1)'
+
+
+def unavailable_steps(section: Asterisk) -> list[str]:
+    """A declared name nobody answered: seen from outside exactly like an undeclared name
+    (answered, a sound, hung up; with ``unknown_callers: not-found``, 404 unanswered), but
+    logged with words fail2ban does not count: a legitimate caller is never banned."""
+    logged = f"Log(NOTICE,Unavailable call IP={_LOGGED_ADDRESS})"
+    if section.unknown_callers != "reject":
+        return [logged, "Hangup(1)"]  # cause 1, unallocated number: PJSIP answers 404
+    return [
+        _unless_reached_by_our_dialplan(section),
+        logged,
+        f"Playback({section.sound_when_unavailable})",
+        "Hangup()",
+    ]
+
+
+def ending_steps(section: Asterisk) -> list[str]:
+    """h, i, t, T, e: after one of our steps (h at every hangup) they end silently; dialled
+    by a caller, they are wrong names and logged so."""
+    return [_unless_reached_by_our_dialplan(section), "Hangup()"]
 
 
 def reject_steps(section: Asterisk) -> list[str]:
@@ -279,8 +352,8 @@ def catch_all_steps() -> list[str]:
 def guest_extensions(section: Asterisk) -> tuple[str, ...]:
     """The extensions of the guest context besides the users (as ``dialplan show`` names them)."""
     if section.unknown_callers != "reject":
-        return ()
-    return (*ENDING_EXTENSIONS, WRONG_NAME_EXTENSION, CATCH_ALL_PATTERN)
+        return (UNAVAILABLE_EXTENSION,)
+    return (*ENDING_EXTENSIONS, UNAVAILABLE_EXTENSION, WRONG_NAME_EXTENSION, CATCH_ALL_PATTERN)
 
 
 def dialplan_text(spec: Spec) -> str:
@@ -290,16 +363,22 @@ def dialplan_text(spec: Spec) -> str:
         f"; Guest calls to sip:<name>@{spec.domain}: the names of the spec, and nothing else.",
         f"[{section.guest_context}]",
     ]
-    for name, extension in spec.users.items():
-        lines += _extension(name, user_steps(section, extension))
+    for name, target in spec.users.items():
+        lines += _extension(name, user_steps(section, target))
+    for name in spec.rooms:
+        lines += _extension(name, guest_room_steps(name))
+    lines.append("; A declared name whose phones did not answer ends like an undeclared one.")
+    lines += _extension(UNAVAILABLE_EXTENSION, unavailable_steps(section))
     if section.unknown_callers == "reject":
-        lines.append("; Asterisk's own jumps (h at every hangup): they end, and log nothing.")
+        lines.append("; Asterisk's own jumps (h at every hangup) end silently after our steps;")
+        lines.append("; dialled by a caller, they are wrong names.")
         for name in ENDING_EXTENSIONS:
-            lines += _extension(name, ["Hangup()"])
+            lines += _extension(name, ending_steps(section))
         lines.append("; Any other name: logged for fail2ban, told so, hung up. The line names")
         lines.append("; this fixed extension, never what the caller dialled.")
         lines += _extension(WRONG_NAME_EXTENSION, reject_steps(section))
         lines += _extension(CATCH_ALL_PATTERN, catch_all_steps())
+    lines += rooms_dialplan(spec, _caller_address_steps(section))
     return "\n".join(lines) + "\n"
 
 
@@ -359,7 +438,10 @@ def desired_files(spec: Spec) -> dict[str, str]:
     """Managed file name (relative to config_dir) -> exact text."""
     section = _section(spec)
     channel = pjsip_text(spec) if section.channel == "pjsip" else sip_text(spec)
-    return {channel_file(section): channel, DIALPLAN_FILE: dialplan_text(spec)}
+    files = {channel_file(section): channel, DIALPLAN_FILE: dialplan_text(spec)}
+    if spec.rooms:
+        files[CONFBRIDGE_FILE] = confbridge_text(spec)
+    return files
 
 
 def render_asterisk(spec: Spec) -> list[Resource]:
