@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +103,7 @@ class Phone:
 
 
 def _response(request: str, status: int) -> str:
-    reasons = {200: "OK", 486: "Busy Here"}
+    reasons = {180: "Ringing", 200: "OK", 486: "Busy Here", 487: "Request Terminated"}
     head = request.split("\r\n\r\n", 1)[0].split("\r\n")[1:]
     keep = [
         line
@@ -116,3 +119,114 @@ def _response(request: str, status: int) -> str:
         + "\r\n".join(keep)
         + "\r\nContent-Length: 0\r\n\r\n"
     )
+
+
+class RingingPhone:
+    """A phone that REGISTERs as one of the PBX's extensions (digest auth, like a desk
+    phone) and lets every INVITE ring: 180, never answered, 487 after a CANCEL.
+
+    ``invites`` and ``cancels`` hold the monotonic time of each, so a test can tell when
+    the PBX rang the phone and when it gave up.
+    """
+
+    def __init__(self, pbx_port: int, extension: str, password: str) -> None:
+        self.pbx = ("127.0.0.1", pbx_port)
+        self.extension = extension
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.invites: list[float] = []
+        self.cancels: list[float] = []
+        self._pending: dict[str, str] = {}  # Call-ID -> the INVITE being rung
+        self._register(password)
+        self.sock.settimeout(0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _register(self, password: str) -> None:
+        ext, port = self.extension, self.port
+        call_id = f"reg-{ext}-{port}"
+        uri = f"sip:{self.pbx[0]}:{self.pbx[1]}"
+
+        def request(cseq: int, auth: str = "") -> bytes:
+            lines = [
+                f"REGISTER {uri} SIP/2.0",
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}{cseq};rport",
+                "Max-Forwards: 70",
+                f"From: <sip:{ext}@127.0.0.1>;tag={call_id}",
+                f"To: <sip:{ext}@127.0.0.1>",
+                f"Call-ID: {call_id}",
+                f"CSeq: {cseq} REGISTER",
+                f"Contact: <sip:{ext}@127.0.0.1:{port}>",
+                "Expires: 300",
+                *([auth] if auth else []),
+                "Content-Length: 0",
+            ]
+            return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+        self.sock.settimeout(5.0)
+        self.sock.sendto(request(1), self.pbx)
+        challenge = self._reply_to("REGISTER")
+        params = dict(re.findall(r'(\w+)="?([^",]+)"?', challenge.split("Digest", 1)[1]))
+        realm, nonce = params["realm"], params["nonce"]
+        ha1 = _md5(f"{ext}:{realm}:{password}")
+        ha2 = _md5(f"REGISTER:{uri}")
+        cnonce, nc = "0a4f113b", "00000001"
+        answer = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        auth = (
+            f'Authorization: Digest username="{ext}", realm="{realm}", nonce="{nonce}", '
+            f'uri="{uri}", response="{answer}", algorithm=MD5, qop=auth, nc={nc}, '
+            f'cnonce="{cnonce}"' + (f', opaque="{params["opaque"]}"' if "opaque" in params else "")
+        )
+        self.sock.sendto(request(2, auth), self.pbx)
+        status = self._reply_to("REGISTER")
+        if not status.startswith("SIP/2.0 200"):
+            raise AssertionError(f"phone {ext} could not register: {status.splitlines()[0]}")
+
+    def _reply_to(self, method: str) -> str:
+        while True:
+            data, _ = self.sock.recvfrom(65535)
+            text = data.decode(errors="replace")
+            final = text.startswith("SIP/2.0") and not text.startswith("SIP/2.0 100")
+            if final and f" {method}" in _header(text, "cseq"):
+                return text
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except (TimeoutError, OSError):
+                continue
+            text = data.decode(errors="replace")
+            call_id = _header(text, "call-id")
+            if text.startswith("INVITE"):
+                if call_id not in self._pending:
+                    self.invites.append(time.monotonic())
+                self._pending[call_id] = text
+                self.sock.sendto(_response(text, 180).encode(), peer)
+            elif text.startswith("CANCEL"):
+                self.cancels.append(time.monotonic())
+                self.sock.sendto(_response(text, 200).encode(), peer)
+                invite = self._pending.pop(call_id, None)
+                if invite is not None:
+                    self.sock.sendto(_response(invite, 487).encode(), peer)
+            elif text.startswith(("BYE", "OPTIONS", "NOTIFY")):
+                self.sock.sendto(_response(text, 200).encode(), peer)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+        self.sock.close()
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()  # SIP digest is MD5
+
+
+def _header(message: str, name: str) -> str:
+    for line in message.split("\r\n\r\n", 1)[0].split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return ""

@@ -65,7 +65,9 @@ RELOAD_DIALPLAN = "dialplan reload"
 RELOAD_RTP = "module reload res_rtp_asterisk.so"
 RELOAD_SIP = "sip reload"
 RELOAD_CONFBRIDGE = "module reload app_confbridge.so"
+LOAD_CONFBRIDGE = "module load app_confbridge.so"
 SHOW_BRIDGE_PROFILES = "confbridge show profile bridges"
+SHOW_CONFBRIDGE_MODULE = "module show like app_confbridge.so"
 # The plan's views put "asterisk: " before a skipped line; apply's report line carries it.
 DIR_SKIPPED = "dir target, reload skipped (and the live checks of transports and sounds)"
 
@@ -167,7 +169,15 @@ class AsteriskProvider:
             self._check_sound(answers[1], live)
             return
         clis = ["pjsip show transports", "pjsip show endpoints", "pjsip show settings", sound]
-        transports, endpoints, settings, sound_answer = self._rx(clis)
+        unavailable = section.unavailable_sound
+        extra = [f"core show sound {unavailable}"] if unavailable else []
+        extra.append(SHOW_CONFBRIDGE_MODULE)
+        answers = self._rx([*clis, *extra])
+        transports, endpoints, settings, sound_answer = answers[:4]
+        module = answers[-1]
+        live.private["confbridge_running"] = module.ok and _module_running(module.output)
+        if unavailable:
+            self._check_sound(answers[4], live, unavailable, "unavailable_sound")
         if not transports.ok:
             live.problems.append(_unreachable(section.command, transports))
             return
@@ -213,13 +223,20 @@ class AsteriskProvider:
             if not t.name.startswith("sipctl-") and (t.protocol, t.port) in wanted
         ]
 
-    def _check_sound(self, answer: RxAnswer, live: LiveState) -> None:
+    def _check_sound(
+        self,
+        answer: RxAnswer,
+        live: LiveState,
+        sound: str | None = None,
+        key: str = "reject_sound",
+    ) -> None:
         if answer.ok and not sound_found(answer.output):
-            sound = self._section.reject_sound
+            sound = sound or self._section.reject_sound
+            who = "rejected callers" if key == "reject_sound" else "callers nobody answers"
             live.notes.append(
-                f"the reject sound '{sound}' was not found on the PBX (core show "
-                f"sound {sound}); rejected callers will hear nothing. Install it or set "
-                "asterisk.reject_sound to a stock sound such as ss-noservice"
+                f"the {key.replace('_', ' ')} '{sound}' was not found on the PBX (core show "
+                f"sound {sound}); {who} will hear nothing. Install it or set "
+                f"asterisk.{key} to a stock sound such as ss-noservice"
             )
 
     # --- apply --------------------------------------------------------------------------------
@@ -236,7 +253,7 @@ class AsteriskProvider:
         lines = [f"asterisk {self.target_id}: wrote {posixpath.basename(p)}" for p in written]
         if not transport.can_run:
             return [*lines, f"asterisk: {DIR_SKIPPED}"]
-        reloads = self._reloads(changes)
+        reloads = self._reloads(changes, live)
         failure = self._reload_and_check(reloads)
         if failure is not None:
             try:
@@ -286,7 +303,7 @@ class AsteriskProvider:
             writes.append(FileWrite(self._path(name), new, old))
         return writes
 
-    def _reloads(self, changes: Sequence[Change]) -> list[str]:
+    def _reloads(self, changes: Sequence[Change], live: LiveState) -> list[str]:
         touched = {c.address.name for c in changes}
         reloads = []
         if touched & {PJSIP_FILE, "pjsip.conf"}:
@@ -298,7 +315,10 @@ class AsteriskProvider:
         if RTP_FILE in touched:
             reloads.append(RELOAD_RTP)
         if touched & {CONFBRIDGE_FILE, CONFBRIDGE_PARENT}:
-            reloads.append(RELOAD_CONFBRIDGE)
+            # Without a confbridge.conf at start Asterisk declines the module ("Not
+            # Running"), and a reload refuses it: load it once the file is there.
+            running = live.private.get("confbridge_running", True)
+            reloads.append(RELOAD_CONFBRIDGE if running else LOAD_CONFBRIDGE)
         return reloads
 
     def _reload_and_check(self, reloads: list[str]) -> str | None:
@@ -313,7 +333,8 @@ class AsteriskProvider:
                 checks.append("pjsip show transports")
         if RELOAD_RTP in reloads:
             checks.append("rtp show settings")
-        if RELOAD_CONFBRIDGE in reloads and self._loaded.spec.rooms and section.ensure == "present":
+        confbridge = {RELOAD_CONFBRIDGE, LOAD_CONFBRIDGE} & set(reloads)
+        if confbridge and self._loaded.spec.rooms and section.ensure == "present":
             checks.append(SHOW_BRIDGE_PROFILES)
         answers = self._rx([*reloads, *checks])
         for answer in answers[: len(reloads)]:
@@ -412,7 +433,16 @@ def _reload_failed(output: str) -> bool:
             "no such command",
             "no such module",
             "is not loaded",
+            "not properly initialized",
         )
+    )
+
+
+def _module_running(output: str) -> bool:
+    """Whether ``module show like`` lists the module as running."""
+    return any(
+        len(line.split()) > 1 and "Running" in line and "Not Running" not in line
+        for line in output.splitlines()
     )
 
 

@@ -9,9 +9,10 @@ beat its includes), and the local context includes it, so the internal phones re
 rooms by the same names.
 
 Join and leave are logged with the room's name from the spec and the caller's address,
-never with caller text. Leaving is logged by a hangup handler (a caller who hangs up in
-the room never comes back to the next priority). A room that is full makes ConfBridge play
-its "locked" sound and return; the next steps log that and hang up.
+never with caller text; the join line counts the members already there (``MEMBERS=2/2``:
+full, this caller is turned away). A room that is full makes ConfBridge play its "locked"
+sound and hang up. Leaving is logged by a hangup handler (a caller who hangs up in the room
+never comes back to the next priority).
 """
 
 from __future__ import annotations
@@ -56,19 +57,21 @@ def confbridge_text(spec: Spec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def room_steps(section: Asterisk, name: str, room: Room, address_steps: list[str]) -> list[str]:
-    """The steps of one room in ROOMS_CONTEXT (``room`` is there for what a room may grow)."""
-    del room
+def room_steps(name: str, room: Room, address_steps: list[str]) -> list[str]:
+    """The steps of one room in ROOMS_CONTEXT.
+
+    The join line counts the members already in the room (``MEMBERS=2/2``: this caller is
+    turned away); ConfBridge itself enforces ``max_members`` (its "locked" sound, then it
+    hangs up). The hangup handler logs every leave, turned-away callers included.
+    """
     logged = "${FILTER(0-9a-fA-F.:,${SIPCTL_IP})}"
+    members = f"${{CONFBRIDGE_INFO(parties,{name})}}/{room.max_members}"
     return [
         *address_steps,
         f"Set(CHANNEL(hangup_handler_push)={ROOM_EVENTS_CONTEXT},{ROOM_LEFT_EXTENSION},1({name}))",
-        f"Log(NOTICE,Room join ROOM={name} IP={logged})",
+        f"Log(NOTICE,Room join ROOM={name} MEMBERS={members} IP={logged})",
         "Answer()",
         f"ConfBridge({name},{bridge_profile(name)},{USER_PROFILE})",
-        # Back here only when ConfBridge did not keep the caller: the room was full (its
-        # "locked" sound was played) or the caller was let out; either way the call ends.
-        f"Log(NOTICE,Room ended ROOM={name} RESULT=${{CONFBRIDGE_RESULT}} IP={logged})",
         "Hangup()",
     ]
 
@@ -94,7 +97,7 @@ def rooms_dialplan(spec: Spec, address_steps: list[str]) -> list[str]:
     lines = ["", "; Conference rooms (ConfBridge), reached from the guest and the local context."]
     lines.append(f"[{ROOMS_CONTEXT}]")
     for name, room in spec.rooms.items():
-        lines += _extension(name, room_steps(section, name, room, address_steps))
+        lines += _extension(name, room_steps(name, room, address_steps))
     lines += ["", f"[{ROOM_EVENTS_CONTEXT}]"]
     lines += _extension(ROOM_LEFT_EXTENSION, room_left_steps())
     lines += [

@@ -1,0 +1,218 @@
+"""Rooms, video, ring groups and unreachable names against a real Asterisk 22.
+
+One Asterisk serves the module (its own instance); each test applies the spec it needs.
+Callers are tests/fixtures/sip_client.py; phones register with digest auth like desk phones.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asterisk_helpers import Phone, RingingPhone, apply_spec, pending_changes, spec_data, write_spec
+from fixtures.asterisk import AsteriskInstance
+from fixtures.sip_client import VIDEO_OFFER, SipCaller, SipResult
+
+pytestmark = pytest.mark.asterisk
+
+ROOM_USERS = {"director": "105", "alex": "106"}
+
+
+def _apply(pbx: AsteriskInstance, directory: Path, **extra: Any) -> Path:
+    rooms = extra.pop("rooms", {"seminar": {"max_members": 2}})
+    users = extra.pop("users", ROOM_USERS)
+    data = spec_data(pbx, users, **extra)
+    data["rooms"] = rooms
+    spec = write_spec(directory, data)
+    apply_spec(spec)
+    assert pending_changes(spec) == []  # a second plan is empty
+    return spec
+
+
+def _video_port(sdp: str) -> int | None:
+    match = re.search(r"^m=video (\d+) ", sdp, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def _call_in_thread(
+    pbx: AsteriskInstance, name: str, hold: float
+) -> tuple[threading.Thread, list[SipResult]]:
+    results: list[SipResult] = []
+
+    def call() -> None:
+        with SipCaller(pbx.sip_port) as caller:
+            results.append(caller.invite(name, hold=hold, timeout=hold + 8.0))
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    return thread, results
+
+
+def _room_members(pbx: AsteriskInstance, room: str) -> int:
+    for line in pbx.rx("confbridge list").splitlines():
+        words = line.split()
+        if words and words[0] == room:
+            return int(words[1])
+    return 0
+
+
+def _wait_members(pbx: AsteriskInstance, room: str, count: int, timeout: float = 8.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _room_members(pbx, room) == count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{room} never had {count} members: {pbx.rx('confbridge list')}")
+
+
+def test_rooms_live_in_sipctls_own_confbridge_file(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    assert not (asterisk.config_dir / "confbridge.conf").exists()
+    _apply(asterisk, tmp_path)
+    parent = (asterisk.config_dir / "confbridge.conf").read_text()
+    # created minimal, with the one include line
+    assert parent.splitlines()[-1] == "#include confbridge_sipctl.conf"
+    assert len(parent.splitlines()) == 2
+    profiles = asterisk.rx("confbridge show profile bridge sipctl-room-seminar")
+    assert re.search(r"Max Members:\s+2", profiles), profiles
+    # the local context reaches the room too (through sipctl-rooms)
+    local = asterisk.rx("dialplan show seminar@default")
+    assert "sipctl-rooms" in local and "ConfBridge(seminar" in local, local
+
+
+def test_two_guests_meet_and_a_third_is_turned_away(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    _apply(asterisk, tmp_path)
+    offset = asterisk.log_size()
+    first, first_result = _call_in_thread(asterisk, "seminar", hold=6.0)
+    second, second_result = _call_in_thread(asterisk, "seminar", hold=6.0)
+    _wait_members(asterisk, "seminar", 2)
+    started = time.monotonic()
+    with SipCaller(asterisk.sip_port) as caller:
+        third = caller.invite("seminar", hold=20.0, timeout=20.0)
+    turned_away = time.monotonic() - started
+    # answered, told (ConfBridge's "locked" sound), hung up by the PBX: a BYE, not ours
+    assert 200 in third.statuses and third.bye_received, third.statuses
+    assert turned_away < 15.0, turned_away
+    assert _room_members(asterisk, "seminar") == 2
+    for thread in (first, second):
+        thread.join(timeout=20)
+    assert first_result[0].final == 200 and second_result[0].final == 200
+    text = asterisk.wait_log(r"Room left ROOM=seminar IP=127\.0\.0\.1\n(?s:.*)Room left", offset)
+    joins = re.findall(
+        r"Ext\. seminar: Room join ROOM=seminar MEMBERS=(\d)/2 IP=127\.0\.0\.1\n", text
+    )
+    assert len(joins) == 3 and joins[-1] == "2", text  # the third saw a full room
+    assert "ERROR" not in "".join(line for line in text.splitlines() if "onfBridge" in line)
+    assert "Wrong call" not in text
+
+
+def test_a_video_offer_to_a_room_gets_video_only_when_the_spec_allows_it(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    _apply(asterisk, tmp_path, video=False)
+    with SipCaller(asterisk.sip_port) as caller:
+        audio_only = caller.invite("seminar", sdp=VIDEO_OFFER, hold=0.3)
+    assert audio_only.final == 200, audio_only.statuses  # answered, never refused
+    assert _video_port(audio_only.answer_sdp) == 0, audio_only.answer_sdp  # video declined
+
+    _apply(asterisk, tmp_path, video=True)
+    endpoint = asterisk.rx("pjsip show endpoint anonymous")
+    assert re.search(r"allow\s*:\s*\(ulaw\|alaw\|g722\|gsm\|vp8\|h264\)", endpoint), endpoint
+    bridge = asterisk.rx("confbridge show profile bridge sipctl-room-seminar")
+    assert re.search(r"Video Mode:\s+follow_talker", bridge), bridge
+    with SipCaller(asterisk.sip_port) as caller:
+        video = caller.invite("seminar", sdp=VIDEO_OFFER, hold=0.3)
+    assert video.final == 200, video.statuses
+    port = _video_port(video.answer_sdp)
+    assert port is not None and port > 0, video.answer_sdp
+    assert re.search(r"a=rtpmap:\d+ (VP8|H264)/90000", video.answer_sdp), video.answer_sdp
+
+
+def _answer_time(pbx: AsteriskInstance, name: str) -> tuple[list[int], float]:
+    """What an outsider sees of one INVITE: the status codes and the time to the answer."""
+    with SipCaller(pbx.sip_port) as caller:
+        started = time.monotonic()
+        result = caller.invite(name, hold=0.05)
+    answered = next(
+        (t for s, t in zip(result.statuses, result.times, strict=True) if s >= 200), 0.0
+    )
+    return result.statuses, answered - started
+
+
+def test_declared_but_unreachable_looks_like_undeclared(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    """Enumeration by INVITE: busy (director: 105 answers 486), unregistered (alex: 106 has
+    no phone yet), failing Dial (ghost: 107 is no endpoint) and undeclared names give the same
+    codes, and answer times within the reject sound's own answer time of each other."""
+    users = {"director": "105", "alex": "106", "ghost": "107"}
+    _apply(asterisk, tmp_path, users=users, rooms={})
+    busy = Phone(asterisk.phone_port)
+    offset = asterisk.log_size()
+    samples: dict[str, list[float]] = {"nobody": [], "alex": [], "director": [], "ghost": []}
+    codes: dict[str, set[tuple[int, ...]]] = {name: set() for name in samples}
+    try:
+        for _ in range(5):
+            for name in samples:
+                statuses, elapsed = _answer_time(asterisk, name)
+                codes[name].add(tuple(statuses))
+                samples[name].append(elapsed)
+    finally:
+        busy.close()
+    assert len(busy.invites) == 5  # director's phone did ring, and said busy
+    assert all(seen == {(100, 200)} for seen in codes.values()), codes
+    undeclared = statistics.median(samples["nobody"])
+    for name in ("alex", "director", "ghost"):
+        gap = abs(statistics.median(samples[name]) - undeclared)
+        # the reject sound's answer time is the scale; 0.25 s of margin for a loaded machine
+        assert gap < undeclared + 0.25, (name, samples)
+    text = asterisk.log_since(offset)
+    assert text.count("Wrong call") == 5 and text.count("Unavailable call") == 15, text
+    print(
+        "median answer time (s): "
+        + ", ".join(f"{n} {statistics.median(v):.3f}" for n, v in samples.items())
+    )
+
+
+@pytest.fixture
+def phones(asterisk: AsteriskInstance) -> Iterator[dict[str, Any]]:
+    """106 and 101 registered and ringing for ever; 105 (the fixture's phone) answers busy."""
+    ringing = {ext: RingingPhone(asterisk.sip_port, ext, f"secret{ext}") for ext in ("106", "101")}
+    busy = Phone(asterisk.phone_port)
+    yield {**ringing, "105": busy}
+    for phone in ringing.values():
+        phone.close()
+    busy.close()
+
+
+def test_a_ring_group_rings_both_then_the_fallback(
+    asterisk: AsteriskInstance, tmp_path: Path, phones: dict[str, Any]
+) -> None:
+    users = {"sales": {"ring": ["106", "101"], "timeout": 3, "fallback": "105"}}
+    _apply(asterisk, tmp_path, users=users, rooms={})
+    offset = asterisk.log_size()
+    started = time.monotonic()
+    with SipCaller(asterisk.sip_port) as caller:
+        result = caller.invite("sales", hold=0.3, timeout=20.0)
+    first, second, fallback = phones["106"], phones["101"], phones["105"]
+    assert len(first.invites) == 1 and len(second.invites) == 1, (first.invites, second.invites)
+    # both at once, then both given up after the timeout
+    assert abs(first.invites[0] - second.invites[0]) < 1.0
+    assert first.cancels and second.cancels
+    rang = first.cancels[0] - first.invites[0]
+    assert 2.5 < rang < 6.0, rang
+    # then the fallback rang (it answers busy), and the caller heard the unavailable sound
+    assert len(fallback.invites) == 1, fallback.invites
+    assert 180 in result.statuses and result.final == 200, result.statuses
+    assert time.monotonic() - started > 2.5
+    text = asterisk.wait_log(r"Unavailable call IP=127\.0\.0\.1\n", offset)
+    assert "Wrong call" not in text
