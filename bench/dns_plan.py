@@ -168,8 +168,6 @@ def main() -> int:
     parser.add_argument("--axfr", action="store_true", help="also time AXFR + parse")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    import deepdiff  # noqa: F401  # imported on the first change; keep it out of the timings
-
     from sipctl.providers.base import load_provider
     from sipctl.providers.dns import lock  # noqa: F401  # imported by the first lock
     from sipctl.providers.transport import host_lock  # noqa: F401

@@ -12,10 +12,11 @@ line in its own ``pyproject.toml``::
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
@@ -132,19 +133,32 @@ class ProviderFactory(Protocol):
     def __call__(self, loaded: LoadedSpec, ctx: RunContext) -> Provider: ...
 
 
+@functools.cache
+def _registered() -> dict[str, EntryPoint]:
+    """The installed providers by name. Scanning every installed distribution's metadata
+    is the slow part of finding a provider, so it happens once per process."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)
+    return found
+
+
 def available_providers() -> dict[str, str]:
     """Provider names and the objects they point to, from installed entry points."""
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return {name: ep.value for name, ep in _registered().items()}
 
 
 def load_provider(name: str) -> ProviderFactory:
     """The provider class registered under ``name``."""
-    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
-    if not found:
+    ep = _registered().get(name)
+    if ep is None:
+        _registered.cache_clear()  # installed since the scan (a long-lived process)
+        ep = _registered().get(name)
+    if ep is None:
         known = ", ".join(sorted(available_providers())) or "none"
         raise SpecError(f"no provider named {name!r} is installed (installed: {known})")
     try:
-        factory: ProviderFactory = found[0].load()
+        factory: ProviderFactory = ep.load()
     except (ImportError, AttributeError) as exc:
         raise SipctlError(f"provider {name!r} could not be loaded: {exc}") from exc
     return factory

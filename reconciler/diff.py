@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sipctl.reconciler.plan import Change
@@ -46,25 +48,80 @@ def diff(desired: Sequence[Resource], live: LiveState) -> list[Change]:
 
 
 def value_details(before: Value, after: Value) -> list[dict[str, Any]]:
-    """What changed inside a structured value, as a list of ``{path, change, ...}`` items."""
-    from deepdiff import DeepDiff  # heavy import: only when something changed
+    """What changed inside a structured value, as a list of ``{path, change, ...}`` items.
 
-    found = DeepDiff(before, after, ignore_order=True, verbose_level=2).to_dict()
+    Mappings are compared key by key, lists in order (a dialplan's steps and a codec list are
+    ordered), so the cost follows the size of the value once, however much of it changed.
+    Paths read like ``root['guest-call,105'][2]``.
+    """
     details: list[dict[str, Any]] = []
-    for kind, items in sorted(found.items()):
-        if isinstance(items, dict):
-            for path, item in sorted(items.items()):
-                entry: dict[str, Any] = {"path": str(path), "change": kind}
-                if isinstance(item, dict) and "old_value" in item:
-                    entry["before"] = _jsonable(item.get("old_value"))
-                    entry["after"] = _jsonable(item.get("new_value"))
-                else:
-                    entry["value"] = _jsonable(item)
-                details.append(entry)
-        else:
-            for path in sorted(str(p) for p in items):
-                details.append({"path": path, "change": kind})
+    _walk(before, after, "root", details)
     return details
+
+
+def _walk(before: Any, after: Any, path: str, out: list[dict[str, Any]]) -> None:
+    if before == after:
+        return
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        for key in sorted(set(before) | set(after), key=str):
+            where = f"{path}[{key!r}]"
+            if key not in after:
+                out.append(
+                    {
+                        "path": where,
+                        "change": "dictionary_item_removed",
+                        "value": _jsonable(before[key]),
+                    }
+                )
+            elif key not in before:
+                out.append(
+                    {
+                        "path": where,
+                        "change": "dictionary_item_added",
+                        "value": _jsonable(after[key]),
+                    }
+                )
+            else:
+                _walk(before[key], after[key], where, out)
+    elif isinstance(before, list | tuple) and isinstance(after, list | tuple):
+        old = [_key(item) for item in before]
+        new = [_key(item) for item in after]
+        matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal":
+                continue
+            if tag == "replace" and i2 - i1 == j2 - j1:
+                for offset in range(i2 - i1):
+                    _walk(before[i1 + offset], after[j1 + offset], f"{path}[{j1 + offset}]", out)
+                continue
+            out.extend(
+                {
+                    "path": f"{path}[{i}]",
+                    "change": "iterable_item_removed",
+                    "value": _jsonable(before[i]),
+                }
+                for i in range(i1, i2)
+            )
+            out.extend(
+                {
+                    "path": f"{path}[{j}]",
+                    "change": "iterable_item_added",
+                    "value": _jsonable(after[j]),
+                }
+                for j in range(j1, j2)
+            )
+    else:
+        kind = "values_changed" if type(before) is type(after) else "type_changes"
+        out.append(
+            {"path": path, "change": kind, "before": _jsonable(before), "after": _jsonable(after)}
+        )
+
+
+def _key(item: Any) -> tuple[str, str]:
+    """A hashable stand-in for a list item (items may be mappings or lists)."""
+    if isinstance(item, str):
+        return ("str", item)
+    return (type(item).__name__, json.dumps(item, sort_keys=True, default=str))
 
 
 def _jsonable(value: Any) -> Value:

@@ -104,23 +104,65 @@ def value_lines(before: Any, after: Any) -> Iterator[tuple[str, str]]:
 def _mapping_lines(
     before: Mapping[str, Any], after: Mapping[str, Any]
 ) -> Iterator[tuple[str, str]]:
-    for key in sorted(set(before) | set(after), key=lambda k: (k != "ttl", str(k))):
+    """Key by key; runs of keys whose value did not change are folded like unchanged lines."""
+    keys = sorted(set(before) | set(after), key=lambda k: (k != "ttl", str(k)))
+    same: list[str] = []
+    first = True
+    for key in keys:
         old, new = before.get(key), after.get(key)
-        if isinstance(old, list) or isinstance(new, list):
-            for mark, text in _list_lines(old or [], new or []):
-                yield mark, f"{key}: {text}" if key != "records" else text
-        elif (isinstance(old, str) and "\n" in old) or (isinstance(new, str) and "\n" in new):
-            yield " ", f"{key}:"
-            for mark, text in _text_lines(old or "", new or ""):
-                yield mark, f"  {text}"
-        elif old == new:
-            yield " ", f"{key}: {_scalar(old)}"
-        elif key not in before:
-            yield "+", f"{key}: {_scalar(new)}"
-        elif key not in after:
-            yield "-", f"{key}: {_scalar(old)}"
-        else:
-            yield "~", f"{key}: {_scalar(old)} -> {_scalar(new)}"
+        if key in before and key in after and old == new and not _shown_whole(old):
+            same.append(key)
+            continue
+        if same:
+            yield from _fold_keys(same, before, first=first, last=False)
+            same = []
+        first = False
+        yield from _key_lines(key, old, new, before, after)
+    if same:
+        yield from _fold_keys(same, before, first=first, last=True)
+
+
+def _shown_whole(value: Any) -> bool:
+    """Small scalars stay in view even when unchanged (a record's ttl, a port)."""
+    return not isinstance(value, list | dict | str) or (
+        isinstance(value, str) and "\n" not in value
+    )
+
+
+def _fold_keys(
+    keys: list[str], values: Mapping[str, Any], first: bool, last: bool
+) -> Iterator[tuple[str, str]]:
+    head = 0 if first else CONTEXT_LINES
+    tail = 0 if last else CONTEXT_LINES
+    if len(keys) <= head + tail + 1:
+        for key in keys:
+            yield from _key_lines(key, values[key], values[key], values, values)
+        return
+    for key in keys[:head]:
+        yield from _key_lines(key, values[key], values[key], values, values)
+    yield " ", f"... ({len(keys) - head - tail} unchanged entries)"
+    for key in keys[len(keys) - tail :]:
+        yield from _key_lines(key, values[key], values[key], values, values)
+
+
+def _key_lines(
+    key: str, old: Any, new: Any, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    if isinstance(old, list) or isinstance(new, list):
+        for mark, text in _list_lines(old or [], new or []):
+            yield mark, f"{key}: {text}" if key != "records" else text
+    elif (isinstance(old, str) and "\n" in old) or (isinstance(new, str) and "\n" in new):
+        yield " ", f"{key}:"
+        for mark, text in _text_lines(old or "", new or ""):
+            yield mark, f"  {text}"
+    elif old == new:
+        yield " ", f"{key}: {_scalar(old)}"
+    elif key not in before:
+        yield "+", f"{key}: {_scalar(new)}"
+    elif key not in after:
+        yield "-", f"{key}: {_scalar(old)}"
+    else:
+        yield "~", f"{key}: {_scalar(old)} -> {_scalar(new)}"
 
 
 def _list_lines(before: list[Any], after: list[Any]) -> Iterator[tuple[str, str]]:

@@ -61,6 +61,8 @@ Measured on Asterisk 22 and built in here:
 
 from __future__ import annotations
 
+import functools
+
 from sipctl.reconciler.asterisk_conf import normalize_dialplan, normalize_sections
 from sipctl.reconciler.render.asterisk_rooms import (
     CONFBRIDGE_FILE,
@@ -420,7 +422,16 @@ RTP_ADDRESS = Address(LAYER, "rtp", RTP_FILE)
 
 
 def file_value(name: str, text: str) -> dict[str, list[str]]:
-    """The comparable value of a managed file's text (the same function reads live files)."""
+    """The comparable value of a managed file's text (the same function reads live files).
+
+    A plan that changes nothing meets the same text twice (rendered, then read back from the
+    host): it is parsed once. The lists inside are shared: treat the value as read-only.
+    """
+    return dict(_parsed_file(name, text))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_file(name: str, text: str) -> dict[str, list[str]]:
     if name == DIALPLAN_FILE:
         return normalize_dialplan(text)
     return normalize_sections(text)
