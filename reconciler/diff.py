@@ -90,7 +90,7 @@ def _walk(before: Any, after: Any, path: str, out: list[dict[str, Any]]) -> None
         for tag, i1, i2, j1, j2 in matcher.get_opcodes():
             if tag == "equal":
                 continue
-            if tag == "replace" and i2 - i1 == j2 - j1:
+            if tag == "replace" and i2 - i1 == j2 - j1 and i1 == j1:  # changed in place
                 for offset in range(i2 - i1):
                     _walk(before[i1 + offset], after[j1 + offset], f"{path}[{j1 + offset}]", out)
                 continue
