@@ -46,6 +46,13 @@ def _dns_provider(spec: Spec) -> str:
     return spec.dns.provider if spec.dns is not None else "rfc2136"
 
 
+def tls_section(spec: Spec) -> Any:
+    """asterisk.tls while the asterisk layer is present: the certificate layer's section."""
+    if spec.asterisk is None or spec.asterisk.ensure == "absent":
+        return None
+    return spec.asterisk.tls
+
+
 def _firewall_provider(spec: Spec) -> str:
     return spec.firewall.backend if spec.firewall is not None else "iptables"
 
@@ -65,6 +72,13 @@ LAYERS: tuple[Layer, ...] = (
         lambda s: "asterisk",
         "sipctl.reconciler.render.asterisk:render_asterisk",
         "sipctl.reconciler.render.asterisk:asterisk_artefacts",
+    ),
+    Layer(
+        "certificate",
+        tls_section,
+        lambda s: "certificate",
+        "sipctl.reconciler.render.certificate:render_certificate",
+        "sipctl.reconciler.render.certificate:certificate_artefacts",
     ),
     Layer(
         "firewall",

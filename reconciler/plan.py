@@ -15,11 +15,12 @@ Action = Literal["create", "update", "delete"]
 
 # Withdraw first, advertise last: DNS records that stop sending callers somewhere go first,
 # then the host layers, and DNS records that advertise go last, so no caller is sent to a
-# server that is not ready yet.
+# server that is not ready yet. The certificate goes before the Asterisk layer whose TLS
+# transport needs it.
 PHASE_WITHDRAW = 0
-PHASE_BY_LAYER = {"firewall": 1, "fail2ban": 2, "asterisk": 3}
-PHASE_OTHER = 4
-PHASE_ADVERTISE = 5
+PHASE_BY_LAYER = {"firewall": 1, "fail2ban": 2, "certificate": 3, "asterisk": 4}
+PHASE_OTHER = 5
+PHASE_ADVERTISE = 6
 ADVERTISING_LAYERS = frozenset({"dns"})
 
 

@@ -11,7 +11,7 @@ from typing import Any
 # A JSON-able value: dict/list/str/int/float/bool/None, normalized by whoever built it.
 Value = Any
 
-LAYERS = ("dns", "firewall", "fail2ban", "asterisk")
+LAYERS = ("dns", "firewall", "fail2ban", "certificate", "asterisk")
 
 
 @dataclass(frozen=True, order=True)

@@ -13,4 +13,5 @@ pytest_plugins = [
     "fixtures.sshd",
     "fixtures.asterisk",
     "fixtures.netns",
+    "fixtures.pebble",
 ]

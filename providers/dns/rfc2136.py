@@ -29,13 +29,16 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
 import dns.tsig
 import dns.tsigkeyring
 import dns.update
+from dns.rdtypes.ANY.TXT import TXT
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
+from sipctl.providers.dns.challenge import CHALLENGE_TTL, ChallengeRecord
 from sipctl.providers.dns.owned import (
     LiveRrset,
     base_names,
@@ -253,6 +256,48 @@ class Rfc2136Provider:
             for record in sorted(after):
                 update.add(owner, ttl, parse(rdtype, record))
         return update
+
+    # --- ACME DNS-01 challenges (see providers/dns/challenge.py) ------------------------------
+
+    def publish_challenges(self, records: Sequence[ChallengeRecord]) -> None:
+        self._change_challenges(records, add=True)
+
+    def withdraw_challenges(self, records: Sequence[ChallengeRecord]) -> None:
+        self._change_challenges(records, add=False)
+
+    def _change_challenges(self, records: Sequence[ChallengeRecord], *, add: bool) -> None:
+        """One UPDATE adding (or deleting) exactly these TXT values; no other record moves."""
+        if not records:
+            return
+        update = dns.update.UpdateMessage(self.zone)
+        for record in records:
+            rdata = TXT(dns.rdataclass.IN, dns.rdatatype.TXT, [record.value.encode("ascii")])
+            if add:
+                update.add(record.owner, CHALLENGE_TTL, rdata)
+            else:
+                update.delete(record.owner, rdata)
+        with _Connection(self) as conn:
+            (response,) = conn.exchange([update])
+        rcode = response.rcode()
+        if rcode != dns.rcode.NOERROR:
+            what = "add" if add else "remove"
+            raise ProviderError(
+                f"DNS server {self._server} refused to {what} the ACME challenge record(s) "
+                f"{', '.join(sorted({r.owner for r in records}))} "
+                f"({dns.rcode.to_text(rcode)}): the zone's update-policy must let key "
+                f"{self._key_name_text()} change TXT at _acme-challenge names"
+            )
+
+    def challenges_visible(self, records: Sequence[ChallengeRecord]) -> bool:
+        owners = sorted({r.owner for r in records})
+        with _Connection(self) as conn:
+            answers = self._ask(conn, [(owner, "TXT") for owner in owners])
+        for record in records:
+            found = answers.get((record.owner, "TXT"))
+            texts = {exact for _, exact in found.records} if found else set()
+            if f'"{record.value}"' not in texts:
+                return False
+        return True
 
     def exchange(self, messages: list[dns.message.Message]) -> list[dns.message.Message]:
         """Send ``messages`` on one connection, signed with the spec's key (used by the lock).

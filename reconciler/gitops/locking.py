@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.reconciler.plan import Plan
     from sipctl.schemas.loader import LoadedSpec
-    from sipctl.schemas.spec import Ssh
+    from sipctl.schemas.spec import Spec, Ssh
 
 LOCK_FILE = ".sipctl.lock"
 DEFAULT_TTL = timedelta(minutes=15)
@@ -378,7 +378,8 @@ def host_places(loaded: LoadedSpec, layers: Sequence[str] | None = None) -> list
     places: list[HostPlace] = []
     wanted = set(layers or ("asterisk", "fail2ban", "firewall"))
     default_ssh = spec.asterisk.ssh if spec.asterisk is not None else None
-    if spec.asterisk is not None and "asterisk" in wanted:
+    # the certificate layer writes on the asterisk host: it shares that host's lock
+    if spec.asterisk is not None and wanted & {"asterisk", "certificate"}:
         places.append(
             HostPlace("asterisk", spec.asterisk.target, spec.asterisk.ssh, spec.asterisk.config_dir)
         )
@@ -397,6 +398,12 @@ def host_places(loaded: LoadedSpec, layers: Sequence[str] | None = None) -> list
     return places
 
 
+def _orders_certificates(spec: Spec, layers: Sequence[str]) -> bool:
+    """An ACME order writes challenge records into the zone: it needs the domain's lock."""
+    tls = spec.asterisk.tls if spec.asterisk is not None else None
+    return "certificate" in layers and tls is not None and tls.acme is not None
+
+
 def lock_sites(
     loaded: LoadedSpec, ctx: RunContext, layers: Sequence[str] | None = None
 ) -> list[LockSite]:
@@ -405,7 +412,9 @@ def lock_sites(
 
     spec = loaded.spec
     sites: list[LockSite] = []
-    if spec.dns is not None and (not layers or "dns" in layers):
+    if spec.dns is not None and (
+        not layers or "dns" in layers or _orders_certificates(spec, layers)
+    ):
         if spec.dns.provider == "rfc2136":
             from sipctl.providers.dns.lock import DnsLock
 

@@ -1,0 +1,1 @@
+"""The certificate layer: the TLS certificate of SIPS and WSS, checked or obtained by ACME."""

@@ -1,0 +1,359 @@
+"""The ``certificate`` provider: the TLS certificate at ``asterisk.tls`` on the PBX.
+
+``read`` fetches the certificate, its key and sipctl's record of the last order (one batch on
+the asterisk target) and normalizes them (``reconciler/render/certificate.py``): with
+``acme`` the plan says obtain, renew or nothing; without, the certificate is only checked
+and every problem is a warning. ``apply`` orders a new certificate (``acme_order``), writes
+key and certificate in place (same paths, so PJSIP restarts its TLS transport on reload),
+reloads what serves them and checks that the listeners now show the new certificate.
+
+Bookkeeping lives on the target, in root-only ``/var/lib/sipctl/acme``: the ACME account
+key (one per directory, reused by every run and CI runner) and, per certificate, which
+directory issued it. The private keys are read to compare them and written to their files;
+they are never part of a value, a plan, a message or a log line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sipctl.errors import ProviderError
+from sipctl.providers.asterisk.cli import run_rx
+from sipctl.providers.base import RunContext
+from sipctl.providers.certificate.pem import (
+    CertificateFacts,
+    key_matches,
+    leaf_der,
+    new_private_key,
+    read_certificate,
+    read_der_certificate,
+)
+from sipctl.providers.certificate.served import Served, fetch_served, wait_served
+from sipctl.providers.transport.pool import FileWrite, HostFile, HostTransport
+from sipctl.reconciler.plan import Change
+from sipctl.reconciler.render.certificate import (
+    KEY_MATCHES,
+    certificate_address,
+    issuer_text,
+    live_value,
+    tls_of,
+)
+from sipctl.reconciler.resources import LiveState, Resource
+from sipctl.schemas.checks import certificate_names
+from sipctl.schemas.loader import LoadedSpec
+from sipctl.schemas.spec import Acme, Asterisk, TlsFiles
+from sipctl.schemas.targets import parse_target
+
+BOOKKEEPING_DIR = "/var/lib/sipctl"
+ACME_DIR = f"{BOOKKEEPING_DIR}/acme"
+RELOAD_PJSIP = "module reload res_pjsip.so"
+RELOAD_HTTP = "module reload http"
+CHECK_ONLY_DAYS = 30  # without acme: warn when fewer days are left
+_NEW_KEY_MODE = 0o640  # group read: Asterisk runs as its own user, the directory's group
+_BOOKKEEPING_MODE = 0o600
+
+
+def account_key_path(directory: str) -> str:
+    digest = hashlib.sha256(directory.encode()).hexdigest()[:16]
+    return f"{ACME_DIR}/account-{digest}.pem"
+
+
+def record_path(cert_file: str) -> str:
+    digest = hashlib.sha256(cert_file.encode()).hexdigest()[:16]
+    return f"{ACME_DIR}/certificate-{digest}.json"
+
+
+class CertificateProvider:
+    """The certificate and key files of ``asterisk.tls`` on the asterisk target."""
+
+    layer: ClassVar[str] = "certificate"
+    name: ClassVar[str] = "certificate"
+
+    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
+        tls = tls_of(loaded.spec)
+        if tls is None or loaded.spec.asterisk is None:
+            raise ValueError("the spec has no asterisk.tls section")
+        self._loaded = loaded
+        self._ctx = ctx
+        self._tls: TlsFiles = tls
+        self._asterisk: Asterisk = loaded.spec.asterisk
+
+    @property
+    def target_id(self) -> str:
+        return f"{parse_target(self._asterisk.target).key}:{self._tls.cert_file}"
+
+    def _transport(self) -> HostTransport:
+        return self._ctx.transports.get(self._asterisk.target, self._asterisk.ssh)
+
+    def _paths(self) -> list[str]:
+        paths = [self._tls.cert_file, self._tls.key_file]
+        if self._tls.acme is not None:
+            paths.append(record_path(self._tls.cert_file))
+        return paths
+
+    # --- read ---------------------------------------------------------------------------------
+
+    def read(self, desired: Sequence[Resource]) -> LiveState:
+        del desired
+        found = self._transport().read_files(self._paths())
+        live = LiveState()
+        live.private["files"] = found
+        live.fingerprint_extra = {
+            path: hashlib.sha256(f.content).hexdigest() if f.content is not None else None
+            for path, f in found.items()
+        }
+        cert = found[self._tls.cert_file].content
+        key = found[self._tls.key_file].content
+        acme = self._tls.acme
+        if cert is None:
+            if acme is None:
+                live.notes.append(
+                    f"{self._tls.cert_file} does not exist: Asterisk cannot offer SIPS or WSS "
+                    "without it (or add asterisk.tls.acme and let sipctl obtain one)"
+                )
+            return live
+        try:
+            facts = read_certificate(cert)
+        except ValueError:
+            if acme is None:
+                live.notes.append(f"{self._tls.cert_file} holds no PEM certificate")
+            else:
+                live.resources[certificate_address(self._tls)] = {
+                    "names": [],
+                    "issuer": "none: the file holds no PEM certificate",
+                    "time_left": "none",
+                    "key": _key_state(key, None),
+                }
+            return live
+        key_state = _key_state(key, facts)
+        live.skipped.append(self._summary(facts))
+        if acme is None:
+            live.notes.extend(self._check_only(facts, key_state))
+            return live
+        live.resources[certificate_address(self._tls)] = live_value(
+            names=facts.names,
+            issuer=self._issuer(facts, found, acme),
+            not_after=facts.not_after,
+            days_left=facts.days_left(),
+            renew_days=acme.renew_days,
+            key=key_state,
+        )
+        return live
+
+    def _summary(self, facts: CertificateFacts) -> str:
+        days = facts.days_left()
+        left = f"{days} day(s) left" if days >= 0 else f"expired {-days} day(s) ago"
+        return (
+            f"{self._tls.cert_file}: {left} (until {facts.not_after:%Y-%m-%d}), serial "
+            f"{facts.serial}, issued by {facts.issuer} for {', '.join(facts.names) or 'no name'}"
+        )
+
+    def _issuer(self, facts: CertificateFacts, found: dict[str, HostFile], acme: Acme) -> str:
+        """Which ACME directory issued this very certificate, by sipctl's record of it."""
+        record = _json(found[record_path(self._tls.cert_file)].content)
+        if record.get("sha256") == facts.sha256 and isinstance(record.get("directory"), str):
+            return issuer_text(record["directory"])
+        del acme
+        return f"{facts.issuer} (not obtained by sipctl)"
+
+    def _check_only(self, facts: CertificateFacts, key_state: str) -> list[str]:
+        """Warnings about a certificate sipctl does not obtain itself."""
+        where = self._tls.cert_file
+        notes = []
+        missing = [n for n in certificate_names(self._loaded.spec) if not _covers(facts, n)]
+        if missing:
+            notes.append(
+                f"{where} lacks the name(s) {', '.join(missing)}: SIPS clients check the "
+                "domain, most also the server host, browsers the wss:// host"
+            )
+        days = facts.days_left()
+        if days < 0:
+            notes.append(f"{where} expired on {facts.not_after:%Y-%m-%d}: TLS clients refuse it")
+        elif days < CHECK_ONLY_DAYS:
+            notes.append(
+                f"{where} expires in {days} day(s) ({facts.not_after:%Y-%m-%d}); renew it, or "
+                "add asterisk.tls.acme to let sipctl renew it"
+            )
+        if key_state != KEY_MATCHES:
+            notes.append(f"{self._tls.key_file}: {key_state}: Asterisk cannot serve TLS with it")
+        return notes
+
+    # --- apply --------------------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+        if not changes:
+            return []
+        acme = self._tls.acme
+        if acme is None:
+            raise ProviderError(f"certificate {self.target_id}: nothing to do without acme")
+        from sipctl.providers.certificate.acme_order import OrderRequest, obtain
+        from sipctl.providers.dns.challenge import challenge_writer
+
+        transport = self._transport()
+        found: dict[str, HostFile] = live.private.get("files") or transport.read_files(
+            self._paths()
+        )
+        writer = challenge_writer(self._loaded, self._ctx)
+        request = OrderRequest(
+            directory=acme.directory,
+            email=acme.email,
+            ca_file=self._loaded.resolve_path(acme.ca_file) if acme.ca_file else None,
+            account_key_pem=self._account_key(transport, acme),
+            names=tuple(certificate_names(self._loaded.spec)),
+        )
+        issued = obtain(request, writer, self._ctx.log)
+        facts = read_certificate(issued.fullchain_pem)
+        listeners = self._listeners()
+        before = {
+            port: fetch_served(host, port, self._loaded.spec.domain) for host, port, _ in listeners
+        }
+        transport.write_files(self._writes(found, issued.key_pem, issued.fullchain_pem, facts))
+        lines = [
+            f"certificate {self.target_id}: obtained serial {facts.serial} from {acme.directory} "
+            f"for {', '.join(facts.names)}, valid until {facts.not_after:%Y-%m-%d}; wrote "
+            f"{self._tls.key_file} and {self._tls.cert_file}"
+        ]
+        if not transport.can_run:
+            return [*lines, "certificate: dir target, reload and listener check skipped"]
+        lines += self._reload(transport)
+        wanted = leaf_der(issued.fullchain_pem)
+        for host, port, what in listeners:
+            lines.append(self._check_listener(host, port, what, wanted, before[port], facts))
+        return lines
+
+    def _account_key(self, transport: HostTransport, acme: Acme) -> bytes:
+        """The ACME account key of this directory on the target; made on first use."""
+        path = account_key_path(acme.directory)
+        existing = transport.read_files([path])[path].content
+        if existing is not None:
+            return existing
+        if transport.can_run:
+            # root-only bookkeeping: the directories are made 0700 before any key is in them
+            quoted = " ".join(shlex.quote(d) for d in (BOOKKEEPING_DIR, ACME_DIR))
+            result = transport.run(f"umask 077 && mkdir -p {quoted} && chmod 700 {quoted}")
+            if not result.ok:
+                raise ProviderError(
+                    f"certificate {self.target_id}: cannot create {ACME_DIR}: "
+                    f"{result.stderr.strip()[:200]}"
+                )
+        key = new_private_key()
+        transport.write_files([FileWrite(path, key, None, mode=_BOOKKEEPING_MODE)])
+        self._ctx.log(f"certificate: new ACME account key in {path}")
+        return key
+
+    def _writes(
+        self,
+        found: dict[str, HostFile],
+        key_pem: bytes,
+        chain_pem: bytes,
+        facts: CertificateFacts,
+    ) -> list[FileWrite]:
+        old_key = found[self._tls.key_file]
+        key_mode = (old_key.mode & 0o640) if old_key.mode is not None else _NEW_KEY_MODE
+        record = {
+            "cert_file": self._tls.cert_file,
+            "directory": self._tls.acme.directory if self._tls.acme else None,
+            "names": list(facts.names),
+            "serial": facts.serial,
+            "sha256": facts.sha256,
+            "obtained": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        record_file = record_path(self._tls.cert_file)
+        return [
+            FileWrite(self._tls.key_file, key_pem, old_key.content, mode=key_mode),
+            FileWrite(self._tls.cert_file, chain_pem, found[self._tls.cert_file].content),
+            FileWrite(
+                record_file,
+                json.dumps(record, indent=1, sort_keys=True).encode() + b"\n",
+                found[record_file].content,
+                mode=_BOOKKEEPING_MODE,
+            ),
+        ]
+
+    def _listeners(self) -> list[tuple[str, int, str]]:
+        """(host, port, what) of every TLS listener that serves this certificate."""
+        ref = parse_target(self._asterisk.target)
+        host = ref.host if ref.kind == "ssh" else "127.0.0.1"
+        transports = self._loaded.spec.transports
+        found = []
+        if transports.tls is not None:
+            found.append((host, transports.tls.port, "SIPS"))
+        wss = getattr(transports, "wss", None)
+        if wss is not None:
+            found.append((host, int(wss.port), "WSS"))
+        return found
+
+    def _reload(self, transport: HostTransport) -> list[str]:
+        clis = [RELOAD_PJSIP if what == "SIPS" else RELOAD_HTTP for _, _, what in self._listeners()]
+        if not clis:
+            return []
+        answers = run_rx(transport, self._asterisk.command, clis)
+        for answer in answers:
+            if not answer.ok:
+                raise ProviderError(
+                    f"certificate {self.target_id}: the new certificate is in place, but "
+                    f"'{answer.cli}' failed: {answer.words()}"
+                )
+        return [f"certificate {self.target_id}: {cli}" for cli in clis]
+
+    def _check_listener(
+        self,
+        host: str,
+        port: int,
+        what: str,
+        wanted: bytes,
+        before: Served,
+        facts: CertificateFacts,
+    ) -> str:
+        name = self._loaded.spec.domain
+        if before.refused:
+            served = fetch_served(host, port, name)
+            if served.refused:
+                return (
+                    f"certificate: nothing serves {what} on {host} port {port} yet (the asterisk "
+                    "layer starts it; verify checks it)"
+                )
+        else:
+            served = wait_served(host, port, name, wanted)
+        if served.der == wanted:
+            return f"certificate: {what} on {host} port {port} serves the new certificate"
+        shown = (
+            f"serial {read_der_certificate(served.der).serial}" if served.der else served.problem
+        )
+        raise ProviderError(
+            f"certificate {self.target_id}: the new certificate (serial {facts.serial}) is in "
+            f"place, but {what} on {host} port {port} still shows {shown} after the reload; "
+            "check that Asterisk's TLS listener uses "
+            f"{self._tls.cert_file} and {self._tls.key_file}"
+        )
+
+
+def _key_state(key: bytes | None, facts: CertificateFacts | None) -> str:
+    if key is None:
+        return "missing"
+    if facts is None:
+        return "unchecked"
+    try:
+        return KEY_MATCHES if key_matches(key, facts) else "does not match the certificate"
+    except ValueError as exc:
+        return str(exc)
+
+
+def _covers(facts: CertificateFacts, name: str) -> bool:
+    if name in facts.names:
+        return True
+    parent = name.split(".", 1)[1] if "." in name else ""
+    return bool(parent) and f"*.{parent}" in facts.names
+
+
+def _json(content: bytes | None) -> dict[str, Any]:
+    try:
+        data = json.loads(content or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,76 @@
+"""ACME DNS-01 challenge records: the small interface a DNS provider implements to answer them.
+
+The certificate layer writes ``_acme-challenge.<name>`` TXT records through the spec's own
+DNS provider, so whatever sipctl can publish SIP records in, it can prove a name in. A
+provider family answers challenges by having these three methods (``ChallengeWriter``);
+the certificate layer asks ``challenge_writer`` for one and never knows which family it got.
+
+Challenge records belong to an order only while it is validated: ``publish`` adds exactly
+these values (other TXT records at the name stay), ``withdraw`` deletes exactly these values
+again, and ``visible`` asks the zone's authoritative server, so the ACME server is told to
+look only once the records are really there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from sipctl.errors import ProviderError
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.schemas.loader import LoadedSpec
+
+CHALLENGE_LABEL = "_acme-challenge"
+CHALLENGE_TTL = 60  # seconds: resolvers must not keep an old challenge for long
+
+
+@dataclass(frozen=True)
+class ChallengeRecord:
+    """One TXT value at ``_acme-challenge.<name>.`` (absolute owner name)."""
+
+    owner: str
+    value: str
+
+
+def challenge_owner(name: str) -> str:
+    return f"{CHALLENGE_LABEL}.{name.rstrip('.')}."
+
+
+@runtime_checkable
+class ChallengeWriter(Protocol):
+    """What a DNS provider needs to answer ACME DNS-01 challenges."""
+
+    def publish_challenges(self, records: Sequence[ChallengeRecord]) -> None:
+        """Add these TXT values (leaving others at the same names alone)."""
+        ...
+
+    def withdraw_challenges(self, records: Sequence[ChallengeRecord]) -> None:
+        """Delete exactly these TXT values; values already gone are no error."""
+        ...
+
+    def challenges_visible(self, records: Sequence[ChallengeRecord]) -> bool:
+        """True when the zone's authoritative server answers every one of them."""
+        ...
+
+
+def challenge_writer(loaded: LoadedSpec, ctx: RunContext) -> ChallengeWriter:
+    """The spec's DNS provider, as a challenge writer; ProviderError when it cannot be one."""
+    from sipctl.providers.base import load_provider
+
+    dns = loaded.spec.dns
+    if dns is None:
+        raise ProviderError(
+            f"{loaded.where(('asterisk', 'tls', 'acme'))}: ACME DNS-01 needs the spec's dns "
+            "section to publish its challenge records"
+        )
+    provider = load_provider(dns.provider)(loaded, ctx)
+    if not isinstance(provider, ChallengeWriter):
+        raise ProviderError(
+            f"{loaded.where(('dns', 'provider'))}: dns provider {dns.provider!r} cannot publish "
+            "ACME challenge records; use a provider that can (rfc2136), or obtain the "
+            "certificate another way and leave asterisk.tls.acme out"
+        )
+    return provider
