@@ -283,9 +283,8 @@ class CertificateProvider:
         found = []
         if transports.tls is not None:
             found.append((host, transports.tls.port, "SIPS"))
-        wss = getattr(transports, "wss", None)
-        if wss is not None:
-            found.append((host, int(wss.port), "WSS"))
+        if transports.wss is not None:
+            found.append((host, transports.wss.port, "WSS"))
         return found
 
     def _reload(self, transport: HostTransport) -> list[str]:
