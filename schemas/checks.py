@@ -18,6 +18,7 @@ the spec is caught here rather than on the live host.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -145,12 +146,34 @@ def cross_warnings(loaded: LoadedSpec) -> list[str]:
             f"{w(('fail2ban', 'logpath'))}: asterisk is not managed, so sipctl cannot check "
             "that the jail's logpath is the file Asterisk logs to"
         )
+    notes += _ignoreip_warnings(loaded)
     if spec.firewall is not None and spec.asterisk is None:
         start, end = firewall_rtp_range(spec)
         notes.append(
             f"{w(('firewall',))}: asterisk is not managed; the firewall opens RTP "
             f"{start}-{end}, check that it is the PBX's rtp.conf range"
         )
+    return notes
+
+
+# Networks this wide are a large share of the Internet: probably a typo of the prefix length.
+_WIDE_IGNORED_PREFIX = {4: 8, 6: 32}
+
+
+def _ignoreip_warnings(loaded: LoadedSpec) -> list[str]:
+    """ignoreip entries so wide that the jail hardly bans anyone (/0 is refused outright)."""
+    spec, w = loaded.spec, loaded.where
+    if spec.fail2ban is None:
+        return []
+    notes: list[str] = []
+    for i, entry in enumerate(spec.fail2ban.ignoreip):
+        network = ipaddress.ip_network(entry, strict=False)
+        if network.prefixlen < _WIDE_IGNORED_PREFIX[network.version]:
+            notes.append(
+                f"{w(('fail2ban', 'ignoreip', i))}: fail2ban.ignoreip {entry} covers "
+                f"{network.num_addresses:.3g} addresses; the jail never bans any of them "
+                "(did you mean a longer prefix?)"
+            )
     return notes
 
 

@@ -1,10 +1,20 @@
 """Load a spec from YAML, keeping the file, line and column of every key and value.
 
-PyYAML composes the document into nodes that carry their marks; we build the plain data
-from those nodes ourselves so that every path (``("users", "director")``) keeps its position,
-duplicate keys are caught (plain YAML loaders keep the last one silently), and the names
-under ``users`` stay exactly as written: ``0105`` is the extension "0105", not the octal
-number 69.
+libyaml (PyYAML's ``CSafeLoader``) composes the document into nodes that carry their marks;
+we build the plain data from those nodes ourselves so that every path
+(``("users", "director")``) keeps its position, duplicate keys are caught (plain YAML loaders
+keep the last one silently), and the names under ``users`` stay exactly as written: ``0105``
+is the extension "0105", not the octal number 69.
+
+A spec arrives by pull request, so the YAML itself is hostile input. Before anything is
+composed, one pass over libyaml's event stream refuses
+
+- anchors and aliases (``&a`` / ``*a``): a spec never needs them, and a few hundred bytes of
+  nested aliases expand to gigabytes ("billion laughs");
+- nesting deeper than ``MAX_DEPTH`` (a spec is six levels deep at most);
+
+and while the data is built every scalar, key or value, must obey the one rule of
+``schemas/text.py`` (one line of visible text). Each refusal names ``file:line:col``.
 """
 
 from __future__ import annotations
@@ -18,9 +28,14 @@ from pydantic import ValidationError
 
 from sipctl.errors import SpecError
 from sipctl.schemas.spec import UNION_TAGS, Spec
+from sipctl.schemas.text import describe_character, text_problem
 
 PathKey = tuple[str | int, ...]
 MAX_SPEC_BYTES = 1_000_000
+# Mappings and lists inside each other; the deepest spec path today is 4 (asterisk.tls.acme.*).
+MAX_DEPTH = 20
+_COLLECTION_START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_COLLECTION_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 # Under these sections every key is kept as the text the user wrote.
 # Names and extensions are text as written ("0105" keeps its zero, "101" stays a string).
 _RAW_TEXT_SECTIONS = frozenset({"users", "rooms"})
@@ -74,7 +89,7 @@ class _Builder:
     def __init__(self) -> None:
         self.positions: dict[PathKey, Position] = {}
         self.problems: list[str] = []
-        self._loader = yaml.SafeLoader("")
+        self._loader = yaml.CSafeLoader("")
 
     def build(self, node: yaml.Node, path: PathKey, source: str) -> Any:
         self.positions.setdefault(
@@ -85,6 +100,7 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), source) for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
+        self._check_text(node, _dotted(path), source)
         if _raw_text_value(path) and node.tag != "tag:yaml.org,2002:null":
             return str(node.value)
         return self._loader.construct_object(node, deep=True)
@@ -97,6 +113,8 @@ class _Builder:
                 self.problems.append(
                     f"{source}:{mark.line + 1}:{mark.column + 1}: a key must be a plain name"
                 )
+                continue
+            if not self._check_text(key_node, f"{_dotted(path)}: a key", source):
                 continue
             if key_node.tag == "tag:yaml.org,2002:merge":
                 mark = key_node.start_mark
@@ -123,6 +141,54 @@ class _Builder:
             self.positions[child] = Position(mark.line + 1, mark.column + 1)
             result[key] = self.build(value_node, child, source)
         return result
+
+    def _check_text(self, node: yaml.ScalarNode, what: str, source: str) -> bool:
+        """The one rule of schemas/text.py; False (and a problem noted) when it is broken."""
+        problem = text_problem(str(node.value))
+        if problem is None:
+            return True
+        mark = node.start_mark
+        self.problems.append(f"{source}:{mark.line + 1}:{mark.column + 1}: {what} {problem}")
+        return False
+
+
+def _refuse_unsafe_structure(text: str, source: str) -> None:
+    """One pass over libyaml's events: no anchor, no alias, no nesting beyond MAX_DEPTH.
+
+    Runs before anything is composed, so an alias bomb or a megabyte of brackets is refused
+    after reading only as far as its first anchor or its MAX_DEPTH-th level.
+    """
+    parser = yaml.CSafeLoader(text)
+    depth = 0
+    try:
+        while parser.check_event():
+            event = parser.get_event()
+            mark = event.start_mark if event is not None else None
+            if event is None or mark is None:
+                continue
+            where = f"{source}:{mark.line + 1}:{mark.column + 1}"
+            if isinstance(event, yaml.AliasEvent):
+                raise SpecError(
+                    f"{where}: YAML aliases (*{event.anchor}) are not allowed in a spec: "
+                    "write the value out where it is needed"
+                )
+            anchor = getattr(event, "anchor", None)
+            if anchor is not None:
+                raise SpecError(
+                    f"{where}: YAML anchors (&{anchor}) are not allowed in a spec: "
+                    "write the value out where it is needed"
+                )
+            if isinstance(event, _COLLECTION_START):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise SpecError(
+                        f"{where}: the spec is nested more than {MAX_DEPTH} levels deep; "
+                        "no spec key is that deep (check the indentation and brackets)"
+                    )
+            elif isinstance(event, _COLLECTION_END):
+                depth -= 1
+    finally:
+        parser.dispose()
 
 
 def _dotted(path: PathKey) -> str:
@@ -159,22 +225,34 @@ def _format_validation_error(
     return lines
 
 
+def _reader_error(text: str, source: str, exc: yaml.reader.ReaderError) -> str:
+    """libyaml refused a character of the text itself (a raw control character)."""
+    offset = exc.position if 0 <= exc.position <= len(text) else 0
+    before = text[:offset]
+    line = before.count("\n") + 1
+    column = offset - (before.rfind("\n") + 1) + 1
+    char = exc.character
+    shown = describe_character(chr(char) if isinstance(char, int) else str(char)[:1] or "?")
+    return (
+        f"{source}:{line}:{column}: not valid YAML: {shown} may not appear in a spec; "
+        "spec values must be one line of visible text"
+    )
+
+
 def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = None) -> LoadedSpec:
     """Parse and validate spec text; raise SpecError with one line per problem."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
         raise SpecError(f"{source}: the spec is larger than {MAX_SPEC_BYTES} bytes")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _refuse_unsafe_structure(text, source)
+        node = yaml.compose(text, Loader=yaml.CSafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = exc.problem or "invalid YAML"
         raise SpecError(f"{where}: not valid YAML: {problem}") from None
     except yaml.reader.ReaderError as exc:
-        raise SpecError(
-            f"{source}: not valid YAML: character {exc.character!r} at offset {exc.position} "
-            "is not allowed in YAML text"
-        ) from None
+        raise SpecError(_reader_error(text, source, exc)) from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise SpecError(f"{source}: not valid YAML: {type(exc).__name__}") from None
     if node is None:

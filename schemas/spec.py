@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -31,6 +32,7 @@ from sipctl.schemas.names import (
     UserName,
 )
 from sipctl.schemas.targets import check_target
+from sipctl.schemas.text import check_text
 
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 U16 = Annotated[int, Field(ge=0, le=65535, strict=True)]
@@ -44,7 +46,36 @@ _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class _Model(BaseModel):
+    """Every spec model: unknown keys are errors, values are immutable, and every string
+    (dict keys included) obeys the one rule of schemas/text.py. The loader checks the same
+    rule on the YAML first, with file:line:col; this is the net for specs built in Python."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _one_line_of_text(cls, value: Any) -> Any:
+        _check_strings(value)
+        return value
+
+    @model_validator(mode="after")
+    def _extra_is_text_too(self) -> Any:
+        # Models that allow extra keys (octodns) keep them outside the fields.
+        if self.__pydantic_extra__:
+            _check_strings(self.__pydantic_extra__)
+        return self
+
+
+def _check_strings(value: object) -> None:
+    if isinstance(value, str):
+        check_text(value)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _check_strings(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key)
+            _check_strings(item)
 
 
 def _ensure_field() -> Any:
@@ -121,17 +152,41 @@ def _default_transports() -> Transports:
 
 
 def _check_ipv4(value: str) -> str:
+    """A server's IPv4 address, stored as the canonical text of the parsed address."""
     try:
-        return str(ipaddress.IPv4Address(value))
+        address = ipaddress.IPv4Address(value)
     except (ipaddress.AddressValueError, ValueError):
         raise ValueError(f"{value!r} is not an IPv4 address") from None
+    _refuse_unreachable(address)
+    return str(address)
 
 
 def _check_ipv6(value: str) -> str:
+    """A server's IPv6 address, canonical text (compressed, lower case), no scope id."""
+    if isinstance(value, str) and "%" in value:
+        raise ValueError(
+            f"{value!r} has a scope id (after '%'): a SIP server's address is global and "
+            "never has one; write the address alone"
+        )
     try:
-        return str(ipaddress.IPv6Address(value))
+        address = ipaddress.IPv6Address(value)
     except (ipaddress.AddressValueError, ValueError):
         raise ValueError(f"{value!r} is not an IPv6 address") from None
+    _refuse_unreachable(address)
+    return str(address)
+
+
+def _refuse_unreachable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """Addresses no caller can send a call to: published in DNS they only mislead."""
+    if address.is_unspecified:
+        raise ValueError(
+            f"{address} is the unspecified address ('any'), not one a caller can reach; "
+            "give the server's own address"
+        )
+    if address == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValueError(f"{address} is the broadcast address; give the server's own address")
+    if address.is_multicast:
+        raise ValueError(f"{address} is a multicast address; give the server's own address")
 
 
 IPv4 = Annotated[str, AfterValidator(_check_ipv4)]
@@ -327,6 +382,38 @@ class Octodns(_Model):
         return dict(self.__pydantic_extra__ or {})
 
 
+# Characters that mean something to a shell beyond "word": command lists (; & |), expansions
+# ($ `), redirections (< >), subshells and groups (( ) { }). A command is a program and its
+# arguments, run without a shell, so none of them is ever needed.
+SHELL_SYNTAX = frozenset(";&|$`<>(){}")
+
+
+def split_command(value: str) -> tuple[str, ...]:
+    """The words of a ``command`` value (shlex rules): the program, then its arguments."""
+    return tuple(shlex.split(value))
+
+
+def _check_command(value: str) -> str:
+    bad = sorted(set(value) & SHELL_SYNTAX)
+    if bad:
+        shown = " ".join(bad)
+        raise ValueError(
+            f"{value!r} uses shell syntax ({shown}): a command is a program and its "
+            "arguments, run without a shell; write just the program and its words, like "
+            "'docker exec pbx asterisk'"
+        )
+    try:
+        words = split_command(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a command line: {exc}") from None
+    if not words:
+        raise ValueError("a command must name a program")
+    return value.strip()
+
+
+Command = Annotated[str, AfterValidator(_check_command)]
+
+
 class Dns(_Model):
     provider: str = Field(
         default="rfc2136", description="rfc2136, zonefile, octodns, or a plugin's name"
@@ -345,7 +432,7 @@ class Dns(_Model):
     )
     timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
     file: str | None = Field(default=None, description="zone file (zonefile), relative to the spec")
-    reload_command: str | None = Field(
+    reload_command: Command | None = Field(
         default=None, description="run after the zone file changed, e.g. 'rndc reload mysite.ru'"
     )
     octodns: Octodns | None = Field(
@@ -412,15 +499,6 @@ def _check_abs_path(value: str) -> str:
 
 
 AbsPath = Annotated[str, AfterValidator(_check_abs_path)]
-
-
-def _check_command(value: str) -> str:
-    if "\n" in value or "\x00" in value or not value.strip():
-        raise ValueError("a command must be one non-empty line")
-    return value.strip()
-
-
-Command = Annotated[str, AfterValidator(_check_command)]
 
 
 # --- Asterisk ---------------------------------------------------------------------------------
@@ -578,6 +656,41 @@ class Firewall(_Model):
 # --- fail2ban ---------------------------------------------------------------------------------
 
 
+def _check_ignored_network(value: str) -> str:
+    """An address or network fail2ban never bans, as the canonical text of the parsed network.
+
+    No scope id (``fe80::1%eth0``: fail2ban's INI reader reads ``%`` as interpolation, and
+    fail2ban compares addresses without one), no network covering every address (a jail
+    that ignores everyone bans no one).
+    """
+    if not isinstance(value, str):
+        raise ValueError("an ignoreip entry must be an address or a network, like 192.0.2.0/24")
+    if "%" in value:
+        raise ValueError(
+            f"{value!r} has a scope id (after '%'): fail2ban compares addresses without one; "
+            "write the address alone"
+        )
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an address or network (like 192.0.2.7 or 192.0.2.0/24)"
+        ) from None
+    if network.prefixlen == 0:
+        raise ValueError(
+            f"{value!r} covers every address: the jail would never ban anyone; list the "
+            "networks you trust instead"
+        )
+    if network.network_address.is_unspecified and network.prefixlen == network.max_prefixlen:
+        raise ValueError(f"{value!r} is the unspecified address ('any'), not a caller's address")
+    if network.prefixlen == network.max_prefixlen:
+        return str(network.network_address)
+    return str(network)
+
+
+IgnoredNetwork = Annotated[str, AfterValidator(_check_ignored_network)]
+
+
 class Fail2ban(_Model):
     enabled: bool = True
     sshd: bool = Field(
@@ -597,17 +710,9 @@ class Fail2ban(_Model):
     maxretry: Annotated[int, Field(ge=1, le=1000, strict=True)] = 5
     findtime: Annotated[int, Field(ge=1, le=31536000, strict=True)] = 600
     bantime: Annotated[int, Field(ge=-1, le=315360000, strict=True)] = 3600
-    ignoreip: tuple[str, ...] = ()
-
-    @field_validator("ignoreip")
-    @classmethod
-    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an address or network") from None
-        return value
+    ignoreip: tuple[IgnoredNetwork, ...] = Field(
+        default=(), description="addresses or networks (CIDR) never banned; loopback always is"
+    )
 
 
 # --- WebRTC ---------------------------------------------------------------------------------

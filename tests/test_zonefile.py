@@ -188,9 +188,17 @@ def test_an_unrelated_edit_after_the_read_is_kept(tmp_path: Path, zone_file: Pat
     assert f'extra.{ZONE}. 3600 TXT "added meanwhile"' in records(zone_file, owned=False)
 
 
+def _script(path: Path, body: str) -> Path:
+    """A reload program (a command is run without a shell, so shell syntax goes in a file)."""
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
 def test_reload_command_runs_after_a_change(tmp_path: Path, zone_file: Path) -> None:
     marker = tmp_path / "reloaded"
-    extra = f"  reload_command: sh -c 'echo reload >> {marker}'\n"
+    script = _script(tmp_path / "reload", f"echo reload >> {marker}")
+    extra = f"  reload_command: {script} mysite.ru\n"
     run = converge(tmp_path, spec_text(extra=extra))
     assert marker.read_text() == "reload\n"
     assert run.provider.reloads == 1
@@ -200,7 +208,8 @@ def test_reload_command_runs_after_a_change(tmp_path: Path, zone_file: Path) -> 
 
 def test_a_failing_reload_restores_the_file(tmp_path: Path, zone_file: Path) -> None:
     original = zone_file.read_bytes()
-    extra = "  reload_command: sh -c 'echo zone not loaded >&2; exit 4'\n"
+    script = _script(tmp_path / "reload", "echo zone not loaded >&2; exit 4")
+    extra = f"  reload_command: {script}\n"
     with pytest.raises(ProviderError) as info:
         Run(tmp_path, spec_text(extra=extra)).apply()
     assert "exit status 4" in str(info.value) and "zone not loaded" in str(info.value)
