@@ -1,0 +1,114 @@
+"""The certificate layer on the real Asterisk 22: SIPS serves the renewed certificate
+without a restart (PJSIP restarts a TLS transport on reload when its files changed in place).
+
+pebble validates the DNS-01 challenges against the test BIND; sipctl manages the transports
+(a TLS transport on a free port). The chroot sees the host's paths of its own files through
+a link (see ``host_paths_inside``), so the spec's paths are valid on both sides.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fixtures.asterisk import AsteriskInstance
+from fixtures.bind import BindServer, bind_env
+from fixtures.common import free_port
+from fixtures.pebble import PebbleServer
+
+from sipctl.providers.certificate.pem import leaf_der, read_certificate, read_der_certificate
+from sipctl.providers.certificate.served import fetch_served
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.bind]
+
+
+def host_paths_inside(pbx: AsteriskInstance) -> None:
+    """Make ``<root>/etc/...`` (a host path) name ``/etc/...`` inside the chroot too."""
+    inner = pbx.root / str(pbx.root).lstrip("/")
+    if not inner.is_symlink():
+        inner.parent.mkdir(parents=True, exist_ok=True)
+        inner.symlink_to("/")
+
+
+@pytest.fixture(scope="module")
+def pbx(asterisk: AsteriskInstance) -> Iterator[AsteriskInstance]:
+    host_paths_inside(asterisk)
+    keys = asterisk.config_dir / "keys"
+    keys.mkdir(exist_ok=True)
+    # as Debian has it: Asterisk's own directory, so a new key is readable by its group
+    subprocess.run(["chroot", str(asterisk.root), "chown", "asterisk:", "/etc/asterisk/keys"],
+                   check=True)  # fmt: skip
+    yield asterisk
+
+
+@pytest.fixture
+def zone(bind: BindServer) -> Iterator[str]:
+    name = bind.new_zone()
+    yield name
+    bind.delete_zone(name)
+
+
+def sipctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sipctl", *args],
+        capture_output=True,
+        text=True,
+        env={**env, "NO_COLOR": "1"},
+        timeout=180,
+        check=False,
+    )
+
+
+def test_sips_serves_the_renewed_certificate_without_a_restart(
+    bind: BindServer, zone: str, pebble: PebbleServer, pbx: AsteriskInstance, tmp_path: Path
+) -> None:
+    sip_port, tls_port = free_port(), free_port()
+    cert_file = pbx.config_dir / "keys" / "asterisk.pem"
+    key_file = pbx.config_dir / "keys" / "asterisk.key"
+
+    def spec(renew_days: int) -> str:
+        return (
+            f"version: 1\ndomain: {zone}\n"
+            f"transports: {{udp: {{port: {sip_port}}}, tcp: {{port: {sip_port}}}, "
+            f"tls: {{port: {tls_port}}}}}\n"
+            f"servers: [{{host: pbx.{zone}, ipv4: [127.0.0.1]}}]\n"
+            "users: {director: 105}\n"
+            f"dns:\n  provider: rfc2136\n  server: '{bind.server}'\n"
+            f"  tsig: {{name: {bind.key_name}, secret_env: SIPCTL_TSIG_SECRET}}\n"
+            f"asterisk:\n  command: {pbx.command}\n  config_dir: {pbx.config_dir}\n"
+            "  manage_transports: true\n"
+            f"  tls:\n    cert_file: {cert_file}\n    key_file: {key_file}\n"
+            f"    acme: {{directory: '{pebble.directory}', renew_days: {renew_days}, "
+            f"ca_file: '{pebble.ca_file}'}}\n"
+        )
+
+    path = tmp_path / "sipctl.yaml"
+    path.write_text(spec(5))
+    env = bind_env(bind)
+    first = sipctl("apply", "-f", str(path), "--auto-approve", "--no-verify", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    # The certificate came first (phase before Asterisk), then the TLS transport started.
+    assert f"nothing serves SIPS on 127.0.0.1 port {tls_port} yet" in first.stderr
+    served = fetch_served("127.0.0.1", tls_port, zone)
+    assert served.der == leaf_der(cert_file.read_bytes()), served.problem
+    pid = pbx.pid
+    old_serial = read_der_certificate(served.der).serial
+
+    path.write_text(spec(30))
+    renewed = sipctl("apply", "-f", str(path), "--auto-approve", "--no-verify", env=env)
+    assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+    print(renewed.stdout, renewed.stderr, sep="\n")  # the test log
+    assert "module reload res_pjsip.so" in renewed.stderr
+    assert f"SIPS on 127.0.0.1 port {tls_port} serves the new certificate" in renewed.stderr
+    now = fetch_served("127.0.0.1", tls_port, zone)
+    assert now.der is not None and now.der == leaf_der(cert_file.read_bytes())
+    assert read_der_certificate(now.der).serial != old_serial
+    assert read_certificate(cert_file.read_bytes()).serial != old_serial
+    assert pbx.pid == pid and Path(f"/proc/{pid}").exists()  # no restart
+
+    path.write_text(spec(5))  # pebble's certificates live 10 days: nothing due at 5
+    again = sipctl("plan", "-f", str(path), "--detailed-exitcode", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
