@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sipctl import __version__
-from sipctl.errors import ProviderError, SipctlError, SpecError, StalePlanError, UnsafePlanError
+from sipctl.errors import (
+    ProviderCrashed,
+    ProviderError,
+    SipctlError,
+    SpecError,
+    StalePlanError,
+    UnsafePlanError,
+)
 from sipctl.providers.base import Provider, RunContext, load_provider
 from sipctl.reconciler.diff import diff
 from sipctl.reconciler.layers import LAYERS, Layer
@@ -208,6 +215,15 @@ def check_safe(plan: Plan, force: bool) -> list[str]:
     return reasons
 
 
+def _after_failure(report: ApplyReport) -> str:
+    if not report.applied:
+        return "\n(nothing was applied before this failure; 'sipctl plan' shows what remains)"
+    return (
+        f"\n(already applied before this failure: {', '.join(report.applied)}; "
+        "'sipctl plan' shows exactly what remains)"
+    )
+
+
 def apply_plan(
     plan_run: PlanRun,
     ctx: RunContext,
@@ -230,12 +246,14 @@ def apply_plan(
         try:
             lines = run.provider.apply(changes, run.live)
         except SipctlError as exc:
-            if report.applied:
-                exc.message = (
-                    f"{exc.message}\n(already applied before this failure: "
-                    f"{', '.join(report.applied)})"
-                )
+            exc.message += _after_failure(report)
             raise
+        except Exception as exc:
+            # A bug, but the user's first need is to know what state the hosts are in.
+            raise ProviderCrashed(
+                f"{target}: the {run.provider.name} provider failed unexpectedly "
+                f"({type(exc).__name__}: {exc})" + _after_failure(report)
+            ) from exc
         # Every line names its layer, whatever the provider's own wording.
         layer = run.layer.name
         report.lines.extend(

@@ -19,6 +19,7 @@ from fixtures.bind import BindServer, bind_env, dns_spec
 from sipctl.cli import run
 from sipctl.errors import LockHeldError
 from sipctl.providers.base import RunContext
+from sipctl.providers.bookkeeping import local_state_dir, record_name
 from sipctl.providers.dns.lock import DnsLock
 from sipctl.providers.transport.host_lock import FileLock
 from sipctl.reconciler.gitops.locking import Holder, LockSet, new_holder
@@ -223,14 +224,15 @@ def test_file_locks_exclude_each_other_and_end_with_their_holder(tmp_path: Path)
     b.release(holder_b)
 
 
-def test_zonefile_apply_takes_a_flock_beside_the_zone_file(tmp_path: Path) -> None:
+def test_zonefile_apply_takes_a_flock_in_sipctls_own_directory(tmp_path: Path) -> None:
     zone = tmp_path / "example.org.zone"
     spec = tmp_path / "sipctl.yaml"
     spec.write_text(
         "version: 1\ndomain: example.org\nservers: [{host: pbx.example.org, ipv4: [192.0.2.5]}]\n"
         f"dns: {{provider: zonefile, file: {zone.name}}}\n"
     )
-    lock = FileLock(tmp_path / "example.org.zone.sipctl.lock", "k", "held by the test")
+    where = local_state_dir() / record_name(str(zone), ".lock")
+    lock = FileLock(where, "k", "held by the test")
     now = datetime.now(UTC).replace(microsecond=0)
     assert lock.acquire(Holder("c" * 16, "test@here", now, now + timedelta(minutes=1))) is None
     assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 3

@@ -18,6 +18,7 @@ from fixtures.sshd import SshServer, make_key, start_sshd
 
 from sipctl.errors import ProviderError, StalePlanError
 from sipctl.providers.base import RunContext
+from sipctl.providers.transport.files import write_script
 from sipctl.providers.transport.pool import BACKUP_SUFFIX, FileWrite, TransportPool
 from sipctl.providers.transport.ssh import SshTransport
 from sipctl.schemas.spec import Ssh
@@ -484,3 +485,25 @@ def test_broken_lines_in_known_hosts_are_skipped(ssh_server: SshServer, tmp_path
         assert t.run("echo ok").stdout == "ok\n"
     finally:
         t.close()
+
+
+def test_a_link_at_the_backup_or_a_temp_name_is_never_followed(
+    ssh: SshTransport, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"root's own\n")
+    conf = tmp_path / "x.conf"
+    conf.write_bytes(b"v1\n")
+    conf.chmod(0o640)
+    os.chown(conf, 1234, 4321)
+    (tmp_path / ("x.conf" + BACKUP_SUFFIX)).symlink_to(victim)
+    ssh.write_files([FileWrite(str(conf), b"v2\n", expected=b"v1\n")])
+    assert victim.read_bytes() == b"root's own\n"
+    backup = tmp_path / ("x.conf" + BACKUP_SUFFIX)
+    assert not backup.is_symlink() and backup.read_bytes() == b"v1\n"
+    info = conf.stat()
+    assert (info.st_mode & 0o7777, info.st_uid, info.st_gid) == (0o640, 1234, 4321)
+    # the script writes new files only with O_EXCL: a name that exists is never opened
+    script = write_script([FileWrite(str(conf), b"v3\n", expected=b"v2\n")], "@m@")
+    assert "conv=excl" in script and "chown -h" in script
+    assert '> "$t' not in script and '>"$t' not in script

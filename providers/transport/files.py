@@ -10,6 +10,10 @@ Writing follows the same steps as ``LocalTransport.write_files``: check every ex
 sha256 (nothing written on any mismatch), write each new file to a temp file beside it with
 the old file's mode and owner, sync, check again right before the renames, keep the old file
 as ``<path>.sipctl.bak``, rename into place; if a rename fails, undo the ones already done.
+No file is written through a link: a changed path that is a link is refused, and temp and
+backup files are created new (``dd conv=excl``: ``O_EXCL``, GNU coreutils) under random
+names with their final mode (umask), their owner set with ``chown -h``; everything else is
+a rename or an unlink, which never follow a link.
 """
 
 from __future__ import annotations
@@ -133,12 +137,15 @@ check() { # check INDEX PATH EXPECTED_SHA256_OR_- [changing]
   fi
 }
 fail() { say FAIL "$1" "$2"; cleanup; undo; exit 1; }
-temp() { # temp INDEX PATH MODE_OR_- : a temp file beside PATH, with PATH's mode and owner
+excl() { # excl MODE FILE : stdin into FILE, created new (O_EXCL: never through a link)
+  (umask "$(printf '%o' $(( 0777 & ~0$1 )))" && dd of="$2" conv=excl status=none 2>/dev/null)
+}
+temp() { # temp INDEX PATH MODE_OR_- : t = a new temp name beside PATH; mode, owner for it
   dir=$(dirname -- "$2")
   if [ ! -d "$dir" ]; then
     err=$(mkdir -p -- "$dir" 2>&1) || fail "$1" "cannot create the directory: $err"
   fi
-  t=$(mktemp "$dir/.sipctl-tmp.XXXXXXXXXX" 2>&1) || fail "$1" "cannot write in the directory: $t"
+  t=$(mktemp -u "$dir/.sipctl-tmp.XXXXXXXXXX" 2>&1) || fail "$1" "cannot name a temp file: $t"
   if [ -f "$2" ]; then
     owner=$(stat -c '%u:%g' -- "$2") && mode=$(stat -c '%a' -- "$2") || fail "$1" "cannot stat"
   else
@@ -146,12 +153,18 @@ temp() { # temp INDEX PATH MODE_OR_- : a temp file beside PATH, with PATH's mode
     mode=644
   fi
   [ "$3" = - ] || mode=$3
-  err=$(chown "$owner" "$t" 2>&1 && chmod "$mode" "$t" 2>&1) || fail "$1" "$err"
+}
+own() { # own INDEX FILE : FILE gets $owner; -h: a link swapped in is not followed
+  err=$(chown -h "$owner" "$2" 2>&1) || fail "$1" "$err"
 }
 backup() { # backup PATH : PATH.sipctl.bak becomes a copy of PATH; PATH stays in place
-  rm -f -- "$1$B.tmp"
-  ln -- "$1" "$1$B.tmp" 2>/dev/null || cp -p -- "$1" "$1$B.tmp" || return 1
-  mv -f -- "$1$B.tmp" "$1$B"
+  bt=$(mktemp -u "$(dirname -- "$1")/.sipctl-bak.XXXXXXXXXX") || return 1
+  if ! ln -- "$1" "$bt" 2>/dev/null; then
+    bo=$(stat -c '%u:%g' -- "$1") && bm=$(stat -c '%a' -- "$1") || return 1
+    excl "$bm" "$bt" < "$1" || { rm -f -- "$bt"; return 1; }
+    chown -h "$bo" "$bt" 2>/dev/null
+  fi
+  mv -f -- "$bt" "$1$B"
 }
 """
 
@@ -198,8 +211,11 @@ def write_script(writes: Sequence[FileWrite], marker: str) -> str:
         mode = "-" if w.mode is None else format(w.mode, "o")
         out.append(f"temp {i} {q(w.path)} {mode}; t{i}=$t")
         encoded = base64.encodebytes(w.content).decode("ascii")
-        out.append(f"base64 -d > \"$t{i}\" <<'SIPCTL_{nonce}'\n{encoded}SIPCTL_{nonce}")
-        out.append(f'[ $? -eq 0 ] || fail {i} "cannot write the temp file"')
+        out.append(
+            f'base64 -d <<\'SIPCTL_{nonce}\' | excl "$mode" "$t{i}"\n{encoded}SIPCTL_{nonce}'
+        )
+        out.append(f'[ $? -eq 0 ] || fail {i} "cannot write a new temp file"')
+        out.append(f'own {i} "$t{i}"')
     synced = " ".join(f'"$t{i}"' for i, w in changing if w.content is not None)
     if synced:
         out.append(f"sync -- {synced} 2>/dev/null || sync")

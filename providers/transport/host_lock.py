@@ -6,9 +6,13 @@ its stdin is closed. A flock ends with its process, so a killed run leaves no lo
 (the holder line in the file is then stale and ignored). The zonefile provider gets the same
 local flock on ``<zone file>.sipctl.lock``.
 
-The record of the last apply of a host's layers is ``.sipctl-state.json`` in the same
-directory as the lock (read and written through the layer's transport); for a zone file
-it is ``<zone file>.sipctl-state.json``.
+Locks and the record of the last apply live in sipctl's own directory, ``/var/lib/sipctl``
+(``providers/bookkeeping.py``): on the host for a host's layers (below the root for a
+``dir:`` target), on this machine for a zone file. Each is named after what it belongs to
+(the layers' managed directory, the zone file), so two specs that manage different
+directories of one host keep apart. A record left by an older sipctl in the managed
+directory itself (``.sipctl-state.json``, ``.sipctl.lock``) is still read, and moved on the
+next apply that records its state.
 """
 
 from __future__ import annotations
@@ -27,6 +31,18 @@ from typing import TYPE_CHECKING, Any
 import paramiko
 
 from sipctl.errors import ProviderError, SipctlError
+from sipctl.providers.bookkeeping import (
+    BOOKKEEPING_DIR,
+    local_state_dir,
+    open_bookkeeping_below,
+    open_local_dir,
+    open_private_dir,
+    private_dir,
+    private_dir_script,
+    read_private_file,
+    record_name,
+    write_private_file,
+)
 from sipctl.providers.transport.pool import FileWrite
 from sipctl.reconciler.gitops.locking import LOCK_FILE, Holder, HostPlace, LockSite, unknown_holder
 from sipctl.schemas.targets import parse_target
@@ -41,18 +57,26 @@ _LOCK_WAIT = 15.0  # seconds to wait for the remote flock to answer
 
 
 class FileLock:
-    """An exclusive flock on a file on this machine, held by this process."""
+    """An exclusive flock on a file on this machine, held by this process.
 
-    def __init__(self, path: Path, key: str, where: str) -> None:
+    ``root`` given: the lock is in ``BOOKKEEPING_DIR`` below that ``dir:`` root; else its
+    directory is a private one of this machine (created 0700). A link is never followed.
+    """
+
+    def __init__(self, path: Path, key: str, where: str, root: Path | None = None) -> None:
         self.path = path
         self.key = key
         self.where = where
+        self._root = root
         self._fd: int | None = None
 
     def _open(self) -> int:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if self._root is not None:
+                with open_bookkeeping_below(self._root) as directory:
+                    return directory.open_lock(self.path.name)
+            with open_private_dir(self.path.parent) as directory:
+                return directory.open_lock(self.path.name)
         except OSError as exc:
             raise ProviderError(
                 f"cannot open the lock file {self.path}: {exc.strerror or exc}"
@@ -118,14 +142,16 @@ class SshFlock:
 
     def _script(self, me: Holder | None) -> str:
         f = shlex.quote(self.path)
-        d = shlex.quote(posixpath.dirname(self.path) or "/")
         take = "echo FREE"
         if me is not None:
+            # by name: the directory is root's own (checked first), nobody else can swap it
             line = shlex.quote(me.to_text())
             take = f"printf '%s\\n' {line} > {f}; echo LOCKED; cat >/dev/null; : > {f}"
         return (
             "command -v flock >/dev/null 2>&1 || { echo NOFLOCK; exit 0; }; "
-            f"mkdir -p {d} && exec 9>>{f} || {{ echo NOFILE; exit 0; }}; "
+            + private_dir_script(posixpath.dirname(self.path) or "/")
+            + f"[ -L {f} ] && {{ echo LINK; exit 0; }}; "
+            f"exec 9>>{f} || {{ echo NOFILE; exit 0; }}; "
             f"if flock -n 9; then {take}; else echo BUSY; cat {f}; fi"
         )
 
@@ -150,6 +176,12 @@ class SshFlock:
     def _outcome(self, first: str, rest: str) -> Holder:
         if first == "BUSY":
             return Holder.from_text(rest) or unknown_holder()
+        if first in ("LINK", "NOTPRIVATE"):
+            raise ProviderError(
+                f"{self._transport.ref}: {self.path} or its directory is a symbolic link or "
+                "not root's own (mode 0700); sipctl takes no lock there",
+                hint=f"remove {posixpath.dirname(self.path)} on the host: sipctl recreates it",
+            )
         if first == "NOFLOCK":
             raise ProviderError(
                 f"{self._transport.ref}: the host has no 'flock' program (util-linux); "
@@ -225,84 +257,133 @@ def _read_rest(channel: paramiko.Channel, timeout: float, out: bytes) -> str:
     return out.decode("utf-8", "replace")
 
 
-def zonefile_lock_site(loaded: LoadedSpec) -> LockSite:
+def _zone_file(loaded: LoadedSpec) -> Path:
     assert loaded.spec.dns is not None and loaded.spec.dns.file is not None
-    zone_file = loaded.resolve_path(loaded.spec.dns.file).resolve()
-    path = zone_file.with_name(zone_file.name + ".sipctl.lock")
-    return FileLock(path, f"file:{path}", f"zone file lock {path}")
+    return loaded.resolve_path(loaded.spec.dns.file).resolve()
 
 
-def _lock_path(place: HostPlace) -> str:
-    return posixpath.join(place.directory, LOCK_FILE)
+def zonefile_lock_site(loaded: LoadedSpec) -> LockSite:
+    zone_file = _zone_file(loaded)
+    path = local_state_dir() / record_name(str(zone_file), ".lock")
+    return FileLock(path, f"file:{path}", f"zone file lock {path} (for {zone_file})")
+
+
+def _record_base(place: HostPlace) -> str:
+    """Where a host's lock and record live, without the suffix."""
+    return posixpath.join(BOOKKEEPING_DIR, record_name(place.directory, ""))
 
 
 def host_lock_site(place: HostPlace, loaded: LoadedSpec, ctx: RunContext) -> LockSite:
-    """The lock of ``place``'s host: one per host, in the directory of its first layer."""
+    """The lock of ``place``'s host: one per managed directory, in ``BOOKKEEPING_DIR``."""
     ref = parse_target(place.target)
+    host_path = _record_base(place) + ".lock"
     if ref.kind == "dir":
         root = loaded.resolve_path(ref.path).resolve()
-        path = root / LOCK_FILE
-        return FileLock(path, f"file:{path}", f"host lock {path} ({ref})")
+        path = root / host_path.lstrip("/")
+        return FileLock(path, f"file:{path}", f"host lock {path} ({ref})", root=root)
     if ref.kind == "local":
-        path = Path(_lock_path(place))
+        path = Path(host_path)
         return FileLock(path, f"file:{path}", f"host lock {path} (local)")
-    return SshFlock(ctx.transports.get(place.target, place.ssh), _lock_path(place))
+    return SshFlock(ctx.transports.get(place.target, place.ssh), host_path)
 
 
 # --- the record of the last apply, as a file -------------------------------------------------
 
 
 class HostStateStore:
-    """``.sipctl-state.json`` beside the host lock: every layer of that host, by target."""
+    """The record of every layer of one host (by target), in ``BOOKKEEPING_DIR`` on the host.
+
+    A record an older sipctl kept in the managed directory is read when there is no new one,
+    and removed by the next ``write`` (which writes it at the new place)."""
 
     def __init__(self, place: HostPlace, ctx: RunContext) -> None:
         self._transport = ctx.transports.get(place.target, place.ssh)
         ref = parse_target(place.target)
-        self.path = (
-            "/" + STATE_FILE if ref.kind == "dir" else posixpath.join(place.directory, STATE_FILE)
-        )
+        self.path = _record_base(place) + ".state.json"
+        old_directory = "/" if ref.kind == "dir" else place.directory
+        self.old_paths = [posixpath.join(old_directory, n) for n in (STATE_FILE, LOCK_FILE)]
         self.where = f"{self.path} on {ref}"
 
-    def _read_raw(self) -> bytes | None:
-        return self._transport.read_files([self.path])[self.path].content
+    def _read_raw(self) -> dict[str, bytes | None]:
+        paths = [self.path, *self.old_paths]
+        found = self._transport.read_files(paths)
+        return {path: found[path].content for path in paths}
 
     def read(self) -> dict[str, Any] | None:
-        return _parse(self._read_raw())
+        raw = self._read_raw()
+        current = raw[self.path]
+        return _parse(current if current is not None else raw[self.old_paths[0]])
 
     def write(self, record: dict[str, Any]) -> None:
-        old = self._read_raw()
+        raw = self._read_raw()
         content = (json.dumps(record, indent=1, sort_keys=True) + "\n").encode()
-        self._transport.write_files([FileWrite(self.path, content, old, 0o600)])
+        ensure_bookkeeping_dir(self._transport)
+        writes = [FileWrite(self.path, content, raw[self.path], 0o600)]
+        writes += [FileWrite(p, None, raw[p]) for p in self.old_paths if raw[p] is not None]
+        self._transport.write_files(writes)
+
+
+def ensure_bookkeeping_dir(transport: HostTransport) -> None:
+    """``BOOKKEEPING_DIR`` on the transport's host: created root-only (0700), never a link."""
+    from sipctl.providers.transport.local import DirTransport, LocalTransport
+
+    try:
+        if isinstance(transport, DirTransport):
+            open_bookkeeping_below(transport.root).close()
+        elif isinstance(transport, LocalTransport):
+            private_dir(Path(BOOKKEEPING_DIR))
+        else:
+            result = transport.run(
+                "/bin/sh -c " + shlex.quote(private_dir_script(BOOKKEEPING_DIR) + "echo OK")
+            )
+            answer = result.stdout.strip()
+            if answer != "OK":
+                raise ProviderError(
+                    f"{transport.ref}: {BOOKKEEPING_DIR} is a symbolic link or not root's own "
+                    f"directory ({answer or result.stderr.strip() or 'no answer'})",
+                    hint=f"remove {BOOKKEEPING_DIR} on the host: sipctl recreates it (0700)",
+                )
+    except OSError as exc:
+        raise ProviderError(
+            f"{transport.ref}: cannot create {BOOKKEEPING_DIR}: {exc.strerror or exc}"
+        ) from None
 
 
 class LocalStateStore:
-    """A JSON file on this machine (beside a zone file)."""
+    """A JSON file in a private directory of this machine (the record of a zone file).
 
-    def __init__(self, path: Path) -> None:
+    ``old_path``: where an older sipctl kept it; read when there is no new record, removed
+    by the next ``write``."""
+
+    def __init__(self, path: Path, old_path: Path | None = None) -> None:
         self.path = path
+        self.old_path = old_path
         self.where = str(path)
 
     def read(self) -> dict[str, Any] | None:
         try:
-            return _parse(self.path.read_bytes())
-        except FileNotFoundError:
-            return None
+            raw = read_private_file(self.path)
+            if raw is None and self.old_path is not None:
+                raw = read_private_file(self.old_path)
+            return _parse(raw)
         except OSError as exc:
             raise ProviderError(f"cannot read {self.path}: {exc.strerror}") from None
 
     def write(self, record: dict[str, Any]) -> None:
-        temp = self.path.with_name(self.path.name + ".tmp")
+        content = (json.dumps(record, indent=1, sort_keys=True) + "\n").encode()
         try:
-            temp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-            temp.replace(self.path)
+            write_private_file(self.path, content)
+            if self.old_path is not None:
+                with open_local_dir(self.old_path.parent) as directory:
+                    directory.unlink(self.old_path.name)
         except OSError as exc:
             raise ProviderError(f"cannot write {self.path}: {exc.strerror}") from None
 
 
 def zonefile_state_store(loaded: LoadedSpec) -> LocalStateStore:
-    assert loaded.spec.dns is not None and loaded.spec.dns.file is not None
-    zone_file = loaded.resolve_path(loaded.spec.dns.file).resolve()
-    return LocalStateStore(zone_file.with_name(zone_file.name + ".sipctl-state.json"))
+    zone_file = _zone_file(loaded)
+    path = local_state_dir() / record_name(str(zone_file), ".state.json")
+    return LocalStateStore(path, zone_file.with_name(zone_file.name + ".sipctl-state.json"))
 
 
 def _parse(raw: bytes | None) -> dict[str, Any] | None:

@@ -17,13 +17,13 @@ import posixpath
 import shlex
 import stat
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sipctl.errors import ProviderError, StalePlanError
+from sipctl.providers.bookkeeping import SafeDir, SymlinkRefused
 from sipctl.providers.transport.pool import (
     BACKUP_SUFFIX,
     CommandResult,
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
 
 _DEFAULT_MODE = 0o644
-_DIR_MODE = 0o755
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,15 @@ def symlink_message(target: str, path: str) -> str:
 
 
 class _FileSystemTransport:
-    """Files on a file system this process can reach directly; subclasses map the paths."""
+    """Files on a file system this process can reach directly; subclasses map the paths.
+
+    Every file is reached through its directory opened by descriptor (``SafeDir``): no
+    link below a ``dir:`` root is followed, a local path follows only links root owns, and
+    no file is written through a link (see ``providers/bookkeeping.py``).
+    """
+
+    trust_owned_links = False  # follow a linked directory that root owns (local paths only)
+    follow_final_on_read = False  # read a linked file (plan shows it; writing it is refused)
 
     def __init__(self, ref: TargetRef, ctx: RunContext) -> None:
         self.ref = ref
@@ -81,14 +88,37 @@ class _FileSystemTransport:
 
     # -- paths -------------------------------------------------------------------------------
 
-    def _local_path(self, host_path: str) -> Path:
-        """Where ``host_path`` (absolute, on the target) is on this machine."""
+    def _root(self) -> Path:
+        """The directory host paths are below (``/`` for this machine)."""
         raise NotImplementedError
+
+    def _local_path(self, host_path: str) -> Path:
+        """Where ``host_path`` (absolute, on the target) is on this machine (for messages)."""
+        relative = self._checked(host_path).lstrip("/")
+        return self._root() / relative if relative else self._root()
 
     def _checked(self, host_path: str) -> str:
         if not host_path.startswith("/") or "\x00" in host_path:
             raise ProviderError(f"{self.ref}: {host_path!r} is not an absolute path")
+        # normpath removes every "..": the result is always below the root
         return posixpath.normpath(host_path)
+
+    def _open_parent(self, host_path: str, *, create: bool) -> tuple[SafeDir, str]:
+        """The directory of ``host_path``, opened without following a planted link, and the
+        file's name in it. ``FileNotFoundError`` when a directory is missing (not ``create``)."""
+        clean = self._checked(host_path)
+        directory, name = posixpath.split(clean)
+        if not name:
+            raise ProviderError(f"{self.ref}: {host_path} is not a file path")
+        root = self._root()
+        if create:
+            root.mkdir(parents=True, exist_ok=True)
+        parts = [p for p in directory.split("/") if p]
+        shown = f"{self.ref}:{directory}" if self.ref.kind == "dir" else directory
+        safe = SafeDir.walk(
+            root, parts, create=create, trust_owned_links=self.trust_owned_links, shown=shown
+        )
+        return safe, name
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -97,18 +127,29 @@ class _FileSystemTransport:
         return {path: self._read_one(path) for path in paths}
 
     def _read_one(self, host_path: str) -> HostFile:
-        local = self._local_path(host_path)
         try:
-            info = local.stat()
-            if not stat.S_ISREG(info.st_mode):
-                raise ProviderError(f"{self.ref}: {host_path} is not a regular file")
-            content = local.read_bytes()
-        except FileNotFoundError:
+            directory, name = self._open_parent(host_path, create=False)
+        except (FileNotFoundError, NotADirectoryError):
             return HostFile(host_path, None)
-        except NotADirectoryError:
-            return HostFile(host_path, None)
+        except SymlinkRefused:
+            raise
         except OSError as exc:
             raise ProviderError(f"{self.ref}: cannot read {host_path}: {exc.strerror}") from exc
+        with directory:
+            try:
+                if self.follow_final_on_read and directory.is_link(name):
+                    found = _read_following(directory, name)
+                else:
+                    found = directory.read(name)
+            except SymlinkRefused:
+                raise
+            except ProviderError as exc:
+                raise ProviderError(f"{self.ref}: {host_path} is not a regular file") from exc
+            except OSError as exc:
+                raise ProviderError(f"{self.ref}: cannot read {host_path}: {exc.strerror}") from exc
+        if found is None:
+            return HostFile(host_path, None)
+        content, info = found
         return HostFile(host_path, content, info.st_mtime, stat.S_IMODE(info.st_mode))
 
     # -- writing -----------------------------------------------------------------------------
@@ -116,112 +157,100 @@ class _FileSystemTransport:
     def write_files(self, writes: Sequence[FileWrite]) -> None:
         """Check every ``expected``; then replace every changed file atomically.
 
-        Nothing is written when any file differs from what the plan saw. A file whose new
-        content equals its current content is not touched (its mtime stays).
+        Nothing is written when any file differs from what the plan saw, or when a changed
+        file is a link. A file whose new content equals its current content is not touched
+        (its mtime stays).
         """
         self.round_trips += 1
         self._last_writes = {}
         self._check_expected(writes)
         todo = [w for w in writes if w.content != w.expected]
-        temps: dict[str, Path] = {}
+        temps: dict[str, tuple[SafeDir, str]] = {}
+        opened: list[SafeDir] = []
         try:
             for write in todo:
                 if write.content is not None:
-                    temps[write.path] = self._write_temp(write)
+                    directory, name = self._open_parent(write.path, create=True)
+                    opened.append(directory)
+                    temps[write.path] = (directory, self._write_temp(write, directory, name))
             # Checked again right before the renames: the window in which an edit on the host
             # can be lost is now the few microseconds of the rename loop.
             self._check_expected(todo)
             for write in todo:
                 self._replace(write, temps.pop(write.path, None))
         except BaseException:
-            for temp in temps.values():
-                temp.unlink(missing_ok=True)
+            for directory, temp in temps.values():
+                directory.unlink(temp)
             if self._last_writes:
                 done = list(self._last_writes)
                 with contextlib.suppress(ProviderError):
                     self.restore_backups(done)
             raise
+        finally:
+            for directory in opened:
+                directory.close()
 
     def _check_expected(self, writes: Sequence[FileWrite]) -> None:
         for write in writes:
-            current = self._read_one(self._checked(write.path)).content
+            current = self._read_one(write.path).content
             if current != write.expected:
                 raise StalePlanError(stale_message(str(self.ref), write.path))
-            if write.content != write.expected and self._local_path(write.path).is_symlink():
+            if write.content != write.expected and self._is_link(write.path):
                 raise ProviderError(symlink_message(str(self.ref), write.path))
 
-    def _write_temp(self, write: FileWrite) -> Path:
-        assert write.content is not None
-        local = self._local_path(write.path)
-        self._make_parents(local.parent)
+    def _is_link(self, host_path: str) -> bool:
         try:
-            old = local.stat()
+            directory, name = self._open_parent(host_path, create=False)
         except (FileNotFoundError, NotADirectoryError):
+            return False
+        with directory:
+            return directory.is_link(name)
+
+    def _write_temp(self, write: FileWrite, directory: SafeDir, name: str) -> str:
+        assert write.content is not None
+        old = directory.lstat(name)
+        if old is not None and stat.S_ISREG(old.st_mode):
+            mode, uid, gid = stat.S_IMODE(old.st_mode), old.st_uid, old.st_gid
+            if write.mode is not None:
+                mode = write.mode
+        else:
             old = None
+            parent = os.fstat(directory.fd)
+            mode = write.mode if write.mode is not None else _DEFAULT_MODE
+            uid, gid = parent.st_uid, parent.st_gid
         try:
-            fd, name = tempfile.mkstemp(
-                prefix=f".{local.name}.", suffix=".sipctl-tmp", dir=local.parent
-            )
+            temp = directory.create_temp(name, write.content, mode, (uid, gid))
         except OSError as exc:
             raise ProviderError(
                 f"{self.ref}: cannot write in {posixpath.dirname(write.path)}: {exc.strerror}"
             ) from exc
-        temp = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(write.content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            if old is not None:
-                mode, uid, gid = stat.S_IMODE(old.st_mode), old.st_uid, old.st_gid
-                if write.mode is not None:
-                    mode = write.mode
-            else:
-                parent = local.parent.stat()
-                mode = write.mode if write.mode is not None else _DEFAULT_MODE
-                uid, gid = parent.st_uid, parent.st_gid
-            _set_owner(temp, uid, gid, required=old is not None, what=write.path, ref=self.ref)
-            temp.chmod(mode)
-        except OSError as exc:
-            temp.unlink(missing_ok=True)
-            raise ProviderError(f"{self.ref}: cannot write {write.path}: {exc.strerror}") from exc
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        made = directory.lstat(temp)
+        if old is not None and made is not None and (made.st_uid, made.st_gid) != (uid, gid):
+            # Keeping the owner of an existing file matters (a daemon may read it as its own
+            # user); a new file merely inherits ours when we may not give it the parent's.
+            directory.unlink(temp)
+            raise ProviderError(
+                f"{self.ref}: cannot keep the owner of {write.path}: operation not permitted"
+            )
         return temp
 
-    def _make_parents(self, directory: Path) -> None:
-        if directory.is_dir():
-            return
-        self._make_parents(directory.parent)
-        try:
-            directory.mkdir(mode=_DIR_MODE)
-            parent = directory.parent.stat()
-            _set_owner(
-                directory, parent.st_uid, parent.st_gid, required=False, what="", ref=self.ref
-            )
-        except FileExistsError:
-            if not directory.is_dir():
-                raise ProviderError(
-                    f"{self.ref}: cannot write below {directory}: it is not a directory"
-                ) from None
-        except OSError as exc:
-            raise ProviderError(
-                f"{self.ref}: cannot create directory {directory}: {exc.strerror}"
-            ) from exc
-
-    def _replace(self, write: FileWrite, temp: Path | None) -> None:
-        local = self._local_path(write.path)
-        backup = local.with_name(local.name + BACKUP_SUFFIX)
+    def _replace(self, write: FileWrite, temp: tuple[SafeDir, str] | None) -> None:
         existed = write.expected is not None
         try:
-            if existed:
-                _keep_backup(local, backup)
             if temp is not None:
-                temp.replace(local)
+                directory, temp_name = temp
+                name = posixpath.basename(self._checked(write.path))
+                if existed:
+                    _keep_backup(directory, name)
+                directory.rename(temp_name, name)
+                directory.fsync()
             else:
-                local.unlink(missing_ok=True)
-            _fsync_dir(local.parent)
+                opened, name = self._open_parent(write.path, create=False)
+                with opened:
+                    if existed:
+                        _keep_backup(opened, name)
+                    opened.unlink(name)
+                    opened.fsync()
         except OSError as exc:
             raise ProviderError(f"{self.ref}: cannot replace {write.path}: {exc.strerror}") from exc
         self._last_writes[write.path] = _Undo(write.path, existed)
@@ -233,14 +262,14 @@ class _FileSystemTransport:
             undo = self._last_writes.pop(path, None)
             if undo is None:
                 continue
-            local = self._local_path(path)
-            backup = local.with_name(local.name + BACKUP_SUFFIX)
             try:
-                if undo.existed:
-                    backup.replace(local)
-                else:
-                    local.unlink(missing_ok=True)
-                _fsync_dir(local.parent)
+                directory, name = self._open_parent(path, create=False)
+                with directory:
+                    if undo.existed:
+                        directory.rename(name + BACKUP_SUFFIX, name)
+                    else:
+                        directory.unlink(name)
+                    directory.fsync()
             except OSError as exc:
                 failed.append(f"{path} ({exc.strerror})")
         if failed:
@@ -253,59 +282,42 @@ class _FileSystemTransport:
         pass
 
 
-def _keep_backup(local: Path, backup: Path) -> None:
-    """Make ``backup`` a copy of ``local`` without a moment in which ``local`` is missing."""
-    link = backup.with_name(backup.name + ".tmp")
-    link.unlink(missing_ok=True)
+def _keep_backup(directory: SafeDir, name: str) -> None:
+    """``name.sipctl.bak`` becomes a copy of ``name``, with no moment in which ``name`` is
+    missing; a link planted at the backup's name is replaced, not followed."""
+    temp = directory.copy_to_temp(name)
     try:
-        link.hardlink_to(local)
-    except OSError:
-        # Some file systems (and some mounts) refuse hard links: copy instead.
-        link.write_bytes(local.read_bytes())
-        info = local.stat()
-        link.chmod(stat.S_IMODE(info.st_mode))
-        with contextlib.suppress(PermissionError):
-            os.chown(link, info.st_uid, info.st_gid)
-    link.replace(backup)
+        directory.rename(temp, name + BACKUP_SUFFIX)
+    except BaseException:
+        directory.unlink(temp)
+        raise
 
 
-def _set_owner(
-    path: Path, uid: int, gid: int, *, required: bool, what: str, ref: TargetRef
-) -> None:
-    info = path.stat()
-    if (info.st_uid, info.st_gid) == (uid, gid):
-        return
+def _read_following(directory: SafeDir, name: str) -> tuple[bytes, os.stat_result] | None:
+    """Read through a link the admin made (this machine only); writing it stays refused."""
     try:
-        os.chown(path, uid, gid)
-    except PermissionError as exc:
-        # Keeping the owner of an existing file matters (a daemon may read it as its own
-        # user); a new file merely inherits ours when we may not give it the parent's.
-        if required:
-            raise ProviderError(f"{ref}: cannot keep the owner of {what}: {exc.strerror}") from exc
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=directory.fd)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ProviderError(f"{directory.path(name)} is not a regular file")
+        return handle.read(), info
 
 
 class LocalTransport(_FileSystemTransport):
     """This machine: paths are what they say, programs run through ``/bin/sh -c``."""
 
+    trust_owned_links = True
+    follow_final_on_read = True
+
     @property
     def can_run(self) -> bool:
         return True
 
-    def _local_path(self, host_path: str) -> Path:
-        return Path(self._checked(host_path))
+    def _root(self) -> Path:
+        return Path("/")
 
     def run(
         self, command: str, *, stdin: bytes | None = None, timeout: float = 60.0
@@ -348,11 +360,8 @@ class DirTransport(_FileSystemTransport):
     def can_run(self) -> bool:
         return False
 
-    def _local_path(self, host_path: str) -> Path:
-        # normpath has removed every "..", and a leading "/" is stripped: the result is
-        # always below the root.
-        relative = self._checked(host_path).lstrip("/")
-        return self.root / relative if relative else self.root
+    def _root(self) -> Path:
+        return self.root
 
     def run(
         self, command: str, *, stdin: bytes | None = None, timeout: float = 60.0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +30,7 @@ from sipctl.cli_common import (
 )
 from sipctl.cli_gitops import drift, force_unlock, import_
 from sipctl.cli_plan import apply, plan
-from sipctl.errors import EXIT_ERROR, EXIT_OK, SipctlError, SpecError
+from sipctl.errors import EXIT_ERROR, EXIT_OK, ProviderCrashed, SipctlError, SpecError
 
 app = typer.Typer(
     name="sipctl",
@@ -185,24 +184,39 @@ def _root(
 
 
 def _debug_log_path() -> Path:
+    """A private place (never a fixed name in a shared /tmp, where another user could plant a
+    link): ``$SIPCTL_DEBUG_LOG``, else ``debug.log`` in sipctl's state directory."""
+    from sipctl.providers.bookkeeping import local_state_dir
+
     configured = os.environ.get("SIPCTL_DEBUG_LOG")
     if configured:
         return Path(configured)
-    return Path(tempfile.gettempdir()) / f"sipctl-debug-{os.getuid()}.log"
+    return local_state_dir() / "debug.log"
+
+
+def _write_debug_log(path: Path, text: str) -> None:
+    from sipctl.providers.bookkeeping import open_local_dir, private_dir
+
+    if "SIPCTL_DEBUG_LOG" not in os.environ:
+        private_dir(path.parent)  # created 0700
+    with open_local_dir(path.parent) as directory:
+        directory.append(path.name, text, 0o600)
+
+
+def _log_traceback(exc: BaseException) -> str:
+    """Write ``exc``'s traceback to the debug log; returns where it is, in words."""
+    path = _debug_log_path()
+    text = current_console().scrub("".join(traceback.format_exception(exc)))
+    head = f"--- {datetime.now(UTC).isoformat()} sipctl {__version__} {sys.argv[1:]}\n"
+    try:
+        _write_debug_log(path, head + text)
+        return f"the details are in {path}"
+    except (OSError, SipctlError) as problem:
+        return f"the details could not be written to {path} ({problem})"
 
 
 def _report_unexpected(exc: BaseException) -> None:
-    path = _debug_log_path()
-    text = current_console().scrub("".join(traceback.format_exception(exc)))
-    try:
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(
-                f"--- {datetime.now(UTC).isoformat()} sipctl {__version__} {sys.argv[1:]}\n"
-            )
-            handle.write(text)
-        where = f"the details are in {path}"
-    except OSError:
-        where = "the details could not be written to a debug log"
+    where = _log_traceback(exc)
     console = current_console()
     summary = console.scrub(str(exc))[:300]
     console.error(
@@ -234,6 +248,10 @@ def run(argv: list[str] | None = None) -> int:
                 current_console().error(line)
         else:
             current_console().error(exc.message, exc.hint)
+        return exc.exit_code
+    except ProviderCrashed as exc:
+        where = _log_traceback(exc.__cause__ or exc)
+        current_console().error(exc.message, f"{where}; please report this bug in sipctl with it")
         return exc.exit_code
     except SipctlError as exc:
         current_console().error(exc.message, exc.hint)

@@ -8,7 +8,8 @@ library traceback reaches the user::
     SipctlError                      exit 1
     ├── SpecError                    the spec file is unreadable or invalid
     ├── ProviderError                a live system refused, failed or could not be reached
-    │   └── VerifyFailed             applied, but the end-to-end check failed
+    │   ├── VerifyFailed             applied, but the end-to-end check failed
+    │   └── ProviderCrashed          a provider raised something unexpected (its cause: a bug)
     └── RefusedError                 exit 3: refused for safety
         ├── StalePlanError           live state changed since the plan was made
         ├── UnsafePlanError          the plan destroys too much or would cut SSH
@@ -55,6 +56,11 @@ class ProviderError(SipctlError):
 
 class VerifyFailed(ProviderError):
     """The end-to-end check after an apply found defects."""
+
+
+class ProviderCrashed(ProviderError):
+    """A provider raised an exception no one expected. The message says what was already
+    applied; the CLI writes the traceback of ``__cause__`` to its private debug log."""
 
 
 class RefusedError(SipctlError):

@@ -1,0 +1,232 @@
+"""Links planted on sipctl's bookkeeping paths: nothing is written through them.
+
+An account that owns a directory sipctl writes in (the asterisk user owns /etc/asterisk on
+Debian) can put a symbolic link wherever sipctl will open a file: the lock, the record of the
+last apply, a temporary file, the backup, the debug log, or a directory below a ``dir:``
+root. Each plant here points at a "victim" file outside the target, and each run must leave
+that victim byte for byte as it was, and say clearly what it refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from sipctl.cli import run
+from sipctl.errors import ProviderError
+from sipctl.providers.base import RunContext
+from sipctl.providers.bookkeeping import (
+    BOOKKEEPING_DIR,
+    SafeDir,
+    SymlinkRefused,
+    local_state_dir,
+    open_local_dir,
+    record_name,
+)
+from sipctl.providers.transport.local import DirTransport
+from sipctl.providers.transport.pool import BACKUP_SUFFIX, FileWrite
+from sipctl.schemas.targets import parse_target
+
+SPEC = """\
+version: 1
+domain: example.org
+transports: {udp: {port: 5060}}
+servers: [{host: pbx.example.org, ipv4: [192.0.2.5]}]
+users: {director: 105}
+asterisk:
+  target: "dir:pbx"
+  config_dir: /etc/asterisk
+"""
+VICTIM = b"root's own file\n"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sipctl.yaml").write_text(SPEC)
+    (tmp_path / "pbx" / "etc" / "asterisk").mkdir(parents=True)
+    (tmp_path / "victim").write_bytes(VICTIM)
+    return tmp_path
+
+
+def apply() -> int:
+    return run(["apply", "--auto-approve", "--no-verify"])
+
+
+def victim_untouched(workspace: Path) -> None:
+    victim = workspace / "victim"
+    assert victim.read_bytes() == VICTIM, "written through a planted link"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+
+
+def bookkeeping(workspace: Path) -> Path:
+    return workspace / "pbx" / BOOKKEEPING_DIR.lstrip("/")
+
+
+def test_lock_and_record_live_in_a_private_directory_and_an_old_record_moves(
+    workspace: Path,
+) -> None:
+    old = workspace / "pbx" / ".sipctl-state.json"
+    old.write_text(json.dumps({"format": 1, "targets": {}}))
+    assert apply() == 0
+    directory = bookkeeping(workspace)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    state = directory / record_name("/etc/asterisk", ".state.json")
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert "asterisk" in state.read_text()
+    assert (directory / record_name("/etc/asterisk", ".lock")).is_file()
+    assert not old.exists(), "the record at the old place is removed once moved"
+    assert not list((workspace / "pbx" / "etc" / "asterisk").glob(".sipctl*"))
+
+
+@pytest.mark.parametrize("suffix", [".lock", ".state.json"])
+def test_a_link_at_the_lock_or_the_record_is_refused(
+    workspace: Path, suffix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = bookkeeping(workspace)
+    directory.mkdir(parents=True, mode=0o700)
+    (directory / record_name("/etc/asterisk", suffix)).symlink_to(workspace / "victim")
+    code = apply()
+    out, err = capsys.readouterr()
+    victim_untouched(workspace)
+    if suffix == ".lock":
+        assert code == 1, "no lock, no apply"
+        assert "symbolic link" in err
+    else:  # the apply itself went through; only its record is refused, and said so
+        assert code == 0
+        assert "could not record the applied state" in out + err
+        assert "symbolic link" in out + err
+
+
+def test_a_linked_bookkeeping_directory_is_refused(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = workspace / "elsewhere"
+    elsewhere.mkdir()
+    (workspace / "pbx" / "var" / "lib").mkdir(parents=True)
+    bookkeeping(workspace).symlink_to(elsewhere)
+    assert apply() == 1
+    assert "symbolic link" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_linked_directory_inside_the_dir_root_is_refused(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = workspace / "pbx" / "etc" / "asterisk"
+    conf.rmdir()
+    elsewhere = workspace / "elsewhere"
+    elsewhere.mkdir()
+    conf.symlink_to(elsewhere)
+    code = run(["plan"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "/etc/asterisk" in err and "symbolic link" in err
+    assert apply() == 1
+    assert list(elsewhere.iterdir()) == [], "nothing was written through the linked directory"
+
+
+def test_a_link_at_the_backup_is_replaced_not_followed(workspace: Path) -> None:
+    assert apply() == 0
+    conf = workspace / "pbx" / "etc" / "asterisk"
+    backup = conf / ("extensions.conf" + BACKUP_SUFFIX)
+    backup.unlink(missing_ok=True)
+    backup.symlink_to(workspace / "victim")
+    (workspace / "sipctl.yaml").write_text(SPEC.replace("director: 105", "director: 106"))
+    assert apply() == 0
+    victim_untouched(workspace)
+    dialplan = conf / ("extensions_sipctl.conf" + BACKUP_SUFFIX)
+    assert dialplan.is_file() and not dialplan.is_symlink()
+
+
+def test_a_link_at_a_changed_file_is_refused(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = workspace / "pbx" / "etc" / "asterisk"
+    (conf / "extensions_sipctl.conf").symlink_to(workspace / "victim")
+    assert run(["plan"]) == 1
+    assert "symbolic link" in capsys.readouterr().err, "a dir: target never reads through one"
+    assert apply() == 1
+    victim_untouched(workspace)
+
+
+def test_temporaries_are_new_files_never_an_existing_name(tmp_path: Path) -> None:
+    (tmp_path / "victim").write_bytes(VICTIM)
+    with open_local_dir(tmp_path) as directory:
+        names = set()
+        for _ in range(20):
+            temp = directory.create_temp("x.conf", b"new\n", 0o644, (os.geteuid(), os.getegid()))
+            assert not directory.is_link(temp)
+            names.add(temp)
+        assert len(names) == 20
+    assert (tmp_path / "victim").read_bytes() == VICTIM
+
+
+def test_the_transport_refuses_a_linked_directory_on_the_way(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (root / "etc" / "fail2ban").symlink_to(tmp_path / "outside")
+    transport = DirTransport(parse_target(f"dir:{root}"), RunContext(base_dir=tmp_path))
+    with pytest.raises(SymlinkRefused, match="a directory on the way to it is a symbolic link"):
+        transport.write_files([FileWrite("/etc/fail2ban/jail.d/sipctl.conf", b"x\n", None)])
+    assert list((tmp_path / "outside").iterdir()) == []
+
+
+def test_local_paths_follow_only_links_root_owns(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "mine").symlink_to(tmp_path / "real")
+    with SafeDir.walk(Path("/"), [*tmp_path.parts[1:], "mine"], trust_owned_links=True) as d:
+        assert os.fstat(d.fd).st_ino == (tmp_path / "real").stat().st_ino
+    os.chown(tmp_path / "mine", 1234, 1234, follow_symlinks=False)
+    with pytest.raises(SymlinkRefused):
+        SafeDir.walk(Path("/"), [*tmp_path.parts[1:], "mine"], trust_owned_links=True)
+
+
+def test_the_state_directory_is_private_per_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sipctl.cli import _debug_log_path
+
+    monkeypatch.delenv("SIPCTL_DEBUG_LOG", raising=False)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert _debug_log_path() == Path(BOOKKEEPING_DIR) / "debug.log"
+    monkeypatch.setattr(os, "geteuid", lambda: 4321)
+    env = {"XDG_STATE_HOME": str(tmp_path / "state"), "HOME": "/home/u"}
+    assert local_state_dir(env) == tmp_path / "state" / "sipctl"
+    assert local_state_dir({"HOME": "/home/u"}) == Path("/home/u/.local/state/sipctl")
+    assert local_state_dir({"XDG_STATE_HOME": "rel", "HOME": "/h"}) == Path(
+        "/h/.local/state/sipctl"
+    )
+
+
+def test_the_debug_log_is_0600_and_never_written_through_a_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sipctl.cli import _log_traceback
+
+    log = tmp_path / "logs" / "debug.log"
+    log.parent.mkdir(mode=0o700)
+    monkeypatch.setenv("SIPCTL_DEBUG_LOG", str(log))
+    assert "are in" in _log_traceback(RuntimeError("boom"))
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert "RuntimeError: boom" in log.read_text()
+    log.unlink()
+    (tmp_path / "victim").write_bytes(VICTIM)
+    log.symlink_to(tmp_path / "victim")
+    said = _log_traceback(RuntimeError("boom"))
+    assert "could not be written" in said and "symbolic link" in said
+    assert (tmp_path / "victim").read_bytes() == VICTIM
+
+
+def test_a_provider_crash_names_what_was_applied(tmp_path: Path) -> None:
+    from sipctl.errors import ProviderCrashed
+    from sipctl.reconciler.engine import ApplyReport, _after_failure
+
+    report = ApplyReport(applied=["firewall local"])
+    assert "already applied before this failure: firewall local" in _after_failure(report)
+    assert issubclass(ProviderCrashed, ProviderError)
