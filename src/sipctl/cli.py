@@ -1,8 +1,8 @@
 """The sipctl command line. The only place that prints results and chooses exit codes.
 
 The commands live in small modules (cli_plan: plan and apply; cli_gitops: force-unlock,
-drift, import; cli_verify: verify); this one holds the app, the simple commands, and the
-error boundary that turns every SipctlError into one line and an exit code.
+drift, import; cli_verify: verify; cli_audit: audit); this one holds the app, the simple
+commands, and the error boundary that turns every SipctlError into one line and an exit code.
 """
 
 from __future__ import annotations
@@ -148,6 +148,7 @@ def schema(
 
 def _register_commands() -> None:
     # One place, in the order --help lists them.
+    from sipctl.cli_audit import audit_command
     from sipctl.cli_verify import verify_command
 
     app.command()(validate)
@@ -160,6 +161,7 @@ def _register_commands() -> None:
     app.command()(render)
     app.command()(schema)
     app.command("verify")(verify_command)
+    app.command("audit")(audit_command)
 
 
 _register_commands()

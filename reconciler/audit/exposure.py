@@ -1,0 +1,109 @@
+"""Which ports a stranger should find open, and what it means when others are. Pure.
+
+The allowed ports are the spec's: the SIP transports (and WSS), the firewall's ``ssh_port``
+and ``extra``. The audit knocks on the well-known management and telephony ports beside them
+(``MANAGEMENT_PORTS``); one that answers and is not allowed is a finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from sipctl.reconciler.audit.report import Finding, Severity
+from sipctl.schemas.spec import Spec
+
+Proto = Literal["tcp", "udp"]
+
+
+@dataclass(frozen=True)
+class KnownPort:
+    proto: Proto
+    port: int
+    service: str
+    severity: Severity
+
+
+MANAGEMENT_PORTS: tuple[KnownPort, ...] = (
+    KnownPort("tcp", 5038, "Asterisk Manager Interface (AMI): full control of the PBX", "critical"),
+    KnownPort("tcp", 8088, "Asterisk HTTP server (ARI, AJAM)", "high"),
+    KnownPort("tcp", 8089, "Asterisk HTTPS server (ARI, AJAM, WSS)", "high"),
+    KnownPort("udp", 4569, "IAX2 (a second way to call in, outside the SIP guest setup)", "high"),
+    KnownPort("tcp", 2000, "SCCP (Skinny phones)", "high"),
+    KnownPort("tcp", 1720, "H.323", "high"),
+    KnownPort("udp", 2727, "MGCP", "high"),
+    KnownPort("tcp", 5060, "SIP over TCP", "medium"),
+    KnownPort("udp", 5060, "SIP over UDP", "medium"),
+    KnownPort("tcp", 5061, "SIP over TLS", "medium"),
+    KnownPort("tcp", 22, "SSH", "medium"),
+    KnownPort("tcp", 3306, "MySQL (CDR, realtime)", "high"),
+    KnownPort("tcp", 5432, "PostgreSQL (CDR, realtime)", "high"),
+)
+
+
+def allowed_ports(spec: Spec) -> set[tuple[str, int]]:
+    """(proto, port) a stranger may reach by the spec."""
+    allowed: set[tuple[str, int]] = set()
+    for name, transport in spec.transports.enabled().items():
+        allowed.add(("udp" if name == "udp" else "tcp", transport.port))
+    wss = getattr(spec.transports, "wss", None)
+    if wss is not None:
+        allowed.add(("tcp", int(wss.port)))
+    firewall = spec.firewall
+    if firewall is None:
+        allowed.add(("tcp", 22))  # no firewall in the spec: SSH on its usual port is expected
+        return allowed
+    allowed.add(("tcp", firewall.ssh_port))
+    for entry in firewall.extra:
+        proto, _, ports = entry.partition("/")
+        first, _, last = ports.partition("-")
+        for port in range(int(first), int(last or first) + 1):
+            if proto in ("tcp", "udp"):
+                allowed.add((proto, port))
+            else:
+                allowed.update({("tcp", port), ("udp", port)})
+    return allowed
+
+
+def ports_to_knock(spec: Spec, extra: Iterable[KnownPort] = ()) -> list[KnownPort]:
+    allowed = allowed_ports(spec)
+    return [p for p in (*MANAGEMENT_PORTS, *extra) if (p.proto, p.port) not in allowed]
+
+
+def exposure_findings(address: str, open_ports: Iterable[KnownPort], spec: Spec) -> list[Finding]:
+    firewall = "the firewall spec" if spec.firewall is not None else "the spec"
+    findings: list[Finding] = []
+    for known in open_ports:
+        findings.append(
+            Finding(
+                "port-open",
+                known.severity,
+                "exposure",
+                f"{known.proto.upper()} port {known.port} ({known.service}) answers from "
+                f"outside, and {firewall} does not allow it",
+                f"{known.proto} {_hostport(address, known.port)}",
+                _port_fix(known, spec),
+                sent=f"{'TCP connect' if known.proto == 'tcp' else 'probe datagram'} "
+                f"to {_hostport(address, known.port)}",
+                got="connection accepted" if known.proto == "tcp" else "an answer",
+            )
+        )
+    return findings
+
+
+def _port_fix(known: KnownPort, spec: Spec) -> str:
+    if spec.firewall is None:
+        return (
+            "add a firewall section to the spec (default-deny input: only SIP, RTP and SSH "
+            "get through), or make the service listen on 127.0.0.1 only"
+        )
+    return (
+        "the firewall spec does not allow this port: check that 'sipctl plan' shows no "
+        "firewall changes (a rule added by hand, or the firewall not applied), or bind the "
+        "service to 127.0.0.1"
+    )
+
+
+def _hostport(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

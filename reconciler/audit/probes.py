@@ -1,0 +1,301 @@
+"""What the audit sends from outside, and how each answer is judged. Pure.
+
+The plan is fixed and bounded (``call_plan``): at most ``len(OUTSIDE_LINES) +
+len(SWEEP_DIGITS) * 4 + len(FEATURE_CODES) + len(SPECIAL_NAMES) + len(INJECTIONS)`` calls,
+minus the ones skipped because they are a declared name or a declared extension number
+(audit never rings a real phone: those are judged from the dialplan alone).
+
+The reject path is what ``unknown_callers`` promises for a name that is not declared:
+
+- ``reject``: the call is answered (the reject sound plays), logged as "Wrong call" and hung
+  up; Asterisk's own ending extensions (h, i, t, T, e) hang up before answering (603);
+- ``not-found``: 404 before any dialplan runs.
+
+Anything else is a finding: a 18x means something rang (CANCELed at once), another final
+answer (486, 503, 404 in reject mode...) means the call reached a ``Dial`` or something else.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sipctl.providers.sip_attack import Exchange
+from sipctl.reconciler.audit.report import Finding
+from sipctl.reconciler.render.asterisk import ENDING_EXTENSIONS
+
+Kind = Literal["outside-line", "prefix", "feature-code", "special", "injection"]
+
+# A London number in the ways a PBX user would dial it: international prefixes, "9"/"0" for
+# an outside line, the North American and Russian international prefixes.
+OUTSIDE_LINES = (
+    "00442079460000",
+    "011442079460000",
+    "+442079460000",
+    "0011442079460000",
+    "810442079460000",
+    "900442079460000",
+    "9011442079460000",
+    "912125550100",
+    "02079460000",
+    "12125550100",
+)
+SWEEP_DIGITS = "0123456789"
+SWEEP_LENGTHS = (1, 2, 3, 4)
+FEATURE_CODES = ("*97", "*98", "*8", "*72", "*0", "*", "#", "##", "**1")
+SPECIAL_NAMES = ("s", *ENDING_EXTENSIONS, "o", "a")
+# Percent-escapes are decoded by PJSIP before the dialplan sees the name.
+INJECTIONS = (
+    "x%0Ay",
+    "a%0D%0AWrong",
+    "$%7BSHELL(id)%7D",
+    "_X.",
+    "999&PJSIP%2F999",
+    "a;b=c",
+    "x" * 80,
+)
+# features.conf's default pickupexten: chan_pjsip answers it before any dialplan runs, 403
+# when the caller has no pickup group (the guest never has one; measured on Asterisk 22).
+PICKUP_EXTENSION = "*8"
+UNDECLARED_SAMPLES = 3  # random undeclared names per method for the enumeration checks
+TIMING_MARGIN_MS = 25.0  # a gap between declared and undeclared answer times beyond noise
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    name: str  # the user part sent
+    kind: Kind
+
+
+def sweep(digits: str = SWEEP_DIGITS, lengths: Sequence[int] = SWEEP_LENGTHS) -> list[str]:
+    """One dial string per leading digit and length: 0, 00, 000, 0000, 1, 10, 100, 1000..."""
+    return [d + "0" * (n - 1) for d in digits for n in lengths]
+
+
+def call_plan(declared: Iterable[str]) -> tuple[list[PlannedCall], list[str]]:
+    """The INVITEs to send, and the dial strings left out because a real phone answers them."""
+    taken = {name.replace("-", "").lower() for name in declared}
+    planned: list[PlannedCall] = []
+    skipped: list[str] = []
+    groups: list[tuple[Kind, Iterable[str]]] = [
+        ("outside-line", OUTSIDE_LINES),
+        ("prefix", sweep()),
+        ("feature-code", FEATURE_CODES),
+        ("special", SPECIAL_NAMES),
+        ("injection", INJECTIONS),
+    ]
+    seen: set[str] = set()
+    for kind, names in groups:
+        for name in names:
+            if name in seen:
+                continue
+            seen.add(name)
+            if name.replace("-", "").lower() in taken:
+                skipped.append(name)
+            else:
+                planned.append(PlannedCall(name, kind))
+    return planned, skipped
+
+
+def expected_path(name: str, unknown_callers: str) -> str:
+    """What the reject path looks like for ``name``, in words."""
+    if unknown_callers == "not-found":
+        return "404 Not Found"
+    if name in ENDING_EXTENSIONS:
+        return "hung up unanswered (603)"
+    return "answered, reject sound, hung up"
+
+
+def pickup_refused(name: str, exchange: Exchange) -> bool:
+    """The call pickup feature refused the guest (no pickup group): no dialplan ran."""
+    return name == PICKUP_EXTENSION and exchange.final == 403 and not exchange.rang
+
+
+def in_reject_path(name: str, exchange: Exchange, unknown_callers: str) -> bool:
+    if exchange.rang or exchange.final is None:
+        return False
+    if pickup_refused(name, exchange):
+        return True
+    if unknown_callers == "not-found":
+        return exchange.final == 404
+    if name in ENDING_EXTENSIONS:
+        return exchange.final == 603 or (exchange.answered and exchange.final < 300)
+    return exchange.answered
+
+
+def call_findings(
+    calls: Sequence[tuple[PlannedCall, Exchange]], unknown_callers: str, target: str
+) -> list[Finding]:
+    """A finding for every call that did not end in the reject path (18x first: it rang)."""
+    findings: list[Finding] = []
+    for planned, exchange in calls:
+        if exchange.final is None and not exchange.rang:
+            continue  # no answer at all: reported once by the runner, not per call
+        if in_reject_path(planned.name, exchange, unknown_callers):
+            continue
+        expected = expected_path(planned.name, unknown_callers)
+        if exchange.rang:
+            findings.append(
+                Finding(
+                    "call-rang",
+                    "critical",
+                    "calls",
+                    f"a stranger's call to the {planned.kind} {planned.name!r} rang something "
+                    "(CANCELed by the audit at once)",
+                    target,
+                    "find the extension that matches this dial string in the guest context "
+                    "(see the dialplan findings) and remove it",
+                    sent=f"INVITE sip:{planned.name}@...",
+                    got=f"{exchange.summary()}; expected: {expected}",
+                )
+            )
+            continue
+        findings.append(
+            Finding(
+                "call-not-rejected",
+                "high",
+                "calls",
+                f"a stranger's call to the {planned.kind} {planned.name!r} did not end in the "
+                "reject path: it reached something else in the dialplan",
+                target,
+                "find the extension that matches this dial string in the guest context "
+                "(see the dialplan findings) and remove it",
+                sent=f"INVITE sip:{planned.name}@...",
+                got=f"{exchange.summary()}; expected: {expected}",
+            )
+        )
+    return findings
+
+
+def refused(exchange: Exchange) -> bool:
+    return exchange.final is not None and exchange.final >= 300
+
+
+def guest_request_findings(exchanges: Sequence[Exchange], target: str) -> list[Finding]:
+    """REGISTER and MESSAGE as a guest must be refused (any final answer >= 300)."""
+    findings: list[Finding] = []
+    for exchange in exchanges:
+        if exchange.final is None or refused(exchange):
+            continue
+        if exchange.method == "REGISTER":
+            findings.append(
+                Finding(
+                    "guest-register-accepted",
+                    "critical",
+                    "registration",
+                    f"a stranger registered as {exchange.user!r} without a password: calls to "
+                    "that name would ring the stranger (the audit withdrew the binding)",
+                    target,
+                    "no endpoint or AOR may accept a REGISTER without authentication: give "
+                    "every AOR an endpoint with auth, and never let the anonymous endpoint "
+                    "register",
+                    sent=f"REGISTER as sip:{exchange.user}@...",
+                    got=exchange.summary(),
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    "guest-message-accepted",
+                    "high",
+                    "messages",
+                    f"a stranger's SIP MESSAGE to {exchange.user!r} was accepted: the guest "
+                    "dialplan runs for text messages (spam, or a Dial on a Message channel)",
+                    target,
+                    "set message_context on the guest endpoint to a context nobody defines "
+                    "(sipctl does so: 'sipctl apply' restores it)",
+                    sent=f"MESSAGE to sip:{exchange.user}@...",
+                    got=exchange.summary(),
+                )
+            )
+    return findings
+
+
+def enumeration_findings(
+    method: str,
+    declared: Sequence[Exchange],
+    undeclared: Sequence[Exchange],
+    target: str,
+) -> list[Finding]:
+    """Declared and undeclared names must get the same answers in the same time."""
+    d_codes = {e.final for e in declared if e.final is not None}
+    u_codes = {e.final for e in undeclared if e.final is not None}
+    if not d_codes or not u_codes:
+        return []
+    sample = ", ".join(sorted({e.summary() for e in [*declared[:2], *undeclared[:2]]}))
+    if d_codes != u_codes:
+        return [
+            Finding(
+                "enumeration-by-code",
+                "medium",
+                "enumeration",
+                f"{method} tells declared names from undeclared ones: declared get "
+                f"{_codes(d_codes)}, undeclared get {_codes(u_codes)}",
+                target,
+                _enumeration_fix(method),
+                sent=f"{method} to {len(declared)} declared and {len(undeclared)} undeclared names",
+                got=sample,
+            )
+        ]
+    d_times = [e.rtt_ms for e in declared if e.rtt_ms is not None]
+    u_times = [e.rtt_ms for e in undeclared if e.rtt_ms is not None]
+    if len(d_times) < 2 or len(u_times) < 2:
+        return []
+    apart = min(d_times) - max(u_times), min(u_times) - max(d_times)
+    if max(apart) <= TIMING_MARGIN_MS:
+        return []
+    return [
+        Finding(
+            "enumeration-by-timing",
+            "medium",
+            "enumeration",
+            f"{method} answers declared names in {statistics.median(d_times):.0f} ms and "
+            f"undeclared ones in {statistics.median(u_times):.0f} ms: the time tells them apart",
+            target,
+            _enumeration_fix(method),
+            sent=f"{method} to {len(declared)} declared and {len(undeclared)} undeclared names",
+            got=f"declared {sorted(round(t) for t in d_times)} ms, "
+            f"undeclared {sorted(round(t) for t in u_times)} ms",
+        )
+    ]
+
+
+def _codes(codes: set[int]) -> str:
+    return "/".join(str(c) for c in sorted(codes))
+
+
+def _enumeration_fix(method: str) -> str:
+    if method == "INVITE":
+        return (
+            "a declared name nobody answers must end like an undeclared one: answered, the "
+            "sound, hung up (asterisk.unavailable_sound)"
+        )
+    return (
+        "answer every name alike: unknown_callers: reject (the catch-all), and no endpoint "
+        "named like a declared name"
+    )
+
+
+def version_leaks(servers: Mapping[str, str]) -> list[Finding]:
+    """A Server/User-Agent header carrying a version number (``Asterisk PBX 22.1.0``)."""
+    import re
+
+    findings: list[Finding] = []
+    for where, header in sorted(servers.items()):
+        if re.search(r"\d+\.\d+", header):
+            findings.append(
+                Finding(
+                    "version-leak",
+                    "low",
+                    "exposure",
+                    f"the PBX tells every stranger its software and version: {header!r}",
+                    where,
+                    "set user_agent in the [global] section of pjsip.conf to a word without "
+                    "a version (sipctl never writes [global]: the admin's own setting)",
+                    sent="any SIP request",
+                    got=f"Server: {header}",
+                )
+            )
+    return findings

@@ -1,0 +1,300 @@
+"""Who a guest reaches: the live guest context judged against what the spec renders. Pure.
+
+The rule is one: a guest may reach a declared name's extension (exactly the steps sipctl
+renders for it), sipctl's reject path and Asterisk's own ending extensions, and nothing else.
+Everything in the live context that is not in the rendered one is a finding, whoever put it
+there (a file, ``[ctx](+)`` in the admin's extensions.conf, ``dialplan add`` at runtime):
+
+- an extension the spec does not render (a pattern such as ``_X.``, an internal number);
+- a step of a rendered extension that differs (a ``Dial`` to a trunk, an added priority);
+- an ``include`` (its extensions become the guest's, recursively) and an ``Alt. Switch``
+  (whatever the switch answers becomes the guest's);
+- a jump into another context (``Goto``, ``Gosub``, ``Macro``): that context is followed.
+
+Severity follows the worst step reached: dialling out, running programs and DISA are toll
+fraud or worse (critical); voicemail and jumps into other contexts are high; anything else
+that bypasses the reject path is medium (no "Wrong call" line, so fail2ban never sees it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sipctl.reconciler.asterisk_conf import parse_dialplan
+from sipctl.reconciler.audit.dialplan import Context, Extension, Step
+from sipctl.reconciler.audit.report import Finding, Severity
+
+MAX_DEPTH = 4  # contexts followed from the guest context (includes, jumps)
+
+# Applications by what a guest gets from them (names compared in lower case).
+_DIALS = {"dial", "originate", "queue", "page", "followme", "retrydial", "chanspy", "extenspy"}
+_PROGRAMS = {"system", "trysystem", "agi", "eagi", "deadagi", "fastagi", "exec", "tryexec"}
+_DISA = {"disa"}
+_VOICEMAIL = {"voicemail", "voicemailmain", "vmauthenticate", "minivm", "directory"}
+_JUMPS = {"goto", "gotoif", "gotoiftime", "gosub", "gosubif", "macro", "macroif", "execif"}
+_FUNCTIONS_RE = re.compile(r"\$\{(SHELL|CURL|ODBC_[A-Z_]*|FILE)\(", re.IGNORECASE)
+_RANK: dict[Severity, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why one step matters."""
+
+    severity: Severity
+    what: str
+
+
+def step_verdict(step: Step) -> Verdict:
+    """What reaching ``step`` gives a stranger."""
+    app = step.app.lower()
+    if app in _DIALS:
+        return Verdict("critical", f"places a call: {step.text} (toll fraud, or rings a phone)")
+    if app in _PROGRAMS or _FUNCTIONS_RE.search(step.args):
+        return Verdict("critical", f"runs a program on the PBX: {step.text}")
+    if app in _DISA:
+        return Verdict("critical", f"gives a dial tone to the outside: {step.text}")
+    if app in _VOICEMAIL:
+        return Verdict("high", f"opens voicemail: {step.text}")
+    if app in _JUMPS:
+        return Verdict("high", f"jumps elsewhere in the dialplan: {step.text}")
+    return Verdict("medium", f"bypasses the reject path: {step.text}")
+
+
+def jump_contexts(step: Step, own: str) -> list[str]:
+    """The contexts ``step`` can jump into (other than ``own``), as far as its text says."""
+    app = step.app.lower()
+    if app not in _JUMPS:
+        return []
+    args = step.args
+    if app in {"gotoif", "gosubif", "gotoiftime", "execif", "macroif"}:
+        # cond?target1:target2; each target parsed like Goto's argument
+        _, _, args = args.partition("?")
+        parts = [p for p in re.split(r":", args) if p]
+    else:
+        parts = [args]
+    found: list[str] = []
+    for part in parts:
+        if app.startswith("macro"):
+            name = part.split(",", 1)[0].strip()
+            if name:
+                found.append(f"macro-{name}")
+            continue
+        fields = [f.strip() for f in part.split(",")]
+        if len(fields) >= 3 and fields[0] and fields[0] != own:
+            found.append(fields[0])
+    return found
+
+
+def referenced_contexts(context: Context) -> list[str]:
+    """Contexts a guest in ``context`` can get into: includes and jumps, in order."""
+    names = [inc.target for inc in context.includes]
+    for exten in context.extensions.values():
+        for step in exten.steps:
+            names += jump_contexts(step, context.name)
+    return list(dict.fromkeys(names))
+
+
+def desired_steps(dialplan_text: str, context: str) -> dict[str, list[tuple[str, str]]]:
+    """The rendered guest context: extension -> [(application, arguments)] in order."""
+    wanted: dict[str, list[tuple[str, str]]] = {}
+    for step in parse_dialplan(dialplan_text):
+        if step.context == context and step.priority != "hint":
+            wanted.setdefault(step.exten, []).append((step.app.lower(), step.args))
+    return wanted
+
+
+def judge(
+    guest: str,
+    contexts: Mapping[str, Context],
+    wanted: Mapping[str, Sequence[tuple[str, str]]],
+    allowed_jumps: Iterable[str] = (),
+) -> list[Finding]:
+    """Every way a guest gets from ``guest`` to anything ``wanted`` does not hold.
+
+    ``contexts`` holds the guest context and every context fetched after it (includes and
+    jumps, see ``referenced_contexts``); ``allowed_jumps`` are contexts the rendered steps
+    themselves jump into (``route: goto`` sends a declared name to the local context).
+    """
+    context = contexts.get(guest)
+    if context is None:
+        return []
+    allowed = set(allowed_jumps)
+    findings: list[Finding] = []
+    for exten in context.extensions.values():
+        expected = wanted.get(exten.name)
+        if expected is None:
+            findings.append(_unwanted_extension(guest, exten, contexts, allowed))
+            continue
+        extra = _differing_steps(exten, expected)
+        if extra:
+            findings.append(_changed_extension(guest, exten, extra, contexts, allowed))
+    for include in context.includes:
+        findings.append(_include_finding(guest, include.context, include.source, contexts))
+    for switch in context.switches:
+        findings.append(
+            Finding(
+                "dialplan-switch",
+                "critical",
+                "dialplan",
+                f"the guest context hands unknown names to the switch {switch.spec!r}: "
+                "whatever it answers, a stranger reaches",
+                f"context {guest}, switch => {switch.spec} [{_source(switch.source)}]",
+                _fix_removal(f"switch => {switch.spec}", guest, switch.source),
+            )
+        )
+    return findings
+
+
+def _differing_steps(exten: Extension, expected: Sequence[tuple[str, str]]) -> list[Step]:
+    live = sorted(exten.steps, key=lambda s: s.priority)
+    differing: list[Step] = []
+    for index, step in enumerate(live):
+        want = expected[index] if index < len(expected) else None
+        if want is None or (step.app.lower(), step.args) != want:
+            differing.append(step)
+    return differing
+
+
+def _worst(steps: Iterable[Step]) -> Verdict:
+    verdicts = [step_verdict(s) for s in steps] or [Verdict("medium", "does nothing")]
+    return min(verdicts, key=lambda v: _RANK[v.severity])
+
+
+def _reach_details(
+    steps: Iterable[Step], own: str, contexts: Mapping[str, Context], allowed: set[str]
+) -> tuple[list[str], Severity | None]:
+    """What the jumps among ``steps`` reach, and the worst severity found there."""
+    details: list[str] = []
+    worst: Severity | None = None
+    for step in steps:
+        for target in jump_contexts(step, own):
+            if target in allowed:
+                continue
+            lines, severity = reachable_from(target, contexts)
+            details.append(f"{step.text} [{_source(step.source)}] leads into context {target}:")
+            details += [f"  {line}" for line in lines]
+            if severity is not None and (worst is None or _RANK[severity] < _RANK[worst]):
+                worst = severity
+    return details, worst
+
+
+def reachable_from(
+    name: str, contexts: Mapping[str, Context], depth: int = 0, seen: frozenset[str] = frozenset()
+) -> tuple[list[str], Severity | None]:
+    """One line per extension a guest reaches in context ``name`` (and what it includes)."""
+    if name in seen or depth > MAX_DEPTH:
+        return [], None
+    context = contexts.get(name)
+    if context is None:
+        return [f"(context {name} was not read: it does not exist or is too deep)"], None
+    lines: list[str] = []
+    worst: Severity | None = None
+    for exten in context.extensions.values():
+        verdict = _worst(exten.steps)
+        lines.append(f"{exten.name} [{_source(exten.source)}]: {verdict.what}")
+        if worst is None or _RANK[verdict.severity] < _RANK[worst]:
+            worst = verdict.severity
+    for include in context.includes:
+        more, severity = reachable_from(include.target, contexts, depth + 1, seen | {name})
+        lines.append(f"include => {include.context} [{_source(include.source)}]")
+        lines += [f"  {line}" for line in more]
+        if severity is not None and (worst is None or _RANK[severity] < _RANK[worst]):
+            worst = severity
+    for switch in context.switches:
+        lines.append(f"switch => {switch.spec} [{_source(switch.source)}]")
+        worst = "critical"
+    return lines, worst
+
+
+def _unwanted_extension(
+    guest: str, exten: Extension, contexts: Mapping[str, Context], allowed: set[str]
+) -> Finding:
+    verdict = _worst(exten.steps)
+    details, deeper = _reach_details(exten.steps, guest, contexts, allowed)
+    severity = _max(verdict.severity, deeper)
+    kind = "pattern" if exten.is_pattern else "extension"
+    who = (
+        f"every name matching the pattern {exten.name}"
+        if exten.is_pattern
+        else f"the name {exten.name!r}, which the spec does not declare,"
+    )
+    steps = [f"{s.priority}. {s.text} [{_source(s.source)}]" for s in exten.steps]
+    return Finding(
+        f"dialplan-{kind}",
+        severity,
+        "dialplan",
+        f"a guest dialling {who} {verdict.what}",
+        f"context {guest}, extension {exten.name} [{_source(exten.source)}]",
+        _fix_removal(f"extension {exten.name}", guest, exten.source),
+        details=(*steps, *details),
+    )
+
+
+def _changed_extension(
+    guest: str,
+    exten: Extension,
+    extra: list[Step],
+    contexts: Mapping[str, Context],
+    allowed: set[str],
+) -> Finding:
+    verdict = _worst(extra)
+    details, deeper = _reach_details(extra, guest, contexts, allowed)
+    first = extra[0]
+    return Finding(
+        "dialplan-step",
+        _max(verdict.severity, deeper),
+        "dialplan",
+        f"{exten.name!r} is not what sipctl renders: it {verdict.what}",
+        f"context {guest}, extension {exten.name}, priority {first.priority} "
+        f"[{_source(first.source)}]",
+        _fix_removal(f"priority {first.priority} of {exten.name}", guest, first.source),
+        details=tuple([f"{s.priority}. {s.text} [{_source(s.source)}]" for s in extra] + details),
+    )
+
+
+def _include_finding(
+    guest: str, included: str, source: str, contexts: Mapping[str, Context]
+) -> Finding:
+    target = re.split(r"[|,]", included, maxsplit=1)[0]
+    lines, worst = reachable_from(target, contexts, 1, frozenset({guest}))
+    return Finding(
+        "dialplan-include",
+        _max("high", worst),
+        "dialplan",
+        f"the guest context includes {target!r}: every extension there is a guest's too",
+        f"context {guest}, include => {included} [{_source(source)}]",
+        _fix_removal(f"include => {included}", guest, source),
+        details=tuple(lines),
+    )
+
+
+def _max(severity: Severity, other: Severity | None) -> Severity:
+    if other is not None and _RANK[other] < _RANK[severity]:
+        return other
+    return severity
+
+
+def _source(source: str) -> str:
+    return source or "unknown source"
+
+
+def _fix_removal(what: str, context: str, source: str) -> str:
+    """How to take ``what`` out of ``context``, by where it came from."""
+    if source.startswith("extensions_sipctl.conf"):
+        return (
+            f"{source} is sipctl's own file and was edited by hand: 'sipctl apply' puts it "
+            "back as the spec renders it"
+        )
+    if ":" in source:
+        return (
+            f"delete that line ({source}) from the admin's config, or move it to a context "
+            f"guests cannot reach, then 'dialplan reload'; context {context} must hold only "
+            "what sipctl renders from the spec"
+        )
+    return (
+        f"{what} was added at runtime (dialplan add, AMI or AGI), not from a file: remove it "
+        f"('dialplan remove ...' from context {context}) and find what adds it; a "
+        "'dialplan reload' also drops it"
+    )

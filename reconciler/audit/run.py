@@ -1,0 +1,435 @@
+"""``sipctl audit``: read the live guest dialplan, then attack the domain from outside.
+
+The order, each part bounded in count and time (``AuditLimits``):
+
+1. the guest context as Asterisk runs it, through the asterisk target, and every context a
+   guest can get into from it (judged in ``reachability.py``);
+2. RFC 3263 resolution as a caller does it (``reconciler/verify``), then from the first
+   target a caller would use: OPTIONS to every declared name and a few undeclared ones,
+   REGISTER and MESSAGE as a guest, and the INVITEs of ``probes.call_plan`` (never to a
+   declared name: audit never rings a real phone). Requests are rate-limited;
+3. the PBX's log (where the target can read it): one "Wrong call" line per answered call;
+4. the management ports of every resolved address (``exposure.py``).
+
+Packets: OPTIONS/REGISTER/MESSAGE cost 1 datagram each (+ retransmissions if lost; an accepted
+REGISTER is withdrawn: +1), an INVITE 2 (INVITE, ACK) when refused, 3 when answered (+BYE) or
+when it rang (+CANCEL); a TCP knock 1 (closed) or 3 (open), a UDP knock 1. The report prints
+the count.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sipctl.errors import SipctlError
+from sipctl.providers.sip_attack import Exchange, SipAgent, Wire
+from sipctl.reconciler.audit import exposure, probes, reachability
+from sipctl.reconciler.audit.report import AuditReport, Finding
+from sipctl.reconciler.render.asterisk import dialplan_text
+from sipctl.reconciler.verify.report import Endpoint, endpoints
+from sipctl.schemas.loader import LoadedSpec
+from sipctl.schemas.spec import Spec
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.providers.transport.pool import HostTransport
+
+DEFAULT_LOG = "/var/log/asterisk/messages.log"
+
+
+@dataclass(frozen=True)
+class AuditLimits:
+    rate: float = 20.0  # SIP requests per second, at most
+    parallel: int = 4  # calls in flight at once
+    request_timeout: float = 3.0  # one transaction
+    hold: float = 0.3  # seconds an answered call is held before BYE
+    knock_timeout: float = 1.0
+    seconds: float = 50.0  # the whole audit; what is left when it runs out is reported
+
+
+class _RateLimit:
+    """At most ``rate`` starts per second across threads."""
+
+    def __init__(self, rate: float) -> None:
+        self._gap = 1.0 / rate
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self._gap
+        if start > now:
+            time.sleep(start - now)
+
+
+def run_audit(
+    loaded: LoadedSpec,
+    nameserver: str | None = None,
+    *,
+    limits: AuditLimits = AuditLimits(),
+    extra_ports: Sequence[exposure.KnownPort] = (),
+    log: Callable[[str], None] = lambda _line: None,
+) -> AuditReport:
+    """Audit ``loaded.spec.domain``; never raises for what it finds (errors go in the report)."""
+    spec = loaded.spec
+    started = time.monotonic()
+    deadline = started + limits.seconds
+    report = AuditReport(domain=spec.domain, nameserver=nameserver)
+    from sipctl.providers.base import RunContext
+
+    ctx = RunContext(base_dir=loaded.base_dir, log=log)
+    try:
+        transport = _asterisk_transport(spec, ctx, report)
+        if transport is not None:
+            log("reading the live guest dialplan")
+            _audit_dialplan(spec, transport, report)
+        log(f"resolving {spec.domain} (RFC 3263)")
+        hops = _resolve(loaded, nameserver, report)
+        if hops:
+            target = next((h for h in hops if h.transport == "udp"), None) or next(
+                (h for h in hops if h.transport == "tcp"), None
+            )
+            if target is None:
+                report.errors.append("no UDP or TCP target to probe (TLS only is not probed)")
+            else:
+                _probe_target(spec, target, transport, limits, deadline, report, log)
+            _knock(spec, hops, limits, extra_ports, report, log)
+    finally:
+        ctx.close()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+# --- dialplan ---------------------------------------------------------------------------------
+
+
+def _asterisk_transport(spec: Spec, ctx: RunContext, report: AuditReport) -> HostTransport | None:
+    section = spec.asterisk
+    if section is None:
+        report.notes.append("the spec has no asterisk section: the live dialplan is not read")
+        return None
+    try:
+        transport = ctx.transports.get(section.target, section.ssh)
+    except SipctlError as exc:
+        report.errors.append(f"asterisk target {section.target}: {exc.message}")
+        return None
+    if not transport.can_run:
+        report.notes.append(
+            f"asterisk.target {section.target} is a directory: the live dialplan is not read"
+        )
+        return None
+    return transport
+
+
+def _audit_dialplan(spec: Spec, transport: HostTransport, report: AuditReport) -> None:
+    from sipctl.providers.asterisk.live_dialplan import read_reachable
+
+    assert spec.asterisk is not None
+    section = spec.asterisk
+    guest = section.guest_context
+    try:
+        live = read_reachable(
+            transport,
+            section.command,
+            guest,
+            reachability.referenced_contexts,
+            reachability.MAX_DEPTH,
+        )
+    except SipctlError as exc:
+        report.errors.append(exc.message)
+        return
+    wanted = reachability.desired_steps(dialplan_text(spec), guest)
+    allowed = [section.local_context] if section.route == "goto" else []
+    findings = reachability.judge(guest, live.contexts, wanted, allowed)
+    report.add(findings)
+    own = live.contexts[guest]
+    report.checks.append(
+        f"dialplan: context {guest} ({len(own.extensions)} extensions, "
+        f"{len(own.includes)} includes, {len(own.switches)} switches) and "
+        f"{len(live.contexts) - 1} context(s) reached from it"
+    )
+    if live.missing:
+        report.notes.append(f"referenced but not defined: {', '.join(live.missing)}")
+    if live.truncated:
+        report.errors.append("the dialplan reached from the guest context is too large to read")
+
+
+# --- resolution -------------------------------------------------------------------------------
+
+
+def _resolve(loaded: LoadedSpec, nameserver: str | None, report: AuditReport) -> list[Endpoint]:
+    from sipctl.providers.dns.query import gather, make_resolver, system_resolver_or_none
+    from sipctl.reconciler.verify.rfc3263 import resolve
+    from sipctl.reconciler.verify.run import _nameserver
+
+    try:
+        server = _nameserver(nameserver)
+    except SipctlError as exc:
+        report.errors.append(exc.message)
+        return []
+    resolver = make_resolver(server, 3.0)
+    fallback = functools.cache(lambda: system_resolver_or_none(3.0)) if server else None
+    resolution = resolve(gather(loaded.spec.domain, resolver, fallback))
+    found: list[Endpoint] = endpoints(resolution.hops)
+    for hop in found:
+        report.targets.append(f"{hop.transport} {_hostport(hop.address, hop.port)} ({hop.target})")
+    if not found:
+        words = "; ".join(d.message for d in resolution.defects) or "no SIP server found"
+        report.errors.append(f"{loaded.spec.domain} does not resolve to a SIP server: {words}")
+    return found
+
+
+# --- SIP probes -------------------------------------------------------------------------------
+
+
+def _probe_target(
+    spec: Spec,
+    target: Endpoint,
+    transport: HostTransport | None,
+    limits: AuditLimits,
+    deadline: float,
+    report: AuditReport,
+    log: Callable[[str], None],
+) -> None:
+    where = f"{target.transport} {_hostport(target.address, target.port)}"
+    wire: Wire = "udp" if target.transport == "udp" else "tcp"
+    unknown = spec.asterisk.unknown_callers if spec.asterisk is not None else "reject"
+    declared = sorted(spec.users)
+    undeclared = [f"sipctlaudit{secrets.token_hex(3)}" for _ in range(probes.UNDECLARED_SAMPLES)]
+    rate = _RateLimit(limits.rate)
+    servers: dict[str, str] = {}
+    log_path, log_offset = _log_start(spec, transport)
+
+    def agent() -> SipAgent:
+        return SipAgent(target.address, target.port, wire, spec.domain)
+
+    # OPTIONS, REGISTER, MESSAGE: declared names and a few undeclared ones, in turn.
+    try:
+        with agent() as one:
+            asked: dict[str, tuple[list[Exchange], list[Exchange]]] = {}
+            for method, extra, body in (
+                ("OPTIONS", [], ""),
+                ("REGISTER", ["Expires: 60"], ""),
+                ("MESSAGE", ["Content-Type: text/plain"], "sipctl audit"),
+            ):
+                groups: tuple[list[Exchange], list[Exchange]] = ([], [])
+                for names, into in ((declared, groups[0]), (undeclared, groups[1])):
+                    for name in names:
+                        if time.monotonic() >= deadline:
+                            break
+                        rate.wait()
+                        exchange = one.transact(method, name, limits.request_timeout, extra, body)
+                        report.count(method.lower()).requests += 1
+                        report.count(method.lower()).packets += exchange.packets
+                        into.append(exchange)
+                        if exchange.server:
+                            servers[where] = exchange.server
+                asked[method] = groups
+    except OSError as exc:
+        report.errors.append(f"{where}: cannot talk SIP: {exc}")
+        return
+    for method, (mine, others) in asked.items():
+        if method == "OPTIONS" and unknown == "not-found":
+            report.notes.append(
+                "unknown_callers is not-found: OPTIONS answers undeclared names 404 and "
+                "declared ones 200, so names can be enumerated (the spec's choice; reject "
+                "hides them)"
+            )
+        else:
+            report.add(probes.enumeration_findings(method, mine, others, where))
+        if method != "OPTIONS":
+            report.add(probes.guest_request_findings([*mine, *others], where))
+    silent = [e for m in asked.values() for g in m for e in g if e.final is None]
+    if silent:
+        report.errors.append(
+            f"{where}: {len(silent)} request(s) got no answer ({silent[0].summary()})"
+        )
+
+    # INVITEs: dial strings, never a declared name.
+    plan, skipped = probes.call_plan([*declared, *_declared_extensions(spec)])
+    if skipped:
+        report.notes.append(
+            "not called (a declared name or extension: audit never rings a real phone; the "
+            f"dialplan check covers them): {', '.join(skipped)}"
+        )
+    log(f"placing {len(plan)} guest calls to {where} (each ended at once)")
+    calls = _place_calls(plan, agent, rate, limits, deadline, report)
+    for _, exchange in calls:
+        if exchange.server:
+            servers[where] = exchange.server
+    report.add(probes.call_findings(calls, unknown, where))
+    if any(probes.pickup_refused(p.name, e) for p, e in calls):
+        report.notes.append(
+            f"{probes.PICKUP_EXTENSION} (features.conf pickupexten) is refused 403 before the "
+            "dialplan runs: the guest has no pickup group, so it cannot pick up calls"
+        )
+    unanswered = [e for _, e in calls if e.final is None and not e.rang]
+    if unanswered:
+        report.errors.append(
+            f"{where}: {len(unanswered)} of {len(calls)} calls got no answer; a ban "
+            "(fail2ban) stops an audit after maxretry wrong calls: run it from an address in "
+            "fail2ban.ignoreip"
+        )
+    if len(calls) < len(plan):
+        report.errors.append(
+            f"time budget of {limits.seconds:.0f} s spent: {len(plan) - len(calls)} call(s) "
+            "not placed"
+        )
+    report.checks.append(
+        f"calls: {len(calls)} INVITEs to outside-line, prefix, feature-code, special and "
+        f"injection dial strings at {where}; OPTIONS/REGISTER/MESSAGE to {len(declared)} "
+        f"declared and {len(undeclared)} undeclared names"
+    )
+    _correlate_log(spec, transport, log_path, log_offset, calls, target, report)
+    report.add(probes.version_leaks(servers))
+
+
+def _declared_extensions(spec: Spec) -> list[str]:
+    return [str(ext) for ext in spec.users.values()]
+
+
+def _place_calls(
+    plan: Sequence[probes.PlannedCall],
+    agent: Callable[[], SipAgent],
+    rate: _RateLimit,
+    limits: AuditLimits,
+    deadline: float,
+    report: AuditReport,
+) -> list[tuple[probes.PlannedCall, Exchange]]:
+    lock = threading.Lock()
+    results: list[tuple[int, probes.PlannedCall, Exchange]] = []
+    queue = list(enumerate(plan))
+
+    def worker() -> None:
+        with agent() as caller:
+            while True:
+                with lock:
+                    if not queue or time.monotonic() >= deadline:
+                        return
+                    index, planned = queue.pop(0)
+                rate.wait()
+                exchange = caller.invite(planned.name, limits.request_timeout, limits.hold)
+                with lock:
+                    results.append((index, planned, exchange))
+                    count = report.count("invite")
+                    count.requests += 1
+                    count.packets += exchange.packets
+
+    workers = max(1, min(limits.parallel, len(plan)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(worker) for _ in range(workers)]:
+            future.result()
+    return [(p, e) for _, p, e in sorted(results, key=lambda r: r[0])]
+
+
+# --- the PBX's log ----------------------------------------------------------------------------
+
+
+def _log_start(spec: Spec, transport: HostTransport | None) -> tuple[str, int | None]:
+    from sipctl.providers.asterisk.live_dialplan import log_size
+
+    path = spec.fail2ban.logpath if spec.fail2ban is not None else DEFAULT_LOG
+    if transport is None:
+        return path, None
+    try:
+        return path, log_size(transport, path)
+    except SipctlError:
+        return path, None
+
+
+def _correlate_log(
+    spec: Spec,
+    transport: HostTransport | None,
+    path: str,
+    offset: int | None,
+    calls: Sequence[tuple[probes.PlannedCall, Exchange]],
+    target: Endpoint,
+    report: AuditReport,
+) -> None:
+    """In reject mode every answered call must have left one "Wrong call" line."""
+    from sipctl.providers.asterisk.live_dialplan import log_since
+
+    if spec.asterisk is None or spec.asterisk.unknown_callers != "reject":
+        return
+    if offset is None or transport is None:
+        report.notes.append(f"the PBX log {path} is not readable through the target: answered "
+                            "calls were not matched with 'Wrong call' lines")  # fmt: skip
+        return
+    answered = [e for _, e in calls if e.answered]
+    text = ""
+    limit = time.monotonic() + 2.0
+    while time.monotonic() < limit:
+        text = log_since(transport, path, offset) or ""
+        if len(re.findall(r"Wrong call IP=", text)) >= len(answered):
+            break
+        time.sleep(0.2)
+    wrong = len(re.findall(r"Wrong call IP=", text))
+    report.checks.append(f"log: {wrong} 'Wrong call' line(s) in {path} for {len(answered)} "
+                         "answered call(s)")  # fmt: skip
+    if wrong < len(answered):
+        report.add(
+            [
+                Finding(
+                    "answered-without-wrong-call",
+                    "high",
+                    "calls",
+                    f"{len(answered) - wrong} of {len(answered)} answered guest calls left no "
+                    "'Wrong call' line: something other than the reject path answers them, "
+                    "and fail2ban never sees those callers",
+                    f"{path} on the asterisk target",
+                    "see the dialplan findings for what answers; the guest context must end "
+                    "every undeclared name in sipctl's reject path ('sipctl apply')",
+                    sent=f"{len(answered)} INVITEs that were answered",
+                    got=f"{wrong} 'Wrong call' line(s)",
+                )
+            ]
+        )
+
+
+# --- exposure ---------------------------------------------------------------------------------
+
+
+def _knock(
+    spec: Spec,
+    hops: Sequence[Endpoint],
+    limits: AuditLimits,
+    extra: Sequence[exposure.KnownPort],
+    report: AuditReport,
+    log: Callable[[str], None],
+) -> None:
+    from sipctl.providers.port_knock import knock_tcp, knock_udp
+
+    addresses = list(dict.fromkeys(h.address for h in hops))
+    ports = exposure.ports_to_knock(spec, extra)
+    jobs = [(a, p) for a in addresses for p in ports]
+    log(f"knocking on {len(ports)} management ports of {len(addresses)} address(es)")
+
+    def one(job: tuple[str, exposure.KnownPort]) -> tuple[str, exposure.KnownPort, bool, int]:
+        address, known = job
+        knock = knock_tcp if known.proto == "tcp" else knock_udp
+        is_open, packets = knock(address, known.port, limits.knock_timeout)
+        return address, known, is_open, packets
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, jobs))
+    count = report.count("port")
+    for address in addresses:
+        opened = [k for a, k, is_open, _ in results if a == address and is_open]
+        report.add(exposure.exposure_findings(address, opened, spec))
+    count.requests += len(results)
+    count.packets += sum(r[3] for r in results)
+    report.checks.append(f"exposure: {len(ports)} ports knocked on each of {', '.join(addresses)}")
+
+
+def _hostport(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

@@ -1,0 +1,73 @@
+"""``sipctl audit``: the typer command, registered by ``cli.py``::
+
+    from sipctl.cli_audit import audit_command
+    app.command("audit")(audit_command)
+
+Exit 0 when nothing was found, 2 with findings, 1 when the audit could not run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def audit_command(
+    spec_file: Annotated[
+        Path,
+        typer.Option("-f", "--file", help="The spec file (YAML, version 1).", dir_okay=False),
+    ] = Path("sipctl.yaml"),
+    nameserver: Annotated[
+        str | None,
+        typer.Option(
+            "--nameserver",
+            metavar="IP[:PORT]",
+            help="Ask this DNS server (e.g. the zone's primary) instead of the system resolver.",
+        ),
+    ] = None,
+    json_: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the report as JSON (format_version 1, a documented JSON Schema)."
+        ),
+    ] = False,
+    rate: Annotated[
+        float,
+        typer.Option("--rate", min=1.0, max=200.0, help="SIP requests per second, at most."),
+    ] = 20.0,
+    max_seconds: Annotated[
+        float,
+        typer.Option("--max-seconds", min=5.0, max=600.0, help="Time budget of the whole audit."),
+    ] = 50.0,
+    no_color: Annotated[bool, typer.Option("--no-color", help="Plain output.")] = False,
+    verbose: Annotated[
+        int, typer.Option("-v", "--verbose", count=True, help="Say what is sent, and where.")
+    ] = 0,
+) -> None:
+    """Attack your own domain as a toll fraudster and a scanner would, and say what leaks.
+
+    Reads the live guest dialplan through the asterisk target (every way a guest reaches
+    something other than a declared name or the reject path), then, resolved as a caller
+    would (RFC 3263), calls outside-line, international, feature-code and special dial
+    strings (each call ended at once), tries REGISTER and MESSAGE as a guest, compares
+    declared and undeclared names (enumeration), and knocks on management ports the spec
+    does not open. Declared names only get OPTIONS: no real phone rings.
+
+    Exit codes: 0 nothing found, 2 findings, 1 could not run.
+    """
+    from sipctl.cli_common import load_checked as _load
+    from sipctl.cli_common import start_console as _start
+    from sipctl.reconciler.audit.run import AuditLimits, run_audit
+
+    console = _start(no_color, verbose)
+    loaded = _load(spec_file)
+    limits = AuditLimits(rate=rate, seconds=max_seconds)
+    report = run_audit(loaded, nameserver, limits=limits, log=console.detail)
+    if json_:
+        console.out(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    else:
+        console.out(report.to_text())
+    raise typer.Exit(report.exit_code)

@@ -1,0 +1,235 @@
+"""``sipctl audit`` against a real Asterisk 22 (PJSIP) found through a real BIND.
+
+The PBX gets sipctl's guest setup by a real apply; every declared extension has a phone (a
+socket that records INVITEs and answers busy). A clean audit must find nothing and ring no
+phone. Then holes are made behind sipctl's back, one at a time, the way admins and
+attackers make them (runtime ``dialplan add``, an ``include``, a changed ``Dial``, the
+admin's ``[guest-call](+)``, a management port): each must be found and named, and once it
+is closed the audit must be clean again.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from asterisk_helpers import Phone, apply_spec, spec_data, write_spec
+from fixtures.asterisk import AsteriskInstance
+from fixtures.bind import SECRET_ENV, BindServer
+
+from sipctl.cli import run
+from sipctl.reconciler.audit.report import AuditReport
+from sipctl.reconciler.audit.run import AuditLimits, run_audit
+from sipctl.reconciler.audit.schema import audit_report_schema
+from sipctl.schemas.loader import load_spec
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.bind]
+USERS = {"director": "105", "alex": "106", "101": "101"}
+LIMITS = AuditLimits(rate=50.0, parallel=4)
+
+
+@pytest.fixture(scope="module")
+def phones(asterisk: AsteriskInstance) -> Iterator[dict[str, Phone]]:
+    """A phone for every declared extension: 105's is the fixture's, 101 and 106 get one."""
+    made = {"105": Phone(asterisk.phone_port)}
+    pjsip = (asterisk.config_dir / "pjsip.conf").read_text()
+    for ext in ("101", "106"):
+        phone = Phone(_free_udp_port())
+        made[ext] = phone
+        pjsip = pjsip.replace(
+            f"[{ext}]\ntype=aor\nmax_contacts=1\n",
+            f"[{ext}]\ntype=aor\nmax_contacts=1\n"
+            f"contact=sip:{ext}@127.0.0.1:{phone.sock.getsockname()[1]}\n",
+        )
+    asterisk.write_admin_file("pjsip.conf", pjsip)
+    asterisk.rx("module reload res_pjsip.so")
+    yield made
+    for phone in made.values():
+        phone.close()
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def zone(bind: BindServer, asterisk: AsteriskInstance) -> Iterator[str]:
+    port = asterisk.sip_port
+    name = bind.new_zone(
+        extra=(
+            '@ IN NAPTR 10 10 "s" "SIP+D2U" "" _sip._udp\n'
+            '@ IN NAPTR 20 10 "s" "SIP+D2T" "" _sip._tcp\n'
+            f"_sip._udp IN SRV 10 0 {port} pbx\n_sip._tcp IN SRV 10 0 {port} pbx\n"
+            "pbx IN A 127.0.0.1\n"
+        )
+    )
+    yield name
+    bind.delete_zone(name)
+
+
+def _spec(directory: Path, bind: BindServer, zone: str, pbx: AsteriskInstance,
+          **asterisk: Any) -> Path:  # fmt: skip
+    data = spec_data(pbx, users=USERS, **asterisk)
+    data["domain"] = zone
+    data["servers"] = [{"host": f"pbx.{zone}", "ipv4": ["127.0.0.1"]}]
+    data["dns"] = {
+        "provider": "rfc2136",
+        "server": bind.server,
+        "tsig": {"name": bind.key_name, "secret_env": SECRET_ENV},
+    }
+    data["fail2ban"] = {"logpath": str(pbx.log_path)}  # read through the (local) target
+    return write_spec(directory, data, f"audit-{asterisk.get('unknown_callers', 'reject')}.yaml")
+
+
+@pytest.fixture(scope="module")
+def applied(
+    asterisk: AsteriskInstance,
+    phones: dict[str, Phone],
+    bind: BindServer,
+    zone: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    spec = _spec(tmp_path_factory.mktemp("audit"), bind, zone, asterisk)
+    apply_spec(spec)
+    return spec
+
+
+def _audit(spec: Path, bind: BindServer) -> AuditReport:
+    return run_audit(load_spec(spec), bind.server, limits=LIMITS)
+
+
+def test_a_clean_domain_is_clean_and_no_phone_rings(
+    applied: Path, bind: BindServer, phones: dict[str, Phone], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = {ext: len(p.invites) for ext, p in phones.items()}
+    code = run(["audit", "-f", str(applied), "--nameserver", bind.server, "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0, json.dumps(data, indent=2)
+    jsonschema.validate(data, audit_report_schema())
+    assert data["findings"] == [] and data["errors"] == []
+    assert {ext: len(p.invites) for ext, p in phones.items()} == before
+    kinds = {p["kind"]: p for p in data["probes"]}
+    assert kinds["invite"]["requests"] >= 60 and kinds["options"]["requests"] == 6
+    assert 0 < data["packets"] < 600 and data["seconds"] < 60
+    assert any("'Wrong call' line" in check for check in data["checks"])
+
+
+Hole = tuple[Callable[[AsteriskInstance], None], Callable[[AsteriskInstance], None]]
+
+
+def _rx(*clis: str) -> Callable[[AsteriskInstance], None]:
+    def do(pbx: AsteriskInstance) -> None:
+        for cli in clis:
+            pbx.rx(cli)
+
+    return do
+
+
+def _admin_addition(pbx: AsteriskInstance) -> None:
+    text = (pbx.config_dir / "extensions.conf").read_text()
+    pbx.write_admin_file(
+        "extensions.conf",
+        text + "\n[guest-call](+)\nexten => _9X.,1,Dial(PJSIP/${EXTEN:1}@trunk)\n",
+    )
+    pbx.rx("dialplan reload")
+
+
+def _admin_removal(pbx: AsteriskInstance) -> None:
+    text = (pbx.config_dir / "extensions.conf").read_text()
+    pbx.write_admin_file("extensions.conf", text.split("\n[guest-call](+)\n", 1)[0])
+    pbx.rx("dialplan reload")
+
+
+HOLES: dict[str, tuple[Hole, str, str]] = {
+    "runtime outside-line pattern": (
+        (
+            _rx(r"dialplan add extension _011X.,1,Dial(PJSIP/${EXTEN}@trunk) into guest-call"),
+            _rx("dialplan reload"),
+        ),
+        "dialplan-pattern",
+        "extension _011X. [pbx_config]",
+    ),
+    "internal number": (
+        (
+            _rx("dialplan add extension 105,1,Dial(PJSIP/105) into guest-call"),
+            _rx("dialplan reload"),
+        ),
+        "dialplan-extension",
+        "extension 105 [pbx_config]",
+    ),
+    "dial to a trunk": (
+        (
+            _rx(
+                "dialplan add extension alex,4,Dial(PJSIP/0049301234@trunk) into guest-call replace"
+            ),
+            _rx("dialplan reload"),
+        ),
+        "dialplan-step",
+        "extension alex, priority 4 [pbx_config]",
+    ),
+    "admin's (+) addition": (
+        (_admin_addition, _admin_removal),
+        "dialplan-pattern",
+        "extension _9X. [extensions.conf:",
+    ),
+}
+
+
+@pytest.mark.parametrize("hole", list(HOLES))
+def test_each_hole_is_found_and_named_then_closed(
+    hole: str, applied: Path, bind: BindServer, asterisk: AsteriskInstance,
+    phones: dict[str, Phone],
+) -> None:  # fmt: skip
+    (make, undo), code, where = HOLES[hole]
+    make(asterisk)
+    try:
+        report = _audit(applied, bind)
+    finally:
+        undo(asterisk)
+    text = report.to_text()
+    assert report.exit_code == 2, text
+    named = [f for f in report.findings if f.code == code and where in f.where]
+    assert named, text
+    assert named[0].severity == "critical" and named[0].fix
+    jsonschema.validate(report.to_json(), audit_report_schema())
+    assert phones["105"].invites == [] or hole != "internal number"
+    assert _audit(applied, bind).exit_code == 0
+
+
+def test_an_include_in_a_not_found_guest_context_is_found(
+    asterisk: AsteriskInstance, applied: Path, bind: BindServer, zone: str, tmp_path: Path
+) -> None:
+    spec = _spec(tmp_path, bind, zone, asterisk, unknown_callers="not-found")
+    apply_spec(spec)
+    try:
+        assert _audit(spec, bind).exit_code == 0
+        asterisk.rx("dialplan add include default into guest-call")
+        try:
+            report = _audit(spec, bind)
+        finally:
+            asterisk.rx("dialplan remove include default from guest-call")
+        (finding,) = [f for f in report.findings if f.code == "dialplan-include"]
+        assert "include => default [pbx_config]" in finding.where
+        assert any("Dial(PJSIP/105,20)" in d for d in finding.details)
+        assert _audit(spec, bind).exit_code == 0
+    finally:
+        apply_spec(applied)
+
+
+def test_a_management_port_beyond_the_firewall_is_found(applied: Path, bind: BindServer) -> None:
+    with socket.socket() as ami:
+        ami.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ami.bind(("127.0.0.1", 5038))
+        ami.listen(8)
+        report = _audit(applied, bind)
+    (finding,) = [f for f in report.findings if f.code == "port-open"]
+    assert finding.where == "tcp 127.0.0.1:5038" and "AMI" in finding.title
+    assert finding.severity == "critical"
+    assert _audit(applied, bind).exit_code == 0
