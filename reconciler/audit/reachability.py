@@ -105,6 +105,15 @@ def desired_steps(dialplan_text: str, context: str) -> dict[str, list[tuple[str,
     return wanted
 
 
+def rendered_jumps(dialplan_text: str, context: str) -> set[str]:
+    """Contexts the rendered guest context itself jumps into (rooms, ``route: goto``)."""
+    jumps: set[str] = set()
+    for step in parse_dialplan(dialplan_text):
+        if step.context == context:
+            jumps.update(jump_contexts(Step(0, step.app, step.args, ""), context))
+    return jumps
+
+
 def judge(
     guest: str,
     contexts: Mapping[str, Context],

@@ -148,8 +148,9 @@ def _audit_dialplan(spec: Spec, transport: HostTransport, report: AuditReport) -
     except SipctlError as exc:
         report.errors.append(exc.message)
         return
-    wanted = reachability.desired_steps(dialplan_text(spec), guest)
-    allowed = [section.local_context] if section.route == "goto" else []
+    rendered = dialplan_text(spec)
+    wanted = reachability.desired_steps(rendered, guest)
+    allowed = reachability.rendered_jumps(rendered, guest)
     findings = reachability.judge(guest, live.contexts, wanted, allowed)
     report.add(findings)
     own = live.contexts[guest]
@@ -204,7 +205,7 @@ def _probe_target(
     where = f"{target.transport} {_hostport(target.address, target.port)}"
     wire: Wire = "udp" if target.transport == "udp" else "tcp"
     unknown = spec.asterisk.unknown_callers if spec.asterisk is not None else "reject"
-    declared = sorted(spec.users)
+    declared = sorted([*spec.users, *spec.rooms])
     undeclared = [f"sipctlaudit{secrets.token_hex(3)}" for _ in range(probes.UNDECLARED_SAMPLES)]
     rate = _RateLimit(limits.rate)
     servers: dict[str, str] = {}
@@ -295,7 +296,11 @@ def _probe_target(
 
 
 def _declared_extensions(spec: Spec) -> list[str]:
-    return [str(ext) for ext in spec.users.values()]
+    """Every extension a declared name rings (ring groups and fallbacks included)."""
+    found: list[str] = []
+    for target in spec.users.values():
+        found += [target] if isinstance(target, str) else list(target.extensions())
+    return found
 
 
 def _place_calls(
