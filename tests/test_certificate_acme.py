@@ -20,9 +20,9 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 from fixtures.bind import BindServer, bind_env
-from fixtures.pebble import PebbleServer, running_pebble
+from fixtures.pebble import PebbleServer, running_pebble, self_signed
 
-from sipctl.providers.certificate.pem import key_matches, new_private_key, read_certificate
+from sipctl.providers.certificate.pem import key_matches, read_certificate
 
 pytestmark = pytest.mark.bind
 
@@ -230,29 +230,3 @@ def test_a_refused_order_keeps_the_old_certificate_and_cleans_the_zone(
     finally:
         refusing.stop()
         liar.close()
-
-
-def self_signed(names: list[str]) -> tuple[bytes, bytes]:
-    """A certificate made by hand (not by sipctl), and its key."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import NameOID
-
-    key_pem = new_private_key()
-    key = serialization.load_pem_private_key(key_pem, password=None)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "by hand")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=60))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem

@@ -8,6 +8,7 @@ a link (see ``host_paths_inside``), so the spec's paths are valid on both sides.
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,10 +18,12 @@ import pytest
 from fixtures.asterisk import AsteriskInstance
 from fixtures.bind import BindServer, bind_env
 from fixtures.common import free_port
-from fixtures.pebble import PebbleServer
+from fixtures.pebble import PebbleServer, self_signed
 
 from sipctl.providers.certificate.pem import leaf_der, read_certificate, read_der_certificate
 from sipctl.providers.certificate.served import fetch_served
+from sipctl.reconciler.verify.run import run_verify
+from sipctl.schemas.loader import load_spec
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.bind]
 
@@ -112,3 +115,29 @@ def test_sips_serves_the_renewed_certificate_without_a_restart(
     path.write_text(spec(5))  # pebble's certificates live 10 days: nothing due at 5
     again = sipctl("plan", "-f", str(path), "--detailed-exitcode", env=env)
     assert again.returncode == 0, again.stdout + again.stderr
+
+    # verify: the served certificate is the file's and carries the names ...
+    loaded = load_spec(path)
+    report = run_verify(loaded, bind.server, 5.0, ssl_context=untrusting())
+    assert [c for c in report.defect_codes() if c.startswith("certificate")] == [], report.to_text()
+    # ... and a file Asterisk has not loaded is named, with the serials.
+    renewed_pem = cert_file.read_bytes()
+    by_hand, _key = self_signed([zone])
+    cert_file.write_bytes(by_hand)
+    try:
+        stale = run_verify(loaded, bind.server, 5.0, ssl_context=untrusting())
+    finally:
+        cert_file.write_bytes(renewed_pem)
+    codes = stale.defect_codes()
+    assert "certificate-not-live" in codes, stale.to_text()
+    assert "certificate-name-missing" not in codes  # the served one is still right
+    message = next(d.message for d in stale.defects if d.code == "certificate-not-live")
+    assert read_der_certificate(now.der).serial in message
+
+
+def untrusting() -> ssl.SSLContext:
+    """TLS without trust: the probes reach pebble's certificates; verify compares them."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context

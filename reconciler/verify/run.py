@@ -110,7 +110,63 @@ def run_verify(
         )
         report.probes = [ProbeCheck(ep, e, r) for (ep, e), r in zip(jobs, results, strict=True)]
     report.defects += probe_defects(report.probes)
+    _check_certificates(loaded, report, timeout, log)
     return report
+
+
+def _check_certificates(
+    loaded: LoadedSpec, report: VerifyReport, timeout: float, log: Callable[[str], None]
+) -> None:
+    """Each TLS endpoint's certificate against the names and against ``asterisk.tls``'s file."""
+    from datetime import UTC, datetime
+
+    from sipctl.providers.certificate.pem import read_certificate, read_der_certificate
+    from sipctl.providers.certificate.served import fetch_served
+    from sipctl.reconciler.verify.certificates import served_defects
+
+    spec = loaded.spec
+    tls_endpoints = [ep for ep in endpoints(report.resolution.hops) if ep.transport == "tls"]
+    if not tls_endpoints:
+        return
+    tls = spec.asterisk.tls if spec.asterisk is not None else None
+    in_file = None
+    if tls is not None:
+        content = _read_cert_file(loaded, report)
+        if content is not None:
+            try:
+                in_file = read_certificate(content)
+            except ValueError:
+                report.notes.append(f"{tls.cert_file} holds no PEM certificate")
+    log(f"fetching the certificates of {len(tls_endpoints)} TLS endpoint(s)")
+    now = datetime.now(UTC)
+    for ep in tls_endpoints:
+        served = fetch_served(ep.address, ep.port, spec.domain, timeout)
+        if served.der is None:
+            continue  # the probe of this endpoint says why
+        facts = read_der_certificate(served.der)
+        where = f"tls {ep.address}:{ep.port} ({ep.target})"
+        names = [spec.domain, ep.target.rstrip(".")]
+        file_name = tls.cert_file if tls is not None else ""
+        report.defects += served_defects(where, facts, names, in_file, file_name, now)
+
+
+def _read_cert_file(loaded: LoadedSpec, report: VerifyReport) -> bytes | None:
+    """``asterisk.tls.cert_file`` read on the asterisk target (read-only), or None."""
+    from sipctl.errors import ProviderError
+    from sipctl.providers.base import RunContext
+
+    asterisk = loaded.spec.asterisk
+    if asterisk is None or asterisk.tls is None:
+        return None
+    ctx = RunContext(base_dir=loaded.base_dir)
+    try:
+        transport = ctx.transports.get(asterisk.target, asterisk.ssh)
+        return transport.read_files([asterisk.tls.cert_file])[asterisk.tls.cert_file].content
+    except ProviderError as exc:
+        report.notes.append(f"could not read {asterisk.tls.cert_file} to compare: {exc}")
+        return None
+    finally:
+        ctx.close()
 
 
 def nameserver_after_apply(loaded: LoadedSpec) -> str | None:
