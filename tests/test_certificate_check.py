@@ -1,0 +1,69 @@
+"""A certificate sipctl does not obtain (no ``acme``) is only checked: warnings, no changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from fixtures.pebble import self_signed
+
+from sipctl.providers.base import RunContext
+from sipctl.providers.certificate.pem import read_certificate
+from sipctl.reconciler.engine import make_plan
+from sipctl.reconciler.verify.certificates import covers, served_defects
+from sipctl.schemas.loader import load_spec_text
+
+CERT = "/etc/asterisk/keys/asterisk.pem"
+KEY = "/etc/asterisk/keys/asterisk.key"
+
+
+def plan_notes(root: Path) -> tuple[list[str], list[str], bool]:
+    text = (
+        "version: 1\ndomain: mysite.test\ntransports: {udp: {port: 5060}, tls: {port: 5061}}\n"
+        "servers: [{host: pbx.mysite.test, ipv4: [192.0.2.10]}]\n"
+        f"asterisk:\n  target: dir:{root}\n  tls: {{cert_file: {CERT}, key_file: {KEY}}}\n"
+    )
+    loaded = load_spec_text(text, source="s.yaml", base_dir=root)
+    ctx = RunContext(base_dir=root)
+    try:
+        run = make_plan(loaded, ctx, ["certificate"])
+    finally:
+        ctx.close()
+    [target] = run.plan.targets
+    return target.notes, target.skipped, run.plan.has_changes
+
+
+def test_missing_names_and_a_foreign_key_are_warnings(tmp_path: Path) -> None:
+    cert, _key = self_signed(["mysite.test"])
+    _other_cert, other_key = self_signed(["mysite.test"])
+    (tmp_path / "etc/asterisk/keys").mkdir(parents=True)
+    (tmp_path / CERT.lstrip("/")).write_bytes(cert)
+    (tmp_path / KEY.lstrip("/")).write_bytes(other_key)
+    notes, skipped, changes = plan_notes(tmp_path)
+    assert not changes
+    assert any("lacks the name(s) pbx.mysite.test" in n for n in notes), notes
+    assert any("does not match the certificate" in n for n in notes), notes
+    assert any("day(s) left" in s and "issued by by hand" in s for s in skipped), skipped
+    assert all("PRIVATE" not in line for line in notes + skipped)
+
+
+def test_a_missing_certificate_is_a_warning(tmp_path: Path) -> None:
+    notes, _skipped, changes = plan_notes(tmp_path)
+    assert not changes
+    assert any(f"{CERT} does not exist" in n for n in notes), notes
+
+
+def test_served_defects_name_what_clients_would_refuse() -> None:
+    served = read_certificate(self_signed(["*.mysite.test", "mysite.test"])[0])
+    assert covers(served, "pbx.mysite.test") and not covers(served, "a.b.mysite.test")
+    other = read_certificate(self_signed(["mysite.test"])[0])
+    later = datetime.now(UTC) + timedelta(days=90)
+    found = served_defects(
+        "tls 192.0.2.1:5061", served, ["mysite.test", "x.other.test"], other, CERT, later
+    )
+    assert [d.code for d in found] == [
+        "certificate-name-missing",
+        "certificate-expired",
+        "certificate-not-live",
+    ]
+    assert "x.other.test" in found[0].message and other.serial in found[2].message
