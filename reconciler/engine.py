@@ -79,6 +79,11 @@ def _open_targets(loaded: LoadedSpec, ctx: RunContext, layers: Iterable[Layer]) 
         factory = load_provider(layer.provider_name(loaded.spec))
         provider = factory(loaded, ctx)
         desired = layer.render(loaded.spec)
+        # A provider may hold fewer kinds than the layer renders (an API without NAPTR): it
+        # says which, and its read notes why.
+        publishable = getattr(provider, "publishable", None)
+        if callable(publishable):
+            desired = list(publishable(desired))
         runs.append(TargetRun(layer, provider, desired, LiveState()))
     return runs
 

@@ -14,4 +14,5 @@ pytest_plugins = [
     "fixtures.asterisk",
     "fixtures.netns",
     "fixtures.pebble",
+    "fixtures.powerdns",
 ]

@@ -70,3 +70,24 @@ def test_octodns_section_needs_provider_octodns() -> None:
     text = "version: 1\ndomain: mysite.ru\ndns:\n  server: 127.0.0.1\n  octodns:\n    class: a.B\n"
     (problem,) = _problems(text)
     assert "belongs to provider octodns" in problem
+
+
+def test_install_hints_name_the_extra() -> None:
+    from sipctl.providers.dns.octodns_plugin import install_hint
+
+    assert install_hint("octodns_route53") == "pip install 'sipctl[route53]'"
+    assert install_hint("octodns_powerdns.sub") == "pip install 'sipctl[powerdns]'"
+    assert install_hint("octodns_cloudflare") == "pip install 'sipctl[cloudflare]'"
+    assert "sipctl[octodns]" in install_hint("octodns_ns1")
+
+
+def test_the_octodns_provider_does_not_import_octodns_until_used() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import sipctl.providers.dns.octodns, sipctl.cli; "
+        "print(any(m == 'octodns' or m.startswith('octodns.') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -61,7 +61,7 @@ def validate(
     Example: sipctl validate -f sipctl.yaml
     """
     console = start_console(no_color, verbose)
-    from sipctl.providers.base import available_providers
+    from sipctl.providers.base import available_providers, load_provider
     from sipctl.reconciler.layers import LAYERS
 
     loaded = load_checked(spec_file)
@@ -74,6 +74,12 @@ def validate(
                 f"{layer.provider_name(loaded.spec)!r} is installed "
                 f"(installed: {', '.join(sorted(installed))})"
             )
+    for layer in LAYERS:
+        if layer.managed(loaded.spec):
+            # A provider may check what it needs offline (an installed plugin, say).
+            check = getattr(load_provider(layer.provider_name(loaded.spec)), "offline_check", None)
+            for warning in check(loaded) if callable(check) else []:
+                console.warn(warning)
     console.out(
         f"{spec_file}: valid. Domain {loaded.spec.domain}, "
         f"{len(loaded.spec.users)} user(s), layers: {', '.join(managed) or 'none'}."

@@ -1,0 +1,278 @@
+"""The ``octodns`` DNS provider: a zone at an API provider, through an octoDNS provider plugin.
+
+Ownership is the rfc2136 provider's (``owned.py``): the SIP/SIPS NAPTRs inside the domain's
+NAPTR rrset, the transports' SRV rrsets, the registry TXT, the A/AAAA of listed hosts. Left
+alone, octoDNS owns a whole zone and plans to delete whatever its desired zone lacks, so
+sipctl never lets the plugin plan: it builds the octoDNS ``Plan`` itself, holding only
+changes of owned rrsets, from the rrsets it read, and hands it to ``provider.apply`` (one
+change set per zone and run). octoDNS works on whole rrsets: a NAPTR rrset shared with
+non-SIP entries is written back as their union.
+
+Reading populates the zone through a fresh plugin instance (plugins cache rrsets) and keeps
+the owned names; octoDNS plugins read whole zones, so a read costs what the zone costs
+(bench/octodns_plan.py measures it).
+
+Concurrent edits (a plan is a contract):
+
+- Route53 (conditional): an rrset that changes is sent as DELETE of the values sipctl read
+  plus CREATE of the new ones, in one change batch. Route53 applies a batch whole or not at
+  all and refuses a DELETE whose values are not exactly the live ones, so an edit between
+  read and write makes it refuse the batch: StalePlanError, nothing changed.
+- Others (PowerDNS, Cloudflare, ...): the API has no condition. The plan says so once;
+  sipctl re-reads the owned rrsets just before writing (refusing if they changed), writes,
+  reads back and reports any difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sipctl.errors import ProviderError, SpecError, StalePlanError
+from sipctl.providers.dns.octodns_plugin import PluginConfig, call, find_class, quiet
+from sipctl.providers.dns.octodns_records import live_rrset, new_record, new_zone
+from sipctl.providers.dns.owned import (
+    LiveRrset,
+    base_names,
+    desired_hosts,
+    host_names,
+    listed_hosts,
+    owned_state,
+    private_rrsets,
+    records_of,
+    ttl_of,
+)
+from sipctl.reconciler.dns_records import absolute, canonical_text
+from sipctl.reconciler.plan import Change
+from sipctl.reconciler.resources import LiveState, Resource
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.schemas.loader import LoadedSpec
+
+Names = list[tuple[str, str]]
+Rrsets = dict[tuple[str, str], LiveRrset]
+
+# Plugins whose API refuses a change set when the values it deletes are no longer live.
+CONDITIONAL_MODULES = ("octodns_route53",)
+NO_CONDITION_NOTE = (
+    "this provider cannot refuse a concurrent edit; sipctl re-reads just before writing, "
+    "then reads back"
+)
+
+
+class OctodnsProvider:
+    """A zone at a DNS API provider, through the octoDNS plugin named in ``dns.octodns``."""
+
+    layer: ClassVar[str] = "dns"
+    name: ClassVar[str] = "octodns"
+
+    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
+        spec = loaded.spec
+        if spec.dns is None or spec.dns.octodns is None:
+            raise SpecError(f"{loaded.source}: provider octodns needs dns.octodns")
+        self._ctx = ctx
+        self._loaded = loaded
+        self.plugin = PluginConfig.from_spec(loaded, ctx)
+        self.zone = absolute(spec.zone)
+        self.domain = spec.domain
+        self.naptr_supported = "NAPTR" in self.plugin.supports
+        self.conditional = self.plugin.class_path.split(".")[0] in CONDITIONAL_MODULES
+        self.reads = 0  # zone reads through the plugin (tests, bench)
+        self.applies = 0  # provider.apply calls (one per zone and run)
+        args = spec.dns.octodns.arguments()
+        where = ""
+        if isinstance(args.get("host"), str):
+            port = args.get("port")
+            where = f"@{args['host']}" + (f":{port}" if isinstance(port, int | str) else "")
+        self._target = f"octodns:{self.plugin.class_path}{where}/{self.zone}"
+
+    @property
+    def target_id(self) -> str:
+        return self._target
+
+    @staticmethod
+    def offline_check(loaded: LoadedSpec) -> list[str]:
+        """For ``sipctl validate`` (no network): the plugin class must be installed (else a
+        ``file:line`` SpecError naming the package to install); returns warnings."""
+        cls = find_class(loaded)
+        dns = loaded.spec.dns
+        warnings = []
+        if dns is not None and dns.naptr and "NAPTR" not in getattr(cls, "SUPPORTS", set()):
+            warnings.append(
+                f"{loaded.where(('dns', 'octodns', 'class'))}: {cls.__module__}.{cls.__name__} "
+                "does not support NAPTR records: sipctl publishes SRV only (RFC 3263 clients "
+                "fall back to SRV); set dns.naptr: false to say so"
+            )
+        return warnings
+
+    # --- what can be published --------------------------------------------------------------
+
+    def publishable(self, desired: Sequence[Resource]) -> list[Resource]:
+        """The desired rrsets this provider can hold: without NAPTR support, SRV only."""
+        if self.naptr_supported:
+            return list(desired)
+        return [r for r in desired if r.address.kind != "NAPTR"]
+
+    # --- read -------------------------------------------------------------------------------
+
+    def read(self, desired: Sequence[Resource]) -> LiveState:
+        names = [*base_names(self.domain), *host_names(desired_hosts(desired))]
+        if not self.naptr_supported:
+            names = [n for n in names if n[1] != "NAPTR"]
+        zone = self.populate()
+        rrsets = collect(zone, names)
+        listed = listed_hosts(rrsets, self.domain, self.zone)
+        more = [n for n in host_names(listed) if n not in names]
+        rrsets.update(collect(zone, more))
+        live = owned_state(rrsets, desired)
+        live.private["names"] = [list(n) for n in names + more]
+        if not self.naptr_supported:
+            live.notes.append(
+                f"{self.plugin.class_path} does not support NAPTR records: sipctl publishes "
+                "SRV only (RFC 3263 clients fall back to SRV when there is no NAPTR)"
+            )
+        if not self.conditional:
+            live.notes.append(NO_CONDITION_NOTE)
+        self._ctx.log(
+            f"octodns: read {len(rrsets)} owned rrset(s) of zone {self.zone} through "
+            f"{self.plugin.class_path} ({len(zone.records)} records in the zone)"
+        )
+        return live
+
+    def populate(self) -> Any:
+        """The whole zone, read through a fresh plugin instance; unknown zone: ProviderError."""
+        plugin = self.plugin.instance()
+        zone = new_zone(self.zone)
+        exists = call(
+            lambda: plugin.populate(zone, target=True, lenient=True), f"read zone {self.zone}"
+        )
+        self.reads += 1
+        if not exists:
+            raise ProviderError(
+                f"the DNS provider ({self.plugin.class_path}) has no zone {self.zone}: check "
+                "dns.zone (sipctl never creates a zone)"
+            )
+        return zone
+
+    # --- apply ------------------------------------------------------------------------------
+
+    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+        """All ``changes`` in one ``provider.apply``; refused as a whole when stale."""
+        if not changes:
+            return []
+        for change in changes:
+            if live.resources.get(change.address) != change.before:
+                raise StalePlanError(
+                    f"{change.address.kind} {change.address.name} changed since the plan was "
+                    "made; nothing was changed. Run plan again"
+                )
+        read = private_rrsets(live)
+        wanted = {
+            (c.address.name, c.address.kind): self._after(c, read.get(_key(c))) for c in changes
+        }
+        plugin = self.plugin.instance()
+        with quiet():
+            plan = self._octodns_plan({k: read.get(k) for k in wanted}, wanted)
+        if not self.conditional:
+            self._refuse_if_changed({k: read.get(k) for k in wanted})
+        call(lambda: plugin.apply(plan), f"apply {len(changes)} change(s) to zone {self.zone}")
+        self.applies += 1
+        lines = [
+            f"zone {self.zone}: {len(changes)} rrset(s) changed in one change set through "
+            f"{self.plugin.class_path}"
+        ]
+        if not self.conditional:
+            lines += self._read_back(wanted)
+        return lines
+
+    def _after(self, change: Change, full: LiveRrset | None) -> LiveRrset | None:
+        """The whole rrset after the change: for the domain's NAPTR, the foreign entries stay."""
+        after = set(records_of(change.after))
+        ttl = ttl_of(change.after, 3600)
+        keep: list[tuple[str, str]] = []
+        if change.address.kind == "NAPTR" and full is not None:
+            owned = set(records_of(change.before))
+            keep = [(c, e) for c, e in full.records if c not in owned]
+            if keep:
+                ttl = full.ttl  # one rrset, one TTL: the foreign entries keep theirs
+        records = keep + [(canonical_text(change.address.kind, r), r) for r in after]
+        return LiveRrset(ttl, tuple(sorted(set(records)))) if records else None
+
+    def _octodns_plan(
+        self, before: dict[tuple[str, str], LiveRrset | None], after: Rrsets | dict[Any, Any]
+    ) -> Any:
+        """octoDNS's Plan of exactly these rrsets (never any other name of the zone)."""
+        from octodns.provider.plan import Plan
+        from octodns.record import Create, Delete, Update
+
+        existing_zone, desired_zone = new_zone(self.zone), new_zone(self.zone)
+        octo: list[Any] = []
+        for (owner, rdtype), new in sorted(after.items()):
+            old = before.get((owner, rdtype))
+            old_record = new_rec = None
+            if old is not None:
+                old_record = new_record(
+                    existing_zone, owner, rdtype, old.ttl, [e for _, e in old.records]
+                )
+                existing_zone.add_record(old_record, lenient=True)
+            if new is not None:
+                new_rec = new_record(
+                    desired_zone, owner, rdtype, new.ttl, [e for _, e in new.records]
+                )
+                desired_zone.add_record(new_rec, lenient=True)
+            if old_record is not None and new_rec is not None:
+                if self.conditional:
+                    # DELETE exactly what was read + CREATE: Route53's compare-and-set
+                    octo += [Delete(old_record), Create(new_rec)]
+                else:
+                    octo.append(Update(old_record, new_rec))
+            elif new_rec is not None:
+                octo.append(Create(new_rec))
+            elif old_record is not None:
+                octo.append(Delete(old_record))
+        return Plan(existing_zone, desired_zone, octo, True)
+
+    def _refuse_if_changed(self, before: dict[tuple[str, str], LiveRrset | None]) -> None:
+        """No conditional write: re-read the rrsets about to change, just before writing."""
+        now = collect(self.populate(), list(before))
+        changed = [f"{t} {n}" for (n, t), old in sorted(before.items()) if now.get((n, t)) != old]
+        if changed:
+            raise StalePlanError(
+                f"zone {self.zone}: {', '.join(changed)} changed since it was read; nothing "
+                "was changed. Run plan again"
+            )
+
+    def _read_back(self, wanted: dict[tuple[str, str], LiveRrset | None]) -> list[str]:
+        now = collect(self.populate(), list(wanted))
+        lines = []
+        for (owner, rdtype), expected in sorted(wanted.items()):
+            got = now.get((owner, rdtype))
+            if _canonical(got) != _canonical(expected):
+                lines.append(
+                    f"Warning: zone {self.zone}: {rdtype} {owner} read back differs from what "
+                    f"was written (someone else changed it at the same time?): now "
+                    f"{_canonical(got) or 'absent'}"
+                )
+        return lines
+
+
+def _key(change: Change) -> tuple[str, str]:
+    return (change.address.name, change.address.kind)
+
+
+def _canonical(rrset: LiveRrset | None) -> tuple[int, list[str]] | None:
+    if rrset is None:
+        return None
+    return rrset.ttl, sorted({c for c, _ in rrset.records})
+
+
+def collect(zone: Any, names: Names) -> Rrsets:
+    """The rrsets of ``zone`` (a populated octoDNS Zone) at ``names``, as sipctl reads them."""
+    wanted = set(names)
+    found: Rrsets = {}
+    for record in zone.records:
+        key = (absolute(record.fqdn), record._type)
+        if key in wanted:
+            found[key] = live_rrset(record)
+    return found

@@ -1,0 +1,285 @@
+"""An octoDNS provider plugin as sipctl uses it: found, configured, called, its errors translated.
+
+octoDNS and its plugins are optional extras, imported here only when a spec uses them (never
+by ``sipctl --help``). The spec's ``dns.octodns`` mapping is octoDNS's own provider config:
+``class`` plus keyword arguments, credentials as ``env/NAME`` (resolved here, remembered as
+secrets so no message can show them).
+
+A plugin caches what it read (Route53 its rrsets, PowerDNS its version), so every read gets a
+fresh instance (``PluginConfig.instance``). Every call into the plugin goes through ``call``:
+throttling is retried with backoff, and every other failure becomes one line (wrong key,
+unknown zone, unreachable, a record the provider refused), never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sipctl.errors import ProviderError, SipctlError, SpecError, StalePlanError
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.schemas.loader import LoadedSpec
+
+T = TypeVar("T")
+
+# The pip extra that installs a plugin's module (top-level package -> extra).
+EXTRAS = {
+    "octodns_route53": "route53",
+    "octodns_powerdns": "powerdns",
+    "octodns_cloudflare": "cloudflare",
+}
+_AUTH_CODES = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "AuthFailure",
+    "InvalidAccessKeyId",
+}
+_THROTTLE_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "PriorRequestNotComplete",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "SlowDown",
+}
+# Route53 refuses a change batch whose DELETE no longer matches the live rrset, or whose
+# CREATE finds one: that is the compare-and-set we rely on (see octodns.py).
+_CONDITION_WORDS = ("not found", "do not match", "already exists", "but it already exists")
+RETRIES = 4
+BACKOFF = 0.5  # seconds before the first retry, doubled each time
+
+
+def install_hint(module: str) -> str:
+    top = module.split(".")[0]
+    extra = EXTRAS.get(top)
+    if extra is not None:
+        return f"pip install 'sipctl[{extra}]'"
+    return f"pip install 'sipctl[octodns]' and the plugin that provides {module}"
+
+
+def octodns_missing() -> str | None:
+    """None when octoDNS itself can be imported, else what to install."""
+    if importlib.util.find_spec("octodns") is None:
+        return "octoDNS is not installed: pip install 'sipctl[octodns]' (or [route53], ...)"
+    return None
+
+
+def find_class(loaded: LoadedSpec) -> type:
+    """The plugin class named by ``dns.octodns.class``; SpecError (file:line) when missing."""
+    assert loaded.spec.dns is not None and loaded.spec.dns.octodns is not None
+    path = loaded.spec.dns.octodns.provider_class
+    where = loaded.where(("dns", "octodns", "class"))
+    missing = octodns_missing()
+    if missing is not None:
+        raise SpecError(f"{where}: dns.octodns.class {path}: {missing}")
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise SpecError(
+            f"{where}: dns.octodns.class {path}: module {module_name} is not installed "
+            f"({install_hint(module_name)})"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # a broken plugin: say which, not how
+        raise SpecError(
+            f"{where}: dns.octodns.class {path}: module {module_name} cannot be imported "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    cls = getattr(module, class_name, None)
+    from octodns.provider.base import BaseProvider
+
+    if not isinstance(cls, type) or not issubclass(cls, BaseProvider):
+        raise SpecError(
+            f"{where}: dns.octodns.class {path}: {module_name} has no octoDNS provider class "
+            f"{class_name!r}"
+        )
+    return cls
+
+
+@dataclass
+class PluginConfig:
+    """The plugin class and its resolved arguments (secrets remembered by the RunContext)."""
+
+    cls: type
+    kwargs: dict[str, Any]
+    class_path: str
+
+    @classmethod
+    def from_spec(cls, loaded: LoadedSpec, ctx: RunContext) -> PluginConfig:
+        assert loaded.spec.dns is not None and loaded.spec.dns.octodns is not None
+        config = loaded.spec.dns.octodns
+        kwargs = {
+            key: _resolve(value, loaded, ctx, key) for key, value in config.arguments().items()
+        }
+        return cls(find_class(loaded), kwargs, config.provider_class)
+
+    @property
+    def supports(self) -> set[str]:
+        return set(getattr(self.cls, "SUPPORTS", set()))
+
+    def instance(self) -> Any:
+        """A fresh plugin instance (plugins cache what they read)."""
+        return call(lambda: self.cls("sipctl", **self.kwargs), "configure the plugin")
+
+
+def _resolve(value: Any, loaded: LoadedSpec, ctx: RunContext, key: str) -> Any:
+    if isinstance(value, list):
+        return [_resolve(v, loaded, ctx, key) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve(v, loaded, ctx, key) for k, v in value.items()}
+    if isinstance(value, str) and value.startswith("env/"):
+        name = value[len("env/") :]
+        secret = ctx.env.get(name, "")
+        if not secret:
+            raise ProviderError(
+                f"{loaded.where(('dns', 'octodns', key))}: dns.octodns.{key}: the environment "
+                f"variable {name} is not set (it holds the plugin's {key})"
+            )
+        return ctx.remember_secret(secret)
+    return value
+
+
+# --- calling the plugin -------------------------------------------------------------------------
+
+
+def call(action: Callable[[], T], what: str, sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run one plugin call; throttling is retried with backoff, other errors become one line.
+
+    ``what`` completes "could not ..." (e.g. "read zone mysite.ru."). A plugin may raise
+    anything (botocore, requests, its own exceptions): only its kind and its provider's own
+    reason are kept.
+    """
+    delay = BACKOFF
+    for attempt in range(RETRIES + 1):
+        try:
+            with quiet():
+                return action()
+        except Exception as exc:
+            kind = classify(exc)
+            if kind == "throttled" and attempt < RETRIES:
+                sleep(delay * random.uniform(0.8, 1.2))
+                delay *= 2
+                continue
+            raise translate(exc, kind, what, attempt) from None
+    raise AssertionError("unreachable")
+
+
+_QUIET_LOCK = threading.Lock()
+_quiet_depth = 0
+_quiet_before = logging.NOTSET
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence Python logging while octoDNS runs: its plugins log to loggers of their own
+    (with no handler, Python prints warnings and errors on stderr, raw). What matters reaches
+    the user as sipctl's own line (``translate``)."""
+    global _quiet_depth, _quiet_before
+    with _QUIET_LOCK:
+        if _quiet_depth == 0:
+            _quiet_before = logging.root.manager.disable
+            logging.disable(logging.CRITICAL)
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                logging.disable(_quiet_before)
+
+
+def classify(exc: BaseException) -> str:
+    """auth | throttled | condition | refused | unreachable | missing | other."""
+    status, code, message = _details(exc)
+    lowered = message.lower()
+    if status in (401, 403) or code in _AUTH_CODES or "unauthorized" in lowered:
+        return "auth"
+    if status == 429 or code in _THROTTLE_CODES or "rate exceeded" in lowered:
+        return "throttled"
+    if code == "InvalidChangeBatch" and any(w in lowered for w in _CONDITION_WORDS):
+        return "condition"
+    if code in ("NoSuchHostedZone",) or status == 404:
+        return "missing"
+    if code == "InvalidChangeBatch" or status in (400, 422):
+        return "refused"
+    name = type(exc).__name__
+    if name in ("ConnectionError", "EndpointConnectionError", "ConnectTimeout", "ReadTimeout"):
+        return "unreachable"
+    if isinstance(exc, OSError) or "Connection" in name or "Timeout" in name:
+        return "unreachable"
+    return "other"
+
+
+def _details(exc: BaseException) -> tuple[int | None, str, str]:
+    """(HTTP status, error code, the provider's own reason) of a botocore or requests error."""
+    response = getattr(exc, "response", None)
+    status: int | None = None
+    code = ""
+    message = str(exc)
+    if isinstance(response, dict):  # botocore ClientError
+        error = response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = str(error.get("Message", "")) or message
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    elif response is not None:  # requests HTTPError
+        status = getattr(response, "status_code", None)
+        try:
+            body = response.json()
+            message = str(body.get("error", "")) or message
+        except Exception:
+            message = getattr(response, "text", "") or message
+    return status, code, " ".join(message.split())[:300]
+
+
+def translate(exc: BaseException, kind: str, what: str, retries: int = 0) -> SipctlError:
+    status, code, reason = _details(exc)
+    said = f" ({code or status}: {reason})" if (code or status) and reason else ""
+    if kind == "auth":
+        return ProviderError(
+            f"the DNS provider refused the credentials: could not {what}{said}; check the "
+            "env/ variables named in dns.octodns and the key's permissions"
+        )
+    if kind == "throttled":
+        return ProviderError(
+            f"the DNS provider kept throttling: could not {what} after {retries} retries with "
+            f"backoff{said}; nothing more was sent. Try again later"
+        )
+    if kind == "condition":
+        return StalePlanError(
+            f"the DNS provider refused the change set: the records changed between read and "
+            f"write{said}; nothing was changed. Run plan again"
+        )
+    if kind == "missing":
+        return ProviderError(f"the DNS provider does not know it: could not {what}{said}")
+    if kind == "refused":
+        return ProviderError(
+            f"the DNS provider refused the change set: could not {what}{said}; nothing was changed"
+        )
+    if kind == "unreachable":
+        return ProviderError(
+            f"cannot reach the DNS provider's API: could not {what} "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        )
+    return ProviderError(
+        f"the octoDNS plugin failed: could not {what} ({type(exc).__name__}: "
+        f"{' '.join(str(exc).split())[:300]})"
+    )
