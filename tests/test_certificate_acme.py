@@ -230,3 +230,19 @@ def test_a_refused_order_keeps_the_old_certificate_and_cleans_the_zone(
     finally:
         refusing.stop()
         liar.close()
+
+
+def test_an_acme_server_it_cannot_trust_is_one_clear_line(
+    bind: BindServer, zone: str, pebble: PebbleServer, tmp_path: Path
+) -> None:
+    root = tmp_path / "pbx"
+    spec = tmp_path / "sipctl.yaml"
+    servers = f"[{{host: asterisk.{zone}, ipv4: [203.0.113.10]}}]"
+    text = spec_text(bind, zone, pebble, root, 5, servers)
+    spec.write_text(text.replace(f", ca_file: '{pebble.ca_file}'", ""))
+    result = sipctl("apply", "-f", str(spec), "--auto-approve", "--no-verify", env=bind_env(bind))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "cannot trust the HTTPS certificate" in result.stderr, result.stderr
+    assert "asterisk.tls.acme.ca_file" in result.stderr and "Traceback" not in result.stderr
+    assert not (root / CERT.lstrip("/")).exists()
+    assert challenges(bind, zone, [zone, f"asterisk.{zone}"]) == []
