@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -27,6 +28,7 @@ from sipctl.providers.asterisk.cli import (
     sound_found,
 )
 from sipctl.providers.asterisk.edit import count_includes, read_rtp, set_include, set_rtp
+from sipctl.providers.asterisk.http_conf import has_marks, read_http, restore, set_http
 from sipctl.providers.base import RunContext
 from sipctl.providers.transport.pool import FileWrite, HostTransport
 from sipctl.reconciler.asterisk_conf import parse_sections
@@ -34,14 +36,21 @@ from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.asterisk import (
     DIALPLAN_FILE,
     GUEST_ENDPOINT,
+    HTTP_ADDRESS,
+    HTTP_ANY_VALUE,
+    HTTP_FILE,
+    HTTP_KEYS,
     PARENTS,
     PJSIP_FILE,
     RTP_ADDRESS,
     RTP_FILE,
     SIP_FILE,
+    WSS_TRANSPORT,
     file_address,
     file_value,
     guest_extensions,
+    http_settings,
+    http_value,
     include_address,
     include_value,
     not_found_log_note,
@@ -68,6 +77,9 @@ RELOAD_CONFBRIDGE = "module reload app_confbridge.so"
 LOAD_CONFBRIDGE = "module load app_confbridge.so"
 SHOW_BRIDGE_PROFILES = "confbridge show profile bridges"
 SHOW_CONFBRIDGE_MODULE = "module show like app_confbridge.so"
+RELOAD_HTTP = "module reload http"
+# What SIP over WSS and the browsers' DTLS-SRTP media need loaded.
+WSS_MODULES = ("res_http_websocket.so", "res_pjsip_transport_websocket.so", "res_srtp.so")
 # The plan's views put "asterisk: " before a skipped line; apply's report line carries it.
 DIR_SKIPPED = "dir target, reload skipped (and the live checks of transports and sounds)"
 
@@ -105,7 +117,7 @@ class AsteriskProvider:
     def read(self, desired: Sequence[Resource]) -> LiveState:
         section = self._section
         transport = self._transport()
-        names = [*MANAGED_FILES, *PARENT_FILES, RTP_FILE]
+        names = [*MANAGED_FILES, *PARENT_FILES, RTP_FILE, HTTP_FILE]
         found = transport.read_files([self._path(n) for n in names])
         contents: dict[str, bytes | None] = {n: found[self._path(n)].content for n in names}
         live = LiveState()
@@ -121,6 +133,9 @@ class AsteriskProvider:
             count = count_includes(contents[parent], name, section.config_dir)
             if count:
                 live.resources[include_address(parent)] = include_value(name, count)
+        wants_http = any(r.address == HTTP_ADDRESS for r in desired)
+        if wants_http or has_marks(contents[HTTP_FILE]):
+            live.resources[HTTP_ADDRESS] = http_value(read_http(contents[HTTP_FILE], HTTP_KEYS))
         if section.ensure == "present":
             note = not_found_log_note(self._loaded.spec)
             if note:
@@ -272,7 +287,7 @@ class AsteriskProvider:
         return [*lines, *(f"asterisk {self.target_id}: {cli}" for cli in reloads)]
 
     def _reread(self) -> dict[str, bytes | None]:
-        names = [*MANAGED_FILES, *PARENT_FILES, RTP_FILE]
+        names = [*MANAGED_FILES, *PARENT_FILES, RTP_FILE, HTTP_FILE]
         found = self._transport().read_files([self._path(n) for n in names])
         return {n: found[self._path(n)].content for n in names}
 
@@ -298,6 +313,11 @@ class AsteriskProvider:
                     continue  # rtp.conf belongs to the admin; only the keys are ours
                 after: dict[str, Any] = change.after
                 new = set_rtp(old, int(after["rtpstart"]), int(after["rtpend"]))
+            elif kind == "http":
+                if change.action == "delete":
+                    new = restore(old)  # the admin's file as it was before sipctl
+                else:
+                    new = set_http(old, http_settings(self._loaded.spec), HTTP_ANY_VALUE)
             else:
                 raise ProviderError(f"asterisk: unknown resource {change.address}")
             writes.append(FileWrite(self._path(name), new, old))
@@ -319,6 +339,8 @@ class AsteriskProvider:
             # Running"), and a reload refuses it: load it once the file is there.
             running = live.private.get("confbridge_running", True)
             reloads.append(RELOAD_CONFBRIDGE if running else LOAD_CONFBRIDGE)
+        if HTTP_FILE in touched:
+            reloads.append(RELOAD_HTTP)
         return reloads
 
     def _reload_and_check(self, reloads: list[str]) -> str | None:
@@ -329,13 +351,15 @@ class AsteriskProvider:
             checks.append(f"dialplan show {section.guest_context}")
         if RELOAD_PJSIP in reloads:
             checks.append(f"pjsip show endpoint {GUEST_ENDPOINT}")
-            if section.manage_transports:
+            if section.manage_transports or self._loaded.spec.transports.wss is not None:
                 checks.append("pjsip show transports")
         if RELOAD_RTP in reloads:
             checks.append("rtp show settings")
         confbridge = {RELOAD_CONFBRIDGE, LOAD_CONFBRIDGE} & set(reloads)
         if confbridge and self._loaded.spec.rooms and section.ensure == "present":
             checks.append(SHOW_BRIDGE_PROFILES)
+        if RELOAD_HTTP in reloads:
+            checks.append("http show status")
         answers = self._rx([*reloads, *checks])
         for answer in answers[: len(reloads)]:
             if not answer.ok or _reload_failed(answer.output):
@@ -395,13 +419,25 @@ class AsteriskProvider:
                     f"Asterisk did not take the rooms: '{answer.cli}' lacks "
                     f"{', '.join(absent)} (is app_confbridge loaded?)"
                 )
+        if answer.cli == "http show status":
+            wss = self._loaded.spec.transports.wss
+            bound = re.search(r"HTTPS Server Enabled and Bound to (\S+)", answer.output)
+            port = f":{wss.port}" if present and wss is not None else None
+            if port and (bound is None or not bound[1].endswith(port)):
+                return (
+                    f"Asterisk did not start its HTTPS server for transports.wss ({port}): "
+                    "are asterisk.tls's certificate and key readable by Asterisk and a pair, "
+                    f"and is the port free? 'http show status' says: {answer.words()[:300]}"
+                )
         if answer.cli == "pjsip show transports" and present:
             have = parse_transports(answer.output)
             wanted_transports = {
                 f"sipctl-{p}"
                 for p in self._loaded.spec.transports.enabled()
-                if p != "tls" or section.tls is not None
+                if section.manage_transports and (p != "tls" or section.tls is not None)
             }
+            if self._loaded.spec.transports.wss is not None:
+                wanted_transports.add(WSS_TRANSPORT)
             not_started = wanted_transports - {t.name for t in have}
             if not_started:
                 running = ", ".join(f"{t.name} {t.protocol} {t.address}:{t.port}" for t in have)

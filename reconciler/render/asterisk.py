@@ -6,7 +6,10 @@ sipctl owns, in ``asterisk.config_dir``:
   whole;
 - exactly one ``#include`` line for each of them in its parent (``pjsip.conf``/``sip.conf``,
   ``extensions.conf``);
-- the keys ``rtpstart``/``rtpend`` of ``rtp.conf`` ``[general]``.
+- the keys ``rtpstart``/``rtpend`` of ``rtp.conf`` ``[general]``;
+- with ``transports.wss``, the TLS listener keys of ``http.conf``'s first ``[general]``
+  (``HTTP_KEYS``; how they are edited: ``providers/asterisk/http_conf.py``), and in
+  ``pjsip_sipctl.conf`` the browsers' guest endpoint and the WSS transport object.
 
 Measured on Asterisk 22 and built in here:
 
@@ -62,6 +65,7 @@ Measured on Asterisk 22 and built in here:
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 from sipctl.reconciler.asterisk_conf import normalize_dialplan, normalize_sections
 from sipctl.reconciler.render.asterisk_rooms import (
@@ -85,6 +89,13 @@ PARENTS = {
     DIALPLAN_FILE: "extensions.conf",
     CONFBRIDGE_FILE: CONFBRIDGE_PARENT,
 }
+HTTP_FILE = "http.conf"
+# The keys of http.conf's first [general] that sipctl owns with transports.wss. Asterisk
+# starts no server at all without a bindaddr, so one is part of the set, but any value the
+# admin chose satisfies it (sipctl's default keeps plain HTTP on loopback).
+HTTP_KEYS = ("enabled", "bindaddr", "tlsenable", "tlsbindaddr", "tlscertfile", "tlsprivatekey")
+HTTP_ANY_VALUE = frozenset({"bindaddr"})
+HTTP_DEFAULT_BINDADDR = "127.0.0.1"
 GUEST_ENDPOINT = "anonymous"
 GUEST_CODECS = "ulaw,alaw,g722,gsm"
 # With asterisk.video; without it a video offer is answered with the video stream declined.
@@ -419,6 +430,7 @@ def include_address(parent: str) -> Address:
 
 
 RTP_ADDRESS = Address(LAYER, "rtp", RTP_FILE)
+HTTP_ADDRESS = Address(LAYER, "http", HTTP_FILE)
 
 
 def file_value(name: str, text: str) -> dict[str, list[str]]:
@@ -445,6 +457,30 @@ def rtp_value(start: int | None, end: int | None) -> dict[str, object]:
     return {"rtpstart": start, "rtpend": end}
 
 
+def http_settings(spec: Spec) -> dict[str, str]:
+    """What http.conf's first [general] must say for transports.wss (empty without it)."""
+    section = _section(spec)
+    wss = spec.transports.wss
+    if wss is None or section.tls is None:
+        return {}
+    return {
+        "enabled": "yes",
+        "bindaddr": HTTP_DEFAULT_BINDADDR,
+        "tlsenable": "yes",
+        "tlsbindaddr": f"0.0.0.0:{wss.port}",
+        "tlscertfile": section.tls.cert_file,
+        "tlsprivatekey": section.tls.key_file,
+    }
+
+
+def http_value(values: Mapping[str, str | None]) -> dict[str, str | None]:
+    """The comparable value of the http.conf keys (the same function reads live files)."""
+    return {
+        key: ("set" if key in HTTP_ANY_VALUE and values.get(key) is not None else values.get(key))
+        for key in HTTP_KEYS
+    }
+
+
 def desired_files(spec: Spec) -> dict[str, str]:
     """Managed file name (relative to config_dir) -> exact text."""
     section = _section(spec)
@@ -466,6 +502,9 @@ def render_asterisk(spec: Spec) -> list[Resource]:
         line = include_line(name)
         resources.append(Resource(include_address(PARENTS[name]), include_value(name), line))
     resources.append(Resource(RTP_ADDRESS, rtp_value(section.rtp.start, section.rtp.end), None))
+    http = http_settings(spec)
+    if http:
+        resources.append(Resource(HTTP_ADDRESS, http_value(http), None))
     return resources
 
 
@@ -486,6 +525,10 @@ def asterisk_artefacts(spec: Spec) -> dict[str, str]:
         )
         + f"and sets in rtp.conf [general]: rtpstart={section.rtp.start}, "
         + f"rtpend={section.rtp.end}\n"
+        + "".join(
+            f"and in http.conf's first [general]: {key}={value}\n"
+            for key, value in http_settings(spec).items()
+        )
         + f"(parents: {', '.join(parents)}; the admin's own lines are never changed)\n"
     )
     return files

@@ -87,6 +87,7 @@ class VerifyReport:
     defects: list[Defect]
     probes: list[ProbeCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    wss: list[dict[str, Any]] = field(default_factory=list)  # WssResult.to_json() of each
 
     @property
     def ok(self) -> bool:
@@ -105,6 +106,7 @@ class VerifyReport:
             "probes": [p.to_json() for p in self.probes],
             "defects": [d.to_json() for d in self.defects],
             "notes": list(self.notes),
+            "wss": list(self.wss),
             "ok": self.ok,
         }
 
@@ -396,6 +398,14 @@ def render_text(data: dict[str, Any]) -> str:
             )
         out.append("SIP OPTIONS probes:")
         out += _table(["", "transport", "address", "user", "expect", "answer", "rtt"], rows)
+        out.append("")
+    for check in data.get("wss", []):
+        where = f"wss://{check['host']}:{check['port']}/ws ({check['address']})"
+        if check["error"]:
+            out.append(f"WebSocket: FAIL {where}: {check['error']}")
+        else:
+            answers = ", ".join(f"{n} {s or 'no answer'}" for n, s in check["statuses"].items())
+            out.append(f"WebSocket: {where}, subprotocol sip; OPTIONS: {answers}")
         out.append("")
     for note in data["notes"]:
         out.append(f"note: {note}")

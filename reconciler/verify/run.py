@@ -39,7 +39,7 @@ from sipctl.reconciler.verify.report import (
     probe_defects,
     spec_defects,
 )
-from sipctl.reconciler.verify.rfc3263 import resolve
+from sipctl.reconciler.verify.rfc3263 import Defect, resolve
 from sipctl.schemas.loader import LoadedSpec
 
 if TYPE_CHECKING:
@@ -91,6 +91,8 @@ def run_verify(
             "so the probes prove each declared name is routed and the catch-all is in place, "
             "not that unknown names are refused"
         )
+    if spec.transports.wss is not None:
+        _check_websocket(loaded, report, timeout, ssl_context, log)
     if not jobs:
         return report
     log(f"probing {len(jobs)} (target, user) pairs with SIP OPTIONS")
@@ -167,6 +169,61 @@ def _read_cert_file(loaded: LoadedSpec, report: VerifyReport) -> bytes | None:
         return None
     finally:
         ctx.close()
+
+
+def _check_websocket(
+    loaded: LoadedSpec,
+    report: VerifyReport,
+    timeout: float,
+    ssl_context: ssl.SSLContext | None,
+    log: Callable[[str], None],
+) -> None:
+    """What a browser does: TLS to webrtc.host, upgrade on /ws (sip), OPTIONS per page name."""
+    from sipctl.providers.wss_probe import check_wss
+    from sipctl.reconciler.render.asterisk import webrtc_from_host
+
+    spec = loaded.spec
+    wss, host = spec.transports.wss, spec.webrtc_host()
+    if wss is None or host is None:
+        return
+    addresses = _host_addresses(loaded, host)
+    if not addresses:
+        report.defects.append(
+            Defect("wss-host-unresolved", f"the WebRTC host {host} has no address")
+        )
+        return
+    names = list(spec.page_names())
+    log(f"WebSocket: wss://{host}:{wss.port}/ws at {addresses[0]}, OPTIONS {len(names)} names")
+    result = check_wss(
+        host, addresses[0], wss.port, names, spec.domain, webrtc_from_host(spec.domain),
+        timeout=timeout, ssl_context=ssl_context,
+    )  # fmt: skip
+    report.wss.append(result.to_json())
+    where = f"wss://{host}:{wss.port}/ws ({addresses[0]})"
+    if result.error is not None:
+        report.defects.append(Defect(f"wss-{result.error_kind}", f"{where}: {result.error}"))
+        return
+    for name, status in result.statuses.items():
+        if status != 200:
+            report.defects.append(
+                Defect(
+                    "wss-options",
+                    f"{where}: OPTIONS sip:{name}@{spec.domain} over WebSocket was answered "
+                    f"{status or 'nothing'}, not 200",
+                )
+            )
+
+
+def _host_addresses(loaded: LoadedSpec, host: str) -> list[str]:
+    """The spec's own addresses of ``host`` when it is a server, else the system's answer."""
+    for server in loaded.spec.servers:
+        if server.host == host and (server.ipv4 or server.ipv6):
+            return [*server.ipv4, *server.ipv6]
+    try:
+        info = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return []
+    return list(dict.fromkeys(str(i[4][0]) for i in info))
 
 
 def nameserver_after_apply(loaded: LoadedSpec) -> str | None:

@@ -1,0 +1,131 @@
+"""sipctl's keys in the admin's ``http.conf``: pure edits that can be undone exactly.
+
+Measured on Asterisk 22: http.c reads the *first* ``[general]`` only (a second one, as an
+``#include`` would add, is ignored: its TLS keys started nothing), and without a
+``bindaddr`` it starts no server at all, HTTPS included ("Unable to resolve host '(null)'").
+So sipctl edits the first ``[general]`` in place:
+
+- a wanted key the admin already has with the wanted value stays the admin's line, untouched
+  (``bindaddr`` counts whatever its value: the plain HTTP server is the admin's business);
+- a key with another value is commented out, byte for byte behind ``;sipctl-was: ``, and
+  sipctl's own line follows the section head;
+- a missing key gets sipctl's line (``bindaddr`` gets ``127.0.0.1``: no plain HTTP beyond
+  loopback).
+
+sipctl's lines end with ``; sipctl``. Undoing is exact: drop those lines and uncomment the
+``;sipctl-was: `` ones, so removing ``transports.wss`` gives back the admin's file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from sipctl.reconciler.asterisk_conf import parse_sections, strip_comment
+
+MARK = "; sipctl"
+WAS = ";sipctl-was: "
+_HEAD_RE = re.compile(r"\[(?P<name>[^\]]*)\]")
+_KEY_RE = re.compile(r"\s*(?P<key>[A-Za-z_]+)\s*=>?\s*(?P<value>.*)")
+_TRUE = frozenset({"yes", "true", "y", "t", "1", "on"})
+BOOLEAN_KEYS = frozenset({"enabled", "tlsenable"})
+
+
+def _decode(content: bytes | None) -> str:
+    return (content or b"").decode("utf-8", "surrogateescape")
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def normalize(key: str, value: str) -> str:
+    """How Asterisk reads a value: booleans by ``ast_true``, the rest as written."""
+    if key in BOOLEAN_KEYS:
+        return "yes" if value.strip().lower() in _TRUE else "no"
+    return value.strip()
+
+
+def read_http(content: bytes | None, keys: tuple[str, ...]) -> dict[str, str | None]:
+    """The effective value of each of ``keys`` in the first ``[general]`` (None: unset)."""
+    first = next((s for s in parse_sections(_decode(content)) if s.name == "general"), None)
+    found: dict[str, str | None] = {}
+    for key in keys:
+        value = first.get(key) if first is not None else None
+        found[key] = None if value is None else normalize(key, value)
+    return found
+
+
+def has_marks(content: bytes | None) -> bool:
+    """True when the file holds a line sipctl wrote or commented out."""
+    return any(_ours(line) or line.startswith(WAS) for line in _decode(content).splitlines())
+
+
+def _ours(line: str) -> bool:
+    return line.rstrip("\r\n").rstrip().endswith(MARK)
+
+
+def restore(content: bytes | None) -> bytes:
+    """The file as the admin had it: sipctl's lines dropped, its comments undone."""
+    kept: list[str] = []
+    for line in _decode(content).splitlines(keepends=True):
+        if _ours(line):
+            continue
+        kept.append(line[len(WAS) :] if line.startswith(WAS) else line)
+    return _encode("".join(kept))
+
+
+def set_http(
+    content: bytes | None, wanted: Mapping[str, str], any_value: frozenset[str] = frozenset()
+) -> bytes:
+    """The admin's file with ``wanted`` in effect in its first ``[general]`` (see above).
+
+    For a key in ``any_value`` whatever value the admin wrote satisfies; ``wanted`` holds
+    the value sipctl writes when the key is missing.
+    """
+    lines = _decode(restore(content)).splitlines(keepends=True)
+    head, end = _first_general(lines)
+    occurrences: dict[str, list[int]] = {}
+    for index in range(head + 1 if head is not None else 0, end):
+        match = _KEY_RE.fullmatch(strip_comment(lines[index]))
+        if head is not None and match is not None and match["key"] in wanted:
+            occurrences.setdefault(match["key"], []).append(index)
+    ours: list[str] = []
+    for key, value in wanted.items():
+        found = occurrences.get(key, [])
+        values = [normalize(key, _value_of(lines[i])) for i in found]
+        if found and (key in any_value or all(v == normalize(key, value) for v in values)):
+            continue  # the admin's own line already says it
+        for index in found:
+            lines[index] = WAS + lines[index]
+        ours.append(f"{key}={value} {MARK}\n")
+    if not ours:
+        return _encode("".join(lines))
+    if head is None:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        return _encode("".join([*lines, f"[general] {MARK}\n", *ours]))
+    if not lines[head].endswith("\n"):
+        lines[head] += "\n"
+    lines[head + 1 : head + 1] = ours
+    return _encode("".join(lines))
+
+
+def _value_of(line: str) -> str:
+    match = _KEY_RE.fullmatch(strip_comment(line))
+    return match["value"] if match is not None else ""
+
+
+def _first_general(lines: list[str]) -> tuple[int | None, int]:
+    """Index of the first ``[general]`` head and the end of its section (exclusive)."""
+    head: int | None = None
+    for index, line in enumerate(lines):
+        bare = strip_comment(line)
+        match = _HEAD_RE.match(bare) if bare.startswith("[") else None
+        if match is None:
+            continue
+        if head is not None:
+            return head, index
+        if match["name"].strip() == "general":
+            head = index
+    return head, len(lines)

@@ -1,0 +1,105 @@
+"""transports.wss on a real Asterisk 22: http.conf's keys, the WSS listener, OPTIONS over it.
+
+The tests run in file order on one PBX: apply WSS, probe it without a browser (the stdlib
+client of ``sipctl verify``), then remove it and get the admin's http.conf back byte for byte.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asterisk_helpers import apply_spec, pending_changes, spec_data, write_spec
+from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance
+from fixtures.certs import WSS_HOST, ca_file
+
+from sipctl.providers.asterisk.http_conf import MARK, WAS
+from sipctl.providers.wss_probe import check_wss
+
+pytestmark = pytest.mark.asterisk
+
+
+def wss_spec(pbx: AsteriskInstance, wss: bool = True) -> dict[str, Any]:
+    data = spec_data(pbx, tls={"cert_file": TEST_CERT_FILE, "key_file": TEST_KEY_FILE})
+    data["servers"] = [{"host": WSS_HOST, "ipv4": ["127.0.0.1"]}]
+    if wss:
+        data["transports"]["wss"] = {"port": pbx.wss_port}
+        data["webrtc"] = {"page": {"names": ["director", "alex"]}}
+    return data
+
+
+@pytest.fixture(scope="module")
+def admin_http(asterisk: AsteriskInstance) -> bytes:
+    return (asterisk.config_dir / "http.conf").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def spec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("wss")
+
+
+def trusting_context() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca_file()))
+
+
+def test_apply_wss_sets_only_its_keys_and_starts_https(
+    asterisk: AsteriskInstance, admin_http: bytes, spec_dir: Path
+) -> None:
+    spec = write_spec(spec_dir, wss_spec(asterisk))
+    lines = apply_spec(spec)
+    assert any("module reload http" in line for line in lines), lines
+    text = (asterisk.config_dir / "http.conf").read_text()
+    # The admin's lines stay; the one key with another value is commented out, not lost.
+    admin_lines = admin_http.decode().splitlines()
+    for line in admin_lines:
+        if line.startswith("tlsenable"):
+            assert WAS + line in text.splitlines()
+        else:
+            assert line in text.splitlines()
+    ours = [line for line in text.splitlines() if line.endswith(MARK)]
+    assert sorted(line.split("=", 1)[0] for line in ours) == sorted(
+        ["enabled", "tlsenable", "tlsbindaddr", "tlscertfile", "tlsprivatekey"]
+    )  # bindaddr was the admin's already
+    status = asterisk.rx("http show status")
+    assert f"HTTPS Server Enabled and Bound to 0.0.0.0:{asterisk.wss_port}" in status
+    endpoint = asterisk.rx("pjsip show endpoint anonymous@webrtc.mysite.ru")
+    assert "guest-call" in endpoint and "webrtc" in endpoint
+    assert "sipctl-wss" in asterisk.rx("pjsip show transports")
+    assert pending_changes(spec) == []
+
+
+def test_stdlib_websocket_client_gets_200_for_each_page_name(asterisk: AsteriskInstance) -> None:
+    result = check_wss(
+        WSS_HOST, "127.0.0.1", asterisk.wss_port, ["director", "alex"], "mysite.ru",
+        "webrtc.mysite.ru", ssl_context=trusting_context(), timeout=10,
+    )  # fmt: skip
+    assert result.error is None, result
+    assert result.subprotocol == "sip"
+    assert result.statuses == {"director": 200, "alex": 200}
+
+
+def test_websocket_certificate_is_checked(asterisk: AsteriskInstance) -> None:
+    untrusted = check_wss(
+        WSS_HOST, "127.0.0.1", asterisk.wss_port, ["director"], "mysite.ru", "webrtc.mysite.ru",
+        ssl_context=ssl.create_default_context(), timeout=10,
+    )  # fmt: skip
+    assert untrusted.error_kind == "certificate", untrusted
+    wrong_name = check_wss(
+        "other.example.org", "127.0.0.1", asterisk.wss_port, ["director"], "mysite.ru",
+        "webrtc.mysite.ru", ssl_context=trusting_context(), timeout=10,
+    )  # fmt: skip
+    assert wrong_name.error_kind == "certificate", wrong_name
+
+
+def test_removing_wss_gives_back_the_admins_http_conf(
+    asterisk: AsteriskInstance, admin_http: bytes, spec_dir: Path
+) -> None:
+    spec = write_spec(spec_dir, wss_spec(asterisk, wss=False))
+    apply_spec(spec)
+    assert (asterisk.config_dir / "http.conf").read_bytes() == admin_http
+    assert "HTTPS Server Enabled" not in asterisk.rx("http show status")
+    assert "sipctl-wss" not in asterisk.rx("pjsip show transports")
+    assert "Unable to find" in asterisk.rx("pjsip show endpoint anonymous@webrtc.mysite.ru")
+    assert pending_changes(spec) == []
