@@ -233,3 +233,27 @@ def test_a_management_port_beyond_the_firewall_is_found(applied: Path, bind: Bin
     assert finding.where == "tcp 127.0.0.1:5038" and "AMI" in finding.title
     assert finding.severity == "critical"
     assert _audit(applied, bind).exit_code == 0
+
+
+def test_a_declared_name_without_a_phone_ends_like_an_undeclared_one(
+    asterisk: AsteriskInstance, applied: Path, bind: BindServer, zone: str, tmp_path: Path,
+    phones: dict[str, Phone],
+) -> None:  # fmt: skip
+    """Enumeration by INVITE: 'ghost' (extension 107, no endpoint, no phone) is called."""
+    global USERS
+    saved, USERS = USERS, {**USERS, "ghost": "107"}
+    try:
+        spec = _spec(tmp_path, bind, zone, asterisk)
+    finally:
+        USERS = saved
+    apply_spec(spec)
+    before = {ext: len(p.invites) for ext, p in phones.items()}
+    try:
+        report = _audit(spec, bind)
+    finally:
+        apply_spec(applied)
+    assert any("enumeration by INVITE: 1 declared name(s)" in c for c in report.checks), (
+        report.to_text()
+    )
+    assert report.exit_code == 0, report.to_text()
+    assert {ext: len(p.invites) for ext, p in phones.items()} == before

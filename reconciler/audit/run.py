@@ -291,8 +291,75 @@ def _probe_target(
         f"injection dial strings at {where}; OPTIONS/REGISTER/MESSAGE to {len(declared)} "
         f"declared and {len(undeclared)} undeclared names"
     )
+    _unreachable_names(spec, transport, agent, rate, limits, deadline, where, report)
     _correlate_log(spec, transport, log_path, log_offset, calls, target, report)
     report.add(probes.version_leaks(servers))
+
+
+def _unreachable_names(
+    spec: Spec,
+    transport: HostTransport | None,
+    agent: Callable[[], SipAgent],
+    rate: _RateLimit,
+    limits: AuditLimits,
+    deadline: float,
+    where: str,
+    report: AuditReport,
+) -> None:
+    """INVITE declared names no phone can answer (no contact now), against undeclared ones.
+
+    Only names whose every extension has no contact are called, so no phone rings (one that
+    registers in between would get a CANCEL at once). ``route: goto`` hands the name to the
+    admin's local context, which may do anything: those names are not called.
+    """
+    from sipctl.providers.asterisk.live_dialplan import read_contact_aors
+
+    section = spec.asterisk
+    if section is None or transport is None or section.channel != "pjsip":
+        return
+    if section.route != "dial":
+        report.notes.append("route is goto: declared names are not called (enumeration by "
+                            "INVITE is not measured)")  # fmt: skip
+        return
+    try:
+        reachable = read_contact_aors(transport, section.command)
+    except SipctlError:
+        reachable = None
+    if reachable is None:
+        report.notes.append("pjsip show contacts failed: no declared name was called")
+        return
+    names = [
+        name
+        for name, target in sorted(spec.users.items())
+        if not reachable & set([target] if isinstance(target, str) else target.extensions())
+    ][: probes.UNDECLARED_SAMPLES]
+    if not names:
+        report.checks.append("enumeration by INVITE: every declared name has a phone; not called")
+        return
+    others = [f"sipctlaudit{secrets.token_hex(3)}" for _ in names]
+    declared_calls: list[Exchange] = []
+    undeclared_calls: list[Exchange] = []
+    with agent() as caller:
+        for mine, other in zip(names, others, strict=True):
+            for name, into in ((mine, declared_calls), (other, undeclared_calls)):
+                if time.monotonic() >= deadline:
+                    break
+                rate.wait()
+                exchange = caller.invite(name, limits.request_timeout, limits.hold)
+                report.count("invite").requests += 1
+                report.count("invite").packets += exchange.packets
+                into.append(exchange)
+    rang = [e for e in declared_calls if e.rang]
+    if rang:
+        report.notes.append(
+            f"{rang[0].user!r} rang although it had no contact (a phone registered meanwhile); "
+            "the call was CANCELed"
+        )
+    report.add(probes.enumeration_findings("INVITE", declared_calls, undeclared_calls, where))
+    report.checks.append(
+        f"enumeration by INVITE: {len(declared_calls)} declared name(s) no phone answers "
+        f"({', '.join(names)}) against {len(undeclared_calls)} undeclared"
+    )
 
 
 def _declared_extensions(spec: Spec) -> list[str]:

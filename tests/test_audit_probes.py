@@ -1,0 +1,82 @@
+"""The pure judgements of audit's probes: the call plan, enumeration, exposure, the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+
+from sipctl.providers.sip_attack import Exchange
+from sipctl.reconciler.audit import exposure, probes
+from sipctl.reconciler.audit.report import AuditReport
+from sipctl.reconciler.audit.schema import audit_report_schema
+from sipctl.schemas.loader import load_spec_text
+
+
+def _spec(extra: str = "") -> object:
+    return load_spec_text(
+        "version: 1\ndomain: mysite.ru\nusers: {director: 105, '101': 101}\n" + extra,
+        source="t.yaml",
+        base_dir=Path("/tmp"),
+    ).spec
+
+
+def test_the_call_plan_is_bounded_and_never_calls_a_declared_name_or_extension() -> None:
+    plan, skipped = probes.call_plan(["director", "100", "900", "S"])
+    names = [p.name for p in plan]
+    assert len(names) == len(set(names)) <= 80
+    assert skipped == ["100", "900", "s"] and "director" not in names
+    assert {"00442079460000", "011442079460000", "+442079460000", "h", "*97"} <= set(names)
+    assert {"0", "00", "000", "9", "90", "1000"} <= set(names)
+
+
+def _exchange(user: str, final: int, rtt: float, **kw: bool) -> Exchange:
+    return Exchange("OPTIONS", user, [final], ["x"], final, rtt, **kw)
+
+
+def test_enumeration_by_code_and_by_time() -> None:
+    same = [_exchange("a", 200, 3.0), _exchange("b", 200, 4.0)]
+    assert probes.enumeration_findings("OPTIONS", same, same, "udp x") == []
+    differ = [_exchange("n", 404, 3.0), _exchange("m", 404, 3.0)]
+    (by_code,) = probes.enumeration_findings("OPTIONS", same, differ, "udp x")
+    assert by_code.code == "enumeration-by-code" and "200" in by_code.title
+    slow = [_exchange("a", 200, 250.0), _exchange("b", 200, 260.0)]
+    (by_time,) = probes.enumeration_findings("INVITE", slow, same, "udp x")
+    assert by_time.code == "enumeration-by-timing"
+
+
+def test_a_ringing_call_is_critical_and_the_reject_path_is_not_a_finding() -> None:
+    plan = [probes.PlannedCall("0044", "outside-line"), probes.PlannedCall("h", "special")]
+    rang = Exchange("INVITE", "0044", [100, 180, 487], [], 487, 5.0, rang=True)
+    rejected = Exchange("INVITE", "h", [100, 603], [], 603, 5.0)
+    (finding,) = probes.call_findings(
+        list(zip(plan, [rang, rejected], strict=True)), "reject", "udp x"
+    )
+    assert finding.code == "call-rang" and finding.severity == "critical"
+    answered = Exchange("INVITE", "0044", [100, 200], [], 200, 5.0, answered=True)
+    assert probes.call_findings([(plan[0], answered)], "reject", "udp x") == []
+    (not_found,) = probes.call_findings([(plan[0], answered)], "not-found", "udp x")
+    assert not_found.code == "call-not-rejected"
+
+
+def test_version_leaks_and_allowed_ports() -> None:
+    (leak,) = probes.version_leaks({"udp x": "Asterisk PBX 22.1.0"})
+    assert leak.code == "version-leak"
+    assert probes.version_leaks({"udp x": "TestPBX"}) == []
+    spec = _spec("firewall: {ssh_port: 2222, extra: ['tcp/8088']}\n")
+    knocked = {(p.proto, p.port) for p in exposure.ports_to_knock(spec)}  # type: ignore[arg-type]
+    assert ("tcp", 5038) in knocked and ("tcp", 22) in knocked
+    assert ("tcp", 8088) not in knocked and ("udp", 5060) not in knocked
+
+
+def test_the_report_validates_against_its_schema_and_says_the_exit_code() -> None:
+    report = AuditReport(domain="mysite.ru", nameserver=None)
+    assert report.exit_code == 0
+    report.errors.append("could not resolve")
+    assert report.exit_code == 1
+    report.add(probes.version_leaks({"udp x": "Asterisk 22.1"}))
+    report.count("invite").requests += 1
+    assert report.exit_code == 2
+    jsonschema.validate(report.to_json(), audit_report_schema())
+    text = report.to_text()
+    assert "LOW (1)" in text and "fix:" in text and "audit: 1 finding(s)" in text
