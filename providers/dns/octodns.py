@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
+from sipctl.providers.dns.challenge import CHALLENGE_TTL, ChallengeRecord
 from sipctl.providers.dns.octodns_plugin import PluginConfig, call, find_class, quiet
 from sipctl.providers.dns.octodns_records import live_rrset, new_record, new_zone
 from sipctl.providers.dns.owned import (
@@ -255,6 +256,50 @@ class OctodnsProvider:
                     f"{_canonical(got) or 'absent'}"
                 )
         return lines
+
+    # --- ACME DNS-01 challenges (see providers/dns/challenge.py) ------------------------------
+
+    def publish_challenges(self, records: Sequence[ChallengeRecord]) -> None:
+        self._change_challenges(records, add=True)
+
+    def withdraw_challenges(self, records: Sequence[ChallengeRecord]) -> None:
+        self._change_challenges(records, add=False)
+
+    def _change_challenges(self, records: Sequence[ChallengeRecord], *, add: bool) -> None:
+        """One change set adding (or removing) exactly these TXT values at their names.
+
+        octoDNS writes whole rrsets: the TXT rrset at each name is read and written back with
+        our values added or taken out, so another value at the same name stays."""
+        if not records:
+            return
+        names = sorted({(r.owner, "TXT") for r in records})
+        before = collect(self.populate(), names)
+        after: dict[tuple[str, str], LiveRrset | None] = {}
+        for key in names:
+            old = before.get(key)
+            texts = {exact for _, exact in old.records} if old else set()
+            mine = {f'"{r.value}"' for r in records if r.owner == key[0]}
+            texts = texts | mine if add else texts - mine
+            pairs = tuple(sorted((canonical_text("TXT", t), t) for t in texts))
+            after[key] = LiveRrset(old.ttl if old else CHALLENGE_TTL, pairs) if pairs else None
+        changed = {k: v for k, v in after.items() if v != before.get(k)}
+        if not changed:
+            return
+        plugin = self.plugin.instance()
+        with quiet():
+            plan = self._octodns_plan({k: before.get(k) for k in changed}, changed)
+        what = "publish" if add else "remove"
+        call(lambda: plugin.apply(plan), f"{what} ACME challenge records in zone {self.zone}")
+
+    def challenges_visible(self, records: Sequence[ChallengeRecord]) -> bool:
+        """As the provider's API shows the zone (what its name servers serve)."""
+        names = sorted({(r.owner, "TXT") for r in records})
+        found = collect(self.populate(), names)
+        for record in records:
+            rrset = found.get((record.owner, "TXT"))
+            if rrset is None or f'"{record.value}"' not in {e for _, e in rrset.records}:
+                return False
+        return True
 
 
 def _key(change: Change) -> tuple[str, str]:
