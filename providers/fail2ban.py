@@ -28,7 +28,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 from sipctl.errors import ProviderError
 from sipctl.providers.transport.pool import CommandResult, FileWrite
-from sipctl.reconciler.fail2ban_proof import judge, log_text, proof_lines
+from sipctl.reconciler.fail2ban_proof import (
+    judge,
+    log_text,
+    proof_lines,
+    sshd_proof_lines,
+)
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.fail2ban import (
     LAYER,
@@ -110,6 +115,12 @@ class Fail2banProvider:
         new_filter = wanted.get(self._paths[0])
         if new_filter is not None and live.resources.get(new_filter.address) != new_filter.value:
             self._prove(str(new_filter.payload), transport, live)
+        new_jail = wanted.get(self._paths[1])
+        jail_changes = (
+            new_jail is not None and live.resources.get(new_jail.address) != new_jail.value
+        )
+        if self._section.sshd and jail_changes:
+            self._prove_sshd(live)
         self._server_state(transport, live)
         return live
 
@@ -161,6 +172,28 @@ class Fail2banProvider:
             )
         if not problems:
             self._ctx.log(f"fail2ban filter proven with fail2ban-regex on {where}")
+
+    def _prove_sshd(self, live: LiveState) -> None:
+        """The stock sshd filter against sshd's own failure lines, with this machine's
+        fail2ban-regex and filter (the jail uses the target's stock filter of that name)."""
+        program = local_fail2ban_regex()
+        stock = Path("/etc/fail2ban/filter.d/sshd.conf")
+        if program is None or not stock.exists():
+            live.notes.append(
+                "sshd jail NOT proven: fail2ban-regex and the stock sshd filter are not on "
+                "this machine; install fail2ban here to have it checked"
+            )
+            return
+        lines = sshd_proof_lines()
+        output = _prove_here(program, stock.read_text(), log_text(lines), stock.parent)
+        problems = judge(lines, output) if output is not None else ["fail2ban-regex failed"]
+        for problem in problems:
+            live.problems.append(
+                f"the stock sshd filter does not catch sshd's failed logins (proven with "
+                f"fail2ban-regex on this machine): {problem}; nothing was written"
+            )
+        if not problems:
+            self._ctx.log("sshd jail proven with fail2ban-regex on this machine")
 
     def _server_state(self, transport: HostTransport, live: LiveState) -> None:
         """Whether a reload can follow the writes; one round trip, read only."""
@@ -264,10 +297,16 @@ def local_fail2ban_regex() -> str | None:
     return shutil.which("fail2ban-regex")
 
 
-def _prove_here(program: str, filter_text: str, log: str) -> str | None:
-    """``fail2ban-regex -o ip`` on this machine; its stdout, or None when it failed."""
+def _prove_here(
+    program: str, filter_text: str, log: str, filter_dir: Path | None = None
+) -> str | None:
+    """``fail2ban-regex -o ip`` on this machine; its stdout, or None when it failed.
+
+    ``filter_dir``: where the filter's ``before = common.conf`` is found (a stock filter)."""
     with tempfile.TemporaryDirectory(prefix="sipctl-f2b-") as tmp:
         directory = Path(tmp)
+        if filter_dir is not None:
+            shutil.copy(filter_dir / "common.conf", directory / "common.conf")
         (directory / "filter.conf").write_text(filter_text)
         (directory / "test.log").write_text(log)
         try:

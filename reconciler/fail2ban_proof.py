@@ -196,3 +196,44 @@ def _in_smuggled(text: str) -> bool:
         return ipaddress.ip_address(text) in SMUGGLED_NETWORK
     except ValueError:
         return False
+
+
+# sshd's own lines, as OpenSSH 9.2p1 (Debian 12) writes them through syslog (measured in
+# tests/test_fail2ban_sshd.py): the stock "sshd" filter must take the address of each
+# failure, and none from a line that is not one.
+def _sshd(pid: int) -> str:
+    # One pid per session: the stock filter follows a session's lines by it (mlfid).
+    return f"Dec  2 12:12:24 pbx sshd[{pid}]: "
+
+
+def sshd_proof_lines() -> list[ProofLine]:
+    """The test log for the stock sshd filter of the ``sipctl-sshd`` jail."""
+    return [
+        ProofLine(
+            _sshd(4242) + "Invalid user nobodyhere from 203.0.113.21 port 39350",
+            "203.0.113.21",
+            "a user this host does not have",
+        ),
+        ProofLine(
+            _sshd(4243) + "Failed password for root from 203.0.113.22 port 39352 ssh2",
+            "203.0.113.22",
+            "a wrong password",
+        ),
+        ProofLine(
+            _sshd(4244)
+            + "Failed password for invalid user admin from 2001:db8::23 port 39354 ssh2",
+            "2001:db8::23",
+            "a wrong password of an unknown user, IPv6",
+        ),
+        ProofLine(
+            _sshd(4245) + 'Connection from 198.51.100.24 port 39356 on 10.0.0.1 port 22 rdomain ""',
+            None,
+            "a connection, not a failure",
+        ),
+        ProofLine(
+            _sshd(4246)
+            + "Accepted publickey for root from 198.51.100.25 port 39358 ssh2: ED25519 x",
+            None,
+            "a good login",
+        ),
+    ]

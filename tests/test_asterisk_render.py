@@ -284,3 +284,21 @@ def test_no_accepted_name_changes_the_meaning_of_the_dialplan(
         assert name.strip() == name and name.isprintable()
         first = next(s for s in steps if s.exten == name)
         assert first.priority == "1"
+
+
+def test_plans_can_name_users_and_rooms_in_the_specs_words() -> None:
+    from sipctl.reconciler.render.asterisk_names import described_names, name_changes
+
+    users = {"director": "105", "sales": {"ring": [106, 107], "fallback": 101}}
+    spec = Spec.model_validate(
+        {**make_spec(users).model_dump(), "rooms": {"seminar": {"max_members": 5}}}
+    )
+    after = described_names(spec)
+    assert after["user sales"] == "106 & 107 (20 s), then 101"
+    before = {"user director": "104", "user old": "100"}
+    assert name_changes(before, after) == [
+        "+ room seminar → room, at most 5 members",
+        "~ user director → 105 (was 104)",
+        "- user old → 100",
+        "+ user sales → 106 & 107 (20 s), then 101",
+    ]

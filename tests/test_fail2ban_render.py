@@ -282,3 +282,25 @@ def test_a_client_that_answers_otherwise_is_quoted(tmp_path: Path) -> None:
         "local: fail2ban-client ping failed (exit status 1); the files are written and the "
         "reload is skipped"
     ]
+
+
+def test_sshd_jail_uses_the_stock_filter_on_the_ssh_port() -> None:
+    from sipctl.reconciler.render.fail2ban import jail_text, normalize_ini
+    from sipctl.schemas.spec import Spec
+
+    def jail(**extra: object) -> dict[str, list[str]]:
+        data = {"version": 1, "domain": "mysite.ru", "fail2ban": {"sshd": True}, **extra}
+        value = normalize_ini(jail_text(Spec.model_validate(data)))
+        assert isinstance(value, dict)
+        return value
+
+    plain = jail()["[sipctl-sshd]"]
+    for item in ("filter = sshd", "port = 22", "protocol = tcp", "logpath = %(sshd_log)s"):
+        assert item in plain, plain
+    assert "banaction = iptables-multiport" in plain
+    moved = jail(firewall={"ssh_port": 2222, "backend": "nftables"})["[sipctl-sshd]"]
+    assert "port = 2222" in moved and "banaction = nftables-multiport" in moved
+    off = normalize_ini(
+        jail_text(Spec.model_validate({"version": 1, "domain": "mysite.ru", "fail2ban": {}}))
+    )
+    assert isinstance(off, dict) and "[sipctl-sshd]" not in off

@@ -4,6 +4,8 @@ Pure: the spec goes in, two owned files come out (DESIGN.md, "Ownership")::
 
     <config_dir>/filter.d/sipctl-asterisk.conf   what a failure looks like in the Asterisk log
     <config_dir>/jail.d/sipctl.conf              [sipctl-asterisk]: where to look, when to ban
+                                                 [sipctl-sshd] with fail2ban.sshd: the stock
+                                                 sshd filter on the SSH port
 
 Each file is one resource, owned whole. Its value is the file parsed as fail2ban parses it
 (sections, keys, values with continuation lines joined), so comments, blank lines, spacing and
@@ -53,6 +55,7 @@ from sipctl.schemas.spec import Fail2ban, Spec
 LAYER = "fail2ban"
 KIND = "file"
 JAIL_NAME = "sipctl-asterisk"
+SSHD_JAIL_NAME = "sipctl-sshd"
 FILTER_NAME = "sipctl-asterisk"
 FILTER_FILE = f"filter.d/{FILTER_NAME}.conf"
 JAIL_FILE = "jail.d/sipctl.conf"
@@ -180,7 +183,36 @@ def jail_text(spec: Spec) -> str:
         # the one this file says whatever the host's [DEFAULT] holds.
         'action = %(banaction)s[port="%(port)s", protocol="%(protocol)s"]',
     ]
+    if section.sshd:
+        lines += ["", *sshd_jail_lines(spec, ignored)]
     return _HEADER + "\n".join(lines) + "\n"
+
+
+def ssh_port(spec: Spec) -> int:
+    """The port the sshd jail bans: the firewall's SSH port, 22 without a firewall."""
+    return spec.firewall.ssh_port if spec.firewall is not None else 22
+
+
+def sshd_jail_lines(spec: Spec, ignored: list[str]) -> list[str]:
+    """``[sipctl-sshd]``: Debian's stock ``sshd`` filter, where the distribution says sshd
+    logs (``sshd_log``/``sshd_backend`` of paths-*.conf, as the stock [sshd] jail), and the
+    same limits and ban action as the Asterisk jail, on the SSH port only."""
+    section = _section(spec)
+    return [
+        f"[{SSHD_JAIL_NAME}]",
+        f"enabled = {'true' if section.enabled else 'false'}",
+        "filter = sshd",
+        "backend = %(sshd_backend)s",
+        "logpath = %(sshd_log)s",
+        f"maxretry = {section.maxretry}",
+        f"findtime = {section.findtime}",
+        f"bantime = {section.bantime}",
+        f"ignoreip = {' '.join(ignored)}",
+        f"port = {ssh_port(spec)}",
+        "protocol = tcp",
+        f"banaction = {banaction(spec)}",
+        'action = %(banaction)s[port="%(port)s", protocol="%(protocol)s"]',
+    ]
 
 
 def normalize_ini(text: str) -> Value:
