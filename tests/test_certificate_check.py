@@ -67,3 +67,28 @@ def test_served_defects_name_what_clients_would_refuse() -> None:
         "certificate-not-live",
     ]
     assert "x.other.test" in found[0].message and other.serial in found[2].message
+
+
+def test_a_dns_provider_that_cannot_answer_challenges_stops_the_plan(tmp_path: Path) -> None:
+    import pytest
+
+    from sipctl.errors import ProviderError
+
+    (tmp_path / "zone.db").write_text(
+        "$ORIGIN mysite.test.\n$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n"
+        "@ IN NS ns1\nns1 IN A 192.0.2.1\n"
+    )
+    text = (
+        "version: 1\ndomain: mysite.test\ntransports: {udp: {port: 5060}, tls: {port: 5061}}\n"
+        "servers: [{host: pbx.mysite.test, ipv4: [192.0.2.10]}]\n"
+        "dns: {provider: zonefile, file: zone.db}\n"
+        f"asterisk:\n  target: dir:{tmp_path / 'pbx'}\n"
+        f"  tls: {{cert_file: {CERT}, key_file: {KEY}, acme: {{email: a@mysite.test}}}}\n"
+    )
+    loaded = load_spec_text(text, source="s.yaml", base_dir=tmp_path)
+    ctx = RunContext(base_dir=tmp_path)
+    try:
+        with pytest.raises(ProviderError, match="cannot publish ACME challenge records"):
+            make_plan(loaded, ctx, ["certificate"])
+    finally:
+        ctx.close()

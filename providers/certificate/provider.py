@@ -110,6 +110,8 @@ class CertificateProvider:
         cert = found[self._tls.cert_file].content
         key = found[self._tls.key_file].content
         acme = self._tls.acme
+        if acme is not None:
+            live.problems.extend(self._challenge_problems())
         if cert is None:
             if acme is None:
                 live.notes.append(
@@ -137,13 +139,23 @@ class CertificateProvider:
             return live
         live.resources[certificate_address(self._tls)] = live_value(
             names=facts.names,
-            issuer=self._issuer(facts, found, acme),
+            issuer=self._issuer(facts, found),
             not_after=facts.not_after,
             days_left=facts.days_left(),
             renew_days=acme.renew_days,
             key=key_state,
         )
         return live
+
+    def _challenge_problems(self) -> list[str]:
+        """At plan time already: can the spec's DNS provider publish challenge records?"""
+        from sipctl.providers.dns.challenge import challenge_writer
+
+        try:
+            challenge_writer(self._loaded, self._ctx)
+        except ProviderError as exc:
+            return [exc.message]
+        return []
 
     def _summary(self, facts: CertificateFacts) -> str:
         days = facts.days_left()
@@ -153,12 +165,11 @@ class CertificateProvider:
             f"{facts.serial}, issued by {facts.issuer} for {', '.join(facts.names) or 'no name'}"
         )
 
-    def _issuer(self, facts: CertificateFacts, found: dict[str, HostFile], acme: Acme) -> str:
+    def _issuer(self, facts: CertificateFacts, found: dict[str, HostFile]) -> str:
         """Which ACME directory issued this very certificate, by sipctl's record of it."""
         record = _json(found[record_path(self._tls.cert_file)].content)
         if record.get("sha256") == facts.sha256 and isinstance(record.get("directory"), str):
             return issuer_text(record["directory"])
-        del acme
         return f"{facts.issuer} (not obtained by sipctl)"
 
     def _check_only(self, facts: CertificateFacts, key_state: str) -> list[str]:

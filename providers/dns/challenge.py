@@ -70,7 +70,7 @@ def challenge_writer(loaded: LoadedSpec, ctx: RunContext) -> ChallengeWriter:
     if not isinstance(provider, ChallengeWriter):
         raise ProviderError(
             f"{loaded.where(('dns', 'provider'))}: dns provider {dns.provider!r} cannot publish "
-            "ACME challenge records; use a provider that can (rfc2136), or obtain the "
+            "ACME challenge records; use a provider that can (rfc2136, octodns), or obtain the "
             "certificate another way and leave asterisk.tls.acme out"
         )
     return provider
