@@ -19,7 +19,7 @@ the spec is caught here rather than on the live host.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,15 +90,20 @@ def firewall_rtp_range(spec: Spec) -> tuple[int, int]:
 
 def cross_checks(loaded: LoadedSpec) -> list[str]:
     """Problems that make the layers of this spec disagree; empty when they agree."""
-    problems: list[str] = []
-    problems += _port_checks(loaded)
-    problems += _rtp_checks(loaded)
-    problems += _tls_checks(loaded)
-    problems += _acme_checks(loaded)
-    problems += _dns_checks(loaded)
-    problems += _webrtc_checks(loaded)
-    problems += _name_checks(loaded)
-    return problems
+    return [problem for check in offline_checks() for problem in check(loaded)]
+
+
+def offline_checks() -> tuple[Callable[[LoadedSpec], list[str]], ...]:
+    """Every offline cross-layer check; their docstrings are listed in docs/spec.md."""
+    return (
+        _port_checks,
+        _rtp_checks,
+        _tls_checks,
+        _acme_checks,
+        _dns_checks,
+        _webrtc_checks,
+        _name_checks,
+    )
 
 
 def cross_warnings(loaded: LoadedSpec) -> list[str]:
@@ -178,6 +183,8 @@ def _ignoreip_warnings(loaded: LoadedSpec) -> list[str]:
 
 
 def _port_checks(loaded: LoadedSpec) -> list[str]:
+    """Every transport's port is opened by the firewall and banned by the fail2ban jail;
+    transports.tcp and transports.tls use different ports; no transport uses firewall.ssh_port."""
     spec, w = loaded.spec, loaded.where
     problems: list[str] = []
     wanted = expected_sip_ports(spec)
@@ -218,6 +225,7 @@ def _port_checks(loaded: LoadedSpec) -> list[str]:
 
 
 def _rtp_checks(loaded: LoadedSpec) -> list[str]:
+    """The firewall opens the whole asterisk.rtp range; no UDP transport's port lies inside it."""
     spec, w = loaded.spec, loaded.where
     problems: list[str] = []
     if spec.asterisk is None:
@@ -241,6 +249,7 @@ def _rtp_checks(loaded: LoadedSpec) -> list[str]:
 
 
 def _tls_checks(loaded: LoadedSpec) -> list[str]:
+    """transports.tls needs asterisk.tls (cert_file, key_file) when Asterisk is managed."""
     spec, w = loaded.spec, loaded.where
     if spec.transports.tls is None or spec.asterisk is None or spec.asterisk.ensure == "absent":
         return []
@@ -266,6 +275,8 @@ def certificate_names(spec: Spec) -> list[str]:
 
 
 def _acme_checks(loaded: LoadedSpec) -> list[str]:
+    """asterisk.tls.acme needs a dns section (it answers DNS-01), and every certificate name
+    lies inside the zone."""
     spec, w = loaded.spec, loaded.where
     if spec.asterisk is None or spec.asterisk.tls is None or spec.asterisk.tls.acme is None:
         return []
@@ -331,6 +342,7 @@ def _webrtc_checks(loaded: LoadedSpec) -> list[str]:
 
 
 def _dns_checks(loaded: LoadedSpec) -> list[str]:
+    """With dns, servers is not empty, and every server inside the zone has ipv4 or ipv6."""
     spec, w = loaded.spec, loaded.where
     problems: list[str] = []
     if spec.dns is None or spec.dns.ensure == "absent":

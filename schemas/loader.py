@@ -27,6 +27,7 @@ import yaml
 from pydantic import ValidationError
 
 from sipctl.errors import SpecError
+from sipctl.schemas.messages import validation_message, yaml_problem
 from sipctl.schemas.spec import UNION_TAGS, Spec
 from sipctl.schemas.text import describe_character, text_problem
 
@@ -212,15 +213,7 @@ def _format_validation_error(
         if len(loc) > 2 and loc[0] == "users" and loc[2] in UNION_TAGS:
             del loc[2]  # the form of a user (users.NAME.<form>.ring), not a key of the spec
         path: PathKey = tuple(loc)
-        message = err["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        if err["type"] == "extra_forbidden":
-            message = "unknown key (check its spelling and its section in DESIGN.md)"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        elif err["type"] == "literal_error" and path == ("version",):
-            message = "must be 1 (the only spec version so far)"
+        message = validation_message(err, path)
         lines.append(f"{_where(source, positions, path)}: {_dotted(path)}: {message}")
     return lines
 
@@ -249,8 +242,7 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = exc.problem or "invalid YAML"
-        raise SpecError(f"{where}: not valid YAML: {problem}") from None
+        raise SpecError(f"{where}: {yaml_problem(exc.problem)}") from None
     except yaml.reader.ReaderError as exc:
         raise SpecError(_reader_error(text, source, exc)) from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:

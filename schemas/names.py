@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 # Asterisk gives these extension names a meaning of their own (h: hangup, i: invalid, ...).
 SPECIAL_EXTENSIONS = frozenset({"a", "e", "h", "i", "o", "s", "t", "T", "fax", "talk"})
@@ -122,9 +122,72 @@ def _lower_if_str(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
-UserName = Annotated[str, AfterValidator(check_user_name)]
-Extension = Annotated[str, BeforeValidator(check_extension)]
-Hostname = Annotated[str, AfterValidator(check_hostname)]
-ContextName = Annotated[str, AfterValidator(check_context)]
-SoundName = Annotated[str, AfterValidator(check_sound)]
-TsigKeyName = Annotated[str, AfterValidator(check_tsig_name)]
+# What the JSON Schema can say of each name (editors flag a bad value as it is typed); the
+# checks above stay the authority, and the schema test proves the two agree on a table of
+# good and bad values. Patterns are ECMA-262 regexes that Python's re reads the same way.
+USER_NAME_PATTERN = "^" + _USER_RE.pattern + "$"
+EXTENSION_PATTERN = "^" + _EXTENSION_RE.pattern + "$"
+_LABEL = _LABEL_RE.pattern
+# At least two labels, the last not all digits, an optional trailing dot.
+HOSTNAME_PATTERN = rf"^(?=.{{1,253}}\.?$)(?:{_LABEL}\.)+(?![0-9]+\.?$){_LABEL}\.?$"
+CONTEXT_PATTERN = "^" + _CONTEXT_RE.pattern + "$"
+SOUND_PATTERN = "^" + _SOUND_RE.pattern + "$"
+TSIG_NAME_PATTERN = "^" + _TSIG_NAME_RE.pattern + "$"
+
+
+def _ci(word: str) -> str:
+    """A case-insensitive regex for ``word`` (ECMA-262 has no inline (?i))."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+UserName = Annotated[
+    str,
+    AfterValidator(check_user_name),
+    Field(
+        json_schema_extra={
+            "pattern": USER_NAME_PATTERN,
+            "maxLength": MAX_EXTENSION_LENGTH,
+            "not": {"enum": sorted(SPECIAL_EXTENSIONS)},
+        }
+    ),
+]
+# YAML reads 105 as a number and "0105" as text; both are an extension (digits kept as written).
+Extension = Annotated[
+    str,
+    BeforeValidator(check_extension),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": 10**20 - 1},
+                {"type": "string", "pattern": EXTENSION_PATTERN},
+            ]
+        }
+    ),
+]
+Hostname = Annotated[
+    str,
+    AfterValidator(check_hostname),
+    Field(json_schema_extra={"pattern": HOSTNAME_PATTERN, "maxLength": 254}),
+]
+ContextName = Annotated[
+    str,
+    AfterValidator(check_context),
+    Field(
+        json_schema_extra={
+            "pattern": CONTEXT_PATTERN,
+            "not": {
+                "pattern": "^(?:" + "|".join(_ci(w) for w in sorted(_RESERVED_CONTEXTS)) + ")$"
+            },
+        }
+    ),
+]
+SoundName = Annotated[
+    str,
+    AfterValidator(check_sound),
+    Field(json_schema_extra={"pattern": SOUND_PATTERN, "maxLength": 200}),
+]
+TsigKeyName = Annotated[
+    str,
+    AfterValidator(check_tsig_name),
+    Field(json_schema_extra={"pattern": TSIG_NAME_PATTERN, "not": {"pattern": "\\.\\."}}),
+]

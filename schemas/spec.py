@@ -19,6 +19,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -31,8 +32,11 @@ from sipctl.schemas.names import (
     TsigKeyName,
     UserName,
 )
-from sipctl.schemas.targets import check_target
+from sipctl.schemas.targets import PORT_PATTERN, TARGET_PATTERN, check_target
 from sipctl.schemas.text import check_text
+
+# Every field has a description: docs/spec.md (the reference), the JSON Schema and editors
+# show it. A field without one fails tests/test_reference.py, which names it.
 
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 U16 = Annotated[int, Field(ge=0, le=65535, strict=True)]
@@ -43,6 +47,17 @@ _HOSTPORT_RE = re.compile(
 )
 _PORTSPEC_RE = re.compile(r"(?P<proto>tcp|udp)/(?P<first>[0-9]{1,5})(?:[-:](?P<last>[0-9]{1,5}))?")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IPV4_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+IPV4_PATTERN = rf"^{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}$"
+IPV6_PATTERN = "^[0-9A-Fa-f:.]+(?:%[^%]+)?$"  # the rest is format: ipv6
+PORTSPEC_PATTERN = f"^(?:tcp|udp)/{PORT_PATTERN}(?:[-:]{PORT_PATTERN})?$"
+# HOST[:PORT], or a bare IPv6 address (two colons at least) without a port
+HOSTPORT_PATTERN = (
+    rf"^\s*(?:(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::{PORT_PATTERN})?"
+    r"|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)\s*$"
+)
+ENV_NAME_PATTERN = f"^{_ENV_NAME_RE.pattern}$"
+PROVIDER_PATTERN = "^[a-z][a-z0-9_-]{0,40}$"
 
 
 class _Model(BaseModel):
@@ -55,15 +70,26 @@ class _Model(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _one_line_of_text(cls, value: Any) -> Any:
+        """Every text is one line: no line break, control or bidi character."""
         _check_strings(value)
         return value
 
     @model_validator(mode="after")
     def _extra_is_text_too(self) -> Any:
+        """Extra keys (dns.octodns) obey the same rule of one line of text."""
         # Models that allow extra keys (octodns) keep them outside the fields.
         if self.__pydantic_extra__:
             _check_strings(self.__pydantic_extra__)
         return self
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        """A true/false key takes true or false, not text like 'yes' or a number."""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and field.annotation is bool and not isinstance(value, bool):
+            raise ValueError("must be true or false (without quotes)")
+        return value
 
 
 def _check_strings(value: object) -> None:
@@ -88,25 +114,32 @@ def _ensure_field() -> Any:
 # --- transports -------------------------------------------------------------------------
 
 
+_PORT_HELP = "the port Asterisk listens on and the SRV record and the firewall name"
+_ORDER_HELP = "NAPTR order of this transport: callers try lower orders first"
+_PREFERENCE_HELP = "NAPTR preference among transports of the same order (lower first)"
+
+
 class UdpTransport(_Model):
-    port: Port = 5060
-    order: U16 = Field(default=10, description="NAPTR order of this transport")
-    preference: U16 = Field(default=10, description="NAPTR preference of this transport")
+    port: Port = Field(default=5060, description=_PORT_HELP)
+    order: U16 = Field(default=10, description=_ORDER_HELP)
+    preference: U16 = Field(default=10, description=_PREFERENCE_HELP)
 
 
 class TcpTransport(UdpTransport):
-    order: U16 = 20
+    order: U16 = Field(default=20, description=_ORDER_HELP)
 
 
 class TlsTransport(UdpTransport):
-    port: Port = 5061
-    order: U16 = 30
+    port: Port = Field(default=5061, description=_PORT_HELP)
+    order: U16 = Field(default=30, description=_ORDER_HELP)
 
 
 class WssTransport(_Model):
     """SIP over a secure WebSocket (RFC 7118) on Asterisk's HTTPS server, path ``/ws``."""
 
-    port: Port = 8089
+    port: Port = Field(
+        default=8089, description="the HTTPS port of Asterisk's WebSocket server (http.conf)"
+    )
     order: U16 = Field(default=40, description="NAPTR order (only with dns.naptr_websocket)")
     preference: U16 = Field(default=10, description="NAPTR preference (dns.naptr_websocket)")
 
@@ -116,9 +149,16 @@ TRANSPORT_PROTOCOL = {"udp": "udp", "tcp": "tcp", "tls": "tcp", "wss": "tcp"}
 
 
 class Transports(_Model):
-    udp: UdpTransport | None = None
-    tcp: TcpTransport | None = None
-    tls: TlsTransport | None = None
+    udp: UdpTransport | None = Field(
+        default=None, description="SIP over UDP (NAPTR SIP+D2U, SRV _sip._udp)"
+    )
+    tcp: TcpTransport | None = Field(
+        default=None, description="SIP over TCP (NAPTR SIP+D2T, SRV _sip._tcp)"
+    )
+    tls: TlsTransport | None = Field(
+        default=None,
+        description="SIP over TLS (NAPTR SIPS+D2T, SRV _sips._tcp); needs asterisk.tls",
+    )
     wss: WssTransport | None = Field(
         default=None,
         description="WebRTC callers: SIP over secure WebSocket; needs asterisk.tls",
@@ -126,6 +166,7 @@ class Transports(_Model):
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Transports:
+        """At least one transport is enabled."""
         if self.udp is None and self.tcp is None and self.tls is None:
             raise ValueError("enable at least one transport (udp, tcp or tls)")
         return self
@@ -189,8 +230,16 @@ def _refuse_unreachable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) 
         raise ValueError(f"{address} is a multicast address; give the server's own address")
 
 
-IPv4 = Annotated[str, AfterValidator(_check_ipv4)]
-IPv6 = Annotated[str, AfterValidator(_check_ipv6)]
+IPv4 = Annotated[
+    str,
+    AfterValidator(_check_ipv4),
+    Field(json_schema_extra={"format": "ipv4", "pattern": IPV4_PATTERN}),
+]
+IPv6 = Annotated[
+    str,
+    AfterValidator(_check_ipv6),
+    Field(json_schema_extra={"format": "ipv6", "pattern": IPV6_PATTERN}),
+]
 
 
 class RingGroup(_Model):
@@ -244,29 +293,38 @@ class Room(_Model):
 
 
 class Server(_Model):
-    host: Hostname
-    ipv4: tuple[IPv4, ...] = ()
-    ipv6: tuple[IPv6, ...] = ()
-    priority: U16 = 10
-    weight: U16 = 0
+    host: Hostname = Field(description="the SRV target: the host name callers connect to")
+    ipv4: tuple[IPv4, ...] = Field(
+        default=(), description="A records of the host (published when it is inside the zone)"
+    )
+    ipv6: tuple[IPv6, ...] = Field(
+        default=(), description="AAAA records of the host (published when it is inside the zone)"
+    )
+    priority: U16 = Field(
+        default=10, description="SRV priority: callers try lower priorities first (RFC 2782)"
+    )
+    weight: U16 = Field(
+        default=0, description="SRV weight: share of callers among servers of one priority"
+    )
 
 
 # --- DNS ------------------------------------------------------------------------------------
 
 
 class Tsig(_Model):
-    name: TsigKeyName
+    name: TsigKeyName = Field(description="the TSIG key's name, as the DNS server knows it")
     algorithm: Literal[
         "hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"
-    ] = "hmac-sha256"
-    secret_env: str | None = Field(
-        default=None, description="environment variable holding the base64 secret"
+    ] = Field(default="hmac-sha256", description="the TSIG key's algorithm")
+    secret_env: Annotated[str, Field(json_schema_extra={"pattern": ENV_NAME_PATTERN})] | None = (
+        Field(default=None, description="environment variable holding the base64 secret")
     )
     secret_file: str | None = Field(default=None, description="file holding the base64 secret")
 
     @model_validator(mode="before")
     @classmethod
     def _no_inline_secret(cls, data: Any) -> Any:
+        """No inline TSIG `secret`: secret_env or secret_file only."""
         if isinstance(data, dict) and "secret" in data:
             raise ValueError(
                 "an inline 'secret' is not allowed: a spec lives in git, secrets do not. "
@@ -277,6 +335,7 @@ class Tsig(_Model):
 
     @model_validator(mode="after")
     def _one_source(self) -> Tsig:
+        """Exactly one of tsig.secret_env and tsig.secret_file is given."""
         if (self.secret_env is None) == (self.secret_file is None):
             raise ValueError("give exactly one of secret_env or secret_file")
         if self.secret_env is not None and not _ENV_NAME_RE.fullmatch(self.secret_env):
@@ -302,7 +361,11 @@ def _check_hostport(value: str) -> str:
     return value.strip()
 
 
-HostPort = Annotated[str, AfterValidator(_check_hostport)]
+HostPort = Annotated[
+    str,
+    AfterValidator(_check_hostport),
+    Field(json_schema_extra={"pattern": HOSTPORT_PATTERN}),
+]
 
 
 # octoDNS provider arguments: scalars, or one level of lists and mappings of scalars.
@@ -356,6 +419,7 @@ class Octodns(_Model):
     @field_validator("provider_class")
     @classmethod
     def _class_path(cls, value: str) -> str:
+        """dns.octodns.class is a class path (module.Class)."""
         if not _OCTODNS_CLASS_RE.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a class path (module.Class, like "
@@ -365,6 +429,8 @@ class Octodns(_Model):
 
     @model_validator(mode="after")
     def _no_inline_secret(self) -> Octodns:
+        """dns.octodns has no 'id' and no inline credential: a key that names a secret takes
+        env/NAME."""
         for key, value in self.arguments().items():
             if key == "id":
                 raise ValueError("'id' is set by sipctl (the zone's provider id); remove it")
@@ -411,26 +477,42 @@ def _check_command(value: str) -> str:
     return value.strip()
 
 
-Command = Annotated[str, AfterValidator(_check_command)]
+COMMAND_PATTERN = "^[^;&|$`<>(){}]*[^;&|$`<>(){}\\s][^;&|$`<>(){}]*$"
+Command = Annotated[
+    str, AfterValidator(_check_command), Field(json_schema_extra={"pattern": COMMAND_PATTERN})
+]
 
 
 class Dns(_Model):
-    provider: str = Field(
-        default="rfc2136", description="rfc2136, zonefile, octodns, or a plugin's name"
+    provider: Annotated[str, Field(json_schema_extra={"pattern": PROVIDER_PATTERN})] = Field(
+        default="rfc2136",
+        description="how records are changed: rfc2136 (dynamic updates to BIND, Knot, "
+        "PowerDNS...), zonefile (a zone file sipctl edits), octodns (an API provider through "
+        "octoDNS), or an installed plugin's name",
     )
-    zone: Hostname | None = Field(default=None, description="default: the domain")
+    zone: Hostname | None = Field(
+        default=None, description="the zone the records live in; default: the domain"
+    )
     server: HostPort | None = Field(
         default=None, description="primary server, HOST[:PORT] (rfc2136)"
     )
-    tsig: Tsig | None = None
-    ttl: Annotated[int, Field(ge=1, le=2147483647, strict=True)] = 3600
-    naptr: bool = True
+    tsig: Tsig | None = Field(
+        default=None, description="the key that signs updates and queries (rfc2136)"
+    )
+    ttl: Annotated[int, Field(ge=1, le=2147483647, strict=True)] = Field(
+        default=3600, description="TTL in seconds of every record sipctl writes"
+    )
+    naptr: bool = Field(
+        default=True, description="publish NAPTR records (SRV records are always published)"
+    )
+    timeout: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=5.0, description="seconds to wait for each DNS answer"
+    )
     naptr_websocket: bool = Field(
         default=False,
         description="also publish a SIPS+D2W NAPTR and its SRV for transports.wss (RFC 7118); "
         "for SIP gateways, browsers never query it",
     )
-    timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
     file: str | None = Field(default=None, description="zone file (zonefile), relative to the spec")
     reload_command: Command | None = Field(
         default=None, description="run after the zone file changed, e.g. 'rndc reload mysite.ru'"
@@ -444,12 +526,15 @@ class Dns(_Model):
     @field_validator("provider")
     @classmethod
     def _provider_name(cls, value: str) -> str:
+        """dns.provider is a plugin name: lower-case letters, digits, '_' and '-'."""
         if not re.fullmatch(r"[a-z][a-z0-9_-]{0,40}", value):
             raise ValueError(f"{value!r} is not a provider name (like rfc2136 or zonefile)")
         return value
 
     @model_validator(mode="after")
     def _provider_needs(self) -> Dns:
+        """rfc2136 needs dns.server and takes no file or reload_command; zonefile needs
+        dns.file and takes no server or tsig."""
         if self.provider == "rfc2136":
             if self.server is None:
                 raise ValueError(
@@ -480,16 +565,23 @@ class Dns(_Model):
 
 # --- hosts, SSH -------------------------------------------------------------------------------
 
-Target = Annotated[str, AfterValidator(check_target)]
+Target = Annotated[
+    str, AfterValidator(check_target), Field(json_schema_extra={"pattern": TARGET_PATTERN})
+]
 
 
 class Ssh(_Model):
     key_file: str | None = Field(
         default=None, description="private key; default: the agent, then ~/.ssh/id_*"
     )
-    known_hosts: str = "~/.ssh/known_hosts"
+    known_hosts: str = Field(
+        default="~/.ssh/known_hosts",
+        description="known_hosts file the host key is checked against (never accepted blindly)",
+    )
     sudo: bool = Field(default=False, description="run commands and writes through sudo -n")
-    connect_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    connect_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0, description="seconds to wait for the SSH connection"
+    )
 
 
 def _check_abs_path(value: str) -> str:
@@ -498,18 +590,23 @@ def _check_abs_path(value: str) -> str:
     return value
 
 
-AbsPath = Annotated[str, AfterValidator(_check_abs_path)]
+AbsPath = Annotated[
+    str, AfterValidator(_check_abs_path), Field(json_schema_extra={"pattern": "^/"})
+]
 
 
 # --- Asterisk ---------------------------------------------------------------------------------
 
 
 class Rtp(_Model):
-    start: Port = 10000
-    end: Port = 20000
+    start: Port = Field(
+        default=10000, description="first UDP port of the media range (even, 1024 or above)"
+    )
+    end: Port = Field(default=20000, description="last UDP port of the media range")
 
     @model_validator(mode="after")
     def _range(self) -> Rtp:
+        """rtp.start is even, 1024 or above, and below rtp.end."""
         if self.start >= self.end:
             raise ValueError(f"rtp.start ({self.start}) must be below rtp.end ({self.end})")
         if self.start % 2:
@@ -561,32 +658,53 @@ class Acme(_Model):
 
 
 class TlsFiles(_Model):
-    cert_file: AbsPath
-    key_file: AbsPath
-    ca_list_file: AbsPath | None = None
+    cert_file: AbsPath = Field(description="the certificate (PEM) on the PBX host")
+    key_file: AbsPath = Field(description="its private key (PEM) on the PBX host")
+    ca_list_file: AbsPath | None = Field(
+        default=None, description="CA certificates Asterisk trusts for TLS clients"
+    )
     acme: Acme | None = Field(
         default=None, description="obtain and renew the certificate by ACME DNS-01"
     )
 
     @model_validator(mode="after")
     def _two_files(self) -> TlsFiles:
+        """asterisk.tls.cert_file and key_file are two different files."""
         if self.cert_file == self.key_file:
             raise ValueError("cert_file and key_file must be two different files")
         return self
 
 
+_TARGET_HELP = "where the layer lives: local, dir:PATH, or ssh://[user@]host[:port]"
+
+
 class Asterisk(_Model):
-    target: Target = "local"
-    ssh: Ssh = Ssh()
-    channel: Literal["pjsip", "sip"] = "pjsip"
-    config_dir: AbsPath = "/etc/asterisk"
+    target: Target = Field(default="local", description=_TARGET_HELP)
+    ssh: Ssh = Field(default=Ssh(), description="how to reach an ssh:// target")
+    channel: Literal["pjsip", "sip"] = Field(
+        default="pjsip", description="pjsip, or sip (chan_sip, Asterisk 20 and older)"
+    )
+    config_dir: AbsPath = Field(
+        default="/etc/asterisk", description="Asterisk's configuration directory on the target"
+    )
     command: Command = Field(
         default="asterisk", description="prefix of 'asterisk -rx', e.g. 'docker exec pbx asterisk'"
     )
-    manage_transports: bool = False
-    guest_context: ContextName = "guest-call"
-    local_context: ContextName = "default"
-    reject_sound: SoundName = "ss-noservice"
+    manage_transports: bool = Field(
+        default=False,
+        description="true: sipctl defines the SIP transports itself (a new PBX); false: it "
+        "checks that the live ones match the spec",
+    )
+    guest_context: ContextName = Field(
+        default="guest-call", description="the dialplan context unauthenticated callers land in"
+    )
+    local_context: ContextName = Field(
+        default="default",
+        description="the context of the internal phones (route: goto jumps there)",
+    )
+    reject_sound: SoundName = Field(
+        default="ss-noservice", description="the sound an unknown caller hears before hang-up"
+    )
     unavailable_sound: SoundName | None = Field(
         default=None,
         description=(
@@ -595,9 +713,15 @@ class Asterisk(_Model):
             "name from an undeclared one"
         ),
     )
-    unknown_callers: Literal["reject", "not-found"] = "reject"
-    route: Literal["dial", "goto"] = "dial"
-    rtp: Rtp = Rtp()
+    unknown_callers: Literal["reject", "not-found"] = Field(
+        default="reject",
+        description="reject: log, play reject_sound, hang up; not-found: Asterisk answers 404",
+    )
+    route: Literal["dial", "goto"] = Field(
+        default="dial",
+        description="dial: Dial(PJSIP/<extension>); goto: Goto(<local_context>,<extension>,1)",
+    )
+    rtp: Rtp = Field(default=Rtp(), description="the UDP port range for media (rtp.conf)")
     video: bool = Field(
         default=False,
         description=(
@@ -605,7 +729,7 @@ class Asterisk(_Model):
             "false: a video offer is answered audio-only"
         ),
     )
-    tls: TlsFiles | None = None
+    tls: TlsFiles | None = Field(default=None, description="certificate and key for transports.tls")
     ensure: Ensure = _ensure_field()
 
     @property
@@ -615,6 +739,7 @@ class Asterisk(_Model):
 
     @model_validator(mode="after")
     def _contexts_differ(self) -> Asterisk:
+        """asterisk.guest_context and asterisk.local_context differ."""
         if self.guest_context == self.local_context:
             raise ValueError(
                 "guest_context and local_context must differ: unauthenticated callers must "
@@ -637,19 +762,36 @@ def _check_portspec(value: str) -> str:
     return f"{match['proto']}/{first}" + (f"-{last}" if last != first else "")
 
 
-PortSpec = Annotated[str, AfterValidator(_check_portspec)]
+PortSpec = Annotated[
+    str,
+    AfterValidator(_check_portspec),
+    Field(json_schema_extra={"pattern": PORTSPEC_PATTERN}),
+]
 
 
 class Firewall(_Model):
-    target: Target | None = Field(default=None, description="default: asterisk.target")
+    target: Target | None = Field(
+        default=None, description=_TARGET_HELP + "; default: asterisk.target"
+    )
     ssh: Ssh | None = Field(default=None, description="default: asterisk.ssh")
-    backend: Literal["iptables", "nftables"] = "iptables"
-    policy: Literal["drop", "reject"] = "drop"
-    allow_ping: bool = True
-    ssh_port: Port = 22
-    extra: tuple[PortSpec, ...] = ()
-    persist: AbsPath | None = None
-    confirm_seconds: Annotated[int, Field(ge=5, le=3600, strict=True)] = 30
+    backend: Literal["iptables", "nftables"] = Field(
+        default="iptables", description="iptables (chain SIPCTL) or nftables (table inet sipctl)"
+    )
+    policy: Literal["drop", "reject"] = Field(
+        default="drop", description="what happens to input the rules do not accept"
+    )
+    allow_ping: bool = Field(default=True, description="accept ICMP echo requests")
+    ssh_port: Port = Field(default=22, description="the SSH port kept open (never locked out)")
+    extra: tuple[PortSpec, ...] = Field(
+        default=(), description="more ports to open, as PROTO/PORT or PROTO/FIRST-LAST"
+    )
+    persist: AbsPath | None = Field(
+        default=None, description="file the rules are saved to, so they survive a reboot"
+    )
+    confirm_seconds: Annotated[int, Field(ge=5, le=3600, strict=True)] = Field(
+        default=30,
+        description="new rules are rolled back unless a fresh connection confirms them in time",
+    )
     ensure: Ensure = _ensure_field()
 
 
@@ -692,7 +834,7 @@ IgnoredNetwork = Annotated[str, AfterValidator(_check_ignored_network)]
 
 
 class Fail2ban(_Model):
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="false: the jail is written but disabled")
     sshd: bool = Field(
         default=False,
         description=(
@@ -701,15 +843,28 @@ class Fail2ban(_Model):
             "own is left alone"
         ),
     )
-    target: Target | None = Field(default=None, description="default: asterisk.target")
+    target: Target | None = Field(
+        default=None, description=_TARGET_HELP + "; default: asterisk.target"
+    )
     ssh: Ssh | None = Field(default=None, description="default: asterisk.ssh")
-    config_dir: AbsPath = "/etc/fail2ban"
+    config_dir: AbsPath = Field(
+        default="/etc/fail2ban", description="fail2ban's configuration directory on the target"
+    )
     command: Command = Field(default="fail2ban-client", description="how fail2ban-client is run")
     # Asterisk 22's stock logger.conf: messages.log => notice,warning,error
-    logpath: AbsPath = "/var/log/asterisk/messages.log"
-    maxretry: Annotated[int, Field(ge=1, le=1000, strict=True)] = 5
-    findtime: Annotated[int, Field(ge=1, le=31536000, strict=True)] = 600
-    bantime: Annotated[int, Field(ge=-1, le=315360000, strict=True)] = 3600
+    logpath: AbsPath = Field(
+        default="/var/log/asterisk/messages.log",
+        description="the Asterisk log the jail watches (must be the file Asterisk logs to)",
+    )
+    maxretry: Annotated[int, Field(ge=1, le=1000, strict=True)] = Field(
+        default=5, description="rejected calls within findtime that get an address banned"
+    )
+    findtime: Annotated[int, Field(ge=1, le=31536000, strict=True)] = Field(
+        default=600, description="seconds in which maxretry rejected calls are counted"
+    )
+    bantime: Annotated[int, Field(ge=-1, le=315360000, strict=True)] = Field(
+        default=3600, description="seconds an address stays banned (-1: for ever)"
+    )
     ignoreip: tuple[IgnoredNetwork, ...] = Field(
         default=(), description="addresses or networks (CIDR) never banned; loopback always is"
     )
@@ -751,7 +906,9 @@ class Webrtc(_Model):
     host: Hostname | None = Field(
         default=None, description="the wss:// host the page connects to; default: the first server"
     )
-    page: WebrtcPage = WebrtcPage()
+    page: WebrtcPage = Field(
+        default=WebrtcPage(), description="the click-to-call page 'sipctl render --dir' writes"
+    )
     publish: Publish | None = Field(
         default=None,
         description="TARGET:PATH: apply also writes the page there (a web root), "
@@ -765,10 +922,16 @@ class Webrtc(_Model):
 class Spec(_Model):
     """A whole sipctl spec, version 1."""
 
-    version: Literal[1]
-    domain: Hostname
-    transports: Transports = Field(default_factory=_default_transports)
-    servers: tuple[Server, ...] = ()
+    version: Literal[1] = Field(description="the spec format; 1 is the only one so far")
+    domain: Hostname = Field(description="the SIP domain: the right-hand side of sip:user@domain")
+    transports: Transports = Field(
+        default_factory=_default_transports,
+        description="what callers may use; drives NAPTR, SRV, Asterisk and the firewall. "
+        "Default: udp and tcp on 5060",
+    )
+    servers: tuple[Server, ...] = Field(
+        default=(), description="the SRV targets, tried in order of priority"
+    )
     users: dict[UserName, UserTarget] = Field(
         default_factory=dict,
         description="who an unauthenticated caller may reach: name -> extension or ring group",
@@ -780,10 +943,16 @@ class Spec(_Model):
             "users' rules and may not repeat a user's name"
         ),
     )
-    dns: Dns | None = None
-    asterisk: Asterisk | None = None
-    firewall: Firewall | None = None
-    fail2ban: Fail2ban | None = None
+    dns: Dns | None = Field(default=None, description="the DNS layer; left out: not managed")
+    asterisk: Asterisk | None = Field(
+        default=None, description="the Asterisk layer; left out: not managed"
+    )
+    firewall: Firewall | None = Field(
+        default=None, description="the firewall layer; left out: not managed"
+    )
+    fail2ban: Fail2ban | None = Field(
+        default=None, description="the fail2ban layer; left out: not managed"
+    )
     webrtc: Webrtc | None = Field(
         default=None, description="the click-to-call page; needs transports.wss"
     )
@@ -797,6 +966,7 @@ class Spec(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
+        """The domain lies inside dns.zone; no server host is listed twice."""
         zone = self.zone
         if self.domain != zone and not self.domain.endswith("." + zone):
             raise ValueError(f"domain {self.domain} is not inside dns.zone {zone}")

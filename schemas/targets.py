@@ -80,5 +80,21 @@ def parse_target(text: str) -> TargetRef:
 
 
 def check_target(value: str) -> str:
+    """A spec's target: exactly as parse_target reads it, without surrounding spaces."""
+    if isinstance(value, str) and value != value.strip():
+        raise ValueError(f"{value!r}: remove the spaces around the target")
     parse_target(value)
-    return value.strip()
+    return value
+
+
+# 1-65535, leading zeros allowed as int() reads them (at most five digits).
+PORT_PATTERN = (
+    "(?:0{0,4}[1-9]|0{0,3}[1-9][0-9]|0{0,2}[1-9][0-9]{2}|0?[1-9][0-9]{3}"
+    "|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+)
+# What the JSON Schema can say of a target; the host part of ssh:// is checked further by
+# parse_target (an IPv6 address in brackets must be one).
+TARGET_PATTERN = (
+    r"^(?:local|dir:[\s\S]+|ssh://(?:[A-Za-z0-9._][A-Za-z0-9._-]{0,31}@)?"
+    r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::" + PORT_PATTERN + r")?/?)$"
+)

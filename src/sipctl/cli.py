@@ -141,11 +141,25 @@ def schema(
         Path | None,
         typer.Option("--out", "-o", help="Write to this file instead of stdout.", dir_okay=False),
     ] = None,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            help="What to describe: spec (the spec's JSON Schema), reference (the spec "
+            "reference in Markdown, docs/spec.md), or the JSON Schema of a command's --json "
+            "output: plan, drift, verify, audit.",
+            metavar="KIND",
+        ),
+    ] = "spec",
 ) -> None:
-    """Print the JSON Schema of the spec (for editors and CI linters)."""
-    from sipctl.schemas.jsonschema import schema_text
+    """Print the JSON Schema of the spec (for editors and CI linters), the spec reference,
+    or the JSON Schema of a command's --json output.
 
-    text = schema_text()
+    Example: sipctl schema --output plan
+    """
+    from sipctl.schemas.outputs import output_text
+
+    text = output_text(output)
     if out is None:
         sys.stdout.write(text)
     else:
