@@ -242,7 +242,11 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise SpecError(f"{where}: {yaml_problem(exc.problem)}") from None
+        lines = text.splitlines()
+        found = ""
+        if mark is not None and mark.line < len(lines):
+            found = lines[mark.line][mark.column : mark.column + 1]
+        raise SpecError(f"{where}: {yaml_problem(exc.problem, found)}") from None
     except yaml.reader.ReaderError as exc:
         raise SpecError(_reader_error(text, source, exc)) from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:

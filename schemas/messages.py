@@ -36,9 +36,12 @@ _YAML_PROBLEMS = (
 )
 
 
-def yaml_problem(problem: str | None) -> str:
-    """What to tell the user for PyYAML's ``problem`` text."""
+def yaml_problem(problem: str | None, found: str = "") -> str:
+    """What to tell the user for PyYAML's ``problem`` text; ``found`` is the character at
+    the error's mark (libyaml does not name it)."""
     text = problem or "invalid YAML"
+    if found == "\t":
+        return "not valid YAML: use spaces, not tabs, to indent"
     for start, advice in _YAML_PROBLEMS:
         if text.startswith(start):
             return f"not valid YAML: {advice}"

@@ -32,7 +32,9 @@ EXAMPLES: dict[str, Any] = {
     "servers[].ipv4": ["203.0.113.10"],
     "servers[].ipv6": ["2001:db8::10"],
     "users": {"director": 105, "alex": 106},
-    "users.<name>": 105,
+    "users.<name>.ring": [106, 107],
+    "users.<name>.fallback": 101,
+    "rooms": {"seminar": {"max_members": 50}},
     "dns.zone": "mysite.ru",
     "dns.server": "127.0.0.1:53",
     "dns.tsig.name": "sipctl",
@@ -173,7 +175,7 @@ def reference_text() -> str:
         out.append(f"## `{path}`" if path else "## Top level")
         out.append("")
         if node.get("description") and path:
-            out.append(_cell(node["description"]) + ".")
+            out.append(_cell(node["description"]).rstrip(".") + ".")
             out.append("")
         out.append("| key | type | default | what it does | example |")
         out.append("|---|---|---|---|---|")
@@ -206,9 +208,17 @@ def _section(
         )
         if "properties" in prop:
             nested.append((dotted, prop))
-        items = _resolve(prop.get("items", {}), root)
-        if "properties" in items:
-            nested.append((f"{dotted}[]", {**items, "description": prop.get("description")}))
+        for suffix, child in (
+            ("[]", prop.get("items")),
+            (".<name>", prop.get("additionalProperties")),
+        ):
+            if not isinstance(child, dict):
+                continue
+            for member in [child, *child.get("oneOf", []), *child.get("anyOf", [])]:
+                member = _resolve(member, root)
+                if "properties" in member:
+                    about = member.get("description") or prop.get("description")
+                    nested.append((f"{dotted}{suffix}", {**member, "description": about}))
     return rows, nested
 
 
@@ -228,8 +238,9 @@ def _type_words(node: dict[str, Any], root: dict[str, Any]) -> str:
         return "one of " + ", ".join(f"`{v}`" for v in node["enum"])
     if "anyOf" in node and any(m.get("pattern") == _extension() for m in node["anyOf"]):
         return 'extension (digits: 105 or "0105")'
-    if "anyOf" in node:
-        return " or ".join(_type_words(member, root) for member in node["anyOf"])
+    for union in ("anyOf", "oneOf"):
+        if union in node:
+            return " or ".join(_type_words(member, root) for member in node[union])
     kinds = node.get("type", "")
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
     optional = "null" in kinds
