@@ -80,3 +80,40 @@ def test_the_report_validates_against_its_schema_and_says_the_exit_code() -> Non
     jsonschema.validate(report.to_json(), audit_report_schema())
     text = report.to_text()
     assert "LOW (1)" in text and "fix:" in text and "audit: 1 finding(s)" in text
+
+
+def test_a_served_certificate_is_checked_for_names_and_expiry() -> None:
+    """A real TLS handshake with a listener serving the test certificate (30 days)."""
+    import socket
+    import ssl
+    import threading
+    from datetime import UTC, datetime
+
+    from fixtures.certs import server_certificate
+
+    from sipctl.providers.certificate.pem import read_der_certificate
+    from sipctl.providers.certificate.served import fetch_served
+
+    cert, key = server_certificate()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn, context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        served = fetch_served("127.0.0.1", listener.getsockname()[1], "mysite.ru", 5.0)
+        thread.join(5)
+    assert served.der is not None, served.problem
+    facts = read_der_certificate(served.der)
+    now = datetime.now(UTC)
+    assert exposure.certificate_findings("tls x", facts, ["pbx.mysite.ru"], now) == []
+    found = exposure.certificate_findings("tls x", facts, ["mysite.ru"], now, warn_days=45)
+    assert [f.code for f in found] == ["certificate-name-mismatch", "certificate-expiring"]
+    assert "mysite.ru" in found[0].title and "expires in 29 day" in found[1].title

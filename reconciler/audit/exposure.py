@@ -1,4 +1,4 @@
-"""Which ports a stranger should find open, and what it means when others are. Pure.
+"""What a stranger sees from outside: open ports beyond the spec, and TLS certificates. Pure.
 
 The allowed ports are the spec's: the SIP transports (and WSS), the firewall's ``ssh_port``
 and ``extra``. The audit knocks on the well-known management and telephony ports beside them
@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
 
 from sipctl.reconciler.audit.report import Finding, Severity
 from sipctl.schemas.spec import Spec
+
+if TYPE_CHECKING:
+    from sipctl.providers.certificate.pem import CertificateFacts
 
 Proto = Literal["tcp", "udp"]
 
@@ -107,3 +111,55 @@ def _port_fix(known: KnownPort, spec: Spec) -> str:
 
 def _hostport(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+CERTIFICATE_WARN_DAYS = 14  # renewals (ACME: 30 days before) should long be done by then
+
+
+def certificate_findings(
+    where: str,
+    facts: CertificateFacts,
+    names: Iterable[str],
+    now: datetime,
+    warn_days: int = CERTIFICATE_WARN_DAYS,
+) -> list[Finding]:
+    """A served certificate that does not name the domain, or expires within ``warn_days``."""
+    from sipctl.reconciler.verify.certificates import covers
+
+    findings: list[Finding] = []
+    missing = [n for n in names if not covers(facts, n)]
+    shown = f"names {', '.join(facts.names) or 'none'}, valid until {facts.not_after:%Y-%m-%d}"
+    if missing:
+        findings.append(
+            Finding(
+                "certificate-name-mismatch",
+                "high",
+                "exposure",
+                f"the TLS certificate does not name {', '.join(missing)}: SIPS callers refuse "
+                "it, or learn to click through warnings",
+                where,
+                "serve a certificate whose subjectAltName holds the SIP domain and the SRV "
+                "target (asterisk.tls.acme obtains one)",
+                sent="TLS handshake",
+                got=shown,
+            )
+        )
+    days = facts.days_left(now)
+    if days < warn_days:
+        expired = days < 0
+        findings.append(
+            Finding(
+                "certificate-expired" if expired else "certificate-expiring",
+                "critical" if expired else "high",
+                "exposure",
+                "the TLS certificate has expired"
+                if expired
+                else f"the TLS certificate expires in {days} day(s)",
+                where,
+                "renew it (asterisk.tls.acme renews by itself), then 'module reload "
+                "res_pjsip.so' on the PBX",
+                sent="TLS handshake",
+                got=shown,
+            )
+        )
+    return findings

@@ -104,6 +104,7 @@ def run_audit(
             else:
                 _probe_target(spec, target, transport, limits, deadline, report, log)
             _knock(spec, hops, limits, extra_ports, report, log)
+            _certificates(spec, hops, limits, report)
     finally:
         ctx.close()
     report.seconds = time.monotonic() - started
@@ -501,6 +502,36 @@ def _knock(
     count.requests += len(results)
     count.packets += sum(r[3] for r in results)
     report.checks.append(f"exposure: {len(ports)} ports knocked on each of {', '.join(addresses)}")
+
+
+def _certificates(
+    spec: Spec, hops: Sequence[Endpoint], limits: AuditLimits, report: AuditReport
+) -> None:
+    """The certificate every TLS target serves: the names a SIPS caller checks, the expiry."""
+    from datetime import UTC, datetime
+
+    from sipctl.providers.certificate.pem import read_der_certificate
+    from sipctl.providers.certificate.served import fetch_served
+
+    tls = [h for h in hops if h.transport == "tls"]
+    now = datetime.now(UTC)
+    for hop in tls:
+        served = fetch_served(hop.address, hop.port, spec.domain, limits.request_timeout)
+        report.count("tls").requests += 1
+        report.count("tls").packets += 3  # ClientHello, the handshake's finish, close
+        where = f"tls {_hostport(hop.address, hop.port)} ({hop.target})"
+        if served.der is None:
+            report.errors.append(f"{where}: {served.problem}")
+            continue
+        try:
+            facts = read_der_certificate(served.der)
+        except ValueError as exc:
+            report.errors.append(f"{where}: the certificate cannot be read: {exc}")
+            continue
+        names = list(dict.fromkeys([spec.domain, hop.target.rstrip(".")]))
+        report.add(exposure.certificate_findings(where, facts, names, now))
+    if tls:
+        report.checks.append(f"certificates: {len(tls)} TLS target(s)")
 
 
 def _hostport(address: str, port: int) -> str:

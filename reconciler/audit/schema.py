@@ -26,7 +26,8 @@ def audit_report_schema() -> dict[str, Any]:
                 "dialplan-step, dialplan-include, dialplan-switch, call-rang, "
                 "call-not-rejected, answered-without-wrong-call, guest-register-accepted, "
                 "guest-message-accepted, enumeration-by-code, enumeration-by-timing, "
-                "port-open, version-leak",
+                "port-open, version-leak, certificate-name-mismatch, certificate-expiring, "
+                "certificate-expired",
             },
             "severity": {"enum": list(SEVERITIES)},
             "area": {"enum": _AREAS},
@@ -47,7 +48,7 @@ def audit_report_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "required": ["kind", "requests", "packets"],
         "properties": {
-            "kind": {"enum": ["options", "register", "message", "invite", "port"]},
+            "kind": {"enum": ["options", "register", "message", "invite", "port", "tls"]},
             "requests": {"type": "integer", "minimum": 0},
             "packets": {"type": "integer", "minimum": 0, "description": "messages sent"},
         },
