@@ -1,5 +1,6 @@
-"""The certificate layer on the real Asterisk 22: SIPS serves the renewed certificate
-without a restart (PJSIP restarts a TLS transport on reload when its files changed in place).
+"""The certificate layer on the real Asterisk 22: SIPS and WSS serve the renewed certificate
+without a restart (PJSIP restarts a TLS transport on reload when its files changed in place;
+``module reload http`` reloads the HTTPS server's).
 
 pebble validates the DNS-01 challenges against the test BIND; sipctl manages the transports
 (a TLS transport on a free port). The chroot sees the host's paths of its own files through
@@ -65,7 +66,7 @@ def sipctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_sips_serves_the_renewed_certificate_without_a_restart(
+def test_sips_and_wss_serve_the_renewed_certificate_without_a_restart(
     bind: BindServer, zone: str, pebble: PebbleServer, pbx: AsteriskInstance, tmp_path: Path
 ) -> None:
     sip_port, tls_port = free_port(), free_port()
@@ -76,9 +77,10 @@ def test_sips_serves_the_renewed_certificate_without_a_restart(
         return (
             f"version: 1\ndomain: {zone}\n"
             f"transports: {{udp: {{port: {sip_port}}}, tcp: {{port: {sip_port}}}, "
-            f"tls: {{port: {tls_port}}}}}\n"
+            f"tls: {{port: {tls_port}}}, wss: {{port: {pbx.wss_port}}}}}\n"
             f"servers: [{{host: pbx.{zone}, ipv4: [127.0.0.1]}}]\n"
             "users: {director: 105}\n"
+            "webrtc: {page: {names: [director]}}\n"
             f"dns:\n  provider: rfc2136\n  server: '{bind.server}'\n"
             f"  tsig: {{name: {bind.key_name}, secret_env: SIPCTL_TSIG_SECRET}}\n"
             f"asterisk:\n  command: {pbx.command}\n  config_dir: {pbx.config_dir}\n"
@@ -95,8 +97,11 @@ def test_sips_serves_the_renewed_certificate_without_a_restart(
     assert first.returncode == 0, first.stdout + first.stderr
     # The certificate came first (phase before Asterisk), then the TLS transport started.
     assert f"nothing serves SIPS on 127.0.0.1 port {tls_port} yet" in first.stderr
+    assert f"nothing serves WSS on 127.0.0.1 port {pbx.wss_port} yet" in first.stderr
     served = fetch_served("127.0.0.1", tls_port, zone)
     assert served.der == leaf_der(cert_file.read_bytes()), served.problem
+    wss = fetch_served("127.0.0.1", pbx.wss_port, f"pbx.{zone}")
+    assert wss.der == served.der, wss.problem
     pid = pbx.pid
     old_serial = read_der_certificate(served.der).serial
 
@@ -105,9 +110,12 @@ def test_sips_serves_the_renewed_certificate_without_a_restart(
     assert renewed.returncode == 0, renewed.stdout + renewed.stderr
     print(renewed.stdout, renewed.stderr, sep="\n")  # the test log
     assert "module reload res_pjsip.so" in renewed.stderr
+    assert "module reload http" in renewed.stderr
     assert f"SIPS on 127.0.0.1 port {tls_port} serves the new certificate" in renewed.stderr
+    assert f"WSS on 127.0.0.1 port {pbx.wss_port} serves the new certificate" in renewed.stderr
     now = fetch_served("127.0.0.1", tls_port, zone)
     assert now.der is not None and now.der == leaf_der(cert_file.read_bytes())
+    assert fetch_served("127.0.0.1", pbx.wss_port, f"pbx.{zone}").der == now.der
     assert read_der_certificate(now.der).serial != old_serial
     assert read_certificate(cert_file.read_bytes()).serial != old_serial
     assert pbx.pid == pid and Path(f"/proc/{pid}").exists()  # no restart
@@ -129,7 +137,7 @@ def test_sips_serves_the_renewed_certificate_without_a_restart(
     finally:
         cert_file.write_bytes(renewed_pem)
     codes = stale.defect_codes()
-    assert "certificate-not-live" in codes, stale.to_text()
+    assert codes.count("certificate-not-live") == 2, stale.to_text()  # SIPS and WSS
     assert "certificate-name-missing" not in codes  # the served one is still right
     message = next(d.message for d in stale.defects if d.code == "certificate-not-live")
     assert read_der_certificate(now.der).serial in message

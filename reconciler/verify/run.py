@@ -119,7 +119,8 @@ def run_verify(
 def _check_certificates(
     loaded: LoadedSpec, report: VerifyReport, timeout: float, log: Callable[[str], None]
 ) -> None:
-    """Each TLS endpoint's certificate against the names and against ``asterisk.tls``'s file."""
+    """Each TLS listener's certificate (SIPS endpoints as resolved, the WSS host) against the
+    names its clients check and against ``asterisk.tls``'s file."""
     from datetime import UTC, datetime
 
     from sipctl.providers.certificate.pem import read_certificate, read_der_certificate
@@ -127,8 +128,18 @@ def _check_certificates(
     from sipctl.reconciler.verify.certificates import served_defects
 
     spec = loaded.spec
-    tls_endpoints = [ep for ep in endpoints(report.resolution.hops) if ep.transport == "tls"]
-    if not tls_endpoints:
+    # (where, address, port, the names its clients check)
+    listeners = [
+        (f"tls {ep.address}:{ep.port} ({ep.target})", ep.address, ep.port,
+         [spec.domain, ep.target.rstrip(".")])
+        for ep in endpoints(report.resolution.hops)
+        if ep.transport == "tls"
+    ]  # fmt: skip
+    wss, host = spec.transports.wss, spec.webrtc_host()
+    if wss is not None and host is not None:
+        for address in _host_addresses(loaded, host)[:1]:
+            listeners.append((f"wss {address}:{wss.port} ({host})", address, wss.port, [host]))
+    if not listeners:
         return
     tls = spec.asterisk.tls if spec.asterisk is not None else None
     in_file = None
@@ -139,16 +150,14 @@ def _check_certificates(
                 in_file = read_certificate(content)
             except ValueError:
                 report.notes.append(f"{tls.cert_file} holds no PEM certificate")
-    log(f"fetching the certificates of {len(tls_endpoints)} TLS endpoint(s)")
+    log(f"fetching the certificates of {len(listeners)} TLS listener(s)")
     now = datetime.now(UTC)
-    for ep in tls_endpoints:
-        served = fetch_served(ep.address, ep.port, spec.domain, timeout)
+    file_name = tls.cert_file if tls is not None else ""
+    for where, address, port, names in listeners:
+        served = fetch_served(address, port, names[-1], timeout)
         if served.der is None:
             continue  # the probe of this endpoint says why
         facts = read_der_certificate(served.der)
-        where = f"tls {ep.address}:{ep.port} ({ep.target})"
-        names = [spec.domain, ep.target.rstrip(".")]
-        file_name = tls.cert_file if tls is not None else ""
         report.defects += served_defects(where, facts, names, in_file, file_name, now)
 
 
