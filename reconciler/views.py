@@ -7,6 +7,8 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from sipctl.reconciler.render.asterisk_names import dialplan_name_lines
+
 _ACTION_WORDS = {
     "create": "will be created",
     "update": "will be updated in place",
@@ -82,6 +84,9 @@ def _human_change(change: Mapping[str, Any], paint: Painter) -> Iterator[str]:
     yield ""
     yield f"  # {_address_text(address)} {_ACTION_WORDS[action]}"
     yield paint(sign, f"  {sign} {address['kind']} {address['name']}")
+    # Users and rooms first, in the spec's words; the dialplan lines follow under them.
+    for line in dialplan_name_lines(change):
+        yield paint(line[0], f"    {line}")
     for mark, text in value_lines(change.get("before"), change.get("after")):
         yield paint(mark, f"      {mark} {text}" if mark != " " else f"        {text}")
 

@@ -287,7 +287,12 @@ def test_no_accepted_name_changes_the_meaning_of_the_dialplan(
 
 
 def test_plans_can_name_users_and_rooms_in_the_specs_words() -> None:
-    from sipctl.reconciler.render.asterisk_names import described_names, name_changes
+    from sipctl.reconciler.render.asterisk_names import (
+        described_names,
+        dialplan_name_lines,
+        name_changes,
+        names_from_dialplan,
+    )
 
     users = {"director": "105", "sales": {"ring": [106, 107], "fallback": 101}}
     spec = Spec.model_validate(
@@ -295,10 +300,20 @@ def test_plans_can_name_users_and_rooms_in_the_specs_words() -> None:
     )
     after = described_names(spec)
     assert after["user sales"] == "106 & 107 (20 s), then 101"
+    # the dialplan says the same as the spec, for both routes
+    for route in ("dial", "goto"):
+        routed = Spec.model_validate({**spec.model_dump(), "asterisk": {"route": route}})
+        assert names_from_dialplan(normalize_dialplan(dialplan_text(routed))) == after
     before = {"user director": "104", "user old": "100"}
     assert name_changes(before, after) == [
-        "+ room seminar → room, at most 5 members",
+        "+ room seminar → room (ConfBridge)",
         "~ user director → 105 (was 104)",
         "- user old → 100",
         "+ user sales → 106 & 107 (20 s), then 101",
     ]
+    change = {
+        "address": {"layer": "asterisk", "kind": "file", "name": "extensions_sipctl.conf"},
+        "before": None,
+        "after": normalize_dialplan(dialplan_text(spec)),
+    }
+    assert "+ user sales → 106 & 107 (20 s), then 101" in dialplan_name_lines(change)

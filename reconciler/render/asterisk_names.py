@@ -1,14 +1,23 @@
 """Users and rooms in the words of the spec, for plans: ``+ user sales → 106 & 107, then 101``.
 
-Pure. The plan views call :func:`name_changes` with the spec's names before and after (the
-live side read back from the dialplan is the engine's business); each line is one name.
+Pure. Two sources give the same words: :func:`described_names` reads a spec, and
+:func:`names_from_dialplan` reads the comparable value of ``extensions_sipctl.conf`` (what
+a plan holds as before and after, live or desired). :func:`name_changes` turns two of them
+into one line per added, changed or removed name; :func:`dialplan_name_lines` does it for a
+plan's change of the dialplan file.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from typing import Any
 
 from sipctl.schemas.spec import RingGroup, Room, Spec
+
+ROOM_WORDS = "room (ConfBridge)"
+_STEP_RE = re.compile(r"[^,]*,(?P<app>\w+)\((?P<args>.*)\)$")
+_ROOM_GOTO_RE = re.compile(r"sipctl-rooms,(?P<name>[^,]+),1")
 
 
 def describe_user(target: str | RingGroup) -> str:
@@ -20,7 +29,8 @@ def describe_user(target: str | RingGroup) -> str:
 
 
 def describe_room(room: Room) -> str:
-    return f"room, at most {room.max_members} members"
+    del room  # the dialplan does not say max_members; both sources must agree
+    return ROOM_WORDS
 
 
 def described_names(spec: Spec) -> dict[str, str]:
@@ -45,3 +55,54 @@ def name_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[st
         else:
             lines.append(f"~ {key} → {new} (was {old})")
     return lines
+
+
+def names_from_dialplan(value: Mapping[str, Any] | None) -> dict[str, str]:
+    """The callable names of a normalized ``extensions_sipctl.conf`` (``"context,exten"`` ->
+    steps), in the words of :func:`described_names`. Only extensions whose steps ring
+    something (Dial, a Goto to an extension, a room) are names; sipctl's own fixed
+    extensions and patterns are not."""
+    names: dict[str, str] = {}
+    for key, steps in (value or {}).items():
+        context, _, exten = key.partition(",")
+        if not exten or context.startswith("sipctl-") or not isinstance(steps, list):
+            continue
+        words = _describe_steps([str(step) for step in steps])
+        if words is not None:
+            kind = "room" if words == ROOM_WORDS else "user"
+            names[f"{kind} {exten}"] = words
+    return names
+
+
+def _describe_steps(steps: list[str]) -> str | None:
+    dials: list[tuple[list[str], str]] = []
+    for step in steps:
+        match = _STEP_RE.match(step)
+        if match is None:
+            continue
+        app, args = match["app"], match["args"]
+        if app == "Goto" and _ROOM_GOTO_RE.fullmatch(args):
+            return ROOM_WORDS
+        if app == "Goto" and args.count(",") == 2 and "#" not in args:
+            return args.split(",")[1]  # route goto: Goto(<local context>,<ext>,1)
+        if app == "Dial":
+            targets, _, timeout = args.partition(",")
+            exts = [t.split("/", 1)[-1].split("@", 1)[0] for t in targets.split("&")]
+            dials.append((exts, timeout))
+    if not dials:
+        return None
+    (ring, timeout), fallback = dials[0], dials[1:]
+    text = " & ".join(ring) + (f" ({timeout} s)" if timeout else "")
+    if fallback:
+        text += f", then {' & '.join(fallback[0][0])}"
+    return text
+
+
+def dialplan_name_lines(change: Mapping[str, Any]) -> list[str]:
+    """The name lines of one plan change (JSON form), empty unless it is the dialplan file."""
+    address = change.get("address") or {}
+    if address.get("layer") != "asterisk" or address.get("name") != "extensions_sipctl.conf":
+        return []
+    return name_changes(
+        names_from_dialplan(change.get("before")), names_from_dialplan(change.get("after"))
+    )
