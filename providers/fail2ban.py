@@ -37,6 +37,7 @@ from sipctl.reconciler.fail2ban_proof import (
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.fail2ban import (
     LAYER,
+    SSHD_JAIL_NAME,
     filter_path,
     jail_path,
     normalize_ini,
@@ -213,6 +214,8 @@ class Fail2banProvider:
         answer, status, log_exists = _parse_status(result.stdout)
         if status == 0 and "pong" in answer:
             live.private["running"] = True
+            if self._section.sshd:
+                self._note_admins_sshd_jails(transport, live)
         elif status == 127:
             live.skipped.append(
                 f"{self.target_id}: {self._section.command.split()[0]!r} was not found; the "
@@ -234,6 +237,20 @@ class Fail2banProvider:
             live.notes.append(
                 f"{self.target_id}: the log file {logpath} does not exist yet; fail2ban refuses "
                 "a jail without its log file (have Asterisk write it, see logger.conf)"
+            )
+
+    def _note_admins_sshd_jails(self, transport: HostTransport, live: LiveState) -> None:
+        """An sshd jail of the admin's own (Debian enables ``[sshd]`` by default) is left
+        alone; the plan says that both will ban."""
+        result = transport.run(f"{self._section.command} status 2>&1", timeout=_CLIENT_TIMEOUT)
+        theirs = [
+            jail for jail in jail_list(result.stdout) if "sshd" in jail and jail != SSHD_JAIL_NAME
+        ]
+        if theirs:
+            live.notes.append(
+                f"{self.target_id}: fail2ban already runs an sshd jail of its own "
+                f"({', '.join(theirs)}); sipctl leaves it alone and adds {SSHD_JAIL_NAME} "
+                "beside it (each bans on its own; set fail2ban.sshd: false to keep only yours)"
             )
 
     # -- apply ---------------------------------------------------------------------------------
@@ -320,6 +337,14 @@ def _prove_here(
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ProviderError(f"cannot run fail2ban-regex on this machine: {exc}") from exc
     return done.stdout if done.returncode == 0 else None
+
+
+def jail_list(status: str) -> list[str]:
+    """The jails of ``fail2ban-client status`` (its ``Jail list:`` line)."""
+    for line in status.splitlines():
+        if "Jail list:" in line:
+            return [j.strip() for j in line.split("Jail list:", 1)[1].split(",") if j.strip()]
+    return []
 
 
 def _parse_status(stdout: str) -> tuple[str, int | None, bool]:

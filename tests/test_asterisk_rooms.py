@@ -216,3 +216,25 @@ def test_a_ring_group_rings_both_then_the_fallback(
     assert time.monotonic() - started > 2.5
     text = asterisk.wait_log(r"Unavailable call IP=127\.0\.0\.1\n", offset)
     assert "Wrong call" not in text
+
+
+def test_a_guests_video_offer_reaches_a_video_phone_only_with_video(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    """105 is a video phone (vp8, h264 on its endpoint; it answers busy)."""
+    seen: dict[bool, str] = {}
+    for video in (True, False):
+        _apply(asterisk, tmp_path, users={"director": "105"}, rooms={}, video=video)
+        phone = Phone(asterisk.phone_port)
+        try:
+            with SipCaller(asterisk.sip_port) as caller:
+                result = caller.invite("director", sdp=VIDEO_OFFER, hold=0.1)
+        finally:
+            phone.close()
+        assert result.final == 200, result.statuses  # the unavailable sound answered
+        assert len(phone.invites) == 1, phone.invites
+        seen[video] = phone.invites[0]
+    port = _video_port(seen[True])
+    assert port is not None and port > 0, seen[True]
+    assert re.search(r"a=rtpmap:\d+ (VP8|H264)/90000", seen[True]), seen[True]
+    assert not _video_port(seen[False]), seen[False]  # no video stream offered onwards

@@ -220,3 +220,23 @@ def test_failed_ssh_logins_are_banned_at_maxretry_and_stay_banned(sshd_host: Ssh
     assert attacker in sshd_host.status()
     assert _ssh_port_answers(sshd_host) == "refused"
     ctx.close()
+
+
+def test_an_sshd_jail_of_the_admins_own_is_left_alone_and_named(sshd_host: SshdHost) -> None:
+    loaded = sshd_host.spec()
+    admins = sshd_host.work / "conf" / "jail.d" / "defaults-debian.conf"
+    admins.write_text("[sshd]\nenabled = true\nport = 2222\n")  # as Debian ships it
+    reload = [*sshd_host.client_command.split(), "reload"]
+    subprocess.run(reload, capture_output=True, timeout=30, check=True)
+    try:
+        ctx = RunContext(base_dir=sshd_host.work)
+        desired = render_fail2ban(loaded.spec)
+        live = Fail2banProvider(loaded, ctx).read(desired)
+        ctx.close()
+        assert diff(desired, live) == []  # sipctl changes nothing, theirs included
+        [note] = [n for n in live.notes if "sshd jail of its own" in n]
+        assert "(sshd)" in note and "leaves it alone" in note
+        assert admins.read_text() == "[sshd]\nenabled = true\nport = 2222\n"
+    finally:
+        admins.unlink()
+        subprocess.run(reload, capture_output=True, timeout=30, check=False)
