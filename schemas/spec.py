@@ -769,6 +769,10 @@ PortSpec = Annotated[
 ]
 
 
+DEFAULT_PERSIST = {"iptables": "/etc/iptables.up", "nftables": "/etc/nftables.d/sipctl.nft"}
+NFTABLES_MAIN_FILE = "/etc/nftables.conf"
+
+
 class Firewall(_Model):
     target: Target | None = Field(
         default=None, description=_TARGET_HELP + "; default: asterisk.target"
@@ -786,13 +790,34 @@ class Firewall(_Model):
         default=(), description="more ports to open, as PROTO/PORT or PROTO/FIRST-LAST"
     )
     persist: AbsPath | None = Field(
-        default=None, description="file the rules are saved to, so they survive a reboot"
+        default=None,
+        description=(
+            "file the rules are saved to, so they survive a reboot; default "
+            f"{DEFAULT_PERSIST['iptables']} (iptables; IPv6 beside it: "
+            f"{DEFAULT_PERSIST['iptables'].replace('iptables', 'ip6tables')}) or "
+            f"{DEFAULT_PERSIST['nftables']} (nftables); null: no file"
+        ),
     )
     confirm_seconds: Annotated[int, Field(ge=5, le=3600, strict=True)] = Field(
         default=30,
         description="new rules are rolled back unless a fresh connection confirms them in time",
     )
     ensure: Ensure = _ensure_field()
+
+    @model_validator(mode="after")
+    def _persist_default(self) -> Firewall:
+        # Left out: the backend's default. An explicit null keeps "no persist file".
+        if "persist" not in self.model_fields_set:
+            object.__setattr__(self, "persist", DEFAULT_PERSIST[self.backend])
+        elif self.persist == NFTABLES_MAIN_FILE:
+            include = DEFAULT_PERSIST["nftables"]
+            raise ValueError(
+                f"persist: {NFTABLES_MAIN_FILE} is the distribution's own nftables file (it "
+                "flushes the whole rule set at boot and holds the admin's rules); let sipctl "
+                f"write its own file, e.g. persist: {include}, and add the line "
+                f'include "{include}" to {NFTABLES_MAIN_FILE}'
+            )
+        return self
 
 
 # --- fail2ban ---------------------------------------------------------------------------------

@@ -96,10 +96,12 @@ class Fail2banHost:
                 version: 1
                 domain: mysite.ru
                 transports: {udp: {port: 5060}, tcp: {port: 5060}}
-                firewall: {target: local, backend: BACKEND, ssh_port: 22}
+                firewall: {target: local, backend: BACKEND, ssh_port: 22, persist: PERSIST}
                 fail2ban:
                 """
-            ).replace("BACKEND", self.backend)
+            )
+            .replace("BACKEND", self.backend)
+            .replace("PERSIST", str(self.work / "firewall.rules"))
             + body
         )
         return load_spec(path)

@@ -281,19 +281,26 @@ def probe(link: Veth) -> dict[str, bool]:
     return result
 
 
+@pytest.mark.parametrize("spec_ipv6", [True, False], ids=["spec-ipv6", "spec-ipv4-only"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_real_traffic_through_the_rules(backend: str, netns_pair: Veth, tmp_path: Path) -> None:
-    """Over IPv4 and IPv6: the spec's ports answer, another port does not. Neighbour caches
-    are flushed after the rules are in, so IPv6 works only if neighbour discovery passes."""
+def test_real_traffic_through_the_rules(
+    backend: str, spec_ipv6: bool, netns_pair: Veth, tmp_path: Path
+) -> None:
+    """Over IPv4 and IPv6: the spec's ports answer, another port does not, whether or not the
+    spec names an IPv6 address (IPv6 input is default-deny either way, with both backends).
+    Neighbour caches are flushed after the rules are in, so IPv6 works only if neighbour
+    discovery passes."""
     link = netns_pair
     listener = link.a.popen(sys.executable, "-c", LISTENER, link.a_ip, link.a_ip6)
     try:
         assert listener.stdout is not None
         assert listener.stdout.readline().strip() == b"ready"
         assert all(probe(link).values())  # no rules yet: every listener answers
-        # A server with an IPv6 address: IPv6 is filtered by ip6tables too.
-        servers = [{"host": "pbx.mysite.ru", "ipv4": [link.a_ip], "ipv6": [link.a_ip6]}]
-        Host(link.a, backend, tmp_path).apply(spec_text(backend, tmp_path, servers=servers))
+        server: dict[str, Any] = {"host": "pbx.mysite.ru", "ipv4": [link.a_ip]}
+        if spec_ipv6:
+            server["ipv6"] = [link.a_ip6]
+        text = spec_text(backend, tmp_path, servers=[server])
+        Host(link.a, backend, tmp_path).apply(text)
         for ns in (link.a, link.b):
             ns.run("ip", "neigh", "flush", "all")
         started = time.monotonic()
@@ -305,9 +312,26 @@ def test_real_traffic_through_the_rules(backend: str, netns_pair: Veth, tmp_path
             for port in (5060, 6000)
         }
         assert time.monotonic() - started < 10
+        if backend == "iptables":  # the IPv6 persist file holds the same default-deny
+            v6 = (Path(spec_persist(text)).parent / "ip6tables.up").read_text()
+            assert ":INPUT DROP" in v6 and "--dport 5060 -j ACCEPT" in v6
+            fresh = make_netns()
+            try:
+                fresh.run("ip6tables-restore", input=v6)
+                saved = fresh.run("ip6tables-save", "-t", "filter").stdout
+                live = link.a.run("ip6tables-save", "-t", "filter").stdout
+                assert _rules(saved) == _rules(live)
+            finally:
+                delete_netns(fresh)
     finally:
         listener.kill()
         listener.wait()
+
+
+def _rules(save: str) -> list[str]:
+    """The rules and the INPUT policy of an iptables-save text (no counters, no dates)."""
+    keep = [line for line in save.splitlines() if line.startswith(("-A", ":INPUT"))]
+    return [re.sub(r" \[\d+:\d+\]$", "", line) for line in keep]
 
 
 # --- a dir: target ---------------------------------------------------------------------------
@@ -393,10 +417,10 @@ def test_a_refused_change_leaves_the_old_rules(tmp_path: Path) -> None:
         host = Host(ns, "iptables", tmp_path)
         host.apply(spec_text("iptables", tmp_path))
         ns.sh("iptables -N ADMIN && iptables -A ADMIN -j SIPCTL")
-        before = ns.run("iptables-save", "-t", "filter").stdout.split("\n", 1)[1]
+        before = _rules(ns.run("iptables-save", "-t", "filter").stdout)
         with pytest.raises(ProviderError, match="refused the new rules, so the old ones were"):
             host.apply(spec_text("iptables", tmp_path, firewall={"ensure": "absent"}), force=True)
-        after = ns.run("iptables-save", "-t", "filter").stdout.split("\n", 1)[1]
+        after = _rules(ns.run("iptables-save", "-t", "filter").stdout)
         assert after == before
     finally:
         delete_netns(ns)

@@ -208,8 +208,9 @@ def test_desired_rules_from_the_spec(backend: str) -> None:
     spec = load_spec_text(yaml.safe_dump(data), base_dir=Path("/tmp")).spec
     value = desired_ruleset(spec)
     ipv6 = ["accept icmpv6 echo-request", "accept icmpv6 nd-neighbor-advert"]
-    assert value["families"] == (["ipv4", "ipv6"] if backend == "nftables" else ["ipv4"])
-    assert all((r in value["records"]) == (backend == "nftables") for r in ipv6)
+    # no IPv6 in the spec, and still IPv6 input is default-deny, with both backends alike
+    assert value["families"] == ["ipv4", "ipv6"]
+    assert all(r in value["records"] for r in ipv6)
     ports = [r for r in value["records"] if r.split()[1] in ("tcp", "udp")]
     assert ports == [
         "accept tcp 80-81",
@@ -220,6 +221,11 @@ def test_desired_rules_from_the_spec(backend: str) -> None:
     ]
     assert accepts_tcp(value, 2222, "ipv4") and accepts_tcp(value, 81, "ipv4")
     assert not accepts_tcp(value, 22, "ipv4")
+    assert accepts_tcp(value, 2222, "ipv6") and not accepts_tcp(value, 22, "ipv6")
+    assert spec.firewall is not None
+    assert spec.firewall.persist == (
+        "/etc/nftables.d/sipctl.nft" if backend == "nftables" else "/etc/iptables.up"
+    )
 
 
 def test_rtp_defaults_without_asterisk_and_ipv6_from_servers() -> None:
@@ -257,10 +263,12 @@ def test_persist_files_and_artefacts() -> None:
         "firewall.file[/etc/iptables/rules.v4]",
         "firewall.file[/etc/iptables/rules.v6]",
     }
-    # IPv6 is not filtered: its file leaves INPUT open rather than restoring old rules.
-    assert ":INPUT ACCEPT" in resources["firewall.file[/etc/iptables/rules.v6]"]
+    # IPv6 input is default-deny at boot too, with the same ports as IPv4
+    v6 = resources["firewall.file[/etc/iptables/rules.v6]"]
+    assert ":INPUT DROP" in v6 and "--dport 5060 -j ACCEPT" in v6 and "icmpv6-type 135" in v6
     v4 = resources["firewall.file[/etc/iptables/rules.v4]"]
-    assert canonical({"ipv4": parse_save(v4)}) == resources["firewall.chain[SIPCTL]"]
+    both = {"ipv4": parse_save(v4), "ipv6": parse_save(v6)}
+    assert canonical(both) == resources["firewall.chain[SIPCTL]"]
     assert set(firewall_artefacts(spec)) == {"rules.v4", "rules.v6"}
     assert set(firewall_artefacts(spec_of(backend="nftables"))) == {"sipctl.nft"}
     absent = {str(r.address) for r in render_firewall(spec_of(ensure="absent", persist="/x.up"))}

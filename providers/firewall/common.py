@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
+from sipctl.providers.firewall.boot import BOOT_FILES, BOOT_SHELL, boot_warnings
 from sipctl.providers.firewall.confirm import (
     SCRIPT_TIMEOUT,
     ApplyNames,
@@ -148,6 +149,8 @@ class FirewallProvider(ABC):
         script.append(section_shell(boundary, "ssh", SSH_CONNECTION_SHELL))
         for path in paths.values():
             script.append(section_shell(boundary, f"file {path}", cat_shell(path)))
+        for name, shell in BOOT_SHELL.items():
+            script.append(section_shell(boundary, name, shell))
         result = transport.run("/bin/sh -s", stdin="".join(script).encode(), timeout=SCRIPT_TIMEOUT)
         sections = parse_sections(result.stdout, boundary)
         if "ssh" not in sections:
@@ -160,15 +163,13 @@ class FirewallProvider(ABC):
             live.resources[ruleset_address(self.fw)] = value
         self._files_from_sections(sections, paths, live)
         self._check_ssh(desired_rules, sections["ssh"].body.strip(), live)
-        dropped = set(value["families"] if value else ()) - set(
-            desired_rules["families"] if desired_rules else ()
-        )
-        if desired_rules is not None and "ipv6" in dropped:
-            live.notes.append(
-                "sipctl's IPv6 rules will be removed: no server in the spec has an IPv6 "
-                "address (give one its ipv6 to keep IPv6 filtered)"
-            )
+        evidence = {name: sections[name].body for name in BOOT_SHELL if name in sections}
+        self._check_boot(paths, evidence, live)
         return live
+
+    def _check_boot(self, paths: dict[str, str], evidence: dict[str, str], live: LiveState) -> None:
+        if self.fw.ensure == "present":
+            live.notes.extend(boot_warnings(self.fw.backend, paths, evidence))
 
     def _read_dir(self, transport: HostTransport, paths: dict[str, str], live: LiveState) -> None:
         """A ``dir:`` target: the persist files are the whole live state; nothing runs."""
@@ -179,7 +180,12 @@ class FirewallProvider(ABC):
                 "(e.g. /etc/iptables.up) or give firewall a host as target"
             )
             return
-        found = transport.read_files(list(paths.values()))
+        found = transport.read_files([*paths.values(), *BOOT_FILES.values()])
+        evidence = {
+            name: ("installed" if found[path].exists and name.endswith("persistent") else "")
+            or found[path].text()
+            for name, path in BOOT_FILES.items()
+        }
         texts: dict[str, str | None] = {}
         for path in paths.values():
             host_file = found[path]
@@ -195,6 +201,7 @@ class FirewallProvider(ABC):
             f"{self.target} is a directory: only {', '.join(paths.values())} "
             "written, no rules loaded (the host loads them from there at boot)"
         )
+        self._check_boot(paths, evidence, live)
 
     def _files_from_sections(
         self, sections: dict[str, Section], paths: dict[str, str], live: LiveState

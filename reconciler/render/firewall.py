@@ -131,10 +131,12 @@ def rules_for(value: dict[str, Any], family: str) -> list[Rule]:
 
 
 def wants_ipv6(spec: Spec) -> bool:
-    """IPv6 is filtered when a server of the spec has an IPv6 address, and always with
-    nftables: its ``inet`` table sees both families, so it must let IPv6 essentials in."""
+    """IPv6 input is always filtered, by both backends alike: a host whose spec names no IPv6
+    address still has link-local and often SLAAC addresses, and an open IPv6 INPUT would let
+    in every port the IPv4 rules deny. So it is default-deny with the same ports open, plus
+    the ICMPv6 that IPv6 needs to work at all."""
     assert spec.firewall is not None
-    return spec.firewall.backend == "nftables" or any(s.ipv6 for s in spec.servers)
+    return True
 
 
 def desired_ruleset(spec: Spec) -> dict[str, Any]:
