@@ -806,7 +806,8 @@ class Firewall(_Model):
 
     @model_validator(mode="after")
     def _persist_default(self) -> Firewall:
-        # Left out: the backend's default. An explicit null keeps "no persist file".
+        """persist left out is the backend's default file (null: none), and never the
+        distribution's main /etc/nftables.conf (include sipctl's file from it instead)."""
         if "persist" not in self.model_fields_set:
             object.__setattr__(self, "persist", DEFAULT_PERSIST[self.backend])
         elif self.persist == NFTABLES_MAIN_FILE:
