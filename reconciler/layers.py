@@ -94,6 +94,13 @@ LAYERS: tuple[Layer, ...] = (
         "sipctl.reconciler.render.fail2ban:render_fail2ban",
         "sipctl.reconciler.render.fail2ban:fail2ban_artefacts",
     ),
+    Layer(
+        "webrtc",
+        lambda s: s.webrtc,
+        lambda s: "webrtc",
+        "sipctl.reconciler.render.webrtc:render_webrtc",
+        "sipctl.reconciler.render.webrtc:webrtc_artefacts",
+    ),
 )
 
 LAYER_NAMES = tuple(layer.name for layer in LAYERS)

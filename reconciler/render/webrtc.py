@@ -1,0 +1,104 @@
+"""The click-to-call page, derived from the spec: a pure function (reads only package data).
+
+``page_files(spec)`` is the whole page: ``index.html`` (the spec's title, one
+``data-sipctl-call`` button per callable name, the status element, the hang-up button),
+``sipctl-call.js`` and ``sipctl-call.css`` (the page's own logic and look), and
+``vendor/sip.js`` with ``vendor/LICENSE.sip.js`` (SIP.js, rebuilt by
+``scripts/vendor-sipjs``). Nothing is loaded from another host; the page's
+Content-Security-Policy lets it connect to the PBX's ``wss://`` URL and nowhere else.
+
+The browser calls ``sip:<name>@<domain>`` over ``wss://<webrtc host>:<port>/ws`` as
+``sip:guest@webrtc.<domain>``: that From host selects the browsers' guest endpoint
+(``reconciler/render/asterisk.py``). Spec values reach the HTML escaped; names are user
+names (no quotes or markup possible) and land in attributes and text only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from importlib import resources
+
+from sipctl.reconciler.render.asterisk import webrtc_from_host
+from sipctl.reconciler.resources import Address, Resource
+from sipctl.schemas.spec import Spec, split_publish
+
+LAYER = "webrtc"
+ASSETS = "webrtc_page"
+PAGE_DIR = "webrtc"  # under ``sipctl render --dir``
+STATIC_FILES = ("sipctl-call.js", "sipctl-call.css", "vendor/sip.js", "vendor/LICENSE.sip.js")
+
+
+def _asset(name: str) -> str:
+    return (resources.files("sipctl.reconciler.render") / ASSETS / name).read_text("utf-8")
+
+
+def server_url(spec: Spec) -> str | None:
+    """``wss://<host>:<port>/ws``, or None without transports.wss or a host."""
+    host = spec.webrtc_host()
+    if spec.transports.wss is None or host is None:
+        return None
+    return f"wss://{host}:{spec.transports.wss.port}/ws"
+
+
+def index_html(spec: Spec) -> str:
+    server = server_url(spec) or ""
+    title = spec.webrtc.page.title if spec.webrtc is not None else "Call us"
+    buttons = "\n".join(
+        f'    <li><button type="button" data-sipctl-call="{html.escape(name)}">'
+        f"Call {html.escape(name)}</button></li>"
+        for name in spec.page_names()
+    )
+    values = {
+        "title": html.escape(title),
+        "server": html.escape(server),
+        "csp_connect": html.escape(server or "'none'"),
+        "domain": html.escape(spec.domain),
+        "from_uri": html.escape(f"sip:guest@{webrtc_from_host(spec.domain)}"),
+        "buttons": buttons,
+    }
+    text = _asset("index.html")
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    return text
+
+
+def page_files(spec: Spec) -> dict[str, str]:
+    """Path inside the page's directory -> text, for every file of the page."""
+    return {"index.html": index_html(spec), **{name: _asset(name) for name in STATIC_FILES}}
+
+
+def webrtc_artefacts(spec: Spec) -> dict[str, str]:
+    """Files for ``sipctl render --dir`` (written under webrtc/)."""
+    if spec.webrtc is None or spec.transports.wss is None:
+        return {}
+    return page_files(spec)
+
+
+def file_address(path: str) -> Address:
+    return Address(LAYER, "file", path)
+
+
+def render_webrtc(spec: Spec) -> list[Resource]:
+    """With ``webrtc.publish``: each page file at its published path, owned by sipctl.
+
+    No payload: the provider renders the files again at apply, so a saved plan stays small.
+    """
+    return [
+        Resource(file_address(path), file_value(text.encode("utf-8")), None)
+        for path, text in published_files(spec).items()
+    ]
+
+
+def published_files(spec: Spec) -> dict[str, str]:
+    """Absolute path on the publish target -> text (empty without ``webrtc.publish``)."""
+    if spec.webrtc is None or spec.webrtc.publish is None or spec.transports.wss is None:
+        return {}
+    _, root = split_publish(spec.webrtc.publish)
+    return {f"{root.rstrip('/')}/{name}": text for name, text in sorted(page_files(spec).items())}
+
+
+def file_value(content: bytes) -> dict[str, object]:
+    """A published file compares by its content's digest (plans stay short); the provider
+    reads live files with the same function."""
+    return {"sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)}

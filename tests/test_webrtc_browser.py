@@ -1,0 +1,228 @@
+"""The click-to-call page in a real headless Chromium, calling through the real Asterisk 22.
+
+The page is rendered by sipctl and served by a local HTTP server; Chromium (fake microphone,
+the PBX's name mapped to loopback, the test certificate pinned) loads it and clicks. The
+call must travel the whole way: WSS into Asterisk, the browsers' guest endpoint, the guest
+context, PJSIP/105, the phone answering; RTP is counted at the phone and in the browser.
+The same browser takes the README's screenshot (docs/webrtc-page.png).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asterisk_helpers import apply_spec, spec_data, write_spec
+from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance, running_asterisk
+from fixtures.certs import WSS_HOST, spki_pin
+from fixtures.common import REPO, free_port, require
+from fixtures.rtp_phone import AnsweringPhone
+
+from sipctl.reconciler.render.fail2ban import FILTER_TEXT
+from sipctl.reconciler.render.webrtc import page_files
+from sipctl.schemas.loader import load_spec
+
+pytestmark = pytest.mark.asterisk
+
+SCREENSHOT = REPO / "docs" / "webrtc-page.png"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def pbx() -> Iterator[AsteriskInstance]:
+    with running_asterisk() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def page_url(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Apply the spec to the PBX, render the page, serve it on loopback."""
+    data: dict[str, Any] = spec_data(
+        pbx, tls={"cert_file": TEST_CERT_FILE, "key_file": TEST_KEY_FILE}
+    )
+    data["servers"] = [{"host": WSS_HOST, "ipv4": ["127.0.0.1"]}]
+    data["transports"]["wss"] = {"port": pbx.wss_port}
+    data["webrtc"] = {"page": {"title": "Call Mysite", "names": ["director", "alex"]}}
+    spec_file = write_spec(tmp_path_factory.mktemp("spec"), data)
+    apply_spec(spec_file)
+    root = tmp_path_factory.mktemp("www")
+    for name, text in page_files(load_spec(spec_file).spec).items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    require(Path(CHROMIUM).exists(), "chromium (Debian package chromium)")
+    require(Path(CHROMEDRIVER).exists(), "chromedriver (Debian package chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",  # root in a test machine
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",  # the closed network refuses its connections
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        "--autoplay-policy=no-user-gesture-required",
+        f"--host-resolver-rules=MAP {WSS_HOST} 127.0.0.1",
+        # Trust exactly the test certificate's key, nothing else.
+        f"--ignore-certificate-errors-spki-list={spki_pin()}",
+        "--window-size=720,760",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def fail2ban_regex(log: Path, filter_file: Path) -> list[str]:
+    """The addresses fail2ban-regex finds in ``log`` with ``filter_file``."""
+    program = shutil.which("fail2ban-regex")
+    require(program is not None, "fail2ban-regex (package fail2ban)")
+    assert program is not None
+    done = subprocess.run(
+        [program, "-o", "ip", str(log), str(filter_file)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.split()
+
+
+def status_of(driver: Any) -> str:
+    return str(driver.execute_script(
+        "return document.querySelector('[data-sipctl-status]').textContent"
+    ))  # fmt: skip
+
+
+def wait_for(driver: Any, words: str, timeout: float = 20.0) -> list[str]:
+    """Wait until the status element says ``words``; return every status seen on the way."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = status_of(driver)
+        if not seen or seen[-1] != text:
+            seen.append(text)
+        if words.lower() in text.lower():
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"the status never said {words!r}; it said {seen}")
+
+
+# Every text the status element shows, in order (polling could miss a short one).
+RECORD_STATUS = """
+window.sipctlTestStatuses = [];
+const status = document.querySelector('[data-sipctl-status]');
+new MutationObserver(() => window.sipctlTestStatuses.push(status.textContent))
+  .observe(status, {childList: true, characterData: true, subtree: true});
+"""
+
+BROWSER_RTP = """
+const done = arguments[arguments.length - 1];
+import('./sipctl-call.js').then(async (page) => {
+  const session = page.activeSession();
+  const pc = session && session.sessionDescriptionHandler.peerConnection;
+  if (!pc) { done(-1); return; }
+  let received = 0;
+  (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp') received += s.packetsReceived; });
+  done(received);
+});
+"""
+
+
+def test_click_calls_director_and_media_flows_both_ways(
+    pbx: AsteriskInstance, page_url: str, browser: Any, tmp_path: Path
+) -> None:
+    phone = AnsweringPhone(pbx.phone_port)
+    try:
+        browser.get(page_url)
+        buttons = browser.find_elements("css selector", "[data-sipctl-call]")
+        assert [b.get_attribute("data-sipctl-call") for b in buttons] == ["director", "alex"]
+        assert browser.title == "Call Mysite"
+        start = pbx.log_size(pbx.full_log_path)
+        browser.execute_script(RECORD_STATUS)
+        browser.find_element("css selector", '[data-sipctl-call="director"]').click()
+        wait_for(browser, "connected to director")
+        seen = browser.execute_script("return window.sipctlTestStatuses")
+        assert seen[:2] == ["Calling director…", "Connected to director"], seen
+        full = pbx.wait_log(r"Called PJSIP/105", start, pbx.full_log_path, timeout=10)
+        assert "anonymous@webrtc.mysite.ru" in full  # the browsers' guest endpoint took it
+        assert "guest-call" in full
+        assert len(phone.invites) == 1
+        time.sleep(2.0)
+        assert phone.rtp_received > 25, f"the phone heard {phone.rtp_received} packets"
+        browser.set_script_timeout(10)
+        in_browser = browser.execute_async_script(BROWSER_RTP)
+        assert in_browser > 25, f"the browser heard {in_browser} packets"
+        # The README's screenshot: the page as a caller sees it, mid-call. Rewritten only
+        # on request (SIPCTL_UPDATE_SCREENSHOT=1), so a test run leaves the tree clean.
+        shot = SCREENSHOT if os.environ.get("SIPCTL_UPDATE_SCREENSHOT") else tmp_path / "page.png"
+        browser.save_screenshot(str(shot))
+        assert shot.read_bytes().startswith(b"\x89PNG")
+        browser.find_element("css selector", "[data-sipctl-hangup]").click()
+        wait_for(browser, "call ended")
+        deadline = time.monotonic() + 5
+        while phone.byes == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert phone.byes == 1
+    finally:
+        phone.close()
+
+
+CALL_FROM_CONSOLE = """
+const done = arguments[arguments.length - 1];
+import('./sipctl-call.js').then((page) => { page.call('nobody'); done(true); });
+"""
+
+
+def test_undeclared_name_from_the_console_ends_in_the_reject_path(
+    pbx: AsteriskInstance, page_url: str, browser: Any, tmp_path: Path
+) -> None:
+    browser.get(page_url)
+    assert browser.find_elements("css selector", '[data-sipctl-call="nobody"]') == []
+    start = pbx.log_size()
+    browser.set_script_timeout(10)
+    browser.execute_async_script(CALL_FROM_CONSOLE)
+    text = pbx.wait_log(r"Wrong call IP=", start, timeout=15)
+    # the browser's address, from its WebSocket connection, last on the line for fail2ban
+    assert "Wrong call IP=127.0.0.1\n" in text
+    assert "nobody" not in text.split("Wrong call", 1)[1].splitlines()[0]
+    # sipctl's fail2ban filter takes exactly the browser's address from that line
+    log, filter_file = tmp_path / "messages.log", tmp_path / "sipctl-asterisk.conf"
+    log.write_text(text)
+    filter_file.write_text(FILTER_TEXT)
+    assert fail2ban_regex(log, filter_file) == ["127.0.0.1"]
+    wait_for(browser, "call ended", timeout=20)
