@@ -1,3 +1,3 @@
-from sipctl.cli import main
+from sipctl.entry import main
 
 main()
