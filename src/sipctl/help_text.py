@@ -29,4 +29,5 @@ TOP_LEVEL_HELP = (
     '  render        Write every derived artefact (zone snippet,...\n'
     '  schema        Print the JSON Schema of the spec (for editors and CI...\n'
     '  verify        Resolve the domain as a SIP client does (RFC 3263: NAPTR,...\n'
+    '  audit         Attack your own domain as a toll fraudster and a scanner...\n'
 )
