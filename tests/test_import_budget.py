@@ -17,7 +17,7 @@ import pytest
 from fixtures.common import REPO
 
 OPTIONAL = {"octodns", "acme", "selenium", "boto3", "moto"}
-SSH = {"paramiko", "nacl", "bcrypt"}
+SSH = {"paramiko", "nacl"}  # (bcrypt comes with cryptography's key loading too)
 CLI = {"typer", "click", "rich", "pydantic", "pydantic_core", "yaml"}
 
 
