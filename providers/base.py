@@ -162,3 +162,17 @@ def load_provider(name: str) -> ProviderFactory:
     except (ImportError, AttributeError) as exc:
         raise SipctlError(f"provider {name!r} could not be loaded: {exc}") from exc
     return factory
+
+
+OFFLINE_CHECK_GROUP = "sipctl.offline_checks"
+
+
+def offline_check(name: str, loaded: LoadedSpec) -> list[str]:
+    """Warnings from provider ``name``'s offline check, if it registered one under
+    ``sipctl.offline_checks`` (validate runs it without importing the provider's module and
+    the client libraries it needs); it raises SpecError for what cannot work."""
+    for ep in entry_points(group=OFFLINE_CHECK_GROUP):
+        if ep.name == name:
+            check: Callable[[LoadedSpec], list[str]] = ep.load()
+            return check(loaded)
+    return []

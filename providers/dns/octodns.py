@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
 from sipctl.providers.dns.challenge import CHALLENGE_TTL, ChallengeRecord
-from sipctl.providers.dns.octodns_plugin import PluginConfig, call, find_class, quiet
+from sipctl.providers.dns.octodns_plugin import (
+    PluginConfig,
+    call,
+    offline_check,
+    quiet,
+)
 from sipctl.providers.dns.octodns_records import live_rrset, new_record, new_zone
 from sipctl.providers.dns.owned import (
     LiveRrset,
@@ -92,20 +97,7 @@ class OctodnsProvider:
     def target_id(self) -> str:
         return self._target
 
-    @staticmethod
-    def offline_check(loaded: LoadedSpec) -> list[str]:
-        """For ``sipctl validate`` (no network): the plugin class must be installed (else a
-        ``file:line`` SpecError naming the package to install); returns warnings."""
-        cls = find_class(loaded)
-        dns = loaded.spec.dns
-        warnings = []
-        if dns is not None and dns.naptr and "NAPTR" not in getattr(cls, "SUPPORTS", set()):
-            warnings.append(
-                f"{loaded.where(('dns', 'octodns', 'class'))}: {cls.__module__}.{cls.__name__} "
-                "does not support NAPTR records: sipctl publishes SRV only (RFC 3263 clients "
-                "fall back to SRV); set dns.naptr: false to say so"
-            )
-        return warnings
+    offline_check = staticmethod(offline_check)
 
     # --- what can be published --------------------------------------------------------------
 

@@ -114,6 +114,22 @@ def find_class(loaded: LoadedSpec) -> type:
     return cls
 
 
+def offline_check(loaded: LoadedSpec) -> list[str]:
+    """For ``sipctl validate`` (no network): the plugin class must be installed (else a
+    ``file:line`` SpecError naming the package to install); returns warnings. Registered
+    under ``sipctl.offline_checks``, so validate runs it without importing the provider."""
+    cls = find_class(loaded)
+    dns = loaded.spec.dns
+    warnings = []
+    if dns is not None and dns.naptr and "NAPTR" not in getattr(cls, "SUPPORTS", set()):
+        warnings.append(
+            f"{loaded.where(('dns', 'octodns', 'class'))}: {cls.__module__}.{cls.__name__} "
+            "does not support NAPTR records: sipctl publishes SRV only (RFC 3263 clients "
+            "fall back to SRV); set dns.naptr: false to say so"
+        )
+    return warnings
+
+
 @dataclass
 class PluginConfig:
     """The plugin class and its resolved arguments (secrets remembered by the RunContext)."""

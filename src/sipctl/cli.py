@@ -61,7 +61,7 @@ def validate(
     Example: sipctl validate -f sipctl.yaml
     """
     console = start_console(no_color, verbose)
-    from sipctl.providers.base import available_providers, load_provider
+    from sipctl.providers.base import available_providers, offline_check
     from sipctl.reconciler.layers import LAYERS
 
     loaded = load_checked(spec_file)
@@ -77,8 +77,7 @@ def validate(
     for layer in LAYERS:
         if layer.managed(loaded.spec):
             # A provider may check what it needs offline (an installed plugin, say).
-            check = getattr(load_provider(layer.provider_name(loaded.spec)), "offline_check", None)
-            for warning in check(loaded) if callable(check) else []:
+            for warning in offline_check(layer.provider_name(loaded.spec), loaded):
                 console.warn(warning)
     console.out(
         f"{spec_file}: valid. Domain {loaded.spec.domain}, "
