@@ -6,12 +6,13 @@ client of ``sipctl verify``), then remove it and get the admin's http.conf back 
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
-from asterisk_helpers import apply_spec, pending_changes, spec_data, write_spec
+from asterisk_helpers import apply_spec, pending_changes, plan_layer, spec_data, write_spec
 from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance
 from fixtures.certs import WSS_HOST, ca_file
 
@@ -44,6 +45,24 @@ def trusting_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file()))
 
 
+def test_plan_names_a_missing_module_and_a_taken_port(
+    asterisk: AsteriskInstance, spec_dir: Path
+) -> None:
+    spec = write_spec(spec_dir, wss_spec(asterisk), "checks.yaml")
+    assert plan_layer(spec)[3].problems == []
+    asterisk.rx("module unload res_srtp.so")
+    try:
+        problems = plan_layer(spec)[3].problems
+    finally:
+        asterisk.rx("module load res_srtp.so")
+    assert any("has not loaded res_srtp.so" in p for p in problems), problems
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        data = wss_spec(asterisk)
+        data["transports"]["wss"]["port"] = other.getsockname()[1]
+        problems = plan_layer(write_spec(spec_dir, data, "taken.yaml"))[3].problems
+    assert any("already in use by another program" in p for p in problems), problems
+
+
 def test_apply_wss_sets_only_its_keys_and_starts_https(
     asterisk: AsteriskInstance, admin_http: bytes, spec_dir: Path
 ) -> None:
@@ -68,6 +87,7 @@ def test_apply_wss_sets_only_its_keys_and_starts_https(
     assert "guest-call" in endpoint and "webrtc" in endpoint
     assert "sipctl-wss" in asterisk.rx("pjsip show transports")
     assert pending_changes(spec) == []
+    assert plan_layer(spec)[3].problems == []  # the port is in use now: by Asterisk's HTTPS
 
 
 def test_stdlib_websocket_client_gets_200_for_each_page_name(asterisk: AsteriskInstance) -> None:

@@ -29,6 +29,13 @@ from sipctl.providers.asterisk.cli import (
 )
 from sipctl.providers.asterisk.edit import count_includes, read_rtp, set_include, set_rtp
 from sipctl.providers.asterisk.http_conf import has_marks, read_http, restore, set_http
+from sipctl.providers.asterisk.wss_checks import (
+    PROC_NET_TCP,
+    SHOW_HTTP,
+    SHOW_MODULES,
+    listening_tcp_ports,
+    wss_problems,
+)
 from sipctl.providers.base import RunContext
 from sipctl.providers.transport.pool import FileWrite, HostTransport
 from sipctl.reconciler.asterisk_conf import parse_sections
@@ -78,8 +85,6 @@ LOAD_CONFBRIDGE = "module load app_confbridge.so"
 SHOW_BRIDGE_PROFILES = "confbridge show profile bridges"
 SHOW_CONFBRIDGE_MODULE = "module show like app_confbridge.so"
 RELOAD_HTTP = "module reload http"
-# What SIP over WSS and the browsers' DTLS-SRTP media need loaded.
-WSS_MODULES = ("res_http_websocket.so", "res_pjsip_transport_websocket.so", "res_srtp.so")
 # The plan's views put "asterisk: " before a skipped line; apply's report line carries it.
 DIR_SKIPPED = "dir target, reload skipped (and the live checks of transports and sounds)"
 
@@ -187,7 +192,15 @@ class AsteriskProvider:
         unavailable = section.unavailable_sound
         extra = [f"core show sound {unavailable}"] if unavailable else []
         extra.append(SHOW_CONFBRIDGE_MODULE)
-        answers = self._rx([*clis, *extra])
+        wss = self._loaded.spec.transports.wss
+        wss_clis = [SHOW_MODULES, SHOW_HTTP] if wss is not None else []
+        answers = self._rx([*clis, *extra, *wss_clis])
+        if wss is not None:
+            modules, http = answers[-2:]
+            answers = answers[:-2]
+            live.problems += wss_problems(
+                modules.output, http.output, wss.port, self._listening_tcp_ports()
+            )
         transports, endpoints, settings, sound_answer = answers[:4]
         module = answers[-1]
         live.private["confbridge_running"] = module.ok and _module_running(module.output)
@@ -211,6 +224,17 @@ class AsteriskProvider:
         else:
             live.problems.extend(self._transport_mismatches(transports.output))
         self._check_sound(sound_answer, live)
+
+    def _listening_tcp_ports(self) -> set[int] | None:
+        """TCP ports anything listens on at the target (None when it cannot be read)."""
+        try:
+            found = self._transport().read_files(list(PROC_NET_TCP))
+        except ProviderError:
+            return None
+        tables = [found[p].content for p in PROC_NET_TCP]
+        if all(t is None for t in tables):
+            return None
+        return listening_tcp_ports(*(_text(t) for t in tables if t is not None))
 
     def _transport_mismatches(self, output: str) -> list[str]:
         have = parse_transports(output)

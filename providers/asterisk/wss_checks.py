@@ -1,0 +1,73 @@
+"""What ``plan`` checks on the live PBX before it turns on ``transports.wss``: pure parsers.
+
+- the modules SIP over WSS and the browsers' media need are loaded (``module show``);
+- the WSS port is free, or Asterisk's own HTTPS server already listens there (``http show
+  status`` says where HTTPS is bound; the target's ``/proc/net/tcp`` and ``tcp6`` say which
+  TCP ports anything listens on).
+
+The certificate files (present, a pair, the right names) are the certificate layer's checks.
+"""
+
+from __future__ import annotations
+
+import re
+
+# SIP over WebSocket (res_http_websocket, res_pjsip_transport_websocket) and the browsers'
+# DTLS-SRTP media (res_srtp).
+WSS_MODULES = ("res_http_websocket.so", "res_pjsip_transport_websocket.so", "res_srtp.so")
+SHOW_MODULES = "module show"
+SHOW_HTTP = "http show status"
+PROC_NET_TCP = ("/proc/net/tcp", "/proc/net/tcp6")
+_TCP_LISTEN = "0A"
+_HTTPS_BOUND = re.compile(r"HTTPS Server Enabled and Bound to (\S+)")
+
+
+def running_modules(output: str) -> set[str]:
+    """The modules ``module show`` lists as running."""
+    found = set()
+    for line in output.splitlines():
+        words = line.split()
+        if words and words[0].endswith(".so") and "Running" in line and "Not Running" not in line:
+            found.add(words[0])
+    return found
+
+
+def https_port(output: str) -> int | None:
+    """The port Asterisk's HTTPS server is bound to (``http show status``), if any."""
+    match = _HTTPS_BOUND.search(output)
+    if match is None:
+        return None
+    port = match[1].rsplit(":", 1)[-1]
+    return int(port) if port.isdigit() else None
+
+
+def listening_tcp_ports(*tables: str) -> set[int]:
+    """Local ports of listening TCP sockets in ``/proc/net/tcp``-style tables."""
+    ports = set()
+    for table in tables:
+        for line in table.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == _TCP_LISTEN and ":" in fields[1]:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def wss_problems(
+    modules_output: str, http_output: str, port: int, listening: set[int] | None
+) -> list[str]:
+    """Why transports.wss cannot work on this PBX as it runs now (empty: it can)."""
+    problems = []
+    running = running_modules(modules_output)
+    missing = [m for m in WSS_MODULES if m not in running]
+    if missing:
+        problems.append(
+            f"the running Asterisk has not loaded {', '.join(missing)}, which transports.wss "
+            "needs (SIP over WebSocket, and DTLS-SRTP for browsers); load them "
+            "(modules.conf: load => <module>) or install the package that has them"
+        )
+    if listening is not None and port in listening and https_port(http_output) != port:
+        problems.append(
+            f"TCP port {port} (transports.wss) is already in use by another program; free it "
+            "or choose another transports.wss.port"
+        )
+    return problems
