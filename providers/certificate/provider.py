@@ -53,6 +53,7 @@ BOOKKEEPING_DIR = "/var/lib/sipctl"
 ACME_DIR = f"{BOOKKEEPING_DIR}/acme"
 RELOAD_PJSIP = "module reload res_pjsip.so"
 RELOAD_HTTP = "module reload http"
+RELOAD_SIP = "sip reload"  # chan_sip (Asterisk <= 20)
 CHECK_ONLY_DAYS = 30  # without acme: warn when fewer days are left
 _NEW_KEY_MODE = 0o640  # group read: Asterisk runs as its own user, the directory's group
 _BOOKKEEPING_MODE = 0o600
@@ -299,7 +300,8 @@ class CertificateProvider:
         return found
 
     def _reload(self, transport: HostTransport) -> list[str]:
-        clis = [RELOAD_PJSIP if what == "SIPS" else RELOAD_HTTP for _, _, what in self._listeners()]
+        sips = RELOAD_SIP if self._asterisk.channel == "sip" else RELOAD_PJSIP
+        clis = [sips if what == "SIPS" else RELOAD_HTTP for _, _, what in self._listeners()]
         if not clis:
             return []
         answers = run_rx(transport, self._asterisk.command, clis)
