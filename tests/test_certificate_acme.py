@@ -103,8 +103,11 @@ def test_obtain_nothing_to_do_then_renew(
     assert key_file.stat().st_mode & 0o777 == 0o640
     assert b"BEGIN EC PRIVATE KEY" in key_pem or b"BEGIN PRIVATE KEY" in key_pem
     assert challenges(bind, zone, names) == []
-    accounts = list((root / "var/lib/sipctl/acme").glob("account-*.pem"))
+    bookkeeping = root / "var/lib/sipctl"
+    accounts = list(bookkeeping.glob("acme-account-*.pem"))
     assert len(accounts) == 1
+    assert bookkeeping.stat().st_mode & 0o777 == 0o700
+    assert accounts[0].stat().st_mode & 0o777 == 0o600
     account_key = accounts[0].read_bytes()
 
     # A certificate with enough days left: no order at all, and the plan says how many.

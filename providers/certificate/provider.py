@@ -7,17 +7,17 @@ and every problem is a warning. ``apply`` orders a new certificate (``acme_order
 key and certificate in place (same paths, so PJSIP restarts its TLS transport on reload),
 reloads what serves them and checks that the listeners now show the new certificate.
 
-Bookkeeping lives on the target, in root-only ``/var/lib/sipctl/acme``: the ACME account
-key (one per directory, reused by every run and CI runner) and, per certificate, which
-directory issued it. The private keys are read to compare them and written to their files;
-they are never part of a value, a plan, a message or a log line.
+Bookkeeping lives on the target, in sipctl's root-only ``/var/lib/sipctl``
+(``providers/bookkeeping.py``): the ACME account key (one per directory, reused by every run
+and CI runner) and, per certificate, which directory issued it. The private keys are read
+to compare them and written to their files; they are never part of a value, a plan, a
+message or a log line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from sipctl.errors import ProviderError
 from sipctl.providers.asterisk.cli import run_rx
 from sipctl.providers.base import RunContext
+from sipctl.providers.bookkeeping import BOOKKEEPING_DIR, record_name
 from sipctl.providers.certificate.pem import (
     CertificateFacts,
     key_matches,
@@ -34,6 +35,7 @@ from sipctl.providers.certificate.pem import (
     read_der_certificate,
 )
 from sipctl.providers.certificate.served import Served, fetch_served, wait_served
+from sipctl.providers.transport.host_lock import ensure_bookkeeping_dir
 from sipctl.providers.transport.pool import FileWrite, HostFile, HostTransport
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.certificate import (
@@ -49,8 +51,6 @@ from sipctl.schemas.loader import LoadedSpec
 from sipctl.schemas.spec import Acme, Asterisk, TlsFiles
 from sipctl.schemas.targets import parse_target
 
-BOOKKEEPING_DIR = "/var/lib/sipctl"
-ACME_DIR = f"{BOOKKEEPING_DIR}/acme"
 RELOAD_PJSIP = "module reload res_pjsip.so"
 RELOAD_HTTP = "module reload http"
 RELOAD_SIP = "sip reload"  # chan_sip (Asterisk <= 20)
@@ -61,12 +61,12 @@ _BOOKKEEPING_MODE = 0o600
 
 def account_key_path(directory: str) -> str:
     digest = hashlib.sha256(directory.encode()).hexdigest()[:16]
-    return f"{ACME_DIR}/account-{digest}.pem"
+    return f"{BOOKKEEPING_DIR}/acme-account-{digest}.pem"
 
 
 def record_path(cert_file: str) -> str:
-    digest = hashlib.sha256(cert_file.encode()).hexdigest()[:16]
-    return f"{ACME_DIR}/certificate-{digest}.json"
+    """Which directory issued the certificate at ``cert_file`` (and its names, serial)."""
+    return f"{BOOKKEEPING_DIR}/{record_name(cert_file, '.acme.json')}"
 
 
 class CertificateProvider:
@@ -244,15 +244,7 @@ class CertificateProvider:
         existing = transport.read_files([path])[path].content
         if existing is not None:
             return existing
-        if transport.can_run:
-            # root-only bookkeeping: the directories are made 0700 before any key is in them
-            quoted = " ".join(shlex.quote(d) for d in (BOOKKEEPING_DIR, ACME_DIR))
-            result = transport.run(f"umask 077 && mkdir -p {quoted} && chmod 700 {quoted}")
-            if not result.ok:
-                raise ProviderError(
-                    f"certificate {self.target_id}: cannot create {ACME_DIR}: "
-                    f"{result.stderr.strip()[:200]}"
-                )
+        ensure_bookkeeping_dir(transport)  # root-only (0700) before any key is in it
         key = new_private_key()
         transport.write_files([FileWrite(path, key, None, mode=_BOOKKEEPING_MODE)])
         self._ctx.log(f"certificate: new ACME account key in {path}")
