@@ -43,6 +43,7 @@ from sipctl.reconciler.render.fail2ban import (
     normalize_ini,
 )
 from sipctl.reconciler.resources import Address, LiveState, Resource
+from sipctl.schemas.spec import split_command
 from sipctl.schemas.targets import parse_target
 
 if TYPE_CHECKING:
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 _PROOF_TIMEOUT = 60.0
 _CLIENT_TIMEOUT = 60.0
-_STATUS_MARK = "@sipctl-fail2ban@"
 
 # Runs fail2ban-regex on the target when this machine has none: the filter text and the test
 # log arrive on stdin, split at a marker line, in one round trip.
@@ -206,19 +206,18 @@ class Fail2banProvider:
             )
             return
         logpath = self._section.logpath
-        command = (
-            f"{self._section.command} ping 2>&1; echo '{_STATUS_MARK}' $?; "
-            f"if [ -e {shlex.quote(logpath)} ]; then echo '{_STATUS_MARK} log'; fi"
-        )
-        result = transport.run(command, timeout=_CLIENT_TIMEOUT)
-        answer, status, log_exists = _parse_status(result.stdout)
+        programs = [self._client_words("ping"), ["test", "-e", logpath]]
+        if self._section.sshd:
+            programs.append(self._client_words("status"))
+        ping, log_check, *status_answer = transport.run_programs(programs, timeout=_CLIENT_TIMEOUT)
+        answer, status, log_exists = ping.stdout.strip(), ping.exit_status, log_check.ok
         if status == 0 and "pong" in answer:
             live.private["running"] = True
-            if self._section.sshd:
-                self._note_admins_sshd_jails(transport, live)
+            if status_answer:
+                self._note_admins_sshd_jails(status_answer[0], live)
         elif status == 127:
             live.skipped.append(
-                f"{self.target_id}: {self._section.command.split()[0]!r} was not found; the "
+                f"{self.target_id}: {split_command(self._section.command)[0]!r} was not found; the "
                 "files are written and the reload is skipped (is fail2ban installed?)"
             )
         elif "Is fail2ban running?" in answer:
@@ -228,7 +227,7 @@ class Fail2banProvider:
             )
         else:
             # Something else answered (e.g. no permission on the socket): say what it said.
-            said = _words(CommandResult(command, status or 1, answer, ""))
+            said = _words(CommandResult(ping.command, status or 1, answer, ""))
             live.skipped.append(
                 f"{self.target_id}: fail2ban-client ping failed ({said}); the files are "
                 "written and the reload is skipped"
@@ -239,10 +238,9 @@ class Fail2banProvider:
                 "a jail without its log file (have Asterisk write it, see logger.conf)"
             )
 
-    def _note_admins_sshd_jails(self, transport: HostTransport, live: LiveState) -> None:
+    def _note_admins_sshd_jails(self, result: CommandResult, live: LiveState) -> None:
         """An sshd jail of the admin's own (Debian enables ``[sshd]`` by default) is left
-        alone; the plan says that both will ban."""
-        result = transport.run(f"{self._section.command} status 2>&1", timeout=_CLIENT_TIMEOUT)
+        alone; the plan says that both will ban. ``result``: ``fail2ban-client status``."""
         theirs = [
             jail for jail in jail_list(result.stdout) if "sshd" in jail and jail != SSHD_JAIL_NAME
         ]
@@ -305,8 +303,12 @@ class Fail2banProvider:
         lines.append(f"{self.target_id}: fail2ban reloaded")
         return lines
 
+    def _client_words(self, verb: str) -> list[str]:
+        """``fail2ban.command``'s words, then the verb: run as a program, never by a shell."""
+        return [*split_command(self._section.command), *([verb] if verb else [])]
+
     def _client(self, transport: HostTransport, verb: str) -> CommandResult:
-        return transport.run(f"{self._section.command} {verb} 2>&1", timeout=_CLIENT_TIMEOUT)
+        return transport.run_programs([self._client_words(verb)], timeout=_CLIENT_TIMEOUT)[0]
 
 
 def local_fail2ban_regex() -> str | None:
@@ -345,23 +347,6 @@ def jail_list(status: str) -> list[str]:
         if "Jail list:" in line:
             return [j.strip() for j in line.split("Jail list:", 1)[1].split(",") if j.strip()]
     return []
-
-
-def _parse_status(stdout: str) -> tuple[str, int | None, bool]:
-    """Split the server check's output: (ping's answer, its exit status, log file exists)."""
-    answer: list[str] = []
-    status: int | None = None
-    log_exists = False
-    for line in stdout.splitlines():
-        if line.startswith(_STATUS_MARK):
-            rest = line[len(_STATUS_MARK) :].strip()
-            if rest == "log":
-                log_exists = True
-            elif rest.isdigit():
-                status = int(rest)
-        else:
-            answer.append(line)
-    return "\n".join(answer), status, log_exists
 
 
 def _words(result: CommandResult) -> str:

@@ -584,9 +584,22 @@ class Ssh(_Model):
     )
 
 
+# A path on a host goes into config files whose readers give spaces and some marks a meaning
+# (fail2ban: "logpath = PATH tail", ";" comments; Asterisk: ";" comments; quotes and "$" in
+# scripts), so it is letters, digits and the marks file names really use.
+_ABS_PATH_RE = re.compile(r"/[\w.+@,:=~%/-]*")
+
+
 def _check_abs_path(value: str) -> str:
-    if not value.startswith("/") or "\x00" in value or "\n" in value:
+    if not isinstance(value, str) or not value.startswith("/"):
         raise ValueError(f"{value!r} must be an absolute path on the target host")
+    if not _ABS_PATH_RE.fullmatch(value):
+        bad = sorted({c for c in value if not re.fullmatch(r"[\w.+@,:=~%/-]", c)})
+        raise ValueError(
+            f"{value!r}: a path here may hold letters, digits and . _ + @ , : = ~ % - / only "
+            f"(not {' '.join(repr(c) for c in bad)}): config readers on the host give spaces, "
+            "';', '#', quotes and backslashes a meaning of their own"
+        )
     return value
 
 

@@ -1,23 +1,26 @@
 """Talking to a running Asterisk through ``<command> -rx``, and reading its answers.
 
-``command`` is a prefix written by the admin (``asterisk``, ``docker exec pbx asterisk``,
-``chroot /srv/pbx asterisk``); each CLI command is quoted for the shell and several are
-run in one round trip, each followed by a marker line with its exit status.
+``command`` is written by the admin (``asterisk``, ``docker exec pbx asterisk``,
+``chroot /srv/pbx asterisk``) and split once into words (``split_command``); each CLI command
+becomes two more words, ``-rx`` and the command. They run as a program with arguments, never
+through a shell (``HostTransport.run_programs``), several in one round trip.
+``query_rx`` runs only what reads (``... show ...``): what ``plan`` may send.
 The parsers are pure functions of captured output.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sipctl.errors import ProviderError
 from sipctl.providers.transport.pool import HostTransport
+from sipctl.schemas.spec import split_command
 
-_MARK = "--sipctl-rx-done--"
 _NOT_CONNECTED = ("Unable to connect to remote asterisk", "does /run/asterisk", "No such command")
+# CLI commands that only read: "<module> show ..." and "core show ...".
+_QUERY_RE = re.compile(r"(?:core|pjsip|sip|dialplan|module|confbridge|http|rtp) show(?: .*)?")
 
 
 @dataclass(frozen=True)
@@ -36,27 +39,27 @@ class RxAnswer:
         return text[:400] if text else f"exit status {self.status}"
 
 
-def rx_script(command: str, clis: Sequence[str]) -> str:
-    return "\n".join(f'{command} -rx {shlex.quote(cli)} 2>&1; echo "{_MARK} $?"' for cli in clis)
+def rx_programs(command: str, clis: Sequence[str]) -> list[list[str]]:
+    """The argument vectors: the command's words, then ``-rx`` and the CLI command."""
+    words = list(split_command(command))
+    return [[*words, "-rx", cli] for cli in clis]
 
 
 def run_rx(transport: HostTransport, command: str, clis: Sequence[str]) -> list[RxAnswer]:
     """Run every CLI command in one round trip; one answer per command, in order."""
-    result = transport.run(rx_script(command, clis), timeout=60.0)
-    answers: list[RxAnswer] = []
-    chunks = (result.stdout + result.stderr).split(_MARK)
-    for index, cli in enumerate(clis):
-        if index + 1 >= len(chunks):
-            answers.append(RxAnswer(cli, result.exit_status or 127, result.stderr.strip()))
-            continue
-        output = chunks[index]
-        if index > 0:
-            # the chunk starts with the previous marker's " <status>\n"
-            output = output.split("\n", 1)[1] if "\n" in output else ""
-        status_text = chunks[index + 1].split("\n", 1)[0].strip()
-        status = int(status_text) if status_text.isdigit() else 1
-        answers.append(RxAnswer(cli, status, output))
-    return answers
+    results = transport.run_programs(rx_programs(command, clis), timeout=60.0)
+    return [
+        RxAnswer(cli, result.exit_status, result.stdout + result.stderr)
+        for cli, result in zip(clis, results, strict=True)
+    ]
+
+
+def query_rx(transport: HostTransport, command: str, clis: Sequence[str]) -> list[RxAnswer]:
+    """``run_rx`` for reading only: every CLI command must be a ``show``."""
+    for cli in clis:
+        if not _QUERY_RE.fullmatch(cli):
+            raise ProviderError(f"sipctl bug: {cli!r} is not a read-only Asterisk query")
+    return run_rx(transport, command, clis)
 
 
 def rx_one(transport: HostTransport, command: str, cli: str) -> RxAnswer:

@@ -24,6 +24,7 @@ from sipctl.providers.asterisk.cli import (
     parse_endpoint_names,
     parse_setting,
     parse_transports,
+    query_rx,
     run_rx,
     sound_found,
 )
@@ -117,6 +118,10 @@ class AsteriskProvider:
     def _rx(self, clis: Sequence[str]) -> list[RxAnswer]:
         return run_rx(self._transport(), self._section.command, clis)
 
+    def _query(self, clis: Sequence[str]) -> list[RxAnswer]:
+        """Read-only CLI commands: all that ``read`` (plan) may send to Asterisk."""
+        return query_rx(self._transport(), self._section.command, clis)
+
     # --- read ---------------------------------------------------------------------------------
 
     def read(self, desired: Sequence[Resource]) -> LiveState:
@@ -182,7 +187,7 @@ class AsteriskProvider:
         section = self._section
         sound = f"core show sound {section.reject_sound}"
         if section.channel == "sip":
-            answers = self._rx(["core show version", sound])
+            answers = self._query(["core show version", sound])
             if not answers[0].ok:
                 live.problems.append(_unreachable(section.command, answers[0]))
                 return
@@ -194,7 +199,7 @@ class AsteriskProvider:
         extra.append(SHOW_CONFBRIDGE_MODULE)
         wss = self._loaded.spec.transports.wss
         wss_clis = [SHOW_MODULES, SHOW_HTTP] if wss is not None else []
-        answers = self._rx([*clis, *extra, *wss_clis])
+        answers = self._query([*clis, *extra, *wss_clis])
         if wss is not None:
             modules, http = answers[-2:]
             answers = answers[:-2]

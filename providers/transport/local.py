@@ -31,6 +31,7 @@ from sipctl.providers.transport.pool import (
     HostFile,
     HostTransport,
 )
+from sipctl.providers.transport.programs import NOT_FOUND, quoted
 from sipctl.schemas.targets import TargetRef
 
 if TYPE_CHECKING:
@@ -84,6 +85,11 @@ class _FileSystemTransport:
     def run(
         self, command: str, *, stdin: bytes | None = None, timeout: float = 60.0
     ) -> CommandResult:
+        raise NotImplementedError
+
+    def run_programs(
+        self, programs: Sequence[Sequence[str]], *, timeout: float = 60.0
+    ) -> list[CommandResult]:
         raise NotImplementedError
 
     # -- paths -------------------------------------------------------------------------------
@@ -347,6 +353,36 @@ class LocalTransport(_FileSystemTransport):
             done.stderr.decode("utf-8", "replace"),
         )
 
+    def run_programs(
+        self, programs: Sequence[Sequence[str]], *, timeout: float = 60.0
+    ) -> list[CommandResult]:
+        """Each program by ``subprocess`` with its words as the argument vector: no shell."""
+        results: list[CommandResult] = []
+        for argv in programs:
+            self.round_trips += 1
+            try:
+                done = subprocess.run(
+                    list(argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    env=dict(self._ctx.env),
+                    timeout=timeout,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise ProviderError(
+                    f"local: {argv[0]!r} did not finish within {timeout:g} s"
+                ) from exc
+            except (FileNotFoundError, NotADirectoryError):
+                results.append(CommandResult(quoted(argv), NOT_FOUND, "", "not found"))
+                continue
+            except OSError as exc:
+                raise ProviderError(f"local: cannot run {argv[0]!r}: {exc.strerror}") from exc
+            output = done.stdout.decode("utf-8", "replace")
+            results.append(CommandResult(quoted(argv), done.returncode, output, ""))
+        return results
+
 
 class DirTransport(_FileSystemTransport):
     """A directory standing in for a host's root: no program runs there."""
@@ -369,6 +405,15 @@ class DirTransport(_FileSystemTransport):
         raise ProviderError(
             f"{self.ref} is a directory, not a host: it has no programs, so "
             f"{program_name(command)} cannot run there"
+        )
+
+    def run_programs(
+        self, programs: Sequence[Sequence[str]], *, timeout: float = 60.0
+    ) -> list[CommandResult]:
+        first = repr(programs[0][0]) if programs and programs[0] else "a program"
+        raise ProviderError(
+            f"{self.ref} is a directory, not a host: it has no programs, so {first} "
+            "cannot run there"
         )
 
 

@@ -100,6 +100,19 @@ class HostTransport(Protocol):
         """
         ...
 
+    def run_programs(
+        self, programs: Sequence[Sequence[str]], *, timeout: float = 60.0
+    ) -> list[CommandResult]:
+        """Run each program - its words: the program, then its arguments - with no shell
+        reading them, in order, in one round trip; one result each.
+
+        For every value that comes from a spec (``asterisk.command``, ``fail2ban.command``,
+        paths): the words are data, whatever characters they hold. A result's ``stdout``
+        holds the program's stdout and stderr interleaved; stdin is closed. A program that
+        is not installed exits 127. ProviderError as for ``run``.
+        """
+        ...
+
     def fresh(self) -> HostTransport:
         """A NEW connection to the same host, e.g. to prove SSH still works after a firewall
         change. It is not pooled: the caller closes it."""

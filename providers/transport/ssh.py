@@ -38,6 +38,7 @@ from sipctl.providers.transport.files import (
 )
 from sipctl.providers.transport.local import program_name, stale_message, symlink_message
 from sipctl.providers.transport.pool import CommandResult, FileWrite, HostFile, HostTransport
+from sipctl.providers.transport.programs import batch_script, parse_batch_output
 from sipctl.schemas.targets import TargetRef
 
 if TYPE_CHECKING:
@@ -305,6 +306,25 @@ class SshTransport:
         return CommandResult(
             command, status, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
         )
+
+    def run_programs(
+        self, programs: Sequence[Sequence[str]], *, timeout: float = 60.0
+    ) -> list[CommandResult]:
+        """All programs in one exec of ``/bin/sh -s``: the script, every word quoted, on
+        stdin (see providers/transport/programs.py)."""
+        if not programs:
+            return []
+        marker = new_marker()
+        script = batch_script(programs, marker).encode()
+        first = repr(programs[0][0]) if programs[0] else "a program"
+        status, stdout, stderr = self._exec("/bin/sh -s", script, timeout, first)
+        output = stdout.decode("utf-8", "replace")
+        results = parse_batch_output(programs, output, marker, status)
+        if stderr.strip() and results and not results[-1].ok:
+            last = results[-1]
+            words = stderr.decode("utf-8", "replace")
+            results[-1] = CommandResult(last.command, last.exit_status, last.stdout, words)
+        return results
 
     # -- files -------------------------------------------------------------------------------
 
