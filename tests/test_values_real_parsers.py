@@ -116,10 +116,10 @@ def test_ignoreip_covering_everything_is_refused(entry: str) -> None:
 
 
 def test_a_percent_in_logpath_reads_back_as_written(tmp_path: Path) -> None:
-    spec = full_spec(fail2ban={**FULL_SPEC["fail2ban"], "logpath": "/var/log/100%(x)s/m.log"})
+    spec = full_spec(fail2ban={**FULL_SPEC["fail2ban"], "logpath": "/var/log/100%x%%s/m.log"})
     reading = fail2ban_reading(tmp_path, spec)
     assert reading.ok, reading
-    assert reading.jails[JAIL_NAME]["logpath"] == "/var/log/100%(x)s/m.log"
+    assert reading.jails[JAIL_NAME]["logpath"] == "/var/log/100%x%%s/m.log"
 
 
 FORGED = "2001:db8::1%x\nevil.mysite.ru. 60 IN A 6.6.6.6"
