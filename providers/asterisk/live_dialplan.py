@@ -7,7 +7,6 @@ size and tail of the PBX's log. The parsing and the judging are pure
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -75,14 +74,15 @@ def read_reachable(
 
 def log_size(transport: HostTransport, path: str) -> int | None:
     """Bytes in the PBX's log now, or None when it cannot be read through the target."""
-    result = transport.run(f"wc -c < {shlex.quote(path)}", timeout=15.0)
+    result = transport.run_programs([["stat", "-L", "-c", "%s", "--", path]], timeout=15.0)[0]
     text = result.stdout.strip()
     return int(text) if result.ok and text.isdigit() else None
 
 
 def log_since(transport: HostTransport, path: str, offset: int) -> str | None:
     """What the log gained after ``offset`` (None when it cannot be read)."""
-    result = transport.run(f"tail -c +{offset + 1} {shlex.quote(path)}", timeout=15.0)
+    argv = ["tail", "-c", f"+{offset + 1}", "--", path]
+    result = transport.run_programs([argv], timeout=15.0)[0]
     return result.stdout if result.ok else None
 
 
