@@ -56,9 +56,10 @@ def page_url(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) ->
     spec_file = write_spec(tmp_path_factory.mktemp("spec"), data)
     apply_spec(spec_file)
     root = tmp_path_factory.mktemp("www")
-    for name, text in page_files(load_spec(spec_file).spec).items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
+    _write_page(root, spec_file)
+    # The same page pointed at a port where nothing listens: /down/index.html
+    data["transports"]["wss"] = {"port": free_port()}
+    _write_page(root / "down", write_spec(tmp_path_factory.mktemp("down"), data))
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -66,6 +67,12 @@ def page_url(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) ->
     yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
     server.shutdown()
     server.server_close()
+
+
+def _write_page(root: Path, spec_file: Path) -> None:
+    for name, text in page_files(load_spec(spec_file).spec).items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -226,3 +233,10 @@ def test_undeclared_name_from_the_console_ends_in_the_reject_path(
     filter_file.write_text(FILTER_TEXT)
     assert fail2ban_regex(log, filter_file) == ["127.0.0.1"]
     wait_for(browser, "call ended", timeout=20)
+
+
+def test_a_server_that_does_not_answer_is_said_in_words(page_url: str, browser: Any) -> None:
+    browser.get(page_url.replace("/index.html", "/down/index.html"))
+    browser.find_element("css selector", '[data-sipctl-call="alex"]').click()
+    wait_for(browser, "could not reach the server")
+    assert browser.find_element("css selector", '[data-sipctl-call="alex"]').is_enabled()

@@ -102,11 +102,13 @@ def set_http(
     if not ours:
         return _encode("".join(lines))
     if head is None:
-        if lines and not lines[-1].endswith("\n"):
-            lines[-1] += "\n"
-        return _encode("".join([*lines, f"[general] {MARK}\n", *ours]))
+        # No [general] yet: ours goes first (so it is the first), the admin's bytes follow.
+        return _encode("".join([f"[general] {MARK}\n", *ours, *lines]))
     if not lines[head].endswith("\n"):
-        lines[head] += "\n"
+        # The file ends on the head without a newline: a head of ours before our keys, the
+        # admin's own head kept as a comment last, so that undoing gives every byte back.
+        lines[head : head + 1] = [f"[general] {MARK}\n", *ours, WAS + lines[head]]
+        return _encode("".join(lines))
     lines[head + 1 : head + 1] = ours
     return _encode("".join(lines))
 
