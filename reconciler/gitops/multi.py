@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 MAX_PARALLEL = 64
+MAX_SPEC_SNIFF = 1_000_000  # the loader's own limit on a spec's size
 
 
 @dataclass
@@ -67,9 +68,12 @@ def spec_paths(paths: Sequence[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            inside = sorted(p for p in path.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file())
+            inside = sorted(p for p in path.iterdir() if is_spec_file(p))
             if not inside:
-                raise SpecError(f"{path}: no spec files (*.yaml, *.yml) in this directory")
+                raise SpecError(
+                    f"{path}: no sipctl specs in this directory (*.yaml or *.yml with a "
+                    "top-level 'version' and 'domain'; dotfiles and CI files are skipped)"
+                )
             found.extend(inside)
         else:
             found.append(path)
@@ -77,6 +81,21 @@ def spec_paths(paths: Sequence[Path]) -> list[Path]:
     for path in found:
         unique.setdefault(path.resolve(), path)
     return list(unique.values())
+
+
+def is_spec_file(path: Path) -> bool:
+    """Whether a file in a ``-f DIR`` directory is a sipctl spec: ``*.yaml``/``*.yml``, not a
+    dotfile, with top-level ``version:`` and ``domain:`` keys. CI files (``.gitlab-ci.yml``,
+    ``docker-compose.yml``) and other YAML beside the specs are skipped, not failed."""
+    if path.name.startswith(".") or path.suffix not in SPEC_SUFFIXES or not path.is_file():
+        return False
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            head = handle.read(MAX_SPEC_SNIFF)
+    except OSError:
+        return True  # let the loader say what is wrong with it
+    keys = {line.split(":", 1)[0] for line in head.splitlines() if line[:1].isalpha()}
+    return {"version", "domain"} <= keys
 
 
 def load_all(paths: Sequence[Path], load: Callable[[Path], LoadedSpec]) -> list[Domain]:

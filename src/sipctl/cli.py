@@ -7,17 +7,19 @@ commands, and the error boundary that turns every SipctlError into one line and 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from sipctl import __version__
 from sipctl.cli_common import (
+    GlobalOptions,
     NoColor,
     SpecOption,
     Verbose,
@@ -26,11 +28,14 @@ from sipctl.cli_common import (
     plan_format,
     print_plan,
     read_plan_file,
+    reset_globals,
+    set_globals,
     start_console,
 )
 from sipctl.cli_gitops import drift, force_unlock, import_
 from sipctl.cli_plan import apply, plan
 from sipctl.errors import EXIT_ERROR, EXIT_OK, ProviderCrashed, SipctlError, SpecError
+from sipctl.output import Console
 
 app = typer.Typer(
     name="sipctl",
@@ -44,7 +49,7 @@ app = typer.Typer(
         "2 changes present (--detailed-exitcode only), 3 refused for safety."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -53,6 +58,14 @@ app = typer.Typer(
 
 def validate(
     spec_file: SpecOption = Path("sipctl.yaml"),
+    json_: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the result as JSON for editors and CI: "
+            '{"file", "valid", "errors": [{"file", "line", "col", "key", "message"}]}.',
+        ),
+    ] = False,
     no_color: NoColor = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -61,6 +74,19 @@ def validate(
     Example: sipctl validate -f sipctl.yaml
     """
     console = start_console(no_color, verbose)
+    if json_:
+        from sipctl.schemas.problems import validate_json
+
+        report = validate_json(spec_file, lambda: _validate(spec_file, console))
+        console.out(json.dumps(report, indent=2, ensure_ascii=False))
+        if not report["valid"]:
+            raise typer.Exit(EXIT_ERROR)
+        return
+    console.out(_validate(spec_file, console))
+
+
+def _validate(spec_file: Path, console: Console) -> str:
+    """Every offline check; the line that says the spec is valid."""
     from sipctl.providers.base import available_providers, offline_check
     from sipctl.reconciler.layers import LAYERS
 
@@ -79,8 +105,7 @@ def validate(
             # A provider may check what it needs offline (an installed plugin, say).
             for warning in offline_check(layer.provider_name(loaded.spec), loaded):
                 console.warn(warning)
-    console.out(
-        f"{spec_file}: valid. Domain {loaded.spec.domain}, "
+    return f"{spec_file}: valid. Domain {loaded.spec.domain}, " + (
         f"{len(loaded.spec.users)} user(s), layers: {', '.join(managed) or 'none'}."
     )
 
@@ -165,6 +190,11 @@ def schema(
         out.write_text(text, encoding="utf-8")
 
 
+def version_command() -> None:
+    """Print sipctl's version (the same as --version)."""
+    sys.stdout.write(f"sipctl {__version__}\n")
+
+
 def _register_commands() -> None:
     # One place, in the order --help lists them.
     from sipctl.cli_audit import audit_command
@@ -179,6 +209,7 @@ def _register_commands() -> None:
     app.command()(show)
     app.command()(render)
     app.command()(schema)
+    app.command("version")(version_command)
     app.command("verify")(verify_command)
     app.command("audit")(audit_command)
 
@@ -200,8 +231,27 @@ def _root(
             "--version", callback=_version_callback, is_eager=True, help="Print the version."
         ),
     ] = None,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "-v",
+            "--verbose",
+            count=True,
+            show_default=False,
+            help="Say what is read and written, and where (-vv: more).",
+        ),
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="Print results and errors only, no progress.")
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Most detail, and tracebacks of unexpected errors."),
+    ] = False,
+    no_color: NoColor = False,
 ) -> None:
-    """Global options."""
+    """Global options; they may also follow the subcommand."""
+    set_globals(GlobalOptions(verbose=verbose, quiet=quiet, debug=debug, no_color=no_color))
 
 
 def _debug_log_path() -> Path:
@@ -238,6 +288,8 @@ def _log_traceback(exc: BaseException) -> str:
 
 def _report_unexpected(exc: BaseException) -> None:
     where = _log_traceback(exc)
+    if _debug_flag():
+        sys.stderr.write(current_console().scrub("".join(traceback.format_exception(exc))))
     console = current_console()
     summary = console.scrub(str(exc))[:300]
     console.error(
@@ -248,8 +300,12 @@ def _report_unexpected(exc: BaseException) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code (tests call this)."""
+    from sipctl.cli_args import normalize_argv
+
+    reset_globals()
+    args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
     try:
-        result = app(args=argv, prog_name="sipctl", standalone_mode=False)
+        result = _command().main(args=args, prog_name="sipctl", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
@@ -284,6 +340,57 @@ def run(argv: list[str] | None = None) -> int:
         _report_unexpected(exc)
         return EXIT_ERROR
     return int(result) if isinstance(result, int) else EXIT_OK
+
+
+def _debug_flag() -> bool:
+    from sipctl import cli_common
+
+    return cli_common.GLOBAL.debug
+
+
+_COMMAND: Any = None
+
+
+def _command() -> Any:
+    """The click command, built once, with metavars in words instead of Python types."""
+    global _COMMAND
+    if _COMMAND is None:
+        _COMMAND = typer.main.get_command(app)
+        plain_metavars(_COMMAND)
+    return _COMMAND
+
+
+# Option name -> what its value is, in the words of the help text.
+_METAVARS = {
+    "--file": "SPEC",
+    "--out": "FILE",
+    "--parallel": "N",
+    "--dir": "DIR",
+    "--nameserver": "IP[:PORT]",
+}
+
+
+def plain_metavars(command: Any) -> None:
+    """Metavars in words (SPEC, N, PLAN...) for every option and argument that has none, so
+    --help never shows a Python type like <list[Path]> or {plan_file}."""
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            if getattr(param, "count", False):
+                param.show_default = False
+            continue
+        if param.param_type_name == "argument":
+            name = param.metavar or (param.name or "value").upper().removesuffix("_FILE")
+            param.metavar = name
+            usage = name if param.required else f"[{name}]"
+            usage += "..." if param.nargs != 1 else ""
+            # typer's own usage form is {name} or [[NAME]...]...: the plain form instead
+            param._usage_display_name = lambda usage=usage: usage
+            param.display_type_rich = lambda ctx: None  # no <list[Path]> beside the name
+        elif param.metavar is None:
+            longest = max(param.opts, key=len)
+            param.metavar = _METAVARS.get(longest, longest.lstrip("-").replace("-", "_").upper())
+    for sub in getattr(command, "commands", {}).values():
+        plain_metavars(sub)
 
 
 def main() -> NoReturn:

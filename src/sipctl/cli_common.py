@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -118,9 +119,36 @@ LockTtl = Annotated[
 ]
 
 
+@dataclass
+class GlobalOptions:
+    """What the root command read before the subcommand (sipctl -v --no-color plan)."""
+
+    verbose: int = 0
+    quiet: bool = False
+    debug: bool = False
+    no_color: bool = False
+
+
+GLOBAL = GlobalOptions()
+
+
+def reset_globals() -> None:
+    global GLOBAL
+    GLOBAL = GlobalOptions()
+
+
+def set_globals(options: GlobalOptions) -> None:
+    global GLOBAL
+    GLOBAL = options
+
+
 def start_console(no_color: bool, verbose: int) -> Console:
+    """The console of this command, with the global flags given before the subcommand."""
     global _CONSOLE
-    _CONSOLE = Console(no_color=no_color, verbose=verbose)
+    level = max(verbose, GLOBAL.verbose, 2 if GLOBAL.debug else 0)
+    _CONSOLE = Console(
+        no_color=no_color or GLOBAL.no_color, verbose=level, quiet=GLOBAL.quiet and not level
+    )
     return _CONSOLE
 
 

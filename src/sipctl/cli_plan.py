@@ -278,7 +278,7 @@ def apply(
             help="A plan saved by 'sipctl plan --out'; applied exactly, if still current. "
             "Several plans, or a directory of them (plan -f DIR --out DIR), apply several "
             "domains in one run.",
-            metavar="[PLAN]...",
+            metavar="PLAN",
         ),
     ] = None,
     spec_file: Annotated[

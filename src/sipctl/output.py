@@ -9,8 +9,9 @@ from typing import TextIO
 
 
 class Console:
-    def __init__(self, no_color: bool = False, verbose: int = 0) -> None:
+    def __init__(self, no_color: bool = False, verbose: int = 0, quiet: bool = False) -> None:
         self.verbose = verbose
+        self.quiet = quiet  # --quiet: results and errors only, no progress or info lines
         self._secrets: set[str] = set()
         self.color = (
             not no_color
@@ -37,7 +38,14 @@ class Console:
 
     def info(self, text: str) -> None:
         """A progress or result line, on stderr so stdout stays machine-readable."""
-        self._write(sys.stderr, text + "\n")
+        if not self.quiet:
+            self._write(sys.stderr, text + "\n")
+
+    def progress(self, text: str) -> None:
+        """One line per step of a long run (a target read or written, a domain done): on a
+        terminal only, so logs of pipelines stay quiet."""
+        if not self.quiet and (self.verbose or sys.stderr.isatty()):
+            self._write(sys.stderr, f"  {text}\n")
 
     def detail(self, text: str) -> None:
         if self.verbose:

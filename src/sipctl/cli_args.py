@@ -1,0 +1,41 @@
+"""The command line before click reads it: Terraform's spellings and global flags anywhere.
+
+Kept free of heavy imports: it runs on every start.
+
+- Terraform's single-dash options (``-auto-approve``, ``-out=plan``, ``-target=dns``,
+  ``-detailed-exitcode``, ``-no-color``, ``-json``) are hidden aliases of sipctl's ``--``
+  spellings. Without this, click would read ``-out`` as ``-o ut``.
+- ``--quiet`` and ``--debug`` may stand anywhere; they are global, so they move in front of
+  the subcommand, where the root command reads them (with ``-v`` and ``--no-color``).
+"""
+
+from __future__ import annotations
+
+TERRAFORM_ALIASES = frozenset(
+    {"auto-approve", "out", "target", "detailed-exitcode", "no-color", "json", "force"}
+)
+GLOBAL_FLAGS = frozenset({"--quiet", "--debug"})
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """``argv`` with Terraform's spellings translated and global flags in front."""
+    hoisted: list[str] = []
+    rest: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            rest.extend(argv[index:])
+            break
+        if arg in GLOBAL_FLAGS:
+            hoisted.append(arg)
+            continue
+        rest.append(_terraform(arg))
+    return hoisted + rest
+
+
+def _terraform(arg: str) -> str:
+    if not arg.startswith("-") or arg.startswith("--"):
+        return arg
+    name, eq, value = arg[1:].partition("=")
+    if name in TERRAFORM_ALIASES:
+        return f"--{name}{eq}{value}"
+    return arg

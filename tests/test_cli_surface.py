@@ -1,0 +1,132 @@
+"""The command line as a Terraform user types it: aliases, global flags, help, version."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures.common import EXAMPLES
+
+from sipctl.cli import run
+from sipctl.cli_args import normalize_argv
+
+COMMANDS = [
+    "validate",
+    "plan",
+    "apply",
+    "show",
+    "force-unlock",
+    "drift",
+    "import",
+    "render",
+    "schema",
+    "verify",
+    "audit",
+    "version",
+]
+
+
+def test_terraform_single_dash_spellings_are_aliases() -> None:
+    assert normalize_argv(["apply", "-auto-approve", "-target=dns", "-out", "p.json"]) == [
+        "apply",
+        "--auto-approve",
+        "--target=dns",
+        "--out",
+        "p.json",
+    ]
+    assert normalize_argv(["plan", "-detailed-exitcode", "-no-color", "-o", "x"]) == [
+        "plan",
+        "--detailed-exitcode",
+        "--no-color",
+        "-o",
+        "x",
+    ]
+    # after "--" nothing is touched; unknown single-dash words stay as they are
+    assert normalize_argv(["plan", "--", "-out"]) == ["plan", "--", "-out"]
+    assert normalize_argv(["plan", "-vv"]) == ["plan", "-vv"]
+
+
+def test_global_flags_move_in_front() -> None:
+    assert normalize_argv(["plan", "--quiet", "-f", "a.yaml", "--debug"]) == [
+        "--quiet",
+        "--debug",
+        "plan",
+        "-f",
+        "a.yaml",
+    ]
+
+
+def test_flags_before_the_subcommand_and_terraform_spellings_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = str(EXAMPLES / "mysite.yaml")
+    assert run(["-v", "--no-color", "validate", "-f", spec]) == 0
+    assert run(["-vv", "--quiet", "validate", "-f", spec]) == 0
+    out = tmp_path / "plan.json"
+    code = run(["plan", "-f", spec, "-no-color", f"-out={out}", "-detailed-exitcode"])
+    assert code in (0, 2), capsys.readouterr().err
+    assert json.loads(out.read_text())["format_version"]
+
+
+def test_help_shows_no_python_types(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in COMMANDS:
+        assert run([command, "--help"]) == 0
+        text = capsys.readouterr().out
+        for python in ("<list[", "<int", "<path>", "<file>", "[[", "{plan", "<text>", "<str"):
+            assert python not in text.lower(), (command, python, text)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["version"]) == 0
+    assert capsys.readouterr().out.startswith("sipctl ")
+
+
+def test_validate_json_gives_file_line_col_key_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\ndomain: mysite.ru\nusres: {}\ntransports:\n  udp: {port: '5060'}\n")
+    assert run(["validate", "--json", "-f", str(bad)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] is False
+    by_key = {e["key"]: e for e in report["errors"]}
+    assert by_key["usres"] == {
+        "file": str(bad),
+        "line": 3,
+        "col": 1,
+        "key": "usres",
+        "message": by_key["usres"]["message"],
+    }
+    assert "did you mean 'users'?" in by_key["usres"]["message"]
+    assert by_key["transports.udp.port"]["line"] == 5
+    assert by_key["transports.udp.port"]["message"] == "remove the quotes: a port is a number"
+    assert run(["validate", "--json", "-f", str(EXAMPLES / "mysite.yaml")]) == 0
+    assert json.loads(capsys.readouterr().out)["valid"] is True
+
+
+def test_shell_completion_script_is_offered() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sipctl", "--show-completion", "bash"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "SHELL": "/bin/bash", "HOME": "/tmp"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "_SIPCTL_COMPLETE" in done.stdout
+
+
+def test_a_directory_of_specs_takes_only_specs(tmp_path: Path) -> None:
+    from sipctl.reconciler.gitops.multi import spec_paths
+
+    spec = "version: 1\ndomain: {}\n"
+    (tmp_path / "a.yaml").write_text(spec.format("a.example.com"))
+    (tmp_path / "b.yml").write_text("# customer b\n" + spec.format("b.example.com"))
+    (tmp_path / ".gitlab-ci.yml").write_text("stages: [plan]\n")
+    (tmp_path / ".hidden.yaml").write_text(spec.format("h.example.com"))
+    (tmp_path / "docker-compose.yml").write_text("services: {}\nversion: '3'\n")
+    (tmp_path / "notes.txt").write_text(spec.format("n.example.com"))
+    assert [p.name for p in spec_paths([tmp_path])] == ["a.yaml", "b.yml"]
