@@ -285,6 +285,49 @@ def test_wrong_secret_says_badsig(bind: BindServer, bind_zone: str, tmp_path: Pa
     assert env[SECRET_ENV] not in message
 
 
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "c2lwY3RsLXNlY3JldA==!",  # a character outside the alphabet (non-strict decoders skip it)
+        "c2lwY3RsLXNlY3JldA=",  # bad padding
+        "c2lwY3Rs LXNlY3JldA==",  # a space inside
+        "not base64 at all",
+    ],
+)
+def test_a_secret_that_is_not_strict_base64_is_named_before_any_packet(
+    bind: BindServer, bind_zone: str, tmp_path: Path, secret: str
+) -> None:
+    with socket.socket() as silent:  # would hang the read if a packet were sent
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        text = dns_spec(bind, bind_zone).replace(bind.server, f"127.0.0.1:{port}")
+        run = Run(bind, text, tmp_path, env={SECRET_ENV: secret})
+        sent = run.provider.messages_sent
+        with pytest.raises(ProviderError) as info:
+            run.plan()
+    message = str(info.value)
+    assert "is not valid base64" in message and SECRET_ENV in message and "sipctl.yaml:" in message
+    assert secret not in message
+    assert run.provider.messages_sent == sent
+
+
+def test_a_secret_file_others_can_read_is_a_warning(
+    bind: BindServer, bind_zone: str, tmp_path: Path
+) -> None:
+    key = tmp_path / "tsig.key"
+    key.write_text(bind.secret + "\n")
+    text = dns_spec(bind, bind_zone).replace(f"secret_env: {SECRET_ENV}", "secret_file: tsig.key")
+    key.chmod(0o644)
+    live, _ = Run(bind, text, tmp_path, env={}).plan()
+    notes = [n for n in live.notes if "tsig.key" in n]
+    assert len(notes) == 1 and "group and others" in notes[0] and "chmod 600" in notes[0]
+    assert bind.secret not in notes[0]
+    key.chmod(0o600)
+    live, _ = Run(bind, text, tmp_path, env={}).plan()
+    assert not [n for n in live.notes if "tsig.key" in n]
+
+
 def test_missing_secret_names_the_variable(
     bind: BindServer, bind_zone: str, tmp_path: Path
 ) -> None:

@@ -16,9 +16,12 @@ them without knowing what they are, and the server applies all or nothing.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import secrets
 import socket
+import stat
 import struct
 import time
 from collections.abc import Sequence
@@ -69,6 +72,14 @@ _PREREQUISITE_FAILED = {
 _BIND_KEY_SECRET = re.compile(r'secret\s+"([^"]+)"')
 
 
+def _is_strict_base64(text: str) -> bool:
+    """RFC 4648 base64, nothing skipped: what a TSIG secret in a BIND key file is."""
+    try:
+        return bool(text) and bool(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        return False
+
+
 class Rfc2136Provider:
     """A zone on a primary name server that accepts RFC 2136 dynamic updates."""
 
@@ -88,6 +99,7 @@ class Rfc2136Provider:
         self.messages_sent = 0  # DNS messages sent by this provider (for the bench and tests)
         self.updates_sent = 0
         self._keyring: dict[dns.name.Name, dns.tsig.Key] | None = None
+        self._secret_notes: list[str] = []
 
     @property
     def target_id(self) -> str:
@@ -102,6 +114,7 @@ class Rfc2136Provider:
 
     def read(self, desired: Sequence[Resource]) -> LiveState:
         """Read the owned rrsets: at most two pipelined batches on one TCP connection."""
+        self._load_keyring()  # a bad secret is reported before any packet is sent
         with _Connection(self) as conn:
             first = [(self.zone, "SOA"), *base_names(self.domain)]
             first += host_names(desired_hosts(desired))
@@ -119,6 +132,7 @@ class Rfc2136Provider:
             if more:
                 answers.update(self._ask(conn, more))
         live = owned_state(answers, desired)
+        live.notes.extend(self._secret_notes)
         live.private["soa_serial"] = int(soa.records[0][1].split()[2])
         self._ctx.log(
             f"rfc2136: read {len(answers)} owned rrset(s) of zone {self.zone} from {self._server} "
@@ -338,6 +352,7 @@ class Rfc2136Provider:
             assert tsig.secret_file is not None
             path = self._loaded.resolve_path(tsig.secret_file)
             try:
+                mode = path.stat().st_mode
                 secret = path.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ProviderError(
@@ -346,7 +361,25 @@ class Rfc2136Provider:
             found = _BIND_KEY_SECRET.search(secret)  # also accept a BIND key file
             if found:
                 secret = found.group(1)
+            if mode & 0o044:
+                readers = " and ".join(
+                    who for bit, who in ((0o040, "group"), (0o004, "others")) if mode & bit
+                )
+                self._secret_notes.append(
+                    f"{where}: the TSIG secret file {path} is readable by {readers} "
+                    f"(mode {stat.S_IMODE(mode):04o}); anyone who reads it can change the zone: "
+                    f"chmod 600 {path}"
+                )
         self._ctx.remember_secret(secret)
+        source = tsig.secret_env or str(tsig.secret_file)
+        if not _is_strict_base64(secret):
+            # dnspython's decoder skips characters outside the alphabet: a typo would make
+            # a different key, and the server's BADSIG would say nothing about why.
+            raise ProviderError(
+                f"{where}: the TSIG secret of key {tsig.name!r} (from {source}) is not valid "
+                "base64: only A-Z, a-z, 0-9, '+' and '/', '=' padding at the end, a multiple "
+                "of 4 characters (copy it from the 'secret' of the server's key file)"
+            )
         try:
             self._keyring = dns.tsigkeyring.from_text({tsig.name: (tsig.algorithm, secret)})
         except (ValueError, dns.exception.DNSException):
