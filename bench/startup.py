@@ -1,0 +1,122 @@
+"""Bench: what a whole ``sipctl`` process costs, against the floor of the work it must do.
+
+The floor of a no-op ``plan`` of a DNS-only spec is Python itself plus dnspython signing the
+same 8 TSIG queries sipctl sends (SOA, NAPTR, three SRV, the registry TXT, A and AAAA of the
+server) and reading the answers pipelined on one TCP connection. Both run against the same
+real BIND in the same bench run, as processes, with sipctl installed from a wheel as the
+README installs it (an editable install adds its own import hook to every start).
+Printed: the median cpu seconds (user + system, from the kernel) of paired runs.
+
+Run: ``python bench/startup.py`` (``--runs 15`` for more samples). Needs bind9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from fixtures.bind import SECRET_ENV, BindServer, dns_spec
+from measure import Sample, installed_sipctl, median_cpu, print_table, run_measured
+
+FLOOR = """
+import socket, struct, sys
+import dns.message, dns.rdatatype, dns.tsigkeyring
+server, port, zone, key, algorithm, secret = sys.argv[1:7]
+keyring = dns.tsigkeyring.from_text({key: (algorithm, secret)})
+host = "asterisk." + zone
+names = [(zone, "SOA"), (zone, "NAPTR"), ("_sip._udp." + zone, "SRV"),
+         ("_sip._tcp." + zone, "SRV"), ("_sips._tcp." + zone, "SRV"),
+         ("_sipctl." + zone, "TXT"), (host, "A"), (host, "AAAA")]
+queries = []
+for name, rdtype in names:
+    query = dns.message.make_query(name, rdtype)
+    query.use_tsig(keyring, keyname=key)
+    queries.append(query)
+wires = [q.to_wire() for q in queries]
+sock = socket.create_connection((server, int(port)))
+sock.sendall(b"".join(struct.pack("!H", len(w)) + w for w in wires))
+def read(n):
+    data = b""
+    while len(data) < n:
+        data += sock.recv(n - len(data))
+    return data
+for query in queries:
+    (length,) = struct.unpack("!H", read(2))
+    dns.message.from_wire(read(length), keyring=keyring, request_mac=query.mac)
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9, help="paired runs per row (median)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sipctl-bench-"))
+    python = installed_sipctl(work)
+    bind = BindServer()
+    bind.start()
+    try:
+        zone = bind.new_zone("startup.test")
+        spec = work / "sipctl.yaml"
+        spec.write_text(dns_spec(bind, zone))
+        env = {**os.environ, SECRET_ENV: bind.secret}
+        sipctl = [str(python), "-m", "sipctl"]
+        applied = run_measured(
+            [*sipctl, "apply", "-f", str(spec), "--auto-approve", "--no-verify"], env=env
+        )
+        assert applied.returncode == 0, "the bench spec must apply"
+        host, _, port = bind.server.rpartition(":")
+        floor_argv = [
+            str(python),
+            "-c",
+            FLOOR,
+            host,
+            port,
+            zone,
+            bind.key_name,
+            bind.algorithm,
+            bind.secret,
+        ]
+        commands = {
+            "floor: python + dnspython, 8 TSIG queries": floor_argv,
+            "python -c pass": [str(python), "-c", "pass"],
+            "sipctl --version": [*sipctl, "--version"],
+            "sipctl --help": [*sipctl, "--help"],
+            "sipctl validate": [*sipctl, "validate", "-f", str(spec)],
+            "sipctl plan (no-op, DNS only)": [
+                *sipctl,
+                "plan",
+                "-f",
+                str(spec),
+                "--detailed-exitcode",
+            ],
+        }
+        samples: dict[str, list[Sample]] = {name: [] for name in commands}
+        for _ in range(args.runs):  # paired: each round runs every command once
+            for name, argv in commands.items():
+                sample = run_measured(argv, env=env)
+                assert sample.returncode == 0, f"{name} failed ({sample.returncode})"
+                samples[name].append(sample)
+        floor = median_cpu(samples["floor: python + dnspython, 8 TSIG queries"])
+        rows = [
+            {
+                "command": name,
+                "cpu (median)": f"{median_cpu(found) * 1000:.0f} ms",
+                "x floor": f"{median_cpu(found) / floor:.2f}",
+            }
+            for name, found in samples.items()
+        ]
+    finally:
+        bind.stop()
+    print_table(rows)
+    print(f"\n{args.runs} paired runs each; load average {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
