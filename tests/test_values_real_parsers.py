@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from fixtures.fail2ban_reader import config_dir, read_configs
+from fixtures.netns import Netns
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spec_strategies import FULL_SPEC, KEY, hostile_specs, set_at, string_paths
@@ -32,6 +33,12 @@ from sipctl.reconciler.render.fail2ban import (
     ban_ports,
     banaction,
     fail2ban_artefacts,
+)
+from sipctl.reconciler.render.firewall import (
+    desired_ruleset,
+    persist_paths,
+    persist_texts,
+    wants_ipv6,
 )
 from sipctl.schemas.loader import load_spec_text
 from sipctl.schemas.spec import Spec
@@ -297,3 +304,56 @@ def test_accepted_specs_give_named_the_records_sipctl_meant(
         if r[1] not in ("SOA", "NS") and r[0] != "ns1.mysite.ru."
     }
     assert read == meant
+
+
+# --- the firewall: iptables-restore and nft, inside a network namespace ------------------------
+
+FIREWALL_PATHS = [p for p in PATHS if p[0] in ("firewall", "transports", "domain", "servers")]
+
+
+def kernel_reads_iptables(ns: Netns, spec: Spec) -> Any:
+    """Load the persist files as a boot would; what iptables-save then shows, canonical."""
+    from sipctl.providers.firewall.iptables import canonical, parse_save
+
+    fw = spec.firewall
+    assert fw is not None
+    paths = persist_paths(fw, wants_ipv6(spec))
+    texts = persist_texts(spec)
+    tables = {}
+    for family, path in paths.items():
+        restore = "iptables-restore" if family == "ipv4" else "ip6tables-restore"
+        ns.run(restore, "--test", input=texts[path])
+        ns.run(restore, input=texts[path])
+        save = "iptables-save" if family == "ipv4" else "ip6tables-save"
+        tables[family] = parse_save(ns.run(save, "-t", "filter").stdout)
+    return canonical(tables)
+
+
+def kernel_reads_nft(ns: Netns, spec: Spec, tmp: Path) -> Any:
+    from sipctl.providers.firewall.nftables import parse_text
+
+    script = tmp / "sipctl.nft"
+    [text] = persist_texts(spec).values()
+    script.write_text(text)
+    ns.run("nft", "-c", "-f", str(script))
+    ns.run("nft", "-f", str(script))
+    return parse_text(ns.run("nft", "list", "table", "inet", "sipctl").stdout)
+
+
+@pytest.mark.netns
+@fast(2)
+@given(batch=st.lists(hostile_specs(FIREWALL_PATHS), min_size=12, max_size=12))
+def test_accepted_specs_give_the_kernel_the_rules_sipctl_meant(
+    batch: list[dict[str, Any]], netns: Netns, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    specs = [s for s in accepted(batch) if s.firewall is not None]
+    assert specs, "no accepted spec to prove anything"
+    for spec in specs:
+        assert spec.firewall is not None
+        if spec.firewall.ensure != "present" or spec.firewall.persist is None:
+            continue
+        iptables = forced(spec, "firewall", backend="iptables")
+        assert kernel_reads_iptables(netns, iptables) == desired_ruleset(iptables)
+        nft = forced(spec, "firewall", backend="nftables")
+        tmp = tmp_path_factory.mktemp("nft")
+        assert kernel_reads_nft(netns, nft, tmp) == desired_ruleset(nft)
