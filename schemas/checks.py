@@ -328,10 +328,10 @@ def _webrtc_checks(loaded: LoadedSpec) -> list[str]:
             f"list a server ({w(('servers',))})"
         )
     for i, name in enumerate(webrtc.page.names or ()):
-        if name not in spec.users:
+        if name not in spec.users and name not in spec.rooms:
             problems.append(
-                f"{w(('webrtc', 'page', 'names', i))}: {name} is not in users "
-                f"({w(('users',))}); the page can only call declared names"
+                f"{w(('webrtc', 'page', 'names', i))}: {name} is neither in users "
+                f"({w(('users',))}) nor in rooms; the page can only call declared names"
             )
     if not spec.page_names():
         problems.append(

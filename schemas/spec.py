@@ -937,7 +937,8 @@ class WebrtcPage(_Model):
         default="Call us", description="the page's heading and title"
     )
     names: tuple[UserName, ...] | None = Field(
-        default=None, description="who the page can call, in this order; default: every user"
+        default=None,
+        description="who the page can call (users or rooms), in this order; default: all of them",
     )
 
 
@@ -1022,10 +1023,11 @@ class Spec(_Model):
         return self.servers[0].host if self.servers else None
 
     def page_names(self) -> tuple[str, ...]:
-        """The names the click-to-call page can call: ``webrtc.page.names``, else every user."""
+        """The names the click-to-call page can call: ``webrtc.page.names``, else every user
+        and every room."""
         if self.webrtc is not None and self.webrtc.page.names is not None:
             return self.webrtc.page.names
-        return tuple(self.users)
+        return (*self.users, *(r for r in self.rooms if r not in self.users))
 
     def firewall_target(self) -> str | None:
         if self.firewall is None:

@@ -15,9 +15,12 @@ import pytest
 from asterisk_helpers import apply_spec, pending_changes, plan_layer, spec_data, write_spec
 from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance
 from fixtures.certs import WSS_HOST, ca_file
+from fixtures.common import free_port
 
 from sipctl.providers.asterisk.http_conf import MARK, WAS
 from sipctl.providers.wss_probe import check_wss
+from sipctl.reconciler.verify.run import run_verify
+from sipctl.schemas.loader import load_spec
 
 pytestmark = pytest.mark.asterisk
 
@@ -98,6 +101,18 @@ def test_stdlib_websocket_client_gets_200_for_each_page_name(asterisk: AsteriskI
     assert result.error is None, result
     assert result.subprotocol == "sip"
     assert result.statuses == {"director": 200, "alex": 200}
+
+
+def test_verify_reports_the_websocket(asterisk: AsteriskInstance, spec_dir: Path) -> None:
+    """``sipctl verify``'s WSS part (DNS is asked of a port where nothing answers: the
+    WebSocket check stands on its own, from the spec's server addresses)."""
+    loaded = load_spec(write_spec(spec_dir, wss_spec(asterisk), "verify.yaml"))
+    report = run_verify(
+        loaded, f"127.0.0.1:{free_port()}", timeout=3.0, ssl_context=trusting_context()
+    )
+    assert [w["statuses"] for w in report.wss] == [{"director": 200, "alex": 200}]
+    assert not [d for d in report.defects if d.code.startswith("wss")], report.defects
+    assert "WebSocket: wss://pbx.mysite.ru:" in report.to_text()
 
 
 def test_websocket_certificate_is_checked(asterisk: AsteriskInstance) -> None:

@@ -80,16 +80,19 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def start_chromium(profile: Path, microphone: str = "fake") -> Any:
+    """Headless Chromium through Debian's chromedriver. ``microphone``: ``fake`` (a test
+    tone, allowed without asking) or ``denied`` (every permission prompt refused)."""
     require(Path(CHROMIUM).exists(), "chromium (Debian package chromium)")
     require(Path(CHROMEDRIVER).exists(), "chromedriver (Debian package chromium-driver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    profile = tmp_path_factory.mktemp("chromium-profile")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    permission = (
+        "--use-fake-ui-for-media-stream" if microphone == "fake" else "--deny-permission-prompts"
+    )
     for flag in (
         "--headless=new",
         "--no-sandbox",  # root in a test machine
@@ -100,7 +103,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "--disable-sync",
         f"--user-data-dir={profile}",
         "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
+        permission,
         "--autoplay-policy=no-user-gesture-required",
         f"--host-resolver-rules=MAP {WSS_HOST} 127.0.0.1",
         # Trust exactly the test certificate's key, nothing else.
@@ -108,7 +111,13 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "--window-size=720,760",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    driver = start_chromium(profile)
     try:
         yield driver
     finally:
@@ -240,3 +249,13 @@ def test_a_server_that_does_not_answer_is_said_in_words(page_url: str, browser: 
     browser.find_element("css selector", '[data-sipctl-call="alex"]').click()
     wait_for(browser, "could not reach the server")
     assert browser.find_element("css selector", '[data-sipctl-call="alex"]').is_enabled()
+
+
+def test_a_blocked_microphone_is_said_in_words(page_url: str, tmp_path: Path) -> None:
+    driver = start_chromium(tmp_path / "profile", microphone="denied")
+    try:
+        driver.get(page_url)
+        driver.find_element("css selector", '[data-sipctl-call="director"]').click()
+        wait_for(driver, "microphone blocked")
+    finally:
+        driver.quit()

@@ -62,7 +62,7 @@ def test_the_base_spec_agrees() -> None:
     [
         (TLS_LINE, "  rtp: {start: 10000, end: 20000}\n", "asterisk.tls"),
         ("  wss: {port: 8089}\n", "", "transports.wss, which is not enabled"),
-        ("names: [director]", "names: [nobody]", "nobody is not in users"),
+        ("names: [director]", "names: [nobody]", "nobody is neither in users"),
         ("  wss: {port: 8089}", "  wss: {port: 22}", "firewall.ssh_port"),
         ("  udp: {port: 5060}", "  tcp: {port: 8089}", "both use TCP port 8089"),
     ],
@@ -128,3 +128,13 @@ def test_bad_publish_is_refused(value: str) -> None:
     with pytest.raises(SpecError) as info:
         load_spec_text(BASE + f"  publish: {value!r}\n", source="sipctl.yaml")
     assert "publish" in str(info.value.problems or info.value.message)
+
+
+def test_page_calls_every_user_and_room_by_default() -> None:
+    text = BASE.replace(
+        '  page: {title: "Call us", names: [director]}\n', "  host: pbx.mysite.ru\n"
+    )
+    text = text.replace("users:\n", "rooms:\n  seminar: {}\nusers:\n")
+    spec = load_spec_text(text).spec
+    assert spec.page_names() == ("director", "alex", "seminar")
+    assert problems(text) == []
