@@ -514,6 +514,14 @@ class Dns(_Model):
         "for SIP gateways, browsers never query it",
     )
     file: str | None = Field(default=None, description="zone file (zonefile), relative to the spec")
+    create_file: bool = Field(
+        default=False,
+        description=(
+            "zonefile: create dns.file with a minimal SOA and NS when it does not exist (its "
+            "directory must exist); off, a missing file is an error at plan (a typo must not "
+            "start a new zone)"
+        ),
+    )
     reload_command: Command | None = Field(
         default=None, description="run after the zone file changed, e.g. 'rndc reload mysite.ru'"
     )

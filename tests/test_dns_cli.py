@@ -87,7 +87,10 @@ def test_the_readme_example_on_a_zone_file(tmp_path: Path) -> None:
     again = sipctl("plan", "-f", spec, "--target", "dns", "--detailed-exitcode")
     assert again.returncode == 0, again.stdout + again.stderr
     zone = (tmp_path / "state" / "mysite.ru.zone").read_text()
-    assert '"SIP+D2U" "" _sip._udp' in zone and "asterisk 3600 IN A 203.0.113.10" in zone
+    assert '"SIP+D2U" "" _sip._udp' in zone
+    assert "asterisk 3600 IN A 203.0.113.10" in [
+        " ".join(line.split()) for line in zone.splitlines()
+    ]
 
 
 def test_render_writes_the_dns_artefacts(bind: BindServer, tmp_path: Path) -> None:

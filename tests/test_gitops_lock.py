@@ -229,7 +229,7 @@ def test_zonefile_apply_takes_a_flock_in_sipctls_own_directory(tmp_path: Path) -
     spec = tmp_path / "sipctl.yaml"
     spec.write_text(
         "version: 1\ndomain: example.org\nservers: [{host: pbx.example.org, ipv4: [192.0.2.5]}]\n"
-        f"dns: {{provider: zonefile, file: {zone.name}}}\n"
+        f"dns: {{provider: zonefile, file: {zone.name}, create_file: true}}\n"
     )
     where = local_state_dir() / record_name(str(zone), ".lock")
     lock = FileLock(where, "k", "held by the test")

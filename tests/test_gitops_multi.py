@@ -16,7 +16,7 @@ def _zonefile_spec(domain: str, ip: str = "192.0.2.10") -> str:
         f"version: 1\ndomain: {domain}\n"
         f"servers: [{{host: pbx.{domain}, ipv4: ['{ip}']}}]\n"
         "users: {director: 105}\n"
-        f"dns: {{provider: zonefile, file: ../zones/{domain}.zone}}\n"
+        f"dns: {{provider: zonefile, file: ../zones/{domain}.zone, create_file: true}}\n"
     )
 
 

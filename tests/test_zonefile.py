@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
@@ -98,8 +99,23 @@ def zone_file(tmp_path: Path) -> Path:
     return path
 
 
+def test_a_missing_file_or_directory_is_an_error_unless_creation_is_asked(
+    tmp_path: Path,
+) -> None:
+    live, _ = Run(tmp_path, spec_text()).plan()
+    [problem] = live.problems
+    assert "directory" in problem and "does not exist" in problem
+    assert not (tmp_path / "zones").exists()
+    (tmp_path / "zones").mkdir()
+    live, _ = Run(tmp_path, spec_text()).plan()
+    [problem] = live.problems
+    assert "dns.create_file: true" in problem
+    assert not (tmp_path / "zones" / "mysite.zone").exists()
+
+
 def test_a_missing_file_is_created_and_loads_in_named(tmp_path: Path) -> None:
-    text = spec_text()
+    (tmp_path / "zones").mkdir()
+    text = spec_text(extra="  create_file: true\n")
     live, changes = Run(tmp_path, text).plan()
     assert any("does not exist" in note for note in live.notes)
     assert len(changes) == 8
@@ -231,6 +247,99 @@ def test_the_written_file_is_stable(tmp_path: Path, zone_file: Path) -> None:
     converge(tmp_path, spec_text())
     converge(copy, spec_text())
     assert zone_file.read_text() == (copy / "zones" / "mysite.zone").read_text()
+
+
+HAND_MADE = """\
+; mysite.test, kept by hand.  Do not reformat!
+$TTL 1h
+$ORIGIN mysite.test.
+@       IN  SOA ns1 hostmaster (
+                2024010101 ; serial
+                3600       ; refresh
+                600 86400 300 )
+        IN  NS  ns1
+        IN  MX  10 mail          ; the mail server
+        IN  NAPTR 100 10 "u" "E2U+email" "!^.*$!mailto:info@example.org!" .
+ns1     IN  A   127.0.0.1
+mail    IN  A   192.0.2.25
+
+; hosts
+asterisk        IN A 203.0.113.99   ; old address, sipctl's to change
+$ORIGIN office.mysite.test.
+printer IN A 192.0.2.9
+$INCLUDE INCLUDED
+www.mysite.test.  300 IN A 192.0.2.80
+"""
+
+
+def _changed_lines(before: str, after: str) -> tuple[list[str], list[str]]:
+    import difflib
+
+    diff = list(difflib.ndiff(before.splitlines(), after.splitlines()))
+    return (
+        [line[2:] for line in diff if line.startswith("- ")],
+        [line[2:] for line in diff if line.startswith("+ ")],
+    )
+
+
+def _owned(line: str) -> bool:
+    """A line that holds a record sipctl owns (or the SOA serial)."""
+    words = line.split()
+    return bool(words) and (
+        words[0].startswith(("_sip", "asterisk", "second", "@"))
+        or "SIP" in line
+        or "; serial" in line
+    )
+
+
+def test_a_hand_made_zone_keeps_every_line_not_owned_byte_for_byte(tmp_path: Path) -> None:
+    """Comments, $TTL, $ORIGIN, $INCLUDE, relative names and layout stay; owner and mode too;
+    named-checkzone accepts every version, through apply, a change and removal."""
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    included = zones / "extra.inc"
+    included.write_text("; included by hand\nftp IN A 192.0.2.21\n")
+    path = zones / "mysite.zone"
+    text = HAND_MADE.replace("INCLUDED", str(included))
+    path.write_text(text)
+    os.chown(path, 1234, 4321)  # like bind:bind
+    path.chmod(0o640)
+    checker = shutil.which("named-checkzone") or "/usr/sbin/named-checkzone"
+    import subprocess
+
+    versions = [text]
+    for spec in (
+        spec_text(),
+        spec_text(servers=f"[{{host: asterisk.{ZONE}, ipv4: [203.0.113.10], priority: 5}}]"),
+        spec_text(extra="  ensure: absent\n"),
+    ):
+        converge(tmp_path, spec)
+        now = path.read_text()
+        removed, added = _changed_lines(versions[-1], now)
+        assert all(_owned(line) for line in removed + added), (removed, added)
+        info = path.stat()
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (1234, 4321, 0o640)
+        assert (zones / "mysite.zone.sipctl.bak").read_text() == versions[-1]
+        result = subprocess.run([checker, ZONE, str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        versions.append(now)
+    # every line that is not sipctl's is still there, in order, byte for byte
+    theirs = [line for line in text.splitlines() if not _owned(line)]
+    assert [line for line in versions[-1].splitlines() if not _owned(line)] == theirs
+    assert "asterisk" not in versions[-1]  # the old A record went with the layer
+    # added at the end, after "$ORIGIN office...": owners are written absolute there
+    assert "\n_sip._udp.mysite.test.\t3600\tIN\tSRV\t" in versions[1]
+    assert "asterisk\t3600\tIN\tA\t203.0.113.10\n" in versions[1], "relative next to its name"
+
+
+def test_a_linked_zone_file_is_edited_where_it_points(tmp_path: Path, zone_file: Path) -> None:
+    link = tmp_path / "zones" / "link.zone"
+    link.symlink_to(zone_file)
+    live, _ = Run(tmp_path, spec_text(file="zones/link.zone")).plan()
+    assert any("symbolic link" in note and str(zone_file) in note for note in live.notes)
+    converge(tmp_path, spec_text(file="zones/link.zone"))
+    assert link.is_symlink() and link.readlink() == zone_file
+    assert records(zone_file, owned=True)
 
 
 @pytest.mark.bind

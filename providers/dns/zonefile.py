@@ -1,14 +1,19 @@
 """The ``zonefile`` DNS provider: an RFC 1035 zone file on this machine.
 
 It owns exactly what the rfc2136 provider owns (see ``dns_owned``) and keeps every other
-record. Writing bumps the SOA serial (YYYYMMDDnn when the serial is date-based, else +1),
-replaces the file atomically (a temp file in the same directory, then rename; the mode is
-kept), and runs ``dns.reload_command`` if one is given; when that fails the old file is put
-back. The file is written in a stable order (names sorted, one record per line, explicit
-TTLs) so that ``git diff`` of a zone kept in git shows only what changed. Comments and the
-layout of a hand-written file are not kept: records are, in meaning.
+record. The file is the admin's: it is edited in place (``zone_edit.py``), so only the lines
+of the rrsets sipctl changes differ and every other byte (comments, ``$TTL``, ``$ORIGIN``,
+``$INCLUDE``, layout, relative names) stays; the SOA serial is bumped where it is written
+(YYYYMMDDnn when the serial is date-based, else +1). The new text is checked by parsing it
+back before it is written. Writing keeps the file's owner, group and mode (BIND reads it as
+its own user), keeps the old file as ``<file>.sipctl.bak``, replaces it atomically without
+following a link, and runs ``dns.reload_command`` if one is given; when that fails the old
+file is put back. A ``dns.file`` that is a symbolic link is resolved once, and the file it
+points to is edited (the plan says so); the link stays a link.
 
-A missing file is created on apply with a minimal SOA and NS, and the plan says so.
+A missing file, or a missing directory (a typo must not create ``/etc/bnid/zones``), is an
+error at plan unless ``dns.create_file`` is true: then apply creates them, the file with a
+minimal SOA and NS, and the plan says so.
 """
 
 from __future__ import annotations
@@ -17,18 +22,19 @@ import datetime as dt
 import os
 import shlex
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import dns.exception
 import dns.name
+import dns.rdata
 import dns.rdataset
 import dns.rdatatype
 import dns.zone
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
+from sipctl.providers.bookkeeping import open_local_dir, symlink_refused
 from sipctl.providers.dns.owned import (
     LiveRrset,
     base_names,
@@ -40,6 +46,8 @@ from sipctl.providers.dns.owned import (
     records_of,
     ttl_of,
 )
+from sipctl.providers.dns.zone_edit import RrsetEdit, ZoneEditError, edit_zone
+from sipctl.providers.transport.pool import BACKUP_SUFFIX
 from sipctl.reconciler.dns_records import absolute, parse
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.resources import LiveState, Resource
@@ -67,7 +75,9 @@ class ZoneFileProvider:
         self._dns: Dns = loaded.spec.dns
         self.zone = absolute(loaded.spec.zone)
         self.domain = loaded.spec.domain
-        self.path = loaded.resolve_path(loaded.spec.dns.file)
+        self.named = loaded.resolve_path(loaded.spec.dns.file)
+        # a link is resolved once: the real file is edited, the link stays as it is
+        self.path = Path(os.path.realpath(self.named))
         self.reloads = 0  # how often reload_command ran (tests)
 
     @property
@@ -80,11 +90,24 @@ class ZoneFileProvider:
         text = self._read_text()
         if text is None:
             live = owned_state({}, desired)
-            live.notes.append(
-                f"zone file {self.path} does not exist: apply creates it with a minimal SOA and "
-                f"NS (ns1.{self.zone} at 127.0.0.1, hostmaster.{self.zone}); edit those to "
-                "your real name servers"
-            )
+            if not self._dns.create_file:
+                if not self.path.parent.is_dir():
+                    live.problems.append(
+                        f"dns.file {self._dns.file}: the directory {self.path.parent} does not "
+                        "exist (a typo?); sipctl creates none unless dns.create_file is true"
+                    )
+                    return live
+                live.problems.append(
+                    f"dns.file {self._dns.file}: zone file {self.path} does not exist; set "
+                    "dns.create_file: true to have apply create it (a minimal SOA and NS)"
+                )
+            else:
+                missing = "" if self.path.parent.is_dir() else f" (and {self.path.parent})"
+                live.notes.append(
+                    f"zone file {self.path} does not exist: apply creates it{missing} with a "
+                    f"minimal SOA and NS (ns1.{self.zone} at 127.0.0.1, "
+                    f"hostmaster.{self.zone}); edit those to your real name servers"
+                )
             live.private.update(exists=False, names=[])
             live.fingerprint_extra = {"exists": False}
             return live
@@ -97,12 +120,19 @@ class ZoneFileProvider:
         live = owned_state(rrsets, desired)
         live.private.update(exists=True, names=[list(n) for n in names + more])
         live.fingerprint_extra = {"exists": True}
+        if self.path != self.named:
+            live.notes.append(
+                f"dns.file {self.named} is a symbolic link: sipctl edits the file it points to, "
+                f"{self.path}, and leaves the link as it is"
+            )
         self._ctx.log(f"zonefile: read {len(rrsets)} owned rrset(s) from {self.path}")
         return live
 
     def _read_text(self) -> str | None:
         try:
-            return self.path.read_text(encoding="utf-8")
+            with open_local_dir(self.path.parent) as directory:
+                found = directory.read(self.path.name)
+            return None if found is None else found[0].decode("utf-8")
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
@@ -111,7 +141,11 @@ class ZoneFileProvider:
     def _parse(self, text: str) -> dns.zone.Zone:
         try:
             return dns.zone.from_text(
-                text, origin=self.zone, relativize=False, filename=str(self.path)
+                text,
+                origin=self.zone,
+                relativize=False,
+                filename=str(self.path),
+                allow_include=True,
             )
         except dns.exception.DNSException as exc:
             raise ProviderError(
@@ -139,11 +173,8 @@ class ZoneFileProvider:
                     f"zone file {self.path}: records sipctl owns changed since they were read; "
                     "nothing was changed. Run plan again"
                 )
-        full = private_rrsets(live)
-        for change in changes:
-            _apply_change(zone, change, full.get((change.address.name, change.address.kind)))
-        serial = _bump_serial(zone)
-        new_text = _zone_text(zone)
+        base_text = old_text if old_text is not None else self._minimal_zone()
+        new_text, serial = self.edited(base_text, zone, changes, live)
         mode = self._write(new_text)
         lines = [f"zone file {self.path}: {len(changes)} rrset(s) changed, serial {serial}"]
         if self._dns.reload_command:
@@ -153,6 +184,38 @@ class ZoneFileProvider:
                 self._restore(old_text, mode)
                 raise
         return lines
+
+    def edited(
+        self, text: str, zone: dns.zone.Zone, changes: Sequence[Change], live: LiveState
+    ) -> tuple[str, int]:
+        """``text`` with ``changes`` made in place and the serial bumped; checked by parsing
+        it back: the records must be exactly those of ``zone`` changed in memory."""
+        full = private_rrsets(live)
+        edits: list[RrsetEdit] = []
+        for change in changes:
+            owner, rdtype = change.address.name, change.address.kind
+            before = zone.get_rdataset(owner, rdtype)
+            ttl, rdatas = _final_rrset(change, full.get((owner, rdtype)))
+            edits.append(
+                RrsetEdit(
+                    owner, rdtype, ttl, tuple(rdatas), before is not None and before.ttl != ttl
+                )
+            )
+            if rdatas:
+                zone.replace_rdataset(owner, dns.rdataset.from_rdata_list(ttl, rdatas))
+            else:
+                zone.delete_rdataset(owner, rdtype)
+        serial = _bump_serial(zone)
+        try:
+            new_text = edit_zone(text, zone.origin or dns.name.root, edits, serial)
+        except (ZoneEditError, dns.exception.DNSException) as exc:
+            raise ProviderError(f"zone file {self.path}: cannot edit it in place: {exc}") from None
+        if _records(self._parse(new_text)) != _records(zone):
+            raise ProviderError(
+                f"zone file {self.path}: editing it in place would not give the intended "
+                "records (is an owned record in an $INCLUDE'd file?); nothing was changed"
+            )
+        return new_text, serial
 
     def _minimal_zone(self) -> str:
         serial = int(dt.datetime.now(dt.UTC).strftime("%Y%m%d")) * 100 + 1
@@ -166,19 +229,36 @@ class ZoneFileProvider:
         )
 
     def _write(self, text: str) -> int:
-        """Replace the file atomically; returns the mode it had (kept on the new file)."""
+        """Replace the file atomically (owner, group and mode kept, the old one kept as
+        ``.sipctl.bak``); returns the mode it had."""
         try:
-            mode = self.path.stat().st_mode & 0o7777
-        except FileNotFoundError:
-            mode = _NEW_FILE_MODE
-        _atomic_write(self.path, text, mode)
+            create = self._dns.create_file  # read() refused a missing directory otherwise
+            with open_local_dir(self.path.parent, create=create) as directory:
+                name = self.path.name
+                if directory.is_link(name):
+                    raise symlink_refused(str(self.path))
+                old = directory.lstat(name)
+                if old is None:
+                    mode, owner = _NEW_FILE_MODE, (os.geteuid(), os.getegid())
+                else:
+                    mode, owner = old.st_mode & 0o7777, (old.st_uid, old.st_gid)
+                    backup = directory.copy_to_temp(name)
+                    directory.rename(backup, name + BACKUP_SUFFIX)
+                temp = directory.create_temp(name, text.encode("utf-8"), mode, owner)
+                directory.rename(temp, name)
+                directory.fsync()
+        except OSError as exc:
+            raise ProviderError(
+                f"cannot write zone file {self.path}: {exc.strerror or exc}"
+            ) from None
         return mode
 
     def _restore(self, old_text: str | None, mode: int) -> None:
         if old_text is None:
-            self.path.unlink(missing_ok=True)
+            with open_local_dir(self.path.parent) as directory:
+                directory.unlink(self.path.name)
         else:
-            _atomic_write(self.path, old_text, mode)
+            self._write(old_text)
 
     def _reload(self) -> str:
         command = self._dns.reload_command
@@ -218,8 +298,9 @@ def _collect(
     return found
 
 
-def _apply_change(zone: dns.zone.Zone, change: Change, full: LiveRrset | None) -> None:
-    owner, rdtype = change.address.name, change.address.kind
+def _final_rrset(change: Change, full: LiveRrset | None) -> tuple[int, list[dns.rdata.Rdata]]:
+    """The TTL and records of an owned rrset after ``change``."""
+    rdtype = change.address.kind
     after = set(records_of(change.after))
     ttl = ttl_of(change.after, 3600)
     keep: list[str] = []
@@ -229,11 +310,18 @@ def _apply_change(zone: dns.zone.Zone, change: Change, full: LiveRrset | None) -
         keep = [exact for canonical_text, exact in full.records if canonical_text not in owned]
         if keep:
             ttl = full.ttl
-    rdatas = [parse(rdtype, r) for r in keep] + [parse(rdtype, r) for r in sorted(after)]
-    if rdatas:
-        zone.replace_rdataset(owner, dns.rdataset.from_rdata_list(ttl, rdatas))
-    else:
-        zone.delete_rdataset(owner, rdtype)
+    return ttl, [parse(rdtype, r) for r in keep] + [parse(rdtype, r) for r in sorted(after)]
+
+
+def _records(zone: dns.zone.Zone) -> set[tuple[str, str, int, str]]:
+    """Every record of a zone, for comparing two parses."""
+    found = set()
+    for name, node in zone.nodes.items():
+        for rdataset in node.rdatasets:
+            for rdata in rdataset:
+                kind = dns.rdatatype.to_text(rdataset.rdtype)
+                found.add((str(name), kind, int(rdataset.ttl), rdata.to_text(relativize=False)))
+    return found
 
 
 def next_serial(serial: int, today: dt.date) -> int:
@@ -264,41 +352,3 @@ def _bump_serial(zone: dns.zone.Zone) -> int:
     serial = next_serial(int(soa.serial), dt.datetime.now(dt.UTC).date())
     zone.replace_rdataset(origin, dns.rdataset.from_rdata(soa_set.ttl, soa.replace(serial=serial)))
     return serial
-
-
-def _zone_text(zone: dns.zone.Zone) -> str:
-    """The zone in a stable order: SOA and NS first, then names sorted, types sorted."""
-    origin = zone.origin
-    assert origin is not None
-    lines = [f"$ORIGIN {origin}"]
-    apex = zone.get_node(origin)
-    if apex is not None:
-        for rdtype in (dns.rdatatype.SOA, dns.rdatatype.NS):
-            rdataset = apex.get_rdataset(zone.rdclass, rdtype)
-            if rdataset is not None:
-                lines.append(rdataset.to_text(dns.name.empty, origin=origin, relativize=True))
-    for name in sorted(zone.nodes):
-        node = zone.nodes[name]
-        owner = name.relativize(origin) if name.is_subdomain(origin) else name
-        for rdataset in sorted(node.rdatasets, key=lambda r: (r.rdtype, r.covers)):
-            if name == origin and rdataset.rdtype in (dns.rdatatype.SOA, dns.rdatatype.NS):
-                continue
-            text = rdataset.to_text(owner, origin=origin, relativize=True)
-            lines.append("\n".join(sorted(text.splitlines())))
-    return "\n".join(lines) + "\n"
-
-
-def _atomic_write(path: Path, text: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    temp = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temp.chmod(mode)
-        temp.replace(path)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise ProviderError(f"cannot write zone file {path}: {exc.strerror or exc}") from None
