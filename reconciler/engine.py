@@ -95,7 +95,12 @@ def _read_all(runs: Sequence[TargetRun], ctx: RunContext) -> None:
 
 
 def _target_plan(run: TargetRun) -> TargetPlan:
+    from sipctl.reconciler.describe import describe_change
+
     changes = diff(run.desired, run.live)
+    describer = run.layer.describer()
+    for change in changes:
+        change.described = describe_change(describer, change)
     return TargetPlan(
         layer=run.layer.name,
         provider=type(run.provider).name,

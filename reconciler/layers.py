@@ -22,6 +22,9 @@ class Layer:
     provider_name: Callable[[Spec], str]
     render_path: str  # "module:function" -> list[Resource]
     artefacts_path: str  # "module:function" -> dict[str, str]
+    # "module:function" (kind, name, value) -> {what: text}: a resource in the spec's words,
+    # for plans (reconciler/describe.py); "" = described by its address only.
+    describe_path: str = ""
 
     def managed(self, spec: Spec) -> bool:
         """A layer whose section is left out is not managed at all (DESIGN.md)."""
@@ -34,6 +37,9 @@ class Layer:
     def artefacts(self, spec: Spec) -> dict[str, str]:
         result: dict[str, str] = _load(self.artefacts_path)(spec)
         return result
+
+    def describer(self) -> Callable[[str, str, Any], dict[str, str]] | None:
+        return _load(self.describe_path) if self.describe_path else None
 
 
 def _load(path: str) -> Callable[..., Any]:
@@ -65,6 +71,7 @@ LAYERS: tuple[Layer, ...] = (
         _dns_provider,
         "sipctl.reconciler.render.dns:render_dns",
         "sipctl.reconciler.render.dns:dns_artefacts",
+        "sipctl.reconciler.describe:describe_dns",
     ),
     Layer(
         "asterisk",
@@ -72,6 +79,7 @@ LAYERS: tuple[Layer, ...] = (
         lambda s: "asterisk",
         "sipctl.reconciler.render.asterisk:render_asterisk",
         "sipctl.reconciler.render.asterisk:asterisk_artefacts",
+        "sipctl.reconciler.describe:describe_asterisk",
     ),
     Layer(
         "certificate",
@@ -86,6 +94,7 @@ LAYERS: tuple[Layer, ...] = (
         _firewall_provider,
         "sipctl.reconciler.render.firewall:render_firewall",
         "sipctl.reconciler.render.firewall:firewall_artefacts",
+        "sipctl.reconciler.describe:describe_firewall",
     ),
     Layer(
         "fail2ban",

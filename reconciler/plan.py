@@ -32,6 +32,7 @@ class Change:
     after: Value
     payload: Value = None
     details: list[dict[str, Any]] = field(default_factory=list)
+    described: list[str] = field(default_factory=list)  # the change in the spec's words
 
     @property
     def phase(self) -> int:
@@ -69,6 +70,8 @@ class Change:
             data["payload"] = self.payload
         if self.details:
             data["details"] = self.details
+        if self.described:
+            data["described"] = list(self.described)
         return data
 
     @classmethod
@@ -83,6 +86,7 @@ class Change:
             after=data.get("after"),
             payload=data.get("payload"),
             details=list(data.get("details", [])),
+            described=[str(line) for line in data.get("described", [])],
         )
 
 
@@ -172,6 +176,12 @@ class Plan:
             counts[key[change.action]] += 1
         return counts
 
+    def refusals(self) -> list[str]:
+        """Why apply would refuse this plan without --force (empty: it would not)."""
+        from sipctl.reconciler.safety import refusal_reasons
+
+        return refusal_reasons(self)
+
     @property
     def has_changes(self) -> bool:
         return any(t.changes for t in self.targets)
@@ -189,6 +199,7 @@ class Plan:
             },
             "layers": list(self.layers),
             "summary": self.counts(),
+            "refusals": self.refusals(),
             "targets": [t.to_json() for t in self.targets],
         }
 

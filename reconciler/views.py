@@ -7,8 +7,6 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sipctl.reconciler.render.asterisk_names import dialplan_name_lines
-
 _ACTION_WORDS = {
     "create": "will be created",
     "update": "will be updated in place",
@@ -38,7 +36,19 @@ def summary_line(data: Mapping[str, Any]) -> str:
     return f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy."
 
 
-def render_human(data: Mapping[str, Any], color: bool = False) -> str:
+def described_lines(change: Mapping[str, Any]) -> list[str]:
+    """The change in the spec's words (``+ user sales → 106 & 107``), one line at least."""
+    lines = [str(line) for line in change.get("described") or []]
+    if lines:
+        return lines
+    address = change["address"]
+    sign = _SIGNS[change["action"]]
+    return [f"{sign} {address['layer']} {address['kind']} {address['name']}"]
+
+
+def render_human(data: Mapping[str, Any], color: bool = False, detail: bool = False) -> str:
+    """The plan for a terminal: each change in the spec's words; with ``detail`` (-v), the
+    records and file lines under them."""
     paint = Painter(color)
     out: list[str] = []
     has_changes = any(t["changes"] for t in data["targets"])
@@ -54,11 +64,25 @@ def render_human(data: Mapping[str, Any], color: bool = False) -> str:
             out.append("")
             out.append(paint("#", f"  # {target['layer']} at {target['target']}"))
             for change in target["changes"]:
-                out.extend(_human_change(change, paint))
+                out.extend(paint(line[:1], f"  {line}") for line in described_lines(change))
+            if detail:
+                for change in target["changes"]:
+                    out.extend(_human_change(change, paint))
         out.append("")
         out.append(summary_line(data))
+        if not detail:
+            out.append("Run with -v to see every record and file line that changes.")
+    out.extend(_refusal_lines(data, paint))
     out.extend(_remarks(data, paint))
     return "\n".join(out) + "\n"
+
+
+def _refusal_lines(data: Mapping[str, Any], paint: Painter) -> Iterator[str]:
+    refusals = data.get("refusals") or []
+    if refusals:
+        yield ""
+        yield paint("!", "apply will refuse this plan (unless --force):")
+        yield from (paint("!", f"  - {reason}") for reason in refusals)
 
 
 def _remarks(data: Mapping[str, Any], paint: Painter) -> Iterator[str]:
@@ -84,9 +108,6 @@ def _human_change(change: Mapping[str, Any], paint: Painter) -> Iterator[str]:
     yield ""
     yield f"  # {_address_text(address)} {_ACTION_WORDS[action]}"
     yield paint(sign, f"  {sign} {address['kind']} {address['name']}")
-    # Users and rooms first, in the spec's words; the dialplan lines follow under them.
-    for line in dialplan_name_lines(change):
-        yield paint(line[0], f"    {line}")
     for mark, text in value_lines(change.get("before"), change.get("after")):
         yield paint(mark, f"      {mark} {text}" if mark != " " else f"        {text}")
 
@@ -214,42 +235,97 @@ def _scalar(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def render_markdown(data: Mapping[str, Any]) -> str:
-    """A plan for a merge-request comment."""
-    out = [f"### sipctl plan for `{data['domain']}`", ""]
-    has_changes = any(t["changes"] for t in data["targets"])
-    if not has_changes:
-        out.append("**No changes.** The live systems match the spec.")
+# GitHub refuses comments longer than 65,536 characters; GitLab's notes allow more. Below it,
+# with room for the marker and the closing lines.
+MARKDOWN_LIMIT = 60_000
+
+
+def markdown_marker(domain: str) -> str:
+    """The hidden first line a pipeline finds its own comment by, to update it in place."""
+    return f"<!-- sipctl-plan:{domain} -->"
+
+
+def render_markdown(data: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> str:
+    """A plan for a merge-request comment: the changes in the spec's words, the records and
+    file lines in a <details> block, refusals and notes as lists; never longer than
+    ``limit`` characters (the line-by-line part is cut first, then the list of changes, each
+    with a pointer to the artefact that holds the whole plan)."""
+    top = [markdown_marker(data["domain"]), f"### sipctl plan for `{data['domain']}`", ""]
+    described: list[str] = []
+    details: list[str] = []
+    if not any(t["changes"] for t in data["targets"]):
+        top.append("**No changes.** The live systems match the spec.")
     else:
-        out.append(f"**{summary_line(data)}**")
-        out.append("")
-        out.append("| | layer | resource | target |")
-        out.append("|---|---|---|---|")
+        top.append(f"**{summary_line(data)}**")
+        for target in data["targets"]:
+            if target["changes"]:
+                described.append(f"# {target['layer']} at {target['target']}")
+                for change in target["changes"]:
+                    described.extend(described_lines(change))
         for target in data["targets"]:
             for change in target["changes"]:
-                address = change["address"]
-                out.append(
-                    f"| {_SIGNS[change['action']]} | {target['layer']} | "
-                    f"`{address['kind']} {address['name']}` | `{target['target']}` |"
-                )
-        out.append("")
-        out.append("<details><summary>Details</summary>")
-        out.append("")
-        out.append("```diff")
-        for target in data["targets"]:
-            for change in target["changes"]:
-                out.append(
+                details.append(
                     f"# {_address_text(change['address'])} {_ACTION_WORDS[change['action']]}"
                 )
                 for mark, text in value_lines(change.get("before"), change.get("after")):
-                    out.append(f"{mark if mark != '~' else '!'} {text}")
-        out.append("```")
-        out.append("")
-        out.append("</details>")
-    remarks = list(_remarks(data, Painter(False)))
+                    details.append(f"{mark if mark != '~' else '!'} {text}")
+    tail = _markdown_remarks(data)
+    tail += [
+        "",
+        f"<sub>sipctl {data['sipctl_version']}, plan format {data['format_version']}</sub>",
+    ]
+    return _fit(top, described, details, tail, limit)
+
+
+def _markdown_remarks(data: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    refusals = data.get("refusals") or []
+    if refusals:
+        out += ["", "**apply will refuse this plan** (unless `--force`):", ""]
+        out += [f"- {reason}" for reason in refusals]
+    remarks = [line for line in _remarks(data, Painter(False)) if line]
     if remarks:
-        out.append("")
-        out.extend(f"> {line}" for line in remarks if line)
-    out.append("")
-    out.append(f"<sub>sipctl {data['sipctl_version']}, plan format {data['format_version']}</sub>")
-    return "\n".join(out) + "\n"
+        out += ["", "Notes:", ""]
+        out += [f"- {line}" for line in remarks]
+    return out
+
+
+_CUT = "# ... {} more lines: the whole plan is in the pipeline's artefact"
+
+
+def _diff_block(lines: list[str], cut: int) -> list[str]:
+    if not lines and not cut:
+        return []
+    return ["", "```diff", *lines, *([_CUT.format(cut)] if cut else []), "```"]
+
+
+def _fit(
+    top: list[str], described: list[str], details: list[str], tail: list[str], limit: int
+) -> str:
+    def assemble(shown: list[str], cut_shown: int, lines: list[str], cut: int) -> str:
+        block: list[str] = []
+        if lines or cut:
+            block = ["", "<details><summary>Every record and file line</summary>"]
+            block += [*_diff_block(lines, cut), "", "</details>"]
+        return "\n".join(top + _diff_block(shown, cut_shown) + block + tail) + "\n"
+
+    def keep(lines: list[str], budget: int) -> list[str]:
+        kept: list[str] = []
+        used = 0
+        for line in lines:
+            used += len(line) + 1
+            if used > budget:
+                break
+            kept.append(line)
+        return kept
+
+    text = assemble(described, 0, details, 0)
+    if len(text) <= limit:
+        return text
+    room = limit - len(assemble(described, 0, [], len(details))) - 200
+    if room > 0:  # the changes fit; cut the line-by-line part
+        kept = keep(details, room)
+        return assemble(described, 0, kept, len(details) - len(kept))
+    room = limit - len(assemble([], len(described), [], len(details))) - 200
+    kept = keep(described, room)
+    return assemble(kept, len(described) - len(kept), [], len(details))

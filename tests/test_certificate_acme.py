@@ -90,7 +90,7 @@ def test_obtain_nothing_to_do_then_renew(
 
     planned = sipctl("plan", "-f", str(spec), "--detailed-exitcode", env=env)
     assert planned.returncode == 2, planned.stdout + planned.stderr
-    assert f"certificate.certificate[{CERT}] will be created" in planned.stdout
+    assert f"+ certificate certificate {CERT}" in planned.stdout
 
     applied = sipctl("apply", "-f", str(spec), "--auto-approve", "--no-verify", env=env)
     assert applied.returncode == 0, applied.stdout + applied.stderr

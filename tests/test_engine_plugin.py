@@ -173,7 +173,7 @@ def test_json_and_markdown_views(plugin: Path, capsys: pytest.CaptureFixture[str
     assert {c["action"] for t in data["targets"] for c in t["changes"]} == {"create"}
     assert run(["plan", "--markdown"]) == 0
     md = capsys.readouterr().out
-    assert md.startswith("### sipctl plan for `example.org`")
+    assert md.startswith("<!-- sipctl-plan:example.org -->\n### sipctl plan for `example.org`")
     assert "**Plan: 6 to add, 0 to change, 0 to destroy.**" in md
     assert run(["plan", "--json", "--markdown"]) == 1
 

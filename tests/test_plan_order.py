@@ -99,7 +99,10 @@ def test_human_view_headers_and_summary() -> None:
             ],
         }
     )
-    text = render_human(plan_run.plan.to_json(), color=True)
+    short = render_human(plan_run.plan.to_json())
+    assert "ttl: 60 -> 30" not in short  # record lines only with -v
+    assert "Plan: 1 to add, 1 to change, 1 to destroy." in short
+    text = render_human(plan_run.plan.to_json(), color=True, detail=True)
     assert "# dns.A[a.example.] will be created" in text
     assert "# dns.SRV[srv.example.] will be updated in place" in text
     assert "# dns.TXT[txt.example.] will be destroyed" in text

@@ -191,7 +191,9 @@ def print_plan(console: Console, data: dict[str, object], fmt: str) -> None:
     elif fmt == "markdown":
         console.out(views.render_markdown(data), end="")
     else:
-        console.out(views.render_human(data, color=console.color), end="")
+        console.out(
+            views.render_human(data, color=console.color, detail=console.verbose > 0), end=""
+        )
 
 
 def plan_format(json_: bool, markdown: bool) -> str:

@@ -1,0 +1,116 @@
+"""Plans in the words of the spec: ``+ user sales → 106 & 107 (20 s), then 101``.
+
+Each layer may name a *describer* (``Layer.describe_path``): a pure function
+``(kind, name, value) -> {what: text}`` that tells, for one resource value, what it means in
+the spec's terms: ``{"user sales": "106 & 107 (20 s), then 101"}``, ``{"firewall allow
+udp/10000-20000": ""}``. The same function reads the live value and the desired one, so a
+change is told as the difference of two descriptions: one ``+``, ``~`` or ``-`` line per
+thing a reviewer knows from the spec. Boilerplate (the catch-all, ``h``) describes to
+nothing and is left out. A resource its layer does not describe gets one generic line.
+
+Pure: the engine calls :func:`describe_change` while making the plan and stores the lines
+in the plan (``Change.described``), so every view reads them from the plan's JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sipctl.reconciler.plan import Change
+
+Describer = Callable[[str, str, Any], dict[str, str]]
+_SIGNS = {"create": "+", "update": "~", "delete": "-"}
+
+
+def describe_change(describer: Describer | None, change: Change) -> list[str]:
+    """The user-term lines of one change (never empty: a generic line at least)."""
+    address = change.address
+    if describer is not None:
+        before = describer(address.kind, address.name, change.before) if change.before else {}
+        after = describer(address.kind, address.name, change.after) if change.after else {}
+        lines = difference(before, after)
+        if change.action != "update":  # the TTL of a new or removed rrset says nothing
+            lines = [line for line in lines if not line.split(" → ")[0].endswith(" TTL")]
+        if lines or before or after:
+            return lines
+    return [f"{_SIGNS[change.action]} {address.layer} {address.kind} {address.name}"]
+
+
+def difference(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """``+ what → text``, ``~ what → text (was old)``, ``- what`` lines, in order of ``what``."""
+    lines: list[str] = []
+    for what in sorted(set(before) | set(after)):
+        old, new = before.get(what), after.get(what)
+        if old == new:
+            continue
+        if old is None:
+            lines.append(f"+ {what}" + (f" → {new}" if new else ""))
+        elif new is None:
+            lines.append(f"- {what}" + (f" → {old}" if old else ""))
+        else:
+            lines.append(f"~ {what} → {new}" + (f" (was {old})" if old else ""))
+    return lines
+
+
+# --- the describers of the built-in layers ------------------------------------------------------
+
+
+def describe_dns(kind: str, name: str, value: Any) -> dict[str, str]:
+    """One entry per record: ``dns SRV _sip._udp.mysite.ru 10 0 5060 asterisk.mysite.ru``;
+    the TTL as an entry of its own, so a TTL change is one line."""
+    if not isinstance(value, Mapping):
+        return {}
+    short = name.rstrip(".")
+    found = {f"dns {kind} {short} {str(r).rstrip('.')}": "" for r in value.get("records", [])}
+    if found and "ttl" in value:
+        found[f"dns {kind} {short} TTL"] = str(value["ttl"])
+    return found
+
+
+def describe_firewall(kind: str, name: str, value: Any) -> dict[str, str]:
+    """``firewall allow udp/10000-20000`` per accepting rule; the policy as one entry."""
+    if kind == "file" or not isinstance(value, Mapping):
+        return {}
+    found: dict[str, str] = {}
+    base: list[str] = []  # established, loopback, ICMP: the same on every host, one line
+    for record in value.get("records", []):
+        words = str(record).split()
+        family = words.pop(0) + " " if words and words[0] in ("ipv4", "ipv6") else ""
+        if len(words) == 3 and words[0] == "accept" and words[1] in ("tcp", "udp"):
+            found[f"firewall allow {family}{words[1]}/{words[2]}"] = ""
+        else:
+            base.append(family + " ".join(words))
+    if base:
+        found["firewall base rules"] = f"{len(base)} (established, loopback, ICMP)"
+    if "policy" in value:
+        found["firewall policy"] = str(value["policy"])
+    return found
+
+
+def describe_asterisk(kind: str, name: str, value: Any) -> dict[str, str]:
+    """Users and rooms from the guest dialplan and the ConfBridge file; rtp.conf's range."""
+    if kind == "rtp" and isinstance(value, Mapping):
+        return {"asterisk RTP range": f"{value.get('rtpstart')}-{value.get('rtpend')}"}
+    if kind != "file" or not isinstance(value, Mapping):
+        return {}
+    if name.startswith("extensions"):
+        from sipctl.reconciler.render.asterisk_names import names_from_dialplan
+
+        return names_from_dialplan(value)
+    if name.startswith("confbridge"):
+        return _rooms(value)
+    return {}
+
+
+def _rooms(value: Mapping[str, Any]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for section, lines in value.items():
+        name = str(section).strip("[]")
+        if not name.startswith("sipctl-room-"):
+            continue
+        limit = next((str(x).split("=", 1)[1] for x in lines if str(x).startswith("max_")), "")
+        found[f"room {name.removeprefix('sipctl-room-')} size"] = (
+            f"at most {limit} members" if limit else ""
+        )
+    return found

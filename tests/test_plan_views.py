@@ -1,0 +1,129 @@
+"""Plans in the spec's words: what a reviewer reads first, the file lines under it.
+
+The plans are real: a zone file and dir: targets (no servers needed), planned, applied and
+planned again through the CLI, so the 'before' side is what sipctl reads back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sipctl.cli import run
+from sipctl.reconciler.views import MARKDOWN_LIMIT, render_markdown
+
+ZONE = """\
+$TTL 3600
+@ IN SOA ns1.mysite.ru. hostmaster.mysite.ru. 1 3600 600 86400 300
+@ IN NS ns1.mysite.ru.
+ns1 IN A 192.0.2.1
+"""
+
+SPEC = """\
+version: 1
+domain: mysite.ru
+servers:
+  - host: asterisk.mysite.ru
+    ipv4: [203.0.113.10]
+users:
+  director: 105
+  sales: {SALES}
+rooms:
+  seminar: {max_members: 20}
+dns:
+  provider: zonefile
+  file: mysite.ru.zone
+asterisk:
+  target: dir:pbx
+firewall:
+  target: dir:pbx
+  persist: /etc/iptables.up
+  extra: [EXTRA]
+"""
+
+
+def _spec(tmp_path: Path, sales: str = "{ring: [106, 107], fallback: 101}", extra: str = "") -> str:
+    (tmp_path / "mysite.ru.zone").write_text(ZONE) if not (
+        tmp_path / "mysite.ru.zone"
+    ).exists() else None
+    path = tmp_path / "sipctl.yaml"
+    path.write_text(SPEC.replace("{SALES}", sales).replace("[EXTRA]", f"[{extra}]"))
+    return str(path)
+
+
+def test_the_plan_speaks_in_the_spec_s_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(tmp_path)
+    assert run(["plan", "-f", spec, "--no-color"]) == 0
+    out = capsys.readouterr().out
+    assert "+ user sales → 106 & 107 (20 s), then 101" in out
+    assert "+ user director → 105" in out
+    assert "+ room seminar → room (ConfBridge)" in out
+    assert "+ dns SRV _sip._udp.mysite.ru 10 0 5060 asterisk.mysite.ru" in out
+    assert "+ firewall allow udp/10000-20000" in out
+    assert "+ firewall base rules" in out  # boilerplate in one line
+    assert "exten =>" not in out and "Dial(" not in out and "h,1" not in out
+    assert run(["plan", "-f", spec, "--no-color", "-v"]) == 0
+    detailed = capsys.readouterr().out
+    assert "+ user sales → 106 & 107 (20 s), then 101" in detailed
+    assert "Dial(PJSIP/106&PJSIP/107,20)" in detailed  # the file lines, under -v
+
+
+def test_a_change_is_told_against_what_is_live(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(tmp_path)
+    assert run(["apply", "-f", spec, "--auto-approve", "--no-verify"]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    spec = _spec(tmp_path, sales="{ring: [106, 108], fallback: 101}", extra="udp/4000-4999")
+    assert run(["plan", "-f", spec, "--no-color", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    described = [line for t in data["targets"] for c in t["changes"] for line in c["described"]]
+    assert "~ user sales → 106 & 108 (20 s), then 101 (was 106 & 107 (20 s), then 101)" in described
+    assert "+ firewall allow udp/4000-4999" in described
+    assert not any("director" in line for line in described)  # unchanged names stay out
+    assert not any(line.startswith("+ dns") for line in described)
+
+
+def test_markdown_has_marker_details_refusals_and_notes_as_a_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(tmp_path)
+    assert run(["plan", "-f", spec, "--markdown"]) == 0
+    md = capsys.readouterr().out
+    assert md.startswith("<!-- sipctl-plan:mysite.ru -->\n")
+    head, _, details = md.partition("<details>")
+    assert "+ user sales → 106 & 107 (20 s), then 101" in head
+    assert "Dial(PJSIP/106&PJSIP/107,20)" in details
+    assert "\n> " not in md  # notes are a list: GitLab merges '>' lines into one
+    assert "\n- " in md.split("Notes:")[1]
+    assert run(["plan", "-f", spec, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    data["refusals"] = ["dns zonefile:x: the plan deletes or replaces 3 of 4 managed records"]
+    refused = render_markdown(data)
+    assert "**apply will refuse this plan**" in refused
+    assert "- dns zonefile:x: the plan deletes or replaces 3 of 4" in refused
+
+
+def test_markdown_stays_below_github_s_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert MARKDOWN_LIMIT < 65_536
+    users = "".join(f"  user{i}: {1000 + i}\n" for i in range(3000))
+    path = tmp_path / "big.yaml"
+    (tmp_path / "mysite.ru.zone").write_text(ZONE)
+    path.write_text(_spec_text_with_users(users))
+    assert run(["plan", "-f", str(path), "--markdown"]) == 0
+    md = capsys.readouterr().out
+    assert len(md) <= MARKDOWN_LIMIT
+    assert "the whole plan is in the pipeline's artefact" in md
+    assert md.rstrip().endswith("</sub>")
+
+
+def _spec_text_with_users(users: str) -> str:
+    return SPEC.replace("users:\n  director: 105\n  sales: {SALES}\n", "users:\n" + users).replace(
+        "[EXTRA]", "[]"
+    )
