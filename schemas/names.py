@@ -26,7 +26,10 @@ _LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _CONTEXT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}")
 _SOUND_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*(?:/[A-Za-z0-9_][A-Za-z0-9_-]*)*")
 _TSIG_NAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,250}[A-Za-z0-9_.])?")
-_RESERVED_CONTEXTS = frozenset({"general", "globals"})
+# extensions.conf's own sections, and the contexts sipctl's dialplan defines for itself
+# (reconciler/render: the rooms, their hangup handler, the guests' MESSAGE sink).
+SIPCTL_CONTEXTS = frozenset({"sipctl-rooms", "sipctl-room-events", "sipctl-no-guest-messages"})
+_RESERVED_CONTEXTS = frozenset({"general", "globals"}) | SIPCTL_CONTEXTS
 
 
 def _describe(value: str) -> str:
@@ -97,7 +100,7 @@ def check_context(value: str) -> str:
             "'_' and '-' (at most 80)"
         )
     if value.lower() in _RESERVED_CONTEXTS:
-        raise ValueError(f"{_describe(value)} is reserved in extensions.conf")
+        raise ValueError(f"{_describe(value)} is reserved in extensions.conf (or by sipctl)")
     return value
 
 

@@ -118,8 +118,9 @@ class VerifyReport:
 
 
 def expectations(spec: Spec, canary: str) -> list[Expectation]:
-    """Who to probe: every declared user (200) and a canary name (see the module docstring)."""
-    wanted = [Expectation(name, 200, "user") for name in sorted(spec.users)]
+    """Who to probe: every declared user and room (200) and a canary name (see the module
+    docstring)."""
+    wanted = [Expectation(name, 200, "user") for name in sorted([*spec.users, *spec.rooms])]
     if spec.asterisk is not None and spec.asterisk.unknown_callers == "not-found":
         wanted.append(Expectation(canary, 404, "canary"))
     elif spec.asterisk is not None:
