@@ -140,7 +140,11 @@ TSIG_NAME_PATTERN = "^" + _TSIG_NAME_RE.pattern + "$"
 
 def _ci(word: str) -> str:
     """A case-insensitive regex for ``word`` (ECMA-262 has no inline (?i))."""
-    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+    # "-" stays bare: "\\-" outside a class is an error in ECMA-262's unicode mode.
+    return "".join(
+        f"[{c.lower()}{c.upper()}]" if c.isalpha() else c if c == "-" else re.escape(c)
+        for c in word
+    )
 
 
 UserName = Annotated[
