@@ -332,3 +332,27 @@ def test_sipctls_own_contexts_cannot_be_chosen_in_the_spec() -> None:
             assert "reserved" in str(exc)
         else:
             raise AssertionError(name)
+
+
+def test_video_reaches_both_guest_endpoints() -> None:
+    def endpoints(video: bool) -> dict[str, list[str]]:
+        spec = Spec.model_validate(
+            {
+                "version": 1,
+                "domain": "mysite.ru",
+                "transports": {"udp": {}, "wss": {"port": 8089}},
+                "users": {"director": "105"},
+                "asterisk": {
+                    "video": video,
+                    "tls": {"cert_file": "/k/c.pem", "key_file": "/k/k.pem"},
+                },
+            }
+        )
+        return normalize_sections(pjsip_text(spec))
+
+    with_video = endpoints(True)
+    assert "allow=ulaw,alaw,g722,gsm,vp8,h264" in with_video["[anonymous]"]
+    assert "allow=ulaw,alaw,vp8,h264" in with_video["[anonymous@webrtc.mysite.ru]"]
+    without = endpoints(False)
+    assert "allow=ulaw,alaw,g722,gsm" in without["[anonymous]"]
+    assert "allow=ulaw,alaw" in without["[anonymous@webrtc.mysite.ru]"]

@@ -278,7 +278,11 @@ def test_an_adopted_setup_imports_as_the_spec_it_came_from(channel: str) -> None
                 "version": 1,
                 "domain": "pbx.example",
                 "servers": [{"host": "pbx.example", "priority": 10}],
-                "users": {"director": "105", "alex": "106"},
+                "users": {
+                    "director": "105",
+                    "alex": "106",
+                    "sales": {"ring": ["106", "107"], "timeout": 15, "fallback": "101"},
+                },
                 "asterisk": asterisk,
             }
         )
@@ -290,7 +294,11 @@ def test_an_adopted_setup_imports_as_the_spec_it_came_from(channel: str) -> None
         files[PARENTS[name]] += include_line(name) + "\n"
     found = parse_asterisk(files, "local", "/etc/asterisk")
     assert found.blockers == []
-    assert found.data["users"] == {"director": "105", "alex": "106"}
+    assert found.data["users"] == {
+        "director": "105",
+        "alex": "106",
+        "sales": {"ring": ["106", "107"], "timeout": 15, "fallback": "101"},
+    }
     section = found.data["asterisk"]
     assert (section["channel"], section["guest_context"]) == (channel, "sipctl-guest")
     assert section["reject_sound"] == "bad-user"

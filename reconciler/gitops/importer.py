@@ -209,6 +209,9 @@ _KEYVALUE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=>?\s*(.*?)\s*$")
 _EXTEN = re.compile(r"^\s*exten\s*=>?\s*([^,\s]+)\s*,\s*([^,\s]+)\s*,\s*(.*?)\s*$", re.IGNORECASE)
 _DIAL = re.compile(r"Dial\(\s*(PJSIP|SIP)/(\d+)", re.IGNORECASE)
 _GOTO = re.compile(r"Goto\(\s*(?:([A-Za-z0-9_.-]+)\s*,\s*)?(\d+)\s*,\s*1\s*\)", re.IGNORECASE)
+# A ring group as sipctl writes it: Dial(A&B,<timeout>), then an optional Dial(C,<timeout>).
+_DIAL_ARGS = re.compile(r"\bDial\(([^)]*)\)", re.IGNORECASE)
+_DIAL_TARGET = re.compile(r"(?:PJSIP|SIP|Local)/(\d+)(?:@[A-Za-z0-9_.-]+)?", re.IGNORECASE)
 _PLAYBACK = re.compile(r"Playback\(\s*([A-Za-z0-9_/-]+)", re.IGNORECASE)
 _SPECIAL = {"h", "i", "t", "s", "o", "a", "e", "T"}
 GUEST_CONTEXT = "sipctl-guest"
@@ -257,6 +260,25 @@ def ini_sections(text: str) -> dict[str, list[tuple[str, str]]]:
 def _get(section: list[tuple[str, str]], key: str) -> str | None:
     values = [v for k, v in section if k == key]
     return values[-1] if values else None
+
+
+def _ring_group(body: str) -> dict[str, Any] | None:
+    """users.NAME's long form when the extension rings several phones or gives up after a
+    timeout (``Dial(PJSIP/106&PJSIP/107,20)``, then maybe ``Dial(PJSIP/101,20)``)."""
+    dials = [args.partition(",") for args in _DIAL_ARGS.findall(body)]
+    if not dials:
+        return None
+    targets, _, options = dials[0]
+    timeout = options.split(",")[0].strip()
+    ring = _DIAL_TARGET.findall(targets)
+    if not ring or not timeout.isdigit() or (len(ring) == 1 and len(dials) == 1):
+        return None  # the short form (or a Dial sipctl would not write)
+    group: dict[str, Any] = {"ring": ring, "timeout": int(timeout)}
+    if len(dials) > 1:
+        fallback = _DIAL_TARGET.findall(dials[1][0])
+        if len(fallback) == 1:
+            group["fallback"] = fallback[0]
+    return group
 
 
 def _extension_bodies(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -325,11 +347,15 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     if lines is None:
         raise SpecError(f"{target}:{config_dir}/extensions.conf has no [{context}] context")
 
-    users: dict[str, str] = {}
+    users: dict[str, Any] = {}
     route: str | None = None
     local_context: str | None = None
     sound: str | None = None
-    for name, body in _extension_bodies(lines):
+    bodies = _extension_bodies(lines)
+    whole: dict[str, str] = {}  # every step of an extension: a ring group spans two Dials
+    for name, body in bodies:
+        whole[name] = f"{whole[name]}\n{body}" if name in whole else body
+    for name, body in bodies:
         if name.startswith("_") or name == WRONG_NAME_EXTENSION:
             played = _PLAYBACK.search(body)
             if played:
@@ -338,7 +364,11 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
         if name in _SPECIAL or name in users:
             continue
         dial, goto = _DIAL.search(body), _GOTO.search(body)
-        if dial:
+        group = _ring_group(whole[name])
+        if group is not None:
+            users[name] = group
+            route = route or ("goto" if "Local/" in body else "dial")
+        elif dial:
             users[name] = dial.group(2)
             route = route or "dial"
             if dial.group(1).upper() == "SIP":
