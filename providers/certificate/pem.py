@@ -29,6 +29,14 @@ class CertificateFacts:
     public_key: bytes  # SubjectPublicKeyInfo, DER
     sha256: str  # of the leaf's DER: what a TLS server shows
 
+    def covers(self, name: str) -> bool:
+        """True when valid for ``name``: exactly, or by a wildcard for its one left label."""
+        name = name.lower().rstrip(".")
+        if name in self.names:
+            return True
+        parent = name.split(".", 1)[1] if "." in name else ""
+        return bool(parent) and f"*.{parent}" in self.names
+
     def days_left(self, now: datetime | None = None) -> int:
         """Whole days until it expires; negative once it has."""
         left = self.not_after - (now or datetime.now(UTC))

@@ -177,7 +177,7 @@ class CertificateProvider:
         """Warnings about a certificate sipctl does not obtain itself."""
         where = self._tls.cert_file
         notes = []
-        missing = [n for n in certificate_names(self._loaded.spec) if not _covers(facts, n)]
+        missing = [n for n in certificate_names(self._loaded.spec) if not facts.covers(n)]
         if missing:
             notes.append(
                 f"{where} lacks the name(s) {', '.join(missing)}: SIPS clients check the "
@@ -346,13 +346,6 @@ def _key_state(key: bytes | None, facts: CertificateFacts | None) -> str:
         return KEY_MATCHES if key_matches(key, facts) else "does not match the certificate"
     except ValueError as exc:
         return str(exc)
-
-
-def _covers(facts: CertificateFacts, name: str) -> bool:
-    if name in facts.names:
-        return True
-    parent = name.split(".", 1)[1] if "." in name else ""
-    return bool(parent) and f"*.{parent}" in facts.names
 
 
 def _json(content: bytes | None) -> dict[str, Any]:

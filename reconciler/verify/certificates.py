@@ -16,11 +16,7 @@ from sipctl.reconciler.verify.rfc3263 import Defect
 
 def covers(facts: CertificateFacts, name: str) -> bool:
     """True when the certificate is valid for ``name`` (exactly, or by a one-label wildcard)."""
-    name = name.lower().rstrip(".")
-    if name in facts.names:
-        return True
-    parent = name.split(".", 1)[1] if "." in name else ""
-    return bool(parent) and f"*.{parent}" in facts.names
+    return facts.covers(name)
 
 
 def served_defects(
