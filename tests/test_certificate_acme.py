@@ -138,7 +138,14 @@ def test_obtain_nothing_to_do_then_renew(
     grown = sipctl("plan", "-f", str(spec), "--detailed-exitcode", env=env)
     assert grown.returncode == 2 and f"second.{zone}" in grown.stdout, grown.stdout
 
-    results = [planned, applied, again, due, renewed, grown]
+    # A key that is not the certificate's (restored from an old backup, say): renewed too.
+    spec.write_text(spec_text(bind, zone, pebble, root, 5, one_server))
+    key_file.write_bytes(key_pem)
+    mismatch = sipctl("plan", "-f", str(spec), "--detailed-exitcode", env=env)
+    assert mismatch.returncode == 2, mismatch.stdout + mismatch.stderr
+    assert "does not match the certificate" in mismatch.stdout
+
+    results = [planned, applied, again, due, renewed, grown, mismatch]
     print(due.stdout, renewed.stdout, renewed.stderr, grown.stdout, sep="\n")  # the test log
     never_shows_secrets(results, key_pem, new_key, account_key)
     assert all(bind.secret not in r.stdout + r.stderr for r in results)
