@@ -87,6 +87,7 @@ LAYERS: tuple[Layer, ...] = (
         lambda s: "certificate",
         "sipctl.reconciler.render.certificate:render_certificate",
         "sipctl.reconciler.render.certificate:certificate_artefacts",
+        "sipctl.reconciler.render.certificate:describe_certificate",
     ),
     Layer(
         "firewall",

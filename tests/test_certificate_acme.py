@@ -90,7 +90,7 @@ def test_obtain_nothing_to_do_then_renew(
 
     planned = sipctl("plan", "-f", str(spec), "--detailed-exitcode", env=env)
     assert planned.returncode == 2, planned.stdout + planned.stderr
-    assert f"+ certificate certificate {CERT}" in planned.stdout
+    assert f"+ certificate names → {sorted(names)[0]}, {sorted(names)[1]}" in planned.stdout
 
     applied = sipctl("apply", "-f", str(spec), "--auto-approve", "--no-verify", env=env)
     assert applied.returncode == 0, applied.stdout + applied.stderr
@@ -119,7 +119,8 @@ def test_obtain_nothing_to_do_then_renew(
     spec.write_text(spec_text(bind, zone, pebble, root, 30, one_server))
     due = sipctl("plan", "-f", str(spec), "--detailed-exitcode", env=env)
     assert due.returncode == 2, due.stdout + due.stderr
-    assert "will be updated in place" in due.stdout and "renewal due" in due.stdout
+    assert "~ certificate time left → 30 days or more (was " in due.stdout
+    assert "renewal due" in due.stdout
 
     renewed = sipctl("apply", "-f", str(spec), "--auto-approve", "--no-verify", env=env)
     assert renewed.returncode == 0, renewed.stdout + renewed.stderr

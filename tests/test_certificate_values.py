@@ -60,3 +60,22 @@ def test_only_what_is_wrong_differs(
     assert differing == expected
     if days_left < renew_days:
         assert str(abs(days_left)) in live["time_left"]
+
+
+def test_a_renewal_reads_as_its_reason() -> None:
+    from sipctl.reconciler.describe import describe_change
+    from sipctl.reconciler.plan import Change
+    from sipctl.reconciler.render.certificate import describe_certificate, time_left_text
+    from sipctl.reconciler.resources import Address
+
+    wanted = {
+        "names": ["a.test"],
+        "issuer": "ACME x",
+        "time_left": time_left_text(30),
+        "key": KEY_MATCHES,
+    }
+    live = {**wanted, "time_left": "9 day(s), until 2026-12-12 (renewal due)"}
+    change = Change(Address("certificate", "certificate", "/k/c.pem"), "update", live, wanted)
+    assert describe_change(describe_certificate, change) == [
+        "~ certificate time left → 30 days or more (was 9 day(s), until 2026-12-12 (renewal due))"
+    ]

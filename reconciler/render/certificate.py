@@ -16,7 +16,9 @@ checked (warnings).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sipctl.reconciler.resources import Address, Resource, Value
 from sipctl.schemas.checks import certificate_names
@@ -73,6 +75,22 @@ def live_value(
     else:
         time_left = time_left_text(renew_days)
     return {"names": sorted(names), "issuer": issuer, "time_left": time_left, "key": key}
+
+
+def describe_certificate(kind: str, name: str, value: Any) -> dict[str, str]:
+    """The certificate in a plan's words: one line per field, so a renewal reads as its
+    reason (``~ certificate time left → 30 days or more (was 9 day(s), ...)``)."""
+    del kind, name
+    if not isinstance(value, Mapping):
+        return {}
+    names = value.get("names")
+    found = {
+        "certificate names": ", ".join(str(n) for n in names) if names else "none",
+        "certificate issuer": str(value.get("issuer", "")),
+        "certificate time left": str(value.get("time_left", "")),
+        "certificate key": str(value.get("key", "")),
+    }
+    return found
 
 
 def render_certificate(spec: Spec) -> list[Resource]:
