@@ -230,3 +230,18 @@ def test_a_provider_crash_names_what_was_applied(tmp_path: Path) -> None:
     report = ApplyReport(applied=["firewall local"])
     assert "already applied before this failure: firewall local" in _after_failure(report)
     assert issubclass(ProviderCrashed, ProviderError)
+
+
+def test_plan_out_creates_no_directory_and_follows_no_link(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["plan", "--out", "plnas/plan.json"]) == 1
+    assert "plnas does not exist" in capsys.readouterr().err
+    assert not (workspace / "plnas").exists()
+    (workspace / "plan.json").symlink_to(workspace / "victim")
+    assert run(["plan", "--out", "plan.json"]) == 1
+    assert "symbolic link" in capsys.readouterr().err
+    victim_untouched(workspace)
+    (workspace / "plan.json").unlink()
+    assert run(["plan", "--out", "plan.json"]) == 0
+    assert stat.S_IMODE((workspace / "plan.json").stat().st_mode) == 0o600

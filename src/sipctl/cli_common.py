@@ -203,14 +203,20 @@ def plan_format(json_: bool, markdown: bool) -> str:
 
 
 def write_plan_file(path: Path, data: dict[str, object]) -> None:
+    """Write a plan (0600, atomically, never through a link). Its directory must exist:
+    a typo in ``--out`` must not create directories."""
+    from sipctl.providers.bookkeeping import open_local_dir
+
+    if not path.parent.is_dir():
+        raise SipctlError(
+            f"{path}: the directory {path.parent} does not exist; sipctl creates none for a plan",
+            hint=f"create it first (mkdir -p {path.parent}) if that is the place you meant",
+        )
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        tmp.replace(path)
+        with open_local_dir(path.parent) as directory:
+            owner = (os.geteuid(), os.getegid())
+            directory.replace(path.name, text.encode("utf-8"), 0o600, owner)
     except OSError as exc:
         raise SipctlError(f"{path}: cannot write the plan: {exc.strerror}") from None
 

@@ -186,6 +186,10 @@ def _plan_many(
         multi.check_all_safe(domains, force)
         _print_domains(console, domains, fmt)
         if out is not None:
+            try:  # --out names this directory: it may be created, its parents may not
+                out.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise SipctlError(f"{out}: cannot create the directory: {exc.strerror}") from None
             for domain in domains:
                 if domain.plan_run is not None and not domain.failed:
                     path = out / f"{domain.name}.plan.json"
