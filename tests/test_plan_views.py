@@ -127,3 +127,17 @@ def _spec_text_with_users(users: str) -> str:
     return SPEC.replace("users:\n  director: 105\n  sales: {SALES}\n", "users:\n" + users).replace(
         "[EXTRA]", "[]"
     )
+
+
+def test_plan_json_follows_its_published_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import jsonschema
+
+    spec = _spec(tmp_path)
+    assert run(["schema", "--output", "plan"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert run(["plan", "-f", spec, "--json"]) == 0
+    jsonschema.validate(json.loads(capsys.readouterr().out), schema)
+    assert run(["schema", "--output", "audit"]) == 0
+    assert "properties" in json.loads(capsys.readouterr().out)

@@ -171,7 +171,7 @@ def schema(
             "--output",
             help="What to describe: spec (the spec's JSON Schema), reference (the spec "
             "reference in Markdown, docs/spec.md), or the JSON Schema of a command's --json "
-            "output: plan, drift, verify, audit.",
+            "output: plan (also a saved plan file), audit.",
             metavar="KIND",
         ),
     ] = "spec",

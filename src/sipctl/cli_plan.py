@@ -125,7 +125,7 @@ def _context_factory(console: Console, force: bool) -> Callable[[LoadedSpec], Ru
     from sipctl.providers.base import RunContext
 
     def make_ctx(loaded: LoadedSpec) -> RunContext:
-        return RunContext(base_dir=loaded.base_dir, log=console.detail, force=force)
+        return RunContext(base_dir=loaded.base_dir, log=console.progress, force=force)
 
     return make_ctx
 
