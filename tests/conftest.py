@@ -15,4 +15,5 @@ pytest_plugins = [
     "fixtures.netns",
     "fixtures.pebble",
     "fixtures.powerdns",
+    "fixtures.moto_route53",
 ]

@@ -164,13 +164,10 @@ class OctodnsProvider:
         wanted = {
             (c.address.name, c.address.kind): self._after(c, read.get(_key(c))) for c in changes
         }
-        plugin = self.plugin.instance()
-        with quiet():
-            plan = self._octodns_plan({k: read.get(k) for k in wanted}, wanted)
+        before = {k: read.get(k) for k in wanted}
         if not self.conditional:
-            self._refuse_if_changed({k: read.get(k) for k in wanted})
-        call(lambda: plugin.apply(plan), f"apply {len(changes)} change(s) to zone {self.zone}")
-        self.applies += 1
+            self._refuse_if_changed(before)
+        self.write(before, wanted, f"apply {len(changes)} change(s) to zone {self.zone}")
         lines = [
             f"zone {self.zone}: {len(changes)} rrset(s) changed in one change set through "
             f"{self.plugin.class_path}"
@@ -178,6 +175,22 @@ class OctodnsProvider:
         if not self.conditional:
             lines += self._read_back(wanted)
         return lines
+
+    def write(
+        self,
+        before: dict[tuple[str, str], LiveRrset | None],
+        after: dict[tuple[str, str], LiveRrset | None],
+        what: str,
+    ) -> None:
+        """One ``provider.apply`` turning the rrsets ``before`` (as read) into ``after``.
+
+        Conditional providers refuse it when ``before`` is no longer live (StalePlanError).
+        """
+        plugin = self.plugin.instance()
+        with quiet():
+            plan = self._octodns_plan(before, after)
+        call(lambda: plugin.apply(plan), what)
+        self.applies += 1
 
     def _after(self, change: Change, full: LiveRrset | None) -> LiveRrset | None:
         """The whole rrset after the change: for the domain's NAPTR, the foreign entries stay."""
@@ -193,7 +206,9 @@ class OctodnsProvider:
         return LiveRrset(ttl, tuple(sorted(set(records)))) if records else None
 
     def _octodns_plan(
-        self, before: dict[tuple[str, str], LiveRrset | None], after: Rrsets | dict[Any, Any]
+        self,
+        before: dict[tuple[str, str], LiveRrset | None],
+        after: dict[tuple[str, str], LiveRrset | None],
     ) -> Any:
         """octoDNS's Plan of exactly these rrsets (never any other name of the zone)."""
         from octodns.provider.plan import Plan

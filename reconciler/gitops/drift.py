@@ -80,6 +80,10 @@ def _store_for(run: TargetRun, plan_run: PlanRun, ctx: RunContext) -> StateStore
             from sipctl.providers.dns.lock import DnsStateStore
 
             return DnsStateStore(loaded, ctx)
+        if spec.dns.provider == "octodns":
+            from sipctl.providers.dns.octodns_lock import OctodnsStateStore
+
+            return OctodnsStateStore(loaded, ctx)
         if spec.dns.provider == "zonefile":
             from sipctl.providers.transport.host_lock import zonefile_state_store
 

@@ -421,6 +421,10 @@ def lock_sites(
             sites.append(DnsLock(loaded, ctx))
         elif spec.dns.provider == "zonefile":
             sites.append(zonefile_lock_site(loaded))
+        elif spec.dns.provider == "octodns":
+            from sipctl.providers.dns.octodns_lock import OctodnsLock
+
+            sites.append(OctodnsLock(loaded, ctx))
         else:
             ctx.log(f"dns provider {spec.dns.provider!r} has no lock; relying on its own checks")
     seen: set[str] = set()

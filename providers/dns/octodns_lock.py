@@ -1,0 +1,167 @@
+"""The DNS lock and the record of the last apply at an octoDNS provider: TXT records in the zone.
+
+The same records as over RFC 2136 (``lock.py``): ``_sipctl-lock.<domain>`` names the holder,
+``_sipctl-state.<domain>`` holds the record of the last apply (for ``sipctl drift``). Each
+change goes through the plugin as one change set that turns the rrset as read into the new
+one (``OctodnsProvider.write``):
+
+- Route53 refuses a CREATE of a name in use and a DELETE whose values are not the live ones,
+  so taking the lock (CREATE), taking over an expired one and releasing it (DELETE of exactly
+  our record) are compare-and-set on the provider's side.
+- Where the API has no condition (PowerDNS, ...) sipctl reads, writes and reads back: two runs
+  racing within that window could both believe they hold it, which the plan says once.
+
+Either way the lock is read back after it is taken, and the holder the provider shows wins.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import TYPE_CHECKING, Any
+
+from sipctl.errors import ProviderError, SipctlError, StalePlanError
+from sipctl.providers.dns.octodns import OctodnsProvider, collect
+from sipctl.providers.dns.owned import LiveRrset
+from sipctl.reconciler.dns_records import canonical_text, lock_owner, parse, state_owner, txt_text
+from sipctl.reconciler.gitops.locking import UNKNOWN_HOLDER_ID, Holder, unknown_holder
+
+if TYPE_CHECKING:
+    from dns.rdtypes.ANY.TXT import TXT
+
+    from sipctl.providers.base import RunContext
+    from sipctl.schemas.loader import LoadedSpec
+
+LOCK_TTL = 60
+_STATE_PREFIX = "sipctl-state=1 "
+
+
+class _ZoneTxt:
+    """One TXT rrset of the zone, read and replaced through the plugin."""
+
+    def __init__(self, loaded: LoadedSpec, ctx: RunContext, owner: str) -> None:
+        self.provider = OctodnsProvider(loaded, ctx)
+        self.owner = owner
+
+    def read(self) -> LiveRrset | None:
+        return collect(self.provider.populate(), [(self.owner, "TXT")]).get((self.owner, "TXT"))
+
+    def replace(self, old: LiveRrset | None, strings: list[str], what: str) -> bool:
+        """Turn ``old`` (as read) into a TXT of one record per string (none: delete it).
+
+        False when the rrset is no longer ``old``: refused by a conditional provider, or
+        found changed by the re-read of one without conditions.
+        """
+        # one character-string holds at most 255 bytes: a long value is cut in chunks
+        texts = [txt_text(*(s[i : i + 250] for i in range(0, len(s), 250))) for s in strings]
+        new = (
+            LiveRrset(LOCK_TTL, tuple(sorted((canonical_text("TXT", t), t) for t in texts)))
+            if texts
+            else None
+        )
+        if not self.provider.conditional and self.read() != old:
+            return False
+        try:
+            self.provider.write({(self.owner, "TXT"): old}, {(self.owner, "TXT"): new}, what)
+        except StalePlanError:
+            return False
+        return True
+
+
+def _strings(rrset: LiveRrset | None) -> list[str]:
+    """Each TXT record's text (character-strings joined)."""
+    if rrset is None:
+        return []
+    found = []
+    for _, exact in rrset.records:
+        record: TXT = parse("TXT", exact)  # type: ignore[assignment]
+        found.append("".join(s.decode("utf-8", "replace") for s in record.strings))
+    return found
+
+
+class OctodnsLock:
+    """The lock TXT ``_sipctl-lock.<domain>`` at an octoDNS provider (module docstring)."""
+
+    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
+        self._txt = _ZoneTxt(loaded, ctx, lock_owner(loaded.spec.domain))
+        provider = self._txt.provider
+        self.key = f"dns:{provider.target_id}:{self._txt.owner}"
+        self.where = f"DNS lock {self._txt.owner} at {provider.plugin.class_path}"
+        self.taken_over: Holder | None = None
+
+    def _current(self) -> tuple[LiveRrset | None, Holder | None]:
+        rrset = self._txt.read()
+        if rrset is None:
+            return None, None
+        holders = [Holder.from_text(s) for s in _strings(rrset)]
+        known = [h for h in holders if h is not None]
+        return rrset, known[0] if known else unknown_holder()
+
+    def holder(self) -> Holder | None:
+        return self._current()[1]
+
+    def acquire(self, me: Holder) -> Holder | None:
+        self.taken_over = None
+        for _attempt in range(3):
+            rrset, current = self._current()
+            if current is not None and (current.id == UNKNOWN_HOLDER_ID or not current.expired()):
+                return current
+            what = "take the lock" if current is None else "take over the expired lock"
+            if not self._txt.replace(rrset, [me.to_text()], f"{what} {self._txt.owner}"):
+                continue  # someone else wrote it in between: look again
+            # The holder the provider shows now is the holder (the other writer may have won)
+            _, shown = self._current()
+            if shown is not None and shown.id == me.id:
+                self.taken_over = current
+                return None
+            return shown or unknown_holder()
+        return self.holder() or unknown_holder()
+
+    def release(self, me: Holder) -> str | None:
+        rrset, current = self._current()
+        if current is None or current.id != me.id:
+            now = f"; it is now held by {current.describe()}" if current else ""
+            return f"{self.where} was no longer ours when released (it had expired){now}"
+        if not self._txt.replace(rrset, [], f"release the lock {self._txt.owner}"):
+            return f"{self.where} changed while it was being released"
+        return None
+
+    def force_unlock(self, lock_id: str) -> str:
+        rrset, current = self._current()
+        if current is None:
+            return f"{self.where}: not locked any more"
+        if current.id != lock_id:
+            raise SipctlError(f"{self.where} is held by {current.describe()}, not by {lock_id}")
+        if not self._txt.replace(rrset, [], f"remove the lock {self._txt.owner}"):
+            raise SipctlError(f"{self.where} changed while it was being removed; try again")
+        return f"{self.where}: removed the lock of {current.describe()}"
+
+
+class OctodnsStateStore:
+    """The record of the last apply in TXT ``_sipctl-state.<domain>`` (JSON, base64, so that
+    no provider's TXT quoting can change it)."""
+
+    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
+        self._txt = _ZoneTxt(loaded, ctx, state_owner(loaded.spec.domain))
+        self.where = f"DNS record {self._txt.owner} at {self._txt.provider.plugin.class_path}"
+        self._last: LiveRrset | None = None
+
+    def read(self) -> dict[str, Any] | None:
+        self._last = self._txt.read()
+        for text in _strings(self._last):
+            if text.startswith(_STATE_PREFIX):
+                try:
+                    raw = base64.b64decode(text[len(_STATE_PREFIX) :], validate=True)
+                    data = json.loads(raw)
+                except ValueError:
+                    return None
+                return data if isinstance(data, dict) else None
+        return None
+
+    def write(self, record: dict[str, Any]) -> None:
+        text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+        value = _STATE_PREFIX + base64.b64encode(text.encode()).decode()
+        old = self._last if self._last is not None else self._txt.read()
+        if not self._txt.replace(old, [value], f"record the last apply in {self._txt.owner}"):
+            raise ProviderError(f"{self.where} changed while it was being written")
+        self._last = None

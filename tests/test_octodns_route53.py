@@ -1,0 +1,194 @@
+"""dns.provider octodns against Route53's emulator (moto_server), through octodns_route53.
+
+moto runs as a server on a loopback port; sipctl reaches it with ``AWS_ENDPOINT_URL`` as it
+would reach Route53, through the plugin's boto3 client. What moto cannot show (it does not
+check credentials, and checks a DELETE against its journal rather than the live rrset) is
+said where it matters; see tests/fixtures/moto_route53.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from fixtures.common import free_port
+from fixtures.moto_route53 import SECRET_KEY, MotoRoute53
+
+from sipctl.cli import run
+
+E2U = '100 10 "U" "E2U+email" "!^.*$!mailto:info@example.org!" .'
+
+
+def spec_text(zone: str, servers: str = "", ttl: int = 300) -> str:
+    servers = servers or f"  - {{host: sip.{zone}, ipv4: [192.0.2.10], priority: 10}}\n"
+    return (
+        f"version: 1\ndomain: {zone}\nservers:\n{servers}"
+        f"dns:\n  provider: octodns\n  ttl: {ttl}\n"
+        "  octodns:\n    class: octodns_route53.Route53Provider\n"
+        "    access_key_id: env/SIPCTL_TEST_AWS_KEY_ID\n"
+        "    secret_access_key: env/SIPCTL_TEST_AWS_SECRET\n"
+    )
+
+
+def write(tmp_path: Path, text: str, name: str = "sipctl.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def sipctl(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = run(list(args))
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_plan_apply_noop_foreign_records_and_ttl(
+    route53_env: MotoRoute53,
+    route53_zone: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    z, r53 = route53_zone, route53_env
+    before = r53.rrsets(z)
+    spec = write(tmp_path, spec_text(z))
+    code, out = sipctl(capsys, "plan", "-f", spec, "--detailed-exitcode")
+    assert code == 2, out
+    assert "cannot refuse a concurrent edit" not in out  # Route53 can: conditional batches
+    code, out = sipctl(capsys, "apply", "-f", spec, "--auto-approve")
+    assert code == 0, out
+    assert sipctl(capsys, "plan", "-f", spec, "--detailed-exitcode")[0] == 0
+    after = r53.rrsets(z)
+    for key, value in before.items():
+        if key[1] != "NAPTR":
+            assert after[key] == value, key
+    ttl, naptrs = after[(f"{z}.", "NAPTR")]
+    assert E2U in naptrs and f'10 10 "S" "SIP+D2U" "" _sip._udp.{z}.' in naptrs
+    assert ttl == 3600
+    assert after[(f"_sip._udp.{z}.", "SRV")] == (300, [f"10 0 5060 sip.{z}."])
+    assert after[(f"www.{z}.", "A")] == (3600, ["192.0.2.80"])
+    # a new TTL and one server less
+    two = (
+        f"  - {{host: sip.{z}, ipv4: [192.0.2.10]}}\n"
+        f"  - {{host: sip2.{z}, ipv4: [192.0.2.11], priority: 20}}\n"
+    )
+    assert (
+        sipctl(capsys, "apply", "-f", write(tmp_path, spec_text(z, two)), "--auto-approve")[0] == 0
+    )
+    assert r53.rrsets(z)[(f"sip2.{z}.", "A")] == (300, ["192.0.2.11"])
+    spec = write(tmp_path, spec_text(z, ttl=900))
+    code, out = sipctl(capsys, "apply", "-f", spec, "--auto-approve", "--force")
+    assert code == 0, out
+    after = r53.rrsets(z)
+    assert (f"sip2.{z}.", "A") not in after
+    assert after[(f"_sip._tcp.{z}.", "SRV")] == (900, [f"10 0 5060 sip.{z}."])
+    assert after[(f"www.{z}.", "A")] == (3600, ["192.0.2.80"])
+    assert sipctl(capsys, "plan", "-f", spec, "--detailed-exitcode")[0] == 0
+    assert SECRET_KEY not in out
+
+
+def test_stale_saved_plan_is_refused_with_exit_3(
+    route53_env: MotoRoute53,
+    route53_zone: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    z, r53 = route53_zone, route53_env
+    spec = write(tmp_path, spec_text(z))
+    plan = str(tmp_path / "plan.json")
+    assert sipctl(capsys, "plan", "-f", spec, "--out", plan)[0] == 0
+    assert SECRET_KEY not in Path(plan).read_text()
+    r53.change(z, "CREATE", "_sip._udp", "SRV", 60, [f"1 1 5060 elsewhere.{z}."])
+    snapshot = r53.rrsets(z)
+    code, out = sipctl(capsys, "apply", plan, "--auto-approve")
+    assert code == 3, out
+    assert "stale" in out and "Traceback" not in out
+    assert r53.rrsets(z) == snapshot
+
+
+def test_the_conditional_batch_refuses_an_edit_between_read_and_write(
+    route53_env: MotoRoute53, route53_zone: str, tmp_path: Path
+) -> None:
+    """sipctl reads, another writer creates an rrset sipctl is about to create, sipctl
+    writes: the provider refuses the whole batch (a CREATE of an existing rrset), so nothing
+    of it is applied. (Route53 refuses any such CREATE and any DELETE whose values are no
+    longer live; moto refuses this CREATE only when its values were seen before, so the
+    slipped-in edit writes what sipctl would.)"""
+    from sipctl.errors import StalePlanError
+    from sipctl.providers.base import RunContext
+    from sipctl.providers.dns.octodns import OctodnsProvider
+    from sipctl.reconciler.diff import diff
+    from sipctl.reconciler.render.dns import render_dns
+    from sipctl.schemas.loader import load_spec_text
+
+    z, r53 = route53_zone, route53_env
+    loaded = load_spec_text(spec_text(z), base_dir=tmp_path)
+    provider = OctodnsProvider(loaded, RunContext(base_dir=tmp_path))
+    desired = render_dns(loaded.spec)
+    live = provider.read(desired)
+    changes = diff(desired, live)
+    r53.change(z, "CREATE", "_sip._udp", "SRV", 300, [f"10 0 5060 sip.{z}."])  # slipped in
+    snapshot = r53.rrsets(z)
+    with pytest.raises(StalePlanError, match="changed between read and write"):
+        provider.apply(changes, live)
+    assert r53.rrsets(z) == snapshot  # nothing of the batch was applied
+
+
+def test_dead_endpoint_and_unknown_zone_are_one_clear_line(
+    route53_env: MotoRoute53,
+    route53_zone: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = write(tmp_path, spec_text("nowhere-sipctl.test"))
+    code, out = sipctl(capsys, "plan", "-f", spec)
+    assert code == 1, out
+    assert "has no zone nowhere-sipctl.test." in out and "Traceback" not in out
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    code, out = sipctl(capsys, "apply", "-f", write(tmp_path, spec_text(route53_zone)))
+    assert code == 1, out
+    assert "cannot reach the DNS provider's API" in out and "Traceback" not in out
+    assert SECRET_KEY not in out
+    assert len(out.strip().splitlines()) <= 2, out
+
+
+def test_two_applies_at_once_one_is_refused_by_the_lock(
+    route53_env: MotoRoute53,
+    route53_zone: str,
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    z = route53_zone
+    spec = write(tmp_path, spec_text(z))
+    barrier = threading.Barrier(2)
+    results: list[subprocess.CompletedProcess[str]] = []
+
+    def apply() -> None:
+        barrier.wait()
+        results.append(
+            subprocess.run(
+                [sys.executable, "-m", "sipctl", "apply", "-f", spec, "--auto-approve"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        )
+
+    threads = [threading.Thread(target=apply) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    codes = sorted(r.returncode for r in results)
+    outs = "\n".join(r.stdout + r.stderr for r in results)
+    assert codes in ([0, 0], [0, 3]), outs
+    if codes == [0, 3]:
+        assert "is locked by" in outs
+    else:  # the second ran after the first: it found nothing to do
+        assert "No changes" in outs
+    assert (f"_sipctl-lock.{z}.", "TXT") not in route53_env.rrsets(z)  # released
