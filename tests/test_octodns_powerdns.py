@@ -288,3 +288,46 @@ def test_a_plugin_without_naptr_publishes_srv_only(
     assert after[(f"{z}.", "NAPTR")] == (3600, [E2U.replace('"U"', '"u"')])  # untouched
     assert after[(f"_sip._udp.{z}.", "SRV")] == (300, [f"10 0 5060 sip.{z}."])
     assert sipctl(capsys, "plan", "-f", spec, "--detailed-exitcode")[0] == 0
+
+
+def test_import_through_the_plugin_then_drift(
+    keyed: PowerDnsServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hand-made setup is imported through the plugin; apply adopts it (the registry only);
+    an edit made later in PowerDNS is drift."""
+    import yaml
+
+    z = keyed.new_zone(
+        extra=[
+            ("", "NAPTR", 3600, ['10 10 "S" "SIP+D2U" "" _sip._udp.{zone}.']),
+            ("_sip._udp", "SRV", 3600, ["10 0 5060 pbx.{zone}."]),
+            ("pbx", "A", 3600, ["192.0.2.44"]),
+        ]
+    )
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "pdns.yaml"
+    config.write_text(
+        "class: octodns_powerdns.PowerDnsProvider\n"
+        f"host: 127.0.0.1\nport: {keyed.api_port}\napi_key: env/{KEY_ENV}\n"
+    )
+    code, out = sipctl(
+        capsys, "import", "--domain", z, "--dns", f"octodns:{config}", "--out", "imported.yaml"
+    )
+    assert code == 0, out
+    spec = yaml.safe_load((tmp_path / "imported.yaml").read_text())
+    assert spec["dns"]["provider"] == "octodns"
+    assert spec["dns"]["octodns"]["api_key"] == f"env/{KEY_ENV}"  # the reference, not the key
+    assert spec["servers"][0]["host"] == f"pbx.{z}"
+    assert keyed.api_key not in (tmp_path / "imported.yaml").read_text() + out
+    code, out = sipctl(capsys, "apply", "-f", "imported.yaml", "--auto-approve")
+    assert code == 0, out
+    assert "_sipctl" in out and "Recorded the applied state" in out
+    code, out = sipctl(capsys, "drift", "-f", "imported.yaml")
+    assert code == 0 and "No drift" in out, out
+    keyed.set_rrset(z, f"_sip._udp.{z}.", "SRV", 3600, [f"10 0 5070 pbx.{z}."])
+    code, out = sipctl(capsys, "drift", "-f", "imported.yaml")
+    assert code != 0, out
+    assert f"SRV _sip._udp.{z}. was changed on the live side" in out

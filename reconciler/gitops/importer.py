@@ -68,7 +68,10 @@ class Imported:
 
 
 def dns_section(url: str, domain: str) -> dict[str, Any]:
-    """``rfc2136://HOST[:PORT]/ZONE?key=NAME&secret_env=VAR`` or ``zonefile:PATH`` -> dns."""
+    """``rfc2136://HOST[:PORT]/ZONE?key=NAME&secret_env=VAR``, ``zonefile:PATH`` or
+    ``octodns:CONFIG`` (a YAML file holding octoDNS's provider config) -> dns."""
+    if url.startswith("octodns:"):
+        return {"provider": "octodns", "octodns": _octodns_config(url[len("octodns:") :])}
     if url.startswith("zonefile:"):
         path = url[len("zonefile:") :]
         if not path:
@@ -78,7 +81,7 @@ def dns_section(url: str, domain: str) -> dict[str, Any]:
     if parts.scheme != "rfc2136" or not parts.netloc:
         raise SpecError(
             f"--dns {url!r}: give rfc2136://SERVER[:PORT]/ZONE?key=NAME&secret_env=VAR "
-            "or zonefile:PATH"
+            "or zonefile:PATH or octodns:CONFIG"
         )
     section: dict[str, Any] = {"provider": "rfc2136"}
     zone = unquote(parts.path.strip("/"))
@@ -101,6 +104,25 @@ def dns_section(url: str, domain: str) -> dict[str, Any]:
             tsig["secret_env"] = query.get("secret_env", "SIPCTL_TSIG_SECRET")
         section["tsig"] = tsig
     return section
+
+
+def _octodns_config(path: str) -> dict[str, Any]:
+    """octoDNS's provider config for ``--dns octodns:CONFIG``: class plus the plugin's
+    arguments, secrets as env/NAME (the imported spec carries it as it is)."""
+    if not path:
+        raise SpecError("--dns octodns:CONFIG needs a YAML file with the plugin's class")
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError(f"--dns octodns:{path}: cannot read it: {exc.strerror}") from None
+    except yaml.YAMLError:
+        raise SpecError(f"--dns octodns:{path}: not valid YAML") from None
+    if not isinstance(data, dict) or "class" not in data:
+        raise SpecError(
+            f"--dns octodns:{path}: give octoDNS's provider config, a mapping with 'class' "
+            "(like class: octodns_route53.Route53Provider) and the plugin's arguments"
+        )
+    return data
 
 
 # --- DNS ----------------------------------------------------------------------------------------

@@ -106,7 +106,8 @@ def import_(
         typer.Option(
             "--dns",
             help="Where the zone is: rfc2136://SERVER[:PORT]/ZONE?key=NAME&secret_env=VAR "
-            "(also secret_file=, algorithm=), or zonefile:PATH.",
+            "(also secret_file=, algorithm=), or zonefile:PATH, or octodns:CONFIG (a YAML file "
+            "with octoDNS's provider config: class and arguments, secrets as env/NAME).",
             metavar="URL",
         ),
     ],
