@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,8 +164,19 @@ def loaded_from_plan(plan: Plan, plan_file: str) -> LoadedSpec:
         ) from None
 
 
-def refresh(saved: Plan, ctx: RunContext, plan_file: str) -> PlanRun:
-    """Re-read every target of a saved plan; refuse (exit 3) if any of them changed since."""
+def refresh(
+    saved: Plan,
+    ctx: RunContext,
+    plan_file: str,
+    rewritten: Collection[tuple[str, str]] = (),
+) -> PlanRun:
+    """Re-read every target of a saved plan; refuse (exit 3) if any of them changed since.
+
+    ``rewritten``: (layer, target) pairs that an earlier spec of the same run has just
+    written. Several specs may declare the same rules for one host; such a target changed
+    since this plan was made, but only into what this plan wanted: when its fresh plan has
+    nothing left to do, it is not stale.
+    """
     loaded = loaded_from_plan(saved, plan_file)
     fresh = make_plan(loaded, ctx, saved.layers or None)
     saved_targets = {(t.layer, t.target): t for t in saved.targets}
@@ -175,10 +186,12 @@ def refresh(saved: Plan, ctx: RunContext, plan_file: str) -> PlanRun:
             f"{plan_file}: the plan's targets are not the spec's targets any more; "
             "run 'sipctl plan' again"
         )
+    done = {key for key in rewritten if key in fresh_targets and not fresh_targets[key].changes}
     stale = [
         f"{layer} {target}"
         for (layer, target), t in saved_targets.items()
         if fresh_targets[(layer, target)].fingerprint != t.fingerprint
+        and (layer, target) not in done
     ]
     if stale:
         raise StalePlanError(
@@ -189,7 +202,8 @@ def refresh(saved: Plan, ctx: RunContext, plan_file: str) -> PlanRun:
     for run in fresh.runs:
         saved_target = saved_targets[(run.layer.name, run.provider.target_id)]
         fresh_target = fresh_targets[(run.layer.name, run.provider.target_id)]
-        fresh_target.changes = saved_target.changes
+        if (run.layer.name, run.provider.target_id) not in done:
+            fresh_target.changes = saved_target.changes
     fresh.plan.created_at = saved.created_at
     return fresh
 

@@ -245,9 +245,9 @@ def test_rtp_defaults_without_asterisk_and_ipv6_from_servers() -> None:
 def test_nft_script_parses_back_to_its_value() -> None:
     spec = spec_of(backend="nftables", policy="reject", extra=["tcp/443"])
     value = desired_ruleset(spec)
-    script = nft_script(value, "mysite.ru")
+    script = nft_script(value)
     assert parse_text(script) == value
-    assert parse_text(nft_script(None, "mysite.ru")) is None
+    assert parse_text(nft_script(None)) is None
     assert "flush ruleset" not in script
 
 

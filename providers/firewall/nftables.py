@@ -323,7 +323,7 @@ class NftablesProvider(FirewallProvider):
         return [
             Step(
                 "inet",
-                heredoc("nft -f -", nft_script(value, self.spec.domain), delimiter),
+                heredoc("nft -f -", nft_script(value), delimiter),
                 heredoc("nft -f -", undo, delimiter),
             )
         ]

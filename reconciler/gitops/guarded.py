@@ -17,7 +17,7 @@ on error and Ctrl-C.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -92,15 +92,17 @@ def guarded_apply(
     before: Show = lambda _run: None,
     say: Say = lambda _line: None,
     detail: Say = lambda _line: None,
+    rewritten: Collection[tuple[str, str]] = (),
 ) -> Outcome:
     """Apply ``plan`` (made before the lock) under every lock of its spec; the read under
-    the lock must find the live state the plan was made from. ``before`` runs on that fresh
-    read, just before anything changes (show, safety check, confirmation)."""
+    the lock must find the live state the plan was made from (see ``refresh`` for
+    ``rewritten``). ``before`` runs on that fresh read, just before anything changes (show,
+    safety check, confirmation)."""
     loaded = loaded_from_plan(plan, label)
     return _apply_locked(
         loaded,
         plan.layers or None,
-        lambda: refresh(plan, ctx, label),
+        lambda: refresh(plan, ctx, label, rewritten),
         plan_hash(plan),
         ctx,
         force,

@@ -11,11 +11,14 @@ workers, each under its own locks (see ``guarded``).
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -45,6 +48,7 @@ class Domain:
     ctx: RunContext | None = None
     plan_run: PlanRun | None = None
     saved: Plan | None = None  # a saved plan being applied
+    planned: Plan | None = None  # a plan made in a worker process (no live state here)
     status: str = "pending"  # planned | no changes | applied | error | refused | skipped
     message: str = ""
     seconds: float = 0.0
@@ -52,6 +56,11 @@ class Domain:
     @property
     def name(self) -> str:
         return self.loaded.spec.domain if self.loaded is not None else "?"
+
+    @property
+    def plan(self) -> Plan | None:
+        """The plan of this domain, made in this process or in a worker."""
+        return self.plan_run.plan if self.plan_run is not None else self.planned
 
     @property
     def failed(self) -> bool:
@@ -139,6 +148,47 @@ def load_saved(paths: Sequence[Path], read: Callable[[Path], Plan]) -> list[Doma
             domain.fail(exc)
         domains.append(domain)
     return domains
+
+
+# --- shards --------------------------------------------------------------------------------
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N), 1 <= I <= N."""
+    index, sep, count = text.partition("/")
+    if sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count) <= 1000:
+        return int(index), int(count)
+    raise SpecError(
+        f"--shard {text!r}: expected I/N with 1 <= I <= N, like 1/4 "
+        "(GitHub: --shard ${{ matrix.shard }}/4; GitLab: --shard $CI_NODE_INDEX/$CI_NODE_TOTAL)"
+    )
+
+
+def shard_key(domain: Domain) -> str:
+    """What decides a domain's share: its PBX host (the host of its first host layer), so
+    that all domains of one host are planned and applied by the same job; else the domain."""
+    from sipctl.reconciler.gitops.locking import host_places
+
+    loaded = domain.loaded
+    if loaded is None:
+        return f"spec:{domain.path.name}"
+    for place in host_places(loaded):
+        return f"host:{_host_key(loaded, place.target)}"
+    return f"domain:{loaded.spec.domain}"
+
+
+def take_shard(domains: Sequence[Domain], shard: str | None) -> list[Domain]:
+    """The domains of share ``shard`` ("I/N"); all of them when None. Stable across runs and
+    machines (a hash of the key, not of the order the files were found in)."""
+    if shard is None:
+        return list(domains)
+    index, count = parse_shard(shard)
+    return [d for d in domains if _share(shard_key(d), count) == index]
+
+
+def _share(key: str, count: int) -> int:
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
 
 
 # --- claims -----------------------------------------------------------------------------------
@@ -281,13 +331,119 @@ def plan_all(
     _run_each(todo, parallel, "planning", work)
 
 
+# What a forked planning worker inherits (set just before the pool starts; see plan_only).
+_FORKED: tuple[list[Domain], Callable[[LoadedSpec], RunContext], Sequence[str] | None] | None = None
+
+
+def plan_only(
+    domains: Sequence[Domain],
+    make_ctx: Callable[[LoadedSpec], RunContext],
+    layers: Sequence[str] | None,
+    parallel: int,
+) -> set[str]:
+    """Plan every loaded domain for showing only (``plan``, not ``apply``): the work is
+    parsing and rendering as much as waiting, so with ``parallel`` above 1 it is split over
+    worker processes (forked, so nothing is imported or loaded twice), each planning its
+    share with its own connections. Returns the secrets the workers loaded, for scrubbing.
+    """
+    global _FORKED
+    todo = [d for d in domains if d.loaded is not None and not d.failed]
+    workers = min(parallel, os.cpu_count() or 1, len(todo))
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        plan_all(todo, make_ctx, layers, parallel)
+        secrets: set[str] = set()
+        for domain in todo:
+            if domain.ctx is not None:
+                secrets |= domain.ctx.secrets
+                domain.ctx.close()
+                domain.ctx = None
+        return secrets
+    _FORKED = (todo, make_ctx, layers)
+    shares = [list(range(i, len(todo), workers)) for i in range(workers)]
+    progress = Progress("planning", len(todo))
+    found: set[str] = set()
+    handlers = install_interrupts()
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            for results in pool.map(_plan_share, shares):
+                for result in results:
+                    domain = todo[result.index]
+                    domain.status, domain.message = result.status, result.message
+                    domain.seconds = result.seconds
+                    if result.plan is not None:
+                        domain.planned = _plan_from_json(result.plan)
+                    found |= result.secrets
+                    progress.step(domain)
+    finally:
+        _FORKED = None
+        restore_handlers(handlers)
+        progress.finish()
+    return found
+
+
+@dataclass(frozen=True)
+class _SharePlan:
+    """What a planning worker sends back for one domain (plain data: it crosses a pipe)."""
+
+    index: int
+    status: str
+    message: str
+    seconds: float
+    plan: dict[str, Any] | None
+    secrets: set[str]
+
+
+def _plan_share(indices: list[int]) -> list[_SharePlan]:
+    """In a worker process: plan the domains at ``indices`` of the inherited list."""
+    from sipctl.reconciler.engine import make_plan
+
+    assert _FORKED is not None, "planning workers are forked by plan_only"
+    todo, make_ctx, layers = _FORKED
+    results = []
+    for index in indices:
+        domain = todo[index]
+        assert domain.loaded is not None
+        started = time.monotonic()
+        ctx = make_ctx(domain.loaded)
+        plan_data = None
+        try:
+            plan = make_plan(domain.loaded, ctx, layers).plan
+            plan_data = plan.to_json()
+            domain.status = "planned" if plan.has_changes else "no changes"
+        except SipctlError as exc:
+            domain.fail(exc)
+        except Exception as exc:  # a bug in one domain must not stop the others
+            domain.status = "error"
+            domain.message = f"unexpected error ({type(exc).__name__}: {exc})"
+        finally:
+            ctx.close()
+        results.append(
+            _SharePlan(
+                index,
+                domain.status,
+                domain.message,
+                time.monotonic() - started,
+                plan_data,
+                set(ctx.secrets),
+            )
+        )
+    return results
+
+
+def _plan_from_json(data: dict[str, Any]) -> Plan:
+    from sipctl.reconciler.plan import Plan
+
+    return Plan.from_json(data)
+
+
 def check_all_safe(domains: Sequence[Domain], force: bool) -> None:
     from sipctl.reconciler.engine import check_safe
 
     for domain in domains:
-        if domain.plan_run is not None and not domain.failed:
+        if domain.plan is not None and not domain.failed:
             try:
-                check_safe(domain.plan_run.plan, force)
+                check_safe(domain.plan, force)
             except SipctlError as exc:
                 domain.fail(exc)
 
@@ -299,24 +455,71 @@ def apply_all(
     parallel: int,
     say: Callable[[str], None],
 ) -> None:
-    """Apply every planned domain (each under its own locks); record the no-change ones."""
+    """Apply every planned domain (each under its own locks); record the no-change ones.
+
+    Domains of one PBX host go one after the other in one worker (they would only wait for
+    each other's host lock), and a host layer that an earlier one of them wrote with the
+    same rules is not stale for the next (see ``engine.refresh``).
+    """
     from sipctl.reconciler.gitops.guarded import guarded_apply, record_if_needed
 
-    def work(domain: Domain) -> None:
+    written: set[tuple[str, str]] = set()
+    guard = threading.Lock()
+
+    def apply_one(domain: Domain) -> None:
         assert domain.plan_run is not None and domain.ctx is not None
         label = f"the plan of {domain.path}"
         if domain.plan_run.plan.has_changes:
+            with guard:
+                rewritten = frozenset(written)
             outcome = guarded_apply(
-                domain.plan_run.plan, label, domain.ctx, force=force, locks=locks, say=say
+                domain.plan_run.plan,
+                label,
+                domain.ctx,
+                force=force,
+                locks=locks,
+                say=say,
+                rewritten=rewritten,
             )
             domain.plan_run = outcome.plan_run
             domain.status = "applied"
+            with guard:
+                written.update(
+                    (t.layer, t.target) for t in domain.plan_run.plan.targets if t.layer != "dns"
+                )
         else:
             record_if_needed(domain.plan_run, domain.ctx, locks, say)
             domain.status = "no changes"
 
     todo = [d for d in domains if d.plan_run is not None and not d.failed]
-    _run_each(todo, parallel, "applying", work)
+    _run_each_by_host(todo, parallel, "applying", apply_one)
+
+
+def _run_each_by_host(
+    domains: Sequence[Domain], parallel: int, what: str, work: Callable[[Domain], None]
+) -> None:
+    """Like _run_each, with the domains of one host one after the other in one worker."""
+    groups: dict[str, list[Domain]] = {}
+    for domain in domains:
+        groups.setdefault(shard_key(domain), []).append(domain)
+    by_first = {id(group[0]): group for group in groups.values()}
+
+    def group_work(first: Domain) -> None:
+        for index, domain in enumerate(by_first[id(first)]):
+            if index == 0:
+                work(domain)
+                continue
+            started = time.monotonic()
+            try:
+                work(domain)
+            except SipctlError as exc:
+                domain.fail(exc)
+            except Exception as exc:  # a bug in one domain must not stop the others
+                domain.status = "error"
+                domain.message = f"unexpected error ({type(exc).__name__}: {exc})"
+            domain.seconds += time.monotonic() - started
+
+    _run_each([group[0] for group in groups.values()], parallel, what, group_work)
 
 
 def apply_saved_all(
@@ -362,9 +565,9 @@ def close_all(domains: Sequence[Domain]) -> None:
 
 
 def _changes(domain: Domain) -> str:
-    if domain.plan_run is None:
+    if domain.plan is None:
         return "-"
-    counts = domain.plan_run.plan.counts()
+    counts = domain.plan.counts()
     return f"+{counts['add']} ~{counts['change']} -{counts['destroy']}"
 
 
@@ -403,7 +606,7 @@ def plans_json(domains: Sequence[Domain]) -> dict[str, Any]:
                 "domain": d.name,
                 "status": d.status,
                 "error": d.message if d.failed else None,
-                "plan": d.plan_run.plan.to_json() if d.plan_run is not None else None,
+                "plan": d.plan.to_json() if d.plan is not None else None,
             }
             for d in domains
         ],

@@ -215,9 +215,7 @@ def iptables_chain_lines(value: dict[str, Any], family: str) -> list[str]:
     return lines
 
 
-def iptables_persist_text(
-    value: dict[str, Any] | None, family: str, domain: str, path: str = "FILE"
-) -> str:
+def iptables_persist_text(value: dict[str, Any] | None, family: str, path: str = "FILE") -> str:
     """A whole filter table for ``iptables-restore < FILE`` at boot.
 
     Why a whole table and not a ``--noflush`` fragment: the classic ``post-up
@@ -230,7 +228,7 @@ def iptables_persist_text(
     """
     program = "iptables-restore" if family == "ipv4" else "ip6tables-restore"
     head = [
-        f"# Written by sipctl for {domain}; do not edit (sipctl apply rewrites it).",
+        "# Written by sipctl; do not edit (sipctl apply rewrites it).",
         f"# Restore at boot with: post-up {program} < {path}",
         "# It replaces the whole filter table: on a running host use 'sipctl apply' instead.",
         "*filter",
@@ -254,7 +252,7 @@ def nft_rule_text(rule: Rule) -> str:
     raise ValueError(f"cannot write {rule.record!r} as an nftables rule")
 
 
-def nft_script(value: dict[str, Any] | None, domain: str, path: str = "FILE") -> str:
+def nft_script(value: dict[str, Any] | None, path: str = "FILE") -> str:
     """One ``nft -f`` transaction that replaces ``table inet sipctl`` and nothing else.
 
     ``table ... {}`` then ``delete table`` makes the script work whether the table exists
@@ -264,7 +262,7 @@ def nft_script(value: dict[str, Any] | None, domain: str, path: str = "FILE") ->
     ``value`` None (``ensure: absent``) only deletes our table.
     """
     lines = [
-        f"# Written by sipctl for {domain}; do not edit (sipctl apply rewrites it).",
+        "# Written by sipctl; do not edit (sipctl apply rewrites it).",
         f'# Include it from /etc/nftables.conf: include "{path}"',
         f"table {NFT_TABLE} {{}}",
         f"delete table {NFT_TABLE}",
@@ -324,9 +322,9 @@ def persist_texts(spec: Spec, paths: dict[str, str] | None = None) -> dict[str, 
     texts = {}
     for key, path in (paths or persist_paths(fw, ipv6)).items():
         if key == "inet":
-            texts[path] = nft_script(value, spec.domain, path)
+            texts[path] = nft_script(value, path)
         else:
-            texts[path] = iptables_persist_text(value, key, spec.domain, path)
+            texts[path] = iptables_persist_text(value, key, path)
     return texts
 
 

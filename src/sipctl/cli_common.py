@@ -97,6 +97,18 @@ Parallel = Annotated[
 ]
 
 
+Shard = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="I/N",
+        help="With several specs: only share I of N (1/4 ... 4/4), for N CI jobs at once. "
+        "The split is stable and keeps each PBX host's domains in one share (DNS-only specs "
+        "split by domain); the locks keep shares that meet safe.",
+    ),
+]
+
+
 LockTimeout = Annotated[
     str,
     typer.Option(

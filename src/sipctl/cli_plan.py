@@ -24,6 +24,7 @@ from sipctl.cli_common import (
     LockTtl,
     NoColor,
     Parallel,
+    Shard,
     SpecFiles,
     TargetLayers,
     Verbose,
@@ -65,6 +66,7 @@ def plan(
     target: TargetLayers = None,
     force: Force = False,
     parallel: Parallel = 4,
+    shard: Shard = None,
     no_color: NoColor = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -83,6 +85,8 @@ def plan(
       sipctl plan --detailed-exitcode      # nightly drift check: exit 2 = drift
 
       sipctl plan -f customers/ --parallel 8
+
+      sipctl plan -f customers/ --shard 2/4   # the second of four CI jobs
     """
     console = start_console(no_color, verbose)
     fmt = plan_format(json_, markdown)
@@ -90,8 +94,8 @@ def plan(
     from sipctl.reconciler.safety import refusal_reasons
 
     specs = spec_file or [Path("sipctl.yaml")]
-    if len(specs) > 1 or specs[0].is_dir():
-        _plan_many(console, specs, fmt, out, detailed_exitcode, target, force, parallel)
+    if shard is not None or len(specs) > 1 or specs[0].is_dir():
+        _plan_many(console, specs, fmt, out, detailed_exitcode, target, force, parallel, shard)
         return
     loaded = load_checked(specs[0])
     with run_context(loaded.base_dir, console, force) as ctx:
@@ -136,15 +140,38 @@ def _plan_domains(
     target: list[str] | None,
     force: bool,
     parallel: int,
+    shard: str | None = None,
 ) -> list[Domain]:
     from sipctl.reconciler.gitops import multi
 
     domains = multi.load_all(multi.spec_paths(specs), load_checked)
+    # Every spec is checked against every other, also when this run takes one share.
     _refuse_overlaps(domains, "specs; nothing was read or changed")
+    domains = multi.take_shard(domains, shard)
     multi.plan_all(domains, _context_factory(console, force), target, parallel)
     for domain in domains:
         if domain.ctx is not None:
             console.add_secrets(domain.ctx.secrets)
+    return domains
+
+
+def _plan_domains_to_show(
+    console: Console,
+    specs: list[Path],
+    target: list[str] | None,
+    force: bool,
+    parallel: int,
+    shard: str | None,
+) -> list[Domain]:
+    """Like _plan_domains, for a plan that is only shown: planned in worker processes."""
+    from sipctl.reconciler.gitops import multi
+
+    domains = multi.load_all(multi.spec_paths(specs), load_checked)
+    _refuse_overlaps(domains, "specs; nothing was read or changed")
+    domains = multi.take_shard(domains, shard)
+    console.add_secrets(
+        multi.plan_only(domains, _context_factory(console, force), target, parallel)
+    )
     return domains
 
 
@@ -158,15 +185,15 @@ def _print_domains(console: Console, domains: list[Domain], fmt: str) -> None:
     for domain in domains:
         title = f"{domain.name} ({domain.path})"
         console.out(f"## {title}\n" if fmt == "markdown" else f"=== {title} ===")
-        if domain.plan_run is not None:
-            print_plan(console, domain.plan_run.plan.to_json(), fmt)
+        if domain.plan is not None:
+            print_plan(console, domain.plan.to_json(), fmt)
         if domain.failed:
             console.out(f"{domain.status}: {domain.message}")
         console.out("")
 
 
 def _any_changes(domains: list[Domain]) -> bool:
-    return any(d.plan_run is not None and d.plan_run.plan.has_changes for d in domains)
+    return any(d.plan is not None and d.plan.has_changes for d in domains)
 
 
 def _plan_many(
@@ -178,10 +205,11 @@ def _plan_many(
     target: list[str] | None,
     force: bool,
     parallel: int,
+    shard: str | None,
 ) -> None:
     from sipctl.reconciler.gitops import multi
 
-    domains = _plan_domains(console, specs, target, force, parallel)
+    domains = _plan_domains_to_show(console, specs, target, force, parallel, shard)
     try:
         multi.check_all_safe(domains, force)
         _print_domains(console, domains, fmt)
@@ -191,9 +219,9 @@ def _plan_many(
             except OSError as exc:
                 raise SipctlError(f"{out}: cannot create the directory: {exc.strerror}") from None
             for domain in domains:
-                if domain.plan_run is not None and not domain.failed:
+                if domain.plan is not None and not domain.failed:
                     path = out / f"{domain.name}.plan.json"
-                    write_plan_file(path, domain.plan_run.plan.to_json())
+                    write_plan_file(path, domain.plan.to_json())
             console.info(f"Saved one plan per domain in {out}/ (apply each: sipctl apply FILE).")
         if fmt == "markdown":
             console.out(f"```\n{multi.summary_table(domains)}```")
@@ -217,10 +245,11 @@ def _apply_many(
     locks: LockOptions,
     parallel: int,
     no_verify: bool,
+    shard: str | None,
 ) -> None:
     from sipctl.reconciler.gitops import multi
 
-    domains = _plan_domains(console, specs, target, force, parallel)
+    domains = _plan_domains(console, specs, target, force, parallel, shard)
     try:
         multi.check_all_safe(domains, force)
         _print_domains(console, domains, "human")
@@ -255,12 +284,14 @@ def _apply_saved_many(
     locks: LockOptions,
     parallel: int,
     no_verify: bool,
+    shard: str | None,
 ) -> None:
     from sipctl.reconciler.gitops import multi
 
     files = multi.plan_paths(paths)
     domains = multi.load_saved(files, read_plan_file)
     _refuse_overlaps(domains, "plans' specs; nothing was changed")
+    domains = multi.take_shard(domains, shard)
     make_ctx = _context_factory(console, force)
     try:
         multi.apply_saved_all(domains, make_ctx, force, locks, parallel, console.info)
@@ -305,6 +336,7 @@ def apply(
     lock_timeout: LockTimeout = "0s",
     lock_ttl: LockTtl = "15m",
     parallel: Parallel = 4,
+    shard: Shard = None,
     no_color: NoColor = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -337,10 +369,10 @@ def apply(
     if plan_files and spec_file:
         raise SpecError("give either a saved plan or -f SPEC, not both")
     locks = lock_options(lock_timeout, lock_ttl)
-    if plan_files and (len(plan_files) > 1 or plan_files[0].is_dir()):
+    if plan_files and (shard is not None or len(plan_files) > 1 or plan_files[0].is_dir()):
         if target:
             raise SpecError("--target belongs to 'sipctl plan'; a saved plan applies what it holds")
-        _apply_saved_many(console, plan_files, force, locks, parallel, no_verify)
+        _apply_saved_many(console, plan_files, force, locks, parallel, no_verify, shard)
         return
     plan_file = plan_files[0] if plan_files else None
     if plan_file is not None:
@@ -368,8 +400,10 @@ def apply(
             loaded = outcome.plan_run.loaded
     else:
         specs = spec_file or [Path("sipctl.yaml")]
-        if len(specs) > 1 or specs[0].is_dir():
-            _apply_many(console, specs, target, force, auto_approve, locks, parallel, no_verify)
+        if shard is not None or len(specs) > 1 or specs[0].is_dir():
+            _apply_many(
+                console, specs, target, force, auto_approve, locks, parallel, no_verify, shard
+            )
             return
         loaded = load_checked(specs[0])
         with run_context(loaded.base_dir, console, force) as ctx:
