@@ -141,3 +141,26 @@ def test_plan_json_follows_its_published_schema(
     jsonschema.validate(json.loads(capsys.readouterr().out), schema)
     assert run(["schema", "--output", "audit"]) == 0
     assert "properties" in json.loads(capsys.readouterr().out)
+
+
+def test_drift_of_a_file_is_a_diff_not_the_whole_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "pbx.yaml"
+    spec.write_text(
+        "version: 1\ndomain: mysite.ru\nusers:\n  director: 105\n  alex: 106\n"
+        "asterisk:\n  target: dir:pbx\n"
+    )
+    assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
+    capsys.readouterr()
+    dialplan = tmp_path / "pbx" / "etc" / "asterisk" / "extensions_sipctl.conf"
+    dialplan.write_text(dialplan.read_text().replace("Dial(PJSIP/105)", "Dial(PJSIP/999)"))
+    assert run(["drift", "-f", str(spec), "--json"]) == 2
+    [item] = [d for t in json.loads(capsys.readouterr().out)["targets"] for d in t["drift"]]
+    assert item["name"] == "extensions_sipctl.conf"
+    assert any("Dial(PJSIP/999)" in line and line.startswith("+") for line in item["diff"])
+    assert any("Dial(PJSIP/105)" in line and line.startswith("-") for line in item["diff"])
+    assert not any("alex" in line and "director" in line for line in item["diff"])
+    assert run(["drift", "-f", str(spec), "--no-color"]) == 2
+    out = capsys.readouterr().out
+    assert "Dial(PJSIP/999)" in out and "unchanged" in out

@@ -180,6 +180,13 @@ class Drifted:
     name: str
     how: str  # "changed" | "removed" | "appeared"
     live: Value = None
+    wanted: Value = None  # what the spec renders now (the applied value, unless it changed)
+
+    def diff_lines(self) -> list[str]:
+        """A unified diff, wanted -> live, long unchanged runs folded: never a whole file."""
+        from sipctl.reconciler.views import value_lines
+
+        return [f"{mark} {text}" for mark, text in value_lines(self.wanted, self.live)]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -189,6 +196,7 @@ class Drifted:
             "name": self.name,
             "how": self.how,
             "live": self.live,
+            "diff": self.diff_lines(),
         }
 
 
@@ -258,6 +266,7 @@ def _compare(run: TargetRun, entry: dict[str, Any], where: str) -> TargetDrift:
     applied: dict[str, str] = {str(k): str(v) for k, v in entry["resources"].items()}
     live = live_entry(run)
     values = {f"{a.kind} {a.name}": v for a, v in run.live.resources.items()}
+    wanted = {f"{r.address.kind} {r.address.name}": r.value for r in run.desired}
     result = TargetDrift(
         run.layer.name,
         run.provider.target_id,
@@ -276,7 +285,15 @@ def _compare(run: TargetRun, entry: dict[str, Any], where: str) -> TargetDrift:
         else:
             continue
         result.items.append(
-            Drifted(run.layer.name, run.provider.target_id, kind, name, how, values.get(key))
+            Drifted(
+                run.layer.name,
+                run.provider.target_id,
+                kind,
+                name,
+                how,
+                values.get(key),
+                wanted.get(key),
+            )
         )
     return result
 
@@ -303,7 +320,10 @@ def render_drift(report: DriftReport) -> str:
             out.append("    no drift")
         for item in target.items:
             out.append(f"  {_SIGNS[item.how]} {item.kind} {item.name} {_WORDS[item.how]}")
-            out.extend(f"      now: {line}" for line in _value_lines(item.live))
+            if _is_records(item.live) or item.live is None:
+                out.extend(f"      now: {line}" for line in _value_lines(item.live))
+            else:  # a file or a mapping: what differs from the spec, line by line
+                out.extend(f"      {line}" for line in item.diff_lines())
     for line in report.unrecorded:
         out.append(f"\n  ! {line}: drift cannot be told; it is recorded by the next apply")
     if report.drifted:
@@ -315,6 +335,10 @@ def render_drift(report: DriftReport) -> str:
             "back here: 'sipctl plan' shows what 'sipctl apply' would do about it."
         )
     return "\n".join(out) + "\n"
+
+
+def _is_records(value: Value) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("records"), list)
 
 
 def _value_lines(value: Value) -> Sequence[str]:
