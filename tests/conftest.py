@@ -11,8 +11,8 @@ pytest_plugins = [
     "fixtures.common",
     "fixtures.bind",
     "fixtures.sshd",
+    "fixtures.netns",  # before asterisk, which imports it (else pytest cannot rewrite it)
     "fixtures.asterisk",
-    "fixtures.netns",
     "fixtures.pebble",
     "fixtures.powerdns",
     "fixtures.moto_route53",

@@ -78,9 +78,14 @@ def run_audit(
     *,
     limits: AuditLimits = AuditLimits(),
     extra_ports: Sequence[exposure.KnownPort] = (),
+    ban_test: bool = False,
     log: Callable[[str], None] = lambda _line: None,
 ) -> AuditReport:
-    """Audit ``loaded.spec.domain``; never raises for what it finds (errors go in the report)."""
+    """Audit ``loaded.spec.domain``; never raises for what it finds (errors go in the report).
+
+    ``ban_test``: afterwards, check that fail2ban bans this host after ``maxretry`` wrong
+    calls, and lift the ban (``ban_test.py``; only from an address the jail does not ignore).
+    """
     spec = loaded.spec
     started = time.monotonic()
     deadline = started + limits.seconds
@@ -103,6 +108,11 @@ def run_audit(
                 report.errors.append("no UDP or TCP target to probe (TLS only is not probed)")
             else:
                 _probe_target(spec, target, transport, limits, deadline, report, log)
+                if ban_test:
+                    from sipctl.reconciler.audit.ban_test import run_ban_test
+
+                    log("ban test: wrong calls until fail2ban bans this host, then unban")
+                    run_ban_test(spec, target, ctx, report)
             _knock(spec, hops, limits, extra_ports, report, log)
             _certificates(spec, hops, limits, report)
     finally:

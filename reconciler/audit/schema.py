@@ -27,7 +27,7 @@ def audit_report_schema() -> dict[str, Any]:
                 "call-not-rejected, answered-without-wrong-call, guest-register-accepted, "
                 "guest-message-accepted, enumeration-by-code, enumeration-by-timing, "
                 "port-open, version-leak, certificate-name-mismatch, certificate-expiring, "
-                "certificate-expired",
+                "certificate-expired, ban-missing",
             },
             "severity": {"enum": list(SEVERITIES)},
             "area": {"enum": _AREAS},
@@ -48,7 +48,9 @@ def audit_report_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "required": ["kind", "requests", "packets"],
         "properties": {
-            "kind": {"enum": ["options", "register", "message", "invite", "port", "tls"]},
+            "kind": {
+                "enum": ["options", "register", "message", "invite", "port", "tls", "ban-test"]
+            },
             "requests": {"type": "integer", "minimum": 0},
             "packets": {"type": "integer", "minimum": 0, "description": "messages sent"},
         },

@@ -42,6 +42,14 @@ def audit_command(
         float,
         typer.Option("--max-seconds", min=5.0, max=600.0, help="Time budget of the whole audit."),
     ] = 50.0,
+    ban_test: Annotated[
+        bool,
+        typer.Option(
+            "--ban-test",
+            help="Also check that fail2ban bans this host after maxretry wrong calls, then "
+            "lift the ban. Only from a disposable address the jail does not ignore.",
+        ),
+    ] = False,
     no_color: Annotated[bool, typer.Option("--no-color", help="Plain output.")] = False,
     verbose: Annotated[
         int, typer.Option("-v", "--verbose", count=True, help="Say what is sent, and where.")
@@ -65,7 +73,7 @@ def audit_command(
     console = _start(no_color, verbose)
     loaded = _load(spec_file)
     limits = AuditLimits(rate=rate, seconds=max_seconds)
-    report = run_audit(loaded, nameserver, limits=limits, log=console.detail)
+    report = run_audit(loaded, nameserver, limits=limits, ban_test=ban_test, log=console.detail)
     if json_:
         console.out(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:

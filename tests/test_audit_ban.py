@@ -1,0 +1,105 @@
+"""``sipctl audit --ban-test`` against a real Asterisk 22 and a real fail2ban, in namespaces.
+
+Asterisk and fail2ban-server run in a server namespace (Asterisk's SIP on the veth address,
+the jail's bans as iptables rules of that namespace only); the audit calls from a client
+namespace, a disposable address the jail does not ignore. The jail and filter are sipctl's
+own, applied by the fail2ban layer; the wrong calls are real calls Asterisk logs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from asterisk_helpers import USERS, apply_spec
+from fixtures.asterisk import running_asterisk
+from fixtures.netns import delete_netns, make_netns, veth
+from test_fail2ban_jail import _config_dir, _plan_and_apply
+
+from sipctl.providers.base import RunContext
+from sipctl.reconciler.audit.ban_test import run_ban_test
+from sipctl.reconciler.audit.report import AuditReport
+from sipctl.reconciler.verify.report import Endpoint
+from sipctl.schemas.loader import load_spec
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.netns]
+
+
+def test_wrong_calls_get_the_prober_banned_and_sipctl_lifts_the_ban(tmp_path: Path) -> None:
+    server, client = make_netns(), make_netns()
+    f2b: subprocess.Popen[bytes] | None = None
+    sock = tmp_path / "sock"
+    command = f"fail2ban-client -s {sock} -c {tmp_path / 'conf'}"
+    try:
+        link = veth(server, client)
+        _config_dir(tmp_path / "conf")
+        with running_asterisk(netns=server, bind_address=link.a_ip) as pbx:
+            data = {
+                "version": 1,
+                "domain": "mysite.ru",
+                "transports": {"udp": {"port": pbx.sip_port}, "tcp": {"port": pbx.sip_port}},
+                "users": USERS,
+                "asterisk": pbx.spec_section(),
+                "fail2ban": {
+                    "target": "local",
+                    "config_dir": str(tmp_path / "conf"),
+                    "command": command,
+                    "logpath": str(pbx.log_path),
+                    "maxretry": 3,
+                    "sshd": False,
+                },
+            }
+            spec = tmp_path / "sipctl.yaml"
+            spec.write_text(yaml.safe_dump(data, sort_keys=False))
+            apply_spec(spec)
+            f2b = _start_fail2ban(server.argv, tmp_path, command)
+            _plan_and_apply(load_spec(spec), tmp_path)
+            report = AuditReport(domain="mysite.ru", nameserver=None)
+            target = Endpoint("udp", link.a_ip, pbx.sip_port, "pbx")
+            ctx = RunContext(base_dir=tmp_path)
+            try:
+                with client.entered():
+                    run_ban_test(load_spec(spec).spec, target, ctx, report)
+            finally:
+                ctx.close()
+            status = subprocess.run(
+                [*command.split(), "status", "sipctl-asterisk"],
+                capture_output=True, text=True, check=False,
+            ).stdout  # fmt: skip
+    finally:
+        if f2b is not None:
+            subprocess.run([*command.split(), "stop"], capture_output=True, check=False)
+            f2b.wait(timeout=10)
+        delete_netns(client)
+        delete_netns(server)
+    text = report.to_text()
+    assert report.findings == [] and report.errors == [], text
+    assert any(f"{link.b_ip} banned" in c for c in report.checks), text
+    assert any("unbanned, the PBX answers it again" in c for c in report.checks), text
+    assert "Total banned:\t1" in status and link.b_ip not in status.split("Banned IP list:")[1]
+
+
+def _start_fail2ban(
+    argv: Callable[..., list[str]], work: Path, command: str
+) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        argv(
+            "fail2ban-server", "-f", "-x", "-s", str(work / "sock"), "-p", str(work / "pid"),
+            "-c", str(work / "conf"), "--logtarget", str(work / "fail2ban.log"),
+        ),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        ping = subprocess.run(
+            [*command.split(), "ping"], capture_output=True, text=True, check=False
+        )
+        if "pong" in ping.stdout:
+            return server
+        time.sleep(0.05)
+    server.kill()
+    raise AssertionError("fail2ban-server did not start")
