@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-import shlex
 import socket
 import time
 from typing import TYPE_CHECKING
@@ -21,7 +20,7 @@ from sipctl.providers.sip_attack import SipAgent, Wire
 from sipctl.reconciler.audit.report import AuditReport, Finding
 from sipctl.reconciler.render.fail2ban import ALWAYS_IGNORED, JAIL_NAME
 from sipctl.reconciler.verify.report import Endpoint
-from sipctl.schemas.spec import Spec
+from sipctl.schemas.spec import Spec, split_command
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -122,7 +121,7 @@ def _wait_until_silent(
     return None
 
 
-def _fail2ban_run(spec: Spec, ctx: RunContext, verb: str) -> str | None:
+def _fail2ban_run(spec: Spec, ctx: RunContext, *verb: str) -> str | None:
     section = spec.fail2ban
     assert section is not None
     target = section.target or (spec.asterisk.target if spec.asterisk else "local")
@@ -131,21 +130,22 @@ def _fail2ban_run(spec: Spec, ctx: RunContext, verb: str) -> str | None:
         transport = ctx.transports.get(target, ssh)
         if not transport.can_run:
             return None
-        result = transport.run(f"{section.command} {verb} 2>&1", timeout=30.0)
+        argv = [*split_command(section.command), *verb]
+        result = transport.run_programs([argv], timeout=30.0)[0]
     except SipctlError:
         return None
     return result.stdout if result.ok else None
 
 
 def _jail_lists(spec: Spec, ctx: RunContext, address: str) -> bool:
-    status = _fail2ban_run(spec, ctx, f"status {JAIL_NAME}") or ""
+    status = _fail2ban_run(spec, ctx, "status", JAIL_NAME) or ""
     return any(address in line.split() for line in status.splitlines() if "Banned IP" in line)
 
 
 def _unban(
     spec: Spec, ctx: RunContext, address: str, target: Endpoint, wire: Wire, report: AuditReport
 ) -> None:
-    done = _fail2ban_run(spec, ctx, f"set {JAIL_NAME} unbanip {shlex.quote(address)}")
+    done = _fail2ban_run(spec, ctx, "set", JAIL_NAME, "unbanip", address)
     if done is None:
         report.errors.append(
             f"--ban-test: could not lift the ban of {address} through the fail2ban target: "

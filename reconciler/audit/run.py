@@ -448,15 +448,19 @@ def _correlate_log(
         report.notes.append(f"the PBX log {path} is not readable through the target: answered "
                             "calls were not matched with 'Wrong call' lines")  # fmt: skip
         return
+    from sipctl.reconciler.audit.ban_test import source_address
+
     answered = [e for _, e in calls if e.answered]
+    # Only our own lines count: other strangers' wrong calls must not hide a missing one.
+    ours = re.compile(rf"Wrong call IP={re.escape(source_address(target))}(?![0-9a-fA-F.:])")
     text = ""
     limit = time.monotonic() + 2.0
     while time.monotonic() < limit:
         text = log_since(transport, path, offset) or ""
-        if len(re.findall(r"Wrong call IP=", text)) >= len(answered):
+        if len(ours.findall(text)) >= len(answered):
             break
         time.sleep(0.2)
-    wrong = len(re.findall(r"Wrong call IP=", text))
+    wrong = len(ours.findall(text))
     report.checks.append(f"log: {wrong} 'Wrong call' line(s) in {path} for {len(answered)} "
                          "answered call(s)")  # fmt: skip
     if wrong < len(answered):
