@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from sipctl.errors import SpecError
 from sipctl.schemas.messages import validation_message, yaml_problem
 from sipctl.schemas.spec import UNION_TAGS, Spec
-from sipctl.schemas.text import describe_character, text_problem
+from sipctl.schemas.text import FORBIDDEN_PATTERN, describe_character, text_problem
 
 PathKey = tuple[str | int, ...]
 MAX_SPEC_BYTES = 1_000_000
@@ -101,7 +101,8 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), source) for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
-        self._check_text(node, _dotted(path), source)
+        if FORBIDDEN_PATTERN.search(node.value) is not None:
+            self._check_text(node, _dotted(path), source)
         if _raw_text_value(path) and node.tag != "tag:yaml.org,2002:null":
             return str(node.value)
         return self._loader.construct_object(node, deep=True)
@@ -115,7 +116,8 @@ class _Builder:
                     f"{source}:{mark.line + 1}:{mark.column + 1}: a key must be a plain name"
                 )
                 continue
-            if not self._check_text(key_node, f"{_dotted(path)}: a key", source):
+            if FORBIDDEN_PATTERN.search(key_node.value) is not None:
+                self._check_text(key_node, f"{_dotted(path)}: a key", source)
                 continue
             if key_node.tag == "tag:yaml.org,2002:merge":
                 mark = key_node.start_mark
