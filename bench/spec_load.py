@@ -8,6 +8,7 @@ specs of 10 to 10,000 users, the issue's 369-byte alias bomb and a megabyte of n
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def users_spec(count: int) -> str:
 def alias_bomb() -> str:
     names = "abcdefghi"
     lines = ["version: 1", "domain: mysite.ru", "a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]"]
-    for prev, name in zip(names, names[1:], strict=False):
+    for prev, name in itertools.pairwise(names):
         lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
     return "\n".join(lines) + "\n"
 
