@@ -138,7 +138,8 @@ def render(
     verbose: Verbose = 0,
 ) -> None:
     """Write every derived artefact (zone snippet, update-policy, Asterisk files, firewall
-    rules, fail2ban jail) into a directory for review. Reads and changes no live system.
+    rules, fail2ban jail, the click-to-call page) into a directory for review. Reads and
+    changes no live system.
     """
     console = start_console(no_color, verbose)
     from sipctl.reconciler.layers import LAYERS
