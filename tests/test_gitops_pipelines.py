@@ -49,7 +49,39 @@ if name == "gh":
     if args[:2] == ["pr", "comment"]:
         shutil.copy(opt("--body-file"), store / f"comment-{args[2]}.md")
     elif args[:2] == ["run", "list"]:
+        # the plan of the merged head commit, never "the newest run of the branch"
+        if opt("--commit") != os.environ["EXPECT_HEAD_SHA"] or "--branch" in args:
+            sys.exit(f"gh stub: run list must select by --commit, got {args}")
         print("4242")
+    elif args[0] == "api":
+        # GitHub REST, as documented: GET/POST repos/{owner}/{repo}/issues/{n}/comments,
+        # PATCH repos/{owner}/{repo}/issues/comments/{id}
+        method = opt("--method") or "GET"
+        path = next(a for a in args[1:] if a.startswith("repos/"))
+        repo = os.environ["GITHUB_REPOSITORY"]
+        comments = store / "comments.json"
+        known = json.loads(comments.read_text()) if comments.exists() else {}
+        if method == "GET" and path == f"repos/{repo}/issues/7/comments":
+            # gh's --jq filter: the comments whose body starts with the plan's marker
+            marker = opt("--jq").split('startswith("', 1)[1].split('")', 1)[0]
+            if not marker.startswith("<!-- sipctl-plan:"):
+                sys.exit(f"gh stub: the filter must look for the plan marker: {opt('--jq')}")
+            for item in known.values():
+                if item["body"].startswith(marker):
+                    print(item["id"])
+        elif method == "POST" and path == f"repos/{repo}/issues/7/comments":
+            body = Path(opt("-F").split("=@", 1)[1]).read_text()
+            known[str(len(known) + 1)] = {"id": len(known) + 1, "body": body}
+        elif method == "PATCH" and path.startswith(f"repos/{repo}/issues/comments/"):
+            cid = path.rsplit("/", 1)[1]
+            if cid not in known:
+                sys.exit(f"gh stub: no comment {cid}")
+            known[cid]["body"] = Path(opt("-F").split("=@", 1)[1]).read_text()
+        else:
+            sys.exit(f"gh stub: not a documented call: {method} {path}")
+        comments.write_text(json.dumps(known))
+        for item in known.values():
+            (store / "comment-7.md").write_text(item["body"])
     elif args[:2] == ["run", "download"]:
         source = store / "artifacts" / opt("--name")
         for item in source.iterdir():
@@ -151,6 +183,9 @@ class FakeCi:
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 
 
+HEAD_SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
 def github_context(ci: FakeCi) -> dict[str, str]:
     return {
         "secrets.SIPCTL_TSIG_SECRET": ci.bind.secret,
@@ -159,6 +194,7 @@ def github_context(ci: FakeCi) -> dict[str, str]:
         "github.token": "gh-test-token",
         "github.event.pull_request.number": "7",
         "github.event.pull_request.head.ref": "feature",
+        "github.event.pull_request.head.sha": HEAD_SHA,
     }
 
 
@@ -176,7 +212,12 @@ def run_github_job(ci: FakeCi, workflow: dict[str, Any], job_name: str) -> JobRe
     base = {
         k: _expand(v, context) for k, v in {**workflow.get("env", {}), **job.get("env", {})}.items()
     }
-    base.update(GITHUB_WORKFLOW=workflow["name"], GITHUB_WORKSPACE=str(ci.repo))
+    base.update(
+        GITHUB_WORKFLOW=workflow["name"],
+        GITHUB_WORKSPACE=str(ci.repo),
+        GITHUB_REPOSITORY="example/pbx-config",
+        EXPECT_HEAD_SHA=HEAD_SHA,
+    )
     output = ""
     for step in job["steps"]:
         uses = step.get("uses")
@@ -274,6 +315,11 @@ def test_github_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
     assert plan.code == 0, plan.output
     comment = (ci.stub_dir / "comment-7.md").read_text()
     assert "SRV" in comment and DOMAIN in comment
+    # a second plan updates the same comment (sticky, found by its hidden marker)
+    assert run_github_job(ci, workflow, "plan").code == 0
+    assert list(json.loads((ci.stub_dir / "comments.json").read_text())) == ["1"]
+    calls = (ci.stub_dir / "calls.log").read_text()
+    assert "gh api --method PATCH repos/example/pbx-config/issues/comments/1" in calls
     assert (ci.stub_dir / "artifacts" / "sipctl-plan" / "plan.json").exists()
     assert bind.query(f"_sip._udp.{DOMAIN}", "SRV") == [], "planning changed nothing"
 
