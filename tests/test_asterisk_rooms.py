@@ -6,7 +6,9 @@ Callers are tests/fixtures/sip_client.py; phones register with digest auth like 
 
 from __future__ import annotations
 
+import random
 import re
+import socket
 import statistics
 import threading
 import time
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 from asterisk_helpers import Phone, RingingPhone, apply_spec, pending_changes, spec_data, write_spec
 from fixtures.asterisk import AsteriskInstance
-from fixtures.sip_client import VIDEO_OFFER, SipCaller, SipResult
+from fixtures.sip_client import AUDIO_OFFER, VIDEO_OFFER, SipCaller, SipResult
 
 pytestmark = pytest.mark.asterisk
 
@@ -238,3 +240,47 @@ def test_a_guests_video_offer_reaches_a_video_phone_only_with_video(
     assert port is not None and port > 0, seen[True]
     assert re.search(r"a=rtpmap:\d+ (VP8|H264)/90000", seen[True]), seen[True]
     assert not _video_port(seen[False]), seen[False]  # no video stream offered onwards
+
+
+def _invite_and_cancel(port: int, user: str, delay: float) -> None:
+    """An INVITE CANCELed after ``delay`` s: the caller gives up before any step ran."""
+    token = f"{random.getrandbits(48):x}"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    local = sock.getsockname()[1]
+
+    def request(method: str, body: str = "") -> bytes:
+        head = (
+            f"{method} sip:{user}@127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK{token};rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:x@caller.example>;tag={token}\r\n"
+            f"To: <sip:{user}@127.0.0.1>\r\nCall-ID: {token}\r\nCSeq: 1 {method}\r\n"
+            f"Contact: <sip:x@127.0.0.1:{local}>\r\n"
+        )
+        kind = "Content-Type: application/sdp\r\n" if body else ""
+        return (head + kind + f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+
+    sdp = AUDIO_OFFER
+    sock.sendto(request("INVITE", sdp), ("127.0.0.1", port))
+    time.sleep(delay)
+    sock.sendto(request("CANCEL"), ("127.0.0.1", port))
+    time.sleep(0.2)
+    sock.close()
+
+
+def test_a_caller_who_gives_up_at_once_is_never_a_wrong_call(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    """The "h" that ends every call logs a wrong call only when our steps never ran; a
+    CANCEL right after the INVITE must not get there (a real caller would be banned)."""
+    _apply(asterisk, tmp_path, users={"director": "105", "alex": "106"}, rooms={})
+    offset = asterisk.log_size()
+    for delay in (0.0, 0.0, 0.001, 0.005, 0.02):
+        for name in ("director", "alex"):
+            _invite_and_cancel(asterisk.sip_port, name, delay)
+    time.sleep(1.0)
+    text = asterisk.log_since(offset)
+    assert "Wrong call" not in text, text
+    # each call that got to the dialplan ran its first steps (a CANCEL may overtake its own
+    # INVITE: then PJSIP answers it 481 and the call never starts)
+    assert 5 <= text.count("Good call") <= 10, text
