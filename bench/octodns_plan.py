@@ -7,6 +7,11 @@ records plus sipctl's own (applied once), then ``make_plan`` of the same spec (n
 change), in this process.
 
     .venv/bin/python bench/octodns_plan.py [--sizes 100,10000] [--repeat 3]
+
+Measured on the 2-core CI-like machine (PowerDNS 4.7.3, octodns 1.22, octodns-powerdns 1.2):
+100 unrelated records 0.11 s, 10,000 records 16 s per no-op plan. The HTTP answer is small;
+the time is octoDNS building and validating a Record for every rrset of the zone (about
+2.6 ms each, profiled), before sipctl keeps its own few.
 """
 
 from __future__ import annotations
