@@ -29,7 +29,7 @@ def write_specs(root: Path, count: int) -> Path:
             f"version: 1\ndomain: {domain}\n"
             f"servers: [{{host: sip.{domain}, ipv4: [192.0.2.{n % 250 + 1}]}}]\n"
             "users: {director: 105, alex: 106}\n"
-            f"dns: {{provider: zonefile, file: ../zones/{domain}.zone}}\n"
+            f"dns: {{provider: zonefile, file: ../zones/{domain}.zone, create_file: true}}\n"
         )
     return specs
 
