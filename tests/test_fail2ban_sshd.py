@@ -208,8 +208,14 @@ def test_failed_ssh_logins_are_banned_at_maxretry_and_stay_banned(sshd_host: Ssh
             time.sleep(0.1)
         banned = attacker in sshd_host.status()
         assert banned == (attempt == MAXRETRY), (attempt, sshd_host.status())
-    rules = sshd_host.ns.run("iptables", "-w", "-S").stdout
-    assert f"-A INPUT -p tcp -m multiport --dports {SSH_PORT} -j f2b-{SSHD_JAIL_NAME}" in rules
+    # the ban action runs a moment after the jail lists the address (a loaded machine)
+    jump = f"-A INPUT -p tcp -m multiport --dports {SSH_PORT} -j f2b-{SSHD_JAIL_NAME}"
+    deadline = time.monotonic() + 15.0
+    rules = ""
+    while jump not in rules and time.monotonic() < deadline:
+        rules = sshd_host.ns.run("iptables", "-w", "-S").stdout
+        time.sleep(0.2)
+    assert jump in rules, rules
     assert _ssh_port_answers(sshd_host) == "refused"
 
     # sipctl's firewall layer, applied now in the namespace: the ban holds.
