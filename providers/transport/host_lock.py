@@ -28,8 +28,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import paramiko
-
 from sipctl.errors import ProviderError, SipctlError
 from sipctl.providers.bookkeeping import (
     BOOKKEEPING_DIR,
@@ -48,6 +46,8 @@ from sipctl.reconciler.gitops.locking import LOCK_FILE, Holder, HostPlace, LockS
 from sipctl.schemas.targets import parse_target
 
 if TYPE_CHECKING:
+    import paramiko
+
     from sipctl.providers.base import RunContext
     from sipctl.providers.transport.pool import HostTransport
     from sipctl.schemas.loader import LoadedSpec
@@ -196,6 +196,7 @@ class SshFlock:
         channel, self._channel = self._channel, None
         if channel is None:
             return None
+        import paramiko  # loaded with the channel; not at import (a local run has no SSH)
         try:
             channel.shutdown_write()  # cat sees end of input: the file is cleared, flock exits
             deadline = time.monotonic() + _LOCK_WAIT
