@@ -197,6 +197,7 @@ class SshFlock:
         if channel is None:
             return None
         import paramiko  # loaded with the channel; not at import (a local run has no SSH)
+
         try:
             channel.shutdown_write()  # cat sees end of input: the file is cleared, flock exits
             deadline = time.monotonic() + _LOCK_WAIT
