@@ -35,7 +35,6 @@ from sipctl.providers.certificate.pem import (
     read_der_certificate,
 )
 from sipctl.providers.certificate.served import Served, fetch_served, wait_served
-from sipctl.providers.transport.host_lock import ensure_bookkeeping_dir
 from sipctl.providers.transport.pool import FileWrite, HostFile, HostTransport
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.certificate import (
@@ -244,6 +243,8 @@ class CertificateProvider:
         existing = transport.read_files([path])[path].content
         if existing is not None:
             return existing
+        from sipctl.providers.transport.host_lock import ensure_bookkeeping_dir
+
         ensure_bookkeeping_dir(transport)  # root-only (0700) before any key is in it
         key = new_private_key()
         transport.write_files([FileWrite(path, key, None, mode=_BOOKKEEPING_MODE)])

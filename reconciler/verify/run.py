@@ -131,7 +131,7 @@ def _check_certificates(
     # (where, address, port, the names its clients check)
     listeners = [
         (f"tls {ep.address}:{ep.port} ({ep.target})", ep.address, ep.port,
-         [spec.domain, ep.target.rstrip(".")])
+         [spec.domain])
         for ep in endpoints(report.resolution.hops)
         if ep.transport == "tls"
     ]  # fmt: skip
