@@ -46,7 +46,7 @@ def block_nesting(size: int = 999_000) -> str:
 
 
 _MEASURE = """
-import json, resource, sys, time
+import json, sys, time
 from sipctl.errors import SpecError
 from sipctl.schemas.loader import load_spec
 start = time.perf_counter()
@@ -56,7 +56,9 @@ try:
 except SpecError as exc:
     message = str(exc)
 elapsed = time.perf_counter() - start
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM is this process's own peak (ru_maxrss keeps the forking parent's across exec)
+status = open("/proc/self/status").read()
+rss = int(status.split("VmHWM:")[1].split()[0]) * 1024
 print(json.dumps({"seconds": elapsed, "rss": rss, "error": message}))
 """
 
