@@ -27,6 +27,7 @@ from sipctl.providers.bookkeeping import (
     open_local_dir,
     record_name,
 )
+from sipctl.providers.transport.host_lock import HOST_LOCK_NAME
 from sipctl.providers.transport.local import DirTransport
 from sipctl.providers.transport.pool import BACKUP_SUFFIX, FileWrite
 from sipctl.schemas.targets import parse_target
@@ -78,7 +79,7 @@ def test_lock_and_record_live_in_a_private_directory_and_an_old_record_moves(
     state = directory / record_name("/etc/asterisk", ".state.json")
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     assert "asterisk" in state.read_text()
-    assert (directory / record_name("/etc/asterisk", ".lock")).is_file()
+    assert (directory / HOST_LOCK_NAME).is_file()
     assert not old.exists(), "the record at the old place is removed once moved"
     assert not list((workspace / "pbx" / "etc" / "asterisk").glob(".sipctl*"))
 
@@ -89,7 +90,8 @@ def test_a_link_at_the_lock_or_the_record_is_refused(
 ) -> None:
     directory = bookkeeping(workspace)
     directory.mkdir(parents=True, mode=0o700)
-    (directory / record_name("/etc/asterisk", suffix)).symlink_to(workspace / "victim")
+    name = HOST_LOCK_NAME if suffix == ".lock" else record_name("/etc/asterisk", suffix)
+    (directory / name).symlink_to(workspace / "victim")
     code = apply()
     out, err = capsys.readouterr()
     victim_untouched(workspace)

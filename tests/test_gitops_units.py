@@ -128,3 +128,18 @@ def test_the_summary_table_names_failures() -> None:
     assert "b.yaml: error: b.yaml:3:1: users.x: bad" in table
     assert table.endswith("2 domain(s): 1 ok, 1 failed.\n")
     assert exit_code([ok, bad]) == 1
+
+
+def test_one_host_lock_for_every_layer_on_that_host(tmp_path: Path) -> None:
+    """Asterisk, fail2ban and the firewall on one host: one lock, taken and released once."""
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler.gitops.locking import lock_sites
+    from sipctl.schemas.loader import load_spec_text
+
+    text = (
+        "version: 1\ndomain: example.org\nusers: {alice: 201}\n"
+        "asterisk: {target: 'dir:pbx'}\nfirewall: {}\nfail2ban: {}\n"
+    )
+    loaded = load_spec_text(text, source="sipctl.yaml", base_dir=tmp_path)
+    sites = lock_sites(loaded, RunContext(base_dir=tmp_path))
+    assert len(sites) == 1, [site.key for site in sites]

@@ -275,10 +275,16 @@ def _record_base(place: HostPlace) -> str:
     return posixpath.join(BOOKKEEPING_DIR, record_name(place.directory, ""))
 
 
+# One lock per host, whatever layers and directories a run manages there: a run takes it
+# once and releases it once (each layer's own lock cost a round trip each way over SSH).
+HOST_LOCK_NAME = "host.lock"
+
+
 def host_lock_site(place: HostPlace, loaded: LoadedSpec, ctx: RunContext) -> LockSite:
-    """The lock of ``place``'s host: one per managed directory, in ``BOOKKEEPING_DIR``."""
+    """The lock of ``place``'s host, ``BOOKKEEPING_DIR/host.lock`` (the records of the last
+    apply stay one per managed directory)."""
     ref = parse_target(place.target)
-    host_path = _record_base(place) + ".lock"
+    host_path = posixpath.join(BOOKKEEPING_DIR, HOST_LOCK_NAME)
     if ref.kind == "dir":
         root = loaded.resolve_path(ref.path).resolve()
         path = root / host_path.lstrip("/")
