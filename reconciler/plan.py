@@ -48,6 +48,17 @@ class Change:
             return True
         return bool(set(_records(self.after)) - set(_records(self.before)))
 
+    def unit_counts(self) -> tuple[int, int, int]:
+        """(added, changed, removed) records of this change, in ``COUNT_UNIT``."""
+        if self.action == "create":
+            return managed_units(self.after), 0, 0
+        if self.action == "delete":
+            return 0, 0, self.removed_units()
+        before, after = set(_records(self.before)), set(_records(self.after))
+        added, removed = len(after - before), len(before - after)
+        # a file rewritten, or a record set whose records stay (a TTL changed): one changed
+        return added, 0 if added or removed else 1, removed
+
     def removed_units(self) -> int:
         """How many managed records this change deletes or replaces (for the safety limit)."""
         if self.action == "create":
@@ -88,6 +99,12 @@ class Change:
             details=list(data.get("details", [])),
             described=[str(line) for line in data.get("described", [])],
         )
+
+
+# The one unit plan summaries and the safety limit count: a record of a DNS record set; a
+# resource without records (a file, a chain, a jail) counts as one.
+COUNT_UNIT = "records"
+COUNT_UNIT_NOTE = "a whole file, chain or jail counts as one record"
 
 
 def _records(value: Value) -> list[str]:
@@ -170,10 +187,14 @@ class Plan:
                 yield target, change
 
     def counts(self) -> dict[str, int]:
+        """Records to add, change and destroy: the unit the safety limit counts too (see
+        ``COUNT_UNIT``). A record replaced by another is one destroyed and one added."""
         counts = {"add": 0, "change": 0, "destroy": 0}
-        key = {"create": "add", "update": "change", "delete": "destroy"}
         for _, change in self.changes():
-            counts[key[change.action]] += 1
+            added, changed, removed = change.unit_counts()
+            counts["add"] += added
+            counts["change"] += changed
+            counts["destroy"] += removed
         return counts
 
     def refusals(self) -> list[str]:

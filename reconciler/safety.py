@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sipctl.reconciler.plan import Plan
+from sipctl.reconciler.plan import COUNT_UNIT_NOTE, Plan
 
 MAX_DESTROY_SHARE = 0.30
 ADVERTISING_KINDS = ("NAPTR", "SRV")
@@ -18,7 +18,8 @@ def refusal_reasons(plan: Plan) -> list[str]:
             reasons.append(
                 f"{target.layer} {target.target}: the plan deletes or replaces {removed} of "
                 f"{target.managed_units} managed records "
-                f"({removed / target.managed_units:.0%}, the limit is {MAX_DESTROY_SHARE:.0%})"
+                f"({removed / target.managed_units:.0%}, the limit is {MAX_DESTROY_SHARE:.0%}; "
+                f"{COUNT_UNIT_NOTE})"
             )
         if target.layer == "dns":
             withdrawn = [

@@ -32,8 +32,13 @@ def render_json(data: Mapping[str, Any]) -> str:
 
 
 def summary_line(data: Mapping[str, Any]) -> str:
+    from sipctl.reconciler.plan import COUNT_UNIT
+
     s = data["summary"]
-    return f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy."
+    return (
+        f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy "
+        f"({COUNT_UNIT})."
+    )
 
 
 def described_lines(change: Mapping[str, Any]) -> list[str]:

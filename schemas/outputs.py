@@ -34,12 +34,30 @@ def _audit() -> str:
     return dump(audit_report_schema())
 
 
+def _drift() -> str:
+    from sipctl.schemas.jsonschema import dump
+
+    return dump(drift_schema())
+
+
+def _verify() -> str:
+    from sipctl.schemas.jsonschema import dump
+
+    return dump(verify_schema())
+
+
 KINDS: dict[str, Callable[[], str]] = {
     "spec": _spec,
     "reference": _reference,
     "plan": _plan,
+    "drift": _drift,
+    "verify": _verify,
     "audit": _audit,
 }
+
+_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
+_OPTIONAL_TEXT = {"type": ["string", "null"]}
+_OPTIONAL_INT = {"type": ["integer", "null"]}
 
 _TEXTS = {"type": "array", "items": {"type": "string"}}
 
@@ -84,7 +102,8 @@ def plan_schema() -> dict[str, Any]:
             },
             "managed_units": {
                 "type": "integer",
-                "description": "records sipctl manages there (the safety limit's base)",
+                "description": "records sipctl manages there (a whole file, chain or jail "
+                "counts as one): the safety limit's base",
             },
             "desired_kinds": {"type": "object", "additionalProperties": {"type": "integer"}},
             "changes": {"type": "array", "items": change},
@@ -95,7 +114,7 @@ def plan_schema() -> dict[str, Any]:
     }
     count = {"type": "integer", "minimum": 0}
     return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$schema": _SCHEMA,
         "title": f"sipctl plan, format {FORMAT_VERSION}",
         "type": "object",
         "required": ["format_version", "domain", "spec", "summary", "targets"],
@@ -118,10 +137,153 @@ def plan_schema() -> dict[str, Any]:
                 "type": "object",
                 "required": ["add", "change", "destroy"],
                 "properties": {"add": count, "change": count, "destroy": count},
-                "description": "resources (record sets, files, chains) to add, change, destroy",
+                "description": "records to add, change, destroy (a whole file, chain or jail "
+                "counts as one; the safety limit counts the same unit)",
             },
             "refusals": {**_TEXTS, "description": "why apply would refuse it without --force"},
             "targets": {"type": "array", "items": target},
+        },
+    }
+
+
+def drift_schema() -> dict[str, Any]:
+    """The JSON Schema of ``sipctl drift --json``, format 1."""
+    item = {
+        "type": "object",
+        "required": ["layer", "target", "kind", "name", "how", "live", "diff"],
+        "additionalProperties": False,
+        "properties": {
+            "layer": {"type": "string"},
+            "target": {"type": "string"},
+            "kind": {"type": "string", "description": "A, SRV, NAPTR, file, chain, ..."},
+            "name": {"type": "string", "description": "the record name, file or chain"},
+            "how": {"enum": ["changed", "removed", "appeared"]},
+            "live": {"description": "the live value now (null: gone)"},
+            "diff": {**_TEXTS, "description": "unified diff lines, applied -> live"},
+        },
+    }
+    target = {
+        "type": "object",
+        "required": ["layer", "target", "record", "applied_at", "by", "drift"],
+        "additionalProperties": False,
+        "properties": {
+            "layer": {"type": "string"},
+            "target": {"type": "string"},
+            "record": {"type": "string", "description": "where the last apply's record lives"},
+            "applied_at": {**_OPTIONAL_TEXT, "description": "ISO 8601, UTC"},
+            "by": {**_OPTIONAL_TEXT, "description": "who applied"},
+            "drift": {"type": "array", "items": item},
+        },
+    }
+    return {
+        "$schema": _SCHEMA,
+        "title": "sipctl drift, format 1",
+        "type": "object",
+        "required": ["format_version", "domain", "drifted", "count", "targets", "unrecorded"],
+        "additionalProperties": False,
+        "properties": {
+            "format_version": {"const": "1"},
+            "domain": {"type": "string"},
+            "drifted": {"type": "boolean", "description": "true: exit code 2"},
+            "count": {"type": "integer", "minimum": 0, "description": "drifted resources"},
+            "targets": {"type": "array", "items": target},
+            "unrecorded": {**_TEXTS, "description": "targets with no record to compare"},
+        },
+    }
+
+
+def verify_schema() -> dict[str, Any]:
+    """The JSON Schema of ``sipctl verify --json``."""
+    from sipctl.reconciler.verify.report import FORMAT_VERSION
+
+    transport = {"enum": ["udp", "tcp", "tls"]}
+    hop = {
+        "type": "object",
+        "required": ["transport", "source", "target", "port", "addresses"],
+        "additionalProperties": False,
+        "properties": {
+            "transport": transport,
+            "source": {"enum": ["naptr", "srv", "address"], "description": "what led here"},
+            "service": {**_OPTIONAL_TEXT, "description": "the NAPTR service, e.g. SIP+D2U"},
+            "naptr_order": _OPTIONAL_INT,
+            "naptr_preference": _OPTIONAL_INT,
+            "srv_name": _OPTIONAL_TEXT,
+            "priority": _OPTIONAL_INT,
+            "weight": _OPTIONAL_INT,
+            "share": {
+                "type": ["number", "null"],
+                "description": "the share of first attempts RFC 2782 gives this target",
+            },
+            "target": {"type": "string"},
+            "port": {"type": "integer"},
+            "addresses": _TEXTS,
+        },
+    }
+    probe = {
+        "type": "object",
+        "required": ["transport", "address", "port", "user", "status", "target", "role", "ok"],
+        "additionalProperties": False,
+        "properties": {
+            "transport": transport,
+            "address": {"type": "string"},
+            "port": {"type": "integer"},
+            "user": {"type": "string", "description": "the user part of the OPTIONS request"},
+            "status": {**_OPTIONAL_INT, "description": "the SIP status (null: no answer)"},
+            "reason": _OPTIONAL_TEXT,
+            "rtt_ms": {"type": ["number", "null"]},
+            "attempts": {"type": "integer"},
+            "error": _OPTIONAL_TEXT,
+            "error_kind": _OPTIONAL_TEXT,
+            "server": {**_OPTIONAL_TEXT, "description": "the Server / User-Agent header"},
+            "answered_from": _OPTIONAL_TEXT,
+            "target": {"type": "string", "description": "the SRV target probed"},
+            "role": {"enum": ["user", "canary"]},
+            "expect": {**_OPTIONAL_INT, "description": "the status required (null: any final)"},
+            "ok": {"type": "boolean"},
+        },
+    }
+    defect = {
+        "type": "object",
+        "required": ["code", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "code": {"type": "string", "description": "stable, e.g. naptr-missing-srv"},
+            "message": {"type": "string"},
+        },
+    }
+    wss = {
+        "type": "object",
+        "required": ["host", "address", "port"],
+        "properties": {
+            "host": {"type": "string"},
+            "address": {"type": "string"},
+            "port": {"type": "integer"},
+            "error": _OPTIONAL_TEXT,
+            "error_kind": _OPTIONAL_TEXT,
+            "subprotocol": _OPTIONAL_TEXT,
+            "statuses": {"type": "object"},
+        },
+    }
+    return {
+        "$schema": _SCHEMA,
+        "title": f"sipctl verify, format {FORMAT_VERSION}",
+        "type": "object",
+        "required": ["format_version", "domain", "mode", "chain", "probes", "defects", "ok"],
+        "additionalProperties": False,
+        "properties": {
+            "format_version": {"const": FORMAT_VERSION},
+            "domain": {"type": "string"},
+            "nameserver": {**_OPTIONAL_TEXT, "description": "asked (null: the system resolver)"},
+            "mode": {
+                "enum": ["naptr", "srv", "address", "none"],
+                "description": "which RFC 3263 step answered",
+            },
+            "chain": {"type": "array", "items": hop, "description": "the hops, in order"},
+            "probes": {"type": "array", "items": probe},
+            "defects": {"type": "array", "items": defect},
+            "notes": _TEXTS,
+            "wss": {"type": "array", "items": wss},
+            "ok": {"type": "boolean", "description": "false: exit code 1"},
         },
     }
 

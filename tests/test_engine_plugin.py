@@ -103,9 +103,9 @@ def test_plugin_is_found_and_applied_idempotently(
 ) -> None:
     assert run(["plan", "--detailed-exitcode"]) == 2
     out = capsys.readouterr().out
-    assert "Plan: 6 to add, 0 to change, 0 to destroy." in out
+    assert "Plan: 11 to add, 0 to change, 0 to destroy (records)." in out
     assert run(["apply", "--auto-approve"]) == 0
-    assert "Apply complete! Resources: 6 added" in capsys.readouterr().out
+    assert "Apply complete! 11 added" in capsys.readouterr().out
     assert run(["plan", "--detailed-exitcode"]) == 0
     assert "No changes." in capsys.readouterr().out
 
@@ -123,9 +123,9 @@ def test_saved_plan_is_applied_exactly_and_goes_stale(
 ) -> None:
     assert run(["plan", "--out", "plan.json"]) == 0
     saved = json.loads((tmp_path / "plan.json").read_text())
-    assert saved["format_version"] == "1" and saved["summary"]["add"] == 6
+    assert saved["format_version"] == "1" and saved["summary"]["add"] == 11
     assert run(["show", "plan.json"]) == 0
-    assert "6 to add" in capsys.readouterr().out
+    assert "11 to add" in capsys.readouterr().out
     # the zone changes behind the plan's back: the plan is stale, nothing is applied
     plugin.write_text(json.dumps({"dns|TXT|other.example.org.": {"ttl": 1, "records": ["x"]}}))
     before = plugin.read_text()
@@ -163,18 +163,19 @@ def test_share_limit_counts_records(
     )
     capsys.readouterr()
     assert run(["plan"]) == 3
-    assert "the limit is 30%" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the limit is 30%; a whole file" in err
 
 
 def test_json_and_markdown_views(plugin: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["plan", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["summary"] == {"add": 6, "change": 0, "destroy": 0}
+    assert data["summary"] == {"add": 11, "change": 0, "destroy": 0}
     assert {c["action"] for t in data["targets"] for c in t["changes"]} == {"create"}
     assert run(["plan", "--markdown"]) == 0
     md = capsys.readouterr().out
     assert md.startswith("<!-- sipctl-plan:example.org -->\n### sipctl plan for `example.org`")
-    assert "**Plan: 6 to add, 0 to change, 0 to destroy.**" in md
+    assert "**Plan: 11 to add, 0 to change, 0 to destroy (records)." in md
     assert run(["plan", "--json", "--markdown"]) == 1
 
 

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sipctl.cli import run
 from sipctl.reconciler.views import MARKDOWN_LIMIT, render_markdown
@@ -146,6 +148,8 @@ def test_plan_json_follows_its_published_schema(
 def test_drift_of_a_file_is_a_diff_not_the_whole_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import jsonschema
+
     spec = tmp_path / "pbx.yaml"
     spec.write_text(
         "version: 1\ndomain: mysite.ru\nusers:\n  director: 105\n  alex: 106\n"
@@ -156,7 +160,10 @@ def test_drift_of_a_file_is_a_diff_not_the_whole_file(
     dialplan = tmp_path / "pbx" / "etc" / "asterisk" / "extensions_sipctl.conf"
     dialplan.write_text(dialplan.read_text().replace("Dial(PJSIP/105)", "Dial(PJSIP/999)"))
     assert run(["drift", "-f", str(spec), "--json"]) == 2
-    [item] = [d for t in json.loads(capsys.readouterr().out)["targets"] for d in t["drift"]]
+    report = json.loads(capsys.readouterr().out)
+    assert run(["schema", "--output", "drift"]) == 0
+    jsonschema.validate(report, json.loads(capsys.readouterr().out))
+    [item] = [d for t in report["targets"] for d in t["drift"]]
     assert item["name"] == "extensions_sipctl.conf"
     assert any("Dial(PJSIP/999)" in line and line.startswith("+") for line in item["diff"])
     assert any("Dial(PJSIP/105)" in line and line.startswith("-") for line in item["diff"])
@@ -164,3 +171,30 @@ def test_drift_of_a_file_is_a_diff_not_the_whole_file(
     assert run(["drift", "-f", str(spec), "--no-color"]) == 2
     out = capsys.readouterr().out
     assert "Dial(PJSIP/999)" in out and "unchanged" in out
+
+
+_RECORDS = st.lists(st.sampled_from(["192.0.2.1", "192.0.2.2", "192.0.2.3"]), unique=True)
+
+
+@given(before=_RECORDS, after=_RECORDS)
+@settings(max_examples=60, deadline=None)
+def test_summary_and_safety_count_the_same_unit(before: list[str], after: list[str]) -> None:
+    """The records the summary destroys are the records the safety limit counts as removed."""
+    from sipctl.reconciler.plan import COUNT_UNIT, Change
+    from sipctl.reconciler.resources import Address
+    from sipctl.reconciler.views import summary_line
+
+    def value(records: list[str]) -> dict[str, object] | None:
+        return {"ttl": 300, "records": records} if records else None
+
+    old, new = value(before), value(after)
+    if old == new:
+        return
+    action = "create" if old is None else "delete" if new is None else "update"
+    change = Change(Address("dns", "A", "sip"), action, old, new)
+    added, changed, removed = change.unit_counts()
+    assert removed == change.removed_units()
+    assert added == len(set(after) - set(before))
+    assert added + changed + removed >= 1
+    line = summary_line({"summary": {"add": added, "change": changed, "destroy": removed}})
+    assert f"({COUNT_UNIT})" in line

@@ -202,6 +202,8 @@ def test_cli_verify_table_json_and_exit_codes(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    import jsonschema
+
     from sipctl.cli import run
 
     _cli_with_verify()
@@ -215,10 +217,17 @@ def test_cli_verify_table_json_and_exit_codes(
     assert run([*args, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is True and {p["status"] for p in data["probes"]} == {200, 404}
+    assert run(["schema", "--output", "verify"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.validate(data, schema)
     # break the chain: the TCP SRV is gone -> exit 1 with the defect named
     bind.update(zone, delete=[("_sip._tcp", "SRV")])
     assert run(args) == 1
     assert "[naptr-missing-srv]" in capsys.readouterr().out
+    assert run([*args, "--json"]) == 1
+    broken = json.loads(capsys.readouterr().out)
+    assert broken["defects"] and broken["ok"] is False
+    jsonschema.validate(broken, schema)
     assert run([*args[:4], "--nameserver", "127.0.0.1:99999"]) == 1
     assert "127.0.0.1:99999" in capsys.readouterr().err
 

@@ -172,7 +172,7 @@ def schema(
             "--output",
             help="What to describe: spec (the spec's JSON Schema), reference (the spec "
             "reference in Markdown, docs/spec.md), or the JSON Schema of a command's --json "
-            "output: plan (also a saved plan file), audit.",
+            "output: plan (also a saved plan file), drift, verify, audit.",
             metavar="KIND",
         ),
     ] = "spec",
