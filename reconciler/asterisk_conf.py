@@ -177,6 +177,12 @@ def parse_dialplan(text: str) -> list[DialplanStep]:
     optional ``(label)``) at the next; the application name at ``(``; its arguments run to
     the last ``)``. ``same =>`` continues the extension of the line before.
     """
+    return _scan_dialplan(text, None)
+
+
+def _scan_dialplan(text: str, includes: list[tuple[str, str]] | None) -> list[DialplanStep]:
+    """parse_dialplan's one pass; with ``includes``, also collects (context, included
+    context) of every ``include =>`` line in it (a dialplan is read once per plan)."""
     steps: list[DialplanStep] = []
     context = ""
     last_exten: str | None = None
@@ -201,7 +207,9 @@ def parse_dialplan(text: str) -> list[DialplanStep]:
                 raise DialplanSyntaxError(f"line {number}: 'same' without an extension before it")
             exten, rest = last_exten, value
         else:
-            continue  # include =>, switch =>, ignorepat =>, [general] options
+            if key == "include" and includes is not None:
+                includes.append((context, value))
+            continue  # switch =>, ignorepat =>, [general] options
         prio_text, sep, app_text = rest.partition(",")
         prio_text = prio_text.strip()
         if prio_text in _PLAIN_PRIORITIES:
@@ -226,26 +234,12 @@ def normalize_dialplan(text: str) -> dict[str, list[str]]:
     """A comparable value of a dialplan file: ``"context,extension"`` -> its steps in order,
     and ``"context include =>"`` -> the contexts it includes, in order."""
     result: dict[str, list[str]] = {}
-    for step in parse_dialplan(text):
+    includes: list[tuple[str, str]] = []
+    for step in _scan_dialplan(text, includes):
         label = f"({step.label})" if step.label else ""
         result.setdefault(f"{step.context},{step.exten}", []).append(
             f"{step.priority}{label},{step.app}({step.args})"
         )
-    for context, included in dialplan_includes(text):
+    for context, included in includes:
         result.setdefault(f"{context} include =>", []).append(included)
     return result
-
-
-def dialplan_includes(text: str) -> list[tuple[str, str]]:
-    """(context, included context) of every ``include =>`` line, in order."""
-    found: list[tuple[str, str]] = []
-    context = ""
-    for _, line in logical_lines(text):
-        if line.startswith("["):
-            head = _SECTION_RE.fullmatch(line)
-            context = head["name"].strip() if head is not None else context
-            continue
-        key, value = _split_option(line)
-        if key == "include" and not line.startswith("#"):
-            found.append((context, value))
-    return found
