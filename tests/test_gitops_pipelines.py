@@ -90,18 +90,32 @@ if name == "gh":
         sys.exit(f"gh stub: unexpected {args}")
     sys.exit(0)
 if name == "curl":
-    url = args[-1]
-    if url.endswith("/notes"):
+    # GitLab REST v4, as documented: every call authenticated with PRIVATE-TOKEN; the apply
+    # job's plan is looked up by the merged request's head SHA, never by a branch.
+    url, method = args[-1], opt("--request") or "GET"
+    if opt("--header") != "PRIVATE-TOKEN: " + os.environ["GITLAB_API_TOKEN"]:
+        sys.exit(f"curl stub: no PRIVATE-TOKEN header: {args}")
+    api = os.environ["CI_API_V4_URL"] + "/projects/" + os.environ["CI_PROJECT_ID"]
+    mr_sha = os.environ["EXPECT_MR_SHA"]
+    if (method, url) == ("POST", f"{api}/merge_requests/7/notes"):
         body = next(a for a in args if a.startswith("body@"))[len("body@"):]
         shutil.copy(body, store / "comment-mr.md")
-    elif url.endswith("/merge_requests"):
-        print(json.dumps([{"iid": 7, "source_branch": "feature"}]))
-    elif "/jobs/artifacts/feature/download" in url:
+    elif (method, url) == ("GET", f"{api}/repository/commits/{os.environ['CI_COMMIT_SHA']}/merge_requests"):
+        print(json.dumps([{"iid": 7, "state": "merged", "sha": mr_sha, "source_branch": "feature"}]))
+    elif (method, url) == ("GET", f"{api}/merge_requests/7/pipelines"):
+        # newest first; the newest is another SHA's (a merged-results pipeline, a later push)
+        pipelines = [{"id": 99, "sha": "f" * 40, "ref": "refs/merge-requests/7/head", "status": "success"}]
+        if not os.environ.get("STUB_NO_PLAN_PIPELINE"):
+            pipelines.append({"id": 55, "sha": mr_sha, "ref": "refs/merge-requests/7/head", "status": "success"})
+        print(json.dumps(pipelines))
+    elif (method, url) == ("GET", f"{api}/pipelines/55/jobs?scope[]=success") and "--globoff" in args:
+        print(json.dumps([{"id": 554, "name": "other"}, {"id": 555, "name": "sipctl-plan"}]))
+    elif (method, url) == ("GET", f"{api}/jobs/555/artifacts") and "--location" in args:
         with zipfile.ZipFile(opt("--output"), "w") as archive:
             for item in (store / "artifacts" / "sipctl-plan").iterdir():
                 archive.write(item, item.name)
     else:
-        sys.exit(f"curl stub: unexpected {url}")
+        sys.exit(f"curl stub: not a documented call: {method} {url} {args}")
     sys.exit(0)
 sys.exit(f"stub: unknown program {name}")
 '''
@@ -254,19 +268,27 @@ def gitlab_env(ci: FakeCi, pipeline: dict[str, Any], source: str) -> dict[str, s
         "SIPCTL_TSIG_SECRET": ci.bind.secret,
         "SIPCTL_SSH_KEY": str(ci.ssh_key),  # a file-type variable is a path
         "GITLAB_API_TOKEN": "gl-test-token",
+        "EXPECT_MR_SHA": HEAD_SHA,
     }
     for key, value in pipeline.get("variables", {}).items():
         env[key] = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), str(value))
     return env
 
 
-def run_gitlab_job(ci: FakeCi, pipeline: dict[str, Any], job_name: str, source: str) -> JobResult:
+def run_gitlab_job(
+    ci: FakeCi,
+    pipeline: dict[str, Any],
+    job_name: str,
+    source: str,
+    extra: dict[str, str] | None = None,
+) -> JobResult:
     job = pipeline[job_name]
     rule = job["rules"][0]["if"]
     assert f'"{source}"' in rule, f"{job_name} does not run on {source} pipelines: {rule}"
     ci.fresh_checkout()
     lines = [*pipeline.get("default", {}).get("before_script", []), *job["script"]]
-    result = ci.run_script("\n".join(lines), ci.env(gitlab_env(ci, pipeline, source)))
+    env = ci.env({**gitlab_env(ci, pipeline, source), **(extra or {})})
+    result = ci.run_script("\n".join(lines), env)
     if result.code == 0 and "artifacts" in job and job_name == "sipctl-plan":
         ci.keep_artifact(job_name, job["artifacts"]["paths"])
     return result
@@ -359,6 +381,19 @@ def test_gitlab_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
     apply = run_gitlab_job(ci, pipeline, "sipctl-apply", "push")
     assert apply.code == 0, apply.output
     assert bind.query(f"_sip._tcp.{DOMAIN}", "SRV") == [f"10 0 5060 pbx.{DOMAIN}."]
+    api = "https://gitlab.example/api/v4/projects/1"
+    urls = [
+        line.rsplit(" ", 1)[1]
+        for line in (ci.stub_dir / "calls.log").read_text().splitlines()
+        if line.startswith("curl ")
+    ]
+    assert urls == [
+        f"{api}/merge_requests/7/notes",
+        f"{api}/repository/commits/0123abcd/merge_requests",
+        f"{api}/merge_requests/7/pipelines",
+        f"{api}/pipelines/55/jobs?scope[]=success",
+        f"{api}/jobs/555/artifacts",
+    ], "the plan of the merged head SHA's pipeline, found by documented calls"
 
     assert run_gitlab_job(ci, pipeline, "sipctl-drift", "schedule").code == 0
     report = json.loads((ci.repo / "drift.json").read_text())
@@ -376,6 +411,26 @@ def test_gitlab_pipeline_refuses_a_stale_saved_plan(ci: FakeCi, bind: BindServer
     apply = run_gitlab_job(ci, pipeline, "sipctl-apply", "push")
     assert apply.code == 3, apply.output
     assert "Re-plan in a new merge request" in apply.output
+
+
+def test_gitlab_apply_is_a_manual_job_in_an_approval_environment() -> None:
+    apply = _load("gitlab-ci.yml")["sipctl-apply"]
+    assert apply["environment"]["name"] and apply["environment"]["deployment_tier"] == "production"
+    assert all(rule.get("when") == "manual" for rule in apply["rules"])
+    assert apply["resource_group"] == "sipctl"
+
+
+def test_gitlab_apply_refuses_without_a_plan_of_the_merged_head(
+    ci: FakeCi, bind: BindServer
+) -> None:
+    pipeline = _load("gitlab-ci.yml")
+    assert run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event").code == 0
+    before = bind.zone_records(DOMAIN)
+    apply = run_gitlab_job(ci, pipeline, "sipctl-apply", "push", {"STUB_NO_PLAN_PIPELINE": "1"})
+    assert apply.code == 1, apply.output
+    assert f"No successful pipeline for {HEAD_SHA}" in apply.output
+    assert bind.zone_records(DOMAIN) == before, "nothing was applied"
+    assert "/jobs/" not in (ci.stub_dir / "calls.log").read_text(), "no other plan fetched"
 
 
 def test_example_secrets_are_not_in_the_outputs(ci: FakeCi, bind: BindServer) -> None:
