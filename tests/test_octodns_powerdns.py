@@ -331,3 +331,29 @@ def test_import_through_the_plugin_then_drift(
     code, out = sipctl(capsys, "drift", "-f", "imported.yaml")
     assert code != 0, out
     assert f"SRV _sip._udp.{z}. was changed on the live side" in out
+
+
+def test_many_domain_run_on_powerdns(
+    keyed: PowerDnsServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `apply -f DIR` writes the zones at once: PowerDNS on sqlite answers some of those writes
+    # 500 "database is locked", which call() retries with backoff. `plan -f DIR` plans in
+    # forked workers; each read builds a fresh plugin instance there.
+    zones = [keyed.new_zone() for _ in range(3)]
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for z in zones:
+        (specs / f"{z}.yaml").write_text(spec_text(keyed, z))
+    before = {z: keyed.rrsets(z) for z in zones}
+    code, out = sipctl(capsys, "apply", "-f", str(specs), "--auto-approve", "--no-verify")
+    assert code == 0, out + keyed.log_tail()
+    for z in zones:
+        live = keyed.rrsets(z)
+        assert live[(f"_sip._udp.{z}.", "SRV")][1] == [f"10 0 5060 sip.{z}."], out
+        assert live[(f"sip.{z}.", "A")][1] == ["192.0.2.10"]
+        for key, value in before[z].items():  # foreign records untouched (the SOA serial moves)
+            if key[1] not in ("SOA", "NAPTR"):
+                assert live[key] == value
+    code, out = sipctl(capsys, "plan", "-f", str(specs), "--detailed-exitcode")
+    assert code == 0, out
+    assert keyed.api_key not in out

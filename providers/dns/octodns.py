@@ -138,7 +138,9 @@ class OctodnsProvider:
         plugin = self.plugin.instance()
         zone = new_zone(self.zone)
         exists = call(
-            lambda: plugin.populate(zone, target=True, lenient=True), f"read zone {self.zone}"
+            lambda: plugin.populate(zone, target=True, lenient=True),
+            f"read zone {self.zone}",
+            self.plugin.class_path,
         )
         self.reads += 1
         if not exists:
@@ -189,7 +191,7 @@ class OctodnsProvider:
         plugin = self.plugin.instance()
         with quiet():
             plan = self._octodns_plan(before, after)
-        call(lambda: plugin.apply(plan), what)
+        call(lambda: plugin.apply(plan), what, self.plugin.class_path)
         self.applies += 1
 
     def _after(self, change: Change, full: LiveRrset | None) -> LiveRrset | None:
@@ -296,7 +298,11 @@ class OctodnsProvider:
         with quiet():
             plan = self._octodns_plan({k: before.get(k) for k in changed}, changed)
         what = "publish" if add else "remove"
-        call(lambda: plugin.apply(plan), f"{what} ACME challenge records in zone {self.zone}")
+        call(
+            lambda: plugin.apply(plan),
+            f"{what} ACME challenge records in zone {self.zone}",
+            self.plugin.class_path,
+        )
 
     def challenges_visible(self, records: Sequence[ChallengeRecord]) -> bool:
         """As the provider's API shows the zone (what its name servers serve)."""

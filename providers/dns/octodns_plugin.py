@@ -7,8 +7,9 @@ secrets so no message can show them).
 
 A plugin caches what it read (Route53 its rrsets, PowerDNS its version), so every read gets a
 fresh instance (``PluginConfig.instance``). Every call into the plugin goes through ``call``:
-throttling is retried with backoff, and every other failure becomes one line (wrong key,
-unknown zone, unreachable, a record the provider refused), never a traceback.
+throttling and server-side failures (5xx) are retried with backoff, and every other failure
+becomes one line (wrong key, unknown zone, unreachable, a record the provider refused), never
+a traceback.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ _THROTTLE_CODES = {
 # CREATE finds one: that is the compare-and-set we rely on (see octodns.py).
 _CONDITION_WORDS = ("not found", "do not match", "already exists", "but it already exists")
 RETRIES = 4
+# Throttling, and a server failing on its side (5xx: e.g. PowerDNS on sqlite answers 500
+# "database is locked" when two zones are written at once). Sending the same request again is
+# safe: PowerDNS's PATCH is one transaction, and a Route53 batch that did land is refused on
+# the second try by its own conditions (a stale plan, exit 3), never applied twice.
+RETRIED = ("throttled", "server")
 BACKOFF = 0.5  # seconds before the first retry, doubled each time
 
 
@@ -153,7 +159,9 @@ class PluginConfig:
 
     def instance(self) -> Any:
         """A fresh plugin instance (plugins cache what they read)."""
-        return call(lambda: self.cls("sipctl", **self.kwargs), "configure the plugin")
+        return call(
+            lambda: self.cls("sipctl", **self.kwargs), "configure the plugin", self.class_path
+        )
 
 
 def _resolve(value: Any, loaded: LoadedSpec, ctx: RunContext, key: str) -> Any:
@@ -176,12 +184,17 @@ def _resolve(value: Any, loaded: LoadedSpec, ctx: RunContext, key: str) -> Any:
 # --- calling the plugin -------------------------------------------------------------------------
 
 
-def call(action: Callable[[], T], what: str, sleep: Callable[[float], None] = time.sleep) -> T:
+def call(
+    action: Callable[[], T],
+    what: str,
+    provider: str = "",
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     """Run one plugin call; throttling is retried with backoff, other errors become one line.
 
-    ``what`` completes "could not ..." (e.g. "read zone mysite.ru."). A plugin may raise
-    anything (botocore, requests, its own exceptions): only its kind and its provider's own
-    reason are kept.
+    ``what`` completes "could not ..." (e.g. "read zone mysite.ru."); ``provider`` (the plugin
+    class) is named in the line. A plugin may raise anything (botocore, requests, its own
+    exceptions): only its kind and its provider's own reason are kept.
     """
     delay = BACKOFF
     for attempt in range(RETRIES + 1):
@@ -190,11 +203,11 @@ def call(action: Callable[[], T], what: str, sleep: Callable[[float], None] = ti
                 return action()
         except Exception as exc:
             kind = classify(exc)
-            if kind == "throttled" and attempt < RETRIES:
+            if kind in RETRIED and attempt < RETRIES:
                 sleep(delay * random.uniform(0.8, 1.2))
                 delay *= 2
                 continue
-            raise translate(exc, kind, what, attempt) from None
+            raise translate(exc, kind, what, attempt, provider) from None
     raise AssertionError("unreachable")
 
 
@@ -224,7 +237,7 @@ def quiet() -> Iterator[None]:
 
 
 def classify(exc: BaseException) -> str:
-    """auth | throttled | condition | refused | unreachable | missing | other."""
+    """auth | throttled | condition | refused | missing | server | unreachable | other."""
     status, code, message = _details(exc)
     lowered = message.lower()
     if status in (401, 403) or code in _AUTH_CODES or "unauthorized" in lowered:
@@ -237,6 +250,8 @@ def classify(exc: BaseException) -> str:
         return "missing"
     if code == "InvalidChangeBatch" or status in (400, 422):
         return "refused"
+    if status is not None and status >= 500:  # it answered: not "unreachable" (an OSError)
+        return "server"
     name = type(exc).__name__
     if name in ("ConnectionError", "EndpointConnectionError", "ConnectTimeout", "ReadTimeout"):
         return "unreachable"
@@ -266,36 +281,45 @@ def _details(exc: BaseException) -> tuple[int | None, str, str]:
     return status, code, " ".join(message.split())[:300]
 
 
-def translate(exc: BaseException, kind: str, what: str, retries: int = 0) -> SipctlError:
+def translate(
+    exc: BaseException, kind: str, what: str, retries: int = 0, provider: str = ""
+) -> SipctlError:
     status, code, reason = _details(exc)
+    named = f" ({provider})" if provider else ""
     said = f" ({code or status}: {reason})" if (code or status) and reason else ""
     if kind == "auth":
         return ProviderError(
-            f"the DNS provider refused the credentials: could not {what}{said}; check the "
+            f"the DNS provider{named} refused the credentials: could not {what}{said}; check the "
             "env/ variables named in dns.octodns and the key's permissions"
         )
     if kind == "throttled":
         return ProviderError(
-            f"the DNS provider kept throttling: could not {what} after {retries} retries with "
-            f"backoff{said}; nothing more was sent. Try again later"
+            f"the DNS provider{named} kept throttling: could not {what} after {retries} retries "
+            f"with backoff{said}; nothing more was sent. Try again later"
+        )
+    if kind == "server":
+        return ProviderError(
+            f"the DNS provider{named} kept failing on its side: could not {what} after "
+            f"{retries} retries with backoff{said}; its own log says why. Try again later"
         )
     if kind == "condition":
         return StalePlanError(
-            f"the DNS provider refused the change set: the records changed between read and "
+            f"the DNS provider{named} refused the change set: the records changed between read and "
             f"write{said}; nothing was changed. Run plan again"
         )
     if kind == "missing":
-        return ProviderError(f"the DNS provider does not know it: could not {what}{said}")
+        return ProviderError(f"the DNS provider{named} does not know it: could not {what}{said}")
     if kind == "refused":
         return ProviderError(
-            f"the DNS provider refused the change set: could not {what}{said}; nothing was changed"
+            f"the DNS provider{named} refused the change set: could not {what}{said}; nothing "
+            "was changed"
         )
     if kind == "unreachable":
         return ProviderError(
-            f"cannot reach the DNS provider's API: could not {what} "
+            f"cannot reach the DNS provider's API{named}: could not {what} "
             f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
         )
     return ProviderError(
-        f"the octoDNS plugin failed: could not {what} ({type(exc).__name__}: "
+        f"the octoDNS plugin{named} failed: could not {what} ({type(exc).__name__}: "
         f"{' '.join(str(exc).split())[:300]})"
     )
