@@ -359,6 +359,25 @@ def test_github_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
     assert f"- SRV _sip._tcp.{DOMAIN}. was removed on the live side" in drift.output
 
 
+def test_github_manual_replan_and_apply_of_main(ci: FakeCi, bind: BindServer) -> None:
+    workflow = _load("github-actions.yml")
+    choice = workflow[True]["workflow_dispatch"]["inputs"]["action"]  # YAML 1.1: on -> True
+    assert choice["options"] == ["drift", "replan-and-apply"] and choice["default"] == "drift"
+    job = workflow["jobs"]["apply-main"]
+    assert "inputs.action == 'replan-and-apply'" in job["if"]
+    assert "github.event.repository.default_branch" in job["if"]
+    assert "inputs.action == 'drift'" in workflow["jobs"]["drift"]["if"]
+    assert job["environment"] == workflow["jobs"]["apply"]["environment"]
+    assert job["concurrency"] == workflow["jobs"]["apply"]["concurrency"], "one apply queue"
+
+    applied = run_github_job(ci, workflow, "apply-main")
+    assert applied.code == 0, applied.output
+    assert bind.query(f"_sip._tcp.{DOMAIN}", "SRV") == [f"10 0 5060 pbx.{DOMAIN}."]
+    assert (ci.stub_dir / "artifacts" / "sipctl-plan-main" / "plan.json").exists()
+    again = run_github_job(ci, workflow, "apply-main")
+    assert again.code == 0 and "No changes" in again.output, again.output
+
+
 def test_github_pipeline_refuses_a_stale_saved_plan(ci: FakeCi, bind: BindServer) -> None:
     workflow = _load("github-actions.yml")
     assert run_github_job(ci, workflow, "plan").code == 0
