@@ -27,7 +27,7 @@ class Layer:
     describe_path: str = ""
 
     def managed(self, spec: Spec) -> bool:
-        """A layer whose section is left out is not managed at all (DESIGN.md)."""
+        """A layer whose section is left out is not managed at all."""
         return self.section(spec) is not None
 
     def render(self, spec: Spec) -> list[Resource]:

@@ -1,4 +1,4 @@
-"""Pydantic models of the sipctl spec, version 1 (see DESIGN.md).
+"""Pydantic models of the sipctl spec, version 1 (the reference: docs/spec.md).
 
 Every model forbids unknown keys and is immutable. Defaults are the ones an admin expects
 from the classic setup: UDP and TCP on 5060, TLS on 5061, RTP 10000-20000.

@@ -468,7 +468,7 @@ def foreign_anonymous(target: str, config_dir: str, context: str) -> str:
 
 
 def spec_yaml(data: dict[str, Any], header: list[str]) -> str:
-    """The spec as YAML, in the order of DESIGN.md, with a comment header."""
+    """The spec as YAML, keys in the reference's order (docs/spec.md), a comment header first."""
     order = ["version", "domain", "transports", "servers", "users", "dns", "asterisk"]
     ordered = {k: data[k] for k in order if k in data}
     body = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False, allow_unicode=True)

@@ -1,6 +1,6 @@
 """Render the DNS layer of a spec: the records sipctl owns, and artefacts for review.
 
-Pure: the spec goes in, resources and texts come out. Owned, per DESIGN.md:
+Pure: the spec goes in, resources and texts come out. What sipctl owns in a zone:
 
 - the SIP/SIPS NAPTRs at the domain (one per enabled transport; only when ``dns.naptr``),
 - the SRV rrset of every enabled transport, listing every server,

@@ -1,6 +1,6 @@
 """Render the fail2ban layer: the filter for rejected SIP callers and the jail that uses it.
 
-Pure: the spec goes in, two owned files come out (DESIGN.md, "Ownership")::
+Pure: the spec goes in, the two files sipctl owns come out::
 
     <config_dir>/filter.d/sipctl-asterisk.conf   what a failure looks like in the Asterisk log
     <config_dir>/jail.d/sipctl.conf              [sipctl-asterisk]: where to look, when to ban
