@@ -283,21 +283,26 @@ class Progress:
             self._stream.flush()
 
 
+def _run_one(domain: Domain, work: Callable[[Domain], None]) -> None:
+    """Run ``work`` on one domain, timed; its failure is recorded on it, never raised."""
+    started = time.monotonic()
+    try:
+        work(domain)
+    except SipctlError as exc:
+        domain.fail(exc)
+    except Exception as exc:  # a bug in one domain must not stop the others
+        domain.status = "error"
+        domain.message = f"unexpected error ({type(exc).__name__}: {exc})"
+    domain.seconds += time.monotonic() - started
+
+
 def _run_each(
     domains: Sequence[Domain], parallel: int, what: str, work: Callable[[Domain], None]
 ) -> None:
     progress = Progress(what, len(domains))
 
     def one(domain: Domain) -> None:
-        started = time.monotonic()
-        try:
-            work(domain)
-        except SipctlError as exc:
-            domain.fail(exc)
-        except Exception as exc:  # a bug in one domain must not stop the others
-            domain.status = "error"
-            domain.message = f"unexpected error ({type(exc).__name__}: {exc})"
-        domain.seconds += time.monotonic() - started
+        _run_one(domain, work)
         progress.step(domain)
 
     workers = max(1, min(parallel, MAX_PARALLEL, len(domains) or 1))
@@ -404,28 +409,22 @@ def _plan_share(indices: list[int]) -> list[_SharePlan]:
     for index in indices:
         domain = todo[index]
         assert domain.loaded is not None
-        started = time.monotonic()
         ctx = make_ctx(domain.loaded)
-        plan_data = None
+        made: list[Plan] = []
+
+        def work(domain: Domain, ctx: RunContext = ctx, made: list[Plan] = made) -> None:
+            assert domain.loaded is not None
+            made.append(make_plan(domain.loaded, ctx, layers).plan)
+            domain.status = "planned" if made[0].has_changes else "no changes"
+
         try:
-            plan = make_plan(domain.loaded, ctx, layers).plan
-            plan_data = plan.to_json()
-            domain.status = "planned" if plan.has_changes else "no changes"
-        except SipctlError as exc:
-            domain.fail(exc)
-        except Exception as exc:  # a bug in one domain must not stop the others
-            domain.status = "error"
-            domain.message = f"unexpected error ({type(exc).__name__}: {exc})"
+            _run_one(domain, work)
         finally:
             ctx.close()
+        plan_data = made[0].to_json() if made else None
         results.append(
             _SharePlan(
-                index,
-                domain.status,
-                domain.message,
-                time.monotonic() - started,
-                plan_data,
-                set(ctx.secrets),
+                index, domain.status, domain.message, domain.seconds, plan_data, set(ctx.secrets)
             )
         )
     return results
@@ -505,19 +504,9 @@ def _run_each_by_host(
     by_first = {id(group[0]): group for group in groups.values()}
 
     def group_work(first: Domain) -> None:
-        for index, domain in enumerate(by_first[id(first)]):
-            if index == 0:
-                work(domain)
-                continue
-            started = time.monotonic()
-            try:
-                work(domain)
-            except SipctlError as exc:
-                domain.fail(exc)
-            except Exception as exc:  # a bug in one domain must not stop the others
-                domain.status = "error"
-                domain.message = f"unexpected error ({type(exc).__name__}: {exc})"
-            domain.seconds += time.monotonic() - started
+        work(first)  # _run_each times it and records its failure
+        for domain in by_first[id(first)][1:]:
+            _run_one(domain, work)
 
     _run_each([group[0] for group in groups.values()], parallel, what, group_work)
 
