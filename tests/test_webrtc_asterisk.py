@@ -18,6 +18,7 @@ from fixtures.certs import WSS_HOST, ca_file
 from fixtures.common import free_port
 
 from sipctl.providers.asterisk.http_conf import MARK, WAS
+from sipctl.providers.asterisk.wss_checks import ipv6_listener_problem
 from sipctl.providers.wss_probe import check_wss
 from sipctl.reconciler.verify.run import run_verify
 from sipctl.schemas.loader import load_spec
@@ -126,6 +127,40 @@ def test_websocket_certificate_is_checked(asterisk: AsteriskInstance) -> None:
         "webrtc.mysite.ru", ssl_context=trusting_context(), timeout=10,
     )  # fmt: skip
     assert wrong_name.error_kind == "certificate", wrong_name
+
+
+def test_servers_with_ipv6_get_one_dual_stack_listener(
+    asterisk: AsteriskInstance, spec_dir: Path
+) -> None:
+    """A server with an AAAA makes the HTTPS listener ``[::]``: one socket that browsers of
+    both families reach (IPv4 mapped: the host's ``net.ipv6.bindv6only`` is 0, which plan
+    checks); IPv4-only servers keep ``0.0.0.0``."""
+    data = wss_spec(asterisk)
+    data["servers"][0]["ipv6"] = ["::1"]
+    spec = write_spec(spec_dir, data, "dual.yaml")
+    assert plan_layer(spec)[3].problems == []
+    apply_spec(spec)
+    status = asterisk.rx("http show status")
+    assert f"HTTPS Server Enabled and Bound to [::]:{asterisk.wss_port}" in status
+    for address in ("127.0.0.1", "::1"):
+        result = check_wss(
+            WSS_HOST, address, asterisk.wss_port, ["director"], "mysite.ru",
+            "webrtc.mysite.ru", ssl_context=trusting_context(), timeout=10,
+        )  # fmt: skip
+        assert result.statuses == {"director": 200}, (address, result)
+    assert pending_changes(spec) == []
+    apply_spec(write_spec(spec_dir, wss_spec(asterisk), "v4.yaml"))
+    status = asterisk.rx("http show status")
+    assert f"HTTPS Server Enabled and Bound to 0.0.0.0:{asterisk.wss_port}" in status
+
+
+def test_ipv6_listener_problems_name_the_sysctl() -> None:
+    assert ipv6_listener_problem("0\n", 8089, ipv4_too=True) is None
+    assert ipv6_listener_problem("1\n", 8089, ipv4_too=False) is None
+    both = ipv6_listener_problem("1\n", 8089, ipv4_too=True)
+    assert both is not None and "net.ipv6.bindv6only=0" in both
+    none = ipv6_listener_problem(None, 8089, ipv4_too=False)
+    assert none is not None and "no IPv6" in none
 
 
 def test_removing_wss_gives_back_the_admins_http_conf(

@@ -31,9 +31,11 @@ from sipctl.providers.asterisk.cli import (
 from sipctl.providers.asterisk.edit import count_includes, read_rtp, set_include, set_rtp
 from sipctl.providers.asterisk.http_conf import has_marks, read_http, restore, set_http
 from sipctl.providers.asterisk.wss_checks import (
+    BINDV6ONLY,
     PROC_NET_TCP,
     SHOW_HTTP,
     SHOW_MODULES,
+    ipv6_listener_problem,
     listening_tcp_ports,
     wss_problems,
 )
@@ -54,6 +56,7 @@ from sipctl.reconciler.render.asterisk import (
     RTP_FILE,
     SIP_FILE,
     WSS_TRANSPORT,
+    address_families,
     file_address,
     file_value,
     guest_extensions,
@@ -203,9 +206,13 @@ class AsteriskProvider:
         if wss is not None:
             modules, http = answers[-2:]
             answers = answers[:-2]
-            live.problems += wss_problems(
-                modules.output, http.output, wss.port, self._listening_tcp_ports()
-            )
+            listening, bindv6only = self._read_network()
+            live.problems += wss_problems(modules.output, http.output, wss.port, listening)
+            families = address_families(self._loaded.spec)
+            if "ipv6" in families:
+                problem = ipv6_listener_problem(bindv6only, wss.port, "ipv4" in families)
+                if problem:
+                    live.problems.append(problem)
         transports, endpoints, settings, sound_answer = answers[:4]
         module = answers[-1]
         live.private["confbridge_running"] = module.ok and _module_running(module.output)
@@ -230,16 +237,21 @@ class AsteriskProvider:
             live.problems.extend(self._transport_mismatches(transports.output))
         self._check_sound(sound_answer, live)
 
-    def _listening_tcp_ports(self) -> set[int] | None:
-        """TCP ports anything listens on at the target (None when it cannot be read)."""
+    def _read_network(self) -> tuple[set[int] | None, str | None]:
+        """TCP ports anything listens on at the target (None when they cannot be read), and
+        its ``net.ipv6.bindv6only`` (None: no IPv6 there), in one read."""
         try:
-            found = self._transport().read_files(list(PROC_NET_TCP))
+            found = self._transport().read_files([*PROC_NET_TCP, BINDV6ONLY])
         except ProviderError:
-            return None
+            return None, None
         tables = [found[p].content for p in PROC_NET_TCP]
-        if all(t is None for t in tables):
-            return None
-        return listening_tcp_ports(*(_text(t) for t in tables if t is not None))
+        v6only = found[BINDV6ONLY].content
+        listening = (
+            None
+            if all(t is None for t in tables)
+            else listening_tcp_ports(*(_text(t) for t in tables if t is not None))
+        )
+        return listening, None if v6only is None else _text(v6only)
 
     def _transport_mismatches(self, output: str) -> list[str]:
         have = parse_transports(output)

@@ -3,7 +3,10 @@
 - the modules SIP over WSS and the browsers' media need are loaded (``module show``);
 - the WSS port is free, or Asterisk's own HTTPS server already listens there (``http show
   status`` says where HTTPS is bound; the target's ``/proc/net/tcp`` and ``tcp6`` say which
-  TCP ports anything listens on).
+  TCP ports anything listens on);
+- for servers with IPv4 and IPv6 addresses, the one ``[::]`` socket of the HTTPS server
+  takes IPv4 too: the host's ``net.ipv6.bindv6only`` is 0 (measured: Asterisk 22 leaves
+  the socket option alone, so with 1 its ``[::]`` listener is IPv6 only).
 
 The certificate files (present, a pair, the right names) are the certificate layer's checks.
 """
@@ -18,6 +21,7 @@ WSS_MODULES = ("res_http_websocket.so", "res_pjsip_transport_websocket.so", "res
 SHOW_MODULES = "module show"
 SHOW_HTTP = "http show status"
 PROC_NET_TCP = ("/proc/net/tcp", "/proc/net/tcp6")
+BINDV6ONLY = "/proc/sys/net/ipv6/bindv6only"
 _TCP_LISTEN = "0A"
 _HTTPS_BOUND = re.compile(r"HTTPS Server Enabled and Bound to (\S+)")
 
@@ -71,3 +75,23 @@ def wss_problems(
             "or choose another transports.wss.port"
         )
     return problems
+
+
+def ipv6_listener_problem(bindv6only: str | None, port: int, ipv4_too: bool) -> str | None:
+    """Why the ``[::]`` listener would fail the spec's browsers on this host (None: it
+    will not). ``bindv6only``: the content of ``/proc/sys/net/ipv6/bindv6only`` (None: the
+    host has no IPv6, or it cannot be read); ``ipv4_too``: the servers also have IPv4.
+    """
+    if bindv6only is None:
+        return (
+            f"the spec's servers have IPv6 addresses, so the WSS listener binds [::]:{port}, "
+            f"but the PBX has no {BINDV6ONLY} (no IPv6 there); turn IPv6 on or remove the "
+            "servers' ipv6 addresses"
+        )
+    if ipv4_too and bindv6only.strip() == "1":
+        return (
+            f"the PBX has net.ipv6.bindv6only=1: the WSS listener on [::]:{port} would take "
+            "IPv6 browsers only, while the spec's servers also have IPv4 addresses; set "
+            "net.ipv6.bindv6only=0 (sysctl) on the PBX, or give the servers one family only"
+        )
+    return None

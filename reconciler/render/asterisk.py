@@ -210,7 +210,7 @@ def guest_codecs(section: Asterisk, audio: str = GUEST_CODECS) -> str:
 def _pjsip_transports(spec: Spec) -> list[str]:
     section = _section(spec)
     lines: list[str] = []
-    v6 = any(server.ipv6 for server in spec.servers)
+    v6 = serves_ipv6(spec)
     for name, transport in spec.transports.enabled().items():
         if name == "tls" and section.tls is None:
             continue  # the cross checks ask for asterisk.tls; without it there is no TLS
@@ -457,6 +457,28 @@ def rtp_value(start: int | None, end: int | None) -> dict[str, object]:
     return {"rtpstart": start, "rtpend": end}
 
 
+def address_families(spec: Spec) -> frozenset[str]:
+    """``ipv4``/``ipv6``: the address families the spec's servers have."""
+    families = {"ipv4" for s in spec.servers if s.ipv4} | {"ipv6" for s in spec.servers if s.ipv6}
+    return frozenset(families)
+
+
+def serves_ipv6(spec: Spec) -> bool:
+    """True when a server has an IPv6 address: callers may then come over IPv6."""
+    return "ipv6" in address_families(spec)
+
+
+def https_bind_host(spec: Spec) -> str:
+    """Where the HTTPS (WSS) server listens: one address, so one socket for both families.
+
+    Measured on Asterisk 22: ``[::]`` is one socket that takes IPv4 (mapped) and IPv6
+    clients while the host's ``net.ipv6.bindv6only`` is 0 (Linux's default; Asterisk leaves
+    the option alone, so with 1 it is IPv6 only: plan checks it). ``0.0.0.0`` takes IPv4
+    only, and is the one that also works on a host without IPv6.
+    """
+    return "[::]" if serves_ipv6(spec) else "0.0.0.0"
+
+
 def http_settings(spec: Spec) -> dict[str, str]:
     """What http.conf's first [general] must say for transports.wss (empty without it)."""
     section = _section(spec)
@@ -467,7 +489,7 @@ def http_settings(spec: Spec) -> dict[str, str]:
         "enabled": "yes",
         "bindaddr": HTTP_DEFAULT_BINDADDR,
         "tlsenable": "yes",
-        "tlsbindaddr": f"0.0.0.0:{wss.port}",
+        "tlsbindaddr": f"{https_bind_host(spec)}:{wss.port}",
         "tlscertfile": section.tls.cert_file,
         "tlsprivatekey": section.tls.key_file,
     }
