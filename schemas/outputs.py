@@ -24,6 +24,12 @@ def _reference() -> str:
 def _plan() -> str:
     from sipctl.schemas.jsonschema import dump
 
+    return dump(envelope_schema("plan", plan_schema()))
+
+
+def _plan_file() -> str:
+    from sipctl.schemas.jsonschema import dump
+
     return dump(plan_schema())
 
 
@@ -31,25 +37,26 @@ def _audit() -> str:
     from sipctl.reconciler.audit.schema import audit_report_schema
     from sipctl.schemas.jsonschema import dump
 
-    return dump(audit_report_schema())
+    return dump(envelope_schema("audit", audit_report_schema()))
 
 
 def _drift() -> str:
     from sipctl.schemas.jsonschema import dump
 
-    return dump(drift_schema())
+    return dump(envelope_schema("drift", drift_schema()))
 
 
 def _verify() -> str:
     from sipctl.schemas.jsonschema import dump
 
-    return dump(verify_schema())
+    return dump(envelope_schema("verify", verify_schema()))
 
 
 KINDS: dict[str, Callable[[], str]] = {
     "spec": _spec,
     "reference": _reference,
     "plan": _plan,
+    "plan-file": _plan_file,
     "drift": _drift,
     "verify": _verify,
     "audit": _audit,
@@ -62,8 +69,59 @@ _OPTIONAL_INT = {"type": ["integer", "null"]}
 _TEXTS = {"type": "array", "items": {"type": "string"}}
 
 
+# What a domain's status means, per kind of report.
+_STATUSES = {
+    "plan": "planned, no changes, error, refused (many specs also: skipped, pending)",
+    "drift": "drifted (exit 2), no drift, unrecorded (no record of a last apply)",
+    "verify": "ok, failed (exit 1)",
+    "audit": "clean, findings (exit 2), incomplete (exit 1)",
+}
+
+
+def envelope_schema(kind: str, report: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of ``sipctl KIND --json``: the same envelope for one spec, several
+    or a directory of them, with ``report`` (one domain's report) inside."""
+    from sipctl.reconciler.envelope import ENVELOPE_VERSION
+
+    inner = {k: v for k, v in report.items() if k not in ("$schema", "$id")}
+    domain = {
+        "type": "object",
+        "required": ["spec", "domain", "status", "error", kind],
+        "additionalProperties": False,
+        "properties": {
+            "spec": {"type": "string", "description": "the spec file, as given"},
+            "domain": {"type": "string", "description": "its domain ('?' if unreadable)"},
+            "status": {"type": "string", "description": _STATUSES[kind]},
+            "error": {
+                **_OPTIONAL_TEXT,
+                "description": "why this domain has no report, or failed (null: it did not)",
+            },
+            kind: {
+                "anyOf": [{"$ref": f"#/$defs/{kind}"}, {"type": "null"}],
+                "description": f"this domain's {kind} report (null: it failed before one)",
+            },
+        },
+    }
+    return {
+        "$schema": _SCHEMA,
+        "title": f"sipctl {kind} --json, envelope format {ENVELOPE_VERSION}",
+        "description": "The same shape whether -f named one spec, several or a directory: "
+        f"one entry per domain under 'domains', its report under '{kind}'.",
+        "type": "object",
+        "required": ["format_version", "kind", "domains"],
+        "additionalProperties": False,
+        "properties": {
+            "format_version": {"const": ENVELOPE_VERSION},
+            "kind": {"const": kind},
+            "domains": {"type": "array", "items": domain},
+        },
+        "$defs": {kind: inner},
+    }
+
+
 def plan_schema() -> dict[str, Any]:
-    """The JSON Schema of ``sipctl plan --json`` and of a plan file (``--out``), format 1."""
+    """The JSON Schema of one domain's plan: a plan file (``plan --out``), and each
+    ``plan`` inside ``sipctl plan --json``, format 1."""
     from sipctl.reconciler.plan import FORMAT_VERSION
 
     address = {

@@ -47,6 +47,6 @@ def test_a_failing_later_layer_names_what_was_applied_and_plan_shows_the_rest(
     assert "already applied before this failure: firewall dir:pbx, fail2ban dir:pbx" in message
     assert "'sipctl plan' shows exactly what remains" in message
     assert run(["plan", "--json"]) == 0
-    plan = json.loads(capsys.readouterr().out)
+    plan = json.loads(capsys.readouterr().out)["domains"][0]["plan"]
     changed = {t["layer"] for t in plan["targets"] if t["changes"]}
     assert changed == {"asterisk"}, "firewall and fail2ban are live; only Asterisk remains"

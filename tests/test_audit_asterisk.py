@@ -110,8 +110,10 @@ def test_a_clean_domain_is_clean_and_no_phone_rings(
 ) -> None:
     before = {ext: len(p.invites) for ext, p in phones.items()}
     code = run(["audit", "-f", str(applied), "--nameserver", bind.server, "--json"])
-    data = json.loads(capsys.readouterr().out)
+    [domain] = json.loads(capsys.readouterr().out)["domains"]
+    data = domain["audit"]
     assert code == 0, json.dumps(data, indent=2)
+    assert domain["status"] == "clean"
     jsonschema.validate(data, audit_report_schema())
     assert data["findings"] == [] and data["errors"] == []
     assert {ext: len(p.invites) for ext, p in phones.items()} == before

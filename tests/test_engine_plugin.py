@@ -169,7 +169,7 @@ def test_share_limit_counts_records(
 
 def test_json_and_markdown_views(plugin: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["plan", "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    data = json.loads(capsys.readouterr().out)["domains"][0]["plan"]
     assert data["summary"] == {"add": 11, "change": 0, "destroy": 0}
     assert {c["action"] for t in data["targets"] for c in t["changes"]} == {"create"}
     assert run(["plan", "--markdown"]) == 0

@@ -82,7 +82,7 @@ def test_a_change_is_told_against_what_is_live(
     capsys.readouterr()
     spec = _spec(tmp_path, sales="{ring: [106, 108], fallback: 101}", extra="udp/4000-4999")
     assert run(["plan", "-f", spec, "--no-color", "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    data = json.loads(capsys.readouterr().out)["domains"][0]["plan"]
     described = [line for t in data["targets"] for c in t["changes"] for line in c["described"]]
     assert "~ user sales → 106 & 108 (20 s), then 101 (was 106 & 107 (20 s), then 101)" in described
     assert "+ firewall allow udp/4000-4999" in described
@@ -103,7 +103,7 @@ def test_markdown_has_marker_details_refusals_and_notes_as_a_list(
     assert "\n> " not in md  # notes are a list: GitLab merges '>' lines into one
     assert "\n- " in md.split("Notes:")[1]
     assert run(["plan", "-f", spec, "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    data = json.loads(capsys.readouterr().out)["domains"][0]["plan"]
     data["refusals"] = ["dns zonefile:x: the plan deletes or replaces 3 of 4 managed records"]
     refused = render_markdown(data)
     assert "**apply will refuse this plan**" in refused
@@ -163,6 +163,7 @@ def test_drift_of_a_file_is_a_diff_not_the_whole_file(
     report = json.loads(capsys.readouterr().out)
     assert run(["schema", "--output", "drift"]) == 0
     jsonschema.validate(report, json.loads(capsys.readouterr().out))
+    report = report["domains"][0]["drift"]
     [item] = [d for t in report["targets"] for d in t["drift"]]
     assert item["name"] == "extensions_sipctl.conf"
     assert any("Dial(PJSIP/999)" in line and line.startswith("+") for line in item["diff"])

@@ -216,18 +216,22 @@ def test_cli_verify_table_json_and_exit_codes(
     assert "SIP+D2U" in out and "verify: OK" in out
     assert run([*args, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["ok"] is True and {p["status"] for p in data["probes"]} == {200, 404}
     assert run(["schema", "--output", "verify"]) == 0
     schema = json.loads(capsys.readouterr().out)
     jsonschema.validate(data, schema)
+    assert data["domains"][0]["status"] == "ok"
+    data = data["domains"][0]["verify"]
+    assert data["ok"] is True and {p["status"] for p in data["probes"]} == {200, 404}
     # break the chain: the TCP SRV is gone -> exit 1 with the defect named
     bind.update(zone, delete=[("_sip._tcp", "SRV")])
     assert run(args) == 1
     assert "[naptr-missing-srv]" in capsys.readouterr().out
     assert run([*args, "--json"]) == 1
     broken = json.loads(capsys.readouterr().out)
-    assert broken["defects"] and broken["ok"] is False
     jsonschema.validate(broken, schema)
+    assert broken["domains"][0]["status"] == "failed"
+    broken = broken["domains"][0]["verify"]
+    assert broken["defects"] and broken["ok"] is False
     assert run([*args[:4], "--nameserver", "127.0.0.1:99999"]) == 1
     assert "127.0.0.1:99999" in capsys.readouterr().err
 

@@ -587,16 +587,19 @@ def exit_code(domains: Sequence[Domain]) -> int:
 
 
 def plans_json(domains: Sequence[Domain]) -> dict[str, Any]:
-    return {
-        "format_version": "1",
-        "domains": [
-            {
-                "spec": str(d.path),
-                "domain": d.name,
-                "status": d.status,
-                "error": d.message if d.failed else None,
-                "plan": d.plan.to_json() if d.plan is not None else None,
-            }
+    from sipctl.reconciler.envelope import entry, envelope
+
+    return envelope(
+        "plan",
+        [
+            entry(
+                "plan",
+                str(d.path),
+                d.name,
+                d.status,
+                d.plan.to_json() if d.plan is not None else None,
+                d.message if d.failed else None,
+            )
             for d in domains
         ],
-    }
+    )

@@ -26,7 +26,7 @@ from sipctl.cli_common import (
     current_console,
     load_checked,
     plan_format,
-    print_plan,
+    plan_json_or_view,
     read_plan_file,
     reset_globals,
     set_globals,
@@ -123,7 +123,7 @@ def show(
     """Show a saved plan, without reading any live system."""
     console = start_console(no_color, 0)
     saved = read_plan_file(plan_file)
-    print_plan(console, saved.to_json(), plan_format(json_, markdown))
+    plan_json_or_view(console, saved, plan_format(json_, markdown))
 
 
 def render(
@@ -172,7 +172,8 @@ def schema(
             "--output",
             help="What to describe: spec (the spec's JSON Schema), reference (the spec "
             "reference in Markdown, docs/spec.md), or the JSON Schema of a command's --json "
-            "output: plan (also a saved plan file), drift, verify, audit.",
+            "output: plan, drift, verify, audit (one envelope each), or plan-file (a plan "
+            "saved by plan --out).",
             metavar="KIND",
         ),
     ] = "spec",

@@ -8,7 +8,6 @@ Exit 0 when nothing was found, 2 with findings, 1 when the audit could not run.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -75,7 +74,11 @@ def audit_command(
     limits = AuditLimits(rate=rate, seconds=max_seconds)
     report = run_audit(loaded, nameserver, limits=limits, ban_test=ban_test, log=console.detail)
     if json_:
-        console.out(json.dumps(report.to_json(), indent=2, sort_keys=True))
+        from sipctl.cli_common import print_json_report
+
+        status = {0: "clean", 2: "findings"}.get(report.exit_code, "incomplete")
+        data = report.to_json()
+        print_json_report(console, "audit", spec_file, loaded.spec.domain, status, data)
     else:
         console.out(report.to_text())
     raise typer.Exit(report.exit_code)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -208,6 +208,26 @@ def print_plan(console: Console, data: dict[str, object], fmt: str) -> None:
         )
 
 
+def print_json_report(
+    console: Console, kind: str, spec: object, domain: str, status: str, report: dict[str, Any]
+) -> None:
+    """A one-spec run's --json: the same envelope as a run over many specs."""
+    from sipctl.reconciler import views
+    from sipctl.reconciler.envelope import single
+
+    console.out(views.render_json(single(kind, str(spec), domain, status, report)), end="")
+
+
+def plan_json_or_view(console: Console, plan: Plan, fmt: str) -> None:
+    """Print a plan as the user asked: JSON in the envelope, else Markdown or text."""
+    data = plan.to_json()
+    if fmt == "json":
+        status = "planned" if plan.has_changes else "no changes"
+        print_json_report(console, "plan", plan.spec_source, plan.domain, status, data)
+    else:
+        print_plan(console, data, fmt)
+
+
 def plan_format(json_: bool, markdown: bool) -> str:
     if json_ and markdown:
         raise SpecError("choose one of --json and --markdown")
@@ -249,6 +269,10 @@ def read_plan_file(path: Path) -> Plan:
             f"{path} is not a plan file (plans are JSON, written by 'sipctl plan --out'); "
             f"to apply a spec, use: sipctl apply -f {path}"
         ) from None
+    from sipctl.reconciler.envelope import is_envelope, the_only_plan
+
+    if is_envelope(data):  # 'plan --json' output of one domain is a plan too
+        data = the_only_plan(data, str(path))
     return Plan.from_json(data, source=str(path))
 
 

@@ -22,6 +22,7 @@ from sipctl.cli_common import (
     TargetLayers,
     Verbose,
     load_checked,
+    print_json_report,
     print_plan,
     run_context,
     start_console,
@@ -81,7 +82,6 @@ def drift(
     Example (nightly): sipctl drift -f sipctl.yaml --json > drift.json
     """
     console = start_console(no_color, verbose)
-    from sipctl.reconciler import views
     from sipctl.reconciler.engine import make_plan
     from sipctl.reconciler.gitops.drift import check_drift_result, find_drift, render_drift
 
@@ -90,7 +90,8 @@ def drift(
         report = find_drift(make_plan(loaded, ctx, target), ctx)
     check_drift_result(report)
     if json_:
-        console.out(views.render_json(report.to_json()), end="")
+        status = "drifted" if report.drifted else "unrecorded" if report.unrecorded else "no drift"
+        print_json_report(console, "drift", spec_file, report.domain, status, report.to_json())
     else:
         console.out(render_drift(report), end="")
     if report.drifted:

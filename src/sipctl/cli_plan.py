@@ -32,6 +32,7 @@ from sipctl.cli_common import (
     load_checked,
     lock_options,
     plan_format,
+    plan_json_or_view,
     print_plan,
     read_plan_file,
     run_context,
@@ -100,8 +101,7 @@ def plan(
     loaded = load_checked(specs[0])
     with run_context(loaded.base_dir, console, force) as ctx:
         plan_run = make_plan(loaded, ctx, target)
-        data = plan_run.plan.to_json()
-        print_plan(console, data, fmt)
+        plan_json_or_view(console, plan_run.plan, fmt)
         reasons = refusal_reasons(plan_run.plan)
         if reasons and not force:
             raise UnsafePlanError(
@@ -109,7 +109,7 @@ def plan(
                 + "\n  ".join(reasons)
             )
         if out is not None:
-            write_plan_file(out, data)
+            write_plan_file(out, plan_run.plan.to_json())
             console.info(
                 f"Saved the plan to {out}. Apply exactly this plan with: sipctl apply {out}"
             )

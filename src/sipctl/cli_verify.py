@@ -8,7 +8,6 @@ Exit 0 when every check holds, 1 otherwise (defects, failed probes, or an error)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -52,7 +51,11 @@ def verify_command(
     loaded = _load(spec_file)
     report = run_verify(loaded, nameserver, timeout, log=console.detail)
     if json_:
-        console.out(json.dumps(report.to_json(), indent=2, sort_keys=True))
+        from sipctl.cli_common import print_json_report
+
+        status = "ok" if report.ok else "failed"
+        data = report.to_json()
+        print_json_report(console, "verify", spec_file, loaded.spec.domain, status, data)
     else:
         console.out(report.to_text())
     if not report.ok:

@@ -1,0 +1,123 @@
+"""One JSON envelope for every --json report, whether -f named a file or a directory.
+
+Real runs through the CLI against a zone file and dir: targets: the outputs are validated
+with jsonschema against what ``sipctl schema --output KIND`` publishes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from sipctl.cli import run
+from sipctl.reconciler.envelope import KINDS
+
+ZONE = """\
+$TTL 3600
+@ IN SOA ns1.{d}. hostmaster.{d}. 1 3600 600 86400 300
+@ IN NS ns1.{d}.
+ns1 IN A 192.0.2.1
+"""
+
+SPEC = """\
+version: 1
+domain: {d}
+servers:
+  - host: asterisk.{d}
+    ipv4: [203.0.113.10]
+users:
+  director: 105
+dns:
+  provider: zonefile
+  file: {d}.zone
+asterisk:
+  target: dir:pbx-{d}
+"""
+
+
+def _spec(directory: Path, domain: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    (directory / f"{domain}.zone").write_text(ZONE.format(d=domain))
+    path = directory / f"{domain}.yaml"
+    path.write_text(SPEC.format(d=domain))
+    return path
+
+
+def _json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    assert run(list(args)) == 0, capsys.readouterr()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_file_and_a_directory_give_the_same_envelope(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(tmp_path / "one", "mysite.ru")
+    schema = _json(capsys, "schema", "--output", "plan")
+    single = _json(capsys, "plan", "-f", str(spec), "--json")
+    many = _json(capsys, "plan", "-f", str(spec.parent), "--json")
+    jsonschema.validate(single, schema)
+    jsonschema.validate(many, schema)
+    for data in (single, many):
+        [domain] = data["domains"]
+        assert (data["kind"], domain["domain"], domain["status"]) == (
+            "plan",
+            "mysite.ru",
+            "planned",
+        )
+        assert domain["error"] is None and domain["plan"]["summary"]["add"] > 0
+    single["domains"][0]["plan"].pop("created_at")
+    many["domains"][0]["plan"].pop("created_at")
+    assert single["domains"][0]["plan"] == many["domains"][0]["plan"]
+    # A directory with a broken spec: the same schema holds the error, and the plan is null.
+    (spec.parent / "broken.yaml").write_text("version: 1\ndomain: bad.example\nusers: 5\n")
+    assert run(["plan", "-f", str(spec.parent), "--json"]) == 1
+    failed = json.loads(capsys.readouterr().out)
+    jsonschema.validate(failed, schema)
+    bad = next(d for d in failed["domains"] if d["spec"].endswith("broken.yaml"))
+    assert bad["plan"] is None and bad["status"] == "error" and bad["error"]
+
+
+def test_saved_plans_keep_their_own_format_and_apply_reads_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(tmp_path, "mysite.ru")
+    saved = tmp_path / "plan.json"
+    assert run(["plan", "-f", str(spec), "--out", str(saved)]) == 0
+    capsys.readouterr()
+    jsonschema.validate(
+        json.loads(saved.read_text()), _json(capsys, "schema", "--output", "plan-file")
+    )
+    shown = _json(capsys, "show", str(saved), "--json")
+    jsonschema.validate(shown, _json(capsys, "schema", "--output", "plan"))
+    assert shown["domains"][0]["plan"] == json.loads(saved.read_text())
+    # 'plan --json > plan.json; apply plan.json' applies the one plan inside the envelope.
+    printed = tmp_path / "printed.json"
+    printed.write_text(json.dumps(_json(capsys, "plan", "-f", str(spec), "--json")))
+    assert run(["apply", str(printed), "--no-verify"]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    assert _json(capsys, "plan", "-f", str(spec), "--json")["domains"][0]["status"] == (
+        "no changes"
+    )
+    # An envelope of two domains is not one plan: refused, with the way to save them.
+    other = _spec(tmp_path, "other.example")
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps(_json(capsys, "plan", "-f", str(spec), "-f", str(other), "--json")))
+    assert run(["apply", str(two), "--no-verify"]) == 1
+    err = capsys.readouterr().err
+    assert "holds the plans of 2 domains" in err and "plan -f DIR --out DIR" in err
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_json_report_has_an_envelope_schema(
+    kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schema = _json(capsys, "schema", "--output", kind)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["properties"]["kind"] == {"const": kind}
+    item = schema["properties"]["domains"]["items"]
+    assert set(item["required"]) == {"spec", "domain", "status", "error", kind}
+    assert schema["$defs"][kind]["properties"], "the report itself is described"
