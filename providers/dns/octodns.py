@@ -8,9 +8,10 @@ changes of owned rrsets, from the rrsets it read, and hands it to ``provider.app
 change set per zone and run). octoDNS works on whole rrsets: a NAPTR rrset shared with
 non-SIP entries is written back as their union.
 
-Reading populates the zone through a fresh plugin instance (plugins cache rrsets) and keeps
-the owned names; octoDNS plugins read whole zones, so a read costs what the zone costs
-(bench/octodns_plan.py measures it).
+Every read goes through a fresh plugin instance (plugins cache rrsets). Where the plugin's
+API can list one name (PowerDNS, Route53: ``octodns_reads.py``) only sipctl's names are read;
+any other plugin populates the whole zone and sipctl keeps its names, so there a read costs
+what the zone costs (bench/octodns_plan.py measures both).
 
 Concurrent edits (a plan is a contract):
 
@@ -36,6 +37,7 @@ from sipctl.providers.dns.octodns_plugin import (
     offline_check,
     quiet,
 )
+from sipctl.providers.dns.octodns_reads import populate_names, prepare_apply
 from sipctl.providers.dns.octodns_records import live_rrset, new_record, new_zone
 from sipctl.providers.dns.owned import (
     LiveRrset,
@@ -85,6 +87,7 @@ class OctodnsProvider:
         self.naptr_supported = "NAPTR" in self.plugin.supports
         self.conditional = self.plugin.class_path.split(".")[0] in CONDITIONAL_MODULES
         self.reads = 0  # zone reads through the plugin (tests, bench)
+        self.narrow = False  # the last read asked for sipctl's names only
         self.applies = 0  # provider.apply calls (one per zone and run)
         args = spec.dns.octodns.arguments()
         where = ""
@@ -113,11 +116,11 @@ class OctodnsProvider:
         names = [*base_names(self.domain), *host_names(desired_hosts(desired))]
         if not self.naptr_supported:
             names = [n for n in names if n[1] != "NAPTR"]
-        zone = self.populate()
-        rrsets = collect(zone, names)
+        rrsets = self.read_rrsets(names)
         listed = listed_hosts(rrsets, self.domain, self.zone)
         more = [n for n in host_names(listed) if n not in names]
-        rrsets.update(collect(zone, more))
+        if more:  # the live registry lists hosts the spec no longer has
+            rrsets.update(self.read_rrsets(more))
         live = owned_state(rrsets, desired)
         live.private["names"] = [list(n) for n in names + more]
         if not self.naptr_supported:
@@ -127,21 +130,39 @@ class OctodnsProvider:
             )
         if not self.conditional:
             live.notes.append(NO_CONDITION_NOTE)
+        how = "its names only" if self.narrow else "the whole zone"
         self._ctx.log(
             f"octodns: read {len(rrsets)} owned rrset(s) of zone {self.zone} through "
-            f"{self.plugin.class_path} ({len(zone.records)} records in the zone)"
+            f"{self.plugin.class_path} ({how})"
         )
         return live
 
-    def populate(self) -> Any:
-        """The whole zone, read through a fresh plugin instance; unknown zone: ProviderError."""
+    def read_rrsets(self, names: Names) -> Rrsets:
+        """The live rrsets at ``names`` (absent ones left out), read through a fresh plugin
+        instance: only these names where the plugin's API can list one (``octodns_reads``),
+        else the whole zone."""
+        return collect(self.populate(names), names)
+
+    def populate(self, names: Names | None = None) -> Any:
+        """The zone as a fresh plugin instance reads it: the records at ``names`` where the
+        plugin can list one name, else all of them. Unknown zone: ProviderError."""
         plugin = self.plugin.instance()
         zone = new_zone(self.zone)
-        exists = call(
-            lambda: plugin.populate(zone, target=True, lenient=True),
-            f"read zone {self.zone}",
-            self.plugin.class_path,
-        )
+        owners = sorted({owner for owner, _ in names or []})
+        exists = None
+        if names is not None:
+            exists = call(
+                lambda: populate_names(plugin, zone, owners),
+                f"read zone {self.zone}",
+                self.plugin.class_path,
+            )
+        self.narrow = exists is not None
+        if exists is None:
+            exists = call(
+                lambda: plugin.populate(zone, target=True, lenient=True),
+                f"read zone {self.zone}",
+                self.plugin.class_path,
+            )
         self.reads += 1
         if not exists:
             raise ProviderError(
@@ -191,7 +212,12 @@ class OctodnsProvider:
         plugin = self.plugin.instance()
         with quiet():
             plan = self._octodns_plan(before, after)
-        call(lambda: plugin.apply(plan), what, self.plugin.class_path)
+
+        def apply() -> None:
+            prepare_apply(plugin, self.zone, sorted({owner for owner, _ in after}))
+            plugin.apply(plan)
+
+        call(apply, what, self.plugin.class_path)
         self.applies += 1
 
     def _after(self, change: Change, full: LiveRrset | None) -> LiveRrset | None:
@@ -245,7 +271,7 @@ class OctodnsProvider:
 
     def _refuse_if_changed(self, before: dict[tuple[str, str], LiveRrset | None]) -> None:
         """No conditional write: re-read the rrsets about to change, just before writing."""
-        now = collect(self.populate(), list(before))
+        now = self.read_rrsets(list(before))
         changed = [f"{t} {n}" for (n, t), old in sorted(before.items()) if now.get((n, t)) != old]
         if changed:
             raise StalePlanError(
@@ -254,7 +280,7 @@ class OctodnsProvider:
             )
 
     def _read_back(self, wanted: dict[tuple[str, str], LiveRrset | None]) -> list[str]:
-        now = collect(self.populate(), list(wanted))
+        now = self.read_rrsets(list(wanted))
         lines = []
         for (owner, rdtype), expected in sorted(wanted.items()):
             got = now.get((owner, rdtype))
@@ -282,7 +308,7 @@ class OctodnsProvider:
         if not records:
             return
         names = sorted({(r.owner, "TXT") for r in records})
-        before = collect(self.populate(), names)
+        before = self.read_rrsets(names)
         after: dict[tuple[str, str], LiveRrset | None] = {}
         for key in names:
             old = before.get(key)
@@ -307,7 +333,7 @@ class OctodnsProvider:
     def challenges_visible(self, records: Sequence[ChallengeRecord]) -> bool:
         """As the provider's API shows the zone (what its name servers serve)."""
         names = sorted({(r.owner, "TXT") for r in records})
-        found = collect(self.populate(), names)
+        found = self.read_rrsets(names)
         for record in records:
             rrset = found.get((record.owner, "TXT"))
             if rrset is None or f'"{record.value}"' not in {e for _, e in rrset.records}:

@@ -21,7 +21,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from sipctl.errors import ProviderError, SipctlError, StalePlanError
-from sipctl.providers.dns.octodns import OctodnsProvider, collect
+from sipctl.providers.dns.octodns import OctodnsProvider
 from sipctl.providers.dns.owned import LiveRrset
 from sipctl.reconciler.dns_records import canonical_text, lock_owner, parse, state_owner, txt_text
 from sipctl.reconciler.gitops.locking import UNKNOWN_HOLDER_ID, Holder, unknown_holder
@@ -44,7 +44,7 @@ class _ZoneTxt:
         self.owner = owner
 
     def read(self) -> LiveRrset | None:
-        return collect(self.provider.populate(), [(self.owner, "TXT")]).get((self.owner, "TXT"))
+        return self.provider.read_rrsets([(self.owner, "TXT")]).get((self.owner, "TXT"))
 
     def replace(self, old: LiveRrset | None, strings: list[str], what: str) -> bool:
         """Turn ``old`` (as read) into a TXT of one record per string (none: delete it).
