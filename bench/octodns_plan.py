@@ -19,8 +19,8 @@ shared with five other engineers' work, best of 3:
 read populates the whole zone, as before; the earlier note measured 0.11 s and 16 s for it
 on a busier machine). Asking for names costs one request per name (six for a one-server
 spec), so a tiny zone reads a little slower that way; from a few hundred records on, the
-filter wins, and the plan no longer grows with the zone. The whole-zone time is octoDNS building and validating a
-Record for every rrset of the zone, before sipctl keeps its own few.
+filter wins, and the plan no longer grows with the zone. The whole-zone time is octoDNS
+building and validating a Record for every rrset of the zone, before sipctl keeps its few.
 """
 
 from __future__ import annotations
