@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,12 +73,19 @@ def selected_layers(loaded: LoadedSpec, only: Sequence[str] | None) -> list[Laye
     return layers
 
 
-def _open_targets(loaded: LoadedSpec, ctx: RunContext, layers: Iterable[Layer]) -> list[TargetRun]:
+def _open_targets(
+    loaded: LoadedSpec,
+    ctx: RunContext,
+    layers: Iterable[Layer],
+    rendered: Mapping[str, list[Resource]],
+) -> list[TargetRun]:
     runs = []
     for layer in layers:
         factory = load_provider(layer.provider_name(loaded.spec))
         provider = factory(loaded, ctx)
-        desired = layer.render(loaded.spec)
+        desired = (
+            list(rendered[layer.name]) if layer.name in rendered else layer.render(loaded.spec)
+        )
         # A provider may hold fewer kinds than the layer renders (an API without NAPTR): it
         # says which, and its read notes why.
         publishable = getattr(provider, "publishable", None)
@@ -123,9 +130,18 @@ def _problems(runs: Sequence[TargetRun]) -> list[str]:
     ]
 
 
-def make_plan(loaded: LoadedSpec, ctx: RunContext, layers: Sequence[str] | None = None) -> PlanRun:
-    """Read the live systems and compute the plan. Changes nothing anywhere."""
-    runs = _open_targets(loaded, ctx, selected_layers(loaded, layers))
+def make_plan(
+    loaded: LoadedSpec,
+    ctx: RunContext,
+    layers: Sequence[str] | None = None,
+    rendered: Mapping[str, list[Resource]] | None = None,
+) -> PlanRun:
+    """Read the live systems and compute the plan. Changes nothing anywhere.
+
+    ``rendered``: layers of this spec already rendered (layer name -> resources), as the
+    many-domain claims check renders them; the others are rendered here.
+    """
+    runs = _open_targets(loaded, ctx, selected_layers(loaded, layers), rendered or {})
     _read_all(runs, ctx)
     problems = _problems(runs) + _live_cross_checks(loaded, runs)
     if problems:

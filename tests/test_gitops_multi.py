@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixtures.bind import BindServer, bind_env, dns_spec
@@ -131,3 +132,46 @@ def test_saved_plans_of_several_domains_apply_exactly_and_a_stale_one_is_refused
     assert "_sip._udp" in (tmp_path / "zones" / "a.example.zone").read_text()
     assert "pbx.b.example" not in (tmp_path / "zones" / "b.example.zone").read_text()
     assert run(["plan", "-f", str(specs / "a.yaml"), "--detailed-exitcode"]) == 0
+
+
+def _without_times(data: dict[str, Any]) -> str:
+    for domain in data["domains"]:
+        if domain["plan"] is not None:
+            del domain["plan"]["created_at"]
+    return json.dumps(data, sort_keys=True)
+
+
+def test_worker_processes_plan_exactly_what_one_process_plans(
+    customers: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Loading, checking and planning in forked workers (--parallel 2) gives the same plans,
+    the same shares and the same refusals as doing it all in this process (--parallel 1)."""
+    assert run(["apply", "-f", str(customers), "--auto-approve", "--no-verify"]) == 1
+    capsys.readouterr()
+    (customers / "c03.yaml").write_text(_zonefile_spec("customer03.example", ip="192.0.2.77"))
+    seen: dict[str, list[str]] = {}
+    for parallel in ("1", "2"):
+        for shard in (None, "1/3", "2/3", "3/3"):
+            argv = ["plan", "-f", str(customers), "--json", "--parallel", parallel]
+            code = run([*argv, *(["--shard", shard] if shard else [])])
+            out = _without_times(json.loads(capsys.readouterr().out))
+            seen.setdefault(str(shard), []).append(f"{code} {out}")
+    for shard, (serial, forked) in seen.items():
+        assert serial == forked, f"--shard {shard}: the worker processes planned otherwise"
+    assert seen["None"][0].startswith("1 "), "c07 is broken"
+    full = json.loads(seen["None"][0][2:])
+    statuses = {d["domain"]: d["status"] for d in full["domains"]}
+    assert statuses["customer03.example"] == "planned" and statuses["?"] == "error"
+    shares = [json.loads(seen[f"{i}/3"][0][2:])["domains"] for i in (1, 2, 3)]
+    assert sorted(d["spec"] for share in shares for d in share) == sorted(
+        d["spec"] for d in full["domains"]
+    ), "the shares split the specs"
+
+    # a spec of any share overlapping another is refused by every share, before any read
+    (customers / "c19.yaml").write_text(_zonefile_spec("customer03.example"))
+    for parallel in ("1", "2"):
+        for shard in ("1/3", "2/3", "3/3"):
+            argv = ["plan", "-f", str(customers), "--shard", shard, "--parallel", parallel]
+            assert run(argv) == 1
+            err = capsys.readouterr().err
+            assert "c19.yaml: DNS NAPTR customer03.example. is also claimed by" in err

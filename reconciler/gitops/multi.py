@@ -18,20 +18,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sipctl.errors import EXIT_ERROR, EXIT_REFUSED, RefusedError, SipctlError, SpecError
 from sipctl.reconciler.gitops.locking import install_interrupts, restore_handlers
-from sipctl.reconciler.resources import canonical_json
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.reconciler.engine import PlanRun
+    from sipctl.reconciler.gitops.claims import Claims
     from sipctl.reconciler.gitops.guarded import LockOptions
     from sipctl.reconciler.plan import Plan
+    from sipctl.reconciler.resources import Resource
     from sipctl.schemas.loader import LoadedSpec
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -49,13 +50,17 @@ class Domain:
     plan_run: PlanRun | None = None
     saved: Plan | None = None  # a saved plan being applied
     planned: Plan | None = None  # a plan made in a worker process (no live state here)
+    claims: Claims | None = None  # what the spec claims (made here or in a worker process)
+    rendered: dict[str, list[Resource]] | None = None  # layers rendered for the claims
     status: str = "pending"  # planned | no changes | applied | error | refused | skipped
     message: str = ""
     seconds: float = 0.0
 
     @property
     def name(self) -> str:
-        return self.loaded.spec.domain if self.loaded is not None else "?"
+        if self.loaded is not None:
+            return self.loaded.spec.domain
+        return self.claims.domain if self.claims is not None else "?"
 
     @property
     def plan(self) -> Plan | None:
@@ -108,16 +113,29 @@ def is_spec_file(path: Path) -> bool:
 
 
 def load_all(paths: Sequence[Path], load: Callable[[Path], LoadedSpec]) -> list[Domain]:
-    """Load every spec; a spec that does not load is marked, the others go on."""
-    domains = []
-    for path in paths:
-        domain = Domain(path)
-        try:
-            domain.loaded = load(path)
-        except SipctlError as exc:
-            domain.fail(exc)
-        domains.append(domain)
+    """Load every spec and find its claims; a spec that does not load is marked, the others
+    go on."""
+    domains = [Domain(path) for path in paths]
+    for domain in domains:
+        load_one(domain, load)
     return domains
+
+
+def load_one(domain: Domain, load: Callable[[Path], LoadedSpec]) -> None:
+    """Load one spec and find its claims (rendering the layers they need, once)."""
+
+    def work(domain: Domain) -> None:
+        domain.loaded = load(domain.path)
+        claim(domain)
+
+    run_one(domain, work)
+
+
+def claim(domain: Domain) -> None:
+    from sipctl.reconciler.gitops.claims import claims_of
+
+    assert domain.loaded is not None
+    domain.claims, domain.rendered = claims_of(domain.loaded)
 
 
 def plan_paths(paths: Sequence[Path]) -> list[Path]:
@@ -167,14 +185,13 @@ def parse_shard(text: str) -> tuple[int, int]:
 def shard_key(domain: Domain) -> str:
     """What decides a domain's share: its PBX host (the host of its first host layer), so
     that all domains of one host are planned and applied by the same job; else the domain."""
-    from sipctl.reconciler.gitops.locking import host_places
+    from sipctl.reconciler.gitops.claims import shard_key_of
 
-    loaded = domain.loaded
-    if loaded is None:
-        return f"spec:{domain.path.name}"
-    for place in host_places(loaded):
-        return f"host:{_host_key(loaded, place.target)}"
-    return f"domain:{loaded.spec.domain}"
+    if domain.claims is not None:
+        return domain.claims.shard_key
+    if domain.loaded is not None:
+        return shard_key_of(domain.loaded)
+    return f"spec:{domain.path.name}"
 
 
 def take_shard(domains: Sequence[Domain], shard: str | None) -> list[Domain]:
@@ -194,63 +211,22 @@ def _share(key: str, count: int) -> int:
 # --- claims -----------------------------------------------------------------------------------
 
 
-def _host_key(loaded: LoadedSpec, target: str) -> str:
-    from sipctl.schemas.targets import parse_target
-
-    ref = parse_target(target)
-    if ref.kind == "dir":
-        return f"dir:{loaded.resolve_path(ref.path).resolve()}"
-    return ref.key
-
-
-def _layer_signature(loaded: LoadedSpec, layer_name: str) -> str:
-    """What a host layer would write, to tell identical claims from conflicting ones."""
-    from sipctl.reconciler.layers import layer_named
-
-    layer = layer_named(layer_name)
-    try:
-        rendered = layer.render(loaded.spec)
-        return canonical_json(sorted([str(r.address), canonical_json(r.value)] for r in rendered))
-    except Exception:  # a renderer not installed yet: compare the section itself
-        section = layer.section(loaded.spec)
-        return canonical_json(section.model_dump(mode="json") if section is not None else None)
-
-
 def claim_conflicts(domains: Sequence[Domain]) -> list[str]:
     """Overlapping claims between specs: the same DNS name, or the same host layer with
-    different contents. Pure but for importing renderers."""
-    from sipctl.reconciler.dns_records import lock_owner
-    from sipctl.reconciler.gitops.locking import host_places
-    from sipctl.reconciler.render.dns import render_dns
+    different contents (see ``claims``). Finds the claims of loaded specs that have none yet."""
+    from sipctl.reconciler.gitops.claims import conflicts
 
-    problems: list[str] = []
-    dns_claims: dict[tuple[str, str], Path] = {}
-    host_claims: dict[tuple[str, str, str], tuple[Path, str]] = {}
     for domain in domains:
-        loaded = domain.loaded
-        if loaded is None:
-            continue
-        spec = loaded.spec
-        if spec.dns is not None:
-            names = {(r.address.kind, r.address.name) for r in render_dns(spec)}
-            names.add(("TXT", lock_owner(spec.domain)))  # the domain itself, even if ensure: absent
-            for key in sorted(names):
-                other = dns_claims.setdefault(key, domain.path)
-                if other != domain.path:
-                    problems.append(
-                        f"{domain.path}: DNS {key[0]} {key[1]} is also claimed by {other}; "
-                        "each DNS name belongs to one spec"
-                    )
-        for place in host_places(loaded):
-            key3 = (place.layer, _host_key(loaded, place.target), place.directory)
-            signature = _layer_signature(loaded, place.layer)
-            first = host_claims.setdefault(key3, (domain.path, signature))
-            if first[0] != domain.path and first[1] != signature:
-                problems.append(
-                    f"{domain.path}: {place.layer} on {place.target} ({place.directory}) is also "
-                    f"managed by {first[0]} with different rules; one host layer has one owner"
-                )
-    return problems
+        if domain.loaded is not None and domain.claims is None and not domain.failed:
+            run_one(domain, claim)
+    return conflicts([(d.path, d.claims) for d in domains if d.claims is not None])
+
+
+def refuse_overlaps(domains: Sequence[Domain], what: str) -> None:
+    """Raise if any two specs claim the same thing; ``what`` ends the message."""
+    problems = claim_conflicts(domains)
+    if problems:
+        raise SpecError(f"{len(problems)} overlapping claim(s) between the {what}", problems)
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -283,7 +259,7 @@ class Progress:
             self._stream.flush()
 
 
-def _run_one(domain: Domain, work: Callable[[Domain], None]) -> None:
+def run_one(domain: Domain, work: Callable[[Domain], None]) -> None:
     """Run ``work`` on one domain, timed; its failure is recorded on it, never raised."""
     started = time.monotonic()
     try:
@@ -302,7 +278,7 @@ def _run_each(
     progress = Progress(what, len(domains))
 
     def one(domain: Domain) -> None:
-        _run_one(domain, work)
+        run_one(domain, work)
         progress.step(domain)
 
     workers = max(1, min(parallel, MAX_PARALLEL, len(domains) or 1))
@@ -329,111 +305,51 @@ def plan_all(
     def work(domain: Domain) -> None:
         assert domain.loaded is not None
         domain.ctx = make_ctx(domain.loaded)
-        domain.plan_run = make_plan(domain.loaded, domain.ctx, layers)
+        rendered, domain.rendered = domain.rendered, None
+        domain.plan_run = make_plan(domain.loaded, domain.ctx, layers, rendered)
         domain.status = "planned" if domain.plan_run.plan.has_changes else "no changes"
 
     todo = [d for d in domains if d.loaded is not None and not d.failed]
     _run_each(todo, parallel, "planning", work)
 
 
-# What a forked planning worker inherits (set just before the pool starts; see plan_only).
-_FORKED: tuple[list[Domain], Callable[[LoadedSpec], RunContext], Sequence[str] | None] | None = None
+# The end of the refusal when specs overlap before anything was planned.
+OVERLAPS_BEFORE_PLAN = "specs; nothing was read or changed"
 
 
 def plan_only(
-    domains: Sequence[Domain],
+    paths: Sequence[Path],
+    load: Callable[[Path], LoadedSpec],
     make_ctx: Callable[[LoadedSpec], RunContext],
     layers: Sequence[str] | None,
     parallel: int,
-) -> set[str]:
-    """Plan every loaded domain for showing only (``plan``, not ``apply``): the work is
-    parsing and rendering as much as waiting, so with ``parallel`` above 1 it is split over
-    worker processes (forked, so nothing is imported or loaded twice), each planning its
-    share with its own connections. Returns the secrets the workers loaded, for scrubbing.
+    shard: str | None,
+) -> tuple[list[Domain], set[str]]:
+    """Load, check and plan the specs at ``paths`` for showing only (``plan``, not
+    ``apply``): the domains of share ``shard``, and the secrets their planning loaded (for
+    scrubbing). Every spec is checked against every other first, also when this run takes
+    one share; overlapping claims raise SpecError before anything is read.
+
+    The work is parsing and rendering as much as waiting, so with ``parallel`` above 1 it is
+    split over worker processes (see ``planners``): each loads, checks and plans its part of
+    the specs, and only the claims and the plans come back.
     """
-    global _FORKED
-    todo = [d for d in domains if d.loaded is not None and not d.failed]
-    workers = min(parallel, os.cpu_count() or 1, len(todo))
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        plan_all(todo, make_ctx, layers, parallel)
-        secrets: set[str] = set()
-        for domain in todo:
-            if domain.ctx is not None:
-                secrets |= domain.ctx.secrets
-                domain.ctx.close()
-                domain.ctx = None
-        return secrets
-    _FORKED = (todo, make_ctx, layers)
-    shares = [list(range(i, len(todo), workers)) for i in range(workers)]
-    progress = Progress("planning", len(todo))
-    found: set[str] = set()
-    handlers = install_interrupts()
-    try:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            for results in pool.map(_plan_share, shares):
-                for result in results:
-                    domain = todo[result.index]
-                    domain.status, domain.message = result.status, result.message
-                    domain.seconds = result.seconds
-                    if result.plan is not None:
-                        domain.planned = _plan_from_json(result.plan)
-                    found |= result.secrets
-                    progress.step(domain)
-    finally:
-        _FORKED = None
-        restore_handlers(handlers)
-        progress.finish()
-    return found
+    workers = min(parallel, os.cpu_count() or 1, len(paths))
+    if workers >= 2 and "fork" in multiprocessing.get_all_start_methods():
+        from sipctl.reconciler.gitops.planners import plan_forked
 
-
-@dataclass(frozen=True)
-class _SharePlan:
-    """What a planning worker sends back for one domain (plain data: it crosses a pipe)."""
-
-    index: int
-    status: str
-    message: str
-    seconds: float
-    plan: dict[str, Any] | None
-    secrets: set[str]
-
-
-def _plan_share(indices: list[int]) -> list[_SharePlan]:
-    """In a worker process: plan the domains at ``indices`` of the inherited list."""
-    from sipctl.reconciler.engine import make_plan
-
-    assert _FORKED is not None, "planning workers are forked by plan_only"
-    todo, make_ctx, layers = _FORKED
-    results = []
-    for index in indices:
-        domain = todo[index]
-        assert domain.loaded is not None
-        ctx = make_ctx(domain.loaded)
-        made: list[Plan] = []
-
-        def work(domain: Domain, ctx: RunContext = ctx, made: list[Plan] = made) -> None:
-            assert domain.loaded is not None
-            made.append(make_plan(domain.loaded, ctx, layers).plan)
-            domain.status = "planned" if made[0].has_changes else "no changes"
-
-        try:
-            _run_one(domain, work)
-        finally:
-            ctx.close()
-        plan_data = made[0].to_json() if made else None
-        results.append(
-            _SharePlan(
-                index, domain.status, domain.message, domain.seconds, plan_data, set(ctx.secrets)
-            )
-        )
-    return results
-
-
-def _plan_from_json(data: dict[str, Any]) -> Plan:
-    from sipctl.reconciler.plan import Plan
-
-    return Plan.from_json(data)
+        return plan_forked(paths, load, make_ctx, layers, workers, shard)
+    domains = load_all(paths, load)
+    refuse_overlaps(domains, OVERLAPS_BEFORE_PLAN)
+    domains = take_shard(domains, shard)
+    plan_all(domains, make_ctx, layers, parallel)
+    secrets: set[str] = set()
+    for domain in domains:
+        if domain.ctx is not None:
+            secrets |= domain.ctx.secrets
+            domain.ctx.close()
+            domain.ctx = None
+    return domains, secrets
 
 
 def check_all_safe(domains: Sequence[Domain], force: bool) -> None:
@@ -506,7 +422,7 @@ def _run_each_by_host(
     def group_work(first: Domain) -> None:
         work(first)  # _run_each times it and records its failure
         for domain in by_first[id(first)][1:]:
-            _run_one(domain, work)
+            run_one(domain, work)
 
     _run_each([group[0] for group in groups.values()], parallel, what, group_work)
 

@@ -120,9 +120,7 @@ def plan(
 def _refuse_overlaps(domains: list[Domain], what: str) -> None:
     from sipctl.reconciler.gitops import multi
 
-    conflicts = multi.claim_conflicts(domains)
-    if conflicts:
-        raise SpecError(f"{len(conflicts)} overlapping claim(s) between the {what}", conflicts)
+    multi.refuse_overlaps(domains, what)
 
 
 def _context_factory(console: Console, force: bool) -> Callable[[LoadedSpec], RunContext]:
@@ -146,7 +144,7 @@ def _plan_domains(
 
     domains = multi.load_all(multi.spec_paths(specs), load_checked)
     # Every spec is checked against every other, also when this run takes one share.
-    _refuse_overlaps(domains, "specs; nothing was read or changed")
+    _refuse_overlaps(domains, multi.OVERLAPS_BEFORE_PLAN)
     domains = multi.take_shard(domains, shard)
     multi.plan_all(domains, _context_factory(console, force), target, parallel)
     for domain in domains:
@@ -163,15 +161,14 @@ def _plan_domains_to_show(
     parallel: int,
     shard: str | None,
 ) -> list[Domain]:
-    """Like _plan_domains, for a plan that is only shown: planned in worker processes."""
+    """Like _plan_domains, for a plan that is only shown: loaded, checked and planned in
+    worker processes."""
     from sipctl.reconciler.gitops import multi
 
-    domains = multi.load_all(multi.spec_paths(specs), load_checked)
-    _refuse_overlaps(domains, "specs; nothing was read or changed")
-    domains = multi.take_shard(domains, shard)
-    console.add_secrets(
-        multi.plan_only(domains, _context_factory(console, force), target, parallel)
-    )
+    make_ctx = _context_factory(console, force)
+    paths = multi.spec_paths(specs)
+    domains, secrets = multi.plan_only(paths, load_checked, make_ctx, target, parallel, shard)
+    console.add_secrets(secrets)
     return domains
 
 

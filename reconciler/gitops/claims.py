@@ -1,0 +1,138 @@
+"""What one spec of a many-domain run claims, so that no two specs claim the same thing.
+
+A spec claims DNS names (every name its DNS layer renders, and its lock name) and host
+layers (firewall, fail2ban, Asterisk files at one target and directory). Two specs may
+declare the same host layer only with the same contents. ``claims_of`` renders each layer
+once and hands the resources on, so that planning the spec afterwards does not render them
+again; the claims themselves are small (names and digests), so that planning workers can
+send them to the process that compares them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sipctl.reconciler.resources import canonical_json
+
+if TYPE_CHECKING:
+    from sipctl.reconciler.resources import Resource
+    from sipctl.schemas.loader import LoadedSpec
+
+
+@dataclass(frozen=True)
+class HostClaim:
+    """One host layer a spec writes, and a digest of what it writes there."""
+
+    layer: str
+    target: str  # as the spec wrote it, for messages
+    host: str  # the host it names (a dir: target resolved)
+    directory: str
+    signature: str  # sha256 of the rendered contents
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.layer, self.host, self.directory)
+
+
+@dataclass(frozen=True)
+class Claims:
+    """Everything of one spec that the cross-spec check and the shard split need."""
+
+    domain: str
+    dns: tuple[tuple[str, str], ...]  # (kind, absolute name), sorted
+    hosts: tuple[HostClaim, ...]
+    shard_key: str
+
+
+def host_key(loaded: LoadedSpec, target: str) -> str:
+    """The host a target names: ``dir:`` targets by their resolved directory."""
+    from sipctl.schemas.targets import parse_target
+
+    ref = parse_target(target)
+    if ref.kind == "dir":
+        return f"dir:{loaded.resolve_path(ref.path).resolve()}"
+    return ref.key
+
+
+def shard_key_of(loaded: LoadedSpec) -> str:
+    """What decides a spec's share of a sharded run: its PBX host (the host of its first host
+    layer), so that all domains of one host go to the same job; else its domain."""
+    from sipctl.reconciler.gitops.locking import host_places
+
+    for place in host_places(loaded):
+        return f"host:{host_key(loaded, place.target)}"
+    return f"domain:{loaded.spec.domain}"
+
+
+def claims_of(loaded: LoadedSpec) -> tuple[Claims, dict[str, list[Resource]]]:
+    """The claims of one spec, and the layers rendered to find them (layer name ->
+    resources), for ``engine.make_plan`` to reuse. Pure but for importing renderers."""
+    from sipctl.reconciler.dns_records import lock_owner
+    from sipctl.reconciler.gitops.locking import host_places
+    from sipctl.reconciler.layers import layer_named
+
+    spec = loaded.spec
+    rendered: dict[str, list[Resource]] = {}
+    dns: set[tuple[str, str]] = set()
+    if spec.dns is not None:
+        rendered["dns"] = layer_named("dns").render(spec)
+        dns = {(r.address.kind, r.address.name) for r in rendered["dns"]}
+        dns.add(("TXT", lock_owner(spec.domain)))  # the domain itself, even if ensure: absent
+    hosts = []
+    for place in host_places(loaded):
+        hosts.append(
+            HostClaim(
+                place.layer,
+                place.target,
+                host_key(loaded, place.target),
+                place.directory,
+                _signature(loaded, place.layer, rendered),
+            )
+        )
+    claims = Claims(spec.domain, tuple(sorted(dns)), tuple(hosts), shard_key_of(loaded))
+    return claims, rendered
+
+
+def _signature(loaded: LoadedSpec, layer_name: str, rendered: dict[str, list[Resource]]) -> str:
+    """A digest of what a host layer would write, to tell identical claims from conflicting
+    ones. The rendered layer is kept in ``rendered``."""
+    from sipctl.reconciler.layers import layer_named
+
+    layer = layer_named(layer_name)
+    try:
+        if layer_name not in rendered:
+            rendered[layer_name] = layer.render(loaded.spec)
+        resources = rendered[layer_name]
+        text = canonical_json(sorted([str(r.address), canonical_json(r.value)] for r in resources))
+    except Exception:  # a renderer not installed yet: compare the section itself
+        section = layer.section(loaded.spec)
+        text = canonical_json(section.model_dump(mode="json") if section is not None else None)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def conflicts(claimed: Sequence[tuple[Path, Claims]]) -> list[str]:
+    """Overlapping claims between specs (in the order given): the same DNS name, or the same
+    host layer with different contents."""
+    problems: list[str] = []
+    dns_claims: dict[tuple[str, str], Path] = {}
+    host_claims: dict[tuple[str, str, str], tuple[Path, str]] = {}
+    for path, claims in claimed:
+        for key in claims.dns:
+            other = dns_claims.setdefault(key, path)
+            if other != path:
+                problems.append(
+                    f"{path}: DNS {key[0]} {key[1]} is also claimed by {other}; "
+                    "each DNS name belongs to one spec"
+                )
+        for host in claims.hosts:
+            first = host_claims.setdefault(host.key, (path, host.signature))
+            if first[0] != path and first[1] != host.signature:
+                problems.append(
+                    f"{path}: {host.layer} on {host.target} ({host.directory}) is also "
+                    f"managed by {first[0]} with different rules; one host layer has one owner"
+                )
+    return problems
