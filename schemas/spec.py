@@ -142,6 +142,12 @@ class WssTransport(_Model):
     )
     order: U16 = Field(default=40, description="NAPTR order (only with dns.naptr_websocket)")
     preference: U16 = Field(default=10, description="NAPTR preference (dns.naptr_websocket)")
+    opus: bool = Field(
+        default=True,
+        description="browsers talk Opus where the office phone has it too (passed through "
+        "untouched), else ulaw/alaw through Asterisk's Opus transcoder "
+        "(codec_opus_open_source, which plan checks); false: ulaw/alaw only",
+    )
 
 
 # The protocol each transport's port is opened for (TLS and WSS run over TCP).

@@ -352,7 +352,7 @@ def test_video_reaches_both_guest_endpoints() -> None:
 
     with_video = endpoints(True)
     assert "allow=ulaw,alaw,g722,gsm,vp8,h264" in with_video["[anonymous]"]
-    assert "allow=ulaw,alaw,vp8,h264" in with_video["[anonymous@webrtc.mysite.ru]"]
+    assert "allow=opus,ulaw,alaw,vp8,h264" in with_video["[anonymous@webrtc.mysite.ru]"]
     without = endpoints(False)
     assert "allow=ulaw,alaw,g722,gsm" in without["[anonymous]"]
-    assert "allow=ulaw,alaw" in without["[anonymous@webrtc.mysite.ru]"]
+    assert "allow=opus,ulaw,alaw" in without["[anonymous@webrtc.mysite.ru]"]

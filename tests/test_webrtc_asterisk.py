@@ -60,6 +60,21 @@ def test_plan_names_a_missing_module_and_a_taken_port(
     finally:
         asterisk.rx("module load res_srtp.so")
     assert any("has not loaded res_srtp.so" in p for p in problems), problems
+    # Opus for browsers needs the transcoder for phones without Opus (measured: without it,
+    # such a call ends when the phone answers); opus: false needs neither module.
+    asterisk.rx("module unload codec_opus_open_source.so")
+    try:
+        problems = plan_layer(spec)[3].problems
+        data = wss_spec(asterisk)
+        data["transports"]["wss"]["opus"] = False
+        without_opus = plan_layer(write_spec(spec_dir, data, "no-opus.yaml"))[3].problems
+    finally:
+        asterisk.rx("module load codec_opus_open_source.so")
+    assert any(
+        "not loaded codec_opus_open_source.so" in p and "transports.wss.opus: false" in p
+        for p in problems
+    ), problems
+    assert without_opus == []
     with socket.create_server(("127.0.0.1", 0)) as other:
         data = wss_spec(asterisk)
         data["transports"]["wss"]["port"] = other.getsockname()[1]

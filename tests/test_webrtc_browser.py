@@ -4,6 +4,9 @@ The page is rendered by sipctl and served by a local HTTP server; Chromium (fake
 the PBX's name mapped to loopback, the test certificate pinned) loads it and clicks. The
 call must travel the whole way: WSS into Asterisk, the browsers' guest endpoint, the guest
 context, PJSIP/105, the phone answering; RTP is counted at the phone and in the browser.
+Codecs (``transports.wss.opus``, the default): the browser talks Opus; phone 107 has Opus
+too and gets it end to end, untranscoded; phone 105 has ulaw only and is bridged through
+Asterisk's Opus transcoder. Each leg's formats are read from ``core show channel``.
 The same browser takes the README's screenshot (docs/webrtc-page.png).
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -22,7 +26,13 @@ from typing import Any
 
 import pytest
 from asterisk_helpers import apply_spec, spec_data, write_spec
-from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance, running_asterisk
+from fixtures.asterisk import (
+    OPUS_PHONE_EXTENSION,
+    TEST_CERT_FILE,
+    TEST_KEY_FILE,
+    AsteriskInstance,
+    running_asterisk,
+)
 from fixtures.certs import WSS_HOST, spki_pin
 from fixtures.common import REPO, free_port, require
 from fixtures.rtp_phone import AnsweringPhone
@@ -40,7 +50,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 @pytest.fixture(scope="module")
 def pbx() -> Iterator[AsteriskInstance]:
-    with running_asterisk() as instance:
+    with running_asterisk(opus_phone=True) as instance:
         yield instance
 
 
@@ -50,9 +60,10 @@ def page_url(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) ->
     data: dict[str, Any] = spec_data(
         pbx, tls={"cert_file": TEST_CERT_FILE, "key_file": TEST_KEY_FILE}
     )
+    data["users"]["desk"] = OPUS_PHONE_EXTENSION
     data["servers"] = [{"host": WSS_HOST, "ipv4": ["127.0.0.1"]}]
     data["transports"]["wss"] = {"port": pbx.wss_port}
-    data["webrtc"] = {"page": {"title": "Call Mysite", "names": ["director", "alex"]}}
+    data["webrtc"] = {"page": {"title": "Call Mysite", "names": ["director", "alex", "desk"]}}
     spec_file = write_spec(tmp_path_factory.mktemp("spec"), data)
     apply_spec(spec_file)
     root = tmp_path_factory.mktemp("www")
@@ -166,17 +177,54 @@ new MutationObserver(() => window.sipctlTestStatuses.push(status.textContent))
   .observe(status, {childList: true, characterData: true, subtree: true});
 """
 
+# The browser's own view of the call's audio: packets each way and the codec of each.
 BROWSER_RTP = """
 const done = arguments[arguments.length - 1];
 import('./sipctl-call.js').then(async (page) => {
   const session = page.activeSession();
   const pc = session && session.sessionDescriptionHandler.peerConnection;
-  if (!pc) { done(-1); return; }
-  let received = 0;
-  (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp') received += s.packetsReceived; });
-  done(received);
+  if (!pc) { done(null); return; }
+  const stats = await pc.getStats();
+  const codecs = {};
+  stats.forEach((s) => { if (s.type === 'codec') codecs[s.id] = s.mimeType; });
+  const out = {received: 0, sent: 0, codec_in: null, codec_out: null};
+  stats.forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+      out.received += s.packetsReceived; out.codec_in = codecs[s.codecId];
+    }
+    if (s.type === 'outbound-rtp' && s.kind === 'audio') {
+      out.sent += s.packetsSent; out.codec_out = codecs[s.codecId];
+    }
+  });
+  done(out);
 });
 """
+
+
+def browser_audio(driver: Any) -> dict[str, Any]:
+    driver.set_script_timeout(10)
+    found = driver.execute_async_script(BROWSER_RTP)
+    assert isinstance(found, dict), "the page has no call"
+    return found
+
+
+def channel_formats(pbx: AsteriskInstance) -> dict[str, dict[str, str]]:
+    """Each live channel's native formats and transcoding (``core show channel``)."""
+    found: dict[str, dict[str, str]] = {}
+    for line in pbx.rx("core show channels concise").splitlines():
+        name = line.split("!", 1)[0]
+        if not name.startswith("PJSIP/"):
+            continue
+        shown = pbx.rx(f"core show channel {name}")
+        found[name.rsplit("-", 1)[0]] = {
+            key: match[1].strip()
+            for key in ("NativeFormats", "ReadTranscode", "WriteTranscode")
+            if (match := re.search(rf"^\s*{key}: (.*)$", shown, re.M))
+        }
+    return found
+
+
+BROWSER_LEG = "PJSIP/anonymous@webrtc.mysite.ru"
 
 
 def test_click_calls_director_and_media_flows_both_ways(
@@ -186,7 +234,11 @@ def test_click_calls_director_and_media_flows_both_ways(
     try:
         browser.get(page_url)
         buttons = browser.find_elements("css selector", "[data-sipctl-call]")
-        assert [b.get_attribute("data-sipctl-call") for b in buttons] == ["director", "alex"]
+        assert [b.get_attribute("data-sipctl-call") for b in buttons] == [
+            "director",
+            "alex",
+            "desk",
+        ]
         assert browser.title == "Call Mysite"
         start = pbx.log_size(pbx.full_log_path)
         browser.execute_script(RECORD_STATUS)
@@ -200,9 +252,16 @@ def test_click_calls_director_and_media_flows_both_ways(
         assert len(phone.invites) == 1
         time.sleep(2.0)
         assert phone.rtp_received > 25, f"the phone heard {phone.rtp_received} packets"
-        browser.set_script_timeout(10)
-        in_browser = browser.execute_async_script(BROWSER_RTP)
-        assert in_browser > 25, f"the browser heard {in_browser} packets"
+        audio = browser_audio(browser)
+        assert audio["received"] > 25, f"the browser heard {audio}"
+        # A ulaw-only phone: the browser talks Opus, Asterisk transcodes between the legs.
+        assert phone.chosen is not None and phone.chosen[0].name == "PCMU"
+        assert set(phone.received_types) == {0}, phone.received_types
+        assert (audio["codec_in"], audio["codec_out"]) == ("audio/opus", "audio/opus"), audio
+        legs = channel_formats(pbx)
+        assert legs[BROWSER_LEG]["NativeFormats"] == "(opus)", legs
+        assert legs["PJSIP/105"]["NativeFormats"] == "(ulaw)", legs
+        assert legs[BROWSER_LEG]["WriteTranscode"].startswith("Yes"), legs
         # The README's screenshot: the page as a caller sees it, mid-call. Rewritten only
         # on request (SIPCTL_UPDATE_SCREENSHOT=1), so a test run leaves the tree clean.
         shot = SCREENSHOT if os.environ.get("SIPCTL_UPDATE_SCREENSHOT") else tmp_path / "page.png"
@@ -214,6 +273,38 @@ def test_click_calls_director_and_media_flows_both_ways(
         while phone.byes == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert phone.byes == 1
+    finally:
+        phone.close()
+
+
+def test_a_phone_with_opus_gets_it_end_to_end_untranscoded(
+    pbx: AsteriskInstance, page_url: str, browser: Any
+) -> None:
+    phone = AnsweringPhone(pbx.opus_phone_port, codecs=("opus", "PCMU"))
+    try:
+        browser.get(page_url)
+        browser.find_element("css selector", '[data-sipctl-call="desk"]').click()
+        wait_for(browser, "connected to desk")
+        # Asterisk offers the phone the browser's codec (and the phone's own after it)
+        offered = phone.offer()
+        assert re.search(r"^a=rtpmap:\d+ opus/48000/2", offered, re.M), offered
+        assert phone.chosen is not None and phone.chosen[0].name == "opus"
+        time.sleep(2.0)
+        opus_type = phone.chosen[1]
+        assert phone.received_types[opus_type] > 25, phone.received_types
+        assert set(phone.received_types) == {opus_type}, phone.received_types
+        audio = browser_audio(browser)
+        assert audio["received"] > 25 and audio["sent"] > 25, audio
+        assert (audio["codec_in"], audio["codec_out"]) == ("audio/opus", "audio/opus"), audio
+        legs = channel_formats(pbx)
+        for leg in (BROWSER_LEG, f"PJSIP/{OPUS_PHONE_EXTENSION}"):
+            assert legs[leg] == {
+                "NativeFormats": "(opus)",
+                "ReadTranscode": "No",
+                "WriteTranscode": "No",
+            }, legs
+        browser.find_element("css selector", "[data-sipctl-hangup]").click()
+        wait_for(browser, "call ended")
     finally:
         phone.close()
 

@@ -85,7 +85,8 @@ def test_browser_endpoint_is_a_second_guest_in_the_same_context() -> None:
     plain, browser = sections["anonymous"], sections["anonymous@webrtc.mysite.ru"]
     assert plain["context"] == browser["context"] == "guest-call"
     assert "webrtc" not in plain and browser["webrtc"] == "yes"
-    assert browser["allow"] == "ulaw,alaw"
+    assert browser["allow"] == "opus,ulaw,alaw"  # Opus first: passed through to Opus phones
+    assert plain["allow"] == "ulaw,alaw,g722,gsm"  # plain SIP guests as before
     assert sections["sipctl-wss"] == {"type": "transport", "protocol": "wss", "bind": "0.0.0.0"}
     assert not any("password" in key or "auth" in key for key in browser)
 
@@ -138,3 +139,8 @@ def test_page_calls_every_user_and_room_by_default() -> None:
     spec = load_spec_text(text).spec
     assert spec.page_names() == ("director", "alex", "seminar")
     assert problems(text) == []
+
+
+def test_opus_off_leaves_browsers_ulaw_and_alaw() -> None:
+    spec = load_spec_text(BASE.replace("wss: {port: 8089}", "wss: {port: 8089, opus: false}")).spec
+    assert sections_of(pjsip_text(spec))["anonymous@webrtc.mysite.ru"]["allow"] == "ulaw,alaw"

@@ -207,7 +207,9 @@ class AsteriskProvider:
             modules, http = answers[-2:]
             answers = answers[:-2]
             listening, bindv6only = self._read_network()
-            live.problems += wss_problems(modules.output, http.output, wss.port, listening)
+            live.problems += wss_problems(
+                modules.output, http.output, wss.port, listening, opus=wss.opus
+            )
             families = address_families(self._loaded.spec)
             if "ipv6" in families:
                 problem = ipv6_listener_problem(bindv6only, wss.port, "ipv4" in families)

@@ -1,6 +1,8 @@
 """What ``plan`` checks on the live PBX before it turns on ``transports.wss``: pure parsers.
 
-- the modules SIP over WSS and the browsers' media need are loaded (``module show``);
+- the modules SIP over WSS and the browsers' media need are loaded (``module show``), and
+  with ``transports.wss.opus`` Opus's (a browser in Opus calling a phone without it needs
+  the transcoder: measured, without it the call ends when the phone answers);
 - the WSS port is free, or Asterisk's own HTTPS server already listens there (``http show
   status`` says where HTTPS is bound; the target's ``/proc/net/tcp`` and ``tcp6`` say which
   TCP ports anything listens on);
@@ -18,6 +20,9 @@ import re
 # SIP over WebSocket (res_http_websocket, res_pjsip_transport_websocket) and the browsers'
 # DTLS-SRTP media (res_srtp).
 WSS_MODULES = ("res_http_websocket.so", "res_pjsip_transport_websocket.so", "res_srtp.so")
+# With transports.wss.opus: Opus in SDP (its fmtp) and Opus <-> ulaw/alaw for phones without
+# Opus (Debian's asterisk-modules has both; upstream Asterisk ships neither by default).
+OPUS_MODULES = ("res_format_attr_opus.so", "codec_opus_open_source.so")
 SHOW_MODULES = "module show"
 SHOW_HTTP = "http show status"
 PROC_NET_TCP = ("/proc/net/tcp", "/proc/net/tcp6")
@@ -57,7 +62,11 @@ def listening_tcp_ports(*tables: str) -> set[int]:
 
 
 def wss_problems(
-    modules_output: str, http_output: str, port: int, listening: set[int] | None
+    modules_output: str,
+    http_output: str,
+    port: int,
+    listening: set[int] | None,
+    opus: bool = False,
 ) -> list[str]:
     """Why transports.wss cannot work on this PBX as it runs now (empty: it can)."""
     problems = []
@@ -68,6 +77,14 @@ def wss_problems(
             f"the running Asterisk has not loaded {', '.join(missing)}, which transports.wss "
             "needs (SIP over WebSocket, and DTLS-SRTP for browsers); load them "
             "(modules.conf: load => <module>) or install the package that has them"
+        )
+    missing_opus = [m for m in OPUS_MODULES if m not in running] if opus else []
+    if missing_opus:
+        problems.append(
+            f"the running Asterisk has not loaded {', '.join(missing_opus)}: with "
+            "transports.wss.opus browsers talk Opus, and a call to a phone without Opus "
+            "fails unless Asterisk can transcode it; load them (modules.conf: load => "
+            "<module>; Debian's asterisk-modules has them) or set transports.wss.opus: false"
         )
     if listening is not None and port in listening and https_port(http_output) != port:
         problems.append(

@@ -101,9 +101,13 @@ GUEST_CODECS = "ulaw,alaw,g722,gsm"
 # With asterisk.video; without it a video offer is answered with the video stream declined.
 VIDEO_CODECS = "vp8,h264"
 GUEST_MESSAGE_CONTEXT = "sipctl-no-guest-messages"  # defined nowhere, on purpose
-# Browsers offer Opus, PCMU and PCMA; Debian's Asterisk has no Opus encoder, and the office
-# phones speak ulaw/alaw, so the browsers' endpoint takes what both ends share.
+# Browsers offer Opus, PCMU and PCMA. Measured on Asterisk 22 (default codec prefs): the
+# browser's leg is answered in the first codec of this list that it offered, before the
+# phone is known; the phone is offered that codec first plus its own. So with Opus first, a
+# phone that has Opus gets it end to end (no transcoding), and a ulaw-only phone is bridged
+# through codec_opus_open_source (without that module its calls fail: plan checks it).
 WEBRTC_CODECS = "ulaw,alaw"
+WEBRTC_OPUS_CODECS = "opus,ulaw,alaw"
 WEBRTC_HOST_LABEL = "webrtc"
 WSS_TRANSPORT = "sipctl-wss"
 
@@ -189,7 +193,7 @@ def _webrtc_lines(spec: Spec) -> list[str]:
         "; with DTLS-SRTP, ICE, AVPF and rtcp-mux (webrtc=yes). No password: a browser can",
         "; reach the guest context and nothing else, like any other caller.",
         f"[{webrtc_endpoint(spec.domain)}]",
-        *_guest_endpoint_lines(section, WEBRTC_CODECS),
+        *_guest_endpoint_lines(section, webrtc_codecs(spec)),
         "webrtc=yes",
         "",
         "; SIP over secure WebSocket: Asterisk's HTTPS server (http.conf) listens, path /ws;",
@@ -199,6 +203,12 @@ def _webrtc_lines(spec: Spec) -> list[str]:
         "protocol=wss",
         "bind=0.0.0.0",
     ]
+
+
+def webrtc_codecs(spec: Spec) -> str:
+    """The audio codecs of the browsers' endpoint (``transports.wss.opus``)."""
+    wss = spec.transports.wss
+    return WEBRTC_OPUS_CODECS if wss is not None and wss.opus else WEBRTC_CODECS
 
 
 def guest_codecs(section: Asterisk, audio: str = GUEST_CODECS) -> str:
