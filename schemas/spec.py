@@ -318,14 +318,22 @@ class Server(_Model):
 
 
 class Tsig(_Model):
-    name: TsigKeyName = Field(description="the TSIG key's name, as the DNS server knows it")
+    name: TsigKeyName = Field(
+        description="the TSIG key's name, as the DNS server knows it (a key file in "
+        "secret_file names its own key, and that name is used)"
+    )
     algorithm: Literal[
         "hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"
     ] = Field(default="hmac-sha256", description="the TSIG key's algorithm")
     secret_env: Annotated[str, Field(json_schema_extra={"pattern": ENV_NAME_PATTERN})] | None = (
         Field(default=None, description="environment variable holding the base64 secret")
     )
-    secret_file: str | None = Field(default=None, description="file holding the base64 secret")
+    secret_file: str | None = Field(
+        default=None,
+        description="file holding the base64 secret, or a BIND key file (as tsig-keygen "
+        "writes it) whose key name and algorithm are then used: a CI job picks its key, "
+        "read-only for plan or writing for apply, by the file it writes here",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -144,7 +144,9 @@ class FakeCi:
             (self.stub_dir / "bin" / program).symlink_to(script)
         self.ssh_key = root / "secrets" / "ssh_key"
         self.ssh_key.parent.mkdir()
-        self.ssh_key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n(test)\n")
+        self.ssh_key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n(write key)\n")
+        self.ssh_read_key = root / "secrets" / "ssh_read_key"
+        self.ssh_read_key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n(read key)\n")
         self.fresh_checkout()
 
     def fresh_checkout(self) -> None:
@@ -200,10 +202,23 @@ _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 HEAD_SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
-def github_context(ci: FakeCi) -> dict[str, str]:
-    return {
+# The pipelines' key names, and the test server's: the read-only key is the fixture's own.
+WRITE_KEY = "sipctl"
+READ_KEY = "sipctl-plan"
+
+
+def github_context(ci: FakeCi, environment: str | None) -> dict[str, str]:
+    """What ${{ }} may name in a job; the production environment's secrets only in a job
+    that names that environment, as GitHub gives them."""
+    assert ci.bind.read_key_name == READ_KEY
+    production = {
         "secrets.SIPCTL_TSIG_SECRET": ci.bind.secret,
         "secrets.SIPCTL_SSH_KEY": ci.ssh_key.read_text(),
+    }
+    return {
+        **(production if environment == "production" else {}),
+        "secrets.SIPCTL_TSIG_READ_SECRET": ci.bind.read_secret,
+        "secrets.SIPCTL_SSH_READ_KEY": ci.ssh_read_key.read_text(),
         "github.run_id": "4242",
         "github.token": "gh-test-token",
         "github.event.pull_request.number": "7",
@@ -221,11 +236,13 @@ def _expand(value: Any, context: dict[str, str]) -> str:
 
 
 def run_github_job(ci: FakeCi, workflow: dict[str, Any], job_name: str) -> JobResult:
-    context = github_context(ci)
     job = workflow["jobs"][job_name]
+    context = github_context(ci, job.get("environment"))
     base = {
         k: _expand(v, context) for k, v in {**workflow.get("env", {}), **job.get("env", {})}.items()
     }
+    if base.get("TSIG_KEY_NAME") == WRITE_KEY:
+        base["TSIG_KEY_NAME"] = ci.bind.key_name
     base.update(
         GITHUB_WORKFLOW=workflow["name"],
         GITHUB_WORKSPACE=str(ci.repo),
@@ -265,11 +282,16 @@ def gitlab_env(ci: FakeCi, pipeline: dict[str, Any], source: str) -> dict[str, s
         "CI_COMMIT_SHA": "0123abcd",
         "CI_COMMIT_BRANCH": "main",
         "CI_DEFAULT_BRANCH": "main",
-        "SIPCTL_TSIG_SECRET": ci.bind.secret,
-        "SIPCTL_SSH_KEY": str(ci.ssh_key),  # a file-type variable is a path
+        "SIPCTL_TSIG_READ_SECRET": ci.bind.read_secret,
+        "SIPCTL_SSH_READ_KEY": str(ci.ssh_read_key),  # a file-type variable is a path
         "GITLAB_API_TOKEN": "gl-test-token",
         "EXPECT_MR_SHA": HEAD_SHA,
     }
+    if source != "merge_request_event":
+        # Protected variables: GitLab passes them only to pipelines of protected refs (the
+        # default branch's pushes and schedules), never to a merge request's.
+        env["SIPCTL_TSIG_SECRET"] = ci.bind.secret
+        env["SIPCTL_SSH_KEY"] = str(ci.ssh_key)
     for key, value in pipeline.get("variables", {}).items():
         env[key] = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), str(value))
     return env
@@ -287,6 +309,10 @@ def run_gitlab_job(
     assert f'"{source}"' in rule, f"{job_name} does not run on {source} pipelines: {rule}"
     ci.fresh_checkout()
     lines = [*pipeline.get("default", {}).get("before_script", []), *job["script"]]
+    lines = [
+        line.replace(f"sipctl_credentials {WRITE_KEY} ", f"sipctl_credentials {ci.bind.key_name} ")
+        for line in lines
+    ]
     env = ci.env({**gitlab_env(ci, pipeline, source), **(extra or {})})
     result = ci.run_script("\n".join(lines), env)
     if result.code == 0 and "artifacts" in job and job_name == "sipctl-plan":
@@ -415,7 +441,7 @@ def test_gitlab_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
     ], "the plan of the merged head SHA's pipeline, found by documented calls"
 
     assert run_gitlab_job(ci, pipeline, "sipctl-drift", "schedule").code == 0
-    report = json.loads((ci.repo / "drift.json").read_text())
+    report = json.loads((ci.repo / "drift.json").read_text())["domains"][0]["drift"]
     assert {t["by"] for t in report["targets"]} == {"gitlab-4242"}, "the record names the job"
     bind.update(DOMAIN, add=[(f"pbx.{DOMAIN}.", 3600, "A", "198.51.100.1")])
     drift = run_gitlab_job(ci, pipeline, "sipctl-drift", "schedule")
@@ -455,6 +481,64 @@ def test_gitlab_apply_refuses_without_a_plan_of_the_merged_head(
 def test_example_secrets_are_not_in_the_outputs(ci: FakeCi, bind: BindServer) -> None:
     workflow = _load("github-actions.yml")
     result = run_github_job(ci, workflow, "plan")
-    assert bind.secret not in result.output
-    assert bind.secret not in (ci.stub_dir / "comment-7.md").read_text()
+    assert result.code == 0, result.output
+    assert bind.read_secret not in result.output
+    assert bind.read_secret not in (ci.stub_dir / "comment-7.md").read_text()
     assert os.environ.get("SIPCTL_TSIG_SECRET") != bind.secret
+
+
+# Which credentials each job uses: read-only where a merge request's code runs, the writing
+# ones only in the jobs behind the approval.
+READ_SECRETS = {"SIPCTL_TSIG_READ_SECRET", "SIPCTL_SSH_READ_KEY"}
+WRITE_SECRETS = {"SIPCTL_TSIG_SECRET", "SIPCTL_SSH_KEY"}
+
+
+def _secrets_named(text: str) -> set[str]:
+    return set(re.findall(r"\bSIPCTL_(?:TSIG|SSH)_[A-Z_]+\b", text))
+
+
+def test_github_jobs_use_read_only_secrets_and_apply_the_environment_s() -> None:
+    jobs = _load("github-actions.yml")["jobs"]
+    for name, job in jobs.items():
+        env = job.get("env", {})
+        named = _secrets_named(yaml.safe_dump(job))
+        if name in ("apply", "apply-main"):
+            assert job["environment"] == "production", name
+            assert named == WRITE_SECRETS and env["TSIG_KEY_NAME"] == WRITE_KEY, name
+        else:
+            assert "environment" not in job, name
+            assert named == READ_SECRETS and env["TSIG_KEY_NAME"] == READ_KEY, name
+
+
+def test_gitlab_jobs_use_unprotected_read_variables_and_apply_the_protected_ones() -> None:
+    pipeline = _load("gitlab-ci.yml")
+    expected = {
+        "sipctl-plan": (READ_KEY, READ_SECRETS),
+        "sipctl-drift": (READ_KEY, READ_SECRETS),
+        "sipctl-apply": (WRITE_KEY, WRITE_SECRETS),
+    }
+    for name, (key, secrets) in expected.items():
+        first = pipeline[name]["script"][0]
+        assert first.startswith(f"sipctl_credentials {key} "), (name, first)
+        assert _secrets_named(yaml.safe_dump(pipeline[name])) == secrets, name
+
+
+def test_gitlab_merge_request_plans_with_the_read_only_key(ci: FakeCi, bind: BindServer) -> None:
+    """The merge request's pipeline has no protected variable: its plan runs on the read-only
+    key (which BIND lets read, not write), and apply on the protected writing key."""
+    pipeline = _load("gitlab-ci.yml")
+    plan = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event")
+    assert plan.code == 0, plan.output
+    assert f'key "{READ_KEY}"' in (ci.repo / ".sipctl" / "tsig.key").read_text()
+    assert (ci.repo / ".sipctl" / "ssh_key").read_text() == ci.ssh_read_key.read_text()
+    assert bind.read_secret not in plan.output
+    # The same job given the writing key's job line would find nothing to write with.
+    job = dict(pipeline["sipctl-plan"])
+    job["script"] = [
+        f'sipctl_credentials {WRITE_KEY} "$SIPCTL_TSIG_SECRET" "$SIPCTL_SSH_KEY"',
+        *job["script"][1:],
+    ]
+    wrong = run_gitlab_job(
+        ci, {**pipeline, "sipctl-plan": job}, "sipctl-plan", "merge_request_event"
+    )
+    assert wrong.code == 1 and "credential variables are empty here" in wrong.output, wrong.output

@@ -86,8 +86,9 @@ class _ZoneTxt:
         if rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH):
             raise ProviderError(
                 f"DNS server {self.server} refused to {what} ({dns.rcode.to_text(rcode)}): "
-                f"the zone's update-policy must let the TSIG key change TXT at {self.owner} "
-                "(sipctl render --dir writes an update-policy that does)"
+                f"the zone's update-policy must let {self.provider.signer} change TXT at "
+                f"{self.owner} (sipctl render --dir writes an update-policy that does; "
+                "a read-only key can plan, not apply)"
             )
         raise ProviderError(
             f"DNS server {self.server} failed to {what}: {dns.rcode.to_text(rcode)}"

@@ -70,6 +70,8 @@ _PREREQUISITE_FAILED = {
     dns.rcode.YXRRSET,
 }
 _BIND_KEY_SECRET = re.compile(r'secret\s+"([^"]+)"')
+_BIND_KEY_NAME = re.compile(r'\bkey\s+"?([A-Za-z0-9._-]+)"?\s*\{')
+_BIND_KEY_ALGORITHM = re.compile(r'\balgorithm\s+"?([A-Za-z0-9-]+)"?\s*;')
 
 
 def _is_strict_base64(text: str) -> bool:
@@ -78,6 +80,24 @@ def _is_strict_base64(text: str) -> bool:
         return bool(text) and bool(base64.b64decode(text, validate=True))
     except (binascii.Error, ValueError):
         return False
+
+
+def _named_key(text: str, default: tuple[str, str], where: str) -> tuple[str, str]:
+    """The name and algorithm of the one key in a BIND key file (``tsig-keygen NAME``).
+
+    A key file says which key it is; the spec's name and algorithm stand for a bare secret.
+    """
+    names = _BIND_KEY_NAME.findall(text)
+    if len(names) > 1:
+        raise ProviderError(
+            f"{where}: the TSIG key file holds {len(names)} keys ({', '.join(names)}); "
+            "give sipctl a file with one"
+        )
+    algorithm = _BIND_KEY_ALGORITHM.search(text)
+    return (
+        names[0] if names else default[0],
+        algorithm.group(1).lower() if algorithm else default[1],
+    )
 
 
 class Rfc2136Provider:
@@ -100,6 +120,10 @@ class Rfc2136Provider:
         self.updates_sent = 0
         self._keyring: dict[dns.name.Name, dns.tsig.Key] | None = None
         self._secret_notes: list[str] = []
+        # The key signing this run: the spec's, or the one a BIND key file names (a CI job
+        # picks a read-only key for plan and the writing key for apply by the file it writes).
+        tsig = loaded.spec.dns.tsig
+        self._key: tuple[str, str] | None = (tsig.name, tsig.algorithm) if tsig else None
 
     @property
     def target_id(self) -> str:
@@ -244,7 +268,7 @@ class Rfc2136Provider:
             self.zone,
             keyring=keyring,
             keyname=dns.name.from_text(self._key_name()) if keyring else None,
-            keyalgorithm=self._dns.tsig.algorithm if self._dns.tsig else dns.tsig.default_algorithm,
+            keyalgorithm=self._key_algorithm(),
         )
         rrsets = private_rrsets(live)
         for change in sorted(changes, key=lambda c: c.address):
@@ -324,14 +348,23 @@ class Rfc2136Provider:
     # --- TSIG -------------------------------------------------------------------------------
 
     def _key_name(self) -> str:
-        assert self._dns.tsig is not None
-        return self._dns.tsig.name
+        assert self._key is not None
+        return self._key[0]
+
+    def _key_algorithm(self) -> str:
+        return self._key[1] if self._key is not None else str(dns.tsig.default_algorithm)
 
     def _key_name_text(self) -> str:
-        return repr(self._dns.tsig.name) if self._dns.tsig else "(none: unsigned requests)"
+        return repr(self._key[0]) if self._key else "(none: unsigned requests)"
+
+    @property
+    def signer(self) -> str:
+        """Which key signs this run's messages, for messages (its name, never its secret)."""
+        self._load_keyring()
+        return self._who()
 
     def _who(self) -> str:
-        return f"key {self._dns.tsig.name!r}" if self._dns.tsig else "this host"
+        return f"key {self._key[0]!r}" if self._key else "this host"
 
     def _load_keyring(self) -> dict[dns.name.Name, dns.tsig.Key] | None:
         """The TSIG keyring, its secret read from the environment or a file (never shown)."""
@@ -360,6 +393,7 @@ class Rfc2136Provider:
                 ) from None
             found = _BIND_KEY_SECRET.search(secret)  # also accept a BIND key file
             if found:
+                self._key = _named_key(secret, self._key or (tsig.name, tsig.algorithm), where)
                 secret = found.group(1)
             if mode & 0o044:
                 readers = " and ".join(
@@ -372,19 +406,21 @@ class Rfc2136Provider:
                 )
         self._ctx.remember_secret(secret)
         source = tsig.secret_env or str(tsig.secret_file)
+        name, algorithm = self._key or (tsig.name, tsig.algorithm)
         if not _is_strict_base64(secret):
             # dnspython's decoder skips characters outside the alphabet: a typo would make
             # a different key, and the server's BADSIG would say nothing about why.
             raise ProviderError(
-                f"{where}: the TSIG secret of key {tsig.name!r} (from {source}) is not valid "
+                f"{where}: the TSIG secret of key {name!r} (from {source}) is not valid "
                 "base64: only A-Z, a-z, 0-9, '+' and '/', '=' padding at the end, a multiple "
                 "of 4 characters (copy it from the 'secret' of the server's key file)"
             )
         try:
-            self._keyring = dns.tsigkeyring.from_text({tsig.name: (tsig.algorithm, secret)})
+            self._keyring = dns.tsigkeyring.from_text({name: (algorithm, secret)})
         except (ValueError, dns.exception.DNSException):
             raise ProviderError(
-                f"{where}: the TSIG secret of key {tsig.name!r} is not valid base64"
+                f"{where}: the TSIG key {name!r} ({algorithm}) from {source} cannot be used: "
+                "check its algorithm and that the secret is base64"
             ) from None
         return self._keyring
 
@@ -434,8 +470,7 @@ class _Connection:
             message.id = self._next_id
             self._next_id = (self._next_id + 1) & 0xFFFF
             if keyring is not None and message.keyring is None:
-                assert p._dns.tsig is not None
-                message.use_tsig(keyring, p._dns.tsig.name, algorithm=p._dns.tsig.algorithm)
+                message.use_tsig(keyring, p._key_name(), algorithm=p._key_algorithm())
             data = message.to_wire()
             wire += struct.pack("!H", len(data)) + data
             by_id[message.id] = message
