@@ -134,6 +134,10 @@ class SshFlock:
     """An exclusive flock on the host, held by ``flock`` on an SSH channel until stdin closes."""
 
     def __init__(self, transport: HostTransport, path: str) -> None:
+        from sipctl.providers.transport.ssh import SshTransport
+
+        if not isinstance(transport, SshTransport):
+            raise ProviderError(f"{transport.ref}: this transport cannot hold a lock")
         self._transport = transport
         self.path = path
         self.key = f"host:{transport.ref.key}:{path}"
@@ -156,10 +160,6 @@ class SshFlock:
         )
 
     def _open(self, script: str) -> tuple[paramiko.Channel, str, bytes]:
-        from sipctl.providers.transport.ssh import SshTransport
-
-        if not isinstance(self._transport, SshTransport):
-            raise ProviderError(f"{self._transport.ref}: this transport cannot hold a lock")
         channel = self._transport.exec_channel(f"/bin/sh -c {shlex.quote(script)}")
         first, more = _read_line(channel, _LOCK_WAIT, str(self._transport.ref))
         return channel, first, more
@@ -168,6 +168,9 @@ class SshFlock:
         channel, first, more = self._open(self._script(me))
         if first == "LOCKED":
             self._channel = channel
+            # The script made sure of the lock's directory first (root's own, 0700, no link):
+            # the run's later writes there need not ask again (see ensure_bookkeeping_dir).
+            self._transport.private_dirs.add(posixpath.dirname(self.path) or "/")
             return None
         rest = _read_rest(channel, _LOCK_WAIT, more)
         channel.close()
@@ -311,11 +314,13 @@ class HostStateStore:
         old_directory = "/" if ref.kind == "dir" else place.directory
         self.old_paths = [posixpath.join(old_directory, n) for n in (STATE_FILE, LOCK_FILE)]
         self.where = f"{self.path} on {ref}"
+        self._raw: dict[str, bytes | None] | None = None  # what ``read`` found
 
     def _read_raw(self) -> dict[str, bytes | None]:
         paths = [self.path, *self.old_paths]
         found = self._transport.read_files(paths)
-        return {path: found[path].content for path in paths}
+        self._raw = {path: found[path].content for path in paths}
+        return self._raw
 
     def read(self) -> dict[str, Any] | None:
         raw = self._read_raw()
@@ -323,7 +328,10 @@ class HostStateStore:
         return _parse(current if current is not None else raw[self.old_paths[0]])
 
     def write(self, record: dict[str, Any]) -> None:
-        raw = self._read_raw()
+        """Replace the record; what ``read`` found is what the write expects (else it is
+        read now): a record changed in between refuses the write, as any stale file does."""
+        raw = self._raw if self._raw is not None else self._read_raw()
+        self._raw = None
         content = (json.dumps(record, indent=1, sort_keys=True) + "\n").encode()
         ensure_bookkeeping_dir(self._transport)
         writes = [FileWrite(self.path, content, raw[self.path], 0o600)]
@@ -332,7 +340,10 @@ class HostStateStore:
 
 
 def ensure_bookkeeping_dir(transport: HostTransport) -> None:
-    """``BOOKKEEPING_DIR`` on the transport's host: created root-only (0700), never a link."""
+    """``BOOKKEEPING_DIR`` on the transport's host: created root-only (0700), never a link.
+
+    Over SSH once per run and host: the host lock's script checks the same directory the
+    same way first thing (``SshTransport.private_dirs``)."""
     from sipctl.providers.transport.local import DirTransport, LocalTransport
 
     try:
@@ -341,20 +352,30 @@ def ensure_bookkeeping_dir(transport: HostTransport) -> None:
         elif isinstance(transport, LocalTransport):
             private_dir(Path(BOOKKEEPING_DIR))
         else:
-            result = transport.run(
-                "/bin/sh -c " + shlex.quote(private_dir_script(BOOKKEEPING_DIR) + "echo OK")
-            )
-            answer = result.stdout.strip()
-            if answer != "OK":
-                raise ProviderError(
-                    f"{transport.ref}: {BOOKKEEPING_DIR} is a symbolic link or not root's own "
-                    f"directory ({answer or result.stderr.strip() or 'no answer'})",
-                    hint=f"remove {BOOKKEEPING_DIR} on the host: sipctl recreates it (0700)",
-                )
+            _ensure_remote_private_dir(transport)
     except OSError as exc:
         raise ProviderError(
             f"{transport.ref}: cannot create {BOOKKEEPING_DIR}: {exc.strerror or exc}"
         ) from None
+
+
+def _ensure_remote_private_dir(transport: HostTransport) -> None:
+    from sipctl.providers.transport.ssh import SshTransport
+
+    known = transport.private_dirs if isinstance(transport, SshTransport) else set()
+    if BOOKKEEPING_DIR in known:
+        return
+    result = transport.run(
+        "/bin/sh -c " + shlex.quote(private_dir_script(BOOKKEEPING_DIR) + "echo OK")
+    )
+    answer = result.stdout.strip()
+    if answer != "OK":
+        raise ProviderError(
+            f"{transport.ref}: {BOOKKEEPING_DIR} is a symbolic link or not root's own "
+            f"directory ({answer or result.stderr.strip() or 'no answer'})",
+            hint=f"remove {BOOKKEEPING_DIR} on the host: sipctl recreates it (0700)",
+        )
+    known.add(BOOKKEEPING_DIR)
 
 
 class LocalStateStore:

@@ -80,6 +80,9 @@ class SshTransport:
         self._last_writes: dict[str, bool] = {}  # path -> existed before the last write_files
         self.connections = 0
         self.round_trips = 0
+        # Directories this run has made sure of on the host: root's own, 0700, not a link
+        # (only root could change that since). The host lock's script does it first thing.
+        self.private_dirs: set[str] = set()
         self.user = ref.user or _local_user(ctx)
 
     @property

@@ -1,0 +1,43 @@
+"""Round trips over SSH to one PBX host with asterisk, firewall and fail2ban layers: a real
+sshd, Asterisk and fail2ban-server in a network namespace (``fixtures/pbx_host.py``).
+
+The count is deterministic (exec channels opened on the one pooled connection), so it is
+held to a ceiling here; ``bench/ssh_round_trips.py`` prints the same steps as a table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fixtures.pbx_host import PbxHost, Step, pbx_host, round_trip_steps
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.netns, pytest.mark.sshd, pytest.mark.slow]
+
+# (step, most round trips on the pooled connection)
+CEILINGS = {
+    "no-op plan": 5,
+    "plan with a change (+tcp/443)": 5,
+    "guarded apply of that plan (apply plan.json)": 10,
+    "apply -f of one change (-tcp/443)": 10,
+    "no-op plan after it": 5,
+}
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[PbxHost]:
+    with pbx_host() as started:
+        yield started
+
+
+def test_a_guarded_apply_on_one_host_takes_at_most_ten_round_trips(host: PbxHost) -> None:
+    steps: dict[str, Step] = {step.name: step for step in round_trip_steps(host)}
+    for name, ceiling in CEILINGS.items():
+        step = steps[name]
+        listing = "\n".join(f"  {n}. {what}" for n, what in enumerate(step.exchanges, 1))
+        assert step.round_trips <= ceiling, f"{name}: {step.round_trips} round trips\n{listing}"
+        assert step.connections == 1, f"{name}: one pooled connection per host per run"
+    applied = steps["guarded apply of that plan (apply plan.json)"]
+    assert sum("held:" in what for what in applied.exchanges) == 1, "one host lock per run"
+    assert applied.confirm_connections == 1, "the firewall confirms over one new login"
+    assert steps["no-op plan after it"].round_trips == steps["no-op plan"].round_trips
