@@ -5,22 +5,120 @@ target is the PBX's host. The page's files are owned like sipctl's other managed
 ``read`` compares each by its content, ``apply`` replaces them atomically (keeping
 ``.sipctl.bak``) and refuses when a file changed since the plan read it. Nothing is reloaded:
 a web server serves files as they are.
+
+sipctl records what it published (each file's ``TARGET:PATH`` and sha256, ``PageRecord``),
+so that a later spec whose ``publish`` names another target or path, or none, takes the old
+page down: each recorded file that is no longer wanted is deleted where it still holds what
+sipctl wrote; a file changed since then is its admin's now, left in place and named in the
+plan. An old target that cannot be reached keeps its files in the record, for a later apply.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
+from sipctl.errors import ProviderError
 from sipctl.providers.base import RunContext
+from sipctl.providers.bookkeeping import (
+    BOOKKEEPING_DIR,
+    local_state_dir,
+    read_private_file,
+    record_name,
+    write_private_file,
+)
 from sipctl.providers.transport.pool import FileWrite, HostTransport
 from sipctl.reconciler.plan import Change
-from sipctl.reconciler.render.webrtc import file_value, published_files
+from sipctl.reconciler.render.webrtc import (
+    RECORD_ADDRESS,
+    file_address,
+    file_value,
+    publish_place,
+    published_files,
+    record_value,
+)
 from sipctl.reconciler.resources import LiveState, Resource
 from sipctl.schemas.loader import LoadedSpec
 from sipctl.schemas.spec import split_publish
 from sipctl.schemas.targets import parse_target
+
+RECORD_FORMAT = 1
+_RECORD_MODE = 0o600
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+class PageRecord:
+    """sipctl's record of the page it published, where every later spec of the domain finds
+    it whatever its ``publish`` says: in the bookkeeping directory on the PBX
+    (``asterisk.target``), or on this machine for a spec without an asterisk section.
+    """
+
+    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
+        spec = loaded.spec
+        asterisk = spec.asterisk
+        self._transport: HostTransport | None = None
+        if asterisk is not None:
+            key = f"{asterisk.config_dir}/webrtc-page-{spec.domain}"
+            self.path = f"{BOOKKEEPING_DIR}/{record_name(key, '.json')}"
+            self._transport = ctx.transports.get(asterisk.target, asterisk.ssh)
+            self.where = f"{self.path} on {parse_target(asterisk.target)}"
+        else:
+            key = f"{loaded.base_dir.resolve()}/webrtc-page-{spec.domain}"
+            self.path = str(local_state_dir() / record_name(key, ".json"))
+            self.where = self.path
+
+    def read(self) -> bytes | None:
+        if self._transport is not None:
+            return self._transport.read_files([self.path])[self.path].content
+        try:
+            return read_private_file(Path(self.path))
+        except OSError as exc:
+            raise ProviderError(f"cannot read {self.path}: {exc.strerror}") from None
+
+    def write(self, content: bytes | None, expected: bytes | None) -> None:
+        """Replace (``content`` None: delete) the record; on a host, only if it still holds
+        ``expected``."""
+        if self._transport is not None:
+            from sipctl.providers.transport.host_lock import ensure_bookkeeping_dir
+
+            if content is not None:
+                ensure_bookkeeping_dir(self._transport)
+            self._transport.write_files([FileWrite(self.path, content, expected, _RECORD_MODE)])
+            return
+        path = Path(self.path)
+        try:
+            if content is not None:
+                write_private_file(path, content, _RECORD_MODE)
+            elif path.exists():
+                path.unlink()
+        except OSError as exc:
+            raise ProviderError(f"cannot write {self.path}: {exc.strerror}") from None
+
+
+def parse_record(raw: bytes | None) -> dict[str, str]:
+    """``TARGET:PATH`` -> sha256 of each file the record lists (empty: none, or unreadable)."""
+    if raw is None:
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        return {}
+    return {str(k): str(v) for k, v in files.items() if isinstance(v, str)}
+
+
+def record_text(files: dict[str, str]) -> bytes:
+    return (
+        json.dumps({"format": RECORD_FORMAT, "files": dict(sorted(files.items()))}, indent=1) + "\n"
+    ).encode()
 
 
 class WebrtcPageProvider:
@@ -28,57 +126,112 @@ class WebrtcPageProvider:
     name: ClassVar[str] = "webrtc"
 
     def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
-        webrtc = loaded.spec.webrtc
-        if webrtc is None:
+        if loaded.spec.webrtc is None:
             raise ValueError("the spec has no webrtc section")
         self._loaded = loaded
         self._ctx = ctx
-        self._target, self._root = (
-            split_publish(webrtc.publish) if webrtc.publish is not None else ("local", "")
-        )
+        self._target, self._root = publish_place(loaded.spec) or ("local", "")
+        self._record = PageRecord(loaded, ctx)
 
     @property
     def target_id(self) -> str:
         return f"{parse_target(self._target).key}:{self._root or '-'}"
 
-    def _transport(self) -> HostTransport:
+    def _transport(self, target: str) -> HostTransport:
         asterisk = self._loaded.spec.asterisk
         same_host = asterisk is not None and (
-            parse_target(asterisk.target).key == parse_target(self._target).key
+            parse_target(asterisk.target).key == parse_target(target).key
         )
-        return self._ctx.transports.get(
-            self._target, asterisk.ssh if same_host and asterisk else None
-        )
+        return self._ctx.transports.get(target, asterisk.ssh if same_host and asterisk else None)
+
+    # --- read ---------------------------------------------------------------------------------
 
     def read(self, desired: Sequence[Resource]) -> LiveState:
         live = LiveState()
-        paths = [r.address.name for r in desired]
-        if not paths:
-            return live
-        found = self._transport().read_files(paths)
-        contents = {path: found[path].content for path in paths}
-        live.private["contents"] = contents
-        live.fingerprint_extra = {
-            p: hashlib.sha256(c).hexdigest() if c is not None else None for p, c in contents.items()
-        }
-        for resource in desired:
-            content = contents[resource.address.name]
+        raw = self._record.read()
+        recorded = parse_record(raw)
+        if raw is not None:
+            live.resources[RECORD_ADDRESS] = record_value(recorded)
+        wanted = [r.address.name for r in desired if r.address.kind == "file"]
+        old = {name: sha for name, sha in recorded.items() if name not in wanted}
+        contents, unreachable = self._read_files([*wanted, *old], live)
+        for name in wanted:
+            content = contents.get(name)
             if content is not None:
-                live.resources[resource.address] = file_value(content)
+                live.resources[file_address(name)] = file_value(content)
+        for name, sha in old.items():
+            content = contents.get(name)
+            if name in unreachable or content is None:
+                continue  # unreachable: kept in the record; missing: nothing left to remove
+            if _sha256(content) == sha:
+                live.resources[file_address(name)] = file_value(content)
+            else:
+                live.notes.append(
+                    f"{name} changed since sipctl published it there: it is left in place "
+                    "(the page no longer goes there; remove the file when nobody needs it)"
+                )
+        live.private.update(
+            contents=contents, record=raw, kept={n: recorded[n] for n in unreachable}
+        )
+        live.fingerprint_extra = {
+            "record": _sha256(raw) if raw is not None else None,
+            **{n: _sha256(c) if c is not None else None for n, c in contents.items()},
+        }
         return live
+
+    def _read_files(
+        self, names: Sequence[str], live: LiveState
+    ) -> tuple[dict[str, bytes | None], set[str]]:
+        """Each file's content, one batch per target. A target of an old page that cannot
+        be reached is a note; its files are returned as unreachable."""
+        by_target: dict[str, dict[str, str]] = {}
+        for name in names:
+            target, path = split_publish(name)
+            by_target.setdefault(target, {})[path] = name
+        contents: dict[str, bytes | None] = {}
+        unreachable: set[str] = set()
+        for target, paths in by_target.items():
+            try:
+                found = self._transport(target).read_files(list(paths))
+            except ProviderError as exc:
+                if target == self._target:
+                    raise
+                unreachable.update(paths.values())
+                live.notes.append(
+                    f"{target}: {exc.message}; the page sipctl published there earlier "
+                    f"({len(paths)} file(s)) stays recorded, to be removed by a later apply"
+                )
+                continue
+            contents.update({name: found[path].content for path, name in paths.items()})
+        return contents, unreachable
+
+    # --- apply --------------------------------------------------------------------------------
 
     def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
         if not changes:
             return []
         contents: dict[str, bytes | None] = live.private.get("contents") or {}
         texts = published_files(self._loaded.spec)
-        writes = [
-            FileWrite(
-                c.address.name,
-                None if c.action == "delete" else texts[c.address.name].encode("utf-8"),
-                contents.get(c.address.name),
-            )
-            for c in changes
-        ]
-        self._transport().write_files(writes)
-        return [f"webrtc {self.target_id}: wrote {w.path}" for w in writes]
+        writes: dict[str, list[FileWrite]] = {}
+        for change in changes:
+            if change.address.kind != "file":
+                continue
+            name = change.address.name
+            target, path = split_publish(name)
+            content = None if change.action == "delete" else texts[name].encode("utf-8")
+            writes.setdefault(target, []).append(FileWrite(path, content, contents.get(name)))
+        lines: list[str] = []
+        # the page's new place first, then the old one emptied: never a moment without it
+        for target in sorted(writes, key=lambda t: t != self._target):
+            self._transport(target).write_files(writes[target])
+            for write in writes[target]:
+                done = "removed" if write.content is None else "wrote"
+                lines.append(f"webrtc {parse_target(target).key}: {done} {write.path}")
+        files = {name: _sha256(text.encode("utf-8")) for name, text in texts.items()}
+        files.update(live.private.get("kept") or {})
+        before: bytes | None = live.private.get("record")
+        after = record_text(files) if files else None
+        if after != before:
+            self._record.write(after, before)
+            lines.append(f"webrtc: recorded the published page in {self._record.where}")
+        return lines

@@ -974,7 +974,8 @@ class Webrtc(_Model):
     publish: Publish | None = Field(
         default=None,
         description="TARGET:PATH: apply also writes the page there (a web root), "
-        "e.g. local:/var/www/html/call",
+        "e.g. local:/var/www/html/call; the page sipctl published at another place before "
+        "(or when publish is removed) is taken down",
     )
 
 

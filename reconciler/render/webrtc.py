@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+from collections.abc import Mapping
 from importlib import resources
 
 from sipctl.reconciler.render.asterisk import webrtc_from_host
@@ -75,30 +76,60 @@ def webrtc_artefacts(spec: Spec) -> dict[str, str]:
     return page_files(spec)
 
 
-def file_address(path: str) -> Address:
-    return Address(LAYER, "file", path)
+RECORD_ADDRESS = Address(LAYER, "record", "published page")
+
+
+def file_name(target: str, path: str) -> str:
+    """A published file's name in plans and in sipctl's record: ``TARGET:PATH``, the
+    spelling of ``webrtc.publish`` (the same path on two targets is two files)."""
+    return f"{target}:{path}"
+
+
+def file_address(name: str) -> Address:
+    return Address(LAYER, "file", name)
 
 
 def render_webrtc(spec: Spec) -> list[Resource]:
-    """With ``webrtc.publish``: each page file at its published path, owned by sipctl.
+    """With ``webrtc.publish``: each page file at its published place, owned by sipctl, and
+    sipctl's record of them (what a later spec with another or no ``publish`` removes).
 
     No payload: the provider renders the files again at apply, so a saved plan stays small.
     """
-    return [
-        Resource(file_address(path), file_value(text.encode("utf-8")), None)
-        for path, text in published_files(spec).items()
-    ]
+    files = published_files(spec)
+    if not files:
+        return []
+    values = {name: file_value(text.encode("utf-8")) for name, text in files.items()}
+    resources = [Resource(file_address(name), value, None) for name, value in values.items()]
+    digests = {name: str(value["sha256"]) for name, value in values.items()}
+    resources.append(Resource(RECORD_ADDRESS, record_value(digests), None))
+    return resources
+
+
+def publish_place(spec: Spec) -> tuple[str, str] | None:
+    """(target, directory) of ``webrtc.publish`` (None: the page is not published)."""
+    if spec.webrtc is None or spec.webrtc.publish is None or spec.transports.wss is None:
+        return None
+    return split_publish(spec.webrtc.publish)
 
 
 def published_files(spec: Spec) -> dict[str, str]:
-    """Absolute path on the publish target -> text (empty without ``webrtc.publish``)."""
-    if spec.webrtc is None or spec.webrtc.publish is None or spec.transports.wss is None:
+    """``TARGET:PATH`` name -> text of every published file (empty without ``publish``)."""
+    place = publish_place(spec)
+    if place is None:
         return {}
-    _, root = split_publish(spec.webrtc.publish)
-    return {f"{root.rstrip('/')}/{name}": text for name, text in sorted(page_files(spec).items())}
+    target, root = place
+    return {
+        file_name(target, f"{root.rstrip('/')}/{name}"): text
+        for name, text in sorted(page_files(spec).items())
+    }
 
 
 def file_value(content: bytes) -> dict[str, object]:
     """A published file compares by its content's digest (plans stay short); the provider
     reads live files with the same function."""
     return {"sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content)}
+
+
+def record_value(digests: Mapping[str, str]) -> dict[str, object]:
+    """The record's value: each file sipctl published (``TARGET:PATH``) and its sha256."""
+    return {"files": dict(sorted(digests.items()))}

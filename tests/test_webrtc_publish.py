@@ -1,0 +1,152 @@
+"""``webrtc.publish`` is owned like sipctl's other files: the page moves and goes with the spec.
+
+Through the CLI, on ``dir:`` and ``local`` targets: sipctl records what it published; when
+``publish`` names another place, or none, the plan shows the old files' removal and apply
+removes exactly the recorded files that still hold what sipctl wrote. A file its admin
+changed is named and left; an old place that cannot be reached stays recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from fixtures.common import free_port
+from typer.testing import CliRunner
+
+from sipctl.cli import app
+from sipctl.providers.base import RunContext
+from sipctl.providers.webrtc_page import PageRecord, record_text
+from sipctl.reconciler.render.webrtc import page_files
+from sipctl.schemas.loader import load_spec, load_spec_text
+
+SPEC = """\
+version: 1
+domain: publish.example
+transports:
+  udp: {port: 5060}
+  wss: {port: 8089}
+servers:
+  - host: pbx.publish.example
+    ipv4: [203.0.113.10]
+users:
+  director: 105
+  alex: 106
+webrtc:
+  page: {names: [director, alex]}
+"""
+
+
+def page_names() -> list[str]:
+    return sorted(page_files(load_spec_text(SPEC).spec))
+
+
+def write(spec_file: Path, publish: str | None, **extra: Any) -> None:
+    data = yaml.safe_load(SPEC)
+    if publish is not None:
+        data["webrtc"]["publish"] = publish
+    data.update(extra)
+    spec_file.write_text(yaml.safe_dump(data))
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args))
+
+
+def record_of(spec_file: Path) -> PageRecord:
+    loaded = load_spec(spec_file)
+    ctx = RunContext(base_dir=loaded.base_dir)
+    try:
+        return PageRecord(loaded, ctx)
+    finally:
+        ctx.close()
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_the_page_moves_on_a_dir_target_and_an_edited_file_stays(tmp_path: Path) -> None:
+    spec = tmp_path / "sipctl.yaml"
+    write(spec, "dir:web:/var/www/call")
+    applied = run("apply", "-f", str(spec), "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    old, new = tmp_path / "web/var/www/call", tmp_path / "web/srv/call"
+    assert files_under(old) == page_names()
+    (old / "sipctl-call.css").write_text("/* the admin's own look */\n")
+
+    write(spec, "dir:web:/srv/call")
+    planned = run("plan", "-f", str(spec))
+    for name in page_names():
+        line = f"  - webrtc file dir:web:/var/www/call/{name}"
+        assert (line in planned.output) == (name != "sipctl-call.css"), planned.output
+        assert f"  + webrtc file dir:web:/srv/call/{name}" in planned.output
+    assert "sipctl-call.css changed since sipctl published it" in planned.output
+    # Moving the page deletes most of what this target held: the usual limit asks for --force.
+    applied = run("apply", "-f", str(spec), "--auto-approve", "--force")
+    assert applied.exit_code == 0, applied.output
+    assert files_under(new) == page_names()
+    left = [p for p in files_under(old) if not p.endswith(".sipctl.bak")]
+    assert left == ["sipctl-call.css"]  # the admin's, untouched
+    assert (old / "sipctl-call.css").read_text() == "/* the admin's own look */\n"
+    again = run("plan", "-f", str(spec), "--detailed-exitcode")
+    assert again.exit_code == 0, again.output  # the edited file is no longer reported
+
+    record = record_of(spec)
+    write(spec, None)  # publish removed: the page goes, and so does the record
+    planned = run("plan", "-f", str(spec))
+    assert "  - webrtc file dir:web:/srv/call/index.html" in planned.output
+    assert "  - webrtc record published page" in planned.output
+    applied = run("apply", "-f", str(spec), "--auto-approve", "--force")
+    assert applied.exit_code == 0, applied.output
+    assert [p for p in files_under(new) if not p.endswith(".sipctl.bak")] == []
+    assert record.read() is None
+    assert run("plan", "-f", str(spec), "--detailed-exitcode").exit_code == 0
+
+
+def test_from_a_local_target_to_a_dir_target_recorded_on_the_pbx(tmp_path: Path) -> None:
+    """With an asterisk section the record lives in the PBX's bookkeeping directory (here a
+    ``dir:`` target), where any later spec of the domain finds it."""
+    (tmp_path / "pbx/etc/asterisk").mkdir(parents=True)
+    (tmp_path / "pbx/etc/asterisk/http.conf").write_text("[general]\n")
+    asterisk = {
+        "target": "dir:pbx",
+        "tls": {"cert_file": "/etc/asterisk/a.pem", "key_file": "/etc/asterisk/a.key"},
+    }
+    spec = tmp_path / "sipctl.yaml"
+    www = tmp_path / "www"
+    write(spec, f"local:{www}", asterisk=asterisk)
+    applied = run("apply", "-f", str(spec), "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert files_under(www) == page_names()
+    record = record_of(spec)
+    assert record.path.startswith("/var/lib/sipctl/") and "on dir:pbx" in record.where
+    assert (tmp_path / "pbx" / record.path.lstrip("/")).exists()
+
+    write(spec, "dir:web:/var/www/call", asterisk=asterisk)
+    applied = run("apply", "-f", str(spec), "--auto-approve", "--force")
+    assert applied.exit_code == 0, applied.output
+    assert [p for p in files_under(www) if not p.endswith(".sipctl.bak")] == []
+    assert files_under(tmp_path / "web/var/www/call") == page_names()
+    recorded = json.loads(record.read() or b"{}")["files"]
+    assert sorted(recorded) == [f"dir:web:/var/www/call/{n}" for n in page_names()]
+    assert run("plan", "-f", str(spec), "--detailed-exitcode").exit_code == 0
+
+
+def test_an_unreachable_old_place_stays_recorded(tmp_path: Path) -> None:
+    spec = tmp_path / "sipctl.yaml"
+    write(spec, "dir:web:/var/www/call")
+    record = record_of(spec)
+    gone = f"ssh://root@127.0.0.1:{free_port()}:/var/www/call/index.html"
+    record.write(record_text({gone: "0" * 64}), None)
+    try:
+        planned = run("plan", "-f", str(spec))
+        assert "stays recorded, to be removed by a later apply" in planned.output
+        applied = run("apply", "-f", str(spec), "--auto-approve")
+        assert applied.exit_code == 0, applied.output
+        recorded = json.loads(record.read() or b"{}")["files"]
+        assert gone in recorded and len(recorded) == 1 + len(page_names())
+    finally:
+        record.write(None, record.read())
