@@ -219,7 +219,9 @@ class WebrtcPageProvider:
             name = change.address.name
             target, path = split_publish(name)
             content = None if change.action == "delete" else texts[name].encode("utf-8")
-            writes.setdefault(target, []).append(FileWrite(path, content, contents.get(name)))
+            # a page taken down leaves no copy in the web root (its .sipctl.bak goes too)
+            write = FileWrite(path, content, contents.get(name), keep_backup=content is not None)
+            writes.setdefault(target, []).append(write)
         lines: list[str] = []
         # the page's new place first, then the old one emptied: never a moment without it
         for target in sorted(writes, key=lambda t: t != self._target):

@@ -142,6 +142,24 @@ def test_delete_and_restore_backups(ssh: SshTransport, tmp_path: Path) -> None:
     assert ssh.round_trips == 2
 
 
+def test_delete_without_backup_takes_the_backup_too(ssh: SshTransport, tmp_path: Path) -> None:
+    page, older = tmp_path / "index.html", tmp_path / ("index.html" + BACKUP_SUFFIX)
+    page.write_bytes(b"v2")
+    older.write_bytes(b"v1")
+    kept = tmp_path / "other.html"
+    kept.write_bytes(b"x")
+    ssh.write_files(
+        [
+            FileWrite(str(page), None, b"v2", keep_backup=False),
+            FileWrite(str(kept), None, b"x"),
+        ]
+    )
+    assert not page.exists() and not older.exists()
+    assert not kept.exists() and (tmp_path / ("other.html" + BACKUP_SUFFIX)).read_bytes() == b"x"
+    ssh.restore_backups([str(page), str(kept)])  # only what was kept comes back
+    assert not page.exists() and kept.read_bytes() == b"x"
+
+
 def test_run_status_output_stdin_and_timeout(ssh: SshTransport) -> None:
     result = ssh.run("cat; echo err >&2; exit 4", stdin=b"hello\n")
     assert (result.exit_status, result.stdout, result.stderr) == (4, "hello\n", "err\n")

@@ -195,6 +195,8 @@ def write_script(writes: Sequence[FileWrite], marker: str) -> str:
     undo = []
     for i, w in changing:
         path = q(w.path)
+        if w.removes_all:
+            continue  # nothing kept to put back
         if w.expected is not None:
             undo.append(f'[ -z "${{r{i}:-}}" ] || mv -f -- {path}"$B" {path}')
         else:
@@ -225,6 +227,9 @@ def write_script(writes: Sequence[FileWrite], marker: str) -> str:
         out.append(f"check {i} {q(w.path)} {_sha(w.expected)} changing")
     for i, w in changing:
         path = q(w.path)
+        if w.removes_all:
+            out.append(f'err=$(rm -f -- {path} {path}"$B" 2>&1) || fail {i} "$err"')
+            continue
         if w.expected is not None:
             out.append(f'backup {path} || fail {i} "cannot keep a backup"')
         if w.content is not None:

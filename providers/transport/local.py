@@ -253,13 +253,16 @@ class _FileSystemTransport:
             else:
                 opened, name = self._open_parent(write.path, create=False)
                 with opened:
-                    if existed:
+                    if write.removes_all:
+                        opened.unlink(name + BACKUP_SUFFIX)
+                    elif existed:
                         _keep_backup(opened, name)
                     opened.unlink(name)
                     opened.fsync()
         except OSError as exc:
             raise ProviderError(f"{self.ref}: cannot replace {write.path}: {exc.strerror}") from exc
-        self._last_writes[write.path] = _Undo(write.path, existed)
+        if not write.removes_all:
+            self._last_writes[write.path] = _Undo(write.path, existed)
 
     def restore_backups(self, paths: Sequence[str]) -> None:
         """Undo the last ``write_files`` for ``paths``; paths it did not change are left alone."""

@@ -42,13 +42,22 @@ class FileWrite:
 
     ``expected`` is the content the plan saw (None: the file must not exist); when the file
     holds anything else, nothing at all is written and StalePlanError is raised.
-    ``content`` None deletes the file. The old file is kept as ``path + BACKUP_SUFFIX``.
+    ``content`` None deletes the file. The old file is kept as ``path + BACKUP_SUFFIX``,
+    unless ``keep_backup`` is False on a delete: then the file goes with any backup of it
+    (a page taken down from a web root leaves no copy there), and ``restore_backups``
+    cannot bring it back.
     """
 
     path: str
     content: bytes | None
     expected: bytes | None
     mode: int | None = None  # default: the old file's mode, else 0o644
+    keep_backup: bool = True
+
+    @property
+    def removes_all(self) -> bool:
+        """A delete that leaves no backup behind."""
+        return self.content is None and not self.keep_backup
 
 
 BACKUP_SUFFIX = ".sipctl.bak"
