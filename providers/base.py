@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from sipctl.errors import SipctlError, SpecError
 from sipctl.reconciler.plan import Change
@@ -43,8 +43,12 @@ class UpdateRider:
     """
 
     what: str  # for messages: "release the lock _sipctl-lock.example.com."
-    add_to: Callable[[dns.update.UpdateMessage], None]
+    add_to: Callable[[dns.update.UpdateMessage], None] = lambda _update: None
     sent: Callable[[], None] = lambda: None
+    # For a provider that writes whole rrsets in one change set (octoDNS) instead of an
+    # UPDATE: (owner, type) -> (the rrset as the rider knows it, or the provider's
+    # ``UNREAD`` marker: read it just before writing; the new rrset, None to delete it)
+    rrsets: Mapping[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
 
 
 @dataclass

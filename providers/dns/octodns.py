@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
+from sipctl.providers.base import UpdateRider
 from sipctl.providers.dns.challenge import CHALLENGE_TTL, ChallengeRecord
 from sipctl.providers.dns.octodns_plugin import (
     PluginConfig,
@@ -50,7 +51,7 @@ from sipctl.providers.dns.owned import (
     records_of,
     ttl_of,
 )
-from sipctl.reconciler.dns_records import absolute, canonical_text
+from sipctl.reconciler.dns_records import absolute, canonical_text, parse
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.resources import LiveState, Resource
 
@@ -63,6 +64,11 @@ Rrsets = dict[tuple[str, str], LiveRrset]
 
 # Plugins whose API refuses a change set when the values it deletes are no longer live.
 CONDITIONAL_MODULES = ("octodns_route53",)
+# Plugins that send one provider.apply as one request the server applies whole or not at all
+# (PowerDNS: one PATCH, one transaction; Route53: one change batch, up to 1,000 records).
+# Others (Cloudflare, ...) make a request per record: see ``write_change_set``.
+ATOMIC_MODULES = ("octodns_route53", "octodns_powerdns")
+UNREAD: Any = object()  # a rider's rrset the provider reads just before writing
 NO_CONDITION_NOTE = (
     "this provider cannot refuse a concurrent edit; sipctl re-reads just before writing, "
     "then reads back"
@@ -86,6 +92,7 @@ class OctodnsProvider:
         self.domain = spec.domain
         self.naptr_supported = "NAPTR" in self.plugin.supports
         self.conditional = self.plugin.class_path.split(".")[0] in CONDITIONAL_MODULES
+        self.atomic = self.plugin.class_path.split(".")[0] in ATOMIC_MODULES
         self.reads = 0  # zone reads through the plugin (tests, bench)
         self.narrow = False  # the last read asked for sipctl's names only
         self.applies = 0  # provider.apply calls (one per zone and run)
@@ -174,7 +181,9 @@ class OctodnsProvider:
     # --- apply ------------------------------------------------------------------------------
 
     def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
-        """All ``changes`` in one ``provider.apply``; refused as a whole when stale."""
+        """All ``changes`` in one ``provider.apply``, with what rides along (the record of the
+        last apply, the lock's release: ``RunContext.update_riders``); refused as a whole
+        when stale."""
         if not changes:
             return []
         for change in changes:
@@ -188,16 +197,68 @@ class OctodnsProvider:
             (c.address.name, c.address.kind): self._after(c, read.get(_key(c))) for c in changes
         }
         before = {k: read.get(k) for k in wanted}
-        if not self.conditional:
-            self._refuse_if_changed(before)
-        self.write(before, wanted, f"apply {len(changes)} change(s) to zone {self.zone}")
+        riders = self._ctx.update_riders.take(self.target_id)
+        what = f"apply {len(changes)} change(s) to zone {self.zone}"
+        self.write_change_set(before, wanted, riders, what)
+        also = "".join(f"; it also did {r.what}" for r in riders)
         lines = [
             f"zone {self.zone}: {len(changes)} rrset(s) changed in one change set through "
-            f"{self.plugin.class_path}"
+            f"{self.plugin.class_path}{also}"
         ]
         if not self.conditional:
             lines += self._read_back(wanted)
         return lines
+
+    def write_change_set(
+        self,
+        before: dict[tuple[str, str], LiveRrset | None],
+        after: dict[tuple[str, str], LiveRrset | None],
+        riders: Sequence[UpdateRider],
+        what: str,
+    ) -> None:
+        """One change set: the rrsets ``before`` (as read) become ``after``, and each rider's
+        rrsets ride along (``UpdateRider.rrsets``). Without a conditional write the rrsets
+        are read again just before writing (one read) and the set is refused when any
+        changed; a rider's rrset it does not know (``UNREAD``) is taken from that read.
+
+        A plugin that writes record by record (not ``atomic``) could release the lock, or
+        record the apply, before the changes land (octoDNS orders deletions first): there
+        the riders go in a second ``provider.apply``, once the changes have landed."""
+        before, after = dict(before), dict(after)
+        unread: list[tuple[str, str]] = []
+        riding: set[tuple[str, str]] = set()
+        for rider in riders:
+            for key, (old, new) in rider.rrsets.items():
+                after[key] = new
+                riding.add(key)
+                if old is UNREAD:
+                    unread.append(key)
+                else:
+                    before[key] = old
+        check = [] if self.conditional else list(before)
+        if check or unread:
+            now = self.read_rrsets(sorted({*check, *unread}))
+            before.update({key: now.get(key) for key in unread})
+            changed = [f"{t} {n}" for n, t in sorted(check) if now.get((n, t)) != before[(n, t)]]
+            if changed:
+                also = "".join(f"; it would also {r.what}" for r in riders)
+                raise StalePlanError(
+                    f"zone {self.zone}: {', '.join(changed)} changed since it was read{also}; "
+                    "nothing was changed. Run plan again"
+                )
+        keys = [k for k in after if after[k] != before.get(k)]
+        rounds = [keys] if self.atomic else [[k for k in keys if k not in riding]]
+        if not self.atomic:
+            rounds.append([k for k in keys if k in riding])
+        for round_keys in rounds:
+            if round_keys:
+                self.write(
+                    {k: before.get(k) for k in round_keys},
+                    {k: after[k] for k in round_keys},
+                    what,
+                )
+        for rider in riders:
+            rider.sent()
 
     def write(
         self,
@@ -208,17 +269,59 @@ class OctodnsProvider:
         """One ``provider.apply`` turning the rrsets ``before`` (as read) into ``after``.
 
         Conditional providers refuse it when ``before`` is no longer live (StalePlanError).
+        When the provider throttles or fails on its side, the retry does not replay the change
+        set: part of it may have landed (a per-record API writes record by record; a batch may
+        land with its answer lost), so it reads the rrsets again and sends only what is still
+        missing, from what is live now (``_replan``).
         """
-        plugin = self.plugin.instance()
-        with quiet():
-            plan = self._octodns_plan(before, after)
+        pending = dict(before)
 
-        def apply() -> None:
-            prepare_apply(plugin, self.zone, sorted({owner for owner, _ in after}))
+        def attempt() -> None:
+            keys = [
+                k for k in after if _canonical(k[1], after[k]) != _canonical(k[1], pending.get(k))
+            ]
+            if not keys:
+                return  # everything landed before the failure was reported
+            plugin = self.plugin.instance()
+            with quiet():
+                plan = self._octodns_plan(
+                    {k: pending.get(k) for k in keys}, {k: after[k] for k in keys}
+                )
+            prepare_apply(plugin, self.zone, sorted({owner for owner, _ in keys}))
+            self.applies += 1
             plugin.apply(plan)
 
-        call(apply, what, self.plugin.class_path)
-        self.applies += 1
+        call(
+            attempt,
+            what,
+            self.plugin.class_path,
+            before_retry=lambda: self._replan(pending, before, after),
+        )
+
+    def _replan(
+        self,
+        pending: dict[tuple[str, str], LiveRrset | None],
+        before: dict[tuple[str, str], LiveRrset | None],
+        after: dict[tuple[str, str], LiveRrset | None],
+    ) -> None:
+        """After a failed write: ``pending`` becomes what is live now at the written names.
+
+        An rrset that is neither as read nor as wanted was changed by someone else, or is
+        half written by a per-record API. A conditional provider writes a batch whole or not
+        at all, so there it can only be someone else: refused (StalePlanError)."""
+        now = self.read_rrsets(list(after))
+        for key in after:
+            live_now = now.get(key)
+            landed = _canonical(key[1], live_now) == _canonical(key[1], after[key])
+            untouched = _canonical(key[1], live_now) == _canonical(key[1], before.get(key))
+            if self.conditional and not (landed or untouched):
+                owner, rdtype = key
+                raise StalePlanError(
+                    f"zone {self.zone}: {rdtype} {owner} changed while sipctl was writing it "
+                    "(the write failed and was to be retried); nothing more was sent. Run plan "
+                    "again"
+                )
+            pending[key] = live_now
 
     def _after(self, change: Change, full: LiveRrset | None) -> LiveRrset | None:
         """The whole rrset after the change: for the domain's NAPTR, the foreign entries stay."""
@@ -269,26 +372,16 @@ class OctodnsProvider:
                 octo.append(Delete(old_record))
         return Plan(existing_zone, desired_zone, octo, True)
 
-    def _refuse_if_changed(self, before: dict[tuple[str, str], LiveRrset | None]) -> None:
-        """No conditional write: re-read the rrsets about to change, just before writing."""
-        now = self.read_rrsets(list(before))
-        changed = [f"{t} {n}" for (n, t), old in sorted(before.items()) if now.get((n, t)) != old]
-        if changed:
-            raise StalePlanError(
-                f"zone {self.zone}: {', '.join(changed)} changed since it was read; nothing "
-                "was changed. Run plan again"
-            )
-
     def _read_back(self, wanted: dict[tuple[str, str], LiveRrset | None]) -> list[str]:
         now = self.read_rrsets(list(wanted))
         lines = []
         for (owner, rdtype), expected in sorted(wanted.items()):
             got = now.get((owner, rdtype))
-            if _canonical(got) != _canonical(expected):
+            if _canonical(rdtype, got) != _canonical(rdtype, expected):
                 lines.append(
                     f"Warning: zone {self.zone}: {rdtype} {owner} read back differs from what "
                     f"was written (someone else changed it at the same time?): now "
-                    f"{_canonical(got) or 'absent'}"
+                    f"{_canonical(rdtype, got) or 'absent'}"
                 )
         return lines
 
@@ -345,10 +438,18 @@ def _key(change: Change) -> tuple[str, str]:
     return (change.address.name, change.address.kind)
 
 
-def _canonical(rrset: LiveRrset | None) -> tuple[int, list[str]] | None:
+def _canonical(rdtype: str, rrset: LiveRrset | None) -> tuple[int, list[str]] | None:
+    """What an rrset holds, however the provider spelled it: a TXT's character-strings are
+    joined (a plugin cuts a long value at its own length, 255 bytes; sipctl at 250)."""
     if rrset is None:
         return None
-    return rrset.ttl, sorted({c for c, _ in rrset.records})
+    if rdtype != "TXT":
+        return rrset.ttl, sorted({c for c, _ in rrset.records})
+    texts = set()
+    for _, exact in rrset.records:
+        strings: tuple[bytes, ...] = parse("TXT", exact).strings  # type: ignore[attr-defined]
+        texts.add(b"".join(strings).decode("utf-8", "replace"))
+    return rrset.ttl, sorted(texts)
 
 
 def collect(zone: Any, names: Names) -> Rrsets:

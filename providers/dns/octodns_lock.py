@@ -1,13 +1,18 @@
 """The DNS lock and the record of the last apply at an octoDNS provider: TXT records in the zone.
 
 The same records as over RFC 2136 (``lock.py``): ``_sipctl-lock.<domain>`` names the holder,
-``_sipctl-state.<domain>`` holds the record of the last apply (for ``sipctl drift``). Each
-change goes through the plugin as one change set that turns the rrset as read into the new
-one (``OctodnsProvider.write``):
+``_sipctl-state.<domain>`` holds the record of the last apply (for ``sipctl drift``).
+
+A run with DNS changes makes two writes: the lock is taken by a change set of its own (a
+CREATE), and the zone's one change set carries the changes, the record of the last apply and
+the lock's release (a DELETE of exactly the lock record taken), which ride in it
+(``RunContext.update_riders``, ``OctodnsProvider.write_change_set``). A run without DNS
+changes sends record and release in one change set of their own (``send_riders``).
 
 - Route53 refuses a CREATE of a name in use and a DELETE whose values are not the live ones,
-  so taking the lock (CREATE), taking over an expired one and releasing it (DELETE of exactly
-  our record) are compare-and-set on the provider's side.
+  so taking the lock, taking over an expired one and releasing it are compare-and-set on the
+  provider's side, and a change set whose lock expired and was taken over is refused whole.
+  (moto, Route53's emulator, does not enforce either: tests/fixtures/moto_route53.py.)
 - Where the API has no condition (PowerDNS, ...) sipctl reads, writes and reads back: two runs
   racing within that window could both believe they hold it, which the plan says once.
 
@@ -21,7 +26,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from sipctl.errors import ProviderError, SipctlError, StalePlanError
-from sipctl.providers.dns.octodns import OctodnsProvider
+from sipctl.providers.base import UpdateRider
+from sipctl.providers.dns.octodns import UNREAD, OctodnsProvider
 from sipctl.providers.dns.owned import LiveRrset
 from sipctl.reconciler.dns_records import canonical_text, lock_owner, parse, state_owner, txt_text
 from sipctl.reconciler.gitops.locking import UNKNOWN_HOLDER_ID, Holder, unknown_holder
@@ -52,13 +58,7 @@ class _ZoneTxt:
         False when the rrset is no longer ``old``: refused by a conditional provider, or
         found changed by the re-read of one without conditions.
         """
-        # one character-string holds at most 255 bytes: a long value is cut in chunks
-        texts = [txt_text(*(s[i : i + 250] for i in range(0, len(s), 250))) for s in strings]
-        new = (
-            LiveRrset(LOCK_TTL, tuple(sorted((canonical_text("TXT", t), t) for t in texts)))
-            if texts
-            else None
-        )
+        new = _rrset_of(strings)
         if not self.provider.conditional and self.read() != old:
             return False
         try:
@@ -66,6 +66,15 @@ class _ZoneTxt:
         except StalePlanError:
             return False
         return True
+
+
+def _rrset_of(strings: list[str]) -> LiveRrset | None:
+    """A TXT rrset of one record per string (None: no strings)."""
+    # one character-string holds at most 255 bytes: a long value is cut in chunks
+    texts = [txt_text(*(s[i : i + 250] for i in range(0, len(s), 250))) for s in strings]
+    if not texts:
+        return None
+    return LiveRrset(LOCK_TTL, tuple(sorted((canonical_text("TXT", t), t) for t in texts)))
 
 
 def _strings(rrset: LiveRrset | None) -> list[str]:
@@ -87,7 +96,11 @@ class OctodnsLock:
         provider = self._txt.provider
         self.key = f"dns:{provider.target_id}:{self._txt.owner}"
         self.where = f"DNS lock {self._txt.owner} at {provider.plugin.class_path}"
+        self.zone_key = provider.target_id  # riders of this zone go out with its change set
         self.taken_over: Holder | None = None
+        self._riders = ctx.update_riders
+        self._mine: LiveRrset | None = None  # the lock record as read back once taken
+        self._released = False  # released by a rider, in the zone's change set
 
     def _current(self) -> tuple[LiveRrset | None, Holder | None]:
         rrset = self._txt.read()
@@ -110,14 +123,53 @@ class OctodnsLock:
             if not self._txt.replace(rrset, [me.to_text()], f"{what} {self._txt.owner}"):
                 continue  # someone else wrote it in between: look again
             # The holder the provider shows now is the holder (the other writer may have won)
-            _, shown = self._current()
+            mine, shown = self._current()
             if shown is not None and shown.id == me.id:
                 self.taken_over = current
+                self._mine, self._released = mine, False
                 return None
             return shown or unknown_holder()
         return self.holder() or unknown_holder()
 
+    def ride_release(self, me: Holder) -> None:
+        """Let the release (a DELETE of exactly the lock record taken) ride in the zone's
+        next change set."""
+        if self._mine is None:
+            return
+
+        def released() -> None:
+            self._released = True
+
+        self._riders.add(
+            self.zone_key,
+            UpdateRider(
+                f"release the lock {self._txt.owner}",
+                sent=released,
+                rrsets={(self._txt.owner, "TXT"): (self._mine, None)},
+            ),
+        )
+
+    def send_riders(self) -> list[str]:
+        """Send what still waits to ride (record, release) in one change set; lines to report."""
+        riders = self._riders.take(self.zone_key)
+        if not riders:
+            return []
+        what = " and ".join(r.what for r in riders)
+        try:
+            self._txt.provider.write_change_set({}, {}, riders, what)
+        except StalePlanError:
+            # only the lock can have changed: it expired and another run took it over
+            current = self.holder()
+            taken = f"; it is now held by {current.describe()}" if current else ""
+            return [
+                f"Warning: {self.where} was no longer ours at the end (it had expired){taken}; "
+                f"the provider refused to {what}"
+            ]
+        return []
+
     def release(self, me: Holder) -> str | None:
+        if self._released:
+            return None
         rrset, current = self._current()
         if current is None or current.id != me.id:
             now = f"; it is now held by {current.describe()}" if current else ""
@@ -144,6 +196,8 @@ class OctodnsStateStore:
     def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
         self._txt = _ZoneTxt(loaded, ctx, state_owner(loaded.spec.domain))
         self.where = f"DNS record {self._txt.owner} at {self._txt.provider.plugin.class_path}"
+        self._what = f"record the last apply in {self._txt.owner}"
+        self._riders = ctx.update_riders
         self._last: LiveRrset | None = None
 
     def read(self) -> dict[str, Any] | None:
@@ -159,9 +213,21 @@ class OctodnsStateStore:
         return None
 
     def write(self, record: dict[str, Any]) -> None:
-        text = json.dumps(record, sort_keys=True, separators=(",", ":"))
-        value = _STATE_PREFIX + base64.b64encode(text.encode()).decode()
         old = self._last if self._last is not None else self._txt.read()
-        if not self._txt.replace(old, [value], f"record the last apply in {self._txt.owner}"):
+        if not self._txt.replace(old, [_state_text(record)], self._what):
             raise ProviderError(f"{self.where} changed while it was being written")
         self._last = None
+
+    def ride(self, record: dict[str, Any]) -> None:
+        """Write ``record`` in the zone's next change set (with the changes and the lock's
+        release); the provider reads the old record just before writing."""
+        new = _rrset_of([_state_text(record)])
+        self._riders.add(
+            self._txt.provider.target_id,
+            UpdateRider(self._what, rrsets={(self._txt.owner, "TXT"): (UNREAD, new)}),
+        )
+
+
+def _state_text(record: dict[str, Any]) -> str:
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return _STATE_PREFIX + base64.b64encode(text.encode()).decode()

@@ -61,10 +61,16 @@ _THROTTLE_CODES = {
 # CREATE finds one: that is the compare-and-set we rely on (see octodns.py).
 _CONDITION_WORDS = ("not found", "do not match", "already exists", "but it already exists")
 RETRIES = 4
+# Arguments sipctl gives a plugin unless the spec does. botocore retries a failed request by
+# sending it again, a change batch too: one that landed with its answer lost would be refused
+# the second time (its CREATEs exist), a false "stale" (exit 3). So botocore makes one
+# attempt, and sipctl's ``call`` retries: reads again, writes from a fresh read.
+PLUGIN_DEFAULTS: dict[str, dict[str, Any]] = {"octodns_route53": {"client_max_attempts": 0}}
 # Throttling, and a server failing on its side (5xx: e.g. PowerDNS on sqlite answers 500
-# "database is locked" when two zones are written at once). Sending the same request again is
-# safe: PowerDNS's PATCH is one transaction, and a Route53 batch that did land is refused on
-# the second try by its own conditions (a stale plan, exit 3), never applied twice.
+# "database is locked" when two zones are written at once). A read is simply sent again; a
+# write is not replayed: part of it may have landed (a per-record API such as Cloudflare's
+# makes one request per record; a Route53 batch may land with its answer lost), so the retry
+# re-reads and sends what is still missing (``before_retry``, OctodnsProvider.write).
 RETRIED = ("throttled", "server")
 BACKOFF = 0.5  # seconds before the first retry, doubled each time
 
@@ -151,6 +157,9 @@ class PluginConfig:
         kwargs = {
             key: _resolve(value, loaded, ctx, key) for key, value in config.arguments().items()
         }
+        top = config.provider_class.split(".")[0]
+        for key, value in PLUGIN_DEFAULTS.get(top, {}).items():
+            kwargs.setdefault(key, value)
         return cls(find_class(loaded), kwargs, config.provider_class)
 
     @property
@@ -189,12 +198,15 @@ def call(
     what: str,
     provider: str = "",
     sleep: Callable[[float], None] = time.sleep,
+    before_retry: Callable[[], None] = lambda: None,
 ) -> T:
     """Run one plugin call; throttling is retried with backoff, other errors become one line.
 
     ``what`` completes "could not ..." (e.g. "read zone mysite.ru."); ``provider`` (the plugin
     class) is named in the line. A plugin may raise anything (botocore, requests, its own
-    exceptions): only its kind and its provider's own reason are kept.
+    exceptions): only its kind and its provider's own reason are kept. ``before_retry`` runs
+    after the pause, before the next try: a write re-plans there from what is live now,
+    since part of a failed change set may have landed (octodns.py).
     """
     delay = BACKOFF
     for attempt in range(RETRIES + 1):
@@ -206,6 +218,7 @@ def call(
             if kind in RETRIED and attempt < RETRIES:
                 sleep(delay * random.uniform(0.8, 1.2))
                 delay *= 2
+                before_retry()
                 continue
             raise translate(exc, kind, what, attempt, provider) from None
     raise AssertionError("unreachable")
