@@ -65,7 +65,10 @@ class _Model(BaseModel):
     (dict keys included) obeys the one rule of schemas/text.py. The loader checks the same
     rule on the YAML first, with file:line:col; this is the net for specs built in Python."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a model's validator is built when it first validates, not at import.
+    # Nested models are then built once, inside the Spec that holds them, instead of once
+    # per model class (pydantic otherwise compiles every class at definition time).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -422,7 +425,7 @@ class Octodns(_Model):
     """octoDNS's own provider config: ``class`` plus the plugin's arguments (secrets as
     ``env/NAME``)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, defer_build=True)
     __pydantic_extra__: dict[str, OctodnsValue] = Field(init=False)
 
     provider_class: str = Field(
@@ -592,6 +595,11 @@ Target = Annotated[
 ]
 
 
+# Defaults that are models are built with model_construct(): their values are the model's
+# own field defaults, which need no validation, and a validated instance here would build
+# that model's validator at import (see _Model's defer_build).
+
+
 class Ssh(_Model):
     key_file: str | None = Field(
         default=None, description="private key; default: the agent, then ~/.ssh/id_*"
@@ -715,7 +723,7 @@ _TARGET_HELP = "where the layer lives: local, dir:PATH, or ssh://[user@]host[:po
 
 class Asterisk(_Model):
     target: Target = Field(default="local", description=_TARGET_HELP)
-    ssh: Ssh = Field(default=Ssh(), description="how to reach an ssh:// target")
+    ssh: Ssh = Field(default=Ssh.model_construct(), description="how to reach an ssh:// target")
     channel: Literal["pjsip", "sip"] = Field(
         default="pjsip", description="pjsip, or sip (chan_sip, Asterisk 20 and older)"
     )
@@ -756,7 +764,9 @@ class Asterisk(_Model):
         default="dial",
         description="dial: Dial(PJSIP/<extension>); goto: Goto(<local_context>,<extension>,1)",
     )
-    rtp: Rtp = Field(default=Rtp(), description="the UDP port range for media (rtp.conf)")
+    rtp: Rtp = Field(
+        default=Rtp.model_construct(), description="the UDP port range for media (rtp.conf)"
+    )
     video: bool = Field(
         default=False,
         description=(
@@ -969,7 +979,8 @@ class Webrtc(_Model):
         default=None, description="the wss:// host the page connects to; default: the first server"
     )
     page: WebrtcPage = Field(
-        default=WebrtcPage(), description="the click-to-call page 'sipctl render --dir' writes"
+        default=WebrtcPage.model_construct(),
+        description="the click-to-call page 'sipctl render --dir' writes",
     )
     publish: Publish | None = Field(
         default=None,
