@@ -192,7 +192,7 @@ def test_local_paths_follow_only_links_root_owns(tmp_path: Path) -> None:
 def test_the_state_directory_is_private_per_user(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sipctl.cli import _debug_log_path
+    from sipctl.cli_boundary import debug_log_path as _debug_log_path
 
     monkeypatch.delenv("SIPCTL_DEBUG_LOG", raising=False)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
@@ -209,7 +209,7 @@ def test_the_state_directory_is_private_per_user(
 def test_the_debug_log_is_0600_and_never_written_through_a_link(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sipctl.cli import _log_traceback
+    from sipctl.cli_boundary import log_traceback as _log_traceback
 
     log = tmp_path / "logs" / "debug.log"
     log.parent.mkdir(mode=0o700)

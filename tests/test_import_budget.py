@@ -1,9 +1,9 @@
 """Each command imports only what it uses (``python -X importtime``, a real process).
 
 Start-up is most of what a no-op run costs, so what a command must not import is part of
-its contract: no typer or pydantic to print the version or the list of commands, no
-dnspython to validate, no SSH stack for a run on local targets, and no optional integration
-(octoDNS, ACME, Selenium) unless the spec uses it.
+its contract: no typer or pydantic to print the version or the list of commands, no typer
+for a plain validate, plan or apply, no dnspython to validate, no SSH stack for a run on
+local targets, and no optional integration (octoDNS, ACME, Selenium) unless the spec uses it.
 """
 
 from __future__ import annotations
@@ -57,6 +57,13 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("args", [["--version"], ["version"], ["--help"], ["-h"], []])
 def test_version_and_help_import_no_cli_library(args: list[str], tmp_path: Path) -> None:
     leaked = imported(args, tmp_path) & (CLI | SSH | OPTIONAL | {"dns"})
+    assert not leaked, f"sipctl {' '.join(args)} imported {sorted(leaked)}"
+
+
+@pytest.mark.parametrize("args", [["validate"], ["plan", "--detailed-exitcode"], ["-v", "plan"]])
+def test_hot_commands_run_without_typer(args: list[str], example: Path) -> None:
+    """A plain command line of validate, plan or apply is parsed by cli_fast.py."""
+    leaked = imported(args, example) & {"typer", "click", "rich"}
     assert not leaked, f"sipctl {' '.join(args)} imported {sorted(leaked)}"
 
 

@@ -1,28 +1,24 @@
 """The sipctl command line. The only place that prints results and chooses exit codes.
 
-The commands live in small modules (cli_plan: plan and apply; cli_gitops: force-unlock,
-drift, import; cli_verify: verify; cli_audit: audit); this one holds the app, the simple
-commands, and the error boundary that turns every SipctlError into one line and an exit code.
+The commands live in small modules (cli_options: what validate, plan and apply take, their
+bodies in cli_validate and cli_plan; cli_gitops: force-unlock, drift, import; cli_verify:
+verify; cli_audit: audit); this one holds the app and the simple commands. The error boundary
+that turns every SipctlError into one line and an exit code is cli_boundary; a plain command
+line of validate, plan or apply runs without typer (cli_fast).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 from sipctl import __version__
+from sipctl.cli_boundary import run_guarded
 from sipctl.cli_common import (
     GlobalOptions,
-    NoColor,
-    SpecOption,
-    Verbose,
     current_console,
     load_checked,
     plan_format,
@@ -33,9 +29,8 @@ from sipctl.cli_common import (
     start_console,
 )
 from sipctl.cli_gitops import drift, force_unlock, import_
-from sipctl.cli_plan import apply, plan
-from sipctl.errors import EXIT_ERROR, EXIT_OK, ProviderCrashed, SipctlError, SpecError
-from sipctl.output import Console
+from sipctl.cli_options import NoColor, SpecOption, Verbose, apply, plan, validate
+from sipctl.errors import EXIT_ERROR, EXIT_OK, CommandExit, SipctlError
 
 app = typer.Typer(
     name="sipctl",
@@ -54,60 +49,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-def validate(
-    spec_file: SpecOption = Path("sipctl.yaml"),
-    json_: Annotated[
-        bool,
-        typer.Option(
-            "--json",
-            help="Print the result as JSON for editors and CI: "
-            '{"file", "valid", "errors": [{"file", "line", "col", "key", "message"}]}.',
-        ),
-    ] = False,
-    no_color: NoColor = False,
-    verbose: Verbose = 0,
-) -> None:
-    """Check the spec: schema, names, and cross-layer agreement. No network.
-
-    Example: sipctl validate -f sipctl.yaml
-    """
-    console = start_console(no_color, verbose)
-    if json_:
-        from sipctl.schemas.problems import validate_json
-
-        report = validate_json(spec_file, lambda: _validate(spec_file, console))
-        console.out(json.dumps(report, indent=2, ensure_ascii=False))
-        if not report["valid"]:
-            raise typer.Exit(EXIT_ERROR)
-        return
-    console.out(_validate(spec_file, console))
-
-
-def _validate(spec_file: Path, console: Console) -> str:
-    """Every offline check; the line that says the spec is valid."""
-    from sipctl.providers.base import available_providers, offline_check
-    from sipctl.reconciler.layers import LAYERS
-
-    loaded = load_checked(spec_file)
-    managed = [layer.name for layer in LAYERS if layer.managed(loaded.spec)]
-    installed = available_providers()
-    for layer in LAYERS:
-        if layer.managed(loaded.spec) and layer.provider_name(loaded.spec) not in installed:
-            raise SpecError(
-                f"{loaded.where((layer.name,))}: {layer.name}: no provider named "
-                f"{layer.provider_name(loaded.spec)!r} is installed "
-                f"(installed: {', '.join(sorted(installed))})"
-            )
-    for layer in LAYERS:
-        if layer.managed(loaded.spec):
-            # A provider may check what it needs offline (an installed plugin, say).
-            for warning in offline_check(layer.provider_name(loaded.spec), loaded):
-                console.warn(warning)
-    return f"{spec_file}: valid. Domain {loaded.spec.domain}, " + (
-        f"{len(loaded.spec.users)} user(s), layers: {', '.join(managed) or 'none'}."
-    )
 
 
 def show(
@@ -256,63 +197,28 @@ def _root(
     set_globals(GlobalOptions(verbose=verbose, quiet=quiet, debug=debug, no_color=no_color))
 
 
-def _debug_log_path() -> Path:
-    """A private place (never a fixed name in a shared /tmp, where another user could plant a
-    link): ``$SIPCTL_DEBUG_LOG``, else ``debug.log`` in sipctl's state directory."""
-    from sipctl.providers.bookkeeping import local_state_dir
-
-    configured = os.environ.get("SIPCTL_DEBUG_LOG")
-    if configured:
-        return Path(configured)
-    return local_state_dir() / "debug.log"
-
-
-def _write_debug_log(path: Path, text: str) -> None:
-    from sipctl.providers.bookkeeping import open_local_dir, private_dir
-
-    if "SIPCTL_DEBUG_LOG" not in os.environ:
-        private_dir(path.parent)  # created 0700
-    with open_local_dir(path.parent) as directory:
-        directory.append(path.name, text, 0o600)
-
-
-def _log_traceback(exc: BaseException) -> str:
-    """Write ``exc``'s traceback to the debug log; returns where it is, in words."""
-    path = _debug_log_path()
-    text = current_console().scrub("".join(traceback.format_exception(exc)))
-    head = f"--- {datetime.now(UTC).isoformat()} sipctl {__version__} {sys.argv[1:]}\n"
-    try:
-        _write_debug_log(path, head + text)
-        return f"the details are in {path}"
-    except (OSError, SipctlError) as problem:
-        return f"the details could not be written to {path} ({problem})"
-
-
-def _report_unexpected(exc: BaseException) -> None:
-    where = _log_traceback(exc)
-    if _debug_flag():
-        sys.stderr.write(current_console().scrub("".join(traceback.format_exception(exc))))
-    console = current_console()
-    summary = console.scrub(str(exc))[:300]
-    console.error(
-        f"unexpected error ({type(exc).__name__}: {summary}); {where}. "
-        "This is a bug in sipctl: please report it with that file."
-    )
-
-
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the exit code (tests call this)."""
+    """Run the CLI and return the exit code (tests call this). A plain command line of a
+    hot command runs without typer (cli_fast.py); everything else goes through typer."""
     from sipctl.cli_args import normalize_argv
+    from sipctl.cli_fast import run_fast
 
-    reset_globals()
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    fast = run_fast(args)
+    if fast is not None:
+        return fast
+    reset_globals()
+    return run_guarded(lambda: _run_typer(args))
+
+
+def _run_typer(args: list[str]) -> object:
     try:
-        result = _command().main(args=args, prog_name="sipctl", standalone_mode=False)
+        return _command().main(args=args, prog_name="sipctl", standalone_mode=False)
     except typer.Exit as exc:
-        return int(exc.exit_code)
+        raise CommandExit(int(exc.exit_code)) from None
     except typer.Abort:
         current_console().error("aborted")
-        return EXIT_ERROR
+        raise CommandExit(EXIT_ERROR) from None
     except typer.TyperException as exc:
         # Usage errors: click would exit 2, which means "changes present" here.
         show = getattr(exc, "show", None)
@@ -320,34 +226,8 @@ def run(argv: list[str] | None = None) -> int:
             show()
         else:
             current_console().error(exc.message)
-        return EXIT_OK if type(exc).__name__ == "NoArgsIsHelpError" else EXIT_ERROR
-    except SpecError as exc:
-        if exc.problems:
-            for line in exc.problems:
-                current_console().error(line)
-        else:
-            current_console().error(exc.message, exc.hint)
-        return exc.exit_code
-    except ProviderCrashed as exc:
-        where = _log_traceback(exc.__cause__ or exc)
-        current_console().error(exc.message, f"{where}; please report this bug in sipctl with it")
-        return exc.exit_code
-    except SipctlError as exc:
-        current_console().error(exc.message, exc.hint)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        current_console().error("interrupted")
-        return EXIT_ERROR
-    except Exception as exc:
-        _report_unexpected(exc)
-        return EXIT_ERROR
-    return int(result) if isinstance(result, int) else EXIT_OK
-
-
-def _debug_flag() -> bool:
-    from sipctl import cli_common
-
-    return cli_common.GLOBAL.debug
+        code = EXIT_OK if type(exc).__name__ == "NoArgsIsHelpError" else EXIT_ERROR
+        raise CommandExit(code) from None
 
 
 _COMMAND: Any = None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from sipctl.cli_options import NoColor, SpecOption, TargetLayers, Verbose
 from sipctl.errors import EXIT_CHANGES, EXIT_ERROR, SipctlError, SpecError
 from sipctl.output import Console
 
@@ -17,10 +18,6 @@ if TYPE_CHECKING:
     from sipctl.schemas.loader import LoadedSpec
 
 from sipctl.cli_common import (
-    NoColor,
-    SpecOption,
-    TargetLayers,
-    Verbose,
     load_checked,
     print_json_report,
     print_plan,

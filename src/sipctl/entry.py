@@ -1,5 +1,6 @@
-"""The ``sipctl`` program: answers ``--version`` and the top-level ``--help`` at once, and
-hands everything else to the full command line (``sipctl.cli``).
+"""The ``sipctl`` program: answers ``--version`` and the top-level ``--help`` at once, runs a
+plain command line of validate, plan or apply without typer (``cli_fast.py``), and hands
+everything else to the full command line (``sipctl.cli``).
 
 Importing typer (and through it click and, for options, pydantic) costs more than Python's
 own start: a user who asks for the version or the list of commands does not pay for it.
@@ -32,6 +33,12 @@ def main() -> NoReturn:
         # Like typer: asked for, help goes to stdout; with no arguments, to stderr.
         (sys.stdout if argv else sys.stderr).write(TOP_LEVEL_HELP)
         sys.exit(0)
+    from sipctl.cli_args import normalize_argv
+    from sipctl.cli_fast import run_fast
+
+    code = run_fast(normalize_argv(argv))  # validate, plan, apply: without typer
+    if code is not None:
+        sys.exit(code)
     from sipctl.cli import main as full_main
 
     full_main()

@@ -83,3 +83,13 @@ class LockHeldError(RefusedError):
 
 class RolledBackError(RefusedError):
     """The change was applied and then rolled back (e.g. the new firewall cut SSH)."""
+
+
+class CommandExit(Exception):
+    """A command is done and exits with ``code`` (2: changes present, say), having printed
+    all it had to say. Commands raise this rather than typer's Exit, so that the hot
+    commands run without typer (cli_fast.py); the CLI turns it into the exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code

@@ -1,0 +1,93 @@
+"""The CLI's error boundary: every SipctlError becomes one line and an exit code, a
+command's chosen exit code passes through, and anything unexpected is written (scrubbed of
+secrets) to a private debug log instead of a traceback on the screen.
+
+Free of typer: the hot commands run through it without typer (cli_fast.py), every other
+command inside typer's own handling (cli.run).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sipctl import __version__, cli_common
+from sipctl.cli_common import current_console
+from sipctl.errors import EXIT_ERROR, EXIT_OK, CommandExit, ProviderCrashed, SipctlError, SpecError
+
+
+def run_guarded(command: Callable[[], object]) -> int:
+    """Run ``command``; its exit code, with every error reported as the user should see it."""
+    try:
+        result = command()
+    except CommandExit as exc:
+        return exc.code
+    except SpecError as exc:
+        if exc.problems:
+            for line in exc.problems:
+                current_console().error(line)
+        else:
+            current_console().error(exc.message, exc.hint)
+        return exc.exit_code
+    except ProviderCrashed as exc:
+        where = log_traceback(exc.__cause__ or exc)
+        current_console().error(exc.message, f"{where}; please report this bug in sipctl with it")
+        return exc.exit_code
+    except SipctlError as exc:
+        current_console().error(exc.message, exc.hint)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        current_console().error("interrupted")
+        return EXIT_ERROR
+    except Exception as exc:
+        _report_unexpected(exc)
+        return EXIT_ERROR
+    return int(result) if isinstance(result, int) else EXIT_OK
+
+
+def debug_log_path() -> Path:
+    """A private place (never a fixed name in a shared /tmp, where another user could plant a
+    link): ``$SIPCTL_DEBUG_LOG``, else ``debug.log`` in sipctl's state directory."""
+    from sipctl.providers.bookkeeping import local_state_dir
+
+    configured = os.environ.get("SIPCTL_DEBUG_LOG")
+    if configured:
+        return Path(configured)
+    return local_state_dir() / "debug.log"
+
+
+def _write_debug_log(path: Path, text: str) -> None:
+    from sipctl.providers.bookkeeping import open_local_dir, private_dir
+
+    if "SIPCTL_DEBUG_LOG" not in os.environ:
+        private_dir(path.parent)  # created 0700
+    with open_local_dir(path.parent) as directory:
+        directory.append(path.name, text, 0o600)
+
+
+def log_traceback(exc: BaseException) -> str:
+    """Write ``exc``'s traceback to the debug log; returns where it is, in words."""
+    path = debug_log_path()
+    text = current_console().scrub("".join(traceback.format_exception(exc)))
+    head = f"--- {datetime.now(UTC).isoformat()} sipctl {__version__} {sys.argv[1:]}\n"
+    try:
+        _write_debug_log(path, head + text)
+        return f"the details are in {path}"
+    except (OSError, SipctlError) as problem:
+        return f"the details could not be written to {path} ({problem})"
+
+
+def _report_unexpected(exc: BaseException) -> None:
+    where = log_traceback(exc)
+    if cli_common.GLOBAL.debug:
+        sys.stderr.write(current_console().scrub("".join(traceback.format_exception(exc))))
+    console = current_console()
+    summary = console.scrub(str(exc))[:300]
+    console.error(
+        f"unexpected error ({type(exc).__name__}: {summary}); {where}. "
+        "This is a bug in sipctl: please report it with that file."
+    )
