@@ -7,6 +7,9 @@ line in its own ``pyproject.toml``::
     [project.entry-points."sipctl.providers"]
     route53 = "sipctl_route53:Route53Provider"
 
+sipctl's own providers are found in its own metadata first (a plugin cannot take over one of
+their names); every installed distribution is scanned only for a name that is not sipctl's.
+
 ``read`` never changes anything (a plan is an exact dry run); ``apply`` is the only writer.
 """
 
@@ -16,7 +19,7 @@ import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -138,13 +141,37 @@ class ProviderFactory(Protocol):
 
 
 @functools.cache
-def _registered() -> dict[str, EntryPoint]:
-    """The installed providers by name. Scanning every installed distribution's metadata
-    is the slow part of finding a provider, so it happens once per process."""
-    found: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+def _own_entry_points(group: str) -> dict[str, EntryPoint]:
+    """sipctl's own providers (and offline checks), from its own distribution's metadata:
+    found without scanning every installed distribution, which is what costs."""
+    try:
+        own = distribution("sipctl").entry_points.select(group=group)
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return {}
+    return {ep.name: ep for ep in own}
+
+
+@functools.cache
+def _registered(group: str = ENTRY_POINT_GROUP) -> dict[str, EntryPoint]:
+    """Every installed distribution's entry points of ``group`` by name, sipctl's own first
+    (a plugin cannot take over a built-in name such as rfc2136). The scan of every
+    distribution's metadata happens once per process, and only when a name is not sipctl's."""
+    found = dict(_own_entry_points(group))
+    for ep in entry_points(group=group):
         found.setdefault(ep.name, ep)
     return found
+
+
+def _entry_point(group: str, name: str) -> EntryPoint | None:
+    """The entry point ``name`` of ``group``: sipctl's own, else an installed plugin's."""
+    own = _own_entry_points(group).get(name)
+    if own is not None:
+        return own
+    ep = _registered(group).get(name)
+    if ep is None:
+        _registered.cache_clear()  # installed since the scan (a long-lived process)
+        ep = _registered(group).get(name)
+    return ep
 
 
 def available_providers() -> dict[str, str]:
@@ -152,12 +179,13 @@ def available_providers() -> dict[str, str]:
     return {name: ep.value for name, ep in _registered().items()}
 
 
+def provider_installed(name: str) -> bool:
+    return _entry_point(ENTRY_POINT_GROUP, name) is not None
+
+
 def load_provider(name: str) -> ProviderFactory:
     """The provider class registered under ``name``."""
-    ep = _registered().get(name)
-    if ep is None:
-        _registered.cache_clear()  # installed since the scan (a long-lived process)
-        ep = _registered().get(name)
+    ep = _entry_point(ENTRY_POINT_GROUP, name)
     if ep is None:
         known = ", ".join(sorted(available_providers())) or "none"
         raise SpecError(f"no provider named {name!r} is installed (installed: {known})")
@@ -174,9 +202,13 @@ OFFLINE_CHECK_GROUP = "sipctl.offline_checks"
 def offline_check(name: str, loaded: LoadedSpec) -> list[str]:
     """Warnings from provider ``name``'s offline check, if it registered one under
     ``sipctl.offline_checks`` (validate runs it without importing the provider's module and
-    the client libraries it needs); it raises SpecError for what cannot work."""
-    for ep in entry_points(group=OFFLINE_CHECK_GROUP):
-        if ep.name == name:
-            check: Callable[[LoadedSpec], list[str]] = ep.load()
-            return check(loaded)
-    return []
+    the client libraries it needs); it raises SpecError for what cannot work. A built-in
+    provider's check is sipctl's own: no scan of the installed distributions."""
+    if name in _own_entry_points(ENTRY_POINT_GROUP):
+        ep = _own_entry_points(OFFLINE_CHECK_GROUP).get(name)
+    else:
+        ep = _registered(OFFLINE_CHECK_GROUP).get(name)
+    if ep is None:
+        return []
+    check: Callable[[LoadedSpec], list[str]] = ep.load()
+    return check(loaded)

@@ -184,9 +184,22 @@ def confirm_apply(console: Console) -> None:
             "pass --auto-approve, or apply a saved plan (sipctl plan --out FILE; sipctl apply FILE)"
         )
     console.out("\nDo you want to apply these changes? Only 'yes' is accepted.")
-    answer = input("  Enter a value: ").strip()
-    if answer != "yes":
+    sys.stdout.write("  Enter a value: ")
+    sys.stdout.flush()
+    if _read_line().strip() != "yes":
         raise SipctlError("apply cancelled; nothing was changed")
+
+
+def _read_line() -> str:
+    """A line from stdin, waiting in short steps: a signal (a cancelled CI job, SIGTERM,
+    Ctrl-C) that arrives just before the read still ends the wait, and the locks held through
+    the question are released. A read that has already begun would wait for a line that
+    never comes, since the signal's handler runs only once the read returns."""
+    import select
+
+    while not select.select([sys.stdin], [], [], 0.2)[0]:
+        pass
+    return sys.stdin.readline()
 
 
 def lock_options(lock_timeout: str, lock_ttl: str) -> LockOptions:

@@ -27,14 +27,14 @@ def validate(*, spec_file: Path, json_: bool, no_color: bool, verbose: int) -> N
 
 def _validate(spec_file: Path, console: Console) -> str:
     """Every offline check; the line that says the spec is valid."""
-    from sipctl.providers.base import available_providers, offline_check
+    from sipctl.providers.base import available_providers, offline_check, provider_installed
     from sipctl.reconciler.layers import LAYERS
 
     loaded = load_checked(spec_file)
     managed = [layer.name for layer in LAYERS if layer.managed(loaded.spec)]
-    installed = available_providers()
     for layer in LAYERS:
-        if layer.managed(loaded.spec) and layer.provider_name(loaded.spec) not in installed:
+        if layer.managed(loaded.spec) and not provider_installed(layer.provider_name(loaded.spec)):
+            installed = available_providers()
             raise SpecError(
                 f"{loaded.where((layer.name,))}: {layer.name}: no provider named "
                 f"{layer.provider_name(loaded.spec)!r} is installed "

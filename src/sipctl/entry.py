@@ -33,6 +33,12 @@ def main() -> NoReturn:
         # Like typer: asked for, help goes to stdout; with no arguments, to stderr.
         (sys.stdout if argv else sys.stderr).write(TOP_LEVEL_HELP)
         sys.exit(0)
+    import os
+
+    # Pydantic looks for plugins of its own in every installed distribution's metadata when
+    # it builds the spec's validator; sipctl uses none, and a spec (hostile input) is
+    # validated without any code the environment happens to have installed.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from sipctl.cli_args import normalize_argv
     from sipctl.cli_fast import run_fast
 
