@@ -70,7 +70,9 @@ def describe_dns(kind: str, name: str, value: Any) -> dict[str, str]:
 
 def describe_firewall(kind: str, name: str, value: Any) -> dict[str, str]:
     """``firewall allow udp/10000-20000`` per accepting rule; the policy as one entry."""
-    if kind == "file" or not isinstance(value, Mapping):
+    if kind == "file":  # the rules saved for boot: the rules themselves are told above
+        return {f"firewall rules saved in {name}": ""}
+    if not isinstance(value, Mapping):
         return {}
     found: dict[str, str] = {}
     base: list[str] = []  # established, loopback, ICMP: the same on every host, one line
@@ -90,9 +92,16 @@ def describe_firewall(kind: str, name: str, value: Any) -> dict[str, str]:
 
 def describe_asterisk(kind: str, name: str, value: Any) -> dict[str, str]:
     """Users and rooms from the guest dialplan and the ConfBridge file; rtp.conf's range."""
-    if kind == "rtp" and isinstance(value, Mapping):
+    if not isinstance(value, Mapping):
+        return {}
+    if kind == "rtp":
         return {"asterisk RTP range": f"{value.get('rtpstart')}-{value.get('rtpend')}"}
-    if kind != "file" or not isinstance(value, Mapping):
+    if kind == "include":
+        included = str(value.get("line", "")).removeprefix("#include").strip().strip('"')
+        return {f"asterisk {name} includes {included}": ""}
+    if kind == "http":
+        return _https_server(value)
+    if kind != "file":
         return {}
     if name.startswith("extensions"):
         from sipctl.reconciler.render.asterisk_names import names_from_dialplan
@@ -100,7 +109,39 @@ def describe_asterisk(kind: str, name: str, value: Any) -> dict[str, str]:
         return names_from_dialplan(value)
     if name.startswith("confbridge"):
         return _rooms(value)
-    return {}
+    return _channel_sections(name, value)
+
+
+def _https_server(value: Mapping[str, Any]) -> dict[str, str]:
+    """http.conf's keys for WebRTC: the HTTPS server browsers reach over WSS."""
+    if value.get("tlsenable") != "yes":
+        return {"asterisk HTTPS server (WSS)": "off"}
+    return {
+        "asterisk HTTPS server (WSS)": f"on {value.get('tlsbindaddr')}, "
+        f"certificate {value.get('tlscertfile')}"
+    }
+
+
+def _channel_sections(name: str, value: Mapping[str, Any]) -> dict[str, str]:
+    """pjsip/sip sections: the guest endpoints (WebRTC marked) and the transports."""
+    found: dict[str, str] = {}
+    for section, options in value.items():
+        settings = dict(str(o).partition("=")[::2] for o in options)
+        label = str(section).split("]")[0].lstrip("[")
+        kind = settings.get("type", "section")
+        if kind == "transport":
+            found[f"asterisk transport {label}"] = (
+                f"{settings.get('protocol', '?')} on {settings.get('bind', '?')}"
+            )
+        elif kind == "endpoint":
+            codecs = ",".join(str(o)[6:] for o in options if str(o).startswith("allow="))
+            words = [f"context {settings.get('context', '?')}", f"codecs {codecs}"]
+            if settings.get("webrtc") == "yes":
+                words.append("WebRTC")
+            found[f"asterisk endpoint {label}"] = ", ".join(w for w in words if w)
+        else:
+            found[f"asterisk {name} [{label}]"] = ""
+    return found
 
 
 def _rooms(value: Mapping[str, Any]) -> dict[str, str]:

@@ -106,8 +106,9 @@ def _target_plan(run: TargetRun) -> TargetPlan:
 
     changes = diff(run.desired, run.live)
     describer = run.layer.describer()
+    whole = run.layer.change_describer()
     for change in changes:
-        change.described = describe_change(describer, change)
+        change.described = whole(change) if whole else describe_change(describer, change)
     return TargetPlan(
         layer=run.layer.name,
         provider=type(run.provider).name,

@@ -25,6 +25,9 @@ class Layer:
     # "module:function" (kind, name, value) -> {what: text}: a resource in the spec's words,
     # for plans (reconciler/describe.py); "" = described by its address only.
     describe_path: str = ""
+    # "module:function" (Change) -> lines: for a layer whose change reads best as a whole
+    # (a certificate's renewal and its reason); used instead of describe_path.
+    describe_change_path: str = ""
 
     def managed(self, spec: Spec) -> bool:
         """A layer whose section is left out is not managed at all."""
@@ -40,6 +43,9 @@ class Layer:
 
     def describer(self) -> Callable[[str, str, Any], dict[str, str]] | None:
         return _load(self.describe_path) if self.describe_path else None
+
+    def change_describer(self) -> Callable[[Any], list[str]] | None:
+        return _load(self.describe_change_path) if self.describe_change_path else None
 
 
 def _load(path: str) -> Callable[..., Any]:
@@ -87,7 +93,7 @@ LAYERS: tuple[Layer, ...] = (
         lambda s: "certificate",
         "sipctl.reconciler.render.certificate:render_certificate",
         "sipctl.reconciler.render.certificate:certificate_artefacts",
-        "sipctl.reconciler.render.certificate:describe_certificate",
+        describe_change_path="sipctl.reconciler.render.certificate:describe_certificate_change",
     ),
     Layer(
         "firewall",
@@ -103,6 +109,7 @@ LAYERS: tuple[Layer, ...] = (
         lambda s: "fail2ban",
         "sipctl.reconciler.render.fail2ban:render_fail2ban",
         "sipctl.reconciler.render.fail2ban:fail2ban_artefacts",
+        describe_change_path="sipctl.reconciler.render.fail2ban:describe_fail2ban_change",
     ),
     Layer(
         "webrtc",
@@ -110,6 +117,7 @@ LAYERS: tuple[Layer, ...] = (
         lambda s: "webrtc",
         "sipctl.reconciler.render.webrtc:render_webrtc",
         "sipctl.reconciler.render.webrtc:webrtc_artefacts",
+        "sipctl.reconciler.render.webrtc:describe_webrtc",
     ),
 )
 

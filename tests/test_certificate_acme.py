@@ -90,7 +90,8 @@ def test_obtain_nothing_to_do_then_renew(
 
     planned = sipctl("plan", "-f", str(spec), "--detailed-exitcode", env=env)
     assert planned.returncode == 2, planned.stdout + planned.stderr
-    assert f"+ certificate names → {sorted(names)[0]}, {sorted(names)[1]}" in planned.stdout
+    assert f"+ certificate {sorted(names)[0]}, {sorted(names)[1]} (ACME " in planned.stdout
+    assert "renewed below 5 days left)" in planned.stdout
 
     applied = sipctl("apply", "-f", str(spec), "--auto-approve", "--no-verify", env=env)
     assert applied.returncode == 0, applied.stdout + applied.stderr
@@ -119,7 +120,7 @@ def test_obtain_nothing_to_do_then_renew(
     spec.write_text(spec_text(bind, zone, pebble, root, 30, one_server))
     due = sipctl("plan", "-f", str(spec), "--detailed-exitcode", env=env)
     assert due.returncode == 2, due.stdout + due.stderr
-    assert "~ certificate time left → 30 days or more (was " in due.stdout
+    assert re.search(r"~ certificate renew: (9|10) day\(s\) left, until ", due.stdout), due.stdout
     assert "renewal due" in due.stdout
 
     renewed = sipctl("apply", "-f", str(spec), "--auto-approve", "--no-verify", env=env)

@@ -63,9 +63,8 @@ def test_only_what_is_wrong_differs(
 
 
 def test_a_renewal_reads_as_its_reason() -> None:
-    from sipctl.reconciler.describe import describe_change
     from sipctl.reconciler.plan import Change
-    from sipctl.reconciler.render.certificate import describe_certificate, time_left_text
+    from sipctl.reconciler.render.certificate import describe_certificate_change, time_left_text
     from sipctl.reconciler.resources import Address
 
     wanted = {
@@ -74,8 +73,8 @@ def test_a_renewal_reads_as_its_reason() -> None:
         "time_left": time_left_text(30),
         "key": KEY_MATCHES,
     }
-    live = {**wanted, "time_left": "9 day(s), until 2026-12-12 (renewal due)"}
+    live = {**wanted, "time_left": "9 day(s) left, until 2026-12-12 (renewal due)"}
     change = Change(Address("certificate", "certificate", "/k/c.pem"), "update", live, wanted)
-    assert describe_change(describe_certificate, change) == [
-        "~ certificate time left → 30 days or more (was 9 day(s), until 2026-12-12 (renewal due))"
+    assert describe_certificate_change(change) == [
+        "~ certificate renew: 9 day(s) left, until 2026-12-12 (renewal due)"
     ]

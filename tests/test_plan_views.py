@@ -83,7 +83,9 @@ def test_a_change_is_told_against_what_is_live(
     spec = _spec(tmp_path, sales="{ring: [106, 108], fallback: 101}", extra="udp/4000-4999")
     assert run(["plan", "-f", spec, "--no-color", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)["domains"][0]["plan"]
-    described = [line for t in data["targets"] for c in t["changes"] for line in c["described"]]
+    described = [
+        line for t in data["targets"] for c in t["changes"] for line in c.get("described", [])
+    ]
     assert "~ user sales → 106 & 108 (20 s), then 101 (was 106 & 107 (20 s), then 101)" in described
     assert "+ firewall allow udp/4000-4999" in described
     assert not any("director" in line for line in described)  # unchanged names stay out

@@ -16,13 +16,18 @@ checked (warnings).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sipctl.reconciler.resources import Address, Resource, Value
 from sipctl.schemas.checks import certificate_names
 from sipctl.schemas.spec import Spec, TlsFiles
+
+if TYPE_CHECKING:
+    from sipctl.reconciler.plan import Change
 
 LAYER = "certificate"
 KEY_MATCHES = "matches the certificate"
@@ -71,26 +76,53 @@ def live_value(
     if days_left < 0:
         time_left = f"expired {-days_left} day(s) ago ({not_after:%Y-%m-%d})"
     elif days_left < renew_days:
-        time_left = f"{days_left} day(s), until {not_after:%Y-%m-%d} (renewal due)"
+        time_left = f"{days_left} day(s) left, until {not_after:%Y-%m-%d} (renewal due)"
     else:
         time_left = time_left_text(renew_days)
     return {"names": sorted(names), "issuer": issuer, "time_left": time_left, "key": key}
 
 
-def describe_certificate(kind: str, name: str, value: Any) -> dict[str, str]:
-    """The certificate in a plan's words: one line per field, so a renewal reads as its
-    reason (``~ certificate time left → 30 days or more (was 9 day(s), ...)``)."""
-    del kind, name
-    if not isinstance(value, Mapping):
-        return {}
-    names = value.get("names")
-    found = {
-        "certificate names": ", ".join(str(n) for n in names) if names else "none",
-        "certificate issuer": str(value.get("issuer", "")),
-        "certificate time left": str(value.get("time_left", "")),
-        "certificate key": str(value.get("key", "")),
-    }
-    return found
+def describe_certificate_change(change: Change) -> list[str]:
+    """The certificate in a plan's words: a new one as its names, issuer and renewal rule
+    (``+ certificate a.example.com (ACME acme-v02.api.letsencrypt.org, renewed below 30
+    days)``), a renewal as its reasons (``~ certificate renew: 12 day(s) left, until ...``)."""
+    before = change.before if isinstance(change.before, Mapping) else {}
+    after = change.after if isinstance(change.after, Mapping) else {}
+    names = ", ".join(str(n) for n in (after or before).get("names") or []) or "(no name)"
+    if change.action == "create":
+        return [f"+ certificate {names} ({_short_issuer(after)}, {_renewal_rule(after)})"]
+    if change.action == "delete":
+        return [f"- certificate {names}"]
+    lines: list[str] = []
+    old_names = {str(n) for n in before.get("names") or []}
+    new_names = {str(n) for n in after.get("names") or []}
+    if old_names != new_names:
+        added = [f"+ {n}" for n in sorted(new_names - old_names)]
+        removed = [f"- {n}" for n in sorted(old_names - new_names)]
+        lines.append(f"~ certificate names {', '.join(added + removed)}")
+    if before.get("issuer") != after.get("issuer"):
+        lines.append(
+            f"~ certificate renew: issued by {before.get('issuer')}, not {_short_issuer(after)}"
+        )
+    if before.get("time_left") != after.get("time_left"):
+        lines.append(f"~ certificate renew: {before.get('time_left')}")
+    if before.get("key") != after.get("key"):
+        lines.append(f"~ certificate renew: the key {before.get('key')}")
+    return lines or [f"~ certificate {names}"]
+
+
+def _short_issuer(value: Mapping[str, Any]) -> str:
+    """``ACME <directory host>``: the directory's full URL is in the spec and under -v."""
+    issuer = str(value.get("issuer", ""))
+    if issuer.startswith("ACME "):
+        host = urlsplit(issuer.removeprefix("ACME ")).hostname
+        return f"ACME {host}" if host else issuer
+    return issuer
+
+
+def _renewal_rule(value: Mapping[str, Any]) -> str:
+    found = re.match(r"(\d+) days or more$", str(value.get("time_left", "")))
+    return f"renewed below {found.group(1)} days left" if found else "renewed by sipctl"
 
 
 def render_certificate(spec: Spec) -> list[Resource]:

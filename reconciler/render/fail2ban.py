@@ -48,9 +48,14 @@ from __future__ import annotations
 
 import configparser
 import posixpath
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from sipctl.reconciler.resources import Address, Resource, Value
 from sipctl.schemas.spec import Fail2ban, Spec
+
+if TYPE_CHECKING:
+    from sipctl.reconciler.plan import Change
 
 LAYER = "fail2ban"
 KIND = "file"
@@ -243,6 +248,95 @@ def normalize_ini(text: str) -> Value:
             items += [f"{key} = {line}" for line in lines] or [f"{key} ="]
         sections[f"[{name}]"] = sorted(items)
     return sections
+
+
+def describe_fail2ban(kind: str, name: str, value: Any) -> dict[str, str]:
+    """fail2ban in a plan's words: ``fail2ban jail sipctl-asterisk`` with its limits, one
+    entry per address it never bans (loopback, always there, left out), and the filter as
+    its number of failure patterns. ``name`` is the file's path."""
+    del kind
+    if not isinstance(value, Mapping):
+        return {}
+    found: dict[str, str] = {}
+    for section, items in value.items():
+        if not (isinstance(section, str) and section.startswith("[")):
+            continue
+        settings: dict[str, list[str]] = {}
+        for item in items:
+            key, _, text = str(item).partition(" = ")
+            settings.setdefault(key.rstrip(" ="), []).append(text)
+        jail = section.strip("[]")
+        if jail == "Definition":
+            filter_name = posixpath.basename(name).removesuffix(".conf")
+            found[f"fail2ban filter {filter_name}"] = (
+                f"{len(settings.get('failregex', []))} failure pattern(s)"
+            )
+            continue
+        found[f"fail2ban jail {jail}"] = _jail_words(settings)
+        for address in " ".join(settings.get("ignoreip", [])).split():
+            if address not in ALWAYS_IGNORED:
+                found[f"fail2ban jail {jail} ignoreip {address}"] = ""
+    return found
+
+
+def describe_fail2ban_change(change: Change) -> list[str]:
+    """A fail2ban change in a plan's words: as ``describe_fail2ban`` tells each side, except
+    that a jail's changed limits name only what changed
+    (``~ fail2ban jail sipctl-asterisk maxretry 5 → 3``)."""
+    from sipctl.reconciler.describe import difference
+
+    address = change.address
+    before = describe_fail2ban(address.kind, address.name, change.before) if change.before else {}
+    after = describe_fail2ban(address.kind, address.name, change.after) if change.after else {}
+    lines: list[str] = []
+    for what in sorted(set(before) | set(after)):
+        old, new = before.get(what), after.get(what)
+        if old is not None and new is not None and old != new and what.startswith("fail2ban jail"):
+            lines += _changed_limits(what, old, new)
+        else:
+            lines += difference(
+                {what: old} if old is not None else {}, {what: new} if new is not None else {}
+            )
+    return lines or [f"~ fail2ban {address.kind} {address.name}"]
+
+
+def _changed_limits(what: str, old: str, new: str) -> list[str]:
+    """``maxretry 5, bantime 1h`` against ``maxretry 3, bantime 1h``: one line per limit."""
+    olds = dict(item.partition(" ")[::2] for item in old.split(", "))
+    news = dict(item.partition(" ")[::2] for item in new.split(", "))
+    lines = []
+    for key in sorted(set(olds) | set(news)):
+        if olds.get(key) == news.get(key):
+            continue
+        if key not in olds:
+            lines.append(f"~ {what} {key} {news[key]}".rstrip())
+        elif key not in news:
+            lines.append(f"~ {what} no longer {key} {olds[key]}".rstrip())
+        else:
+            lines.append(f"~ {what} {key} {olds[key]} → {news[key]}")
+    return lines
+
+
+def _jail_words(settings: Mapping[str, list[str]]) -> str:
+    words = [
+        f"{key} {_duration(settings[key][0]) if key.endswith('time') else settings[key][0]}"
+        for key in ("maxretry", "findtime", "bantime", "port")
+        if settings.get(key)
+    ]
+    if settings.get("enabled", ["true"])[0] == "false":
+        words.insert(0, "disabled")
+    return ", ".join(words)
+
+
+def _duration(seconds: str) -> str:
+    """``3600`` -> ``1h``: fail2ban's times in the units a reviewer thinks in."""
+    if not seconds.isdigit() or int(seconds) == 0:
+        return seconds
+    value = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if value % size == 0:
+            return f"{value // size}{unit}"
+    return f"{value}s"
 
 
 def _section(spec: Spec) -> Fail2ban:

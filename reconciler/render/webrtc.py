@@ -19,6 +19,7 @@ import hashlib
 import html
 from collections.abc import Mapping
 from importlib import resources
+from typing import Any
 
 from sipctl.reconciler.render.asterisk import webrtc_from_host
 from sipctl.reconciler.resources import Address, Resource
@@ -133,3 +134,16 @@ def file_value(content: bytes) -> dict[str, object]:
 def record_value(digests: Mapping[str, str]) -> dict[str, object]:
     """The record's value: each file sipctl published (``TARGET:PATH``) and its sha256."""
     return {"files": dict(sorted(digests.items()))}
+
+
+def describe_webrtc(kind: str, name: str, value: Any) -> dict[str, str]:
+    """A published page file in a plan's words: ``webrtc page TARGET:PATH`` and its size
+    (its content is compared by digest); sipctl's record of them as how many it lists."""
+    if not isinstance(value, Mapping):
+        return {}
+    if kind == "record":
+        files = value.get("files")
+        count = len(files) if isinstance(files, Mapping) else 0
+        return {"webrtc sipctl's record of the published page": f"{count} file(s)"}
+    digest = str(value.get("sha256", ""))[:12]
+    return {f"webrtc page {name}": f"{value.get('bytes')} bytes, sha256 {digest}…"}
