@@ -269,7 +269,9 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
     except ValidationError as exc:
         problems = _format_validation_error(exc, source, builder.positions)
         raise SpecError(
-            problems[0] if len(problems) == 1 else f"{source}: {len(problems)} problems", problems
+            problems[0] if len(problems) == 1 else f"{source}: {len(problems)} problems",
+            problems,
+            hint=REFERENCE_HINT,
         ) from None
     return LoadedSpec(
         spec=spec,
@@ -278,6 +280,14 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
         text=text,
         positions=builder.positions,
     )
+
+
+# Where a user finds every key: printed by the installed sipctl itself, so it is there
+# wherever sipctl is (docs/spec.md is the same text in sipctl's source).
+REFERENCE_HINT = (
+    "every key, its type, default and an example: sipctl schema --output reference "
+    "(docs/spec.md in sipctl's source)"
+)
 
 
 def load_spec(path: Path | str) -> LoadedSpec:

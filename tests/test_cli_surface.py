@@ -130,3 +130,18 @@ def test_a_directory_of_specs_takes_only_specs(tmp_path: Path) -> None:
     (tmp_path / "docker-compose.yml").write_text("services: {}\nversion: '3'\n")
     (tmp_path / "notes.txt").write_text(spec.format("n.example.com"))
     assert [p.name for p in spec_paths([tmp_path])] == ["a.yaml", "b.yml"]
+
+
+def test_a_spec_error_names_the_reference_the_user_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\ndomain: mysite.ru\nusres: {}\n")
+    assert run(["validate", "-f", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "hint: every key, its type, default and an example: sipctl schema --output reference" in err
+    )
+    assert err.count("hint:") == 1
+    assert run(["schema", "--output", "reference"]) == 0  # the installed sipctl prints it
+    assert "users" in capsys.readouterr().out

@@ -212,3 +212,10 @@ def test_fail2ban_changes_through_a_real_plan(
     summary, details = md.split("<details>", 1)
     assert "~ fail2ban jail sipctl-asterisk maxretry 5 → 3" in summary
     assert "maxretry = 3" in details and "maxretry = 3" not in summary
+
+
+def test_target_help_names_every_layer(capsys: pytest.CaptureFixture[str]) -> None:
+    run(["plan", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    listed = text.split("Only this layer (", 1)[1].split(")", 1)[0]
+    assert listed.split(", ") == [layer.name for layer in LAYERS]

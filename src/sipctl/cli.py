@@ -55,7 +55,9 @@ def show(
     plan_file: Annotated[
         Path, typer.Argument(help="A plan saved by 'sipctl plan --out'.", dir_okay=False)
     ],
-    json_: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the plan as JSON (sipctl schema --output plan).")
+    ] = False,
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the plan as Markdown.")
     ] = False,

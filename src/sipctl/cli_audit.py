@@ -29,9 +29,7 @@ def audit_command(
     ] = None,
     json_: Annotated[
         bool,
-        typer.Option(
-            "--json", help="Print the report as JSON (format_version 1, a documented JSON Schema)."
-        ),
+        typer.Option("--json", help="Print the report as JSON (sipctl schema --output audit)."),
     ] = False,
     rate: Annotated[
         float,

@@ -28,8 +28,8 @@ def run_guarded(command: Callable[[], object]) -> int:
         return exc.code
     except SpecError as exc:
         if exc.problems:
-            for line in exc.problems:
-                current_console().error(line)
+            for number, line in enumerate(exc.problems, 1):
+                current_console().error(line, exc.hint if number == len(exc.problems) else None)
         else:
             current_console().error(exc.message, exc.hint)
         return exc.exit_code

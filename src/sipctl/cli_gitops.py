@@ -59,7 +59,9 @@ def force_unlock(
 
 def drift(
     spec_file: SpecOption = Path("sipctl.yaml"),
-    json_: Annotated[bool, typer.Option("--json", help="Print the drift as JSON.")] = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the drift as JSON (sipctl schema --output drift).")
+    ] = False,
     target: TargetLayers = None,
     no_color: NoColor = False,
     verbose: Verbose = 0,

@@ -42,7 +42,8 @@ TargetLayers = Annotated[
     list[str] | None,
     typer.Option(
         "--target",
-        help="Only this layer (dns, asterisk, firewall, fail2ban); repeat for several.",
+        help="Only this layer (dns, asterisk, certificate, firewall, fail2ban, webrtc); "
+        "repeat for several.",
         metavar="LAYER",
     ),
 ]
@@ -151,7 +152,9 @@ def plan(
             dir_okay=False,
         ),
     ] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the plan as JSON (sipctl schema --output plan).")
+    ] = False,
     markdown: Annotated[
         bool,
         typer.Option("--markdown", help="Print the plan as Markdown (merge-request comments)."),

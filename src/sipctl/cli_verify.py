@@ -29,7 +29,10 @@ def verify_command(
             help="Ask this DNS server (e.g. the zone's primary) instead of the system resolver.",
         ),
     ] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    json_: Annotated[
+        bool,
+        typer.Option("--json", help="Print the report as JSON (sipctl schema --output verify)."),
+    ] = False,
     timeout: Annotated[
         float,
         typer.Option("--timeout", min=0.1, max=120.0, help="Seconds for each lookup and probe."),

@@ -45,8 +45,10 @@ class SpecError(SipctlError):
     ``problems`` holds one line per problem, each starting with ``file:line:col:``.
     """
 
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, problems: list[str] | None = None, *, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
         self.problems = problems or []
 
 
