@@ -1,13 +1,17 @@
-"""Bench: one directory of many specs (one domain each, zone files), as a hosting provider
-keeps them. A no-op ``plan -f DIR`` with ``--parallel 1`` and ``--parallel 2`` (worker
+"""Bench: one directory of many specs (one domain each), as a hosting provider keeps them:
+on zone files, or all on one BIND (RFC 2136, a real ``named`` with every zone loaded at
+start). A no-op ``plan -f DIR`` with ``--parallel 1`` and ``--parallel 2`` (worker
 processes), wall and cpu seconds, and the same split over ``--shard I/N`` jobs run at once.
 
-Run: ``python bench/many_domains.py`` (``--domains 1000,2000``).
+Run: ``python bench/many_domains.py`` (``--domains 1000,2000``, ``--dns zonefile,bind``;
+``--repeat 3`` takes the median of three plans, paired).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -15,8 +19,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from measure import installed_sipctl, print_table, run_measured
+from fixtures.bind import BindServer, dns_spec, zone_text
+from measure import Sample, installed_sipctl, print_table, run_measured
 
 
 def write_specs(root: Path, count: int) -> Path:
@@ -34,13 +40,30 @@ def write_specs(root: Path, count: int) -> Path:
     return specs
 
 
-def shards_at_once(sipctl: list[str], specs: Path, count: int) -> float:
+def write_bind_specs(root: Path, count: int) -> tuple[Path, BindServer]:
+    """``count`` zones loaded by one new BIND at start, and a spec for each (RFC 2136)."""
+    zones = {f"b{n:05d}.example": "" for n in range(count)}
+    for zone in zones:
+        zones[zone] = zone_text(zone)
+    bind = BindServer(root / "bind")
+    bind.start(zones, timeout=120)
+    specs = root / "specs"
+    specs.mkdir(parents=True)
+    for zone in zones:
+        (specs / f"{zone}.yaml").write_text(dns_spec(bind, zone))
+    return specs, bind
+
+
+def shards_at_once(
+    sipctl: list[str], specs: Path, count: int, env: dict[str, str] | None = None
+) -> float:
     start = time.perf_counter()
     jobs = [
         subprocess.Popen(
             [*sipctl, "plan", "-f", str(specs), "--shard", f"{i}/{count}", "--parallel", "1"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=env,
         )
         for i in range(1, count + 1)
     ]
@@ -49,30 +72,65 @@ def shards_at_once(sipctl: list[str], specs: Path, count: int) -> float:
     return time.perf_counter() - start
 
 
+def median_of(samples: list[Sample]) -> tuple[float, float]:
+    return statistics.median(x.wall for x in samples), statistics.median(x.cpu for x in samples)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--domains", default="1000", help="specs per run")
+    parser.add_argument("--dns", default="zonefile", help="zonefile, bind or both (a,b)")
+    parser.add_argument("--repeat", type=int, default=1, help="plans per setting (median)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sipctl-bench-"))
     python = installed_sipctl(work)
     sipctl = [str(python), "-m", "sipctl"]
     rows = []
-    for count in (int(c) for c in args.domains.split(",")):
-        specs = write_specs(work / f"n{count}", count)
-        setup = run_measured(
-            [*sipctl, "apply", "-f", str(specs), "--auto-approve", "--parallel", "2"]
-        )
-        assert setup.returncode == 0, "the bench specs must apply"
-        row = {"domains": f"{count:,}"}
-        for parallel in (1, 2):
-            sample = run_measured([*sipctl, "plan", "-f", str(specs), "--parallel", str(parallel)])
-            assert sample.returncode == 0, "a no-op plan must succeed"
-            row[f"--parallel {parallel} wall"] = f"{sample.wall:.1f} s"
-            row[f"--parallel {parallel} cpu"] = f"{sample.cpu:.1f} s"
-        row["2 shards at once, wall"] = f"{shards_at_once(sipctl, specs, 2):.1f} s"
-        rows.append(row)
+    for kind in args.dns.split(","):
+        for count in (int(c) for c in args.domains.split(",")):
+            env: dict[str, str] | None = None
+            bind: BindServer | None = None
+            if kind == "bind":
+                specs, bind = write_bind_specs(work / f"bind{count}", count)
+                env = {**os.environ, "SIPCTL_TSIG_SECRET": bind.secret}
+            else:
+                specs = write_specs(work / f"n{count}", count)
+            try:
+                rows.append(measure_one(sipctl, specs, kind, count, args.repeat, env))
+            finally:
+                if bind is not None:
+                    bind.stop()
     print_table(rows)
     return 0
+
+
+def measure_one(
+    sipctl: list[str],
+    specs: Path,
+    kind: str,
+    count: int,
+    repeat: int,
+    env: dict[str, str] | None,
+) -> dict[str, str]:
+    setup = run_measured(
+        [*sipctl, "apply", "-f", str(specs), "--auto-approve", "--parallel", "4"], env=env
+    )
+    assert setup.returncode == 0, "the bench specs must apply"
+    row = {"dns": kind, "domains": f"{count:,}"}
+    samples: dict[int, list[Sample]] = {1: [], 2: []}
+    for _ in range(repeat):
+        for parallel in (1, 2):  # paired: the machine's load hits both alike
+            argv = [*sipctl, "plan", "-f", str(specs), "--parallel", str(parallel)]
+            sample = run_measured(argv, env=env)
+            assert sample.returncode == 0, "a no-op plan must succeed"
+            samples[parallel].append(sample)
+    for parallel in (1, 2):
+        wall, cpu = median_of(samples[parallel])
+        row[f"--parallel {parallel} wall"] = f"{wall:.1f} s"
+        row[f"--parallel {parallel} cpu"] = f"{cpu:.1f} s"
+        row[f"--parallel {parallel} ms/domain"] = f"{wall / count * 1000:.1f}"
+    row["2 shards at once, wall"] = f"{shards_at_once(sipctl, specs, 2, env):.1f} s"
+    return row
 
 
 if __name__ == "__main__":

@@ -97,7 +97,11 @@ class Fail2banProvider:
 
     def read(self, desired: Sequence[Resource]) -> LiveState:
         transport = self._transport()
-        files = transport.read_files(list(self._paths))
+        # The server's state rides with the files: one round trip (its programs are fixed).
+        programs = self._server_programs() if transport.can_run else []
+        files, answers = transport.read_and_run(
+            list(self._paths), programs, timeout=_CLIENT_TIMEOUT
+        )
         live = LiveState()
         raw: dict[str, bytes | None] = {}
         for path in self._paths:
@@ -122,7 +126,7 @@ class Fail2banProvider:
         )
         if self._section.sshd and jail_changes:
             self._prove_sshd(live)
-        self._server_state(transport, live)
+        self._server_state(transport, answers, live)
         return live
 
     def _prove(self, filter_text: str, transport: HostTransport, live: LiveState) -> None:
@@ -196,8 +200,18 @@ class Fail2banProvider:
         if not problems:
             self._ctx.log("sshd jail proven with fail2ban-regex on this machine")
 
-    def _server_state(self, transport: HostTransport, live: LiveState) -> None:
-        """Whether a reload can follow the writes; one round trip, read only."""
+    def _server_programs(self) -> list[list[str]]:
+        """What ``read`` asks the host about the server (read only): is it running, does
+        the log file exist, and (for the sshd jail) which jails it runs."""
+        programs = [self._client_words("ping"), ["test", "-e", self._section.logpath]]
+        if self._section.sshd:
+            programs.append(self._client_words("status"))
+        return programs
+
+    def _server_state(
+        self, transport: HostTransport, answers: Sequence[CommandResult], live: LiveState
+    ) -> None:
+        """Whether a reload can follow the writes, from the answers to _server_programs."""
         live.private["running"] = False
         if not transport.can_run:
             live.skipped.append(
@@ -206,10 +220,7 @@ class Fail2banProvider:
             )
             return
         logpath = self._section.logpath
-        programs = [self._client_words("ping"), ["test", "-e", logpath]]
-        if self._section.sshd:
-            programs.append(self._client_words("status"))
-        ping, log_check, *status_answer = transport.run_programs(programs, timeout=_CLIENT_TIMEOUT)
+        ping, log_check, *status_answer = answers
         answer, status, log_exists = ping.stdout.strip(), ping.exit_status, log_check.ok
         if status == 0 and "pong" in answer:
             live.private["running"] = True

@@ -16,11 +16,11 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.netns, pytest.mark.sshd, pytest.
 
 # (step, most round trips on the pooled connection)
 CEILINGS = {
-    "no-op plan": 5,
-    "plan with a change (+tcp/443)": 5,
-    "guarded apply of that plan (apply plan.json)": 10,
-    "apply -f of one change (-tcp/443)": 10,
-    "no-op plan after it": 5,
+    "no-op plan": 3,
+    "plan with a change (+tcp/443)": 3,
+    "guarded apply of that plan (apply plan.json)": 8,
+    "apply -f of one change (-tcp/443)": 8,
+    "no-op plan after it": 3,
 }
 
 
@@ -30,7 +30,7 @@ def host() -> Iterator[PbxHost]:
         yield started
 
 
-def test_a_guarded_apply_on_one_host_takes_at_most_ten_round_trips(host: PbxHost) -> None:
+def test_a_guarded_apply_on_one_host_takes_at_most_eight_round_trips(host: PbxHost) -> None:
     steps: dict[str, Step] = {step.name: step for step in round_trip_steps(host)}
     for name, ceiling in CEILINGS.items():
         step = steps[name]

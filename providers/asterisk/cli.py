@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sipctl.errors import ProviderError
-from sipctl.providers.transport.pool import HostTransport
+from sipctl.providers.transport.pool import CommandResult, HostTransport
 from sipctl.schemas.spec import split_command
 
 _NOT_CONNECTED = ("Unable to connect to remote asterisk", "does /run/asterisk", "No such command")
@@ -48,18 +48,29 @@ def rx_programs(command: str, clis: Sequence[str]) -> list[list[str]]:
 def run_rx(transport: HostTransport, command: str, clis: Sequence[str]) -> list[RxAnswer]:
     """Run every CLI command in one round trip; one answer per command, in order."""
     results = transport.run_programs(rx_programs(command, clis), timeout=60.0)
-    return [
-        RxAnswer(cli, result.exit_status, result.stdout + result.stderr)
-        for cli, result in zip(clis, results, strict=True)
-    ]
+    return rx_answers(clis, results)
 
 
 def query_rx(transport: HostTransport, command: str, clis: Sequence[str]) -> list[RxAnswer]:
     """``run_rx`` for reading only: every CLI command must be a ``show``."""
+    results = transport.run_programs(query_programs(command, clis), timeout=60.0)
+    return rx_answers(clis, results)
+
+
+def query_programs(command: str, clis: Sequence[str]) -> list[list[str]]:
+    """``rx_programs`` for reading only: every CLI command must be a ``show``."""
     for cli in clis:
         if not _QUERY_RE.fullmatch(cli):
             raise ProviderError(f"sipctl bug: {cli!r} is not a read-only Asterisk query")
-    return run_rx(transport, command, clis)
+    return rx_programs(command, clis)
+
+
+def rx_answers(clis: Sequence[str], results: Sequence[CommandResult]) -> list[RxAnswer]:
+    """One answer per CLI command, from the results of its programs."""
+    return [
+        RxAnswer(cli, result.exit_status, result.stdout + result.stderr)
+        for cli, result in zip(clis, results, strict=True)
+    ]
 
 
 def rx_one(transport: HostTransport, command: str, cli: str) -> RxAnswer:

@@ -24,8 +24,9 @@ from sipctl.providers.asterisk.cli import (
     parse_endpoint_names,
     parse_setting,
     parse_transports,
-    query_rx,
+    query_programs,
     run_rx,
+    rx_answers,
     sound_found,
 )
 from sipctl.providers.asterisk.edit import count_includes, read_rtp, set_include, set_rtp
@@ -121,17 +122,19 @@ class AsteriskProvider:
     def _rx(self, clis: Sequence[str]) -> list[RxAnswer]:
         return run_rx(self._transport(), self._section.command, clis)
 
-    def _query(self, clis: Sequence[str]) -> list[RxAnswer]:
-        """Read-only CLI commands: all that ``read`` (plan) may send to Asterisk."""
-        return query_rx(self._transport(), self._section.command, clis)
-
     # --- read ---------------------------------------------------------------------------------
 
     def read(self, desired: Sequence[Resource]) -> LiveState:
         section = self._section
         transport = self._transport()
         names = [*MANAGED_FILES, *PARENT_FILES, RTP_FILE, HTTP_FILE]
-        found = transport.read_files([self._path(n) for n in names])
+        # What the running Asterisk is asked does not depend on the files: one round trip.
+        asks = transport.can_run and section.ensure == "present"
+        clis = self._live_clis() if asks else []
+        found, results = transport.read_and_run(
+            [self._path(n) for n in names], query_programs(section.command, clis), timeout=60.0
+        )
+        answers = rx_answers(clis, results)
         contents: dict[str, bytes | None] = {n: found[self._path(n)].content for n in names}
         live = LiveState()
         live.private["contents"] = contents
@@ -158,7 +161,7 @@ class AsteriskProvider:
                 live.resources[RTP_ADDRESS] = rtp_value(start, end)
             self._check_files(contents, live)
             if transport.can_run:
-                self._check_live(contents, live)
+                self._check_live(contents, answers, live)
             else:
                 live.skipped.append(DIR_SKIPPED)
         elif not transport.can_run:
@@ -185,24 +188,34 @@ class AsteriskProvider:
                 if problem:
                     live.problems.append(f"{self._path('pjsip.conf')}: {problem}")
 
-    def _check_live(self, contents: dict[str, bytes | None], live: LiveState) -> None:
-        """What the running Asterisk says: transports, a foreign guest endpoint, the sound."""
+    def _live_clis(self) -> list[str]:
+        """The read-only CLI commands ``read`` sends to the running Asterisk (in the order
+        ``_check_live`` takes their answers)."""
         section = self._section
         sound = f"core show sound {section.reject_sound}"
         if section.channel == "sip":
-            answers = self._query(["core show version", sound])
+            return ["core show version", sound]
+        clis = ["pjsip show transports", "pjsip show endpoints", "pjsip show settings", sound]
+        unavailable = section.unavailable_sound
+        extra = [f"core show sound {unavailable}"] if unavailable else []
+        extra.append(SHOW_CONFBRIDGE_MODULE)
+        wss_clis = [SHOW_MODULES, SHOW_HTTP] if self._loaded.spec.transports.wss else []
+        return [*clis, *extra, *wss_clis]
+
+    def _check_live(
+        self, contents: dict[str, bytes | None], answers: list[RxAnswer], live: LiveState
+    ) -> None:
+        """What the running Asterisk says (the answers to ``_live_clis``): transports, a
+        foreign guest endpoint, the sound."""
+        section = self._section
+        if section.channel == "sip":
             if not answers[0].ok:
                 live.problems.append(_unreachable(section.command, answers[0]))
                 return
             self._check_sound(answers[1], live)
             return
-        clis = ["pjsip show transports", "pjsip show endpoints", "pjsip show settings", sound]
         unavailable = section.unavailable_sound
-        extra = [f"core show sound {unavailable}"] if unavailable else []
-        extra.append(SHOW_CONFBRIDGE_MODULE)
         wss = self._loaded.spec.transports.wss
-        wss_clis = [SHOW_MODULES, SHOW_HTTP] if wss is not None else []
-        answers = self._query([*clis, *extra, *wss_clis])
         if wss is not None:
             modules, http = answers[-2:]
             answers = answers[:-2]

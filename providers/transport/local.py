@@ -132,6 +132,12 @@ class _FileSystemTransport:
         self.round_trips += 1
         return {path: self._read_one(path) for path in paths}
 
+    def read_and_run(
+        self, paths: Sequence[str], programs: Sequence[Sequence[str]], *, timeout: float = 60.0
+    ) -> tuple[dict[str, HostFile], list[CommandResult]]:
+        files = self.read_files(paths)
+        return files, self.run_programs(programs, timeout=timeout) if programs else []
+
     def _read_one(self, host_path: str) -> HostFile:
         try:
             directory, name = self._open_parent(host_path, create=False)

@@ -89,6 +89,13 @@ class HostTransport(Protocol):
         """Read all ``paths`` (absolute) in one round trip; missing files have content None."""
         ...
 
+    def read_and_run(
+        self, paths: Sequence[str], programs: Sequence[Sequence[str]], *, timeout: float = 60.0
+    ) -> tuple[dict[str, HostFile], list[CommandResult]]:
+        """``read_files(paths)``, then ``run_programs(programs)``, in one round trip: what a
+        provider's read needs of a host when the programs do not depend on the files."""
+        ...
+
     def write_files(self, writes: Sequence[FileWrite]) -> None:
         """Check every ``expected``, then replace every file (temp beside it, then rename)."""
         ...

@@ -321,6 +321,13 @@ class SshTransport:
         script = batch_script(programs, marker).encode()
         first = repr(programs[0][0]) if programs[0] else "a program"
         status, stdout, stderr = self._exec("/bin/sh -s", script, timeout, first)
+        return self._programs_run(programs, stdout, marker, status, stderr)
+
+    @staticmethod
+    def _programs_run(
+        programs: Sequence[Sequence[str]], stdout: bytes, marker: str, status: int, stderr: bytes
+    ) -> list[CommandResult]:
+        """The results of a batch script's output (see programs.py)."""
         output = stdout.decode("utf-8", "replace")
         results = parse_batch_output(programs, output, marker, status)
         if stderr.strip() and results and not results[-1].ok:
@@ -340,6 +347,32 @@ class SshTransport:
         status, stdout, stderr = self._exec(
             read_command(paths, marker), None, _IO_TIMEOUT, "reading files"
         )
+        return self._files_read(paths, stdout, marker, status, stderr)
+
+    def read_and_run(
+        self, paths: Sequence[str], programs: Sequence[Sequence[str]], *, timeout: float = 60.0
+    ) -> tuple[dict[str, HostFile], list[CommandResult]]:
+        """One ``/bin/sh -s`` script: its first line is the read command of ``read_files``
+        (framed by its own marker, ending with its END line), then the programs as in
+        ``run_programs``."""
+        if not paths or not programs:
+            return self.read_files(paths), self.run_programs(programs, timeout=timeout)
+        for path in paths:
+            _check_path(self.ref, path)
+        read_marker, run_marker = new_marker(), new_marker()
+        script = read_command(paths, read_marker) + "\n" + batch_script(programs, run_marker)
+        status, stdout, stderr = self._exec(
+            "/bin/sh -s", script.encode(), max(timeout, _IO_TIMEOUT), "reading files"
+        )
+        end = f"{read_marker} END\n".encode()
+        head, found, tail = stdout.partition(end)
+        files = self._files_read(paths, head + found, read_marker, status, stderr)
+        return files, self._programs_run(programs, tail, run_marker, status, stderr)
+
+    def _files_read(
+        self, paths: Sequence[str], stdout: bytes, marker: str, status: int, stderr: bytes
+    ) -> dict[str, HostFile]:
+        """The files of a read script's output; ProviderError for what cannot be read."""
         try:
             files, problems = parse_read_output(paths, stdout, marker)
         except ScriptOutputError as exc:
