@@ -48,6 +48,11 @@ def single(
     return envelope(kind, [entry(kind, spec, domain, status, report)])
 
 
+def plan_status(has_changes: bool) -> str:
+    """A planned domain's status, the same words in the envelope and the summary table."""
+    return "planned" if has_changes else "no changes"
+
+
 def is_envelope(data: object) -> bool:
     return isinstance(data, Mapping) and isinstance(data.get("domains"), list)
 

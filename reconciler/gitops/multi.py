@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sipctl.errors import EXIT_ERROR, EXIT_REFUSED, RefusedError, SipctlError, SpecError
+from sipctl.reconciler.envelope import plan_status
 from sipctl.reconciler.gitops.locking import install_interrupts, restore_handlers
 
 if TYPE_CHECKING:
@@ -307,7 +308,7 @@ def plan_all(
         domain.ctx = make_ctx(domain.loaded)
         rendered, domain.rendered = domain.rendered, None
         domain.plan_run = make_plan(domain.loaded, domain.ctx, layers, rendered)
-        domain.status = "planned" if domain.plan_run.plan.has_changes else "no changes"
+        domain.status = plan_status(domain.plan_run.plan.has_changes)
 
     todo = [d for d in domains if d.loaded is not None and not d.failed]
     _run_each(todo, parallel, "planning", work)

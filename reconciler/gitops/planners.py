@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sipctl.errors import SpecError
+from sipctl.reconciler.envelope import plan_status
 from sipctl.reconciler.gitops.locking import install_interrupts, restore_handlers
 from sipctl.reconciler.gitops.multi import (
     OVERLAPS_BEFORE_PLAN,
@@ -247,7 +248,7 @@ def _plan_one(
         assert domain.loaded is not None
         rendered, domain.rendered = domain.rendered, None
         made.append(make_plan(domain.loaded, ctx, layers, rendered).plan)
-        domain.status = "planned" if made[0].has_changes else "no changes"
+        domain.status = plan_status(made[0].has_changes)
 
     try:
         run_one(domain, work)

@@ -110,7 +110,7 @@ def print_plan(console: Console, data: dict[str, object], fmt: str) -> None:
 
 
 def print_json_report(
-    console: Console, kind: str, spec: object, domain: str, status: str, report: dict[str, Any]
+    console: Console, kind: str, spec: Path | str, domain: str, status: str, report: dict[str, Any]
 ) -> None:
     """A one-spec run's --json: the same envelope as a run over many specs."""
     from sipctl.reconciler import views
@@ -121,9 +121,11 @@ def print_json_report(
 
 def plan_json_or_view(console: Console, plan: Plan, fmt: str) -> None:
     """Print a plan as the user asked: JSON in the envelope, else Markdown or text."""
+    from sipctl.reconciler.envelope import plan_status
+
     data = plan.to_json()
     if fmt == "json":
-        status = "planned" if plan.has_changes else "no changes"
+        status = plan_status(plan.has_changes)
         print_json_report(console, "plan", plan.spec_source, plan.domain, status, data)
     else:
         print_plan(console, data, fmt)
