@@ -53,6 +53,26 @@ def _sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+def host_record_path(config_dir: str, domain: str) -> str:
+    """Where the record lives on the PBX (``asterisk.target``) of a spec of ``domain``."""
+    return f"{BOOKKEEPING_DIR}/{record_name(f'{config_dir}/webrtc-page-{domain}', '.json')}"
+
+
+def unmanaged_page_note(raw: bytes | None, where: str) -> str | None:
+    """What to say when a page sipctl published is recorded but the spec has no ``webrtc``
+    section (that layer is then not managed at all, so nothing takes the page down)."""
+    files = parse_record(raw)
+    if not files:
+        return None
+    places = sorted({name.rsplit("/", 1)[0] for name in files})
+    return (
+        f"the click-to-call page sipctl published ({len(files)} file(s) at "
+        f"{', '.join(places)}) stays up: the spec has no webrtc section, so sipctl no longer "
+        "manages it; to take it down, apply once with the webrtc section but without "
+        f"webrtc.publish (or delete those files and {where})"
+    )
+
+
 class PageRecord:
     """sipctl's record of the page it published, where every later spec of the domain finds
     it whatever its ``publish`` says: in the bookkeeping directory on the PBX
@@ -64,8 +84,7 @@ class PageRecord:
         asterisk = spec.asterisk
         self._transport: HostTransport | None = None
         if asterisk is not None:
-            key = f"{asterisk.config_dir}/webrtc-page-{spec.domain}"
-            self.path = f"{BOOKKEEPING_DIR}/{record_name(key, '.json')}"
+            self.path = host_record_path(asterisk.config_dir, spec.domain)
             self._transport = ctx.transports.get(asterisk.target, asterisk.ssh)
             self.where = f"{self.path} on {parse_target(asterisk.target)}"
         else:

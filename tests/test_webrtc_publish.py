@@ -134,6 +134,17 @@ def test_from_a_local_target_to_a_dir_target_recorded_on_the_pbx(tmp_path: Path)
     assert sorted(recorded) == [f"dir:web:/var/www/call/{n}" for n in page_names()]
     assert run("plan", "-f", str(spec), "--detailed-exitcode").exit_code == 0
 
+    # WebRTC turned off altogether: that layer is not managed any more, so the page stays,
+    # and the asterisk layer's plan says so (it reads the record in its own batch).
+    data = yaml.safe_load(spec.read_text())
+    del data["webrtc"], data["transports"]["wss"], data["asterisk"]["tls"]
+    spec.write_text(yaml.safe_dump(data))
+    planned = run("plan", "-f", str(spec))
+    assert "the click-to-call page sipctl published (5 file(s) at dir:web:/var/www/call" in (
+        planned.output
+    ), planned.output
+    assert "apply once with the webrtc section but without webrtc.publish" in planned.output
+
 
 def test_an_unreachable_old_place_stays_recorded(tmp_path: Path) -> None:
     spec = tmp_path / "sipctl.yaml"

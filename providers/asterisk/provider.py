@@ -42,6 +42,7 @@ from sipctl.providers.asterisk.wss_checks import (
 )
 from sipctl.providers.base import RunContext
 from sipctl.providers.transport.pool import FileWrite, HostTransport
+from sipctl.providers.webrtc_page import host_record_path, unmanaged_page_note
 from sipctl.reconciler.asterisk_conf import parse_sections
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.asterisk import (
@@ -80,6 +81,8 @@ from sipctl.schemas.spec import Asterisk
 from sipctl.schemas.targets import parse_target
 
 MANAGED_FILES = (PJSIP_FILE, SIP_FILE, DIALPLAN_FILE, CONFBRIDGE_FILE)
+# With transports.wss: which TCP ports are taken, and whether [::] takes IPv4 too
+NETWORK_FILES = (*PROC_NET_TCP, BINDV6ONLY)
 PARENT_FILES = tuple(sorted(set(PARENTS.values())))
 RELOAD_PJSIP = "module reload res_pjsip.so"
 RELOAD_DIALPLAN = "dialplan reload"
@@ -128,11 +131,23 @@ class AsteriskProvider:
         section = self._section
         transport = self._transport()
         names = [*MANAGED_FILES, *PARENT_FILES, RTP_FILE, HTTP_FILE]
-        # What the running Asterisk is asked does not depend on the files: one round trip.
+        # Without a webrtc section that layer is not run: a page it published is only
+        # noticed here, in the same batch (no round trip of its own).
+        page_record = (
+            host_record_path(section.config_dir, self._loaded.spec.domain)
+            if self._loaded.spec.webrtc is None
+            else None
+        )
+        # What the running Asterisk is asked does not depend on the files: one round trip,
+        # with the host's TCP listeners and bindv6only for the checks of transports.wss.
         asks = transport.can_run and section.ensure == "present"
         clis = self._live_clis() if asks else []
+        network = NETWORK_FILES if asks and self._loaded.spec.transports.wss else ()
+        extra = [*([page_record] if page_record else []), *network]
         found, results = transport.read_and_run(
-            [self._path(n) for n in names], query_programs(section.command, clis), timeout=60.0
+            [self._path(n) for n in names] + extra,
+            query_programs(section.command, clis),
+            timeout=60.0,
         )
         answers = rx_answers(clis, results)
         contents: dict[str, bytes | None] = {n: found[self._path(n)].content for n in names}
@@ -152,6 +167,10 @@ class AsteriskProvider:
         wants_http = any(r.address == HTTP_ADDRESS for r in desired)
         if wants_http or has_marks(contents[HTTP_FILE]):
             live.resources[HTTP_ADDRESS] = http_value(read_http(contents[HTTP_FILE], HTTP_KEYS))
+        if page_record is not None:
+            note = unmanaged_page_note(found[page_record].content, page_record)
+            if note:
+                live.notes.append(note)
         if section.ensure == "present":
             note = not_found_log_note(self._loaded.spec)
             if note:
@@ -161,7 +180,7 @@ class AsteriskProvider:
                 live.resources[RTP_ADDRESS] = rtp_value(start, end)
             self._check_files(contents, live)
             if transport.can_run:
-                self._check_live(contents, answers, live)
+                self._check_live(contents, answers, live, {p: found[p].content for p in network})
             else:
                 live.skipped.append(DIR_SKIPPED)
         elif not transport.can_run:
@@ -203,10 +222,14 @@ class AsteriskProvider:
         return [*clis, *extra, *wss_clis]
 
     def _check_live(
-        self, contents: dict[str, bytes | None], answers: list[RxAnswer], live: LiveState
+        self,
+        contents: dict[str, bytes | None],
+        answers: list[RxAnswer],
+        live: LiveState,
+        network: dict[str, bytes | None],
     ) -> None:
         """What the running Asterisk says (the answers to ``_live_clis``): transports, a
-        foreign guest endpoint, the sound."""
+        foreign guest endpoint, the sound; ``network``: the ``NETWORK_FILES`` read."""
         section = self._section
         if section.channel == "sip":
             if not answers[0].ok:
@@ -219,7 +242,7 @@ class AsteriskProvider:
         if wss is not None:
             modules, http = answers[-2:]
             answers = answers[:-2]
-            listening, bindv6only = self._read_network()
+            listening, bindv6only = _network_facts(network)
             live.problems += wss_problems(
                 modules.output, http.output, wss.port, listening, opus=wss.opus
             )
@@ -251,22 +274,6 @@ class AsteriskProvider:
         else:
             live.problems.extend(self._transport_mismatches(transports.output))
         self._check_sound(sound_answer, live)
-
-    def _read_network(self) -> tuple[set[int] | None, str | None]:
-        """TCP ports anything listens on at the target (None when they cannot be read), and
-        its ``net.ipv6.bindv6only`` (None: no IPv6 there), in one read."""
-        try:
-            found = self._transport().read_files([*PROC_NET_TCP, BINDV6ONLY])
-        except ProviderError:
-            return None, None
-        tables = [found[p].content for p in PROC_NET_TCP]
-        v6only = found[BINDV6ONLY].content
-        listening = (
-            None
-            if all(t is None for t in tables)
-            else listening_tcp_ports(*(_text(t) for t in tables if t is not None))
-        )
-        return listening, None if v6only is None else _text(v6only)
 
     def _transport_mismatches(self, output: str) -> list[str]:
         have = parse_transports(output)
@@ -551,3 +558,16 @@ def _unreachable(command: str, answer: RxAnswer) -> str:
         f"cannot ask Asterisk with '{command} -rx': {answer.words()} "
         "(is Asterisk running, and is asterisk.command right?)"
     )
+
+
+def _network_facts(found: dict[str, bytes | None]) -> tuple[set[int] | None, str | None]:
+    """TCP ports anything listens on at the target (None when they could not be read), and
+    its ``net.ipv6.bindv6only`` (None: no IPv6 there)."""
+    tables = [found.get(p) for p in PROC_NET_TCP]
+    v6only = found.get(BINDV6ONLY)
+    listening = (
+        None
+        if all(t is None for t in tables)
+        else listening_tcp_ports(*(_text(t) for t in tables if t is not None))
+    )
+    return listening, None if v6only is None else _text(v6only)
