@@ -154,7 +154,9 @@ class WebrtcPageProvider:
 
     @property
     def target_id(self) -> str:
-        return f"{parse_target(self._target).key}:{self._root or '-'}"
+        if not self._root:
+            return "(not published)"  # what it reads is sipctl's record of an old page
+        return f"{parse_target(self._target).key}:{self._root}"
 
     def _transport(self, target: str) -> HostTransport:
         asterisk = self._loaded.spec.asterisk
