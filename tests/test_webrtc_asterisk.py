@@ -6,8 +6,12 @@ client of ``sipctl verify``), then remove it and get the admin's http.conf back 
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import os
 import socket
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,7 @@ from fixtures.common import free_port
 
 from sipctl.providers.asterisk.http_conf import MARK, WAS
 from sipctl.providers.asterisk.wss_checks import ipv6_listener_problem
-from sipctl.providers.wss_probe import check_wss
+from sipctl.providers.wss_probe import build_options, check_wss, frame, upgrade_request
 from sipctl.reconciler.verify.run import run_verify
 from sipctl.schemas.loader import load_spec
 
@@ -163,10 +167,30 @@ def test_servers_with_ipv6_get_one_dual_stack_listener(
             "webrtc.mysite.ru", ssl_context=trusting_context(), timeout=10,
         )  # fmt: skip
         assert result.statuses == {"director": 200}, (address, result)
+    # fail2ban's address: an IPv4 browser on the [::] socket is logged as plain IPv4 (not
+    # ::ffff:127.0.0.1, which an IPv6 ban would never match), an IPv6 one as IPv6.
+    for address in ("127.0.0.1", "::1"):
+        start = asterisk.log_size()
+        with websocket(address, asterisk.wss_port) as sock:
+            request = build_options("nobody", "mysite.ru", "webrtc.mysite.ru")[0]
+            sock.sendall(frame(request.replace(b"OPTIONS", b"INVITE")))
+            text = asterisk.wait_log(r"Wrong call IP=", start, timeout=10)
+        assert f"Wrong call IP={address}\n" in text, text
     assert pending_changes(spec) == []
     apply_spec(write_spec(spec_dir, wss_spec(asterisk), "v4.yaml"))
     status = asterisk.rx("http show status")
     assert f"HTTPS Server Enabled and Bound to 0.0.0.0:{asterisk.wss_port}" in status
+
+
+@contextlib.contextmanager
+def websocket(address: str, port: int) -> Iterator[ssl.SSLSocket]:
+    """A WebSocket (subprotocol sip) to the PBX's WSS listener at ``address``."""
+    raw = socket.create_connection((address, port), timeout=10)
+    with trusting_context().wrap_socket(raw, server_hostname=WSS_HOST) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(upgrade_request(WSS_HOST, port, key))
+        assert b" 101 " in sock.recv(4096)
+        yield sock
 
 
 def test_ipv6_listener_problems_name_the_sysctl() -> None:
