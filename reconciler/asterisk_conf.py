@@ -219,15 +219,26 @@ def _scan_dialplan(text: str, includes: list[tuple[str, str]] | None) -> list[Di
             if prio is None:
                 raise DialplanSyntaxError(f"line {number}: bad priority {prio_text!r}")
             priority, label = prio["prio"], prio["label"] or ""
-        app_text = app_text.strip()
-        app, paren, args = app_text.partition("(")
-        if paren:
-            if not args.endswith(")"):
-                raise DialplanSyntaxError(f"line {number}: unbalanced parentheses in {app_text!r}")
-            args = args[:-1]
-        steps.append(DialplanStep(context, exten, priority, label, app.strip(), args, number))
+        app, args = _application(app_text, number)
+        steps.append(DialplanStep(context, exten, priority, label, app, args, number))
         last_exten = exten
     return steps
+
+
+def _application(app_text: str, number: int) -> tuple[str, str]:
+    """``App(args)`` -> (App, args): the name ends at ``(``, the arguments at the last ``)``."""
+    app_text = app_text.strip()
+    app, paren, args = app_text.partition("(")
+    if paren:
+        if not args.endswith(")"):
+            raise DialplanSyntaxError(f"line {number}: unbalanced parentheses in {app_text!r}")
+        args = args[:-1]
+    return app.strip(), args
+
+
+def _step_value(priority: str, label: str, app: str, args: str) -> str:
+    """One step as the value of a dialplan file holds it: ``1,Dial(PJSIP/105)``."""
+    return f"{priority}{f'({label})' if label else ''},{app}({args})"
 
 
 def normalize_dialplan(text: str) -> dict[str, list[str]]:
@@ -236,10 +247,55 @@ def normalize_dialplan(text: str) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {}
     includes: list[tuple[str, str]] = []
     for step in _scan_dialplan(text, includes):
-        label = f"({step.label})" if step.label else ""
         result.setdefault(f"{step.context},{step.exten}", []).append(
-            f"{step.priority}{label},{step.app}({step.args})"
+            _step_value(step.priority, step.label, step.app, step.args)
         )
     for context, included in includes:
         result.setdefault(f"{context} include =>", []).append(included)
     return result
+
+
+class DialplanWriter:
+    """An extensions.conf as sipctl writes it, and at the same time the value
+    ``normalize_dialplan`` reads from that text, so a plan never parses its own rendering
+    (50,000 lines at 10,000 users). It writes only what the value can follow exactly:
+    comments and blank lines, context heads, ``exten``/``same`` lines with priorities 1 and
+    n, and ``include`` lines (tests/test_asterisk_render.py proves the two agree on specs
+    Hypothesis builds)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._steps: dict[str, list[str]] = {}
+        self._includes: dict[str, list[str]] = {}
+        self._context = ""
+
+    def comment(self, *lines: str) -> None:
+        """Comment lines (each starting with ``;``) or blank lines: no part of the value."""
+        for line in lines:
+            if line and not line.startswith(";"):
+                raise ValueError(f"not a comment or a blank line: {line!r}")
+        self.lines.extend(lines)
+
+    def context(self, name: str) -> None:
+        self.lines.append(f"[{name}]")
+        self._context = name.strip()
+
+    def extension(self, name: str, steps: list[str]) -> None:
+        """``exten => NAME,1,STEP`` then ``same => n,STEP`` for the others."""
+        self.lines.append(f"exten => {name},1,{steps[0]}")
+        self.lines.extend(f" same => n,{step}" for step in steps[1:])
+        value = self._steps.setdefault(f"{self._context},{name.strip()}", [])
+        for number, step in enumerate(steps):
+            app, args = _application(step, len(self.lines))
+            value.append(_step_value("1" if number == 0 else "n", "", app, args))
+
+    def include(self, context: str) -> None:
+        self.lines.append(f"include => {context}")
+        self._includes.setdefault(f"{self._context} include =>", []).append(context.strip())
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+    def value(self) -> dict[str, list[str]]:
+        """What ``normalize_dialplan(self.text())`` returns."""
+        return {**self._steps, **self._includes}

@@ -356,3 +356,63 @@ def test_video_reaches_both_guest_endpoints() -> None:
     without = endpoints(False)
     assert "allow=ulaw,alaw,g722,gsm" in without["[anonymous]"]
     assert "allow=opus,ulaw,alaw" in without["[anonymous@webrtc.mysite.ru]"]
+
+
+contexts = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,12}", fullmatch=True)
+sounds = st.from_regex(
+    r"[A-Za-z0-9_][A-Za-z0-9_-]{0,8}(?:/[A-Za-z0-9_][A-Za-z0-9_-]{0,8})?", fullmatch=True
+)
+extensions = st.from_regex(r"[0-9]{1,6}", fullmatch=True)
+targets = st.one_of(
+    extensions,
+    st.fixed_dictionaries(
+        {"ring": st.lists(extensions, min_size=1, max_size=3), "timeout": st.integers(1, 600)},
+        optional={"fallback": extensions},
+    ),
+)
+
+
+@st.composite
+def dialplan_specs(draw: st.DrawFn) -> Spec:
+    user_names = draw(st.lists(names, max_size=5, unique=True))
+    room_names = draw(st.lists(names, max_size=3, unique=True))
+    asterisk: dict[str, Any] = {
+        "route": draw(st.sampled_from(["dial", "goto"])),
+        "channel": draw(st.sampled_from(["pjsip", "sip"])),
+        "unknown_callers": draw(st.sampled_from(["reject", "not-found"])),
+        "guest_context": draw(contexts),
+        "local_context": draw(contexts),
+        "reject_sound": draw(sounds),
+        "video": draw(st.booleans()),
+    }
+    if draw(st.booleans()):
+        asterisk["unavailable_sound"] = draw(sounds)
+    servers = [{"host": "pbx.mysite.ru", "ipv4": ["192.0.2.7"]}]
+    if draw(st.booleans()):
+        servers[0]["ipv6"] = ["2001:db8::7"]
+    data = {
+        "version": 1,
+        "domain": "mysite.ru",
+        "servers": servers,
+        "users": {name: draw(targets) for name in user_names},
+        "rooms": {name: {"max_members": draw(st.integers(2, 1000))} for name in room_names},
+        "asterisk": asterisk,
+    }
+    try:
+        return Spec.model_validate(data)
+    except ValueError:
+        from hypothesis import reject
+
+        reject()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(dialplan_specs())
+def test_the_dialplans_value_is_what_its_text_reads_as(spec: Spec) -> None:
+    """A plan takes the rendered dialplan's value from the writer, never parsing its own
+    text; it must be exactly what the parser (which reads the live file) makes of it."""
+    from sipctl.reconciler.render.asterisk import dialplan
+
+    written = dialplan(spec)
+    assert written.value() == normalize_dialplan(written.text())
+    assert list(written.value()) == list(normalize_dialplan(written.text()))

@@ -64,10 +64,10 @@ Measured on Asterisk 22 and built in here:
 
 from __future__ import annotations
 
-import functools
+import threading
 from collections.abc import Mapping
 
-from sipctl.reconciler.asterisk_conf import normalize_dialplan, normalize_sections
+from sipctl.reconciler.asterisk_conf import DialplanWriter, normalize_dialplan, normalize_sections
 from sipctl.reconciler.render.asterisk_rooms import (
     CONFBRIDGE_FILE,
     CONFBRIDGE_PARENT,
@@ -288,12 +288,6 @@ def _caller_address_steps(section: Asterisk) -> list[str]:
 _LOGGED_ADDRESS = "${FILTER(0-9a-fA-F.:,${SIPCTL_IP})}"
 
 
-def _extension(name: str, steps: list[str]) -> list[str]:
-    lines = [f"exten => {name},1,{steps[0]}"]
-    lines += [f" same => n,{step}" for step in steps[1:]]
-    return lines
-
-
 def _dial_target(section: Asterisk, extension: str) -> str:
     """What Dial() calls for one extension: the phone itself, or (route goto) the local
     context through a Local channel, so a ring group can ring several of them at once."""
@@ -379,30 +373,40 @@ def guest_extensions(section: Asterisk) -> tuple[str, ...]:
     return (*ENDING_EXTENSIONS, UNAVAILABLE_EXTENSION, WRONG_NAME_EXTENSION, CATCH_ALL_PATTERN)
 
 
-def dialplan_text(spec: Spec) -> str:
+def dialplan(spec: Spec) -> DialplanWriter:
+    """extensions_sipctl.conf: its text and, built with it, its value."""
     section = _section(spec)
-    lines = [
+    out = DialplanWriter()
+    out.comment(
         HEADER.rstrip("\n"),
         f"; Guest calls to sip:<name>@{spec.domain}: the names of the spec, and nothing else.",
-        f"[{section.guest_context}]",
-    ]
+    )
+    out.context(section.guest_context)
     for name, target in spec.users.items():
-        lines += _extension(name, user_steps(section, target))
+        out.extension(name, user_steps(section, target))
     for name in spec.rooms:
-        lines += _extension(name, guest_room_steps(name))
-    lines.append("; A declared name whose phones did not answer ends like an undeclared one.")
-    lines += _extension(UNAVAILABLE_EXTENSION, unavailable_steps(section))
+        out.extension(name, guest_room_steps(name))
+    out.comment("; A declared name whose phones did not answer ends like an undeclared one.")
+    out.extension(UNAVAILABLE_EXTENSION, unavailable_steps(section))
     if section.unknown_callers == "reject":
-        lines.append("; Asterisk's own jumps (h at every hangup) end silently after our steps;")
-        lines.append("; dialled by a caller, they are wrong names.")
+        out.comment(
+            "; Asterisk's own jumps (h at every hangup) end silently after our steps;",
+            "; dialled by a caller, they are wrong names.",
+        )
         for name in ENDING_EXTENSIONS:
-            lines += _extension(name, ending_steps(section))
-        lines.append("; Any other name: logged for fail2ban, told so, hung up. The line names")
-        lines.append("; this fixed extension, never what the caller dialled.")
-        lines += _extension(WRONG_NAME_EXTENSION, reject_steps(section))
-        lines += _extension(CATCH_ALL_PATTERN, catch_all_steps())
-    lines += rooms_dialplan(spec, _caller_address_steps(section))
-    return "\n".join(lines) + "\n"
+            out.extension(name, ending_steps(section))
+        out.comment(
+            "; Any other name: logged for fail2ban, told so, hung up. The line names",
+            "; this fixed extension, never what the caller dialled.",
+        )
+        out.extension(WRONG_NAME_EXTENSION, reject_steps(section))
+        out.extension(CATCH_ALL_PATTERN, catch_all_steps())
+    rooms_dialplan(spec, _caller_address_steps(section), out)
+    return out
+
+
+def dialplan_text(spec: Spec) -> str:
+    return dialplan(spec).text()
 
 
 def not_found_log_note(spec: Spec) -> str | None:
@@ -446,17 +450,28 @@ HTTP_ADDRESS = Address(LAYER, "http", HTTP_FILE)
 def file_value(name: str, text: str) -> dict[str, list[str]]:
     """The comparable value of a managed file's text (the same function reads live files).
 
-    A plan that changes nothing meets the same text twice (rendered, then read back from the
-    host): it is parsed once. The lists inside are shared: treat the value as read-only.
+    A text met before in this process (rendered, then read back from the host unchanged)
+    is not parsed again: the rendered dialplan's value is built with its text, and a live
+    file that still holds it takes that value. Treat the lists inside as read-only.
     """
-    return dict(_parsed_file(name, text))
+    with _VALUES_LOCK:
+        value = _VALUES.get((name, text))
+    if value is None:
+        value = normalize_dialplan(text) if name == DIALPLAN_FILE else normalize_sections(text)
+        _remember(name, text, value)
+    return dict(value)
 
 
-@functools.lru_cache(maxsize=8)
-def _parsed_file(name: str, text: str) -> dict[str, list[str]]:
-    if name == DIALPLAN_FILE:
-        return normalize_dialplan(text)
-    return normalize_sections(text)
+# (file name, text) -> value, the last few (several domains may be planned at once).
+_VALUES: dict[tuple[str, str], dict[str, list[str]]] = {}
+_VALUES_LOCK = threading.Lock()
+
+
+def _remember(name: str, text: str, value: dict[str, list[str]]) -> None:
+    with _VALUES_LOCK:
+        while len(_VALUES) >= 8:
+            del _VALUES[next(iter(_VALUES))]
+        _VALUES[(name, text)] = value
 
 
 def include_value(file_name: str, count: int = 1) -> dict[str, object]:
@@ -515,11 +530,21 @@ def http_value(values: Mapping[str, str | None]) -> dict[str, str | None]:
 
 def desired_files(spec: Spec) -> dict[str, str]:
     """Managed file name (relative to config_dir) -> exact text."""
+    return {name: text for name, (text, _) in _desired(spec).items()}
+
+
+def _desired(spec: Spec) -> dict[str, tuple[str, dict[str, list[str]]]]:
+    """Managed file name -> (exact text, its value)."""
     section = _section(spec)
     channel = pjsip_text(spec) if section.channel == "pjsip" else sip_text(spec)
-    files = {channel_file(section): channel, DIALPLAN_FILE: dialplan_text(spec)}
+    files = {channel_file(section): (channel, file_value(channel_file(section), channel))}
+    written = dialplan(spec)
+    text, value = written.text(), written.value()
+    _remember(DIALPLAN_FILE, text, value)
+    files[DIALPLAN_FILE] = (text, dict(value))
     if spec.rooms:
-        files[CONFBRIDGE_FILE] = confbridge_text(spec)
+        confbridge = confbridge_text(spec)
+        files[CONFBRIDGE_FILE] = (confbridge, file_value(CONFBRIDGE_FILE, confbridge))
     return files
 
 
@@ -529,8 +554,8 @@ def render_asterisk(spec: Spec) -> list[Resource]:
     if section.ensure == "absent":
         return []
     resources: list[Resource] = []
-    for name, text in desired_files(spec).items():
-        resources.append(Resource(file_address(name), file_value(name, text), text))
+    for name, (text, value) in _desired(spec).items():
+        resources.append(Resource(file_address(name), value, text))
         line = include_line(name)
         resources.append(Resource(include_address(PARENTS[name]), include_value(name), line))
     resources.append(Resource(RTP_ADDRESS, rtp_value(section.rtp.start, section.rtp.end), None))

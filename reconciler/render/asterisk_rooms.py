@@ -17,6 +17,7 @@ never comes back to the next priority).
 
 from __future__ import annotations
 
+from sipctl.reconciler.asterisk_conf import DialplanWriter
 from sipctl.schemas.spec import Asterisk, Room, Spec
 
 CONFBRIDGE_FILE = "confbridge_sipctl.conf"
@@ -88,30 +89,28 @@ def guest_room_steps(name: str) -> list[str]:
     return [f"Goto({ROOMS_CONTEXT},{name},1)"]
 
 
-def rooms_dialplan(spec: Spec, address_steps: list[str]) -> list[str]:
-    """Lines of extensions_sipctl.conf after the guest context: the rooms, the handler, and
-    the include that lets the local context reach them."""
+def rooms_dialplan(spec: Spec, address_steps: list[str], out: DialplanWriter) -> None:
+    """What extensions_sipctl.conf holds after the guest context: the rooms, the handler,
+    and the include that lets the local context reach them."""
     section = _section(spec)
     if not spec.rooms:
-        return []
-    lines = ["", "; Conference rooms (ConfBridge), reached from the guest and the local context."]
-    lines.append(f"[{ROOMS_CONTEXT}]")
+        return
+    out.comment(
+        "", "; Conference rooms (ConfBridge), reached from the guest and the local context."
+    )
+    out.context(ROOMS_CONTEXT)
     for name, room in spec.rooms.items():
-        lines += _extension(name, room_steps(name, room, address_steps))
-    lines += ["", f"[{ROOM_EVENTS_CONTEXT}]"]
-    lines += _extension(ROOM_LEFT_EXTENSION, room_left_steps())
-    lines += [
+        out.extension(name, room_steps(name, room, address_steps))
+    out.comment("")
+    out.context(ROOM_EVENTS_CONTEXT)
+    out.extension(ROOM_LEFT_EXTENSION, room_left_steps())
+    out.comment(
         "",
         f"; The local context ({section.local_context}) reaches the rooms by name too; its own",
         "; extensions of the same name come first.",
-        f"[{section.local_context}]",
-        f"include => {ROOMS_CONTEXT}",
-    ]
-    return lines
-
-
-def _extension(name: str, steps: list[str]) -> list[str]:
-    return [f"exten => {name},1,{steps[0]}", *(f" same => n,{step}" for step in steps[1:])]
+    )
+    out.context(section.local_context)
+    out.include(ROOMS_CONTEXT)
 
 
 def _section(spec: Spec) -> Asterisk:
