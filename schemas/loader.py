@@ -1,20 +1,20 @@
 """Load a spec from YAML, keeping the file, line and column of every key and value.
 
-libyaml (PyYAML's ``CSafeLoader``) composes the document into nodes that carry their marks;
-we build the plain data from those nodes ourselves so that every path
-(``("users", "director")``) keeps its position, duplicate keys are caught (plain YAML loaders
-keep the last one silently), and the names under ``users`` stay exactly as written: ``0105``
-is the extension "0105", not the octal number 69.
+The plain data is built straight from libyaml's event stream (PyYAML's ``CSafeLoader``),
+in one pass, so that every path (``("users", "director")``) keeps its position, duplicate
+keys are caught (plain YAML loaders keep the last one silently), and the names under
+``users`` stay exactly as written: ``0105`` is the extension "0105", not the octal number 69.
+Scalars get the tags and values libyaml's own composer and PyYAML's safe constructor give.
 
-A spec arrives by pull request, so the YAML itself is hostile input. Before anything is
-composed, one pass over libyaml's event stream refuses
+A spec arrives by pull request, so the YAML itself is hostile input. The pass refuses, as
+it meets them and before anything is built from them,
 
 - anchors and aliases (``&a`` / ``*a``): a spec never needs them, and a few hundred bytes of
-  nested aliases expand to gigabytes ("billion laughs");
+  nested aliases expand to gigabytes ("billion laughs"); no alias is ever expanded;
 - nesting deeper than ``MAX_DEPTH`` (a spec is six levels deep at most);
 
-and while the data is built every scalar, key or value, must obey the one rule of
-``schemas/text.py`` (one line of visible text). Each refusal names ``file:line:col``.
+and every scalar, key or value, must obey the one rule of ``schemas/text.py`` (one line of
+visible text). Each refusal names ``file:line:col``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ PathKey = tuple[str | int, ...]
 MAX_SPEC_BYTES = 1_000_000
 # Mappings and lists inside each other; the deepest spec path today is 4 (asterisk.tls.acme.*).
 MAX_DEPTH = 20
-_COLLECTION_START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
-_COLLECTION_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 # Under these sections every key is kept as the text the user wrote.
 # Names and extensions are text as written ("0105" keeps its zero, "101" stays a string).
 _RAW_TEXT_SECTIONS = frozenset({"users", "rooms"})
@@ -86,112 +84,167 @@ def _where(source: str, positions: dict[PathKey, Position], path: PathKey) -> st
     return f"{source}:1:1"
 
 
+_NULL_TAG = "tag:yaml.org,2002:null"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_NO_DOCUMENT = object()
+
+
 class _Builder:
-    def __init__(self) -> None:
+    """The plain data of a spec, built straight from libyaml's events in one pass.
+
+    The pass refuses anchors, aliases and nesting beyond MAX_DEPTH as it meets them (an
+    alias is never expanded), records where every key and value stands, and notes the
+    problems of keys and text. A value that cannot be constructed (an unknown ``!tag``) is
+    reported only once the whole text has parsed, as it was when the document was first
+    composed into nodes and then built: a YAML syntax error anywhere comes first.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
         self.positions: dict[PathKey, Position] = {}
         self.problems: list[str] = []
-        self._loader = yaml.CSafeLoader("")
+        self.failure: Exception | None = None
+        self._loader = yaml.CSafeLoader("")  # its resolver and constructor
 
-    def build(self, node: yaml.Node, path: PathKey, source: str) -> Any:
-        self.positions.setdefault(
-            path, Position(node.start_mark.line + 1, node.start_mark.column + 1)
-        )
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, source)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i), source) for i, item in enumerate(node.value)]
-        assert isinstance(node, yaml.ScalarNode)
-        if FORBIDDEN_PATTERN.search(node.value) is not None:
-            self._check_text(node, _dotted(path), source)
-        if _raw_text_value(path) and node.tag != "tag:yaml.org,2002:null":
-            return str(node.value)
-        return self._loader.construct_object(node, deep=True)
+    def document(self, text: str) -> Any:
+        """The data of the only document of ``text``; _NO_DOCUMENT for an empty stream."""
+        parser: Any = yaml.CSafeLoader(text)
+        try:
+            parser.get_event()  # stream start
+            if parser.check_event(yaml.StreamEndEvent):
+                return _NO_DOCUMENT
+            start = parser.get_event()
+            data = self._node(parser, parser.get_event(), (), 0, build=True)
+            parser.get_event()  # document end
+            if not parser.check_event(yaml.StreamEndEvent):
+                another = parser.get_event()
+                while not parser.check_event(yaml.StreamEndEvent):  # checked all the same
+                    event = parser.get_event()
+                    if not isinstance(event, yaml.DocumentStartEvent | yaml.DocumentEndEvent):
+                        self._node(parser, event, (), 0, build=False)
+                raise yaml.composer.ComposerError(
+                    "expected a single document in the stream",
+                    start.start_mark,
+                    "but found another document",
+                    another.start_mark,
+                )
+            return data
+        finally:
+            parser.dispose()
 
-    def _mapping(self, node: yaml.MappingNode, path: PathKey, source: str) -> dict[Any, Any]:
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                mark = key_node.start_mark
-                self.problems.append(
-                    f"{source}:{mark.line + 1}:{mark.column + 1}: a key must be a plain name"
-                )
-                continue
-            if FORBIDDEN_PATTERN.search(key_node.value) is not None:
-                self._check_text(key_node, f"{_dotted(path)}: a key", source)
-                continue
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                mark = key_node.start_mark
-                self.problems.append(
-                    f"{source}:{mark.line + 1}:{mark.column + 1}: "
-                    "YAML merge keys (<<) are not supported"
-                )
-                continue
-            key: Any = (
-                key_node.value
-                if path == () or path[0] in _RAW_TEXT_SECTIONS
-                else (self._loader.construct_object(key_node))
+    def _node(self, parser: Any, event: Any, path: PathKey, depth: int, *, build: bool) -> Any:
+        """The value that starts with ``event`` (read to its end). Without ``build``, the
+        events are only read and checked: a value under a key that is refused."""
+        self._refuse_references(event)
+        mark = event.start_mark
+        if build and path not in self.positions:
+            self.positions[path] = Position(mark.line + 1, mark.column + 1)
+        if isinstance(event, yaml.ScalarEvent):
+            return self._scalar(event, path) if build else None
+        if depth + 1 > MAX_DEPTH:
+            raise SpecError(
+                f"{self._at(mark)}: the spec is nested more than {MAX_DEPTH} levels deep; "
+                "no spec key is that deep (check the indentation and brackets)"
             )
-            if not isinstance(key, str):
-                key = str(key_node.value)
+        if isinstance(event, yaml.SequenceStartEvent):
+            items: list[Any] = []
+            while not parser.check_event(yaml.SequenceEndEvent):
+                child = (*path, len(items))
+                items.append(self._node(parser, parser.get_event(), child, depth + 1, build=build))
+            parser.get_event()
+            return items if build else None
+        return self._mapping(parser, path, depth + 1, build=build)
+
+    def _refuse_references(self, event: Any) -> None:
+        """No anchor, no alias: a spec never needs them, and a few hundred bytes of nested
+        aliases expand to gigabytes ("billion laughs")."""
+        if isinstance(event, yaml.AliasEvent):
+            raise SpecError(
+                f"{self._at(event.start_mark)}: YAML aliases (*{event.anchor}) are not allowed "
+                "in a spec: write the value out where it is needed"
+            )
+        if event.anchor is not None:
+            raise SpecError(
+                f"{self._at(event.start_mark)}: YAML anchors (&{event.anchor}) are not allowed "
+                "in a spec: write the value out where it is needed"
+            )
+
+    def _mapping(self, parser: Any, path: PathKey, depth: int, *, build: bool) -> Any:
+        result: dict[Any, Any] = {}
+        while not parser.check_event(yaml.MappingEndEvent):
+            key_event = parser.get_event()
+            key = self._key(parser, key_event, path, depth) if build else None
+            if key is None:  # refused (or only checking): its value is read, not built
+                self._node(parser, parser.get_event(), path, depth, build=False)
+                continue
             child = (*path, key)
-            mark = key_node.start_mark
+            mark = key_event.start_mark
             if key in result:
                 self.problems.append(
-                    f"{source}:{mark.line + 1}:{mark.column + 1}: {_dotted(child)}: "
-                    "this key is given twice; keep one"
+                    f"{self._at(mark)}: {_dotted(child)}: this key is given twice; keep one"
                 )
+                self._node(parser, parser.get_event(), child, depth, build=False)
                 continue
             self.positions[child] = Position(mark.line + 1, mark.column + 1)
-            result[key] = self.build(value_node, child, source)
-        return result
+            result[key] = self._node(parser, parser.get_event(), child, depth, build=True)
+        parser.get_event()
+        return result if build else None
 
-    def _check_text(self, node: yaml.ScalarNode, what: str, source: str) -> bool:
-        """The one rule of schemas/text.py; False (and a problem noted) when it is broken."""
-        problem = text_problem(str(node.value))
-        if problem is None:
-            return True
-        mark = node.start_mark
-        self.problems.append(f"{source}:{mark.line + 1}:{mark.column + 1}: {what} {problem}")
-        return False
+    def _key(self, parser: Any, event: Any, path: PathKey, depth: int) -> str | None:
+        """The key that ``event`` starts, or None (a problem noted) when it is refused."""
+        if not isinstance(event, yaml.ScalarEvent):
+            self._node(parser, event, path, depth, build=False)
+            mark = event.start_mark
+            self.problems.append(f"{self._at(mark)}: a key must be a plain name")
+            return None
+        self._refuse_references(event)
+        if FORBIDDEN_PATTERN.search(event.value) is not None:
+            self._check_text(event, f"{_dotted(path)}: a key")
+            return None
+        tag = self._tag(event)
+        if tag == _MERGE_TAG:
+            mark = event.start_mark
+            self.problems.append(f"{self._at(mark)}: YAML merge keys (<<) are not supported")
+            return None
+        if path == () or path[0] in _RAW_TEXT_SECTIONS:
+            return str(event.value)
+        key = self._construct(event, tag)
+        return key if isinstance(key, str) else str(event.value)
 
+    def _scalar(self, event: Any, path: PathKey) -> Any:
+        if FORBIDDEN_PATTERN.search(event.value) is not None:
+            self._check_text(event, _dotted(path))
+        tag = self._tag(event)
+        if tag != _NULL_TAG and _raw_text_value(path):
+            return str(event.value)
+        return self._construct(event, tag)
 
-def _refuse_unsafe_structure(text: str, source: str) -> None:
-    """One pass over libyaml's events: no anchor, no alias, no nesting beyond MAX_DEPTH.
+    def _tag(self, event: Any) -> str:
+        """A scalar's tag, resolved as libyaml's composer resolves it."""
+        tag: str | None = event.tag
+        if tag is None or tag == "!":
+            return self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call,no-any-return]
+        return tag
 
-    Runs before anything is composed, so an alias bomb or a megabyte of brackets is refused
-    after reading only as far as its first anchor or its MAX_DEPTH-th level.
-    """
-    parser = yaml.CSafeLoader(text)
-    depth = 0
-    try:
-        while parser.check_event():
-            event = parser.get_event()
-            mark = event.start_mark if event is not None else None
-            if event is None or mark is None:
-                continue
-            where = f"{source}:{mark.line + 1}:{mark.column + 1}"
-            if isinstance(event, yaml.AliasEvent):
-                raise SpecError(
-                    f"{where}: YAML aliases (*{event.anchor}) are not allowed in a spec: "
-                    "write the value out where it is needed"
-                )
-            anchor = getattr(event, "anchor", None)
-            if anchor is not None:
-                raise SpecError(
-                    f"{where}: YAML anchors (&{anchor}) are not allowed in a spec: "
-                    "write the value out where it is needed"
-                )
-            if isinstance(event, _COLLECTION_START):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise SpecError(
-                        f"{where}: the spec is nested more than {MAX_DEPTH} levels deep; "
-                        "no spec key is that deep (check the indentation and brackets)"
-                    )
-            elif isinstance(event, _COLLECTION_END):
-                depth -= 1
-    finally:
-        parser.dispose()
+    def _construct(self, event: Any, tag: str) -> Any:
+        """The value of the scalar (the node the composer makes of it, constructed); a value
+        that cannot be made is remembered (the first one)."""
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except Exception as exc:  # reported after the whole text parsed (see the class)
+            if self.failure is None:
+                self.failure = exc
+            return None
+
+    def _check_text(self, event: Any, what: str) -> None:
+        """The one rule of schemas/text.py; a problem noted when it is broken."""
+        problem = text_problem(str(event.value))
+        if problem is not None:
+            self.problems.append(f"{self._at(event.start_mark)}: {what} {problem}")
+
+    def _at(self, mark: Any) -> str:
+        return f"{self.source}:{mark.line + 1}:{mark.column + 1}"
 
 
 def _dotted(path: PathKey) -> str:
@@ -238,9 +291,9 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
     """Parse and validate spec text; raise SpecError with one line per problem."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
         raise SpecError(f"{source}: the spec is larger than {MAX_SPEC_BYTES} bytes")
+    builder = _Builder(source)
     try:
-        _refuse_unsafe_structure(text, source)
-        node = yaml.compose(text, Loader=yaml.CSafeLoader)
+        data = builder.document(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -253,13 +306,12 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
         raise SpecError(_reader_error(text, source, exc)) from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise SpecError(f"{source}: not valid YAML: {type(exc).__name__}") from None
-    if node is None:
+    if data is _NO_DOCUMENT:
         raise SpecError(f"{source}: the spec is empty; start with 'version: 1' and 'domain: ...'")
-    builder = _Builder()
-    try:
-        data = builder.build(node, (), source)
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
-        raise SpecError(f"{source}: not a valid spec: {exc}") from None
+    if isinstance(builder.failure, yaml.YAMLError | ValueError | TypeError | RecursionError):
+        raise SpecError(f"{source}: not a valid spec: {builder.failure}") from None
+    if builder.failure is not None:
+        raise builder.failure
     if builder.problems:
         raise SpecError(builder.problems[0], builder.problems)
     if not isinstance(data, dict):
