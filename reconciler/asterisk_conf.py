@@ -48,6 +48,12 @@ def strip_comment(line: str) -> str:
 
 def logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """(line number, content) of every line that is not blank or a comment."""
+    if ";--" not in text:  # no block comment anywhere (sipctl writes none): line by line
+        for number, raw in enumerate(text.splitlines(), start=1):
+            content = strip_comment(raw)
+            if content:
+                yield number, content
+        return
     in_block = False
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw
@@ -183,7 +189,20 @@ def parse_dialplan(text: str) -> list[DialplanStep]:
 def _scan_dialplan(text: str, includes: list[tuple[str, str]] | None) -> list[DialplanStep]:
     """parse_dialplan's one pass; with ``includes``, also collects (context, included
     context) of every ``include =>`` line in it (a dialplan is read once per plan)."""
+    parsed: dict[str, tuple[str, str, str, str]] = {}
     steps: list[DialplanStep] = []
+    for context, exten, rest, number in _step_lines(text, includes):
+        step = parsed.get(rest)
+        if step is None:
+            step = parsed[rest] = _parse_step(rest, number)
+        steps.append(DialplanStep(context, exten, *step, number))
+    return steps
+
+
+def _step_lines(
+    text: str, includes: list[tuple[str, str]] | None
+) -> Iterator[tuple[str, str, str, int]]:
+    """(context, extension, the rest: ``PRIO,APP(ARGS)``, line number) of every step."""
     context = ""
     last_exten: str | None = None
     for number, line in logical_lines(text):
@@ -210,30 +229,29 @@ def _scan_dialplan(text: str, includes: list[tuple[str, str]] | None) -> list[Di
             if key == "include" and includes is not None:
                 includes.append((context, value))
             continue  # switch =>, ignorepat =>, [general] options
-        prio_text, sep, app_text = rest.partition(",")
-        prio_text = prio_text.strip()
-        if prio_text in _PLAIN_PRIORITIES:
-            priority, label = prio_text, ""
-        else:
-            prio = _PRIORITY_RE.fullmatch(prio_text)
-            if prio is None:
-                raise DialplanSyntaxError(f"line {number}: bad priority {prio_text!r}")
-            priority, label = prio["prio"], prio["label"] or ""
-        app, args = _application(app_text, number)
-        steps.append(DialplanStep(context, exten, priority, label, app, args, number))
+        yield context, exten, rest, number
         last_exten = exten
-    return steps
 
 
-def _application(app_text: str, number: int) -> tuple[str, str]:
-    """``App(args)`` -> (App, args): the name ends at ``(``, the arguments at the last ``)``."""
+def _parse_step(rest: str, number: int) -> tuple[str, str, str, str]:
+    """``PRIO[(label)],APP(ARGS)`` -> (priority, label, application, arguments). The same
+    rest recurs on most lines (``same => n,Set(...)``): callers parse each one once."""
+    prio_text, _, app_text = rest.partition(",")
+    prio_text = prio_text.strip()
+    if prio_text in _PLAIN_PRIORITIES:
+        priority, label = prio_text, ""
+    else:
+        prio = _PRIORITY_RE.fullmatch(prio_text)
+        if prio is None:
+            raise DialplanSyntaxError(f"line {number}: bad priority {prio_text!r}")
+        priority, label = prio["prio"], prio["label"] or ""
     app_text = app_text.strip()
     app, paren, args = app_text.partition("(")
     if paren:
         if not args.endswith(")"):
             raise DialplanSyntaxError(f"line {number}: unbalanced parentheses in {app_text!r}")
         args = args[:-1]
-    return app.strip(), args
+    return priority, label, app.strip(), args
 
 
 def _step_value(priority: str, label: str, app: str, args: str) -> str:
@@ -246,10 +264,12 @@ def normalize_dialplan(text: str) -> dict[str, list[str]]:
     and ``"context include =>"`` -> the contexts it includes, in order."""
     result: dict[str, list[str]] = {}
     includes: list[tuple[str, str]] = []
-    for step in _scan_dialplan(text, includes):
-        result.setdefault(f"{step.context},{step.exten}", []).append(
-            _step_value(step.priority, step.label, step.app, step.args)
-        )
+    values: dict[str, str] = {}
+    for context, exten, rest, number in _step_lines(text, includes):
+        value = values.get(rest)
+        if value is None:
+            value = values[rest] = _step_value(*_parse_step(rest, number))
+        result.setdefault(f"{context},{exten}", []).append(value)
     for context, included in includes:
         result.setdefault(f"{context} include =>", []).append(included)
     return result
@@ -268,6 +288,7 @@ class DialplanWriter:
         self._steps: dict[str, list[str]] = {}
         self._includes: dict[str, list[str]] = {}
         self._context = ""
+        self._values: dict[str, str] = {}  # what follows a name -> its step value
 
     def comment(self, *lines: str) -> None:
         """Comment lines (each starting with ``;``) or blank lines: no part of the value."""
@@ -282,12 +303,15 @@ class DialplanWriter:
 
     def extension(self, name: str, steps: list[str]) -> None:
         """``exten => NAME,1,STEP`` then ``same => n,STEP`` for the others."""
-        self.lines.append(f"exten => {name},1,{steps[0]}")
-        self.lines.extend(f" same => n,{step}" for step in steps[1:])
+        rests = [f"1,{steps[0]}", *(f"n,{step}" for step in steps[1:])]
+        self.lines.append(f"exten => {name},{rests[0]}")
+        self.lines.extend(f" same => {rest}" for rest in rests[1:])
         value = self._steps.setdefault(f"{self._context},{name.strip()}", [])
-        for number, step in enumerate(steps):
-            app, args = _application(step, len(self.lines))
-            value.append(_step_value("1" if number == 0 else "n", "", app, args))
+        for rest in rests:  # read as the parser reads the rest of each line
+            step = self._values.get(rest)
+            if step is None:
+                step = self._values[rest] = _step_value(*_parse_step(rest, len(self.lines)))
+            value.append(step)
 
     def include(self, context: str) -> None:
         self.lines.append(f"include => {context}")
