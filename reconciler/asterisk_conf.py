@@ -284,7 +284,7 @@ class DialplanWriter:
     Hypothesis builds)."""
 
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self.lines: list[str] = []  # lines, or the lines of one extension joined
         self._steps: dict[str, list[str]] = {}
         self._includes: dict[str, list[str]] = {}
         self._context = ""
@@ -304,8 +304,10 @@ class DialplanWriter:
     def extension(self, name: str, steps: list[str]) -> None:
         """``exten => NAME,1,STEP`` then ``same => n,STEP`` for the others."""
         rests = [f"1,{steps[0]}", *(f"n,{step}" for step in steps[1:])]
-        self.lines.append(f"exten => {name},{rests[0]}")
-        self.lines.extend(f" same => {rest}" for rest in rests[1:])
+        # One string for the extension's lines: 50,000 extensions are 250,000 lines.
+        self.lines.append(
+            "\n".join([f"exten => {name},{rests[0]}", *(f" same => {r}" for r in rests[1:])])
+        )
         value = self._steps.setdefault(f"{self._context},{name.strip()}", [])
         for rest in rests:  # read as the parser reads the rest of each line
             step = self._values.get(rest)
