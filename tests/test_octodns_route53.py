@@ -192,3 +192,19 @@ def test_two_applies_at_once_one_is_refused_by_the_lock(
     else:  # the second ran after the first: it found nothing to do
         assert "No changes" in outs
     assert (f"_sipctl-lock.{z}.", "TXT") not in route53_env.rrsets(z)  # released
+
+
+def test_moto_still_does_not_enforce_route53s_conditions(
+    route53: MotoRoute53, route53_zone: str
+) -> None:
+    """A canary (see tests/fixtures/moto_route53.py): Route53 refuses both changes below;
+    moto accepts them. When this fails, moto enforces the conditions, and the lock and stale
+    batch tests can be made proofs of Route53's refusal."""
+    z = route53_zone
+    lock = f"_sipctl-lock.{z}."
+    route53.change(z, "CREATE", lock, "TXT", 60, ['"holder one"'])
+    route53.change(z, "CREATE", lock, "TXT", 60, ['"holder two"'])  # Route53: already exists
+    route53.change(z, "UPSERT", "www", "A", 3600, ["192.0.2.81"])  # an admin's edit
+    # Route53: the values to delete do not match the live ones
+    route53.change(z, "DELETE", "www", "A", 3600, ["192.0.2.80"])
+    assert (f"www.{z}.", "A") not in route53.rrsets(z)

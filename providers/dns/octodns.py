@@ -22,6 +22,14 @@ Concurrent edits (a plan is a contract):
 - Others (PowerDNS, Cloudflare, ...): the API has no condition. The plan says so once;
   sipctl re-reads the owned rrsets just before writing (refusing if they changed), writes,
   reads back and reports any difference.
+
+What ends a run rides in the zone's change set: the record of the last apply and the lock's
+release (``octodns_lock.py``, ``write_change_set``), so an apply is two writes: the lock,
+then one change set. A plugin that writes record by record gets the riders in a second
+``provider.apply`` once the changes have landed.
+
+A write that fails on the provider's side (throttled, 5xx) is not replayed: part of it may
+have landed, so the retry reads the rrsets again and sends what is still missing (``write``).
 """
 
 from __future__ import annotations
