@@ -421,14 +421,11 @@ class OctodnsProvider:
         changed = {k: v for k, v in after.items() if v != before.get(k)}
         if not changed:
             return
-        plugin = self.plugin.instance()
-        with quiet():
-            plan = self._octodns_plan({k: before.get(k) for k in changed}, changed)
         what = "publish" if add else "remove"
-        call(
-            lambda: plugin.apply(plan),
+        self.write(
+            {k: before.get(k) for k in changed},
+            changed,
             f"{what} ACME challenge records in zone {self.zone}",
-            self.plugin.class_path,
         )
 
     def challenges_visible(self, records: Sequence[ChallengeRecord]) -> bool:
