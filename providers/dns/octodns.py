@@ -208,7 +208,7 @@ class OctodnsProvider:
         riders = self._ctx.update_riders.take(self.target_id)
         what = f"apply {len(changes)} change(s) to zone {self.zone}"
         self.write_change_set(before, wanted, riders, what)
-        also = "".join(f"; it also did {r.what}" for r in riders)
+        also = f" (with it: {' and '.join(r.what for r in riders)})" if riders else ""
         lines = [
             f"zone {self.zone}: {len(changes)} rrset(s) changed in one change set through "
             f"{self.plugin.class_path}{also}"
