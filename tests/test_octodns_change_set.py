@@ -14,6 +14,8 @@ import pytest
 from fixtures.api_proxy import Answer, ApiProxy, Seen
 from fixtures.moto_route53 import MotoRoute53
 from fixtures.powerdns import PowerDnsServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sipctl.cli import run
 from sipctl.providers.dns import octodns_plugin
@@ -147,21 +149,29 @@ def test_a_change_set_failing_half_way_is_retried_from_a_fresh_read(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A per-record plugin (one request per rrset): the second write of the change set fails
-    once (503). The retry reads again and sends only what had not landed."""
-    z = powerdns.new_zone()
-    spec = tmp_path / "sipctl.yaml"
-    spec.write_text(pdns_spec(z, pdns_proxy.port, "octodns_test_plugins.PowerDnsPerRecord"))
-    pdns_proxy.fail = lambda method, _path, n: PDNS_503 if method == "PATCH" and n == 2 else None
-    code, out = sipctl(capsys, "apply", "-f", str(spec), "--auto-approve")
-    assert code == 0, out
-    writes = [w for patch in pdns_writes(pdns_proxy) for w in patch]
-    failed = json.loads(pdns_proxy.requests("PATCH")[2].body)["rrsets"][0]
-    assert pdns_proxy.requests("PATCH")[2].answered == 503
-    # every rrset written exactly once (the failed one after the failure), none twice
-    assert len(writes) == len(set(writes)) == 8, writes  # lock, 5 records, state, release
-    assert (failed["changetype"], failed["name"], failed["type"]) in writes
-    assert sipctl(capsys, "plan", "-f", str(spec), "--detailed-exitcode")[0] == 0
+    """A per-record plugin (one request per rrset): one write fails once (503), at every
+    position in turn, from the lock's take to its release. The retry reads again and sends
+    only what had not landed: every rrset is written exactly once, and the run converges."""
+    plugin = "octodns_test_plugins.PowerDnsPerRecord"
+    writes_per_run = 8  # the lock, 5 records, the record of the apply, the release
+    for position in range(writes_per_run):
+        z = powerdns.new_zone()
+        spec = tmp_path / f"sipctl-{position}.yaml"
+        spec.write_text(pdns_spec(z, pdns_proxy.port, plugin))
+        pdns_proxy.reset()
+        pdns_proxy.fail = lambda method, _path, n, at=position: (
+            PDNS_503 if method == "PATCH" and n == at else None
+        )
+        code, out = sipctl(capsys, "apply", "-f", str(spec), "--auto-approve")
+        assert code == 0, (position, out)
+        failed = pdns_proxy.requests("PATCH")[position]
+        assert failed.answered == 503
+        lost = json.loads(failed.body)["rrsets"][0]
+        writes = [w for patch in pdns_writes(pdns_proxy) for w in patch]
+        assert len(writes) == len(set(writes)) == writes_per_run, (position, writes)
+        assert (lost["changetype"], lost["name"], lost["type"]) in writes  # sent again
+        assert (f"_sipctl-lock.{z}.", "TXT") not in powerdns.rrsets(z)
+        assert sipctl(capsys, "plan", "-f", str(spec), "--detailed-exitcode")[0] == 0
 
 
 def test_a_run_that_fails_half_way_converges_on_rerun(
@@ -229,3 +239,24 @@ def test_a_route53_batch_whose_answer_is_lost_is_not_sent_again(
     assert (f"_sipctl-lock.{z}.", "TXT") not in rrsets
     assert rrsets[(f"_sip._udp.{z}.", "SRV")] == (300, [f"10 0 5060 sip.{z}."])
     assert sipctl(capsys, "plan", "-f", str(spec), "--detailed-exitcode")[0] == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=900),
+    st.integers(min_value=1, max_value=255),
+    st.integers(min_value=1, max_value=255),
+)
+def test_a_txt_reads_the_same_however_its_strings_are_cut(text: str, one: int, other: int) -> None:
+    """What sipctl wrote (cut at 250) and what a plugin reads back (cut at its own length)
+    compare equal, so a retry or a read-back never takes a landed record for a missing one."""
+    from sipctl.providers.dns.octodns import _canonical
+    from sipctl.providers.dns.owned import LiveRrset
+    from sipctl.reconciler.dns_records import canonical_text, txt_text
+
+    def cut(size: int) -> LiveRrset:
+        exact = txt_text(*[text[i : i + size] for i in range(0, len(text), size)] or [""])
+        return LiveRrset(60, ((canonical_text("TXT", exact), exact),))
+
+    assert _canonical("TXT", cut(one)) == _canonical("TXT", cut(other))
+    assert _canonical("TXT", cut(one)) != _canonical("TXT", LiveRrset(61, cut(one).records))
