@@ -197,6 +197,7 @@ def test_a_run_that_fails_half_way_converges_on_rerun(
     code, out = sipctl(capsys, "apply", "-f", str(spec), "--auto-approve")
     assert code == 1, out
     assert "kept failing on its side" in out and "Traceback" not in out
+    assert "part of this change set may have landed: run apply again" in out
     assert powerdns.api_key not in out
     landed = [w for patch in pdns_writes(pdns_proxy) for w in patch]
     assert (f"_sipctl-lock.{z}.", "TXT") not in powerdns.rrsets(z)  # released all the same

@@ -299,12 +299,22 @@ class OctodnsProvider:
             self.applies += 1
             plugin.apply(plan)
 
-        call(
-            attempt,
-            what,
-            self.plugin.class_path,
-            before_retry=lambda: self._replan(pending, before, after),
-        )
+        sent_before = self.applies
+        try:
+            call(
+                attempt,
+                what,
+                self.plugin.class_path,
+                before_retry=lambda: self._replan(pending, before, after),
+            )
+        except ProviderError as exc:
+            if not self.atomic and self.applies > sent_before:
+                exc.message += (
+                    f"; {self.plugin.class_path} writes record by record, so part of this "
+                    "change set may have landed: run apply again, it reads first and writes "
+                    "only what is missing"
+                )
+            raise
 
     def _replan(
         self,
