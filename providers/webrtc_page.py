@@ -26,6 +26,7 @@ from sipctl.providers.base import RunContext
 from sipctl.providers.bookkeeping import (
     BOOKKEEPING_DIR,
     local_state_dir,
+    open_local_dir,
     read_private_file,
     record_name,
     write_private_file,
@@ -42,7 +43,7 @@ from sipctl.reconciler.render.webrtc import (
 )
 from sipctl.reconciler.resources import LiveState, Resource
 from sipctl.schemas.loader import LoadedSpec
-from sipctl.schemas.spec import split_publish
+from sipctl.schemas.spec import Publish, split_publish
 from sipctl.schemas.targets import parse_target
 
 RECORD_FORMAT = 1
@@ -108,14 +109,18 @@ class PageRecord:
 
             if content is not None:
                 ensure_bookkeeping_dir(self._transport)
-            self._transport.write_files([FileWrite(self.path, content, expected, _RECORD_MODE)])
+            write = FileWrite(self.path, content, expected, _RECORD_MODE, keep_backup=False)
+            self._transport.write_files([write])
             return
         path = Path(self.path)
         try:
             if content is not None:
                 write_private_file(path, content, _RECORD_MODE)
-            elif path.exists():
-                path.unlink()
+            else:
+                with open_local_dir(path.parent) as directory:
+                    directory.unlink(path.name)
+        except FileNotFoundError:
+            pass  # no directory, so no record either
         except OSError as exc:
             raise ProviderError(f"cannot write {self.path}: {exc.strerror}") from None
 
@@ -131,7 +136,22 @@ def parse_record(raw: bytes | None) -> dict[str, str]:
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict):
         return {}
-    return {str(k): str(v) for k, v in files.items() if isinstance(v, str)}
+    return {
+        str(name): sha
+        for name, sha in files.items()
+        if isinstance(sha, str) and _is_place(str(name))
+    }
+
+
+def _is_place(name: str) -> bool:
+    """A recorded name is a ``TARGET:PATH`` as ``webrtc.publish`` accepts one (the record
+    is sipctl's own, in a root-only directory; whatever else is in it is ignored)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(Publish).validate_python(name) == name
+    except ValidationError:
+        return False
 
 
 def record_text(files: dict[str, str]) -> bytes:
