@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from fixtures.common import free_port
+from fixtures.sshd import SshServer
 from typer.testing import CliRunner
 
 from sipctl.cli import app
@@ -169,3 +172,35 @@ def test_an_unreachable_old_place_stays_recorded(tmp_path: Path) -> None:
         assert gone in recorded and len(recorded) == 1 + len(page_names())
     finally:
         record.write(None, record.read())
+
+
+@pytest.mark.sshd
+def test_a_page_on_an_ssh_target_moves_and_leaves_nothing_there(
+    tmp_path: Path, ssh_server: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Published over SSH (the login is the user's own: ~/.ssh's key and known_hosts), then
+    moved to a dir: target: the old page is removed over SSH, .sipctl.bak copies too."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    shutil.copy(ssh_server.key_file, home / ".ssh" / "id_ed25519")
+    shutil.copy(ssh_server.known_hosts, home / ".ssh" / "known_hosts")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    spec = tmp_path / "sipctl.yaml"
+    www = tmp_path / "www"
+    write(spec, f"{ssh_server.target}:{www}")
+    applied = run("apply", "-f", str(spec), "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert files_under(www) == page_names()
+    write(spec, "dir:web:/var/www/call")
+    planned = run("plan", "-f", str(spec))
+    assert planned_line(planned.output, "-", f"{ssh_server.target}:{www}/index.html"), (
+        planned.output
+    )
+    applied = run("apply", "-f", str(spec), "--auto-approve", "--force")
+    assert applied.exit_code == 0, applied.output
+    assert files_under(www) == []
+    assert files_under(tmp_path / "web/var/www/call") == page_names()
+    write(spec, None)
+    assert run("apply", "-f", str(spec), "--auto-approve", "--force").exit_code == 0
+    assert record_of(spec).read() is None
