@@ -28,11 +28,14 @@ def main() -> int:
     args = parser.parse_args()
     with pbx_host() as host:
         steps = round_trip_steps(host)
-    head = ("step", "round trips (pooled)", "connections (pooled)", "confirm connections")
+    head = ("step", "round trips", "connections", "confirm connections", "their round trips")
     print(" | ".join(head))
     print(" | ".join("---" for _ in head))
     for step in steps:
-        print(f"{step.name} | {step.round_trips} | {step.connections} | {step.confirm_connections}")
+        print(
+            f"{step.name} | {step.round_trips} | {step.connections} | "
+            f"{step.confirm_connections} | {step.confirm_round_trips}"
+        )
     if args.verbose:
         for step in steps:
             print(f"\n{step.name}:")
