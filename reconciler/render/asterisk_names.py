@@ -9,6 +9,7 @@ plan's change of the dialplan file.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -67,14 +68,17 @@ def names_from_dialplan(value: Mapping[str, Any] | None) -> dict[str, str]:
         context, _, exten = key.partition(",")
         if not exten or context.startswith("sipctl-") or not isinstance(steps, list):
             continue
-        words = _describe_steps([str(step) for step in steps])
+        words = _describe_steps(tuple(map(str, steps)))
         if words is not None:
             kind = "room" if words == ROOM_WORDS else "user"
             names[f"{kind} {exten}"] = words
     return names
 
 
-def _describe_steps(steps: list[str]) -> str | None:
+# A plan describes the live dialplan and the desired one, which share all but the changed
+# extensions: each distinct list of steps is described once (10,000 users: 20,000 -> 10,000).
+@functools.lru_cache(maxsize=1 << 16)
+def _describe_steps(steps: tuple[str, ...]) -> str | None:
     dials: list[tuple[list[str], str]] = []
     for step in steps:
         match = _STEP_RE.match(step)
