@@ -201,7 +201,10 @@ def _read_line() -> str:
 
     while not select.select([sys.stdin], [], [], 0.2)[0]:
         pass
-    return sys.stdin.readline()
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError  # as input() does: the CLI says "aborted"
+    return line
 
 
 def lock_options(lock_timeout: str, lock_ttl: str) -> LockOptions:

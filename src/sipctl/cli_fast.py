@@ -15,14 +15,17 @@ accepted gives the body exactly the values typer would.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
 from sipctl.cli_boundary import run_guarded
-from sipctl.cli_common import GlobalOptions, reset_globals, set_globals
+from sipctl.cli_common import GlobalOptions, current_console, reset_globals, set_globals
+from sipctl.errors import EXIT_ERROR, CommandExit
 
 
 class Param(NamedTuple):
@@ -70,7 +73,25 @@ def run_fast(args: list[str]) -> int | None:
     body = getattr(importlib.import_module(module), name)
     reset_globals()
     set_globals(GlobalOptions(**root))  # type: ignore[arg-type]  # what typer's root callback does
-    return run_guarded(lambda: body(**options))
+
+    def run_body() -> object:
+        # What typer's own main does around a command, so both paths end alike.
+        try:
+            return body(**options)
+        except EOFError:
+            sys.stderr.write("\n")
+            current_console().error("aborted")
+            raise CommandExit(EXIT_ERROR) from None
+        except KeyboardInterrupt:
+            raise CommandExit(130) from None  # silent, the shell's code for an interrupt
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+            # The reader went away (sipctl plan | head): no more output, exit 1.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise CommandExit(EXIT_ERROR) from None
+
+    return run_guarded(run_body)
 
 
 def parse(args: list[str]) -> tuple[str, dict[str, object], dict[str, object]] | None:
