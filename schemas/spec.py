@@ -195,7 +195,11 @@ class Transports(_Model):
 
 
 def _default_transports() -> Transports:
-    return Transports(udp=UdpTransport(), tcp=TcpTransport())
+    # Constructed, not validated (the defaults are valid): validating here would build three
+    # more validators on the first spec that leaves transports out.
+    return Transports.model_construct(
+        udp=UdpTransport.model_construct(), tcp=TcpTransport.model_construct()
+    )
 
 
 # --- servers and users --------------------------------------------------------------------
