@@ -107,6 +107,12 @@ def test_publish_writes_the_page_and_a_second_plan_is_empty(tmp_path: Path) -> N
         assert (published / name).read_text() == text
     again = runner.invoke(app, ["plan", "-f", str(spec_file), "--detailed-exitcode"])
     assert again.exit_code == 0, again.output
+    # publish removed: the page and sipctl's record of it (on this machine) go again
+    del data["webrtc"]["publish"]
+    spec_file.write_text(yaml.safe_dump(data))
+    removed = runner.invoke(app, ["apply", "-f", str(spec_file), "--auto-approve", "--force"])
+    assert removed.exit_code == 0, removed.output
+    assert not (published / "index.html").exists()
 
 
 def test_vendored_sipjs_is_the_scripts_output(tmp_path: Path) -> None:
