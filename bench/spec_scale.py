@@ -6,6 +6,10 @@ unchanged. Whole processes, sipctl installed from a wheel; cpu seconds from the 
 peak RSS of the process.
 
 Run: ``python bench/spec_scale.py`` (``--sizes 10000,50000``).
+
+Measured on 2 shared cores under load ~7, best of 3 (before -> after this session's work):
+10,000 users validate 1.15 -> 0.73 s, no-op plan 1.81 -> 1.27 s, plan +1 user 2.42 -> 1.58 s
+(5 lines); 50,000 users no-op plan 6.29 -> 3.06 s, 184 -> 149 MB.
 """
 
 from __future__ import annotations
