@@ -1,9 +1,9 @@
 """dns.provider octodns against Route53's emulator (moto_server), through octodns_route53.
 
 moto runs as a server on a loopback port; sipctl reaches it with ``AWS_ENDPOINT_URL`` as it
-would reach Route53, through the plugin's boto3 client. What moto cannot show (it does not
-check credentials, and checks a DELETE against its journal rather than the live rrset) is
-said where it matters; see tests/fixtures/moto_route53.py.
+would reach Route53, through the plugin's boto3 client. moto does not check credentials; it
+checks a change batch as Route53 does only because the fixture's server makes it (moto checks
+a DELETE against its journal of changes; see tests/fixtures/moto_route53_server.py).
 """
 
 from __future__ import annotations
@@ -106,14 +106,14 @@ def test_stale_saved_plan_is_refused_with_exit_3(
     assert r53.rrsets(z) == snapshot
 
 
+@pytest.mark.parametrize("slipped", ["other values", "sipctl's own values"])
 def test_the_conditional_batch_refuses_an_edit_between_read_and_write(
-    route53_env: MotoRoute53, route53_zone: str, tmp_path: Path
+    route53_env: MotoRoute53, route53_zone: str, tmp_path: Path, slipped: str
 ) -> None:
     """sipctl reads, another writer creates an rrset sipctl is about to create, sipctl
-    writes: the provider refuses the whole batch (a CREATE of an existing rrset), so nothing
-    of it is applied. (Route53 refuses any such CREATE and any DELETE whose values are no
-    longer live; moto refuses this CREATE only when its values were seen before, so the
-    slipped-in edit writes what sipctl would.)"""
+    writes: Route53 refuses the whole batch (a CREATE of an existing rrset). sipctl reads
+    again: other values are someone else's edit (stale, nothing of the batch applied); its
+    own values have landed, and only the rest is sent (one rrset, not two)."""
     from sipctl.errors import StalePlanError
     from sipctl.providers.base import RunContext
     from sipctl.providers.dns.octodns import OctodnsProvider
@@ -127,11 +127,21 @@ def test_the_conditional_batch_refuses_an_edit_between_read_and_write(
     desired = render_dns(loaded.spec)
     live = provider.read(desired)
     changes = diff(desired, live)
-    r53.change(z, "CREATE", "_sip._udp", "SRV", 300, [f"10 0 5060 sip.{z}."])  # slipped in
+    srv = f"10 0 5060 sip.{z}." if slipped == "sipctl's own values" else f"1 1 5060 x.{z}."
+    r53.change(z, "CREATE", "_sip._udp", "SRV", 300, [srv])  # slipped in
     snapshot = r53.rrsets(z)
-    with pytest.raises(StalePlanError, match="changed between read and write"):
+    if slipped == "other values":
+        with pytest.raises(StalePlanError, match=f"SRV _sip._udp.{z}. changed"):
+            provider.apply(changes, live)
+        assert r53.rrsets(z) == snapshot  # nothing of the batch was applied
+    else:
         provider.apply(changes, live)
-    assert r53.rrsets(z) == snapshot  # nothing of the batch was applied
+        after = r53.rrsets(z)
+        assert after[(f"_sip._udp.{z}.", "SRV")] == (300, [srv])
+        assert after[(f"sip.{z}.", "A")] == (300, ["192.0.2.10"])  # the rest was sent
+        assert not diff(
+            desired, OctodnsProvider(loaded, RunContext(base_dir=tmp_path)).read(desired)
+        )
 
 
 def test_dead_endpoint_and_unknown_zone_are_one_clear_line(
@@ -194,17 +204,91 @@ def test_two_applies_at_once_one_is_refused_by_the_lock(
     assert (f"_sipctl-lock.{z}.", "TXT") not in route53_env.rrsets(z)  # released
 
 
-def test_moto_still_does_not_enforce_route53s_conditions(
-    route53: MotoRoute53, route53_zone: str
+def test_an_edit_to_new_values_between_read_and_write_refuses_the_batch(
+    route53_env: MotoRoute53, route53_zone: str, tmp_path: Path
 ) -> None:
-    """A canary (see tests/fixtures/moto_route53.py): Route53 refuses both changes below;
-    moto accepts them. When this fails, moto enforces the conditions, and the lock and stale
-    batch tests can be made proofs of Route53's refusal."""
-    z = route53_zone
-    lock = f"_sipctl-lock.{z}."
-    route53.change(z, "CREATE", lock, "TXT", 60, ['"holder one"'])
-    route53.change(z, "CREATE", lock, "TXT", 60, ['"holder two"'])  # Route53: already exists
-    route53.change(z, "UPSERT", "www", "A", 3600, ["192.0.2.81"])  # an admin's edit
-    # Route53: the values to delete do not match the live ones
-    route53.change(z, "DELETE", "www", "A", 3600, ["192.0.2.80"])
-    assert (f"www.{z}.", "A") not in route53.rrsets(z)
+    """The case only a conditional DELETE catches: sipctl replaces an rrset it read (DELETE
+    of the values read, CREATE of the new ones); an admin gives it other values in between.
+    Route53 refuses the whole batch, sipctl says stale, and the admin's values stay."""
+    from sipctl.errors import StalePlanError
+    from sipctl.providers.base import RunContext
+    from sipctl.providers.dns.octodns import OctodnsProvider
+    from sipctl.reconciler.diff import diff
+    from sipctl.reconciler.render.dns import render_dns
+    from sipctl.schemas.loader import load_spec_text
+
+    z, r53 = route53_zone, route53_env
+    spec = write(tmp_path, spec_text(z))
+    assert run(["apply", "-f", spec, "--auto-approve"]) == 0
+    moved = f"  - {{host: sip.{z}, ipv4: [192.0.2.11], priority: 10}}\n"
+    loaded = load_spec_text(spec_text(z, moved), base_dir=tmp_path)
+    provider = OctodnsProvider(loaded, RunContext(base_dir=tmp_path))
+    desired = render_dns(loaded.spec)
+    live = provider.read(desired)
+    changes = diff(desired, live)
+    assert [c.address.name for c in changes] == [f"sip.{z}."], changes
+    r53.change(z, "UPSERT", "sip", "A", 300, ["192.0.2.99"])  # the admin's edit, slipped in
+    snapshot = r53.rrsets(z)
+    with pytest.raises(StalePlanError, match=f"A sip.{z}. changed"):
+        provider.apply(changes, live)
+    assert r53.rrsets(z) == snapshot
+    assert snapshot[(f"sip.{z}.", "A")] == (300, ["192.0.2.99"])
+
+
+def test_the_lock_is_created_only_where_none_exists(
+    route53_env: MotoRoute53, route53_zone: str, tmp_path: Path
+) -> None:
+    """Taking the lock is a CREATE: when another run's lock appeared after sipctl looked,
+    Route53 refuses it and the other holder's record stays as it was."""
+    from datetime import timedelta
+
+    from sipctl.providers.base import RunContext
+    from sipctl.providers.dns.octodns_lock import OctodnsLock
+    from sipctl.reconciler.gitops.locking import new_holder
+    from sipctl.schemas.loader import load_spec_text
+
+    z, r53 = route53_zone, route53_env
+    loaded = load_spec_text(spec_text(z), base_dir=tmp_path)
+    lock = OctodnsLock(loaded, RunContext(base_dir=tmp_path))
+    assert lock.holder() is None  # sipctl looked: no lock
+    other = new_holder("other-plan", timedelta(minutes=5)).to_text()
+    r53.change(z, "CREATE", f"_sipctl-lock.{z}.", "TXT", 60, [f'"{other}"'])  # another run
+    mine = new_holder("my-plan", timedelta(minutes=5))
+    assert not lock._txt.replace(None, [mine.to_text()], "take the lock")
+    assert r53.rrsets(z)[(f"_sipctl-lock.{z}.", "TXT")] == (60, [f'"{other}"'])
+    shown = lock.acquire(mine)  # and acquiring names the other holder
+    assert shown is not None and shown.id != mine.id
+
+
+def test_moto_still_does_not_enforce_route53s_conditions() -> None:
+    """A canary for tests/fixtures/moto_route53_server.py: Route53 refuses both changes
+    below; moto itself (in this process, without the fixture's checks) accepts them. When this
+    fails, moto enforces the conditions and the fixture's checks can go."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("route53", region_name="us-east-1")
+        zone_id = client.create_hosted_zone(Name="canary.test.", CallerReference="canary")[
+            "HostedZone"
+        ]["Id"]
+
+        def change(action: str, name: str, rdtype: str, ttl: int, value: str) -> None:
+            rrset = {
+                "Name": name,
+                "Type": rdtype,
+                "TTL": ttl,
+                "ResourceRecords": [{"Value": value}],
+            }
+            client.change_resource_record_sets(
+                HostedZoneId=zone_id,
+                ChangeBatch={"Changes": [{"Action": action, "ResourceRecordSet": rrset}]},
+            )
+
+        change("CREATE", "_sipctl-lock.canary.test.", "TXT", 60, '"holder one"')
+        change("CREATE", "_sipctl-lock.canary.test.", "TXT", 60, '"holder two"')  # exists
+        change("CREATE", "www.canary.test.", "A", 3600, "192.0.2.80")
+        change("UPSERT", "www.canary.test.", "A", 3600, "192.0.2.81")  # an admin's edit
+        change("DELETE", "www.canary.test.", "A", 3600, "192.0.2.80")  # values do not match
+        names = client.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+        assert "www.canary.test." not in [r["Name"] for r in names]
