@@ -7,9 +7,10 @@ peak RSS of the process.
 
 Run: ``python bench/spec_scale.py`` (``--sizes 10000,50000``).
 
-Measured on 2 shared cores under load ~7, best of 3 (before -> after this session's work):
-10,000 users validate 1.15 -> 0.73 s, no-op plan 1.81 -> 1.27 s, plan +1 user 2.42 -> 1.58 s
-(5 lines); 50,000 users no-op plan 6.29 -> 3.06 s, 184 -> 149 MB.
+Measured on 2 cores at load about 1, best of 2 (before -> after the start-up and spec work):
+10,000 users validate 1.11 -> 0.66 s, no-op plan 1.85 -> 1.33 s, plan +1 user 2.87 -> 1.42 s
+(5 lines); 50,000 users validate 2.51 -> 1.03 s, no-op plan 6.19 -> 2.66 s, 184 -> 149 MB,
+plan +1 user 9.22 -> 4.96 s. About 0.5 s of each is start-up (see bench/startup.py).
 """
 
 from __future__ import annotations

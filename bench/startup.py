@@ -9,9 +9,10 @@ Printed: the median cpu seconds (user + system, from the kernel) of paired runs.
 
 Run: ``python bench/startup.py`` (``--runs 15`` for more samples). Needs bind9.
 
-Measured on 2 shared cores under load 6-9 (absolute numbers inflated; the ratios are of
-paired runs): before the CLI bypass and the spec work, validate 2.54-2.63x the floor and a
-no-op plan 2.95-3.04x; after, 2.17-2.20x and 2.51-2.72x. Where the rest goes (one process,
+Measured on 2 cores (load about 1, 9 paired runs): before the CLI bypass and the spec work,
+validate 697 ms (2.74x the floor of 254 ms) and a no-op plan 850 ms (3.34x); after, 515 ms
+(2.09x) and 647 ms (2.62x); under load 6-9 the ratios were 2.54-2.63x and 2.95-3.04x before,
+2.17-2.20x and 2.51-2.72x after. Where the rest goes (one process,
 the fastest of 7, same load): importing pydantic 160 ms, the spec's model classes 43 ms,
 building the Spec's validator on first use 28 ms, PyYAML 23 ms, engine, provider and CLI
 26 ms, against 84 ms of dnspython that the floor pays too. pydantic alone costs more than
