@@ -10,10 +10,10 @@ from pathlib import Path
 
 from fixtures.pebble import running_pebble
 from fixtures.powerdns import PowerDnsServer
+from octodns_specs import PDNS_KEY_ENV as KEY_ENV
 
 from sipctl.providers.certificate.pem import key_matches, read_certificate
 
-KEY_ENV = "SIPCTL_TEST_PDNS_KEY"
 CERT = "/etc/asterisk/keys/asterisk.pem"
 KEY = "/etc/asterisk/keys/asterisk.key"
 

@@ -16,11 +16,12 @@ from fixtures.moto_route53 import MotoRoute53
 from fixtures.powerdns import PowerDnsServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from octodns_specs import PDNS_KEY_ENV as KEY_ENV
+from octodns_specs import pdns_spec, route53_spec
 
 from sipctl.cli import run
 from sipctl.providers.dns import octodns_plugin
 
-KEY_ENV = "SIPCTL_TEST_PDNS_KEY"
 PDNS_503 = Answer(503, b'{"error": "Service Unavailable"}')
 ROUTE53_500 = Answer(
     500,
@@ -29,26 +30,6 @@ ROUTE53_500 = Answer(
     b"internal error</Message></Error><RequestId>lost-answer</RequestId></ErrorResponse>",
     after_forwarding=True,
 )
-
-
-def pdns_spec(zone: str, port: int, plugin: str = "octodns_powerdns.PowerDnsProvider") -> str:
-    return (
-        f"version: 1\ndomain: {zone}\n"
-        f"servers:\n  - {{host: sip.{zone}, ipv4: [192.0.2.10], priority: 10}}\n"
-        f"dns:\n  provider: octodns\n  ttl: 300\n  octodns:\n    class: {plugin}\n"
-        f"    host: 127.0.0.1\n    port: {port}\n    api_key: env/{KEY_ENV}\n"
-    )
-
-
-def route53_spec(zone: str) -> str:
-    return (
-        f"version: 1\ndomain: {zone}\n"
-        f"servers:\n  - {{host: sip.{zone}, ipv4: [192.0.2.10], priority: 10}}\n"
-        "dns:\n  provider: octodns\n  ttl: 300\n  octodns:\n"
-        "    class: octodns_route53.Route53Provider\n"
-        "    access_key_id: env/SIPCTL_TEST_AWS_KEY_ID\n"
-        "    secret_access_key: env/SIPCTL_TEST_AWS_SECRET\n"
-    )
 
 
 def sipctl(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -157,7 +138,7 @@ def test_a_change_set_failing_half_way_is_retried_from_a_fresh_read(
     for position in range(writes_per_run):
         z = powerdns.new_zone()
         spec = tmp_path / f"sipctl-{position}.yaml"
-        spec.write_text(pdns_spec(z, pdns_proxy.port, plugin))
+        spec.write_text(pdns_spec(z, pdns_proxy.port, plugin=plugin))
         pdns_proxy.reset()
         pdns_proxy.fail = lambda method, _path, n, at=position: (
             PDNS_503 if method == "PATCH" and n == at else None
@@ -184,7 +165,7 @@ def test_a_run_that_fails_half_way_converges_on_rerun(
     lock is still released), and the next run writes exactly what is missing."""
     z = powerdns.new_zone()
     spec = tmp_path / "sipctl.yaml"
-    spec.write_text(pdns_spec(z, pdns_proxy.port, "octodns_test_plugins.PowerDnsPerRecord"))
+    spec.write_text(pdns_spec(z, pdns_proxy.port, plugin="octodns_test_plugins.PowerDnsPerRecord"))
     failures = []
 
     def fail(method: str, _path: str, n: int) -> Answer | None:

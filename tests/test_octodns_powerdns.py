@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from fixtures.common import free_port, require
 from fixtures.powerdns import PowerDnsServer
+from octodns_specs import PDNS_KEY_ENV as KEY_ENV
+from octodns_specs import pdns_spec
 from verify_responder import Responder
 
 from sipctl.cli import run
 
-KEY_ENV = "SIPCTL_TEST_PDNS_KEY"
 # octoDNS holds NAPTR flags in upper case (they are case-insensitive, RFC 3403): an rrset it
 # writes back has "U" where the admin wrote "u"; the entry means the same.
 E2U = '100 10 "U" "E2U+email" "!^.*$!mailto:info@example.org!" .'
@@ -35,14 +36,8 @@ def spec_text(
     users: str = "",
     transports: str = "",
 ) -> str:
-    servers = servers or f"  - {{host: sip.{zone}, ipv4: [192.0.2.10], priority: 10}}\n"
-    return (
-        f"version: 1\ndomain: {zone}\n{transports}servers:\n{servers}{users}"
-        "dns:\n  provider: octodns\n"
-        f"  ttl: {ttl}\n"
-        "  octodns:\n    class: octodns_powerdns.PowerDnsProvider\n"
-        f"    host: 127.0.0.1\n    port: {port or pdns.api_port}\n"
-        f"    api_key: env/{KEY_ENV}\n"
+    return pdns_spec(
+        zone, port or pdns.api_port, servers=servers, ttl=ttl, users=users, transports=transports
     )
 
 

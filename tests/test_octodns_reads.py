@@ -15,6 +15,8 @@ import pytest
 from fixtures.api_proxy import ApiProxy
 from fixtures.moto_route53 import MotoRoute53
 from fixtures.powerdns import PowerDnsServer
+from octodns_specs import PDNS_KEY_ENV as KEY_ENV
+from octodns_specs import pdns_spec, route53_spec
 
 from sipctl.cli import run
 from sipctl.providers.base import RunContext
@@ -23,29 +25,7 @@ from sipctl.providers.dns.octodns import OctodnsProvider, collect
 from sipctl.providers.dns.owned import base_names
 from sipctl.schemas.loader import load_spec_text
 
-KEY_ENV = "SIPCTL_TEST_PDNS_KEY"
 UNRELATED = 150
-
-
-def pdns_spec(zone: str, port: int) -> str:
-    return (
-        f"version: 1\ndomain: {zone}\n"
-        f"servers:\n  - {{host: sip.{zone}, ipv4: [192.0.2.10], priority: 10}}\n"
-        "dns:\n  provider: octodns\n  ttl: 300\n  octodns:\n"
-        "    class: octodns_powerdns.PowerDnsProvider\n"
-        f"    host: 127.0.0.1\n    port: {port}\n    api_key: env/{KEY_ENV}\n"
-    )
-
-
-def route53_spec(zone: str) -> str:
-    return (
-        f"version: 1\ndomain: {zone}\n"
-        f"servers:\n  - {{host: sip.{zone}, ipv4: [192.0.2.10], priority: 10}}\n"
-        "dns:\n  provider: octodns\n  ttl: 300\n  octodns:\n"
-        "    class: octodns_route53.Route53Provider\n"
-        "    access_key_id: env/SIPCTL_TEST_AWS_KEY_ID\n"
-        "    secret_access_key: env/SIPCTL_TEST_AWS_SECRET\n"
-    )
 
 
 def names_of(zone: str) -> list[tuple[str, str]]:

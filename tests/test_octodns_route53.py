@@ -14,21 +14,14 @@ from pathlib import Path
 import pytest
 from fixtures.common import free_port
 from fixtures.moto_route53 import SECRET_KEY, MotoRoute53
+from octodns_specs import route53_spec
 
 from sipctl.cli import run
 
 E2U = '100 10 "U" "E2U+email" "!^.*$!mailto:info@example.org!" .'
 
 
-def spec_text(zone: str, servers: str = "", ttl: int = 300) -> str:
-    servers = servers or f"  - {{host: sip.{zone}, ipv4: [192.0.2.10], priority: 10}}\n"
-    return (
-        f"version: 1\ndomain: {zone}\nservers:\n{servers}"
-        f"dns:\n  provider: octodns\n  ttl: {ttl}\n"
-        "  octodns:\n    class: octodns_route53.Route53Provider\n"
-        "    access_key_id: env/SIPCTL_TEST_AWS_KEY_ID\n"
-        "    secret_access_key: env/SIPCTL_TEST_AWS_SECRET\n"
-    )
+spec_text = route53_spec
 
 
 def write(tmp_path: Path, text: str, name: str = "sipctl.yaml") -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shlex
 from dataclasses import dataclass
 
 # $SSH_CONNECTION of the session we run in. sudo clears the environment, so when it is empty
@@ -62,7 +63,7 @@ def heredoc(command: str, text: str, delimiter: str) -> str:
 
 def cat_shell(path: str) -> str:
     """Print a file; exit 3 when it does not exist (a quoted path: it comes from the spec)."""
-    quoted = "'" + path.replace("'", "'\\''") + "'"
+    quoted = shlex.quote(path)
     return f"( if [ -e {quoted} ]; then cat {quoted}; else exit 3; fi )"
 
 

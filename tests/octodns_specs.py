@@ -1,0 +1,35 @@
+"""Specs for the octoDNS tests: one through the PowerDNS plugin, one through Route53's."""
+
+from __future__ import annotations
+
+PDNS_KEY_ENV = "SIPCTL_TEST_PDNS_KEY"  # the PowerDNS API key reaches the plugin as env/NAME
+_ONE_SERVER = "  - {{host: sip.{zone}, ipv4: [192.0.2.10], priority: 10}}\n"
+
+
+def pdns_spec(
+    zone: str,
+    port: int,
+    *,
+    servers: str = "",
+    ttl: int = 300,
+    users: str = "",
+    transports: str = "",
+    plugin: str = "octodns_powerdns.PowerDnsProvider",
+) -> str:
+    servers = servers or _ONE_SERVER.format(zone=zone)
+    return (
+        f"version: 1\ndomain: {zone}\n{transports}servers:\n{servers}{users}"
+        f"dns:\n  provider: octodns\n  ttl: {ttl}\n  octodns:\n    class: {plugin}\n"
+        f"    host: 127.0.0.1\n    port: {port}\n    api_key: env/{PDNS_KEY_ENV}\n"
+    )
+
+
+def route53_spec(zone: str, servers: str = "", ttl: int = 300) -> str:
+    servers = servers or _ONE_SERVER.format(zone=zone)
+    return (
+        f"version: 1\ndomain: {zone}\nservers:\n{servers}"
+        f"dns:\n  provider: octodns\n  ttl: {ttl}\n"
+        "  octodns:\n    class: octodns_route53.Route53Provider\n"
+        "    access_key_id: env/SIPCTL_TEST_AWS_KEY_ID\n"
+        "    secret_access_key: env/SIPCTL_TEST_AWS_SECRET\n"
+    )
