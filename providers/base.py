@@ -7,8 +7,12 @@ line in its own ``pyproject.toml``::
     [project.entry-points."sipctl.providers"]
     route53 = "sipctl_route53:Route53Provider"
 
-sipctl's own providers are found in its own metadata first (a plugin cannot take over one of
-their names); every installed distribution is scanned only for a name that is not sipctl's.
+sipctl's own providers (and offline checks) are found in a table of their own, BUILT_IN
+(a plugin cannot take over one of their names, and finding them imports no packaging
+metadata machinery: importlib.metadata alone costs a quarter of a no-op plan's start-up); the
+installed distributions' entry points are scanned only for a name that is not sipctl's. A
+test keeps BUILT_IN equal to pyproject.toml's entry points, so a built-in is declared in one
+place and listed in the other for speed, and the two cannot drift apart.
 
 ``read`` never changes anything (a plan is an exact dry run); ``apply`` is the only writer.
 """
@@ -16,10 +20,10 @@ their names); every installed distribution is scanned only for a name that is no
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -28,6 +32,8 @@ from sipctl.reconciler.plan import Change
 from sipctl.reconciler.resources import LiveState, Resource
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     import dns.update
 
     from sipctl.providers.transport.pool import TransportPool
@@ -140,63 +146,83 @@ class ProviderFactory(Protocol):
     def __call__(self, loaded: LoadedSpec, ctx: RunContext) -> Provider: ...
 
 
-@functools.cache
-def _own_entry_points(group: str) -> dict[str, EntryPoint]:
-    """sipctl's own providers (and offline checks), from its own distribution's metadata:
-    found without scanning every installed distribution, which is what costs."""
-    try:
-        own = distribution("sipctl").entry_points.select(group=group)
-    except PackageNotFoundError:  # run from a source tree that is not installed
-        return {}
-    return {ep.name: ep for ep in own}
+OFFLINE_CHECK_GROUP = "sipctl.offline_checks"
+
+# sipctl's own entry points, group -> name -> "module:attribute", exactly as pyproject.toml
+# declares them (tests/test_package.py holds the two equal).
+BUILT_IN: dict[str, dict[str, str]] = {
+    ENTRY_POINT_GROUP: {
+        "rfc2136": "sipctl.providers.dns.rfc2136:Rfc2136Provider",
+        "zonefile": "sipctl.providers.dns.zonefile:ZoneFileProvider",
+        "octodns": "sipctl.providers.dns.octodns:OctodnsProvider",
+        "asterisk": "sipctl.providers.asterisk.provider:AsteriskProvider",
+        "iptables": "sipctl.providers.firewall.iptables:IptablesProvider",
+        "nftables": "sipctl.providers.firewall.nftables:NftablesProvider",
+        "fail2ban": "sipctl.providers.fail2ban:Fail2banProvider",
+        "certificate": "sipctl.providers.certificate.provider:CertificateProvider",
+        "webrtc": "sipctl.providers.webrtc_page:WebrtcPageProvider",
+    },
+    OFFLINE_CHECK_GROUP: {
+        "octodns": "sipctl.providers.dns.octodns_plugin:offline_check",
+    },
+}
 
 
-@functools.cache
-def _registered(group: str = ENTRY_POINT_GROUP) -> dict[str, EntryPoint]:
-    """Every installed distribution's entry points of ``group`` by name, sipctl's own first
-    (a plugin cannot take over a built-in name such as rfc2136). The scan of every
-    distribution's metadata happens once per process, and only when a name is not sipctl's."""
-    found = dict(_own_entry_points(group))
-    for ep in entry_points(group=group):
-        found.setdefault(ep.name, ep)
+def _load_object(value: str) -> Any:
+    """The object an entry point's value ``module:attribute.path`` names (as
+    EntryPoint.load reads it)."""
+    module_name, _, attribute = value.partition(":")
+    found: Any = importlib.import_module(module_name.strip())
+    for part in attribute.strip().split(".") if attribute.strip() else ():
+        found = getattr(found, part)
     return found
 
 
-def _entry_point(group: str, name: str) -> EntryPoint | None:
-    """The entry point ``name`` of ``group``: sipctl's own, else an installed plugin's."""
-    own = _own_entry_points(group).get(name)
-    if own is not None:
-        return own
-    ep = _registered(group).get(name)
+@functools.cache
+def _plugins(group: str) -> dict[str, EntryPoint]:
+    """The installed distributions' entry points of ``group`` by name, built-in names left
+    out (a plugin cannot take over rfc2136). Scanned once per process, and only when a name
+    is not sipctl's own."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=group):
+        if ep.name not in BUILT_IN[group]:
+            found.setdefault(ep.name, ep)
+    return found
+
+
+def _plugin(group: str, name: str) -> EntryPoint | None:
+    """An installed plugin's entry point ``name`` of ``group``."""
+    ep = _plugins(group).get(name)
     if ep is None:
-        _registered.cache_clear()  # installed since the scan (a long-lived process)
-        ep = _registered(group).get(name)
+        _plugins.cache_clear()  # installed since the scan (a long-lived process)
+        ep = _plugins(group).get(name)
     return ep
 
 
 def available_providers() -> dict[str, str]:
-    """Provider names and the objects they point to, from installed entry points."""
-    return {name: ep.value for name, ep in _registered().items()}
+    """Provider names and the objects they point to: sipctl's own, then installed plugins'."""
+    plugins = {name: ep.value for name, ep in _plugins(ENTRY_POINT_GROUP).items()}
+    return {**BUILT_IN[ENTRY_POINT_GROUP], **plugins}
 
 
 def provider_installed(name: str) -> bool:
-    return _entry_point(ENTRY_POINT_GROUP, name) is not None
+    return name in BUILT_IN[ENTRY_POINT_GROUP] or _plugin(ENTRY_POINT_GROUP, name) is not None
 
 
 def load_provider(name: str) -> ProviderFactory:
     """The provider class registered under ``name``."""
-    ep = _entry_point(ENTRY_POINT_GROUP, name)
-    if ep is None:
+    own = BUILT_IN[ENTRY_POINT_GROUP].get(name)
+    ep = None if own is not None else _plugin(ENTRY_POINT_GROUP, name)
+    if own is None and ep is None:
         known = ", ".join(sorted(available_providers())) or "none"
         raise SpecError(f"no provider named {name!r} is installed (installed: {known})")
     try:
-        factory: ProviderFactory = ep.load()
+        factory: ProviderFactory = ep.load() if ep is not None else _load_object(str(own))
     except (ImportError, AttributeError) as exc:
         raise SipctlError(f"provider {name!r} could not be loaded: {exc}") from exc
     return factory
-
-
-OFFLINE_CHECK_GROUP = "sipctl.offline_checks"
 
 
 def offline_check(name: str, loaded: LoadedSpec) -> list[str]:
@@ -204,11 +230,15 @@ def offline_check(name: str, loaded: LoadedSpec) -> list[str]:
     ``sipctl.offline_checks`` (validate runs it without importing the provider's module and
     the client libraries it needs); it raises SpecError for what cannot work. A built-in
     provider's check is sipctl's own: no scan of the installed distributions."""
-    if name in _own_entry_points(ENTRY_POINT_GROUP):
-        ep = _own_entry_points(OFFLINE_CHECK_GROUP).get(name)
+    check: Callable[[LoadedSpec], list[str]]
+    if name in BUILT_IN[ENTRY_POINT_GROUP]:
+        own = BUILT_IN[OFFLINE_CHECK_GROUP].get(name)
+        if own is None:
+            return []
+        check = _load_object(own)
     else:
-        ep = _registered(OFFLINE_CHECK_GROUP).get(name)
-    if ep is None:
-        return []
-    check: Callable[[LoadedSpec], list[str]] = ep.load()
+        ep = _plugins(OFFLINE_CHECK_GROUP).get(name)
+        if ep is None:
+            return []
+        check = ep.load()
     return check(loaded)

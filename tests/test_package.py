@@ -130,3 +130,15 @@ def test_help_starts_fast() -> None:
     elapsed = time.perf_counter() - start
     # Generous: this guards against importing paramiko/deepdiff at start, not a benchmark.
     assert elapsed < 3.0
+
+
+def test_built_in_providers_are_pyprojects_entry_points() -> None:
+    """sipctl finds its own providers and offline checks in providers/base.py's table,
+    without reading packaging metadata; pyproject.toml declares them for everyone else
+    (plugins, tools listing entry points). The two are the same, name for name."""
+    import tomllib
+
+    from sipctl.providers.base import BUILT_IN
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert {group: dict(names) for group, names in declared.items()} == BUILT_IN
