@@ -257,12 +257,15 @@ def check_safe(plan: Plan, force: bool) -> list[str]:
 
 
 def _after_failure(report: ApplyReport) -> str:
-    if not report.applied:
-        return "\n(nothing was applied before this failure; 'sipctl plan' shows what remains)"
-    return (
-        f"\n(already applied before this failure: {', '.join(report.applied)}; "
-        "'sipctl plan' shows exactly what remains)"
+    # The failing step itself may be partly written (a provider that writes record by record
+    # cannot take back what went out before the error), so never claim "nothing was applied".
+    remains = (
+        "'sipctl plan' shows exactly what remains, including anything this step wrote "
+        "before it failed"
     )
+    if not report.applied:
+        return f"\n(no earlier step had been applied; {remains})"
+    return f"\n(already applied before this failure: {', '.join(report.applied)}; {remains})"
 
 
 def apply_plan(
