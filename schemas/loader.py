@@ -56,6 +56,39 @@ class Position:
     column: int  # 1-based
 
 
+def _in_raw_section(path: PathKey) -> bool:
+    """Whether ``path`` lies inside users or rooms (users.NAME and below): the bulk of a
+    large spec, whose positions are found only when one of them is asked for."""
+    return len(path) > 1 and path[0] in _RAW_TEXT_SECTIONS
+
+
+class SpecPositions:
+    """Where each key and value of a spec stands (its path -> line and column).
+
+    Loading records the positions outside users and rooms (a few dozen); those inside them
+    (two per user, 100,000 at 50,000 users) are needed only for a message about one of them,
+    so the first question about such a path reads the text again, recording every position
+    (the same pass, see _Builder).
+    """
+
+    def __init__(self, known: dict[PathKey, Position], text: str | None = None) -> None:
+        self._known = known
+        self._text = text  # None: ``known`` is complete
+
+    def get(self, path: PathKey) -> Position | None:
+        if self._text is not None and _in_raw_section(path):
+            self._known = _all_positions(self._text)
+            self._text = None
+        return self._known.get(path)
+
+
+def _all_positions(text: str) -> dict[PathKey, Position]:
+    """Every position of ``text``, a spec that loaded (so it parses)."""
+    builder = _Builder("<spec>", every_position=True)
+    builder.document(text)
+    return builder.positions
+
+
 @dataclass(frozen=True)
 class LoadedSpec:
     """A validated spec and where it came from."""
@@ -64,7 +97,7 @@ class LoadedSpec:
     source: str  # the file name as the user gave it, for messages
     base_dir: Path  # relative paths in the spec are relative to this directory
     text: str
-    positions: dict[PathKey, Position] = field(default_factory=dict, compare=False)
+    positions: SpecPositions = field(default_factory=lambda: SpecPositions({}), compare=False)
 
     def where(self, path: PathKey) -> str:
         """``file:line:col`` of the deepest known part of ``path``."""
@@ -76,7 +109,7 @@ class LoadedSpec:
         return expanded if expanded.is_absolute() else self.base_dir / expanded
 
 
-def _where(source: str, positions: dict[PathKey, Position], path: PathKey) -> str:
+def _where(source: str, positions: SpecPositions, path: PathKey) -> str:
     for end in range(len(path), -1, -1):
         pos = positions.get(tuple(path[:end]))
         if pos is not None:
@@ -93,18 +126,29 @@ class _Builder:
     """The plain data of a spec, built straight from libyaml's events in one pass.
 
     The pass refuses anchors, aliases and nesting beyond MAX_DEPTH as it meets them (an
-    alias is never expanded), records where every key and value stands, and notes the
-    problems of keys and text. A value that cannot be constructed (an unknown ``!tag``) is
-    reported only once the whole text has parsed, as it was when the document was first
-    composed into nodes and then built: a YAML syntax error anywhere comes first.
+    alias is never expanded), records where keys and values stand, and notes the problems
+    of keys and text. A value that cannot be constructed (an unknown ``!tag``) is reported
+    only once the whole text has parsed, as it was when the document was first composed into
+    nodes and then built: a YAML syntax error anywhere comes first.
+
+    Positions inside users and rooms are recorded only with ``every_position`` (see
+    SpecPositions); without it, the entries of users (the bulk of a large spec) are read in
+    a short loop of their own whenever both sides are plain text (see _plain_entry). Every
+    entry either loop takes gives the same data, problems and verdicts in both (proved over
+    thousands of texts, hostile ones included, in tests/test_spec_loader.py).
     """
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, *, every_position: bool = False) -> None:
         self.source = source
         self.positions: dict[PathKey, Position] = {}
         self.problems: list[str] = []
         self.failure: Exception | None = None
         self._loader = yaml.CSafeLoader("")  # its resolver and constructor
+        self._every_position = every_position
+        # First characters of plain scalars that may resolve to a merge key or to null (as
+        # the resolver picks its candidates); None when a resolver matches any first one.
+        self._merge_starts = _starts_resolving_to(_MERGE_TAG)
+        self._null_starts = _starts_resolving_to(_NULL_TAG)
 
     def document(self, text: str) -> Any:
         """The data of the only document of ``text``; _NO_DOCUMENT for an empty stream."""
@@ -132,12 +176,15 @@ class _Builder:
         finally:
             parser.dispose()
 
+    def _records(self, path: PathKey) -> bool:
+        return self._every_position or not _in_raw_section(path)
+
     def _node(self, parser: Any, event: Any, path: PathKey, depth: int, *, build: bool) -> Any:
         """The value that starts with ``event`` (read to its end). Without ``build``, the
         events are only read and checked: a value under a key that is refused."""
         self._refuse_references(event)
         mark = event.start_mark
-        if build and path not in self.positions:
+        if build and path not in self.positions and self._records(path):
             self.positions[path] = Position(mark.line + 1, mark.column + 1)
         if isinstance(event, yaml.ScalarEvent):
             return self._scalar(event, path) if build else None
@@ -153,7 +200,81 @@ class _Builder:
                 items.append(self._node(parser, parser.get_event(), child, depth + 1, build=build))
             parser.get_event()
             return items if build else None
+        if path == ("users",) and build and not self._every_position:
+            return self._users(parser, depth + 1)
         return self._mapping(parser, path, depth + 1, build=build)
+
+    def _users(self, parser: Any, depth: int) -> dict[Any, Any]:
+        """The users mapping, as _mapping builds it (no position recorded: see the class).
+        An entry whose name and extension are both plain text is taken here; any other (a
+        long form, a tag, an anchor, a character to check, a possible null or merge key, a
+        duplicate) goes the general way."""
+        result: dict[Any, Any] = {}
+        path: PathKey = ("users",)
+        plain = self._plain_entry
+        while True:
+            key_event = parser.get_event()
+            if type(key_event) is yaml.MappingEndEvent:
+                return result
+            value_event = None
+            if plain(key_event, self._merge_starts) and key_event.value not in result:
+                key = key_event.value
+                value_event = parser.get_event()
+                if plain(value_event, self._null_starts):
+                    result[key] = value_event.value
+                    continue
+            self._entry(parser, key_event, value_event, path, depth, result)
+
+    @staticmethod
+    def _plain_entry(event: Any, starts: frozenset[str] | None) -> bool:
+        """Whether a users key or value is plain text whatever else the general way checks:
+        a scalar without anchor or tag, with no character the text rule looks at, which
+        cannot resolve to a merge key (a key) or to null (a value) by its first character
+        (``starts``; a quoted scalar resolves to neither)."""
+        if type(event) is not yaml.ScalarEvent or event.anchor is not None or event.tag is not None:
+            return False
+        value: str = event.value
+        if FORBIDDEN_PATTERN.search(value) is not None or starts is None:
+            return False
+        return not event.implicit[0] or value[:1] not in starts
+
+    def _mapping(self, parser: Any, path: PathKey, depth: int, *, build: bool) -> Any:
+        result: dict[Any, Any] = {}
+        while not parser.check_event(yaml.MappingEndEvent):
+            self._entry(parser, parser.get_event(), None, path, depth, result if build else None)
+        parser.get_event()
+        return result if build else None
+
+    def _entry(
+        self,
+        parser: Any,
+        key_event: Any,
+        value_event: Any,
+        path: PathKey,
+        depth: int,
+        result: dict[Any, Any] | None,
+    ) -> None:
+        """One key and its value into ``result`` (None: only read and checked).
+        ``value_event``: the value's first event when it was already taken from the parser."""
+        build = result is not None
+        key = self._key(parser, key_event, path, depth) if result is not None else None
+        if value_event is None:
+            value_event = parser.get_event()
+        if key is None:  # refused (or only checking): its value is read, not built
+            self._node(parser, value_event, path, depth, build=False)
+            return
+        assert result is not None
+        child = (*path, key)
+        mark = key_event.start_mark
+        if key in result:
+            self.problems.append(
+                f"{self._at(mark)}: {_dotted(child)}: this key is given twice; keep one"
+            )
+            self._node(parser, value_event, child, depth, build=False)
+            return
+        if self._records(child):
+            self.positions[child] = Position(mark.line + 1, mark.column + 1)
+        result[key] = self._node(parser, value_event, child, depth, build=build)
 
     def _refuse_references(self, event: Any) -> None:
         """No anchor, no alias: a spec never needs them, and a few hundred bytes of nested
@@ -168,27 +289,6 @@ class _Builder:
                 f"{self._at(event.start_mark)}: YAML anchors (&{event.anchor}) are not allowed "
                 "in a spec: write the value out where it is needed"
             )
-
-    def _mapping(self, parser: Any, path: PathKey, depth: int, *, build: bool) -> Any:
-        result: dict[Any, Any] = {}
-        while not parser.check_event(yaml.MappingEndEvent):
-            key_event = parser.get_event()
-            key = self._key(parser, key_event, path, depth) if build else None
-            if key is None:  # refused (or only checking): its value is read, not built
-                self._node(parser, parser.get_event(), path, depth, build=False)
-                continue
-            child = (*path, key)
-            mark = key_event.start_mark
-            if key in result:
-                self.problems.append(
-                    f"{self._at(mark)}: {_dotted(child)}: this key is given twice; keep one"
-                )
-                self._node(parser, parser.get_event(), child, depth, build=False)
-                continue
-            self.positions[child] = Position(mark.line + 1, mark.column + 1)
-            result[key] = self._node(parser, parser.get_event(), child, depth, build=True)
-        parser.get_event()
-        return result if build else None
 
     def _key(self, parser: Any, event: Any, path: PathKey, depth: int) -> str | None:
         """The key that ``event`` starts, or None (a problem noted) when it is refused."""
@@ -247,6 +347,15 @@ class _Builder:
         return f"{self.source}:{mark.line + 1}:{mark.column + 1}"
 
 
+def _starts_resolving_to(tag: str) -> frozenset[str] | None:
+    """The first characters under which the resolver may give a plain scalar ``tag``
+    (``""`` for the empty scalar); None when some resolver takes any first character."""
+    resolvers: dict[Any, list[tuple[str, Any]]] = yaml.CSafeLoader.yaml_implicit_resolvers
+    if resolvers.get(None):
+        return None
+    return frozenset(first for first, pairs in resolvers.items() if any(t == tag for t, _ in pairs))
+
+
 def _dotted(path: PathKey) -> str:
     out = ""
     for part in path:
@@ -259,7 +368,7 @@ def _dotted(path: PathKey) -> str:
 
 
 def _format_validation_error(
-    exc: ValidationError, source: str, positions: dict[PathKey, Position]
+    exc: ValidationError, source: str, positions: SpecPositions
 ) -> list[str]:
     lines = []
     for err in exc.errors(include_url=False):
@@ -316,10 +425,11 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
         raise SpecError(builder.problems[0], builder.problems)
     if not isinstance(data, dict):
         raise SpecError(f"{source}:1:1: the spec must be a mapping with 'version' and 'domain'")
+    positions = SpecPositions(builder.positions, text)
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        problems = _format_validation_error(exc, source, builder.positions)
+        problems = _format_validation_error(exc, source, positions)
         raise SpecError(
             problems[0] if len(problems) == 1 else f"{source}: {len(problems)} problems",
             problems,
@@ -330,7 +440,7 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
         source=source,
         base_dir=base_dir if base_dir is not None else Path.cwd(),
         text=text,
-        positions=builder.positions,
+        positions=positions,
     )
 
 
