@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from sipctl.errors import ProviderError
 from sipctl.providers.transport.pool import CommandResult, FileWrite
+from sipctl.providers.transport.read_gate import GateReads, gated
 from sipctl.reconciler.fail2ban_proof import (
     judge,
     log_text,
@@ -129,6 +130,12 @@ class Fail2banProvider:
         self._server_state(transport, answers, live)
         return live
 
+    def gate_reads(self, desired: Sequence[Resource]) -> list[GateReads]:
+        """What ``read`` asks of the host, for its read gate."""
+        programs = tuple(tuple(argv) for argv in self._server_programs())
+        del desired
+        return [GateReads(self._target, files=self._paths, programs=programs)]
+
     def _prove(self, filter_text: str, transport: HostTransport, live: LiveState) -> None:
         """Run fail2ban-regex on the proof log: here if installed, else on the target."""
         lines = proof_lines()
@@ -136,6 +143,13 @@ class Fail2banProvider:
         if program is not None:
             where = "this machine"
             output = _prove_here(program, filter_text, log_text(lines))
+        elif gated(transport) is not None:
+            live.notes.append(
+                f"fail2ban filter NOT proven: fail2ban-regex is not installed on this machine, "
+                f"and the read-only login to {transport.ref} runs no scripts; install fail2ban "
+                "here to have it checked"
+            )
+            return
         elif transport.can_run:
             where = str(transport.ref)
             marker = "@sipctl-split@"

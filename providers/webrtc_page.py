@@ -32,6 +32,7 @@ from sipctl.providers.bookkeeping import (
     write_private_file,
 )
 from sipctl.providers.transport.pool import FileWrite, HostTransport
+from sipctl.providers.transport.read_gate import GateReads
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.webrtc import (
     RECORD_ADDRESS,
@@ -184,6 +185,22 @@ class WebrtcPageProvider:
             parse_target(asterisk.target).key == parse_target(target).key
         )
         return self._ctx.transports.get(target, asterisk.ssh if same_host and asterisk else None)
+
+    def gate_reads(self, desired: Sequence[Resource]) -> list[GateReads]:
+        """What ``read`` asks of hosts, for their read gates: the record and the page's files
+        (the files of an OLDER page, named only by the record, are not known here: a gate
+        refuses them until it is rendered again after the apply that moved the page)."""
+        reads: list[GateReads] = []
+        asterisk = self._loaded.spec.asterisk
+        if asterisk is not None:
+            reads.append(GateReads(asterisk.target, files=(self._record.path,)))
+        by_target: dict[str, list[str]] = {}
+        for resource in desired:
+            if resource.address.kind == "file":
+                target, path = split_publish(resource.address.name)
+                by_target.setdefault(target, []).append(path)
+        reads += [GateReads(target, files=tuple(paths)) for target, paths in by_target.items()]
+        return reads
 
     # --- read ---------------------------------------------------------------------------------
 

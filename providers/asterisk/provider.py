@@ -42,6 +42,7 @@ from sipctl.providers.asterisk.wss_checks import (
 )
 from sipctl.providers.base import RunContext
 from sipctl.providers.transport.pool import FileWrite, HostTransport
+from sipctl.providers.transport.read_gate import GateReads
 from sipctl.providers.webrtc_page import host_record_path, unmanaged_page_note
 from sipctl.reconciler.asterisk_conf import parse_sections
 from sipctl.reconciler.plan import Change
@@ -127,9 +128,12 @@ class AsteriskProvider:
 
     # --- read ---------------------------------------------------------------------------------
 
-    def read(self, desired: Sequence[Resource]) -> LiveState:
+    def _read_request(
+        self, can_run: bool
+    ) -> tuple[list[str], str | None, tuple[str, ...], list[str]]:
+        """What ``read`` asks of the host: config file names, the page record, the network
+        files and the CLI commands (``gate_reads`` hands the same to the read gate)."""
         section = self._section
-        transport = self._transport()
         names = [*MANAGED_FILES, *PARENT_FILES, RTP_FILE, HTTP_FILE]
         # Without a webrtc section that layer is not run: a page it published is only
         # noticed here, in the same batch (no round trip of its own).
@@ -140,9 +144,28 @@ class AsteriskProvider:
         )
         # What the running Asterisk is asked does not depend on the files: one round trip,
         # with the host's TCP listeners and bindv6only for the checks of transports.wss.
-        asks = transport.can_run and section.ensure == "present"
+        asks = can_run and section.ensure == "present"
         clis = self._live_clis() if asks else []
         network = NETWORK_FILES if asks and self._loaded.spec.transports.wss else ()
+        return names, page_record, tuple(network), clis
+
+    def gate_reads(self, desired: Sequence[Resource]) -> list[GateReads]:
+        names, page_record, network, clis = self._read_request(can_run=True)
+        files = [self._path(n) for n in names] + ([page_record] if page_record else [])
+        programs = query_programs(self._section.command, clis)
+        del desired
+        return [
+            GateReads(
+                self._section.target,
+                files=(*files, *network),
+                programs=tuple(tuple(argv) for argv in programs),
+            )
+        ]
+
+    def read(self, desired: Sequence[Resource]) -> LiveState:
+        section = self._section
+        transport = self._transport()
+        names, page_record, network, clis = self._read_request(transport.can_run)
         extra = [*([page_record] if page_record else []), *network]
         found, results = transport.read_and_run(
             [self._path(n) for n in names] + extra,

@@ -85,6 +85,15 @@ def key_matches(key_pem: bytes, facts: CertificateFacts) -> bool:
     return key.public_key().public_bytes(*_SPKI) == facts.public_key
 
 
+def public_key_matches(public_pem: bytes, facts: CertificateFacts) -> bool:
+    """``key_matches`` for the public half only (what the read gate answers of a key)."""
+    try:
+        key = serialization.load_pem_public_key(public_pem)
+    except (ValueError, TypeError):
+        raise ValueError("not an unencrypted PEM private key") from None
+    return key.public_bytes(*_SPKI) == facts.public_key
+
+
 def new_private_key() -> bytes:
     """A fresh ECDSA P-256 key, PKCS#8 PEM."""
     key = ec.generate_private_key(ec.SECP256R1())

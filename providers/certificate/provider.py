@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -31,11 +32,13 @@ from sipctl.providers.certificate.pem import (
     key_matches,
     leaf_der,
     new_private_key,
+    public_key_matches,
     read_certificate,
     read_der_certificate,
 )
 from sipctl.providers.certificate.served import Served, fetch_served, wait_served
 from sipctl.providers.transport.pool import FileWrite, HostFile, HostTransport
+from sipctl.providers.transport.read_gate import NO_OPENSSL, GateReads, gated
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.certificate import (
     KEY_MATCHES,
@@ -96,19 +99,41 @@ class CertificateProvider:
             paths.append(record_path(self._tls.cert_file))
         return paths
 
+    def gate_reads(self, desired: Sequence[Resource]) -> list[GateReads]:
+        """What ``read`` asks of the host, for its read gate: the key only as a key."""
+        files = tuple(p for p in self._paths() if p != self._tls.key_file)
+        del desired
+        return [GateReads(self._asterisk.target, files=files, keys=(self._tls.key_file,))]
+
     # --- read ---------------------------------------------------------------------------------
+
+    def _read(self) -> tuple[dict[str, HostFile], _Key]:
+        """The certificate, the record and the key; a read-only login (the read gate) is
+        told only the key's sha256 and public key, never the key itself."""
+        transport = self._transport()
+        gate = gated(transport)
+        key_file = self._tls.key_file
+        if gate is None:
+            found = transport.read_files(self._paths())
+            return found, _Key.of(found[key_file].content)
+        paths = [p for p in self._paths() if p != key_file]
+        found, answers = gate.read_with_keys(paths, [key_file])
+        answer = answers[0]
+        if answer.problem is not None:
+            raise ProviderError(f"{transport.ref}: cannot read {key_file} ({answer.problem})")
+        return found, _Key.answered(answer.exists, answer.sha256, answer.public_pem)
 
     def read(self, desired: Sequence[Resource]) -> LiveState:
         del desired
-        found = self._transport().read_files(self._paths())
+        found, key = self._read()
         live = LiveState()
         live.private["files"] = found
         live.fingerprint_extra = {
             path: hashlib.sha256(f.content).hexdigest() if f.content is not None else None
             for path, f in found.items()
         }
+        live.fingerprint_extra[self._tls.key_file] = key.sha256
         cert = found[self._tls.cert_file].content
-        key = found[self._tls.key_file].content
         acme = self._tls.acme
         if acme is not None:
             live.problems.extend(self._challenge_problems())
@@ -338,15 +363,45 @@ class CertificateProvider:
         )
 
 
-def _key_state(key: bytes | None, facts: CertificateFacts | None) -> str:
-    if key is None:
+@dataclass(frozen=True)
+class _Key:
+    """What plan knows of the private key: the whole file (a normal login) or its sha256 and
+    public key (the read gate's answer); the state is the same either way."""
+
+    exists: bool
+    sha256: str | None
+    pem: bytes | None = None
+    public_pem: bytes | None = None
+    no_openssl: bool = False
+
+    @classmethod
+    def of(cls, content: bytes | None) -> _Key:
+        if content is None:
+            return cls(False, None)
+        return cls(True, hashlib.sha256(content).hexdigest(), pem=content)
+
+    @classmethod
+    def answered(cls, exists: bool, sha256: str | None, public: bytes | None) -> _Key:
+        if public == NO_OPENSSL:
+            return cls(exists, sha256, no_openssl=True)
+        return cls(exists, sha256, public_pem=public)
+
+
+def _key_state(key: _Key, facts: CertificateFacts | None) -> str:
+    if not key.exists:
         return "missing"
     if facts is None:
         return "unchecked"
+    if key.no_openssl:
+        return "unchecked: openssl is not installed on the host (the read gate needs it)"
     try:
-        return KEY_MATCHES if key_matches(key, facts) else "does not match the certificate"
+        if key.pem is not None:
+            matches = key_matches(key.pem, facts)
+        else:
+            matches = public_key_matches(key.public_pem or b"", facts)
     except ValueError as exc:
         return str(exc)
+    return KEY_MATCHES if matches else "does not match the certificate"
 
 
 def _json(content: bytes | None) -> dict[str, Any]:

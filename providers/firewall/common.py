@@ -42,6 +42,7 @@ from sipctl.providers.firewall.shell import (
     parse_sections,
     section_shell,
 )
+from sipctl.providers.transport.read_gate import GateReads, gated
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.firewall import (
     accepts_tcp,
@@ -144,19 +145,22 @@ class FirewallProvider(ABC):
         if not transport.can_run:
             self._read_dir(transport, paths, live)
             return live
-        boundary = new_boundary()
-        script = [self.snapshot(), self.snapshot_sections(boundary)]
-        script.append(section_shell(boundary, "ssh", SSH_CONNECTION_SHELL))
-        for path in paths.values():
-            script.append(section_shell(boundary, f"file {path}", cat_shell(path)))
-        for name, shell in BOOT_SHELL.items():
-            script.append(section_shell(boundary, name, shell))
-        result = transport.run("/bin/sh -s", stdin="".join(script).encode(), timeout=SCRIPT_TIMEOUT)
-        sections = parse_sections(result.stdout, boundary)
+        gate = gated(transport)
+        if gate is not None:
+            # the same script, held by the host's read gate (rendered from gate_reads)
+            boundary, stdout, status, stderr = gate.gate_script(
+                self.gate_script_name, SCRIPT_TIMEOUT
+            )
+        else:
+            boundary = new_boundary()
+            script = self.read_script(boundary)
+            result = transport.run("/bin/sh -s", stdin=script.encode(), timeout=SCRIPT_TIMEOUT)
+            stdout, status, stderr = result.stdout, result.exit_status, result.stderr
+        sections = parse_sections(stdout, boundary)
         if "ssh" not in sections:
             raise ProviderError(
-                f"{self.target_id}: reading the firewall failed (exit {result.exit_status}): "
-                f"{first_line(result.stderr)}"
+                f"{self.target_id}: reading the firewall failed (exit {status}): "
+                f"{first_line(stderr)}"
             )
         value = self.parse_snapshot(sections, live)
         if value is not None:
@@ -166,6 +170,27 @@ class FirewallProvider(ABC):
         evidence = {name: sections[name].body for name in BOOT_SHELL if name in sections}
         self._check_boot(paths, evidence, live)
         return live
+
+    @property
+    def gate_script_name(self) -> str:
+        return f"firewall-{self.name}"
+
+    def read_script(self, boundary: str) -> str:
+        """The script ``read`` runs: the snapshot, the persist files, ``$SSH_CONNECTION``
+        and the boot evidence, as sections between ``boundary`` lines."""
+        script = [self.snapshot(), self.snapshot_sections(boundary)]
+        script.append(section_shell(boundary, "ssh", SSH_CONNECTION_SHELL))
+        for path in self.persist_files().values():
+            script.append(section_shell(boundary, f"file {path}", cat_shell(path)))
+        for name, shell in BOOT_SHELL.items():
+            script.append(section_shell(boundary, name, shell))
+        return "".join(script)
+
+    def gate_reads(self, desired: Sequence[Resource]) -> list[GateReads]:
+        """What ``read`` asks of the host, for its read gate: the script, with the gate's
+        marker ``$m`` as its boundary."""
+        del desired
+        return [GateReads(self.target, scripts=((self.gate_script_name, self.read_script("$m")),))]
 
     def _check_boot(self, paths: dict[str, str], evidence: dict[str, str], live: LiveState) -> None:
         if self.fw.ensure == "present":

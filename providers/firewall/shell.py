@@ -35,11 +35,14 @@ def new_boundary() -> str:
 
 
 def section_shell(boundary: str, name: str, command: str) -> str:
-    """Shell that prints ``command``'s output as section ``name``, then its exit code."""
+    """Shell that prints ``command``'s output as section ``name``, then its exit code.
+
+    ``boundary`` is written in double quotes: a ``new_boundary()`` (letters, digits, "-"), or
+    ``"$m"`` in the read gate, whose marker is the boundary (``read_gate.py``)."""
     return (
-        f"printf '\\n%s %s\\n' '{boundary}' '{name}'\n"
+        f"printf '\\n%s %s\\n' \"{boundary}\" '{name}'\n"
         f"{command}\n"
-        f"printf '\\n%s rc=%s\\n' '{boundary}' \"$?\"\n"
+        f'printf \'\\n%s rc=%s\\n\' "{boundary}" "$?"\n'
     )
 
 

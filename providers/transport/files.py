@@ -65,6 +65,9 @@ def read_command(paths: Sequence[str], marker: str) -> str:
     return " ".join(shlex.quote(word) for word in words)
 
 
+LINK_REFUSED = "reached through a symbolic link, which the read gate does not follow"
+
+
 class ScriptOutputError(ValueError):
     """The host's answer is not what the script prints (a broken shell or a missing tool)."""
 
@@ -72,7 +75,7 @@ class ScriptOutputError(ValueError):
 @dataclass(frozen=True)
 class ReadProblem:
     path: str
-    why: str  # "not a regular file" | "not readable"
+    why: str  # "not a regular file" | "not readable" | LINK_REFUSED
 
 
 def parse_read_output(
@@ -98,6 +101,8 @@ def parse_read_output(
             problems.append(ReadProblem(path, "not a regular file"))
         elif kind == "E":
             problems.append(ReadProblem(path, "not readable"))
+        elif kind == "L":  # only the read gate answers it (read_gate.py)
+            problems.append(ReadProblem(path, LINK_REFUSED))
         elif kind == "F" and len(head) == 3:
             chunks: list[bytes] = []
             while i < len(lines) and lines[i] != prefix + b".":

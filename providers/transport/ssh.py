@@ -5,6 +5,11 @@ The connection is opened on first use and kept until ``close``: every layer on t
 exec channel; ``connections`` and ``round_trips`` count them so that tests and the benchmark
 can hold us to "one connection per host, batched reads".
 
+With ``SIPCTL_SSH_READ_ONLY=1`` in the environment (the plan jobs of a pipeline) the login
+is read-only: every read goes to the host's read gate as a request (``read_gate.py``), never
+as a script, and whatever writes (``run``, ``write_files``, the host lock) is refused before
+anything is sent. The key of such a job is tied to the gate by ``command=`` on the host.
+
 The host key is checked against the spec's ``known_hosts`` (hashed and ``[host]:port``
 entries included). An unknown or changed key is refused — never added — with the
 fingerprint the server offered and how to add it after checking it out of band.
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from sipctl.errors import ProviderError, StalePlanError
+from sipctl.errors import ProviderError, RefusedError, StalePlanError
 from sipctl.providers.transport.files import (
     ScriptOutputError,
     new_marker,
@@ -39,6 +44,16 @@ from sipctl.providers.transport.files import (
 from sipctl.providers.transport.local import program_name, stale_message, symlink_message
 from sipctl.providers.transport.pool import CommandResult, FileWrite, HostFile, HostTransport
 from sipctl.providers.transport.programs import batch_script, parse_batch_output
+from sipctl.providers.transport.read_gate import (
+    GATE_REFUSED,
+    READ_ONLY_ENV,
+    SSH_COMMAND,
+    GateError,
+    PublicKeyAnswer,
+    parse_keys,
+    read_only_login,
+)
+from sipctl.providers.transport.read_gate import request as gate_request
 from sipctl.schemas.targets import TargetRef
 
 if TYPE_CHECKING:
@@ -52,6 +67,17 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 _IO_TIMEOUT = 120.0  # for the batched file scripts
 _OUTPUT_GRACE = 0.5  # how long to wait for output after the exit status, with none arriving
+
+
+class ReadOnlyLoginError(RefusedError):
+    """A write (or a script) asked of a read-only login: refused before anything is sent."""
+
+
+def gate_hint(ref: object) -> str:
+    return (
+        f"render the gate for this spec with `sipctl read-gate -f SPEC` and install it on {ref} "
+        f"(`sipctl read-gate --help` shows how); or unset {READ_ONLY_ENV} to use a normal login"
+    )
 
 
 class _HostKeyRefused(Exception):
@@ -84,6 +110,7 @@ class SshTransport:
         # (only root could change that since). The host lock's script does it first thing.
         self.private_dirs: set[str] = set()
         self.user = ref.user or _local_user(ctx)
+        self.read_only = read_only_login(ctx.env)
 
     @property
     def can_run(self) -> bool:
@@ -134,6 +161,11 @@ class SshTransport:
             client.close()
             raise self._connect_error(exc, tried) from exc
         self._client = client
+        if self.read_only:
+            self._ctx.log(
+                f"{self.ref}: read-only login ({READ_ONLY_ENV}): every read goes through the "
+                "host's read gate; no host lock is taken and nothing can be written"
+            )
         return client
 
     def _auth_arguments(self) -> tuple[dict[str, object], str]:
@@ -208,8 +240,17 @@ class SshTransport:
 
     # -- running -----------------------------------------------------------------------------
 
+    def _refuse_write(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyLoginError(
+                f"{self.ref}: {what} needs a login that may write, and this one is read-only "
+                f"({READ_ONLY_ENV} is set): nothing was sent to the host",
+                hint="plan with the read-only login; apply from a job that has the write key "
+                f"and no {READ_ONLY_ENV}",
+            )
+
     def _wrap(self, command: str) -> str:
-        if not self._options.sudo:
+        if not self._options.sudo or self.read_only:
             return command
         return f"sudo -n /bin/sh -c {shlex.quote(command)}"
 
@@ -230,6 +271,7 @@ class SshTransport:
         holds until its stdin closes). The caller reads it and closes it; it counts as one
         round trip on this connection.
         """
+        self._refuse_write(f"running {program_name(command)} (a held command, e.g. the host lock)")
         channel = self._open_channel()
         try:
             channel.exec_command(self._wrap(command))
@@ -287,7 +329,7 @@ class SshTransport:
         return status, stdout, stderr
 
     def _check_sudo(self, status: int, stderr: bytes) -> None:
-        if not self._options.sudo or status == 0:
+        if not self._options.sudo or self.read_only or status == 0:
             return
         text = stderr.decode("utf-8", "replace")
         if status == 127 and "sudo" in text and "not found" in text:
@@ -305,6 +347,7 @@ class SshTransport:
     def run(
         self, command: str, *, stdin: bytes | None = None, timeout: float = 60.0
     ) -> CommandResult:
+        self._refuse_write(f"running a script ({program_name(command)})")
         status, stdout, stderr = self._exec(command, stdin, timeout, program_name(command))
         return CommandResult(
             command, status, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
@@ -317,6 +360,8 @@ class SshTransport:
         stdin (see providers/transport/programs.py)."""
         if not programs:
             return []
+        if self.read_only:
+            return self.read_and_run([], programs, timeout=timeout)[1]
         marker = new_marker()
         script = batch_script(programs, marker).encode()
         first = repr(programs[0][0]) if programs[0] else "a program"
@@ -341,6 +386,8 @@ class SshTransport:
     def read_files(self, paths: Sequence[str]) -> dict[str, HostFile]:
         if not paths:
             return {}
+        if self.read_only:
+            return self.read_and_run(paths, [])[0]
         for path in paths:
             _check_path(self.ref, path)
         marker = new_marker()
@@ -354,7 +401,9 @@ class SshTransport:
     ) -> tuple[dict[str, HostFile], list[CommandResult]]:
         """One ``/bin/sh -s`` script: its first line is the read command of ``read_files``
         (framed by its own marker, ending with its END line), then the programs as in
-        ``run_programs``."""
+        ``run_programs``. A read-only login sends the same as one request to the gate."""
+        if self.read_only:
+            return self._gate_read_and_run(paths, programs, timeout)
         if not paths or not programs:
             return self.read_files(paths), self.run_programs(programs, timeout=timeout)
         for path in paths:
@@ -385,6 +434,7 @@ class SshTransport:
         return files
 
     def write_files(self, writes: Sequence[FileWrite]) -> None:
+        self._refuse_write("writing " + ", ".join(w.path for w in writes[:3]))
         self._last_writes = {}
         if not writes:
             return
@@ -413,6 +463,7 @@ class SshTransport:
         }
 
     def restore_backups(self, paths: Sequence[str]) -> None:
+        self._refuse_write("restoring backups")
         undo = [(path, self._last_writes.pop(path)) for path in paths if path in self._last_writes]
         if not undo:
             return
@@ -424,6 +475,88 @@ class SshTransport:
         if failed or f"{marker} DONE" not in text:
             which = ", ".join(failed) or _last_line(stderr)
             raise ProviderError(f"{self.ref}: could not restore {which}")
+
+    # -- the read gate (a read-only login) --------------------------------------------------
+
+    def _gate(self, body: bytes, timeout: float, what: str) -> tuple[int, bytes, bytes]:
+        """One request to the host's read gate; GateRefusedError when it refuses it."""
+        status, stdout, stderr = self._exec(SSH_COMMAND, body, timeout, what)
+        text = stderr.decode("utf-8", "replace")
+        if status == GATE_REFUSED and "sipctl-read-gate: refused:" in text:
+            reason = text.split("sipctl-read-gate: refused:", 1)[1].strip().splitlines()[0]
+            raise ProviderError(
+                f"{self.ref}: the read gate refused {what}: {reason}. The gate installed there "
+                "does not match this spec (a path, program or layer changed since it was "
+                "rendered)",
+                hint=gate_hint(self.ref),
+            )
+        if status == 127 and not stdout.strip():
+            raise ProviderError(
+                f"{self.ref}: {READ_ONLY_ENV} is set, but this key is not tied to sipctl's "
+                f"read gate on the host (it tried to run `{SSH_COMMAND}` as a command: "
+                f"{_last_line(stderr)})",
+                hint=gate_hint(self.ref),
+            )
+        return status, stdout, stderr
+
+    def _gate_read_and_run(
+        self, paths: Sequence[str], programs: Sequence[Sequence[str]], timeout: float
+    ) -> tuple[dict[str, HostFile], list[CommandResult]]:
+        if not paths and not programs:
+            return {}, []
+        marker = new_marker()
+        body = self._gate_body(marker, files=paths, programs=programs)
+        what = "reading files" if paths else f"running {programs[0][0]!r}"
+        status, stdout, stderr = self._gate(body, max(timeout, _IO_TIMEOUT), what)
+        files: dict[str, HostFile] = {}
+        tail = stdout
+        if paths:
+            end = f"{marker} END\n".encode()
+            head, found, tail = stdout.partition(end)
+            files = self._files_read(paths, head + found, marker, status, stderr)
+        results = self._programs_run(programs, tail, marker, status, stderr) if programs else []
+        return files, results
+
+    def read_with_keys(
+        self, paths: Sequence[str], keys: Sequence[str]
+    ) -> tuple[dict[str, HostFile], list[PublicKeyAnswer]]:
+        """Read-only login: ``paths`` as ``read_files``, and of each private key in ``keys``
+        only its sha256 and public key (the gate never hands out a private key)."""
+        marker = new_marker()
+        body = self._gate_body(marker, files=paths, keys=keys)
+        status, stdout, stderr = self._gate(body, _IO_TIMEOUT, "reading files")
+        files = self._files_read(paths, stdout, marker, status, stderr)
+        try:
+            return files, parse_keys(stdout, marker, keys)
+        except ValueError as exc:
+            raise ProviderError(
+                f"{self.ref}: reading the keys {', '.join(keys)} failed ({exc}; exit {status}): "
+                f"{_last_line(stderr)}"
+            ) from exc
+
+    def gate_script(self, name: str, timeout: float) -> tuple[str, str, int, str]:
+        """Read-only login: run the gate's script ``name``; (marker, output, status, stderr).
+        The script prints sections whose boundary is the marker."""
+        marker = new_marker()
+        status, stdout, stderr = self._gate(
+            self._gate_body(marker, script=name), timeout, f"its script {name!r}"
+        )
+        text = stdout.decode("utf-8", "replace")
+        return marker, text, status, stderr.decode("utf-8", "replace")
+
+    def _gate_body(
+        self,
+        marker: str,
+        *,
+        files: Sequence[str] = (),
+        keys: Sequence[str] = (),
+        programs: Sequence[Sequence[str]] = (),
+        script: str | None = None,
+    ) -> bytes:
+        try:
+            return gate_request(marker, files=files, keys=keys, programs=programs, script=script)
+        except GateError as exc:
+            raise ProviderError(f"{self.ref}: cannot ask the read gate: {exc}") from exc
 
     # -- lifetime ----------------------------------------------------------------------------
 

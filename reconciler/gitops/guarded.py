@@ -125,6 +125,9 @@ def _apply_locked(
     say: Say,
     detail: Say,
 ) -> Outcome:
+    from sipctl.providers.transport.read_gate import refuse_apply
+
+    refuse_apply(ctx.env)
     sites = lock_sites(loaded, ctx, layers)
     holder = new_holder(hash_of_plan, locks.ttl, dict(ctx.env))
     with LockSet(sites, holder, locks.timeout, say, detail) as held:

@@ -28,6 +28,7 @@ from sipctl.cli_common import (
     set_globals,
     start_console,
 )
+from sipctl.cli_gate import read_gate
 from sipctl.cli_gitops import drift, force_unlock, import_
 from sipctl.cli_options import NoColor, SpecOption, Verbose, apply, plan, validate
 from sipctl.errors import EXIT_ERROR, EXIT_OK, CommandExit, SipctlError
@@ -149,6 +150,7 @@ def _register_commands() -> None:
     app.command()(plan)
     app.command()(apply)
     app.command("force-unlock")(force_unlock)
+    app.command("read-gate")(read_gate)
     app.command()(drift)
     app.command("import")(import_)
     app.command()(show)

@@ -31,6 +31,7 @@ TOP_LEVEL_HELP = (
     '  plan          Show what apply would change.\n'
     '  apply         Make the live systems match the spec (or apply a saved...\n'
     '  force-unlock  Remove a lock left behind by a run that died, and only...\n'
+    '  read-gate     Print the read gate of a host: a script that lets a plan...\n'
     '  drift         List what changed on the live side since the last apply,...\n'
     '  import        Write the spec of a SIP setup made by hand, read from...\n'
     '  show          Show a saved plan, without reading any live system.\n'
