@@ -272,7 +272,9 @@ def run_github_job(ci: FakeCi, workflow: dict[str, Any], job_name: str) -> JobRe
 # --- GitLab CI ----------------------------------------------------------------------------------
 
 
-def gitlab_env(ci: FakeCi, pipeline: dict[str, Any], source: str) -> dict[str, str]:
+def gitlab_env(
+    ci: FakeCi, pipeline: dict[str, Any], source: str, job: dict[str, Any] | None = None
+) -> dict[str, str]:
     env = {
         "CI_PIPELINE_SOURCE": source,
         "CI_JOB_ID": "4242",
@@ -292,7 +294,8 @@ def gitlab_env(ci: FakeCi, pipeline: dict[str, Any], source: str) -> dict[str, s
         # default branch's pushes and schedules), never to a merge request's.
         env["SIPCTL_TSIG_SECRET"] = ci.bind.secret
         env["SIPCTL_SSH_KEY"] = str(ci.ssh_key)
-    for key, value in pipeline.get("variables", {}).items():
+    variables = {**pipeline.get("variables", {}), **(job or {}).get("variables", {})}
+    for key, value in variables.items():
         env[key] = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), str(value))
     return env
 
@@ -313,7 +316,7 @@ def run_gitlab_job(
         line.replace(f"sipctl_credentials {WRITE_KEY} ", f"sipctl_credentials {ci.bind.key_name} ")
         for line in lines
     ]
-    env = ci.env({**gitlab_env(ci, pipeline, source), **(extra or {})})
+    env = ci.env({**gitlab_env(ci, pipeline, source, job), **(extra or {})})
     result = ci.run_script("\n".join(lines), env)
     if result.code == 0 and "artifacts" in job and job_name == "sipctl-plan":
         ci.keep_artifact(job_name, job["artifacts"]["paths"])
@@ -494,7 +497,7 @@ WRITE_SECRETS = {"SIPCTL_TSIG_SECRET", "SIPCTL_SSH_KEY"}
 
 
 def _secrets_named(text: str) -> set[str]:
-    return set(re.findall(r"\bSIPCTL_(?:TSIG|SSH)_[A-Z_]+\b", text))
+    return set(re.findall(r"\bSIPCTL_(?:TSIG|SSH)_[A-Z_]+\b", text)) - {"SIPCTL_SSH_READ_ONLY"}
 
 
 def test_github_jobs_use_read_only_secrets_and_apply_the_environment_s() -> None:
@@ -542,3 +545,41 @@ def test_gitlab_merge_request_plans_with_the_read_only_key(ci: FakeCi, bind: Bin
         ci, {**pipeline, "sipctl-plan": job}, "sipctl-plan", "merge_request_event"
     )
     assert wrong.code == 1 and "credential variables are empty here" in wrong.output, wrong.output
+
+
+# The read key is tied to the PBX's read gate: the jobs that hold it say so to sipctl, which
+# then only sends read requests and refuses to apply; the apply jobs never say it (their
+# runs above would be refused).
+READ_ONLY = ("SIPCTL_SSH_READ_ONLY", "1")
+
+
+def test_github_read_key_jobs_use_the_read_only_login() -> None:
+    workflow = _load("github-actions.yml")
+    assert READ_ONLY[0] not in workflow.get("env", {})
+    for name, job in workflow["jobs"].items():
+        env = job.get("env", {})
+        if "SIPCTL_SSH_READ_KEY" in _secrets_named(yaml.safe_dump(job)):
+            assert env.get(READ_ONLY[0]) == READ_ONLY[1], name
+        else:
+            assert READ_ONLY[0] not in yaml.safe_dump(job), name
+
+
+def test_gitlab_read_key_jobs_use_the_read_only_login() -> None:
+    pipeline = _load("gitlab-ci.yml")
+    assert READ_ONLY[0] not in pipeline.get("variables", {})
+    assert READ_ONLY[0] not in yaml.safe_dump(pipeline.get("default", {}))
+    for name in ("sipctl-plan", "sipctl-drift"):
+        assert pipeline[name]["variables"][READ_ONLY[0]] == READ_ONLY[1], name
+    assert READ_ONLY[0] not in yaml.safe_dump(pipeline["sipctl-apply"])
+
+
+def test_an_apply_given_the_read_only_login_refuses_before_anything(ci: FakeCi) -> None:
+    """Were the GitLab apply job given the plan job's variables, it would stop at once."""
+    pipeline = _load("gitlab-ci.yml")
+    plan = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event")
+    assert plan.code == 0, plan.output
+    job = dict(pipeline["sipctl-apply"])
+    job["variables"] = {**job.get("variables", {}), READ_ONLY[0]: READ_ONLY[1]}
+    result = run_gitlab_job(ci, {**pipeline, "sipctl-apply": job}, "sipctl-apply", "push")
+    assert result.code == 3, result.output
+    assert "SIPCTL_SSH_READ_ONLY is set" in result.output and "nothing was done" in result.output

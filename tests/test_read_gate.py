@@ -64,8 +64,10 @@ class Gated:
                 spec[section]["ssh"]["key_file"] = str(self.plan_key)
         return spec
 
-    def loaded(self, read_only: bool = False) -> LoadedSpec:
-        text = yaml.safe_dump(self.spec(read_only), sort_keys=False)
+    def loaded(self, read_only: bool = False, asterisk: dict[str, Any] | None = None) -> LoadedSpec:
+        spec = self.spec(read_only)
+        spec["asterisk"].update(asterisk or {})
+        text = yaml.safe_dump(spec, sort_keys=False)
         source = str(self.host.work / "sipctl.yaml")
         return load_spec_text(text, source=source, base_dir=self.host.work)
 
@@ -134,11 +136,11 @@ def gated() -> Iterator[Gated]:
         yield first
 
 
-def _plan_json(gated: Gated, read_only: bool) -> dict[str, Any]:
+def _plan_json(gated: Gated, read_only: bool, loaded: LoadedSpec | None = None) -> dict[str, Any]:
     ctx = gated.ctx(read_only)
     try:
         with gated.host.link.b.entered():
-            plan = make_plan(gated.loaded(read_only), ctx).plan
+            plan = make_plan(loaded or gated.loaded(read_only), ctx).plan
     finally:
         ctx.close()
     data: dict[str, Any] = plan.to_json()
@@ -320,3 +322,21 @@ def test_apply_with_the_read_only_login_refuses_before_anything(gated: Gated) ->
         ctx.close()
     assert READ_ONLY_ENV in caught.value.message and "nothing was done" in caught.value.message
     assert log == [], "not even a connection"
+
+
+def test_an_outdated_gate_names_the_line_and_what_to_run(gated: Gated) -> None:
+    changed = gated.loaded(read_only=True, asterisk={"reject_sound": "vm-goodbye"})
+    with pytest.raises(ProviderError) as caught:
+        _plan_json(gated, True, changed)
+    message = caught.value.message
+    assert "the read gate refused" in message and "core show sound vm-goodbye" in message
+    assert "sipctl read-gate -f SPEC" in (caught.value.hint or "")
+
+
+def test_the_read_only_mode_with_a_normal_key_says_the_key_is_not_gated(gated: Gated) -> None:
+    spec = gated.spec(read_only=False)
+    text = yaml.safe_dump(spec, sort_keys=False)
+    loaded = load_spec_text(text, source=str(gated.host.work / "x.yaml"), base_dir=gated.host.work)
+    with pytest.raises(ProviderError) as caught:
+        _plan_json(gated, True, loaded)
+    assert "not tied to sipctl's read gate" in caught.value.message

@@ -56,14 +56,13 @@ def read_gate(
     lines it lists, derived from the spec(s); anything else is refused whole, before
     anything runs. apply, the host lock and every write refuse to run with that login.
 
-    Install it on the host as root, and tie the plan key to it:
+    On the host, as root: install it as /usr/local/sbin/sipctl-read-gate (owner root, mode
+    0755), and add the line --authorized-keys prints to /root/.ssh/authorized_keys. Setup
+    and what the gate allows: docs/read-only-plan.md.
 
-        sipctl read-gate -f sipctl.yaml > sipctl-read-gate
+    Example: sipctl read-gate -f sipctl.yaml > sipctl-read-gate
 
-        install -o root -g root -m 0755 sipctl-read-gate /usr/local/sbin/sipctl-read-gate
-
-        sipctl read-gate -f sipctl.yaml --authorized-keys plan_key.pub --from 192.0.2.0/24
-        >> /root/.ssh/authorized_keys
+    Example: sipctl read-gate -f sipctl.yaml --authorized-keys plan.pub --from 192.0.2.0/24
 
     Render and install it again after a spec change that moves a path or adds a layer: a
     plan through an outdated gate fails and names the line the gate refused.

@@ -1,0 +1,193 @@
+"""The read gate as a program on this machine (``sh``, coreutils, openssl; no sshd): what
+``test_read_gate.py`` checks over SSH on a whole PBX, here with many more requests.
+
+- a private key is answered by its sha256 and public key only, and that public key is the
+  certificate's (real openssl against ``cryptography``);
+- Hypothesis over request strings (table lines, shell syntax, NUL, CR, long lines): a request
+  is answered only when every line is a line of the table, else refused whole; nothing outside
+  the table ever runs (a canary) and nothing outside the allow-list is ever read (a secret
+  behind a symbolic link that IS in the table).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sipctl.providers.certificate.pem import public_key_matches, read_certificate
+from sipctl.providers.transport.files import LINK_REFUSED, parse_read_output
+from sipctl.providers.transport.read_gate import (
+    GATE_REFUSED,
+    SSH_COMMAND,
+    GateReads,
+    GateTable,
+    parse_keys,
+    program_line,
+    render_gate,
+    request,
+)
+
+MARKER = "@sipctl-00112233445566ff@"
+SECRET = b"not-for-the-plan-key-7f3a"
+
+
+def _run(gate: Path, body: bytes, command: str = SSH_COMMAND) -> subprocess.CompletedProcess[bytes]:
+    env = {"SSH_ORIGINAL_COMMAND": command, "PATH": os.environ["PATH"]}
+    return subprocess.run(
+        ["sh", str(gate)], input=body, capture_output=True, env=env, timeout=30, check=False
+    )
+
+
+def _gate(tmp_path: Path, table: GateTable) -> Path:
+    gate = tmp_path / "sipctl-read-gate"
+    gate.write_text(render_gate(table, title="a test"))
+    return gate
+
+
+def test_a_key_is_answered_by_its_hash_and_public_key_only(tmp_path: Path) -> None:
+    key, cert = tmp_path / "sip.key", tmp_path / "sip.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=x.test"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    other = tmp_path / "other.key"
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(other)],
+        check=True,
+        capture_output=True,
+    )
+    missing = tmp_path / "missing.key"
+    table = GateTable()
+    table.add(GateReads("ssh://pbx", files=(str(cert),), keys=(str(key), str(other), str(missing))))
+    keys = [str(key), str(other), str(missing)]
+    body = request(MARKER, files=[str(cert)], keys=keys)
+    done = _run(_gate(tmp_path, table), body)
+    assert done.returncode == 0, done.stderr
+    private = key.read_bytes()
+    body_lines = [line for line in private.splitlines() if b"PRIVATE KEY" not in line]
+    assert not any(line in done.stdout for line in body_lines), "no line of the key leaves"
+    files, problems = parse_read_output([str(cert)], done.stdout, MARKER)
+    assert not problems and files[str(cert)].content == cert.read_bytes()
+    answers = parse_keys(done.stdout, MARKER, keys)
+    facts = read_certificate(cert.read_bytes())
+    assert answers[0].sha256 == hashlib.sha256(private).hexdigest()
+    assert answers[0].public_pem is not None and public_key_matches(answers[0].public_pem, facts)
+    assert answers[1].public_pem is not None
+    assert not public_key_matches(answers[1].public_pem, facts)
+    assert not answers[2].exists
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[Path, GateTable, Path, Path]:
+    """A gate whose table holds a plain file, a link to a secret, two programs and a script."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(SECRET)
+    plain = tmp_path / "etc" / "pjsip.conf"
+    plain.parent.mkdir()
+    plain.write_text("[global]\n")
+    link = tmp_path / "etc" / "http.conf"
+    link.symlink_to(secret)
+    canary = tmp_path / "canary"
+    table = GateTable()
+    table.add(
+        GateReads(
+            "ssh://pbx",
+            files=(str(plain), str(link), str(tmp_path / "etc" / "absent.conf")),
+            programs=(("echo", "a b", "$(x)"), ("printf", "%s\\n", "one;two")),
+            scripts=(("firewall-iptables", 'printf "\\n%s %s\\n" "$m" ssh'),),
+        )
+    )
+    return _gate(tmp_path, table), table, canary, link
+
+
+def _lines(table: GateTable) -> list[str]:
+    return [
+        *(f"f {p}" for p in table.files),
+        *(program_line(argv) for argv in table.programs),
+        *(f"s {name}" for name in table.scripts),
+    ]
+
+
+def test_a_link_in_the_table_is_refused_not_followed(
+    world: tuple[Path, GateTable, Path, Path],
+) -> None:
+    gate, table, _, link = world
+    paths = list(table.files)
+    done = _run(gate, request(MARKER, files=paths))
+    assert done.returncode == 0, done.stderr
+    files, problems = parse_read_output(paths, done.stdout, MARKER)
+    assert [p.path for p in problems] == [str(link)] and problems[0].why == LINK_REFUSED
+    assert SECRET not in done.stdout
+    assert files[paths[0]].content == b"[global]\n" and files[paths[2]].content is None
+
+
+def _hostile(canary: Path, table_lines: list[str]) -> list[str]:
+    c = shlex.quote(str(canary))
+    first = table_lines[0]
+    return [
+        f"{first}; touch {c}", f"{first}$(touch {c})", f"{first}`touch {c}`",
+        f"{first}/../secret", f"p touch {c}", f"p sh -c 'touch {c}'", "f /etc/shadow",
+        "p asterisk -rx 'core stop now'", f"s firewall-iptables;touch {c}", "*", "f *",
+        first + "\x00", first + "\r", " " + first, first + " ", "x" * 70_000,
+    ]  # fmt: skip
+
+
+_ALPHABET = st.sampled_from(list("fkps .;&|$`()'\"\\/*?[]~\r\x00\t-_abcz019<>{}!#"))
+
+
+def test_requests_are_answered_only_when_every_line_is_in_the_table(
+    world: tuple[Path, GateTable, Path, Path],
+) -> None:
+    gate, table, canary, _ = world
+    table_lines = _lines(table)
+    hostile = _hostile(canary, table_lines)
+    pieces = st.one_of(
+        st.sampled_from(table_lines),
+        st.sampled_from(hostile),
+        st.text(_ALPHABET, max_size=40),
+        st.tuples(st.sampled_from(table_lines), st.text(_ALPHABET, max_size=8)).map("".join),
+        st.tuples(st.text(_ALPHABET, max_size=8), st.sampled_from(table_lines)).map("".join),
+    )
+
+    @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(pieces, min_size=1, max_size=6))
+    def check(lines: list[str]) -> None:
+        body = ("\n".join([f"{SSH_COMMAND} {MARKER}", *lines, "end"]) + "\n").encode()
+        done = _run(gate, body)
+        assert not canary.exists(), lines
+        assert SECRET not in done.stdout and SECRET not in done.stderr
+        sent = body.split(b"\n")[1:-2]
+        # the shell may drop a NUL byte while it reads: the line without it is what counts
+        in_table = all(s.replace(b"\x00", b"").decode() in table_lines for s in sent)
+        if done.returncode == GATE_REFUSED:
+            assert done.stdout == b"" and b"sipctl-read-gate: refused:" in done.stderr
+        else:
+            assert done.returncode == 0 and in_table, (lines, done.stderr)
+        if in_table and not any(b"\x00" in s for s in sent):
+            assert done.returncode == 0, done.stderr
+
+    check()
+
+
+def test_other_commands_and_bad_heads_are_refused(
+    world: tuple[Path, GateTable, Path, Path],
+) -> None:
+    gate, table, canary, _ = world
+    line = _lines(table)[0]
+    good = f"{SSH_COMMAND} {MARKER}\n{line}\nend\n".encode()
+    assert _run(gate, good).returncode == 0
+    for command in ("", "sh", f"touch {canary}", SSH_COMMAND + " ", "sipctl-read 2"):
+        done = _run(gate, good, command)
+        assert (done.returncode, done.stdout) == (GATE_REFUSED, b""), command
+    for head in ["sipctl-read 1 @sipctl-$(id)@", "sipctl-read 1", "sipctl-read 2 " + MARKER, ""]:
+        done = _run(gate, f"{head}\n{line}\nend\n".encode())
+        assert (done.returncode, done.stdout) == (GATE_REFUSED, b""), head
+    assert not canary.exists()
