@@ -259,6 +259,21 @@ def _step_value(priority: str, label: str, app: str, args: str) -> str:
     return f"{priority}{f'({label})' if label else ''},{app}({args})"
 
 
+def _canonical_step(rest: str) -> bool:
+    """Whether ``_step_value(*_parse_step(rest))`` is ``rest`` itself, for the rest of a
+    line that sipctl writes (``1,`` or ``n,`` then ``APP(ARGS)``): nothing to strip around
+    the step or its application name, and arguments in parentheses that end it. (Any other
+    rest is parsed: that also raises for unbalanced parentheses, as reading the line would.)"""
+    step = rest[2:]
+    paren = step.find("(")
+    return (
+        paren >= 0
+        and step[-1] == ")"
+        and not step[0].isspace()
+        and not (paren and step[paren - 1].isspace())
+    )
+
+
 def normalize_dialplan(text: str) -> dict[str, list[str]]:
     """A comparable value of a dialplan file: ``"context,extension"`` -> its steps in order,
     and ``"context include =>"`` -> the contexts it includes, in order."""
@@ -303,17 +318,28 @@ class DialplanWriter:
 
     def extension(self, name: str, steps: list[str]) -> None:
         """``exten => NAME,1,STEP`` then ``same => n,STEP`` for the others."""
-        rests = [f"1,{steps[0]}", *(f"n,{step}" for step in steps[1:])]
+        first = f"1,{steps[0]}"
+        rests = [f"n,{step}" for step in steps[1:]]
         # One string for the extension's lines: 50,000 extensions are 250,000 lines.
-        self.lines.append(
-            "\n".join([f"exten => {name},{rests[0]}", *(f" same => {r}" for r in rests[1:])])
-        )
-        value = self._steps.setdefault(f"{self._context},{name.strip()}", [])
-        for rest in rests:  # read as the parser reads the rest of each line
-            step = self._values.get(rest)
-            if step is None:
-                step = self._values[rest] = _step_value(*_parse_step(rest, len(self.lines)))
-            value.append(step)
+        self.lines.append(f"exten => {name},{first}" + "".join([f"\n same => {r}" for r in rests]))
+        value = [self._value_of(first)]
+        value += map(self._value_of, rests)
+        key = f"{self._context},{name.strip()}"
+        if key in self._steps:
+            self._steps[key] += value
+        else:
+            self._steps[key] = value
+
+    def _value_of(self, rest: str) -> str:
+        """The step value of ``1,STEP`` or ``n,STEP`` as the parser reads that line's rest:
+        the rest itself when the step is already in the form the value holds it."""
+        value = self._values.get(rest)
+        if value is None:
+            value = (
+                rest if _canonical_step(rest) else _step_value(*_parse_step(rest, len(self.lines)))
+            )
+            self._values[rest] = value
+        return value
 
     def include(self, context: str) -> None:
         self.lines.append(f"include => {context}")

@@ -65,7 +65,7 @@ Measured on Asterisk 22 and built in here:
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from sipctl.reconciler.asterisk_conf import DialplanWriter, normalize_dialplan, normalize_sections
 from sipctl.reconciler.render.asterisk_rooms import (
@@ -305,20 +305,31 @@ def user_steps(section: Asterisk, target: str | RingGroup) -> list[str]:
     no answer, failure); after an answered call it hangs up. So the step after the last
     Dial is reached exactly when the name's phones were unreachable.
     """
-    steps = [*_caller_address_steps(section), f"Log(NOTICE,Good call IP={_LOGGED_ADDRESS})"]
-    if isinstance(target, str):
-        if section.route == "goto":
-            # The local context decides what happens; it is the admin's.
-            return [*steps, f"Goto({section.local_context},{target},1)"]
-        steps.append(f"Dial({_dial_target(section, target)})")
-    else:
-        ring = "&".join(_dial_target(section, ext) for ext in target.ring)
-        steps.append(f"Dial({ring},{target.timeout})")
-        if target.fallback is not None:
-            steps.append(f"Dial({_dial_target(section, target.fallback)},{target.timeout})")
+    return users_steps(section)(target)
+
+
+def users_steps(section: Asterisk) -> Callable[[str | RingGroup], list[str]]:
+    """``user_steps`` of ``section`` for any target: what all users share is made once (a
+    spec may have 50,000 of them)."""
+    head = [*_caller_address_steps(section), f"Log(NOTICE,Good call IP={_LOGGED_ADDRESS})"]
     # The explicit jump ends the extension: without it a failed Dial would go on with the
     # next priority of any pattern that matches this name too.
-    steps.append(f"Goto({UNAVAILABLE_EXTENSION},1)")
+    end = f"Goto({UNAVAILABLE_EXTENSION},1)"
+    goto, local = section.route == "goto", section.local_context
+    phone = f"Dial({_dial_target(section, '')}"  # + the extension + ")"
+
+    def steps(target: str | RingGroup) -> list[str]:
+        if isinstance(target, str):
+            if goto:
+                # The local context decides what happens; it is the admin's.
+                return [*head, f"Goto({local},{target},1)"]
+            return [*head, f"{phone}{target})", end]
+        ring = "&".join(_dial_target(section, ext) for ext in target.ring)
+        dials = [f"Dial({ring},{target.timeout})"]
+        if target.fallback is not None:
+            dials.append(f"Dial({_dial_target(section, target.fallback)},{target.timeout})")
+        return [*head, *dials, end]
+
     return steps
 
 
@@ -382,8 +393,9 @@ def dialplan(spec: Spec) -> DialplanWriter:
         f"; Guest calls to sip:<name>@{spec.domain}: the names of the spec, and nothing else.",
     )
     out.context(section.guest_context)
+    steps = users_steps(section)
     for name, target in spec.users.items():
-        out.extension(name, user_steps(section, target))
+        out.extension(name, steps(target))
     for name in spec.rooms:
         out.extension(name, guest_room_steps(name))
     out.comment("; A declared name whose phones did not answer ends like an undeclared one.")
