@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 # Options whose relative order Asterisk honours (codec lists are built in order).
 ORDERED_OPTIONS = frozenset({"allow", "disallow"})
@@ -259,12 +259,11 @@ def _step_value(priority: str, label: str, app: str, args: str) -> str:
     return f"{priority}{f'({label})' if label else ''},{app}({args})"
 
 
-def _canonical_step(rest: str) -> bool:
-    """Whether ``_step_value(*_parse_step(rest))`` is ``rest`` itself, for the rest of a
-    line that sipctl writes (``1,`` or ``n,`` then ``APP(ARGS)``): nothing to strip around
-    the step or its application name, and arguments in parentheses that end it. (Any other
-    rest is parsed: that also raises for unbalanced parentheses, as reading the line would.)"""
-    step = rest[2:]
+def _canonical_step(step: str) -> bool:
+    """Whether ``_step_value(*_parse_step(rest))`` is ``rest`` itself for the rest of a line
+    sipctl writes, ``1,STEP`` or ``n,STEP``: nothing to strip around the step or its
+    application name, and arguments in parentheses that end it. (Any other step is parsed:
+    that also raises for unbalanced parentheses, as reading the line would.)"""
     paren = step.find("(")
     return (
         paren >= 0
@@ -303,7 +302,9 @@ class DialplanWriter:
         self._steps: dict[str, list[str]] = {}
         self._includes: dict[str, list[str]] = {}
         self._context = ""
-        self._values: dict[str, str] = {}  # what follows a name -> its step value
+        # A step -> its value as the first priority (1,STEP) and as a later one (n,STEP).
+        self._first: dict[str, str] = {}
+        self._next: dict[str, str] = {}
 
     def comment(self, *lines: str) -> None:
         """Comment lines (each starting with ``;``) or blank lines: no part of the value."""
@@ -318,27 +319,31 @@ class DialplanWriter:
 
     def extension(self, name: str, steps: list[str]) -> None:
         """``exten => NAME,1,STEP`` then ``same => n,STEP`` for the others."""
-        first = f"1,{steps[0]}"
-        rests = [f"n,{step}" for step in steps[1:]]
+        first, others = steps[0], steps[1:]
         # One string for the extension's lines: 50,000 extensions are 250,000 lines.
-        self.lines.append(f"exten => {name},{first}" + "".join([f"\n same => {r}" for r in rests]))
-        value = [self._value_of(first)]
-        value += map(self._value_of, rests)
+        line = f"exten => {name},1,{first}"
+        if others:
+            line += "\n same => n," + "\n same => n,".join(others)
+        self.lines.append(line)
+        value = [self._first.get(first) or self._value_of("1", first, self._first)]
+        known: list[str | None] = list(map(self._next.get, others))  # mostly every user's
+        if None in known:
+            known = [
+                v or self._value_of("n", s, self._next) for v, s in zip(known, others, strict=True)
+            ]
+        value += cast(list[str], known)
         key = f"{self._context},{name.strip()}"
         if key in self._steps:
             self._steps[key] += value
         else:
             self._steps[key] = value
 
-    def _value_of(self, rest: str) -> str:
-        """The step value of ``1,STEP`` or ``n,STEP`` as the parser reads that line's rest:
-        the rest itself when the step is already in the form the value holds it."""
-        value = self._values.get(rest)
-        if value is None:
-            value = (
-                rest if _canonical_step(rest) else _step_value(*_parse_step(rest, len(self.lines)))
-            )
-            self._values[rest] = value
+    def _value_of(self, priority: str, step: str, known: dict[str, str]) -> str:
+        """The value of the step as the parser reads the rest of its line: the rest itself
+        when the step is already in the form the value holds it."""
+        rest = f"{priority},{step}"
+        value = rest if _canonical_step(step) else _step_value(*_parse_step(rest, len(self.lines)))
+        known[step] = value
         return value
 
     def include(self, context: str) -> None:

@@ -133,7 +133,7 @@ class _Builder:
 
     Positions inside users and rooms are recorded only with ``every_position`` (see
     SpecPositions); without it, the entries of users (the bulk of a large spec) are read in
-    a short loop of their own whenever both sides are plain text (see _plain_entry). Every
+    a short loop of their own whenever both sides are plain text (see _users). Every
     entry either loop takes gives the same data, problems and verdicts in both (proved over
     thousands of texts, hostile ones included, in tests/test_spec_loader.py).
     """
@@ -206,37 +206,46 @@ class _Builder:
 
     def _users(self, parser: Any, depth: int) -> dict[Any, Any]:
         """The users mapping, as _mapping builds it (no position recorded: see the class).
-        An entry whose name and extension are both plain text is taken here; any other (a
-        long form, a tag, an anchor, a character to check, a possible null or merge key, a
-        duplicate) goes the general way."""
+
+        An entry is taken here when its name and its extension are both plain text, whatever
+        else the general way checks: scalars without anchor or tag, with no character the
+        text rule looks at, and whose first character cannot make the resolver give a merge
+        key (the name) or null (the extension); a quoted scalar resolves to neither. Any other
+        entry (a long form, a tag, an anchor, a character to check, a duplicate) goes the
+        general way (_entry), which takes it from where this loop left it.
+        """
         result: dict[Any, Any] = {}
-        path: PathKey = ("users",)
-        plain = self._plain_entry
+        merge, null = self._merge_starts, self._null_starts
+        if merge is None or null is None:  # a resolver for any first character: no shortcut
+            return self._mapping(parser, ("users",), depth, build=True)  # type: ignore[no-any-return]
+        scalar, end, search = yaml.ScalarEvent, yaml.MappingEndEvent, FORBIDDEN_PATTERN.search
+        get = parser.get_event
         while True:
-            key_event = parser.get_event()
-            if type(key_event) is yaml.MappingEndEvent:
+            key_event = get()
+            kind = type(key_event)
+            if kind is end:
                 return result
             value_event = None
-            if plain(key_event, self._merge_starts) and key_event.value not in result:
+            if kind is scalar and key_event.anchor is None and key_event.tag is None:
                 key = key_event.value
-                value_event = parser.get_event()
-                if plain(value_event, self._null_starts):
-                    result[key] = value_event.value
-                    continue
-            self._entry(parser, key_event, value_event, path, depth, result)
-
-    @staticmethod
-    def _plain_entry(event: Any, starts: frozenset[str] | None) -> bool:
-        """Whether a users key or value is plain text whatever else the general way checks:
-        a scalar without anchor or tag, with no character the text rule looks at, which
-        cannot resolve to a merge key (a key) or to null (a value) by its first character
-        (``starts``; a quoted scalar resolves to neither)."""
-        if type(event) is not yaml.ScalarEvent or event.anchor is not None or event.tag is not None:
-            return False
-        value: str = event.value
-        if FORBIDDEN_PATTERN.search(value) is not None or starts is None:
-            return False
-        return not event.implicit[0] or value[:1] not in starts
+                if (
+                    search(key) is None
+                    and (not key_event.implicit[0] or key[:1] not in merge)
+                    and key not in result
+                ):
+                    value_event = get()
+                    if (
+                        type(value_event) is scalar
+                        and value_event.anchor is None
+                        and value_event.tag is None
+                    ):
+                        value = value_event.value
+                        if search(value) is None and (
+                            not value_event.implicit[0] or value[:1] not in null
+                        ):
+                            result[key] = value
+                            continue
+            self._entry(parser, key_event, value_event, ("users",), depth, result)
 
     def _mapping(self, parser: Any, path: PathKey, depth: int, *, build: bool) -> Any:
         result: dict[Any, Any] = {}
