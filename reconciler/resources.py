@@ -96,11 +96,14 @@ class LiveState:
 
 
 def _update_json_string(digest: Any, text: str, step: int = 1 << 20) -> None:
-    """Feed ``canonical_json(text)`` to ``digest`` without making it: escaping is character
-    by character, so the slices' escapes joined are the whole string's."""
+    """Feed ``canonical_json(text)`` to ``digest`` without making it, for a ``text`` that
+    is itself canonical JSON: that holds no character below U+0020 (the encoder escapes them
+    all), so escaping it again only doubles its backslashes and escapes its quotes. Escaping
+    is character by character: a slice at a time gives the whole string's."""
     digest.update(b'"')
     for start in range(0, len(text), step):
-        digest.update(canonical_json(text[start : start + step])[1:-1].encode())
+        piece = text[start : start + step]
+        digest.update(piece.replace("\\", "\\\\").replace('"', '\\"').encode())
     digest.update(b'"')
 
 

@@ -1,0 +1,57 @@
+"""A live state's fingerprint is the sha256 of its documented canonical JSON document.
+
+``LiveState.fingerprint`` feeds the digest a resource at a time and escapes each value's
+JSON a slice at a time, without building the document (15 MB for the dialplan at 50,000
+users); a saved plan compares fingerprints made by different runs, so the digest must be
+exactly the document's, whatever text the values hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sipctl.reconciler import resources
+from sipctl.reconciler.resources import Address, LiveState, canonical_json
+
+# Text with what JSON escapes (quotes, backslashes, controls) and what it leaves (non-ASCII,
+# DEL, line separators); no lone surrogates (no JSON text can be encoded with them).
+_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from('"\\\x00\x1f\n\t\x7f\u2028é/'),
+        st.characters(codec="utf-8"),
+    ),
+    max_size=12,
+)
+_values: st.SearchStrategy[Any] = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), _text),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_text, inner, max_size=4)),
+    max_leaves=12,
+)
+_addresses = st.builds(Address, st.sampled_from(["dns", "asterisk"]), _text, _text)
+
+
+def documented(state: LiveState) -> str:
+    document = {
+        "extra": state.fingerprint_extra,
+        "resources": sorted(
+            [str(address), canonical_json(value)] for address, value in state.resources.items()
+        ),
+    }
+    return "sha256:" + hashlib.sha256(canonical_json(document).encode()).hexdigest()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_addresses, _values, max_size=5), _values, st.integers(1, 7))
+def test_the_fingerprint_is_the_documents_digest(
+    read: dict[Address, Any], extra: Any, step: int
+) -> None:
+    state = LiveState(resources=read, fingerprint_extra=extra)
+    assert state.fingerprint() == documented(state)
+    # escaped a few characters at a time, as a long value is a slice at a time
+    digest, text = hashlib.sha256(), canonical_json(extra)
+    resources._update_json_string(digest, text, step)
+    assert digest.digest() == hashlib.sha256(canonical_json(text).encode()).digest()
