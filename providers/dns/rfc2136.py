@@ -24,8 +24,8 @@ import socket
 import stat
 import struct
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import dns.exception
 import dns.flags
@@ -53,6 +53,7 @@ from sipctl.providers.dns.owned import (
     records_of,
     ttl_of,
 )
+from sipctl.providers.dns.wire import Answer, QueryCodec
 from sipctl.reconciler.dns_records import absolute, parse
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.resources import LiveState, Resource
@@ -119,6 +120,7 @@ class Rfc2136Provider:
         self.messages_sent = 0  # DNS messages sent by this provider (for the bench and tests)
         self.updates_sent = 0
         self._keyring: dict[dns.name.Name, dns.tsig.Key] | None = None
+        self._query_codec: QueryCodec | None = None
         self._secret_notes: list[str] = []
         # The key signing this run: the spec's, or the one a BIND key file names (a CI job
         # picks a read-only key for plan and the writing key for apply by the file it writes).
@@ -168,23 +170,17 @@ class Rfc2136Provider:
     def _ask(
         self, conn: _Connection, names: list[tuple[str, str]]
     ) -> dict[tuple[str, str], LiveRrset]:
-        queries: list[dns.message.Message] = []
-        for owner, rdtype in names:
-            query = dns.message.make_query(owner, rdtype)
-            query.flags &= ~dns.flags.RD
-            queries.append(query)
-        responses = conn.exchange(queries)
+        answers = conn.ask(names)
         found: dict[tuple[str, str], LiveRrset] = {}
-        for (owner, rdtype), response in zip(names, responses, strict=True):
-            self._check_answer(response, owner, rdtype)
-            wanted = dns.rdatatype.from_text(rdtype)
-            for rrset in response.answer:
-                if rrset.rdtype == wanted and rrset.name == dns.name.from_text(owner):
-                    found[(owner, rdtype)] = LiveRrset.from_rdatas(rrset.ttl, rrset)
+        for (owner, rdtype), answer in zip(names, answers, strict=True):
+            self._check_answer(answer, owner, rdtype)
+            rrset = answer.rrset(dns.name.from_text(owner), dns.rdatatype.from_text(rdtype))
+            if rrset is not None:
+                found[(owner, rdtype)] = LiveRrset.from_rdatas(*rrset)
         return found
 
-    def _check_answer(self, response: dns.message.Message, owner: str, rdtype: str) -> None:
-        rcode = response.rcode()
+    def _check_answer(self, response: Answer, owner: str, rdtype: str) -> None:
+        rcode = response.rcode
         if rcode == dns.rcode.REFUSED:
             raise ProviderError(
                 f"DNS server {self._server} refused to answer {owner} {rdtype}: check that it "
@@ -366,6 +362,13 @@ class Rfc2136Provider:
     def _who(self) -> str:
         return f"key {self._key[0]!r}" if self._key else "this host"
 
+    def _codec(self) -> QueryCodec:
+        """The writer of this run's signed queries (made once: the key does not change)."""
+        if self._query_codec is None:
+            keyring = self._load_keyring()
+            self._query_codec = QueryCodec(next(iter(keyring.values())) if keyring else None)
+        return self._query_codec
+
     def _load_keyring(self) -> dict[dns.name.Name, dns.tsig.Key] | None:
         """The TSIG keyring, its secret read from the environment or a file (never shown)."""
         tsig = self._dns.tsig
@@ -425,6 +428,9 @@ class Rfc2136Provider:
         return self._keyring
 
 
+_Decoded = TypeVar("_Decoded")
+
+
 class _Connection:
     """One TCP connection to the primary; messages are pipelined (RFC 7766)."""
 
@@ -461,35 +467,61 @@ class _Connection:
 
     def exchange(self, messages: list[dns.message.Message]) -> list[dns.message.Message]:
         """Send all ``messages``, then read all answers (in any order); signed when keyed."""
-        assert self._sock is not None
         p = self._provider
         keyring = p._load_keyring()
+        frames: list[tuple[int, bytes]] = []
         by_id: dict[int, dns.message.Message] = {}
-        wire = bytearray()
         for message in messages:
-            message.id = self._next_id
-            self._next_id = (self._next_id + 1) & 0xFFFF
+            message.id = self._take_id()
             if keyring is not None and message.keyring is None:
                 message.use_tsig(keyring, p._key_name(), algorithm=p._key_algorithm())
-            data = message.to_wire()
-            wire += struct.pack("!H", len(data)) + data
+            frames.append((message.id, message.to_wire()))
             by_id[message.id] = message
+
+        def decode(mid: int, data: bytes) -> dns.message.Message:
+            request = by_id[mid]
+            return dns.message.from_wire(data, keyring=request.keyring, request_mac=request.mac)
+
+        return self._pipeline(frames, decode)
+
+    def ask(self, questions: Sequence[tuple[str, str]]) -> list[Answer]:
+        """Ask each (owner, type) question, pipelined; each answer's signature is verified
+        and only its answer section decoded (see ``wire``)."""
+        codec = self._provider._codec()
+        frames: list[tuple[int, bytes]] = []
+        macs: dict[int, bytes] = {}
+        for owner, rdtype in questions:
+            mid = self._take_id()
+            data, macs[mid] = codec.query(mid, owner, rdtype)
+            frames.append((mid, data))
+        return self._pipeline(frames, lambda mid, data: codec.answer(data, macs[mid]))
+
+    def _take_id(self) -> int:
+        mid = self._next_id
+        self._next_id = (self._next_id + 1) & 0xFFFF
+        return mid
+
+    def _pipeline(
+        self, frames: list[tuple[int, bytes]], decode: Callable[[int, bytes], _Decoded]
+    ) -> list[_Decoded]:
+        """Send all ``frames`` (id, message), then read one answer to each (in any order)."""
+        assert self._sock is not None
+        p = self._provider
+        wire = b"".join(struct.pack("!H", len(data)) + data for _, data in frames)
         deadline = time.monotonic() + p.timeout
         try:
             self._sock.sendall(wire)
-            p.messages_sent += len(messages)
-            answers: dict[int, dns.message.Message] = {}
-            while len(answers) < len(messages):
+            p.messages_sent += len(frames)
+            answers: dict[int, _Decoded] = {}
+            asked = {mid for mid, _ in frames}
+            while len(answers) < len(frames):
                 data = self._read_frame(deadline)
                 (mid,) = struct.unpack("!H", data[:2])
-                request = by_id.get(mid)
-                if request is None or mid in answers:
+                if mid not in asked or mid in answers:
                     raise ProviderError(
                         f"DNS server {p.host} port {p.port} sent an answer to no question"
                     )
-                answers[mid] = dns.message.from_wire(
-                    data, keyring=request.keyring, request_mac=request.mac
-                )
+                answers[mid] = decode(mid, data)
         except TimeoutError:
             raise ProviderError(
                 f"DNS server {p.host} port {p.port} did not answer within {p.timeout:g} s"
@@ -519,7 +551,7 @@ class _Connection:
             raise ProviderError(
                 f"lost the connection to DNS server {p.host} port {p.port}: {exc.strerror or exc}"
             ) from None
-        return [answers[m.id] for m in messages]
+        return [answers[mid] for mid, _ in frames]
 
     def _read_frame(self, deadline: float) -> bytes:
         (length,) = struct.unpack("!H", self._read_exact(2, deadline))
