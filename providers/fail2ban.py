@@ -44,8 +44,8 @@ from sipctl.reconciler.render.fail2ban import (
     normalize_ini,
 )
 from sipctl.reconciler.resources import Address, LiveState, Resource
-from sipctl.schemas.spec import split_command
 from sipctl.schemas.targets import parse_target
+from sipctl.schemas.values import split_command
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext

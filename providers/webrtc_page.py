@@ -44,8 +44,8 @@ from sipctl.reconciler.render.webrtc import (
 )
 from sipctl.reconciler.resources import LiveState, Resource
 from sipctl.schemas.loader import LoadedSpec
-from sipctl.schemas.spec import Publish, split_publish
 from sipctl.schemas.targets import parse_target
+from sipctl.schemas.values import check_publish, split_publish
 
 RECORD_FORMAT = 1
 _RECORD_MODE = 0o600
@@ -147,11 +147,9 @@ def parse_record(raw: bytes | None) -> dict[str, str]:
 def _is_place(name: str) -> bool:
     """A recorded name is a ``TARGET:PATH`` as ``webrtc.publish`` accepts one (the record
     is sipctl's own, in a root-only directory; whatever else is in it is ignored)."""
-    from pydantic import TypeAdapter, ValidationError
-
     try:
-        return TypeAdapter(Publish).validate_python(name) == name
-    except ValidationError:
+        return check_publish(name) == name
+    except ValueError:
         return False
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -60,6 +59,8 @@ def value_details(before: Value, after: Value) -> list[dict[str, Any]]:
 
 
 def _walk(before: Any, after: Any, path: str, out: list[dict[str, Any]]) -> None:
+    import difflib  # only for a changed value (start-up cost)
+
     if before == after:
         return
     if isinstance(before, Mapping) and isinstance(after, Mapping):

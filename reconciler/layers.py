@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sipctl.reconciler.resources import Resource
-from sipctl.schemas.spec import Spec
+
+if TYPE_CHECKING:
+    from sipctl.schemas.spec import Spec
 
 
 @dataclass(frozen=True)

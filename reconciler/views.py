@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -209,6 +208,8 @@ CONTEXT_LINES = 2
 
 def _sequence_lines(old: list[str], new: list[str]) -> Iterator[tuple[str, str]]:
     """A diff of two sequences in order; long unchanged runs of an update are folded."""
+    import difflib  # only for a changed value (start-up cost)
+
     if not old or not new:
         yield from (("-", item) for item in old)
         yield from (("+", item) for item in new)

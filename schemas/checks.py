@@ -21,11 +21,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sipctl.reconciler.resources import LiveState
 from sipctl.schemas.loader import LoadedSpec
-from sipctl.schemas.spec import TRANSPORT_PROTOCOL, Spec
+from sipctl.schemas.values import TRANSPORT_PROTOCOL
+
+if TYPE_CHECKING:
+    from sipctl.schemas.spec import Spec
 
 PortKey = tuple[str, int]  # ("udp" | "tcp", port)
 
@@ -400,7 +403,7 @@ def live_cross_checks(loaded: LoadedSpec | Spec, states: Mapping[str, LiveState]
     fail2ban  ``jail_logpath``: the logpath of the live jail, when it differs from the spec.
     firewall  ``rtp_range``: [start, end] the live rules open (before this plan's changes).
     """
-    if isinstance(loaded, Spec):
+    if not isinstance(loaded, LoadedSpec):
         loaded = LoadedSpec(spec=loaded, source="spec", base_dir=Path.cwd(), text="")
     spec, w = loaded.spec, loaded.where
     problems: list[str] = []

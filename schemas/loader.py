@@ -21,15 +21,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
-from pydantic import ValidationError
 
 from sipctl.errors import SpecError
 from sipctl.schemas.messages import validation_message, yaml_problem
-from sipctl.schemas.spec import UNION_TAGS, Spec
 from sipctl.schemas.text import FORBIDDEN_PATTERN, describe_character, text_problem
+from sipctl.schemas.values import UNION_TAGS
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from sipctl.schemas.spec import Spec
 
 PathKey = tuple[str | int, ...]
 MAX_SPEC_BYTES = 1_000_000
@@ -435,15 +439,7 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
     if not isinstance(data, dict):
         raise SpecError(f"{source}:1:1: the spec must be a mapping with 'version' and 'domain'")
     positions = SpecPositions(builder.positions, text)
-    try:
-        spec = Spec.model_validate(data)
-    except ValidationError as exc:
-        problems = _format_validation_error(exc, source, positions)
-        raise SpecError(
-            problems[0] if len(problems) == 1 else f"{source}: {len(problems)} problems",
-            problems,
-            hint=REFERENCE_HINT,
-        ) from None
+    spec = _spec_of(data, source, positions)
     return LoadedSpec(
         spec=spec,
         source=source,
@@ -451,6 +447,30 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
         text=text,
         positions=positions,
     )
+
+
+def _spec_of(data: dict[Any, Any], source: str, positions: SpecPositions) -> Spec:
+    """The Spec of ``data``: built by the checker generated from the models (spec_fast.py,
+    no pydantic imported) when it is sure, else by pydantic, which also words every error.
+    Both build equal objects (tests/test_spec_fast.py); the twins are typed as the models."""
+    from sipctl.schemas import spec_fast
+
+    fast = spec_fast.check(data)
+    if fast is not None:
+        return cast("Spec", fast)
+    from pydantic import ValidationError
+
+    from sipctl.schemas.spec import Spec
+
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        problems = _format_validation_error(exc, source, positions)
+        raise SpecError(
+            problems[0] if len(problems) == 1 else f"{source}: {len(problems)} problems",
+            problems,
+            hint=REFERENCE_HINT,
+        ) from None
 
 
 # Where a user finds every key: printed by the installed sipctl itself, so it is there

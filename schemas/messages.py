@@ -7,11 +7,11 @@ an untranslated message is still better than none.
 
 from __future__ import annotations
 
-import difflib
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 # PyYAML's problem text (start of it) -> what to do.
 _YAML_PROBLEMS = (
@@ -114,6 +114,8 @@ def _yaml_kind(value: object) -> str:
 
 def unknown_key_message(path: tuple[str | int, ...]) -> str:
     """'unknown key' with the closest known key and the keys the section takes."""
+    import difflib  # only for a spec error (start-up cost)
+
     key = str(path[-1]) if path else ""
     known = known_keys(path[:-1])
     if not known:
@@ -140,6 +142,8 @@ def known_keys(path: tuple[str | int, ...]) -> list[str]:
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
+    from pydantic import BaseModel  # only when a spec has an error (loader's fast path)
+
     if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
         return annotation
     for arg in getattr(annotation, "__args__", ()):

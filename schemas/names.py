@@ -7,9 +7,6 @@ the meaning of a file sipctl writes. The rules are allowlists, not blocklists.
 from __future__ import annotations
 
 import re
-from typing import Annotated
-
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 # Asterisk gives these extension names a meaning of their own (h: hangup, i: invalid, ...).
 SPECIAL_EXTENSIONS = frozenset({"a", "e", "h", "i", "o", "s", "t", "T", "fax", "talk"})
@@ -147,54 +144,5 @@ def _ci(word: str) -> str:
     )
 
 
-UserName = Annotated[
-    str,
-    AfterValidator(check_user_name),
-    Field(
-        json_schema_extra={
-            "pattern": USER_NAME_PATTERN,
-            "maxLength": MAX_EXTENSION_LENGTH,
-            "not": {"enum": sorted(SPECIAL_EXTENSIONS)},
-        }
-    ),
-]
-# YAML reads 105 as a number and "0105" as text; both are an extension (digits kept as written).
-Extension = Annotated[
-    str,
-    BeforeValidator(check_extension),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "integer", "minimum": 0, "maximum": 10**20 - 1},
-                {"type": "string", "pattern": EXTENSION_PATTERN},
-            ]
-        }
-    ),
-]
-Hostname = Annotated[
-    str,
-    AfterValidator(check_hostname),
-    Field(json_schema_extra={"pattern": HOSTNAME_PATTERN, "maxLength": 254}),
-]
-ContextName = Annotated[
-    str,
-    AfterValidator(check_context),
-    Field(
-        json_schema_extra={
-            "pattern": CONTEXT_PATTERN,
-            "not": {
-                "pattern": "^(?:" + "|".join(_ci(w) for w in sorted(_RESERVED_CONTEXTS)) + ")$"
-            },
-        }
-    ),
-]
-SoundName = Annotated[
-    str,
-    AfterValidator(check_sound),
-    Field(json_schema_extra={"pattern": SOUND_PATTERN, "maxLength": 200}),
-]
-TsigKeyName = Annotated[
-    str,
-    AfterValidator(check_tsig_name),
-    Field(json_schema_extra={"pattern": TSIG_NAME_PATTERN, "not": {"pattern": "\\.\\."}}),
-]
+# What the JSON Schema says of a reserved context name (spec.py's ContextName).
+RESERVED_CONTEXT_PATTERN = "^(?:" + "|".join(_ci(w) for w in sorted(_RESERVED_CONTEXTS)) + ")$"

@@ -66,7 +66,7 @@ _PATTERN_WORDS: dict[str, str] = {}
 
 def _pattern_words() -> dict[str, str]:
     if not _PATTERN_WORDS:
-        from sipctl.schemas import names, spec, targets
+        from sipctl.schemas import names, targets, values
 
         _PATTERN_WORDS.update(
             {
@@ -77,14 +77,14 @@ def _pattern_words() -> dict[str, str]:
                 names.SOUND_PATTERN: "sound name",
                 names.TSIG_NAME_PATTERN: "TSIG key name",
                 targets.TARGET_PATTERN: "target",
-                spec.IPV4_PATTERN: "IPv4 address",
-                spec.IPV6_PATTERN: "IPv6 address",
-                spec.PORTSPEC_PATTERN: "PROTO/PORT or PROTO/FIRST-LAST",
-                spec.HOSTPORT_PATTERN: "HOST[:PORT]",
-                spec.ENV_NAME_PATTERN: "environment variable name",
-                spec.PROVIDER_PATTERN: "provider name",
+                values.IPV4_PATTERN: "IPv4 address",
+                values.IPV6_PATTERN: "IPv6 address",
+                values.PORTSPEC_PATTERN: "PROTO/PORT or PROTO/FIRST-LAST",
+                values.HOSTPORT_PATTERN: "HOST[:PORT]",
+                values.ENV_NAME_PATTERN: "environment variable name",
+                values.PROVIDER_PATTERN: "provider name",
                 "^/": "absolute path",
-                spec.COMMAND_PATTERN: "command (a program and its arguments; no shell syntax)",
+                values.COMMAND_PATTERN: "command (a program and its arguments; no shell syntax)",
             }
         )
     return _PATTERN_WORDS

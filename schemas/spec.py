@@ -2,13 +2,19 @@
 
 Every model forbids unknown keys and is immutable. Defaults are the ones an admin expects
 from the classic setup: UDP and TCP on 5060, TLS on 5061, RTP 10000-20000.
+
+These models are the authority of the spec: the JSON Schema, docs/spec.md and every error
+message come from them. Their checks live in modules without pydantic (values.py, names.py,
+targets.py for values; spec_rules.py for the rules between fields and the objects' methods),
+so that spec_fast.py, generated from these models by ``python -m sipctl.schemas.fast_gen``,
+builds the same objects from a valid spec without importing pydantic (which costs more than
+half of a no-op plan). After changing a model, run it; a test fails until the file is current.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import shlex
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,20 +26,61 @@ from pydantic import (
     Field,
     Tag,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from sipctl.schemas import spec_rules as rules
 from sipctl.schemas.names import (
-    ContextName,
-    Extension,
-    Hostname,
-    SoundName,
-    TsigKeyName,
-    UserName,
+    CONTEXT_PATTERN,
+    EXTENSION_PATTERN,
+    HOSTNAME_PATTERN,
+    MAX_EXTENSION_LENGTH,
+    RESERVED_CONTEXT_PATTERN,
+    SOUND_PATTERN,
+    SPECIAL_EXTENSIONS,
+    TSIG_NAME_PATTERN,
+    USER_NAME_PATTERN,
+    check_context,
+    check_extension,
+    check_hostname,
+    check_sound,
+    check_tsig_name,
+    check_user_name,
 )
-from sipctl.schemas.targets import PORT_PATTERN, TARGET_PATTERN, check_target
-from sipctl.schemas.text import check_text
+from sipctl.schemas.spec_rules import (
+    AsteriskMixin,
+    RingGroupMixin,
+    SpecMixin,
+    TransportsMixin,
+    user_form,
+)
+from sipctl.schemas.targets import TARGET_PATTERN, check_target
+from sipctl.schemas.values import (
+    COMMAND_PATTERN,
+    DEFAULT_PERSIST,
+    ENV_NAME_PATTERN,
+    HOSTPORT_PATTERN,
+    IPV4_PATTERN,
+    IPV6_PATTERN,
+    LETS_ENCRYPT,
+    PORTSPEC_PATTERN,
+    PROVIDER_PATTERN,
+    OctodnsScalar,
+    check_abs_path,
+    check_acme_url,
+    check_command,
+    check_email,
+    check_hostport,
+    check_ignored_network,
+    check_ipv4,
+    check_ipv6,
+    check_octodns_value,
+    check_portspec,
+    check_publish,
+    check_strings,
+)
 
 # Every field has a description: docs/spec.md (the reference), the JSON Schema and editors
 # show it. A field without one fails tests/test_reference.py, which names it.
@@ -42,22 +89,96 @@ Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 U16 = Annotated[int, Field(ge=0, le=65535, strict=True)]
 Ensure = Literal["present", "absent"]
 
-_HOSTPORT_RE = re.compile(
-    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.:-]+?)(?::(?P<port>[0-9]{1,5}))?"
-)
-_PORTSPEC_RE = re.compile(r"(?P<proto>tcp|udp)/(?P<first>[0-9]{1,5})(?:[-:](?P<last>[0-9]{1,5}))?")
-_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_IPV4_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-IPV4_PATTERN = rf"^{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}$"
-IPV6_PATTERN = "^[0-9A-Fa-f:.]+(?:%[^%]+)?$"  # the rest is format: ipv6
-PORTSPEC_PATTERN = f"^(?:tcp|udp)/{PORT_PATTERN}(?:[-:]{PORT_PATTERN})?$"
-# HOST[:PORT], or a bare IPv6 address (two colons at least) without a port
-HOSTPORT_PATTERN = (
-    rf"^\s*(?:(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::{PORT_PATTERN})?"
-    r"|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)\s*$"
-)
-ENV_NAME_PATTERN = f"^{_ENV_NAME_RE.pattern}$"
-PROVIDER_PATTERN = "^[a-z][a-z0-9_-]{0,40}$"
+# The names of a spec (their checks: names.py).
+UserName = Annotated[
+    str,
+    AfterValidator(check_user_name),
+    Field(
+        json_schema_extra={
+            "pattern": USER_NAME_PATTERN,
+            "maxLength": MAX_EXTENSION_LENGTH,
+            "not": {"enum": sorted(SPECIAL_EXTENSIONS)},
+        }
+    ),
+]
+# YAML reads 105 as a number and "0105" as text; both are an extension (digits kept as written).
+Extension = Annotated[
+    str,
+    BeforeValidator(check_extension),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": 10**20 - 1},
+                {"type": "string", "pattern": EXTENSION_PATTERN},
+            ]
+        }
+    ),
+]
+Hostname = Annotated[
+    str,
+    AfterValidator(check_hostname),
+    Field(json_schema_extra={"pattern": HOSTNAME_PATTERN, "maxLength": 254}),
+]
+ContextName = Annotated[
+    str,
+    AfterValidator(check_context),
+    Field(
+        json_schema_extra={
+            "pattern": CONTEXT_PATTERN,
+            "not": {"pattern": RESERVED_CONTEXT_PATTERN},
+        }
+    ),
+]
+SoundName = Annotated[
+    str,
+    AfterValidator(check_sound),
+    Field(json_schema_extra={"pattern": SOUND_PATTERN, "maxLength": 200}),
+]
+TsigKeyName = Annotated[
+    str,
+    AfterValidator(check_tsig_name),
+    Field(json_schema_extra={"pattern": TSIG_NAME_PATTERN, "not": {"pattern": "\\.\\."}}),
+]
+
+
+# Each rule of spec_rules.py becomes the model validator of its model; spec_fast.py's checker
+# (generated from these models) finds the same function in ``sipctl_rule`` and calls it too.
+
+
+def _model_rule(rule: Callable[[Any, frozenset[str]], rules.Updates]) -> Any:
+    """A model validator (after the fields) that runs ``rule``."""
+
+    def validator(self: BaseModel) -> BaseModel:
+        for name, value in (rule(self, frozenset(self.model_fields_set)) or {}).items():
+            object.__setattr__(self, name, value)
+        return self
+
+    validator.__doc__ = rule.__doc__
+    validator.sipctl_rule = rule  # type: ignore[attr-defined]
+    return model_validator(mode="after")(validator)
+
+
+def _data_rule(rule: Callable[[Any], None]) -> Any:
+    """A model validator (before the fields) that runs ``rule`` on the data as given."""
+
+    def validator(cls: type[BaseModel], data: Any) -> Any:
+        rule(data)
+        return data
+
+    validator.__doc__ = rule.__doc__
+    validator.sipctl_rule = rule  # type: ignore[attr-defined]
+    return model_validator(mode="before")(classmethod(validator))  # type: ignore[arg-type]
+
+
+def _field_rule(field: str, rule: Callable[[str], str]) -> Any:
+    """A field validator (after the field's own checks) that runs ``rule``."""
+
+    def validator(cls: type[BaseModel], value: str) -> str:
+        return rule(value)
+
+    validator.__doc__ = rule.__doc__
+    validator.sipctl_rule = rule  # type: ignore[attr-defined]
+    return field_validator(field)(classmethod(validator))
 
 
 class _Model(BaseModel):
@@ -74,7 +195,7 @@ class _Model(BaseModel):
     @classmethod
     def _one_line_of_text(cls, value: Any) -> Any:
         """Every text is one line: no line break, control or bidi character."""
-        _check_strings(value)
+        check_strings(value)
         return value
 
     @model_validator(mode="after")
@@ -82,7 +203,7 @@ class _Model(BaseModel):
         """Extra keys (dns.octodns) obey the same rule of one line of text."""
         # Models that allow extra keys (octodns) keep them outside the fields.
         if self.__pydantic_extra__:
-            _check_strings(self.__pydantic_extra__)
+            check_strings(self.__pydantic_extra__)
         return self
 
     @field_validator("*", mode="before")
@@ -93,18 +214,6 @@ class _Model(BaseModel):
         if field is not None and field.annotation is bool and not isinstance(value, bool):
             raise ValueError("must be true or false (without quotes)")
         return value
-
-
-def _check_strings(value: object) -> None:
-    if isinstance(value, str):
-        check_text(value)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            _check_strings(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_strings(key)
-            _check_strings(item)
 
 
 def _ensure_field() -> Any:
@@ -153,11 +262,7 @@ class WssTransport(_Model):
     )
 
 
-# The protocol each transport's port is opened for (TLS and WSS run over TCP).
-TRANSPORT_PROTOCOL = {"udp": "udp", "tcp": "tcp", "tls": "tcp", "wss": "tcp"}
-
-
-class Transports(_Model):
+class Transports(TransportsMixin, _Model):
     udp: UdpTransport | None = Field(
         default=None, description="SIP over UDP (NAPTR SIP+D2U, SRV _sip._udp)"
     )
@@ -173,25 +278,7 @@ class Transports(_Model):
         description="WebRTC callers: SIP over secure WebSocket; needs asterisk.tls",
     )
 
-    @model_validator(mode="after")
-    def _at_least_one(self) -> Transports:
-        """At least one transport is enabled."""
-        if self.udp is None and self.tcp is None and self.tls is None:
-            raise ValueError("enable at least one transport (udp, tcp or tls)")
-        return self
-
-    def enabled(self) -> dict[str, UdpTransport]:
-        """The enabled transports by name, in the order udp, tcp, tls."""
-        found = {"udp": self.udp, "tcp": self.tcp, "tls": self.tls}
-        return {name: t for name, t in found.items() if t is not None}
-
-    def listening(self) -> dict[str, tuple[str, int]]:
-        """transport name -> (protocol, port) of every port the PBX listens on for SIP,
-        WSS included: what the firewall opens and the fail2ban jail bans."""
-        ports = {name: (TRANSPORT_PROTOCOL[name], t.port) for name, t in self.enabled().items()}
-        if self.wss is not None:
-            ports["wss"] = ("tcp", self.wss.port)
-        return ports
+    _at_least_one = _model_rule(rules.at_least_one_transport)
 
 
 def _default_transports() -> Transports:
@@ -205,57 +292,19 @@ def _default_transports() -> Transports:
 # --- servers and users --------------------------------------------------------------------
 
 
-def _check_ipv4(value: str) -> str:
-    """A server's IPv4 address, stored as the canonical text of the parsed address."""
-    try:
-        address = ipaddress.IPv4Address(value)
-    except (ipaddress.AddressValueError, ValueError):
-        raise ValueError(f"{value!r} is not an IPv4 address") from None
-    _refuse_unreachable(address)
-    return str(address)
-
-
-def _check_ipv6(value: str) -> str:
-    """A server's IPv6 address, canonical text (compressed, lower case), no scope id."""
-    if isinstance(value, str) and "%" in value:
-        raise ValueError(
-            f"{value!r} has a scope id (after '%'): a SIP server's address is global and "
-            "never has one; write the address alone"
-        )
-    try:
-        address = ipaddress.IPv6Address(value)
-    except (ipaddress.AddressValueError, ValueError):
-        raise ValueError(f"{value!r} is not an IPv6 address") from None
-    _refuse_unreachable(address)
-    return str(address)
-
-
-def _refuse_unreachable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
-    """Addresses no caller can send a call to: published in DNS they only mislead."""
-    if address.is_unspecified:
-        raise ValueError(
-            f"{address} is the unspecified address ('any'), not one a caller can reach; "
-            "give the server's own address"
-        )
-    if address == ipaddress.IPv4Address("255.255.255.255"):
-        raise ValueError(f"{address} is the broadcast address; give the server's own address")
-    if address.is_multicast:
-        raise ValueError(f"{address} is a multicast address; give the server's own address")
-
-
 IPv4 = Annotated[
     str,
-    AfterValidator(_check_ipv4),
+    AfterValidator(check_ipv4),
     Field(json_schema_extra={"format": "ipv4", "pattern": IPV4_PATTERN}),
 ]
 IPv6 = Annotated[
     str,
-    AfterValidator(_check_ipv6),
+    AfterValidator(check_ipv6),
     Field(json_schema_extra={"format": "ipv6", "pattern": IPV6_PATTERN}),
 ]
 
 
-class RingGroup(_Model):
+class RingGroup(RingGroupMixin, _Model):
     """The long form of a user: several phones at once, then a fallback."""
 
     ring: Annotated[tuple[Extension, ...], Field(min_length=1, max_length=50)] = Field(
@@ -272,22 +321,10 @@ class RingGroup(_Model):
         ),
     )
 
-    def extensions(self) -> tuple[str, ...]:
-        """Every extension this user may ring, in order (ring first, then the fallback)."""
-        return (*self.ring, *((self.fallback,) if self.fallback is not None else ()))
-
-
-def _user_form(value: Any) -> str:
-    return "ring group" if isinstance(value, dict | RingGroup) else "extension"
-
-
-# The names pydantic puts into an error's location for the branches of a tagged union; the
-# loader leaves them out, so an error names the spec's own path (users.sales.ring).
-UNION_TAGS = frozenset({"extension", "ring group"})
 
 UserTarget = Annotated[
     Annotated[Extension, Tag("extension")] | Annotated[RingGroup, Tag("ring group")],
-    Discriminator(_user_form),
+    Discriminator(user_form),
     Field(
         description=(
             "an extension (short form, like 105) or {ring: [106, 107], timeout: 20, fallback: 101}"
@@ -342,80 +379,20 @@ class Tsig(_Model):
         "read-only for plan or writing for apply, by the file it writes here",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_secret(cls, data: Any) -> Any:
-        """No inline TSIG `secret`: secret_env or secret_file only."""
-        if isinstance(data, dict) and "secret" in data:
-            raise ValueError(
-                "an inline 'secret' is not allowed: a spec lives in git, secrets do not. "
-                "Put the secret in an environment variable and name it with 'secret_env', "
-                "or in a file named by 'secret_file'"
-            )
-        return data
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Tsig:
-        """Exactly one of tsig.secret_env and tsig.secret_file is given."""
-        if (self.secret_env is None) == (self.secret_file is None):
-            raise ValueError("give exactly one of secret_env or secret_file")
-        if self.secret_env is not None and not _ENV_NAME_RE.fullmatch(self.secret_env):
-            raise ValueError(f"{self.secret_env!r} is not an environment variable name")
-        return self
-
-
-def _check_hostport(value: str) -> str:
-    match = _HOSTPORT_RE.fullmatch(value.strip()) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError(f"{value!r} is not HOST[:PORT] (like 127.0.0.1:53 or [::1]:5353)")
-    host = match["host"]
-    if ":" in host and not host.startswith("["):
-        # a bare IPv6 address without a port
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{value!r} is not HOST[:PORT]; write IPv6 as [::1]:53") from None
-        if match["port"]:
-            raise ValueError(f"{value!r} is ambiguous; write IPv6 with a port as [::1]:53")
-    if match["port"] and not 1 <= int(match["port"]) <= 65535:
-        raise ValueError(f"port {match['port']} is out of range (1-65535)")
-    return value.strip()
+    _no_inline_secret = _data_rule(rules.no_inline_tsig_secret)
+    _one_source = _model_rule(rules.one_tsig_source)
 
 
 HostPort = Annotated[
     str,
-    AfterValidator(_check_hostport),
+    AfterValidator(check_hostport),
     Field(json_schema_extra={"pattern": HOSTPORT_PATTERN}),
 ]
 
 
-# octoDNS provider arguments: scalars, or one level of lists and mappings of scalars.
-OctodnsScalar = str | int | float | bool
-
-
-def _check_octodns_value(value: Any) -> Any:
-    def scalar(item: Any) -> bool:
-        if isinstance(item, str):
-            if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in item):
-                raise ValueError("must be one line of printable text")
-            return True
-        return isinstance(item, int | float | bool)
-
-    if scalar(value):
-        return value
-    if isinstance(value, list) and all(scalar(v) for v in value):
-        return value
-    if isinstance(value, dict) and all(isinstance(k, str) and scalar(v) for k, v in value.items()):
-        return value
-    raise ValueError(
-        "must be a string, number or boolean, or a list or mapping of those (octoDNS "
-        "provider arguments)"
-    )
-
-
 OctodnsValue = Annotated[
     OctodnsScalar | list[OctodnsScalar] | dict[str, OctodnsScalar],
-    BeforeValidator(_check_octodns_value),
+    BeforeValidator(check_octodns_value),
 ]
 
 # An argument whose name says it holds a credential must name an environment variable
@@ -469,38 +446,8 @@ class Octodns(_Model):
         return dict(self.__pydantic_extra__ or {})
 
 
-# Characters that mean something to a shell beyond "word": command lists (; & |), expansions
-# ($ `), redirections (< >), subshells and groups (( ) { }). A command is a program and its
-# arguments, run without a shell, so none of them is ever needed.
-SHELL_SYNTAX = frozenset(";&|$`<>(){}")
-
-
-def split_command(value: str) -> tuple[str, ...]:
-    """The words of a ``command`` value (shlex rules): the program, then its arguments."""
-    return tuple(shlex.split(value))
-
-
-def _check_command(value: str) -> str:
-    bad = sorted(set(value) & SHELL_SYNTAX)
-    if bad:
-        shown = " ".join(bad)
-        raise ValueError(
-            f"{value!r} uses shell syntax ({shown}): a command is a program and its "
-            "arguments, run without a shell; write just the program and its words, like "
-            "'docker exec pbx asterisk'"
-        )
-    try:
-        words = split_command(value)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a command line: {exc}") from None
-    if not words:
-        raise ValueError("a command must name a program")
-    return value.strip()
-
-
-COMMAND_PATTERN = "^[^;&|$`<>(){}]*[^;&|$`<>(){}\\s][^;&|$`<>(){}]*$"
 Command = Annotated[
-    str, AfterValidator(_check_command), Field(json_schema_extra={"pattern": COMMAND_PATTERN})
+    str, AfterValidator(check_command), Field(json_schema_extra={"pattern": COMMAND_PATTERN})
 ]
 
 
@@ -552,44 +499,8 @@ class Dns(_Model):
     )
     ensure: Ensure = _ensure_field()
 
-    @field_validator("provider")
-    @classmethod
-    def _provider_name(cls, value: str) -> str:
-        """dns.provider is a plugin name: lower-case letters, digits, '_' and '-'."""
-        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,40}", value):
-            raise ValueError(f"{value!r} is not a provider name (like rfc2136 or zonefile)")
-        return value
-
-    @model_validator(mode="after")
-    def _provider_needs(self) -> Dns:
-        """rfc2136 needs dns.server and takes no file or reload_command; zonefile needs
-        dns.file and takes no server or tsig."""
-        if self.provider == "rfc2136":
-            if self.server is None:
-                raise ValueError(
-                    "provider rfc2136 needs 'server' (the primary, like 192.0.2.53:53)"
-                )
-            if self.file is not None or self.reload_command is not None:
-                raise ValueError("'file' and 'reload_command' belong to provider zonefile")
-        if self.provider == "zonefile":
-            if self.file is None:
-                raise ValueError("provider zonefile needs 'file' (the zone file to manage)")
-            if self.server is not None or self.tsig is not None:
-                raise ValueError("'server' and 'tsig' belong to provider rfc2136")
-        if self.provider == "octodns":
-            if self.octodns is None:
-                raise ValueError(
-                    "provider octodns needs 'octodns' (octoDNS's provider config: class and "
-                    "its arguments, like class: octodns_route53.Route53Provider)"
-                )
-            if self.server is not None or self.tsig is not None or self.file is not None:
-                raise ValueError(
-                    "'server', 'tsig' and 'file' do not apply to provider octodns: its "
-                    "plugin's own arguments go under 'octodns'"
-                )
-        elif self.octodns is not None:
-            raise ValueError("'octodns' belongs to provider octodns (set provider: octodns)")
-        return self
+    _provider_name = _field_rule("provider", rules.provider_name)
+    _provider_needs = _model_rule(rules.provider_needs)
 
 
 # --- hosts, SSH -------------------------------------------------------------------------------
@@ -618,28 +529,7 @@ class Ssh(_Model):
     )
 
 
-# A path on a host goes into config files whose readers give spaces and some marks a meaning
-# (fail2ban: "logpath = PATH tail", ";" comments; Asterisk: ";" comments; quotes and "$" in
-# scripts), so it is letters, digits and the marks file names really use.
-_ABS_PATH_RE = re.compile(r"/[\w.+@,:=~%/-]*")
-
-
-def _check_abs_path(value: str) -> str:
-    if not isinstance(value, str) or not value.startswith("/"):
-        raise ValueError(f"{value!r} must be an absolute path on the target host")
-    if not _ABS_PATH_RE.fullmatch(value):
-        bad = sorted({c for c in value if not re.fullmatch(r"[\w.+@,:=~%/-]", c)})
-        raise ValueError(
-            f"{value!r}: a path here may hold letters, digits and . _ + @ , : = ~ % - / only "
-            f"(not {' '.join(repr(c) for c in bad)}): config readers on the host give spaces, "
-            "';', '#', quotes and backslashes a meaning of their own"
-        )
-    return value
-
-
-AbsPath = Annotated[
-    str, AfterValidator(_check_abs_path), Field(json_schema_extra={"pattern": "^/"})
-]
+AbsPath = Annotated[str, AfterValidator(check_abs_path), Field(json_schema_extra={"pattern": "^/"})]
 
 
 # --- Asterisk ---------------------------------------------------------------------------------
@@ -651,47 +541,17 @@ class Rtp(_Model):
     )
     end: Port = Field(default=20000, description="last UDP port of the media range")
 
-    @model_validator(mode="after")
-    def _range(self) -> Rtp:
-        """rtp.start is even, 1024 or above, and below rtp.end."""
-        if self.start >= self.end:
-            raise ValueError(f"rtp.start ({self.start}) must be below rtp.end ({self.end})")
-        if self.start % 2:
-            raise ValueError(
-                f"rtp.start ({self.start}) must be even: RTP uses even ports, RTCP odd"
-            )
-        if self.start < 1024:
-            raise ValueError(f"rtp.start ({self.start}) must be 1024 or above")
-        return self
-
-
-_ACME_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%/+=&?-]*)?")
-_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?")
-LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
-
-
-def _check_acme_url(value: str) -> str:
-    if not isinstance(value, str) or not _ACME_URL_RE.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not an https:// URL of an ACME directory (like {LETS_ENCRYPT})"
-        )
-    return value
-
-
-def _check_email(value: str) -> str:
-    if not isinstance(value, str) or not _EMAIL_RE.fullmatch(value):
-        raise ValueError(f"{value!r} is not an e-mail address (like hostmaster@mysite.ru)")
-    return value
+    _range = _model_rule(rules.rtp_range)
 
 
 class Acme(_Model):
     """sipctl obtains and renews the certificate itself: ACME (RFC 8555) with DNS-01
     challenges answered through the spec's own ``dns`` provider."""
 
-    directory: Annotated[str, AfterValidator(_check_acme_url)] = Field(
+    directory: Annotated[str, AfterValidator(check_acme_url)] = Field(
         default=LETS_ENCRYPT, description="the ACME server's directory URL"
     )
-    email: Annotated[str, AfterValidator(_check_email)] | None = Field(
+    email: Annotated[str, AfterValidator(check_email)] | None = Field(
         default=None, description="contact for the ACME account (expiry warnings)"
     )
     renew_days: Annotated[int, Field(ge=1, le=365, strict=True)] = Field(
@@ -714,18 +574,13 @@ class TlsFiles(_Model):
         default=None, description="obtain and renew the certificate by ACME DNS-01"
     )
 
-    @model_validator(mode="after")
-    def _two_files(self) -> TlsFiles:
-        """asterisk.tls.cert_file and key_file are two different files."""
-        if self.cert_file == self.key_file:
-            raise ValueError("cert_file and key_file must be two different files")
-        return self
+    _two_files = _model_rule(rules.two_tls_files)
 
 
 _TARGET_HELP = "where the layer lives: local, dir:PATH, or ssh://[user@]host[:port]"
 
 
-class Asterisk(_Model):
+class Asterisk(AsteriskMixin, _Model):
     target: Target = Field(default="local", description=_TARGET_HELP)
     ssh: Ssh = Field(default=Ssh.model_construct(), description="how to reach an ssh:// target")
     channel: Literal["pjsip", "sip"] = Field(
@@ -781,45 +636,17 @@ class Asterisk(_Model):
     tls: TlsFiles | None = Field(default=None, description="certificate and key for transports.tls")
     ensure: Ensure = _ensure_field()
 
-    @property
-    def sound_when_unavailable(self) -> str:
-        """The sound a declared name's caller hears when nobody answers."""
-        return self.unavailable_sound or self.reject_sound
-
-    @model_validator(mode="after")
-    def _contexts_differ(self) -> Asterisk:
-        """asterisk.guest_context and asterisk.local_context differ."""
-        if self.guest_context == self.local_context:
-            raise ValueError(
-                "guest_context and local_context must differ: unauthenticated callers must "
-                "never land in the context of the internal phones"
-            )
-        return self
+    _contexts_differ = _model_rule(rules.contexts_differ)
 
 
 # --- firewall ---------------------------------------------------------------------------------
 
 
-def _check_portspec(value: str) -> str:
-    match = _PORTSPEC_RE.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError(f"{value!r} is not PROTO/PORT[-PORT] (like tcp/443 or udp/4000-4999)")
-    first = int(match["first"])
-    last = int(match["last"]) if match["last"] else first
-    if not (1 <= first <= 65535 and 1 <= last <= 65535 and first <= last):
-        raise ValueError(f"{value!r}: ports must be 1-65535 and the range ascending")
-    return f"{match['proto']}/{first}" + (f"-{last}" if last != first else "")
-
-
 PortSpec = Annotated[
     str,
-    AfterValidator(_check_portspec),
+    AfterValidator(check_portspec),
     Field(json_schema_extra={"pattern": PORTSPEC_PATTERN}),
 ]
-
-
-DEFAULT_PERSIST = {"iptables": "/etc/iptables.up", "nftables": "/etc/nftables.d/sipctl.nft"}
-NFTABLES_MAIN_FILE = "/etc/nftables.conf"
 
 
 class Firewall(_Model):
@@ -853,59 +680,13 @@ class Firewall(_Model):
     )
     ensure: Ensure = _ensure_field()
 
-    @model_validator(mode="after")
-    def _persist_default(self) -> Firewall:
-        """persist left out is the backend's default file (null: none), and never the
-        distribution's main /etc/nftables.conf (include sipctl's file from it instead)."""
-        if "persist" not in self.model_fields_set:
-            object.__setattr__(self, "persist", DEFAULT_PERSIST[self.backend])
-        elif self.persist == NFTABLES_MAIN_FILE:
-            include = DEFAULT_PERSIST["nftables"]
-            raise ValueError(
-                f"persist: {NFTABLES_MAIN_FILE} is the distribution's own nftables file (it "
-                "flushes the whole rule set at boot and holds the admin's rules); let sipctl "
-                f"write its own file, e.g. persist: {include}, and add the line "
-                f'include "{include}" to {NFTABLES_MAIN_FILE}'
-            )
-        return self
+    _persist_default = _model_rule(rules.persist_default)
 
 
 # --- fail2ban ---------------------------------------------------------------------------------
 
 
-def _check_ignored_network(value: str) -> str:
-    """An address or network fail2ban never bans, as the canonical text of the parsed network.
-
-    No scope id (``fe80::1%eth0``: fail2ban's INI reader reads ``%`` as interpolation, and
-    fail2ban compares addresses without one), no network covering every address (a jail
-    that ignores everyone bans no one).
-    """
-    if not isinstance(value, str):
-        raise ValueError("an ignoreip entry must be an address or a network, like 192.0.2.0/24")
-    if "%" in value:
-        raise ValueError(
-            f"{value!r} has a scope id (after '%'): fail2ban compares addresses without one; "
-            "write the address alone"
-        )
-    try:
-        network = ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not an address or network (like 192.0.2.7 or 192.0.2.0/24)"
-        ) from None
-    if network.prefixlen == 0:
-        raise ValueError(
-            f"{value!r} covers every address: the jail would never ban anyone; list the "
-            "networks you trust instead"
-        )
-    if network.network_address.is_unspecified and network.prefixlen == network.max_prefixlen:
-        raise ValueError(f"{value!r} is the unspecified address ('any'), not a caller's address")
-    if network.prefixlen == network.max_prefixlen:
-        return str(network.network_address)
-    return str(network)
-
-
-IgnoredNetwork = Annotated[str, AfterValidator(_check_ignored_network)]
+IgnoredNetwork = Annotated[str, AfterValidator(check_ignored_network)]
 
 
 class Fail2ban(_Model):
@@ -948,24 +729,7 @@ class Fail2ban(_Model):
 # --- WebRTC ---------------------------------------------------------------------------------
 
 
-def _check_publish(value: str) -> str:
-    target, sep, path = value.rpartition(":/")
-    if not sep or not target:
-        raise ValueError(
-            f"{value!r} is not TARGET:PATH (like local:/var/www/html/call or "
-            "ssh://root@web.mysite.ru:/var/www/html/call)"
-        )
-    check_target(target)
-    return f"{target.strip()}:{_check_abs_path('/' + path)}"
-
-
-Publish = Annotated[str, AfterValidator(_check_publish)]
-
-
-def split_publish(value: str) -> tuple[str, str]:
-    """``TARGET:PATH`` -> (target, absolute path); the path is after the last ``:/``."""
-    target, _, path = value.rpartition(":/")
-    return target, "/" + path
+Publish = Annotated[str, AfterValidator(check_publish)]
 
 
 class WebrtcPage(_Model):
@@ -997,7 +761,7 @@ class Webrtc(_Model):
 # --- the spec ---------------------------------------------------------------------------------
 
 
-class Spec(_Model):
+class Spec(SpecMixin, _Model):
     """A whole sipctl spec, version 1."""
 
     version: Literal[1] = Field(description="the spec format; 1 is the only one so far")
@@ -1035,48 +799,4 @@ class Spec(_Model):
         default=None, description="the click-to-call page; needs transports.wss"
     )
 
-    @property
-    def zone(self) -> str:
-        """The DNS zone the domain's records live in (no trailing dot, lower case)."""
-        if self.dns is not None and self.dns.zone is not None:
-            return self.dns.zone
-        return self.domain
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Spec:
-        """The domain lies inside dns.zone; no server host is listed twice."""
-        zone = self.zone
-        if self.domain != zone and not self.domain.endswith("." + zone):
-            raise ValueError(f"domain {self.domain} is not inside dns.zone {zone}")
-        hosts = [s.host for s in self.servers]
-        duplicates = sorted({h for h in hosts if hosts.count(h) > 1})
-        if duplicates:
-            raise ValueError(f"servers: host {duplicates[0]} is listed twice")
-        return self
-
-    def webrtc_host(self) -> str | None:
-        """The host browsers connect to: ``webrtc.host``, else the first server."""
-        if self.webrtc is not None and self.webrtc.host is not None:
-            return self.webrtc.host
-        return self.servers[0].host if self.servers else None
-
-    def page_names(self) -> tuple[str, ...]:
-        """The names the click-to-call page can call: ``webrtc.page.names``, else every user
-        and every room."""
-        if self.webrtc is not None and self.webrtc.page.names is not None:
-            return self.webrtc.page.names
-        return (*self.users, *(r for r in self.rooms if r not in self.users))
-
-    def firewall_target(self) -> str | None:
-        if self.firewall is None:
-            return None
-        if self.firewall.target is not None:
-            return self.firewall.target
-        return self.asterisk.target if self.asterisk is not None else "local"
-
-    def fail2ban_target(self) -> str | None:
-        if self.fail2ban is None:
-            return None
-        if self.fail2ban.target is not None:
-            return self.fail2ban.target
-        return self.asterisk.target if self.asterisk is not None else "local"
+    _consistent = _model_rule(rules.spec_consistent)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.bind import BindServer, bind_env, dns_spec
 from fixtures.common import REPO
 
 OPTIONAL = {"octodns", "acme", "selenium", "boto3", "moto"}
@@ -21,23 +22,41 @@ SSH = {"paramiko", "nacl"}  # (bcrypt comes with cryptography's key loading too)
 CLI = {"typer", "click", "rich", "pydantic", "pydantic_core", "yaml"}
 
 
-def imported(args: list[str], cwd: Path) -> set[str]:
-    """The top-level packages a ``sipctl ARGS`` process imported, by ``-X importtime``."""
+def import_tree(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> list[tuple[int, str]]:
+    """(depth, module) of every module a ``sipctl ARGS`` process imported, in the order
+    ``-X importtime`` prints them (a module after everything it imported)."""
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "sipctl", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
+        env=env,
         check=False,
     )
     assert result.returncode in (0, 2), result.stderr[-2000:]
-    names = set()
+    tree = []
     for line in result.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
-            name = line.rsplit("|", 1)[1].strip()
+            field = line.rsplit("|", 1)[1]
+            name = field.strip()
             if name and name != "imported package":
-                names.add(name.split(".")[0])
-    return names
+                tree.append((len(field) - len(field.lstrip(" ")), name))
+    return tree
+
+
+def imported(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> set[str]:
+    """The top-level packages a ``sipctl ARGS`` process imported, by ``-X importtime``."""
+    return {name.split(".")[0] for _, name in import_tree(args, cwd, env)}
+
+
+def importer_of(tree: list[tuple[int, str]], module: str) -> str | None:
+    """The module whose import first imported ``module`` (None: not imported)."""
+    for index, (depth, name) in enumerate(tree):
+        if name == module:
+            return next((n for d, n in tree[index + 1 :] if d < depth), "(the program)")
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +84,44 @@ def test_hot_commands_run_without_typer(args: list[str], example: Path) -> None:
     """A plain command line of validate, plan or apply is parsed by cli_fast.py."""
     leaked = imported(args, example) & {"typer", "click", "rich"}
     assert not leaked, f"sipctl {' '.join(args)} imported {sorted(leaked)}"
+
+
+@pytest.mark.parametrize("args", [["validate"], ["plan", "--detailed-exitcode"]])
+def test_a_valid_spec_is_built_without_pydantic(args: list[str], example: Path) -> None:
+    """The README's example (every layer, local targets): no pydantic to validate or plan it,
+    and no packaging metadata to find sipctl's own providers."""
+    tree = import_tree(args, example)
+    leaked = {name.split(".")[0] for _, name in tree} & {"pydantic", "pydantic_core"}
+    assert not leaked, f"sipctl {' '.join(args)} imported {sorted(leaked)}"
+    if args == ["validate"]:
+        assert importer_of(tree, "importlib.metadata") is None
+    else:  # dnspython's own feature check reads it (the floor of a DNS query pays it too)
+        assert importer_of(tree, "importlib.metadata") in (None, "dns._features")
+
+
+def test_a_dns_only_no_op_plan_imports_no_pydantic(bind: BindServer, tmp_path: Path) -> None:
+    """The whole-process no-op plan bench/startup.py measures against its floor."""
+    zone = bind.new_zone()
+    try:
+        (tmp_path / "sipctl.yaml").write_text(dns_spec(bind, zone))
+        env = bind_env(bind)
+        applied = subprocess.run(
+            [sys.executable, "-m", "sipctl", "apply", "--auto-approve", "--no-verify"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert applied.returncode == 0, applied.stderr[-2000:]
+        for args in (["validate"], ["plan", "--detailed-exitcode"]):
+            tree = import_tree(args, tmp_path, env)
+            names = {name.split(".")[0] for _, name in tree}
+            assert not names & {"pydantic", "pydantic_core", "typer", "click", "rich"}, args
+            assert not names & (SSH | OPTIONAL), args
+            assert importer_of(tree, "importlib.metadata") in (None, "dns._features"), args
+    finally:
+        bind.delete_zone(zone)
 
 
 def test_validate_imports_no_dns_library(example: Path) -> None:

@@ -7,7 +7,7 @@ import pytest
 from sipctl.errors import SpecError
 from sipctl.schemas.checks import cross_warnings
 from sipctl.schemas.loader import load_spec_text
-from sipctl.schemas.spec import split_command
+from sipctl.schemas.values import split_command
 
 BASE = "version: 1\ndomain: mysite.ru\n"
 

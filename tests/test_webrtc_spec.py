@@ -12,7 +12,7 @@ from sipctl.reconciler.render.fail2ban import ban_ports
 from sipctl.reconciler.render.firewall import desired_ruleset
 from sipctl.schemas.checks import cross_checks
 from sipctl.schemas.loader import load_spec_text
-from sipctl.schemas.spec import split_publish
+from sipctl.schemas.values import split_publish
 
 BASE = """\
 version: 1

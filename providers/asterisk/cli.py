@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sipctl.errors import ProviderError
 from sipctl.providers.transport.pool import CommandResult, HostTransport
-from sipctl.schemas.spec import split_command
+from sipctl.schemas.values import split_command
 
 _NOT_CONNECTED = ("Unable to connect to remote asterisk", "does /run/asterisk", "No such command")
 # CLI commands that only read: "<module> show ..." and "core show ...".

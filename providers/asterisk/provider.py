@@ -14,7 +14,7 @@ import hashlib
 import posixpath
 import re
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError
 from sipctl.providers.asterisk.cli import (
@@ -78,8 +78,10 @@ from sipctl.reconciler.render.asterisk_rooms import (
 )
 from sipctl.reconciler.resources import LiveState, Resource
 from sipctl.schemas.loader import LoadedSpec
-from sipctl.schemas.spec import Asterisk
 from sipctl.schemas.targets import parse_target
+
+if TYPE_CHECKING:
+    from sipctl.schemas.spec import Asterisk
 
 MANAGED_FILES = (PJSIP_FILE, SIP_FILE, DIALPLAN_FILE, CONFBRIDGE_FILE)
 # With transports.wss: which TCP ports are taken, and whether [::] takes IPv4 too

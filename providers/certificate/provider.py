@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError
 from sipctl.providers.asterisk.cli import run_rx
@@ -50,8 +50,10 @@ from sipctl.reconciler.render.certificate import (
 from sipctl.reconciler.resources import LiveState, Resource
 from sipctl.schemas.checks import certificate_names
 from sipctl.schemas.loader import LoadedSpec
-from sipctl.schemas.spec import Acme, Asterisk, TlsFiles
 from sipctl.schemas.targets import parse_target
+
+if TYPE_CHECKING:
+    from sipctl.schemas.spec import Acme, Asterisk, TlsFiles
 
 RELOAD_PJSIP = "module reload res_pjsip.so"
 RELOAD_HTTP = "module reload http"

@@ -20,10 +20,11 @@ from sipctl.providers.sip_attack import SipAgent, Wire
 from sipctl.reconciler.audit.report import AuditReport, Finding
 from sipctl.reconciler.render.fail2ban import ALWAYS_IGNORED, JAIL_NAME
 from sipctl.reconciler.verify.report import Endpoint
-from sipctl.schemas.spec import Spec, split_command
+from sipctl.schemas.values import split_command
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
+    from sipctl.schemas.spec import Spec
 
 BAN_WAIT = 15.0  # seconds for fail2ban to read the log and ban (its backend polls)
 

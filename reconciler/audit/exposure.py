@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from sipctl.reconciler.audit.report import Finding, Severity
-from sipctl.schemas.spec import Spec
 
 if TYPE_CHECKING:
     from sipctl.providers.certificate.pem import CertificateFacts
+    from sipctl.schemas.spec import Spec
 
 Proto = Literal["tcp", "udp"]
 

@@ -36,11 +36,11 @@ from sipctl.reconciler.audit.report import AuditReport, Finding
 from sipctl.reconciler.render.asterisk import dialplan_text
 from sipctl.reconciler.verify.report import Endpoint, endpoints
 from sipctl.schemas.loader import LoadedSpec
-from sipctl.schemas.spec import Spec
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.providers.transport.pool import HostTransport
+    from sipctl.schemas.spec import Spec
 
 DEFAULT_LOG = "/var/log/asterisk/messages.log"
 

@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from sipctl.reconciler.asterisk_conf import DialplanWriter, normalize_dialplan, normalize_sections
 from sipctl.reconciler.render.asterisk_rooms import (
@@ -76,7 +77,9 @@ from sipctl.reconciler.render.asterisk_rooms import (
     rooms_dialplan,
 )
 from sipctl.reconciler.resources import Address, Resource
-from sipctl.schemas.spec import Asterisk, RingGroup, Spec
+
+if TYPE_CHECKING:
+    from sipctl.schemas.spec import Asterisk, RingGroup, Spec
 
 LAYER = "asterisk"
 PJSIP_FILE = "pjsip_sipctl.conf"

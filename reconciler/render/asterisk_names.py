@@ -12,9 +12,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sipctl.schemas.spec import RingGroup, Room, Spec
+if TYPE_CHECKING:
+    from sipctl.schemas.spec import RingGroup, Room, Spec
+
 
 ROOM_WORDS = "room (ConfBridge)"
 _STEP_RE = re.compile(r"[^,]*,(?P<app>\w+)\((?P<args>.*)\)$")

@@ -17,8 +17,12 @@ never comes back to the next priority).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sipctl.reconciler.asterisk_conf import DialplanWriter
-from sipctl.schemas.spec import Asterisk, Room, Spec
+
+if TYPE_CHECKING:
+    from sipctl.schemas.spec import Asterisk, Room, Spec
 
 CONFBRIDGE_FILE = "confbridge_sipctl.conf"
 CONFBRIDGE_PARENT = "confbridge.conf"

@@ -24,10 +24,10 @@ from urllib.parse import urlsplit
 
 from sipctl.reconciler.resources import Address, Resource, Value
 from sipctl.schemas.checks import certificate_names
-from sipctl.schemas.spec import Spec, TlsFiles
 
 if TYPE_CHECKING:
     from sipctl.reconciler.plan import Change
+    from sipctl.schemas.spec import Spec, TlsFiles
 
 LAYER = "certificate"
 KEY_MATCHES = "matches the certificate"

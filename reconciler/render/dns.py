@@ -14,6 +14,8 @@ Pure: the spec goes in, resources and texts come out. What sipctl owns in a zone
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sipctl.reconciler.dns_records import (
     NAPTR_SERVICE,
     SRV_PREFIX,
@@ -29,7 +31,9 @@ from sipctl.reconciler.dns_records import (
     state_owner,
 )
 from sipctl.reconciler.resources import Address, Resource
-from sipctl.schemas.spec import Spec, UdpTransport, WssTransport
+
+if TYPE_CHECKING:
+    from sipctl.schemas.spec import Spec, UdpTransport, WssTransport
 
 LAYER = "dns"
 _TYPE_ORDER = {"NAPTR": 0, "SRV": 1, "A": 2, "AAAA": 3, "TXT": 4}

@@ -52,10 +52,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sipctl.reconciler.resources import Address, Resource, Value
-from sipctl.schemas.spec import Fail2ban, Spec
 
 if TYPE_CHECKING:
     from sipctl.reconciler.plan import Change
+    from sipctl.schemas.spec import Fail2ban, Spec
 
 LAYER = "fail2ban"
 KIND = "file"

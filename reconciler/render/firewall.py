@@ -18,10 +18,12 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sipctl.reconciler.resources import Address, Resource
-from sipctl.schemas.spec import Firewall, Rtp, Spec
+
+if TYPE_CHECKING:
+    from sipctl.schemas.spec import Firewall, Spec
 
 LAYER = "firewall"
 CHAIN = "SIPCTL"  # iptables: our chain in the filter table
@@ -154,7 +156,12 @@ def desired_ruleset(spec: Spec) -> dict[str, Any]:
     rules.append(Rule("accept", "tcp", str(fw.ssh_port)))
     for proto, port in spec.transports.listening().values():
         rules.append(Rule("accept", proto, str(port)))
-    rtp = spec.asterisk.rtp if spec.asterisk is not None else Rtp()
+    if spec.asterisk is not None:
+        rtp = spec.asterisk.rtp
+    else:  # the media range Asterisk would use by default
+        from sipctl.schemas.spec import Rtp
+
+        rtp = Rtp()
     rules.append(Rule("accept", "udp", port_text(rtp.start, rtp.end)))
     for extra in fw.extra:
         proto, _, ports = extra.partition("/")

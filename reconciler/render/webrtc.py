@@ -19,11 +19,14 @@ import hashlib
 import html
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sipctl.reconciler.render.asterisk import webrtc_from_host
 from sipctl.reconciler.resources import Address, Resource
-from sipctl.schemas.spec import Spec, split_publish
+from sipctl.schemas.values import split_publish
+
+if TYPE_CHECKING:
+    from sipctl.schemas.spec import Spec
 
 LAYER = "webrtc"
 ASSETS = "webrtc_page"

@@ -22,11 +22,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sipctl.providers.sip_probe import ProbeResult
 from sipctl.reconciler.verify.rfc3263 import TRANSPORTS, Defect, Hop, Resolution, Transport
-from sipctl.schemas.spec import Spec
+
+if TYPE_CHECKING:
+    from sipctl.schemas.spec import Spec
 
 FORMAT_VERSION = "1"
 CANARY_PREFIX = "sipctlcanary"  # letters and digits only: any catch-all pattern matches it

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +70,8 @@ def _write_debug_log(path: Path, text: str) -> None:
 
 def log_traceback(exc: BaseException) -> str:
     """Write ``exc``'s traceback to the debug log; returns where it is, in words."""
+    import traceback  # only for a crash (start-up cost)
+
     path = debug_log_path()
     text = current_console().scrub("".join(traceback.format_exception(exc)))
     head = f"--- {datetime.now(UTC).isoformat()} sipctl {__version__} {sys.argv[1:]}\n"
@@ -82,6 +83,8 @@ def log_traceback(exc: BaseException) -> str:
 
 
 def _report_unexpected(exc: BaseException) -> None:
+    import traceback  # only for a crash (start-up cost)
+
     where = log_traceback(exc)
     if cli_common.GLOBAL.debug:
         sys.stderr.write(current_console().scrub("".join(traceback.format_exception(exc))))

@@ -1,0 +1,289 @@
+"""The values of a spec, checked without pydantic: each check of a value (an address, a
+path, a command...) is one function here, used by the pydantic models of ``spec.py`` (the
+authority: the JSON Schema, docs/spec.md and every error message) and by the checker
+generated from them (``spec_fast.py``), so that each rule is written once.
+
+Each check takes the value as it arrives and returns it as the spec keeps it (an address in
+its canonical text, a host name in lower case), or raises ValueError with the message a
+human reads.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from sipctl.schemas.targets import PORT_PATTERN, check_target
+from sipctl.schemas.text import check_text
+
+_HOSTPORT_RE = re.compile(
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.:-]+?)(?::(?P<port>[0-9]{1,5}))?"
+)
+_PORTSPEC_RE = re.compile(r"(?P<proto>tcp|udp)/(?P<first>[0-9]{1,5})(?:[-:](?P<last>[0-9]{1,5}))?")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IPV4_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+IPV4_PATTERN = rf"^{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}$"
+IPV6_PATTERN = "^[0-9A-Fa-f:.]+(?:%[^%]+)?$"  # the rest is format: ipv6
+PORTSPEC_PATTERN = f"^(?:tcp|udp)/{PORT_PATTERN}(?:[-:]{PORT_PATTERN})?$"
+# HOST[:PORT], or a bare IPv6 address (two colons at least) without a port
+HOSTPORT_PATTERN = (
+    rf"^\s*(?:(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::{PORT_PATTERN})?"
+    r"|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)\s*$"
+)
+ENV_NAME_PATTERN = f"^{_ENV_NAME_RE.pattern}$"
+PROVIDER_PATTERN = "^[a-z][a-z0-9_-]{0,40}$"
+
+
+# The protocol each transport's port is opened for (TLS and WSS run over TCP).
+TRANSPORT_PROTOCOL = {"udp": "udp", "tcp": "tcp", "tls": "tcp", "wss": "tcp"}
+
+
+def check_strings(value: object) -> None:
+    """The one rule of text.py on every string of ``value``, inside lists and mappings too
+    (keys included)."""
+    if isinstance(value, str):
+        check_text(value)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            check_strings(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_strings(key)
+            check_strings(item)
+
+
+# --- servers and users ---------------------------------------------------------------------------
+
+
+def check_ipv4(value: str) -> str:
+    """A server's IPv4 address, stored as the canonical text of the parsed address."""
+    try:
+        address = ipaddress.IPv4Address(value)
+    except (ipaddress.AddressValueError, ValueError):
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+    refuse_unreachable(address)
+    return str(address)
+
+
+def check_ipv6(value: str) -> str:
+    """A server's IPv6 address, canonical text (compressed, lower case), no scope id."""
+    if isinstance(value, str) and "%" in value:
+        raise ValueError(
+            f"{value!r} has a scope id (after '%'): a SIP server's address is global and "
+            "never has one; write the address alone"
+        )
+    try:
+        address = ipaddress.IPv6Address(value)
+    except (ipaddress.AddressValueError, ValueError):
+        raise ValueError(f"{value!r} is not an IPv6 address") from None
+    refuse_unreachable(address)
+    return str(address)
+
+
+def refuse_unreachable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """Addresses no caller can send a call to: published in DNS they only mislead."""
+    if address.is_unspecified:
+        raise ValueError(
+            f"{address} is the unspecified address ('any'), not one a caller can reach; "
+            "give the server's own address"
+        )
+    if address == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValueError(f"{address} is the broadcast address; give the server's own address")
+    if address.is_multicast:
+        raise ValueError(f"{address} is a multicast address; give the server's own address")
+
+
+# The names pydantic puts into an error's location for the branches of a tagged union; the
+# loader leaves them out, so an error names the spec's own path (users.sales.ring).
+UNION_TAGS = frozenset({"extension", "ring group"})
+
+
+# --- DNS -----------------------------------------------------------------------------------------
+
+
+def check_hostport(value: str) -> str:
+    match = _HOSTPORT_RE.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{value!r} is not HOST[:PORT] (like 127.0.0.1:53 or [::1]:5353)")
+    host = match["host"]
+    if ":" in host and not host.startswith("["):
+        # a bare IPv6 address without a port
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{value!r} is not HOST[:PORT]; write IPv6 as [::1]:53") from None
+        if match["port"]:
+            raise ValueError(f"{value!r} is ambiguous; write IPv6 with a port as [::1]:53")
+    if match["port"] and not 1 <= int(match["port"]) <= 65535:
+        raise ValueError(f"port {match['port']} is out of range (1-65535)")
+    return value.strip()
+
+
+# octoDNS provider arguments: scalars, or one level of lists and mappings of scalars.
+OctodnsScalar = str | int | float | bool
+
+
+def check_octodns_value(value: Any) -> Any:
+    def scalar(item: Any) -> bool:
+        if isinstance(item, str):
+            if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in item):
+                raise ValueError("must be one line of printable text")
+            return True
+        return isinstance(item, int | float | bool)
+
+    if scalar(value):
+        return value
+    if isinstance(value, list) and all(scalar(v) for v in value):
+        return value
+    if isinstance(value, dict) and all(isinstance(k, str) and scalar(v) for k, v in value.items()):
+        return value
+    raise ValueError(
+        "must be a string, number or boolean, or a list or mapping of those (octoDNS "
+        "provider arguments)"
+    )
+
+
+# Characters that mean something to a shell beyond "word": command lists (; & |), expansions
+# ($ `), redirections (< >), subshells and groups (( ) { }). A command is a program and its
+# arguments, run without a shell, so none of them is ever needed.
+SHELL_SYNTAX = frozenset(";&|$`<>(){}")
+
+
+def split_command(value: str) -> tuple[str, ...]:
+    """The words of a ``command`` value (shlex rules): the program, then its arguments."""
+    import shlex  # only for a command (start-up cost)
+
+    return tuple(shlex.split(value))
+
+
+def check_command(value: str) -> str:
+    bad = sorted(set(value) & SHELL_SYNTAX)
+    if bad:
+        shown = " ".join(bad)
+        raise ValueError(
+            f"{value!r} uses shell syntax ({shown}): a command is a program and its "
+            "arguments, run without a shell; write just the program and its words, like "
+            "'docker exec pbx asterisk'"
+        )
+    try:
+        words = split_command(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a command line: {exc}") from None
+    if not words:
+        raise ValueError("a command must name a program")
+    return value.strip()
+
+
+COMMAND_PATTERN = "^[^;&|$`<>(){}]*[^;&|$`<>(){}\\s][^;&|$`<>(){}]*$"
+
+
+# --- paths, ACME ---------------------------------------------------------------------------------
+
+
+# A path on a host goes into config files whose readers give spaces and some marks a meaning
+# (fail2ban: "logpath = PATH tail", ";" comments; Asterisk: ";" comments; quotes and "$" in
+# scripts), so it is letters, digits and the marks file names really use.
+_ABS_PATH_RE = re.compile(r"/[\w.+@,:=~%/-]*")
+
+
+def check_abs_path(value: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ValueError(f"{value!r} must be an absolute path on the target host")
+    if not _ABS_PATH_RE.fullmatch(value):
+        bad = sorted({c for c in value if not re.fullmatch(r"[\w.+@,:=~%/-]", c)})
+        raise ValueError(
+            f"{value!r}: a path here may hold letters, digits and . _ + @ , : = ~ % - / only "
+            f"(not {' '.join(repr(c) for c in bad)}): config readers on the host give spaces, "
+            "';', '#', quotes and backslashes a meaning of their own"
+        )
+    return value
+
+
+_ACME_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%/+=&?-]*)?")
+_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?")
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def check_acme_url(value: str) -> str:
+    if not isinstance(value, str) or not _ACME_URL_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an https:// URL of an ACME directory (like {LETS_ENCRYPT})"
+        )
+    return value
+
+
+def check_email(value: str) -> str:
+    if not isinstance(value, str) or not _EMAIL_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an e-mail address (like hostmaster@mysite.ru)")
+    return value
+
+
+# --- firewall, fail2ban --------------------------------------------------------------------------
+
+
+def check_portspec(value: str) -> str:
+    match = _PORTSPEC_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{value!r} is not PROTO/PORT[-PORT] (like tcp/443 or udp/4000-4999)")
+    first = int(match["first"])
+    last = int(match["last"]) if match["last"] else first
+    if not (1 <= first <= 65535 and 1 <= last <= 65535 and first <= last):
+        raise ValueError(f"{value!r}: ports must be 1-65535 and the range ascending")
+    return f"{match['proto']}/{first}" + (f"-{last}" if last != first else "")
+
+
+DEFAULT_PERSIST = {"iptables": "/etc/iptables.up", "nftables": "/etc/nftables.d/sipctl.nft"}
+NFTABLES_MAIN_FILE = "/etc/nftables.conf"
+
+
+def check_ignored_network(value: str) -> str:
+    """An address or network fail2ban never bans, as the canonical text of the parsed network.
+
+    No scope id (``fe80::1%eth0``: fail2ban's INI reader reads ``%`` as interpolation, and
+    fail2ban compares addresses without one), no network covering every address (a jail
+    that ignores everyone bans no one).
+    """
+    if not isinstance(value, str):
+        raise ValueError("an ignoreip entry must be an address or a network, like 192.0.2.0/24")
+    if "%" in value:
+        raise ValueError(
+            f"{value!r} has a scope id (after '%'): fail2ban compares addresses without one; "
+            "write the address alone"
+        )
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an address or network (like 192.0.2.7 or 192.0.2.0/24)"
+        ) from None
+    if network.prefixlen == 0:
+        raise ValueError(
+            f"{value!r} covers every address: the jail would never ban anyone; list the "
+            "networks you trust instead"
+        )
+    if network.network_address.is_unspecified and network.prefixlen == network.max_prefixlen:
+        raise ValueError(f"{value!r} is the unspecified address ('any'), not a caller's address")
+    if network.prefixlen == network.max_prefixlen:
+        return str(network.network_address)
+    return str(network)
+
+
+# --- WebRTC --------------------------------------------------------------------------------------
+
+
+def check_publish(value: str) -> str:
+    target, sep, path = value.rpartition(":/")
+    if not sep or not target:
+        raise ValueError(
+            f"{value!r} is not TARGET:PATH (like local:/var/www/html/call or "
+            "ssh://root@web.mysite.ru:/var/www/html/call)"
+        )
+    check_target(target)
+    return f"{target.strip()}:{check_abs_path('/' + path)}"
+
+
+def split_publish(value: str) -> tuple[str, str]:
+    """``TARGET:PATH`` -> (target, absolute path); the path is after the last ``:/``."""
+    target, _, path = value.rpartition(":/")
+    return target, "/" + path
