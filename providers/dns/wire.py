@@ -14,6 +14,7 @@ for those sections: the test compares both on real answers and on generated ones
 
 from __future__ import annotations
 
+import hmac
 import struct
 import time
 from dataclasses import dataclass
@@ -26,7 +27,6 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.tsig
-from dns.rdtypes.ANY.TSIG import TSIG
 
 FUDGE = 300  # seconds of clock difference a signature allows (dnspython's default)
 _HEADER = struct.Struct("!HHHHHH")
@@ -35,6 +35,12 @@ _TSIG_TYPE = int(dns.rdatatype.TSIG)
 _OPT_TYPE = int(dns.rdatatype.OPT)
 _ANY_CLASS = int(dns.rdataclass.ANY)
 _IN_CLASS = int(dns.rdataclass.IN)
+_PEER_ERRORS: dict[int, type[dns.tsig.PeerError]] = {
+    dns.rcode.BADSIG: dns.tsig.PeerBadSignature,
+    dns.rcode.BADKEY: dns.tsig.PeerBadKey,
+    dns.rcode.BADTIME: dns.tsig.PeerBadTime,
+    dns.rcode.BADTRUNC: dns.tsig.PeerBadTruncation,
+}
 # Types whose records dnspython files apart (signatures by what they cover) or refuses in an
 # answer section: such an answer goes to dnspython whole.
 _SPECIAL = {
@@ -52,6 +58,7 @@ class QueryCodec:
             self._key_digest = key.name.to_digestable()
             self._algorithm_wire = _name_wire(key.algorithm)
             self._algorithm_digest = key.algorithm.to_digestable()
+            self._mac = _Mac(key)
 
     def query(self, qid: int, owner: str, rdtype: str) -> tuple[bytes, bytes]:
         """A query for ``owner``/``rdtype`` (class IN, recursion not desired) with id ``qid``,
@@ -66,11 +73,7 @@ class QueryCodec:
         signed_at = struct.pack("!HIH", (now >> 32) & 0xFFFF, now & 0xFFFFFFFF, FUDGE)
         # RFC 8945 4.3.3: the message, then the TSIG variables (key name, class ANY, TTL 0,
         # algorithm, time signed, fudge, error 0, no other data).
-        ctx = dns.tsig.get_context(self.key)  # type: ignore[no-untyped-call]
-        ctx.update(struct.pack("!H", qid) + body)
-        ctx.update(self._key_digest + struct.pack("!HI", _ANY_CLASS, 0))
-        ctx.update(self._algorithm_digest + signed_at + struct.pack("!HH", 0, 0))
-        mac = ctx.sign()
+        mac = self._mac.of(struct.pack("!H", qid) + body, self._variables(signed_at, 0, b""))
         rdata = (
             self._algorithm_wire
             + signed_at
@@ -122,17 +125,79 @@ class QueryCodec:
     def _whole(self, wire: bytes, request_mac: bytes) -> dns.message.Message:
         return dns.message.from_wire(wire, keyring=self.key, request_mac=request_mac)
 
+    def _variables(self, signed_at: bytes, error: int, other: bytes) -> bytes:
+        """The TSIG variables a MAC covers after the message (RFC 8945 4.3.3): key name,
+        class ANY, TTL 0, algorithm, time signed and fudge, error, other data."""
+        return (
+            self._key_digest
+            + struct.pack("!HI", _ANY_CLASS, 0)
+            + self._algorithm_digest
+            + signed_at
+            + struct.pack("!HH", error, len(other))
+            + other
+        )
+
     def _verify(self, wire: bytes, tsig_start: int, request_mac: bytes) -> None:
+        """Check the answer's TSIG (the last record, at ``tsig_start``) as
+        ``dns.tsig.validate`` does, raising its exceptions: the server's error first, then
+        the key and algorithm, the MAC over the request's MAC, the message without its TSIG
+        (original id, one record less) and the variables, then the time."""
+        assert self.key is not None, "an answer signed for no key is dnspython's to refuse"
         owner, used = dns.name.from_wire(wire, tsig_start)
         at = tsig_start + used + _RR_FIXED.size
-        rdlength = _RR_FIXED.unpack_from(wire, tsig_start + used)[3]
-        assert self.key is not None, "an answer signed for no key is dnspython's to refuse"
-        rdata = dns.rdata.from_wire(dns.rdataclass.ANY, dns.rdatatype.TSIG, wire, at, rdlength)
-        assert isinstance(rdata, TSIG)
-        now = int(time.time())
-        dns.tsig.validate(  # type: ignore[no-untyped-call]
-            wire, self.key, owner, rdata, now, request_mac, tsig_start
+        end = at + _RR_FIXED.unpack_from(wire, tsig_start + used)[3]
+        algorithm, used = dns.name.from_wire(wire, at)
+        at += used
+        if at + 10 > end:
+            raise _malformed("the TSIG record is cut short")
+        signed_at = wire[at : at + 8]
+        upper, lower, fudge, mac_size = struct.unpack_from("!HIHH", wire, at)
+        mac = wire[at + 10 : at + 10 + mac_size]
+        at += 10 + mac_size
+        if at + 6 > end:
+            raise _malformed("the TSIG record is cut short")
+        original_id, error, other_size = struct.unpack_from("!HHH", wire, at)
+        other = wire[at + 6 : at + 6 + other_size]
+        if at + 6 + other_size != end:
+            raise _malformed("the TSIG record's length does not match its fields")
+        if error:
+            if error in _PEER_ERRORS:
+                raise _PEER_ERRORS[error]
+            raise dns.tsig.PeerError(f"unknown TSIG error code {error}")  # type: ignore[no-untyped-call]
+        if owner != self.key.name:
+            raise dns.tsig.BadKey
+        if algorithm != self.key.algorithm:
+            raise dns.tsig.BadAlgorithm
+        (arcount,) = struct.unpack_from("!H", wire, 10)
+        unsigned = wire[2:10] + struct.pack("!H", arcount - 1) + wire[12:tsig_start]
+        expected = self._mac.of(
+            struct.pack("!H", len(request_mac)) + request_mac if request_mac else b"",
+            struct.pack("!H", original_id) + unsigned,
+            self._variables(signed_at, error, other),
         )
+        if not hmac.compare_digest(expected, mac):
+            raise dns.tsig.BadSignature
+        if abs((upper << 32 | lower) - int(time.time())) > fudge:
+            raise dns.tsig.BadTime
+
+
+class _Mac:
+    """HMAC with one key: dnspython's context for the key's algorithm (and truncation),
+    keyed once and copied for each message."""
+
+    def __init__(self, key: dns.tsig.Key) -> None:
+        context = dns.tsig.get_context(key)  # type: ignore[no-untyped-call]
+        if not isinstance(context, dns.tsig.HMACTSig):
+            raise NotImplementedError(f"TSIG algorithm {key.algorithm} is not an HMAC")
+        self._keyed: hmac.HMAC = context.hmac_context
+        self._size = context.size // 8 if context.size else None
+
+    def of(self, *parts: bytes) -> bytes:
+        mac = self._keyed.copy()
+        for part in parts:
+            mac.update(part)
+        digest = mac.digest()
+        return digest[: self._size] if self._size else digest
 
 
 @dataclass(frozen=True)
