@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import secrets
 import shlex
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from sipctl.schemas.loader import LoadedSpec, load_spec_text
 pytestmark = [pytest.mark.asterisk, pytest.mark.netns, pytest.mark.sshd, pytest.mark.slow]
 
 SECRET = "sipctl-test-secret-" + secrets.token_hex(8)
+PASSWORD = "trunk-password-" + secrets.token_hex(8)
 
 
 @dataclasses.dataclass
@@ -110,6 +113,12 @@ def gated() -> Iterator[Gated]:
         secret.write_text(SECRET + "\n")
         secret.chmod(0o600)
         plan_key = make_key(work / "plan_ed25519")
+        # the admin's own secrets in the admin's own files, which plan reads
+        config_dir = Path(host.asterisk.spec_section()["config_dir"])
+        with (config_dir / "pjsip.conf").open("a") as pjsip:
+            pjsip.write(f"\n[trunk-auth]\ntype = auth\nusername = pbx\npassword = {PASSWORD}\n")
+        with (config_dir / "sip.conf").open("a") as sip:
+            sip.write(f"\n[general]\nregister => pbx:{PASSWORD}@trunk.example\n")
         first = Gated(host, work / "sipctl-read-gate", plan_key, canary, secret, [])
         ctx = first.ctx(read_only=False)
         try:
@@ -340,3 +349,55 @@ def test_the_read_only_mode_with_a_normal_key_says_the_key_is_not_gated(gated: G
     with pytest.raises(ProviderError) as caught:
         _plan_json(gated, True, loaded)
     assert "not tied to sipctl's read gate" in caught.value.message
+
+
+def test_the_admin_s_secret_values_are_hidden_and_the_plan_unchanged(gated: Gated) -> None:
+    config_dir = gated.loaded().spec.asterisk.config_dir  # type: ignore[union-attr]
+    lines = [f"f {config_dir}/pjsip.conf", f"f {config_dir}/sip.conf", "."]
+    status, out, err = gated.send(_request(lines))
+    assert status == 0, err
+    assert PASSWORD.encode() not in out
+    text = b"".join(
+        base64.b64decode(line) for line in out.splitlines() if not line.startswith(b"@sipctl")
+    ).decode()
+    assert "password = (hidden by the read gate)" in text
+    assert "register => (hidden by the read gate)" in text
+    assert "type = auth" in text and "username = pbx" in text, "the rest as it is"
+    # and the plan's fingerprint is the real file's: see the plan equality test above
+
+
+def test_a_plan_made_through_the_gate_applies_with_the_write_key(gated: Gated) -> None:
+    """The pipeline's flow: the merge request's plan through the gate, saved; the apply job
+    applies exactly that plan with the write key (its fingerprints are the root login's)."""
+    from sipctl.reconciler.gitops.guarded import guarded_apply
+    from sipctl.reconciler.plan import Plan
+
+    # one spec for both jobs, as in the pipelines: each job writes its own key to key_file
+    job_key = gated.host.work / "job_key"
+
+    def loaded(extra: list[str]) -> LoadedSpec:
+        spec = gated.spec(read_only=False)
+        for section in ("asterisk", "firewall", "fail2ban"):
+            spec[section]["ssh"]["key_file"] = str(job_key)
+        spec["firewall"]["extra"] = extra
+        text = yaml.safe_dump(spec, sort_keys=False)
+        source = str(gated.host.work / "sipctl.yaml")
+        return load_spec_text(text, source=source, base_dir=gated.host.work)
+
+    shutil.copy(gated.plan_key, job_key)  # the plan job
+    ctx = gated.ctx(read_only=True)
+    try:
+        with gated.host.link.b.entered():
+            saved = Plan.from_json(make_plan(loaded(["tcp/443"]), ctx).plan.to_json())
+    finally:
+        ctx.close()
+    assert saved.has_changes
+    shutil.copy(gated.host.sshd.key_file, job_key)  # the apply job
+    ctx = gated.ctx(read_only=False)
+    try:
+        with gated.host.link.b.entered():
+            outcome = guarded_apply(saved, "plan.json", ctx)
+            assert outcome.report is not None and outcome.report.applied
+            lock_and_apply(loaded([]), ctx)  # back as it was, for the other tests
+    finally:
+        ctx.close()

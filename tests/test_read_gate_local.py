@@ -191,3 +191,28 @@ def test_other_commands_and_bad_heads_are_refused(
         done = _run(gate, f"{head}\n{line}\nend\n".encode())
         assert (done.returncode, done.stdout) == (GATE_REFUSED, b""), head
     assert not canary.exists()
+
+
+def test_a_redacted_file_hides_secret_values_and_tells_the_real_hash(tmp_path: Path) -> None:
+    conf = tmp_path / "pjsip.conf"
+    text = (
+        "[global]\ntype=global\nendpoint_identifier_order=ip,username\n"
+        "[trunk]\ntype=auth\nusername=pbx\nPassword = hunter2;comment\n  md5_cred=abc\n"
+        "[x](+)\nsecret=s3\npinned=yes\n#include pjsip_sipctl.conf\n"
+    )
+    conf.write_text(text)
+    table = GateTable()
+    table.add(GateReads("ssh://pbx", files=(str(conf),)))
+    table.add(GateReads("ssh://pbx", redacted=(str(conf),)))
+    done = _run(_gate(tmp_path, table), request(MARKER, files=[str(conf)]))
+    assert done.returncode == 0, done.stderr
+    files, problems = parse_read_output([str(conf)], done.stdout, MARKER)
+    answer = files[str(conf)]
+    assert not problems and answer.content is not None
+    assert answer.sha256() == hashlib.sha256(text.encode()).hexdigest()
+    shown = answer.content.decode()
+    for secret in ("hunter2", "abc", "s3"):
+        assert secret not in shown
+    assert "Password = (hidden by the read gate)" in shown
+    for kept in ("endpoint_identifier_order=ip,username", "pinned=yes", "#include pjsip_sipctl"):
+        assert kept in shown

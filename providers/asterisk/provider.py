@@ -10,7 +10,6 @@ back and reloads again.
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 from collections.abc import Sequence
@@ -152,14 +151,19 @@ class AsteriskProvider:
         return names, page_record, tuple(network), clis
 
     def gate_reads(self, desired: Sequence[Resource]) -> list[GateReads]:
-        names, page_record, network, clis = self._read_request(can_run=True)
-        files = [self._path(n) for n in names] + ([page_record] if page_record else [])
-        programs = query_programs(self._section.command, clis)
+        """What ``read`` asks of the host, for its read gate. The admin's own files may hold
+        secrets (a phone's password, a trunk's register line): the gate hides their values,
+        which plan never reads; sipctl's own files hold none."""
         del desired
+        names, page_record, network, clis = self._read_request(can_run=True)
+        own = [self._path(n) for n in names if n in MANAGED_FILES]
+        admins = [self._path(n) for n in names if n not in MANAGED_FILES]
+        programs = query_programs(self._section.command, clis)
         return [
             GateReads(
                 self._section.target,
-                files=(*files, *network),
+                files=(*own, *([page_record] if page_record else []), *network),
+                redacted=tuple(admins),
                 programs=tuple(tuple(argv) for argv in programs),
             )
         ]
@@ -178,9 +182,8 @@ class AsteriskProvider:
         contents: dict[str, bytes | None] = {n: found[self._path(n)].content for n in names}
         live = LiveState()
         live.private["contents"] = contents
-        live.fingerprint_extra = {
-            n: hashlib.sha256(c).hexdigest() if c is not None else None for n, c in contents.items()
-        }
+        # the file's own sha256 also when the read gate hid secret values in ``contents``
+        live.fingerprint_extra = {n: found[self._path(n)].sha256() for n in names}
         for name in MANAGED_FILES:
             content = contents[name]
             if content is not None:

@@ -103,7 +103,8 @@ def parse_read_output(
             problems.append(ReadProblem(path, "not readable"))
         elif kind == "L":  # only the read gate answers it (read_gate.py)
             problems.append(ReadProblem(path, LINK_REFUSED))
-        elif kind == "F" and len(head) == 3:
+        elif (kind == "F" and len(head) == 3) or (kind == "R" and len(head) == 4):
+            # R: the read gate's copy with secret values hidden, and the real file's sha256
             chunks: list[bytes] = []
             while i < len(lines) and lines[i] != prefix + b".":
                 chunks.append(lines[i])
@@ -116,7 +117,8 @@ def parse_read_output(
                 mode, mtime = int(head[1], 8), float(head[2])
             except ValueError as exc:
                 raise ScriptOutputError(f"the content of {path} is garbled") from exc
-            files[path] = HostFile(path, content, mtime, mode)
+            digest = head[3] if kind == "R" else None
+            files[path] = HostFile(path, content, mtime, mode, digest)
         else:
             raise ScriptOutputError(f"unexpected answer for {path}")
     if i >= len(lines) or lines[i] != prefix + b"END":

@@ -37,6 +37,7 @@ sends them and ``src/sipctl/cli_gate.py`` prints the gate.
 from __future__ import annotations
 
 import base64
+import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,6 +55,14 @@ GATE_REFUSED = 65  # the gate's exit status for a request it refuses (EX_DATAERR
 MAX_LINES = 4000
 MAX_REQUEST_BYTES = 1 << 20
 READ_ONLY_ENV = "SIPCTL_SSH_READ_ONLY"
+# Keys of Asterisk's config files whose values are secrets (case-insensitive): a redacted
+# file's lines "KEY = value" / "KEY => value" are answered as "KEY = (hidden by the read gate)".
+# chan_sip's "register => user:secret@host" is one; plan reads none of their values.
+SECRET_KEYS = (
+    "password", "secret", "md5secret", "md5_cred", "remotesecret", "pin", "adminpin",
+    "admin_pin", "register", "auth_token", "oauth_secret", "oauth_clientid", "refresh_token",
+    "client_secret", "private_key_file", "priv_key_file",
+)  # fmt: skip
 NO_OPENSSL = b"no-openssl"  # a key answer's public key when the host has no openssl
 _MARKER_RE = re.compile(r"@sipctl-[0-9a-f]{16}@")
 _NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,40}")
@@ -65,6 +74,7 @@ class GateReads:
 
     target: str  # the target as the spec spells it (compared by TargetRef.key)
     files: tuple[str, ...] = ()
+    redacted: tuple[str, ...] = ()  # files of the admin's: secret values hidden (SECRET_KEYS)
     keys: tuple[str, ...] = ()  # private keys: only their sha256 and public key are answered
     programs: tuple[tuple[str, ...], ...] = ()
     scripts: tuple[tuple[str, str], ...] = ()  # (name, POSIX sh printing sections on "$m")
@@ -74,17 +84,22 @@ class GateReads:
 class GateTable:
     """The union of the reads of every layer (of every spec) that reaches one host."""
 
-    files: dict[str, None] = field(default_factory=dict)  # ordered sets
+    files: dict[str, bool] = field(default_factory=dict)  # path -> redacted (ordered)
     keys: dict[str, None] = field(default_factory=dict)
     programs: dict[tuple[str, ...], None] = field(default_factory=dict)
     scripts: dict[str, str] = field(default_factory=dict)
 
     def add(self, reads: GateReads) -> None:
         for path in reads.files:
-            self.files[check_path(path)] = None
+            self.files[check_path(path)] = self.files.get(path, False)
+        for path in reads.redacted:
+            self.files[check_path(path)] = True  # hidden for one layer: hidden for all
         for path in reads.keys:
             self.keys[check_path(path)] = None
-            self.files.pop(path, None)  # a key is never handed out as a file
+        # a key is never handed out as a file, whoever asks, however it is spelt
+        keys = {posixpath.normpath(path) for path in self.keys}
+        for path in [p for p in self.files if posixpath.normpath(p) in keys]:
+            del self.files[path]
         for argv in reads.programs:
             program_line(argv)  # checks the words
             self.programs[tuple(argv)] = None
@@ -92,8 +107,6 @@ class GateTable:
             if not _NAME_RE.fullmatch(name):
                 raise ValueError(f"sipctl bug: {name!r} is not a gate script name")
             self.scripts[name] = script
-        for path in self.keys:
-            self.files.pop(path, None)
 
 
 class GateError(ValueError):
@@ -224,33 +237,41 @@ if [ "${SSH_ORIGINAL_COMMAND-}" != '__COMMAND__' ]; then
   refuse "this key only answers sipctl's read requests (protocol __PROTOCOL__), no commands"
 fi
 say() { printf '%s %s\n' "$m" "$*"; }
-# opened PATH PREFIX: fd 3 is PATH, opened once, then checked through /proc: no symbolic
-# link anywhere in the path, a regular file. Else PREFIX M (missing), L (a link), D (not a
-# regular file) or E (not readable) is the answer, and the status is 1.
+# opened PATH REAL PREFIX: fd 3 is PATH, opened once, then checked through /proc: a regular
+# file whose real path is REAL (PATH without "//", "/./", "dir/.."), so no symbolic link
+# was followed anywhere; REAL "-": a kernel file (/proc/net is a link to self/net, and no one
+# can make links there). Else the answer is PREFIX M (missing), L (a link), D (not a regular
+# file) or E (not readable), and the status is 1.
 opened() {
-  if [ ! -e "$1" ] && [ ! -L "$1" ]; then say "${2}M"; return 1; fi
-  if [ -L "$1" ]; then say "${2}L"; return 1; fi
-  if [ ! -f "$1" ]; then say "${2}D"; return 1; fi
-  if ! { command exec 3<"$1"; } 2>/dev/null; then say "${2}E"; return 1; fi
-  case $1 in
-    /proc/*) ;; # the kernel's own files (/proc/net is a link to self/net); nobody plants links
-    *)
-      real=$(readlink /proc/self/fd/3 2>/dev/null) || real=
-      if [ "$real" != "$1" ]; then say "${2}L"; return 1; fi
-      ;;
-  esac
+  if [ ! -e "$1" ] && [ ! -L "$1" ]; then say "${3}M"; return 1; fi
+  if [ -L "$1" ]; then say "${3}L"; return 1; fi
+  if [ ! -f "$1" ]; then say "${3}D"; return 1; fi
+  if ! { command exec 3<"$1"; } 2>/dev/null; then say "${3}E"; return 1; fi
+  if [ "$2" != - ]; then
+    real=$(readlink /proc/self/fd/3 2>/dev/null) || real=
+    if [ "$real" != "$2" ]; then say "${3}L"; return 1; fi
+  fi
   if ! meta=$(stat -L -c '%a %Y' /proc/self/fd/3 2>/dev/null) || [ ! -f /proc/self/fd/3 ]; then
-    say "${2}E"; return 1
+    say "${3}E"; return 1
   fi
 }
-file() ( # the answer of files.py's read script, for one exact path
-  opened "$1" '' || exit 0
+file() ( # file PATH REAL: the answer of files.py's read script, for one exact path
+  opened "$1" "$2" '' || exit 0
   say "F $meta"
   base64 <&3 || exit 70
   say .
 )
-key() ( # a private key: its mode, mtime, sha256 and public key; never the key itself
-  opened "$1" 'k ' || exit 0
+redacted() ( # redacted PATH REAL: the file with the values of secret keys hidden, and the
+  # sha256 of the file itself (the plan's fingerprint of it)
+  opened "$1" "$2" '' || exit 0
+  sum=$(sha256sum < /proc/self/fd/3 | cut -d ' ' -f 1)
+  say "R $meta $sum"
+  sed -E 's/^([[:space:]]*(__SECRET_KEYS__)[[:space:]]*=>?).*$/\1 (hidden by the read gate)/I' \
+    < /proc/self/fd/3 | base64 || exit 70
+  say .
+)
+key() ( # key PATH REAL: a private key's mode, mtime, sha256 and public key; never the key
+  opened "$1" "$2" 'k ' || exit 0
   sum=$(sha256sum < /proc/self/fd/3 | cut -d ' ' -f 1)
   if command -v openssl >/dev/null 2>&1; then
     pub=$(openssl pkey -pubout -passin pass: < /proc/self/fd/3 2>/dev/null | base64 | tr -d '\n')
@@ -308,7 +329,8 @@ def render_gate(table: GateTable, *, title: str) -> str:
         "# Files are opened once and refused when reached through a symbolic link.",
     ]
     head = (
-        _HEAD.replace("__REFUSED__", str(GATE_REFUSED))
+        _HEAD.replace("__SECRET_KEYS__", "|".join(SECRET_KEYS))
+        .replace("__REFUSED__", str(GATE_REFUSED))
         .replace("__COMMAND__", SSH_COMMAND)
         .replace("__PROTOCOL__", str(PROTOCOL))
     )
@@ -321,10 +343,11 @@ def render_gate(table: GateTable, *, title: str) -> str:
     out.append("entry() { # entry check|run LINE: 0 when LINE is in the table; run: answer it")
     out.append("  case $2 in")
     out.append('    .) [ "$1" = check ] || say END ;;')
-    for path in table.files:
-        out.append(f'    {q("f " + path)}) [ "$1" = check ] || file {q(path)} ;;')
+    for path, hidden in table.files.items():
+        answer = "redacted" if hidden else "file"
+        out.append(f'    {q("f " + path)}) [ "$1" = check ] || {answer} {q(path)} {_real(path)} ;;')
     for path in table.keys:
-        out.append(f'    {q("k " + path)}) [ "$1" = check ] || key {q(path)} ;;')
+        out.append(f'    {q("k " + path)}) [ "$1" = check ] || key {q(path)} {_real(path)} ;;')
     for argv in table.programs:
         out.append(f'    {q(program_line(argv))}) [ "$1" = check ] || prog {quoted(argv)} ;;')
     for name in table.scripts:
@@ -363,6 +386,17 @@ def authorized_keys_line(
     if allowed:
         options.append(f'from="{",".join(allowed)}"')
     return f"{','.join(options)} {words[0]} {words[1]} sipctl-plan-read-only"
+
+
+_KERNEL_FILES = ("/proc/net/", "/proc/sys/")
+
+
+def _real(path: str) -> str:
+    """The real path a file of the table must have when opened (quoted), or "-" for the
+    kernel's files, which are reached through /proc's own links."""
+    if path.startswith(_KERNEL_FILES) and ".." not in path.split("/"):
+        return "-"
+    return shlex.quote(posixpath.normpath(path).replace("//", "/"))
 
 
 def _one_line(text: str) -> str:
