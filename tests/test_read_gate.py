@@ -159,13 +159,31 @@ def _plan_json(gated: Gated, read_only: bool, loaded: LoadedSpec | None = None) 
 
 
 def test_a_plan_through_the_gate_equals_the_plan_through_the_root_login(gated: Gated) -> None:
-    normal = _plan_json(gated, read_only=False)
+    with exchanges() as normal_log:
+        normal = _plan_json(gated, read_only=False)
     with exchanges() as log:
         through_gate = _plan_json(gated, read_only=True)
-    assert all("sipctl-read" in e.what or "reading" in e.what for e in log), log
-    assert not any(e.what.startswith("held") for e in log), "no host lock"
+    # only requests: the first line of each exchange's stdin is a request's head
+    assert all(f": {SSH_COMMAND} @sipctl-" in e.what for e in log), log
+    assert len(log) == len(normal_log), "one request per round trip of the normal login"
     assert through_gate == normal
     assert not any(t["changes"] for t in normal["targets"]), "a no-op plan"
+
+
+def test_drift_through_the_gate_equals_drift_through_the_root_login(gated: Gated) -> None:
+    from sipctl.reconciler.gitops.drift import find_drift
+
+    reports = []
+    for read_only in (False, True):
+        ctx = gated.ctx(read_only)
+        try:
+            with gated.host.link.b.entered():
+                plan_run = make_plan(gated.loaded(read_only), ctx)
+                reports.append(find_drift(plan_run, ctx).to_json())
+        finally:
+            ctx.close()
+    assert reports[0] == reports[1]
+    assert not reports[0]["drifted"] and not reports[0]["unrecorded"], reports[0]
 
 
 def test_the_plan_key_answers_nothing_but_requests(gated: Gated) -> None:

@@ -15,6 +15,7 @@ import hashlib
 import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,88 @@ def test_a_redacted_file_hides_secret_values_and_tells_the_real_hash(tmp_path: P
     assert "Password = (hidden by the read gate)" in shown
     for kept in ("endpoint_identifier_order=ip,username", "pinned=yes", "#include pjsip_sipctl"):
         assert kept in shown
+
+
+# -- sipctl read-gate --------------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gitops" / "sipctl.yaml"
+
+
+def _sipctl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    sipctl = Path(sys.executable).parent / "sipctl"
+    return subprocess.run(
+        [str(sipctl), *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+LAYERS = """
+firewall:
+  target: ssh://root@FIREWALL:22
+  ssh: {key_file: .sipctl/ssh_key, known_hosts: known_hosts}
+  backend: iptables
+fail2ban:
+  target: ssh://root@pbx.mycompany.example:22
+  ssh: {key_file: .sipctl/ssh_key, known_hosts: known_hosts}
+"""
+
+
+def _two_domains(tmp_path: Path, firewall: str = "pbx.mycompany.example") -> tuple[Path, Path]:
+    first = tmp_path / "a.yaml"
+    first.write_text(EXAMPLE.read_text() + LAYERS.replace("FIREWALL", firewall))
+    second = tmp_path / "b.yaml"
+    text = EXAMPLE.read_text().replace("domain: mycompany.example", "domain: shop.example")
+    second.write_text(text.replace("config_dir: /etc/asterisk", "config_dir: /etc/asterisk-shop"))
+    return first, second
+
+
+def test_the_gate_of_several_specs_answers_each_one_s_reads(tmp_path: Path) -> None:
+    first, second = _two_domains(tmp_path)
+    done = _sipctl("read-gate", "-f", str(first), "-f", str(second), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    gate = done.stdout
+    for line in ("'f /etc/asterisk/pjsip_sipctl.conf')", "'f /etc/asterisk-shop/pjsip.conf')"):
+        assert line in gate
+    assert "a.yaml (mycompany.example)\n" in gate and "b.yaml (shop.example)\n" in gate
+    assert "'s firewall-iptables')" in gate and "fail2ban-client" in gate
+    syntax = subprocess.run(["sh", "-n"], input=gate, text=True, capture_output=True, check=False)
+    assert syntax.returncode == 0, syntax.stderr
+
+
+def test_read_gate_prints_the_authorized_keys_line_and_refuses_what_is_not_a_key(
+    tmp_path: Path,
+) -> None:
+    first, _ = _two_domains(tmp_path)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "plan")],
+        check=True,
+    )
+    done = _sipctl(
+        "read-gate", "-f", str(first), "--authorized-keys", str(tmp_path / "plan.pub"),
+        "--from", "192.0.2.0/24", "--from", "2001:db8::/32", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    public = (tmp_path / "plan.pub").read_text().split()
+    assert done.stdout == (
+        'command="/usr/local/sbin/sipctl-read-gate",restrict,from="192.0.2.0/24,2001:db8::/32" '
+        f"{public[0]} {public[1]} sipctl-plan-read-only\n"
+    )
+    private = _sipctl("read-gate", "-f", str(first), "--authorized-keys", str(tmp_path / "plan"),
+                      cwd=tmp_path)  # fmt: skip
+    assert private.returncode == 1 and "not an OpenSSH public key" in private.stderr
+    assert "PRIVATE" not in private.stdout + private.stderr
+    hostile = _sipctl(
+        "read-gate", "-f", str(first), "--authorized-keys", str(tmp_path / "plan.pub"),
+        "--from", '1.2.3.4",command="sh', cwd=tmp_path,
+    )  # fmt: skip
+    assert hostile.returncode == 1 and "not an address" in hostile.stderr
+
+
+def test_read_gate_names_the_hosts_to_choose_from(tmp_path: Path) -> None:
+    first, _ = _two_domains(tmp_path, firewall="fw.mycompany.example")
+    done = _sipctl("read-gate", "-f", str(first), cwd=tmp_path)
+    assert done.returncode == 1 and "choose one with --host" in done.stderr
+    assert "ssh://root@fw.mycompany.example:22" in done.stderr
+    only = _sipctl("read-gate", "-f", str(first), "--host", "ssh://root@fw.mycompany.example",
+                   cwd=tmp_path)  # fmt: skip
+    assert only.returncode == 0, only.stderr
+    assert "firewall-iptables" in only.stdout and "pjsip" not in only.stdout

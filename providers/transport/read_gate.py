@@ -313,12 +313,14 @@ head -c __MAX_BYTES__ | serve
 """
 
 
-def render_gate(table: GateTable, *, title: str) -> str:
-    """The gate: POSIX sh, for ``command=`` in the authorized_keys of the plan's key."""
+def render_gate(table: GateTable, *, title: str, sources: Sequence[str] = ()) -> str:
+    """The gate: POSIX sh, for ``command=`` in the authorized_keys of the plan's key;
+    ``sources``: the specs it answers for (one comment line each)."""
     q = shlex.quote
     out = [
         "#!/bin/sh",
         f"# sipctl read gate (protocol {PROTOCOL}) for {_one_line(title)}",
+        *(f"#   from {_one_line(source)}" for source in sources),
         "# Rendered by `sipctl read-gate`; render it again whenever the spec changes (a plan",
         "# through an outdated gate is refused, naming the line). Install it root-owned, 0755,",
         f"# as {GATE_PATH}, and tie the plan job's key to it in root's authorized_keys:",

@@ -109,5 +109,4 @@ def read_gate(
             raise SpecError(f"{authorized_keys}: {exc}") from None
         sys.stdout.write(line + "\n")
         return
-    title = f"{gate.target}, from {'; '.join(gate.sources)}"
-    sys.stdout.write(render_gate(gate.table, title=title))
+    sys.stdout.write(render_gate(gate.table, title=gate.target, sources=gate.sources))
