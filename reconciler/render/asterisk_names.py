@@ -83,6 +83,9 @@ def names_from_dialplan(value: Mapping[str, Any] | None) -> dict[str, str]:
 def _describe_steps(steps: tuple[str, ...]) -> str | None:
     dials: list[tuple[list[str], str]] = []
     for step in steps:
+        # Only Goto and Dial steps say anything; a step without either name cannot be one.
+        if "Dial(" not in step and "Goto(" not in step:
+            continue
         match = _STEP_RE.match(step)
         if match is None:
             continue
