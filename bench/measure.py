@@ -46,9 +46,10 @@ def median_cpu(samples: list[Sample]) -> float:
     return statistics.median(s.cpu for s in samples)
 
 
-def installed_sipctl(workdir: Path) -> Path:
-    """A venv with sipctl installed from a wheel (not editable, as the README installs it),
-    its dependencies taken from this interpreter's environment. Returns its python."""
+def installed_sipctl(workdir: Path, source: Path = REPO) -> Path:
+    """A venv with sipctl (of ``source``, a checkout) installed from a wheel (not editable,
+    as the README installs it), its dependencies taken from this interpreter's environment.
+    Returns its python."""
     wheels = workdir / "wheel"
     subprocess.run(
         [
@@ -61,7 +62,7 @@ def installed_sipctl(workdir: Path) -> Path:
             "-q",
             "-w",
             str(wheels),
-            str(REPO),
+            str(source),
         ],
         check=True,
         capture_output=True,
