@@ -5,7 +5,12 @@ Counts exec channels opened on the ONE pooled connection per host (each is a rou
 and apart from them the firewall confirmation's own new connection (by design not pooled:
 it proves a new login still works under the new rules). Steps: a no-op plan, a plan with
 one change, the guarded apply of that saved plan (``sipctl apply plan.json``: lock, re-read,
-apply, record, release) and ``apply -f`` of one change (lock, read, apply, record, release).
+apply, record, release) and ``apply -f`` of one change (lock, read, apply, record, release);
+last, a no-op plan with the read-only login, through the host's read gate (one request per
+round trip of the normal login).
+
+Measured (Dec 2026): the no-op plan takes 3 round trips on one connection, through the read
+gate as through the root login (asterisk, firewall, fail2ban: one request each).
 
 Run: ``sudo .venv/bin/python bench/ssh_round_trips.py`` (``-v`` lists every exchange).
 """
@@ -19,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from fixtures.pbx_host import pbx_host, round_trip_steps  # noqa: E402
+from fixtures.pbx_host import pbx_host, read_only_plan_step, round_trip_steps  # noqa: E402
 
 
 def main() -> int:
@@ -28,6 +33,7 @@ def main() -> int:
     args = parser.parse_args()
     with pbx_host() as host:
         steps = round_trip_steps(host)
+        steps.append(read_only_plan_step(host))
     head = ("step", "round trips", "connections", "confirm connections", "their round trips")
     print(" | ".join(head))
     print(" | ".join("---" for _ in head))

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import secrets
 import shlex
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,7 @@ from typing import Any
 import paramiko
 import pytest
 import yaml
-from fixtures.pbx_host import PbxHost, exchanges, pbx_host
-from fixtures.sshd import make_key
+from fixtures.pbx_host import PbxHost, exchanges, install_read_gate, pbx_host
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,9 +38,7 @@ from sipctl.providers.transport.read_gate import (
     GATE_REFUSED,
     READ_ONLY_ENV,
     SSH_COMMAND,
-    authorized_keys_line,
     program_line,
-    render_gate,
 )
 from sipctl.reconciler.engine import make_plan
 from sipctl.reconciler.gitops.guarded import lock_and_apply
@@ -67,9 +66,15 @@ class Gated:
                 spec[section]["ssh"]["key_file"] = str(self.plan_key)
         return spec
 
-    def loaded(self, read_only: bool = False, asterisk: dict[str, Any] | None = None) -> LoadedSpec:
+    def loaded(
+        self, read_only: bool = False, asterisk: dict[str, Any] | None = None, tls: bool = False
+    ) -> LoadedSpec:
         spec = self.spec(read_only)
         spec["asterisk"].update(asterisk or {})
+        if tls:  # a certificate and its key on the host (the certificate layer checks them)
+            spec["transports"]["tls"] = {"port": 5061}
+            files = {"cert_file": str(self.host.work / "tls" / "sip.crt")}
+            spec["asterisk"]["tls"] = {**files, "key_file": str(self.host.work / "tls" / "sip.key")}
         text = yaml.safe_dump(spec, sort_keys=False)
         source = str(self.host.work / "sipctl.yaml")
         return load_spec_text(text, source=source, base_dir=self.host.work)
@@ -112,29 +117,31 @@ def gated() -> Iterator[Gated]:
         secret = work / "secret"
         secret.write_text(SECRET + "\n")
         secret.chmod(0o600)
-        plan_key = make_key(work / "plan_ed25519")
         # the admin's own secrets in the admin's own files, which plan reads
         config_dir = Path(host.asterisk.spec_section()["config_dir"])
         with (config_dir / "pjsip.conf").open("a") as pjsip:
             pjsip.write(f"\n[trunk-auth]\ntype = auth\nusername = pbx\npassword = {PASSWORD}\n")
         with (config_dir / "sip.conf").open("a") as sip:
             sip.write(f"\n[general]\nregister => pbx:{PASSWORD}@trunk.example\n")
-        first = Gated(host, work / "sipctl-read-gate", plan_key, canary, secret, [])
+        tls = work / "tls"
+        tls.mkdir()
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", str(tls / "sip.key"), "-out", str(tls / "sip.crt"),
+             "-days", "30", "-subj", "/CN=mysite.ru", "-addext", "subjectAltName=DNS:mysite.ru"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        first = Gated(host, work / "sipctl-read-gate", work / "plan_ed25519", canary, secret, [])
         ctx = first.ctx(read_only=False)
         try:
             with host.link.b.entered():
                 lock_and_apply(first.loaded(), ctx)
-            gates = host_gates([first.loaded()], ctx)
+            # one gate for both specs of this host: the plain one and one with TLS
+            specs = [first.loaded(), first.loaded(tls=True)]
+            install_read_gate(host, specs, ctx, sources=("10.0.0.0/8",))
+            (gate,) = host_gates(specs, ctx).values()
         finally:
             ctx.close()
-        (gate,) = gates.values()
-        first.gate.write_text(render_gate(gate.table, title="the test PBX"))
-        first.gate.chmod(0o755)
-        line = authorized_keys_line(
-            plan_key.with_suffix(".pub").read_text(), ["10.0.0.0/8"], str(first.gate)
-        )
-        authorized = host.sshd.workdir / "authorized_keys"
-        authorized.write_text(authorized.read_text() + line + "\n")
         table = gate.table
         first.table_lines = [
             *(f"f {p}" for p in table.files),
@@ -168,6 +175,34 @@ def test_a_plan_through_the_gate_equals_the_plan_through_the_root_login(gated: G
     assert len(log) == len(normal_log), "one request per round trip of the normal login"
     assert through_gate == normal
     assert not any(t["changes"] for t in normal["targets"]), "a no-op plan"
+
+
+def test_a_plan_with_a_tls_key_through_the_gate_equals_the_root_login_s(gated: Gated) -> None:
+    """The key's state (it matches the certificate) and its fingerprint come from the gate's
+    public key and sha256; the key itself never leaves the host."""
+    plans = []
+    for read_only in (False, True):
+        ctx = gated.ctx(read_only)
+        try:
+            with gated.host.link.b.entered():
+                # the certificate layer alone: this Asterisk serves no TLS (a live problem)
+                loaded = gated.loaded(read_only, tls=True)
+                plan = make_plan(loaded, ctx, ["certificate"]).plan.to_json()
+        finally:
+            ctx.close()
+        plans.append({k: v for k, v in plan.items() if k not in ("created_at", "spec")})
+    assert plans[0] == plans[1]
+    certificate = [t for t in plans[0]["targets"] if t["layer"] == "certificate"]
+    assert certificate, plans[0]["targets"]
+    key = gated.host.work / "tls" / "sip.key"
+    status, out, err = gated.send(_request([".", f"k {key}"]))
+    assert status == 0, err
+    answer = out.decode().splitlines()[-1].split()
+    assert answer[1] == "K" and answer[4] == hashlib.sha256(key.read_bytes()).hexdigest()
+    body = [line for line in key.read_bytes().splitlines() if b"PRIVATE" not in line]
+    assert not any(line in out for line in body)
+    status, out, _ = gated.send(_request([f"f {key}", "."]))
+    assert (status, out) == (GATE_REFUSED, b""), "a key is never a file of the table"
 
 
 def test_drift_through_the_gate_equals_drift_through_the_root_login(gated: Gated) -> None:
