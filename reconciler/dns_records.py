@@ -10,6 +10,7 @@ case-insensitive, RFC 3403), TXT strings quoted. This module is pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 import dns.exception
 import dns.name
@@ -32,11 +33,18 @@ REGISTRY_VERSION = "sipctl-registry=1"
 _REGISTRY_HOST = "host="
 
 
+# Names and records are rendered, read and compared many times per domain (and a run may
+# hold thousands of domains): the pure conversions below remember their recent results.
+_RECENT = 16384
+
+
+@lru_cache(maxsize=_RECENT)
 def absolute(name: str) -> str:
     """``Mysite.RU`` -> ``mysite.ru.``: the form every owner name takes in sipctl."""
     return dns.name.from_text(name.lower(), origin=dns.name.root).to_text()
 
 
+@lru_cache(maxsize=_RECENT)
 def in_zone(host: str, zone: str) -> bool:
     """True when ``host`` is the zone's apex or a name below it."""
     return dns.name.from_text(absolute(host)).is_subdomain(dns.name.from_text(absolute(zone)))
@@ -94,6 +102,7 @@ def canonical_text(rdtype: str, text: str) -> str:
     return canonical(parse(rdtype, text))
 
 
+@lru_cache(maxsize=_RECENT)
 def naptr_text(
     order: int, preference: int, flags: str, service: str, regexp: str, replacement: str
 ) -> str:

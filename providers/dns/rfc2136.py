@@ -438,6 +438,7 @@ class _Connection:
         self._provider = provider
         self._sock: socket.socket | None = None
         self._next_id = 0
+        self._buffer = bytearray()
 
     def __enter__(self) -> _Connection:
         p = self._provider
@@ -554,22 +555,25 @@ class _Connection:
         return [answers[mid] for mid, _ in frames]
 
     def _read_frame(self, deadline: float) -> bytes:
+        """The next length-prefixed message; what arrives with it stays buffered (the
+        answers of a pipeline come in a few segments: one read each, not two per answer)."""
         (length,) = struct.unpack("!H", self._read_exact(2, deadline))
         return self._read_exact(length, deadline)
 
     def _read_exact(self, count: int, deadline: float) -> bytes:
         assert self._sock is not None
-        buffer = bytearray()
-        while len(buffer) < count:
+        while len(self._buffer) < count:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
             self._sock.settimeout(left)
-            chunk = self._sock.recv(count - len(buffer))
+            chunk = self._sock.recv(65536)
             if not chunk:
                 raise ConnectionResetError("the server closed the connection")
-            buffer += chunk
-        return bytes(buffer)
+            self._buffer += chunk
+        data = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return data
 
 
 def split_server(value: str) -> tuple[str, int]:

@@ -247,10 +247,14 @@ def _rrsets(
         low, rdatas = grouped[key]
         if dns.rdatatype.is_singleton(kind):
             rdatas = [rdata]  # the TTL stays the lowest of all, as dnspython keeps it
-        elif rdata not in rdatas:
+        else:
             rdatas.append(rdata)
         grouped[key] = (min(low, ttl), rdatas)
-    return grouped
+    # Equal records (by dnspython's equality: the canonical wire form) once, the first kept.
+    return {
+        key: (ttl, list(dict.fromkeys(rdatas)) if len(rdatas) > 1 else rdatas)
+        for key, (ttl, rdatas) in grouped.items()
+    }
 
 
 def _malformed(why: str) -> dns.exception.FormError:
