@@ -53,7 +53,7 @@ from sipctl.providers.dns.owned import (
     records_of,
     ttl_of,
 )
-from sipctl.providers.dns.wire import Answer, QueryCodec
+from sipctl.providers.dns.wire import Answer, QueryCodec, name_of
 from sipctl.reconciler.dns_records import absolute, parse
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.resources import LiveState, Resource
@@ -174,7 +174,7 @@ class Rfc2136Provider:
         found: dict[tuple[str, str], LiveRrset] = {}
         for (owner, rdtype), answer in zip(names, answers, strict=True):
             self._check_answer(answer, owner, rdtype)
-            rrset = answer.rrset(dns.name.from_text(owner), dns.rdatatype.from_text(rdtype))
+            rrset = answer.rrset(name_of(owner), dns.rdatatype.from_text(rdtype))
             if rrset is not None:
                 found[(owner, rdtype)] = LiveRrset.from_rdatas(*rrset)
         return found

@@ -18,6 +18,7 @@ import hmac
 import struct
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import dns.exception
 import dns.message
@@ -63,7 +64,7 @@ class QueryCodec:
     def query(self, qid: int, owner: str, rdtype: str) -> tuple[bytes, bytes]:
         """A query for ``owner``/``rdtype`` (class IN, recursion not desired) with id ``qid``,
         and the MAC its answer must be signed over (empty when unsigned)."""
-        question = _name_wire(dns.name.from_text(owner)) + struct.pack(
+        question = _name_wire(name_of(owner)) + struct.pack(
             "!HH", dns.rdatatype.from_text(rdtype), dns.rdataclass.IN
         )
         if self.key is None:
@@ -255,6 +256,13 @@ def _rrsets(
         key: (ttl, list(dict.fromkeys(rdatas)) if len(rdatas) > 1 else rdatas)
         for key, (ttl, rdatas) in grouped.items()
     }
+
+
+@lru_cache(maxsize=16384)
+def name_of(owner: str) -> dns.name.Name:
+    """``owner`` as a dnspython name (immutable: shared by the query and the answer's
+    reader, and by the two reads of a plan)."""
+    return dns.name.from_text(owner)
 
 
 def _malformed(why: str) -> dns.exception.FormError:
