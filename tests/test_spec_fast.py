@@ -9,6 +9,7 @@ here, every spec any test loads in-process is checked the same way (conftest.py)
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +250,7 @@ def _variants(value: Any) -> list[Any]:
     elif isinstance(value, int):
         found += [str(value), float(value), value + 1, -value, bool(value % 2)]
     elif isinstance(value, float):
-        found += [int(value), str(value)]
+        found += [int(value), str(value)] if math.isfinite(value) else [str(value)]
     elif isinstance(value, str):
         found += [value.upper(), f" {value} ", value + ".", value[1:], value * 2]
         if value.isdigit():
