@@ -20,7 +20,9 @@ providers/base.py's table), same bench, same machine, shared with three other en
 before (load 4.1): floor 264 ms, validate 536 ms (2.03x), no-op plan 645 ms (2.45x);
 after (load 2.6): floor 214 ms, validate 159 ms (0.74x), no-op plan 331 ms (1.55x);
 after, with difflib, traceback and shlex imported only where used (load 2.9, 11 runs):
-floor 241 ms, validate 192 ms (0.80x), no-op plan 351 ms (1.46x).
+floor 241 ms, validate 192 ms (0.80x), no-op plan 351 ms (1.46x); with the rfc2136 reads
+decoded directly as well (load 5.9, 11 runs): floor 273 ms, validate 188 ms (0.69x), no-op
+plan 335 ms (1.23x).
 What the plan still pays above the floor (-X importtime, one process): PyYAML's import
 (its pure-Python reader compiles a large regex even though libyaml parses), sipctl's CLI,
 engine, DNS provider and plan modules (dataclasses are built by exec at import), the cross
