@@ -31,7 +31,7 @@ from pydantic_core import PydanticUndefined
 FAST_MODULE = Path(__file__).with_name("spec_fast.py")
 # The validators every model inherits from spec.py's _Model, and what the checker does for
 # them: the text rule on every field's value (as pydantic runs it), booleans checked by type
-# (the checker reads every value by its exact type), extras (the checker gives up on them).
+# (the checker reads every value by its exact type), the text rule on extra keys too.
 _BASE_VALIDATORS = {"_one_line_of_text", "_booleans_are_booleans", "_extra_is_text_too"}
 _CONSTRAINTS = (
     annotated_types.Ge,
@@ -117,6 +117,8 @@ class _Writer:
             members = [a for a in args if a is not type(None)]
             if discriminator is not None:
                 return self.tagged(members, discriminator, src, out)
+            if _plain_union(members):
+                return [f"{out} = _plain({src})"]
             if len(members) != 1 or len(args) != 2:
                 return ["raise GiveUp"]  # unions of several types: pydantic decides
             inner = self.value(members[0], [], src, out)
@@ -197,18 +199,24 @@ class _Writer:
         name = model.__name__
         head = [f"def _check_{name}(data: Any) -> Any:"]
         config = model.model_config
-        aliased = any(f.alias not in (None, n) for n, f in model.model_fields.items())
-        if config.get("extra") != "forbid" or aliased:
-            # extra keys, or keys under another name (dns.octodns): pydantic decides
-            return [*head, "    raise GiveUp"]
+        extra = config.get("extra")
+        if extra not in ("forbid", "allow"):
+            raise TypeError(f"{name}: extra={extra!r}")
         decorators = model.__pydantic_decorators__
         body = [
             "if type(data) is not dict:",
             "    raise GiveUp",
             f"given = data.keys() & _KEYS_{name}",
-            "if len(given) != len(data):",
-            "    raise GiveUp",
         ]
+        if extra == "forbid":
+            body += ["if len(given) != len(data):", "    raise GiveUp"]
+        for field_name, field in model.model_fields.items():
+            if _key(field_name, field) != field_name:
+                # also taken under its own name (populate_by_name): pydantic decides
+                body += [f"if {field_name!r} in data:", "    raise GiveUp"]
+        if any(_key(n, f) != n for n, f in model.model_fields.items()):
+            names = {_key(n, f): n for n, f in model.model_fields.items()}
+            body.append(f"given = {{{names!r}[key] for key in given}}")
         for dec_name, dec in decorators.model_validators.items():
             if dec.info.mode == "before":
                 body.append(f"{self.rule(dec_name, dec)}(data)")
@@ -219,12 +227,16 @@ class _Writer:
             src = self.name("given")
             read = self.value(field.annotation, list(field.metadata), src, var)
             read += self.field_validators(model, field_name)
-            body += [f"if {field_name!r} in data:", f"    {src} = data[{field_name!r}]"]
+            key = _key(field_name, field)
+            body += [f"if {key!r} in data:", f"    {src} = data[{key!r}]"]
             body += _indent(read)
             if field.is_required():
                 body += ["else:", "    raise GiveUp"]
             else:
                 body += ["else:", f"    {var} = {self.default(field)}"]
+        if extra == "allow":
+            values.append("extra")
+            body += self.extras(model)
         body.append(f"result = {name}({', '.join(values)})")
         for dec_name, dec in decorators.model_validators.items():
             if dec.info.mode == "after" and dec_name not in _BASE_VALIDATORS:
@@ -236,6 +248,30 @@ class _Writer:
             elif dec.info.mode not in ("after", "before"):
                 raise TypeError(f"{name}.{dec_name}: a {dec.info.mode} model validator")
         return [*head, *_indent([*body, "return result"])]
+
+    def extras(self, model: type[BaseModel]) -> list[str]:
+        """Lines that read the keys beyond the fields into ``extra`` (pydantic's
+        __pydantic_extra__, typed by the model's annotation of it)."""
+        hints = typing.get_type_hints(model, include_extras=True)
+        annotation = hints.get("__pydantic_extra__")
+        if typing.get_origin(annotation) is not dict:
+            raise TypeError(f"{model.__name__}: extra keys without a dict[str, T] annotation")
+        key_type, value_type = typing.get_args(annotation)
+        if key_type is not str:
+            raise TypeError(f"{model.__name__}: extra keys that are not str")
+        item, value = self.name("item"), self.name("value")
+        return [
+            "extra = {}",
+            "for key, " + item + " in data.items():",
+            f"    if key in _KEYS_{model.__name__}:",
+            "        continue",
+            "    if type(key) is not str:",
+            "        raise GiveUp",
+            *_indent(self.value(value_type, [], item, value)),
+            f"    extra[key] = {value}",
+            "    given.add(key)",  # pydantic counts extra keys as given too
+            "_values.check_strings(extra)",  # _Model._extra_is_text_too
+        ]
 
     def field_validators(self, model: type[BaseModel], field_name: str) -> list[str]:
         """The model's own field validators of ``field_name``, in pydantic's order."""
@@ -294,10 +330,13 @@ class _Writer:
             if base.__module__ == "sipctl.schemas.spec_rules"
         ]
         fields = tuple(model.model_fields)
+        extra = model.model_config.get("extra") == "allow"
+        slots = (*fields, "__pydantic_extra__") if extra else fields
         return [
             f"class {model.__name__}({', '.join([*mixins, 'FastModel'])}):",
-            f"    __slots__ = {fields!r}",
+            f"    __slots__ = {slots!r}",
             f"    _fields = {fields!r}",
+            *(["    _extra = True"] if extra else []),
         ]
 
 
@@ -317,6 +356,27 @@ def _constraint(item: Any, out: str) -> str:
     return f"if not {test}:\n    raise GiveUp"
 
 
+_SCALARS = (str, int, float, bool)
+
+
+def _plain_union(members: list[Any]) -> bool:
+    """Whether a union is of the four scalars and lists and mappings of them (what the
+    generated ``_plain`` reads: pydantic's smart mode keeps a value of one of the exact
+    types as it is)."""
+    scalars = {m for m in members if m in _SCALARS}
+    rest = [m for m in members if m not in _SCALARS]
+    if scalars != set(_SCALARS):
+        return False
+    for member in rest:
+        origin, args = typing.get_origin(member), typing.get_args(member)
+        inner = args[-1] if args else None
+        if origin not in (list, dict) or (origin is dict and args[0] is not str):
+            return False
+        if set(typing.get_args(inner)) != set(_SCALARS):
+            return False
+    return {typing.get_origin(m) for m in rest} == {list, dict}
+
+
 def _flatten(metadata: list[Any]) -> list[Any]:
     """FieldInfo objects inside Annotated carry their constraints in ``metadata``."""
     found: list[Any] = []
@@ -326,6 +386,11 @@ def _flatten(metadata: list[Any]) -> list[Any]:
         else:
             found.append(item)
     return found
+
+
+def _key(name: str, field: FieldInfo) -> str:
+    """The key a field is given under in a spec (its alias, if it has one)."""
+    return field.alias if field.alias is not None else name
 
 
 def _indent(lines: list[str]) -> list[str]:
@@ -348,7 +413,8 @@ def module_text() -> str:
     keys: list[str] = []
     for model in writer.models:
         classes += ["", "", *writer.class_lines(model)]
-        keys.append(f"_KEYS_{model.__name__} = frozenset({tuple(model.model_fields)!r})")
+        inputs = tuple(_key(n, f) for n, f in model.model_fields.items())
+        keys.append(f"_KEYS_{model.__name__} = frozenset({inputs!r})")
     imports = [
         f"import {module} as {alias}"
         for module, alias in sorted(writer.modules.items())
@@ -368,6 +434,26 @@ def module_text() -> str:
         "",
         "class GiveUp(Exception):",
         '    """Not certainly read as pydantic reads it: pydantic decides."""',
+        "",
+        "",
+        "_SCALARS = (str, int, float, bool)",
+        "",
+        "",
+        "def _plain(value: Any) -> Any:",
+        '    """A scalar, or a list or mapping of scalars, of exactly these types (see',
+        '    fast_gen._plain_union), as pydantic keeps it; finite floats only."""',
+        "    if type(value) is dict:",
+        "        if not all(type(k) is str for k in value):",
+        "            raise GiveUp",
+        "        value, items = dict(value), value.values()",
+        "    elif type(value) is list:",
+        "        value = items = list(value)",
+        "    else:",
+        "        items = (value,)",
+        "    for item in items:",
+        "        if type(item) not in _SCALARS or (type(item) is float and not _isfinite(item)):",
+        "            raise GiveUp",
+        "    return value",
         *classes,
         "",
         "",

@@ -13,7 +13,6 @@ half of a no-op plan). After changing a model, run it; a test fails until the fi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -51,6 +50,7 @@ from sipctl.schemas.names import (
 )
 from sipctl.schemas.spec_rules import (
     AsteriskMixin,
+    OctodnsMixin,
     RingGroupMixin,
     SpecMixin,
     TransportsMixin,
@@ -395,14 +395,8 @@ OctodnsValue = Annotated[
     BeforeValidator(check_octodns_value),
 ]
 
-# An argument whose name says it holds a credential must name an environment variable
-# (``env/NAME``), exactly as octoDNS's own config does: a spec lives in git, secrets do not.
-_SECRET_KEY_RE = re.compile(r"key|secret|token|passw|credential|auth|private", re.IGNORECASE)
-_OCTODNS_ENV_RE = re.compile(r"env/[A-Za-z_][A-Za-z0-9_]*")
-_OCTODNS_CLASS_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
-
-class Octodns(_Model):
+class Octodns(OctodnsMixin, _Model):
     """octoDNS's own provider config: ``class`` plus the plugin's arguments (secrets as
     ``env/NAME``)."""
 
@@ -414,36 +408,8 @@ class Octodns(_Model):
         description="the octoDNS provider class, e.g. octodns_route53.Route53Provider",
     )
 
-    @field_validator("provider_class")
-    @classmethod
-    def _class_path(cls, value: str) -> str:
-        """dns.octodns.class is a class path (module.Class)."""
-        if not _OCTODNS_CLASS_RE.fullmatch(value):
-            raise ValueError(
-                f"{value!r} is not a class path (module.Class, like "
-                "octodns_route53.Route53Provider)"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _no_inline_secret(self) -> Octodns:
-        """dns.octodns has no 'id' and no inline credential: a key that names a secret takes
-        env/NAME."""
-        for key, value in self.arguments().items():
-            if key == "id":
-                raise ValueError("'id' is set by sipctl (the zone's provider id); remove it")
-            if not _SECRET_KEY_RE.search(key) or isinstance(value, bool):
-                continue
-            if not (isinstance(value, str) and _OCTODNS_ENV_RE.fullmatch(value)):
-                raise ValueError(
-                    f"{key}: an inline credential is not allowed: a spec lives in git, secrets "
-                    f"do not. Put it in an environment variable and write {key}: env/NAME"
-                )
-        return self
-
-    def arguments(self) -> dict[str, OctodnsValue]:
-        """The plugin's keyword arguments, as written (``env/NAME`` not yet resolved)."""
-        return dict(self.__pydantic_extra__ or {})
+    _class_path = _field_rule("provider_class", rules.octodns_class_path)
+    _no_inline_secret = _model_rule(rules.octodns_no_inline_secret)
 
 
 Command = Annotated[

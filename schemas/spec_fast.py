@@ -16,6 +16,26 @@ class GiveUp(Exception):
     """Not certainly read as pydantic reads it: pydantic decides."""
 
 
+_SCALARS = (str, int, float, bool)
+
+
+def _plain(value: Any) -> Any:
+    """A scalar, or a list or mapping of scalars, of exactly these types (see
+    fast_gen._plain_union), as pydantic keeps it; finite floats only."""
+    if type(value) is dict:
+        if not all(type(k) is str for k in value):
+            raise GiveUp
+        value, items = dict(value), value.values()
+    elif type(value) is list:
+        value = items = list(value)
+    else:
+        items = (value,)
+    for item in items:
+        if type(item) not in _SCALARS or (type(item) is float and not _isfinite(item)):
+            raise GiveUp
+    return value
+
+
 class Spec(_spec_rules.SpecMixin, FastModel):
     __slots__ = ('version', 'domain', 'transports', 'servers', 'users', 'rooms', 'dns', 'asterisk', 'firewall', 'fail2ban', 'webrtc')
     _fields = ('version', 'domain', 'transports', 'servers', 'users', 'rooms', 'dns', 'asterisk', 'firewall', 'fail2ban', 'webrtc')
@@ -91,9 +111,10 @@ class Tsig(FastModel):
     _fields = ('name', 'algorithm', 'secret_env', 'secret_file')
 
 
-class Octodns(FastModel):
-    __slots__ = ('provider_class',)
+class Octodns(_spec_rules.OctodnsMixin, FastModel):
+    __slots__ = ('provider_class', '__pydantic_extra__')
     _fields = ('provider_class',)
+    _extra = True
 
 
 class Ssh(FastModel):
@@ -136,7 +157,7 @@ _KEYS_Webrtc = frozenset(('host', 'page', 'publish'))
 _KEYS_TlsTransport = frozenset(('port', 'order', 'preference'))
 _KEYS_WssTransport = frozenset(('port', 'order', 'preference', 'opus'))
 _KEYS_Tsig = frozenset(('name', 'algorithm', 'secret_env', 'secret_file'))
-_KEYS_Octodns = frozenset(('provider_class',))
+_KEYS_Octodns = frozenset(('class',))
 _KEYS_Ssh = frozenset(('key_file', 'known_hosts', 'sudo', 'connect_timeout'))
 _KEYS_Rtp = frozenset(('start', 'end'))
 _KEYS_TlsFiles = frozenset(('cert_file', 'key_file', 'ca_list_file', 'acme'))
@@ -1303,7 +1324,37 @@ def _check_Tsig(data: Any) -> Any:
 
 
 def _check_Octodns(data: Any) -> Any:
-    raise GiveUp
+    if type(data) is not dict:
+        raise GiveUp
+    given = data.keys() & _KEYS_Octodns
+    if 'provider_class' in data:
+        raise GiveUp
+    given = {{'class': 'provider_class'}[key] for key in given}
+    if 'class' in data:
+        given122 = data['class']
+        if type(given122) is not str:
+            raise GiveUp
+        f_provider_class = given122
+        _values.check_strings(f_provider_class)
+        f_provider_class = _spec_rules.octodns_class_path(f_provider_class)
+    else:
+        raise GiveUp
+    extra = {}
+    for key, item123 in data.items():
+        if key in _KEYS_Octodns:
+            continue
+        if type(key) is not str:
+            raise GiveUp
+        item123 = _values.check_octodns_value(item123)
+        value124 = _plain(item123)
+        extra[key] = value124
+        given.add(key)
+    _values.check_strings(extra)
+    result = Octodns(f_provider_class, extra)
+    updates = _spec_rules.octodns_no_inline_secret(result, frozenset(given))
+    if updates:
+        result = result.model_copy(update=updates)
+    return result
 
 
 def _check_Ssh(data: Any) -> Any:
@@ -1313,38 +1364,38 @@ def _check_Ssh(data: Any) -> Any:
     if len(given) != len(data):
         raise GiveUp
     if 'key_file' in data:
-        given122 = data['key_file']
-        if given122 is None:
+        given125 = data['key_file']
+        if given125 is None:
             f_key_file = None
         else:
-            if type(given122) is not str:
+            if type(given125) is not str:
                 raise GiveUp
-            f_key_file = given122
+            f_key_file = given125
         _values.check_strings(f_key_file)
     else:
         f_key_file = None
     if 'known_hosts' in data:
-        given123 = data['known_hosts']
-        if type(given123) is not str:
+        given126 = data['known_hosts']
+        if type(given126) is not str:
             raise GiveUp
-        f_known_hosts = given123
+        f_known_hosts = given126
         _values.check_strings(f_known_hosts)
     else:
         f_known_hosts = '~/.ssh/known_hosts'
     if 'sudo' in data:
-        given124 = data['sudo']
-        if type(given124) is not bool:
+        given127 = data['sudo']
+        if type(given127) is not bool:
             raise GiveUp
-        f_sudo = given124
+        f_sudo = given127
         _values.check_strings(f_sudo)
     else:
         f_sudo = False
     if 'connect_timeout' in data:
-        given125 = data['connect_timeout']
-        if type(given125) is int and -(2**53) <= given125 <= 2**53:
-            f_connect_timeout = float(given125)
-        elif type(given125) is float and _isfinite(given125):
-            f_connect_timeout = given125
+        given128 = data['connect_timeout']
+        if type(given128) is int and -(2**53) <= given128 <= 2**53:
+            f_connect_timeout = float(given128)
+        elif type(given128) is float and _isfinite(given128):
+            f_connect_timeout = given128
         else:
             raise GiveUp
         if not f_connect_timeout > 0:
@@ -1365,10 +1416,10 @@ def _check_Rtp(data: Any) -> Any:
     if len(given) != len(data):
         raise GiveUp
     if 'start' in data:
-        given126 = data['start']
-        if type(given126) is not int:
+        given129 = data['start']
+        if type(given129) is not int:
             raise GiveUp
-        f_start = given126
+        f_start = given129
         if not f_start >= 1:
             raise GiveUp
         if not f_start <= 65535:
@@ -1377,10 +1428,10 @@ def _check_Rtp(data: Any) -> Any:
     else:
         f_start = 10000
     if 'end' in data:
-        given127 = data['end']
-        if type(given127) is not int:
+        given130 = data['end']
+        if type(given130) is not int:
             raise GiveUp
-        f_end = given127
+        f_end = given130
         if not f_end >= 1:
             raise GiveUp
         if not f_end <= 65535:
@@ -1402,41 +1453,41 @@ def _check_TlsFiles(data: Any) -> Any:
     if len(given) != len(data):
         raise GiveUp
     if 'cert_file' in data:
-        given128 = data['cert_file']
-        if type(given128) is not str:
+        given131 = data['cert_file']
+        if type(given131) is not str:
             raise GiveUp
-        f_cert_file = given128
+        f_cert_file = given131
         f_cert_file = _values.check_abs_path(f_cert_file)
         _values.check_strings(f_cert_file)
     else:
         raise GiveUp
     if 'key_file' in data:
-        given129 = data['key_file']
-        if type(given129) is not str:
+        given132 = data['key_file']
+        if type(given132) is not str:
             raise GiveUp
-        f_key_file = given129
+        f_key_file = given132
         f_key_file = _values.check_abs_path(f_key_file)
         _values.check_strings(f_key_file)
     else:
         raise GiveUp
     if 'ca_list_file' in data:
-        given130 = data['ca_list_file']
-        if given130 is None:
+        given133 = data['ca_list_file']
+        if given133 is None:
             f_ca_list_file = None
         else:
-            if type(given130) is not str:
+            if type(given133) is not str:
                 raise GiveUp
-            f_ca_list_file = given130
+            f_ca_list_file = given133
             f_ca_list_file = _values.check_abs_path(f_ca_list_file)
         _values.check_strings(f_ca_list_file)
     else:
         f_ca_list_file = None
     if 'acme' in data:
-        given131 = data['acme']
-        if given131 is None:
+        given134 = data['acme']
+        if given134 is None:
             f_acme = None
         else:
-            f_acme = _check_Acme(given131)
+            f_acme = _check_Acme(given134)
         _values.check_strings(f_acme)
     else:
         f_acme = None
@@ -1454,10 +1505,10 @@ def _check_WebrtcPage(data: Any) -> Any:
     if len(given) != len(data):
         raise GiveUp
     if 'title' in data:
-        given132 = data['title']
-        if type(given132) is not str:
+        given135 = data['title']
+        if type(given135) is not str:
             raise GiveUp
-        f_title = given132
+        f_title = given135
         if not len(f_title) >= 1:
             raise GiveUp
         if not len(f_title) <= 200:
@@ -1466,20 +1517,20 @@ def _check_WebrtcPage(data: Any) -> Any:
     else:
         f_title = 'Call us'
     if 'names' in data:
-        given133 = data['names']
-        if given133 is None:
+        given136 = data['names']
+        if given136 is None:
             f_names = None
         else:
-            if type(given133) is not list:
+            if type(given136) is not list:
                 raise GiveUp
-            items136 = []
-            for item134 in given133:
-                if type(item134) is not str:
+            items139 = []
+            for item137 in given136:
+                if type(item137) is not str:
                     raise GiveUp
-                value135 = item134
-                value135 = _names.check_user_name(value135)
-                items136.append(value135)
-            f_names = tuple(items136)
+                value138 = item137
+                value138 = _names.check_user_name(value138)
+                items139.append(value138)
+            f_names = tuple(items139)
         _values.check_strings(f_names)
     else:
         f_names = None
@@ -1494,31 +1545,31 @@ def _check_Acme(data: Any) -> Any:
     if len(given) != len(data):
         raise GiveUp
     if 'directory' in data:
-        given137 = data['directory']
-        if type(given137) is not str:
+        given140 = data['directory']
+        if type(given140) is not str:
             raise GiveUp
-        f_directory = given137
+        f_directory = given140
         f_directory = _values.check_acme_url(f_directory)
         _values.check_strings(f_directory)
     else:
         f_directory = 'https://acme-v02.api.letsencrypt.org/directory'
     if 'email' in data:
-        given138 = data['email']
-        if given138 is None:
+        given141 = data['email']
+        if given141 is None:
             f_email = None
         else:
-            if type(given138) is not str:
+            if type(given141) is not str:
                 raise GiveUp
-            f_email = given138
+            f_email = given141
             f_email = _values.check_email(f_email)
         _values.check_strings(f_email)
     else:
         f_email = None
     if 'renew_days' in data:
-        given139 = data['renew_days']
-        if type(given139) is not int:
+        given142 = data['renew_days']
+        if type(given142) is not int:
             raise GiveUp
-        f_renew_days = given139
+        f_renew_days = given142
         if not f_renew_days >= 1:
             raise GiveUp
         if not f_renew_days <= 365:
@@ -1527,13 +1578,13 @@ def _check_Acme(data: Any) -> Any:
     else:
         f_renew_days = 30
     if 'ca_file' in data:
-        given140 = data['ca_file']
-        if given140 is None:
+        given143 = data['ca_file']
+        if given143 is None:
             f_ca_file = None
         else:
-            if type(given140) is not str:
+            if type(given143) is not str:
                 raise GiveUp
-            f_ca_file = given140
+            f_ca_file = given143
         _values.check_strings(f_ca_file)
     else:
         f_ca_file = None

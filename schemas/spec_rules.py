@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         Dns,
         Fail2ban,
         Firewall,
+        OctodnsValue,
         RingGroup,
         Room,
         Server,
@@ -98,6 +99,17 @@ class AsteriskMixin:
     def sound_when_unavailable(self) -> str:
         """The sound a declared name's caller hears when nobody answers."""
         return self.unavailable_sound or self.reject_sound
+
+
+class OctodnsMixin:
+    __slots__ = ()
+    if TYPE_CHECKING:
+        provider_class: str
+        __pydantic_extra__: dict[str, OctodnsValue] | None
+
+    def arguments(self) -> dict[str, OctodnsValue]:
+        """The plugin's keyword arguments, as written (``env/NAME`` not yet resolved)."""
+        return dict(self.__pydantic_extra__ or {})
 
 
 class SpecMixin:
@@ -217,6 +229,38 @@ def provider_needs(dns: Any, given: frozenset[str]) -> Updates:
     return None
 
 
+_OCTODNS_CLASS_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+# An argument whose name says it holds a credential must name an environment variable
+# (``env/NAME``), exactly as octoDNS's own config does: a spec lives in git, secrets do not.
+_SECRET_KEY_RE = re.compile(r"key|secret|token|passw|credential|auth|private", re.IGNORECASE)
+_OCTODNS_ENV_RE = re.compile(r"env/[A-Za-z_][A-Za-z0-9_]*")
+
+
+def octodns_class_path(value: str) -> str:
+    """dns.octodns.class is a class path (module.Class)."""
+    if not _OCTODNS_CLASS_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a class path (module.Class, like octodns_route53.Route53Provider)"
+        )
+    return value
+
+
+def octodns_no_inline_secret(octodns: Any, given: frozenset[str]) -> Updates:
+    """dns.octodns has no 'id' and no inline credential: a key that names a secret takes
+    env/NAME."""
+    for key, value in octodns.arguments().items():
+        if key == "id":
+            raise ValueError("'id' is set by sipctl (the zone's provider id); remove it")
+        if not _SECRET_KEY_RE.search(key) or isinstance(value, bool):
+            continue
+        if not (isinstance(value, str) and _OCTODNS_ENV_RE.fullmatch(value)):
+            raise ValueError(
+                f"{key}: an inline credential is not allowed: a spec lives in git, secrets "
+                f"do not. Put it in an environment variable and write {key}: env/NAME"
+            )
+    return None
+
+
 def rtp_range(rtp: Any, given: frozenset[str]) -> Updates:
     """rtp.start is even, 1024 or above, and below rtp.end."""
     if rtp.start >= rtp.end:
@@ -278,43 +322,53 @@ def spec_consistent(spec: Any, given: frozenset[str]) -> Updates:
 
 class FastModel:
     """The base of spec_fast.py's objects: immutable, its fields in ``_fields`` (declaration
-    order, as pydantic keeps them), equal when of one class with equal fields. It answers
-    the few pydantic methods sipctl and its tests call on a spec (model_dump, model_copy)."""
+    order, as pydantic keeps them), then, for a model that takes keys beyond its fields
+    (``_extra``), those keys in ``__pydantic_extra__`` as pydantic keeps them. Equal when of
+    one class with equal values. It answers the few pydantic methods sipctl and its tests
+    call on a spec (model_dump, model_copy)."""
 
     __slots__ = ()
     _fields: tuple[str, ...] = ()
+    _extra = False
 
     def __init__(self, *values: object) -> None:
-        for name, value in zip(self._fields, values, strict=True):
+        for name, value in zip(self._names(), values, strict=True):
             object.__setattr__(self, name, value)
+
+    def _names(self) -> tuple[str, ...]:
+        return (*self._fields, "__pydantic_extra__") if self._extra else self._fields
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, n) for n in self._names())
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and all(
-            getattr(self, n) == getattr(other, n) for n in self._fields
-        )
+        return type(other) is type(self) and self._values() == other._values()
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, *(_hashable(getattr(self, n)) for n in self._fields)))
+        return hash((type(self).__name__, *(_hashable(v) for v in self._values())))
 
     def __reduce__(self) -> tuple[type[FastModel], tuple[object, ...]]:
-        # pickle and copy build the object again from its fields (not by setting them)
-        return type(self), tuple(getattr(self, n) for n in self._fields)
+        # pickle and copy build the object again from its values (not by setting them)
+        return type(self), self._values()
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields)
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._names())
         return f"{type(self).__name__}({shown})"
 
     def model_dump(self, *, mode: str = "python") -> dict[str, Any]:
-        """The fields as plain data, nested objects too (``mode="json"``: tuples as lists)."""
-        return {n: _dump(getattr(self, n), mode) for n in self._fields}
+        """The fields (then the extra keys) as plain data, nested objects too
+        (``mode="json"``: tuples as lists)."""
+        fields = {n: _dump(getattr(self, n), mode) for n in self._fields}
+        extra = getattr(self, "__pydantic_extra__", None) or {}
+        return {**fields, **{k: _dump(v, mode) for k, v in extra.items()}}
 
     def model_copy(self, *, update: Mapping[str, object] | None = None) -> Any:
         """A copy with ``update``'s fields replaced, unchecked (as pydantic's model_copy)."""
-        changed = {**{n: getattr(self, n) for n in self._fields}, **(update or {})}
-        return type(self)(*(changed[n] for n in self._fields))
+        changed = {**dict(zip(self._names(), self._values(), strict=True)), **(update or {})}
+        return type(self)(*(changed[n] for n in self._names()))
 
 
 def _dump(value: object, mode: str) -> object:

@@ -30,9 +30,13 @@ def assert_twins(fast: Any, model: Any, path: str = "spec") -> None:
         assert isinstance(fast, FastModel), f"{path}: {fast!r} is not an object of spec_fast"
         assert type(fast).__name__ == type(model).__name__, path
         assert type(fast)._fields == tuple(type(model).model_fields), path
-        assert not model.__pydantic_extra__, f"{path}: the checker never accepts extra keys"
         for name in type(model).model_fields:
             assert_twins(getattr(fast, name), getattr(model, name), f"{path}.{name}")
+        extra = model.__pydantic_extra__
+        if extra is None:
+            assert not type(fast)._extra, f"{path}: extra keys where the model has none"
+        else:
+            assert_twins(fast.__pydantic_extra__, extra, f"{path}.<extra>")
         return
     assert type(fast) is type(model), f"{path}: {type(fast).__name__} != {type(model).__name__}"
     if isinstance(model, dict):
