@@ -3,7 +3,10 @@
 Reading asks only for the names sipctl owns (the domain's NAPTR, three SRVs, the registry
 TXT, the A/AAAA of the hosts it lists or the spec wants, and the SOA), pipelined over one TCP
 connection to the primary: all queries are sent, then all answers read. It never transfers the
-zone, so a plan costs the same in a zone of 20 records as in one of 100,000.
+zone, so a plan costs the same in a zone of 20 records as in one of 100,000. The queries are
+written and their answers checked and decoded by ``wire`` (each answer's TSIG verified over
+the whole message, then only its answer section decoded): a plan of a thousand zones is
+mostly this.
 
 Writing sends every change of the zone in ONE UPDATE message. Each changed rrset carries an
 RFC 2136 prerequisite that it is still exactly what was read ("rrset exists (value

@@ -1,15 +1,19 @@
 """Plain DNS queries on the wire, TSIG-signed, and their answers verified then decoded.
 
 A plan reads about ten names per zone, so with a thousand zones building each query as a
-``dns.message.Message`` and decoding each whole answer dominate the run: the answers of an
-authoritative server carry the zone's NS records and additional data sipctl never looks at.
-Here a query is written directly (header, one question, the TSIG record) and signed with
-dnspython's HMAC contexts; an answer's signature is checked over the WHOLE message by
-``dns.tsig.validate`` (dnspython's own check, as ``dns.message.from_wire`` calls it), and only
-then are its header, question and answer section handed to ``dns.message.from_wire``. The
-authority and additional records are walked over (their framing checked, a TSIG anywhere but
-last refused), never decoded. What the reader gets is what ``dns.message.from_wire`` gives
-for those sections: the test compares both on real answers and on generated ones.
+``dns.message.Message`` and decoding each whole answer dominated the run: an authoritative
+server's answers carry the zone's NS records and additional data sipctl never looks at.
+Here a query is written directly (header, one question, the TSIG record). An answer is
+walked record by record (its framing checked, a TSIG anywhere but last refused); its TSIG is
+checked over the WHOLE message as ``dns.tsig.validate`` checks it (same variables, same
+exceptions in the same order, the HMAC from dnspython's context for the key's algorithm),
+and only then are its answer records decoded by dnspython and grouped as dnspython groups
+them. The authority and additional records are never decoded.
+
+An answer this reader does not expect (EDNS, which changes the rcode; another class or a
+signature in the answer section; a TSIG where none was asked for, or none where one was)
+goes to ``dns.message.from_wire`` whole, so sipctl reads it, or refuses it, as before. The
+tests compare both readers on the real BIND's answers and on generated (and tampered) ones.
 """
 
 from __future__ import annotations
