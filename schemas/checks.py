@@ -122,8 +122,14 @@ def cross_warnings(loaded: LoadedSpec) -> list[str]:
                 f"({w(('users', other))}) differ only in case; SIP user parts are "
                 "case-sensitive, so callers must type the case exactly"
             )
+    # extension -> the first user that rings it (a lookup per name, not a scan of all users;
+    # a name that rings another extension is never the one found for its own)
+    first_ringing: dict[str, str] = {}
+    for other, target in spec.users.items():
+        if isinstance(target, str):
+            first_ringing.setdefault(target, other)
     for name, ext in spec.users.items():
-        owner = next((n for n, e in spec.users.items() if e == name and n != name), None)
+        owner = first_ringing.get(name)
         if name.isdigit() and name != ext and owner is not None:
             notes.append(
                 f"{w(('users', name))}: sip:{name} rings {ext}, but {name} is also the "

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from fixtures.common import EXAMPLES
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sipctl.reconciler.resources import LiveState
 from sipctl.schemas.checks import cross_checks, cross_warnings, live_cross_checks
@@ -224,3 +226,31 @@ def test_logger_conf_is_read_from_the_files_the_provider_read() -> None:
     [problem] = live_cross_checks(loaded, asterisk_state(contents=hostname))
     assert "messages.<hostname>" in problem
     assert live_cross_checks(loaded, asterisk_state(contents={"logger.conf": conf.encode()})) == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["101", "102", "103", "alex", "Alex"]),
+        st.one_of(st.sampled_from(["101", "102", "103"]), st.just({"ring": ["101"]})),
+        min_size=1,
+    )
+)
+def test_the_extension_owner_note_names_the_first_other_user(users: dict[str, object]) -> None:
+    """users.NAME (digits) that rings something else, while NAME is another user's
+    extension: the note names the first such user, as a scan of all users would."""
+    import json
+
+    body = "".join(f"  {json.dumps(n)}: {json.dumps(t)}\n" for n, t in users.items())
+    text = BASE.replace('  director: 105\n  "101": 101\n', body)
+    loaded = load(text)
+    expected = []
+    for name, ext in loaded.spec.users.items():
+        owner = next((n for n, e in loaded.spec.users.items() if e == name and n != name), None)
+        if name.isdigit() and name != ext and owner is not None:
+            expected.append((name, owner))
+    notes = cross_warnings(loaded)
+    found = [
+        re.search(r"sip:(\S+) rings .*is also the extension of users\.(\S+) \(", n) for n in notes
+    ]
+    assert [m.groups() for m in found if m] == expected
