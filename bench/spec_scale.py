@@ -14,11 +14,11 @@ Measured on 2 cores at load about 1, best of 2 (before -> after the start-up and
 (5 lines); 50,000 users validate 2.51 -> 1.03 s, no-op plan 6.19 -> 2.66 s, 184 -> 149 MB,
 plan +1 user 9.22 -> 4.96 s. About 0.5 s of each was start-up (see bench/startup.py).
 
-Then (load 3.5-4.8, best of 3, paired run by run against 9444f3b, the commit before): 10,000
-users validate 0.54 -> 0.19 s, no-op plan 0.89 -> 0.52 s (67 -> 55 MB), plan +1 user 1.28 ->
-0.96 s (5 lines); 50,000 users validate 1.01 -> 0.47 s, no-op plan 2.28 -> 1.51 s, 149 ->
-120 MB, plan +1 user 4.68 -> 3.51 s; the same output byte for byte (human and JSON plans,
-saved plan, rendered files). Two changes share it: the spec checked without pydantic
+Then (``--against 9444f3b``, the commit before; load 3.1-3.4, best of 3): 10,000 users
+validate 0.54 -> 0.17 s, no-op plan 0.77 -> 0.48 s (67 -> 55 MB), plan +1 user 1.28 -> 0.75 s
+(5 lines); 50,000 users validate 1.17 -> 0.56 s, no-op plan 2.73 -> 1.74 s, 149 -> 120 MB,
+plan +1 user 4.83 -> 3.69 s; the same output byte for byte (human and JSON plans,
+saved plan, rendered files). Two pieces of work share it: the spec checked without pydantic
 (bench/startup.py), and the work per user, in-process at 10,000 users: loading 183 -> 58 ms
 (users read in a short loop, positions inside users found only for a message), the dialplan
 110 -> 55 ms (shared steps made once, a step in its value's form not parsed), the
