@@ -24,11 +24,14 @@ Request::
 
     sipctl-read 1 @sipctl-0123456789abcdef@
     f /etc/asterisk/pjsip.conf        files first, answered as ``files.py``'s read script
-    k /etc/asterisk/keys/sip.key
     .                                 -> "<M> END" (the end of the files)
+    k /etc/asterisk/keys/sip.key      -> "<M> K <mode> <mtime> <sha256> <public key>"
     p asterisk -rx 'pjsip show endpoints'   -> its output, then "\\n<M> <status>"
-    s firewall                        -> the script's sections (boundary: the marker)
+    s firewall-iptables               -> the script's sections (boundary: the marker)
     end
+
+A file the table marks as the admin's (``redacted``) is answered "<M> R <mode> <mtime>
+<sha256>" with the values of ``SECRET_KEYS`` hidden; the sha256 is the real file's.
 
 Pure: this module renders the gate and the requests and parses the answers; ``ssh.py``
 sends them and ``src/sipctl/cli_gate.py`` prints the gate.
@@ -61,7 +64,7 @@ READ_ONLY_ENV = "SIPCTL_SSH_READ_ONLY"
 SECRET_KEYS = (
     "password", "secret", "md5secret", "md5_cred", "remotesecret", "pin", "adminpin",
     "admin_pin", "register", "auth_token", "oauth_secret", "oauth_clientid", "refresh_token",
-    "client_secret", "private_key_file", "priv_key_file",
+    "client_secret",
 )  # fmt: skip
 NO_OPENSSL = b"no-openssl"  # a key answer's public key when the host has no openssl
 _MARKER_RE = re.compile(r"@sipctl-[0-9a-f]{16}@")
