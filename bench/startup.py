@@ -22,7 +22,9 @@ after (load 2.6): floor 214 ms, validate 159 ms (0.74x), no-op plan 331 ms (1.55
 after, with difflib, traceback and shlex imported only where used (load 2.9, 11 runs):
 floor 241 ms, validate 192 ms (0.80x), no-op plan 351 ms (1.46x); with the rfc2136 reads
 decoded directly as well (load 5.9, 11 runs): floor 273 ms, validate 188 ms (0.69x), no-op
-plan 335 ms (1.23x).
+plan 335 ms (1.23x); at low load the floor itself gets faster than sipctl does, and the
+ratio sits at the goal: load 1.5, floor 173 ms, validate 164 ms (0.95x), plan 262 ms
+(1.51x); load 1.8, floor 184 ms, validate 135 ms (0.73x), plan 274 ms (1.49x).
 What the plan still pays above the floor (-X importtime, one process): PyYAML's import
 (its pure-Python reader compiles a large regex even though libyaml parses), sipctl's CLI,
 engine, DNS provider and plan modules (dataclasses are built by exec at import), the cross
