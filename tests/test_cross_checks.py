@@ -254,3 +254,24 @@ def test_the_extension_owner_note_names_the_first_other_user(users: dict[str, ob
         re.search(r"sip:(\S+) rings .*is also the extension of users\.(\S+) \(", n) for n in notes
     ]
     assert [m.groups() for m in found if m] == expected
+
+
+def test_validate_shows_the_warnings(tmp_path: Path) -> None:
+    """validate prints what is allowed but probably a mistake (on stderr, exit 0): the
+    warnings are for the user, not only for these tests."""
+    import subprocess
+    import sys
+
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(BASE.replace("  director: 105\n", "  director: 105\n  Director: 106\n"))
+    result = subprocess.run(
+        [sys.executable, "-m", "sipctl", "validate", "-f", str(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+    assert re.search(
+        r"Warning: .*users\.Director and users\.director .*differ only in case", result.stderr
+    ), result.stderr

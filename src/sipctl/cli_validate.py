@@ -29,8 +29,11 @@ def _validate(spec_file: Path, console: Console) -> str:
     """Every offline check; the line that says the spec is valid."""
     from sipctl.providers.base import available_providers, offline_check, provider_installed
     from sipctl.reconciler.layers import LAYERS
+    from sipctl.schemas.checks import cross_warnings
 
     loaded = load_checked(spec_file)
+    for warning in cross_warnings(loaded):  # allowed, but probably not what was meant
+        console.warn(warning)
     managed = [layer.name for layer in LAYERS if layer.managed(loaded.spec)]
     for layer in LAYERS:
         if layer.managed(loaded.spec) and not provider_installed(layer.provider_name(loaded.spec)):
