@@ -41,6 +41,12 @@ def envelope(kind: str, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"format_version": ENVELOPE_VERSION, "kind": kind, "domains": list(entries)}
 
 
+def skipped_entry(path: str, reason: str) -> dict[str, str]:
+    """A file of a ``-f DIR`` directory that is no spec (the envelope's ``skipped``, present
+    only when some file was)."""
+    return {"file": path, "reason": reason}
+
+
 def single(
     kind: str, spec: str, domain: str, status: str, report: Mapping[str, Any]
 ) -> dict[str, Any]:

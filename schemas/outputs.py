@@ -52,6 +52,13 @@ def _verify() -> str:
     return dump(envelope_schema("verify", verify_schema()))
 
 
+def _validate() -> str:
+    from sipctl.schemas.jsonschema import dump
+    from sipctl.schemas.problems import validate_schema
+
+    return dump(validate_schema())
+
+
 KINDS: dict[str, Callable[[], str]] = {
     "spec": _spec,
     "reference": _reference,
@@ -60,6 +67,7 @@ KINDS: dict[str, Callable[[], str]] = {
     "drift": _drift,
     "verify": _verify,
     "audit": _audit,
+    "validate": _validate,
 }
 
 _SCHEMA = "https://json-schema.org/draft/2020-12/schema"
@@ -114,6 +122,18 @@ def envelope_schema(kind: str, report: dict[str, Any]) -> dict[str, Any]:
             "format_version": {"const": ENVELOPE_VERSION},
             "kind": {"const": kind},
             "domains": {"type": "array", "items": domain},
+            "skipped": {
+                "type": "array",
+                "description": "files of a -f directory that are no specs, and why (present "
+                "only when there are some; a file that looks like a spec is never skipped: "
+                "its errors are the run's)",
+                "items": {
+                    "type": "object",
+                    "required": ["file", "reason"],
+                    "additionalProperties": False,
+                    "properties": {"file": {"type": "string"}, "reason": {"type": "string"}},
+                },
+            },
         },
         "$defs": {kind: inner},
     }

@@ -35,12 +35,78 @@ def problem_fields(text: str, default_file: str) -> dict[str, Any]:
     }
 
 
-def validate_json(spec_file: Path, check: Callable[[], object]) -> dict[str, Any]:
-    """Run ``check`` (which raises SpecError) and report its verdict as data."""
+def validate_json(
+    spec_file: Path, check: Callable[[], object], warnings: list[str] | None = None
+) -> dict[str, Any]:
+    """Run ``check`` (which raises SpecError, and may add to ``warnings`` as it goes) and
+    report its verdict as data (``sipctl schema --output validate``)."""
+    errors: list[dict[str, Any]] = []
     try:
         check()
     except SpecError as exc:
         lines = exc.problems or [exc.message]
         errors = [problem_fields(line, str(spec_file)) for line in lines]
-        return {"file": str(spec_file), "valid": False, "errors": errors}
-    return {"file": str(spec_file), "valid": True, "errors": []}
+    return {
+        "file": str(spec_file),
+        "valid": not errors,
+        "errors": errors,
+        "warnings": [problem_fields(line, str(spec_file)) for line in warnings or []],
+    }
+
+
+def validate_schema() -> dict[str, Any]:
+    """The JSON Schema of ``sipctl validate --json``: one spec's report, or (several specs,
+    or a directory) the reports of all and the files skipped."""
+    optional_int = {"type": ["integer", "null"]}
+    problem = {
+        "type": "object",
+        "required": ["file", "line", "col", "key", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "file": {"type": "string"},
+            "line": {**optional_int, "description": "1-based; null: not tied to a line"},
+            "col": {**optional_int, "description": "1-based; null: not tied to a line"},
+            "key": {"type": ["string", "null"], "description": "the dotted key, like users.x"},
+            "message": {"type": "string"},
+        },
+    }
+    problems = {"type": "array", "items": {"$ref": "#/$defs/problem"}}
+    one = {
+        "type": "object",
+        "required": ["file", "valid", "errors", "warnings"],
+        "additionalProperties": False,
+        "properties": {
+            "file": {"type": "string", "description": "the spec file, as given"},
+            "valid": {"type": "boolean", "description": "false: exit code 1"},
+            "errors": {**problems, "description": "why the spec is not valid"},
+            "warnings": {**problems, "description": "allowed, but probably not what was meant"},
+        },
+    }
+    many = {
+        "type": "object",
+        "required": ["valid", "files", "skipped", "errors"],
+        "additionalProperties": False,
+        "properties": {
+            "valid": {"type": "boolean", "description": "false (exit 1): some spec is not"},
+            "files": {"type": "array", "items": {"$ref": "#/$defs/file"}},
+            "skipped": {
+                "type": "array",
+                "description": "files of a -f directory that are no specs, and why",
+                "items": {
+                    "type": "object",
+                    "required": ["file", "reason"],
+                    "additionalProperties": False,
+                    "properties": {"file": {"type": "string"}, "reason": {"type": "string"}},
+                },
+            },
+            "errors": {**problems, "description": "why the run itself was refused"},
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "sipctl validate --json",
+        "description": "One spec (-f FILE): its report. Several specs or a directory: "
+        "{valid, files, skipped, errors}.",
+        "oneOf": [{"$ref": "#/$defs/file"}, many],
+        "$defs": {"problem": problem, "file": one},
+    }

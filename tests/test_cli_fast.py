@@ -177,7 +177,6 @@ def test_plain_command_lines_run_without_typer(workdir: Path, args: list[str]) -
         ["plan", "--parallel", "0"],  # typer says why 0 is refused
         ["plan", "--parallel", "x"],
         ["plan", "--out", "specs"],  # a directory: typer says so
-        ["validate", "-f", "specs"],
         ["plan", "--bogus"],
         ["plan", "extra-word"],
         ["plan", "-f"],

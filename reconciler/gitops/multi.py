@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import re
 import sys
 import threading
 import time
@@ -78,39 +79,101 @@ class Domain:
         self.message = "\n".join(problems) if problems else exc.message
 
 
-def spec_paths(paths: Sequence[Path]) -> list[Path]:
-    """The spec files named: files as given, directories expanded to their *.yaml/*.yml."""
+@dataclass(frozen=True)
+class Skipped:
+    """A file of a ``-f DIR`` directory that is not planned, and why (always said)."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class SpecSelection:
+    """What ``-f`` named: the spec files to load, and the files of its directories that are
+    no specs, each with the reason."""
+
+    paths: list[Path]
+    skipped: list[Skipped]
+
+
+def select_specs(paths: Sequence[Path]) -> SpecSelection:
+    """The spec files named: files as given, directories expanded to the files in them that
+    look like specs (see ``skip_reason``); every other file there is named in ``skipped``.
+
+    A file that looks like a spec is loaded, so a broken one is an error of the run, never
+    skipped: a customer's change that does not load must not go unnoticed."""
     found: list[Path] = []
+    skipped: list[Skipped] = []
     for path in paths:
-        if path.is_dir():
-            inside = sorted(p for p in path.iterdir() if is_spec_file(p))
-            if not inside:
-                raise SpecError(
-                    f"{path}: no sipctl specs in this directory (*.yaml or *.yml with a "
-                    "top-level 'version' and 'domain'; dotfiles and CI files are skipped)"
-                )
-            found.extend(inside)
-        else:
+        if not path.is_dir():
             found.append(path)
+            continue
+        inside: list[Path] = []
+        for entry in sorted(path.iterdir()):
+            reason = skip_reason(entry)
+            if reason is None:
+                inside.append(entry)
+            else:
+                skipped.append(Skipped(entry, reason))
+        if not inside:
+            said = "".join(f"\n  {s.path}: {s.reason}" for s in skipped if s.path.parent == path)
+            raise SpecError(
+                f"{path}: no sipctl specs in this directory (*.yaml or *.yml with a top-level "
+                f"key of a spec: {', '.join(spec_keys())}){said}"
+            )
+        found.extend(inside)
     unique: dict[Path, Path] = {}
-    for path in found:
-        unique.setdefault(path.resolve(), path)
-    return list(unique.values())
+    for spec in found:
+        unique.setdefault(spec.resolve(), spec)
+    return SpecSelection(list(unique.values()), skipped)
 
 
-def is_spec_file(path: Path) -> bool:
-    """Whether a file in a ``-f DIR`` directory is a sipctl spec: ``*.yaml``/``*.yml``, not a
-    dotfile, with top-level ``version:`` and ``domain:`` keys. CI files (``.gitlab-ci.yml``,
-    ``docker-compose.yml``) and other YAML beside the specs are skipped, not failed."""
-    if path.name.startswith(".") or path.suffix not in SPEC_SUFFIXES or not path.is_file():
-        return False
+def spec_paths(paths: Sequence[Path]) -> list[Path]:
+    """The spec files named (``select_specs`` without the skipped files)."""
+    return select_specs(paths).paths
+
+
+def spec_keys() -> list[str]:
+    """The top-level keys of a spec, from the spec's model."""
+    from sipctl.schemas.messages import known_keys
+
+    return known_keys(())
+
+
+_TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)[ \t]*:(.*)$")
+
+
+def skip_reason(path: Path) -> str | None:
+    """Why a file of a ``-f DIR`` directory is not a spec (None: it is one, or looks like
+    one and is loaded so that its errors are seen).
+
+    A ``*.yaml``/``*.yml`` file looks like a spec when one of its top-level keys is a key of
+    a spec (``domain``, ``users``, ``dns``, ...); ``version`` alone counts only as
+    ``version: 1``, since other YAML (docker-compose.yml) has a ``version`` of its own."""
+    if path.is_dir():
+        return "a directory (sipctl does not look into subdirectories)"
+    if path.name.startswith("."):
+        return "a dotfile (CI files like .gitlab-ci.yml live there)"
+    if path.suffix not in SPEC_SUFFIXES:
+        return "not *.yaml or *.yml"
+    if not path.is_file():
+        return "not a regular file"
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
             head = handle.read(MAX_SPEC_SNIFF)
     except OSError:
-        return True  # let the loader say what is wrong with it
-    keys = {line.split(":", 1)[0] for line in head.splitlines() if line[:1].isalpha()}
-    return {"version", "domain"} <= keys
+        return None  # let the loader say what is wrong with it
+    top: dict[str, str] = {}
+    for line in head.splitlines():
+        match = _TOP_KEY.match(line)
+        if match is not None:
+            top.setdefault(match[1], match[2].split("#", 1)[0].strip().strip("'\""))
+    keys = set(spec_keys())
+    if set(top) & (keys - {"version"}) or top.get("version") == "1":
+        return None
+    if not top:
+        return "no top-level keys (empty, or not a YAML mapping)"
+    return f"none of its top-level keys ({', '.join(sorted(top))}) is a key of a sipctl spec"
 
 
 def load_all(paths: Sequence[Path], load: Callable[[Path], LoadedSpec]) -> list[Domain]:
@@ -477,7 +540,7 @@ def _changes(domain: Domain) -> str:
     return f"+{counts['add']} ~{counts['change']} -{counts['destroy']}"
 
 
-def summary_table(domains: Sequence[Domain]) -> str:
+def summary_table(domains: Sequence[Domain], skipped: Sequence[Skipped] = ()) -> str:
     rows = [("DOMAIN", "SPEC", "RESULT", "CHANGES", "TIME")]
     for d in domains:
         rows.append((d.name, str(d.path), d.status, _changes(d), f"{d.seconds:.1f}s"))
@@ -491,8 +554,10 @@ def summary_table(domains: Sequence[Domain]) -> str:
         first, *more = d.message.splitlines() or [""]
         lines.append(f"{d.path}: {d.status}: {first}")
         lines.extend(f"    {line}" for line in more)
+    lines.extend(f"{s.path}: skipped: {s.reason}" for s in skipped)
     ok = len(domains) - len(failed)
-    lines.append(f"{len(domains)} domain(s): {ok} ok, {len(failed)} failed.")
+    files = f", {len(skipped)} file(s) skipped" if skipped else ""
+    lines.append(f"{len(domains)} domain(s): {ok} ok, {len(failed)} failed{files}.")
     return "\n".join(lines) + "\n"
 
 
@@ -503,10 +568,10 @@ def exit_code(domains: Sequence[Domain]) -> int:
     return EXIT_REFUSED if all(d.status == "refused" for d in failed) else EXIT_ERROR
 
 
-def plans_json(domains: Sequence[Domain]) -> dict[str, Any]:
-    from sipctl.reconciler.envelope import entry, envelope
+def plans_json(domains: Sequence[Domain], skipped: Sequence[Skipped] = ()) -> dict[str, Any]:
+    from sipctl.reconciler.envelope import entry, envelope, skipped_entry
 
-    return envelope(
+    data = envelope(
         "plan",
         [
             entry(
@@ -520,3 +585,6 @@ def plans_json(domains: Sequence[Domain]) -> dict[str, Any]:
             for d in domains
         ],
     )
+    if skipped:
+        data["skipped"] = [skipped_entry(str(s.path), s.reason) for s in skipped]
+    return data

@@ -119,13 +119,23 @@ LockTtl = Annotated[
 
 
 def validate(
-    spec_file: SpecOption = Path("sipctl.yaml"),
+    spec_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "-f",
+            "--file",
+            help="The spec file (default: sipctl.yaml). Repeat, or give a directory of specs, "
+            "to check several; a directory's files that are no specs are named as skipped.",
+        ),
+    ] = None,
     json_: Annotated[
         bool,
         typer.Option(
             "--json",
             help="Print the result as JSON for editors and CI: "
-            '{"file", "valid", "errors": [{"file", "line", "col", "key", "message"}]}.',
+            '{"file", "valid", "errors": [{"file", "line", "col", "key", "message"}], '
+            '"warnings": [...]}; several specs: {"valid", "files": [...], "skipped": [...]} '
+            "(sipctl schema --output validate).",
         ),
     ] = False,
     no_color: NoColor = False,
@@ -133,7 +143,11 @@ def validate(
 ) -> None:
     """Check the spec: schema, names, and cross-layer agreement. No network.
 
-    Example: sipctl validate -f sipctl.yaml
+    Examples:
+
+      sipctl validate -f sipctl.yaml
+
+      sipctl validate -f customers/ --json
     """
     options = dict(locals())  # every option by name: the body's keyword arguments
     from sipctl.cli_validate import validate as body

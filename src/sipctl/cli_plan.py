@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.reconciler.engine import PlanRun
     from sipctl.reconciler.gitops.guarded import LockOptions, Outcome
-    from sipctl.reconciler.gitops.multi import Domain
+    from sipctl.reconciler.gitops.multi import Domain, SpecSelection
     from sipctl.schemas.loader import LoadedSpec
 
 from sipctl.cli_common import (
@@ -94,7 +94,7 @@ def _context_factory(console: Console, force: bool) -> Callable[[LoadedSpec], Ru
 
 def _plan_domains(
     console: Console,
-    specs: list[Path],
+    selection: SpecSelection,
     target: list[str] | None,
     force: bool,
     parallel: int,
@@ -102,7 +102,7 @@ def _plan_domains(
 ) -> list[Domain]:
     from sipctl.reconciler.gitops import multi
 
-    domains = multi.load_all(multi.spec_paths(specs), load_checked)
+    domains = multi.load_all(selection.paths, load_checked)
     # Every spec is checked against every other, also when this run takes one share.
     _refuse_overlaps(domains, multi.OVERLAPS_BEFORE_PLAN)
     domains = multi.take_shard(domains, shard)
@@ -115,7 +115,7 @@ def _plan_domains(
 
 def _plan_domains_to_show(
     console: Console,
-    specs: list[Path],
+    selection: SpecSelection,
     target: list[str] | None,
     force: bool,
     parallel: int,
@@ -126,18 +126,30 @@ def _plan_domains_to_show(
     from sipctl.reconciler.gitops import multi
 
     make_ctx = _context_factory(console, force)
-    paths = multi.spec_paths(specs)
-    domains, secrets = multi.plan_only(paths, load_checked, make_ctx, target, parallel, shard)
+    domains, secrets = multi.plan_only(
+        selection.paths, load_checked, make_ctx, target, parallel, shard
+    )
     console.add_secrets(secrets)
     return domains
 
 
-def _print_domains(console: Console, domains: list[Domain], fmt: str) -> None:
+def _select(specs: list[Path]) -> SpecSelection:
+    """The specs of a many-spec run, and the files of its directories that are none (the
+    summary table or the JSON names each, with the reason)."""
+    from sipctl.reconciler.gitops import multi
+
+    return multi.select_specs(specs)
+
+
+def _print_domains(
+    console: Console, domains: list[Domain], fmt: str, selection: SpecSelection | None = None
+) -> None:
     from sipctl.reconciler import views
     from sipctl.reconciler.gitops import multi
 
     if fmt == "json":
-        console.out(views.render_json(multi.plans_json(domains)), end="")
+        skipped = selection.skipped if selection is not None else []
+        console.out(views.render_json(multi.plans_json(domains, skipped)), end="")
         return
     for domain in domains:
         title = f"{domain.name} ({domain.path})"
@@ -166,10 +178,11 @@ def _plan_many(
 ) -> None:
     from sipctl.reconciler.gitops import multi
 
-    domains = _plan_domains_to_show(console, specs, target, force, parallel, shard)
+    selection = _select(specs)
+    domains = _plan_domains_to_show(console, selection, target, force, parallel, shard)
     try:
         multi.check_all_safe(domains, force)
-        _print_domains(console, domains, fmt)
+        _print_domains(console, domains, fmt, selection)
         if out is not None:
             try:  # --out names this directory: it may be created, its parents may not
                 out.mkdir(exist_ok=True)
@@ -181,9 +194,9 @@ def _plan_many(
                     write_plan_file(path, domain.plan.to_json())
             console.info(f"Saved one plan per domain in {out}/ (apply each: sipctl apply FILE).")
         if fmt == "markdown":
-            console.out(f"```\n{multi.summary_table(domains)}```")
+            console.out(f"```\n{multi.summary_table(domains, selection.skipped)}```")
         elif fmt == "human":
-            console.out(multi.summary_table(domains), end="")
+            console.out(multi.summary_table(domains, selection.skipped), end="")
     finally:
         multi.close_all(domains)
     code = multi.exit_code(domains)
@@ -206,14 +219,15 @@ def _apply_many(
 ) -> None:
     from sipctl.reconciler.gitops import multi
 
-    domains = _plan_domains(console, specs, target, force, parallel, shard)
+    selection = _select(specs)
+    domains = _plan_domains(console, selection, target, force, parallel, shard)
     try:
         multi.check_all_safe(domains, force)
         _print_domains(console, domains, "human")
         if _any_changes(domains) and not auto_approve:
             confirm_apply(console)
         multi.apply_all(domains, force, locks, parallel, console.info)
-        _verify_and_summarize(console, domains, no_verify)
+        _verify_and_summarize(console, domains, no_verify, selection)
     finally:
         multi.close_all(domains)
     code = multi.exit_code(domains)
@@ -221,7 +235,12 @@ def _apply_many(
         raise CommandExit(code)
 
 
-def _verify_and_summarize(console: Console, domains: list[Domain], no_verify: bool) -> None:
+def _verify_and_summarize(
+    console: Console,
+    domains: list[Domain],
+    no_verify: bool,
+    selection: SpecSelection | None = None,
+) -> None:
     from sipctl.reconciler.gitops import multi
 
     if not no_verify:
@@ -231,7 +250,8 @@ def _verify_and_summarize(console: Console, domains: list[Domain], no_verify: bo
                     verify_after_apply(console, domain.loaded)
                 except SipctlError as exc:
                     domain.fail(exc)
-    console.out(multi.summary_table(domains), end="")
+    skipped = selection.skipped if selection is not None else []
+    console.out(multi.summary_table(domains, skipped), end="")
 
 
 def _apply_saved_many(

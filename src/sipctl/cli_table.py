@@ -15,7 +15,7 @@ ROOT = (
 
 COMMANDS = {
     'validate': (
-        Param('spec_file', ('-f', '--file'), 'option', type='path', default='sipctl.yaml', dir_okay=False),
+        Param('spec_file', ('-f', '--file'), 'option', type='path', multiple=True),
         Param('json_', ('--json',), 'flag', default=False),
         Param('no_color', ('--no-color',), 'flag', default=False),
         Param('verbose', ('-v', '--verbose'), 'count', default=0),

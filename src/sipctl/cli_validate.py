@@ -1,39 +1,95 @@
-"""``sipctl validate``: every offline check of a spec, free of typer (its options and help:
-cli_options.validate)."""
+"""``sipctl validate``: every offline check of one spec or many, free of typer (its options
+and help: cli_options.validate)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sipctl.cli_common import load_checked, start_console
 from sipctl.errors import EXIT_ERROR, CommandExit, SpecError
 from sipctl.output import Console
 
 
-def validate(*, spec_file: Path, json_: bool, no_color: bool, verbose: int) -> None:
-    """``sipctl validate``."""
+def validate(*, spec_file: list[Path] | None, json_: bool, no_color: bool, verbose: int) -> None:
+    """``sipctl validate``: one spec, several (-f repeated) or a directory of them."""
     console = start_console(no_color, verbose)
+    specs = spec_file or [Path("sipctl.yaml")]
+    many = len(specs) > 1 or specs[0].is_dir()
     if json_:
-        from sipctl.schemas.problems import validate_json
-
-        report = validate_json(spec_file, lambda: _validate(spec_file, console))
+        report = _many_json(specs) if many else _one_json(specs[0])
         console.out(json.dumps(report, indent=2, ensure_ascii=False))
         if not report["valid"]:
             raise CommandExit(EXIT_ERROR)
         return
-    console.out(_validate(spec_file, console))
+    if not many:
+        console.out(_validate(specs[0], console.warn))
+        return
+    _validate_many(console, specs)
 
 
-def _validate(spec_file: Path, console: Console) -> str:
-    """Every offline check; the line that says the spec is valid."""
+def _one_json(spec_file: Path) -> dict[str, Any]:
+    from sipctl.schemas.problems import validate_json
+
+    warnings: list[str] = []
+    return validate_json(spec_file, lambda: _validate(spec_file, warnings.append), warnings)
+
+
+def _many_json(specs: list[Path]) -> dict[str, Any]:
+    """The verdicts of several specs; a refusal of the run itself (a directory without a
+    spec) is JSON too, under ``errors``."""
+    from sipctl.reconciler.gitops import multi
+    from sipctl.schemas.problems import problem_fields
+
+    try:
+        selection = multi.select_specs(specs)
+    except SpecError as exc:
+        errors = [problem_fields(line, str(specs[0])) for line in exc.problems or [exc.message]]
+        return {"valid": False, "files": [], "skipped": [], "errors": errors}
+    files = [_one_json(path) for path in selection.paths]
+    return {
+        "valid": all(report["valid"] for report in files),
+        "files": files,
+        "skipped": [{"file": str(s.path), "reason": s.reason} for s in selection.skipped],
+        "errors": [],
+    }
+
+
+def _validate_many(console: Console, specs: list[Path]) -> None:
+    """Every spec is checked (one spec's errors never hide another's); the files of a
+    directory that are no specs are named, each with the reason."""
+    from sipctl.reconciler.gitops import multi
+
+    selection = multi.select_specs(specs)
+    invalid = 0
+    for path in selection.paths:
+        try:
+            console.out(_validate(path, console.warn))
+        except SpecError as exc:
+            invalid += 1
+            for line in exc.problems or [exc.message]:
+                console.error(line)
+    for skipped in selection.skipped:
+        console.out(f"{skipped.path}: skipped: {skipped.reason}")
+    files = f", {len(selection.skipped)} file(s) skipped" if selection.skipped else ""
+    valid = len(selection.paths) - invalid
+    console.out(f"{len(selection.paths)} spec(s): {valid} valid, {invalid} invalid{files}.")
+    if invalid:
+        raise CommandExit(EXIT_ERROR)
+
+
+def _validate(spec_file: Path, warn: Callable[[str], None]) -> str:
+    """Every offline check (warnings go to ``warn``); the line that says the spec is
+    valid."""
     from sipctl.providers.base import available_providers, offline_check, provider_installed
     from sipctl.reconciler.layers import LAYERS
     from sipctl.schemas.checks import cross_warnings
 
     loaded = load_checked(spec_file)
     for warning in cross_warnings(loaded):  # allowed, but probably not what was meant
-        console.warn(warning)
+        warn(warning)
     managed = [layer.name for layer in LAYERS if layer.managed(loaded.spec)]
     for layer in LAYERS:
         if layer.managed(loaded.spec) and not provider_installed(layer.provider_name(loaded.spec)):
@@ -47,7 +103,7 @@ def _validate(spec_file: Path, console: Console) -> str:
         if layer.managed(loaded.spec):
             # A provider may check what it needs offline (an installed plugin, say).
             for warning in offline_check(layer.provider_name(loaded.spec), loaded):
-                console.warn(warning)
+                warn(warning)
     return f"{spec_file}: valid. Domain {loaded.spec.domain}, " + (
         f"{len(loaded.spec.users)} user(s), layers: {', '.join(managed) or 'none'}."
     )

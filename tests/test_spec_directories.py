@@ -1,0 +1,130 @@
+"""``-f DIR``: every file that is a spec is planned or checked, every other file is named as
+skipped with the reason, and a file that looks like a spec but does not load fails the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sipctl.cli import run
+from sipctl.reconciler.gitops.multi import skip_reason, spec_keys
+
+
+def _spec(domain: str) -> str:
+    return (
+        f"version: 1\ndomain: {domain}\n"
+        f"servers: [{{host: pbx.{domain}, ipv4: ['192.0.2.10']}}]\n"
+        "users: {director: 105}\n"
+        f"dns: {{provider: zonefile, file: ../zones/{domain}.zone, create_file: true}}\n"
+    )
+
+
+@pytest.fixture
+def specs(tmp_path: Path) -> Path:
+    """The issue's case: one good spec, one with 'domian:', and YAML and text beside them."""
+    directory = tmp_path / "specs"
+    directory.mkdir()
+    (tmp_path / "zones").mkdir()
+    (directory / "a.yaml").write_text(_spec("a.example.com"))
+    (directory / "b.yaml").write_text(_spec("b.example.com").replace("domain:", "domian:"))
+    (directory / "README.md").write_text("# our customers\n")
+    (directory / "docker-compose.yml").write_text("services: {}\nversion: '3'\n")
+    (directory / ".gitlab-ci.yml").write_text("stages: [plan]\n")
+    (directory / "old").mkdir()
+    return directory
+
+
+def _schema(kind: str, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    assert run(["schema", "--output", kind]) == 0
+    schema: dict[str, object] = json.loads(capsys.readouterr().out)
+    return schema
+
+
+def test_plan_of_a_directory_fails_for_a_broken_spec_and_names_the_skipped(
+    specs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["plan", "-f", str(specs), "--detailed-exitcode"]) == 1
+    out = capsys.readouterr().out
+    assert "b.yaml:2:1: domian: unknown key 'domian'; did you mean 'domain'?" in out
+    assert "a.example.com  " in out and "planned" in out, "the good spec is still planned"
+    assert f"{specs / 'README.md'}: skipped: not *.yaml or *.yml" in out
+    assert f"{specs / 'docker-compose.yml'}: skipped: none of its top-level keys" in out
+    assert f"{specs / '.gitlab-ci.yml'}: skipped: a dotfile" in out
+    assert f"{specs / 'old'}: skipped: a directory" in out
+    assert "2 domain(s): 1 ok, 1 failed, 4 file(s) skipped." in out
+
+    assert run(["plan", "-f", str(specs), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    jsonschema.validate(data, _schema("plan", capsys))
+    assert [d["status"] for d in data["domains"]] == ["planned", "error"]
+    assert {Path(s["file"]).name for s in data["skipped"]} == {
+        "README.md",
+        "docker-compose.yml",
+        ".gitlab-ci.yml",
+        "old",
+    }
+
+
+def test_validate_takes_a_directory(specs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["validate", "-f", str(specs)]) == 1
+    captured = capsys.readouterr()
+    assert f"{specs / 'a.yaml'}: valid." in captured.out
+    assert "domian: unknown key 'domian'" in captured.err
+    assert "2 spec(s): 1 valid, 1 invalid, 4 file(s) skipped." in captured.out
+
+    assert run(["validate", "-f", str(specs), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    jsonschema.validate(report, _schema("validate", capsys))
+    assert [f["valid"] for f in report["files"]] == [True, False]
+    assert report["files"][1]["errors"][1]["key"] == "domian"
+
+    (specs / "b.yaml").unlink()
+    assert run(["validate", "-f", str(specs), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["valid"] is True
+
+
+def test_validate_json_refusal_is_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("version: 1\n")
+    assert run(["validate", "-f", str(tmp_path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    jsonschema.validate(report, _schema("validate", capsys))
+    assert report["valid"] is False
+    assert "no sipctl specs in this directory" in report["errors"][0]["message"]
+    assert "notes.txt: not *.yaml or *.yml" in report["errors"][0]["message"]
+
+
+def test_validate_json_has_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "s.yaml"
+    # two names differing only in case: allowed, and a warning
+    spec.write_text("version: 1\ndomain: example.com\nusers: {director: 105, Director: 106}\n")
+    assert run(["validate", "-f", str(spec)]) == 0
+    warned = capsys.readouterr().err
+    assert "Warning:" in warned
+    assert run(["validate", "-f", str(spec), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    jsonschema.validate(report, _schema("validate", capsys))
+    assert report["warnings"], "the warnings of the text output are in the JSON"
+    assert report["warnings"][0]["message"] in warned
+
+
+_KEY = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)
+
+
+@given(keys=st.lists(_KEY, min_size=1, max_size=6, unique=True))
+def test_a_file_with_a_key_of_a_spec_is_never_skipped(
+    tmp_path_factory: pytest.TempPathFactory, keys: list[str]
+) -> None:
+    """The rule, against the spec model's own keys: a top-level key of a spec (other than
+    a bare version) makes the file a spec to load; otherwise it is skipped, with a reason."""
+    path = tmp_path_factory.mktemp("d") / "x.yaml"
+    path.write_text("".join(f"{key}: 2\n" for key in keys))
+    spec_like = bool(set(keys) & (set(spec_keys()) - {"version"}))
+    reason = skip_reason(path)
+    assert (reason is None) == spec_like, (keys, reason)
+    if reason is not None:
+        assert all(key in reason for key in keys)
