@@ -1,7 +1,7 @@
 """The spec of sipctl: pydantic models, the YAML loader that keeps positions, the JSON Schema.
 
-Nothing is imported here up front (a no-op plan must not pay for pydantic): the names below
-are imported when first used.
+Nothing is imported here up front (a command that reads no spec, like --help, must not pay
+for pydantic): the names below are imported when first used.
 """
 
 from __future__ import annotations

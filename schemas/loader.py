@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -450,14 +450,7 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
 
 
 def _spec_of(data: dict[Any, Any], source: str, positions: SpecPositions) -> Spec:
-    """The Spec of ``data``: built by the checker generated from the models (spec_fast.py,
-    no pydantic imported) when it is sure, else by pydantic, which also words every error.
-    Both build equal objects (tests/test_spec_fast.py); the twins are typed as the models."""
-    from sipctl.schemas import spec_fast
-
-    fast = spec_fast.check(data)
-    if fast is not None:
-        return cast("Spec", fast)
+    """The Spec of ``data``, validated by the models, every problem worded with where it is."""
     from pydantic import ValidationError
 
     from sipctl.schemas.spec import Spec

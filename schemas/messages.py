@@ -142,7 +142,7 @@ def known_keys(path: tuple[str | int, ...]) -> list[str]:
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
-    from pydantic import BaseModel  # only when a spec has an error (loader's fast path)
+    from pydantic import BaseModel
 
     if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
         return annotation

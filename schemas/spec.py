@@ -3,12 +3,10 @@
 Every model forbids unknown keys and is immutable. Defaults are the ones an admin expects
 from the classic setup: UDP and TCP on 5060, TLS on 5061, RTP 10000-20000.
 
-These models are the authority of the spec: the JSON Schema, docs/spec.md and every error
-message come from them. Their checks live in modules without pydantic (values.py, names.py,
-targets.py for values; spec_rules.py for the rules between fields and the objects' methods),
-so that spec_fast.py, generated from these models by ``python -m sipctl.schemas.fast_gen``,
-builds the same objects from a valid spec without importing pydantic (which costs more than
-half of a no-op plan). After changing a model, run it; a test fails until the file is current.
+These models are the one authority of the spec: every spec is built by them, and the JSON
+Schema, docs/spec.md and every error message come from them. Their checks are plain
+functions, each written once: values.py, names.py and targets.py for single values,
+spec_rules.py for the rules between a model's fields; the models run them as validators.
 """
 
 from __future__ import annotations
@@ -48,14 +46,6 @@ from sipctl.schemas.names import (
     check_tsig_name,
     check_user_name,
 )
-from sipctl.schemas.spec_rules import (
-    AsteriskMixin,
-    OctodnsMixin,
-    RingGroupMixin,
-    SpecMixin,
-    TransportsMixin,
-    user_form,
-)
 from sipctl.schemas.targets import TARGET_PATTERN, check_target
 from sipctl.schemas.values import (
     COMMAND_PATTERN,
@@ -67,6 +57,7 @@ from sipctl.schemas.values import (
     LETS_ENCRYPT,
     PORTSPEC_PATTERN,
     PROVIDER_PATTERN,
+    TRANSPORT_PROTOCOL,
     OctodnsScalar,
     check_abs_path,
     check_acme_url,
@@ -141,8 +132,7 @@ TsigKeyName = Annotated[
 ]
 
 
-# Each rule of spec_rules.py becomes the model validator of its model; spec_fast.py's checker
-# (generated from these models) finds the same function in ``sipctl_rule`` and calls it too.
+# Each rule of spec_rules.py becomes the model validator of its model.
 
 
 def _model_rule(rule: Callable[[Any, frozenset[str]], rules.Updates]) -> Any:
@@ -154,7 +144,6 @@ def _model_rule(rule: Callable[[Any, frozenset[str]], rules.Updates]) -> Any:
         return self
 
     validator.__doc__ = rule.__doc__
-    validator.sipctl_rule = rule  # type: ignore[attr-defined]
     return model_validator(mode="after")(validator)
 
 
@@ -166,7 +155,6 @@ def _data_rule(rule: Callable[[Any], None]) -> Any:
         return data
 
     validator.__doc__ = rule.__doc__
-    validator.sipctl_rule = rule  # type: ignore[attr-defined]
     return model_validator(mode="before")(classmethod(validator))  # type: ignore[arg-type]
 
 
@@ -177,7 +165,6 @@ def _field_rule(field: str, rule: Callable[[str], str]) -> Any:
         return rule(value)
 
     validator.__doc__ = rule.__doc__
-    validator.sipctl_rule = rule  # type: ignore[attr-defined]
     return field_validator(field)(classmethod(validator))
 
 
@@ -262,7 +249,7 @@ class WssTransport(_Model):
     )
 
 
-class Transports(TransportsMixin, _Model):
+class Transports(_Model):
     udp: UdpTransport | None = Field(
         default=None, description="SIP over UDP (NAPTR SIP+D2U, SRV _sip._udp)"
     )
@@ -279,6 +266,19 @@ class Transports(TransportsMixin, _Model):
     )
 
     _at_least_one = _model_rule(rules.at_least_one_transport)
+
+    def enabled(self) -> dict[str, UdpTransport]:
+        """The enabled transports by name, in the order udp, tcp, tls."""
+        found = {"udp": self.udp, "tcp": self.tcp, "tls": self.tls}
+        return {name: t for name, t in found.items() if t is not None}
+
+    def listening(self) -> dict[str, tuple[str, int]]:
+        """transport name -> (protocol, port) of every port the PBX listens on for SIP,
+        WSS included: what the firewall opens and the fail2ban jail bans."""
+        ports = {name: (TRANSPORT_PROTOCOL[name], t.port) for name, t in self.enabled().items()}
+        if self.wss is not None:
+            ports["wss"] = ("tcp", self.wss.port)
+        return ports
 
 
 def _default_transports() -> Transports:
@@ -304,7 +304,7 @@ IPv6 = Annotated[
 ]
 
 
-class RingGroup(RingGroupMixin, _Model):
+class RingGroup(_Model):
     """The long form of a user: several phones at once, then a fallback."""
 
     ring: Annotated[tuple[Extension, ...], Field(min_length=1, max_length=50)] = Field(
@@ -320,6 +320,15 @@ class RingGroup(RingGroupMixin, _Model):
             "answer either, the caller hears asterisk.unavailable_sound"
         ),
     )
+
+    def extensions(self) -> tuple[str, ...]:
+        """Every extension this user may ring, in order (ring first, then the fallback)."""
+        return (*self.ring, *((self.fallback,) if self.fallback is not None else ()))
+
+
+def user_form(value: Any) -> str:
+    """Which form of a user ``value`` is: the tag of its branch of the union."""
+    return "ring group" if isinstance(value, dict | RingGroup) else "extension"
 
 
 UserTarget = Annotated[
@@ -396,7 +405,7 @@ OctodnsValue = Annotated[
 ]
 
 
-class Octodns(OctodnsMixin, _Model):
+class Octodns(_Model):
     """octoDNS's own provider config: ``class`` plus the plugin's arguments (secrets as
     ``env/NAME``)."""
 
@@ -410,6 +419,10 @@ class Octodns(OctodnsMixin, _Model):
 
     _class_path = _field_rule("provider_class", rules.octodns_class_path)
     _no_inline_secret = _model_rule(rules.octodns_no_inline_secret)
+
+    def arguments(self) -> dict[str, OctodnsValue]:
+        """The plugin's keyword arguments, as written (``env/NAME`` not yet resolved)."""
+        return dict(self.__pydantic_extra__ or {})
 
 
 Command = Annotated[
@@ -546,7 +559,7 @@ class TlsFiles(_Model):
 _TARGET_HELP = "where the layer lives: local, dir:PATH, or ssh://[user@]host[:port]"
 
 
-class Asterisk(AsteriskMixin, _Model):
+class Asterisk(_Model):
     target: Target = Field(default="local", description=_TARGET_HELP)
     ssh: Ssh = Field(default=Ssh.model_construct(), description="how to reach an ssh:// target")
     channel: Literal["pjsip", "sip"] = Field(
@@ -603,6 +616,11 @@ class Asterisk(AsteriskMixin, _Model):
     ensure: Ensure = _ensure_field()
 
     _contexts_differ = _model_rule(rules.contexts_differ)
+
+    @property
+    def sound_when_unavailable(self) -> str:
+        """The sound a declared name's caller hears when nobody answers."""
+        return self.unavailable_sound or self.reject_sound
 
 
 # --- firewall ---------------------------------------------------------------------------------
@@ -727,7 +745,7 @@ class Webrtc(_Model):
 # --- the spec ---------------------------------------------------------------------------------
 
 
-class Spec(SpecMixin, _Model):
+class Spec(_Model):
     """A whole sipctl spec, version 1."""
 
     version: Literal[1] = Field(description="the spec format; 1 is the only one so far")
@@ -766,3 +784,37 @@ class Spec(SpecMixin, _Model):
     )
 
     _consistent = _model_rule(rules.spec_consistent)
+
+    @property
+    def zone(self) -> str:
+        """The DNS zone the domain's records live in (no trailing dot, lower case)."""
+        if self.dns is not None and self.dns.zone is not None:
+            return self.dns.zone
+        return self.domain
+
+    def webrtc_host(self) -> str | None:
+        """The host browsers connect to: ``webrtc.host``, else the first server."""
+        if self.webrtc is not None and self.webrtc.host is not None:
+            return self.webrtc.host
+        return self.servers[0].host if self.servers else None
+
+    def page_names(self) -> tuple[str, ...]:
+        """The names the click-to-call page can call: ``webrtc.page.names``, else every user
+        and every room."""
+        if self.webrtc is not None and self.webrtc.page.names is not None:
+            return self.webrtc.page.names
+        return (*self.users, *(r for r in self.rooms if r not in self.users))
+
+    def firewall_target(self) -> str | None:
+        if self.firewall is None:
+            return None
+        if self.firewall.target is not None:
+            return self.firewall.target
+        return self.asterisk.target if self.asterisk is not None else "local"
+
+    def fail2ban_target(self) -> str | None:
+        if self.fail2ban is None:
+            return None
+        if self.fail2ban.target is not None:
+            return self.fail2ban.target
+        return self.asterisk.target if self.asterisk is not None else "local"

@@ -1,7 +1,6 @@
-"""The values of a spec, checked without pydantic: each check of a value (an address, a
-path, a command...) is one function here, used by the pydantic models of ``spec.py`` (the
-authority: the JSON Schema, docs/spec.md and every error message) and by the checker
-generated from them (``spec_fast.py``), so that each rule is written once.
+"""The values of a spec: each check of a value (an address, a path, a command...) is one
+plain function here, run as a validator by the pydantic models of ``spec.py`` (the authority:
+the JSON Schema, docs/spec.md and every error message), so that each rule is written once.
 
 Each check takes the value as it arrives and returns it as the spec keeps it (an address in
 its canonical text, a host name in lower case), or raises ValueError with the message a
