@@ -113,41 +113,127 @@ def _yaml_kind(value: object) -> str:
 
 
 def unknown_key_message(path: tuple[str | int, ...]) -> str:
-    """'unknown key' with the closest known key and the keys the section takes."""
+    """'unknown key' with the closest key of its section, or where in the spec the key
+    belongs when it is a key of another section, and the keys its section takes."""
     import difflib  # only for a spec error (start-up cost)
 
     key = str(path[-1]) if path else ""
     known = known_keys(path[:-1])
     if not known:
         return "unknown key"
-    where = ".".join(str(p) for p in path[:-1] if isinstance(p, str)) or "the top level"
+    where = _dotted_section(path[:-1])
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    guess = f"; did you mean '{close[0]}'?" if close else ""
+    if close:
+        guess = f"; did you mean '{close[0]}'?"
+    else:
+        elsewhere = key_locations().get(key, [])
+        shown = ", ".join(elsewhere[:3]) + (", ..." if len(elsewhere) > 3 else "")
+        guess = f"; '{key}' belongs at {shown}" if elsewhere else ""
     return f"unknown key '{key}'{guess} ({where} takes: {', '.join(known)})"
 
 
+def _dotted_section(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in path if isinstance(p, str)) or "the top level"
+
+
 def known_keys(path: tuple[str | int, ...]) -> list[str]:
-    """The keys the section at ``path`` takes (empty when it is not a section)."""
+    """The keys the section at ``path`` takes (empty when it is not a section). ``path`` is
+    a data path: a user's or room's name, a list's index step into the value they hold."""
     from sipctl.schemas.spec import Spec
 
-    model: type[BaseModel] | None = Spec
+    annotation: Any = Spec
     for part in path:
-        if model is None:
+        annotation = _child(annotation, part)
+        if annotation is None:
             return []
-        if isinstance(part, int):
-            continue  # an item of a list of sections: the same model
-        info = model.model_fields.get(part)
-        model = _model_of(info.annotation) if info is not None else None
-    return list(model.model_fields) if model is not None else []
+    model = _model_of(annotation)
+    return _keys(model) if model is not None else []
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def key_locations() -> dict[str, list[str]]:
+    """Every key of the spec -> where it is valid, as dotted paths (``asterisk.video``,
+    ``rooms.<name>.max_members``, ``servers[].host``), from the spec's models."""
+    global _LOCATIONS
+    if _LOCATIONS is None:
+        from sipctl.schemas.spec import Spec
+
+        found: dict[str, list[str]] = {}
+        _walk(Spec, "", found, 0)
+        _LOCATIONS = found
+    return _LOCATIONS
+
+
+_LOCATIONS: dict[str, list[str]] | None = None
+
+
+def _walk(model: type[BaseModel], prefix: str, found: dict[str, list[str]], depth: int) -> None:
+    if depth > 8:  # the spec's sections do not nest deeper; a guard against a cycle
+        return
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        dotted = f"{prefix}{key}"
+        found.setdefault(key, []).append(dotted)
+        for arm in _arms(info.annotation):
+            step, inner = _container(arm)
+            target = _model_of(inner)
+            if target is not None and (step or inspect.isclass(inner)):
+                _walk(target, f"{dotted}{step}.", found, depth + 1)
+
+
+def _container(arm: Any) -> tuple[str, Any]:
+    """How a path steps into ``arm``'s value: a mapping by a name, a list by an index."""
+    from typing import get_args, get_origin
+
+    origin = get_origin(arm)
+    if origin is dict:
+        return ".<name>", get_args(arm)[1]
+    if origin in (tuple, list):
+        return "[]", get_args(arm)[0]
+    return "", arm
+
+
+def _child(annotation: Any, part: str | int) -> Any:
+    """The type of the value at ``part`` inside a value of type ``annotation`` (None: no
+    such key)."""
+    from pydantic import BaseModel
+
+    for arm in _arms(annotation):
+        step, inner = _container(arm)
+        if step == "[]" and isinstance(part, int):
+            return inner
+        if step == ".<name>" and isinstance(part, str):
+            return inner
+        if not step and inspect.isclass(arm) and issubclass(arm, BaseModel):
+            for name, info in arm.model_fields.items():
+                if part in (name, info.alias):
+                    return info.annotation
+    return None
+
+
+def _arms(annotation: Any) -> list[Any]:
+    """The types a value of ``annotation`` may have: Annotated unwrapped, unions split,
+    None left out."""
+    import types
+    from typing import Annotated, Union, get_args, get_origin
+
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _arms(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return [arm for arg in get_args(annotation) for arm in _arms(arg)]
+    if annotation is type(None):
+        return []
+    return [annotation]
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
     from pydantic import BaseModel
 
-    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
-        if found is not None:
-            return found
+    for arm in _arms(annotation):
+        if inspect.isclass(arm) and issubclass(arm, BaseModel):
+            return arm
     return None
