@@ -259,3 +259,27 @@ def test_a_declared_name_without_a_phone_ends_like_an_undeclared_one(
     )
     assert report.exit_code == 0, report.to_text()
     assert {ext: len(p.invites) for ext, p in phones.items()} == before
+
+
+def test_a_phone_behind_an_aor_of_another_name_is_never_called(
+    asterisk: AsteriskInstance, applied: Path, bind: BindServer, phones: dict[str, Phone]
+) -> None:
+    """Endpoint 105 rings AOR '105desk' and its static contact: the audit resolves declared
+    name -> extension -> endpoint -> AORs -> contacts through the live PBX, so 'director'
+    (105) is not called, although no AOR is named 105."""
+    pjsip = (asterisk.config_dir / "pjsip.conf").read_text()
+    desk = pjsip.replace("aors=105\n", "aors=105desk\n").replace(
+        "[105]\ntype=aor\n", "[105desk]\ntype=aor\n"
+    )
+    assert desk.count("105desk") == 2
+    asterisk.write_admin_file("pjsip.conf", desk)
+    asterisk.rx("module reload res_pjsip.so")
+    before = {ext: len(p.invites) for ext, p in phones.items()}
+    try:
+        assert "105desk/sip:105@" in asterisk.rx("pjsip show endpoint 105")
+        report = _audit(applied, bind)
+    finally:
+        asterisk.write_admin_file("pjsip.conf", pjsip)
+        asterisk.rx("module reload res_pjsip.so")
+    assert {ext: len(p.invites) for ext, p in phones.items()} == before, report.to_text()
+    assert any("every declared name has a phone" in c for c in report.checks), report.to_text()

@@ -84,21 +84,3 @@ def log_since(transport: HostTransport, path: str, offset: int) -> str | None:
     argv = ["tail", "-c", f"+{offset + 1}", "--", path]
     result = transport.run_programs([argv], timeout=15.0)[0]
     return result.stdout if result.ok else None
-
-
-def parse_contact_aors(output: str) -> set[str]:
-    """``pjsip show contacts`` -> the AORs that have at least one contact (a phone to ring)."""
-    found: set[str] = set()
-    for line in output.splitlines():
-        head, sep, rest = line.strip().partition(":")
-        if sep and head == "Contact" and "/" in rest and not rest.strip().startswith("<"):
-            found.add(rest.strip().split("/", 1)[0])
-    return found
-
-
-def read_contact_aors(transport: HostTransport, command: str) -> set[str] | None:
-    """AORs with a contact now, or None when Asterisk cannot say (then nobody is called)."""
-    answer = run_rx(transport, command, ["pjsip show contacts"])[0]
-    if not answer.ok and "No objects found" not in answer.output:
-        return None
-    return parse_contact_aors(answer.output)

@@ -40,7 +40,7 @@ from sipctl.schemas.loader import LoadedSpec
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.providers.transport.pool import HostTransport
-    from sipctl.schemas.spec import Spec
+    from sipctl.schemas.spec import RingGroup, Spec
 
 DEFAULT_LOG = "/var/log/asterisk/messages.log"
 
@@ -319,11 +319,15 @@ def _unreachable_names(
 ) -> None:
     """INVITE declared names no phone can answer (no contact now), against undeclared ones.
 
-    Only names whose every extension has no contact are called, so no phone rings (one that
-    registers in between would get a CANCEL at once). ``route: goto`` hands the name to the
-    admin's local context, which may do anything: those names are not called.
+    A name is called only when the live PBX says, for each of its extensions, that the
+    endpoint ``PJSIP/<extension>`` rings has no contact at all: declared name -> extensions
+    -> endpoints -> their AORs (``aors=``, whatever their names) -> contacts, static ones
+    included (``phones.py``). When Asterisk cannot tell for one extension, its name is not
+    called. So no phone rings (one that registers in between gets a CANCEL at once).
+    ``route: goto`` hands the name to the admin's local context, which may do anything:
+    those names are not called.
     """
-    from sipctl.providers.asterisk.live_dialplan import read_contact_aors
+    from sipctl.providers.asterisk.phones import read_phones
 
     section = spec.asterisk
     if section is None or transport is None or section.channel != "pjsip":
@@ -333,16 +337,21 @@ def _unreachable_names(
                             "INVITE is not measured)")  # fmt: skip
         return
     try:
-        reachable = read_contact_aors(transport, section.command)
+        phones = read_phones(transport, section.command, _declared_extensions(spec))
     except SipctlError:
-        reachable = None
-    if reachable is None:
-        report.notes.append("pjsip show contacts failed: no declared name was called")
+        phones = None
+    if phones is None or (phones and all(p is None for p in phones.values())):
+        report.notes.append("pjsip show endpoint failed: no declared name was called")
         return
+
+    def silent(extension: str) -> bool:
+        facts = phones.get(extension)
+        return facts is not None and not facts.has_contact
+
     names = [
         name
         for name, target in sorted(spec.users.items())
-        if not reachable & set([target] if isinstance(target, str) else target.extensions())
+        if all(silent(ext) for ext in _extensions_of(target))
     ][: probes.UNDECLARED_SAMPLES]
     if not names:
         report.checks.append("enumeration by INVITE: every declared name has a phone; not called")
@@ -375,10 +384,11 @@ def _unreachable_names(
 
 def _declared_extensions(spec: Spec) -> list[str]:
     """Every extension a declared name rings (ring groups and fallbacks included)."""
-    found: list[str] = []
-    for target in spec.users.values():
-        found += [target] if isinstance(target, str) else list(target.extensions())
-    return found
+    return [ext for target in spec.users.values() for ext in _extensions_of(target)]
+
+
+def _extensions_of(target: str | RingGroup) -> tuple[str, ...]:
+    return (target,) if isinstance(target, str) else target.extensions()
 
 
 def _place_calls(
