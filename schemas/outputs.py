@@ -82,7 +82,7 @@ _STATUSES = {
     "plan": "planned, no changes, error, refused (many specs also: skipped, pending)",
     "drift": "drifted (exit 2), no drift, unrecorded (no record of a last apply)",
     "verify": "ok, failed (exit 1)",
-    "audit": "clean, findings (exit 2), incomplete (exit 1)",
+    "audit": "clean (nothing at or above --fail-on), findings (exit 2), incomplete (exit 1)",
 }
 
 

@@ -8,7 +8,7 @@ import jsonschema
 
 from sipctl.providers.sip_attack import Exchange
 from sipctl.reconciler.audit import exposure, probes
-from sipctl.reconciler.audit.report import AuditReport
+from sipctl.reconciler.audit.report import AuditReport, Finding
 from sipctl.reconciler.audit.schema import audit_report_schema
 from sipctl.schemas.loader import load_spec_text
 
@@ -76,10 +76,22 @@ def test_the_report_validates_against_its_schema_and_says_the_exit_code() -> Non
     assert report.exit_code == 1
     report.add(probes.version_leaks({"udp x": "Asterisk 22.1"}))
     report.count("invite").requests += 1
+    # a LOW finding is printed, but fails only with --fail-on low
+    assert report.exit_code == 1
+    report.errors.clear()
+    assert report.exit_code == 0 and report.to_json()["fail_on"] == "medium"
+    text = report.to_text()
+    assert "LOW (1)" in text and "none at or above --fail-on medium" in text
+    report.fail_on = "low"
     assert report.exit_code == 2
     jsonschema.validate(report.to_json(), audit_report_schema())
     text = report.to_text()
-    assert "LOW (1)" in text and "fix:" in text and "audit: 1 finding(s)" in text
+    assert "LOW (1)" in text and "fix:" in text and "audit: 1 finding(s): 1 low\n" in text + "\n"
+    report.add([Finding("enumeration-by-code", "medium", "enumeration", "t", "w", "f")])
+    report.fail_on = "high"
+    assert report.exit_code == 0
+    report.fail_on = "medium"
+    assert report.exit_code == 2
 
 
 def test_a_served_certificate_is_checked_for_names_and_expiry() -> None:

@@ -68,6 +68,7 @@ class AuditReport:
     errors: list[str] = field(default_factory=list)  # parts that could not run
     counts: dict[str, ProbeCount] = field(default_factory=dict)
     seconds: float = 0.0
+    fail_on: Severity = "medium"  # the lowest severity that fails the audit (exit 2)
 
     def count(self, kind: str) -> ProbeCount:
         return self.counts.setdefault(kind, ProbeCount(kind))
@@ -79,10 +80,15 @@ class AuditReport:
     def packets(self) -> int:
         return sum(c.packets for c in self.counts.values())
 
+    def failing(self) -> list[Finding]:
+        """The findings at or above ``fail_on``: the ones that fail the audit."""
+        return [f for f in self.findings if at_least(f.severity, self.fail_on)]
+
     @property
     def exit_code(self) -> int:
-        """0 nothing found, 2 findings, 1 a part could not run (and nothing was found)."""
-        if self.findings:
+        """2 a finding at or above ``fail_on``, 1 a part could not run (and nothing failing
+        was found), else 0; findings below the threshold are printed but do not fail."""
+        if self.failing():
             return 2
         return 1 if self.errors else 0
 
@@ -106,6 +112,7 @@ class AuditReport:
             "probes": [self.counts[k].to_json() for k in sorted(self.counts)],
             "packets": self.packets,
             "seconds": round(self.seconds, 2),
+            "fail_on": self.fail_on,
             "exit_code": self.exit_code,
         }
 
@@ -149,14 +156,22 @@ def render_text(data: dict[str, Any]) -> str:
     )
     summary = data["summary"]
     total = sum(summary.values())
+    fail_on = data["fail_on"]
+    failing = sum(n for s, n in summary.items() if at_least(s, fail_on))
     if total:
         counts = ", ".join(f"{summary[s]} {s}" for s in SEVERITIES if summary[s])
-        lines.append(f"audit: {total} finding(s): {counts}")
+        below = "" if failing else f"; none at or above --fail-on {fail_on}"
+        lines.append(f"audit: {total} finding(s): {counts}{below}")
     elif data["errors"]:
         lines.append("audit: INCOMPLETE, nothing found in the parts that ran")
     else:
         lines.append("audit: nothing found")
     return "\n".join(lines)
+
+
+def at_least(severity: str, threshold: str) -> bool:
+    """``severity`` is ``threshold`` or graver (critical > high > medium > low)."""
+    return SEVERITIES.index(severity) <= SEVERITIES.index(threshold)
 
 
 def _via(data: dict[str, Any]) -> str:

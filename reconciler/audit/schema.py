@@ -74,6 +74,7 @@ def audit_report_schema() -> dict[str, Any]:
             "probes",
             "packets",
             "seconds",
+            "fail_on",
             "exit_code",
         ],
         "properties": {
@@ -106,6 +107,14 @@ def audit_report_schema() -> dict[str, Any]:
             "probes": {"type": "array", "items": probe},
             "packets": {"type": "integer", "minimum": 0, "description": "all packets sent"},
             "seconds": {"type": "number", "minimum": 0},
-            "exit_code": {"enum": [0, 1, 2], "description": "0 clean, 2 findings, 1 incomplete"},
+            "fail_on": {
+                "enum": list(SEVERITIES),
+                "description": "the lowest severity that fails the audit (--fail-on)",
+            },
+            "exit_code": {
+                "enum": [0, 1, 2],
+                "description": "2 a finding at or above fail_on, 1 incomplete, else 0 (lower "
+                "findings are listed but do not fail)",
+            },
         },
     }

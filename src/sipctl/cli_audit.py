@@ -3,15 +3,25 @@
     from sipctl.cli_audit import audit_command
     app.command("audit")(audit_command)
 
-Exit 0 when nothing was found, 2 with findings, 1 when the audit could not run.
+Exit 0 when nothing at or above ``--fail-on`` was found, 2 with such findings, 1 when the
+audit could not run.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+
+class FailOn(StrEnum):
+    """The lowest severity that fails the audit."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
 
 
 def audit_command(
@@ -47,6 +57,15 @@ def audit_command(
             "lift the ban. Only from a disposable address the jail does not ignore.",
         ),
     ] = False,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option(
+            "--fail-on",
+            metavar="low|medium|high",
+            help="Exit 2 only for findings of this severity or graver (critical always "
+            "fails); lower ones are printed.",
+        ),
+    ] = FailOn.medium,
     no_color: Annotated[bool, typer.Option("--no-color", help="Plain output.")] = False,
     verbose: Annotated[
         int, typer.Option("-v", "--verbose", count=True, help="Say what is sent, and where.")
@@ -61,7 +80,7 @@ def audit_command(
     declared and undeclared names (enumeration), and knocks on management ports the spec
     does not open. Declared names only get OPTIONS: no real phone rings.
 
-    Exit codes: 0 nothing found, 2 findings, 1 could not run.
+    Exit codes: 0 nothing at or above --fail-on found, 2 such findings, 1 could not run.
     """
     from sipctl.cli_common import load_checked as _load
     from sipctl.cli_common import start_console as _start
@@ -71,6 +90,7 @@ def audit_command(
     loaded = _load(spec_file)
     limits = AuditLimits(rate=rate, seconds=max_seconds)
     report = run_audit(loaded, nameserver, limits=limits, ban_test=ban_test, log=console.detail)
+    report.fail_on = fail_on.value
     if json_:
         from sipctl.cli_common import print_json_report
 
