@@ -369,5 +369,5 @@ def verify_schema() -> dict[str, Any]:
 def output_text(kind: str) -> str:
     make = KINDS.get(kind)
     if make is None:
-        raise SpecError(f"--output {kind!r}: choose one of {', '.join(KINDS)}")
+        raise SpecError(f"--kind {kind!r}: choose one of {', '.join(KINDS)}")
     return make()

@@ -31,7 +31,7 @@ from sipctl.cli_common import (
 from sipctl.cli_gate import read_gate
 from sipctl.cli_gitops import drift, force_unlock, import_
 from sipctl.cli_options import NoColor, SpecOption, Verbose, apply, plan, validate
-from sipctl.errors import EXIT_ERROR, EXIT_OK, CommandExit, SipctlError
+from sipctl.errors import EXIT_ERROR, EXIT_OK, CommandExit, SipctlError, SpecError
 
 app = typer.Typer(
     name="sipctl",
@@ -106,34 +106,55 @@ def render(
 
 
 def schema(
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Write to this file instead of stdout.", dir_okay=False),
-    ] = None,
-    output: Annotated[
+    kind: Annotated[
         str,
         typer.Option(
+            "--kind",
             "--output",
-            help="What to describe: spec (the spec's JSON Schema), reference (the spec "
-            "reference in Markdown, docs/spec.md), or the JSON Schema of a command's --json "
-            "output: plan, drift, verify, audit (one envelope each), or plan-file (a plan "
-            "saved by plan --out).",
+            help="What to print: spec (the spec's JSON Schema), reference (the spec reference "
+            "in Markdown, docs/spec.md), or the JSON Schema of a command's --json output: "
+            "validate, plan, drift, verify, audit (one envelope each), or plan-file (a plan "
+            "saved by plan --out). --output is the older spelling.",
             metavar="KIND",
         ),
     ] = "spec",
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-file", help="Write to this file instead of stdout.", dir_okay=False
+        ),
+    ] = None,
+    old_out: Annotated[
+        str | None,
+        typer.Option("--out", "-o", hidden=True, help="Refused: say --kind or --out-file."),
+    ] = None,
 ) -> None:
     """Print the JSON Schema of the spec (for editors and CI linters), the spec reference,
     or the JSON Schema of a command's --json output.
 
-    Example: sipctl schema --output plan
-    """
-    from sipctl.schemas.outputs import output_text
+    Examples:
 
-    text = output_text(output)
-    if out is None:
+      sipctl schema --kind plan
+
+      sipctl schema --kind spec --out-file sipctl.schema.json
+    """
+    from sipctl.schemas.outputs import KINDS, output_text
+
+    if old_out is not None:
+        # 'schema -o plan' once wrote the spec's schema to a file named plan.
+        meant = f"--kind {old_out}" if old_out in KINDS else f"--out-file {old_out}"
+        raise SpecError(
+            f"schema takes no -o/--out: say what to print with --kind KIND, and where with "
+            f"--out-file FILE (did you mean {meant}?)"
+        )
+    text = output_text(kind)
+    if out_file is None:
         sys.stdout.write(text)
     else:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out_file.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise SipctlError(f"{out_file}: cannot write: {exc.strerror}") from None
 
 
 def version_command() -> None:
@@ -250,6 +271,7 @@ def _command() -> Any:
 _METAVARS = {
     "--file": "SPEC",
     "--out": "FILE",
+    "--out-file": "FILE",
     "--parallel": "N",
     "--dir": "DIR",
     "--nameserver": "IP[:PORT]",
