@@ -120,9 +120,7 @@ def schema(
     ] = "spec",
     out_file: Annotated[
         Path | None,
-        typer.Option(
-            "--out-file", help="Write to this file instead of stdout.", dir_okay=False
-        ),
+        typer.Option("--out-file", help="Write to this file instead of stdout.", dir_okay=False),
     ] = None,
     old_out: Annotated[
         str | None,
