@@ -1,8 +1,11 @@
-"""The provider protocol, the run context, and the plugin registry.
+"""The provider base class, the run context, and the plugin registry.
 
-A provider manages one layer (dns, asterisk, firewall, fail2ban) at one target. It is found by
-name through the entry-point group ``sipctl.providers``, so a third party adds one with a
-line in its own ``pyproject.toml``::
+A provider manages one layer (dns, asterisk, firewall, fail2ban) at one target. Every
+provider subclasses ``Provider``, which declares what a provider can do beyond read and
+apply (its host reads for the read gate, its lock, its record of the last apply, what rides
+in its change set) as hook methods with "none" defaults. It is found by name through the
+entry-point group ``sipctl.providers``, so a third party adds one with a line in its own
+``pyproject.toml`` (docs/providers.md)::
 
     [project.entry-points."sipctl.providers"]
     route53 = "sipctl_route53:Route53Provider"
@@ -22,10 +25,11 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import SipctlError, SpecError
 from sipctl.reconciler.plan import Change
@@ -37,6 +41,9 @@ if TYPE_CHECKING:
     import dns.update
 
     from sipctl.providers.transport.pool import TransportPool
+    from sipctl.providers.transport.read_gate import GateReads
+    from sipctl.reconciler.gitops.drift import StateStore
+    from sipctl.reconciler.gitops.locking import LockSite
     from sipctl.schemas.loader import LoadedSpec
 
 ENTRY_POINT_GROUP = "sipctl.providers"
@@ -44,38 +51,21 @@ ENTRY_POINT_GROUP = "sipctl.providers"
 
 @dataclass(frozen=True)
 class UpdateRider:
-    """Prerequisites and updates that ride along in a zone's own RFC 2136 UPDATE.
+    """What rides along in a zone's one change set: the lock's release, the record of the last
+    apply (``Provider.apply``'s ``riders``).
 
-    The DNS lock's release and the record of the last apply go out in the same message as
-    the zone's changes, so the server applies all of them or none (one UPDATE per zone and
-    run). ``add_to`` adds them to the message; ``sent`` is called once the server accepted it.
+    They go out in the same message as the zone's changes, so the server applies all of them
+    or none (one change set per zone and run). Each family says how a rider is written:
+    ``add_to`` adds it to an RFC 2136 UPDATE; ``rrsets`` are whole rrsets for a provider that
+    writes rrsets in one change set (octoDNS). ``sent`` is called once the server accepted it.
     """
 
     what: str  # for messages: "release the lock _sipctl-lock.example.com."
     add_to: Callable[[dns.update.UpdateMessage], None] = lambda _update: None
     sent: Callable[[], None] = lambda: None
-    # For a provider that writes whole rrsets in one change set (octoDNS) instead of an
-    # UPDATE: (owner, type) -> (the rrset as the rider knows it, or the provider's
-    # ``UNREAD`` marker: read it just before writing; the new rrset, None to delete it)
+    # (owner, type) -> (the rrset as the rider knows it, or the provider's ``UNREAD`` marker:
+    # read it just before writing; the new rrset, None to delete it)
     rrsets: Mapping[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
-
-
-@dataclass
-class UpdateRiders:
-    """Riders waiting for the next UPDATE of a zone, keyed by the zone provider's target_id."""
-
-    waiting: dict[str, list[UpdateRider]] = field(default_factory=dict)
-
-    def add(self, target_id: str, rider: UpdateRider) -> None:
-        self.waiting.setdefault(target_id, []).append(rider)
-
-    def take(self, target_id: str) -> list[UpdateRider]:
-        """The riders of this zone, removed: each goes out in exactly one UPDATE."""
-        return self.waiting.pop(target_id, [])
-
-    def clear(self) -> None:
-        """Forget riders no UPDATE carried (the run failed): none may ride a later one."""
-        self.waiting.clear()
 
 
 @dataclass
@@ -92,7 +82,6 @@ class RunContext:
     log: Callable[[str], None] = lambda _line: None
     secrets: set[str] = field(default_factory=set)
     force: bool = False
-    update_riders: UpdateRiders = field(default_factory=UpdateRiders)
     _transports: TransportPool | None = None
 
     @property
@@ -114,36 +103,73 @@ class RunContext:
             self._transports = None
 
 
-@runtime_checkable
-class Provider(Protocol):
-    """One live system at one target."""
+class Provider(ABC):
+    """One live system at one target: the base every provider subclasses, sipctl's own and
+    plugins alike (docs/providers.md).
+
+    A provider must say what it manages (``layer``, ``name``, ``target_id``), read it
+    (``read``) and write it (``apply``). Everything else is a capability with a default of
+    "none" here, which a provider declares by overriding the hook; the engine, the read gate,
+    locking and drift ask these hooks and never a provider's name, so a subclass of a
+    built-in provider registered under a new name gets everything the built-in gets.
+    """
 
     layer: ClassVar[str]  # "dns" | "asterisk" | "firewall" | "fail2ban" | a plugin's own
     name: ClassVar[str]  # the entry-point name, e.g. "rfc2136"
 
+    @abstractmethod
+    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
+        """Construct without I/O: the read gate and locking construct providers they never
+        ask to read."""
+
     @property
+    @abstractmethod
     def target_id(self) -> str:
         """Stable and secret-free: identifies the target in plans and messages."""
-        ...
 
+    @abstractmethod
     def read(self, desired: Sequence[Resource]) -> LiveState:
         """Read the live state of what this provider owns. Must not change anything."""
-        ...
 
-    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+    @abstractmethod
+    def apply(
+        self, changes: Sequence[Change], live: LiveState, riders: Sequence[UpdateRider] = ()
+    ) -> list[str]:
         """Make ``changes`` live; ``live`` is the state just read. Returns lines to report.
+
+        ``riders`` are given only to a provider whose ``lock_site`` rides
+        (``RidingLockSite``), in its last change set of the run: they go out in the same
+        change set as ``changes``, all or nothing.
 
         Raise StalePlanError when the live system no longer is what ``live`` says (nothing
         changed), ProviderError when it fails (after restoring what was there).
         """
-        ...
 
+    # --- capabilities: override to declare one ----------------------------------------------
 
-class ProviderFactory(Protocol):
-    name: ClassVar[str]
-    layer: ClassVar[str]
+    def publishable(self, desired: Sequence[Resource]) -> list[Resource]:
+        """The desired resources this target can hold (an API without NAPTR holds SRV only;
+        its ``read`` notes why). Default: all of them."""
+        return list(desired)
 
-    def __call__(self, loaded: LoadedSpec, ctx: RunContext) -> Provider: ...
+    def gate_reads(self, desired: Sequence[Resource]) -> list[GateReads]:
+        """What ``read`` asks of an SSH host, for that host's read gate (``sipctl gate``);
+        built from the same lists as ``read``. Default: nothing (no host reads)."""
+        del desired
+        return []
+
+    def lock_site(self) -> LockSite | None:
+        """Where an apply of this target takes its lock (a DNS provider: one lock per zone;
+        host layers share a host's lock, which locking finds on its own). A site that is a
+        ``RidingLockSite`` releases the lock in the zone's last change set (``riders``).
+        Default: no lock of its own (the run relies on the provider's own checks)."""
+        return None
+
+    def state_store(self) -> StateStore | None:
+        """Where the record of the last apply (``sipctl drift``) of this target lives when
+        it is not the host's shared record. A ``RidingStore`` is written as a rider of the
+        zone's last change set. Default: the host's shared record, if the layer has one."""
+        return None
 
 
 OFFLINE_CHECK_GROUP = "sipctl.offline_checks"
@@ -211,18 +237,24 @@ def provider_installed(name: str) -> bool:
     return name in BUILT_IN[ENTRY_POINT_GROUP] or _plugin(ENTRY_POINT_GROUP, name) is not None
 
 
-def load_provider(name: str) -> ProviderFactory:
-    """The provider class registered under ``name``."""
+def load_provider(name: str) -> type[Provider]:
+    """The provider class registered under ``name`` (a subclass of ``Provider``)."""
     own = BUILT_IN[ENTRY_POINT_GROUP].get(name)
     ep = None if own is not None else _plugin(ENTRY_POINT_GROUP, name)
     if own is None and ep is None:
         known = ", ".join(sorted(available_providers())) or "none"
         raise SpecError(f"no provider named {name!r} is installed (installed: {known})")
     try:
-        factory: ProviderFactory = ep.load() if ep is not None else _load_object(str(own))
+        found = ep.load() if ep is not None else _load_object(str(own))
     except (ImportError, AttributeError) as exc:
         raise SipctlError(f"provider {name!r} could not be loaded: {exc}") from exc
-    return factory
+    if not (isinstance(found, type) and issubclass(found, Provider)):
+        where = ep.value if ep is not None else own
+        raise SipctlError(
+            f"provider {name!r} ({where}) is not a subclass of sipctl.providers.base.Provider; "
+            "a provider plugin subclasses it (docs/providers.md)"
+        )
+    return found
 
 
 def offline_check(name: str, loaded: LoadedSpec) -> list[str]:

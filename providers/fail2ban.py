@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from sipctl.errors import ProviderError
+from sipctl.providers.base import Provider, UpdateRider
 from sipctl.providers.transport.pool import CommandResult, FileWrite
 from sipctl.providers.transport.read_gate import GateReads, gated
 from sipctl.reconciler.fail2ban_proof import (
@@ -68,7 +69,7 @@ fail2ban-regex -o ip "$d/test.log" "$d/filter.conf"
 """
 
 
-class Fail2banProvider:
+class Fail2banProvider(Provider):
     """sipctl's two fail2ban files on one host, and that host's fail2ban server."""
 
     layer: ClassVar[str] = LAYER
@@ -278,7 +279,10 @@ class Fail2banProvider:
 
     # -- apply ---------------------------------------------------------------------------------
 
-    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+    def apply(
+        self, changes: Sequence[Change], live: LiveState, riders: Sequence[UpdateRider] = ()
+    ) -> list[str]:
+        del riders  # no lock site of its own: nothing rides here
         if not changes:
             return []
         raw: dict[str, bytes | None] = live.private.get("raw", {})

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from sipctl.errors import ProviderError
-from sipctl.providers.base import RunContext
+from sipctl.providers.base import Provider, RunContext, UpdateRider
 from sipctl.providers.bookkeeping import (
     BOOKKEEPING_DIR,
     local_state_dir,
@@ -159,7 +159,7 @@ def record_text(files: dict[str, str]) -> bytes:
     ).encode()
 
 
-class WebrtcPageProvider:
+class WebrtcPageProvider(Provider):
     layer: ClassVar[str] = "webrtc"
     name: ClassVar[str] = "webrtc"
 
@@ -263,7 +263,10 @@ class WebrtcPageProvider:
 
     # --- apply --------------------------------------------------------------------------------
 
-    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+    def apply(
+        self, changes: Sequence[Change], live: LiveState, riders: Sequence[UpdateRider] = ()
+    ) -> list[str]:
+        del riders  # no lock site of its own: nothing rides here
         if not changes:
             return []
         contents: dict[str, bytes | None] = live.private.get("contents") or {}

@@ -22,7 +22,7 @@ from sipctl.errors import (
     StalePlanError,
     UnsafePlanError,
 )
-from sipctl.providers.base import Provider, RunContext, load_provider
+from sipctl.providers.base import Provider, RunContext, UpdateRider, load_provider
 from sipctl.reconciler.diff import diff
 from sipctl.reconciler.layers import LAYERS, Layer
 from sipctl.reconciler.plan import Change, Plan, TargetPlan, managed_units
@@ -88,9 +88,7 @@ def _open_targets(
         )
         # A provider may hold fewer kinds than the layer renders (an API without NAPTR): it
         # says which, and its read notes why.
-        publishable = getattr(provider, "publishable", None)
-        if callable(publishable):
-            desired = list(publishable(desired))
+        desired = provider.publishable(desired)
         runs.append(TargetRun(layer, provider, desired, LiveState()))
     return runs
 
@@ -272,23 +270,23 @@ def apply_plan(
     plan_run: PlanRun,
     ctx: RunContext,
     force: bool = False,
-    before_last: Callable[[TargetRun], None] = lambda _run: None,
+    last_riders: Callable[[TargetRun], Sequence[UpdateRider]] = lambda _run: (),
 ) -> ApplyReport:
     """Apply a plan whose live states were just read. Stops at the first failing step.
 
-    ``before_last`` is called with the target of the final step just before it is applied
-    (everything else has succeeded then), so that what ends the run may ride along with it.
+    ``last_riders`` is asked, just before the final step (everything else has succeeded
+    then), for what rides in that step's change set (the lock's release, the record of the
+    last apply); they are given to its provider's ``apply``.
     """
     check_safe(plan_run.plan, force)
     report = ApplyReport()
     steps = _steps(plan_run)
     for index, (run, changes) in enumerate(steps):
-        if index == len(steps) - 1:
-            before_last(run)
+        riders = last_riders(run) if index == len(steps) - 1 else ()
         target = f"{run.layer.name} {run.provider.target_id}"
         ctx.log(f"applying {len(changes)} change(s) to {target}")
         try:
-            lines = run.provider.apply(changes, run.live)
+            lines = run.provider.apply(changes, run.live, riders)
         except SipctlError as exc:
             exc.message += _after_failure(report)
             raise

@@ -22,10 +22,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from sipctl.errors import StalePlanError
+from sipctl.providers.base import Provider
 from sipctl.reconciler.resources import Address, LiveState
 
 
-class MemoryDns:
+class MemoryDns(Provider):
     """Keeps the zone as JSON in $MEMDNS_FILE."""
     layer = "dns"
     name = "memdns"
@@ -51,7 +52,7 @@ class MemoryDns:
             live.resources[Address(layer, kind, name)] = value
         return live
 
-    def apply(self, changes, live):
+    def apply(self, changes, live, riders=()):
         data = self._load()
         for change in changes:
             key = "|".join((change.address.layer, change.address.kind, change.address.name))

@@ -21,6 +21,7 @@ from sipctl.errors import LockHeldError
 from sipctl.providers.base import RunContext
 from sipctl.providers.bookkeeping import local_state_dir, record_name
 from sipctl.providers.dns.lock import DnsLock
+from sipctl.providers.dns.rfc2136 import Rfc2136Provider
 from sipctl.providers.transport.host_lock import FileLock
 from sipctl.reconciler.gitops.locking import Holder, LockSet, new_holder
 from sipctl.schemas.loader import load_spec
@@ -182,7 +183,7 @@ def test_lock_timeout_waits_for_the_holder(bind: BindServer, zone: str, tmp_path
     loaded = load_spec(spec)
     ctx = RunContext(base_dir=tmp_path, env=bind_env(bind))
     other = new_holder("-", timedelta(minutes=5), {"SIPCTL_LOCK_WHO": "other@ci"})
-    site = DnsLock(loaded, ctx)
+    site = DnsLock(Rfc2136Provider(loaded, ctx))
     assert site.acquire(other) is None
     mine = new_holder("-", timedelta(minutes=5), {"SIPCTL_LOCK_WHO": "me@ci"})
     assert site.acquire(mine) == other, "a held lock names its holder"
@@ -190,14 +191,14 @@ def test_lock_timeout_waits_for_the_holder(bind: BindServer, zone: str, tmp_path
     started = time.monotonic()
     with (
         pytest.raises(LockHeldError, match="locked by other@ci"),
-        LockSet([DnsLock(loaded, ctx)], mine, timeout=0.6),
+        LockSet([DnsLock(Rfc2136Provider(loaded, ctx))], mine, timeout=0.6),
     ):
         pass
     assert time.monotonic() - started >= 0.5
 
     lines: list[str] = []
     site.release(other)
-    with LockSet([DnsLock(loaded, ctx)], mine, timeout=5, say=lines.append):
+    with LockSet([DnsLock(Rfc2136Provider(loaded, ctx))], mine, timeout=5, say=lines.append):
         assert site.holder() == mine
     assert site.holder() is None
     # releasing a lock that is not ours deletes nothing

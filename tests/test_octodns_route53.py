@@ -239,13 +239,14 @@ def test_the_lock_is_created_only_where_none_exists(
     from datetime import timedelta
 
     from sipctl.providers.base import RunContext
+    from sipctl.providers.dns.octodns import OctodnsProvider
     from sipctl.providers.dns.octodns_lock import OctodnsLock
     from sipctl.reconciler.gitops.locking import new_holder
     from sipctl.schemas.loader import load_spec_text
 
     z, r53 = route53_zone, route53_env
     loaded = load_spec_text(spec_text(z), base_dir=tmp_path)
-    lock = OctodnsLock(loaded, RunContext(base_dir=tmp_path))
+    lock = OctodnsLock(OctodnsProvider(loaded, RunContext(base_dir=tmp_path)))
     assert lock.holder() is None  # sipctl looked: no lock
     other = new_holder("other-plan", timedelta(minutes=5)).to_text()
     r53.change(z, "CREATE", f"_sipctl-lock.{z}.", "TXT", 60, [f'"{other}"'])  # another run

@@ -39,7 +39,7 @@ from sipctl.providers.asterisk.wss_checks import (
     listening_tcp_ports,
     wss_problems,
 )
-from sipctl.providers.base import RunContext
+from sipctl.providers.base import Provider, RunContext, UpdateRider
 from sipctl.providers.transport.pool import FileWrite, HostTransport
 from sipctl.providers.transport.read_gate import GateReads
 from sipctl.providers.webrtc_page import host_record_path, unmanaged_page_note
@@ -99,7 +99,7 @@ RELOAD_HTTP = "module reload http"
 DIR_SKIPPED = "dir target, reload skipped (and the live checks of transports and sounds)"
 
 
-class AsteriskProvider:
+class AsteriskProvider(Provider):
     """Guest access on one PBX, over ``local``, ``dir:`` or ``ssh://``."""
 
     layer: ClassVar[str] = "asterisk"
@@ -347,7 +347,10 @@ class AsteriskProvider:
 
     # --- apply --------------------------------------------------------------------------------
 
-    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+    def apply(
+        self, changes: Sequence[Change], live: LiveState, riders: Sequence[UpdateRider] = ()
+    ) -> list[str]:
+        del riders  # no lock site of its own: nothing rides here
         if not changes:
             return []
         section = self._section

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError
 from sipctl.providers.asterisk.cli import run_rx
-from sipctl.providers.base import RunContext
+from sipctl.providers.base import Provider, RunContext, UpdateRider
 from sipctl.providers.bookkeeping import BOOKKEEPING_DIR, record_name
 from sipctl.providers.certificate.pem import (
     CertificateFacts,
@@ -73,7 +73,7 @@ def record_path(cert_file: str) -> str:
     return f"{BOOKKEEPING_DIR}/{record_name(cert_file, '.acme.json')}"
 
 
-class CertificateProvider:
+class CertificateProvider(Provider):
     """The certificate and key files of ``asterisk.tls`` on the asterisk target."""
 
     layer: ClassVar[str] = "certificate"
@@ -223,7 +223,10 @@ class CertificateProvider:
 
     # --- apply --------------------------------------------------------------------------------
 
-    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+    def apply(
+        self, changes: Sequence[Change], live: LiveState, riders: Sequence[UpdateRider] = ()
+    ) -> list[str]:
+        del riders  # no lock site of its own: nothing rides here
         if not changes:
             return []
         acme = self._tls.acme

@@ -13,7 +13,7 @@ the live records with it.
 
 Both reuse the rfc2136 provider's server address, TSIG key and connection. At the end of a
 run, the release of the lock and the record of the last apply ride in the zone's last UPDATE
-(``RunContext.update_riders``): the release's prerequisite "the lock still holds exactly our
+(``Provider.apply``'s ``riders``): the release's prerequisite "the lock still holds exactly our
 record" sits beside the changes' own, so the server applies changes, record and release
 together or not at all. A run that changes no DNS sends record and release in one UPDATE of
 their own (``DnsLock.send_riders``); a refused UPDATE leaves the lock to ``release``.
@@ -35,15 +35,13 @@ from dns.rdtypes.ANY.TXT import TXT
 
 from sipctl.errors import ProviderError, SipctlError
 from sipctl.providers.base import UpdateRider
-from sipctl.providers.dns.rfc2136 import Rfc2136Provider
 from sipctl.reconciler.dns_records import absolute, lock_owner, state_owner
 from sipctl.reconciler.gitops.locking import UNKNOWN_HOLDER_ID, Holder, unknown_holder
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
-    from sipctl.providers.base import RunContext
-    from sipctl.schemas.loader import LoadedSpec
+    from sipctl.providers.dns.rfc2136 import Rfc2136Provider
 
 LOCK_TTL = 60  # seconds a resolver may cache the lock record; it is never used for routing
 _STATE_MARKER = "sipctl-state=1"
@@ -54,8 +52,8 @@ _PREREQ_FAILED = {dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN, dns.rcode.NXRRSET, dns
 class _ZoneTxt:
     """One TXT rrset in the spec's zone, read and changed with prerequisites."""
 
-    def __init__(self, loaded: LoadedSpec, ctx: RunContext, owner: str) -> None:
-        self.provider = Rfc2136Provider(loaded, ctx)
+    def __init__(self, provider: Rfc2136Provider, owner: str) -> None:
+        self.provider = provider
         self.owner = owner
         self.server = f"{self.provider.host}:{self.provider.port}"
 
@@ -110,13 +108,12 @@ def _text_of(record: TXT) -> str:
 class DnsLock:
     """The lock TXT ``_sipctl-lock.<domain>`` (see the module docstring)."""
 
-    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
-        self._txt = _ZoneTxt(loaded, ctx, lock_owner(loaded.spec.domain))
-        self.key = f"dns:{self._txt.provider.target_id}:{self._txt.owner}"
+    def __init__(self, provider: Rfc2136Provider) -> None:
+        self._txt = _ZoneTxt(provider, lock_owner(provider.domain))
+        self.key = f"dns:{provider.target_id}:{self._txt.owner}"
         self.where = f"DNS lock {self._txt.owner} on {self._txt.server}"
-        self.zone_key = self._txt.provider.target_id  # riders of this zone go out with ours
+        self.zone_key = provider.target_id  # riders of this zone go out with its changes
         self.taken_over: Holder | None = None
-        self._riders = ctx.update_riders
         self._released = False  # released by a rider, in the zone's last UPDATE
 
     def _current(self) -> tuple[list[TXT], Holder | None]:
@@ -166,20 +163,16 @@ class DnsLock:
 
         return delete
 
-    def ride_release(self, me: Holder) -> None:
-        """Let the release ride in the zone's next UPDATE (see the module docstring)."""
+    def release_rider(self, me: Holder) -> UpdateRider:
+        """The release, to ride in the zone's last UPDATE (see the module docstring)."""
 
         def released() -> None:
             self._released = True
 
-        self._riders.add(
-            self.zone_key,
-            UpdateRider(f"release the lock {self._txt.owner}", self._delete(me), released),
-        )
+        return UpdateRider(f"release the lock {self._txt.owner}", self._delete(me), released)
 
-    def send_riders(self) -> list[str]:
-        """Send what still waits to ride (record, release) in one UPDATE; lines to report."""
-        riders = self._riders.take(self.zone_key)
+    def send_riders(self, riders: Sequence[UpdateRider]) -> list[str]:
+        """Send riders no change carried (record, release) in one UPDATE; lines to report."""
         if not riders:
             return []
 
@@ -228,10 +221,10 @@ class DnsLock:
 class DnsStateStore:
     """The record of the last apply, in TXT ``_sipctl-state.<domain>`` (JSON in chunks)."""
 
-    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
-        self._txt = _ZoneTxt(loaded, ctx, state_owner(loaded.spec.domain))
+    def __init__(self, provider: Rfc2136Provider) -> None:
+        self._txt = _ZoneTxt(provider, state_owner(provider.domain))
         self.where = f"DNS record {self._txt.owner} on {self._txt.server}"
-        self._riders = ctx.update_riders
+        self.zone_key = provider.target_id
 
     def read(self) -> dict[str, Any] | None:
         for record in self._txt.read():
@@ -258,9 +251,6 @@ class DnsStateStore:
     def write(self, record: dict[str, Any]) -> None:
         self._txt.update(self._put(record), f"record the last apply in {self._txt.owner}")
 
-    def ride(self, record: dict[str, Any]) -> None:
-        """Write ``record`` in the zone's next UPDATE (with the changes and the release)."""
-        self._riders.add(
-            self._txt.provider.target_id,
-            UpdateRider(f"record the last apply in {self._txt.owner}", self._put(record)),
-        )
+    def rider(self, record: dict[str, Any]) -> UpdateRider:
+        """``record``, to ride in the zone's last UPDATE (with the changes and the release)."""
+        return UpdateRider(f"record the last apply in {self._txt.owner}", self._put(record))

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
-from sipctl.providers.base import UpdateRider
+from sipctl.providers.base import Provider, UpdateRider
 from sipctl.providers.dns.challenge import CHALLENGE_TTL, ChallengeRecord
 from sipctl.providers.dns.octodns_plugin import (
     PluginConfig,
@@ -65,6 +65,7 @@ from sipctl.reconciler.resources import LiveState, Resource
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
+    from sipctl.providers.dns.octodns_lock import OctodnsLock, OctodnsStateStore
     from sipctl.schemas.loader import LoadedSpec
 
 Names = list[tuple[str, str]]
@@ -83,7 +84,7 @@ NO_CONDITION_NOTE = (
 )
 
 
-class OctodnsProvider:
+class OctodnsProvider(Provider):
     """A zone at a DNS API provider, through the octoDNS plugin named in ``dns.octodns``."""
 
     layer: ClassVar[str] = "dns"
@@ -186,12 +187,26 @@ class OctodnsProvider:
             )
         return zone
 
+    # --- capabilities: the lock and the record of the last apply are TXT records in the zone,
+    # released and written in the zone's one change set (providers/dns/octodns_lock.py) -------
+
+    def lock_site(self) -> OctodnsLock:
+        from sipctl.providers.dns.octodns_lock import OctodnsLock
+
+        return OctodnsLock(self)
+
+    def state_store(self) -> OctodnsStateStore:
+        from sipctl.providers.dns.octodns_lock import OctodnsStateStore
+
+        return OctodnsStateStore(self)
+
     # --- apply ------------------------------------------------------------------------------
 
-    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
-        """All ``changes`` in one ``provider.apply``, with what rides along (the record of the
-        last apply, the lock's release: ``RunContext.update_riders``); refused as a whole
-        when stale."""
+    def apply(
+        self, changes: Sequence[Change], live: LiveState, riders: Sequence[UpdateRider] = ()
+    ) -> list[str]:
+        """All ``changes`` in one ``provider.apply``, with what rides along (``riders``: the
+        record of the last apply, the lock's release); refused as a whole when stale."""
         if not changes:
             return []
         for change in changes:
@@ -205,7 +220,6 @@ class OctodnsProvider:
             (c.address.name, c.address.kind): self._after(c, read.get(_key(c))) for c in changes
         }
         before = {k: read.get(k) for k in wanted}
-        riders = self._ctx.update_riders.take(self.target_id)
         what = f"apply {len(changes)} change(s) to zone {self.zone}"
         self.write_change_set(before, wanted, riders, what)
         also = f" (with it: {' and '.join(r.what for r in riders)})" if riders else ""

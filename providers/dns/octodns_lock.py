@@ -6,7 +6,7 @@ The same records as over RFC 2136 (``lock.py``): ``_sipctl-lock.<domain>`` names
 A run with DNS changes makes two writes: the lock is taken by a change set of its own (a
 CREATE), and the zone's one change set carries the changes, the record of the last apply and
 the lock's release (a DELETE of exactly the lock record taken), which ride in it
-(``RunContext.update_riders``, ``OctodnsProvider.write_change_set``). A run without DNS
+(``Provider.apply``'s ``riders``, ``OctodnsProvider.write_change_set``). A run without DNS
 changes sends record and release in one change set of their own (``send_riders``).
 
 - Route53 refuses a CREATE of a name in use and a DELETE whose values are not the live ones,
@@ -27,16 +27,17 @@ from typing import TYPE_CHECKING, Any
 
 from sipctl.errors import ProviderError, SipctlError, StalePlanError
 from sipctl.providers.base import UpdateRider
-from sipctl.providers.dns.octodns import UNREAD, OctodnsProvider
+from sipctl.providers.dns.octodns import UNREAD
 from sipctl.providers.dns.owned import LiveRrset
 from sipctl.reconciler.dns_records import canonical_text, lock_owner, parse, state_owner, txt_text
 from sipctl.reconciler.gitops.locking import UNKNOWN_HOLDER_ID, Holder, unknown_holder
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from dns.rdtypes.ANY.TXT import TXT
 
-    from sipctl.providers.base import RunContext
-    from sipctl.schemas.loader import LoadedSpec
+    from sipctl.providers.dns.octodns import OctodnsProvider
 
 LOCK_TTL = 60
 _STATE_PREFIX = "sipctl-state=1 "
@@ -45,8 +46,8 @@ _STATE_PREFIX = "sipctl-state=1 "
 class _ZoneTxt:
     """One TXT rrset of the zone, read and replaced through the plugin."""
 
-    def __init__(self, loaded: LoadedSpec, ctx: RunContext, owner: str) -> None:
-        self.provider = OctodnsProvider(loaded, ctx)
+    def __init__(self, provider: OctodnsProvider, owner: str) -> None:
+        self.provider = provider
         self.owner = owner
 
     def read(self) -> LiveRrset | None:
@@ -91,14 +92,12 @@ def _strings(rrset: LiveRrset | None) -> list[str]:
 class OctodnsLock:
     """The lock TXT ``_sipctl-lock.<domain>`` at an octoDNS provider (module docstring)."""
 
-    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
-        self._txt = _ZoneTxt(loaded, ctx, lock_owner(loaded.spec.domain))
-        provider = self._txt.provider
+    def __init__(self, provider: OctodnsProvider) -> None:
+        self._txt = _ZoneTxt(provider, lock_owner(provider.domain))
         self.key = f"dns:{provider.target_id}:{self._txt.owner}"
         self.where = f"DNS lock {self._txt.owner} at {provider.plugin.class_path}"
         self.zone_key = provider.target_id  # riders of this zone go out with its change set
         self.taken_over: Holder | None = None
-        self._riders = ctx.update_riders
         self._mine: LiveRrset | None = None  # the lock record as read back once taken
         self._released = False  # released by a rider, in the zone's change set
 
@@ -131,27 +130,25 @@ class OctodnsLock:
             return shown or unknown_holder()
         return self.holder() or unknown_holder()
 
-    def ride_release(self, me: Holder) -> None:
-        """Let the release (a DELETE of exactly the lock record taken) ride in the zone's
-        next change set."""
+    def release_rider(self, me: Holder) -> UpdateRider | None:
+        """The release (a DELETE of exactly the lock record taken), to ride in the zone's
+        last change set."""
+        del me  # the record taken is known exactly: ``_mine``
         if self._mine is None:
-            return
+            return None
 
         def released() -> None:
             self._released = True
 
-        self._riders.add(
-            self.zone_key,
-            UpdateRider(
-                f"release the lock {self._txt.owner}",
-                sent=released,
-                rrsets={(self._txt.owner, "TXT"): (self._mine, None)},
-            ),
+        return UpdateRider(
+            f"release the lock {self._txt.owner}",
+            sent=released,
+            rrsets={(self._txt.owner, "TXT"): (self._mine, None)},
         )
 
-    def send_riders(self) -> list[str]:
-        """Send what still waits to ride (record, release) in one change set; lines to report."""
-        riders = self._riders.take(self.zone_key)
+    def send_riders(self, riders: Sequence[UpdateRider]) -> list[str]:
+        """Send riders no change carried (record, release) in one change set; lines to
+        report."""
         if not riders:
             return []
         what = " and ".join(r.what for r in riders)
@@ -193,11 +190,11 @@ class OctodnsStateStore:
     """The record of the last apply in TXT ``_sipctl-state.<domain>`` (JSON, base64, so that
     no provider's TXT quoting can change it)."""
 
-    def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
-        self._txt = _ZoneTxt(loaded, ctx, state_owner(loaded.spec.domain))
-        self.where = f"DNS record {self._txt.owner} at {self._txt.provider.plugin.class_path}"
+    def __init__(self, provider: OctodnsProvider) -> None:
+        self._txt = _ZoneTxt(provider, state_owner(provider.domain))
+        self.where = f"DNS record {self._txt.owner} at {provider.plugin.class_path}"
+        self.zone_key = provider.target_id
         self._what = f"record the last apply in {self._txt.owner}"
-        self._riders = ctx.update_riders
         self._last: LiveRrset | None = None
 
     def read(self) -> dict[str, Any] | None:
@@ -218,14 +215,11 @@ class OctodnsStateStore:
             raise ProviderError(f"{self.where} changed while it was being written")
         self._last = None
 
-    def ride(self, record: dict[str, Any]) -> None:
-        """Write ``record`` in the zone's next change set (with the changes and the lock's
-        release); the provider reads the old record just before writing."""
+    def rider(self, record: dict[str, Any]) -> UpdateRider:
+        """``record``, to ride in the zone's last change set (with the changes and the
+        lock's release); the provider reads the old record just before writing."""
         new = _rrset_of([_state_text(record)])
-        self._riders.add(
-            self._txt.provider.target_id,
-            UpdateRider(self._what, rrsets={(self._txt.owner, "TXT"): (UNREAD, new)}),
-        )
+        return UpdateRider(self._what, rrsets={(self._txt.owner, "TXT"): (UNREAD, new)})
 
 
 def _state_text(record: dict[str, Any]) -> str:

@@ -44,6 +44,7 @@ import dns.update
 from dns.rdtypes.ANY.TXT import TXT
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
+from sipctl.providers.base import Provider, UpdateRider
 from sipctl.providers.dns.challenge import CHALLENGE_TTL, ChallengeRecord
 from sipctl.providers.dns.owned import (
     LiveRrset,
@@ -63,6 +64,7 @@ from sipctl.reconciler.resources import LiveState, Resource
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
+    from sipctl.providers.dns.lock import DnsLock, DnsStateStore
     from sipctl.schemas.loader import LoadedSpec
     from sipctl.schemas.spec import Dns
 
@@ -104,7 +106,7 @@ def _named_key(text: str, default: tuple[str, str], where: str) -> tuple[str, st
     )
 
 
-class Rfc2136Provider:
+class Rfc2136Provider(Provider):
     """A zone on a primary name server that accepts RFC 2136 dynamic updates."""
 
     layer: ClassVar[str] = "dns"
@@ -205,9 +207,24 @@ class Rfc2136Provider:
                 "bit): dns.server must be the zone's primary, not a resolver or a secondary"
             )
 
+    # --- capabilities: the lock and the record of the last apply are TXT records in the zone,
+    # released and written in the zone's last UPDATE (providers/dns/lock.py) ------------------
+
+    def lock_site(self) -> DnsLock:
+        from sipctl.providers.dns.lock import DnsLock
+
+        return DnsLock(self)
+
+    def state_store(self) -> DnsStateStore:
+        from sipctl.providers.dns.lock import DnsStateStore
+
+        return DnsStateStore(self)
+
     # --- apply ------------------------------------------------------------------------------
 
-    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+    def apply(
+        self, changes: Sequence[Change], live: LiveState, riders: Sequence[UpdateRider] = ()
+    ) -> list[str]:
         """Send all ``changes`` in one UPDATE with prerequisites; refused as a whole if stale."""
         if not changes:
             return []
@@ -220,7 +237,6 @@ class Rfc2136Provider:
         update = self.build_update(changes, live)
         # What ends the run (the lock's release, the record of the last apply) may ride in
         # this UPDATE, with its own prerequisites: all of it is applied, or none of it.
-        riders = self._ctx.update_riders.take(self.target_id)
         for rider in riders:
             rider.add_to(update)
         with _Connection(self) as conn:

@@ -34,6 +34,7 @@ import dns.rdatatype
 import dns.zone
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
+from sipctl.providers.base import Provider, UpdateRider
 from sipctl.providers.bookkeeping import open_local_dir, symlink_refused
 from sipctl.providers.dns.owned import (
     LiveRrset,
@@ -54,6 +55,8 @@ from sipctl.reconciler.resources import LiveState, Resource
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
+    from sipctl.reconciler.gitops.drift import StateStore
+    from sipctl.reconciler.gitops.locking import LockSite
     from sipctl.schemas.loader import LoadedSpec
     from sipctl.schemas.spec import Dns
 
@@ -61,7 +64,7 @@ _NEW_FILE_MODE = 0o644
 _SOA_TIMERS = "3600 600 1209600 300"  # refresh retry expire minimum (RFC 1912 style)
 
 
-class ZoneFileProvider:
+class ZoneFileProvider(Provider):
     """A zone file read and written with dnspython."""
 
     layer: ClassVar[str] = "dns"
@@ -83,6 +86,18 @@ class ZoneFileProvider:
     @property
     def target_id(self) -> str:
         return f"zonefile:{self._dns.file}"
+
+    # --- capabilities: a flock and the record of the last apply beside the zone file ---------
+
+    def lock_site(self) -> LockSite:
+        from sipctl.providers.transport.host_lock import zonefile_lock_site
+
+        return zonefile_lock_site(self._loaded)
+
+    def state_store(self) -> StateStore:
+        from sipctl.providers.transport.host_lock import zonefile_state_store
+
+        return zonefile_state_store(self._loaded)
 
     # --- read -------------------------------------------------------------------------------
 
@@ -154,7 +169,10 @@ class ZoneFileProvider:
 
     # --- apply ------------------------------------------------------------------------------
 
-    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+    def apply(
+        self, changes: Sequence[Change], live: LiveState, riders: Sequence[UpdateRider] = ()
+    ) -> list[str]:
+        del riders  # no lock site of its own: nothing rides here
         if not changes:
             return []
         old_text = self._read_text()

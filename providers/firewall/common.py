@@ -19,12 +19,13 @@ brings back rules that were not confirmed.
 from __future__ import annotations
 
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
+from sipctl.providers.base import Provider, UpdateRider
 from sipctl.providers.firewall.boot import BOOT_FILES, BOOT_SHELL, boot_warnings
 from sipctl.providers.firewall.confirm import (
     SCRIPT_TIMEOUT,
@@ -70,7 +71,7 @@ class SshPort:
     source: str  # where the port came from, for messages
 
 
-class FirewallProvider(ABC):
+class FirewallProvider(Provider):
     """The common part of the iptables and nftables providers (see the module docstring)."""
 
     layer: ClassVar[str] = "firewall"
@@ -280,7 +281,10 @@ class FirewallProvider(ABC):
 
     # -- apply -------------------------------------------------------------------------------
 
-    def apply(self, changes: Sequence[Change], live: LiveState) -> list[str]:
+    def apply(
+        self, changes: Sequence[Change], live: LiveState, riders: Sequence[UpdateRider] = ()
+    ) -> list[str]:
+        del riders  # no lock site of its own: nothing rides here
         transport = self.transport()
         rules = [c for c in changes if c.address == ruleset_address(self.fw)]
         files = [c for c in changes if c.address.kind == "file"]

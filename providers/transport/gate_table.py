@@ -1,8 +1,9 @@
 """The read gate's table for each SSH host of some specs: what their plans read there.
 
-Each provider that reads a host says what it asks (``gate_reads(desired)``, next to its
-``read``, built from the same lists); the records ``drift`` reads are added here. Building
-the table opens no connection: providers are constructed, never asked to read.
+Each provider that reads a host declares what it asks (``Provider.gate_reads(desired)``,
+next to its ``read``, built from the same lists); the records ``drift`` reads are added
+here. Building the table opens no connection: providers are constructed, never asked to
+read.
 """
 
 from __future__ import annotations
@@ -52,10 +53,8 @@ def host_gates(specs: Sequence[LoadedSpec], ctx: RunContext) -> dict[str, HostGa
         source = f"{loaded.source} ({loaded.spec.domain})"
         for layer in selected_layers(loaded, None):
             provider = load_provider(layer.provider_name(loaded.spec))(loaded, ctx)
-            gate_reads = getattr(provider, "gate_reads", None)
-            if callable(gate_reads):
-                for reads in gate_reads(layer.render(loaded.spec)):
-                    add(reads, source)
+            for reads in provider.gate_reads(layer.render(loaded.spec)):
+                add(reads, source)
         for reads in _record_reads(loaded, ctx):
             add(reads, source)
     return gates

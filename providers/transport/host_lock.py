@@ -67,6 +67,7 @@ class FileLock:
         self.path = path
         self.key = key
         self.where = where
+        self.taken_over: Holder | None = None  # a flock ends with its holder: never taken over
         self._root = root
         self._fd: int | None = None
 
@@ -142,6 +143,7 @@ class SshFlock:
         self.path = path
         self.key = f"host:{transport.ref.key}:{path}"
         self.where = f"host lock {path} on {transport.ref}"
+        self.taken_over: Holder | None = None  # a flock ends with its holder: never taken over
         self._channel: paramiko.Channel | None = None
 
     def _script(self, me: Holder | None) -> str:

@@ -5,8 +5,9 @@ an apply that changes nothing, when the record is missing or out of date). It ho
 target, a hash of every owned resource as applied, plus when, by whom and from which spec.
 It lives where the target lives, so every CI runner finds it:
 
-- DNS over RFC 2136: TXT ``_sipctl-state.<domain>`` in the zone;
-- a zone file: ``<zone file>.sipctl-state.json`` beside it;
+- DNS: where the provider declares (``Provider.state_store``): over RFC 2136 and octoDNS
+  TXT ``_sipctl-state.<domain>`` in the zone; a zone file ``<zone file>.sipctl-state.json``
+  beside it;
 - a host (asterisk, firewall, fail2ban): ``.sipctl-state.json`` in the layer's managed
   directory (the same directory as the host lock), one file for all layers of that host.
 
@@ -18,7 +19,7 @@ server since the last apply is.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -27,7 +28,7 @@ from sipctl.errors import ProviderError, SipctlError
 from sipctl.reconciler.resources import Value, canonical_json
 
 if TYPE_CHECKING:
-    from sipctl.providers.base import RunContext
+    from sipctl.providers.base import RunContext, UpdateRider
     from sipctl.reconciler.engine import PlanRun, TargetRun
 
 STATE_FORMAT = 1
@@ -43,15 +44,17 @@ class StateStore(Protocol):
 
 @runtime_checkable
 class RidingStore(Protocol):
-    """A store whose record rides in its zone's last UPDATE of the run (DNS over RFC 2136).
+    """A store whose record rides in its zone's last change set of the run (a DNS
+    provider's TXT record), when that zone's lock rides there too.
 
     It holds only the record of its own zone's target, so it is written whole, without
-    reading the old one first: no extra message, and the UPDATE goes out anyway.
+    reading the old one first: no extra message, and the change set goes out anyway.
     """
 
     where: str
+    zone_key: str  # the target_id of the zone's provider
 
-    def ride(self, record: dict[str, Any]) -> None: ...
+    def rider(self, record: dict[str, Any]) -> UpdateRider: ...
 
 
 def value_hash(value: Value) -> str:
@@ -72,28 +75,15 @@ def live_entry(run: TargetRun) -> dict[str, str]:
 
 
 def _store_for(run: TargetRun, plan_run: PlanRun, ctx: RunContext) -> StateStore | None:
-    loaded = plan_run.loaded
-    spec = loaded.spec
-    if run.layer.name == "dns":
-        assert spec.dns is not None
-        if spec.dns.provider == "rfc2136":
-            from sipctl.providers.dns.lock import DnsStateStore
-
-            return DnsStateStore(loaded, ctx)
-        if spec.dns.provider == "octodns":
-            from sipctl.providers.dns.octodns_lock import OctodnsStateStore
-
-            return OctodnsStateStore(loaded, ctx)
-        if spec.dns.provider == "zonefile":
-            from sipctl.providers.transport.host_lock import zonefile_state_store
-
-            return zonefile_state_store(loaded)
-        return None
+    """The provider's own store (``Provider.state_store``), else its host's shared record."""
+    own = run.provider.state_store()
+    if own is not None:
+        return own
     from sipctl.providers.transport.host_lock import HostStateStore
     from sipctl.reconciler.gitops.locking import host_places
     from sipctl.schemas.targets import parse_target
 
-    places = host_places(loaded)
+    places = host_places(plan_run.loaded)
     mine = next((p for p in places if p.layer == run.layer.name), None)
     if mine is None:
         return None
@@ -113,26 +103,44 @@ def _grouped(plan_run: PlanRun, ctx: RunContext) -> list[tuple[StateStore, list[
     return list(groups.values())
 
 
-def record_state(plan_run: PlanRun, ctx: RunContext, by: str) -> list[str]:
-    """Write the record of this apply where it is out of date; returns lines to report.
+@dataclass
+class Recorded:
+    """What ``record_state`` did: lines to report, and the records that ride in their zone's
+    last change set (by the target_id of the zone's provider)."""
 
-    A DNS record only rides (``RidingStore``): it is written by the zone's next UPDATE."""
-    lines: list[str] = []
+    lines: list[str] = field(default_factory=list)
+    riders: dict[str, list[UpdateRider]] = field(default_factory=dict)
+
+
+def record_state(
+    plan_run: PlanRun, ctx: RunContext, by: str, rides: Callable[[str], bool]
+) -> Recorded:
+    """Write the record of this apply where it is out of date.
+
+    A ``RidingStore`` whose zone's lock rides (``rides(zone_key)``) is not written here: its
+    record is returned as a rider, for the zone's last change set."""
+    recorded = Recorded()
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for store, runs in _grouped(plan_run, ctx):
         try:
-            lines.extend(_record_one(store, runs, plan_run, by, now))
+            recorded.lines.extend(_record_one(store, runs, plan_run, by, now, rides, recorded))
         except ProviderError as exc:
             # The apply itself succeeded; only 'sipctl drift' loses its reference point.
-            lines.append(
+            recorded.lines.append(
                 f"Warning: could not record the applied state in {store.where} ({exc.message}); "
                 "'sipctl drift' will not know this apply"
             )
-    return lines
+    return recorded
 
 
 def _record_one(
-    store: StateStore, runs: list[TargetRun], plan_run: PlanRun, by: str, now: str
+    store: StateStore,
+    runs: list[TargetRun],
+    plan_run: PlanRun,
+    by: str,
+    now: str,
+    rides: Callable[[str], bool],
+    recorded: Recorded,
 ) -> list[str]:
     def entry_of(run: TargetRun) -> dict[str, Any]:
         return {
@@ -142,8 +150,9 @@ def _record_one(
             "spec_sha256": plan_run.plan.spec_sha256[:16],
         }
 
-    if isinstance(store, RidingStore):
-        store.ride({"format": STATE_FORMAT, "targets": {target_key(r): entry_of(r) for r in runs}})
+    if isinstance(store, RidingStore) and rides(store.zone_key):
+        record = {"format": STATE_FORMAT, "targets": {target_key(r): entry_of(r) for r in runs}}
+        recorded.riders.setdefault(store.zone_key, []).append(store.rider(record))
         return [f"Recorded the applied state in {store.where}."]
     old = store.read() or {}
     targets = dict(old.get("targets", {})) if old.get("format") == STATE_FORMAT else {}

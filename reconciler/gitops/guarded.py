@@ -10,9 +10,9 @@ can change it in between:
   --adopt): lock, read once and compare with the plan (changed since: exit 3, re-plan), apply.
 
 The record of the last apply (for ``sipctl drift``) and the release of a DNS lock ride in
-the zone's last UPDATE, with the changes: over RFC 2136 a run with changes costs one UPDATE
-to lock, one pipelined read and one UPDATE to write. The locks are released at the end, also
-on error and Ctrl-C.
+the zone's last change set, with the changes (``Provider.apply``'s ``riders``): over RFC
+2136 a run with changes costs one UPDATE to lock, one pipelined read and one UPDATE to write.
+The locks are released at the end, also on error and Ctrl-C.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sipctl.providers.base import RunContext
+from sipctl.providers.base import RunContext, UpdateRider
 from sipctl.reconciler.engine import (
     ApplyReport,
     PlanRun,
@@ -131,31 +131,34 @@ def _apply_locked(
     sites = lock_sites(loaded, ctx, layers)
     holder = new_holder(hash_of_plan, locks.ttl, dict(ctx.env))
     with LockSet(sites, holder, locks.timeout, say, detail) as held:
-        try:
-            fresh = read()
-            before(fresh)
-            outcome = Outcome(fresh)
-            finished = False
+        fresh = read()
+        before(fresh)
+        outcome = Outcome(fresh)
+        # What ends the run rides in a zone's last change set, given to its provider's
+        # ``apply`` (``riders``): the record of the last apply and the lock's release.
+        waiting: dict[str, list[UpdateRider]] | None = None
 
-            def finish() -> None:
-                # Everything else has succeeded: record it, and let the records that live
-                # in a zone and the lock releases ride in that zone's (last) UPDATE.
-                nonlocal finished
-                outcome.lines = record_state(fresh, ctx, holder.who)
-                held.ride_releases()
-                finished = True
+        def finish() -> dict[str, list[UpdateRider]]:
+            # Everything else has succeeded: record it, and collect what rides.
+            recorded = record_state(fresh, ctx, holder.who, held.rides_with)
+            outcome.lines = recorded.lines
+            riders = recorded.riders
+            for key, releases in held.release_riders().items():
+                riders.setdefault(key, []).extend(releases)
+            return riders
 
-            def before_last(run: TargetRun) -> None:
-                if held.rides_with(run.provider.target_id):
-                    finish()
+        def last_riders(run: TargetRun) -> list[UpdateRider]:
+            nonlocal waiting
+            if not held.rides_with(run.provider.target_id):
+                return []
+            waiting = finish()
+            return waiting.pop(run.provider.target_id, [])
 
-            if fresh.plan.has_changes:
-                outcome.report = apply_plan(fresh, ctx, force=force, before_last=before_last)
-            if not finished:
-                finish()
-            outcome.lines.extend(held.send_riders())  # what no change carried: one UPDATE
-        finally:
-            ctx.update_riders.clear()  # after a failure the locks are released on their own
+        if fresh.plan.has_changes:
+            outcome.report = apply_plan(fresh, ctx, force=force, last_riders=last_riders)
+        if waiting is None:
+            waiting = finish()
+        outcome.lines.extend(held.send_riders(waiting))  # what no change carried: one each
     return outcome
 
 

@@ -16,6 +16,9 @@ may be taken over once it has expired (the takeover says so), or removed with
 ``sipctl force-unlock ID``, and only with that lock's own ID. A DNS lock is released in the
 zone's last UPDATE of the run (``RidingLockSite``), so that UPDATE applies only while the lock
 is still ours.
+
+Which lock a DNS provider has is its own declaration (``Provider.lock_site``); a plugin
+provider has the lock of the built-in provider it subclasses.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from sipctl.errors import LockHeldError, ProviderError, SipctlError, SpecError
 from sipctl.reconciler.resources import canonical_json
 
 if TYPE_CHECKING:
-    from sipctl.providers.base import RunContext
+    from sipctl.providers.base import RunContext, UpdateRider
     from sipctl.reconciler.plan import Plan
     from sipctl.schemas.loader import LoadedSpec
     from sipctl.schemas.spec import Spec, Ssh
@@ -153,6 +156,7 @@ class LockSite(Protocol):
 
     key: str
     where: str
+    taken_over: Holder | None  # the expired holder the last ``acquire`` took over, if any
 
     def acquire(self, me: Holder) -> Holder | None:
         """Take the lock for ``me``: None when taken, else who holds it now.
@@ -180,16 +184,20 @@ class LockSite(Protocol):
 
 @runtime_checkable
 class RidingLockSite(Protocol):
-    """A lock site whose release can ride in its zone's last UPDATE (DNS over RFC 2136)."""
+    """A lock site whose release rides in its zone's last change set (a DNS provider's).
+
+    Its provider is then given the riders of the run's end in its last ``apply``
+    (``Provider.apply``'s ``riders``); what no change carried, the site sends itself.
+    """
 
     zone_key: str  # the target_id of the zone's provider
 
-    def ride_release(self, me: Holder) -> None:
-        """Register the release to ride in the zone's next UPDATE."""
+    def release_rider(self, me: Holder) -> UpdateRider | None:
+        """The release, to ride in the zone's last change set (None: nothing to release)."""
         ...
 
-    def send_riders(self) -> list[str]:
-        """Send what is still waiting to ride, in one UPDATE; returns warnings to report."""
+    def send_riders(self, riders: Sequence[UpdateRider]) -> list[str]:
+        """Send ``riders`` in one change set of their own; returns warnings to report."""
         ...
 
 
@@ -247,28 +255,33 @@ class LockSet:
         finally:
             self._restore_signals()
 
-    # -- the end of a run: releases that ride in a zone's last UPDATE -------------------------
+    # -- the end of a run: releases that ride in a zone's last change set --------------------
 
     def rides_with(self, target_id: str) -> bool:
-        """True when a held lock can be released in the UPDATE of this target."""
+        """True when a held lock is released in the change set of this target."""
         return any(
             isinstance(site, RidingLockSite) and site.zone_key == target_id for site in self._held
         )
 
-    def ride_releases(self) -> None:
+    def release_riders(self) -> dict[str, list[UpdateRider]]:
+        """The releases of the held riding locks, by the target_id of their zone."""
+        riders: dict[str, list[UpdateRider]] = {}
         for site in self._held:
             if isinstance(site, RidingLockSite):
-                site.ride_release(self.me)
+                rider = site.release_rider(self.me)
+                if rider is not None:
+                    riders.setdefault(site.zone_key, []).append(rider)
+        return riders
 
-    def send_riders(self) -> list[str]:
-        """Send the riders no change carried (one UPDATE per zone); warnings to report.
+    def send_riders(self, waiting: dict[str, list[UpdateRider]]) -> list[str]:
+        """Send the riders no change carried (one change set per zone); warnings to report.
 
         A failure here leaves the lock to the normal release at the end."""
         lines: list[str] = []
         for site in self._held:
-            if isinstance(site, RidingLockSite):
+            if isinstance(site, RidingLockSite) and waiting.get(site.zone_key):
                 try:
-                    lines.extend(site.send_riders())
+                    lines.extend(site.send_riders(waiting.pop(site.zone_key)))
                 except SipctlError as exc:
                     lines.append(f"Warning: {site.where}: {exc.message}")
         return lines
@@ -281,9 +294,10 @@ class LockSet:
             current = site.acquire(self.me)
             if current is None:
                 self._held.append(site)
-                taken = getattr(site, "taken_over", None)
-                if isinstance(taken, Holder):
-                    self._say(f"Took over the expired lock {site.where} of {taken.describe()}.")
+                if site.taken_over is not None:
+                    self._say(
+                        f"Took over the expired lock {site.where} of {site.taken_over.describe()}."
+                    )
                 self._detail(f"locked {site.where} (lock ID {self.me.id})")
                 return
             left = deadline - time.monotonic()
@@ -408,23 +422,17 @@ def lock_sites(
     loaded: LoadedSpec, ctx: RunContext, layers: Sequence[str] | None = None
 ) -> list[LockSite]:
     """Every lock a run of ``loaded`` must hold (DNS first, then one per host)."""
-    from sipctl.providers.transport.host_lock import host_lock_site, zonefile_lock_site
+    from sipctl.providers.base import load_provider
+    from sipctl.providers.transport.host_lock import host_lock_site
 
     spec = loaded.spec
     sites: list[LockSite] = []
     if spec.dns is not None and (
         not layers or "dns" in layers or _orders_certificates(spec, layers)
     ):
-        if spec.dns.provider == "rfc2136":
-            from sipctl.providers.dns.lock import DnsLock
-
-            sites.append(DnsLock(loaded, ctx))
-        elif spec.dns.provider == "zonefile":
-            sites.append(zonefile_lock_site(loaded))
-        elif spec.dns.provider == "octodns":
-            from sipctl.providers.dns.octodns_lock import OctodnsLock
-
-            sites.append(OctodnsLock(loaded, ctx))
+        site = load_provider(spec.dns.provider)(loaded, ctx).lock_site()
+        if site is not None:
+            sites.append(site)
         else:
             ctx.log(f"dns provider {spec.dns.provider!r} has no lock; relying on its own checks")
     seen: set[str] = set()
