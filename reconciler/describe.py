@@ -106,7 +106,9 @@ def describe_asterisk(kind: str, name: str, value: Any) -> dict[str, str]:
     if name.startswith("extensions"):
         from sipctl.reconciler.render.asterisk_names import names_from_dialplan
 
-        return names_from_dialplan(value)
+        # A room is one line, told by the ConfBridge file (its size is there, not here).
+        names = names_from_dialplan(value)
+        return {what: text for what, text in names.items() if not what.startswith("room ")}
     if name.startswith("confbridge"):
         return _rooms(value)
     return _channel_sections(name, value)
@@ -145,13 +147,16 @@ def _channel_sections(name: str, value: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _rooms(value: Mapping[str, Any]) -> dict[str, str]:
+    """``room seminar → room (ConfBridge), at most 50 members``: a room's one line."""
+    from sipctl.reconciler.render.asterisk_names import ROOM_WORDS
+
     found: dict[str, str] = {}
     for section, lines in value.items():
         name = str(section).strip("[]")
         if not name.startswith("sipctl-room-"):
             continue
         limit = next((str(x).split("=", 1)[1] for x in lines if str(x).startswith("max_")), "")
-        found[f"room {name.removeprefix('sipctl-room-')} size"] = (
-            f"at most {limit} members" if limit else ""
+        found[f"room {name.removeprefix('sipctl-room-')}"] = (
+            f"{ROOM_WORDS}, at most {limit} members" if limit else ROOM_WORDS
         )
     return found

@@ -49,15 +49,15 @@ class Change:
         return bool(set(_records(self.after)) - set(_records(self.before)))
 
     def unit_counts(self) -> tuple[int, int, int]:
-        """(added, changed, removed) records of this change, in ``COUNT_UNIT``."""
-        if self.action == "create":
-            return managed_units(self.after), 0, 0
-        if self.action == "delete":
-            return 0, 0, self.removed_units()
-        before, after = set(_records(self.before)), set(_records(self.after))
-        added, removed = len(after - before), len(before - after)
-        # a file rewritten, or a record set whose records stay (a TTL changed): one changed
-        return added, 0 if added or removed else 1, removed
+        """(added, changed, removed) of this change: its lines in the spec's words, as every
+        view of the plan shows them (``+ user sales → 106 & 107``): one ``+``, ``~`` or ``-``
+        line each. The summary counts what the reader sees above it."""
+        signs = [line[:1] for line in self.lines()]
+        return signs.count("+"), signs.count("~"), signs.count("-")
+
+    def lines(self) -> list[str]:
+        """The change in the spec's words; a generic line when nothing describes it."""
+        return list(self.described) or [generic_line(self.action, self.address.to_json())]
 
     def removed_units(self) -> int:
         """How many managed records this change deletes or replaces (for the safety limit)."""
@@ -103,7 +103,14 @@ class Change:
 
 # The one unit plan summaries and the safety limit count: a record of a DNS record set; a
 # resource without records (a file, a chain, a jail) counts as one.
-COUNT_UNIT = "records"
+SIGNS = {"create": "+", "update": "~", "delete": "-"}
+
+
+def generic_line(action: str, address: Mapping[str, str]) -> str:
+    """The line of a change no describer tells: ``+ asterisk file pjsip_sipctl.conf``."""
+    return f"{SIGNS[action]} {address['layer']} {address['kind']} {address['name']}"
+
+
 COUNT_UNIT_NOTE = "a whole file, chain or jail counts as one record"
 
 
@@ -187,8 +194,8 @@ class Plan:
                 yield target, change
 
     def counts(self) -> dict[str, int]:
-        """Records to add, change and destroy: the unit the safety limit counts too (see
-        ``COUNT_UNIT``). A record replaced by another is one destroyed and one added."""
+        """Lines of the plan to add, change and destroy (``Change.unit_counts``); the safety
+        limit counts records instead (``COUNT_UNIT_NOTE``)."""
         counts = {"add": 0, "change": 0, "destroy": 0}
         for _, change in self.changes():
             added, changed, removed = change.unit_counts()

@@ -31,23 +31,16 @@ def render_json(data: Mapping[str, Any]) -> str:
 
 
 def summary_line(data: Mapping[str, Any]) -> str:
-    from sipctl.reconciler.plan import COUNT_UNIT
-
     s = data["summary"]
-    return (
-        f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy "
-        f"({COUNT_UNIT})."
-    )
+    return f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy."
 
 
 def described_lines(change: Mapping[str, Any]) -> list[str]:
     """The change in the spec's words (``+ user sales → 106 & 107``), one line at least."""
+    from sipctl.reconciler.plan import generic_line
+
     lines = [str(line) for line in change.get("described") or []]
-    if lines:
-        return lines
-    address = change["address"]
-    sign = _SIGNS[change["action"]]
-    return [f"{sign} {address['layer']} {address['kind']} {address['name']}"]
+    return lines or [generic_line(change["action"], change["address"])]
 
 
 def render_human(data: Mapping[str, Any], color: bool = False, detail: bool = False) -> str:

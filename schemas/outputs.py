@@ -215,8 +215,9 @@ def plan_schema() -> dict[str, Any]:
                 "type": "object",
                 "required": ["add", "change", "destroy"],
                 "properties": {"add": count, "change": count, "destroy": count},
-                "description": "records to add, change, destroy (a whole file, chain or jail "
-                "counts as one; the safety limit counts the same unit)",
+                "description": "the plan's lines to add (+), change (~) and destroy (-): "
+                "the lines of 'described', as every view shows them (the safety limit "
+                "counts records: managed_units)",
             },
             "refusals": {**_TEXTS, "description": "why apply would refuse it without --force"},
             "targets": {"type": "array", "items": target},

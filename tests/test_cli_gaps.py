@@ -32,3 +32,33 @@ def test_schema_kind_and_file_cannot_be_confused(
     assert run(["schema", "--help"]) == 0
     shown = capsys.readouterr().out
     assert "--out-file FILE" in shown and " -o" not in shown.split("Options:")[1]
+
+
+def test_plan_names_the_missing_acme_extra_when_a_certificate_is_due(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As validate names a missing octoDNS extra, plan names the [acme] extra: not only
+    apply, once it tries to order."""
+    import sys
+
+    (tmp_path / "zone.db").write_text(
+        "$ORIGIN mysite.test.\n$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n"
+        "@ IN NS ns1\nns1 IN A 192.0.2.1\n"
+    )
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "version: 1\ndomain: mysite.test\ntransports: {udp: {port: 5060}, tls: {port: 5061}}\n"
+        "servers: [{host: pbx.mysite.test, ipv4: [192.0.2.10]}]\n"
+        "dns: {provider: zonefile, file: zone.db}\n"
+        f"asterisk:\n  target: dir:{tmp_path / 'pbx'}\n"
+        "  tls: {cert_file: /etc/asterisk/keys/a.pem, key_file: /etc/asterisk/keys/a.key,\n"
+        "        acme: {email: a@mysite.test}}\n"
+    )
+    args = ["plan", "-f", str(spec), "--target", "certificate"]
+    assert run(args) == 1
+    assert "sipctl[acme]" not in capsys.readouterr().err, "installed here: not named"
+    monkeypatch.setitem(sys.modules, "acme", None)  # how Python marks a module unimportable
+    assert run(args) == 1
+    err = capsys.readouterr().err
+    assert "a certificate must be obtained by ACME" in err
+    assert "pip install 'sipctl[acme]'" in err

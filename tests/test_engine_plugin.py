@@ -104,7 +104,7 @@ def test_plugin_is_found_and_applied_idempotently(
 ) -> None:
     assert run(["plan", "--detailed-exitcode"]) == 2
     out = capsys.readouterr().out
-    assert "Plan: 11 to add, 0 to change, 0 to destroy (records)." in out
+    assert "Plan: 11 to add, 0 to change, 0 to destroy." in out
     assert run(["apply", "--auto-approve"]) == 0
     assert "Apply complete! 11 added" in capsys.readouterr().out
     assert run(["plan", "--detailed-exitcode"]) == 0
@@ -176,7 +176,7 @@ def test_json_and_markdown_views(plugin: Path, capsys: pytest.CaptureFixture[str
     assert run(["plan", "--markdown"]) == 0
     md = capsys.readouterr().out
     assert md.startswith("<!-- sipctl-plan:example.org -->\n### sipctl plan for `example.org`")
-    assert "**Plan: 11 to add, 0 to change, 0 to destroy (records)." in md
+    assert "**Plan: 11 to add, 0 to change, 0 to destroy." in md
     assert run(["plan", "--json", "--markdown"]) == 1
 
 

@@ -101,11 +101,11 @@ def test_human_view_headers_and_summary() -> None:
     )
     short = render_human(plan_run.plan.to_json())
     assert "ttl: 60 -> 30" not in short  # record lines only with -v
-    assert "Plan: 1 to add, 1 to change, 1 to destroy (records)." in short
+    assert "Plan: 1 to add, 1 to change, 1 to destroy." in short
     text = render_human(plan_run.plan.to_json(), color=True, detail=True)
     assert "# dns.A[a.example.] will be created" in text
     assert "# dns.SRV[srv.example.] will be updated in place" in text
     assert "# dns.TXT[txt.example.] will be destroyed" in text
     assert "ttl: 60 -> 30" in text
-    assert "Plan: 1 to add, 1 to change, 1 to destroy (records)." in text
+    assert "Plan: 1 to add, 1 to change, 1 to destroy." in text
     assert "\x1b[32m" in text  # green for +

@@ -63,7 +63,8 @@ def test_the_plan_speaks_in_the_spec_s_words(
     out = capsys.readouterr().out
     assert "+ user sales → 106 & 107 (20 s), then 101" in out
     assert "+ user director → 105" in out
-    assert "+ room seminar → room (ConfBridge)" in out
+    assert "+ room seminar → room (ConfBridge), at most 20 members" in out
+    assert out.count("room seminar") == 1, "a room is one line of the plan"
     assert "+ dns SRV _sip._udp.mysite.ru 10 0 5060 asterisk.mysite.ru" in out
     assert "+ firewall allow udp/10000-20000" in out
     assert "+ firewall base rules" in out  # boilerplate in one line
@@ -181,11 +182,13 @@ _RECORDS = st.lists(st.sampled_from(["192.0.2.1", "192.0.2.2", "192.0.2.3"]), un
 
 @given(before=_RECORDS, after=_RECORDS)
 @settings(max_examples=60, deadline=None)
-def test_summary_and_safety_count_the_same_unit(before: list[str], after: list[str]) -> None:
-    """The records the summary destroys are the records the safety limit counts as removed."""
-    from sipctl.reconciler.plan import COUNT_UNIT, Change
+def test_the_summary_counts_the_lines_of_the_plan(before: list[str], after: list[str]) -> None:
+    """The summary's numbers are the +, ~ and - lines the plan shows: one unit, whatever the
+    records beneath; the safety limit keeps counting records."""
+    from sipctl.reconciler.describe import describe_change, describe_dns
+    from sipctl.reconciler.plan import Change
     from sipctl.reconciler.resources import Address
-    from sipctl.reconciler.views import summary_line
+    from sipctl.reconciler.views import described_lines, render_human, summary_line
 
     def value(records: list[str]) -> dict[str, object] | None:
         return {"ttl": 300, "records": records} if records else None
@@ -195,9 +198,11 @@ def test_summary_and_safety_count_the_same_unit(before: list[str], after: list[s
         return
     action = "create" if old is None else "delete" if new is None else "update"
     change = Change(Address("dns", "A", "sip"), action, old, new)
+    change.described = describe_change(describe_dns, change)
     added, changed, removed = change.unit_counts()
-    assert removed == change.removed_units()
-    assert added == len(set(after) - set(before))
-    assert added + changed + removed >= 1
+    shown = [line[:1] for line in described_lines(change.to_json())]
+    assert (added, changed, removed) == (shown.count("+"), shown.count("~"), shown.count("-"))
+    assert removed == change.removed_units() or action == "update"
     line = summary_line({"summary": {"add": added, "change": changed, "destroy": removed}})
-    assert f"({COUNT_UNIT})" in line
+    assert line == f"Plan: {added} to add, {changed} to change, {removed} to destroy."
+    del render_human

@@ -126,7 +126,16 @@ class CertificateProvider(Provider):
         return found, _Key.answered(answer.exists, answer.sha256, answer.public_pem)
 
     def read(self, desired: Sequence[Resource]) -> LiveState:
-        del desired
+        live = self._read_live()
+        if self._tls.acme is not None and _order_due(desired, live) and not acme_installed():
+            # Said by the plan, not first by apply (as validate names a missing octoDNS extra).
+            live.problems.append(
+                f"{self._tls.cert_file}: a certificate must be obtained by ACME and the ACME "
+                "client library is not installed: pip install 'sipctl[acme]'"
+            )
+        return live
+
+    def _read_live(self) -> LiveState:
         found, key = self._read()
         live = LiveState()
         live.private["files"] = found
@@ -415,3 +424,20 @@ def _json(content: bytes | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def acme_installed() -> bool:
+    """Whether the ``[acme]`` extra's library can be imported (not importing it: it is
+    large, and a plan with nothing to order never needs it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("acme") is not None
+    except ValueError:  # sys.modules marks it unimportable
+        return False
+
+
+def _order_due(desired: Sequence[Resource], live: LiveState) -> bool:
+    """Whether the plan will obtain or renew a certificate: the desired value differs from
+    the live one (absent, expired, renewal due, other names or key)."""
+    return any(live.resources.get(r.address) != r.value for r in desired)

@@ -376,15 +376,13 @@ def apply(
 
 
 def report_outcome(console: Console, outcome: Outcome) -> None:
-    from sipctl.reconciler.plan import COUNT_UNIT
-
     if outcome.report is not None:
         for line in outcome.report.lines:
             console.info(line)
         counts = outcome.plan_run.plan.counts()
         console.out(
             f"\nApply complete! {counts['add']} added, {counts['change']} changed, "
-            f"{counts['destroy']} destroyed ({COUNT_UNIT})."
+            f"{counts['destroy']} destroyed."
         )
     for line in outcome.lines:
         console.info(line)
