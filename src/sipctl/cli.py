@@ -1,14 +1,16 @@
 """The sipctl command line. The only place that prints results and chooses exit codes.
 
-The commands live in small modules (cli_options: what validate, plan and apply take, their
-bodies in cli_validate and cli_plan; cli_gitops: force-unlock, drift, import; cli_verify:
-verify; cli_audit: audit); this one holds the app and the simple commands. The error boundary
-that turns every SipctlError into one line and an exit code is cli_boundary; a plain command
-line of validate, plan or apply runs without typer (cli_fast).
+The commands live in small modules (cli_validate: validate; cli_plan: plan and apply;
+cli_gitops: force-unlock, drift, import; cli_gate: read-gate; cli_verify: verify; cli_audit:
+audit; the options several share: cli_params); this one holds the app and the simple
+commands. Each command imports what it works with when it runs, so ``--help`` and
+``--version`` cost typer and these declarations only. The error boundary that turns every
+SipctlError into one line and an exit code is cli_boundary.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -30,7 +32,9 @@ from sipctl.cli_common import (
 )
 from sipctl.cli_gate import read_gate
 from sipctl.cli_gitops import drift, force_unlock, import_
-from sipctl.cli_options import NoColor, SpecOption, Verbose, apply, plan, validate
+from sipctl.cli_params import NoColor, SpecOption, Verbose
+from sipctl.cli_plan import apply, plan
+from sipctl.cli_validate import validate
 from sipctl.errors import EXIT_ERROR, EXIT_OK, CommandExit, SipctlError, SpecError
 
 app = typer.Typer(
@@ -221,22 +225,28 @@ def _root(
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the exit code (tests call this). A plain command line of a
-    hot command runs without typer (cli_fast.py); everything else goes through typer."""
+    """Run the CLI and return the exit code (tests call this)."""
     from sipctl.cli_args import normalize_argv
-    from sipctl.cli_fast import run_fast
 
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
-    fast = run_fast(args)
-    if fast is not None:
-        return fast
     reset_globals()
     return run_guarded(lambda: _run_typer(args))
 
 
+# Set by the completion script a shell sources (sipctl --show-completion): the shell asks
+# for the words that may follow, typer answers and exits.
+COMPLETE_VAR = "_SIPCTL_COMPLETE"
+
+
 def _run_typer(args: list[str]) -> object:
+    command = _command()
+    if os.environ.get(COMPLETE_VAR):
+        command.main(args=args, prog_name="sipctl", complete_var=COMPLETE_VAR)
     try:
-        return _command().main(args=args, prog_name="sipctl", standalone_mode=False)
+        # Not command.main(): end of input, Ctrl-C and a closed stdout reach run_guarded,
+        # which handles them for every command alike.
+        with command.make_context("sipctl", args) as ctx:
+            return command.invoke(ctx)
     except typer.Exit as exc:
         raise CommandExit(int(exc.exit_code)) from None
     except typer.Abort:

@@ -1,13 +1,12 @@
 """The CLI's error boundary: every SipctlError becomes one line and an exit code, a
 command's chosen exit code passes through, and anything unexpected is written (scrubbed of
-secrets) to a private debug log instead of a traceback on the screen.
-
-Free of typer: the hot commands run through it without typer (cli_fast.py), every other
-command inside typer's own handling (cli.run).
+secrets) to a private debug log instead of a traceback on the screen. End of input, Ctrl-C
+and a reader that went away (``sipctl plan | head``) end every command here alike.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -16,13 +15,22 @@ from pathlib import Path
 
 from sipctl import __version__, cli_common
 from sipctl.cli_common import current_console
-from sipctl.errors import EXIT_ERROR, EXIT_OK, CommandExit, ProviderCrashed, SipctlError, SpecError
+from sipctl.errors import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CommandExit,
+    ProviderCrashed,
+    SipctlError,
+    SpecError,
+)
 
 
 def run_guarded(command: Callable[[], object]) -> int:
     """Run ``command``; its exit code, with every error reported as the user should see it."""
     try:
         result = command()
+        sys.stdout.flush()  # a reader gone away is met here, not in the exit's last flush
     except CommandExit as exc:
         return exc.code
     except SpecError as exc:
@@ -39,8 +47,18 @@ def run_guarded(command: Callable[[], object]) -> int:
     except SipctlError as exc:
         current_console().error(exc.message, exc.hint)
         return exc.exit_code
+    except EOFError:  # stdin ended where a command asked for a line (a confirmation)
+        sys.stderr.write("\n")
+        current_console().error("aborted")
+        return EXIT_ERROR
     except KeyboardInterrupt:
-        current_console().error("interrupted")
+        return EXIT_INTERRUPTED  # silent: the user knows, and the shell shows ^C
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            _report_unexpected(exc)
+            return EXIT_ERROR
+        # The reader went away: nothing more can be said there, not even at exit's flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
     except Exception as exc:
         _report_unexpected(exc)

@@ -1,7 +1,5 @@
 """What every sipctl command shares: the console, global flags, loading specs and plans.
-
-Free of typer: the hot commands run without it (cli_fast.py). Their options are declared
-in cli_options.py."""
+The options several commands take are declared in cli_params.py."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from sipctl.cli_common import load_checked, start_console
-from sipctl.cli_options import NoColor, SpecFiles, Verbose
+from sipctl.cli_params import NoColor, SpecFiles, Verbose
 from sipctl.errors import SpecError
 
 

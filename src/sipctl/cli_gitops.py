@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sipctl.cli_options import NoColor, SpecOption, TargetLayers, Verbose
+from sipctl.cli_params import NoColor, SpecOption, TargetLayers, Verbose
 from sipctl.errors import EXIT_CHANGES, EXIT_ERROR, SipctlError, SpecError
 from sipctl.output import Console
 

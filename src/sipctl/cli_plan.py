@@ -1,14 +1,24 @@
-"""``sipctl plan`` and ``sipctl apply``, for one spec or many domains at once.
-
-The bodies of the commands, free of typer: cli_options.py declares their options and help
-and hands the values here, and cli_fast.py calls them directly for a plain command line."""
+"""``sipctl plan`` and ``sipctl apply``, for one spec or many domains at once."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+import typer
+
+from sipctl.cli_params import (
+    Force,
+    LockTimeout,
+    LockTtl,
+    NoColor,
+    Parallel,
+    Shard,
+    SpecFiles,
+    TargetLayers,
+    Verbose,
+)
 from sipctl.errors import EXIT_CHANGES, CommandExit, SipctlError, SpecError, UnsafePlanError
 from sipctl.output import Console
 
@@ -35,20 +45,54 @@ from sipctl.cli_common import (
 
 
 def plan(
-    *,
-    spec_file: list[Path] | None,
-    out: Path | None,
-    json_: bool,
-    markdown: bool,
-    detailed_exitcode: bool,
-    target: list[str] | None,
-    force: bool,
-    parallel: int,
-    shard: str | None,
-    no_color: bool,
-    verbose: int,
+    spec_file: SpecFiles = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Save the plan to this file, for 'sipctl apply FILE'.",
+            dir_okay=False,
+        ),
+    ] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the plan as JSON (sipctl schema --output plan).")
+    ] = False,
+    markdown: Annotated[
+        bool,
+        typer.Option("--markdown", help="Print the plan as Markdown (merge-request comments)."),
+    ] = False,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode", help="Exit 0 when there is nothing to change, 2 when there is."
+        ),
+    ] = False,
+    target: TargetLayers = None,
+    force: Force = False,
+    parallel: Parallel = 4,
+    shard: Shard = None,
+    no_color: NoColor = False,
+    verbose: Verbose = 0,
 ) -> None:
-    """``sipctl plan`` (its options and help: cli_options.plan)."""
+    """Show what apply would change. Reads the live systems; changes nothing.
+
+    With several specs (-f a.yaml -f b.yaml, or -f DIR), each domain is planned on its own
+    (one domain's error does not hide the others'), and a summary table ends the output;
+    --out then names a directory that gets one plan per domain.
+
+    Examples:
+
+      sipctl plan                          # sipctl.yaml here, all layers
+
+      sipctl plan -f mysite.yaml --out plan.json --markdown > comment.md
+
+      sipctl plan --detailed-exitcode      # nightly drift check: exit 2 = drift
+
+      sipctl plan -f customers/ --parallel 8
+
+      sipctl plan -f customers/ --shard 2/4   # the second of four CI jobs
+    """
     console = start_console(no_color, verbose)
     fmt = plan_format(json_, markdown)
     from sipctl.reconciler.engine import make_plan
@@ -284,21 +328,61 @@ def _apply_saved_many(
 
 
 def apply(
-    *,
-    plan_files: list[Path] | None,
-    spec_file: list[Path] | None,
-    auto_approve: bool,
-    force: bool,
-    target: list[str] | None,
-    no_verify: bool,
-    lock_timeout: str,
-    lock_ttl: str,
-    parallel: int,
-    shard: str | None,
-    no_color: bool,
-    verbose: int,
+    plan_files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="A plan saved by 'sipctl plan --out'; applied exactly, if still current. "
+            "Several plans, or a directory of them (plan -f DIR --out DIR), apply several "
+            "domains in one run.",
+            metavar="PLAN",
+        ),
+    ] = None,
+    spec_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "-f",
+            "--file",
+            help="Plan this spec and apply it (default: sipctl.yaml). Repeat, or give a "
+            "directory, to apply several domains in one run.",
+        ),
+    ] = None,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Do not ask for confirmation.")
+    ] = False,
+    force: Force = False,
+    target: TargetLayers = None,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Skip the end-to-end verify after applying.")
+    ] = False,
+    lock_timeout: LockTimeout = "0s",
+    lock_ttl: LockTtl = "15m",
+    parallel: Parallel = 4,
+    shard: Shard = None,
+    no_color: NoColor = False,
+    verbose: Verbose = 0,
 ) -> None:
-    """``sipctl apply`` (its options and help: cli_options.apply)."""
+    """Make the live systems match the spec (or apply a saved plan exactly).
+
+    A saved plan is re-checked first: if any target changed since it was made, nothing is
+    applied and sipctl exits 3. Changes go out in a safe order: DNS records that stop
+    advertising first, then firewall, fail2ban, Asterisk, and DNS records that advertise last.
+
+    Before reading anything, sipctl takes a lock per domain and per host (a TXT record
+    _sipctl-lock.<domain> over RFC 2136, a flock beside a zone file or in the managed
+    directory of a host) and holds it through the confirmation; a saved plan is re-checked
+    under it. A lock held by another run means exit 3 naming the holder; --lock-timeout
+    waits for it. The locks are released at the end, also on error and Ctrl-C. A successful
+    apply records what it applied, for 'sipctl drift' (over RFC 2136 in the same UPDATE as
+    the changes and the lock's release).
+
+    Examples:
+
+      sipctl apply -f mysite.yaml           # plan, show, ask, apply
+
+      sipctl plan --out plan.json && sipctl apply plan.json
+
+      sipctl apply -f customers/ --auto-approve --parallel 8
+    """
     console = start_console(no_color, verbose)
     from sipctl.reconciler.engine import check_safe, make_plan
     from sipctl.reconciler.gitops.guarded import guarded_apply, record_if_needed

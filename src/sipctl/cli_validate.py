@@ -1,20 +1,51 @@
-"""``sipctl validate``: every offline check of one spec or many, free of typer (its options
-and help: cli_options.validate)."""
+"""``sipctl validate``: every offline check of one spec or many."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from sipctl.cli_common import load_checked, start_console
+from sipctl.cli_params import NoColor, Verbose
 from sipctl.errors import EXIT_ERROR, CommandExit, SpecError
 from sipctl.output import Console
 
 
-def validate(*, spec_file: list[Path] | None, json_: bool, no_color: bool, verbose: int) -> None:
-    """``sipctl validate``: one spec, several (-f repeated) or a directory of them."""
+def validate(
+    spec_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "-f",
+            "--file",
+            help="The spec file (default: sipctl.yaml). Repeat, or give a directory of specs, "
+            "to check several; a directory's files that are no specs are named as skipped.",
+        ),
+    ] = None,
+    json_: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the result as JSON for editors and CI: "
+            '{"file", "valid", "errors": [{"file", "line", "col", "key", "message"}], '
+            '"warnings": [...]}; several specs: {"valid", "files": [...], "skipped": [...]} '
+            "(sipctl schema --output validate).",
+        ),
+    ] = False,
+    no_color: NoColor = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Check the spec: schema, names, and cross-layer agreement. No network.
+
+    Examples:
+
+      sipctl validate -f sipctl.yaml
+
+      sipctl validate -f customers/ --json
+    """
     console = start_console(no_color, verbose)
     specs = spec_file or [Path("sipctl.yaml")]
     many = len(specs) > 1 or specs[0].is_dir()

@@ -23,6 +23,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_REFUSED = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C: the shell's own code for a process ended by SIGINT
 
 
 class SipctlError(Exception):
@@ -89,8 +90,8 @@ class RolledBackError(RefusedError):
 
 class CommandExit(Exception):
     """A command is done and exits with ``code`` (2: changes present, say), having printed
-    all it had to say. Commands raise this rather than typer's Exit, so that the hot
-    commands run without typer (cli_fast.py); the CLI turns it into the exit code."""
+    all it had to say. Commands raise this rather than typer's Exit, so that every exit code
+    leaves through one place (cli_boundary.run_guarded)."""
 
     def __init__(self, code: int) -> None:
         super().__init__(code)

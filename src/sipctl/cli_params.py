@@ -1,0 +1,108 @@
+"""The options several sipctl commands share, declared once as typer reads them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+SpecOption = Annotated[
+    Path,
+    typer.Option(
+        "-f",
+        "--file",
+        help="The spec file (YAML, version 1).",
+        show_default=True,
+        dir_okay=False,
+    ),
+]
+
+
+NoColor = Annotated[
+    bool,
+    typer.Option("--no-color", help="Plain output (also when not a terminal, or NO_COLOR is set)."),
+]
+
+
+Verbose = Annotated[
+    int,
+    typer.Option("-v", "--verbose", count=True, help="Say what is read and written, and where."),
+]
+
+
+TargetLayers = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--target",
+        help="Only this layer (dns, asterisk, certificate, firewall, fail2ban, webrtc); "
+        "repeat for several.",
+        metavar="LAYER",
+    ),
+]
+
+
+Force = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Go on although the plan was refused for safety (destroys >30% of a target's "
+        "records, removes every NAPTR/SRV, or the firewall would not accept your SSH port).",
+    ),
+]
+
+
+SpecFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "-f",
+        "--file",
+        help="The spec file (default: sipctl.yaml). Repeat, or give a directory of specs, to "
+        "plan several domains in one run.",
+    ),
+]
+
+
+Parallel = Annotated[
+    int,
+    typer.Option(
+        "--parallel",
+        min=1,
+        max=64,
+        help="With several specs: how many domains are read and applied at once.",
+    ),
+]
+
+
+Shard = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="I/N",
+        help="With several specs: only share I of N (1/4 ... 4/4), for N CI jobs at once. "
+        "The split is stable and keeps each PBX host's domains in one share (DNS-only specs "
+        "split by domain); the locks keep shares that meet safe.",
+    ),
+]
+
+
+LockTimeout = Annotated[
+    str,
+    typer.Option(
+        "--lock-timeout",
+        help="When another run holds a lock, wait up to this long (60s, 5m) before giving up "
+        "with exit 3. Default: do not wait.",
+        metavar="DURATION",
+    ),
+]
+
+
+LockTtl = Annotated[
+    str,
+    typer.Option(
+        "--lock-ttl",
+        help="How long this run's DNS lock stays valid should the run die (then another run "
+        "may take it over). Must exceed the longest apply.",
+        metavar="DURATION",
+    ),
+]
