@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +151,72 @@ def test_a_spec_error_names_the_reference_the_user_has(
     assert err.count("hint:") == 1
     assert run(["schema", "--output", "reference"]) == 0  # the installed sipctl prints it
     assert "users" in capsys.readouterr().out
+
+
+SIPCTL = Path(sys.executable).with_name("sipctl")  # the console script pip installed
+
+
+@pytest.mark.parametrize(
+    "args", [["--version"], ["--help"], ["version"], ["plan", "--help"], ["schema"]]
+)
+def test_a_reader_gone_away_ends_sipctl_quietly(args: list[str], tmp_path: Path) -> None:
+    """``sipctl ... | head``: exit 1, no traceback, whatever the command."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before sipctl writes a byte
+    try:
+        done = subprocess.run(
+            [str(SIPCTL), *args],
+            cwd=tmp_path,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, "")
+
+
+def wait_for_confirmation(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``sipctl apply`` of the README's example (local targets) on a terminal, at its question;
+    returns the process and the terminal's other end."""
+    shutil.copy(EXAMPLES / "mysite.yaml", tmp_path / "sipctl.yaml")
+    terminal, its_end = pty.openpty()
+    process = subprocess.Popen(
+        [str(SIPCTL), "apply", "--no-verify"],
+        cwd=tmp_path,
+        stdin=its_end,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    os.close(its_end)
+    assert process.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"Enter a value:" not in seen:
+        assert time.monotonic() < deadline and process.poll() is None, seen.decode()
+        if select.select([process.stdout], [], [], 0.5)[0]:
+            seen += os.read(process.stdout.fileno(), 65536)
+    return process, terminal
+
+
+def test_end_of_input_at_the_question_aborts(tmp_path: Path) -> None:
+    process, terminal = wait_for_confirmation(tmp_path)
+    try:
+        os.write(terminal, b"\x04")  # Ctrl-D on an empty line: end of input
+        _, err = process.communicate(timeout=60)
+    finally:
+        os.close(terminal)
+    assert process.returncode == 1
+    assert err.decode().strip() == "Error: aborted"
+
+
+def test_ctrl_c_at_the_question_exits_130_silently(tmp_path: Path) -> None:
+    process, terminal = wait_for_confirmation(tmp_path)
+    try:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        os.close(terminal)
+    assert (process.returncode, err.decode()) == (130, "")
