@@ -113,15 +113,6 @@ def cross_warnings(loaded: LoadedSpec) -> list[str]:
     """Allowed, but probably not what was meant (shown, never fatal)."""
     spec, w = loaded.spec, loaded.where
     notes: list[str] = []
-    folded: dict[str, str] = {}
-    for name in spec.users:
-        other = folded.setdefault(name.casefold(), name)
-        if other != name:
-            notes.append(
-                f"{w(('users', name))}: users.{name} and users.{other} "
-                f"({w(('users', other))}) differ only in case; SIP user parts are "
-                "case-sensitive, so callers must type the case exactly"
-            )
     # extension -> the first user that rings it (a lookup per name, not a scan of all users;
     # a name that rings another extension is never the one found for its own)
     first_ringing: dict[str, str] = {}
@@ -336,8 +327,9 @@ def _webrtc_checks(loaded: LoadedSpec) -> list[str]:
             f"{w(('webrtc',))}: the page needs a host to connect to: set webrtc.host or "
             f"list a server ({w(('servers',))})"
         )
+    declared = {name.lower() for name in (*spec.users, *spec.rooms)}
     for i, name in enumerate(webrtc.page.names or ()):
-        if name not in spec.users and name not in spec.rooms:
+        if name.lower() not in declared:
             problems.append(
                 f"{w(('webrtc', 'page', 'names', i))}: {name} is neither in users "
                 f"({w(('users',))}) nor in rooms; the page can only call declared names"
@@ -372,15 +364,23 @@ def _dns_checks(loaded: LoadedSpec) -> list[str]:
 
 
 def _name_checks(loaded: LoadedSpec) -> list[str]:
-    """Users and rooms share one namespace: sip:<name>@<domain> reaches exactly one of them."""
+    """Users and rooms share one namespace, in which case does not count: sip:<name>@<domain>
+    reaches exactly one of them, however the caller writes the name."""
     spec, w = loaded.spec, loaded.where
-    return [
-        f"{w(('rooms', name))}: rooms.{name} has the name of users.{name} "
-        f"({w(('users', name))}); sip:{name}@{spec.domain} can reach only one of them, "
-        "rename the room or the user"
-        for name in spec.rooms
-        if name in spec.users
-    ]
+    problems: list[str] = []
+    seen: dict[str, tuple[str, str]] = {}  # lower case -> (section, name as written)
+    for section, names in (("users", spec.users), ("rooms", spec.rooms)):
+        for name in names:
+            other = seen.setdefault(name.lower(), (section, name))
+            if other == (section, name):
+                continue
+            same = "has the name of" if other[1] == name else "differs only in case from"
+            problems.append(
+                f"{w((section, name))}: {section}.{name} {same} {other[0]}.{other[1]} "
+                f"({w(other)}); callers reach names in any case, so "
+                f"sip:{name}@{spec.domain} can reach only one of them: rename one"
+            )
+    return problems
 
 
 def _in_zone(host: str, zone: str) -> bool:

@@ -11,6 +11,12 @@ import re
 # Asterisk gives these extension names a meaning of their own (h: hangup, i: invalid, ...).
 SPECIAL_EXTENSIONS = frozenset({"a", "e", "h", "i", "o", "s", "t", "T", "fax", "talk"})
 MAX_EXTENSION_LENGTH = 80  # AST_MAX_EXTENSION
+# Callers reach a name in any case (``Director`` rings ``director``): the dialplan holds the
+# name in lower case plus one pattern that matches every case of it (``case_pattern``).
+# Asterisk cuts an extension at 255 characters (pbx_config's buffer; measured on 22: a
+# longer pattern matches nothing), and each letter costs 4 (``[dD]``): a name with letters
+# may have 63 characters (one rule, which the JSON Schema can say too).
+MAX_LETTERED_NAME_LENGTH = 63
 
 # A SIP user part that is also a literal (non-pattern) Asterisk extension: letters, digits and
 # a few marks. Excluded on purpose: a leading "_" (turns the name into a pattern), "-" and
@@ -27,6 +33,7 @@ _TSIG_NAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,250}[A-Za-z0-9_.])?
 # (reconciler/render: the rooms, their hangup handler, the guests' MESSAGE sink).
 SIPCTL_CONTEXTS = frozenset({"sipctl-rooms", "sipctl-room-events", "sipctl-no-guest-messages"})
 _RESERVED_CONTEXTS = frozenset({"general", "globals"}) | SIPCTL_CONTEXTS
+_SPECIAL_FOLDED = frozenset(name.lower() for name in SPECIAL_EXTENSIONS)
 
 
 def _describe(value: str) -> str:
@@ -41,10 +48,10 @@ def check_user_name(value: str) -> str:
         raise ValueError("a user name must not be empty")
     if len(value) > MAX_EXTENSION_LENGTH:
         raise ValueError(f"a user name may have at most {MAX_EXTENSION_LENGTH} characters")
-    if value in SPECIAL_EXTENSIONS:
+    if value.lower() in _SPECIAL_FOLDED:
         raise ValueError(
-            f"{_describe(value)} is a special extension in Asterisk's dialplan "
-            f"({', '.join(sorted(SPECIAL_EXTENSIONS))}); choose another name"
+            f"{_describe(value)} is a special extension in Asterisk's dialplan, in any case "
+            f"({', '.join(sorted(_SPECIAL_FOLDED))}); choose another name"
         )
     if not _USER_RE.fullmatch(value):
         bad = sorted({c for c in value if not re.fullmatch(r"[A-Za-z0-9._+*~]", c)})
@@ -54,7 +61,30 @@ def check_user_name(value: str) -> str:
             "and . _ + * ~ (not first, except +); no spaces, '-', quotes, brackets or "
             "dialplan pattern characters"
         )
+    if len(value) > MAX_LETTERED_NAME_LENGTH and case_pattern(value) is not None:
+        raise ValueError(
+            f"{_describe(value)} is too long: a name with letters may have at most "
+            f"{MAX_LETTERED_NAME_LENGTH} characters (callers reach it in any case, through "
+            "an Asterisk pattern that must fit 255 characters)"
+        )
     return value
+
+
+def canonical_name(name: str) -> str:
+    """The one spelling of a user or room name in the dialplan: lower case (callers may
+    dial it in any case; two names that differ only in case are refused)."""
+    return name.lower()
+
+
+def case_pattern(name: str) -> str | None:
+    """The Asterisk pattern that matches ``name`` in every case (``_[dD][iI]...``), None when
+    the name has no letters. A user name holds no pattern character but ``.``, written
+    ``[.]`` here (measured on Asterisk 22: ``_[aA][.][bB]`` matches ``A.b``, not ``AxB``)."""
+    if not any(c.isalpha() for c in name):
+        return None
+    return "_" + "".join(
+        f"[{c.lower()}{c.upper()}]" if c.isalpha() else "[.]" if c == "." else c for c in name
+    )
 
 
 def check_extension(value: object) -> str:
@@ -143,6 +173,11 @@ def _ci(word: str) -> str:
         for c in word
     )
 
+
+# What the JSON Schema says of a special extension name, in any case (spec.py's UserName).
+SPECIAL_NAME_PATTERN = "^(?:" + "|".join(_ci(w) for w in sorted(_SPECIAL_FOLDED)) + ")$"
+# What the JSON Schema says of a name with letters (spec.py's UserName: then maxLength).
+LETTERED_NAME_PATTERN = "[A-Za-z]"
 
 # What the JSON Schema says of a reserved context name (spec.py's ContextName).
 RESERVED_CONTEXT_PATTERN = "^(?:" + "|".join(_ci(w) for w in sorted(_RESERVED_CONTEXTS)) + ")$"

@@ -33,10 +33,12 @@ from sipctl.schemas.names import (
     CONTEXT_PATTERN,
     EXTENSION_PATTERN,
     HOSTNAME_PATTERN,
+    LETTERED_NAME_PATTERN,
     MAX_EXTENSION_LENGTH,
+    MAX_LETTERED_NAME_LENGTH,
     RESERVED_CONTEXT_PATTERN,
     SOUND_PATTERN,
-    SPECIAL_EXTENSIONS,
+    SPECIAL_NAME_PATTERN,
     TSIG_NAME_PATTERN,
     USER_NAME_PATTERN,
     check_context,
@@ -88,7 +90,9 @@ UserName = Annotated[
         json_schema_extra={
             "pattern": USER_NAME_PATTERN,
             "maxLength": MAX_EXTENSION_LENGTH,
-            "not": {"enum": sorted(SPECIAL_EXTENSIONS)},
+            "not": {"pattern": SPECIAL_NAME_PATTERN},
+            "if": {"pattern": LETTERED_NAME_PATTERN},
+            "then": {"maxLength": MAX_LETTERED_NAME_LENGTH},
         }
     ),
 ]
@@ -760,7 +764,7 @@ class Spec(_Model):
     )
     users: dict[UserName, UserTarget] = Field(
         default_factory=dict,
-        description="who an unauthenticated caller may reach: name -> extension or ring group",
+        description="who an unauthenticated caller may reach: name -> extension or ring group; callers may write a name in any case (Director rings director)",
     )
     rooms: dict[UserName, Room] = Field(
         default_factory=dict,

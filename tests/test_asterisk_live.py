@@ -36,7 +36,7 @@ from sipctl.reconciler.render.asterisk import (
     UNAVAILABLE_EXTENSION,
     WRONG_NAME_EXTENSION,
 )
-from sipctl.schemas.names import check_user_name
+from sipctl.schemas.names import case_pattern, check_user_name
 
 pytestmark = pytest.mark.asterisk
 
@@ -142,6 +142,23 @@ def test_a_declared_name_rings_its_extension(
     assert "Wrong call" not in asterisk.log_since(offset)
 
 
+@pytest.mark.parametrize(("name", "transport"), [("Director", "udp"), ("DIRECTOR", "tcp")])
+def test_a_declared_name_rings_in_any_case(
+    asterisk: AsteriskInstance, applied: Path, phone: Phone, name: str, transport: str
+) -> None:
+    """People copy addresses with capitals: sip:Director@ is sip:director@."""
+    offset = asterisk.log_size()
+    with SipCaller(asterisk.sip_port, transport) as caller:
+        assert caller.options(name).final == 200
+        result = caller.invite(name, timeout=6.0)
+    assert any(i.startswith("INVITE sip:105@") for i in phone.invites), phone.invites
+    assert 200 in result.statuses, result.statuses
+    text = asterisk.wait_log(r"Unavailable call IP=127\.0\.0\.1\n", offset)
+    # logged under the declared name (the pattern jumped there), never the caller's spelling
+    assert re.search(r"NOTICE\[\d+\]\[C-[0-9a-f]+\] Ext\. director: Good call IP=127", text)
+    assert "Wrong call" not in text and name not in text
+
+
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_an_unknown_name_is_logged_told_and_hung_up(
     asterisk: AsteriskInstance, applied: Path, transport: str
@@ -169,7 +186,10 @@ def test_special_and_odd_names(asterisk: AsteriskInstance, applied: Path) -> Non
     """h, i, t, T, e (Asterisk's own jumps), s (no name), one letter, mixed case, and the
     extensions the dialplan only jumps to: all wrong calls when a caller dials them."""
     offset = asterisk.log_size()
-    names = ("h", "i", "t", "T", "e", "s", "", "x", "Director", "Zed.9", UNAVAILABLE_EXTENSION)
+    names = (
+        "h", "i", "t", "T", "e", "s", "", "x", "Directorr", "DIRECTO", "Zed.9", "H",
+        "SIPCTL#UNAVAILABLE", UNAVAILABLE_EXTENSION,
+    )  # fmt: skip
     with SipCaller(asterisk.sip_port) as caller:
         for name in names:
             result = caller.invite(name, hold=0.1)
@@ -197,7 +217,11 @@ def test_dialplan_show_matches_what_was_meant(asterisk: AsteriskInstance, applie
         # both match; Asterisk lists (and runs) the exact one first
         first = re.search(r"^\s*'([^']+)' =>", out, re.MULTILINE)
         assert first is not None and first[1] == name, (name, out)
-    for name in ("x", "%41", "#", "ab", "h1", "s", "a", "sipctlwrongname"):
+    for name in ("Director", "dIRECTOR"):
+        out = asterisk.rx(f"dialplan show {name}@guest-call")
+        first = re.search(r"^\s*'([^']+)' =>", out, re.MULTILINE)
+        assert first is not None and first[1] == "_[dD][iI][rR][eE][cC][tT][oO][rR]", out
+    for name in ("x", "%41", "#", "ab", "h1", "s", "a", "sipctlwrongname", "Directorx", "H"):
         out = asterisk.rx(f"dialplan show {name}@guest-call")
         assert dialplan_extensions(out) == {CATCH_ALL_PATTERN}, (name, out)
 
@@ -360,22 +384,28 @@ def test_generated_names_reach_asterisk_exactly_as_written(
         string.ascii_letters + string.digits + "+",
         string.ascii_letters + string.digits + "._+*~",
     )
-    names: set[str] = set()
+    names: dict[str, str] = {}  # lower case -> as written
     while len(names) < 30:
         name = rng.choice(first) + "".join(rng.choice(rest) for _ in range(rng.randint(0, 12)))
         try:
             check_user_name(name)
         except ValueError:
             continue
-        names.add(name)
-    spec = write_spec(tmp_path, spec_data(asterisk, users=dict.fromkeys(names, "105")))
+        names.setdefault(name.lower(), name)
+    names["x" * 63] = "X" * 63  # the longest name with letters: its pattern is 253 characters
+    spec = write_spec(tmp_path, spec_data(asterisk, users=dict.fromkeys(names.values(), "105")))
     apply_spec(spec)
     try:
         shown = asterisk.rx("dialplan show guest-call")
-        assert dialplan_extensions(shown) == names | GUEST_EXTENSIONS
-        for name in sorted(names)[:5]:
-            out = asterisk.rx(f"dialplan show {name}@guest-call")
-            assert out.lstrip().startswith("[ Context 'guest-call'") and f"'{name}' =>" in out
+        patterns = {case_pattern(name) for name in names.values()} - {None}
+        assert dialplan_extensions(shown) == set(names) | patterns | GUEST_EXTENSIONS
+        for name in [*sorted(names.values())[:5], "X" * 63]:
+            # as written and swapped: the name's own extension, through its pattern or not
+            for spelling in (name, name.swapcase()):
+                out = asterisk.rx(f"dialplan show {spelling}@guest-call")
+                assert out.lstrip().startswith("[ Context 'guest-call'"), out
+                found = dialplan_extensions(out)
+                assert found & {name.lower(), case_pattern(name)}, (spelling, out)
     finally:
         apply_spec(applied)
 

@@ -65,10 +65,12 @@ def test_dialplan_of_the_example() -> None:
     assert [s.app for s in wrong] == ["Set", "Set", "Log", "Playback", "Hangup"]
     assert wrong[2].args == "WARNING,Wrong call IP=${FILTER(0-9a-fA-F.:,${SIPCTL_IP})}"
     assert wrong[3].args == "ss-noservice"
-    # the only pattern: one step, a jump to the fixed extension that logs
+    # the patterns: one step each; every case of a declared name jumps to it, and the
+    # catch-all to the fixed extension that logs
     patterns = [s for s in steps if s.exten.startswith("_")]
     assert [(s.exten, s.priority, s.app, s.args) for s in patterns] == [
-        ("_-.", "1", "Goto", "sipctl#wrong-name,1")
+        ("_[dD][iI][rR][eE][cC][tT][oO][rR]", "1", "Goto", "director,1"),
+        ("_-.", "1", "Goto", "sipctl#wrong-name,1"),
     ]
     for name in ("h", "i", "t", "T", "e"):
         assert [(s.priority, s.app, s.args) for s in steps if s.exten == name] == [
@@ -131,7 +133,12 @@ def test_no_user_name_can_be_one_of_the_guest_extensions() -> None:
 def test_route_goto_not_found_and_chan_sip() -> None:
     text = dialplan_text(make_spec(route="goto", unknown_callers="not-found"))
     steps = parse_dialplan(text)
-    assert {s.exten for s in steps} == {"director", "101", UNAVAILABLE_EXTENSION}
+    assert {s.exten for s in steps} == {
+        "director",
+        "_[dD][iI][rR][eE][cC][tT][oO][rR]",  # not-found too: every case of a name rings it
+        "101",
+        UNAVAILABLE_EXTENSION,
+    }
     assert [s for s in steps if s.exten == "director"][-1].args == "default,105,1"
     sip = make_spec(channel="sip")
     assert "Set(SIPCTL_IP=${CHANNEL(peerip)})" in dialplan_text(sip)
@@ -257,7 +264,10 @@ names = st.one_of(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
-@given(st.lists(names, min_size=1, max_size=4, unique=True), st.sampled_from(["dial", "goto"]))
+@given(
+    st.lists(names, min_size=1, max_size=4, unique_by=str.lower),
+    st.sampled_from(["dial", "goto"]),
+)
 def test_no_accepted_name_changes_the_meaning_of_the_dialplan(
     user_names: list[str], route: str
 ) -> None:
@@ -265,9 +275,16 @@ def test_no_accepted_name_changes_the_meaning_of_the_dialplan(
     section = spec.asterisk
     assert section is not None
     steps = parse_dialplan(dialplan_text(spec))
-    meant: dict[str, list[str]] = {
-        name: user_steps(section, ext) for name, ext in spec.users.items()
-    }
+    meant: dict[str, list[str]] = {}
+    for name, ext in spec.users.items():
+        # the name in lower case, and (with letters) a pattern of every case that jumps there
+        meant[name.lower()] = user_steps(section, ext)
+        if name.lower() != name.upper():
+            pattern = "_" + "".join(
+                f"[{c.lower()}{c.upper()}]" if c.isalpha() else "[.]" if c == "." else c
+                for c in name
+            )
+            meant[pattern] = [f"Goto({name.lower()},1)"]
     for name in ENDING_EXTENSIONS:
         meant[name] = ending_steps(section)
     meant[UNAVAILABLE_EXTENSION] = unavailable_steps(section)
@@ -283,7 +300,7 @@ def test_no_accepted_name_changes_the_meaning_of_the_dialplan(
         # what pbx_config would treat as a pattern, a caller-id match, or strip away
         assert not name.startswith("_") and "/" not in name and "-" not in name
         assert name.strip() == name and name.isprintable()
-        first = next(s for s in steps if s.exten == name)
+        first = next(s for s in steps if s.exten == name.lower())
         assert first.priority == "1"
 
 

@@ -66,6 +66,7 @@ from sipctl.reconciler.render.asterisk import (
     http_value,
     include_address,
     include_value,
+    name_extensions,
     not_found_log_note,
     rtp_value,
 )
@@ -77,6 +78,7 @@ from sipctl.reconciler.render.asterisk_rooms import (
 )
 from sipctl.reconciler.resources import LiveState, Resource
 from sipctl.schemas.loader import LoadedSpec
+from sipctl.schemas.names import canonical_name
 from sipctl.schemas.targets import parse_target
 
 if TYPE_CHECKING:
@@ -476,7 +478,7 @@ class AsteriskProvider(Provider):
                 else set()
             )
             spec = self._loaded.spec
-            wanted = set(spec.users) | set(spec.rooms) | set(guest_extensions(section))
+            wanted = name_extensions(spec) | set(guest_extensions(section))
             if present and not wanted <= shown:
                 missing = ", ".join(sorted(wanted - shown))
                 return (
@@ -506,7 +508,7 @@ class AsteriskProvider(Provider):
                     f"'rtp show settings' says {ports[0]}-{ports[1]}"
                 )
         if answer.cli == SHOW_BRIDGE_PROFILES:
-            profiles = [bridge_profile(name) for name in self._loaded.spec.rooms]
+            profiles = [bridge_profile(canonical_name(n)) for n in self._loaded.spec.rooms]
             absent = [p for p in profiles if p not in answer.output.split()]
             if absent:
                 return (

@@ -37,9 +37,10 @@ def describe_room(room: Room) -> str:
 
 
 def described_names(spec: Spec) -> dict[str, str]:
-    """Every callable name -> what it reaches, in words: ``{"user sales": "106 & 107 ..."}``."""
-    names = {f"user {name}": describe_user(target) for name, target in spec.users.items()}
-    names.update({f"room {name}": describe_room(room) for name, room in spec.rooms.items()})
+    """Every callable name -> what it reaches, in words: ``{"user sales": "106 & 107 ..."}``;
+    names in lower case, as the dialplan holds them (callers dial them in any case)."""
+    names = {f"user {name.lower()}": describe_user(target) for name, target in spec.users.items()}
+    names.update({f"room {name.lower()}": describe_room(room) for name, room in spec.rooms.items()})
     return names
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sipctl.reconciler.asterisk_conf import DialplanWriter
+from sipctl.schemas.names import canonical_name, case_pattern
 
 if TYPE_CHECKING:
     from sipctl.schemas.spec import Asterisk, Room, Spec
@@ -55,6 +56,7 @@ def confbridge_text(spec: Spec) -> str:
         "dsp_drop_silence=yes",
     ]
     for name, room in spec.rooms.items():
+        name = canonical_name(name)
         lines += ["", f"[{bridge_profile(name)}]", "type=bridge", f"max_members={room.max_members}"]
         if section.video:
             # The video of whoever talks loudest goes to everyone else.
@@ -63,7 +65,7 @@ def confbridge_text(spec: Spec) -> str:
 
 
 def room_steps(name: str, room: Room, address_steps: list[str]) -> list[str]:
-    """The steps of one room in ROOMS_CONTEXT.
+    """The steps of one room in ROOMS_CONTEXT (``name`` in lower case, as dialplan holds it).
 
     The join line counts the members already in the room (``MEMBERS=2/2``: this caller is
     turned away); ConfBridge itself enforces ``max_members`` (its "locked" sound, then it
@@ -90,7 +92,7 @@ def room_left_steps() -> list[str]:
 
 
 def guest_room_steps(name: str) -> list[str]:
-    return [f"Goto({ROOMS_CONTEXT},{name},1)"]
+    return [f"Goto({ROOMS_CONTEXT},{canonical_name(name)},1)"]
 
 
 def rooms_dialplan(spec: Spec, address_steps: list[str], out: DialplanWriter) -> None:
@@ -104,7 +106,11 @@ def rooms_dialplan(spec: Spec, address_steps: list[str], out: DialplanWriter) ->
     )
     out.context(ROOMS_CONTEXT)
     for name, room in spec.rooms.items():
-        out.extension(name, room_steps(name, room, address_steps))
+        exact = canonical_name(name)
+        out.extension(exact, room_steps(exact, room, address_steps))
+        pattern = case_pattern(name)
+        if pattern is not None:  # the internal phones reach the room in any case too
+            out.extension(pattern, [f"Goto({exact},1)"])
     out.comment("")
     out.context(ROOM_EVENTS_CONTEXT)
     out.extension(ROOM_LEFT_EXTENSION, room_left_steps())
