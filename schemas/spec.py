@@ -764,7 +764,10 @@ class Spec(_Model):
     )
     users: dict[UserName, UserTarget] = Field(
         default_factory=dict,
-        description="who an unauthenticated caller may reach: name -> extension or ring group; callers may write a name in any case (Director rings director)",
+        description=(
+            "who an unauthenticated caller may reach: name -> extension or ring group; "
+            "callers may write a name in any case (Director rings director)"
+        ),
     )
     rooms: dict[UserName, Room] = Field(
         default_factory=dict,
