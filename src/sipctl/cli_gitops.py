@@ -174,6 +174,10 @@ def import_(
 
     if adopt and out is None:
         raise SpecError("--adopt needs --out: the spec must be kept to be applied later")
+    if adopt:
+        from sipctl.providers.transport.read_gate import refuse_apply
+
+        refuse_apply(os.environ)  # --adopt applies: refused before anything is read
     try:
         domain = check_hostname(domain.strip().rstrip("."))
     except ValueError as exc:

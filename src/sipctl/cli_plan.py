@@ -373,7 +373,8 @@ def apply(
     under it. A lock held by another run means exit 3 naming the holder; --lock-timeout
     waits for it. The locks are released at the end, also on error and Ctrl-C. A successful
     apply records what it applied, for 'sipctl drift' (over RFC 2136 in the same UPDATE as
-    the changes and the lock's release).
+    the changes and the lock's release). With SIPCTL_SSH_READ_ONLY=1 (the read-only login of
+    plan jobs) apply refuses at once, before connecting anywhere: exit 3.
 
     Examples:
 
@@ -383,7 +384,14 @@ def apply(
 
       sipctl apply -f customers/ --auto-approve --parallel 8
     """
+    import os
+
+    from sipctl.providers.transport.read_gate import refuse_apply
+
     console = start_console(no_color, verbose)
+    # Before any spec is read or host reached: a read-only login can never apply, so the
+    # answer (exit 3) must not depend on what a connection would have found.
+    refuse_apply(os.environ)
     from sipctl.reconciler.engine import check_safe, make_plan
     from sipctl.reconciler.gitops.guarded import guarded_apply, record_if_needed
 
