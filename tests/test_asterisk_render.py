@@ -55,7 +55,7 @@ def test_dialplan_of_the_example() -> None:
     director = [s for s in steps if s.exten == "director"]
     assert [s.app for s in director] == ["Set", "Set", "Log", "Dial", "Goto"]
     assert director[2].args == "NOTICE,Good call IP=${FILTER(0-9a-fA-F.:,${SIPCTL_IP})}"
-    assert director[3].args == "PJSIP/105"
+    assert director[3].args == "PJSIP/105,30"
     assert director[4].args == "sipctl#unavailable,1"
     unavailable = [s for s in steps if s.exten == UNAVAILABLE_EXTENSION]
     assert [s.app for s in unavailable] == ["GotoIf", "Log", "Playback", "Hangup"]
@@ -142,7 +142,7 @@ def test_route_goto_not_found_and_chan_sip() -> None:
     assert [s for s in steps if s.exten == "director"][-1].args == "default,105,1"
     sip = make_spec(channel="sip")
     assert "Set(SIPCTL_IP=${CHANNEL(peerip)})" in dialplan_text(sip)
-    assert "Dial(SIP/105)" in dialplan_text(sip)
+    assert "Dial(SIP/105,30)" in dialplan_text(sip)
     assert "[general](+)\nallowguest=yes\ncontext=guest-call\n" in sip_text(sip)
     names = {str(r.address) for r in render_asterisk(sip)}
     assert "asterisk.file[sip_sipctl.conf]" in names
@@ -321,11 +321,15 @@ def test_plans_can_name_users_and_rooms_in_the_specs_words() -> None:
     # the dialplan says the same as the spec, for both routes
     for route in ("dial", "goto"):
         routed = Spec.model_validate({**spec.model_dump(), "asterisk": {"route": route}})
-        assert names_from_dialplan(normalize_dialplan(dialplan_text(routed))) == after
-    before = {"user director": "104", "user old": "100"}
+        read = names_from_dialplan(normalize_dialplan(dialplan_text(routed)))
+        assert read == described_names(routed)
+    # every Dial has a limit: the short form rings asterisk.dial_timeout seconds
+    assert after["user director"] == "105 (30 s)"
+    assert described_names(routed)["user director"] == "105"  # goto: the local context's
+    before = {"user director": "104 (30 s)", "user old": "100"}
     assert name_changes(before, after) == [
         "+ room seminar → room (ConfBridge)",
-        "~ user director → 105 (was 104)",
+        "~ user director → 105 (30 s) (was 104 (30 s))",
         "- user old → 100",
         "+ user sales → 106 & 107 (20 s), then 101",
     ]

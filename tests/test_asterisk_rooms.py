@@ -220,6 +220,24 @@ def test_a_ring_group_rings_both_then_the_fallback(
     assert "Wrong call" not in text
 
 
+def test_a_phone_that_rings_for_ever_is_given_up_after_the_dial_timeout(
+    asterisk: AsteriskInstance, tmp_path: Path, phones: dict[str, Any]
+) -> None:
+    """A guest who never CANCELs cannot keep a phone ringing: every Dial has a limit
+    (asterisk.dial_timeout for the short form of a user; 30 s unless the spec says)."""
+    _apply(asterisk, tmp_path, users={"alex": "106"}, rooms={}, dial_timeout=3)
+    offset = asterisk.log_size()
+    with SipCaller(asterisk.sip_port) as caller:
+        result = caller.invite("alex", hold=0.3, timeout=20.0)  # the caller never cancels
+    phone = phones["106"]
+    assert len(phone.invites) == 1 and phone.cancels, (phone.invites, phone.cancels)
+    rang = phone.cancels[0] - phone.invites[0]
+    assert 2.5 < rang < 6.0, rang
+    assert 180 in result.statuses and result.final == 200, result.statuses
+    text = asterisk.wait_log(r"Unavailable call IP=127\.0\.0\.1\n", offset)
+    assert "Wrong call" not in text
+
+
 def test_a_guests_video_offer_reaches_a_video_phone_only_with_video(
     asterisk: AsteriskInstance, tmp_path: Path
 ) -> None:

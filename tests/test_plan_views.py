@@ -161,7 +161,7 @@ def test_drift_of_a_file_is_a_diff_not_the_whole_file(
     assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
     capsys.readouterr()
     dialplan = tmp_path / "pbx" / "etc" / "asterisk" / "extensions_sipctl.conf"
-    dialplan.write_text(dialplan.read_text().replace("Dial(PJSIP/105)", "Dial(PJSIP/999)"))
+    dialplan.write_text(dialplan.read_text().replace("Dial(PJSIP/105,30)", "Dial(PJSIP/999,30)"))
     assert run(["drift", "-f", str(spec), "--json"]) == 2
     report = json.loads(capsys.readouterr().out)
     assert run(["schema", "--output", "drift"]) == 0
@@ -169,12 +169,12 @@ def test_drift_of_a_file_is_a_diff_not_the_whole_file(
     report = report["domains"][0]["drift"]
     [item] = [d for t in report["targets"] for d in t["drift"]]
     assert item["name"] == "extensions_sipctl.conf"
-    assert any("Dial(PJSIP/999)" in line and line.startswith("+") for line in item["diff"])
-    assert any("Dial(PJSIP/105)" in line and line.startswith("-") for line in item["diff"])
+    assert any("Dial(PJSIP/999,30)" in line and line.startswith("+") for line in item["diff"])
+    assert any("Dial(PJSIP/105,30)" in line and line.startswith("-") for line in item["diff"])
     assert not any("alex" in line and "director" in line for line in item["diff"])
     assert run(["drift", "-f", str(spec), "--no-color"]) == 2
     out = capsys.readouterr().out
-    assert "Dial(PJSIP/999)" in out and "unchanged" in out
+    assert "Dial(PJSIP/999,30)" in out and "unchanged" in out
 
 
 _RECORDS = st.lists(st.sampled_from(["192.0.2.1", "192.0.2.2", "192.0.2.3"]), unique=True)

@@ -320,14 +320,15 @@ def users_steps(section: Asterisk) -> Callable[[str | RingGroup], list[str]]:
     # next priority of any pattern that matches this name too.
     end = f"Goto({UNAVAILABLE_EXTENSION},1)"
     goto, local = section.route == "goto", section.local_context
-    phone = f"Dial({_dial_target(section, '')}"  # + the extension + ")"
+    phone = f"Dial({_dial_target(section, '')}"  # + the extension + ",<timeout>)"
+    limit = section.dial_timeout
 
     def steps(target: str | RingGroup) -> list[str]:
         if isinstance(target, str):
             if goto:
                 # The local context decides what happens; it is the admin's.
                 return [*head, f"Goto({local},{target},1)"]
-            return [*head, f"{phone}{target})", end]
+            return [*head, f"{phone}{target},{limit})", end]
         ring = "&".join(_dial_target(section, ext) for ext in target.ring)
         dials = [f"Dial({ring},{target.timeout})"]
         if target.fallback is not None:

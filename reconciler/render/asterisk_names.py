@@ -23,10 +23,11 @@ _STEP_RE = re.compile(r"[^,]*,(?P<app>\w+)\((?P<args>.*)\)$")
 _ROOM_GOTO_RE = re.compile(r"sipctl-rooms,(?P<name>[^,]+),1")
 
 
-def describe_user(target: str | RingGroup) -> str:
-    """``105``, or ``106 & 107 (20 s), then 101``."""
+def describe_user(target: str | RingGroup, dial_timeout: int | None = None) -> str:
+    """``105 (30 s)`` (``105`` when the dialplan jumps to the local context, which decides
+    how long it rings: ``dial_timeout`` None), or ``106 & 107 (20 s), then 101``."""
     if isinstance(target, str):
-        return target
+        return target if dial_timeout is None else f"{target} ({dial_timeout} s)"
     text = " & ".join(target.ring) + f" ({target.timeout} s)"
     return text + (f", then {target.fallback}" if target.fallback is not None else "")
 
@@ -39,7 +40,13 @@ def describe_room(room: Room) -> str:
 def described_names(spec: Spec) -> dict[str, str]:
     """Every callable name -> what it reaches, in words: ``{"user sales": "106 & 107 ..."}``;
     names in lower case, as the dialplan holds them (callers dial them in any case)."""
-    names = {f"user {name.lower()}": describe_user(target) for name, target in spec.users.items()}
+    from sipctl.schemas.spec import Asterisk
+
+    section = spec.asterisk or Asterisk()
+    limit = None if section.route == "goto" else section.dial_timeout
+    names = {
+        f"user {name.lower()}": describe_user(target, limit) for name, target in spec.users.items()
+    }
     names.update({f"room {name.lower()}": describe_room(room) for name, room in spec.rooms.items()})
     return names
 
