@@ -10,6 +10,7 @@ human reads.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 from typing import Any
 
@@ -186,6 +187,14 @@ COMMAND_PATTERN = "^[^;&|$`<>(){}]*[^;&|$`<>(){}\\s][^;&|$`<>(){}]*$"
 _ABS_PATH_RE = re.compile(r"/[\w.+@,:=~%/-]*")
 
 
+def canonical_path(path: str) -> str:
+    """The one spelling of an absolute path that sipctl compares, tables and sends: no
+    ``//``, ``/./``, ``..`` or trailing ``/`` (``//etc/./asterisk/../asterisk/keys/`` is
+    ``/etc/asterisk/keys``). Lexical, which is exact because sipctl follows no link on a
+    host; posixpath.normpath alone keeps a leading ``//`` (POSIX leaves its meaning open)."""
+    return "/" + posixpath.normpath("/" + path).lstrip("/")
+
+
 def check_abs_path(value: str) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise ValueError(f"{value!r} must be an absolute path on the target host")
@@ -196,7 +205,7 @@ def check_abs_path(value: str) -> str:
             f"(not {' '.join(repr(c) for c in bad)}): config readers on the host give spaces, "
             "';', '#', quotes and backslashes a meaning of their own"
         )
-    return value
+    return canonical_path(value)
 
 
 _ACME_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%/+=&?-]*)?")

@@ -37,18 +37,40 @@ def new_marker() -> str:
 # -- reading -----------------------------------------------------------------------------------
 
 # For each path: "<M> F <mode> <mtime>", the base64 lines, "<M> ." ; or "<M> M" (missing),
-# "<M> D" (not a regular file), "<M> E" (unreadable).
+# "<M> D" (not a regular file), "<M> E" (unreadable), "<M> L" (the file is a symbolic link),
+# "<M> P" (a directory on the way to it is one). Reads are as strict as writes: no link is
+# followed anywhere in the path. The file is opened once (fd 3) and its real path, read back
+# through /proc, must be the path asked for (callers send canonical paths: no "//", "/./",
+# "..", trailing "/"); so a link swapped in after the checks is refused too, never read.
+# The kernel's own files are the exception: /proc/net is the kernel's link to self/net, and
+# no one can make or change a link below /proc.
+KERNEL_FILES = ("/proc/net/", "/proc/sys/")
+
+
+def is_kernel_file(path: str) -> bool:
+    """A file of the kernel's (``path`` canonical), read where /proc's own links lead."""
+    return path.startswith(KERNEL_FILES) and ".." not in path.split("/")
+
+
 _READ_SCRIPT = r"""
 m=$1; shift
 for p do
-  if [ -f "$p" ]; then
-    if meta=$(stat -L -c '%a %Y' -- "$p" 2>/dev/null) && [ -r "$p" ]; then
+  case $p in /proc/net/*|/proc/sys/*) kernel=1 ;; *) kernel= ;; esac
+  if [ -L "$p" ] && [ -z "$kernel" ]; then
+    printf '%s L\n' "$m"
+  elif [ -f "$p" ]; then
+    if ! { command exec 3<"$p"; } 2>/dev/null; then
+      printf '%s E\n' "$m"
+    elif [ -z "$kernel" ] && [ "$(readlink /proc/self/fd/3 2>/dev/null)" != "$p" ]; then
+      printf '%s P\n' "$m"
+    elif meta=$(stat -L -c '%a %Y' /proc/self/fd/3 2>/dev/null) && [ -f /proc/self/fd/3 ]; then
       printf '%s F %s\n' "$m" "$meta"
-      base64 < "$p" || exit 70
+      base64 <&3 || exit 70
       printf '%s .\n' "$m"
     else
       printf '%s E\n' "$m"
     fi
+    exec 3<&-
   elif [ -e "$p" ]; then
     printf '%s D\n' "$m"
   else
@@ -65,7 +87,9 @@ def read_command(paths: Sequence[str], marker: str) -> str:
     return " ".join(shlex.quote(word) for word in words)
 
 
-LINK_REFUSED = "reached through a symbolic link, which the read gate does not follow"
+NOT_THROUGH_LINKS = "sipctl does not read through links"
+LINK_REFUSED = f"is a symbolic link; {NOT_THROUGH_LINKS}"
+DIRECTORY_LINK_REFUSED = f"is reached through a symbolic link; {NOT_THROUGH_LINKS}"
 
 
 class ScriptOutputError(ValueError):
@@ -75,7 +99,11 @@ class ScriptOutputError(ValueError):
 @dataclass(frozen=True)
 class ReadProblem:
     path: str
-    why: str  # "not a regular file" | "not readable" | LINK_REFUSED
+    why: str  # "not a regular file" | "not readable" | LINK_REFUSED | DIRECTORY_LINK_REFUSED
+
+    @property
+    def refused_link(self) -> bool:
+        return self.why in (LINK_REFUSED, DIRECTORY_LINK_REFUSED)
 
 
 def parse_read_output(
@@ -101,8 +129,10 @@ def parse_read_output(
             problems.append(ReadProblem(path, "not a regular file"))
         elif kind == "E":
             problems.append(ReadProblem(path, "not readable"))
-        elif kind == "L":  # only the read gate answers it (read_gate.py)
+        elif kind == "L":  # the file, or (read gate) anything on the way, is a link
             problems.append(ReadProblem(path, LINK_REFUSED))
+        elif kind == "P":
+            problems.append(ReadProblem(path, DIRECTORY_LINK_REFUSED))
         elif (kind == "F" and len(head) == 3) or (kind == "R" and len(head) == 4):
             # R: the read gate's copy with secret values hidden, and the real file's sha256
             chunks: list[bytes] = []

@@ -24,6 +24,11 @@ from typing import TYPE_CHECKING
 
 from sipctl.errors import ProviderError, StalePlanError
 from sipctl.providers.bookkeeping import SafeDir, SymlinkRefused
+from sipctl.providers.transport.files import (
+    DIRECTORY_LINK_REFUSED,
+    LINK_REFUSED,
+    is_kernel_file,
+)
 from sipctl.providers.transport.pool import (
     BACKUP_SUFFIX,
     CommandResult,
@@ -33,6 +38,7 @@ from sipctl.providers.transport.pool import (
 )
 from sipctl.providers.transport.programs import NOT_FOUND, quoted
 from sipctl.schemas.targets import TargetRef
+from sipctl.schemas.values import canonical_path
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -64,12 +70,11 @@ class _FileSystemTransport:
     """Files on a file system this process can reach directly; subclasses map the paths.
 
     Every file is reached through its directory opened by descriptor (``SafeDir``): no
-    link below a ``dir:`` root is followed, a local path follows only links root owns, and
-    no file is written through a link (see ``providers/bookkeeping.py``).
+    link anywhere on the way is followed, for a read as for a write (see
+    ``providers/bookkeeping.py``). A link is reported as one, and what it points to is
+    neither read nor named: ``/etc/asterisk`` belongs to the asterisk user on Debian, whose
+    link to ``/root/.my.cnf`` must not put root's password into a plan.
     """
-
-    trust_owned_links = False  # follow a linked directory that root owns (local paths only)
-    follow_final_on_read = False  # read a linked file (plan shows it; writing it is refused)
 
     def __init__(self, ref: TargetRef, ctx: RunContext) -> None:
         self.ref = ref
@@ -106,8 +111,8 @@ class _FileSystemTransport:
     def _checked(self, host_path: str) -> str:
         if not host_path.startswith("/") or "\x00" in host_path:
             raise ProviderError(f"{self.ref}: {host_path!r} is not an absolute path")
-        # normpath removes every "..": the result is always below the root
-        return posixpath.normpath(host_path)
+        # canonical: no "..", so the result is always below the root
+        return canonical_path(host_path)
 
     def _open_parent(self, host_path: str, *, create: bool) -> tuple[SafeDir, str]:
         """The directory of ``host_path``, opened without following a planted link, and the
@@ -121,9 +126,7 @@ class _FileSystemTransport:
             root.mkdir(parents=True, exist_ok=True)
         parts = [p for p in directory.split("/") if p]
         shown = f"{self.ref}:{directory}" if self.ref.kind == "dir" else directory
-        safe = SafeDir.walk(
-            root, parts, create=create, trust_owned_links=self.trust_owned_links, shown=shown
-        )
+        safe = SafeDir.walk(root, parts, create=create, shown=shown)
         return safe, name
 
     # -- reading -----------------------------------------------------------------------------
@@ -138,23 +141,24 @@ class _FileSystemTransport:
         files = self.read_files(paths)
         return files, self.run_programs(programs, timeout=timeout) if programs else []
 
+    reads_kernel_files = False  # /proc/net, /proc/sys are this machine's kernel's (local)
+
     def _read_one(self, host_path: str) -> HostFile:
+        if self.reads_kernel_files and is_kernel_file(self._checked(host_path)):
+            return _read_kernel_file(host_path)
         try:
             directory, name = self._open_parent(host_path, create=False)
         except (FileNotFoundError, NotADirectoryError):
             return HostFile(host_path, None)
         except SymlinkRefused:
-            raise
+            raise self._link_refused(host_path, on_the_way=True) from None
         except OSError as exc:
             raise ProviderError(f"{self.ref}: cannot read {host_path}: {exc.strerror}") from exc
         with directory:
             try:
-                if self.follow_final_on_read and directory.is_link(name):
-                    found = _read_following(directory, name)
-                else:
-                    found = directory.read(name)
+                found = directory.read(name)
             except SymlinkRefused:
-                raise
+                raise self._link_refused(host_path, on_the_way=False) from None
             except ProviderError as exc:
                 raise ProviderError(f"{self.ref}: {host_path} is not a regular file") from exc
             except OSError as exc:
@@ -209,6 +213,15 @@ class _FileSystemTransport:
                 raise StalePlanError(stale_message(str(self.ref), write.path))
             if write.content != write.expected and self._is_link(write.path):
                 raise ProviderError(symlink_message(str(self.ref), write.path))
+
+    def _link_refused(self, host_path: str, *, on_the_way: bool) -> SymlinkRefused:
+        what = LINK_REFUSED if not on_the_way else DIRECTORY_LINK_REFUSED
+        where = f"{self.ref}:" if self.ref.kind == "dir" else ""
+        return SymlinkRefused(
+            f"{where}{self._checked(host_path)} {what}",
+            hint="replace the link by the file or directory itself (a link there is how "
+            "another account could make sipctl show or overwrite a file of root's)",
+        )
 
     def _is_link(self, host_path: str) -> bool:
         try:
@@ -308,24 +321,22 @@ def _keep_backup(directory: SafeDir, name: str) -> None:
         raise
 
 
-def _read_following(directory: SafeDir, name: str) -> tuple[bytes, os.stat_result] | None:
-    """Read through a link the admin made (this machine only); writing it stays refused."""
+def _read_kernel_file(host_path: str) -> HostFile:
+    """A file below /proc/net or /proc/sys, reached through /proc's own links (which no one
+    can make or change)."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=directory.fd)
-    except FileNotFoundError:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ProviderError(f"{directory.path(name)} is not a regular file")
-        return handle.read(), info
+        with Path(host_path).open("rb") as handle:
+            return HostFile(host_path, handle.read())
+    except (FileNotFoundError, NotADirectoryError):
+        return HostFile(host_path, None)
+    except OSError as exc:
+        raise ProviderError(f"local: cannot read {host_path}: {exc.strerror}") from exc
 
 
 class LocalTransport(_FileSystemTransport):
     """This machine: paths are what they say, programs run through ``/bin/sh -c``."""
 
-    trust_owned_links = True
-    follow_final_on_read = True
+    reads_kernel_files = True
 
     @property
     def can_run(self) -> bool:

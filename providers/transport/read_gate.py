@@ -40,7 +40,6 @@ sends them and ``src/sipctl/cli_gate.py`` prints the gate.
 from __future__ import annotations
 
 import base64
-import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,8 +47,10 @@ from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from sipctl.errors import RefusedError
+from sipctl.providers.transport.files import is_kernel_file
 from sipctl.providers.transport.pool import HostFile
 from sipctl.providers.transport.programs import quoted
+from sipctl.schemas.values import canonical_path
 
 PROTOCOL = 1
 SSH_COMMAND = f"sipctl-read {PROTOCOL}"  # what the client asks sshd to run (the gate checks it)
@@ -94,14 +95,14 @@ class GateTable:
 
     def add(self, reads: GateReads) -> None:
         for path in reads.files:
-            self.files[check_path(path)] = self.files.get(path, False)
+            path = check_path(path)
+            self.files[path] = self.files.get(path, False)
         for path in reads.redacted:
             self.files[check_path(path)] = True  # hidden for one layer: hidden for all
         for path in reads.keys:
             self.keys[check_path(path)] = None
-        # a key is never handed out as a file, whoever asks, however it is spelt
-        keys = {posixpath.normpath(path) for path in self.keys}
-        for path in [p for p in self.files if posixpath.normpath(p) in keys]:
+        # a key is never handed out as a file, whoever asks (every path here is canonical)
+        for path in [p for p in self.files if p in self.keys]:
             del self.files[path]
         for argv in reads.programs:
             program_line(argv)  # checks the words
@@ -117,9 +118,10 @@ class GateError(ValueError):
 
 
 def check_path(path: str) -> str:
+    """``path`` in its canonical spelling (the table's and the request's: one per file)."""
     if not path.startswith("/") or any(c in path for c in "\n\r\x00"):
         raise GateError(f"{path!r} is not an absolute path on one line")
-    return path
+    return canonical_path(path)
 
 
 def program_line(argv: Sequence[str]) -> str:
@@ -393,15 +395,12 @@ def authorized_keys_line(
     return f"{','.join(options)} {words[0]} {words[1]} sipctl-plan-read-only"
 
 
-_KERNEL_FILES = ("/proc/net/", "/proc/sys/")
-
-
 def _real(path: str) -> str:
     """The real path a file of the table must have when opened (quoted), or "-" for the
     kernel's files, which are reached through /proc's own links."""
-    if path.startswith(_KERNEL_FILES) and ".." not in path.split("/"):
+    if is_kernel_file(path):
         return "-"
-    return shlex.quote(posixpath.normpath(path).replace("//", "/"))
+    return shlex.quote(canonical_path(path))
 
 
 def _one_line(text: str) -> str:

@@ -55,6 +55,7 @@ from sipctl.providers.transport.read_gate import (
 )
 from sipctl.providers.transport.read_gate import request as gate_request
 from sipctl.schemas.targets import TargetRef
+from sipctl.schemas.values import canonical_path
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -392,7 +393,10 @@ class SshTransport:
             _check_path(self.ref, path)
         marker = new_marker()
         status, stdout, stderr = self._exec(
-            read_command(paths, marker), None, _IO_TIMEOUT, "reading files"
+            read_command([canonical_path(p) for p in paths], marker),
+            None,
+            _IO_TIMEOUT,
+            "reading files",
         )
         return self._files_read(paths, stdout, marker, status, stderr)
 
@@ -409,7 +413,8 @@ class SshTransport:
         for path in paths:
             _check_path(self.ref, path)
         read_marker, run_marker = new_marker(), new_marker()
-        script = read_command(paths, read_marker) + "\n" + batch_script(programs, run_marker)
+        canonical = [canonical_path(p) for p in paths]
+        script = read_command(canonical, read_marker) + "\n" + batch_script(programs, run_marker)
         status, stdout, stderr = self._exec(
             "/bin/sh -s", script.encode(), max(timeout, _IO_TIMEOUT), "reading files"
         )
@@ -428,6 +433,13 @@ class SshTransport:
             raise ProviderError(
                 f"{self.ref}: reading files failed ({exc}; exit {status}): {_last_line(stderr)}"
             ) from exc
+        links = [p for p in problems if p.refused_link]
+        if links:  # the link is the news: what it points to is never read, nor named
+            raise ProviderError(
+                f"{self.ref}: {links[0].path} {links[0].why}",
+                hint="replace the link by the file itself (a link there is how another "
+                "account could make sipctl show a file of root's)",
+            )
         if problems:
             listed = ", ".join(f"{p.path} ({p.why})" for p in problems)
             raise ProviderError(f"{self.ref}: cannot read {listed}")
