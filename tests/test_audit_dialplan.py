@@ -31,7 +31,7 @@ def test_the_parser_reads_extensions_steps_sources_includes_and_switches() -> No
     guest = contexts["guest-call"]
     assert set(contexts) == {"guest-call", "default"}
     assert guest.extensions["director"].steps[3] == Step(
-        4, "Dial", "PJSIP/105", "extensions_sipctl.conf:7"
+        4, "Dial", "PJSIP/105,30", "extensions_sipctl.conf:7"
     )
     assert [s.text for s in guest.extensions["108"].steps] == [
         "System(rm)",
