@@ -44,8 +44,7 @@ def read_paths(spec: Path) -> dict[str, list[str]]:
     try:
         for layer in selected_layers(loaded, None):
             provider = load_provider(layer.provider_name(loaded.spec))(loaded, ctx)
-            declared = getattr(provider, "gate_reads", None)  # the zone file is the runner's
-            for reads in declared(layer.render(loaded.spec)) if declared else []:
+            for reads in provider.gate_reads(layer.render(loaded.spec)):
                 paths = found.setdefault(reads.target, [])
                 for path in (*reads.files, *reads.redacted, *reads.keys):
                     if path not in paths and not is_kernel_file(path):
