@@ -101,6 +101,8 @@ def describe_asterisk(kind: str, name: str, value: Any) -> dict[str, str]:
         return {f"asterisk {name} includes {included}": ""}
     if kind == "http":
         return _https_server(value)
+    if kind == "global":
+        return {"asterisk Server header": str(value.get("user_agent") or "Asterisk's own")}
     if kind != "file":
         return {}
     if name.startswith("extensions"):

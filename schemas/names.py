@@ -131,6 +131,22 @@ def check_context(value: str) -> str:
     return value
 
 
+# The Server/User-Agent text sipctl writes as pjsip.conf's user_agent: one config value (no
+# ';', no line break), a few plain words.
+_HEADER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/()+-]{0,63}")
+NO_VERSION = "no-version"
+UNMANAGED = "unmanaged"
+
+
+def check_server_header(value: str) -> str:
+    if not isinstance(value, str) or not _HEADER_RE.fullmatch(value) or value != value.strip():
+        raise ValueError(
+            f"{_describe(str(value))} is not a header text: use 'no-version', 'unmanaged', or "
+            "up to 64 letters, digits, spaces and . _ / ( ) + - (no ';')"
+        )
+    return value
+
+
 def check_sound(value: str) -> str:
     if not isinstance(value, str) or not _SOUND_RE.fullmatch(value) or len(value) > 200:
         raise ValueError(
@@ -162,6 +178,7 @@ _LABEL = _LABEL_RE.pattern
 HOSTNAME_PATTERN = rf"^(?=.{{1,253}}\.?$)(?:{_LABEL}\.)+(?![0-9]+\.?$){_LABEL}\.?$"
 CONTEXT_PATTERN = "^" + _CONTEXT_RE.pattern + "$"
 SOUND_PATTERN = "^" + _SOUND_RE.pattern + "$"
+HEADER_PATTERN = "^" + _HEADER_RE.pattern + "$"
 TSIG_NAME_PATTERN = "^" + _TSIG_NAME_RE.pattern + "$"
 
 

@@ -75,6 +75,7 @@ def _pattern_words() -> dict[str, str]:
                 names.EXTENSION_PATTERN: "digits",
                 names.CONTEXT_PATTERN: "dialplan context name",
                 names.SOUND_PATTERN: "sound name",
+                names.HEADER_PATTERN: "header text",
                 names.TSIG_NAME_PATTERN: "TSIG key name",
                 targets.TARGET_PATTERN: "target",
                 values.IPV4_PATTERN: "IPv4 address",

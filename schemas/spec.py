@@ -32,6 +32,7 @@ from sipctl.schemas import spec_rules as rules
 from sipctl.schemas.names import (
     CONTEXT_PATTERN,
     EXTENSION_PATTERN,
+    HEADER_PATTERN,
     HOSTNAME_PATTERN,
     LETTERED_NAME_PATTERN,
     MAX_EXTENSION_LENGTH,
@@ -44,6 +45,7 @@ from sipctl.schemas.names import (
     check_context,
     check_extension,
     check_hostname,
+    check_server_header,
     check_sound,
     check_tsig_name,
     check_user_name,
@@ -123,6 +125,11 @@ ContextName = Annotated[
             "not": {"pattern": RESERVED_CONTEXT_PATTERN},
         }
     ),
+]
+ServerHeader = Annotated[
+    str,
+    AfterValidator(check_server_header),
+    Field(json_schema_extra={"pattern": HEADER_PATTERN, "maxLength": 64}),
 ]
 SoundName = Annotated[
     str,
@@ -625,6 +632,15 @@ class Asterisk(_Model):
         ),
     )
     tls: TlsFiles | None = Field(default=None, description="certificate and key for transports.tls")
+    server_header: ServerHeader = Field(
+        default="no-version",
+        description=(
+            "what the PBX calls itself in Server/User-Agent (pjsip.conf [global] user_agent, "
+            "edited in place). no-version: the admin's text stays unless it carries a version "
+            "number (Asterisk's own default, 'Asterisk PBX 22.x', does), which sipctl "
+            "replaces with 'PBX'; unmanaged: left to the admin; any other text: exactly that"
+        ),
+    )
     ensure: Ensure = _ensure_field()
 
     _contexts_differ = _model_rule(rules.contexts_differ)

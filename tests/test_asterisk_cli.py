@@ -66,7 +66,11 @@ def test_dir_target_writes_files_and_skips_the_reload(tmp_path: Path) -> None:
     assert "asterisk: dir target, reload skipped" in output
     config = tmp_path / "state/pbx/etc/asterisk"
     assert (config / "extensions_sipctl.conf").exists()
-    assert (config / "pjsip.conf").read_text() == "#include pjsip_sipctl.conf\n"
+    # no global section yet: sipctl's own, first, for a Server header without a version
+    assert (config / "pjsip.conf").read_text() == (
+        "[global] ; sipctl\ntype=global ; sipctl\nuser_agent=PBX ; sipctl\n"
+        "#include pjsip_sipctl.conf\n"
+    )
     assert (config / "rtp.conf").read_text() == "[general]\nrtpstart=10000\nrtpend=20000\n"
     again = sipctl("plan", "-f", str(spec), "--detailed-exitcode", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr

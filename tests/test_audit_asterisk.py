@@ -283,3 +283,41 @@ def test_a_phone_behind_an_aor_of_another_name_is_never_called(
         asterisk.rx("module reload res_pjsip.so")
     assert {ext: len(p.invites) for ext, p in phones.items()} == before, report.to_text()
     assert any("every declared name has a phone" in c for c in report.checks), report.to_text()
+
+
+def test_a_stock_pbx_applied_leaks_no_version_and_an_unmanaged_one_is_low(
+    asterisk: AsteriskInstance, applied: Path, bind: BindServer, zone: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A stock pjsip.conf (no user_agent: 'Asterisk PBX 22.x'): the default server_header
+    (no-version) gives a header without a version and a clean audit; 'unmanaged' gives the
+    admin's file back byte for byte, a LOW version leak, exit 0, and exit 2 with --fail-on low."""
+    pjsip = (asterisk.config_dir / "pjsip.conf").read_text()
+    stock = pjsip.replace("user_agent=TestPBX ; the admin's own global settings\n", "")
+    assert "user_agent" not in stock
+    asterisk.write_admin_file("pjsip.conf", stock)
+    unmanaged = _spec(tmp_path, bind, zone, asterisk, server_header="unmanaged")
+    try:
+        asterisk.rx("module reload res_pjsip.so")
+        assert "Asterisk PBX 22" in asterisk.rx("pjsip show settings")
+        apply_spec(applied)
+        assert "user_agent=PBX ; sipctl" in (asterisk.config_dir / "pjsip.conf").read_text()
+        assert "Asterisk PBX 22" not in asterisk.rx("pjsip show settings")
+        report = _audit(applied, bind)
+        assert report.exit_code == 0 and report.findings == [], report.to_text()
+        apply_spec(unmanaged)
+        assert (asterisk.config_dir / "pjsip.conf").read_text() == stock
+        code = run(["audit", "-f", str(unmanaged), "--nameserver", bind.server, "--json"])
+        [domain] = json.loads(capsys.readouterr().out)["domains"]
+        assert code == 0, domain
+        assert [f["code"] for f in domain["audit"]["findings"]] == ["version-leak"]
+        assert domain["audit"]["findings"][0]["severity"] == "low"
+        assert "asterisk.server_header" in domain["audit"]["findings"][0]["fix"]
+        strict = ["audit", "-f", str(unmanaged), "--nameserver", bind.server, "--fail-on", "low"]
+        assert run(strict) == 2
+        assert "Asterisk PBX 22" in capsys.readouterr().out
+    finally:
+        asterisk.write_admin_file("pjsip.conf", pjsip)
+        apply_spec(applied)
+        asterisk.rx("module reload res_pjsip.so")
+    assert (asterisk.config_dir / "pjsip.conf").read_text() == pjsip

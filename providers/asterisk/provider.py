@@ -30,6 +30,7 @@ from sipctl.providers.asterisk.cli import (
 )
 from sipctl.providers.asterisk.edit import count_includes, read_rtp, set_include, set_rtp
 from sipctl.providers.asterisk.http_conf import has_marks, read_http, restore, set_http
+from sipctl.providers.asterisk.pjsip_global import read_user_agent, set_user_agent
 from sipctl.providers.asterisk.wss_checks import (
     BINDV6ONLY,
     PROC_NET_TCP,
@@ -47,6 +48,7 @@ from sipctl.reconciler.asterisk_conf import parse_sections
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.asterisk import (
     DIALPLAN_FILE,
+    GLOBAL_ADDRESS,
     GUEST_ENDPOINT,
     HTTP_ADDRESS,
     HTTP_ANY_VALUE,
@@ -69,6 +71,8 @@ from sipctl.reconciler.render.asterisk import (
     name_extensions,
     not_found_log_note,
     rtp_value,
+    server_header_written,
+    user_agent_value,
 )
 from sipctl.reconciler.render.asterisk_rooms import (
     CONFBRIDGE_FILE,
@@ -197,6 +201,9 @@ class AsteriskProvider(Provider):
         wants_http = any(r.address == HTTP_ADDRESS for r in desired)
         if wants_http or has_marks(contents[HTTP_FILE]):
             live.resources[HTTP_ADDRESS] = http_value(read_http(contents[HTTP_FILE], HTTP_KEYS))
+        pjsip = contents[GLOBAL_ADDRESS.name]
+        if any(r.address == GLOBAL_ADDRESS for r in desired) or has_marks(pjsip):
+            live.resources[GLOBAL_ADDRESS] = user_agent_value(section, read_user_agent(pjsip))
         if page_record is not None:
             note = unmanaged_page_note(found[page_record].content, page_record)
             if note:
@@ -391,10 +398,12 @@ class AsteriskProvider(Provider):
         self, changes: Sequence[Change], contents: dict[str, bytes | None]
     ) -> list[FileWrite]:
         config_dir = self._section.config_dir
-        writes: list[FileWrite] = []
+        # Two changes may edit one file (pjsip.conf: the include line and [global]): each
+        # edits what the one before left, and the file is written once.
+        edited: dict[str, bytes | None] = {}
         for change in changes:
             kind, name = change.address.kind, change.address.name
-            old = contents.get(name)
+            old = edited[name] if name in edited else contents.get(name)
             if kind == "file":
                 new = None if change.action == "delete" else str(change.payload).encode()
             elif kind == "include":
@@ -414,10 +423,16 @@ class AsteriskProvider(Provider):
                     new = restore(old)  # the admin's file as it was before sipctl
                 else:
                     new = set_http(old, http_settings(self._loaded.spec), HTTP_ANY_VALUE)
+            elif kind == "global":
+                header = server_header_written(self._section)
+                if change.action == "delete" or header is None:
+                    new = restore(old)  # the admin's global settings as they were
+                else:
+                    new = set_user_agent(old, header)
             else:
                 raise ProviderError(f"asterisk: unknown resource {change.address}")
-            writes.append(FileWrite(self._path(name), new, old))
-        return writes
+            edited[name] = new
+        return [FileWrite(self._path(n), new, contents.get(n)) for n, new in edited.items()]
 
     def _reloads(self, changes: Sequence[Change], live: LiveState) -> list[str]:
         touched = {c.address.name for c in changes}

@@ -278,13 +278,23 @@ def _enumeration_fix(method: str) -> str:
     )
 
 
-def version_leaks(servers: Mapping[str, str]) -> list[Finding]:
-    """A Server/User-Agent header carrying a version number (``Asterisk PBX 22.1.0``)."""
-    import re
+def version_leaks(servers: Mapping[str, str], managed: bool = False) -> list[Finding]:
+    """A Server/User-Agent header carrying a version number (``Asterisk PBX 22.1.0``).
 
+    ``managed``: sipctl owns ``user_agent`` (``asterisk.server_header``), so an apply fixes it.
+    """
+    from sipctl.reconciler.render.asterisk import carries_version
+
+    fix = (
+        "'sipctl apply': asterisk.server_header sets user_agent in pjsip.conf's [global] "
+        "(something changed it since; 'sipctl drift' names it)"
+        if managed
+        else "set asterisk.server_header to no-version (sipctl's default) or to a text "
+        "without a version and apply: sipctl then owns user_agent in pjsip.conf's [global]"
+    )
     findings: list[Finding] = []
     for where, header in sorted(servers.items()):
-        if re.search(r"\d+\.\d+", header):
+        if carries_version(header):
             findings.append(
                 Finding(
                     "version-leak",
@@ -292,8 +302,7 @@ def version_leaks(servers: Mapping[str, str]) -> list[Finding]:
                     "exposure",
                     f"the PBX tells every stranger its software and version: {header!r}",
                     where,
-                    "set user_agent in the [global] section of pjsip.conf to a word without "
-                    "a version (sipctl never writes [global]: the admin's own setting)",
+                    fix,
                     sent="any SIP request",
                     got=f"Server: {header}",
                 )

@@ -33,7 +33,7 @@ from sipctl.errors import SipctlError
 from sipctl.providers.sip_attack import Exchange, SipAgent, Wire
 from sipctl.reconciler.audit import exposure, probes, reachability
 from sipctl.reconciler.audit.report import AuditReport, Finding
-from sipctl.reconciler.render.asterisk import dialplan_text
+from sipctl.reconciler.render.asterisk import dialplan_text, server_header_written
 from sipctl.reconciler.verify.report import Endpoint, endpoints
 from sipctl.schemas.loader import LoadedSpec
 
@@ -304,7 +304,8 @@ def _probe_target(
     )
     _unreachable_names(spec, transport, agent, rate, limits, deadline, where, report)
     _correlate_log(spec, transport, log_path, log_offset, calls, target, report)
-    report.add(probes.version_leaks(servers))
+    managed = spec.asterisk is not None and server_header_written(spec.asterisk) is not None
+    report.add(probes.version_leaks(servers, managed))
 
 
 def _unreachable_names(

@@ -64,6 +64,7 @@ Measured on Asterisk 22 and built in here:
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -77,7 +78,7 @@ from sipctl.reconciler.render.asterisk_rooms import (
     rooms_dialplan,
 )
 from sipctl.reconciler.resources import Address, Resource
-from sipctl.schemas.names import canonical_name, case_pattern
+from sipctl.schemas.names import NO_VERSION, UNMANAGED, canonical_name, case_pattern
 
 if TYPE_CHECKING:
     from sipctl.schemas.spec import Asterisk, RingGroup, Spec
@@ -487,6 +488,31 @@ def include_address(parent: str) -> Address:
 
 RTP_ADDRESS = Address(LAYER, "rtp", RTP_FILE)
 HTTP_ADDRESS = Address(LAYER, "http", HTTP_FILE)
+# user_agent in the admin's pjsip.conf [global] (asterisk.server_header)
+GLOBAL_ADDRESS = Address(LAYER, "global", "pjsip.conf")
+NO_VERSION_HEADER = "PBX"  # what sipctl writes when the admin's text carries a version
+_NO_VERSION_VALUE = "no version"
+_VERSION_RE = re.compile(r"\d+\.\d+")
+
+
+def carries_version(header: str) -> bool:
+    """A Server/User-Agent text that names a version (``Asterisk PBX 22.1.0``)."""
+    return _VERSION_RE.search(header) is not None
+
+
+def server_header_written(section: Asterisk) -> str | None:
+    """The ``user_agent`` sipctl writes (None: ``unmanaged``, the admin's)."""
+    if section.channel != "pjsip" or section.server_header == UNMANAGED:
+        return None
+    return NO_VERSION_HEADER if section.server_header == NO_VERSION else section.server_header
+
+
+def user_agent_value(section: Asterisk, user_agent: str | None) -> dict[str, str | None]:
+    """The comparable value of ``user_agent`` (the same function reads the live file): with
+    ``no-version`` any text without a version is as good as sipctl's own."""
+    if section.server_header == NO_VERSION and user_agent and not carries_version(user_agent):
+        return {"user_agent": _NO_VERSION_VALUE}
+    return {"user_agent": user_agent}
 
 
 def file_value(name: str, text: str) -> dict[str, list[str]]:
@@ -604,6 +630,9 @@ def render_asterisk(spec: Spec) -> list[Resource]:
     http = http_settings(spec)
     if http:
         resources.append(Resource(HTTP_ADDRESS, http_value(http), None))
+    header = server_header_written(section)
+    if header is not None:
+        resources.append(Resource(GLOBAL_ADDRESS, user_agent_value(section, header), None))
     return resources
 
 

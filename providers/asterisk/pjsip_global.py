@@ -1,0 +1,86 @@
+"""sipctl's ``user_agent`` in the admin's pjsip.conf ``[global]``: a pure edit, undone exactly.
+
+``user_agent`` is what the PBX sends as ``Server:`` and ``User-Agent:`` (Asterisk's own
+default, ``Asterisk PBX 22.x.y``, tells every scanner which bugs to try). Measured on
+Asterisk 22: a second ``type=global`` section replaces the admin's global settings wholesale,
+so sipctl never writes one beside the admin's; it edits the first ``type=global`` section
+in place, as ``http_conf.py`` edits http.conf's ``[general]``:
+
+- the admin's line that already says what is wanted stays, untouched;
+- another value is commented out behind ``;sipctl-was: `` and sipctl's line (ending
+  ``; sipctl``) follows the section head;
+- a pjsip.conf without a global section gets one of sipctl's first, every line marked.
+
+Undoing is ``http_conf.restore``: drop the marked lines, uncomment the ``;sipctl-was: `` ones.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sipctl.providers.asterisk.http_conf import MARK, WAS, restore
+from sipctl.reconciler.asterisk_conf import parse_sections, strip_comment
+
+_HEAD_RE = re.compile(r"\[(?P<name>[^\]]*)\](?P<flags>\([^)]*\))?")
+_KEY_RE = re.compile(r"\s*(?P<key>[A-Za-z_]+)\s*=>?\s*(?P<value>.*)")
+KEY = "user_agent"
+
+
+def _decode(content: bytes | None) -> str:
+    return (content or b"").decode("utf-8", "surrogateescape")
+
+
+def read_user_agent(content: bytes | None) -> str | None:
+    """``user_agent`` of the first ``type=global`` section (None: unset, Asterisk's own)."""
+    for section in parse_sections(_decode(content)):
+        if section.get("type") == "global" and "!" not in section.flags:
+            value = section.get(KEY)
+            return None if value is None else value.strip()
+    return None
+
+
+def set_user_agent(content: bytes | None, value: str) -> bytes:
+    """The admin's pjsip.conf with ``user_agent=value`` in effect in its global section."""
+    lines = _decode(restore(content)).splitlines(keepends=True)
+    span = _global_span(lines)
+    if span is None:
+        # No global section yet: ours goes first, the admin's bytes follow untouched.
+        ours = [f"[global] {MARK}\n", f"type=global {MARK}\n", f"{KEY}={value} {MARK}\n"]
+        return "".join([*ours, *lines]).encode("utf-8", "surrogateescape")
+    head, end = span
+    found = [i for i in range(head + 1, end) if _key_of(lines[i]) == KEY]
+    if found and all(_value_of(lines[i]) == value for i in found):
+        return "".join(lines).encode("utf-8", "surrogateescape")
+    for index in found:
+        lines[index] = WAS + lines[index]
+    # The head has a newline: a global section's body (its type line) follows it.
+    lines.insert(head + 1, f"{KEY}={value} {MARK}\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+def _global_span(lines: list[str]) -> tuple[int, int] | None:
+    """The head index and end (exclusive) of the first non-template ``type=global`` section."""
+    heads = [
+        i
+        for i, line in enumerate(lines)
+        if strip_comment(line).startswith("[") and _HEAD_RE.match(strip_comment(line))
+    ]
+    for number, head in enumerate(heads):
+        end = heads[number + 1] if number + 1 < len(heads) else len(lines)
+        match = _HEAD_RE.match(strip_comment(lines[head]))
+        if match is None or "!" in (match["flags"] or ""):
+            continue
+        types = [_value_of(lines[i]) for i in range(head + 1, end) if _key_of(lines[i]) == "type"]
+        if types and types[-1] == "global":  # the last one counts, as in Asterisk
+            return head, end
+    return None
+
+
+def _key_of(line: str) -> str | None:
+    match = _KEY_RE.fullmatch(strip_comment(line))
+    return match["key"] if match is not None else None
+
+
+def _value_of(line: str) -> str:
+    match = _KEY_RE.fullmatch(strip_comment(line))
+    return match["value"].strip() if match is not None else ""
