@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from sipctl.errors import ProviderError
 from sipctl.providers.base import Provider, RunContext, UpdateRider
@@ -46,6 +46,9 @@ from sipctl.reconciler.resources import LiveState, Resource
 from sipctl.schemas.loader import LoadedSpec
 from sipctl.schemas.targets import parse_target
 from sipctl.schemas.values import check_publish, split_publish
+
+if TYPE_CHECKING:
+    from sipctl.reconciler.gitops.drift import StateStore
 
 RECORD_FORMAT = 1
 _RECORD_MODE = 0o600
@@ -176,6 +179,19 @@ class WebrtcPageProvider(Provider):
         if not self._root:
             return "(not published)"  # what it reads is sipctl's record of an old page
         return f"{parse_target(self._target).key}:{self._root}"
+
+    def state_store(self) -> StateStore | None:
+        """The record of what was applied (``drift``) lives beside the page's own record:
+        with the asterisk host's, or on this machine for a spec without asterisk."""
+        from sipctl.reconciler.gitops.drift import host_state_store
+
+        spec = self._loaded.spec
+        if spec.asterisk is not None:
+            return host_state_store(self._loaded, self._ctx, "asterisk")
+        from sipctl.providers.transport.host_lock import LocalStateStore
+
+        key = f"{self._loaded.base_dir.resolve()}/webrtc-page-{spec.domain}"
+        return LocalStateStore(local_state_dir() / record_name(key, ".state.json"))
 
     def _transport(self, target: str) -> HostTransport:
         asterisk = self._loaded.spec.asterisk

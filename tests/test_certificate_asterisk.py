@@ -9,6 +9,7 @@ a link (see ``host_paths_inside``), so the spec's paths are valid on both sides.
 
 from __future__ import annotations
 
+import json
 import ssl
 import subprocess
 import sys
@@ -72,6 +73,8 @@ def test_sips_and_wss_serve_the_renewed_certificate_without_a_restart(
     sip_port, tls_port = free_port(), free_port()
     cert_file = pbx.config_dir / "keys" / "asterisk.pem"
     key_file = pbx.config_dir / "keys" / "asterisk.key"
+    page_dir = tmp_path / "www"
+    page_dir.mkdir()
 
     def spec(renew_days: int) -> str:
         return (
@@ -80,7 +83,7 @@ def test_sips_and_wss_serve_the_renewed_certificate_without_a_restart(
             f"tls: {{port: {tls_port}}}, wss: {{port: {pbx.wss_port}}}}}\n"
             f"servers: [{{host: pbx.{zone}, ipv4: [127.0.0.1]}}]\n"
             "users: {director: 105}\n"
-            "webrtc: {page: {names: [director]}}\n"
+            f"webrtc: {{page: {{names: [director]}}, publish: 'local:{page_dir}'}}\n"
             f"dns:\n  provider: rfc2136\n  server: '{bind.server}'\n"
             f"  tsig: {{name: {bind.key_name}, secret_env: SIPCTL_TSIG_SECRET}}\n"
             f"asterisk:\n  command: {pbx.command}\n  config_dir: {pbx.config_dir}\n"
@@ -123,6 +126,29 @@ def test_sips_and_wss_serve_the_renewed_certificate_without_a_restart(
     path.write_text(spec(5))  # pebble's certificates live 10 days: nothing due at 5
     again = sipctl("plan", "-f", str(path), "--detailed-exitcode", env=env)
     assert again.returncode == 0, again.stdout + again.stderr
+
+    # drift: every layer (DNS, asterisk, certificate, the page) is recorded by the apply,
+    # so right after it nothing drifted; a hand edit of each is named.
+    recorded = sipctl("apply", "-f", str(path), "--auto-approve", "--no-verify", env=env)
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    clean = sipctl("drift", "-f", str(path), env=env)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "No drift." in clean.stdout and "drift cannot be told" not in clean.stdout
+    assert "# certificate at" in clean.stdout and "# webrtc at" in clean.stdout
+    page = next(page_dir.rglob("*.html"))
+    page_text, pem = page.read_text(), cert_file.read_bytes()
+    page.write_text(page_text.replace("</body>", "<script>/* by hand */</script></body>"))
+    cert_file.write_bytes(self_signed([zone])[0])
+    try:
+        drifted = sipctl("drift", "-f", str(path), "--json", env=env)
+    finally:
+        page.write_text(page_text)
+        cert_file.write_bytes(pem)
+    assert drifted.returncode == 2, drifted.stdout + drifted.stderr
+    report = json.loads(drifted.stdout)["domains"][0]["drift"]
+    layers = {t["layer"]: [d["how"] for d in t["drift"]] for t in report["targets"]}
+    assert layers["certificate"] == ["changed"] and layers["webrtc"] == ["changed"], layers
+    assert layers["asterisk"] == [] and layers["dns"] == [], layers
 
     # verify: the served certificate is the file's and carries the names ...
     loaded = load_spec(path)

@@ -53,6 +53,7 @@ from sipctl.schemas.loader import LoadedSpec
 from sipctl.schemas.targets import parse_target
 
 if TYPE_CHECKING:
+    from sipctl.reconciler.gitops.drift import StateStore
     from sipctl.schemas.spec import Acme, Asterisk, TlsFiles
 
 RELOAD_PJSIP = "module reload res_pjsip.so"
@@ -91,6 +92,12 @@ class CertificateProvider(Provider):
     @property
     def target_id(self) -> str:
         return f"{parse_target(self._asterisk.target).key}:{self._tls.cert_file}"
+
+    def state_store(self) -> StateStore | None:
+        """The record of what was applied goes with the asterisk host's (``drift``)."""
+        from sipctl.reconciler.gitops.drift import host_state_store
+
+        return host_state_store(self._loaded, self._ctx, "asterisk")
 
     def _transport(self) -> HostTransport:
         return self._ctx.transports.get(self._asterisk.target, self._asterisk.ssh)

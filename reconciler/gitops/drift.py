@@ -30,6 +30,7 @@ from sipctl.reconciler.resources import Value, canonical_json
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext, UpdateRider
     from sipctl.reconciler.engine import PlanRun, TargetRun
+    from sipctl.schemas.loader import LoadedSpec
 
 STATE_FORMAT = 1
 
@@ -79,12 +80,17 @@ def _store_for(run: TargetRun, plan_run: PlanRun, ctx: RunContext) -> StateStore
     own = run.provider.state_store()
     if own is not None:
         return own
+    return host_state_store(plan_run.loaded, ctx, run.layer.name)
+
+
+def host_state_store(loaded: LoadedSpec, ctx: RunContext, layer: str) -> StateStore | None:
+    """The shared record of the host ``layer`` runs on (None: not a host layer)."""
     from sipctl.providers.transport.host_lock import HostStateStore
     from sipctl.reconciler.gitops.locking import host_places
     from sipctl.schemas.targets import parse_target
 
-    places = host_places(plan_run.loaded)
-    mine = next((p for p in places if p.layer == run.layer.name), None)
+    places = host_places(loaded)
+    mine = next((p for p in places if p.layer == layer), None)
     if mine is None:
         return None
     # every layer of one host shares the first layer's directory (as the lock does)
