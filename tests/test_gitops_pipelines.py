@@ -61,6 +61,13 @@ if name == "gh":
         repo = os.environ["GITHUB_REPOSITORY"]
         comments = store / "comments.json"
         known = json.loads(comments.read_text()) if comments.exists() else {}
+        if method == "GET" and path == f"repos/{repo}/commits/{os.environ['GITHUB_SHA']}/pulls":
+            # the merged pull request of the pushed commit: gh's --jq prints its head SHA
+            if "merged_at" not in opt("--jq") or ".head.sha" not in opt("--jq"):
+                sys.exit(f"gh stub: the filter must take the merged request's head: {opt('--jq')}")
+            if not os.environ.get("STUB_NO_MERGED_PR"):
+                print(os.environ["EXPECT_HEAD_SHA"])
+            sys.exit(0)
         if method == "GET" and path == f"repos/{repo}/issues/7/comments":
             # gh's --jq filter: the comments whose body starts with the plan's marker
             marker = opt("--jq").split('startswith("', 1)[1].split('")', 1)[0]
@@ -93,8 +100,10 @@ if name == "curl":
     # GitLab REST v4, as documented: every call authenticated with PRIVATE-TOKEN; the apply
     # job's plan is looked up by the merged request's head SHA, never by a branch.
     url, method = args[-1], opt("--request") or "GET"
-    if opt("--header") != "PRIVATE-TOKEN: " + os.environ["GITLAB_API_TOKEN"]:
-        sys.exit(f"curl stub: no PRIVATE-TOKEN header: {args}")
+    # the note is posted with the note token, every lookup made with the read-only one
+    token = os.environ.get("SIPCTL_NOTE_TOKEN" if method == "POST" else "SIPCTL_API_READ_TOKEN")
+    if not token or opt("--header") != "PRIVATE-TOKEN: " + token:
+        sys.exit(f"curl stub: not the PRIVATE-TOKEN this call needs: {args}")
     api = os.environ["CI_API_V4_URL"] + "/projects/" + os.environ["CI_PROJECT_ID"]
     mr_sha = os.environ["EXPECT_MR_SHA"]
     if (method, url) == ("POST", f"{api}/merge_requests/7/notes"):
@@ -147,6 +156,7 @@ class FakeCi:
         self.ssh_key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n(write key)\n")
         self.ssh_read_key = root / "secrets" / "ssh_read_key"
         self.ssh_read_key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n(read key)\n")
+        self.merged_later = ""  # what another merge added to the spec after a review
         self.fresh_checkout()
 
     def fresh_checkout(self) -> None:
@@ -162,7 +172,7 @@ class FakeCi:
         ):
             assert old in text, f"the example spec no longer has {old!r}"
             text = text.replace(old, new)
-        spec.write_text(text)
+        spec.write_text(text + self.merged_later)
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
         path = f"{self.stub_dir / 'bin'}:{VENV_BIN}:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -200,6 +210,7 @@ _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 
 
 HEAD_SHA = "0123456789abcdef0123456789abcdef01234567"
+MERGE_SHA = "89abcdef0123456789abcdef0123456789abcdef"  # the merge's commit on the default branch
 
 
 # The pipelines' key names, and the test server's: the read-only key is the fixture's own.
@@ -235,7 +246,9 @@ def _expand(value: Any, context: dict[str, str]) -> str:
     return _EXPR.sub(one, str(value))
 
 
-def run_github_job(ci: FakeCi, workflow: dict[str, Any], job_name: str) -> JobResult:
+def run_github_job(
+    ci: FakeCi, workflow: dict[str, Any], job_name: str, extra: dict[str, str] | None = None
+) -> JobResult:
     job = workflow["jobs"][job_name]
     context = github_context(ci, job.get("environment"))
     base = {
@@ -248,6 +261,8 @@ def run_github_job(ci: FakeCi, workflow: dict[str, Any], job_name: str) -> JobRe
         GITHUB_WORKSPACE=str(ci.repo),
         GITHUB_REPOSITORY="example/pbx-config",
         EXPECT_HEAD_SHA=HEAD_SHA,
+        GITHUB_SHA=MERGE_SHA,
+        **(extra or {}),
     )
     output = ""
     for step in job["steps"]:
@@ -286,7 +301,7 @@ def gitlab_env(
         "CI_DEFAULT_BRANCH": "main",
         "SIPCTL_TSIG_READ_SECRET": ci.bind.read_secret,
         "SIPCTL_SSH_READ_KEY": str(ci.ssh_read_key),  # a file-type variable is a path
-        "GITLAB_API_TOKEN": "gl-test-token",
+        "SIPCTL_NOTE_TOKEN": "gl-note-token",
         "EXPECT_MR_SHA": HEAD_SHA,
     }
     if source != "merge_request_event":
@@ -294,6 +309,7 @@ def gitlab_env(
         # default branch's pushes and schedules), never to a merge request's.
         env["SIPCTL_TSIG_SECRET"] = ci.bind.secret
         env["SIPCTL_SSH_KEY"] = str(ci.ssh_key)
+        env["SIPCTL_API_READ_TOKEN"] = "gl-read-token"
     variables = {**pipeline.get("variables", {}), **(job or {}).get("variables", {})}
     for key, value in variables.items():
         env[key] = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), str(value))
@@ -458,14 +474,18 @@ def test_gitlab_pipeline_refuses_a_stale_saved_plan(ci: FakeCi, bind: BindServer
     bind.update(DOMAIN, add=[(f"pbx.{DOMAIN}.", 3600, "A", "198.51.100.1")])
     apply = run_gitlab_job(ci, pipeline, "sipctl-apply", "push")
     assert apply.code == 3, apply.output
-    assert "Re-plan in a new merge request" in apply.output
+    assert "Re-plan: start sipctl-replan-apply" in apply.output
 
 
 def test_gitlab_apply_is_a_manual_job_in_an_approval_environment() -> None:
-    apply = _load("gitlab-ci.yml")["sipctl-apply"]
-    assert apply["environment"]["name"] and apply["environment"]["deployment_tier"] == "production"
-    assert all(rule.get("when") == "manual" for rule in apply["rules"])
-    assert apply["resource_group"] == "sipctl"
+    pipeline = _load("gitlab-ci.yml")
+    for name in ("sipctl-apply", "sipctl-replan-apply"):
+        apply = pipeline[name]
+        assert apply["environment"] == pipeline["sipctl-apply"]["environment"], name
+        assert apply["environment"]["deployment_tier"] == "production"
+        assert all(rule.get("when") == "manual" for rule in apply["rules"]), name
+        assert all("$CI_DEFAULT_BRANCH" in rule["if"] for rule in apply["rules"]), name
+        assert apply["resource_group"] == "sipctl", "one queue: GitLab never cancels in it"
 
 
 def test_gitlab_apply_refuses_without_a_plan_of_the_merged_head(
@@ -519,6 +539,7 @@ def test_gitlab_jobs_use_unprotected_read_variables_and_apply_the_protected_ones
         "sipctl-plan": (READ_KEY, READ_SECRETS),
         "sipctl-drift": (READ_KEY, READ_SECRETS),
         "sipctl-apply": (WRITE_KEY, WRITE_SECRETS),
+        "sipctl-replan-apply": (WRITE_KEY, WRITE_SECRETS),
     }
     for name, (key, secrets) in expected.items():
         first = pipeline[name]["script"][0]
@@ -571,6 +592,7 @@ def test_gitlab_read_key_jobs_use_the_read_only_login() -> None:
     for name in ("sipctl-plan", "sipctl-drift"):
         assert pipeline[name]["variables"][READ_ONLY[0]] == READ_ONLY[1], name
     assert READ_ONLY[0] not in yaml.safe_dump(pipeline["sipctl-apply"])
+    assert READ_ONLY[0] not in yaml.safe_dump(pipeline["sipctl-replan-apply"])
 
 
 def test_an_apply_given_the_read_only_login_refuses_before_anything(ci: FakeCi) -> None:
@@ -583,3 +605,136 @@ def test_an_apply_given_the_read_only_login_refuses_before_anything(ci: FakeCi) 
     result = run_gitlab_job(ci, {**pipeline, "sipctl-apply": job}, "sipctl-apply", "push")
     assert result.code == 3, result.output
     assert "SIPCTL_SSH_READ_ONLY is set" in result.output and "nothing was done" in result.output
+
+
+# --- the platforms' own rules -------------------------------------------------------------------
+
+CI_SCHEMAS = Path(__file__).parent / "data" / "ci-schemas"  # see its README.md: source, license
+
+
+def _platform_errors(schema_name: str, data: dict[str, Any]) -> list[str]:
+    import jsonschema
+
+    schema = json.loads((CI_SCHEMAS / schema_name).read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [f"{list(e.absolute_path)}: {e.message[:200]}" for e in validator.iter_errors(data)]
+
+
+def _github_workflow() -> dict[str, Any]:
+    workflow = _load("github-actions.yml")
+    workflow["on"] = workflow.pop(True)  # YAML 1.1 reads the key 'on' as true; GitHub does not
+    return workflow
+
+
+def test_the_pipelines_pass_the_platforms_schemas() -> None:
+    assert _platform_errors("github-workflows.json", _github_workflow()) == []
+    assert _platform_errors("gitlab-ci.json", _load("gitlab-ci.yml")) == []
+    # the schemas are strict where it matters here: a misspelt key is caught
+    workflow = _github_workflow()
+    workflow["jobs"]["apply"]["concurrency"]["queue"] = "forever"
+    assert _platform_errors("github-workflows.json", workflow)
+    pipeline = _load("gitlab-ci.yml")
+    pipeline["sipctl-apply"]["rules"][0]["when"] = "by-hand"
+    assert _platform_errors("gitlab-ci.json", pipeline)
+
+
+def test_github_actions_are_pinned_to_commits() -> None:
+    text = (GITOPS / "github-actions.yml").read_text()
+    uses = re.findall(r"uses: (\S+)(.*)", text)
+    assert uses
+    for action, comment in uses:
+        assert re.fullmatch(r"actions/[a-z-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r"  # v[0-9]+\.[0-9]+\.[0-9]+", comment), (action, comment)
+
+
+def test_github_apply_starts_on_the_push_of_the_merge_and_queues() -> None:
+    workflow = _github_workflow()
+    assert "pull_request" in workflow["on"] and workflow["on"]["push"]["branches"]
+    assert "closed" not in workflow["on"]["pull_request"]["types"], "no apply from a PR ref"
+    assert "concurrency" not in workflow, "a workflow-wide group would cancel waiting runs"
+    assert workflow["jobs"]["apply"]["if"] == "github.event_name == 'push'"
+    for name in ("apply", "apply-main"):
+        group = workflow["jobs"][name]["concurrency"]
+        assert group == {"group": "sipctl-apply", "cancel-in-progress": False, "queue": "max"}
+    assert "pull_request.number" in workflow["jobs"]["plan"]["concurrency"]["group"]
+
+
+def test_github_apply_refuses_the_reviewed_plan_of_another_spec(
+    ci: FakeCi, bind: BindServer
+) -> None:
+    """Another merge between the review and this one: the reviewed plan is not the merged
+    commit's, and is not applied; the way on is the re-plan of the default branch."""
+    workflow = _load("github-actions.yml")
+    assert run_github_job(ci, workflow, "plan").code == 0
+    ci.merged_later = "# merged after the review\n"
+    before = bind.zone_records(DOMAIN)
+    apply = run_github_job(ci, workflow, "apply")
+    assert apply.code == 3, apply.output
+    assert "another sipctl.yaml than the merged commit's" in apply.output
+    assert "replan-and-apply" in apply.output
+    assert bind.zone_records(DOMAIN) == before
+    applied = run_github_job(ci, workflow, "apply-main")
+    assert applied.code == 0, applied.output
+    assert bind.query(f"_sip._tcp.{DOMAIN}", "SRV") == [f"10 0 5060 pbx.{DOMAIN}."]
+
+
+def test_github_apply_of_a_direct_push_applies_nothing(ci: FakeCi, bind: BindServer) -> None:
+    workflow = _load("github-actions.yml")
+    before = bind.zone_records(DOMAIN)
+    apply = run_github_job(ci, workflow, "apply", {"STUB_NO_MERGED_PR": "1"})
+    assert apply.code == 1, apply.output
+    assert f"no merged pull request for {MERGE_SHA}" in apply.output
+    assert bind.zone_records(DOMAIN) == before
+
+
+def test_gitlab_replans_and_applies_the_default_branch_after_a_stale_plan(
+    ci: FakeCi, bind: BindServer
+) -> None:
+    pipeline = _load("gitlab-ci.yml")
+    assert run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event").code == 0
+    # another writer added one of the planned records: the reviewed plan is stale
+    bind.update(DOMAIN, add=[(f"_sipctl.{DOMAIN}.", 3600, "TXT", '"sipctl-registry=1"')])
+    stale = run_gitlab_job(ci, pipeline, "sipctl-apply", "push")
+    assert stale.code == 3, stale.output
+    replan = run_gitlab_job(ci, pipeline, "sipctl-replan-apply", "push")
+    assert replan.code == 0, replan.output
+    assert bind.query(f"_sip._tcp.{DOMAIN}", "SRV") == [f"10 0 5060 pbx.{DOMAIN}."]
+    assert (ci.repo / "plan.json").exists(), "the plan applied is kept"
+    again = run_gitlab_job(ci, pipeline, "sipctl-replan-apply", "push")
+    assert again.code == 0 and "No changes" in again.output, again.output
+
+
+def test_gitlab_apply_refuses_the_reviewed_plan_of_another_spec(
+    ci: FakeCi, bind: BindServer
+) -> None:
+    pipeline = _load("gitlab-ci.yml")
+    assert run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event").code == 0
+    ci.merged_later = "# merged after the review\n"
+    apply = run_gitlab_job(ci, pipeline, "sipctl-apply", "push")
+    assert apply.code == 3, apply.output
+    assert "Start sipctl-replan-apply" in apply.output
+
+
+def test_gitlab_tokens_are_stated_and_least(ci: FakeCi) -> None:
+    """The note token (api, Reporter) is unprotected, so every merge request's author can use
+    it: it is optional and used by the plan job only. The apply job's lookups use a
+    read_api token that is protected."""
+    text = (GITOPS / "gitlab-ci.yml").read_text()
+    header = text.split("\nvariables:", 1)[0]
+    note = header.split("SIPCTL_NOTE_TOKEN", 1)[1].split("#   SIPCTL_", 1)[0]
+    read = header.split("SIPCTL_API_READ_TOKEN", 1)[1].split("#   SIPCTL_", 1)[0]
+    assert "NOT protected" in note and "role Reporter, scope api" in note
+    assert "PROTECTED" in read and "role" in read and "scope read_api" in read
+    pipeline = _load("gitlab-ci.yml")
+    for name, job in pipeline.items():
+        if not isinstance(job, dict) or "script" not in job:
+            continue
+        dumped = yaml.safe_dump(job)
+        assert ("SIPCTL_NOTE_TOKEN" in dumped) == (name == "sipctl-plan"), name
+        assert ("SIPCTL_API_READ_TOKEN" in dumped) == (name == "sipctl-apply"), name
+    assert pipeline["sipctl-plan"]["artifacts"]["expose_as"], "the plan is linked without it"
+    plan = run_gitlab_job(
+        ci, pipeline, "sipctl-plan", "merge_request_event", {"SIPCTL_NOTE_TOKEN": ""}
+    )
+    assert plan.code == 0, plan.output
+    assert not (ci.stub_dir / "comment-mr.md").exists(), "no token: no note, no failure"
