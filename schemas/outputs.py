@@ -59,6 +59,18 @@ def _validate() -> str:
     return dump(validate_schema())
 
 
+def _commands() -> str:
+    from sipctl.manual import markdown
+
+    return markdown()
+
+
+def _man() -> str:
+    from sipctl.manual import man_page
+
+    return man_page()
+
+
 KINDS: dict[str, Callable[[], str]] = {
     "spec": _spec,
     "reference": _reference,
@@ -68,6 +80,8 @@ KINDS: dict[str, Callable[[], str]] = {
     "verify": _verify,
     "audit": _audit,
     "validate": _validate,
+    "commands": _commands,
+    "man": _man,
 }
 
 _SCHEMA = "https://json-schema.org/draft/2020-12/schema"
