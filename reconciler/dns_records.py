@@ -80,12 +80,13 @@ def parse(rdtype: str, text: str) -> dns.rdata.Rdata:
 def canonical(rdata: dns.rdata.Rdata, origin: dns.name.Name | None = None) -> str:
     """The canonical text of one record (see the module docstring)."""
     if isinstance(rdata, NAPTR):
-        return naptr_text(
+        # bytes as they are: a live record may hold any byte (to_text escapes it as \DDD)
+        return _naptr_bytes_text(
             rdata.order,
             rdata.preference,
-            rdata.flags.decode("ascii", "replace"),
-            rdata.service.decode("ascii", "replace"),
-            rdata.regexp.decode("ascii", "replace"),
+            rdata.flags,
+            rdata.service,
+            rdata.regexp,
             rdata.replacement.derelativize(origin or dns.name.root).to_text(),
         )
     if isinstance(rdata, SRV):
@@ -102,21 +103,44 @@ def canonical_text(rdtype: str, text: str) -> str:
     return canonical(parse(rdtype, text))
 
 
-@lru_cache(maxsize=_RECENT)
 def naptr_text(
     order: int, preference: int, flags: str, service: str, regexp: str, replacement: str
 ) -> str:
+    """The canonical text of a NAPTR sipctl renders (its fields are ASCII)."""
+    return _naptr_bytes_text(
+        order,
+        preference,
+        flags.encode("ascii"),
+        service.encode("ascii"),
+        regexp.encode("ascii"),
+        replacement,
+    )
+
+
+@lru_cache(maxsize=_RECENT)
+def _naptr_bytes_text(
+    order: int, preference: int, flags: bytes, service: bytes, regexp: bytes, replacement: str
+) -> str:
+    # flags and service compare case-insensitively (RFC 3403); bytes.lower/upper touch only
+    # ASCII letters, so any other byte stays what it was
     rdata = NAPTR(  # type: ignore[no-untyped-call]
         dns.rdataclass.IN,
         dns.rdatatype.NAPTR,
         order,
         preference,
-        flags.lower().encode("ascii"),
-        service.upper().encode("ascii"),
-        regexp.encode("ascii"),
+        flags.lower(),
+        service.upper(),
+        regexp,
         dns.name.from_text(replacement.lower(), origin=dns.name.root),
     )
     return rdata.to_text()
+
+
+def shown_bytes(data: bytes) -> str:
+    r"""A character-string of a live record as DNS presentation text shows it: printable
+    ASCII as it is, every other byte (a newline, \255) as \DDD, so that it can go into a
+    message, a comment or a YAML file without meaning anything there."""
+    return "".join(chr(b) if 0x20 < b < 0x7F and b not in b'"\\' else f"\\{b:03d}" for b in data)
 
 
 def srv_text(priority: int, weight: int, port: int, target: str) -> str:
@@ -133,8 +157,8 @@ def is_sip_naptr(rdata: dns.rdata.Rdata) -> bool:
     """A NAPTR whose service is SIP or SIPS (RFC 3263): the only NAPTRs sipctl owns."""
     if not isinstance(rdata, NAPTR):
         return False
-    service = rdata.service.decode("ascii", "replace").upper()
-    return service.startswith(("SIP+", "SIPS+")) or service in ("SIP", "SIPS")
+    service = rdata.service.upper()
+    return service.startswith((b"SIP+", b"SIPS+")) or service in (b"SIP", b"SIPS")
 
 
 def registry_records(hosts: Iterable[str]) -> list[str]:

@@ -35,7 +35,14 @@ from dns.rdtypes.IN.SRV import SRV
 
 from sipctl.errors import SpecError
 from sipctl.reconciler.asterisk_conf import include_target
-from sipctl.reconciler.dns_records import SRV_PREFIX, absolute, in_zone, parse, registry_owner
+from sipctl.reconciler.dns_records import (
+    SRV_PREFIX,
+    absolute,
+    in_zone,
+    parse,
+    registry_owner,
+    shown_bytes,
+)
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.asterisk import DIALPLAN_FILE, PARENTS, WRONG_NAME_EXTENSION
 from sipctl.reconciler.resources import Address, Resource, Value
@@ -159,7 +166,7 @@ def spec_from_dns(
         ttls[int(naptr_value["ttl"])] += 1
         for text in naptr_value["records"]:
             record = _naptr(text)
-            service = record.service.decode().upper()
+            service = shown_bytes(record.service.upper())  # any byte; \DDD when odd
             found = _NAPTR_SERVICE.get(service)
             if found is None:
                 result.gaps.append(f"NAPTR service {service} has no sipctl transport")
@@ -472,7 +479,14 @@ def spec_yaml(data: dict[str, Any], header: list[str]) -> str:
     order = ["version", "domain", "transports", "servers", "users", "dns", "asterisk"]
     ordered = {k: data[k] for k in order if k in data}
     body = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False, allow_unicode=True)
-    return "".join(f"# {line}\n" if line else "#\n" for line in header) + body
+    return "".join(f"# {_comment(line)}\n" if line else "#\n" for line in header) + body
+
+
+def _comment(line: str) -> str:
+    """One comment line, whatever live data it quotes: a line break or another character
+    that is not printable (YAML and editors may read U+2028 or U+0085 as a line end) is
+    written escaped, so nothing read from a host can step out of the comment."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in line)
 
 
 # --- reading what is live -------------------------------------------------------------------------

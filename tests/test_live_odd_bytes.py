@@ -1,0 +1,106 @@
+"""Live data is data: any byte a zone can hold in a NAPTR gives a correct reading or a clear
+message, never a traceback; ``import`` writes valid YAML that means what was read.
+
+The attack: one apex ``NAPTR 70 10 "s" "SIP+D2U\\255\\254" ""`` made plan, import and drift
+die with a UnicodeEncodeError, and a newline in a NAPTR service stepped out of the comment
+``import`` writes into the YAML itself. Here the zone is read by the zonefile provider
+(dnspython, the same parser BIND's presentation format is read with), through the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sipctl.cli import run
+from sipctl.schemas.loader import load_spec
+
+ZONE = """\
+$ORIGIN example.org.
+@ 3600 IN SOA ns.example.org. hostmaster.example.org. 1 7200 900 1209600 300
+@ 3600 IN NS ns.example.org.
+ns 3600 IN A 192.0.2.1
+_sip._udp 3600 IN SRV 10 0 5060 pbx.example.org.
+pbx 3600 IN A 192.0.2.5
+@ 3600 IN NAPTR 10 10 "s" "SIP+D2U" "" _sip._udp.example.org.
+"""
+
+
+def presentation(data: bytes) -> str:
+    """A character-string in zone-file text: every byte as \\DDD (RFC 1035 5.1)."""
+    return '"' + "".join(f"\\{b:03d}" for b in data) + '"'
+
+
+FIELD = st.binary(max_size=24)
+SERVICE = st.one_of(FIELD, FIELD.map(lambda b: b"SIP+D2U" + b), FIELD.map(lambda b: b"SIPS+" + b))
+
+
+def _in(directory: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """``sipctl ARGS`` in ``directory``: its exit code and what it printed; a traceback (an
+    unexpected error) fails the test whatever the code."""
+    before = Path.cwd()
+    os.chdir(directory)
+    try:
+        code = run(list(args))
+    finally:
+        os.chdir(before)
+    captured = capsys.readouterr()
+    assert "unexpected error" not in captured.err and "Traceback" not in captured.err
+    return code, captured.out + captured.err
+
+
+def _import(work: Path, capsys: pytest.CaptureFixture[str]) -> int:
+    zone = "zonefile:example.org.zone"
+    return _in(
+        work, capsys, "import", "--domain", "example.org", "--dns", zone, "--out", "sipctl.yaml"
+    )[0]
+
+
+@given(flags=FIELD, service=SERVICE, regexp=FIELD)
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_any_bytes_in_a_naptr_are_read_planned_and_imported(
+    capsys: pytest.CaptureFixture[str], flags: bytes, service: bytes, regexp: bytes
+) -> None:
+    with tempfile.TemporaryDirectory() as temp:
+        work = Path(temp)
+        odd = f"@ 3600 IN NAPTR 70 10 {presentation(flags)} {presentation(service)} "
+        odd += f"{presentation(regexp)} _sip._udp.example.org.\n"
+        (work / "example.org.zone").write_text(ZONE + odd, encoding="ascii")
+        assert _import(work, capsys) == 0
+        text = (work / "sipctl.yaml").read_text(encoding="utf-8")
+        # nothing read from the zone is a line break or another control character here
+        assert all(c == "\n" or c.isprintable() for c in text), text
+        # the comments mean nothing: the YAML without them is the same document
+        body = "".join(line for line in text.splitlines(True) if not line.startswith("#"))
+        assert yaml.safe_load(text) == yaml.safe_load(body)
+        load_spec(work / "sipctl.yaml")  # valid
+        # 0, or 3 when deleting the odd SIP NAPTR is more than the safety limit allows
+        code, _ = _in(work, capsys, "plan", "-f", "sipctl.yaml", "--json")
+        assert code in (0, 3)
+
+
+def test_the_reported_naptr_is_planned_imported_and_drift_with_its_bytes_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone = tmp_path / "example.org.zone"
+    zone.write_text(ZONE, encoding="ascii")
+    assert _import(tmp_path, capsys) == 0
+    code, _ = _in(tmp_path, capsys, "apply", "-f", "sipctl.yaml", "--auto-approve", "--no-verify")
+    assert code == 0
+    odd = '@ 3600 IN NAPTR 70 10 "s" "SIP+D2U\\255\\254" "" _sip._udp.example.org.\n'
+    zone.write_text(zone.read_text(encoding="ascii") + odd, encoding="ascii")
+    shown = '70 10 "s" "SIP+D2U\\255\\254" "" _sip._udp.example.org'
+    code, out = _in(tmp_path, capsys, "plan", "-f", "sipctl.yaml", "--markdown")
+    assert code == 0 and shown in out, out
+    code, out = _in(tmp_path, capsys, "drift", "-f", "sipctl.yaml")
+    assert code in (0, 2) and "NAPTR" in out, out
+    (tmp_path / "sipctl.yaml").unlink()
+    assert _import(tmp_path, capsys) == 0
+    text = (tmp_path / "sipctl.yaml").read_text(encoding="utf-8")
+    assert "NAPTR service SIP+D2U\\255\\254 has no sipctl transport" in text
