@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -44,7 +45,7 @@ from sipctl.reconciler.render.fail2ban import (
     jail_path,
     normalize_ini,
 )
-from sipctl.reconciler.resources import Address, LiveState, Resource
+from sipctl.reconciler.resources import Address, Kept, LiveState, Resource
 from sipctl.schemas.targets import parse_target
 from sipctl.schemas.values import split_command
 
@@ -67,6 +68,18 @@ awk -v d="$d" -v m="$1" '
   { print > (part ? d "/test.log" : d "/filter.conf") }'
 fail2ban-regex -o ip "$d/test.log" "$d/filter.conf"
 """
+
+
+@dataclass
+class Fail2banKept(Kept):
+    """What the fail2ban provider's read keeps for its apply.
+
+    raw      sipctl's files as read, exactly (None: missing), by path
+    running  the fail2ban server answered ping (a reload can follow the writes)
+    """
+
+    raw: dict[str, bytes | None] = field(default_factory=dict)
+    running: bool = False
 
 
 class Fail2banProvider(Provider):
@@ -112,7 +125,7 @@ class Fail2banProvider(Provider):
             if content is not None:
                 text = content.decode("utf-8", "replace")
                 live.resources[Address(LAYER, "file", path)] = normalize_ini(text)
-        live.private["raw"] = raw
+        live.kept_as(Fail2banKept).raw = raw
         # The values ignore comments; a saved plan must still notice any edit of the files.
         live.fingerprint_extra = {
             path: None if content is None else hashlib.sha256(content).hexdigest()
@@ -227,7 +240,7 @@ class Fail2banProvider(Provider):
         self, transport: HostTransport, answers: Sequence[CommandResult], live: LiveState
     ) -> None:
         """Whether a reload can follow the writes, from the answers to _server_programs."""
-        live.private["running"] = False
+        live.kept_as(Fail2banKept).running = False
         if not transport.can_run:
             live.skipped.append(
                 f"{transport.ref}: files only; 'fail2ban-client reload' is skipped "
@@ -238,7 +251,7 @@ class Fail2banProvider(Provider):
         ping, log_check, *status_answer = answers
         answer, status, log_exists = ping.stdout.strip(), ping.exit_status, log_check.ok
         if status == 0 and "pong" in answer:
-            live.private["running"] = True
+            live.kept_as(Fail2banKept).running = True
             if status_answer:
                 self._note_admins_sshd_jails(status_answer[0], live)
         elif status == 127:
@@ -285,7 +298,8 @@ class Fail2banProvider(Provider):
         del riders  # no lock site of its own: nothing rides here
         if not changes:
             return []
-        raw: dict[str, bytes | None] = live.private.get("raw", {})
+        kept = live.kept_as(Fail2banKept)
+        raw = kept.raw
         writes: list[FileWrite] = []
         lines: list[str] = []
         for change in changes:
@@ -306,7 +320,7 @@ class Fail2banProvider(Provider):
         if not transport.can_run:
             lines.append(f"{transport.ref}: reload skipped (a directory target runs no programs)")
             return lines
-        if not live.private.get("running", False):
+        if not kept.running:
             lines.append(f"{self.target_id}: fail2ban is not running; reload skipped")
             return lines
         result = self._client(transport, "reload")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -42,7 +43,7 @@ from sipctl.reconciler.render.webrtc import (
     published_files,
     record_value,
 )
-from sipctl.reconciler.resources import LiveState, Resource
+from sipctl.reconciler.resources import Kept, LiveState, Resource
 from sipctl.schemas.loader import LoadedSpec
 from sipctl.schemas.targets import parse_target
 from sipctl.schemas.values import check_publish, split_publish
@@ -162,6 +163,21 @@ def record_text(files: dict[str, str]) -> bytes:
     ).encode()
 
 
+@dataclass
+class PageKept(Kept):
+    """What the page provider's read keeps for its apply.
+
+    contents     the published files as read, exactly (None: missing), by name
+    record       the record of what was published, as read
+    unreachable  the recorded hashes of published files that could not be read now (kept
+                 in the new record)
+    """
+
+    contents: dict[str, bytes | None] = field(default_factory=dict)
+    record: bytes | None = None
+    unreachable: dict[str, str] = field(default_factory=dict)
+
+
 class WebrtcPageProvider(Provider):
     layer: ClassVar[str] = "webrtc"
     name: ClassVar[str] = "webrtc"
@@ -242,8 +258,8 @@ class WebrtcPageProvider(Provider):
                     f"{name} changed since sipctl published it there: it is left in place "
                     "(the page no longer goes there; remove the file when nobody needs it)"
                 )
-        live.private.update(
-            contents=contents, record=raw, kept={n: recorded[n] for n in unreachable}
+        live.kept = PageKept(
+            contents=contents, record=raw, unreachable={n: recorded[n] for n in unreachable}
         )
         live.fingerprint_extra = {
             "record": _sha256(raw) if raw is not None else None,
@@ -285,7 +301,8 @@ class WebrtcPageProvider(Provider):
         del riders  # no lock site of its own: nothing rides here
         if not changes:
             return []
-        contents: dict[str, bytes | None] = live.private.get("contents") or {}
+        kept = live.kept_as(PageKept)
+        contents = kept.contents
         texts = published_files(self._loaded.spec)
         writes: dict[str, list[FileWrite]] = {}
         for change in changes:
@@ -305,8 +322,8 @@ class WebrtcPageProvider(Provider):
                 done = "removed" if write.content is None else "wrote"
                 lines.append(f"webrtc {parse_target(target).key}: {done} {write.path}")
         files = {name: _sha256(text.encode("utf-8")) for name, text in texts.items()}
-        files.update(live.private.get("kept") or {})
-        before: bytes | None = live.private.get("record")
+        files.update(kept.unreachable)
+        before = kept.record
         after = record_text(files) if files else None
         if after != before:
             self._record.write(after, before)

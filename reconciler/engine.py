@@ -142,7 +142,7 @@ def make_plan(
     """
     runs = _open_targets(loaded, ctx, selected_layers(loaded, layers), rendered or {})
     _read_all(runs, ctx)
-    problems = _problems(runs) + _live_cross_checks(loaded, runs)
+    problems = _problems(runs)
     if problems:
         raise ProviderError(
             "the live systems disagree with the spec; fix this before planning:\n  "
@@ -159,13 +159,6 @@ def make_plan(
         layers=list(layers or []),
     )
     return PlanRun(plan, runs, loaded)
-
-
-def _live_cross_checks(loaded: LoadedSpec, runs: Sequence[TargetRun]) -> list[str]:
-    from sipctl.schemas.checks import live_cross_checks
-
-    states = {run.layer.name: run.live for run in runs}
-    return list(live_cross_checks(loaded, states))
 
 
 def loaded_from_plan(plan: Plan, plan_file: str) -> LoadedSpec:

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 # A JSON-able value: dict/list/str/int/float/bool/None, normalized by whoever built it.
 Value = Any
@@ -47,6 +47,15 @@ class Resource:
     payload: Value = None
 
 
+class Kept:
+    """What one provider's read keeps for its own ``apply`` (the exact bytes it read, the
+    full rrsets for an UPDATE's prerequisites, ...): each provider subclasses it with a
+    dataclass of typed fields, every field with a default. Never saved in a plan file."""
+
+
+K = TypeVar("K", bound=Kept)
+
+
 @dataclass
 class LiveState:
     """What a provider read from one target. ``read`` fills it; nothing here writes.
@@ -56,7 +65,7 @@ class LiveState:
     problems   errors that stop the plan before anything is applied
     hazards    changes refused for safety unless --force (e.g. the firewall would cut SSH)
     skipped    one line each for what this target cannot do (e.g. no program to reload)
-    private    provider data that apply needs (never saved in a plan file)
+    kept       what the provider's apply needs from its read (its own ``Kept`` subclass)
     """
 
     resources: dict[Address, Value] = field(default_factory=dict)
@@ -65,7 +74,18 @@ class LiveState:
     hazards: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     fingerprint_extra: Value = None
-    private: dict[str, Any] = field(default_factory=dict)
+    kept: Kept | None = None
+
+    def kept_as(self, kind: type[K]) -> K:
+        """The provider's kept data as its own type; an empty one when the read kept none
+        (a LiveState made elsewhere), kept from then on."""
+        if self.kept is None:
+            self.kept = kind()
+        if not isinstance(self.kept, kind):
+            raise TypeError(
+                f"this live state keeps {type(self.kept).__name__}, not {kind.__name__}"
+            )
+        return self.kept
 
     def fingerprint(self) -> str:
         """A hash of everything read: a saved plan is stale when it no longer matches.

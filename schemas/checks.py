@@ -1,14 +1,14 @@
 """Cross-layer checks: the layers of one spec must agree with each other.
 
-Two kinds, both pure:
+Offline and pure:
 
 - ``cross_checks(loaded)`` (offline, for ``sipctl validate`` and every command that loads a
   spec): the spec's own layers against each other - ports opened by the firewall and watched
   by the fail2ban jail, the RTP range, TLS files, users, servers. ``cross_warnings(loaded)``
   lists what is allowed but probably a mistake.
-- ``live_cross_checks(loaded, states)`` (for ``sipctl plan``): what only the live systems can
-  answer - Asterisk's live transports, its effective RTP range, the file it really logs to -
-  read from the providers' ``LiveState.private`` (keys documented at that function).
+
+What only the live side can answer is checked by the provider that reads it (Asterisk's
+live transports and the file it really logs to: ``providers/asterisk/``).
 
 Every message names both sides of a disagreement with ``file:line:col`` and says which side
 to fix. The firewall and fail2ban sides are read from their renderers (``desired_ruleset``,
@@ -19,13 +19,10 @@ the spec is caught here rather than on the live host.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from sipctl.reconciler.resources import LiveState
 from sipctl.schemas.loader import LoadedSpec
-from sipctl.schemas.values import TRANSPORT_PROTOCOL
 
 if TYPE_CHECKING:
     from sipctl.schemas.spec import Spec
@@ -385,179 +382,3 @@ def _name_checks(loaded: LoadedSpec) -> list[str]:
 
 def _in_zone(host: str, zone: str) -> bool:
     return host == zone or host.endswith("." + zone)
-
-
-# --- live checks -----------------------------------------------------------------------------
-
-
-def live_cross_checks(loaded: LoadedSpec | Spec, states: Mapping[str, LiveState]) -> list[str]:
-    """Disagreements only the live systems show; each says which layer to fix.
-
-    Pass the ``LoadedSpec`` so messages carry ``file:line``; a bare ``Spec`` works too.
-
-    ``states`` maps a layer name to what its provider read. Keys read from ``private``
-    (a missing key means "not known" and its check is skipped):
-
-    asterisk  ``live_transports``: list of {"name": str, "protocol": "udp"|"tcp"|"tls",
-              "port": int, "owned": bool (defined by sipctl's own file)} as Asterisk reports
-              them (``pjsip show transports``) or as its config defines them;
-              ``rtp_range``: [start, end] Asterisk really uses (rtp.conf after includes);
-              ``logger_files``: {absolute path: [levels]} of the file channels in logger.conf
-              (relative names resolved against astlogdir); when absent, it is parsed from
-              ``contents["logger.conf"]`` (and ``contents["asterisk.conf"]`` for astlogdir),
-              the raw bytes the provider read, with ``logger_files_from_conf``.
-    fail2ban  ``jail_logpath``: the logpath of the live jail, when it differs from the spec.
-    firewall  ``rtp_range``: [start, end] the live rules open (before this plan's changes).
-    """
-    if not isinstance(loaded, LoadedSpec):
-        loaded = LoadedSpec(spec=loaded, source="spec", base_dir=Path.cwd(), text="")
-    spec, w = loaded.spec, loaded.where
-    problems: list[str] = []
-    ast = states.get("asterisk")
-    if spec.asterisk is None or ast is None:
-        return problems
-    target = spec.asterisk.target
-    transports = ast.private.get("live_transports")
-    if isinstance(transports, list):
-        problems += _live_transport_checks(loaded, transports)
-    rtp = ast.private.get("rtp_range")
-    if spec.firewall is not None and isinstance(rtp, list | tuple) and len(rtp) == 2:
-        want = firewall_rtp_range(spec)
-        if (int(rtp[0]), int(rtp[1])) != want:
-            problems.append(
-                f"{w(('asterisk', 'rtp'))}: Asterisk at {target} uses RTP {rtp[0]}-{rtp[1]} "
-                f"(its live rtp.conf) but the firewall ({w(('firewall',))}) opens "
-                f"{want[0]}-{want[1]}; fix rtp.conf on the PBX (another file overrides "
-                "rtpstart/rtpend) or asterisk.rtp"
-            )
-    logger = ast.private.get("logger_files")
-    if logger is None:
-        logger = _logger_files_from_contents(ast.private.get("contents"))
-    if spec.fail2ban is not None and spec.fail2ban.enabled and isinstance(logger, dict):
-        f2b = states.get("fail2ban")
-        jail = (f2b.private.get("jail_logpath") if f2b is not None else None) or (
-            spec.fail2ban.logpath
-        )
-        levels = {str(k): [str(x).lower() for x in v] for k, v in logger.items()}
-        watched = levels.get(str(jail))
-        if watched is None:
-            files = ", ".join(sorted(levels)) or "no file at all"
-            problems.append(
-                f"{w(('fail2ban', 'logpath'))}: the fail2ban jail watches {jail} but Asterisk "
-                f"at {target} logs to {files} (logger.conf); set fail2ban.logpath to one of "
-                "them, or add the file to logger.conf on the PBX"
-            )
-        elif "warning" not in watched and "*" not in watched:
-            problems.append(
-                f"{w(('fail2ban', 'logpath'))}: Asterisk at {target} writes {jail} without "
-                "the WARNING level (logger.conf), where rejected guest calls are logged; "
-                "add warning to that file's levels"
-            )
-    return problems
-
-
-def _live_transport_checks(loaded: LoadedSpec, live: list[Any]) -> list[str]:
-    spec, w = loaded.spec, loaded.where
-    assert spec.asterisk is not None
-    target = spec.asterisk.target
-    problems: list[str] = []
-    entries = [t for t in live if isinstance(t, dict)]
-    shown = ", ".join(
-        f"{t.get('name', '?')} {t.get('protocol', '?')}/{t.get('port', '?')}" for t in entries
-    )
-    for name, transport in spec.transports.enabled().items():
-        same = [
-            t
-            for t in entries
-            if t.get("protocol") == name and int(t.get("port", -1)) == transport.port
-        ]
-        if spec.asterisk.manage_transports:
-            clash = [
-                t
-                for t in entries
-                if not t.get("owned")
-                and TRANSPORT_PROTOCOL.get(str(t.get("protocol")), "") == TRANSPORT_PROTOCOL[name]
-                and int(t.get("port", -1)) == transport.port
-            ]
-            for t in clash:
-                problems.append(
-                    f"{w(('transports', name, 'port'))}: sipctl would define transports.{name} "
-                    f"on port {transport.port}, but Asterisk at {target} already has transport "
-                    f"{t.get('name')} there (not sipctl's); remove it on the PBX or set "
-                    "asterisk.manage_transports: false"
-                )
-        elif not same:
-            problems.append(
-                f"{w(('transports', name, 'port'))}: transports.{name} says {name} on port "
-                f"{transport.port}, but Asterisk at {target} has no such transport (live: "
-                f"{shown or 'none'}); add it on the PBX, set asterisk.manage_transports: true "
-                f"({w(('asterisk',))}), or change the spec"
-            )
-    return problems
-
-
-DEFAULT_LOG_DIR = "/var/log/asterisk"
-
-
-def logger_files_from_conf(text: str, log_dir: str = DEFAULT_LOG_DIR) -> dict[str, list[str]]:
-    """The file channels of a ``logger.conf``: {absolute path: [levels, lower case]}.
-
-    ``console`` and ``syslog.*`` are not files. A relative name lives in ``log_dir``
-    (asterisk.conf's astlogdir). With ``appendhostname = yes`` Asterisk appends
-    ``.<hostname>`` to every file name, which no static jail path can match: such files
-    are listed with the marker ``<hostname>`` so the check reports them.
-    """
-    files: dict[str, list[str]] = {}
-    section = ""
-    append_hostname = False
-    for raw in text.splitlines():
-        line = raw.split(";", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("[") and "]" in line:
-            section = line[1 : line.index("]")].strip().lower()
-            continue
-        key, sep, value = line.partition("=>") if "=>" in line else line.partition("=")
-        if not sep:
-            continue
-        name, value = key.strip(), value.strip()
-        if section == "general" and name.lower() == "appendhostname":
-            append_hostname = value.lower() in ("yes", "true", "on", "1")
-        if section != "logfiles" or name == "console" or name.startswith("syslog"):
-            continue
-        path = name if name.startswith("/") else f"{log_dir.rstrip('/')}/{name}"
-        levels = [v.strip().lower() for v in value.split(",") if v.strip()]
-        files[path] = [lv.split("(", 1)[0] for lv in levels]
-    if append_hostname:
-        return {f"{path}.<hostname>": levels for path, levels in files.items()}
-    return files
-
-
-def _log_dir_from_asterisk_conf(text: str) -> str:
-    section = ""
-    for raw in text.splitlines():
-        line = raw.split(";", 1)[0].strip()
-        if line.startswith("["):
-            section = line[1:].split("]", 1)[0].strip().lower()
-            continue
-        key, sep, value = line.partition("=>") if "=>" in line else line.partition("=")
-        if sep and section == "directories" and key.strip() == "astlogdir":
-            return value.strip()
-    return DEFAULT_LOG_DIR
-
-
-def _logger_files_from_contents(contents: object) -> dict[str, list[str]] | None:
-    if not isinstance(contents, dict):
-        return None
-    raw = contents.get("logger.conf")
-    if not isinstance(raw, bytes | str):
-        return None
-    conf = contents.get("asterisk.conf")
-    log_dir = DEFAULT_LOG_DIR
-    if isinstance(conf, bytes | str):
-        log_dir = _log_dir_from_asterisk_conf(_decode(conf))
-    return logger_files_from_conf(_decode(raw), log_dir)
-
-
-def _decode(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

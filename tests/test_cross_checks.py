@@ -10,8 +10,7 @@ from fixtures.common import EXAMPLES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sipctl.reconciler.resources import LiveState
-from sipctl.schemas.checks import cross_checks, cross_warnings, live_cross_checks
+from sipctl.schemas.checks import cross_checks, cross_warnings
 from sipctl.schemas.loader import LoadedSpec, load_spec, load_spec_text
 
 BASE = """\
@@ -159,83 +158,6 @@ def test_names_that_differ_only_in_case_are_one_name() -> None:
     rooms = BASE + "rooms:\n  DIRECTOR: {}\n"
     [problem] = cross_checks(load(rooms))
     assert "rooms.DIRECTOR differs only in case from users.director" in problem
-
-
-# --- live checks over the providers' LiveStates ----------------------------------------------
-
-
-def asterisk_state(**private: object) -> dict[str, LiveState]:
-    return {"asterisk": LiveState(private=dict(private))}
-
-
-def test_live_transports_must_listen_on_the_spec_ports() -> None:
-    loaded = load(BASE)
-    live = [
-        {"name": "t-udp", "protocol": "udp", "port": 5060, "owned": False},
-        {"name": "t-tcp", "protocol": "tcp", "port": 5080, "owned": False},
-    ]
-    problems = live_cross_checks(loaded, asterisk_state(live_transports=live))
-    assert len(problems) == 2
-    assert "transports.tcp says tcp on port 5060" in problems[0]
-    assert "t-tcp tcp/5080" in problems[0]
-    assert "tls on port 5061" in problems[1]
-    assert positions(problems[0]) == ["s.yaml:5", "s.yaml:17"]
-
-
-def test_live_transport_clash_when_sipctl_manages_transports() -> None:
-    text = BASE.replace("asterisk:\n", "asterisk:\n  manage_transports: true\n")
-    live = [{"name": "old-udp", "protocol": "udp", "port": 5060, "owned": False}]
-    [problem] = live_cross_checks(load(text), asterisk_state(live_transports=live))
-    assert "old-udp" in problem and "manage_transports: false" in problem
-
-
-def test_live_rtp_range_must_match_the_firewall() -> None:
-    [problem] = live_cross_checks(load(BASE), asterisk_state(rtp_range=[16384, 32767]))
-    assert "uses RTP 16384-32767" in problem and "opens 10000-20000" in problem
-
-
-def test_jail_must_watch_the_file_asterisk_logs_to() -> None:
-    loaded = load(BASE)
-    wrong = {"/var/log/asterisk/full": ["notice", "warning", "error"]}
-    [problem] = live_cross_checks(loaded, asterisk_state(logger_files=wrong))
-    assert "watches /var/log/asterisk/messages" in problem
-    assert "/var/log/asterisk/full" in problem
-    no_warning = {"/var/log/asterisk/messages": ["notice", "error"]}
-    [problem] = live_cross_checks(loaded, asterisk_state(logger_files=no_warning))
-    assert "WARNING" in problem
-    right = {"/var/log/asterisk/messages": ["notice", "warning", "error"]}
-    assert live_cross_checks(loaded, asterisk_state(logger_files=right)) == []
-    # a bare Spec works too (without positions)
-    assert live_cross_checks(loaded.spec, asterisk_state(logger_files=right)) == []
-
-
-def test_logger_conf_is_read_from_the_files_the_provider_read() -> None:
-    from sipctl.schemas.checks import logger_files_from_conf
-
-    conf = (
-        "[general]\ndateformat=%F %T\n\n[logfiles]\n"
-        "console => notice,warning,error\n"
-        "messages => notice,warning,error ; what fail2ban reads\n"
-        "full => notice,warning,error,verbose(3),dtmf\n"
-        "/srv/log/pbx.log => warning\n"
-        "syslog.local0 => warning\n"
-    )
-    assert logger_files_from_conf(conf, "/var/log/asterisk") == {
-        "/var/log/asterisk/messages": ["notice", "warning", "error"],
-        "/var/log/asterisk/full": ["notice", "warning", "error", "verbose", "dtmf"],
-        "/srv/log/pbx.log": ["warning"],
-    }
-    loaded = load(BASE)
-    contents = {
-        "logger.conf": conf.replace("messages =>", "messages.log =>").encode(),
-        "asterisk.conf": b"[directories]\nastlogdir => /var/log/asterisk\n",
-    }
-    [problem] = live_cross_checks(loaded, asterisk_state(contents=contents))
-    assert "/var/log/asterisk/messages.log" in problem and "logger.conf" in problem
-    hostname = {"logger.conf": ("[general]\nappendhostname = yes\n" + conf).encode()}
-    [problem] = live_cross_checks(loaded, asterisk_state(contents=hostname))
-    assert "messages.<hostname>" in problem
-    assert live_cross_checks(loaded, asterisk_state(contents={"logger.conf": conf.encode()})) == []
 
 
 @settings(max_examples=150, deadline=None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError
@@ -30,6 +31,12 @@ from sipctl.providers.asterisk.cli import (
 )
 from sipctl.providers.asterisk.edit import count_includes, read_rtp, set_include, set_rtp
 from sipctl.providers.asterisk.http_conf import has_marks, read_http, restore, set_http
+from sipctl.providers.asterisk.logger_conf import (
+    ASTERISK_FILE,
+    LOGGER_FILE,
+    jail_log_problems,
+    jail_watches_asterisk,
+)
 from sipctl.providers.asterisk.pjsip_global import read_user_agent, set_user_agent
 from sipctl.providers.asterisk.wss_checks import (
     BINDV6ONLY,
@@ -80,7 +87,7 @@ from sipctl.reconciler.render.asterisk_rooms import (
     MINIMAL_PARENT,
     bridge_profile,
 )
-from sipctl.reconciler.resources import LiveState, Resource
+from sipctl.reconciler.resources import Kept, LiveState, Resource
 from sipctl.schemas.loader import LoadedSpec
 from sipctl.schemas.names import canonical_name
 from sipctl.schemas.targets import parse_target
@@ -103,6 +110,19 @@ SHOW_CONFBRIDGE_MODULE = "module show like app_confbridge.so"
 RELOAD_HTTP = "module reload http"
 # The plan's views put "asterisk: " before a skipped line; apply's report line carries it.
 DIR_SKIPPED = "dir target, reload skipped (and the live checks of transports and sounds)"
+
+
+@dataclass
+class AsteriskKept(Kept):
+    """What the Asterisk provider's read keeps for its apply.
+
+    contents            every config file read, exactly (None: missing), by name
+    confbridge_running  app_confbridge is running (else a new confbridge.conf needs a load,
+                        not a reload)
+    """
+
+    contents: dict[str, bytes | None] = field(default_factory=dict)
+    confbridge_running: bool = True
 
 
 class AsteriskProvider(Provider):
@@ -142,6 +162,8 @@ class AsteriskProvider(Provider):
         files and the CLI commands (``gate_reads`` hands the same to the read gate)."""
         section = self._section
         names = [*MANAGED_FILES, *PARENT_FILES, RTP_FILE, HTTP_FILE]
+        if jail_watches_asterisk(self._loaded.spec):
+            names += [LOGGER_FILE, ASTERISK_FILE]  # the files Asterisk logs to (logger_conf)
         # Without a webrtc section that layer is not run: a page it published is only
         # noticed here, in the same batch (no round trip of its own).
         page_record = (
@@ -187,7 +209,7 @@ class AsteriskProvider(Provider):
         answers = rx_answers(clis, results)
         contents: dict[str, bytes | None] = {n: found[self._path(n)].content for n in names}
         live = LiveState()
-        live.private["contents"] = contents
+        live.kept = AsteriskKept(contents=contents)
         # the file's own sha256 also when the read gate hid secret values in ``contents``
         live.fingerprint_extra = {n: found[self._path(n)].sha256() for n in names}
         for name in MANAGED_FILES:
@@ -216,6 +238,15 @@ class AsteriskProvider(Provider):
                 start, end = read_rtp(contents[RTP_FILE])
                 live.resources[RTP_ADDRESS] = rtp_value(start, end)
             self._check_files(contents, live)
+            live.problems.extend(
+                jail_log_problems(
+                    self._loaded.spec,
+                    self._loaded.where,
+                    contents.get(LOGGER_FILE),
+                    contents.get(ASTERISK_FILE),
+                    section.target,
+                )
+            )
             if transport.can_run:
                 self._check_live(contents, answers, live, {p: found[p].content for p in network})
             else:
@@ -290,7 +321,8 @@ class AsteriskProvider(Provider):
                     live.problems.append(problem)
         transports, endpoints, settings, sound_answer = answers[:4]
         module = answers[-1]
-        live.private["confbridge_running"] = module.ok and _module_running(module.output)
+        running = module.ok and _module_running(module.output)
+        live.kept_as(AsteriskKept).confbridge_running = running
         if unavailable:
             self._check_sound(answers[4], live, unavailable, "unavailable_sound")
         if not transports.ok:
@@ -364,7 +396,7 @@ class AsteriskProvider(Provider):
             return []
         section = self._section
         transport = self._transport()
-        contents: dict[str, bytes | None] = live.private.get("contents") or self._reread()
+        contents = live.kept_as(AsteriskKept).contents or self._reread()
         writes = self._writes(changes, contents)
         transport.write_files(writes)
         written = [w.path for w in writes]
@@ -448,7 +480,7 @@ class AsteriskProvider(Provider):
         if touched & {CONFBRIDGE_FILE, CONFBRIDGE_PARENT}:
             # Without a confbridge.conf at start Asterisk declines the module ("Not
             # Running"), and a reload refuses it: load it once the file is there.
-            running = live.private.get("confbridge_running", True)
+            running = live.kept_as(AsteriskKept).confbridge_running
             reloads.append(RELOAD_CONFBRIDGE if running else LOAD_CONFBRIDGE)
         if HTTP_FILE in touched:
             reloads.append(RELOAD_HTTP)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -47,7 +47,7 @@ from sipctl.reconciler.render.certificate import (
     live_value,
     tls_of,
 )
-from sipctl.reconciler.resources import LiveState, Resource
+from sipctl.reconciler.resources import Kept, LiveState, Resource
 from sipctl.schemas.checks import certificate_names
 from sipctl.schemas.loader import LoadedSpec
 from sipctl.schemas.targets import parse_target
@@ -72,6 +72,13 @@ def account_key_path(directory: str) -> str:
 def record_path(cert_file: str) -> str:
     """Which directory issued the certificate at ``cert_file`` (and its names, serial)."""
     return f"{BOOKKEEPING_DIR}/{record_name(cert_file, '.acme.json')}"
+
+
+@dataclass
+class CertificateKept(Kept):
+    """What the certificate provider's read keeps for its apply: the files read, by path."""
+
+    files: dict[str, HostFile] = field(default_factory=dict)
 
 
 class CertificateProvider(Provider):
@@ -145,7 +152,7 @@ class CertificateProvider(Provider):
     def _read_live(self) -> LiveState:
         found, key = self._read()
         live = LiveState()
-        live.private["files"] = found
+        live.kept = CertificateKept(files=found)
         live.fingerprint_extra = {
             path: hashlib.sha256(f.content).hexdigest() if f.content is not None else None
             for path, f in found.items()
@@ -252,9 +259,7 @@ class CertificateProvider(Provider):
         from sipctl.providers.dns.challenge import challenge_writer
 
         transport = self._transport()
-        found: dict[str, HostFile] = live.private.get("files") or transport.read_files(
-            self._paths()
-        )
+        found = live.kept_as(CertificateKept).files or transport.read_files(self._paths())
         writer = challenge_writer(self._loaded, self._ctx)
         request = OrderRequest(
             directory=acme.directory,

@@ -53,9 +53,9 @@ from sipctl.providers.dns.owned import (
     base_names,
     desired_hosts,
     host_names,
+    kept_rrsets,
     listed_hosts,
     owned_state,
-    private_rrsets,
     records_of,
     ttl_of,
 )
@@ -138,7 +138,6 @@ class OctodnsProvider(Provider):
         if more:  # the live registry lists hosts the spec no longer has
             rrsets.update(self.read_rrsets(more))
         live = owned_state(rrsets, desired)
-        live.private["names"] = [list(n) for n in names + more]
         if not self.naptr_supported:
             live.notes.append(
                 f"{self.plugin.class_path} does not support NAPTR records: sipctl publishes "
@@ -215,7 +214,7 @@ class OctodnsProvider(Provider):
                     f"{change.address.kind} {change.address.name} changed since the plan was "
                     "made; nothing was changed. Run plan again"
                 )
-        read = private_rrsets(live)
+        read = kept_rrsets(live)
         wanted = {
             (c.address.name, c.address.kind): self._after(c, read.get(_key(c))) for c in changes
         }

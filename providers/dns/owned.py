@@ -9,7 +9,7 @@ the A/AAAA of the hosts in the desired set and in the live registry.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dns.rdata
 
@@ -23,7 +23,7 @@ from sipctl.reconciler.dns_records import (
     registry_hosts,
     registry_owner,
 )
-from sipctl.reconciler.resources import Address, LiveState, Resource, Value
+from sipctl.reconciler.resources import Address, Kept, LiveState, Resource, Value
 
 LAYER = "dns"
 
@@ -91,7 +91,7 @@ def owned_state(
     """The LiveState of the owned records, given every rrset read at the owned names.
 
     ``rrsets`` maps (owner, type) to what is live (missing: no such rrset). The full rrsets
-    go into ``private`` for the UPDATE prerequisites; only owned records are compared.
+    are kept (``DnsKept``) for the UPDATE prerequisites; only owned records are compared.
     """
     wanted = {r.address: r.value for r in desired}
     live = LiveState()
@@ -103,7 +103,7 @@ def owned_state(
             value = {"ttl": rrset.ttl, "records": sorted({c for c, _ in rrset.records})}
         if value is not None:
             live.resources[address] = value
-    live.private["rrsets"] = {f"{t} {n}": r.to_json() for (n, t), r in rrsets.items()}
+    live.kept = DnsKept(rrsets=dict(rrsets))
     return live
 
 
@@ -128,16 +128,26 @@ def _naptr(text: str) -> dns.rdata.Rdata:
     return parse("NAPTR", text)
 
 
-def private_rrsets(live: LiveState) -> dict[tuple[str, str], LiveRrset]:
-    """The full live rrsets a read stored in ``live.private``, by (owner, type)."""
-    raw = live.private.get("rrsets")
-    if not isinstance(raw, dict):
-        return {}
-    result = {}
-    for key, data in raw.items():
-        rdtype, _, owner = str(key).partition(" ")
-        result[(owner, rdtype)] = LiveRrset.from_json(data)
-    return result
+@dataclass
+class DnsKept(Kept):
+    """What a DNS provider's read keeps for its apply.
+
+    rrsets      every rrset read at the owned names, whole, by (owner, type): the
+                prerequisites of an UPDATE, the records of others kept in a shared rrset
+    names       the (owner, type) pairs read (a zone file re-reads exactly these)
+    exists      False when the zone file does not exist yet
+    soa_serial  the zone's SOA serial when read (RFC 2136)
+    """
+
+    rrsets: dict[tuple[str, str], LiveRrset] = field(default_factory=dict)
+    names: list[tuple[str, str]] = field(default_factory=list)
+    exists: bool = True
+    soa_serial: int | None = None
+
+
+def kept_rrsets(live: LiveState) -> dict[tuple[str, str], LiveRrset]:
+    """The full live rrsets a read kept, by (owner, type)."""
+    return live.kept_as(DnsKept).rrsets
 
 
 def records_of(value: Value) -> list[str]:

@@ -47,13 +47,14 @@ from sipctl.errors import ProviderError, SpecError, StalePlanError
 from sipctl.providers.base import Provider, UpdateRider
 from sipctl.providers.dns.challenge import CHALLENGE_TTL, ChallengeRecord
 from sipctl.providers.dns.owned import (
+    DnsKept,
     LiveRrset,
     base_names,
     desired_hosts,
     host_names,
+    kept_rrsets,
     listed_hosts,
     owned_state,
-    private_rrsets,
     records_of,
     ttl_of,
 )
@@ -164,11 +165,12 @@ class Rfc2136Provider(Provider):
                 answers.update(self._ask(conn, more))
         live = owned_state(answers, desired)
         live.notes.extend(self._secret_notes)
-        live.private["soa_serial"] = int(soa.records[0][1].split()[2])
+        serial = int(soa.records[0][1].split()[2])
+        live.kept_as(DnsKept).soa_serial = serial
         self._ctx.log(
             f"rfc2136: read {len(answers)} owned rrset(s) of zone {self.zone} from {self._server} "
             f"with {self.messages_sent} signed queries on one TCP connection "
-            f"(SOA serial {live.private['soa_serial']})"
+            f"(SOA serial {serial})"
         )
         return live
 
@@ -285,7 +287,7 @@ class Rfc2136Provider(Provider):
             keyname=dns.name.from_text(self._key_name()) if keyring else None,
             keyalgorithm=self._key_algorithm(),
         )
-        rrsets = private_rrsets(live)
+        rrsets = kept_rrsets(live)
         for change in sorted(changes, key=lambda c: c.address):
             owner, rdtype = change.address.name, change.address.kind
             full = rrsets.get((owner, rdtype))

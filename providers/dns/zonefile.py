@@ -37,13 +37,14 @@ from sipctl.errors import ProviderError, SpecError, StalePlanError
 from sipctl.providers.base import Provider, UpdateRider
 from sipctl.providers.bookkeeping import open_local_dir, symlink_refused
 from sipctl.providers.dns.owned import (
+    DnsKept,
     LiveRrset,
     base_names,
     desired_hosts,
     host_names,
+    kept_rrsets,
     listed_hosts,
     owned_state,
-    private_rrsets,
     records_of,
     ttl_of,
 )
@@ -123,7 +124,7 @@ class ZoneFileProvider(Provider):
                     f"minimal SOA and NS (ns1.{self.zone} at 127.0.0.1, "
                     f"hostmaster.{self.zone}); edit those to your real name servers"
                 )
-            live.private.update(exists=False, names=[])
+            live.kept = DnsKept(exists=False)
             live.fingerprint_extra = {"exists": False}
             return live
         zone = self._parse(text)
@@ -133,7 +134,7 @@ class ZoneFileProvider(Provider):
         more = [n for n in host_names(listed) if n not in names]
         rrsets.update(_collect(zone, more))
         live = owned_state(rrsets, desired)
-        live.private.update(exists=True, names=[list(n) for n in names + more])
+        live.kept_as(DnsKept).names = names + more
         live.fingerprint_extra = {"exists": True}
         if self.path != self.named:
             live.notes.append(
@@ -176,7 +177,8 @@ class ZoneFileProvider(Provider):
         if not changes:
             return []
         old_text = self._read_text()
-        if (old_text is not None) != bool(live.private.get("exists")):
+        kept = live.kept_as(DnsKept)
+        if (old_text is not None) != kept.exists:
             raise StalePlanError(
                 f"zone file {self.path} was created or removed since it was read; nothing was "
                 "changed. Run plan again"
@@ -185,8 +187,7 @@ class ZoneFileProvider(Provider):
             zone = self._parse(self._minimal_zone())
         else:
             zone = self._parse(old_text)
-            names = [(str(o), str(t)) for o, t in live.private.get("names", [])]
-            if _collect(zone, names) != private_rrsets(live):
+            if _collect(zone, kept.names) != kept.rrsets:
                 raise StalePlanError(
                     f"zone file {self.path}: records sipctl owns changed since they were read; "
                     "nothing was changed. Run plan again"
@@ -208,7 +209,7 @@ class ZoneFileProvider(Provider):
     ) -> tuple[str, int]:
         """``text`` with ``changes`` made in place and the serial bumped; checked by parsing
         it back: the records must be exactly those of ``zone`` changed in memory."""
-        full = private_rrsets(live)
+        full = kept_rrsets(live)
         edits: list[RrsetEdit] = []
         for change in changes:
             owner, rdtype = change.address.name, change.address.kind

@@ -21,8 +21,8 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
 from sipctl.providers.base import Provider, UpdateRider
@@ -52,7 +52,7 @@ from sipctl.reconciler.render.firewall import (
     ruleset_address,
     wants_ipv6,
 )
-from sipctl.reconciler.resources import LiveState, Resource, Value
+from sipctl.reconciler.resources import Kept, LiveState, Resource, Value
 from sipctl.schemas.targets import TargetRef, parse_target
 
 if TYPE_CHECKING:
@@ -71,8 +71,23 @@ class SshPort:
     source: str  # where the port came from, for messages
 
 
+@dataclass
+class FirewallKept(Kept):
+    """What a firewall provider's read keeps for its apply (each backend adds its own).
+
+    files   the persist files as read, exactly (None: missing), by path
+    digest  the checksum of exactly what sipctl owns in the live rules (apply refuses
+            rules that changed since)
+    """
+
+    files: dict[str, bytes | None] = field(default_factory=dict)
+    digest: str = ""
+
+
 class FirewallProvider(Provider):
     """The common part of the iptables and nftables providers (see the module docstring)."""
+
+    kept_type: ClassVar[type[FirewallKept]] = FirewallKept  # what this backend's read keeps
 
     layer: ClassVar[str] = "firewall"
     name: ClassVar[str]
@@ -118,7 +133,7 @@ class FirewallProvider(Provider):
     @abstractmethod
     def parse_snapshot(self, sections: dict[str, Section], live: LiveState) -> Value:
         """The canonical value of the live rules (None: nothing of ours), filling
-        ``live.private`` with what ``steps`` needs and
+        ``live.kept`` (``kept_type``) with what ``steps`` needs and
         ``live.problems`` with what stops the plan."""
 
     @abstractmethod
@@ -126,7 +141,7 @@ class FirewallProvider(Provider):
         """The canonical value held by the persist files (a ``dir:`` target's live state)."""
 
     @abstractmethod
-    def steps(self, value: Value, private: dict[str, Any], delimiter: str) -> list[Step]:
+    def steps(self, value: Value, live: LiveState, delimiter: str) -> list[Step]:
         """The atomic changes that make ``value`` live (None: remove ours), each with its
         undo back to what the snapshot saw; here-documents end with ``delimiter``."""
 
@@ -217,7 +232,7 @@ class FirewallProvider(Provider):
             host_file = found[path]
             text = host_file.text() if host_file.exists else None
             texts[path] = text
-            live.private.setdefault("files", {})[path] = host_file.content
+            live.kept_as(self.kept_type).files[path] = host_file.content
             if text is not None:
                 live.resources[file_address(path)] = text
         value = self.parse_persist({key: texts[path] for key, path in paths.items()})
@@ -244,7 +259,7 @@ class FirewallProvider(Provider):
                 continue
             files[path] = section.body.encode()
             live.resources[file_address(path)] = section.body
-        live.private["files"] = files
+        live.kept_as(self.kept_type).files = files
 
     # -- the SSH lockout check -------------------------------------------------------------
 
@@ -300,7 +315,7 @@ class FirewallProvider(Provider):
     ) -> list[str]:
         from sipctl.providers.transport.pool import FileWrite
 
-        known: dict[str, bytes | None] = live.private.get("files", {})
+        known = live.kept_as(self.kept_type).files
         writes = [
             FileWrite(
                 path=c.address.name,
@@ -318,8 +333,8 @@ class FirewallProvider(Provider):
         script = apply_script(
             names,
             snapshot=self.snapshot(),
-            expected_digest=str(live.private.get("digest", "")),
-            steps=self.steps(change.after, live.private, names.delimiter),
+            expected_digest=live.kept_as(self.kept_type).digest,
+            steps=self.steps(change.after, live, names.delimiter),
             confirm_seconds=self.fw.confirm_seconds if confirming else None,
         )
         started = time.monotonic()

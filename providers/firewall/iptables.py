@@ -14,10 +14,10 @@ other chain is flushed, deleted or reordered.
 from __future__ import annotations
 
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sipctl.providers.firewall.common import FirewallProvider
+from sipctl.providers.firewall.common import FirewallKept, FirewallProvider
 from sipctl.providers.firewall.confirm import Step
 from sipctl.providers.firewall.shell import Section, heredoc, section_shell
 from sipctl.reconciler.render.firewall import (
@@ -271,10 +271,18 @@ def rollback_text(value: Value, family: str, old: FilterTable) -> str:
     return "\n".join([*lines, "COMMIT", ""])
 
 
+@dataclass
+class IptablesKept(FirewallKept):
+    """Also the live filter tables, by family (the undo of each step)."""
+
+    tables: dict[str, FilterTable] = field(default_factory=dict)
+
+
 class IptablesProvider(FirewallProvider):
     """Chain SIPCTL in the filter table of iptables (and ip6tables)."""
 
     name: ClassVar[str] = "iptables"
+    kept_type: ClassVar[type[FirewallKept]] = IptablesKept
 
     def snapshot(self) -> str:
         return (
@@ -307,8 +315,9 @@ class IptablesProvider(FirewallProvider):
             )
             if family == "ipv4" or need_ipv6:
                 live.problems.append(why)
-        live.private["tables"] = {f: asdict(t) for f, t in tables.items()}
-        live.private["digest"] = sections.get("digest", Section("", 0)).body.strip()
+        kept = live.kept_as(IptablesKept)
+        kept.tables = dict(tables)
+        kept.digest = sections.get("digest", Section("", 0)).body.strip()
         if sections.get("other", Section("", 1)).status == 0:
             live.notes.append(
                 "table inet sipctl of the nftables backend is still loaded; it filters too. "
@@ -320,15 +329,12 @@ class IptablesProvider(FirewallProvider):
         tables = {f: parse_save(text) for f, text in files.items() if text is not None}
         return canonical(tables)
 
-    def _old(self, private: dict[str, Any]) -> dict[str, FilterTable]:
-        return {f: FilterTable.from_json(t) for f, t in private.get("tables", {}).items()}
-
     def _touched(self, value: Value, old: dict[str, FilterTable]) -> list[str]:
         wanted = value["families"] if value is not None else []
         return [f for f in FAMILIES if f in wanted or (f in old and old[f].ours)]
 
-    def steps(self, value: Value, private: dict[str, Any], delimiter: str) -> list[Step]:
-        old = self._old(private)
+    def steps(self, value: Value, live: LiveState, delimiter: str) -> list[Step]:
+        old = live.kept_as(IptablesKept).tables
         steps = []
         for family in self._touched(value, old):
             table = old.get(family, FilterTable())

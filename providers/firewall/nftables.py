@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sipctl.providers.firewall.common import FirewallProvider
+from sipctl.providers.firewall.common import FirewallKept, FirewallProvider
 from sipctl.providers.firewall.confirm import Step
 from sipctl.providers.firewall.shell import Section, heredoc, section_shell
 from sipctl.reconciler.render.firewall import (
@@ -268,10 +269,18 @@ def parse_text(text: str) -> Value:
     return canonical(chain, rules, [])
 
 
+@dataclass
+class NftablesKept(FirewallKept):
+    """Also the text of table inet sipctl as live (the undo), None when it is not loaded."""
+
+    text: str | None = None
+
+
 class NftablesProvider(FirewallProvider):
     """``table inet sipctl`` of nftables."""
 
     name: ClassVar[str] = "nftables"
+    kept_type: ClassVar[type[FirewallKept]] = NftablesKept
 
     def snapshot(self) -> str:
         return (
@@ -290,8 +299,9 @@ class NftablesProvider(FirewallProvider):
 
     def parse_snapshot(self, sections: dict[str, Section], live: LiveState) -> Value:
         found = sections.get("json", Section("no answer", 255))
-        live.private["digest"] = sections.get("digest", Section("", 0)).body.strip()
-        live.private["text"] = None
+        kept = live.kept_as(NftablesKept)
+        kept.digest = sections.get("digest", Section("", 0)).body.strip()
+        kept.text = None
         if sections.get("other", Section("", 1)).status == 0:
             live.notes.append(
                 "chain SIPCTL of the iptables backend is still loaded; it filters too. "
@@ -310,15 +320,15 @@ class NftablesProvider(FirewallProvider):
         except (ValueError, AttributeError, StopIteration) as exc:
             live.problems.append(f"nft -j printed something that is not its JSON: {exc}")
             return None
-        live.private["text"] = sections.get("text", Section("", 0)).body
+        kept.text = sections.get("text", Section("", 0)).body
         return value
 
     def parse_persist(self, files: dict[str, str | None]) -> Value:
         text = files.get("inet")
         return parse_text(text) if text is not None else None
 
-    def steps(self, value: Value, private: dict[str, Any], delimiter: str) -> list[Step]:
-        old = private.get("text") or ""
+    def steps(self, value: Value, live: LiveState, delimiter: str) -> list[Step]:
+        old = live.kept_as(NftablesKept).text or ""
         undo = f"table {NFT_TABLE} {{}}\ndelete table {NFT_TABLE}\n{old}\n"
         return [
             Step(
