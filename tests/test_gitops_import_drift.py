@@ -12,6 +12,7 @@ import yaml
 from fixtures.bind import SECRET_ENV, UNRELATED_RECORDS, BindServer, bind_env, dns_spec, zone_text
 
 from sipctl.cli import run
+from sipctl.reconciler.gitops.drift import apply_detail_path
 from sipctl.reconciler.gitops.importer import fresh_context, parse_asterisk
 from sipctl.reconciler.render.asterisk import PARENTS, desired_files, include_line
 from sipctl.schemas.loader import load_spec_text
@@ -235,6 +236,26 @@ def test_drift_lists_live_changes_since_the_last_apply_but_not_spec_changes(
         assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
         assert run(["drift", "-f", str(spec)]) == 0
         assert "No drift." in capsys.readouterr().out
+
+        # the public record names nobody: an opaque id and hashes; who and when stay here
+        import socket
+
+        (state,) = bind.query(f"_sipctl-state.{zone}", "TXT")
+        text = state.replace('" "', "").replace('\\"', '"')
+        for private in (socket.gethostname(), "root@", bind.host, '"by"', "applied_at"):
+            assert private not in text, (private, text)
+        assert '"id":' in text and '"resources":' in text
+        apply_id = text.split('"id":"', 1)[1].split('"', 1)[0]
+        assert run(["drift", "-f", str(spec), "--json"]) == 0
+        (target,) = json.loads(capsys.readouterr().out)["domains"][0]["drift"]["targets"]
+        assert "@" in target["by"] and target["applied_at"], target  # this machine's detail
+        detail = apply_detail_path(target["record"])
+        kept = detail.read_bytes()
+        detail.unlink()  # as on another CI runner
+        assert run(["drift", "-f", str(spec), "--json"]) == 0
+        (target,) = json.loads(capsys.readouterr().out)["domains"][0]["drift"]["targets"]
+        assert target["by"] == f"another machine (apply id {apply_id})", target
+        detail.write_bytes(kept)
 
         # someone edits the zone by hand
         bind.update(

@@ -224,6 +224,7 @@ class DnsStateStore:
     def __init__(self, provider: Rfc2136Provider) -> None:
         self._txt = _ZoneTxt(provider, state_owner(provider.domain))
         self.where = f"DNS record {self._txt.owner} on {self._txt.server}"
+        self.public = True  # anyone may query it: drift records an opaque id only
         self.zone_key = provider.target_id
 
     def read(self) -> dict[str, Any] | None:

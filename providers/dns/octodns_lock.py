@@ -193,6 +193,7 @@ class OctodnsStateStore:
     def __init__(self, provider: OctodnsProvider) -> None:
         self._txt = _ZoneTxt(provider, state_owner(provider.domain))
         self.where = f"DNS record {self._txt.owner} at {provider.plugin.class_path}"
+        self.public = True  # anyone may query it: drift records an opaque id only
         self.zone_key = provider.target_id
         self._what = f"record the last apply in {self._txt.owner}"
         self._last: LiveRrset | None = None

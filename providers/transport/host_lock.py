@@ -316,6 +316,7 @@ class HostStateStore:
         old_directory = "/" if ref.kind == "dir" else place.directory
         self.old_paths = [posixpath.join(old_directory, n) for n in (STATE_FILE, LOCK_FILE)]
         self.where = f"{self.path} on {ref}"
+        self.public = False  # root's file on the host
         self._raw: dict[str, bytes | None] | None = None  # what ``read`` found
 
     def _read_raw(self) -> dict[str, bytes | None]:
@@ -390,6 +391,7 @@ class LocalStateStore:
         self.path = path
         self.old_path = old_path
         self.where = str(path)
+        self.public = False  # a private file of this machine
 
     def read(self) -> dict[str, Any] | None:
         try:

@@ -14,11 +14,20 @@ It lives where the target lives, so every CI runner finds it:
 ``drift`` reads the live state exactly as ``plan`` does and compares it with that record,
 not with the spec: a spec change not applied yet is not drift; a record edited on the
 server since the last apply is.
+
+A DNS record is public (anyone can query TXT ``_sipctl-state.<domain>``): it holds only an
+opaque apply id and, per target (named by a digest of its address, which may name a server),
+the hashes of what was applied. Who applied, when and from which spec stay in the
+bookkeeping of the machine that ran the apply (one ``*.apply.json`` per record in its private
+state directory): ``drift`` there names them, elsewhere it names the apply id.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +37,8 @@ from sipctl.errors import ProviderError, SipctlError
 from sipctl.reconciler.resources import Value, canonical_json
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sipctl.providers.base import RunContext, UpdateRider
     from sipctl.reconciler.engine import PlanRun, TargetRun
     from sipctl.schemas.loader import LoadedSpec
@@ -37,6 +48,7 @@ STATE_FORMAT = 1
 
 class StateStore(Protocol):
     where: str
+    public: bool  # anyone can read it (a DNS record): it names no user, host or time
 
     def read(self) -> dict[str, Any] | None: ...
 
@@ -69,6 +81,44 @@ def target_key(run: TargetRun) -> str:
 def applied_entry(run: TargetRun) -> dict[str, str]:
     """What a target holds after a successful apply: its desired resources, hashed."""
     return {f"{r.address.kind} {r.address.name}": value_hash(r.value) for r in run.desired}
+
+
+def public_key(run: TargetRun) -> str:
+    """How a public record names a target: its layer and a digest of its address."""
+    digest = hashlib.sha256(run.provider.target_id.encode()).hexdigest()[:16]
+    return f"{run.layer.name} {digest}"
+
+
+def _entry_of(targets: dict[str, Any], run: TargetRun) -> Any:
+    return targets.get(target_key(run)) or targets.get(public_key(run))
+
+
+def apply_detail_path(where: str) -> Path:
+    """One file per public record (the last apply's detail): they do not pile up."""
+    from sipctl.providers.bookkeeping import local_state_dir, record_name
+
+    return local_state_dir() / record_name(where, ".apply.json")
+
+
+def _keep_detail(where: str, detail: dict[str, Any]) -> None:
+    """Who, when and which spec: on this machine only, never in a public record."""
+    from sipctl.providers.bookkeeping import write_private_file
+
+    # Failing, only drift's "by whom" is lost; the record itself is written.
+    with contextlib.suppress(OSError):
+        write_private_file(apply_detail_path(where), json.dumps(detail, sort_keys=True).encode())
+
+
+def _read_detail(where: str, apply_id: object) -> dict[str, Any]:
+    """This machine's detail of the apply ``apply_id`` (empty: another machine's)."""
+    from sipctl.providers.bookkeeping import read_private_file
+
+    try:
+        raw = read_private_file(apply_detail_path(where))
+        data = json.loads(raw) if raw is not None else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and data.get("id") == apply_id else {}
 
 
 def live_entry(run: TargetRun) -> dict[str, str]:
@@ -156,10 +206,18 @@ def _record_one(
             "spec_sha256": plan_run.plan.spec_sha256[:16],
         }
 
-    if isinstance(store, RidingStore) and rides(store.zone_key):
-        record = {"format": STATE_FORMAT, "targets": {target_key(r): entry_of(r) for r in runs}}
-        recorded.riders.setdefault(store.zone_key, []).append(store.rider(record))
-        return [f"Recorded the applied state in {store.where}."]
+    if store.public:
+        # An opaque id and the hashes; who, when and which spec stay on this machine.
+        apply_id = secrets.token_hex(8)
+        detail = {"id": apply_id, "domain": plan_run.loaded.spec.domain, "record": store.where}
+        _keep_detail(store.where, {**detail, **entry_of(runs[0]), "resources": None})
+        targets = {public_key(r): {"resources": applied_entry(r)} for r in runs}
+        record = {"format": STATE_FORMAT, "id": apply_id, "targets": targets}
+        if isinstance(store, RidingStore) and rides(store.zone_key):
+            recorded.riders.setdefault(store.zone_key, []).append(store.rider(record))
+        else:
+            store.write(record)
+        return [f"Recorded the applied state in {store.where} (apply id {apply_id})."]
     old = store.read() or {}
     targets = dict(old.get("targets", {})) if old.get("format") == STATE_FORMAT else {}
     changed = False
@@ -181,9 +239,11 @@ def state_is_current(plan_run: PlanRun, ctx: RunContext) -> bool:
         record = store.read() or {}
         targets = record.get("targets", {}) if record.get("format") == STATE_FORMAT else {}
         for run in runs:
-            entry = targets.get(target_key(run))
+            entry = _entry_of(targets, run)
             if not isinstance(entry, dict) or entry.get("resources") != applied_entry(run):
                 return False
+            if store.public and "by" in entry:
+                return False  # an older public record that names who applied: rewrite it
     return True
 
 
@@ -263,13 +323,17 @@ def find_drift(plan_run: PlanRun, ctx: RunContext) -> DriftReport:
     for store, runs in _grouped(plan_run, ctx):
         record = store.read() or {}
         targets = record.get("targets", {}) if record.get("format") == STATE_FORMAT else {}
+        detail = _read_detail(store.where, record.get("id")) if "id" in record else {}
         for run in runs:
             key = target_key(run)
             covered.add(key)
-            entry = targets.get(key)
+            entry = _entry_of(targets, run)
             if not isinstance(entry, dict) or not isinstance(entry.get("resources"), dict):
                 report.unrecorded.append(f"{key} (no record in {store.where})")
                 continue
+            if "id" in record:  # a public record: who and when are in the bookkeeping
+                by = detail.get("by") or f"another machine (apply id {record['id']})"
+                entry = {**entry, "applied_at": detail.get("applied_at"), "by": by}
             report.targets.append(_compare(run, entry, store.where))
     for run in plan_run.runs:
         if target_key(run) not in covered:

@@ -70,11 +70,11 @@ def drift(
     and proposes nothing: 'sipctl plan' shows what apply would do about it.
 
     Every successful apply records a hash of each resource it left live, where the target
-    lives: DNS over RFC 2136 in TXT _sipctl-state.<domain>; a zone file in
-    <zone file>.sipctl-state.json; a host in .sipctl-state.json in the layer's managed
-    directory (asterisk config_dir, fail2ban config_dir, the firewall's persist directory or
-    /run/lock). drift compares the live state with that record, not with the spec, so a
-    spec change that was not applied yet is not drift.
+    lives: DNS in TXT _sipctl-state.<domain> (public: an opaque apply id and hashes; who
+    and when stay in the applying machine's /var/lib/sipctl); a zone file or a host in
+    /var/lib/sipctl on that machine or host (the certificate and the page with the asterisk
+    host's). drift compares the live state with that record, not with the spec, so a spec
+    change that was not applied yet is not drift.
 
     Exit codes: 0 no drift, 2 drift, 1 error (also: no record of a last apply).
 
