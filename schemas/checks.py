@@ -362,7 +362,8 @@ def _dns_checks(loaded: LoadedSpec) -> list[str]:
 
 def _name_checks(loaded: LoadedSpec) -> list[str]:
     """Users and rooms share one namespace, in which case does not count: sip:<name>@<domain>
-    reaches exactly one of them, however the caller writes the name."""
+    reaches exactly one of them, however the caller writes the name; cards.names names
+    only users and rooms."""
     spec, w = loaded.spec, loaded.where
     problems: list[str] = []
     seen: dict[str, tuple[str, str]] = {}  # lower case -> (section, name as written)
@@ -376,6 +377,12 @@ def _name_checks(loaded: LoadedSpec) -> list[str]:
                 f"{w((section, name))}: {section}.{name} {same} {other[0]}.{other[1]} "
                 f"({w(other)}); callers reach names in any case, so "
                 f"sip:{name}@{spec.domain} can reach only one of them: rename one"
+            )
+    for name in spec.cards.names if spec.cards is not None else ():
+        if name.lower() not in seen:
+            problems.append(
+                f"{w(('cards', 'names', name))}: {name} is neither in users "
+                f"({w(('users',))}) nor in rooms; a card shows a declared name"
             )
     return problems
 

@@ -770,6 +770,24 @@ class Webrtc(_Model):
     )
 
 
+# --- business cards ---------------------------------------------------------------------------
+
+CardText = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Cards(_Model):
+    organization: CardText | None = Field(
+        default=None, description="the organization on every card (vCard ORG)"
+    )
+    names: dict[UserName, CardText] = Field(
+        default_factory=dict,
+        description=(
+            "the name a card shows (vCard FN) per user or room, like director: Anna Petrova; "
+            "default: the name itself"
+        ),
+    )
+
+
 # --- the spec ---------------------------------------------------------------------------------
 
 
@@ -812,6 +830,14 @@ class Spec(_Model):
     )
     webrtc: Webrtc | None = Field(
         default=None, description="the click-to-call page; needs transports.wss"
+    )
+    cards: Cards | None = Field(
+        default=None,
+        description=(
+            "what the business cards say: 'sipctl render --dir' writes a vCard and a QR code "
+            "(SVG, PNG; QR codes need sipctl[cards]) of every user's and room's SIP address, "
+            "and cards/index.html to print or publish; left out: cards show the names"
+        ),
     )
 
     _consistent = _model_rule(rules.spec_consistent)

@@ -104,7 +104,7 @@ def test_publish_writes_the_page_and_a_second_plan_is_empty(tmp_path: Path) -> N
     published = tmp_path / "web" / "var" / "www" / "html" / "call"
     files = page_files(load_spec(spec_file).spec)
     for name, text in files.items():
-        assert (published / name).read_text() == text
+        assert (published / name).read_bytes() == text.encode()
     again = runner.invoke(app, ["plan", "-f", str(spec_file), "--detailed-exitcode"])
     assert again.exit_code == 0, again.output
     # publish removed: the page and sipctl's record of it (on this machine) go again

@@ -167,7 +167,7 @@ def test_from_a_local_target_to_a_dir_target_recorded_on_the_pbx(tmp_path: Path)
     del data["webrtc"], data["transports"]["wss"], data["asterisk"]["tls"]
     spec.write_text(yaml.safe_dump(data))
     planned = run("plan", "-f", str(spec))
-    assert "the click-to-call page sipctl published (5 file(s) at dir:web:/var/www/call" in (
+    assert "the click-to-call page sipctl published (7 file(s) at dir:web:/var/www/call" in (
         planned.output
     ), planned.output
     assert "apply once with the webrtc section but without webrtc.publish" in planned.output

@@ -4,7 +4,8 @@
 ``data-sipctl-call`` button per callable name, the status element, the hang-up button),
 ``sipctl-call.js`` and ``sipctl-call.css`` (the page's own logic and look), and
 ``vendor/sip.js`` with ``vendor/LICENSE.sip.js`` (SIP.js, rebuilt by
-``scripts/vendor-sipjs``). Nothing is loaded from another host; the page's
+``scripts/vendor-sipjs``), and ``cards/<name>.vcf``, the vCard each name links
+(``reconciler/render/cards.py``). Nothing is loaded from another host; the page's
 Content-Security-Policy lets it connect to the PBX's ``wss://`` URL and nowhere else.
 
 The browser calls ``sip:<name>@<domain>`` over ``wss://<webrtc host>:<port>/ws`` as
@@ -22,6 +23,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from sipctl.reconciler.render.asterisk import webrtc_from_host
+from sipctl.reconciler.render.cards import CARDS_DIR, card_href, vcards
 from sipctl.reconciler.resources import Address, Resource
 from sipctl.schemas.values import split_publish
 
@@ -51,7 +53,9 @@ def index_html(spec: Spec) -> str:
     title = spec.webrtc.page.title if spec.webrtc is not None else "Call us"
     buttons = "\n".join(
         f'    <li><button type="button" data-sipctl-call="{html.escape(name)}">'
-        f"Call {html.escape(name)}</button></li>"
+        f"Call {html.escape(name)}</button> "
+        f'<a class="sipctl-call__card" data-sipctl-card="{html.escape(name)}" '
+        f'href="{CARDS_DIR}/{card_href(name, ".vcf")}" download>card</a></li>'
         for name in spec.page_names()
     )
     values = {
@@ -69,8 +73,15 @@ def index_html(spec: Spec) -> str:
 
 
 def page_files(spec: Spec) -> dict[str, str]:
-    """Path inside the page's directory -> text, for every file of the page."""
-    return {"index.html": index_html(spec), **{name: _asset(name) for name in STATIC_FILES}}
+    """Path inside the page's directory -> text, for every file of the page: with each
+    name's vCard in ``cards/``, which the page links (the QR codes stay in render's own
+    ``cards/``: the page is text only, and needs no extra)."""
+    files = {"index.html": index_html(spec), **{name: _asset(name) for name in STATIC_FILES}}
+    names = {name.lower() for name in spec.page_names()}
+    for name, text in vcards(spec).items():
+        if name.removesuffix(".vcf") in names:
+            files[f"{CARDS_DIR}/{name}"] = text
+    return files
 
 
 def webrtc_artefacts(spec: Spec) -> dict[str, str]:

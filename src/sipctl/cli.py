@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -36,6 +36,10 @@ from sipctl.cli_params import NoColor, SpecOption, Verbose
 from sipctl.cli_plan import apply, plan
 from sipctl.cli_validate import validate
 from sipctl.errors import EXIT_ERROR, EXIT_OK, CommandExit, SipctlError, SpecError
+
+if TYPE_CHECKING:
+    from sipctl.output import Console
+    from sipctl.schemas.spec import Spec
 
 app = typer.Typer(
     name="sipctl",
@@ -86,8 +90,8 @@ def render(
     verbose: Verbose = 0,
 ) -> None:
     """Write every derived artefact (zone snippet, update-policy, Asterisk files, firewall
-    rules, fail2ban jail, the click-to-call page) into a directory for review. Reads and
-    changes no live system.
+    rules, fail2ban jail, the click-to-call page, business cards with QR codes) into a
+    directory for review. Reads and changes no live system.
     """
     console = start_console(no_color, verbose)
     from sipctl.reconciler.layers import LAYERS
@@ -106,7 +110,31 @@ def render(
                 raise SipctlError(f"{path}: cannot write: {exc.strerror}") from None
             console.out(str(path))
             written += 1
+    written += _render_cards(console, loaded.spec, directory)
     console.info(f"Wrote {written} file(s) under {directory}.")
+
+
+def _render_cards(console: Console, spec: Spec, directory: Path) -> int:
+    """The business cards of every user and room (cards/); the vCards even without the
+    QR code library, and then a line that says how to get the rest."""
+    from sipctl.reconciler.render import cards
+
+    if not cards.card_names(spec):
+        return 0
+    files: dict[str, bytes] = {k: v.encode() for k, v in cards.vcards(spec).items()}
+    try:
+        files = cards.card_files(spec)
+    except cards.CardsExtraMissing as exc:
+        console.warn(str(exc))
+    for name, data in sorted(files.items()):
+        path = directory / cards.CARDS_DIR / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        except OSError as exc:
+            raise SipctlError(f"{path}: cannot write: {exc.strerror}") from None
+        console.out(str(path))
+    return len(files)
 
 
 def schema(

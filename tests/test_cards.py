@@ -1,0 +1,139 @@
+"""Business cards: the vCards parse with a vCard library, the QR codes decode back to the
+SIP address with a real decoder (zxing-cpp), from the PNG and from the SVG drawn by cairo."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import cairosvg
+import pytest
+import vobject
+import zxingcpp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from typer.testing import CliRunner
+
+from sipctl.cli import app
+from sipctl.errors import SpecError
+from sipctl.reconciler.render.cards import card_files, vcard
+from sipctl.reconciler.render.webrtc import page_files
+from sipctl.schemas.loader import load_spec, load_spec_text
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLE = EXAMPLES / "mysite.yaml"
+NAMES = {
+    "director": ("Anna Petrova", "individual"),
+    "alex": ("Alex Smirnov", "individual"),
+    "101": ("101", "individual"),
+    "sales": ("sales", "individual"),
+    "seminar": ("Seminar room", "group"),
+}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("render")
+    result = CliRunner().invoke(app, ["render", "-f", str(EXAMPLE), "--dir", str(out)])
+    assert result.exit_code == 0, result.output
+    return out / "cards"
+
+
+def _decode(image: Image.Image) -> list[str]:
+    return [found.text for found in zxingcpp.read_barcodes(image.convert("L"))]
+
+
+def test_every_vcard_parses_and_carries_the_sip_address(rendered: Path) -> None:
+    for name, (shown, kind) in NAMES.items():
+        raw = (rendered / f"{name}.vcf").read_bytes()
+        assert raw.endswith(b"\r\nEND:VCARD\r\n") and b"\n" not in raw.replace(b"\r\n", b"")
+        card = vobject.readOne(raw.decode())
+        address = f"sip:{name}@mysite.ru"
+        assert card.version.value == "4.0"
+        assert card.fn.value == shown
+        assert card.kind.value == kind
+        assert card.org.value == ["Mysite LLC"]
+        assert card.impp.value == address
+        assert card.tel.value == address and card.tel.params == {"VALUE": ["uri"]}
+
+
+def test_every_qr_code_decodes_back_to_the_address(rendered: Path) -> None:
+    for name in NAMES:
+        address = f"sip:{name}@mysite.ru"
+        assert _decode(Image.open(rendered / f"{name}.png")) == [address], name
+        drawn = cairosvg.svg2png(url=str(rendered / f"{name}.svg"))
+        assert _decode(Image.open(io.BytesIO(drawn))) == [address], name
+
+
+def test_the_index_shows_every_card_and_loads_only_files_beside_it(rendered: Path) -> None:
+    index = (rendered / "index.html").read_text()
+    for name, (shown, _) in NAMES.items():
+        assert f'data-sipctl-card="{name}"' in index
+        assert f'<img src="{name}.svg"' in index and f'href="{name}.vcf"' in index
+        assert f"<h2>{shown}</h2>" in index and f'href="sip:{name}@mysite.ru"' in index
+    assert "://" not in index and 'src="/' not in index  # nothing from another place
+
+
+def test_the_page_links_each_name_to_its_card() -> None:
+    files = page_files(load_spec(EXAMPLE).spec)
+    for name in ("director", "alex"):  # the page's names
+        assert f'data-sipctl-card="{name}" href="cards/{name}.vcf"' in files["index.html"]
+        assert vobject.readOne(files[f"cards/{name}.vcf"]).impp.value == f"sip:{name}@mysite.ru"
+    assert "cards/seminar.vcf" not in files  # not on the page
+
+
+def test_render_without_the_extra_writes_the_vcards_and_says_how(tmp_path: Path) -> None:
+    blocked = (
+        "import sys; sys.modules['segno'] = None; from sipctl.entry import main; "
+        f"sys.argv = ['sipctl', 'render', '-f', {str(EXAMPLE)!r}, '--dir', {str(tmp_path)!r}]; "
+        "main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", blocked], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'sipctl[cards]'" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "cards").iterdir()) == sorted(
+        f"{name}.vcf" for name in NAMES
+    )
+
+
+_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=90
+).filter(lambda t: t.strip() == t and t.strip())
+
+
+@settings(max_examples=150, deadline=None)
+@given(shown=_TEXT, organization=_TEXT)
+def test_any_display_name_survives_the_vcard(shown: str, organization: str) -> None:
+    """Commas, semicolons, backslashes, long and multi-byte names: a vCard parser reads back
+    exactly what the spec said (RFC 6350 escaping and 75-octet folding)."""
+    import json
+
+    text = (
+        "version: 1\ndomain: mysite.ru\nusers:\n  director: 105\n"
+        f"cards:\n  organization: {json.dumps(organization)}\n"
+        f"  names: {{director: {json.dumps(shown)}}}\n"
+    )
+    try:
+        spec = load_spec_text(text).spec
+    except SpecError:  # a value the loader refuses (a line break of another kind) is fine
+        return
+    raw = vcard(spec, "director")
+    assert all(len(line.encode()) <= 75 for line in raw.split("\r\n"))
+    card = vobject.readOne(raw)
+    assert card.fn.value == shown
+    assert ";".join(card.org.value) == organization
+
+
+def test_cards_of_a_spec_without_the_cards_section_show_the_names() -> None:
+    spec = load_spec_text("version: 1\ndomain: mysite.ru\nusers:\n  Director: 105\n").spec
+    files = card_files(spec)
+    assert sorted(files) == ["director.png", "director.svg", "director.vcf", "index.html"]
+    card = vobject.readOne(files["director.vcf"].decode())
+    assert card.fn.value == "Director" and card.impp.value == "sip:Director@mysite.ru"
+    assert not hasattr(card, "org")
+    assert _decode(Image.open(io.BytesIO(files["director.png"]))) == ["sip:Director@mysite.ru"]
