@@ -62,3 +62,14 @@ def test_plan_names_the_missing_acme_extra_when_a_certificate_is_due(
     err = capsys.readouterr().err
     assert "a certificate must be obtained by ACME" in err
     assert "pip install 'sipctl[acme]'" in err
+
+
+def test_help_texts_say_what_is_true(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["drift", "--help"]) == 0
+    drift = " ".join(capsys.readouterr().out.split())
+    assert "/var/lib/sipctl" in drift and ".sipctl-state.json" not in drift
+    assert run(["import", "--help"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("    sipctl import --domain mysite.ru --out sipctl.yaml \\")
+    assert lines[start + 1].startswith("      --dns 'rfc2136://"), "the example is not re-wrapped"
+    assert lines[start + 2] == "      --asterisk ssh://root@pbx.mysite.ru"

@@ -225,7 +225,9 @@ def test_file_locks_exclude_each_other_and_end_with_their_holder(tmp_path: Path)
     b.release(holder_b)
 
 
-def test_zonefile_apply_takes_a_flock_in_sipctls_own_directory(tmp_path: Path) -> None:
+def test_zonefile_apply_takes_a_flock_in_sipctls_own_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     zone = tmp_path / "example.org.zone"
     spec = tmp_path / "sipctl.yaml"
     spec.write_text(
@@ -238,6 +240,11 @@ def test_zonefile_apply_takes_a_flock_in_sipctls_own_directory(tmp_path: Path) -
     assert lock.acquire(Holder("c" * 16, "test@here", now, now + timedelta(minutes=1))) is None
     assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 3
     assert not zone.exists()
+    err = capsys.readouterr().err
+    assert "locked by test@here" in err
+    # a flock's holder is alive (a dead run's flock is gone): no force-unlock advice
+    assert "force-unlock" not in err.replace("force-unlock cannot", "")
+    assert "ends with that run's process" in err
     lock.release(Holder("c" * 16, "test@here", now, now))
     assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
     assert zone.exists()

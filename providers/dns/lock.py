@@ -114,6 +114,7 @@ class DnsLock:
         self.where = f"DNS lock {self._txt.owner} on {self._txt.server}"
         self.zone_key = provider.target_id  # riders of this zone go out with its changes
         self.taken_over: Holder | None = None
+        self.ends_with_holder = False  # a killed run leaves it behind
         self._released = False  # released by a rider, in the zone's last UPDATE
 
     def _current(self) -> tuple[list[TXT], Holder | None]:

@@ -98,6 +98,7 @@ class OctodnsLock:
         self.where = f"DNS lock {self._txt.owner} at {provider.plugin.class_path}"
         self.zone_key = provider.target_id  # riders of this zone go out with its change set
         self.taken_over: Holder | None = None
+        self.ends_with_holder = False  # a killed run leaves it behind
         self._mine: LiveRrset | None = None  # the lock record as read back once taken
         self._released = False  # released by a rider, in the zone's change set
 

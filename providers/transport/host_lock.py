@@ -68,6 +68,7 @@ class FileLock:
         self.key = key
         self.where = where
         self.taken_over: Holder | None = None  # a flock ends with its holder: never taken over
+        self.ends_with_holder = True
         self._root = root
         self._fd: int | None = None
 
@@ -144,6 +145,7 @@ class SshFlock:
         self.key = f"host:{transport.ref.key}:{path}"
         self.where = f"host lock {path} on {transport.ref}"
         self.taken_over: Holder | None = None  # a flock ends with its holder: never taken over
+        self.ends_with_holder = True
         self._channel: paramiko.Channel | None = None
 
     def _script(self, me: Holder | None) -> str:

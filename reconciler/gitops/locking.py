@@ -157,6 +157,10 @@ class LockSite(Protocol):
     key: str
     where: str
     taken_over: Holder | None  # the expired holder the last ``acquire`` took over, if any
+    # True for a flock: the kernel ends the lock with its process, so a held one belongs to
+    # a live run and force-unlock cannot (and need not) remove it; False for a DNS lock,
+    # which a killed run leaves behind.
+    ends_with_holder: bool
 
     def acquire(self, me: Holder) -> Holder | None:
         """Take the lock for ``me``: None when taken, else who holds it now.
@@ -304,10 +308,7 @@ class LockSet:
             if left <= 0:
                 raise LockHeldError(
                     f"{site.where} is locked by {current.describe()}; nothing was changed",
-                    hint=(
-                        "wait for that run (--lock-timeout 60s waits), or, if it is dead, "
-                        f"remove its lock with: sipctl force-unlock {current.id} -f SPEC"
-                    ),
+                    hint=_held_hint(site, current),
                 )
             if not announced:
                 self._say(f"Waiting for {site.where}, locked by {current.describe()} ...")
@@ -340,6 +341,20 @@ class LockSet:
     def _restore_signals(self) -> None:
         restore_handlers(self._old_handlers)
         self._old_handlers = {}
+
+
+def _held_hint(site: LockSite, holder: Holder) -> str:
+    """What to do about a lock another run holds: a flock's holder is alive by definition
+    (a dead run's flock is gone), a DNS lock's may be dead."""
+    if site.ends_with_holder:
+        return (
+            "wait for that run (--lock-timeout 60s waits); this lock ends with that run's "
+            "process, so if it hangs, stop that run (force-unlock cannot remove a live lock)"
+        )
+    return (
+        "wait for that run (--lock-timeout 60s waits), or, if it is dead, "
+        f"remove its lock with: sipctl force-unlock {holder.id} -f SPEC"
+    )
 
 
 def install_interrupts() -> dict[int, Any]:

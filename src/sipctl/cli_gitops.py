@@ -162,6 +162,7 @@ def import_(
 
     Example:
 
+    \b
       sipctl import --domain mysite.ru --out sipctl.yaml \\
         --dns 'rfc2136://192.0.2.53/mysite.ru?key=sipctl&secret_env=SIPCTL_TSIG_SECRET' \\
         --asterisk ssh://root@pbx.mysite.ru
