@@ -71,6 +71,13 @@ def _man() -> str:
     return man_page()
 
 
+def _fleet_status() -> str:
+    from sipctl.reconciler.fleet.status_view import status_schema
+    from sipctl.schemas.jsonschema import dump
+
+    return dump(status_schema())
+
+
 KINDS: dict[str, Callable[[], str]] = {
     "spec": _spec,
     "reference": _reference,
@@ -82,6 +89,7 @@ KINDS: dict[str, Callable[[], str]] = {
     "validate": _validate,
     "commands": _commands,
     "man": _man,
+    "fleet-status": _fleet_status,
 }
 
 _SCHEMA = "https://json-schema.org/draft/2020-12/schema"

@@ -16,4 +16,5 @@ pytest_plugins = [
     "fixtures.pebble",
     "fixtures.powerdns",
     "fixtures.moto_route53",
+    "fixtures.temporal",
 ]

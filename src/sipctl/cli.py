@@ -210,6 +210,9 @@ def _register_commands() -> None:
     app.command("version")(version_command)
     app.command("verify")(verify_command)
     app.command("audit")(audit_command)
+    from sipctl.cli_fleet import fleet_app
+
+    app.add_typer(fleet_app, name="fleet")
 
 
 _register_commands()

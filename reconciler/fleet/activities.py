@@ -1,0 +1,210 @@
+"""The fleet's activities: plan, apply and verify one domain's layers on a worker.
+
+They run the CLI's own engine (``make_plan``, ``guarded_apply`` with its locks, the safety
+limits, ``run_verify``) with the worker's environment, where the credentials are. What they
+return goes into the workflow's history, so every message is scrubbed of the secrets the
+run loaded, and an error carries its message only (no chained cause, no local values).
+
+Apply is ``guarded_apply`` of exactly the plan the workflow holds: under the CLI's host and
+DNS locks it re-reads the live state and refuses a plan that is stale. That is what makes a
+retry after a worker died mid-apply safe: the retry finds the half-applied state, refuses
+the stale plan without writing, and the workflow plans again, so no record is written twice.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from sipctl.errors import LockHeldError, SipctlError, StalePlanError
+from sipctl.reconciler.fleet.model import LayerRequest, PartPlan, StepOutcome
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.schemas.loader import LoadedSpec
+
+# Error types the workflow acts on (ApplicationError.type).
+STALE = "StalePlan"
+REFUSED = "Refused"
+
+
+def _scrub(text: str, secrets: set[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+@contextmanager
+def _heartbeats(every: float) -> Iterator[None]:
+    """Heartbeat from a thread while the (blocking) activity body runs: a worker that dies
+    stops heartbeating, and Temporal retries the activity elsewhere."""
+    stop = threading.Event()
+    context = contextvars.copy_context()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            context.run(activity.heartbeat)
+
+    thread = threading.Thread(target=beat, name="sipctl-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _load(request: LayerRequest) -> LoadedSpec:
+    from sipctl.schemas.checks import cross_checks
+    from sipctl.schemas.loader import load_spec_text
+
+    change = request.change
+    loaded = load_spec_text(change.text, change.source, Path(change.source).parent.resolve())
+    problems = list(cross_checks(loaded))
+    if problems:
+        raise ApplicationError(problems[0], type=REFUSED, non_retryable=True)
+    if loaded.spec.domain != change.domain:
+        raise ApplicationError(
+            f"{change.source}: the spec's domain is {loaded.spec.domain}, not {change.domain}",
+            type=REFUSED,
+            non_retryable=True,
+        )
+    return loaded
+
+
+@contextmanager
+def _run(request: LayerRequest, what: str) -> Iterator[tuple[LoadedSpec, RunContext]]:
+    """Load the spec, open a run context, and turn every failure into an ApplicationError
+    whose message names the domain and holds no secret."""
+    from sipctl.providers.base import RunContext
+
+    ctx: RunContext | None = None
+    try:
+        with _heartbeats(max(request.settings.heartbeat_seconds / 3, 0.5)):
+            loaded = _load(request)
+            ctx = RunContext(base_dir=loaded.base_dir, env=dict(os.environ))
+            yield loaded, ctx
+    except ApplicationError:
+        raise
+    except SipctlError as exc:
+        secrets = ctx.secrets if ctx is not None else set()
+        message = _scrub(f"{request.change.domain}: {what}: {exc.message}", secrets)
+        raise ApplicationError(
+            message,
+            type=_error_type(exc),
+            non_retryable=not isinstance(exc, LockHeldError) and _error_type(exc) != "Provider",
+        ) from None
+    except Exception as exc:  # a bug: its type and message, scrubbed, and a retry
+        secrets = ctx.secrets if ctx is not None else set()
+        message = _scrub(f"{request.change.domain}: {what}: {type(exc).__name__}: {exc}", secrets)
+        raise ApplicationError(message, type="Crash") from None
+    finally:
+        if ctx is not None:
+            ctx.close()
+
+
+def _error_type(exc: SipctlError) -> str:
+    from sipctl.errors import ProviderError, UnsafePlanError
+
+    if isinstance(exc, StalePlanError):
+        return STALE
+    if isinstance(exc, UnsafePlanError):
+        return REFUSED
+    if isinstance(exc, ProviderError):
+        return "Provider"
+    return type(exc).__name__
+
+
+@activity.defn(name="sipctl-plan")
+def plan_part(request: LayerRequest) -> PartPlan:
+    """Read the live side of the part's layers and plan them (changes nothing)."""
+    from sipctl.reconciler.engine import make_plan
+    from sipctl.reconciler.views import summary_line
+
+    with _run(request, "plan") as (loaded, ctx):
+        run = make_plan(loaded, ctx, request.part.layers)
+        data = run.plan.to_json()
+        return PartPlan(
+            part=request.part,
+            plan_json=_scrub(json.dumps(data, sort_keys=True), ctx.secrets),
+            has_changes=run.plan.has_changes,
+            summary=summary_line(data),
+            refusals=[_scrub(r, ctx.secrets) for r in run.plan.refusals()],
+        )
+    raise AssertionError("unreachable")  # _run re-raises every failure
+
+
+@activity.defn(name="sipctl-apply")
+def apply_part(request: LayerRequest, plan: PartPlan) -> StepOutcome:
+    """Apply exactly ``plan`` under the CLI's locks; refuse it when it is stale."""
+    from sipctl.reconciler.gitops.guarded import LockOptions, guarded_apply
+    from sipctl.reconciler.plan import Plan
+
+    settings = request.settings
+    locks = LockOptions(
+        timeout=settings.lock_wait_seconds, ttl=timedelta(seconds=settings.lock_ttl_seconds)
+    )
+    with _run(request, "apply") as (_loaded, ctx):
+        saved = Plan.from_json(json.loads(plan.plan_json), "the fleet's plan")
+        lines: list[str] = []
+        outcome = guarded_apply(
+            saved,
+            f"the plan of {request.change.domain}",
+            ctx,
+            force=bool(request.approved),
+            locks=locks,
+            say=lines.append,
+        )
+        if outcome.report is not None:
+            lines.extend(outcome.report.lines)
+        lines.extend(outcome.lines)
+        return StepOutcome([_scrub(line, ctx.secrets) for line in lines])
+    raise AssertionError("unreachable")
+
+
+@activity.defn(name="sipctl-verify")
+def verify_domain(request: LayerRequest) -> StepOutcome:
+    """The end of an apply, as the CLI's: resolve and probe as a SIP client would."""
+    from sipctl.reconciler.verify.run import (
+        nameserver_after_apply,
+        post_apply_skip_reason,
+        run_verify,
+    )
+
+    with _run(request, "verify") as (loaded, ctx):
+        skip = post_apply_skip_reason(loaded)
+        if skip is not None:
+            return StepOutcome([f"verify skipped: {skip}"])
+        report = run_verify(loaded, nameserver_after_apply(loaded))
+        if not report.ok:
+            first = report.defects[0].message if report.defects else "a probe failed"
+            raise ApplicationError(
+                _scrub(
+                    f"{request.change.domain}: applied, but verify failed: {first}", ctx.secrets
+                ),
+                type="VerifyFailed",
+                non_retryable=True,
+            )
+        return StepOutcome(["verify: ok"])
+    raise AssertionError("unreachable")
+
+
+class SweepActivities:
+    """Activities that need the worker's Temporal client (async: they run on its loop)."""
+
+    def __init__(self, list_domains: Callable[[], Awaitable[list[str]]]) -> None:
+        self._list_domains = list_domains
+
+    @activity.defn(name="sipctl-list-domains")
+    async def running_domains(self) -> list[str]:
+        return await self._list_domains()

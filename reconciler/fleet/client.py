@@ -1,0 +1,160 @@
+"""What a portal or ``sipctl fleet`` asks of the fleet: sync specs, approve a plan, show
+the state of every domain, keep the drift schedule. Each is one async function over a
+connected Temporal client, so a portal calls exactly what the CLI calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+    WorkflowHandle,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from sipctl.errors import SipctlError
+from sipctl.reconciler.fleet.config import FleetConfig
+from sipctl.reconciler.fleet.model import (
+    DOMAIN_WORKFLOW,
+    SWEEP_SCHEDULE,
+    SWEEP_WORKFLOW,
+    WORKFLOW_QUEUE,
+    DomainStart,
+    DomainStatus,
+    SpecChange,
+    parts_of,
+    verify_queue_of,
+)
+
+
+async def connect(config: FleetConfig) -> Client:
+    try:
+        return await Client.connect(config.address, namespace=config.namespace)
+    except (RPCError, RuntimeError, OSError) as exc:
+        text = str(exc)
+        reason = "connection refused" if "refused" in text.lower() else text.splitlines()[0][:200]
+        raise SipctlError(
+            f"cannot reach Temporal at {config.address} (namespace {config.namespace}): {reason}",
+            hint="start a server (for a try: temporal server start-dev) or set 'address' in "
+            "the fleet configuration; the plain CLI (sipctl plan/apply) works without it",
+        ) from None
+
+
+@dataclass
+class Synced:
+    domain: str
+    source: str
+    digest: str
+    queues: list[str]
+
+
+def spec_change(path: Path) -> SpecChange:
+    """Load and check one spec file, as the CLI does, and say which queues serve it."""
+    from sipctl.cli_common import load_checked
+
+    loaded = load_checked(path)
+    return SpecChange(
+        domain=loaded.spec.domain,
+        source=str(path.resolve()),
+        text=loaded.text,
+        parts=parts_of(loaded),
+        verify_queue=verify_queue_of(loaded),
+    )
+
+
+async def sync(client: Client, config: FleetConfig, changes: Sequence[SpecChange]) -> list[Synced]:
+    """Start each domain's workflow, or signal the new spec into the running one (the domain
+    is the workflow's id: a second change waits for the first, it never runs beside it)."""
+    settings = config.settings()
+    synced = []
+    for change in changes:
+        change.settings = settings
+        await client.start_workflow(
+            DOMAIN_WORKFLOW,
+            DomainStart(change.domain, settings),
+            id=change.domain,
+            task_queue=WORKFLOW_QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal="update",
+            start_signal_args=[change],
+        )
+        synced.append(
+            Synced(change.domain, change.source, change.digest, [p.queue for p in change.parts])
+        )
+    return synced
+
+
+def _handle(client: Client, domain: str) -> WorkflowHandle[object, object]:
+    return client.get_workflow_handle(domain)
+
+
+async def domain_status(client: Client, domain: str) -> DomainStatus:
+    try:
+        status: DomainStatus = await _handle(client, domain).query(
+            "status", result_type=DomainStatus
+        )
+    except RPCError as exc:
+        raise SipctlError(f"{domain}: no fleet workflow answers for it ({exc.message})") from None
+    return status
+
+
+async def approve(client: Client, domain: str) -> DomainStatus:
+    """Approve the plans the domain's workflow is waiting with (the safety limit's refusal)."""
+    status = await domain_status(client, domain)
+    if not status.waiting_digest:
+        raise SipctlError(
+            f"{domain}: nothing waits for approval (state: {status.state})",
+            hint="'sipctl fleet status' shows each domain's state",
+        )
+    await _handle(client, domain).signal("approve", status.waiting_digest)
+    return status
+
+
+async def domains(client: Client) -> list[str]:
+    """The domains whose workflow is running, sorted."""
+    query = f"WorkflowType = '{DOMAIN_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    found = {execution.id async for execution in client.list_workflows(query)}
+    return sorted(found)
+
+
+async def statuses(client: Client) -> list[DomainStatus]:
+    return [await domain_status(client, domain) for domain in await domains(client)]
+
+
+async def ensure_schedule(client: Client, config: FleetConfig) -> str:
+    """Create or update the drift sweep's schedule (every ``drift.every``)."""
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            SWEEP_WORKFLOW, id=f"{SWEEP_SCHEDULE}-run", task_queue=WORKFLOW_QUEUE
+        ),
+        spec=ScheduleSpec(
+            intervals=[ScheduleIntervalSpec(every=timedelta(seconds=config.drift.every))]
+        ),
+    )
+    try:
+        await client.create_schedule(SWEEP_SCHEDULE, schedule)
+        return "created"
+    except ScheduleAlreadyRunningError:
+
+        def replace(_input: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(SWEEP_SCHEDULE).update(replace)
+        return "updated"
+
+
+async def sweep_now(client: Client) -> None:
+    """Run the drift sweep once, now (as the schedule would)."""
+    await client.get_schedule_handle(SWEEP_SCHEDULE).trigger()

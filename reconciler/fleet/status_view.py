@@ -1,0 +1,74 @@
+"""``sipctl fleet status``: the table, the JSON document and its schema (no Temporal import)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from sipctl.reconciler.fleet.model import (
+    APPLYING,
+    DRIFTED,
+    FAILED,
+    STATES,
+    WAITING,
+    DomainStatus,
+)
+
+FORMAT_VERSION = 1
+
+
+def status_table(found: Sequence[DomainStatus]) -> str:
+    if not found:
+        return "No domain in the fleet yet: 'sipctl fleet sync -f DIR' adds them.\n"
+    width = max(len(s.domain) for s in found)
+    lines = []
+    for item in found:
+        detail = item.reason
+        if item.state in (DRIFTED, WAITING, FAILED, APPLYING):
+            detail = "; ".join(filter(None, [item.reason, item.plan_summary]))
+        if item.refusals:
+            detail = "; ".join(item.refusals) + " ('sipctl fleet approve " + item.domain + "')"
+        last = f"last apply {item.last_apply}" if item.last_apply else "never applied"
+        lines.append(f"{item.domain:<{width}}  {item.state:<20}  {last}  {detail}".rstrip())
+    counts = {state: sum(1 for s in found if s.state == state) for state in STATES}
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    return "\n".join(lines) + f"\n{len(found)} domain(s): {summary}\n"
+
+
+def status_json(found: Sequence[DomainStatus]) -> dict[str, Any]:
+    return {"format_version": FORMAT_VERSION, "domains": [asdict(item) for item in found]}
+
+
+def status_schema() -> dict[str, Any]:
+    text = {"type": "string"}
+    texts = {"type": "array", "items": text}
+    domain = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["domain", "state"],
+        "properties": {
+            "domain": text,
+            "state": {"enum": list(STATES)},
+            "reason": {**text, "description": "why it failed or drifted"},
+            "spec_digest": text,
+            "source": text,
+            "queues": texts,
+            "plan_summary": text,
+            "waiting_digest": {**text, "description": "the plans awaiting fleet approve"},
+            "refusals": texts,
+            "last_apply": {**text, "description": "ISO 8601, empty when never applied"},
+            "last_check": text,
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "sipctl fleet status --json",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["format_version", "domains"],
+        "properties": {
+            "format_version": {"const": FORMAT_VERSION},
+            "domains": {"type": "array", "items": domain},
+        },
+    }

@@ -1,0 +1,311 @@
+"""sipctl fleet against Temporal's real dev server, a real BIND and two PBX hosts (``dir:``):
+200 domains converge through two worker processes, one of which is killed with SIGKILL in
+the middle and restarted; a hand edit is found by the drift sweep and repaired (or only
+reported); a plan refused by the safety limit waits until approved; no secret reaches a
+workflow's history.
+
+The fleet commands end their process without the interpreter's teardown (see
+``cli_fleet``), so they run here as processes of their own, never in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from fixtures.bind import SECRET_ENV, BindServer, bind_env, dns_spec
+from fixtures.temporal import FleetWorker, TemporalDevServer
+
+from sipctl.cli import run
+
+pytestmark = [pytest.mark.bind, pytest.mark.slow]
+
+DOMAINS = 200
+CONFIG = """\
+drift: {every: 1h, repair: %s}
+apply: {heartbeat: 2s, attempts: 20, lock_ttl: 4s, lock_wait: 30s}
+rate_limits: {"dns:rfc2136": 200}
+"""
+
+
+def host_spec(bind: BindServer, zone: str, root: Path) -> str:
+    """A whole PBX of one company on a ``dir:`` host, its DNS on BIND."""
+    return dns_spec(
+        bind,
+        zone,
+        transports="{udp: {port: 5060}, tcp: {port: 5060}}",
+        tail=(
+            f"asterisk:\n  target: 'dir:{root}'\n  config_dir: /etc/asterisk\n"
+            f"firewall:\n  target: 'dir:{root}'\n  backend: iptables\n  ssh_port: 22\n"
+            "  persist: /etc/iptables.up\n"
+            f"fail2ban:\n  target: 'dir:{root}'\n"
+        ),
+    )
+
+
+def fleet(
+    server: TemporalDevServer, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sipctl", "fleet", *args, "--address", server.address],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def statuses(server: TemporalDevServer, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    result = fleet(server, env, "status", "--json")
+    assert result.returncode in (0, 1), result.stderr
+    return {item["domain"]: item for item in json.loads(result.stdout)["domains"]}
+
+
+def wait_for(
+    what: str, check: Callable[[], bool], timeout: float, why: Callable[[], str] = lambda: ""
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(1)
+    pytest.fail(f"{what} within {timeout} s; {why()}")
+
+
+class Fleet:
+    """A fleet of specs in one directory, two PBX hosts, and the workers serving them."""
+
+    def __init__(self, server: TemporalDevServer, bind: BindServer, root: Path) -> None:
+        self.server, self.bind, self.root = server, bind, root
+        self.specs = root / "specs"
+        self.specs.mkdir()
+        self.env = {**bind_env(bind), "SIPCTL_LOCK_WHO": "fleet-test"}
+        self.hosts = [root / "pbx-a", root / "pbx-b"]
+        self.workers: list[FleetWorker] = []
+        self.config = self.write_config(repair=False)
+
+    def write_config(self, repair: bool, name: str = "fleet.yaml") -> Path:
+        path = self.root / name
+        path.write_text(CONFIG % ("true" if repair else "false"))
+        return path
+
+    def queues(self) -> list[str]:
+        return [f"pbx:dir:{host.resolve()}" for host in self.hosts] + ["dns:rfc2136"]
+
+    def worker(self, number: int) -> FleetWorker:
+        log = self.root / f"worker-{number}.log"
+        return FleetWorker(self.server, self.queues(), self.config, self.env, log).start()
+
+    def sync(self, *paths: Path, config: Path | None = None) -> None:
+        args = ["sync", "--config", str(config or self.config)]
+        for path in paths or (self.specs,):
+            args += ["-f", str(path)]
+        result = fleet(self.server, self.env, *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def synced(self, *domains: str) -> None:
+        """Sync these domains' specs and wait until each has planned (and applied) them."""
+        since = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self.sync(*(self.specs / f"{domain}.yaml" for domain in domains))
+
+        def done() -> bool:
+            found = statuses(self.server, self.env)
+            return all(
+                found[d]["state"] == "converged" and found[d]["last_check"] > since for d in domains
+            )
+
+        wait_for(f"{', '.join(domains)} synced", done, 60, self.logs)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            for log in sorted(self.root.glob("worker-*.log"))
+        )
+
+
+@pytest.fixture(scope="module")
+def fleet_setup(
+    temporal: TemporalDevServer, bind: BindServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fleet]:
+    setup = Fleet(temporal, bind, tmp_path_factory.mktemp("fleet"))
+    for number, host in enumerate(setup.hosts):
+        host.mkdir()
+        zone = bind.new_zone()
+        (setup.specs / f"host-{number}.yaml").write_text(host_spec(bind, zone, host))
+    for _ in range(DOMAINS - len(setup.hosts)):
+        zone = bind.new_zone()
+        (setup.specs / f"{zone}.yaml").write_text(dns_spec(bind, zone))
+    setup.workers = [setup.worker(1), setup.worker(2)]
+    yield setup
+    for worker in setup.workers:
+        worker.stop()
+
+
+def test_200_domains_converge_through_two_workers_one_killed_mid_apply(
+    fleet_setup: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = fleet_setup
+    setup.sync()
+
+    def converged() -> int:
+        return sum(
+            1 for s in statuses(setup.server, setup.env).values() if s["state"] == "converged"
+        )
+
+    # Kill one worker while the others are still being applied, as a machine dies.
+    wait_for("some domains converged", lambda: converged() >= 30, 180, setup.logs)
+    setup.workers[0].kill()
+    time.sleep(3)
+    setup.workers[0] = setup.worker(3)  # restarted
+
+    found: dict[str, dict[str, Any]] = {}
+
+    def all_converged() -> bool:
+        nonlocal found
+        found = statuses(setup.server, setup.env)
+        return len(found) == DOMAINS and all(s["state"] == "converged" for s in found.values())
+
+    wait_for(
+        f"all {DOMAINS} domains converged",
+        all_converged,
+        400,
+        lambda: f"{[s for s in found.values() if s['state'] != 'converged'][:3]}\n{setup.logs()}",
+    )
+    # Every record is there once and as the spec says: the CLI plans no change anywhere.
+    for key, value in setup.env.items():
+        monkeypatch.setenv(key, value)
+    code = run(["plan", "-f", str(setup.specs), "--detailed-exitcode", "--parallel", "2"])
+    assert code == 0
+    # The workers' credentials never entered a workflow's history.
+    histories = asyncio.run(_histories(setup.server, sorted(found)))
+    assert histories
+    assert setup.bind.secret not in histories
+    assert SECRET_ENV in histories  # the spec names the variable: that is all it holds
+
+
+async def _histories(server: TemporalDevServer, domains: list[str]) -> str:
+    from temporalio.client import Client
+
+    client = await Client.connect(server.address)
+    texts = []
+    for domain in domains:
+        history = await client.get_workflow_handle(domain).fetch_history()
+        raw = history.to_json()
+        # Payloads are base64 in the history's JSON: read them as the cluster's operators could.
+        decoded = [
+            base64.b64decode(data).decode("utf-8", "replace")
+            for data in re.findall(r'"data": "([A-Za-z0-9+/=]+)"', raw)
+        ]
+        texts.extend([raw, *decoded])
+    return "\n".join(texts)
+
+
+def _hand_edit(bind: BindServer, zone: str) -> None:
+    bind.update(
+        zone,
+        delete=[("_sip._udp", "SRV")],
+        add=[("_sip._udp", 3600, "SRV", "10 0 5060 intruder.example.net.")],
+    )
+
+
+def test_drift_sweep_repairs_a_hand_edit_or_reports_it(fleet_setup: Fleet) -> None:
+    setup = fleet_setup
+    repairing = setup.write_config(repair=True, name="repair.yaml")
+    zones = sorted(p.stem for p in setup.specs.glob("z*.yaml"))[:2]
+    repaired, reported = zones
+    setup.synced(reported)
+    setup.config, default = repairing, setup.config
+    setup.synced(repaired)
+    setup.config = default
+    original = setup.bind.query(f"_sip._udp.{repaired}", "SRV")
+    for zone in zones:
+        _hand_edit(setup.bind, zone)
+    result = fleet(setup.server, setup.env, "schedule", "--config", str(setup.config), "--now")
+    assert result.returncode == 0, result.stderr
+
+    def swept() -> bool:
+        found = statuses(setup.server, setup.env)
+        return (
+            setup.bind.query(f"_sip._udp.{repaired}", "SRV") == original
+            and found[reported]["state"] == "drifted"
+        )
+
+    wait_for("the sweep repaired one domain and reported the other", swept, 120, setup.logs)
+    assert "intruder" in " ".join(setup.bind.query(f"_sip._udp.{reported}", "SRV"))
+
+
+def test_a_refused_plan_waits_until_approved(fleet_setup: Fleet) -> None:
+    setup = fleet_setup
+    zone = sorted(p.stem for p in setup.specs.glob("z*.yaml"))[-1]
+    spec = setup.specs / f"{zone}.yaml"
+    spec.write_text(
+        spec.read_text().replace(
+            "transports: {udp: {port: 5060}, tcp: {port: 5060}, tls: {port: 5061}}",
+            "transports: {udp: {port: 5060}}",
+        )
+    )
+    setup.sync(spec)
+
+    def waiting() -> bool:
+        return statuses(setup.server, setup.env)[zone]["state"] == "waiting for approval"
+
+    wait_for("the refused plan waits", waiting, 60, setup.logs)
+    status = statuses(setup.server, setup.env)[zone]
+    assert "limit" in " ".join(status["refusals"])
+    assert setup.bind.query(f"_sips._tcp.{zone}", "SRV")  # nothing applied yet
+    text = fleet(setup.server, setup.env, "status").stdout
+    assert f"sipctl fleet approve {zone}" in text
+    result = fleet(setup.server, setup.env, "approve", zone)
+    assert result.returncode == 0, result.stderr
+    wait_for(
+        "the approved plan applied",
+        lambda: statuses(setup.server, setup.env)[zone]["state"] == "converged",
+        60,
+        setup.logs,
+    )
+    assert setup.bind.query(f"_sips._tcp.{zone}", "SRV") == []
+
+
+def test_status_json_matches_its_schema(fleet_setup: Fleet) -> None:
+    from sipctl.schemas.outputs import output_text
+
+    result = fleet(fleet_setup.server, fleet_setup.env, "status", "--json")
+    schema = json.loads(output_text("fleet-status"))
+    jsonschema.validate(json.loads(result.stdout), schema)
+
+
+def test_fleet_commands_explain_a_missing_server_and_a_wrong_queue(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "sipctl", "fleet", "status", "--address", "127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot reach Temporal at 127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "sipctl", "fleet", "worker", "--queue", "pbx", "--address", "x:1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "expected pbx:HOST" in result.stderr
