@@ -94,6 +94,23 @@ def installed_sipctl(workdir: Path, source: Path = REPO) -> Path:
     return python
 
 
+def checkout(work: Path, revision: str) -> Path:
+    """A worktree of this repository at ``revision`` (remove it with ``remove_checkout``)."""
+    tree = work / f"at-{revision}"
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), revision],
+        check=True,
+        capture_output=True,
+    )
+    return tree
+
+
+def remove_checkout(tree: Path) -> None:
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False
+    )
+
+
 def print_table(rows: list[dict[str, str]]) -> None:
     headers = list(rows[0])
     widths = [max(len(h), *(len(r.get(h, "")) for r in rows)) for h in headers]

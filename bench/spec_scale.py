@@ -28,14 +28,21 @@ fingerprint's escaping 22 -> 14 ms, describing a changed dialplan's first side 1
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import REPO, Sample, installed_sipctl, print_table, run_measured
+from measure import (
+    REPO,
+    Sample,
+    checkout,
+    installed_sipctl,
+    print_table,
+    remove_checkout,
+    run_measured,
+)
 
 
 def spec_text(users: int) -> str:
@@ -55,17 +62,6 @@ COMMANDS = {
     "no-op plan": ["plan", "--detailed-exitcode"],
     "plan +1 user": ["plan", "-f", "more.yaml", "--no-color"],
 }
-
-
-def checkout(work: Path, revision: str) -> Path:
-    """A worktree of this repository at ``revision`` (removed by the caller)."""
-    tree = work / "against"
-    subprocess.run(
-        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), revision],
-        check=True,
-        capture_output=True,
-    )
-    return tree
 
 
 def measure_size(
@@ -126,9 +122,7 @@ def main() -> int:
             rows += measure_size(size, home, pythons, args.runs)
     finally:
         if tree is not None:
-            subprocess.run(
-                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False
-            )
+            remove_checkout(tree)
     print_table(rows)
     print("\ncpu seconds (user + system) of the best of", args.runs, "runs")
     print("same plans: the human output of each command is the first sipctl's, byte for byte")

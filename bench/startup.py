@@ -7,7 +7,8 @@ real BIND in the same bench run, as processes, with sipctl installed from a whee
 README installs it (an editable install adds its own import hook to every start).
 Printed: the median cpu seconds (user + system, from the kernel) of paired runs.
 
-Run: ``python bench/startup.py`` (``--runs 15`` for more samples). Needs bind9.
+Run: ``python bench/startup.py`` (``--runs 15`` for more samples; ``--against REV`` also
+runs the sipctl of git revision REV, paired with this one). Needs bind9.
 
 Measured on 2 cores (load about 1, 9 paired runs): before the CLI bypass and the spec work,
 validate 697 ms (2.74x the floor of 254 ms) and a no-op plan 850 ms (3.34x); after, 515 ms
@@ -43,7 +44,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fixtures.bind import SECRET_ENV, BindServer, dns_spec
-from measure import Sample, installed_sipctl, median_cpu, print_table, run_measured
+from measure import (
+    Sample,
+    checkout,
+    installed_sipctl,
+    median_cpu,
+    print_table,
+    remove_checkout,
+    run_measured,
+)
 
 FLOOR = """
 import socket, struct, sys
@@ -76,9 +85,17 @@ for query in queries:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=9, help="paired runs per row (median)")
+    parser.add_argument("--against", metavar="REV", help="also measure git revision REV")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sipctl-bench-"))
     python = installed_sipctl(work)
+    others = {}
+    if args.against:
+        tree = checkout(work, args.against)
+        try:
+            others[args.against] = installed_sipctl(work / "rev", tree)
+        finally:
+            remove_checkout(tree)
     bind = BindServer()
     bind.start()
     try:
@@ -106,17 +123,22 @@ def main() -> int:
         commands = {
             "floor: python + dnspython, 8 TSIG queries": floor_argv,
             "python -c pass": [str(python), "-c", "pass"],
-            "sipctl --version": [*sipctl, "--version"],
-            "sipctl --help": [*sipctl, "--help"],
-            "sipctl validate": [*sipctl, "validate", "-f", str(spec)],
-            "sipctl plan (no-op, DNS only)": [
-                *sipctl,
-                "plan",
-                "-f",
-                str(spec),
-                "--detailed-exitcode",
-            ],
         }
+        for label, runner in {"": python, **others}.items():
+            tag = f" ({label})" if label else ""
+            sipctl = [str(runner), "-m", "sipctl"]
+            commands |= {
+                f"sipctl --version{tag}": [*sipctl, "--version"],
+                f"sipctl --help{tag}": [*sipctl, "--help"],
+                f"sipctl validate{tag}": [*sipctl, "validate", "-f", str(spec)],
+                f"sipctl plan (no-op, DNS only){tag}": [
+                    *sipctl,
+                    "plan",
+                    "-f",
+                    str(spec),
+                    "--detailed-exitcode",
+                ],
+            }
         samples: dict[str, list[Sample]] = {name: [] for name in commands}
         for _ in range(args.runs):  # paired: each round runs every command once
             for name, argv in commands.items():
