@@ -103,3 +103,102 @@ def _start_fail2ban(
         time.sleep(0.05)
     server.kill()
     raise AssertionError("fail2ban-server did not start")
+
+
+def test_a_banned_prober_is_told_it_is_banned_not_that_nothing_listens(tmp_path: Path) -> None:
+    """A real ban (fail2ban-client set sipctl-asterisk banip <client>): verify's probes meet
+    ICMP refusals, and verify and audit read the jail through the fail2ban target, name the
+    ban, the unban command and ignoreip; once unbanned, the same probes are answered."""
+    from sipctl.providers.sip_probe import probe
+    from sipctl.reconciler.audit.run import explain_silence
+    from sipctl.reconciler.verify.report import ProbeCheck, expectations, probe_defects
+    from sipctl.reconciler.verify.run import ban_states
+
+    server, client = make_netns(), make_netns()
+    f2b: subprocess.Popen[bytes] | None = None
+    sock = tmp_path / "sock"
+    command = f"fail2ban-client -s {sock} -c {tmp_path / 'conf'}"
+    try:
+        link = veth(server, client)
+        _config_dir(tmp_path / "conf")
+        with running_asterisk(netns=server, bind_address=link.a_ip) as pbx:
+            data = {
+                "version": 1,
+                "domain": "mysite.ru",
+                "transports": {"udp": {"port": pbx.sip_port}, "tcp": {"port": pbx.sip_port}},
+                "users": USERS,
+                "asterisk": pbx.spec_section(),
+                "fail2ban": {
+                    "target": "local",
+                    "config_dir": str(tmp_path / "conf"),
+                    "command": command,
+                    "logpath": str(pbx.log_path),
+                    "sshd": False,
+                },
+            }
+            spec = tmp_path / "sipctl.yaml"
+            spec.write_text(yaml.safe_dump(data, sort_keys=False))
+            apply_spec(spec)
+            f2b = _start_fail2ban(server.argv, tmp_path, command)
+            loaded = load_spec(spec)
+            _plan_and_apply(loaded, tmp_path)
+            endpoints = [
+                Endpoint(t, link.a_ip, pbx.sip_port, f"pbx.{loaded.spec.domain}")
+                for t in ("udp", "tcp")
+            ]
+            wanted = expectations(loaded.spec, "sipctlcanary0")
+
+            def probes() -> list[ProbeCheck]:
+                with client.entered():
+                    return [
+                        ProbeCheck(ep, e, probe(ep.address, ep.port, ep.transport, e.user,
+                                                loaded.spec.domain, timeout=2.0))
+                        for ep in endpoints
+                        for e in wanted
+                    ]  # fmt: skip
+
+            assert all(c.result.status is not None for c in probes()), "answered before the ban"
+            banned = subprocess.run(
+                [*command.split(), "set", "sipctl-asterisk", "banip", link.b_ip],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert banned.returncode == 0, banned.stderr
+            silent = probes()
+            assert all(c.result.status is None for c in silent)
+            assert {c.result.error_kind for c in silent} <= {"refused", "timeout"}
+            with client.entered():
+                defects = probe_defects(silent, ban_states(loaded, silent, lambda _line: None))
+                report = AuditReport(domain="mysite.ru", nameserver=None)
+                report.errors.append("udp: 5 request(s) got no answer")
+                ctx = RunContext(base_dir=tmp_path)
+                try:
+                    explain_silence(loaded.spec, endpoints[0], ctx, report, lambda _l: None)
+                finally:
+                    ctx.close()
+            assert {d.code for d in defects} == {"prober-banned"}, defects
+            unban = f"fail2ban-client set sipctl-asterisk unbanip {link.b_ip}"
+            for defect in defects:
+                assert unban in defect.message and "ignoreip" in defect.message, defect
+                assert "nothing listens" not in defect.message.split(";", 1)[1]
+            assert unban in report.errors[0] and "banned" in report.errors[0], report.errors
+
+            subprocess.run([*command.split(), "set", "sipctl-asterisk", "unbanip", link.b_ip],
+                           capture_output=True, check=True)  # fmt: skip
+            again = probes()
+            assert all(c.result.status is not None for c in again), "answered after the unban"
+            with client.entered():
+                # a dead listener is still a dead listener: not banned, said so
+                report = AuditReport(domain="mysite.ru", nameserver=None)
+                report.errors.append("tls: nothing listens")
+                ctx = RunContext(base_dir=tmp_path)
+                try:
+                    explain_silence(loaded.spec, endpoints[0], ctx, report, lambda _l: None)
+                finally:
+                    ctx.close()
+            assert any("is not banned" in c for c in report.checks), report.to_text()
+    finally:
+        if f2b is not None:
+            subprocess.run([*command.split(), "stop"], capture_output=True, check=False)
+            f2b.wait(timeout=10)
+        delete_netns(client)
+        delete_netns(server)

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-import socket
 import time
 from typing import TYPE_CHECKING
 
-from sipctl.errors import SipctlError
 from sipctl.providers.sip_attack import SipAgent, Wire
+from sipctl.reconciler import ban_state
 from sipctl.reconciler.audit.report import AuditReport, Finding
 from sipctl.reconciler.render.fail2ban import ALWAYS_IGNORED, JAIL_NAME
 from sipctl.reconciler.verify.report import Endpoint
-from sipctl.schemas.values import split_command
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -31,10 +29,7 @@ BAN_WAIT = 15.0  # seconds for fail2ban to read the log and ban (its backend pol
 
 def source_address(target: Endpoint) -> str:
     """The address the PBX sees our packets come from (the route's source address)."""
-    family = socket.AF_INET6 if ":" in target.address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        probe.connect((target.address, target.port))
-        return str(probe.getsockname()[0])
+    return ban_state.source_address(target.address, target.port)
 
 
 def ignored(address: str, ignoreip: tuple[str, ...]) -> bool:
@@ -122,31 +117,14 @@ def _wait_until_silent(
     return None
 
 
-def _fail2ban_run(spec: Spec, ctx: RunContext, *verb: str) -> str | None:
-    section = spec.fail2ban
-    assert section is not None
-    target = section.target or (spec.asterisk.target if spec.asterisk else "local")
-    ssh = section.ssh or (spec.asterisk.ssh if spec.asterisk else None)
-    try:
-        transport = ctx.transports.get(target, ssh)
-        if not transport.can_run:
-            return None
-        argv = [*split_command(section.command), *verb]
-        result = transport.run_programs([argv], timeout=30.0)[0]
-    except SipctlError:
-        return None
-    return result.stdout if result.ok else None
-
-
 def _jail_lists(spec: Spec, ctx: RunContext, address: str) -> bool:
-    status = _fail2ban_run(spec, ctx, "status", JAIL_NAME) or ""
-    return any(address in line.split() for line in status.splitlines() if "Banned IP" in line)
+    return ban_state.read_ban_state(spec, ctx, address).banned
 
 
 def _unban(
     spec: Spec, ctx: RunContext, address: str, target: Endpoint, wire: Wire, report: AuditReport
 ) -> None:
-    done = _fail2ban_run(spec, ctx, "set", JAIL_NAME, "unbanip", address)
+    done = ban_state.fail2ban_run(spec, ctx, "set", JAIL_NAME, "unbanip", address)
     if done is None:
         report.errors.append(
             f"--ban-test: could not lift the ban of {address} through the fail2ban target: "

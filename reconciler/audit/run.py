@@ -115,10 +115,34 @@ def run_audit(
                     run_ban_test(spec, target, ctx, report)
             _knock(spec, hops, limits, extra_ports, report, log)
             _certificates(spec, hops, limits, report)
+            if report.errors:
+                explain_silence(spec, hops[0], ctx, report, log)
     finally:
         ctx.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+def explain_silence(
+    spec: Spec, hop: Endpoint, ctx: RunContext, report: AuditReport, log: Callable[[str], None]
+) -> None:
+    """A part met silence or refusals: a fail2ban ban of this machine looks the same as a dead
+    listener. Ask sipctl's jails (through the fail2ban target) and say which it was."""
+    from sipctl.reconciler.ban_state import read_ban_state, source_address
+
+    log("some probes met silence: asking sipctl's fail2ban jails about this machine")
+    try:
+        state = read_ban_state(spec, ctx, source_address(hop.address, hop.port))
+    except OSError:
+        return
+    if state.banned:
+        report.errors[:0] = [
+            f"{state.words()}. The parts below that got no answer met the ban, not a dead listener"
+        ]
+    elif not state.readable and spec.fail2ban is not None:
+        report.notes.append(state.words())
+    else:
+        report.checks.append(f"ban: {state.words()}")
 
 
 # --- dialplan ---------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ matches count) and 404 when not. So:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from sipctl.providers.sip_probe import ProbeResult
 from sipctl.reconciler.verify.rfc3263 import TRANSPORTS, Defect, Hop, Resolution, Transport
 
 if TYPE_CHECKING:
+    from sipctl.reconciler.ban_state import BanState
     from sipctl.schemas.spec import Spec
 
 FORMAT_VERSION = "1"
@@ -236,9 +238,32 @@ def _dns_ownership_defects(resolution: Resolution, spec: Spec) -> list[Defect]:
     return defects
 
 
-def probe_defects(checks: Sequence[ProbeCheck]) -> list[Defect]:
-    """Name what the probes found: dead targets, no TLS listener, bad certificate, wrong status."""
+# What a ban looks like from here: the jail's action rejects (ICMP, a refused connection) or
+# drops (a timeout).
+SILENT_KINDS = frozenset({"refused", "timeout"})
+
+
+def silent_addresses(checks: Sequence[ProbeCheck]) -> list[Endpoint]:
+    """One endpoint per address where every probe met a refusal or a timeout."""
+    by_endpoint: dict[Endpoint, list[ProbeCheck]] = {}
+    for check in checks:
+        by_endpoint.setdefault(check.endpoint, []).append(check)
+    found: dict[str, Endpoint] = {}
+    for ep, group in by_endpoint.items():
+        if all(c.result.status is None and c.result.error_kind in SILENT_KINDS for c in group):
+            found.setdefault(ep.address, ep)
+    return list(found.values())
+
+
+def probe_defects(
+    checks: Sequence[ProbeCheck], bans: Mapping[str, BanState] | None = None
+) -> list[Defect]:
+    """Name what the probes found: dead targets, no TLS listener, bad certificate, wrong status.
+
+    ``bans``: per silent address, what sipctl's fail2ban jails say about this machine; a
+    banned prober is told so instead of being sent to fix a listener that is fine."""
     defects: list[Defect] = []
+    bans = bans or {}
     by_endpoint: dict[Endpoint, list[ProbeCheck]] = {}
     for check in checks:
         by_endpoint.setdefault(check.endpoint, []).append(check)
@@ -247,6 +272,12 @@ def probe_defects(checks: Sequence[ProbeCheck]) -> list[Defect]:
         failed = [c for c in group if c.result.status is None]
         if failed and len(failed) == len(group):
             first = failed[0].result
+            ban = bans.get(ep.address) if first.error_kind in SILENT_KINDS else None
+            if ban is not None and ban.banned:
+                defects.append(Defect("prober-banned", f"{where}: {first.error}; {ban.words()}"))
+                continue
+            if ban is not None and not ban.readable:
+                first = dataclasses.replace(first, error=f"{first.error} ({ban.words()})")
             if ep.transport == "tls" and first.error_kind in ("refused", "tls", "protocol"):
                 defects.append(
                     Defect(

@@ -37,6 +37,7 @@ from sipctl.reconciler.verify.report import (
     endpoints,
     expectations,
     probe_defects,
+    silent_addresses,
     spec_defects,
 )
 from sipctl.reconciler.verify.rfc3263 import Defect, resolve
@@ -44,6 +45,7 @@ from sipctl.schemas.loader import LoadedSpec
 
 if TYPE_CHECKING:
     from sipctl.output import Console
+    from sipctl.reconciler.ban_state import BanState
 
 DEFAULT_TIMEOUT = 5.0
 MAX_PARALLEL_PROBES = 16
@@ -111,9 +113,32 @@ def run_verify(
             jobs,
         )
         report.probes = [ProbeCheck(ep, e, r) for (ep, e), r in zip(jobs, results, strict=True)]
-    report.defects += probe_defects(report.probes)
+    report.defects += probe_defects(report.probes, ban_states(loaded, report.probes, log))
     _check_certificates(loaded, report, timeout, log)
     return report
+
+
+def ban_states(
+    loaded: LoadedSpec, probes: list[ProbeCheck], log: Callable[[str], None]
+) -> dict[str, BanState]:
+    """For each address that refused or ignored every probe: is this machine banned there?"""
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler.ban_state import read_ban_state, source_address
+
+    silent = silent_addresses(probes)
+    if not silent:
+        return {}
+    log(f"{len(silent)} address(es) silent: asking sipctl's fail2ban jails about this machine")
+    ctx = RunContext(base_dir=loaded.base_dir)
+    try:
+        return {
+            ep.address: read_ban_state(loaded.spec, ctx, source_address(ep.address, ep.port))
+            for ep in silent
+        }
+    except OSError:
+        return {}  # no route to the address at all: nothing a ban explains
+    finally:
+        ctx.close()
 
 
 def _check_certificates(
