@@ -384,6 +384,11 @@ def verify_schema() -> dict[str, Any]:
             "defects": {"type": "array", "items": defect},
             "notes": _TEXTS,
             "wss": {"type": "array", "items": wss},
+            "media": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "transport -> how a guest call's media travels (SRTP or not)",
+            },
             "ok": {"type": "boolean", "description": "false: exit code 1"},
         },
     }

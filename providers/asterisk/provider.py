@@ -68,6 +68,7 @@ from sipctl.reconciler.render.asterisk import (
     SIP_FILE,
     WSS_TRANSPORT,
     address_families,
+    encrypts_media,
     file_address,
     file_value,
     guest_extensions,
@@ -107,6 +108,8 @@ RELOAD_CONFBRIDGE = "module reload app_confbridge.so"
 LOAD_CONFBRIDGE = "module load app_confbridge.so"
 SHOW_BRIDGE_PROFILES = "confbridge show profile bridges"
 SHOW_CONFBRIDGE_MODULE = "module show like app_confbridge.so"
+# With transports.tls: the guests' SDES-SRTP (and the browsers' DTLS-SRTP) need res_srtp.
+SHOW_SRTP_MODULE = "module show like res_srtp.so"
 RELOAD_HTTP = "module reload http"
 # The plan's views put "asterisk: " before a skipped line; apply's report line carries it.
 DIR_SKIPPED = "dir target, reload skipped (and the live checks of transports and sounds)"
@@ -287,7 +290,8 @@ class AsteriskProvider(Provider):
         extra = [f"core show sound {unavailable}"] if unavailable else []
         extra.append(SHOW_CONFBRIDGE_MODULE)
         wss_clis = [SHOW_MODULES, SHOW_HTTP] if self._loaded.spec.transports.wss else []
-        return [*clis, *extra, *wss_clis]
+        srtp = [SHOW_SRTP_MODULE] if encrypts_media(self._loaded.spec) else []
+        return [*clis, *extra, *wss_clis, *srtp]
 
     def _check_live(
         self,
@@ -306,6 +310,14 @@ class AsteriskProvider(Provider):
             self._check_sound(answers[1], live)
             return
         unavailable = section.unavailable_sound
+        if encrypts_media(self._loaded.spec):
+            srtp, answers = answers[-1], answers[:-1]
+            if not (srtp.ok and _module_running(srtp.output)):
+                live.problems.append(
+                    "the running Asterisk has not loaded res_srtp.so, which guests over TLS "
+                    "need for encrypted media (SRTP); load it (modules.conf: load => "
+                    "res_srtp.so) or install the package that has it"
+                )
         wss = self._loaded.spec.transports.wss
         if wss is not None:
             modules, http = answers[-2:]

@@ -148,6 +148,7 @@ def pjsip_text(spec: Spec) -> str:
         "; and username, so registered phones are still identified as themselves).",
         f"[{GUEST_ENDPOINT}]",
         *_guest_endpoint_lines(section, GUEST_CODECS),
+        *_sdes_lines(spec),
     ]
     if spec.transports.wss is not None:
         lines += _webrtc_lines(spec)
@@ -176,6 +177,32 @@ def _guest_endpoint_lines(section: Asterisk, codecs: str) -> list[str]:
         # Dial of the user's phone. A context nobody defines answers them 404, silently.
         f"message_context={GUEST_MESSAGE_CONTEXT}",
     ]
+
+
+def encrypts_media(spec: Spec) -> bool:
+    """True when guests who offer SRTP get it: with SIP over TLS (its keys travel in the
+    SDP, SDES, so encrypted signalling is what makes them secret)."""
+    section = spec.asterisk
+    return (
+        spec.transports.tls is not None
+        and section is not None
+        and section.tls is not None
+        and section.channel == "pjsip"
+    )
+
+
+def _sdes_lines(spec: Spec) -> list[str]:
+    """SDES-SRTP for the plain SIP guests when the spec has TLS.
+
+    Measured on Asterisk 22: ``media_encryption=sdes`` alone answers a plain RTP offer 488;
+    with ``media_encryption_optimistic=yes`` an SRTP offer (RTP/SAVP, a crypto line) is
+    answered SRTP and a plain one plain, so UDP and TCP callers still get through. One
+    guest endpoint serves every transport (the anonymous identifier cannot tell them
+    apart), so a UDP caller who offers SRTP gets it too.
+    """
+    if not encrypts_media(spec):
+        return []
+    return ["media_encryption=sdes", "media_encryption_optimistic=yes"]
 
 
 def webrtc_from_host(domain: str) -> str:

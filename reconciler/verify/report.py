@@ -92,6 +92,7 @@ class VerifyReport:
     probes: list[ProbeCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     wss: list[dict[str, Any]] = field(default_factory=list)  # WssResult.to_json() of each
+    media: dict[str, str] = field(default_factory=dict)  # transport -> media_encryption()
 
     @property
     def ok(self) -> bool:
@@ -111,6 +112,7 @@ class VerifyReport:
             "defects": [d.to_json() for d in self.defects],
             "notes": list(self.notes),
             "wss": list(self.wss),
+            "media": dict(self.media),
             "ok": self.ok,
         }
 
@@ -133,6 +135,30 @@ def expectations(spec: Spec, canary: str) -> list[Expectation]:
         # The PBX is not ours: any final answer proves the server is reachable and speaks SIP.
         wanted.append(Expectation(canary, None, "canary"))
     return wanted
+
+
+ENCRYPTED_WHEN_OFFERED = "SRTP (SDES) when the caller offers it, else plain RTP"
+PLAIN_MEDIA = "plain RTP (no SRTP)"
+BROWSER_MEDIA = "DTLS-SRTP, always (WebRTC)"
+
+
+def media_encryption(spec: Spec) -> dict[str, str]:
+    """How the media of a guest call travels, per transport of the spec, as sipctl sets up
+    the guest endpoints (empty when the PBX is not sipctl's). Read from what sipctl renders:
+    an SRTP answer can only be seen in an answered call, and verify rings no one."""
+    from sipctl.reconciler.render.asterisk import encrypts_media
+
+    if spec.asterisk is None:
+        return {}
+    sdes = encrypts_media(spec)
+    media = {
+        name: ENCRYPTED_WHEN_OFFERED if sdes else PLAIN_MEDIA
+        for name in spec.transports.enabled()
+        if name != "wss"
+    }
+    if spec.transports.wss is not None:
+        media["wss"] = BROWSER_MEDIA
+    return media
 
 
 def endpoints(hops: Iterable[Hop]) -> list[Endpoint]:
@@ -440,6 +466,10 @@ def render_text(data: dict[str, Any]) -> str:
         else:
             answers = ", ".join(f"{n} {s or 'no answer'}" for n, s in check["statuses"].items())
             out.append(f"WebSocket: {where}, subprotocol sip; OPTIONS: {answers}")
+        out.append("")
+    for transport, how in data.get("media", {}).items():
+        out.append(f"media over {transport}: {how}")
+    if data.get("media"):
         out.append("")
     for note in data["notes"]:
         out.append(f"note: {note}")

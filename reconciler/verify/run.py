@@ -36,6 +36,7 @@ from sipctl.reconciler.verify.report import (
     VerifyReport,
     endpoints,
     expectations,
+    media_encryption,
     probe_defects,
     silent_addresses,
     spec_defects,
@@ -83,6 +84,7 @@ def run_verify(
         resolution=resolution,
         defects=defects,
         notes=list(resolution.notes),
+        media=media_encryption(spec),
     )
     name = canary or f"{CANARY_PREFIX}{secrets.token_hex(4)}"
     wanted = expectations(spec, name)
