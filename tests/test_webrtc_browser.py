@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from asterisk_helpers import apply_spec, spec_data, write_spec
 from fixtures.asterisk import (
     OPUS_PHONE_EXTENSION,
@@ -44,6 +45,9 @@ from sipctl.schemas.loader import load_spec
 pytestmark = pytest.mark.asterisk
 
 SCREENSHOT = REPO / "docs" / "webrtc-page.png"
+EXAMPLE_TITLE = yaml.safe_load((REPO / "examples" / "mysite.yaml").read_text())["webrtc"]["page"][
+    "title"
+]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
@@ -63,7 +67,10 @@ def page_url(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) ->
     data["users"]["desk"] = OPUS_PHONE_EXTENSION
     data["servers"] = [{"host": WSS_HOST, "ipv4": ["127.0.0.1"]}]
     data["transports"]["wss"] = {"port": pbx.wss_port}
-    data["webrtc"] = {"page": {"title": "Call Mysite", "names": ["director", "alex", "desk"]}}
+    # The example's page title, so the README's screenshot shows the page the example makes;
+    # video on, as in the example: the page offers the camera.
+    data["webrtc"] = {"page": {"title": EXAMPLE_TITLE, "names": ["director", "alex", "desk"]}}
+    data["asterisk"]["video"] = True
     spec_file = write_spec(tmp_path_factory.mktemp("spec"), data)
     apply_spec(spec_file)
     root = tmp_path_factory.mktemp("www")
@@ -201,6 +208,54 @@ import('./sipctl-call.js').then(async (page) => {
 """
 
 
+# The browser's view of the call's video: frames it encoded and sent, frames it received
+# and decoded, and the codec of each.
+BROWSER_VIDEO = """
+const done = arguments[arguments.length - 1];
+import('./sipctl-call.js').then(async (page) => {
+  const session = page.activeSession();
+  const pc = session && session.sessionDescriptionHandler.peerConnection;
+  if (!pc) { done(null); return; }
+  const stats = await pc.getStats();
+  const codecs = {};
+  stats.forEach((s) => { if (s.type === 'codec') codecs[s.id] = s.mimeType; });
+  const out = {encoded: 0, sent: 0, decoded: 0, received: 0, codec_in: null, codec_out: null};
+  stats.forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video') {
+      out.decoded += s.framesDecoded || 0; out.received += s.packetsReceived;
+      out.codec_in = codecs[s.codecId];
+    }
+    if (s.type === 'outbound-rtp' && s.kind === 'video') {
+      out.encoded += s.framesEncoded || 0; out.sent += s.packetsSent;
+      out.codec_out = codecs[s.codecId];
+    }
+  });
+  const remote = document.querySelector('[data-sipctl-remote-video]');
+  out.shown = remote ? remote.videoWidth : 0;
+  out.hidden = document.querySelector('[data-sipctl-videos]').hidden;
+  done(out);
+});
+"""
+
+
+def browser_video(driver: Any) -> dict[str, Any]:
+    driver.set_script_timeout(10)
+    found = driver.execute_async_script(BROWSER_VIDEO)
+    assert isinstance(found, dict), "the page has no call"
+    return found
+
+
+def heard_both_ways(driver: Any, phone_heard: Any, timeout: float = 10.0) -> dict[str, Any]:
+    """The browser's audio stats once both sides heard more than 25 packets (half a second
+    of audio), or when ``timeout`` is over: a loaded machine starts media late."""
+    deadline = time.monotonic() + timeout
+    audio = browser_audio(driver)
+    while min(audio["received"], phone_heard()) <= 25 and time.monotonic() < deadline:
+        time.sleep(0.25)
+        audio = browser_audio(driver)
+    return audio
+
+
 def browser_audio(driver: Any) -> dict[str, Any]:
     driver.set_script_timeout(10)
     found = driver.execute_async_script(BROWSER_RTP)
@@ -239,7 +294,7 @@ def test_click_calls_director_and_media_flows_both_ways(
             "alex",
             "desk",
         ]
-        assert browser.title == "Call Mysite"
+        assert browser.title == EXAMPLE_TITLE
         start = pbx.log_size(pbx.full_log_path)
         browser.execute_script(RECORD_STATUS)
         browser.find_element("css selector", '[data-sipctl-call="director"]').click()
@@ -250,9 +305,8 @@ def test_click_calls_director_and_media_flows_both_ways(
         assert "anonymous@webrtc.mysite.ru" in full  # the browsers' guest endpoint took it
         assert "guest-call" in full
         assert len(phone.invites) == 1
-        time.sleep(2.0)
+        audio = heard_both_ways(browser, lambda: phone.rtp_received)
         assert phone.rtp_received > 25, f"the phone heard {phone.rtp_received} packets"
-        audio = browser_audio(browser)
         assert audio["received"] > 25, f"the browser heard {audio}"
         # A ulaw-only phone: the browser talks Opus, Asterisk transcodes between the legs.
         assert phone.chosen is not None and phone.chosen[0].name == "PCMU"
@@ -350,3 +404,50 @@ def test_a_blocked_microphone_is_said_in_words(page_url: str, tmp_path: Path) ->
         wait_for(driver, "microphone blocked")
     finally:
         driver.quit()
+
+
+def test_the_camera_button_sends_and_shows_video_both_ways(
+    pbx: AsteriskInstance, page_url: str, browser: Any
+) -> None:
+    """asterisk.video: true. The camera button (off by default) makes the next call send the
+    fake camera's video; phone 105 sends every video packet back through the PBX, so the
+    browser decodes frames that crossed Asterisk both ways, and shows them."""
+    phone = AnsweringPhone(pbx.phone_port, video_echo=True)
+    try:
+        browser.get(page_url)
+        camera = browser.find_element("css selector", "[data-sipctl-camera]")
+        assert camera.get_attribute("aria-pressed") == "false"
+        camera.click()
+        assert camera.get_attribute("aria-pressed") == "true" and camera.text == "Camera on"
+        browser.find_element("css selector", '[data-sipctl-call="director"]').click()
+        wait_for(browser, "connected to director")
+        assert "m=video" in phone.offer(), "Asterisk offered the phone the browser's video"
+
+        def enough(video: dict[str, Any], audio: dict[str, Any]) -> bool:
+            return (
+                min(video["encoded"], video["sent"], video["decoded"]) >= 10
+                and min(phone.video_received, phone.video_sent) >= 10
+                and min(audio["received"], audio["sent"]) > 25
+            )
+
+        deadline = time.monotonic() + 20  # a loaded machine is slow to start both streams
+        video, audio = browser_video(browser), browser_audio(browser)
+        while not enough(video, audio) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            video, audio = browser_video(browser), browser_audio(browser)
+        assert min(video["encoded"], video["sent"]) >= 10, video
+        assert min(phone.video_received, phone.video_sent) >= 10, (
+            phone.video_received,
+            phone.video_sent,
+        )
+        assert video["decoded"] >= 10, f"frames back through the PBX: {video}"
+        assert video["codec_in"] == video["codec_out"] == "video/VP8", video
+        assert video["hidden"] is False and video["shown"] > 0, video
+        assert min(audio["received"], audio["sent"]) > 25, audio
+        browser.find_element("css selector", "[data-sipctl-hangup]").click()
+        wait_for(browser, "call ended")
+        assert browser.execute_script(
+            "return document.querySelector('[data-sipctl-videos]').hidden"
+        )
+    finally:
+        phone.close()

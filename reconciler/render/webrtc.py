@@ -48,6 +48,20 @@ def server_url(spec: Spec) -> str | None:
     return f"wss://{host}:{spec.transports.wss.port}/ws"
 
 
+# With asterisk.video: the camera button (off until pressed: a call starts audio-only unless
+# the caller chose video) and where the video shows, the remote large, the own small.
+CAMERA_BUTTON = (
+    '  <button type="button" class="sipctl-call__camera" data-sipctl-camera '
+    'aria-pressed="false">Camera off</button>\n'
+)
+VIDEOS = (
+    '  <div class="sipctl-call__videos" data-sipctl-videos hidden>\n'
+    "    <video data-sipctl-remote-video autoplay playsinline muted></video>\n"
+    "    <video data-sipctl-local-video autoplay playsinline muted></video>\n"
+    "  </div>\n"
+)
+
+
 def index_html(spec: Spec) -> str:
     server = server_url(spec) or ""
     title = spec.webrtc.page.title if spec.webrtc is not None else "Call us"
@@ -58,7 +72,11 @@ def index_html(spec: Spec) -> str:
         f'href="{CARDS_DIR}/{card_href(name, ".vcf")}" download>card</a></li>'
         for name in spec.page_names()
     )
+    video = spec.asterisk is not None and spec.asterisk.video
     values = {
+        "video": "yes" if video else "no",
+        "camera": CAMERA_BUTTON if video else "",
+        "videos": VIDEOS if video else "",
         "title": html.escape(title),
         "server": html.escape(server),
         "csp_connect": html.escape(server or "'none'"),

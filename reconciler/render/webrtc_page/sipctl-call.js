@@ -11,6 +11,13 @@ const status = document.querySelector("[data-sipctl-status]");
 const hangupButton = document.querySelector("[data-sipctl-hangup]");
 const audio = document.querySelector("[data-sipctl-audio]");
 const callButtons = document.querySelectorAll("[data-sipctl-call]");
+// With asterisk.video the page has a camera button: pressed, the next call sends and shows video.
+const videoOffered = root.dataset.sipctlVideo === "yes";
+const cameraButton = document.querySelector("[data-sipctl-camera]");
+const videos = document.querySelector("[data-sipctl-videos]");
+const remoteVideo = document.querySelector("[data-sipctl-remote-video]");
+const localVideo = document.querySelector("[data-sipctl-local-video]");
+let cameraOn = false;
 
 let userAgent = null;
 let session = null;
@@ -23,11 +30,26 @@ function say(text, state) {
 function busy(on) {
   callButtons.forEach((button) => { button.disabled = on; });
   hangupButton.disabled = !on;
+  if (cameraButton !== null) {
+    cameraButton.disabled = on;
+  }
+}
+
+function setCamera(on) {
+  cameraOn = videoOffered && on;
+  if (cameraButton !== null) {
+    cameraButton.setAttribute("aria-pressed", String(cameraOn));
+    cameraButton.textContent = cameraOn ? "Camera on" : "Camera off";
+  }
+}
+
+function withVideo() {
+  return videoOffered && cameraOn;
 }
 
 async function microphoneAllowed() {
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: withVideo() });
     stream.getTracks().forEach((track) => track.stop());
     return true;
   } catch {
@@ -61,6 +83,22 @@ function playRemote() {
     audio.srcObject = handler.remoteMediaStream;
     audio.play().catch(() => {});
   }
+  if (handler && videos !== null && withVideo()) {
+    // The sound plays through the audio element; the video elements are muted.
+    remoteVideo.srcObject = handler.remoteMediaStream;
+    localVideo.srcObject = handler.localMediaStream;
+    videos.hidden = false;
+    remoteVideo.play().catch(() => {});
+    localVideo.play().catch(() => {});
+  }
+}
+
+function stopVideo() {
+  if (videos !== null) {
+    videos.hidden = true;
+    remoteVideo.srcObject = null;
+    localVideo.srcObject = null;
+  }
 }
 
 /** Call NAME at the company's domain; the status element says what happens, in words. */
@@ -72,7 +110,12 @@ export async function call(name) {
   say(`Calling ${name}…`, "calling");
   if (!(await microphoneAllowed())) {
     busy(false);
-    say("Microphone blocked: allow it for this page to call", "error");
+    say(
+      withVideo()
+        ? "Microphone or camera blocked: allow them for this page, or turn the camera off"
+        : "Microphone blocked: allow it for this page to call",
+      "error",
+    );
     return;
   }
   let agent;
@@ -86,7 +129,7 @@ export async function call(name) {
   }
   const target = UserAgent.makeURI(`sip:${name}@${domain}`);
   const current = new Inviter(agent, target, {
-    sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } },
+    sessionDescriptionHandlerOptions: { constraints: { audio: true, video: withVideo() } },
   });
   session = current;
   let answered = false;
@@ -97,6 +140,7 @@ export async function call(name) {
       say(`Connected to ${name}`, "connected");
     } else if (state === SessionState.Terminated) {
       session = null;
+      stopVideo();
       busy(false);
       if (status.dataset.state !== "error") {
         say(answered ? "Call ended" : `Call ended: ${name} did not answer`, "ended");
@@ -129,6 +173,9 @@ callButtons.forEach((button) => {
   button.addEventListener("click", () => call(button.dataset.sipctlCall));
 });
 hangupButton.addEventListener("click", hangup);
+if (cameraButton !== null) {
+  cameraButton.addEventListener("click", () => setCamera(!cameraOn));
+}
 
 /** The call in progress (a SIP.js Inviter), or null: for a page's own additions, such as
  *  call statistics (its sessionDescriptionHandler.peerConnection.getStats()). */
