@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     import dns.update
 
+    from sipctl.providers.dns.challenge import ChallengeWriter
     from sipctl.providers.transport.pool import TransportPool
     from sipctl.providers.transport.read_gate import GateReads
     from sipctl.reconciler.gitops.drift import StateStore
@@ -153,7 +154,7 @@ class Provider(ABC):
         return list(desired)
 
     def gate_reads(self, desired: Sequence[Resource]) -> list[GateReads]:
-        """What ``read`` asks of an SSH host, for that host's read gate (``sipctl gate``);
+        """What ``read`` asks of an SSH host, for that host's read gate (``sipctl read-gate``);
         built from the same lists as ``read``. Default: nothing (no host reads)."""
         del desired
         return []
@@ -163,6 +164,11 @@ class Provider(ABC):
         host layers share a host's lock, which locking finds on its own). A site that is a
         ``RidingLockSite`` releases the lock in the zone's last change set (``riders``).
         Default: no lock of its own (the run relies on the provider's own checks)."""
+        return None
+
+    def challenge_writer(self) -> ChallengeWriter | None:
+        """What publishes ACME DNS-01 challenge records in this zone (``asterisk.tls.acme``);
+        a DNS provider that can returns itself. Default: none (no ACME through it)."""
         return None
 
     def state_store(self) -> StateStore | None:

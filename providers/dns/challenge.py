@@ -2,8 +2,9 @@
 
 The certificate layer writes ``_acme-challenge.<name>`` TXT records through the spec's own
 DNS provider, so whatever sipctl can publish SIP records in, it can prove a name in. A
-provider family answers challenges by having these three methods (``ChallengeWriter``);
-the certificate layer asks ``challenge_writer`` for one and never knows which family it got.
+provider family answers challenges with these three methods (``ChallengeWriter``) and
+declares it (``Provider.challenge_writer``); the certificate layer asks ``challenge_writer``
+for one and never knows which family it got.
 
 Challenge records belong to an order only while it is validated: ``publish`` adds exactly
 these values (other TXT records at the name stay), ``withdraw`` deletes exactly these values
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol
 
 from sipctl.errors import ProviderError
 
@@ -39,7 +40,6 @@ def challenge_owner(name: str) -> str:
     return f"{CHALLENGE_LABEL}.{name.rstrip('.')}."
 
 
-@runtime_checkable
 class ChallengeWriter(Protocol):
     """What a DNS provider needs to answer ACME DNS-01 challenges."""
 
@@ -66,11 +66,11 @@ def challenge_writer(loaded: LoadedSpec, ctx: RunContext) -> ChallengeWriter:
             f"{loaded.where(('asterisk', 'tls', 'acme'))}: ACME DNS-01 needs the spec's dns "
             "section to publish its challenge records"
         )
-    provider = load_provider(dns.provider)(loaded, ctx)
-    if not isinstance(provider, ChallengeWriter):
+    writer = load_provider(dns.provider)(loaded, ctx).challenge_writer()
+    if writer is None:
         raise ProviderError(
             f"{loaded.where(('dns', 'provider'))}: dns provider {dns.provider!r} cannot publish "
             "ACME challenge records; use a provider that can (rfc2136, octodns), or obtain the "
             "certificate another way and leave asterisk.tls.acme out"
         )
-    return provider
+    return writer

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
 from sipctl.providers.base import Provider, UpdateRider
-from sipctl.providers.dns.challenge import CHALLENGE_TTL, ChallengeRecord
+from sipctl.providers.dns.challenge import CHALLENGE_TTL, ChallengeRecord, ChallengeWriter
 from sipctl.providers.dns.octodns_plugin import (
     PluginConfig,
     call,
@@ -417,6 +417,9 @@ class OctodnsProvider(Provider):
         return lines
 
     # --- ACME DNS-01 challenges (see providers/dns/challenge.py) ------------------------------
+
+    def challenge_writer(self) -> ChallengeWriter:
+        return self
 
     def publish_challenges(self, records: Sequence[ChallengeRecord]) -> None:
         self._change_challenges(records, add=True)

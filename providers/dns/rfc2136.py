@@ -45,7 +45,7 @@ from dns.rdtypes.ANY.TXT import TXT
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
 from sipctl.providers.base import Provider, UpdateRider
-from sipctl.providers.dns.challenge import CHALLENGE_TTL, ChallengeRecord
+from sipctl.providers.dns.challenge import CHALLENGE_TTL, ChallengeRecord, ChallengeWriter
 from sipctl.providers.dns.owned import (
     DnsKept,
     LiveRrset,
@@ -313,6 +313,9 @@ class Rfc2136Provider(Provider):
         return update
 
     # --- ACME DNS-01 challenges (see providers/dns/challenge.py) ------------------------------
+
+    def challenge_writer(self) -> ChallengeWriter:
+        return self
 
     def publish_challenges(self, records: Sequence[ChallengeRecord]) -> None:
         self._change_challenges(records, add=True)
