@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sipctl.reconciler.plan import Change
@@ -47,82 +46,140 @@ def diff(desired: Sequence[Resource], live: LiveState) -> list[Change]:
 
 
 def value_details(before: Value, after: Value) -> list[dict[str, Any]]:
-    """What changed inside a structured value, as a list of ``{path, change, ...}`` items.
+    """What changed inside a value: the one diff the plan's JSON and every view show.
 
-    Mappings are compared key by key, lists in order (a dialplan's steps and a codec list are
-    ordered), so the cost follows the size of the value once, however much of it changed.
-    Paths read like ``root['guest-call,105'][2]``.
+    A list of ``{path, change, ...}`` items, paths like ``root['guest-call,105'][2]``:
+
+    - ``dictionary_item_added``/``_removed``, ``iterable_item_added``/``_removed``: ``value``;
+    - ``values_changed``/``type_changes``: ``before`` and ``after``;
+    - in a text of several lines: ``line_removed``/``line_added``, its ``line`` (from 1, in
+      the text before resp. after) and its ``value``.
+
+    Mappings are compared key by key, lists and lines in order (a dialplan's steps and a
+    codec list are ordered). A list item changed in place is named by its one index; a
+    change inside an item that also moved is the item removed and added whole.
+
+    DeepDiff compares (imported here only, for a value that changed); only what differs
+    goes through it: mapping entries equal on both sides are left out first (an equality
+    check in C), so one changed entry of a 10,000-entry dialplan costs that entry's diff.
     """
-    details: list[dict[str, Any]] = []
-    _walk(before, after, "root", details)
-    return details
-
-
-def _walk(before: Any, after: Any, path: str, out: list[dict[str, Any]]) -> None:
-    import difflib  # only for a changed value (start-up cost)
-
     if before == after:
-        return
+        return []
+    from deepdiff import DeepDiff
+
+    texts: set[Path] = set()
+    old, new = _narrowed(before, after, (), texts)
+    tree = DeepDiff(old, new, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for kind, levels in tree.items():
+        for level in levels:
+            path_before = tuple(level.path(output_format="list"))
+            path_after = tuple(level.path(output_format="list", use_t2=True))
+            for key, item in _items(kind, path_before, path_after, level, before, after, texts):
+                found.setdefault(key, item)
+    return [found[key] for key in sorted(found)]
+
+
+Path = tuple[str | int, ...]
+_REMOVED, _CHANGED, _ADDED = 0, 1, 2
+
+
+def _narrowed(before: Any, after: Any, path: Path, texts: set[Path]) -> tuple[Any, Any]:
+    """``before`` and ``after`` without their mapping entries equal on both sides; a text of
+    several lines (on either side) as its list of lines, its path noted in ``texts``."""
     if isinstance(before, Mapping) and isinstance(after, Mapping):
-        for key in sorted(set(before) | set(after), key=str):
-            where = f"{path}[{key!r}]"
+        old: dict[Any, Any] = {}
+        new: dict[Any, Any] = {}
+        for key in before.keys() | after.keys():
             if key not in after:
-                out.append(
-                    {
-                        "path": where,
-                        "change": "dictionary_item_removed",
-                        "value": _jsonable(before[key]),
-                    }
-                )
+                old[key] = before[key]
             elif key not in before:
-                out.append(
-                    {
-                        "path": where,
-                        "change": "dictionary_item_added",
-                        "value": _jsonable(after[key]),
-                    }
-                )
-            else:
-                _walk(before[key], after[key], where, out)
-    elif isinstance(before, list | tuple) and isinstance(after, list | tuple):
-        old = [_key(item) for item in before]
-        new = [_key(item) for item in after]
-        matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
-        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-            if tag == "equal":
-                continue
-            if tag == "replace" and i2 - i1 == j2 - j1 and i1 == j1:  # changed in place
-                for offset in range(i2 - i1):
-                    _walk(before[i1 + offset], after[j1 + offset], f"{path}[{j1 + offset}]", out)
-                continue
-            out.extend(
-                {
-                    "path": f"{path}[{i}]",
-                    "change": "iterable_item_removed",
-                    "value": _jsonable(before[i]),
-                }
-                for i in range(i1, i2)
+                new[key] = after[key]
+            elif before[key] != after[key]:
+                old[key], new[key] = _narrowed(before[key], after[key], (*path, key), texts)
+        return old, new
+    if isinstance(before, str) and isinstance(after, str) and ("\n" in before or "\n" in after):
+        texts.add(path)
+        return before.splitlines(), after.splitlines()
+    return before, after
+
+
+def _items(
+    kind: str,
+    path_before: Path,
+    path_after: Path,
+    level: Any,
+    before: Value,
+    after: Value,
+    texts: set[Path],
+) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The detail items of one DeepDiff report, each with its sort key."""
+    text = next((t for t in texts if path_before[: len(t)] == t != path_before), None)
+    if text is not None:  # one line of a text (lines are never nested)
+        where = _text(text)
+        if kind != "iterable_item_added":
+            line = int(path_before[len(text)])
+            key = (*_order(text), (1, line), _REMOVED)
+            yield (
+                key,
+                {"path": where, "change": "line_removed", "line": line + 1, "value": level.t1},
             )
-            out.extend(
+        if kind != "iterable_item_removed":
+            line = int(path_after[len(text)])
+            key = (*_order(text), (1, line), _ADDED)
+            yield key, {"path": where, "change": "line_added", "line": line + 1, "value": level.t2}
+        return
+    if kind in ("values_changed", "type_changes"):
+        if path_before == path_after:
+            key = (*_order(path_before), _CHANGED)
+            yield (
+                key,
                 {
-                    "path": f"{path}[{j}]",
-                    "change": "iterable_item_added",
-                    "value": _jsonable(after[j]),
-                }
-                for j in range(j1, j2)
+                    "path": _text(path_before),
+                    "change": kind,
+                    "before": _jsonable(level.t1),
+                    "after": _jsonable(level.t2),
+                },
             )
-    else:
-        kind = "values_changed" if type(before) is type(after) else "type_changes"
-        out.append(
-            {"path": path, "change": kind, "before": _jsonable(before), "after": _jsonable(after)}
+            return
+        # inside a list item that moved: that item, removed and added whole
+        depth = (
+            next(i for i, (b, a) in enumerate(zip(path_before, path_after, strict=True)) if b != a)
+            + 1
         )
+        path_before, path_after = path_before[:depth], path_after[:depth]
+        old, new = _resolve(before, path_before), _resolve(after, path_after)
+        yield (*_order(path_before), _REMOVED), _removed(path_before, old, "iterable")
+        yield (*_order(path_after), _ADDED), _added(path_after, new, "iterable")
+        return
+    family = kind.split("_", 1)[0]  # dictionary | iterable
+    if kind.endswith("_removed"):
+        yield (*_order(path_before), _REMOVED), _removed(path_before, level.t1, family)
+    elif kind.endswith("_added"):
+        yield (*_order(path_after), _ADDED), _added(path_after, level.t2, family)
 
 
-def _key(item: Any) -> tuple[str, str]:
-    """A hashable stand-in for a list item (items may be mappings or lists)."""
-    if isinstance(item, str):
-        return ("str", item)
-    return (type(item).__name__, json.dumps(item, sort_keys=True, default=str))
+def _removed(path: Path, value: Any, family: str) -> dict[str, Any]:
+    return {"path": _text(path), "change": f"{family}_item_removed", "value": _jsonable(value)}
+
+
+def _added(path: Path, value: Any, family: str) -> dict[str, Any]:
+    return {"path": _text(path), "change": f"{family}_item_added", "value": _jsonable(value)}
+
+
+def _order(path: Path) -> tuple[tuple[int, Any], ...]:
+    """A sort key of a path: mapping keys as text, list indices as numbers."""
+    return tuple((1, part) if isinstance(part, int) else (0, str(part)) for part in path)
+
+
+def _text(path: Path) -> str:
+    return "root" + "".join(f"[{part!r}]" for part in path)
+
+
+def _resolve(value: Any, path: Path) -> Any:
+    for part in path:
+        value = value[part]
+    return value
 
 
 def _jsonable(value: Any) -> Value:

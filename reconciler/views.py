@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 _ACTION_WORDS = {
@@ -105,27 +106,73 @@ def _human_change(change: Mapping[str, Any], paint: Painter) -> Iterator[str]:
     yield ""
     yield f"  # {_address_text(address)} {_ACTION_WORDS[action]}"
     yield paint(sign, f"  {sign} {address['kind']} {address['name']}")
-    for mark, text in value_lines(change.get("before"), change.get("after")):
+    for mark, text in value_lines(change.get("before"), change.get("after"), change.get("details")):
         yield paint(mark, f"      {mark} {text}" if mark != " " else f"        {text}")
 
 
-def value_lines(before: Any, after: Any) -> Iterator[tuple[str, str]]:
-    """Lines of (mark, text) that show a value going from ``before`` to ``after``."""
+def value_lines(
+    before: Any, after: Any, details: Sequence[Mapping[str, Any]] | None = None
+) -> Iterator[tuple[str, str]]:
+    """Lines of (mark, text) that show a value going from ``before`` to ``after``.
+
+    What changed is read from ``details``, the one diff of the two (``value_details``, as
+    the plan's JSON holds it; computed here when not given); these lines only lay it out,
+    with long unchanged runs folded.
+    """
+    if before is not None and after is not None and details is None:
+        from sipctl.reconciler.diff import value_details
+
+        details = value_details(before, after)
+    changed = _Changed(before, after, details or [])
+    yield from _lines(before, after, (), changed)
+
+
+Path = tuple[str | int, ...]
+_PATH_PART = re.compile(r"\[('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|-?\d+)\]")
+
+
+class _Changed:
+    """Where a change's details say something changed (a create or delete: everywhere)."""
+
+    def __init__(self, before: Any, after: Any, details: Sequence[Mapping[str, Any]]) -> None:
+        self.everything = before is None or after is None
+        self.items = [(_parse_path(str(d.get("path", "root"))), d) for d in details]
+
+    def under(self, path: Path) -> list[tuple[Path, Mapping[str, Any]]]:
+        """The detail items at ``path`` or inside it."""
+        return [(p, d) for p, d in self.items if p[: len(path)] == path]
+
+    def at(self, path: Path) -> bool:
+        return self.everything or any(p[: len(path)] == path for p, _ in self.items)
+
+
+def _parse_path(text: str) -> Path:
+    """``root['a'][2]`` -> ``('a', 2)``."""
+    import ast
+
+    return tuple(ast.literal_eval(part) for part in _PATH_PART.findall(text[4:]))
+
+
+def _lines(before: Any, after: Any, path: Path, changed: _Changed) -> Iterator[tuple[str, str]]:
     if isinstance(before, Mapping) or isinstance(after, Mapping):
-        yield from _mapping_lines(before or {}, after or {})
+        yield from _mapping_lines(before or {}, after or {}, path, changed)
     elif isinstance(before, list) or isinstance(after, list):
-        yield from _list_lines(before or [], after or [])
-    elif (isinstance(before, str) and "\n" in before) or (isinstance(after, str) and "\n" in after):
-        yield from _text_lines(before or "", after or "")
-    elif before != after:
+        yield from _list_lines(before or [], after or [], path, changed)
+    elif _is_text(before) or _is_text(after):
+        yield from _text_lines(before or "", after or "", path, changed)
+    elif changed.at(path):
         if before is not None:
             yield "-", _scalar(before)
         if after is not None:
             yield "+", _scalar(after)
 
 
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and "\n" in value
+
+
 def _mapping_lines(
-    before: Mapping[str, Any], after: Mapping[str, Any]
+    before: Mapping[str, Any], after: Mapping[str, Any], path: Path, changed: _Changed
 ) -> Iterator[tuple[str, str]]:
     """Key by key; runs of keys whose value did not change are folded like unchanged lines."""
     keys = sorted(set(before) | set(after), key=lambda k: (k != "ttl", str(k)))
@@ -133,16 +180,17 @@ def _mapping_lines(
     first = True
     for key in keys:
         old, new = before.get(key), after.get(key)
-        if key in before and key in after and old == new and not _shown_whole(old):
+        unchanged = key in before and key in after and not changed.at((*path, key))
+        if unchanged and not _shown_whole(old):
             same.append(key)
             continue
         if same:
-            yield from _fold_keys(same, before, first=first, last=False)
+            yield from _fold_keys(same, before, path, first=first, last=False)
             same = []
         first = False
-        yield from _key_lines(key, old, new, before, after)
+        yield from _key_lines(key, old, new, before, after, path, changed, unchanged)
     if same:
-        yield from _fold_keys(same, before, first=first, last=True)
+        yield from _fold_keys(same, before, path, first=first, last=True)
 
 
 def _shown_whole(value: Any) -> bool:
@@ -152,33 +200,48 @@ def _shown_whole(value: Any) -> bool:
     )
 
 
+_NOTHING = _Changed({}, {}, [])
+
+
 def _fold_keys(
-    keys: list[str], values: Mapping[str, Any], first: bool, last: bool
+    keys: list[str], values: Mapping[str, Any], path: Path, first: bool, last: bool
 ) -> Iterator[tuple[str, str]]:
     head = 0 if first else CONTEXT_LINES
     tail = 0 if last else CONTEXT_LINES
+
+    def shown(some: list[str]) -> Iterator[tuple[str, str]]:
+        for key in some:
+            yield from _key_lines(
+                key, values[key], values[key], values, values, path, _NOTHING, True
+            )
+
     if len(keys) <= head + tail + 1:
-        for key in keys:
-            yield from _key_lines(key, values[key], values[key], values, values)
+        yield from shown(keys)
         return
-    for key in keys[:head]:
-        yield from _key_lines(key, values[key], values[key], values, values)
+    yield from shown(keys[:head])
     yield " ", f"... ({len(keys) - head - tail} unchanged entries)"
-    for key in keys[len(keys) - tail :]:
-        yield from _key_lines(key, values[key], values[key], values, values)
+    yield from shown(keys[len(keys) - tail :])
 
 
 def _key_lines(
-    key: str, old: Any, new: Any, before: Mapping[str, Any], after: Mapping[str, Any]
+    key: str,
+    old: Any,
+    new: Any,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    path: Path,
+    changed: _Changed,
+    unchanged: bool,
 ) -> Iterator[tuple[str, str]]:
+    where = (*path, key)
     if isinstance(old, list) or isinstance(new, list):
-        for mark, text in _list_lines(old or [], new or []):
+        for mark, text in _list_lines(old or [], new or [], where, changed):
             yield mark, f"{key}: {text}" if key != "records" else text
-    elif (isinstance(old, str) and "\n" in old) or (isinstance(new, str) and "\n" in new):
+    elif _is_text(old) or _is_text(new):
         yield " ", f"{key}:"
-        for mark, text in _text_lines(old or "", new or ""):
+        for mark, text in _text_lines(old or "", new or "", where, changed):
             yield mark, f"  {text}"
-    elif old == new:
+    elif unchanged or (old is None and new is None):  # null shown as it is, not as missing
         yield " ", f"{key}: {_scalar(old)}"
     elif key not in before:
         yield "+", f"{key}: {_scalar(new)}"
@@ -188,33 +251,94 @@ def _key_lines(
         yield "~", f"{key}: {_scalar(old)} -> {_scalar(new)}"
 
 
-def _list_lines(before: list[Any], after: list[Any]) -> Iterator[tuple[str, str]]:
-    yield from _sequence_lines([_scalar(v) for v in before], [_scalar(v) for v in after])
+def _list_lines(
+    before: list[Any], after: list[Any], path: Path, changed: _Changed
+) -> Iterator[tuple[str, str]]:
+    depth = len(path)
+    removed: set[int] = set()
+    added: set[int] = set()
+    in_place: set[int] = set()
+    for where, item in changed.under(path):
+        index = where[depth] if len(where) > depth else None
+        if not isinstance(index, int):
+            continue
+        kind = str(item.get("change", ""))
+        if kind == "iterable_item_removed" and len(where) == depth + 1:
+            removed.add(index)
+        elif kind == "iterable_item_added" and len(where) == depth + 1:
+            added.add(index)
+        else:
+            in_place.add(index)  # the item changed inside
+    yield from _sequence_lines(
+        [_scalar(v) for v in before], [_scalar(v) for v in after], removed, added, in_place
+    )
 
 
-def _text_lines(before: str, after: str) -> Iterator[tuple[str, str]]:
-    yield from _sequence_lines(before.splitlines(), after.splitlines())
+def _text_lines(
+    before: str, after: str, path: Path, changed: _Changed
+) -> Iterator[tuple[str, str]]:
+    items = changed.under(path)
+    if any(
+        where == path and not str(d.get("change", "")).startswith("line_") for where, d in items
+    ):
+        # a plan saved before its texts were diffed by line: diff them now, with the differ
+        from sipctl.reconciler.diff import value_details
+
+        items = [((), d) for d in value_details(before, after)]
+    removed = {int(d["line"]) - 1 for _, d in items if d.get("change") == "line_removed"}
+    added = {int(d["line"]) - 1 for _, d in items if d.get("change") == "line_added"}
+    yield from _sequence_lines(before.splitlines(), after.splitlines(), removed, added, set())
 
 
 CONTEXT_LINES = 2
 
 
-def _sequence_lines(old: list[str], new: list[str]) -> Iterator[tuple[str, str]]:
-    """A diff of two sequences in order; long unchanged runs of an update are folded."""
-    import difflib  # only for a changed value (start-up cost)
-
+def _sequence_lines(
+    old: list[str], new: list[str], removed: set[int], added: set[int], in_place: set[int]
+) -> Iterator[tuple[str, str]]:
+    """Two sequences in order, laid out from what the diff says of them (indices of ``old``
+    removed, of ``new`` added, changed in place); long unchanged runs of an update are
+    folded."""
     if not old or not new:
         yield from (("-", item) for item in old)
         yield from (("+", item) for item in new)
         return
-    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
-    opcodes = matcher.get_opcodes()
-    for index, (tag, i1, i2, j1, j2) in enumerate(opcodes):
-        if tag == "equal":
-            yield from _fold(old[i1:i2], first=index == 0, last=index == len(opcodes) - 1)
-            continue
-        yield from (("-", item) for item in old[i1:i2])
-        yield from (("+", item) for item in new[j1:j2])
+    # runs: ("same", items) or ("changed", (old items, new items)), in order
+    runs: list[tuple[str, Any]] = []
+    i = j = 0
+    while i < len(old) or j < len(new):
+        if i < len(old) and i in removed:
+            _changed_run(runs)[0].append(old[i])
+            i += 1
+        elif j < len(new) and j in added:
+            _changed_run(runs)[1].append(new[j])
+            j += 1
+        elif i < len(old) and j < len(new) and i not in in_place:
+            if not runs or runs[-1][0] != "same":
+                runs.append(("same", []))
+            runs[-1][1].append(old[i])
+            i, j = i + 1, j + 1
+        else:  # changed in place (or past the end of one side: the rest)
+            gone, come = _changed_run(runs)
+            if i < len(old):
+                gone.append(old[i])
+                i += 1
+            if j < len(new):
+                come.append(new[j])
+                j += 1
+    for index, (kind, run) in enumerate(runs):
+        if kind == "same":
+            yield from _fold(run, first=index == 0, last=index == len(runs) - 1)
+        else:
+            yield from (("-", item) for item in run[0])
+            yield from (("+", item) for item in run[1])
+
+
+def _changed_run(runs: list[tuple[str, Any]]) -> tuple[list[str], list[str]]:
+    if not runs or runs[-1][0] != "changed":
+        runs.append(("changed", ([], [])))
+    pair: tuple[list[str], list[str]] = runs[-1][1]
+    return pair
 
 
 def _fold(same: list[str], first: bool, last: bool) -> Iterator[tuple[str, str]]:
@@ -266,7 +390,10 @@ def render_markdown(data: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> str
                 details.append(
                     f"# {_address_text(change['address'])} {_ACTION_WORDS[change['action']]}"
                 )
-                for mark, text in value_lines(change.get("before"), change.get("after")):
+                lines = value_lines(
+                    change.get("before"), change.get("after"), change.get("details")
+                )
+                for mark, text in lines:
                     details.append(f"{mark if mark != '~' else '!'} {text}")
     tail = _markdown_remarks(data)
     tail += [
