@@ -26,11 +26,13 @@ from sipctl.providers.certificate.pem import public_key_matches, read_certificat
 from sipctl.providers.transport.files import LINK_REFUSED, parse_read_output
 from sipctl.providers.transport.read_gate import (
     GATE_REFUSED,
+    SECRET_KEYS,
     SSH_COMMAND,
     GateReads,
     GateTable,
     parse_keys,
     program_line,
+    redact,
     render_gate,
     request,
 )
@@ -172,7 +174,8 @@ def test_requests_are_answered_only_when_every_line_is_in_the_table(
             assert done.stdout == b"" and b"sipctl-read-gate: refused:" in done.stderr
         else:
             assert done.returncode == 0 and in_table, (lines, done.stderr)
-        if in_table and not any(b"\x00" in s for s in sent):
+        once = len(set(sent)) == len(sent)  # a repeated line is refused (the cost bound)
+        if in_table and once and not any(b"\x00" in s for s in sent):
             assert done.returncode == 0, done.stderr
 
     check()
@@ -194,29 +197,99 @@ def test_other_commands_and_bad_heads_are_refused(
     assert not canary.exists()
 
 
-def test_a_redacted_file_hides_secret_values_and_tells_the_real_hash(tmp_path: Path) -> None:
+def _redacted_answer(tmp_path: Path, text: bytes) -> bytes:
     conf = tmp_path / "pjsip.conf"
-    text = (
-        "[global]\ntype=global\nendpoint_identifier_order=ip,username\n"
-        "[trunk]\ntype=auth\nusername=pbx\nPassword = hunter2;comment\n  md5_cred=abc\n"
-        "[x](+)\nsecret=s3\npinned=yes\n#include pjsip_sipctl.conf\n"
-    )
-    conf.write_text(text)
+    conf.write_bytes(text)
     table = GateTable()
-    table.add(GateReads("ssh://pbx", files=(str(conf),)))
     table.add(GateReads("ssh://pbx", redacted=(str(conf),)))
     done = _run(_gate(tmp_path, table), request(MARKER, files=[str(conf)]))
     assert done.returncode == 0, done.stderr
+    head = next(line for line in done.stdout.split(b"\n") if line.startswith(MARKER.encode()))
+    assert head.split()[1] == b"R" and head.split()[-1] == b"-", "no hash of the real file"
     files, problems = parse_read_output([str(conf)], done.stdout, MARKER)
-    answer = files[str(conf)]
-    assert not problems and answer.content is not None
-    assert answer.sha256() == hashlib.sha256(text.encode()).hexdigest()
-    shown = answer.content.decode()
-    for secret in ("hunter2", "abc", "s3"):
+    answer = files[str(conf)].content
+    assert not problems and answer is not None
+    return answer
+
+
+def test_a_redacted_file_hides_secret_values_and_no_hash_of_the_file_leaves(
+    tmp_path: Path,
+) -> None:
+    text = (
+        b"[global]\ntype=global\nendpoint_identifier_order=ip,username\n"
+        b"[trunk]\ntype=auth\nusername=pbx\nPassword = hunter2;comment\n  md5_cred=abc\n"
+        b"password_digest = 0123abcd\n[x](+)\nsecret=s3\npinned=yes\n"
+        b"contact=sip:alice:pw9@192.0.2.9:5060\ncontact=sip:bob@192.0.2.8\n"
+        b"#include pjsip_sipctl.conf\n"
+    )
+    shown = _redacted_answer(tmp_path, text)
+    assert hashlib.sha256(text).hexdigest().encode() not in shown
+    for secret in (b"hunter2", b"abc", b"s3", b"0123abcd", b"pw9"):
         assert secret not in shown
-    assert "Password = (hidden by the read gate)" in shown
-    for kept in ("endpoint_identifier_order=ip,username", "pinned=yes", "#include pjsip_sipctl"):
+    assert b"Password = (hidden by the read gate)" in shown
+    assert b"contact=sip:alice:(hidden by the read gate)@192.0.2.9:5060" in shown
+    for kept in (b"endpoint_identifier_order=ip,username", b"pinned=yes", b"sip:bob@192.0.2.8"):
         assert kept in shown
+    assert redact(text) == shown and redact(shown) == shown
+
+
+def test_the_pin_of_the_issue_cannot_be_read_back_from_the_answer(tmp_path: Path) -> None:
+    """confbridge.conf with pin=4711 came back from the answer's sha256 in 6 ms: now the
+    answer holds no hash that a guess could be checked against."""
+    text = b"[general]\n[default_user]\ntype=user\npin=4711\nadmin_pin = 99\n"
+    shown = _redacted_answer(tmp_path, text)
+    for guess in range(10_000):
+        candidate = text.replace(b"4711", str(guess).encode())
+        assert hashlib.sha256(candidate).hexdigest().encode() not in shown
+    assert b"4711" not in shown and b"99" not in shown
+
+
+# Lines shaped like Asterisk's config, with the option names of every module config the gate
+# can send and arbitrary bytes around them: the real sed of the gate and ``redact`` agree.
+_KEYS = st.sampled_from([*SECRET_KEYS, "username", "contact", "outbound_auth", "pinned", "x"])
+_BYTES = st.binary(max_size=12).map(lambda b: b.replace(b"\n", b""))
+_LINE = st.one_of(
+    _BYTES,
+    st.tuples(
+        st.sampled_from([b"", b" ", b"\t", b";"]),
+        _KEYS.map(str.encode).map(lambda k: k.upper() if len(k) % 2 else k),
+        st.sampled_from([b"=", b" = ", b"=>", b" => ", b"\t=\t", b"==", b": "]),
+        _BYTES,
+        st.sampled_from([b"", b"sip:u:p@h", b"SIP/u:p@h/1", b":a:b@", b"sip:u@h:5060", b"\r"]),
+    ).map(b"".join),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(lines=st.lists(_LINE, max_size=8), end=st.sampled_from([b"", b"\n"]))
+def test_the_gates_sed_and_redact_hide_the_same(
+    tmp_path: Path, lines: list[bytes], end: bytes
+) -> None:
+    text = b"\n".join(lines) + end
+    assert _redacted_answer(tmp_path, text) == redact(text)
+
+
+def test_a_long_request_costs_one_pass_over_the_table(tmp_path: Path) -> None:
+    """A 3,997-line request (one table line again and again) cost 12 s of CPU: a repeated
+    line is now refused, so no request costs more than the table once."""
+    conf = tmp_path / "pjsip.conf"
+    conf.write_bytes(b"[x]\ntype=aor\n" * 2000)
+    table = GateTable()
+    table.add(GateReads("ssh://pbx", files=(str(conf),), redacted=(str(conf),)))
+    gate = _gate(tmp_path, table)
+    body = request(MARKER, files=[str(conf)]).replace(
+        f"f {conf}\n".encode(), f"f {conf}\n".encode() * 3995
+    )
+    assert body.count(b"\n") == 3998
+    before = os.times()
+    done = _run(gate, body)
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    assert done.returncode == GATE_REFUSED and b"repeats an earlier line" in done.stderr
+    print(f"a 3,997-line request: {cpu:.3f} s of CPU")
+    assert cpu < 1.0, cpu
 
 
 # -- sipctl read-gate --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from fixtures.sshd import SshServer
 from sipctl.cli import run
 from sipctl.errors import ProviderError
 from sipctl.providers.base import RunContext, load_provider
+from sipctl.providers.firewall.shell import cat_shell
 from sipctl.providers.transport.files import is_kernel_file
 from sipctl.providers.transport.local import LocalTransport
 from sipctl.providers.transport.ssh import SshTransport
@@ -219,3 +221,24 @@ def test_a_link_swapped_in_between_the_checks_and_the_open_is_refused(
             transport.read_files([str(tmp_path / "via" / "x.conf")])
     finally:
         transport.close()
+
+
+def test_the_firewall_script_reads_its_persist_file_through_no_link(tmp_path: Path) -> None:
+    """The firewall's read script (also the read gate's) prints a persist file; a link at it
+    or at a directory on the way is said, not followed (real sh, real files)."""
+    secret = tmp_path / "root-my.cnf"
+    secret.write_bytes(SECRET)
+    at_file, at_dir = _plant(tmp_path, "/etc/iptables.up", secret)
+    for planted in (at_file, at_dir):
+        done = subprocess.run(
+            ["sh", "-c", cat_shell(str(planted))], capture_output=True, timeout=10, check=False
+        )
+        assert done.returncode == 5, done
+        assert b"TopSecret" not in done.stdout + done.stderr
+        assert f"{planted} is a {SAID}".encode() in done.stdout
+    plain = tmp_path / "plain.up"
+    plain.write_bytes(b"*filter\n")
+    done = subprocess.run(["sh", "-c", cat_shell(str(plain))], capture_output=True, check=False)
+    assert (done.returncode, done.stdout) == (0, b"*filter\n")
+    missing = subprocess.run(["sh", "-c", cat_shell(str(tmp_path / "no"))], check=False)
+    assert missing.returncode == 3

@@ -10,6 +10,7 @@ back and reloads again.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from collections.abc import Sequence
@@ -49,7 +50,7 @@ from sipctl.providers.asterisk.wss_checks import (
 )
 from sipctl.providers.base import Provider, RunContext, UpdateRider
 from sipctl.providers.transport.pool import FileWrite, HostTransport
-from sipctl.providers.transport.read_gate import GateReads
+from sipctl.providers.transport.read_gate import GateReads, redact
 from sipctl.providers.webrtc_page import host_record_path, unmanaged_page_note
 from sipctl.reconciler.asterisk_conf import parse_sections
 from sipctl.reconciler.plan import Change
@@ -213,8 +214,12 @@ class AsteriskProvider(Provider):
         contents: dict[str, bytes | None] = {n: found[self._path(n)].content for n in names}
         live = LiveState()
         live.kept = AsteriskKept(contents=contents)
-        # the file's own sha256 also when the read gate hid secret values in ``contents``
-        live.fingerprint_extra = {n: found[self._path(n)].sha256() for n in names}
+        # The admin's files are fingerprinted with their secret values hidden, as the read
+        # gate answers them: a plan through the gate and one through a root login agree, and
+        # no hash of a file with a short secret in it is ever made (it would tell the secret).
+        live.fingerprint_extra = {
+            n: _fingerprint(contents[n], hidden=n not in MANAGED_FILES) for n in names
+        }
         for name in MANAGED_FILES:
             content = contents[name]
             if content is not None:
@@ -663,3 +668,10 @@ def _network_facts(found: dict[str, bytes | None]) -> tuple[set[int] | None, str
         else listening_tcp_ports(*(_text(t) for t in tables if t is not None))
     )
     return listening, None if v6only is None else _text(v6only)
+
+
+def _fingerprint(content: bytes | None, *, hidden: bool) -> str | None:
+    """The sha256 a plan records of one config file (None: missing)."""
+    if content is None:
+        return None
+    return hashlib.sha256(redact(content) if hidden else content).hexdigest()

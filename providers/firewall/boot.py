@@ -27,12 +27,19 @@ NETFILTER_PERSISTENT = {"ipv4": "/etc/iptables/rules.v4", "ipv6": "/etc/iptables
 # a file of the netfilter-persistent package: present when it is installed
 NETFILTER_PERSISTENT_MARK = "/usr/share/netfilter-persistent/plugins.d/15-ip4tables"
 
-# section name -> shell that prints its evidence (missing files print nothing)
+# section name -> shell that prints its evidence (missing files print nothing). Only the
+# lines the checks below read leave the host, and no file is read through a link: these
+# files are the admin's, and the read gate runs this same shell for a plan job's key.
 BOOT_SHELL = {
     "boot interfaces": (
-        f'for f in {INTERFACES} {INTERFACES}.d/*; do [ -f "$f" ] && cat -- "$f"; done; :'
+        f'for f in {INTERFACES} {INTERFACES}.d/*; do [ -f "$f" ] && [ ! -L "$f" ] && '
+        "grep -hE '^[[:space:]]*(pre-up|up|post-up)[[:space:]].*tables-restore' -- \"$f\"; "
+        "done; :"
     ),
-    "boot nftables": f"[ -f {NFTABLES_CONF} ] && cat {NFTABLES_CONF}; :",
+    "boot nftables": (
+        f"[ -f {NFTABLES_CONF} ] && [ ! -L {NFTABLES_CONF} ] && "
+        f"grep -E '^[[:space:]]*include[[:space:]]' {NFTABLES_CONF}; :"
+    ),
     "boot netfilter-persistent": f"[ -e {NETFILTER_PERSISTENT_MARK} ] && echo installed; :",
 }
 # the same evidence as plain files, for a ``dir:`` target (no program runs there)

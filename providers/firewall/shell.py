@@ -65,9 +65,17 @@ def heredoc(command: str, text: str, delimiter: str) -> str:
 
 
 def cat_shell(path: str) -> str:
-    """Print a file; exit 3 when it does not exist (a quoted path: it comes from the spec)."""
+    """Print a file; exit 3 when it does not exist, 5 (saying so) when it is a symbolic link
+    or reached through one (a quoted canonical path: it comes from the spec). As the read
+    script of ``transport/files.py``: opened once, its real path checked through /proc."""
     quoted = shlex.quote(path)
-    return f"( if [ -e {quoted} ]; then cat {quoted}; else exit 3; fi )"
+    said = shlex.quote(f"{path} is a symbolic link; sipctl does not read through links")
+    return (
+        f"( if [ -L {quoted} ]; then printf '%s' {said}; exit 5; fi; [ -e {quoted} ] || exit 3; "
+        f"{{ command exec 3<{quoted}; }} 2>/dev/null || exit 4; "
+        f"[ \"$(readlink /proc/self/fd/3)\" = {quoted} ] || {{ printf '%s' {said}; exit 5; }}; "
+        "cat <&3 )"
+    )
 
 
 def first_line(text: str) -> str:

@@ -134,7 +134,8 @@ def parse_read_output(
         elif kind == "P":
             problems.append(ReadProblem(path, DIRECTORY_LINK_REFUSED))
         elif (kind == "F" and len(head) == 3) or (kind == "R" and len(head) == 4):
-            # R: the read gate's copy with secret values hidden, and the real file's sha256
+            # R: the read gate's copy with secret values hidden (read_gate.redact); its last
+            # word is no longer used (an older gate sent the real file's sha256 there)
             chunks: list[bytes] = []
             while i < len(lines) and lines[i] != prefix + b".":
                 chunks.append(lines[i])
@@ -147,8 +148,7 @@ def parse_read_output(
                 mode, mtime = int(head[1], 8), float(head[2])
             except ValueError as exc:
                 raise ScriptOutputError(f"the content of {path} is garbled") from exc
-            digest = head[3] if kind == "R" else None
-            files[path] = HostFile(path, content, mtime, mode, digest)
+            files[path] = HostFile(path, content, mtime, mode)
         else:
             raise ScriptOutputError(f"unexpected answer for {path}")
     if i >= len(lines) or lines[i] != prefix + b"END":

@@ -7,7 +7,6 @@ round trip returns any number of files.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -28,19 +27,10 @@ class HostFile:
     content: bytes | None
     mtime: float | None = None
     mode: int | None = None
-    # The sha256 of the file as it is on the host, when ``content`` is not all of it: the
-    # read gate hides the values of secret keys of the admin's files (read_gate.py).
-    digest: str | None = None
 
     @property
     def exists(self) -> bool:
         return self.content is not None
-
-    def sha256(self) -> str | None:
-        """The sha256 of the file on the host (None: it does not exist)."""
-        if self.content is None:
-            return None
-        return self.digest or hashlib.sha256(self.content).hexdigest()
 
     def text(self) -> str:
         return (self.content or b"").decode("utf-8", "replace")

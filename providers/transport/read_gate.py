@@ -30,8 +30,9 @@ Request::
     s firewall-iptables               -> the script's sections (boundary: the marker)
     end
 
-A file the table marks as the admin's (``redacted``) is answered "<M> R <mode> <mtime>
-<sha256>" with the values of ``SECRET_KEYS`` hidden; the sha256 is the real file's.
+A file the table marks as the admin's (``redacted``) is answered "<M> R <mode> <mtime> -"
+with the values of ``SECRET_KEYS`` and the passwords in URIs hidden (``redact``); no hash of
+the real file leaves the host (a short PIN falls to a hash in milliseconds).
 
 Pure: this module renders the gate and the requests and parses the answers; ``ssh.py``
 sends them and ``src/sipctl/cli_gate.py`` prints the gate.
@@ -61,12 +62,41 @@ MAX_REQUEST_BYTES = 1 << 20
 READ_ONLY_ENV = "SIPCTL_SSH_READ_ONLY"
 # Keys of Asterisk's config files whose values are secrets (case-insensitive): a redacted
 # file's lines "KEY = value" / "KEY => value" are answered as "KEY = (hidden by the read gate)".
-# chan_sip's "register => user:secret@host" is one; plan reads none of their values.
+# Asterisk's own option names in the module configs the gate can send (pjsip.conf, sip.conf,
+# extensions.conf, confbridge.conf, rtp.conf, http.conf; their samples in asterisk-config):
+# passwords and their digests, PINs, tokens, and the lines whose value is a user:secret@...
+# string (chan_sip's "register =>", "mwi =>" and "auth ="). Plan reads none of their values.
 SECRET_KEYS = (
-    "password", "secret", "md5secret", "md5_cred", "remotesecret", "pin", "adminpin",
-    "admin_pin", "register", "auth_token", "oauth_secret", "oauth_clientid", "refresh_token",
-    "client_secret",
+    "password", "password_digest", "secret", "md5secret", "md5_cred", "remotesecret",
+    "pin", "adminpin", "admin_pin", "userpin", "user_pin", "turnpassword", "register",
+    "mwi", "auth", "auth_token", "oauth_secret", "oauth_clientid", "refresh_token",
+    "client_secret", "dbpass", "dbsecret", "passphrase",
 )  # fmt: skip
+# Any other value may hold a URI with credentials (``contact=sip:alice:pw@host``, a Dial
+# string ``SIP/alice:pw@host``): what lies between the user's ":" and the "@" is hidden.
+# One rule, two spellings of it: the gate's sed (POSIX ERE, C locale) and ``redact`` below,
+# which gives plan the same fingerprint of a file through the gate and through a root login.
+HIDDEN = "(hidden by the read gate)"
+_SPACE = " \t\n\v\f\r"  # [[:space:]] in the C locale
+_KEY_RULE = "^([[:space:]]*(" + "|".join(SECRET_KEYS) + ")[[:space:]]*=>?).*$"
+_URI_RULE = "([/:][^:@/;[:space:]=,]+:)[^@/;[:space:]]*@"
+_SED = f"s/{_KEY_RULE}/\\1 {HIDDEN}/I; s#{_URI_RULE}#\\1{HIDDEN}@#g"
+_KEY_RE = re.compile(_KEY_RULE.replace("[[:space:]]", f"[{_SPACE}]").encode(), re.IGNORECASE)
+_URI_RE = re.compile(_URI_RULE.replace("[:space:]", _SPACE).encode())
+
+
+def redact(content: bytes) -> bytes:
+    """``content`` with the values of secret keys and the passwords of URIs hidden, exactly as
+    the gate's sed answers it (tests/test_read_gate_local.py runs the real sed against it).
+    Idempotent: a redacted file redacts to itself."""
+    lines = content.split(b"\n")
+    out = []
+    for line in lines:
+        line = _KEY_RE.sub(lambda m: m.group(1) + b" " + HIDDEN.encode(), line, count=1)
+        out.append(_URI_RE.sub(lambda m: m.group(1) + HIDDEN.encode() + b"@", line))
+    return b"\n".join(out)
+
+
 NO_OPENSSL = b"no-openssl"  # a key answer's public key when the host has no openssl
 _MARKER_RE = re.compile(r"@sipctl-[0-9a-f]{16}@")
 _NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,40}")
@@ -266,13 +296,11 @@ file() ( # file PATH REAL: the answer of files.py's read script, for one exact p
   base64 <&3 || exit 70
   say .
 )
-redacted() ( # redacted PATH REAL: the file with the values of secret keys hidden, and the
-  # sha256 of the file itself (the plan's fingerprint of it)
+redacted() ( # redacted PATH REAL: the file with the values of secret keys hidden; no hash
+  # of the file itself leaves (it would tell a short secret: plan hashes what it is sent)
   opened "$1" "$2" '' || exit 0
-  sum=$(sha256sum < /proc/self/fd/3 | cut -d ' ' -f 1)
-  say "R $meta $sum"
-  sed -E 's/^([[:space:]]*(__SECRET_KEYS__)[[:space:]]*=>?).*$/\1 (hidden by the read gate)/I' \
-    < /proc/self/fd/3 | base64 || exit 70
+  say "R $meta -"
+  sed -E '__SED__' < /proc/self/fd/3 | base64 || exit 70
   say .
 )
 key() ( # key PATH REAL: a private key's mode, mtime, sha256 and public key; never the key
@@ -300,7 +328,9 @@ serve() {
   esac
   m=${head#'sipctl-read __PROTOCOL__ '}
   n=0
-  lines=
+  nl='
+'
+  lines=$nl
   while :; do
     IFS= read -r line || refuse "the request ended before its end line"
     n=$((n + 1))
@@ -309,10 +339,12 @@ serve() {
     if ! entry check "$line"; then
       refuse "line $n is not in this gate's table: $(printf '%.300s' "$line")"
     fi
-    lines="$lines$line
-"
+    # each table line is answered at most once: a request costs at most one pass over the
+    # table, however long it is
+    case $lines in *"$nl$line$nl"*) refuse "line $n repeats an earlier line" ;; esac
+    lines="$lines$line$nl"
   done
-  printf '%s' "$lines" | while IFS= read -r line; do entry run "$line"; done
+  printf '%s' "$lines" | while IFS= read -r line; do [ -z "$line" ] || entry run "$line"; done
 }
 head -c __MAX_BYTES__ | serve
 """
@@ -336,7 +368,7 @@ def render_gate(table: GateTable, *, title: str, sources: Sequence[str] = ()) ->
         "# Files are opened once and refused when reached through a symbolic link.",
     ]
     head = (
-        _HEAD.replace("__SECRET_KEYS__", "|".join(SECRET_KEYS))
+        _HEAD.replace("__SED__", _SED)
         .replace("__REFUSED__", str(GATE_REFUSED))
         .replace("__COMMAND__", SSH_COMMAND)
         .replace("__PROTOCOL__", str(PROTOCOL))
