@@ -138,7 +138,7 @@ def cross_warnings(loaded: LoadedSpec) -> list[str]:
                     f"{spec.zone} ({w(('dns', 'zone'))}); its addresses are not published "
                     "by sipctl and are only used by verify"
                 )
-        if spec.dns.provider == "rfc2136" and spec.dns.tsig is None:
+        if spec.dns.server is not None and spec.dns.tsig is None:
             notes.append(
                 f"{w(('dns',))}: dns.tsig is not set: updates are unsigned and any host the "
                 "server trusts could change the same records"
