@@ -44,7 +44,13 @@ from sipctl.reconciler.dns_records import (
     shown_bytes,
 )
 from sipctl.reconciler.plan import Change
-from sipctl.reconciler.render.asterisk import DIALPLAN_FILE, PARENTS, WRONG_NAME_EXTENSION
+from sipctl.reconciler.render.asterisk import (
+    DIALPLAN_FILE,
+    HTTP_FILE,
+    PARENTS,
+    WRONG_NAME_EXTENSION,
+)
+from sipctl.reconciler.render.asterisk_rooms import CONFBRIDGE_FILE, CONFBRIDGE_PARENT
 from sipctl.reconciler.resources import Address, Resource, Value
 
 if TYPE_CHECKING:
@@ -244,6 +250,11 @@ _DIAL_TARGET = re.compile(r"(?:PJSIP|SIP|Local)/(\d+)(?:@[A-Za-z0-9_.-]+)?", re.
 _PLAYBACK = re.compile(r"Playback\(\s*([A-Za-z0-9_/-]+)", re.IGNORECASE)
 _SPECIAL = {"h", "i", "t", "s", "o", "a", "e", "T"}
 GUEST_CONTEXT = "sipctl-guest"
+_DIAL_TIMEOUT = re.compile(r"\bDial\([^,)]*,\s*(\d+)\s*\)", re.IGNORECASE)
+DEFAULT_DIAL_TIMEOUT = 30
+VIDEO_CODECS = {"vp8", "vp9", "h264", "h263", "h263p"}
+ROOM_PROFILE_PREFIX = "sipctl-room-"
+PJSIP_OWN = "pjsip_sipctl.conf"
 # res_rtp_asterisk's compiled-in range, used when rtp.conf sets none: writing it into the spec
 # keeps the range the PBX uses (the spec's own default, 10000-20000, would change it).
 ASTERISK_RTP_DEFAULT = {"start": 5000, "end": 31000}
@@ -422,6 +433,15 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
             section["local_context"] = local_context
     if sound:
         section["reject_sound"] = sound
+    short = {name for name, target in users.items() if isinstance(target, str)}
+    timeouts = {
+        int(m.group(1))
+        for name, body in bodies
+        if name in short and (m := _DIAL_TIMEOUT.search(body)) is not None
+    }
+    if len(timeouts) == 1 and (timeout := timeouts.pop()) != DEFAULT_DIAL_TIMEOUT:
+        section["dial_timeout"] = timeout
+    transports = _sipctls_own(files, config_dir, pjsip, section, result)
     rtp = ini_sections(files.get("rtp.conf", "")).get("general", [])
     start, end = _get(rtp, "rtpstart"), _get(rtp, "rtpend")
     if start and end and start.isdigit() and end.isdigit():
@@ -429,6 +449,11 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     else:
         section["rtp"] = dict(ASTERISK_RTP_DEFAULT)
     result.data = {"users": users, "asterisk": section}
+    if transports:
+        result.data["transports"] = transports
+    rooms = _rooms(files, config_dir)
+    if rooms:
+        result.data["rooms"] = rooms
     admins_anonymous = ini_sections(files.get("pjsip.conf", "")).get("anonymous") or []
     if channel == "pjsip" and _get(admins_anonymous, "type") == "endpoint":
         result.blockers.append(foreign_anonymous(target, config_dir, context))
@@ -441,6 +466,88 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
             "left as it is but no longer used: delete it after the first apply"
         )
     return result
+
+
+def _rooms(files: Mapping[str, str], config_dir: str) -> dict[str, Any]:
+    """The rooms of sipctl's confbridge_sipctl.conf, when confbridge.conf includes it (the
+    dialplan's rooms are the same names; their size is here)."""
+    if CONFBRIDGE_FILE not in files:
+        return {}
+    rooms: dict[str, Any] = {}
+    parent = _with_ours(files, CONFBRIDGE_PARENT, config_dir)
+    for name, lines in ini_sections(parent).items():
+        if not name.startswith(ROOM_PROFILE_PREFIX) or _get(lines, "type") != "bridge":
+            continue
+        room: dict[str, Any] = {}
+        members = _get(lines, "max_members") or ""
+        if members.isdigit():
+            room["max_members"] = int(members)
+        rooms[name.removeprefix(ROOM_PROFILE_PREFIX)] = room
+    return rooms
+
+
+def _sipctls_own(
+    files: Mapping[str, str],
+    config_dir: str,
+    pjsip: Mapping[str, list[tuple[str, str]]],
+    section: dict[str, Any],
+    result: Imported,
+) -> dict[str, Any]:
+    """What sipctl's own files (and its lines in http.conf) say beyond the guest context:
+    video, the certificate, WebRTC over WSS, and whether sipctl defines the SIP transports.
+    Adds to ``section`` (asterisk); returns the transports only Asterisk shows (wss)."""
+    guest = pjsip.get("anonymous") or []
+    codecs = {c.strip().lower() for c in (_get(guest, "allow") or "").split(",")}
+    if codecs & VIDEO_CODECS:
+        section["video"] = True
+    transports = {
+        name: lines for name, lines in pjsip.items() if _get(lines, "type") == "transport"
+    }
+    ours = ini_sections(files.get(PJSIP_OWN, ""))
+    if any(name.startswith("sipctl-") and name != "sipctl-wss" for name in ours):
+        section["manage_transports"] = True
+    http = ini_sections(files.get(HTTP_FILE, "")).get("general", [])
+    wss = any((_get(lines, "protocol") or "").lower() == "wss" for lines in transports.values())
+    # sipctl offers guests SRTP with transports.tls: then, or with WSS, the spec has a
+    # certificate (a TLS transport's or the HTTPS server's); an unused one is not imported
+    srtp = bool(_get(guest, "media_encryption"))
+    tls = _tls_files(transports, http) if srtp or wss else {}
+    if tls:
+        section["tls"] = tls
+    elif srtp:
+        result.gaps.append(
+            "guests are offered SRTP (transports.tls), but no TLS transport or HTTPS server "
+            "names a certificate: add asterisk.tls (cert_file, key_file)"
+        )
+    found: dict[str, Any] = {}
+    bind = _get(http, "tlsbindaddr") or ""
+    enabled = (_get(http, "tlsenable") or "").lower() in ("yes", "true", "1", "on")
+    if wss and enabled and bind.rpartition(":")[2].isdigit():
+        found["wss"] = {"port": int(bind.rpartition(":")[2])}
+        browsers = next(
+            (lines for name, lines in pjsip.items() if name.startswith("anonymous@")), []
+        )
+        if "opus" not in (_get(browsers, "allow") or "opus").lower():
+            found["wss"]["opus"] = False
+    elif wss:
+        result.gaps.append("a WSS transport without Asterisk's HTTPS server (http.conf)")
+    return found
+
+
+def _tls_files(
+    transports: Mapping[str, list[tuple[str, str]]], http: list[tuple[str, str]]
+) -> dict[str, str]:
+    """asterisk.tls: the certificate and key of a TLS transport, else of the HTTPS server."""
+    for lines in transports.values():
+        cert, key = _get(lines, "cert_file"), _get(lines, "priv_key_file")
+        if (_get(lines, "protocol") or "").lower() == "tls" and cert and key:
+            tls = {"cert_file": cert, "key_file": key}
+            ca_list = _get(lines, "ca_list_file")
+            if ca_list:
+                tls["ca_list_file"] = ca_list
+            return tls
+    cert, key = _get(http, "tlscertfile"), _get(http, "tlsprivatekey")
+    return {"cert_file": cert, "key_file": key} if cert and key else {}
 
 
 def _pointer(channel: str) -> str:
@@ -476,7 +583,7 @@ def foreign_anonymous(target: str, config_dir: str, context: str) -> str:
 
 def spec_yaml(data: dict[str, Any], header: list[str]) -> str:
     """The spec as YAML, keys in the reference's order (docs/spec.md), a comment header first."""
-    order = ["version", "domain", "transports", "servers", "users", "dns", "asterisk"]
+    order = ["version", "domain", "transports", "servers", "users", "rooms", "dns", "asterisk"]
     ordered = {k: data[k] for k in order if k in data}
     body = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return "".join(f"# {_comment(line)}\n" if line else "#\n" for line in header) + body
@@ -517,7 +624,15 @@ def read_dns(domain: str, url: str, ctx: RunContext, base_dir: Path) -> Imported
     return spec_from_dns(domain, loaded.spec.zone, dns, live.resources)
 
 
-ASTERISK_FILES = ("sip.conf", "pjsip.conf", "extensions.conf", "rtp.conf", *PARENTS)
+ASTERISK_FILES = (
+    "sip.conf",
+    "pjsip.conf",
+    "extensions.conf",
+    "rtp.conf",
+    HTTP_FILE,
+    CONFBRIDGE_PARENT,
+    *PARENTS,
+)
 
 
 def read_asterisk(target: str, config_dir: str, ssh: Ssh | None, ctx: RunContext) -> Imported:

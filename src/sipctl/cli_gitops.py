@@ -192,6 +192,9 @@ def import_(
         if asterisk is not None:
             ssh = Ssh(key_file=ssh_key, known_hosts=known_hosts)
             pbx = importer.read_asterisk(asterisk, config_dir, ssh, ctx)
+            # transports Asterisk shows and DNS does not (wss) join the DNS's
+            for name, transport in pbx.data.pop("transports", {}).items():
+                found.data.setdefault("transports", {}).setdefault(name, transport)
             found.data.update(pbx.data)
             found.notes.extend(pbx.notes)
             found.blockers.extend(pbx.blockers)

@@ -1,0 +1,103 @@
+"""Import reads back everything sipctl writes: a setup sipctl applied (rooms, TLS, WSS for
+browsers, video, its own transports, dial timeouts, ring groups) imports as a spec whose
+plan says No changes, on a zone file and a dir: PBX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sipctl.cli import run
+
+BASE: dict[str, Any] = {
+    "version": 1,
+    "domain": "round.example",
+    "transports": {"udp": {"port": 5060}, "tcp": {"port": 5060}},
+    "servers": [{"host": "pbx.round.example", "ipv4": ["192.0.2.10"], "priority": 10}],
+    "users": {
+        "director": 105,
+        "sales": {"ring": [106, 107], "timeout": 20, "fallback": 101},
+    },
+    "dns": {"provider": "zonefile", "file": "zones/round.example", "create_file": True},
+    "asterisk": {"target": "dir:pbx", "config_dir": "/etc/asterisk"},
+}
+TLS = {"cert_file": "/etc/asterisk/keys/pbx.pem", "key_file": "/etc/asterisk/keys/pbx.key"}
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "rooms": {"rooms": {"seminar": {"max_members": 12}, "board": {}}},
+    # the admin's own TLS transport names the certificate (sipctl checks it, writes none)
+    "tls": {"transports": {"tls": {"port": 5061}}, "asterisk": {"tls": TLS}},
+    "wss and video": {
+        "transports": {"wss": {"port": 8089}},
+        "asterisk": {"tls": TLS, "video": True},
+        "rooms": {"seminar": {"max_members": 5}},
+    },
+    "wss without opus": {
+        "transports": {"tls": {"port": 5061}, "wss": {"port": 8443, "opus": False}},
+        "asterisk": {"tls": TLS},
+    },
+    "own transports, a dial timeout": {
+        "transports": {"tls": {"port": 5061}},
+        "asterisk": {"tls": TLS, "manage_transports": True, "dial_timeout": 45},
+    },
+}
+
+
+ADMINS_PJSIP = f"""\
+[transport-udp]
+type=transport
+protocol=udp
+bind=0.0.0.0:5060
+
+[transport-tls]
+type=transport
+protocol=tls
+bind=0.0.0.0:5061
+cert_file={TLS["cert_file"]}
+priv_key_file={TLS["key_file"]}
+"""
+
+
+def _spec(variant: dict[str, Any]) -> dict[str, Any]:
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    for key, value in variant.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+    return data
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_import_of_what_sipctl_applied_plans_no_changes(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "zones").mkdir()
+    etc = tmp_path / "pbx" / "etc" / "asterisk"
+    etc.mkdir(parents=True)
+    (etc / "pjsip.conf").write_text(ADMINS_PJSIP)
+    original = _spec(VARIANTS[name])
+    Path("applied.yaml").write_text(yaml.safe_dump(original, sort_keys=False))
+    assert run(["apply", "-f", "applied.yaml", "--auto-approve", "--no-verify"]) == 0
+    assert run(["plan", "-f", "applied.yaml", "--detailed-exitcode"]) == 0
+    capsys.readouterr()
+
+    args = ["import", "--domain", "round.example", "--dns", "zonefile:zones/round.example"]
+    assert run([*args, "--asterisk", "dir:pbx", "--out", "imported.yaml"]) == 0
+    said = capsys.readouterr()
+    assert "A plan of it shows no changes." in said.err, said.err
+    assert run(["plan", "-f", "imported.yaml", "--detailed-exitcode"]) == 0, capsys.readouterr()
+
+    imported = yaml.safe_load(Path("imported.yaml").read_text())
+    assert imported.get("rooms", {}).keys() == original.get("rooms", {}).keys()
+    assert imported["transports"].keys() == original["transports"].keys()
+    for key in ("video", "tls", "manage_transports", "dial_timeout"):
+        assert imported["asterisk"].get(key) == original["asterisk"].get(key), key
+    wss = original["transports"].get("wss")
+    if wss is not None:
+        assert imported["transports"]["wss"]["port"] == wss["port"]
+        assert imported["transports"]["wss"].get("opus", True) == wss.get("opus", True)
