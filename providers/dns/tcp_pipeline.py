@@ -1,0 +1,183 @@
+"""One TCP connection to a primary name server, its messages pipelined (RFC 7766).
+
+All messages are sent, then all answers read, in whatever order they come; each is matched
+to its question by ID. Queries are written and their answers checked by ``wire`` (the
+signature verified over the whole answer, only its answer section decoded); other messages
+(an UPDATE, the lock's queries) are signed and read by dnspython. Every failure becomes a
+ProviderError naming the server and what to check.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import struct
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+import dns.exception
+import dns.message
+import dns.tsig
+
+from sipctl.errors import ProviderError
+from sipctl.providers.dns.tsig_key import TsigKey
+from sipctl.providers.dns.wire import Answer
+
+
+class Server(Protocol):
+    """Where the connection goes, the key that signs, and the count of messages sent."""
+
+    host: str
+    port: int
+    timeout: float
+    key: TsigKey
+    messages_sent: int
+
+
+_Decoded = TypeVar("_Decoded")
+
+
+class Connection:
+    """One TCP connection to the primary; messages are pipelined (RFC 7766)."""
+
+    def __init__(self, server: Server) -> None:
+        self._provider = server
+        self._sock: socket.socket | None = None
+        self._next_id = 0
+        self._buffer = bytearray()
+
+    def __enter__(self) -> Connection:
+        p = self._provider
+        try:
+            self._sock = socket.create_connection((p.host, p.port), timeout=p.timeout)
+        except ConnectionRefusedError:
+            raise ProviderError(
+                f"cannot reach DNS server {p.host} port {p.port} over TCP: connection refused "
+                "(is the name server running and listening there?)"
+            ) from None
+        except TimeoutError:
+            raise ProviderError(
+                f"DNS server {p.host} port {p.port} did not accept a TCP connection within "
+                f"{p.timeout:g} s (check dns.server and any firewall in between)"
+            ) from None
+        except OSError as exc:
+            raise ProviderError(
+                f"cannot reach DNS server {p.host} port {p.port}: {exc.strerror or exc}"
+            ) from None
+        self._next_id = secrets.randbelow(0x10000)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def exchange(self, messages: list[dns.message.Message]) -> list[dns.message.Message]:
+        """Send all ``messages``, then read all answers (in any order); signed when keyed."""
+        p = self._provider
+        keyring = p.key.keyring()
+        frames: list[tuple[int, bytes]] = []
+        by_id: dict[int, dns.message.Message] = {}
+        for message in messages:
+            message.id = self._take_id()
+            if keyring is not None and message.keyring is None:
+                message.use_tsig(keyring, p.key.name(), algorithm=p.key.algorithm())
+            frames.append((message.id, message.to_wire()))
+            by_id[message.id] = message
+
+        def decode(mid: int, data: bytes) -> dns.message.Message:
+            request = by_id[mid]
+            return dns.message.from_wire(data, keyring=request.keyring, request_mac=request.mac)
+
+        return self._pipeline(frames, decode)
+
+    def ask(self, questions: Sequence[tuple[str, str]]) -> list[Answer]:
+        """Ask each (owner, type) question, pipelined; each answer's signature is verified
+        and only its answer section decoded (see ``wire``)."""
+        codec = self._provider.key.codec()
+        frames: list[tuple[int, bytes]] = []
+        macs: dict[int, bytes] = {}
+        for owner, rdtype in questions:
+            mid = self._take_id()
+            data, macs[mid] = codec.query(mid, owner, rdtype)
+            frames.append((mid, data))
+        return self._pipeline(frames, lambda mid, data: codec.answer(data, macs[mid]))
+
+    def _take_id(self) -> int:
+        mid = self._next_id
+        self._next_id = (self._next_id + 1) & 0xFFFF
+        return mid
+
+    def _pipeline(
+        self, frames: list[tuple[int, bytes]], decode: Callable[[int, bytes], _Decoded]
+    ) -> list[_Decoded]:
+        """Send all ``frames`` (id, message), then read one answer to each (in any order)."""
+        assert self._sock is not None
+        p = self._provider
+        wire = b"".join(struct.pack("!H", len(data)) + data for _, data in frames)
+        deadline = time.monotonic() + p.timeout
+        try:
+            self._sock.sendall(wire)
+            p.messages_sent += len(frames)
+            answers: dict[int, _Decoded] = {}
+            asked = {mid for mid, _ in frames}
+            while len(answers) < len(frames):
+                data = self._read_frame(deadline)
+                (mid,) = struct.unpack("!H", data[:2])
+                if mid not in asked or mid in answers:
+                    raise ProviderError(
+                        f"DNS server {p.host} port {p.port} sent an answer to no question"
+                    )
+                answers[mid] = decode(mid, data)
+        except TimeoutError:
+            raise ProviderError(
+                f"DNS server {p.host} port {p.port} did not answer within {p.timeout:g} s"
+            ) from None
+        except (dns.tsig.PeerBadKey, dns.message.UnknownTSIGKey):
+            raise ProviderError(
+                f"DNS server {p.host} port {p.port} does not know TSIG key "
+                f"{p.key.name_text()} (BADKEY): check dns.tsig.name against the server's key"
+            ) from None
+        except (dns.tsig.PeerBadSignature, dns.tsig.BadSignature):
+            raise ProviderError(
+                f"DNS server {p.host} port {p.port} rejected the signature of TSIG key "
+                f"{p.key.name_text()} (BADSIG): the secret or the algorithm differs from the "
+                "server's"
+            ) from None
+        except dns.tsig.PeerBadTime:
+            raise ProviderError(
+                f"DNS server {p.host} port {p.port} rejected the TSIG time (BADTIME): "
+                "this host's clock and the server's differ by more than 5 minutes"
+            ) from None
+        except dns.exception.DNSException as exc:
+            raise ProviderError(
+                f"DNS server {p.host} port {p.port} sent an answer sipctl cannot use "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        except OSError as exc:
+            raise ProviderError(
+                f"lost the connection to DNS server {p.host} port {p.port}: {exc.strerror or exc}"
+            ) from None
+        return [answers[mid] for mid, _ in frames]
+
+    def _read_frame(self, deadline: float) -> bytes:
+        """The next length-prefixed message; what arrives with it stays buffered (the
+        answers of a pipeline come in a few segments: one read each, not two per answer)."""
+        (length,) = struct.unpack("!H", self._read_exact(2, deadline))
+        return self._read_exact(length, deadline)
+
+    def _read_exact(self, count: int, deadline: float) -> bytes:
+        assert self._sock is not None
+        while len(self._buffer) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self._sock.settimeout(left)
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("the server closed the connection")
+            self._buffer += chunk
+        data = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return data
