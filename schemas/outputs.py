@@ -144,6 +144,11 @@ def envelope_schema(kind: str, report: dict[str, Any]) -> dict[str, Any]:
             "format_version": {"const": ENVELOPE_VERSION},
             "kind": {"const": kind},
             "domains": {"type": "array", "items": domain},
+            "error": {
+                "type": "string",
+                "description": "why the run itself was refused before any domain (present "
+                "only then: a -f directory without a spec)",
+            },
             "skipped": {
                 "type": "array",
                 "description": "files of a -f directory that are no specs, and why (present "

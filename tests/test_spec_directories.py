@@ -128,3 +128,22 @@ def test_a_file_with_a_key_of_a_spec_is_never_skipped(
     assert (reason is None) == spec_like, (keys, reason)
     if reason is not None:
         assert all(key in reason for key in keys)
+
+
+def test_plan_json_refusals_are_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("hello\n")
+    assert run(["plan", "-f", str(tmp_path), "--json"]) == 1
+    refused = json.loads(capsys.readouterr().out)
+    jsonschema.validate(refused, _schema("plan", capsys))
+    assert refused["domains"] == [] and "no sipctl specs" in refused["error"]
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\ndomian: x.example\n")
+    assert run(["plan", "-f", str(broken), "--json"]) == 1
+    captured = capsys.readouterr()
+    failed = json.loads(captured.out)
+    jsonschema.validate(failed, _schema("plan", capsys))
+    [domain] = failed["domains"]
+    assert (domain["status"], domain["plan"]) == ("error", None)
+    assert "did you mean 'domain'?" in domain["error"]
+    assert "did you mean 'domain'?" in captured.err, "and said on stderr, as without --json"

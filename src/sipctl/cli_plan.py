@@ -96,29 +96,54 @@ def plan(
     console = start_console(no_color, verbose)
     fmt = plan_format(json_, markdown)
     from sipctl.reconciler.engine import make_plan
-    from sipctl.reconciler.safety import refusal_reasons
 
     specs = spec_file or [Path("sipctl.yaml")]
     if shard is not None or len(specs) > 1 or specs[0].is_dir():
         _plan_many(console, specs, fmt, out, detailed_exitcode, target, force, parallel, shard)
         return
-    loaded = load_checked(specs[0])
-    with run_context(loaded.base_dir, console, force) as ctx:
-        plan_run = make_plan(loaded, ctx, target)
-        plan_json_or_view(console, plan_run.plan, fmt)
-        reasons = refusal_reasons(plan_run.plan)
-        if reasons and not force:
-            raise UnsafePlanError(
-                "this plan would be refused by apply (use --force if it is really meant):\n  "
-                + "\n  ".join(reasons)
-            )
-        if out is not None:
-            write_plan_file(out, plan_run.plan.to_json())
-            console.info(
-                f"Saved the plan to {out}. Apply exactly this plan with: sipctl apply {out}"
-            )
+    shown = False
+    try:
+        loaded = load_checked(specs[0])
+        with run_context(loaded.base_dir, console, force) as ctx:
+            plan_run = make_plan(loaded, ctx, target)
+            plan_json_or_view(console, plan_run.plan, fmt)
+            shown = True
+            _refuse_unsafe_or_save(console, plan_run, force, out)
+    except SipctlError as exc:
+        if fmt == "json" and not shown:
+            _print_failure_json(console, specs[0], exc)  # --json: a refusal is JSON too
+        raise
     if detailed_exitcode and plan_run.plan.has_changes:
         raise CommandExit(EXIT_CHANGES)
+
+
+def _print_failure_json(console: Console, spec: Path, exc: SipctlError) -> None:
+    """The envelope of a run that failed before it had a plan (its error said as data)."""
+    from sipctl.reconciler import views
+    from sipctl.reconciler.envelope import entry, envelope
+    from sipctl.reconciler.gitops.multi import Domain
+
+    failed = Domain(spec)
+    failed.fail(exc)
+    report = envelope("plan", [entry("plan", str(spec), "?", failed.status, None, failed.message)])
+    console.out(views.render_json(report), end="")
+
+
+def _refuse_unsafe_or_save(
+    console: Console, plan_run: PlanRun, force: bool, out: Path | None
+) -> None:
+    """After the plan is shown: refuse what apply would refuse, else save it (--out)."""
+    from sipctl.reconciler.safety import refusal_reasons
+
+    reasons = refusal_reasons(plan_run.plan)
+    if reasons and not force:
+        raise UnsafePlanError(
+            "this plan would be refused by apply (use --force if it is really meant):\n  "
+            + "\n  ".join(reasons)
+        )
+    if out is not None:
+        write_plan_file(out, plan_run.plan.to_json())
+        console.info(f"Saved the plan to {out}. Apply exactly this plan with: sipctl apply {out}")
 
 
 def _refuse_overlaps(domains: list[Domain], what: str) -> None:
@@ -222,7 +247,16 @@ def _plan_many(
 ) -> None:
     from sipctl.reconciler.gitops import multi
 
-    selection = _select(specs)
+    try:
+        selection = _select(specs)
+    except SpecError as exc:
+        if fmt == "json":  # --json: a refusal is JSON too
+            from sipctl.reconciler import views
+            from sipctl.reconciler.envelope import envelope
+
+            refused = {**envelope("plan", []), "error": exc.message}
+            console.out(views.render_json(refused), end="")
+        raise
     domains = _plan_domains_to_show(console, selection, target, force, parallel, shard)
     try:
         multi.check_all_safe(domains, force)
