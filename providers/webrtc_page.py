@@ -11,10 +11,16 @@ so that a later spec whose ``publish`` names another target or path, or none, ta
 page down: each recorded file that is no longer wanted is deleted where it still holds what
 sipctl wrote; a file changed since then is its admin's now, left in place and named in the
 plan. An old target that cannot be reached keeps its files in the record, for a later apply.
+
+A file of the admin's that ``publish`` replaced (an ``index.html`` already in the web root)
+is kept in the record, and taking the page down puts it back as it was; no copy of the page
+is left behind (no ``.sipctl.bak``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from collections.abc import Sequence
@@ -157,10 +163,33 @@ def _is_place(name: str) -> bool:
         return False
 
 
-def record_text(files: dict[str, str]) -> bytes:
-    return (
-        json.dumps({"format": RECORD_FORMAT, "files": dict(sorted(files.items()))}, indent=1) + "\n"
-    ).encode()
+def parse_originals(raw: bytes | None) -> dict[str, bytes]:
+    """``TARGET:PATH`` -> the admin's file that publishing the page there replaced."""
+    try:
+        data = json.loads(raw.decode("utf-8")) if raw is not None else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    kept = data.get("originals") if isinstance(data, dict) else None
+    if not isinstance(kept, dict):
+        return {}
+    originals: dict[str, bytes] = {}
+    for name, text in kept.items():
+        if isinstance(text, str) and _is_place(str(name)):
+            try:
+                originals[str(name)] = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                continue
+    return originals
+
+
+def record_text(files: dict[str, str], originals: dict[str, bytes] | None = None) -> bytes:
+    data: dict[str, object] = {"format": RECORD_FORMAT, "files": dict(sorted(files.items()))}
+    if originals:
+        data["originals"] = {
+            name: base64.b64encode(content).decode("ascii")
+            for name, content in sorted(originals.items())
+        }
+    return (json.dumps(data, indent=1) + "\n").encode()
 
 
 @dataclass
@@ -171,11 +200,15 @@ class PageKept(Kept):
     record       the record of what was published, as read
     unreachable  the recorded hashes of published files that could not be read now (kept
                  in the new record)
+    recorded     the names the record lists (files sipctl published)
+    originals    the admin's files that the page replaced, by name (put back at take-down)
     """
 
     contents: dict[str, bytes | None] = field(default_factory=dict)
     record: bytes | None = None
     unreachable: dict[str, str] = field(default_factory=dict)
+    recorded: frozenset[str] = frozenset()
+    originals: dict[str, bytes] = field(default_factory=dict)
 
 
 class WebrtcPageProvider(Provider):
@@ -238,6 +271,7 @@ class WebrtcPageProvider(Provider):
         live = LiveState()
         raw = self._record.read()
         recorded = parse_record(raw)
+        originals = parse_originals(raw)
         if raw is not None:
             live.resources[RECORD_ADDRESS] = record_value(recorded)
         wanted = [r.address.name for r in desired if r.address.kind == "file"]
@@ -253,13 +287,21 @@ class WebrtcPageProvider(Provider):
                 continue  # unreachable: kept in the record; missing: nothing left to remove
             if _sha256(content) == sha:
                 live.resources[file_address(name)] = file_value(content)
+                if name in originals:
+                    live.notes.append(
+                        f"{name}: taking the page down puts back the file it replaced"
+                    )
             else:
                 live.notes.append(
                     f"{name} changed since sipctl published it there: it is left in place "
                     "(the page no longer goes there; remove the file when nobody needs it)"
                 )
         live.kept = PageKept(
-            contents=contents, record=raw, unreachable={n: recorded[n] for n in unreachable}
+            contents=contents,
+            record=raw,
+            unreachable={n: recorded[n] for n in unreachable},
+            recorded=frozenset(recorded),
+            originals=originals,
         )
         live.fingerprint_extra = {
             "record": _sha256(raw) if raw is not None else None,
@@ -304,27 +346,38 @@ class WebrtcPageProvider(Provider):
         kept = live.kept_as(PageKept)
         contents = kept.contents
         texts = published_files(self._loaded.spec)
+        originals = dict(kept.originals)
         writes: dict[str, list[FileWrite]] = {}
+        said: dict[str, str] = {}
         for change in changes:
             if change.address.kind != "file":
                 continue
             name = change.address.name
             target, path = split_publish(name)
-            content = None if change.action == "delete" else texts[name].encode("utf-8")
-            # a page taken down leaves no copy in the web root (its .sipctl.bak goes too)
-            write = FileWrite(path, content, contents.get(name), keep_backup=content is not None)
+            live_content = contents.get(name)
+            if change.action == "delete":
+                # a page taken down leaves no copy in the web root (its .sipctl.bak goes
+                # too); a file of the admin's that it replaced is put back as it was
+                original = originals.pop(name, None)
+                write = FileWrite(path, original, live_content, keep_backup=False)
+                said[path] = "removed" if original is None else "put back the original"
+            else:
+                if live_content is not None and name not in kept.recorded:
+                    originals[name] = live_content  # the admin's: kept to be put back
+                write = FileWrite(path, texts[name].encode("utf-8"), live_content)
+                said[path] = "wrote"
             writes.setdefault(target, []).append(write)
         lines: list[str] = []
         # the page's new place first, then the old one emptied: never a moment without it
         for target in sorted(writes, key=lambda t: t != self._target):
             self._transport(target).write_files(writes[target])
             for write in writes[target]:
-                done = "removed" if write.content is None else "wrote"
-                lines.append(f"webrtc {parse_target(target).key}: {done} {write.path}")
+                lines.append(f"webrtc {parse_target(target).key}: {said[write.path]} {write.path}")
         files = {name: _sha256(text.encode("utf-8")) for name, text in texts.items()}
         files.update(kept.unreachable)
+        kept_originals = {n: c for n, c in originals.items() if n in files}
         before = kept.record
-        after = record_text(files) if files else None
+        after = record_text(files, kept_originals) if files else None
         if after != before:
             self._record.write(after, before)
             lines.append(f"webrtc: recorded the published page in {self._record.where}")

@@ -215,3 +215,66 @@ def test_a_page_on_an_ssh_target_moves_and_leaves_nothing_there(
     write(spec, None)
     assert run("apply", "-f", str(spec), "--auto-approve", "--force").exit_code == 0
     assert record_of(spec).read() is None
+
+
+ADMIN_INDEX = b"<!doctype html><title>Our own start page</title>\n"
+
+
+def _publish_over_the_admins_page_and_take_it_down(
+    spec: Path, place: str, root: Path, extra: list[str]
+) -> None:
+    """The admin's index.html is in the web root; publish replaces it; a second apply
+    with another page title rotates .sipctl.bak (so the backup is no longer the original);
+    taking the page down puts the admin's file back byte for byte, with its mode, and
+    leaves no copy of the page."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "index.html").write_bytes(ADMIN_INDEX)
+    (root / "index.html").chmod(0o640)
+    (root / "robots.txt").write_bytes(b"User-agent: *\n")  # another of the admin's files
+    write(spec, place)
+    applied = run("apply", "-f", str(spec), "--auto-approve", *extra)
+    assert applied.exit_code == 0, applied.output
+    assert (root / "index.html").read_bytes() != ADMIN_INDEX
+    data = yaml.safe_load(SPEC)
+    data["webrtc"]["publish"] = place
+    data["webrtc"]["page"]["title"] = "Call us now"
+    spec.write_text(yaml.safe_dump(data))
+    applied = run("apply", "-f", str(spec), "--auto-approve", *extra)
+    assert applied.exit_code == 0, applied.output
+    write(spec, None)
+    planned = run("plan", "-f", str(spec))
+    assert "taking the page down puts back the file it replaced" in planned.output
+    applied = run("apply", "-f", str(spec), "--auto-approve", "--force", *extra)
+    assert applied.exit_code == 0, applied.output
+    assert "put back the original" in applied.output
+    assert (root / "index.html").read_bytes() == ADMIN_INDEX
+    assert (root / "index.html").stat().st_mode & 0o777 == 0o640
+    assert files_under(root) == ["index.html", "robots.txt"], "no page, no .sipctl.bak left"
+    assert record_of(spec).read() is None
+    assert run("plan", "-f", str(spec), "--detailed-exitcode").exit_code == 0
+
+
+def test_taking_the_page_down_puts_back_the_admins_file_on_dir(tmp_path: Path, spec: Path) -> None:
+    root = tmp_path / "web" / "var" / "www" / "html"
+    _publish_over_the_admins_page_and_take_it_down(spec, "dir:web:/var/www/html", root, [])
+
+
+def test_taking_the_page_down_puts_back_the_admins_file_on_local(
+    tmp_path: Path, spec: Path
+) -> None:
+    root = tmp_path / "local-www"
+    _publish_over_the_admins_page_and_take_it_down(spec, f"local:{root}", root, [])
+
+
+@pytest.mark.sshd
+def test_taking_the_page_down_puts_back_the_admins_file_over_ssh(
+    tmp_path: Path, spec: Path, ssh_server: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    shutil.copy(ssh_server.key_file, home / ".ssh" / "id_ed25519")
+    shutil.copy(ssh_server.known_hosts, home / ".ssh" / "known_hosts")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    root = tmp_path / "www"
+    _publish_over_the_admins_page_and_take_it_down(spec, f"{ssh_server.target}:{root}", root, [])

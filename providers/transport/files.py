@@ -232,7 +232,7 @@ def write_script(writes: Sequence[FileWrite], marker: str) -> str:
     undo = []
     for i, w in changing:
         path = q(w.path)
-        if w.removes_all:
+        if not w.undoable:
             continue  # nothing kept to put back
         if w.expected is not None:
             undo.append(f'[ -z "${{r{i}:-}}" ] || mv -f -- {path}"$B" {path}')
@@ -267,10 +267,12 @@ def write_script(writes: Sequence[FileWrite], marker: str) -> str:
         if w.removes_all:
             out.append(f'err=$(rm -f -- {path} {path}"$B" 2>&1) || fail {i} "$err"')
             continue
-        if w.expected is not None:
+        if w.expected is not None and w.keep_backup:
             out.append(f'backup {path} || fail {i} "cannot keep a backup"')
         if w.content is not None:
             out.append(f'err=$(mv -f -- "$t{i}" {path} 2>&1) || fail {i} "$err"; r{i}=1')
+            if not w.keep_backup:
+                out.append(f'rm -f -- {path}"$B"')
         else:
             out.append(f'err=$(rm -f -- {path} 2>&1) || fail {i} "$err"; r{i}=1')
     out.append("say DONE")

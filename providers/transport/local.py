@@ -265,9 +265,11 @@ class _FileSystemTransport:
             if temp is not None:
                 directory, temp_name = temp
                 name = posixpath.basename(self._checked(write.path))
-                if existed:
+                if existed and write.keep_backup:
                     _keep_backup(directory, name)
                 directory.rename(temp_name, name)
+                if not write.keep_backup:
+                    directory.unlink(name + BACKUP_SUFFIX)
                 directory.fsync()
             else:
                 opened, name = self._open_parent(write.path, create=False)
@@ -280,7 +282,7 @@ class _FileSystemTransport:
                     opened.fsync()
         except OSError as exc:
             raise ProviderError(f"{self.ref}: cannot replace {write.path}: {exc.strerror}") from exc
-        if not write.removes_all:
+        if write.undoable:
             self._last_writes[write.path] = _Undo(write.path, existed)
 
     def restore_backups(self, paths: Sequence[str]) -> None:

@@ -43,9 +43,9 @@ class FileWrite:
     ``expected`` is the content the plan saw (None: the file must not exist); when the file
     holds anything else, nothing at all is written and StalePlanError is raised.
     ``content`` None deletes the file. The old file is kept as ``path + BACKUP_SUFFIX``,
-    unless ``keep_backup`` is False on a delete: then the file goes with any backup of it
-    (a page taken down from a web root leaves no copy there), and ``restore_backups``
-    cannot bring it back.
+    unless ``keep_backup`` is False: then no copy of the old file stays, and any backup of
+    it goes too (a page taken down from a web root leaves no copy there), so
+    ``restore_backups`` cannot bring an old file back.
     """
 
     path: str
@@ -58,6 +58,11 @@ class FileWrite:
     def removes_all(self) -> bool:
         """A delete that leaves no backup behind."""
         return self.content is None and not self.keep_backup
+
+    @property
+    def undoable(self) -> bool:
+        """``restore_backups`` can undo it: a backup is kept, or there was no old file."""
+        return self.keep_backup or self.expected is None
 
 
 BACKUP_SUFFIX = ".sipctl.bak"

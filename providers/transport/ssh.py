@@ -469,9 +469,7 @@ class SshTransport:
                 f"check the files and their {'.sipctl.bak'} copies on the host"
             )
         self._last_writes = {
-            w.path: w.expected is not None
-            for w in writes
-            if w.content != w.expected and not w.removes_all
+            w.path: w.expected is not None for w in writes if w.content != w.expected and w.undoable
         }
 
     def restore_backups(self, paths: Sequence[str]) -> None:
