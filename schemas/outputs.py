@@ -370,6 +370,33 @@ def verify_schema() -> dict[str, Any]:
             "statuses": {"type": "object"},
         },
     }
+    phone = {
+        "type": "object",
+        "required": ["extension", "state", "why"],
+        "additionalProperties": False,
+        "properties": {
+            "extension": {"type": "string"},
+            "state": {"enum": ["rings", "unavailable", "unknown"]},
+            "why": {"type": "string"},
+        },
+    }
+    name = {
+        "type": "object",
+        "required": ["name", "kind", "state", "why", "phones"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {"enum": ["extension", "ring group", "room"]},
+            "state": {
+                "enum": ["rings", "unavailable", "wrong", "unknown", "open"],
+                "description": "what a caller gets now: a phone rings; unavailable (the "
+                "unavailable sound; why: no endpoint, not registered, unreachable); wrong "
+                "(not routed as declared); a room: open",
+            },
+            "why": {"type": "string"},
+            "phones": {"type": "array", "items": phone, "description": "a ring group's each"},
+        },
+    }
     return {
         "$schema": _SCHEMA,
         "title": f"sipctl verify, format {FORMAT_VERSION}",
@@ -393,6 +420,11 @@ def verify_schema() -> dict[str, Any]:
                 "type": "object",
                 "additionalProperties": {"type": "string"},
                 "description": "transport -> how a guest call's media travels (SRTP or not)",
+            },
+            "names": {
+                "type": "array",
+                "items": name,
+                "description": "per declared name, from the live PBX (no phone rings)",
             },
             "ok": {"type": "boolean", "description": "false: exit code 1"},
         },

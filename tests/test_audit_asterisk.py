@@ -321,3 +321,59 @@ def test_a_stock_pbx_applied_leaks_no_version_and_an_unmanaged_one_is_low(
         apply_spec(applied)
         asterisk.rx("module reload res_pjsip.so")
     assert (asterisk.config_dir / "pjsip.conf").read_text() == pjsip
+
+
+def test_verify_says_per_name_what_a_caller_gets_and_rings_no_phone(
+    asterisk: AsteriskInstance, applied: Path, bind: BindServer, zone: str, tmp_path: Path,
+    phones: dict[str, Phone], capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """director (105, a static contact that answers OPTIONS) rings; alex (106, no contact)
+    is unavailable: not registered; the ring group team rings through 101 although 107 has
+    no endpoint; then 106's contact points at a dead port: unreachable. verify sends OPTIONS
+    only: no phone gets an INVITE."""
+    from sipctl.reconciler.verify.run import run_verify
+    from sipctl.schemas.outputs import verify_schema
+
+    global USERS
+    saved, USERS = USERS, {"director": "105", "alex": "106", "team": {"ring": ["101", "107"]}}
+    try:
+        spec = _spec(tmp_path, bind, zone, asterisk)
+    finally:
+        USERS = saved
+    pjsip = (asterisk.config_dir / "pjsip.conf").read_text()
+    port_106 = phones["106"].sock.getsockname()[1]
+    contact_106 = f"contact=sip:106@127.0.0.1:{port_106}\n"
+    assert contact_106 in pjsip
+    before = {ext: len(p.invites) for ext, p in phones.items()}
+    asterisk.write_admin_file("pjsip.conf", pjsip.replace(contact_106, ""))
+    asterisk.rx("module reload res_pjsip.so")
+    try:
+        apply_spec(spec)
+        assert run(["verify", "-f", str(spec), "--nameserver", bind.server, "--json"]) == 0
+        [domain] = json.loads(capsys.readouterr().out)["domains"]
+        data = domain["verify"]
+        jsonschema.validate(data, verify_schema())
+        names = {n["name"]: n for n in data["names"]}
+        assert names["director"]["state"] == "rings", names
+        assert "answers OPTIONS" in names["director"]["why"]
+        assert names["alex"]["state"] == "unavailable", names
+        assert "not registered" in names["alex"]["why"]
+        team = names["team"]
+        assert team["kind"] == "ring group" and team["state"] == "rings", team
+        assert [(p["extension"], p["state"]) for p in team["phones"]] == [
+            ("101", "rings"), ("107", "unavailable")
+        ]  # fmt: skip
+        assert "no endpoint 107" in team["phones"][1]["why"]
+        dead = pjsip.replace(contact_106, f"contact=sip:106@127.0.0.1:{_free_udp_port()}\n")
+        asterisk.write_admin_file("pjsip.conf", dead)
+        asterisk.rx("module reload res_pjsip.so")
+        report = run_verify(load_spec(spec), bind.server, 2.0)
+        text = report.to_text()
+        alex = next(n for n in report.names if n["name"] == "alex")
+        assert alex["state"] == "unavailable" and "unreachable" in alex["why"], text
+        assert "callers of alex hear the unavailable sound" in text, text
+    finally:
+        asterisk.write_admin_file("pjsip.conf", pjsip)
+        asterisk.rx("module reload res_pjsip.so")
+        apply_spec(applied)
+    assert {ext: len(p.invites) for ext, p in phones.items()} == before

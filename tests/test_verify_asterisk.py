@@ -140,6 +140,8 @@ def test_a_name_missing_from_the_guest_dialplan_is_named(
         configure(pbx)
     assert report.defect_codes() == ["user-not-reachable", "user-not-reachable"]
     assert all("sip:alex" in d.message and "404" in d.message for d in report.defects)
+    states = {n["name"]: n["state"] for n in report.names}
+    assert states["alex"] == "wrong", report.to_text()
 
 
 def test_not_found_mode_with_a_catch_all_is_named(

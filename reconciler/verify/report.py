@@ -93,6 +93,7 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     wss: list[dict[str, Any]] = field(default_factory=list)  # WssResult.to_json() of each
     media: dict[str, str] = field(default_factory=dict)  # transport -> media_encryption()
+    names: list[dict[str, Any]] = field(default_factory=list)  # NameState.to_json() of each
 
     @property
     def ok(self) -> bool:
@@ -113,6 +114,7 @@ class VerifyReport:
             "notes": list(self.notes),
             "wss": list(self.wss),
             "media": dict(self.media),
+            "names": list(self.names),
             "ok": self.ok,
         }
 
@@ -471,6 +473,11 @@ def render_text(data: dict[str, Any]) -> str:
         out.append(f"media over {transport}: {how}")
     if data.get("media"):
         out.append("")
+    if data.get("names"):
+        from sipctl.reconciler.verify.names import render_names
+
+        out += render_names(data["names"])
+        out.append("")
     for note in data["notes"]:
         out.append(f"note: {note}")
     if data["defects"]:
@@ -478,7 +485,13 @@ def render_text(data: dict[str, Any]) -> str:
         for d in data["defects"]:
             out.append(f"  - [{d['code']}] {d['message']}")
     failed = sum(1 for p in data["probes"] if not p["ok"])
-    if data["ok"]:
+    silent = [n["name"] for n in data.get("names", []) if n["state"] == "unavailable"]
+    if data["ok"] and silent:
+        out.append(
+            f"verify: OK: {len(data['probes'])} probes answered as expected; callers of "
+            f"{', '.join(silent)} hear the unavailable sound now (no phone answers)"
+        )
+    elif data["ok"]:
         out.append(f"verify: OK: {len(data['probes'])} probes answered as expected")
     else:
         out.append(

@@ -117,7 +117,103 @@ def run_verify(
         report.probes = [ProbeCheck(ep, e, r) for (ep, e), r in zip(jobs, results, strict=True)]
     report.defects += probe_defects(report.probes, ban_states(loaded, report.probes, log))
     _check_certificates(loaded, report, timeout, log)
+    _check_names(loaded, report, timeout, log)
     return report
+
+
+MAX_PHONES = 500  # extensions read per verify (one CLI command each, in one round trip)
+
+
+def _check_names(
+    loaded: LoadedSpec, report: VerifyReport, timeout: float, log: Callable[[str], None]
+) -> None:
+    """What a caller of each declared name gets now, from the live PBX (read-only) and
+    OPTIONS to the contacts nobody qualifies: no phone rings (``names.py``)."""
+    from sipctl.errors import SipctlError
+    from sipctl.providers.asterisk.cli import query_rx
+    from sipctl.providers.asterisk.phones import PhoneFacts, read_phones
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler.verify.names import (
+        contact_target,
+        name_states,
+        needs_options,
+        phone_state,
+    )
+
+    spec = loaded.spec
+    section = spec.asterisk
+    if section is None or section.ensure == "absent" or not (spec.users or spec.rooms):
+        return
+    if section.channel != "pjsip":
+        report.notes.append("channel sip: the phones behind the names are not read")
+        return
+    users = {
+        name: list((t,) if isinstance(t, str) else t.extensions()) for name, t in spec.users.items()
+    }
+    extensions = list(dict.fromkeys(e for exts in users.values() for e in exts))
+    if len(extensions) > MAX_PHONES:
+        report.notes.append(f"the phones of the first {MAX_PHONES} extensions were read")
+        extensions = extensions[:MAX_PHONES]
+    log(f"reading {len(extensions)} phone(s) through the asterisk target")
+    ctx = RunContext(base_dir=loaded.base_dir)
+    facts: dict[str, PhoneFacts | None] = {}
+    confbridge: bool | None = None
+    try:
+        transport = ctx.transports.get(section.target, section.ssh)
+        if not transport.can_run:
+            report.notes.append("asterisk.target is a directory: the phones are not read")
+            return
+        facts = read_phones(transport, section.command, extensions)
+        if spec.rooms:
+            (module,) = query_rx(transport, section.command, ["module show like app_confbridge"])
+            confbridge = module.ok and any(
+                "Running" in line and "Not Running" not in line
+                for line in module.output.splitlines()
+            )
+    except SipctlError as exc:
+        report.notes.append(f"the phones could not be read: {exc.message}")
+        return
+    finally:
+        ctx.close()
+    asks = {
+        c.uri: target
+        for f in facts.values()
+        if f is not None
+        for c in f.contacts
+        if needs_options(c) and (target := contact_target(c.uri)) is not None
+    }
+    answered: dict[str, bool] = {}
+    if asks:
+        log(f"OPTIONS to {len(asks)} contact(s) nobody qualifies")
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_PROBES, len(asks))) as pool:
+            results = pool.map(
+                lambda item: probe(
+                    item[1].address, item[1].port, item[1].transport, "sipctl-verify",
+                    item[1].address, timeout=min(timeout, 2.0),
+                ),
+                asks.items(),
+            )  # fmt: skip
+            answered = {uri: r.status is not None for uri, r in zip(asks, results, strict=True)}
+    phones = {ext: phone_state(ext, facts.get(ext), answered) for ext in extensions}
+    ring_groups = frozenset(n for n, t in spec.users.items() if not isinstance(t, str))
+    states = name_states(users, ring_groups, list(spec.rooms), phones, _routed(report), confbridge)
+    # a wrong name is already a defect of its probes (user-not-reachable)
+    report.names = [s.to_json() for s in states]
+
+
+def _routed(report: VerifyReport) -> dict[str, str | None]:
+    """Per declared name: None when a probe got a declared name's answer, else what came
+    (only names that got some other answer: silence is the targets' defect)."""
+    found: dict[str, str | None] = {}
+    for check in report.probes:
+        if check.expectation.role != "user":
+            continue
+        name, result = check.expectation.user, check.result
+        if check.ok:
+            found[name] = None
+        elif name not in found and result.status is not None:
+            found[name] = f"{result.status} {result.reason}".strip()
+    return found
 
 
 def ban_states(

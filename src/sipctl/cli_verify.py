@@ -43,7 +43,11 @@ def verify_command(
     ] = 0,
 ) -> None:
     """Resolve the domain as a SIP client does (RFC 3263: NAPTR, SRV, A/AAAA) and probe every
-    target with SIP OPTIONS: each declared user must answer 200. Read-only: no call is placed.
+    target with SIP OPTIONS: each declared user must answer 200. Then, per name, what a
+    caller gets now: a phone rings (its endpoint has a contact that answers), unavailable
+    (why: no endpoint, not registered, unreachable), or wrong; each phone of a ring group; a
+    room's state. Read through the asterisk target; no call is placed, no phone rings.
+    A banned verifier is told so (fail2ban), with the unban command.
     """
     # Late imports: cli.py imports this module, and a command's imports stay off --help.
     from sipctl.cli_common import load_checked as _load

@@ -1,0 +1,161 @@
+"""What a caller of each declared name gets now: the phone rings, it is unavailable, or the
+name is wrong. Pure: the facts come from ``run.py`` (the live PBX through the asterisk target,
+and OPTIONS to contacts nobody qualifies); no phone ever rings.
+
+- a phone **rings** when its endpoint has a contact Asterisk would call that answers: a
+  contact Asterisk qualifies as ``Avail``, or an unqualified one (``NonQual``: a static
+  ``contact=`` or a registration without qualify) that answered sipctl's OPTIONS;
+- it is **unavailable** when there is no endpoint of that name, no contact (not registered),
+  or its contacts do not answer (unreachable); the caller then hears the unavailable sound;
+- a name is **wrong** when the PBX does not route it as declared (its OPTIONS probe did
+  not get the answer a declared name gets).
+
+A ring group rings when one of its phones (or its fallback) does. A room is open when its
+name is routed and ConfBridge runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sipctl.providers.asterisk.phones import Contact, PhoneFacts
+
+State = Literal["rings", "unavailable", "wrong", "unknown", "open"]
+_URI = re.compile(
+    r"sips?:(?:[^@;]*@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^:;>]+)(?::(?P<port>\d+))?(?P<params>;[^>]*)?"
+)
+
+
+@dataclass(frozen=True)
+class ContactTarget:
+    """Where an OPTIONS to a contact goes: the contact URI's host, port and transport."""
+
+    address: str
+    port: int
+    transport: str
+
+
+def contact_target(uri: str) -> ContactTarget | None:
+    """``sip:105@127.0.0.1:5070;transport=tcp`` -> (127.0.0.1, 5070, tcp); None if odd."""
+    match = _URI.match(uri)
+    if match is None:
+        return None
+    params = (match["params"] or "").lower()
+    transport = "tcp" if ";transport=tcp" in params else "udp"
+    if uri.startswith("sips:") or ";transport=tls" in params:
+        transport = "tls"
+    default = 5061 if transport == "tls" else 5060
+    host = match["host"].strip("[]")
+    return ContactTarget(host, int(match["port"] or default), transport)
+
+
+def needs_options(contact: Contact) -> bool:
+    """Asterisk does not know whether this contact answers (nobody qualifies it)."""
+    return contact.status in ("NonQual", "Unknown", "Created")
+
+
+@dataclass(frozen=True)
+class PhoneState:
+    extension: str
+    state: State
+    why: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"extension": self.extension, "state": self.state, "why": self.why}
+
+
+@dataclass(frozen=True)
+class NameState:
+    name: str
+    kind: Literal["extension", "ring group", "room"]
+    state: State
+    why: str
+    phones: tuple[PhoneState, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "state": self.state,
+            "why": self.why,
+            "phones": [p.to_json() for p in self.phones],
+        }
+
+
+def phone_state(
+    extension: str, facts: PhoneFacts | None, answered: Mapping[str, bool]
+) -> PhoneState:
+    """One extension's phone; ``answered``: contact URI -> it answered sipctl's OPTIONS."""
+    if facts is None:
+        return PhoneState(extension, "unknown", "Asterisk could not say (pjsip show endpoint)")
+    if not facts.exists:
+        return PhoneState(extension, "unavailable", f"no endpoint {extension} on the PBX")
+    if not facts.contacts:
+        return PhoneState(extension, "unavailable", "not registered (no contact)")
+    for contact in facts.contacts:
+        if contact.status == "Avail":
+            return PhoneState(extension, "rings", f"{contact.uri} is reachable (qualified)")
+        if needs_options(contact) and answered.get(contact.uri):
+            return PhoneState(extension, "rings", f"{contact.uri} answers OPTIONS")
+    uris = ", ".join(f"{c.uri} ({_status_words(c, answered)})" for c in facts.contacts)
+    return PhoneState(extension, "unavailable", f"unreachable: {uris}")
+
+
+def _status_words(contact: Contact, answered: Mapping[str, bool]) -> str:
+    if needs_options(contact):
+        return "no answer to OPTIONS" if contact.uri in answered else "not asked"
+    return f"qualify: {contact.status}"
+
+
+def name_states(
+    users: Mapping[str, Sequence[str]],
+    ring_groups: frozenset[str],
+    rooms: Sequence[str],
+    phones: Mapping[str, PhoneState],
+    routed: Mapping[str, str | None],
+    confbridge_running: bool | None,
+) -> list[NameState]:
+    """Every declared name. ``users``: name -> its extensions (ring, then fallback);
+    ``routed``: name -> None when its probes got a declared name's answer, else what came."""
+    found: list[NameState] = []
+    for name, extensions in sorted(users.items()):
+        kind: Literal["extension", "ring group"] = (
+            "ring group" if name in ring_groups else "extension"
+        )
+        own = tuple(phones[e] for e in extensions if e in phones)
+        wrong = routed.get(name)
+        if wrong is not None:
+            found.append(NameState(name, kind, "wrong", f"the PBX answers {wrong}", own))
+            continue
+        ringing = [p for p in own if p.state == "rings"]
+        if ringing:
+            why = ", ".join(f"{p.extension} rings: {p.why}" for p in ringing)
+            found.append(NameState(name, kind, "rings", why, own))
+        elif own and all(p.state == "unavailable" for p in own):
+            why = "; ".join(f"{p.extension}: {p.why}" for p in own)
+            found.append(NameState(name, kind, "unavailable", why, own))
+        else:
+            found.append(NameState(name, kind, "unknown", "the PBX could not say", own))
+    for room in sorted(rooms):
+        wrong = routed.get(room)
+        if wrong is not None:
+            found.append(NameState(room, "room", "wrong", f"the PBX answers {wrong}"))
+        elif confbridge_running is False:
+            found.append(NameState(room, "room", "unavailable", "ConfBridge is not running"))
+        else:
+            found.append(NameState(room, "room", "open", "routed to its conference room"))
+    return found
+
+
+def render_names(names: Sequence[dict[str, Any]]) -> list[str]:
+    """The text lines of ``NameState.to_json()`` items."""
+    lines = ["What a caller of each name gets now:"]
+    for item in names:
+        lines.append(f"  {item['name']} ({item['kind']}): {item['state']}: {item['why']}")
+        if item["kind"] == "ring group":
+            for phone in item["phones"]:
+                lines.append(f"      {phone['extension']}: {phone['state']}: {phone['why']}")
+    return lines
