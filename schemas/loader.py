@@ -449,6 +449,14 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
     )
 
 
+def build_spec_model() -> None:
+    """Build the spec's validator now (pydantic builds it at the first validation, see
+    spec.py's defer_build): a process that forks workers builds it once for all of them."""
+    from sipctl.schemas.spec import Spec
+
+    Spec.model_rebuild()
+
+
 def _spec_of(data: dict[Any, Any], source: str, positions: SpecPositions) -> Spec:
     """The Spec of ``data``, validated by the models, every problem worded with where it is."""
     from pydantic import ValidationError

@@ -98,6 +98,9 @@ def plan_forked(
 ) -> tuple[list[Domain], set[str]]:
     """``multi.plan_only`` over ``workers`` forked processes."""
     global _FORKED
+    from sipctl.schemas.loader import build_spec_model
+
+    build_spec_model()  # once here, not once per worker (they inherit it)
     domains = [Domain(path) for path in paths]
     context = multiprocessing.get_context("fork")
     started: list[_Worker] = []
