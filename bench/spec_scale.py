@@ -7,7 +7,8 @@ peak RSS of the process.
 
 Run: ``python bench/spec_scale.py`` (``--sizes 10000,50000``; ``--against REV`` also
 measures the sipctl of git revision REV, run by run paired with this one on the same specs
-and live state, and says whether both print the same plans).
+(REV's example, which both know), each against the state its own apply made, and says
+whether both print the same plans).
 
 Measured on 2 cores at load about 1, best of 2 (before -> after the start-up and spec work):
 10,000 users validate 1.11 -> 0.66 s, no-op plan 1.85 -> 1.33 s, plan +1 user 2.87 -> 1.42 s
@@ -45,9 +46,9 @@ from measure import (
 )
 
 
-def spec_text(users: int) -> str:
+def spec_text(users: int, example_file: Path = REPO / "examples" / "mysite.yaml") -> str:
     """The README's example spec with ``users`` more users."""
-    example = (REPO / "examples" / "mysite.yaml").read_text()
+    example = example_file.read_text()
     head, rest = example.split("\nusers:\n", 1)
     lines = "".join(f"  user{i}: {100000 + i}\n" for i in range(users))
     return f"{head}\nusers:\n{lines}{rest}"
@@ -65,24 +66,35 @@ COMMANDS = {
 
 
 def measure_size(
-    size: int, home: Path, pythons: dict[str, Path], runs: int
+    size: int, work: Path, pythons: dict[str, Path], runs: int, example: Path
 ) -> list[dict[str, str]]:
-    """One row per sipctl: each command's best run, the runs of the sipctls alternating."""
-    (home / "sipctl.yaml").write_text(spec_text(size))
-    (home / "more.yaml").write_text(spec_text(size + 1))
-    first = next(iter(pythons))
-    setup = run_measured([str(pythons[first]), "-m", "sipctl", "apply", "--auto-approve"], cwd=home)
-    assert setup.returncode == 0, "the bench spec must apply"
+    """One row per sipctl: each command's best run, the runs of the sipctls alternating.
+    Each sipctl plans in a directory of its own, against the state its own apply made (what
+    an apply writes may differ between revisions)."""
+    homes = {label: work / f"users{size}-{n}" for n, label in enumerate(pythons)}
+    for label, home in homes.items():
+        home.mkdir()
+        (home / "sipctl.yaml").write_text(spec_text(size, example))
+        (home / "more.yaml").write_text(spec_text(size + 1, example))
+        setup = run_measured(
+            [str(pythons[label]), "-m", "sipctl", "apply", "--auto-approve"], cwd=home
+        )
+        assert setup.returncode == 0, f"the bench spec must apply ({label})"
     samples: dict[tuple[str, str], list[Sample]] = {}
     for command, argv in COMMANDS.items():
         for _ in range(runs):
             for label, python in pythons.items():
-                sample = run_measured([str(python), "-m", "sipctl", *argv], cwd=home)
+                sample = run_measured([str(python), "-m", "sipctl", *argv], cwd=homes[label])
                 samples.setdefault((label, command), []).append(sample)
+
+    def shown(label: str, command: str) -> str:  # the output, its directory named alike
+        return samples[(label, command)][0].stdout.replace(str(homes[label]), "HOME")
+
+    first = next(iter(pythons))
     rows = []
     for label in pythons:
         validate, noop, one = (best(samples[(label, c)]) for c in COMMANDS)
-        assert noop.returncode == 0, "a plan of an applied spec must have no changes"
+        assert noop.returncode == 0, f"a plan of an applied spec must have no changes ({label})"
         rows.append(
             {
                 "users": f"{size:,}",
@@ -92,12 +104,7 @@ def measure_size(
                 "no-op RSS": f"{noop.rss_mb:.0f} MB",
                 "plan +1 user": f"{one.cpu:.2f} s",
                 "+1 plan lines": str(one.stdout.split("\nPlan:")[0].count("\n") + 1),
-                "same plans": str(
-                    all(
-                        samples[(label, c)][0].stdout == samples[(first, c)][0].stdout
-                        for c in COMMANDS
-                    )
-                ),
+                "same plans": str(all(shown(label, c) == shown(first, c) for c in COMMANDS)),
             }
         )
     return rows
@@ -115,17 +122,18 @@ def main() -> int:
     try:
         if tree is not None:
             pythons[args.against] = installed_sipctl(work / "rev", tree)
+        # With --against, REV's example: a spec both sipctls know (a newer one may use keys
+        # REV does not have).
+        example = (tree if tree is not None else REPO) / "examples" / "mysite.yaml"
         rows = []
         for size in (int(s) for s in args.sizes.split(",")):
-            home = work / f"users{size}"
-            home.mkdir()
-            rows += measure_size(size, home, pythons, args.runs)
+            rows += measure_size(size, work, pythons, args.runs, example)
     finally:
         if tree is not None:
             remove_checkout(tree)
     print_table(rows)
     print("\ncpu seconds (user + system) of the best of", args.runs, "runs")
-    print("same plans: the human output of each command is the first sipctl's, byte for byte")
+    print("same plans: each command prints what the first sipctl prints, byte for byte")
     return 0
 
 
