@@ -62,6 +62,65 @@ VIDEOS = (
 )
 
 
+def content_security_policy(spec: Spec, *, meta: bool = False) -> str:
+    """The page's Content-Security-Policy: its own files, the PBX's ``wss://`` URL and
+    nothing else. ``frame-ancestors 'none'`` (no other site may frame the page and trick a
+    visitor into calling) works only as an HTTP header, which is why the page's ``<meta>``
+    leaves it out and ``server_snippets`` sends the whole policy."""
+    policy = [
+        "default-src 'self'",
+        f"connect-src {server_url(spec) or chr(39) + 'none' + chr(39)}",
+        "media-src 'self' blob: mediastream:",
+        "img-src 'self' data:",
+        "base-uri 'none'",
+        "form-action 'none'",
+    ]
+    if not meta:
+        policy.append("frame-ancestors 'none'")
+    return "; ".join(policy)
+
+
+# Headers a web server sends with the page: the policy above, and the same "no framing"
+# for browsers that predate frame-ancestors.
+def _headers(spec: Spec) -> list[tuple[str, str]]:
+    return [
+        ("Content-Security-Policy", content_security_policy(spec)),
+        ("X-Frame-Options", "DENY"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+    ]
+
+
+SERVER_DIR = "server"  # under render's webrtc/: not part of the page, never published
+
+
+def server_snippets(spec: Spec) -> dict[str, str]:
+    """``server/nginx.conf`` and ``server/apache.conf``: the page's HTTP headers, to include
+    where the web server serves the page (a ``location`` of nginx, a ``<Directory>`` or
+    ``<Location>`` of Apache with mod_headers)."""
+    headers = _headers(spec)
+    where = spec.webrtc.publish if spec.webrtc is not None and spec.webrtc.publish else None
+    about = f" (published to {where})" if where else ""
+    nginx = [
+        f"# sipctl: HTTP headers of the click-to-call page of {spec.domain}{about}.",
+        "# Include this file in the nginx location that serves the page, e.g.",
+        "#   location /call/ { include /etc/nginx/snippets/sipctl-call.conf; }",
+        "# (nginx drops a server's add_header lines in a location that has its own.)",
+        *(f'add_header {name} "{value}" always;' for name, value in headers),
+    ]
+    apache = [
+        f"# sipctl: HTTP headers of the click-to-call page of {spec.domain}{about}.",
+        "# Include this file in the <Directory> or <Location> that serves the page, e.g.",
+        "#   <Directory /var/www/html/call> Include /etc/apache2/sipctl-call.conf </Directory>",
+        "# It needs mod_headers (a2enmod headers).",
+        *(f'Header always set {name} "{value}"' for name, value in headers),
+    ]
+    return {
+        f"{SERVER_DIR}/nginx.conf": "\n".join(nginx) + "\n",
+        f"{SERVER_DIR}/apache.conf": "\n".join(apache) + "\n",
+    }
+
+
 def index_html(spec: Spec) -> str:
     server = server_url(spec) or ""
     title = spec.webrtc.page.title if spec.webrtc is not None else "Call us"
@@ -79,7 +138,8 @@ def index_html(spec: Spec) -> str:
         "videos": VIDEOS if video else "",
         "title": html.escape(title),
         "server": html.escape(server),
-        "csp_connect": html.escape(server or "'none'"),
+        # the attribute is in double quotes; the policy's own quotes are single ones
+        "csp": html.escape(content_security_policy(spec, meta=True), quote=False),
         "domain": html.escape(spec.domain),
         "from_uri": html.escape(f"sip:guest@{webrtc_from_host(spec.domain)}"),
         "buttons": buttons,
@@ -106,7 +166,7 @@ def webrtc_artefacts(spec: Spec) -> dict[str, str]:
     """Files for ``sipctl render --dir`` (written under webrtc/)."""
     if spec.webrtc is None or spec.transports.wss is None:
         return {}
-    return page_files(spec)
+    return {**page_files(spec), **server_snippets(spec)}
 
 
 RECORD_ADDRESS = Address(LAYER, "record", "published page")
