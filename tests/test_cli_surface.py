@@ -126,7 +126,7 @@ def test_shell_completion_script_is_offered() -> None:
 
 
 def test_a_directory_of_specs_takes_only_specs(tmp_path: Path) -> None:
-    from sipctl.reconciler.gitops.multi import spec_paths
+    from sipctl.reconciler.gitops.spec_files import spec_paths
 
     spec = "version: 1\ndomain: {}\n"
     (tmp_path / "a.yaml").write_text(spec.format("a.example.com"))

@@ -14,7 +14,8 @@ import pytest
 from fixtures.bind import SECRET_ENV, BindServer, dns_spec
 
 from sipctl.errors import SpecError
-from sipctl.reconciler.gitops.multi import Domain, parse_shard, shard_key, take_shard
+from sipctl.reconciler.gitops.multi import Domain
+from sipctl.reconciler.gitops.shards import parse_shard, shard_key, take_shard
 
 pytestmark = [pytest.mark.bind, pytest.mark.slow]
 

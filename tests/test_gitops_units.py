@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from sipctl.errors import SpecError
+from sipctl.reconciler.gitops.domain_report import exit_code, summary_table
 from sipctl.reconciler.gitops.importer import dns_section, parse_asterisk, spec_yaml
 from sipctl.reconciler.gitops.locking import Holder, new_holder, parse_duration
-from sipctl.reconciler.gitops.multi import Domain, Progress, exit_code, summary_table
+from sipctl.reconciler.gitops.multi import Domain, Progress
 from sipctl.schemas.loader import load_spec_text
 
 

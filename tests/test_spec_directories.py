@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sipctl.cli import run
-from sipctl.reconciler.gitops.multi import skip_reason, spec_keys
+from sipctl.reconciler.gitops.spec_files import skip_reason, spec_keys
 
 
 def _spec(domain: str) -> str:

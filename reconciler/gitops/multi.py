@@ -7,14 +7,15 @@ others' plans. Before anything is applied, the specs are checked against each ot
 specs that claim the same DNS name, or the same host layer (firewall, fail2ban, Asterisk
 files) with different contents, are refused. Domains are applied by a bounded pool of
 workers, each under its own locks (see ``guarded``).
+
+Which files are specs: ``spec_files``; who takes which share: ``shards``; what is reported
+at the end: ``domain_report``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
-import re
 import sys
 import threading
 import time
@@ -22,11 +23,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from sipctl.errors import EXIT_ERROR, EXIT_REFUSED, RefusedError, SipctlError, SpecError
+from sipctl.errors import RefusedError, SipctlError, SpecError
 from sipctl.reconciler.envelope import plan_status
 from sipctl.reconciler.gitops.locking import install_interrupts, restore_handlers
+from sipctl.reconciler.gitops.shards import shard_key, take_shard
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -37,9 +39,7 @@ if TYPE_CHECKING:
     from sipctl.reconciler.resources import Resource
     from sipctl.schemas.loader import LoadedSpec
 
-SPEC_SUFFIXES = (".yaml", ".yml")
 MAX_PARALLEL = 64
-MAX_SPEC_SNIFF = 1_000_000  # the loader's own limit on a spec's size
 
 
 @dataclass
@@ -79,103 +79,6 @@ class Domain:
         self.message = "\n".join(problems) if problems else exc.message
 
 
-@dataclass(frozen=True)
-class Skipped:
-    """A file of a ``-f DIR`` directory that is not planned, and why (always said)."""
-
-    path: Path
-    reason: str
-
-
-@dataclass(frozen=True)
-class SpecSelection:
-    """What ``-f`` named: the spec files to load, and the files of its directories that are
-    no specs, each with the reason."""
-
-    paths: list[Path]
-    skipped: list[Skipped]
-
-
-def select_specs(paths: Sequence[Path]) -> SpecSelection:
-    """The spec files named: files as given, directories expanded to the files in them that
-    look like specs (see ``skip_reason``); every other file there is named in ``skipped``.
-
-    A file that looks like a spec is loaded, so a broken one is an error of the run, never
-    skipped: a customer's change that does not load must not go unnoticed."""
-    found: list[Path] = []
-    skipped: list[Skipped] = []
-    for path in paths:
-        if not path.is_dir():
-            found.append(path)
-            continue
-        inside: list[Path] = []
-        for entry in sorted(path.iterdir()):
-            reason = skip_reason(entry)
-            if reason is None:
-                inside.append(entry)
-            else:
-                skipped.append(Skipped(entry, reason))
-        if not inside:
-            said = "".join(f"\n  {s.path}: {s.reason}" for s in skipped if s.path.parent == path)
-            raise SpecError(
-                f"{path}: no sipctl specs in this directory (*.yaml or *.yml with a top-level "
-                f"key of a spec: {', '.join(spec_keys())}){said}"
-            )
-        found.extend(inside)
-    unique: dict[Path, Path] = {}
-    for spec in found:
-        unique.setdefault(spec.resolve(), spec)
-    return SpecSelection(list(unique.values()), skipped)
-
-
-def spec_paths(paths: Sequence[Path]) -> list[Path]:
-    """The spec files named (``select_specs`` without the skipped files)."""
-    return select_specs(paths).paths
-
-
-def spec_keys() -> list[str]:
-    """The top-level keys of a spec, from the spec's model."""
-    from sipctl.schemas.messages import known_keys
-
-    return known_keys(())
-
-
-_TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)[ \t]*:(.*)$")
-
-
-def skip_reason(path: Path) -> str | None:
-    """Why a file of a ``-f DIR`` directory is not a spec (None: it is one, or looks like
-    one and is loaded so that its errors are seen).
-
-    A ``*.yaml``/``*.yml`` file looks like a spec when one of its top-level keys is a key of
-    a spec (``domain``, ``users``, ``dns``, ...); ``version`` alone counts only as
-    ``version: 1``, since other YAML (docker-compose.yml) has a ``version`` of its own."""
-    if path.is_dir():
-        return "a directory (sipctl does not look into subdirectories)"
-    if path.name.startswith("."):
-        return "a dotfile (CI files like .gitlab-ci.yml live there)"
-    if path.suffix not in SPEC_SUFFIXES:
-        return "not *.yaml or *.yml"
-    if not path.is_file():
-        return "not a regular file"
-    try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            head = handle.read(MAX_SPEC_SNIFF)
-    except OSError:
-        return None  # let the loader say what is wrong with it
-    top: dict[str, str] = {}
-    for line in head.splitlines():
-        match = _TOP_KEY.match(line)
-        if match is not None:
-            top.setdefault(match[1], match[2].split("#", 1)[0].strip().strip("'\""))
-    keys = set(spec_keys())
-    if set(top) & (keys - {"version"}) or top.get("version") == "1":
-        return None
-    if not top:
-        return "no top-level keys (empty, or not a YAML mapping)"
-    return f"none of its top-level keys ({', '.join(sorted(top))}) is a key of a sipctl spec"
-
-
 def load_all(paths: Sequence[Path], load: Callable[[Path], LoadedSpec]) -> list[Domain]:
     """Load every spec and find its claims; a spec that does not load is marked, the others
     go on."""
@@ -202,20 +105,6 @@ def claim(domain: Domain) -> None:
     domain.claims, domain.rendered = claims_of(domain.loaded)
 
 
-def plan_paths(paths: Sequence[Path]) -> list[Path]:
-    """Saved plan files: files as given, directories expanded to their *.json."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            inside = sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file())
-            if not inside:
-                raise SpecError(f"{path}: no saved plans (*.json) in this directory")
-            found.extend(inside)
-        else:
-            found.append(path)
-    return found
-
-
 def load_saved(paths: Sequence[Path], read: Callable[[Path], Plan]) -> list[Domain]:
     """Read every saved plan and the spec inside it; a plan that does not read is marked."""
     from sipctl.reconciler.engine import loaded_from_plan
@@ -230,46 +119,6 @@ def load_saved(paths: Sequence[Path], read: Callable[[Path], Plan]) -> list[Doma
             domain.fail(exc)
         domains.append(domain)
     return domains
-
-
-# --- shards --------------------------------------------------------------------------------
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` -> (I, N), 1 <= I <= N."""
-    index, sep, count = text.partition("/")
-    if sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count) <= 1000:
-        return int(index), int(count)
-    raise SpecError(
-        f"--shard {text!r}: expected I/N with 1 <= I <= N, like 1/4 "
-        "(GitHub: --shard ${{ matrix.shard }}/4; GitLab: --shard $CI_NODE_INDEX/$CI_NODE_TOTAL)"
-    )
-
-
-def shard_key(domain: Domain) -> str:
-    """What decides a domain's share: its PBX host (the host of its first host layer), so
-    that all domains of one host are planned and applied by the same job; else the domain."""
-    from sipctl.reconciler.gitops.claims import shard_key_of
-
-    if domain.claims is not None:
-        return domain.claims.shard_key
-    if domain.loaded is not None:
-        return shard_key_of(domain.loaded)
-    return f"spec:{domain.path.name}"
-
-
-def take_shard(domains: Sequence[Domain], shard: str | None) -> list[Domain]:
-    """The domains of share ``shard`` ("I/N"); all of them when None. Stable across runs and
-    machines (a hash of the key, not of the order the files were found in)."""
-    if shard is None:
-        return list(domains)
-    index, count = parse_shard(shard)
-    return [d for d in domains if _share(shard_key(d), count) == index]
-
-
-def _share(key: str, count: int) -> int:
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % count + 1
 
 
 # --- claims -----------------------------------------------------------------------------------
@@ -528,63 +377,3 @@ def close_all(domains: Sequence[Domain]) -> None:
     for domain in domains:
         if domain.ctx is not None:
             domain.ctx.close()
-
-
-# --- reporting -----------------------------------------------------------------------------------
-
-
-def _changes(domain: Domain) -> str:
-    if domain.plan is None:
-        return "-"
-    counts = domain.plan.counts()
-    return f"+{counts['add']} ~{counts['change']} -{counts['destroy']}"
-
-
-def summary_table(domains: Sequence[Domain], skipped: Sequence[Skipped] = ()) -> str:
-    rows = [("DOMAIN", "SPEC", "RESULT", "CHANGES", "TIME")]
-    for d in domains:
-        rows.append((d.name, str(d.path), d.status, _changes(d), f"{d.seconds:.1f}s"))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    failed = [d for d in domains if d.failed]
-    for d in failed:
-        first, *more = d.message.splitlines() or [""]
-        lines.append(f"{d.path}: {d.status}: {first}")
-        lines.extend(f"    {line}" for line in more)
-    lines.extend(f"{s.path}: skipped: {s.reason}" for s in skipped)
-    ok = len(domains) - len(failed)
-    files = f", {len(skipped)} file(s) skipped" if skipped else ""
-    lines.append(f"{len(domains)} domain(s): {ok} ok, {len(failed)} failed{files}.")
-    return "\n".join(lines) + "\n"
-
-
-def exit_code(domains: Sequence[Domain]) -> int:
-    failed = [d for d in domains if d.failed]
-    if not failed:
-        return 0
-    return EXIT_REFUSED if all(d.status == "refused" for d in failed) else EXIT_ERROR
-
-
-def plans_json(domains: Sequence[Domain], skipped: Sequence[Skipped] = ()) -> dict[str, Any]:
-    from sipctl.reconciler.envelope import entry, envelope, skipped_entry
-
-    data = envelope(
-        "plan",
-        [
-            entry(
-                "plan",
-                str(d.path),
-                d.name,
-                d.status,
-                d.plan.to_json() if d.plan is not None else None,
-                d.message if d.failed else None,
-            )
-            for d in domains
-        ],
-    )
-    if skipped:
-        data["skipped"] = [skipped_entry(str(s.path), s.reason) for s in skipped]
-    return data

@@ -34,8 +34,8 @@ from sipctl.reconciler.gitops.multi import (
     load_one,
     refuse_overlaps,
     run_one,
-    take_shard,
 )
+from sipctl.reconciler.gitops.shards import take_shard
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection

@@ -140,7 +140,7 @@ def sync(
     """Hand each spec to its domain's workflow: started if new, else the new spec is queued
     into the running one (never applied beside it). Prints each domain's queues."""
     from sipctl.cli_common import start_console
-    from sipctl.reconciler.gitops.multi import spec_paths
+    from sipctl.reconciler.gitops.spec_files import spec_paths
 
     console = start_console(False, 0)
     config = _config(config_file, address)

@@ -75,10 +75,10 @@ def read_gate(
         authorized_keys_line,
         render_gate,
     )
-    from sipctl.reconciler.gitops import multi
+    from sipctl.reconciler.gitops.spec_files import spec_paths
     from sipctl.schemas.targets import parse_target
 
-    paths = multi.spec_paths(spec_file or [Path("sipctl.yaml")])
+    paths = spec_paths(spec_file or [Path("sipctl.yaml")])
     specs = [load_checked(path) for path in paths]
     ctx = RunContext(base_dir=specs[0].base_dir)
     try:

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.reconciler.engine import PlanRun
     from sipctl.reconciler.gitops.guarded import LockOptions, Outcome
-    from sipctl.reconciler.gitops.multi import Domain, SpecSelection
+    from sipctl.reconciler.gitops.multi import Domain
+    from sipctl.reconciler.gitops.spec_files import SpecSelection
     from sipctl.schemas.loader import LoadedSpec
 
 from sipctl.cli_common import (
@@ -169,12 +170,12 @@ def _plan_domains(
     parallel: int,
     shard: str | None = None,
 ) -> list[Domain]:
-    from sipctl.reconciler.gitops import multi
+    from sipctl.reconciler.gitops import multi, shards
 
     domains = multi.load_all(selection.paths, load_checked)
     # Every spec is checked against every other, also when this run takes one share.
     _refuse_overlaps(domains, multi.OVERLAPS_BEFORE_PLAN)
-    domains = multi.take_shard(domains, shard)
+    domains = shards.take_shard(domains, shard)
     multi.plan_all(domains, _context_factory(console, force), target, parallel)
     for domain in domains:
         if domain.ctx is not None:
@@ -205,20 +206,20 @@ def _plan_domains_to_show(
 def _select(specs: list[Path]) -> SpecSelection:
     """The specs of a many-spec run, and the files of its directories that are none (the
     summary table or the JSON names each, with the reason)."""
-    from sipctl.reconciler.gitops import multi
+    from sipctl.reconciler.gitops import spec_files
 
-    return multi.select_specs(specs)
+    return spec_files.select_specs(specs)
 
 
 def _print_domains(
     console: Console, domains: list[Domain], fmt: str, selection: SpecSelection | None = None
 ) -> None:
     from sipctl.reconciler import views
-    from sipctl.reconciler.gitops import multi
+    from sipctl.reconciler.gitops import domain_report
 
     if fmt == "json":
         skipped = selection.skipped if selection is not None else []
-        console.out(views.render_json(multi.plans_json(domains, skipped)), end="")
+        console.out(views.render_json(domain_report.plans_json(domains, skipped)), end="")
         return
     for domain in domains:
         title = f"{domain.name} ({domain.path})"
@@ -245,7 +246,7 @@ def _plan_many(
     parallel: int,
     shard: str | None,
 ) -> None:
-    from sipctl.reconciler.gitops import multi
+    from sipctl.reconciler.gitops import domain_report, multi
 
     try:
         selection = _select(specs)
@@ -272,12 +273,12 @@ def _plan_many(
                     write_plan_file(path, domain.plan.to_json())
             console.info(f"Saved one plan per domain in {out}/ (apply each: sipctl apply FILE).")
         if fmt == "markdown":
-            console.out(f"```\n{multi.summary_table(domains, selection.skipped)}```")
+            console.out(f"```\n{domain_report.summary_table(domains, selection.skipped)}```")
         elif fmt == "human":
-            console.out(multi.summary_table(domains, selection.skipped), end="")
+            console.out(domain_report.summary_table(domains, selection.skipped), end="")
     finally:
         multi.close_all(domains)
-    code = multi.exit_code(domains)
+    code = domain_report.exit_code(domains)
     if code:
         raise CommandExit(code)
     if detailed_exitcode and _any_changes(domains):
@@ -295,7 +296,7 @@ def _apply_many(
     no_verify: bool,
     shard: str | None,
 ) -> None:
-    from sipctl.reconciler.gitops import multi
+    from sipctl.reconciler.gitops import domain_report, multi
 
     selection = _select(specs)
     domains = _plan_domains(console, selection, target, force, parallel, shard)
@@ -308,7 +309,7 @@ def _apply_many(
         _verify_and_summarize(console, domains, no_verify, selection)
     finally:
         multi.close_all(domains)
-    code = multi.exit_code(domains)
+    code = domain_report.exit_code(domains)
     if code:
         raise CommandExit(code)
 
@@ -319,7 +320,7 @@ def _verify_and_summarize(
     no_verify: bool,
     selection: SpecSelection | None = None,
 ) -> None:
-    from sipctl.reconciler.gitops import multi
+    from sipctl.reconciler.gitops import domain_report
 
     if not no_verify:
         for domain in domains:
@@ -329,7 +330,7 @@ def _verify_and_summarize(
                 except SipctlError as exc:
                     domain.fail(exc)
     skipped = selection.skipped if selection is not None else []
-    console.out(multi.summary_table(domains, skipped), end="")
+    console.out(domain_report.summary_table(domains, skipped), end="")
 
 
 def _apply_saved_many(
@@ -341,12 +342,12 @@ def _apply_saved_many(
     no_verify: bool,
     shard: str | None,
 ) -> None:
-    from sipctl.reconciler.gitops import multi
+    from sipctl.reconciler.gitops import domain_report, multi, shards, spec_files
 
-    files = multi.plan_paths(paths)
+    files = spec_files.plan_paths(paths)
     domains = multi.load_saved(files, read_plan_file)
     _refuse_overlaps(domains, "plans' specs; nothing was changed")
-    domains = multi.take_shard(domains, shard)
+    domains = shards.take_shard(domains, shard)
     make_ctx = _context_factory(console, force)
     try:
         multi.apply_saved_all(domains, make_ctx, force, locks, parallel, console.info)
@@ -356,7 +357,7 @@ def _apply_saved_many(
         _verify_and_summarize(console, domains, no_verify)
     finally:
         multi.close_all(domains)
-    code = multi.exit_code(domains)
+    code = domain_report.exit_code(domains)
     if code:
         raise CommandExit(code)
 

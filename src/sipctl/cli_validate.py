@@ -71,11 +71,11 @@ def _one_json(spec_file: Path) -> dict[str, Any]:
 def _many_json(specs: list[Path]) -> dict[str, Any]:
     """The verdicts of several specs; a refusal of the run itself (a directory without a
     spec) is JSON too, under ``errors``."""
-    from sipctl.reconciler.gitops import multi
+    from sipctl.reconciler.gitops.spec_files import select_specs
     from sipctl.schemas.problems import problem_fields
 
     try:
-        selection = multi.select_specs(specs)
+        selection = select_specs(specs)
     except SpecError as exc:
         errors = [problem_fields(line, str(specs[0])) for line in exc.problems or [exc.message]]
         return {"valid": False, "files": [], "skipped": [], "errors": errors}
@@ -91,9 +91,9 @@ def _many_json(specs: list[Path]) -> dict[str, Any]:
 def _validate_many(console: Console, specs: list[Path]) -> None:
     """Every spec is checked (one spec's errors never hide another's); the files of a
     directory that are no specs are named, each with the reason."""
-    from sipctl.reconciler.gitops import multi
+    from sipctl.reconciler.gitops.spec_files import select_specs
 
-    selection = multi.select_specs(specs)
+    selection = select_specs(specs)
     invalid = 0
     for path in selection.paths:
         try:

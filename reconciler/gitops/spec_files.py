@@ -1,0 +1,125 @@
+"""Which files a run of many domains takes: the specs of ``-f FILE|DIR``, the files of a
+directory that are no specs (each named, with the reason), and saved plans of ``apply DIR``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sipctl.errors import SpecError
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+MAX_SPEC_SNIFF = 1_000_000  # the loader's own limit on a spec's size
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file of a ``-f DIR`` directory that is not planned, and why (always said)."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class SpecSelection:
+    """What ``-f`` named: the spec files to load, and the files of its directories that are
+    no specs, each with the reason."""
+
+    paths: list[Path]
+    skipped: list[Skipped]
+
+
+def select_specs(paths: Sequence[Path]) -> SpecSelection:
+    """The spec files named: files as given, directories expanded to the files in them that
+    look like specs (see ``skip_reason``); every other file there is named in ``skipped``.
+
+    A file that looks like a spec is loaded, so a broken one is an error of the run, never
+    skipped: a customer's change that does not load must not go unnoticed."""
+    found: list[Path] = []
+    skipped: list[Skipped] = []
+    for path in paths:
+        if not path.is_dir():
+            found.append(path)
+            continue
+        inside: list[Path] = []
+        for entry in sorted(path.iterdir()):
+            reason = skip_reason(entry)
+            if reason is None:
+                inside.append(entry)
+            else:
+                skipped.append(Skipped(entry, reason))
+        if not inside:
+            said = "".join(f"\n  {s.path}: {s.reason}" for s in skipped if s.path.parent == path)
+            raise SpecError(
+                f"{path}: no sipctl specs in this directory (*.yaml or *.yml with a top-level "
+                f"key of a spec: {', '.join(spec_keys())}){said}"
+            )
+        found.extend(inside)
+    unique: dict[Path, Path] = {}
+    for spec in found:
+        unique.setdefault(spec.resolve(), spec)
+    return SpecSelection(list(unique.values()), skipped)
+
+
+def spec_paths(paths: Sequence[Path]) -> list[Path]:
+    """The spec files named (``select_specs`` without the skipped files)."""
+    return select_specs(paths).paths
+
+
+def spec_keys() -> list[str]:
+    """The top-level keys of a spec, from the spec's model."""
+    from sipctl.schemas.messages import known_keys
+
+    return known_keys(())
+
+
+_TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)[ \t]*:(.*)$")
+
+
+def skip_reason(path: Path) -> str | None:
+    """Why a file of a ``-f DIR`` directory is not a spec (None: it is one, or looks like
+    one and is loaded so that its errors are seen).
+
+    A ``*.yaml``/``*.yml`` file looks like a spec when one of its top-level keys is a key of
+    a spec (``domain``, ``users``, ``dns``, ...); ``version`` alone counts only as
+    ``version: 1``, since other YAML (docker-compose.yml) has a ``version`` of its own."""
+    if path.is_dir():
+        return "a directory (sipctl does not look into subdirectories)"
+    if path.name.startswith("."):
+        return "a dotfile (CI files like .gitlab-ci.yml live there)"
+    if path.suffix not in SPEC_SUFFIXES:
+        return "not *.yaml or *.yml"
+    if not path.is_file():
+        return "not a regular file"
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            head = handle.read(MAX_SPEC_SNIFF)
+    except OSError:
+        return None  # let the loader say what is wrong with it
+    top: dict[str, str] = {}
+    for line in head.splitlines():
+        match = _TOP_KEY.match(line)
+        if match is not None:
+            top.setdefault(match[1], match[2].split("#", 1)[0].strip().strip("'\""))
+    keys = set(spec_keys())
+    if set(top) & (keys - {"version"}) or top.get("version") == "1":
+        return None
+    if not top:
+        return "no top-level keys (empty, or not a YAML mapping)"
+    return f"none of its top-level keys ({', '.join(sorted(top))}) is a key of a sipctl spec"
+
+
+def plan_paths(paths: Sequence[Path]) -> list[Path]:
+    """Saved plan files: files as given, directories expanded to their *.json."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file())
+            if not inside:
+                raise SpecError(f"{path}: no saved plans (*.json) in this directory")
+            found.extend(inside)
+        else:
+            found.append(path)
+    return found
