@@ -17,4 +17,5 @@ pytest_plugins = [
     "fixtures.powerdns",
     "fixtures.moto_route53",
     "fixtures.temporal",
+    "tiers",  # markers from the fixtures a test uses; the rest is the fast tier
 ]

@@ -179,6 +179,7 @@ def test_the_transport_refuses_a_linked_directory_on_the_way(tmp_path: Path) -> 
     assert list((tmp_path / "outside").iterdir()) == []
 
 
+@pytest.mark.root
 def test_local_paths_follow_only_links_root_owns(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     (tmp_path / "mine").symlink_to(tmp_path / "real")

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from sipctl.reconciler.dns_records import canonical_text, naptr_text, parse, registry_hosts
 from sipctl.reconciler.render.dns import dns_artefacts, render_dns
 from sipctl.reconciler.resources import Address
@@ -119,6 +121,7 @@ def test_canonical_text_normalizes_case_dots_and_quoting() -> None:
     assert hosts == ["a.mysite.ru."]
 
 
+@pytest.mark.programs
 def test_artefacts_are_a_zone_snippet_and_an_update_policy_bind_accepts(tmp_path: Path) -> None:
     files = dns_artefacts(spec())
     assert sorted(files) == ["mysite.ru.update-policy.conf", "mysite.ru.zone-snippet"]

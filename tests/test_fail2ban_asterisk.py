@@ -41,6 +41,8 @@ from sipctl.reconciler.render.asterisk import desired_files, include_line
 from sipctl.reconciler.render.fail2ban import FILTER_TEXT
 from sipctl.schemas.loader import load_spec_text
 
+pytestmark = pytest.mark.fail2ban
+
 DATA = Path(__file__).parent / "data"
 CAPTURED = DATA / "asterisk-22-messages.log"
 SMUGGLED = ipaddress.ip_network("6.6.6.0/24")

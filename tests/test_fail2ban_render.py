@@ -167,6 +167,7 @@ def test_dir_target_writes_files_only(tmp_path: Path) -> None:
         provider(loaded, tmp_path).apply([change], live)
 
 
+@pytest.mark.fail2ban
 def test_server_not_running_or_missing(tmp_path: Path) -> None:
     config = tmp_path / "etc"
     not_running = spec_of(
@@ -208,6 +209,7 @@ def test_server_not_running_or_missing(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.fail2ban
 def test_a_filter_that_can_be_fooled_never_passes_read(tmp_path: Path) -> None:
     """The proof runs the real fail2ban-regex: a lazy From pattern (as in the stock filter)
     lets a display name choose the address, and read reports it as a problem."""
@@ -229,6 +231,7 @@ def test_a_filter_that_can_be_fooled_never_passes_read(tmp_path: Path) -> None:
     assert live.problems and "refused the filter" in live.problems[0]
 
 
+@pytest.mark.fail2ban
 def test_proof_runs_on_the_target_without_a_local_fail2ban_regex(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -131,6 +131,7 @@ def test_bash_runs_its_script(tmp_path: Path, typed: str, expected: str) -> None
     assert [line[6:] for line in out.splitlines() if line.startswith("reply:")] == [expected]
 
 
+@pytest.mark.programs
 @pytest.mark.parametrize(("typed", "expected"), TYPED)
 def test_fish_runs_its_script(tmp_path: Path, typed: str, expected: str) -> None:
     script = completion_script(tmp_path, "fish")
@@ -164,6 +165,7 @@ print -r -- "$out" | tr -d '\r' | grep -a -x '::sipctl.*::'
 """
 
 
+@pytest.mark.programs
 @pytest.mark.parametrize(("typed", "expected"), TYPED)
 def test_zsh_runs_its_script(tmp_path: Path, typed: str, expected: str) -> None:
     script = completion_script(tmp_path, "zsh")

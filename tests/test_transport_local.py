@@ -29,6 +29,7 @@ def test_read_files_reports_content_mode_and_missing(tmp_path: Path) -> None:
     assert transport.round_trips == 1
 
 
+@pytest.mark.root
 def test_write_replaces_atomically_keeps_mode_owner_and_backup(tmp_path: Path) -> None:
     target = tmp_path / "pjsip_sipctl.conf"
     target.write_bytes(b"old\n")
@@ -45,6 +46,7 @@ def test_write_replaces_atomically_keeps_mode_owner_and_backup(tmp_path: Path) -
     assert not [p for p in tmp_path.iterdir() if "sipctl-tmp" in p.name or p.name.endswith(".tmp")]
 
 
+@pytest.mark.root
 def test_new_file_gets_default_mode_and_parent_owner(tmp_path: Path) -> None:
     conf = tmp_path / "etc"
     conf.mkdir()

@@ -91,6 +91,7 @@ INJECTED_JAIL = (
 )
 
 
+@pytest.mark.fail2ban
 def test_cr_in_logpath_gave_fail2ban_a_root_command_and_is_refused(tmp_path: Path) -> None:
     before = fail2ban_reading(tmp_path, forced(full_spec(), "fail2ban", logpath=INJECTED_JAIL))
     assert "pwn" in before.jails  # fail2ban reads CR as a line break: a jail of the attacker's
@@ -100,6 +101,7 @@ def test_cr_in_logpath_gave_fail2ban_a_root_command_and_is_refused(tmp_path: Pat
     assert "s.yaml:18:12: fail2ban.logpath contains U+000D (CARRIAGE RETURN)" in refusal(data)
 
 
+@pytest.mark.fail2ban
 def test_a_jail_added_through_ignoreip_is_refused(tmp_path: Path) -> None:
     evil = "10.0.0.1\n[pwn]\nenabled = true\nfilter = sipctl-asterisk\nlogpath = /var/log/syslog"
     spec = forced(full_spec(), "fail2ban", ignoreip=(evil,))
@@ -109,6 +111,7 @@ def test_a_jail_added_through_ignoreip_is_refused(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.fail2ban
 def test_a_scope_id_in_ignoreip_broke_all_of_fail2ban_and_is_refused(tmp_path: Path) -> None:
     spec = forced(full_spec(), "fail2ban", ignoreip=("fe80::1%eth0",))
     reading = fail2ban_reading(tmp_path, spec)
@@ -122,6 +125,7 @@ def test_ignoreip_covering_everything_is_refused(entry: str) -> None:
     assert "fail2ban.ignoreip[0]" in problems and ("every address" in problems or "any" in problems)
 
 
+@pytest.mark.fail2ban
 def test_a_percent_in_logpath_reads_back_as_written(tmp_path: Path) -> None:
     spec = full_spec(fail2ban={**FULL_SPEC["fail2ban"], "logpath": "/var/log/100%x%%s/m.log"})
     reading = fail2ban_reading(tmp_path, spec)
@@ -132,6 +136,7 @@ def test_a_percent_in_logpath_reads_back_as_written(tmp_path: Path) -> None:
 FORGED = "2001:db8::1%x\nevil.mysite.ru. 60 IN A 6.6.6.6"
 
 
+@pytest.mark.programs
 def test_an_ipv6_scope_id_forged_zone_records_and_is_refused(tmp_path: Path) -> None:
     server = full_spec().servers[0]
     spec = full_spec().model_copy(
@@ -241,6 +246,7 @@ FAIL2BAN_PATHS = [p for p in PATHS if p[0] in ("fail2ban", "transports", "firewa
 DNS_PATHS = [p for p in PATHS if p[0] in ("domain", "servers", "dns", "users")]
 
 
+@pytest.mark.fail2ban
 @fast(3)
 @given(batch=st.lists(hostile_specs(FAIL2BAN_PATHS), min_size=30, max_size=30))
 def test_accepted_specs_give_fail2ban_the_jail_sipctl_meant(
@@ -280,6 +286,7 @@ def zone_records(text: str) -> set[tuple[str, str, str]]:
     return found
 
 
+@pytest.mark.programs
 @fast(60)
 @given(data=hostile_specs(DNS_PATHS))
 def test_accepted_specs_give_named_the_records_sipctl_meant(

@@ -115,6 +115,7 @@ def test_publish_writes_the_page_and_a_second_plan_is_empty(tmp_path: Path) -> N
     assert not (published / "index.html").exists()
 
 
+@pytest.mark.programs
 def test_vendored_sipjs_is_the_scripts_output(tmp_path: Path) -> None:
     require(shutil.which("npm") is not None, "npm (Debian package npm)")
     done = subprocess.run(

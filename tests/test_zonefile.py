@@ -113,6 +113,7 @@ def test_a_missing_file_or_directory_is_an_error_unless_creation_is_asked(
     assert not (tmp_path / "zones" / "mysite.zone").exists()
 
 
+@pytest.mark.programs
 def test_a_missing_file_is_created_and_loads_in_named(tmp_path: Path) -> None:
     (tmp_path / "zones").mkdir()
     text = spec_text(extra="  create_file: true\n")
@@ -292,6 +293,8 @@ def _owned(line: str) -> bool:
     )
 
 
+@pytest.mark.root
+@pytest.mark.programs
 def test_a_hand_made_zone_keeps_every_line_not_owned_byte_for_byte(tmp_path: Path) -> None:
     """Comments, $TTL, $ORIGIN, $INCLUDE, relative names and layout stay; owner and mode too;
     named-checkzone accepts every version, through apply, a change and removal."""

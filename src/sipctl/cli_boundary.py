@@ -28,9 +28,19 @@ from sipctl.errors import (
 
 def run_guarded(command: Callable[[], object]) -> int:
     """Run ``command``; its exit code, with every error reported as the user should see it."""
+    code = _exit_code(command)
+    try:
+        sys.stdout.flush()  # a reader gone away is met here, not in the exit's last flush
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        return _reader_gone()
+    return code
+
+
+def _exit_code(command: Callable[[], object]) -> int:
     try:
         result = command()
-        sys.stdout.flush()  # a reader gone away is met here, not in the exit's last flush
     except CommandExit as exc:
         return exc.code
     except SpecError as exc:
@@ -57,13 +67,18 @@ def run_guarded(command: Callable[[], object]) -> int:
         if exc.errno != errno.EPIPE:
             _report_unexpected(exc)
             return EXIT_ERROR
-        # The reader went away: nothing more can be said there, not even at exit's flush.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_ERROR
+        return _reader_gone()
     except Exception as exc:
         _report_unexpected(exc)
         return EXIT_ERROR
     return int(result) if isinstance(result, int) else EXIT_OK
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away (``sipctl plan | head``): nothing more can be said there, not
+    even by the interpreter's last flush, and the run ends with 1."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_ERROR
 
 
 def debug_log_path() -> Path:
