@@ -25,6 +25,7 @@ FIXTURE_MARKERS = {
     "route53": "route53",
     "route53_zone": "route53",
     "route53_env": "route53",
+    "temporal": "temporal",
 }
 
 # What a test may need that the fast tier does not have (pyproject's markers say what each is).
