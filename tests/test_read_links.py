@@ -242,3 +242,29 @@ def test_the_firewall_script_reads_its_persist_file_through_no_link(tmp_path: Pa
     assert (done.returncode, done.stdout) == (0, b"*filter\n")
     missing = subprocess.run(["sh", "-c", cat_shell(str(tmp_path / "no"))], check=False)
     assert missing.returncode == 3
+
+
+def test_the_zone_file_is_read_through_no_link_of_another_account_nor_shown_from_an_include(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """dns.file may sit in a directory of the DNS server's account: its link to a file of
+    root's is refused, and a file the zone $INCLUDEs is never quoted in an error."""
+    zone = site / "state" / "mysite.ru.zone"
+    secret = site / "root-my.cnf"
+    secret.write_bytes(b"password TopSecret4711\n")  # dnspython would quote the word
+    kept = zone.read_bytes()
+    try:
+        zone.rename(zone.with_name("real.zone"))
+        zone.symlink_to(secret)
+        os.lchown(zone, THE_ACCOUNT, THE_ACCOUNT)
+        text = _plan(site, capsys)
+        assert "TopSecret4711" not in text
+        assert "is a symbolic link that another account owns" in text
+        zone.unlink()
+        zone.write_bytes(kept + f"$INCLUDE {secret}\n".encode())
+        text = _plan(site, capsys)
+        assert "TopSecret4711" not in text and "sipctl shows no text of a file" in text
+    finally:
+        zone.unlink(missing_ok=True)
+        zone.with_name("real.zone").unlink(missing_ok=True)
+        zone.write_bytes(kept)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shlex
+import stat
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ import dns.zone
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
 from sipctl.providers.base import Provider, UpdateRider
-from sipctl.providers.bookkeeping import open_local_dir, symlink_refused
+from sipctl.providers.bookkeeping import SymlinkRefused, open_local_dir, symlink_refused
 from sipctl.providers.dns.owned import (
     DnsKept,
     LiveRrset,
@@ -81,7 +82,7 @@ class ZoneFileProvider(Provider):
         self.domain = loaded.spec.domain
         self.named = loaded.resolve_path(loaded.spec.dns.file)
         # a link is resolved once: the real file is edited, the link stays as it is
-        self.path = Path(os.path.realpath(self.named))
+        self.path = trusted_realpath(self.named)
         self.reloads = 0  # how often reload_command ran (tests)
 
     @property
@@ -165,7 +166,8 @@ class ZoneFileProvider(Provider):
             )
         except dns.exception.DNSException as exc:
             raise ProviderError(
-                f"zone file {self.path} is not a valid zone for {self.zone}: {exc}"
+                f"zone file {self.path} is not a valid zone for {self.zone}: "
+                f"{_own_words(exc, self.path)}"
             ) from None
 
     # --- apply ------------------------------------------------------------------------------
@@ -371,3 +373,46 @@ def _bump_serial(zone: dns.zone.Zone) -> int:
     serial = next_serial(int(soa.serial), dt.datetime.now(dt.UTC).date())
     zone.replace_rdataset(origin, dns.rdataset.from_rdata(soa_set.ttl, soa.replace(serial=serial)))
     return serial
+
+
+def trusted_realpath(named: Path) -> Path:
+    """``named`` with its links resolved, each only when root or this user owns it (the
+    rule of every write, ``providers/bookkeeping.py``): the zone may live in a directory of
+    the DNS server's account, whose link to a file of root's must not put that file into a
+    plan or an error."""
+    path = Path(named.absolute())
+    seen = 0
+    parts = list(path.parts[1:])
+    resolved = Path("/")
+    while parts:
+        part = parts.pop(0)
+        here = resolved / part
+        try:
+            info = here.lstat()
+        except OSError:
+            return Path(os.path.normpath(here.joinpath(*parts)))  # missing: nothing to follow
+        if not stat.S_ISLNK(info.st_mode):
+            resolved = here if part != ".." else resolved.parent
+            continue
+        seen += 1
+        if seen > 40 or info.st_uid not in (0, os.geteuid()):
+            raise SymlinkRefused(
+                f"dns.file {named}: {here} is a symbolic link that another account owns "
+                f"(user id {info.st_uid}); sipctl does not read through links",
+                hint="replace the link by the zone file itself, or use the path of the file",
+            )
+        target = here.readlink()
+        parts = [*target.parts[1:], *parts] if target.is_absolute() else [*target.parts, *parts]
+        if target.is_absolute():
+            resolved = Path("/")
+    return Path(os.path.normpath(resolved))
+
+
+def _own_words(exc: dns.exception.DNSException, zone_file: Path) -> str:
+    """dnspython's message when it is about the zone file itself; for a file it $INCLUDEs,
+    only where: a line of another file (one of root's, named by an include) is not shown."""
+    text = str(exc)
+    where, sep, _ = text.partition(": ")
+    if sep and where.rsplit(":", 1)[0] not in ("", str(zone_file)):
+        return f"{where}: not zone text (sipctl shows no text of a file the zone includes)"
+    return text
