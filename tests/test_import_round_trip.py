@@ -35,6 +35,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "asterisk": {"tls": TLS, "video": True},
         "rooms": {"seminar": {"max_members": 5}},
     },
+    "the published page": {
+        "transports": {"wss": {"port": 8089}},
+        "asterisk": {"tls": TLS, "video": True},
+        "webrtc": {
+            "host": "pbx.round.example",
+            "page": {"title": "Call <Round> & co", "names": ["sales", "director"]},
+            "publish": "dir:web:/srv/www/call",
+        },
+        "cards": {"organization": "Round, Inc; \\Ltd", "names": {"sales": "Sales desk"}},
+    },
     "wss without opus": {
         "transports": {"tls": {"port": 5061}, "wss": {"port": 8443, "opus": False}},
         "asterisk": {"tls": TLS},
@@ -97,7 +107,36 @@ def test_import_of_what_sipctl_applied_plans_no_changes(
     assert imported["transports"].keys() == original["transports"].keys()
     for key in ("video", "tls", "manage_transports", "dial_timeout"):
         assert imported["asterisk"].get(key) == original["asterisk"].get(key), key
+    assert imported.get("webrtc") == original.get("webrtc")
+    assert imported.get("cards") == original.get("cards")
     wss = original["transports"].get("wss")
     if wss is not None:
         assert imported["transports"]["wss"]["port"] == wss["port"]
         assert imported["transports"]["wss"].get("opus", True) == wss.get("opus", True)
+
+
+def test_the_example_imports_as_a_spec_that_plans_no_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """examples/mysite.yaml, applied: its DNS, PBX (users, ring group, room, TLS, WSS,
+    video) and its published page with the business cards come back from import."""
+    from fixtures.common import EXAMPLES
+
+    monkeypatch.chdir(tmp_path)
+    Path("mysite.yaml").write_text((EXAMPLES / "mysite.yaml").read_text())
+    assert run(["apply", "-f", "mysite.yaml", "--auto-approve", "--no-verify"]) == 0
+    capsys.readouterr()
+    args = ["import", "--domain", "mysite.ru", "--dns", "zonefile:state/mysite.ru.zone"]
+    assert run([*args, "--asterisk", "dir:state/pbx", "--out", "imported.yaml"]) == 0
+    assert "A plan of it shows no changes." in capsys.readouterr().err
+    assert run(["plan", "-f", "imported.yaml", "--detailed-exitcode"]) == 0
+    example = yaml.safe_load((EXAMPLES / "mysite.yaml").read_text())
+    imported = yaml.safe_load(Path("imported.yaml").read_text())
+    assert imported["rooms"] == example["rooms"]
+    assert imported["webrtc"]["page"] == example["webrtc"]["page"]
+    # the cards of the page's names are published with it (a room's card is not)
+    page_names = example["webrtc"]["page"]["names"]
+    assert imported["cards"] == {
+        "organization": example["cards"]["organization"],
+        "names": {name: example["cards"]["names"][name] for name in page_names},
+    }

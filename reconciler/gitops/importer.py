@@ -52,6 +52,7 @@ from sipctl.reconciler.render.asterisk import (
 )
 from sipctl.reconciler.render.asterisk_rooms import CONFBRIDGE_FILE, CONFBRIDGE_PARENT
 from sipctl.reconciler.resources import Address, Resource, Value
+from sipctl.schemas.values import split_publish
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -583,7 +584,18 @@ def foreign_anonymous(target: str, config_dir: str, context: str) -> str:
 
 def spec_yaml(data: dict[str, Any], header: list[str]) -> str:
     """The spec as YAML, keys in the reference's order (docs/spec.md), a comment header first."""
-    order = ["version", "domain", "transports", "servers", "users", "rooms", "dns", "asterisk"]
+    order = [
+        "version",
+        "domain",
+        "transports",
+        "servers",
+        "users",
+        "rooms",
+        "dns",
+        "asterisk",
+        "webrtc",
+        "cards",
+    ]
     ordered = {k: data[k] for k in order if k in data}
     body = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return "".join(f"# {_comment(line)}\n" if line else "#\n" for line in header) + body
@@ -644,6 +656,81 @@ def read_asterisk(target: str, config_dir: str, ssh: Ssh | None, ctx: RunContext
     if "extensions.conf" not in files:
         raise SpecError(f"{target}: {paths['extensions.conf']} does not exist (check --config-dir)")
     return parse_asterisk(files, target, config_dir)
+
+
+_PAGE_TITLE = re.compile(r"<title>(.*?)</title>", re.S)
+_PAGE_NAME = re.compile(r'data-sipctl-call="([^"]+)"')
+_PAGE_SERVER = re.compile(r'data-sipctl-server="wss://([^":/]+|\[[^\]]+\]):\d+/ws"')
+
+
+def read_webrtc(
+    target: str, config_dir: str, domain: str, ssh: Ssh | None, ctx: RunContext
+) -> Imported:
+    """The ``webrtc`` section of the page sipctl published: where (sipctl's record of it on
+    the PBX), and its title, names and host (the published index.html). Empty data when
+    sipctl published none."""
+    import html
+
+    from sipctl.providers.webrtc_page import host_record_path, parse_record
+
+    result = Imported({})
+    path = host_record_path(config_dir, domain)
+    raw = ctx.transports.get(target, ssh).read_files([path])[path].content
+    index = next((name for name in parse_record(raw) if name.endswith("/index.html")), None)
+    if index is None:
+        return result
+    place = index.removesuffix("/index.html")
+    page_target, page_path = split_publish(index)
+    found = ctx.transports.get(page_target, ssh).read_files([page_path])[page_path]
+    if not found.exists:
+        result.gaps.append(f"the page sipctl published at {place} is gone ({index})")
+        return result
+    text = found.text()
+    title, server = _PAGE_TITLE.search(text), _PAGE_SERVER.search(text)
+    page: dict[str, Any] = {"names": [html.unescape(n) for n in _PAGE_NAME.findall(text)]}
+    if title is not None:
+        page["title"] = html.unescape(title.group(1))
+    section: dict[str, Any] = {"page": page, "publish": place}
+    if server is not None:
+        section["host"] = server.group(1)
+    result.data = {"webrtc": section}
+    cards = _published_cards(ctx.transports.get(page_target, ssh), page_path, page["names"])
+    if cards:
+        result.data["cards"] = cards
+    result.notes.append(f"the click-to-call page is the one sipctl published at {place}")
+    return result
+
+
+def _published_cards(transport: Any, index_path: str, names: list[str]) -> dict[str, Any]:
+    """The ``cards`` section the page's vCards were made of: the organization (ORG) and each
+    name's card name (FN) where it is not the name itself."""
+    from sipctl.reconciler.render.cards import CARDS_DIR, card_href
+
+    root = index_path.rsplit("/", 1)[0]
+    paths = {name: f"{root}/{CARDS_DIR}/{card_href(name, '.vcf')}" for name in names}
+    found = transport.read_files(list(paths.values()))
+    organizations: set[str] = set()
+    shown: dict[str, str] = {}
+    for name, path in paths.items():
+        if not found[path].exists:
+            continue
+        fields = dict(line.split(":", 1) for line in found[path].text().splitlines() if ":" in line)
+        if "ORG" in fields:
+            organizations.add(_vcard_text(fields["ORG"]))
+        full = _vcard_text(fields.get("FN", name))
+        if full != name:
+            shown[name] = full
+    cards: dict[str, Any] = {}
+    if len(organizations) == 1:
+        cards["organization"] = organizations.pop()
+    if shown:
+        cards["names"] = shown
+    return cards
+
+
+def _vcard_text(value: str) -> str:
+    """A vCard text value unescaped (RFC 6350 3.4: backslash, comma, semicolon)."""
+    return re.sub(r"\\(.)", r"\1", value)
 
 
 def bookkeeping_only(changes: list[tuple[str, Change]], domain: str) -> bool:

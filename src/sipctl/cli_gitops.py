@@ -198,6 +198,11 @@ def import_(
             found.data.update(pbx.data)
             found.notes.extend(pbx.notes)
             found.blockers.extend(pbx.blockers)
+            if "wss" in found.data.get("transports", {}):
+                page = importer.read_webrtc(asterisk, config_dir, domain, ssh, ctx)
+                found.data.update(page.data)
+                found.notes.extend(page.notes)
+                found.gaps.extend(page.gaps)
     header = [
         f"sipctl spec imported from the live setup of {domain}",
         f"by 'sipctl import' on {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
