@@ -103,6 +103,7 @@ def offline_checks() -> tuple[Callable[[LoadedSpec], list[str]], ...]:
         _dns_checks,
         _webrtc_checks,
         _name_checks,
+        _outbound_checks,
     )
 
 
@@ -385,6 +386,21 @@ def _name_checks(loaded: LoadedSpec) -> list[str]:
                 f"({w(('users',))}) nor in rooms; a card shows a declared name"
             )
     return problems
+
+
+def _outbound_checks(loaded: LoadedSpec) -> list[str]:
+    """outbound needs the PJSIP Asterisk layer (the spec already keeps the office phones'
+    context apart from the guests')."""
+    spec, w = loaded.spec, loaded.where
+    if spec.outbound is None:
+        return []
+    section = spec.asterisk
+    if section is None or section.channel != "pjsip":
+        return [
+            f"{w(('outbound',))}: calls out go through Asterisk with PJSIP: add an asterisk "
+            f"section with channel: pjsip, or remove outbound"
+        ]
+    return []
 
 
 def _in_zone(host: str, zone: str) -> bool:

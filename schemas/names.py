@@ -31,7 +31,16 @@ _SOUND_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*(?:/[A-Za-z0-9_][A-Za-z0-9_-]
 _TSIG_NAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,250}[A-Za-z0-9_.])?")
 # extensions.conf's own sections, and the contexts sipctl's dialplan defines for itself
 # (reconciler/render: the rooms, their hangup handler, the guests' MESSAGE sink).
-SIPCTL_CONTEXTS = frozenset({"sipctl-rooms", "sipctl-room-events", "sipctl-no-guest-messages"})
+SIPCTL_CONTEXTS = frozenset(
+    {
+        "sipctl-rooms",
+        "sipctl-room-events",
+        "sipctl-no-guest-messages",
+        "sipctl-outbound",
+        "sipctl-outbound-call",
+        "sipctl-outbound-names",
+    }
+)
 _RESERVED_CONTEXTS = frozenset({"general", "globals"}) | SIPCTL_CONTEXTS
 _SPECIAL_FOLDED = frozenset(name.lower() for name in SPECIAL_EXTENSIONS)
 

@@ -770,6 +770,19 @@ class Webrtc(_Model):
     )
 
 
+# --- calls out ----------------------------------------------------------------------------------
+
+
+class Outbound(_Model):
+    allow: tuple[Hostname, ...] = Field(
+        default=(),
+        description="only these domains may be called (exact names); empty: any domain",
+    )
+    deny: tuple[Hostname, ...] = Field(
+        default=(), description="these domains may never be called (exact names)"
+    )
+
+
 # --- business cards ---------------------------------------------------------------------------
 
 CardText = Annotated[str, Field(min_length=1, max_length=200)]
@@ -830,6 +843,15 @@ class Spec(_Model):
     )
     webrtc: Webrtc | None = Field(
         default=None, description="the click-to-call page; needs transports.wss"
+    )
+    outbound: Outbound | None = Field(
+        default=None,
+        description=(
+            "the office phones (asterisk.local_context) may call any SIP address, "
+            "sip:alex@other.example: Asterisk finds the other side by NAPTR, SRV and A/AAAA "
+            "(RFC 3263; needs res_resolver_unbound) and calls as <name>@<domain>; guests never "
+            "can. Left out: no calls out"
+        ),
     )
     cards: Cards | None = Field(
         default=None,

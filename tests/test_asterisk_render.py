@@ -343,10 +343,22 @@ def test_plans_can_name_users_and_rooms_in_the_specs_words() -> None:
 
 def test_sipctls_own_contexts_cannot_be_chosen_in_the_spec() -> None:
     from sipctl.reconciler.render.asterisk import GUEST_MESSAGE_CONTEXT
+    from sipctl.reconciler.render.asterisk_outbound import (
+        OUTBOUND_CALL_CONTEXT,
+        OUTBOUND_CONTEXT,
+        OUTBOUND_NAMES_CONTEXT,
+    )
     from sipctl.reconciler.render.asterisk_rooms import ROOM_EVENTS_CONTEXT, ROOMS_CONTEXT
     from sipctl.schemas.names import SIPCTL_CONTEXTS
 
-    assert {ROOMS_CONTEXT, ROOM_EVENTS_CONTEXT, GUEST_MESSAGE_CONTEXT} == SIPCTL_CONTEXTS
+    assert {
+        ROOMS_CONTEXT,
+        ROOM_EVENTS_CONTEXT,
+        GUEST_MESSAGE_CONTEXT,
+        OUTBOUND_CONTEXT,
+        OUTBOUND_CALL_CONTEXT,
+        OUTBOUND_NAMES_CONTEXT,
+    } == SIPCTL_CONTEXTS
     for name in SIPCTL_CONTEXTS:
         try:
             make_spec(guest_context=name)

@@ -205,3 +205,11 @@ def test_validate_shows_the_warnings(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "valid" in result.stdout
     assert re.search(r"Warning: .*sip:105 rings 101", result.stderr), result.stderr
+
+
+def test_outbound_needs_pjsip() -> None:
+    assert cross_checks(load(BASE + "outbound: {}\n")) == []
+    [problem] = cross_checks(
+        load(BASE.replace("asterisk:\n", "asterisk:\n  channel: sip\n") + "outbound: {}\n")
+    )
+    assert "channel: pjsip" in problem

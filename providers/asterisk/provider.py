@@ -83,6 +83,7 @@ from sipctl.reconciler.render.asterisk import (
     server_header_written,
     user_agent_value,
 )
+from sipctl.reconciler.render.asterisk_outbound import RESOLVER_MODULE, outbound_on
 from sipctl.reconciler.render.asterisk_rooms import (
     CONFBRIDGE_FILE,
     CONFBRIDGE_PARENT,
@@ -111,6 +112,8 @@ SHOW_BRIDGE_PROFILES = "confbridge show profile bridges"
 SHOW_CONFBRIDGE_MODULE = "module show like app_confbridge.so"
 # With transports.tls: the guests' SDES-SRTP (and the browsers' DTLS-SRTP) need res_srtp.
 SHOW_SRTP_MODULE = "module show like res_srtp.so"
+# With outbound: PJSIP resolves other domains (NAPTR, SRV) through the unbound resolver.
+SHOW_RESOLVER_MODULE = f"module show like {RESOLVER_MODULE}"
 RELOAD_HTTP = "module reload http"
 # The plan's views put "asterisk: " before a skipped line; apply's report line carries it.
 DIR_SKIPPED = "dir target, reload skipped (and the live checks of transports and sounds)"
@@ -296,7 +299,8 @@ class AsteriskProvider(Provider):
         extra.append(SHOW_CONFBRIDGE_MODULE)
         wss_clis = [SHOW_MODULES, SHOW_HTTP] if self._loaded.spec.transports.wss else []
         srtp = [SHOW_SRTP_MODULE] if encrypts_media(self._loaded.spec) else []
-        return [*clis, *extra, *wss_clis, *srtp]
+        resolver = [SHOW_RESOLVER_MODULE] if outbound_on(self._loaded.spec) else []
+        return [*clis, *extra, *wss_clis, *srtp, *resolver]
 
     def _check_live(
         self,
@@ -315,6 +319,14 @@ class AsteriskProvider(Provider):
             self._check_sound(answers[1], live)
             return
         unavailable = section.unavailable_sound
+        if outbound_on(self._loaded.spec):
+            resolver, answers = answers[-1], answers[:-1]
+            if not (resolver.ok and _module_running(resolver.output)):
+                live.problems.append(
+                    f"the running Asterisk has not loaded {RESOLVER_MODULE}, which outbound "
+                    "needs: without it PJSIP asks no NAPTR or SRV and calls to other domains "
+                    f"fail; load it (modules.conf: load => {RESOLVER_MODULE})"
+                )
         if encrypts_media(self._loaded.spec):
             srtp, answers = answers[-1], answers[:-1]
             if not (srtp.ok and _module_running(srtp.output)):

@@ -70,6 +70,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from sipctl.reconciler.asterisk_conf import DialplanWriter, normalize_dialplan, normalize_sections
+from sipctl.reconciler.render.asterisk_outbound import endpoint_lines, outbound_dialplan
 from sipctl.reconciler.render.asterisk_rooms import (
     CONFBRIDGE_FILE,
     CONFBRIDGE_PARENT,
@@ -150,6 +151,7 @@ def pjsip_text(spec: Spec) -> str:
         *_guest_endpoint_lines(section, GUEST_CODECS),
         *_sdes_lines(spec),
     ]
+    lines += endpoint_lines(spec, _sdes_lines(spec))
     if spec.transports.wss is not None:
         lines += _webrtc_lines(spec)
     if section.manage_transports:
@@ -447,6 +449,7 @@ def dialplan(spec: Spec) -> DialplanWriter:
         out.extension(WRONG_NAME_EXTENSION, reject_steps(section))
         out.extension(CATCH_ALL_PATTERN, catch_all_steps())
     rooms_dialplan(spec, _caller_address_steps(section), out)
+    outbound_dialplan(spec, out)
     return out
 
 
