@@ -147,3 +147,17 @@ def test_plan_json_refusals_are_json(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (domain["status"], domain["plan"]) == ("error", None)
     assert "did you mean 'domain'?" in domain["error"]
     assert "did you mean 'domain'?" in captured.err, "and said on stderr, as without --json"
+
+
+def test_apply_of_a_directory_of_plans_names_what_it_skipped(
+    specs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (specs / "b.yaml").unlink()
+    plans = specs.parent / "plans"
+    assert run(["plan", "-f", str(specs), "--out", str(plans)]) == 0
+    (plans / "README.md").write_text("the plans of this run\n")
+    capsys.readouterr()
+    assert run(["apply", str(plans), "--no-verify"]) == 0
+    out = capsys.readouterr().out
+    assert f"{plans / 'README.md'}: skipped: not a saved plan (*.json)" in out
+    assert "1 domain(s): 1 ok, 0 failed, 1 file(s) skipped." in out

@@ -111,15 +111,24 @@ def skip_reason(path: Path) -> str | None:
     return f"none of its top-level keys ({', '.join(sorted(top))}) is a key of a sipctl spec"
 
 
-def plan_paths(paths: Sequence[Path]) -> list[Path]:
-    """Saved plan files: files as given, directories expanded to their *.json."""
+def select_plans(paths: Sequence[Path]) -> SpecSelection:
+    """Saved plan files: files as given, directories expanded to their *.json; every other
+    file of such a directory is named as skipped, with the reason."""
     found: list[Path] = []
+    skipped: list[Skipped] = []
     for path in paths:
-        if path.is_dir():
-            inside = sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file())
-            if not inside:
-                raise SpecError(f"{path}: no saved plans (*.json) in this directory")
-            found.extend(inside)
-        else:
+        if not path.is_dir():
             found.append(path)
-    return found
+            continue
+        inside: list[Path] = []
+        for entry in sorted(path.iterdir()):
+            if entry.is_dir():
+                skipped.append(Skipped(entry, "a directory (sipctl does not look into it)"))
+            elif entry.suffix != ".json" or not entry.is_file():
+                skipped.append(Skipped(entry, "not a saved plan (*.json)"))
+            else:
+                inside.append(entry)
+        if not inside:
+            raise SpecError(f"{path}: no saved plans (*.json) in this directory")
+        found.extend(inside)
+    return SpecSelection(found, skipped)

@@ -344,8 +344,8 @@ def _apply_saved_many(
 ) -> None:
     from sipctl.reconciler.gitops import domain_report, multi, shards, spec_files
 
-    files = spec_files.plan_paths(paths)
-    domains = multi.load_saved(files, read_plan_file)
+    selection = spec_files.select_plans(paths)
+    domains = multi.load_saved(selection.paths, read_plan_file)
     _refuse_overlaps(domains, "plans' specs; nothing was changed")
     domains = shards.take_shard(domains, shard)
     make_ctx = _context_factory(console, force)
@@ -354,7 +354,7 @@ def _apply_saved_many(
         for domain in domains:
             if domain.ctx is not None:
                 console.add_secrets(domain.ctx.secrets)
-        _verify_and_summarize(console, domains, no_verify)
+        _verify_and_summarize(console, domains, no_verify, selection)
     finally:
         multi.close_all(domains)
     code = domain_report.exit_code(domains)
