@@ -13,13 +13,21 @@ import os
 import tempfile
 from pathlib import Path
 
+import dns.exception
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from fixtures.bind import BindServer, bind_env, dns_spec
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sipctl.cli import run
-from sipctl.schemas.loader import load_spec
+from sipctl.providers.base import RunContext
+from sipctl.providers.dns.rfc2136 import Rfc2136Provider
+from sipctl.reconciler.diff import diff
+from sipctl.reconciler.plan import Change
+from sipctl.reconciler.render.dns import render_dns
+from sipctl.reconciler.resources import LiveState
+from sipctl.schemas.loader import load_spec, load_spec_text
 
 ZONE = """\
 $ORIGIN example.org.
@@ -104,3 +112,55 @@ def test_the_reported_naptr_is_planned_imported_and_drift_with_its_bytes_escaped
     assert _import(tmp_path, capsys) == 0
     text = (tmp_path / "sipctl.yaml").read_text(encoding="utf-8")
     assert "NAPTR service SIP+D2U\\255\\254 has no sipctl transport" in text
+
+
+@pytest.mark.bind
+def test_any_bytes_in_a_naptr_served_by_bind_are_read_and_replaced(
+    bind: BindServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The same through a real BIND and the rfc2136 provider's own wire reading: the odd
+    record is read (a SIP one is owned and replaced, any other left), a second plan is
+    empty, and nothing raises."""
+    zone = bind.new_zone()
+    work = tmp_path_factory.mktemp("bind-odd")
+    text = dns_spec(bind, zone, transports="{udp: {port: 5060}}")
+
+    def plan(ctx: RunContext) -> tuple[Rfc2136Provider, LiveState, list[Change]]:
+        loaded = load_spec_text(text, source=str(work / "sipctl.yaml"), base_dir=work)
+        provider = Rfc2136Provider(loaded, ctx)
+        desired = render_dns(loaded.spec)
+        live = provider.read(desired)
+        return provider, live, diff(desired, live)
+
+    @given(flags=FIELD, service=SERVICE, regexp=FIELD)
+    @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+    def check(flags: bytes, service: bytes, regexp: bytes) -> None:
+        odd = f"70 10 {presentation(flags)} {presentation(service)} {presentation(regexp)} ."
+        try:
+            bind.update(
+                zone, delete=[(f"{zone}.", "NAPTR")], add=[(f"{zone}.", 3600, "NAPTR", odd)]
+            )
+        except dns.exception.FormError:
+            assume(False)  # BIND itself refuses such a record (its flags are checked)
+        ctx = RunContext(base_dir=work, env=bind_env(bind))
+        try:
+            provider, live, changes = plan(ctx)
+            provider.apply(changes, live)
+            assert plan(ctx)[2] == [], "a second plan after apply is empty"
+        finally:
+            ctx.close()
+        ours = f'10 10 "s" "SIP+D2U" "" _sip._udp.{zone}.'
+        kept = [r for r in bind.query(zone, "NAPTR") if r != ours]
+        sip = service.upper().startswith((b"SIP+", b"SIPS+")) or service.upper() in (
+            b"SIP",
+            b"SIPS",
+        )
+        assert len(kept) == (0 if sip else 1), kept
+        served.append(odd)
+
+    served: list[str] = []
+    try:
+        check()
+        assert len(served) >= 5, served  # most odd records are BIND's to serve
+    finally:
+        bind.delete_zone(zone)
