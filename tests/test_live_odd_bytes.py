@@ -164,3 +164,39 @@ def test_any_bytes_in_a_naptr_served_by_bind_are_read_and_replaced(
         assert len(served) >= 5, served  # most odd records are BIND's to serve
     finally:
         bind.delete_zone(zone)
+
+
+REPO = Path(__file__).resolve().parent.parent
+ADMIN_FILES = ("pjsip.conf", "extensions.conf", "http.conf", "rtp.conf", "confbridge.conf")
+
+
+@pytest.fixture(scope="module")
+def applied_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("example")
+    (work / "sipctl.yaml").write_text((REPO / "examples" / "mysite.yaml").read_text())
+    before = Path.cwd()
+    os.chdir(work)
+    try:
+        assert run(["apply", "--auto-approve", "--no-verify", "-f", "sipctl.yaml"]) == 0
+    finally:
+        os.chdir(before)
+    return work
+
+
+@given(
+    name=st.sampled_from(ADMIN_FILES),
+    junk=st.binary(max_size=64),
+    at=st.sampled_from(["start", "end", "replace"]),
+)
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_any_bytes_in_the_admins_asterisk_files_give_a_plan_or_a_message(
+    applied_example: Path, capsys: pytest.CaptureFixture[str], name: str, junk: bytes, at: str
+) -> None:
+    conf = applied_example / "state" / "pbx" / "etc" / "asterisk" / name
+    kept = conf.read_bytes()
+    conf.write_bytes(junk + kept if at == "start" else kept + junk if at == "end" else junk)
+    try:
+        code, _ = _in(applied_example, capsys, "plan", "-f", "sipctl.yaml", "--markdown")
+        assert code in (0, 1, 3)  # a plan, a refusal, or a message: never a traceback
+    finally:
+        conf.write_bytes(kept)
