@@ -161,3 +161,17 @@ def test_apply_of_a_directory_of_plans_names_what_it_skipped(
     out = capsys.readouterr().out
     assert f"{plans / 'README.md'}: skipped: not a saved plan (*.json)" in out
     assert "1 domain(s): 1 ok, 0 failed, 1 file(s) skipped." in out
+
+
+def test_read_gate_of_a_directory_names_what_it_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "version: 1\ndomain: a.example.com\nusers: {director: 105}\n"
+        "asterisk: {target: 'ssh://root@pbx.a.example.com:22'}\n"
+    )
+    (tmp_path / "README.md").write_text("specs\n")
+    assert run(["read-gate", "-f", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("#!/bin/sh\n"), "stdout is the gate alone"
+    assert f"{tmp_path / 'README.md'}: skipped: not *.yaml or *.yml" in captured.err

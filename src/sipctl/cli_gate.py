@@ -67,7 +67,7 @@ def read_gate(
     Render and install it again after a spec change that moves a path or adds a layer: a
     plan through an outdated gate fails and names the line the gate refused.
     """
-    start_console(no_color, verbose)
+    console = start_console(no_color, verbose)
     from sipctl.providers.base import RunContext
     from sipctl.providers.transport.gate_table import host_gates
     from sipctl.providers.transport.read_gate import (
@@ -75,11 +75,13 @@ def read_gate(
         authorized_keys_line,
         render_gate,
     )
-    from sipctl.reconciler.gitops.spec_files import spec_paths
+    from sipctl.reconciler.gitops.spec_files import select_specs
     from sipctl.schemas.targets import parse_target
 
-    paths = spec_paths(spec_file or [Path("sipctl.yaml")])
-    specs = [load_checked(path) for path in paths]
+    selection = select_specs(spec_file or [Path("sipctl.yaml")])
+    for skipped in selection.skipped:  # stdout is the gate: the skipped files go to stderr
+        console.info(f"{skipped.path}: skipped: {skipped.reason}")
+    specs = [load_checked(path) for path in selection.paths]
     ctx = RunContext(base_dir=specs[0].base_dir)
     try:
         gates = host_gates(specs, ctx)
