@@ -65,6 +65,7 @@ def _serve(command: list[str], port: int, log: Path) -> None:
         stop_started(process)
 
 
+@pytest.mark.programs
 def test_nginx_sends_the_whole_policy_with_frame_ancestors(rendered: Path) -> None:
     snippet = rendered / "server" / "nginx.conf"
     prefix = Path(tempfile.mkdtemp(prefix="sipctl-nginx-"))
@@ -91,6 +92,7 @@ def test_nginx_sends_the_whole_policy_with_frame_ancestors(rendered: Path) -> No
         shutil.rmtree(prefix, ignore_errors=True)
 
 
+@pytest.mark.programs
 def test_apache_sends_the_whole_policy_with_frame_ancestors(rendered: Path) -> None:
     snippet = rendered / "server" / "apache.conf"
     prefix = Path(tempfile.mkdtemp(prefix="sipctl-apache-"))
