@@ -98,6 +98,7 @@ def test_the_example_reads_many_paths(site: Path) -> None:
     assert "/etc/asterisk/pjsip_sipctl.conf" in paths["dir:state/pbx"]
 
 
+@pytest.mark.root
 def test_a_link_at_any_file_read_is_named_and_not_followed(
     site: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -122,6 +123,7 @@ def test_a_link_at_any_file_read_is_named_and_not_followed(
             assert f"{path} is a {SAID}" in text, (target, path, text[-2000:])
 
 
+@pytest.mark.root
 def test_a_link_at_a_directory_on_the_way_is_named_and_not_followed(
     site: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -168,6 +170,7 @@ def _every_read_path(site: Path) -> list[str]:
     return sorted({p for paths in read_paths(site / "sipctl.yaml").values() for p in paths})
 
 
+@pytest.mark.root
 def test_local_reads_refuse_links_at_the_file_and_on_the_way(site: Path, tmp_path: Path) -> None:
     secret = tmp_path / "root-my.cnf"
     secret.write_bytes(SECRET)
@@ -223,6 +226,7 @@ def test_a_link_swapped_in_between_the_checks_and_the_open_is_refused(
         transport.close()
 
 
+@pytest.mark.root
 def test_the_firewall_script_reads_its_persist_file_through_no_link(tmp_path: Path) -> None:
     """The firewall's read script (also the read gate's) prints a persist file; a link at it
     or at a directory on the way is said, not followed (real sh, real files)."""
