@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sipctl.errors import SpecError
+from sipctl.errors import SipctlError, SpecError
 
 _PROBLEM_RE = re.compile(
     r"^(?P<file>.*?):(?P<line>[0-9]+):(?P<col>[0-9]+): "
@@ -43,8 +43,8 @@ def validate_json(
     errors: list[dict[str, Any]] = []
     try:
         check()
-    except SpecError as exc:
-        lines = exc.problems or [exc.message]
+    except SipctlError as exc:  # a spec's problems, or a refusal before them (a profile)
+        lines = (exc.problems if isinstance(exc, SpecError) else []) or [exc.message]
         errors = [problem_fields(line, str(spec_file)) for line in lines]
     return {
         "file": str(spec_file),
