@@ -38,8 +38,6 @@ from sipctl.reconciler.resources import LiveState, Resource
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
-    import dns.update
-
     from sipctl.providers.dns.challenge import ChallengeWriter
     from sipctl.providers.transport.pool import TransportPool
     from sipctl.providers.transport.read_gate import GateReads
@@ -55,18 +53,14 @@ class UpdateRider:
     """What rides along in a zone's one change set: the lock's release, the record of the last
     apply (``Provider.apply``'s ``riders``).
 
-    They go out in the same message as the zone's changes, so the server applies all of them
-    or none (one change set per zone and run). Each family says how a rider is written:
-    ``add_to`` adds it to an RFC 2136 UPDATE; ``rrsets`` are whole rrsets for a provider that
-    writes rrsets in one change set (octoDNS). ``sent`` is called once the server accepted it.
+    They go out in the same change set as the zone's changes, so the server applies all of
+    them or none (one change set per zone and run). ``sent`` is called once the server
+    accepted it. How a rider is written is its provider family's: each subclasses this
+    (``rfc2136.UpdateMessageRider`` adds to an UPDATE, ``octodns.RrsetRider`` holds rrsets).
     """
 
     what: str  # for messages: "release the lock _sipctl-lock.example.com."
-    add_to: Callable[[dns.update.UpdateMessage], None] = lambda _update: None
     sent: Callable[[], None] = lambda: None
-    # (owner, type) -> (the rrset as the rider knows it, or the provider's ``UNREAD`` marker:
-    # read it just before writing; the new rrset, None to delete it)
-    rrsets: Mapping[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
 
 
 @dataclass

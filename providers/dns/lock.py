@@ -35,6 +35,7 @@ from dns.rdtypes.ANY.TXT import TXT
 
 from sipctl.errors import ProviderError, SipctlError
 from sipctl.providers.base import UpdateRider
+from sipctl.providers.dns.rfc2136 import UpdateMessageRider, message_riders
 from sipctl.reconciler.dns_records import absolute, lock_owner, state_owner
 from sipctl.reconciler.gitops.locking import UNKNOWN_HOLDER_ID, Holder, unknown_holder
 
@@ -170,7 +171,9 @@ class DnsLock:
         def released() -> None:
             self._released = True
 
-        return UpdateRider(f"release the lock {self._txt.owner}", self._delete(me), released)
+        return UpdateMessageRider(
+            f"release the lock {self._txt.owner}", sent=released, add_to=self._delete(me)
+        )
 
     def send_riders(self, riders: Sequence[UpdateRider]) -> list[str]:
         """Send riders no change carried (record, release) in one UPDATE; lines to report."""
@@ -178,7 +181,7 @@ class DnsLock:
             return []
 
         def build(update: dns.update.UpdateMessage) -> None:
-            for rider in riders:
+            for rider in message_riders(riders):
                 rider.add_to(update)
 
         what = " and ".join(r.what for r in riders)
@@ -255,4 +258,6 @@ class DnsStateStore:
 
     def rider(self, record: dict[str, Any]) -> UpdateRider:
         """``record``, to ride in the zone's last UPDATE (with the changes and the release)."""
-        return UpdateRider(f"record the last apply in {self._txt.owner}", self._put(record))
+        return UpdateMessageRider(
+            f"record the last apply in {self._txt.owner}", add_to=self._put(record)
+        )

@@ -34,7 +34,8 @@ have landed, so the retry reads the rrsets again and sends what is still missing
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
@@ -82,6 +83,23 @@ NO_CONDITION_NOTE = (
     "this provider cannot refuse a concurrent edit; sipctl re-reads just before writing, "
     "then reads back"
 )
+
+
+@dataclass(frozen=True)
+class RrsetRider(UpdateRider):
+    """A rider of this family: whole rrsets written in the zone's one change set, by
+    (owner, type): (the rrset as the rider knows it, or ``UNREAD``: read it just before
+    writing; the new rrset, None to delete it)."""
+
+    rrsets: Mapping[tuple[str, str], tuple[Any, LiveRrset | None]] = field(default_factory=dict)
+
+
+def rrset_riders(riders: Sequence[UpdateRider]) -> list[RrsetRider]:
+    """``riders`` as this family's (they come from its own lock and record)."""
+    own = [r for r in riders if isinstance(r, RrsetRider)]
+    if len(own) != len(riders):
+        raise TypeError("a rider of another provider family was given to an octoDNS change set")
+    return own
 
 
 class OctodnsProvider(Provider):
@@ -238,7 +256,7 @@ class OctodnsProvider(Provider):
         what: str,
     ) -> None:
         """One change set: the rrsets ``before`` (as read) become ``after``, and each rider's
-        rrsets ride along (``UpdateRider.rrsets``). Without a conditional write the rrsets
+        rrsets ride along (``RrsetRider.rrsets``). Without a conditional write the rrsets
         are read again just before writing (one read) and the set is refused when any
         changed; a rider's rrset it does not know (``UNREAD``) is taken from that read.
 
@@ -248,7 +266,7 @@ class OctodnsProvider(Provider):
         before, after = dict(before), dict(after)
         unread: list[tuple[str, str]] = []
         riding: set[tuple[str, str]] = set()
-        for rider in riders:
+        for rider in rrset_riders(riders):
             for key, (old, new) in rider.rrsets.items():
                 after[key] = new
                 riding.add(key)
@@ -278,8 +296,8 @@ class OctodnsProvider(Provider):
                     {k: after[k] for k in round_keys},
                     what,
                 )
-        for rider in riders:
-            rider.sent()
+        for done in riders:
+            done.sent()
 
     def write(
         self,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sipctl.errors import ProviderError, SipctlError, StalePlanError
 from sipctl.providers.base import UpdateRider
-from sipctl.providers.dns.octodns import UNREAD
+from sipctl.providers.dns.octodns import UNREAD, RrsetRider
 from sipctl.providers.dns.owned import LiveRrset
 from sipctl.reconciler.dns_records import canonical_text, lock_owner, parse, state_owner, txt_text
 from sipctl.reconciler.gitops.locking import UNKNOWN_HOLDER_ID, Holder, unknown_holder
@@ -141,7 +141,7 @@ class OctodnsLock:
         def released() -> None:
             self._released = True
 
-        return UpdateRider(
+        return RrsetRider(
             f"release the lock {self._txt.owner}",
             sent=released,
             rrsets={(self._txt.owner, "TXT"): (self._mine, None)},
@@ -221,7 +221,7 @@ class OctodnsStateStore:
         """``record``, to ride in the zone's last change set (with the changes and the
         lock's release); the provider reads the old record just before writing."""
         new = _rrset_of([_state_text(record)])
-        return UpdateRider(self._what, rrsets={(self._txt.owner, "TXT"): (UNREAD, new)})
+        return RrsetRider(self._what, rrsets={(self._txt.owner, "TXT"): (UNREAD, new)})
 
 
 def _state_text(record: dict[str, Any]) -> str:

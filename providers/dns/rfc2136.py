@@ -21,7 +21,8 @@ The key that signs is ``tsig_key.TsigKey``; the connection, ``tcp_pipeline.Conne
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import dns.exception
@@ -72,6 +73,21 @@ _PREREQUISITE_FAILED = {
     dns.rcode.NXRRSET,
     dns.rcode.YXRRSET,
 }
+
+
+@dataclass(frozen=True)
+class UpdateMessageRider(UpdateRider):
+    """A rider of this family: ``add_to`` adds its prerequisites and updates to the UPDATE."""
+
+    add_to: Callable[[dns.update.UpdateMessage], None] = lambda _update: None
+
+
+def message_riders(riders: Sequence[UpdateRider]) -> list[UpdateMessageRider]:
+    """``riders`` as this family's (they come from its own lock and record, ``lock.py``)."""
+    own = [r for r in riders if isinstance(r, UpdateMessageRider)]
+    if len(own) != len(riders):
+        raise TypeError("a rider of another provider family was given to an RFC 2136 UPDATE")
+    return own
 
 
 class Rfc2136Provider(Provider):
@@ -200,7 +216,7 @@ class Rfc2136Provider(Provider):
         update = self.build_update(changes, live)
         # What ends the run (the lock's release, the record of the last apply) may ride in
         # this UPDATE, with its own prerequisites: all of it is applied, or none of it.
-        for rider in riders:
+        for rider in message_riders(riders):
             rider.add_to(update)
         with Connection(self) as conn:
             (response,) = conn.exchange([update])
@@ -233,8 +249,8 @@ class Rfc2136Provider(Provider):
                 f"DNS server {self._server} failed the UPDATE of zone {self.zone}: "
                 f"{dns.rcode.to_text(rcode)}"
             )
-        for rider in riders:
-            rider.sent()
+        for done in riders:
+            done.sent()
         return [
             f"zone {self.zone}: {len(changes)} rrset(s) changed in one UPDATE to {self._server}"
         ]
