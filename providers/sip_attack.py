@@ -88,6 +88,7 @@ class _Request:
     extra: list[str]
     domain: str
     body: str = ""
+    from_user: str = FROM_USER  # a scanner sends the extension it tries here too
 
     def text(self, via: str, contact: str) -> bytes:
         lines = [
@@ -106,7 +107,7 @@ class _Request:
         return ("\r\n".join(lines) + "\r\n\r\n" + self.body).encode()
 
     def extra_from(self) -> str:
-        return f"<sip:{FROM_USER}@{self.domain}>;tag={self.from_tag}"
+        return f"<sip:{self.from_user}@{self.domain}>;tag={self.from_tag}"
 
 
 def _branch() -> str:
@@ -265,11 +266,14 @@ class SipAgent:
         )
 
     def transact(self, method: str, user: str, timeout: float, extra: list[str] | None = None,
-                 body: str = "") -> Exchange:  # fmt: skip
-        """One non-INVITE request (OPTIONS, REGISTER, MESSAGE); waits for its final answer."""
+                 body: str = "", from_user: str | None = None) -> Exchange:  # fmt: skip
+        """One non-INVITE request (OPTIONS, REGISTER, MESSAGE); waits for its final answer.
+
+        ``from_user``: the From header's user (sipvicious sends the extension it tries)."""
         exchange = Exchange(method, user)
         first_packet = self.packets
         req = self._new(method, user, list(extra or []), body)
+        req.from_user = from_user or FROM_USER
         if method == "REGISTER":
             req.uri = f"sip:{self.domain}"
         self._run_non_invite(req, exchange, timeout)
@@ -277,6 +281,7 @@ class SipAgent:
             # Accepted: withdraw the binding at once (the finding stands).
             undo = self._new("REGISTER", user, ["Expires: 0"])
             undo.uri, undo.call_id, undo.from_tag, undo.cseq = req.uri, req.call_id, req.from_tag, 2
+            undo.from_user = req.from_user
             self._run_non_invite(undo, Exchange("REGISTER", user), timeout)
         exchange.packets = self.packets - first_packet
         return exchange
@@ -332,11 +337,14 @@ class SipAgent:
             "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n"
         )
 
-    def invite(self, user: str, timeout: float, hold: float = 0.3) -> Exchange:
+    def invite(
+        self, user: str, timeout: float, hold: float = 0.3, from_user: str | None = None
+    ) -> Exchange:
         """Call ``sip:<user>@<domain>`` and end the call as soon as it shows what it does."""
         exchange = Exchange("INVITE", user)
         first_packet = self.packets
         req = self._new("INVITE", user, ["Content-Type: application/sdp"], self._sdp())
+        req.from_user = from_user or FROM_USER
         invite = req.text(self._via, self._contact)
         started = time.monotonic()
         deadline = started + timeout
@@ -452,6 +460,7 @@ class SipAgent:
         self, req: _Request, to_tag: str, uri: str, timeout: float, exchange: Exchange
     ) -> None:
         bye = _Request("BYE", uri, _branch(), req.call_id, req.from_tag, req.cseq + 1,
-                       req.to + (f";tag={to_tag}" if to_tag else ""), [], req.domain)  # fmt: skip
+                       req.to + (f";tag={to_tag}" if to_tag else ""), [], req.domain,
+                       from_user=req.from_user)  # fmt: skip
         bye_exchange = Exchange("BYE", exchange.user)
         self._run_non_invite(bye, bye_exchange, timeout)

@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 from asterisk_helpers import Phone, apply_spec, spec_data, write_spec
-from fixtures.asterisk import AsteriskInstance
+from fixtures.asterisk import LOCAL_EXTENSIONS, AsteriskInstance
 from fixtures.bind import SECRET_ENV, BindServer
 
 from sipctl.cli import run
@@ -46,11 +46,22 @@ def phones(asterisk: AsteriskInstance) -> Iterator[dict[str, Phone]]:
             f"[{ext}]\ntype=aor\nmax_contacts=1\n"
             f"contact=sip:{ext}@127.0.0.1:{phone.sock.getsockname()[1]}\n",
         )
-    asterisk.write_admin_file("pjsip.conf", pjsip)
+    asterisk.write_admin_file("pjsip.conf", identified_by_address(pjsip))
     asterisk.rx("module reload res_pjsip.so")
     yield made
     for phone in made.values():
         phone.close()
+
+
+def identified_by_address(pjsip: str) -> str:
+    """The fix the audit names for enumeration by From (measured with sipvicious): each
+    phone's endpoint identified by its address (the phones here never call in: 127.0.0.2)."""
+    for ext in LOCAL_EXTENSIONS:
+        pjsip = pjsip.replace(
+            f"[{ext}]\ntype=endpoint\n", f"[{ext}]\ntype=endpoint\nidentify_by=ip\n"
+        )
+        pjsip += f"\n[{ext}-address]\ntype=identify\nendpoint={ext}\nmatch=127.0.0.2\n"
+    return pjsip
 
 
 def _free_udp_port() -> int:
@@ -376,4 +387,64 @@ def test_verify_says_per_name_what_a_caller_gets_and_rings_no_phone(
         asterisk.write_admin_file("pjsip.conf", pjsip)
         asterisk.rx("module reload res_pjsip.so")
         apply_spec(applied)
+    assert {ext: len(p.invites) for ext, p in phones.items()} == before
+
+
+def _svwar(pbx: AsteriskInstance, method: str) -> set[str]:
+    """The extensions sipvicious' svwar (from PyPI) lists for 100-110 on the PBX's UDP port."""
+    import shutil
+    import subprocess
+    import sys
+
+    program = shutil.which("sipvicious_svwar") or str(
+        Path(sys.executable).with_name("sipvicious_svwar")
+    )
+    done = subprocess.run(
+        [program, "-m", method, "-e100-110", "-b", "127.0.0.1", "-x", "127.0.0.1",
+         "-P", str(_free_udp_port()), "-p", str(pbx.sip_port), "127.0.0.1"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    found = set()
+    for line in done.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].isdigit():
+            found.add(cells[0])
+    return found
+
+
+def test_svwar_and_audit_find_the_internal_extensions_then_neither_after_the_fix(
+    asterisk: AsteriskInstance, applied: Path, bind: BindServer, phones: dict[str, Phone]
+) -> None:
+    """With Asterisk's default identify_by=username, svwar's OPTIONS and INVITE scans list
+    101, 105 and 106 (a From naming a phone is challenged, any other is a guest); the audit
+    finds the same, on UDP and TCP. With the phones identified by address (the fixture's
+    default, the fix the audit names) neither finds anything. No phone gets an INVITE from
+    the audit (svwar's INVITE scan does ring 101: a declared name anyone may call)."""
+    fixed = (asterisk.config_dir / "pjsip.conf").read_text()
+    by_username = fixed.replace("identify_by=ip\n", "")
+    asterisk.write_admin_file("pjsip.conf", by_username)
+    asterisk.rx("module reload res_pjsip.so")
+    try:
+        assert _svwar(asterisk, "OPTIONS") == {"101", "105", "106"}
+        assert _svwar(asterisk, "INVITE") == {"101", "105", "106"}
+        before = {ext: len(p.invites) for ext, p in phones.items()}
+        report = _audit(applied, bind)
+        assert {ext: len(p.invites) for ext, p in phones.items()} == before
+    finally:
+        asterisk.write_admin_file("pjsip.conf", fixed)
+        asterisk.rx("module reload res_pjsip.so")
+    found = [f for f in report.findings if f.code == "enumeration-by-identity"]
+    text = report.to_text()
+    methods = {(f.where.split()[0], f.sent.split()[0] if f.sent else "") for f in found}
+    assert {
+        ("udp", "OPTIONS"),
+        ("udp", "INVITE"),
+        ("tcp", "OPTIONS"),
+        ("tcp", "INVITE"),
+    } <= methods, text
+    assert all("identify_by=ip" in f.fix for f in found) and report.exit_code == 2, text
+    assert _svwar(asterisk, "OPTIONS") == set() and _svwar(asterisk, "INVITE") == set()
+    before = {ext: len(p.invites) for ext, p in phones.items()}
+    after = _audit(applied, bind)
+    assert not [f for f in after.findings if f.code.startswith("enumeration")], after.to_text()
     assert {ext: len(p.invites) for ext, p in phones.items()} == before

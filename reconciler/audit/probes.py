@@ -308,3 +308,56 @@ def version_leaks(servers: Mapping[str, str], managed: bool = False) -> list[Fin
                 )
             )
     return findings
+
+
+# Measured on Asterisk 22.10 with sipvicious_svwar 0.3.8 (-e100-110, OPTIONS and INVITE):
+# with Asterisk's default identify_by=username,ip a From user that names a phone's endpoint
+# is identified as it and challenged (401), any other one lands on the guest endpoint (200,
+# or the reject path answered): svwar lists 101, 105 and 106. allow_unauthenticated_options
+# =yes on the phones' endpoints makes the OPTIONS scan find nothing (the INVITE scan still
+# finds them); identify_by=ip with a type=identify section per phone (match=its address)
+# makes both find nothing (endpoint_identifier_order alone does not: identifiers it leaves
+# out are still tried after the listed ones).
+IDENTITY_FIX = {
+    "OPTIONS": (
+        "set allow_unauthenticated_options=yes on the phones' endpoints in pjsip.conf (an "
+        "OPTIONS from an extension is then answered like a stranger's), or identify the "
+        "phones by address: identify_by=ip on each phone's endpoint and a type=identify "
+        "section per phone (match=its address)"
+    ),
+    "INVITE": (
+        "identify the phones by address, not by the From user: identify_by=ip on each "
+        "phone's endpoint and a type=identify section per phone (match=its address). With "
+        "identify_by=username (Asterisk's default) a From naming a phone is challenged (401) "
+        "while any other is a guest; endpoint_identifier_order alone does not change that. "
+        "Phones without a fixed address can only be hidden by endpoint names nobody guesses"
+    ),
+}
+IDENTITY_FIX["REGISTER"] = IDENTITY_FIX["INVITE"]
+
+
+def identity_findings(
+    method: str, known: Sequence[Exchange], unknown: Sequence[Exchange], target: str
+) -> list[Finding]:
+    """sipvicious' test: the extension in the request URI and in From. A known extension
+    (an endpoint of that name) and an unknown one must get the same answer."""
+    k_codes = {e.final for e in known if e.final is not None}
+    u_codes = {e.final for e in unknown if e.final is not None}
+    if not k_codes or not u_codes or k_codes == u_codes:
+        return []
+    tried = ", ".join(sorted({e.user for e in known}))
+    return [
+        Finding(
+            "enumeration-by-identity",
+            "medium",
+            "enumeration",
+            f"{method} with the extension in From and the request URI (as sipvicious svwar "
+            f"does) tells the internal extensions {tried} from unknown ones: known get "
+            f"{_codes(k_codes)}, unknown get {_codes(u_codes)}",
+            target,
+            IDENTITY_FIX[method],
+            sent=f"{method} sip:EXT@... From: sip:EXT@... for {len(known)} known and "
+            f"{len(unknown)} unknown extensions",
+            got=", ".join(sorted({e.summary() for e in [*known[:2], *unknown[:2]]})),
+        )
+    ]

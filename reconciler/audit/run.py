@@ -9,7 +9,10 @@ The order, each part bounded in count and time (``AuditLimits``):
    REGISTER and MESSAGE as a guest, and the INVITEs of ``probes.call_plan`` (never to a
    declared name: audit never rings a real phone). Requests are rate-limited;
 3. the PBX's log (where the target can read it): one "Wrong call" line per answered call;
-4. the management ports of every resolved address (``exposure.py``).
+4. as sipvicious' svwar does: the declared extensions and a few unknown ones in the request
+   URI and in From, by OPTIONS, REGISTER and INVITE on every UDP and TCP target;
+5. the management ports of every resolved address (``exposure.py``);
+6. when a part met silence: whether sipctl's fail2ban jails ban this machine.
 
 Packets: OPTIONS/REGISTER/MESSAGE cost 1 datagram each (+ retransmissions if lost; an accepted
 REGISTER is withdrawn: +1), an INVITE 2 (INVITE, ACK) when refused, 3 when answered (+BYE) or
@@ -113,6 +116,7 @@ def run_audit(
 
                     log("ban test: wrong calls until fail2ban bans this host, then unban")
                     run_ban_test(spec, target, ctx, report)
+            _identity_probes(spec, hops, transport, limits, deadline, report, log)
             _knock(spec, hops, limits, extra_ports, report, log)
             _certificates(spec, hops, limits, report)
             if report.errors:
@@ -405,6 +409,116 @@ def _unreachable_names(
         f"enumeration by INVITE: {len(declared_calls)} declared name(s) no phone answers "
         f"({', '.join(names)}) against {len(undeclared_calls)} undeclared"
     )
+
+
+IDENTITY_KNOWN = 10  # declared extensions tried as sipvicious does, at most
+IDENTITY_UNKNOWN = 3
+
+
+def _identity_probes(
+    spec: Spec,
+    hops: Sequence[Endpoint],
+    transport: HostTransport | None,
+    limits: AuditLimits,
+    deadline: float,
+    report: AuditReport,
+    log: Callable[[str], None],
+) -> None:
+    """OPTIONS, REGISTER and INVITE with the extension in the request URI and in From, on
+    every UDP and TCP target, as sipvicious' svwar scans: known extensions against unknown.
+
+    No phone rings: a known extension gets an INVITE only when its OPTIONS was challenged
+    (the endpoint requires authentication, so the INVITE is challenged before any dialplan
+    runs), and an unknown one only when the PBX has no endpoint of that name (it then lands
+    on the guest endpoint, whose dialplan ends in the reject path)."""
+    # An extension that is also a declared name is public: anyone may call it by design.
+    public = {*spec.users, *spec.rooms}
+    extensions = [e for e in dict.fromkeys(_declared_extensions(spec)) if e not in public]
+    known = extensions[:IDENTITY_KNOWN]
+    if not known:
+        return
+    unknown = _unknown_extensions(spec, known, transport)
+    rate = _RateLimit(limits.rate)
+    targets = {h.transport: h for h in hops if h.transport in ("udp", "tcp")}
+    log(f"as sipvicious does: {len(known)} known and {len(unknown)} unknown extensions in From")
+    for wire_name, hop in targets.items():
+        where = f"{hop.transport} {_hostport(hop.address, hop.port)}"
+        wire: Wire = "udp" if wire_name == "udp" else "tcp"
+        count = report.count("identity")
+        asked: dict[str, tuple[list[Exchange], list[Exchange]]] = {}
+        try:
+            with SipAgent(hop.address, hop.port, wire, spec.domain) as agent:
+                for method in ("OPTIONS", "REGISTER", "INVITE"):
+                    groups: tuple[list[Exchange], list[Exchange]] = ([], [])
+                    for extensions, into in ((known, groups[0]), (unknown, groups[1])):
+                        for ext in extensions:
+                            if time.monotonic() >= deadline:
+                                break
+                            if method == "INVITE" and not _may_invite(ext, known, asked):
+                                continue
+                            rate.wait()
+                            if method == "INVITE":
+                                exchange = agent.invite(
+                                    ext, limits.request_timeout, limits.hold, from_user=ext
+                                )
+                            else:
+                                extra = ["Expires: 60"] if method == "REGISTER" else []
+                                exchange = agent.transact(
+                                    method, ext, limits.request_timeout, extra, from_user=ext
+                                )
+                            count.requests += 1
+                            count.packets += exchange.packets
+                            into.append(exchange)
+                    asked[method] = groups
+        except OSError as exc:
+            report.errors.append(f"{where}: cannot talk SIP: {exc}")
+            continue
+        for method, (mine, others) in asked.items():
+            report.add(probes.identity_findings(method, mine, others, where))
+            if method == "REGISTER":
+                report.add(probes.guest_request_findings(mine + others, where))
+    report.checks.append(
+        f"identity: OPTIONS, REGISTER and INVITE with the extension in From (as sipvicious) "
+        f"for {len(known)} known and {len(unknown)} unknown extensions on "
+        f"{', '.join(targets) or 'no UDP/TCP target'}"
+    )
+
+
+def _may_invite(
+    ext: str, known: list[str], asked: dict[str, tuple[list[Exchange], list[Exchange]]]
+) -> bool:
+    """A known extension is INVITEd only when its OPTIONS was challenged (401/407)."""
+    if ext not in known:
+        return True  # _unknown_extensions made sure no endpoint has this name
+    options = asked.get("OPTIONS", ([], []))[0]
+    return any(e.user == ext and e.final in (401, 407) for e in options)
+
+
+def _unknown_extensions(spec: Spec, known: list[str], transport: HostTransport | None) -> list[str]:
+    """Numbers like the known ones that no endpoint of the live PBX has (checked through
+    the asterisk target; without it, ten digits nobody uses as an endpoint name)."""
+    from sipctl.providers.asterisk.phones import read_phones
+
+    taken = {*known, *spec.users, *spec.rooms}
+    section = spec.asterisk
+    readable = transport is not None and section is not None and section.channel == "pjsip"
+    width = max(len(k) for k in known) if readable else 10
+    candidates: list[str] = []
+    while len(candidates) < IDENTITY_UNKNOWN * 3:
+        number = str(secrets.randbelow(9) + 1) + "".join(
+            str(secrets.randbelow(10)) for _ in range(max(width, 3) - 1)
+        )
+        if number not in taken and number not in candidates:
+            candidates.append(number)
+    if not readable:
+        return candidates[:IDENTITY_UNKNOWN]
+    assert transport is not None and section is not None
+    try:
+        facts = read_phones(transport, section.command, candidates)
+    except SipctlError:
+        return []
+    free = [n for n in candidates if (f := facts.get(n)) is not None and not f.exists]
+    return free[:IDENTITY_UNKNOWN]
 
 
 def _declared_extensions(spec: Spec) -> list[str]:

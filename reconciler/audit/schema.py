@@ -26,6 +26,7 @@ def audit_report_schema() -> dict[str, Any]:
                 "dialplan-step, dialplan-include, dialplan-switch, call-rang, "
                 "call-not-rejected, answered-without-wrong-call, guest-register-accepted, "
                 "guest-message-accepted, enumeration-by-code, enumeration-by-timing, "
+                "enumeration-by-identity, "
                 "port-open, version-leak, certificate-name-mismatch, certificate-expiring, "
                 "certificate-expired, ban-missing",
             },
@@ -49,7 +50,16 @@ def audit_report_schema() -> dict[str, Any]:
         "required": ["kind", "requests", "packets"],
         "properties": {
             "kind": {
-                "enum": ["options", "register", "message", "invite", "port", "tls", "ban-test"]
+                "enum": [
+                    "options",
+                    "register",
+                    "message",
+                    "invite",
+                    "identity",
+                    "port",
+                    "tls",
+                    "ban-test",
+                ]
             },
             "requests": {"type": "integer", "minimum": 0},
             "packets": {"type": "integer", "minimum": 0, "description": "messages sent"},

@@ -77,8 +77,10 @@ def audit_command(
     something other than a declared name or the reject path), then, resolved as a caller
     would (RFC 3263), calls outside-line, international, feature-code and special dial
     strings (each call ended at once), tries REGISTER and MESSAGE as a guest, compares
-    declared and undeclared names (enumeration), and knocks on management ports the spec
-    does not open. Declared names only get OPTIONS: no real phone rings.
+    declared and undeclared names and, as sipvicious does, known and unknown extensions in
+    From (enumeration), and knocks on management ports the spec does not open. No real
+    phone rings: a declared name is called only when the live PBX says none of its
+    extensions' endpoints has a contact.
 
     Exit codes: 0 nothing at or above --fail-on found, 2 such findings, 1 could not run.
     """
