@@ -77,6 +77,8 @@ class RunContext:
     log: Callable[[str], None] = lambda _line: None
     secrets: set[str] = field(default_factory=set)
     force: bool = False
+    # each host's profile, read once per run (providers/transport/host_profile.py)
+    host_profiles: dict[str, object] = field(default_factory=dict)
     _transports: TransportPool | None = None
 
     @property

@@ -29,6 +29,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 from sipctl.errors import ProviderError
 from sipctl.providers.base import Provider, UpdateRider
+from sipctl.providers.transport.host_profile import (
+    host_profile_path,
+    offline_program,
+    resolve_program,
+)
 from sipctl.providers.transport.pool import CommandResult, FileWrite
 from sipctl.providers.transport.read_gate import GateReads, gated
 from sipctl.reconciler.fail2ban_proof import (
@@ -47,7 +52,6 @@ from sipctl.reconciler.render.fail2ban import (
 )
 from sipctl.reconciler.resources import Address, Kept, LiveState, Resource
 from sipctl.schemas.targets import parse_target
-from sipctl.schemas.values import split_command
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -57,6 +61,7 @@ if TYPE_CHECKING:
 
 _PROOF_TIMEOUT = 60.0
 _CLIENT_TIMEOUT = 60.0
+STOCK = ("fail2ban-client",)  # without a host profile entry
 
 # Runs fail2ban-regex on the target when this machine has none: the filter text and the test
 # log arrive on stdin, split at a marker line, in one round trip.
@@ -99,6 +104,7 @@ class Fail2banProvider(Provider):
             ssh = spec.asterisk.ssh
         self._ssh: Ssh | None = ssh
         self._ctx = ctx
+        self._loaded = loaded
         self._paths = (filter_path(self._section), jail_path(self._section))
 
     @property
@@ -113,7 +119,7 @@ class Fail2banProvider(Provider):
     def read(self, desired: Sequence[Resource]) -> LiveState:
         transport = self._transport()
         # The server's state rides with the files: one round trip (its programs are fixed).
-        programs = self._server_programs() if transport.can_run else []
+        programs = self._server_programs(self._program(transport)) if transport.can_run else []
         files, answers = transport.read_and_run(
             list(self._paths), programs, timeout=_CLIENT_TIMEOUT
         )
@@ -146,9 +152,22 @@ class Fail2banProvider(Provider):
 
     def gate_reads(self, desired: Sequence[Resource]) -> list[GateReads]:
         """What ``read`` asks of the host, for its read gate."""
-        programs = tuple(tuple(argv) for argv in self._server_programs())
+        key = self._key()
+        program = offline_program(self._ctx, "fail2ban", self._section.program, key)
+        programs = tuple(tuple(argv) for argv in self._server_programs(program or STOCK))
         del desired
-        return [GateReads(self._target, files=self._paths, programs=programs)]
+        files = (*self._paths, host_profile_path(self._ctx.env))
+        return [GateReads(self._target, files=files, programs=programs)]
+
+    def _key(self) -> str:
+        return f"{self._loaded.where(('fail2ban', 'program'))}: fail2ban.program"
+
+    def _program(self, transport: HostTransport) -> tuple[str, ...]:
+        """How fail2ban-client runs on the target: its host profile's entry, never the spec."""
+        words = resolve_program(
+            self._ctx, transport, "fail2ban", self._section.program, self._key()
+        )
+        return words or STOCK
 
     def _prove(self, filter_text: str, transport: HostTransport, live: LiveState) -> None:
         """Run fail2ban-regex on the proof log: here if installed, else on the target."""
@@ -228,12 +247,12 @@ class Fail2banProvider(Provider):
         if not problems:
             self._ctx.log("sshd jail proven with fail2ban-regex on this machine")
 
-    def _server_programs(self) -> list[list[str]]:
+    def _server_programs(self, program: Sequence[str]) -> list[list[str]]:
         """What ``read`` asks the host about the server (read only): is it running, does
         the log file exist, and (for the sshd jail) which jails it runs."""
-        programs = [self._client_words("ping"), ["test", "-e", self._section.logpath]]
+        programs = [[*program, "ping"], ["test", "-e", self._section.logpath]]
         if self._section.sshd:
-            programs.append(self._client_words("status"))
+            programs.append([*program, "status"])
         return programs
 
     def _server_state(
@@ -256,7 +275,7 @@ class Fail2banProvider(Provider):
                 self._note_admins_sshd_jails(status_answer[0], live)
         elif status == 127:
             live.skipped.append(
-                f"{self.target_id}: {split_command(self._section.command)[0]!r} was not found; the "
+                f"{self.target_id}: {self._program(transport)[0]!r} was not found; the "
                 "files are written and the reload is skipped (is fail2ban installed?)"
             )
         elif "Is fail2ban running?" in answer:
@@ -346,12 +365,10 @@ class Fail2banProvider(Provider):
         lines.append(f"{self.target_id}: fail2ban reloaded")
         return lines
 
-    def _client_words(self, verb: str) -> list[str]:
-        """``fail2ban.command``'s words, then the verb: run as a program, never by a shell."""
-        return [*split_command(self._section.command), *([verb] if verb else [])]
-
     def _client(self, transport: HostTransport, verb: str) -> CommandResult:
-        return transport.run_programs([self._client_words(verb)], timeout=_CLIENT_TIMEOUT)[0]
+        """fail2ban-client ``verb``: run as a program with its words, never by a shell."""
+        argv = [*self._program(transport), verb]
+        return transport.run_programs([argv], timeout=_CLIENT_TIMEOUT)[0]
 
 
 def local_fail2ban_regex() -> str | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sipctl.errors import SipctlError
-from sipctl.schemas.values import split_command
+from sipctl.providers.transport.host_profile import resolve_program
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -81,7 +81,9 @@ def fail2ban_run(spec: Spec, ctx: RunContext, *verb: str) -> str | None:
         transport = ctx.transports.get(target, ssh)
         if not transport.can_run:
             return None
-        argv = [*split_command(section.command), *verb]
+        key = "fail2ban.program"
+        program = resolve_program(ctx, transport, "fail2ban", section.program, key)
+        argv = [*(program or ("fail2ban-client",)), *verb]
         result = transport.run_programs([argv], timeout=30.0)[0]
     except SipctlError:
         return None

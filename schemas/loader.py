@@ -439,6 +439,13 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
     if not isinstance(data, dict):
         raise SpecError(f"{source}:1:1: the spec must be a mapping with 'version' and 'domain'")
     positions = SpecPositions(builder.positions, text)
+    from sipctl.schemas.retired import retired_keys
+
+    retired = retired_keys(data, lambda path: _where(source, positions, path))
+    if retired:
+        raise SpecError(
+            retired[0] if len(retired) == 1 else f"{source}: {len(retired)} problems", retired
+        )
     spec = _spec_of(data, source, positions)
     return LoadedSpec(
         spec=spec,

@@ -207,3 +207,19 @@ LETTERED_NAME_PATTERN = "[A-Za-z]"
 
 # What the JSON Schema says of a reserved context name (spec.py's ContextName).
 RESERVED_CONTEXT_PATTERN = "^(?:" + "|".join(_ci(w) for w in sorted(_RESERVED_CONTEXTS)) + ")$"
+
+
+# An entry of a host profile, as a spec names it (asterisk.program, fail2ban.program,
+# dns.reload): schemas/profiles.py.
+ENTRY_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+_ENTRY_NAME_RE = re.compile(ENTRY_NAME_PATTERN)
+
+
+def check_entry_name(value: str) -> str:
+    if not isinstance(value, str) or not _ENTRY_NAME_RE.fullmatch(value):
+        raise ValueError(
+            f"{_describe(str(value))} is not the name of a host profile entry (like default "
+            "or pbx1: lower-case letters, digits, '_' and '-'); a spec names an entry of the "
+            "host's /etc/sipctl/host.yaml, never a program (docs/security.md)"
+        )
+    return value

@@ -41,7 +41,9 @@ EXAMPLES: dict[str, Any] = {
     "dns.tsig.secret_env": "SIPCTL_TSIG_SECRET",
     "dns.tsig.secret_file": "/etc/sipctl/tsig.key",
     "dns.file": "zones/mysite.ru.zone",
-    "dns.reload_command": "rndc reload mysite.ru",
+    "dns.reload": "mysite",
+    "asterisk.program": "pbx1",
+    "fail2ban.program": "default",
     "asterisk.target": "ssh://root@asterisk.mysite.ru:22",
     "asterisk.ssh.key_file": "~/.ssh/id_ed25519",
     "asterisk.tls.cert_file": "/etc/asterisk/keys/asterisk.pem",
@@ -67,6 +69,7 @@ _PATTERN_WORDS: dict[str, str] = {}
 def _pattern_words() -> dict[str, str]:
     if not _PATTERN_WORDS:
         from sipctl.schemas import names, targets, values
+        from sipctl.schemas.names import ENTRY_NAME_PATTERN
 
         _PATTERN_WORDS.update(
             {
@@ -85,7 +88,7 @@ def _pattern_words() -> dict[str, str]:
                 values.ENV_NAME_PATTERN: "environment variable name",
                 values.PROVIDER_PATTERN: "provider name",
                 "^/": "absolute path",
-                values.COMMAND_PATTERN: "command (a program and its arguments; no shell syntax)",
+                ENTRY_NAME_PATTERN: "entry of the host profile",
             }
         )
     return _PATTERN_WORDS

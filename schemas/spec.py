@@ -31,6 +31,7 @@ from pydantic import (
 from sipctl.schemas import spec_rules as rules
 from sipctl.schemas.names import (
     CONTEXT_PATTERN,
+    ENTRY_NAME_PATTERN,
     EXTENSION_PATTERN,
     HEADER_PATTERN,
     HOSTNAME_PATTERN,
@@ -43,6 +44,7 @@ from sipctl.schemas.names import (
     TSIG_NAME_PATTERN,
     USER_NAME_PATTERN,
     check_context,
+    check_entry_name,
     check_extension,
     check_hostname,
     check_server_header,
@@ -52,7 +54,6 @@ from sipctl.schemas.names import (
 )
 from sipctl.schemas.targets import TARGET_PATTERN, check_target
 from sipctl.schemas.values import (
-    COMMAND_PATTERN,
     DEFAULT_PERSIST,
     ENV_NAME_PATTERN,
     HOSTPORT_PATTERN,
@@ -65,7 +66,6 @@ from sipctl.schemas.values import (
     OctodnsScalar,
     check_abs_path,
     check_acme_url,
-    check_command,
     check_email,
     check_hostport,
     check_ignored_network,
@@ -436,8 +436,12 @@ class Octodns(_Model):
         return dict(self.__pydantic_extra__ or {})
 
 
-Command = Annotated[
-    str, AfterValidator(check_command), Field(json_schema_extra={"pattern": COMMAND_PATTERN})
+# A spec names a program only by an entry of the host's profile (schemas/profiles.py): the
+# programs themselves are the admin's, never a merge request's.
+ProgramEntry = Annotated[
+    str,
+    AfterValidator(check_entry_name),
+    Field(json_schema_extra={"pattern": ENTRY_NAME_PATTERN}),
 ]
 
 
@@ -480,8 +484,11 @@ class Dns(_Model):
             "start a new zone)"
         ),
     )
-    reload_command: Command | None = Field(
-        default=None, description="run after the zone file changed, e.g. 'rndc reload mysite.ru'"
+    reload: ProgramEntry | None = Field(
+        default=None,
+        description="zonefile: the entry of the host profile's zone_reload (on the machine "
+        "running sipctl) run after the zone file changed; default: its entry 'default', "
+        "else nothing runs",
     )
     octodns: Octodns | None = Field(
         default=None,
@@ -579,8 +586,11 @@ class Asterisk(_Model):
     config_dir: AbsPath = Field(
         default="/etc/asterisk", description="Asterisk's configuration directory on the target"
     )
-    command: Command = Field(
-        default="asterisk", description="prefix of 'asterisk -rx', e.g. 'docker exec pbx asterisk'"
+    program: ProgramEntry | None = Field(
+        default=None,
+        description="the entry of the host profile's asterisk programs that reaches Asterisk "
+        "(e.g. one that runs 'docker exec pbx asterisk'); default: its entry 'default', else "
+        "the stock 'asterisk'",
     )
     manage_transports: bool = Field(
         default=False,
@@ -718,7 +728,11 @@ class Fail2ban(_Model):
     config_dir: AbsPath = Field(
         default="/etc/fail2ban", description="fail2ban's configuration directory on the target"
     )
-    command: Command = Field(default="fail2ban-client", description="how fail2ban-client is run")
+    program: ProgramEntry | None = Field(
+        default=None,
+        description="the entry of the host profile's fail2ban programs that runs "
+        "fail2ban-client; default: its entry 'default', else the stock 'fail2ban-client'",
+    )
     # Asterisk 22's stock logger.conf: messages.log => notice,warning,error
     logpath: AbsPath = Field(
         default="/var/log/asterisk/messages.log",

@@ -68,13 +68,13 @@ def provider_name(value: str) -> str:
 
 
 def provider_needs(dns: Dns, given: frozenset[str]) -> Updates:
-    """rfc2136 needs dns.server and takes no file or reload_command; zonefile needs
+    """rfc2136 needs dns.server and takes no file or reload; zonefile needs
     dns.file and takes no server or tsig."""
     if dns.provider == "rfc2136":
         if dns.server is None:
             raise ValueError("provider rfc2136 needs 'server' (the primary, like 192.0.2.53:53)")
-        if dns.file is not None or dns.reload_command is not None:
-            raise ValueError("'file' and 'reload_command' belong to provider zonefile")
+        if dns.file is not None or dns.reload is not None:
+            raise ValueError("'file' and 'reload' belong to provider zonefile")
     if dns.provider == "zonefile":
         if dns.file is None:
             raise ValueError("provider zonefile needs 'file' (the zone file to manage)")

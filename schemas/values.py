@@ -144,40 +144,6 @@ def check_octodns_value(value: Any) -> Any:
     )
 
 
-# Characters that mean something to a shell beyond "word": command lists (; & |), expansions
-# ($ `), redirections (< >), subshells and groups (( ) { }). A command is a program and its
-# arguments, run without a shell, so none of them is ever needed.
-SHELL_SYNTAX = frozenset(";&|$`<>(){}")
-
-
-def split_command(value: str) -> tuple[str, ...]:
-    """The words of a ``command`` value (shlex rules): the program, then its arguments."""
-    import shlex  # only for a command (start-up cost)
-
-    return tuple(shlex.split(value))
-
-
-def check_command(value: str) -> str:
-    bad = sorted(set(value) & SHELL_SYNTAX)
-    if bad:
-        shown = " ".join(bad)
-        raise ValueError(
-            f"{value!r} uses shell syntax ({shown}): a command is a program and its "
-            "arguments, run without a shell; write just the program and its words, like "
-            "'docker exec pbx asterisk'"
-        )
-    try:
-        words = split_command(value)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a command line: {exc}") from None
-    if not words:
-        raise ValueError("a command must name a program")
-    return value.strip()
-
-
-COMMAND_PATTERN = "^[^;&|$`<>(){}]*[^;&|$`<>(){}\\s][^;&|$`<>(){}]*$"
-
-
 # --- paths, ACME ---------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 pytest_plugins = [
     "fixtures.common",
+    "fixtures.host_profile",
     "fixtures.bind",
     "fixtures.sshd",
     "fixtures.netns",  # before asterisk, which imports it (else pytest cannot rewrite it)

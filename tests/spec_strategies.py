@@ -39,7 +39,7 @@ FULL_SPEC: dict[str, Any] = {
     "asterisk": {
         "target": "local",
         "config_dir": "/etc/asterisk",
-        "command": "asterisk",
+        "program": "default",
         "reject_sound": "ss-noservice",
         "tls": {"cert_file": "/etc/asterisk/keys/a.pem", "key_file": "/etc/asterisk/keys/a.key"},
     },
@@ -47,7 +47,7 @@ FULL_SPEC: dict[str, Any] = {
     "fail2ban": {
         "logpath": "/var/log/asterisk/messages.log",
         "ignoreip": ["192.0.2.0/24"],
-        "command": "fail2ban-client",
+        "program": "default",
     },
 }
 

@@ -81,7 +81,6 @@ def _ssh_spec(pbx: AsteriskInstance, server: SshServer, **ssh: Any) -> dict[str,
         pbx,
         target=server.target,
         ssh=server.ssh_spec(**ssh),
-        command=pbx.command,
         config_dir=str(pbx.config_dir),
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import random
 import re
+import shlex
 import socket
 import string
 import time
@@ -24,6 +25,7 @@ from asterisk_helpers import (
     spec_data,
     write_spec,
 )
+from fixtures import host_profile
 from fixtures.asterisk import AsteriskInstance
 from fixtures.common import free_port
 from fixtures.sip_client import SipCaller
@@ -229,13 +231,12 @@ def test_dialplan_show_matches_what_was_meant(asterisk: AsteriskInstance, applie
 def test_an_unreachable_asterisk_stops_the_plan(
     asterisk: AsteriskInstance, applied: Path, tmp_path: Path
 ) -> None:
-    spec = write_spec(
-        tmp_path, spec_data(asterisk, command=f"{asterisk.command} -s /nonexistent.ctl")
-    )
+    spec = write_spec(tmp_path, spec_data(asterisk))
+    host_profile.add("asterisk", [*asterisk.program, "-s", "/nonexistent.ctl"])
     _, ctx, _, live = plan_layer(spec)
     ctx.close()
     assert len(live.problems) == 1, live.problems
-    assert "cannot ask Asterisk with" in live.problems[0]
+    assert "cannot ask Asterisk (" in live.problems[0]
     assert "Unable to connect to remote asterisk" in live.problems[0]
 
 
@@ -291,14 +292,13 @@ def test_a_failed_reload_puts_the_old_files_back(
     wrapper.write_text(
         "#!/bin/sh\n"
         'case "$*" in *reload*) echo "Unable to reload: the PBX is in maintenance"; exit 1;; esac\n'
-        f'exec {asterisk.command} "$@"\n'
+        f'exec {shlex.join(asterisk.program)} "$@"\n'
     )
     wrapper.chmod(0o755)
     config = asterisk.config_dir
     before = {p.name: p.read_bytes() for p in config.iterdir() if p.is_file()}
-    spec = write_spec(
-        tmp_path, spec_data(asterisk, users={"director": "105", "bob": "106"}, command=str(wrapper))
-    )
+    spec = write_spec(tmp_path, spec_data(asterisk, users={"director": "105", "bob": "106"}))
+    host_profile.add("asterisk", [str(wrapper)])
     with pytest.raises(ProviderError) as failed:
         apply_spec(spec)
     message = str(failed.value)

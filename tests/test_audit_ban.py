@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from asterisk_helpers import USERS, apply_spec
+from fixtures import host_profile
 from fixtures.asterisk import running_asterisk
 from fixtures.netns import delete_netns, make_netns, veth
 from test_fail2ban_jail import _config_dir, _plan_and_apply
@@ -47,12 +48,12 @@ def test_wrong_calls_get_the_prober_banned_and_sipctl_lifts_the_ban(tmp_path: Pa
                 "fail2ban": {
                     "target": "local",
                     "config_dir": str(tmp_path / "conf"),
-                    "command": command,
                     "logpath": str(pbx.log_path),
                     "maxretry": 3,
                     "sshd": False,
                 },
             }
+            host_profile.add("fail2ban", command.split())
             spec = tmp_path / "sipctl.yaml"
             spec.write_text(yaml.safe_dump(data, sort_keys=False))
             apply_spec(spec)

@@ -77,6 +77,7 @@ def test_sips_and_wss_serve_the_renewed_certificate_without_a_restart(
     page_dir.mkdir()
 
     def spec(renew_days: int) -> str:
+        pbx.use()
         return (
             f"version: 1\ndomain: {zone}\n"
             f"transports: {{udp: {{port: {sip_port}}}, tcp: {{port: {sip_port}}}, "
@@ -86,7 +87,7 @@ def test_sips_and_wss_serve_the_renewed_certificate_without_a_restart(
             f"webrtc: {{page: {{names: [director]}}, publish: 'local:{page_dir}'}}\n"
             f"dns:\n  provider: rfc2136\n  server: '{bind.server}'\n"
             f"  tsig: {{name: {bind.key_name}, secret_env: SIPCTL_TSIG_SECRET}}\n"
-            f"asterisk:\n  command: {pbx.command}\n  config_dir: {pbx.config_dir}\n"
+            f"asterisk:\n  config_dir: {pbx.config_dir}\n"
             "  manage_transports: true\n"
             f"  tls:\n    cert_file: {cert_file}\n    key_file: {key_file}\n"
             f"    acme: {{directory: '{pebble.directory}', renew_days: {renew_days}, "

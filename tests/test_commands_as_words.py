@@ -1,9 +1,10 @@
-"""A spec's command is a program and its words: no shell reads them, here or over SSH.
+"""A program is its words: no shell reads them, here or over SSH.
 
-``run_programs`` is what runs ``asterisk.command`` and ``fail2ban.command``: every word must
-arrive as one literal argument, whatever it holds, on a local target and through a real sshd
-(with and without sudo), and a pull request's ``command: "curl ... | sh; asterisk"`` is
-refused by ``sipctl validate`` before ``plan`` could run anything.
+``run_programs`` is what runs the host profile's programs (Asterisk, fail2ban-client) with
+the words sipctl adds: every word must arrive as one literal argument, whatever it holds, on
+a local target and through a real sshd (with and without sudo), and a pull request's
+``command: "curl ... | sh; asterisk"`` is refused before ``plan`` could run anything (a spec
+names no program at all: tests/test_host_profile.py).
 """
 
 from __future__ import annotations
@@ -96,14 +97,14 @@ def test_programs_over_ssh_with_sudo_get_their_words_literally(
 
 
 def test_the_asterisk_command_becomes_words_then_rx() -> None:
-    programs = rx_programs("docker exec 'my pbx' asterisk", ["core show version"])
+    programs = rx_programs(["docker", "exec", "my pbx", "asterisk"], ["core show version"])
     assert programs == [["docker", "exec", "my pbx", "asterisk", "-rx", "core show version"]]
 
 
 def test_plan_sends_asterisk_only_show_commands(tmp_path: Path) -> None:
     local = LocalTransport(parse_target("local"), RunContext(base_dir=tmp_path))
     with pytest.raises(ProviderError, match="not a read-only Asterisk query"):
-        query_rx(local, "asterisk", ["core show version", "core restart now"])
+        query_rx(local, ["asterisk"], ["core show version", "core restart now"])
 
 
 def test_a_pull_request_command_with_a_pipe_is_refused_before_anything_runs(
@@ -117,7 +118,7 @@ def test_a_pull_request_command_with_a_pipe_is_refused_before_anything_runs(
     )
     assert run(["plan", "-f", str(spec)]) == 1
     err = capsys.readouterr().err
-    assert f"{spec}:5:3: asterisk.command:" in err and "shell syntax" in err
+    assert f"{spec}:5:3: asterisk.command: a spec no longer names a program" in err
     assert not flag.exists()
 
 

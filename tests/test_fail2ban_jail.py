@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fixtures import host_profile
 from fixtures.common import REPO, require
 from fixtures.netns import Netns, Veth, delete_netns, make_netns, veth
 from fixtures.sshd import SshServer
@@ -78,10 +79,10 @@ class Fail2banHost:
         return done.stdout
 
     def spec(self, name: str = "sipctl.yaml", **fail2ban: str) -> LoadedSpec:
+        host_profile.add("fail2ban", self.client_command.split())
         section = {
             "target": "local",
             "config_dir": str(self.conf),
-            "command": self.client_command,
             "logpath": str(self.messages),
             "maxretry": str(MAXRETRY),
             "findtime": "600",

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from fixtures import host_profile
 
 from sipctl.errors import StalePlanError
 from sipctl.providers import fail2ban as fail2ban_provider
@@ -170,12 +171,13 @@ def test_dir_target_writes_files_only(tmp_path: Path) -> None:
 @pytest.mark.fail2ban
 def test_server_not_running_or_missing(tmp_path: Path) -> None:
     config = tmp_path / "etc"
+    host_profile.add("fail2ban", ["fail2ban-client", "-s", f"{tmp_path}/no.sock"])
+    host_profile.add("fail2ban", [f"{tmp_path}/no-such-fail2ban-client"], entry="missing")
     not_running = spec_of(
         f"""\
         fail2ban:
           target: local
           config_dir: {config}
-          command: fail2ban-client -s {tmp_path}/no.sock
           logpath: {tmp_path}/messages
         """
     )
@@ -199,7 +201,7 @@ def test_server_not_running_or_missing(tmp_path: Path) -> None:
         fail2ban:
           target: local
           config_dir: {config}
-          command: {tmp_path}/no-such-fail2ban-client
+          program: missing
         """
     )
     live = provider(missing, tmp_path).read(render_fail2ban(missing.spec))
@@ -238,12 +240,12 @@ def test_proof_runs_on_the_target_without_a_local_fail2ban_regex(
     """Where this machine has no fail2ban-regex, the target's runs the proof (here: local,
     through the transport's shell); a ``dir:`` target cannot, and the plan says so."""
     monkeypatch.setattr(fail2ban_provider, "local_fail2ban_regex", lambda: None)
+    host_profile.add("fail2ban", ["fail2ban-client", "-s", f"{tmp_path}/no.sock"])
     loaded = spec_of(
         f"""\
         fail2ban:
           target: local
           config_dir: {tmp_path}/etc
-          command: fail2ban-client -s {tmp_path}/no.sock
         """
     )
     said: list[str] = []
@@ -272,12 +274,12 @@ def test_proof_runs_on_the_target_without_a_local_fail2ban_regex(
 
 def test_a_client_that_answers_otherwise_is_quoted(tmp_path: Path) -> None:
     """Not "not running" but something else (here a command that fails without a word)."""
+    host_profile.add("fail2ban", ["false"])
     loaded = spec_of(
         f"""\
         fail2ban:
           target: local
           config_dir: {tmp_path}/etc
-          command: "false"
         """
     )
     live = provider(loaded, tmp_path).read(render_fail2ban(loaded.spec))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fixtures import host_profile
 from fixtures.common import require
 from fixtures.netns import Netns, Veth, delete_netns, make_netns, veth
 from fixtures.sshd import SshServer, make_key, start_sshd
@@ -62,6 +63,7 @@ class SshdHost:
         return done.stdout + done.stderr
 
     def spec(self) -> LoadedSpec:
+        host_profile.add("fail2ban", self.client_command.split())
         path = self.work / "sipctl.yaml"
         path.write_text(
             textwrap.dedent(
@@ -73,7 +75,6 @@ class SshdHost:
                   target: local
                   sshd: true
                   config_dir: {self.work}/conf
-                  command: {self.client_command}
                   logpath: {self.work}/messages
                   maxretry: {MAXRETRY}
                 """

@@ -216,7 +216,8 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("section list", _with("firewall", ["x"]), False),
     ("servers not list", _with("servers", {"host": "a.mysite.ru"}), False),
     ("naptr text", _with("dns.naptr", "yes"), False),
-    ("command empty", _with("asterisk.command", "   "), False),
+    ("program empty", _with("asterisk.program", "   "), False),
+    ("program named", _with("asterisk.program", "pbx-1"), True),
 ]
 
 

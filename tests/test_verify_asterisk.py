@@ -100,6 +100,7 @@ def spec_for(
         if tls
         else ""
     )
+    pbx.use()
     text = (
         f"version: 1\ndomain: {zone}\n"
         f"transports: {{udp: {{port: {pbx.sip_port}}}, tcp: {{port: {tcp_port or pbx.sip_port}}}"
@@ -108,7 +109,7 @@ def spec_for(
         "users: {" + ", ".join(f"'{n}': {e}" for n, e in USERS.items()) + "}\n"
         f"dns:\n  provider: rfc2136\n  server: '{bind.server}'\n"
         f"  tsig: {{name: {bind.key_name}, secret_env: {SECRET_ENV}}}\n"
-        f"asterisk:\n  command: {pbx.command}\n  config_dir: {pbx.config_dir}\n"
+        f"asterisk:\n  config_dir: {pbx.config_dir}\n"
         f"  unknown_callers: {unknown}\n" + tls_files
     )
     return load_spec_text(text, source="pbx.yaml", base_dir=Path("/tmp"))

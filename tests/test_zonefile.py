@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dns.zone
 import pytest
+from fixtures import host_profile
 from fixtures.bind import UNRELATED_RECORDS, BindServer, zone_text
 
 from sipctl.errors import ProviderError, StalePlanError
@@ -212,10 +213,11 @@ def _script(path: Path, body: str) -> Path:
     return path
 
 
-def test_reload_command_runs_after_a_change(tmp_path: Path, zone_file: Path) -> None:
+def test_the_host_profiles_zone_reload_runs_after_a_change(tmp_path: Path, zone_file: Path) -> None:
     marker = tmp_path / "reloaded"
     script = _script(tmp_path / "reload", f"echo reload >> {marker}")
-    extra = f"  reload_command: {script} mysite.ru\n"
+    host_profile.add("zone_reload", [str(script), "mysite.ru"], entry="bind")
+    extra = "  reload: bind\n"
     run = converge(tmp_path, spec_text(extra=extra))
     assert marker.read_text() == "reload\n"
     assert run.provider.reloads == 1
@@ -226,7 +228,8 @@ def test_reload_command_runs_after_a_change(tmp_path: Path, zone_file: Path) -> 
 def test_a_failing_reload_restores_the_file(tmp_path: Path, zone_file: Path) -> None:
     original = zone_file.read_bytes()
     script = _script(tmp_path / "reload", "echo zone not loaded >&2; exit 4")
-    extra = f"  reload_command: {script}\n"
+    host_profile.add("zone_reload", [str(script)])
+    extra = ""
     with pytest.raises(ProviderError) as info:
         Run(tmp_path, spec_text(extra=extra)).apply()
     assert "exit status 4" in str(info.value) and "zone not loaded" in str(info.value)
@@ -353,8 +356,8 @@ def test_bind_loads_the_file_and_serves_the_records(bind: BindServer, tmp_path: 
     text = (
         f"version: 1\ndomain: {zone}\nservers: [{{host: asterisk.{zone}, ipv4: [203.0.113.10]}}]\n"
         f"dns:\n  provider: zonefile\n  file: {path}\n"
-        f"  reload_command: {rndc} -c {bind.dir / 'rndc.conf'} reload {zone}\n"
     )
+    host_profile.add("zone_reload", [rndc, "-c", str(bind.dir / "rndc.conf"), "reload", zone])
     # a dynamic zone must be frozen while its file is edited by hand
     assert bind.rndc("freeze", zone).returncode == 0
     try:

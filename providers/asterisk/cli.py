@@ -1,9 +1,10 @@
-"""Talking to a running Asterisk through ``<command> -rx``, and reading its answers.
+"""Talking to a running Asterisk through ``<program> -rx``, and reading its answers.
 
-``command`` is written by the admin (``asterisk``, ``docker exec pbx asterisk``,
-``chroot /srv/pbx asterisk``) and split once into words (``split_command``); each CLI command
-becomes two more words, ``-rx`` and the command. They run as a program with arguments, never
-through a shell (``HostTransport.run_programs``), several in one round trip.
+The program's words come from the host profile of the asterisk target (``asterisk``,
+``docker exec pbx asterisk``, ``chroot /srv/pbx asterisk``: ``asterisk_program``), never
+from the spec; each CLI command becomes two more words, ``-rx`` and the command. They run as a
+program with arguments, never through a shell (``HostTransport.run_programs``), several in
+one round trip.
 ``query_rx`` runs only what reads (``... show ...``): what ``plan`` may send.
 The parsers are pure functions of captured output.
 """
@@ -13,10 +14,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sipctl.errors import ProviderError
+from sipctl.providers.transport.host_profile import resolve_program
 from sipctl.providers.transport.pool import CommandResult, HostTransport
-from sipctl.schemas.values import split_command
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.schemas.loader import LoadedSpec
 
 _NOT_CONNECTED = ("Unable to connect to remote asterisk", "does /run/asterisk", "No such command")
 # CLI commands that only read: "<module> show ..." and "core show ...".
@@ -39,30 +45,47 @@ class RxAnswer:
         return text[:400] if text else f"exit status {self.status}"
 
 
-def rx_programs(command: str, clis: Sequence[str]) -> list[list[str]]:
-    """The argument vectors: the command's words, then ``-rx`` and the CLI command."""
-    words = list(split_command(command))
-    return [[*words, "-rx", cli] for cli in clis]
+UNREACHABLE_HINT = "(is Asterisk running, and the host profile's asterisk entry right?)"
 
 
-def run_rx(transport: HostTransport, command: str, clis: Sequence[str]) -> list[RxAnswer]:
+def asterisk_program(ctx: RunContext, transport: HostTransport, loaded: LoadedSpec) -> Program:
+    """The words before ``-rx`` on the asterisk target: the entry the spec names
+    (``asterisk.program``), else the host profile's default, else ``asterisk``."""
+    section = loaded.spec.asterisk
+    assert section is not None
+    key = f"{loaded.where(('asterisk', 'program'))}: asterisk.program"
+    words = resolve_program(ctx, transport, "asterisk", section.program, key)
+    return words or ("asterisk",)
+
+
+Program = tuple[str, ...]
+
+
+def rx_programs(program: Sequence[str], clis: Sequence[str]) -> list[list[str]]:
+    """The argument vectors: the program's words, then ``-rx`` and the CLI command."""
+    return [[*program, "-rx", cli] for cli in clis]
+
+
+def run_rx(transport: HostTransport, program: Sequence[str], clis: Sequence[str]) -> list[RxAnswer]:
     """Run every CLI command in one round trip; one answer per command, in order."""
-    results = transport.run_programs(rx_programs(command, clis), timeout=60.0)
+    results = transport.run_programs(rx_programs(program, clis), timeout=60.0)
     return rx_answers(clis, results)
 
 
-def query_rx(transport: HostTransport, command: str, clis: Sequence[str]) -> list[RxAnswer]:
+def query_rx(
+    transport: HostTransport, program: Sequence[str], clis: Sequence[str]
+) -> list[RxAnswer]:
     """``run_rx`` for reading only: every CLI command must be a ``show``."""
-    results = transport.run_programs(query_programs(command, clis), timeout=60.0)
+    results = transport.run_programs(query_programs(program, clis), timeout=60.0)
     return rx_answers(clis, results)
 
 
-def query_programs(command: str, clis: Sequence[str]) -> list[list[str]]:
+def query_programs(program: Sequence[str], clis: Sequence[str]) -> list[list[str]]:
     """``rx_programs`` for reading only: every CLI command must be a ``show``."""
     for cli in clis:
         if not _QUERY_RE.fullmatch(cli):
             raise ProviderError(f"sipctl bug: {cli!r} is not a read-only Asterisk query")
-    return rx_programs(command, clis)
+    return rx_programs(program, clis)
 
 
 def rx_answers(clis: Sequence[str], results: Sequence[CommandResult]) -> list[RxAnswer]:
@@ -73,15 +96,14 @@ def rx_answers(clis: Sequence[str], results: Sequence[CommandResult]) -> list[Rx
     ]
 
 
-def rx_one(transport: HostTransport, command: str, cli: str) -> RxAnswer:
-    return run_rx(transport, command, [cli])[0]
+def rx_one(transport: HostTransport, program: Sequence[str], cli: str) -> RxAnswer:
+    return run_rx(transport, program, [cli])[0]
 
 
 def require_ok(answer: RxAnswer, target: str) -> RxAnswer:
     if not answer.ok:
         raise ProviderError(
-            f"asterisk {target}: '{answer.cli}' failed: {answer.words()} "
-            "(is Asterisk running, and is asterisk.command right?)"
+            f"asterisk {target}: '{answer.cli}' failed: {answer.words()} {UNREACHABLE_HINT}"
         )
     return answer
 

@@ -7,11 +7,11 @@ size and tail of the PBX's log. The parsing and the judging are pure
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sipctl.errors import ProviderError
-from sipctl.providers.asterisk.cli import run_rx
+from sipctl.providers.asterisk.cli import UNREACHABLE_HINT, run_rx
 from sipctl.providers.transport.pool import HostTransport
 from sipctl.reconciler.audit.dialplan import Context, context_missing, parse_dialplan_show
 
@@ -27,7 +27,7 @@ class LiveDialplan:
 
 def read_reachable(
     transport: HostTransport,
-    command: str,
+    program: Sequence[str],
     root: str,
     follow: Callable[[Context], list[str]],
     max_depth: int,
@@ -41,7 +41,7 @@ def read_reachable(
     for depth in range(max_depth + 1):
         if not level:
             break
-        answers = run_rx(transport, command, [f"dialplan show {name}" for name in level])
+        answers = run_rx(transport, program, [f"dialplan show {name}" for name in level])
         following: list[str] = []
         for name, answer in zip(level, answers, strict=True):
             if context_missing(answer.output):
@@ -54,8 +54,7 @@ def read_reachable(
                 continue
             if not answer.ok:
                 raise ProviderError(
-                    f"asterisk: 'dialplan show {name}' failed: {answer.words()} "
-                    "(is Asterisk running, and is asterisk.command right?)"
+                    f"asterisk: 'dialplan show {name}' failed: {answer.words()} " + UNREACHABLE_HINT
                 )
             parsed = parse_dialplan_show(answer.output)
             context = parsed.get(name)

@@ -88,12 +88,12 @@ def parse_endpoint(extension: str, answer: RxAnswer) -> PhoneFacts | None:
 
 
 def read_phones(
-    transport: HostTransport, command: str, extensions: Sequence[str]
+    transport: HostTransport, program: Sequence[str], extensions: Sequence[str]
 ) -> dict[str, PhoneFacts | None]:
     """Every extension's facts in one round trip (None for one Asterisk could not tell)."""
     clis = endpoint_clis(extensions)
     if not clis:
         return {}
-    answers = query_rx(transport, command, clis)
+    answers = query_rx(transport, program, clis)
     unique = list(dict.fromkeys(extensions))
     return {ext: parse_endpoint(ext, a) for ext, a in zip(unique, answers, strict=True)}

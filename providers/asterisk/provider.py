@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError
 from sipctl.providers.asterisk.cli import (
+    UNREACHABLE_HINT,
     RxAnswer,
+    asterisk_program,
     dialplan_extensions,
     identifier_order_problem,
     parse_endpoint_names,
@@ -49,6 +51,7 @@ from sipctl.providers.asterisk.wss_checks import (
     wss_problems,
 )
 from sipctl.providers.base import Provider, RunContext, UpdateRider
+from sipctl.providers.transport.host_profile import host_profile_path, offline_program
 from sipctl.providers.transport.pool import FileWrite, HostTransport
 from sipctl.providers.transport.read_gate import GateReads, redact
 from sipctl.providers.webrtc_page import host_record_path, unmanaged_page_note
@@ -157,8 +160,16 @@ class AsteriskProvider(Provider):
     def _transport(self) -> HostTransport:
         return self._ctx.transports.get(self._section.target, self._section.ssh)
 
+    def _key(self) -> str:
+        return f"{self._loaded.where(('asterisk', 'program'))}: asterisk.program"
+
+    def _program(self, transport: HostTransport) -> tuple[str, ...]:
+        """How Asterisk is reached on the target (its host profile; never the spec)."""
+        return asterisk_program(self._ctx, transport, self._loaded)
+
     def _rx(self, clis: Sequence[str]) -> list[RxAnswer]:
-        return run_rx(self._transport(), self._section.command, clis)
+        transport = self._transport()
+        return run_rx(transport, self._program(transport), clis)
 
     # --- read ---------------------------------------------------------------------------------
 
@@ -193,11 +204,17 @@ class AsteriskProvider(Provider):
         names, page_record, network, clis = self._read_request(can_run=True)
         own = [self._path(n) for n in names if n in MANAGED_FILES]
         admins = [self._path(n) for n in names if n not in MANAGED_FILES]
-        programs = query_programs(self._section.command, clis)
+        program = offline_program(self._ctx, "asterisk", self._section.program, self._key())
+        programs = query_programs(program or ("asterisk",), clis)
         return [
             GateReads(
                 self._section.target,
-                files=(*own, *([page_record] if page_record else []), *network),
+                files=(
+                    *own,
+                    *([page_record] if page_record else []),
+                    *network,
+                    host_profile_path(self._ctx.env),
+                ),
                 redacted=tuple(admins),
                 programs=tuple(tuple(argv) for argv in programs),
             )
@@ -208,9 +225,10 @@ class AsteriskProvider(Provider):
         transport = self._transport()
         names, page_record, network, clis = self._read_request(transport.can_run)
         extra = [*([page_record] if page_record else []), *network]
+        program = self._program(transport) if clis else ()
         found, results = transport.read_and_run(
             [self._path(n) for n in names] + extra,
-            query_programs(section.command, clis),
+            query_programs(program, clis),
             timeout=60.0,
         )
         answers = rx_answers(clis, results)
@@ -314,7 +332,7 @@ class AsteriskProvider(Provider):
         section = self._section
         if section.channel == "sip":
             if not answers[0].ok:
-                live.problems.append(_unreachable(section.command, answers[0]))
+                live.problems.append(_unreachable(answers[0]))
                 return
             self._check_sound(answers[1], live)
             return
@@ -355,7 +373,7 @@ class AsteriskProvider(Provider):
         if unavailable:
             self._check_sound(answers[4], live, unavailable, "unavailable_sound")
         if not transports.ok:
-            live.problems.append(_unreachable(section.command, transports))
+            live.problems.append(_unreachable(transports))
             return
         ours = contents[PJSIP_FILE] is not None and any(
             s.name == GUEST_ENDPOINT for s in parse_sections(_text(contents[PJSIP_FILE]))
@@ -662,11 +680,8 @@ def _foreign_anonymous(where: str) -> str:
     )
 
 
-def _unreachable(command: str, answer: RxAnswer) -> str:
-    return (
-        f"cannot ask Asterisk with '{command} -rx': {answer.words()} "
-        "(is Asterisk running, and is asterisk.command right?)"
-    )
+def _unreachable(answer: RxAnswer) -> str:
+    return f"cannot ask Asterisk ('{answer.cli}'): {answer.words()} {UNREACHABLE_HINT}"
 
 
 def _network_facts(found: dict[str, bytes | None]) -> tuple[set[int] | None, str | None]:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError
-from sipctl.providers.asterisk.cli import run_rx
+from sipctl.providers.asterisk.cli import asterisk_program, run_rx
 from sipctl.providers.base import Provider, RunContext, UpdateRider
 from sipctl.providers.bookkeeping import BOOKKEEPING_DIR, record_name
 from sipctl.providers.certificate.pem import (
@@ -348,7 +348,7 @@ class CertificateProvider(Provider):
         clis = [sips if what == "SIPS" else RELOAD_HTTP for _, _, what in self._listeners()]
         if not clis:
             return []
-        answers = run_rx(transport, self._asterisk.command, clis)
+        answers = run_rx(transport, asterisk_program(self._ctx, transport, self._loaded), clis)
         for answer in answers:
             if not answer.ok:
                 raise ProviderError(

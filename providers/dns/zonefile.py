@@ -7,9 +7,9 @@ of the rrsets sipctl changes differ and every other byte (comments, ``$TTL``, ``
 (YYYYMMDDnn when the serial is date-based, else +1). The new text is checked by parsing it
 back before it is written. Writing keeps the file's owner, group and mode (BIND reads it as
 its own user), keeps the old file as ``<file>.sipctl.bak``, replaces it atomically without
-following a link, and runs ``dns.reload_command`` if one is given; when that fails the old
-file is put back. A ``dns.file`` that is a symbolic link is resolved once, and the file it
-points to is edited (the plan says so); the link stays a link.
+following a link, and runs the host profile's zone reload (``dns.reload``) if there is one;
+when that fails the old file is put back. A ``dns.file`` that is a symbolic link is resolved
+once, and the file it points to is edited (the plan says so); the link stays a link.
 
 A missing file, or a missing directory (a typo must not create ``/etc/bnid/zones``), is an
 error at plan unless ``dns.create_file`` is true: then apply creates them, the file with a
@@ -50,6 +50,7 @@ from sipctl.providers.dns.owned import (
     ttl_of,
 )
 from sipctl.providers.dns.zone_edit import RrsetEdit, ZoneEditError, edit_zone
+from sipctl.providers.transport.host_profile import resolve_program
 from sipctl.providers.transport.pool import BACKUP_SUFFIX
 from sipctl.reconciler.dns_records import absolute, parse
 from sipctl.reconciler.plan import Change
@@ -196,11 +197,12 @@ class ZoneFileProvider(Provider):
                 )
         base_text = old_text if old_text is not None else self._minimal_zone()
         new_text, serial = self.edited(base_text, zone, changes, live)
+        reload = self._reload_program()
         mode = self._write(new_text)
         lines = [f"zone file {self.path}: {len(changes)} rrset(s) changed, serial {serial}"]
-        if self._dns.reload_command:
+        if reload:
             try:
-                lines.append(self._reload())
+                lines.append(self._reload(reload))
             except ProviderError:
                 self._restore(old_text, mode)
                 raise
@@ -281,12 +283,18 @@ class ZoneFileProvider(Provider):
         else:
             self._write(old_text)
 
-    def _reload(self) -> str:
-        command = self._dns.reload_command
-        assert command is not None
+    def _reload_program(self) -> tuple[str, ...] | None:
+        """What runs after the zone file changed: the zone_reload entry of this machine's
+        host profile (``dns.reload`` names it), never a program from the spec."""
+        key = f"{self._loaded.where(('dns', 'reload'))}: dns.reload"
+        local = self._ctx.transports.get("local")
+        return resolve_program(self._ctx, local, "zone_reload", self._dns.reload, key)
+
+    def _reload(self, argv: Sequence[str]) -> str:
+        shown = " ".join(argv)
         try:
             result = subprocess.run(
-                shlex.split(command),
+                list(argv),
                 cwd=self._loaded.base_dir,
                 capture_output=True,
                 text=True,
@@ -295,17 +303,17 @@ class ZoneFileProvider(Provider):
             )
         except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
             raise ProviderError(
-                f"reload_command {command!r} could not run ({exc}); the zone file was restored"
+                f"the zone reload {shown!r} could not run ({exc}); the zone file was restored"
             ) from None
         self.reloads += 1
         if result.returncode != 0:
             said = (result.stderr.strip() or result.stdout.strip()).splitlines()
             raise ProviderError(
-                f"reload_command {command!r} failed with exit status {result.returncode}"
+                f"the zone reload {shown!r} failed with exit status {result.returncode}"
                 + (f" ({said[-1]})" if said else "")
                 + "; the zone file was restored"
             )
-        return f"ran {command!r}"
+        return f"ran {shown!r}"
 
 
 def _collect(

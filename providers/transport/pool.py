@@ -127,8 +127,8 @@ class HostTransport(Protocol):
         """Run each program - its words: the program, then its arguments - with no shell
         reading them, in order, in one round trip; one result each.
 
-        For every value that comes from a spec (``asterisk.command``, ``fail2ban.command``,
-        paths): the words are data, whatever characters they hold. A result's ``stdout``
+        For every word that comes from a host profile or a spec (programs, paths): the
+        words are data, whatever characters they hold. A result's ``stdout``
         holds the program's stdout and stderr interleaved; stdin is closed. A program that
         is not installed exits 127. ProviderError as for ``run``.
         """

@@ -1,7 +1,7 @@
 """Programs run on a host as words, never as shell text.
 
-A spec's ``command`` (``asterisk.command``, ``fail2ban.command``) is split once with shlex
-(``schemas/spec.py: split_command``) into a program and its arguments. Here they run:
+A program is a list of words - the host profile's entry (``providers/transport/host_profile.py``),
+then the arguments sipctl adds. Here they run:
 
 - on this machine with ``subprocess`` and no shell at all;
 - over SSH, where sshd always hands the command line to a shell, every word is quoted with

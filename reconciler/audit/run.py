@@ -98,9 +98,14 @@ def run_audit(
     ctx = RunContext(base_dir=loaded.base_dir, log=log)
     try:
         transport = _asterisk_transport(spec, ctx, report)
+        program: tuple[str, ...] = ()
+        if transport is not None:
+            program = _asterisk_words(loaded, ctx, transport, report)
+            if not program:
+                transport = None
         if transport is not None:
             log("reading the live guest dialplan")
-            _audit_dialplan(spec, transport, report)
+            _audit_dialplan(spec, transport, program, report)
         log(f"resolving {spec.domain} (RFC 3263)")
         hops = _resolve(loaded, nameserver, report)
         if hops:
@@ -110,7 +115,7 @@ def run_audit(
             if target is None:
                 report.errors.append("no UDP or TCP target to probe (TLS only is not probed)")
             else:
-                _probe_target(spec, target, transport, limits, deadline, report, log)
+                _probe_target(spec, target, transport, program, limits, deadline, report, log)
                 if ban_test:
                     from sipctl.reconciler.audit.ban_test import run_ban_test
 
@@ -170,7 +175,22 @@ def _asterisk_transport(spec: Spec, ctx: RunContext, report: AuditReport) -> Hos
     return transport
 
 
-def _audit_dialplan(spec: Spec, transport: HostTransport, report: AuditReport) -> None:
+def _asterisk_words(
+    loaded: LoadedSpec, ctx: RunContext, transport: HostTransport, report: AuditReport
+) -> tuple[str, ...]:
+    """How Asterisk is reached on its target (the host profile); () when that is refused."""
+    from sipctl.providers.asterisk.cli import asterisk_program
+
+    try:
+        return asterisk_program(ctx, transport, loaded)
+    except SipctlError as exc:
+        report.errors.append(exc.message)
+        return ()
+
+
+def _audit_dialplan(
+    spec: Spec, transport: HostTransport, program: Sequence[str], report: AuditReport
+) -> None:
     from sipctl.providers.asterisk.live_dialplan import read_reachable
 
     assert spec.asterisk is not None
@@ -179,7 +199,7 @@ def _audit_dialplan(spec: Spec, transport: HostTransport, report: AuditReport) -
     try:
         live = read_reachable(
             transport,
-            section.command,
+            program,
             guest,
             reachability.referenced_contexts,
             reachability.MAX_DEPTH,
@@ -236,6 +256,7 @@ def _probe_target(
     spec: Spec,
     target: Endpoint,
     transport: HostTransport | None,
+    program: Sequence[str],
     limits: AuditLimits,
     deadline: float,
     report: AuditReport,
@@ -330,7 +351,7 @@ def _probe_target(
         f"injection dial strings at {where}; OPTIONS/REGISTER/MESSAGE to {len(declared)} "
         f"declared and {len(undeclared)} undeclared names"
     )
-    _unreachable_names(spec, transport, agent, rate, limits, deadline, where, report)
+    _unreachable_names(spec, transport, program, agent, rate, limits, deadline, where, report)
     _correlate_log(spec, transport, log_path, log_offset, calls, target, report)
     managed = spec.asterisk is not None and server_header_written(spec.asterisk) is not None
     report.add(probes.version_leaks(servers, managed))
@@ -339,6 +360,7 @@ def _probe_target(
 def _unreachable_names(
     spec: Spec,
     transport: HostTransport | None,
+    program: Sequence[str],
     agent: Callable[[], SipAgent],
     rate: _RateLimit,
     limits: AuditLimits,
@@ -366,7 +388,7 @@ def _unreachable_names(
                             "INVITE is not measured)")  # fmt: skip
         return
     try:
-        phones = read_phones(transport, section.command, _declared_extensions(spec))
+        phones = read_phones(transport, program, _declared_extensions(spec))
     except SipctlError:
         phones = None
     if phones is None or (phones and all(p is None for p in phones.values())):

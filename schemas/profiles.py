@@ -1,0 +1,166 @@
+"""The admin's two profiles: what a spec may name but never decide (docs/security.md).
+
+A spec arrives by merge request and says *what* is wanted. *How* it is done is bound here,
+in files a merge request cannot change:
+
+- the **host profile** (``/etc/sipctl/host.yaml`` on each PBX, root-owned): the programs
+  sipctl runs there, by role (``asterisk``, ``fail2ban``, ``zone_reload``), as named entries
+  of words. A spec may pick an entry by its name (``asterisk.program: staging``), never
+  write a program;
+- the **runner profile** (``--profile FILE`` or ``SIPCTL_PROFILE``, held by the pipeline):
+  every credential a spec may name (an environment variable or a file), its kind, and the
+  destinations it may be sent to; the octoDNS classes allowed beyond installed plugins; the
+  hosts ``audit`` and ``verify`` may probe beyond the spec's own PBX.
+
+These models are pydantic, like the spec's, and give the JSON Schema of both files
+(``sipctl schema --output host-profile`` / ``runner-profile``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sipctl.schemas.names import ENTRY_NAME_PATTERN
+from sipctl.schemas.values import check_strings
+
+DEFAULT_ENTRY = "default"
+HOST_PROFILE_PATH = "/etc/sipctl/host.yaml"  # on every host; SIPCTL_HOST_PROFILE moves it
+HOST_PROFILE_ENV = "SIPCTL_HOST_PROFILE"
+RUNNER_PROFILE_ENV = "SIPCTL_PROFILE"
+
+EntryName = Annotated[str, Field(pattern=ENTRY_NAME_PATTERN)]
+Word = Annotated[str, Field(min_length=1, max_length=4096)]
+Program = Annotated[
+    tuple[Word, ...],
+    Field(
+        min_length=1,
+        description="the program and its arguments, one word each (run without a shell)",
+    ),
+]
+
+# The stock program of each role, used when the host has no profile or the profile no entry.
+STOCK_PROGRAMS: dict[str, tuple[str, ...]] = {
+    "asterisk": ("asterisk",),
+    "fail2ban": ("fail2ban-client",),
+}
+
+
+class _Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _one_line(cls, value: object) -> object:
+        check_strings(value)
+        return value
+
+
+_ROLE_HELP = (
+    "entry name -> the program's words; the entry 'default' is used when the spec names "
+    "none, and without any entry the stock program ({stock})"
+)
+
+
+P = TypeVar("P", bound="_Profile")
+
+
+class HostProfile(_Profile):
+    """``/etc/sipctl/host.yaml`` on a PBX: the programs sipctl runs there."""
+
+    version: Literal[1] = Field(description="the profile format; 1 is the only one so far")
+    asterisk: dict[EntryName, Program] = Field(
+        default_factory=dict,
+        description="how Asterisk is reached: the words before '-rx', e.g. "
+        "[docker, exec, pbx, asterisk]; " + _ROLE_HELP.format(stock="asterisk"),
+    )
+    fail2ban: dict[EntryName, Program] = Field(
+        default_factory=dict,
+        description="how fail2ban-client is run, e.g. [fail2ban-client, -s, /run/f2b.sock]; "
+        + _ROLE_HELP.format(stock="fail2ban-client"),
+    )
+    zone_reload: dict[EntryName, Program] = Field(
+        default_factory=dict,
+        description="what runs after a zone file changed (dns.provider zonefile, on the "
+        "machine running sipctl), e.g. [rndc, reload, mysite.ru]; without an entry nothing "
+        "runs",
+    )
+
+
+CredentialKind = Literal["tsig", "api_key", "ssh_key", "ssh_agent", "token", "password"]
+
+
+class Credential(_Profile):
+    """One credential a spec may name, and where it may go."""
+
+    kind: CredentialKind = Field(
+        description="what it is: tsig (rfc2136 dns.tsig), api_key / token / password "
+        "(dns.octodns env/NAME), ssh_key (ssh.key_file), ssh_agent (the agent and "
+        "~/.ssh/id_*, when a spec names no key_file)"
+    )
+    to: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+        default=(),
+        description="where it may be sent: HOST:PORT (a DNS server, an SSH host, an API) or "
+        "a URL (its host and port count); HOST alone allows any port",
+    )
+    classes: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+        default=(),
+        description="octoDNS: the provider classes that may receive it (module.Class)",
+    )
+
+
+class RunnerProfile(_Profile):
+    """The pipeline's profile: the credentials, classes and probe targets a spec may use."""
+
+    version: Literal[1] = Field(description="the profile format; 1 is the only one so far")
+    credentials: dict[Annotated[str, Field(min_length=1)], Credential] = Field(
+        default_factory=dict,
+        description="by the name a spec gives it: an environment variable's name "
+        "(dns.tsig.secret_env, dns.octodns env/NAME) or an absolute file path "
+        "(dns.tsig.secret_file, ssh.key_file); the name 'ssh-agent' stands for the agent",
+    )
+    octodns_classes: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+        default=(),
+        description="octoDNS provider classes allowed besides those of installed octoDNS "
+        "plugin distributions (module.Class)",
+    )
+    acme_directories: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+        default=(),
+        description="ACME directory URLs a spec's asterisk.tls.acme may use",
+    )
+    probe_targets: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
+        default=(),
+        description="hosts or addresses audit and verify may probe besides the spec's own "
+        "PBX (its asterisk target's host and the addresses the spec declares)",
+    )
+
+
+def parse_profile(text: str, source: str, model: type[P]) -> P:
+    """A profile from its YAML text; SpecError naming ``source`` and each bad key."""
+    import yaml
+    from pydantic import ValidationError
+
+    from sipctl.errors import SpecError
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise SpecError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a profile is a mapping that starts with 'version: 1'")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{source}: {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        ]
+        raise SpecError(
+            problems[0] if len(problems) == 1 else f"{source}: {len(problems)} problems",
+            problems,
+            hint="the profile's keys: sipctl schema --output "
+            + ("host-profile" if model is HostProfile else "runner-profile"),
+        ) from None
