@@ -10,7 +10,8 @@ last, a no-op plan with the read-only login, through the host's read gate (one r
 round trip of the normal login).
 
 Measured (Dec 2026): the no-op plan takes 3 round trips on one connection, through the read
-gate as through the root login (asterisk, firewall, fail2ban: one request each).
+gate as through the root login (asterisk, firewall, fail2ban: one request each); since the
+programs come from the host's profile (/etc/sipctl/host.yaml), one more reads it, once per run.
 
 Run: ``sudo .venv/bin/python bench/ssh_round_trips.py`` (``-v`` lists every exchange).
 """

@@ -75,6 +75,7 @@ class RunContext:
     base_dir: Path
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     log: Callable[[str], None] = lambda _line: None
+    notice: Callable[[str], None] = lambda _line: None  # a line every run shows (stderr)
     secrets: set[str] = field(default_factory=set)
     force: bool = False
     # each host's profile, read once per run (providers/transport/host_profile.py)
@@ -257,6 +258,15 @@ def load_provider(name: str) -> type[Provider]:
             "a provider plugin subclasses it (docs/providers.md)"
         )
     return found
+
+
+def open_provider(name: str, loaded: LoadedSpec, ctx: RunContext) -> Provider:
+    """Provider ``name`` for ``loaded``, once the spec's credentials and their destinations
+    passed the runner profile (``reconciler/bindings.py``): before any connection."""
+    from sipctl.reconciler.bindings import enforce_bindings
+
+    enforce_bindings(loaded, ctx)
+    return load_provider(name)(loaded, ctx)
 
 
 def offline_check(name: str, loaded: LoadedSpec) -> list[str]:

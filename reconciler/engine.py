@@ -22,7 +22,7 @@ from sipctl.errors import (
     StalePlanError,
     UnsafePlanError,
 )
-from sipctl.providers.base import Provider, RunContext, UpdateRider, load_provider
+from sipctl.providers.base import Provider, RunContext, UpdateRider, open_provider
 from sipctl.reconciler.diff import diff
 from sipctl.reconciler.layers import LAYERS, Layer
 from sipctl.reconciler.plan import Change, Plan, TargetPlan, managed_units
@@ -81,8 +81,7 @@ def _open_targets(
 ) -> list[TargetRun]:
     runs = []
     for layer in layers:
-        factory = load_provider(layer.provider_name(loaded.spec))
-        provider = factory(loaded, ctx)
+        provider = open_provider(layer.provider_name(loaded.spec), loaded, ctx)
         desired = (
             list(rendered[layer.name]) if layer.name in rendered else layer.render(loaded.spec)
         )

@@ -78,6 +78,18 @@ def _fleet_status() -> str:
     return dump(status_schema())
 
 
+def _host_profile() -> str:
+    from sipctl.schemas.profiles import profile_schema_text
+
+    return profile_schema_text("host")
+
+
+def _runner_profile() -> str:
+    from sipctl.schemas.profiles import profile_schema_text
+
+    return profile_schema_text("runner")
+
+
 KINDS: dict[str, Callable[[], str]] = {
     "spec": _spec,
     "reference": _reference,
@@ -90,6 +102,8 @@ KINDS: dict[str, Callable[[], str]] = {
     "commands": _commands,
     "man": _man,
     "fleet-status": _fleet_status,
+    "host-profile": _host_profile,
+    "runner-profile": _runner_profile,
 }
 
 _SCHEMA = "https://json-schema.org/draft/2020-12/schema"

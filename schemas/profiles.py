@@ -118,7 +118,8 @@ class RunnerProfile(_Profile):
         default_factory=dict,
         description="by the name a spec gives it: an environment variable's name "
         "(dns.tsig.secret_env, dns.octodns env/NAME) or an absolute file path "
-        "(dns.tsig.secret_file, ssh.key_file); the name 'ssh-agent' stands for the agent",
+        "(dns.tsig.secret_file, ssh.key_file; also as the spec writes it, relative to the "
+        "spec); the name 'ssh-agent' stands for the agent",
     )
     octodns_classes: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
         default=(),
@@ -164,3 +165,13 @@ def parse_profile(text: str, source: str, model: type[P]) -> P:
             hint="the profile's keys: sipctl schema --output "
             + ("host-profile" if model is HostProfile else "runner-profile"),
         ) from None
+
+
+def profile_schema_text(which: Literal["host", "runner"]) -> str:
+    """The JSON Schema of the host profile or the runner profile."""
+    from sipctl.schemas.jsonschema import DRAFT, dump
+
+    model: type[_Profile] = HostProfile if which == "host" else RunnerProfile
+    schema = model.model_json_schema(mode="validation")
+    title = "sipctl host profile" if which == "host" else "sipctl runner profile"
+    return dump({**schema, "$schema": DRAFT, "title": f"{title}, version 1"})

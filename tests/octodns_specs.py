@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 PDNS_KEY_ENV = "SIPCTL_TEST_PDNS_KEY"  # the PowerDNS API key reaches the plugin as env/NAME
 _ONE_SERVER = "  - {{host: sip.{zone}, ipv4: [192.0.2.10], priority: 10}}\n"
 
@@ -33,3 +37,29 @@ def route53_spec(zone: str, servers: str = "", ttl: int = 300) -> str:
         "    access_key_id: env/SIPCTL_TEST_AWS_KEY_ID\n"
         "    secret_access_key: env/SIPCTL_TEST_AWS_SECRET\n"
     )
+
+
+TEST_PLUGINS = ("octodns_test_plugins.PowerDnsSrvOnly", "octodns_test_plugins.PowerDnsPerRecord")
+
+
+def allow_test_plugins(directory: Path, port: int) -> Path:
+    """A runner profile that allows the tests' own plugin classes (tests/octodns_test_plugins,
+    not an installed distribution: only a runner profile can allow them) and lets the
+    PowerDNS key go to them at 127.0.0.1:``port``. Set SIPCTL_PROFILE to it."""
+    path = directory / "runner-profile.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "octodns_classes": list(TEST_PLUGINS),
+                "credentials": {
+                    PDNS_KEY_ENV: {
+                        "kind": "api_key",
+                        "to": [f"127.0.0.1:{port}"],
+                        "classes": list(TEST_PLUGINS),
+                    }
+                },
+            }
+        )
+    )
+    return path

@@ -45,6 +45,7 @@ FULL_SPEC: dict[str, Any] = {
     },
     "firewall": {"backend": "iptables", "extra": ["tcp/443"], "persist": "/etc/iptables.up"},
     "fail2ban": {
+        "config_dir": "/etc/fail2ban",
         "logpath": "/var/log/asterisk/messages.log",
         "ignoreip": ["192.0.2.0/24"],
         "program": "default",

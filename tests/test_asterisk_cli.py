@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from asterisk_helpers import spec_data, write_spec
 from fixtures.asterisk import AsteriskInstance
+from fixtures.host_profile import ENV as HOST_PROFILE_ENV
 from fixtures.sip_client import SipCaller
 from fixtures.sshd import SshServer, make_key
 
@@ -24,7 +26,12 @@ def sipctl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         check=False,
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "NO_COLOR": "1", "HOME": str(cwd)},
+        env={
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "NO_COLOR": "1",
+            "HOME": str(cwd),
+            HOST_PROFILE_ENV: os.environ[HOST_PROFILE_ENV],
+        },
     )
 
 

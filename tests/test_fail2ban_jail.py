@@ -376,8 +376,9 @@ def test_over_ssh_one_connection(f2b: Fail2banHost, ssh_server: SshServer) -> No
         ]
         assert provider.apply(changes, live)[-1] == f"{ssh_server.target}: fail2ban reloaded"
         transport = ctx.transports.get(ssh_server.target)
-        # One connection; round trips: read the files and ping, write, reload.
-        assert (transport.connections, transport.round_trips) == (1, 3)  # type: ignore[attr-defined]
+        # One connection; round trips: the host profile (once per run), read the files and
+        # ping, write, reload.
+        assert (transport.connections, transport.round_trips) == (1, 4)  # type: ignore[attr-defined]
         assert f2b.client_run("get", JAIL, "maxretry").strip() == "4"
         assert diff(desired, Fail2banProvider(loaded, ctx).read(desired)) == []
     finally:

@@ -17,7 +17,7 @@ from fixtures.powerdns import PowerDnsServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from octodns_specs import PDNS_KEY_ENV as KEY_ENV
-from octodns_specs import pdns_spec, route53_spec
+from octodns_specs import allow_test_plugins, pdns_spec, route53_spec
 
 from sipctl.cli import run
 from sipctl.providers.dns import octodns_plugin
@@ -129,11 +129,13 @@ def test_a_change_set_failing_half_way_is_retried_from_a_fresh_read(
     pdns_proxy: ApiProxy,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A per-record plugin (one request per rrset): one write fails once (503), at every
     position in turn, from the lock's take to its release. The retry reads again and sends
     only what had not landed: every rrset is written exactly once, and the run converges."""
     plugin = "octodns_test_plugins.PowerDnsPerRecord"
+    monkeypatch.setenv("SIPCTL_PROFILE", str(allow_test_plugins(tmp_path, pdns_proxy.port)))
     writes_per_run = 8  # the lock, 5 records, the record of the apply, the release
     for position in range(writes_per_run):
         z = powerdns.new_zone()
@@ -160,9 +162,11 @@ def test_a_run_that_fails_half_way_converges_on_rerun(
     pdns_proxy: ApiProxy,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The change set keeps failing after its first write: the run stops with one line (the
     lock is still released), and the next run writes exactly what is missing."""
+    monkeypatch.setenv("SIPCTL_PROFILE", str(allow_test_plugins(tmp_path, pdns_proxy.port)))
     z = powerdns.new_zone()
     spec = tmp_path / "sipctl.yaml"
     spec.write_text(pdns_spec(z, pdns_proxy.port, plugin="octodns_test_plugins.PowerDnsPerRecord"))

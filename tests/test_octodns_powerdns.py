@@ -17,7 +17,7 @@ import pytest
 from fixtures.common import free_port, require
 from fixtures.powerdns import PowerDnsServer
 from octodns_specs import PDNS_KEY_ENV as KEY_ENV
-from octodns_specs import pdns_spec
+from octodns_specs import allow_test_plugins, pdns_spec
 from verify_responder import Responder
 
 from sipctl.cli import run
@@ -267,8 +267,13 @@ def test_validate_names_the_package_to_install(
 
 
 def test_a_plugin_without_naptr_publishes_srv_only(
-    keyed: PowerDnsServer, powerdns_zone: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    keyed: PowerDnsServer,
+    powerdns_zone: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("SIPCTL_PROFILE", str(allow_test_plugins(tmp_path, keyed.api_port)))
     z = powerdns_zone
     text = spec_text(keyed, z).replace(
         "octodns_powerdns.PowerDnsProvider", "octodns_test_plugins.PowerDnsSrvOnly"

@@ -27,6 +27,8 @@ from typing import Any
 import paramiko
 import pytest
 import yaml
+from fixtures import host_profile
+from fixtures.host_profile import ENV as HOST_PROFILE_ENV
 from fixtures.pbx_host import PbxHost, exchanges, install_read_gate, pbx_host
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -80,7 +82,8 @@ class Gated:
         return load_spec_text(text, source=source, base_dir=self.host.work)
 
     def ctx(self, read_only: bool) -> RunContext:
-        env = {"USER": "root"}
+        # the gate was rendered once for the module, with the session's host profile path
+        env = {"USER": "root", HOST_PROFILE_ENV: str(host_profile.session().path)}
         if read_only:
             env[READ_ONLY_ENV] = "1"
         return RunContext(base_dir=self.host.work, env=env)

@@ -58,7 +58,7 @@ class ChallengeWriter(Protocol):
 
 def challenge_writer(loaded: LoadedSpec, ctx: RunContext) -> ChallengeWriter:
     """The spec's DNS provider, as a challenge writer; ProviderError when it cannot be one."""
-    from sipctl.providers.base import load_provider
+    from sipctl.providers.base import open_provider
 
     dns = loaded.spec.dns
     if dns is None:
@@ -66,7 +66,7 @@ def challenge_writer(loaded: LoadedSpec, ctx: RunContext) -> ChallengeWriter:
             f"{loaded.where(('asterisk', 'tls', 'acme'))}: ACME DNS-01 needs the spec's dns "
             "section to publish its challenge records"
         )
-    writer = load_provider(dns.provider)(loaded, ctx).challenge_writer()
+    writer = open_provider(dns.provider, loaded, ctx).challenge_writer()
     if writer is None:
         raise ProviderError(
             f"{loaded.where(('dns', 'provider'))}: dns provider {dns.provider!r} cannot publish "

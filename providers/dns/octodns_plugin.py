@@ -15,14 +15,20 @@ a traceback.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.metadata
 import importlib.util
 import logging
+import os
 import random
+import re
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sipctl.errors import ProviderError, SipctlError, SpecError, StalePlanError
@@ -90,14 +96,26 @@ def octodns_missing() -> str | None:
     return None
 
 
-def find_class(loaded: LoadedSpec) -> type:
-    """The plugin class named by ``dns.octodns.class``; SpecError (file:line) when missing."""
+def find_class(loaded: LoadedSpec, env: Mapping[str, str] | None = None) -> type:
+    """The plugin class named by ``dns.octodns.class``; SpecError (file:line) when missing.
+
+    Nothing is imported before the class passed ``class_refusal``: a spec names a class,
+    and only an installed octoDNS plugin (or the runner profile's allow-list) provides it.
+    """
     assert loaded.spec.dns is not None and loaded.spec.dns.octodns is not None
     path = loaded.spec.dns.octodns.provider_class
     where = loaded.where(("dns", "octodns", "class"))
     missing = octodns_missing()
     if missing is not None:
         raise SpecError(f"{where}: dns.octodns.class {path}: {missing}")
+    refusal = class_refusal(path, os.environ if env is None else env)
+    if refusal is not None:
+        raise SpecError(
+            f"{where}: dns.octodns.class {path}: {refusal}; nothing was imported",
+            hint="a spec may name only a class of an installed octoDNS plugin distribution "
+            "(one that requires octodns), or one the runner profile lists in "
+            "octodns_classes (docs/security.md)",
+        )
     module_name, _, class_name = path.rpartition(".")
     try:
         found = importlib.util.find_spec(module_name)
@@ -124,6 +142,59 @@ def find_class(loaded: LoadedSpec) -> type:
             f"{class_name!r}"
         )
     return cls
+
+
+def class_refusal(path: str, env: Mapping[str, str]) -> str | None:
+    """Why the class ``path`` may not be imported (None: it may), read from the installed
+    distributions' metadata alone: no module is imported or searched below its top level.
+
+    The runner profile's ``octodns_classes`` allow a class as it is; else its top-level
+    module must belong to an installed distribution that is octoDNS or requires it, and the
+    import system must find that module among the distribution's own files (not a file of
+    the working directory, ``sys.path[0]`` under ``python -m``, that shadows it)."""
+    from sipctl.reconciler.bindings import runner_of
+
+    runner = runner_of(env)
+    if runner.profile is not None and path in runner.profile.octodns_classes:
+        return None
+    top = path.split(".", 1)[0]
+    names = importlib.metadata.packages_distributions().get(top, [])
+    dists = [d for d in (_distribution(n) for n in names) if d is not None and _is_plugin(d)]
+    if not dists:
+        return f"module {top} is not provided by an installed octoDNS plugin distribution"
+    found = importlib.machinery.PathFinder.find_spec(top, sys.path)
+    origin = Path(found.origin).resolve() if found is not None and found.origin else None
+    own = {
+        Path(str(d.locate_file(f))).resolve()
+        for d in dists
+        for f in d.files or ()
+        if f.parts and f.parts[0] in (top, f"{top}.py") and f.suffix == ".py"
+    }
+    if origin is None or origin not in own:
+        return f"module {top} would be imported from {origin}, not from its distribution"
+    return None
+
+
+def _distribution(name: str) -> importlib.metadata.Distribution | None:
+    try:
+        return importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _is_plugin(dist: importlib.metadata.Distribution) -> bool:
+    """octoDNS itself, or a distribution that requires it."""
+    if _canonical(dist.metadata["Name"] or "") == "octodns":
+        return True
+    for requirement in dist.requires or ():
+        name = re.split(r"[\s;<>=!~\[(]", requirement.strip(), maxsplit=1)[0]
+        if _canonical(name) == "octodns":
+            return True
+    return False
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def offline_check(loaded: LoadedSpec) -> list[str]:
@@ -154,13 +225,14 @@ class PluginConfig:
     def from_spec(cls, loaded: LoadedSpec, ctx: RunContext) -> PluginConfig:
         assert loaded.spec.dns is not None and loaded.spec.dns.octodns is not None
         config = loaded.spec.dns.octodns
+        found = find_class(loaded, ctx.env)  # checked before a secret is even read
         kwargs = {
             key: _resolve(value, loaded, ctx, key) for key, value in config.arguments().items()
         }
         top = config.provider_class.split(".")[0]
         for key, value in PLUGIN_DEFAULTS.get(top, {}).items():
             kwargs.setdefault(key, value)
-        return cls(find_class(loaded), kwargs, config.provider_class)
+        return cls(found, kwargs, config.provider_class)
 
     @property
     def supports(self) -> set[str]:

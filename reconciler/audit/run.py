@@ -36,6 +36,8 @@ from sipctl.errors import SipctlError
 from sipctl.providers.sip_attack import Exchange, SipAgent, Wire
 from sipctl.reconciler.audit import exposure, probes, reachability
 from sipctl.reconciler.audit.report import AuditReport, Finding
+from sipctl.reconciler.bindings import enforce_bindings
+from sipctl.reconciler.probe_scope import ProbeScope, audit_scope
 from sipctl.reconciler.render.asterisk import dialplan_text, server_header_written
 from sipctl.reconciler.verify.report import Endpoint, endpoints
 from sipctl.schemas.loader import LoadedSpec
@@ -96,6 +98,15 @@ def run_audit(
     from sipctl.providers.base import RunContext
 
     ctx = RunContext(base_dir=loaded.base_dir, log=log)
+    scope = audit_scope(loaded, ctx.env)
+    if scope is None:
+        report.errors.append(
+            "the spec has no asterisk section, so no PBX of its own: audit sends no attack "
+            "probe to what its DNS names (run sipctl verify for DNS and OPTIONS)"
+        )
+        report.seconds = time.monotonic() - started
+        return report
+    enforce_bindings(loaded, ctx)
     try:
         transport = _asterisk_transport(spec, ctx, report)
         program: tuple[str, ...] = ()
@@ -107,7 +118,7 @@ def run_audit(
             log("reading the live guest dialplan")
             _audit_dialplan(spec, transport, program, report)
         log(f"resolving {spec.domain} (RFC 3263)")
-        hops = _resolve(loaded, nameserver, report)
+        hops = _in_scope(_resolve(loaded, nameserver, report), scope, report)
         if hops:
             target = next((h for h in hops if h.transport == "udp"), None) or next(
                 (h for h in hops if h.transport == "tcp"), None
@@ -152,6 +163,19 @@ def explain_silence(
         report.notes.append(state.words())
     else:
         report.checks.append(f"ban: {state.words()}")
+
+
+def _in_scope(hops: list[Endpoint], scope: ProbeScope, report: AuditReport) -> list[Endpoint]:
+    """The resolved endpoints audit may attack; one line for each it may not."""
+    kept = []
+    for hop in hops:
+        if scope.allows(hop.address, hop.target):
+            kept.append(hop)
+        else:
+            refusal = scope.refusal(hop.address, hop.target, hop.port)
+            if refusal not in report.errors:
+                report.errors.append(refusal)
+    return kept
 
 
 # --- dialplan ---------------------------------------------------------------------------------

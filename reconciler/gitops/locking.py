@@ -437,7 +437,7 @@ def lock_sites(
     loaded: LoadedSpec, ctx: RunContext, layers: Sequence[str] | None = None
 ) -> list[LockSite]:
     """Every lock a run of ``loaded`` must hold (DNS first, then one per host)."""
-    from sipctl.providers.base import load_provider
+    from sipctl.providers.base import open_provider
     from sipctl.providers.transport.host_lock import host_lock_site
 
     spec = loaded.spec
@@ -445,7 +445,7 @@ def lock_sites(
     if spec.dns is not None and (
         not layers or "dns" in layers or _orders_certificates(spec, layers)
     ):
-        site = load_provider(spec.dns.provider)(loaded, ctx).lock_site()
+        site = open_provider(spec.dns.provider, loaded, ctx).lock_site()
         if site is not None:
             sites.append(site)
         else:

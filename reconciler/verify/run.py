@@ -12,6 +12,7 @@ module only does the I/O in order and collects the facts::
 from __future__ import annotations
 
 import functools
+import os
 import secrets
 import socket
 import ssl
@@ -30,6 +31,7 @@ from sipctl.providers.dns.query import (
     system_resolver_or_none,
 )
 from sipctl.providers.sip_probe import T1, probe
+from sipctl.reconciler.probe_scope import verify_scope
 from sipctl.reconciler.verify.report import (
     CANARY_PREFIX,
     ProbeCheck,
@@ -88,7 +90,14 @@ def run_verify(
     )
     name = canary or f"{CANARY_PREFIX}{secrets.token_hex(4)}"
     wanted = expectations(spec, name)
-    jobs = [(ep, e) for ep in endpoints(resolution.hops) for e in wanted]
+    scope = verify_scope(loaded, os.environ)
+    allowed = []
+    for ep in endpoints(resolution.hops):
+        if scope.allows(ep.address, ep.target):
+            allowed.append(ep)
+        elif (refusal := scope.refusal(ep.address, ep.target, ep.port)) not in report.notes:
+            report.notes.append(refusal)
+    jobs = [(ep, e) for ep in allowed for e in wanted]
     if spec.asterisk is not None and spec.asterisk.unknown_callers == "reject":
         report.notes.append(
             "unknown_callers is reject: the guest catch-all answers every name 200 to OPTIONS, "

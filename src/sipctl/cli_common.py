@@ -67,7 +67,7 @@ def start_console(no_color: bool, verbose: int) -> Console:
 def run_context(base_dir: Path, console: Console, force: bool = False) -> Iterator[RunContext]:
     from sipctl.providers.base import RunContext
 
-    ctx = RunContext(base_dir=base_dir, log=console.progress, force=force)
+    ctx = RunContext(base_dir=base_dir, log=console.progress, notice=console.info, force=force)
     try:
         yield ctx
     finally:

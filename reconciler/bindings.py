@@ -1,0 +1,340 @@
+"""The one rule of credentials: a spec names one, the runner profile says where it may go.
+
+A spec from a merge request is planned with the pipeline's credentials before anyone has
+reviewed it. So every credential-bearing key of every provider is listed here, with where
+the spec would send it (``spec_bindings``), and checked against the runner profile
+(``enforce_bindings``) BEFORE any provider opens a connection:
+
+- ``dns.tsig.secret_env`` / ``secret_file`` (rfc2136): a TSIG key, to ``dns.server``;
+- every ``env/NAME`` argument of ``dns.octodns``: an API credential, to the plugin class and
+  every host or URL its arguments name (``host``/``port``/``scheme``, any ``...://`` value);
+- ``ssh.key_file`` of every SSH target (asterisk, firewall, fail2ban): a login key, to that
+  host and port; without a key_file the agent and ``~/.ssh/id_*`` (``ssh-agent``);
+- ``asterisk.tls.acme.directory``: the ACME server the PBX's account signs to.
+
+Strict where a runner profile is given (``SIPCTL_PROFILE``, ``--profile``) or ``CI`` is set
+(GitHub Actions, GitLab CI): a credential the profile does not list, of another kind, or
+bound for a destination it does not list, refuses the run, naming the spec's key
+(``file:line``) and the YAML that would allow it. Nothing falls back. Elsewhere (an admin's
+own machine) the spec's own bindings are used as before, and the run says so once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from sipctl.errors import RefusedError, SpecError
+from sipctl.schemas.profiles import RUNNER_PROFILE_ENV, RunnerProfile, parse_profile
+from sipctl.schemas.targets import parse_target
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.schemas.loader import LoadedSpec
+
+SSH_AGENT = "ssh-agent"  # the credential name of the agent and ~/.ssh/id_* (no key_file)
+API_KINDS = ("api_key", "token", "password")
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ssh": 22, "dns": 53}
+# octoDNS arguments that name where the plugin connects (besides any URL value)
+_HOST_ARGS = ("host", "hostname", "server", "endpoint", "api_host")
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One credential a spec names and where the spec would send it."""
+
+    key: tuple[str | int, ...]  # the spec key that names it
+    name: str  # an environment variable's name, an absolute file path, or SSH_AGENT
+    kinds: tuple[str, ...]  # the kinds it may be (the first is suggested)
+    destinations: tuple[str, ...]  # host:port or URL, as the spec names them
+    provider_class: str | None = None  # octoDNS: the class it is handed to
+    written: str | None = None  # a file as the spec writes it (relative to the spec)
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(str(p) for p in self.key)
+
+
+@dataclass(frozen=True)
+class Runner:
+    """How strict this run is, and the runner profile (None: there is none)."""
+
+    strict: bool
+    profile: RunnerProfile | None
+    source: str  # where the profile came from, or why the run is strict without one
+
+
+def ci_set(env: Mapping[str, str]) -> bool:
+    return env.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def runner_of(env: Mapping[str, str]) -> Runner:
+    """The runner profile named by ``SIPCTL_PROFILE`` (read now), and the strictness."""
+    path = env.get(RUNNER_PROFILE_ENV, "").strip()
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SpecError(
+                f"{RUNNER_PROFILE_ENV}={path}: cannot read the runner profile: {exc.strerror}"
+            ) from None
+        except UnicodeDecodeError:
+            raise SpecError(f"{path}: the runner profile is not UTF-8 text") from None
+        return Runner(True, parse_profile(text, path, RunnerProfile), path)
+    if ci_set(env):
+        return Runner(True, None, f"no runner profile ({RUNNER_PROFILE_ENV}) and CI is set")
+    return Runner(False, None, "")
+
+
+# --- what a spec binds ---------------------------------------------------------------------------
+
+
+def spec_bindings(loaded: LoadedSpec) -> list[Binding]:
+    """Every credential ``loaded`` names, with its destinations, in the order of the spec."""
+    return list(_bindings(loaded))
+
+
+def _bindings(loaded: LoadedSpec) -> Iterator[Binding]:
+    spec = loaded.spec
+    dns = spec.dns
+    if dns is not None and dns.provider == "rfc2136" and dns.tsig is not None:
+        server = _hostport(dns.server or "", 53)
+        if dns.tsig.secret_env is not None:
+            key = ("dns", "tsig", "secret_env")
+            yield Binding(key, dns.tsig.secret_env, ("tsig",), (server,))
+        if dns.tsig.secret_file is not None:
+            written = dns.tsig.secret_file
+            name = str(loaded.resolve_path(written))
+            key = ("dns", "tsig", "secret_file")
+            yield Binding(key, name, ("tsig",), (server,), written=written)
+    if dns is not None and dns.provider == "octodns" and dns.octodns is not None:
+        config = dns.octodns
+        arguments = config.arguments()
+        places = tuple(_octodns_destinations(arguments))
+        for key, name in _env_references(arguments):
+            yield Binding(("dns", "octodns", *key), name, API_KINDS, places, config.provider_class)
+    for section, target, ssh in _ssh_targets(loaded):
+        ref = parse_target(target)
+        host = f"[{ref.host}]" if ":" in ref.host else ref.host
+        where = (f"{host}:{ref.port}",)
+        if ssh is not None and ssh.key_file:
+            name = str(loaded.resolve_path(ssh.key_file))
+            key = (section, "ssh", "key_file")
+            yield Binding(key, name, ("ssh_key",), where, written=ssh.key_file)
+        else:
+            yield Binding((section, "target"), SSH_AGENT, ("ssh_agent",), where)
+
+
+def acme_directory(loaded: LoadedSpec) -> str | None:
+    asterisk = loaded.spec.asterisk
+    if asterisk is None or asterisk.tls is None or asterisk.tls.acme is None:
+        return None
+    return asterisk.tls.acme.directory
+
+
+def _ssh_targets(loaded: LoadedSpec) -> Iterator[tuple[str, str, Any]]:
+    spec = loaded.spec
+    asterisk_ssh = spec.asterisk.ssh if spec.asterisk is not None else None
+    sections: list[tuple[str, str | None, Any]] = []
+    if spec.asterisk is not None:
+        sections.append(("asterisk", spec.asterisk.target, spec.asterisk.ssh))
+    if spec.firewall is not None:
+        sections.append(("firewall", spec.firewall_target(), spec.firewall.ssh or asterisk_ssh))
+    if spec.fail2ban is not None:
+        sections.append(("fail2ban", spec.fail2ban_target(), spec.fail2ban.ssh or asterisk_ssh))
+    for section, target, ssh in sections:
+        if target and parse_target(target).kind == "ssh":
+            yield section, target, ssh
+
+
+def _env_references(value: Any, key: tuple[str | int, ...] = ()) -> Iterator[tuple[Any, str]]:
+    if isinstance(value, str) and value.startswith("env/"):
+        yield key, value[len("env/") :]
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _env_references(v, (*key, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _env_references(v, (*key, i))
+
+
+def _octodns_destinations(arguments: Mapping[str, Any]) -> Iterator[str]:
+    """Where an octoDNS plugin's arguments send it: a host argument (with ``port`` and
+    ``scheme``), and every value that is a URL."""
+    scheme = str(arguments.get("scheme", "https")).lower()
+    port = arguments.get("port")
+    for name in _HOST_ARGS:
+        host = arguments.get(name)
+        if isinstance(host, str) and host and not host.startswith("env/"):
+            if "://" in host:
+                continue  # a URL: below
+            default = port if isinstance(port, int) else _DEFAULT_PORTS.get(scheme, 443)
+            yield _hostport(host, default)
+    for value in _strings(arguments):
+        if "://" in value and not value.startswith("env/"):
+            yield value
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+# --- destinations --------------------------------------------------------------------------------
+
+
+def _hostport(text: str, default: int) -> str:
+    host, port = split_destination(text, default)
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}" if port is not None else shown
+
+
+def split_destination(text: str, default: int | None = None) -> tuple[str, int | None]:
+    """``HOST``, ``HOST:PORT``, ``[V6]:PORT`` or a URL -> (host in lower case, port)."""
+    text = text.strip()
+    if "://" in text:
+        parts = urlsplit(text)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        return (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(parts.scheme, default)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    port = int(port_text) if port_text.isdigit() else default
+    return host.lower().rstrip("."), port
+
+
+def _same_host(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a == b
+
+
+def destination_allowed(destination: str, allowed: tuple[str, ...]) -> bool:
+    host, port = split_destination(destination)
+    for entry in allowed:
+        want_host, want_port = split_destination(entry)
+        if _same_host(host, want_host) and (want_port is None or want_port == port):
+            return True
+    return False
+
+
+# --- the check -----------------------------------------------------------------------------------
+
+
+def binding_problem(loaded: LoadedSpec, binding: Binding, runner: Runner) -> str | None:
+    """Why ``binding`` may not be used under ``runner`` (None: it may)."""
+    profile = runner.profile
+    where = f"{loaded.where(binding.key)}: {binding.dotted}"
+    credential = None
+    if profile is not None:
+        # a file by its absolute path, or as the spec writes it (a CI checkout's path varies);
+        # either way the kind and the destinations below decide
+        credential = profile.credentials.get(binding.name) or (
+            profile.credentials.get(binding.written) if binding.written else None
+        )
+    shown = binding.name if binding.name != SSH_AGENT else "the SSH agent (ssh-agent)"
+    if credential is None:
+        return (
+            f"{where}: {shown} is not a credential of the runner profile ({runner.source}); "
+            f"nothing was sent. If this spec may send it there, add to the runner profile:\n"
+            + _paste(binding)
+        )
+    if credential.kind not in binding.kinds:
+        return (
+            f"{where}: {shown} is a {credential.kind} credential in the runner profile, and "
+            f"this key would use it as {' or '.join(binding.kinds)}; nothing was sent"
+        )
+    if binding.provider_class is not None and binding.provider_class not in credential.classes:
+        listed = ", ".join(credential.classes) or "none"
+        return (
+            f"{where}: the runner profile lets {shown} go to the octoDNS classes {listed}, "
+            f"not to {binding.provider_class}; nothing was sent"
+        )
+    for destination in binding.destinations:
+        if not destination_allowed(destination, credential.to):
+            listed = ", ".join(credential.to) or "nowhere"
+            return (
+                f"{where}: the runner profile lets {shown} go to {listed}, not to "
+                f"{destination}; nothing was sent"
+            )
+    return None
+
+
+def _paste(binding: Binding) -> str:
+    lines = [
+        "    credentials:",
+        f"      {json.dumps(binding.name)}:",
+        f"        kind: {binding.kinds[0]}",
+    ]
+    lines.append(f"        to: {json.dumps(list(binding.destinations))}")
+    if binding.provider_class is not None:
+        lines.append(f"        classes: [{json.dumps(binding.provider_class)}]")
+    return "\n".join(lines)
+
+
+def bindings_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
+    """Every refusal of ``loaded`` under ``runner`` (none when the run is not strict)."""
+    if not runner.strict:
+        return []
+    problems = [
+        problem
+        for binding in spec_bindings(loaded)
+        if (problem := binding_problem(loaded, binding, runner)) is not None
+    ]
+    directory = acme_directory(loaded)
+    allowed = runner.profile.acme_directories if runner.profile is not None else ()
+    if directory is not None and directory not in allowed:
+        where = loaded.where(("asterisk", "tls", "acme", "directory"))
+        problems.append(
+            f"{where}: asterisk.tls.acme.directory: {directory} is not an ACME directory of "
+            f"the runner profile ({runner.source}); add it to acme_directories: "
+            f"[{json.dumps(directory)}]"
+        )
+    return problems
+
+
+def enforce_bindings(loaded: LoadedSpec, ctx: RunContext) -> None:
+    """Refuse ``loaded`` before any connection when it breaks the runner profile; say once
+    per run, where nothing is strict, that the bindings are the spec's own. Checked once per
+    spec per run."""
+    done = ctx.host_profiles.setdefault("bindings-checked", set())
+    assert isinstance(done, set)
+    if id(loaded) in done:
+        return
+    runner = runner_of(ctx.env)
+    problems = bindings_problems(loaded, runner)
+    if problems:
+        raise RefusedError(
+            problems[0]
+            if len(problems) == 1
+            else f"{loaded.source}: {len(problems)} "
+            "bindings the runner profile does not allow:\n" + "\n".join(problems),
+            hint="the runner profile (docs/security.md) says which credentials a spec may "
+            "name and where each may go; a merge request cannot change it",
+        )
+    done.add(id(loaded))
+    if not runner.strict and spec_bindings(loaded) and not ctx.host_profiles.get("said"):
+        ctx.host_profiles["said"] = True
+        ctx.notice(
+            f"note: {loaded.source}: the credentials and where they go are the spec's own "
+            f"(no runner profile, {RUNNER_PROFILE_ENV}; CI not set): see docs/security.md"
+        )

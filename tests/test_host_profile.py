@@ -1,0 +1,265 @@
+"""The programs sipctl runs on a host are the host's: its root-owned profile, never the spec.
+
+The attack of issue 21: ``asterisk.command: "sh -c 'touch /tmp/pwned' x"`` passed validate
+and ran as root at ``plan``, on ``local`` and over SSH. Now a spec names no program at all
+(any interpreter, any shell: refused with the YAML to move to the host profile), and the
+host profile is trusted only when no one but root can change it, read without following a
+link: on ``local`` and through a real sshd.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fixtures import host_profile
+from fixtures.host_profile import HostProfileFile
+from fixtures.sshd import SshServer
+
+from sipctl.errors import ProviderError
+from sipctl.providers.base import RunContext
+from sipctl.providers.transport.host_profile import host_programs
+
+INTERPRETERS = [
+    "sh -c 'touch {flag}' x",
+    'python3 -c \'open("{flag}", "w")\'',
+    "perl -e 'open(F, \">{flag}\")'",
+    "env sh -c 'touch {flag}'",
+    "busybox sh -c 'touch {flag}'",
+    "/usr/bin/touch {flag}",
+]
+KEYS = ["asterisk:\n  target: local\n  command", "fail2ban:\n  target: local\n  command"]
+
+
+def sipctl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sipctl", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize("program", INTERPRETERS)
+def test_no_spec_program_runs_at_plan_on_a_local_target(
+    tmp_path: Path, key: str, program: str
+) -> None:
+    flag = tmp_path / "pwned"
+    spec = tmp_path / "sipctl.yaml"
+    value = json.dumps(program.format(flag=flag))
+    spec.write_text(f"version: 1\ndomain: mysite.ru\n{key}: {value}\n")
+    for command in (["validate"], ["plan"]):
+        done = sipctl(*command, "-f", str(spec), cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert f"{spec}:5:3: " in done.stderr and "a spec no longer names a program" in done.stderr
+    assert not flag.exists()
+
+
+def test_dns_reload_command_is_refused_and_nothing_runs(tmp_path: Path) -> None:
+    flag = tmp_path / "pwned"
+    (tmp_path / "z.zone").write_text("")
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        "version: 1\ndomain: mysite.ru\nservers: [{host: pbx.mysite.ru, ipv4: [192.0.2.1]}]\n"
+        f"dns:\n  provider: zonefile\n  file: z.zone\n  reload_command: touch {flag}\n"
+    )
+    done = sipctl("apply", "-f", str(spec), "--auto-approve", cwd=tmp_path)
+    assert done.returncode == 1 and "dns.reload_command: a spec no longer" in done.stderr
+    assert not flag.exists()
+
+
+# --- the profile's program runs, and only a trusted profile is read -----------------------------
+
+
+def _fail2ban_spec(tmp_path: Path, target: str = "local", extra: str = "") -> Path:
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        f"version: 1\ndomain: mysite.ru\nfail2ban:\n  target: {target}\n"
+        f"  config_dir: {tmp_path}/f2b\n  logpath: {tmp_path}/messages\n{extra}"
+    )
+    (tmp_path / "f2b").mkdir(exist_ok=True)
+    return spec
+
+
+def test_the_profiles_entry_is_what_runs(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    script = tmp_path / "client"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {ran}\necho pong\n')
+    script.chmod(0o755)
+    host_profile.add("fail2ban", [str(script), "-s", "/run/x.sock"], entry="pbx1")
+    spec = _fail2ban_spec(tmp_path, extra="  program: pbx1\n")
+    done = sipctl("plan", "-f", str(spec), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert ran.read_text().splitlines()[0] == "-s /run/x.sock ping"
+
+
+def test_a_named_entry_that_is_missing_is_an_error_never_a_fallback(
+    tmp_path: Path, host_profile: HostProfileFile
+) -> None:
+    spec = _fail2ban_spec(tmp_path, extra="  program: other\n")
+    done = sipctl("plan", "-f", str(spec), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "fail2ban.program: 'other' names an entry of the host profile" in done.stderr
+    host_profile.add("fail2ban", ["fail2ban-client"], entry="pbx1")
+    done = sipctl("plan", "-f", str(spec), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "'other' is not an entry of fail2ban in local:" in done.stderr
+    assert "(its entries: pbx1)" in done.stderr
+
+
+def _untrusted(profile: HostProfileFile, how: str) -> None:
+    """Make ``profile`` (already written) untrusted in one of the ways an attacker could."""
+    path = profile.path
+    if how == "group-writable":
+        path.chmod(0o664)
+    elif how == "world-writable":
+        path.chmod(0o646)
+    elif how == "owned by another user":
+        os.chown(path, 65534, 65534)
+    elif how == "a link":
+        real = path.with_name("real.yaml")
+        path.rename(real)
+        path.symlink_to(real)
+    elif how == "a linked directory":
+        real = path.parent.with_name(path.parent.name + "-real")
+        path.parent.rename(real)
+        path.parent.symlink_to(real)
+    elif how == "in a directory others may write":
+        path.parent.chmod(0o777)
+    elif how == "in a directory of another user":
+        os.chown(path.parent, 65534, 65534)
+
+
+UNTRUSTED = [
+    "group-writable",
+    "world-writable",
+    "owned by another user",
+    "a link",
+    "a linked directory",
+    "in a directory others may write",
+    "in a directory of another user",
+]
+
+
+@pytest.mark.parametrize("how", UNTRUSTED)
+def test_an_untrusted_profile_on_local_refuses_the_run(
+    tmp_path: Path, host_profile: HostProfileFile, how: str
+) -> None:
+    flag = tmp_path / "pwned"
+    host_profile.add("fail2ban", ["sh", "-c", f"touch {flag}"])
+    _untrusted(host_profile, how)
+    done = sipctl("plan", "-f", str(_fail2ban_spec(tmp_path)), cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "is not trusted" in done.stderr, done.stderr
+    assert not flag.exists()
+
+
+def test_without_a_profile_the_stock_program_runs(tmp_path: Path) -> None:
+    ctx = RunContext(base_dir=tmp_path)
+    try:
+        loaded = host_programs(ctx, ctx.transports.get("local"))
+        assert loaded.profile is None
+        assert loaded.program("fail2ban", None, "k") == ("fail2ban-client",)
+        assert loaded.program("asterisk", None, "k") == ("asterisk",)
+        assert loaded.program("zone_reload", None, "k") is None
+    finally:
+        ctx.close()
+
+
+def test_a_dir_target_reads_the_profile_below_its_root(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    inside = root / host_profile.current().path.relative_to("/")
+    inside.parent.mkdir(parents=True)
+    inside.write_text("version: 1\nasterisk: {default: [docker, exec, pbx, asterisk]}\n")
+    ctx = RunContext(base_dir=tmp_path)
+    try:
+        loaded = host_programs(ctx, ctx.transports.get("dir:state"))
+        assert loaded.program("asterisk", None, "k") == ("docker", "exec", "pbx", "asterisk")
+    finally:
+        ctx.close()
+
+
+# --- over SSH -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ssh_ctx(ssh_server: SshServer, tmp_path: Path) -> Iterator[tuple[RunContext, str]]:
+    from sipctl.schemas.spec import Ssh
+
+    ctx = RunContext(base_dir=tmp_path)
+    ctx.transports.get(ssh_server.target, Ssh.model_validate(ssh_server.ssh_spec()))
+    yield ctx, ssh_server.target
+    ctx.close()
+
+
+@pytest.mark.sshd
+def test_over_ssh_the_hosts_profile_is_read(ssh_ctx: tuple[RunContext, str]) -> None:
+    ctx, target = ssh_ctx
+    host_profile.add("asterisk", ["chroot", "/srv/pbx", "asterisk"])
+    loaded = host_programs(ctx, ctx.transports.get(target))
+    assert loaded.program("asterisk", None, "k") == ("chroot", "/srv/pbx", "asterisk")
+
+
+@pytest.mark.sshd
+@pytest.mark.parametrize("how", UNTRUSTED)
+def test_over_ssh_an_untrusted_profile_is_refused(
+    ssh_ctx: tuple[RunContext, str], host_profile: HostProfileFile, how: str
+) -> None:
+    ctx, target = ssh_ctx
+    host_profile.add("asterisk", ["sh", "-c", "touch /tmp/pwned"])
+    _untrusted(host_profile, how)
+    with pytest.raises(ProviderError, match="is not trusted"):
+        host_programs(ctx, ctx.transports.get(target))
+
+
+@pytest.mark.sshd
+def test_over_ssh_no_profile_means_the_stock_programs(ssh_ctx: tuple[RunContext, str]) -> None:
+    ctx, target = ssh_ctx
+    loaded = host_programs(ctx, ctx.transports.get(target))
+    assert loaded.profile is None and loaded.program("asterisk", None, "k") == ("asterisk",)
+
+
+# --- the profiles' own schemas -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "good", "bad"),
+    [
+        (
+            "host-profile",
+            {"version": 1, "asterisk": {"default": ["docker", "exec", "pbx", "asterisk"]}},
+            {"version": 1, "asterisk": {"default": "sh -c id"}},
+        ),
+        (
+            "runner-profile",
+            {"version": 1, "credentials": {"K": {"kind": "tsig", "to": ["ns1:53"]}}},
+            {"version": 1, "credentials": {"K": {"kind": "root", "to": ["ns1:53"]}}},
+        ),
+    ],
+)
+def test_the_profiles_schemas_agree_with_their_models(
+    kind: str, good: dict[str, object], bad: dict[str, object]
+) -> None:
+    import jsonschema
+
+    from sipctl.errors import SpecError
+    from sipctl.schemas.outputs import output_text
+    from sipctl.schemas.profiles import HostProfile, RunnerProfile, parse_profile
+
+    schema = json.loads(output_text(kind))
+    model = HostProfile if kind == "host-profile" else RunnerProfile
+    jsonschema.validate(good, schema)
+    parse_profile(json.dumps(good), "p.yaml", model)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+    with pytest.raises(SpecError, match=r"p\.yaml: "):
+        parse_profile(json.dumps(bad), "p.yaml", model)

@@ -1,0 +1,345 @@
+"""Credentials go only where the runner profile lets them go, checked before any connection.
+
+The attack of issue 21: a merge request's spec made ``plan`` send the runner's TSIG secret as
+PowerDNS's ``X-API-Key``, in clear, to a listener of its choosing. Now every
+credential-bearing key of every provider (rfc2136's TSIG, octoDNS's ``env/NAME``, ssh
+key files and the agent, the ACME directory) is checked against the runner profile where
+one is given or ``CI`` is set; the tests hold a listener where the spec points and assert it
+received nothing. Also: octoDNS classes are checked before anything is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from fixtures.powerdns import PowerDnsServer
+from octodns_specs import PDNS_KEY_ENV, pdns_spec
+
+from sipctl.errors import RefusedError
+from sipctl.providers.base import RunContext
+from sipctl.reconciler.bindings import bindings_problems, runner_of, spec_bindings
+from sipctl.schemas.loader import load_spec_text
+
+SECRET_ENV = "SIPCTL_TSIG_SECRET"
+SECRET = "c2lwY3RsLXNlY3JldC1zaXBjdGwtc2VjcmV0LXNpcGN0bA=="
+BASE = "version: 1\ndomain: mysite.ru\nservers: [{host: pbx.mysite.ru, ipv4: [192.0.2.1]}]\n"
+
+
+class Listener:
+    """A TCP and a UDP socket on one loopback port that record whatever reaches them."""
+
+    def __init__(self) -> None:
+        self.tcp = socket.socket()
+        self.tcp.bind(("127.0.0.1", 0))
+        self.port = int(self.tcp.getsockname()[1])
+        self.tcp.listen(8)
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", self.port))
+        self.seen: list[bytes] = []
+        self._stop = threading.Event()
+        for target in (self._tcp, self._udp):
+            threading.Thread(target=target, daemon=True).start()
+
+    def _tcp(self) -> None:
+        self.tcp.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.tcp.accept()
+            except OSError:
+                continue
+            conn.settimeout(1.0)
+            try:
+                self.seen.append(b"connection:" + conn.recv(65536))
+            except OSError:
+                self.seen.append(b"connection")
+            conn.close()
+
+    def _udp(self) -> None:
+        self.udp.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                self.seen.append(self.udp.recv(65536))
+            except OSError:
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self.tcp.close()
+        self.udp.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    found = Listener()
+    yield found
+    found.close()
+
+
+def sipctl(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sipctl", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1", **env},
+    )
+
+
+def write_profile(tmp_path: Path, data: dict[str, object]) -> Path:
+    path = tmp_path / "runner.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, **data}))
+    return path
+
+
+def problems(text: str, env: dict[str, str]) -> list[str]:
+    loaded = load_spec_text(BASE + text, source="s.yaml", base_dir=Path("/srv/specs"))
+    return bindings_problems(loaded, runner_of(env))
+
+
+# --- every credential-bearing key, as the loader and the one rule see it -------------------------
+
+TSIG_ENV = "dns: {server: '192.0.2.53:53', tsig: {name: k, secret_env: SIPCTL_TSIG_SECRET}}\n"
+TSIG_FILE = "dns: {server: ns1.mysite.ru, tsig: {name: k, secret_file: keys/tsig.key}}\n"
+OCTODNS = (
+    "dns:\n  provider: octodns\n  octodns:\n    class: octodns_powerdns.PowerDnsProvider\n"
+    "    host: 127.0.0.1\n    port: 18081\n    scheme: http\n    api_key: env/SIPCTL_TSIG_SECRET\n"
+)
+OCTODNS_NESTED = (
+    "dns:\n  provider: octodns\n  octodns:\n    class: octodns_route53.Route53Provider\n"
+    "    profile: [x, env/AWS_SECRET]\n    endpoint_url: 'https://evil.example:8443/x'\n"
+)
+SSH_KEY = "asterisk: {target: 'ssh://root@pbx.mysite.ru:2222', ssh: {key_file: /run/k}}\n"
+SSH_AGENT = "firewall: {target: 'ssh://root@198.51.100.7'}\n"
+FAIL2BAN_KEY = "fail2ban: {target: 'ssh://pbx.mysite.ru', ssh: {key_file: ~/.ssh/id}}\n"
+ACME = (
+    "asterisk:\n  target: local\n  tls:\n    cert_file: /etc/a.pem\n    key_file: /etc/a.key\n"
+    "    acme: {directory: 'https://acme.evil.example/dir'}\n"
+)
+
+CASES = [
+    (TSIG_ENV, "dns.tsig.secret_env", "SIPCTL_TSIG_SECRET", "192.0.2.53:53"),
+    (TSIG_FILE, "dns.tsig.secret_file", "/srv/specs/keys/tsig.key", "ns1.mysite.ru:53"),
+    (OCTODNS, "dns.octodns.api_key", "SIPCTL_TSIG_SECRET", "127.0.0.1:18081"),
+    (OCTODNS_NESTED, "dns.octodns.profile.1", "AWS_SECRET", "https://evil.example:8443/x"),
+    (SSH_KEY, "asterisk.ssh.key_file", "/run/k", "pbx.mysite.ru:2222"),
+    (SSH_AGENT, "firewall.target", "ssh-agent", "198.51.100.7:22"),
+    (
+        FAIL2BAN_KEY,
+        "fail2ban.ssh.key_file",
+        str(Path("~/.ssh/id").expanduser()),
+        "pbx.mysite.ru:22",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "name", "destination"), CASES)
+def test_every_credential_key_is_a_binding_with_its_destination(
+    text: str, key: str, name: str, destination: str
+) -> None:
+    loaded = load_spec_text(BASE + text, source="s.yaml", base_dir=Path("/srv/specs"))
+    found = {b.dotted: b for b in spec_bindings(loaded)}
+    assert found[key].name == name and destination in found[key].destinations
+
+
+@pytest.mark.parametrize(("text", "key", "name", "destination"), CASES)
+def test_in_ci_without_a_profile_nothing_falls_back(
+    text: str, key: str, name: str, destination: str
+) -> None:
+    (problem,) = [p for p in problems(text, {"CI": "true"}) if f": {key}: " in p]
+    assert problem.startswith("s.yaml:")
+    assert "is not a credential of the runner profile" in problem
+    pasted = problem.split("add to the runner profile:\n", 1)[1]
+    allowed = yaml.safe_load(pasted)["credentials"][name]
+    assert destination in allowed["to"]
+
+
+@pytest.mark.parametrize(("text", "key", "name", "destination"), CASES)
+def test_the_pasted_profile_allows_exactly_that(
+    tmp_path: Path, text: str, key: str, name: str, destination: str
+) -> None:
+    (problem,) = [p for p in problems(text, {"CI": "1"}) if f": {key}: " in p]
+    pasted = yaml.safe_load(problem.split("add to the runner profile:\n", 1)[1])
+    profile = write_profile(tmp_path, pasted)
+    assert [p for p in problems(text, {"SIPCTL_PROFILE": str(profile)}) if key in p] == []
+
+
+def test_on_an_admins_machine_the_spec_binds_as_before() -> None:
+    for text, *_ in CASES:
+        assert problems(text, {}) == []
+    assert problems(ACME, {}) == []
+
+
+def test_the_acme_directory_must_be_listed() -> None:
+    (problem,) = problems(ACME, {"CI": "true"})
+    assert "asterisk.tls.acme.directory: https://acme.evil.example/dir is not an ACME" in problem
+
+
+def test_a_tsig_key_is_not_an_api_key_and_goes_only_to_its_server(tmp_path: Path) -> None:
+    tsig = {"kind": "tsig", "to": ["192.0.2.53:53"]}
+    profile = write_profile(tmp_path, {"credentials": {SECRET_ENV: tsig}})
+    env = {"SIPCTL_PROFILE": str(profile)}
+    assert problems(TSIG_ENV, env) == []
+    (problem,) = problems(OCTODNS, env)
+    assert "dns.octodns.api_key: SIPCTL_TSIG_SECRET is a tsig credential" in problem
+    elsewhere = TSIG_ENV.replace("192.0.2.53:53", "203.0.113.66:53")
+    (problem,) = problems(elsewhere, env)
+    assert "lets SIPCTL_TSIG_SECRET go to 192.0.2.53:53, not to 203.0.113.66:53" in problem
+
+
+def test_an_api_key_goes_only_to_its_class_and_host(tmp_path: Path) -> None:
+    key = {"kind": "api_key", "to": ["127.0.0.1:18081"], "classes": ["x.Other"]}
+    profile = write_profile(tmp_path, {"credentials": {SECRET_ENV: key}})
+    (problem,) = problems(OCTODNS, {"SIPCTL_PROFILE": str(profile)})
+    assert "not to octodns_powerdns.PowerDnsProvider" in problem
+
+
+# --- against real listeners: nothing is sent -----------------------------------------------------
+
+
+def test_the_tsig_secret_never_reaches_the_spec_s_server(
+    tmp_path: Path, listener: Listener
+) -> None:
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(BASE + TSIG_ENV.replace("192.0.2.53:53", f"127.0.0.1:{listener.port}"))
+    done = sipctl("plan", "-f", str(spec), cwd=tmp_path, env={"CI": "true", SECRET_ENV: SECRET})
+    assert done.returncode == 3, done.stderr
+    assert f"{spec}:4:" in done.stderr and "dns.tsig.secret_env" in done.stderr
+    assert listener.seen == []
+
+
+def test_the_octodns_attack_sends_nothing_to_the_listener(
+    tmp_path: Path, listener: Listener
+) -> None:
+    """The attack as filed: the TSIG secret as PowerDNS's X-API-Key to a spec's listener."""
+    profile = write_profile(
+        tmp_path, {"credentials": {SECRET_ENV: {"kind": "tsig", "to": ["127.0.0.1:53"]}}}
+    )
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(BASE + OCTODNS.replace("18081", str(listener.port)))
+    env = {"SIPCTL_PROFILE": str(profile), SECRET_ENV: SECRET}
+    done = sipctl("plan", "-f", str(spec), cwd=tmp_path, env=env)
+    assert done.returncode == 3, done.stderr
+    assert "dns.octodns.api_key: SIPCTL_TSIG_SECRET is a tsig credential" in done.stderr
+    assert SECRET not in done.stderr + done.stdout
+    assert listener.seen == []
+
+
+def test_an_ssh_key_is_not_offered_to_an_unlisted_host(tmp_path: Path, listener: Listener) -> None:
+    key = tmp_path / "id"
+    key.write_text("not read\n")
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        BASE + f"asterisk: {{target: 'ssh://root@127.0.0.1:{listener.port}', "
+        f"ssh: {{key_file: {key}}}}}\n"
+    )
+    done = sipctl("plan", "-f", str(spec), cwd=tmp_path, env={"CI": "true"})
+    assert done.returncode == 3, done.stderr
+    assert "asterisk.ssh.key_file" in done.stderr
+    assert listener.seen == []
+
+
+def test_audit_and_verify_refuse_too_before_any_connection(
+    tmp_path: Path, listener: Listener
+) -> None:
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(BASE + f"asterisk: {{target: 'ssh://root@127.0.0.1:{listener.port}'}}\n")
+    loaded = load_spec_text(spec.read_text(), source=str(spec), base_dir=tmp_path)
+    ctx = RunContext(base_dir=tmp_path, env={"CI": "true"})
+    from sipctl.reconciler.bindings import enforce_bindings
+
+    with pytest.raises(RefusedError, match="ssh-agent"):
+        enforce_bindings(loaded, ctx)
+    assert listener.seen == []
+
+
+def test_without_ci_or_profile_a_plan_says_once_that_the_bindings_are_the_spec_s(
+    tmp_path: Path, listener: Listener
+) -> None:
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(BASE + TSIG_ENV.replace("192.0.2.53:53", f"127.0.0.1:{listener.port}"))
+    done = sipctl(
+        "plan", "-f", str(spec), cwd=tmp_path, env={SECRET_ENV: SECRET, "SIPCTL_TIMEOUT": "1"}
+    )
+    assert done.stderr.count("the credentials and where they go are the spec's own") == 1
+
+
+def test_the_powerdns_key_works_where_the_profile_sends_it(
+    tmp_path: Path, powerdns: PowerDnsServer, powerdns_zone: str
+) -> None:
+    """The same octoDNS plugin, allowed by the profile: plan reads the real PowerDNS."""
+    allowed = {
+        "kind": "api_key",
+        "to": [f"127.0.0.1:{powerdns.api_port}"],
+        "classes": ["octodns_powerdns.PowerDnsProvider"],
+    }
+    profile = write_profile(tmp_path, {"credentials": {PDNS_KEY_ENV: allowed}})
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(pdns_spec(powerdns_zone, powerdns.api_port))
+    env = {"SIPCTL_PROFILE": str(profile), PDNS_KEY_ENV: powerdns.api_key}
+    done = sipctl("plan", "-f", str(spec), "--detailed-exitcode", cwd=tmp_path, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "Plan:" in done.stdout
+    other = spec.read_text().replace(f"port: {powerdns.api_port}", "port: 1")
+    spec.write_text(other)
+    done = sipctl("plan", "-f", str(spec), cwd=tmp_path, env=env)
+    assert done.returncode == 3 and "not to 127.0.0.1:1" in done.stderr
+
+
+# --- octoDNS classes: checked before import ------------------------------------------------------
+
+
+def octodns_spec(tmp_path: Path, cls: str) -> Path:
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        BASE + f"dns:\n  provider: octodns\n  octodns: {{class: {cls}, api_key: env/K}}\n"
+    )
+    return spec
+
+
+@pytest.mark.parametrize("cls", ["this.Provider", "antigravity.Provider", "pwnmod.Provider"])
+def test_a_class_outside_installed_plugins_is_never_imported(tmp_path: Path, cls: str) -> None:
+    (tmp_path / "pwnmod.py").write_text(
+        f"open({json.dumps(str(tmp_path / 'pwned'))}, 'w')\nclass Provider: pass\n"
+    )
+    spec = octodns_spec(tmp_path, cls)
+    for command in ("validate", "plan"):
+        done = sipctl(command, "-f", str(spec), cwd=tmp_path, env={})
+        assert done.returncode == 1
+        assert "is not provided by an installed octoDNS plugin distribution" in done.stderr
+        assert "Beautiful is better than ugly" not in done.stdout + done.stderr
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_plugin_shadowed_by_the_working_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "octodns_powerdns.py").write_text(
+        f"open({json.dumps(str(tmp_path / 'pwned'))}, 'w')\nclass PowerDnsProvider: pass\n"
+    )
+    spec = octodns_spec(tmp_path, "octodns_powerdns.PowerDnsProvider")
+    done = sipctl("validate", "-f", str(spec), cwd=tmp_path, env={})
+    assert done.returncode == 1
+    assert f"would be imported from {tmp_path / 'octodns_powerdns.py'}" in done.stderr
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_the_runner_profile_may_allow_a_class_of_its_own(tmp_path: Path) -> None:
+    profile = write_profile(tmp_path, {"octodns_classes": ["octodns_test_plugins.PowerDnsSrvOnly"]})
+    spec = octodns_spec(tmp_path, "octodns_test_plugins.PowerDnsSrvOnly")
+    tests = str(Path(__file__).parent)
+    env = {"PYTHONPATH": tests}
+    done = sipctl("validate", "-f", str(spec), cwd=tmp_path, env=env)
+    assert "is not provided by an installed octoDNS plugin" in done.stderr
+    done = sipctl(
+        "validate", "-f", str(spec), cwd=tmp_path, env={**env, "SIPCTL_PROFILE": str(profile)}
+    )
+    assert done.returncode == 0, done.stderr
