@@ -132,11 +132,11 @@ def test_a_banned_prober_is_told_it_is_banned_not_that_nothing_listens(tmp_path:
                 "fail2ban": {
                     "target": "local",
                     "config_dir": str(tmp_path / "conf"),
-                    "command": command,
                     "logpath": str(pbx.log_path),
                     "sshd": False,
                 },
             }
+            host_profile.add("fail2ban", command.split())
             spec = tmp_path / "sipctl.yaml"
             spec.write_text(yaml.safe_dump(data, sort_keys=False))
             apply_spec(spec)

@@ -3,7 +3,7 @@
 The test starts its own fail2ban-server in a namespace it made (its own config dir copied
 from the stock one, socket, pid file, ``dbfile = :memory:``, ``ignoreself = false``), so
 bans become rules in that namespace only; the host's rules are never touched. sipctl drives
-it through ``fail2ban.command`` (``fail2ban-client -s SOCK -c CONF``) on a ``local`` target.
+it through the host profile's fail2ban entry (``fail2ban-client -s SOCK -c CONF``) on ``local``.
 
 Shown here: apply writes both files and reloads; a second plan is empty; the jail bans a
 source after ``maxretry`` bad lines, over UDP and TCP, IPv4 and IPv6, as rules in the

@@ -157,6 +157,12 @@ class FakeCi:
         self.ssh_read_key = root / "secrets" / "ssh_read_key"
         self.ssh_read_key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n(read key)\n")
         self.merged_later = ""  # what another merge added to the spec after a review
+        # the runner profile, a CI variable: the example's, pointed at the test's BIND
+        profile = (GITOPS / "runner-profile.yaml").read_text()
+        assert '"192.0.2.53:53"' in profile, "the example runner profile changed"
+        self.runner_profile = profile.replace('"192.0.2.53:53"', f'"{bind.server}"')
+        self.runner_profile_file = root / "secrets" / "runner-profile.yaml"
+        self.runner_profile_file.write_text(self.runner_profile)
         self.fresh_checkout()
 
     def fresh_checkout(self) -> None:
@@ -230,6 +236,7 @@ def github_context(ci: FakeCi, environment: str | None) -> dict[str, str]:
         **(production if environment == "production" else {}),
         "secrets.SIPCTL_TSIG_READ_SECRET": ci.bind.read_secret,
         "secrets.SIPCTL_SSH_READ_KEY": ci.ssh_read_key.read_text(),
+        "vars.SIPCTL_RUNNER_PROFILE": ci.runner_profile,
         "github.run_id": "4242",
         "github.token": "gh-test-token",
         "github.event.pull_request.number": "7",
@@ -302,6 +309,7 @@ def gitlab_env(
         "SIPCTL_TSIG_READ_SECRET": ci.bind.read_secret,
         "SIPCTL_SSH_READ_KEY": str(ci.ssh_read_key),  # a file-type variable is a path
         "SIPCTL_NOTE_TOKEN": "gl-note-token",
+        "SIPCTL_RUNNER_PROFILE": str(ci.runner_profile_file),  # a file-type variable
         "EXPECT_MR_SHA": HEAD_SHA,
     }
     if source != "merge_request_event":

@@ -29,6 +29,7 @@ def _with_verify_command() -> None:
 
 
 def spec_text(bind: BindServer, zone: str, ast: AsteriskInstance, unknown: str) -> str:
+    ast.use()
     return (
         f"version: 1\ndomain: {zone}\n"
         f"transports: {{udp: {{port: {ast.sip_port}}}, tcp: {{port: {ast.sip_port}}}}}\n"
@@ -39,7 +40,6 @@ def spec_text(bind: BindServer, zone: str, ast: AsteriskInstance, unknown: str) 
         "  timeout: 3\n"
         "asterisk:\n"
         "  target: local\n"
-        f"  command: {ast.command}\n"
         f"  config_dir: {ast.config_dir}\n"
         f"  unknown_callers: {unknown}\n"
         "  rtp: {start: 30000, end: 30100}\n"

@@ -9,7 +9,7 @@ nothing else would tell: so the Asterisk provider reads ``logger.conf`` (and
 ``asterisk.conf`` for ``astlogdir``) whenever the spec has a fail2ban jail, and a plan
 stops until the two agree.
 
-Asterisk may run in a chroot or a container (``asterisk.command``) while fail2ban reads
+Asterisk may run in a chroot or a container (its host profile entry) while fail2ban reads
 the same file from outside, under a longer path: a logpath that ends with the file's
 path (``/srv/pbx/root/var/log/asterisk/messages`` for ``/var/log/asterisk/messages``), or,
 for a file named relative to ``astlogdir``, with its name under a mounted log directory,

@@ -160,9 +160,11 @@ def class_refusal(path: str, env: Mapping[str, str]) -> str | None:
     top = path.split(".", 1)[0]
     names = importlib.metadata.packages_distributions().get(top, [])
     dists = [d for d in (_distribution(n) for n in names) if d is not None and _is_plugin(d)]
+    found = importlib.machinery.PathFinder.find_spec(top, sys.path)  # searched, not run
+    if not names and found is None:
+        return f"module {top} is not installed ({install_hint(top)})"
     if not dists:
         return f"module {top} is not provided by an installed octoDNS plugin distribution"
-    found = importlib.machinery.PathFinder.find_spec(top, sys.path)
     origin = Path(found.origin).resolve() if found is not None and found.origin else None
     own = {
         Path(str(d.locate_file(f))).resolve()

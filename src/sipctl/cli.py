@@ -250,9 +250,22 @@ def _root(
         typer.Option("--debug", help="Most detail, and tracebacks of unexpected errors."),
     ] = False,
     no_color: NoColor = False,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile",
+            metavar="FILE",
+            help="The runner profile: which credentials a spec may name and where each may "
+            "go (docs/security.md); default: $SIPCTL_PROFILE.",
+        ),
+    ] = None,
 ) -> None:
     """Global options; they may also follow the subcommand."""
     set_globals(GlobalOptions(verbose=verbose, quiet=quiet, debug=debug, no_color=no_color))
+    if profile is not None:
+        from sipctl.schemas.profiles import RUNNER_PROFILE_ENV
+
+        os.environ[RUNNER_PROFILE_ENV] = str(profile.resolve())
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -5,8 +5,9 @@ Kept free of heavy imports: it runs on every start.
 - Terraform's single-dash options (``-auto-approve``, ``-out=plan``, ``-target=dns``,
   ``-detailed-exitcode``, ``-no-color``, ``-json``) are hidden aliases of sipctl's ``--``
   spellings. Without this, click would read ``-out`` as ``-o ut``.
-- ``--quiet`` and ``--debug`` may stand anywhere; they are global, so they move in front of
-  the subcommand, where the root command reads them (with ``-v`` and ``--no-color``).
+- ``--quiet``, ``--debug`` and ``--profile FILE`` may stand anywhere; they are global, so
+  they move in front of the subcommand, where the root command reads them (with ``-v`` and
+  ``--no-color``).
 """
 
 from __future__ import annotations
@@ -15,18 +16,26 @@ TERRAFORM_ALIASES = frozenset(
     {"auto-approve", "out", "target", "detailed-exitcode", "no-color", "json", "force"}
 )
 GLOBAL_FLAGS = frozenset({"--quiet", "--debug"})
+GLOBAL_OPTIONS = frozenset({"--profile"})  # global options that take a value
 
 
 def normalize_argv(argv: list[str]) -> list[str]:
     """``argv`` with Terraform's spellings translated and global flags in front."""
     hoisted: list[str] = []
     rest: list[str] = []
+    skip = False
     for index, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
         if arg == "--":
             rest.extend(argv[index:])
             break
-        if arg in GLOBAL_FLAGS:
+        if arg in GLOBAL_FLAGS or arg.partition("=")[0] in GLOBAL_OPTIONS:
             hoisted.append(arg)
+            if arg in GLOBAL_OPTIONS and index + 1 < len(argv):
+                hoisted.append(argv[index + 1])
+                skip = True
             continue
         rest.append(_terraform(arg))
     return hoisted + rest
