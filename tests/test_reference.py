@@ -252,7 +252,10 @@ def test_the_schema_itself_is_valid_draft_2020_12() -> None:
 
 
 def _is_spec(path: Path) -> bool:
-    return any(line.strip() == "version: 1" for line in path.read_text().splitlines())
+    lines = path.read_text().splitlines()
+    return "version: 1" in (ln.strip() for ln in lines) and any(
+        ln.startswith("domain:") for ln in lines
+    )
 
 
 @pytest.mark.parametrize(

@@ -343,3 +343,16 @@ def test_the_runner_profile_may_allow_a_class_of_its_own(tmp_path: Path) -> None
         "validate", "-f", str(spec), cwd=tmp_path, env={**env, "SIPCTL_PROFILE": str(profile)}
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_example_runner_profile_is_a_valid_profile() -> None:
+    from fixtures.common import EXAMPLES
+
+    from sipctl.schemas.profiles import RunnerProfile, parse_profile
+
+    path = EXAMPLES / "gitops" / "runner-profile.yaml"
+    profile = parse_profile(path.read_text(), str(path), RunnerProfile)
+    assert set(profile.credentials) == {".sipctl/tsig.key", ".sipctl/ssh_key"}
+    spec = EXAMPLES / "gitops" / "sipctl.yaml"
+    loaded = load_spec_text(spec.read_text(), source=str(spec), base_dir=spec.parent)
+    assert bindings_problems(loaded, runner_of({"SIPCTL_PROFILE": str(path)})) == []

@@ -28,8 +28,12 @@ def test_schema_command_prints_the_schema(capsys: pytest.CaptureFixture[str]) ->
 
 
 def _is_spec(path: Path) -> bool:
-    """Specs start with 'version: 1'; examples/ also holds CI pipelines, which are not specs."""
-    return any(line.strip() == "version: 1" for line in path.read_text().splitlines())
+    """Specs start with 'version: 1' and name a domain; examples/ also holds CI pipelines and
+    a runner profile (gitops/runner-profile.yaml), which are not specs."""
+    lines = path.read_text().splitlines()
+    return "version: 1" in (ln.strip() for ln in lines) and any(
+        ln.startswith("domain:") for ln in lines
+    )
 
 
 EXAMPLE_FILES = sorted(p for p in EXAMPLES.rglob("*.y*ml") if _is_spec(p))

@@ -439,7 +439,9 @@ def lock_sites(
     """Every lock a run of ``loaded`` must hold (DNS first, then one per host)."""
     from sipctl.providers.base import open_provider
     from sipctl.providers.transport.host_lock import host_lock_site
+    from sipctl.reconciler.bindings import enforce_bindings
 
+    enforce_bindings(loaded, ctx)  # a lock is a connection too
     spec = loaded.spec
     sites: list[LockSite] = []
     if spec.dns is not None and (

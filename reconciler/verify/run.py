@@ -139,7 +139,7 @@ def _check_names(
     """What a caller of each declared name gets now, from the live PBX (read-only) and
     OPTIONS to the contacts nobody qualifies: no phone rings (``names.py``)."""
     from sipctl.errors import SipctlError
-    from sipctl.providers.asterisk.cli import query_rx
+    from sipctl.providers.asterisk.cli import asterisk_program, query_rx
     from sipctl.providers.asterisk.phones import PhoneFacts, read_phones
     from sipctl.providers.base import RunContext
     from sipctl.reconciler.verify.names import (
@@ -172,9 +172,10 @@ def _check_names(
         if not transport.can_run:
             report.notes.append("asterisk.target is a directory: the phones are not read")
             return
-        facts = read_phones(transport, section.command, extensions)
+        program = asterisk_program(ctx, transport, loaded)
+        facts = read_phones(transport, program, extensions)
         if spec.rooms:
-            (module,) = query_rx(transport, section.command, ["module show like app_confbridge"])
+            (module,) = query_rx(transport, program, ["module show like app_confbridge"])
             confbridge = module.ok and any(
                 "Running" in line and "Not Running" not in line
                 for line in module.output.splitlines()

@@ -1,0 +1,143 @@
+"""audit and verify probe only the spec's own PBX, whatever its DNS names.
+
+The attack of issue 21: ``sipctl audit`` on a spec shaped like examples/hosted-pbx.yaml (SRV
+at the provider's host) sent the provider 74 toll-fraud and injection INVITEs, REGISTER,
+MESSAGE and port knocks. Here a real BIND serves the spec's records and a SIP responder on
+another loopback address stands for the provider (or anyone a merge request names); it must
+receive nothing from audit, and nothing from verify when the spec has a PBX of its own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from fixtures.bind import UNRELATED_RECORDS, BindServer
+from verify_responder import Responder
+
+from sipctl.reconciler.audit.run import AuditLimits, run_audit
+from sipctl.reconciler.probe_scope import audit_scope, verify_scope
+from sipctl.reconciler.verify.run import run_verify
+from sipctl.schemas.loader import LoadedSpec, load_spec_text
+
+OTHER = "127.0.0.7"  # not this spec's PBX: nothing declares it (and the target is not local)
+LIMITS = AuditLimits(seconds=10.0, request_timeout=0.5, knock_timeout=0.3)
+
+
+def spec(text: str) -> LoadedSpec:
+    return load_spec_text(
+        "version: 1\ndomain: mysite.ru\nusers: {director: 105}\n" + text,
+        source="s.yaml",
+        base_dir=Path("/tmp"),
+    )
+
+
+def test_the_pbx_is_the_asterisk_target_and_the_declared_servers_in_the_zone() -> None:
+    loaded = spec(
+        "servers: [{host: pbx.mysite.ru, ipv4: [192.0.2.10]}, {host: sip.other.example, "
+        "ipv4: [198.51.100.9]}]\nasterisk: {target: 'ssh://root@203.0.113.5'}\n"
+    )
+    scope = audit_scope(loaded, {})
+    assert scope is not None
+    assert scope.allows("203.0.113.5") and scope.allows("192.0.2.10")
+    assert scope.allows("192.0.2.99", "pbx.mysite.ru")
+    # a server outside the zone is not the spec's to declare
+    assert not scope.allows("198.51.100.9", "sip.other.example")
+    assert not scope.allows(OTHER) and not scope.allows("::1")
+
+
+def test_a_local_target_is_this_machine(tmp_path: Path) -> None:
+    scope = audit_scope(spec("asterisk: {target: local}\n"), {})
+    assert scope is not None
+    assert scope.allows("127.0.0.1") and scope.allows("::1") and scope.allows(OTHER)
+    assert not scope.allows("198.51.100.9")
+
+
+def test_the_runner_profile_may_add_probe_targets(tmp_path: Path) -> None:
+    profile = tmp_path / "runner.yaml"
+    profile.write_text(yaml.safe_dump({"version": 1, "probe_targets": ["198.51.100.9", "b.ex"]}))
+    env = {"SIPCTL_PROFILE": str(profile)}
+    scope = audit_scope(spec("asterisk: {target: 'dir:x'}\n"), env)
+    assert scope is not None
+    assert scope.allows("198.51.100.9") and scope.allows("192.0.2.1", "b.ex")
+
+
+def test_a_dns_only_spec_gets_verify_never_attack_probes() -> None:
+    loaded = spec("servers: [{host: sip1.pbx-provider.example}]\n")
+    assert audit_scope(loaded, {}) is None
+    assert verify_scope(loaded, {}).allows("198.51.100.9")
+
+
+@pytest.fixture
+def provider() -> Iterator[Responder]:
+    responder = Responder(users={"director"}, host=OTHER).start()
+    yield responder
+    responder.stop()
+
+
+@pytest.fixture
+def zone(bind: BindServer, provider: Responder) -> Iterator[str]:
+    """The spec's records point at the 'provider' (another address than the PBX's)."""
+    records = (
+        '@ IN NAPTR 10 10 "s" "SIP+D2U" "" _sip._udp\n'
+        f"_sip._udp IN SRV 10 0 {provider.udp_port} sip1\n"
+        f"_sip._tcp IN SRV 10 0 {provider.tcp_port} sip1\n"
+        f"sip1 IN A {OTHER}\n"
+    )
+    name = bind.new_zone(extra=UNRELATED_RECORDS + records)
+    yield name
+    bind.delete_zone(name)
+
+
+@pytest.mark.bind
+def test_audit_of_a_hosted_pbx_spec_sends_the_provider_nothing(
+    bind: BindServer, zone: str, provider: Responder
+) -> None:
+    hosted = "servers: [{host: sip1.pbx-provider.example, priority: 10}]\n"
+    loaded = load_spec_text(f"version: 1\ndomain: {zone}\nusers: {{director: 105}}\n" + hosted)
+    report = run_audit(loaded, bind.server, limits=LIMITS)
+    assert report.errors == [
+        "the spec has no asterisk section, so no PBX of its own: audit sends no attack probe "
+        "to what its DNS names (run sipctl verify for DNS and OPTIONS)"
+    ]
+    assert report.exit_code == 1
+    assert provider.requests == []
+
+
+@pytest.mark.bind
+def test_audit_names_and_skips_an_address_that_is_not_the_pbx(
+    bind: BindServer, zone: str, provider: Responder
+) -> None:
+    # the PBX is a dir: target and a declared server at 192.0.2.10; the DNS says 127.0.0.7
+    loaded = load_spec_text(
+        f"version: 1\ndomain: {zone}\nusers: {{director: 105}}\n"
+        f"servers: [{{host: pbx.{zone}, ipv4: [192.0.2.10]}}]\n"
+        "asterisk: {target: 'dir:/nonexistent-pbx'}\n"
+    )
+    report = run_audit(loaded, bind.server, limits=LIMITS)
+    refused = [e for e in report.errors if "is not an address of this spec's PBX" in e]
+    assert refused and all(OTHER in e for e in refused), report.errors
+    assert provider.requests == []
+
+
+@pytest.mark.bind
+def test_verify_of_a_spec_with_a_pbx_asks_only_that_pbx(
+    bind: BindServer, zone: str, provider: Responder
+) -> None:
+    loaded = load_spec_text(
+        f"version: 1\ndomain: {zone}\nusers: {{director: 105}}\n"
+        f"servers: [{{host: pbx.{zone}, ipv4: [192.0.2.10]}}]\n"
+        "asterisk: {target: 'dir:/nonexistent-pbx'}\n"
+    )
+    report = run_verify(loaded, bind.server, timeout=1.0)
+    assert any("is not an address of this spec's PBX" in n for n in report.notes), report.notes
+    assert report.probes == []
+    assert provider.requests == []
+    # the same DNS with a DNS-only spec: verify asks what a caller would (OPTIONS only)
+    hosted = load_spec_text(f"version: 1\ndomain: {zone}\nusers: {{director: 105}}\n")
+    report = run_verify(hosted, bind.server, timeout=1.0)
+    assert provider.requests and all(r.startswith(b"OPTIONS ") for r in provider.requests)
+    assert ipaddress.ip_address(OTHER).is_loopback
