@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shlex
 import stat
 import subprocess
 from collections.abc import Sequence
@@ -84,7 +83,7 @@ class ZoneFileProvider(Provider):
         self.named = loaded.resolve_path(loaded.spec.dns.file)
         # a link is resolved once: the real file is edited, the link stays as it is
         self.path = trusted_realpath(self.named)
-        self.reloads = 0  # how often reload_command ran (tests)
+        self.reloads = 0  # how often the zone reload ran (tests)
 
     @property
     def target_id(self) -> str:
