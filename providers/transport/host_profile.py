@@ -5,10 +5,11 @@ profile by name (``asterisk.program: staging``). The profile is ``/etc/sipctl/ho
 the target (``SIPCTL_HOST_PROFILE``, from the runner's environment, moves it; on a ``dir:``
 target it lies below the directory), read through the target's own transport:
 
-- it is trusted only when no one but root can change it: the file and every directory on
-  the way to it are owned by root (on ``dir:`` targets: root or the user running sipctl),
-  and none is writable by group or others (a root-owned sticky directory such as ``/tmp``
-  is accepted for the directories). Anything else refuses the run;
+- it is trusted only when no one but root (or the account sipctl runs as there, which could
+  run anything anyway) can change it: the file and every directory on the way to it are
+  owned by root or that account, and none is writable by group or others (a root-owned
+  sticky directory such as ``/tmp`` is accepted for the directories). Anything else refuses
+  the run;
 - no symbolic link is followed, on the way or at the end: a link is refused as such;
 - a missing profile means the stock programs (``asterisk``, ``fail2ban-client``; no zone
   reload). A missing entry the spec names is an error, never a fallback.
@@ -132,7 +133,7 @@ def _read(ctx: RunContext, transport: HostTransport, path: str) -> str | None:
         root = root if root.is_absolute() else ctx.base_dir / root
         owners = {0, os.geteuid()}
         return _read_local(root, path, str(transport.ref), owners)
-    return _read_local(Path("/"), path, "local", {0})
+    return _read_local(Path("/"), path, "local", {0, os.geteuid()})
 
 
 def _check_step(target: str, shown: str, st: os.stat_result, owners: set[int], last: bool) -> None:
@@ -196,11 +197,13 @@ def _text(data: bytes, target: str, path: str) -> str:
         raise ProviderError(f"{target}: the host profile {path} is not UTF-8 text") from None
 
 
-# For "/" and each step of the path: "<M> S <uid> <raw mode, hex> <step>"; the walk stops at
+# "<M> U <uid of the login>", then for "/" and each step of the path:
+# "<M> S <uid> <raw mode, hex> <step>"; the walk stops at
 # a missing step ("<M> M") or a link (its S line is the last); then "<M> C", the base64
 # lines, "<M> .".
 _SSH_SCRIPT = r"""
 m=$1; p=$2
+printf '%s U %s\n' "$m" "$(id -u)"
 printf '%s S %s /\n' "$m" "$(stat -c '%u %f' /)"
 cur=; rest=${p#/}
 while [ -n "$rest" ]; do
@@ -240,6 +243,8 @@ def _read_ssh(transport: HostTransport, path: str) -> str | None:
     body: list[str] = []
     inside = False
     steps = [line for line in lines if line.startswith(prefix + "S ")]
+    login = [line[len(prefix) + 2 :] for line in lines if line.startswith(prefix + "U ")]
+    owners = {0} | {int(u) for u in login[:1] if u.strip().isdigit()}
     for line in lines:
         if line == prefix + "C":
             inside = True
@@ -253,7 +258,7 @@ def _read_ssh(transport: HostTransport, path: str) -> str | None:
             raise ProviderError(f"{target}: reading the host profile {path} failed: {line!r}")
         uid, raw, shown = int(fields[0]), int(fields[1], 16), fields[2]
         st = os.stat_result((raw, 0, 0, 0, uid, 0, 0, 0, 0, 0))
-        _check_step(target, shown, st, {0}, last=index == len(steps) - 1 and shown == path)
+        _check_step(target, shown, st, owners, last=index == len(steps) - 1 and shown == path)
     if any(line == prefix + "M" for line in lines):
         return None
     if not any(line == prefix + "C" for line in lines):
