@@ -243,7 +243,12 @@ class SipAgent:
     # --- requests --------------------------------------------------------------------------
 
     def _new(self, method: str, user: str, extra: list[str], body: str = "") -> _Request:
-        uri = f"sip:{user}@{self.domain}" if user else f"sip:{self.domain}"
+        """``user`` is a user part at the spec's domain, or a whole ``user@domain`` address
+        (the audit's relay probes)."""
+        if "@" in user:
+            uri = f"sip:{user}"
+        else:
+            uri = f"sip:{user}@{self.domain}" if user else f"sip:{self.domain}"
         return _Request(
             method,
             uri,

@@ -187,6 +187,17 @@ HOLES: dict[str, tuple[Hole, str, str]] = {
         "dialplan-step",
         "extension alex, priority 4 [pbx_config]",
     ),
+    "open relay": (
+        (
+            _rx(
+                "dialplan add extension _sipctlaudit,1,"
+                r"Dial(PJSIP/relay/sip:${EXTEN}@${SIPDOMAIN}) into guest-call"
+            ),
+            _rx("dialplan reload"),
+        ),
+        "open-relay",  # a stranger's call to sipctlaudit@sipctl-audit.invalid went elsewhere
+        "",
+    ),
     "admin's (+) addition": (
         (_admin_addition, _admin_removal),
         "dialplan-pattern",

@@ -1,7 +1,8 @@
 """What the audit sends from outside, and how each answer is judged. Pure.
 
 The plan is fixed and bounded (``call_plan``): at most ``len(OUTSIDE_LINES) +
-len(SWEEP_DIGITS) * 4 + len(FEATURE_CODES) + len(SPECIAL_NAMES) + len(INJECTIONS)`` calls,
+len(SWEEP_DIGITS) * 4 + len(FEATURE_CODES) + len(SPECIAL_NAMES) + len(INJECTIONS) +
+len(RELAYS)`` calls,
 minus the ones skipped because they are a declared name or a declared extension number
 (audit never rings a real phone: those are judged from the dialplan alone).
 
@@ -26,7 +27,7 @@ from sipctl.providers.sip_attack import Exchange
 from sipctl.reconciler.audit.report import Finding
 from sipctl.reconciler.render.asterisk import ENDING_EXTENSIONS
 
-Kind = Literal["outside-line", "prefix", "feature-code", "special", "injection"]
+Kind = Literal["outside-line", "prefix", "feature-code", "special", "injection", "relay"]
 
 # A London number in the ways a PBX user would dial it: international prefixes, "9"/"0" for
 # an outside line, the North American and Russian international prefixes.
@@ -56,6 +57,11 @@ INJECTIONS = (
     "a;b=c",
     "x" * 80,
 )
+# Addresses at another domain: a guest who reaches them through the PBX has an open relay
+# (calls to any SIP address on the company's name). The domain is RFC 6761's .invalid, so
+# even a relaying PBX sends nothing anywhere: its lookup fails at once.
+RELAY_DOMAIN = "sipctl-audit.invalid"
+RELAYS = (f"sipctlaudit@{RELAY_DOMAIN}", f"+442079460000@{RELAY_DOMAIN}")
 # features.conf's default pickupexten: chan_pjsip answers it before any dialplan runs, 403
 # when the caller has no pickup group (the guest never has one; measured on Asterisk 22).
 PICKUP_EXTENSION = "*8"
@@ -85,6 +91,7 @@ def call_plan(declared: Iterable[str]) -> tuple[list[PlannedCall], list[str]]:
         ("feature-code", FEATURE_CODES),
         ("special", SPECIAL_NAMES),
         ("injection", INJECTIONS),
+        ("relay", RELAYS),
     ]
     seen: set[str] = set()
     for kind, names in groups:
@@ -136,6 +143,24 @@ def call_findings(
         if in_reject_path(planned.name, exchange, unknown_callers):
             continue
         expected = expected_path(planned.name, unknown_callers)
+        if planned.kind == "relay":
+            findings.append(
+                Finding(
+                    "open-relay",
+                    "critical",
+                    "calls",
+                    f"a stranger's call to another domain's address {planned.name!r} did not "
+                    "end in the reject path: the PBX may put strangers through to any SIP "
+                    "address, on the company's name",
+                    target,
+                    "only the office phones' context may call out (sipctl's outbound: "
+                    "section); remove whatever in the guest context dials ${SIPDOMAIN} or "
+                    "another domain (see the dialplan findings)",
+                    sent=f"INVITE sip:{planned.name}",
+                    got=f"{exchange.summary()}; expected: {expected}",
+                )
+            )
+            continue
         if exchange.rang:
             findings.append(
                 Finding(

@@ -371,9 +371,10 @@ def _probe_target(
             "not placed"
         )
     report.checks.append(
-        f"calls: {len(calls)} INVITEs to outside-line, prefix, feature-code, special and "
-        f"injection dial strings at {where}; OPTIONS/REGISTER/MESSAGE to {len(declared)} "
-        f"declared and {len(undeclared)} undeclared names"
+        f"calls: {len(calls)} INVITEs to outside-line, prefix, feature-code, special, "
+        f"injection and other-domain (relay) dial strings at {where}; "
+        f"OPTIONS/REGISTER/MESSAGE to {len(declared)} declared and {len(undeclared)} "
+        "undeclared names"
     )
     _unreachable_names(spec, transport, program, agent, rate, limits, deadline, where, report)
     _correlate_log(spec, transport, log_path, log_offset, calls, target, report)
