@@ -132,7 +132,7 @@ def run_audit(
 
                     log("ban test: wrong calls until fail2ban bans this host, then unban")
                     run_ban_test(spec, target, ctx, report)
-            _identity_probes(spec, hops, transport, limits, deadline, report, log)
+            _identity_probes(spec, hops, transport, program, limits, deadline, report, log)
             _knock(spec, hops, limits, extra_ports, report, log)
             _certificates(spec, hops, limits, report)
             if report.errors:
@@ -466,6 +466,7 @@ def _identity_probes(
     spec: Spec,
     hops: Sequence[Endpoint],
     transport: HostTransport | None,
+    program: Sequence[str],
     limits: AuditLimits,
     deadline: float,
     report: AuditReport,
@@ -484,7 +485,7 @@ def _identity_probes(
     known = extensions[:IDENTITY_KNOWN]
     if not known:
         return
-    unknown = _unknown_extensions(spec, known, transport)
+    unknown = _unknown_extensions(spec, known, transport, program)
     rate = _RateLimit(limits.rate)
     targets = {h.transport: h for h in hops if h.transport in ("udp", "tcp")}
     log(f"as sipvicious does: {len(known)} known and {len(unknown)} unknown extensions in From")
@@ -541,7 +542,9 @@ def _may_invite(
     return any(e.user == ext and e.final in (401, 407) for e in options)
 
 
-def _unknown_extensions(spec: Spec, known: list[str], transport: HostTransport | None) -> list[str]:
+def _unknown_extensions(
+    spec: Spec, known: list[str], transport: HostTransport | None, program: Sequence[str]
+) -> list[str]:
     """Numbers like the known ones that no endpoint of the live PBX has (checked through
     the asterisk target; without it, ten digits nobody uses as an endpoint name)."""
     from sipctl.providers.asterisk.phones import read_phones
@@ -561,7 +564,7 @@ def _unknown_extensions(spec: Spec, known: list[str], transport: HostTransport |
         return candidates[:IDENTITY_UNKNOWN]
     assert transport is not None and section is not None
     try:
-        facts = read_phones(transport, section.command, candidates)
+        facts = read_phones(transport, program, candidates)
     except SipctlError:
         return []
     free = [n for n in candidates if (f := facts.get(n)) is not None and not f.exists]
