@@ -1,9 +1,9 @@
 """The read gate's table for each SSH host of some specs: what their plans read there.
 
 Each provider that reads a host declares what it asks (``Provider.gate_reads(desired)``,
-next to its ``read``, built from the same lists); the records ``drift`` reads are added
-here. Building the table opens no connection: providers are constructed, never asked to
-read.
+next to its ``read``, built from the same lists); the records ``drift`` reads are found
+as ``drift`` finds them (``record_store``). Building the table opens no connection:
+providers are constructed, never asked to read.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ class HostGate:
 def host_gates(specs: Sequence[LoadedSpec], ctx: RunContext) -> dict[str, HostGate]:
     """``{target key: HostGate}`` for every SSH host the specs' layers read."""
     from sipctl.providers.base import load_provider
+    from sipctl.providers.transport.host_lock import HostStateStore
     from sipctl.reconciler.engine import selected_layers
+    from sipctl.reconciler.gitops.drift import record_store
 
     gates: dict[str, HostGate] = {}
 
@@ -55,19 +57,8 @@ def host_gates(specs: Sequence[LoadedSpec], ctx: RunContext) -> dict[str, HostGa
             provider = load_provider(layer.provider_name(loaded.spec))(loaded, ctx)
             for reads in provider.gate_reads(layer.render(loaded.spec)):
                 add(reads, source)
-        for reads in _record_reads(loaded, ctx):
-            add(reads, source)
+            # the record of the last apply that ``drift`` reads, where it reads it
+            store = record_store(provider, loaded, ctx, layer.name)
+            if isinstance(store, HostStateStore):
+                add(GateReads(store.target, files=(store.path, *store.old_paths)), source)
     return gates
-
-
-def _record_reads(loaded: LoadedSpec, ctx: RunContext) -> list[GateReads]:
-    """The records of the last apply that ``drift`` reads on each host."""
-    from sipctl.providers.transport.host_lock import HostStateStore
-    from sipctl.reconciler.gitops.locking import host_places
-
-    reads = []
-    for place in host_places(loaded):
-        if parse_target(place.target).kind == "ssh":
-            store = HostStateStore(place, ctx)
-            reads.append(GateReads(place.target, files=(store.path, *store.old_paths)))
-    return reads

@@ -314,6 +314,7 @@ class HostStateStore:
     def __init__(self, place: HostPlace, ctx: RunContext) -> None:
         self._transport = ctx.transports.get(place.target, place.ssh)
         ref = parse_target(place.target)
+        self.target = place.target
         self.path = _record_base(place) + ".state.json"
         old_directory = "/" if ref.kind == "dir" else place.directory
         self.old_paths = [posixpath.join(old_directory, n) for n in (STATE_FILE, LOCK_FILE)]

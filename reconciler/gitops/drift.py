@@ -39,7 +39,7 @@ from sipctl.reconciler.resources import Value, canonical_json
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sipctl.providers.base import RunContext, UpdateRider
+    from sipctl.providers.base import Provider, RunContext, UpdateRider
     from sipctl.reconciler.engine import PlanRun, TargetRun
     from sipctl.schemas.loader import LoadedSpec
 
@@ -126,11 +126,19 @@ def live_entry(run: TargetRun) -> dict[str, str]:
 
 
 def _store_for(run: TargetRun, plan_run: PlanRun, ctx: RunContext) -> StateStore | None:
-    """The provider's own store (``Provider.state_store``), else its host's shared record."""
-    own = run.provider.state_store()
+    return record_store(run.provider, plan_run.loaded, ctx, run.layer.name)
+
+
+def record_store(
+    provider: Provider, loaded: LoadedSpec, ctx: RunContext, layer: str
+) -> StateStore | None:
+    """Where the record of the last apply of ``provider``'s target lives: its own store
+    (``Provider.state_store``), else its host's shared record (None: no record). The read
+    gate's table asks the same, so a plan job's gate serves exactly what ``drift`` reads."""
+    own = provider.state_store()
     if own is not None:
         return own
-    return host_state_store(plan_run.loaded, ctx, run.layer.name)
+    return host_state_store(loaded, ctx, layer)
 
 
 def host_state_store(loaded: LoadedSpec, ctx: RunContext, layer: str) -> StateStore | None:
