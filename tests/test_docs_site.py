@@ -60,6 +60,7 @@ def test_the_commands_page_has_every_command_s_help(site: Path) -> None:
         assert f"Usage: sipctl {name} [OPTIONS]" in page, name
 
 
+@pytest.mark.programs  # man (man-db), which scripts/test installs
 def test_the_man_page_comes_from_the_same_source_and_renders(site: Path, tmp_path: Path) -> None:
     man = site / "sipctl.1"
     text = man.read_text()
