@@ -15,9 +15,10 @@ validate 697 ms (2.74x the floor of 254 ms) and a no-op plan 850 ms (3.34x); aft
 (2.09x) and 647 ms (2.62x); under load 6-9 the ratios were 2.54-2.63x and 2.95-3.04x before,
 2.17-2.20x and 2.51-2.72x after. Then pydantic alone cost more than half the floor.
 
-Without pydantic and packaging metadata on the hot path (a valid spec is built by
-schemas/spec_fast.py, generated from the models; sipctl's own providers found in
-providers/base.py's table), same bench, same machine, shared with three other engineers:
+Without pydantic and packaging metadata on the hot path (a valid spec was built by
+schemas/spec_fast.py, generated from the models, removed since: see below; sipctl's own
+providers found in providers/base.py's table), same bench, same machine, shared with three
+other engineers:
 before (load 4.1): floor 264 ms, validate 536 ms (2.03x), no-op plan 645 ms (2.45x);
 after (load 2.6): floor 214 ms, validate 159 ms (0.74x), no-op plan 331 ms (1.55x);
 after, with difflib, traceback and shlex imported only where used (load 2.9, 11 runs):
@@ -30,6 +31,14 @@ What the plan still pays above the floor (-X importtime, one process): PyYAML's 
 (its pure-Python reader compiles a large regex even though libyaml parses), sipctl's CLI,
 engine, DNS provider and plan modules (dataclasses are built by exec at import), the cross
 checks, and dnspython's UPDATE and rdata types the floor's queries never touch.
+
+One spec model: the generated checker was removed, pydantic builds every spec. Paired with
+the commit before (``--against 1375b95``, load 7.9, 9 runs): floor 84 ms, validate 63 -> 171
+ms (0.75x -> 2.03x), no-op DNS plan 117 -> 205 ms (1.39x -> 2.43x): pydantic's import (about
+60 ms), its model classes (about 20 ms) and building the validator (about 11 ms). Once the
+CLI was typer alone, which imports pydantic itself, the spec model's own share is the
+classes and the validator, about 30 ms; with both (load 15, 9 runs): --version 14 -> 113 ms,
+validate 66 -> 276 ms (3.06x), no-op DNS plan 128 -> 304 ms (3.36x).
 """
 
 from __future__ import annotations
