@@ -1,11 +1,11 @@
 """Bench: does this tree's sipctl print the same plans as the sipctl of git revision REV?
 
 The specs: every example (``examples/**/*.yaml`` that is a spec) and every spec written out
-in the tests (``tests/**/*.py``, read from the source: a string that holds YAML with
-``version`` and ``domain``, also as a test fills it in with constants, like
-``SPEC.replace("BACKEND", "nftables") + "  persist: null\n"``; or a dict literal with
-``version``). A spec a test builds with an f-string or from values known only when it runs
-is not found; the run says how many f-strings it passed over.
+in the tests (``tests/**/*.py``), REV's and then those only this tree has. A test's spec is
+read from the source: a string that holds YAML with ``version`` and ``domain``, also as a
+test fills it in with constants, like ``SPEC.replace("BACKEND", "nftables") + "  persist:
+null\n"``; or a dict literal with ``version``. A spec a test builds with an f-string or
+from values known only when it runs is not found; the run says how many f-strings it passed over.
 
 Each spec is planned offline, on local targets, as examples/mysite.yaml is: the DNS layer
 becomes a zone file under ``state/`` (created at apply), the PBX, firewall and fail2ban hosts
@@ -69,20 +69,20 @@ class Output:
     stderr: str
 
 
-def example_specs() -> Iterator[tuple[str, str]]:
-    for path in sorted((REPO / "examples").rglob("*.yaml")):
+def example_specs(root: Path) -> Iterator[tuple[str, str]]:
+    for path in sorted((root / "examples").rglob("*.yaml")):
         text = path.read_text(encoding="utf-8")
         if _is_spec(_parsed(text)):
-            yield str(path.relative_to(REPO)), text
+            yield str(path.relative_to(root)), text
 
 
-def test_specs() -> tuple[list[tuple[str, str]], int]:
+def test_specs(root: Path) -> tuple[list[tuple[str, str]], int]:
     """(where, text) of every spec written out in the tests; and how many f-strings look
     like a spec (not found: their values are known only when the test runs)."""
     found: dict[str, str] = {}
     formatted = 0
-    for path in sorted((REPO / "tests").rglob("*.py")):
-        where = path.relative_to(REPO)
+    for path in sorted((root / "tests").rglob("*.py")):
+        where = path.relative_to(root)
         module = ast.parse(path.read_text(encoding="utf-8"))
         names: dict[str, str] = {}
         for statement in module.body:  # module constants: SPEC = """...""" (or dedented)
@@ -271,11 +271,17 @@ def main() -> int:
     tree = checkout(work, args.against)
     try:
         old = installed_sipctl(work / "rev", tree)
+        # REV's specs, then this tree's that REV does not have (a new one may use keys REV
+        # does not know: then both cannot print the same)
+        found: dict[str, str] = {}
+        formatted = 0
+        for root, mark in ((tree, f"{args.against}:"), (REPO, "")):
+            from_tests, formatted = test_specs(root)
+            for where, text in [*example_specs(root), *from_tests]:
+                found.setdefault(text, mark + where)
     finally:
         remove_checkout(tree)
-    from_tests, formatted = test_specs()
-    found = [*example_specs(), *from_tests]
-    cases = [Case(where, offline(text)) for where, text in found]
+    cases = [Case(where, offline(text)) for text, where in found.items()]
     records = {e.name for e in BOOKKEEPING.iterdir()} if BOOKKEEPING.is_dir() else set()
     try:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -309,9 +315,9 @@ def main() -> int:
         )
     print_table(rows)
     print(
-        f"\n{len(cases)} specs ({len(found) - len(from_tests)} examples, {len(from_tests)} "
-        f"from the tests; {formatted} f-strings in the tests look like specs and were not "
-        f"planned), {runs} runs against {args.against}: "
+        f"\n{len(cases)} specs (examples and tests of {args.against}, then those only this tree "
+        f"has, unprefixed; {formatted} f-strings in this tree's tests look like specs and were "
+        f"not planned), {runs} runs: "
         + ("every output byte-identical" if not differ else f"{differ} differ")
     )
     return 1 if differ else 0
