@@ -34,6 +34,7 @@ from sipctl.providers.sip_probe import T1, probe
 from sipctl.reconciler.probe_scope import verify_scope
 from sipctl.reconciler.verify.report import (
     CANARY_PREFIX,
+    SILENT_KINDS,
     ProbeCheck,
     VerifyReport,
     endpoints,
@@ -230,21 +231,23 @@ def ban_states(
     loaded: LoadedSpec, probes: list[ProbeCheck], log: Callable[[str], None]
 ) -> dict[str, BanState]:
     """For each address that refused or ignored every probe: is this machine banned there?"""
+    silent = silent_addresses(probes)
+    if silent:
+        log(f"{len(silent)} address(es) silent: asking sipctl's fail2ban jails about this machine")
+    found = {ep.address: _ban_state(loaded, ep.address, ep.port) for ep in silent}
+    return {address: state for address, state in found.items() if state is not None}
+
+
+def _ban_state(loaded: LoadedSpec, address: str, port: int) -> BanState | None:
+    """What sipctl's jails say about this machine, seen from ``address`` (None: no route)."""
     from sipctl.providers.base import RunContext
     from sipctl.reconciler.ban_state import read_ban_state, source_address
 
-    silent = silent_addresses(probes)
-    if not silent:
-        return {}
-    log(f"{len(silent)} address(es) silent: asking sipctl's fail2ban jails about this machine")
     ctx = RunContext(base_dir=loaded.base_dir)
     try:
-        return {
-            ep.address: read_ban_state(loaded.spec, ctx, source_address(ep.address, ep.port))
-            for ep in silent
-        }
+        return read_ban_state(loaded.spec, ctx, source_address(address, port))
     except OSError:
-        return {}  # no route to the address at all: nothing a ban explains
+        return None
     finally:
         ctx.close()
 
@@ -343,6 +346,13 @@ def _check_websocket(
     report.wss.append(result.to_json())
     where = f"wss://{host}:{wss.port}/ws ({addresses[0]})"
     if result.error is not None:
+        if result.error_kind in SILENT_KINDS:
+            ban = _ban_state(loaded, addresses[0], wss.port)
+            if ban is not None and ban.banned:
+                report.defects.append(
+                    Defect("prober-banned", f"{where}: {result.error}; {ban.words()}")
+                )
+                return
         report.defects.append(Defect(f"wss-{result.error_kind}", f"{where}: {result.error}"))
         return
     for name, status in result.statuses.items():
