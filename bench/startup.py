@@ -5,7 +5,8 @@ same 8 TSIG queries sipctl sends (SOA, NAPTR, three SRV, the registry TXT, A and
 server) and reading the answers pipelined on one TCP connection. Both run against the same
 real BIND in the same bench run, as processes, with sipctl installed from a wheel as the
 README installs it (an editable install adds its own import hook to every start).
-Printed: the median cpu seconds (user + system, from the kernel) of paired runs.
+Printed: the median cpu seconds (user + system, from the kernel) of paired runs, and the
+median wall seconds (which the machine's load inflates).
 
 Run: ``python bench/startup.py`` (``--runs 15`` for more samples; ``--against REV`` also
 runs the sipctl of git revision REV, paired with this one). Needs bind9.
@@ -39,12 +40,21 @@ ms (0.75x -> 2.03x), no-op DNS plan 117 -> 205 ms (1.39x -> 2.43x): pydantic's i
 CLI was typer alone, which imports pydantic itself, the spec model's own share is the
 classes and the validator, about 30 ms; with both (load 15, 9 runs): --version 14 -> 113 ms,
 validate 66 -> 276 ms (3.06x), no-op DNS plan 128 -> 304 ms (3.36x).
+
+One parser (typer reads every command; no second parser for --version, --help and a plain
+validate, plan or apply): typer's import and its command tree cost --version and --help
+about 60 ms of cpu and validate about 35 ms (15 paired runs of 6ee619f against aae5d3f,
+load 7.8, the README's example spec: --help 13 -> 73 ms, --version 13 -> 72 ms, validate
+168 -> 203 ms cpu). This bench against 6ee619f at load 8.2 (11 runs, the later work of
+others included): --version 13 -> 100 ms, --help 13 -> 104 ms, validate 166 -> 232 ms, no-op
+plan 200 -> 274 ms cpu.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -160,6 +170,7 @@ def main() -> int:
                 "command": name,
                 "cpu (median)": f"{median_cpu(found) * 1000:.0f} ms",
                 "x floor": f"{median_cpu(found) / floor:.2f}",
+                "wall (median)": f"{statistics.median(s.wall for s in found) * 1000:.0f} ms",
             }
             for name, found in samples.items()
         ]
