@@ -102,7 +102,7 @@ def spec_bindings(loaded: LoadedSpec) -> list[Binding]:
 def _bindings(loaded: LoadedSpec) -> Iterator[Binding]:
     spec = loaded.spec
     dns = spec.dns
-    if dns is not None and dns.provider == "rfc2136" and dns.tsig is not None:
+    if dns is not None and dns.tsig is not None:  # TSIG: rfc2136 and what builds on it
         server = _hostport(dns.server or "", 53)
         if dns.tsig.secret_env is not None:
             key = ("dns", "tsig", "secret_env")
@@ -112,7 +112,7 @@ def _bindings(loaded: LoadedSpec) -> Iterator[Binding]:
             name = str(loaded.resolve_path(written))
             key = ("dns", "tsig", "secret_file")
             yield Binding(key, name, ("tsig",), (server,), written=written)
-    if dns is not None and dns.provider == "octodns" and dns.octodns is not None:
+    if dns is not None and dns.octodns is not None:  # only provider octodns takes it
         config = dns.octodns
         arguments = config.arguments()
         places = tuple(_octodns_destinations(arguments))
