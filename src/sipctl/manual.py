@@ -5,8 +5,9 @@ the site, the man page and ``--help`` never say different things."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sipctl import __version__
@@ -79,7 +80,10 @@ def _options(command: Any, context: Any) -> list[str]:
 def man_page() -> str:
     """``sipctl(1)``: the root's help, then each command's usage, help and options."""
     root, root_context = _root()
-    today = date.today().isoformat()
+    # SOURCE_DATE_EPOCH: the date of a reproducible build, not of the day it ran
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    day = datetime.fromtimestamp(int(epoch), UTC).date() if epoch.isdigit() else date.today()
+    today = day.isoformat()
     lines = [
         f'.TH SIPCTL 1 "{today}" "sipctl {__version__}" "sipctl manual"',
         ".SH NAME",
