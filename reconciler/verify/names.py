@@ -95,11 +95,12 @@ def phone_state(
         return PhoneState(extension, "unavailable", f"no endpoint {extension} on the PBX")
     if not facts.contacts:
         return PhoneState(extension, "unavailable", "not registered (no contact)")
+    state = f"; device state {facts.state}" if facts.state else ""
     for contact in facts.contacts:
         if contact.status == "Avail":
-            return PhoneState(extension, "rings", f"{contact.uri} is reachable (qualified)")
+            return PhoneState(extension, "rings", f"{contact.uri} is reachable (qualified){state}")
         if needs_options(contact) and answered.get(contact.uri):
-            return PhoneState(extension, "rings", f"{contact.uri} answers OPTIONS")
+            return PhoneState(extension, "rings", f"{contact.uri} answers OPTIONS{state}")
     uris = ", ".join(f"{c.uri} ({_status_words(c, answered)})" for c in facts.contacts)
     return PhoneState(extension, "unavailable", f"unreachable: {uris}")
 
