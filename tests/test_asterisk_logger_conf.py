@@ -39,7 +39,6 @@ def _plan(pbx: AsteriskInstance, tmp_path: Path, logpath: Path) -> Path:
     return write_spec(tmp_path, data)
 
 
-@pytest.mark.asterisk
 def test_a_jail_on_a_file_asterisk_does_not_write_stops_the_plan(
     pbx: AsteriskInstance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -58,7 +57,6 @@ def test_a_jail_on_a_file_asterisk_does_not_write_stops_the_plan(
     assert "fail2ban.logpath" not in capsys.readouterr().err
 
 
-@pytest.mark.asterisk
 def test_a_file_without_the_warning_level_stops_the_plan(
     pbx: AsteriskInstance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

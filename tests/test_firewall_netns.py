@@ -27,8 +27,6 @@ from sipctl.providers.base import RunContext
 from sipctl.reconciler.engine import PlanRun, apply_plan, make_plan
 from sipctl.schemas.loader import load_spec_text
 
-pytestmark = pytest.mark.netns
-
 BACKENDS = ["iptables", "nftables"]
 
 # The rules of the first spec below, as the programs print them back.

@@ -3,11 +3,20 @@ every other one is marked ``fast`` (``scripts/test --fast`` runs ``-m fast``: no
 servers, nothing installed beyond the venv).
 
 The markers come from the fixtures a test uses, so a test that starts BIND through the
-``bind`` fixture is marked ``bind`` without anyone writing it; a test that starts a program
-itself says so with its own marker (``pytestmark = pytest.mark.fail2ban``).
+``bind`` fixture is marked ``bind`` without anyone writing it, and from the servers the
+test's own code or its module's fixtures start by name (``make_netns()``, a ``pbx`` fixture
+around ``running_asterisk()``). A test that starts a program some other way says so with its
+own marker (``pytestmark = pytest.mark.fail2ban``): scripts/test --fast, run as a user
+without those programs, is what finds one that does not.
 """
 
 from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 import pytest
 
@@ -28,6 +37,19 @@ FIXTURE_MARKERS = {
     "temporal": "temporal",
 }
 
+# what starts a server when a test or a fixture of its module calls it -> that server's marker
+STARTERS = {
+    "running_asterisk": "asterisk",
+    "BindServer": "bind",
+    "make_netns": "netns",
+    "start_sshd": "sshd",
+    "running_pebble": "pebble",
+    "PowerDnsServer": "powerdns",
+    "MotoRoute53": "route53",
+    "TemporalDevServer": "temporal",
+}
+_STARTER = re.compile(r"\b(" + "|".join(STARTERS) + r")\(")
+
 # What a test may need that the fast tier does not have (pyproject's markers say what each is).
 NOT_FAST = frozenset(
     {*FIXTURE_MARKERS.values(), "fail2ban", "chromium", "root", "programs", "slow"}
@@ -37,7 +59,29 @@ NOT_FAST = frozenset(
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        for marker in sorted({FIXTURE_MARKERS[f] for f in fixtures if f in FIXTURE_MARKERS}):
+        needs = {FIXTURE_MARKERS[f] for f in fixtures if f in FIXTURE_MARKERS}
+        for code in _own_code(item):
+            needs |= _started_by(code)
+        for marker in sorted(needs):
             item.add_marker(marker)
         if not any(mark.name in NOT_FAST for mark in item.iter_markers()):
             item.add_marker("fast")
+
+
+def _own_code(item: pytest.Item) -> list[Callable[..., Any]]:
+    """The test function and the fixtures it uses that its own module defines (the shared
+    fixtures are known by name above)."""
+    code = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)  # pytest's own record of the fixture closure
+    for definitions in getattr(info, "name2fixturedefs", {}).values():
+        code.extend(d.func for d in definitions if not d.func.__module__.startswith("fixtures."))
+    return [c for c in code if callable(c)]
+
+
+@cache
+def _started_by(code: Callable[..., Any]) -> frozenset[str]:
+    try:
+        source = inspect.getsource(code)
+    except (OSError, TypeError):
+        return frozenset()
+    return frozenset(STARTERS[name] for name in _STARTER.findall(source))
