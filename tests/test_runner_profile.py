@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 import yaml
 from fixtures.powerdns import PowerDnsServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from octodns_specs import PDNS_KEY_ENV, pdns_spec
 
-from sipctl.errors import RefusedError
+from sipctl.errors import RefusedError, SpecError
 from sipctl.providers.base import RunContext
 from sipctl.reconciler.bindings import bindings_problems, runner_of, spec_bindings
 from sipctl.schemas.loader import load_spec_text
@@ -54,8 +56,10 @@ class Listener:
         while not self._stop.is_set():
             try:
                 conn, _ = self.tcp.accept()
-            except OSError:
+            except TimeoutError:
                 continue
+            except OSError:
+                return  # closed
             conn.settimeout(1.0)
             try:
                 self.seen.append(b"connection:" + conn.recv(65536))
@@ -68,8 +72,10 @@ class Listener:
         while not self._stop.is_set():
             try:
                 self.seen.append(self.udp.recv(65536))
-            except OSError:
+            except TimeoutError:
                 continue
+            except OSError:
+                return  # closed
 
     def close(self) -> None:
         self._stop.set()
@@ -356,3 +362,77 @@ def test_the_example_runner_profile_is_a_valid_profile() -> None:
     spec = EXAMPLES / "gitops" / "sipctl.yaml"
     loaded = load_spec_text(spec.read_text(), source=str(spec), base_dir=spec.parent)
     assert bindings_problems(loaded, runner_of({"SIPCTL_PROFILE": str(path)})) == []
+
+
+# --- the one rule as a property -------------------------------------------------------------------
+
+_NAME = st.from_regex(r"[A-Z][A-Z0-9_]{0,12}", fullmatch=True)
+_KEY = st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True).filter(
+    lambda k: k not in ("class", "host", "hostname", "server", "endpoint", "api_host")
+)
+_SCALAR = st.one_of(
+    _NAME.map(lambda n: f"env/{n}"),
+    st.sampled_from(["x", "https://api.example:8443/v1", "eu-west-1"]),
+    st.integers(0, 99),
+)
+_VALUE = st.one_of(
+    _SCALAR, st.lists(_SCALAR, max_size=3), st.dictionaries(_KEY, _SCALAR, max_size=3)
+)
+
+
+def _env_names(value: object) -> set[str]:
+    if isinstance(value, str):
+        return {value[4:]} if value.startswith("env/") else set()
+    if isinstance(value, list):
+        return set().union(*(_env_names(v) for v in value)) if value else set()
+    if isinstance(value, dict):
+        return set().union(*(_env_names(v) for v in value.values())) if value else set()
+    return set()
+
+
+@settings(max_examples=60, deadline=None)
+@given(arguments=st.dictionaries(_KEY, _VALUE, min_size=1, max_size=4))
+def test_every_env_reference_anywhere_is_a_binding_and_refused_in_ci(
+    arguments: dict[str, object],
+) -> None:
+    """Whatever shape a plugin's arguments take, each env/NAME in them is a credential the
+    runner profile must list, and every URL among them a destination it must allow."""
+    config = {"class": "octodns_route53.Route53Provider", **arguments}
+    text = BASE + "dns:\n  provider: octodns\n  octodns: " + json.dumps(config) + "\n"
+    try:
+        loaded = load_spec_text(text, source="s.yaml", base_dir=Path("/srv"))
+    except SpecError:
+        return  # the spec's own rules refused it (an inline secret, say): nothing to send
+    bindings = spec_bindings(loaded)
+    assert {b.name for b in bindings} == _env_names(arguments)
+    urls = {v for v in json.dumps(arguments).split('"') if "://" in v}
+    assert all(urls <= set(b.destinations) for b in bindings)
+    refused = bindings_problems(loaded, runner_of({"CI": "true"}))
+    assert len(refused) == len(bindings)
+
+
+@settings(max_examples=60, deadline=None)
+@given(command=st.text(min_size=1, max_size=40).filter(lambda t: t.isprintable()))
+def test_no_command_text_is_ever_accepted(command: str) -> None:
+    for section in ("asterisk", "fail2ban"):
+        with pytest.raises(SpecError):
+            load_spec_text(BASE + f"{section}:\n  command: {json.dumps(command)}\n")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_profile_option_names_the_runner_profile(
+    tmp_path: Path, listener: Listener, where: str
+) -> None:
+    profile = write_profile(tmp_path, {"credentials": {}})
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(BASE + TSIG_ENV.replace("192.0.2.53:53", f"127.0.0.1:{listener.port}"))
+    option = ["--profile", str(profile)]
+    args = (
+        [*option, "plan", "-f", str(spec)]
+        if where == "before"
+        else ["plan", "-f", str(spec), *option]
+    )
+    done = sipctl(*args, cwd=tmp_path, env={SECRET_ENV: SECRET})
+    assert done.returncode == 3, done.stderr
+    assert f"not a credential of the runner profile ({profile})" in done.stderr
+    assert listener.seen == []
