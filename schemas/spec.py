@@ -242,6 +242,14 @@ class TcpTransport(UdpTransport):
 class TlsTransport(UdpTransport):
     port: Port = Field(default=5061, description=_PORT_HELP)
     order: U16 = Field(default=30, description=_ORDER_HELP)
+    media_encryption: Literal["optional", "required"] = Field(
+        default="optional",
+        description=(
+            "optional: guests who offer SRTP (SDES) get it, plain RTP callers too; required: "
+            "every guest must offer SRTP, plain RTP offers are refused 488 over UDP and TCP "
+            "too (Asterisk cannot tell the transport apart before it answers)"
+        ),
+    )
 
 
 class WssTransport(_Model):

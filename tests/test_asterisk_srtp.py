@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from asterisk_helpers import apply_spec, pending_changes, plan_layer, spec_data, write_spec
 from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance
 from fixtures.common import free_port
@@ -222,3 +223,34 @@ def test_verify_reports_which_transports_carry_encrypted_media(tls_spec: Path) -
     )
     assert f"media over tls: {ENCRYPTED_WHEN_OFFERED}" in report.to_text()
     assert report.to_json()["media"] == media
+
+
+def test_required_refuses_plain_media(
+    asterisk: AsteriskInstance, tls_spec: Path, phone: AnsweringPhone, tmp_path: Path
+) -> None:
+    """media_encryption: required: a plain RTP offer is refused 488 before any phone rings
+    (over UDP too: Asterisk cannot tell the transport before it answers); SRTP gets through."""
+    data = yaml.safe_load(tls_spec.read_text())
+    data["transports"]["tls"]["media_encryption"] = "required"
+    required = write_spec(tmp_path, data)
+    apply_spec(required)
+    udp_port, tls_port = _ports(required)
+    try:
+        with SipCaller(tls_port, "tls") as caller:
+            plain = caller.invite("director", timeout=6.0)
+        with SipCaller(udp_port, "udp") as caller:
+            plain_udp = caller.invite("director", timeout=6.0)
+        assert plain.final == 488 and plain_udp.final == 488, (plain.statuses, plain_udp.statuses)
+        assert not phone.invites
+        media = SrtpCaller()
+        try:
+            with SipCaller(tls_port, "tls") as caller:
+                secure = caller.invite(
+                    "DIRECTOR", timeout=8.0, hold=0.5, sdp=srtp_offer(media.port, media.key),
+                    on_answer=media.answered,
+                )  # fmt: skip
+        finally:
+            media.close()
+        assert 200 in secure.statuses and "RTP/SAVP" in secure.answer_sdp, secure.statuses
+    finally:
+        apply_spec(tls_spec)

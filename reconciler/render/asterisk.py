@@ -204,6 +204,13 @@ def _sdes_lines(spec: Spec) -> list[str]:
     """
     if not encrypts_media(spec):
         return []
+    tls = spec.transports.tls
+    if tls is not None and tls.media_encryption == "required":
+        # Every guest must offer SRTP: plain offers get 488 over any transport. Measured on
+        # 22: the dialplan cannot tell before answering (CHANNEL(rtp,...) says "no audio
+        # media/RTP session" until then), and the anonymous identifier cannot pick an
+        # endpoint by transport, so "only over TLS" is not something Asterisk can do.
+        return ["media_encryption=sdes"]
     return ["media_encryption=sdes", "media_encryption_optimistic=yes"]
 
 

@@ -141,6 +141,7 @@ def expectations(spec: Spec, canary: str) -> list[Expectation]:
 
 ENCRYPTED_WHEN_OFFERED = "SRTP (SDES) when the caller offers it, else plain RTP"
 PLAIN_MEDIA = "plain RTP (no SRTP)"
+ENCRYPTED_ONLY = "SRTP (SDES) only: a plain RTP offer is refused 488"
 BROWSER_MEDIA = "DTLS-SRTP, always (WebRTC)"
 
 
@@ -153,8 +154,10 @@ def media_encryption(spec: Spec) -> dict[str, str]:
     if spec.asterisk is None:
         return {}
     sdes = encrypts_media(spec)
+    tls = spec.transports.tls
+    required = tls is not None and tls.media_encryption == "required"
     media = {
-        name: ENCRYPTED_WHEN_OFFERED if sdes else PLAIN_MEDIA
+        name: (ENCRYPTED_ONLY if required else ENCRYPTED_WHEN_OFFERED) if sdes else PLAIN_MEDIA
         for name in spec.transports.enabled()
         if name != "wss"
     }
