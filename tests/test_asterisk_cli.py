@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from asterisk_helpers import spec_data, write_spec
 from fixtures.asterisk import AsteriskInstance
 from fixtures.host_profile import ENV as HOST_PROFILE_ENV
 from fixtures.sip_client import SipCaller
-from fixtures.sshd import SshServer, make_key
+from fixtures.sshd import SshServer, make_key, start_sshd
 
 pytestmark = pytest.mark.asterisk
 
@@ -92,10 +95,24 @@ def _ssh_spec(pbx: AsteriskInstance, server: SshServer, **ssh: Any) -> dict[str,
     )
 
 
+@pytest.fixture
+def late_sshd(asterisk: AsteriskInstance) -> Iterator[SshServer]:
+    """An sshd started after the Asterisk chroot is mounted: the session's sshd lives in a
+    mount namespace of its own (private), which never sees a mount made after it started."""
+    work = Path(tempfile.mkdtemp(prefix="sipctl-sshd-"))
+    server = start_sshd("127.0.0.1", workdir=work, own_dirs={"/var/lib/sipctl": work / "state"})
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@pytest.mark.sshd
 def test_ssh_apply_drives_the_chroot(
-    asterisk: AsteriskInstance, ssh_server: SshServer, tmp_path: Path
+    asterisk: AsteriskInstance, late_sshd: SshServer, tmp_path: Path
 ) -> None:
-    spec = write_spec(tmp_path, _ssh_spec(asterisk, ssh_server))
+    spec = write_spec(tmp_path, _ssh_spec(asterisk, late_sshd))
     done = sipctl("apply", "-f", str(spec), "--auto-approve", "--no-verify", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "'director' =>" in asterisk.rx("dialplan show guest-call")
