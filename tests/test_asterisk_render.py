@@ -491,3 +491,39 @@ def test_the_writers_step_values_are_what_the_parser_reads(
             normalize_dialplan(written.text())
         return
     assert written.value() == normalize_dialplan(written.text())
+
+
+def test_outbound_renders_the_phones_way_out_and_nothing_for_guests() -> None:
+    from sipctl.reconciler.asterisk_conf import normalize_dialplan
+    from sipctl.reconciler.render.asterisk import dialplan
+
+    base = {
+        "version": 1,
+        "domain": "mysite.ru",
+        "transports": {"udp": {}, "tls": {}},
+        "servers": [{"host": "pbx.mysite.ru", "ipv4": ["192.0.2.1"]}],
+        "users": {"Director": "105", "sales": {"ring": ["106"]}},
+        "asterisk": {"tls": {"cert_file": "/k/a.pem", "key_file": "/k/a.key"}},
+    }
+    assert "sipctl-outbound" not in dialplan_text(Spec.model_validate(base))
+    spec = Spec.model_validate({**base, "outbound": {"allow": ["partner.example"]}})
+    written = dialplan(spec)
+    assert normalize_dialplan(written.text()) == written.value()
+    value = written.value()
+    # the local context reaches the way out; the guest context does not
+    assert value["default include =>"] == ["sipctl-outbound"]
+    assert not any(key.startswith("guest-call include") for key in value)
+    assert not any(
+        "sipctl-outbound" in step
+        for k, v in value.items()
+        if k.startswith("guest-call,")
+        for step in v
+    )
+    assert value["sipctl-outbound,_-."] == ["1,Goto(sipctl-outbound-call,s,1)"]
+    assert value["sipctl-outbound-names,105"] == ["1,Return(director)"]
+    checks = "\n".join(value["sipctl-outbound-call,s"])
+    assert '"mysite.ru"]?local,1' in checks and '"pbx.mysite.ru"]?local,1' in checks
+    assert '"partner.example"]?allowed,1' in checks and checks.endswith("Goto(refused,1)")
+    endpoint = normalize_sections(pjsip_text(spec))["[sipctl-outbound]"]
+    assert "from_domain=mysite.ru" in endpoint and "context=sipctl-no-guest-messages" in endpoint
+    assert "media_encryption=sdes" in endpoint  # the phones' TLS calls out may use SRTP too
