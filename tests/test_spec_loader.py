@@ -25,7 +25,12 @@ from sipctl.errors import SpecError
 from sipctl.schemas import loader
 from sipctl.schemas.loader import _Builder, _in_raw_section, load_spec_text
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").rglob("*.yaml"))
+# The example specs (examples/ also holds a runner profile, which names no domain).
+EXAMPLES = sorted(
+    p
+    for p in (Path(__file__).resolve().parents[1] / "examples").rglob("*.yaml")
+    if any(line.startswith("domain:") for line in p.read_text().splitlines())
+)
 
 # Values and keys for a users entry: each one something the general way looks at.
 # fmt: off
