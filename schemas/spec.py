@@ -22,7 +22,6 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -80,6 +79,9 @@ from sipctl.schemas.values import (
 # Every field has a description: docs/spec.md (the reference), the JSON Schema and editors
 # show it. A field without one fails tests/test_reference.py, which names it.
 
+# A true/false key takes true or false, not text like 'yes' or a number (strict: pydantic
+# would read 'yes', 1 or "true" as true).
+Flag = Annotated[bool, Field(strict=True)]
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 U16 = Annotated[int, Field(ge=0, le=65535, strict=True)]
 Ensure = Literal["present", "absent"]
@@ -204,15 +206,6 @@ class _Model(BaseModel):
             check_strings(self.__pydantic_extra__)
         return self
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _booleans_are_booleans(cls, value: Any, info: ValidationInfo) -> Any:
-        """A true/false key takes true or false, not text like 'yes' or a number."""
-        field = cls.model_fields.get(info.field_name or "")
-        if field is not None and field.annotation is bool and not isinstance(value, bool):
-            raise ValueError("must be true or false (without quotes)")
-        return value
-
 
 def _ensure_field() -> Any:
     return Field(
@@ -260,7 +253,7 @@ class WssTransport(_Model):
     )
     order: U16 = Field(default=40, description="NAPTR order (only with dns.naptr_websocket)")
     preference: U16 = Field(default=10, description="NAPTR preference (dns.naptr_websocket)")
-    opus: bool = Field(
+    opus: Flag = Field(
         default=True,
         description="browsers talk Opus where the office phone has it too (passed through "
         "untouched), else ulaw/alaw through Asterisk's Opus transcoder "
@@ -472,19 +465,19 @@ class Dns(_Model):
     ttl: Annotated[int, Field(ge=1, le=2147483647, strict=True)] = Field(
         default=3600, description="TTL in seconds of every record sipctl writes"
     )
-    naptr: bool = Field(
+    naptr: Flag = Field(
         default=True, description="publish NAPTR records (SRV records are always published)"
     )
     timeout: Annotated[float, Field(gt=0, le=300)] = Field(
         default=5.0, description="seconds to wait for each DNS answer"
     )
-    naptr_websocket: bool = Field(
+    naptr_websocket: Flag = Field(
         default=False,
         description="also publish a SIPS+D2W NAPTR and its SRV for transports.wss (RFC 7118); "
         "for SIP gateways, browsers never query it",
     )
     file: str | None = Field(default=None, description="zone file (zonefile), relative to the spec")
-    create_file: bool = Field(
+    create_file: Flag = Field(
         default=False,
         description=(
             "zonefile: create dns.file with a minimal SOA and NS when it does not exist (its "
@@ -528,7 +521,7 @@ class Ssh(_Model):
         default="~/.ssh/known_hosts",
         description="known_hosts file the host key is checked against (never accepted blindly)",
     )
-    sudo: bool = Field(default=False, description="run commands and writes through sudo -n")
+    sudo: Flag = Field(default=False, description="run commands and writes through sudo -n")
     connect_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
         default=10.0, description="seconds to wait for the SSH connection"
     )
@@ -600,7 +593,7 @@ class Asterisk(_Model):
         "(e.g. one that runs 'docker exec pbx asterisk'); default: its entry 'default', else "
         "the stock 'asterisk'",
     )
-    manage_transports: bool = Field(
+    manage_transports: Flag = Field(
         default=False,
         description="true: sipctl defines the SIP transports itself (a new PBX); false: it "
         "checks that the live ones match the spec",
@@ -642,7 +635,7 @@ class Asterisk(_Model):
     rtp: Rtp = Field(
         default=Rtp.model_construct(), description="the UDP port range for media (rtp.conf)"
     )
-    video: bool = Field(
+    video: Flag = Field(
         default=False,
         description=(
             "true: guests and rooms may send and receive video (vp8, h264) beside audio; "
@@ -690,7 +683,7 @@ class Firewall(_Model):
     policy: Literal["drop", "reject"] = Field(
         default="drop", description="what happens to input the rules do not accept"
     )
-    allow_ping: bool = Field(default=True, description="accept ICMP echo requests")
+    allow_ping: Flag = Field(default=True, description="accept ICMP echo requests")
     ssh_port: Port = Field(default=22, description="the SSH port kept open (never locked out)")
     extra: tuple[PortSpec, ...] = Field(
         default=(), description="more ports to open, as PROTO/PORT or PROTO/FIRST-LAST"
@@ -720,8 +713,8 @@ IgnoredNetwork = Annotated[str, AfterValidator(check_ignored_network)]
 
 
 class Fail2ban(_Model):
-    enabled: bool = Field(default=True, description="false: the jail is written but disabled")
-    sshd: bool = Field(
+    enabled: Flag = Field(default=True, description="false: the jail is written but disabled")
+    sshd: Flag = Field(
         default=False,
         description=(
             "also ban failed SSH logins: an sshd jail (Debian's sshd filter) on "

@@ -188,3 +188,25 @@ def test_a_room_named_like_a_user_is_refused_naming_both_lines() -> None:
     [problem] = cross_checks(load_spec_text(text, source="sipctl.yaml"))
     assert problem.startswith("sipctl.yaml:7:3: rooms.seminar has the name of users.seminar")
     assert "(sipctl.yaml:5:3)" in problem
+
+
+def test_every_true_false_key_takes_only_true_or_false() -> None:
+    """Every bool field of every model is strict (spec.py's Flag): pydantic alone would read
+    'yes', 'no', 1 or "true" as a boolean. A field declared as a plain bool fails here."""
+    from pydantic import BaseModel
+    from pydantic.types import Strict
+
+    from sipctl.schemas import spec as models
+
+    flags = []
+    for model in vars(models).values():
+        if isinstance(model, type) and issubclass(model, BaseModel) and model is not BaseModel:
+            for name, field in model.model_fields.items():
+                if field.annotation is bool:
+                    flags.append(f"{model.__name__}.{name}")
+                    strict = any(isinstance(m, Strict) and m.strict for m in field.metadata)
+                    assert strict, f"{model.__name__}.{name} is a plain bool: declare it as Flag"
+    assert "Dns.naptr" in flags
+    for text in ("'yes'", "1", "'true'", "0"):
+        [problem] = problems_of(BASE + f"dns:\n  server: 127.0.0.1\n  naptr: {text}\n")
+        assert problem.endswith("dns.naptr: must be true or false (without quotes)"), problem
