@@ -265,3 +265,26 @@ def test_the_profiles_schemas_agree_with_their_models(
         jsonschema.validate(bad, schema)
     with pytest.raises(SpecError, match=r"p\.yaml: "):
         parse_profile(json.dumps(bad), "p.yaml", model)
+
+
+def test_over_ssh_a_spec_program_is_refused_before_the_host_is_reached(tmp_path: Path) -> None:
+    """The same attack on an ssh:// target: refused at load, so no login is even tried."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        f"version: 1\ndomain: mysite.ru\nasterisk:\n  target: 'ssh://root@127.0.0.1:{port}'\n"
+        "  command: \"sh -c 'touch /tmp/pwned' x\"\n"
+    )
+    try:
+        done = sipctl("plan", "-f", str(spec), cwd=tmp_path)
+        assert done.returncode == 1 and "a spec no longer names a program" in done.stderr
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    finally:
+        listener.close()

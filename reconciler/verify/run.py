@@ -72,6 +72,11 @@ def run_verify(
     probe. ``ssl_context`` checks TLS certificates (default: the system CAs). Never raises for
     what it finds; raises SpecError only for a bad ``nameserver`` argument.
     """
+    if loaded.spec.asterisk is not None:  # verify reads the PBX through its target
+        from sipctl.providers.base import RunContext
+        from sipctl.reconciler.bindings import enforce_bindings
+
+        enforce_bindings(loaded, RunContext(base_dir=loaded.base_dir))
     spec = loaded.spec
     server = _nameserver(nameserver)
     resolver: dns.resolver.Resolver = make_resolver(server, timeout)
