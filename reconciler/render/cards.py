@@ -54,11 +54,24 @@ def card_names(spec: Spec) -> tuple[str, ...]:
 
 def display_name(spec: Spec, name: str) -> str:
     """``cards.names`` of this name (any case), else the name itself."""
-    if spec.cards is not None:
-        for key, value in spec.cards.names.items():
-            if key.lower() == name.lower():
-                return value
-    return name
+    if spec.cards is None or not spec.cards.names:
+        return name
+    return _display_names(spec).get(name.lower(), name)
+
+
+def _display_names(spec: Spec) -> dict[str, str]:
+    """``cards.names`` by lower-case name (validate refuses two that differ only in case),
+    made once per spec: a page of 10,000 names asks it 10,000 times."""
+    cards = spec.cards
+    assert cards is not None
+    cached = _NAMES_CACHE.get("last")
+    if cached is None or cached[0] is not cards:
+        cached = (cards, {key.lower(): value for key, value in cards.names.items()})
+        _NAMES_CACHE["last"] = cached
+    return cached[1]
+
+
+_NAMES_CACHE: dict[str, tuple[object, dict[str, str]]] = {}
 
 
 def file_stem(name: str) -> str:
@@ -79,6 +92,8 @@ def _escape(text: str) -> str:
 
 def _fold(line: str) -> str:
     """Fold one content line at 75 octets without splitting a UTF-8 character."""
+    if len(line) * 4 <= _FOLD_OCTETS or len(line.encode("utf-8")) <= _FOLD_OCTETS:
+        return line  # nearly every line: no need to walk it (a plan renders every card)
     out: list[str] = []
     current, size, limit = "", 0, _FOLD_OCTETS
     for char in line:

@@ -23,7 +23,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from sipctl.reconciler.render.asterisk import webrtc_from_host
-from sipctl.reconciler.render.cards import CARDS_DIR, card_href, vcards
+from sipctl.reconciler.render.cards import CARDS_DIR, card_href, file_stem, vcard
 from sipctl.reconciler.resources import Address, Resource
 from sipctl.schemas.values import split_publish
 
@@ -155,10 +155,8 @@ def page_files(spec: Spec) -> dict[str, str]:
     name's vCard in ``cards/``, which the page links (the QR codes stay in render's own
     ``cards/``: the page is text only, and needs no extra)."""
     files = {"index.html": index_html(spec), **{name: _asset(name) for name in STATIC_FILES}}
-    names = {name.lower() for name in spec.page_names()}
-    for name, text in vcards(spec).items():
-        if name.removesuffix(".vcf") in names:
-            files[f"{CARDS_DIR}/{name}"] = text
+    for name in spec.page_names():
+        files[f"{CARDS_DIR}/{file_stem(name)}.vcf"] = vcard(spec, name)
     return files
 
 
