@@ -454,6 +454,8 @@ def test_svwar_and_audit_find_the_internal_extensions_then_neither_after_the_fix
         ("tcp", "INVITE"),
     } <= methods, text
     assert all("identify_by=ip" in f.fix for f in found) and report.exit_code == 2, text
+    # the challenged requests leave nothing in the log fail2ban reads
+    assert any("fail2ban never sees" in d for f in found for d in f.details), text
     assert _svwar(asterisk, "OPTIONS") == set() and _svwar(asterisk, "INVITE") == set()
     before = {ext: len(p.invites) for ext, p in phones.items()}
     after = _audit(applied, bind)
