@@ -248,6 +248,7 @@ def test_the_firewall_script_reads_its_persist_file_through_no_link(tmp_path: Pa
     assert missing.returncode == 3
 
 
+@pytest.mark.root
 def test_the_zone_file_is_read_through_no_link_of_another_account_nor_shown_from_an_include(
     site: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
