@@ -273,3 +273,31 @@ def test_the_zone_file_is_read_through_no_link_of_another_account_nor_shown_from
         zone.unlink(missing_ok=True)
         zone.with_name("real.zone").unlink(missing_ok=True)
         zone.write_bytes(kept)
+
+
+def test_ssh_writes_refuse_a_directory_swapped_for_a_link(
+    tmp_path: Path, ssh_server: SshServer
+) -> None:
+    """Writes as strict as reads over SSH: a directory on the way that is a link (swapped in
+    after the apply read it, by the account that owns its parent) is refused right before
+    anything is created there, and nothing lands where it points."""
+    from sipctl.errors import ProviderError as Refused
+    from sipctl.providers.transport.pool import FileWrite
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    ssh = Ssh.model_validate(ssh_server.ssh_spec())
+    transport = SshTransport(parse_target(ssh_server.target), ssh, RunContext(base_dir=tmp_path))
+    try:
+        target = str(tmp_path / "conf" / "keys" / "asterisk.key")
+        (tmp_path / "conf" / "keys").symlink_to(tmp_path / "elsewhere")
+        os.lchown(tmp_path / "conf" / "keys", THE_ACCOUNT, THE_ACCOUNT)
+        with pytest.raises(Refused, match="a directory on the way to it is a symbolic link"):
+            transport.write_files([FileWrite(target, b"key\n", None)])
+        assert list((tmp_path / "elsewhere").iterdir()) == []
+        (tmp_path / "conf" / "keys").unlink()
+        (tmp_path / "conf" / "keys").mkdir()
+        transport.write_files([FileWrite(target, b"key\n", None)])  # a real directory: fine
+        assert Path(target).read_bytes() == b"key\n"
+    finally:
+        transport.close()

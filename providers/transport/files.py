@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sipctl.providers.transport.pool import BACKUP_SUFFIX, FileWrite, HostFile
+from sipctl.schemas.values import canonical_path
 
 _DEFAULT_MODE = 0o644
 
@@ -165,6 +166,12 @@ say() { printf '%s %s\n' "$M" "$*"; }
 sha() { sha256sum < "$1" | cut -d ' ' -f 1; }
 check() { # check INDEX PATH EXPECTED_SHA256_OR_- [changing]
   if [ -n "${4:-}" ] && [ -L "$2" ]; then say LINK "$1"; cleanup; exit 1; fi
+  if [ -n "${4:-}" ]; then # no directory on the way is a link: its real path is its path
+    d=$(dirname -- "$2")
+    if [ -d "$d" ] && [ "$(cd -P -- "$d" 2>/dev/null && pwd -P)" != "$d" ]; then
+      say DIRLINK "$1"; cleanup; exit 1
+    fi
+  fi
   if [ "$3" = - ]; then
     if [ -e "$2" ] || [ -L "$2" ]; then say STALE "$1"; cleanup; exit 3; fi
   else
@@ -210,6 +217,7 @@ backup() { # backup PATH : PATH.sipctl.bak becomes a copy of PATH; PATH stays in
 class WriteOutcome:
     stale: str | None  # the path that changed since the plan
     link: str | None  # a path that is a symbolic link (refused: the rename would cut it)
+    directory_link: str | None  # a path whose directory is reached through a link (refused)
     failed: tuple[str, str] | None  # (path, the host's reason)
     done: bool
 
@@ -231,7 +239,7 @@ def write_script(writes: Sequence[FileWrite], marker: str) -> str:
     # undo() puts back what the rename loop already replaced; r<i>=1 marks a replaced file.
     undo = []
     for i, w in changing:
-        path = q(w.path)
+        path = q(canonical_path(w.path))
         if not w.undoable:
             continue  # nothing kept to put back
         if w.expected is not None:
@@ -242,13 +250,13 @@ def write_script(writes: Sequence[FileWrite], marker: str) -> str:
     out.append(_WRITE_FUNCTIONS)
     for i, w in enumerate(writes):
         changes = " changing" if w.content != w.expected else ""
-        out.append(f"check {i} {q(w.path)} {_sha(w.expected)}{changes}")
+        out.append(f"check {i} {q(canonical_path(w.path))} {_sha(w.expected)}{changes}")
     nonce = secrets.token_hex(8)
     for i, w in changing:
         if w.content is None:
             continue
         mode = "-" if w.mode is None else format(w.mode, "o")
-        out.append(f"temp {i} {q(w.path)} {mode}; t{i}=$t")
+        out.append(f"temp {i} {q(canonical_path(w.path))} {mode}; t{i}=$t")
         encoded = base64.encodebytes(w.content).decode("ascii")
         out.append(
             f'base64 -d <<\'SIPCTL_{nonce}\' | excl "$mode" "$t{i}"\n{encoded}SIPCTL_{nonce}'
@@ -260,10 +268,10 @@ def write_script(writes: Sequence[FileWrite], marker: str) -> str:
         out.append(f"sync -- {synced} 2>/dev/null || sync")
     # Checked again right before the renames: an edit made on the host while the temp files
     # were written is not lost.
+    for i, w in changing:  # also: a directory swapped for a link since is refused here
+        out.append(f"check {i} {q(canonical_path(w.path))} {_sha(w.expected)} changing")
     for i, w in changing:
-        out.append(f"check {i} {q(w.path)} {_sha(w.expected)} changing")
-    for i, w in changing:
-        path = q(w.path)
+        path = q(canonical_path(w.path))
         if w.removes_all:
             out.append(f'err=$(rm -f -- {path} {path}"$B" 2>&1) || fail {i} "$err"')
             continue
@@ -299,15 +307,17 @@ def parse_write_output(writes: Sequence[FileWrite], output: str, marker: str) ->
             continue
         words = line[len(marker) + 1 :].split(" ", 2)
         if words[0] == "STALE" and len(words) >= 2 and words[1].isdigit():
-            return WriteOutcome(writes[int(words[1])].path, None, None, False)
+            return WriteOutcome(writes[int(words[1])].path, None, None, None, False)
         if words[0] == "LINK" and len(words) >= 2 and words[1].isdigit():
-            return WriteOutcome(None, writes[int(words[1])].path, None, False)
+            return WriteOutcome(None, writes[int(words[1])].path, None, None, False)
+        if words[0] == "DIRLINK" and len(words) >= 2 and words[1].isdigit():
+            return WriteOutcome(None, None, writes[int(words[1])].path, None, False)
         if words[0] == "FAIL" and len(words) >= 2 and words[1].isdigit():
             reason = words[2].strip() if len(words) > 2 else "failed"
-            return WriteOutcome(None, None, (writes[int(words[1])].path, reason), False)
+            return WriteOutcome(None, None, None, (writes[int(words[1])].path, reason), False)
         if words[0] == "DONE":
-            return WriteOutcome(None, None, None, True)
-    return WriteOutcome(None, None, None, False)
+            return WriteOutcome(None, None, None, None, True)
+    return WriteOutcome(None, None, None, None, False)
 
 
 def restore_failures(output: str, marker: str) -> list[str]:

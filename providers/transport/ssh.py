@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from sipctl.errors import ProviderError, RefusedError, StalePlanError
+from sipctl.providers.bookkeeping import symlink_refused
 from sipctl.providers.transport.files import (
     ScriptOutputError,
     new_marker,
@@ -341,6 +342,8 @@ class SshTransport:
             raise StalePlanError(stale_message(str(self.ref), outcome.stale))
         if outcome.link is not None:
             raise ProviderError(symlink_message(str(self.ref), outcome.link))
+        if outcome.directory_link is not None:
+            raise symlink_refused(outcome.directory_link, where=str(self.ref), directory=True)
         if outcome.failed is not None:
             path, reason = outcome.failed
             raise ProviderError(f"{self.ref}: cannot write {path}: {reason} (nothing was changed)")
