@@ -59,24 +59,26 @@ def value_details(before: Value, after: Value) -> list[dict[str, Any]]:
     codec list are ordered). A list item changed in place is named by its one index; a
     change inside an item that also moved is the item removed and added whole.
 
-    DeepDiff compares (imported here only, for a value that changed); only what differs
-    goes through it: mapping entries equal on both sides are left out first (an equality
-    check in C), so one changed entry of a 10,000-entry dialplan costs that entry's diff.
+    DeepDiff compares (imported here only, for values that changed); only what differs goes
+    through it: mapping entries equal on both sides are left out first (an equality check
+    in C), and an entry on one side only is added or removed whole without comparing, so
+    one changed entry of a 10,000-entry dialplan costs that entry's diff.
     """
     if before == after:
         return []
-    from deepdiff import DeepDiff
-
     texts: set[Path] = set()
-    old, new = _narrowed(before, after, (), texts)
-    tree = DeepDiff(old, new, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
     found: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for kind, levels in tree.items():
-        for level in levels:
-            path_before = tuple(level.path(output_format="list"))
-            path_after = tuple(level.path(output_format="list", use_t2=True))
-            for key, item in _items(kind, path_before, path_after, level, before, after, texts):
-                found.setdefault(key, item)
+    old, new = _narrowed(before, after, (), texts, found)
+    if old != new:
+        from deepdiff import DeepDiff
+
+        tree = DeepDiff(old, new, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
+        for kind, levels in tree.items():
+            for level in levels:
+                path_before = tuple(level.path(output_format="list"))
+                path_after = tuple(level.path(output_format="list", use_t2=True))
+                for key, item in _items(kind, path_before, path_after, level, before, after, texts):
+                    found.setdefault(key, item)
     return [found[key] for key in sorted(found)]
 
 
@@ -84,19 +86,27 @@ Path = tuple[str | int, ...]
 _REMOVED, _CHANGED, _ADDED = 0, 1, 2
 
 
-def _narrowed(before: Any, after: Any, path: Path, texts: set[Path]) -> tuple[Any, Any]:
-    """``before`` and ``after`` without their mapping entries equal on both sides; a text of
+def _narrowed(
+    before: Any,
+    after: Any,
+    path: Path,
+    texts: set[Path],
+    found: dict[tuple[Any, ...], dict[str, Any]],
+) -> tuple[Any, Any]:
+    """``before`` and ``after`` with only their mapping entries that differ on both sides
+    (an entry on one side only goes to ``found`` as added or removed, whole); a text of
     several lines (on either side) as its list of lines, its path noted in ``texts``."""
     if isinstance(before, Mapping) and isinstance(after, Mapping):
         old: dict[Any, Any] = {}
         new: dict[Any, Any] = {}
         for key in before.keys() | after.keys():
+            where = (*path, key)
             if key not in after:
-                old[key] = before[key]
+                found[(*_order(where), _REMOVED)] = _removed(where, before[key], "dictionary")
             elif key not in before:
-                new[key] = after[key]
+                found[(*_order(where), _ADDED)] = _added(where, after[key], "dictionary")
             elif before[key] != after[key]:
-                old[key], new[key] = _narrowed(before[key], after[key], (*path, key), texts)
+                old[key], new[key] = _narrowed(before[key], after[key], where, texts, found)
         return old, new
     if isinstance(before, str) and isinstance(after, str) and ("\n" in before or "\n" in after):
         texts.add(path)

@@ -136,21 +136,36 @@ class _Changed:
 
     def __init__(self, before: Any, after: Any, details: Sequence[Mapping[str, Any]]) -> None:
         self.everything = before is None or after is None
-        self.items = [(_parse_path(str(d.get("path", "root"))), d) for d in details]
+        # every prefix of every item's path -> the items at or inside it: a lookup per key
+        # of a 10,000-entry mapping, however many of its entries changed
+        self._inside: dict[Path, list[tuple[Path, Mapping[str, Any]]]] = {}
+        for detail in details:
+            path = _parse_path(str(detail.get("path", "root")))
+            for depth in range(len(path) + 1):
+                self._inside.setdefault(path[:depth], []).append((path, detail))
 
     def under(self, path: Path) -> list[tuple[Path, Mapping[str, Any]]]:
         """The detail items at ``path`` or inside it."""
-        return [(p, d) for p, d in self.items if p[: len(path)] == path]
+        return self._inside.get(path, [])
 
     def at(self, path: Path) -> bool:
-        return self.everything or any(p[: len(path)] == path for p, _ in self.items)
+        return self.everything or path in self._inside
 
 
 def _parse_path(text: str) -> Path:
     """``root['a'][2]`` -> ``('a', 2)``."""
+    return tuple(_path_part(part) for part in _PATH_PART.findall(text[4:]))
+
+
+def _path_part(part: str) -> str | int:
+    if part[0] not in "'\"":
+        return int(part)
+    if "\\" not in part:
+        return part[1:-1]  # the repr of a key without escapes is the key quoted
     import ast
 
-    return tuple(ast.literal_eval(part) for part in _PATH_PART.findall(text[4:]))
+    value: str = ast.literal_eval(part)
+    return value
 
 
 def _lines(before: Any, after: Any, path: Path, changed: _Changed) -> Iterator[tuple[str, str]]:
