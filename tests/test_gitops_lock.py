@@ -260,7 +260,7 @@ def test_a_cancelled_apply_releases_its_lock(
     waiting.process.send_signal(sig)  # a CI job cancelled, or Ctrl-C
     _out, err = waiting.process.communicate(timeout=30)
     os.close(waiting.master)
-    # typer turns KeyboardInterrupt into exit 130 (the shell's code for an interrupt)
+    # Ctrl-C ends sipctl with exit 130 (cli_boundary; the shell's code for an interrupt)
     assert waiting.process.returncode in (1, 130), err
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == [], "released on the way out"
     assert bind.query(f"_sip._udp.{zone}", "SRV") == [], "nothing was applied"
