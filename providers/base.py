@@ -80,6 +80,8 @@ class RunContext:
     force: bool = False
     # each host's profile, read once per run (providers/transport/host_profile.py)
     host_profiles: dict[str, object] = field(default_factory=dict)
+    # the specs whose credentials passed the runner profile this run (reconciler/bindings.py)
+    bindings_checked: set[int] = field(default_factory=set)
     _transports: TransportPool | None = None
 
     @property

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.schemas.loader import LoadedSpec
 
+_SAID = -1  # in RunContext.bindings_checked: the run said that the bindings are the spec's
 SSH_AGENT = "ssh-agent"  # the credential name of the agent and ~/.ssh/id_* (no key_file)
 API_KINDS = ("api_key", "token", "password")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ssh": 22, "dns": 53}
@@ -316,9 +317,7 @@ def enforce_bindings(loaded: LoadedSpec, ctx: RunContext) -> None:
     """Refuse ``loaded`` before any connection when it breaks the runner profile; say once
     per run, where nothing is strict, that the bindings are the spec's own. Checked once per
     spec per run."""
-    done = ctx.host_profiles.setdefault("bindings-checked", set())
-    assert isinstance(done, set)
-    if id(loaded) in done:
+    if id(loaded) in ctx.bindings_checked:
         return
     runner = runner_of(ctx.env)
     problems = bindings_problems(loaded, runner)
@@ -331,9 +330,9 @@ def enforce_bindings(loaded: LoadedSpec, ctx: RunContext) -> None:
             hint="the runner profile (docs/security.md) says which credentials a spec may "
             "name and where each may go; a merge request cannot change it",
         )
-    done.add(id(loaded))
-    if not runner.strict and spec_bindings(loaded) and not ctx.host_profiles.get("said"):
-        ctx.host_profiles["said"] = True
+    ctx.bindings_checked.add(id(loaded))
+    if not runner.strict and spec_bindings(loaded) and _SAID not in ctx.bindings_checked:
+        ctx.bindings_checked.add(_SAID)  # once per run
         ctx.notice(
             f"note: {loaded.source}: the credentials and where they go are the spec's own "
             f"(no runner profile, {RUNNER_PROFILE_ENV}; CI not set): see docs/security.md"
