@@ -7,6 +7,11 @@ laying the human view out from its result (``value_lines``). DeepDiff's import i
 apart, once: a plan without an update never pays it.
 
 Run: ``python bench/differ.py`` (``--sizes 10000,50000``, ``--repeat 5``).
+
+Measured on 2 cores at load about 7 (best of 5): 10,000 entries, one changed: 2.2 ms to
+diff, 15 ms to lay the view out; one added: 1.6 ms (no DeepDiff: an entry on one side only
+is added whole) and 13 ms; all renamed: 0.23 s and 0.35 s (the walker DeepDiff replaced:
+0.17 s and 0.29 s). Importing deepdiff: 40-50 ms in a process that has pydantic already.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ def main() -> None:
             "changed": {**before, key: [before[key][0], "n,Dial(PJSIP/9999)"]},
             "added": {**before, "sipctl-guest,new": ["1,Dial(PJSIP/9998)"]},
             "removed": {k: v for k, v in before.items() if k != key},
+            # every entry renamed (a new guest context): the worst case, all of it differs
+            "renamed": {k.replace("sipctl-guest", "guest2"): v for k, v in before.items()},
         }
         for name, after in cases.items():
             details = value_details(before, after)
