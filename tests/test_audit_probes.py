@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from sipctl.providers.sip_attack import Exchange
 from sipctl.reconciler.audit import exposure, probes
@@ -129,3 +130,13 @@ def test_a_served_certificate_is_checked_for_names_and_expiry() -> None:
     found = exposure.certificate_findings("tls x", facts, ["mysite.ru"], now, warn_days=45)
     assert [f.code for f in found] == ["certificate-name-mismatch", "certificate-expiring"]
     assert "mysite.ru" in found[0].title and "expires in 29 day" in found[1].title
+
+
+def test_undeclared_samples_are_never_a_declared_name_in_any_case(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Callers reach names in any case: a sample that is a declared name in capitals would
+    ring a real phone."""
+    drawn = iter(["abc123", "abc123", "def456"])
+    monkeypatch.setattr(probes.secrets, "token_hex", lambda _n: next(drawn))
+    assert probes.undeclared_names(["SIPCTLAUDITABC123", "director"], 1) == ["sipctlauditdef456"]

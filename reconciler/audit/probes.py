@@ -18,6 +18,7 @@ answer (486, 503, 404 in reject mode...) means the call reached a ``Dial`` or so
 
 from __future__ import annotations
 
+import secrets
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,18 @@ TIMING_MARGIN_MS = 25.0  # a gap between declared and undeclared answer times be
 class PlannedCall:
     name: str  # the user part sent
     kind: Kind
+
+
+def undeclared_names(declared: Iterable[str], count: int) -> list[str]:
+    """``count`` random names no caller can reach: none is a declared name in any case
+    (callers reach names in any case; such a name would ring a real phone)."""
+    taken = {name.replace("-", "").lower() for name in declared}
+    names: list[str] = []
+    while len(names) < count:
+        name = f"sipctlaudit{secrets.token_hex(3)}"
+        if name not in taken and name not in names:
+            names.append(name)
+    return names
 
 
 def sweep(digits: str = SWEEP_DIGITS, lengths: Sequence[int] = SWEEP_LENGTHS) -> list[str]:

@@ -291,7 +291,7 @@ def _probe_target(
     wire: Wire = "udp" if target.transport == "udp" else "tcp"
     unknown = spec.asterisk.unknown_callers if spec.asterisk is not None else "reject"
     declared = sorted([*spec.users, *spec.rooms])
-    undeclared = [f"sipctlaudit{secrets.token_hex(3)}" for _ in range(probes.UNDECLARED_SAMPLES)]
+    undeclared = probes.undeclared_names(declared, probes.UNDECLARED_SAMPLES)
     rate = _RateLimit(limits.rate)
     servers: dict[str, str] = {}
     log_path, log_offset = _log_start(spec, transport)
@@ -433,7 +433,7 @@ def _unreachable_names(
     if not names:
         report.checks.append("enumeration by INVITE: every declared name has a phone; not called")
         return
-    others = [f"sipctlaudit{secrets.token_hex(3)}" for _ in names]
+    others = probes.undeclared_names([*spec.users, *spec.rooms], len(names))
     declared_calls: list[Exchange] = []
     undeclared_calls: list[Exchange] = []
     with agent() as caller:
