@@ -1,12 +1,15 @@
 """The ``rfc2136`` DNS provider: authoritative TSIG-signed reads, one dynamic UPDATE to write.
 
-Reading asks only for the names sipctl owns (the domain's NAPTR, three SRVs, the registry
-TXT, the A/AAAA of the hosts it lists or the spec wants, and the SOA), pipelined over one TCP
-connection to the primary: all queries are sent, then all answers read. It never transfers the
-zone, so a plan costs the same in a zone of 20 records as in one of 100,000. The queries are
-written and their answers checked and decoded by ``wire`` (each answer's TSIG verified over
-the whole message, then only its answer section decoded): a plan of a thousand zones is
-mostly this.
+Reading takes the names sipctl owns (the domain's NAPTR, three SRVs, the registry TXT, the
+A/AAAA of the hosts it lists or the spec wants, and the SOA) from the first message of one
+signed zone transfer when the whole zone fits in that message: one signature for the server
+to check and one to make, as octoDNS costs it, instead of nine. A larger zone (or a key that
+may not transfer) is read by asking for the owned names only, pipelined over one TCP
+connection to the primary, and the rest of its transfer is never read: a plan costs the same
+in a zone of 200 records as in one of 100,000, and no large zone is transferred whole. The
+queries are written and their answers checked and decoded by ``wire`` (each answer's TSIG
+verified over the whole message, then only its answer section decoded). Both reads give the
+same live state (a property test holds them to it on a real BIND).
 
 Writing sends every change of the zone in ONE UPDATE message. Each changed rrset carries an
 RFC 2136 prerequisite that it is still exactly what was read ("rrset exists (value
@@ -30,6 +33,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
@@ -122,34 +126,98 @@ class Rfc2136Provider(Provider):
     # --- read -------------------------------------------------------------------------------
 
     def read(self, desired: Sequence[Resource]) -> LiveState:
-        """Read the owned rrsets: at most two pipelined batches on one TCP connection."""
+        """Read the owned rrsets: from the first message of one signed zone transfer when the
+        whole zone fits in it, else by queries (see ``_read_by_transfer``)."""
         self.key.keyring()  # a bad secret is reported before any packet is sent
-        with Connection(self) as conn:
-            first = [(self.zone, "SOA"), *base_names(self.domain)]
-            first += host_names(desired_hosts(desired))
-            answers = self._ask(conn, first)
-            soa = answers.pop((self.zone, "SOA"), None)
-            if soa is None:
-                raise ProviderError(
-                    f"DNS server {self._server} has no SOA for zone {self.zone}: it does not "
-                    "serve that zone (check dns.zone and dns.server)"
-                )
-            listed = listed_hosts(answers, self.domain, self.zone)
-            # Hosts the registry lists that the spec no longer wants: their A/AAAA are ours
-            # to delete. Usually none, so usually no second round trip.
-            more = [n for n in host_names(listed) if n not in answers and n not in first]
-            if more:
-                answers.update(self._ask(conn, more))
+        answers, how = self._read_by_transfer(desired), "one signed zone transfer"
+        if answers is None:
+            answers = self._read_by_queries(desired)
+            how = f"{self.messages_sent} signed messages"
+        soa = answers.pop((self.zone, "SOA"), None)
+        if soa is None:
+            raise ProviderError(
+                f"DNS server {self._server} has no SOA for zone {self.zone}: it does not "
+                "serve that zone (check dns.zone and dns.server)"
+            )
         live = owned_state(answers, desired)
         live.notes.extend(self.key.notes)
         serial = int(soa.records[0][1].split()[2])
         live.kept_as(DnsKept).soa_serial = serial
         self._ctx.log(
             f"rfc2136: read {len(answers)} owned rrset(s) of zone {self.zone} from {self._server} "
-            f"with {self.messages_sent} signed queries on one TCP connection "
-            f"(SOA serial {serial})"
+            f"with {how} (SOA serial {serial})"
         )
         return live
+
+    def _wanted(self, desired: Sequence[Resource]) -> list[tuple[str, str]]:
+        """The (owner, type) pairs a plan reads first: the SOA, the domain's NAPTR, the three
+        SRVs, the registry TXT and the A/AAAA of the hosts the spec wants."""
+        first = [(self.zone, "SOA"), *base_names(self.domain)]
+        return first + host_names(desired_hosts(desired))
+
+    def _read_by_queries(self, desired: Sequence[Resource]) -> dict[tuple[str, str], LiveRrset]:
+        """Ask for the owned names only: at most two pipelined batches on one connection."""
+        with Connection(self) as conn:
+            first = self._wanted(desired)
+            answers = self._ask(conn, first)
+            if (self.zone, "SOA") not in answers:
+                return answers
+            # Hosts the registry lists that the spec no longer wants: their A/AAAA are ours
+            # to delete. Usually none, so usually no second round trip.
+            more = self._listed_more(answers, first)
+            if more:
+                answers.update(self._ask(conn, more))
+        return answers
+
+    def _listed_more(
+        self, answers: dict[tuple[str, str], LiveRrset], asked: list[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        listed = listed_hosts(answers, self.domain, self.zone)
+        return [n for n in host_names(listed) if n not in answers and n not in asked]
+
+    def _read_by_transfer(
+        self, desired: Sequence[Resource]
+    ) -> dict[tuple[str, str], LiveRrset] | None:
+        """The owned rrsets out of the first message of a signed AXFR, when that message holds
+        the whole zone (it opens and closes with the SOA): the server signs and sends one
+        message instead of answering nine queries, the cost octoDNS puts on it. None when the
+        server refuses the transfer (the key may only query) or the zone is larger than one
+        message (BIND packs about 20 kB): then the rest of the transfer is never read and the
+        owned names are asked for, so a large zone is never transferred whole.
+
+        The owned rrsets are taken exactly as the queries would have asked for them
+        (``_wanted``, then the hosts the live registry lists), so both reads give one state.
+        """
+        with Connection(self) as conn:
+            first = conn.transfer_start(self.zone)
+        records, rcode = first.answer, first.rcode()
+        if rcode == dns.rcode.NOERROR and not first.flags & dns.flags.AA:
+            raise ProviderError(self._not_the_primary())
+        why = ""
+        if rcode != dns.rcode.NOERROR:
+            why = f"refused ({dns.rcode.to_text(rcode)})"
+        elif not records or records[0].rdtype != dns.rdatatype.SOA:
+            why = "answered without the zone's SOA"
+        elif len(records) < 2 or records[-1].rdtype != dns.rdatatype.SOA:
+            why = "larger than one message"
+        if why:
+            self._ctx.log(f"rfc2136: zone transfer of {self.zone} {why}; reading by queries")
+            return None
+        rrsets: dict[tuple[dns.name.Name, int], tuple[int, list[dns.rdata.Rdata]]] = {}
+        for rrset in records[:-1]:  # the closing SOA repeats the opening one
+            rrsets.setdefault((rrset.name, rrset.rdtype), (rrset.ttl, []))[1].extend(rrset)
+        answers: dict[tuple[str, str], LiveRrset] = {}
+
+        def take(names: list[tuple[str, str]]) -> None:
+            for owner, rdtype in names:
+                found = rrsets.get((name_of(owner), dns.rdatatype.from_text(rdtype)))
+                if found is not None:
+                    answers[(owner, rdtype)] = LiveRrset.from_rdatas(*found)
+
+        wanted = self._wanted(desired)
+        take(wanted)
+        take(self._listed_more(answers, wanted))
+        return answers
 
     def _ask(
         self, conn: Connection, names: list[tuple[str, str]]
@@ -181,10 +249,13 @@ class Rfc2136Provider(Provider):
                 f"for {owner} {rdtype}"
             )
         if not response.flags & dns.flags.AA:
-            raise ProviderError(
-                f"DNS server {self._server} is not authoritative for zone {self.zone} (no AA "
-                "bit): dns.server must be the zone's primary, not a resolver or a secondary"
-            )
+            raise ProviderError(self._not_the_primary())
+
+    def _not_the_primary(self) -> str:
+        return (
+            f"DNS server {self._server} is not authoritative for zone {self.zone} (no AA "
+            "bit): dns.server must be the zone's primary, not a resolver or a secondary"
+        )
 
     # --- capabilities: the lock and the record of the last apply are TXT records in the zone,
     # released and written in the zone's last UPDATE (providers/dns/lock.py) ------------------

@@ -18,6 +18,7 @@ from typing import Protocol, TypeVar
 
 import dns.exception
 import dns.message
+import dns.rdatatype
 import dns.tsig
 
 from sipctl.errors import ProviderError
@@ -75,6 +76,35 @@ class Connection:
 
     def exchange(self, messages: list[dns.message.Message]) -> list[dns.message.Message]:
         """Send all ``messages``, then read all answers (in any order); signed when keyed."""
+        frames, by_id = self._signed(messages)
+
+        def decode(mid: int, data: bytes) -> dns.message.Message:
+            request = by_id[mid]
+            return dns.message.from_wire(data, keyring=request.keyring, request_mac=request.mac)
+
+        return self._pipeline(frames, decode)
+
+    def transfer_start(self, zone: str) -> dns.message.Message:
+        """The first message of a zone transfer (AXFR) of ``zone``, signed when keyed, each
+        record apart (so the closing SOA of a zone that fits this one message is seen). The
+        rest of a longer transfer is never read: close the connection after this."""
+        frames, by_id = self._signed([dns.message.make_query(zone, dns.rdatatype.AXFR)])
+
+        def decode(mid: int, data: bytes) -> dns.message.Message:
+            request = by_id[mid]
+            return dns.message.from_wire(
+                data,
+                keyring=request.keyring,
+                request_mac=request.mac,
+                xfr=True,
+                one_rr_per_rrset=True,
+            )
+
+        return self._pipeline(frames, decode)[0]
+
+    def _signed(
+        self, messages: list[dns.message.Message]
+    ) -> tuple[list[tuple[int, bytes]], dict[int, dns.message.Message]]:
         p = self._provider
         keyring = p.key.keyring()
         frames: list[tuple[int, bytes]] = []
@@ -85,12 +115,7 @@ class Connection:
                 message.use_tsig(keyring, p.key.name(), algorithm=p.key.algorithm())
             frames.append((message.id, message.to_wire()))
             by_id[message.id] = message
-
-        def decode(mid: int, data: bytes) -> dns.message.Message:
-            request = by_id[mid]
-            return dns.message.from_wire(data, keyring=request.keyring, request_mac=request.mac)
-
-        return self._pipeline(frames, decode)
+        return frames, by_id
 
     def ask(self, questions: Sequence[tuple[str, str]]) -> list[Answer]:
         """Ask each (owner, type) question, pipelined; each answer's signature is verified

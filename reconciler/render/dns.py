@@ -116,7 +116,9 @@ def update_policy(spec: Spec) -> str:
         "// NAPTR is granted by type (BIND cannot restrict by service), sipctl itself only",
         "// ever touches the SIP/SIPS NAPTRs. Render again after adding a server; keep a",
         "// removed server's line until sipctl has applied its removal.",
-        f'// Reading needs: allow-query {{ key "{key}"; }};  (sipctl never transfers the zone)',
+        f'// Reading needs: allow-query {{ key "{key}"; }};  Optional, half the work for the',
+        f'// server: allow-transfer {{ key "{key}"; }}; a zone that fits one transfer message',
+        "// (about 20 kB) is then read by one signed transfer, a larger one by queries.",
         "update-policy {",
     ]
     lines += [f'    grant "{key}" name {name} {types};' for name, types in grants]
