@@ -377,3 +377,41 @@ def test_read_gate_names_the_hosts_to_choose_from(tmp_path: Path) -> None:
                    cwd=tmp_path)  # fmt: skip
     assert only.returncode == 0, only.stderr
     assert "firewall-iptables" in only.stdout and "pjsip" not in only.stdout
+
+
+def test_the_firewall_boot_check_sends_only_its_lines(tmp_path: Path) -> None:
+    """The firewall script (also the gate's) sent /etc/network/interfaces* and
+    /etc/nftables.conf whole: now only the hook lines that restore rules and the include
+    lines leave the host, and a file that is a link is not read (real sh and grep, the
+    script's own paths moved below a test root)."""
+    from sipctl.providers.firewall.boot import BOOT_SHELL, boot_warnings
+
+    root = tmp_path / "root"
+    (root / "etc" / "network" / "interfaces.d").mkdir(parents=True)
+    (root / "etc" / "network" / "interfaces").write_text(
+        "auto eth0\niface eth0 inet static\n  address 192.0.2.5/24\n"
+        "  wpa-psk SECRET-psk-1\n  post-up iptables-restore < /etc/iptables.up\n"
+    )
+    (root / "etc" / "network" / "interfaces.d" / "vpn").write_text(
+        "  up ip6tables-restore < /etc/ip6tables.up\n  up echo SECRET-vpn-2 > /dev/null\n"
+    )
+    (tmp_path / "root-my.cnf").write_text("  up iptables-restore SECRET-link-3\n")
+    (root / "etc" / "network" / "interfaces.d" / "planted").symlink_to(tmp_path / "root-my.cnf")
+    (root / "etc" / "nftables.conf").write_text(
+        '#!/usr/sbin/nft -f\ninclude "/etc/nftables.d/*.nft"\ndefine key = SECRET-nft-4\n'
+    )
+    evidence = {}
+    for name, shell in BOOT_SHELL.items():
+        done = subprocess.run(
+            ["sh", "-c", shell.replace("/etc/", f"{root}/etc/")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "SECRET" not in done.stdout + done.stderr, (name, done.stdout)
+        evidence[name] = done.stdout.replace(f"{root}/etc/", "/etc/")
+    assert evidence["boot interfaces"].count("restore") == 2
+    assert evidence["boot nftables"].strip() == 'include "/etc/nftables.d/*.nft"'
+    paths = {"ipv4": "/etc/iptables.up", "ipv6": "/etc/ip6tables.up"}
+    assert boot_warnings("iptables", paths, evidence) == []  # what the check needs is there
+    assert boot_warnings("nftables", {"inet": "/etc/nftables.d/sipctl.nft"}, evidence) == []
