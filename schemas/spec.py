@@ -627,9 +627,9 @@ class Asterisk(_Model):
     dial_timeout: Annotated[int, Field(ge=1, le=600, strict=True)] = Field(
         default=30,
         description=(
-            "seconds a declared name's phone rings before the caller hears unavailable_sound "
-            "(every Dial has a limit: a guest who never hangs up cannot keep a phone ringing); "
-            "a ring group's own timeout applies to it instead"
+            "route: dial: seconds a declared name's phone rings before the caller hears "
+            "unavailable_sound (every Dial has a limit: a guest who never hangs up cannot keep "
+            "a phone ringing); a ring group's own timeout applies to it instead"
         ),
     )
     rtp: Rtp = Field(
