@@ -5,12 +5,17 @@ every ``.test`` name NXDOMAIN itself): its NAPTR and SRV live in the test BIND a
 a SIP user agent on 127.0.0.2. Asterisk asks that BIND through ``res_resolver_unbound``
 (``resolver_unbound.conf``: ``nameserver = 127.0.0.1@PORT``), as a PBX asks its resolver.
 Office phone 105 (director) calls ``sip:bob@other.example`` with its password, as a phone
-does; a guest who dials the same address reaches only the guest context.
+does: the call leaves over TLS (the other side's first NAPTR) with an SRTP offer; a guest who
+dials the same address reaches only the guest context.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,8 +23,16 @@ from pathlib import Path
 
 import pytest
 from asterisk_helpers import apply_spec, pending_changes, plan_layer, spec_data, write_spec
-from fixtures.asterisk import MODULES, AsteriskInstance, running_asterisk
+from fixtures.asterisk import (
+    MODULES,
+    TEST_CERT_FILE,
+    TEST_KEY_FILE,
+    AsteriskInstance,
+    running_asterisk,
+)
 from fixtures.bind import BindServer, zone_text
+from fixtures.certs import server_certificate
+from fixtures.common import free_port
 from fixtures.sip_client import SipCaller
 
 pytestmark = pytest.mark.asterisk
@@ -28,45 +41,93 @@ OTHER = "other.example"
 OTHER_HOST = "127.0.0.2"
 
 
+def _busy(invite: str) -> bytes:
+    head = invite.split("\r\n\r\n", 1)[0].split("\r\n")[1:]
+    keep = [
+        h for h in head if h.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")
+    ]
+    keep = [h + ";tag=other" if h.lower().startswith("to:") else h for h in keep]
+    return (
+        "SIP/2.0 486 Busy Here\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
 class OtherCompany:
-    """The other side's SIP UA on 127.0.0.2: records INVITEs and answers them busy."""
+    """The other side's SIP UA on 127.0.0.2, over UDP and TLS (the test certificate):
+    records each INVITE with its transport and answers it busy."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((OTHER_HOST, 0))
         self.sock.settimeout(0.05)
         self.port = int(self.sock.getsockname()[1])
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind((OTHER_HOST, 0))
+        self.listener.listen(5)
+        self.listener.settimeout(0.05)
+        self.tls_port = int(self.listener.getsockname()[1])
+        cert, key = server_certificate()
+        self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._tls.load_cert_chain(cert, key)
         self.invites: list[str] = []
+        self.transports: list[str] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._serve_udp, daemon=True),
+            threading.Thread(target=self._serve_tls, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def _serve(self) -> None:
+    def _serve_udp(self) -> None:
         while not self._stop.is_set():
             try:
                 data, peer = self.sock.recvfrom(65535)
             except (TimeoutError, OSError):
                 continue
             text = data.decode(errors="replace")
-            if not text.startswith("INVITE"):
+            if text.startswith("INVITE"):
+                self.invites.append(text)
+                self.transports.append("udp")
+                self.sock.sendto(_busy(text), peer)
+
+    def _serve_tls(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except (TimeoutError, OSError):
                 continue
-            self.invites.append(text)
-            head = text.split("\r\n\r\n", 1)[0].split("\r\n")[1:]
-            keep = [
-                h
-                for h in head
-                if h.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")
-            ]
-            keep = [h + ";tag=other" if h.lower().startswith("to:") else h for h in keep]
-            reply = (
-                "SIP/2.0 486 Busy Here\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
-            )
-            self.sock.sendto(reply.encode(), peer)
+            threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
+
+    def _connection(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), self._tls.wrap_socket(conn, server_side=True) as tls:
+            tls.settimeout(0.2)
+            buffer = b""
+            while not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    chunk = tls.recv(65535)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                while b"\r\n\r\n" in buffer:
+                    head, _, rest = buffer.partition(b"\r\n\r\n")
+                    length = re.search(rb"(?im)^content-length\s*:\s*(\d+)", head)
+                    size = int(length[1]) if length else 0
+                    if len(rest) < size:
+                        break
+                    text = (head + b"\r\n\r\n" + rest[:size]).decode(errors="replace")
+                    buffer = rest[size:]
+                    if text.startswith("INVITE"):
+                        self.invites.append(text)
+                        self.transports.append("tls")
+                        tls.sendall(_busy(text))
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=1)
+        for thread in self._threads:
+            thread.join(timeout=1)
         self.sock.close()
+        self.listener.close()
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +140,11 @@ def other() -> Iterator[OtherCompany]:
 @pytest.fixture(scope="module")
 def bind_other(other: OtherCompany) -> Iterator[BindServer]:
     server = BindServer()
+    # TLS first (NAPTR order 10), UDP after it (20): RFC 3263 clients take TLS
     records = (
-        f'@ IN NAPTR 10 10 "S" "SIP+D2U" "" _sip._udp.{OTHER}.\n'
+        f'@ IN NAPTR 10 10 "S" "SIPS+D2T" "" _sips._tcp.{OTHER}.\n'
+        f'@ IN NAPTR 20 10 "S" "SIP+D2U" "" _sip._udp.{OTHER}.\n'
+        f"_sips._tcp IN SRV 0 0 {other.tls_port} sip.{OTHER}.\n"
         f"_sip._udp IN SRV 0 0 {other.port} sip.{OTHER}.\n"
         f"sip IN A {OTHER_HOST}\n"
     )
@@ -90,19 +154,49 @@ def bind_other(other: OtherCompany) -> Iterator[BindServer]:
 
 
 @pytest.fixture(scope="module")
-def pbx(bind_other: BindServer) -> Iterator[AsteriskInstance]:
+def tls_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def pbx(bind_other: BindServer, tls_port: int) -> Iterator[AsteriskInstance]:
     modules = (*MODULES, "res_resolver_unbound.so")
     extra = {
         "modules.conf": "[modules]\nautoload=no\n" + "".join(f"load => {m}\n" for m in modules),
         "resolver_unbound.conf": f"[general]\nnameserver = 127.0.0.1@{bind_other.port}\n",
     }
     with running_asterisk(extra_files=extra) as instance:
+        # The admin's TLS transport, there when Asterisk starts: PJSIP's lookups use only the
+        # transports it had when it loaded (measured: one added by a reload is not used).
+        pjsip = instance.config_dir / "pjsip.conf"
+        pjsip.write_text(
+            pjsip.read_text()
+            + f"\n[transport-tls]\ntype=transport\nprotocol=tls\nbind=127.0.0.1:{tls_port}\n"
+            f"cert_file={TEST_CERT_FILE}\npriv_key_file={TEST_KEY_FILE}\nmethod=tlsv1_2\n"
+        )
+        _restart(instance)
         yield instance
 
 
+def _restart(pbx: AsteriskInstance) -> None:
+    """``core restart now`` (the same process execs itself again), then wait for the boot."""
+    pbx.rx("core restart now")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
+            booted = "fully booted" in pbx.rx("core waitfullybooted", timeout=5)
+            if booted and "transport-tls" in pbx.rx("pjsip show transports"):
+                return
+    raise AssertionError("Asterisk did not come back after core restart now")
+
+
 @pytest.fixture(scope="module")
-def outbound_spec(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = spec_data(pbx)
+def outbound_spec(
+    pbx: AsteriskInstance, tls_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    data = spec_data(pbx, tls={"cert_file": TEST_CERT_FILE, "key_file": TEST_KEY_FILE})
+    data["transports"]["tls"] = {"port": tls_port}
     data["domain"] = "mysite.example"
     data["outbound"] = {"deny": ["denied.example"]}
     spec = write_spec(tmp_path_factory.mktemp("outbound"), data)
@@ -126,8 +220,12 @@ def test_an_office_phone_calls_another_company_by_name(
     _wait_for(lambda: len(other.invites) > before)
     assert len(other.invites) == before + 1, result.statuses
     invite = other.invites[-1]
-    # found by NAPTR -> SRV -> A in the test BIND, and sent as director@mysite.example
+    # found by NAPTR -> SRV -> A in the test BIND, over TLS (the other side's first NAPTR),
+    # and sent as director@mysite.example
     assert invite.startswith(f"INVITE sip:bob@{OTHER} SIP/2.0"), invite
+    assert other.transports[-1] == "tls", other.transports
+    # the phones' calls out offer SRTP where they can (SDES, optimistic: RTP/AVP + crypto)
+    assert re.search(r"^a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:", invite, re.M), invite
     assert "From: <sip:director@mysite.example>" in invite or (
         '"director" <sip:director@mysite.example>' in invite
     ), invite

@@ -5,7 +5,11 @@ includes ``sipctl-outbound``: a phone that dials ``sip:alex@other.example`` (a u
 another domain, as SIP phones send it to their PBX) is put through to that address. Asterisk
 finds the other side as RFC 3263 says: measured on Asterisk 22, PJSIP asks NAPTR, then SRV,
 then A/AAAA through ``res_resolver_unbound`` (with Debian's module loaded; without it the
-call fails 503 and no NAPTR or SRV is asked), using only the transports it has. The call
+call fails 503 and no NAPTR or SRV is asked), using only the transports it had when it
+loaded (a TLS transport added by a reload is not used until a restart). It follows the
+other side's NAPTR order, so TLS is taken where the other side publishes it first; with
+``transports.tls`` the endpoint offers SDES-SRTP optimistically (measured: ``RTP/AVP`` with
+a crypto line over TLS). The call
 leaves through the endpoint ``sipctl-outbound``, whose ``from_domain`` is the spec's domain,
 and the caller ID is the phone's declared name: the other side sees
 ``director@mysite.ru`` and can call back.
