@@ -70,15 +70,23 @@ def _import(work: Path, capsys: pytest.CaptureFixture[str]) -> int:
     )[0]
 
 
-@given(flags=FIELD, service=SERVICE, regexp=FIELD)
+@given(
+    flags=FIELD,
+    service=SERVICE,
+    regexp=FIELD,
+    label=st.binary(min_size=1, max_size=12).filter(lambda b: b not in (b"@", b"*")),
+)
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_any_bytes_in_a_naptr_are_read_planned_and_imported(
-    capsys: pytest.CaptureFixture[str], flags: bytes, service: bytes, regexp: bytes
+    capsys: pytest.CaptureFixture[str], flags: bytes, service: bytes, regexp: bytes, label: bytes
 ) -> None:
     with tempfile.TemporaryDirectory() as temp:
         work = Path(temp)
         odd = f"@ 3600 IN NAPTR 70 10 {presentation(flags)} {presentation(service)} "
         odd += f"{presentation(regexp)} _sip._udp.example.org.\n"
+        # and an SRV whose target's label holds any byte (a DNS name may)
+        name = "".join(f"\\{b:03d}" for b in label)
+        odd += f"_sip._tcp 3600 IN SRV 20 0 5060 {name}.example.org.\n"
         (work / "example.org.zone").write_text(ZONE + odd, encoding="ascii")
         assert _import(work, capsys) == 0
         text = (work / "sipctl.yaml").read_text(encoding="utf-8")

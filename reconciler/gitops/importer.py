@@ -52,6 +52,7 @@ from sipctl.reconciler.render.asterisk import (
 )
 from sipctl.reconciler.render.asterisk_rooms import CONFBRIDGE_FILE, CONFBRIDGE_PARENT
 from sipctl.reconciler.resources import Address, Resource, Value
+from sipctl.schemas.names import check_hostname
 from sipctl.schemas.values import split_publish
 
 if TYPE_CHECKING:
@@ -213,6 +214,11 @@ def spec_from_dns(
 
     servers = []
     for host, (priority, weight) in sorted(hosts.items(), key=lambda i: (i[1], i[0])):
+        try:
+            check_hostname(host)
+        except ValueError:  # live data is data: a name of any bytes is named, not written
+            result.gaps.append(f"the SRV target {host} is not a host name a spec can hold")
+            continue
         server: dict[str, Any] = {"host": host.rstrip("."), "priority": priority}
         if weight:
             server["weight"] = weight
