@@ -87,6 +87,9 @@ def test_rooms_live_in_sipctls_own_confbridge_file(
     # the local context reaches the room too (through sipctl-rooms)
     local = asterisk.rx("dialplan show seminar@default")
     assert "sipctl-rooms" in local and "ConfBridge(seminar" in local, local
+    # ... in any case: the room's pattern in sipctl-rooms jumps to it
+    local = asterisk.rx("dialplan show SeMiNaR@default")
+    assert "_[sS][eE][mM][iI][nN][aA][rR]" in local and "Goto(seminar,1)" in local, local
 
 
 def test_two_guests_meet_and_a_third_is_turned_away(
@@ -94,12 +97,13 @@ def test_two_guests_meet_and_a_third_is_turned_away(
 ) -> None:
     _apply(asterisk, tmp_path)
     offset = asterisk.log_size()
+    # one room whatever case a caller writes it in
     first, first_result = _call_in_thread(asterisk, "seminar", hold=6.0)
-    second, second_result = _call_in_thread(asterisk, "seminar", hold=6.0)
+    second, second_result = _call_in_thread(asterisk, "Seminar", hold=6.0)
     _wait_members(asterisk, "seminar", 2)
     started = time.monotonic()
     with SipCaller(asterisk.sip_port) as caller:
-        third = caller.invite("seminar", hold=20.0, timeout=20.0)
+        third = caller.invite("SEMINAR", hold=20.0, timeout=20.0)
     turned_away = time.monotonic() - started
     # answered, told (ConfBridge's "locked" sound), hung up by the PBX: a BYE, not ours
     assert 200 in third.statuses and third.bye_received, third.statuses
