@@ -85,6 +85,34 @@ def test_version_and_help_import_no_command(args: list[str], tmp_path: Path) -> 
     assert not work, f"sipctl {' '.join(args)} imported {work}"
 
 
+# The modules that hold the app and the root's options; every other cli_* module holds
+# commands, built (and imported) only when their command runs or --help lists it.
+CLI_CORE = {"sipctl.cli", "sipctl.cli_args", "sipctl.cli_boundary", "sipctl.cli_common"}
+CLI_CORE |= {"sipctl.cli_params"}
+
+
+def command_modules(tree: list[tuple[int, str]]) -> set[str]:
+    return {n for _, n in tree if n.startswith("sipctl.cli") and n not in CLI_CORE}
+
+
+def test_version_builds_no_command(tmp_path: Path) -> None:
+    """--version is the root's option: no command's module is imported, nor asyncio (the
+    fleet commands' alone)."""
+    tree = import_tree(["--version"], tmp_path)
+    assert not command_modules(tree), sorted(command_modules(tree))
+    assert "asyncio" not in {name for _, name in tree}
+
+
+@pytest.mark.parametrize(
+    ("args", "module"),
+    [(["validate"], "sipctl.cli_validate"), (["plan", "--detailed-exitcode"], "sipctl.cli_plan")],
+)
+def test_a_command_builds_its_own_alone(args: list[str], module: str, example: Path) -> None:
+    tree = import_tree(args, example)
+    assert command_modules(tree) == {module}
+    assert "asyncio" not in {name for _, name in tree}
+
+
 # Who may import the packaging metadata first: pydantic looks for its own plugins there
 # when it builds the spec's validator, dnspython's feature check reads it (the floor of a DNS
 # query pays that too). sipctl itself never does to find its own providers.

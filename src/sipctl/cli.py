@@ -2,9 +2,10 @@
 
 The commands live in small modules (cli_validate: validate; cli_plan: plan and apply;
 cli_gitops: force-unlock, drift, import; cli_gate: read-gate; cli_verify: verify; cli_audit:
-audit; the options several share: cli_params); this one holds the app and the simple
-commands. Each command imports what it works with when it runs, so ``--help`` and
-``--version`` cost typer and these declarations only. The error boundary that turns every
+audit; cli_fleet: fleet; the options several share: cli_params); this one holds the app, the
+table of commands (COMMANDS) and the simple commands. typer builds a command, and its module
+is imported, only when that command runs or is listed, so ``--version`` costs typer and the
+root's options, and a plan its own command alone. The error boundary that turns every
 SipctlError into one line and an exit code is cli_boundary.
 """
 
@@ -12,10 +13,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+import typer.core
+import typer.main
+from typer.models import CommandInfo, TyperInfo
 
 from sipctl import __version__
 from sipctl.cli_boundary import run_guarded
@@ -30,18 +35,96 @@ from sipctl.cli_common import (
     set_globals,
     start_console,
 )
-from sipctl.cli_gate import read_gate
-from sipctl.cli_gitops import drift, force_unlock, import_
 from sipctl.cli_params import NoColor, SpecOption, Verbose
-from sipctl.cli_plan import apply, plan
-from sipctl.cli_validate import validate
 from sipctl.errors import EXIT_ERROR, EXIT_OK, CommandExit, SipctlError, SpecError
 
 if TYPE_CHECKING:
     from sipctl.output import Console
     from sipctl.schemas.spec import Spec
 
+# Each command: the module and the name of its function (or sub-app), in the order --help
+# lists them. A command's module is imported, and typer reads its signature, only when that
+# command runs, completes, or --help lists it: --version and a plan pay for their own alone.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("sipctl.cli_validate", "validate"),
+    "plan": ("sipctl.cli_plan", "plan"),
+    "apply": ("sipctl.cli_plan", "apply"),
+    "force-unlock": ("sipctl.cli_gitops", "force_unlock"),
+    "read-gate": ("sipctl.cli_gate", "read_gate"),
+    "drift": ("sipctl.cli_gitops", "drift"),
+    "import": ("sipctl.cli_gitops", "import_"),
+    "show": ("sipctl.cli", "show"),
+    "render": ("sipctl.cli", "render"),
+    "schema": ("sipctl.cli", "schema"),
+    "version": ("sipctl.cli", "version_command"),
+    "verify": ("sipctl.cli_verify", "verify_command"),
+    "audit": ("sipctl.cli_audit", "audit_command"),
+    "fleet": ("sipctl.cli_fleet", "fleet_app"),
+}
+
+
+class _Commands(MutableMapping[str, Any]):
+    """The root group's commands: a click command is built by typer from its function the
+    first time it is looked up (click's documented lazy subcommands, inside the one parser).
+    Commands registered on ``app`` the ordinary way come first."""
+
+    def __init__(self, registered: MutableMapping[str, Any]) -> None:
+        self._built: dict[str, Any] = dict(registered)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            self._built[name] = _build_command(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._built[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in COMMANDS or name in self._built
+
+    def __iter__(self) -> Iterator[str]:
+        yield from COMMANDS
+        yield from (name for name in self._built if name not in COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS.keys() | self._built.keys())
+
+
+class _SipctlGroup(typer.core.TyperGroup):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.commands = _Commands(self.commands)
+
+
+def _build_command(name: str) -> Any:
+    module, attribute = COMMANDS[name]
+    # __import__, not importlib.import_module: -X importtime (tests/test_import_budget.py)
+    # sees only imports made through it.
+    target = getattr(__import__(module, fromlist=[attribute]), attribute)
+    if isinstance(target, typer.Typer):
+        command: Any = typer.main.get_group_from_info(
+            TyperInfo(target),
+            pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=app.rich_markup_mode,
+            suggest_commands=app.suggest_commands,
+        )
+    else:
+        command = typer.main.get_command_from_info(
+            CommandInfo(name=name, callback=target),
+            pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=app.rich_markup_mode,
+        )
+    plain_metavars(command)
+    return command
+
+
 app = typer.Typer(
+    cls=_SipctlGroup,
     name="sipctl",
     help=(
         "Make your own domain reachable for SIP calls (sip:director@mysite.ru), from one "
@@ -192,32 +275,6 @@ def version_command() -> None:
     sys.stdout.write(f"sipctl {__version__}\n")
 
 
-def _register_commands() -> None:
-    # One place, in the order --help lists them.
-    from sipctl.cli_audit import audit_command
-    from sipctl.cli_verify import verify_command
-
-    app.command()(validate)
-    app.command()(plan)
-    app.command()(apply)
-    app.command("force-unlock")(force_unlock)
-    app.command("read-gate")(read_gate)
-    app.command()(drift)
-    app.command("import")(import_)
-    app.command()(show)
-    app.command()(render)
-    app.command()(schema)
-    app.command("version")(version_command)
-    app.command("verify")(verify_command)
-    app.command("audit")(audit_command)
-    from sipctl.cli_fleet import fleet_app
-
-    app.add_typer(fleet_app, name="fleet")
-
-
-_register_commands()
-
-
 def _version_callback(value: bool) -> None:
     if value:
         sys.stdout.write(f"sipctl {__version__}\n")
@@ -332,7 +389,8 @@ _METAVARS = {
 
 def plain_metavars(command: Any) -> None:
     """Metavars in words (SPEC, N, PLAN...) for every option and argument that has none, so
-    --help never shows a Python type like <list[Path]> or {plan_file}."""
+    --help never shows a Python type like <list[Path]> or {plan_file}. The root's lazy
+    commands get theirs when they are built."""
     for param in getattr(command, "params", []):
         if getattr(param, "is_flag", False) or getattr(param, "count", False):
             if getattr(param, "count", False):
@@ -349,8 +407,10 @@ def plain_metavars(command: Any) -> None:
         elif param.metavar is None:
             longest = max(param.opts, key=len)
             param.metavar = _METAVARS.get(longest, longest.lstrip("-").replace("-", "_").upper())
-    for sub in getattr(command, "commands", {}).values():
-        plain_metavars(sub)
+    commands = getattr(command, "commands", {})
+    if not isinstance(commands, _Commands):
+        for sub in commands.values():
+            plain_metavars(sub)
 
 
 def main() -> NoReturn:

@@ -6,7 +6,6 @@ when a fleet command runs.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib.util
 import os
@@ -74,6 +73,8 @@ def _config(path: Path | None, address: str | None) -> FleetConfig:
 
 
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    import asyncio  # about 15 ms of start-up, for the fleet commands alone
+
     return asyncio.run(coroutine)
 
 
