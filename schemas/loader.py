@@ -504,4 +504,9 @@ def load_spec(path: Path | str) -> LoadedSpec:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError(f"{file}: the spec is not UTF-8 text (byte {exc.start})") from None
-    return load_spec_text(text, source=str(file), base_dir=file.resolve().parent)
+    loaded = load_spec_text(text, source=str(file), base_dir=file.resolve().parent)
+    if loaded.spec.hosting is None and loaded.spec.host is None:
+        return loaded
+    from sipctl.schemas.hosting import compose
+
+    return compose(loaded, file)

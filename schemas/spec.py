@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     WithJsonSchema,
     field_validator,
@@ -816,6 +817,21 @@ class Cards(_Model):
     )
 
 
+# --- hosting ---------------------------------------------------------------------------------
+
+# A PBX host's name, as its customers' files name it (``host: pbx1``).
+HostName = Annotated[
+    str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="a host's name: pbx1")
+]
+
+
+class Hosting(_Model):
+    """This file is a PBX host's: its transports, servers, asterisk, firewall and fail2ban
+    serve the customer files of its directory that name it (``host: <name>``)."""
+
+    name: HostName = Field(description="the name customer files give as their 'host'")
+
+
 # --- the spec ---------------------------------------------------------------------------------
 
 
@@ -868,6 +884,27 @@ class Spec(_Model):
             "can. Left out: no calls out"
         ),
     )
+    hosting: Hosting | None = Field(
+        default=None,
+        description=(
+            "this file is a PBX host's: it serves every customer file of its directory "
+            "whose 'host' is hosting.name; guest calls are routed by the called domain"
+        ),
+    )
+    host: HostName | None = Field(
+        default=None,
+        description=(
+            "this file is a customer's of the PBX host whose hosting.name this is (a file "
+            "of the same directory): the host's transports, servers and asterisk serve it"
+        ),
+    )
+    local_context: ContextName | None = Field(
+        default=None,
+        description=(
+            "with 'host': the dialplan context of this customer's own phones; a user's "
+            "extension is dialled there, so customers may share extension numbers"
+        ),
+    )
     cards: Cards | None = Field(
         default=None,
         description=(
@@ -878,6 +915,19 @@ class Spec(_Model):
     )
 
     _consistent = _model_rule(rules.spec_consistent)
+    _hosting = _model_rule(rules.hosting_roles)
+    # With 'hosting': the customer files of its directory that name it (schemas/hosting.py).
+    _customers: tuple[Spec, ...] = PrivateAttr(default=())
+
+    @property
+    def customers(self) -> tuple[Spec, ...]:
+        return self._customers
+
+    def with_customers(self, customers: tuple[Spec, ...]) -> Spec:
+        """This host spec serving ``customers`` (sorted by domain)."""
+        copy = self.model_copy()
+        copy._customers = tuple(sorted(customers, key=lambda c: c.domain))
+        return copy
 
     @property
     def zone(self) -> str:

@@ -172,6 +172,48 @@ def persist_default(firewall: Firewall, given: frozenset[str]) -> Updates:
     return None
 
 
+# What only a PBX host's file may manage: a customer file (``host``) names the host instead.
+HOST_SECTIONS = ("asterisk", "firewall", "fail2ban", "webrtc", "outbound")
+
+
+def hosting_roles(spec: Spec, given: frozenset[str]) -> Updates:
+    """A file is a host's (``hosting``), a customer's (``host``), or both at once (neither:
+    the single-company spec). A customer file owns its domain's names and DNS; the host's
+    parts are the host file's."""
+    if spec.hosting is not None and spec.host is not None:
+        raise ValueError(
+            "a file is a host's (hosting) or a customer's (host), not both; "
+            "leave both out for one company's PBX"
+        )
+    if spec.host is None:
+        if spec.local_context is not None:
+            raise ValueError(
+                "local_context belongs to a customer file (with 'host'); "
+                "one company's spec sets asterisk.local_context"
+            )
+        if spec.hosting is not None and spec.asterisk is None:
+            raise ValueError("a host file (hosting) needs an asterisk section")
+        if spec.hosting is not None and (spec.users or spec.rooms):
+            raise ValueError(
+                "a host file (hosting) has no users or rooms: they belong to customer files"
+            )
+        return None
+    for key in HOST_SECTIONS:
+        if getattr(spec, key) is not None:
+            raise ValueError(
+                f"{key} belongs to the host's file (hosting.name: {spec.host}), "
+                "not to a customer file; leave it out here"
+            )
+    if spec.rooms:
+        raise ValueError("rooms in a customer file are not supported yet; leave rooms out")
+    if spec.local_context is None:
+        raise ValueError(
+            "a customer file (host) needs local_context: the dialplan context of its own "
+            "phones, where its users' extensions are dialled"
+        )
+    return None
+
+
 def spec_consistent(spec: Spec, given: frozenset[str]) -> Updates:
     """The domain lies inside dns.zone; no server host is listed twice."""
     zone = spec.zone

@@ -572,7 +572,7 @@ class AsteriskProvider(Provider):
                 else set()
             )
             spec = self._loaded.spec
-            wanted = name_extensions(spec) | set(guest_extensions(section))
+            wanted = name_extensions(spec) | set(guest_extensions(section, spec))
             if present and not wanted <= shown:
                 missing = ", ".join(sorted(wanted - shown))
                 return (

@@ -404,11 +404,14 @@ def ending_steps(section: Asterisk) -> list[str]:
     return [_unless_reached_by_our_dialplan(section), "Hangup()"]
 
 
-def reject_steps(section: Asterisk) -> list[str]:
-    """The steps of WRONG_NAME_EXTENSION: the line carries no caller text but the address."""
+def reject_steps(section: Asterisk, with_domain: bool = False) -> list[str]:
+    """The steps of WRONG_NAME_EXTENSION: the line carries no caller text but the address
+    (and, on a host of many customers, the called domain, filtered to host name characters
+    by the entry context: asterisk_hosting)."""
+    domain = " domain=${SIPCTL_DOMAIN}" if with_domain else ""
     return [
         *_caller_address_steps(section),
-        f"Log(WARNING,Wrong call IP={_LOGGED_ADDRESS})",
+        f"Log(WARNING,Wrong call IP={_LOGGED_ADDRESS}{domain})",
         f"Playback({section.reject_sound})",
         "Hangup()",
     ]
@@ -419,8 +422,11 @@ def catch_all_steps() -> list[str]:
     return [f"Goto({WRONG_NAME_EXTENSION},1)"]
 
 
-def guest_extensions(section: Asterisk) -> tuple[str, ...]:
-    """The extensions of the guest context besides the users (as ``dialplan show`` names them)."""
+def guest_extensions(section: Asterisk, spec: Spec | None = None) -> tuple[str, ...]:
+    """The extensions of the guest context besides the users (as ``dialplan show`` names them).
+    A host of many customers (``spec.hosting``) has its entry context there instead."""
+    if spec is not None and spec.hosting is not None:
+        return (*ENDING_EXTENSIONS, WRONG_NAME_EXTENSION, CATCH_ALL_PATTERN)
     if section.unknown_callers != "reject":
         return (UNAVAILABLE_EXTENSION,)
     return (*ENDING_EXTENSIONS, UNAVAILABLE_EXTENSION, WRONG_NAME_EXTENSION, CATCH_ALL_PATTERN)
@@ -430,6 +436,12 @@ def dialplan(spec: Spec) -> DialplanWriter:
     """extensions_sipctl.conf: its text and, built with it, its value."""
     section = _section(spec)
     out = DialplanWriter()
+    if spec.hosting is not None:
+        from sipctl.reconciler.render.asterisk_hosting import hosting_dialplan
+
+        out.comment(HEADER.rstrip("\n"))
+        hosting_dialplan(spec, out)
+        return out
     out.comment(
         HEADER.rstrip("\n"),
         f"; Guest calls to sip:<name>@{spec.domain}: the names of the spec, and nothing else.",

@@ -113,6 +113,21 @@ datepattern = {^LN-BEG}
 """
 )
 
+# A host of many customers logs the called domain after the address (asterisk_hosting): only
+# host name characters, so the line still ends in text the caller cannot shape.
+_DOMAIN_REGEX = (
+    "            %(_warning)s Ext\\. .*: Wrong call IP=<ADDR>(?::\\d+)? domain=[0-9a-z.\\-]*$\n"
+)
+HOSTING_FILTER_TEXT = FILTER_TEXT.replace(
+    "failregex = %(_warning)s Ext\\. .*: Wrong call IP=<ADDR>(?::\\d+)?$\n",
+    "failregex = %(_warning)s Ext\\. .*: Wrong call IP=<ADDR>(?::\\d+)?$\n" + _DOMAIN_REGEX,
+)
+
+
+def filter_text(spec: Spec) -> str:
+    """The filter of ``spec``'s jail: a host of many customers matches the domain too."""
+    return HOSTING_FILTER_TEXT if spec.hosting is not None else FILTER_TEXT
+
 
 def render_fail2ban(spec: Spec) -> list[Resource]:
     """The two owned files of the fail2ban layer, or none when the layer is not managed."""
@@ -130,14 +145,14 @@ def fail2ban_artefacts(spec: Spec) -> dict[str, str]:
     """Files for ``sipctl render --dir`` (written under fail2ban/, as in /etc/fail2ban)."""
     if spec.fail2ban is None:
         return {}
-    return {FILTER_FILE: FILTER_TEXT, JAIL_FILE: jail_text(spec)}
+    return {FILTER_FILE: filter_text(spec), JAIL_FILE: jail_text(spec)}
 
 
 def desired_files(spec: Spec) -> dict[str, str]:
     """Absolute path on the target -> exact text."""
     section = _section(spec)
     return {
-        filter_path(section): FILTER_TEXT,
+        filter_path(section): filter_text(spec),
         jail_path(section): jail_text(spec),
     }
 

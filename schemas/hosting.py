@@ -1,0 +1,107 @@
+"""A hoster's directory: one file per PBX host (``hosting``), one per customer (``host``).
+
+The files of one directory are read together: a host file serves every customer file beside
+it that names it, and a customer file takes the transports and servers its DNS records point
+at from the host file beside it (unless it gives its own). A file that is neither is one
+company's spec, host and customer at once, and nothing here touches it.
+
+A customer file that does not load makes its host's file fail too: planned without it, the
+host would remove that customer.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sipctl.errors import SpecError
+
+if TYPE_CHECKING:
+    from sipctl.schemas.loader import LoadedSpec
+    from sipctl.schemas.spec import Spec
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+_HOSTING_RE = re.compile(r"^hosting\s*:", re.M)
+
+
+def _host_re(name: str) -> re.Pattern[str]:
+    return re.compile(rf"^host\s*:\s*['\"]?{re.escape(name)}['\"]?\s*(?:#.*)?$", re.M)
+
+
+def _siblings(path: Path) -> list[Path]:
+    here = path.resolve()
+    return sorted(
+        p
+        for p in here.parent.iterdir()
+        if p.suffix in SPEC_SUFFIXES and p.is_file() and p.resolve() != here
+    )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""  # not a spec of ours; load_spec says why when it is given itself
+
+
+def _load_sibling(path: Path, role: str) -> Spec:
+    from sipctl.schemas.loader import load_spec_text
+
+    try:
+        return load_spec_text(_read(path), source=str(path), base_dir=path.parent).spec
+    except SpecError as exc:
+        raise SpecError(f"{path} ({role}): {exc.message}", exc.problems) from None
+
+
+def customers_of(host: Spec, path: Path) -> tuple[Spec, ...]:
+    """The customer files beside ``path`` that name ``host``'s hosting.name."""
+    if host.hosting is None:
+        return ()
+    named = _host_re(host.hosting.name)
+    found = [
+        _load_sibling(p, f"a customer of {host.hosting.name}")
+        for p in _siblings(path)
+        if named.search(_read(p))
+    ]
+    found = [c for c in found if c.host == host.hosting.name]
+    domains = [c.domain.lower() for c in found]
+    twice = sorted({d for d in domains if domains.count(d) > 1})
+    if twice:
+        raise SpecError(f"{path}: the domain {twice[0]} is in two customer files of this host")
+    return tuple(found)
+
+
+def host_of(customer: Spec, path: Path) -> Spec | None:
+    """The host file beside ``path`` whose hosting.name the customer names, or None."""
+    for sibling in _siblings(path):
+        if not _HOSTING_RE.search(_read(sibling)):
+            continue
+        spec = _load_sibling(sibling, "a host file")
+        if spec.hosting is not None and spec.hosting.name == customer.host:
+            return spec
+    return None
+
+
+def compose(loaded: LoadedSpec, path: Path) -> LoadedSpec:
+    """``loaded`` as its directory makes it: a host with its customers, a customer with its
+    host's transports and servers; any other spec unchanged."""
+    from dataclasses import replace
+
+    spec = loaded.spec
+    if spec.hosting is not None:
+        return replace(loaded, spec=spec.with_customers(customers_of(spec, path)))
+    if spec.host is None:
+        return loaded
+    host = host_of(spec, path)
+    if host is None:
+        raise SpecError(
+            f"{path}: no host file with 'hosting: {{name: {spec.host}}}' in {path.parent}; "
+            "a customer file lives beside its host's file"
+        )
+    update: dict[str, object] = {}
+    if "transports" not in spec.model_fields_set:
+        update["transports"] = host.transports
+    if "servers" not in spec.model_fields_set:
+        update["servers"] = host.servers
+    return replace(loaded, spec=spec.model_copy(update=update)) if update else loaded

@@ -1,0 +1,268 @@
+"""A PBX host serving two customer domains, against the real Asterisk 22.
+
+Both customers have a ``director`` at extension 105, each in its own ``local_context``: a
+call to each domain rings that customer's phone (real SIP, RTP both ways); a name only the
+other customer has, or a domain no customer has, is a wrong call logged with the domain,
+and sipctl's fail2ban filter takes the caller's address from those real lines; a customer
+whose file is gone is removed and the other keeps working.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from asterisk_helpers import apply_spec, pending_changes
+from fixtures.asterisk import AsteriskInstance, running_asterisk
+from fixtures.common import require
+from fixtures.rtp_phone import AnsweringPhone
+from fixtures.sip_client import SipCaller
+
+from sipctl.reconciler.render.fail2ban import HOSTING_FILTER_TEXT
+
+pytestmark = pytest.mark.asterisk
+
+SILENCE = b"\xff" * 160  # 20 ms of PCMU
+
+# The admin's phones: customer a's 105 is the phone on phone_port (PJSIP/105), customer b's
+# 105 the one on opus_phone_port (PJSIP/107). The same number, two phones.
+PHONE_CONTEXTS = """
+[a-phones]
+exten => 105,1,Dial(PJSIP/105,20)
+ same => n,Hangup()
+
+[b-phones]
+exten => 105,1,Dial(PJSIP/107,20)
+ same => n,Hangup()
+"""
+
+
+class PlainMedia:
+    """The caller's media: PCMU silence every 20 ms to where the answer says; counts what
+    comes back."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.02)
+        self.port = int(self.sock.getsockname()[1])
+        self.received = 0
+        self.sent = 0
+        self._peer: tuple[str, int] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def offer(self) -> str:
+        return (
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {self.port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+        )
+
+    def answered(self, sdp: str) -> None:
+        port = re.search(r"^m=audio (\d+)", sdp, re.M)
+        address = re.search(r"^c=IN IP4 (\S+)", sdp, re.M)
+        if port and address:
+            self._peer = (address[1], int(port[1]))
+
+    def _run(self) -> None:
+        sequence, stamp = 1, 0
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError, OSError):
+                self.sock.recv(2048)
+                self.received += 1
+            if self._peer is not None:
+                header = struct.pack("!BBHII", 0x80, 0, sequence, stamp, 0xCA11E5)
+                self.sock.sendto(header + SILENCE, self._peer)
+                self.sent += 1
+                sequence, stamp = sequence + 1, stamp + 160
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+        self.sock.close()
+
+
+def _write(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pbx() -> Iterator[AsteriskInstance]:
+    with running_asterisk(opus_phone=True) as instance:
+        extensions = instance.config_dir / "extensions.conf"
+        extensions.write_text(extensions.read_text() + PHONE_CONTEXTS)
+        instance.rx("dialplan reload")
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def hoster(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hoster's directory: host pbx1, customers a.example and b.example, applied."""
+    directory = tmp_path_factory.mktemp("hoster")
+    port = pbx.sip_port
+    _write(
+        directory / "pbx1.yaml",
+        {
+            "version": 1,
+            "domain": "pbx1.hoster.example",
+            "hosting": {"name": "pbx1"},
+            "transports": {"udp": {"port": port}, "tcp": {"port": port}},
+            "servers": [{"host": "sip.hoster.example", "ipv4": ["203.0.113.10"]}],
+            "asterisk": pbx.spec_section(),
+        },
+    )
+    for name in ("a", "b"):
+        _write(
+            directory / f"{name}.yaml",
+            {
+                "version": 1,
+                "domain": f"{name}.example",
+                "host": "pbx1",
+                "local_context": f"{name}-phones",
+                "users": {"director": 105, **({"alex": 106} if name == "a" else {})},
+            },
+        )
+    apply_spec(directory / "pbx1.yaml")
+    return directory
+
+
+@pytest.fixture
+def phones(pbx: AsteriskInstance) -> Iterator[tuple[AnsweringPhone, AnsweringPhone]]:
+    a, b = AnsweringPhone(pbx.phone_port), AnsweringPhone(pbx.opus_phone_port)
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+def _call(pbx: AsteriskInstance, user: str, domain: str) -> tuple[list[int], PlainMedia]:
+    media = PlainMedia()
+    try:
+        with SipCaller(pbx.sip_port) as caller:
+            result = caller.invite(
+                user, domain=domain, timeout=8.0, hold=1.0, sdp=media.offer(),
+                on_answer=media.answered,
+            )  # fmt: skip
+    finally:
+        media.close()
+    return result.statuses, media
+
+
+def test_the_plan_is_done(hoster: Path) -> None:
+    assert pending_changes(hoster / "pbx1.yaml") == []
+
+
+@pytest.mark.parametrize(("domain", "which"), [("a.example", 0), ("b.example", 1)])
+def test_each_domain_rings_its_own_customers_phone(
+    pbx: AsteriskInstance,
+    hoster: Path,
+    phones: tuple[AnsweringPhone, AnsweringPhone],
+    domain: str,
+    which: int,
+) -> None:
+    statuses, media = _call(pbx, "director", domain)
+    assert 200 in statuses, statuses
+    rang, other = phones[which], phones[1 - which]
+    assert len(rang.invites) == 1 and not other.invites
+    # RTP both ways: ours reached the phone, Asterisk's reached us
+    assert media.sent >= 20 and rang.rtp_received >= 20, (media.sent, rang.rtp_received)
+    assert media.received >= 20, media.received
+
+
+def test_the_domain_is_folded_as_callers_write_it(
+    pbx: AsteriskInstance, hoster: Path, phones: tuple[AnsweringPhone, AnsweringPhone]
+) -> None:
+    statuses, _ = _call(pbx, "Director", "A.Example.")
+    assert 200 in statuses, statuses
+    assert len(phones[0].invites) == 1 and not phones[1].invites
+
+
+@pytest.mark.parametrize(
+    ("user", "domain"),
+    [
+        ("alex", "b.example"),  # a's name, at b: b's guests never reach a's names
+        ("director", "c.example"),  # no customer's domain
+        ("director", "127.0.0.1"),  # the PBX's address is no customer's domain
+    ],
+)
+def test_a_name_or_domain_no_customer_declared_is_a_wrong_call(
+    pbx: AsteriskInstance,
+    hoster: Path,
+    phones: tuple[AnsweringPhone, AnsweringPhone],
+    user: str,
+    domain: str,
+) -> None:
+    offset = pbx.log_size()
+    statuses, _ = _call(pbx, user, domain)
+    assert not phones[0].invites and not phones[1].invites
+    logged = domain.lower().rstrip(".")
+    text = pbx.wait_log(rf"Wrong call IP=127\.0\.0\.1 domain={re.escape(logged)}$", offset)
+    assert re.search(rf"Wrong call IP=127\.0\.0\.1 domain={re.escape(logged)}\n", text), text
+    assert statuses, statuses
+
+
+def test_a_comma_in_the_name_writes_no_caller_line(pbx: AsteriskInstance, hoster: Path) -> None:
+    offset = pbx.log_size()
+    with SipCaller(pbx.sip_port) as caller:
+        caller.invite("x%2Cbad%0AWrong%20call%20IP=6.6.6.6", domain="a.example", timeout=4)
+    text = pbx.wait_log(r"Wrong call IP=127\.0\.0\.1 domain=a\.example$", offset)
+    assert "6.6.6.6" not in text, text
+
+
+def test_the_filter_takes_the_callers_address_from_the_real_lines(
+    pbx: AsteriskInstance, hoster: Path, tmp_path: Path
+) -> None:
+    offset = pbx.log_size()
+    for domain in ("a.example", "b.example", "c.example"):
+        with SipCaller(pbx.sip_port) as caller:
+            caller.invite("nobody", domain=domain, timeout=4)
+    text = pbx.wait_log(r"domain=c\.example$", offset)
+    assert text.count("Wrong call IP=127.0.0.1 domain=") == 3, text
+    log = tmp_path / "messages"
+    log.write_text(text)
+    filter_file = tmp_path / "sipctl-asterisk.conf"
+    filter_file.write_text(HOSTING_FILTER_TEXT)
+    program = shutil.which("fail2ban-regex")
+    require(program is not None, "fail2ban-regex (package fail2ban)")
+    assert program is not None
+    done = subprocess.run(
+        [program, "-o", "ip", str(log), str(filter_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.split() == ["127.0.0.1"] * 3, done.stdout
+
+
+def test_removing_a_customers_file_removes_the_customer_only(
+    pbx: AsteriskInstance, hoster: Path, phones: tuple[AnsweringPhone, AnsweringPhone]
+) -> None:
+    dialplan = pbx.config_dir / "extensions_sipctl.conf"
+    before = dialplan.read_text()
+    a_lines = [ln for ln in before.splitlines() if "a.example" in ln]
+    (hoster / "b.yaml").unlink()
+    apply_spec(hoster / "pbx1.yaml")
+    after = dialplan.read_text()
+    assert "b.example" not in after
+    assert [ln for ln in after.splitlines() if "a.example" in ln] == a_lines
+    offset = pbx.log_size()
+    statuses, _ = _call(pbx, "director", "b.example")
+    pbx.wait_log(r"Wrong call IP=127\.0\.0\.1 domain=b\.example$", offset)
+    assert not phones[1].invites
+    statuses, _ = _call(pbx, "director", "a.example")
+    assert 200 in statuses and len(phones[0].invites) == 1, statuses
