@@ -477,7 +477,12 @@ def add_name(out: DialplanWriter, name: str, steps: list[str]) -> None:
     every other case of it there (``Director``, ``DIRECTOR``). An exact name beats a pattern
     and a pattern of letters beats the catch-all (measured on Asterisk 22). The pattern has
     one priority, like the catch-all, so it lends no step to another extension; what the
-    caller dialled is matched by Asterisk, never read by a step."""
+    caller dialled is matched by Asterisk, never read by a step.
+
+    The cost, measured on 22 (2 shared cores, load ~8): ``dialplan reload`` of 1,000 users
+    0.04 -> 0.11 s, 4,000 users 0.4-0.6 -> 1.9 s, 10,000 users 17-19 -> 41-47 s (Asterisk's
+    reload grows faster than linearly with a context's extensions, and the patterns double
+    them); an OPTIONS at 10,000 users 6-10 -> 50-70 ms."""
     exact = canonical_name(name)
     out.extension(exact, steps)
     pattern = case_pattern(name)
