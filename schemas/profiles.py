@@ -48,7 +48,9 @@ STOCK_PROGRAMS: dict[str, tuple[str, ...]] = {
 
 
 class _Profile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build (as spec.py's): a profile's validator is built when a profile is read, not
+    # when a spec's retired keys or bindings import this module (every plan does).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     @field_validator("*", mode="after")
     @classmethod
