@@ -6,6 +6,9 @@ request's MAC, then the answer section's rrsets by owner and type. Compared on a
 real BIND gives (the seed's records, missing names, other zones, the read-only key, a key the
 server does not know) and on generated signed answers (Hypothesis: records in every section,
 duplicates, names in other case, huge TTLs, EDNS, other classes), tampered with byte by byte.
+The first message of a zone transfer, read by ``QueryCodec.transfer`` (only the records asked
+for decoded), is held the same way to dnspython's decoding of the whole message, each record
+apart (``from_wire(..., xfr=True, one_rr_per_rrset=True)``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from hypothesis import strategies as st
 
 from sipctl.cli import run
 from sipctl.providers.dns.owned import LiveRrset
-from sipctl.providers.dns.wire import Answer, QueryCodec
+from sipctl.providers.dns.wire import Answer, QueryCodec, Transfer
 
 KEY = dns.tsig.Key("k.example.", "c2lwY3RsLXRlc3Qtc2VjcmV0LXNpcGN0bC10ZXN0LXM=", "hmac-sha256")
 
@@ -166,6 +169,64 @@ def test_generated_answers_read_as_dnspython_reads_them(
     if tamper is None:
         assert fast == whole and (fast[0] == "read") == (tsig_error == 0 or not signed)
     else:  # both refuse it (the first broken thing each notices may differ) or read alike
+        assert fast[0] == whole[0] and (fast[0] == "refused" or fast == whole)
+
+
+def _transfer_outcome(decode: Callable[[], Transfer]) -> Outcome:
+    """What the provider takes from a transfer's first message: rcode, flags, the types in
+    order and the rrset at every owner and type it may ask for."""
+    try:
+        transfer = decode()
+        kinds = {dns.rdatatype.from_text(rdtype) for rdtype, _ in _RECORDS}
+        rrsets = {}
+        for owner in _OWNERS:
+            for kind in sorted(kinds):
+                found = transfer.rrset(dns.name.from_text(owner), kind)
+                if found is not None:
+                    rrsets[(owner.lower(), int(kind))] = LiveRrset.from_rdatas(*found)
+        read = (int(transfer.rcode), transfer.flags, transfer.types, sorted(rrsets.items()))
+        return ("read", read)
+    except (dns.exception.DNSException, ValueError) as exc:
+        return ("refused", type(exc).__name__)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=st.lists(_record, max_size=12),
+    rcode=st.sampled_from([dns.rcode.NOERROR, dns.rcode.REFUSED, dns.rcode.NOTAUTH]),
+    edns=st.sampled_from([False, False, False, True]),
+    signed=st.sampled_from([True, True, True, False]),
+    tsig_error=st.sampled_from([0] * 8 + [16, 17, 18]),
+    tamper=st.one_of(st.none(), st.tuples(st.integers(0, 10_000), st.integers(1, 255))),
+)
+def test_generated_transfer_messages_read_as_dnspython_reads_them(
+    records: list[tuple[int, str, tuple[str, str], int, dns.rdataclass.RdataClass]],
+    rcode: dns.rcode.Rcode,
+    edns: bool,
+    signed: bool,
+    tsig_error: int,
+    tamper: tuple[int, int] | None,
+) -> None:
+    codec = QueryCodec(KEY if signed else None)
+    _, mac = codec.query(7, "z.example.", "AXFR")
+    key = KEY if signed else None
+    wire = _signed_answer(mac, 7, records, rcode, True, edns, key, tsig_error)
+    if tamper is not None and signed:
+        at, flip = tamper
+        data = bytearray(wire)
+        data[at % len(data)] ^= flip
+        wire = bytes(data)
+    fast = _transfer_outcome(lambda: codec.transfer(wire, mac))
+    whole = _transfer_outcome(
+        lambda: Transfer.of(
+            dns.message.from_wire(
+                wire, keyring=codec.key, request_mac=mac, xfr=True, one_rr_per_rrset=True
+            )
+        )
+    )
+    if tamper is None:
+        assert fast == whole and (fast[0] == "read") == (tsig_error == 0 or not signed)
+    else:
         assert fast[0] == whole[0] and (fast[0] == "refused" or fast == whole)
 
 

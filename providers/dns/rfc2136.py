@@ -190,27 +190,24 @@ class Rfc2136Provider(Provider):
         """
         with Connection(self) as conn:
             first = conn.transfer_start(self.zone)
-        records, rcode = first.answer, first.rcode()
+        types, rcode = first.types, first.rcode
         if rcode == dns.rcode.NOERROR and not first.flags & dns.flags.AA:
             raise ProviderError(self._not_the_primary())
         why = ""
         if rcode != dns.rcode.NOERROR:
             why = f"refused ({dns.rcode.to_text(rcode)})"
-        elif not records or records[0].rdtype != dns.rdatatype.SOA:
+        elif not types or types[0] != dns.rdatatype.SOA:
             why = "answered without the zone's SOA"
-        elif len(records) < 2 or records[-1].rdtype != dns.rdatatype.SOA:
+        elif len(types) < 2 or types[-1] != dns.rdatatype.SOA:
             why = "larger than one message"
         if why:
             self._ctx.log(f"rfc2136: zone transfer of {self.zone} {why}; reading by queries")
             return None
-        rrsets: dict[tuple[dns.name.Name, int], tuple[int, list[dns.rdata.Rdata]]] = {}
-        for rrset in records[:-1]:  # the closing SOA repeats the opening one
-            rrsets.setdefault((rrset.name, rrset.rdtype), (rrset.ttl, []))[1].extend(rrset)
         answers: dict[tuple[str, str], LiveRrset] = {}
 
         def take(names: list[tuple[str, str]]) -> None:
             for owner, rdtype in names:
-                found = rrsets.get((name_of(owner), dns.rdatatype.from_text(rdtype)))
+                found = first.rrset(name_of(owner), dns.rdatatype.from_text(rdtype))
                 if found is not None:
                     answers[(owner, rdtype)] = LiveRrset.from_rdatas(*found)
 

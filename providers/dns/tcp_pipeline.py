@@ -1,10 +1,10 @@
 """One TCP connection to a primary name server, its messages pipelined (RFC 7766).
 
 All messages are sent, then all answers read, in whatever order they come; each is matched
-to its question by ID. Queries are written and their answers checked by ``wire`` (the
-signature verified over the whole answer, only its answer section decoded); other messages
-(an UPDATE, the lock's queries) are signed and read by dnspython. Every failure becomes a
-ProviderError naming the server and what to check.
+to its question by ID. Queries (and a zone transfer's first message) are written and their
+answers checked by ``wire`` (the signature verified over the whole answer, only what is used
+decoded); other messages (an UPDATE, the lock's queries) are signed and read by dnspython.
+Every failure becomes a ProviderError naming the server and what to check.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import dns.tsig
 
 from sipctl.errors import ProviderError
 from sipctl.providers.dns.tsig_key import TsigKey
-from sipctl.providers.dns.wire import Answer
+from sipctl.providers.dns.wire import Answer, Transfer
 
 
 class Server(Protocol):
@@ -84,23 +84,15 @@ class Connection:
 
         return self._pipeline(frames, decode)
 
-    def transfer_start(self, zone: str) -> dns.message.Message:
-        """The first message of a zone transfer (AXFR) of ``zone``, signed when keyed, each
-        record apart (so the closing SOA of a zone that fits this one message is seen). The
-        rest of a longer transfer is never read: close the connection after this."""
-        frames, by_id = self._signed([dns.message.make_query(zone, dns.rdatatype.AXFR)])
-
-        def decode(mid: int, data: bytes) -> dns.message.Message:
-            request = by_id[mid]
-            return dns.message.from_wire(
-                data,
-                keyring=request.keyring,
-                request_mac=request.mac,
-                xfr=True,
-                one_rr_per_rrset=True,
-            )
-
-        return self._pipeline(frames, decode)[0]
+    def transfer_start(self, zone: str) -> Transfer:
+        """The first message of a zone transfer (AXFR) of ``zone``, signed when keyed: its
+        signature verified, each record apart (so the closing SOA of a zone that fits this
+        one message is seen), only the records asked of it decoded (see ``wire``). The rest
+        of a longer transfer is never read: close the connection after this."""
+        codec = self._provider.key.codec()
+        mid = self._take_id()
+        data, mac = codec.query(mid, zone, "AXFR")
+        return self._pipeline([(mid, data)], lambda _mid, wire: codec.transfer(wire, mac))[0]
 
     def _signed(
         self, messages: list[dns.message.Message]

@@ -122,6 +122,51 @@ class QueryCodec:
             self._verify(wire, tsig_start, request_mac)
         return Answer(dns.rcode.from_flags(flags, 0), flags, _rrsets(wire, records))
 
+    def transfer(self, wire: bytes, request_mac: bytes) -> Transfer:
+        """The first message of a zone transfer asked with ``request_mac``: its signature
+        verified over the whole message (raises as ``dns.message.from_wire`` does), its
+        answer records found but none decoded yet (``Transfer.rrset`` decodes those asked
+        for). A message this reader does not expect goes to dnspython whole, as ``answer``."""
+        if len(wire) < _HEADER.size:
+            raise dns.message.ShortHeader
+        _, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
+        at = _HEADER.size
+        for _ in range(qdcount):
+            at = _skip_name(wire, at) + 4
+        records = []
+        for _ in range(ancount):
+            start = at
+            at, rdtype, rdclass = _skip_record(wire, at)
+            records.append((start, rdtype, rdclass))
+        tsig_start = -1
+        usual = True
+        for section, count in ((2, nscount), (3, arcount)):
+            for position in range(count):
+                start = at
+                at, rdtype, rdclass = _skip_record(wire, at)
+                if rdtype == _TSIG_TYPE:
+                    if section != 3 or rdclass != _ANY_CLASS or position != count - 1:
+                        raise dns.message.BadTSIG
+                    tsig_start = start
+                elif rdtype == _OPT_TYPE:
+                    usual = False
+        if at != len(wire):
+            raise dns.message.TrailingJunk
+        usual = usual and all(c == _IN_CLASS and t not in _SPECIAL for _, t, c in records)
+        if not usual or (tsig_start >= 0) != (self.key is not None):
+            message = dns.message.from_wire(
+                wire,
+                keyring=self.key,
+                request_mac=request_mac,
+                xfr=True,
+                one_rr_per_rrset=True,
+            )
+            return Transfer.of(message)
+        if tsig_start >= 0:
+            self._verify(wire, tsig_start, request_mac)
+        found = _TransferRecords(wire, records)
+        return Transfer(dns.rcode.from_flags(flags, 0), flags, found.types, found)
+
     def _whole(self, wire: bytes, request_mac: bytes) -> dns.message.Message:
         return dns.message.from_wire(wire, keyring=self.key, request_mac=request_mac)
 
@@ -189,6 +234,74 @@ class Answer:
         type, in another class, replaces an earlier one)."""
         rrsets = {(r.name, int(r.rdtype)): (int(r.ttl), list(r)) for r in message.answer}
         return cls(message.rcode(), int(message.flags), rrsets)
+
+
+class _TransferRecords:
+    """The answer records of a transfer message, indexed by (owner, type) with only their
+    owner names decoded; a record's data is decoded by dnspython when its rrset is asked for.
+    The records of a transfer are files of the zone: each record apart, in order (the first
+    and the last are the SOA when the message holds the whole zone)."""
+
+    def __init__(self, wire: bytes, records: list[tuple[int, int, int]]) -> None:
+        self._wire = wire
+        self.types = [rdtype for _, rdtype, _ in records]
+        names: dict[int, dns.name.Name] = {}
+        self._starts: dict[tuple[dns.name.Name, int], list[int]] = {}
+        for start, rdtype, _ in records[:-1]:  # the closing SOA repeats the opening one
+            pointer = wire[start] & 0xC0 == 0xC0
+            target = ((wire[start] & 0x3F) << 8 | wire[start + 1]) if pointer else start
+            owner = names.get(target)
+            if owner is None:
+                owner = names[target] = dns.name.from_wire(wire, target)[0]
+            self._starts.setdefault((owner, rdtype), []).append(start)
+
+    def rrset(self, owner: dns.name.Name, rdtype: int) -> tuple[int, list[dns.rdata.Rdata]] | None:
+        starts = self._starts.get((owner, rdtype))
+        if starts is None:
+            return None
+        wire = self._wire
+        kind = dns.rdatatype.RdataType.make(rdtype)
+        ttl = -1
+        rdatas = []
+        for start in starts:
+            at = _skip_name(wire, start)
+            _, _, record_ttl, rdlength = _RR_FIXED.unpack_from(wire, at)
+            at += _RR_FIXED.size
+            rdatas.append(dns.rdata.from_wire(dns.rdataclass.IN, kind, wire, at, rdlength))
+            if ttl < 0:  # the rrset's TTL is its first record's (each record came apart)
+                ttl = 0 if record_ttl > 0x7FFFFFFF else record_ttl
+        return ttl, rdatas
+
+
+_Rrsets = dict[tuple[dns.name.Name, int], tuple[int, list[dns.rdata.Rdata]]]
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """What sipctl uses of the first message of a zone transfer: its rcode, its flags, the
+    types of its answer records in order, and the records at an owned name and type (all of
+    the message's but the last, the closing SOA), with the first one's TTL."""
+
+    rcode: dns.rcode.Rcode
+    flags: int
+    types: list[int]
+    records: _TransferRecords | _Rrsets
+
+    def rrset(self, owner: dns.name.Name, rdtype: int) -> tuple[int, list[dns.rdata.Rdata]] | None:
+        if isinstance(self.records, _TransferRecords):
+            return self.records.rrset(owner, rdtype)
+        return self.records.get((owner, rdtype))
+
+    @classmethod
+    def of(cls, message: dns.message.Message) -> Transfer:
+        """The same, of a message dnspython decoded each record apart (a record of another
+        class joins the rrset of its owner and type)."""
+        rrsets: _Rrsets = {}
+        for rrset in message.answer[:-1]:
+            found = rrsets.setdefault((rrset.name, int(rrset.rdtype)), (int(rrset.ttl), []))
+            found[1].extend(rrset)
+        types = [int(r.rdtype) for r in message.answer]
+        return cls(message.rcode(), int(message.flags), types, rrsets)
 
 
 def _rrsets(
