@@ -142,3 +142,74 @@ def test_built_in_providers_are_pyprojects_entry_points() -> None:
 
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
     assert {group: dict(names) for group, names in declared.items()} == BUILT_IN
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    import re
+
+    return {_normal(re.split(r"[<>=!~\[;( ]", r.strip(), maxsplit=1)[0]) for r in requirements}
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _with_their_requirements(names: set[str]) -> set[str]:
+    """The distributions pip installs for these: each and, transitively, what it requires
+    (markers ignored: more, never less, than a given platform gets)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            required = [r for r in requires(name) or [] if "extra ==" not in r]
+        except PackageNotFoundError:
+            continue
+        todo += _requirement_names(required)
+    return seen
+
+
+def test_every_package_the_product_imports_is_one_it_asks_for() -> None:
+    """A module imported by the product comes from a distribution that its dependencies (or
+    the extra of that feature) bring, not one the test extra happens to install: typer 0.29
+    stopped requiring click, and ``schema --kind man`` failed on a fresh install with
+    ModuleNotFoundError while every test passed here (mkdocs brings click)."""
+    import ast
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    # test and docs build and check the product; no command of it may need them
+    extras = {
+        name: reqs
+        for name, reqs in project["optional-dependencies"].items()
+        if name not in ("test", "docs")
+    }
+    provided = _with_their_requirements(_requirement_names(project["dependencies"]))
+    for reqs in extras.values():
+        provided |= _with_their_requirements(_requirement_names(reqs))
+    by_module = packages_distributions()
+    ours = {"sipctl", "providers", "reconciler", "schemas"}
+    unasked: dict[str, str] = {}
+    for root in ("src", "providers", "reconciler", "schemas"):
+        for path in sorted((REPO / root).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    modules = [node.module]
+                else:
+                    continue
+                for module in modules:
+                    top = module.split(".")[0]
+                    if top in sys.stdlib_module_names or top in ours:
+                        continue
+                    dists = {_normal(d) for d in by_module.get(top, [top])}
+                    if not dists & provided:
+                        unasked.setdefault(top, str(path.relative_to(REPO)))
+    assert unasked == {}, f"imported but no dependency or extra brings it: {unasked}"

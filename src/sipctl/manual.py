@@ -17,12 +17,12 @@ WIDTH = 88  # the help's width in both: stable, whatever terminal builds them
 
 def _root() -> tuple[Any, Any]:
     """The root click command and its context, as ``sipctl --help`` makes them."""
-    import click
-
     from sipctl.cli import _command
 
     command = _command()
-    context = click.Context(command, info_name="sipctl", terminal_width=WIDTH)
+    # The command's own context class: typer carries its own copy of click and a plain
+    # install has no ``click`` package, so importing it here broke ``schema --kind man``.
+    context = command.context_class(command, info_name="sipctl", terminal_width=WIDTH)
     context.max_content_width = WIDTH
     return command, context
 
@@ -30,15 +30,15 @@ def _root() -> tuple[Any, Any]:
 def commands() -> Iterator[tuple[str, str, Any, Any]]:
     """(name, help text, click command, its context) of the root and each visible command,
     in the order ``sipctl --help`` lists them."""
-    import click
-
     root, root_context = _root()
     yield "sipctl", root.get_help(root_context), root, root_context
     for name in root.list_commands(root_context):
         command = root.get_command(root_context, name)
         if command is None or command.hidden:
             continue
-        context = click.Context(command, info_name=name, parent=root_context, terminal_width=WIDTH)
+        context = command.context_class(
+            command, info_name=name, parent=root_context, terminal_width=WIDTH
+        )
         context.max_content_width = WIDTH
         yield f"sipctl {name}", command.get_help(context), command, context
 
