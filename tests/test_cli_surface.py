@@ -220,3 +220,14 @@ def test_ctrl_c_at_the_question_exits_130_silently(tmp_path: Path) -> None:
     finally:
         os.close(terminal)
     assert (process.returncode, err.decode()) == (130, "")
+
+
+def test_schema_help_names_every_kind_it_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help offers what --kind accepts: it once left out commands, man, fleet-status and
+    both profiles, which only the error of a wrong --kind listed."""
+    from sipctl.schemas.outputs import KINDS
+
+    assert run(["schema", "--help"]) == 0
+    words = " ".join(capsys.readouterr().out.split())
+    missing = [kind for kind in KINDS if f"{kind} " not in words and f"{kind}," not in words]
+    assert missing == []

@@ -227,8 +227,10 @@ def schema(
             "--kind",
             "--output",
             help="What to print: spec (the spec's JSON Schema), reference (the spec reference "
-            "in Markdown, docs/spec.md), or the JSON Schema of a command's --json output: "
-            "validate, plan, drift, verify, audit (one envelope each), or plan-file (a plan "
+            "in Markdown, docs/spec.md), commands (every command's --help in Markdown), man "
+            "(the man page), host-profile or runner-profile (the JSON Schema of that "
+            "profile), or the JSON Schema of a command's --json output: validate, plan, "
+            "drift, verify, audit, fleet-status (one envelope each), or plan-file (a plan "
             "saved by plan --out). --output is the older spelling.",
             metavar="KIND",
         ),
