@@ -119,6 +119,8 @@ def check_hostname(value: str) -> str:
     if len(labels) < 2:
         raise ValueError(f"{_describe(value)} is not a fully qualified name (like sip.example.com)")
     for label in labels:
+        if not label.isascii() and label:
+            raise ValueError(_international_name(value))
         if not _LABEL_RE.fullmatch(label):
             raise ValueError(
                 f"{_describe(value)} is not a valid host name: label {_describe(label)} must be "
@@ -127,6 +129,27 @@ def check_hostname(value: str) -> str:
     if labels[-1].isdigit():
         raise ValueError(f"{_describe(value)} looks like an address, not a host name")
     return name.lower()
+
+
+def _international_name(value: str) -> str:
+    """An internationalized name is written in DNS (and so in a spec) as its ASCII form."""
+    try:
+        ascii_form = value.encode("idna").decode("ascii")
+        # IDNA 2003 maps some names to others ('ß.de' to 'ss.de'): suggest only a form that
+        # reads back as the name that was written
+        same = ascii_form.encode("ascii").decode("idna") == value.lower()
+        check_hostname(ascii_form)  # and one that is a host name itself
+    except ValueError:  # UnicodeError too
+        same = False
+    if not same:
+        return (
+            f"{_describe(value)} is not a valid host name: a label holds ASCII letters, digits "
+            "and '-' only"
+        )
+    return (
+        f"{_describe(value)} is not a valid host name: write an international name in its "
+        f"ASCII (punycode) form, {_describe(ascii_form)}"
+    )
 
 
 def check_context(value: str) -> str:

@@ -6,6 +6,8 @@ import json
 
 import pytest
 import yaml
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from sipctl.errors import SpecError
 from sipctl.schemas.checks import cross_warnings
@@ -127,3 +129,45 @@ def test_the_stock_program_is_simply_deleted() -> None:
 def test_a_program_entry_is_a_name_never_a_program(name: str) -> None:
     problems = refused(f"asterisk:\n  program: {json.dumps(name)}\n")
     assert "asterisk.program:" in problems
+
+
+def test_an_international_domain_is_answered_with_its_ascii_form() -> None:
+    problems = refused("servers:\n  - host: sip.пример.рф\n    ipv4: [192.0.2.1]\n")
+    assert (
+        "write an international name in its ASCII (punycode) form, 'sip.xn--e1afmkfd.xn--p1ai'"
+        in problems
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.text(st.characters(codec="utf-8", categories=("L", "N", "Pd")), min_size=1, max_size=20),
+        min_size=2,
+        max_size=4,
+    )
+)
+def test_the_ascii_form_offered_is_dnspythons_and_a_valid_name(labels: list[str]) -> None:
+    """An offered ASCII form is what dnspython's IDNA 2003 codec makes of the name, is itself
+    a valid host name, and names the same domain (never 'ss.de' for 'ß.de')."""
+    import dns.name
+
+    from sipctl.schemas.names import check_hostname
+
+    value = ".".join(labels)
+    assume(not value.isascii())
+    try:
+        check_hostname(value)
+    except ValueError as error:
+        message = str(error)
+    else:
+        raise AssertionError(f"{value!r} accepted")
+    assert "\n" not in message
+    marker = "ASCII (punycode) form, '"
+    if marker not in message:
+        return
+    offered = message.split(marker, 1)[1].rstrip("'")
+    assert check_hostname(offered) == offered
+    parsed = dns.name.from_unicode(value, idna_codec=dns.name.IDNA_2003)
+    assert parsed.to_text(omit_final_dot=True) == offered
+    assert parsed.to_unicode(omit_final_dot=True) == value.lower()
