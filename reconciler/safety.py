@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sipctl.reconciler.plan import COUNT_UNIT_NOTE, Plan
+from collections.abc import Sequence
+from typing import Any
+
+from sipctl.reconciler.plan import COUNT_UNIT_NOTE, Change, Plan
 
 MAX_DESTROY_SHARE = 0.30
 ADVERTISING_KINDS = ("NAPTR", "SRV")
@@ -21,6 +24,8 @@ def refusal_reasons(plan: Plan) -> list[str]:
                 f"({removed / target.managed_units:.0%}, the limit is {MAX_DESTROY_SHARE:.0%}; "
                 f"{COUNT_UNIT_NOTE})"
             )
+        if target.layer == "asterisk":
+            reasons.extend(_customers_removed(target.target, target.changes))
         if target.layer == "dns":
             withdrawn = [
                 c
@@ -33,4 +38,36 @@ def refusal_reasons(plan: Plan) -> list[str]:
                     f"dns {target.target}: the plan removes every NAPTR and SRV record of "
                     f"{plan.domain}; callers could no longer find the PBX"
                 )
+    return reasons
+
+
+# A host of many customers (render/asterisk_hosting.py) lists each customer's domain in this
+# context, twice (with and without a trailing dot); its other extensions are sipctl's own.
+_DOMAINS_PREFIX = "sipctl-domains,"
+_NOT_DOMAINS = frozenset({"h", "i", "t", "T", "e", "_-."})
+
+
+def hosted_domains(value: Any) -> set[str]:
+    """The customer domains a host's dialplan value (``"context,exten"`` -> steps) serves."""
+    if not isinstance(value, dict):
+        return set()
+    return {
+        key[len(_DOMAINS_PREFIX) :].rstrip(".")
+        for key in value
+        if key.startswith(_DOMAINS_PREFIX) and key[len(_DOMAINS_PREFIX) :] not in _NOT_DOMAINS
+    }
+
+
+def _customers_removed(target: str, changes: Sequence[Change]) -> list[str]:
+    """A customer whose file is gone is removed from its host: counted like records are."""
+    reasons: list[str] = []
+    for change in changes:
+        before, after = hosted_domains(change.before), hosted_domains(change.after)
+        gone = before - after
+        if before and len(gone) / len(before) > MAX_DESTROY_SHARE:
+            reasons.append(
+                f"asterisk {target}: the plan removes {len(gone)} of {len(before)} customers "
+                f"({', '.join(sorted(gone)[:5])}; {len(gone) / len(before):.0%}, the limit is "
+                f"{MAX_DESTROY_SHARE:.0%}): is a customer file missing from the directory?"
+            )
     return reasons

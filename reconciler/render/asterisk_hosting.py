@@ -31,12 +31,13 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from sipctl.reconciler.asterisk_conf import DialplanWriter
+from sipctl.reconciler.render import asterisk_names
 
 if TYPE_CHECKING:
     from sipctl.schemas.spec import Asterisk, Spec
 
 DOMAINS_CONTEXT = "sipctl-domains"
-CUSTOMER_CONTEXT_PREFIX = "sipctl-guest-"
+CUSTOMER_CONTEXT_PREFIX = asterisk_names.CUSTOMER_CONTEXT_PREFIX
 # Asterisk's context names end at 79 characters.
 MAX_CONTEXT = 79
 # What the dialplan keeps of the called domain: host name characters only, so neither the

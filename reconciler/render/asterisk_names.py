@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 
 ROOM_WORDS = "room (ConfBridge)"
+# asterisk_hosting's customer guest contexts: sipctl-guest-<domain>.
+CUSTOMER_CONTEXT_PREFIX = "sipctl-guest-"
 _STEP_RE = re.compile(r"[^,]*,(?P<app>\w+)\((?P<args>.*)\)$")
 _ROOM_GOTO_RE = re.compile(r"sipctl-rooms,(?P<name>[^,]+),1")
 
@@ -48,6 +50,13 @@ def described_names(spec: Spec) -> dict[str, str]:
         f"user {name.lower()}": describe_user(target, limit) for name, target in spec.users.items()
     }
     names.update({f"room {name.lower()}": describe_room(room) for name, room in spec.rooms.items()})
+    for customer in spec.customers:  # a host of many customers (always route goto)
+        names.update(
+            {
+                f"user {name.lower()}@{customer.domain.lower()}": describe_user(target)
+                for name, target in customer.users.items()
+            }
+        )
     return names
 
 
@@ -76,12 +85,17 @@ def names_from_dialplan(value: Mapping[str, Any] | None) -> dict[str, str]:
     names: dict[str, str] = {}
     for key, steps in (value or {}).items():
         context, _, exten = key.partition(",")
-        if not exten or context.startswith("sipctl-") or not isinstance(steps, list):
+        # A host of many customers: each customer's guest context names its domain.
+        domain = context.removeprefix(CUSTOMER_CONTEXT_PREFIX)
+        customer = domain != context
+        if not exten or (context.startswith("sipctl-") and not customer):
+            continue
+        if not isinstance(steps, list):
             continue
         words = _describe_steps(tuple(map(str, steps)))
         if words is not None:
             kind = "room" if words == ROOM_WORDS else "user"
-            names[f"{kind} {exten}"] = words
+            names[f"{kind} {exten}@{domain}" if customer else f"{kind} {exten}"] = words
     return names
 
 
@@ -100,7 +114,7 @@ def _describe_steps(steps: tuple[str, ...]) -> str | None:
         app, args = match["app"], match["args"]
         if app == "Goto" and _ROOM_GOTO_RE.fullmatch(args):
             return ROOM_WORDS
-        if app == "Goto" and args.count(",") == 2 and "#" not in args:
+        if app == "Goto" and args.count(",") == 2 and "#" not in args and "${" not in args:
             return args.split(",")[1]  # route goto: Goto(<local context>,<ext>,1)
         if app == "Dial":
             targets, _, timeout = args.partition(",")

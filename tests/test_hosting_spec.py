@@ -1,0 +1,149 @@
+"""Host files and customer files: their rules, how a directory composes them, and what a
+plan of the host does when customers come and go (dir: targets, no programs)."""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sipctl.cli import run
+from sipctl.errors import SpecError
+from sipctl.reconciler.render.asterisk import dialplan_text
+from sipctl.schemas.loader import load_spec, load_spec_text
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hosting"
+
+CUSTOMER = "version: 1\ndomain: a.example\nhost: pbx1\nlocal_context: a-phones\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("version: 1\ndomain: a.example\nhost: pbx1\nhosting: {name: pbx1}\n", "not both"),
+        (CUSTOMER + "asterisk: {target: local}\n", "asterisk belongs to the host's file"),
+        (CUSTOMER + "firewall: {backend: iptables}\n", "firewall belongs to the host's file"),
+        ("version: 1\ndomain: a.example\nhost: pbx1\n", "needs local_context"),
+        ("version: 1\ndomain: a.example\nlocal_context: x\n", "belongs to a customer file"),
+        ("version: 1\ndomain: h.example\nhosting: {name: pbx1}\n", "needs an asterisk section"),
+        (
+            "version: 1\ndomain: h.example\nhosting: {name: pbx1}\nasterisk: {}\n"
+            "users: {director: 105}\n",
+            "no users or rooms",
+        ),
+        ("version: 1\ndomain: a.example\nhost: PBX1\nlocal_context: x\n", "host"),
+    ],
+)
+def test_the_roles_of_a_file(text: str, expected: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_spec_text(text)
+    assert expected in str(caught.value) + " ".join(caught.value.problems)
+
+
+@pytest.fixture
+def hoster(tmp_path: Path) -> Path:
+    directory = tmp_path / "hoster"
+    shutil.copytree(EXAMPLE, directory, ignore=shutil.ignore_patterns("state"))
+    return directory
+
+
+def test_a_customer_takes_its_hosts_transports_and_servers(hoster: Path) -> None:
+    customer = load_spec(hoster / "alpha.example.yaml").spec
+    host = load_spec(hoster / "pbx1.yaml").spec
+    assert customer.servers == host.servers and customer.transports == host.transports
+    assert [c.domain for c in host.customers] == ["alpha.example", "beta.example"]
+    assert [c.domain for c in load_spec(hoster / "pbx2.yaml").spec.customers] == ["gamma.example"]
+
+
+def test_a_customer_without_its_host_file_is_refused(hoster: Path) -> None:
+    (hoster / "pbx2.yaml").unlink()
+    with pytest.raises(SpecError, match=r"no host file with 'hosting: \{name: pbx2\}'"):
+        load_spec(hoster / "gamma.example.yaml")
+
+
+def test_a_customer_file_that_does_not_load_fails_its_host(hoster: Path) -> None:
+    """Planned without it, the host would remove that customer."""
+    path = hoster / "beta.example.yaml"
+    path.write_text(path.read_text().replace("director: 105", "director: [105"))
+    with pytest.raises(SpecError, match=r"beta\.example\.yaml \(a customer of pbx1\)"):
+        load_spec(hoster / "pbx1.yaml")
+
+
+def test_a_single_company_spec_is_both_at_once() -> None:
+    loaded = load_spec(EXAMPLE.parent / "mysite.yaml")
+    assert loaded.spec.host is None and loaded.spec.hosting is None
+    assert "sipctl-domains" not in dialplan_text(loaded.spec)
+
+
+def _plan(path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
+    code = run(["plan", "-f", str(path), *extra])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def _apply(path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> int:
+    code = run(["apply", "-f", str(path), "--auto-approve", *extra])
+    capsys.readouterr()
+    return code
+
+
+def test_customers_come_and_go_with_their_files(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(hoster)
+    host = hoster / "pbx1.yaml"
+    assert _apply(host, capsys) == 0
+    dialplan = hoster / "state" / "pbx1" / "etc" / "asterisk" / "extensions_sipctl.conf"
+    first = dialplan.read_text()
+
+    # adding a customer adds its own lines only
+    (hoster / "delta.example.yaml").write_text(
+        CUSTOMER.replace("a.example", "delta.example").replace("a-phones", "delta-phones")
+        + "users: {director: 105}\n"
+    )
+    code, shown = _plan(host, capsys)
+    assert "+ user director@delta.example → 105" in shown and "0 to destroy" in shown, shown
+    assert _apply(host, capsys) == 0
+    added = dialplan.read_text().splitlines()
+    matcher = difflib.SequenceMatcher(a=first.splitlines(), b=added, autojunk=False)
+    edits = [op for op in matcher.get_opcodes() if op[0] != "equal"]
+    assert {op[0] for op in edits} == {"insert"}, edits  # nothing of the others changed
+    inserted = [ln for op in edits for ln in added[op[3] : op[4]]]
+    assert inserted[:2] == [
+        "exten => delta.example,1,Goto(sipctl-guest-delta.example,${SIPCTL_NAME},1)",
+        "exten => delta.example.,1,Goto(sipctl-guest-delta.example,${SIPCTL_NAME},1)",
+    ]
+    assert inserted[2:4] == [
+        "; Customer delta.example: its phones are in delta-phones.",
+        "[sipctl-guest-delta.example]",
+    ]
+
+    # a customer whose file is gone: planned for removal, counted by the safety limit
+    (hoster / "beta.example.yaml").unlink()
+    (hoster / "delta.example.yaml").unlink()
+    code, shown = _plan(host, capsys)
+    assert "- user director@beta.example → 105" in shown, shown
+    assert "- user support@beta.example → 110" in shown, shown
+    assert "removes 2 of 3 customers" in shown, shown
+    assert _apply(host, capsys) != 0  # refused without --force
+    assert _apply(host, capsys, "--force") == 0
+    after = dialplan.read_text()
+    assert "beta.example" not in after and "delta.example" not in after
+    alpha = [ln for ln in first.splitlines() if "alpha" in ln]
+    assert [ln for ln in after.splitlines() if "alpha" in ln] == alpha
+    code, shown = _plan(host, capsys)
+    assert code == 0 and "No changes" in shown, shown
+
+
+def test_a_host_change_is_planned_once(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The customers' own plans hold their DNS records only: the host's parts are in the
+    host's plan."""
+    monkeypatch.chdir(hoster)
+    code, shown = _plan(hoster, capsys)
+    assert code == 0, shown
+    assert shown.count("# asterisk at dir:state/pbx1") == 1, shown
+    assert shown.count("# fail2ban at dir:state/pbx1") == 1, shown
