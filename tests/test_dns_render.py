@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
 
+import dns.query
+import dns.rcode
+import dns.update
 import pytest
+from fixtures.bind import BindServer
 
 from sipctl.reconciler.dns_records import canonical_text, naptr_text, parse, registry_hosts
 from sipctl.reconciler.render.dns import dns_artefacts, render_dns
@@ -155,3 +160,39 @@ def test_a_zonefile_spec_has_no_update_policy() -> None:
         "  provider: zonefile\n  file: mysite.zone\n",
     )
     assert sorted(dns_artefacts(spec(text))) == ["mysite.ru.zone-snippet"]
+
+
+@pytest.mark.bind
+def test_the_update_policy_lets_the_key_answer_acme_challenges_for_the_certificate_names(
+    bind: BindServer,
+) -> None:
+    """With asterisk.tls.acme, apply writes TXT _acme-challenge.<name> with the same key:
+    the rendered policy once left those names out, so BIND refused the first order. BIND
+    itself, loaded with the rendered policy, now takes exactly those challenges."""
+    zone = f"acme-{secrets.token_hex(3)}.test"
+    text = (
+        f"version: 1\ndomain: {zone}\ntransports: {{udp: {{port: 5060}}, tls: {{port: 5061}}}}\n"
+        f"servers: [{{host: asterisk.{zone}, ipv4: [203.0.113.10]}}]\n"
+        f"dns:\n  provider: rfc2136\n  server: '{bind.server}'\n"
+        f"  tsig: {{name: {bind.key_name}, secret_env: SIPCTL_TSIG_SECRET}}\n"
+        "asterisk:\n  target: dir:/nonexistent\n  tls:\n"
+        "    cert_file: /etc/asterisk/keys/asterisk.pem\n"
+        "    key_file: /etc/asterisk/keys/asterisk.key\n"
+        f"    acme: {{email: hostmaster@{zone}}}\n"
+    )
+    policy = dns_artefacts(spec(text))[f"{zone}.update-policy.conf"]
+    block = "".join(line for line in policy.splitlines() if not line.startswith("//"))
+    bind.new_zone(zone, policy=block)
+    try:
+
+        def answer(name: str) -> str:
+            update = dns.update.UpdateMessage(zone, keyring=bind.keyring)
+            update.add(f"_acme-challenge.{name}.", 60, "TXT", '"token"')
+            response = dns.query.tcp(update, bind.host, port=bind.port, timeout=10)
+            return dns.rcode.to_text(response.rcode())
+
+        assert answer(zone) == "NOERROR"
+        assert answer(f"asterisk.{zone}") == "NOERROR"
+        assert answer(f"other.{zone}") == "REFUSED"  # still least privilege
+    finally:
+        bind.delete_zone(zone)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sipctl.providers.dns.challenge import challenge_owner
 from sipctl.reconciler.dns_records import (
     NAPTR_SERVICE,
     SRV_PREFIX,
@@ -31,6 +32,7 @@ from sipctl.reconciler.dns_records import (
     state_owner,
 )
 from sipctl.reconciler.resources import Address, Resource
+from sipctl.schemas.checks import certificate_names
 
 if TYPE_CHECKING:
     from sipctl.schemas.spec import Spec, UdpTransport, WssTransport
@@ -109,6 +111,9 @@ def update_policy(spec: Spec) -> str:
     grants += [(owner(domain), "TXT") for owner in (registry_owner, lock_owner, state_owner)]
     hosts = sorted({absolute(s.host) for s in spec.servers if in_zone(s.host, spec.zone)})
     grants += [(host, "A AAAA") for host in hosts]
+    # asterisk.tls.acme proves each certificate name by a TXT record sipctl writes with this
+    # key (providers/dns/challenge.py); without the grant BIND refuses the first order
+    grants += [(challenge_owner(name), "TXT") for name in acme_names(spec)]
     lines = [
         f"// sipctl: least privilege for TSIG key {key!r} in zone {absolute(spec.zone)}",
         "// Put this in the zone's block of named.conf (it replaces allow-update).",
@@ -124,6 +129,14 @@ def update_policy(spec: Spec) -> str:
     lines += [f'    grant "{key}" name {name} {types};' for name, types in grants]
     lines.append("};")
     return "\n".join(lines) + "\n"
+
+
+def acme_names(spec: Spec) -> list[str]:
+    """The names whose ACME DNS-01 challenges sipctl answers in the zone (none without acme)."""
+    tls = spec.asterisk.tls if spec.asterisk is not None else None
+    if tls is None or tls.acme is None:
+        return []
+    return certificate_names(spec)
 
 
 def dns_artefacts(spec: Spec) -> dict[str, str]:
