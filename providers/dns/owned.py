@@ -8,7 +8,7 @@ the A/AAAA of the hosts in the desired set and in the live registry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import dns.rdata
@@ -39,11 +39,23 @@ class LiveRrset:
 
     ttl: int
     records: tuple[tuple[str, str], ...]
+    # The record each exact text was read from, so that deciding what is owned (a NAPTR's
+    # service, the hosts a registry lists) does not parse the text again. Not compared and
+    # not stored: a record without it (read back from JSON, built from texts) is parsed.
+    read_from: Mapping[str, dns.rdata.Rdata] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def from_rdatas(cls, ttl: int, rdatas: Iterable[dns.rdata.Rdata]) -> LiveRrset:
-        pairs = {(canonical(r), r.to_text()) for r in rdatas}
-        return cls(int(ttl), tuple(sorted(pairs)))
+        read_from = {r.to_text(): r for r in rdatas}
+        pairs = {(canonical(r), exact) for exact, r in read_from.items()}
+        return cls(int(ttl), tuple(sorted(pairs)), read_from)
+
+    def rdata(self, rdtype: str, exact: str) -> dns.rdata.Rdata:
+        """The record whose exact text is ``exact``."""
+        found = self.read_from.get(exact)
+        return found if found is not None else parse(rdtype, exact)
 
     def to_json(self) -> dict[str, object]:
         return {"ttl": self.ttl, "records": [list(p) for p in self.records]}
@@ -76,7 +88,7 @@ def listed_hosts(rrsets: dict[tuple[str, str], LiveRrset], domain: str, zone: st
     registry = rrsets.get((registry_owner(domain), "TXT"))
     if registry is None:
         return []
-    hosts = registry_hosts(parse("TXT", exact) for _, exact in registry.records)
+    hosts = registry_hosts(registry.rdata("TXT", exact) for _, exact in registry.records)
     return [h for h in hosts if in_zone(h, zone)]
 
 
@@ -108,7 +120,7 @@ def owned_state(
 
 
 def _naptr_value(rrset: LiveRrset, wanted: Value, live: LiveState) -> Value:
-    sip = sorted({c for c, e in rrset.records if is_sip_naptr(_naptr(e))})
+    sip = sorted({c for c, e in rrset.records if is_sip_naptr(rrset.rdata("NAPTR", e))})
     if not sip:
         return None
     others = len(rrset.records) - len(sip)
@@ -122,10 +134,6 @@ def _naptr_value(rrset: LiveRrset, wanted: Value, live: LiveState) -> Value:
         )
         ttl = int(wanted["ttl"])
     return {"ttl": ttl, "records": sip}
-
-
-def _naptr(text: str) -> dns.rdata.Rdata:
-    return parse("NAPTR", text)
 
 
 @dataclass
