@@ -112,19 +112,22 @@ def _yaml_kind(value: object) -> str:
     return type(value).__name__
 
 
-def unknown_key_message(path: tuple[str | int, ...]) -> str:
+def unknown_key_message(path: tuple[str | int, ...], root: type[BaseModel] | None = None) -> str:
     """'unknown key' with the closest key of its section, or where in the spec the key
-    belongs when it is a key of another section, and the keys its section takes."""
+    belongs when it is a key of another section, and the keys its section takes. ``root``:
+    the model of another file than the spec (a profile, the fleet configuration)."""
     import difflib  # only for a spec error (start-up cost)
 
     key = str(path[-1]) if path else ""
-    known = known_keys(path[:-1])
+    known = known_keys(path[:-1], root)
     if not known:
         return "unknown key"
     where = _dotted_section(path[:-1])
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if close:
         guess = f"; did you mean '{close[0]}'?"
+    elif root is not None:
+        guess = ""
     else:
         elsewhere = key_locations().get(key, [])
         shown = ", ".join(elsewhere[:3]) + (", ..." if len(elsewhere) > 3 else "")
@@ -136,12 +139,13 @@ def _dotted_section(path: tuple[str | int, ...]) -> str:
     return ".".join(str(p) for p in path if isinstance(p, str)) or "the top level"
 
 
-def known_keys(path: tuple[str | int, ...]) -> list[str]:
+def known_keys(path: tuple[str | int, ...], root: type[BaseModel] | None = None) -> list[str]:
     """The keys the section at ``path`` takes (empty when it is not a section). ``path`` is
-    a data path: a user's or room's name, a list's index step into the value they hold."""
+    a data path: a user's or room's name, a list's index step into the value they hold.
+    ``root``: the file's model, the spec's when None."""
     from sipctl.schemas.spec import Spec
 
-    annotation: Any = Spec
+    annotation: Any = Spec if root is None else root
     for part in path:
         annotation = _child(annotation, part)
         if annotation is None:

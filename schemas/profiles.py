@@ -141,32 +141,16 @@ class RunnerProfile(_Profile):
 
 def parse_profile(text: str, source: str, model: type[P]) -> P:
     """A profile from its YAML text; SpecError naming ``source`` and each bad key."""
-    import yaml
-    from pydantic import ValidationError
+    from sipctl.schemas.admin_files import parse_admin_file
 
-    from sipctl.errors import SpecError
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise SpecError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: a profile is a mapping that starts with 'version: 1'")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            f"{source}: {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors(include_url=False)
-        ]
-        raise SpecError(
-            problems[0] if len(problems) == 1 else f"{source}: {len(problems)} problems",
-            problems,
-            hint="the profile's keys: sipctl schema --output "
-            + ("host-profile" if model is HostProfile else "runner-profile"),
-        ) from None
+    which = "host-profile" if model is HostProfile else "runner-profile"
+    return parse_admin_file(
+        text,
+        source,
+        model,
+        what="a profile is a mapping that starts with 'version: 1'",
+        hint=f"the profile's keys: sipctl schema --output {which}",
+    )
 
 
 def profile_schema_text(which: Literal["host", "runner"]) -> str:

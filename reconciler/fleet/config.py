@@ -14,11 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sipctl.errors import SpecError
 from sipctl.reconciler.fleet.model import Settings
+from sipctl.schemas.admin_files import parse_admin_file
 
 _Seconds = Annotated[float, Field(gt=0, le=86400 * 7)]
 
@@ -75,16 +75,16 @@ def load_config(path: Path | None) -> FleetConfig:
     if path is None:
         return FleetConfig()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"{path}: cannot read the fleet configuration: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        return FleetConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            f"{path}: {'.'.join(str(p) for p in error['loc']) or '(top)'}: {error['msg']}"
-            for error in exc.errors()
-        ]
-        raise SpecError(problems[0], problems) from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: the fleet configuration is not UTF-8 text") from None
+    return parse_admin_file(
+        text,
+        str(path),
+        FleetConfig,
+        what="the fleet configuration is a mapping (address: HOST:PORT, namespace: ...)",
+        hint="its keys: docs/fleet.md, The configuration",
+        may_be_empty=True,
+    )

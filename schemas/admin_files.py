@@ -1,0 +1,57 @@
+"""The admin's own YAML files (host profile, runner profile, fleet configuration): read the
+same way, so each mistake in one of them is one line naming the file, the line or key, and
+what to write instead, as a spec's mistakes are."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
+
+
+def parse_admin_file(
+    text: str, source: str, model: type[M], *, what: str, hint: str, may_be_empty: bool = False
+) -> M:
+    """``model`` from the YAML ``text`` of ``source``; SpecError naming each bad key.
+
+    ``what`` says what a mapping of this file is (for a file that holds none), ``hint``
+    where its keys are described; ``may_be_empty``: a file without a value (empty, only
+    comments) means every default."""
+    import yaml
+    from pydantic import ValidationError
+
+    from sipctl.errors import SpecError
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise SpecError(f"{where}: not valid YAML ({problem})", hint=hint) from None
+    if data is None and may_be_empty:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: {what}", hint=hint)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{source}: {_message(err, model)}" for err in exc.errors(include_url=False)]
+        raise SpecError(
+            problems[0] if len(problems) == 1 else f"{source}: {len(problems)} problems",
+            problems,
+            hint=hint,
+        ) from None
+
+
+def _message(err: Any, model: type[BaseModel]) -> str:
+    from sipctl.schemas.messages import unknown_key_message
+
+    path = tuple(err["loc"])
+    dotted = ".".join(str(p) for p in path) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{dotted}: {unknown_key_message(path, root=model)}"
+    return f"{dotted}: {err['msg']}"

@@ -1,0 +1,111 @@
+"""The admin's files (host profile, runner profile, fleet configuration) answer a mistake
+as a spec does: one line with the file and the line or key, a misspelt key with the one
+meant. They are read by one function (schemas/admin_files.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from sipctl.errors import SpecError
+from sipctl.reconciler.fleet.config import FleetConfig, load_config
+from sipctl.schemas.profiles import HostProfile, RunnerProfile, parse_profile
+
+
+def _fleet(text: str, tmp_path: Path) -> FleetConfig:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(text)
+    return load_config(path)
+
+
+def _problems(error: SpecError) -> list[str]:
+    return list(error.problems or [str(error)])
+
+
+def test_a_misspelt_key_of_the_fleet_configuration_names_the_one_meant(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        _fleet("adress: temporal:7233\napply: {heartbaet: 30s}\n", tmp_path)
+    problems = _problems(info.value)
+    assert any("adress: unknown key 'adress'; did you mean 'address'?" in p for p in problems)
+    assert any(
+        "apply.heartbaet: unknown key 'heartbaet'; did you mean 'heartbeat'?" in p for p in problems
+    )
+
+
+def test_broken_yaml_in_the_fleet_configuration_is_one_line_with_its_place(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(SpecError) as info:
+        _fleet("address: [\n", tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'fleet.yaml'}:2:1: not valid YAML (")
+    assert "\n" not in message
+
+
+def test_a_fleet_configuration_of_comments_only_is_every_default(tmp_path: Path) -> None:
+    assert _fleet("# nothing yet\n", tmp_path) == FleetConfig()
+
+
+def _fleet_text(text: str) -> FleetConfig:
+    from sipctl.schemas.admin_files import parse_admin_file
+
+    return parse_admin_file(text, "fleet.yaml", FleetConfig, what="a mapping", hint="h")
+
+
+READERS = {
+    "host": lambda text: parse_profile(text, "host.yaml", HostProfile),
+    "runner": lambda text: parse_profile(text, "runner.yaml", RunnerProfile),
+    "fleet": _fleet_text,
+}
+SOURCES = {"host": "host.yaml", "runner": "runner.yaml", "fleet": "fleet.yaml"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    which=st.sampled_from(sorted(READERS)),
+    text=st.one_of(
+        st.text(max_size=200),
+        st.lists(
+            st.sampled_from(
+                [
+                    "version: 1\n",
+                    "address: x:1\n",
+                    "asterisk: {default: [a]}\n",
+                    "credentials: {}\n",
+                    "apply: {attempts: 'x'}\n",
+                    "drift: [\n",
+                    "  - a\n",
+                    "\tb: 1\n",
+                    "nmespace: n\n",
+                    "c: &a [*a]\n",
+                    '"x\n',
+                ]
+            ),
+            max_size=6,
+        ).map("".join),
+    ),
+)
+def test_every_mistake_in_an_admin_file_is_lines_that_name_the_file(which: str, text: str) -> None:
+    try:
+        READERS[which](text)
+    except SpecError as error:
+        for problem in _problems(error):
+            assert problem.startswith(SOURCES[which]), problem
+            assert "\n" not in problem, problem
+            assert "Extra inputs are not permitted" not in problem
+
+
+@pytest.mark.parametrize("model", [HostProfile, RunnerProfile, FleetConfig])
+def test_every_top_level_key_misspelt_is_answered_with_it(model: type[BaseModel]) -> None:
+    from sipctl.schemas.admin_files import parse_admin_file
+
+    for key, info in model.model_fields.items():
+        name = info.alias or key
+        typo = name[:1] + name[2:]  # the second letter left out
+        with pytest.raises(SpecError) as raised:
+            parse_admin_file(f"{typo}: 1\n", "f.yaml", model, what="m", hint="h")
+        assert f"did you mean '{name}'?" in "\n".join(_problems(raised.value)), (model, name)
