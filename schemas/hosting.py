@@ -104,4 +104,4 @@ def compose(loaded: LoadedSpec, path: Path) -> LoadedSpec:
         update["transports"] = host.transports
     if "servers" not in spec.model_fields_set:
         update["servers"] = host.servers
-    return replace(loaded, spec=spec.model_copy(update=update)) if update else loaded
+    return replace(loaded, spec=spec.with_host(host, update))

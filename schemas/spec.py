@@ -923,6 +923,20 @@ class Spec(_Model):
     def customers(self) -> tuple[Spec, ...]:
         return self._customers
 
+    # With 'host': the host file beside it that serves it (schemas/hosting.py).
+    _served_by: Spec | None = PrivateAttr(default=None)
+
+    @property
+    def served_by(self) -> Spec | None:
+        return self._served_by
+
+    def with_host(self, host: Spec, update: dict[str, object]) -> Spec:
+        """This customer spec served by ``host``, with ``update`` (the host's transports,
+        servers) applied."""
+        copy = self.model_copy(update=update)
+        copy._served_by = host
+        return copy
+
     def with_customers(self, customers: tuple[Spec, ...]) -> Spec:
         """This host spec serving ``customers`` (sorted by domain)."""
         copy = self.model_copy()

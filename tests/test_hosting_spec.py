@@ -147,3 +147,19 @@ def test_a_host_change_is_planned_once(
     assert code == 0, shown
     assert shown.count("# asterisk at dir:state/pbx1") == 1, shown
     assert shown.count("# fail2ban at dir:state/pbx1") == 1, shown
+
+
+def test_a_shard_holds_a_host_with_all_its_customers(hoster: Path) -> None:
+    from sipctl.reconciler.gitops.multi import Domain
+    from sipctl.reconciler.gitops.shards import take_shard
+
+    domains = [Domain(path=p, loaded=load_spec(p)) for p in sorted(hoster.glob("*.yaml"))]
+    for count in (2, 3, 5):
+        for index in range(1, count + 1):
+            names = {d.name for d in take_shard(domains, f"{index}/{count}")}
+            for host, customers in (
+                ("pbx1.hoster.example", {"alpha.example", "beta.example"}),
+                ("pbx2.hoster.example", {"gamma.example"}),
+            ):
+                assert (host in names) == (customers <= names), (count, index, names)
+                assert not (customers & names) or customers <= names

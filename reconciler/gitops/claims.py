@@ -60,8 +60,14 @@ def host_key(loaded: LoadedSpec, target: str) -> str:
 
 def shard_key_of(loaded: LoadedSpec) -> str:
     """What decides a spec's share of a sharded run: its PBX host (the host of its first host
-    layer), so that all domains of one host go to the same job; else its domain."""
+    layer), so that all domains of one host go to the same job; else its domain. A hosted
+    customer goes with its host's file."""
+    from dataclasses import replace
+
     from sipctl.reconciler.gitops.locking import host_places
+
+    if loaded.spec.served_by is not None:
+        loaded = replace(loaded, spec=loaded.spec.served_by)
 
     for place in host_places(loaded):
         return f"host:{host_key(loaded, place.target)}"
