@@ -175,3 +175,31 @@ def test_worker_processes_plan_exactly_what_one_process_plans(
             assert run(argv) == 1
             err = capsys.readouterr().err
             assert "c19.yaml: DNS NAPTR customer03.example. is also claimed by" in err
+
+
+def test_two_specs_that_publish_their_page_into_one_web_root_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each apply would replace the other domain's page (found trying eight specs of one
+    hoster that all kept the example's publish line)."""
+    (tmp_path / "zones").mkdir()
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    page = (
+        "transports: {{udp: {{port: 5060}}, wss: {{port: 8089}}}}\n"
+        "webrtc: {{host: pbx.{domain}, publish: 'dir:../web:{root}'}}\n"
+    )
+    for name in ("a", "b"):
+        text = _zonefile_spec(f"{name}.example") + page.format(
+            domain=f"{name}.example", root="/var/www/html/call"
+        )
+        (specs / f"{name}.yaml").write_text(text)
+    assert run(["plan", "-f", str(specs)]) == 1
+    err = capsys.readouterr().err
+    assert "b.yaml: webrtc page on dir:../web (/var/www/html/call) is also managed by" in err
+
+    (specs / "b.yaml").write_text(
+        (specs / "b.yaml").read_text().replace("/var/www/html/call", "/var/www/b/call")
+    )
+    assert run(["plan", "-f", str(specs)]) == 0
+    assert "is also managed by" not in capsys.readouterr().err

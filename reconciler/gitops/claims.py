@@ -1,7 +1,8 @@
 """What one spec of a many-domain run claims, so that no two specs claim the same thing.
 
 A spec claims DNS names (every name its DNS layer renders, and its lock name) and host
-layers (firewall, fail2ban, Asterisk files at one target and directory). Two specs may
+layers (firewall, fail2ban, Asterisk files at one target and directory, the web root its
+click-to-call page is published into). Two specs may
 declare the same host layer only with the same contents. ``claims_of`` renders each layer
 once and hands the resources on, so that planning the spec afterwards does not render them
 again; the claims themselves are small (names and digests), so that planning workers can
@@ -99,8 +100,26 @@ def claims_of(loaded: LoadedSpec) -> tuple[Claims, dict[str, list[Resource]]]:
                 _signature(loaded, place.layer, rendered),
             )
         )
+    page = _page_claim(loaded)
+    if page is not None:
+        hosts.append(page)
     claims = Claims(spec.domain, tuple(sorted(dns)), tuple(hosts), shard_key_of(loaded))
     return claims, rendered
+
+
+def _page_claim(loaded: LoadedSpec) -> HostClaim | None:
+    """The web root ``webrtc.publish`` writes the click-to-call page into: two specs that
+    publish into one directory would replace each other's page (and its record) on every
+    apply."""
+    from sipctl.reconciler.render.webrtc import publish_place, published_files
+
+    place = publish_place(loaded.spec)
+    if place is None:
+        return None
+    target, root = place
+    files = canonical_json(sorted(published_files(loaded.spec).items()))
+    signature = hashlib.sha256(files.encode("utf-8")).hexdigest()
+    return HostClaim("webrtc page", target, host_key(loaded, target), root, signature)
 
 
 def _signature(loaded: LoadedSpec, layer_name: str, rendered: dict[str, list[Resource]]) -> str:
