@@ -38,16 +38,34 @@ _REGISTRY_HOST = "host="
 _RECENT = 16384
 
 
+_NAMES: dict[str, dns.name.Name] = {}
+
+
+def name_of(text: str) -> dns.name.Name:
+    """``text`` as a dnspython name, a relative one taken below the root. Names are
+    immutable, so one is shared by whoever needs it: the renderer, the owner names a read
+    asks for or looks up, the zone checks (``absolute`` files its result here too)."""
+    found = _NAMES.get(text)
+    if found is None:
+        if len(_NAMES) >= _RECENT:
+            _NAMES.clear()
+        found = _NAMES[text] = dns.name.from_text(text, origin=dns.name.root)
+    return found
+
+
 @lru_cache(maxsize=_RECENT)
 def absolute(name: str) -> str:
     """``Mysite.RU`` -> ``mysite.ru.``: the form every owner name takes in sipctl."""
-    return dns.name.from_text(name.lower(), origin=dns.name.root).to_text()
+    found = name_of(name.lower())
+    text = found.to_text()
+    _NAMES.setdefault(text, found)  # the same name, by the text sipctl uses from now on
+    return text
 
 
 @lru_cache(maxsize=_RECENT)
 def in_zone(host: str, zone: str) -> bool:
     """True when ``host`` is the zone's apex or a name below it."""
-    return dns.name.from_text(absolute(host)).is_subdomain(dns.name.from_text(absolute(zone)))
+    return name_of(absolute(host)).is_subdomain(name_of(absolute(zone)))
 
 
 def srv_owner(transport: str, domain: str) -> str:

@@ -59,8 +59,8 @@ from sipctl.providers.dns.owned import (
 )
 from sipctl.providers.dns.tcp_pipeline import Connection
 from sipctl.providers.dns.tsig_key import TsigKey
-from sipctl.providers.dns.wire import Answer, name_of
-from sipctl.reconciler.dns_records import absolute, parse
+from sipctl.providers.dns.wire import Answer
+from sipctl.reconciler.dns_records import absolute, name_of, parse
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.resources import LiveState, Resource
 

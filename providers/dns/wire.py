@@ -22,7 +22,6 @@ import hmac
 import struct
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
 import dns.exception
 import dns.message
@@ -33,6 +32,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.tsig
 from dns.rdtypes.ANY.TSIG import TSIG
+
+from sipctl.reconciler.dns_records import name_of
 
 FUDGE = 300  # seconds of clock difference a signature allows (dnspython's default)
 _HEADER = struct.Struct("!HHHHHH")
@@ -339,13 +340,6 @@ def _rrsets(
         key: (ttl, list(dict.fromkeys(rdatas)) if len(rdatas) > 1 else rdatas)
         for key, (ttl, rdatas) in grouped.items()
     }
-
-
-@lru_cache(maxsize=16384)
-def name_of(owner: str) -> dns.name.Name:
-    """``owner`` as a dnspython name (immutable: shared by the query and the answer's
-    reader, and by the two reads of a plan)."""
-    return dns.name.from_text(owner)
 
 
 def _malformed(why: str) -> dns.exception.FormError:
