@@ -44,7 +44,7 @@ def refusal_reasons(plan: Plan) -> list[str]:
 # A host of many customers (render/asterisk_hosting.py) lists each customer's domain in this
 # context, twice (with and without a trailing dot); its other extensions are sipctl's own.
 _DOMAINS_PREFIX = "sipctl-domains,"
-_NOT_DOMAINS = frozenset({"h", "i", "t", "T", "e", "_-."})
+_NOT_DOMAINS = frozenset({"_-."})
 
 
 def hosted_domains(value: Any) -> set[str]:

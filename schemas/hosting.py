@@ -65,10 +65,22 @@ def customers_of(host: Spec, path: Path) -> tuple[Spec, ...]:
         if named.search(_read(p))
     ]
     found = [c for c in found if c.host == host.hosting.name]
-    domains = [c.domain.lower() for c in found]
-    twice = sorted({d for d in domains if domains.count(d) > 1})
-    if twice:
-        raise SpecError(f"{path}: the domain {twice[0]} is in two customer files of this host")
+    # Asterisk ignores '-' in extension names, and each domain is one in the host's dialplan:
+    # a-b.example and ab.example would be the same customer.
+    by_key: dict[str, list[str]] = {}
+    for customer in found:
+        domain = customer.domain.lower()
+        by_key.setdefault(domain.replace("-", ""), []).append(domain)
+    for domains in by_key.values():
+        if len(domains) > 1 and len(set(domains)) == 1:
+            raise SpecError(
+                f"{path}: the domain {domains[0]} is in two customer files of this host"
+            )
+        if len(domains) > 1:
+            raise SpecError(
+                f"{path}: the customer domains {domains[0]} and {domains[1]} are the same to "
+                "Asterisk (it ignores '-' in names); serve one of them from another host"
+            )
     return tuple(found)
 
 

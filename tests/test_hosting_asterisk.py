@@ -191,11 +191,13 @@ def test_the_domain_is_folded_as_callers_write_it(
 
 
 @pytest.mark.parametrize(
-    ("user", "domain"),
+    ("user", "domain", "logged"),
     [
-        ("alex", "b.example"),  # a's name, at b: b's guests never reach a's names
-        ("director", "c.example"),  # no customer's domain
-        ("director", "127.0.0.1"),  # the PBX's address is no customer's domain
+        ("alex", "b.example", "b.example"),  # a's name, at b: b's guests never reach a's
+        ("director", "c.example", "c.example"),  # no customer's domain
+        ("director", "127.0.0.1", "127.0.0.1"),  # the PBX's address is no customer's domain
+        ("director", "h", "h"),  # a domain named like Asterisk's hangup extension
+        ("h", "a.example", ""),  # the hangup extension dialled: before any of our steps
     ],
 )
 def test_a_name_or_domain_no_customer_declared_is_a_wrong_call(
@@ -204,11 +206,11 @@ def test_a_name_or_domain_no_customer_declared_is_a_wrong_call(
     phones: tuple[AnsweringPhone, AnsweringPhone],
     user: str,
     domain: str,
+    logged: str,
 ) -> None:
     offset = pbx.log_size()
     statuses, _ = _call(pbx, user, domain)
     assert not phones[0].invites and not phones[1].invites
-    logged = domain.lower().rstrip(".")
     text = pbx.wait_log(rf"Wrong call IP=127\.0\.0\.1 domain={re.escape(logged)}$", offset)
     assert re.search(rf"Wrong call IP=127\.0\.0\.1 domain={re.escape(logged)}\n", text), text
     assert statuses, statuses

@@ -163,3 +163,17 @@ def test_a_shard_holds_a_host_with_all_its_customers(hoster: Path) -> None:
             ):
                 assert (host in names) == (customers <= names), (count, index, names)
                 assert not (customers & names) or customers <= names
+
+
+@pytest.mark.parametrize(
+    ("domain", "expected"),
+    [
+        ("alpha.example", "the domain alpha.example is in two customer files"),
+        ("al-pha.example", "alpha.example and al-pha.example are the same to Asterisk"),
+    ],
+)
+def test_two_customers_asterisk_cannot_tell_apart(hoster: Path, domain: str, expected: str) -> None:
+    text = (hoster / "alpha.example.yaml").read_text().replace("alpha.example", domain)
+    (hoster / "twin.yaml").write_text(text)
+    with pytest.raises(SpecError, match=expected):
+        load_spec(hoster / "pbx1.yaml")

@@ -96,14 +96,15 @@ def hosting_dialplan(spec: Spec, out: DialplanWriter) -> None:
         "; (the request URI's host) to that customer's names, and nothing else.",
     )
     out.context(host.guest_context)
+    # After our steps (h at every hangup) they end silently; dialled, they are wrong names.
     for name in single.ENDING_EXTENSIONS:
-        out.extension(name, ["Hangup()"])
+        out.extension(name, single.ending_steps(host))
     out.extension(wrong, single.reject_steps(host, with_domain=True))
     out.extension(single.CATCH_ALL_PATTERN, entry_steps(wrong))
     out.comment("; Each customer's domain, lower case, without and with a trailing dot.")
     out.context(DOMAINS_CONTEXT)
-    for name in single.ENDING_EXTENSIONS:
-        out.extension(name, ["Hangup()"])
+    # No h, i, t, T or e here: a caller who sends the domain "h" is a wrong call too (the
+    # channel only passes through this context, it never hangs up in it).
     for customer in spec.customers:
         # The name had no comma (entry context): Goto cannot read it as a label.
         steps = [f"Goto({customer_context(customer.domain)},${{{NAME_VARIABLE}}},1)"]
