@@ -224,7 +224,8 @@ def test_each_hole_is_found_and_named_then_closed(
     assert named[0].severity == "critical" and named[0].fix
     jsonschema.validate(report.to_json(), audit_report_schema())
     assert phones["105"].invites == [] or hole != "internal number"
-    assert _audit(applied, bind).exit_code == 0
+    again = _audit(applied, bind)
+    assert again.exit_code == 0, again.to_text()
 
 
 def test_an_include_in_a_not_found_guest_context_is_found(
@@ -233,7 +234,8 @@ def test_an_include_in_a_not_found_guest_context_is_found(
     spec = _spec(tmp_path, bind, zone, asterisk, unknown_callers="not-found")
     apply_spec(spec)
     try:
-        assert _audit(spec, bind).exit_code == 0
+        first = _audit(spec, bind)
+        assert first.exit_code == 0, first.to_text()
         asterisk.rx("dialplan add include default into guest-call")
         try:
             report = _audit(spec, bind)
@@ -256,7 +258,8 @@ def test_a_management_port_beyond_the_firewall_is_found(applied: Path, bind: Bin
     (finding,) = [f for f in report.findings if f.code == "port-open"]
     assert finding.where == "tcp 127.0.0.1:5038" and "AMI" in finding.title
     assert finding.severity == "critical"
-    assert _audit(applied, bind).exit_code == 0
+    again = _audit(applied, bind)
+    assert again.exit_code == 0, again.to_text()
 
 
 def test_a_declared_name_without_a_phone_ends_like_an_undeclared_one(
@@ -454,8 +457,9 @@ def test_svwar_and_audit_find_the_internal_extensions_then_neither_after_the_fix
         ("tcp", "INVITE"),
     } <= methods, text
     assert all("identify_by=ip" in f.fix for f in found) and report.exit_code == 2, text
-    # the challenged requests leave nothing in the log fail2ban reads
-    assert any("fail2ban never sees" in d for f in found for d in f.details), text
+    # what the log fail2ban reads shows of the scan is named (the challenged requests leave
+    # no line; a stray pjproject parse error of a late packet may)
+    assert any("name this machine" in d for f in found for d in f.details), text
     assert _svwar(asterisk, "OPTIONS") == set() and _svwar(asterisk, "INVITE") == set()
     before = {ext: len(p.invites) for ext, p in phones.items()}
     after = _audit(applied, bind)

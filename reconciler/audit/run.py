@@ -531,9 +531,7 @@ def _identity_probes(
     found = [i for i in range(first, len(report.findings))
              if report.findings[i].code == "enumeration-by-identity"]  # fmt: skip
     if found and hops:
-        sent = report.count("identity").requests
-        logged = len(unknown) * 2 * len(targets)  # an INVITE and a REGISTER each, per target
-        seen = _unlogged(transport, log_path, log_offset, hops[0], min(sent, logged))
+        seen = _unlogged(transport, log_path, log_offset, hops[0])
         if seen is not None:
             for index in found:
                 finding = report.findings[index]
@@ -547,14 +545,17 @@ def _identity_probes(
     )
 
 
+# The only lines an unknown extension's call or REGISTER leaves (measured on Asterisk 22).
+_UNKNOWN_LINES = ("Wrong call", "has no configured AORs")
+
+
 def _unlogged(
-    transport: HostTransport | None, path: str, offset: int | None, hop: Endpoint, unknown: int
+    transport: HostTransport | None, path: str, offset: int | None, hop: Endpoint
 ) -> str | None:
     """What the PBX's log says about the scan. Measured on Asterisk 22: only an unknown
     extension's call ('Wrong call') and REGISTER ('anonymous ... has no configured AORs')
     leave a line naming the scanner; OPTIONS and every challenged request leave none, so
-    fail2ban never sees them. ``unknown``: how many such calls and REGISTERs were sent.
-    None when the log cannot be read."""
+    fail2ban never sees them. None when the log cannot be read."""
     from sipctl.providers.asterisk.live_dialplan import log_since
     from sipctl.reconciler.ban_state import source_address
 
@@ -568,15 +569,16 @@ def _unlogged(
     except OSError:
         return None
     lines = [ln for ln in text.splitlines() if address in ln]
-    if len(lines) > unknown:
+    other = [ln for ln in lines if not any(words in ln for words in _UNKNOWN_LINES)]
+    if other:
         return (
-            f"{len(lines)} line(s) in {path} name this machine ({address}), e.g. "
-            f"{lines[-1].strip()[:200]!r}"
+            f"{len(other)} line(s) in {path} name this machine ({address}) besides the "
+            f"unknown extensions' calls and REGISTERs, e.g. {other[-1].strip()[:200]!r}"
         )
     return (
-        f"{len(lines)} line(s) in {path} name this machine ({address}), for the unknown "
-        "extensions' calls and REGISTERs only: the OPTIONS scan and every challenged "
-        "request leave none, so fail2ban never sees them"
+        f"{len(lines)} line(s) in {path} name this machine ({address}), all for the unknown "
+        "extensions' calls and REGISTERs: the OPTIONS scan and every challenged request "
+        "leave none, so fail2ban never sees them"
     )
 
 
