@@ -20,6 +20,7 @@ visible text). Each refusal names ``file:line:col``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -360,6 +361,7 @@ class _Builder:
         return f"{self.source}:{mark.line + 1}:{mark.column + 1}"
 
 
+@cache  # the resolvers are PyYAML's, fixed once imported: once per process
 def _starts_resolving_to(tag: str) -> frozenset[str] | None:
     """The first characters under which the resolver may give a plain scalar ``tag``
     (``""`` for the empty scalar); None when some resolver takes any first character."""

@@ -154,10 +154,15 @@ def _refuse_overlaps(domains: list[Domain], what: str) -> None:
 
 
 def _context_factory(console: Console, force: bool) -> Callable[[LoadedSpec], RunContext]:
+    import os
+
     from sipctl.providers.base import RunContext
 
+    # One copy of the environment for the run, not one per domain (nothing writes to it).
+    env = dict(os.environ)
+
     def make_ctx(loaded: LoadedSpec) -> RunContext:
-        return RunContext(base_dir=loaded.base_dir, log=console.progress, force=force)
+        return RunContext(base_dir=loaded.base_dir, env=env, log=console.progress, force=force)
 
     return make_ctx
 
