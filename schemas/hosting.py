@@ -64,7 +64,7 @@ def customers_of(host: Spec, path: Path) -> tuple[Spec, ...]:
         for p in _siblings(path)
         if named.search(_read(p))
     ]
-    found = [c for c in found if c.host == host.hosting.name]
+    found = [_served(c, host) for c in found if c.host == host.hosting.name]
     # Asterisk ignores '-' in extension names, and each domain is one in the host's dialplan:
     # a-b.example and ab.example would be the same customer.
     by_key: dict[str, list[str]] = {}
@@ -82,6 +82,16 @@ def customers_of(host: Spec, path: Path) -> tuple[Spec, ...]:
                 "Asterisk (it ignores '-' in names); serve one of them from another host"
             )
     return tuple(found)
+
+
+def _served(customer: Spec, host: Spec) -> Spec:
+    """``customer`` served by ``host``: the host's transports and servers, unless its own."""
+    update: dict[str, object] = {}
+    if "transports" not in customer.model_fields_set:
+        update["transports"] = host.transports
+    if "servers" not in customer.model_fields_set:
+        update["servers"] = host.servers
+    return customer.with_host(host, update)
 
 
 def host_of(customer: Spec, path: Path) -> Spec | None:
@@ -111,9 +121,4 @@ def compose(loaded: LoadedSpec, path: Path) -> LoadedSpec:
             f"{path}: no host file with 'hosting: {{name: {spec.host}}}' in {path.parent}; "
             "a customer file lives beside its host's file"
         )
-    update: dict[str, object] = {}
-    if "transports" not in spec.model_fields_set:
-        update["transports"] = host.transports
-    if "servers" not in spec.model_fields_set:
-        update["servers"] = host.servers
-    return replace(loaded, spec=spec.with_host(host, update))
+    return replace(loaded, spec=_served(spec, host))

@@ -58,3 +58,43 @@ def test_customers_records_point_at_their_hosts_servers(
     finally:
         for zone in zones:
             bind.delete_zone(zone)
+
+
+@pytest.mark.asterisk
+def test_verify_of_a_host_file_verifies_each_customer(
+    bind: BindServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each customer's domain resolves (NAPTR, SRV, A on the real BIND) to the real
+    Asterisk, and each of its names answers there."""
+    from fixtures.asterisk import running_asterisk
+
+    monkeypatch.setenv(SECRET_ENV, bind.secret)
+    monkeypatch.chdir(tmp_path)
+    zones = [bind.new_zone(), bind.new_zone()]
+    hoster = tmp_path / "hoster"
+    hoster.mkdir()
+    try:
+        with running_asterisk() as pbx:
+            section = pbx.spec_section()
+            (hoster / "pbx1.yaml").write_text(
+                "version: 1\ndomain: pbx1.hoster.example\nhosting: {name: pbx1}\n"
+                f"transports: {{udp: {{port: {pbx.sip_port}}}, tcp: {{port: {pbx.sip_port}}}}}\n"
+                f"servers: [{{host: sip.{zones[0]}, ipv4: [127.0.0.1], priority: 10}}]\n"
+                f"asterisk: {{target: local, config_dir: '{section['config_dir']}'}}\n"
+            )
+            for n, zone in enumerate(zones):
+                (hoster / f"customer{n}.yaml").write_text(_customer(bind, zone, f"c{n}-phones"))
+            assert run(["apply", "-f", str(hoster), "--auto-approve"]) == 0, capsys.readouterr()
+            capsys.readouterr()
+            code = run(["verify", "-f", str(hoster / "pbx1.yaml"), "--nameserver", bind.server])
+            shown = capsys.readouterr().out
+            assert code == 0, shown
+            for zone in zones:
+                assert f"=== {zone} ===" in shown, shown
+            assert shown.count("verify: OK") == 2, shown
+    finally:
+        for zone in zones:
+            bind.delete_zone(zone)

@@ -9,11 +9,15 @@ Exit 0 when every check holds, 1 otherwise (defects, failed probes, or an error)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sipctl.errors import EXIT_ERROR
+
+if TYPE_CHECKING:
+    from sipctl.output import Console
+    from sipctl.schemas.loader import LoadedSpec
 
 
 def verify_command(
@@ -56,6 +60,9 @@ def verify_command(
 
     console = _start(no_color, verbose)
     loaded = _load(spec_file)
+    if loaded.spec.hosting is not None:
+        _verify_customers(console, loaded, nameserver, timeout, json_)
+        return
     report = run_verify(loaded, nameserver, timeout, log=console.detail)
     if json_:
         from sipctl.cli_common import print_json_report
@@ -66,4 +73,30 @@ def verify_command(
     else:
         console.out(report.to_text())
     if not report.ok:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _verify_customers(
+    console: Console, loaded: LoadedSpec, nameserver: str | None, timeout: float, json_: bool
+) -> None:
+    """A host file: its own domain is no SIP domain; each customer's is verified in turn."""
+    from dataclasses import replace
+
+    from sipctl.errors import SpecError
+    from sipctl.reconciler.verify.run import run_verify
+
+    if json_:
+        raise SpecError(
+            f"{loaded.source}: --json verifies one domain: give a customer's file "
+            "(a host file serves several)"
+        )
+    failed = False
+    for customer in loaded.spec.customers:
+        console.out(f"=== {customer.domain} ===")
+        report = run_verify(replace(loaded, spec=customer), nameserver, timeout, log=console.detail)
+        console.out(report.to_text())
+        failed = failed or not report.ok
+    if not loaded.spec.customers:
+        console.out(f"{loaded.source}: no customer file of this directory names this host")
+    if failed:
         raise typer.Exit(EXIT_ERROR)
