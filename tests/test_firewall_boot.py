@@ -113,3 +113,36 @@ def test_persist_null_writes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     text = SPEC.replace("BACKEND", "iptables").replace('"dir:host"', "local") + "  persist: null\n"
     spec = load_spec_text(text, base_dir=tmp_path).spec
     assert spec.firewall is not None and spec.firewall.persist is None
+
+
+SECRET = "root:$y$j9T$TOPSECRET-hash:19700:0:99999:7:::\n-----BEGIN OPENSSH PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+@pytest.mark.parametrize("view", [[], ["-v"], ["--json"], ["--markdown"]])
+def test_a_persist_path_at_another_file_never_shows_its_content(
+    backend: str,
+    view: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A merge request may set firewall.persist to any path: plan showed the file it found
+    there line by line as the old side of the diff (found with /etc/shadow). A file sipctl
+    did not write is shown by size and digest only; apply would still replace it."""
+    monkeypatch.chdir(tmp_path)
+    shadow = tmp_path / "host" / "etc" / "shadow"
+    shadow.parent.mkdir(parents=True)
+    shadow.write_text(SECRET)
+    text = SPEC.replace("BACKEND", backend) + "  persist: /etc/shadow\n"
+    (tmp_path / "sipctl.yaml").write_text(text)
+    assert run(["plan", *view]) == 0
+    out, err = capsys.readouterr()
+    assert "TOPSECRET" not in out + err and "PRIVATE KEY" not in out + err
+    if view == ["-v"]:
+        assert f"- (a file sipctl did not write: {len(SECRET)} bytes, sha256 " in out
+
+    # a file sipctl wrote is still shown whole: the plan against it says no change
+    assert run(["apply", "--auto-approve"]) == 0
+    capsys.readouterr()
+    assert run(["plan", "--detailed-exitcode"]) == 0

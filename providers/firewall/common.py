@@ -48,6 +48,7 @@ from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.firewall import (
     accepts_tcp,
     file_address,
+    persist_file_shown,
     persist_paths,
     ruleset_address,
     wants_ipv6,
@@ -234,7 +235,7 @@ class FirewallProvider(Provider):
             texts[path] = text
             live.kept_as(self.kept_type).files[path] = host_file.content
             if text is not None:
-                live.resources[file_address(path)] = text
+                live.resources[file_address(path)] = persist_file_shown(text)
         value = self.parse_persist({key: texts[path] for key, path in paths.items()})
         if value is not None:
             live.resources[ruleset_address(self.fw)] = value
@@ -258,7 +259,7 @@ class FirewallProvider(Provider):
                 files[path] = None
                 continue
             files[path] = section.body.encode()
-            live.resources[file_address(path)] = section.body
+            live.resources[file_address(path)] = persist_file_shown(section.body)
         live.kept_as(self.kept_type).files = files
 
     # -- the SSH lockout check -------------------------------------------------------------

@@ -15,6 +15,7 @@ functions of that value; providers parse live output back into the same value.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from sipctl.schemas.spec import Firewall, Spec
 
 LAYER = "firewall"
+PERSIST_HEADER = "# Written by sipctl; do not edit (sipctl apply rewrites it)."
 CHAIN = "SIPCTL"  # iptables: our chain in the filter table
 NFT_TABLE = "inet sipctl"  # nftables: our table
 NFT_CHAIN = "input"
@@ -235,7 +237,7 @@ def iptables_persist_text(value: dict[str, Any] | None, family: str, path: str =
     """
     program = "iptables-restore" if family == "ipv4" else "ip6tables-restore"
     head = [
-        "# Written by sipctl; do not edit (sipctl apply rewrites it).",
+        PERSIST_HEADER,
         f"# Restore at boot with: post-up {program} < {path}",
         "# It replaces the whole filter table: on a running host use 'sipctl apply' instead.",
         "*filter",
@@ -269,7 +271,7 @@ def nft_script(value: dict[str, Any] | None, path: str = "FILE") -> str:
     ``value`` None (``ensure: absent``) only deletes our table.
     """
     lines = [
-        "# Written by sipctl; do not edit (sipctl apply rewrites it).",
+        PERSIST_HEADER,
         f'# Include it from /etc/nftables.conf: include "{path}"',
         f"table {NFT_TABLE} {{}}",
         f"delete table {NFT_TABLE}",
@@ -346,6 +348,19 @@ def ruleset_address(fw: Firewall) -> Address:
 
 def file_address(path: str) -> Address:
     return Address(LAYER, "file", path)
+
+
+def persist_file_shown(text: str) -> str:
+    """What a plan holds of a live persist file: one sipctl wrote, whole (its lines are
+    rules); any other only by size and digest. The spec names the path (``firewall.persist``),
+    so a merge request could otherwise point it at ``/etc/shadow`` or a key and read that
+    file in the plan's diff, its JSON and the Markdown comment of the pipeline. The digest
+    still tells a changed file from the one planned against."""
+    if text.startswith(PERSIST_HEADER + "\n"):
+        return text
+    data = text.encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(data).hexdigest()
+    return f"(a file sipctl did not write: {len(data)} bytes, sha256 {digest})\n"
 
 
 def render_firewall(spec: Spec) -> list[Resource]:
