@@ -7,8 +7,9 @@ to check and one to make, as octoDNS costs it, instead of nine. A larger zone (o
 may not transfer) is read by asking for the owned names only, pipelined over one TCP
 connection to the primary, and the rest of its transfer is never read: a plan costs the same
 in a zone of 200 records as in one of 100,000, and no large zone is transferred whole. The
-queries are written and their answers checked and decoded by ``wire`` (each answer's TSIG
-verified over the whole message, then only its answer section decoded). Both reads give the
+queries and the transfer are written, and their answers checked and decoded, by ``wire``
+(each answer's TSIG verified over the whole message by dnspython, then only its answer
+section, or of a transfer only the records at the owned names, decoded). Both reads give the
 same live state (a property test holds them to it on a real BIND).
 
 Writing sends every change of the zone in ONE UPDATE message. Each changed rrset carries an

@@ -8,7 +8,10 @@ walked record by record (its framing checked, a TSIG anywhere but last refused);
 checked over the WHOLE message by dnspython's own ``dns.tsig.validate`` (as
 ``dns.message.from_wire`` calls it), and only then are its answer records decoded by
 dnspython and grouped as dnspython groups them. The authority and additional records are
-never decoded.
+never decoded. The first message of a zone transfer is read the same way (``transfer``):
+its TSIG checked over the whole message, its records found by owner and type with only their
+owner names decoded, and a record's data decoded only when the provider asks for its rrset
+(the owned names): the other records of the zone are never decoded.
 
 An answer this reader does not expect (EDNS, which changes the rcode; another class or a
 signature in the answer section; a TSIG where none was asked for, or none where one was)
@@ -89,6 +92,33 @@ class QueryCodec:
     def answer(self, wire: bytes, request_mac: bytes) -> Answer:
         """The answer to a query signed with ``request_mac``: its signature verified (raises
         as ``dns.message.from_wire`` does), then its answer section decoded."""
+        flags, records = self._checked(wire, request_mac)
+        if records is None:
+            # Something sipctl does not expect (or an error to report): dnspython decodes
+            # and checks the whole message.
+            return Answer.of(self._whole(wire, request_mac))
+        return Answer(dns.rcode.from_flags(flags, 0), flags, _rrsets(wire, records))
+
+    def transfer(self, wire: bytes, request_mac: bytes) -> Transfer:
+        """The first message of a zone transfer asked with ``request_mac``: its signature
+        verified over the whole message (raises as ``dns.message.from_wire`` does), its
+        answer records found but none decoded yet (``Transfer.rrset`` decodes those asked
+        for). A message this reader does not expect goes to dnspython whole, as ``answer``."""
+        flags, records = self._checked(wire, request_mac)
+        if records is None:
+            message = dns.message.from_wire(
+                wire, keyring=self.key, request_mac=request_mac, xfr=True, one_rr_per_rrset=True
+            )
+            return Transfer.of(message)
+        found = _TransferRecords(wire, records)
+        return Transfer(dns.rcode.from_flags(flags, 0), flags, found.types, found)
+
+    def _checked(
+        self, wire: bytes, request_mac: bytes
+    ) -> tuple[int, list[tuple[int, int, int]] | None]:
+        """The message's flags and its answer records (start, type, class), its framing
+        checked and its TSIG verified; None for the records when the message is not what
+        this reader expects (dnspython is then to read it whole)."""
         if len(wire) < _HEADER.size:
             raise dns.message.ShortHeader
         _, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
@@ -116,57 +146,10 @@ class QueryCodec:
             raise dns.message.TrailingJunk
         usual = usual and all(c == _IN_CLASS and t not in _SPECIAL for _, t, c in records)
         if not usual or (tsig_start >= 0) != (self.key is not None):
-            # Something sipctl does not expect (or an error to report): dnspython decodes
-            # and checks the whole message.
-            return Answer.of(self._whole(wire, request_mac))
+            return flags, None
         if tsig_start >= 0:
             self._verify(wire, tsig_start, request_mac)
-        return Answer(dns.rcode.from_flags(flags, 0), flags, _rrsets(wire, records))
-
-    def transfer(self, wire: bytes, request_mac: bytes) -> Transfer:
-        """The first message of a zone transfer asked with ``request_mac``: its signature
-        verified over the whole message (raises as ``dns.message.from_wire`` does), its
-        answer records found but none decoded yet (``Transfer.rrset`` decodes those asked
-        for). A message this reader does not expect goes to dnspython whole, as ``answer``."""
-        if len(wire) < _HEADER.size:
-            raise dns.message.ShortHeader
-        _, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
-        at = _HEADER.size
-        for _ in range(qdcount):
-            at = _skip_name(wire, at) + 4
-        records = []
-        for _ in range(ancount):
-            start = at
-            at, rdtype, rdclass = _skip_record(wire, at)
-            records.append((start, rdtype, rdclass))
-        tsig_start = -1
-        usual = True
-        for section, count in ((2, nscount), (3, arcount)):
-            for position in range(count):
-                start = at
-                at, rdtype, rdclass = _skip_record(wire, at)
-                if rdtype == _TSIG_TYPE:
-                    if section != 3 or rdclass != _ANY_CLASS or position != count - 1:
-                        raise dns.message.BadTSIG
-                    tsig_start = start
-                elif rdtype == _OPT_TYPE:
-                    usual = False
-        if at != len(wire):
-            raise dns.message.TrailingJunk
-        usual = usual and all(c == _IN_CLASS and t not in _SPECIAL for _, t, c in records)
-        if not usual or (tsig_start >= 0) != (self.key is not None):
-            message = dns.message.from_wire(
-                wire,
-                keyring=self.key,
-                request_mac=request_mac,
-                xfr=True,
-                one_rr_per_rrset=True,
-            )
-            return Transfer.of(message)
-        if tsig_start >= 0:
-            self._verify(wire, tsig_start, request_mac)
-        found = _TransferRecords(wire, records)
-        return Transfer(dns.rcode.from_flags(flags, 0), flags, found.types, found)
+        return flags, records
 
     def _whole(self, wire: bytes, request_mac: bytes) -> dns.message.Message:
         return dns.message.from_wire(wire, keyring=self.key, request_mac=request_mac)
