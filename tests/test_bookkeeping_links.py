@@ -248,3 +248,51 @@ def test_plan_out_creates_no_directory_and_follows_no_link(
     (workspace / "plan.json").unlink()
     assert run(["plan", "--out", "plan.json"]) == 0
     assert stat.S_IMODE((workspace / "plan.json").stat().st_mode) == 0o600
+
+
+RENDER_SPEC = """\
+version: 1
+domain: mysite.ru
+transports: {udp: {port: 5060}, wss: {port: 8089}}
+servers: [{host: pbx.mysite.ru, ipv4: [203.0.113.10]}]
+users: {director: 105}
+asterisk:
+  target: 'dir:pbx'
+  tls: {cert_file: /etc/asterisk/keys/a.pem, key_file: /etc/asterisk/keys/a.key}
+webrtc: {host: pbx.mysite.ru}
+"""
+
+
+@pytest.mark.parametrize(
+    "plant",
+    ["out", "out/cards", "out/webrtc", "out/webrtc/index.html", "out/cards/director.vcf"],
+)
+def test_render_writes_nothing_through_a_link_in_its_directory(
+    plant: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """render's directory is often a checkout, where a merge request can add a link
+    (``cards -> ~/.ssh``, a linked ``index.html``): render refused none and wrote through."""
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(RENDER_SPEC)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / "victim"
+    victim.write_text("precious\n")
+    link = tmp_path / plant
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(victim if plant.endswith((".html", ".vcf")) else elsewhere)
+    assert run(["render", "-f", str(spec), "--dir", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "symbolic link" in err and len(err.strip().splitlines()) <= 2
+    assert victim.read_text() == "precious\n"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["victim"]
+
+
+def test_render_writes_into_a_plain_directory_again_and_again(tmp_path: Path) -> None:
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(RENDER_SPEC)
+    for _ in range(2):
+        assert run(["render", "-f", str(spec), "--dir", str(tmp_path / "out")]) == 0
+    page = tmp_path / "out" / "webrtc" / "index.html"
+    assert 'data-sipctl-call="director"' in page.read_text()
+    assert not list((tmp_path / "out").rglob("*.sipctl-tmp"))

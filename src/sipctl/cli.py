@@ -185,13 +185,7 @@ def render(
         if not layer.managed(loaded.spec):
             continue
         for name, text in sorted(layer.artefacts(loaded.spec).items()):
-            path = directory / layer.name / name
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise SipctlError(f"{path}: cannot write: {exc.strerror}") from None
-            console.out(str(path))
+            console.out(_write_artefact(directory, f"{layer.name}/{name}", text.encode()))
             written += 1
     written += _render_cards(console, loaded.spec, directory)
     console.info(f"Wrote {written} file(s) under {directory}.")
@@ -210,14 +204,27 @@ def _render_cards(console: Console, spec: Spec, directory: Path) -> int:
     except cards.CardsExtraMissing as exc:
         console.warn(str(exc))
     for name, data in sorted(files.items()):
-        path = directory / cards.CARDS_DIR / name
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        except OSError as exc:
-            raise SipctlError(f"{path}: cannot write: {exc.strerror}") from None
-        console.out(str(path))
+        console.out(_write_artefact(directory, f"{cards.CARDS_DIR}/{name}", data))
     return len(files)
+
+
+def _write_artefact(directory: Path, relative: str, data: bytes) -> str:
+    """Write ``directory/relative`` whole; returns the path written. Never through a link:
+    the directory is often a checkout, where a merge request can add ``cards -> ~/.ssh``
+    or a linked ``webrtc/index.html``, and render would write wherever it points."""
+    from sipctl.providers.bookkeeping import SafeDir, symlink_refused
+
+    *parts, name = relative.split("/")
+    path = directory.joinpath(*parts, name)
+    try:
+        if directory.is_symlink():
+            raise symlink_refused(str(directory))
+        directory.mkdir(parents=True, exist_ok=True)
+        with SafeDir.walk(directory, parts, create=True, shown=str(path.parent)) as safe:
+            safe.replace(name, data, 0o644, (os.geteuid(), os.getegid()))
+    except OSError as exc:
+        raise SipctlError(f"{path}: cannot write: {exc.strerror}") from None
+    return str(path)
 
 
 def schema(
