@@ -6,6 +6,8 @@ a fresh process as a CI job runs it:
 
 - a no-op plan of the host (``sipctl plan -f host.yaml``: the host file, all its customer
   files, the live files read back and compared);
+- a no-op plan of the whole directory (``sipctl plan -f .``: the host and every customer
+  file, each customer's plan holding its DNS layer only, here none);
 - the plan after one customer's file was added (it must name that customer's users only).
 
 Run: ``python bench/hosting.py`` (``--customers 1000 --users 10``).
@@ -74,6 +76,9 @@ def main() -> int:
         seconds, shown = sipctl(directory, "plan", "-f", "pbx1.yaml", "--detailed-exitcode")
         assert "No changes" in shown, shown
         print(f"no-op plan of the host: {seconds:.2f} s")
+        seconds, shown = sipctl(directory, "plan", "-f", ".", "--detailed-exitcode")
+        assert f"{args.customers + 1} domain(s): {args.customers + 1} ok" in shown, shown[-500:]
+        print(f"no-op plan of the whole directory (host and customer files): {seconds:.2f} s")
         (directory / "new.example.yaml").write_text(
             customer(0, args.users).replace("c0.example", "new.example").replace("c0-", "new-")
         )

@@ -38,6 +38,27 @@ def _siblings(path: Path) -> list[Path]:
     )
 
 
+# directory -> (its mtime, its host files): a plan of a directory of 1,000 customers loads
+# each customer once, and each would otherwise read every file beside it to find its host.
+# A file added, removed or renamed changes the directory's mtime.
+_HOST_FILES: dict[Path, tuple[int, tuple[Path, ...]]] = {}
+
+
+def _host_files(directory: Path) -> tuple[Path, ...]:
+    """The files of ``directory`` that look like host files (``hosting:`` at the top)."""
+    mtime = directory.stat().st_mtime_ns
+    known = _HOST_FILES.get(directory)
+    if known is not None and known[0] == mtime:
+        return known[1]
+    found = tuple(
+        p
+        for p in sorted(directory.iterdir())
+        if p.suffix in SPEC_SUFFIXES and p.is_file() and _HOSTING_RE.search(_read(p))
+    )
+    _HOST_FILES[directory] = (mtime, found)
+    return found
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -96,9 +117,7 @@ def _served(customer: Spec, host: Spec) -> Spec:
 
 def host_of(customer: Spec, path: Path) -> Spec | None:
     """The host file beside ``path`` whose hosting.name the customer names, or None."""
-    for sibling in _siblings(path):
-        if not _HOSTING_RE.search(_read(sibling)):
-            continue
+    for sibling in _host_files(path.resolve().parent):
         spec = _load_sibling(sibling, "a host file")
         if spec.hosting is not None and spec.hosting.name == customer.host:
             return spec
