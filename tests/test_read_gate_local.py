@@ -415,3 +415,28 @@ def test_the_firewall_boot_check_sends_only_its_lines(tmp_path: Path) -> None:
     paths = {"ipv4": "/etc/iptables.up", "ipv6": "/etc/ip6tables.up"}
     assert boot_warnings("iptables", paths, evidence) == []  # what the check needs is there
     assert boot_warnings("nftables", {"inet": "/etc/nftables.d/sipctl.nft"}, evidence) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "meant"),
+    [
+        ("192.0.2.0/33", ""),
+        ("2001:db8::/129", ""),
+        ("example.com/24", ""),
+        ("192.0.2.7/24", " (did you mean 192.0.2.0/24?)"),
+        ("!2001:db8::1/32", " (did you mean 2001:db8::/32?)"),
+    ],
+)
+def test_a_from_network_sshd_would_refuse_is_refused_here(source: str, meant: str) -> None:
+    """OpenSSH's addr_pton_cidr refuses a mask longer than the family's and a network with
+    host bits set, so such a from= made sshd refuse the plan key at every login; the line
+    was printed all the same."""
+    from sipctl.providers.transport.read_gate import GateError, authorized_keys_line
+
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG plan"
+    with pytest.raises(GateError) as info:
+        authorized_keys_line(key, [source])
+    assert str(info.value) == f"{source!r} is not a network for from={meant}"
+    assert 'from="10.0.0.0/8,!10.1.0.0/16"' in authorized_keys_line(
+        key, ["10.0.0.0/8", "!10.1.0.0/16"]
+    )

@@ -422,9 +422,28 @@ def authorized_keys_line(
     for source in allowed:
         if not re.fullmatch(r"[0-9A-Za-z.:/*?!-]+", source):
             raise GateError(f"{source!r} is not an address, CIDR or host pattern for from=")
+        _check_cidr(source)
     if allowed:
         options.append(f'from="{",".join(allowed)}"')
     return f"{','.join(options)} {words[0]} {words[1]} sipctl-plan-read-only"
+
+
+def _check_cidr(source: str) -> None:
+    """A from= entry with a '/' is a network sshd must be able to read: '192.0.2.0/33' or
+    '192.0.2.7/24' (host bits set) would make sshd refuse the key at every login."""
+    if "/" not in source:
+        return
+    import ipaddress
+
+    network = source.removeprefix("!")
+    try:
+        ipaddress.ip_network(network, strict=True)
+    except ValueError:
+        try:
+            meant = f" (did you mean {ipaddress.ip_network(network, strict=False)}?)"
+        except ValueError:
+            meant = ""
+        raise GateError(f"{source!r} is not a network for from={meant}") from None
 
 
 def _real(path: str) -> str:
