@@ -66,9 +66,9 @@ def check_user_name(value: str) -> str:
         bad = sorted({c for c in value if not re.fullmatch(r"[A-Za-z0-9._+*~]", c)})
         shown = ", ".join(repr(c) for c in bad) if bad else repr(value[0]) + " at the start"
         raise ValueError(
-            f"{_describe(value)} is not allowed as a user name: {shown}. Use letters, digits "
-            "and . _ + * ~ (not first, except +); no spaces, '-', quotes, brackets or "
-            "dialplan pattern characters"
+            f"{_describe(value)} is not allowed as a name to call: {shown}. Use ASCII "
+            "letters (a-z, A-Z), digits and . _ + * ~ (not first, except +); no spaces, '-', "
+            "quotes, brackets or dialplan pattern characters"
         )
     if len(value) > MAX_LETTERED_NAME_LENGTH and case_pattern(value) is not None:
         raise ValueError(

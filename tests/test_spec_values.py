@@ -171,3 +171,14 @@ def test_the_ascii_form_offered_is_dnspythons_and_a_valid_name(labels: list[str]
     parsed = dns.name.from_unicode(value, idna_codec=dns.name.IDNA_2003)
     assert parsed.to_text(omit_final_dot=True) == offered
     assert parsed.to_unicode(omit_final_dot=True) == value.lower()
+
+
+def test_a_name_in_another_script_is_told_that_only_ascii_letters_are_names() -> None:
+    """'алекс' was refused with 'Use letters', though it is nothing but letters; a room
+    was told it is no 'user name'."""
+    problems = refused("users: {алекс: 106}\nrooms: {семинар: {}}\n")
+    assert (
+        "'алекс' is not allowed as a name to call: 'а', 'е', 'к', 'л', 'с'. Use ASCII letters (a-z, A-Z)"
+        in problems
+    )
+    assert "rooms.семинар: 'семинар' is not allowed as a name to call" in problems
