@@ -203,3 +203,26 @@ def test_two_specs_that_publish_their_page_into_one_web_root_are_refused(
     )
     assert run(["plan", "-f", str(specs)]) == 0
     assert "is also managed by" not in capsys.readouterr().err
+
+
+def test_validate_of_several_specs_names_what_two_of_them_claim(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate DIR said '2 valid' for two specs that plan and apply of the same directory
+    refuse together; it now names the overlap, in text and JSON."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "a.yaml").write_text(_zonefile_spec("same.example"))
+    (specs / "b.yaml").write_text(_zonefile_spec("same.example", ip="192.0.2.99"))
+    assert run(["validate", "-f", str(specs)]) == 1
+    out, err = capsys.readouterr()
+    assert "b.yaml: DNS NAPTR same.example. is also claimed by" in err
+    assert "2 spec(s): 2 valid, 0 invalid; 6 overlapping claim(s) between them." in out
+
+    assert run(["validate", "-f", str(specs), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] is False
+    assert {e["file"] for e in report["errors"]} == {str(specs / "b.yaml")}
+
+    (specs / "b.yaml").write_text(_zonefile_spec("other.example"))
+    assert run(["validate", "-f", str(specs)]) == 0

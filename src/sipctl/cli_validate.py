@@ -80,12 +80,30 @@ def _many_json(specs: list[Path]) -> dict[str, Any]:
         errors = [problem_fields(line, str(specs[0])) for line in exc.problems or [exc.message]]
         return {"valid": False, "files": [], "skipped": [], "errors": errors}
     files = [_one_json(path) for path in selection.paths]
+    valid = [Path(report["file"]) for report in files if report["valid"]]
+    # each line starts with the spec that claims second ("a.yaml: DNS ... also claimed by")
+    overlaps = [problem_fields(line, line.split(": ", 1)[0]) for line in _overlaps(valid)]
     return {
-        "valid": all(report["valid"] for report in files),
+        "valid": all(report["valid"] for report in files) and not overlaps,
         "files": files,
         "skipped": [{"file": str(s.path), "reason": s.reason} for s in selection.skipped],
-        "errors": [],
+        "errors": overlaps,
     }
+
+
+def _overlaps(paths: list[Path]) -> list[str]:
+    """What two valid specs both claim (a DNS name, a host layer with other contents, a web
+    root), as plan and apply of them together would refuse it."""
+    from sipctl.reconciler.gitops.multi import Domain, claim_conflicts
+
+    if len(paths) < 2:
+        return []
+    domains = []
+    for path in paths:
+        domain = Domain(path)
+        domain.loaded = load_checked(path)
+        domains.append(domain)
+    return claim_conflicts(domains)
 
 
 def _validate_many(console: Console, specs: list[Path]) -> None:
@@ -94,20 +112,26 @@ def _validate_many(console: Console, specs: list[Path]) -> None:
     from sipctl.reconciler.gitops.spec_files import select_specs
 
     selection = select_specs(specs)
-    invalid = 0
+    valid: list[Path] = []
     for path in selection.paths:
         try:
             console.out(_validate(path, console.warn))
+            valid.append(path)
         except SpecError as exc:
-            invalid += 1
             for line in exc.problems or [exc.message]:
                 console.error(line)
+    overlaps = _overlaps(valid)
+    for line in overlaps:
+        console.error(line)
     for skipped in selection.skipped:
         console.out(f"{skipped.path}: skipped: {skipped.reason}")
     files = f", {len(selection.skipped)} file(s) skipped" if selection.skipped else ""
-    valid = len(selection.paths) - invalid
-    console.out(f"{len(selection.paths)} spec(s): {valid} valid, {invalid} invalid{files}.")
-    if invalid:
+    invalid = len(selection.paths) - len(valid)
+    clash = f"; {len(overlaps)} overlapping claim(s) between them" if overlaps else ""
+    console.out(
+        f"{len(selection.paths)} spec(s): {len(valid)} valid, {invalid} invalid{files}{clash}."
+    )
+    if invalid or overlaps:
         raise CommandExit(EXIT_ERROR)
 
 
