@@ -102,9 +102,17 @@ def test_the_profiles_entry_is_what_runs(tmp_path: Path) -> None:
     assert ran.read_text().splitlines()[0] == "-s /run/x.sock ping"
 
 
+def _no_profile(profile: HostProfileFile) -> None:
+    """No host profile at all: not even what the session's fixtures (a running Asterisk
+    started by an earlier module) wrote into every test's copy."""
+    profile.entries.clear()
+    profile.path.unlink(missing_ok=True)
+
+
 def test_a_named_entry_that_is_missing_is_an_error_never_a_fallback(
     tmp_path: Path, host_profile: HostProfileFile
 ) -> None:
+    _no_profile(host_profile)
     spec = _fail2ban_spec(tmp_path, extra="  program: other\n")
     done = sipctl("plan", "-f", str(spec), cwd=tmp_path)
     assert done.returncode == 1
@@ -165,7 +173,10 @@ def test_an_untrusted_profile_on_local_refuses_the_run(
     assert not flag.exists()
 
 
-def test_without_a_profile_the_stock_program_runs(tmp_path: Path) -> None:
+def test_without_a_profile_the_stock_program_runs(
+    tmp_path: Path, host_profile: HostProfileFile
+) -> None:
+    _no_profile(host_profile)
     ctx = RunContext(base_dir=tmp_path)
     try:
         loaded = host_programs(ctx, ctx.transports.get("local"))
@@ -224,7 +235,10 @@ def test_over_ssh_an_untrusted_profile_is_refused(
 
 
 @pytest.mark.sshd
-def test_over_ssh_no_profile_means_the_stock_programs(ssh_ctx: tuple[RunContext, str]) -> None:
+def test_over_ssh_no_profile_means_the_stock_programs(
+    ssh_ctx: tuple[RunContext, str], host_profile: HostProfileFile
+) -> None:
+    _no_profile(host_profile)
     ctx, target = ssh_ctx
     loaded = host_programs(ctx, ctx.transports.get(target))
     assert loaded.profile is None and loaded.program("asterisk", None, "k") == ("asterisk",)
