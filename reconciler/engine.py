@@ -164,11 +164,23 @@ def loaded_from_plan(plan: Plan, plan_file: str) -> LoadedSpec:
     """The spec a saved plan was made from, with paths relative to where it was made."""
     base = Path(plan.spec_source).parent
     try:
-        return load_spec_text(plan.spec_text, source=plan.spec_source, base_dir=base.resolve())
+        loaded = load_spec_text(plan.spec_text, source=plan.spec_source, base_dir=base.resolve())
     except SpecError as exc:
         raise SpecError(
             f"{plan_file}: the spec inside the plan no longer validates: {exc}"
         ) from None
+    if loaded.spec.hosting is None and loaded.spec.host is None:
+        return loaded
+    # A host's plan holds its customers' lines, a customer's its host's servers: both come
+    # from the files beside the spec, read again here (the apply records what it renders).
+    from sipctl.schemas.hosting import compose
+
+    if not base.is_dir():
+        raise SpecError(
+            f"{plan_file}: a host's or a customer's plan is applied where it was made: "
+            f"the directory {base} of {plan.spec_source} is not here"
+        )
+    return compose(loaded, Path(plan.spec_source))
 
 
 def refresh(

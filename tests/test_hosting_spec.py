@@ -97,6 +97,9 @@ def test_customers_come_and_go_with_their_files(
     assert _apply(host, capsys) == 0
     dialplan = hoster / "state" / "pbx1" / "etc" / "asterisk" / "extensions_sipctl.conf"
     first = dialplan.read_text()
+    # what the apply recorded is what it wrote (the record is rendered with the customers)
+    assert run(["drift", "-f", str(host)]) == 0
+    assert "No drift" in capsys.readouterr().out
 
     # adding a customer adds its own lines only
     (hoster / "delta.example.yaml").write_text(
