@@ -180,3 +180,22 @@ def test_two_customers_asterisk_cannot_tell_apart(hoster: Path, domain: str, exp
     (hoster / "twin.yaml").write_text(text)
     with pytest.raises(SpecError, match=expected):
         load_spec(hoster / "pbx1.yaml")
+
+
+def test_a_customer_file_moved_to_another_host_moves_the_customer(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster / "pbx1.yaml", capsys) == 0
+    assert _apply(hoster / "pbx2.yaml", capsys) == 0
+    gamma = hoster / "gamma.example.yaml"
+    gamma.write_text(gamma.read_text().replace("host: pbx2", "host: pbx1"))
+    _code, shown = _plan(hoster / "pbx2.yaml", capsys)
+    assert "- user office@gamma.example → 200" in shown, shown
+    _code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    assert "+ user office@gamma.example → 200" in shown and "0 to destroy" in shown, shown
+    assert _apply(hoster / "pbx1.yaml", capsys) == 0
+    assert _apply(hoster / "pbx2.yaml", capsys, "--force") == 0  # its only customer left
+    etc = hoster / "state"
+    assert "gamma.example" in (etc / "pbx1/etc/asterisk/extensions_sipctl.conf").read_text()
+    assert "gamma.example" not in (etc / "pbx2/etc/asterisk/extensions_sipctl.conf").read_text()
