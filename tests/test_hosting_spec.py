@@ -199,3 +199,17 @@ def test_a_customer_file_moved_to_another_host_moves_the_customer(
     etc = hoster / "state"
     assert "gamma.example" in (etc / "pbx1/etc/asterisk/extensions_sipctl.conf").read_text()
     assert "gamma.example" not in (etc / "pbx2/etc/asterisk/extensions_sipctl.conf").read_text()
+
+
+def test_import_refuses_a_host_of_several_customers(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One company's spec imported from a host would remove its customers when applied."""
+    from sipctl.reconciler.gitops.importer import parse_asterisk
+
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster / "pbx1.yaml", capsys) == 0
+    etc = hoster / "state" / "pbx1" / "etc" / "asterisk"
+    files = {p.name: p.read_text() for p in etc.iterdir() if p.is_file()}
+    with pytest.raises(SpecError, match=r"host of 2 customer domain\(s\) \(alpha\.example, beta"):
+        parse_asterisk(files, "dir:state/pbx1", "/etc/asterisk")

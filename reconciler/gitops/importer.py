@@ -367,6 +367,10 @@ def _with_ours(files: Mapping[str, str], parent: str, config_dir: str) -> str:
     return text
 
 
+# render/asterisk_hosting.py's context of customer domains.
+HOSTING_DOMAINS_CONTEXT = "sipctl-domains"
+
+
 def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Imported:
     """The ``asterisk`` and ``users`` of a classic hand-made guest setup.
 
@@ -393,6 +397,22 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     lines = extensions.get(context)
     if lines is None:
         raise SpecError(f"{target}:{config_dir}/extensions.conf has no [{context}] context")
+    hosted = extensions.get(HOSTING_DOMAINS_CONTEXT)
+    if hosted is not None:
+        # A host of several customer domains (hosting): one company's spec would remove them.
+        domains = sorted(
+            {
+                value.split(",", 1)[0].rstrip(".")
+                for key, value in hosted
+                if key == "exten" and not value.startswith(("_", "h,", "i,", "t,", "T,", "e,"))
+            }
+        )
+        raise SpecError(
+            f"{target}:{config_dir} is a sipctl host of {len(domains)} customer domain(s) "
+            f"({', '.join(domains[:5])}{', ...' if len(domains) > 5 else ''}): import writes "
+            "one company's spec, which would remove them; keep its host file and customer "
+            "files (docs/hosting.md)"
+        )
 
     users: dict[str, Any] = {}
     route: str | None = None
