@@ -75,26 +75,31 @@ def spec_change(path: Path) -> SpecChange:
     )
 
 
-async def sync(client: Client, config: FleetConfig, changes: Sequence[SpecChange]) -> list[Synced]:
+async def sync(
+    client: Client, config: FleetConfig, changes: Sequence[SpecChange], at_once: int = 32
+) -> list[Synced]:
     """Start each domain's workflow, or signal the new spec into the running one (the domain
-    is the workflow's id: a second change waits for the first, it never runs beside it)."""
+    is the workflow's id: a second change waits for the first, it never runs beside it).
+    ``at_once`` domains are sent concurrently: each is one round trip to the server, and a
+    thousand of them one after another spent minutes waiting."""
     settings = config.settings()
-    synced = []
-    for change in changes:
+    limit = asyncio.Semaphore(at_once)
+
+    async def send(change: SpecChange) -> Synced:
         change.settings = settings
-        await client.start_workflow(
-            DOMAIN_WORKFLOW,
-            DomainStart(change.domain, settings),
-            id=change.domain,
-            task_queue=WORKFLOW_QUEUE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            start_signal="update",
-            start_signal_args=[change],
-        )
-        synced.append(
-            Synced(change.domain, change.source, change.digest, [p.queue for p in change.parts])
-        )
-    return synced
+        async with limit:
+            await client.start_workflow(
+                DOMAIN_WORKFLOW,
+                DomainStart(change.domain, settings),
+                id=change.domain,
+                task_queue=WORKFLOW_QUEUE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                start_signal="update",
+                start_signal_args=[change],
+            )
+        return Synced(change.domain, change.source, change.digest, [p.queue for p in change.parts])
+
+    return list(await asyncio.gather(*(send(change) for change in changes)))
 
 
 def _handle(client: Client, domain: str) -> WorkflowHandle[object, object]:
