@@ -242,13 +242,27 @@ def provider_installed(name: str) -> bool:
     return name in BUILT_IN[ENTRY_POINT_GROUP] or _plugin(ENTRY_POINT_GROUP, name) is not None
 
 
+def unknown_provider(name: str, where: str = "") -> SpecError:
+    """The error for a provider name nothing installed registers (validate and plan say the
+    same): where the spec names it, the installed names, and the closest one."""
+    import difflib
+
+    installed = sorted(available_providers())
+    close = difflib.get_close_matches(name, installed, n=1, cutoff=0.6)
+    meant = f"; did you mean {close[0]!r}?" if close else ""
+    prefix = f"{where}: " if where else ""
+    return SpecError(
+        f"{prefix}no provider named {name!r} is installed "
+        f"(installed: {', '.join(installed) or 'none'}){meant}"
+    )
+
+
 def load_provider(name: str) -> type[Provider]:
     """The provider class registered under ``name`` (a subclass of ``Provider``)."""
     own = BUILT_IN[ENTRY_POINT_GROUP].get(name)
     ep = None if own is not None else _plugin(ENTRY_POINT_GROUP, name)
     if own is None and ep is None:
-        known = ", ".join(sorted(available_providers())) or "none"
-        raise SpecError(f"no provider named {name!r} is installed (installed: {known})")
+        raise unknown_provider(name)
     try:
         found = ep.load() if ep is not None else _load_object(str(own))
     except (ImportError, AttributeError) as exc:
@@ -267,6 +281,12 @@ def open_provider(name: str, loaded: LoadedSpec, ctx: RunContext) -> Provider:
     passed the runner profile (``reconciler/bindings.py``): before any connection."""
     from sipctl.reconciler.bindings import enforce_bindings
 
+    if not provider_installed(name):
+        from sipctl.reconciler.layers import LAYERS
+
+        for layer in LAYERS:
+            if layer.managed(loaded.spec) and layer.provider_name(loaded.spec) == name:
+                raise unknown_provider(name, f"{loaded.where((layer.name,))}: {layer.name}")
     enforce_bindings(loaded, ctx)
     return load_provider(name)(loaded, ctx)
 

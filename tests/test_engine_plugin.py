@@ -204,6 +204,16 @@ def test_unknown_provider_is_a_clear_error(
     assert run(["validate"]) == 1
     err = capsys.readouterr().err
     assert "no provider named 'nosuchdns'" in err and "rfc2136" in err
+    # plan says the same, with the spec's line (it once said neither file nor line), and
+    # a near miss names the provider meant
+    (tmp_path / "sipctl.yaml").write_text(SPEC.replace("memdns", "zonefil"))
+    for command in ("validate", "plan"):
+        assert run([command]) == 1
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error")]
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("Error: sipctl.yaml:"), lines
+        assert ": dns: no provider named 'zonefil' is installed" in lines[0]
+        assert lines[0].endswith("; did you mean 'zonefile'?"), lines
 
 
 def test_target_selects_layers(plugin: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -138,7 +138,7 @@ def _validate_many(console: Console, specs: list[Path]) -> None:
 def _validate(spec_file: Path, warn: Callable[[str], None]) -> str:
     """Every offline check (warnings go to ``warn``); the line that says the spec is
     valid."""
-    from sipctl.providers.base import available_providers, offline_check, provider_installed
+    from sipctl.providers.base import offline_check, provider_installed, unknown_provider
     from sipctl.reconciler.layers import LAYERS
     from sipctl.schemas.checks import cross_warnings
 
@@ -147,13 +147,9 @@ def _validate(spec_file: Path, warn: Callable[[str], None]) -> str:
         warn(warning)
     managed = [layer.name for layer in LAYERS if layer.managed(loaded.spec)]
     for layer in LAYERS:
-        if layer.managed(loaded.spec) and not provider_installed(layer.provider_name(loaded.spec)):
-            installed = available_providers()
-            raise SpecError(
-                f"{loaded.where((layer.name,))}: {layer.name}: no provider named "
-                f"{layer.provider_name(loaded.spec)!r} is installed "
-                f"(installed: {', '.join(sorted(installed))})"
-            )
+        name = layer.provider_name(loaded.spec)
+        if layer.managed(loaded.spec) and not provider_installed(name):
+            raise unknown_provider(name, f"{loaded.where((layer.name,))}: {layer.name}")
     for layer in LAYERS:
         if layer.managed(loaded.spec):
             # A provider may check what it needs offline (an installed plugin, say).
