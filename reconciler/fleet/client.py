@@ -23,12 +23,13 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from sipctl.errors import SipctlError
 from sipctl.reconciler.fleet.config import FleetConfig
 from sipctl.reconciler.fleet.model import (
     DOMAIN_WORKFLOW,
+    SILENT,
     SWEEP_SCHEDULE,
     SWEEP_WORKFLOW,
     WORKFLOW_QUEUE,
@@ -38,6 +39,8 @@ from sipctl.reconciler.fleet.model import (
     parts_of,
     verify_queue_of,
 )
+
+QUERY_TIMEOUT = timedelta(seconds=10)
 
 
 async def connect(config: FleetConfig) -> Client:
@@ -107,11 +110,18 @@ def _handle(client: Client, domain: str) -> WorkflowHandle[object, object]:
 
 
 async def domain_status(client: Client, domain: str) -> DomainStatus:
+    """The state the domain's workflow reports. A workflow is asked through a worker: when
+    none answers in time (all busy applying, or none running), the domain is shown as not
+    answering rather than failing the whole status."""
     try:
         status: DomainStatus = await _handle(client, domain).query(
-            "status", result_type=DomainStatus
+            "status", result_type=DomainStatus, rpc_timeout=QUERY_TIMEOUT
         )
     except RPCError as exc:
+        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE):
+            return DomainStatus(
+                domain, SILENT, f"no worker answered within {QUERY_TIMEOUT.total_seconds():g} s"
+            )
         raise SipctlError(f"{domain}: no fleet workflow answers for it ({exc.message})") from None
     return status
 

@@ -29,7 +29,8 @@ APPLYING = "applying"
 CONVERGED = "converged"
 DRIFTED = "drifted"
 FAILED = "failed"
-STATES = (PENDING, PLANNING, WAITING, APPLYING, CONVERGED, DRIFTED, FAILED)
+SILENT = "not answering"  # no worker answered the query in time (all busy, or none running)
+STATES = (PENDING, PLANNING, WAITING, APPLYING, CONVERGED, DRIFTED, FAILED, SILENT)
 
 
 @dataclass
