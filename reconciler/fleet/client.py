@@ -40,7 +40,7 @@ from sipctl.reconciler.fleet.model import (
     verify_queue_of,
 )
 
-QUERY_TIMEOUT = timedelta(seconds=10)
+QUERY_TIMEOUT = timedelta(seconds=30)
 
 
 async def connect(config: FleetConfig) -> Client:
@@ -118,11 +118,10 @@ async def domain_status(client: Client, domain: str) -> DomainStatus:
             "status", result_type=DomainStatus, rpc_timeout=QUERY_TIMEOUT
         )
     except RPCError as exc:
-        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE):
-            return DomainStatus(
-                domain, SILENT, f"no worker answered within {QUERY_TIMEOUT.total_seconds():g} s"
-            )
-        raise SipctlError(f"{domain}: no fleet workflow answers for it ({exc.message})") from None
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise SipctlError(f"{domain}: the fleet has no workflow for it") from None
+        waited = QUERY_TIMEOUT.total_seconds()
+        return DomainStatus(domain, SILENT, f"no worker answered within {waited:g} s")
     return status
 
 
