@@ -44,18 +44,17 @@ def refusal_reasons(plan: Plan) -> list[str]:
 # A host of many customers (render/asterisk_hosting.py) lists each customer's domain in this
 # context, twice (with and without a trailing dot); its other extensions are sipctl's own.
 _DOMAINS_PREFIX = "sipctl-domains,"
-_NOT_DOMAINS = frozenset({"_-."})
 
 
 def hosted_domains(value: Any) -> set[str]:
-    """The customer domains a host's dialplan value (``"context,exten"`` -> steps) serves."""
+    """The customer domains a host's dialplan value (``"context,exten"`` -> steps) serves:
+    the names listed in both spellings, so that no other extension of that context (the
+    catch-all, or Asterisk's special h, i, t an earlier version put there) counts as a
+    customer and dilutes the safety limit."""
     if not isinstance(value, dict):
         return set()
-    return {
-        key[len(_DOMAINS_PREFIX) :].rstrip(".")
-        for key in value
-        if key.startswith(_DOMAINS_PREFIX) and key[len(_DOMAINS_PREFIX) :] not in _NOT_DOMAINS
-    }
+    listed = {key[len(_DOMAINS_PREFIX) :] for key in value if key.startswith(_DOMAINS_PREFIX)}
+    return {name for name in listed if f"{name}." in listed}
 
 
 def _customers_removed(target: str, changes: Sequence[Change]) -> list[str]:

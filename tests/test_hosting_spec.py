@@ -213,3 +213,22 @@ def test_import_refuses_a_host_of_several_customers(
     files = {p.name: p.read_text() for p in etc.iterdir() if p.is_file()}
     with pytest.raises(SpecError, match=r"host of 2 customer domain\(s\) \(alpha\.example, beta"):
         parse_asterisk(files, "dir:state/pbx1", "/etc/asterisk")
+
+
+def test_only_domains_listed_in_both_spellings_count_as_customers() -> None:
+    """Other extensions of the domains context (the catch-all, or the special h, i, t, T, e
+    an earlier version wrote there) are no customers: they would dilute the safety limit."""
+    from sipctl.reconciler.safety import hosted_domains
+
+    def context(*names: str) -> dict[str, list[str]]:
+        return {f"sipctl-domains,{name}": ["Goto(...)"] for name in names}
+
+    specials = ("_-.", "h", "i", "t", "T", "e")
+    three = ("a.example", "a.example.", "b.example", "b.example.", "c.example", "c.example.")
+    assert hosted_domains(context(*three, *specials)) == {"a.example", "b.example", "c.example"}
+    assert hosted_domains({**context(*three), "sipctl-guest-a.example,h": []}) == {
+        "a.example",
+        "b.example",
+        "c.example",
+    }
+    assert hosted_domains("not a dialplan") == set()
