@@ -48,11 +48,14 @@ class Listener:
         self.udp.bind(("127.0.0.1", self.port))
         self.seen: list[bytes] = []
         self._stop = threading.Event()
+        # Set before the threads start: a test that closes at once must not leave a thread
+        # calling settimeout on a closed socket (an unhandled exception in the thread).
+        self.tcp.settimeout(0.2)
+        self.udp.settimeout(0.2)
         for target in (self._tcp, self._udp):
             threading.Thread(target=target, daemon=True).start()
 
     def _tcp(self) -> None:
-        self.tcp.settimeout(0.2)
         while not self._stop.is_set():
             try:
                 conn, _ = self.tcp.accept()
@@ -68,7 +71,6 @@ class Listener:
             conn.close()
 
     def _udp(self) -> None:
-        self.udp.settimeout(0.2)
         while not self._stop.is_set():
             try:
                 self.seen.append(self.udp.recv(65536))
