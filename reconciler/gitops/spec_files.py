@@ -4,7 +4,7 @@ directory that are no specs (each named, with the reason), and saved plans of ``
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,28 @@ def select_specs(paths: Sequence[Path]) -> SpecSelection:
 
     A file that looks like a spec is loaded, so a broken one is an error of the run, never
     skipped: a customer's change that does not load must not go unnoticed."""
+
+    def none_found(directory: Path, skipped: list[Skipped]) -> str:
+        said = "".join(f"\n  {s.path}: {s.reason}" for s in skipped if s.path.parent == directory)
+        return (
+            f"{directory}: no sipctl specs in this directory (*.yaml or *.yml with a top-level "
+            f"key of a spec: {', '.join(spec_keys())}){said}"
+        )
+
+    found, skipped = _expand(paths, skip_reason, none_found)
+    unique: dict[Path, Path] = {}
+    for spec in found:
+        unique.setdefault(spec.resolve(), spec)
+    return SpecSelection(list(unique.values()), skipped)
+
+
+def _expand(
+    paths: Sequence[Path],
+    reason_to_skip: Callable[[Path], str | None],
+    none_found: Callable[[Path, list[Skipped]], str],
+) -> tuple[list[Path], list[Skipped]]:
+    """Files as given; each directory expanded to its entries that ``reason_to_skip`` keeps,
+    the others named with the reason. A directory that keeps nothing is an error."""
     found: list[Path] = []
     skipped: list[Skipped] = []
     for path in paths:
@@ -45,22 +67,15 @@ def select_specs(paths: Sequence[Path]) -> SpecSelection:
             continue
         inside: list[Path] = []
         for entry in sorted(path.iterdir()):
-            reason = skip_reason(entry)
+            reason = reason_to_skip(entry)
             if reason is None:
                 inside.append(entry)
             else:
                 skipped.append(Skipped(entry, reason))
         if not inside:
-            said = "".join(f"\n  {s.path}: {s.reason}" for s in skipped if s.path.parent == path)
-            raise SpecError(
-                f"{path}: no sipctl specs in this directory (*.yaml or *.yml with a top-level "
-                f"key of a spec: {', '.join(spec_keys())}){said}"
-            )
+            raise SpecError(none_found(path, skipped))
         found.extend(inside)
-    unique: dict[Path, Path] = {}
-    for spec in found:
-        unique.setdefault(spec.resolve(), spec)
-    return SpecSelection(list(unique.values()), skipped)
+    return found, skipped
 
 
 def spec_paths(paths: Sequence[Path]) -> list[Path]:
@@ -114,21 +129,16 @@ def skip_reason(path: Path) -> str | None:
 def select_plans(paths: Sequence[Path]) -> SpecSelection:
     """Saved plan files: files as given, directories expanded to their *.json; every other
     file of such a directory is named as skipped, with the reason."""
-    found: list[Path] = []
-    skipped: list[Skipped] = []
-    for path in paths:
-        if not path.is_dir():
-            found.append(path)
-            continue
-        inside: list[Path] = []
-        for entry in sorted(path.iterdir()):
-            if entry.is_dir():
-                skipped.append(Skipped(entry, "a directory (sipctl does not look into it)"))
-            elif entry.suffix != ".json" or not entry.is_file():
-                skipped.append(Skipped(entry, "not a saved plan (*.json)"))
-            else:
-                inside.append(entry)
-        if not inside:
-            raise SpecError(f"{path}: no saved plans (*.json) in this directory")
-        found.extend(inside)
+
+    def reason_to_skip(entry: Path) -> str | None:
+        if entry.is_dir():
+            return "a directory (sipctl does not look into it)"
+        if entry.suffix != ".json" or not entry.is_file():
+            return "not a saved plan (*.json)"
+        return None
+
+    def none_found(directory: Path, _skipped: list[Skipped]) -> str:
+        return f"{directory}: no saved plans (*.json) in this directory"
+
+    found, skipped = _expand(paths, reason_to_skip, none_found)
     return SpecSelection(found, skipped)
