@@ -179,14 +179,18 @@ def pbx(bind_other: BindServer, tls_port: int) -> Iterator[AsteriskInstance]:
 
 
 def _restart(pbx: AsteriskInstance) -> None:
-    """``core restart now`` (the same process execs itself again), then wait for the boot."""
+    """``core restart now``, then wait for the boot. The process execs itself again and,
+    being a daemon, forks anew: the fixture must stop the new pid (the pid file's), or the
+    restarted Asterisk outlives the tests."""
     pbx.rx("core restart now")
+    pid_file = pbx.root / "run" / "asterisk" / "asterisk.pid"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         time.sleep(0.2)
         with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
             booted = "fully booted" in pbx.rx("core waitfullybooted", timeout=5)
             if booted and "transport-tls" in pbx.rx("pjsip show transports"):
+                pbx.pid = int(pid_file.read_text().strip())
                 return
     raise AssertionError("Asterisk did not come back after core restart now")
 
