@@ -402,13 +402,18 @@ def verify_schema() -> dict[str, Any]:
             "name": {"type": "string"},
             "kind": {"enum": ["extension", "ring group", "room"]},
             "state": {
-                "enum": ["rings", "unavailable", "wrong", "unknown", "open"],
+                "enum": ["rings", "unavailable", "wrong", "unknown", "open", "full", "locked"],
                 "description": "what a caller gets now: a phone rings; unavailable (the "
                 "unavailable sound; why: no endpoint, not registered, unreachable); wrong "
-                "(not routed as declared); a room: open",
+                "(not routed as declared); a room: open, full (max_members are in it) or "
+                "locked (confbridge lock): a caller of a full or locked room is turned away",
             },
             "why": {"type": "string"},
             "phones": {"type": "array", "items": phone, "description": "a ring group's each"},
+            "members": {
+                "type": ["integer", "null"],
+                "description": "a room: how many are in it now (null: could not be read)",
+            },
         },
     }
     return {

@@ -36,6 +36,21 @@ def spec_data(
     }
 
 
+def zone_records(port: int, tls_port: int | None = None) -> str:
+    """A zone's records that send SIP clients (NAPTR, SRV) to a PBX at pbx.<zone>, 127.0.0.1."""
+    text = (
+        '@ IN NAPTR 10 10 "s" "SIP+D2U" "" _sip._udp\n'
+        '@ IN NAPTR 20 10 "s" "SIP+D2T" "" _sip._tcp\n'
+        f"_sip._udp IN SRV 10 0 {port} pbx\n"
+        f"_sip._tcp IN SRV 10 0 {port} pbx\n"
+        "pbx IN A 127.0.0.1\n"
+    )
+    if tls_port is not None:
+        text += '@ IN NAPTR 30 10 "s" "SIPS+D2T" "" _sips._tcp\n'
+        text += f"_sips._tcp IN SRV 10 0 {tls_port} pbx\n"
+    return text
+
+
 def write_spec(directory: Path, data: dict[str, Any], name: str = "sipctl.yaml") -> Path:
     path = directory / name
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -6,6 +6,7 @@ Callers are tests/fixtures/sip_client.py; phones register with digest auth like 
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import socket
@@ -17,9 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asterisk_helpers import Phone, RingingPhone, apply_spec, pending_changes, spec_data, write_spec
+from asterisk_helpers import (
+    Phone,
+    RingingPhone,
+    apply_spec,
+    pending_changes,
+    spec_data,
+    write_spec,
+    zone_records,
+)
 from fixtures.asterisk import AsteriskInstance
+from fixtures.bind import BindServer
 from fixtures.sip_client import AUDIO_OFFER, VIDEO_OFFER, SipCaller, SipResult
+
+from sipctl.cli import run
 
 pytestmark = pytest.mark.asterisk
 
@@ -119,6 +131,48 @@ def test_two_guests_meet_and_a_third_is_turned_away(
     assert len(joins) == 3 and joins[-1] == "2", text  # the third saw a full room
     assert "ERROR" not in "".join(line for line in text.splitlines() if "onfBridge" in line)
     assert "Wrong call" not in text
+
+
+def test_verify_says_how_many_are_in_each_room(
+    asterisk: AsteriskInstance, bind: BindServer, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """verify reads ConfBridge through the asterisk target: an empty room is open with 0 in
+    it, one caller makes it 1, a second fills it (max_members 2: the next is turned away)."""
+    zone = bind.new_zone(extra=zone_records(asterisk.sip_port))
+    data = spec_data(asterisk, ROOM_USERS)
+    data["domain"] = zone
+    data["servers"] = [{"host": f"pbx.{zone}", "ipv4": ["127.0.0.1"]}]
+    data["rooms"] = {"seminar": {"max_members": 2}, "lobby": {"max_members": 5}}
+    spec = write_spec(tmp_path, data)
+    apply_spec(spec)
+    verify = ["verify", "-f", str(spec), "--nameserver", bind.server]
+
+    def rooms() -> dict[str, tuple[str, int | None]]:
+        assert run([*verify, "--json"]) == 0
+        [domain] = json.loads(capsys.readouterr().out)["domains"]
+        names = domain["verify"]["names"]
+        return {n["name"]: (n["state"], n["members"]) for n in names if n["kind"] == "room"}
+
+    try:
+        assert rooms() == {"lobby": ("open", 0), "seminar": ("open", 0)}
+        first, _ = _call_in_thread(asterisk, "seminar", hold=8.0)
+        _wait_members(asterisk, "seminar", 1)
+        assert rooms() == {"lobby": ("open", 0), "seminar": ("open", 1)}
+        assert run(verify) == 0
+        text = capsys.readouterr().out
+        assert "seminar (room): open, 1 in the room: " in text, text
+        second, _ = _call_in_thread(asterisk, "seminar", hold=6.0)
+        _wait_members(asterisk, "seminar", 2)
+        assert rooms() == {"lobby": ("open", 0), "seminar": ("full", 2)}
+        assert run(verify) == 0
+        text = capsys.readouterr().out
+        assert "seminar (room): full, 2 in the room: 2 of max_members 2" in text, text
+        assert "callers of seminar are turned away now" in text, text
+        for thread in (first, second):
+            thread.join(timeout=20)
+    finally:
+        bind.delete_zone(zone)
 
 
 def test_a_video_offer_to_a_room_gets_video_only_when_the_spec_allows_it(

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from asterisk_helpers import zone_records
 from fixtures.asterisk import AsteriskInstance
 from fixtures.bind import SECRET_ENV, BindServer
 from verify_responder import DropProxy
@@ -63,20 +64,6 @@ def pbx(asterisk: AsteriskInstance) -> Iterator[AsteriskInstance]:
     configure(asterisk)
     yield asterisk
     BASE.clear()
-
-
-def zone_records(port: int, tls_port: int | None = None) -> str:
-    text = (
-        '@ IN NAPTR 10 10 "s" "SIP+D2U" "" _sip._udp\n'
-        '@ IN NAPTR 20 10 "s" "SIP+D2T" "" _sip._tcp\n'
-        f"_sip._udp IN SRV 10 0 {port} pbx\n"
-        f"_sip._tcp IN SRV 10 0 {port} pbx\n"
-        "pbx IN A 127.0.0.1\n"
-    )
-    if tls_port is not None:
-        text += '@ IN NAPTR 30 10 "s" "SIPS+D2T" "" _sips._tcp\n'
-        text += f"_sips._tcp IN SRV 10 0 {tls_port} pbx\n"
-    return text
 
 
 @pytest.fixture

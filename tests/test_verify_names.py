@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from sipctl.providers.asterisk.cli import RxAnswer
 from sipctl.providers.asterisk.phones import parse_endpoint
-from sipctl.reconciler.verify.names import contact_target, name_states, phone_state
+from sipctl.providers.asterisk.rooms import LiveRooms, RoomFacts, parse_confbridge_list
+from sipctl.reconciler.verify.names import (
+    contact_target,
+    name_states,
+    phone_state,
+    render_names,
+    room_state,
+)
 
 # Measured on Asterisk 22.10 (the parameter list shortened)
 DESK = """
@@ -75,12 +82,44 @@ def test_a_name_rings_is_unavailable_or_wrong() -> None:
         for s in name_states(
             {"director": ["105"], "alex": ["101"], "team": ["101", "107"], "x": ["105"]},
             frozenset({"team"}),
-            ["lobby"],
+            {"lobby": ("lobby", 50)},
             phones,
             {"x": "404 Not Found"},
-            True,
+            LiveRooms(True, {}),
         )
     }
     assert states["director"].state == "rings" and states["alex"].state == "unavailable"
     assert states["team"].state == "unavailable" and len(states["team"].phones) == 2
     assert states["x"].state == "wrong" and states["lobby"].state == "open"
+    assert states["lobby"].members == 0
+
+
+# Measured on Asterisk 22.10: two callers in seminar, the admin locked team
+CONFBRIDGE_LIST = """Conference Bridge Name           Users  Marked Locked Muted
+================================ ====== ====== ====== =====
+seminar                               2      0 No     No
+team                                  1      0 Yes    No
+"""
+
+
+def test_rooms_say_how_many_are_in_them() -> None:
+    live = LiveRooms(True, parse_confbridge_list(CONFBRIDGE_LIST))
+    assert live.rooms == {
+        "seminar": RoomFacts("seminar", 2, False), "team": RoomFacts("team", 1, True)
+    }  # fmt: skip
+    assert parse_confbridge_list("No such command 'confbridge list'") == {}
+    seminar = room_state("seminar", "seminar", 50, None, live)
+    assert (seminar.state, seminar.members) == ("open", 2)
+    assert render_names([seminar.to_json()])[1].startswith("  seminar (room): open, 2 in the room:")
+    assert room_state("Seminar", "seminar", 2, None, live).state == "full"
+    assert room_state("team", "team", 9, None, live).state == "locked"
+    lobby = room_state("lobby", "lobby", 9, None, live)
+    assert (lobby.state, lobby.members) == ("open", 0)  # nobody there: not listed
+    unread = room_state("lobby", "lobby", 9, None, LiveRooms(True, None))
+    assert (unread.state, unread.members) == ("open", None)
+    assert "could not be read" in unread.why
+    stopped = room_state("lobby", "lobby", 9, None, LiveRooms(False, None))
+    assert stopped.state == "unavailable"
+    assert room_state("lobby", "lobby", 9, "404 Not Found", live).state == "wrong"
+    # the per-name lines of extensions carry no member count
+    assert "members" not in name_states({"a": ["1"]}, frozenset(), {}, {}, {}, None)[0].to_json()

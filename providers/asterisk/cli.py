@@ -5,7 +5,8 @@ The program's words come from the host profile of the asterisk target (``asteris
 from the spec; each CLI command becomes two more words, ``-rx`` and the command. They run as a
 program with arguments, never through a shell (``HostTransport.run_programs``), several in
 one round trip.
-``query_rx`` runs only what reads (``... show ...``): what ``plan`` may send.
+``query_rx`` runs only what reads (``... show ...``, ``confbridge list``): what ``plan`` may
+send.
 The parsers are pure functions of captured output.
 """
 
@@ -25,8 +26,11 @@ if TYPE_CHECKING:
     from sipctl.schemas.loader import LoadedSpec
 
 _NOT_CONNECTED = ("Unable to connect to remote asterisk", "does /run/asterisk", "No such command")
-# CLI commands that only read: "<module> show ..." and "core show ...".
-_QUERY_RE = re.compile(r"(?:core|pjsip|sip|dialplan|module|confbridge|http|rtp) show(?: .*)?")
+# CLI commands that only read: "<module> show ...", "core show ..." and "confbridge list"
+# (who is in the conferences; ConfBridge has no "show" for it).
+_QUERY_RE = re.compile(
+    r"(?:core|pjsip|sip|dialplan|module|confbridge|http|rtp) show(?: .*)?|confbridge list"
+)
 
 
 @dataclass(frozen=True)
@@ -75,13 +79,13 @@ def run_rx(transport: HostTransport, program: Sequence[str], clis: Sequence[str]
 def query_rx(
     transport: HostTransport, program: Sequence[str], clis: Sequence[str]
 ) -> list[RxAnswer]:
-    """``run_rx`` for reading only: every CLI command must be a ``show``."""
+    """``run_rx`` for reading only: every CLI command must be a query (``_QUERY_RE``)."""
     results = transport.run_programs(query_programs(program, clis), timeout=60.0)
     return rx_answers(clis, results)
 
 
 def query_programs(program: Sequence[str], clis: Sequence[str]) -> list[list[str]]:
-    """``rx_programs`` for reading only: every CLI command must be a ``show``."""
+    """``rx_programs`` for reading only: every CLI command must be a query (``_QUERY_RE``)."""
     for cli in clis:
         if not _QUERY_RE.fullmatch(cli):
             raise ProviderError(f"sipctl bug: {cli!r} is not a read-only Asterisk query")

@@ -38,6 +38,11 @@ MINIMAL_PARENT = "; confbridge.conf: created by sipctl for its include; yours to
 _HEADER = "; Managed by sipctl: this file is replaced on every apply. Edit the spec instead.\n"
 
 
+def conference_name(name: str) -> str:
+    """The ConfBridge conference a room's callers meet in (``confbridge list`` names it)."""
+    return canonical_name(name)
+
+
 def bridge_profile(name: str) -> str:
     return f"sipctl-room-{name}"
 
@@ -106,7 +111,7 @@ def rooms_dialplan(spec: Spec, address_steps: list[str], out: DialplanWriter) ->
     )
     out.context(ROOMS_CONTEXT)
     for name, room in spec.rooms.items():
-        exact = canonical_name(name)
+        exact = conference_name(name)
         out.extension(exact, room_steps(exact, room, address_steps))
         pattern = case_pattern(name)
         if pattern is not None:  # the internal phones reach the room in any case too

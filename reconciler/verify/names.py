@@ -10,8 +10,10 @@ and OPTIONS to contacts nobody qualifies); no phone ever rings.
 - a name is **wrong** when the PBX does not route it as declared (its OPTIONS probe did
   not get the answer a declared name gets).
 
-A ring group rings when one of its phones (or its fallback) does. A room is open when its
-name is routed and ConfBridge runs.
+A ring group rings when one of its phones (or its fallback) does. A room is **open** when
+its name is routed and ConfBridge runs (with how many are in it now, ``confbridge list``);
+**full** when it holds ``max_members`` and **locked** when the admin locked it (a caller is
+turned away by ConfBridge's "locked" sound either way).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sipctl.providers.asterisk.phones import Contact, PhoneFacts
+from sipctl.providers.asterisk.rooms import LiveRooms
 
-State = Literal["rings", "unavailable", "wrong", "unknown", "open"]
+State = Literal["rings", "unavailable", "wrong", "unknown", "open", "full", "locked"]
 _URI = re.compile(
     r"sips?:(?:[^@;]*@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^:;>]+)(?::(?P<port>\d+))?(?P<params>;[^>]*)?"
 )
@@ -74,15 +77,19 @@ class NameState:
     state: State
     why: str
     phones: tuple[PhoneState, ...] = ()
+    members: int | None = None  # a room: how many are in it now (None: not read)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
             "state": self.state,
             "why": self.why,
             "phones": [p.to_json() for p in self.phones],
         }
+        if self.kind == "room":
+            data["members"] = self.members
+        return data
 
 
 def phone_state(
@@ -114,13 +121,15 @@ def _status_words(contact: Contact, answered: Mapping[str, bool]) -> str:
 def name_states(
     users: Mapping[str, Sequence[str]],
     ring_groups: frozenset[str],
-    rooms: Sequence[str],
+    rooms: Mapping[str, tuple[str, int]],
     phones: Mapping[str, PhoneState],
     routed: Mapping[str, str | None],
-    confbridge_running: bool | None,
+    live_rooms: LiveRooms | None,
 ) -> list[NameState]:
     """Every declared name. ``users``: name -> its extensions (ring, then fallback);
-    ``routed``: name -> None when its probes got a declared name's answer, else what came."""
+    ``rooms``: name -> (its conference's name, max_members); ``routed``: name -> None when
+    its probes got a declared name's answer, else what came; ``live_rooms``: ConfBridge's
+    state (None: not read)."""
     found: list[NameState] = []
     for name, extensions in sorted(users.items()):
         kind: Literal["extension", "ring group"] = (
@@ -140,22 +149,42 @@ def name_states(
             found.append(NameState(name, kind, "unavailable", why, own))
         else:
             found.append(NameState(name, kind, "unknown", "the PBX could not say", own))
-    for room in sorted(rooms):
-        wrong = routed.get(room)
-        if wrong is not None:
-            found.append(NameState(room, "room", "wrong", f"the PBX answers {wrong}"))
-        elif confbridge_running is False:
-            found.append(NameState(room, "room", "unavailable", "ConfBridge is not running"))
-        else:
-            found.append(NameState(room, "room", "open", "routed to its conference room"))
+    for room, (conference, most) in sorted(rooms.items()):
+        found.append(room_state(room, conference, most, routed.get(room), live_rooms))
     return found
+
+
+def room_state(
+    room: str, conference: str, most: int, wrong: str | None, live: LiveRooms | None
+) -> NameState:
+    """One room: routed or not, ConfBridge running, and who is in it now."""
+    if wrong is not None:
+        return NameState(room, "room", "wrong", f"the PBX answers {wrong}")
+    if live is not None and not live.running:
+        return NameState(room, "room", "unavailable", "ConfBridge is not running")
+    facts = live.members(conference) if live is not None else None
+    if facts is None:
+        why = "routed to its conference room (who is in it could not be read)"
+        return NameState(room, "room", "open", why)
+    count = facts.members
+    if facts.locked:
+        why = f"confbridge lock {conference}: a caller is turned away (confbridge unlock)"
+        return NameState(room, "room", "locked", why, members=count)
+    if count >= most:
+        why = f"{count} of max_members {most}: a caller is turned away"
+        return NameState(room, "room", "full", why, members=count)
+    why = f"routed to its conference room (max_members {most})"
+    return NameState(room, "room", "open", why, members=count)
 
 
 def render_names(names: Sequence[dict[str, Any]]) -> list[str]:
     """The text lines of ``NameState.to_json()`` items."""
     lines = ["What a caller of each name gets now:"]
     for item in names:
-        lines.append(f"  {item['name']} ({item['kind']}): {item['state']}: {item['why']}")
+        state = item["state"]
+        if item.get("members") is not None:
+            state = f"{state}, {item['members']} in the room"
+        lines.append(f"  {item['name']} ({item['kind']}): {state}: {item['why']}")
         if item["kind"] == "ring group":
             for phone in item["phones"]:
                 lines.append(f"      {phone['extension']}: {phone['state']}: {phone['why']}")

@@ -488,14 +488,19 @@ def render_text(data: dict[str, Any]) -> str:
         for d in data["defects"]:
             out.append(f"  - [{d['code']}] {d['message']}")
     failed = sum(1 for p in data["probes"] if not p["ok"])
-    silent = [n["name"] for n in data.get("names", []) if n["state"] == "unavailable"]
-    if data["ok"] and silent:
-        out.append(
-            f"verify: OK: {len(data['probes'])} probes answered as expected; callers of "
-            f"{', '.join(silent)} hear the unavailable sound now (no phone answers)"
+    names = data.get("names", [])
+    silent = [n["name"] for n in names if n["state"] == "unavailable"]
+    turned = [n["name"] for n in names if n["state"] in ("full", "locked")]
+    buts = []
+    if silent:
+        buts.append(
+            f"callers of {', '.join(silent)} hear the unavailable sound now (no phone answers)"
         )
-    elif data["ok"]:
-        out.append(f"verify: OK: {len(data['probes'])} probes answered as expected")
+    if turned:
+        buts.append(f"callers of {', '.join(turned)} are turned away now (full or locked)")
+    if data["ok"]:
+        but = "".join(f"; {words}" for words in buts)
+        out.append(f"verify: OK: {len(data['probes'])} probes answered as expected{but}")
     else:
         out.append(
             f"verify: FAILED: {len(data['defects'])} defect(s), {failed} of "

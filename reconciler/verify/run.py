@@ -145,9 +145,11 @@ def _check_names(
     """What a caller of each declared name gets now, from the live PBX (read-only) and
     OPTIONS to the contacts nobody qualifies: no phone rings (``names.py``)."""
     from sipctl.errors import SipctlError
-    from sipctl.providers.asterisk.cli import asterisk_program, query_rx
+    from sipctl.providers.asterisk.cli import asterisk_program
     from sipctl.providers.asterisk.phones import PhoneFacts, read_phones
+    from sipctl.providers.asterisk.rooms import LiveRooms, read_rooms
     from sipctl.providers.base import RunContext
+    from sipctl.reconciler.render.asterisk_rooms import conference_name
     from sipctl.reconciler.verify.names import (
         contact_target,
         name_states,
@@ -172,7 +174,7 @@ def _check_names(
     log(f"reading {len(extensions)} phone(s) through the asterisk target")
     ctx = RunContext(base_dir=loaded.base_dir)
     facts: dict[str, PhoneFacts | None] = {}
-    confbridge: bool | None = None
+    live_rooms: LiveRooms | None = None
     try:
         transport = ctx.transports.get(section.target, section.ssh)
         if not transport.can_run:
@@ -181,11 +183,7 @@ def _check_names(
         program = asterisk_program(ctx, transport, loaded)
         facts = read_phones(transport, program, extensions)
         if spec.rooms:
-            (module,) = query_rx(transport, program, ["module show like app_confbridge"])
-            confbridge = module.ok and any(
-                "Running" in line and "Not Running" not in line
-                for line in module.output.splitlines()
-            )
+            live_rooms = read_rooms(transport, program)
     except SipctlError as exc:
         report.notes.append(f"the phones could not be read: {exc.message}")
         return
@@ -212,7 +210,8 @@ def _check_names(
             answered = {uri: r.status is not None for uri, r in zip(asks, results, strict=True)}
     phones = {ext: phone_state(ext, facts.get(ext), answered) for ext in extensions}
     ring_groups = frozenset(n for n, t in spec.users.items() if not isinstance(t, str))
-    states = name_states(users, ring_groups, list(spec.rooms), phones, _routed(report), confbridge)
+    rooms = {name: (conference_name(name), room.max_members) for name, room in spec.rooms.items()}
+    states = name_states(users, ring_groups, rooms, phones, _routed(report), live_rooms)
     # a wrong name is already a defect of its probes (user-not-reachable)
     report.names = [s.to_json() for s in states]
 
