@@ -14,7 +14,10 @@ A REGISTER that a PBX accepts is withdrawn at once (``Expires: 0``). ``packets``
 every message sent, retransmissions included, so the audit can say what it cost.
 
 Over UDP the requests are retransmitted on RFC 3261's timers (T1 doubling, capped at T2 for
-non-INVITE); over TCP each message goes once. Only ``SipAgent`` does I/O.
+non-INVITE); over TCP and TLS each message goes once. TLS is TCP inside ``ssl`` with the
+server's certificate taken as served, not trusted (as a scanner takes it): the audit judges
+the certificate on its own (``certificate_findings``), and an attacker's probe does not stop
+at a certificate it cannot verify. Only ``SipAgent`` does I/O.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -37,7 +41,7 @@ from sipctl.providers.sip_probe import (
     parse_response,
 )
 
-Wire = Literal["udp", "tcp"]
+Wire = Literal["udp", "tcp", "tls"]
 USER_AGENT = "sipctl-audit"
 FROM_USER = "sipctl-audit"
 
@@ -110,6 +114,14 @@ class _Request:
         return f"<sip:{self.from_user}@{self.domain}>;tag={self.from_tag}"
 
 
+def _unverified_tls() -> ssl.SSLContext:
+    """A client context that takes the served certificate as it is (see the module docstring)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def _branch() -> str:
     return "z9hG4bK" + secrets.token_hex(10)
 
@@ -153,7 +165,10 @@ def _answer_request(data: bytes, status: int = 200, reason: str = "OK") -> bytes
 
 
 class SipAgent:
-    """One guest caller talking to ``address:port`` over UDP or TCP. Close it when done."""
+    """One guest caller talking to ``address:port`` over UDP, TCP or TLS. Close it when done.
+
+    Over TLS the server name sent (SNI) is ``domain``, as a SIPS caller of that domain sends
+    it; the certificate is not verified (see the module docstring)."""
 
     def __init__(
         self, address: str, port: int, wire: Wire, domain: str, *, connect_timeout: float = 3.0
@@ -164,6 +179,12 @@ class SipAgent:
             self._sock = _udp_socket(address, port, family)
         else:
             self._sock = socket.create_connection((address, port), timeout=connect_timeout)
+            if wire == "tls":
+                try:
+                    self._sock = _unverified_tls().wrap_socket(self._sock, server_hostname=domain)
+                except (OSError, ssl.SSLError):
+                    self._sock.close()
+                    raise
         local = self._sock.getsockname()
         self.local_host, self.local_port = str(local[0]), int(local[1])
         self._media = socket.socket(family, socket.SOCK_DGRAM)
@@ -197,7 +218,7 @@ class SipAgent:
 
     @property
     def _contact(self) -> str:
-        suffix = "" if self.wire == "udp" else ";transport=tcp"
+        suffix = "" if self.wire == "udp" else f";transport={self.wire}"
         return f"sip:{FROM_USER}@{self._hostport}{suffix}"
 
     def _send(self, data: bytes) -> None:

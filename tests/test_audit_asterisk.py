@@ -426,12 +426,45 @@ def _svwar(pbx: AsteriskInstance, method: str) -> set[str]:
     return found
 
 
+@pytest.fixture(scope="module")
+def over_tls(
+    asterisk: AsteriskInstance, bind: BindServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """A spec of a second domain whose DNS names the PBX over UDP, TCP and TLS (the admin's
+    TLS transport, added by a reload). Its own zone, so the other tests' domain keeps no TLS
+    target (whose test certificate would not name it)."""
+    from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE
+    from fixtures.common import free_port
+
+    tls_port = free_port()
+    pjsip = asterisk.config_dir / "pjsip.conf"
+    pjsip.write_text(
+        pjsip.read_text()
+        + f"\n[transport-tls]\ntype=transport\nprotocol=tls\nbind=127.0.0.1:{tls_port}\n"
+        f"cert_file={TEST_CERT_FILE}\npriv_key_file={TEST_KEY_FILE}\nmethod=tlsv1_2\n"
+    )
+    asterisk.rx("module reload res_pjsip.so")
+    port = asterisk.sip_port
+    name = bind.new_zone(
+        extra=(
+            f"_sip._udp IN SRV 10 0 {port} pbx\n_sip._tcp IN SRV 10 0 {port} pbx\n"
+            f"_sips._tcp IN SRV 10 0 {tls_port} pbx\npbx IN A 127.0.0.1\n"
+        )
+    )
+    yield _spec(tmp_path_factory.mktemp("audit-tls"), bind, name, asterisk)
+    bind.delete_zone(name)
+
+
 def test_svwar_and_audit_find_the_internal_extensions_then_neither_after_the_fix(
-    asterisk: AsteriskInstance, applied: Path, bind: BindServer, phones: dict[str, Phone]
+    asterisk: AsteriskInstance,
+    applied: Path,
+    over_tls: Path,
+    bind: BindServer,
+    phones: dict[str, Phone],
 ) -> None:
     """With Asterisk's default identify_by=username, svwar's OPTIONS and INVITE scans list
     101, 105 and 106 (a From naming a phone is challenged, any other is a guest); the audit
-    finds the same, on UDP and TCP. With the phones identified by address (the fixture's
+    finds the same, on UDP, TCP and TLS. With the phones identified by address (the fixture's
     default, the fix the audit names) neither finds anything. No phone gets an INVITE from
     the audit (svwar's INVITE scan does ring 101: a declared name anyone may call)."""
     fixed = (asterisk.config_dir / "pjsip.conf").read_text()
@@ -442,7 +475,7 @@ def test_svwar_and_audit_find_the_internal_extensions_then_neither_after_the_fix
         assert _svwar(asterisk, "OPTIONS") == {"101", "105", "106"}
         assert _svwar(asterisk, "INVITE") == {"101", "105", "106"}
         before = {ext: len(p.invites) for ext, p in phones.items()}
-        report = _audit(applied, bind)
+        report = _audit(over_tls, bind)
         assert {ext: len(p.invites) for ext, p in phones.items()} == before
     finally:
         asterisk.write_admin_file("pjsip.conf", fixed)
@@ -455,6 +488,9 @@ def test_svwar_and_audit_find_the_internal_extensions_then_neither_after_the_fix
         ("udp", "INVITE"),
         ("tcp", "OPTIONS"),
         ("tcp", "INVITE"),
+        ("tls", "OPTIONS"),
+        ("tls", "INVITE"),
+        ("tls", "REGISTER"),
     } <= methods, text
     assert all("identify_by=ip" in f.fix for f in found) and report.exit_code == 2, text
     # what the log fail2ban reads shows of the scan is named (the challenged requests leave
@@ -462,6 +498,7 @@ def test_svwar_and_audit_find_the_internal_extensions_then_neither_after_the_fix
     assert any("name this machine" in d for f in found for d in f.details), text
     assert _svwar(asterisk, "OPTIONS") == set() and _svwar(asterisk, "INVITE") == set()
     before = {ext: len(p.invites) for ext, p in phones.items()}
-    after = _audit(applied, bind)
+    after = _audit(over_tls, bind)
     assert not [f for f in after.findings if f.code.startswith("enumeration")], after.to_text()
+    assert "on udp, tcp, tls" in "\n".join(after.checks), after.to_text()
     assert {ext: len(p.invites) for ext, p in phones.items()} == before

@@ -10,7 +10,7 @@ The order, each part bounded in count and time (``AuditLimits``):
    declared name: audit never rings a real phone). Requests are rate-limited;
 3. the PBX's log (where the target can read it): one "Wrong call" line per answered call;
 4. as sipvicious' svwar does: the declared extensions and a few unknown ones in the request
-   URI and in From, by OPTIONS, REGISTER and INVITE on every UDP and TCP target;
+   URI and in From, by OPTIONS, REGISTER and INVITE over UDP, TCP and TLS;
 5. the management ports of every resolved address (``exposure.py``);
 6. when a part met silence: whether sipctl's fail2ban jails ban this machine.
 
@@ -461,6 +461,9 @@ def _unreachable_names(
 
 IDENTITY_KNOWN = 10  # declared extensions tried as sipvicious does, at most
 IDENTITY_UNKNOWN = 3
+# The transports the identity probes speak, first target of each (a WSS caller is a browser
+# on the page's own guest endpoint; the same PJSIP identification serves it).
+IDENTITY_WIRES: dict[str, Wire] = {"udp": "udp", "tcp": "tcp", "tls": "tls"}
 
 
 def _identity_probes(
@@ -474,7 +477,9 @@ def _identity_probes(
     log: Callable[[str], None],
 ) -> None:
     """OPTIONS, REGISTER and INVITE with the extension in the request URI and in From, on
-    every UDP and TCP target, as sipvicious' svwar scans: known extensions against unknown.
+    the first UDP, TCP and TLS target, as sipvicious' svwar scans: known extensions against
+    unknown. Over TLS the served certificate is taken as it is, as a scanner takes it (the
+    certificate itself is judged by ``_certificates``).
 
     No phone rings: a known extension gets an INVITE only when its OPTIONS was challenged
     (the endpoint requires authentication, so the INVITE is challenged before any dialplan
@@ -488,13 +493,15 @@ def _identity_probes(
         return
     unknown = _unknown_extensions(spec, known, transport, program)
     rate = _RateLimit(limits.rate)
-    targets = {h.transport: h for h in hops if h.transport in ("udp", "tcp")}
+    targets: dict[Wire, Endpoint] = {}
+    for hop in hops:
+        if hop.transport in IDENTITY_WIRES and hop.transport not in targets:
+            targets[IDENTITY_WIRES[hop.transport]] = hop
     log(f"as sipvicious does: {len(known)} known and {len(unknown)} unknown extensions in From")
     log_path, log_offset = _log_start(spec, transport)
     first = len(report.findings)
-    for wire_name, hop in targets.items():
+    for wire, hop in targets.items():
         where = f"{hop.transport} {_hostport(hop.address, hop.port)}"
-        wire: Wire = "udp" if wire_name == "udp" else "tcp"
         count = report.count("identity")
         asked: dict[str, tuple[list[Exchange], list[Exchange]]] = {}
         try:
@@ -541,7 +548,7 @@ def _identity_probes(
     report.checks.append(
         f"identity: OPTIONS, REGISTER and INVITE with the extension in From (as sipvicious) "
         f"for {len(known)} known and {len(unknown)} unknown extensions on "
-        f"{', '.join(targets) or 'no UDP/TCP target'}"
+        f"{', '.join(targets) or 'no UDP, TCP or TLS target'}"
     )
 
 
