@@ -39,6 +39,8 @@ class TargetRun:
     provider: Provider
     desired: list[Resource]
     live: LiveState
+    # a host's run that removes this customer's DNS records (its file is gone: departures)
+    customer: str | None = None
 
 
 @dataclass
@@ -117,6 +119,7 @@ def _target_plan(run: TargetRun) -> TargetPlan:
         skipped=list(run.live.skipped),
         hazards=list(run.live.hazards),
         desired_kinds=dict(Counter(r.address.kind for r in run.desired)),
+        customer=run.customer,
     )
 
 
@@ -141,6 +144,11 @@ def make_plan(
     """
     runs = _open_targets(loaded, ctx, selected_layers(loaded, layers), rendered or {})
     _read_all(runs, ctx)
+    if loaded.spec.hosting is not None and not layers:
+        # a customer whose file is gone takes its DNS records with it (departures)
+        from sipctl.reconciler.departures import departure_runs
+
+        runs += departure_runs(loaded, ctx, runs)
     problems = _problems(runs)
     if problems:
         raise ProviderError(

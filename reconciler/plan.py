@@ -144,9 +144,11 @@ class TargetPlan:
     skipped: list[str] = field(default_factory=list)
     hazards: list[str] = field(default_factory=list)
     desired_kinds: dict[str, int] = field(default_factory=dict)  # kind -> desired resources
+    # a host's target that removes a customer whose file is gone (its DNS records)
+    customer: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "desired_kinds": dict(self.desired_kinds),
             "layer": self.layer,
             "provider": self.provider,
@@ -158,6 +160,9 @@ class TargetPlan:
             "skipped": list(self.skipped),
             "hazards": list(self.hazards),
         }
+        if self.customer is not None:
+            data["customer"] = self.customer
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TargetPlan:
@@ -172,6 +177,7 @@ class TargetPlan:
             skipped=[str(n) for n in data.get("skipped", [])],
             hazards=[str(n) for n in data.get("hazards", [])],
             desired_kinds={str(k): int(v) for k, v in data.get("desired_kinds", {}).items()},
+            customer=str(data["customer"]) if data.get("customer") is not None else None,
         )
 
 

@@ -14,8 +14,11 @@ ADVERTISING_KINDS = ("NAPTR", "SRV")
 def refusal_reasons(plan: Plan) -> list[str]:
     """Why ``plan`` must not be applied without ``--force`` (empty: it may)."""
     reasons: list[str] = []
+    departed = {t.customer for t in plan.targets if t.customer is not None and t.changes}
     for target in plan.targets:
         reasons.extend(f"{target.layer} {target.target}: {hazard}" for hazard in target.hazards)
+        if target.customer is not None:
+            continue  # a departed customer's records: counted as that customer (below)
         removed = sum(change.removed_units() for change in target.changes)
         if target.managed_units and removed / target.managed_units > MAX_DESTROY_SHARE:
             reasons.append(
@@ -25,7 +28,8 @@ def refusal_reasons(plan: Plan) -> list[str]:
                 f"{COUNT_UNIT_NOTE})"
             )
         if target.layer == "asterisk":
-            reasons.extend(_customers_removed(target.target, target.changes))
+            reasons.extend(_customers_removed(target.target, target.changes, departed))
+            departed = set()  # counted once, with the host's dialplan
         if target.layer == "dns":
             withdrawn = [
                 c
@@ -38,6 +42,8 @@ def refusal_reasons(plan: Plan) -> list[str]:
                     f"dns {target.target}: the plan removes every NAPTR and SRV record of "
                     f"{plan.domain}; callers could no longer find the PBX"
                 )
+    if departed:  # their dialplan is gone already: only their records are left to remove
+        reasons.extend(_customers_removed(plan.domain, [], departed))
     return reasons
 
 
@@ -57,11 +63,14 @@ def hosted_domains(value: Any) -> set[str]:
     return {name for name in listed if f"{name}." in listed}
 
 
-def _customers_removed(target: str, changes: Sequence[Change]) -> list[str]:
-    """A customer whose file is gone is removed from its host: counted like records are."""
+def _customers_removed(target: str, changes: Sequence[Change], departed: set[str]) -> list[str]:
+    """A customer whose file is gone is removed from its host: counted like records are,
+    once, whether its dialplan or its DNS records (``departed``) or both go."""
     reasons: list[str] = []
-    for change in changes:
-        before, after = hosted_domains(change.before), hosted_domains(change.after)
+    pairs = [(hosted_domains(c.before), hosted_domains(c.after)) for c in changes]
+    pairs = [pair for pair in pairs if pair[0] or pair[1]] or [(set(), set())]
+    for before_served, after in pairs:
+        before = before_served | departed
         gone = before - after
         if before and len(gone) / len(before) > MAX_DESTROY_SHARE:
             reasons.append(

@@ -60,7 +60,7 @@ def render_human(data: Mapping[str, Any], color: bool = False, detail: bool = Fa
             if not target["changes"]:
                 continue
             out.append("")
-            out.append(paint("#", f"  # {target['layer']} at {target['target']}"))
+            out.append(paint("#", f"  # {target_heading(target)}"))
             for change in target["changes"]:
                 out.extend(paint(line[:1], f"  {line}") for line in described_lines(change))
             if detail:
@@ -73,6 +73,14 @@ def render_human(data: Mapping[str, Any], color: bool = False, detail: bool = Fa
     out.extend(_refusal_lines(data, paint))
     out.extend(_remarks(data, paint))
     return "\n".join(out) + "\n"
+
+
+def target_heading(target: Mapping[str, Any]) -> str:
+    """``dns at rfc2136:a.example@...``; a departed customer's records say whose they are."""
+    heading = f"{target['layer']} at {target['target']}"
+    if target.get("customer"):
+        heading += f" (customer {target['customer']}: its file is gone)"
+    return heading
 
 
 def _refusal_lines(data: Mapping[str, Any], paint: Painter) -> Iterator[str]:
@@ -397,7 +405,7 @@ def render_markdown(data: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> str
         top.append(f"**{summary_line(data)}**")
         for target in data["targets"]:
             if target["changes"]:
-                described.append(f"# {target['layer']} at {target['target']}")
+                described.append(f"# {target_heading(target)}")
                 for change in target["changes"]:
                     described.extend(described_lines(change))
         for target in data["targets"]:

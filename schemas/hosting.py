@@ -141,3 +141,16 @@ def compose(loaded: LoadedSpec, path: Path) -> LoadedSpec:
             "a customer file lives beside its host's file"
         )
     return replace(loaded, spec=_served(spec, host))
+
+
+def declaring_file(domain: str, directory: Path) -> Path | None:
+    """The file of ``directory`` that declares ``domain`` (``domain: <domain>`` at the top),
+    or None: a customer a host no longer serves may live on in another file (moved to
+    another host of the directory, or become one company's spec)."""
+    named = re.compile(
+        rf"^domain\s*:\s*['\"]?{re.escape(domain)}\.?['\"]?\s*(?:#.*)?$", re.M | re.I
+    )
+    for path in sorted(directory.iterdir()):
+        if path.suffix in SPEC_SUFFIXES and path.is_file() and named.search(_read(path)):
+            return path
+    return None

@@ -229,6 +229,11 @@ def plan_schema() -> dict[str, Any]:
             "notes": {**_TEXTS, "description": "warnings"},
             "skipped": {**_TEXTS, "description": "what could not be done or checked here"},
             "hazards": {**_TEXTS, "description": "why apply would refuse this target"},
+            "customer": {
+                "type": "string",
+                "description": "a host's plan: the customer domain whose DNS records this "
+                "target removes (no file declares it any more)",
+            },
         },
     }
     count = {"type": "integer", "minimum": 0}

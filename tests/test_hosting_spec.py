@@ -186,12 +186,13 @@ def test_a_customer_file_moved_to_another_host_moves_the_customer(
     hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(hoster)
-    assert _apply(hoster / "pbx1.yaml", capsys) == 0
-    assert _apply(hoster / "pbx2.yaml", capsys) == 0
+    assert _apply(hoster, capsys) == 0
     gamma = hoster / "gamma.example.yaml"
     gamma.write_text(gamma.read_text().replace("host: pbx2", "host: pbx1"))
     _code, shown = _plan(hoster / "pbx2.yaml", capsys)
     assert "- user office@gamma.example → 200" in shown, shown
+    # its DNS records are its file's, which still declares it: the old host leaves them
+    assert "# dns" not in shown and "SRV" not in shown, shown
     _code, shown = _plan(hoster / "pbx1.yaml", capsys)
     assert "+ user office@gamma.example → 200" in shown and "0 to destroy" in shown, shown
     assert _apply(hoster / "pbx1.yaml", capsys) == 0
@@ -199,6 +200,60 @@ def test_a_customer_file_moved_to_another_host_moves_the_customer(
     etc = hoster / "state"
     assert "gamma.example" in (etc / "pbx1/etc/asterisk/extensions_sipctl.conf").read_text()
     assert "gamma.example" not in (etc / "pbx2/etc/asterisk/extensions_sipctl.conf").read_text()
+    # its own plan points its SRV records at its new host (2 of its 5 records replaced)
+    assert _apply(hoster, capsys, "--force") == 0
+    assert "SRV\t10 0 5060 pbx1.hoster.example." in (etc / "gamma.example.zone").read_text()
+    code, shown = _plan(hoster, capsys, "--detailed-exitcode")
+    assert code == 0, shown
+
+
+def test_removing_a_customers_file_removes_its_dns_records(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host's record keeps how each customer's records were written; a plan of the
+    host removes them through that, with its dialplan, and nothing of the others."""
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster, capsys) == 0
+    zones = hoster / "state"
+    alpha, beta = (zones / "alpha.example.zone").read_text(), zones / "beta.example.zone"
+    assert "SIP+D2U" in beta.read_text()
+    (hoster / "beta.example.yaml").unlink()
+    code, shown = _plan(hoster, capsys)
+    assert (
+        "# dns at zonefile:state/beta.example.zone (customer beta.example: its file is gone)"
+        in shown
+    ), shown
+    for line in (
+        "- user director@beta.example → 105",
+        '- dns NAPTR beta.example 10 10 "s" "SIP+D2U" "" _sip._udp.beta.example',
+        "- dns SRV _sip._udp.beta.example 10 0 5060 pbx1.hoster.example",
+        '- dns TXT _sipctl.beta.example "sipctl-registry=1"',
+    ):
+        assert line in shown, shown
+    # one customer of two, counted once (not also as 100% of its zone's records)
+    assert "removes 1 of 2 customers" in shown and "managed records" not in shown, shown
+    assert _apply(hoster, capsys) != 0  # refused without --force
+    assert "SIP+D2U" in beta.read_text()
+    assert _apply(hoster, capsys, "--force") == 0
+    left = beta.read_text()
+    assert "SIP" not in left and "_sipctl" not in left and "SOA" in left, left
+    assert (zones / "alpha.example.zone").read_text() == alpha
+    code, shown = _plan(hoster, capsys, "--detailed-exitcode")
+    assert code == 0, shown
+
+
+def test_a_saved_plan_removes_a_departed_customers_records(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster, capsys) == 0
+    (hoster / "beta.example.yaml").unlink()
+    code, shown = _plan(hoster / "pbx1.yaml", capsys, "--out", "pbx1.plan", "--force")
+    assert code == 0 and "customer beta.example: its file is gone" in shown, shown
+    assert run(["apply", "pbx1.plan", "--auto-approve", "--force"]) == 0, capsys.readouterr()
+    assert "SIP" not in (hoster / "state" / "beta.example.zone").read_text()
+    code, shown = _plan(hoster / "pbx1.yaml", capsys, "--detailed-exitcode")
+    assert code == 0, shown
 
 
 def test_import_refuses_a_host_of_several_customers(

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sipctl.errors import ProviderError, SipctlError
+from sipctl.reconciler.departures import CUSTOMERS_KEY, recorded_customers
 from sipctl.reconciler.resources import Value, canonical_json
 
 if TYPE_CHECKING:
@@ -160,6 +161,8 @@ def host_state_store(loaded: LoadedSpec, ctx: RunContext, layer: str) -> StateSt
 def _grouped(plan_run: PlanRun, ctx: RunContext) -> list[tuple[StateStore, list[TargetRun]]]:
     groups: dict[str, tuple[StateStore, list[TargetRun]]] = {}
     for run in plan_run.runs:
+        if run.customer is not None:
+            continue  # a departed customer's records: nothing of it is kept (departures)
         store = _store_for(run, plan_run, ctx)
         if store is None:
             continue
@@ -227,8 +230,10 @@ def _record_one(
             store.write(record)
         return [f"Recorded the applied state in {store.where} (apply id {apply_id})."]
     old = store.read() or {}
-    targets = dict(old.get("targets", {})) if old.get("format") == STATE_FORMAT else {}
-    changed = False
+    current = old.get("format") == STATE_FORMAT
+    targets = dict(old.get("targets", {})) if current else {}
+    customers = _customers_of(runs, plan_run, old.get(CUSTOMERS_KEY) if current else None)
+    changed = customers is not None and customers != old.get(CUSTOMERS_KEY)
     for run in runs:
         entry = entry_of(run)
         previous = targets.get(target_key(run))
@@ -237,8 +242,21 @@ def _record_one(
             changed = True
     if not changed:
         return []
-    store.write({"format": STATE_FORMAT, "targets": targets})
+    record = {"format": STATE_FORMAT, "targets": targets}
+    if customers is not None:
+        record[CUSTOMERS_KEY] = customers
+    elif current and CUSTOMERS_KEY in old:
+        record[CUSTOMERS_KEY] = old[CUSTOMERS_KEY]
+    store.write(record)
     return [f"Recorded the applied state in {store.where}."]
+
+
+def _customers_of(runs: list[TargetRun], plan_run: PlanRun, previous: Any) -> Any:
+    """The customers a host's record holds after this apply (None: this record keeps none):
+    in the record of the host's Asterisk layer (see ``departures``)."""
+    if not any(run.layer.name == "asterisk" for run in runs):
+        return None
+    return recorded_customers(plan_run, previous)
 
 
 def state_is_current(plan_run: PlanRun, ctx: RunContext) -> bool:
@@ -246,6 +264,9 @@ def state_is_current(plan_run: PlanRun, ctx: RunContext) -> bool:
     for store, runs in _grouped(plan_run, ctx):
         record = store.read() or {}
         targets = record.get("targets", {}) if record.get("format") == STATE_FORMAT else {}
+        customers = _customers_of(runs, plan_run, record.get(CUSTOMERS_KEY))
+        if customers is not None and customers != record.get(CUSTOMERS_KEY):
+            return False
         for run in runs:
             entry = _entry_of(targets, run)
             if not isinstance(entry, dict) or entry.get("resources") != applied_entry(run):

@@ -1,0 +1,186 @@
+"""A customer its host served whose file is gone: its DNS records go with it.
+
+A host's apply keeps, in the host's own record of the last apply (``gitops/drift``'s, in
+root's ``/var/lib/sipctl`` on the host, found by every runner), which customers it serves
+and how each one's DNS records are written: the ``dns`` section of the customer's file
+(provider, zone, server, the *name* of its credential; never a secret) and the servers its
+SRV records point at.
+
+A plan of the host then finds a customer that record names and no file of the directory
+declares, and plans the removal of that customer's owned records (NAPTR, SRV, the registry
+and what it lists) through the recorded binding: a spec of the customer's domain with
+``dns.ensure: absent``, whose credentials pass the runner profile like any spec's
+(``reconciler/bindings.py``: the profile, never the record, says where a credential may
+go). When they do not, or the provider cannot be reached with them, the whole plan is
+refused and says what to do: nothing is half applied.
+
+A customer whose domain another file of the directory declares (moved to another host, or
+become one company's spec) keeps its records: they are that file's. So does one whose live
+SRV records point at servers other than those recorded (moved to a host in another
+directory, whose apply pointed them there).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from sipctl.errors import RefusedError, SipctlError
+
+if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler.engine import PlanRun, TargetRun
+    from sipctl.schemas.loader import LoadedSpec
+    from sipctl.schemas.spec import Spec
+
+# The host record's key: customer domain -> {"dns": its dns section or None, "servers": [...]}
+CUSTOMERS_KEY = "customers"
+
+
+def customers_entry(spec: Spec) -> dict[str, Any]:
+    """What a host's record keeps of the customers ``spec`` (a host) serves."""
+    return {customer.domain: _entry(customer) for customer in spec.customers}
+
+
+def _entry(customer: Spec) -> dict[str, Any]:
+    dns = customer.dns
+    bound = None
+    if dns is not None and dns.ensure == "present":
+        bound = dns.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    return {"dns": bound, "servers": sorted({s.host.lower() for s in customer.servers})}
+
+
+def recorded_customers(plan_run: PlanRun, previous: Any) -> dict[str, Any] | None:
+    """The customers a host's record holds after ``plan_run`` was applied (None: not a host).
+
+    A plan of every layer planned each departed customer's removal (or found nothing of it
+    to remove), so the record holds the declared customers. A plan of some layers only
+    (``--target``) planned none: the departed customers stay recorded until a whole plan
+    removes them."""
+    spec = plan_run.loaded.spec
+    if spec.hosting is None:
+        return None
+    customers = customers_entry(spec)
+    if plan_run.plan.layers and isinstance(previous, dict):
+        for domain, entry in previous.items():
+            customers.setdefault(str(domain), entry)
+    return customers
+
+
+def departure_runs(
+    loaded: LoadedSpec, ctx: RunContext, host_runs: list[TargetRun]
+) -> list[TargetRun]:
+    """The DNS removal of every customer the host's record names and no file declares,
+    each read through the binding it was applied with. Raises RefusedError when any of them
+    cannot be (nothing is planned then)."""
+    from sipctl.reconciler.gitops.drift import STATE_FORMAT, host_state_store
+
+    spec = loaded.spec
+    store = host_state_store(loaded, ctx, "asterisk")
+    if spec.hosting is None or store is None:
+        return []
+    record = store.read() or {}
+    recorded = record.get(CUSTOMERS_KEY) if record.get("format") == STATE_FORMAT else None
+    recorded = recorded if isinstance(recorded, dict) else {}
+    declared = {c.domain for c in spec.customers}
+    _note_unrecorded(host_runs, declared | set(recorded))
+    runs: list[TargetRun] = []
+    problems: list[str] = []
+    for domain in sorted(set(recorded) - declared):
+        entry = recorded[domain]
+        if not isinstance(entry, dict) or not isinstance(entry.get("dns"), dict):
+            continue  # its DNS was not sipctl's: nothing to remove
+        try:
+            run = _departure(loaded, ctx, domain, entry)
+        except SipctlError as exc:
+            problems.append(_unresolved(loaded, domain, entry, exc))
+            continue
+        if run is not None:
+            runs.append(run)
+    if problems:
+        raise RefusedError(
+            f"{loaded.source}: {len(problems)} removed customer(s) whose DNS records cannot "
+            "be removed through the provider they were applied with; nothing was changed:\n  "
+            + "\n  ".join(problems),
+            hint="make the binding work again (the runner profile, SIPCTL_PROFILE, lists each "
+            "credential and where it may go), or put the customer's file back with "
+            "dns.ensure: absent and the dns section that reaches its zone, apply it, then "
+            "delete the file",
+        )
+    return runs
+
+
+def _departure(
+    loaded: LoadedSpec, ctx: RunContext, domain: str, entry: dict[str, Any]
+) -> TargetRun | None:
+    from sipctl.providers.base import open_provider
+    from sipctl.reconciler.engine import TargetRun
+    from sipctl.reconciler.layers import layer_named
+    from sipctl.schemas.hosting import declaring_file
+    from sipctl.schemas.loader import load_spec_text
+
+    elsewhere = declaring_file(domain, loaded.base_dir)
+    if elsewhere is not None:
+        ctx.log(f"customer {domain} is declared by {elsewhere}: its DNS records are that file's")
+        return None
+    dns = {**entry["dns"], "ensure": "absent"}
+    text = json.dumps({"version": 1, "domain": domain, "dns": dns}, sort_keys=True)
+    source = f"{loaded.source} (the record of customer {domain})"
+    gone = load_spec_text(text, source=source, base_dir=loaded.base_dir)
+    layer = layer_named("dns")
+    provider = open_provider(layer.provider_name(gone.spec), gone, ctx)
+    ctx.log(f"reading dns at {provider.target_id} (customer {domain}, its file is gone)")
+    live = provider.read([])
+    servers = {str(s).lower().rstrip(".") for s in entry.get("servers", [])}
+    foreign = sorted(_srv_targets(live.resources.values()) - servers)
+    if foreign:
+        ctx.notice(
+            f"note: {loaded.source}: customer {domain} is no longer served here, and its SRV "
+            f"records point at {', '.join(foreign)}, not at this host's servers: its DNS "
+            "records are left to the file that now declares it"
+        )
+        return None
+    return TargetRun(layer, provider, [], live, customer=domain)
+
+
+def _srv_targets(values: Any) -> set[str]:
+    """The hosts the SRV values among ``values`` point at."""
+    targets: set[str] = set()
+    for value in values:
+        records = value.get("records") if isinstance(value, dict) else None
+        for record in records if isinstance(records, list) else []:
+            parts = str(record).split()
+            if len(parts) == 4 and parts[0].isdigit():
+                targets.add(parts[3].lower().rstrip("."))
+    return targets
+
+
+def _note_unrecorded(host_runs: list[TargetRun], known: set[str]) -> None:
+    """A customer the live dialplan serves but the record does not name (applied by an
+    earlier sipctl): its removal leaves its DNS records, and the plan says so."""
+    from sipctl.reconciler.safety import hosted_domains
+
+    for run in host_runs:
+        if run.layer.name != "asterisk":
+            continue
+        served: set[str] = set()
+        for value in run.live.resources.values():
+            served |= hosted_domains(value)
+        for domain in sorted(served - known):
+            run.live.notes.append(
+                f"customer {domain}: no file declares it, and the host's record does not say "
+                "how its DNS records were written (applied before sipctl recorded it): its "
+                "dialplan is removed, its DNS records are left as they are"
+            )
+
+
+def _unresolved(loaded: LoadedSpec, domain: str, entry: dict[str, Any], exc: SipctlError) -> str:
+    dns = entry.get("dns") or {}
+    provider = dns.get("provider", "rfc2136")
+    where = dns.get("server") or dns.get("file") or dns.get("zone") or domain
+    problems = getattr(exc, "problems", None) or []
+    detail = "; ".join([exc.message, *problems[1:]]) if problems else exc.message
+    return (
+        f"customer {domain} (no file declares it): its records were written with dns "
+        f"provider {provider} at {where}: {detail}"
+    )
