@@ -10,8 +10,15 @@ Each run is a whole process measured by the kernel; BIND's own cpu is read from
 /proc/PID/stat before and after. Printed: medians of wall, cpu and BIND cpu per run, and the
 slopes per added zone between the sizes.
 
+Then, sipctl alone at a hoster's scale (``--big``, default 10,000; 0 skips): one BIND
+loading that many zones (how long it takes is printed), one apply, and no-op plans with
+``--parallel 2`` (the goal: under 5 s wall) and ``--parallel 1``; and the same specs on the
+``zonefile`` provider (``--zonefiles``, default 1,000 and 10,000 zone files in one
+directory), whose no-op plans give the slope per added zone file.
+
 Needs the bench extra: ``pip install octodns octodns-bind``. Run as root like the tests:
-``python bench/peer_scale.py`` (``--zones 200,1000,5000 --runs 5``).
+``python bench/peer_scale.py`` (``--zones 200,1000,5000 --runs 5 --big 10000
+--zonefiles 1000,10000``; an empty ``--zones`` or ``--zonefiles`` skips that part).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -117,6 +125,137 @@ def one_size(count: int, runs: int, work: Path) -> list[dict[str, float]]:
     return out
 
 
+def sipctl_plan(specs: Path, parallel: int) -> list[str]:
+    return [sys.executable, "-m", "sipctl", "plan", "-f", str(specs), "--detailed-exitcode",
+            "--quiet", "--parallel", str(parallel)]  # fmt: skip
+
+
+def apply_all(specs: Path, env: dict[str, str]) -> float:
+    """Apply every spec once (``--parallel 2``); its wall seconds."""
+    applied = run_measured(
+        [
+            sys.executable,
+            "-m",
+            "sipctl",
+            "apply",
+            "-f",
+            str(specs),
+            "--auto-approve",
+            "--parallel",
+            "2",
+            "--quiet",
+        ],
+        env=env,
+    )
+    assert applied.returncode == 0, "the bench's specs must apply:\n" + applied.stdout[-2000:]
+    return applied.wall
+
+
+def big_bind(count: int, runs: int, work: Path) -> list[dict[str, str]]:
+    """sipctl's no-op plans of ``count`` zones on one BIND (how long BIND takes to load them,
+    and the apply, are reported too)."""
+    zones = [f"b{n:05d}.example" for n in range(count)]
+    bind = BindServer(work / f"bind-big-{count}")
+    started = time.perf_counter()
+    bind.start({zone: zone_text(zone) for zone in zones}, timeout=1800)
+    loaded = time.perf_counter() - started
+    try:
+        specs = work / f"specs-big-{count}"
+        specs.mkdir()
+        for zone in zones:
+            (specs / f"{zone}.yaml").write_text(dns_spec(bind, zone))
+        env = {**os.environ, SECRET_ENV: bind.secret}
+        applied = apply_all(specs, env)
+        rows: dict[int, list[tuple[Sample, float]]] = {2: [], 1: []}
+        for _ in range(runs):
+            for parallel, samples in rows.items():
+                samples.append(measured(bind, sipctl_plan(specs, parallel), env))
+                assert samples[-1][0].returncode == 0, "sipctl must find nothing to change"
+    finally:
+        bind.stop()
+    return [
+        {
+            "zones": f"{count:,}",
+            "BIND start (loads them)": f"{loaded:.1f} s",
+            "apply": f"{applied:.0f} s",
+            "plan": f"--parallel {parallel}",
+            "wall": f"{statistics.median(s.wall for s, _ in samples):.2f} s",
+            "cpu": f"{statistics.median(s.cpu for s, _ in samples):.2f} s",
+            "BIND cpu": f"{statistics.median(b for _, b in samples):.2f} s",
+        }
+        for parallel, samples in rows.items()
+    ]
+
+
+def zonefile_spec(zone: str, file: Path) -> str:
+    """The bench's spec of ``zone`` on the zonefile provider (the same records as on BIND)."""
+    return (
+        f"version: 1\ndomain: {zone}\n"
+        "transports: {udp: {port: 5060}, tcp: {port: 5060}, tls: {port: 5061}}\n"
+        f"servers: [{{host: asterisk.{zone}, ipv4: [203.0.113.10], priority: 10}}]\n"
+        "users: {director: 105, alex: 106, '101': 101}\n"
+        f"dns:\n  provider: zonefile\n  file: {file}\n  ttl: 3600\n"
+    )
+
+
+def zone_files(count: int, runs: int, work: Path) -> list[dict[str, float]]:
+    """sipctl's no-op plans of ``count`` specs, each on its own zone file."""
+    base = work / f"zonefiles-{count}"
+    zones_dir, specs = base / "zones", base / "specs"
+    zones_dir.mkdir(parents=True)
+    specs.mkdir()
+    for n in range(count):
+        zone = f"z{n:05d}.example"
+        (zones_dir / f"{zone}.zone").write_text(zone_text(zone))
+        (specs / f"{zone}.yaml").write_text(zonefile_spec(zone, zones_dir / f"{zone}.zone"))
+    apply_all(specs, dict(os.environ))
+    rows: dict[int, list[Sample]] = {1: [], 2: []}
+    for _ in range(runs):
+        for parallel, samples in rows.items():
+            samples.append(run_measured(sipctl_plan(specs, parallel)))
+            assert samples[-1].returncode == 0, "sipctl must find nothing to change"
+    return [
+        {
+            "parallel": float(parallel),
+            "zones": float(count),
+            "wall": statistics.median(s.wall for s in samples),
+            "cpu": statistics.median(s.cpu for s in samples),
+        }
+        for parallel, samples in rows.items()
+    ]
+
+
+def print_zone_files(results: list[dict[str, float]]) -> None:
+    print_table(
+        [
+            {
+                "zone files": f"{r['zones']:,.0f}",
+                "sipctl plan": f"--parallel {r['parallel']:.0f}",
+                "wall": f"{r['wall']:.2f} s",
+                "cpu": f"{r['cpu']:.2f} s",
+            }
+            for r in results
+        ]
+    )
+    print()
+    slopes = []
+    for parallel in sorted({r["parallel"] for r in results}):
+        mine = sorted((r for r in results if r["parallel"] == parallel), key=lambda r: r["zones"])
+        if len(mine) < 2:
+            continue
+        first, last = mine[0], mine[-1]
+        added = last["zones"] - first["zones"]
+        slopes.append(
+            {
+                "sipctl plan (zone files)": f"--parallel {parallel:.0f}",
+                "cpu per added zone": f"{1000 * (last['cpu'] - first['cpu']) / added:.2f} ms",
+                "wall per added zone": f"{1000 * (last['wall'] - first['wall']) / added:.2f} ms",
+            }
+        )
+    if slopes:
+        print_table(slopes)
+
+
 NAMES = {
     0.0: "sipctl plan --parallel 1",
     1.0: "sipctl plan --parallel 2",
@@ -128,14 +267,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--zones", default="200,1000,5000")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--big", type=int, default=10000, help="zones on one BIND; 0 skips")
+    parser.add_argument("--zonefiles", default="1000,10000", help="sizes; empty skips")
     args = parser.parse_args()
-    try:
-        import octodns_bind  # noqa: F401
-    except ImportError:
-        print("needs the bench extra: pip install octodns octodns-bind", file=sys.stderr)
-        return 1
-    sizes = [int(n) for n in args.zones.split(",")]
     work = Path(tempfile.mkdtemp(prefix="sipctl-bench-peer-"))
+    if args.zones:
+        try:
+            import octodns_bind  # noqa: F401
+        except ImportError:
+            print("needs the bench extra: pip install octodns octodns-bind", file=sys.stderr)
+            return 1
+        peers(args, work)
+    if args.big:
+        print()
+        print_table(big_bind(args.big, args.runs, work))
+    if args.zonefiles:
+        print()
+        sizes = [int(n) for n in args.zonefiles.split(",")]
+        print_zone_files([row for size in sizes for row in zone_files(size, args.runs, work)])
+    print(f"\nmedians of {args.runs} interleaved runs; load {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+def peers(args: argparse.Namespace, work: Path) -> None:
+    """sipctl beside octoDNS at each size of ``--zones``: the table and the slopes."""
+    sizes = [int(n) for n in args.zones.split(",")]
     results = [row for size in sizes for row in one_size(size, args.runs, work)]
     table = []
     for row in results:
@@ -167,8 +323,6 @@ def main() -> int:
             }
         )
     print_table(slopes)
-    print(f"\nmedians of {args.runs} interleaved runs; load {os.getloadavg()[0]:.1f}")
-    return 0
 
 
 if __name__ == "__main__":
