@@ -3,7 +3,9 @@
 The developer guide: one read (a small zone's signed transfer, or a few pipelined queries in a
 large zone) and one UPDATE to write per zone. The
 lock is taken first (one UPDATE), the live state is read once under it, and the changes, the
-record of the last apply and the lock's release go out in one UPDATE.
+record of the last apply and the lock's release go out in one UPDATE. A read goes on the
+connection an earlier read of this process kept (these tests run sipctl in-process, so one
+test's commands share it); each UPDATE goes on a connection of its own.
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ def test_apply_costs_a_read_a_lock_a_check_and_one_update(
 
     applied = _costs(counter, "apply", "-f", spec, "--auto-approve", "--no-verify")
     # read (the plan shown); lock; the same read under the lock (stale check); changes +
-    # record of the last apply + release, in one UPDATE
-    assert applied == {"connection": 4, "query": 2 * reads, "update": 2, "other": 0}
+    # record of the last apply + release, in one UPDATE. Both reads go on the plan's kept
+    # connection: one connection per UPDATE.
+    assert applied == {"connection": 2, "query": 2 * reads, "update": 2, "other": 0}
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == [], "the lock was released"
     assert bind.query(f"_sipctl-state.{zone}", "TXT"), "the record of the last apply was written"
     assert bind.query(f"_sip._udp.{zone}", "SRV") == [f"10 0 5060 asterisk.{zone}."]
@@ -84,11 +87,32 @@ def test_apply_costs_a_read_a_lock_a_check_and_one_update(
     saved = str(tmp_path / "plan.json")
     assert run(["plan", "-f", spec, "--out", saved]) == 0
     more = _costs(counter, "apply", saved, "--no-verify")
-    assert more["update"] == 2 and more["connection"] == 3, more
+    assert more["update"] == 2 and more["connection"] == 2, more
     assert more["query"] > 0
     assert bind.query(f"second.{zone}", "A") == ["203.0.113.11"]
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
     assert run(["drift", "-f", spec]) == 0
+
+
+def test_reads_share_a_kept_connection_and_replace_one_the_server_closed(
+    bind: BindServer, counted: tuple[str, DnsCounter], tmp_path: Path
+) -> None:
+    zone, counter = counted
+    spec = str(_spec(bind, counter, zone, tmp_path / "sipctl.yaml"))
+    assert _costs(counter, "plan", "-f", spec)["connection"] == 1
+    assert _costs(counter, "plan", "-f", spec) == {
+        "connection": 0,
+        "query": 1,
+        "update": 0,
+        "other": 0,
+    }, "the second read goes on the first one's connection"
+    counter.drop_connections()  # as a server drops an idle client
+    assert _costs(counter, "plan", "-f", spec) == {
+        "connection": 1,
+        "query": 1,
+        "update": 0,
+        "other": 0,
+    }, "a kept connection the server closed is replaced, the read sent again on a new one"
 
 
 def test_a_refused_update_changes_nothing_and_still_releases_the_lock(
@@ -148,12 +172,13 @@ def test_with_no_dns_change_the_record_and_the_release_share_one_update(
     path = tmp_path / "sipctl.yaml"
     spec = str(_spec(bind, counter, zone, path, tail=firewall.format(port="'tcp/443'")))
     applied = _costs(counter, "apply", "-f", spec, "--auto-approve", "--no-verify")
-    assert applied["update"] == 2 and applied["connection"] == 4, applied
+    # the first read on a new connection, kept for the second; one per UPDATE
+    assert applied["update"] == 2 and applied["connection"] == 3, applied
 
     # only the firewall changes: read, lock, check, then the record and the release together
     _spec(bind, counter, zone, path, tail=firewall.format(port="'tcp/8443'"))
     again = _costs(counter, "apply", "-f", spec, "--auto-approve", "--no-verify")
-    assert again == {"connection": 4, "query": applied["query"], "update": 2, "other": 0}
+    assert again == {"connection": 2, "query": applied["query"], "update": 2, "other": 0}
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
     assert run(["drift", "-f", spec]) == 0
     assert run(["plan", "-f", spec, "--detailed-exitcode"]) == 0
@@ -169,7 +194,7 @@ def test_with_no_dns_change_the_record_and_the_release_share_one_update(
         tail=firewall.format(port="'tcp/8443'"),
     )
     withdrawn = _costs(counter, "apply", "-f", spec, "--auto-approve", "--no-verify")
-    assert withdrawn["update"] == 3 and withdrawn["connection"] == 5, withdrawn
+    assert withdrawn["update"] == 3 and withdrawn["connection"] == 3, withdrawn
     assert bind.query(f"_sips._tcp.{zone}", "SRV") == []
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
     assert run(["drift", "-f", spec]) == 0

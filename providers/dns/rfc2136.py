@@ -158,7 +158,7 @@ class Rfc2136Provider(Provider):
 
     def _read_by_queries(self, desired: Sequence[Resource]) -> dict[tuple[str, str], LiveRrset]:
         """Ask for the owned names only: at most two pipelined batches on one connection."""
-        with Connection(self) as conn:
+        with Connection(self, reuse=True) as conn:
             first = self._wanted(desired)
             answers = self._ask(conn, first)
             if (self.zone, "SOA") not in answers:
@@ -189,7 +189,7 @@ class Rfc2136Provider(Provider):
         The owned rrsets are taken exactly as the queries would have asked for them
         (``_wanted``, then the hosts the live registry lists), so both reads give one state.
         """
-        with Connection(self) as conn:
+        with Connection(self, reuse=True) as conn:
             first = conn.transfer_start(self.zone)
         types, rcode = first.types, first.rcode
         if rcode == dns.rcode.NOERROR and not first.flags & dns.flags.AA:
@@ -394,7 +394,7 @@ class Rfc2136Provider(Provider):
 
     def challenges_visible(self, records: Sequence[ChallengeRecord]) -> bool:
         owners = sorted({r.owner for r in records})
-        with Connection(self) as conn:
+        with Connection(self, reuse=True) as conn:
             answers = self._ask(conn, [(owner, "TXT") for owner in owners])
         for record in records:
             found = answers.get((record.owner, "TXT"))

@@ -5,13 +5,22 @@ to its question by ID. Queries (and a zone transfer's first message) are written
 answers checked by ``wire`` (the signature verified over the whole answer, only what is used
 decoded); other messages (an UPDATE, the lock's queries) are signed and read by dnspython.
 Every failure becomes a ProviderError naming the server and what to check.
+
+A read's connection is kept once everything asked on it has been answered (and a zone
+transfer's first message held the whole zone), and the next read of the same server in this
+process sends on it: a plan of thousands of zones on one primary costs that server one TCP
+connection per worker, not one per zone. A kept connection that the server closed while it
+was unused is replaced by a fresh one before anything was read from it. Writes always go on
+a connection of their own.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
@@ -24,6 +33,10 @@ import dns.tsig
 from sipctl.errors import ProviderError
 from sipctl.providers.dns.tsig_key import TsigKey
 from sipctl.providers.dns.wire import Answer, Transfer
+
+
+class _ClosedBeforeAnswer(Exception):
+    """The server closed the connection before the first byte of an answer (the reason)."""
 
 
 class Server(Protocol):
@@ -39,19 +52,82 @@ class Server(Protocol):
 _Decoded = TypeVar("_Decoded")
 
 
-class Connection:
-    """One TCP connection to the primary; messages are pipelined (RFC 7766)."""
+# How long a kept connection may sit unused before it is closed instead of reused: well
+# inside the time a name server keeps an idle client (BIND: tcp-idle-timeout, 30 s).
+IDLE_SECONDS = 10.0
+# Kept connections per server: one per worker thread of a run is enough.
+MAX_IDLE = 8
 
-    def __init__(self, server: Server) -> None:
+
+class _IdleConnections:
+    """Connections of this process that answered everything asked on them, by server."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[str, int], list[tuple[float, socket.socket]]] = {}
+
+    def take(self, where: tuple[str, int]) -> socket.socket | None:
+        now = time.monotonic()
+        with self._lock:
+            kept = self._idle.get(where, [])
+            while kept:
+                since, sock = kept.pop()
+                if now - since < IDLE_SECONDS:
+                    return sock
+                sock.close()
+        return None
+
+    def give(self, where: tuple[str, int], sock: socket.socket) -> None:
+        with self._lock:
+            kept = self._idle.setdefault(where, [])
+            if len(kept) < MAX_IDLE:
+                kept.append((time.monotonic(), sock))
+                return
+        sock.close()
+
+    def forget(self) -> None:
+        """Close every kept connection (a forked child's copies are never its own to use)."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for kept in idle.values():
+            for _, sock in kept:
+                sock.close()
+
+
+_IDLE = _IdleConnections()
+os.register_at_fork(after_in_child=_IDLE.forget)
+
+
+class Connection:
+    """One TCP connection to the primary; messages are pipelined (RFC 7766).
+
+    ``reuse``: a read's connection, taken from and given back to this process's kept ones
+    (see the module docstring). Writes always go on a fresh connection of their own.
+    """
+
+    def __init__(self, server: Server, *, reuse: bool = False) -> None:
         self._provider = server
         self._sock: socket.socket | None = None
         self._next_id = 0
         self._buffer = bytearray()
+        self._reuse = reuse
+        self._reused = False  # this connection was kept from an earlier read
+        self._clean = False  # everything asked was answered: it may be kept
 
     def __enter__(self) -> Connection:
         p = self._provider
+        if self._reuse:
+            self._sock = _IDLE.take((p.host, p.port))
+            self._reused = self._sock is not None
+        if self._sock is None:
+            self._sock = self._connect()
+        self._next_id = secrets.randbelow(0x10000)
+        return self
+
+    def _connect(self) -> socket.socket:
+        p = self._provider
         try:
-            self._sock = socket.create_connection((p.host, p.port), timeout=p.timeout)
+            sock = socket.create_connection((p.host, p.port), timeout=p.timeout)
         except ConnectionRefusedError:
             raise ProviderError(
                 f"cannot reach DNS server {p.host} port {p.port} over TCP: connection refused "
@@ -66,13 +142,19 @@ class Connection:
             raise ProviderError(
                 f"cannot reach DNS server {p.host} port {p.port}: {exc.strerror or exc}"
             ) from None
-        self._next_id = secrets.randbelow(0x10000)
-        return self
+        # a pipeline's frames and a kept connection's next question go out at once
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     def __exit__(self, *exc: object) -> None:
-        if self._sock is not None:
+        if self._sock is None:
+            return
+        p = self._provider
+        if self._reuse and self._clean and not self._buffer and exc[0] is None:
+            _IDLE.give((p.host, p.port), self._sock)
+        else:
             self._sock.close()
-            self._sock = None
+        self._sock = None
 
     def exchange(self, messages: list[dns.message.Message]) -> list[dns.message.Message]:
         """Send all ``messages``, then read all answers (in any order); signed when keyed."""
@@ -92,7 +174,13 @@ class Connection:
         codec = self._provider.key.codec()
         mid = self._take_id()
         data, mac = codec.query(mid, zone, "AXFR")
-        return self._pipeline([(mid, data)], lambda _mid, wire: codec.transfer(wire, mac))[0]
+        first = self._pipeline([(mid, data)], lambda _mid, wire: codec.transfer(wire, mac))[0]
+        # the rest of a longer transfer (or what follows a refusal) is never read: only a
+        # connection whose transfer ended in this message may carry the next read
+        types = first.types
+        whole = len(types) >= 2 and types[0] == types[-1] == dns.rdatatype.SOA
+        self._clean = self._clean and whole
+        return first
 
     def _signed(
         self, messages: list[dns.message.Message]
@@ -134,19 +222,24 @@ class Connection:
         p = self._provider
         wire = b"".join(struct.pack("!H", len(data)) + data for _, data in frames)
         deadline = time.monotonic() + p.timeout
+        self._clean = False
         try:
-            self._sock.sendall(wire)
-            p.messages_sent += len(frames)
-            answers: dict[int, _Decoded] = {}
-            asked = {mid for mid, _ in frames}
-            while len(answers) < len(frames):
-                data = self._read_frame(deadline)
-                (mid,) = struct.unpack("!H", data[:2])
-                if mid not in asked or mid in answers:
-                    raise ProviderError(
-                        f"DNS server {p.host} port {p.port} sent an answer to no question"
-                    )
-                answers[mid] = decode(mid, data)
+            try:
+                answers = self._send_and_read(wire, frames, decode, deadline)
+            except (ConnectionError, _ClosedBeforeAnswer):
+                if not self._reused:
+                    raise
+                # A kept connection the server closed while it was unused: nothing was
+                # answered on it, so the same messages go once more on a fresh one.
+                self._sock.close()
+                self._buffer.clear()
+                self._reused = False
+                self._sock = self._connect()
+                answers = self._send_and_read(wire, frames, decode, deadline)
+        except _ClosedBeforeAnswer as exc:
+            raise ProviderError(
+                f"lost the connection to DNS server {p.host} port {p.port}: {exc}"
+            ) from None
         except TimeoutError:
             raise ProviderError(
                 f"DNS server {p.host} port {p.port} did not answer within {p.timeout:g} s"
@@ -176,7 +269,36 @@ class Connection:
             raise ProviderError(
                 f"lost the connection to DNS server {p.host} port {p.port}: {exc.strerror or exc}"
             ) from None
+        self._clean = True
         return [answers[mid] for mid, _ in frames]
+
+    def _send_and_read(
+        self,
+        wire: bytes,
+        frames: list[tuple[int, bytes]],
+        decode: Callable[[int, bytes], _Decoded],
+        deadline: float,
+    ) -> dict[int, _Decoded]:
+        assert self._sock is not None
+        p = self._provider
+        self._sock.sendall(wire)
+        p.messages_sent += len(frames)
+        answers: dict[int, _Decoded] = {}
+        asked = {mid for mid, _ in frames}
+        while len(answers) < len(frames):
+            try:
+                data = self._read_frame(deadline)
+            except ConnectionResetError as exc:
+                if answers or self._buffer:
+                    raise
+                raise _ClosedBeforeAnswer(exc.strerror or str(exc)) from None
+            (mid,) = struct.unpack("!H", data[:2])
+            if mid not in asked or mid in answers:
+                raise ProviderError(
+                    f"DNS server {p.host} port {p.port} sent an answer to no question"
+                )
+            answers[mid] = decode(mid, data)
+        return answers
 
     def _read_frame(self, deadline: float) -> bytes:
         """The next length-prefixed message; what arrives with it stays buffered (the

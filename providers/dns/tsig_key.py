@@ -41,6 +41,25 @@ def _is_strict_base64(text: str) -> bool:
         return False
 
 
+class _Made:
+    """A keyring and the writer of its signed queries, made once per process for each key
+    (name, algorithm, secret): a run over thousands of domains signs with one or two keys,
+    and checking the secret, building the keyring and keying its HMAC cost as much as a
+    small zone's read. Only a key that was made (its secret checked) is kept here."""
+
+    def __init__(self, ring: dict[dns.name.Name, dns.tsig.Key]) -> None:
+        self.ring = ring
+        self._codec: QueryCodec | None = None
+
+    def codec(self) -> QueryCodec:
+        if self._codec is None:
+            self._codec = QueryCodec(next(iter(self.ring.values())))
+        return self._codec
+
+
+_MADE: dict[tuple[str, str, str], _Made] = {}
+
+
 def _named_key(text: str, default: tuple[str, str], where: str) -> tuple[str, str]:
     """The name and algorithm of the one key in a BIND key file (``tsig-keygen NAME``).
 
@@ -69,6 +88,7 @@ class TsigKey:
         self._tsig = loaded.spec.dns.tsig
         self._ring: dict[dns.name.Name, dns.tsig.Key] | None = None
         self._query_codec: QueryCodec | None = None
+        self._made: _Made | None = None
         self.notes: list[str] = []  # warnings for the plan (a secret file others can read)
         # The key signing this run: the spec's, or the one a BIND key file names (a CI job
         # picks a read-only key for plan and the writing key for apply by the file it writes).
@@ -97,8 +117,9 @@ class TsigKey:
     def codec(self) -> QueryCodec:
         """The writer of this run's signed queries (made once: the key does not change)."""
         if self._query_codec is None:
-            keyring = self.keyring()
-            self._query_codec = QueryCodec(next(iter(keyring.values())) if keyring else None)
+            self.keyring()
+            made = self._made
+            self._query_codec = made.codec() if made is not None else QueryCodec(None)
         return self._query_codec
 
     def keyring(self) -> dict[dns.name.Name, dns.tsig.Key] | None:
@@ -142,6 +163,17 @@ class TsigKey:
         self._ctx.remember_secret(secret)
         source = tsig.secret_env or str(tsig.secret_file)
         name, algorithm = self._key or (tsig.name, tsig.algorithm)
+        made = _MADE.get((name, algorithm, secret))
+        if made is None:
+            made = _MADE.setdefault(
+                (name, algorithm, secret), self._make(name, algorithm, secret, where, source)
+            )
+        self._made, self._ring = made, made.ring
+        return self._ring
+
+    @staticmethod
+    def _make(name: str, algorithm: str, secret: str, where: str, source: str) -> _Made:
+        """The keyring of a key not made before in this process; its secret checked."""
         if not _is_strict_base64(secret):
             # dnspython's decoder skips characters outside the alphabet: a typo would make
             # a different key, and the server's BADSIG would say nothing about why.
@@ -151,10 +183,9 @@ class TsigKey:
                 "of 4 characters (copy it from the 'secret' of the server's key file)"
             )
         try:
-            self._ring = dns.tsigkeyring.from_text({name: (algorithm, secret)})
+            return _Made(dns.tsigkeyring.from_text({name: (algorithm, secret)}))
         except (ValueError, dns.exception.DNSException):
             raise ProviderError(
                 f"{where}: the TSIG key {name!r} ({algorithm}) from {source} cannot be used: "
                 "check its algorithm and that the secret is base64"
             ) from None
-        return self._ring
