@@ -7,7 +7,8 @@ wherever that account wants. Two rules close this:
 
 - sipctl's own records (host locks, the record of the last apply, the crash log, an ACME
   account key) live in ``/var/lib/sipctl`` (``BOOKKEEPING_DIR``: root's, mode 0700), or
-  for a user who is not root in ``$XDG_STATE_HOME/sipctl`` (``~/.local/state/sipctl``).
+  for a user who is not root in ``$XDG_STATE_HOME/sipctl`` (``~/.local/state/sipctl``);
+  ``SIPCTL_STATE_DIR`` moves this machine's (never a managed host's).
   ``private_dir`` creates such a directory and refuses one that is a link or that others
   may write in. On a ``dir:`` target the same directory sits below the target's root.
 - Every write goes through ``SafeDir``: a directory opened by descriptor, walking down from
@@ -60,9 +61,16 @@ def symlink_refused(path: str, *, where: str = "", directory: bool = False) -> S
 # --- where sipctl keeps its own records -------------------------------------------------------
 
 
+STATE_DIR_ENV = "SIPCTL_STATE_DIR"
+
+
 def local_state_dir(env: Mapping[str, str] | None = None) -> Path:
-    """sipctl's bookkeeping directory on this machine (not created here; see ``private_dir``)."""
+    """sipctl's bookkeeping directory on this machine (not created here; see ``private_dir``):
+    ``SIPCTL_STATE_DIR`` when set to an absolute path (a CI job's own, or a test's)."""
     env = os.environ if env is None else env
+    chosen = env.get(STATE_DIR_ENV) or ""
+    if chosen.startswith("/"):
+        return Path(chosen)
     if os.geteuid() == 0:
         return Path(BOOKKEEPING_DIR)
     base = env.get("XDG_STATE_HOME") or ""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
 import select
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from sipctl.providers.dns.lock import DnsLock
 from sipctl.providers.dns.rfc2136 import Rfc2136Provider
 from sipctl.providers.transport.host_lock import FileLock
 from sipctl.reconciler.gitops.locking import Holder, LockSet, new_holder
+from sipctl.reconciler.gitops.public_records import detail_path
 from sipctl.schemas.loader import load_spec
 
 SIPCTL = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "sipctl")
@@ -116,6 +119,39 @@ def test_a_second_apply_exits_3_naming_the_holder_and_the_zone_ends_as_specified
     assert again.returncode == 0, again.stdout + again.stderr
 
 
+def test_the_lock_record_names_no_one_and_another_machine_gets_the_lock_id(
+    bind: BindServer, zone: str, tmp_path: Path
+) -> None:
+    """TXT _sipctl-lock is public: it holds the lock ID and times, never user@host; who took
+    it stays in the taking machine's bookkeeping. A second runner with bookkeeping of its
+    own (another machine) is told the lock ID and where to look; one on this machine is
+    told who."""
+    spec = _spec(bind, zone, tmp_path)
+    env_a = {**bind_env(bind), "SIPCTL_LOCK_WHO": "runner-a@ci"}
+    elsewhere = {**bind_env(bind), "SIPCTL_STATE_DIR": str(tmp_path / "other-machine")}
+    first = WaitingApply(spec, env_a)
+    [record] = bind.query(f"_sipctl-lock.{zone}", "TXT")
+    for private in ("runner-a", "who=", socket.gethostname(), "root@"):
+        assert private not in record, record
+    found = re.search(r"id=([0-9a-f]{16}) since=\S+ expires=\S+ plan=[0-9a-f]{12}", record)
+    assert found is not None, record
+    lock_id = found.group(1)
+    where = detail_path(f"DNS lock _sipctl-lock.{zone}. on {bind.server}", "lock")
+    assert json.loads(where.read_text())["who"] == "runner-a@ci"
+
+    other = _sipctl(spec, elsewhere, "apply", "--auto-approve", "--no-verify")
+    assert other.returncode == 3, other.stderr
+    assert f"locked by the run with lock ID {lock_id} since" in other.stderr, other.stderr
+    assert "runner-a" not in other.stderr
+    assert f"force-unlock {lock_id}" in other.stderr and where.name in other.stderr
+    here = _sipctl(spec, bind_env(bind), "apply", "--auto-approve", "--no-verify")
+    assert here.returncode == 3 and "locked by runner-a@ci since" in here.stderr, here.stderr
+
+    code, _, err = first.answer("yes")
+    assert code == 0, err
+    assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
+
+
 def test_racing_applies_change_the_zone_once(bind: BindServer, zone: str, tmp_path: Path) -> None:
     spec = _spec(bind, zone, tmp_path)
     env = bind_env(bind)
@@ -158,7 +194,8 @@ def test_a_killed_apply_leaves_a_lock_removed_only_by_its_own_id(
 
     right = _sipctl(spec, bind_env(bind), "force-unlock", lock_id)
     assert right.returncode == 0, right.stderr
-    assert "removed the lock of doomed@ci" in right.stdout
+    assert f"removed the lock of the run with lock ID {lock_id}" in right.stdout
+    assert "; doomed@ci had taken it" in right.stdout  # on this machine, which took it
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
     done = _sipctl(spec, bind_env(bind), "apply", "--auto-approve", "--no-verify")
     assert done.returncode == 0, done.stderr
@@ -174,7 +211,9 @@ def test_an_expired_lock_of_a_killed_apply_is_taken_over(
     time.sleep(1.2)
     after = _sipctl(spec, bind_env(bind), "apply", "--auto-approve", "--no-verify")
     assert after.returncode == 0, after.stderr
-    assert "Took over the expired lock" in after.stderr and "doomed@ci" in after.stderr
+    assert "Took over the expired lock" in after.stderr and "doomed@ci" in after.stderr, (
+        after.stderr
+    )
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == []
 
 
@@ -199,7 +238,7 @@ def test_lock_timeout_waits_for_the_holder(bind: BindServer, zone: str, tmp_path
     lines: list[str] = []
     site.release(other)
     with LockSet([DnsLock(Rfc2136Provider(loaded, ctx))], mine, timeout=5, say=lines.append):
-        assert site.holder() == mine
+        assert site.holder() == mine.opaque()  # the public record names no one
     assert site.holder() is None
     # releasing a lock that is not ours deletes nothing
     assert site.acquire(other) is None

@@ -116,6 +116,7 @@ class DnsLock:
         self.zone_key = provider.target_id  # riders of this zone go out with its changes
         self.taken_over: Holder | None = None
         self.ends_with_holder = False  # a killed run leaves it behind
+        self.public = True  # anyone may query it: its holder is written opaque
         self._released = False  # released by a rider, in the zone's last UPDATE
 
     def _current(self) -> tuple[list[TXT], Holder | None]:

@@ -99,6 +99,7 @@ class OctodnsLock:
         self.zone_key = provider.target_id  # riders of this zone go out with its change set
         self.taken_over: Holder | None = None
         self.ends_with_holder = False  # a killed run leaves it behind
+        self.public = True  # anyone may query it: its holder is written opaque
         self._mine: LiveRrset | None = None  # the lock record as read back once taken
         self._released = False  # released by a rider, in the zone's change set
 

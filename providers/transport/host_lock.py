@@ -69,6 +69,7 @@ class FileLock:
         self.where = where
         self.taken_over: Holder | None = None  # a flock ends with its holder: never taken over
         self.ends_with_holder = True
+        self.public = False  # in sipctl's root-only directory
         self._root = root
         self._fd: int | None = None
 
@@ -146,6 +147,7 @@ class SshFlock:
         self.where = f"host lock {path} on {transport.ref}"
         self.taken_over: Holder | None = None  # a flock ends with its holder: never taken over
         self.ends_with_holder = True
+        self.public = False  # in sipctl's root-only directory
         self._channel: paramiko.Channel | None = None
 
     def _script(self, me: Holder | None) -> str:

@@ -18,15 +18,13 @@ server since the last apply is.
 A DNS record is public (anyone can query TXT ``_sipctl-state.<domain>``): it holds only an
 opaque apply id and, per target (named by a digest of its address, which may name a server),
 the hashes of what was applied. Who applied, when and from which spec stay in the
-bookkeeping of the machine that ran the apply (one ``*.apply.json`` per record in its private
-state directory): ``drift`` there names them, elsewhere it names the apply id.
+bookkeeping of the machine that ran the apply (``public_records.py``, the rule the DNS lock
+follows too): ``drift`` there names them, elsewhere it names the apply id.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -95,31 +93,10 @@ def _entry_of(targets: dict[str, Any], run: TargetRun) -> Any:
 
 
 def apply_detail_path(where: str) -> Path:
-    """One file per public record (the last apply's detail): they do not pile up."""
-    from sipctl.providers.bookkeeping import local_state_dir, record_name
+    """This machine's detail of the last apply recorded in the public record ``where``."""
+    from sipctl.reconciler.gitops.public_records import detail_path
 
-    return local_state_dir() / record_name(where, ".apply.json")
-
-
-def _keep_detail(where: str, detail: dict[str, Any]) -> None:
-    """Who, when and which spec: on this machine only, never in a public record."""
-    from sipctl.providers.bookkeeping import write_private_file
-
-    # Failing, only drift's "by whom" is lost; the record itself is written.
-    with contextlib.suppress(OSError):
-        write_private_file(apply_detail_path(where), json.dumps(detail, sort_keys=True).encode())
-
-
-def _read_detail(where: str, apply_id: object) -> dict[str, Any]:
-    """This machine's detail of the apply ``apply_id`` (empty: another machine's)."""
-    from sipctl.providers.bookkeeping import read_private_file
-
-    try:
-        raw = read_private_file(apply_detail_path(where))
-        data = json.loads(raw) if raw is not None else {}
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) and data.get("id") == apply_id else {}
+    return detail_path(where, "apply")
 
 
 def live_entry(run: TargetRun) -> dict[str, str]:
@@ -219,9 +196,12 @@ def _record_one(
 
     if store.public:
         # An opaque id and the hashes; who, when and which spec stay on this machine.
+        from sipctl.reconciler.gitops.public_records import keep_detail
+
         apply_id = secrets.token_hex(8)
-        detail = {"id": apply_id, "domain": plan_run.loaded.spec.domain, "record": store.where}
-        _keep_detail(store.where, {**detail, **entry_of(runs[0]), "resources": None})
+        detail = {**entry_of(runs[0]), "resources": None}
+        detail.update(domain=plan_run.loaded.spec.domain, record=store.where)
+        keep_detail(store.where, "apply", apply_id, detail)
         targets = {public_key(r): {"resources": applied_entry(r)} for r in runs}
         record = {"format": STATE_FORMAT, "id": apply_id, "targets": targets}
         if isinstance(store, RidingStore) and rides(store.zone_key):
@@ -347,12 +327,14 @@ class DriftReport:
 
 def find_drift(plan_run: PlanRun, ctx: RunContext) -> DriftReport:
     """Compare what ``plan_run`` read with the record of the last apply."""
+    from sipctl.reconciler.gitops.public_records import read_detail
+
     report = DriftReport(plan_run.loaded.spec.domain)
     covered: set[str] = set()
     for store, runs in _grouped(plan_run, ctx):
         record = store.read() or {}
         targets = record.get("targets", {}) if record.get("format") == STATE_FORMAT else {}
-        detail = _read_detail(store.where, record.get("id")) if "id" in record else {}
+        detail = read_detail(store.where, "apply", record["id"]) if "id" in record else {}
         for run in runs:
             key = target_key(run)
             covered.add(key)

@@ -11,7 +11,11 @@ A lock lives where every runner already reaches (see ``lock_sites``):
   SSH connection (``providers/transport/host_lock.py``). The kernel ends a flock with its process.
 
 Each lock names its holder (``Holder``): an ID, who (user@host), since when, until when
-(expiry) and the hash of the plan being applied. A DNS lock left behind by a killed run
+(expiry) and the hash of the plan being applied. A lock anyone can read (a DNS record, its
+site's ``public``) names no user or host: its record holds the ID, the times and the plan's
+hash, and who took it stays in this machine's bookkeeping (``public_records.py``, the rule
+of the record of the last apply), so a run here names the holder again and a run
+elsewhere names the lock ID and says where to look. A DNS lock left behind by a killed run
 may be taken over once it has expired (the takeover says so), or removed with
 ``sipctl force-unlock ID``, and only with that lock's own ID. A DNS lock is released in the
 zone's last UPDATE of the run (``RidingLockSite``), so that UPDATE applies only while the lock
@@ -34,12 +38,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sipctl.errors import LockHeldError, ProviderError, SipctlError, SpecError
+from sipctl.reconciler.gitops.public_records import detail_path, keep_detail, read_detail
 from sipctl.reconciler.resources import canonical_json
 
 if TYPE_CHECKING:
@@ -79,11 +84,17 @@ class Holder:
     plan: str = "-"
 
     def to_text(self) -> str:
-        """One line, under 255 bytes (it must fit a single TXT character-string)."""
+        """One line, under 255 bytes (it must fit a single TXT character-string); an
+        ``opaque`` holder's has no ``who=``."""
+        who = f" who={self.who}" if self.who else ""
         return (
-            f"{_TEXT_PREFIX} id={self.id} who={self.who} since={_stamp(self.since)} "
+            f"{_TEXT_PREFIX} id={self.id}{who} since={_stamp(self.since)} "
             f"expires={_stamp(self.expires)} plan={self.plan}"
         )
+
+    def opaque(self) -> Holder:
+        """This holder as a record anyone can read shows it: who is left out."""
+        return replace(self, who="")
 
     @classmethod
     def from_text(cls, text: str) -> Holder | None:
@@ -94,7 +105,7 @@ class Holder:
         try:
             return cls(
                 id=fields["id"],
-                who=fields.get("who", "?"),
+                who=fields.get("who", ""),
                 since=datetime.strptime(fields["since"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
                 expires=datetime.strptime(fields["expires"], "%Y-%m-%dT%H:%M:%SZ").replace(
                     tzinfo=UTC
@@ -108,6 +119,11 @@ class Holder:
         return (now or datetime.now(UTC)) >= self.expires
 
     def describe(self) -> str:
+        if not self.who:  # an opaque record, taken on another machine
+            return (
+                f"the run with lock ID {self.id} since {_stamp(self.since)} (plan {self.plan}, "
+                f"expires {_stamp(self.expires)})"
+            )
         return (
             f"{self.who} since {_stamp(self.since)} (lock ID {self.id}, plan {self.plan}, "
             f"expires {_stamp(self.expires)})"
@@ -161,6 +177,9 @@ class LockSite(Protocol):
     # a live run and force-unlock cannot (and need not) remove it; False for a DNS lock,
     # which a killed run leaves behind.
     ends_with_holder: bool
+    # True for a record anyone can read (a DNS lock): the holder is written ``opaque()``, and
+    # who it is stays in this machine's bookkeeping (``public_records.py``).
+    public: bool
 
     def acquire(self, me: Holder) -> Holder | None:
         """Take the lock for ``me``: None when taken, else who holds it now.
@@ -272,7 +291,7 @@ class LockSet:
         riders: dict[str, list[UpdateRider]] = {}
         for site in self._held:
             if isinstance(site, RidingLockSite):
-                rider = site.release_rider(self.me)
+                rider = site.release_rider(shown_holder(site, self.me))
                 if rider is not None:
                     riders.setdefault(site.zone_key, []).append(rider)
         return riders
@@ -294,16 +313,20 @@ class LockSet:
         deadline = time.monotonic() + self.timeout
         delay = 0.2
         announced = False
+        shown = shown_holder(site, self.me)
         while True:
-            current = site.acquire(self.me)
+            current = site.acquire(shown)
             if current is None:
                 self._held.append(site)
-                if site.taken_over is not None:
-                    self._say(
-                        f"Took over the expired lock {site.where} of {site.taken_over.describe()}."
-                    )
+                if site.taken_over is not None:  # named before our detail replaces its own
+                    old = known_holder(site, site.taken_over)
+                    self._say(f"Took over the expired lock {site.where} of {old.describe()}.")
+                if site.public:
+                    detail = {"who": self.me.who, "plan": self.me.plan}
+                    keep_detail(site.where, "lock", self.me.id, detail)
                 self._detail(f"locked {site.where} (lock ID {self.me.id})")
                 return
+            current = known_holder(site, current)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LockHeldError(
@@ -321,7 +344,7 @@ class LockSet:
         while self._held:
             site = self._held.pop()
             try:
-                warning = site.release(self.me)
+                warning = site.release(shown_holder(site, self.me))
             except SipctlError as exc:
                 problems.append(f"{site.where}: could not release the lock: {exc.message}")
                 continue
@@ -343,6 +366,19 @@ class LockSet:
         self._old_handlers = {}
 
 
+def shown_holder(site: LockSite, me: Holder) -> Holder:
+    """``me`` as ``site``'s record holds it: opaque where anyone can read it."""
+    return me.opaque() if site.public else me
+
+
+def known_holder(site: LockSite, holder: Holder) -> Holder:
+    """``holder`` with who it is, when this machine took that public lock (else as read)."""
+    if holder.who or not site.public:
+        return holder
+    who = read_detail(site.where, "lock", holder.id).get("who")
+    return replace(holder, who=who) if isinstance(who, str) and who else holder
+
+
 def _held_hint(site: LockSite, holder: Holder) -> str:
     """What to do about a lock another run holds: a flock's holder is alive by definition
     (a dead run's flock is gone), a DNS lock's may be dead."""
@@ -351,9 +387,15 @@ def _held_hint(site: LockSite, holder: Holder) -> str:
             "wait for that run (--lock-timeout 60s waits); this lock ends with that run's "
             "process, so if it hangs, stop that run (force-unlock cannot remove a live lock)"
         )
+    find = ""
+    if not holder.who:
+        find = (
+            "; the record names no one: the run that took it printed its lock ID (apply -v), "
+            f"and that machine's {detail_path(site.where, 'lock')} names who took it"
+        )
     return (
         "wait for that run (--lock-timeout 60s waits), or, if it is dead, "
-        f"remove its lock with: sipctl force-unlock {holder.id} -f SPEC"
+        f"remove its lock with: sipctl force-unlock {holder.id} -f SPEC{find}"
     )
 
 
@@ -474,10 +516,14 @@ def force_unlock(sites: Sequence[LockSite], lock_id: str) -> list[str]:
         current = site.holder()
         if current is None:
             continue
+        current = known_holder(site, current)
         if current.id != lock_id:
             held_by_others.append(f"{site.where}: held by {current.describe()}")
             continue
-        found.append(site.force_unlock(lock_id))
+        line = site.force_unlock(lock_id)
+        if site.public and current.who:  # the record names no one; this machine knows
+            line += f"; {current.who} had taken it"
+        found.append(line)
     if not found:
         detail = ("\n  " + "\n  ".join(held_by_others)) if held_by_others else ""
         raise ProviderError(
