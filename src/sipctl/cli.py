@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import typer.core
@@ -420,7 +420,3 @@ def plain_metavars(command: Any) -> None:
     if not isinstance(commands, _Commands):
         for sub in commands.values():
             plain_metavars(sub)
-
-
-def main() -> NoReturn:
-    sys.exit(run())
