@@ -23,6 +23,7 @@ directory, whose apply pointed them there).
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from sipctl.errors import RefusedError, SipctlError
@@ -125,8 +126,7 @@ def _departure(
         return None
     dns = {**entry["dns"], "ensure": "absent"}
     text = json.dumps({"version": 1, "domain": domain, "dns": dns}, sort_keys=True)
-    source = f"{loaded.source} (the record of customer {domain})"
-    gone = load_spec_text(text, source=source, base_dir=loaded.base_dir)
+    gone = load_spec_text(text, source=_record_source(loaded, domain), base_dir=loaded.base_dir)
     layer = layer_named("dns")
     provider = open_provider(layer.provider_name(gone.spec), gone, ctx)
     ctx.log(f"reading dns at {provider.target_id} (customer {domain}, its file is gone)")
@@ -174,12 +174,19 @@ def _note_unrecorded(host_runs: list[TargetRun], known: set[str]) -> None:
             )
 
 
+def _record_source(loaded: LoadedSpec, domain: str) -> str:
+    """How messages about a departed customer's recorded spec name it."""
+    return f"{loaded.source} (the record of customer {domain})"
+
+
 def _unresolved(loaded: LoadedSpec, domain: str, entry: dict[str, Any], exc: SipctlError) -> str:
     dns = entry.get("dns") or {}
     provider = dns.get("provider", "rfc2136")
     where = dns.get("server") or dns.get("file") or dns.get("zone") or domain
     problems = getattr(exc, "problems", None) or []
     detail = "; ".join([exc.message, *problems[1:]]) if problems else exc.message
+    # positions in the recorded text mean nothing to the reader: the key says what it is
+    detail = re.sub(re.escape(_record_source(loaded, domain)) + r":\d+:\d+: ", "", detail)
     return (
         f"customer {domain} (no file declares it): its records were written with dns "
         f"provider {provider} at {where}: {detail}"
