@@ -204,8 +204,6 @@ def hosting_roles(spec: Spec, given: frozenset[str]) -> Updates:
                 f"{key} belongs to the host's file (hosting.name: {spec.host}), "
                 "not to a customer file; leave it out here"
             )
-    if spec.rooms:
-        raise ValueError("rooms in a customer file are not supported yet; leave rooms out")
     if spec.local_context is None:
         raise ValueError(
             "a customer file (host) needs local_context: the dialplan context of its own "

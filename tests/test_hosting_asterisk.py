@@ -3,8 +3,9 @@
 Both customers have a ``director`` at extension 105, each in its own ``local_context``: a
 call to each domain rings that customer's phone (real SIP, RTP both ways); a name only the
 other customer has, or a domain no customer has, is a wrong call logged with the domain,
-and sipctl's fail2ban filter takes the caller's address from those real lines; a customer
-whose file is gone is removed and the other keeps working.
+and sipctl's fail2ban filter takes the caller's address from those real lines. Both
+customers have a room ``meeting``: two conferences, each reached at its own domain only.
+A customer whose file is gone is removed (its rooms too) and the other keeps working.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,6 +134,10 @@ def hoster(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> P
                 "host": "pbx1",
                 "local_context": f"{name}-phones",
                 "users": {"director": 105, **({"alex": 106} if name == "a" else {})},
+                "rooms": {
+                    "meeting": {"max_members": 5},
+                    **({"boardroom": {}} if name == "a" else {}),
+                },
             },
         )
     apply_spec(directory / "pbx1.yaml")
@@ -194,6 +200,8 @@ def test_the_domain_is_folded_as_callers_write_it(
     ("user", "domain", "logged"),
     [
         ("alex", "b.example", "b.example"),  # a's name, at b: b's guests never reach a's
+        ("boardroom", "b.example", "b.example"),  # a's room, at b
+        ("sipctl-rooms-a.example", "b.example", "b.example"),  # a's rooms context by name
         ("director", "c.example", "c.example"),  # no customer's domain
         ("director", "127.0.0.1", "127.0.0.1"),  # the PBX's address is no customer's domain
         ("director", "h", "h"),  # a domain named like Asterisk's hangup extension
@@ -251,6 +259,59 @@ def test_the_filter_takes_the_callers_address_from_the_real_lines(
     assert done.stdout.split() == ["127.0.0.1"] * 3, done.stdout
 
 
+def _conferences(pbx: AsteriskInstance) -> dict[str, int]:
+    """``confbridge list``: each conference's name and how many are in it."""
+    found: dict[str, int] = {}
+    for line in pbx.rx("confbridge list").splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[1].isdigit():
+            found[words[0]] = int(words[1])
+    return found
+
+
+def _join_in_thread(pbx: AsteriskInstance, room: str, domain: str) -> threading.Thread:
+    def call() -> None:
+        with SipCaller(pbx.sip_port) as caller:
+            caller.invite(room, domain=domain, hold=4.0, timeout=12.0)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_the_same_room_name_at_two_customers_is_two_conferences(
+    pbx: AsteriskInstance, hoster: Path
+) -> None:
+    offset = pbx.log_size()
+    callers = [
+        _join_in_thread(pbx, "meeting", "a.example"),
+        _join_in_thread(pbx, "Meeting", "B.example."),  # any case, a trailing dot
+        _join_in_thread(pbx, "meeting", "b.example"),
+    ]
+    wanted = {"meeting@a.example": 1, "meeting@b.example": 2}
+    deadline = time.monotonic() + 10
+    while _conferences(pbx) != wanted and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _conferences(pbx) == wanted, pbx.rx("confbridge list")
+    for thread in callers:
+        thread.join(timeout=15)
+    text = pbx.wait_log(r"(?s)(Room left.*){3}", offset)
+    assert len(re.findall(r"Room join ROOM=meeting@a\.example MEMBERS=0/5 IP=127", text)) == 1
+    assert len(re.findall(r"Room join ROOM=meeting@b\.example MEMBERS=\d/5 IP=127", text)) == 2
+    assert "Wrong call" not in text, text
+    profiles = pbx.rx("confbridge show profile bridges")
+    assert "sipctl-room-meeting@a.example" in profiles, profiles
+    assert "sipctl-room-meeting@b.example" in profiles, profiles
+
+
+def test_a_customers_phones_reach_its_own_rooms_only(pbx: AsteriskInstance, hoster: Path) -> None:
+    """Each local_context includes its customer's rooms context, and no other."""
+    a = pbx.rx("dialplan show meeting@a-phones")
+    assert "ConfBridge(meeting@a.example," in a and "b.example" not in a, a
+    b = pbx.rx("dialplan show boardroom@b-phones")
+    assert "ConfBridge" not in b, b
+
+
 def test_removing_a_customers_file_removes_the_customer_only(
     pbx: AsteriskInstance, hoster: Path, phones: tuple[AnsweringPhone, AnsweringPhone]
 ) -> None:
@@ -262,6 +323,11 @@ def test_removing_a_customers_file_removes_the_customer_only(
     after = dialplan.read_text()
     assert "b.example" not in after
     assert [ln for ln in after.splitlines() if "a.example" in ln] == a_lines
+    # its rooms went with it: the bridge profiles too, and a's stayed
+    assert "b.example" not in (pbx.config_dir / "confbridge_sipctl.conf").read_text()
+    profiles = pbx.rx("confbridge show profile bridges")
+    assert "sipctl-room-meeting@b.example" not in profiles, profiles
+    assert "sipctl-room-meeting@a.example" in profiles, profiles
     offset = pbx.log_size()
     statuses, _ = _call(pbx, "director", "b.example")
     pbx.wait_log(r"Wrong call IP=127\.0\.0\.1 domain=b\.example$", offset)

@@ -3,9 +3,11 @@ property of the host's rendered dialplan, for any customers (names and extension
 shared or not), read back through the parser that reads the live file.
 
 In a customer's guest context every step that leads anywhere (Goto, GotoIf, Dial) leads to
-an extension of that same context, to that customer's own ``local_context``, or to nothing
-the caller chose; the domains context sends each domain to its own customer's context only;
-and each customer's context declares exactly that customer's names.
+an extension of that same context, to that customer's own ``local_context`` or its own rooms
+context, or to nothing the caller chose; the domains context sends each domain to its own
+customer's context only; each customer's context declares exactly that customer's names;
+and a customer's rooms context joins only that customer's conferences (the same room name
+at two customers is two conferences).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 from sipctl.reconciler.asterisk_conf import normalize_dialplan
 from sipctl.reconciler.render.asterisk import dialplan_text
 from sipctl.reconciler.render.asterisk_hosting import DOMAINS_CONTEXT, customer_context
+from sipctl.reconciler.render.asterisk_rooms import room_place
 from sipctl.schemas.names import canonical_name
 from sipctl.schemas.spec import Spec
 
@@ -25,6 +28,8 @@ NAMES = st.sampled_from(["director", "alex", "sales", "101", "105", "Office", "s
 EXTENSIONS = st.sampled_from(["101", "105", "106", "200"])
 _GOTO_RE = re.compile(r"Goto(?:If)?\((?:[^?]*\?)?(?P<target>[^)]*)\)")
 _DIAL_RE = re.compile(r"Dial\((?P<targets>[^,)]*)")
+_CONFBRIDGE_RE = re.compile(r"ConfBridge\((?P<bridge>[^,]*),(?P<profile>[^,]*),")
+ROOMS = st.sampled_from(["meeting", "Board", "105", "seminar", "x" * 60])
 
 
 @st.composite
@@ -39,13 +44,17 @@ def customers(draw: st.DrawFn) -> list[dict[str, object]]:
             else:
                 ring = draw(st.lists(EXTENSIONS, min_size=1, max_size=3, unique=True))
                 users[name] = {"ring": ring, "timeout": 20}
+        taken = {name.lower() for name in users}
+        rooms = draw(st.lists(ROOMS, max_size=3, unique_by=str.lower))
         found.append(
             {
                 "version": 1,
-                "domain": f"c{n}.example",
+                # a long domain too: its names become digests, still each its own
+                "domain": f"c{n}.example" if n != 2 else f"c{n}." + "d" * 60 + ".example",
                 "host": "pbx1",
                 "local_context": f"c{n}-phones",
                 "users": users,
+                "rooms": {name: {} for name in rooms if name.lower() not in taken},
             }
         )
     return found
@@ -89,12 +98,13 @@ def test_a_customers_guests_reach_only_that_customers_names_and_phones(
     for customer in host.customers:
         context = customer_context(customer.domain)
         own = {key.split(",", 1)[1] for key in value if key.startswith(context + ",")}
-        declared = {canonical_name(name) for name in customer.users}
+        place = room_place(customer.domain)
+        declared = {canonical_name(name) for name in (*customer.users, *customer.rooms)}
         others = {
             canonical_name(name)
             for other in host.customers
             if other is not customer
-            for name in other.users
+            for name in (*other.users, *other.rooms)
         }
         # exactly its names (and sipctl's fixed extensions, patterns): none of the others'
         assert declared <= own
@@ -104,9 +114,24 @@ def test_a_customers_guests_reach_only_that_customers_names_and_phones(
                 continue
             for step in steps:
                 for where, extension in _targets(step, context):
-                    assert where in (context, customer.local_context), (key, step)
+                    assert where in (context, customer.local_context, place.context), (key, step)
                     if where == context:
                         assert extension in own, (key, step)
+                    if where == place.context:
+                        assert extension in {canonical_name(r) for r in customer.rooms}, step
+        # its rooms context joins its own conferences only, each another than any other's
+        bridges = {place.bridge(r): place.profile(r) for r in customer.rooms}
+        for key, steps in value.items():
+            if key.startswith(place.context + ","):
+                for step in steps:
+                    for match in _CONFBRIDGE_RE.finditer(step):
+                        assert bridges[match["bridge"]] == match["profile"], step
+        for other in host.customers:
+            if other is not customer:
+                theirs = room_place(other.domain)
+                assert theirs.context != place.context
+                assert not {theirs.bridge(r) for r in other.rooms} & set(bridges)
+        assert all(len(name) <= 79 for name in (place.context, *bridges, *bridges.values()))
         # the domains context sends this domain (with and without the dot) here only
         for domain in (customer.domain, customer.domain + "."):
             steps = value[f"{DOMAINS_CONTEXT},{domain}"]

@@ -129,15 +129,32 @@ def test_customers_come_and_go_with_their_files(
     code, shown = _plan(host, capsys)
     assert "- user director@beta.example → 105" in shown, shown
     assert "- user support@beta.example → 110" in shown, shown
+    assert "- room meeting@beta.example → room (ConfBridge)" in shown, shown
     assert "removes 2 of 3 customers" in shown, shown
     assert _apply(host, capsys) != 0  # refused without --force
     assert _apply(host, capsys, "--force") == 0
     after = dialplan.read_text()
     assert "beta.example" not in after and "delta.example" not in after
+    rooms = (dialplan.parent / "confbridge_sipctl.conf").read_text()
+    assert "[sipctl-room-meeting@alpha.example]" in rooms and "beta.example" not in rooms
     alpha = [ln for ln in first.splitlines() if "alpha" in ln]
     assert [ln for ln in after.splitlines() if "alpha" in ln] == alpha
     code, shown = _plan(host, capsys)
     assert code == 0 and "No changes" in shown, shown
+
+
+def test_the_same_room_at_two_customers_is_two_rooms(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(hoster)
+    code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    assert "+ room meeting@alpha.example → room (ConfBridge), at most 10 members" in shown
+    assert "+ room meeting@beta.example → room (ConfBridge), at most 5 members" in shown
+    text = dialplan_text(load_spec(hoster / "pbx1.yaml").spec)
+    assert "ConfBridge(meeting@alpha.example,sipctl-room-meeting@alpha.example," in text
+    assert "ConfBridge(meeting@beta.example,sipctl-room-meeting@beta.example," in text
+    # a customer's phones reach its own rooms: its local_context includes them
+    assert "[alpha-phones]\ninclude => sipctl-rooms-alpha.example\n" in text
 
 
 def test_a_host_change_is_planned_once(

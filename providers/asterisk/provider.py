@@ -91,11 +91,11 @@ from sipctl.reconciler.render.asterisk_rooms import (
     CONFBRIDGE_FILE,
     CONFBRIDGE_PARENT,
     MINIMAL_PARENT,
-    bridge_profile,
+    bridge_profiles,
+    has_rooms,
 )
 from sipctl.reconciler.resources import Kept, LiveState, Resource
 from sipctl.schemas.loader import LoadedSpec
-from sipctl.schemas.names import canonical_name
 from sipctl.schemas.targets import parse_target
 
 if TYPE_CHECKING:
@@ -546,7 +546,7 @@ class AsteriskProvider(Provider):
         if RELOAD_RTP in reloads:
             checks.append("rtp show settings")
         confbridge = {RELOAD_CONFBRIDGE, LOAD_CONFBRIDGE} & set(reloads)
-        if confbridge and self._loaded.spec.rooms and section.ensure == "present":
+        if confbridge and has_rooms(self._loaded.spec) and section.ensure == "present":
             checks.append(SHOW_BRIDGE_PROFILES)
         if RELOAD_HTTP in reloads:
             checks.append("http show status")
@@ -602,7 +602,7 @@ class AsteriskProvider(Provider):
                     f"'rtp show settings' says {ports[0]}-{ports[1]}"
                 )
         if answer.cli == SHOW_BRIDGE_PROFILES:
-            profiles = [bridge_profile(canonical_name(n)) for n in self._loaded.spec.rooms]
+            profiles = bridge_profiles(self._loaded.spec)
             absent = [p for p in profiles if p not in answer.output.split()]
             if absent:
                 return (

@@ -76,6 +76,7 @@ from sipctl.reconciler.render.asterisk_rooms import (
     CONFBRIDGE_PARENT,
     confbridge_text,
     guest_room_steps,
+    has_rooms,
     rooms_dialplan,
 )
 from sipctl.reconciler.resources import Address, Resource
@@ -316,7 +317,7 @@ def sip_text(spec: Spec) -> str:
 # --- extensions_sipctl.conf -------------------------------------------------------------------
 
 
-def _caller_address_steps(section: Asterisk) -> list[str]:
+def caller_address_steps(section: Asterisk) -> list[str]:
     """Steps that leave the caller's bare address (no port, no brackets) in SIPCTL_IP."""
     if section.channel == "sip":
         return ["Set(SIPCTL_IP=${CHANNEL(peerip)})"]
@@ -352,7 +353,7 @@ def user_steps(section: Asterisk, target: str | RingGroup) -> list[str]:
 def users_steps(section: Asterisk) -> Callable[[str | RingGroup], list[str]]:
     """``user_steps`` of ``section`` for any target: what all users share is made once (a
     spec may have 50,000 of them)."""
-    head = [*_caller_address_steps(section), f"Log(NOTICE,Good call IP={_LOGGED_ADDRESS})"]
+    head = [*caller_address_steps(section), f"Log(NOTICE,Good call IP={_LOGGED_ADDRESS})"]
     # The explicit jump ends the extension: without it a failed Dial would go on with the
     # next priority of any pattern that matches this name too.
     end = f"Goto({UNAVAILABLE_EXTENSION},1)"
@@ -410,7 +411,7 @@ def reject_steps(section: Asterisk, with_domain: bool = False) -> list[str]:
     by the entry context: asterisk_hosting)."""
     domain = " domain=${SIPCTL_DOMAIN}" if with_domain else ""
     return [
-        *_caller_address_steps(section),
+        *caller_address_steps(section),
         f"Log(WARNING,Wrong call IP={_LOGGED_ADDRESS}{domain})",
         f"Playback({section.reject_sound})",
         "Hangup()",
@@ -467,7 +468,7 @@ def dialplan(spec: Spec) -> DialplanWriter:
         )
         out.extension(WRONG_NAME_EXTENSION, reject_steps(section))
         out.extension(CATCH_ALL_PATTERN, catch_all_steps())
-    rooms_dialplan(spec, _caller_address_steps(section), out)
+    rooms_dialplan(spec, caller_address_steps(section), out)
     outbound_dialplan(spec, out)
     return out
 
@@ -664,7 +665,7 @@ def _desired(spec: Spec) -> dict[str, tuple[str, dict[str, list[str]]]]:
     text, value = written.text(), written.value()
     _remember(DIALPLAN_FILE, text, value)
     files[DIALPLAN_FILE] = (text, dict(value))
-    if spec.rooms:
+    if has_rooms(spec):
         confbridge = confbridge_text(spec)
         files[CONFBRIDGE_FILE] = (confbridge, file_value(CONFBRIDGE_FILE, confbridge))
     return files

@@ -17,7 +17,8 @@ The host's guest endpoints land in its entry context (``asterisk.guest_context``
   not always loaded.)
 
 A customer's guest context is one company's guest context (``asterisk.render``'s steps):
-its names, in any case, and nothing else. Its users are reached through its own
+its names, in any case, and nothing else; its rooms are its own (``asterisk_rooms``'s
+``RoomPlace``). Its users are reached through its own
 ``local_context`` (``Goto``; a ring group through Local channels), so 105 at one customer
 and 105 at another are different phones. Its wrong calls are logged
 ``Wrong call IP=<addr> domain=<domain>``: one jail for every customer.
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from sipctl.reconciler.asterisk_conf import DialplanWriter
 from sipctl.reconciler.render import asterisk_names
+from sipctl.reconciler.render.asterisk_rooms import guest_room_steps, room_place, rooms_dialplan
 
 if TYPE_CHECKING:
     from sipctl.schemas.spec import Asterisk, Spec
@@ -113,6 +115,7 @@ def hosting_dialplan(spec: Spec, out: DialplanWriter) -> None:
     out.extension(single.CATCH_ALL_PATTERN, [f"Goto({host.guest_context},{wrong},1)"])
     for customer in spec.customers:
         customer_dialplan(host, customer, out)
+    rooms_dialplan(spec, single.caller_address_steps(host), out)
 
 
 def customer_dialplan(host: Asterisk, customer: Spec, out: DialplanWriter) -> None:
@@ -125,6 +128,9 @@ def customer_dialplan(host: Asterisk, customer: Spec, out: DialplanWriter) -> No
     steps = single.users_steps(section)
     for name, target in customer.users.items():
         single.add_name(out, name, steps(target))
+    place = room_place(customer.domain)
+    for name in customer.rooms:
+        single.add_name(out, name, guest_room_steps(name, place))
     out.extension(single.UNAVAILABLE_EXTENSION, single.unavailable_steps(section))
     if section.unknown_callers == "reject":
         for name in single.ENDING_EXTENSIONS:

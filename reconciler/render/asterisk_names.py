@@ -22,7 +22,8 @@ ROOM_WORDS = "room (ConfBridge)"
 # asterisk_hosting's customer guest contexts: sipctl-guest-<domain>.
 CUSTOMER_CONTEXT_PREFIX = "sipctl-guest-"
 _STEP_RE = re.compile(r"[^,]*,(?P<app>\w+)\((?P<args>.*)\)$")
-_ROOM_GOTO_RE = re.compile(r"sipctl-rooms,(?P<name>[^,]+),1")
+# A room of one company's spec (sipctl-rooms) or of a host's customer (sipctl-rooms-<domain>).
+_ROOM_GOTO_RE = re.compile(r"sipctl-rooms(?:-[^,]+)?,(?P<name>[^,]+),1")
 
 
 def describe_user(target: str | RingGroup, dial_timeout: int | None = None) -> str:
@@ -55,6 +56,12 @@ def described_names(spec: Spec) -> dict[str, str]:
             {
                 f"user {name.lower()}@{customer.domain.lower()}": describe_user(target)
                 for name, target in customer.users.items()
+            }
+        )
+        names.update(
+            {
+                f"room {name.lower()}@{customer.domain.lower()}": describe_room(room)
+                for name, room in customer.rooms.items()
             }
         )
     return names
