@@ -148,6 +148,7 @@ def test_the_same_room_at_two_customers_is_two_rooms(
 ) -> None:
     monkeypatch.chdir(hoster)
     code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    assert code == 0, shown
     assert "+ room meeting@alpha.example → room (ConfBridge), at most 10 members" in shown
     assert "+ room meeting@beta.example → room (ConfBridge), at most 5 members" in shown
     text = dialplan_text(load_spec(hoster / "pbx1.yaml").spec)
