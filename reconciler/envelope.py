@@ -8,7 +8,10 @@ so a pipeline reads it with one path (``.domains[].plan.summary``)::
                   "error": null, "plan": {...}}]}
 
 The object under the kind's own key is the command's report (a plan, a drift report, ...);
-it is null for a domain that failed before it had one, and ``error`` then says why.
+it is null for a domain that failed before it had one, and ``error`` then says why. A run
+refused as a whole (overlapping claims, a directory without a spec) has no domains and a
+top-level ``error``: with ``--json`` stdout always holds one document (``refusal``, printed
+by the CLI's error boundary).
 A plan saved by ``plan --out`` is not wrapped: it is one plan, for ``apply PLAN``.
 """
 
@@ -52,6 +55,14 @@ def single(
 ) -> dict[str, Any]:
     """The envelope of a run over one spec."""
     return envelope(kind, [entry(kind, spec, domain, status, report)])
+
+
+def refusal(kind: str, spec: str | None, status: str, error: str) -> dict[str, Any]:
+    """The envelope of a run that ended before it had a report: of one spec, its entry
+    with the error; of many (``spec`` None), the run's own ``error``."""
+    if spec is not None:
+        return envelope(kind, [entry(kind, spec, "?", status, None, error)])
+    return {**envelope(kind, []), "error": error}
 
 
 def plan_status(has_changes: bool) -> str:

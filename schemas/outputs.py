@@ -160,8 +160,10 @@ def envelope_schema(kind: str, report: dict[str, Any]) -> dict[str, Any]:
             "domains": {"type": "array", "items": domain},
             "error": {
                 "type": "string",
-                "description": "why the run itself was refused before any domain (present "
-                "only then: a -f directory without a spec)",
+                "description": "why a run over several specs was refused as a whole, before "
+                "any domain had a report (present only then: overlapping claims, a -f "
+                "directory without a spec, a held lock...); a run over one spec says why "
+                "in its one domain's 'error'",
             },
             "skipped": {
                 "type": "array",

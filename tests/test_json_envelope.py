@@ -121,3 +121,31 @@ def test_every_json_report_has_an_envelope_schema(
     item = schema["properties"]["domains"]["items"]
     assert set(item["required"]) == {"spec", "domain", "status", "error", kind}
     assert schema["$defs"][kind]["properties"], "the report itself is described"
+
+
+def test_a_refused_run_still_prints_one_json_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json owes stdout a document however the run ends: two specs claiming one name
+    refuse the whole run (no domains, the run's error), a spec that does not load fails
+    its one domain, for every kind; the exit codes stay the errors'."""
+    specs = tmp_path / "specs"
+    _spec(specs, "same.example")
+    (specs / "again.yaml").write_text(SPEC.format(d="same.example"))
+    assert run(["plan", "-f", str(specs), "--json"]) == 1
+    out, err = capsys.readouterr()
+    refused = json.loads(out)
+    jsonschema.validate(refused, _json(capsys, "schema", "--output", "plan"))
+    assert refused["domains"] == [] and "is also claimed by" in refused["error"], refused
+    assert "is also claimed by" in err  # the text on stderr as before
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\ndomain: bad.example\nusers: 5\n")
+    for kind in KINDS:
+        assert run([kind, "-f", str(broken), "--json"]) == 1, kind
+        out, err = capsys.readouterr()
+        data = json.loads(out)
+        jsonschema.validate(data, _json(capsys, "schema", "--output", kind))
+        [domain] = data["domains"]
+        assert (domain["spec"], domain["status"], domain[kind]) == (str(broken), "error", None)
+        assert "users" in domain["error"] and "users" in err, (kind, data)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from sipctl.errors import RefusedError, SipctlError, SpecError
+from sipctl.errors import RefusedError, SipctlError, SpecError, failure_text
 from sipctl.reconciler.envelope import plan_status
 from sipctl.reconciler.gitops.locking import install_interrupts, restore_handlers
 from sipctl.reconciler.gitops.shards import shard_key, take_shard
@@ -75,8 +75,7 @@ class Domain:
 
     def fail(self, exc: SipctlError) -> None:
         self.status = "refused" if isinstance(exc, RefusedError) else "error"
-        problems = getattr(exc, "problems", None)
-        self.message = "\n".join(problems) if problems else exc.message
+        self.message = failure_text(exc)
 
 
 def load_all(paths: Sequence[Path], load: Callable[[Path], LoadedSpec]) -> list[Domain]:

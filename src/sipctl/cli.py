@@ -157,8 +157,11 @@ def show(
 ) -> None:
     """Show a saved plan, without reading any live system."""
     console = start_console(no_color, 0)
+    fmt = plan_format(json_, markdown)
+    if fmt == "json":  # a refusal is JSON too (cli_boundary)
+        console.promise_json("plan", str(plan_file))
     saved = read_plan_file(plan_file)
-    plan_json_or_view(console, saved, plan_format(json_, markdown))
+    plan_json_or_view(console, saved, fmt)
 
 
 def render(

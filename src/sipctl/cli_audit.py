@@ -89,6 +89,8 @@ def audit_command(
     from sipctl.reconciler.audit.run import AuditLimits, run_audit
 
     console = _start(no_color, verbose)
+    if json_:  # a refusal is JSON too (cli_boundary)
+        console.promise_json("audit", str(spec_file))
     loaded = _load(spec_file)
     limits = AuditLimits(rate=rate, seconds=max_seconds)
     report = run_audit(loaded, nameserver, limits=limits, ban_test=ban_test, log=console.detail)

@@ -1,4 +1,5 @@
-"""The CLI's error boundary: every SipctlError becomes one line and an exit code, a
+"""The CLI's error boundary: every SipctlError becomes one line and an exit code (and,
+for a command that owes stdout a --json document, that document with the error), a
 command's chosen exit code passes through, and anything unexpected is written (scrubbed of
 secrets) to a private debug log instead of a traceback on the screen. End of input, Ctrl-C
 and a reader that went away (``sipctl plan | head``) end every command here alike.
@@ -21,8 +22,10 @@ from sipctl.errors import (
     EXIT_OK,
     CommandExit,
     ProviderCrashed,
+    RefusedError,
     SipctlError,
     SpecError,
+    failure_text,
 )
 
 
@@ -44,6 +47,7 @@ def _exit_code(command: Callable[[], object]) -> int:
     except CommandExit as exc:
         return exc.code
     except SpecError as exc:
+        _json_refusal(failure_text(exc), exc)
         if exc.problems:
             for number, line in enumerate(exc.problems, 1):
                 current_console().error(line, exc.hint if number == len(exc.problems) else None)
@@ -52,13 +56,16 @@ def _exit_code(command: Callable[[], object]) -> int:
         return exc.exit_code
     except ProviderCrashed as exc:
         where = log_traceback(exc.__cause__ or exc)
+        _json_refusal(f"{exc.message} ({where})", exc)
         current_console().error(exc.message, f"{where}; please report this bug in sipctl with it")
         return exc.exit_code
     except SipctlError as exc:
+        _json_refusal(failure_text(exc), exc)
         current_console().error(exc.message, exc.hint)
         return exc.exit_code
     except EOFError:  # stdin ended where a command asked for a line (a confirmation)
         sys.stderr.write("\n")
+        _json_refusal("aborted")
         current_console().error("aborted")
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -72,6 +79,22 @@ def _exit_code(command: Callable[[], object]) -> int:
         _report_unexpected(exc)
         return EXIT_ERROR
     return int(result) if isinstance(result, int) else EXIT_OK
+
+
+def _json_refusal(error: str, exc: SipctlError | None = None) -> None:
+    """A command that owes stdout a JSON document (--json) and printed none yet prints its
+    failure as one: a pipeline reading stdout always gets a document, whichever step
+    refused (a spec that does not load, overlapping claims, a held lock, a bug), and the
+    exit code stays the error's. The one place for every command's --json."""
+    console = current_console()
+    if console.json_promise is None or console.wrote_out:
+        return
+    from sipctl.reconciler import views
+    from sipctl.reconciler.envelope import refusal
+
+    kind, spec = console.json_promise
+    status = "refused" if isinstance(exc, RefusedError) else "error"
+    console.out(views.render_json(refusal(kind, spec, status, error)), end="")
 
 
 def _reader_gone() -> int:
@@ -123,7 +146,9 @@ def _report_unexpected(exc: BaseException) -> None:
         sys.stderr.write(current_console().scrub("".join(traceback.format_exception(exc))))
     console = current_console()
     summary = console.scrub(str(exc))[:300]
-    console.error(
+    text = (
         f"unexpected error ({type(exc).__name__}: {summary}); {where}. "
         "This is a bug in sipctl: please report it with that file."
     )
+    _json_refusal(text)
+    console.error(text)

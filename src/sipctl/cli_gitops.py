@@ -84,6 +84,8 @@ def drift(
     from sipctl.reconciler.engine import make_plan
     from sipctl.reconciler.gitops.drift import check_drift_result, find_drift, render_drift
 
+    if json_:  # a refusal is JSON too (cli_boundary)
+        console.promise_json("drift", str(spec_file))
     loaded = load_checked(spec_file)
     with run_context(loaded.base_dir, console) as ctx:
         report = find_drift(make_plan(loaded, ctx, target), ctx)

@@ -99,35 +99,19 @@ def plan(
     from sipctl.reconciler.engine import make_plan
 
     specs = spec_file or [Path("sipctl.yaml")]
-    if shard is not None or len(specs) > 1 or specs[0].is_dir():
+    many = shard is not None or len(specs) > 1 or specs[0].is_dir()
+    if fmt == "json":  # a refusal is JSON too (cli_boundary)
+        console.promise_json("plan", None if many else str(specs[0]))
+    if many:
         _plan_many(console, specs, fmt, out, detailed_exitcode, target, force, parallel, shard)
         return
-    shown = False
-    try:
-        loaded = load_checked(specs[0])
-        with run_context(loaded.base_dir, console, force) as ctx:
-            plan_run = make_plan(loaded, ctx, target)
-            plan_json_or_view(console, plan_run.plan, fmt)
-            shown = True
-            _refuse_unsafe_or_save(console, plan_run, force, out)
-    except SipctlError as exc:
-        if fmt == "json" and not shown:
-            _print_failure_json(console, specs[0], exc)  # --json: a refusal is JSON too
-        raise
+    loaded = load_checked(specs[0])
+    with run_context(loaded.base_dir, console, force) as ctx:
+        plan_run = make_plan(loaded, ctx, target)
+        plan_json_or_view(console, plan_run.plan, fmt)
+        _refuse_unsafe_or_save(console, plan_run, force, out)
     if detailed_exitcode and plan_run.plan.has_changes:
         raise CommandExit(EXIT_CHANGES)
-
-
-def _print_failure_json(console: Console, spec: Path, exc: SipctlError) -> None:
-    """The envelope of a run that failed before it had a plan (its error said as data)."""
-    from sipctl.reconciler import views
-    from sipctl.reconciler.envelope import entry, envelope
-    from sipctl.reconciler.gitops.multi import Domain
-
-    failed = Domain(spec)
-    failed.fail(exc)
-    report = envelope("plan", [entry("plan", str(spec), "?", failed.status, None, failed.message)])
-    console.out(views.render_json(report), end="")
 
 
 def _refuse_unsafe_or_save(
@@ -253,16 +237,7 @@ def _plan_many(
 ) -> None:
     from sipctl.reconciler.gitops import domain_report, multi
 
-    try:
-        selection = _select(specs)
-    except SpecError as exc:
-        if fmt == "json":  # --json: a refusal is JSON too
-            from sipctl.reconciler import views
-            from sipctl.reconciler.envelope import envelope
-
-            refused = {**envelope("plan", []), "error": exc.message}
-            console.out(views.render_json(refused), end="")
-        raise
+    selection = _select(specs)
     domains = _plan_domains_to_show(console, selection, target, force, parallel, shard)
     try:
         multi.check_all_safe(domains, force)

@@ -59,6 +59,8 @@ def verify_command(
     from sipctl.reconciler.verify.run import run_verify
 
     console = _start(no_color, verbose)
+    if json_:  # a refusal is JSON too (cli_boundary)
+        console.promise_json("verify", str(spec_file))
     loaded = _load(spec_file)
     if loaded.spec.hosting is not None:
         _verify_customers(console, loaded, nameserver, timeout, json_)

@@ -53,6 +53,13 @@ class SpecError(SipctlError):
         self.problems = problems or []
 
 
+def failure_text(exc: SipctlError) -> str:
+    """What an error says as data (a JSON ``error``): every problem on its own line, or the
+    message when it has none."""
+    problems = getattr(exc, "problems", None)
+    return "\n".join(problems) if problems else exc.message
+
+
 class ProviderError(SipctlError):
     """A live system (DNS server, PBX, firewall, fail2ban, SSH) failed or refused."""
 

@@ -20,6 +20,14 @@ class Console:
             and os.environ.get("TERM") != "dumb"
         )
         self.err_color = not no_color and "NO_COLOR" not in os.environ and sys.stderr.isatty()
+        # --json: (the report's kind, the one spec or None for many) while the command owes
+        # stdout a JSON document; the error boundary prints a refusal as one if none came.
+        self.json_promise: tuple[str, str | None] | None = None
+        self.wrote_out = False
+
+    def promise_json(self, kind: str, spec: str | None) -> None:
+        """This command prints a ``kind`` envelope (``spec``: of one spec, else of many)."""
+        self.json_promise = (kind, spec)
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
         self._secrets.update(s for s in secrets if s)
@@ -34,6 +42,7 @@ class Console:
         stream.flush()
 
     def out(self, text: str = "", end: str = "\n") -> None:
+        self.wrote_out = True
         self._write(sys.stdout, text + end)
 
     def info(self, text: str) -> None:
