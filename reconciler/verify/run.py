@@ -210,7 +210,8 @@ def _check_names(
             answered = {uri: r.status is not None for uri, r in zip(asks, results, strict=True)}
     phones = {ext: phone_state(ext, facts.get(ext), answered) for ext in extensions}
     ring_groups = frozenset(n for n, t in spec.users.items() if not isinstance(t, str))
-    rooms = {name: (conference_name(name), room.max_members) for name, room in spec.rooms.items()}
+    customer = spec.domain if spec.host is not None else None  # a host's customer's rooms
+    rooms = {n: (conference_name(n, customer), r.max_members) for n, r in spec.rooms.items()}
     states = name_states(users, ring_groups, rooms, phones, _routed(report), live_rooms)
     # a wrong name is already a defect of its probes (user-not-reachable)
     report.names = [s.to_json() for s in states]
