@@ -236,6 +236,10 @@ def test_removing_a_customers_file_removes_its_dns_records(
     alpha, beta = (zones / "alpha.example.zone").read_text(), zones / "beta.example.zone"
     assert "SIP+D2U" in beta.read_text()
     (hoster / "beta.example.yaml").unlink()
+    # a removal not applied yet is no drift of the host
+    assert run(["drift", "-f", str(hoster / "pbx1.yaml")]) == 0
+    shown = capsys.readouterr().out
+    assert "No drift" in shown and "cannot be told" not in shown, shown
     code, shown = _plan(hoster, capsys)
     assert (
         "# dns at zonefile:state/beta.example.zone (customer beta.example: its file is gone)"

@@ -347,7 +347,7 @@ def find_drift(plan_run: PlanRun, ctx: RunContext) -> DriftReport:
                 entry = {**entry, "applied_at": detail.get("applied_at"), "by": by}
             report.targets.append(_compare(run, entry, store.where))
     for run in plan_run.runs:
-        if target_key(run) not in covered:
+        if target_key(run) not in covered and run.customer is None:
             report.unrecorded.append(f"{target_key(run)} (this provider keeps no record)")
     return report
 
