@@ -4,6 +4,7 @@ plan of the host does when customers come and go (dir: targets, no programs)."""
 from __future__ import annotations
 
 import difflib
+import json
 import shutil
 from pathlib import Path
 
@@ -252,6 +253,16 @@ def test_removing_a_customers_file_removes_its_dns_records(
         '- dns TXT _sipctl.beta.example "sipctl-registry=1"',
     ):
         assert line in shown, shown
+    # the JSON plan names the customer whose records a target removes, as its schema says
+    import jsonschema
+
+    from sipctl.schemas.outputs import plan_schema
+
+    assert run(["plan", "-f", str(hoster / "pbx1.yaml"), "--json"]) in (0, 3)
+    (domain,) = json.loads(capsys.readouterr().out)["domains"]
+    data = domain["plan"]
+    jsonschema.validate(data, plan_schema())
+    assert [t.get("customer") for t in data["targets"] if t["layer"] == "dns"] == ["beta.example"]
     # one customer of two, counted once (not also as 100% of its zone's records)
     assert "removes 1 of 2 customers" in shown and "managed records" not in shown, shown
     assert _apply(hoster, capsys) != 0  # refused without --force
@@ -309,3 +320,40 @@ def test_only_domains_listed_in_both_spellings_count_as_customers() -> None:
         "c.example",
     }
     assert hosted_domains("not a dialplan") == set()
+
+
+def test_a_customer_moved_to_a_host_in_another_directory_keeps_its_records(
+    hoster: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The old host's directory no longer has its file: the customer's records, pointing at
+    the new host's servers once the new directory was applied, are left to it."""
+    zone = tmp_path / "gamma.zone"
+    gamma = hoster / "gamma.example.yaml"
+    gamma.write_text(gamma.read_text().replace("state/gamma.example.zone", str(zone)))
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster, capsys) == 0
+    other = tmp_path / "hoster2"
+    other.mkdir()
+    host = (
+        (hoster / "pbx1.yaml")
+        .read_text()
+        .replace("pbx1", "pbx3")
+        .replace("203.0.113.10", "203.0.113.30")
+    )
+    (other / "pbx3.yaml").write_text(host)
+    (other / "gamma.example.yaml").write_text(gamma.read_text().replace("host: pbx2", "host: pbx3"))
+    gamma.unlink()
+    monkeypatch.chdir(other)
+    assert _apply(other, capsys, "--force") == 0  # its SRV records now point at pbx3
+    assert "pbx3.hoster.example" in zone.read_text()
+    monkeypatch.chdir(hoster)
+    code, shown = _plan(hoster / "pbx2.yaml", capsys)
+    assert "- user office@gamma.example → 200" in shown, shown
+    assert "# dns" not in shown and "point at pbx3.hoster.example" in shown, shown
+    assert _apply(hoster / "pbx2.yaml", capsys, "--force") == 0
+    assert "SRV\t10 0 5060 pbx3.hoster.example." in zone.read_text()
+    code, shown = _plan(hoster / "pbx2.yaml", capsys, "--detailed-exitcode")
+    assert code == 0, shown
