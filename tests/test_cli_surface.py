@@ -231,3 +231,42 @@ def test_schema_help_names_every_kind_it_prints(capsys: pytest.CaptureFixture[st
     words = " ".join(capsys.readouterr().out.split())
     missing = [kind for kind in KINDS if f"{kind} " not in words and f"{kind}," not in words]
     assert missing == []
+
+
+def test_quiet_keeps_the_result_warnings_and_errors_and_drops_notes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--quiet: stdout's result unchanged but for a report's note lines; warnings and
+    errors on stderr always, notes and progress never (one rule, in output.Console)."""
+    from sipctl.output import Console
+
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        "version: 1\ndomain: mysite.ru\nusers: {director: 105}\n"
+        "servers: [{host: pbx.mysite.ru, ipv4: [127.0.0.1]}]\n"
+        "asterisk: {target: 'dir:pbx', unknown_callers: reject}\n"
+    )
+    verify = ["verify", "-f", str(spec), "--nameserver", "127.0.0.1:9", "--timeout", "0.3"]
+    assert run(verify) == 1
+    loud = capsys.readouterr().out
+    assert "note: unknown_callers is reject" in loud
+    assert run(["--quiet", *verify]) == 1
+    out, err = capsys.readouterr()
+    assert "note:" not in out and "note:" not in err
+    assert out == "".join(line for line in loud.splitlines(True) if not line.startswith("note:"))
+    assert "verify: FAILED" in out
+    assert run(["--quiet", "-v", *verify]) == 1  # -v outranks --quiet
+    assert "note: unknown_callers is reject" in capsys.readouterr().out
+
+    quiet = Console(quiet=True)
+    quiet.info("Recorded the applied state in DNS record x.")
+    quiet.info("note: the credentials and where they go are the spec's own")
+    quiet.progress("reading dns")
+    quiet.info("Warning: could not record the applied state")  # the engine's warning line
+    quiet.warn("the spec cannot express this")
+    quiet.error("refused")
+    assert capsys.readouterr().err == (
+        "Warning: could not record the applied state\n"
+        "Warning: the spec cannot express this\n"
+        "Error: refused\n"
+    )

@@ -116,12 +116,13 @@ class AuditReport:
             "exit_code": self.exit_code,
         }
 
-    def to_text(self) -> str:
-        return render_text(self.to_json())
+    def to_text(self, notes: bool = True) -> str:
+        return render_text(self.to_json(), notes)
 
 
-def render_text(data: dict[str, Any]) -> str:
-    """The human view of ``AuditReport.to_json()``: findings by severity, each with its fix."""
+def render_text(data: dict[str, Any], notes: bool = True) -> str:
+    """The human view of ``AuditReport.to_json()``: findings by severity, each with its fix
+    (``notes`` False: without its note lines, as ``--quiet`` asks)."""
     lines = [f"audit of {data['domain']}" + _via(data)]
     for target in data["targets"]:
         lines.append(f"  target {target}")
@@ -145,7 +146,7 @@ def render_text(data: dict[str, Any]) -> str:
         lines.append("")
         lines.append("checked:")
         lines += [f"  {check}" for check in data["checks"]]
-    for note in data["notes"]:
+    for note in data["notes"] if notes else ():
         lines.append(f"note: {note}")
     for error in data["errors"]:
         lines.append(f"could not run: {error}")

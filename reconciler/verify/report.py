@@ -118,8 +118,8 @@ class VerifyReport:
             "ok": self.ok,
         }
 
-    def to_text(self) -> str:
-        return render_text(self.to_json())
+    def to_text(self, notes: bool = True) -> str:
+        return render_text(self.to_json(), notes)
 
 
 # --- expectations and comparisons (pure) -----------------------------------------------------
@@ -404,8 +404,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [line(headers)] + [line(r) for r in rows]
 
 
-def render_text(data: dict[str, Any]) -> str:
-    """The human report, from ``VerifyReport.to_json()``."""
+def render_text(data: dict[str, Any], notes: bool = True) -> str:
+    """The human report, from ``VerifyReport.to_json()`` (``notes`` False: without its note
+    lines, as ``--quiet`` asks)."""
     out: list[str] = []
     how = {
         "naptr": "NAPTR -> SRV -> A/AAAA",
@@ -481,7 +482,7 @@ def render_text(data: dict[str, Any]) -> str:
 
         out += render_names(data["names"])
         out.append("")
-    for note in data["notes"]:
+    for note in data["notes"] if notes else ():
         out.append(f"note: {note}")
     if data["defects"]:
         out.append(f"{len(data['defects'])} defect(s):")

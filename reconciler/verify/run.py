@@ -442,7 +442,7 @@ def post_apply_verify(
         return
     console.info("verify: resolving and probing as a SIP client would (--no-verify skips this)")
     report = run_verify(loaded, nameserver_after_apply(loaded), timeout, log=console.detail)
-    console.out(report.to_text())
+    console.out(report.to_text(console.notes))
     if not report.ok:
         first = report.defects[0].message if report.defects else "a probe failed"
         more = f" (and {len(report.defects) - 1} more)" if len(report.defects) > 1 else ""

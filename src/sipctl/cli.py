@@ -312,7 +312,13 @@ def _root(
         ),
     ] = 0,
     quiet: Annotated[
-        bool, typer.Option("--quiet", help="Print results and errors only, no progress.")
+        bool,
+        typer.Option(
+            "--quiet",
+            help="Print the result (plan, report, JSON), warnings and errors only: no "
+            "progress, no notes (what sipctl did or assumed on the way, a report's note: "
+            "lines). -v outranks it.",
+        ),
     ] = False,
     debug: Annotated[
         bool,

@@ -102,5 +102,5 @@ def audit_command(
         data = report.to_json()
         print_json_report(console, "audit", spec_file, loaded.spec.domain, status, data)
     else:
-        console.out(report.to_text())
+        console.out(report.to_text(console.notes))
     raise typer.Exit(report.exit_code)

@@ -73,7 +73,7 @@ def verify_command(
         data = report.to_json()
         print_json_report(console, "verify", spec_file, loaded.spec.domain, status, data)
     else:
-        console.out(report.to_text())
+        console.out(report.to_text(console.notes))
     if not report.ok:
         raise typer.Exit(EXIT_ERROR)
 
@@ -96,7 +96,7 @@ def _verify_customers(
     for customer in loaded.spec.customers:
         console.out(f"=== {customer.domain} ===")
         report = run_verify(replace(loaded, spec=customer), nameserver, timeout, log=console.detail)
-        console.out(report.to_text())
+        console.out(report.to_text(console.notes))
         failed = failed or not report.ok
     if not loaded.spec.customers:
         console.out(f"{loaded.source}: no customer file of this directory names this host")

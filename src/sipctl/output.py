@@ -1,4 +1,13 @@
-"""Everything sipctl prints goes through here: colors, and secrets scrubbed from every line."""
+"""Everything sipctl prints goes through here: colors, and secrets scrubbed from every line.
+
+What ``--quiet`` keeps is decided here, once, by the kind of line:
+
+- the result (``out``: a plan, a report, JSON, ``Apply complete!``) on stdout: always;
+- errors (``error``) and warnings (``warn``, and any line the engine hands ``info`` that
+  starts ``Warning: ``): always, on stderr: they need the reader's attention;
+- notes, info and progress (``info``, ``progress``, ``notes`` for a report's ``note:``
+  lines): not with ``--quiet``. ``-v`` outranks ``--quiet``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +16,13 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
+WARNING_PREFIX = "Warning: "
+
 
 class Console:
     def __init__(self, no_color: bool = False, verbose: int = 0, quiet: bool = False) -> None:
         self.verbose = verbose
-        self.quiet = quiet  # --quiet: results and errors only, no progress or info lines
+        self.quiet = quiet  # --quiet: the result, warnings and errors only (module docstring)
         self._secrets: set[str] = set()
         self.color = (
             not no_color
@@ -45,9 +56,17 @@ class Console:
         self.wrote_out = True
         self._write(sys.stdout, text + end)
 
+    @property
+    def notes(self) -> bool:
+        """Whether a report shows its ``note:`` lines (not with ``--quiet``)."""
+        return not self.quiet
+
     def info(self, text: str) -> None:
-        """A progress or result line, on stderr so stdout stays machine-readable."""
-        if not self.quiet:
+        """A progress or result line, on stderr so stdout stays machine-readable. A line
+        that starts ``Warning: `` (the engine's lines of a run) is a warning: always shown."""
+        if text.startswith(WARNING_PREFIX):
+            self.warn(text.removeprefix(WARNING_PREFIX))
+        elif not self.quiet:
             self._write(sys.stderr, text + "\n")
 
     def progress(self, text: str) -> None:
@@ -67,5 +86,6 @@ class Console:
             self._write(sys.stderr, f"  hint: {hint}\n")
 
     def warn(self, text: str) -> None:
-        prefix = "\x1b[33mWarning:\x1b[0m " if self.err_color else "Warning: "
+        """Something may be wrong and needs the reader: shown even with ``--quiet``."""
+        prefix = f"\x1b[33m{WARNING_PREFIX.strip()}\x1b[0m " if self.err_color else WARNING_PREFIX
         self._write(sys.stderr, prefix + text + "\n")
