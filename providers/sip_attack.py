@@ -364,13 +364,22 @@ class SipAgent:
         )
 
     def invite(
-        self, user: str, timeout: float, hold: float = 0.3, from_user: str | None = None
+        self,
+        user: str,
+        timeout: float,
+        hold: float = 0.3,
+        from_user: str | None = None,
+        to_uri: str | None = None,
     ) -> Exchange:
-        """Call ``sip:<user>@<domain>`` and end the call as soon as it shows what it does."""
+        """Call ``sip:<user>@<domain>`` and end the call as soon as it shows what it does.
+
+        ``to_uri``: a To header other than the request URI (a caller may send any)."""
         exchange = Exchange("INVITE", user)
         first_packet = self.packets
         req = self._new("INVITE", user, ["Content-Type: application/sdp"], self._sdp())
         req.from_user = from_user or FROM_USER
+        if to_uri is not None:
+            req.to = f"<{to_uri}>"
         invite = req.text(self._via, self._contact)
         started = time.monotonic()
         deadline = started + timeout

@@ -124,6 +124,16 @@ def host_of(customer: Spec, path: Path) -> Spec | None:
     return None
 
 
+def serving_host(customer: Spec, path: Path) -> Spec | None:
+    """The host file beside ``path`` that serves ``customer``, with all its customers (what
+    a check of the whole host, such as audit's, needs), or None."""
+    for sibling in _host_files(path.resolve().parent):
+        spec = _load_sibling(sibling, "a host file")
+        if spec.hosting is not None and spec.hosting.name == customer.host:
+            return spec.with_customers(customers_of(spec, sibling))
+    return None
+
+
 def compose(loaded: LoadedSpec, path: Path) -> LoadedSpec:
     """``loaded`` as its directory makes it: a host with its customers, a customer with its
     host's transports and servers; any other spec unchanged."""

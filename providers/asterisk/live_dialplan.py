@@ -31,21 +31,25 @@ def read_reachable(
     root: str,
     follow: Callable[[Context], list[str]],
     max_depth: int,
+    also: Sequence[str] = (),
+    limit: int = MAX_CONTEXTS,
 ) -> LiveDialplan:
     """``root`` and, level by level, every context ``follow`` names, up to ``max_depth``.
 
+    ``also``: more contexts read with ``root`` (a host's customer contexts); one that does
+    not exist is listed as missing. At most ``limit`` contexts are read.
     Raises ProviderError when Asterisk cannot be asked or ``root`` does not exist.
     """
     live = LiveDialplan()
-    level = [root]
-    for depth in range(max_depth + 1):
+    level = list(dict.fromkeys([root, *also]))
+    for _depth in range(max_depth + 1):
         if not level:
             break
         answers = run_rx(transport, program, [f"dialplan show {name}" for name in level])
         following: list[str] = []
         for name, answer in zip(level, answers, strict=True):
             if context_missing(answer.output):
-                if depth == 0:
+                if name == root:
                     raise ProviderError(
                         f"asterisk: the guest context {name!r} does not exist in the running "
                         "dialplan (is the spec applied, and asterisk.guest_context right?)"
@@ -65,9 +69,9 @@ def read_reachable(
         level = [
             n for n in dict.fromkeys(following) if n not in live.contexts and n not in live.missing
         ]
-        if len(live.contexts) + len(level) > MAX_CONTEXTS:
+        if len(live.contexts) + len(level) > limit:
             live.truncated = True
-            level = level[: max(0, MAX_CONTEXTS - len(live.contexts))]
+            level = level[: max(0, limit - len(live.contexts))]
     return live
 
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from sipctl.errors import SipctlError
 from sipctl.providers.sip_attack import Exchange, SipAgent, Wire
-from sipctl.reconciler.audit import exposure, probes, reachability
+from sipctl.reconciler.audit import exposure, hosting, probes, reachability
 from sipctl.reconciler.audit.report import AuditReport, Finding
 from sipctl.reconciler.bindings import enforce_bindings
 from sipctl.reconciler.probe_scope import ProbeScope, audit_scope
@@ -92,14 +92,18 @@ def run_audit(
     ``ban_test``: afterwards, check that fail2ban bans this host after ``maxretry`` wrong
     calls, and lift the ban (``ban_test.py``; only from an address the jail does not ignore).
     """
-    spec = loaded.spec
     started = time.monotonic()
     deadline = started + limits.seconds
-    report = AuditReport(domain=spec.domain, nameserver=nameserver)
+    report = AuditReport(domain=loaded.spec.domain, nameserver=nameserver)
+    # A hoster's file: a customer is attacked at its domain on its host's PBX (hosting.py).
+    hosted = hosting.hosted_of(loaded)
+    if hosted is not None:
+        loaded = hosted.attacked
+    spec = loaded.spec
     from sipctl.providers.base import RunContext
 
     ctx = RunContext(base_dir=loaded.base_dir, log=log)
-    scope = audit_scope(loaded, ctx.env)
+    scope = audit_scope(hosted.host_loaded if hosted is not None else loaded, ctx.env)
     if scope is None:
         report.errors.append(
             "the spec has no asterisk section, so no PBX of its own: audit sends no attack "
@@ -115,9 +119,17 @@ def run_audit(
             program = _asterisk_words(loaded, ctx, transport, report)
             if not program:
                 transport = None
+        contexts = None
         if transport is not None:
             log("reading the live guest dialplan")
-            _audit_dialplan(spec, transport, program, report)
+            if hosted is not None:
+                contexts = hosting.audit_dialplan(hosted, transport, program, report)
+            else:
+                _audit_dialplan(spec, transport, program, report)
+        if hosted is not None and not hosted.audited:
+            report.notes.append("no customer file of this directory names this host: no call")
+            report.seconds = time.monotonic() - started
+            return report
         log(f"resolving {spec.domain} (RFC 3263)")
         hops = _in_scope(_resolve(loaded, nameserver, report), scope, report)
         if hops:
@@ -128,6 +140,10 @@ def run_audit(
                 report.errors.append("no UDP or TCP target to probe (TLS only is not probed)")
             else:
                 _probe_target(spec, target, transport, program, limits, deadline, report, log)
+                if hosted is not None:
+                    pace = _RateLimit(limits.rate).wait
+                    hosting.cross_customer_calls(hosted, contexts, target, transport, program,
+                                                 limits, pace, deadline, report, log)  # fmt: skip
                 if ban_test:
                     from sipctl.reconciler.audit.ban_test import run_ban_test
 

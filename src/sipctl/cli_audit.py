@@ -82,6 +82,12 @@ def audit_command(
     phone rings: a declared name is called only when the live PBX says none of its
     extensions' endpoints has a contact.
 
+    A hoster's files (docs/hosting.md): a customer's file is attacked at its domain on its
+    host's PBX; a host's file judges every customer's guest context. Both check that no
+    customer's guests reach another customer's names or phones, in the dialplan and by
+    calling one customer's names at another's domain (To at either domain), with the same
+    rule: no phone rings.
+
     Exit codes: 0 nothing at or above --fail-on found, 2 such findings, 1 could not run.
     """
     from sipctl.cli_common import load_checked as _load
