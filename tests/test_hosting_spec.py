@@ -289,20 +289,6 @@ def test_a_saved_plan_removes_a_departed_customers_records(
     assert code == 0, shown
 
 
-def test_import_refuses_a_host_of_several_customers(
-    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One company's spec imported from a host would remove its customers when applied."""
-    from sipctl.reconciler.gitops.importer import parse_asterisk
-
-    monkeypatch.chdir(hoster)
-    assert _apply(hoster / "pbx1.yaml", capsys) == 0
-    etc = hoster / "state" / "pbx1" / "etc" / "asterisk"
-    files = {p.name: p.read_text() for p in etc.iterdir() if p.is_file()}
-    with pytest.raises(SpecError, match=r"host of 2 customer domain\(s\) \(alpha\.example, beta"):
-        parse_asterisk(files, "dir:state/pbx1", "/etc/asterisk")
-
-
 def test_only_domains_listed_in_both_spellings_count_as_customers() -> None:
     """Other extensions of the domains context (the catch-all, or the special h, i, t, T, e
     an earlier version wrote there) are no customers: they would dilute the safety limit."""

@@ -77,6 +77,9 @@ class Imported:
     notes: list[str] = field(default_factory=list)
     # What keeps an apply of the spec from working at all (``--adopt`` stops on these).
     blockers: list[str] = field(default_factory=list)
+    # A host of several customer domains: each customer's own part (domain -> its
+    # local_context and users); ``data`` is then the host's.
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # --- the --dns argument -----------------------------------------------------------------------
@@ -397,54 +400,16 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     lines = extensions.get(context)
     if lines is None:
         raise SpecError(f"{target}:{config_dir}/extensions.conf has no [{context}] context")
+    names = _guest_names(lines)
+    users, route, local_context, sound = names.users, names.route, names.local_context, names.sound
+    bodies = names.bodies
+    if names.chan_sip:
+        channel = "sip"
     hosted = extensions.get(HOSTING_DOMAINS_CONTEXT)
     if hosted is not None:
-        # A host of several customer domains (hosting): one company's spec would remove them.
-        domains = sorted(
-            {
-                value.split(",", 1)[0].rstrip(".")
-                for key, value in hosted
-                if key == "exten" and not value.startswith(("_", "h,", "i,", "t,", "T,", "e,"))
-            }
-        )
-        raise SpecError(
-            f"{target}:{config_dir} is a sipctl host of {len(domains)} customer domain(s) "
-            f"({', '.join(domains[:5])}{', ...' if len(domains) > 5 else ''}): import writes "
-            "one company's spec, which would remove them; keep its host file and customer "
-            "files (docs/hosting.md)"
-        )
-
-    users: dict[str, Any] = {}
-    route: str | None = None
-    local_context: str | None = None
-    sound: str | None = None
-    bodies = _extension_bodies(lines)
-    whole: dict[str, str] = {}  # every step of an extension: a ring group spans two Dials
-    for name, body in bodies:
-        whole[name] = f"{whole[name]}\n{body}" if name in whole else body
-    for name, body in bodies:
-        if name.startswith("_") or name == WRONG_NAME_EXTENSION:
-            played = _PLAYBACK.search(body)
-            if played:
-                sound = played.group(1)
-            continue
-        if name in _SPECIAL or name in users:
-            continue
-        dial, goto = _DIAL.search(body), _GOTO.search(body)
-        group = _ring_group(whole[name])
-        if group is not None:
-            users[name] = group
-            route = route or ("goto" if "Local/" in body else "dial")
-        elif dial:
-            users[name] = dial.group(2)
-            route = route or "dial"
-            if dial.group(1).upper() == "SIP":
-                channel = "sip"
-        elif goto:
-            users[name] = goto.group(2)
-            route = route or "goto"
-            local_context = goto.group(1) or local_context
-    if not users:
+        # A host of several customer domains (hosting): a host file and one file per customer.
+        result.customers = _customers(hosted, extensions, target, config_dir)
+    if not users and hosted is None:
         result.notes.append(f"[{context}] routes no name to an extension (Dial or Goto)")
     adopted = context not in admins_extensions  # then it is defined in sipctl's own file
     ours = context if adopted else fresh_context(set(admins_extensions))
@@ -475,7 +440,9 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
         section["rtp"] = {"start": int(start), "end": int(end)}
     else:
         section["rtp"] = dict(ASTERISK_RTP_DEFAULT)
-    result.data = {"users": users, "asterisk": section}
+    result.data = (
+        {"asterisk": section} if hosted is not None else {"users": users, "asterisk": section}
+    )
     if transports:
         result.data["transports"] = transports
     rooms = _rooms(files, config_dir)
@@ -493,6 +460,88 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
             "left as it is but no longer used: delete it after the first apply"
         )
     return result
+
+
+@dataclass
+class _Names:
+    """What a guest context of sipctl's form routes: its names and how."""
+
+    users: dict[str, Any]
+    route: str | None  # "dial", "goto", or None when no name is routed
+    local_context: str | None  # the context a Goto or a Local channel names
+    sound: str | None  # what the reject path plays
+    bodies: list[tuple[str, str]]  # (extension, application) of every step
+    chan_sip: bool  # a name is dialled as SIP/<extension> (chan_sip)
+
+
+_LOCAL_CONTEXT = re.compile(r"Local/\d+@([A-Za-z0-9_.-]+)", re.IGNORECASE)
+
+
+def _guest_names(lines: list[tuple[str, str]]) -> _Names:
+    """The names a guest context routes to extensions (``Dial`` or ``Goto``, ring groups)."""
+    users: dict[str, Any] = {}
+    route: str | None = None
+    local_context: str | None = None
+    sound: str | None = None
+    chan_sip = False
+    bodies = _extension_bodies(lines)
+    whole: dict[str, str] = {}  # every step of an extension: a ring group spans two Dials
+    for name, body in bodies:
+        whole[name] = f"{whole[name]}\n{body}" if name in whole else body
+    for name, body in bodies:
+        if name.startswith("_") or name == WRONG_NAME_EXTENSION:
+            played = _PLAYBACK.search(body)
+            if played:
+                sound = played.group(1)
+            continue
+        if name in _SPECIAL or name in users:
+            continue
+        dial, goto = _DIAL.search(body), _GOTO.search(body)
+        group = _ring_group(whole[name])
+        if group is not None:
+            users[name] = group
+            route = route or ("goto" if "Local/" in body else "dial")
+            local = _LOCAL_CONTEXT.search(whole[name])
+            if local is not None:
+                local_context = local_context or local.group(1)
+        elif dial:
+            users[name] = dial.group(2)
+            route = route or "dial"
+            chan_sip = chan_sip or dial.group(1).upper() == "SIP"
+        elif goto:
+            users[name] = goto.group(2)
+            route = route or "goto"
+            local_context = goto.group(1) or local_context
+    return _Names(users, route, local_context, sound, bodies, chan_sip)
+
+
+_DOMAIN_GOTO = re.compile(r"Goto\(\s*([^,\s()]+)\s*,")
+
+
+def _customers(
+    hosted: list[tuple[str, str]],
+    extensions: Mapping[str, list[tuple[str, str]]],
+    target: str,
+    config_dir: str,
+) -> dict[str, dict[str, Any]]:
+    """Each customer of a host's dialplan: a domain listed in both spellings in the domains
+    context (render/asterisk_hosting.py), its names from the guest context it goes to."""
+    steps = dict(_extension_bodies(hosted))
+    found: dict[str, dict[str, Any]] = {}
+    for domain in sorted(n for n in steps if not n.endswith(".") and f"{n}." in steps):
+        goto = _DOMAIN_GOTO.search(steps[domain])
+        lines = extensions.get(goto.group(1)) if goto is not None else None
+        if lines is None:
+            raise SpecError(
+                f"{target}:{config_dir}/{DIALPLAN_FILE}: the customer {domain} goes to no "
+                "guest context of the dialplan; apply its host's file again before importing"
+            )
+        names = _guest_names(lines)
+        customer: dict[str, Any] = {"users": names.users}
+        if names.local_context is not None:
+            customer["local_context"] = names.local_context
+        found[domain] = customer
+    return found
 
 
 def _rooms(files: Mapping[str, str], config_dir: str) -> dict[str, Any]:
@@ -613,6 +662,9 @@ def spec_yaml(data: dict[str, Any], header: list[str]) -> str:
     order = [
         "version",
         "domain",
+        "hosting",
+        "host",
+        "local_context",
         "transports",
         "servers",
         "users",
@@ -788,3 +840,79 @@ def describe_changes(changes: list[tuple[str, Change]], domain: str) -> list[str
         else:
             lines.append(f"{layer}: {change.action} {kind} {name}")
     return lines
+
+
+# --- a host of several customer domains -------------------------------------------------------
+
+
+def host_name(domain: str) -> str:
+    """The host file's ``hosting.name``: the first label of the host's own domain."""
+    label = re.sub(r"[^a-z0-9-]", "", domain.split(".", 1)[0].lower()).lstrip("-")[:63]
+    return label or "pbx"
+
+
+def hosting_dns_url(url: str, domain: str, count: int) -> str:
+    """``--dns`` for one customer's zone of a host: ``{domain}`` in it stands for each
+    customer's domain (an rfc2136 URL without a zone reads each customer's own zone)."""
+    if "{domain}" in url:
+        return url.replace("{domain}", domain)
+    if url.startswith("rfc2136:") and not urlsplit(url).path.strip("/"):
+        return url
+    raise SpecError(
+        f"--dns {url!r}: the PBX is a host of {count} customer domain(s), each with its own "
+        "zone: write {domain} where each customer's zone goes (zonefile:zones/{domain}.zone, "
+        "rfc2136://SERVER/{domain}?key=...), or leave the zone out of an rfc2136:// URL"
+    )
+
+
+def host_files(
+    domain: str, pbx: Imported, customers_dns: Mapping[str, Imported]
+) -> dict[str, Imported]:
+    """A host file and one file per customer (file stem -> its data), from the host's
+    Asterisk setup (``parse_asterisk``) and each customer's DNS (``read_dns``).
+
+    The host file takes the transports and servers its customers' records share (the most
+    common); a customer whose records differ keeps its own."""
+    name = host_name(domain)
+    shared: Counter[str] = Counter()
+    for found in customers_dns.values():
+        shared[_canonical(found.data)] += 1
+    common = next(
+        (found.data for found in customers_dns.values()
+         if shared and _canonical(found.data) == shared.most_common(1)[0][0]),
+        {},
+    )  # fmt: skip
+    host = Imported(
+        {"version": 1, "domain": domain, "hosting": {"name": name}},
+        notes=list(pbx.notes),
+        blockers=list(pbx.blockers),
+    )
+    for key in ("transports", "servers"):
+        if key in common:
+            host.data[key] = common[key]
+    host.data.update(pbx.data)
+    if "transports" in pbx.data:  # wss: only Asterisk shows it, the DNS does not
+        host.data["transports"] = {**common.get("transports", {}), **pbx.data["transports"]}
+    files = {name: host}
+    for customer, part in pbx.customers.items():
+        found = customers_dns[customer]
+        data: dict[str, Any] = {"version": 1, "domain": customer, "host": name}
+        data["local_context"] = part.get("local_context") or f"{host_name(customer)}-phones"
+        if "local_context" not in part:
+            found.gaps.append(
+                f"{customer} routes no name: its local_context is a guess "
+                f"({data['local_context']}); set the context of its phones"
+            )
+        if _canonical(found.data) != _canonical(common):
+            data["transports"] = found.data["transports"]
+            data["servers"] = found.data["servers"]
+        data["users"] = part["users"]
+        data["dns"] = found.data["dns"]
+        files[customer] = Imported(data, found.gaps, found.notes)
+    return files
+
+
+def _canonical(data: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(
+        {"transports": data.get("transports"), "servers": data.get("servers")}, sort_keys=True
+    )

@@ -14,7 +14,9 @@ from sipctl.errors import EXIT_CHANGES, EXIT_ERROR, SipctlError, SpecError
 from sipctl.output import Console
 
 if TYPE_CHECKING:
+    from sipctl.providers.base import RunContext
     from sipctl.reconciler.engine import PlanRun
+    from sipctl.reconciler.gitops.importer import Imported
     from sipctl.schemas.loader import LoadedSpec
 
 from sipctl.cli_common import (
@@ -171,7 +173,7 @@ def import_(
     """
     console = start_console(no_color, verbose)
     from sipctl.reconciler.gitops import importer
-    from sipctl.schemas.loader import load_spec_text
+    from sipctl.schemas.loader import load_spec, load_spec_text
     from sipctl.schemas.names import check_hostname
     from sipctl.schemas.spec import Ssh
 
@@ -186,14 +188,17 @@ def import_(
     except ValueError as exc:
         raise SpecError(f"--domain {domain!r}: {exc}") from None
     base_dir = (out.parent if out is not None else Path.cwd()).resolve()
+    written: dict[Path, list[str]] | None = None
     with run_context(Path.cwd(), console) as ctx:
-        found = importer.read_dns(domain, dns_url, ctx, Path.cwd())
-        if found.data["dns"].get("provider") == "zonefile" and out is not None:
-            zone_file = (Path.cwd() / found.data["dns"]["file"]).resolve()
-            found.data["dns"]["file"] = os.path.relpath(zone_file, base_dir)
-        if asterisk is not None:
-            ssh = Ssh(key_file=ssh_key, known_hosts=known_hosts)
-            pbx = importer.read_asterisk(asterisk, config_dir, ssh, ctx)
+        ssh = Ssh(key_file=ssh_key, known_hosts=known_hosts)
+        pbx = importer.read_asterisk(asterisk, config_dir, ssh, ctx) if asterisk else None
+        if pbx is not None and pbx.customers:
+            # A host of several customer domains: a host file and one per customer.
+            written = _import_host(console, ctx, domain, dns_url, pbx, out, adopt)
+        else:
+            found = importer.read_dns(domain, dns_url, ctx, Path.cwd())
+            _relative_zone_file(found, base_dir if out is not None else None)
+        if asterisk is not None and pbx is not None and written is None:
             # transports Asterisk shows and DNS does not (wss) join the DNS's
             for name, transport in pbx.data.pop("transports", {}).items():
                 found.data.setdefault("transports", {}).setdefault(name, transport)
@@ -205,6 +210,10 @@ def import_(
                 found.data.update(page.data)
                 found.notes.extend(page.notes)
                 found.gaps.extend(page.gaps)
+    if written is not None:
+        for path, blockers in written.items():
+            _check_import(console, load_spec(path), False, blockers)
+        return
     header = [
         f"sipctl spec imported from the live setup of {domain}",
         f"by 'sipctl import' on {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
@@ -226,6 +235,73 @@ def import_(
     for gap in found.gaps:
         console.warn(f"the spec cannot express this, so a plan will show it: {gap}")
     _check_import(console, loaded, adopt, found.blockers)
+
+
+def _relative_zone_file(found: Imported, base_dir: Path | None) -> None:
+    """A zone file read from the working directory, named from where the spec is written."""
+    if found.data["dns"].get("provider") == "zonefile" and base_dir is not None:
+        zone_file = (Path.cwd() / found.data["dns"]["file"]).resolve()
+        found.data["dns"]["file"] = os.path.relpath(zone_file, base_dir)
+
+
+def _import_host(
+    console: Console,
+    ctx: RunContext,
+    domain: str,
+    dns_url: str,
+    pbx: Imported,
+    out: Path | None,
+    adopt: bool,
+) -> dict[Path, list[str]]:
+    """A host of several customer domains: write its host file (named after --domain's first
+    label) and one file per customer into the directory --out; returns each file written
+    with what blocks its apply."""
+    from sipctl.reconciler.gitops import importer
+
+    count = len(pbx.customers)
+    if out is None or (out.exists() and not out.is_dir()):
+        raise SpecError(
+            f"the PBX is a host of {count} customer domain(s): give --out DIR, the directory "
+            "for its host file and one file per customer (docs/hosting.md)"
+        )
+    if adopt:
+        raise SpecError(
+            "--adopt takes over one company's setup; a host of several customers is imported "
+            "without it: review the files, then 'sipctl apply -f DIR'"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    customers_dns = {}
+    for customer in pbx.customers:
+        url = importer.hosting_dns_url(dns_url, customer, count)
+        customers_dns[customer] = importer.read_dns(customer, url, ctx, Path.cwd())
+        _relative_zone_file(customers_dns[customer], out.resolve())
+    files = importer.host_files(domain, pbx, customers_dns)
+    section = files[importer.host_name(domain)].data["asterisk"]
+    if section["target"].startswith("dir:") and not Path(section["target"][4:]).is_absolute():
+        # a dir: target is read from the spec's directory: named from where it is written
+        place = os.path.relpath(Path.cwd() / section["target"][4:], out.resolve())
+        section["target"] = f"dir:{place}"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    written: dict[Path, list[str]] = {}
+    for stem, found in files.items():
+        role = "the host file" if "hosting" in found.data else "a customer file"
+        header = [
+            f"sipctl spec imported from the live setup of {domain}: {role}",
+            f"by 'sipctl import' on {stamp}.",
+            *(f"note: {n}" for n in found.notes),
+            *(f"not expressible, so a plan will show it: {g}" for g in found.gaps),
+            *(f"blocks an apply: {b}" for b in found.blockers),
+        ]
+        path = out / f"{stem}.yaml"
+        try:
+            path.write_text(importer.spec_yaml(found.data, header), encoding="utf-8")
+        except OSError as exc:
+            raise SipctlError(f"{path}: cannot write the spec: {exc.strerror}") from None
+        written[path] = found.blockers
+        for gap in found.gaps:
+            console.warn(f"{path}: the spec cannot express this, so a plan will show it: {gap}")
+    console.info(f"Wrote {len(written)} files into {out}: a host file and {count} customer(s).")
+    return written
 
 
 def _check_import(console: Console, loaded: LoadedSpec, adopt: bool, blockers: list[str]) -> None:
