@@ -164,6 +164,12 @@ def import_(
     context is left unused and can be deleted after the first apply. Reads only, and says
     what --adopt would write, unless --adopt.
 
+    A PBX that is a sipctl host of several customer domains (docs/hosting.md) is imported
+    as a directory (--out DIR): a host file named after --domain's first label (--domain is
+    the host's own domain) and one file per customer; {domain} in --dns stands for each
+    customer's zone (zonefile:zones/{domain}.zone), an rfc2136:// URL without a zone reads
+    each customer's own.
+
     Example:
 
     \b
