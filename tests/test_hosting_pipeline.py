@@ -1,0 +1,107 @@
+"""A hoster's repository through the steps the pipelines run (examples/gitops/): a merge
+request's plan of the directory saved as one plan per domain with its Markdown comment,
+those plans applied on merge, then a no-op plan and no drift. Adding a customer's file plans
+only that customer; deleting one shows its removal in the merge request's plan (refused
+past the safety limit, applied below it). dir: PBXs and zone files, no programs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sipctl.cli import run
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hosting"
+DIALPLAN = Path("state/pbx1/etc/asterisk/extensions_sipctl.conf")
+
+
+def _customer(directory: Path, domain: str) -> None:
+    (directory / f"{domain}.yaml").write_text(
+        f"version: 1\ndomain: {domain}\nhost: pbx1\nlocal_context: {domain.split('.')[0]}-phones\n"
+        "users: {director: 105}\n"
+        f"dns: {{provider: zonefile, file: state/{domain}.zone, create_file: true}}\n"
+    )
+
+
+@pytest.fixture
+def hoster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Path:
+    """The example repository, applied (the default branch before the merge request)."""
+    directory = tmp_path / "hoster"
+    shutil.copytree(EXAMPLE, directory, ignore=shutil.ignore_patterns("state"))
+    monkeypatch.chdir(directory)
+    assert run(["apply", "-f", ".", "--auto-approve", "--no-verify"]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    return directory
+
+
+def _merge_request_plan(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """The plan job: validate, then plan with --out and --markdown (the comment)."""
+    assert run(["validate", "-f", "."]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    code = run(["plan", "-f", ".", "--out", "plans", "--markdown"])
+    return code, capsys.readouterr().out
+
+
+def _merged(capsys: pytest.CaptureFixture[str]) -> None:
+    """The apply job applies the reviewed plans; then nothing is left to do, nothing drifts."""
+    code = run(["apply", "plans", "--no-verify"])
+    assert code == 0, capsys.readouterr()
+    assert run(["plan", "-f", ".", "--detailed-exitcode"]) == 0, capsys.readouterr()
+    for host in ("pbx1.yaml", "pbx2.yaml"):
+        assert run(["drift", "-f", host]) == 0, capsys.readouterr()
+
+
+def test_a_merge_request_adding_a_customer_plans_and_applies_only_it(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = DIALPLAN.read_text()
+    _customer(hoster, "delta.example")
+    code, comment = _merge_request_plan(capsys)
+    assert code == 0, comment
+    assert "+ user director@delta.example → 105" in comment, comment
+    assert "<!-- sipctl-plan:delta.example -->" in comment  # its own records
+    assert "user director@alpha.example" not in comment, "other customers are not planned"
+    assert sorted(p.name for p in Path("plans").iterdir()) == [
+        f"{domain}.plan.json"
+        for domain in ("alpha.example", "beta.example", "delta.example", "gamma.example")
+    ] + ["pbx1.hoster.example.plan.json", "pbx2.hoster.example.plan.json"]
+    _merged(capsys)
+    after = DIALPLAN.read_text()
+    kept = [line for line in before.splitlines() if "alpha.example" in line]
+    assert [line for line in after.splitlines() if "alpha.example" in line] == kept
+    assert "sipctl-guest-delta.example" in after
+
+
+def test_a_merge_request_deleting_a_customer_shows_its_removal(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (hoster / "beta.example.yaml").unlink()
+    code, comment = _merge_request_plan(capsys)
+    assert code == 3, comment  # one of two customers: past the 30% limit, refused
+    assert "- user director@beta.example → 105" in comment, comment
+    assert "- user support@beta.example → 110" in comment
+    assert not Path("plans/pbx1.hoster.example.plan.json").exists()
+
+
+def test_a_merged_removal_below_the_limit_removes_the_customer(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for domain in ("delta.example", "epsilon.example"):
+        _customer(hoster, domain)
+    assert run(["apply", "-f", ".", "--auto-approve", "--no-verify"]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    before = DIALPLAN.read_text()
+    (hoster / "beta.example.yaml").unlink()  # one of four customers
+    code, comment = _merge_request_plan(capsys)
+    assert code == 0, comment
+    assert "- user director@beta.example → 105" in comment, comment
+    _merged(capsys)
+    after = DIALPLAN.read_text()
+    assert "beta.example" not in after
+    for domain in ("alpha.example", "delta.example", "epsilon.example"):
+        kept = [line for line in before.splitlines() if domain in line]
+        assert [line for line in after.splitlines() if domain in line] == kept
