@@ -1,7 +1,7 @@
 """``sipctl audit`` of a hoster's files against the real Asterisk 22, found through BIND.
 
 One host, two customers with the same ``director`` at 105 and a name each the other does
-not have (a's ``alex`` at 106, b's ``support`` at 101). Audit of the host file judges every
+not have (a's ``alex`` at 106, b's ``support`` at 101; b also has a room). Audit of the host file judges every
 customer's guest context and calls each customer's own name at the other's domain (To at
 either domain); audit of a customer file attacks that customer's domain. A clean host is
 clean and rings no phone; a hole that lets a's callers reach b's names is found by the
@@ -107,6 +107,7 @@ def hoster(
                 "host": "pbx1",
                 "local_context": f"{name}-phones",
                 "users": users[name],
+                **({"rooms": {"meeting": {}}} if name == "b" else {}),
             },
         )
     apply_spec(directory / "pbx1.yaml")
@@ -132,7 +133,7 @@ def test_a_clean_host_is_clean_and_no_phone_rings(
     assert data["findings"] == [] and data["errors"] == [], json.dumps(data, indent=2)
     assert domain["domain"] == "pbx1.hoster.example"
     checks = "\n".join(data["checks"])
-    assert "2 customer guest context(s) judged" in checks, checks
+    assert "2 customer guest context(s) judged (and 1 rooms context(s))" in checks, checks
     # a's alex at b, b's support at a, each with To at either domain
     assert "calls across customers: 4 INVITE(s)" in checks, checks
     assert len(phone.invites) == before

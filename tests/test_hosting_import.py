@@ -47,6 +47,7 @@ def test_the_example_host_imports_as_files_that_plan_no_changes(
         assert customer["users"].keys() == example["users"].keys()
         assert customer["users"]["director"] == str(example["users"]["director"])
         assert "transports" not in customer and "servers" not in customer  # the host's
+        assert customer.get("rooms") == example.get("rooms")
 
 
 def test_a_host_is_imported_into_a_directory_and_each_zone_is_named(

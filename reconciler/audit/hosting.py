@@ -7,10 +7,10 @@ audit (``run.py``):
 - the dialplan: the host's entry context, the domains context and each customer's guest
   context, each judged against what sipctl renders for it (``reachability.judge``), so a
   hole in one customer's context is found as one in a company's guest context is;
-- no customer's guest reaches another customer's names or phones: from a customer's line
-  in the domains context and from its guest context, following includes, jumps and Local
-  channels through the live dialplan, neither another customer's guest context nor another
-  customer's ``local_context`` may be reached (``cross_customer_findings``);
+- no customer's guest reaches another customer's names, rooms or phones: from a customer's
+  line in the domains context and from its guest context, following includes, jumps and
+  Local channels through the live dialplan, neither another customer's guest context, nor
+  its rooms context, nor its ``local_context`` may be reached (``cross_customer_findings``);
 - as a caller would try it: a name only customer B declares, called at customer A's
   domain, with the To header at A's domain and at B's (the request URI is what routes; a
   dialplan that read the To header would put the call through to B), and the same the other
@@ -38,6 +38,7 @@ from sipctl.reconciler.render.asterisk_hosting import (
     customer_context,
     customer_section,
 )
+from sipctl.reconciler.render.asterisk_rooms import room_place
 
 if TYPE_CHECKING:
     from sipctl.providers.sip_attack import Exchange, Wire
@@ -117,8 +118,9 @@ def audit_dialplan(
     assert host.asterisk is not None
     entry = host.asterisk.guest_context
     own = [customer_context(c.domain) for c in host.customers]
+    rooms = [room_place(c.domain).context for c in host.customers if c.rooms]
     phones = sorted({c.local_context for c in host.customers if c.local_context})
-    also = [DOMAINS_CONTEXT, *own, *phones]
+    also = [DOMAINS_CONTEXT, *own, *rooms, *phones]
     try:
         live = read_reachable(
             transport,
@@ -134,6 +136,7 @@ def audit_dialplan(
         return None
     rendered = dialplan_text(host)
     judged = [entry, DOMAINS_CONTEXT, *(customer_context(c.domain) for c in hosted.audited)]
+    judged += [room_place(c.domain).context for c in hosted.audited if c.rooms]
     for name in judged:
         if name not in live.contexts:
             report.errors.append(
@@ -145,11 +148,13 @@ def audit_dialplan(
         allowed = reachability.rendered_jumps(rendered, name)
         report.add(reachability.judge(name, live.contexts, wanted, allowed))
     report.add(cross_customer_findings(host, hosted.audited, live.contexts))
+    room_contexts = len(judged) - 2 - len(hosted.audited)
     report.checks.append(
         f"dialplan: the entry context {entry}, {DOMAINS_CONTEXT} and "
-        f"{len(judged) - 2} customer guest context(s) judged, {len(live.contexts)} context(s) "
-        f"read; whether a guest of any of {len(host.customers)} customer(s) reaches another's "
-        "names or phones"
+        f"{len(hosted.audited)} customer guest context(s) judged"
+        + (f" (and {room_contexts} rooms context(s))" if room_contexts else "")
+        + f", {len(live.contexts)} context(s) read; whether a guest of any of "
+        f"{len(host.customers)} customer(s) reaches another's names, rooms or phones"
     )
     if live.missing:
         report.notes.append(f"referenced but not defined: {', '.join(live.missing)}")
@@ -172,6 +177,8 @@ def cross_customer_findings(
             if other is source or not {source.domain, other.domain} & reported:
                 continue
             forbidden = {customer_context(other.domain): "names (its guest context)"}
+            if other.rooms:
+                forbidden[room_place(other.domain).context] = "rooms"
             if other.local_context and other.local_context != source.local_context:
                 forbidden[other.local_context] = "phones (its local_context)"
             for context, what in forbidden.items():

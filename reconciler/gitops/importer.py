@@ -446,7 +446,9 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     if transports:
         result.data["transports"] = transports
     rooms = _rooms(files, config_dir)
-    if rooms:
+    if hosted is not None:
+        _customer_rooms(rooms, result)
+    elif rooms:
         result.data["rooms"] = rooms
     admins_anonymous = ini_sections(files.get("pjsip.conf", "")).get("anonymous") or []
     if channel == "pjsip" and _get(admins_anonymous, "type") == "endpoint":
@@ -542,6 +544,19 @@ def _customers(
             customer["local_context"] = names.local_context
         found[domain] = customer
     return found
+
+
+def _customer_rooms(rooms: Mapping[str, Any], result: Imported) -> None:
+    """A host's rooms are its customers': ``<room>@<domain>`` (asterisk_rooms.RoomPlace)."""
+    for conference, room in rooms.items():
+        name, _, domain = conference.partition("@")
+        if domain in result.customers:
+            result.customers[domain].setdefault("rooms", {})[name] = room
+        else:
+            result.gaps.append(
+                f"the room {conference} names no customer of this host (a long name is a "
+                "digest on the PBX): add it to its customer's file"
+            )
 
 
 def _rooms(files: Mapping[str, str], config_dir: str) -> dict[str, Any]:
@@ -884,6 +899,7 @@ def host_files(
     )  # fmt: skip
     host = Imported(
         {"version": 1, "domain": domain, "hosting": {"name": name}},
+        gaps=list(pbx.gaps),
         notes=list(pbx.notes),
         blockers=list(pbx.blockers),
     )
@@ -907,6 +923,8 @@ def host_files(
             data["transports"] = found.data["transports"]
             data["servers"] = found.data["servers"]
         data["users"] = part["users"]
+        if part.get("rooms"):
+            data["rooms"] = part["rooms"]
         data["dns"] = found.data["dns"]
         files[customer] = Imported(data, found.gaps, found.notes)
     return files
