@@ -24,16 +24,20 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sipctl.errors import RefusedError, SipctlError
+from sipctl.reconciler.layers import layer_named
 
 if TYPE_CHECKING:
-    from sipctl.providers.base import RunContext
+    from sipctl.providers.base import Provider, RunContext
     from sipctl.reconciler.engine import PlanRun, TargetRun
+    from sipctl.reconciler.gitops.locking import LockSite
     from sipctl.schemas.loader import LoadedSpec
     from sipctl.schemas.spec import Spec
 
+_DNS = layer_named("dns")
 # The host record's key: customer domain -> {"dns": its dns section or None, "servers": [...]}
 CUSTOMERS_KEY = "customers"
 
@@ -68,36 +72,106 @@ def recorded_customers(plan_run: PlanRun, previous: Any) -> dict[str, Any] | Non
     return customers
 
 
-def departure_runs(
-    loaded: LoadedSpec, ctx: RunContext, host_runs: list[TargetRun]
-) -> list[TargetRun]:
-    """The DNS removal of every customer the host's record names and no file declares,
-    each read through the binding it was applied with. Raises RefusedError when any of them
-    cannot be (nothing is planned then)."""
+@dataclass(frozen=True)
+class Departure:
+    """A customer the host's record names and no file declares, with the provider of its
+    records, opened through the binding it was applied with."""
+
+    domain: str
+    entry: dict[str, Any]  # what the host's record keeps of it
+    provider: Provider
+
+
+def _recorded(loaded: LoadedSpec, ctx: RunContext) -> dict[str, Any]:
+    """The customers the host's record names (read from the host)."""
     from sipctl.reconciler.gitops.drift import STATE_FORMAT, host_state_store
 
-    spec = loaded.spec
     store = host_state_store(loaded, ctx, "asterisk")
-    if spec.hosting is None or store is None:
-        return []
+    if loaded.spec.hosting is None or store is None:
+        return {}
     record = store.read() or {}
     recorded = record.get(CUSTOMERS_KEY) if record.get("format") == STATE_FORMAT else None
-    recorded = recorded if isinstance(recorded, dict) else {}
-    declared = {c.domain for c in spec.customers}
-    _note_unrecorded(host_runs, declared | set(recorded))
-    runs: list[TargetRun] = []
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def departures(
+    loaded: LoadedSpec, ctx: RunContext, recorded: dict[str, Any] | None = None
+) -> list[Departure]:
+    """Every customer whose file is gone and whose DNS records sipctl wrote, its provider
+    opened (nothing read yet). Raises RefusedError when any binding no longer resolves."""
+    from sipctl.providers.base import open_provider
+    from sipctl.schemas.hosting import declaring_file
+    from sipctl.schemas.loader import load_spec_text
+
+    if loaded.spec.hosting is None:
+        return []
+    recorded = _recorded(loaded, ctx) if recorded is None else recorded
+    declared = {c.domain for c in loaded.spec.customers}
+    found: list[Departure] = []
     problems: list[str] = []
     for domain in sorted(set(recorded) - declared):
         entry = recorded[domain]
         if not isinstance(entry, dict) or not isinstance(entry.get("dns"), dict):
             continue  # its DNS was not sipctl's: nothing to remove
+        elsewhere = declaring_file(domain, loaded.base_dir)
+        if elsewhere is not None:
+            ctx.log(f"customer {domain} is declared by {elsewhere}: its DNS records are its")
+            continue
+        dns = {**entry["dns"], "ensure": "absent"}
+        text = json.dumps({"version": 1, "domain": domain, "dns": dns}, sort_keys=True)
+        source = _record_source(loaded, domain)
         try:
-            run = _departure(loaded, ctx, domain, entry)
+            gone = load_spec_text(text, source=source, base_dir=loaded.base_dir)
+            provider = open_provider(_DNS.provider_name(gone.spec), gone, ctx)
         except SipctlError as exc:
             problems.append(_unresolved(loaded, domain, entry, exc))
             continue
-        if run is not None:
-            runs.append(run)
+        found.append(Departure(domain, entry, provider))
+    _refuse(loaded, problems)
+    return found
+
+
+def departure_lock_sites(loaded: LoadedSpec, ctx: RunContext) -> list[LockSite]:
+    """The locks of the zones a plan of the host would remove departed customers' records
+    from: an apply holds them as it holds its own."""
+    sites = (d.provider.lock_site() for d in departures(loaded, ctx))
+    return [site for site in sites if site is not None]
+
+
+def departure_runs(
+    loaded: LoadedSpec, ctx: RunContext, host_runs: list[TargetRun]
+) -> list[TargetRun]:
+    """The DNS removal of every departed customer, each read through the binding it was
+    applied with. Raises RefusedError when any of them cannot be (nothing is planned then)."""
+    from sipctl.reconciler.engine import TargetRun
+
+    recorded = _recorded(loaded, ctx)
+    _note_unrecorded(host_runs, {c.domain for c in loaded.spec.customers} | set(recorded))
+    runs: list[TargetRun] = []
+    problems: list[str] = []
+    for departure in departures(loaded, ctx, recorded):
+        domain, provider = departure.domain, departure.provider
+        ctx.log(f"reading dns at {provider.target_id} (customer {domain}, its file is gone)")
+        try:
+            live = provider.read([])
+        except SipctlError as exc:
+            problems.append(_unresolved(loaded, domain, departure.entry, exc))
+            continue
+        servers = {str(s).lower().rstrip(".") for s in departure.entry.get("servers", [])}
+        foreign = sorted(_srv_targets(live.resources.values()) - servers)
+        if foreign:
+            ctx.notice(
+                f"note: {loaded.source}: customer {domain} is no longer served here, and its "
+                f"SRV records point at {', '.join(foreign)}, not at this host's servers: its "
+                "DNS records are left to the file that now declares it"
+            )
+            continue
+        runs.append(TargetRun(_DNS, provider, [], live, customer=domain))
+    _refuse(loaded, problems)
+    return runs
+
+
+def _refuse(loaded: LoadedSpec, problems: list[str]) -> None:
     if problems:
         raise RefusedError(
             f"{loaded.source}: {len(problems)} removed customer(s) whose DNS records cannot "
@@ -108,39 +182,6 @@ def departure_runs(
             "dns.ensure: absent and the dns section that reaches its zone, apply it, then "
             "delete the file",
         )
-    return runs
-
-
-def _departure(
-    loaded: LoadedSpec, ctx: RunContext, domain: str, entry: dict[str, Any]
-) -> TargetRun | None:
-    from sipctl.providers.base import open_provider
-    from sipctl.reconciler.engine import TargetRun
-    from sipctl.reconciler.layers import layer_named
-    from sipctl.schemas.hosting import declaring_file
-    from sipctl.schemas.loader import load_spec_text
-
-    elsewhere = declaring_file(domain, loaded.base_dir)
-    if elsewhere is not None:
-        ctx.log(f"customer {domain} is declared by {elsewhere}: its DNS records are that file's")
-        return None
-    dns = {**entry["dns"], "ensure": "absent"}
-    text = json.dumps({"version": 1, "domain": domain, "dns": dns}, sort_keys=True)
-    gone = load_spec_text(text, source=_record_source(loaded, domain), base_dir=loaded.base_dir)
-    layer = layer_named("dns")
-    provider = open_provider(layer.provider_name(gone.spec), gone, ctx)
-    ctx.log(f"reading dns at {provider.target_id} (customer {domain}, its file is gone)")
-    live = provider.read([])
-    servers = {str(s).lower().rstrip(".") for s in entry.get("servers", [])}
-    foreign = sorted(_srv_targets(live.resources.values()) - servers)
-    if foreign:
-        ctx.notice(
-            f"note: {loaded.source}: customer {domain} is no longer served here, and its SRV "
-            f"records point at {', '.join(foreign)}, not at this host's servers: its DNS "
-            "records are left to the file that now declares it"
-        )
-        return None
-    return TargetRun(layer, provider, [], live, customer=domain)
 
 
 def _srv_targets(values: Any) -> set[str]:

@@ -494,6 +494,11 @@ def lock_sites(
             sites.append(site)
         else:
             ctx.log(f"dns provider {spec.dns.provider!r} has no lock; relying on its own checks")
+    if spec.hosting is not None and not layers:
+        # a customer whose file is gone: the plan removes its records from its zone
+        from sipctl.reconciler.departures import departure_lock_sites
+
+        sites.extend(departure_lock_sites(loaded, ctx))
     seen: set[str] = set()
     for place in host_places(loaded, layers):
         site = host_lock_site(place, loaded, ctx)
