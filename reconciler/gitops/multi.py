@@ -14,27 +14,24 @@ at the end: ``domain_report``.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from sipctl.errors import RefusedError, SipctlError, SpecError, failure_text
 from sipctl.reconciler.envelope import plan_status
-from sipctl.reconciler.gitops.locking import install_interrupts, restore_handlers
 from sipctl.reconciler.gitops.shards import shard_key, take_shard
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.reconciler.engine import PlanRun
     from sipctl.reconciler.gitops.claims import Claims
-    from sipctl.reconciler.gitops.guarded import LockOptions
+    from sipctl.reconciler.gitops.guarded import LockOptions, Outcome
     from sipctl.reconciler.plan import Plan
     from sipctl.reconciler.resources import Resource
     from sipctl.schemas.loader import LoadedSpec
@@ -44,18 +41,21 @@ MAX_PARALLEL = 64
 
 @dataclass
 class Domain:
-    """One spec of a many-domain run, and what happened to it."""
+    """One spec (or saved plan) of a run, and what happened to it. A spec named alone is a
+    run of one: the CLI then raises its ``error`` as the command's own."""
 
     path: Path
     loaded: LoadedSpec | None = None
     ctx: RunContext | None = None
     plan_run: PlanRun | None = None
     saved: Plan | None = None  # a saved plan being applied
+    outcome: Outcome | None = None  # what its apply did
     planned: Plan | None = None  # a plan made in a worker process (no live state here)
     claims: Claims | None = None  # what the spec claims (made here or in a worker process)
     rendered: dict[str, list[Resource]] | None = None  # layers rendered for the claims
     status: str = "pending"  # planned | no changes | applied | error | refused | skipped
     message: str = ""
+    error: BaseException | None = None  # what failed it (not across a worker's pipe)
     seconds: float = 0.0
 
     @property
@@ -75,15 +75,19 @@ class Domain:
 
     def fail(self, exc: SipctlError) -> None:
         self.status = "refused" if isinstance(exc, RefusedError) else "error"
+        self.error = exc
         self.message = failure_text(exc)
 
 
 def load_all(paths: Sequence[Path], load: Callable[[Path], LoadedSpec]) -> list[Domain]:
-    """Load every spec and find its claims; a spec that does not load is marked, the others
-    go on."""
+    """Load every spec; a spec that does not load is marked, the others go on."""
+
+    def work(domain: Domain) -> None:
+        domain.loaded = load(domain.path)
+
     domains = [Domain(path) for path in paths]
     for domain in domains:
-        load_one(domain, load)
+        run_one(domain, work)
     return domains
 
 
@@ -125,9 +129,12 @@ def load_saved(paths: Sequence[Path], read: Callable[[Path], Plan]) -> list[Doma
 
 def claim_conflicts(domains: Sequence[Domain]) -> list[str]:
     """Overlapping claims between specs: the same DNS name, or the same host layer with
-    different contents (see ``claims``). Finds the claims of loaded specs that have none yet."""
+    different contents (see ``claims``). Finds the claims of loaded specs that have none yet;
+    a list of one has no overlaps, and costs no claims."""
     from sipctl.reconciler.gitops.claims import conflicts
 
+    if len(domains) < 2:
+        return []
     for domain in domains:
         if domain.loaded is not None and domain.claims is None and not domain.failed:
             run_one(domain, claim)
@@ -179,14 +186,28 @@ def run_one(domain: Domain, work: Callable[[Domain], None]) -> None:
     except SipctlError as exc:
         domain.fail(exc)
     except Exception as exc:  # a bug in one domain must not stop the others
-        domain.status = "error"
+        domain.status, domain.error = "error", exc
         domain.message = f"unexpected error ({type(exc).__name__}: {exc})"
     domain.seconds += time.monotonic() - started
 
 
 def _run_each(
-    domains: Sequence[Domain], parallel: int, what: str, work: Callable[[Domain], None]
+    domains: Sequence[Domain],
+    parallel: int,
+    what: str,
+    work: Callable[[Domain], None],
+    count: int | None = None,
 ) -> None:
+    """``work`` on each domain in a pool of threads. A run of one domain (``count``, when
+    ``domains`` are the first ones of groups) runs in this thread instead: its prompt, its
+    Ctrl-C and its signals are the command's own, as for a spec named alone."""
+    if (count or len(domains)) == 1:
+        run_one(domains[0], work)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sipctl.reconciler.gitops.locking import install_interrupts, restore_handlers
+
     progress = Progress(what, len(domains))
 
     def one(domain: Domain) -> None:
@@ -229,25 +250,28 @@ def plan_all(
 OVERLAPS_BEFORE_PLAN = "specs; nothing was read or changed"
 
 
-def plan_only(
+def plan_specs(
     paths: Sequence[Path],
     load: Callable[[Path], LoadedSpec],
     make_ctx: Callable[[LoadedSpec], RunContext],
     layers: Sequence[str] | None,
     parallel: int,
     shard: str | None,
+    keep: bool,
 ) -> tuple[list[Domain], set[str]]:
-    """Load, check and plan the specs at ``paths`` for showing only (``plan``, not
-    ``apply``): the domains of share ``shard``, and the secrets their planning loaded (for
-    scrubbing). Every spec is checked against every other first, also when this run takes
-    one share; overlapping claims raise SpecError before anything is read.
+    """Load, check and plan the specs at ``paths``: the domains of share ``shard``, and the
+    secrets their planning loaded (for scrubbing). Every spec is checked against every other
+    first, also when this run takes one share; overlapping claims raise SpecError before
+    anything is read. With ``keep`` (apply), each domain keeps its RunContext.
 
-    The work is parsing and rendering as much as waiting, so with ``parallel`` above 1 it is
-    split over worker processes (see ``planners``): each loads, checks and plans its part of
-    the specs, and only the claims and the plans come back.
+    A plan that is only shown is parsing and rendering as much as waiting, so with
+    ``parallel`` above 1 it is split over worker processes (see ``planners``): each loads,
+    checks and plans its part of the specs, and only the claims and the plans come back.
     """
+    import multiprocessing
+
     workers = min(parallel, os.cpu_count() or 1, len(paths))
-    if workers >= 2 and "fork" in multiprocessing.get_all_start_methods():
+    if not keep and workers >= 2 and "fork" in multiprocessing.get_all_start_methods():
         from sipctl.reconciler.gitops.planners import plan_forked
 
         return plan_forked(paths, load, make_ctx, layers, workers, shard)
@@ -259,67 +283,86 @@ def plan_only(
     for domain in domains:
         if domain.ctx is not None:
             secrets |= domain.ctx.secrets
-            domain.ctx.close()
-            domain.ctx = None
+            if not keep:
+                domain.ctx.close()
+                domain.ctx = None
     return domains, secrets
 
 
-def check_all_safe(domains: Sequence[Domain], force: bool) -> None:
-    from sipctl.reconciler.engine import check_safe
-
+def check_all_safe(domains: Sequence[Domain], check: Callable[[Plan], object]) -> None:
+    """``check`` each plan (it raises what refuses it); a refused domain is marked."""
     for domain in domains:
         if domain.plan is not None and not domain.failed:
             try:
-                check_safe(domain.plan, force)
+                check(domain.plan)
             except SipctlError as exc:
                 domain.fail(exc)
 
 
 def apply_all(
     domains: Sequence[Domain],
+    make_ctx: Callable[[LoadedSpec], RunContext],
+    label: Callable[[Domain], str],
+    before: Callable[[Domain, PlanRun], None],
+    parallel: int,
     force: bool,
     locks: LockOptions,
-    parallel: int,
     say: Callable[[str], None],
+    detail: Callable[[str], None],
 ) -> None:
-    """Apply every planned domain (each under its own locks); record the no-change ones.
+    """Apply every planned domain and every saved plan, each under its own locks; ``before``
+    runs on a domain's read under them, just before anything changes (see ``guarded``).
 
-    Domains of one PBX host go one after the other in one worker (they would only wait for
-    each other's host lock), and a host layer that an earlier one of them wrote with the
-    same rules is not stale for the next (see ``engine.refresh``).
+    A saved plan is applied exactly (re-read and compared under the lock). A planned domain
+    without changes gets only its record of the last apply, when that is missing or out of
+    date. Planned domains of one PBX host go one after the other in one worker (they would
+    only wait for each other's host lock), and a host layer that an earlier one of them
+    wrote with the same rules is not stale for the next (see ``engine.refresh``).
     """
-    from sipctl.reconciler.gitops.guarded import guarded_apply, record_if_needed
+    from sipctl.reconciler.gitops.guarded import Outcome, guarded_apply, record_if_needed
 
     written: set[tuple[str, str]] = set()
     guard = threading.Lock()
 
     def apply_one(domain: Domain) -> None:
-        assert domain.plan_run is not None and domain.ctx is not None
-        label = f"the plan of {domain.path}"
-        if domain.plan_run.plan.has_changes:
-            with guard:
-                rewritten = frozenset(written)
-            outcome = guarded_apply(
-                domain.plan_run.plan,
-                label,
-                domain.ctx,
-                force=force,
-                locks=locks,
-                say=say,
-                rewritten=rewritten,
+        assert domain.loaded is not None
+        if domain.ctx is None:
+            domain.ctx = make_ctx(domain.loaded)
+        plan = domain.saved if domain.saved is not None else domain.plan
+        assert plan is not None
+        if domain.saved is None and not plan.has_changes:
+            assert domain.plan_run is not None
+            lines = record_if_needed(domain.plan_run, domain.ctx, locks, say, detail)
+            domain.outcome, domain.status = Outcome(domain.plan_run, lines=lines), "no changes"
+            return
+        with guard:
+            rewritten = frozenset(written) if domain.saved is None else frozenset()
+        domain.outcome = guarded_apply(
+            plan,
+            label(domain),
+            domain.ctx,
+            force=force,
+            locks=locks,
+            before=lambda fresh: before(domain, fresh),
+            say=say,
+            detail=detail,
+            rewritten=rewritten,
+        )
+        domain.plan_run = domain.outcome.plan_run
+        # a planned domain had changes when it was shown, even if a host layer's share of
+        # them was written by an earlier domain of its host
+        applied = domain.saved is None or domain.outcome.report is not None
+        domain.status = "applied" if applied else "no changes"
+        with guard:
+            written.update(
+                (t.layer, t.target) for t in domain.plan_run.plan.targets if t.layer != "dns"
             )
-            domain.plan_run = outcome.plan_run
-            domain.status = "applied"
-            with guard:
-                written.update(
-                    (t.layer, t.target) for t in domain.plan_run.plan.targets if t.layer != "dns"
-                )
-        else:
-            record_if_needed(domain.plan_run, domain.ctx, locks, say)
-            domain.status = "no changes"
 
-    todo = [d for d in domains if d.plan_run is not None and not d.failed]
-    _run_each_by_host(todo, parallel, "applying", apply_one)
+    todo = [d for d in domains if not d.failed and (d.plan_run or d.saved) is not None]
+    if todo and todo[0].saved is not None:  # saved plans: each on its own, as they came
+        _run_each(todo, parallel, "applying", apply_one)
+    else:
+        _run_each_by_host(todo, parallel, "applying", apply_one)
 
 
 def _run_each_by_host(
@@ -336,40 +379,8 @@ def _run_each_by_host(
         for domain in by_first[id(first)][1:]:
             run_one(domain, work)
 
-    _run_each([group[0] for group in groups.values()], parallel, what, group_work)
-
-
-def apply_saved_all(
-    domains: Sequence[Domain],
-    make_ctx: Callable[[LoadedSpec], RunContext],
-    force: bool,
-    locks: LockOptions,
-    parallel: int,
-    say: Callable[[str], None],
-) -> None:
-    """Apply every saved plan exactly (each re-checked under its own locks)."""
-    from sipctl.reconciler.engine import check_safe
-    from sipctl.reconciler.gitops.guarded import guarded_apply
-
-    def safe(fresh: PlanRun) -> None:
-        check_safe(fresh.plan, force)
-
-    def work(domain: Domain) -> None:
-        assert domain.saved is not None and domain.loaded is not None
-        domain.ctx = make_ctx(domain.loaded)
-        outcome = guarded_apply(
-            domain.saved,
-            str(domain.path),
-            domain.ctx,
-            force=force,
-            locks=locks,
-            before=safe,
-            say=say,
-        )
-        domain.plan_run = outcome.plan_run
-        domain.status = "applied" if outcome.report is not None else "no changes"
-
-    _run_each([d for d in domains if not d.failed], parallel, "applying", work)
+    firsts = [group[0] for group in groups.values()]
+    _run_each(firsts, parallel, what, group_work, len(domains))
 
 
 def close_all(domains: Sequence[Domain]) -> None:

@@ -96,7 +96,7 @@ def plan_forked(
     workers: int,
     shard: str | None,
 ) -> tuple[list[Domain], set[str]]:
-    """``multi.plan_only`` over ``workers`` forked processes."""
+    """``multi.plan_specs`` over ``workers`` forked processes."""
     global _FORKED
     from sipctl.schemas.loader import build_spec_model
 

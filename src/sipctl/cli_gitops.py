@@ -313,7 +313,7 @@ def _import_host(
 def _check_import(console: Console, loaded: LoadedSpec, adopt: bool, blockers: list[str]) -> None:
     """Plan the imported spec: say what applying it would change; with --adopt, apply it
     when that is only sipctl's own bookkeeping, files and include lines."""
-    from sipctl.cli_plan import report_outcome
+    from sipctl.cli_domains import report_outcome
     from sipctl.reconciler.engine import check_safe, make_plan
     from sipctl.reconciler.gitops.guarded import lock_and_apply
 
