@@ -204,10 +204,10 @@ class DomainRun:
                     domain.fail(exc)
 
     def summarize(self, fmt: str) -> None:
-        from sipctl.reconciler.gitops.domain_report import summary_table
-
         if self.one or fmt == "json":
             return
+        from sipctl.reconciler.gitops.domain_report import summary_table
+
         table = summary_table(self.domains, self.skipped)
         if fmt == "markdown":
             self.console.out(f"```\n{table}```")
@@ -216,10 +216,12 @@ class DomainRun:
 
     def settle(self) -> None:
         """One domain's error is the command's; several end with the exit code of them all."""
+        if self.one:
+            if self.domains[0].error is not None:
+                raise self.domains[0].error
+            return
         from sipctl.reconciler.gitops.domain_report import exit_code
 
-        if self.one and self.domains[0].error is not None:
-            raise self.domains[0].error
         code = exit_code(self.domains)
         if code:
             raise CommandExit(code)
