@@ -162,6 +162,12 @@ def canonical_path(path: str) -> str:
 
 
 def check_abs_path(value: str) -> str:
+    """The rule of every path a spec names on a host (``AbsPath``, the path of
+    ``webrtc.page.publish``): absolute, in its one plain spelling, of harmless characters.
+
+    A ``..`` reads as one directory and reaches another (``/var/log/asterisk/../../../etc/
+    shadow`` is ``/etc/shadow``): a reviewer of the spec would be misled, so it is refused,
+    as ``.``, ``//`` and a trailing ``/`` are, with the spelling to write instead."""
     if not isinstance(value, str) or not value.startswith("/"):
         raise ValueError(f"{value!r} must be an absolute path on the target host")
     if not _ABS_PATH_RE.fullmatch(value):
@@ -171,7 +177,16 @@ def check_abs_path(value: str) -> str:
             f"(not {' '.join(repr(c) for c in bad)}): config readers on the host give spaces, "
             "';', '#', quotes and backslashes a meaning of their own"
         )
-    return canonical_path(value)
+    plain = canonical_path(value)
+    if value != plain:
+        parts = value.split("/")
+        why = (
+            "'..' climbs out of the directory it names"
+            if ".." in parts
+            else "a path here has one spelling: no '.', '//' or trailing '/'"
+        )
+        raise ValueError(f"{value!r}: {why}; it means {plain!r}: write that")
+    return value
 
 
 _ACME_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%/+=&?-]*)?")
