@@ -617,9 +617,15 @@ class Asterisk(_Model):
             "name from an undeclared one"
         ),
     )
-    unknown_callers: Literal["reject", "not-found"] = Field(
+    unknown_callers: Literal["reject", "not-found", "challenge"] = Field(
         default="reject",
-        description="reject: log, play reject_sound, hang up; not-found: Asterisk answers 404",
+        description=(
+            "reject: log, play reject_sound, hang up; not-found: Asterisk answers 404; "
+            "challenge: guests reach the declared names only, and anything else is asked for "
+            "a password (401) like an office phone's extension, so no scan (sipvicious "
+            "svwar) tells the internal extensions from unknown ones; no reject sound, no "
+            "'Wrong call' line"
+        ),
     )
     route: Literal["dial", "goto"] = Field(
         default="dial",
@@ -915,6 +921,7 @@ class Spec(_Model):
     )
 
     _consistent = _model_rule(rules.spec_consistent)
+    _challenge = _model_rule(rules.challenge_alone)
     _hosting = _model_rule(rules.hosting_roles)
     # With 'hosting': the customer files of its directory that name it (schemas/hosting.py).
     _customers: tuple[Spec, ...] = PrivateAttr(default=())

@@ -527,3 +527,80 @@ def test_outbound_renders_the_phones_way_out_and_nothing_for_guests() -> None:
     endpoint = normalize_sections(pjsip_text(spec))["[sipctl-outbound]"]
     assert "from_domain=mysite.ru" in endpoint and "context=sipctl-no-guest-messages" in endpoint
     assert "media_encryption=sdes" in endpoint  # the phones' TLS calls out may use SRTP too
+
+
+# --- unknown_callers: challenge ---------------------------------------------------------------
+
+_USER_NAMES = st.from_regex(r"\A[A-Za-z0-9+][A-Za-z0-9._+*~]{0,12}\Z")
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    names=st.lists(_USER_NAMES, min_size=1, max_size=4, unique_by=str.lower),
+    other=_USER_NAMES,
+    flips=st.lists(st.booleans(), min_size=13, max_size=13),
+)
+def test_the_guests_request_uri_pattern_takes_the_declared_names_in_any_case_and_nothing_else(
+    names: list[str], other: str, flips: list[bool]
+) -> None:
+    """The match_request_uri regex (POSIX extended, compiled by Asterisk without REG_ICASE;
+    its bracket, alternation and anchor subset means the same to Python's re) matches a
+    request URI whose user part is a declared name in any case, over sip: and sips:, with
+    any host and parameters, and no other user part."""
+    import re
+
+    from sipctl.reconciler.render.asterisk import declared_names_uri_pattern
+
+    pattern = declared_names_uri_pattern(names)
+    assert pattern is not None and pattern.startswith("/") and pattern.endswith("/")
+    regex = re.compile(pattern[1:-1])
+    for name in names:
+        mixed = "".join(c.upper() if f else c.lower() for c, f in zip(name, flips, strict=False))
+        mixed += name[len(flips) :]
+        assert regex.search(f"sip:{mixed}@mysite.ru")
+        assert regex.search(f"sips:{name}@127.0.0.1:5061;transport=tls")
+    assert bool(regex.search(f"sip:{other}@mysite.ru")) == (
+        other.lower() in {n.lower() for n in names}
+    )
+    assert not regex.search("sip:mysite.ru")  # a REGISTER's request URI
+    assert not regex.search(f"sip:x{names[0]}@mysite.ru")
+    assert not regex.search(f"sip:{names[0]}x@mysite.ru")
+
+
+def test_challenge_names_the_guest_endpoint_apart_and_finds_it_by_the_called_name() -> None:
+    spec = make_spec(unknown_callers="challenge", target="local")
+    text = pjsip_text(spec)
+    assert "[anonymous]" not in text
+    assert "[sipctl-guest]\ntype=endpoint\ncontext=guest-call\n" in text
+    assert "identify_by=request_uri\n" in text
+    assert "match_request_uri=/^sips?:(101|[dD][iI][rR][eE][cC][tT][oO][rR])@/" in text
+    # the guest dialplan is the reject one: a declared name nobody answers hears the sound
+    assert dialplan_text(spec) == dialplan_text(make_spec(target="local"))
+    assert "[anonymous]\n" in pjsip_text(make_spec(target="local"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"transports": {"udp": {"port": 5060}, "wss": {"port": 8089}}}, "transports.wss"),
+        ({"hosting": {"name": "pbx1"}, "users": {}}, "host file"),
+    ],
+)
+def test_challenge_is_refused_where_a_guest_is_found_another_way(
+    extra: dict[str, Any], words: str
+) -> None:
+    from pydantic import ValidationError
+
+    data: dict[str, Any] = {
+        "version": 1,
+        "domain": "mysite.ru",
+        "users": {"director": "105"},
+        "asterisk": {
+            "target": "local",
+            "unknown_callers": "challenge",
+            "tls": {"cert_file": "/a.pem", "key_file": "/a.key"},
+        },
+    }
+    data.update(extra)
+    with pytest.raises(ValidationError, match=words):
+        Spec.model_validate(data)

@@ -431,19 +431,13 @@ def over_tls(
     asterisk: AsteriskInstance, bind: BindServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
     """A spec of a second domain whose DNS names the PBX over UDP, TCP and TLS (the admin's
-    TLS transport, added by a reload). Its own zone, so the other tests' domain keeps no TLS
-    target (whose test certificate would not name it)."""
-    from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE
+    TLS transport, added by a reload, with a self-signed certificate naming that domain and
+    its SRV target). Its own zone, so the other tests' domain keeps no TLS target."""
+    import subprocess
+
     from fixtures.common import free_port
 
     tls_port = free_port()
-    pjsip = asterisk.config_dir / "pjsip.conf"
-    pjsip.write_text(
-        pjsip.read_text()
-        + f"\n[transport-tls]\ntype=transport\nprotocol=tls\nbind=127.0.0.1:{tls_port}\n"
-        f"cert_file={TEST_CERT_FILE}\npriv_key_file={TEST_KEY_FILE}\nmethod=tlsv1_2\n"
-    )
-    asterisk.rx("module reload res_pjsip.so")
     port = asterisk.sip_port
     name = bind.new_zone(
         extra=(
@@ -451,6 +445,22 @@ def over_tls(
             f"_sips._tcp IN SRV 10 0 {tls_port} pbx\npbx IN A 127.0.0.1\n"
         )
     )
+    cert, key = asterisk.config_dir / "audit-tls.pem", asterisk.config_dir / "audit-tls.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+         "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName=DNS:{name},DNS:pbx.{name}"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    key.chmod(0o644)  # read by the chroot's asterisk user
+    pjsip = asterisk.config_dir / "pjsip.conf"
+    pjsip.write_text(
+        pjsip.read_text()
+        + f"\n[transport-tls]\ntype=transport\nprotocol=tls\nbind=127.0.0.1:{tls_port}\n"
+        f"cert_file=/etc/asterisk/{cert.name}\npriv_key_file=/etc/asterisk/{key.name}\n"
+        "method=tlsv1_2\n"
+    )
+    asterisk.rx("module reload res_pjsip.so")
     yield _spec(tmp_path_factory.mktemp("audit-tls"), bind, name, asterisk)
     bind.delete_zone(name)
 
@@ -502,3 +512,92 @@ def test_svwar_and_audit_find_the_internal_extensions_then_neither_after_the_fix
     assert not [f for f in after.findings if f.code.startswith("enumeration")], after.to_text()
     assert "on udp, tcp, tls" in "\n".join(after.checks), after.to_text()
     assert {ext: len(p.invites) for ext, p in phones.items()} == before
+
+
+DESK = """
+[108]
+type=endpoint
+context=default
+disallow=all
+allow=ulaw,alaw
+auth=108-auth
+aors=108
+
+[108-auth]
+type=auth
+auth_type=digest
+username=108
+password=secret108
+
+[108]
+type=aor
+max_contacts=1
+remove_existing=yes
+"""
+
+
+def test_unknown_callers_challenge_hides_the_internal_extensions_and_phones_still_work(
+    asterisk: AsteriskInstance,
+    applied: Path,
+    over_tls: Path,
+    bind: BindServer,
+    phones: dict[str, Phone],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A stock PBX (phones identified by their From user, 108 a real phone that registers):
+    svwar and the audit find the internal extensions. The spec turns on unknown_callers:
+    challenge and applies it: svwar's OPTIONS, INVITE and REGISTER scans find nothing, the
+    audit passes at --fail-on medium over UDP, TCP and TLS, and the real phone (baresip)
+    still registers, rings when a guest calls its name, and calls a colleague in its own
+    context. No phone gets an INVITE from the audit."""
+    import time
+
+    import yaml
+    from fixtures.baresip import baresip_phone
+
+    from sipctl.providers.sip_attack import SipAgent
+
+    fixed = (asterisk.config_dir / "pjsip.conf").read_text()
+    asterisk.write_admin_file("pjsip.conf", fixed.replace("identify_by=ip\n", "") + DESK)
+    asterisk.rx("module reload res_pjsip.so")
+    data = yaml.safe_load(over_tls.read_text())
+    data["users"]["desk"] = "108"
+    reject = write_spec(over_tls.parent, data, "desk-reject.yaml")
+    data["asterisk"]["unknown_callers"] = "challenge"
+    challenge = write_spec(over_tls.parent, data, "desk-challenge.yaml")
+    before = {ext: len(p.invites) for ext, p in phones.items()}
+    try:
+        apply_spec(reject)
+        assert _svwar(asterisk, "OPTIONS") == {"101", "105", "106", "108"}
+        found = _audit(reject, bind)
+        assert {f.code for f in found.findings} >= {"enumeration-by-identity"}, found.to_text()
+        apply_spec(challenge)
+        assert "sipctl-guest" in asterisk.rx("pjsip show endpoints")
+        for method in ("OPTIONS", "INVITE", "REGISTER"):
+            assert _svwar(asterisk, method) == set(), method
+        code = run(["audit", "-f", str(challenge), "--nameserver", bind.server, "--json",
+                    "--fail-on", "medium"])  # fmt: skip
+        [domain] = json.loads(capsys.readouterr().out)["domains"]
+        report = domain["audit"]
+        assert code == 0, json.dumps(report, indent=2)
+        checks = "\n".join(report["checks"])
+        assert "on udp, tcp, tls" in checks, checks
+        assert {ext: len(p.invites) for ext, p in phones.items()} == before
+        # the real phone: registers, rings for a guest, calls in its own context
+        registrar = f"127.0.0.1:{asterisk.sip_port}"
+        offset = asterisk.log_size(asterisk.full_log_path)
+        with baresip_phone(registrar, "108", "secret108", dial=f"sip:106@{registrar}"):
+            deadline = time.monotonic() + 10
+            while "108/sip:" not in asterisk.rx("pjsip show contacts"):
+                assert time.monotonic() < deadline, asterisk.rx("pjsip show contacts")
+                time.sleep(0.2)
+            with SipAgent("127.0.0.1", asterisk.sip_port, "udp", data["domain"]) as guest:
+                call = guest.invite("desk", 5.0, 0.2)
+                stranger = guest.invite("sipctlnobody", 5.0, 0.2)
+        assert call.rang, call.summary()
+        assert stranger.final == 401 and not stranger.answered, stranger.summary()
+        asterisk.wait_log(r"106@default:1", offset, asterisk.full_log_path)
+    finally:
+        asterisk.write_admin_file("pjsip.conf", fixed)
+        asterisk.rx("module reload res_pjsip.so")
+        apply_spec(applied)

@@ -75,6 +75,7 @@ from sipctl.reconciler.render.asterisk import (
     encrypts_media,
     file_address,
     file_value,
+    guest_endpoint,
     guest_extensions,
     http_settings,
     http_value,
@@ -540,7 +541,7 @@ class AsteriskProvider(Provider):
         if RELOAD_DIALPLAN in reloads:
             checks.append(f"dialplan show {section.guest_context}")
         if RELOAD_PJSIP in reloads:
-            checks.append(f"pjsip show endpoint {GUEST_ENDPOINT}")
+            checks.append(f"pjsip show endpoint {guest_endpoint(section)}")
             if section.manage_transports or self._loaded.spec.transports.wss is not None:
                 checks.append("pjsip show transports")
         if RELOAD_RTP in reloads:
@@ -589,7 +590,7 @@ class AsteriskProvider(Provider):
                     f"{answer.words()[:300]}"
                 )
             if not present and context is not None:
-                return f"Asterisk still has the {GUEST_ENDPOINT} endpoint after removal"
+                return f"Asterisk still has the {guest_endpoint(section)} endpoint after removal"
         if answer.cli == "rtp show settings":
             ports = (
                 parse_setting(answer.output, "Port start"),

@@ -10,7 +10,8 @@ The reject path is what ``unknown_callers`` promises for a name that is not decl
 
 - ``reject``: the call is answered (the reject sound plays), logged as "Wrong call" and hung
   up; Asterisk's own ending extensions (h, i, t, T, e) hang up before answering (603);
-- ``not-found``: 404 before any dialplan runs.
+- ``not-found``: 404 before any dialplan runs;
+- ``challenge``: 401 before any dialplan runs (no guest endpoint is found for the name).
 
 Anything else is a finding: a 18x means something rang (CANCELed at once), another final
 answer (486, 503, 404 in reject mode...) means the call reached a ``Dial`` or something else.
@@ -123,6 +124,8 @@ def expected_path(name: str, unknown_callers: str) -> str:
     """What the reject path looks like for ``name``, in words."""
     if unknown_callers == "not-found":
         return "404 Not Found"
+    if unknown_callers == "challenge":
+        return "challenged (401), as an office phone's extension is"
     if name in ENDING_EXTENSIONS:
         return "hung up unanswered (603)"
     return "answered, reject sound, hung up"
@@ -140,6 +143,8 @@ def in_reject_path(name: str, exchange: Exchange, unknown_callers: str) -> bool:
         return True
     if unknown_callers == "not-found":
         return exchange.final == 404
+    if unknown_callers == "challenge":
+        return exchange.final in (401, 407)
     if name in ENDING_EXTENSIONS:
         return exchange.final == 603 or (exchange.answered and exchange.final < 300)
     return exchange.answered
@@ -348,28 +353,42 @@ def version_leaks(servers: Mapping[str, str], managed: bool = False) -> list[Fin
     return findings
 
 
-# Measured on Asterisk 22.10 with sipvicious_svwar 0.3.8 (-e100-110, OPTIONS and INVITE):
-# with Asterisk's default identify_by=username,ip a From user that names a phone's endpoint
-# is identified as it and challenged (401), any other one lands on the guest endpoint (200,
-# or the reject path answered): svwar lists 101, 105 and 106. allow_unauthenticated_options
-# =yes on the phones' endpoints makes the OPTIONS scan find nothing (the INVITE scan still
-# finds them); identify_by=ip with a type=identify section per phone (match=its address)
-# makes both find nothing (endpoint_identifier_order alone does not: identifiers it leaves
-# out are still tried after the listed ones).
+# Measured on Asterisk 22.10 with sipvicious_svwar 0.3.8 (-e100-110 over UDP; the audit's own
+# probe over TCP and TLS), the phones 105/106 registered by From user (docs/enumeration.md):
+# - stock (identify_by=username,ip): a From naming a phone is challenged (401), any other
+#   lands on the guest endpoint (OPTIONS 200, INVITE answered, REGISTER 403): svwar's OPTIONS
+#   and INVITE scans list 101, 105, 106 (its REGISTER scan stops at the 403 of its first,
+#   unknown probe, but the 401/403 difference is there for any scanner that goes on);
+# - allow_unauthenticated_options=yes on the phones: OPTIONS hidden, INVITE/REGISTER not;
+# - identify_by=ip (+ a type=identify per phone): all hidden, phones must call from a known
+#   address; identify_by=auth_username: all hidden, but the phones' REGISTER gets 403 (the
+#   first REGISTER carries no Authorization, so it lands on the guest endpoint);
+# - endpoint_identifier_order alone: identifiers it leaves out are tried after the listed
+#   ones, and the anonymous one takes every request the others leave;
+# - unknown_callers: challenge (the guest endpoint found only by a request URI naming a
+#   declared name, and named other than anonymous): every request to anything else gets
+#   res_pjsip's artificial endpoint, a 401 like a phone's: all hidden on UDP, TCP and TLS,
+#   and the phones still register, call, and ring for guests.
+_CHALLENGE = (
+    "set asterisk.unknown_callers: challenge in the spec and apply: guests then reach the "
+    "declared names only, and every other request is challenged (401) like an office phone's "
+    "extension, so none tells them apart (the phones keep registering by From user; "
+    "strangers calling an undeclared name get the 401 instead of the reject sound). "
+    "If the spec already says so: another endpoint named 'anonymous' takes what sipctl's "
+    "guest endpoint leaves ('pjsip show endpoints'); remove it"
+)
+_BY_ADDRESS = (
+    "identify the phones by address instead of the From user: identify_by=ip on each "
+    "phone's endpoint and a type=identify section per phone (match=its address); "
+    "identify_by=auth_username is no fix: the phones' first REGISTER then lands on the guest "
+    "endpoint and gets 403"
+)
 IDENTITY_FIX = {
     "OPTIONS": (
-        "set allow_unauthenticated_options=yes on the phones' endpoints in pjsip.conf (an "
-        "OPTIONS from an extension is then answered like a stranger's), or identify the "
-        "phones by address: identify_by=ip on each phone's endpoint and a type=identify "
-        "section per phone (match=its address)"
+        f"{_CHALLENGE}. Or, on the admin's phone endpoints in pjsip.conf: "
+        "allow_unauthenticated_options=yes (hides OPTIONS only), or " + _BY_ADDRESS
     ),
-    "INVITE": (
-        "identify the phones by address, not by the From user: identify_by=ip on each "
-        "phone's endpoint and a type=identify section per phone (match=its address). With "
-        "identify_by=username (Asterisk's default) a From naming a phone is challenged (401) "
-        "while any other is a guest; endpoint_identifier_order alone does not change that. "
-        "Phones without a fixed address can only be hidden by endpoint names nobody guesses"
-    ),
+    "INVITE": f"{_CHALLENGE}. Or, on the admin's phone endpoints in pjsip.conf: {_BY_ADDRESS}",
 }
 IDENTITY_FIX["REGISTER"] = IDENTITY_FIX["INVITE"]
 
@@ -397,5 +416,24 @@ def identity_findings(
             sent=f"{method} sip:EXT@... From: sip:EXT@... for {len(known)} known and "
             f"{len(unknown)} unknown extensions",
             got=", ".join(sorted({e.summary() for e in [*known[:2], *unknown[:2]]})),
+            details=admin_lines(method, sorted({e.user for e in known})),
         )
     ]
+
+
+def admin_lines(method: str, extensions: Sequence[str]) -> tuple[str, ...]:
+    """The exact lines the admin's way takes, per phone endpoint found (``/`` ends a line;
+    ``[NAME](+)`` adds keys to the existing section ``[NAME]``)."""
+    if method == "OPTIONS":
+        return (
+            "the admin's way for OPTIONS alone, appended to pjsip.conf:",
+            *(f"[{ext}](+) / allow_unauthenticated_options=yes" for ext in extensions),
+        )
+    return (
+        "the admin's way, appended to pjsip.conf (each phone then calls from that address):",
+        *(
+            f"[{ext}](+) / identify_by=ip / [{ext}-address] / type=identify / endpoint={ext} / "
+            f"match=<the address of {ext}'s phone>"
+            for ext in extensions
+        ),
+    )

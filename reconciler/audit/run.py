@@ -340,8 +340,16 @@ def _probe_target(
     except OSError as exc:
         report.errors.append(f"{where}: cannot talk SIP: {exc}")
         return
+    if unknown == "challenge":
+        report.notes.append(
+            "unknown_callers is challenge: a declared name reaches the guest endpoint and any "
+            "other name is challenged (401), so the declared names (public by design) can be "
+            "told from undeclared ones; the internal extensions cannot (the identity probes)"
+        )
     for method, (mine, others) in asked.items():
-        if method == "OPTIONS" and unknown == "not-found":
+        if unknown == "challenge":
+            pass
+        elif method == "OPTIONS" and unknown == "not-found":
             report.notes.append(
                 "unknown_callers is not-found: OPTIONS answers undeclared names 404 and "
                 "declared ones 200, so names can be enumerated (the spec's choice; reject "
@@ -429,6 +437,8 @@ def _unreachable_names(
         report.notes.append("route is goto: declared names are not called (enumeration by "
                             "INVITE is not measured)")  # fmt: skip
         return
+    if section.unknown_callers == "challenge":
+        return  # a declared name reaches the guest endpoint, any other is challenged: by design
     try:
         phones = read_phones(transport, program, _declared_extensions(spec))
     except SipctlError:

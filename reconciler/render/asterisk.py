@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sipctl.reconciler.asterisk_conf import DialplanWriter, normalize_dialplan, normalize_sections
@@ -104,6 +104,11 @@ HTTP_KEYS = ("enabled", "bindaddr", "tlsenable", "tlsbindaddr", "tlscertfile", "
 HTTP_ANY_VALUE = frozenset({"bindaddr"})
 HTTP_DEFAULT_BINDADDR = "127.0.0.1"
 GUEST_ENDPOINT = "anonymous"
+# unknown_callers: challenge. Not "anonymous" (res_pjsip_endpoint_identifier_anonymous would
+# take every unidentified request for it) and identified by the request URI only
+# (identify_by=request_uri keeps the From user "sipctl-guest" from selecting it).
+CHALLENGE_GUEST_ENDPOINT = "sipctl-guest"
+CHALLENGE_GUEST_IDENTIFY = "sipctl-guest-names"
 GUEST_CODECS = "ulaw,alaw,g722,gsm"
 # With asterisk.video; without it a video offer is answered with the video stream declined.
 VIDEO_CODECS = "vp8,h264"
@@ -141,17 +146,36 @@ def include_line(file_name: str) -> str:
 # --- pjsip_sipctl.conf / sip_sipctl.conf ----------------------------------------------------
 
 
+def guest_endpoint(section: Asterisk) -> str:
+    """The name of the plain SIP guests' endpoint (``unknown_callers`` decides)."""
+    return CHALLENGE_GUEST_ENDPOINT if section.unknown_callers == "challenge" else GUEST_ENDPOINT
+
+
 def pjsip_text(spec: Spec) -> str:
     section = _section(spec)
+    challenge = section.unknown_callers == "challenge"
+    if challenge:
+        head = [
+            f"; Unauthenticated callers of a declared sip:<name>@{spec.domain} land in context",
+            f"; {section.guest_context} (unknown_callers: challenge). Any other request finds",
+            "; no endpoint and is challenged (401) like an office phone's extension.",
+        ]
+    else:
+        head = [
+            f"; Unauthenticated callers of sip:<name>@{spec.domain} land in context",
+            f"; {section.guest_context} (res_pjsip_endpoint_identifier_anonymous, tried after ip",
+            "; and username, so registered phones are still identified as themselves).",
+        ]
     lines = [
         HEADER.rstrip("\n"),
-        f"; Unauthenticated callers of sip:<name>@{spec.domain} land in context",
-        f"; {section.guest_context} (res_pjsip_endpoint_identifier_anonymous, tried after ip",
-        "; and username, so registered phones are still identified as themselves).",
-        f"[{GUEST_ENDPOINT}]",
+        *head,
+        f"[{guest_endpoint(section)}]",
         *_guest_endpoint_lines(section, GUEST_CODECS),
+        *(["identify_by=request_uri"] if challenge else []),
         *_sdes_lines(spec),
     ]
+    if challenge:
+        lines += _challenge_identify_lines(spec)
     lines += endpoint_lines(spec, _sdes_lines(spec))
     if spec.transports.wss is not None:
         lines += _webrtc_lines(spec)
@@ -180,6 +204,49 @@ def _guest_endpoint_lines(section: Asterisk, codecs: str) -> list[str]:
         # Dial of the user's phone. A context nobody defines answers them 404, silently.
         f"message_context={GUEST_MESSAGE_CONTEXT}",
     ]
+
+
+def _challenge_identify_lines(spec: Spec) -> list[str]:
+    """``unknown_callers: challenge``: the guest endpoint is found by the request URI naming
+    a declared name (res_pjsip_endpoint_identifier_ip's request_uri identifier), so any other
+    request finds no endpoint and gets res_pjsip's artificial endpoint: a 401 challenge, the
+    same answer an office phone's extension gives. Measured on Asterisk 22 with sipvicious
+    svwar: OPTIONS, INVITE and REGISTER then find no extension, and phones identified by
+    their From user still register and call (docs/enumeration.md)."""
+    pattern = declared_names_uri_pattern([*spec.users, *spec.rooms])
+    if pattern is None:
+        return []
+    return [
+        "",
+        f"[{CHALLENGE_GUEST_IDENTIFY}]",
+        "type=identify",
+        f"endpoint={CHALLENGE_GUEST_ENDPOINT}",
+        f"match_request_uri={pattern}",
+    ]
+
+
+def declared_names_uri_pattern(names: Sequence[str]) -> str | None:
+    """A POSIX extended regex (Asterisk compiles it without REG_ICASE) for a request URI
+    whose user part is one of ``names`` in any case: callers reach names in any case. None
+    when there is no name (nothing may reach the guest endpoint)."""
+    if not names:
+        return None
+    alternatives = "|".join(_any_case(name) for name in sorted(set(names)))
+    return f"/^sips?:({alternatives})@/"
+
+
+def _any_case(name: str) -> str:
+    # A user name is [A-Za-z0-9+][A-Za-z0-9._+*~]* (schemas/names.py): letters become both
+    # cases, the three regex characters it may hold a bracket of their own.
+    out = []
+    for char in name:
+        if char.isalpha():
+            out.append(f"[{char.lower()}{char.upper()}]")
+        elif char in ".+*":
+            out.append(f"[{char}]")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def encrypts_media(spec: Spec) -> bool:
@@ -379,7 +446,7 @@ def users_steps(section: Asterisk) -> Callable[[str | RingGroup], list[str]]:
 def _unless_reached_by_our_dialplan(section: Asterisk) -> str:
     """A first step for an extension the dialplan only jumps to: a caller who dials it
     directly has run none of our steps (SIPCTL_IP is empty) and is a wrong call."""
-    if section.unknown_callers != "reject":
+    if section.unknown_callers == "not-found":
         return "NoOp()"
     return f'GotoIf($["${{SIPCTL_IP}}" = ""]?{WRONG_NAME_EXTENSION},1)'
 
@@ -389,7 +456,7 @@ def unavailable_steps(section: Asterisk) -> list[str]:
     (answered, a sound, hung up; with ``unknown_callers: not-found``, 404 unanswered), but
     logged with words fail2ban does not count: a legitimate caller is never banned."""
     logged = f"Log(NOTICE,Unavailable call IP={_LOGGED_ADDRESS})"
-    if section.unknown_callers != "reject":
+    if section.unknown_callers == "not-found":
         return [logged, "Hangup(1)"]  # cause 1, unallocated number: PJSIP answers 404
     return [
         _unless_reached_by_our_dialplan(section),
@@ -428,7 +495,7 @@ def guest_extensions(section: Asterisk, spec: Spec | None = None) -> tuple[str, 
     A host of many customers (``spec.hosting``) has its entry context there instead."""
     if spec is not None and spec.hosting is not None:
         return (*ENDING_EXTENSIONS, WRONG_NAME_EXTENSION, CATCH_ALL_PATTERN)
-    if section.unknown_callers != "reject":
+    if section.unknown_callers == "not-found":
         return (UNAVAILABLE_EXTENSION,)
     return (*ENDING_EXTENSIONS, UNAVAILABLE_EXTENSION, WRONG_NAME_EXTENSION, CATCH_ALL_PATTERN)
 
@@ -455,7 +522,7 @@ def dialplan(spec: Spec) -> DialplanWriter:
         add_name(out, name, guest_room_steps(name))
     out.comment("; A declared name whose phones did not answer ends like an undeclared one.")
     out.extension(UNAVAILABLE_EXTENSION, unavailable_steps(section))
-    if section.unknown_callers == "reject":
+    if section.unknown_callers != "not-found":
         out.comment(
             "; Asterisk's own jumps (h at every hangup) end silently after our steps;",
             "; dialled by a caller, they are wrong names.",

@@ -11,6 +11,8 @@ matches count) and 404 when not. So:
 - every declared user must answer 200;
 - ``unknown_callers: not-found``: the guest context has no catch-all, an unknown name must
   answer 404 (checked with a random canary name);
+- ``unknown_callers: challenge``: only a declared name finds the guest endpoint; the canary
+  finds none and must be challenged (401), as an office phone's extension is;
 - ``unknown_callers: reject``: the catch-all that logs and rejects unknown callers matches
   every name, so OPTIONS cannot tell a declared name from an unknown one. A 200 for the canary
   proves that the catch-all is in place (without it unknown callers would get a silent 404 and
@@ -131,6 +133,8 @@ def expectations(spec: Spec, canary: str) -> list[Expectation]:
     wanted = [Expectation(name, 200, "user") for name in sorted([*spec.users, *spec.rooms])]
     if spec.asterisk is not None and spec.asterisk.unknown_callers == "not-found":
         wanted.append(Expectation(canary, 404, "canary"))
+    elif spec.asterisk is not None and spec.asterisk.unknown_callers == "challenge":
+        wanted.append(Expectation(canary, 401, "canary"))
     elif spec.asterisk is not None:
         wanted.append(Expectation(canary, 200, "canary"))
     else:
@@ -356,6 +360,15 @@ def probe_defects(
                         "unknown-name-accepted",
                         f"an unknown name (sip:{e.user}) over {where} answered {got}; with "
                         "unknown_callers: not-found it must answer 404",
+                    )
+                )
+            elif e.expect == 401:
+                defects.append(
+                    Defect(
+                        "unknown-name-not-challenged",
+                        f"an unknown name (sip:{e.user}) over {where} answered {got}; with "
+                        "unknown_callers: challenge it must be challenged (401) like an office "
+                        "phone's extension (is another 'anonymous' endpoint defined?)",
                     )
                 )
             elif e.expect == 200:
