@@ -188,8 +188,12 @@ def test_removing_a_customers_file_removes_its_records_and_dialplan_only(
             gone_after = bind.zone_records(gone)
             removed = set(gone_records) - set(gone_after)
             assert set(gone_after) <= set(gone_records), gone_after
-            assert len(removed) == 5, removed
-            assert all("SIP+D2" in r or "SRV" in r or "sipctl-registry" in r for r in removed)
+            assert len(removed) == 6, removed  # 2 NAPTR, 2 SRV, the registry, the record
+            assert all(
+                "SIP+D2" in r or "SRV" in r or "sipctl-registry" in r or "sipctl-state" in r
+                for r in removed
+            ), removed
+            assert not [r for r in gone_after if "_sipctl" in r], gone_after
             assert any("E2U+EMAIL" in r.upper() for r in gone_after), gone_after
             assert bind.zone_records(kept) == kept_records
             assert bind.serial(kept) == kept_serial

@@ -273,6 +273,7 @@ def test_removing_a_customers_file_removes_its_dns_records(
     assert code == 0, shown
     # the zone the host's plan writes is locked like any zone an apply writes
     assert re.search(r"locked zone file lock \S+ \(for \S+/beta\.example\.zone\)", shown.err)
+    assert "Removed the record of customer beta.example's last apply" in shown.out + shown.err
     left = beta.read_text()
     assert "SIP" not in left and "_sipctl" not in left and "SOA" in left, left
     assert (zones / "alpha.example.zone").read_text() == alpha

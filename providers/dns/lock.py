@@ -257,6 +257,14 @@ class DnsStateStore:
     def write(self, record: dict[str, Any]) -> None:
         self._txt.update(self._put(record), f"record the last apply in {self._txt.owner}")
 
+    def forget(self) -> None:
+        """Remove the record (a departed customer's zone: nothing of it is applied any more)."""
+
+        def remove(update: dns.update.UpdateMessage) -> None:
+            update.delete(self._txt.owner, "TXT")
+
+        self._txt.update(remove, f"remove the record of the last apply {self._txt.owner}")
+
     def rider(self, record: dict[str, Any]) -> UpdateRider:
         """``record``, to ride in the zone's last UPDATE (with the changes and the release)."""
         return UpdateMessageRider(

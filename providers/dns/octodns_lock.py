@@ -218,6 +218,12 @@ class OctodnsStateStore:
             raise ProviderError(f"{self.where} changed while it was being written")
         self._last = None
 
+    def forget(self) -> None:
+        """Remove the record (a departed customer's zone: nothing of it is applied any more)."""
+        old = self._txt.read()
+        if old is not None and not self._txt.replace(old, [], f"remove {self._txt.owner}"):
+            raise ProviderError(f"{self.where} changed while it was being removed")
+
     def rider(self, record: dict[str, Any]) -> UpdateRider:
         """``record``, to ride in the zone's last change set (with the changes and the
         lock's release); the provider reads the old record just before writing."""

@@ -417,6 +417,19 @@ class LocalStateStore:
         except OSError as exc:
             raise ProviderError(f"cannot write {self.path}: {exc.strerror}") from None
 
+    def forget(self) -> None:
+        """Remove the record (a departed customer's zone: nothing of it is applied any more)."""
+        for path in (self.path, self.old_path):
+            if path is None:
+                continue
+            try:
+                with open_local_dir(path.parent) as directory:
+                    directory.unlink(path.name)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise ProviderError(f"cannot remove {path}: {exc.strerror}") from None
+
 
 def zonefile_state_store(loaded: LoadedSpec) -> LocalStateStore:
     zone_file = _zone_file(loaded)

@@ -69,6 +69,16 @@ class RidingStore(Protocol):
     def rider(self, record: dict[str, Any]) -> UpdateRider: ...
 
 
+@runtime_checkable
+class ForgettingStore(Protocol):
+    """A store that can remove its record: the zone of a customer whose file is gone keeps
+    none once its records are removed (``departures``)."""
+
+    where: str
+
+    def forget(self) -> None: ...
+
+
 def value_hash(value: Value) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]
 
@@ -174,7 +184,24 @@ def record_state(
                 f"Warning: could not record the applied state in {store.where} ({exc.message}); "
                 "'sipctl drift' will not know this apply"
             )
+    recorded.lines.extend(_forget_departed(plan_run))
     return recorded
+
+
+def _forget_departed(plan_run: PlanRun) -> list[str]:
+    """The record of the last apply in a departed customer's zone goes with its records."""
+    lines: list[str] = []
+    for run in plan_run.runs:
+        store = run.provider.state_store() if run.customer is not None else None
+        if not isinstance(store, ForgettingStore):
+            continue
+        try:
+            store.forget()
+        except ProviderError as exc:
+            lines.append(f"Warning: could not remove {store.where} ({exc.message})")
+            continue
+        lines.append(f"Removed the record of customer {run.customer}'s last apply ({store.where}).")
+    return lines
 
 
 def _record_one(
