@@ -4,13 +4,17 @@ A departed customer's records are removed through the binding the host recorded 
 was applied: that binding, loaded back through the spec's own loader, must be the customer's
 ``dns`` section exactly (provider, zone, server, the name of its credential, every option),
 whatever the section holds. And the record holds names of credentials, never a secret.
+Through octoDNS (a real PowerDNS behind its plugin) the removal works as over RFC 2136
+(tests/test_hosting_dns.py) and with a zone file (tests/test_hosting_spec.py).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -106,3 +110,44 @@ def test_a_customer_whose_dns_is_not_sipctls_records_nothing_to_remove() -> None
         customer = load_spec_text(_customer(dns)).spec
         entry = customers_entry(_Host(customer))["a.b.example"]  # type: ignore[arg-type]
         assert entry == {"dns": recorded, "servers": []}, dns
+
+
+@pytest.mark.powerdns
+def test_a_departed_customers_records_go_through_octodns_too(
+    powerdns: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Customers whose records a real PowerDNS holds through octoDNS's plugin (an API key
+    from the environment): one file deleted, its records and sipctl's record of its last
+    apply go, the other zone keeps every rrset."""
+    from octodns_specs import PDNS_KEY_ENV, pdns_spec
+
+    from sipctl.cli import run
+
+    monkeypatch.setenv(PDNS_KEY_ENV, powerdns.api_key)
+    monkeypatch.chdir(tmp_path)
+    gone, kept = powerdns.new_zone(), powerdns.new_zone()
+    (tmp_path / "pbx1.yaml").write_text(
+        "version: 1\ndomain: pbx1.hoster.example\nhosting: {name: pbx1}\n"
+        "servers: [{host: sip.hoster.example, priority: 10}]\n"
+        "asterisk: {target: 'dir:state/pbx1'}\n"
+    )
+    for zone in (gone, kept):
+        text = pdns_spec(zone, powerdns.api_port).replace(
+            f"domain: {zone}\n", f"domain: {zone}\nhost: pbx1\nlocal_context: {zone[:8]}-phones\n"
+        )
+        text = text[: text.index("servers:")] + text[text.index("dns:") :]
+        (tmp_path / f"{zone}.yaml").write_text(text + "users: {director: 105}\n")
+    assert run(["apply", "-f", str(tmp_path), "--auto-approve"]) == 0
+    before_gone, before_kept = powerdns.rrsets(gone), powerdns.rrsets(kept)
+    assert (f"_sipctl-state.{gone}.", "TXT") in before_gone
+    (tmp_path / f"{gone}.yaml").unlink()
+    assert run(["apply", "-f", str(tmp_path / "pbx1.yaml"), "--auto-approve", "--force"]) == 0
+    after = powerdns.rrsets(gone)
+    ours = {k for k in before_gone if k[0].startswith(("_sip", "_sipctl")) or k[1] == "SRV"}
+    assert not ours & set(after), after
+    naptr = after.get((f"{gone}.", "NAPTR"), (0, []))[1]
+    assert not [r for r in naptr if "SIP" in r.upper()], naptr
+    assert {k: v for k, v in powerdns.rrsets(kept).items() if k[1] != "SOA"} == {
+        k: v for k, v in before_kept.items() if k[1] != "SOA"
+    }
+    assert run(["plan", "-f", str(tmp_path), "--detailed-exitcode"]) == 0
