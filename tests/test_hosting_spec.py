@@ -349,3 +349,34 @@ def test_a_customer_moved_to_a_host_in_another_directory_keeps_its_records(
     assert "SRV\t10 0 5060 pbx3.hoster.example." in zone.read_text()
     code, shown = _plan(hoster / "pbx2.yaml", capsys, "--detailed-exitcode")
     assert code == 0, shown
+
+
+def test_a_customer_removed_in_two_steps_or_unrecorded(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An apply of the Asterisk layer alone (--target) removes the dialplan and keeps the
+    customer recorded: the next whole plan removes its records, counted as that customer. A
+    customer the host serves without a record (applied by an earlier sipctl) loses its
+    dialplan, and the plan says its records are left."""
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster, capsys) == 0
+    beta = hoster / "state" / "beta.example.zone"
+    (hoster / "beta.example.yaml").unlink()
+    assert _apply(hoster / "pbx1.yaml", capsys, "--target", "asterisk", "--force") == 0
+    assert "SIP+D2U" in beta.read_text()
+    code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    assert "(customer beta.example: its file is gone)" in shown, shown
+    assert "user director@beta.example" not in shown, shown  # its dialplan went first
+    assert "removes 1 of 1 customers (beta.example" in shown, shown
+    assert _apply(hoster / "pbx1.yaml", capsys, "--force") == 0
+    assert "SIP" not in beta.read_text()
+
+    (record,) = (hoster / "state" / "pbx1" / "var" / "lib" / "sipctl").glob("*.state.json")
+    data = json.loads(record.read_text())
+    del data["customers"]  # as an earlier sipctl wrote it
+    record.write_text(json.dumps(data))
+    (hoster / "alpha.example.yaml").unlink()
+    code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    assert "- user director@alpha.example → 105" in shown, shown
+    assert "# dns" not in shown, shown
+    assert "customer alpha.example: no file declares it, and the host's record" in shown, shown
