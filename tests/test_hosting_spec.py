@@ -377,6 +377,7 @@ def test_a_customer_removed_in_two_steps_or_unrecorded(
     record.write_text(json.dumps(data))
     (hoster / "alpha.example.yaml").unlink()
     code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    assert code == 3, shown  # its only customer left: refused without --force
     assert "- user director@alpha.example → 105" in shown, shown
     assert "# dns" not in shown, shown
     assert "customer alpha.example: no file declares it, and the host's record" in shown, shown
