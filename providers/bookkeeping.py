@@ -8,7 +8,8 @@ wherever that account wants. Two rules close this:
 - sipctl's own records (host locks, the record of the last apply, the crash log, an ACME
   account key) live in ``/var/lib/sipctl`` (``BOOKKEEPING_DIR``: root's, mode 0700), or
   for a user who is not root in ``$XDG_STATE_HOME/sipctl`` (``~/.local/state/sipctl``);
-  ``SIPCTL_STATE_DIR`` moves this machine's (never a managed host's).
+  ``SIPCTL_STATE_DIR`` moves this machine's, also as a managed host (target ``local``:
+  ``on_this_machine``); another host's stays where it is.
   ``private_dir`` creates such a directory and refuses one that is a link or that others
   may write in. On a ``dir:`` target the same directory sits below the target's root.
 - Every write goes through ``SafeDir``: a directory opened by descriptor, walking down from
@@ -77,6 +78,19 @@ def local_state_dir(env: Mapping[str, str] | None = None) -> Path:
     if not base.startswith("/"):  # the XDG rule: a relative value is ignored
         base = str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
     return Path(base) / "sipctl"
+
+
+def on_this_machine(host_path: str, env: Mapping[str, str] | None = None) -> str:
+    """Where ``host_path`` is when the host is this machine (target ``local``): a path in
+    ``BOOKKEEPING_DIR`` is in ``SIPCTL_STATE_DIR`` when that is set (this machine keeps one
+    directory of sipctl's own, as runner and as managed host); any other path is itself."""
+    env = os.environ if env is None else env
+    chosen = env.get(STATE_DIR_ENV) or ""
+    if not chosen.startswith("/"):
+        return host_path
+    if host_path == BOOKKEEPING_DIR or host_path.startswith(BOOKKEEPING_DIR + "/"):
+        return chosen.rstrip("/") + host_path[len(BOOKKEEPING_DIR) :]
+    return host_path
 
 
 def private_dir(path: Path) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 pytest_plugins = [
+    "fixtures.state_dir",  # first: no test touches the machine's /var/lib/sipctl
     "fixtures.common",
     "fixtures.host_profile",
     "fixtures.bind",

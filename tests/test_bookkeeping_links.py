@@ -24,6 +24,7 @@ from sipctl.providers.bookkeeping import (
     SafeDir,
     SymlinkRefused,
     local_state_dir,
+    on_this_machine,
     open_local_dir,
     record_name,
 )
@@ -197,7 +198,14 @@ def test_the_state_directory_is_private_per_user(
 
     monkeypatch.delenv("SIPCTL_DEBUG_LOG", raising=False)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
+    moved = os.environ["SIPCTL_STATE_DIR"]  # the tests' own (fixtures/state_dir.py)
+    assert _debug_log_path() == Path(moved) / "debug.log"
+    assert on_this_machine(f"{BOOKKEEPING_DIR}/host.lock") == f"{moved}/host.lock"
+    assert on_this_machine("/var/lib/sipctlx/a") == "/var/lib/sipctlx/a"
+    monkeypatch.delenv("SIPCTL_STATE_DIR")
     assert _debug_log_path() == Path(BOOKKEEPING_DIR) / "debug.log"
+    assert on_this_machine(f"{BOOKKEEPING_DIR}/host.lock") == f"{BOOKKEEPING_DIR}/host.lock"
+    assert local_state_dir({"SIPCTL_STATE_DIR": "relative"}) == Path(BOOKKEEPING_DIR)
     monkeypatch.setattr(os, "geteuid", lambda: 4321)
     env = {"XDG_STATE_HOME": str(tmp_path / "state"), "HOME": "/home/u"}
     assert local_state_dir(env) == tmp_path / "state" / "sipctl"

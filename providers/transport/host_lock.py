@@ -32,6 +32,7 @@ from sipctl.errors import ProviderError, SipctlError
 from sipctl.providers.bookkeeping import (
     BOOKKEEPING_DIR,
     local_state_dir,
+    on_this_machine,
     open_bookkeeping_below,
     open_local_dir,
     open_private_dir,
@@ -299,7 +300,7 @@ def host_lock_site(place: HostPlace, loaded: LoadedSpec, ctx: RunContext) -> Loc
         path = root / host_path.lstrip("/")
         return FileLock(path, f"file:{path}", f"host lock {path} ({ref})", root=root)
     if ref.kind == "local":
-        path = Path(host_path)
+        path = Path(on_this_machine(host_path))
         return FileLock(path, f"file:{path}", f"host lock {path} (local)")
     return SshFlock(ctx.transports.get(place.target, place.ssh), host_path)
 
@@ -358,7 +359,7 @@ def ensure_bookkeeping_dir(transport: HostTransport) -> None:
         if isinstance(transport, DirTransport):
             open_bookkeeping_below(transport.root).close()
         elif isinstance(transport, LocalTransport):
-            private_dir(Path(BOOKKEEPING_DIR))
+            private_dir(Path(on_this_machine(BOOKKEEPING_DIR)))
         else:
             _ensure_remote_private_dir(transport)
     except OSError as exc:

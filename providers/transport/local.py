@@ -336,7 +336,8 @@ def _read_kernel_file(host_path: str) -> HostFile:
 
 
 class LocalTransport(_FileSystemTransport):
-    """This machine: paths are what they say, programs run through ``/bin/sh -c``."""
+    """This machine: paths are what they say (sipctl's own directory may be moved:
+    ``on_this_machine``), programs run through ``/bin/sh -c``."""
 
     reads_kernel_files = True
 
@@ -346,6 +347,11 @@ class LocalTransport(_FileSystemTransport):
 
     def _root(self) -> Path:
         return Path("/")
+
+    def _checked(self, host_path: str) -> str:
+        from sipctl.providers.bookkeeping import on_this_machine
+
+        return on_this_machine(super()._checked(host_path))
 
     def run(
         self, command: str, *, stdin: bytes | None = None, timeout: float = 60.0
