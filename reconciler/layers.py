@@ -30,10 +30,17 @@ class Layer:
     # "module:function" (Change) -> lines: for a layer whose change reads best as a whole
     # (a certificate's renewal and its reason); used instead of describe_path.
     describe_change_path: str = ""
+    # The section ``render --dir`` writes the artefacts of, where it differs from the
+    # managed one (a host's customer renders its page, which its host's plan publishes).
+    rendered_section: Callable[[Spec], Any] | None = None
 
     def managed(self, spec: Spec) -> bool:
         """A layer whose section is left out is not managed at all."""
         return self.section(spec) is not None
+
+    def rendered(self, spec: Spec) -> bool:
+        """``render --dir`` writes this layer's artefacts of ``spec``."""
+        return (self.rendered_section or self.section)(spec) is not None
 
     def render(self, spec: Spec) -> list[Resource]:
         result: list[Resource] = _load(self.render_path)(spec)
@@ -65,6 +72,12 @@ def tls_section(spec: Spec) -> Any:
     if spec.asterisk is None or spec.asterisk.ensure == "absent":
         return None
     return spec.asterisk.tls
+
+
+def webrtc_section(spec: Spec) -> Any:
+    """webrtc, managed by the plan of a spec that is not a host's customer: a customer's
+    page is published by its host's plan, under the host's web root."""
+    return spec.webrtc if spec.host is None else None
 
 
 def _firewall_provider(spec: Spec) -> str:
@@ -115,11 +128,12 @@ LAYERS: tuple[Layer, ...] = (
     ),
     Layer(
         "webrtc",
-        lambda s: s.webrtc,
+        webrtc_section,
         lambda s: "webrtc",
         "sipctl.reconciler.render.webrtc:render_webrtc",
         "sipctl.reconciler.render.webrtc:webrtc_artefacts",
         "sipctl.reconciler.render.webrtc:describe_webrtc",
+        rendered_section=lambda s: s.webrtc,
     ),
 )
 

@@ -313,9 +313,16 @@ def _webrtc_checks(loaded: LoadedSpec) -> list[str]:
                 f"{w(('transports', 'wss'))}: transports.wss needs asterisk.channel: pjsip "
                 f"({w(('asterisk', 'channel'))}); sipctl does not configure chan_sip's WebSocket"
             )
-    if webrtc is None:
-        return problems
-    if wss is None:
+    if webrtc is None or spec.hosting is not None:
+        return problems  # a host's pages are its customers'
+    # A customer's page calls over its host's WSS (its own transports are its DNS records').
+    wss = (spec.served_by or spec).transports.wss
+    if wss is None and spec.served_by is not None:
+        problems.append(
+            f"{w(('webrtc',))}: the page calls over the host's transports.wss, which its "
+            "file does not enable; add wss: {port: 8089} to the host's transports"
+        )
+    elif wss is None:
         problems.append(
             f"{w(('webrtc',))}: the webrtc page calls over transports.wss, which is not "
             f"enabled ({w(('transports',))}); add wss: {{port: 8089}} there"

@@ -879,7 +879,12 @@ class Spec(_Model):
         default=None, description="the fail2ban layer; left out: not managed"
     )
     webrtc: Webrtc | None = Field(
-        default=None, description="the click-to-call page; needs transports.wss"
+        default=None,
+        description=(
+            "the click-to-call page; needs transports.wss. In a customer file only its "
+            "page: the host's file publishes it under its web root, in a directory named "
+            "by the customer's domain"
+        ),
     )
     outbound: Outbound | None = Field(
         default=None,
@@ -958,7 +963,10 @@ class Spec(_Model):
         return self.domain
 
     def webrtc_host(self) -> str | None:
-        """The host browsers connect to: ``webrtc.host``, else the first server."""
+        """The host browsers connect to: ``webrtc.host``, else the first server (a host's
+        customer: its host's)."""
+        if self._served_by is not None:
+            return self._served_by.webrtc_host()
         if self.webrtc is not None and self.webrtc.host is not None:
             return self.webrtc.host
         return self.servers[0].host if self.servers else None

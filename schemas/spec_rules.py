@@ -173,13 +173,16 @@ def persist_default(firewall: Firewall, given: frozenset[str]) -> Updates:
 
 
 # What only a PBX host's file may manage: a customer file (``host``) names the host instead.
-HOST_SECTIONS = ("asterisk", "firewall", "fail2ban", "webrtc", "outbound")
+HOST_SECTIONS = ("asterisk", "firewall", "fail2ban", "outbound")
+# Of webrtc, a customer file has its page (title, names); where browsers connect and the web
+# root its page is published under are the host's.
+HOST_WEBRTC_KEYS = ("host", "publish")
 
 
 def hosting_roles(spec: Spec, given: frozenset[str]) -> Updates:
     """A file is a host's (``hosting``), a customer's (``host``), or both at once (neither:
-    the single-company spec). A customer file owns its domain's names and DNS; the host's
-    parts are the host file's."""
+    the single-company spec). A customer file owns its domain's names, rooms, DNS and page
+    (``webrtc.page``); the host's parts are the host file's."""
     if spec.hosting is not None and spec.host is not None:
         raise ValueError(
             "a file is a host's (hosting) or a customer's (host), not both; "
@@ -203,6 +206,13 @@ def hosting_roles(spec: Spec, given: frozenset[str]) -> Updates:
             raise ValueError(
                 f"{key} belongs to the host's file (hosting.name: {spec.host}), "
                 "not to a customer file; leave it out here"
+            )
+    for key in HOST_WEBRTC_KEYS:
+        if spec.webrtc is not None and getattr(spec.webrtc, key) is not None:
+            raise ValueError(
+                f"webrtc.{key} belongs to the host's file (hosting.name: {spec.host}): a "
+                "customer's page is published under the host's webrtc.publish, in a "
+                "directory named by its domain; give only webrtc.page here"
             )
     if spec.local_context is None:
         raise ValueError(

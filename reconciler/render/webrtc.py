@@ -12,6 +12,14 @@ The browser calls ``sip:<name>@<domain>`` over ``wss://<webrtc host>:<port>/ws``
 ``sip:guest@webrtc.<domain>``: that From host selects the browsers' guest endpoint
 (``reconciler/render/asterisk.py``). Spec values reach the HTML escaped; names are user
 names (no quotes or markup possible) and land in attributes and text only.
+
+On a host of many customers (``hosting``) each customer file with a ``webrtc`` section has
+a page of its own (``page_view``): its names, title and domain, the host's ``wss://`` URL,
+and the From of the host's browsers' guest endpoint (``sip:guest@webrtc.<host domain>``),
+whose guest context routes by the called domain as for any guest. The host publishes
+them all under its web root, each in a directory named by its customer's domain
+(``customer_page_dir``), so no two customers' pages share a file; a customer whose file is
+gone has its page taken down with the rest of it (the page record lists every file).
 """
 
 from __future__ import annotations
@@ -38,6 +46,32 @@ STATIC_FILES = ("sipctl-call.js", "sipctl-call.css", "vendor/sip.js", "vendor/LI
 
 def _asset(name: str) -> str:
     return (resources.files("sipctl.reconciler.render") / ASSETS / name).read_text("utf-8")
+
+
+def page_view(spec: Spec) -> Spec:
+    """The spec a page is rendered from: ``spec`` itself, or for a host's customer the
+    customer with its host's parts of a page (WSS, the host browsers connect to, video)."""
+    from sipctl.schemas.spec import Webrtc, WebrtcPage
+
+    host = spec.served_by
+    if host is None:
+        return spec
+    page = spec.webrtc.page if spec.webrtc is not None else WebrtcPage()
+    webrtc = Webrtc.model_construct(host=host.webrtc_host(), page=page, publish=None)
+    return spec.model_copy(
+        update={"transports": host.transports, "asterisk": host.asterisk, "webrtc": webrtc}
+    )
+
+
+def page_from_uri(spec: Spec) -> str:
+    """The From of the page's calls: it selects the browsers' guest endpoint of the PBX,
+    which is the host's for a host's customer."""
+    return f"sip:guest@{webrtc_from_host((spec.served_by or spec).domain)}"
+
+
+def customer_page_dir(domain: str) -> str:
+    """Where a customer's page goes under its host's web root (and render's webrtc/)."""
+    return domain.lower()
 
 
 def server_url(spec: Spec) -> str | None:
@@ -141,7 +175,7 @@ def index_html(spec: Spec) -> str:
         # the attribute is in double quotes; the policy's own quotes are single ones
         "csp": html.escape(content_security_policy(spec, meta=True), quote=False),
         "domain": html.escape(spec.domain),
-        "from_uri": html.escape(f"sip:guest@{webrtc_from_host(spec.domain)}"),
+        "from_uri": html.escape(page_from_uri(spec)),
         "buttons": buttons,
     }
     text = _asset("index.html")
@@ -154,17 +188,33 @@ def page_files(spec: Spec) -> dict[str, str]:
     """Path inside the page's directory -> text, for every file of the page: with each
     name's vCard in ``cards/``, which the page links (the QR codes stay in render's own
     ``cards/``: the page is text only, and needs no extra)."""
+    spec = page_view(spec)
     files = {"index.html": index_html(spec), **{name: _asset(name) for name in STATIC_FILES}}
     for name in spec.page_names():
         files[f"{CARDS_DIR}/{file_stem(name)}.vcf"] = vcard(spec, name)
     return files
 
 
+def site_files(spec: Spec) -> dict[str, str]:
+    """Path under the web root -> text: the page of ``spec``, or on a host every
+    customer's page in its own directory (customers without a webrtc section have none)."""
+    if spec.hosting is None:
+        return page_files(spec)
+    return {
+        f"{customer_page_dir(customer.domain)}/{name}": text
+        for customer in spec.customers
+        if customer.webrtc is not None
+        for name, text in page_files(customer).items()
+    }
+
+
 def webrtc_artefacts(spec: Spec) -> dict[str, str]:
     """Files for ``sipctl render --dir`` (written under webrtc/)."""
-    if spec.webrtc is None or spec.transports.wss is None:
+    view = page_view(spec)
+    if view.webrtc is None or view.transports.wss is None:
         return {}
-    return {**page_files(spec), **server_snippets(spec)}
+    files = site_files(spec)
+    return {**files, **server_snippets(view)} if files else {}
 
 
 RECORD_ADDRESS = Address(LAYER, "record", "published page")
@@ -211,7 +261,7 @@ def published_files(spec: Spec) -> dict[str, str]:
     target, root = place
     return {
         file_name(target, f"{root.rstrip('/')}/{name}"): text
-        for name, text in sorted(page_files(spec).items())
+        for name, text in sorted(site_files(spec).items())
     }
 
 

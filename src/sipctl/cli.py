@@ -185,7 +185,7 @@ def render(
     loaded = load_checked(spec_file)
     written = 0
     for layer in LAYERS:
-        if not layer.managed(loaded.spec):
+        if not layer.rendered(loaded.spec):
             continue
         for name, text in sorted(layer.artefacts(loaded.spec).items()):
             console.out(_write_artefact(directory, f"{layer.name}/{name}", text.encode()))
