@@ -200,6 +200,11 @@ def hosting_roles(spec: Spec, given: frozenset[str]) -> Updates:
             raise ValueError(
                 "a host file (hosting) has no users or rooms: they belong to customer files"
             )
+        if spec.hosting is not None and spec.webrtc and "page" in spec.webrtc.model_fields_set:
+            raise ValueError(
+                "a host file (hosting) has no page of its own: webrtc.page belongs to each "
+                "customer's file (the host's webrtc says where pages go: host, publish)"
+            )
         return None
     for key in HOST_SECTIONS:
         if getattr(spec, key) is not None:

@@ -153,6 +153,14 @@ def test_where_a_page_goes_is_the_hosts(key: str) -> None:
     assert f"webrtc.{key} belongs to the host's file" in said, said
 
 
+def test_a_host_has_no_page_of_its_own() -> None:
+    text = yaml.safe_dump(dict(HOST, webrtc={"page": {"title": "Hoster"}}))
+    with pytest.raises(SpecError) as caught:
+        load_spec_text(text)
+    said = str(caught.value) + " ".join(caught.value.problems)
+    assert "webrtc.page belongs to each customer's file" in said, said
+
+
 def test_a_customer_page_needs_its_hosts_wss(
     hoster: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
