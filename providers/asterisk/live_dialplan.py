@@ -31,25 +31,21 @@ def read_reachable(
     root: str,
     follow: Callable[[Context], list[str]],
     max_depth: int,
-    also: Sequence[str] = (),
-    limit: int = MAX_CONTEXTS,
 ) -> LiveDialplan:
     """``root`` and, level by level, every context ``follow`` names, up to ``max_depth``.
 
-    ``also``: more contexts read with ``root`` (a host's customer contexts); one that does
-    not exist is listed as missing. At most ``limit`` contexts are read.
     Raises ProviderError when Asterisk cannot be asked or ``root`` does not exist.
     """
     live = LiveDialplan()
-    level = list(dict.fromkeys([root, *also]))
-    for _depth in range(max_depth + 1):
+    level = [root]
+    for depth in range(max_depth + 1):
         if not level:
             break
         answers = run_rx(transport, program, [f"dialplan show {name}" for name in level])
         following: list[str] = []
         for name, answer in zip(level, answers, strict=True):
             if context_missing(answer.output):
-                if name == root:
+                if depth == 0:
                     raise ProviderError(
                         f"asterisk: the guest context {name!r} does not exist in the running "
                         "dialplan (is the spec applied, and asterisk.guest_context right?)"
@@ -69,10 +65,24 @@ def read_reachable(
         level = [
             n for n in dict.fromkeys(following) if n not in live.contexts and n not in live.missing
         ]
-        if len(live.contexts) + len(level) > limit:
+        if len(live.contexts) + len(level) > MAX_CONTEXTS:
             live.truncated = True
-            level = level[: max(0, limit - len(live.contexts))]
+            level = level[: max(0, MAX_CONTEXTS - len(live.contexts))]
     return live
+
+
+def read_all(transport: HostTransport, program: Sequence[str]) -> dict[str, Context]:
+    """Every context of the running dialplan, in one ``dialplan show`` (a host of many
+    customers: one round trip, where a context at a time costs a program run each, ~80 ms
+    measured with 100 customers' 200 contexts in the test chroot).
+
+    Raises ProviderError when Asterisk cannot be asked."""
+    [answer] = run_rx(transport, program, ["dialplan show"])
+    if not answer.ok:
+        raise ProviderError(
+            f"asterisk: 'dialplan show' failed: {answer.words()} " + UNREACHABLE_HINT
+        )
+    return parse_dialplan_show(answer.output)
 
 
 def log_size(transport: HostTransport, path: str) -> int | None:

@@ -111,56 +111,48 @@ def audit_dialplan(
 ) -> Mapping[str, Context] | None:
     """The host's sipctl contexts judged against their rendering, and the customers'
     contexts against each other. Returns the live contexts read (None: none could be)."""
-    from sipctl.providers.asterisk.live_dialplan import MAX_CONTEXTS, read_reachable
+    from sipctl.providers.asterisk.live_dialplan import read_all
     from sipctl.reconciler.render.asterisk import dialplan_text
 
     host = hosted.host
     assert host.asterisk is not None
     entry = host.asterisk.guest_context
-    own = [customer_context(c.domain) for c in host.customers]
-    rooms = [room_place(c.domain).context for c in host.customers if c.rooms]
-    phones = sorted({c.local_context for c in host.customers if c.local_context})
-    also = [DOMAINS_CONTEXT, *own, *rooms, *phones]
     try:
-        live = read_reachable(
-            transport,
-            program,
-            entry,
-            reachability.referenced_contexts,
-            reachability.MAX_DEPTH,
-            also=also,
-            limit=MAX_CONTEXTS + len(also),
-        )
+        contexts = read_all(transport, program)
     except SipctlError as exc:
         report.errors.append(exc.message)
         return None
-    rendered = dialplan_text(host)
+    rendered = reachability.rendered_contexts(dialplan_text(host))
     judged = [entry, DOMAINS_CONTEXT, *(customer_context(c.domain) for c in hosted.audited)]
     judged += [room_place(c.domain).context for c in hosted.audited if c.rooms]
     for name in judged:
-        if name not in live.contexts:
+        if name not in contexts:
             report.errors.append(
                 f"the context {name} is not in the running dialplan: apply the host's file "
                 "(sipctl apply) before auditing it"
             )
             continue
-        wanted = reachability.desired_steps(rendered, name)
-        allowed = reachability.rendered_jumps(rendered, name)
-        report.add(reachability.judge(name, live.contexts, wanted, allowed))
-    report.add(cross_customer_findings(host, hosted.audited, live.contexts))
+        own = rendered.get(name, reachability.Rendered({}, set()))
+        report.add(reachability.judge(name, contexts, own.wanted, own.jumps))
+    report.add(cross_customer_findings(host, hosted.audited, contexts))
     room_contexts = len(judged) - 2 - len(hosted.audited)
     report.checks.append(
         f"dialplan: the entry context {entry}, {DOMAINS_CONTEXT} and "
         f"{len(hosted.audited)} customer guest context(s) judged"
         + (f" (and {room_contexts} rooms context(s))" if room_contexts else "")
-        + f", {len(live.contexts)} context(s) read; whether a guest of any of "
+        + f" ({len(contexts)} context(s) read); whether a guest of any of "
         f"{len(host.customers)} customer(s) reaches another's names, rooms or phones"
     )
-    if live.missing:
-        report.notes.append(f"referenced but not defined: {', '.join(live.missing)}")
-    if live.truncated:
-        report.errors.append("the dialplan reached from the guest contexts is too large to read")
-    return live.contexts
+    referenced = {
+        target
+        for context in contexts.values()
+        if context.name in judged
+        for target in reachability.referenced_contexts(context)
+    }
+    missing = sorted(referenced - set(contexts))
+    if missing:
+        report.notes.append(f"referenced but not defined: {', '.join(missing)}")
+    return contexts
 
 
 def cross_customer_findings(

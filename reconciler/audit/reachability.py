@@ -96,22 +96,37 @@ def referenced_contexts(context: Context) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """One context as sipctl renders it: extension -> [(application, arguments)] in order,
+    and the contexts its steps jump into (rooms, ``route: goto``)."""
+
+    wanted: dict[str, list[tuple[str, str]]]
+    jumps: set[str]
+
+
+def rendered_contexts(dialplan_text: str) -> dict[str, Rendered]:
+    """Every context of a rendered dialplan, in one pass (a host's thousand customers'
+    contexts are judged from one parse)."""
+    found: dict[str, Rendered] = {}
+    for step in parse_dialplan(dialplan_text):
+        rendered = found.setdefault(step.context, Rendered({}, set()))
+        if step.priority != "hint":
+            rendered.wanted.setdefault(step.exten, []).append((step.app.lower(), step.args))
+        rendered.jumps.update(jump_contexts(Step(0, step.app, step.args, ""), step.context))
+    return found
+
+
 def desired_steps(dialplan_text: str, context: str) -> dict[str, list[tuple[str, str]]]:
     """The rendered guest context: extension -> [(application, arguments)] in order."""
-    wanted: dict[str, list[tuple[str, str]]] = {}
-    for step in parse_dialplan(dialplan_text):
-        if step.context == context and step.priority != "hint":
-            wanted.setdefault(step.exten, []).append((step.app.lower(), step.args))
-    return wanted
+    rendered = rendered_contexts(dialplan_text).get(context)
+    return rendered.wanted if rendered is not None else {}
 
 
 def rendered_jumps(dialplan_text: str, context: str) -> set[str]:
     """Contexts the rendered guest context itself jumps into (rooms, ``route: goto``)."""
-    jumps: set[str] = set()
-    for step in parse_dialplan(dialplan_text):
-        if step.context == context:
-            jumps.update(jump_contexts(Step(0, step.app, step.args, ""), context))
-    return jumps
+    rendered = rendered_contexts(dialplan_text).get(context)
+    return rendered.jumps if rendered is not None else set()
 
 
 def judge(
