@@ -115,7 +115,7 @@ def departures(
             continue  # its DNS was not sipctl's: nothing to remove
         elsewhere = declaring_file(domain, loaded.base_dir)
         if elsewhere is not None:
-            ctx.log(f"customer {domain} is declared by {elsewhere}: its DNS records are its")
+            ctx.log(f"customer {domain} is declared by {elsewhere}: its records are that file's")
             continue
         dns = {**entry["dns"], "ensure": "absent"}
         text = json.dumps({"version": 1, "domain": domain, "dns": dns}, sort_keys=True)
