@@ -131,10 +131,10 @@ def claim_conflicts(domains: Sequence[Domain]) -> list[str]:
     """Overlapping claims between specs: the same DNS name, or the same host layer with
     different contents (see ``claims``). Finds the claims of loaded specs that have none yet;
     a list of one has no overlaps, and costs no claims."""
-    from sipctl.reconciler.gitops.claims import conflicts
-
     if len(domains) < 2:
         return []
+    from sipctl.reconciler.gitops.claims import conflicts
+
     for domain in domains:
         if domain.loaded is not None and domain.claims is None and not domain.failed:
             run_one(domain, claim)
@@ -268,13 +268,14 @@ def plan_specs(
     ``parallel`` above 1 it is split over worker processes (see ``planners``): each loads,
     checks and plans its part of the specs, and only the claims and the plans come back.
     """
-    import multiprocessing
-
     workers = min(parallel, os.cpu_count() or 1, len(paths))
-    if not keep and workers >= 2 and "fork" in multiprocessing.get_all_start_methods():
-        from sipctl.reconciler.gitops.planners import plan_forked
+    if not keep and workers >= 2:
+        import multiprocessing
 
-        return plan_forked(paths, load, make_ctx, layers, workers, shard)
+        if "fork" in multiprocessing.get_all_start_methods():
+            from sipctl.reconciler.gitops.planners import plan_forked
+
+            return plan_forked(paths, load, make_ctx, layers, workers, shard)
     domains = load_all(paths, load)
     refuse_overlaps(domains, OVERLAPS_BEFORE_PLAN)
     domains = take_shard(domains, shard)
