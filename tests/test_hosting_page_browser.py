@@ -1,0 +1,131 @@
+"""Two customers' click-to-call pages in a real headless Chromium, through one real Asterisk 22.
+
+The host's file has WSS; customers a.example and b.example each have a page and a
+``director`` at 105, in their own phones' context (a's 105 is the phone on phone_port,
+b's the one on opus_phone_port). Each page is served from its customer's directory under
+one web root, as the host publishes them; a click on ``director`` rings that customer's
+phone and no other, through the host's browsers' guest endpoint.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from asterisk_helpers import apply_spec
+from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance, running_asterisk
+from fixtures.certs import WSS_HOST
+from fixtures.common import free_port
+from fixtures.rtp_phone import AnsweringPhone
+from test_webrtc_browser import start_chromium, wait_for
+
+from sipctl.reconciler.render.webrtc import site_files
+from sipctl.schemas.loader import load_spec
+
+pytestmark = pytest.mark.asterisk
+
+PHONE_CONTEXTS = """
+[a-phones]
+exten => 105,1,Dial(PJSIP/105,20)
+ same => n,Hangup()
+
+[b-phones]
+exten => 105,1,Dial(PJSIP/107,20)
+ same => n,Hangup()
+"""
+
+
+@pytest.fixture(scope="module")
+def pbx() -> Iterator[AsteriskInstance]:
+    with running_asterisk(opus_phone=True) as instance:
+        extensions = instance.config_dir / "extensions.conf"
+        extensions.write_text(extensions.read_text() + PHONE_CONTEXTS)
+        instance.rx("dialplan reload")
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def site(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Apply the host with its two customers; serve every customer's page on loopback."""
+    directory = tmp_path_factory.mktemp("hoster")
+    port = pbx.sip_port
+    host = {
+        "version": 1,
+        "domain": "pbx1.hoster.example",
+        "hosting": {"name": "pbx1"},
+        "transports": {"udp": {"port": port}, "wss": {"port": pbx.wss_port}},
+        "servers": [{"host": WSS_HOST, "ipv4": ["127.0.0.1"]}],
+        "asterisk": pbx.spec_section(tls={"cert_file": TEST_CERT_FILE, "key_file": TEST_KEY_FILE}),
+        "webrtc": {},
+    }
+    (directory / "pbx1.yaml").write_text(yaml.safe_dump(host, sort_keys=False))
+    for name in ("a", "b"):
+        customer = {
+            "version": 1,
+            "domain": f"{name}.example",
+            "host": "pbx1",
+            "local_context": f"{name}-phones",
+            "users": {"director": 105},
+            "webrtc": {"page": {"title": f"Call {name}"}},
+        }
+        (directory / f"{name}.yaml").write_text(yaml.safe_dump(customer, sort_keys=False))
+    apply_spec(directory / "pbx1.yaml")
+    root = tmp_path_factory.mktemp("www")
+    for name, text in site_files(load_spec(directory / "pbx1.yaml").spec).items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.mark.parametrize(("domain", "which"), [("a.example", 0), ("b.example", 1)])
+def test_each_customers_page_rings_its_own_director(
+    pbx: AsteriskInstance, site: str, browser: Any, domain: str, which: int
+) -> None:
+    phones = (AnsweringPhone(pbx.phone_port), AnsweringPhone(pbx.opus_phone_port))
+    try:
+        browser.get(f"{site}/{domain}/index.html")
+        assert browser.title == f"Call {domain[0]}"
+        start = pbx.log_size(pbx.full_log_path)
+        browser.find_element("css selector", '[data-sipctl-call="director"]').click()
+        wait_for(browser, "connected to director")
+        full = pbx.log_since(start, pbx.full_log_path)
+        # the host's browsers' endpoint took the call; the called domain chose the customer
+        assert "anonymous@webrtc.pbx1.hoster.example" in full, full
+        assert f"sipctl-guest-{domain}" in full, full
+        rang, other = phones[which], phones[1 - which]
+        assert len(rang.invites) == 1 and not other.invites
+        browser.find_element("css selector", "[data-sipctl-hangup]").click()
+        wait_for(browser, "call ended")
+        deadline = time.monotonic() + 5
+        while rang.byes == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rang.byes == 1
+    finally:
+        for phone in phones:
+            phone.close()
