@@ -133,8 +133,13 @@ def departures(
 
 def departure_lock_sites(loaded: LoadedSpec, ctx: RunContext) -> list[LockSite]:
     """The locks of the zones a plan of the host would remove departed customers' records
-    from: an apply holds them as it holds its own."""
-    sites = (d.provider.lock_site() for d in departures(loaded, ctx))
+    from: an apply holds them as it holds its own. A binding that no longer resolves adds
+    none: the plan under the lock refuses it, and force-unlock still reaches the others."""
+    try:
+        found = departures(loaded, ctx)
+    except RefusedError:
+        return []
+    sites = (d.provider.lock_site() for d in found)
     return [site for site in sites if site is not None]
 
 
