@@ -360,9 +360,12 @@ def version_leaks(servers: Mapping[str, str], managed: bool = False) -> list[Fin
 #   and INVITE scans list 101, 105, 106 (its REGISTER scan stops at the 403 of its first,
 #   unknown probe, but the 401/403 difference is there for any scanner that goes on);
 # - allow_unauthenticated_options=yes on the phones: OPTIONS hidden, INVITE/REGISTER not;
-# - identify_by=ip (+ a type=identify per phone): all hidden, phones must call from a known
-#   address; identify_by=auth_username: all hidden, but the phones' REGISTER gets 403 (the
-#   first REGISTER carries no Authorization, so it lands on the guest endpoint);
+# - identify_by=ip (+ a type=identify per phone): all hidden, but a phone's REGISTER gets 404
+#   (22.10's registrar finds the AOR only through username/auth_username): write
+#   identify_by=ip,auth_username, and the phone registers from its address (with the default
+#   order, anonymous comes before auth_username: a forged Authorization header tells
+#   nothing); identify_by=auth_username alone: all hidden, but the phones' first REGISTER
+#   carries no Authorization, lands on the guest endpoint and gets 403;
 # - endpoint_identifier_order alone: identifiers it leaves out are tried after the listed
 #   ones, and the anonymous one takes every request the others leave;
 # - unknown_callers: challenge (the guest endpoint found only by a request URI naming a
@@ -378,10 +381,11 @@ _CHALLENGE = (
     "guest endpoint leaves ('pjsip show endpoints'); remove it"
 )
 _BY_ADDRESS = (
-    "identify the phones by address instead of the From user: identify_by=ip on each "
-    "phone's endpoint and a type=identify section per phone (match=its address); "
-    "identify_by=auth_username is no fix: the phones' first REGISTER then lands on the guest "
-    "endpoint and gets 403"
+    "identify the phones by address instead of the From user: identify_by=ip,auth_username "
+    "on each phone's endpoint and a type=identify section per phone (match=its address); "
+    "ip alone is not enough for a phone that registers (Asterisk 22.10's registrar then "
+    "answers its REGISTER 404, 'AOR '' not found'), and auth_username alone is no fix (the "
+    "phone's first REGISTER lands on the guest endpoint and gets 403)"
 )
 IDENTITY_FIX = {
     "OPTIONS": (
@@ -432,7 +436,8 @@ def admin_lines(method: str, extensions: Sequence[str]) -> tuple[str, ...]:
     return (
         "the admin's way, appended to pjsip.conf (each phone then calls from that address):",
         *(
-            f"[{ext}](+) / identify_by=ip / [{ext}-address] / type=identify / endpoint={ext} / "
+            f"[{ext}](+) / identify_by=ip,auth_username / [{ext}-address] / type=identify / "
+            f"endpoint={ext} / "
             f"match=<the address of {ext}'s phone>"
             for ext in extensions
         ),
