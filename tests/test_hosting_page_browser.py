@@ -11,21 +11,24 @@ from __future__ import annotations
 
 import functools
 import http.server
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from asterisk_helpers import apply_spec
 from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance, running_asterisk
-from fixtures.certs import WSS_HOST
+from fixtures.certs import WSS_HOST, ca_file
 from fixtures.common import free_port
 from fixtures.rtp_phone import AnsweringPhone
 from test_webrtc_browser import start_chromium, wait_for
 
 from sipctl.reconciler.render.webrtc import site_files
+from sipctl.reconciler.verify.run import run_verify
 from sipctl.schemas.loader import load_spec
 
 pytestmark = pytest.mark.asterisk
@@ -51,8 +54,8 @@ def pbx() -> Iterator[AsteriskInstance]:
 
 
 @pytest.fixture(scope="module")
-def site(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Apply the host with its two customers; serve every customer's page on loopback."""
+def hoster(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The host with its two customers, applied."""
     directory = tmp_path_factory.mktemp("hoster")
     port = pbx.sip_port
     host = {
@@ -76,8 +79,14 @@ def site(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Ite
         }
         (directory / f"{name}.yaml").write_text(yaml.safe_dump(customer, sort_keys=False))
     apply_spec(directory / "pbx1.yaml")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def site(hoster: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Every customer's page, as the host publishes them, served on loopback."""
     root = tmp_path_factory.mktemp("www")
-    for name, text in site_files(load_spec(directory / "pbx1.yaml").spec).items():
+    for name, text in site_files(load_spec(hoster / "pbx1.yaml").spec).items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     handler = functools.partial(_QuietHandler, directory=str(root))
@@ -129,3 +138,16 @@ def test_each_customers_page_rings_its_own_director(
     finally:
         for phone in phones:
             phone.close()
+
+
+def test_verify_of_a_customer_asks_the_hosts_websocket(pbx: AsteriskInstance, hoster: Path) -> None:
+    """DNS is asked of a port where nothing answers: the WebSocket check stands on its own,
+    at the host's wss:// host, as the customer's page calls."""
+    report = run_verify(
+        load_spec(hoster / "b.yaml"),
+        f"127.0.0.1:{free_port()}",
+        timeout=3.0,
+        ssl_context=ssl.create_default_context(cafile=str(ca_file())),
+    )
+    assert [w["statuses"] for w in report.wss] == [{"director": 200}], report.wss
+    assert f"WebSocket: wss://{WSS_HOST}:{pbx.wss_port}/ws" in report.to_text()

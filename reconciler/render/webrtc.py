@@ -63,10 +63,14 @@ def page_view(spec: Spec) -> Spec:
     )
 
 
+def page_from_host(spec: Spec) -> str:
+    """The host of the From of the page's calls (and verify's WebSocket probe): it selects
+    the browsers' guest endpoint of the PBX, which is the host's for a host's customer."""
+    return webrtc_from_host((spec.served_by or spec).domain)
+
+
 def page_from_uri(spec: Spec) -> str:
-    """The From of the page's calls: it selects the browsers' guest endpoint of the PBX,
-    which is the host's for a host's customer."""
-    return f"sip:guest@{webrtc_from_host((spec.served_by or spec).domain)}"
+    return f"sip:guest@{page_from_host(spec)}"
 
 
 def customer_page_dir(domain: str) -> str:

@@ -110,7 +110,7 @@ def run_verify(
             "so the probes prove each declared name is routed and the catch-all is in place, "
             "not that unknown names are refused"
         )
-    if spec.transports.wss is not None:
+    if (spec.served_by or spec).transports.wss is not None:
         _check_websocket(loaded, report, timeout, ssl_context, log)
     if not jobs:
         return report
@@ -330,10 +330,11 @@ def _check_websocket(
 ) -> None:
     """What a browser does: TLS to webrtc.host, upgrade on /ws (sip), OPTIONS per page name."""
     from sipctl.providers.wss_probe import check_wss
-    from sipctl.reconciler.render.asterisk import webrtc_from_host
+    from sipctl.reconciler.render.webrtc import page_from_host
 
     spec = loaded.spec
-    wss, host = spec.transports.wss, spec.webrtc_host()
+    # a host's customer: the host's WebSocket, whatever transports its own records name
+    wss, host = (spec.served_by or spec).transports.wss, spec.webrtc_host()
     if wss is None or host is None:
         return
     addresses = _host_addresses(loaded, host)
@@ -345,7 +346,7 @@ def _check_websocket(
     names = list(spec.page_names())
     log(f"WebSocket: wss://{host}:{wss.port}/ws at {addresses[0]}, OPTIONS {len(names)} names")
     result = check_wss(
-        host, addresses[0], wss.port, names, spec.domain, webrtc_from_host(spec.domain),
+        host, addresses[0], wss.port, names, spec.domain, page_from_host(spec),
         timeout=timeout, ssl_context=ssl_context,
     )  # fmt: skip
     report.wss.append(result.to_json())
