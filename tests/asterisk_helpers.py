@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from fixtures.asterisk import AsteriskInstance
+from fixtures.sip_client import serve_datagrams, sip_response
 
 from sipctl.providers.asterisk.provider import AsteriskProvider
 from sipctl.providers.base import RunContext
@@ -95,45 +96,23 @@ class Phone:
         self.sock.settimeout(0.05)
         self.invites: list[str] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread = threading.Thread(
+            target=serve_datagrams, args=(self.sock, self._stop, self._answer), daemon=True
+        )
         self._thread.start()
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(65535)
-            except (TimeoutError, OSError):
-                continue
-            text = data.decode(errors="replace")
-            if text.startswith("INVITE"):
-                self.invites.append(text)
-                self.sock.sendto(_response(text, 486).encode(), peer)
-            elif text.startswith(("CANCEL", "BYE", "OPTIONS")):
-                self.sock.sendto(_response(text, 200).encode(), peer)
+    def _answer(self, data: bytes, peer: tuple[str, int]) -> None:
+        text = data.decode(errors="replace")
+        if text.startswith("INVITE"):
+            self.invites.append(text)
+            self.sock.sendto(sip_response(text, 486).encode(), peer)
+        elif text.startswith(("CANCEL", "BYE", "OPTIONS")):
+            self.sock.sendto(sip_response(text, 200).encode(), peer)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=1)
         self.sock.close()
-
-
-def _response(request: str, status: int) -> str:
-    reasons = {180: "Ringing", 200: "OK", 486: "Busy Here", 487: "Request Terminated"}
-    head = request.split("\r\n\r\n", 1)[0].split("\r\n")[1:]
-    keep = [
-        line
-        for line in head
-        if line.split(":", 1)[0].strip().lower() in ("via", "from", "to", "call-id", "cseq")
-    ]
-    keep = [
-        line + ";tag=phone" if line.lower().startswith("to:") and "tag=" not in line else line
-        for line in keep
-    ]
-    return (
-        f"SIP/2.0 {status} {reasons.get(status, 'X')}\r\n"
-        + "\r\n".join(keep)
-        + "\r\nContent-Length: 0\r\n\r\n"
-    )
 
 
 class RingingPhone:
@@ -156,7 +135,9 @@ class RingingPhone:
         self._register(password)
         self.sock.settimeout(0.05)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread = threading.Thread(
+            target=serve_datagrams, args=(self.sock, self._stop, self._answer), daemon=True
+        )
         self._thread.start()
 
     def _register(self, password: str) -> None:
@@ -207,27 +188,22 @@ class RingingPhone:
             if final and f" {method}" in _header(text, "cseq"):
                 return text
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(65535)
-            except (TimeoutError, OSError):
-                continue
-            text = data.decode(errors="replace")
-            call_id = _header(text, "call-id")
-            if text.startswith("INVITE"):
-                if call_id not in self._pending:
-                    self.invites.append(time.monotonic())
-                self._pending[call_id] = text
-                self.sock.sendto(_response(text, 180).encode(), peer)
-            elif text.startswith("CANCEL"):
-                self.cancels.append(time.monotonic())
-                self.sock.sendto(_response(text, 200).encode(), peer)
-                invite = self._pending.pop(call_id, None)
-                if invite is not None:
-                    self.sock.sendto(_response(invite, 487).encode(), peer)
-            elif text.startswith(("BYE", "OPTIONS", "NOTIFY")):
-                self.sock.sendto(_response(text, 200).encode(), peer)
+    def _answer(self, data: bytes, peer: tuple[str, int]) -> None:
+        text = data.decode(errors="replace")
+        call_id = _header(text, "call-id")
+        if text.startswith("INVITE"):
+            if call_id not in self._pending:
+                self.invites.append(time.monotonic())
+            self._pending[call_id] = text
+            self.sock.sendto(sip_response(text, 180).encode(), peer)
+        elif text.startswith("CANCEL"):
+            self.cancels.append(time.monotonic())
+            self.sock.sendto(sip_response(text, 200).encode(), peer)
+            invite = self._pending.pop(call_id, None)
+            if invite is not None:
+                self.sock.sendto(sip_response(invite, 487).encode(), peer)
+        elif text.startswith(("BYE", "OPTIONS", "NOTIFY")):
+            self.sock.sendto(sip_response(text, 200).encode(), peer)
 
     def close(self) -> None:
         self._stop.set()

@@ -33,7 +33,7 @@ from fixtures.asterisk import (
 from fixtures.bind import BindServer, zone_text
 from fixtures.certs import server_certificate
 from fixtures.common import free_port
-from fixtures.sip_client import SipCaller
+from fixtures.sip_client import SipCaller, serve_datagrams, sip_response
 
 pytestmark = pytest.mark.asterisk
 
@@ -42,14 +42,7 @@ OTHER_HOST = "127.0.0.2"
 
 
 def _busy(invite: str) -> bytes:
-    head = invite.split("\r\n\r\n", 1)[0].split("\r\n")[1:]
-    keep = [
-        h for h in head if h.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")
-    ]
-    keep = [h + ";tag=other" if h.lower().startswith("to:") else h for h in keep]
-    return (
-        "SIP/2.0 486 Busy Here\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
-    ).encode()
+    return sip_response(invite, 486, tag="other").encode()
 
 
 class OtherCompany:
@@ -73,23 +66,20 @@ class OtherCompany:
         self.transports: list[str] = []
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._serve_udp, daemon=True),
+            threading.Thread(
+                target=serve_datagrams, args=(self.sock, self._stop, self._on_udp), daemon=True
+            ),
             threading.Thread(target=self._serve_tls, daemon=True),
         ]
         for thread in self._threads:
             thread.start()
 
-    def _serve_udp(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(65535)
-            except (TimeoutError, OSError):
-                continue
-            text = data.decode(errors="replace")
-            if text.startswith("INVITE"):
-                self.invites.append(text)
-                self.transports.append("udp")
-                self.sock.sendto(_busy(text), peer)
+    def _on_udp(self, data: bytes, peer: tuple[str, int]) -> None:
+        text = data.decode(errors="replace")
+        if text.startswith("INVITE"):
+            self.invites.append(text)
+            self.transports.append("udp")
+            self.sock.sendto(_busy(text), peer)
 
     def _serve_tls(self) -> None:
         while not self._stop.is_set():
