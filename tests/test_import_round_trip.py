@@ -49,6 +49,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "transports": {"tls": {"port": 5061}, "wss": {"port": 8443, "opus": False}},
         "asterisk": {"tls": TLS},
     },
+    "extensions hidden (unknown_callers: challenge), rooms": {
+        "asterisk": {"unknown_callers": "challenge"},
+        "rooms": {"seminar": {}},
+    },
     "own transports, a dial timeout": {
         "transports": {"tls": {"port": 5061}},
         "asterisk": {"tls": TLS, "manage_transports": True, "dial_timeout": 45},
@@ -105,7 +109,7 @@ def test_import_of_what_sipctl_applied_plans_no_changes(
     imported = yaml.safe_load(Path("imported.yaml").read_text())
     assert imported.get("rooms", {}).keys() == original.get("rooms", {}).keys()
     assert imported["transports"].keys() == original["transports"].keys()
-    for key in ("video", "tls", "manage_transports", "dial_timeout"):
+    for key in ("video", "tls", "manage_transports", "dial_timeout", "unknown_callers"):
         assert imported["asterisk"].get(key) == original["asterisk"].get(key), key
     assert imported.get("webrtc") == original.get("webrtc")
     assert imported.get("cards") == original.get("cards")

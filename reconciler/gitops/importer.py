@@ -45,6 +45,7 @@ from sipctl.reconciler.dns_records import (
 )
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.asterisk import (
+    CHALLENGE_GUEST_ENDPOINT,
     DIALPLAN_FILE,
     HTTP_FILE,
     PARENTS,
@@ -392,6 +393,9 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     anonymous = pjsip.get("anonymous")
     if anonymous is not None and (_get(anonymous, "type") or "") == "endpoint":
         channel, context = "pjsip", _get(anonymous, "context")
+    challenged = pjsip.get(CHALLENGE_GUEST_ENDPOINT)  # unknown_callers: challenge
+    if anonymous is None and challenged is not None and _get(challenged, "type") == "endpoint":
+        channel, context = "pjsip", _get(challenged, "context")
     if channel is None or not context:
         raise SpecError(
             f"{target}:{config_dir}: no guest access found (neither allowguest=yes with "
@@ -419,6 +423,8 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
         "channel": channel,
         "guest_context": ours,
     }
+    if anonymous is None and challenged is not None and channel == "pjsip":
+        section["unknown_callers"] = "challenge"
     if route == "goto":
         section["route"] = "goto"
         if local_context:
@@ -587,7 +593,7 @@ def _sipctls_own(
     """What sipctl's own files (and its lines in http.conf) say beyond the guest context:
     video, the certificate, WebRTC over WSS, and whether sipctl defines the SIP transports.
     Adds to ``section`` (asterisk); returns the transports only Asterisk shows (wss)."""
-    guest = pjsip.get("anonymous") or []
+    guest = pjsip.get("anonymous") or pjsip.get(CHALLENGE_GUEST_ENDPOINT) or []
     codecs = {c.strip().lower() for c in (_get(guest, "allow") or "").split(",")}
     if codecs & VIDEO_CODECS:
         section["video"] = True
@@ -595,7 +601,10 @@ def _sipctls_own(
         name: lines for name, lines in pjsip.items() if _get(lines, "type") == "transport"
     }
     ours = ini_sections(files.get(PJSIP_OWN, ""))
-    if any(name.startswith("sipctl-") and name != "sipctl-wss" for name in ours):
+    if any(
+        name.startswith("sipctl-") and name != "sipctl-wss" and _get(lines, "type") == "transport"
+        for name, lines in ours.items()
+    ):
         section["manage_transports"] = True
     http = ini_sections(files.get(HTTP_FILE, "")).get("general", [])
     wss = any((_get(lines, "protocol") or "").lower() == "wss" for lines in transports.values())
