@@ -10,7 +10,7 @@ case-insensitive, RFC 3403), TXT strings quoted. This module is pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import dns.exception
 import dns.name
@@ -68,20 +68,38 @@ def in_zone(host: str, zone: str) -> bool:
     return name_of(absolute(host)).is_subdomain(name_of(absolute(zone)))
 
 
+@cache  # sipctl's own few prefixes
+def _relative(prefix: str) -> dns.name.Name:
+    return dns.name.from_text(prefix, origin=None)
+
+
+@lru_cache(maxsize=_RECENT)
+def _below(prefix: str, domain: str) -> str:
+    """``absolute(f"{prefix}.{domain}")`` for one of sipctl's own prefixes (plain lower-case
+    labels such as ``_sip._udp``): the domain's name is parsed once and the prefix's labels
+    are put before it by dnspython (which refuses a name that grows too long), so the names
+    of one domain cost one parse, not one each."""
+    parent = absolute(domain)
+    name = _relative(prefix).concatenate(name_of(parent))
+    text = f"{prefix}.{parent}"  # the prefix's labels need no escape: the name's own text
+    _NAMES.setdefault(text, name)
+    return text
+
+
 def srv_owner(transport: str, domain: str) -> str:
-    return absolute(f"{SRV_PREFIX[transport]}.{domain}")
+    return _below(SRV_PREFIX[transport], domain)
 
 
 def registry_owner(domain: str) -> str:
-    return absolute(f"{REGISTRY_PREFIX}.{domain}")
+    return _below(REGISTRY_PREFIX, domain)
 
 
 def lock_owner(domain: str) -> str:
-    return absolute(f"{LOCK_PREFIX}.{domain}")
+    return _below(LOCK_PREFIX, domain)
 
 
 def state_owner(domain: str) -> str:
-    return absolute(f"{STATE_PREFIX}.{domain}")
+    return _below(STATE_PREFIX, domain)
 
 
 def parse(rdtype: str, text: str) -> dns.rdata.Rdata:
@@ -95,24 +113,27 @@ def parse(rdtype: str, text: str) -> dns.rdata.Rdata:
     )
 
 
-def canonical(rdata: dns.rdata.Rdata, origin: dns.name.Name | None = None) -> str:
-    """The canonical text of one record (see the module docstring)."""
+def canonical(
+    rdata: dns.rdata.Rdata, origin: dns.name.Name | None = None, text: str | None = None
+) -> str:
+    """The canonical text of one record (see the module docstring). ``text``: the record's
+    own ``to_text()``, when the caller has made it already (a read keeps it as the exact
+    text), so that it is not made twice."""
+    if origin is not None:
+        text = None  # to_text() keeps relative names relative
     if isinstance(rdata, NAPTR):
         # bytes as they are: a live record may hold any byte (to_text escapes it as \DDD)
-        return _naptr_bytes_text(
-            rdata.order,
-            rdata.preference,
-            rdata.flags,
-            rdata.service,
-            rdata.regexp,
-            rdata.replacement.derelativize(origin or dns.name.root).to_text(),
-        )
+        return _naptr_fields_text(
+            rdata.order, rdata.preference, rdata.flags, rdata.service, rdata.regexp
+        ) + absolute(rdata.replacement.derelativize(origin or dns.name.root).to_text())
     if isinstance(rdata, SRV):
         target = rdata.target.derelativize(origin or dns.name.root).to_text()
         return srv_text(rdata.priority, rdata.weight, rdata.port, target)
     if isinstance(rdata, TXT):
         # one quoted string per character-string; to_text quotes and escapes them already
-        return rdata.to_text()
+        return text if text is not None else rdata.to_text()
+    if text is not None:  # without an origin, to_text() writes every name absolute
+        return text.lower()
     return rdata.to_text(origin=origin or dns.name.root, relativize=False).lower()
 
 
@@ -125,20 +146,19 @@ def naptr_text(
     order: int, preference: int, flags: str, service: str, regexp: str, replacement: str
 ) -> str:
     """The canonical text of a NAPTR sipctl renders (its fields are ASCII)."""
-    return _naptr_bytes_text(
-        order,
-        preference,
-        flags.encode("ascii"),
-        service.encode("ascii"),
-        regexp.encode("ascii"),
-        replacement,
-    )
+    return _naptr_fields_text(
+        order, preference, flags.encode("ascii"), service.encode("ascii"), regexp.encode("ascii")
+    ) + absolute(replacement)
 
 
 @lru_cache(maxsize=_RECENT)
-def _naptr_bytes_text(
-    order: int, preference: int, flags: bytes, service: bytes, regexp: bytes, replacement: str
+def _naptr_fields_text(
+    order: int, preference: int, flags: bytes, service: bytes, regexp: bytes
 ) -> str:
+    """A NAPTR's canonical text up to its replacement, which comes last (RFC 3403 4.1): as
+    dnspython writes the record with the root as replacement, that one dot taken off. The
+    fields are the same in every domain (only the replacement names the domain), so each
+    combination is written once per process."""
     # flags and service compare case-insensitively (RFC 3403); bytes.lower/upper touch only
     # ASCII letters, so any other byte stays what it was
     rdata = NAPTR(  # type: ignore[no-untyped-call]
@@ -149,9 +169,11 @@ def _naptr_bytes_text(
         flags.lower(),
         service.upper(),
         regexp,
-        dns.name.from_text(replacement.lower(), origin=dns.name.root),
+        dns.name.root,
     )
-    return rdata.to_text()
+    text: str = rdata.to_text()
+    assert text.endswith(" ."), text
+    return text[:-1]
 
 
 def shown_bytes(data: bytes) -> str:
@@ -165,6 +187,7 @@ def srv_text(priority: int, weight: int, port: int, target: str) -> str:
     return f"{priority} {weight} {port} {absolute(target)}"
 
 
+@lru_cache(maxsize=_RECENT)  # the registry's version marker is the same in every domain
 def txt_text(*strings: str) -> str:
     """A TXT record of the given character-strings, quoted and escaped."""
     rdata = TXT(dns.rdataclass.IN, dns.rdatatype.TXT, [s.encode("utf-8") for s in strings])

@@ -49,7 +49,7 @@ class LiveRrset:
     @classmethod
     def from_rdatas(cls, ttl: int, rdatas: Iterable[dns.rdata.Rdata]) -> LiveRrset:
         read_from = {r.to_text(): r for r in rdatas}
-        pairs = {(canonical(r), exact) for exact, r in read_from.items()}
+        pairs = {(canonical(r, text=exact), exact) for exact, r in read_from.items()}
         return cls(int(ttl), tuple(sorted(pairs)), read_from)
 
     def rdata(self, rdtype: str, exact: str) -> dns.rdata.Rdata:
