@@ -22,6 +22,7 @@ from sipctl.reconciler.dns_records import (
     parse,
     registry_hosts,
     registry_owner,
+    srv_owner,
 )
 from sipctl.reconciler.resources import Address, Kept, LiveState, Resource, Value
 
@@ -72,7 +73,7 @@ class LiveRrset:
 def base_names(domain: str) -> list[tuple[str, str]]:
     """The (owner, type) pairs read first: NAPTR, the three SRVs, the registry TXT."""
     names = [(absolute(domain), "NAPTR")]
-    names += [(absolute(f"{prefix}.{domain}"), "SRV") for prefix in SRV_PREFIX.values()]
+    names += [(srv_owner(transport, domain), "SRV") for transport in SRV_PREFIX]
     names.append((registry_owner(domain), "TXT"))
     return names
 

@@ -208,7 +208,13 @@ class Rfc2136Provider(Provider):
 
         def take(names: list[tuple[str, str]]) -> None:
             for owner, rdtype in names:
-                found = first.rrset(name_of(owner), dns.rdatatype.from_text(rdtype))
+                try:  # the records asked for are decoded only now
+                    found = first.rrset(name_of(owner), dns.rdatatype.from_text(rdtype))
+                except dns.exception.DNSException as exc:
+                    raise ProviderError(
+                        f"DNS server {self.host} port {self.port} sent an answer sipctl cannot use "
+                        f"({type(exc).__name__}: {exc})"
+                    ) from None
                 if found is not None:
                     answers[(owner, rdtype)] = LiveRrset.from_rdatas(*found)
 

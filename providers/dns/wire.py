@@ -221,25 +221,49 @@ class Answer:
 
 
 class _TransferRecords:
-    """The answer records of a transfer message, indexed by (owner, type) with only their
-    owner names decoded; a record's data is decoded by dnspython when its rrset is asked for.
-    The records of a transfer are files of the zone: each record apart, in order (the first
-    and the last are the SOA when the message holds the whole zone)."""
+    """The answer records of a transfer message, indexed by (owner, type) with only the
+    owner names asked for decoded; a record's data is decoded by dnspython when its rrset
+    is asked for. The records of a transfer are files of the zone: each record apart, in
+    order (the first and the last are the SOA when the message holds the whole zone).
+
+    An owner written as a pointer (the apex's records point at the question's name) is
+    decoded once per place pointed at. An owner whose first label is written out is
+    filed under that label (ASCII case folded, as names compare) and decoded only when an
+    owner with that first label is asked for: the zone's other names (www, mail, ...) are
+    never decoded."""
 
     def __init__(self, wire: bytes, records: list[tuple[int, int, int]]) -> None:
         self._wire = wire
         self.types = [rdtype for _, rdtype, _ in records]
-        names: dict[int, dns.name.Name] = {}
+        self._names: dict[int, dns.name.Name] = {}
         self._starts: dict[tuple[dns.name.Name, int], list[int]] = {}
+        self._by_label: dict[bytes, list[tuple[int, int]]] = {}
         for start, rdtype, _ in records[:-1]:  # the closing SOA repeats the opening one
-            pointer = wire[start] & 0xC0 == 0xC0
-            target = ((wire[start] & 0x3F) << 8 | wire[start + 1]) if pointer else start
-            owner = names.get(target)
-            if owner is None:
-                owner = names[target] = dns.name.from_wire(wire, target)[0]
-            self._starts.setdefault((owner, rdtype), []).append(start)
+            length = wire[start]
+            if length & 0xC0 == 0xC0:
+                owner = self._owner(((length & 0x3F) << 8) | wire[start + 1])
+                self._starts.setdefault((owner, rdtype), []).append(start)
+            else:
+                label = wire[start + 1 : start + 1 + length].lower()
+                self._by_label.setdefault(label, []).append((start, rdtype))
+
+    def _owner(self, at: int) -> dns.name.Name:
+        owner = self._names.get(at)
+        if owner is None:
+            owner = self._names[at] = dns.name.from_wire(self._wire, at)[0]
+        return owner
+
+    def _file(self, first_label: bytes) -> None:
+        """Decode the owners that begin with ``first_label`` and file their records."""
+        filed = self._by_label.pop(first_label.lower(), None)
+        for start, rdtype in filed or ():
+            starts = self._starts.setdefault((self._owner(start), rdtype), [])
+            starts.append(start)
+            starts.sort()  # in the order of the message, with those pointing at the name
 
     def rrset(self, owner: dns.name.Name, rdtype: int) -> tuple[int, list[dns.rdata.Rdata]] | None:
+        if owner.labels and self._by_label:
+            self._file(owner.labels[0])
         starts = self._starts.get((owner, rdtype))
         if starts is None:
             return None
