@@ -19,6 +19,7 @@ visible text). Each refusal names ``file:line:col``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -76,15 +77,15 @@ class SpecPositions:
     (the same pass, see _Builder).
     """
 
-    def __init__(self, known: dict[PathKey, Position], text: str | None = None) -> None:
-        self._known = known
+    def __init__(self, known: dict[PathKey, Position] | None, text: str | None = None) -> None:
+        self._known = known  # None: none recorded yet (a spec loaded the plain way)
         self._text = text  # None: ``known`` is complete
 
     def get(self, path: PathKey) -> Position | None:
-        if self._text is not None and _in_raw_section(path):
+        if self._text is not None and (self._known is None or _in_raw_section(path)):
             self._known = _all_positions(self._text)
             self._text = None
-        return self._known.get(path)
+        return self._known.get(path) if self._known is not None else None
 
 
 def _all_positions(text: str) -> dict[PathKey, Position]:
@@ -411,10 +412,94 @@ def _reader_error(text: str, source: str, exc: yaml.reader.ReaderError) -> str:
     )
 
 
+# A spec holding none of these characters has no anchor, alias, tag or merge key: the plain
+# way (``_plain_document``) may read it.
+_PLAIN_WAY_REFUSES = re.compile(r"[&*!]|<<")
+
+
+def _plain_document(text: str) -> Any:
+    """The data of ``text`` when it is a plain spec, else None (the caller then reads it the
+    marked way, ``_Builder``, which has the words for whatever is wrong).
+
+    Plain: one document, a mapping, no anchor, alias, tag or merge key, no duplicate key,
+    no character the text rule looks at, no value the constructor refuses, nested less than
+    MAX_DEPTH. libyaml composes it (in C, no event reaches Python) and PyYAML's resolver
+    and safe constructor make its scalars, as they do for ``_Builder``; no position is
+    recorded (``SpecPositions`` finds them when a message needs one). For such a text the
+    data is exactly ``_Builder``'s (proved over the loader's corpus of hostile texts in
+    tests/test_spec_loader.py): a spec that is fine costs half the parse."""
+    if _PLAIN_WAY_REFUSES.search(text) is not None:
+        return None
+    loader = yaml.CSafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if not isinstance(root, yaml.MappingNode):
+            return None
+        return _plain_mapping(loader, root, (), 1)
+    except Exception:  # _NotPlain, or anything the marked way is to word
+        return None
+    finally:
+        loader.dispose()
+
+
+class _NotPlain(Exception):
+    """The text is to be read the marked way."""
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _plain_mapping(loader: Any, node: Any, path: PathKey, depth: int) -> dict[Any, Any]:
+    if depth >= MAX_DEPTH:
+        raise _NotPlain
+    raw_keys = path == () or path[0] in _RAW_TEXT_SECTIONS
+    result: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        if type(key_node) is not yaml.ScalarNode:
+            raise _NotPlain
+        text = key_node.value
+        if FORBIDDEN_PATTERN.search(text) is not None:
+            raise _NotPlain
+        if raw_keys or key_node.tag == _STR_TAG:
+            key = text
+        else:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                key = str(text)
+        if key in result:
+            raise _NotPlain
+        result[key] = _plain_value(loader, value_node, (*path, key), depth)
+    return result
+
+
+def _plain_value(loader: Any, node: Any, path: PathKey, depth: int) -> Any:
+    kind = type(node)
+    if kind is yaml.ScalarNode:
+        value = node.value
+        if FORBIDDEN_PATTERN.search(value) is not None:
+            raise _NotPlain
+        tag = node.tag
+        if tag == _STR_TAG or (tag != _NULL_TAG and _raw_text_value(path)):
+            return str(value)
+        return loader.construct_object(node, deep=True)
+    if kind is yaml.MappingNode:
+        return _plain_mapping(loader, node, path, depth + 1)
+    if kind is yaml.SequenceNode:
+        if depth + 1 >= MAX_DEPTH:
+            raise _NotPlain
+        return [
+            _plain_value(loader, item, (*path, i), depth + 1) for i, item in enumerate(node.value)
+        ]
+    raise _NotPlain
+
+
 def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = None) -> LoadedSpec:
     """Parse and validate spec text; raise SpecError with one line per problem."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
         raise SpecError(f"{source}: the spec is larger than {MAX_SPEC_BYTES} bytes")
+    plain = _plain_document(text)
+    if plain is not None:
+        return _loaded(plain, text, source, base_dir, SpecPositions(None, text))
     builder = _Builder(source)
     try:
         data = builder.document(text)
@@ -440,7 +525,13 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
         raise SpecError(builder.problems[0], builder.problems)
     if not isinstance(data, dict):
         raise SpecError(f"{source}:1:1: the spec must be a mapping with 'version' and 'domain'")
-    positions = SpecPositions(builder.positions, text)
+    return _loaded(data, text, source, base_dir, SpecPositions(builder.positions, text))
+
+
+def _loaded(
+    data: dict[Any, Any], text: str, source: str, base_dir: Path | None, positions: SpecPositions
+) -> LoadedSpec:
+    """The LoadedSpec of a spec's data: no retired key in it, validated by the models."""
     from sipctl.schemas.retired import retired_keys
 
     retired = retired_keys(data, lambda path: _where(source, positions, path))

@@ -1,4 +1,9 @@
-"""The spec loader's short way through users is the general way, only faster.
+"""The spec loader's plain way, and its short way through users, are the general way, only
+faster.
+
+A spec without anchors, aliases, tags, merge keys, duplicates or characters to check is read
+the plain way (``_plain_document``: composed by libyaml in C, no position recorded); any
+other text goes the marked way, ``_Builder``.
 
 ``_Builder`` reads the entries of ``users`` in a loop of its own when name and extension are
 plain text, and records no position inside users and rooms (they are found by a second,
@@ -128,13 +133,32 @@ def test_the_short_way_builds_what_the_general_way_builds(path: Path) -> None:
             }
 
 
+def plain_outcome(text: str) -> tuple[Any, ...] | None:
+    """What the plain way makes of ``text`` (None: it leaves the text to the marked way)."""
+    data = loader._plain_document(text)
+    return None if data is None else ("built", repr(data), [], None)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_the_plain_way_builds_what_the_marked_way_builds(path: Path) -> None:
+    taken = 0
+    for text in variants(path.read_text()):
+        plain = plain_outcome(text)
+        if plain is not None:
+            taken += 1
+            assert plain == outcome(text, every_position=True), text
+    assert taken > 0, "the plain way reads a plain example"
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_loading_gives_the_same_messages_and_positions(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     texts = list(variants(path.read_text()))[::3]
     fast = [loaded_outcome(t) for t in texts]
-    # The general way: every position recorded while loading, as the loader did before.
+    # The general way: every text read the marked way, every position recorded while
+    # loading, as the loader did before.
+    monkeypatch.setattr(loader, "_plain_document", lambda _text: None)
     monkeypatch.setattr(loader, "_Builder", functools.partial(_Builder, every_position=True))
     assert fast == [loaded_outcome(t) for t in texts]
     assert {o[0] for o in fast} == {"refused", "loaded"}
@@ -156,3 +180,5 @@ def test_any_users_section_reads_alike(entries: list[tuple[str, str]], style: st
         users = "users: {" + ", ".join(f"{k}: {v}" for k, v in entries) + "}\n"
     text = f"version: 1\ndomain: mysite.ru\n{users}rooms: {{seminar: {{}}}}\n"
     assert outcome(text, every_position=False) == outcome(text, every_position=True)
+    plain = plain_outcome(text)
+    assert plain is None or plain == outcome(text, every_position=True)

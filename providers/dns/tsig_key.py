@@ -129,12 +129,11 @@ class TsigKey:
             return None
         if self._ring is not None:
             return self._ring
-        where = self._loaded.where(("dns", "tsig"))
         if tsig.secret_env is not None:
             secret = self._ctx.env.get(tsig.secret_env, "").strip()
             if not secret:
                 raise ProviderError(
-                    f"{where}: the TSIG secret is missing: set the environment variable "
+                    f"{self._where()}: the TSIG secret is missing: set the environment variable "
                     f"{tsig.secret_env} to the base64 secret of key {tsig.name!r}"
                 )
         else:
@@ -145,18 +144,20 @@ class TsigKey:
                 secret = path.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ProviderError(
-                    f"{where}: cannot read the TSIG secret file {path}: {exc.strerror}"
+                    f"{self._where()}: cannot read the TSIG secret file {path}: {exc.strerror}"
                 ) from None
             found = _BIND_KEY_SECRET.search(secret)  # also accept a BIND key file
             if found:
-                self._key = _named_key(secret, self._key or (tsig.name, tsig.algorithm), where)
+                self._key = _named_key(
+                    secret, self._key or (tsig.name, tsig.algorithm), self._where()
+                )
                 secret = found.group(1)
             if mode & 0o044:
                 readers = " and ".join(
                     who for bit, who in ((0o040, "group"), (0o004, "others")) if mode & bit
                 )
                 self.notes.append(
-                    f"{where}: the TSIG secret file {path} is readable by {readers} "
+                    f"{self._where()}: the TSIG secret file {path} is readable by {readers} "
                     f"(mode {stat.S_IMODE(mode):04o}); anyone who reads it can change the zone: "
                     f"chmod 600 {path}"
                 )
@@ -166,19 +167,23 @@ class TsigKey:
         made = _MADE.get((name, algorithm, secret))
         if made is None:
             made = _MADE.setdefault(
-                (name, algorithm, secret), self._make(name, algorithm, secret, where, source)
+                (name, algorithm, secret), self._make(name, algorithm, secret, source)
             )
         self._made, self._ring = made, made.ring
         return self._ring
 
-    @staticmethod
-    def _make(name: str, algorithm: str, secret: str, where: str, source: str) -> _Made:
+    def _where(self) -> str:
+        """Where the spec names the key (found only for a message: it may read the spec
+        again for its positions)."""
+        return self._loaded.where(("dns", "tsig"))
+
+    def _make(self, name: str, algorithm: str, secret: str, source: str) -> _Made:
         """The keyring of a key not made before in this process; its secret checked."""
         if not _is_strict_base64(secret):
             # dnspython's decoder skips characters outside the alphabet: a typo would make
             # a different key, and the server's BADSIG would say nothing about why.
             raise ProviderError(
-                f"{where}: the TSIG secret of key {name!r} (from {source}) is not valid "
+                f"{self._where()}: the TSIG secret of key {name!r} (from {source}) is not valid "
                 "base64: only A-Z, a-z, 0-9, '+' and '/', '=' padding at the end, a multiple "
                 "of 4 characters (copy it from the 'secret' of the server's key file)"
             )
@@ -186,6 +191,6 @@ class TsigKey:
             return _Made(dns.tsigkeyring.from_text({name: (algorithm, secret)}))
         except (ValueError, dns.exception.DNSException):
             raise ProviderError(
-                f"{where}: the TSIG key {name!r} ({algorithm}) from {source} cannot be used: "
-                "check its algorithm and that the secret is base64"
+                f"{self._where()}: the TSIG key {name!r} ({algorithm}) from {source} cannot be "
+                "used: check its algorithm and that the secret is base64"
             ) from None
