@@ -107,17 +107,20 @@ def test_audit_of_a_hosted_pbx_spec_sends_the_provider_nothing(
     assert provider.requests == []
 
 
-@pytest.mark.bind
-def test_audit_names_and_skips_an_address_that_is_not_the_pbx(
-    bind: BindServer, zone: str, provider: Responder
-) -> None:
-    # the PBX is a dir: target and a declared server at 192.0.2.10; the DNS says 127.0.0.7
-    loaded = load_spec_text(
+def _spec_with_a_pbx(zone: str) -> LoadedSpec:
+    """The PBX is a dir: target and a declared server at 192.0.2.10; the DNS says 127.0.0.7."""
+    return load_spec_text(
         f"version: 1\ndomain: {zone}\nusers: {{director: 105}}\n"
         f"servers: [{{host: pbx.{zone}, ipv4: [192.0.2.10]}}]\n"
         "asterisk: {target: 'dir:/nonexistent-pbx'}\n"
     )
-    report = run_audit(loaded, bind.server, limits=LIMITS)
+
+
+@pytest.mark.bind
+def test_audit_names_and_skips_an_address_that_is_not_the_pbx(
+    bind: BindServer, zone: str, provider: Responder
+) -> None:
+    report = run_audit(_spec_with_a_pbx(zone), bind.server, limits=LIMITS)
     refused = [e for e in report.errors if "is not an address of this spec's PBX" in e]
     assert refused and all(OTHER in e for e in refused), report.errors
     assert provider.requests == []
@@ -127,12 +130,7 @@ def test_audit_names_and_skips_an_address_that_is_not_the_pbx(
 def test_verify_of_a_spec_with_a_pbx_asks_only_that_pbx(
     bind: BindServer, zone: str, provider: Responder
 ) -> None:
-    loaded = load_spec_text(
-        f"version: 1\ndomain: {zone}\nusers: {{director: 105}}\n"
-        f"servers: [{{host: pbx.{zone}, ipv4: [192.0.2.10]}}]\n"
-        "asterisk: {target: 'dir:/nonexistent-pbx'}\n"
-    )
-    report = run_verify(loaded, bind.server, timeout=1.0)
+    report = run_verify(_spec_with_a_pbx(zone), bind.server, timeout=1.0)
     assert any("is not an address of this spec's PBX" in n for n in report.notes), report.notes
     assert report.probes == []
     assert provider.requests == []
