@@ -32,6 +32,7 @@ from fixtures.bind import BindServer
 from fixtures.sip_client import AUDIO_OFFER, VIDEO_OFFER, SipCaller, SipResult
 
 from sipctl.cli import run
+from sipctl.providers.asterisk.rooms import parse_confbridge_list
 
 pytestmark = pytest.mark.asterisk
 
@@ -69,11 +70,8 @@ def _call_in_thread(
 
 
 def _room_members(pbx: AsteriskInstance, room: str) -> int:
-    for line in pbx.rx("confbridge list").splitlines():
-        words = line.split()
-        if words and words[0] == room:
-            return int(words[1])
-    return 0
+    facts = parse_confbridge_list(pbx.rx("confbridge list")).get(room)
+    return facts.members if facts is not None else 0
 
 
 def _wait_members(pbx: AsteriskInstance, room: str, count: int, timeout: float = 8.0) -> None:

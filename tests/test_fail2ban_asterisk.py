@@ -18,7 +18,6 @@ import random
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fixtures.asterisk import MODULES, AsteriskInstance, running_asterisk
 from fixtures.common import require
+from fixtures.fail2ban_reader import fail2ban_regex
 from fixtures.sip_client import SipCaller
 
 from sipctl.reconciler.render.asterisk import desired_files, include_line
@@ -289,21 +289,6 @@ def _is_failure_line(line: str) -> bool:
 
 
 # -- fail2ban-regex ---------------------------------------------------------------------------------
-
-
-def fail2ban_regex(log: Path, filter_file: Path) -> list[str]:
-    program = shutil.which("fail2ban-regex")
-    require(program is not None, "fail2ban-regex (package fail2ban)")
-    assert program is not None
-    done = subprocess.run(
-        [program, "-o", "ip", str(log), str(filter_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout.split()
 
 
 @pytest.fixture

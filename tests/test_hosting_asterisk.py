@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import socket
 import struct
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,10 +24,11 @@ import pytest
 import yaml
 from asterisk_helpers import apply_spec, pending_changes
 from fixtures.asterisk import AsteriskInstance, running_asterisk
-from fixtures.common import require
+from fixtures.fail2ban_reader import fail2ban_regex
 from fixtures.rtp_phone import AnsweringPhone
 from fixtures.sip_client import SipCaller
 
+from sipctl.providers.asterisk.rooms import parse_confbridge_list
 from sipctl.reconciler.render.fail2ban import HOSTING_FILTER_TEXT
 
 pytestmark = pytest.mark.asterisk
@@ -245,28 +244,13 @@ def test_the_filter_takes_the_callers_address_from_the_real_lines(
     log.write_text(text)
     filter_file = tmp_path / "sipctl-asterisk.conf"
     filter_file.write_text(HOSTING_FILTER_TEXT)
-    program = shutil.which("fail2ban-regex")
-    require(program is not None, "fail2ban-regex (package fail2ban)")
-    assert program is not None
-    done = subprocess.run(
-        [program, "-o", "ip", str(log), str(filter_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.split() == ["127.0.0.1"] * 3, done.stdout
+    assert fail2ban_regex(log, filter_file) == ["127.0.0.1"] * 3
 
 
 def _conferences(pbx: AsteriskInstance) -> dict[str, int]:
     """``confbridge list``: each conference's name and how many are in it."""
-    found: dict[str, int] = {}
-    for line in pbx.rx("confbridge list").splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[1].isdigit():
-            found[words[0]] = int(words[1])
-    return found
+    rooms = parse_confbridge_list(pbx.rx("confbridge list"))
+    return {name: facts.members for name, facts in rooms.items()}
 
 
 def _join_in_thread(pbx: AsteriskInstance, room: str, domain: str) -> threading.Thread:

@@ -17,7 +17,6 @@ import http.server
 import os
 import re
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from fixtures.asterisk import (
 )
 from fixtures.certs import WSS_HOST, spki_pin
 from fixtures.common import REPO, free_port, require
+from fixtures.fail2ban_reader import fail2ban_regex
 from fixtures.rtp_phone import AnsweringPhone
 
 from sipctl.reconciler.render.fail2ban import FILTER_TEXT
@@ -141,19 +141,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
-
-
-def fail2ban_regex(log: Path, filter_file: Path) -> list[str]:
-    """The addresses fail2ban-regex finds in ``log`` with ``filter_file``."""
-    program = shutil.which("fail2ban-regex")
-    require(program is not None, "fail2ban-regex (package fail2ban)")
-    assert program is not None
-    done = subprocess.run(
-        [program, "-o", "ip", str(log), str(filter_file)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout.split()
 
 
 def status_of(driver: Any) -> str:
