@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -48,6 +49,48 @@ def test_the_example_host_imports_as_files_that_plan_no_changes(
         assert customer["users"]["director"] == str(example["users"]["director"])
         assert "transports" not in customer and "servers" not in customer  # the host's
         assert customer.get("rooms") == example.get("rooms")
+
+
+def test_a_host_with_customers_pages_imports_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The host's web root and each customer's page (title, names, the cards' names)."""
+    from test_hosting_page import HOST, _customer
+
+    monkeypatch.chdir(tmp_path)
+    zone = "state/{}.example.zone"
+    pages = {"a": {"title": "Call A"}, "b": {"title": "Call B", "names": ["meeting"]}}
+    # absolute places: the page's record names its files by the place as the spec writes it
+    host = {**HOST, "webrtc": {**HOST["webrtc"], "publish": f"dir:{tmp_path}/state/web:/call"}}
+    host["asterisk"] = {**HOST["asterisk"], "target": f"dir:{tmp_path}/state/pbx1"}
+    files: dict[str, Any] = {"pbx1.yaml": host}
+    for name in ("a", "b", "c"):
+        dns = {"provider": "zonefile", "file": zone.format(name), "create_file": True}
+        extra: dict[str, Any] = {"dns": dns}
+        if name in pages:
+            extra["webrtc"] = {"page": pages[name]}
+        if name == "a":
+            extra["cards"] = {"organization": "A Ltd", "names": {"director": "Anna"}}
+        files[f"{name}.yaml"] = _customer(name, **extra)
+    for file, data in files.items():
+        (tmp_path / file).write_text(yaml.safe_dump(data, sort_keys=False))
+    assert run(["apply", "-f", ".", "--auto-approve", "--no-verify"]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    args = ["import", "--domain", "pbx1.hoster.example", "--asterisk", f"dir:{tmp_path}/state/pbx1"]
+    code = run([*args, "--dns", "zonefile:state/{domain}.zone", "--out", "imported"])
+    said = capsys.readouterr()
+    assert code == 0, said.out + said.err
+    assert said.err.count("A plan of it shows no changes.") == 4, said.err
+    imported = yaml.safe_load(Path("imported/pbx1.yaml").read_text())
+    assert imported["webrtc"] == {
+        "host": "wss.hoster.example",
+        "publish": f"dir:{tmp_path}/state/web:/call",
+    }
+    a = yaml.safe_load(Path("imported/a.example.yaml").read_text())
+    assert a["webrtc"]["page"]["title"] == "Call A" and a["cards"] == files["a.yaml"]["cards"]
+    b = yaml.safe_load(Path("imported/b.example.yaml").read_text())
+    assert b["webrtc"]["page"] == {"names": ["meeting"], "title": "Call B"}
+    assert "webrtc" not in yaml.safe_load(Path("imported/c.example.yaml").read_text())
 
 
 def test_a_host_is_imported_into_a_directory_and_each_zone_is_named(

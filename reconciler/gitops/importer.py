@@ -771,8 +771,6 @@ def read_webrtc(
     """The ``webrtc`` section of the page sipctl published: where (sipctl's record of it on
     the PBX), and its title, names and host (the published index.html). Empty data when
     sipctl published none."""
-    import html
-
     from sipctl.providers.webrtc_page import host_record_path, parse_record
 
     result = Imported({})
@@ -782,25 +780,74 @@ def read_webrtc(
     if index is None:
         return result
     place = index.removesuffix("/index.html")
+    found = _read_page(index, ssh, ctx, result)
+    if found is None:
+        return result
+    page, server, cards = found
+    section: dict[str, Any] = {"page": page, "publish": place}
+    if server is not None:
+        section["host"] = server
+    result.data = {"webrtc": section}
+    if cards:
+        result.data["cards"] = cards
+    result.notes.append(f"the click-to-call page is the one sipctl published at {place}")
+    return result
+
+
+def read_host_webrtc(
+    target: str, config_dir: str, domain: str, pbx: Imported, ssh: Ssh | None, ctx: RunContext
+) -> None:
+    """A host's web root and each customer's page, as the host published them (its record
+    on the PBX lists ``<root>/<customer domain>/index.html``): the host's ``webrtc`` (host,
+    publish) into ``pbx.data``, each customer's page and cards into ``pbx.customers``."""
+    from sipctl.providers.webrtc_page import host_record_path, parse_record
+
+    path = host_record_path(config_dir, domain)
+    raw = ctx.transports.get(target, ssh).read_files([path])[path].content
+    indexes = [name for name in parse_record(raw) if name.endswith("/index.html")]
+    section: dict[str, Any] = {}
+    for index in indexes:
+        root, _, customer = index.removesuffix("/index.html").rpartition("/")
+        if customer not in pbx.customers:
+            pbx.gaps.append(f"the page {index} is of no customer of this host")
+            continue
+        found = _read_page(index, ssh, ctx, pbx)
+        if found is None:
+            continue
+        page, server, cards = found
+        section["publish"] = root
+        if server is not None:
+            section["host"] = server
+        pbx.customers[customer]["webrtc"] = {"page": page}
+        if cards:
+            pbx.customers[customer]["cards"] = cards
+    if section:
+        pbx.data["webrtc"] = section
+        pbx.notes.append(
+            f"the customers' pages are the ones sipctl published at {section['publish']}"
+        )
+
+
+def _read_page(
+    index: str, ssh: Ssh | None, ctx: RunContext, result: Imported
+) -> tuple[dict[str, Any], str | None, dict[str, Any]] | None:
+    """A published page's ``webrtc.page``, the host it connects to, and its ``cards``;
+    None (and a gap) when it is gone."""
+    import html
+
     page_target, page_path = split_publish(index)
     found = ctx.transports.get(page_target, ssh).read_files([page_path])[page_path]
     if not found.exists:
+        place = index.removesuffix("/index.html")
         result.gaps.append(f"the page sipctl published at {place} is gone ({index})")
-        return result
+        return None
     text = found.text()
     title, server = _PAGE_TITLE.search(text), _PAGE_SERVER.search(text)
     page: dict[str, Any] = {"names": [html.unescape(n) for n in _PAGE_NAME.findall(text)]}
     if title is not None:
         page["title"] = html.unescape(title.group(1))
-    section: dict[str, Any] = {"page": page, "publish": place}
-    if server is not None:
-        section["host"] = server.group(1)
-    result.data = {"webrtc": section}
     cards = _published_cards(ctx.transports.get(page_target, ssh), page_path, page["names"])
-    if cards:
-        result.data["cards"] = cards
-    result.notes.append(f"the click-to-call page is the one sipctl published at {place}")
-    return result
+    return page, server.group(1) if server is not None else None, cards
 
 
 def _published_cards(transport: Any, index_path: str, names: list[str]) -> dict[str, Any]:
@@ -932,8 +979,9 @@ def host_files(
             data["transports"] = found.data["transports"]
             data["servers"] = found.data["servers"]
         data["users"] = part["users"]
-        if part.get("rooms"):
-            data["rooms"] = part["rooms"]
+        for key in ("rooms", "webrtc", "cards"):
+            if part.get(key):
+                data[key] = part[key]
         data["dns"] = found.data["dns"]
         files[customer] = Imported(data, found.gaps, found.notes)
     return files

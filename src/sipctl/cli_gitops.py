@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from sipctl.reconciler.engine import PlanRun
     from sipctl.reconciler.gitops.importer import Imported
     from sipctl.schemas.loader import LoadedSpec
+    from sipctl.schemas.spec import Ssh
 
 from sipctl.cli_common import (
     load_checked,
@@ -200,7 +201,8 @@ def import_(
         pbx = importer.read_asterisk(asterisk, config_dir, ssh, ctx) if asterisk else None
         if pbx is not None and pbx.customers:
             # A host of several customer domains: a host file and one per customer.
-            written = _import_host(console, ctx, domain, dns_url, pbx, out, adopt)
+            where = (asterisk or "", config_dir, ssh)
+            written = _import_host(console, ctx, domain, dns_url, pbx, where, out, adopt)
         else:
             found = importer.read_dns(domain, dns_url, ctx, Path.cwd())
             _relative_zone_file(found, base_dir if out is not None else None)
@@ -256,6 +258,7 @@ def _import_host(
     domain: str,
     dns_url: str,
     pbx: Imported,
+    where: tuple[str, str, Ssh],
     out: Path | None,
     adopt: bool,
 ) -> dict[Path, list[str]]:
@@ -264,6 +267,7 @@ def _import_host(
     with what blocks its apply."""
     from sipctl.reconciler.gitops import importer
 
+    target, config_dir, ssh = where
     count = len(pbx.customers)
     if out is None or (out.exists() and not out.is_dir()):
         raise SpecError(
@@ -276,17 +280,21 @@ def _import_host(
             "without it: review the files, then 'sipctl apply -f DIR'"
         )
     out.mkdir(parents=True, exist_ok=True)
+    if "wss" in pbx.data.get("transports", {}):
+        importer.read_host_webrtc(target, config_dir, domain, pbx, ssh, ctx)
     customers_dns = {}
     for customer in pbx.customers:
         url = importer.hosting_dns_url(dns_url, customer, count)
         customers_dns[customer] = importer.read_dns(customer, url, ctx, Path.cwd())
         _relative_zone_file(customers_dns[customer], out.resolve())
     files = importer.host_files(domain, pbx, customers_dns)
-    section = files[importer.host_name(domain)].data["asterisk"]
-    if section["target"].startswith("dir:") and not Path(section["target"][4:]).is_absolute():
-        # a dir: target is read from the spec's directory: named from where it is written
-        place = os.path.relpath(Path.cwd() / section["target"][4:], out.resolve())
-        section["target"] = f"dir:{place}"
+    host = files[importer.host_name(domain)].data
+    host["asterisk"]["target"] = _moved_target(host["asterisk"]["target"], out)
+    if "webrtc" in host and "publish" in host["webrtc"]:
+        from sipctl.schemas.values import split_publish
+
+        root, under = split_publish(host["webrtc"]["publish"])
+        host["webrtc"]["publish"] = f"{_moved_target(root, out)}:{under}"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     written: dict[Path, list[str]] = {}
     for stem, found in files.items():
@@ -308,6 +316,14 @@ def _import_host(
             console.warn(f"{path}: the spec cannot express this, so a plan will show it: {gap}")
     console.info(f"Wrote {len(written)} files into {out}: a host file and {count} customer(s).")
     return written
+
+
+def _moved_target(target: str, out: Path) -> str:
+    """A relative ``dir:`` target read from here, named from ``out`` (a spec's dir: target
+    is read from the spec's directory)."""
+    if not target.startswith("dir:") or Path(target[4:]).is_absolute():
+        return target
+    return "dir:" + os.path.relpath(Path.cwd() / target[4:], out.resolve())
 
 
 def _check_import(console: Console, loaded: LoadedSpec, adopt: bool, blockers: list[str]) -> None:
