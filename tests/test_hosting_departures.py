@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from sipctl.reconciler.departures import customers_entry
 from sipctl.schemas.loader import load_spec_text
 
-_NAME = st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True)
+# A DNS label (a TSIG key name, a profile entry): no hyphen at either end.
+_NAME = st.from_regex(r"[a-z](?:[a-z0-9-]{0,9}[a-z0-9])?", fullmatch=True)
 _ENV = st.from_regex(r"[A-Z][A-Z0-9_]{0,15}", fullmatch=True)
 _OPTIONS: dict[str, st.SearchStrategy[Any]] = {
     "zone": st.sampled_from(["a.b.example", "b.example"]),
