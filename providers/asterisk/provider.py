@@ -58,6 +58,7 @@ from sipctl.providers.webrtc_page import host_record_path, unmanaged_page_note
 from sipctl.reconciler.asterisk_conf import parse_sections
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.asterisk import (
+    CHALLENGE_GUEST_IDENTIFY,
     DIALPLAN_FILE,
     GLOBAL_ADDRESS,
     GUEST_ENDPOINT,
@@ -72,6 +73,7 @@ from sipctl.reconciler.render.asterisk import (
     SIP_FILE,
     WSS_TRANSPORT,
     address_families,
+    challenge_identify_wanted,
     encrypts_media,
     file_address,
     file_value,
@@ -542,6 +544,8 @@ class AsteriskProvider(Provider):
             checks.append(f"dialplan show {section.guest_context}")
         if RELOAD_PJSIP in reloads:
             checks.append(f"pjsip show endpoint {guest_endpoint(section)}")
+            if challenge_identify_wanted(self._loaded.spec):
+                checks.append(f"pjsip show identify {CHALLENGE_GUEST_IDENTIFY}")
             if section.manage_transports or self._loaded.spec.transports.wss is not None:
                 checks.append("pjsip show transports")
         if RELOAD_RTP in reloads:
@@ -591,6 +595,14 @@ class AsteriskProvider(Provider):
                 )
             if not present and context is not None:
                 return f"Asterisk still has the {guest_endpoint(section)} endpoint after removal"
+        taken = "match_request_uri" in answer.output and "Unable to find" not in answer.output
+        if answer.cli.startswith("pjsip show identify ") and present and not taken:
+            return (
+                f"Asterisk did not take the guests' identify section ('{answer.cli}' says: "
+                f"{answer.words()[:200]}): every guest would be challenged. "
+                "unknown_callers: challenge needs match_request_uri (Asterisk 18.23, 20.8, "
+                "21.3 or later, res_pjsip_endpoint_identifier_ip loaded)"
+            )
         if answer.cli == "rtp show settings":
             ports = (
                 parse_setting(answer.output, "Port start"),

@@ -206,6 +206,17 @@ def _guest_endpoint_lines(section: Asterisk, codecs: str) -> list[str]:
     ]
 
 
+def challenge_identify_wanted(spec: Spec) -> bool:
+    """Whether the spec's pjsip_sipctl.conf holds the guests' identify section."""
+    section = spec.asterisk
+    return (
+        section is not None
+        and section.unknown_callers == "challenge"
+        and section.ensure == "present"
+        and bool(spec.users or spec.rooms)
+    )
+
+
 def _challenge_identify_lines(spec: Spec) -> list[str]:
     """``unknown_callers: challenge``: the guest endpoint is found by the request URI naming
     a declared name (res_pjsip_endpoint_identifier_ip's request_uri identifier), so any other
