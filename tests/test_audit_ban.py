@@ -9,8 +9,7 @@ own, applied by the fail2ban layer; the wrong calls are real calls Asterisk logs
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,9 @@ import yaml
 from asterisk_helpers import USERS, apply_spec
 from fixtures import host_profile
 from fixtures.asterisk import AsteriskInstance, running_asterisk
+from fixtures.fail2ban_server import Fail2banServer, start_fail2ban, stock_config
 from fixtures.netns import Netns, Veth, delete_netns, make_netns, veth
-from test_fail2ban_jail import _config_dir, _plan_and_apply
+from test_fail2ban_jail import _plan_and_apply
 
 from sipctl.providers.base import RunContext
 from sipctl.reconciler.audit.ban_test import run_ban_test
@@ -48,16 +48,20 @@ class BanLab:
         return subprocess.run([*self.command, *args], capture_output=True, text=True, check=check)
 
 
+def client_words(work: Path) -> list[str]:
+    """fail2ban-client of the lab's server (known before it starts: the host profile)."""
+    return ["fail2ban-client", "-s", str(work / "sock"), "-c", str(work / "conf")]
+
+
 @contextmanager
 def ban_lab(tmp_path: Path, **fail2ban: Any) -> Iterator[BanLab]:
     """Asterisk and fail2ban-server in a server namespace, the Asterisk and fail2ban layers
     applied by sipctl (``fail2ban``: more of its spec section); all stopped at the end."""
     server, client = make_netns(), make_netns()
-    f2b: subprocess.Popen[bytes] | None = None
-    command = f"fail2ban-client -s {tmp_path / 'sock'} -c {tmp_path / 'conf'}"
+    f2b: Fail2banServer | None = None
     try:
         link = veth(server, client)
-        _config_dir(tmp_path / "conf")
+        stock_config(tmp_path / "conf")
         with running_asterisk(netns=server, bind_address=link.a_ip) as pbx:
             data = {
                 "version": 1,
@@ -73,17 +77,16 @@ def ban_lab(tmp_path: Path, **fail2ban: Any) -> Iterator[BanLab]:
                     **fail2ban,
                 },
             }
-            host_profile.add("fail2ban", command.split())
+            host_profile.add("fail2ban", client_words(tmp_path))
             spec = tmp_path / "sipctl.yaml"
             spec.write_text(yaml.safe_dump(data, sort_keys=False))
             apply_spec(spec)
-            f2b = _start_fail2ban(server.argv, tmp_path, command)
+            f2b = start_fail2ban(server.argv, tmp_path / "conf", tmp_path)
             _plan_and_apply(load_spec(spec), tmp_path)
-            yield BanLab(pbx, link, client, command.split(), spec)
+            yield BanLab(pbx, link, client, f2b.client, spec)
     finally:
         if f2b is not None:
-            subprocess.run([*command.split(), "stop"], capture_output=True, check=False)
-            f2b.wait(timeout=10)
+            f2b.stop()
         delete_netns(client)
         delete_netns(server)
 
@@ -122,28 +125,6 @@ def test_wrong_calls_get_the_prober_banned_and_sipctl_lifts_the_ban(tmp_path: Pa
     assert any(f"{client_ip} banned" in c for c in report.checks), text
     assert any("unbanned, the PBX answers it again" in c for c in report.checks), text
     assert "Total banned:\t1" in status and client_ip not in status.split("Banned IP list:")[1]
-
-
-def _start_fail2ban(
-    argv: Callable[..., list[str]], work: Path, command: str
-) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        argv(
-            "fail2ban-server", "-f", "-x", "-s", str(work / "sock"), "-p", str(work / "pid"),
-            "-c", str(work / "conf"), "--logtarget", str(work / "fail2ban.log"),
-        ),
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        ping = subprocess.run(
-            [*command.split(), "ping"], capture_output=True, text=True, check=False
-        )
-        if "pong" in ping.stdout:
-            return server
-        time.sleep(0.05)
-    server.kill()
-    raise AssertionError("fail2ban-server did not start")
 
 
 def test_a_banned_prober_is_told_it_is_banned_not_that_nothing_listens(tmp_path: Path) -> None:

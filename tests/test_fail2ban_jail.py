@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from fixtures import host_profile
 from fixtures.common import REPO, require
+from fixtures.fail2ban_server import Fail2banServer, start_fail2ban, stock_config
 from fixtures.netns import Netns, Veth, delete_netns, make_netns, veth
 from fixtures.sshd import SshServer
 
@@ -39,7 +40,6 @@ from sipctl.schemas.loader import LoadedSpec, load_spec
 
 pytestmark = pytest.mark.netns
 
-STOCK = Path("/etc/fail2ban")
 MAXRETRY = 3
 JAIL = "sipctl-asterisk"
 
@@ -121,21 +121,6 @@ class Fail2banHost:
         return self.client_run("status", JAIL)
 
 
-def _config_dir(conf: Path) -> None:
-    """The stock configuration without any jail, a database in memory, ignoreself off."""
-    require(STOCK.is_dir(), "/etc/fail2ban (package fail2ban)")
-    conf.mkdir()
-    for name in ("fail2ban.conf", "jail.conf"):
-        shutil.copy(STOCK / name, conf / name)
-    for paths in STOCK.glob("paths-*.conf"):
-        shutil.copy(paths, conf / paths.name)
-    shutil.copytree(STOCK / "action.d", conf / "action.d")
-    (conf / "filter.d").mkdir()
-    (conf / "jail.d").mkdir()
-    (conf / "fail2ban.local").write_text("[Definition]\ndbfile = :memory:\nloglevel = INFO\n")
-    (conf / "jail.local").write_text("[DEFAULT]\nignoreself = false\n")
-
-
 @pytest.fixture(scope="module", params=["iptables", "nftables"])
 def f2b(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -144,53 +129,18 @@ def f2b(
     for program in ("fail2ban-server", "fail2ban-client", "iptables", "ip6tables", "nft"):
         require(shutil.which(program) is not None, program)
     work = tmp_path_factory.mktemp(f"f2b-{backend}")
-    _config_dir(work / "conf")
+    stock_config(work / "conf")
     (work / "messages").touch()
     ns = make_netns()
     client = make_netns()
-    server: subprocess.Popen[bytes] | None = None
+    server: Fail2banServer | None = None
     try:
         link = veth(ns, client)
-        # The server runs in the namespace, so its ban actions change only the namespace's
-        # rules; the client talks to it through the socket file from anywhere.
-        server = subprocess.Popen(
-            ns.argv(
-                "fail2ban-server", "-f", "-x",
-                "-s", str(work / "sock"), "-p", str(work / "pid"), "-c", str(work / "conf"),
-                "--logtarget", str(work / "fail2ban.log"),
-            ),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        host = Fail2banHost(ns, client, link, work, server, backend)
-        deadline = time.monotonic() + 15
-        while True:
-            ping = subprocess.run(
-                [*host.client_command.split(), "ping"], capture_output=True, text=True, check=False
-            )
-            if "pong" in ping.stdout:
-                break
-            if time.monotonic() > deadline or server.poll() is not None:
-                log = (
-                    (work / "fail2ban.log").read_text() if (work / "fail2ban.log").exists() else ""
-                )
-                pytest.fail(f"fail2ban-server did not start: {ping.stderr}\n{log}")
-            time.sleep(0.05)
-        yield host
+        server = start_fail2ban(ns.argv, work / "conf", work)
+        yield Fail2banHost(ns, client, link, work, server.process, backend)
     finally:
         if server is not None:
-            subprocess.run(
-                ["fail2ban-client", "-s", str(work / "sock"), "stop"],
-                capture_output=True,
-                timeout=30,
-                check=False,
-            )
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+            server.stop()
         delete_netns(client)
         delete_netns(ns)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from fixtures import host_profile
 from fixtures.common import require
+from fixtures.fail2ban_server import Fail2banServer, start_fail2ban, stock_config
 from fixtures.netns import Netns, Veth, delete_netns, make_netns, veth
 from fixtures.sshd import SshServer, make_key, start_sshd
 
@@ -35,7 +36,6 @@ from sipctl.schemas.loader import LoadedSpec, load_spec
 
 pytestmark = pytest.mark.netns
 
-STOCK = Path("/etc/fail2ban")
 MAXRETRY = 3
 SSH_PORT = 2222
 
@@ -116,16 +116,7 @@ def sshd_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdHost]:
         require(shutil.which(program) is not None, program)
     work = tmp_path_factory.mktemp("f2b-sshd")
     conf = work / "conf"
-    conf.mkdir()
-    for name in ("fail2ban.conf", "jail.conf", *(p.name for p in STOCK.glob("paths-*.conf"))):
-        shutil.copy(STOCK / name, conf / name)
-    shutil.copytree(STOCK / "action.d", conf / "action.d")
-    (conf / "filter.d").mkdir()
-    for name in ("sshd.conf", "common.conf"):
-        shutil.copy(STOCK / "filter.d" / name, conf / "filter.d" / name)
-    (conf / "jail.d").mkdir()
-    (conf / "fail2ban.local").write_text("[Definition]\ndbfile = :memory:\nloglevel = INFO\n")
-    (conf / "jail.local").write_text("[DEFAULT]\nignoreself = false\n")
+    stock_config(conf, filters=("sshd.conf", "common.conf"))
     auth_log = work / "auth.log"
     auth_log.touch()
     (work / "messages").touch()
@@ -135,40 +126,18 @@ def sshd_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdHost]:
     make_key(work / "stranger")
     ns, client = make_netns(), make_netns()
     stop = threading.Event()
-    server: subprocess.Popen[bytes] | None = None
+    server: Fail2banServer | None = None
     sshd: SshServer | None = None
     try:
         link = veth(ns, client)
         sshd = start_sshd(link.a_ip, SSH_PORT, netns=ns.name, workdir=work / "sshd")
         threading.Thread(target=_as_syslog, args=(sshd.log, auth_log, stop), daemon=True).start()
-        server = subprocess.Popen(
-            ns.argv(
-                "fail2ban-server", "-f", "-x", "-s", str(work / "sock"), "-p", str(work / "pid"),
-                "-c", str(conf), "--logtarget", str(work / "fail2ban.log"),
-            ),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        host = SshdHost(ns, client, link, work, sshd)
-        deadline = time.monotonic() + 15
-        command = [*host.client_command.split(), "ping"]
-        while "pong" not in subprocess.run(command, capture_output=True, text=True).stdout:
-            if time.monotonic() > deadline:
-                pytest.fail("fail2ban-server did not start")
-            time.sleep(0.05)
-        yield host
+        server = start_fail2ban(ns.argv, conf, work)
+        yield SshdHost(ns, client, link, work, sshd)
     finally:
         stop.set()
         if server is not None:
-            subprocess.run(
-                ["fail2ban-client", "-s", str(work / "sock"), "stop"],
-                capture_output=True,
-                timeout=30,
-                check=False,
-            )
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            server.stop()
         if sshd is not None:
             sshd.stop()
         delete_netns(client)
