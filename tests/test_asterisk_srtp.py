@@ -5,12 +5,8 @@ caller over UDP still gets plain RTP; the browsers' endpoint keeps DTLS-SRTP."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
 import re
-import socket
-import struct
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +16,7 @@ import yaml
 from asterisk_helpers import apply_spec, pending_changes, plan_layer, spec_data, write_spec
 from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance
 from fixtures.common import free_port
-from fixtures.rtp_phone import AnsweringPhone
+from fixtures.rtp_phone import AnsweringPhone, CallerMedia
 from fixtures.sip_client import SipCaller
 from pylibsrtp import Error as SrtpError
 from pylibsrtp import Policy, Session
@@ -37,7 +33,6 @@ from sipctl.schemas.loader import load_spec
 pytestmark = pytest.mark.asterisk
 
 SUITE = "AES_CM_128_HMAC_SHA1_80"
-SILENCE = b"\xff" * 160  # 20 ms of PCMU
 
 
 def srtp_offer(rtp_port: int, key: bytes) -> str:
@@ -55,45 +50,14 @@ def answer_key(sdp: str) -> bytes:
     return base64.b64decode(match[1])
 
 
-class SrtpCaller:
-    """The caller's media: sends SRTP (PCMU silence) to where the answer says, every 20 ms,
-    and keeps every packet Asterisk sends back (decrypted after the call)."""
+class SrtpCaller(CallerMedia):
+    """The caller's media as SRTP (its key offered by ``srtp_offer``); what Asterisk sends
+    back is kept encrypted, decrypted after the call."""
 
     def __init__(self) -> None:
         self.key = os.urandom(30)  # 16 bytes key, 14 bytes salt
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.02)
-        self.port = int(self.sock.getsockname()[1])
-        self.received: list[bytes] = []
-        self.sent = 0
-        self._peer: tuple[str, int] | None = None
-        self._stop = threading.Event()
-        self._outbound = Session(Policy(key=self.key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def answered(self, sdp: str) -> None:
-        port = re.search(r"^m=audio (\d+)", sdp, re.M)
-        address = re.search(r"^c=IN IP4 (\S+)", sdp, re.M)
-        if port and address:
-            self._peer = (address[1], int(port[1]))
-
-    def _run(self) -> None:
-        sequence, stamp = 1, 0
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError, OSError):
-                self.received.append(self.sock.recv(2048))
-            if self._peer is not None:
-                header = struct.pack("!BBHII", 0x80, 0, sequence, stamp, 0xCA11E5)
-                self.sock.sendto(self._outbound.protect(header + SILENCE), self._peer)
-                self.sent += 1
-                sequence, stamp = sequence + 1, stamp + 160
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=1)
-        self.sock.close()
+        outbound = Session(Policy(key=self.key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+        super().__init__(protect=outbound.protect)
 
 
 @pytest.fixture(scope="module")
