@@ -29,6 +29,7 @@ import yaml
 
 from sipctl.errors import SpecError
 from sipctl.schemas.messages import validation_message, yaml_problem
+from sipctl.schemas.spec_rules import KeyProblem
 from sipctl.schemas.text import FORBIDDEN_PATTERN, describe_character, text_problem
 from sipctl.schemas.values import UNION_TAGS
 
@@ -393,6 +394,9 @@ def _format_validation_error(
         if len(loc) > 2 and loc[0] == "users" and loc[2] in UNION_TAGS:
             del loc[2]  # the form of a user (users.NAME.<form>.ring), not a key of the spec
         path: PathKey = tuple(loc)
+        refusal = (err.get("ctx") or {}).get("error")
+        if isinstance(refusal, KeyProblem):  # a rule about one key: say where that key is
+            path += refusal.key
         message = validation_message(err, path)
         lines.append(f"{_where(source, positions, path)}: {_dotted(path)}: {message}")
     return lines

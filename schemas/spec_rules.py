@@ -31,6 +31,15 @@ if TYPE_CHECKING:
 Updates = Mapping[str, object] | None
 
 
+class KeyProblem(ValueError):
+    """A rule's refusal that is about one key of the object it checks: the loader reports
+    it at that key's line, not at the object's."""
+
+    def __init__(self, key: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def at_least_one_transport(transports: Transports, given: frozenset[str]) -> Updates:
     """At least one transport is enabled."""
     if transports.udp is None and transports.tcp is None and transports.tls is None:
@@ -184,45 +193,52 @@ def hosting_roles(spec: Spec, given: frozenset[str]) -> Updates:
     the single-company spec). A customer file owns its domain's names, rooms, DNS and page
     (``webrtc.page``); the host's parts are the host file's."""
     if spec.hosting is not None and spec.host is not None:
-        raise ValueError(
+        raise KeyProblem(
+            ("host",),
             "a file is a host's (hosting) or a customer's (host), not both; "
-            "leave both out for one company's PBX"
+            "leave both out for one company's PBX",
         )
     if spec.host is None:
         if spec.local_context is not None:
-            raise ValueError(
+            raise KeyProblem(
+                ("local_context",),
                 "local_context belongs to a customer file (with 'host'); "
-                "one company's spec sets asterisk.local_context"
+                "one company's spec sets asterisk.local_context",
             )
         if spec.hosting is not None and spec.asterisk is None:
-            raise ValueError("a host file (hosting) needs an asterisk section")
+            raise KeyProblem(("hosting",), "a host file (hosting) needs an asterisk section")
         if spec.hosting is not None and (spec.users or spec.rooms):
-            raise ValueError(
-                "a host file (hosting) has no users or rooms: they belong to customer files"
+            raise KeyProblem(
+                ("users",) if spec.users else ("rooms",),
+                "a host file (hosting) has no users or rooms: they belong to customer files",
             )
         if spec.hosting is not None and spec.webrtc and "page" in spec.webrtc.model_fields_set:
-            raise ValueError(
+            raise KeyProblem(
+                ("webrtc", "page"),
                 "a host file (hosting) has no page of its own: webrtc.page belongs to each "
-                "customer's file (the host's webrtc says where pages go: host, publish)"
+                "customer's file (the host's webrtc says where pages go: host, publish)",
             )
         return None
     for key in HOST_SECTIONS:
         if getattr(spec, key) is not None:
-            raise ValueError(
+            raise KeyProblem(
+                (key,),
                 f"{key} belongs to the host's file (hosting.name: {spec.host}), "
-                "not to a customer file; leave it out here"
+                "not to a customer file; leave it out here",
             )
     for key in HOST_WEBRTC_KEYS:
         if spec.webrtc is not None and getattr(spec.webrtc, key) is not None:
-            raise ValueError(
+            raise KeyProblem(
+                ("webrtc", key),
                 f"webrtc.{key} belongs to the host's file (hosting.name: {spec.host}): a "
                 "customer's page is published under the host's webrtc.publish, in a "
-                "directory named by its domain; give only webrtc.page here"
+                "directory named by its domain; give only webrtc.page here",
             )
     if spec.local_context is None:
-        raise ValueError(
+        raise KeyProblem(
+            ("host",),
             "a customer file (host) needs local_context: the dialplan context of its own "
-            "phones, where its users' extensions are dialled"
+            "phones, where its users' extensions are dialled",
         )
     return None
 

@@ -44,6 +44,28 @@ def test_the_roles_of_a_file(text: str, expected: str) -> None:
     assert expected in str(caught.value) + " ".join(caught.value.problems)
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("version: 1\ndomain: a.example\nhost: pbx1\nhosting: {name: pbx1}\n", "3:1: host:"),
+        (CUSTOMER + "asterisk: {target: local}\n", "5:1: asterisk:"),
+        (CUSTOMER + "webrtc: {host: w.example}\n", "5:10: webrtc.host:"),
+        ("version: 1\ndomain: a.example\nhost: pbx1\n", "3:1: host:"),
+        ("version: 1\ndomain: a.example\nlocal_context: x\n", "3:1: local_context:"),
+        ("version: 1\ndomain: h.example\nhosting: {name: pbx1}\n", "3:1: hosting:"),
+        (
+            "version: 1\ndomain: h.example\nhosting: {name: pbx1}\nasterisk: {}\n"
+            "rooms: {meeting: {}}\n",
+            "5:1: rooms:",
+        ),
+    ],
+)
+def test_a_files_role_is_refused_at_the_key_that_breaks_it(text: str, where: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_spec_text(text, source="f.yaml")
+    assert caught.value.message.startswith(f"f.yaml:{where} "), caught.value.message
+
+
 @pytest.fixture
 def hoster(tmp_path: Path) -> Path:
     directory = tmp_path / "hoster"
