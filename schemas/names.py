@@ -10,7 +10,11 @@ import re
 
 # Asterisk gives these extension names a meaning of their own (h: hangup, i: invalid, ...).
 SPECIAL_EXTENSIONS = frozenset({"a", "e", "h", "i", "o", "s", "t", "T", "fax", "talk"})
-MAX_EXTENSION_LENGTH = 80  # AST_MAX_EXTENSION
+# AST_MAX_EXTENSION and AST_MAX_CONTEXT are 80 bytes with the closing NUL: Asterisk keeps
+# 79 characters of an extension a caller dials or a Goto names, and of a context (measured
+# on 22 in tests/test_asterisk_name_length.py: Goto to an extension of 80 characters lands on
+# its first 79). Every name sipctl writes as an extension or a context fits in this.
+MAX_EXTENSION_LENGTH = 79
 # Callers reach a name in any case (``Director`` rings ``director``): the dialplan holds the
 # name in lower case plus one pattern that matches every case of it (``case_pattern``).
 # Asterisk cuts an extension at 255 characters (pbx_config's buffer; measured on 22: a
@@ -26,7 +30,7 @@ MAX_LETTERED_NAME_LENGTH = 63
 _USER_RE = re.compile(r"[A-Za-z0-9+][A-Za-z0-9._+*~]*")
 _EXTENSION_RE = re.compile(r"[0-9]{1,20}")
 _LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-_CONTEXT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}")
+_CONTEXT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,78}")  # MAX_EXTENSION_LENGTH
 _SOUND_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*(?:/[A-Za-z0-9_][A-Za-z0-9_-]*)*")
 _TSIG_NAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,250}[A-Za-z0-9_.])?")
 # extensions.conf's own sections, and the contexts sipctl's dialplan defines for itself
@@ -156,7 +160,7 @@ def check_context(value: str) -> str:
     if not isinstance(value, str) or not _CONTEXT_RE.fullmatch(value):
         raise ValueError(
             f"{_describe(str(value))} is not a dialplan context name: use letters, digits, "
-            "'_' and '-' (at most 80)"
+            f"'_' and '-' (at most {MAX_EXTENSION_LENGTH})"
         )
     if value.lower() in _RESERVED_CONTEXTS:
         raise ValueError(f"{_describe(value)} is reserved in extensions.conf (or by sipctl)")

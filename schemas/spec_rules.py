@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sipctl.schemas.names import MAX_EXTENSION_LENGTH
 from sipctl.schemas.values import DEFAULT_PERSIST, NFTABLES_MAIN_FILE
 
 if TYPE_CHECKING:
@@ -234,6 +235,14 @@ def hosting_roles(spec: Spec, given: frozenset[str]) -> Updates:
                 "customer's page is published under the host's webrtc.publish, in a "
                 "directory named by its domain; give only webrtc.page here",
             )
+    if len(spec.domain) > MAX_EXTENSION_LENGTH:
+        raise KeyProblem(
+            ("domain",),
+            f"a customer's domain is an extension of its host's dialplan, and Asterisk keeps "
+            f"{MAX_EXTENSION_LENGTH} characters of one: {spec.domain} has {len(spec.domain)}, "
+            "so every call to it would be a wrong call; serve this domain as one company's "
+            "spec (leave out host) on a PBX of its own",
+        )
     if spec.local_context is None:
         raise KeyProblem(
             ("host",),

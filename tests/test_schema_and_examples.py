@@ -16,7 +16,7 @@ from sipctl.schemas.jsonschema import schema_text
 def test_committed_schema_is_up_to_date() -> None:
     committed = (REPO / "schemas" / "sipctl.schema.json").read_text()
     assert committed == schema_text(), (
-        "schemas/sipctl.schema.json is out of date: run 'sipctl schema -o schemas/sipctl.schema.json'"
+        "schemas/sipctl.schema.json is out of date: run 'sipctl schema --out-file schemas/sipctl.schema.json'"
     )
 
 
