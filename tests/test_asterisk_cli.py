@@ -18,6 +18,8 @@ from fixtures.host_profile import ENV as HOST_PROFILE_ENV
 from fixtures.sip_client import SipCaller
 from fixtures.sshd import SshServer, make_key, start_sshd
 
+from sipctl.providers.bookkeeping import STATE_DIR_ENV
+
 pytestmark = pytest.mark.asterisk
 
 
@@ -34,6 +36,7 @@ def sipctl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
             "NO_COLOR": "1",
             "HOME": str(cwd),
             HOST_PROFILE_ENV: os.environ[HOST_PROFILE_ENV],
+            STATE_DIR_ENV: os.environ[STATE_DIR_ENV],  # never the machine's /var/lib/sipctl
         },
     )
 

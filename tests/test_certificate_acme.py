@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 from fixtures.bind import BindServer, bind_env
+from fixtures.common import run_sipctl
 from fixtures.pebble import PebbleServer, running_pebble, self_signed
 
 from sipctl.providers.certificate.pem import key_matches, read_certificate
@@ -31,14 +31,7 @@ KEY = "/etc/asterisk/keys/asterisk.key"
 
 
 def sipctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sipctl", *args],
-        capture_output=True,
-        text=True,
-        env={**env, "NO_COLOR": "1"},
-        timeout=180,
-        check=False,
-    )
+    return run_sipctl(*args, env=env, timeout=180)
 
 
 def spec_text(

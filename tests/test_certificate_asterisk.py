@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fixtures.asterisk import AsteriskInstance
 from fixtures.bind import BindServer, bind_env
-from fixtures.common import free_port
+from fixtures.common import free_port, run_sipctl
 from fixtures.pebble import PebbleServer, self_signed
 
 from sipctl.providers.certificate.pem import leaf_der, read_certificate, read_der_certificate
@@ -57,14 +56,7 @@ def zone(bind: BindServer) -> Iterator[str]:
 
 
 def sipctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sipctl", *args],
-        capture_output=True,
-        text=True,
-        env={**env, "NO_COLOR": "1"},
-        timeout=180,
-        check=False,
-    )
+    return run_sipctl(*args, env=env, timeout=180)
 
 
 def test_sips_and_wss_serve_the_renewed_certificate_without_a_restart(

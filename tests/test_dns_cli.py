@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from fixtures.bind import BindServer, bind_env, dns_spec
-from fixtures.common import EXAMPLES
+from fixtures.common import EXAMPLES, run_sipctl
 
 pytestmark = pytest.mark.bind
 
@@ -18,15 +16,7 @@ pytestmark = pytest.mark.bind
 def sipctl(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sipctl", *args],
-        capture_output=True,
-        text=True,
-        env={**(env or os.environ), "NO_COLOR": "1"},
-        cwd=cwd,
-        timeout=60,
-        check=False,
-    )
+    return run_sipctl(*args, env=env, cwd=cwd, timeout=60)
 
 
 def test_plan_apply_plan_against_bind(bind: BindServer, bind_zone: str, tmp_path: Path) -> None:

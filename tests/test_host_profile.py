@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fixtures import host_profile
+from fixtures.common import run_sipctl
 from fixtures.host_profile import HostProfileFile
 from fixtures.sshd import SshServer
 
@@ -37,15 +37,7 @@ KEYS = ["asterisk:\n  target: local\n  command", "fail2ban:\n  target: local\n  
 
 
 def sipctl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sipctl", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+    return run_sipctl(*args, cwd=cwd)
 
 
 @pytest.mark.parametrize("key", KEYS)
