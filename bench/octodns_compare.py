@@ -23,33 +23,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fixtures.bind import SECRET_ENV, BindServer, dns_spec, zone_text
 from measure import installed_sipctl, median_cpu, print_table, run_measured
+from octodns_desired import SIP_BLOCK
 
-OCTODNS = """
+OCTODNS = (
+    SIP_BLOCK
+    + """
 import sys
-from octodns.processor.filter import NameAllowlistFilter
-from octodns.record import Record
-from octodns.zone import Zone
-from octodns_bind import Rfc2136Provider
 
 host, port, zone, key, algorithm, secret = sys.argv[1:7]
 provider = Rfc2136Provider("bind", host=host, port=int(port), key_name=key,
                            key_secret=secret, key_algorithm=algorithm)
-desired = Zone(zone + ".", [])
-def add(name, data):
-    desired.add_record(Record.new(desired, name, {"ttl": 3600, **data}))
-add("", {"type": "NAPTR", "values": [
-    {"order": o, "preference": 10, "flags": "S", "service": s, "regexp": "",
-     "replacement": f"{p}.{zone}."}
-    for o, s, p in ((10, "SIP+D2U", "_sip._udp"), (20, "SIP+D2T", "_sip._tcp"),
-                    (30, "SIPS+D2T", "_sips._tcp"))]})
-for prefix, port_ in (("_sip._udp", 5060), ("_sip._tcp", 5060), ("_sips._tcp", 5061)):
-    add(prefix, {"type": "SRV", "values": [
-        {"priority": 10, "weight": 0, "port": port_, "target": f"asterisk.{zone}."}]})
-add("asterisk", {"type": "A", "value": "203.0.113.10"})
-names = ["", "_sip._udp", "_sip._tcp", "_sips._tcp", "asterisk"]
-plan = provider.plan(desired, processors=[NameAllowlistFilter("sip", names)])
-print("changes:", len(plan.changes) if plan else 0)
+print("changes:", plan_zone(provider, zone))
 """
+)
 
 
 def filler(count: int) -> str:
