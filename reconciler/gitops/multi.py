@@ -6,7 +6,8 @@ connections and secrets) and is planned on its own, so one domain's error never 
 others' plans. Before anything is applied, the specs are checked against each other: two
 specs that claim the same DNS name, or the same host layer (firewall, fail2ban, Asterisk
 files) with different contents, are refused. Domains are applied by a bounded pool of
-workers, each under its own locks (see ``guarded``).
+workers, each under its own locks (see ``guarded``). A spec named alone is a run of one:
+no claims to compare, and its work runs in the command's own thread.
 
 Which files are specs: ``spec_files``; who takes which share: ``shards``; what is reported
 at the end: ``domain_report``.
