@@ -66,11 +66,11 @@ def _read(path: Path) -> str:
         return ""  # not a spec of ours; load_spec says why when it is given itself
 
 
-def _load_sibling(path: Path, role: str) -> Spec:
+def _load_sibling(path: Path, role: str) -> LoadedSpec:
     from sipctl.schemas.loader import load_spec_text
 
     try:
-        return load_spec_text(_read(path), source=str(path), base_dir=path.parent).spec
+        return load_spec_text(_read(path), source=str(path), base_dir=path.parent)
     except SpecError as exc:
         raise SpecError(f"{path} ({role}): {exc.message}", exc.problems) from None
 
@@ -80,29 +80,47 @@ def customers_of(host: Spec, path: Path) -> tuple[Spec, ...]:
     if host.hosting is None:
         return ()
     named = _host_re(host.hosting.name)
-    found = [
-        _load_sibling(p, f"a customer of {host.hosting.name}")
+    # shown as the host's path was given: beside it
+    loaded = [
+        _load_sibling(path.parent / p.name, f"a customer of {host.hosting.name}")
         for p in _siblings(path)
         if named.search(_read(p))
     ]
-    found = [_served(c, host) for c in found if c.host == host.hosting.name]
+    loaded = [c for c in loaded if c.spec.host == host.hosting.name]
+    _check_customers(host, path, loaded)
+    return tuple(_served(c.spec, host) for c in loaded)
+
+
+def _check_customers(host: Spec, path: Path, customers: list[LoadedSpec]) -> None:
+    """One host's customers fit together: each domain once, no phones in the entry context."""
+    if host.hosting is None or host.asterisk is None:
+        return
     # Asterisk ignores '-' in extension names, and each domain is one in the host's dialplan:
     # a-b.example and ab.example would be the same customer.
-    by_key: dict[str, list[str]] = {}
-    for customer in found:
-        domain = customer.domain.lower()
-        by_key.setdefault(domain.replace("-", ""), []).append(domain)
-    for domains in by_key.values():
-        if len(domains) > 1 and len(set(domains)) == 1:
+    first: dict[str, LoadedSpec] = {}
+    for customer in customers:
+        domain = customer.spec.domain.lower()
+        other = first.setdefault(domain.replace("-", ""), customer)
+        if other is customer:
+            continue
+        same = other.spec.domain.lower() == domain
+        raise SpecError(
+            f"{customer.where(('domain',))}: domain: {domain} "
+            + ("is also" if same else "is to Asterisk (which ignores '-' in names) the same as")
+            + f" the domain of {other.where(('domain',))}, another customer of "
+            f"{host.hosting.name}; "
+            + ("keep one file per domain" if same else "serve one of them from another host")
+        )
+    entry = host.asterisk.guest_context
+    for customer in customers:
+        if (customer.spec.local_context or "").lower() == entry.lower():
+            at = _load_sibling(path, "a host file").where(("asterisk", "guest_context"))
             raise SpecError(
-                f"{path}: the domain {domains[0]} is in two customer files of this host"
+                f"{customer.where(('local_context',))}: local_context: {entry} is the entry "
+                f"context of {host.hosting.name}'s guests (asterisk.guest_context, {at}); a "
+                "customer's phones need a context of their own: name the context its phones "
+                "are in"
             )
-        if len(domains) > 1:
-            raise SpecError(
-                f"{path}: the customer domains {domains[0]} and {domains[1]} are the same to "
-                "Asterisk (it ignores '-' in names); serve one of them from another host"
-            )
-    return tuple(found)
 
 
 def _served(customer: Spec, host: Spec) -> Spec:
@@ -118,7 +136,7 @@ def _served(customer: Spec, host: Spec) -> Spec:
 def host_of(customer: Spec, path: Path) -> Spec | None:
     """The host file beside ``path`` whose hosting.name the customer names, or None."""
     for sibling in _host_files(path.resolve().parent):
-        spec = _load_sibling(sibling, "a host file")
+        spec = _load_sibling(sibling, "a host file").spec
         if spec.hosting is not None and spec.hosting.name == customer.host:
             return spec
     return None
@@ -128,7 +146,7 @@ def serving_host(customer: Spec, path: Path) -> Spec | None:
     """The host file beside ``path`` that serves ``customer``, with all its customers (what
     a check of the whole host, such as audit's, needs), or None."""
     for sibling in _host_files(path.resolve().parent):
-        spec = _load_sibling(sibling, "a host file")
+        spec = _load_sibling(sibling, "a host file").spec
         if spec.hosting is not None and spec.hosting.name == customer.host:
             return spec.with_customers(customers_of(spec, sibling))
     return None
@@ -146,9 +164,17 @@ def compose(loaded: LoadedSpec, path: Path) -> LoadedSpec:
         return loaded
     host = host_of(spec, path)
     if host is None:
+        hosts = sorted(
+            f"{h.hosting.name} ({path.parent / p.name})"
+            for p in _host_files(path.resolve().parent)
+            for h in [_load_sibling(p, "a host file").spec]
+            if h.hosting is not None
+        )
+        beside = f"the host files beside it: {', '.join(hosts)}" if hosts else "none is"
         raise SpecError(
-            f"{path}: no host file with 'hosting: {{name: {spec.host}}}' in {path.parent}; "
-            "a customer file lives beside its host's file"
+            f"{loaded.where(('host',))}: host: no file beside {path.name} has "
+            f"'hosting: {{name: {spec.host}}}' ({beside}); name one of them, or put "
+            f"{path.name} in the directory of its host's file"
         )
     return replace(loaded, spec=_served(spec, host))
 

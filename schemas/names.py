@@ -43,8 +43,12 @@ SIPCTL_CONTEXTS = frozenset(
         "sipctl-outbound",
         "sipctl-outbound-call",
         "sipctl-outbound-names",
+        "sipctl-domains",  # a hosting PBX's called domains
     }
 )
+# A hosting PBX's contexts of each customer: sipctl-guest-<domain>, sipctl-rooms-<domain>
+# (or a digest of a long domain).
+SIPCTL_CONTEXT_PREFIXES = ("sipctl-guest-", "sipctl-rooms-")
 _RESERVED_CONTEXTS = frozenset({"general", "globals"}) | SIPCTL_CONTEXTS
 _SPECIAL_FOLDED = frozenset(name.lower() for name in SPECIAL_EXTENSIONS)
 
@@ -162,8 +166,12 @@ def check_context(value: str) -> str:
             f"{_describe(str(value))} is not a dialplan context name: use letters, digits, "
             f"'_' and '-' (at most {MAX_EXTENSION_LENGTH})"
         )
-    if value.lower() in _RESERVED_CONTEXTS:
-        raise ValueError(f"{_describe(value)} is reserved in extensions.conf (or by sipctl)")
+    if value.lower() in _RESERVED_CONTEXTS or value.lower().startswith(SIPCTL_CONTEXT_PREFIXES):
+        raise ValueError(
+            f"{_describe(value)} is reserved in extensions.conf (or by sipctl, whose own "
+            f"contexts are {', '.join(sorted(SIPCTL_CONTEXTS))} and "
+            f"{', '.join(p + '...' for p in SIPCTL_CONTEXT_PREFIXES)}): choose another name"
+        )
     return value
 
 
@@ -233,7 +241,14 @@ SPECIAL_NAME_PATTERN = "^(?:" + "|".join(_ci(w) for w in sorted(_SPECIAL_FOLDED)
 LETTERED_NAME_PATTERN = "[A-Za-z]"
 
 # What the JSON Schema says of a reserved context name (spec.py's ContextName).
-RESERVED_CONTEXT_PATTERN = "^(?:" + "|".join(_ci(w) for w in sorted(_RESERVED_CONTEXTS)) + ")$"
+RESERVED_CONTEXT_PATTERN = (
+    "^(?:"
+    + "|".join(
+        [_ci(w) for w in sorted(_RESERVED_CONTEXTS)]
+        + [_ci(p) + ".*" for p in SIPCTL_CONTEXT_PREFIXES]
+    )
+    + ")$"
+)
 
 
 # An entry of a host profile, as a spec names it (asterisk.program, fail2ban.program,

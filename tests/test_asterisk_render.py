@@ -343,6 +343,7 @@ def test_plans_can_name_users_and_rooms_in_the_specs_words() -> None:
 
 def test_sipctls_own_contexts_cannot_be_chosen_in_the_spec() -> None:
     from sipctl.reconciler.render.asterisk import GUEST_MESSAGE_CONTEXT
+    from sipctl.reconciler.render.asterisk_hosting import DOMAINS_CONTEXT
     from sipctl.reconciler.render.asterisk_outbound import (
         OUTBOUND_CALL_CONTEXT,
         OUTBOUND_CONTEXT,
@@ -358,6 +359,7 @@ def test_sipctls_own_contexts_cannot_be_chosen_in_the_spec() -> None:
         OUTBOUND_CONTEXT,
         OUTBOUND_CALL_CONTEXT,
         OUTBOUND_NAMES_CONTEXT,
+        DOMAINS_CONTEXT,
     } == SIPCTL_CONTEXTS
     for name in SIPCTL_CONTEXTS:
         try:
