@@ -131,7 +131,10 @@ def cross_warnings(loaded: LoadedSpec) -> list[str]:
             f"{w(('asterisk', 'tls'))}: asterisk.tls is set but neither transports.tls nor "
             f"transports.wss is enabled ({w(('transports',))}); the certificate is unused"
         )
-    if spec.dns is not None:
+    # A hosting customer's servers are its host's (unless it gives its own): they lie
+    # outside its zone by design, and this file says nothing of them to be warned about.
+    own_servers = loaded.positions.get(("servers",)) is not None
+    if spec.dns is not None and own_servers:
         for i, server in enumerate(spec.servers):
             if not _in_zone(server.host, spec.zone) and (server.ipv4 or server.ipv6):
                 notes.append(
@@ -139,6 +142,7 @@ def cross_warnings(loaded: LoadedSpec) -> list[str]:
                     f"{spec.zone} ({w(('dns', 'zone'))}); its addresses are not published "
                     "by sipctl and are only used by verify"
                 )
+    if spec.dns is not None:
         if spec.dns.server is not None and spec.dns.tsig is None:
             notes.append(
                 f"{w(('dns',))}: dns.tsig is not set: updates are unsigned and any host the "

@@ -213,3 +213,18 @@ def test_outbound_needs_pjsip() -> None:
         load(BASE.replace("asterisk:\n", "asterisk:\n  channel: sip\n") + "outbound: {}\n")
     )
     assert "channel: pjsip" in problem
+
+
+def test_a_hosting_customer_is_not_warned_of_its_hosts_servers(tmp_path: Path) -> None:
+    """A customer's SRV records point at its host's servers, outside its zone by design; a
+    customer that gives servers of its own is warned of them as any spec is."""
+    hosting = EXAMPLES / "hosting"
+    for path in sorted(hosting.glob("*.yaml")):
+        (tmp_path / path.name).write_text(path.read_text())
+    alpha = tmp_path / "alpha.example.yaml"
+    assert cross_warnings(load_spec(alpha)) == []
+    alpha.write_text(
+        alpha.read_text() + "servers:\n  - host: pbx1.hoster.example\n    ipv4: [203.0.113.10]\n"
+    )
+    [note] = cross_warnings(load_spec(alpha))
+    assert note.startswith(f"{alpha}:20:5: pbx1.hoster.example is outside the zone"), note
