@@ -142,12 +142,11 @@ def cross_warnings(loaded: LoadedSpec) -> list[str]:
                     f"{spec.zone} ({w(('dns', 'zone'))}); its addresses are not published "
                     "by sipctl and are only used by verify"
                 )
-    if spec.dns is not None:
-        if spec.dns.server is not None and spec.dns.tsig is None:
-            notes.append(
-                f"{w(('dns',))}: dns.tsig is not set: updates are unsigned and any host the "
-                "server trusts could change the same records"
-            )
+    if spec.dns is not None and spec.dns.server is not None and spec.dns.tsig is None:
+        notes.append(
+            f"{w(('dns',))}: dns.tsig is not set: updates are unsigned and any host the "
+            "server trusts could change the same records"
+        )
     if spec.fail2ban is not None and spec.fail2ban.enabled and spec.asterisk is None:
         notes.append(
             f"{w(('fail2ban', 'logpath'))}: asterisk is not managed, so sipctl cannot check "
