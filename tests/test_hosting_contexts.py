@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 
 from sipctl.cli import run
 from sipctl.errors import SpecError
+from sipctl.reconciler.asterisk_conf import normalize_dialplan
 from sipctl.reconciler.render.asterisk import dialplan_text
+from sipctl.reconciler.render.asterisk_names import described_names, names_from_dialplan
 from sipctl.schemas.loader import load_spec, load_spec_text
 
 HOST = {
@@ -115,3 +117,20 @@ def test_a_host_no_file_declares_is_named_with_the_hosts_there_are(
     shown = capsys.readouterr().err
     assert f"{path}:3:1: host: no file beside a.yaml has 'hosting: {{name: pbx9}}'" in shown
     assert "pbx1 (" in shown
+
+
+@settings(max_examples=20, deadline=None, derandomize=True, database=None)
+@example(names=["a" * 63 + ".example", "b-" * 30 + "b.example"])  # digests of long domains
+@given(names=st.lists(domains, min_size=1, max_size=3, unique_by=lambda d: d.replace("-", "")))
+def test_a_plan_names_each_customers_users_by_its_domain(names: list[str]) -> None:
+    """The plan reads users back from the dialplan; a customer's guest context is named by
+    a digest of a long domain, and the plan said ``director@<digest>``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        host = write(directory, "pbx1.yaml", HOST)
+        for i, domain in enumerate(names):
+            write(directory, f"c{i}.yaml", customer(domain, f"phones-{i}"))
+        spec = load_spec(host).spec
+    read = names_from_dialplan(normalize_dialplan(dialplan_text(spec)))
+    assert read == described_names(spec)
+    assert {f"user director@{d}" for d in names} <= set(read)

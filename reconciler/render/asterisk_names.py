@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 ROOM_WORDS = "room (ConfBridge)"
 # asterisk_hosting's customer guest contexts: sipctl-guest-<domain>.
 CUSTOMER_CONTEXT_PREFIX = "sipctl-guest-"
+# asterisk_hosting's domains context: sipctl-domains,<domain> -> Goto(sipctl-guest-<...>,...)
+_DOMAINS_KEY = "sipctl-domains,"
+_CUSTOMER_GOTO_RE = re.compile(rf"Goto\({CUSTOMER_CONTEXT_PREFIX}(?P<context>[^,]+),")
 _STEP_RE = re.compile(r"[^,]*,(?P<app>\w+)\((?P<args>.*)\)$")
 # A room of one company's spec (sipctl-rooms) or of a host's customer (sipctl-rooms-<domain>).
 _ROOM_GOTO_RE = re.compile(r"sipctl-rooms(?:-[^,]+)?,(?P<name>[^,]+),1")
@@ -90,11 +93,13 @@ def names_from_dialplan(value: Mapping[str, Any] | None) -> dict[str, str]:
     something (Dial, a Goto to an extension, a room) are names; sipctl's own fixed
     extensions and patterns are not."""
     names: dict[str, str] = {}
+    domains = _customer_domains(value or {})
     for key, steps in (value or {}).items():
         context, _, exten = key.partition(",")
         # A host of many customers: each customer's guest context names its domain.
         domain = context.removeprefix(CUSTOMER_CONTEXT_PREFIX)
         customer = domain != context
+        domain = domains.get(domain, domain)
         if not exten or (context.startswith("sipctl-") and not customer):
             continue
         if not isinstance(steps, list):
@@ -104,6 +109,22 @@ def names_from_dialplan(value: Mapping[str, Any] | None) -> dict[str, str]:
             kind = "room" if words == ROOM_WORDS else "user"
             names[f"{kind} {exten}@{domain}" if customer else f"{kind} {exten}"] = words
     return names
+
+
+def _customer_domains(value: Mapping[str, Any]) -> dict[str, str]:
+    """What follows ``sipctl-guest-`` in a customer's guest context -> its domain: the
+    domain itself, or the digest a long domain's context is named by. The domains context
+    says which: ``sipctl-domains,<domain>`` jumps to ``sipctl-guest-<digest>``."""
+    found: dict[str, str] = {}
+    for key, steps in value.items():
+        if not key.startswith(_DOMAINS_KEY) or not isinstance(steps, list):
+            continue
+        domain = key.removeprefix(_DOMAINS_KEY).rstrip(".")
+        for step in steps:
+            jump = _CUSTOMER_GOTO_RE.search(str(step))
+            if jump is not None and jump["context"] != domain:
+                found[jump["context"]] = domain
+    return found
 
 
 # A plan describes the live dialplan and the desired one, which share all but the changed
