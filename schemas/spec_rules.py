@@ -265,9 +265,9 @@ def spec_consistent(spec: Spec, given: frozenset[str]) -> Updates:
 
 
 def challenge_alone(spec: Spec, given: frozenset[str]) -> Updates:
-    """``unknown_callers: challenge`` identifies guests by the name they call, which one guest
-    endpoint for one domain can do; the browsers' endpoint and a host's customers are found
-    another way (by the From host, by the called domain), which a scanner could use."""
+    """``unknown_callers: challenge`` identifies guests by the name they call (a host: each
+    customer's names at its own domain); the browsers' endpoint is found another way (by
+    the From host, for any name), which a scanner could use."""
     section = spec.asterisk
     if section is None or section.unknown_callers != "challenge":
         return None
@@ -275,10 +275,6 @@ def challenge_alone(spec: Spec, given: frozenset[str]) -> Updates:
         raise ValueError(
             "asterisk.unknown_callers: challenge does not go with transports.wss yet (the "
             "browsers' guest endpoint is found by its From host, for any name); use reject"
-        )
-    if spec.hosting is not None:
-        raise ValueError(
-            "asterisk.unknown_callers: challenge is not supported in a host file yet; use reject"
         )
     if section.channel != "pjsip":
         raise ValueError("asterisk.unknown_callers: challenge needs channel: pjsip")

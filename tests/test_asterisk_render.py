@@ -536,37 +536,103 @@ def test_outbound_renders_the_phones_way_out_and_nothing_for_guests() -> None:
 _USER_NAMES = st.from_regex(r"\A[A-Za-z0-9+][A-Za-z0-9._+*~]{0,12}\Z")
 
 
+_LABELS = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?\Z")
+_DOMAINS = st.lists(_LABELS, min_size=2, max_size=3).map(".".join)
+
+
+def _any_case(text: str, flips: list[bool]) -> str:
+    """``text`` with the case of its letters flipped where ``flips`` says (cycling)."""
+    return "".join(
+        c.swapcase() if flips[i % len(flips)] else c for i, c in enumerate(text)
+    )  # fmt: skip
+
+
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(
     names=st.lists(_USER_NAMES, min_size=1, max_size=4, unique_by=str.lower),
     other=_USER_NAMES,
-    flips=st.lists(st.booleans(), min_size=13, max_size=13),
+    flips=st.lists(st.booleans(), min_size=1, max_size=13),
 )
 def test_the_guests_request_uri_pattern_takes_the_declared_names_in_any_case_and_nothing_else(
     names: list[str], other: str, flips: list[bool]
 ) -> None:
-    """The match_request_uri regex (POSIX extended, compiled by Asterisk without REG_ICASE;
-    its bracket, alternation and anchor subset means the same to Python's re) matches a
-    request URI whose user part is a declared name in any case, over sip: and sips:, with
-    any host and parameters, and no other user part."""
-    import re
+    """The match_request_uri regex of a spec of one domain, run by the C library's POSIX
+    engine as Asterisk runs it (regcomp REG_EXTENDED | REG_NOSUB): a request URI whose
+    user part is a declared name in any case, over sip: and sips:, with any host and
+    parameters, and no other user part."""
+    from fixtures.posix_regex import PosixRegex
 
-    from sipctl.reconciler.render.asterisk import declared_names_uri_pattern
+    from sipctl.reconciler.render.asterisk import guest_uri_pattern
 
-    pattern = declared_names_uri_pattern(names)
-    assert pattern is not None and pattern.startswith("/") and pattern.endswith("/")
-    regex = re.compile(pattern[1:-1])
+    pattern = guest_uri_pattern(names)
+    assert pattern.startswith("/") and pattern.endswith("/")
+    regex = PosixRegex(pattern[1:-1])
     for name in names:
-        mixed = "".join(c.upper() if f else c.lower() for c, f in zip(name, flips, strict=False))
-        mixed += name[len(flips) :]
-        assert regex.search(f"sip:{mixed}@mysite.ru")
-        assert regex.search(f"sips:{name}@127.0.0.1:5061;transport=tls")
-    assert bool(regex.search(f"sip:{other}@mysite.ru")) == (
-        other.lower() in {n.lower() for n in names}
-    )
-    assert not regex.search("sip:mysite.ru")  # a REGISTER's request URI
-    assert not regex.search(f"sip:x{names[0]}@mysite.ru")
-    assert not regex.search(f"sip:{names[0]}x@mysite.ru")
+        assert regex.matches(f"sip:{_any_case(name, flips)}@mysite.ru")
+        assert regex.matches(f"sips:{name}@127.0.0.1:5061;transport=tls")
+    assert regex.matches(f"sip:{other}@mysite.ru") == (other.lower() in {n.lower() for n in names})
+    assert not regex.matches("sip:mysite.ru")  # a REGISTER's request URI
+    assert not regex.matches(f"sip:x{names[0]}@mysite.ru")
+    assert not regex.matches(f"sip:{names[0]}x@mysite.ru")
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    declared=st.dictionaries(
+        _DOMAINS,
+        st.lists(_USER_NAMES, min_size=1, max_size=3, unique_by=str.lower),
+        min_size=1,
+        max_size=3,
+    ),
+    name=_USER_NAMES,
+    domain=_DOMAINS,
+    flips=st.lists(st.booleans(), min_size=1, max_size=13),
+    tail=st.sampled_from(["", ".", ":5060", ".:5061", ";transport=tcp", ":5060;user=phone"]),
+    junk=st.sampled_from(["", "x", "-x", ".x", "x.", "_x"]),
+)
+def test_a_hosts_patterns_take_exactly_each_customers_names_at_its_own_domain(
+    declared: dict[str, list[str]],
+    name: str,
+    domain: str,
+    flips: list[bool],
+    tail: str,
+    junk: str,
+) -> None:
+    """A host has one identify section per customer; res_pjsip takes a request for the
+    guest endpoint when any of them matches. Run by the C library's POSIX engine: a
+    (name, domain) pair matches exactly when the domain is a customer's and the name one
+    of that customer's, in any case, whatever port, trailing dot or parameters follow,
+    and a host that only begins or ends like a customer's domain matches nothing."""
+    from fixtures.posix_regex import PosixRegex
+
+    from sipctl.reconciler.render.asterisk import guest_uri_pattern
+
+    patterns = [guest_uri_pattern(n, d) for d, n in declared.items()]
+    # Asterisk's config reader ends a value at ';' (a comment): the pattern has none.
+    assert not any(";" in pattern for pattern in patterns)
+    regexes = [PosixRegex(pattern[1:-1]) for pattern in patterns]
+
+    def taken(user: str, host: str) -> bool:
+        uri = f"sip:{_any_case(user, flips)}@{_any_case(host, flips)}{tail}"
+        return any(regex.matches(uri) for regex in regexes)
+
+    for customer, names in declared.items():
+        for declared_name in names:
+            assert taken(declared_name, customer)
+            if junk:
+                assert not taken(declared_name, customer + junk)
+                assert not taken(declared_name, junk + customer)
+    owners = {d for d, n in declared.items() if name.lower() in {x.lower() for x in n}}
+    assert taken(name, domain) == (domain in owners)
+
+
+def test_a_customers_identify_section_name_fits_asterisk() -> None:
+    from sipctl.reconciler.render.asterisk import customer_identify
+
+    assert customer_identify("A.Example") == "sipctl-guest-names-a.example"
+    long = ("x" * 50) + ".example"
+    assert len(customer_identify(long)) <= 79
+    assert customer_identify(long) != customer_identify("y" + long)
 
 
 def test_challenge_names_the_guest_endpoint_apart_and_finds_it_by_the_called_name() -> None:
@@ -585,7 +651,6 @@ def test_challenge_names_the_guest_endpoint_apart_and_finds_it_by_the_called_nam
     ("extra", "words"),
     [
         ({"transports": {"udp": {"port": 5060}, "wss": {"port": 8089}}}, "transports.wss"),
-        ({"hosting": {"name": "pbx1"}, "users": {}}, "host file"),
     ],
 )
 def test_challenge_is_refused_where_a_guest_is_found_another_way(

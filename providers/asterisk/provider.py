@@ -58,7 +58,6 @@ from sipctl.providers.webrtc_page import host_record_path, unmanaged_page_note
 from sipctl.reconciler.asterisk_conf import parse_sections
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.asterisk import (
-    CHALLENGE_GUEST_IDENTIFY,
     DIALPLAN_FILE,
     GLOBAL_ADDRESS,
     GUEST_ENDPOINT,
@@ -73,7 +72,7 @@ from sipctl.reconciler.render.asterisk import (
     SIP_FILE,
     WSS_TRANSPORT,
     address_families,
-    challenge_identify_wanted,
+    challenge_identify_sections,
     encrypts_media,
     file_address,
     file_value,
@@ -544,8 +543,12 @@ class AsteriskProvider(Provider):
             checks.append(f"dialplan show {section.guest_context}")
         if RELOAD_PJSIP in reloads:
             checks.append(f"pjsip show endpoint {guest_endpoint(section)}")
-            if challenge_identify_wanted(self._loaded.spec):
-                checks.append(f"pjsip show identify {CHALLENGE_GUEST_IDENTIFY}")
+            # One section tells whether Asterisk takes match_request_uri (a host has one
+            # per customer; asking for each would cost a command per customer).
+            checks += [
+                f"pjsip show identify {name}"
+                for name in challenge_identify_sections(self._loaded.spec)[:1]
+            ]
             if section.manage_transports or self._loaded.spec.transports.wss is not None:
                 checks.append("pjsip show transports")
         if RELOAD_RTP in reloads:

@@ -64,6 +64,7 @@ Measured on Asterisk 22 and built in here:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -154,7 +155,13 @@ def guest_endpoint(section: Asterisk) -> str:
 def pjsip_text(spec: Spec) -> str:
     section = _section(spec)
     challenge = section.unknown_callers == "challenge"
-    if challenge:
+    if challenge and spec.hosting is not None:
+        head = [
+            "; Unauthenticated callers of a customer's declared sip:<name>@<its domain> land",
+            f"; in context {section.guest_context} (unknown_callers: challenge). Any other",
+            "; request finds no endpoint and is challenged (401) like an office phone's extension.",
+        ]
+    elif challenge:
         head = [
             f"; Unauthenticated callers of a declared sip:<name>@{spec.domain} land in context",
             f"; {section.guest_context} (unknown_callers: challenge). Any other request finds",
@@ -207,14 +214,45 @@ def _guest_endpoint_lines(section: Asterisk, codecs: str) -> list[str]:
 
 
 def challenge_identify_wanted(spec: Spec) -> bool:
-    """Whether the spec's pjsip_sipctl.conf holds the guests' identify section."""
+    """Whether the spec's pjsip_sipctl.conf holds a guests' identify section."""
     section = spec.asterisk
     return (
         section is not None
         and section.unknown_callers == "challenge"
         and section.ensure == "present"
-        and bool(spec.users or spec.rooms)
+        and bool(_guest_names_by_domain(spec))
     )
+
+
+def challenge_identify_sections(spec: Spec) -> list[str]:
+    """The names of the guests' identify sections (one, or one per customer of a host)."""
+    if not challenge_identify_wanted(spec):
+        return []
+    if spec.hosting is None:
+        return [CHALLENGE_GUEST_IDENTIFY]
+    return [customer_identify(customer.domain) for customer in spec.customers if _names(customer)]
+
+
+def customer_identify(domain: str) -> str:
+    """A host customer's identify section: ``sipctl-guest-names-<domain>``, or a digest of a
+    long domain (Asterisk's section names end at 79 characters)."""
+    name = f"{CHALLENGE_GUEST_IDENTIFY}-{domain.lower()}"
+    if len(name) <= 79:
+        return name
+    digest = hashlib.sha256(domain.lower().encode()).hexdigest()[:32]
+    return f"{CHALLENGE_GUEST_IDENTIFY}-{digest}"
+
+
+def _guest_names_by_domain(spec: Spec) -> dict[str | None, list[str]]:
+    """The names guests may call, by the domain they must be called at (None: any domain,
+    a spec of one domain; a host's customers each at their own)."""
+    if spec.hosting is None:
+        return {None: _names(spec)} if _names(spec) else {}
+    return {customer.domain: _names(customer) for customer in spec.customers if _names(customer)}
+
+
+def _names(spec: Spec) -> list[str]:
+    return [*spec.users, *spec.rooms]
 
 
 def _challenge_identify_lines(spec: Spec) -> list[str]:
@@ -223,34 +261,48 @@ def _challenge_identify_lines(spec: Spec) -> list[str]:
     request finds no endpoint and gets res_pjsip's artificial endpoint: a 401 challenge, the
     same answer an office phone's extension gives. Measured on Asterisk 22 with sipvicious
     svwar: OPTIONS, INVITE and REGISTER then find no extension, and phones identified by
-    their From user still register and call (docs/enumeration.md)."""
-    pattern = declared_names_uri_pattern([*spec.users, *spec.rooms])
-    if pattern is None:
-        return []
-    return [
-        "",
-        f"[{CHALLENGE_GUEST_IDENTIFY}]",
-        "type=identify",
-        f"endpoint={CHALLENGE_GUEST_ENDPOINT}",
-        f"match_request_uri={pattern}",
-    ]
+    their From user still register and call (docs/enumeration.md). A host has one section
+    per customer (its names at its domain: res_pjsip tries every identify section), so a
+    customer's arrival or departure touches that customer's lines only."""
+    lines: list[str] = []
+    for domain, names in _guest_names_by_domain(spec).items():
+        name = CHALLENGE_GUEST_IDENTIFY if domain is None else customer_identify(domain)
+        lines += [
+            "",
+            f"[{name}]",
+            "type=identify",
+            f"endpoint={CHALLENGE_GUEST_ENDPOINT}",
+            f"match_request_uri={guest_uri_pattern(names, domain)}",
+        ]
+    return lines
 
 
-def declared_names_uri_pattern(names: Sequence[str]) -> str | None:
-    """A POSIX extended regex (Asterisk compiles it without REG_ICASE) for a request URI
-    whose user part is one of ``names`` in any case: callers reach names in any case. None
-    when there is no name (nothing may reach the guest endpoint)."""
-    if not names:
-        return None
-    alternatives = "|".join(_any_case(name) for name in sorted(set(names)))
-    return f"/^sips?:({alternatives})@/"
+def guest_uri_pattern(names: Sequence[str], domain: str | None = None) -> str:
+    """The one rule of what a guest may call under ``unknown_callers: challenge``: a POSIX
+    extended regex (Asterisk compiles it with REG_EXTENDED | REG_NOSUB, without REG_ICASE)
+    for a printed request URI whose user part is one of ``names``, in any case. With
+    ``domain`` (a host's customer) the URI's host must be that domain, in any case, with or
+    without a trailing dot, followed by a port, a parameter or nothing: a name of one
+    customer called at another's domain (or at the PBX's address) finds no endpoint.
+    Measured on Asterisk 22: the URI is printed as the caller wrote its host (case, trailing
+    dot, port, ;transport=) and with the user part unescaped (tests/test_hosting_challenge.py)."""
+    alternatives = "|".join(any_case_pattern(name) for name in sorted(set(names)))
+    if domain is None:
+        return f"/^sips?:({alternatives})@/"
+    # The host ends where a character no host name holds begins (pjsip's host characters
+    # are letters, digits, '-', '.' and '_'): ':' of a port, ';' of a parameter, or the end.
+    # Not (:|;|$): Asterisk's config reader takes ';' for a comment and cut the pattern
+    # there (measured on 22: the identify section then never matched).
+    return f"/^sips?:({alternatives})@{any_case_pattern(domain)}[.]?([^-._0-9A-Za-z]|$)/"
 
 
-def _any_case(name: str) -> str:
-    # A user name is [A-Za-z0-9+][A-Za-z0-9._+*~]* (schemas/names.py): letters become both
-    # cases, the three regex characters it may hold a bracket of their own.
+def any_case_pattern(text: str) -> str:
+    """``text`` (a user name or a host name) as a POSIX ERE that matches it in any case."""
+    # A user name is [A-Za-z0-9+][A-Za-z0-9._+*~]* (schemas/names.py), a host name letters,
+    # digits, '-' and '.': letters become both cases, the three regex characters a bracket
+    # of their own.
     out = []
-    for char in name:
+    for char in text:
         if char.isalpha():
             out.append(f"[{char.lower()}{char.upper()}]")
         elif char in ".+*":

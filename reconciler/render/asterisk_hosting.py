@@ -132,7 +132,7 @@ def customer_dialplan(host: Asterisk, customer: Spec, out: DialplanWriter) -> No
     for name in customer.rooms:
         single.add_name(out, name, guest_room_steps(name, place))
     out.extension(single.UNAVAILABLE_EXTENSION, single.unavailable_steps(section))
-    if section.unknown_callers == "reject":
+    if section.unknown_callers != "not-found":
         for name in single.ENDING_EXTENSIONS:
             out.extension(name, single.ending_steps(section))
         out.extension(single.WRONG_NAME_EXTENSION, single.reject_steps(section, with_domain=True))
