@@ -57,6 +57,15 @@ def _generated() -> dict[str, str]:
     }
 
 
+# A page of docs/ links the pipelines' source, which is what a reader of the repository finds;
+# the site has it as its generated page.
+_PIPELINES_SOURCE = "](../examples/gitops/README.md"
+
+
+def on_page_markdown(markdown: str, **kwargs: Any) -> str:
+    return markdown.replace(_PIPELINES_SOURCE, "](pipelines.md")
+
+
 def on_files(files: Files, config: Any) -> Files:
     for uri, content in _generated().items():
         files.append(File.generated(config, uri, content=content))

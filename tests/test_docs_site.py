@@ -94,3 +94,20 @@ def test_the_tutorial_s_spec_is_valid() -> None:
     loaded = load_spec_text(spec, "tutorial.yaml")
     assert offline_problems(loaded) == []
     assert loaded.spec.webrtc is not None and loaded.spec.asterisk is not None
+
+
+def test_every_link_of_the_docs_leads_to_a_file_of_the_repository() -> None:
+    """Read in the repository (GitHub shows docs/*.md as they are), a link must lead to a
+    file there: docs/hosting.md linked pipelines.md, a page only the site has."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    pages += sorted((REPO / "examples").rglob("README.md"))
+    broken = []
+    for page in pages:
+        text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.M | re.S)
+        text = re.sub(r"`[^`\n]*`", "", text)  # code is no link
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:|#", target):
+                continue
+            if not (page.parent / target.split("#")[0]).exists():
+                broken.append(f"{page.relative_to(REPO)}: {target}")
+    assert not broken, broken
