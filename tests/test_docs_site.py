@@ -111,3 +111,22 @@ def test_every_link_of_the_docs_leads_to_a_file_of_the_repository() -> None:
             if not (page.parent / target.split("#")[0]).exists():
                 broken.append(f"{page.relative_to(REPO)}: {target}")
     assert not broken, broken
+
+
+def test_the_exit_codes_sipctl_states_name_every_command_that_exits_2() -> None:
+    """sipctl --help said 2 meant changes under --detailed-exitcode only, while drift (drift)
+    and audit (findings) exit 2 as well: each command that says it exits 2 is named there,
+    and the man page says the same text."""
+    from click.testing import CliRunner
+
+    from sipctl.errors import EXIT_CODES_TEXT
+    from sipctl.manual import man_page
+
+    runner = CliRunner()
+    top = runner.invoke(_command(), ["--help"], terminal_width=1000).output
+    assert f"Exit codes: {EXIT_CODES_TEXT}" in top
+    assert EXIT_CODES_TEXT.replace("-", "\\-") in man_page()
+    for name in _visible_commands():
+        text = " ".join(runner.invoke(_command(), [name, "--help"]).output.split())
+        if re.search(r"Exit codes:[^.]*\b2 \w|exit 2 ", text, re.I):
+            assert f"{name}:" in EXIT_CODES_TEXT or f"{name} --" in EXIT_CODES_TEXT, name

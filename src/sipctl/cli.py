@@ -36,7 +36,7 @@ from sipctl.cli_common import (
     start_console,
 )
 from sipctl.cli_params import NoColor, SpecOption, Verbose
-from sipctl.errors import EXIT_ERROR, EXIT_OK, CommandExit, SipctlError, SpecError
+from sipctl.errors import EXIT_CODES_TEXT, EXIT_ERROR, EXIT_OK, CommandExit, SipctlError, SpecError
 
 if TYPE_CHECKING:
     from sipctl.output import Console
@@ -132,8 +132,7 @@ app = typer.Typer(
         "sipctl derives DNS (NAPTR -> SRV -> A), Asterisk guest access, the firewall and a "
         "fail2ban jail from the spec. 'plan' shows what differs from the live systems; "
         "'apply' closes the gap, idempotently.\n\n"
-        "Exit codes: 0 success (with --detailed-exitcode: no changes), 1 error, "
-        "2 changes present (--detailed-exitcode only), 3 refused for safety."
+        f"Exit codes: {EXIT_CODES_TEXT}"
     ),
     no_args_is_help=True,
     add_completion=True,

@@ -24,6 +24,12 @@ EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_REFUSED = 3
 EXIT_INTERRUPTED = 130  # Ctrl-C: the shell's own code for a process ended by SIGINT
+# What the exit codes mean, as --help and the man page say it (one text for both).
+EXIT_CODES_TEXT = (
+    "0 success (with --detailed-exitcode: no changes), 1 error, 2 something to act on "
+    "(plan --detailed-exitcode: changes; drift: drift; audit: findings at or above "
+    "--fail-on), 3 refused for safety."
+)
 
 
 class SipctlError(Exception):

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sipctl import __version__
+from sipctl.errors import EXIT_CODES_TEXT
 
 WIDTH = 88  # the help's width in both: stable, whatever terminal builds them
 
@@ -109,8 +110,7 @@ def man_page() -> str:
             lines += [".PP", "Options:", ".RS", *options, ".RE"]
     lines += [
         ".SH EXIT STATUS",
-        "0 success (with \\-\\-detailed\\-exitcode: no changes), 1 error, 2 changes present "
-        "(\\-\\-detailed\\-exitcode only), 3 refused for safety.",
+        _roff(EXIT_CODES_TEXT).replace("-", "\\-"),
         ".SH SEE ALSO",
         "The spec reference: \\fBsipctl schema \\-\\-kind reference\\fR; the JSON Schemas: "
         "\\fBsipctl schema \\-\\-kind KIND\\fR.",
