@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
+
+from sipctl.cli import run
 
 PDNS_KEY_ENV = "SIPCTL_TEST_PDNS_KEY"  # the PowerDNS API key reaches the plugin as env/NAME
 _ONE_SERVER = "  - {{host: sip.{zone}, ipv4: [192.0.2.10], priority: 10}}\n"
@@ -63,3 +66,16 @@ def allow_test_plugins(directory: Path, port: int) -> Path:
         )
     )
     return path
+
+
+def write(tmp_path: Path, text: str, name: str = "sipctl.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def sipctl(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """``sipctl ARGS`` in this process: its exit code and all it printed."""
+    code = run(list(args))
+    out = capsys.readouterr()
+    return code, out.out + out.err

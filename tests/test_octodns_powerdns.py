@@ -17,10 +17,8 @@ import pytest
 from fixtures.common import free_port, require
 from fixtures.powerdns import PowerDnsServer
 from octodns_specs import PDNS_KEY_ENV as KEY_ENV
-from octodns_specs import allow_test_plugins, pdns_spec
+from octodns_specs import allow_test_plugins, pdns_spec, sipctl, write
 from verify_responder import Responder
-
-from sipctl.cli import run
 
 # octoDNS holds NAPTR flags in upper case (they are case-insensitive, RFC 3403): an rrset it
 # writes back has "U" where the admin wrote "u"; the entry means the same.
@@ -46,18 +44,6 @@ def keyed(powerdns: PowerDnsServer, monkeypatch: pytest.MonkeyPatch) -> PowerDns
     monkeypatch.setenv(KEY_ENV, powerdns.api_key)
     monkeypatch.setenv("NO_COLOR", "1")
     return powerdns
-
-
-def write(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "sipctl.yaml"
-    path.write_text(text)
-    return str(path)
-
-
-def sipctl(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = run(list(args))
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
 
 def test_plan_apply_noop_and_foreign_records_untouched(

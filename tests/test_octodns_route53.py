@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fixtures.common import free_port
 from fixtures.moto_route53 import SECRET_KEY, MotoRoute53
-from octodns_specs import route53_spec
+from octodns_specs import route53_spec, sipctl, write
 
 from sipctl.cli import run
 
@@ -22,18 +22,6 @@ E2U = '100 10 "U" "E2U+email" "!^.*$!mailto:info@example.org!" .'
 
 
 spec_text = route53_spec
-
-
-def write(tmp_path: Path, text: str, name: str = "sipctl.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
-
-def sipctl(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = run(list(args))
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
 
 def test_plan_apply_noop_foreign_records_and_ttl(
