@@ -19,8 +19,9 @@ from typing import Any
 import jsonschema
 import pytest
 from asterisk_helpers import Phone, apply_spec, spec_data, write_spec
-from fixtures.asterisk import LOCAL_EXTENSIONS, AsteriskInstance
+from fixtures.asterisk import LOCAL_EXTENSIONS, AsteriskInstance, running_asterisk
 from fixtures.bind import SECRET_ENV, BindServer
+from fixtures.common import own_loopback_address
 
 from sipctl.cli import run
 from sipctl.reconciler.audit.report import AuditReport
@@ -31,6 +32,16 @@ from sipctl.schemas.loader import load_spec
 pytestmark = [pytest.mark.asterisk, pytest.mark.bind]
 USERS = {"director": "105", "alex": "106", "101": "101"}
 LIMITS = AuditLimits(rate=50.0, parallel=4)
+# The audit knocks on every management port of the PBX's address (AMI 5038, SSH 22, ...):
+# on 127.0.0.1, any other test run's or program's listener there would be a finding here.
+PBX = own_loopback_address()
+
+
+@pytest.fixture(scope="module")
+def asterisk() -> Iterator[AsteriskInstance]:
+    """This module's PBX, its SIP transports on :data:`PBX` (phones stay on 127.0.0.1)."""
+    with running_asterisk(bind_address=PBX) as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +92,7 @@ def zone(bind: BindServer, asterisk: AsteriskInstance) -> Iterator[str]:
             '@ IN NAPTR 10 10 "s" "SIP+D2U" "" _sip._udp\n'
             '@ IN NAPTR 20 10 "s" "SIP+D2T" "" _sip._tcp\n'
             f"_sip._udp IN SRV 10 0 {port} pbx\n_sip._tcp IN SRV 10 0 {port} pbx\n"
-            "pbx IN A 127.0.0.1\n"
+            f"pbx IN A {PBX}\n"
         )
     )
     yield name
@@ -92,7 +103,7 @@ def _spec(directory: Path, bind: BindServer, zone: str, pbx: AsteriskInstance,
           **asterisk: Any) -> Path:  # fmt: skip
     data = spec_data(pbx, users=USERS, **asterisk)
     data["domain"] = zone
-    data["servers"] = [{"host": f"pbx.{zone}", "ipv4": ["127.0.0.1"]}]
+    data["servers"] = [{"host": f"pbx.{zone}", "ipv4": [PBX]}]
     data["dns"] = {
         "provider": "rfc2136",
         "server": bind.server,
@@ -255,11 +266,11 @@ def test_an_include_in_a_not_found_guest_context_is_found(
 def test_a_management_port_beyond_the_firewall_is_found(applied: Path, bind: BindServer) -> None:
     with socket.socket() as ami:
         ami.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ami.bind(("127.0.0.1", 5038))
+        ami.bind((PBX, 5038))
         ami.listen(8)
         report = _audit(applied, bind)
     (finding,) = [f for f in report.findings if f.code == "port-open"]
-    assert finding.where == "tcp 127.0.0.1:5038" and "AMI" in finding.title
+    assert finding.where == f"tcp {PBX}:5038" and "AMI" in finding.title
     assert finding.severity == "critical"
     again = _audit(applied, bind)
     assert again.exit_code == 0, again.to_text()
@@ -418,7 +429,7 @@ def _svwar(pbx: AsteriskInstance, method: str) -> set[str]:
     )
     done = subprocess.run(
         [program, "-m", method, "-e100-110", "-b", "127.0.0.1", "-x", "127.0.0.1",
-         "-P", str(_free_udp_port()), "-p", str(pbx.sip_port), "127.0.0.1"],
+         "-P", str(_free_udp_port()), "-p", str(pbx.sip_port), PBX],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     found = set()
@@ -440,12 +451,12 @@ def over_tls(
 
     from fixtures.common import free_port
 
-    tls_port = free_port()
+    tls_port = free_port(host=PBX)
     port = asterisk.sip_port
     name = bind.new_zone(
         extra=(
             f"_sip._udp IN SRV 10 0 {port} pbx\n_sip._tcp IN SRV 10 0 {port} pbx\n"
-            f"_sips._tcp IN SRV 10 0 {tls_port} pbx\npbx IN A 127.0.0.1\n"
+            f"_sips._tcp IN SRV 10 0 {tls_port} pbx\npbx IN A {PBX}\n"
         )
     )
     cert, key = asterisk.config_dir / "audit-tls.pem", asterisk.config_dir / "audit-tls.key"
@@ -459,7 +470,7 @@ def over_tls(
     pjsip = asterisk.config_dir / "pjsip.conf"
     pjsip.write_text(
         pjsip.read_text()
-        + f"\n[transport-tls]\ntype=transport\nprotocol=tls\nbind=127.0.0.1:{tls_port}\n"
+        + f"\n[transport-tls]\ntype=transport\nprotocol=tls\nbind={PBX}:{tls_port}\n"
         f"cert_file=/etc/asterisk/{cert.name}\npriv_key_file=/etc/asterisk/{key.name}\n"
         "method=tlsv1_2\n"
     )
@@ -588,20 +599,20 @@ def test_unknown_callers_challenge_hides_the_internal_extensions_and_phones_stil
         assert {ext: len(p.invites) for ext, p in phones.items()} == before
         # verify (over UDP and TCP: the other domain) expects an unknown name challenged
         data["domain"] = yaml.safe_load(applied.read_text())["domain"]
-        data["servers"] = [{"host": f"pbx.{data['domain']}", "ipv4": ["127.0.0.1"]}]
+        data["servers"] = [{"host": f"pbx.{data['domain']}", "ipv4": [PBX]}]
         plain = write_spec(over_tls.parent, data, "desk-challenge-plain.yaml")
         code = run(["verify", "-f", str(plain), "--nameserver", bind.server, "--json"])
         verified = capsys.readouterr().out
         assert code == 0 and "401" in verified, verified
         # the real phone: registers, rings for a guest, calls in its own context
-        registrar = f"127.0.0.1:{asterisk.sip_port}"
+        registrar = f"{PBX}:{asterisk.sip_port}"
         offset = asterisk.log_size(asterisk.full_log_path)
         with baresip_phone(registrar, "108", "secret108", dial=f"sip:106@{registrar}"):
             deadline = time.monotonic() + 10
             while "108/sip:" not in asterisk.rx("pjsip show contacts"):
                 assert time.monotonic() < deadline, asterisk.rx("pjsip show contacts")
                 time.sleep(0.2)
-            with SipAgent("127.0.0.1", asterisk.sip_port, "udp", data["domain"]) as guest:
+            with SipAgent(PBX, asterisk.sip_port, "udp", data["domain"]) as guest:
                 call = guest.invite("desk", 5.0, 0.2)
                 stranger = guest.invite("sipctlnobody", 5.0, 0.2)
         assert call.rang, call.summary()

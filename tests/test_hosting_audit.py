@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import yaml
 from asterisk_helpers import Phone, apply_spec
-from fixtures.asterisk import AsteriskInstance
+from fixtures.asterisk import AsteriskInstance, running_asterisk
 from fixtures.bind import BindServer
+from fixtures.common import own_loopback_address
 from test_audit_asterisk import identified_by_address
 
 from sipctl.cli import run
@@ -44,6 +45,17 @@ exten => 101,1,Dial(PJSIP/101,20)
 """
 
 
+# The audit knocks on every management port of the PBX's address: an address of this
+# module's own, so no other listener on 127.0.0.1 (another test run's) is a finding here.
+PBX = own_loopback_address()
+
+
+@pytest.fixture(scope="module")
+def asterisk() -> Iterator[AsteriskInstance]:
+    with running_asterisk(bind_address=PBX) as instance:
+        yield instance
+
+
 def _write(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -56,7 +68,7 @@ def zones(bind: BindServer, asterisk: AsteriskInstance) -> Iterator[list[str]]:
         '@ IN NAPTR 10 10 "s" "SIP+D2U" "" _sip._udp\n'
         '@ IN NAPTR 20 10 "s" "SIP+D2T" "" _sip._tcp\n'
         f"_sip._udp IN SRV 10 0 {port} pbx\n_sip._tcp IN SRV 10 0 {port} pbx\n"
-        "pbx IN A 127.0.0.1\n"
+        f"pbx IN A {PBX}\n"
     )
     made = [bind.new_zone(extra=records), bind.new_zone(extra=records)]
     yield made
@@ -146,7 +158,7 @@ def test_a_customer_file_is_attacked_at_its_own_domain(
     report = _audit(hoster / "b.yaml", bind)
     assert report.findings == [] and report.errors == [], report.to_text()
     assert report.domain == zones[1]
-    assert any("udp 127.0.0.1" in t for t in report.targets), report.targets
+    assert any(f"udp {PBX}" in t for t in report.targets), report.targets
     checks = "\n".join(report.checks)
     assert "1 customer guest context(s) judged" in checks, checks
     assert "calls across customers: 4 INVITE(s)" in checks, checks
