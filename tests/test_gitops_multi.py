@@ -10,6 +10,7 @@ import pytest
 from fixtures.bind import BindServer, bind_env, dns_spec
 
 from sipctl.cli import run
+from sipctl.providers.transport.host_lock import FileLock
 
 
 def _zonefile_spec(domain: str, ip: str = "192.0.2.10") -> str:
@@ -226,3 +227,56 @@ def test_validate_of_several_specs_names_what_two_of_them_claim(
 
     (specs / "b.yaml").write_text(_zonefile_spec("other.example"))
     assert run(["validate", "-f", str(specs)]) == 0
+
+
+_SHARED_HOST = "firewall: {target: 'dir:../host', extra: ['tcp/443']}\n"
+
+
+def _two_domains_on_one_host(tmp_path: Path) -> Path:
+    """a.example and b.example: their own zone files, one host's firewall with the same
+    rules (one host group: applied one after the other)."""
+    (tmp_path / "zones").mkdir()
+    (tmp_path / "host").mkdir()
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for name in ("a", "b"):
+        (specs / f"{name}.yaml").write_text(_zonefile_spec(f"{name}.example") + _SHARED_HOST)
+    return specs
+
+
+def _table_row(out: str, domain: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith(domain + " "))
+
+
+def test_a_host_whose_first_domain_fails_leaves_the_rest_not_applied(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first domain of a host fails under its locks (its zone is locked by another run):
+    the host's later domains are not tried, and say why; never "planned"; each its own time."""
+    import fcntl
+
+    from sipctl.providers.transport.host_lock import zonefile_lock_site
+    from sipctl.schemas.loader import load_spec
+
+    specs = _two_domains_on_one_host(tmp_path)
+    zone = tmp_path / "zones" / "a.example.zone"
+    lock = zonefile_lock_site(load_spec(specs / "a.yaml"))
+    assert isinstance(lock, FileLock)
+    lock.path.parent.mkdir(parents=True, exist_ok=True)
+    with lock.path.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code = run(["apply", "-f", str(specs), "--auto-approve", "--no-verify", "--parallel", "2"])
+    out = capsys.readouterr().out
+    assert code == 3, "a was refused (its lock is held), b followed it: the run is refused"
+    assert "refused" in _table_row(out, "a.example")
+    b_row = _table_row(out, "b.example")
+    assert "not applied" in b_row and "planned" not in b_row
+    assert f"b.yaml: not applied: a.example ({specs / 'a.yaml'}) failed first" in out
+    assert "2 domain(s): 0 ok, 2 failed." in out
+    assert not zone.exists() and not (tmp_path / "zones" / "b.example.zone").exists()
+    assert not [p for p in (tmp_path / "host").iterdir() if p.name != ".sipctl.lock"]
+
+    assert run(["apply", "-f", str(specs), "--auto-approve", "--no-verify", "--parallel", "2"]) == 0
+    out = capsys.readouterr().out
+    assert " applied " in _table_row(out, "a.example")
+    assert " applied " in _table_row(out, "b.example")

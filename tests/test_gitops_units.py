@@ -144,3 +144,43 @@ def test_one_host_lock_for_every_layer_on_that_host(tmp_path: Path) -> None:
     loaded = load_spec_text(text, source="sipctl.yaml", base_dir=tmp_path)
     sites = lock_sites(loaded, RunContext(base_dir=tmp_path))
     assert len(sites) == 1, [site.key for site in sites]
+
+
+def test_domains_of_one_host_are_timed_each_and_stop_at_the_first_failure() -> None:
+    """One host's domains run one after the other: each gets its own time, and after one
+    fails the later ones are "not applied" (never left "planned"); another host goes on."""
+    import time
+
+    from sipctl.errors import RefusedError
+    from sipctl.reconciler.gitops.claims import Claims
+    from sipctl.reconciler.gitops.multi import _run_each_by_host
+
+    def domain(name: str, host: str) -> Domain:
+        d = Domain(Path(f"{name}.yaml"), claims=Claims(f"{name}.example", (), (), host))
+        d.status = "planned"
+        return d
+
+    a, b, c, d = (domain(n, "dir:/h1") for n in "abcd")
+    other = domain("x", "dir:/h2")
+    tried: list[str] = []
+
+    def work(one: Domain) -> None:
+        tried.append(one.name)
+        time.sleep(0.2)
+        if one is b:
+            raise RefusedError("b.example: stale")
+        one.status = "applied"
+
+    _run_each_by_host([a, b, c, d, other], 2, "applying", work)
+    assert sorted(tried) == ["a.example", "b.example", "x.example"]
+    assert [x.status for x in (a, b, c, d, other)] == [
+        "applied",
+        "refused",
+        "not applied",
+        "not applied",
+        "applied",
+    ]
+    assert c.message == "b.example (b.yaml) failed first on the same host"
+    assert 0.2 <= a.seconds < 0.35 and 0.2 <= b.seconds < 0.35 and c.seconds == 0
+    assert exit_code([a, b, c, d, other]) == 3, "refused first: the host's run is refused"
+    assert "c.yaml: not applied: b.example (b.yaml) failed first" in summary_table([a, b, c, d])

@@ -41,9 +41,13 @@ def summary_table(domains: Sequence[Domain], skipped: Sequence[Skipped] = ()) ->
 
 
 def exit_code(domains: Sequence[Domain]) -> int:
-    failed = [d for d in domains if d.failed]
+    """0, or the code of what failed: a domain not applied because another of its host
+    failed first ends with that one's code."""
+    from sipctl.reconciler.gitops.multi import NOT_APPLIED
+
+    failed = [d for d in domains if d.failed and d.status != NOT_APPLIED]
     if not failed:
-        return 0
+        return EXIT_ERROR if any(d.failed for d in domains) else 0
     return EXIT_REFUSED if all(d.status == "refused" for d in failed) else EXIT_ERROR
 
 

@@ -56,7 +56,7 @@ class Domain:
     planned: Plan | None = None  # a plan made in a worker process (no live state here)
     claims: Claims | None = None  # what the spec claims (made here or in a worker process)
     rendered: dict[str, list[Resource]] | None = None  # layers rendered for the claims
-    status: str = "pending"  # planned | no changes | applied | error | refused | skipped
+    status: str = "pending"  # planned | no changes | applied | error | refused | not applied
     message: str = ""
     error: BaseException | None = None  # what failed it (not across a worker's pipe)
     seconds: float = 0.0
@@ -74,12 +74,16 @@ class Domain:
 
     @property
     def failed(self) -> bool:
-        return self.status in ("error", "refused")
+        return self.status in ("error", "refused", NOT_APPLIED)
 
     def fail(self, exc: SipctlError) -> None:
         self.status = "refused" if isinstance(exc, RefusedError) else "error"
         self.error = exc
         self.message = failure_text(exc)
+
+
+# A domain whose host's earlier domain failed in the same run: it was never tried.
+NOT_APPLIED = "not applied"
 
 
 # The cyclic collector's first threshold during a run over many domains (Python's: 700).
@@ -231,35 +235,43 @@ def run_one(domain: Domain, work: Callable[[Domain], None]) -> None:
 
 
 def _run_each(
-    domains: Sequence[Domain],
+    domains: Sequence[Domain], parallel: int, what: str, work: Callable[[Domain], None]
+) -> None:
+    """``work`` on each domain in a pool of threads, each timed and its failure recorded."""
+    _in_pool(domains, parallel, what, lambda domain: run_one(domain, work), len(domains))
+
+
+def _in_pool(
+    items: Sequence[Domain],
     parallel: int,
     what: str,
-    work: Callable[[Domain], None],
-    count: int | None = None,
+    job: Callable[[Domain], None],
+    count: int,
 ) -> None:
-    """``work`` on each domain in a pool of threads. A run of one domain (``count``, when
-    ``domains`` are the first ones of groups) runs in this thread instead: its prompt, its
-    Ctrl-C and its signals are the command's own, as for a spec named alone."""
-    if (count or len(domains)) == 1:
-        run_one(domains[0], work)
+    """``job`` (which never raises) on each item in a pool of threads. A run of one domain
+    (``count``: all domains, when the items are the first ones of groups) runs in this
+    thread instead: its prompt, its Ctrl-C and its signals are the command's own, as for a
+    spec named alone."""
+    if count == 1:
+        job(items[0])
         return
     from concurrent.futures import ThreadPoolExecutor
 
     from sipctl.reconciler.gitops.locking import install_interrupts, restore_handlers
 
-    progress = Progress(what, len(domains))
+    progress = Progress(what, len(items))
 
     def one(domain: Domain) -> None:
-        run_one(domain, work)
+        job(domain)
         progress.step(domain)
 
-    workers = max(1, min(parallel, MAX_PARALLEL, len(domains) or 1))
+    workers = max(1, min(parallel, MAX_PARALLEL, len(items) or 1))
     # A cancelled run (SIGTERM, Ctrl-C) stops here; leaving the pool waits for the domains
     # under way, whose own finally blocks release their locks.
     handlers = install_interrupts()
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sipctl-domain") as pool:
-            list(pool.map(one, domains))
+            list(pool.map(one, items))
     finally:
         restore_handlers(handlers)
         progress.finish()
@@ -411,19 +423,29 @@ def apply_all(
 def _run_each_by_host(
     domains: Sequence[Domain], parallel: int, what: str, work: Callable[[Domain], None]
 ) -> None:
-    """Like _run_each, with the domains of one host one after the other in one worker."""
+    """Like _run_each, with the domains of one host one after the other in one worker.
+
+    They share the host's layers, so once one of them fails the host is left as it is: the
+    later ones are not tried, and say so (never "planned": nothing of theirs went out, and
+    the run exits non-zero). Each domain is timed on its own."""
     groups: dict[str, list[Domain]] = {}
     for domain in domains:
         groups.setdefault(shard_key(domain), []).append(domain)
     by_first = {id(group[0]): group for group in groups.values()}
 
     def group_work(first: Domain) -> None:
-        work(first)  # _run_each times it and records its failure
-        for domain in by_first[id(first)][1:]:
+        failed: Domain | None = None
+        for domain in by_first[id(first)]:
+            if failed is not None:
+                domain.status = NOT_APPLIED
+                domain.message = f"{failed.name} ({failed.path}) failed first on the same host"
+                continue
             run_one(domain, work)
+            if domain.failed:
+                failed = domain
 
     firsts = [group[0] for group in groups.values()]
-    _run_each(firsts, parallel, what, group_work, len(domains))
+    _in_pool(firsts, parallel, what, group_work, len(domains))
 
 
 def close_all(domains: Sequence[Domain]) -> None:
