@@ -133,23 +133,54 @@ def _served(customer: Spec, host: Spec) -> Spec:
     return customer.with_host(host, update)
 
 
+# (host file, as shown) -> (its text, the file loaded): each of 1,000 customers of a
+# directory looks for its host among the host files beside it; reading is cheap, loading not.
+_HOST_SPECS: dict[tuple[Path, Path], tuple[str, LoadedSpec]] = {}
+
+
+def _host_file(path: Path, shown: Path) -> LoadedSpec:
+    text = _read(path)
+    known = _HOST_SPECS.get((path, shown))
+    if known is not None and known[0] == text:
+        return known[1]
+    loaded = _load_sibling(shown, "a host file")
+    _HOST_SPECS[(path, shown)] = (text, loaded)
+    return loaded
+
+
+def _host_named(name: str, path: Path) -> tuple[Path, Spec] | None:
+    """The host file beside ``path`` with ``hosting.name`` ``name`` (and its path), or None.
+    Two such files (a host file copied for a new PBX, its name left as it was) would each
+    serve every customer that names it: refused, naming both."""
+    found = [
+        (sibling, loaded)
+        for sibling in _host_files(path.resolve().parent)
+        for loaded in [_host_file(sibling, path.parent / sibling.name)]
+        if loaded.spec.hosting is not None and loaded.spec.hosting.name == name
+    ]
+    if len(found) > 1:
+        where = [loaded.where(("hosting", "name")) for _, loaded in found]
+        raise SpecError(
+            f"{where[1]}: hosting.name: {name} is also the name of the host file {where[0]}; "
+            "each PBX host's file has a name of its own (its customers name it in 'host')"
+        )
+    return (found[0][0], found[0][1].spec) if found else None
+
+
 def host_of(customer: Spec, path: Path) -> Spec | None:
     """The host file beside ``path`` whose hosting.name the customer names, or None."""
-    for sibling in _host_files(path.resolve().parent):
-        spec = _load_sibling(sibling, "a host file").spec
-        if spec.hosting is not None and spec.hosting.name == customer.host:
-            return spec
-    return None
+    found = _host_named(customer.host, path) if customer.host is not None else None
+    return found[1] if found is not None else None
 
 
 def serving_host(customer: Spec, path: Path) -> Spec | None:
     """The host file beside ``path`` that serves ``customer``, with all its customers (what
     a check of the whole host, such as audit's, needs), or None."""
-    for sibling in _host_files(path.resolve().parent):
-        spec = _load_sibling(sibling, "a host file").spec
-        if spec.hosting is not None and spec.hosting.name == customer.host:
-            return spec.with_customers(customers_of(spec, sibling))
-    return None
+    found = _host_named(customer.host, path) if customer.host is not None else None
+    if found is None:
+        return None
+    sibling, spec = found
+    return spec.with_customers(customers_of(spec, sibling))
 
 
 def compose(loaded: LoadedSpec, path: Path) -> LoadedSpec:
@@ -159,6 +190,7 @@ def compose(loaded: LoadedSpec, path: Path) -> LoadedSpec:
 
     spec = loaded.spec
     if spec.hosting is not None:
+        _host_named(spec.hosting.name, path)  # this host's name is its own
         return replace(loaded, spec=spec.with_customers(customers_of(spec, path)))
     if spec.host is None:
         return loaded

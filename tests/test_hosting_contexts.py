@@ -134,3 +134,25 @@ def test_a_plan_names_each_customers_users_by_its_domain(names: list[str]) -> No
     read = names_from_dialplan(normalize_dialplan(dialplan_text(spec)))
     assert read == described_names(spec)
     assert {f"user director@{d}" for d in names} <= set(read)
+
+
+def test_two_host_files_of_one_name_are_refused_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host file copied for a new PBX, its hosting.name left as it was, served every
+    customer a second time while their DNS pointed at the first host only."""
+    write(tmp_path, "pbx1.yaml", HOST)
+    write(tmp_path, "pbx2.yaml", {**HOST, "domain": "pbx2.hoster.example"})
+    customer_file = write(tmp_path, "alpha.yaml", customer("alpha.example", "a-phones"))
+    for path in (tmp_path / "pbx1.yaml", tmp_path / "pbx2.yaml", customer_file):
+        assert run(["validate", "-f", str(path)]) == 1, path
+        shown = capsys.readouterr().err
+        assert (
+            f"{tmp_path}/pbx2.yaml:4:3: hosting.name: pbx1 is also the name of the host file "
+            f"{tmp_path}/pbx1.yaml:4:3" in shown
+        ), shown
+    (tmp_path / "pbx2.yaml").write_text(
+        (tmp_path / "pbx2.yaml").read_text().replace("name: pbx1", "name: pbx2")
+    )
+    for path in (tmp_path / "pbx1.yaml", tmp_path / "pbx2.yaml", customer_file):
+        assert run(["validate", "-f", str(path)]) == 0, capsys.readouterr()
