@@ -115,6 +115,21 @@ def test_reads_share_a_kept_connection_and_replace_one_the_server_closed(
     }, "a kept connection the server closed is replaced, the read sent again on a new one"
 
 
+def test_a_connection_kept_too_long_is_closed_not_reused(
+    bind: BindServer,
+    counted: tuple[str, DnsCounter],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sipctl.providers.dns import tcp_pipeline
+
+    zone, counter = counted
+    spec = str(_spec(bind, counter, zone, tmp_path / "sipctl.yaml"))
+    assert _costs(counter, "plan", "-f", spec)["connection"] == 1
+    monkeypatch.setattr(tcp_pipeline, "IDLE_SECONDS", 0.0)  # as if it sat unused too long
+    assert _costs(counter, "plan", "-f", spec)["connection"] == 1, "a new connection"
+
+
 def test_a_refused_update_changes_nothing_and_still_releases_the_lock(
     bind: BindServer, counted: tuple[str, DnsCounter], tmp_path: Path
 ) -> None:

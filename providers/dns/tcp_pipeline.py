@@ -16,6 +16,7 @@ a connection of their own.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import socket
@@ -67,23 +68,30 @@ class _IdleConnections:
         self._idle: dict[tuple[str, int], list[tuple[float, socket.socket]]] = {}
 
     def take(self, where: tuple[str, int]) -> socket.socket | None:
-        now = time.monotonic()
         with self._lock:
-            kept = self._idle.get(where, [])
-            while kept:
-                since, sock = kept.pop()
-                if now - since < IDLE_SECONDS:
-                    return sock
-                sock.close()
-        return None
+            self._close_expired()
+            kept = self._idle.get(where)
+            return kept.pop()[1] if kept else None
 
     def give(self, where: tuple[str, int], sock: socket.socket) -> None:
         with self._lock:
+            self._close_expired()
             kept = self._idle.setdefault(where, [])
             if len(kept) < MAX_IDLE:
                 kept.append((time.monotonic(), sock))
                 return
         sock.close()
+
+    def _close_expired(self) -> None:
+        """Close what sat unused too long, of every server (a process that talks to many
+        servers, one after the other, keeps no connection to those it is done with)."""
+        now = time.monotonic()
+        for where in list(self._idle):
+            kept = self._idle[where]
+            while kept and now - kept[0][0] >= IDLE_SECONDS:
+                kept.pop(0)[1].close()
+            if not kept:
+                del self._idle[where]
 
     def forget(self) -> None:
         """Close every kept connection (a forked child's copies are never its own to use)."""
@@ -96,6 +104,7 @@ class _IdleConnections:
 
 _IDLE = _IdleConnections()
 os.register_at_fork(after_in_child=_IDLE.forget)
+atexit.register(_IDLE.forget)
 
 
 class Connection:
