@@ -280,3 +280,23 @@ def test_a_host_whose_first_domain_fails_leaves_the_rest_not_applied(
     out = capsys.readouterr().out
     assert " applied " in _table_row(out, "a.example")
     assert " applied " in _table_row(out, "b.example")
+
+
+@pytest.mark.parametrize("parallel", ["1", "2"])
+def test_saved_plans_sharing_a_host_layer_apply_one_after_the_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], parallel: str
+) -> None:
+    """Saved plans go through the host grouping of planned domains: two plans writing the
+    same rules to one host's firewall are applied one after the other (with --parallel 2
+    they raced for the host's lock), and the second is not stale for what the first wrote
+    (with --parallel 1 it was)."""
+    specs = _two_domains_on_one_host(tmp_path)
+    plans = tmp_path / "plans"
+    assert run(["plan", "-f", str(specs), "--out", str(plans)]) == 0
+    capsys.readouterr()
+    assert run(["apply", str(plans), "--no-verify", "--parallel", parallel]) == 0
+    out = capsys.readouterr().out
+    assert " applied " in _table_row(out, "a.example")
+    assert " applied " in _table_row(out, "b.example")
+    assert "2 domain(s): 2 ok, 0 failed." in out
+    assert run(["plan", "-f", str(specs), "--detailed-exitcode"]) == 0

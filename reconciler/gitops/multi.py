@@ -370,9 +370,10 @@ def apply_all(
 
     A saved plan is applied exactly (re-read and compared under the lock). A planned domain
     without changes gets only its record of the last apply, when that is missing or out of
-    date. Planned domains of one PBX host go one after the other in one worker (they would
-    only wait for each other's host lock), and a host layer that an earlier one of them
-    wrote with the same rules is not stale for the next (see ``engine.refresh``).
+    date. Domains of one PBX host, planned or saved alike, go one after the other in one
+    worker (they would only wait for each other's host lock), and a host layer that an
+    earlier one of them wrote with the same rules is not stale for the next (see
+    ``engine.refresh``).
     """
     from sipctl.reconciler.gitops.guarded import Outcome, guarded_apply, record_if_needed
 
@@ -391,7 +392,7 @@ def apply_all(
             domain.outcome, domain.status = Outcome(domain.plan_run, lines=lines), "no changes"
             return
         with guard:
-            rewritten = frozenset(written) if domain.saved is None else frozenset()
+            rewritten = frozenset(written)
         domain.outcome = guarded_apply(
             plan,
             label(domain),
@@ -404,9 +405,9 @@ def apply_all(
             rewritten=rewritten,
         )
         domain.plan_run = domain.outcome.plan_run
-        # a planned domain had changes when it was shown, even if a host layer's share of
-        # them was written by an earlier domain of its host
-        applied = domain.saved is None or domain.outcome.report is not None
+        # a domain had changes when it was planned, even if a host layer's share of them
+        # was written by an earlier domain of its host
+        applied = plan.has_changes or domain.outcome.report is not None
         domain.status = "applied" if applied else "no changes"
         with guard:
             written.update(
@@ -414,10 +415,7 @@ def apply_all(
             )
 
     todo = [d for d in domains if not d.failed and (d.plan_run or d.saved) is not None]
-    if todo and todo[0].saved is not None:  # saved plans: each on its own, as they came
-        _run_each(todo, parallel, "applying", apply_one)
-    else:
-        _run_each_by_host(todo, parallel, "applying", apply_one)
+    _run_each_by_host(todo, parallel, "applying", apply_one)
 
 
 def _run_each_by_host(
