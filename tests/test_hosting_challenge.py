@@ -13,8 +13,11 @@ extension, and no ``Wrong call`` line.
 
 from __future__ import annotations
 
+import random
 import re
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +25,11 @@ import pytest
 import yaml
 from asterisk_helpers import apply_spec, pending_changes
 from fixtures.asterisk import AsteriskInstance, running_asterisk
+from fixtures.fail2ban_reader import fail2ban_regex
 from fixtures.rtp_phone import AnsweringPhone
 from fixtures.sip_client import SipCaller
+
+from sipctl.reconciler.render.fail2ban import HOSTING_FILTER_TEXT
 
 pytestmark = pytest.mark.asterisk
 
@@ -45,9 +51,14 @@ def _write(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def pbx() -> Iterator[AsteriskInstance]:
-    with running_asterisk(opus_phone=True) as instance:
+# The admin's order that puts the request_uri identifier (the guests' identify sections)
+# before username (a phone's From user): docs/enumeration.md.
+URI_FIRST = "endpoint_identifier_order=ip,request_uri,username,anonymous"
+
+
+@contextmanager
+def _pbx(pjsip_global: str = "") -> Iterator[AsteriskInstance]:
+    with running_asterisk(opus_phone=True, pjsip_global=pjsip_global) as instance:
         extensions = instance.config_dir / "extensions.conf"
         extensions.write_text(extensions.read_text() + PHONE_CONTEXTS)
         instance.rx("dialplan reload")
@@ -55,8 +66,25 @@ def pbx() -> Iterator[AsteriskInstance]:
 
 
 @pytest.fixture(scope="module")
+def pbx() -> Iterator[AsteriskInstance]:
+    with _pbx() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
 def hoster(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("hoster-challenge")
+    return _apply_hoster(pbx, tmp_path_factory.mktemp("hoster-challenge"))
+
+
+@pytest.fixture(scope="module")
+def uri_first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskInstance]:
+    """Another PBX, its admin's [global] ordering request_uri before username, applied."""
+    with _pbx(URI_FIRST) as instance:
+        _apply_hoster(instance, tmp_path_factory.mktemp("hoster-uri-first"))
+        yield instance
+
+
+def _apply_hoster(pbx: AsteriskInstance, directory: Path) -> Path:
     port = pbx.sip_port
     _write(
         directory / "pbx1.yaml",
@@ -177,3 +205,114 @@ def test_the_rendered_pattern_is_what_asterisk_shows(pbx: AsteriskInstance, host
     wanted = re.search(r"\[sipctl-guest-names-b\.example\][^\[]*match_request_uri=(\S+)", text)
     assert wanted is not None, text
     assert wanted.group(1) in shown, shown
+
+
+def _options(caller: SipCaller, user: str, domain: str, from_user: str, extra: str = "") -> int:
+    """OPTIONS sip:user@domain with From sip:from_user@domain: the final status."""
+    token = f"{random.getrandbits(48):x}"
+    caller._send(
+        caller._request(
+            "OPTIONS", user, domain=domain, from_user=from_user, call_id=token, cseq=1,
+            branch=f"z9hG4bK{token}", tag=token, from_host=domain, extra=extra,
+        )
+    )  # fmt: skip
+    answer = caller._receive(3.0)
+    assert answer is not None
+    return int(answer.split(" ", 2)[1])
+
+
+FORGED = (
+    'Authorization: Digest username="{ext}", realm="asterisk", nonce="0", '
+    'uri="sip:director@a.example", response="00000000000000000000000000000000"'
+)
+
+
+def test_with_the_default_order_a_phones_extension_in_from_still_stands_out(
+    pbx: AsteriskInstance, hoster: Path
+) -> None:
+    """Measured: the username identifier comes before request_uri, so a declared name
+    called with a phone's extension in From is that phone's request (401), with any other
+    From a guest's (200): challenge alone does not hide the extensions from this probe. A
+    forged Authorization header tells nothing (auth_username is not tried before)."""
+    with SipCaller(pbx.sip_port) as caller:
+        known = {_options(caller, "director", "a.example", ext) for ext in ("101", "105", "106")}
+        unknown = {_options(caller, "director", "a.example", ext) for ext in ("102", "zz")}
+        forged = {
+            _options(caller, "director", "a.example", "zz", FORGED.format(ext=ext))
+            for ext in ("105", "102")
+        }
+    assert (known, unknown, forged) == ({401}, {200}, {200})
+
+
+def test_request_uri_before_username_hides_it_and_phones_still_work(
+    uri_first: AsteriskInstance,
+) -> None:
+    """With the admin's order putting request_uri before username: a declared name finds
+    the guest endpoint whatever the From (200), anything else is challenged (401), a phone
+    registers (baresip as 106) and an authenticated phone's call rings its colleague."""
+    from fixtures.baresip import baresip_phone
+
+    pbx = uri_first
+    assert URI_FIRST.split("=")[1] in pbx.rx("pjsip show settings")
+    with SipCaller(pbx.sip_port) as caller:
+        declared = {_options(caller, "director", "a.example", e) for e in ("105", "102", "zz")}
+        other = {_options(caller, e, "a.example", e) for e in ("105", "102")}
+        other |= {_options(caller, "director", "b.example.x", "105")}
+    assert (declared, other) == ({200}, {401})
+    registrar = f"127.0.0.1:{pbx.sip_port}"
+    with baresip_phone(registrar, "106", "secret106"):
+        deadline = time.monotonic() + 10
+        while "106/sip:" not in pbx.rx("pjsip show contacts"):
+            assert time.monotonic() < deadline, pbx.rx("pjsip show contacts")
+            time.sleep(0.2)
+    phone = AnsweringPhone(pbx.phone_port)
+    try:
+        with SipCaller(pbx.sip_port) as caller:
+            call = caller.invite("105", domain="127.0.0.1", auth=("106", "secret106"))
+        assert 200 in call.statuses and phone.invites, call.statuses
+    finally:
+        phone.close()
+
+
+# What a stranger controls on both sides of the address in Asterisk's NOTICE: the From
+# (display name with quotes and spaces) before it, the Call-ID (spaces and quotes accepted
+# by pjsip, printed as sent: measured) after it.
+HOSTILE_CALL_ID = "q) - x' failed for '6.6.6.6:1' (callid: y"
+HOSTILE_FROM = "\"x' failed for '6.6.6.6:1' (callid: y) - No matching endpoint found\" <"
+
+
+def test_the_jail_counts_every_challenged_stranger_by_the_real_address(
+    pbx: AsteriskInstance, hoster: Path, tmp_path: Path
+) -> None:
+    """A challenged request leaves no Wrong call line, but Asterisk's own NOTICE ('Request
+    'M' from '<From>' failed for '<addr>:port' (callid: ...) - No matching endpoint found'),
+    which sipctl's filter already reads by the From's grammar: every INVITE, OPTIONS and
+    REGISTER of a stranger is counted against its real address, whatever it writes into the
+    From and the Call-ID."""
+    offset = pbx.log_size()
+    sent = 0
+    with SipCaller(pbx.sip_port) as caller:
+        for method, user, call_id, from_prefix in [
+            ("INVITE", "nobody", "plain1", "<"),
+            ("OPTIONS", "105", "plain2", "<"),
+            ("REGISTER", "", "plain3", "<"),
+            ("INVITE", "alex", HOSTILE_CALL_ID, "<"),
+            ("OPTIONS", "nobody", "c5", HOSTILE_FROM),
+            ("OPTIONS", "nobody", HOSTILE_CALL_ID, HOSTILE_FROM),
+        ]:
+            token = f"{random.getrandbits(48):x}"
+            text = caller._request(
+                method, user, domain="b.example", from_user="stranger", call_id=call_id,
+                cseq=1, branch=f"z9hG4bK{token}", tag=token,
+            )  # fmt: skip
+            caller._send(text.replace("From: <", f"From: {from_prefix}", 1))
+            answer = caller._receive(3.0)
+            assert answer is not None and answer.startswith("SIP/2.0 401"), answer
+            sent += 1
+    text = pbx.wait_log(r"(?s)(No matching endpoint found.*){6}", offset)
+    assert "Wrong call" not in text and "6.6.6.6" in text, text
+    log = tmp_path / "messages"
+    log.write_text(text)
+    filter_file = tmp_path / "sipctl-asterisk.conf"
+    filter_file.write_text(HOSTING_FILTER_TEXT)
+    assert fail2ban_regex(log, filter_file) == ["127.0.0.1"] * sent

@@ -425,6 +425,77 @@ def identity_findings(
     ]
 
 
+# OPTIONS to a declared name with the extension elsewhere (audit.run._identity_variants).
+IDENTITY_VARIANTS = ("from", "auth")
+# Measured on Asterisk 22.10 (tests/test_hosting_challenge.py): with unknown_callers:
+# challenge and the default order (ip,username,anonymous, then request_uri), an OPTIONS to a
+# declared name with a phone's extension in From is identified by the username identifier
+# first (401) and with an unknown From reaches the guest endpoint (200). With request_uri
+# before username the declared name finds the guest endpoint whatever the From: 200 for
+# all; phones still register (a REGISTER's URI names no user) and call extensions.
+_ORDER_FIX = (
+    "set asterisk.unknown_callers: challenge, and put request_uri before username in the "
+    "[global] section of pjsip.conf: endpoint_identifier_order=ip,request_uri,username,"
+    "anonymous, then restart Asterisk (the identifier modules take the order when they "
+    "load; 'module reload' is not enough). A declared name then finds the guest endpoint "
+    "whatever the From; phones keep registering and calling extensions (a phone that "
+    "calls a declared name is then a guest for that call)"
+)
+IDENTITY_VARIANT_FIX = {
+    "from": _ORDER_FIX,
+    "auth": (
+        "take auth_username out of endpoint_identifier_order in pjsip.conf's [global], or put "
+        "it after anonymous (identifiers left out are tried after the listed ones), then "
+        "restart Asterisk"
+    ),
+}
+_VARIANT_SENT = {
+    "from": "OPTIONS sip:{name}@... From: sip:EXT@...",
+    "auth": 'OPTIONS sip:{name}@... Authorization: Digest username="EXT" (forged)',
+}
+
+
+def forged_authorization(ext: str, name: str, domain: str) -> str:
+    """An ``Authorization`` header naming ``ext`` with a made-up response: it proves
+    nothing, but the auth_username identifier picks the endpoint by its user name."""
+    return (
+        f'Authorization: Digest username="{ext}", realm="asterisk", nonce="0", '
+        f'uri="sip:{name}@{domain}", response="{"0" * 32}", algorithm=MD5'
+    )
+
+
+def identity_variant_findings(
+    variant: str,
+    declared: str,
+    known: Sequence[Exchange],
+    unknown: Sequence[Exchange],
+    target: str,
+) -> list[Finding]:
+    """``declared`` called with a known extension elsewhere (``IDENTITY_VARIANTS``) must get
+    the same answer as with an unknown one (the exchanges carry the extension tried)."""
+    k_codes = {e.final for e in known if e.final is not None}
+    u_codes = {e.final for e in unknown if e.final is not None}
+    if not k_codes or not u_codes or k_codes == u_codes:
+        return []
+    where = "in From" if variant == "from" else "in a forged Authorization header"
+    tried = ", ".join(sorted({e.user for e in known}))
+    return [
+        Finding(
+            "enumeration-by-identity",
+            "medium",
+            "enumeration",
+            f"OPTIONS to the declared name {declared!r} with the extension {where} tells the "
+            f"internal extensions {tried} from unknown ones: known get {_codes(k_codes)}, "
+            f"unknown get {_codes(u_codes)}",
+            target,
+            IDENTITY_VARIANT_FIX[variant],
+            sent=f"{_VARIANT_SENT[variant].format(name=declared)} for {len(known)} known and "
+            f"{len(unknown)} unknown extensions",
+            got=", ".join(sorted({e.summary() for e in [*known[:2], *unknown[:2]]})),
+        )
+    ]
+
+
 def admin_lines(method: str, extensions: Sequence[str]) -> tuple[str, ...]:
     """The exact lines the admin's way takes, per phone endpoint found (``/`` ends a line;
     ``[NAME](+)`` adds keys to the existing section ``[NAME]``)."""

@@ -554,6 +554,17 @@ def _identity_probes(
                             count.packets += exchange.packets
                             into.append(exchange)
                     asked[method] = groups
+                if public:
+                    declared = min(public)
+                    variants = _identity_variants(
+                        agent, declared, known, unknown, limits, deadline, rate
+                    )
+                    for variant, (mine, others) in variants.items():
+                        count.requests += len(mine) + len(others)
+                        count.packets += sum(e.packets for e in [*mine, *others])
+                        report.add(
+                            probes.identity_variant_findings(variant, declared, mine, others, where)
+                        )
         except OSError as exc:
             report.errors.append(f"{where}: cannot talk SIP: {exc}")
             continue
@@ -578,8 +589,45 @@ def _identity_probes(
     )
 
 
-# The only lines an unknown extension's call or REGISTER leaves (measured on Asterisk 22).
-_UNKNOWN_LINES = ("Wrong call", "has no configured AORs")
+def _identity_variants(
+    agent: SipAgent,
+    declared: str,
+    known: list[str],
+    unknown: list[str],
+    limits: AuditLimits,
+    deadline: float,
+    rate: _RateLimit,
+) -> dict[str, tuple[list[Exchange], list[Exchange]]]:
+    """OPTIONS (it never rings) to a declared name, the extension tried elsewhere: in From
+    (``from``), and in a forged ``Authorization`` header with an unknown From (``auth``:
+    the auth_username identifier, if an admin lists it before anonymous). The declared
+    name reaches a guest endpoint under every ``unknown_callers``, so an identified phone
+    (401) stands out from a guest (200)."""
+    asked: dict[str, tuple[list[Exchange], list[Exchange]]] = {}
+    for variant in probes.IDENTITY_VARIANTS:
+        groups: tuple[list[Exchange], list[Exchange]] = ([], [])
+        for extensions, into in ((known, groups[0]), (unknown, groups[1])):
+            for ext in extensions:
+                if time.monotonic() >= deadline:
+                    break
+                rate.wait()
+                if variant == "from":
+                    exchange = agent.transact(
+                        "OPTIONS", declared, limits.request_timeout, from_user=ext
+                    )
+                else:
+                    header = probes.forged_authorization(ext, declared, agent.domain)
+                    exchange = agent.transact("OPTIONS", declared, limits.request_timeout, [header])
+                exchange.user = ext  # the extension tried, as the findings name it
+                into.append(exchange)
+        asked[variant] = groups
+    return asked
+
+
+# The only lines an unknown extension's call or REGISTER leaves (measured on Asterisk 22),
+# and what every request no endpoint takes leaves (unknown_callers: challenge); sipctl's
+# fail2ban filter matches each.
+_UNKNOWN_LINES = ("Wrong call", "has no configured AORs", "No matching endpoint found")
 
 
 def _unlogged(
@@ -607,6 +655,13 @@ def _unlogged(
         return (
             f"{len(other)} line(s) in {path} name this machine ({address}) besides the "
             f"unknown extensions' calls and REGISTERs, e.g. {other[-1].strip()[:200]!r}"
+        )
+    if any("No matching endpoint found" in line for line in lines):
+        return (
+            f"{len(lines)} line(s) in {path} name this machine ({address}), all lines "
+            "sipctl's fail2ban filter counts ('No matching endpoint found' for every request "
+            "no endpoint took, 'Wrong call', 'has no configured AORs'); a phone's challenged "
+            "requests leave none"
         )
     return (
         f"{len(lines)} line(s) in {path} name this machine ({address}), all for the unknown "
