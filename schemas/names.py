@@ -46,9 +46,14 @@ SIPCTL_CONTEXTS = frozenset(
         "sipctl-domains",  # a hosting PBX's called domains
     }
 )
-# A hosting PBX's contexts of each customer: sipctl-guest-<domain>, sipctl-rooms-<domain>
-# (or a digest of a long domain).
+# A hosting PBX's contexts of each customer: sipctl-guest-<domain>, sipctl-rooms-<domain>,
+# or a digest of a long domain (32 hex digits), the one form a context name can take (a
+# domain has dots). import picks sipctl-guest-2, -3... for a guest context: no digest.
 SIPCTL_CONTEXT_PREFIXES = ("sipctl-guest-", "sipctl-rooms-")
+_DIGEST = "[0-9a-f]{32}"
+_DERIVED_CONTEXT_RE = re.compile(
+    "(?:" + "|".join(re.escape(p) for p in SIPCTL_CONTEXT_PREFIXES) + ")" + _DIGEST
+)
 _RESERVED_CONTEXTS = frozenset({"general", "globals"}) | SIPCTL_CONTEXTS
 _SPECIAL_FOLDED = frozenset(name.lower() for name in SPECIAL_EXTENSIONS)
 
@@ -166,11 +171,12 @@ def check_context(value: str) -> str:
             f"{_describe(str(value))} is not a dialplan context name: use letters, digits, "
             f"'_' and '-' (at most {MAX_EXTENSION_LENGTH})"
         )
-    if value.lower() in _RESERVED_CONTEXTS or value.lower().startswith(SIPCTL_CONTEXT_PREFIXES):
+    if value.lower() in _RESERVED_CONTEXTS or _DERIVED_CONTEXT_RE.fullmatch(value.lower()):
         raise ValueError(
             f"{_describe(value)} is reserved in extensions.conf (or by sipctl, whose own "
             f"contexts are {', '.join(sorted(SIPCTL_CONTEXTS))} and "
-            f"{', '.join(p + '...' for p in SIPCTL_CONTEXT_PREFIXES)}): choose another name"
+            f"{', '.join(p + '<digest>' for p in SIPCTL_CONTEXT_PREFIXES)}): choose another "
+            "name"
         )
     return value
 
@@ -245,7 +251,7 @@ RESERVED_CONTEXT_PATTERN = (
     "^(?:"
     + "|".join(
         [_ci(w) for w in sorted(_RESERVED_CONTEXTS)]
-        + [_ci(p) + ".*" for p in SIPCTL_CONTEXT_PREFIXES]
+        + [_ci(p) + "[0-9a-fA-F]{32}" for p in SIPCTL_CONTEXT_PREFIXES]
     )
     + ")$"
 )
