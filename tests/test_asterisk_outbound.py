@@ -17,7 +17,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from fixtures.bind import BindServer, zone_text
 from fixtures.certs import server_certificate
 from fixtures.common import free_port
 from fixtures.sip_client import SipCaller, serve_datagrams, sip_response
+from fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.asterisk
 
@@ -174,15 +174,15 @@ def _restart(pbx: AsteriskInstance) -> None:
     restarted Asterisk outlives the tests."""
     pbx.rx("core restart now")
     pid_file = pbx.root / "run" / "asterisk" / "asterisk.pid"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
+
+    def back() -> bool:
         with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
             booted = "fully booted" in pbx.rx("core waitfullybooted", timeout=5)
-            if booted and "transport-tls" in pbx.rx("pjsip show transports"):
-                pbx.pid = int(pid_file.read_text().strip())
-                return
-    raise AssertionError("Asterisk did not come back after core restart now")
+            return booted and "transport-tls" in pbx.rx("pjsip show transports")
+        return False
+
+    wait_until(back, "Asterisk back after core restart now", interval=0.2)
+    pbx.pid = int(pid_file.read_text().strip())
 
 
 @pytest.fixture(scope="module")
@@ -199,10 +199,8 @@ def outbound_spec(
     return spec
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
+def _wait_for(condition: Callable[[], bool]) -> None:
+    wait_until(condition, "the other company's INVITE")
 
 
 def test_an_office_phone_calls_another_company_by_name(
@@ -235,7 +233,9 @@ def test_a_guest_cannot_call_out(
         result = guest.invite("bob", domain=OTHER, timeout=6.0, hold=0.1)
     assert 200 in result.statuses, result.statuses  # the reject sound answered
     pbx.wait_log(r"Wrong call IP=127\.0\.0\.1", offset)
-    time.sleep(0.3)
+    # the guest's call over (its dialplan can dial nothing more), not a time that hopes so
+    wait_until(lambda: "0 active channels" in pbx.rx("core show channels count"),
+               "the guest's call ended", last=lambda: pbx.rx("core show channels"))  # fmt: skip
     assert len(other.invites) == before
     assert "Outbound call" not in pbx.log_since(offset)
 

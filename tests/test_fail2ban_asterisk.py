@@ -36,6 +36,7 @@ from fixtures.asterisk import MODULES, AsteriskInstance, running_asterisk
 from fixtures.common import require
 from fixtures.fail2ban_reader import fail2ban_regex
 from fixtures.sip_client import SipCaller
+from fixtures.waiting import wait_until
 
 from sipctl.reconciler.render.asterisk import desired_files, include_line
 from sipctl.reconciler.render.fail2ban import FILTER_TEXT
@@ -253,14 +254,12 @@ def configure_guest(instance: AsteriskInstance) -> None:
     assert "f2b-guest" in shown, shown
     # The reloaded transports come up a moment after the reload command returns.
     wanted = [f"{proto}      0      0  [::1]:{instance.sip_port}" for proto in ("udp", "tcp")]
-    deadline = time.monotonic() + 5.0
-    transports = ""
-    while time.monotonic() < deadline:
-        transports = instance.rx("pjsip show transports")
-        if all(line in transports for line in wanted):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"IPv6 transports missing:\n{transports}\n{instance.log_since(0)[-3000:]}")
+    wait_until(
+        lambda: all(line in instance.rx("pjsip show transports") for line in wanted),
+        "the IPv6 transports",
+        interval=0.1,
+        last=lambda: f"{instance.rx('pjsip show transports')}\n{instance.log_since(0)[-3000:]}",
+    )
 
 
 def capture(instance: AsteriskInstance) -> str:
@@ -270,15 +269,13 @@ def capture(instance: AsteriskInstance) -> str:
     for probe in probes():
         send(probe, instance.sip_port)
     total = sum(p.lines for p in probes())
-    deadline = time.monotonic() + 5.0
-    text = ""
+
     # The last lines are written a moment after the final responses arrived.
-    while time.monotonic() < deadline:
+    def written() -> str | None:
         text = instance.log_since(start)
-        if sum(1 for line in text.splitlines() if _is_failure_line(line)) >= total:
-            break
-        time.sleep(0.05)
-    return text
+        return text if sum(1 for ln in text.splitlines() if _is_failure_line(ln)) >= total else None
+
+    return wait_until(written, f"{total} failure lines", last=lambda: instance.log_since(start))
 
 
 def _is_failure_line(line: str) -> bool:
@@ -383,11 +380,8 @@ def sipctl_pbx() -> Iterator[AsteriskInstance]:
 def _wrong_call_lines(instance: AsteriskInstance, start: int, count: int) -> str:
     """The log after ``start`` once ``count`` "Wrong call" lines are in it (and a moment more,
     for whatever else the calls write)."""
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline:
-        if instance.log_since(start).count("Wrong call IP=") >= count:
-            break
-        time.sleep(0.02)
+    wait_until(lambda: instance.log_since(start).count("Wrong call IP=") >= count,
+               f"{count} 'Wrong call' lines", interval=0.02, last=lambda: instance.log_since(start))  # fmt: skip
     time.sleep(0.1)
     return instance.log_since(start)
 

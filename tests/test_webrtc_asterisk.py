@@ -174,7 +174,7 @@ def test_servers_with_ipv6_get_one_dual_stack_listener(
         with websocket(address, asterisk.wss_port) as sock:
             request = build_options("nobody", "mysite.ru", "webrtc.mysite.ru")[0]
             sock.sendall(frame(request.replace(b"OPTIONS", b"INVITE")))
-            text = asterisk.wait_log(r"Wrong call IP=", start, timeout=10)
+            text = asterisk.wait_log(r"Wrong call IP=", start)
         assert f"Wrong call IP={address}\n" in text, text
     assert pending_changes(spec) == []
     apply_spec(write_spec(spec_dir, wss_spec(asterisk), "v4.yaml"))

@@ -288,7 +288,7 @@ def test_click_calls_director_and_media_flows_both_ways(
         wait_for(browser, "connected to director")
         seen = browser.execute_script("return window.sipctlTestStatuses")
         assert seen[:2] == ["Calling director…", "Connected to director"], seen
-        full = pbx.wait_log(r"Called PJSIP/105", start, pbx.full_log_path, timeout=10)
+        full = pbx.wait_log(r"Called PJSIP/105", start, pbx.full_log_path)
         assert "anonymous@webrtc.mysite.ru" in full  # the browsers' guest endpoint took it
         assert "guest-call" in full
         assert len(phone.invites) == 1
@@ -364,7 +364,7 @@ def test_undeclared_name_from_the_console_ends_in_the_reject_path(
     start = pbx.log_size()
     browser.set_script_timeout(10)
     browser.execute_async_script(CALL_FROM_CONSOLE)
-    text = pbx.wait_log(r"Wrong call IP=", start, timeout=15)
+    text = pbx.wait_log(r"Wrong call IP=", start)
     # the browser's address, from its WebSocket connection, last on the line for fail2ban
     assert "Wrong call IP=127.0.0.1\n" in text
     assert "nobody" not in text.split("Wrong call", 1)[1].splitlines()[0]
