@@ -316,3 +316,50 @@ def test_the_jail_counts_every_challenged_stranger_by_the_real_address(
     filter_file = tmp_path / "sipctl-asterisk.conf"
     filter_file.write_text(HOSTING_FILTER_TEXT)
     assert fail2ban_regex(log, filter_file) == ["127.0.0.1"] * sent
+
+
+AUTH_FIRST = "endpoint_identifier_order=ip,username,auth_username,anonymous"
+
+
+@pytest.fixture(scope="module")
+def auth_first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskInstance]:
+    """A PBX whose admin lists auth_username before anonymous, phone 105 identified by it."""
+    with _pbx(AUTH_FIRST) as instance:
+        conf = instance.config_dir / "pjsip.conf"
+        text = conf.read_text()
+        assert "auth=105-auth\n" in text
+        conf.write_text(
+            text.replace("auth=105-auth\n", "auth=105-auth\nidentify_by=username,auth_username\n")
+        )
+        instance.rx("module reload res_pjsip.so")
+        _apply_hoster(instance, tmp_path_factory.mktemp("hoster-auth-first"))
+        yield instance
+
+
+def test_the_audits_forged_authorization_probe_finds_auth_username_before_anonymous(
+    auth_first: AsteriskInstance, pbx: AsteriskInstance, hoster: Path
+) -> None:
+    """The audit's own probe (run._identity_variants, probes.identity_variant_findings):
+    with auth_username listed before anonymous, a forged Authorization header naming phone
+    105 picks that phone (401), one naming 102 reaches the guest endpoint by the declared
+    name (200): reported, with the order fix. With the stock order it tells nothing."""
+    from sipctl.providers.sip_attack import SipAgent
+    from sipctl.reconciler.audit import probes
+    from sipctl.reconciler.audit.report import Finding
+    from sipctl.reconciler.audit.run import AuditLimits, _identity_variants, _RateLimit
+
+    limits = AuditLimits()
+
+    def findings(instance: AsteriskInstance) -> list[Finding]:
+        with SipAgent("127.0.0.1", instance.sip_port, "udp", "a.example") as agent:
+            asked = _identity_variants(
+                agent, "director", ["105"], ["102"], limits, time.monotonic() + 20,
+                _RateLimit(limits.rate),
+            )  # fmt: skip
+        mine, others = asked["auth"]
+        return probes.identity_variant_findings("auth", "director", mine, others, "udp")
+
+    [found] = findings(auth_first)
+    assert "forged Authorization" in found.title and "401" in found.title, found
+    assert "auth_username" in found.fix
+    assert findings(pbx) == []
