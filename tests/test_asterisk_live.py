@@ -12,7 +12,6 @@ import re
 import shlex
 import socket
 import string
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from fixtures import host_profile
 from fixtures.asterisk import AsteriskInstance
 from fixtures.common import free_port
 from fixtures.sip_client import SipCaller
+from fixtures.waiting import wait_until
 
 from sipctl.errors import ProviderError
 from sipctl.providers.asterisk.cli import dialplan_extensions
@@ -196,12 +196,11 @@ def test_special_and_odd_names(asterisk: AsteriskInstance, applied: Path) -> Non
         for name in names:
             result = caller.invite(name, hold=0.1)
             assert 200 in result.statuses, (name, result.statuses)
-    deadline = time.monotonic() + 5.0
-    while (
-        asterisk.log_since(offset).count("Wrong call") < len(names) and time.monotonic() < deadline
-    ):
-        time.sleep(0.05)
-    time.sleep(0.3)  # a line too many (an "h" after a hang-up) would come now
+    wait_until(lambda: asterisk.log_since(offset).count("Wrong call") >= len(names),
+               f"{len(names)} 'Wrong call' lines", last=lambda: asterisk.log_since(offset))  # fmt: skip
+    # a line too many (an "h" after a hang-up) comes before its call's channel is gone
+    wait_until(lambda: "0 active channels" in asterisk.rx("core show channels count"),
+               "every call's channel gone", last=lambda: asterisk.rx("core show channels"))  # fmt: skip
     text = asterisk.log_since(offset)
     # exactly one line per call: the "h" that runs after each of these calls hung up
     # ended silently (SIPCTL_IP was set), it did not count a second wrong call

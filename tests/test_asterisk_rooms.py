@@ -30,6 +30,7 @@ from asterisk_helpers import (
 from fixtures.asterisk import AsteriskInstance
 from fixtures.bind import BindServer
 from fixtures.sip_client import AUDIO_OFFER, VIDEO_OFFER, SipCaller, SipResult
+from fixtures.waiting import wait_until
 
 from sipctl.cli import run
 from sipctl.providers.asterisk.rooms import parse_confbridge_list
@@ -74,13 +75,9 @@ def _room_members(pbx: AsteriskInstance, room: str) -> int:
     return facts.members if facts is not None else 0
 
 
-def _wait_members(pbx: AsteriskInstance, room: str, count: int, timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _room_members(pbx, room) == count:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{room} never had {count} members: {pbx.rx('confbridge list')}")
+def _wait_members(pbx: AsteriskInstance, room: str, count: int) -> None:
+    wait_until(lambda: _room_members(pbx, room) == count, f"{room} with {count} members",
+               interval=0.1, last=lambda: pbx.rx("confbridge list"))  # fmt: skip
 
 
 def test_rooms_live_in_sipctls_own_confbridge_file(
@@ -352,7 +349,16 @@ def test_a_caller_who_gives_up_at_once_is_never_a_wrong_call(
     for delay in (0.0, 0.0, 0.001, 0.005, 0.02):
         for name in ("director", "alex"):
             _invite_and_cancel(asterisk.sip_port, name, delay)
-    time.sleep(1.0)
+    # every call over, its "h" run (where a wrong call would be counted), its first steps
+    # logged: the event the test is about, not a second that hopes for it
+    wait_until(
+        lambda: (
+            "0 active channels" in asterisk.rx("core show channels count")
+            and asterisk.log_since(offset).count("Good call") >= 5
+        ),
+        "the calls ended and logged",
+        last=lambda: asterisk.log_since(offset),
+    )
     text = asterisk.log_since(offset)
     assert "Wrong call" not in text, text
     # each call that got to the dialplan ran its first steps (a CANCEL may overtake its own

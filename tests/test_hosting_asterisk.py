@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from fixtures.asterisk import AsteriskInstance, running_asterisk
 from fixtures.fail2ban_reader import fail2ban_regex
 from fixtures.rtp_phone import AnsweringPhone, CallerMedia
 from fixtures.sip_client import SipCaller
+from fixtures.waiting import wait_until
 
 from sipctl.providers.asterisk.rooms import parse_confbridge_list
 from sipctl.reconciler.render.fail2ban import HOSTING_FILTER_TEXT
@@ -223,10 +223,8 @@ def test_the_same_room_name_at_two_customers_is_two_conferences(
         _join_in_thread(pbx, "meeting", "b.example"),
     ]
     wanted = {"meeting@a.example": 1, "meeting@b.example": 2}
-    deadline = time.monotonic() + 10
-    while _conferences(pbx) != wanted and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _conferences(pbx) == wanted, pbx.rx("confbridge list")
+    wait_until(lambda: _conferences(pbx) == wanted, f"the rooms {wanted}", interval=0.1,
+               last=lambda: pbx.rx("confbridge list"))  # fmt: skip
     for thread in callers:
         thread.join(timeout=15)
     text = pbx.wait_log(r"(?s)(Room left.*){3}", offset)
