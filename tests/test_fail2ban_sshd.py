@@ -10,6 +10,7 @@ apply afterwards keeps the ban.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from fixtures.common import require
 from fixtures.fail2ban_server import Fail2banServer, start_fail2ban, stock_config
 from fixtures.netns import Netns, Veth, delete_netns, make_netns, veth
 from fixtures.sshd import SshServer, make_key, start_sshd
+from fixtures.waiting import wait_until
 
 from sipctl.providers.base import RunContext
 from sipctl.providers.fail2ban import Fail2banProvider
@@ -173,19 +176,25 @@ def test_failed_ssh_logins_are_banned_at_maxretry_and_stay_banned(sshd_host: Ssh
     for attempt in range(1, MAXRETRY + 1):
         said = sshd_host.failed_login()
         assert "Permission denied" in said, said
-        deadline = time.monotonic() + (10.0 if attempt == MAXRETRY else 1.5)
-        while time.monotonic() < deadline and attacker not in sshd_host.status():
-            time.sleep(0.1)
+        # fail2ban has read this attempt (then "not banned" is its decision, not a log line
+        # it has not read yet); the last one bans
+        wait_until(
+            partial(_counted_or_banned, sshd_host, attempt, attacker),
+            f"fail2ban counted attempt {attempt}",
+            interval=0.1,
+            last=sshd_host.status,
+        )
+        if attempt == MAXRETRY:
+            wait_until(lambda: attacker in sshd_host.status(), "the ban", last=sshd_host.status)
         banned = attacker in sshd_host.status()
         assert banned == (attempt == MAXRETRY), (attempt, sshd_host.status())
     # the ban action runs a moment after the jail lists the address (a loaded machine)
     jump = f"-A INPUT -p tcp -m multiport --dports {SSH_PORT} -j f2b-{SSHD_JAIL_NAME}"
-    deadline = time.monotonic() + 15.0
-    rules = ""
-    while jump not in rules and time.monotonic() < deadline:
-        rules = sshd_host.ns.run("iptables", "-w", "-S").stdout
-        time.sleep(0.2)
-    assert jump in rules, rules
+
+    def rules() -> str:
+        return sshd_host.ns.run("iptables", "-w", "-S").stdout
+
+    wait_until(lambda: jump in rules(), "the ban's rule", interval=0.2, last=rules)
     assert _ssh_port_answers(sshd_host) == "refused"
 
     # sipctl's firewall layer, applied now in the namespace: the ban holds.
@@ -216,3 +225,14 @@ def test_an_sshd_jail_of_the_admins_own_is_left_alone_and_named(sshd_host: SshdH
     finally:
         admins.unlink()
         subprocess.run(reload, capture_output=True, timeout=30, check=False)
+
+
+def _total_failed(status: str) -> int:
+    """The failures the jail has counted so far (``Total failed`` of its status)."""
+    found = re.search(r"Total failed:\s*(\d+)", status)
+    return int(found[1]) if found else 0
+
+
+def _counted_or_banned(host: SshdHost, attempts: int, attacker: str) -> bool:
+    status = host.status()
+    return _total_failed(status) >= attempts or attacker in status
