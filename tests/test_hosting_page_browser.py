@@ -13,7 +13,6 @@ import functools
 import http.server
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance, r
 from fixtures.certs import WSS_HOST, ca_file
 from fixtures.common import free_port
 from fixtures.rtp_phone import AnsweringPhone
+from fixtures.waiting import wait_until
 from test_webrtc_browser import start_chromium, wait_for
 
 from sipctl.reconciler.render.webrtc import site_files
@@ -131,9 +131,7 @@ def test_each_customers_page_rings_its_own_director(
         assert len(rang.invites) == 1 and not other.invites
         browser.find_element("css selector", "[data-sipctl-hangup]").click()
         wait_for(browser, "call ended")
-        deadline = time.monotonic() + 5
-        while rang.byes == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: rang.byes, "the phone's BYE")
         assert rang.byes == 1
     finally:
         for phone in phones:

@@ -37,6 +37,7 @@ from fixtures.certs import WSS_HOST, spki_pin
 from fixtures.common import REPO, free_port, require
 from fixtures.fail2ban_reader import fail2ban_regex
 from fixtures.rtp_phone import AnsweringPhone
+from fixtures.waiting import wait_until
 
 from sipctl.reconciler.render.fail2ban import FILTER_TEXT
 from sipctl.reconciler.render.webrtc import page_files
@@ -310,9 +311,7 @@ def test_click_calls_director_and_media_flows_both_ways(
         assert shot.read_bytes().startswith(b"\x89PNG")
         browser.find_element("css selector", "[data-sipctl-hangup]").click()
         wait_for(browser, "call ended")
-        deadline = time.monotonic() + 5
-        while phone.byes == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: phone.byes, "the phone's BYE")
         assert phone.byes == 1
     finally:
         phone.close()
