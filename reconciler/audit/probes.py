@@ -439,7 +439,7 @@ _ORDER_FIX = (
     "anonymous, then restart Asterisk (the identifier modules take the order when they "
     "load; 'module reload' is not enough). A declared name then finds the guest endpoint "
     "whatever the From; phones keep registering and calling extensions (a phone that "
-    "calls a declared name is then a guest for that call)"
+    "calls a declared name is then a guest for that call). Or " + _BY_ADDRESS
 )
 IDENTITY_VARIANT_FIX = {
     "from": _ORDER_FIX,

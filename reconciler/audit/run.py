@@ -559,9 +559,14 @@ def _identity_probes(
                     variants = _identity_variants(
                         agent, declared, known, unknown, limits, deadline, rate
                     )
+                    # svwar's own OPTIONS already tells them apart: the From variant is
+                    # the same answer again (and the same fixes), not a finding of its own.
+                    plain = bool(probes.identity_findings("OPTIONS", *asked["OPTIONS"], where))
                     for variant, (mine, others) in variants.items():
                         count.requests += len(mine) + len(others)
                         count.packets += sum(e.packets for e in [*mine, *others])
+                        if variant == "from" and plain:
+                            continue
                         report.add(
                             probes.identity_variant_findings(variant, declared, mine, others, where)
                         )
