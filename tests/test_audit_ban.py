@@ -54,7 +54,7 @@ def client_words(work: Path) -> list[str]:
 
 
 @contextmanager
-def ban_lab(tmp_path: Path, **fail2ban: Any) -> Iterator[BanLab]:
+def ban_lab(tmp_path: Path, unknown_callers: str = "reject", **fail2ban: Any) -> Iterator[BanLab]:
     """Asterisk and fail2ban-server in a server namespace, the Asterisk and fail2ban layers
     applied by sipctl (``fail2ban``: more of its spec section); all stopped at the end."""
     server, client = make_netns(), make_netns()
@@ -68,7 +68,7 @@ def ban_lab(tmp_path: Path, **fail2ban: Any) -> Iterator[BanLab]:
                 "domain": "mysite.ru",
                 "transports": {"udp": {"port": pbx.sip_port}, "tcp": {"port": pbx.sip_port}},
                 "users": USERS,
-                "asterisk": pbx.spec_section(),
+                "asterisk": pbx.spec_section(unknown_callers=unknown_callers),
                 "fail2ban": {
                     "target": "local",
                     "config_dir": str(tmp_path / "conf"),
@@ -108,8 +108,13 @@ def _explain_silence(lab: BanLab, tmp_path: Path, error: str) -> AuditReport:
     return report
 
 
-def test_wrong_calls_get_the_prober_banned_and_sipctl_lifts_the_ban(tmp_path: Path) -> None:
-    with ban_lab(tmp_path, maxretry=3) as lab:
+@pytest.mark.parametrize("unknown_callers", ["reject", "challenge"])
+def test_wrong_calls_get_the_prober_banned_and_sipctl_lifts_the_ban(
+    tmp_path: Path, unknown_callers: str
+) -> None:
+    """With challenge the wrong calls are answered 401 and counted by Asterisk's 'No
+    matching endpoint found' NOTICE instead of the Wrong call line."""
+    with ban_lab(tmp_path, unknown_callers, maxretry=3) as lab:
         report = AuditReport(domain="mysite.ru", nameserver=None)
         target = Endpoint("udp", lab.link.a_ip, lab.pbx.sip_port, "pbx")
         ctx = RunContext(base_dir=tmp_path)

@@ -46,13 +46,6 @@ def ignored(address: str, ignoreip: tuple[str, ...]) -> bool:
 def run_ban_test(
     spec: Spec, target: Endpoint, ctx: RunContext, report: AuditReport, timeout: float = 2.0
 ) -> None:
-    if spec.asterisk is not None and spec.asterisk.unknown_callers == "challenge":
-        report.errors.append(
-            "--ban-test: unknown_callers is challenge: a wrong name is answered 401 before any "
-            "dialplan runs and leaves no 'Wrong call' line, so the jail has nothing to count "
-            "(docs/enumeration.md)"
-        )
-        return
     section = spec.fail2ban
     if section is None or not section.enabled:
         report.errors.append("--ban-test: the spec has no enabled fail2ban section")
