@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 import yaml
 from fixtures.bind import BindServer
 from fixtures.common import EXAMPLES
+from fixtures.waiting import wait_until
 
 GITOPS = EXAMPLES / "gitops"
 DOMAIN = "mycompany.example"
@@ -362,13 +362,12 @@ def _drop_zone(bind: BindServer) -> None:
     test adds a zone of the same name (the example's domain) from a fresh file."""
     bind.rndc("delzone", "-clean", DOMAIN)
     files = [bind.dir / f"{DOMAIN}.zone", bind.dir / f"{DOMAIN}.zone.jnl"]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def deleted() -> bool:
         gone = bind.rndc("zonestatus", DOMAIN).returncode != 0
-        if gone and not any(f.exists() for f in files):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"BIND did not delete zone {DOMAIN} within 10 s")
+        return gone and not any(f.exists() for f in files)
+
+    wait_until(deleted, f"BIND deleted zone {DOMAIN}")
 
 
 def _load(name: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from fixtures.asterisk import AsteriskInstance, running_asterisk
 from fixtures.fail2ban_reader import fail2ban_regex
 from fixtures.rtp_phone import AnsweringPhone
 from fixtures.sip_client import SipCaller
+from fixtures.waiting import wait_until
 
 from sipctl.reconciler.render.fail2ban import HOSTING_FILTER_TEXT
 
@@ -261,10 +262,8 @@ def test_request_uri_before_username_hides_it_and_phones_still_work(
     assert (declared, other) == ({200}, {401})
     registrar = f"127.0.0.1:{pbx.sip_port}"
     with baresip_phone(registrar, "106", "secret106"):
-        deadline = time.monotonic() + 10
-        while "106/sip:" not in pbx.rx("pjsip show contacts"):
-            assert time.monotonic() < deadline, pbx.rx("pjsip show contacts")
-            time.sleep(0.2)
+        wait_until(lambda: "106/sip:" in pbx.rx("pjsip show contacts"), "106 registered",
+                   interval=0.2, last=lambda: pbx.rx("pjsip show contacts"))  # fmt: skip
     phone = AnsweringPhone(pbx.phone_port)
     try:
         with SipCaller(pbx.sip_port) as caller:

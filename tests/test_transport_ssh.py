@@ -15,6 +15,7 @@ import paramiko
 import pytest
 from fixtures.common import free_port
 from fixtures.sshd import SshServer, make_key, start_sshd
+from fixtures.waiting import wait_until
 
 from sipctl.errors import ProviderError, StalePlanError
 from sipctl.providers.base import RunContext
@@ -391,10 +392,7 @@ def test_detached_command_outlives_the_call_and_the_connection(
     assert result.ok and time.monotonic() - started < 3.5
     assert not flag.exists()
     ssh.close()
-    deadline = time.monotonic() + 10
-    while not flag.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert flag.exists()
+    wait_until(flag.exists, "the detached job's flag after the session closed")
 
 
 def test_pool_refuses_two_ssh_options_for_one_host_and_counts(

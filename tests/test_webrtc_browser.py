@@ -37,7 +37,7 @@ from fixtures.certs import WSS_HOST, spki_pin
 from fixtures.common import REPO, free_port, require
 from fixtures.fail2ban_reader import fail2ban_regex
 from fixtures.rtp_phone import AnsweringPhone
-from fixtures.waiting import wait_until
+from fixtures.waiting import WAIT_SECONDS, wait_until
 
 from sipctl.reconciler.render.fail2ban import FILTER_TEXT
 from sipctl.reconciler.render.webrtc import page_files
@@ -233,7 +233,7 @@ def browser_video(driver: Any) -> dict[str, Any]:
     return found
 
 
-def heard_both_ways(driver: Any, phone_heard: Any, timeout: float = 10.0) -> dict[str, Any]:
+def heard_both_ways(driver: Any, phone_heard: Any, timeout: float = WAIT_SECONDS) -> dict[str, Any]:
     """The browser's audio stats once both sides heard more than 25 packets (half a second
     of audio), or when ``timeout`` is over: a loaded machine starts media late."""
     deadline = time.monotonic() + timeout
@@ -329,12 +329,17 @@ def test_a_phone_with_opus_gets_it_end_to_end_untranscoded(
         offered = phone.offer()
         assert re.search(r"^a=rtpmap:\d+ opus/48000/2", offered, re.M), offered
         assert phone.chosen is not None and phone.chosen[0].name == "opus"
-        time.sleep(2.0)
         opus_type = phone.chosen[1]
-        assert phone.received_types[opus_type] > 25, phone.received_types
+
+        def both_ways() -> dict[str, Any] | None:
+            audio = browser_audio(browser)
+            flowing = min(audio["received"], audio["sent"], phone.received_types[opus_type])
+            return audio if flowing > 25 else None
+
+        # half a second of Opus each way (20 ms packets), however late a loaded machine starts
+        audio = wait_until(both_ways, "Opus both ways",
+                           last=lambda: (phone.received_types, browser_audio(browser)))  # fmt: skip
         assert set(phone.received_types) == {opus_type}, phone.received_types
-        audio = browser_audio(browser)
-        assert audio["received"] > 25 and audio["sent"] > 25, audio
         assert (audio["codec_in"], audio["codec_out"]) == ("audio/opus", "audio/opus"), audio
         legs = channel_formats(pbx)
         for leg in (BROWSER_LEG, f"PJSIP/{OPUS_PHONE_EXTENSION}"):
