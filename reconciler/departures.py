@@ -18,6 +18,11 @@ A customer whose domain another file of the directory declares (moved to another
 become one company's spec) keeps its records: they are that file's. So does one whose live
 SRV records point at servers other than those recorded (moved to a host in another
 directory, whose apply pointed them there).
+
+No customer is taken for gone while a file of the directory does not load: a customer file
+whose ``host:`` has a typo, or whose YAML is broken, declares nothing the host can see, and
+may be that very customer. Then the host's plan is refused (``refuse_unsure_departures``),
+naming the file, and the customer stays as it is.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sipctl.errors import RefusedError, SipctlError
+from sipctl.errors import RefusedError, SipctlError, SpecError
 from sipctl.reconciler.layers import layer_named
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sipctl.providers.base import Provider, RunContext
     from sipctl.reconciler.engine import PlanRun, TargetRun
     from sipctl.reconciler.gitops.locking import LockSite
@@ -129,6 +136,81 @@ def departures(
         found.append(Departure(domain, entry, provider))
     _refuse(loaded, problems)
     return found
+
+
+@dataclass(frozen=True)
+class _Unloadable:
+    """A spec file of the host's directory that does not load, as its error says."""
+
+    where: str  # its first problem, file:line:col: ...
+    domain: str | None  # its ``domain:`` when that much of it can be read
+
+
+def _unloadable_files(loaded: LoadedSpec) -> tuple[list[_Unloadable], set[str]]:
+    """The spec files beside the host's that do not load (a customer's also when the host
+    it names is not there), and the domains the others declare."""
+    from pathlib import Path
+
+    from sipctl.errors import failure_text
+    from sipctl.reconciler.gitops.spec_files import skip_reason
+    from sipctl.schemas.hosting import compose, readable_domain
+    from sipctl.schemas.loader import load_spec_text
+
+    own = Path(loaded.source)
+    failing: list[_Unloadable] = []
+    declared: set[str] = set()
+    for entry in sorted(own.parent.iterdir()):
+        if entry.name == own.name or skip_reason(entry) is not None:
+            continue
+        try:
+            text = entry.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            failing.append(_Unloadable(f"{entry}: {exc}", None))
+            continue
+        try:
+            other = load_spec_text(text, source=str(entry), base_dir=entry.parent)
+            if other.spec.host is not None:
+                compose(other, entry)  # the host it names is there
+        except SpecError as exc:
+            first = failure_text(exc).splitlines()[0]
+            failing.append(_Unloadable(first, readable_domain(text)))
+            continue
+        declared.add(other.spec.domain.lower())
+    return failing, declared
+
+
+def refuse_unsure_departures(
+    loaded: LoadedSpec, ctx: RunContext, runs: Sequence[TargetRun]
+) -> None:
+    """Refuse the host's plan when a customer it serves (in its live dialplan, or in its
+    record) is declared by no file that loads, and some file of the directory does not
+    load: that file may be the customer, and planning its removal would remove it."""
+    from sipctl.reconciler.safety import hosted_domains
+
+    if loaded.spec.hosting is None:
+        return
+    served = {str(d).lower() for d in _recorded(loaded, ctx)}
+    for run in runs:
+        if run.layer.name == "asterisk":
+            for value in run.live.resources.values():
+                served |= {d.lower() for d in hosted_domains(value)}
+    unsure = served - {c.domain.lower() for c in loaded.spec.customers}
+    if not unsure:
+        return
+    failing, declared = _unloadable_files(loaded)
+    unsure -= declared
+    if not unsure or not failing:
+        return
+    files = [f.where + (f" (the file of customer {f.domain})" if f.domain else "") for f in failing]
+    raise SpecError(
+        f"{loaded.source}: customer(s) {', '.join(sorted(unsure))} of "
+        f"{loaded.spec.hosting.name} are declared by no file that loads, and "
+        f"{len(failing)} file(s) beside it do not load; one of them may be that customer, "
+        "so its removal is not planned and nothing of it changes:\n  "
+        + "\n  ".join(files)
+        + "\nfix the file (a customer's 'host:' names its host file's hosting.name), or "
+        "delete it to really remove the customer"
+    )
 
 
 def departure_lock_sites(loaded: LoadedSpec, ctx: RunContext) -> list[LockSite]:

@@ -144,6 +144,11 @@ def make_plan(
     """
     runs = _open_targets(loaded, ctx, selected_layers(loaded, layers), rendered or {})
     _read_all(runs, ctx)
+    if loaded.spec.hosting is not None:
+        # no customer is taken for gone while a file beside the host does not load
+        from sipctl.reconciler.departures import refuse_unsure_departures
+
+        refuse_unsure_departures(loaded, ctx, runs)
     if loaded.spec.hosting is not None and not layers:
         # a customer whose file is gone takes its DNS records with it (departures)
         from sipctl.reconciler.departures import departure_runs

@@ -61,7 +61,12 @@ def refusal(kind: str, spec: str | None, status: str, error: str) -> dict[str, A
     """The envelope of a run that ended before it had a report: of one spec, its entry
     with the error; of many (``spec`` None), the run's own ``error``."""
     if spec is not None:
-        return envelope(kind, [entry(kind, spec, "?", status, None, error)])
+        from pathlib import Path
+
+        from sipctl.schemas.hosting import file_domain
+
+        domain = file_domain(Path(spec)) or "?"  # a spec that did not load, by its domain line
+        return envelope(kind, [entry(kind, spec, domain, status, None, error)])
     return {**envelope(kind, []), "error": error}
 
 

@@ -222,3 +222,18 @@ def declaring_file(domain: str, directory: Path) -> Path | None:
         if path.suffix in SPEC_SUFFIXES and path.is_file() and named.search(_read(path)):
             return path
     return None
+
+
+_DOMAIN_LINE = re.compile(r"^domain\s*:\s*['\"]?([A-Za-z0-9.-]+?)\.?['\"]?\s*(?:#.*)?$", re.M)
+
+
+def readable_domain(text: str) -> str | None:
+    """The ``domain:`` a spec's text names at its top, read without loading it (a file that
+    does not load is still named by its domain when that line reads), or None."""
+    found = _DOMAIN_LINE.search(text)
+    return found[1].lower() if found else None
+
+
+def file_domain(path: Path) -> str | None:
+    """``readable_domain`` of the file at ``path`` (None: unreadable, or no such line)."""
+    return readable_domain(_read(path))

@@ -7,13 +7,17 @@ import difflib
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sipctl.cli import run
 from sipctl.errors import SpecError
 from sipctl.reconciler.render.asterisk import dialplan_text
+from sipctl.schemas.hosting import readable_domain
 from sipctl.schemas.loader import load_spec, load_spec_text
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hosting"
@@ -405,3 +409,84 @@ def test_a_customer_removed_in_two_steps_or_unrecorded(
     assert "- user director@alpha.example → 105" in shown, shown
     assert "# dns" not in shown, shown
     assert "customer alpha.example: no file declares it, and the host's record" in shown, shown
+
+
+@pytest.mark.parametrize(
+    ("broken", "at"),
+    [
+        # a typo in host: names no host file; the file fails on its own
+        (lambda text: text.replace("host: pbx1", "host: pbx9"), "beta.example.yaml:5:1: host:"),
+        # a YAML syntax error hides its host: line from the host
+        (lambda text: text.replace("host: pbx1", "  host: pbx1"), "beta.example.yaml:5:"),
+    ],
+    ids=["typo-in-host", "yaml-syntax-error"],
+)
+def test_a_file_that_does_not_load_is_no_departed_customer(
+    hoster: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    broken: Callable[[str], str],
+    at: str,
+) -> None:
+    """A customer file that does not load declares nothing the host can see: the host's
+    plan refuses to take that customer for gone, names the file, and removes nothing."""
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster, capsys) == 0
+    dialplan = hoster / "state" / "pbx1" / "etc" / "asterisk" / "extensions_sipctl.conf"
+    before = dialplan.read_text()
+    beta = hoster / "beta.example.yaml"
+    beta.write_text(broken(beta.read_text()))
+
+    code, shown = _plan(hoster, capsys)
+    assert code == 1, shown
+    assert f"=== beta.example ({beta}) ===" in shown, shown
+    assert "customer(s) beta.example of pbx1 are declared by no file that loads" in shown, shown
+    assert at in shown and "(the file of customer beta.example)" in shown, shown
+    assert "delete it to really remove the customer" in shown, shown
+    assert "- user director@beta.example" not in shown, shown
+    assert _apply(hoster, capsys, "--force") != 0
+    assert dialplan.read_text() == before
+    assert "SIP+D2U" in (hoster / "state" / "beta.example.zone").read_text()
+
+    # --json: the host's entry is an error that says the same
+    assert run(["plan", "-f", str(hoster), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    (host,) = [d for d in data["domains"] if d["spec"].endswith("pbx1.yaml")]
+    assert host["status"] == "error" and host.get("plan") is None, host
+    assert "beta.example of pbx1 are declared by no file that loads" in host["error"], host
+    assert at in host["error"] and "(the file of customer beta.example)" in host["error"], host
+    (failed,) = [d for d in data["domains"] if d["spec"].endswith("beta.example.yaml")]
+    assert failed["domain"] == "beta.example", failed  # named by its readable domain
+    assert run(["plan", "-f", str(beta), "--json"]) == 1
+    (alone,) = json.loads(capsys.readouterr().out)["domains"]
+    assert alone["domain"] == "beta.example" and alone["status"] == "error", alone
+
+    # the file deleted: the customer is really removed
+    beta.unlink()
+    code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    assert "- user director@beta.example → 105" in shown, shown
+    assert "removes 1 of 2 customers" in shown, shown
+
+
+_LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    labels=st.lists(_LABEL, min_size=2, max_size=4),
+    upper=st.booleans(),
+    quote=st.sampled_from(["", "'", '"']),
+    comment=st.sampled_from(["", "  # the customer's domain"]),
+)
+def test_a_domain_line_reads_as_the_loader_reads_it(
+    labels: list[str], upper: bool, quote: str, comment: str
+) -> None:
+    """What names a file that does not load (its domain line, read alone) is the domain the
+    real loader reads from the same line when the file loads."""
+    domain = ".".join(labels).upper() if upper else ".".join(labels)
+    text = f"version: 1\ndomain: {quote}{domain}{quote}{comment}\n"
+    try:
+        loaded = load_spec_text(text).spec.domain
+    except SpecError:
+        return  # not a domain the spec takes: nothing to compare
+    assert readable_domain(text) == loaded.lower()

@@ -65,7 +65,11 @@ class Domain:
     def name(self) -> str:
         if self.loaded is not None:
             return self.loaded.spec.domain
-        return self.claims.domain if self.claims is not None else "?"
+        if self.claims is not None:
+            return self.claims.domain
+        from sipctl.schemas.hosting import file_domain
+
+        return file_domain(self.path) or "?"  # a spec that did not load, by its domain line
 
     @property
     def plan(self) -> Plan | None:
