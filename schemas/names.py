@@ -6,15 +6,22 @@ the meaning of a file sipctl writes. The rules are allowlists, not blocklists.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 # Asterisk gives these extension names a meaning of their own (h: hangup, i: invalid, ...).
 SPECIAL_EXTENSIONS = frozenset({"a", "e", "h", "i", "o", "s", "t", "T", "fax", "talk"})
-# AST_MAX_EXTENSION and AST_MAX_CONTEXT are 80 bytes with the closing NUL: Asterisk keeps
-# 79 characters of an extension a caller dials or a Goto names, and of a context (measured
-# on 22 in tests/test_asterisk_name_length.py: Goto to an extension of 80 characters lands on
-# its first 79). Every name sipctl writes as an extension or a context fits in this.
-MAX_EXTENSION_LENGTH = 79
+# Asterisk 22 keeps 79 characters of every name sipctl writes into its files: a section of a
+# config file (pjsip, confbridge and extensions.conf alike: a category's name is 80 bytes with
+# its NUL, longer ones are cut), a context (AST_MAX_CONTEXT 80), an extension and the user
+# part a caller dialled (AST_MAX_EXTENSION 80: res_pjsip_session copies the request URI's user
+# into that many bytes), a conference (ConfBridge refuses a name of MAX_CONF_NAME = 80 or more).
+# A ConfBridge profile could hold 127 (MAX_PROFILE_NAME 128) but is a config section first.
+# Measured on 22 in tests/test_asterisk_name_length.py: a Goto to an extension of 80
+# characters lands on its first 79. Names made from a spec's value fit through
+# asterisk_name; names a caller or Asterisk must find as written are refused when longer.
+MAX_ASTERISK_NAME = 79
+MAX_EXTENSION_LENGTH = MAX_ASTERISK_NAME
 # Callers reach a name in any case (``Director`` rings ``director``): the dialplan holds the
 # name in lower case plus one pattern that matches every case of it (``case_pattern``).
 # Asterisk cuts an extension at 255 characters (pbx_config's buffer; measured on 22: a
@@ -30,7 +37,7 @@ MAX_LETTERED_NAME_LENGTH = 63
 _USER_RE = re.compile(r"[A-Za-z0-9+][A-Za-z0-9._+*~]*")
 _EXTENSION_RE = re.compile(r"[0-9]{1,20}")
 _LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
-_CONTEXT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,78}")  # MAX_EXTENSION_LENGTH
+_CONTEXT_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_ASTERISK_NAME - 1}}}")
 _SOUND_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*(?:/[A-Za-z0-9_][A-Za-z0-9_-]*)*")
 _TSIG_NAME_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,250}[A-Za-z0-9_.])?")
 # extensions.conf's own sections, and the contexts sipctl's dialplan defines for itself
@@ -69,7 +76,10 @@ def check_user_name(value: str) -> str:
     if not value:
         raise ValueError("a user name must not be empty")
     if len(value) > MAX_EXTENSION_LENGTH:
-        raise ValueError(f"a user name may have at most {MAX_EXTENSION_LENGTH} characters")
+        raise ValueError(
+            f"a name to call may have at most {MAX_EXTENSION_LENGTH} characters (Asterisk keeps "
+            f"that many of a dialled name and cuts the rest); choose a shorter name"
+        )
     if value.lower() in _SPECIAL_FOLDED:
         raise ValueError(
             f"{_describe(value)} is a special extension in Asterisk's dialplan, in any case "
@@ -90,6 +100,17 @@ def check_user_name(value: str) -> str:
             "an Asterisk pattern that must fit 255 characters)"
         )
     return value
+
+
+def asterisk_name(prefix: str, key: str, *, spare: int = 0, mark: str = "") -> str:
+    """The one rule for a name sipctl makes for Asterisk from a spec's value: ``prefix + key``
+    when it fits :data:`MAX_ASTERISK_NAME` with ``spare`` characters left (for a longer name
+    made from this one), else ``prefix + mark`` and a digest of ``key`` (Asterisk would cut
+    the name, and two cut names could be one). A name that fits is written as it always was.
+    """
+    if len(prefix) + len(key) + spare <= MAX_ASTERISK_NAME:
+        return prefix + key
+    return prefix + mark + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def canonical_name(name: str) -> str:

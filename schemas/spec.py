@@ -928,6 +928,7 @@ class Spec(_Model):
     _consistent = _model_rule(rules.spec_consistent)
     _challenge = _model_rule(rules.challenge_alone)
     _hosting = _model_rule(rules.hosting_roles)
+    _names_fit = _model_rule(rules.asterisk_names_fit)
     # With 'hosting': the customer files of its directory that name it (schemas/hosting.py).
     _customers: tuple[Spec, ...] = PrivateAttr(default=())
 

@@ -34,6 +34,8 @@ from fixtures.waiting import wait_until
 
 from sipctl.cli import run
 from sipctl.providers.asterisk.rooms import parse_confbridge_list
+from sipctl.reconciler.render.asterisk_rooms import room_place
+from sipctl.schemas.names import MAX_ASTERISK_NAME
 
 pytestmark = pytest.mark.asterisk
 
@@ -126,6 +128,27 @@ def test_two_guests_meet_and_a_third_is_turned_away(
     assert len(joins) == 3 and joins[-1] == "2", text  # the third saw a full room
     assert "ERROR" not in "".join(line for line in text.splitlines() if "onfBridge" in line)
     assert "Wrong call" not in text
+
+
+def test_a_room_of_the_longest_name_asterisk_keeps_is_joined(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    """79 characters: the conference's name as written (ConfBridge refuses 80), its bridge
+    profile (sipctl-room-<name> would be cut) a digest that Asterisk keeps whole."""
+    room = "7" * MAX_ASTERISK_NAME
+    _apply(asterisk, tmp_path, rooms={room: {"max_members": 3}})
+    profile = room_place(None).profile(room)
+    assert len(profile) <= MAX_ASTERISK_NAME and profile != f"sipctl-room-{room}"
+    shown = asterisk.rx(f"confbridge show profile bridge {profile}")
+    assert re.search(r"Max Members:\s+3", shown), shown
+    offset = asterisk.log_size()
+    thread, results = _call_in_thread(asterisk, room, hold=4.0)
+    _wait_members(asterisk, room, 1)  # confbridge list shows the room by its whole name
+    thread.join(timeout=20)
+    assert results and results[0].final == 200, results
+    text = asterisk.wait_log(rf"Room left ROOM={room} IP=127\.0\.0\.1", offset)
+    assert f"Room join ROOM={room} MEMBERS=0/3" in text, text
+    assert "does not exist" not in text and "does not accept" not in text, text
 
 
 def test_verify_says_how_many_are_in_each_room(

@@ -28,20 +28,18 @@ A caller may send any domain; it only selects among names that are public anyway
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from sipctl.reconciler.asterisk_conf import DialplanWriter
 from sipctl.reconciler.render import asterisk_names
 from sipctl.reconciler.render.asterisk_rooms import guest_room_steps, room_place, rooms_dialplan
+from sipctl.schemas.names import asterisk_name
 
 if TYPE_CHECKING:
     from sipctl.schemas.spec import Asterisk, Spec
 
 DOMAINS_CONTEXT = "sipctl-domains"
 CUSTOMER_CONTEXT_PREFIX = asterisk_names.CUSTOMER_CONTEXT_PREFIX
-# Asterisk's context names end at 79 characters.
-MAX_CONTEXT = 79
 # What the dialplan keeps of the called domain: host name characters only, so neither the
 # Goto nor the log line can carry anything else.
 DOMAIN_VARIABLE = "SIPCTL_DOMAIN"
@@ -52,10 +50,7 @@ NAME_VARIABLE = "SIPCTL_NAME"
 
 def customer_context(domain: str) -> str:
     """A customer's guest context: ``sipctl-guest-<domain>``, or a digest of a long domain."""
-    name = CUSTOMER_CONTEXT_PREFIX + domain.lower()
-    if len(name) <= MAX_CONTEXT:
-        return name
-    return CUSTOMER_CONTEXT_PREFIX + hashlib.sha256(domain.lower().encode()).hexdigest()[:32]
+    return asterisk_name(CUSTOMER_CONTEXT_PREFIX, domain.lower())
 
 
 def domain_extension(domain: str) -> str:

@@ -28,13 +28,12 @@ priority).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sipctl.reconciler.asterisk_conf import DialplanWriter
-from sipctl.schemas.names import canonical_name, case_pattern
+from sipctl.schemas.names import asterisk_name, canonical_name, case_pattern
 
 if TYPE_CHECKING:
     from sipctl.schemas.spec import Asterisk, Room, Spec
@@ -53,21 +52,11 @@ _HEADER = "; Managed by sipctl: this file is replaced on every apply. Edit the s
 _PROFILE_PREFIX = "sipctl-room-"
 # A customer's rooms context: sipctl-rooms-<domain>.
 CUSTOMER_ROOMS_PREFIX = f"{ROOMS_CONTEXT}-"
-# Asterisk keeps 79 characters of a context's, a conference's and a config section's name
-# (AST_MAX_CONTEXT, MAX_CONF_NAME, a category's name): a longer one becomes a digest.
-MAX_NAME = 79
 
 
 def bridge_profile(name: str) -> str:
-    return f"{_PROFILE_PREFIX}{name}"
-
-
-def _bounded(prefix: str, key: str) -> str:
-    """``prefix + key``, or ``prefix`` and a digest of ``key`` when that is too long for
-    Asterisk (which would cut it, and two cut names could be one)."""
-    if len(prefix + key) <= MAX_NAME:
-        return prefix + key
-    return prefix + hashlib.sha256(key.encode()).hexdigest()[:32]
+    """The bridge profile of conference ``name`` (a digest of a long one: asterisk_name)."""
+    return asterisk_name(_PROFILE_PREFIX, name)
 
 
 @dataclass(frozen=True)
@@ -85,17 +74,17 @@ class RoomPlace:
     def context(self) -> str:
         if self.domain is None:
             return ROOMS_CONTEXT
-        return _bounded(CUSTOMER_ROOMS_PREFIX, self.domain)
+        return asterisk_name(CUSTOMER_ROOMS_PREFIX, self.domain)
 
     def bridge(self, name: str) -> str:
         """The conference of room ``name`` (``ConfBridge(<this>,...)``, ``confbridge list``)."""
         name = canonical_name(name)
         if self.domain is None:
             return name
+        # A digest is marked "r" and has no "@": it is no room's own name. It leaves room for
+        # the bridge profile's prefix, so a customer's profile is never a digest of a digest.
         key = f"{name}@{self.domain}"
-        if len(bridge_profile(key)) <= MAX_NAME:
-            return key
-        return "r" + hashlib.sha256(key.encode()).hexdigest()[:32]  # no "@": no room's own
+        return asterisk_name("", key, spare=len(_PROFILE_PREFIX), mark="r")
 
     def profile(self, name: str) -> str:
         """The bridge profile of room ``name`` (a section of confbridge_sipctl.conf)."""
