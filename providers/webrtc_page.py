@@ -23,6 +23,7 @@ import base64
 import binascii
 import hashlib
 import json
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,37 @@ if TYPE_CHECKING:
 
 RECORD_FORMAT = 1
 _RECORD_MODE = 0o600
+
+
+def emptied_dir_candidates(
+    removed: Sequence[str], pages: Sequence[str], own_dir_too: bool
+) -> dict[str, list[str]]:
+    """Target -> the directories a removal of the files ``removed`` (``TARGET:PATH``) may
+    have emptied, deepest first: those between each file and its page's own directory (the
+    deepest one holding an ``index.html`` of ``pages``, the recorded and wanted files). The
+    page's own directory too when sipctl named it (``own_dir_too``: a host's customer's, by
+    its domain); never one above it, where the admin's web root is."""
+    page_dirs: dict[str, set[str]] = {}
+    for name in pages:
+        target, path = split_publish(name)
+        if posixpath.basename(path) == "index.html":
+            page_dirs.setdefault(target, set()).add(posixpath.dirname(path))
+    found: dict[str, set[str]] = {}
+    for name in removed:
+        target, path = split_publish(name)
+        owners = [d for d in page_dirs.get(target, ()) if path.startswith(d.rstrip("/") + "/")]
+        if not owners:
+            continue
+        own = max(owners, key=len)
+        directory = posixpath.dirname(path)
+        while directory != own and directory.startswith(own.rstrip("/") + "/"):
+            found.setdefault(target, set()).add(directory)
+            directory = posixpath.dirname(directory)
+        if own_dir_too and directory == own and own != "/":
+            found.setdefault(target, set()).add(own)
+    return {
+        target: sorted(dirs, key=lambda d: (-d.count("/"), d)) for target, dirs in found.items()
+    }
 
 
 def _sha256(content: bytes) -> str:
@@ -381,4 +413,21 @@ class WebrtcPageProvider(Provider):
         if after != before:
             self._record.write(after, before)
             lines.append(f"webrtc: recorded the published page in {self._record.where}")
+        lines += self._remove_emptied_dirs(changes, [*kept.recorded, *texts])
+        return lines
+
+    def _remove_emptied_dirs(self, changes: Sequence[Change], pages: Sequence[str]) -> list[str]:
+        """The directories sipctl made for the page that removed files left empty, removed
+        (after the record: a directory that cannot go is a line, never a failed apply)."""
+        removed = [c.address.name for c in changes if c.action == "delete"]
+        lines: list[str] = []
+        by_target = emptied_dir_candidates(removed, pages, self._loaded.spec.hosting is not None)
+        for target, dirs in by_target.items():
+            where = parse_target(target).key
+            try:
+                gone = self._transport(target).remove_empty_dirs(dirs)
+            except ProviderError as exc:
+                lines.append(f"webrtc {where}: left the page's emptied directories: {exc.message}")
+                continue
+            lines += [f"webrtc {where}: removed the empty directory {d}" for d in gone]
         return lines

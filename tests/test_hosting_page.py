@@ -123,7 +123,9 @@ def test_a_gone_customer_takes_its_page_with_it(
         capsys, "apply", "-f", "pbx1.yaml", "--auto-approve", "--no-verify", "--force"
     )
     assert code == 0, shown
-    assert not [p for p in (root / "b.example").rglob("*") if p.is_file()]
+    # the page's directories went once empty (b.example/cards/ first), never the web root
+    assert not (root / "b.example").exists() and (root / "a.example" / "cards").is_dir()
+    assert "removed the empty directory /call/b.example" in shown, shown
     assert _digests(root / "a.example") == a_before
     code, shown = _cli(capsys, "plan", "-f", "pbx1.yaml", "--detailed-exitcode")
     assert code == 0, shown

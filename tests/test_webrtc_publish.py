@@ -93,6 +93,10 @@ def files_under(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
+def dirs_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_dir())
+
+
 def test_the_page_moves_on_a_dir_target_and_an_edited_file_stays(
     tmp_path: Path, spec: Path
 ) -> None:
@@ -116,6 +120,9 @@ def test_the_page_moves_on_a_dir_target_and_an_edited_file_stays(
     assert files_under(new) == page_names()
     # nothing of sipctl's is left there, not even a .sipctl.bak; the admin's file stays
     assert files_under(old) == ["sipctl-call.css"]
+    # the directories sipctl made there (cards/, vendor/) went once empty; the page's own
+    # directory holds the admin's file and stays
+    assert dirs_under(old) == []
     assert (old / "sipctl-call.css").read_text() == "/* the admin's own look */\n"
     again = run("plan", "-f", str(spec), "--detailed-exitcode")
     assert again.exit_code == 0, again.output  # the edited file is no longer reported
@@ -128,7 +135,8 @@ def test_the_page_moves_on_a_dir_target_and_an_edited_file_stays(
     assert "# webrtc at (not published)" in planned.output
     applied = run("apply", "-f", str(spec), "--auto-approve", "--force")
     assert applied.exit_code == 0, applied.output
-    assert files_under(new) == []
+    assert files_under(new) == [] and dirs_under(new) == []
+    assert new.is_dir()  # the page's own directory: the spec named it, sipctl keeps it
     assert record.read() is None
     assert run("plan", "-f", str(spec), "--detailed-exitcode").exit_code == 0
 
@@ -156,6 +164,7 @@ def test_from_a_local_target_to_a_dir_target_recorded_on_the_pbx(tmp_path: Path)
     applied = run("apply", "-f", str(spec), "--auto-approve", "--force")
     assert applied.exit_code == 0, applied.output
     assert files_under(www) == []
+    assert dirs_under(www) == [] and www.is_dir()  # emptied over SSH; the spec's own stays
     assert files_under(tmp_path / "web/var/www/call") == page_names()
     recorded = json.loads(record.read() or b"{}")["files"]
     assert sorted(recorded) == [f"dir:web:/var/www/call/{n}" for n in page_names()]
@@ -211,6 +220,7 @@ def test_a_page_on_an_ssh_target_moves_and_leaves_nothing_there(
     applied = run("apply", "-f", str(spec), "--auto-approve", "--force")
     assert applied.exit_code == 0, applied.output
     assert files_under(www) == []
+    assert dirs_under(www) == [] and www.is_dir()  # emptied over SSH; the spec's own stays
     assert files_under(tmp_path / "web/var/www/call") == page_names()
     write(spec, None)
     assert run("apply", "-f", str(spec), "--auto-approve", "--force").exit_code == 0
@@ -250,6 +260,7 @@ def _publish_over_the_admins_page_and_take_it_down(
     assert (root / "index.html").read_bytes() == ADMIN_INDEX
     assert (root / "index.html").stat().st_mode & 0o777 == 0o640
     assert files_under(root) == ["index.html", "robots.txt"], "no page, no .sipctl.bak left"
+    assert dirs_under(root) == [], "the directories sipctl made (cards/, vendor/) went too"
     assert record_of(spec).read() is None
     assert run("plan", "-f", str(spec), "--detailed-exitcode").exit_code == 0
 

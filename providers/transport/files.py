@@ -287,6 +287,38 @@ def write_script(writes: Sequence[FileWrite], marker: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def rmdir_script(dirs: Sequence[str], marker: str) -> str:
+    """A script for ``sh -s`` that removes each of ``dirs`` (in order) that is an empty
+    directory: ``rmdir`` keeps one that holds anything and never follows a link at the name;
+    a directory whose real path is not its path (a link on the way) is left alone. Prints
+    ``<marker> GONE <i>`` for each removed, then ``<marker> DONE``."""
+    q = shlex.quote
+    out = [f"M={q(marker)}"]
+    for i, path in enumerate(dirs):
+        d = q(canonical_path(path))
+        out.append(
+            f'if [ -d {d} ] && [ ! -L {d} ] && [ "$(cd -P -- {d} 2>/dev/null && pwd -P)" = {d} ]'
+            f" && rmdir -- {d} 2>/dev/null; then printf '%s GONE {i}\\n' \"$M\"; fi"
+        )
+    out.append("printf '%s DONE\\n' \"$M\"")
+    return "\n".join(out) + "\n"
+
+
+def parse_rmdir_output(dirs: Sequence[str], output: str, marker: str) -> list[str] | None:
+    """The directories an ``rmdir_script`` removed (None: it did not run to its end)."""
+    removed: list[str] = []
+    done = False
+    for line in output.splitlines():
+        words = line.split(" ")
+        if len(words) == 3 and words[0] == marker and words[1] == "GONE" and words[2].isdigit():
+            index = int(words[2])
+            if index < len(dirs):
+                removed.append(dirs[index])
+        elif words == [marker, "DONE"]:
+            done = True
+    return removed if done else None
+
+
 def restore_script(undo: Sequence[tuple[str, bool]], marker: str) -> str:
     """Undo writes: ``(path, existed)`` → put the backup back, or remove the new file."""
     q = shlex.quote

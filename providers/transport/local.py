@@ -12,6 +12,7 @@ flushed to disk, and renamed into place; the old file stays as ``<path>.sipctl.b
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import posixpath
 import shlex
@@ -44,6 +45,11 @@ if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
 
 _DEFAULT_MODE = 0o644
+# rmdir's answers for a directory that stays: it holds something, it is gone, it is a link
+# or a file, it is a mount point
+_KEPT_DIRECTORY = frozenset(
+    {errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT, errno.ENOTDIR, errno.EBUSY}
+)
 
 
 @dataclass(frozen=True)
@@ -304,6 +310,29 @@ class _FileSystemTransport:
                 failed.append(f"{path} ({exc.strerror})")
         if failed:
             raise ProviderError(f"{self.ref}: could not restore {', '.join(failed)}")
+
+    def remove_empty_dirs(self, dirs: Sequence[str]) -> list[str]:
+        self.round_trips += 1
+        removed: list[str] = []
+        for host_path in dirs:
+            try:
+                # the parent is walked without following a link; rmdir itself never
+                # follows one (a link at the name is ENOTDIR) and keeps a non-empty directory
+                parent, name = self._open_parent(host_path.rstrip("/") or "/", create=False)
+            except (FileNotFoundError, NotADirectoryError, SymlinkRefused):
+                continue
+            with parent:
+                try:
+                    os.rmdir(name, dir_fd=parent.fd)
+                except OSError as exc:
+                    if exc.errno in _KEPT_DIRECTORY:
+                        continue
+                    raise ProviderError(
+                        f"{self.ref}: cannot remove the empty directory {host_path}: {exc.strerror}"
+                    ) from exc
+                parent.fsync()
+            removed.append(host_path)
+        return removed
 
     def fresh(self) -> HostTransport:
         return type(self)(self.ref, self._ctx)

@@ -109,6 +109,13 @@ class HostTransport(Protocol):
         """Put back the ``.sipctl.bak`` of each path written by the last ``write_files``."""
         ...
 
+    def remove_empty_dirs(self, dirs: Sequence[str]) -> list[str]:
+        """Remove each of ``dirs`` (absolute, in the order given: deepest first) that is an
+        empty directory, in one round trip, as ``rmdir`` does: one that holds anything
+        stays. A link (at the name or on the way to it), a file, or a name that is missing
+        is left as it is. Returns the directories removed."""
+        ...
+
     def run(
         self, command: str, *, stdin: bytes | None = None, timeout: float = 60.0
     ) -> CommandResult:

@@ -30,10 +30,12 @@ from sipctl.providers.transport.files import (
     ScriptOutputError,
     new_marker,
     parse_read_output,
+    parse_rmdir_output,
     parse_write_output,
     read_command,
     restore_failures,
     restore_script,
+    rmdir_script,
     write_script,
 )
 from sipctl.providers.transport.local import program_name, stale_message, symlink_message
@@ -369,6 +371,25 @@ class SshTransport:
         if failed or f"{marker} DONE" not in text:
             which = ", ".join(failed) or _last_line(stderr)
             raise ProviderError(f"{self.ref}: could not restore {which}")
+
+    def remove_empty_dirs(self, dirs: Sequence[str]) -> list[str]:
+        if not dirs:
+            return []
+        self._refuse_write("removing directories " + ", ".join(dirs[:3]))
+        for path in dirs:
+            _check_path(self.ref, path)
+        marker = new_marker()
+        script = rmdir_script(dirs, marker).encode()
+        status, stdout, stderr = self._exec(
+            "/bin/sh -s", script, _IO_TIMEOUT, "removing directories"
+        )
+        removed = parse_rmdir_output(dirs, stdout.decode("utf-8", "replace"), marker)
+        if removed is None:
+            raise ProviderError(
+                f"{self.ref}: removing empty directories failed (exit {status}): "
+                f"{_last_line(stderr)}"
+            )
+        return removed
 
     # -- the read gate (a read-only login) --------------------------------------------------
 
