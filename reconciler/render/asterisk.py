@@ -64,7 +64,6 @@ Measured on Asterisk 22 and built in here:
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -81,7 +80,13 @@ from sipctl.reconciler.render.asterisk_rooms import (
     rooms_dialplan,
 )
 from sipctl.reconciler.resources import Address, Resource
-from sipctl.schemas.names import NO_VERSION, UNMANAGED, canonical_name, case_pattern
+from sipctl.schemas.names import (
+    NO_VERSION,
+    UNMANAGED,
+    asterisk_name,
+    canonical_name,
+    case_pattern,
+)
 
 if TYPE_CHECKING:
     from sipctl.schemas.spec import Asterisk, RingGroup, Spec
@@ -235,12 +240,8 @@ def challenge_identify_sections(spec: Spec) -> list[str]:
 
 def customer_identify(domain: str) -> str:
     """A host customer's identify section: ``sipctl-guest-names-<domain>``, or a digest of a
-    long domain (Asterisk's section names end at 79 characters)."""
-    name = f"{CHALLENGE_GUEST_IDENTIFY}-{domain.lower()}"
-    if len(name) <= 79:
-        return name
-    digest = hashlib.sha256(domain.lower().encode()).hexdigest()[:32]
-    return f"{CHALLENGE_GUEST_IDENTIFY}-{digest}"
+    long domain (names.asterisk_name)."""
+    return asterisk_name(f"{CHALLENGE_GUEST_IDENTIFY}-", domain.lower())
 
 
 def _guest_names_by_domain(spec: Spec) -> dict[str | None, list[str]]:
