@@ -169,6 +169,7 @@ def make_plan(
         sipctl_version=__version__,
         targets=[_target_plan(run) for run in runs],
         layers=list(layers or []),
+        spec_files=loaded.composed,
     )
     return PlanRun(plan, runs, loaded)
 
@@ -196,6 +197,32 @@ def loaded_from_plan(plan: Plan, plan_file: str) -> LoadedSpec:
     return compose(loaded, Path(plan.spec_source))
 
 
+def refuse_changed_files(plan: Plan, plan_file: str, loaded: LoadedSpec) -> None:
+    """A hosting file's plan is of the files beside it too (a host's customers, a customer's
+    host): one changed, added or removed since makes the plan stale (exit 3). ``loaded``:
+    the plan's spec as its directory makes it now (``loaded_from_plan``)."""
+    if loaded.composed is None:
+        return
+    now = loaded.composed
+    replan = "Nothing was changed; run 'sipctl plan' again."
+    if plan.spec_files is None:
+        raise StalePlanError(
+            f"{plan_file}: this plan of a hosting file was made by an older sipctl, which did "
+            f"not record the files beside {plan.spec_source} it was made with. {replan}"
+        )
+    then = plan.spec_files
+    differ = [
+        f"{name} ({'added' if name not in then else 'removed' if name not in now else 'changed'})"
+        for name in sorted(set(then) | set(now))
+        if then.get(name) != now.get(name)
+    ]
+    if differ:
+        raise StalePlanError(
+            f"{plan_file} is stale: files beside {plan.spec_source} changed since the plan "
+            f"was made: {', '.join(differ)}. {replan}"
+        )
+
+
 def refresh(
     saved: Plan,
     ctx: RunContext,
@@ -210,6 +237,7 @@ def refresh(
     nothing left to do, it is not stale.
     """
     loaded = loaded_from_plan(saved, plan_file)
+    refuse_changed_files(saved, plan_file, loaded)
     fresh = make_plan(loaded, ctx, saved.layers or None)
     saved_targets = {(t.layer, t.target): t for t in saved.targets}
     fresh_targets = {(t.layer, t.target): t for t in fresh.plan.targets}

@@ -193,6 +193,9 @@ class Plan:
     sipctl_version: str
     targets: list[TargetPlan] = field(default_factory=list)
     layers: list[str] = field(default_factory=list)  # the --target selection, empty = all
+    # a hosting file's plan: the files beside it that it was made with (name -> digest of
+    # the text; see ``LoadedSpec.composed``); None for one company's spec
+    spec_files: dict[str, str] | None = None
 
     def changes(self) -> Iterator[tuple[TargetPlan, Change]]:
         for target in self.targets:
@@ -221,16 +224,19 @@ class Plan:
         return any(t.changes for t in self.targets)
 
     def to_json(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "source": self.spec_source,
+            "sha256": self.spec_sha256,
+            "text": self.spec_text,
+        }
+        if self.spec_files is not None:
+            spec["files"] = dict(self.spec_files)
         return {
             "format_version": FORMAT_VERSION,
             "sipctl_version": self.sipctl_version,
             "created_at": self.created_at,
             "domain": self.domain,
-            "spec": {
-                "source": self.spec_source,
-                "sha256": self.spec_sha256,
-                "text": self.spec_text,
-            },
+            "spec": spec,
             "layers": list(self.layers),
             "summary": self.counts(),
             "refusals": self.refusals(),
@@ -256,6 +262,15 @@ class Plan:
                 sipctl_version=str(data["sipctl_version"]),
                 targets=[TargetPlan.from_json(t) for t in data["targets"]],
                 layers=[str(x) for x in data.get("layers", [])],
+                spec_files=_spec_files(spec.get("files")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SpecError(f"{source}: the plan file is damaged ({exc}); make it again") from None
+
+
+def _spec_files(data: object) -> dict[str, str] | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise TypeError("spec.files is not a mapping")
+    return {str(name): str(digest) for name, digest in data.items()}

@@ -77,8 +77,13 @@ def _load_sibling(path: Path, role: str) -> LoadedSpec:
 
 def customers_of(host: Spec, path: Path) -> tuple[Spec, ...]:
     """The customer files beside ``path`` that name ``host``'s hosting.name."""
+    return tuple(_served(c.spec, host) for c in _customer_files(host, path))
+
+
+def _customer_files(host: Spec, path: Path) -> list[LoadedSpec]:
+    """The customer files beside ``path`` that name ``host``'s hosting.name, loaded."""
     if host.hosting is None:
-        return ()
+        return []
     named = _host_re(host.hosting.name)
     # shown as the host's path was given: beside it
     loaded = [
@@ -88,7 +93,15 @@ def customers_of(host: Spec, path: Path) -> tuple[Spec, ...]:
     ]
     loaded = [c for c in loaded if c.spec.host == host.hosting.name]
     _check_customers(host, path, loaded)
-    return tuple(_served(c.spec, host) for c in loaded)
+    return loaded
+
+
+def file_digest(text: str) -> str:
+    """What a plan records of a file it was made of (a spec's own text and the files beside
+    it that it was composed with)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _check_customers(host: Spec, path: Path, customers: list[LoadedSpec]) -> None:
@@ -191,11 +204,16 @@ def compose(loaded: LoadedSpec, path: Path) -> LoadedSpec:
     spec = loaded.spec
     if spec.hosting is not None:
         _host_named(spec.hosting.name, path)  # this host's name is its own
-        return replace(loaded, spec=spec.with_customers(customers_of(spec, path)))
+        customers = _customer_files(spec, path)
+        return replace(
+            loaded,
+            spec=spec.with_customers(tuple(_served(c.spec, spec) for c in customers)),
+            composed={Path(c.source).name: file_digest(c.text) for c in customers},
+        )
     if spec.host is None:
         return loaded
-    host = host_of(spec, path)
-    if host is None:
+    found = _host_named(spec.host, path)
+    if found is None:
         hosts = sorted(
             f"{h.hosting.name} ({path.parent / p.name})"
             for p in _host_files(path.resolve().parent)
@@ -208,7 +226,12 @@ def compose(loaded: LoadedSpec, path: Path) -> LoadedSpec:
             f"'hosting: {{name: {spec.host}}}' ({beside}); name one of them, or put "
             f"{path.name} in the directory of its host's file"
         )
-    return replace(loaded, spec=_served(spec, host))
+    host_path, host = found
+    return replace(
+        loaded,
+        spec=_served(spec, host),
+        composed={host_path.name: file_digest(_read(host_path))},
+    )
 
 
 def declaring_file(domain: str, directory: Path) -> Path | None:

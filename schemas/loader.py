@@ -105,6 +105,10 @@ class LoadedSpec:
     base_dir: Path  # relative paths in the spec are relative to this directory
     text: str
     positions: SpecPositions = field(default_factory=lambda: SpecPositions({}), compare=False)
+    # The files beside it that a hosting file was composed with (a host's customers, a
+    # customer's host): file name -> digest of its text (``hosting.file_digest``). None for
+    # one company's spec, which is its own text alone.
+    composed: dict[str, str] | None = field(default=None, compare=False)
 
     def where(self, path: PathKey) -> str:
         """``file:line:col`` of the deepest known part of ``path``."""

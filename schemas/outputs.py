@@ -256,6 +256,13 @@ def plan_schema() -> dict[str, Any]:
                     "source": {"type": "string"},
                     "sha256": {"type": "string"},
                     "text": {"type": "string", "description": "the spec the plan was made of"},
+                    "files": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                        "description": "a hosting file's plan only: the files beside it that "
+                        "it was made with (a host's customers, a customer's host), name -> "
+                        "sha256 of the text; apply refuses the plan when one changed",
+                    },
                 },
             },
             "layers": {**_TEXTS, "description": "the --target selection; empty: all"},

@@ -162,6 +162,9 @@ def test_domains_of_one_host_are_timed_each_and_stop_at_the_first_failure() -> N
 
     a, b, c, d = (domain(n, "dir:/h1") for n in "abcd")
     other = domain("x", "dir:/h2")
+    # a domain of a third host failed to plan: the others of that host are not tried
+    broken, after = domain("e", "dir:/h3"), domain("f", "dir:/h3")
+    broken.status = "error"
     tried: list[str] = []
 
     def work(one: Domain) -> None:
@@ -171,7 +174,8 @@ def test_domains_of_one_host_are_timed_each_and_stop_at_the_first_failure() -> N
             raise RefusedError("b.example: stale")
         one.status = "applied"
 
-    _run_each_by_host([a, b, c, d, other], 2, "applying", work)
+    _run_each_by_host([a, b, c, d, other, after, broken], 2, "applying", work)
+    assert (after.status, broken.status) == ("not applied", "error")
     assert sorted(tried) == ["a.example", "b.example", "x.example"]
     assert [x.status for x in (a, b, c, d, other)] == [
         "applied",

@@ -105,3 +105,44 @@ def test_a_merged_removal_below_the_limit_removes_the_customer(
     for domain in ("alpha.example", "delta.example", "epsilon.example"):
         kept = [line for line in before.splitlines() if domain in line]
         assert [line for line in after.splitlines() if domain in line] == kept
+
+
+def test_a_host_plan_is_stale_when_a_customer_file_changed_after_the_review(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host's saved plan records the customer files it was made with: another merge that
+    changes one after the review makes it stale (exit 3), as the host file's own text would.
+    A host's plan of an older sipctl (no such record) is refused with what to do."""
+    import json
+
+    _customer(hoster, "delta.example")
+    code, comment = _merge_request_plan(capsys)
+    assert code == 0, comment
+    host_plan = Path("plans/pbx1.hoster.example.plan.json")
+    files = json.loads(host_plan.read_text())["spec"]["files"]
+    assert sorted(files) == ["alpha.example.yaml", "beta.example.yaml", "delta.example.yaml"]
+    customer_plan = json.loads(Path("plans/gamma.example.plan.json").read_text())
+    assert list(customer_plan["spec"]["files"]) == ["pbx2.yaml"], "a customer's: its host's"
+    # another merge request, merged after this one was reviewed, adds a user to alpha
+    alpha = hoster / "alpha.example.yaml"
+    alpha.write_text(alpha.read_text().replace("users:", "users:\n  newhire: 131", 1))
+    assert run(["apply", "plans", "--no-verify"]) == 3
+    out = capsys.readouterr().out
+    assert f"{host_plan}: refused: {host_plan} is stale: files beside pbx1.yaml changed" in out
+    assert "alpha.example.yaml (changed)" in out
+    assert "sipctl-guest-delta.example" not in DIALPLAN.read_text(), "the host was not applied"
+    delta_zone = Path("state/delta.example.zone")
+    assert not delta_zone.exists() or "NAPTR" not in delta_zone.read_text(), "nor its customers"
+    assert "delta.example.plan.json: not applied: pbx1.hoster.example" in out
+
+    old = json.loads(host_plan.read_text())
+    del old["spec"]["files"]
+    host_plan.write_text(json.dumps(old))
+    assert run(["apply", str(host_plan), "--no-verify"]) == 3
+    err = capsys.readouterr().err
+    assert "made by an older sipctl" in err and "run 'sipctl plan' again" in err
+
+    shutil.rmtree("plans")
+    code, comment = _merge_request_plan(capsys)
+    assert code == 0, comment
+    _merged(capsys)

@@ -156,8 +156,10 @@ def claim(domain: Domain) -> None:
 
 
 def load_saved(paths: Sequence[Path], read: Callable[[Path], Plan]) -> list[Domain]:
-    """Read every saved plan and the spec inside it; a plan that does not read is marked."""
-    from sipctl.reconciler.engine import loaded_from_plan
+    """Read every saved plan and the spec inside it; a plan that does not read, or whose
+    files changed since, is marked (with its spec, when that loaded: its host's other
+    domains are then not applied)."""
+    from sipctl.reconciler.engine import loaded_from_plan, refuse_changed_files
 
     domains = []
     for path in paths:
@@ -165,6 +167,7 @@ def load_saved(paths: Sequence[Path], read: Callable[[Path], Plan]) -> list[Doma
         try:
             domain.saved = read(path)
             domain.loaded = loaded_from_plan(domain.saved, str(path))
+            refuse_changed_files(domain.saved, str(path), domain.loaded)
         except SipctlError as exc:
             domain.fail(exc)
         domains.append(domain)
@@ -418,7 +421,8 @@ def apply_all(
                 (t.layer, t.target) for t in domain.plan_run.plan.targets if t.layer != "dns"
             )
 
-    todo = [d for d in domains if not d.failed and (d.plan_run or d.saved) is not None]
+    # the failed ones too: a host with a domain that failed to read or plan is left as it is
+    todo = [d for d in domains if d.failed or (d.plan_run or d.saved) is not None]
     _run_each_by_host(todo, parallel, "applying", apply_one)
 
 
@@ -429,15 +433,20 @@ def _run_each_by_host(
 
     They share the host's layers, so once one of them fails the host is left as it is: the
     later ones are not tried, and say so (never "planned": nothing of theirs went out, and
-    the run exits non-zero). Each domain is timed on its own."""
+    the run exits non-zero). A domain that failed before (its plan did not read, or was
+    refused) fails its host's group before anything of it is tried. Each domain is timed
+    on its own."""
     groups: dict[str, list[Domain]] = {}
     for domain in domains:
         groups.setdefault(shard_key(domain), []).append(domain)
     by_first = {id(group[0]): group for group in groups.values()}
 
     def group_work(first: Domain) -> None:
-        failed: Domain | None = None
-        for domain in by_first[id(first)]:
+        group = by_first[id(first)]
+        failed = next((domain for domain in group if domain.failed), None)
+        for domain in group:
+            if domain.failed:
+                continue
             if failed is not None:
                 domain.status = NOT_APPLIED
                 domain.message = f"{failed.name} ({failed.path}) failed first on the same host"
