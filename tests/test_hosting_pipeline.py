@@ -146,3 +146,23 @@ def test_a_host_plan_is_stale_when_a_customer_file_changed_after_the_review(
     code, comment = _merge_request_plan(capsys)
     assert code == 0, comment
     _merged(capsys)
+
+
+def test_a_host_plan_is_applied_before_its_customers_plans(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plans of one host apply host first: a new customer whose own plan is refused
+    (its zone edited since) is then served by the PBX but not advertised by DNS, never
+    advertised by a PBX that does not serve it."""
+    _customer(hoster, "delta.example")
+    code, comment = _merge_request_plan(capsys)
+    assert code == 0, comment
+    Path("state/delta.example.zone").write_text(  # made by hand since the review
+        "$ORIGIN delta.example.\n@ 3600 IN SOA ns1 hostmaster 1 3600 600 86400 300\n"
+        "@ 3600 IN NS ns1\nns1 3600 IN A 127.0.0.1\n"
+    )
+    assert run(["apply", "plans", "--no-verify"]) == 3
+    out = capsys.readouterr().out
+    assert "plans/delta.example.plan.json: refused:" in out and "stale" in out
+    assert "sipctl-guest-delta.example" in DIALPLAN.read_text(), "the host was applied first"
+    assert "NAPTR" not in Path("state/delta.example.zone").read_text()

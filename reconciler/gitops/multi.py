@@ -435,10 +435,14 @@ def _run_each_by_host(
     later ones are not tried, and say so (never "planned": nothing of theirs went out, and
     the run exits non-zero). A domain that failed before (its plan did not read, or was
     refused) fails its host's group before anything of it is tried. Each domain is timed
-    on its own."""
+    on its own. A hosting host's file goes before its customers: a new customer's DNS
+    records then advertise a PBX that already serves it, and a host that fails leaves its
+    customers as they are."""
     groups: dict[str, list[Domain]] = {}
     for domain in domains:
         groups.setdefault(shard_key(domain), []).append(domain)
+    for group in groups.values():
+        group.sort(key=lambda domain: not _is_host_file(domain))  # stable: else as given
     by_first = {id(group[0]): group for group in groups.values()}
 
     def group_work(first: Domain) -> None:
@@ -457,6 +461,10 @@ def _run_each_by_host(
 
     firsts = [group[0] for group in groups.values()]
     _in_pool(firsts, parallel, what, group_work, len(domains))
+
+
+def _is_host_file(domain: Domain) -> bool:
+    return domain.loaded is not None and domain.loaded.spec.hosting is not None
 
 
 def close_all(domains: Sequence[Domain]) -> None:
