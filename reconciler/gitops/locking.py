@@ -5,10 +5,13 @@ A lock lives where every runner already reaches (see ``lock_sites``):
 - DNS over RFC 2136: a TXT record ``_sipctl-lock.<domain>`` created by an UPDATE whose
   prerequisite is "this name is not in use", so the name server makes taking it atomic
   (``providers/dns/lock.py``);
-- a zone file: an exclusive ``flock`` on ``<zone file>.sipctl.lock`` beside it;
-- a host (local, ``dir:``, ssh): an exclusive ``flock`` on ``.sipctl.lock`` in the managed
-  directory, held by this process (local) or by a remote ``flock`` kept alive on the pooled
-  SSH connection (``providers/transport/host_lock.py``). The kernel ends a flock with its process.
+- a zone file: an exclusive ``flock`` on a lock file named after the zone file in this
+  machine's bookkeeping directory (``zonefile_lock_site``; a zone file's directory may not be
+  ours to write in);
+- a host (local, ``dir:``, ssh): one exclusive ``flock`` on ``host.lock`` in the host's
+  bookkeeping directory (``/var/lib/sipctl``), held by this process (local) or by a remote
+  ``flock`` kept alive on the pooled SSH connection (``providers/transport/host_lock.py``).
+  The kernel ends a flock with its process.
 
 Each lock names its holder (``Holder``): an ID, who (user@host), since when, until when
 (expiry) and the hash of the plan being applied. A lock anyone can read (a DNS record, its

@@ -126,13 +126,13 @@ def apply(
     advertising first, then firewall, fail2ban, Asterisk, and DNS records that advertise last.
 
     Before reading anything, sipctl takes a lock per domain and per host (a TXT record
-    _sipctl-lock.<domain> over RFC 2136, a flock beside a zone file or in the managed
-    directory of a host) and holds it through the confirmation; a saved plan is re-checked
-    under it. A lock held by another run means exit 3 naming the holder; --lock-timeout
-    waits for it. The locks are released at the end, also on error and Ctrl-C. A successful
-    apply records what it applied, for 'sipctl drift' (over RFC 2136 in the same UPDATE as
-    the changes and the lock's release). With SIPCTL_SSH_READ_ONLY=1 (the read-only login of
-    plan jobs) apply refuses at once, before connecting anywhere: exit 3.
+    _sipctl-lock.<domain> over RFC 2136, a flock for a zone file or a host in sipctl's
+    bookkeeping directory, /var/lib/sipctl) and holds it through the confirmation; a saved
+    plan is re-checked under it. A lock held by another run means exit 3 naming the holder;
+    --lock-timeout waits for it. The locks are released at the end, also on error and
+    Ctrl-C. A successful apply records what it applied, for 'sipctl drift' (over RFC 2136 in
+    the same UPDATE as the changes and the lock's release). With SIPCTL_SSH_READ_ONLY=1 (the
+    read-only login of plan jobs) apply refuses at once, before connecting anywhere: exit 3.
 
     Examples:
 
