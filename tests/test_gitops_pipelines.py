@@ -28,6 +28,7 @@ from fixtures.common import EXAMPLES
 from fixtures.waiting import wait_until
 
 GITOPS = EXAMPLES / "gitops"
+HOSTING = EXAMPLES / "hosting"
 DOMAIN = "mycompany.example"
 VENV_BIN = Path(sys.executable).parent
 
@@ -90,9 +91,9 @@ if name == "gh":
         for item in known.values():
             (store / "comment-7.md").write_text(item["body"])
     elif args[:2] == ["run", "download"]:
+        # an artifact of one directory holds that directory's files
         source = store / "artifacts" / opt("--name")
-        for item in source.iterdir():
-            shutil.copy(item, Path(opt("--dir") or ".") / item.name)
+        shutil.copytree(source, Path(opt("--dir") or "."), dirs_exist_ok=True)
     else:
         sys.exit(f"gh stub: unexpected {args}")
     sys.exit(0)
@@ -120,9 +121,10 @@ if name == "curl":
     elif (method, url) == ("GET", f"{api}/pipelines/55/jobs?scope[]=success") and "--globoff" in args:
         print(json.dumps([{"id": 554, "name": "other"}, {"id": 555, "name": "sipctl-plan"}]))
     elif (method, url) == ("GET", f"{api}/jobs/555/artifacts") and "--location" in args:
+        source = store / "artifacts" / "sipctl-plan"
         with zipfile.ZipFile(opt("--output"), "w") as archive:
-            for item in (store / "artifacts" / "sipctl-plan").iterdir():
-                archive.write(item, item.name)
+            for item in sorted(source.rglob("*")):
+                archive.write(item, str(item.relative_to(source)))
     else:
         sys.exit(f"curl stub: not a documented call: {method} {url} {args}")
     sys.exit(0)
@@ -157,6 +159,8 @@ class FakeCi:
         self.ssh_read_key = root / "secrets" / "ssh_read_key"
         self.ssh_read_key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n(read key)\n")
         self.merged_later = ""  # what another merge added to the spec after a review
+        self.state = root / "state"  # a hoster's PBX and zone files, outside the workspace
+        self.hosting: list[str] = []  # files of examples/hosting the repository has in specs/
         # the runner profile, a CI variable: the example's, pointed at the test's BIND
         profile = (GITOPS / "runner-profile.yaml").read_text()
         assert '"192.0.2.53:53"' in profile, "the example runner profile changed"
@@ -179,6 +183,13 @@ class FakeCi:
             assert old in text, f"the example spec no longer has {old!r}"
             text = text.replace(old, new)
         spec.write_text(text + self.merged_later)
+        if self.hosting:
+            (self.repo / "specs").mkdir()
+        for name in self.hosting:
+            text = (HOSTING / name).read_text()
+            text = text.replace("dir:state/", f"dir:{self.state}/")
+            text = text.replace("file: state/", f"file: {self.state}/")
+            (self.repo / "specs" / name).write_text(text)
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
         path = f"{self.stub_dir / 'bin'}:{VENV_BIN}:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -203,11 +214,18 @@ class FakeCi:
         )
         return JobResult(done.returncode, done.stdout + done.stderr)
 
-    def keep_artifact(self, name: str, paths: list[str]) -> None:
+    def keep_artifact(self, name: str, paths: list[str], *, flatten: bool) -> None:
+        """Keep the paths as the artifact `name`: GitHub's of one directory holds its files
+        (flatten), GitLab's keeps each path as it is in the workspace."""
         target = self.stub_dir / "artifacts" / name
-        target.mkdir(exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
         for path in paths:
-            shutil.copy(self.repo / path, target / Path(path).name)
+            source = self.repo / path
+            if source.is_dir():
+                shutil.copytree(source, target if flatten else target / path, dirs_exist_ok=True)
+            else:
+                shutil.copy(source, target / (source.name if flatten else path))
 
 
 # --- GitHub Actions -----------------------------------------------------------------------------
@@ -279,7 +297,7 @@ def run_github_job(
             if action == "actions/checkout":
                 ci.fresh_checkout()
             elif action == "actions/upload-artifact":
-                ci.keep_artifact(step["with"]["name"], [step["with"]["path"]])
+                ci.keep_artifact(step["with"]["name"], [step["with"]["path"]], flatten=True)
             else:
                 assert action == "actions/setup-python", f"unknown action {uses}"
             continue
@@ -343,7 +361,7 @@ def run_gitlab_job(
     env = ci.env({**gitlab_env(ci, pipeline, source, job), **(extra or {})})
     result = ci.run_script("\n".join(lines), env)
     if result.code == 0 and "artifacts" in job and job_name == "sipctl-plan":
-        ci.keep_artifact(job_name, job["artifacts"]["paths"])
+        ci.keep_artifact(job_name, job["artifacts"]["paths"], flatten=False)
     return result
 
 
@@ -467,12 +485,13 @@ def test_gitlab_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
     ], "the plan of the merged head SHA's pipeline, found by documented calls"
 
     assert run_gitlab_job(ci, pipeline, "sipctl-drift", "schedule").code == 0
-    report = json.loads((ci.repo / "drift.json").read_text())["domains"][0]["drift"]
+    drift_report = ci.repo / "drift" / "sipctl.yaml.json"
+    report = json.loads(drift_report.read_text())["domains"][0]["drift"]
     assert {t["by"] for t in report["targets"]} == {"gitlab-4242"}, "the record names the job"
     bind.update(DOMAIN, add=[(f"pbx.{DOMAIN}.", 3600, "A", "198.51.100.1")])
     drift = run_gitlab_job(ci, pipeline, "sipctl-drift", "schedule")
     assert drift.code == 2, drift.output
-    assert (ci.repo / "drift.json").exists()
+    assert drift_report.exists()
 
 
 def test_gitlab_pipeline_refuses_a_stale_saved_plan(ci: FakeCi, bind: BindServer) -> None:
@@ -677,7 +696,7 @@ def test_github_apply_refuses_the_reviewed_plan_of_another_spec(
     before = bind.zone_records(DOMAIN)
     apply = run_github_job(ci, workflow, "apply")
     assert apply.code == 3, apply.output
-    assert "another sipctl.yaml than the merged commit's" in apply.output
+    assert "other spec files than the merged commit's" in apply.output
     assert "replan-and-apply" in apply.output
     assert bind.zone_records(DOMAIN) == before
     applied = run_github_job(ci, workflow, "apply-main")
@@ -706,7 +725,7 @@ def test_gitlab_replans_and_applies_the_default_branch_after_a_stale_plan(
     replan = run_gitlab_job(ci, pipeline, "sipctl-replan-apply", "push")
     assert replan.code == 0, replan.output
     assert bind.query(f"_sip._tcp.{DOMAIN}", "SRV") == [f"10 0 5060 pbx.{DOMAIN}."]
-    assert (ci.repo / "plan.json").exists(), "the plan applied is kept"
+    assert (ci.repo / "plans" / "plan.json").exists(), "the plan applied is kept"
     again = run_gitlab_job(ci, pipeline, "sipctl-replan-apply", "push")
     assert again.code == 0 and "No changes" in again.output, again.output
 
@@ -745,3 +764,93 @@ def test_gitlab_tokens_are_stated_and_least(ci: FakeCi) -> None:
     )
     assert plan.code == 0, plan.output
     assert not (ci.stub_dir / "comment-mr.md").exists(), "no token: no note, no failure"
+
+
+# --- a hoster's directory: one file per host and per customer -----------------------------------
+
+SPECS_DIR = {"SIPCTL_SPECS": "specs"}
+
+
+def _alpha_lines(dialplan: Path) -> list[str]:
+    return [line for line in dialplan.read_text().splitlines() if "alpha.example" in line]
+
+
+def test_github_pipeline_plans_and_applies_a_hoster_s_new_customer(
+    ci: FakeCi, bind: BindServer
+) -> None:
+    workflow = _load("github-actions.yml")
+    dialplan = ci.state / "pbx1" / "etc" / "asterisk" / "extensions_sipctl.conf"
+    ci.hosting = ["pbx1.yaml", "alpha.example.yaml"]
+    main = run_github_job(ci, workflow, "apply-main", SPECS_DIR)
+    assert main.code == 0, main.output
+    before = _alpha_lines(dialplan)
+    assert before and "beta.example" not in dialplan.read_text()
+
+    ci.hosting.append("beta.example.yaml")  # the merge request adds a customer's file
+    plan = run_github_job(ci, workflow, "plan", SPECS_DIR)
+    assert plan.code == 0, plan.output
+    comment = (ci.stub_dir / "comment-7.md").read_text()
+    assert "+ user director@beta.example" in comment, comment
+    assert "user director@alpha.example" not in comment, "the other customer is not planned"
+    kept = ci.stub_dir / "artifacts" / "sipctl-plan"
+    assert sorted(p.name for p in kept.iterdir()) == [
+        "alpha.example.plan.json",
+        "beta.example.plan.json",
+        "pbx1.hoster.example.plan.json",
+    ]
+
+    apply = run_github_job(ci, workflow, "apply", SPECS_DIR)
+    assert apply.code == 0, apply.output
+    assert "sipctl-guest-beta.example" in dialplan.read_text()
+    assert _alpha_lines(dialplan) == before, "the other customer's lines stay byte for byte"
+    assert (ci.state / "beta.example.zone").exists()
+    drift = run_github_job(ci, workflow, "drift", SPECS_DIR)  # and merged is live
+    assert drift.code == 0, drift.output
+    assert sorted(p.name for p in (ci.repo / "drift").iterdir()) == [
+        "alpha.example.yaml.json",
+        "beta.example.yaml.json",
+        "pbx1.yaml.json",
+    ]
+
+
+def test_gitlab_pipeline_plans_and_applies_a_hoster_s_new_customer(
+    ci: FakeCi, bind: BindServer
+) -> None:
+    pipeline = _load("gitlab-ci.yml")
+    dialplan = ci.state / "pbx1" / "etc" / "asterisk" / "extensions_sipctl.conf"
+    ci.hosting = ["pbx1.yaml", "alpha.example.yaml"]
+    main = run_gitlab_job(ci, pipeline, "sipctl-replan-apply", "push", SPECS_DIR)
+    assert main.code == 0, main.output
+    before = _alpha_lines(dialplan)
+
+    ci.hosting.append("beta.example.yaml")
+    plan = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event", SPECS_DIR)
+    assert plan.code == 0, plan.output
+    comment = (ci.stub_dir / "comment-mr.md").read_text()
+    assert "+ user director@beta.example" in comment, comment
+    assert "user director@alpha.example" not in comment, "the other customer is not planned"
+
+    apply = run_gitlab_job(ci, pipeline, "sipctl-apply", "push", SPECS_DIR)
+    assert apply.code == 0, apply.output
+    assert "sipctl-guest-beta.example" in dialplan.read_text()
+    assert _alpha_lines(dialplan) == before, "the other customer's lines stay byte for byte"
+
+
+def test_a_hoster_s_reviewed_plans_are_not_applied_after_another_merge(
+    ci: FakeCi, bind: BindServer
+) -> None:
+    """Another merge after the review: a plan whose own file it removed is refused by the
+    pipeline's check; a customer file it added, which only the host's plan was made with
+    (spec.files), by apply's own staleness check. Nothing is applied either way."""
+    workflow = _load("github-actions.yml")
+    ci.hosting = ["pbx1.yaml", "alpha.example.yaml"]
+    assert run_github_job(ci, workflow, "plan", SPECS_DIR).code == 0
+    ci.hosting = ["pbx1.yaml"]  # alpha's file removed by another merge
+    apply = run_github_job(ci, workflow, "apply", SPECS_DIR)
+    assert apply.code == 3, apply.output
+    assert "other spec files than the merged commit's" in apply.output
+    ci.hosting = ["pbx1.yaml", "alpha.example.yaml", "beta.example.yaml"]  # beta added
+    apply = run_github_job(ci, workflow, "apply", SPECS_DIR)
+    assert apply.code == 3, apply.output
+    assert "other spec files" not in apply.output and "stale" in apply.output
+    assert not (ci.state / "pbx1").exists() and not list(ci.state.glob("*.zone")), "nothing"
