@@ -135,6 +135,34 @@ def test_saved_plans_of_several_domains_apply_exactly_and_a_stale_one_is_refused
     assert run(["plan", "-f", str(specs / "a.yaml"), "--detailed-exitcode"]) == 0
 
 
+def test_out_names_an_existing_directory_for_one_spec_or_several(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pipeline that makes its artifact directory first still gets its plans there."""
+    (tmp_path / "zones").mkdir()
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for name in ("a", "b"):
+        (specs / f"{name}.yaml").write_text(_zonefile_spec(f"{name}.example"))
+    several = tmp_path / "several"
+    several.mkdir()
+    assert run(["plan", "-f", str(specs), "--out", str(several)]) == 0
+    assert sorted(p.name for p in several.iterdir()) == [
+        "a.example.plan.json",
+        "b.example.plan.json",
+    ]
+    one = tmp_path / "one"
+    one.mkdir()
+    capsys.readouterr()
+    assert run(["plan", "-f", str(specs / "a.yaml"), "--out", str(one)]) == 0
+    saved = one / "a.example.plan.json"
+    captured = capsys.readouterr()
+    assert f"sipctl apply {saved}" in captured.out + captured.err
+    assert [p.name for p in one.iterdir()] == ["a.example.plan.json"]
+    assert run(["apply", str(one), "--no-verify"]) == 0
+    assert "pbx.a.example" in (tmp_path / "zones" / "a.example.zone").read_text()
+
+
 def _without_times(data: dict[str, Any]) -> str:
     for domain in data["domains"]:
         if domain["plan"] is not None:

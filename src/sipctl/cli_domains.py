@@ -137,12 +137,15 @@ class DomainRun:
                 self.console.out("")
 
     def save(self, out: Path | None) -> None:
-        """--out: the plan of one spec in that file; else one plan per domain in that
-        directory (which may be created; its parents may not)."""
+        """--out: the plan of one spec in that file (or, when it names an existing directory,
+        in that directory as DOMAIN.plan.json); else one plan per domain in that directory
+        (which may be created; its parents may not)."""
         plans = [(d.name, d.plan) for d in self.domains if d.plan is not None and not d.failed]
         if out is None or (self.one and not plans):
             return
         if self.one:
+            if out.is_dir():
+                out = out / f"{plans[0][0]}.plan.json"
             write_plan_file(out, plans[0][1].to_json())
             self.console.info(
                 f"Saved the plan to {out}. Apply exactly this plan with: sipctl apply {out}"

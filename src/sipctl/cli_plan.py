@@ -31,8 +31,11 @@ def plan(
         typer.Option(
             "--out",
             "-o",
-            help="Save the plan to this file, for 'sipctl apply FILE'.",
-            dir_okay=False,
+            help=(
+                "Save the plan to this file, for 'sipctl apply FILE'. With several specs, or"
+                " when it names an existing directory: one DOMAIN.plan.json per domain there,"
+                " for 'sipctl apply DIR'."
+            ),
         ),
     ] = None,
     json_: Annotated[
