@@ -397,15 +397,32 @@ IDENTITY_FIX = {
 IDENTITY_FIX["REGISTER"] = IDENTITY_FIX["INVITE"]
 
 
+def _told_apart(
+    known: Sequence[Exchange], unknown: Sequence[Exchange]
+) -> tuple[set[int], set[int]] | None:
+    """The final answers known and unknown extensions got, when they differ (None: the
+    same answers, or one side got none, so nothing is told apart)."""
+    k_codes = {e.final for e in known if e.final is not None}
+    u_codes = {e.final for e in unknown if e.final is not None}
+    if not k_codes or not u_codes or k_codes == u_codes:
+        return None
+    return k_codes, u_codes
+
+
+def _sample(known: Sequence[Exchange], unknown: Sequence[Exchange]) -> str:
+    """Two exchanges of each side, as a finding's ``got``."""
+    return ", ".join(sorted({e.summary() for e in [*known[:2], *unknown[:2]]}))
+
+
 def identity_findings(
     method: str, known: Sequence[Exchange], unknown: Sequence[Exchange], target: str
 ) -> list[Finding]:
     """sipvicious' test: the extension in the request URI and in From. A known extension
     (an endpoint of that name) and an unknown one must get the same answer."""
-    k_codes = {e.final for e in known if e.final is not None}
-    u_codes = {e.final for e in unknown if e.final is not None}
-    if not k_codes or not u_codes or k_codes == u_codes:
+    told = _told_apart(known, unknown)
+    if told is None:
         return []
+    k_codes, u_codes = told
     tried = ", ".join(sorted({e.user for e in known}))
     return [
         Finding(
@@ -419,7 +436,7 @@ def identity_findings(
             IDENTITY_FIX[method],
             sent=f"{method} sip:EXT@... From: sip:EXT@... for {len(known)} known and "
             f"{len(unknown)} unknown extensions",
-            got=", ".join(sorted({e.summary() for e in [*known[:2], *unknown[:2]]})),
+            got=_sample(known, unknown),
             details=admin_lines(method, sorted({e.user for e in known})),
         )
     ]
@@ -473,10 +490,10 @@ def identity_variant_findings(
 ) -> list[Finding]:
     """``declared`` called with a known extension elsewhere (``IDENTITY_VARIANTS``) must get
     the same answer as with an unknown one (the exchanges carry the extension tried)."""
-    k_codes = {e.final for e in known if e.final is not None}
-    u_codes = {e.final for e in unknown if e.final is not None}
-    if not k_codes or not u_codes or k_codes == u_codes:
+    told = _told_apart(known, unknown)
+    if told is None:
         return []
+    k_codes, u_codes = told
     where = "in From" if variant == "from" else "in a forged Authorization header"
     tried = ", ".join(sorted({e.user for e in known}))
     return [
@@ -491,7 +508,7 @@ def identity_variant_findings(
             IDENTITY_VARIANT_FIX[variant],
             sent=f"{_VARIANT_SENT[variant].format(name=declared)} for {len(known)} known and "
             f"{len(unknown)} unknown extensions",
-            got=", ".join(sorted({e.summary() for e in [*known[:2], *unknown[:2]]})),
+            got=_sample(known, unknown),
         )
     ]
 
