@@ -116,8 +116,10 @@ _TEXTS = {"type": "array", "items": {"type": "string"}}
 # What a domain's status means, per kind of report.
 _STATUSES = {
     "plan": "planned, no changes, error, refused (many specs also: skipped, pending)",
-    "drift": "drifted (exit 2), no drift, unrecorded (no record of a last apply)",
-    "verify": "ok, failed (exit 1)",
+    "drift": "drifted (exit 2), no drift, unrecorded (exit 1: a target has no record of a "
+    "last apply); many specs also: error, refused (exit 1, 3; the domain's error says why)",
+    "verify": "ok, failed (exit 1); many specs also: error, refused (exit 1, 3; the domain's "
+    "error says why)",
     "audit": "clean (nothing at or above --fail-on), findings (exit 2), incomplete (exit 1)",
 }
 

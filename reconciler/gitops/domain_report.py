@@ -1,11 +1,16 @@
-"""What a run of many domains reports: the summary table, the exit code, the JSON."""
+"""What a run of many domains reports: the summary table, the exit code, the JSON.
+
+``plan`` and ``apply`` report each domain's plan; ``drift`` and ``verify`` each domain's
+report (``Domain.report``), in the same table, envelope and exit code of them all.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sipctl.errors import EXIT_ERROR, EXIT_REFUSED
+from sipctl.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_REFUSED
 
 if TYPE_CHECKING:
     from sipctl.reconciler.gitops.multi import Domain
@@ -19,10 +24,24 @@ def _changes(domain: Domain) -> str:
     return f"+{counts['add']} ~{counts['change']} -{counts['destroy']}"
 
 
-def summary_table(domains: Sequence[Domain], skipped: Sequence[Skipped] = ()) -> str:
-    rows = [("DOMAIN", "SPEC", "RESULT", "CHANGES", "TIME")]
+# A column of the summary table: its title, and its cell of a domain.
+Column = tuple[str, Callable[["Domain"], str]]
+CHANGES: Column = ("CHANGES", _changes)
+
+
+def summary_table(
+    domains: Sequence[Domain],
+    skipped: Sequence[Skipped] = (),
+    column: Column = CHANGES,
+    by_status: bool = False,
+) -> str:
+    """One row per domain (``column``: what it found, a plan's changes by default), each
+    failure's message, the skipped files, and a closing count: of the domains that are ok
+    and that failed, or (``by_status``: a report's words, "drifted") of each status."""
+    title, value_of = column
+    rows = [("DOMAIN", "SPEC", "RESULT", title, "TIME")]
     for d in domains:
-        rows.append((d.name, str(d.path), d.status, _changes(d), f"{d.seconds:.1f}s"))
+        rows.append((d.name, str(d.path), d.status, value_of(d), f"{d.seconds:.1f}s"))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
@@ -36,7 +55,11 @@ def summary_table(domains: Sequence[Domain], skipped: Sequence[Skipped] = ()) ->
     lines.extend(f"{s.path}: skipped: {s.reason}" for s in skipped)
     ok = len(domains) - len(failed)
     files = f", {len(skipped)} file(s) skipped" if skipped else ""
-    lines.append(f"{len(domains)} domain(s): {ok} ok, {len(failed)} failed{files}.")
+    counts = f"{ok} ok, {len(failed)} failed"
+    if by_status:
+        tally = Counter(d.status for d in domains)
+        counts = ", ".join(f"{n} {status}" for status, n in tally.items()) or "none"
+    lines.append(f"{len(domains)} domain(s): {counts}{files}.")
     return "\n".join(lines) + "\n"
 
 
@@ -51,19 +74,40 @@ def exit_code(domains: Sequence[Domain]) -> int:
     return EXIT_REFUSED if all(d.status == "refused" for d in failed) else EXIT_ERROR
 
 
+# Exit codes from the worst down: an error (nothing could be told there), a refusal, then
+# something to act on (drift; plan --detailed-exitcode's changes).
+_WORST_FIRST = (EXIT_ERROR, EXIT_REFUSED, EXIT_CHANGES)
+
+
+def worst(codes: Iterable[int]) -> int:
+    """The code of a run of many domains, from the codes of each: the worst wins."""
+    found = set(codes)
+    return next((code for code in _WORST_FIRST if code in found), 0)
+
+
 def plans_json(domains: Sequence[Domain], skipped: Sequence[Skipped] = ()) -> dict[str, Any]:
+    return reports_json(
+        "plan", domains, skipped, lambda d: d.plan.to_json() if d.plan is not None else None
+    )
+
+
+def reports_json(
+    kind: str,
+    domains: Sequence[Domain],
+    skipped: Sequence[Skipped],
+    report_of: Callable[[Domain], Mapping[str, Any] | None],
+) -> dict[str, Any]:
+    """The envelope of a run of many domains: each domain's report of ``kind``."""
     from sipctl.reconciler.envelope import entry, envelope, skipped_entry
 
+    def error_of(domain: Domain) -> str | None:
+        return domain.message if domain.failed else None
+
     data = envelope(
-        "plan",
+        kind,
         [
             entry(
-                "plan",
-                str(d.path),
-                d.name,
-                d.status,
-                d.plan.to_json() if d.plan is not None else None,
-                d.message if d.failed else None,
+                kind, str(d.path), d.name, d.status, report_of(d), d.message if d.failed else None
             )
             for d in domains
         ],

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from sipctl.errors import ProviderError, SipctlError
+from sipctl.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, ProviderError, SipctlError
 from sipctl.reconciler.departures import CUSTOMERS_KEY, recorded_customers
 from sipctl.reconciler.resources import Value, canonical_json
 
@@ -341,12 +341,27 @@ class DriftReport:
     def drifted(self) -> bool:
         return any(t.items for t in self.targets)
 
+    @property
+    def count(self) -> int:
+        """How many resources drifted."""
+        return sum(len(t.items) for t in self.targets)
+
+    @property
+    def status(self) -> str:
+        """The domain's word in the JSON envelope and the summary table."""
+        return "drifted" if self.drifted else "unrecorded" if self.unrecorded else "no drift"
+
+    @property
+    def exit_code(self) -> int:
+        """2 drift, else 1 when a target could not be told (it has no record), else 0."""
+        return EXIT_CHANGES if self.drifted else EXIT_ERROR if self.unrecorded else EXIT_OK
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format_version": "1",
             "domain": self.domain,
             "drifted": self.drifted,
-            "count": sum(len(t.items) for t in self.targets),
+            "count": self.count,
             "targets": [t.to_json() for t in self.targets],
             "unrecorded": list(self.unrecorded),
         }
@@ -444,7 +459,7 @@ def render_drift(report: DriftReport) -> str:
     for line in report.unrecorded:
         out.append(f"\n  ! {line}: drift cannot be told; it is recorded by the next apply")
     if report.drifted:
-        count = sum(len(t.items) for t in report.targets)
+        count = report.count
         layers = len([t for t in report.targets if t.items])
         out.append("")
         out.append(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from sipctl.errors import RefusedError, SipctlError, SpecError, failure_text
 from sipctl.reconciler.envelope import plan_status
@@ -40,6 +40,12 @@ if TYPE_CHECKING:
     from sipctl.schemas.loader import LoadedSpec
 
 MAX_PARALLEL = 64
+
+
+class Report(Protocol):
+    """What a command that only reads (``drift``, ``verify``) found for one domain."""
+
+    def to_json(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -59,6 +65,7 @@ class Domain:
     status: str = "pending"  # planned | no changes | applied | error | refused | not applied
     message: str = ""
     error: BaseException | None = None  # what failed it (not across a worker's pipe)
+    report: Report | None = None  # what drift or verify found there
     seconds: float = 0.0
 
     @property
@@ -241,7 +248,7 @@ def run_one(domain: Domain, work: Callable[[Domain], None]) -> None:
     domain.seconds += time.monotonic() - started
 
 
-def _run_each(
+def run_each(
     domains: Sequence[Domain], parallel: int, what: str, work: Callable[[Domain], None]
 ) -> None:
     """``work`` on each domain in a pool of threads, each timed and its failure recorded."""
@@ -302,11 +309,23 @@ def plan_all(
 
     todo = [d for d in domains if d.loaded is not None and not d.failed]
     with collecting_rarely():
-        _run_each(todo, parallel, "planning", work)
+        run_each(todo, parallel, "planning", work)
 
 
 # The end of the refusal when specs overlap before anything was planned.
 OVERLAPS_BEFORE_PLAN = "specs; nothing was read or changed"
+
+
+def load_specs(
+    paths: Sequence[Path], load: Callable[[Path], LoadedSpec], shard: str | None
+) -> list[Domain]:
+    """Load the specs at ``paths`` and check every one against every other (overlapping
+    claims raise SpecError before anything is read, also when this run takes one share):
+    the domains of share ``shard``."""
+    with collecting_rarely():
+        domains = load_all(paths, load)
+        refuse_overlaps(domains, OVERLAPS_BEFORE_PLAN)
+        return take_shard(domains, shard)
 
 
 def plan_specs(
@@ -337,9 +356,7 @@ def plan_specs(
             with collecting_rarely():  # the workers inherit it
                 return plan_forked(paths, load, make_ctx, layers, workers, shard)
     with collecting_rarely():
-        domains = load_all(paths, load)
-        refuse_overlaps(domains, OVERLAPS_BEFORE_PLAN)
-        domains = take_shard(domains, shard)
+        domains = load_specs(paths, load, shard)
         plan_all(domains, make_ctx, layers, parallel)
     secrets: set[str] = set()
     for domain in domains:
@@ -429,7 +446,7 @@ def apply_all(
 def _run_each_by_host(
     domains: Sequence[Domain], parallel: int, what: str, work: Callable[[Domain], None]
 ) -> None:
-    """Like _run_each, with the domains of one host one after the other in one worker.
+    """Like run_each, with the domains of one host one after the other in one worker.
 
     They share the host's layers, so once one of them fails the host is left as it is: the
     later ones are not tried, and say so (never "planned": nothing of theirs went out, and

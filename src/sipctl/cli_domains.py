@@ -1,10 +1,14 @@
-"""The one path of ``plan`` and ``apply``: a list of domains, from specs or saved plans.
+"""The one path of ``plan``, ``apply``, ``drift`` and ``verify``: a list of domains, from
+specs or saved plans.
 
 Every run takes the same steps: select the files, load and plan the specs (or read the
-saved plans), check, show, save, apply, verify, report. A spec or plan named alone (no
---shard) is a list of one that speaks as one: its plan alone, its error the command's own.
-Several files, a directory or --shard show each domain under a title, mark a domain's
-error on it, and end with a summary table and the exit code of them all.
+saved plans), check, show, save, apply, verify, report. ``drift`` and ``verify`` take the
+same selection and loading (``drift`` the same reading of the live state too) and report
+what they found for each domain (``Domain.report``). A spec or plan named alone (no
+--shard) is a list of one that speaks as one: its plan or report alone, its error the
+command's own. Several files, a directory or --shard show each domain under a title, mark
+a domain's error on it, and end with a summary table and the exit code of them all (the
+worst wins).
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sipctl.cli_common import (
     load_checked,
     plan_json_or_view,
+    print_json_report,
     print_plan,
     read_plan_file,
     verify_after_apply,
@@ -28,8 +33,9 @@ from sipctl.output import Console
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.reconciler.engine import PlanRun
+    from sipctl.reconciler.gitops.domain_report import Column
     from sipctl.reconciler.gitops.guarded import LockOptions, Outcome
-    from sipctl.reconciler.gitops.multi import Domain
+    from sipctl.reconciler.gitops.multi import Domain, Report
     from sipctl.reconciler.gitops.spec_files import Skipped
     from sipctl.reconciler.plan import Plan
     from sipctl.schemas.loader import LoadedSpec
@@ -49,11 +55,12 @@ class DomainRun:
         shard: str | None,
         saved: bool = False,
         fmt: str = "human",
+        kind: str = "plan",
     ) -> None:
         self.console = console
         self.one = shard is None and len(paths) == 1 and not paths[0].is_dir()
         if fmt == "json":  # a refusal is JSON too (cli_boundary)
-            console.promise_json("plan", str(paths[0]) if self.one else None)
+            console.promise_json(kind, str(paths[0]) if self.one else None)
         self.shard = shard
         self.paths = paths
         self.skipped: list[Skipped] = []
@@ -98,15 +105,41 @@ class DomainRun:
         from sipctl.reconciler.engine import check_safe
         from sipctl.reconciler.gitops import multi
 
+        self._plan_specs(target, force, parallel, keep)
+        if self.one and not keep:
+            multi.check_all_safe(self.domains, lambda plan: _would_be_refused(plan, force))
+        else:
+            multi.check_all_safe(self.domains, lambda plan: check_safe(plan, force))
+
+    def read(self, target: list[str] | None, parallel: int) -> None:
+        """Load the specs and read their live state as ``plan`` does, judging no plan;
+        each domain keeps its connections, for what is read next (``each``)."""
+        self._plan_specs(target, False, parallel, keep=True)
+
+    def load(self) -> None:
+        """Load and check the specs, as ``plan`` does before it reads anything."""
+        from sipctl.reconciler.gitops import multi
+
+        self.domains = multi.load_specs(self.paths, load_checked, self.shard)
+
+    def _plan_specs(self, target: list[str] | None, force: bool, parallel: int, keep: bool) -> None:
+        from sipctl.reconciler.gitops import multi
+
         make_ctx = self._context_factory(force)
         self.domains, secrets = multi.plan_specs(
             self.paths, load_checked, make_ctx, target, parallel, self.shard, keep
         )
         self.console.add_secrets(secrets)
-        if self.one and not keep:
-            multi.check_all_safe(self.domains, lambda plan: _would_be_refused(plan, force))
-        else:
-            multi.check_all_safe(self.domains, lambda plan: check_safe(plan, force))
+
+    def each(self, what: str, work: Callable[[Domain], None], parallel: int) -> None:
+        """``work`` on each domain that has not failed (one's failure is marked on it, the
+        others go on); ``work`` sets the domain's ``report`` and ``status``."""
+        from sipctl.reconciler.gitops.multi import run_each
+
+        run_each([d for d in self.domains if not d.failed], parallel, what, work)
+        for domain in self.domains:
+            if domain.ctx is not None:
+                self.console.add_secrets(domain.ctx.secrets)
 
     def read_saved(self) -> None:
         from sipctl.reconciler.gitops import multi, shards
@@ -127,14 +160,54 @@ class DomainRun:
 
             self.console.out(views.render_json(plans_json(self.domains, self.skipped)), end="")
         else:
-            for domain in self.domains:
-                title = f"{domain.name} ({domain.path})"
-                self.console.out(f"## {title}\n" if fmt == "markdown" else f"=== {title} ===")
+
+            def body(domain: Domain) -> None:
                 if domain.plan is not None:
                     print_plan(self.console, domain.plan.to_json(), fmt)
-                if domain.failed:
-                    self.console.out(f"{domain.status}: {domain.message}")
-                self.console.out("")
+
+            self._each_titled(fmt, body)
+
+    def _each_titled(self, fmt: str, body: Callable[[Domain], None]) -> None:
+        """Each domain under its title: its ``body``, then its error."""
+        for domain in self.domains:
+            title = f"{domain.name} ({domain.path})"
+            self.console.out(f"## {title}\n" if fmt == "markdown" else f"=== {title} ===")
+            body(domain)
+            if domain.failed:
+                self.console.out(f"{domain.status}: {domain.message}")
+            self.console.out("")
+
+    def show_reports(self, kind: str, fmt: str, text_of: Callable[[Report], str]) -> None:
+        """Each domain's report of ``kind`` (drift, verify): as text (``text_of``), or as
+        JSON in the envelope, one document for the run."""
+        from sipctl.reconciler import views
+
+        if fmt == "json":
+            if self.one:
+                (domain,) = self.domains
+                if domain.report is not None:
+                    data = domain.report.to_json()
+                    print_json_report(
+                        self.console, kind, domain.path, domain.name, domain.status, data
+                    )
+                return
+            from sipctl.reconciler.gitops.domain_report import reports_json
+
+            def json_of(domain: Domain) -> dict[str, Any] | None:
+                return domain.report.to_json() if domain.report is not None else None
+
+            data = reports_json(kind, self.domains, self.skipped, json_of)
+            self.console.out(views.render_json(data), end="")
+        elif self.one:
+            if self.domains[0].report is not None:
+                self.console.out(text_of(self.domains[0].report), end="")
+        else:
+
+            def body(domain: Domain) -> None:
+                if domain.report is not None:
+                    self.console.out(text_of(domain.report), end="")
+
+            self._each_titled(fmt, body)
 
     def save(self, out: Path | None) -> None:
         """--out: the plan of one spec in that file (or, when it names an existing directory,
@@ -206,26 +279,37 @@ class DomainRun:
                 except SipctlError as exc:
                     domain.fail(exc)
 
-    def summarize(self, fmt: str) -> None:
+    def summarize(self, fmt: str, column: Column | None = None) -> None:
+        """The summary table of several domains (``column``: a report's, counted by status;
+        default: a plan's changes)."""
         if self.one or fmt == "json":
             return
-        from sipctl.reconciler.gitops.domain_report import summary_table
+        from sipctl.reconciler.gitops.domain_report import CHANGES, summary_table
 
-        table = summary_table(self.domains, self.skipped)
+        if column is None:
+            table = summary_table(self.domains, self.skipped, CHANGES)
+        else:
+            table = summary_table(self.domains, self.skipped, column, by_status=True)
         if fmt == "markdown":
             self.console.out(f"```\n{table}```")
         else:
             self.console.out(table, end="")
 
-    def settle(self) -> None:
-        """One domain's error is the command's; several end with the exit code of them all."""
+    def settle(self, code_of: Callable[[Domain], int] | None = None) -> None:
+        """One domain's error is the command's; several end with the exit code of them all.
+        ``code_of``: the code of a domain's report (drift: 2 when it drifted); the worst
+        code wins, and an error is worse than drift."""
+        from sipctl.reconciler.gitops.domain_report import exit_code, worst
+
         if self.one:
             if self.domains[0].error is not None:
                 raise self.domains[0].error
-            return
-        from sipctl.reconciler.gitops.domain_report import exit_code
-
-        code = exit_code(self.domains)
+            codes = [code_of(self.domains[0])] if code_of is not None else []
+        else:
+            codes = [exit_code(self.domains)]
+            if code_of is not None:
+                codes += [code_of(d) for d in self.domains if not d.failed]
+        code = worst(codes)
         if code:
             raise CommandExit(code)
 

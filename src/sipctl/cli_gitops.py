@@ -9,20 +9,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sipctl.cli_params import NoColor, SpecOption, TargetLayers, Verbose
-from sipctl.errors import EXIT_CHANGES, EXIT_ERROR, SipctlError, SpecError
+from sipctl.cli_params import NoColor, Parallel, SpecFiles, SpecOption, TargetLayers, Verbose
+from sipctl.errors import SipctlError, SpecError
 from sipctl.output import Console
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.reconciler.engine import PlanRun
     from sipctl.reconciler.gitops.importer import Imported
+    from sipctl.reconciler.gitops.multi import Domain, Report
     from sipctl.schemas.loader import LoadedSpec
     from sipctl.schemas.spec import Ssh
 
 from sipctl.cli_common import (
     load_checked,
-    print_json_report,
     print_plan,
     run_context,
     start_console,
@@ -61,11 +61,12 @@ def force_unlock(
 
 
 def drift(
-    spec_file: SpecOption = Path("sipctl.yaml"),
+    spec_file: SpecFiles = None,
     json_: Annotated[
         bool, typer.Option("--json", help="Print the drift as JSON (sipctl schema --output drift).")
     ] = False,
     target: TargetLayers = None,
+    parallel: Parallel = 4,
     no_color: NoColor = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -79,29 +80,52 @@ def drift(
     host's). drift compares the live state with that record, not with the spec, so a spec
     change that was not applied yet is not drift.
 
-    Exit codes: 0 no drift, 2 drift, 1 error (also: no record of a last apply).
+    With several specs (-f a.yaml -f b.yaml, or -f DIR: the files plan takes), each domain
+    is read on its own (one domain's error does not hide another's drift), each report
+    stands under its domain's title and a summary table ends the output; --json prints one
+    document with every domain's report.
 
-    Example (nightly): sipctl drift -f sipctl.yaml --json > drift.json
+    Exit codes: 0 no drift, 2 drift, 1 error (also: no record of a last apply). Of several
+    domains the worst wins: 1 when any domain failed, else 2 when any drifted.
+
+    Examples:
+
+      sipctl drift -f sipctl.yaml --json > drift.json   # nightly
+
+      sipctl drift -f customers/                        # each domain of a directory
     """
     console = start_console(no_color, verbose)
-    from sipctl.reconciler.engine import make_plan
-    from sipctl.reconciler.gitops.drift import check_drift_result, find_drift, render_drift
+    from sipctl.cli_domains import DomainRun
+    from sipctl.reconciler.gitops.drift import (
+        DriftReport,
+        check_drift_result,
+        find_drift,
+        render_drift,
+    )
 
-    if json_:  # a refusal is JSON too (cli_boundary)
-        console.promise_json("drift", str(spec_file))
-    loaded = load_checked(spec_file)
-    with run_context(loaded.base_dir, console) as ctx:
-        report = find_drift(make_plan(loaded, ctx, target), ctx)
-    check_drift_result(report)
-    if json_:
-        status = "drifted" if report.drifted else "unrecorded" if report.unrecorded else "no drift"
-        print_json_report(console, "drift", spec_file, report.domain, status, report.to_json())
-    else:
-        console.out(render_drift(report), end="")
-    if report.drifted:
-        raise typer.Exit(EXIT_CHANGES)
-    if report.unrecorded:
-        raise typer.Exit(EXIT_ERROR)
+    def work(domain: Domain) -> None:
+        assert domain.plan_run is not None and domain.ctx is not None
+        report = find_drift(domain.plan_run, domain.ctx)
+        check_drift_result(report)
+        domain.report, domain.status = report, report.status
+
+    def code_of(domain: Domain) -> int:
+        return domain.report.exit_code if isinstance(domain.report, DriftReport) else 0
+
+    def drifted(domain: Domain) -> str:
+        return str(domain.report.count) if isinstance(domain.report, DriftReport) else "-"
+
+    def text_of(report: Report) -> str:
+        assert isinstance(report, DriftReport)
+        return render_drift(report)
+
+    fmt = "json" if json_ else "human"
+    with DomainRun(console, spec_file or [Path("sipctl.yaml")], None, fmt=fmt, kind="drift") as run:
+        run.read(target, parallel)
+        run.each("comparing", work, parallel)
+        run.show_reports("drift", fmt, text_of)
+        run.summarize(fmt, ("DRIFTED", drifted))
+    run.settle(code_of)
 
 
 def import_(

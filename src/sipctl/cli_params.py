@@ -19,6 +19,16 @@ SpecOption = Annotated[
 ]
 
 
+Nameserver = Annotated[
+    str | None,
+    typer.Option(
+        "--nameserver",
+        metavar="IP[:PORT]",
+        help="Ask this DNS server (e.g. the zone's primary) instead of the system resolver.",
+    ),
+]
+
+
 NoColor = Annotated[
     bool,
     typer.Option("--no-color", help="Plain output (also when not a terminal, or NO_COLOR is set)."),
@@ -57,8 +67,8 @@ SpecFiles = Annotated[
     typer.Option(
         "-f",
         "--file",
-        help="The spec file (default: sipctl.yaml). Repeat, or give a directory of specs, to "
-        "plan several domains in one run.",
+        help="The spec file (default: sipctl.yaml). Repeat, or give a directory of specs, for "
+        "several domains in one run.",
     ),
 ]
 
