@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from sipctl.cli_params import Nameserver, NoColor, SpecOption
+
 
 class FailOn(StrEnum):
     """The lowest severity that fails the audit."""
@@ -25,18 +27,8 @@ class FailOn(StrEnum):
 
 
 def audit_command(
-    spec_file: Annotated[
-        Path,
-        typer.Option("-f", "--file", help="The spec file (YAML, version 1).", dir_okay=False),
-    ] = Path("sipctl.yaml"),
-    nameserver: Annotated[
-        str | None,
-        typer.Option(
-            "--nameserver",
-            metavar="IP[:PORT]",
-            help="Ask this DNS server (e.g. the zone's primary) instead of the system resolver.",
-        ),
-    ] = None,
+    spec_file: SpecOption = Path("sipctl.yaml"),
+    nameserver: Nameserver = None,
     json_: Annotated[
         bool,
         typer.Option("--json", help="Print the report as JSON (sipctl schema --output audit)."),
@@ -66,7 +58,7 @@ def audit_command(
             "fails); lower ones are printed.",
         ),
     ] = FailOn.medium,
-    no_color: Annotated[bool, typer.Option("--no-color", help="Plain output.")] = False,
+    no_color: NoColor = False,
     verbose: Annotated[
         int, typer.Option("-v", "--verbose", count=True, help="Say what is sent, and where.")
     ] = 0,

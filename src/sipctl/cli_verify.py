@@ -13,26 +13,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from sipctl.cli_params import Nameserver, NoColor, SpecFiles
 from sipctl.errors import EXIT_ERROR
 
 if TYPE_CHECKING:
     from sipctl.output import Console
+    from sipctl.reconciler.gitops.multi import Domain, Report
     from sipctl.schemas.loader import LoadedSpec
 
 
 def verify_command(
-    spec_file: Annotated[
-        Path,
-        typer.Option("-f", "--file", help="The spec file (YAML, version 1).", dir_okay=False),
-    ] = Path("sipctl.yaml"),
-    nameserver: Annotated[
-        str | None,
-        typer.Option(
-            "--nameserver",
-            metavar="IP[:PORT]",
-            help="Ask this DNS server (e.g. the zone's primary) instead of the system resolver.",
-        ),
-    ] = None,
+    spec_file: SpecFiles = None,
+    nameserver: Nameserver = None,
     json_: Annotated[
         bool,
         typer.Option("--json", help="Print the report as JSON (sipctl schema --output verify)."),
@@ -41,7 +33,7 @@ def verify_command(
         float,
         typer.Option("--timeout", min=0.1, max=120.0, help="Seconds for each lookup and probe."),
     ] = 5.0,
-    no_color: Annotated[bool, typer.Option("--no-color", help="Plain output.")] = False,
+    no_color: NoColor = False,
     verbose: Annotated[
         int, typer.Option("-v", "--verbose", count=True, help="Say what is asked, and where.")
     ] = 0,
@@ -52,16 +44,62 @@ def verify_command(
     (why: no endpoint, not registered, unreachable), or wrong; each phone of a ring group; a
     room's state. Read through the asterisk target; no call is placed, no phone rings.
     A banned verifier is told so (fail2ban), with the unban command.
+
+    With several specs (-f a.yaml -f b.yaml, or -f DIR: the files plan takes), each SIP
+    domain is verified once, in turn, under its title (a host's file stands for its
+    customers whose own files are not named), and a summary table ends the output; --json
+    prints one document with every domain's report. Exit 1 when any domain failed.
+
+    Examples:
+
+      sipctl verify -f sipctl.yaml --nameserver 127.0.0.1
+
+      sipctl verify -f customers/ --json > verify.json   # each domain of a directory
     """
     # Late imports: cli.py imports this module, and a command's imports stay off --help.
-    from sipctl.cli_common import load_checked as _load
     from sipctl.cli_common import start_console as _start
+    from sipctl.cli_domains import DomainRun
+    from sipctl.reconciler.verify.report import VerifyReport
     from sipctl.reconciler.verify.run import run_verify
 
     console = _start(no_color, verbose)
-    if json_:  # a refusal is JSON too (cli_boundary)
-        console.promise_json("verify", str(spec_file))
-    loaded = _load(spec_file)
+    fmt = "json" if json_ else "human"
+    with DomainRun(
+        console, spec_file or [Path("sipctl.yaml")], None, fmt=fmt, kind="verify"
+    ) as run:
+        run.load()
+        if run.one:
+            run.settle()  # a spec that does not load: its error is the command's
+            _verify_one(console, run.domains[0], nameserver, timeout, json_)
+            return
+
+        def work(domain: Domain) -> None:
+            assert domain.loaded is not None
+            report = run_verify(domain.loaded, nameserver, timeout, log=console.detail)
+            domain.report, domain.status = report, "ok" if report.ok else "failed"
+
+        def text_of(report: Report) -> str:
+            assert isinstance(report, VerifyReport)
+            return report.to_text(console.notes) + "\n"
+
+        def code_of(domain: Domain) -> int:
+            return EXIT_ERROR if domain.status == "failed" else 0
+
+        run.domains = _sip_domains(run.domains)
+        run.each("verifying", work, parallel=1)
+        run.show_reports("verify", fmt, text_of)
+        run.summarize(fmt, ("DEFECTS", _defects))
+    run.settle(code_of)
+
+
+def _verify_one(
+    console: Console, domain: Domain, nameserver: str | None, timeout: float, json_: bool
+) -> None:
+    """A spec named alone: its report, or a host's customers' one after the other."""
+    from sipctl.reconciler.verify.run import run_verify
+
+    loaded = domain.loaded
+    assert loaded is not None
     if loaded.spec.hosting is not None:
         _verify_customers(console, loaded, nameserver, timeout, json_)
         return
@@ -71,11 +109,47 @@ def verify_command(
 
         status = "ok" if report.ok else "failed"
         data = report.to_json()
-        print_json_report(console, "verify", spec_file, loaded.spec.domain, status, data)
+        print_json_report(console, "verify", domain.path, loaded.spec.domain, status, data)
     else:
         console.out(report.to_text(console.notes))
     if not report.ok:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _sip_domains(domains: list[Domain]) -> list[Domain]:
+    """Each SIP domain of a run over several files once: a host's file stands for each of
+    its customers whose own file is not in the run (it is no SIP domain itself)."""
+    from dataclasses import replace
+
+    from sipctl.reconciler.gitops.multi import Domain
+
+    def host_of(domain: Domain) -> LoadedSpec | None:
+        loaded = domain.loaded
+        ok = loaded is not None and not domain.failed and loaded.spec.hosting is not None
+        return loaded if ok else None
+
+    named = {d.name for d in domains if host_of(d) is None}
+    result: list[Domain] = []
+    for domain in domains:
+        host = host_of(domain)
+        if host is None:
+            result.append(domain)
+            continue
+        for customer in host.spec.customers:
+            if customer.domain not in named:
+                named.add(customer.domain)
+                result.append(Domain(domain.path, loaded=replace(host, spec=customer)))
+    return result
+
+
+def _defects(domain: Domain) -> str:
+    from sipctl.reconciler.verify.report import VerifyReport
+
+    report = domain.report
+    if not isinstance(report, VerifyReport):
+        return "-"
+    failed = [p for p in report.probes if not p.ok]
+    return str(len(report.defects) + len(failed))
 
 
 def _verify_customers(
