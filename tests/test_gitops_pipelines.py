@@ -485,7 +485,7 @@ def test_gitlab_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
     ], "the plan of the merged head SHA's pipeline, found by documented calls"
 
     assert run_gitlab_job(ci, pipeline, "sipctl-drift", "schedule").code == 0
-    drift_report = ci.repo / "drift" / "sipctl.yaml.json"
+    drift_report = ci.repo / "drift" / "drift.json"
     report = json.loads(drift_report.read_text())["domains"][0]["drift"]
     assert {t["by"] for t in report["targets"]} == {"gitlab-4242"}, "the record names the job"
     bind.update(DOMAIN, add=[(f"pbx.{DOMAIN}.", 3600, "A", "198.51.100.1")])
@@ -806,11 +806,13 @@ def test_github_pipeline_plans_and_applies_a_hoster_s_new_customer(
     assert (ci.state / "beta.example.zone").exists()
     drift = run_github_job(ci, workflow, "drift", SPECS_DIR)  # and merged is live
     assert drift.code == 0, drift.output
-    assert sorted(p.name for p in (ci.repo / "drift").iterdir()) == [
-        "alpha.example.yaml.json",
-        "beta.example.yaml.json",
-        "pbx1.yaml.json",
-    ]
+    assert [p.name for p in (ci.repo / "drift").iterdir()] == ["drift.json"]
+    report = json.loads((ci.repo / "drift" / "drift.json").read_text())
+    assert {d["domain"]: d["status"] for d in report["domains"]} == {
+        "alpha.example": "no drift",
+        "beta.example": "no drift",
+        "pbx1.hoster.example": "no drift",
+    }, "one document of every domain of the directory"
 
 
 def test_gitlab_pipeline_plans_and_applies_a_hoster_s_new_customer(
