@@ -95,8 +95,16 @@ def test_apply_costs_a_read_a_lock_a_check_and_one_update(
 
 
 def test_reads_share_a_kept_connection_and_replace_one_the_server_closed(
-    bind: BindServer, counted: tuple[str, DnsCounter], tmp_path: Path
+    bind: BindServer,
+    counted: tuple[str, DnsCounter],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from sipctl.providers.dns import tcp_pipeline
+
+    # the idle limit is the next test's subject: here a slow machine's pause between two
+    # plans must not close the kept connection, or the count would say nothing about reuse
+    monkeypatch.setattr(tcp_pipeline, "IDLE_SECONDS", 3600.0)
     zone, counter = counted
     spec = str(_spec(bind, counter, zone, tmp_path / "sipctl.yaml"))
     assert _costs(counter, "plan", "-f", spec)["connection"] == 1
