@@ -62,7 +62,9 @@ class Domain:
     planned: Plan | None = None  # a plan made in a worker process (no live state here)
     claims: Claims | None = None  # what the spec claims (made here or in a worker process)
     rendered: dict[str, list[Resource]] | None = None  # layers rendered for the claims
-    status: str = "pending"  # planned | no changes | applied | error | refused | not applied
+    # planned | no changes | applied | error | refused | not applied; a report's own words
+    # (drift: drifted | no drift | unrecorded; verify: ok | failed)
+    status: str = "pending"
     message: str = ""
     error: BaseException | None = None  # what failed it (not across a worker's pipe)
     report: Report | None = None  # what drift or verify found there

@@ -46,7 +46,8 @@ def _ignore(_line: str) -> None:
 
 
 class DomainRun:
-    """The domains of one ``plan`` or ``apply``, whose connections close on leaving it."""
+    """The domains of one ``plan``, ``apply``, ``drift`` or ``verify``, whose connections
+    close on leaving it."""
 
     def __init__(
         self,

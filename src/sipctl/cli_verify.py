@@ -54,7 +54,7 @@ def verify_command(
 
       sipctl verify -f sipctl.yaml --nameserver 127.0.0.1
 
-      sipctl verify -f customers/ --json > verify.json   # each domain of a directory
+      sipctl verify -f customers/ --json > verify.json
     """
     # Late imports: cli.py imports this module, and a command's imports stay off --help.
     from sipctl.cli_common import start_console as _start
