@@ -19,5 +19,6 @@ pytest_plugins = [
     "fixtures.powerdns",
     "fixtures.moto_route53",
     "fixtures.temporal",
+    "fixtures.hosting",  # after bind and asterisk, which it imports
     "tiers",  # markers from the fixtures a test uses; the rest is the fast tier
 ]

@@ -14,13 +14,18 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from asterisk_helpers import apply_spec, pending_changes
-from fixtures.asterisk import AsteriskInstance, running_asterisk
+from fixtures.asterisk import AsteriskInstance
 from fixtures.fail2ban_reader import fail2ban_regex
+from fixtures.hosting import (
+    TWO_CUSTOMERS,
+    answering_phones,
+    host_spec,
+    two_phone_pbx,
+    write_hoster,
+)
 from fixtures.rtp_phone import AnsweringPhone, CallerMedia
 from fixtures.sip_client import SipCaller
 from fixtures.waiting import wait_until
@@ -31,76 +36,22 @@ from sipctl.reconciler.render.fail2ban import HOSTING_FILTER_TEXT
 pytestmark = pytest.mark.asterisk
 
 
-# The admin's phones: customer a's 105 is the phone on phone_port (PJSIP/105), customer b's
-# 105 the one on opus_phone_port (PJSIP/107). The same number, two phones.
-PHONE_CONTEXTS = """
-[a-phones]
-exten => 105,1,Dial(PJSIP/105,20)
- same => n,Hangup()
-
-[b-phones]
-exten => 105,1,Dial(PJSIP/107,20)
- same => n,Hangup()
-"""
-
-
-def _write(path: Path, data: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
 @pytest.fixture(scope="module")
 def pbx() -> Iterator[AsteriskInstance]:
-    with running_asterisk(opus_phone=True) as instance:
-        extensions = instance.config_dir / "extensions.conf"
-        extensions.write_text(extensions.read_text() + PHONE_CONTEXTS)
-        instance.rx("dialplan reload")
+    with two_phone_pbx() as instance:
         yield instance
 
 
 @pytest.fixture(scope="module")
 def hoster(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The hoster's directory: host pbx1, customers a.example and b.example, applied."""
-    directory = tmp_path_factory.mktemp("hoster")
-    port = pbx.sip_port
-    _write(
-        directory / "pbx1.yaml",
-        {
-            "version": 1,
-            "domain": "pbx1.hoster.example",
-            "hosting": {"name": "pbx1"},
-            "transports": {"udp": {"port": port}, "tcp": {"port": port}},
-            "servers": [{"host": "sip.hoster.example", "ipv4": ["203.0.113.10"]}],
-            "asterisk": pbx.spec_section(),
-        },
-    )
-    for name in ("a", "b"):
-        _write(
-            directory / f"{name}.yaml",
-            {
-                "version": 1,
-                "domain": f"{name}.example",
-                "host": "pbx1",
-                "local_context": f"{name}-phones",
-                "users": {"director": 105, **({"alex": 106} if name == "a" else {})},
-                "rooms": {
-                    "meeting": {"max_members": 5},
-                    **({"boardroom": {}} if name == "a" else {}),
-                },
-            },
-        )
-    apply_spec(directory / "pbx1.yaml")
-    return directory
+    return write_hoster(tmp_path_factory.mktemp("hoster"), host_spec(pbx), TWO_CUSTOMERS)
 
 
 @pytest.fixture
 def phones(pbx: AsteriskInstance) -> Iterator[tuple[AnsweringPhone, AnsweringPhone]]:
-    a, b = AnsweringPhone(pbx.phone_port), AnsweringPhone(pbx.opus_phone_port)
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
+    with answering_phones(pbx) as made:
+        yield made
 
 
 def _call(pbx: AsteriskInstance, user: str, domain: str) -> tuple[list[int], CallerMedia]:

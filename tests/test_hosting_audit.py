@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from asterisk_helpers import Phone, apply_spec
+from asterisk_helpers import Phone
 from fixtures.asterisk import AsteriskInstance, running_asterisk
 from fixtures.bind import BindServer
 from fixtures.common import own_loopback_address
+from fixtures.hosting import customer_spec, host_spec, write_hoster
 from test_audit_asterisk import identified_by_address
 
 from sipctl.cli import run
@@ -54,11 +53,6 @@ PBX = own_loopback_address()
 def asterisk() -> Iterator[AsteriskInstance]:
     with running_asterisk(bind_address=PBX) as instance:
         yield instance
-
-
-def _write(path: Path, data: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -95,35 +89,18 @@ def hoster(
     pjsip = (asterisk.config_dir / "pjsip.conf").read_text()
     asterisk.write_admin_file("pjsip.conf", identified_by_address(pjsip))
     asterisk.rx("module reload res_pjsip.so")
-    directory = tmp_path_factory.mktemp("hoster")
-    port = asterisk.sip_port
-    _write(
-        directory / "pbx1.yaml",
-        {
-            "version": 1,
-            "domain": "pbx1.hoster.example",
-            "hosting": {"name": "pbx1"},
-            "transports": {"udp": {"port": port}, "tcp": {"port": port}},
-            "servers": [{"host": f"pbx.{zones[0]}"}],
-            "asterisk": asterisk.spec_section(),
-            "fail2ban": {"logpath": str(asterisk.log_path)},  # read through the target
-        },
+    host = host_spec(
+        asterisk,
+        servers=[{"host": f"pbx.{zones[0]}"}],
+        fail2ban={"logpath": str(asterisk.log_path)},  # read through the target
     )
-    users = {"a": {"director": "105", "alex": "106"}, "b": {"director": "105", "support": "101"}}
-    for name, zone in zip(("a", "b"), zones, strict=True):
-        _write(
-            directory / f"{name}.yaml",
-            {
-                "version": 1,
-                "domain": zone,
-                "host": "pbx1",
-                "local_context": f"{name}-phones",
-                "users": users[name],
-                **({"rooms": {"meeting": {}}} if name == "b" else {}),
-            },
-        )
-    apply_spec(directory / "pbx1.yaml")
-    return directory
+    customers = {
+        "a": customer_spec("a", domain=zones[0], users={"director": "105", "alex": "106"}),
+        "b": customer_spec(
+            "b", domain=zones[1], users={"director": "105", "support": "101"}, rooms={"meeting": {}}
+        ),
+    }
+    return write_hoster(tmp_path_factory.mktemp("hoster"), host, customers)
 
 
 def _audit(spec: Path, bind: BindServer) -> AuditReport:

@@ -17,15 +17,19 @@ import random
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from asterisk_helpers import apply_spec, pending_changes
-from fixtures.asterisk import AsteriskInstance, running_asterisk
+from asterisk_helpers import pending_changes
+from fixtures.asterisk import AsteriskInstance
 from fixtures.fail2ban_reader import fail2ban_regex
+from fixtures.hosting import (
+    TWO_CUSTOMERS,
+    answering_phones,
+    host_spec,
+    two_phone_pbx,
+    write_hoster,
+)
 from fixtures.rtp_phone import AnsweringPhone
 from fixtures.sip_client import SipCaller
 from fixtures.waiting import wait_until
@@ -34,41 +38,14 @@ from sipctl.reconciler.render.fail2ban import HOSTING_FILTER_TEXT
 
 pytestmark = pytest.mark.asterisk
 
-# customer a's 105 is the phone on phone_port (PJSIP/105), customer b's the one on
-# opus_phone_port (PJSIP/107).
-PHONE_CONTEXTS = """
-[a-phones]
-exten => 105,1,Dial(PJSIP/105,20)
- same => n,Hangup()
-
-[b-phones]
-exten => 105,1,Dial(PJSIP/107,20)
- same => n,Hangup()
-"""
-
-
-def _write(path: Path, data: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
 # The admin's order that puts the request_uri identifier (the guests' identify sections)
 # before username (a phone's From user): docs/enumeration.md.
 URI_FIRST = "endpoint_identifier_order=ip,request_uri,username,anonymous"
 
 
-@contextmanager
-def _pbx(pjsip_global: str = "") -> Iterator[AsteriskInstance]:
-    with running_asterisk(opus_phone=True, pjsip_global=pjsip_global) as instance:
-        extensions = instance.config_dir / "extensions.conf"
-        extensions.write_text(extensions.read_text() + PHONE_CONTEXTS)
-        instance.rx("dialplan reload")
-        yield instance
-
-
 @pytest.fixture(scope="module")
 def pbx() -> Iterator[AsteriskInstance]:
-    with _pbx() as instance:
+    with two_phone_pbx() as instance:
         yield instance
 
 
@@ -80,51 +57,20 @@ def hoster(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> P
 @pytest.fixture(scope="module")
 def uri_first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskInstance]:
     """Another PBX, its admin's [global] ordering request_uri before username, applied."""
-    with _pbx(URI_FIRST) as instance:
+    with two_phone_pbx(pjsip_global=URI_FIRST) as instance:
         _apply_hoster(instance, tmp_path_factory.mktemp("hoster-uri-first"))
         yield instance
 
 
 def _apply_hoster(pbx: AsteriskInstance, directory: Path) -> Path:
-    port = pbx.sip_port
-    _write(
-        directory / "pbx1.yaml",
-        {
-            "version": 1,
-            "domain": "pbx1.hoster.example",
-            "hosting": {"name": "pbx1"},
-            "transports": {"udp": {"port": port}, "tcp": {"port": port}},
-            "servers": [{"host": "sip.hoster.example", "ipv4": ["203.0.113.10"]}],
-            "asterisk": {**pbx.spec_section(), "unknown_callers": "challenge"},
-        },
-    )
-    for name in ("a", "b"):
-        _write(
-            directory / f"{name}.yaml",
-            {
-                "version": 1,
-                "domain": f"{name}.example",
-                "host": "pbx1",
-                "local_context": f"{name}-phones",
-                "users": {"director": 105, **({"alex": 106} if name == "a" else {})},
-                "rooms": {
-                    "meeting": {"max_members": 5},
-                    **({"boardroom": {}} if name == "a" else {}),
-                },
-            },
-        )
-    apply_spec(directory / "pbx1.yaml")
-    return directory
+    asterisk = {**pbx.spec_section(), "unknown_callers": "challenge"}
+    return write_hoster(directory, host_spec(pbx, asterisk=asterisk), TWO_CUSTOMERS)
 
 
 @pytest.fixture
 def phones(pbx: AsteriskInstance) -> Iterator[tuple[AnsweringPhone, AnsweringPhone]]:
-    a, b = AnsweringPhone(pbx.phone_port), AnsweringPhone(pbx.opus_phone_port)
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
+    with answering_phones(pbx) as made:
+        yield made
 
 
 def test_the_plan_is_done_and_each_customer_has_its_identify_section(
@@ -323,7 +269,7 @@ AUTH_FIRST = "endpoint_identifier_order=ip,username,auth_username,anonymous"
 @pytest.fixture(scope="module")
 def auth_first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskInstance]:
     """A PBX whose admin lists auth_username before anonymous, phone 105 identified by it."""
-    with _pbx(AUTH_FIRST) as instance:
+    with two_phone_pbx(pjsip_global=AUTH_FIRST) as instance:
         conf = instance.config_dir / "pjsip.conf"
         text = conf.read_text()
         assert "auth=105-auth\n" in text

@@ -4,33 +4,26 @@ example's dir: PBX with zone files, and on the real Asterisk 22 with a real BIND
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from fixtures.bind import SECRET_ENV, BindServer
+from fixtures.hosting import EXAMPLE, copy_example, rfc2136_customer
 
 from sipctl.cli import run
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hosting"
-
 
 def test_the_example_host_imports_as_files_that_plan_no_changes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hoster = tmp_path / "hoster"
-    shutil.copytree(EXAMPLE, hoster, ignore=shutil.ignore_patterns("state"))
-    monkeypatch.chdir(hoster)
-    assert run(["apply", "-f", ".", "--auto-approve", "--no-verify"]) == 0, capsys.readouterr()
-    capsys.readouterr()
     args = ["import", "--domain", "pbx1.hoster.example", "--asterisk", "dir:state/pbx1"]
     code = run([*args, "--dns", "zonefile:state/{domain}.zone", "--out", "imported"])
     said = capsys.readouterr()
     assert code == 0, said.out + said.err
     assert said.err.count("A plan of it shows no changes.") == 3, said.err
-    imported = tmp_path / "hoster" / "imported"
+    imported = hosting_example / "imported"
     assert sorted(p.name for p in imported.iterdir()) == [
         "alpha.example.yaml",
         "beta.example.yaml",
@@ -96,9 +89,7 @@ def test_a_host_with_customers_pages_imports_them(
 def test_a_host_is_imported_into_a_directory_and_each_zone_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hoster = tmp_path / "hoster"
-    shutil.copytree(EXAMPLE, hoster, ignore=shutil.ignore_patterns("state"))
-    monkeypatch.chdir(hoster)
+    monkeypatch.chdir(copy_example(tmp_path / "hoster"))
     assert run(["apply", "-f", "pbx1.yaml", "--auto-approve", "--no-verify"]) == 0
     capsys.readouterr()
     args = ["import", "--domain", "pbx1.hoster.example", "--asterisk", "dir:state/pbx1"]
@@ -111,6 +102,7 @@ def test_a_host_is_imported_into_a_directory_and_each_zone_is_named(
 @pytest.mark.asterisk
 def test_a_live_host_imports_as_files_that_plan_no_changes(
     bind: BindServer,
+    hosting_zones: list[str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -118,50 +110,37 @@ def test_a_live_host_imports_as_files_that_plan_no_changes(
     """Two customers' records on a real BIND, their names on the real Asterisk 22."""
     from fixtures.asterisk import running_asterisk
 
-    monkeypatch.setenv(SECRET_ENV, bind.secret)
+    zones = hosting_zones
     monkeypatch.chdir(tmp_path)
-    zones = sorted([bind.new_zone(), bind.new_zone()])
     hoster = tmp_path / "hoster"
     hoster.mkdir()
-    dns = (
-        "dns:\n  provider: rfc2136\n"
-        f"  server: '{bind.server}'\n"
-        f"  tsig: {{name: {bind.key_name}, algorithm: {bind.algorithm}, "
-        f"secret_env: {SECRET_ENV}}}\n"
-    )
-    try:
-        with running_asterisk() as pbx:
-            config_dir = pbx.spec_section()["config_dir"]
-            (hoster / "pbx1.yaml").write_text(
-                "version: 1\ndomain: pbx1.hoster.example\nhosting: {name: pbx1}\n"
-                f"transports: {{udp: {{port: {pbx.sip_port}}}, tcp: {{port: {pbx.sip_port}}}}}\n"
-                f"servers: [{{host: sip.{zones[0]}, ipv4: [127.0.0.1], priority: 10}}]\n"
-                f"asterisk: {{target: local, config_dir: '{config_dir}'}}\n"
-            )
-            users = ["{director: 105, alex: 106}", "{director: 105, sales: {ring: [101, 106]}}"]
-            for n, zone in enumerate(zones):
-                (hoster / f"customer{n}.yaml").write_text(
-                    f"version: 1\ndomain: {zone}\nhost: pbx1\nlocal_context: c{n}-phones\n"
-                    f"users: {users[n]}\n" + dns
-                )
-            assert run(["apply", "-f", str(hoster), "--auto-approve", "--no-verify"]) == 0, (
-                capsys.readouterr()
-            )
+    with running_asterisk() as pbx:
+        config_dir = pbx.spec_section()["config_dir"]
+        (hoster / "pbx1.yaml").write_text(
+            "version: 1\ndomain: pbx1.hoster.example\nhosting: {name: pbx1}\n"
+            f"transports: {{udp: {{port: {pbx.sip_port}}}, tcp: {{port: {pbx.sip_port}}}}}\n"
+            f"servers: [{{host: sip.{zones[0]}, ipv4: [127.0.0.1], priority: 10}}]\n"
+            f"asterisk: {{target: local, config_dir: '{config_dir}'}}\n"
+        )
+        users = ["{director: 105, alex: 106}", "{director: 105, sales: {ring: [101, 106]}}"]
+        for n, zone in enumerate(zones):
+            text = rfc2136_customer(bind, zone, f"c{n}-phones", users[n])
+            (hoster / f"customer{n}.yaml").write_text(text)
+        assert run(["apply", "-f", str(hoster), "--auto-approve", "--no-verify"]) == 0, (
             capsys.readouterr()
-            url = f"rfc2136://{bind.server}/{{domain}}?key={bind.key_name}"
-            url += f"&algorithm={bind.algorithm}&secret_env={SECRET_ENV}"
-            args = ["import", "--domain", "pbx1.hoster.example", "--dns", url]
-            args += ["--asterisk", "local", "--config-dir", config_dir, "--out", "imported"]
-            code = run(args)
-            said = capsys.readouterr()
-            assert code == 0, said.out + said.err
-            assert said.err.count("A plan of it shows no changes.") == 3, said.err
-            imported = tmp_path / "imported"
-            code = run(["plan", "-f", str(imported), "--detailed-exitcode"])
-            assert code == 0, capsys.readouterr()
-            second = yaml.safe_load((imported / f"{zones[1]}.yaml").read_text())
-            assert second["users"]["sales"] == {"ring": ["101", "106"], "timeout": 20}
-            assert second["local_context"] == "c1-phones"
-    finally:
-        for zone in zones:
-            bind.delete_zone(zone)
+        )
+        capsys.readouterr()
+        url = f"rfc2136://{bind.server}/{{domain}}?key={bind.key_name}"
+        url += f"&algorithm={bind.algorithm}&secret_env={SECRET_ENV}"
+        args = ["import", "--domain", "pbx1.hoster.example", "--dns", url]
+        args += ["--asterisk", "local", "--config-dir", config_dir, "--out", "imported"]
+        code = run(args)
+        said = capsys.readouterr()
+        assert code == 0, said.out + said.err
+        assert said.err.count("A plan of it shows no changes.") == 3, said.err
+        imported = tmp_path / "imported"
+        code = run(["plan", "-f", str(imported), "--detailed-exitcode"])
+        assert code == 0, capsys.readouterr()
+        second = yaml.safe_load((imported / f"{zones[1]}.yaml").read_text())
+        assert second["users"]["sales"] == {"ring": ["101", "106"], "timeout": 20}
+        assert second["local_context"] == "c1-phones"

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from asterisk_helpers import apply_spec
-from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance, running_asterisk
+from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance
 from fixtures.certs import WSS_HOST, ca_file
 from fixtures.common import free_port
+from fixtures.hosting import customer_spec, host_spec, two_phone_pbx, write_hoster
 from fixtures.rtp_phone import AnsweringPhone
 from fixtures.waiting import wait_until
 from test_webrtc_browser import start_chromium, wait_for
@@ -33,53 +32,25 @@ from sipctl.schemas.loader import load_spec
 
 pytestmark = pytest.mark.asterisk
 
-PHONE_CONTEXTS = """
-[a-phones]
-exten => 105,1,Dial(PJSIP/105,20)
- same => n,Hangup()
-
-[b-phones]
-exten => 105,1,Dial(PJSIP/107,20)
- same => n,Hangup()
-"""
-
 
 @pytest.fixture(scope="module")
 def pbx() -> Iterator[AsteriskInstance]:
-    with running_asterisk(opus_phone=True) as instance:
-        extensions = instance.config_dir / "extensions.conf"
-        extensions.write_text(extensions.read_text() + PHONE_CONTEXTS)
-        instance.rx("dialplan reload")
+    with two_phone_pbx() as instance:
         yield instance
 
 
 @pytest.fixture(scope="module")
 def hoster(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The host with its two customers, applied."""
-    directory = tmp_path_factory.mktemp("hoster")
-    port = pbx.sip_port
-    host = {
-        "version": 1,
-        "domain": "pbx1.hoster.example",
-        "hosting": {"name": "pbx1"},
-        "transports": {"udp": {"port": port}, "wss": {"port": pbx.wss_port}},
-        "servers": [{"host": WSS_HOST, "ipv4": ["127.0.0.1"]}],
-        "asterisk": pbx.spec_section(tls={"cert_file": TEST_CERT_FILE, "key_file": TEST_KEY_FILE}),
-        "webrtc": {},
-    }
-    (directory / "pbx1.yaml").write_text(yaml.safe_dump(host, sort_keys=False))
-    for name in ("a", "b"):
-        customer = {
-            "version": 1,
-            "domain": f"{name}.example",
-            "host": "pbx1",
-            "local_context": f"{name}-phones",
-            "users": {"director": 105},
-            "webrtc": {"page": {"title": f"Call {name}"}},
-        }
-        (directory / f"{name}.yaml").write_text(yaml.safe_dump(customer, sort_keys=False))
-    apply_spec(directory / "pbx1.yaml")
-    return directory
+    host = host_spec(
+        pbx,
+        transports={"udp": {"port": pbx.sip_port}, "wss": {"port": pbx.wss_port}},
+        servers=[{"host": WSS_HOST, "ipv4": ["127.0.0.1"]}],
+        asterisk=pbx.spec_section(tls={"cert_file": TEST_CERT_FILE, "key_file": TEST_KEY_FILE}),
+        webrtc={},
+    )
+    customers = {n: customer_spec(n, webrtc={"page": {"title": f"Call {n}"}}) for n in "ab"}
+    return write_hoster(tmp_path_factory.mktemp("hoster"), host, customers)
 
 
 @pytest.fixture(scope="module")

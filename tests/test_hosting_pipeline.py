@@ -13,7 +13,6 @@ import pytest
 
 from sipctl.cli import run
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hosting"
 DIALPLAN = Path("state/pbx1/etc/asterisk/extensions_sipctl.conf")
 
 
@@ -23,19 +22,6 @@ def _customer(directory: Path, domain: str) -> None:
         "users: {director: 105}\n"
         f"dns: {{provider: zonefile, file: state/{domain}.zone, create_file: true}}\n"
     )
-
-
-@pytest.fixture
-def hoster(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Path:
-    """The example repository, applied (the default branch before the merge request)."""
-    directory = tmp_path / "hoster"
-    shutil.copytree(EXAMPLE, directory, ignore=shutil.ignore_patterns("state"))
-    monkeypatch.chdir(directory)
-    assert run(["apply", "-f", ".", "--auto-approve", "--no-verify"]) == 0, capsys.readouterr()
-    capsys.readouterr()
-    return directory
 
 
 def _merge_request_plan(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -56,10 +42,10 @@ def _merged(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_a_merge_request_adding_a_customer_plans_and_applies_only_it(
-    hoster: Path, capsys: pytest.CaptureFixture[str]
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = DIALPLAN.read_text()
-    _customer(hoster, "delta.example")
+    _customer(hosting_example, "delta.example")
     code, comment = _merge_request_plan(capsys)
     assert code == 0, comment
     assert "+ user director@delta.example → 105" in comment, comment
@@ -77,9 +63,9 @@ def test_a_merge_request_adding_a_customer_plans_and_applies_only_it(
 
 
 def test_a_merge_request_deleting_a_customer_shows_its_removal(
-    hoster: Path, capsys: pytest.CaptureFixture[str]
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (hoster / "beta.example.yaml").unlink()
+    (hosting_example / "beta.example.yaml").unlink()
     code, comment = _merge_request_plan(capsys)
     assert code == 3, comment  # one of two customers: past the 30% limit, refused
     assert "- user director@beta.example → 105" in comment, comment
@@ -88,14 +74,14 @@ def test_a_merge_request_deleting_a_customer_shows_its_removal(
 
 
 def test_a_merged_removal_below_the_limit_removes_the_customer(
-    hoster: Path, capsys: pytest.CaptureFixture[str]
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for domain in ("delta.example", "epsilon.example"):
-        _customer(hoster, domain)
+        _customer(hosting_example, domain)
     assert run(["apply", "-f", ".", "--auto-approve", "--no-verify"]) == 0, capsys.readouterr()
     capsys.readouterr()
     before = DIALPLAN.read_text()
-    (hoster / "beta.example.yaml").unlink()  # one of four customers
+    (hosting_example / "beta.example.yaml").unlink()  # one of four customers
     code, comment = _merge_request_plan(capsys)
     assert code == 0, comment
     assert "- user director@beta.example → 105" in comment, comment
@@ -108,14 +94,14 @@ def test_a_merged_removal_below_the_limit_removes_the_customer(
 
 
 def test_a_host_plan_is_stale_when_a_customer_file_changed_after_the_review(
-    hoster: Path, capsys: pytest.CaptureFixture[str]
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A host's saved plan records the customer files it was made with: another merge that
     changes one after the review makes it stale (exit 3), as the host file's own text would.
     A host's plan of an older sipctl (no such record) is refused with what to do."""
     import json
 
-    _customer(hoster, "delta.example")
+    _customer(hosting_example, "delta.example")
     code, comment = _merge_request_plan(capsys)
     assert code == 0, comment
     host_plan = Path("plans/pbx1.hoster.example.plan.json")
@@ -124,7 +110,7 @@ def test_a_host_plan_is_stale_when_a_customer_file_changed_after_the_review(
     customer_plan = json.loads(Path("plans/gamma.example.plan.json").read_text())
     assert list(customer_plan["spec"]["files"]) == ["pbx2.yaml"], "a customer's: its host's"
     # another merge request, merged after this one was reviewed, adds a user to alpha
-    alpha = hoster / "alpha.example.yaml"
+    alpha = hosting_example / "alpha.example.yaml"
     alpha.write_text(alpha.read_text().replace("users:", "users:\n  newhire: 131", 1))
     assert run(["apply", "plans", "--no-verify"]) == 3
     out = capsys.readouterr().out
@@ -149,12 +135,12 @@ def test_a_host_plan_is_stale_when_a_customer_file_changed_after_the_review(
 
 
 def test_a_host_plan_is_applied_before_its_customers_plans(
-    hoster: Path, capsys: pytest.CaptureFixture[str]
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The plans of one host apply host first: a new customer whose own plan is refused
     (its zone edited since) is then served by the PBX but not advertised by DNS, never
     advertised by a PBX that does not serve it."""
-    _customer(hoster, "delta.example")
+    _customer(hosting_example, "delta.example")
     code, comment = _merge_request_plan(capsys)
     assert code == 0, comment
     Path("state/delta.example.zone").write_text(  # made by hand since the review

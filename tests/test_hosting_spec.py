@@ -6,11 +6,12 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fixtures.common import EXAMPLES
+from fixtures.hosting import copy_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,8 +20,6 @@ from sipctl.errors import SpecError
 from sipctl.reconciler.render.asterisk import dialplan_text
 from sipctl.schemas.hosting import readable_domain
 from sipctl.schemas.loader import load_spec, load_spec_text
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hosting"
 
 CUSTOMER = "version: 1\ndomain: a.example\nhost: pbx1\nlocal_context: a-phones\n"
 
@@ -72,9 +71,7 @@ def test_a_files_role_is_refused_at_the_key_that_breaks_it(text: str, where: str
 
 @pytest.fixture
 def hoster(tmp_path: Path) -> Path:
-    directory = tmp_path / "hoster"
-    shutil.copytree(EXAMPLE, directory, ignore=shutil.ignore_patterns("state"))
-    return directory
+    return copy_example(tmp_path / "hoster")
 
 
 def test_a_customer_takes_its_hosts_transports_and_servers(hoster: Path) -> None:
@@ -102,7 +99,7 @@ def test_a_customer_file_that_does_not_load_fails_its_host(hoster: Path) -> None
 
 
 def test_a_single_company_spec_is_both_at_once() -> None:
-    loaded = load_spec(EXAMPLE.parent / "mysite.yaml")
+    loaded = load_spec(EXAMPLES / "mysite.yaml")
     assert loaded.spec.host is None and loaded.spec.hosting is None
     assert "sipctl-domains" not in dialplan_text(loaded.spec)
 

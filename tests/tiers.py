@@ -40,6 +40,7 @@ FIXTURE_MARKERS = {
 # what starts a server when a test or a fixture of its module calls it -> that server's marker
 STARTERS = {
     "running_asterisk": "asterisk",
+    "two_phone_pbx": "asterisk",  # fixtures.hosting's running_asterisk with two phones
     "BindServer": "bind",
     "make_netns": "netns",
     "start_sshd": "sshd",
