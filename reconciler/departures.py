@@ -23,6 +23,11 @@ No customer is taken for gone while a file of the directory does not load: a cus
 whose ``host:`` has a typo, or whose YAML is broken, declares nothing the host can see, and
 may be that very customer. Then the host's plan is refused (``refuse_unsure_departures``),
 naming the file, and the customer stays as it is.
+
+A plan of the host reads its record once (``engine.make_plan``: ``PlanRun.host_record``)
+and hands what it names to the two steps here; the record an apply writes, and ``drift``,
+start from that same read. Only the locks of an apply (``departure_lock_sites``) read it
+on their own, before the locks are taken.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
 
     from sipctl.providers.base import Provider, RunContext
     from sipctl.reconciler.engine import PlanRun, TargetRun
+    from sipctl.reconciler.gitops.drift import ReadRecord
     from sipctl.reconciler.gitops.locking import LockSite
     from sipctl.schemas.loader import LoadedSpec
     from sipctl.schemas.spec import Spec
@@ -89,30 +95,26 @@ class Departure:
     provider: Provider
 
 
-def _recorded(loaded: LoadedSpec, ctx: RunContext) -> dict[str, Any]:
-    """The customers the host's record names (read from the host)."""
-    from sipctl.reconciler.gitops.drift import STATE_FORMAT, host_state_store
+def recorded_in(host_record: ReadRecord | None) -> dict[str, Any]:
+    """The customers the host's record names, as a read of it found them (``host_record``:
+    the plan's one read, ``gitops.drift.read_host_record``; None: the host has none)."""
+    from sipctl.reconciler.gitops.drift import STATE_FORMAT
 
-    store = host_state_store(loaded, ctx, "asterisk")
-    if loaded.spec.hosting is None or store is None:
-        return {}
-    record = store.read() or {}
+    record = host_record.record if host_record is not None else {}
     recorded = record.get(CUSTOMERS_KEY) if record.get("format") == STATE_FORMAT else None
     return recorded if isinstance(recorded, dict) else {}
 
 
-def departures(
-    loaded: LoadedSpec, ctx: RunContext, recorded: dict[str, Any] | None = None
-) -> list[Departure]:
+def departures(loaded: LoadedSpec, ctx: RunContext, recorded: dict[str, Any]) -> list[Departure]:
     """Every customer whose file is gone and whose DNS records sipctl wrote, its provider
-    opened (nothing read yet). Raises RefusedError when any binding no longer resolves."""
+    opened (nothing read yet); ``recorded``: the customers the host's record names
+    (``recorded_in``). Raises RefusedError when any binding no longer resolves."""
     from sipctl.providers.base import open_provider
     from sipctl.schemas.hosting import declaring_file
     from sipctl.schemas.loader import load_spec_text
 
     if loaded.spec.hosting is None:
         return []
-    recorded = _recorded(loaded, ctx) if recorded is None else recorded
     declared = {c.domain for c in loaded.spec.customers}
     found: list[Departure] = []
     problems: list[str] = []
@@ -180,16 +182,16 @@ def _unloadable_files(loaded: LoadedSpec) -> tuple[list[_Unloadable], set[str]]:
 
 
 def refuse_unsure_departures(
-    loaded: LoadedSpec, ctx: RunContext, runs: Sequence[TargetRun]
+    loaded: LoadedSpec, runs: Sequence[TargetRun], recorded: dict[str, Any]
 ) -> None:
     """Refuse the host's plan when a customer it serves (in its live dialplan, or in its
-    record) is declared by no file that loads, and some file of the directory does not
-    load: that file may be the customer, and planning its removal would remove it."""
+    record: ``recorded``) is declared by no file that loads, and some file of the directory
+    does not load: that file may be the customer, and planning its removal would remove it."""
     from sipctl.reconciler.safety import hosted_domains
 
     if loaded.spec.hosting is None:
         return
-    served = {str(d).lower() for d in _recorded(loaded, ctx)}
+    served = {str(d).lower() for d in recorded}
     for run in runs:
         if run.layer.name == "asterisk":
             for value in run.live.resources.values():
@@ -216,9 +218,14 @@ def refuse_unsure_departures(
 def departure_lock_sites(loaded: LoadedSpec, ctx: RunContext) -> list[LockSite]:
     """The locks of the zones a plan of the host would remove departed customers' records
     from: an apply holds them as it holds its own. A binding that no longer resolves adds
-    none: the plan under the lock refuses it, and force-unlock still reaches the others."""
+    none: the plan under the lock refuses it, and force-unlock still reaches the others.
+
+    This reads the host's record before any lock is taken (what to lock depends on it);
+    the plan under the locks reads it again: what it plans from is what the locks guard."""
+    from sipctl.reconciler.gitops.drift import read_host_record
+
     try:
-        found = departures(loaded, ctx)
+        found = departures(loaded, ctx, recorded_in(read_host_record(loaded, ctx)))
     except RefusedError:
         return []
     sites = (d.provider.lock_site() for d in found)
@@ -226,13 +233,13 @@ def departure_lock_sites(loaded: LoadedSpec, ctx: RunContext) -> list[LockSite]:
 
 
 def departure_runs(
-    loaded: LoadedSpec, ctx: RunContext, host_runs: list[TargetRun]
+    loaded: LoadedSpec, ctx: RunContext, host_runs: list[TargetRun], recorded: dict[str, Any]
 ) -> list[TargetRun]:
-    """The DNS removal of every departed customer, each read through the binding it was
-    applied with. Raises RefusedError when any of them cannot be (nothing is planned then)."""
+    """The DNS removal of every departed customer (``recorded``: the customers the host's
+    record names), each read through the binding it was applied with. Raises RefusedError
+    when any of them cannot be (nothing is planned then)."""
     from sipctl.reconciler.engine import TargetRun
 
-    recorded = _recorded(loaded, ctx)
     _note_unrecorded(host_runs, {c.domain for c in loaded.spec.customers} | set(recorded))
     runs: list[TargetRun] = []
     problems: list[str] = []

@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sipctl import __version__
 from sipctl.errors import (
@@ -29,6 +30,9 @@ from sipctl.reconciler.plan import Change, Plan, TargetPlan, managed_units
 from sipctl.reconciler.resources import LiveState, Resource
 from sipctl.reconciler.safety import refusal_reasons
 from sipctl.schemas.loader import LoadedSpec, load_spec_text
+
+if TYPE_CHECKING:
+    from sipctl.reconciler.gitops.drift import ReadRecord
 
 
 @dataclass
@@ -50,6 +54,8 @@ class PlanRun:
     plan: Plan
     runs: list[TargetRun]
     loaded: LoadedSpec
+    # a host's record of the last apply, as this plan read it (hosting: see departures)
+    host_record: ReadRecord | None = None
 
 
 @dataclass
@@ -144,16 +150,22 @@ def make_plan(
     """
     runs = _open_targets(loaded, ctx, selected_layers(loaded, layers), rendered or {})
     _read_all(runs, ctx)
+    host_record = None
     if loaded.spec.hosting is not None:
+        from sipctl.reconciler.departures import (
+            departure_runs,
+            recorded_in,
+            refuse_unsure_departures,
+        )
+        from sipctl.reconciler.gitops.drift import read_host_record
+
+        host_record = read_host_record(loaded, ctx)  # the plan's one read of it
+        recorded = recorded_in(host_record)
         # no customer is taken for gone while a file beside the host does not load
-        from sipctl.reconciler.departures import refuse_unsure_departures
-
-        refuse_unsure_departures(loaded, ctx, runs)
-    if loaded.spec.hosting is not None and not layers:
-        # a customer whose file is gone takes its DNS records with it (departures)
-        from sipctl.reconciler.departures import departure_runs
-
-        runs += departure_runs(loaded, ctx, runs)
+        refuse_unsure_departures(loaded, runs, recorded)
+        if not layers:
+            # a customer whose file is gone takes its DNS records with it (departures)
+            runs += departure_runs(loaded, ctx, runs, recorded)
     problems = _problems(runs)
     if problems:
         raise ProviderError(
@@ -171,7 +183,7 @@ def make_plan(
         layers=list(layers or []),
         spec_files=loaded.composed,
     )
-    return PlanRun(plan, runs, loaded)
+    return PlanRun(plan, runs, loaded, host_record)
 
 
 def loaded_from_plan(plan: Plan, plan_file: str) -> LoadedSpec:

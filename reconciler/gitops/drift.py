@@ -145,7 +145,28 @@ def host_state_store(loaded: LoadedSpec, ctx: RunContext, layer: str) -> StateSt
     return HostStateStore(first, ctx)
 
 
+@dataclass(frozen=True)
+class ReadRecord:
+    """A record of the last apply as one read found it, and the store it came from (whose
+    ``write`` then expects what that read found)."""
+
+    store: StateStore
+    record: dict[str, Any]  # empty: there is none
+
+
+def read_host_record(loaded: LoadedSpec, ctx: RunContext) -> ReadRecord | None:
+    """The record of the host ``loaded``'s Asterisk runs on, read now (None: no such host).
+
+    A host's plan reads it once (``PlanRun.host_record``): its departures, and the drift,
+    the record and the check of an apply made from that plan, all take this one read."""
+    store = host_state_store(loaded, ctx, "asterisk")
+    if store is None:
+        return None
+    return ReadRecord(store, store.read() or {})
+
+
 def _grouped(plan_run: PlanRun, ctx: RunContext) -> list[tuple[StateStore, list[TargetRun]]]:
+    read = plan_run.host_record
     groups: dict[str, tuple[StateStore, list[TargetRun]]] = {}
     for run in plan_run.runs:
         if run.customer is not None:
@@ -153,8 +174,18 @@ def _grouped(plan_run: PlanRun, ctx: RunContext) -> list[tuple[StateStore, list[
         store = _store_for(run, plan_run, ctx)
         if store is None:
             continue
+        if read is not None and store.where == read.store.where:
+            store = read.store  # the plan read it: its write expects what that read found
         groups.setdefault(store.where, (store, []))[1].append(run)
     return list(groups.values())
+
+
+def _record_in(store: StateStore, plan_run: PlanRun) -> dict[str, Any]:
+    """The record in ``store``: as the plan read it, when it did (a host's plan), else now."""
+    read = plan_run.host_record
+    if read is not None and read.store is store:
+        return read.record
+    return store.read() or {}
 
 
 @dataclass
@@ -236,7 +267,7 @@ def _record_one(
         else:
             store.write(record)
         return [f"Recorded the applied state in {store.where} (apply id {apply_id})."]
-    old = store.read() or {}
+    old = _record_in(store, plan_run)
     current = old.get("format") == STATE_FORMAT
     targets = dict(old.get("targets", {})) if current else {}
     customers = _customers_of(runs, plan_run, old.get(CUSTOMERS_KEY) if current else None)
@@ -269,7 +300,7 @@ def _customers_of(runs: list[TargetRun], plan_run: PlanRun, previous: Any) -> An
 def state_is_current(plan_run: PlanRun, ctx: RunContext) -> bool:
     """True when every target's record already says what this (empty) plan leaves live."""
     for store, runs in _grouped(plan_run, ctx):
-        record = store.read() or {}
+        record = _record_in(store, plan_run)
         targets = record.get("targets", {}) if record.get("format") == STATE_FORMAT else {}
         customers = _customers_of(runs, plan_run, record.get(CUSTOMERS_KEY))
         if customers is not None and customers != record.get(CUSTOMERS_KEY):
@@ -374,7 +405,7 @@ def find_drift(plan_run: PlanRun, ctx: RunContext) -> DriftReport:
     report = DriftReport(plan_run.loaded.spec.domain)
     covered: set[str] = set()
     for store, runs in _grouped(plan_run, ctx):
-        record = store.read() or {}
+        record = _record_in(store, plan_run)
         targets = record.get("targets", {}) if record.get("format") == STATE_FORMAT else {}
         detail = read_detail(store.where, "apply", record["id"]) if "id" in record else {}
         for run in runs:
