@@ -11,7 +11,7 @@ that customer's lines.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,14 @@ import pytest
 import yaml
 from fixtures import host_profile
 from fixtures.host_profile import ENV as HOST_PROFILE_ENV
-from fixtures.pbx_host import PbxHost, install_read_gate, pbx_host
+from fixtures.pbx_host import PbxHost, install_read_gate, measure, pbx_host
 
 from sipctl.providers.base import RunContext
 from sipctl.providers.transport.gate_table import host_gates
+from sipctl.providers.transport.host_lock import HostStateStore
 from sipctl.providers.transport.read_gate import READ_ONLY_ENV, render_gate
 from sipctl.reconciler.engine import make_plan
+from sipctl.reconciler.gitops.drift import find_drift
 from sipctl.reconciler.gitops.guarded import lock_and_apply
 from sipctl.reconciler.gitops.spec_files import select_specs
 from sipctl.schemas.loader import load_spec
@@ -103,6 +105,37 @@ def test_the_directorys_gate_is_its_host_files(gated: tuple[PbxHost, Path, Path]
         ctx.close()
     [(target, gate)] = everything.items()
     assert render_gate(gate.table, title=target) == render_gate(alone[target].table, title=target)
+
+
+def test_a_hosts_plan_reads_its_record_once(
+    gated: tuple[PbxHost, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host's record of the last apply (which customers it serves) is read once by a
+    plan of the host; drift and the apply's own record take that read. An apply reads it
+    once more, before its locks: which zones it locks depends on it."""
+    host, root, _ = gated
+    reads: list[str] = []
+    read_raw = HostStateStore._read_raw
+
+    def counted(store: HostStateStore) -> dict[str, bytes | None]:
+        reads.append(store.path)
+        return read_raw(store)
+
+    monkeypatch.setattr(HostStateStore, "_read_raw", counted)
+    spec = root / "pbx1.yaml"
+    env = {"USER": "root", HOST_PROFILE_ENV: str(host_profile.session().path)}
+    # (what, the work, most round trips on the pooled connection, reads of the record)
+    steps: list[tuple[str, Callable[[RunContext], object], int, int]] = [
+        ("no-op plan", lambda ctx: make_plan(load_spec(spec), ctx), 5, 1),
+        ("drift", lambda ctx: find_drift(make_plan(load_spec(spec), ctx), ctx), 5, 1),
+        ("no-op apply -f", lambda ctx: lock_and_apply(load_spec(spec), ctx), 7, 2),
+    ]
+    for name, work, ceiling, once in steps:
+        reads.clear()
+        step = measure(host, name, work, env)
+        listing = "\n".join(f"  {n}. {what}" for n, what in enumerate(step.exchanges, 1))
+        assert step.round_trips <= ceiling, f"{name}: {step.round_trips} round trips\n{listing}"
+        assert len(reads) == once, f"{name}: the host's record was read {len(reads)} times"
 
 
 def test_a_hosts_plan_through_the_gate_equals_the_root_logins(
