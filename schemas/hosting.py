@@ -66,13 +66,25 @@ def _read(path: Path) -> str:
         return ""  # not a spec of ours; load_spec says why when it is given itself
 
 
-def _load_sibling(path: Path, role: str) -> LoadedSpec:
+def _load_sibling(path: Path, role: str, what_to_do: str | None = None) -> LoadedSpec:
+    """The file ``path`` beside the one being loaded, which fails with it when it does not
+    load: its error says what ``path`` is to that file (``role``), and ``what_to_do``."""
     from sipctl.schemas.loader import load_spec_text
 
     try:
         return load_spec_text(_read(path), source=str(path), base_dir=path.parent)
     except SpecError as exc:
-        raise SpecError(f"{path} ({role}): {exc.message}", exc.problems) from None
+        hint = "; ".join(h for h in (what_to_do, exc.hint) if h) or None
+        raise SpecError(f"{path} ({role}): {exc.message}", exc.problems, hint=hint) from None
+
+
+def _fix_customer(host: str, path: Path) -> str:
+    """What to do when a customer's file does not load, seen from its host's plan."""
+    return (
+        f"{path} is a customer file of {host}, and {host}'s plan needs every customer "
+        "file to load (planned without one, it would remove that customer): fix the file, "
+        "or delete it to remove the customer"
+    )
 
 
 def customers_of(host: Spec, path: Path) -> tuple[Spec, ...]:
@@ -87,7 +99,11 @@ def _customer_files(host: Spec, path: Path) -> list[LoadedSpec]:
     named = _host_re(host.hosting.name)
     # shown as the host's path was given: beside it
     loaded = [
-        _load_sibling(path.parent / p.name, f"a customer of {host.hosting.name}")
+        _load_sibling(
+            path.parent / p.name,
+            f"a customer of {host.hosting.name}",
+            _fix_customer(host.hosting.name, path.parent / p.name),
+        )
         for p in _siblings(path)
         if named.search(_read(p))
     ]

@@ -93,9 +93,22 @@ def test_a_customer_without_its_host_file_is_refused(hoster: Path) -> None:
 def test_a_customer_file_that_does_not_load_fails_its_host(hoster: Path) -> None:
     """Planned without it, the host would remove that customer."""
     path = hoster / "beta.example.yaml"
-    path.write_text(path.read_text().replace("director: 105", "director: [105"))
-    with pytest.raises(SpecError, match=r"beta\.example\.yaml \(a customer of pbx1\)"):
+    good = path.read_text()
+    path.write_text(good.replace("director: 105", "director: [105"))
+    with pytest.raises(SpecError, match=r"beta\.example\.yaml \(a customer of pbx1\)") as raised:
         load_spec(hoster / "pbx1.yaml")
+    # the host's own plan says what the file is to it, and what to do
+    what_to_do = "fix the file, or delete it to remove the customer"
+    assert raised.value.hint is not None and what_to_do in raised.value.hint, raised.value.hint
+    assert f"{path} is a customer file of pbx1" in raised.value.hint, raised.value.hint
+    # a problem of the schema too (printed as its problems, file:line first)
+    path.write_text(good + "colour: red\n")
+    with pytest.raises(SpecError) as raised:
+        load_spec(hoster / "pbx1.yaml")
+    assert raised.value.problems[0].startswith(f"{path}:"), raised.value.problems
+    hint = raised.value.hint or ""
+    assert f"{path} is a customer file of pbx1" in hint and what_to_do in hint, hint
+    assert "sipctl schema --output reference" in hint, hint  # the loader's own hint stays
 
 
 def test_a_single_company_spec_is_both_at_once() -> None:
