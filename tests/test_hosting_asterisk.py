@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,7 @@ from fixtures.asterisk import AsteriskInstance
 from fixtures.fail2ban_reader import fail2ban_regex
 from fixtures.hosting import (
     TWO_CUSTOMERS,
-    answering_phones,
     host_spec,
-    two_phone_pbx,
     write_hoster,
 )
 from fixtures.rtp_phone import AnsweringPhone, CallerMedia
@@ -37,27 +34,15 @@ pytestmark = pytest.mark.asterisk
 
 
 @pytest.fixture(scope="module")
-def pbx() -> Iterator[AsteriskInstance]:
-    with two_phone_pbx() as instance:
-        yield instance
-
-
-@pytest.fixture(scope="module")
-def hoster(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def hoster(hosting_pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The hoster's directory: host pbx1, customers a.example and b.example, applied."""
-    return write_hoster(tmp_path_factory.mktemp("hoster"), host_spec(pbx), TWO_CUSTOMERS)
+    return write_hoster(tmp_path_factory.mktemp("hoster"), host_spec(hosting_pbx), TWO_CUSTOMERS)
 
 
-@pytest.fixture
-def phones(pbx: AsteriskInstance) -> Iterator[tuple[AnsweringPhone, AnsweringPhone]]:
-    with answering_phones(pbx) as made:
-        yield made
-
-
-def _call(pbx: AsteriskInstance, user: str, domain: str) -> tuple[list[int], CallerMedia]:
+def _call(hosting_pbx: AsteriskInstance, user: str, domain: str) -> tuple[list[int], CallerMedia]:
     media = CallerMedia()
     try:
-        with SipCaller(pbx.sip_port) as caller:
+        with SipCaller(hosting_pbx.sip_port) as caller:
             result = caller.invite(
                 user, domain=domain, timeout=8.0, hold=1.0, sdp=media.offer(),
                 on_answer=media.answered,
@@ -73,15 +58,15 @@ def test_the_plan_is_done(hoster: Path) -> None:
 
 @pytest.mark.parametrize(("domain", "which"), [("a.example", 0), ("b.example", 1)])
 def test_each_domain_rings_its_own_customers_phone(
-    pbx: AsteriskInstance,
+    hosting_pbx: AsteriskInstance,
     hoster: Path,
-    phones: tuple[AnsweringPhone, AnsweringPhone],
+    hosting_phones: tuple[AnsweringPhone, AnsweringPhone],
     domain: str,
     which: int,
 ) -> None:
-    statuses, media = _call(pbx, "director", domain)
+    statuses, media = _call(hosting_pbx, "director", domain)
     assert 200 in statuses, statuses
-    rang, other = phones[which], phones[1 - which]
+    rang, other = hosting_phones[which], hosting_phones[1 - which]
     assert len(rang.invites) == 1 and not other.invites
     # RTP both ways: ours reached the phone, Asterisk's reached us
     assert media.sent >= 20 and rang.rtp_received >= 20, (media.sent, rang.rtp_received)
@@ -89,11 +74,13 @@ def test_each_domain_rings_its_own_customers_phone(
 
 
 def test_the_domain_is_folded_as_callers_write_it(
-    pbx: AsteriskInstance, hoster: Path, phones: tuple[AnsweringPhone, AnsweringPhone]
+    hosting_pbx: AsteriskInstance,
+    hoster: Path,
+    hosting_phones: tuple[AnsweringPhone, AnsweringPhone],
 ) -> None:
-    statuses, _ = _call(pbx, "Director", "A.Example.")
+    statuses, _ = _call(hosting_pbx, "Director", "A.Example.")
     assert 200 in statuses, statuses
-    assert len(phones[0].invites) == 1 and not phones[1].invites
+    assert len(hosting_phones[0].invites) == 1 and not hosting_phones[1].invites
 
 
 @pytest.mark.parametrize(
@@ -109,37 +96,39 @@ def test_the_domain_is_folded_as_callers_write_it(
     ],
 )
 def test_a_name_or_domain_no_customer_declared_is_a_wrong_call(
-    pbx: AsteriskInstance,
+    hosting_pbx: AsteriskInstance,
     hoster: Path,
-    phones: tuple[AnsweringPhone, AnsweringPhone],
+    hosting_phones: tuple[AnsweringPhone, AnsweringPhone],
     user: str,
     domain: str,
     logged: str,
 ) -> None:
-    offset = pbx.log_size()
-    statuses, _ = _call(pbx, user, domain)
-    assert not phones[0].invites and not phones[1].invites
-    text = pbx.wait_log(rf"Wrong call IP=127\.0\.0\.1 domain={re.escape(logged)}$", offset)
+    offset = hosting_pbx.log_size()
+    statuses, _ = _call(hosting_pbx, user, domain)
+    assert not hosting_phones[0].invites and not hosting_phones[1].invites
+    text = hosting_pbx.wait_log(rf"Wrong call IP=127\.0\.0\.1 domain={re.escape(logged)}$", offset)
     assert re.search(rf"Wrong call IP=127\.0\.0\.1 domain={re.escape(logged)}\n", text), text
     assert statuses, statuses
 
 
-def test_a_comma_in_the_name_writes_no_caller_line(pbx: AsteriskInstance, hoster: Path) -> None:
-    offset = pbx.log_size()
-    with SipCaller(pbx.sip_port) as caller:
+def test_a_comma_in_the_name_writes_no_caller_line(
+    hosting_pbx: AsteriskInstance, hoster: Path
+) -> None:
+    offset = hosting_pbx.log_size()
+    with SipCaller(hosting_pbx.sip_port) as caller:
         caller.invite("x%2Cbad%0AWrong%20call%20IP=6.6.6.6", domain="a.example", timeout=4)
-    text = pbx.wait_log(r"Wrong call IP=127\.0\.0\.1 domain=a\.example$", offset)
+    text = hosting_pbx.wait_log(r"Wrong call IP=127\.0\.0\.1 domain=a\.example$", offset)
     assert "6.6.6.6" not in text, text
 
 
 def test_the_filter_takes_the_callers_address_from_the_real_lines(
-    pbx: AsteriskInstance, hoster: Path, tmp_path: Path
+    hosting_pbx: AsteriskInstance, hoster: Path, tmp_path: Path
 ) -> None:
-    offset = pbx.log_size()
+    offset = hosting_pbx.log_size()
     for domain in ("a.example", "b.example", "c.example"):
-        with SipCaller(pbx.sip_port) as caller:
+        with SipCaller(hosting_pbx.sip_port) as caller:
             caller.invite("nobody", domain=domain, timeout=4)
-    text = pbx.wait_log(r"domain=c\.example$", offset)
+    text = hosting_pbx.wait_log(r"domain=c\.example$", offset)
     assert text.count("Wrong call IP=127.0.0.1 domain=") == 3, text
     log = tmp_path / "messages"
     log.write_text(text)
@@ -148,15 +137,15 @@ def test_the_filter_takes_the_callers_address_from_the_real_lines(
     assert fail2ban_regex(log, filter_file) == ["127.0.0.1"] * 3
 
 
-def _conferences(pbx: AsteriskInstance) -> dict[str, int]:
+def _conferences(hosting_pbx: AsteriskInstance) -> dict[str, int]:
     """``confbridge list``: each conference's name and how many are in it."""
-    rooms = parse_confbridge_list(pbx.rx("confbridge list"))
+    rooms = parse_confbridge_list(hosting_pbx.rx("confbridge list"))
     return {name: facts.members for name, facts in rooms.items()}
 
 
-def _join_in_thread(pbx: AsteriskInstance, room: str, domain: str) -> threading.Thread:
+def _join_in_thread(hosting_pbx: AsteriskInstance, room: str, domain: str) -> threading.Thread:
     def call() -> None:
-        with SipCaller(pbx.sip_port) as caller:
+        with SipCaller(hosting_pbx.sip_port) as caller:
             caller.invite(room, domain=domain, hold=4.0, timeout=12.0)
 
     thread = threading.Thread(target=call, daemon=True)
@@ -165,40 +154,44 @@ def _join_in_thread(pbx: AsteriskInstance, room: str, domain: str) -> threading.
 
 
 def test_the_same_room_name_at_two_customers_is_two_conferences(
-    pbx: AsteriskInstance, hoster: Path
+    hosting_pbx: AsteriskInstance, hoster: Path
 ) -> None:
-    offset = pbx.log_size()
+    offset = hosting_pbx.log_size()
     callers = [
-        _join_in_thread(pbx, "meeting", "a.example"),
-        _join_in_thread(pbx, "Meeting", "B.example."),  # any case, a trailing dot
-        _join_in_thread(pbx, "meeting", "b.example"),
+        _join_in_thread(hosting_pbx, "meeting", "a.example"),
+        _join_in_thread(hosting_pbx, "Meeting", "B.example."),  # any case, a trailing dot
+        _join_in_thread(hosting_pbx, "meeting", "b.example"),
     ]
     wanted = {"meeting@a.example": 1, "meeting@b.example": 2}
-    wait_until(lambda: _conferences(pbx) == wanted, f"the rooms {wanted}", interval=0.1,
-               last=lambda: pbx.rx("confbridge list"))  # fmt: skip
+    wait_until(lambda: _conferences(hosting_pbx) == wanted, f"the rooms {wanted}", interval=0.1,
+               last=lambda: hosting_pbx.rx("confbridge list"))  # fmt: skip
     for thread in callers:
         thread.join(timeout=15)
-    text = pbx.wait_log(r"(?s)(Room left.*){3}", offset)
+    text = hosting_pbx.wait_log(r"(?s)(Room left.*){3}", offset)
     assert len(re.findall(r"Room join ROOM=meeting@a\.example MEMBERS=0/5 IP=127", text)) == 1
     assert len(re.findall(r"Room join ROOM=meeting@b\.example MEMBERS=\d/5 IP=127", text)) == 2
     assert "Wrong call" not in text, text
-    profiles = pbx.rx("confbridge show profile bridges")
+    profiles = hosting_pbx.rx("confbridge show profile bridges")
     assert "sipctl-room-meeting@a.example" in profiles, profiles
     assert "sipctl-room-meeting@b.example" in profiles, profiles
 
 
-def test_a_customers_phones_reach_its_own_rooms_only(pbx: AsteriskInstance, hoster: Path) -> None:
+def test_a_customers_phones_reach_its_own_rooms_only(
+    hosting_pbx: AsteriskInstance, hoster: Path
+) -> None:
     """Each local_context includes its customer's rooms context, and no other."""
-    a = pbx.rx("dialplan show meeting@a-phones")
+    a = hosting_pbx.rx("dialplan show meeting@a-phones")
     assert "ConfBridge(meeting@a.example," in a and "b.example" not in a, a
-    b = pbx.rx("dialplan show boardroom@b-phones")
+    b = hosting_pbx.rx("dialplan show boardroom@b-phones")
     assert "ConfBridge" not in b, b
 
 
 def test_removing_a_customers_file_removes_the_customer_only(
-    pbx: AsteriskInstance, hoster: Path, phones: tuple[AnsweringPhone, AnsweringPhone]
+    hosting_pbx: AsteriskInstance,
+    hoster: Path,
+    hosting_phones: tuple[AnsweringPhone, AnsweringPhone],
 ) -> None:
-    dialplan = pbx.config_dir / "extensions_sipctl.conf"
+    dialplan = hosting_pbx.config_dir / "extensions_sipctl.conf"
     before = dialplan.read_text()
     a_lines = [ln for ln in before.splitlines() if "a.example" in ln]
     (hoster / "b.yaml").unlink()
@@ -207,13 +200,13 @@ def test_removing_a_customers_file_removes_the_customer_only(
     assert "b.example" not in after
     assert [ln for ln in after.splitlines() if "a.example" in ln] == a_lines
     # its rooms went with it: the bridge profiles too, and a's stayed
-    assert "b.example" not in (pbx.config_dir / "confbridge_sipctl.conf").read_text()
-    profiles = pbx.rx("confbridge show profile bridges")
+    assert "b.example" not in (hosting_pbx.config_dir / "confbridge_sipctl.conf").read_text()
+    profiles = hosting_pbx.rx("confbridge show profile bridges")
     assert "sipctl-room-meeting@b.example" not in profiles, profiles
     assert "sipctl-room-meeting@a.example" in profiles, profiles
-    offset = pbx.log_size()
-    statuses, _ = _call(pbx, "director", "b.example")
-    pbx.wait_log(r"Wrong call IP=127\.0\.0\.1 domain=b\.example$", offset)
-    assert not phones[1].invites
-    statuses, _ = _call(pbx, "director", "a.example")
-    assert 200 in statuses and len(phones[0].invites) == 1, statuses
+    offset = hosting_pbx.log_size()
+    statuses, _ = _call(hosting_pbx, "director", "b.example")
+    hosting_pbx.wait_log(r"Wrong call IP=127\.0\.0\.1 domain=b\.example$", offset)
+    assert not hosting_phones[1].invites
+    statuses, _ = _call(hosting_pbx, "director", "a.example")
+    assert 200 in statuses and len(hosting_phones[0].invites) == 1, statuses

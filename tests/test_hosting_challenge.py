@@ -25,7 +25,6 @@ from fixtures.asterisk import AsteriskInstance
 from fixtures.fail2ban_reader import fail2ban_regex
 from fixtures.hosting import (
     TWO_CUSTOMERS,
-    answering_phones,
     host_spec,
     two_phone_pbx,
     write_hoster,
@@ -44,14 +43,8 @@ URI_FIRST = "endpoint_identifier_order=ip,request_uri,username,anonymous"
 
 
 @pytest.fixture(scope="module")
-def pbx() -> Iterator[AsteriskInstance]:
-    with two_phone_pbx() as instance:
-        yield instance
-
-
-@pytest.fixture(scope="module")
-def hoster(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _apply_hoster(pbx, tmp_path_factory.mktemp("hoster-challenge"))
+def hoster(hosting_pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _apply_hoster(hosting_pbx, tmp_path_factory.mktemp("hoster-challenge"))
 
 
 @pytest.fixture(scope="module")
@@ -62,23 +55,17 @@ def uri_first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskInst
         yield instance
 
 
-def _apply_hoster(pbx: AsteriskInstance, directory: Path) -> Path:
-    asterisk = {**pbx.spec_section(), "unknown_callers": "challenge"}
-    return write_hoster(directory, host_spec(pbx, asterisk=asterisk), TWO_CUSTOMERS)
-
-
-@pytest.fixture
-def phones(pbx: AsteriskInstance) -> Iterator[tuple[AnsweringPhone, AnsweringPhone]]:
-    with answering_phones(pbx) as made:
-        yield made
+def _apply_hoster(hosting_pbx: AsteriskInstance, directory: Path) -> Path:
+    asterisk = {**hosting_pbx.spec_section(), "unknown_callers": "challenge"}
+    return write_hoster(directory, host_spec(hosting_pbx, asterisk=asterisk), TWO_CUSTOMERS)
 
 
 def test_the_plan_is_done_and_each_customer_has_its_identify_section(
-    pbx: AsteriskInstance, hoster: Path
+    hosting_pbx: AsteriskInstance, hoster: Path
 ) -> None:
     assert pending_changes(hoster / "pbx1.yaml") == []
     for domain in ("a.example", "b.example"):
-        shown = pbx.rx(f"pjsip show identify sipctl-guest-names-{domain}")
+        shown = hosting_pbx.rx(f"pjsip show identify sipctl-guest-names-{domain}")
         assert "match_request_uri" in shown and "sipctl-guest" in shown, shown
 
 
@@ -92,17 +79,17 @@ def test_the_plan_is_done_and_each_customer_has_its_identify_section(
     ],
 )
 def test_a_declared_name_at_its_own_domain_rings_its_customers_phone(
-    pbx: AsteriskInstance,
+    hosting_pbx: AsteriskInstance,
     hoster: Path,
-    phones: tuple[AnsweringPhone, AnsweringPhone],
+    hosting_phones: tuple[AnsweringPhone, AnsweringPhone],
     user: str,
     domain: str,
     which: int,
 ) -> None:
-    with SipCaller(pbx.sip_port) as caller:
-        result = caller.invite(user, domain=domain.format(port=pbx.sip_port), timeout=8.0)
+    with SipCaller(hosting_pbx.sip_port) as caller:
+        result = caller.invite(user, domain=domain.format(port=hosting_pbx.sip_port), timeout=8.0)
     assert 200 in result.statuses, result.statuses
-    assert len(phones[which].invites) == 1 and not phones[1 - which].invites
+    assert len(hosting_phones[which].invites) == 1 and not hosting_phones[1 - which].invites
 
 
 @pytest.mark.parametrize(
@@ -121,34 +108,36 @@ def test_a_declared_name_at_its_own_domain_rings_its_customers_phone(
     ],
 )
 def test_anything_else_is_challenged_and_writes_no_wrong_call_line(
-    pbx: AsteriskInstance,
+    hosting_pbx: AsteriskInstance,
     hoster: Path,
-    phones: tuple[AnsweringPhone, AnsweringPhone],
+    hosting_phones: tuple[AnsweringPhone, AnsweringPhone],
     user: str,
     domain: str,
 ) -> None:
-    offset = pbx.log_size()
-    with SipCaller(pbx.sip_port) as caller:
+    offset = hosting_pbx.log_size()
+    with SipCaller(hosting_pbx.sip_port) as caller:
         invited = caller.invite(user, domain=domain, timeout=4.0)
-    with SipCaller(pbx.sip_port, transport="tcp") as caller:
+    with SipCaller(hosting_pbx.sip_port, transport="tcp") as caller:
         asked = caller.options(user, domain=domain)
     assert invited.final == 401 and asked.final == 401, (invited.statuses, asked.statuses)
-    assert not phones[0].invites and not phones[1].invites
-    pbx.wait_log(r"No matching endpoint found", offset)
-    assert "Wrong call" not in pbx.log_since(offset)
+    assert not hosting_phones[0].invites and not hosting_phones[1].invites
+    hosting_pbx.wait_log(r"No matching endpoint found", offset)
+    assert "Wrong call" not in hosting_pbx.log_since(offset)
 
 
 def test_a_declared_name_answers_options_like_the_guest_endpoint(
-    pbx: AsteriskInstance, hoster: Path
+    hosting_pbx: AsteriskInstance, hoster: Path
 ) -> None:
-    with SipCaller(pbx.sip_port) as caller:
+    with SipCaller(hosting_pbx.sip_port) as caller:
         assert caller.options("meeting", domain="b.example").final == 200
         assert caller.options("boardroom", domain="b.example").final == 401
 
 
-def test_the_rendered_pattern_is_what_asterisk_shows(pbx: AsteriskInstance, hoster: Path) -> None:
-    shown = pbx.rx("pjsip show identify sipctl-guest-names-b.example")
-    text = (pbx.config_dir / "pjsip_sipctl.conf").read_text()
+def test_the_rendered_pattern_is_what_asterisk_shows(
+    hosting_pbx: AsteriskInstance, hoster: Path
+) -> None:
+    shown = hosting_pbx.rx("pjsip show identify sipctl-guest-names-b.example")
+    text = (hosting_pbx.config_dir / "pjsip_sipctl.conf").read_text()
     wanted = re.search(r"\[sipctl-guest-names-b\.example\][^\[]*match_request_uri=(\S+)", text)
     assert wanted is not None, text
     assert wanted.group(1) in shown, shown
@@ -175,13 +164,13 @@ FORGED = (
 
 
 def test_with_the_default_order_a_phones_extension_in_from_still_stands_out(
-    pbx: AsteriskInstance, hoster: Path
+    hosting_pbx: AsteriskInstance, hoster: Path
 ) -> None:
     """Measured: the username identifier comes before request_uri, so a declared name
     called with a phone's extension in From is that phone's request (401), with any other
     From a guest's (200): challenge alone does not hide the extensions from this probe. A
     forged Authorization header tells nothing (auth_username is not tried before)."""
-    with SipCaller(pbx.sip_port) as caller:
+    with SipCaller(hosting_pbx.sip_port) as caller:
         known = {_options(caller, "director", "a.example", ext) for ext in ("101", "105", "106")}
         unknown = {_options(caller, "director", "a.example", ext) for ext in ("102", "zz")}
         forged = {
@@ -199,20 +188,20 @@ def test_request_uri_before_username_hides_it_and_phones_still_work(
     registers (baresip as 106) and an authenticated phone's call rings its colleague."""
     from fixtures.baresip import baresip_phone
 
-    pbx = uri_first
-    assert URI_FIRST.split("=")[1] in pbx.rx("pjsip show settings")
-    with SipCaller(pbx.sip_port) as caller:
+    hosting_pbx = uri_first
+    assert URI_FIRST.split("=")[1] in hosting_pbx.rx("pjsip show settings")
+    with SipCaller(hosting_pbx.sip_port) as caller:
         declared = {_options(caller, "director", "a.example", e) for e in ("105", "102", "zz")}
         other = {_options(caller, e, "a.example", e) for e in ("105", "102")}
         other |= {_options(caller, "director", "b.example.x", "105")}
     assert (declared, other) == ({200}, {401})
-    registrar = f"127.0.0.1:{pbx.sip_port}"
+    registrar = f"127.0.0.1:{hosting_pbx.sip_port}"
     with baresip_phone(registrar, "106", "secret106"):
-        wait_until(lambda: "106/sip:" in pbx.rx("pjsip show contacts"), "106 registered",
-                   interval=0.2, last=lambda: pbx.rx("pjsip show contacts"))  # fmt: skip
-    phone = AnsweringPhone(pbx.phone_port)
+        wait_until(lambda: "106/sip:" in hosting_pbx.rx("pjsip show contacts"), "106 registered",
+                   interval=0.2, last=lambda: hosting_pbx.rx("pjsip show contacts"))  # fmt: skip
+    phone = AnsweringPhone(hosting_pbx.phone_port)
     try:
-        with SipCaller(pbx.sip_port) as caller:
+        with SipCaller(hosting_pbx.sip_port) as caller:
             call = caller.invite("105", domain="127.0.0.1", auth=("106", "secret106"))
         assert 200 in call.statuses and phone.invites, call.statuses
     finally:
@@ -227,16 +216,16 @@ HOSTILE_FROM = "\"x' failed for '6.6.6.6:1' (callid: y) - No matching endpoint f
 
 
 def test_the_jail_counts_every_challenged_stranger_by_the_real_address(
-    pbx: AsteriskInstance, hoster: Path, tmp_path: Path
+    hosting_pbx: AsteriskInstance, hoster: Path, tmp_path: Path
 ) -> None:
     """A challenged request leaves no Wrong call line, but Asterisk's own NOTICE ('Request
     'M' from '<From>' failed for '<addr>:port' (callid: ...) - No matching endpoint found'),
     which sipctl's filter already reads by the From's grammar: every INVITE, OPTIONS and
     REGISTER of a stranger is counted against its real address, whatever it writes into the
     From and the Call-ID."""
-    offset = pbx.log_size()
+    offset = hosting_pbx.log_size()
     sent = 0
-    with SipCaller(pbx.sip_port) as caller:
+    with SipCaller(hosting_pbx.sip_port) as caller:
         for method, user, call_id, from_prefix in [
             ("INVITE", "nobody", "plain1", "<"),
             ("OPTIONS", "105", "plain2", "<"),
@@ -254,7 +243,7 @@ def test_the_jail_counts_every_challenged_stranger_by_the_real_address(
             answer = caller._receive(3.0)
             assert answer is not None and answer.startswith("SIP/2.0 401"), answer
             sent += 1
-    text = pbx.wait_log(r"(?s)(No matching endpoint found.*){6}", offset)
+    text = hosting_pbx.wait_log(r"(?s)(No matching endpoint found.*){6}", offset)
     assert "Wrong call" not in text and "6.6.6.6" in text, text
     log = tmp_path / "messages"
     log.write_text(text)
@@ -282,7 +271,7 @@ def auth_first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsteriskIns
 
 
 def test_the_audits_forged_authorization_probe_finds_auth_username_before_anonymous(
-    auth_first: AsteriskInstance, pbx: AsteriskInstance, hoster: Path
+    auth_first: AsteriskInstance, hosting_pbx: AsteriskInstance, hoster: Path
 ) -> None:
     """The audit's own probe (run._identity_variants, probes.identity_variant_findings):
     with auth_username listed before anonymous, a forged Authorization header naming phone
@@ -307,4 +296,4 @@ def test_the_audits_forged_authorization_probe_finds_auth_username_before_anonym
     [found] = findings(auth_first)
     assert "forged Authorization" in found.title and "401" in found.title, found
     assert "auth_username" in found.fix
-    assert findings(pbx) == []
+    assert findings(hosting_pbx) == []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.bind import SECRET_ENV, BindServer
-from fixtures.hosting import rfc2136_customer
+from fixtures.hosting import rfc2136_customer, write_host
 
 from sipctl.cli import run
 
@@ -62,13 +62,8 @@ def test_verify_of_a_host_file_verifies_each_customer(
     hoster = tmp_path / "hoster"
     hoster.mkdir()
     with running_asterisk() as pbx:
-        section = pbx.spec_section()
-        (hoster / "pbx1.yaml").write_text(
-            "version: 1\ndomain: pbx1.hoster.example\nhosting: {name: pbx1}\n"
-            f"transports: {{udp: {{port: {pbx.sip_port}}}, tcp: {{port: {pbx.sip_port}}}}}\n"
-            f"servers: [{{host: sip.{zones[0]}, ipv4: [127.0.0.1], priority: 10}}]\n"
-            f"asterisk: {{target: local, config_dir: '{section['config_dir']}'}}\n"
-        )
+        server = {"host": f"sip.{zones[0]}", "ipv4": ["127.0.0.1"], "priority": 10}
+        write_host(hoster, pbx, servers=[server])
         for n, zone in enumerate(zones):
             (hoster / f"customer{n}.yaml").write_text(rfc2136_customer(bind, zone, f"c{n}-phones"))
         assert run(["apply", "-f", str(hoster), "--auto-approve"]) == 0, capsys.readouterr()
@@ -112,13 +107,7 @@ def test_removing_a_customers_file_removes_its_records_and_dialplan_only(
         )
         extensions.write_text(extensions.read_text() + phones)
         pbx.rx("dialplan reload")
-        section = pbx.spec_section()
-        (hoster / "pbx1.yaml").write_text(
-            "version: 1\ndomain: pbx1.hoster.example\nhosting: {name: pbx1}\n"
-            f"transports: {{udp: {{port: {pbx.sip_port}}}, tcp: {{port: {pbx.sip_port}}}}}\n"
-            "servers: [{host: sip.hoster.example, priority: 10}]\n"
-            f"asterisk: {{target: local, config_dir: '{section['config_dir']}'}}\n"
-        )
+        write_host(hoster, pbx, servers=[{"host": "sip.hoster.example", "priority": 10}])
         (hoster / "gone.yaml").write_text(rfc2136_customer(bind, gone, "gone-phones"))
         (hoster / "kept.yaml").write_text(rfc2136_customer(bind, kept, "kept-phones"))
         assert run(["apply", "-f", str(hoster), "--auto-approve"]) == 0, capsys.readouterr()

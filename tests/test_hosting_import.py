@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from fixtures.bind import SECRET_ENV, BindServer
-from fixtures.hosting import EXAMPLE, copy_example, rfc2136_customer
+from fixtures.hosting import EXAMPLE, copy_example, rfc2136_customer, write_host
 
 from sipctl.cli import run
 
@@ -115,13 +115,8 @@ def test_a_live_host_imports_as_files_that_plan_no_changes(
     hoster = tmp_path / "hoster"
     hoster.mkdir()
     with running_asterisk() as pbx:
-        config_dir = pbx.spec_section()["config_dir"]
-        (hoster / "pbx1.yaml").write_text(
-            "version: 1\ndomain: pbx1.hoster.example\nhosting: {name: pbx1}\n"
-            f"transports: {{udp: {{port: {pbx.sip_port}}}, tcp: {{port: {pbx.sip_port}}}}}\n"
-            f"servers: [{{host: sip.{zones[0]}, ipv4: [127.0.0.1], priority: 10}}]\n"
-            f"asterisk: {{target: local, config_dir: '{config_dir}'}}\n"
-        )
+        server = {"host": f"sip.{zones[0]}", "ipv4": ["127.0.0.1"], "priority": 10}
+        config_dir = write_host(hoster, pbx, servers=[server])["asterisk"]["config_dir"]
         users = ["{director: 105, alex: 106}", "{director: 105, sales: {ring: [101, 106]}}"]
         for n, zone in enumerate(zones):
             text = rfc2136_customer(bind, zone, f"c{n}-phones", users[n])

@@ -21,7 +21,7 @@ import pytest
 from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance
 from fixtures.certs import WSS_HOST, ca_file
 from fixtures.common import free_port
-from fixtures.hosting import customer_spec, host_spec, two_phone_pbx, write_hoster
+from fixtures.hosting import customer_spec, host_spec, write_hoster
 from fixtures.rtp_phone import AnsweringPhone
 from fixtures.waiting import wait_until
 from test_webrtc_browser import start_chromium, wait_for
@@ -34,19 +34,15 @@ pytestmark = pytest.mark.asterisk
 
 
 @pytest.fixture(scope="module")
-def pbx() -> Iterator[AsteriskInstance]:
-    with two_phone_pbx() as instance:
-        yield instance
-
-
-@pytest.fixture(scope="module")
-def hoster(pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def hoster(hosting_pbx: AsteriskInstance, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The host with its two customers, applied."""
     host = host_spec(
-        pbx,
-        transports={"udp": {"port": pbx.sip_port}, "wss": {"port": pbx.wss_port}},
+        hosting_pbx,
+        transports={"udp": {"port": hosting_pbx.sip_port}, "wss": {"port": hosting_pbx.wss_port}},
         servers=[{"host": WSS_HOST, "ipv4": ["127.0.0.1"]}],
-        asterisk=pbx.spec_section(tls={"cert_file": TEST_CERT_FILE, "key_file": TEST_KEY_FILE}),
+        asterisk=hosting_pbx.spec_section(
+            tls={"cert_file": TEST_CERT_FILE, "key_file": TEST_KEY_FILE}
+        ),
         webrtc={},
     )
     customers = {n: customer_spec(n, webrtc={"page": {"title": f"Call {n}"}}) for n in "ab"}
@@ -85,31 +81,36 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.mark.parametrize(("domain", "which"), [("a.example", 0), ("b.example", 1)])
 def test_each_customers_page_rings_its_own_director(
-    pbx: AsteriskInstance, site: str, browser: Any, domain: str, which: int
+    hosting_pbx: AsteriskInstance, site: str, browser: Any, domain: str, which: int
 ) -> None:
-    phones = (AnsweringPhone(pbx.phone_port), AnsweringPhone(pbx.opus_phone_port))
+    hosting_phones = (
+        AnsweringPhone(hosting_pbx.phone_port),
+        AnsweringPhone(hosting_pbx.opus_phone_port),
+    )
     try:
         browser.get(f"{site}/{domain}/index.html")
         assert browser.title == f"Call {domain[0]}"
-        start = pbx.log_size(pbx.full_log_path)
+        start = hosting_pbx.log_size(hosting_pbx.full_log_path)
         browser.find_element("css selector", '[data-sipctl-call="director"]').click()
         wait_for(browser, "connected to director")
-        full = pbx.log_since(start, pbx.full_log_path)
+        full = hosting_pbx.log_since(start, hosting_pbx.full_log_path)
         # the host's browsers' endpoint took the call; the called domain chose the customer
         assert "anonymous@webrtc.pbx1.hoster.example" in full, full
         assert f"sipctl-guest-{domain}" in full, full
-        rang, other = phones[which], phones[1 - which]
+        rang, other = hosting_phones[which], hosting_phones[1 - which]
         assert len(rang.invites) == 1 and not other.invites
         browser.find_element("css selector", "[data-sipctl-hangup]").click()
         wait_for(browser, "call ended")
         wait_until(lambda: rang.byes, "the phone's BYE")
         assert rang.byes == 1
     finally:
-        for phone in phones:
+        for phone in hosting_phones:
             phone.close()
 
 
-def test_verify_of_a_customer_asks_the_hosts_websocket(pbx: AsteriskInstance, hoster: Path) -> None:
+def test_verify_of_a_customer_asks_the_hosts_websocket(
+    hosting_pbx: AsteriskInstance, hoster: Path
+) -> None:
     """DNS is asked of a port where nothing answers: the WebSocket check stands on its own,
     at the host's wss:// host, as the customer's page calls."""
     report = run_verify(
@@ -119,4 +120,4 @@ def test_verify_of_a_customer_asks_the_hosts_websocket(pbx: AsteriskInstance, ho
         ssl_context=ssl.create_default_context(cafile=str(ca_file())),
     )
     assert [w["statuses"] for w in report.wss] == [{"director": 200}], report.wss
-    assert f"WebSocket: wss://{WSS_HOST}:{pbx.wss_port}/ws" in report.to_text()
+    assert f"WebSocket: wss://{WSS_HOST}:{hosting_pbx.wss_port}/ws" in report.to_text()

@@ -25,6 +25,7 @@ FIXTURE_MARKERS = {
     "bind": "bind",
     "bind_zone": "bind",
     "asterisk": "asterisk",
+    "hosting_pbx": "asterisk",
     "netns": "netns",
     "netns_pair": "netns",
     "ssh_server": "sshd",
