@@ -1,7 +1,8 @@
 """``drift`` and ``verify`` over several specs, as ``plan`` takes them (-f repeated, -f DIR):
 the same selection and errors, each domain's report under its title or in one JSON
 envelope, and the worst exit code. The hoster's example directory (zone files and dir:
-PBXs, no programs) is the fast part; BIND is the live one."""
+PBXs, no programs; fixtures.hosting copies and applies it) is the fast part; BIND is the
+live one."""
 
 from __future__ import annotations
 
@@ -20,22 +21,8 @@ from sipctl.reconciler.gitops.domain_report import summary_table, worst
 from sipctl.reconciler.gitops.multi import Domain
 from sipctl.schemas.outputs import output_text
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hosting"
 CUSTOMERS = ("alpha.example", "beta.example", "gamma.example")
 HOSTS = ("pbx1.hoster.example", "pbx2.hoster.example")
-
-
-@pytest.fixture
-def hoster(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Path:
-    """The hoster's example directory, applied."""
-    directory = tmp_path / "hoster"
-    shutil.copytree(EXAMPLE, directory, ignore=shutil.ignore_patterns("state"))
-    monkeypatch.chdir(directory)
-    assert run(["apply", "-f", ".", "--auto-approve", "--no-verify"]) == 0, capsys.readouterr()
-    capsys.readouterr()
-    return directory
 
 
 def _json(kind: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
@@ -50,7 +37,7 @@ def _statuses(data: dict[str, Any]) -> dict[str, str]:
 
 
 def test_drift_of_a_directory_reports_each_domain_and_one_drifted_among_them(
-    hoster: Path, capsys: pytest.CaptureFixture[str]
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(["drift", "-f", "."]) == 0
     out = capsys.readouterr().out
@@ -84,7 +71,7 @@ def test_drift_of_a_directory_reports_each_domain_and_one_drifted_among_them(
     assert alpha_entry["drift"]["count"] == 1
 
     # a domain that fails does not hide another's drift; the error wins the exit code
-    beta = hoster / "beta.example.yaml"
+    beta = hosting_example / "beta.example.yaml"
     beta.write_text(beta.read_text() + "bogus: 1\n")
     assert run(["drift", "-f", ".", "--json"]) == EXIT_ERROR
     data = _json("drift", capsys)
@@ -99,7 +86,7 @@ def test_drift_of_a_directory_reports_each_domain_and_one_drifted_among_them(
 
 
 def test_drift_of_named_files_keeps_their_order_and_one_alone_speaks_as_before(
-    hoster: Path, capsys: pytest.CaptureFixture[str]
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(["drift", "-f", "pbx2.yaml", "-f", "alpha.example.yaml", "--json"]) == 0
     data = _json("drift", capsys)
@@ -111,14 +98,14 @@ def test_drift_of_named_files_keeps_their_order_and_one_alone_speaks_as_before(
 
 
 def test_drift_and_verify_refuse_what_plan_refuses(
-    hoster: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hosting_example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The same selection: a directory without a spec, and specs that claim the same
     names, are refused before anything is read, in plan's words (and --json's envelope)."""
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.yaml").write_text("title: not a spec\n")
-    shutil.copy(hoster / "alpha.example.yaml", hoster / "alpha-copy.yaml")
+    shutil.copy(hosting_example / "alpha.example.yaml", hosting_example / "alpha-copy.yaml")
     for args in (["-f", str(empty)], ["-f", "."]):
         assert run(["plan", *args]) == EXIT_ERROR
         refused = capsys.readouterr().err
@@ -132,7 +119,7 @@ def test_drift_and_verify_refuse_what_plan_refuses(
 
 
 def test_verify_of_a_directory_verifies_each_sip_domain_once(
-    hoster: Path, capsys: pytest.CaptureFixture[str]
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A host's file stands for its customers whose own files are not named; nothing
     answers at the nameserver, so every domain fails, each under its title."""
