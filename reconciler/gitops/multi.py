@@ -111,7 +111,12 @@ def collecting_rarely() -> Iterator[None]:
     default thresholds the collector scanned the same plans, and every module imported
     before, again and again: a tenth of a no-op plan's CPU at 1,000 domains. What exists
     before the run is frozen out of its scans, and it runs after 10,000 new objects instead
-    of 700; both are undone afterwards (by the outermost of nested ones)."""
+    of 700; both are undone afterwards (by the outermost of nested ones). What the run made
+    and still holds (every domain's plan) then joins the oldest generation unscanned, as
+    what was frozen does: restoring the thresholds alone had the next allocation scan it all
+    at once (every survivor of the run waits in the middle generation, which at 10,000 new
+    objects a round is not scanned during a run of a few thousand domains), 0.06 ms of cpu
+    per domain."""
     if _BATCH_DEPTH:
         _BATCH_DEPTH.append(True)
         try:
@@ -127,6 +132,7 @@ def collecting_rarely() -> Iterator[None]:
         yield
     finally:
         _BATCH_DEPTH.pop()
+        gc.freeze()
         gc.set_threshold(*threshold)
         gc.unfreeze()
 
