@@ -125,9 +125,9 @@ def canonical(
         # bytes as they are: a live record may hold any byte (to_text escapes it as \DDD)
         return _naptr_fields_text(
             rdata.order, rdata.preference, rdata.flags, rdata.service, rdata.regexp
-        ) + absolute(rdata.replacement.derelativize(origin or dns.name.root).to_text())
+        ) + absolute(_last_name(rdata.replacement, origin, text))
     if isinstance(rdata, SRV):
-        target = rdata.target.derelativize(origin or dns.name.root).to_text()
+        target = _last_name(rdata.target, origin, text)
         return srv_text(rdata.priority, rdata.weight, rdata.port, target)
     if isinstance(rdata, TXT):
         # one quoted string per character-string; to_text quotes and escapes them already
@@ -135,6 +135,16 @@ def canonical(
     if text is not None:  # without an origin, to_text() writes every name absolute
         return text.lower()
     return rdata.to_text(origin=origin or dns.name.root, relativize=False).lower()
+
+
+def _last_name(name: dns.name.Name, origin: dns.name.Name | None, text: str | None) -> str:
+    """The text of ``name``, the last field of a NAPTR or SRV (RFC 3403 4.1, RFC 2782), made
+    absolute: taken from the end of the record's own ``to_text()`` when the caller has made
+    that (a name's text holds no space: dnspython escapes one as \\032), so that a read
+    writes each name once."""
+    if text is not None:
+        return text[text.rindex(" ") + 1 :]
+    return name.derelativize(origin or dns.name.root).to_text()
 
 
 def canonical_text(rdtype: str, text: str) -> str:

@@ -7,13 +7,26 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import dns.name
 import dns.query
 import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
 import dns.update
 import pytest
+from dns.rdtypes.IN.NAPTR import NAPTR
+from dns.rdtypes.IN.SRV import SRV
 from fixtures.bind import BindServer
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sipctl.reconciler.dns_records import canonical_text, naptr_text, parse, registry_hosts
+from sipctl.reconciler.dns_records import (
+    canonical,
+    canonical_text,
+    naptr_text,
+    parse,
+    registry_hosts,
+)
 from sipctl.reconciler.render.dns import dns_artefacts, render_dns
 from sipctl.reconciler.resources import Address
 from sipctl.schemas.loader import load_spec_text
@@ -124,6 +137,46 @@ def test_canonical_text_normalizes_case_dots_and_quoting() -> None:
     assert canonical_text("TXT", "plain") == '"plain"'
     hosts = registry_hosts([parse("TXT", '"host=A.mysite.ru" "junk"'), parse("TXT", '"x"')])
     assert hosts == ["a.mysite.ru."]
+
+
+# Any name dnspython can hold: labels of any bytes (spaces, quotes, dots, \DDD), absolute or
+# relative, the root alone.
+_label = st.binary(min_size=1, max_size=8)
+_name = st.builds(
+    lambda labels, absolute: dns.name.Name([*labels, b""] if absolute else labels),
+    st.lists(_label, max_size=4),
+    st.booleans(),
+).filter(lambda name: len(name.labels) > 0)
+_u16 = st.integers(min_value=0, max_value=0xFFFF)
+_string = st.binary(max_size=12)
+
+
+@given(
+    order=_u16,
+    preference=_u16,
+    flags=_string,
+    service=_string,
+    regexp=_string,
+    name=_name,
+    port=_u16,
+)
+def test_a_read_record_has_one_canonical_text_whether_its_own_text_is_given_or_not(
+    order: int,
+    preference: int,
+    flags: bytes,
+    service: bytes,
+    regexp: bytes,
+    name: dns.name.Name,
+    port: int,
+) -> None:
+    """A read passes each record's own to_text() to canonical(), which then takes the NAPTR's
+    replacement and the SRV's target from its end instead of writing them again."""
+    naptr = NAPTR(
+        dns.rdataclass.IN, dns.rdatatype.NAPTR, order, preference, flags, service, regexp, name
+    )
+    srv = SRV(dns.rdataclass.IN, dns.rdatatype.SRV, order, preference, port, name)
+    for rdata in (naptr, srv):
+        assert canonical(rdata, text=rdata.to_text()) == canonical(rdata)
 
 
 @pytest.mark.programs

@@ -41,6 +41,7 @@ import dns.rdatatype
 import dns.tsig
 import dns.tsigkeyring
 import dns.update
+from dns.rdtypes.ANY.SOA import SOA
 from dns.rdtypes.ANY.TXT import TXT
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
@@ -142,7 +143,7 @@ class Rfc2136Provider(Provider):
             )
         live = owned_state(answers, desired)
         live.notes.extend(self.key.notes)
-        serial = int(soa.records[0][1].split()[2])
+        serial = int(soa.records[0][1])
         live.kept_as(DnsKept).soa_serial = serial
         self._ctx.log(
             f"rfc2136: read {len(answers)} owned rrset(s) of zone {self.zone} from {self._server} "
@@ -216,7 +217,7 @@ class Rfc2136Provider(Provider):
                         f"({type(exc).__name__}: {exc})"
                     ) from None
                 if found is not None:
-                    answers[(owner, rdtype)] = LiveRrset.from_rdatas(*found)
+                    answers[(owner, rdtype)] = _live_rrset(rdtype, *found)
 
         wanted = self._wanted(desired)
         take(wanted)
@@ -232,7 +233,7 @@ class Rfc2136Provider(Provider):
             self._check_answer(answer, owner, rdtype)
             rrset = answer.rrset(name_of(owner), dns.rdatatype.from_text(rdtype))
             if rrset is not None:
-                found[(owner, rdtype)] = LiveRrset.from_rdatas(*rrset)
+                found[(owner, rdtype)] = _live_rrset(rdtype, *rrset)
         return found
 
     def _check_answer(self, response: Answer, owner: str, rdtype: str) -> None:
@@ -421,6 +422,15 @@ class Rfc2136Provider(Provider):
         """
         with Connection(self) as conn:
             return conn.exchange(messages)
+
+
+def _live_rrset(rdtype: str, ttl: int, rdatas: list[dns.rdata.Rdata]) -> LiveRrset:
+    """An rrset as read. Of the zone's SOA a read uses only the serial (``read`` takes the
+    rrset out before anything is compared or kept), so its one record holds the serial
+    instead of the SOA's text, which is never written."""
+    if rdtype == "SOA" and rdatas and isinstance(rdatas[0], SOA):
+        return LiveRrset(int(ttl), (("", str(rdatas[0].serial)),))
+    return LiveRrset.from_rdatas(ttl, rdatas)
 
 
 def split_server(value: str) -> tuple[str, int]:
