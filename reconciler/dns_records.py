@@ -53,9 +53,18 @@ def name_of(text: str) -> dns.name.Name:
     return found
 
 
-@lru_cache(maxsize=_RECENT)
+# Texts already in that form, made with their names (``_below``): absolute() of one is itself.
+_ABSOLUTE: dict[str, str] = {}
+
+
 def absolute(name: str) -> str:
     """``Mysite.RU`` -> ``mysite.ru.``: the form every owner name takes in sipctl."""
+    found = _ABSOLUTE.get(name)
+    return found if found is not None else _absolute(name)
+
+
+@lru_cache(maxsize=_RECENT)
+def _absolute(name: str) -> str:
     found = name_of(name.lower())
     text = found.to_text()
     _NAMES.setdefault(text, found)  # the same name, by the text sipctl uses from now on
@@ -83,6 +92,10 @@ def _below(prefix: str, domain: str) -> str:
     name = _relative(prefix).concatenate(name_of(parent))
     text = f"{prefix}.{parent}"  # the prefix's labels need no escape: the name's own text
     _NAMES.setdefault(text, name)
+    if parent != ".":  # (below the root, the text is no name at all)
+        if len(_ABSOLUTE) >= _RECENT:
+            _ABSOLUTE.clear()
+        _ABSOLUTE[text] = text  # a NAPTR's replacement is such a name: not written again
     return text
 
 

@@ -21,11 +21,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sipctl.reconciler.dns_records import (
+    _absolute,
+    absolute,
     canonical,
     canonical_text,
     naptr_text,
     parse,
     registry_hosts,
+    registry_owner,
+    srv_owner,
 )
 from sipctl.reconciler.render.dns import dns_artefacts, render_dns
 from sipctl.reconciler.resources import Address
@@ -177,6 +181,22 @@ def test_a_read_record_has_one_canonical_text_whether_its_own_text_is_given_or_n
     srv = SRV(dns.rdataclass.IN, dns.rdatatype.SRV, order, preference, port, name)
     for rdata in (naptr, srv):
         assert canonical(rdata, text=rdata.to_text()) == canonical(rdata)
+
+
+@given(name=_name, transport=st.sampled_from(["udp", "tcp", "tls", "wss"]))
+def test_the_names_below_a_domain_are_in_the_absolute_form_they_are_made_in(
+    name: dns.name.Name, transport: str
+) -> None:
+    """absolute() of an owner name sipctl made below a domain is that text itself, as
+    writing it again from its dnspython name gives."""
+    if name == dns.name.root:
+        return  # no domain
+    try:
+        owners = [srv_owner(transport, name.to_text()), registry_owner(name.to_text())]
+    except dns.name.NameTooLong:
+        return
+    for owner in owners:
+        assert absolute(owner) == owner == _absolute(owner)
 
 
 @pytest.mark.programs
