@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from sipctl.errors import SpecError
@@ -83,11 +84,13 @@ def spec_paths(paths: Sequence[Path]) -> list[Path]:
     return select_specs(paths).paths
 
 
-def spec_keys() -> list[str]:
-    """The top-level keys of a spec, from the spec's model."""
+@cache
+def spec_keys() -> tuple[str, ...]:
+    """The top-level keys of a spec, from the spec's model: found once a process, not once
+    for each file of a directory (0.085 ms a file)."""
     from sipctl.schemas.messages import known_keys
 
-    return known_keys(())
+    return tuple(known_keys(()))
 
 
 _TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)[ \t]*:(.*)$")
