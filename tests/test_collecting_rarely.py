@@ -21,7 +21,7 @@ def test_a_run_collects_rarely_and_leaves_the_collector_as_it_found_it() -> None
         with collecting_rarely():  # nested: the outermost one restores
             pass
         assert gc.get_threshold()[0] == BATCH_GC_THRESHOLD
-        kept = [_Node() for _ in range(100)]
+        kept = _Node()
         dropped = weakref.ref(_Node())
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == frozen
@@ -29,3 +29,4 @@ def test_a_run_collects_rarely_and_leaves_the_collector_as_it_found_it() -> None
     # the garbage among it goes at a full collection.
     gc.collect()
     assert dropped() is None
+    assert kept.me is kept
