@@ -148,10 +148,8 @@ class PageRecord:
         """Replace (``content`` None: delete) the record; on a host, only if it still holds
         ``expected``."""
         if self._transport is not None:
-            from sipctl.providers.transport.host_lock import ensure_bookkeeping_dir
-
             if content is not None:
-                ensure_bookkeeping_dir(self._transport)
+                self._transport.ensure_bookkeeping_dir()
             write = FileWrite(self.path, content, expected, _RECORD_MODE, keep_backup=False)
             self._transport.write_files([write])
             return

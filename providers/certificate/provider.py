@@ -294,9 +294,7 @@ class CertificateProvider(Provider):
         existing = transport.read_files([path])[path].content
         if existing is not None:
             return existing
-        from sipctl.providers.transport.host_lock import ensure_bookkeeping_dir
-
-        ensure_bookkeeping_dir(transport)  # root-only (0700) before any key is in it
+        transport.ensure_bookkeeping_dir()  # root-only (0700) before any key is in it
         key = new_private_key()
         transport.write_files([FileWrite(path, key, None, mode=_BOOKKEEPING_MODE)])
         self._ctx.log(f"certificate: new ACME account key in {path}")

@@ -36,7 +36,6 @@ from sipctl.providers.bookkeeping import (
     open_bookkeeping_below,
     open_local_dir,
     open_private_dir,
-    private_dir,
     private_dir_script,
     read_private_file,
     record_name,
@@ -176,7 +175,7 @@ class SshFlock:
         if first == "LOCKED":
             self._channel = channel
             # The script made sure of the lock's directory first (root's own, 0700, no link):
-            # the run's later writes there need not ask again (see ensure_bookkeeping_dir).
+            # the run's later writes there need not ask again (``ensure_bookkeeping_dir``).
             self._transport.private_dirs.add(posixpath.dirname(self.path) or "/")
             return None
         rest = _read_rest(channel, _LOCK_WAIT, more)
@@ -342,49 +341,10 @@ class HostStateStore:
         raw = self._raw if self._raw is not None else self._read_raw()
         self._raw = None
         content = (json.dumps(record, indent=1, sort_keys=True) + "\n").encode()
-        ensure_bookkeeping_dir(self._transport)
+        self._transport.ensure_bookkeeping_dir()
         writes = [FileWrite(self.path, content, raw[self.path], 0o600)]
         writes += [FileWrite(p, None, raw[p]) for p in self.old_paths if raw[p] is not None]
         self._transport.write_files(writes)
-
-
-def ensure_bookkeeping_dir(transport: HostTransport) -> None:
-    """``BOOKKEEPING_DIR`` on the transport's host: created root-only (0700), never a link.
-
-    Over SSH once per run and host: the host lock's script checks the same directory the
-    same way first thing (``SshTransport.private_dirs``)."""
-    from sipctl.providers.transport.local import DirTransport, LocalTransport
-
-    try:
-        if isinstance(transport, DirTransport):
-            open_bookkeeping_below(transport.root).close()
-        elif isinstance(transport, LocalTransport):
-            private_dir(Path(on_this_machine(BOOKKEEPING_DIR)))
-        else:
-            _ensure_remote_private_dir(transport)
-    except OSError as exc:
-        raise ProviderError(
-            f"{transport.ref}: cannot create {BOOKKEEPING_DIR}: {exc.strerror or exc}"
-        ) from None
-
-
-def _ensure_remote_private_dir(transport: HostTransport) -> None:
-    from sipctl.providers.transport.ssh import SshTransport
-
-    known = transport.private_dirs if isinstance(transport, SshTransport) else set()
-    if BOOKKEEPING_DIR in known:
-        return
-    result = transport.run(
-        "/bin/sh -c " + shlex.quote(private_dir_script(BOOKKEEPING_DIR) + "echo OK")
-    )
-    answer = result.stdout.strip()
-    if answer != "OK":
-        raise ProviderError(
-            f"{transport.ref}: {BOOKKEEPING_DIR} is a symbolic link or not root's own "
-            f"directory ({answer or result.stderr.strip() or 'no answer'})",
-            hint=f"remove {BOOKKEEPING_DIR} on the host: sipctl recreates it (0700)",
-        )
-    known.add(BOOKKEEPING_DIR)
 
 
 class LocalStateStore:

@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sipctl.errors import ProviderError, StalePlanError
-from sipctl.providers.bookkeeping import SafeDir, SymlinkRefused
+from sipctl.providers.bookkeeping import (
+    BOOKKEEPING_DIR,
+    SafeDir,
+    SymlinkRefused,
+    on_this_machine,
+    open_bookkeeping_below,
+    private_dir,
+)
 from sipctl.providers.transport.files import (
     DIRECTORY_LINK_REFUSED,
     LINK_REFUSED,
@@ -82,6 +89,8 @@ class _FileSystemTransport:
     link to ``/root/.my.cnf`` must not put root's password into a plan.
     """
 
+    read_only = False  # no read gate: this process reads the files itself
+
     def __init__(self, ref: TargetRef, ctx: RunContext) -> None:
         self.ref = ref
         self._ctx = ctx
@@ -91,6 +100,17 @@ class _FileSystemTransport:
 
     @property
     def can_run(self) -> bool:
+        raise NotImplementedError
+
+    def ensure_bookkeeping_dir(self) -> None:
+        try:
+            self._make_bookkeeping_dir()
+        except OSError as exc:
+            raise ProviderError(
+                f"{self.ref}: cannot create {BOOKKEEPING_DIR}: {exc.strerror or exc}"
+            ) from None
+
+    def _make_bookkeeping_dir(self) -> None:
         raise NotImplementedError
 
     def run(
@@ -378,9 +398,10 @@ class LocalTransport(_FileSystemTransport):
         return Path("/")
 
     def _checked(self, host_path: str) -> str:
-        from sipctl.providers.bookkeeping import on_this_machine
-
         return on_this_machine(super()._checked(host_path))
+
+    def _make_bookkeeping_dir(self) -> None:
+        private_dir(Path(on_this_machine(BOOKKEEPING_DIR)))
 
     def run(
         self, command: str, *, stdin: bytes | None = None, timeout: float = 60.0
@@ -455,6 +476,9 @@ class DirTransport(_FileSystemTransport):
 
     def _root(self) -> Path:
         return self.root
+
+    def _make_bookkeeping_dir(self) -> None:
+        open_bookkeeping_below(self.root).close()
 
     def run(
         self, command: str, *, stdin: bytes | None = None, timeout: float = 60.0

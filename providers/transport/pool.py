@@ -84,6 +84,7 @@ class HostTransport(Protocol):
     ref: TargetRef
     connections: int  # connections opened so far (SSH: one per host per run)
     round_trips: int  # exchanges with the host (SSH: exec channels opened)
+    read_only: bool  # reads go through the host's read gate (``read_gate.py``): SSH only
 
     @property
     def can_run(self) -> bool:
@@ -114,6 +115,12 @@ class HostTransport(Protocol):
         empty directory, in one round trip, as ``rmdir`` does: one that holds anything
         stays. A link (at the name or on the way to it), a file, or a name that is missing
         is left as it is. Returns the directories removed."""
+        ...
+
+    def ensure_bookkeeping_dir(self) -> None:
+        """Make sure of sipctl's own directory on the host (``BOOKKEEPING_DIR``; below the
+        root for ``dir:``): created root-only (0700), refused when it is a link or not the
+        login's own. ProviderError (or OSError on this machine) when it cannot be."""
         ...
 
     def run(

@@ -49,7 +49,7 @@ from typing import Protocol, cast
 
 from sipctl.errors import RefusedError
 from sipctl.providers.transport.files import is_kernel_file
-from sipctl.providers.transport.pool import HostFile
+from sipctl.providers.transport.pool import HostFile, HostTransport
 from sipctl.providers.transport.programs import quoted
 from sipctl.schemas.values import canonical_path
 
@@ -187,10 +187,10 @@ class GatedTransport(Protocol):
     ) -> tuple[dict[str, HostFile], list[PublicKeyAnswer]]: ...
 
 
-def gated(transport: object) -> GatedTransport | None:
-    """``transport`` when its reads go through a read gate, else None (without importing
-    the SSH module for the other transports)."""
-    return cast(GatedTransport, transport) if getattr(transport, "read_only", False) else None
+def gated(transport: HostTransport) -> GatedTransport | None:
+    """``transport`` when its reads go through a read gate (it says so: ``read_only``), else
+    None (without importing the SSH module for the other transports)."""
+    return cast(GatedTransport, transport) if transport.read_only else None
 
 
 # -- the request -------------------------------------------------------------------------------

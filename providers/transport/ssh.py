@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from sipctl.errors import ProviderError, RefusedError, StalePlanError
-from sipctl.providers.bookkeeping import symlink_refused
+from sipctl.providers.bookkeeping import BOOKKEEPING_DIR, private_dir_script, symlink_refused
 from sipctl.providers.transport.files import (
     ScriptOutputError,
     new_marker,
@@ -371,6 +371,23 @@ class SshTransport:
         if failed or f"{marker} DONE" not in text:
             which = ", ".join(failed) or _last_line(stderr)
             raise ProviderError(f"{self.ref}: could not restore {which}")
+
+    def ensure_bookkeeping_dir(self) -> None:
+        """Once per run and host: the host lock's script makes sure of the same directory
+        the same way first thing (and says so in ``private_dirs``)."""
+        if BOOKKEEPING_DIR in self.private_dirs:
+            return
+        result = self.run(
+            "/bin/sh -c " + shlex.quote(private_dir_script(BOOKKEEPING_DIR) + "echo OK")
+        )
+        answer = result.stdout.strip()
+        if answer != "OK":
+            raise ProviderError(
+                f"{self.ref}: {BOOKKEEPING_DIR} is a symbolic link or not root's own "
+                f"directory ({answer or result.stderr.strip() or 'no answer'})",
+                hint=f"remove {BOOKKEEPING_DIR} on the host: sipctl recreates it (0700)",
+            )
+        self.private_dirs.add(BOOKKEEPING_DIR)
 
     def remove_empty_dirs(self, dirs: Sequence[str]) -> list[str]:
         if not dirs:
