@@ -92,6 +92,8 @@ class FirewallProvider(Provider):
 
     layer: ClassVar[str] = "firewall"
     name: ClassVar[str]
+    # shell: are the other backend's rules still loaded (after a change of backend)?
+    other_backend_shell: ClassVar[str]
 
     def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
         spec = loaded.spec
@@ -128,8 +130,9 @@ class FirewallProvider(Provider):
         a checksum of exactly what sipctl owns."""
 
     @abstractmethod
-    def snapshot_sections(self, boundary: str) -> str:
-        """Shell that prints the variables set by ``snapshot`` as sections."""
+    def snapshot_sections(self) -> dict[str, str]:
+        """Shell that prints each of the backend's own sections, by name, from the variables
+        set by ``snapshot`` (``read_script`` adds the digest and ``other_backend_shell``)."""
 
     @abstractmethod
     def parse_snapshot(self, sections: dict[str, Section], live: LiveState) -> Value:
@@ -195,8 +198,14 @@ class FirewallProvider(Provider):
     def read_script(self, boundary: str) -> str:
         """The script ``read`` runs: the snapshot, the persist files, ``$SSH_CONNECTION``
         and the boot evidence, as sections between ``boundary`` lines."""
-        script = [self.snapshot(), self.snapshot_sections(boundary)]
-        script.append(section_shell(boundary, "ssh", SSH_CONNECTION_SHELL))
+        sections = {
+            **self.snapshot_sections(),
+            "digest": 'printf "%s" "$sipctl_digest"',
+            "other": self.other_backend_shell,
+            "ssh": SSH_CONNECTION_SHELL,
+        }
+        script = [self.snapshot()]
+        script += [section_shell(boundary, name, shell) for name, shell in sections.items()]
         for path in self.persist_files().values():
             script.append(section_shell(boundary, f"file {path}", cat_shell(path)))
         for name, shell in BOOT_SHELL.items():

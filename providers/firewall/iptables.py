@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from sipctl.providers.firewall.common import FirewallKept, FirewallProvider
 from sipctl.providers.firewall.confirm import Step
-from sipctl.providers.firewall.shell import Section, heredoc, section_shell
+from sipctl.providers.firewall.shell import Section, heredoc
 from sipctl.reconciler.render.firewall import (
     CHAIN,
     FAMILIES,
@@ -283,6 +283,7 @@ class IptablesProvider(FirewallProvider):
 
     name: ClassVar[str] = "iptables"
     kept_type: ClassVar[type[FirewallKept]] = IptablesKept
+    other_backend_shell: ClassVar[str] = OTHER_BACKEND_SHELL
 
     def snapshot(self) -> str:
         return (
@@ -292,13 +293,11 @@ class IptablesProvider(FirewallProvider):
             f"{_DIGEST_FILTER})\n"
         )
 
-    def snapshot_sections(self, boundary: str) -> str:
-        return (
-            section_shell(boundary, "ipv4", 'printf "%s" "$sipctl_v4"; (exit $sipctl_r4)')
-            + section_shell(boundary, "ipv6", 'printf "%s" "$sipctl_v6"; (exit $sipctl_r6)')
-            + section_shell(boundary, "digest", 'printf "%s" "$sipctl_digest"')
-            + section_shell(boundary, "other", OTHER_BACKEND_SHELL)
-        )
+    def snapshot_sections(self) -> dict[str, str]:
+        return {
+            "ipv4": 'printf "%s" "$sipctl_v4"; (exit $sipctl_r4)',
+            "ipv6": 'printf "%s" "$sipctl_v6"; (exit $sipctl_r6)',
+        }
 
     def parse_snapshot(self, sections: dict[str, Section], live: LiveState) -> Value:
         tables: dict[str, FilterTable] = {}

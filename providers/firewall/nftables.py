@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from sipctl.providers.firewall.common import FirewallKept, FirewallProvider
 from sipctl.providers.firewall.confirm import Step
-from sipctl.providers.firewall.shell import Section, heredoc, section_shell
+from sipctl.providers.firewall.shell import Section, heredoc
 from sipctl.reconciler.render.firewall import (
     FAMILIES,
     ICMP_CODES,
@@ -281,6 +281,7 @@ class NftablesProvider(FirewallProvider):
 
     name: ClassVar[str] = "nftables"
     kept_type: ClassVar[type[FirewallKept]] = NftablesKept
+    other_backend_shell: ClassVar[str] = OTHER_BACKEND_SHELL
 
     def snapshot(self) -> str:
         return (
@@ -289,13 +290,11 @@ class NftablesProvider(FirewallProvider):
             'sipctl_digest=$(printf \'%s\\n%s\\n\' "$sipctl_nj" "$sipctl_nt" | cksum)\n'
         )
 
-    def snapshot_sections(self, boundary: str) -> str:
-        return (
-            section_shell(boundary, "json", 'printf "%s" "$sipctl_nj"; (exit $sipctl_rn)')
-            + section_shell(boundary, "text", 'printf "%s" "$sipctl_nt"')
-            + section_shell(boundary, "digest", 'printf "%s" "$sipctl_digest"')
-            + section_shell(boundary, "other", OTHER_BACKEND_SHELL)
-        )
+    def snapshot_sections(self) -> dict[str, str]:
+        return {
+            "json": 'printf "%s" "$sipctl_nj"; (exit $sipctl_rn)',
+            "text": 'printf "%s" "$sipctl_nt"',
+        }
 
     def parse_snapshot(self, sections: dict[str, Section], live: LiveState) -> Value:
         found = sections.get("json", Section("no answer", 255))
