@@ -142,14 +142,6 @@ def _contact_uri(response: SipResponse, fallback: str) -> str:
     return contact.split(";", 1)[0].strip() or fallback
 
 
-def _is_request(data: bytes) -> bool:
-    return not data.startswith(b"SIP/2.0")
-
-
-def _request_method(data: bytes) -> str:
-    return data.split(b" ", 1)[0].decode("ascii", "replace").upper()
-
-
 def _answer_request(data: bytes, status: int = 200, reason: str = "OK") -> bytes:
     """A 200 to a request the PBX sent us (its BYE): the transaction headers, echoed."""
     head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace").split("\r\n")[1:]
@@ -246,11 +238,23 @@ class SipAgent:
         except TimeoutError:
             return None
 
-    def _handle_request(self, data: bytes, exchange: Exchange) -> None:
-        if _request_method(data) == "BYE":
-            exchange.hung_up_by_pbx = True
-        if _request_method(data) != "ACK":
-            self._send(_answer_request(data))
+    def _response_in(self, data: bytes | None, exchange: Exchange) -> SipResponse | None:
+        """The SIP response ``data`` holds; None for nothing received, for a datagram that
+        is no SIP response, and for a request of the PBX's (answered here: a BYE ends the
+        call)."""
+        if data is None:
+            return None
+        if not data.startswith(b"SIP/2.0"):
+            method = data.split(b" ", 1)[0].decode("ascii", "replace").upper()
+            if method == "BYE":
+                exchange.hung_up_by_pbx = True
+            if method != "ACK":
+                self._send(_answer_request(data))
+            return None
+        try:
+            return parse_response(data)
+        except SipParseError:
+            return None
 
     def _drain_media(self) -> bool:
         got = False
@@ -331,16 +335,8 @@ class SipAgent:
             except ConnectionRefusedError:
                 exchange.error = "port unreachable (ICMP)"
                 return
-            if data is None:
-                continue
-            if _is_request(data):
-                self._handle_request(data, exchange)
-                continue
-            try:
-                response = parse_response(data)
-            except SipParseError:
-                continue
-            if not self._matches(response, req, req.method):
+            response = self._response_in(data, exchange)
+            if response is None or not self._matches(response, req, req.method):
                 continue
             exchange.statuses.append(response.status)
             exchange.reasons.append(response.reason)
@@ -417,16 +413,8 @@ class SipAgent:
                 break
             if answered_at is not None:
                 exchange.sound = exchange.sound or self._drain_media()
-            if data is None:
-                continue
-            if _is_request(data):
-                self._handle_request(data, exchange)
-                continue
-            try:
-                response = parse_response(data)
-            except SipParseError:
-                continue
-            if response.header("call-id") != req.call_id:
+            response = self._response_in(data, exchange)
+            if response is None or response.header("call-id") != req.call_id:
                 continue
             cseq = (response.header("cseq") or "").split()
             if len(cseq) == 2 and cseq[1].upper() != "INVITE":
