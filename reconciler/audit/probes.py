@@ -397,21 +397,37 @@ IDENTITY_FIX = {
 IDENTITY_FIX["REGISTER"] = IDENTITY_FIX["INVITE"]
 
 
-def _told_apart(
-    known: Sequence[Exchange], unknown: Sequence[Exchange]
-) -> tuple[set[int], set[int]] | None:
-    """The final answers known and unknown extensions got, when they differ (None: the
-    same answers, or one side got none, so nothing is told apart)."""
+def _enumeration_by_identity(
+    asked: str,
+    sent: str,
+    known: Sequence[Exchange],
+    unknown: Sequence[Exchange],
+    target: str,
+    fix: str,
+    details: tuple[str, ...] = (),
+) -> list[Finding]:
+    """The finding when known and unknown extensions got different final answers to what
+    was ``asked`` (in words; ``sent`` as the probe): none when the answers were the same,
+    or one side got none, so nothing is told apart."""
     k_codes = {e.final for e in known if e.final is not None}
     u_codes = {e.final for e in unknown if e.final is not None}
     if not k_codes or not u_codes or k_codes == u_codes:
-        return None
-    return k_codes, u_codes
-
-
-def _sample(known: Sequence[Exchange], unknown: Sequence[Exchange]) -> str:
-    """Two exchanges of each side, as a finding's ``got``."""
-    return ", ".join(sorted({e.summary() for e in [*known[:2], *unknown[:2]]}))
+        return []
+    tried = ", ".join(sorted({e.user for e in known}))
+    return [
+        Finding(
+            "enumeration-by-identity",
+            "medium",
+            "enumeration",
+            f"{asked} tells the internal extensions {tried} from unknown ones: known get "
+            f"{_codes(k_codes)}, unknown get {_codes(u_codes)}",
+            target,
+            fix,
+            sent=f"{sent} for {len(known)} known and {len(unknown)} unknown extensions",
+            got=", ".join(sorted({e.summary() for e in [*known[:2], *unknown[:2]]})),
+            details=details,
+        )
+    ]
 
 
 def identity_findings(
@@ -419,27 +435,15 @@ def identity_findings(
 ) -> list[Finding]:
     """sipvicious' test: the extension in the request URI and in From. A known extension
     (an endpoint of that name) and an unknown one must get the same answer."""
-    told = _told_apart(known, unknown)
-    if told is None:
-        return []
-    k_codes, u_codes = told
-    tried = ", ".join(sorted({e.user for e in known}))
-    return [
-        Finding(
-            "enumeration-by-identity",
-            "medium",
-            "enumeration",
-            f"{method} with the extension in From and the request URI (as sipvicious svwar "
-            f"does) tells the internal extensions {tried} from unknown ones: known get "
-            f"{_codes(k_codes)}, unknown get {_codes(u_codes)}",
-            target,
-            IDENTITY_FIX[method],
-            sent=f"{method} sip:EXT@... From: sip:EXT@... for {len(known)} known and "
-            f"{len(unknown)} unknown extensions",
-            got=_sample(known, unknown),
-            details=admin_lines(method, sorted({e.user for e in known})),
-        )
-    ]
+    return _enumeration_by_identity(
+        f"{method} with the extension in From and the request URI (as sipvicious svwar does)",
+        f"{method} sip:EXT@... From: sip:EXT@...",
+        known,
+        unknown,
+        target,
+        IDENTITY_FIX[method],
+        details=admin_lines(method, sorted({e.user for e in known})),
+    )
 
 
 # OPTIONS to a declared name with the extension elsewhere (audit.run._identity_variants).
@@ -490,27 +494,15 @@ def identity_variant_findings(
 ) -> list[Finding]:
     """``declared`` called with a known extension elsewhere (``IDENTITY_VARIANTS``) must get
     the same answer as with an unknown one (the exchanges carry the extension tried)."""
-    told = _told_apart(known, unknown)
-    if told is None:
-        return []
-    k_codes, u_codes = told
     where = "in From" if variant == "from" else "in a forged Authorization header"
-    tried = ", ".join(sorted({e.user for e in known}))
-    return [
-        Finding(
-            "enumeration-by-identity",
-            "medium",
-            "enumeration",
-            f"OPTIONS to the declared name {declared!r} with the extension {where} tells the "
-            f"internal extensions {tried} from unknown ones: known get {_codes(k_codes)}, "
-            f"unknown get {_codes(u_codes)}",
-            target,
-            IDENTITY_VARIANT_FIX[variant],
-            sent=f"{_VARIANT_SENT[variant].format(name=declared)} for {len(known)} known and "
-            f"{len(unknown)} unknown extensions",
-            got=_sample(known, unknown),
-        )
-    ]
+    return _enumeration_by_identity(
+        f"OPTIONS to the declared name {declared!r} with the extension {where}",
+        _VARIANT_SENT[variant].format(name=declared),
+        known,
+        unknown,
+        target,
+        IDENTITY_VARIANT_FIX[variant],
+    )
 
 
 def admin_lines(method: str, extensions: Sequence[str]) -> tuple[str, ...]:
