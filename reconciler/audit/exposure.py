@@ -48,12 +48,7 @@ MANAGEMENT_PORTS: tuple[KnownPort, ...] = (
 
 def allowed_ports(spec: Spec) -> set[tuple[str, int]]:
     """(proto, port) a stranger may reach by the spec."""
-    allowed: set[tuple[str, int]] = set()
-    for name, transport in spec.transports.enabled().items():
-        allowed.add(("udp" if name == "udp" else "tcp", transport.port))
-    wss = getattr(spec.transports, "wss", None)
-    if wss is not None:
-        allowed.add(("tcp", int(wss.port)))
+    allowed: set[tuple[str, int]] = set(spec.transports.listening().values())
     firewall = spec.firewall
     if firewall is None:
         allowed.add(("tcp", 22))  # no firewall in the spec: SSH on its usual port is expected
