@@ -14,7 +14,7 @@ look only once the records are really there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,6 +22,7 @@ from sipctl.errors import ProviderError
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
+    from sipctl.providers.dns.owned import LiveRrset
     from sipctl.schemas.loader import LoadedSpec
 
 CHALLENGE_LABEL = "_acme-challenge"
@@ -38,6 +39,22 @@ class ChallengeRecord:
 
 def challenge_owner(name: str) -> str:
     return f"{CHALLENGE_LABEL}.{name.rstrip('.')}."
+
+
+def challenge_names(records: Sequence[ChallengeRecord]) -> list[tuple[str, str]]:
+    """The TXT rrsets ``records`` are in, as (owner, type) pairs."""
+    return sorted({(r.owner, "TXT") for r in records})
+
+
+def challenges_in(
+    rrsets: Mapping[tuple[str, str], LiveRrset], records: Sequence[ChallengeRecord]
+) -> bool:
+    """Every one of ``records`` is a value of the TXT rrset at its name in ``rrsets``."""
+    for record in records:
+        found = rrsets.get((record.owner, "TXT"))
+        if found is None or f'"{record.value}"' not in {exact for _, exact in found.records}:
+            return False
+    return True
 
 
 class ChallengeWriter(Protocol):

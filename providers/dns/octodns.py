@@ -40,7 +40,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
 from sipctl.providers.base import Provider, UpdateRider
-from sipctl.providers.dns.challenge import CHALLENGE_TTL, ChallengeRecord, ChallengeWriter
+from sipctl.providers.dns.challenge import (
+    CHALLENGE_TTL,
+    ChallengeRecord,
+    ChallengeWriter,
+    challenge_names,
+    challenges_in,
+)
 from sipctl.providers.dns.octodns_plugin import (
     PluginConfig,
     call,
@@ -51,14 +57,12 @@ from sipctl.providers.dns.octodns_reads import populate_names, prepare_apply
 from sipctl.providers.dns.octodns_records import live_rrset, new_record, new_zone
 from sipctl.providers.dns.owned import (
     LiveRrset,
-    base_names,
-    desired_hosts,
-    host_names,
     kept_rrsets,
-    listed_hosts,
     owned_state,
+    read_owned,
     records_of,
     ttl_of,
+    wanted_names,
 )
 from sipctl.reconciler.dns_records import absolute, canonical_text, parse
 from sipctl.reconciler.plan import Change
@@ -147,14 +151,10 @@ class OctodnsProvider(Provider):
     # --- read -------------------------------------------------------------------------------
 
     def read(self, desired: Sequence[Resource]) -> LiveState:
-        names = [*base_names(self.domain), *host_names(desired_hosts(desired))]
+        names = wanted_names(self.domain, desired)
         if not self.naptr_supported:
             names = [n for n in names if n[1] != "NAPTR"]
-        rrsets = self.read_rrsets(names)
-        listed = listed_hosts(rrsets, self.domain, self.zone)
-        more = [n for n in host_names(listed) if n not in names]
-        if more:  # the live registry lists hosts the spec no longer has
-            rrsets.update(self.read_rrsets(more))
+        rrsets, _ = read_owned(self.read_rrsets, names, self.domain, self.zone)
         live = owned_state(rrsets, desired)
         if not self.naptr_supported:
             live.notes.append(
@@ -452,7 +452,7 @@ class OctodnsProvider(Provider):
         our values added or taken out, so another value at the same name stays."""
         if not records:
             return
-        names = sorted({(r.owner, "TXT") for r in records})
+        names = challenge_names(records)
         before = self.read_rrsets(names)
         after: dict[tuple[str, str], LiveRrset | None] = {}
         for key in names:
@@ -474,13 +474,7 @@ class OctodnsProvider(Provider):
 
     def challenges_visible(self, records: Sequence[ChallengeRecord]) -> bool:
         """As the provider's API shows the zone (what its name servers serve)."""
-        names = sorted({(r.owner, "TXT") for r in records})
-        found = self.read_rrsets(names)
-        for record in records:
-            rrset = found.get((record.owner, "TXT"))
-            if rrset is None or f'"{record.value}"' not in {e for _, e in rrset.records}:
-                return False
-        return True
+        return challenges_in(self.read_rrsets(challenge_names(records)), records)
 
 
 def _key(change: Change) -> tuple[str, str]:

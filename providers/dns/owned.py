@@ -1,14 +1,15 @@
 """What the DNS providers own, and how a live rrset becomes an owned value: shared, pure.
 
-Both DNS providers (rfc2136, zonefile) read rrsets their own way and hand them here, so the
-two agree on ownership: the SIP/SIPS NAPTRs at the domain (never the other NAPTRs), the SRV
-rrsets of all three transports (a transport turned off loses its SRV), the registry TXT, and
-the A/AAAA of the hosts in the desired set and in the live registry.
+The DNS providers (rfc2136, zonefile, octodns) read rrsets their own way, in the rounds
+``read_owned`` asks for, and hand them here, so all agree on ownership: the SIP/SIPS NAPTRs
+at the domain (never the other NAPTRs), the SRV rrsets of all three transports (a transport
+turned off loses its SRV), the registry TXT, and the A/AAAA of the hosts in the desired set
+and in the live registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import dns.rdata
@@ -27,6 +28,7 @@ from sipctl.reconciler.dns_records import (
 from sipctl.reconciler.resources import Address, Kept, LiveState, Resource, Value
 
 LAYER = "dns"
+Names = list[tuple[str, str]]  # (owner, type) pairs
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,25 @@ def listed_hosts(rrsets: dict[tuple[str, str], LiveRrset], domain: str, zone: st
 
 def host_names(hosts: Iterable[str]) -> list[tuple[str, str]]:
     return [(h, t) for h in sorted(set(hosts)) for t in ("A", "AAAA")]
+
+
+def wanted_names(domain: str, desired: Sequence[Resource]) -> Names:
+    """What a read asks first: ``base_names`` and the A/AAAA of the hosts the spec wants."""
+    return [*base_names(domain), *host_names(desired_hosts(desired))]
+
+
+def read_owned(
+    read: Callable[[Names], dict[tuple[str, str], LiveRrset]], first: Names, domain: str, zone: str
+) -> tuple[dict[tuple[str, str], LiveRrset], Names]:
+    """Every owned rrset, by ``read`` (the live rrsets at the names given, absent ones left
+    out) in at most two rounds: ``first``, then the A/AAAA of hosts the live registry lists
+    that ``first`` left out (hosts the spec no longer has: theirs are ours to delete; usually
+    none, so usually no second round). Returns the rrsets and every name asked."""
+    rrsets = read(first)
+    more = [n for n in host_names(listed_hosts(rrsets, domain, zone)) if n not in first]
+    if more:
+        rrsets.update(read(more))
+    return rrsets, first + more
 
 
 def owned_state(

@@ -46,18 +46,22 @@ from dns.rdtypes.ANY.TXT import TXT
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
 from sipctl.providers.base import Provider, UpdateRider
-from sipctl.providers.dns.challenge import CHALLENGE_TTL, ChallengeRecord, ChallengeWriter
+from sipctl.providers.dns.challenge import (
+    CHALLENGE_TTL,
+    ChallengeRecord,
+    ChallengeWriter,
+    challenge_names,
+    challenges_in,
+)
 from sipctl.providers.dns.owned import (
     DnsKept,
     LiveRrset,
-    base_names,
-    desired_hosts,
-    host_names,
     kept_rrsets,
-    listed_hosts,
     owned_state,
+    read_owned,
     records_of,
     ttl_of,
+    wanted_names,
 )
 from sipctl.providers.dns.tcp_pipeline import Connection
 from sipctl.providers.dns.tsig_key import TsigKey
@@ -154,28 +158,14 @@ class Rfc2136Provider(Provider):
     def _wanted(self, desired: Sequence[Resource]) -> list[tuple[str, str]]:
         """The (owner, type) pairs a plan reads first: the SOA, the domain's NAPTR, the three
         SRVs, the registry TXT and the A/AAAA of the hosts the spec wants."""
-        first = [(self.zone, "SOA"), *base_names(self.domain)]
-        return first + host_names(desired_hosts(desired))
+        return [(self.zone, "SOA"), *wanted_names(self.domain, desired)]
 
     def _read_by_queries(self, desired: Sequence[Resource]) -> dict[tuple[str, str], LiveRrset]:
         """Ask for the owned names only: at most two pipelined batches on one connection."""
         with Connection(self, reuse=True) as conn:
-            first = self._wanted(desired)
-            answers = self._ask(conn, first)
-            if (self.zone, "SOA") not in answers:
-                return answers
-            # Hosts the registry lists that the spec no longer wants: their A/AAAA are ours
-            # to delete. Usually none, so usually no second round trip.
-            more = self._listed_more(answers, first)
-            if more:
-                answers.update(self._ask(conn, more))
+            wanted = self._wanted(desired)
+            answers, _ = read_owned(lambda n: self._ask(conn, n), wanted, self.domain, self.zone)
         return answers
-
-    def _listed_more(
-        self, answers: dict[tuple[str, str], LiveRrset], asked: list[tuple[str, str]]
-    ) -> list[tuple[str, str]]:
-        listed = listed_hosts(answers, self.domain, self.zone)
-        return [n for n in host_names(listed) if n not in answers and n not in asked]
 
     def _read_by_transfer(
         self, desired: Sequence[Resource]
@@ -205,9 +195,9 @@ class Rfc2136Provider(Provider):
         if why:
             self._ctx.log(f"rfc2136: zone transfer of {self.zone} {why}; reading by queries")
             return None
-        answers: dict[tuple[str, str], LiveRrset] = {}
 
-        def take(names: list[tuple[str, str]]) -> None:
+        def take(names: list[tuple[str, str]]) -> dict[tuple[str, str], LiveRrset]:
+            taken: dict[tuple[str, str], LiveRrset] = {}
             for owner, rdtype in names:
                 try:  # the records asked for are decoded only now
                     found = first.rrset(name_of(owner), dns.rdatatype.from_text(rdtype))
@@ -217,11 +207,10 @@ class Rfc2136Provider(Provider):
                         f"({type(exc).__name__}: {exc})"
                     ) from None
                 if found is not None:
-                    answers[(owner, rdtype)] = _live_rrset(rdtype, *found)
+                    taken[(owner, rdtype)] = _live_rrset(rdtype, *found)
+            return taken
 
-        wanted = self._wanted(desired)
-        take(wanted)
-        take(self._listed_more(answers, wanted))
+        answers, _ = read_owned(take, self._wanted(desired), self.domain, self.zone)
         return answers
 
     def _ask(
@@ -400,15 +389,8 @@ class Rfc2136Provider(Provider):
             )
 
     def challenges_visible(self, records: Sequence[ChallengeRecord]) -> bool:
-        owners = sorted({r.owner for r in records})
         with Connection(self, reuse=True) as conn:
-            answers = self._ask(conn, [(owner, "TXT") for owner in owners])
-        for record in records:
-            found = answers.get((record.owner, "TXT"))
-            texts = {exact for _, exact in found.records} if found else set()
-            if f'"{record.value}"' not in texts:
-                return False
-        return True
+            return challenges_in(self._ask(conn, challenge_names(records)), records)
 
     @property
     def signer(self) -> str:

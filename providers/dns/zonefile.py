@@ -39,14 +39,12 @@ from sipctl.providers.bookkeeping import SymlinkRefused, open_local_dir, symlink
 from sipctl.providers.dns.owned import (
     DnsKept,
     LiveRrset,
-    base_names,
-    desired_hosts,
-    host_names,
     kept_rrsets,
-    listed_hosts,
     owned_state,
+    read_owned,
     records_of,
     ttl_of,
+    wanted_names,
 )
 from sipctl.providers.dns.zone_edit import RrsetEdit, ZoneEditError, edit_zone
 from sipctl.providers.transport.host_profile import resolve_program
@@ -129,13 +127,10 @@ class ZoneFileProvider(Provider):
             live.fingerprint_extra = {"exists": False}
             return live
         zone = self._parse(text)
-        names = [*base_names(self.domain), *host_names(desired_hosts(desired))]
-        rrsets = _collect(zone, names)
-        listed = listed_hosts(rrsets, self.domain, self.zone)
-        more = [n for n in host_names(listed) if n not in names]
-        rrsets.update(_collect(zone, more))
+        first = wanted_names(self.domain, desired)
+        rrsets, names = read_owned(lambda n: _collect(zone, n), first, self.domain, self.zone)
         live = owned_state(rrsets, desired)
-        live.kept_as(DnsKept).names = names + more
+        live.kept_as(DnsKept).names = names
         live.fingerprint_extra = {"exists": True}
         if self.path != self.named:
             live.notes.append(
