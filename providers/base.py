@@ -170,6 +170,14 @@ class Provider(ABC):
         a DNS provider that can returns itself. Default: none (no ACME through it)."""
         return None
 
+    @classmethod
+    def authoritative_server(cls, loaded: LoadedSpec) -> str | None:
+        """The name server (``host[:port]``) that holds the zone and answers a change at once,
+        which the verify after an apply asks (no cache, no propagation wait). Default: none
+        (the system resolver is asked, and may not see a fresh change yet)."""
+        del loaded
+        return None
+
     def state_store(self) -> StateStore | None:
         """Where the record of the last apply (``sipctl drift``) of this target lives when
         it is not the host's shared record. A ``RidingStore`` is written as a rider of the

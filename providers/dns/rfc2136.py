@@ -120,6 +120,10 @@ class Rfc2136Provider(Provider):
         self.updates_sent = 0
         self.key = TsigKey(loaded, ctx)
 
+    @classmethod
+    def authoritative_server(cls, loaded: LoadedSpec) -> str | None:
+        return loaded.spec.dns.server if loaded.spec.dns is not None else None
+
     @property
     def target_id(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

@@ -387,13 +387,15 @@ def _host_addresses(loaded: LoadedSpec, host: str) -> list[str]:
 def nameserver_after_apply(loaded: LoadedSpec) -> str | None:
     """The server a post-apply verify asks: the spec's own primary (authoritative, no caches).
 
-    None when the spec's DNS is not served by a server sipctl talks to (zonefile): then the
-    system resolver is asked, and a fresh change may not have reached it yet.
+    None when the spec's DNS provider names no such server (``authoritative_server``): then
+    the system resolver is asked, and a fresh change may not have reached it yet.
     """
+    from sipctl.providers.base import load_provider
+
     dns_section = loaded.spec.dns
-    if dns_section is None or dns_section.provider != "rfc2136":
+    if dns_section is None:
         return None
-    return dns_section.server
+    return load_provider(dns_section.provider).authoritative_server(loaded)
 
 
 def post_apply_skip_reason(loaded: LoadedSpec) -> str | None:
