@@ -33,9 +33,8 @@ class HostGate:
 def host_gates(specs: Sequence[LoadedSpec], ctx: RunContext) -> dict[str, HostGate]:
     """``{target key: HostGate}`` for every SSH host the specs' layers read."""
     from sipctl.providers.base import load_provider
-    from sipctl.providers.transport.host_lock import HostStateStore
     from sipctl.reconciler.engine import selected_layers
-    from sipctl.reconciler.gitops.drift import record_store
+    from sipctl.reconciler.gitops.drift import host_state_store
 
     gates: dict[str, HostGate] = {}
 
@@ -57,8 +56,10 @@ def host_gates(specs: Sequence[LoadedSpec], ctx: RunContext) -> dict[str, HostGa
             provider = load_provider(layer.provider_name(loaded.spec))(loaded, ctx)
             for reads in provider.gate_reads(layer.render(loaded.spec)):
                 add(reads, source)
-            # the record of the last apply that ``drift`` reads, where it reads it
-            store = record_store(provider, loaded, ctx, layer.name)
-            if isinstance(store, HostStateStore):
-                add(GateReads(store.target, files=(store.path, *store.old_paths)), source)
+            # the record of the last apply that ``drift`` reads (``record_store``): the
+            # host's shared file, unless the provider keeps its own (read by its own means)
+            if provider.state_store() is None:
+                store = host_state_store(loaded, ctx, layer.name)
+                if store is not None:
+                    add(GateReads(store.target, files=(store.path, *store.old_paths)), source)
     return gates

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sipctl.providers.base import Provider, RunContext, UpdateRider
+    from sipctl.providers.transport.host_lock import HostStateStore
     from sipctl.reconciler.engine import PlanRun, TargetRun
     from sipctl.schemas.loader import LoadedSpec
 
@@ -129,7 +130,7 @@ def record_store(
     return host_state_store(loaded, ctx, layer)
 
 
-def host_state_store(loaded: LoadedSpec, ctx: RunContext, layer: str) -> StateStore | None:
+def host_state_store(loaded: LoadedSpec, ctx: RunContext, layer: str) -> HostStateStore | None:
     """The shared record of the host ``layer`` runs on (None: not a host layer)."""
     from sipctl.providers.transport.host_lock import HostStateStore
     from sipctl.reconciler.gitops.locking import host_places
