@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from sipctl.errors import SipctlError, SpecError
 from sipctl.reconciler.plan import Change
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from sipctl.schemas.loader import LoadedSpec
 
 ENTRY_POINT_GROUP = "sipctl.providers"
+R = TypeVar("R", bound="UpdateRider")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,15 @@ class UpdateRider:
 
     what: str  # for messages: "release the lock _sipctl-lock.example.com."
     sent: Callable[[], None] = lambda: None
+
+
+def family_riders(riders: Sequence[UpdateRider], family: type[R], change_set: str) -> list[R]:
+    """``riders`` as one family's (they come from its own lock and record); TypeError for a
+    rider of another family, which ``change_set`` (its words) cannot carry."""
+    own = [r for r in riders if isinstance(r, family)]
+    if len(own) != len(riders):
+        raise TypeError(f"a rider of another provider family was given to {change_set}")
+    return own
 
 
 @dataclass

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
-from sipctl.providers.base import Provider, UpdateRider
+from sipctl.providers.base import Provider, UpdateRider, family_riders
 from sipctl.providers.dns.challenge import (
     CHALLENGE_TTL,
     ChallengeRecord,
@@ -96,14 +96,6 @@ class RrsetRider(UpdateRider):
     writing; the new rrset, None to delete it)."""
 
     rrsets: Mapping[tuple[str, str], tuple[Any, LiveRrset | None]] = field(default_factory=dict)
-
-
-def rrset_riders(riders: Sequence[UpdateRider]) -> list[RrsetRider]:
-    """``riders`` as this family's (they come from its own lock and record)."""
-    own = [r for r in riders if isinstance(r, RrsetRider)]
-    if len(own) != len(riders):
-        raise TypeError("a rider of another provider family was given to an octoDNS change set")
-    return own
 
 
 class OctodnsProvider(Provider):
@@ -266,7 +258,7 @@ class OctodnsProvider(Provider):
         before, after = dict(before), dict(after)
         unread: list[tuple[str, str]] = []
         riding: set[tuple[str, str]] = set()
-        for rider in rrset_riders(riders):
+        for rider in family_riders(riders, RrsetRider, "an octoDNS change set"):
             for key, (old, new) in rider.rrsets.items():
                 after[key] = new
                 riding.add(key)

@@ -45,7 +45,7 @@ from dns.rdtypes.ANY.SOA import SOA
 from dns.rdtypes.ANY.TXT import TXT
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
-from sipctl.providers.base import Provider, UpdateRider
+from sipctl.providers.base import Provider, UpdateRider, family_riders
 from sipctl.providers.dns.challenge import (
     CHALLENGE_TTL,
     ChallengeRecord,
@@ -94,10 +94,7 @@ class UpdateMessageRider(UpdateRider):
 
 def message_riders(riders: Sequence[UpdateRider]) -> list[UpdateMessageRider]:
     """``riders`` as this family's (they come from its own lock and record, ``lock.py``)."""
-    own = [r for r in riders if isinstance(r, UpdateMessageRider)]
-    if len(own) != len(riders):
-        raise TypeError("a rider of another provider family was given to an RFC 2136 UPDATE")
-    return own
+    return family_riders(riders, UpdateMessageRider, "an RFC 2136 UPDATE")
 
 
 class Rfc2136Provider(Provider):
