@@ -395,21 +395,16 @@ def _probe_stream(
 ) -> ProbeResult:
     started = time.monotonic()
     deadline = started + timeout
+
+    def fail(kind: str, message: str) -> ProbeResult:
+        return _failure(transport, address, port, user, kind, message)
+
     try:
         raw = socket.create_connection((address, port), timeout=timeout)
     except ConnectionRefusedError:
-        return _failure(
-            transport, address, port, user, "refused", f"connection refused on {transport.upper()}"
-        )
+        return fail("refused", f"connection refused on {transport.upper()}")
     except TimeoutError:
-        return _failure(
-            transport,
-            address,
-            port,
-            user,
-            "timeout",
-            f"no {transport.upper()} connection within {timeout:.1f} s",
-        )
+        return fail("timeout", f"no {transport.upper()} connection within {timeout:.1f} s")
     sock: socket.socket = raw
     try:
         if transport == "tls":
@@ -417,18 +412,11 @@ def _probe_stream(
             try:
                 sock = context.wrap_socket(raw, server_hostname=domain)
             except ssl.SSLCertVerificationError as exc:
-                return _failure(
-                    transport,
-                    address,
-                    port,
-                    user,
-                    "certificate",
-                    f"TLS certificate not valid for {domain}: {exc.verify_message}",
+                return fail(
+                    "certificate", f"TLS certificate not valid for {domain}: {exc.verify_message}"
                 )
             except (ssl.SSLError, ConnectionResetError, TimeoutError) as exc:
-                return _failure(
-                    transport, address, port, user, "tls", f"TLS handshake failed: {exc}"
-                )
+                return fail("tls", f"TLS handshake failed: {exc}")
         local = sock.getsockname()
         req = new_request(user, domain, transport, (local[0], local[1]))
         sent_at = time.monotonic()
@@ -437,40 +425,24 @@ def _probe_stream(
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return _failure(
-                    transport,
-                    address,
-                    port,
-                    user,
-                    "timeout",
-                    f"no answer over {transport.upper()} within {timeout:.1f} s",
-                )
+                return fail("timeout", f"no answer over {transport.upper()} within {timeout:.1f} s")
             sock.settimeout(remaining)
             try:
                 chunk = sock.recv(MAX_MESSAGE)
             except TimeoutError:
                 continue
             if not chunk:
-                return _failure(
-                    transport,
-                    address,
-                    port,
-                    user,
-                    "protocol",
-                    "the server closed the connection without answering",
-                )
+                return fail("protocol", "the server closed the connection without answering")
             buffer += chunk
             while (length := _message_length(buffer)) is not None:
                 message, buffer = buffer[:length], buffer[length:]
                 try:
                     resp = parse_response(message)
                 except SipParseError as exc:
-                    return _failure(transport, address, port, user, "protocol", str(exc))
+                    return fail("protocol", str(exc))
                 if matches(resp, req) and resp.status >= 200:
                     return _result(transport, address, port, user, resp, sent_at, 1)
             if len(buffer) > MAX_MESSAGE:
-                return _failure(
-                    transport, address, port, user, "protocol", "answer too large or not SIP"
-                )
+                return fail("protocol", "answer too large or not SIP")
     finally:
         sock.close()
