@@ -15,11 +15,13 @@ from sipctl.reconciler.asterisk_conf import include_target, parse_sections, stri
 _HEAD_RE = re.compile(r"\[(?P<name>[^\]]*)\]")
 
 
-def _decode(content: bytes | None) -> str:
+def config_text(content: bytes | None) -> str:
+    """An admin's config file as text (None: missing, empty); bytes that are not UTF-8 survive
+    the round trip through ``config_bytes``."""
     return (content or b"").decode("utf-8", "surrogateescape")
 
 
-def _encode(text: str) -> bytes:
+def config_bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
@@ -30,26 +32,26 @@ def _names(child: str, config_dir: str) -> set[str]:
 
 def count_includes(content: bytes | None, child: str, config_dir: str) -> int:
     names = _names(child, config_dir)
-    return sum(1 for line in _decode(content).splitlines() if include_target(line) in names)
+    return sum(1 for line in config_text(content).splitlines() if include_target(line) in names)
 
 
 def set_include(content: bytes | None, child: str, config_dir: str, present: bool) -> bytes:
     """The parent file with exactly one include line of ``child`` (or none)."""
     names = _names(child, config_dir)
-    lines = _decode(content).splitlines(keepends=True)
+    lines = config_text(content).splitlines(keepends=True)
     kept = [line for line in lines if include_target(line) not in names]
     if present:
         if kept and not kept[-1].endswith("\n"):
             kept[-1] += "\n"
         kept.append(f"#include {child}\n")
-    return _encode("".join(kept))
+    return config_bytes("".join(kept))
 
 
 def read_rtp(content: bytes | None) -> tuple[int | None, int | None]:
     """``rtpstart`` and ``rtpend`` of ``[general]`` (the last one wins, as in Asterisk)."""
     start: int | None = None
     end: int | None = None
-    for section in parse_sections(_decode(content)):
+    for section in parse_sections(config_text(content)):
         if section.name != "general":
             continue
         start = _int(section.get("rtpstart"), start)
@@ -68,7 +70,7 @@ def _int(value: str | None, default: int | None) -> int | None:
 
 def set_rtp(content: bytes | None, start: int, end: int) -> bytes:
     """rtp.conf with ``rtpstart``/``rtpend`` set in ``[general]``; every other byte kept."""
-    lines = _decode(content).splitlines(keepends=True)
+    lines = config_text(content).splitlines(keepends=True)
     wanted = {"rtpstart": str(start), "rtpend": str(end)}
     found: set[str] = set()
     section = ""
@@ -98,4 +100,4 @@ def set_rtp(content: bytes | None, start: int, end: int) -> bytes:
             if not lines[general_head].endswith("\n"):
                 lines[general_head] += "\n"
             lines[general_head + 1 : general_head + 1] = missing
-    return _encode("".join(lines))
+    return config_bytes("".join(lines))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from sipctl.providers.asterisk.edit import config_bytes, config_text
 from sipctl.reconciler.asterisk_conf import parse_sections, strip_comment
 
 MARK = "; sipctl"
@@ -29,14 +30,6 @@ _HEAD_RE = re.compile(r"\[(?P<name>[^\]]*)\]")
 _KEY_RE = re.compile(r"\s*(?P<key>[A-Za-z_]+)\s*=>?\s*(?P<value>.*)")
 _TRUE = frozenset({"yes", "true", "y", "t", "1", "on"})
 BOOLEAN_KEYS = frozenset({"enabled", "tlsenable"})
-
-
-def _decode(content: bytes | None) -> str:
-    return (content or b"").decode("utf-8", "surrogateescape")
-
-
-def _encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
 
 
 def normalize(key: str, value: str) -> str:
@@ -48,7 +41,7 @@ def normalize(key: str, value: str) -> str:
 
 def read_http(content: bytes | None, keys: tuple[str, ...]) -> dict[str, str | None]:
     """The effective value of each of ``keys`` in the first ``[general]`` (None: unset)."""
-    first = next((s for s in parse_sections(_decode(content)) if s.name == "general"), None)
+    first = next((s for s in parse_sections(config_text(content)) if s.name == "general"), None)
     found: dict[str, str | None] = {}
     for key in keys:
         value = first.get(key) if first is not None else None
@@ -58,7 +51,7 @@ def read_http(content: bytes | None, keys: tuple[str, ...]) -> dict[str, str | N
 
 def has_marks(content: bytes | None) -> bool:
     """True when the file holds a line sipctl wrote or commented out."""
-    return any(_ours(line) or line.startswith(WAS) for line in _decode(content).splitlines())
+    return any(_ours(line) or line.startswith(WAS) for line in config_text(content).splitlines())
 
 
 def _ours(line: str) -> bool:
@@ -68,11 +61,11 @@ def _ours(line: str) -> bool:
 def restore(content: bytes | None) -> bytes:
     """The file as the admin had it: sipctl's lines dropped, its comments undone."""
     kept: list[str] = []
-    for line in _decode(content).splitlines(keepends=True):
+    for line in config_text(content).splitlines(keepends=True):
         if _ours(line):
             continue
         kept.append(line[len(WAS) :] if line.startswith(WAS) else line)
-    return _encode("".join(kept))
+    return config_bytes("".join(kept))
 
 
 def set_http(
@@ -83,7 +76,7 @@ def set_http(
     For a key in ``any_value`` whatever value the admin wrote satisfies; ``wanted`` holds
     the value sipctl writes when the key is missing.
     """
-    lines = _decode(restore(content)).splitlines(keepends=True)
+    lines = config_text(restore(content)).splitlines(keepends=True)
     head, end = _first_general(lines)
     occurrences: dict[str, list[int]] = {}
     for index in range(head + 1 if head is not None else 0, end):
@@ -100,17 +93,17 @@ def set_http(
             lines[index] = WAS + lines[index]
         ours.append(f"{key}={value} {MARK}\n")
     if not ours:
-        return _encode("".join(lines))
+        return config_bytes("".join(lines))
     if head is None:
         # No [general] yet: ours goes first (so it is the first), the admin's bytes follow.
-        return _encode("".join([f"[general] {MARK}\n", *ours, *lines]))
+        return config_bytes("".join([f"[general] {MARK}\n", *ours, *lines]))
     if not lines[head].endswith("\n"):
         # The file ends on the head without a newline: a head of ours before our keys, the
         # admin's own head kept as a comment last, so that undoing gives every byte back.
         lines[head : head + 1] = [f"[general] {MARK}\n", *ours, WAS + lines[head]]
-        return _encode("".join(lines))
+        return config_bytes("".join(lines))
     lines[head + 1 : head + 1] = ours
-    return _encode("".join(lines))
+    return config_bytes("".join(lines))
 
 
 def _value_of(line: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 
+from sipctl.providers.asterisk.edit import config_bytes, config_text
 from sipctl.providers.asterisk.http_conf import MARK, WAS, restore
 from sipctl.reconciler.asterisk_conf import parse_sections, strip_comment
 
@@ -26,13 +27,9 @@ _KEY_RE = re.compile(r"\s*(?P<key>[A-Za-z_]+)\s*=>?\s*(?P<value>.*)")
 KEY = "user_agent"
 
 
-def _decode(content: bytes | None) -> str:
-    return (content or b"").decode("utf-8", "surrogateescape")
-
-
 def read_user_agent(content: bytes | None) -> str | None:
     """``user_agent`` of the first ``type=global`` section (None: unset, Asterisk's own)."""
-    for section in parse_sections(_decode(content)):
+    for section in parse_sections(config_text(content)):
         if section.get("type") == "global" and "!" not in section.flags:
             value = section.get(KEY)
             return None if value is None else value.strip()
@@ -41,21 +38,21 @@ def read_user_agent(content: bytes | None) -> str | None:
 
 def set_user_agent(content: bytes | None, value: str) -> bytes:
     """The admin's pjsip.conf with ``user_agent=value`` in effect in its global section."""
-    lines = _decode(restore(content)).splitlines(keepends=True)
+    lines = config_text(restore(content)).splitlines(keepends=True)
     span = _global_span(lines)
     if span is None:
         # No global section yet: ours goes first, the admin's bytes follow untouched.
         ours = [f"[global] {MARK}\n", f"type=global {MARK}\n", f"{KEY}={value} {MARK}\n"]
-        return "".join([*ours, *lines]).encode("utf-8", "surrogateescape")
+        return config_bytes("".join([*ours, *lines]))
     head, end = span
     found = [i for i in range(head + 1, end) if _key_of(lines[i]) == KEY]
     if found and all(_value_of(lines[i]) == value for i in found):
-        return "".join(lines).encode("utf-8", "surrogateescape")
+        return config_bytes("".join(lines))
     for index in found:
         lines[index] = WAS + lines[index]
     # The head has a newline: a global section's body (its type line) follows it.
     lines.insert(head + 1, f"{KEY}={value} {MARK}\n")
-    return "".join(lines).encode("utf-8", "surrogateescape")
+    return config_bytes("".join(lines))
 
 
 def _global_span(lines: list[str]) -> tuple[int, int] | None:
