@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sipctl.schemas.values import hostport
+
 Transport = Literal["udp", "tcp", "tls"]
 
 T1 = 0.5
@@ -375,12 +377,8 @@ def _probe_udp(
                 continue
             result = _result("udp", address, port, user, resp, started, attempts)
             if not _same_peer(source, address, port):
-                result = dataclasses.replace(result, answered_from=_hostport(source[0], source[1]))
+                result = dataclasses.replace(result, answered_from=hostport(source[0], source[1]))
             return result
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _probe_stream(

@@ -102,6 +102,11 @@ UNION_TAGS = frozenset({"extension", "ring group"})
 # --- DNS -----------------------------------------------------------------------------------------
 
 
+def hostport(host: str, port: int | str) -> str:
+    """``host:port`` as written in a URI or a message: an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def check_hostport(value: str) -> str:
     match = _HOSTPORT_RE.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from sipctl.reconciler.audit.report import Finding, Severity
+from sipctl.schemas.values import hostport
 
 if TYPE_CHECKING:
     from sipctl.providers.certificate.pem import CertificateFacts
@@ -81,10 +82,10 @@ def exposure_findings(address: str, open_ports: Iterable[KnownPort], spec: Spec)
                 "exposure",
                 f"{known.proto.upper()} port {known.port} ({known.service}) answers from "
                 f"outside, and {firewall} does not allow it",
-                f"{known.proto} {_hostport(address, known.port)}",
+                f"{known.proto} {hostport(address, known.port)}",
                 _port_fix(known, spec),
                 sent=f"{'TCP connect' if known.proto == 'tcp' else 'probe datagram'} "
-                f"to {_hostport(address, known.port)}",
+                f"to {hostport(address, known.port)}",
                 got="connection accepted" if known.proto == "tcp" else "an answer",
             )
         )
@@ -102,10 +103,6 @@ def _port_fix(known: KnownPort, spec: Spec) -> str:
         "firewall changes (a rule added by hand, or the firewall not applied), or bind the "
         "service to 127.0.0.1"
     )
-
-
-def _hostport(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 CERTIFICATE_WARN_DAYS = 14  # renewals (ACME: 30 days before) should long be done by then

@@ -42,6 +42,7 @@ from sipctl.reconciler.probe_scope import ProbeScope, audit_scope
 from sipctl.reconciler.render.asterisk import dialplan_text, server_header_written
 from sipctl.reconciler.verify.report import Endpoint, endpoints
 from sipctl.schemas.loader import LoadedSpec
+from sipctl.schemas.values import hostport
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -283,7 +284,7 @@ def _resolve(loaded: LoadedSpec, nameserver: str | None, report: AuditReport) ->
     resolution = resolve(gather(loaded.spec.domain, resolver, fallback))
     found: list[Endpoint] = endpoints(resolution.hops)
     for hop in found:
-        report.targets.append(f"{hop.transport} {_hostport(hop.address, hop.port)} ({hop.target})")
+        report.targets.append(f"{hop.transport} {hostport(hop.address, hop.port)} ({hop.target})")
     if not found:
         words = "; ".join(d.message for d in resolution.defects) or "no SIP server found"
         report.errors.append(f"{loaded.spec.domain} does not resolve to a SIP server: {words}")
@@ -303,7 +304,7 @@ def _probe_target(
     report: AuditReport,
     log: Callable[[str], None],
 ) -> None:
-    where = f"{target.transport} {_hostport(target.address, target.port)}"
+    where = f"{target.transport} {hostport(target.address, target.port)}"
     wire: Wire = "udp" if target.transport == "udp" else "tcp"
     unknown = spec.asterisk.unknown_callers if spec.asterisk is not None else "reject"
     declared = sorted([*spec.users, *spec.rooms])
@@ -527,7 +528,7 @@ def _identity_probes(
     log_path, log_offset = _log_start(spec, transport)
     first = len(report.findings)
     for wire, hop in targets.items():
-        where = f"{hop.transport} {_hostport(hop.address, hop.port)}"
+        where = f"{hop.transport} {hostport(hop.address, hop.port)}"
         count = report.count("identity")
         asked: dict[str, tuple[list[Exchange], list[Exchange]]] = {}
         try:
@@ -875,7 +876,7 @@ def _certificates(
         served = fetch_served(hop.address, hop.port, spec.domain, limits.request_timeout)
         report.count("tls").requests += 1
         report.count("tls").packets += 3  # ClientHello, the handshake's finish, close
-        where = f"tls {_hostport(hop.address, hop.port)} ({hop.target})"
+        where = f"tls {hostport(hop.address, hop.port)} ({hop.target})"
         if served.der is None:
             report.errors.append(f"{where}: {served.problem}")
             continue
@@ -888,7 +889,3 @@ def _certificates(
         report.add(exposure.certificate_findings(where, facts, names, now))
     if tls:
         report.checks.append(f"certificates: {len(tls)} TLS target(s)")
-
-
-def _hostport(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

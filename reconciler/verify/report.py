@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sipctl.providers.sip_probe import ProbeResult
 from sipctl.reconciler.verify.rfc3263 import TRANSPORTS, Defect, Hop, Resolution, Transport
+from sipctl.schemas.values import hostport
 
 if TYPE_CHECKING:
     from sipctl.reconciler.ban_state import BanState
@@ -303,7 +304,7 @@ def probe_defects(
     for check in checks:
         by_endpoint.setdefault(check.endpoint, []).append(check)
     for ep, group in by_endpoint.items():
-        where = f"{ep.transport} {_hostport(ep.address, ep.port)} ({ep.target})"
+        where = f"{ep.transport} {hostport(ep.address, ep.port)} ({ep.target})"
         failed = [c for c in group if c.result.status is None]
         if failed and len(failed) == len(group):
             first = failed[0].result
@@ -391,10 +392,6 @@ def _norm_ip(text: str) -> str:
         return text
 
 
-def _hostport(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
 def _unique(defects: Iterable[Defect]) -> list[Defect]:
     out: list[Defect] = []
     for defect in defects:
@@ -468,7 +465,7 @@ def render_text(data: dict[str, Any], notes: bool = True) -> str:
                 [
                     "ok" if p["ok"] else "FAIL",
                     p["transport"],
-                    _hostport(p["address"], p["port"]),
+                    hostport(p["address"], p["port"]),
                     p["user"] + (" (canary)" if p["role"] == "canary" else ""),
                     expect,
                     got,

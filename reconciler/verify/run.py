@@ -46,6 +46,7 @@ from sipctl.reconciler.verify.report import (
 )
 from sipctl.reconciler.verify.rfc3263 import Defect, resolve
 from sipctl.schemas.loader import LoadedSpec
+from sipctl.schemas.values import hostport
 
 if TYPE_CHECKING:
     from sipctl.output import Console
@@ -423,7 +424,7 @@ def _nameserver(value: str | Nameserver | None) -> Nameserver | None:
     except (socket.gaierror, UnicodeError):
         raise SpecError(f"nameserver {value!r}: cannot resolve the host name {host!r}") from None
     address = str(info[0][4][0])
-    return parse_nameserver(f"[{address}]:{port}" if ":" in address else f"{address}:{port}")
+    return parse_nameserver(hostport(address, port))
 
 
 def post_apply_verify(
