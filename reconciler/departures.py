@@ -41,7 +41,7 @@ from sipctl.errors import RefusedError, SipctlError, SpecError
 from sipctl.reconciler.layers import layer_named
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from sipctl.providers.base import Provider, RunContext
     from sipctl.reconciler.engine import PlanRun, TargetRun
@@ -235,6 +235,29 @@ def departure_lock_sites(loaded: LoadedSpec, ctx: RunContext) -> list[LockSite]:
         return []
     sites = (d.provider.lock_site() for d in found)
     return [site for site in sites if site is not None]
+
+
+def refuse_unlocked_departures(plan_run: PlanRun, held: Collection[str]) -> None:
+    """Refuse (exit 3, as a stale plan) a departure planned under the locks whose zone's
+    lock the run does not hold (``held``: the keys of its lock sites). Which zones to lock
+    was read from the host's record before the locks were taken; another run's apply of the
+    host may have changed it meanwhile, and a removal is never made without its lock."""
+    from sipctl.errors import StalePlanError
+
+    unlocked = [
+        f"customer {run.customer} (dns at {run.provider.target_id})"
+        for run in plan_run.runs
+        if run.customer is not None
+        and (site := run.provider.lock_site()) is not None
+        and site.key not in held
+    ]
+    if unlocked:
+        raise StalePlanError(
+            f"{plan_run.loaded.source}: the host's record of the last apply changed while "
+            f"this run took its locks, and now names a customer whose file is gone: "
+            f"{', '.join(unlocked)}; its zone is not locked by this run. Nothing was "
+            "changed; run it again."
+        )
 
 
 def departure_runs(

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixtures.common import EXAMPLES
@@ -331,6 +332,45 @@ def test_a_saved_plan_removes_a_departed_customers_records(
     assert "SIP" not in (hoster / "state" / "beta.example.zone").read_text()
     code, shown = _plan(hoster / "pbx1.yaml", capsys, "--detailed-exitcode")
     assert code == 0, shown
+
+
+def test_a_departure_whose_zone_the_run_did_not_lock_is_refused(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which zones an apply locks comes from the host's record, read before the locks; the
+    plan under them reads it again. Another run's apply of the host in between may make it
+    name a customer whose file is gone here: its zone is not locked, so nothing is done."""
+    from sipctl.reconciler.gitops import guarded
+
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster, capsys) == 0
+    (hoster / "beta.example.yaml").unlink()
+    [record] = (hoster / "state" / "pbx1" / "var" / "lib" / "sipctl").glob("*.state.json")
+    then = record.read_text()
+    without_beta = json.loads(then)
+    del without_beta["customers"]["beta.example"]
+    lock_sites = guarded.lock_sites
+
+    def another_run_in_between(*args: Any, **kwargs: Any) -> Any:
+        record.write_text(json.dumps(without_beta))  # what the locks are chosen by
+        sites = lock_sites(*args, **kwargs)
+        record.write_text(then)  # what the other run's apply recorded meanwhile
+        return sites
+
+    monkeypatch.setattr(guarded, "lock_sites", another_run_in_between)
+    beta_zone = (hoster / "state" / "beta.example.zone").read_text()
+    dialplan = hoster / "state" / "pbx1" / "etc" / "asterisk" / "extensions_sipctl.conf"
+    before = dialplan.read_text()
+    code = run(["apply", "-f", str(hoster / "pbx1.yaml"), "--auto-approve", "--force"])
+    shown = capsys.readouterr()
+    assert code == 3, shown
+    assert "customer beta.example (dns at zonefile:state/beta.example.zone)" in shown.err
+    assert "its zone is not locked by this run. Nothing was changed" in shown.err, shown
+    assert (hoster / "state" / "beta.example.zone").read_text() == beta_zone
+    assert dialplan.read_text() == before
+    monkeypatch.setattr(guarded, "lock_sites", lock_sites)  # run again: it locks the zone
+    assert _apply(hoster / "pbx1.yaml", capsys, "--force") == 0
+    assert "SIP" not in (hoster / "state" / "beta.example.zone").read_text()
 
 
 def test_only_domains_listed_in_both_spellings_count_as_customers() -> None:

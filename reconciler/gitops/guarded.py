@@ -132,6 +132,10 @@ def _apply_locked(
     holder = new_holder(hash_of_plan, locks.ttl, dict(ctx.env))
     with LockSet(sites, holder, locks.timeout, say, detail) as held:
         fresh = read()
+        if loaded.spec.hosting is not None:
+            from sipctl.reconciler.departures import refuse_unlocked_departures
+
+            refuse_unlocked_departures(fresh, {site.key for site in sites})
         before(fresh)
         outcome = Outcome(fresh)
         # What ends the run rides in a zone's last change set, given to its provider's
