@@ -220,7 +220,7 @@ def spec_defects(resolution: Resolution, spec: Spec) -> list[Defect]:
             )
     if spec.dns is not None and resolution.hops:
         defects += _dns_ownership_defects(resolution, spec)
-    return _unique(defects)
+    return list(dict.fromkeys(defects))  # each once, in order
 
 
 def _dns_ownership_defects(resolution: Resolution, spec: Spec) -> list[Defect]:
@@ -390,14 +390,6 @@ def _norm_ip(text: str) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError:
         return text
-
-
-def _unique(defects: Iterable[Defect]) -> list[Defect]:
-    out: list[Defect] = []
-    for defect in defects:
-        if defect not in out:
-            out.append(defect)
-    return out
 
 
 # --- the human view --------------------------------------------------------------------------

@@ -263,7 +263,7 @@ def resolve(answers: DnsAnswers) -> Resolution:
                     f"{domain} has no NAPTR, no SRV and no address: no client can reach it",
                 )
             )
-    return Resolution(domain, mode, tuple(hops), tuple(_unique(defects)), tuple(notes))
+    return Resolution(domain, mode, tuple(hops), tuple(dict.fromkeys(defects)), tuple(notes))
 
 
 def _srv_hops(
@@ -312,16 +312,6 @@ def _srv_hops(
                 )
             )
     return hops
-
-
-def _unique(defects: Iterable[Defect]) -> list[Defect]:
-    seen: set[Defect] = set()
-    out: list[Defect] = []
-    for defect in defects:
-        if defect not in seen:
-            seen.add(defect)
-            out.append(defect)
-    return out
 
 
 def names_to_query(answers_so_far: DnsAnswers) -> list[str]:
