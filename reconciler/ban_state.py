@@ -11,7 +11,6 @@ and how to check.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import socket
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from sipctl.errors import SipctlError
 from sipctl.providers.transport.host_profile import resolve_program
+from sipctl.schemas.values import same_host
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -104,13 +104,6 @@ def parse_banned(status: str) -> set[str]:
     return set(match["addresses"].split()) if match is not None else set()
 
 
-def _same(a: str, b: str) -> bool:
-    try:
-        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
-    except ValueError:
-        return a == b
-
-
 def read_ban_state(spec: Spec, ctx: RunContext, address: str) -> BanState:
     """Whether a sipctl jail bans ``address`` now, read through the fail2ban target."""
     if spec.fail2ban is None or not spec.fail2ban.enabled:
@@ -121,6 +114,6 @@ def read_ban_state(spec: Spec, ctx: RunContext, address: str) -> BanState:
     banning: list[str] = []
     for jail in (j for j in parse_jails(overview) if j.startswith(JAIL_PREFIX)):
         status = fail2ban_run(spec, ctx, "status", jail) or ""
-        if any(_same(address, banned) for banned in parse_banned(status)):
+        if any(same_host(address, banned) for banned in parse_banned(status)):
             banning.append(jail)
     return BanState(address, tuple(banning), True)

@@ -21,7 +21,6 @@ own machine) the spec's own bindings are used as before, and the run says so onc
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from urllib.parse import urlsplit
 from sipctl.errors import RefusedError, SpecError
 from sipctl.schemas.profiles import RUNNER_PROFILE_ENV, RunnerProfile, parse_profile
 from sipctl.schemas.targets import parse_target
+from sipctl.schemas.values import same_host
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -222,18 +222,11 @@ def split_destination(text: str, default: int | None = None) -> tuple[str, int |
     return host.lower().rstrip("."), port
 
 
-def _same_host(a: str, b: str) -> bool:
-    try:
-        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
-    except ValueError:
-        return a == b
-
-
 def destination_allowed(destination: str, allowed: tuple[str, ...]) -> bool:
     host, port = split_destination(destination)
     for entry in allowed:
         want_host, want_port = split_destination(entry)
-        if _same_host(host, want_host) and (want_port is None or want_port == port):
+        if same_host(host, want_host) and (want_port is None or want_port == port):
             return True
     return False
 

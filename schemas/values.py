@@ -107,6 +107,15 @@ def hostport(host: str, port: int | str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def same_host(a: str, b: str) -> bool:
+    """``a`` and ``b`` name the same host: the same address however written (``::1`` and
+    ``0:0::1``), else the same text."""
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return a == b
+
+
 def check_hostport(value: str) -> str:
     match = _HOSTPORT_RE.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None:
