@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from sipctl.reconciler.gitops.multi import BATCH_GC_THRESHOLD, collecting_rarely
+from sipctl.reconciler.gitops.multi import BATCH_GC_MIDDLE, BATCH_GC_THRESHOLD, collecting_rarely
 
 
 class _Node:
@@ -17,7 +17,7 @@ def test_a_run_collects_rarely_and_leaves_the_collector_as_it_found_it() -> None
     before = gc.get_threshold()
     frozen = gc.get_freeze_count()
     with collecting_rarely():
-        assert gc.get_threshold()[0] == BATCH_GC_THRESHOLD
+        assert gc.get_threshold()[:2] == (BATCH_GC_THRESHOLD, BATCH_GC_MIDDLE)
         with collecting_rarely():  # nested: the outermost one restores
             pass
         assert gc.get_threshold()[0] == BATCH_GC_THRESHOLD
