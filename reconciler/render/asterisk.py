@@ -74,6 +74,7 @@ from sipctl.reconciler.render.asterisk_outbound import endpoint_lines, outbound_
 from sipctl.reconciler.render.asterisk_rooms import (
     CONFBRIDGE_FILE,
     CONFBRIDGE_PARENT,
+    asterisk_section,
     confbridge_text,
     guest_room_steps,
     has_rooms,
@@ -158,7 +159,7 @@ def guest_endpoint(section: Asterisk) -> str:
 
 
 def pjsip_text(spec: Spec) -> str:
-    section = _section(spec)
+    section = asterisk_section(spec)
     challenge = section.unknown_callers == "challenge"
     if challenge and spec.hosting is not None:
         head = [
@@ -358,7 +359,7 @@ def webrtc_endpoint(domain: str) -> str:
 
 
 def _webrtc_lines(spec: Spec) -> list[str]:
-    section = _section(spec)
+    section = asterisk_section(spec)
     return [
         "",
         "; Browsers of the click-to-call page (From sip:guest@"
@@ -391,7 +392,7 @@ def guest_codecs(section: Asterisk, audio: str = GUEST_CODECS) -> str:
 
 
 def _pjsip_transports(spec: Spec) -> list[str]:
-    section = _section(spec)
+    section = asterisk_section(spec)
     lines: list[str] = []
     v6 = serves_ipv6(spec)
     for name, transport in spec.transports.enabled().items():
@@ -421,7 +422,7 @@ def _pjsip_transports(spec: Spec) -> list[str]:
 
 def sip_text(spec: Spec) -> str:
     """chan_sip (Asterisk <= 20): guests through ``[general]``, as the classic setup does."""
-    section = _section(spec)
+    section = asterisk_section(spec)
     lines = [
         HEADER.rstrip("\n"),
         "; Extends the [general] section of sip.conf (it must come before the #include).",
@@ -566,7 +567,7 @@ def guest_extensions(section: Asterisk, spec: Spec | None = None) -> tuple[str, 
 
 def dialplan(spec: Spec) -> DialplanWriter:
     """extensions_sipctl.conf: its text and, built with it, its value."""
-    section = _section(spec)
+    section = asterisk_section(spec)
     out = DialplanWriter()
     if spec.hosting is not None:
         from sipctl.reconciler.render.asterisk_hosting import hosting_dialplan
@@ -640,7 +641,7 @@ def dialplan_text(spec: Spec) -> str:
 
 def not_found_log_note(spec: Spec) -> str | None:
     """Why ``unknown_callers: not-found`` and the fail2ban layer do not go together."""
-    section = _section(spec)
+    section = asterisk_section(spec)
     if section.unknown_callers != "not-found" or spec.fail2ban is None:
         return None
     if not spec.fail2ban.enabled:
@@ -656,12 +657,6 @@ def not_found_log_note(spec: Spec) -> str | None:
 
 
 # --- resources ----------------------------------------------------------------------------------
-
-
-def _section(spec: Spec) -> Asterisk:
-    if spec.asterisk is None:
-        raise ValueError("the spec has no asterisk section")
-    return spec.asterisk
 
 
 def file_address(name: str) -> Address:
@@ -760,7 +755,7 @@ def https_bind_host(spec: Spec) -> str:
 
 def http_settings(spec: Spec) -> dict[str, str]:
     """What http.conf's first [general] must say for transports.wss (empty without it)."""
-    section = _section(spec)
+    section = asterisk_section(spec)
     wss = spec.transports.wss
     if wss is None or section.tls is None:
         return {}
@@ -789,7 +784,7 @@ def desired_files(spec: Spec) -> dict[str, str]:
 
 def _desired(spec: Spec) -> dict[str, tuple[str, dict[str, list[str]]]]:
     """Managed file name -> (exact text, its value)."""
-    section = _section(spec)
+    section = asterisk_section(spec)
     channel = pjsip_text(spec) if section.channel == "pjsip" else sip_text(spec)
     files = {channel_file(section): (channel, file_value(channel_file(section), channel))}
     written = dialplan(spec)
@@ -804,7 +799,7 @@ def _desired(spec: Spec) -> dict[str, tuple[str, dict[str, list[str]]]]:
 
 def render_asterisk(spec: Spec) -> list[Resource]:
     """The Asterisk resources of ``spec`` (none when ``ensure: absent``)."""
-    section = _section(spec)
+    section = asterisk_section(spec)
     if section.ensure == "absent":
         return []
     resources: list[Resource] = []

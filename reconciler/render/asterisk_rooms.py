@@ -123,7 +123,7 @@ def bridge_profiles(spec: Spec) -> list[str]:
 
 def confbridge_text(spec: Spec) -> str:
     """confbridge_sipctl.conf: one user profile, one bridge profile per room."""
-    section = _section(spec)
+    section = asterisk_section(spec)
     lines = [
         _HEADER.rstrip("\n"),
         (
@@ -188,7 +188,7 @@ def guest_room_steps(name: str, place: RoomPlace | None = None) -> list[str]:
 def rooms_dialplan(spec: Spec, address_steps: list[str], out: DialplanWriter) -> None:
     """What extensions_sipctl.conf holds after the guest context: the rooms, the handler,
     and the include that lets the local context reach them."""
-    section = _section(spec)
+    section = asterisk_section(spec)
     if not has_rooms(spec):
         return
     for place, company in companies(spec):
@@ -224,7 +224,8 @@ def rooms_dialplan(spec: Spec, address_steps: list[str], out: DialplanWriter) ->
         out.include(place.context)
 
 
-def _section(spec: Spec) -> Asterisk:
+def asterisk_section(spec: Spec) -> Asterisk:
+    """The spec's asterisk section, for a renderer that is only called with one."""
     if spec.asterisk is None:
         raise ValueError("the spec has no asterisk section")
     return spec.asterisk
