@@ -583,11 +583,8 @@ def _spec_of(data: dict[Any, Any], source: str, positions: SpecPositions) -> Spe
 
 
 # Where a user finds every key: printed by the installed sipctl itself, so it is there
-# wherever sipctl is (docs/spec.md is the same text in sipctl's source).
-REFERENCE_HINT = (
-    "every key, its type, default and an example: sipctl schema --output reference "
-    "(docs/spec.md in sipctl's source)"
-)
+# wherever sipctl is; a file of sipctl's source (docs/spec.md holds the same text) is not.
+REFERENCE_HINT = "every key, its type, default and an example: sipctl schema --output reference"
 
 
 def load_spec(path: Path | str) -> LoadedSpec:
