@@ -167,7 +167,7 @@ def reference_text() -> str:
         "A spec is one YAML file per domain (`sipctl.yaml` by default). Only `version` and "
         "`domain` are required; every section left out is a layer sipctl does not manage. "
         "Unknown keys are errors. Editors can check a spec as it is typed with the JSON "
-        "Schema (`sipctl schema`, committed as `schemas/sipctl.schema.json`); "
+        "Schema (`sipctl schema --out-file sipctl.schema.json` writes it); "
         "`sipctl validate` checks everything below, including the rules at the end that "
         "a JSON Schema cannot express.",
         "",
