@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 from fixtures import host_profile
-from fixtures.common import run_sipctl
 from fixtures.host_profile import HostProfileFile
 from fixtures.sshd import SshServer
 
+from sipctl.cli import run
 from sipctl.errors import ProviderError
 from sipctl.providers.base import RunContext
 from sipctl.providers.transport.host_profile import host_programs
@@ -36,27 +36,41 @@ INTERPRETERS = [
 KEYS = ["asterisk:\n  target: local\n  command", "fail2ban:\n  target: local\n  command"]
 
 
-def sipctl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run_sipctl(*args, cwd=cwd)
+def sipctl(
+    capsys: pytest.CaptureFixture[str], *args: str, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """sipctl run in this process from ``cwd`` (a program it started would still leave the
+    test's flag file, as from a process of its own)."""
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        capsys.readouterr()
+        code = run(list(args))
+        said = capsys.readouterr()
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(list(args), code, said.out, said.err)
 
 
 @pytest.mark.parametrize("key", KEYS)
 @pytest.mark.parametrize("program", INTERPRETERS)
 def test_no_spec_program_runs_at_plan_on_a_local_target(
-    tmp_path: Path, key: str, program: str
+    tmp_path: Path, key: str, program: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     flag = tmp_path / "pwned"
     spec = tmp_path / "sipctl.yaml"
     value = json.dumps(program.format(flag=flag))
     spec.write_text(f"version: 1\ndomain: mysite.ru\n{key}: {value}\n")
     for command in (["validate"], ["plan"]):
-        done = sipctl(*command, "-f", str(spec), cwd=tmp_path)
+        done = sipctl(capsys, *command, "-f", str(spec), cwd=tmp_path)
         assert done.returncode == 1, done.stderr
         assert f"{spec}:5:3: " in done.stderr and "a spec no longer names a program" in done.stderr
     assert not flag.exists()
 
 
-def test_dns_reload_command_is_refused_and_nothing_runs(tmp_path: Path) -> None:
+def test_dns_reload_command_is_refused_and_nothing_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     flag = tmp_path / "pwned"
     (tmp_path / "z.zone").write_text("")
     spec = tmp_path / "sipctl.yaml"
@@ -64,7 +78,7 @@ def test_dns_reload_command_is_refused_and_nothing_runs(tmp_path: Path) -> None:
         "version: 1\ndomain: mysite.ru\nservers: [{host: pbx.mysite.ru, ipv4: [192.0.2.1]}]\n"
         f"dns:\n  provider: zonefile\n  file: z.zone\n  reload_command: touch {flag}\n"
     )
-    done = sipctl("apply", "-f", str(spec), "--auto-approve", cwd=tmp_path)
+    done = sipctl(capsys, "apply", "-f", str(spec), "--auto-approve", cwd=tmp_path)
     assert done.returncode == 1 and "dns.reload_command: a spec no longer" in done.stderr
     assert not flag.exists()
 
@@ -82,14 +96,16 @@ def _fail2ban_spec(tmp_path: Path, target: str = "local", extra: str = "") -> Pa
     return spec
 
 
-def test_the_profiles_entry_is_what_runs(tmp_path: Path) -> None:
+def test_the_profiles_entry_is_what_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ran = tmp_path / "ran"
     script = tmp_path / "client"
     script.write_text(f'#!/bin/sh\necho "$@" >> {ran}\necho pong\n')
     script.chmod(0o755)
     host_profile.add("fail2ban", [str(script), "-s", "/run/x.sock"], entry="pbx1")
     spec = _fail2ban_spec(tmp_path, extra="  program: pbx1\n")
-    done = sipctl("plan", "-f", str(spec), cwd=tmp_path)
+    done = sipctl(capsys, "plan", "-f", str(spec), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert ran.read_text().splitlines()[0] == "-s /run/x.sock ping"
 
@@ -102,15 +118,15 @@ def _no_profile(profile: HostProfileFile) -> None:
 
 
 def test_a_named_entry_that_is_missing_is_an_error_never_a_fallback(
-    tmp_path: Path, host_profile: HostProfileFile
+    tmp_path: Path, host_profile: HostProfileFile, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _no_profile(host_profile)
     spec = _fail2ban_spec(tmp_path, extra="  program: other\n")
-    done = sipctl("plan", "-f", str(spec), cwd=tmp_path)
+    done = sipctl(capsys, "plan", "-f", str(spec), cwd=tmp_path)
     assert done.returncode == 1
     assert "fail2ban.program: 'other' names an entry of the host profile" in done.stderr
     host_profile.add("fail2ban", ["fail2ban-client"], entry="pbx1")
-    done = sipctl("plan", "-f", str(spec), cwd=tmp_path)
+    done = sipctl(capsys, "plan", "-f", str(spec), cwd=tmp_path)
     assert done.returncode == 1
     assert "'other' is not an entry of fail2ban in local:" in done.stderr
     assert "(its entries: pbx1)" in done.stderr
@@ -154,12 +170,12 @@ UNTRUSTED = [
 
 @pytest.mark.parametrize("how", UNTRUSTED)
 def test_an_untrusted_profile_on_local_refuses_the_run(
-    tmp_path: Path, host_profile: HostProfileFile, how: str
+    tmp_path: Path, host_profile: HostProfileFile, how: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     flag = tmp_path / "pwned"
     host_profile.add("fail2ban", ["sh", "-c", f"touch {flag}"])
     _untrusted(host_profile, how)
-    done = sipctl("plan", "-f", str(_fail2ban_spec(tmp_path)), cwd=tmp_path)
+    done = sipctl(capsys, "plan", "-f", str(_fail2ban_spec(tmp_path)), cwd=tmp_path)
     assert done.returncode == 1, done.stderr
     assert "is not trusted" in done.stderr, done.stderr
     assert not flag.exists()
@@ -273,7 +289,9 @@ def test_the_profiles_schemas_agree_with_their_models(
         parse_profile(json.dumps(bad), "p.yaml", model)
 
 
-def test_over_ssh_a_spec_program_is_refused_before_the_host_is_reached(tmp_path: Path) -> None:
+def test_over_ssh_a_spec_program_is_refused_before_the_host_is_reached(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The same attack on an ssh:// target: refused at load, so no login is even tried."""
     import socket
 
@@ -288,7 +306,7 @@ def test_over_ssh_a_spec_program_is_refused_before_the_host_is_reached(tmp_path:
         "  command: \"sh -c 'touch /tmp/pwned' x\"\n"
     )
     try:
-        done = sipctl("plan", "-f", str(spec), cwd=tmp_path)
+        done = sipctl(capsys, "plan", "-f", str(spec), cwd=tmp_path)
         assert done.returncode == 1 and "a spec no longer names a program" in done.stderr
         with pytest.raises(TimeoutError):
             listener.accept()
