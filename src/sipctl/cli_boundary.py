@@ -85,16 +85,26 @@ def _json_refusal(error: str, exc: SipctlError | None = None) -> None:
     """A command that owes stdout a JSON document (--json) and printed none yet prints its
     failure as one: a pipeline reading stdout always gets a document, whichever step
     refused (a spec that does not load, overlapping claims, a held lock, a bug), and the
-    exit code stays the error's. The one place for every command's --json."""
+    exit code stays the error's. The one place for every command's --json, and for the
+    file of drift --out, which gets the same document."""
     console = current_console()
-    if console.json_promise is None or console.wrote_out:
+    if console.json_promise is None:
         return
     from sipctl.reconciler import views
     from sipctl.reconciler.envelope import refusal
 
     kind, spec = console.json_promise
     status = "refused" if isinstance(exc, RefusedError) else "error"
-    console.out(views.render_json(refusal(kind, spec, status, error)), end="")
+    text = views.render_json(refusal(kind, spec, status, error))
+    if console.json_stdout and not console.wrote_out:
+        console.out(text, end="")
+    if console.json_file is not None and not console.wrote_json_file:
+        from sipctl.cli_report_file import save_report
+
+        try:
+            save_report(console, text)
+        except SipctlError as problem:  # the run's own error is the one to tell
+            console.warn(str(problem.message))
 
 
 def _reader_gone() -> int:

@@ -138,20 +138,25 @@ def plan_format(json_: bool, markdown: bool) -> str:
 def write_plan_file(path: Path, data: dict[str, object]) -> None:
     """Write a plan (0600, atomically, never through a link). Its directory must exist:
     a typo in ``--out`` must not create directories."""
-    from sipctl.providers.bookkeeping import open_local_dir
-
     if not path.parent.is_dir():
         raise SipctlError(
             f"{path}: the directory {path.parent} does not exist; sipctl creates none for a plan",
             hint=f"create it first (mkdir -p {path.parent}) if that is the place you meant",
         )
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    write_output_file(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", "the plan")
+
+
+def write_output_file(path: Path, text: str, what: str) -> None:
+    """Write ``text`` to ``path`` (0600, atomically, never through a link) in its existing
+    directory; ``what`` names it in the error."""
+    from sipctl.providers.bookkeeping import open_local_dir
+
     try:
         with open_local_dir(path.parent) as directory:
             owner = (os.geteuid(), os.getegid())
             directory.replace(path.name, text.encode("utf-8"), 0o600, owner)
     except OSError as exc:
-        raise SipctlError(f"{path}: cannot write the plan: {exc.strerror}") from None
+        raise SipctlError(f"{path}: cannot write {what}: {exc.strerror}") from None
 
 
 def read_plan_file(path: Path) -> Plan:

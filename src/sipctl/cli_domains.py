@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from sipctl.cli_common import (
     load_checked,
     plan_json_or_view,
-    print_json_report,
     print_plan,
     read_plan_file,
     verify_after_apply,
@@ -57,11 +56,16 @@ class DomainRun:
         saved: bool = False,
         fmt: str = "human",
         kind: str = "plan",
+        json_out: Path | None = None,
     ) -> None:
         self.console = console
         self.one = shard is None and len(paths) == 1 and not paths[0].is_dir()
-        if fmt == "json":  # a refusal is JSON too (cli_boundary)
-            console.promise_json(kind, str(paths[0]) if self.one else None)
+        if fmt == "json" or json_out is not None:  # a refusal is JSON too (cli_boundary)
+            console.promise_json(kind, str(paths[0]) if self.one else None, fmt == "json")
+        if json_out is not None:  # refused before anything is read
+            from sipctl.cli_report_file import keep_report_in
+
+            keep_report_in(console, json_out, kind)
         self.shard = shard
         self.paths = paths
         self.skipped: list[Skipped] = []
@@ -180,25 +184,17 @@ class DomainRun:
 
     def show_reports(self, kind: str, fmt: str, text_of: Callable[[Report], str]) -> None:
         """Each domain's report of ``kind`` (drift, verify): as text (``text_of``), or as
-        JSON in the envelope, one document for the run."""
+        JSON in the envelope, one document for the run; that document also goes to the
+        console's ``json_file`` (drift --out)."""
+        from sipctl.cli_report_file import save_report
         from sipctl.reconciler import views
 
+        document = None
+        if fmt == "json" or self.console.json_file is not None:
+            document = self._reports_json(kind)
         if fmt == "json":
-            if self.one:
-                (domain,) = self.domains
-                if domain.report is not None:
-                    data = domain.report.to_json()
-                    print_json_report(
-                        self.console, kind, domain.path, domain.name, domain.status, data
-                    )
-                return
-            from sipctl.reconciler.gitops.domain_report import reports_json
-
-            def json_of(domain: Domain) -> dict[str, Any] | None:
-                return domain.report.to_json() if domain.report is not None else None
-
-            data = reports_json(kind, self.domains, self.skipped, json_of)
-            self.console.out(views.render_json(data), end="")
+            if document is not None:
+                self.console.out(views.render_json(document), end="")
         elif self.one:
             if self.domains[0].report is not None:
                 self.console.out(text_of(self.domains[0].report), end="")
@@ -209,6 +205,27 @@ class DomainRun:
                     self.console.out(text_of(domain.report), end="")
 
             self._each_titled(fmt, body)
+        if document is not None and self.console.json_file is not None:
+            save_report(self.console, views.render_json(document))
+            self.console.info(f"Saved the {kind} report as JSON to {self.console.json_file}.")
+
+    def _reports_json(self, kind: str) -> dict[str, Any] | None:
+        """The run's JSON document of ``kind`` (None: one spec alone whose error is the
+        command's, told by the error boundary)."""
+        from sipctl.reconciler.envelope import single
+        from sipctl.reconciler.gitops.domain_report import reports_json
+
+        if self.one:
+            (domain,) = self.domains
+            if domain.report is None:
+                return None
+            data = domain.report.to_json()
+            return single(kind, str(domain.path), domain.name, domain.status, data)
+
+        def json_of(domain: Domain) -> dict[str, Any] | None:
+            return domain.report.to_json() if domain.report is not None else None
+
+        return reports_json(kind, self.domains, self.skipped, json_of)
 
     def save(self, out: Path | None) -> None:
         """--out: the plan of one spec in that file (or, when it names an existing directory,

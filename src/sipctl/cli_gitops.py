@@ -65,6 +65,19 @@ def drift(
     json_: Annotated[
         bool, typer.Option("--json", help="Print the drift as JSON (sipctl schema --output drift).")
     ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help=(
+                "Also save the drift as JSON (what --json prints) to this file, while the text"
+                " goes to stdout: one run reads the live systems once for both. Refused before"
+                " anything is read when the file cannot be written there."
+            ),
+            metavar="FILE",
+        ),
+    ] = None,
     target: TargetLayers = None,
     parallel: Parallel = 4,
     no_color: NoColor = False,
@@ -83,7 +96,10 @@ def drift(
     With several specs (-f a.yaml -f b.yaml, or -f DIR: the files plan takes), each domain
     is read on its own (one domain's error does not hide another's drift), each report
     stands under its domain's title and a summary table ends the output; --json prints one
-    document with every domain's report.
+    document with every domain's report. --out FILE keeps that document in FILE from the
+    same run (the nightly job's artifact) while stdout gets the text for the job's log;
+    FILE's secrets are masked as on the screen, and a run that fails leaves its error there
+    as --json would print it.
 
     Exit codes: 0 no drift, 2 drift, 1 error (also: no record of a last apply). Of several
     domains the worst wins: 1 when any domain failed, else 2 when any drifted.
@@ -93,6 +109,8 @@ def drift(
       sipctl drift -f sipctl.yaml --json > drift.json   # nightly
 
       sipctl drift -f customers/                        # each domain of a directory
+
+      sipctl drift -f customers/ --out drift/drift.json # the text, and the JSON kept
     """
     console = start_console(no_color, verbose)
     from sipctl.cli_domains import DomainRun
@@ -120,7 +138,8 @@ def drift(
         return render_drift(report)
 
     fmt = "json" if json_ else "human"
-    with DomainRun(console, spec_file or [Path("sipctl.yaml")], None, fmt=fmt, kind="drift") as run:
+    specs = spec_file or [Path("sipctl.yaml")]
+    with DomainRun(console, specs, None, fmt=fmt, kind="drift", json_out=out) as run:
         run.read(target, parallel)
         run.each("comparing", work, parallel)
         run.show_reports("drift", fmt, text_of)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TextIO
 
 WARNING_PREFIX = "Warning: "
@@ -33,12 +34,18 @@ class Console:
         self.err_color = not no_color and "NO_COLOR" not in os.environ and sys.stderr.isatty()
         # --json: (the report's kind, the one spec or None for many) while the command owes
         # stdout a JSON document; the error boundary prints a refusal as one if none came.
+        # drift --out: the file owed that document (``json_stdout`` False without --json).
         self.json_promise: tuple[str, str | None] | None = None
+        self.json_stdout = False
+        self.json_file: Path | None = None
         self.wrote_out = False
+        self.wrote_json_file = False
 
-    def promise_json(self, kind: str, spec: str | None) -> None:
-        """This command prints a ``kind`` envelope (``spec``: of one spec, else of many)."""
+    def promise_json(self, kind: str, spec: str | None, stdout: bool = True) -> None:
+        """This command prints a ``kind`` envelope (``spec``: of one spec, else of many);
+        ``stdout``: on stdout (--json), else only in ``json_file``."""
         self.json_promise = (kind, spec)
+        self.json_stdout = stdout
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
         self._secrets.update(s for s in secrets if s)

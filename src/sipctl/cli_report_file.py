@@ -1,0 +1,53 @@
+"""``--out FILE`` of a report (``sipctl drift``): the one JSON document --json prints, kept in
+a file while stdout gets the text, from the same run (the live systems are read once).
+
+The file is checked before anything live is read, and gets what the console would print:
+scrubbed of the run's secrets. A run that fails after the check leaves in it the refusal
+--json would print (the error boundary writes it), so the file always holds one document.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sipctl.cli_common import write_output_file
+from sipctl.errors import SipctlError
+from sipctl.output import Console
+
+
+def check_report_file(path: Path, kind: str) -> None:
+    """Refuse ``path`` now when the document could not be written there later."""
+    if path.is_dir():
+        raise SipctlError(
+            f"--out {path}: is a directory; --out names the file for the {kind} report",
+            hint=f"name a file in it, e.g. --out {path / f'{kind}.json'}",
+        )
+    parent = path.parent
+    if not parent.is_dir():
+        why = "is not a directory" if parent.exists() else "does not exist"
+        raise SipctlError(
+            f"--out {path}: {parent} {why}; sipctl creates no directory for a report",
+            hint=f"create it first (mkdir -p {parent}) if that is the place you meant",
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SipctlError(
+            f"--out {path}: cannot write into the directory {parent}",
+            hint="name a file in a directory this user may write, or fix its permissions",
+        )
+
+
+def keep_report_in(console: Console, path: Path, kind: str) -> None:
+    """From now on the run's JSON document (or its refusal) goes to ``path`` too."""
+    check_report_file(path, kind)
+    console.json_file = path
+
+
+def save_report(console: Console, text: str) -> None:
+    """Write the run's JSON document ``text`` to the console's ``json_file``, scrubbed as
+    the console scrubs what it prints."""
+    path = console.json_file
+    if path is None:
+        return
+    write_output_file(path, console.scrub(text), "the report")
+    console.wrote_json_file = True

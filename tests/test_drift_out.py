@@ -1,0 +1,97 @@
+"""``sipctl drift --out FILE``: the JSON document --json prints, kept in a file from the same
+run whose text goes to stdout (the nightly job reads the live systems once). On the
+hoster's example directory (zone files and dir: PBXs, no programs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from sipctl.cli import run
+from sipctl.cli_report_file import save_report
+from sipctl.errors import EXIT_CHANGES, EXIT_ERROR
+from sipctl.output import Console
+from sipctl.schemas.outputs import output_text
+
+
+def _valid(kind: str, text: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(text)
+    jsonschema.validate(data, json.loads(output_text(kind)))
+    return data
+
+
+def _without_summary(out: str) -> str:
+    """The text before the summary table (whose TIME column differs from run to run)."""
+    return out.split("DOMAIN ", 1)[0]
+
+
+def test_drift_out_keeps_the_json_document_while_stdout_gets_the_text(
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone = Path("state/alpha.example.zone")
+    zone.write_text("".join(line for line in zone.open() if "NAPTR" not in line))
+    assert run(["drift", "-f", "."]) == EXIT_CHANGES
+    text = capsys.readouterr().out
+    assert run(["drift", "-f", ".", "--json"]) == EXIT_CHANGES
+    printed = _valid("drift", capsys.readouterr().out)
+
+    saved = Path("drift.json")
+    assert run(["drift", "-f", ".", "--out", str(saved), "-v"]) == EXIT_CHANGES
+    captured = capsys.readouterr()
+    assert _without_summary(captured.out) == _without_summary(text), "stdout: the text"
+    assert "5 domain(s): 1 drifted, 4 no drift, 1 file(s) skipped." in captured.out
+    assert _valid("drift", saved.read_text()) == printed, "the file: what --json prints"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert f"Saved the drift report as JSON to {saved}." in captured.err
+    # one run reads each live target once, for the text and the file alike
+    assert captured.err.count("reading dns at zonefile:state/alpha.example.zone") == 1
+    assert captured.err.count("reading asterisk at dir:state/pbx1") == 1
+
+    # --json and --out: the same document in both places; one spec alone, its envelope
+    assert run(["drift", "-f", "alpha.example.yaml", "--json", "-o", str(saved)]) == 2
+    assert _valid("drift", capsys.readouterr().out) == _valid("drift", saved.read_text())
+    assert run(["drift", "-f", "beta.example.yaml", "-o", str(saved)]) == 0
+    assert capsys.readouterr().out.startswith("No drift. The live systems of beta.example")
+    (entry,) = _valid("drift", saved.read_text())["domains"]
+    assert (entry["domain"], entry["status"]) == ("beta.example", "no drift")
+
+
+def test_drift_out_refuses_a_file_it_cannot_write_before_reading_anything(
+    hosting_example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("a-file").write_text("")
+    refusals = {
+        "no-such-dir/drift.json": "--out no-such-dir/drift.json: no-such-dir does not exist; "
+        "sipctl creates no directory for a report",
+        "a-file/drift.json": "--out a-file/drift.json: a-file is not a directory",
+        "state": "--out state: is a directory; --out names the file for the drift report",
+    }
+    for out, words in refusals.items():
+        assert run(["drift", "-f", "alpha.example.yaml", "--out", out, "-v"]) == EXIT_ERROR
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.startswith(f"Error: {words}"), captured.err
+        assert "reading" not in captured.err, "refused before anything is read"
+        assert run(["drift", "-f", ".", "--out", out, "--json"]) == EXIT_ERROR
+        data = _valid("drift", capsys.readouterr().out)
+        assert data["domains"] == [] and data["error"].startswith(words), data
+
+    # a run that fails after the check leaves its error in the file, as --json prints it
+    beta = Path("beta.example.yaml")
+    beta.write_text(beta.read_text() + "bogus: 1\n")
+    saved = tmp_path / "drift.json"
+    assert run(["drift", "-f", str(beta), "--out", str(saved)]) == EXIT_ERROR
+    assert "bogus" in capsys.readouterr().err
+    (entry,) = _valid("drift", saved.read_text())["domains"]
+    assert entry["status"] == "error" and "bogus" in entry["error"], entry
+
+
+def test_the_saved_document_is_scrubbed_as_the_console_scrubs(tmp_path: Path) -> None:
+    console = Console(no_color=True)
+    console.add_secrets(["s3cr3t-tsig"])
+    console.json_file = tmp_path / "drift.json"
+    save_report(console, '{"error": "key s3cr3t-tsig refused"}\n')
+    assert console.json_file.read_text() == '{"error": "key *** refused"}\n'
