@@ -1,5 +1,6 @@
 """``sipctl drift --out FILE``: the JSON document --json prints, kept in a file from the same
-run whose text goes to stdout (the nightly job reads the live systems once). On the
+run whose text goes to stdout (the nightly job reads the live systems once); and a host's
+file alone given to drift or verify with --json: the envelope of several domains. On the
 hoster's example directory (zone files and dir: PBXs, no programs)."""
 
 from __future__ import annotations
@@ -95,3 +96,27 @@ def test_the_saved_document_is_scrubbed_as_the_console_scrubs(tmp_path: Path) ->
     console.json_file = tmp_path / "drift.json"
     save_report(console, '{"error": "key s3cr3t-tsig refused"}\n')
     assert console.json_file.read_text() == '{"error": "key *** refused"}\n'
+
+
+def test_a_host_file_alone_with_json_is_its_customers_envelope(
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """verify: a host's file alone stands for its customers (not a SIP domain itself), as
+    among other host files; drift: it is the host's own domain, as in a run of several."""
+    quick = ["--nameserver", "127.0.0.1:9", "--timeout", "0.2"]  # nothing answers there
+    assert run(["verify", "-f", "pbx1.yaml", "-f", "pbx2.yaml", *quick, "--json"]) == EXIT_ERROR
+    among = _valid("verify", capsys.readouterr().out)["domains"]
+    assert run(["verify", "-f", "pbx1.yaml", *quick, "--json"]) == EXIT_ERROR
+    alone = _valid("verify", capsys.readouterr().out)
+    assert alone["domains"] == [e for e in among if e["spec"] == "pbx1.yaml"]
+    assert [e["domain"] for e in alone["domains"]] == ["alpha.example", "beta.example"]
+    assert run(["verify", "-f", "pbx1.yaml", *quick]) == EXIT_ERROR  # the text as before
+    out = capsys.readouterr().out
+    assert out.startswith("=== alpha.example ===\n") and "=== beta.example ===\n" in out
+    assert "DOMAIN " not in out
+
+    assert run(["drift", "-f", "pbx1.yaml", "-f", "pbx2.yaml", "--json"]) == 0
+    among = _valid("drift", capsys.readouterr().out)["domains"]
+    assert run(["drift", "-f", "pbx1.yaml", "--json"]) == 0
+    alone = _valid("drift", capsys.readouterr().out)
+    assert alone["domains"] == [e for e in among if e["spec"] == "pbx1.yaml"]

@@ -48,13 +48,17 @@ def verify_command(
     With several specs (-f a.yaml -f b.yaml, or -f DIR: the files plan takes), each SIP
     domain is verified once, in turn, under its title (a host's file stands for its
     customers whose own files are not named), and a summary table ends the output; --json
-    prints one document with every domain's report. Exit 1 when any domain failed.
+    prints one document with every domain's report. A host's file alone verifies its
+    customers one after the other, and --json prints them in that one document too. Exit 1
+    when any domain failed.
 
     Examples:
 
       sipctl verify -f sipctl.yaml --nameserver 127.0.0.1
 
       sipctl verify -f customers/ --json > verify.json
+
+      sipctl verify -f pbx1.yaml --json > verify.json   # a host's customers
     """
     # Late imports: cli.py imports this module, and a command's imports stay off --help.
     from sipctl.cli_common import start_console as _start
@@ -70,8 +74,12 @@ def verify_command(
         run.load()
         if run.one:
             run.settle()  # a spec that does not load: its error is the command's
-            _verify_one(console, run.domains[0], nameserver, timeout, json_)
-            return
+            if not (json_ and _is_host(run.domains[0])):
+                _verify_one(console, run.domains[0], nameserver, timeout, json_)
+                return
+            # a host's file alone, --json: its customers in the envelope of several domains,
+            # as when it is named among other host files
+            run.as_many()
 
         def work(domain: Domain) -> None:
             assert domain.loaded is not None
@@ -92,16 +100,20 @@ def verify_command(
     run.settle(code_of)
 
 
+def _is_host(domain: Domain) -> bool:
+    return domain.loaded is not None and domain.loaded.spec.hosting is not None
+
+
 def _verify_one(
     console: Console, domain: Domain, nameserver: str | None, timeout: float, json_: bool
 ) -> None:
-    """A spec named alone: its report, or a host's customers' one after the other."""
+    """A spec named alone: its report, or (as text) a host's customers' one after the other."""
     from sipctl.reconciler.verify.run import run_verify
 
     loaded = domain.loaded
     assert loaded is not None
     if loaded.spec.hosting is not None:
-        _verify_customers(console, loaded, nameserver, timeout, json_)
+        _verify_customers(console, loaded, nameserver, timeout)
         return
     report = run_verify(loaded, nameserver, timeout, log=console.detail)
     if json_:
@@ -153,19 +165,13 @@ def _defects(domain: Domain) -> str:
 
 
 def _verify_customers(
-    console: Console, loaded: LoadedSpec, nameserver: str | None, timeout: float, json_: bool
+    console: Console, loaded: LoadedSpec, nameserver: str | None, timeout: float
 ) -> None:
     """A host file: its own domain is no SIP domain; each customer's is verified in turn."""
     from dataclasses import replace
 
-    from sipctl.errors import SpecError
     from sipctl.reconciler.verify.run import run_verify
 
-    if json_:
-        raise SpecError(
-            f"{loaded.source}: --json verifies one domain: give a customer's file "
-            "(a host file serves several)"
-        )
     failed = False
     for customer in loaded.spec.customers:
         console.out(f"=== {customer.domain} ===")
