@@ -290,7 +290,10 @@ def run_github_job(
         **(extra or {}),
     )
     output = ""
+    failed = 0
     for step in job["steps"]:
+        if failed and "always()" not in str(step.get("if", "")):
+            continue  # after a failed step only `if: always()` steps run (the artifacts)
         uses = step.get("uses")
         if uses is not None:
             action = uses.split("@")[0]
@@ -304,9 +307,8 @@ def run_github_job(
         env = ci.env({**base, **{k: _expand(v, context) for k, v in step.get("env", {}).items()}})
         result = ci.run_script(_expand(step["run"], context), env)
         output += f"--- {step.get('name', step['run'][:40])}\n{result.output}"
-        if result.code != 0:
-            return JobResult(result.code, output)
-    return JobResult(0, output)
+        failed = result.code
+    return JobResult(failed, output)
 
 
 # --- GitLab CI ----------------------------------------------------------------------------------
@@ -427,6 +429,11 @@ def test_github_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
     drift = run_github_job(ci, workflow, "drift")
     assert drift.code == 2, drift.output
     assert f"- SRV _sip._tcp.{DOMAIN}. was removed on the live side" in drift.output
+    # one run of drift reads the live side once: its text in the log, its JSON kept
+    steps = "\n".join(step.get("run", "") for step in workflow["jobs"]["drift"]["steps"])
+    assert steps.count("sipctl drift") == 1, steps
+    kept = json.loads((ci.stub_dir / "artifacts" / "sipctl-drift" / "drift.json").read_text())
+    assert kept["domains"][0]["status"] == "drifted"
 
 
 def test_github_manual_replan_and_apply_of_main(ci: FakeCi, bind: BindServer) -> None:
@@ -491,7 +498,11 @@ def test_gitlab_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
     bind.update(DOMAIN, add=[(f"pbx.{DOMAIN}.", 3600, "A", "198.51.100.1")])
     drift = run_gitlab_job(ci, pipeline, "sipctl-drift", "schedule")
     assert drift.code == 2, drift.output
-    assert drift_report.exists()
+    assert f"~ A pbx.{DOMAIN}. was changed on the live side" in drift.output, drift.output
+    report = json.loads(drift_report.read_text())
+    assert report["domains"][0]["status"] == "drifted", "one run: the text and the file"
+    script = "\n".join(pipeline["sipctl-drift"]["script"])
+    assert script.count("sipctl drift") == 1, script
 
 
 def test_gitlab_pipeline_refuses_a_stale_saved_plan(ci: FakeCi, bind: BindServer) -> None:
