@@ -342,9 +342,9 @@ def test_plans_can_name_users_and_rooms_in_the_specs_words() -> None:
 
 
 def test_sipctls_own_contexts_cannot_be_chosen_in_the_spec() -> None:
-    from sipctl.reconciler.render.asterisk import GUEST_MESSAGE_CONTEXT
     from sipctl.reconciler.render.asterisk_hosting import DOMAINS_CONTEXT
     from sipctl.reconciler.render.asterisk_outbound import (
+        NOWHERE_CONTEXT,
         OUTBOUND_CALL_CONTEXT,
         OUTBOUND_CONTEXT,
         OUTBOUND_NAMES_CONTEXT,
@@ -355,7 +355,7 @@ def test_sipctls_own_contexts_cannot_be_chosen_in_the_spec() -> None:
     assert {
         ROOMS_CONTEXT,
         ROOM_EVENTS_CONTEXT,
-        GUEST_MESSAGE_CONTEXT,
+        NOWHERE_CONTEXT,
         OUTBOUND_CONTEXT,
         OUTBOUND_CALL_CONTEXT,
         OUTBOUND_NAMES_CONTEXT,

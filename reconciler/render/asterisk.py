@@ -70,7 +70,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sipctl.reconciler.asterisk_conf import DialplanWriter, normalize_dialplan, normalize_sections
-from sipctl.reconciler.render.asterisk_outbound import endpoint_lines, outbound_dialplan
+from sipctl.reconciler.render.asterisk_outbound import (
+    NOWHERE_CONTEXT,
+    endpoint_lines,
+    outbound_dialplan,
+)
 from sipctl.reconciler.render.asterisk_rooms import (
     CONFBRIDGE_FILE,
     CONFBRIDGE_PARENT,
@@ -119,7 +123,6 @@ CHALLENGE_GUEST_IDENTIFY = "sipctl-guest-names"
 GUEST_CODECS = "ulaw,alaw,g722,gsm"
 # With asterisk.video; without it a video offer is answered with the video stream declined.
 VIDEO_CODECS = "vp8,h264"
-GUEST_MESSAGE_CONTEXT = "sipctl-no-guest-messages"  # defined nowhere, on purpose
 # Browsers offer Opus, PCMU and PCMA. Measured on Asterisk 22 (default codec prefs): the
 # browser's leg is answered in the first codec of this list that it offered, before the
 # phone is known; the phone is offered that codec first plus its own. So with Opus first, a
@@ -215,7 +218,7 @@ def _guest_endpoint_lines(section: Asterisk, codecs: str) -> list[str]:
         # A guest's MESSAGE would otherwise run the guest dialplan on a Message channel
         # (res_pjsip_messaging, loaded by default): "Wrong call IP=" with no address, or a
         # Dial of the user's phone. A context nobody defines answers them 404, silently.
-        f"message_context={GUEST_MESSAGE_CONTEXT}",
+        f"message_context={NOWHERE_CONTEXT}",
     ]
 
 

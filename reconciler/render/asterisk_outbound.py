@@ -46,7 +46,9 @@ OUTBOUND_CONTEXT = "sipctl-outbound"
 OUTBOUND_CALL_CONTEXT = "sipctl-outbound-call"
 OUTBOUND_NAMES_CONTEXT = "sipctl-outbound-names"
 OUTBOUND_ENDPOINT = "sipctl-outbound"
-NOWHERE_CONTEXT = "sipctl-no-guest-messages"  # defined nowhere, on purpose
+# A context defined nowhere, on purpose: what is sent there goes nowhere (the guests'
+# messages, and anything arriving at the outbound endpoint). One name for both.
+NOWHERE_CONTEXT = "sipctl-no-guest-messages"
 OUTBOUND_CODECS = "ulaw,alaw,g722,gsm"
 DIAL_SECONDS = 60
 # Measured: without it PJSIP asks no NAPTR or SRV and the call fails (503).
