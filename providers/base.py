@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from sipctl.reconciler.gitops.drift import StateStore
     from sipctl.reconciler.gitops.locking import LockSite
     from sipctl.schemas.loader import LoadedSpec
+    from sipctl.schemas.spec import Spec
 
 ENTRY_POINT_GROUP = "sipctl.providers"
 R = TypeVar("R", bound="UpdateRider")
@@ -179,6 +180,14 @@ class Provider(ABC):
         """What publishes ACME DNS-01 challenge records in this zone (``asterisk.tls.acme``);
         a DNS provider that can returns itself. Default: none (no ACME through it)."""
         return None
+
+    @classmethod
+    def server_admin_files(cls, spec: Spec) -> dict[str, str]:
+        """Files for the admin of the server this provider writes to, which ``sipctl render``
+        writes under ``dns/`` (name -> text): a DNS provider that updates by RFC 2136 gives
+        BIND's ``update-policy`` for the key it signs with. Default: none."""
+        del spec
+        return {}
 
     @classmethod
     def authoritative_server(cls, loaded: LoadedSpec) -> str | None:

@@ -269,3 +269,17 @@ def test_the_update_policy_lets_the_key_answer_acme_challenges_for_the_certifica
         assert answer(f"other.{zone}") == "REFUSED"  # still least privilege
     finally:
         bind.delete_zone(zone)
+
+
+def test_only_a_provider_that_updates_by_rfc2136_gets_an_update_policy() -> None:
+    """The policy grants the spec's TSIG key; a zone file or an API (octoDNS) has no use
+    for it, so ``render`` writes the zone snippet alone for them."""
+    rfc2136 = BASE.split("dns:\n")[0]
+    zonefile = rfc2136 + "dns: {provider: zonefile, file: mysite.ru.zone}\n"
+    octodns = rfc2136 + (
+        "dns:\n  provider: octodns\n  zone: mysite.ru\n"
+        "  octodns: {class: octodns_powerdns.PowerDnsProvider, api_key: env/PDNS_API_KEY}\n"
+    )
+    assert sorted(dns_artefacts(spec(zonefile))) == ["mysite.ru.zone-snippet"]
+    assert sorted(dns_artefacts(spec(octodns))) == ["mysite.ru.zone-snippet"]
+    assert "mysite.ru.update-policy.conf" in dns_artefacts(spec())

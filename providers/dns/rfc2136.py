@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
     from sipctl.providers.dns.lock import DnsLock, DnsStateStore
     from sipctl.schemas.loader import LoadedSpec
-    from sipctl.schemas.spec import Dns
+    from sipctl.schemas.spec import Dns, Spec
 
 DEFAULT_PORT = 53
 _PREREQUISITE_FAILED = {
@@ -120,6 +120,12 @@ class Rfc2136Provider(Provider):
     @classmethod
     def authoritative_server(cls, loaded: LoadedSpec) -> str | None:
         return loaded.spec.dns.server if loaded.spec.dns is not None else None
+
+    @classmethod
+    def server_admin_files(cls, spec: Spec) -> dict[str, str]:
+        from sipctl.reconciler.render.dns import update_policy
+
+        return {f"{spec.domain}.update-policy.conf": update_policy(spec)}
 
     @property
     def target_id(self) -> str:

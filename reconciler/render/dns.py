@@ -144,7 +144,8 @@ def dns_artefacts(spec: Spec) -> dict[str, str]:
     if spec.dns is None:
         return {}
     domain = spec.domain
+    from sipctl.providers.base import load_provider
+
     files = {f"{domain}.zone-snippet": zone_snippet(spec)}
-    if spec.dns.provider != "zonefile":
-        files[f"{domain}.update-policy.conf"] = update_policy(spec)
+    files.update(load_provider(spec.dns.provider).server_admin_files(spec))
     return files

@@ -290,7 +290,7 @@ def import_(
 
 def _relative_zone_file(found: Imported, base_dir: Path | None) -> None:
     """A zone file read from the working directory, named from where the spec is written."""
-    if found.data["dns"].get("provider") == "zonefile" and base_dir is not None:
+    if "file" in found.data["dns"] and base_dir is not None:
         zone_file = (Path.cwd() / found.data["dns"]["file"]).resolve()
         found.data["dns"]["file"] = os.path.relpath(zone_file, base_dir)
 
