@@ -110,7 +110,7 @@ def drift(
 
       sipctl drift -f customers/                        # each domain of a directory
 
-      sipctl drift -f customers/ --out drift/drift.json # the text, and the JSON kept
+      sipctl drift -f customers/ --out drift.json       # JSON kept, text shown
     """
     console = start_console(no_color, verbose)
     from sipctl.cli_domains import DomainRun
