@@ -65,20 +65,32 @@ def test_drift_out_refuses_a_file_it_cannot_write_before_reading_anything(
     hosting_example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     Path("a-file").write_text("")
+    Path("a-link").symlink_to("a-file")
+    spec = Path("alpha.example.yaml").read_text()
     refusals = {
         "no-such-dir/drift.json": "--out no-such-dir/drift.json: no-such-dir does not exist; "
         "sipctl creates no directory for a report",
         "a-file/drift.json": "--out a-file/drift.json: a-file is not a directory",
         "state": "--out state: is a directory; --out names the file for the drift report",
+        "a-link": "--out a-link: is a symbolic link; sipctl writes nothing through a link",
+        "./alpha.example.yaml": "--out alpha.example.yaml: is a spec of this run (",
     }
     for out, words in refusals.items():
         assert run(["drift", "-f", "alpha.example.yaml", "--out", out, "-v"]) == EXIT_ERROR
         captured = capsys.readouterr()
         assert captured.out == "" and captured.err.startswith(f"Error: {words}"), captured.err
+        assert captured.err.count(words) == 1, "told once (not again as the file's warning)"
         assert "reading" not in captured.err, "refused before anything is read"
         assert run(["drift", "-f", ".", "--out", out, "--json"]) == EXIT_ERROR
         data = _valid("drift", capsys.readouterr().out)
         assert data["domains"] == [] and data["error"].startswith(words), data
+    assert Path("alpha.example.yaml").read_text() == spec, "the spec is never the report"
+    assert Path("a-file").read_text() == "" and Path("a-link").is_symlink()
+    # plan --out is refused the spec alike, before anything is read
+    assert run(["plan", "-f", ".", "--out", "alpha.example.yaml", "-v"]) == EXIT_ERROR
+    captured = capsys.readouterr()
+    assert "is a spec of this run (alpha.example.yaml); the plan would replace it" in captured.err
+    assert "reading" not in captured.err and Path("alpha.example.yaml").read_text() == spec
 
     # a run that fails after the check leaves its error in the file, as --json prints it
     beta = Path("beta.example.yaml")

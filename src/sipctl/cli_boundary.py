@@ -104,7 +104,8 @@ def _json_refusal(error: str, exc: SipctlError | None = None) -> None:
         try:
             save_report(console, text)
         except SipctlError as problem:  # the run's own error is the one to tell
-            console.warn(str(problem.message))
+            if exc is None or problem.message != exc.message:  # the file's own: told once
+                console.warn(str(problem.message))
 
 
 def _reader_gone() -> int:

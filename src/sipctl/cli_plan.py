@@ -79,6 +79,7 @@ def plan(
     console = start_console(no_color, verbose)
     fmt = plan_format(json_, markdown)
     with DomainRun(console, spec_file or [Path("sipctl.yaml")], shard, fmt=fmt) as run:
+        run.refuse_output_over_a_spec(out, "the plan")
         run.plan(target, force, parallel, keep=False)
         run.show(fmt)
         run.save(out)

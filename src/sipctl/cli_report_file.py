@@ -18,6 +18,11 @@ from sipctl.output import Console
 
 def check_report_file(path: Path, kind: str) -> None:
     """Refuse ``path`` now when the document could not be written there later."""
+    if path.is_symlink():  # the write would refuse it, after the live systems were read
+        raise SipctlError(
+            f"--out {path}: is a symbolic link; sipctl writes nothing through a link",
+            hint="name the file it points to, or another file",
+        )
     if path.is_dir():
         raise SipctlError(
             f"--out {path}: is a directory; --out names the file for the {kind} report",
