@@ -108,7 +108,7 @@ def drift(
 
       sipctl drift -f sipctl.yaml --json > drift.json   # nightly
 
-      sipctl drift -f customers/                        # each domain of a directory
+      sipctl drift -f customers/                        # each domain there
 
       sipctl drift -f customers/ --out drift.json       # JSON kept, text shown
     """

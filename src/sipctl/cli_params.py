@@ -79,7 +79,7 @@ Parallel = Annotated[
         "--parallel",
         min=1,
         max=64,
-        help="With several specs: how many domains are read and applied at once.",
+        help="With several specs: how many domains are worked on at once (read; apply: applied).",
     ),
 ]
 
