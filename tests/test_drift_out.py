@@ -132,3 +132,25 @@ def test_a_host_file_alone_with_json_is_its_customers_envelope(
     assert run(["drift", "-f", "pbx1.yaml", "--json"]) == 0
     alone = _valid("drift", capsys.readouterr().out)
     assert alone["domains"] == [e for e in among if e["spec"] == "pbx1.yaml"]
+
+
+def test_a_host_that_serves_no_customer_is_named_in_verify_of_several(
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host's file whose customers' files are all gone was dropped from verify of a
+    directory without a word (exit 0, '0 domain(s)'): it is named as skipped, with the
+    words a host's file alone prints."""
+    words = "no customer file of this directory names this host"
+    lone = Path("lone")
+    lone.mkdir()
+    Path("pbx1.yaml").rename(lone / "pbx1.yaml")
+    assert run(["verify", "-f", "lone/pbx1.yaml"]) == 0
+    assert capsys.readouterr().out == f"lone/pbx1.yaml: {words}\n"
+    assert run(["verify", "-f", "lone"]) == 0
+    assert f"lone/pbx1.yaml: skipped: {words}" in capsys.readouterr().out
+    for args in (["-f", "lone"], ["-f", "lone/pbx1.yaml"]):
+        assert run(["verify", *args, "--json"]) == 0
+        data = _valid("verify", capsys.readouterr().out)
+        assert data["domains"] == [] and data["skipped"] == [
+            {"file": "lone/pbx1.yaml", "reason": words}
+        ]

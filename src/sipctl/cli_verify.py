@@ -19,6 +19,7 @@ from sipctl.errors import EXIT_ERROR
 if TYPE_CHECKING:
     from sipctl.output import Console
     from sipctl.reconciler.gitops.multi import Domain, Report
+    from sipctl.reconciler.gitops.spec_files import Skipped
     from sipctl.schemas.loader import LoadedSpec
 
 
@@ -93,11 +94,14 @@ def verify_command(
         def code_of(domain: Domain) -> int:
             return EXIT_ERROR if domain.status == "failed" else 0
 
-        run.domains = _sip_domains(run.domains)
+        run.domains = _sip_domains(run.domains, run.skipped)
         run.each("verifying", work, parallel=1)
         run.show_reports("verify", fmt, text_of)
         run.summarize(fmt, ("DEFECTS", _defects))
     run.settle(code_of)
+
+
+NO_CUSTOMER = "no customer file of this directory names this host"
 
 
 def _is_host(domain: Domain) -> bool:
@@ -128,12 +132,14 @@ def _verify_one(
         raise typer.Exit(EXIT_ERROR)
 
 
-def _sip_domains(domains: list[Domain]) -> list[Domain]:
+def _sip_domains(domains: list[Domain], skipped: list[Skipped]) -> list[Domain]:
     """Each SIP domain of a run over several files once: a host's file stands for each of
-    its customers whose own file is not in the run (it is no SIP domain itself)."""
+    its customers whose own file is not in the run (it is no SIP domain itself). A host
+    that serves no customer is named in ``skipped``, as a host's file alone says it."""
     from dataclasses import replace
 
     from sipctl.reconciler.gitops.multi import Domain
+    from sipctl.reconciler.gitops.spec_files import Skipped
 
     def host_of(domain: Domain) -> LoadedSpec | None:
         loaded = domain.loaded
@@ -147,6 +153,8 @@ def _sip_domains(domains: list[Domain]) -> list[Domain]:
         if host is None:
             result.append(domain)
             continue
+        if not host.spec.customers:
+            skipped.append(Skipped(domain.path, NO_CUSTOMER))
         for customer in host.spec.customers:
             if customer.domain not in named:
                 named.add(customer.domain)
@@ -179,6 +187,6 @@ def _verify_customers(
         console.out(report.to_text(console.notes))
         failed = failed or not report.ok
     if not loaded.spec.customers:
-        console.out(f"{loaded.source}: no customer file of this directory names this host")
+        console.out(f"{loaded.source}: {NO_CUSTOMER}")
     if failed:
         raise typer.Exit(EXIT_ERROR)
