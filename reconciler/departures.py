@@ -169,8 +169,11 @@ def _unloadable_files(loaded: LoadedSpec) -> tuple[list[_Unloadable], set[str]]:
             continue
         try:
             text = entry.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            failing.append(_Unloadable(f"{entry}: {exc}", None))
+        except OSError as exc:
+            failing.append(_Unloadable(f"{entry}: cannot read it: {exc.strerror}", None))
+            continue
+        except UnicodeDecodeError as exc:
+            failing.append(_Unloadable(f"{entry}: not UTF-8 text (byte {exc.start})", None))
             continue
         if composed.get(entry.name) == file_digest(text):
             continue  # loaded with the host just now (1,000 customers: half the plan again)

@@ -593,6 +593,10 @@ def load_spec(path: Path | str) -> LoadedSpec:
     try:
         raw = file.read_bytes()
     except FileNotFoundError:
+        if file.is_symlink():  # the link is there, what it names is not
+            raise SpecError(
+                f"{file}: a symbolic link to {file.readlink()}, which does not exist"
+            ) from None
         raise SpecError(
             f"{file}: no such spec file (give one with -f, or create sipctl.yaml here)"
         ) from None

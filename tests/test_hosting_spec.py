@@ -518,6 +518,24 @@ def test_a_file_that_does_not_load_is_no_departed_customer(
     assert "removes 1 of 2 customers" in shown, shown
 
 
+def test_a_customer_file_that_is_a_link_to_nothing_is_no_departed_customer(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A customer's file that became a link to nothing (its target moved) was skipped as
+    'not a regular file' by -f DIR and by the host's check: the customer was removed."""
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster, capsys) == 0
+    beta = hoster / "beta.example.yaml"
+    beta.rename(hoster.parent / "moved.yaml")
+    beta.symlink_to(hoster.parent / "gone.yaml")
+    code, shown = _plan(hoster, capsys)
+    assert code == 1, shown
+    assert f"{beta}: a symbolic link to {hoster.parent / 'gone.yaml'}, which does not" in shown
+    assert "customer(s) beta.example of pbx1 are declared by no file that loads" in shown, shown
+    assert f"{beta}: cannot read it: No such file or directory" in shown, shown
+    assert "- user director@beta.example" not in shown, shown
+
+
 _LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 
 

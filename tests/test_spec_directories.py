@@ -175,3 +175,24 @@ def test_read_gate_of_a_directory_names_what_it_skipped(
     captured = capsys.readouterr()
     assert captured.out.startswith("#!/bin/sh\n"), "stdout is the gate alone"
     assert f"{tmp_path / 'README.md'}: skipped: not *.yaml or *.yml" in captured.err
+
+
+def test_a_link_to_nothing_is_loaded_so_its_error_is_seen(
+    specs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A *.yaml link whose file is gone (or a loop) was skipped as 'not a regular file' (a
+    hoster's customer, whose file moved, left out of the run): it is loaded and fails,
+    saying what it is; a link to a spec is planned once, however it is named."""
+    (specs / "b.yaml").unlink()
+    (specs / "gone.yaml").symlink_to(specs.parent / "moved.yaml")
+    (specs / "loop1.yaml").symlink_to("loop2.yaml")
+    (specs / "loop2.yaml").symlink_to("loop1.yaml")
+    (specs / "also-a.yaml").symlink_to("a.yaml")
+    for command in ("validate", "plan", "drift", "verify"):
+        assert run([command, "-f", str(specs), "-f", str(specs / "a.yaml")]) == 1, command
+        captured = capsys.readouterr()
+        out = captured.out + captured.err
+        assert f"a symbolic link to {specs.parent / 'moved.yaml'}, which does not exist" in out
+        assert out.count("Too many levels of symbolic links") >= 2, out
+        assert "not a regular file" not in out
+        assert str(specs / "also-a.yaml") not in out, "a.yaml, once"

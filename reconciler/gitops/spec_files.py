@@ -49,8 +49,17 @@ def select_specs(paths: Sequence[Path]) -> SpecSelection:
     found, skipped = _expand(paths, skip_reason, none_found)
     unique: dict[Path, Path] = {}
     for spec in found:
-        unique.setdefault(spec.resolve(), spec)
+        unique.setdefault(_identity(spec), spec)
     return SpecSelection(list(unique.values()), skipped)
+
+
+def _identity(path: Path) -> Path:
+    """The file ``path`` names, to name it once however it is spelled (a link that loops
+    names itself: loading it says what is wrong)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a loop, before Python 3.13
+        return path.absolute()
 
 
 def _expand(
@@ -110,6 +119,8 @@ def skip_reason(path: Path) -> str | None:
     if path.suffix not in SPEC_SUFFIXES:
         return "not *.yaml or *.yml"
     if not path.is_file():
+        if path.is_symlink() and not path.exists():
+            return None  # a link to nothing (gone, or a loop): loaded, so its error is seen
         return "not a regular file"
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
