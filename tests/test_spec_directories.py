@@ -196,3 +196,25 @@ def test_a_link_to_nothing_is_loaded_so_its_error_is_seen(
         assert out.count("Too many levels of symbolic links") >= 2, out
         assert "not a regular file" not in out
         assert str(specs / "also-a.yaml") not in out, "a.yaml, once"
+
+
+def test_an_unreadable_spec_is_the_run_s_error_in_its_json(tmp_path: Path) -> None:
+    """An unreadable spec (-f) was click's usage error, with no document on stdout for
+    --json: it is the loader's 'cannot read', in the document, as every other refusal.
+    Root reads any file: the run drops that capability (setpriv) to be a user's."""
+    import subprocess
+    import sys
+
+    spec = tmp_path / "a.yaml"
+    spec.write_text(_spec("a.example.com"))
+    spec.chmod(0)
+    drop = "-dac_override,-dac_read_search"
+    user = ["setpriv", "--bounding-set", drop, "--inh-caps", drop, sys.executable, "-m"]
+    for command in ("validate", "plan", "drift", "verify"):
+        args = [*user, "sipctl", command, "-f", str(spec), "--json"]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 1 and "Usage:" not in done.stderr, done
+        data = json.loads(done.stdout)
+        (entry,) = data["errors"] if command == "validate" else data["domains"]
+        said = entry["message"] if command == "validate" else entry["error"]
+        assert said == f"{spec}: cannot read the spec: Permission denied", data

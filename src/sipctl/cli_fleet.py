@@ -133,7 +133,9 @@ def worker(
 def sync(
     specs: Annotated[
         list[Path],
-        typer.Option("-f", "--file", help="Spec files or directories of specs (repeatable)."),
+        typer.Option(
+            "-f", "--file", help="Spec files or directories of specs (repeatable).", readable=False
+        ),
     ],
     config_file: ConfigOption = None,
     address: AddressOption = None,

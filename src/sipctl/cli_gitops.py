@@ -76,6 +76,7 @@ def drift(
                 " anything is read when the file cannot be written there."
             ),
             metavar="FILE",
+            readable=False,  # written, never read
         ),
     ] = None,
     target: TargetLayers = None,

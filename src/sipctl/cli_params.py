@@ -15,6 +15,7 @@ SpecOption = Annotated[
         help="The spec file (YAML, version 1).",
         show_default=True,
         dir_okay=False,
+        readable=False,  # the loader says so, in --json's document too
     ),
 ]
 
@@ -69,6 +70,7 @@ SpecFiles = Annotated[
         "--file",
         help="The spec file (default: sipctl.yaml). Repeat, or give a directory of specs, for "
         "several domains in one run.",
+        readable=False,  # an unreadable spec fails its domain, in --json's document too
     ),
 ]
 

@@ -36,6 +36,7 @@ def plan(
                 " when it names an existing directory: one DOMAIN.plan.json per domain there,"
                 " for 'sipctl apply DIR'."
             ),
+            readable=False,  # written, never read
         ),
     ] = None,
     json_: Annotated[
@@ -106,6 +107,7 @@ def apply(
             "--file",
             help="Plan this spec and apply it (default: sipctl.yaml). Repeat, or give a "
             "directory, to apply several domains in one run.",
+            readable=False,  # the loader says so, in --json's document too
         ),
     ] = None,
     auto_approve: Annotated[

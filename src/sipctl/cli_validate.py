@@ -23,6 +23,7 @@ def validate(
             "--file",
             help="The spec file (default: sipctl.yaml). Repeat, or give a directory of specs, "
             "to check several; a directory's files that are no specs are named as skipped.",
+            readable=False,  # the loader says so, in --json's document too
         ),
     ] = None,
     json_: Annotated[
