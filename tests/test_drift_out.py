@@ -73,7 +73,8 @@ def test_drift_out_refuses_a_file_it_cannot_write_before_reading_anything(
         "a-file/drift.json": "--out a-file/drift.json: a-file is not a directory",
         "state": "--out state: is a directory; --out names the file for the drift report",
         "a-link": "--out a-link: is a symbolic link; sipctl writes nothing through a link",
-        "./alpha.example.yaml": "--out alpha.example.yaml: is a spec of this run (",
+        "./alpha.example.yaml": "--out alpha.example.yaml: is a sipctl spec; the drift report",
+        "beta.example.yaml": "--out beta.example.yaml: is a sipctl spec; the drift report",
     }
     for out, words in refusals.items():
         assert run(["drift", "-f", "alpha.example.yaml", "--out", out, "-v"]) == EXIT_ERROR
@@ -85,11 +86,12 @@ def test_drift_out_refuses_a_file_it_cannot_write_before_reading_anything(
         data = _valid("drift", capsys.readouterr().out)
         assert data["domains"] == [] and data["error"].startswith(words), data
     assert Path("alpha.example.yaml").read_text() == spec, "the spec is never the report"
+    assert "host: pbx1" in Path("beta.example.yaml").read_text(), "nor a spec beside it"
     assert Path("a-file").read_text() == "" and Path("a-link").is_symlink()
-    # plan --out is refused the spec alike, before anything is read
-    assert run(["plan", "-f", ".", "--out", "alpha.example.yaml", "-v"]) == EXIT_ERROR
+    # plan --out is refused a spec alike (here a customer's, beside the host's file named)
+    assert run(["plan", "-f", "pbx1.yaml", "--out", "alpha.example.yaml", "-v"]) == EXIT_ERROR
     captured = capsys.readouterr()
-    assert "is a spec of this run (alpha.example.yaml); the plan would replace it" in captured.err
+    assert "--out alpha.example.yaml: is a sipctl spec; the plan would replace it" in captured.err
     assert "reading" not in captured.err and Path("alpha.example.yaml").read_text() == spec
 
     # a run that fails after the check leaves its error in the file, as --json prints it

@@ -13,7 +13,7 @@ worst wins).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -65,7 +65,7 @@ class DomainRun:
         if json_out is not None:  # refused before anything is read
             from sipctl.cli_report_file import keep_report_in
 
-            refuse_output_over_a_spec(json_out, paths, f"the {kind} report")
+            refuse_output_over_a_spec(json_out, f"the {kind} report")
             keep_report_in(console, json_out, kind)
         self.shard = shard
         self.paths = paths
@@ -79,11 +79,6 @@ class DomainRun:
             select = spec_files.select_plans if saved else spec_files.select_specs
             selection = select(paths)
             self.paths, self.skipped = selection.paths, selection.skipped
-
-    def refuse_output_over_a_spec(self, out: Path | None, what: str) -> None:
-        """``--out`` naming one of the run's spec files (a slip of the tab key) is refused
-        before anything is read: written there, the run's output would replace the spec."""
-        refuse_output_over_a_spec(out, self.paths, what)
 
     def as_many(self) -> None:
         """A spec named alone that stands for several domains (verify --json of a host's
@@ -343,24 +338,19 @@ class DomainRun:
             raise CommandExit(code)
 
 
-def refuse_output_over_a_spec(out: Path | None, specs: Sequence[Path], what: str) -> None:
-    """Refuse an ``--out`` that is one of the ``specs`` named, or a spec in a directory
-    named: ``what`` written there would replace the spec (and a refusal would too)."""
+def refuse_output_over_a_spec(out: Path | None, what: str) -> None:
+    """Refuse an ``--out`` that is a sipctl spec (one of the run's, or a host's customer
+    file beside it): ``what`` written there would replace the spec, and so would a refusal
+    of the run. A file looks like a spec as it does in ``-f DIR``."""
     if out is None or not out.is_file():
         return
     from sipctl.reconciler.gitops.spec_files import skip_reason
 
-    def files(spec: Path) -> list[Path]:
-        if not spec.is_dir():
-            return [spec]
-        return [entry for entry in sorted(spec.iterdir()) if skip_reason(entry) is None]
-
-    for spec in (file for named in specs for file in files(named)):
-        if spec.is_file() and out.samefile(spec):
-            raise SipctlError(
-                f"--out {out}: is a spec of this run ({spec}); {what} would replace it",
-                hint="name another file for the output",
-            )
+    if skip_reason(out) is None:
+        raise SipctlError(
+            f"--out {out}: is a sipctl spec; {what} would replace it",
+            hint="name another file for the output",
+        )
 
 
 def _would_be_refused(plan: Plan, force: bool) -> None:
