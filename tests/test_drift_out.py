@@ -6,6 +6,8 @@ hoster's example directory (zone files and dir: PBXs, no programs)."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,7 @@ def test_drift_out_refuses_a_file_it_cannot_write_before_reading_anything(
 ) -> None:
     Path("a-file").write_text("")
     Path("a-link").symlink_to("a-file")
+    os.mkfifo("a-pipe")  # as /dev/null is a device: replaced by a regular file, as root
     spec = Path("alpha.example.yaml").read_text()
     refusals = {
         "no-such-dir/drift.json": "--out no-such-dir/drift.json: no-such-dir does not exist; "
@@ -73,6 +76,7 @@ def test_drift_out_refuses_a_file_it_cannot_write_before_reading_anything(
         "a-file/drift.json": "--out a-file/drift.json: a-file is not a directory",
         "state": "--out state: is a directory; --out names the file for the drift report",
         "a-link": "--out a-link: is a symbolic link; sipctl writes nothing through a link",
+        "a-pipe": "--out a-pipe: is not a regular file (a device, a pipe or a socket)",
         "./alpha.example.yaml": "--out alpha.example.yaml: is a sipctl spec; the drift report",
         "beta.example.yaml": "--out beta.example.yaml: is a sipctl spec; the drift report",
     }
@@ -93,6 +97,10 @@ def test_drift_out_refuses_a_file_it_cannot_write_before_reading_anything(
     captured = capsys.readouterr()
     assert "--out alpha.example.yaml: is a sipctl spec; the plan would replace it" in captured.err
     assert "reading" not in captured.err and Path("alpha.example.yaml").read_text() == spec
+    assert run(["plan", "-f", "alpha.example.yaml", "--out", "a-pipe", "-v"]) == EXIT_ERROR
+    captured = capsys.readouterr()
+    assert "--out a-pipe: is not a regular file" in captured.err and "reading" not in captured.err
+    assert stat.S_ISFIFO(os.lstat("a-pipe").st_mode)
 
     # a run that fails after the check leaves its error in the file, as --json prints it
     beta = Path("beta.example.yaml")

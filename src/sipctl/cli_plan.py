@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from sipctl.cli_common import confirm_apply, lock_options, plan_format, start_console
-from sipctl.cli_domains import DomainRun, refuse_output_over_a_spec
+from sipctl.cli_domains import DomainRun, refuse_output_file
 from sipctl.cli_params import (
     Force,
     LockTimeout,
@@ -80,7 +80,7 @@ def plan(
     console = start_console(no_color, verbose)
     fmt = plan_format(json_, markdown)
     with DomainRun(console, spec_file or [Path("sipctl.yaml")], shard, fmt=fmt) as run:
-        refuse_output_over_a_spec(out, "the plan")  # before anything is read
+        refuse_output_file(out, "the plan")  # before anything is read
         run.plan(target, force, parallel, keep=False)
         run.show(fmt)
         run.save(out)
