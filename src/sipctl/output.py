@@ -12,12 +12,42 @@ What ``--quiet`` keeps is decided here, once, by the kind of line:
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
 WARNING_PREFIX = "Warning: "
+
+# What a terminal or a CI log would act on rather than show: C0/C1 controls but the line
+# break and tab, DEL, and the bidirectional overrides. A spec's values hold none (the loader
+# refuses them), but a file's name or live data may: shown escaped, never acted on.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# sipctl's own colors (views.Painter, the Error:/Warning: prefixes), kept when it colors;
+# any other sequence (conceal: 8) is escaped as the rest
+_COLOR = re.compile("\x1b\\[(?:0|1|31|32|33)m")
+
+
+def _escaped(char: str) -> str:
+    """``\\x1b`` for a C0 control (JSON escapes those itself), else ``\\u0085``: also a
+    valid escape inside a JSON string, where C1, DEL and bidi characters come raw."""
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x20 else f"\\u{code:04x}"
+
+
+def visible(text: str, colors: bool = False) -> str:
+    """``text`` with what a terminal would act on written as escapes (``\\x1b``), so a
+    file named to clear the screen or to hide a line is shown, not obeyed; ``colors``:
+    sipctl's own color sequences stay."""
+    if _UNSAFE.search(text) is None:
+        return text
+    if not colors:
+        return _UNSAFE.sub(lambda m: _escaped(m[0]), text)
+    parts = _COLOR.split(text)
+    kept = _COLOR.findall(text)
+    shown = [_UNSAFE.sub(lambda m: _escaped(m[0]), part) for part in parts]
+    return "".join(p + k for p, k in zip(shown, [*kept, ""], strict=True))
 
 
 class Console:
@@ -56,7 +86,8 @@ class Console:
         return text
 
     def _write(self, stream: TextIO, text: str) -> None:
-        stream.write(self.scrub(text))
+        colors = self.color if stream is sys.stdout else self.err_color
+        stream.write(visible(self.scrub(text), colors))
         stream.flush()
 
     def out(self, text: str = "", end: str = "\n") -> None:
