@@ -64,13 +64,18 @@ class ApplyReport:
     applied: list[str] = field(default_factory=list)  # target ids that were changed
 
 
+def check_layer_names(only: Sequence[str] | None) -> None:
+    """``--target`` names layers sipctl has (said once a run, not once a domain)."""
+    unknown = sorted(set(only or ()) - {layer.name for layer in LAYERS})
+    if unknown:
+        names = ", ".join(layer.name for layer in LAYERS)
+        raise SpecError(f"--target {unknown[0]}: no such layer (layers: {names})")
+
+
 def selected_layers(loaded: LoadedSpec, only: Sequence[str] | None) -> list[Layer]:
     layers = [layer for layer in LAYERS if layer.managed(loaded.spec)]
     if only:
-        unknown = sorted(set(only) - {layer.name for layer in LAYERS})
-        if unknown:
-            names = ", ".join(layer.name for layer in LAYERS)
-            raise SpecError(f"--target {unknown[0]}: no such layer (layers: {names})")
+        check_layer_names(only)
         missing = [name for name in only if name not in {layer.name for layer in layers}]
         if missing:
             raise SpecError(

@@ -218,3 +218,19 @@ def test_an_unreadable_spec_is_the_run_s_error_in_its_json(tmp_path: Path) -> No
         (entry,) = data["errors"] if command == "validate" else data["domains"]
         said = entry["message"] if command == "validate" else entry["error"]
         assert said == f"{spec}: cannot read the spec: Permission denied", data
+
+
+def test_an_unknown_target_is_said_once_before_any_domain_is_read(
+    specs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--target with a typo was each domain's error, once per domain after its read."""
+    (specs / "b.yaml").write_text(_spec("b.example.com"))
+    words = "--target dsn: no such layer (layers: dns, asterisk,"
+    for command in ("plan", "drift"):
+        assert run([command, "-f", str(specs), "--target", "dsn", "-v"]) == 1
+        captured = capsys.readouterr()
+        assert captured.err.count(words) == 1 and "reading" not in captured.err, captured
+        assert captured.out == ""
+        assert run([command, "-f", str(specs), "--target", "dsn", "--json"]) == 1
+        refused = json.loads(capsys.readouterr().out)
+        assert refused["domains"] == [] and refused["error"].startswith(words), refused

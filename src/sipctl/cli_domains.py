@@ -134,7 +134,10 @@ class DomainRun:
         self.domains = multi.load_specs(self.paths, load_checked, self.shard)
 
     def _plan_specs(self, target: list[str] | None, force: bool, parallel: int, keep: bool) -> None:
+        from sipctl.reconciler.engine import check_layer_names
         from sipctl.reconciler.gitops import multi
+
+        check_layer_names(target)  # a typo is the run's error, not each domain's
 
         make_ctx = self._context_factory(force)
         self.domains, secrets = multi.plan_specs(
