@@ -53,3 +53,16 @@ def test_a_file_named_with_an_escape_is_shown_escaped(
     assert run(["plan", "-f", str(tmp_path), "--json"]) == 1
     specs = [d["spec"] for d in json.loads(capsys.readouterr().out)["domains"]]
     assert sorted(specs) == sorted(str(p) for p in tmp_path.iterdir()), "JSON: the names"
+
+
+def test_a_directory_with_a_file_named_across_lines_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line break in a file's name would forge a line of the table ('x.example  ok'):
+    -f DIR refuses the directory, naming the file on one line."""
+    (tmp_path / "a.yaml\nx.example  ok.yaml").write_text("version: 1\ndomain: a.example\n")
+    for command in ("plan", "drift", "verify", "validate"):
+        assert run([command, "-f", str(tmp_path)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"Error: {tmp_path}: a file's name holds a line break (")
+        assert "'a.yaml\\nx.example  ok.yaml'" in err and err.count("\n") == 1, err

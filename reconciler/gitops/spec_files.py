@@ -76,7 +76,9 @@ def _expand(
             found.append(path)
             continue
         inside: list[Path] = []
-        for entry in sorted(path.iterdir()):
+        entries = sorted(path.iterdir())
+        _refuse_line_breaks(path, entries)
+        for entry in entries:
             reason = reason_to_skip(entry)
             if reason is None:
                 inside.append(entry)
@@ -86,6 +88,18 @@ def _expand(
             raise SpecError(none_found(path, skipped))
         found.extend(inside)
     return found, skipped
+
+
+def _refuse_line_breaks(directory: Path, entries: list[Path]) -> None:
+    """A file whose name holds a line break would forge a line of the run's titles, table
+    and errors (a domain 'ok' that is not): the run refuses the directory, naming it."""
+    broken = [entry.name for entry in entries if "\n" in entry.name or "\r" in entry.name]
+    if broken:
+        shown = ", ".join(repr(name) for name in broken)
+        raise SpecError(
+            f"{directory}: a file's name holds a line break ({shown}); sipctl names each file "
+            "on one line: rename it"
+        )
 
 
 def spec_paths(paths: Sequence[Path]) -> list[Path]:
