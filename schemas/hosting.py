@@ -59,9 +59,15 @@ def _host_files(directory: Path) -> tuple[Path, ...]:
     return found
 
 
+# Read no further than one past the loader's limit (MAX_SPEC_BYTES), which refuses such
+# a text: a file of the directory that is /dev/zero or huge is not read whole.
+_MAX_READ = 1_000_001
+
+
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as handle:
+            return handle.read(_MAX_READ)
     except (OSError, UnicodeDecodeError):
         return ""  # not a spec of ours; load_spec says why when it is given itself
 

@@ -591,7 +591,8 @@ def load_spec(path: Path | str) -> LoadedSpec:
     """Read and validate a spec file."""
     file = Path(path)
     try:
-        raw = file.read_bytes()
+        with file.open("rb") as handle:  # no further than the limit: -f /dev/zero ends
+            raw = handle.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
         if file.is_symlink():  # the link is there, what it names is not
             raise SpecError(
@@ -602,6 +603,8 @@ def load_spec(path: Path | str) -> LoadedSpec:
         ) from None
     except OSError as exc:
         raise SpecError(f"{file}: cannot read the spec: {exc.strerror}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{file}: the spec is larger than {MAX_SPEC_BYTES} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -234,3 +234,16 @@ def test_an_unknown_target_is_said_once_before_any_domain_is_read(
         assert run([command, "-f", str(specs), "--target", "dsn", "--json"]) == 1
         refused = json.loads(capsys.readouterr().out)
         assert refused["domains"] == [] and refused["error"].startswith(words), refused
+
+
+def test_a_spec_with_no_end_is_read_no_further_than_the_limit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """-f /dev/zero (or a file of gigabytes) was read whole before its size was refused,
+    twice with --json (the envelope looked for its domain): the loader's limit, at once."""
+    for command in ("validate", "plan", "drift", "verify"):
+        assert run([command, "-f", "/dev/zero"]) == 1
+        assert "/dev/zero: the spec is larger than 1000000 bytes" in capsys.readouterr().err
+    assert run(["plan", "-f", "/dev/zero", "--json"]) == 1
+    (entry,) = json.loads(capsys.readouterr().out)["domains"]
+    assert entry["error"] == "/dev/zero: the spec is larger than 1000000 bytes"
