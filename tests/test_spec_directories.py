@@ -247,3 +247,27 @@ def test_a_spec_with_no_end_is_read_no_further_than_the_limit(
     assert run(["plan", "-f", "/dev/zero", "--json"]) == 1
     (entry,) = json.loads(capsys.readouterr().out)["domains"]
     assert entry["error"] == "/dev/zero: the spec is larger than 1000000 bytes"
+
+
+def test_an_empty_spec_path_is_refused_not_read_as_here(
+    specs: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-f "$SPECS" with the variable unset gave click '', its path '.': apply planned and
+    applied every spec of the current directory. Refused before anything is read."""
+    monkeypatch.chdir(specs)
+    (specs / "b.yaml").write_text(_spec("b.example.com"))
+    commands = [
+        ["apply", "-f", "", "--auto-approve"],
+        ["plan", "-f", ".", "--file="],
+        ["drift", "--file", ""],
+        ["verify", "-f", ""],
+    ]
+    for command in commands:
+        assert run(command) == 1, command
+        captured = capsys.readouterr()
+        option = "--file" if "--file" in " ".join(command) else "-f"
+        assert captured.err.startswith(f"Error: {option} '': an empty path"), captured.err
+        assert "a.example.com" not in captured.out + captured.err
+    assert not (specs.parent / "zones" / "a.example.com.zone").exists(), "nothing applied"
+    assert run(["plan", "--", "-f", ""]) != 0  # after '--' nothing is an option
+    capsys.readouterr()

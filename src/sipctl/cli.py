@@ -357,6 +357,9 @@ COMPLETE_VAR = "_SIPCTL_COMPLETE"
 
 
 def _run_typer(args: list[str]) -> object:
+    from sipctl.cli_args import refuse_empty_spec
+
+    refuse_empty_spec(args)
     command = _command()
     if os.environ.get(COMPLETE_VAR):
         command.main(args=args, prog_name="sipctl", complete_var=COMPLETE_VAR)

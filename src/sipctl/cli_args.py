@@ -48,3 +48,20 @@ def _terraform(arg: str) -> str:
     if name in TERRAFORM_ALIASES:
         return f"--{name}{eq}{value}"
     return arg
+
+
+def refuse_empty_spec(argv: list[str]) -> None:
+    """``-f ""`` (``-f "$SPECS"`` with the variable unset) would be read as the current
+    directory, whose every spec a run then plans or applies: refused, before click reads
+    it (its path type makes '' the directory '.', which a later check cannot tell apart)."""
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            return
+        given = argv[index + 1] if arg in ("-f", "--file") and index + 1 < len(argv) else None
+        if given == "" or arg in ("--file=", "-f="):
+            from sipctl.errors import SpecError
+
+            raise SpecError(
+                f"{arg.rstrip('=')} '': an empty path (an unset variable in a script?); "
+                "name a spec file or a directory"
+            )
