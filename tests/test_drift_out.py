@@ -101,6 +101,15 @@ def test_drift_out_refuses_a_file_it_cannot_write_before_reading_anything(
     captured = capsys.readouterr()
     assert "--out a-pipe: is not a regular file" in captured.err and "reading" not in captured.err
     assert stat.S_ISFIFO(os.lstat("a-pipe").st_mode)
+    # and a directory that is not there, or a link, as drift --out (was: after the read)
+    for out, words in (
+        ("no-such-dir/plan.json", "--out no-such-dir/plan.json: no-such-dir does not exist"),
+        ("no-such-dir/plans", "--out no-such-dir/plans: no-such-dir does not exist"),
+        ("a-link", "--out a-link: is a symbolic link; sipctl writes nothing through a link"),
+    ):
+        assert run(["plan", "-f", "alpha.example.yaml", "--out", out, "-v"]) == EXIT_ERROR
+        captured = capsys.readouterr()
+        assert captured.err.startswith(f"Error: {words}") and "reading" not in captured.err
 
     # a run that fails after the check leaves its error in the file, as --json prints it
     beta = Path("beta.example.yaml")

@@ -10,6 +10,7 @@ import typer
 
 from sipctl.cli_common import confirm_apply, lock_options, plan_format, start_console
 from sipctl.cli_domains import DomainRun, refuse_output_file
+from sipctl.cli_report_file import check_plan_out
 from sipctl.cli_params import (
     Force,
     LockTimeout,
@@ -81,6 +82,7 @@ def plan(
     fmt = plan_format(json_, markdown)
     with DomainRun(console, spec_file or [Path("sipctl.yaml")], shard, fmt=fmt) as run:
         refuse_output_file(out, "the plan")  # before anything is read
+        check_plan_out(out)
         run.plan(target, force, parallel, keep=False)
         run.show(fmt)
         run.save(out)

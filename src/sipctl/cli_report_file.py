@@ -28,16 +28,34 @@ def check_report_file(path: Path, kind: str) -> None:
             f"--out {path}: is a directory; --out names the file for the {kind} report",
             hint=f"name a file in it, e.g. --out {path / f'{kind}.json'}",
         )
-    parent = path.parent
-    if not parent.is_dir():
-        why = "is not a directory" if parent.exists() else "does not exist"
+    check_output_directory(path, path.parent, "a report")
+
+
+def check_plan_out(out: Path | None) -> None:
+    """plan --out, refused before anything is read as drift --out is: a link (not to a
+    directory of plans), or a directory to write in that is missing or not writable."""
+    if out is None:
+        return
+    if out.is_symlink() and not out.is_dir():
         raise SipctlError(
-            f"--out {path}: {parent} {why}; sipctl creates no directory for a report",
-            hint=f"create it first (mkdir -p {parent}) if that is the place you meant",
+            f"--out {out}: is a symbolic link; sipctl writes nothing through a link",
+            hint="name the file it points to, or another file",
         )
-    if not os.access(parent, os.W_OK | os.X_OK):
+    check_output_directory(out, out if out.is_dir() else out.parent, "a plan")
+
+
+def check_output_directory(path: Path, directory: Path, what: str) -> None:
+    """Refuse ``--out path`` now when ``directory``, where it is written, is not there or
+    this user may not write in it."""
+    if not directory.is_dir():
+        why = "is not a directory" if directory.exists() else "does not exist"
         raise SipctlError(
-            f"--out {path}: cannot write into the directory {parent}",
+            f"--out {path}: {directory} {why}; sipctl creates no directory for {what}",
+            hint=f"create it first (mkdir -p {directory}) if that is the place you meant",
+        )
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise SipctlError(
+            f"--out {path}: cannot write into the directory {directory}",
             hint="name a file in a directory this user may write, or fix its permissions",
         )
 
