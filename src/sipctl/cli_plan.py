@@ -10,7 +10,6 @@ import typer
 
 from sipctl.cli_common import confirm_apply, lock_options, plan_format, start_console
 from sipctl.cli_domains import DomainRun, refuse_output_file
-from sipctl.cli_report_file import check_plan_out
 from sipctl.cli_params import (
     Force,
     LockTimeout,
@@ -22,6 +21,7 @@ from sipctl.cli_params import (
     TargetLayers,
     Verbose,
 )
+from sipctl.cli_report_file import check_plan_out
 from sipctl.errors import EXIT_CHANGES, CommandExit, SpecError
 
 
