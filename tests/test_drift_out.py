@@ -106,8 +106,10 @@ def test_drift_out_refuses_a_file_it_cannot_write_before_reading_anything(
         ("no-such-dir/plan.json", "--out no-such-dir/plan.json: no-such-dir does not exist"),
         ("no-such-dir/plans", "--out no-such-dir/plans: no-such-dir does not exist"),
         ("a-link", "--out a-link: is a symbolic link; sipctl writes nothing through a link"),
+        ("a-file", "--out a-file: is a file; with several specs --out names the directory"),
     ):
-        assert run(["plan", "-f", "alpha.example.yaml", "--out", out, "-v"]) == EXIT_ERROR
+        given = "." if out == "a-file" else "alpha.example.yaml"
+        assert run(["plan", "-f", given, "--out", out, "-v"]) == EXIT_ERROR
         captured = capsys.readouterr()
         assert captured.err.startswith(f"Error: {words}") and "reading" not in captured.err
 

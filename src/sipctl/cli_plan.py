@@ -82,7 +82,7 @@ def plan(
     fmt = plan_format(json_, markdown)
     with DomainRun(console, spec_file or [Path("sipctl.yaml")], shard, fmt=fmt) as run:
         refuse_output_file(out, "the plan")  # before anything is read
-        check_plan_out(out)
+        check_plan_out(out, several=not run.one)
         run.plan(target, force, parallel, keep=False)
         run.show(fmt)
         run.save(out)

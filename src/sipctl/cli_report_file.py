@@ -31,11 +31,18 @@ def check_report_file(path: Path, kind: str) -> None:
     check_output_directory(path, path.parent, "a report")
 
 
-def check_plan_out(out: Path | None) -> None:
+def check_plan_out(out: Path | None, several: bool) -> None:
     """plan --out, refused before anything is read as drift --out is: a link (not to a
-    directory of plans), or a directory to write in that is missing or not writable."""
+    directory of plans), or a directory to write in that is missing or not writable; with
+    ``several`` specs, a file where the directory of their plans goes."""
     if out is None:
         return
+    if several and out.exists() and not out.is_dir():
+        raise SipctlError(
+            f"--out {out}: is a file; with several specs --out names the directory that gets "
+            "one plan per domain",
+            hint="name a directory (it is created if its parent exists)",
+        )
     if out.is_symlink() and not out.is_dir():
         raise SipctlError(
             f"--out {out}: is a symbolic link; sipctl writes nothing through a link",
