@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from fixtures.asterisk import AsteriskInstance
 from fixtures.sip_client import serve_datagrams, sip_response
+from fixtures.waiting import WAIT_SECONDS
 
 from sipctl.providers.asterisk.provider import AsteriskProvider
 from sipctl.providers.base import RunContext
@@ -161,9 +162,7 @@ class RingingPhone:
             ]
             return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
-        self.sock.settimeout(5.0)
-        self.sock.sendto(request(1), self.pbx)
-        challenge = self._reply_to("REGISTER")
+        challenge = self._exchange(request(1), "REGISTER")
         params = dict(re.findall(r'(\w+)="?([^",]+)"?', challenge.split("Digest", 1)[1]))
         realm, nonce = params["realm"], params["nonce"]
         ha1 = _md5(f"{ext}:{realm}:{password}")
@@ -175,18 +174,35 @@ class RingingPhone:
             f'uri="{uri}", response="{answer}", algorithm=MD5, qop=auth, nc={nc}, '
             f'cnonce="{cnonce}"' + (f', opaque="{params["opaque"]}"' if "opaque" in params else "")
         )
-        self.sock.sendto(request(2, auth), self.pbx)
-        status = self._reply_to("REGISTER")
+        status = self._exchange(request(2, auth), "REGISTER")
         if not status.startswith("SIP/2.0 200"):
             raise AssertionError(f"phone {ext} could not register: {status.splitlines()[0]}")
 
-    def _reply_to(self, method: str) -> str:
-        while True:
-            data, _ = self.sock.recvfrom(65535)
+    def _exchange(self, request: bytes, method: str) -> str:
+        """Send ``request`` and return its final answer. Resent as a UDP SIP client does
+        (RFC 3261's timer E: 0.5 s, doubling up to 4 s) until ``WAIT_SECONDS``: a PBX slow
+        under load answers late, and a fixed 5 s wait failed the test then."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        interval = 0.5
+        self.sock.sendto(request, self.pbx)
+        resend = time.monotonic() + interval
+        while (now := time.monotonic()) < deadline:
+            self.sock.settimeout(max(0.01, min(resend, deadline) - now))
+            try:
+                data, _ = self.sock.recvfrom(65535)
+            except TimeoutError:
+                if time.monotonic() >= resend:
+                    self.sock.sendto(request, self.pbx)
+                    interval = min(interval * 2, 4.0)
+                    resend = time.monotonic() + interval
+                continue
             text = data.decode(errors="replace")
             final = text.startswith("SIP/2.0") and not text.startswith("SIP/2.0 100")
             if final and f" {method}" in _header(text, "cseq"):
                 return text
+        raise AssertionError(
+            f"phone {self.extension}: no final answer to its {method} within {WAIT_SECONDS:.0f} s"
+        )
 
     def _answer(self, data: bytes, peer: tuple[str, int]) -> None:
         text = data.decode(errors="replace")
