@@ -72,12 +72,20 @@ def check_layer_names(only: Sequence[str] | None) -> None:
         raise SpecError(f"--target {unknown[0]}: no such layer (layers: {names})")
 
 
-def selected_layers(loaded: LoadedSpec, only: Sequence[str] | None) -> list[Layer]:
+def selected_layers(
+    loaded: LoadedSpec, only: Sequence[str] | None, several: bool = False
+) -> list[Layer]:
+    """The layers a plan of ``loaded`` covers: those it manages, of ``only`` (--target).
+
+    A spec planned alone must manage every layer ``only`` names. Of ``several`` specs (a
+    hoster's directory: the host's file has no ``dns``, its customers' files have nothing
+    else), each covers the named layers it manages, and one that manages none of them
+    covers none (the run passes it over)."""
     layers = [layer for layer in LAYERS if layer.managed(loaded.spec)]
     if only:
         check_layer_names(only)
         missing = [name for name in only if name not in {layer.name for layer in layers}]
-        if missing:
+        if missing and not several:
             raise SpecError(
                 f"--target {missing[0]}: {loaded.source} has no '{missing[0]}' section, "
                 "so that layer is not managed"
@@ -147,16 +155,19 @@ def make_plan(
     ctx: RunContext,
     layers: Sequence[str] | None = None,
     rendered: Mapping[str, list[Resource]] | None = None,
+    several: bool = False,
 ) -> PlanRun:
     """Read the live systems and compute the plan. Changes nothing anywhere.
 
     ``rendered``: layers of this spec already rendered (layer name -> resources), as the
-    many-domain claims check renders them; the others are rendered here.
+    many-domain claims check renders them; the others are rendered here. ``several``: the
+    spec is one of several in the run (``selected_layers``).
     """
-    runs = _open_targets(loaded, ctx, selected_layers(loaded, layers), rendered or {})
+    selected = selected_layers(loaded, layers, several)
+    runs = _open_targets(loaded, ctx, selected, rendered or {})
     _read_all(runs, ctx)
     host_record = None
-    if loaded.spec.hosting is not None:
+    if loaded.spec.hosting is not None and (selected or not layers):
         from sipctl.reconciler.departures import (
             departure_runs,
             recorded_in,
@@ -185,7 +196,8 @@ def make_plan(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         sipctl_version=__version__,
         targets=[_target_plan(run) for run in runs],
-        layers=list(layers or []),
+        # the layers of --target this plan covers (of several specs, those this one manages)
+        layers=[name for name in layers or () if name in {layer.name for layer in selected}],
         spec_files=loaded.composed,
     )
     return PlanRun(plan, runs, loaded, host_record)

@@ -195,3 +195,40 @@ def test_drift_over_bind_zones_finds_the_one_edited_by_hand(
         assert [bind.serial(zone) for zone in zones] == serials, "drift changes nothing"
     for zone in zones:
         bind.delete_zone(zone)
+
+
+def test_target_of_a_hosters_directory_passes_over_the_files_without_that_layer(
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host's file has no dns section and a customer's has nothing else: --target dns
+    over the directory plans (applies, reads for drift) the customers' records and names the
+    host files skipped; --target firewall the reverse. It was each host file's error (exit
+    1), so --target could not be used on a hoster's directory at all."""
+    zone = Path("state/alpha.example.zone")
+    zone.write_text("".join(line for line in zone.open() if "NAPTR" not in line))
+    assert run(["plan", "-f", ".", "--target", "dns", "--detailed-exitcode"]) == EXIT_CHANGES
+    out = capsys.readouterr().out
+    assert "=== pbx1.hoster.example" not in out and "# dns at zonefile" in out, out
+    for host in ("pbx1.yaml", "pbx2.yaml"):
+        assert f"{host}: skipped: manages none of --target dns" in out, out
+    assert out.endswith("3 domain(s): 3 ok, 0 failed, 3 file(s) skipped.\n"), out
+
+    assert run(["drift", "-f", ".", "--target", "dns", "--json"]) == EXIT_CHANGES
+    data = _json("drift", capsys)
+    assert _statuses(data) == dict.fromkeys(CUSTOMERS, "no drift") | {"alpha.example": "drifted"}
+    assert {"file": "pbx1.yaml", "reason": "manages none of --target dns"} in data["skipped"]
+
+    assert run(["apply", "-f", ".", "--target", "dns", "--auto-approve", "--no-verify"]) == 0
+    capsys.readouterr()
+    assert run(["plan", "-f", ".", "--target", "firewall", "--detailed-exitcode"]) == 0
+    out = capsys.readouterr().out
+    assert "alpha.example.yaml: skipped: manages none of --target firewall" in out, out
+    assert "pbx2.yaml: skipped: manages none of --target firewall" in out, out  # no firewall
+    assert out.endswith("1 domain(s): 1 ok, 0 failed, 5 file(s) skipped.\n"), out
+
+    # none of them has the layer: the run's error; a file alone keeps its own
+    assert run(["plan", "-f", ".", "--target", "certificate"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "--target certificate: none of these specs manages that layer" in err, err
+    assert run(["plan", "-f", "pbx1.yaml", "--target", "dns"]) == EXIT_ERROR
+    assert "pbx1.yaml has no 'dns' section" in capsys.readouterr().err

@@ -310,15 +310,17 @@ def plan_all(
     make_ctx: Callable[[LoadedSpec], RunContext],
     layers: Sequence[str] | None,
     parallel: int,
+    several: bool = False,
 ) -> None:
-    """Plan every loaded domain, each with its own RunContext (kept for apply)."""
+    """Plan every loaded domain, each with its own RunContext (kept for apply); ``several``:
+    of ``layers`` each covers those it manages (``engine.selected_layers``)."""
     from sipctl.reconciler.engine import make_plan
 
     def work(domain: Domain) -> None:
         assert domain.loaded is not None
         domain.ctx = make_ctx(domain.loaded)
         rendered, domain.rendered = domain.rendered, None
-        domain.plan_run = make_plan(domain.loaded, domain.ctx, layers, rendered)
+        domain.plan_run = make_plan(domain.loaded, domain.ctx, layers, rendered, several)
         domain.status = plan_status(domain.plan_run.plan.has_changes)
 
     todo = [d for d in domains if d.loaded is not None and not d.failed]
@@ -350,6 +352,7 @@ def plan_specs(
     parallel: int,
     shard: str | None,
     keep: bool,
+    several: bool = False,
 ) -> tuple[list[Domain], set[str]]:
     """Load, check and plan the specs at ``paths``: the domains of share ``shard``, and the
     secrets their planning loaded (for scrubbing). Every spec is checked against every other
@@ -368,10 +371,10 @@ def plan_specs(
             from sipctl.reconciler.gitops.planners import plan_forked
 
             with collecting_rarely():  # the workers inherit it
-                return plan_forked(paths, load, make_ctx, layers, workers, shard)
+                return plan_forked(paths, load, make_ctx, layers, workers, shard, several)
     with collecting_rarely():
         domains = load_specs(paths, load, shard)
-        plan_all(domains, make_ctx, layers, parallel)
+        plan_all(domains, make_ctx, layers, parallel, several)
     secrets: set[str] = set()
     for domain in domains:
         if domain.ctx is not None:

@@ -52,6 +52,7 @@ _Job = tuple[
     Callable[[Path], "LoadedSpec"],
     Callable[["LoadedSpec"], "RunContext"],
     Sequence[str] | None,
+    bool,
 ]
 
 # What a forked worker inherits (set just before the workers start; see plan_forked).
@@ -95,6 +96,7 @@ def plan_forked(
     layers: Sequence[str] | None,
     workers: int,
     shard: str | None,
+    several: bool = False,
 ) -> tuple[list[Domain], set[str]]:
     """``multi.plan_specs`` over ``workers`` forked processes."""
     global _FORKED
@@ -106,7 +108,7 @@ def plan_forked(
     started: list[_Worker] = []
     progress: Progress | None = None
     handlers = install_interrupts()
-    _FORKED = (paths, load, make_ctx, layers)
+    _FORKED = (paths, load, make_ctx, layers, several)
     try:
         for first in range(workers):
             share = list(range(first, len(paths), workers))
@@ -215,7 +217,7 @@ def _stop(started: list[_Worker]) -> None:
 
 def _work(conn: Connection, share: list[int]) -> None:
     assert _FORKED is not None, "planning workers are forked by plan_forked"
-    paths, load, make_ctx, layers = _FORKED
+    paths, load, make_ctx, layers, several = _FORKED
     try:
         loaded: dict[int, Domain] = {}
         answers = []
@@ -228,7 +230,7 @@ def _work(conn: Connection, share: list[int]) -> None:
         conn.send(answers)
         order: list[int] | None = conn.recv()
         for index in order or []:
-            conn.send(_plan_one(loaded[index], index, make_ctx, layers))
+            conn.send(_plan_one(loaded[index], index, make_ctx, layers, several))
         conn.send(None)
     except (KeyboardInterrupt, EOFError, OSError):
         return  # the parent was interrupted or is gone: it reports
@@ -239,6 +241,7 @@ def _plan_one(
     index: int,
     make_ctx: Callable[[LoadedSpec], RunContext],
     layers: Sequence[str] | None,
+    several: bool,
 ) -> _Planned:
     from sipctl.reconciler.engine import make_plan
     from sipctl.reconciler.plan import Plan
@@ -250,7 +253,7 @@ def _plan_one(
     def work(domain: Domain) -> None:
         assert domain.loaded is not None
         rendered, domain.rendered = domain.rendered, None
-        made.append(make_plan(domain.loaded, ctx, layers, rendered).plan)
+        made.append(make_plan(domain.loaded, ctx, layers, rendered, several).plan)
         domain.status = plan_status(made[0].has_changes)
 
     try:

@@ -26,7 +26,7 @@ from sipctl.cli_common import (
     verify_after_apply,
     write_plan_file,
 )
-from sipctl.errors import CommandExit, SipctlError, UnsafePlanError
+from sipctl.errors import CommandExit, SipctlError, SpecError, UnsafePlanError
 from sipctl.output import Console
 
 if TYPE_CHECKING:
@@ -141,9 +141,35 @@ class DomainRun:
 
         make_ctx = self._context_factory(force)
         self.domains, secrets = multi.plan_specs(
-            self.paths, load_checked, make_ctx, target, parallel, self.shard, keep
+            self.paths, load_checked, make_ctx, target, parallel, self.shard, keep, not self.one
         )
         self.console.add_secrets(secrets)
+        if target and not self.one:
+            self._pass_over_untargeted(target)
+
+    def _pass_over_untargeted(self, target: list[str]) -> None:
+        """Of several specs, one that manages none of the layers --target names (a host's
+        file with --target dns, a customer's with --target asterisk) is passed over and named
+        as skipped; a run in which none manages them is an error."""
+        from sipctl.reconciler.gitops.spec_files import Skipped
+
+        names = ", ".join(dict.fromkeys(target))
+        kept: list[Domain] = []
+        for domain in self.domains:
+            plan = domain.plan
+            if plan is not None and not domain.failed and not plan.layers:
+                if domain.ctx is not None:
+                    domain.ctx.close()
+                    domain.ctx = None
+                self.skipped.append(Skipped(domain.path, f"manages none of --target {names}"))
+            else:
+                kept.append(domain)
+        if self.domains and not kept:
+            raise SpecError(
+                f"--target {names}: none of these specs manages that layer; name a layer "
+                "one of them manages"
+            )
+        self.domains = kept
 
     def each(self, what: str, work: Callable[[Domain], None], parallel: int) -> None:
         """``work`` on each domain that has not failed (one's failure is marked on it, the

@@ -47,7 +47,7 @@ TargetLayers = Annotated[
     typer.Option(
         "--target",
         help="Only this layer (dns, asterisk, certificate, firewall, fail2ban, webrtc); "
-        "repeat for several.",
+        "repeat for several. Of several specs, one that manages none of them is skipped.",
         metavar="LAYER",
     ),
 ]
