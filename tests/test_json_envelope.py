@@ -149,3 +149,21 @@ def test_a_refused_run_still_prints_one_json_document(
         [domain] = data["domains"]
         assert (domain["spec"], domain["status"], domain[kind]) == (str(broken), "error", None)
         assert "users" in domain["error"] and "users" in err, (kind, data)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("mistake", [["--no-such-option"], ["--target"]])
+def test_a_usage_error_with_json_is_one_document_too(
+    kind: str, mistake: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown option or a missing value ends the run in the argument parser, before the
+    command could promise its document: stdout still gets one, with the parser's error, and
+    the exit code is 1 (not click's 2, which means "changes present" here)."""
+    from sipctl.schemas.outputs import output_text
+
+    assert run([kind, "--json", *mistake]) == 1
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    jsonschema.validate(data, json.loads(output_text(kind)))
+    assert data["domains"] == [] and data["error"], data
+    assert data["error"] in captured.err, captured

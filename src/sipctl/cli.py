@@ -375,6 +375,7 @@ def _run_typer(args: list[str]) -> object:
         raise CommandExit(EXIT_ERROR) from None
     except typer.TyperException as exc:
         # Usage errors: click would exit 2, which means "changes present" here.
+        _usage_error_as_json(command, args, exc)
         show = getattr(exc, "show", None)
         if callable(show):
             show()
@@ -382,6 +383,24 @@ def _run_typer(args: list[str]) -> object:
             current_console().error(exc.message)
         code = EXIT_OK if type(exc).__name__ == "NoArgsIsHelpError" else EXIT_ERROR
         raise CommandExit(code) from None
+
+
+def _usage_error_as_json(command: Any, args: list[str], exc: Exception) -> None:
+    """--json promises stdout one document, and a usage error (an unknown option, a value
+    out of range) ends the run before the command could say so: the error is that
+    document, as a refusal inside the command would be (a pipeline reads stdout)."""
+    if "--json" not in args:
+        return
+    from sipctl.cli_boundary import json_refusal
+    from sipctl.reconciler.envelope import KINDS
+
+    # the commands whose --json prints the envelope of their name (schema --output NAME)
+    name = next((arg for arg in args if arg in command.commands), None)
+    if name not in KINDS:
+        return
+
+    current_console().promise_json(name, None)
+    json_refusal(str(exc))
 
 
 _COMMAND: Any = None

@@ -47,7 +47,7 @@ def _exit_code(command: Callable[[], object]) -> int:
     except CommandExit as exc:
         return exc.code
     except SpecError as exc:
-        _json_refusal(failure_text(exc), exc)
+        json_refusal(failure_text(exc), exc)
         if exc.problems:
             for number, line in enumerate(exc.problems, 1):
                 current_console().error(line, exc.hint if number == len(exc.problems) else None)
@@ -56,16 +56,16 @@ def _exit_code(command: Callable[[], object]) -> int:
         return exc.exit_code
     except ProviderCrashed as exc:
         where = log_traceback(exc.__cause__ or exc)
-        _json_refusal(f"{exc.message} ({where})", exc)
+        json_refusal(f"{exc.message} ({where})", exc)
         current_console().error(exc.message, f"{where}; please report this bug in sipctl with it")
         return exc.exit_code
     except SipctlError as exc:
-        _json_refusal(failure_text(exc), exc)
+        json_refusal(failure_text(exc), exc)
         current_console().error(exc.message, exc.hint)
         return exc.exit_code
     except EOFError:  # stdin ended where a command asked for a line (a confirmation)
         sys.stderr.write("\n")
-        _json_refusal("aborted")
+        json_refusal("aborted")
         current_console().error("aborted")
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -81,7 +81,7 @@ def _exit_code(command: Callable[[], object]) -> int:
     return int(result) if isinstance(result, int) else EXIT_OK
 
 
-def _json_refusal(error: str, exc: SipctlError | None = None) -> None:
+def json_refusal(error: str, exc: SipctlError | None = None) -> None:
     """A command that owes stdout a JSON document (--json) and printed none yet prints its
     failure as one: a pipeline reading stdout always gets a document, whichever step
     refused (a spec that does not load, overlapping claims, a held lock, a bug), and the
@@ -161,5 +161,5 @@ def _report_unexpected(exc: BaseException) -> None:
         f"unexpected error ({type(exc).__name__}: {summary}); {where}. "
         "This is a bug in sipctl: please report it with that file."
     )
-    _json_refusal(text)
+    json_refusal(text)
     console.error(text)

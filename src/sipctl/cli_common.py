@@ -44,8 +44,12 @@ GLOBAL = GlobalOptions()
 
 
 def reset_globals() -> None:
-    global GLOBAL
+    """A run starts afresh: no global flags, and a console of its own until the command
+    starts one (a run in the same process must not inherit the last one's promise of a JSON
+    document, its output so far, or its secrets)."""
+    global GLOBAL, _CONSOLE
     GLOBAL = GlobalOptions()
+    _CONSOLE = Console()
 
 
 def set_globals(options: GlobalOptions) -> None:
