@@ -164,6 +164,7 @@ def make_plan(
     spec is one of several in the run (``selected_layers``).
     """
     selected = selected_layers(loaded, layers, several)
+    covered = {layer.name for layer in selected}
     runs = _open_targets(loaded, ctx, selected, rendered or {})
     _read_all(runs, ctx)
     host_record = None
@@ -197,7 +198,7 @@ def make_plan(
         sipctl_version=__version__,
         targets=[_target_plan(run) for run in runs],
         # the layers of --target this plan covers (of several specs, those this one manages)
-        layers=[name for name in layers or () if name in {layer.name for layer in selected}],
+        layers=[name for name in layers or () if name in covered],
         spec_files=loaded.composed,
     )
     return PlanRun(plan, runs, loaded, host_record)

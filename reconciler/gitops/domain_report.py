@@ -100,9 +100,6 @@ def reports_json(
     """The envelope of a run of many domains: each domain's report of ``kind``."""
     from sipctl.reconciler.envelope import entry, envelope, skipped_entry
 
-    def error_of(domain: Domain) -> str | None:
-        return domain.message if domain.failed else None
-
     data = envelope(
         kind,
         [

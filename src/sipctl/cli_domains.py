@@ -65,7 +65,6 @@ class DomainRun:
         if json_out is not None:  # refused before anything is read
             from sipctl.cli_report_file import keep_report_in
 
-            refuse_output_file(json_out, f"the {kind} report")
             keep_report_in(console, json_out, kind)
         self.shard = shard
         self.paths = paths
@@ -365,27 +364,6 @@ class DomainRun:
         code = worst(codes)
         if code:
             raise CommandExit(code)
-
-
-def refuse_output_file(out: Path | None, what: str) -> None:
-    """Refuse, before anything is read, an ``--out`` that is a device or a pipe, or a sipctl
-    spec (one of the run's, or a host's customer file beside it): ``what`` written there
-    would replace it, and so would a refusal of the run. A file looks like a spec as it
-    does in ``-f DIR``."""
-    if out is None:
-        return
-    from sipctl.cli_common import refuse_special_file
-    from sipctl.reconciler.gitops.spec_files import skip_reason
-
-    refuse_special_file(out)
-    if not out.is_file():
-        return
-
-    if skip_reason(out) is None:
-        raise SipctlError(
-            f"--out {out}: is a sipctl spec; {what} would replace it",
-            hint="name another file for the output",
-        )
 
 
 def _would_be_refused(plan: Plan, force: bool) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from sipctl.cli_common import confirm_apply, lock_options, plan_format, start_console
-from sipctl.cli_domains import DomainRun, refuse_output_file
+from sipctl.cli_domains import DomainRun
 from sipctl.cli_params import (
     Force,
     LockTimeout,
@@ -80,8 +80,7 @@ def plan(
     console = start_console(no_color, verbose)
     fmt = plan_format(json_, markdown)
     with DomainRun(console, spec_file or [Path("sipctl.yaml")], shard, fmt=fmt) as run:
-        refuse_output_file(out, "the plan")  # before anything is read
-        if out is not None:  # its checks are imported only when there is a file to check
+        if out is not None:  # before anything is read; imported only when there is a file
             from sipctl.cli_report_file import check_plan_out
 
             check_plan_out(out, several=not run.one)

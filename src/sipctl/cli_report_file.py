@@ -1,5 +1,7 @@
-"""``--out FILE`` of a report (``sipctl drift``): the one JSON document --json prints, kept in
-a file while stdout gets the text, from the same run (the live systems are read once).
+"""``--out``: every check of the file or directory a run writes (``plan --out``, ``drift
+--out``), made before anything live is read; and the report ``drift --out`` keeps there,
+the one JSON document --json prints, while stdout gets the text, from the same run (the live
+systems are read once).
 
 The file is checked before anything live is read, and gets what the console would print:
 scrubbed of the run's secrets. A run that fails after the check leaves in it the refusal
@@ -18,11 +20,8 @@ from sipctl.output import Console
 
 def check_report_file(path: Path, kind: str) -> None:
     """Refuse ``path`` now when the document could not be written there later."""
-    if path.is_symlink():  # the write would refuse it, after the live systems were read
-        raise SipctlError(
-            f"--out {path}: is a symbolic link; sipctl writes nothing through a link",
-            hint="name the file it points to, or another file",
-        )
+    refuse_output_file(path, f"the {kind} report")
+    _refuse_link(path)  # the write would refuse it, after the live systems were read
     if path.is_dir():
         raise SipctlError(
             f"--out {path}: is a directory; --out names the file for the {kind} report",
@@ -37,18 +36,39 @@ def check_plan_out(out: Path | None, several: bool) -> None:
     ``several`` specs, a file where the directory of their plans goes."""
     if out is None:
         return
+    refuse_output_file(out, "the plan")
     if several and out.exists() and not out.is_dir():
         raise SipctlError(
             f"--out {out}: is a file; with several specs --out names the directory that gets "
             "one plan per domain",
             hint="name a directory (it is created if its parent exists)",
         )
-    if out.is_symlink() and not out.is_dir():
+    if not out.is_dir():  # a link to a directory of plans is that directory
+        _refuse_link(out)
+    check_output_directory(out, out if out.is_dir() else out.parent, "a plan")
+
+
+def _refuse_link(path: Path) -> None:
+    if path.is_symlink():
         raise SipctlError(
-            f"--out {out}: is a symbolic link; sipctl writes nothing through a link",
+            f"--out {path}: is a symbolic link; sipctl writes nothing through a link",
             hint="name the file it points to, or another file",
         )
-    check_output_directory(out, out if out.is_dir() else out.parent, "a plan")
+
+
+def refuse_output_file(out: Path, what: str) -> None:
+    """Refuse an ``--out`` that is a device or a pipe, or a sipctl spec (one of the run's,
+    or a host's customer file beside it): ``what`` written there would replace it, and so
+    would a refusal of the run. A file looks like a spec as it does in ``-f DIR``."""
+    from sipctl.cli_common import refuse_special_file
+    from sipctl.reconciler.gitops.spec_files import skip_reason
+
+    refuse_special_file(out)
+    if out.is_file() and skip_reason(out) is None:
+        raise SipctlError(
+            f"--out {out}: is a sipctl spec; {what} would replace it",
+            hint="name another file for the output",
+        )
 
 
 def check_output_directory(path: Path, directory: Path, what: str) -> None:
