@@ -54,6 +54,27 @@ def validate_json(
     }
 
 
+def refused_run(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The document of a run refused as a whole (a directory without a spec, a wrong command
+    line), with no spec's verdict: the many-spec shape, its ``errors`` saying why."""
+    return {"valid": False, "files": [], "skipped": [], "errors": errors}
+
+
+def validate_refusal(spec: str | None, error: str) -> dict[str, Any]:
+    """``validate --json``'s document of a run that ended before it had a verdict (a usage
+    error, a bug): of one spec, that spec's report with the error; else (several specs, or
+    a command line too wrong to say which) the run's own error, tied to no file."""
+    if spec is not None:
+        return {
+            "file": spec,
+            "valid": False,
+            "errors": [problem_fields(error, spec)],
+            "warnings": [],
+        }
+    problem = {"file": None, "line": None, "col": None, "key": None, "message": error}
+    return refused_run([problem])
+
+
 def validate_schema() -> dict[str, Any]:
     """The JSON Schema of ``sipctl validate --json``: one spec's report, or (several specs,
     or a directory) the reports of all and the files skipped."""
@@ -63,7 +84,10 @@ def validate_schema() -> dict[str, Any]:
         "required": ["file", "line", "col", "key", "message"],
         "additionalProperties": False,
         "properties": {
-            "file": {"type": "string"},
+            "file": {
+                "type": ["string", "null"],
+                "description": "null: the command line, not a file (exit code 1)",
+            },
             "line": {**optional_int, "description": "1-based; null: not tied to a line"},
             "col": {**optional_int, "description": "1-based; null: not tied to a line"},
             "key": {"type": ["string", "null"], "description": "the dotted key, like users.x"},

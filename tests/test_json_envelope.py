@@ -12,8 +12,11 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sipctl.cli import run
+from sipctl.cli_boundary import json_commands
 from sipctl.reconciler.envelope import KINDS
 
 ZONE = """\
@@ -152,7 +155,7 @@ def test_a_refused_run_still_prints_one_json_document(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("mistake", [["--no-such-option"], ["--target"]])
+@pytest.mark.parametrize("mistake", [["--no-such-option"], ["--target"], ["--no-color=yes"]])
 def test_a_usage_error_with_json_is_one_document_too(
     kind: str, mistake: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -167,3 +170,52 @@ def test_a_usage_error_with_json_is_one_document_too(
     jsonschema.validate(data, json.loads(output_text(kind)))
     assert data["domains"] == [] and data["error"], data
     assert data["error"] in captured.err, captured
+
+
+# An unknown option; an option's value missing; a value given to a flag that takes none.
+USAGE_MISTAKES = [["--no-such-option"], ["-f"], ["--no-color=yes"], ["--verbose=2"]]
+
+
+@pytest.mark.parametrize("mistake", USAGE_MISTAKES)
+def test_validate_json_with_a_usage_error_is_its_own_document(
+    mistake: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate's document has a shape of its own (sipctl schema --output validate): a
+    wrong command line is the run's own error, tied to no file, valid false, exit 1."""
+    from sipctl.schemas.outputs import output_text
+
+    assert run(["validate", "--json", *mistake]) == 1
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    jsonschema.validate(data, json.loads(output_text("validate")))
+    assert (data["valid"], data["files"], data["skipped"]) == (False, [], []), data
+    [problem] = data["errors"]
+    assert problem["file"] is None and problem["line"] is None, problem
+    assert problem["message"] and problem["message"] in captured.err, captured
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    command=st.sampled_from(json_commands()),
+    option=st.from_regex(r"--zz-[a-z][a-z0-9-]{0,20}", fullmatch=True),
+    value=st.one_of(st.none(), st.text(min_size=1, max_size=20)),
+    flag=st.sampled_from(["--no-color", "--verbose"]),
+)
+def test_any_usage_error_with_json_prints_the_command_s_one_document(
+    command: str, option: str, value: str | None, flag: str
+) -> None:
+    """Whatever the parser refuses (an option it does not know, a value given to a flag),
+    each command whose --json promises a document prints exactly one, valid by that
+    command's schema, and exits 1 (never click's 2, which means "changes present")."""
+    import contextlib
+    import io
+
+    from sipctl.schemas.outputs import output_text
+
+    mistake = [option] if value is None else [f"{flag}={value}"]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run([command, "--json", *mistake])
+    assert code == 1, (command, mistake, err.getvalue())
+    data = json.loads(out.getvalue())  # one document: a second would not parse
+    jsonschema.validate(data, json.loads(output_text(command)))

@@ -391,12 +391,10 @@ def _usage_error_as_json(command: Any, args: list[str], exc: Exception) -> None:
     document, as a refusal inside the command would be (a pipeline reads stdout)."""
     if "--json" not in args:
         return
-    from sipctl.cli_boundary import json_refusal
-    from sipctl.reconciler.envelope import KINDS
+    from sipctl.cli_boundary import json_commands, json_refusal
 
-    # the commands whose --json prints the envelope of their name (schema --output NAME)
     name = next((arg for arg in args if arg in command.commands), None)
-    if name not in KINDS:
+    if name not in json_commands():
         return
 
     current_console().promise_json(name, None)

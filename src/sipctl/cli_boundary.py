@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sipctl import __version__, cli_common
 from sipctl.cli_common import current_console
@@ -91,11 +92,10 @@ def json_refusal(error: str, exc: SipctlError | None = None) -> None:
     if console.json_promise is None:
         return
     from sipctl.reconciler import views
-    from sipctl.reconciler.envelope import refusal
 
     kind, spec = console.json_promise
     status = "refused" if isinstance(exc, RefusedError) else "error"
-    text = views.render_json(refusal(kind, spec, status, error))
+    text = views.render_json(_refusal_document(kind, spec, status, error))
     if console.json_stdout and not console.wrote_out:
         console.out(text, end="")
     if console.json_file is not None and not console.wrote_json_file:
@@ -106,6 +106,26 @@ def json_refusal(error: str, exc: SipctlError | None = None) -> None:
         except SipctlError as problem:  # the run's own error is the one to tell
             if exc is None or problem.message != exc.message:  # the file's own: told once
                 console.warn(str(problem.message))
+
+
+def json_commands() -> tuple[str, ...]:
+    """The commands whose --json owes stdout one document (``sipctl schema --output NAME``):
+    the envelope's kinds, and validate in a shape of its own."""
+    from sipctl.reconciler.envelope import KINDS
+
+    return (*KINDS, "validate")
+
+
+def _refusal_document(kind: str, spec: str | None, status: str, error: str) -> dict[str, Any]:
+    """What ``kind``'s --json prints when its run ended without a report: the same shape
+    as its report, so one schema reads both."""
+    if kind == "validate":
+        from sipctl.schemas.problems import validate_refusal
+
+        return validate_refusal(spec, error)
+    from sipctl.reconciler.envelope import refusal
+
+    return refusal(kind, spec, status, error)
 
 
 def _reader_gone() -> int:

@@ -51,6 +51,8 @@ def validate(
     specs = spec_file or [Path("sipctl.yaml")]
     many = len(specs) > 1 or specs[0].is_dir()
     if json_:
+        # a run that ends without its verdict (a bug) still prints validate's one document
+        console.promise_json("validate", None if many else str(specs[0]))
         report = _many_json(specs) if many else _one_json(specs[0])
         console.out(json.dumps(report, indent=2, ensure_ascii=False))
         if not report["valid"]:
@@ -73,13 +75,13 @@ def _many_json(specs: list[Path]) -> dict[str, Any]:
     """The verdicts of several specs; a refusal of the run itself (a directory without a
     spec) is JSON too, under ``errors``."""
     from sipctl.reconciler.gitops.spec_files import select_specs
-    from sipctl.schemas.problems import problem_fields
+    from sipctl.schemas.problems import problem_fields, refused_run
 
     try:
         selection = select_specs(specs)
     except SpecError as exc:
-        errors = [problem_fields(line, str(specs[0])) for line in exc.problems or [exc.message]]
-        return {"valid": False, "files": [], "skipped": [], "errors": errors}
+        lines = exc.problems or [exc.message]
+        return refused_run([problem_fields(line, str(specs[0])) for line in lines])
     files = [_one_json(path) for path in selection.paths]
     valid = [Path(report["file"]) for report in files if report["valid"]]
     # each line starts with the spec that claims second ("a.yaml: DNS ... also claimed by")
