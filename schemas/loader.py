@@ -529,6 +529,8 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
         raise SpecError(f"{source}: not a valid spec: {builder.failure}") from None
     if builder.failure is not None:
         raise builder.failure
+    if isinstance(data, dict):  # before its problems: a stranger's keys are not shown
+        _refuse_a_stranger(data, source)
     if builder.problems:
         raise SpecError(builder.problems[0], builder.problems)
     if not isinstance(data, dict):
@@ -542,6 +544,7 @@ def _loaded(
     """The LoadedSpec of a spec's data: no retired key in it, validated by the models."""
     from sipctl.schemas.retired import retired_keys
 
+    _refuse_a_stranger(data, source)
     retired = retired_keys(data, lambda path: _where(source, positions, path))
     if retired:
         raise SpecError(
@@ -555,6 +558,25 @@ def _loaded(
         text=text,
         positions=positions,
     )
+
+
+def _refuse_a_stranger(data: dict[Any, Any], source: str) -> None:
+    """Refuse a file with no top-level key of a spec as a whole, showing none of its keys.
+
+    Such a file was given by mistake (``-f /etc/shadow``, ``.pgpass``, ``.htpasswd``, a
+    kubeconfig), and in those a line with no space after its colon (``user:hash``,
+    ``host:port:db:user:password``) is read as one key, so the unknown-key errors would print
+    every secret of it.
+    """
+    from sipctl.schemas.messages import known_keys
+
+    if data and not {str(key) for key in data} & set(known_keys(())):
+        raise SpecError(
+            f"{source}:1:1: this is not a sipctl spec: none of its top-level keys is a key of "
+            "a spec (its contents are not shown); a spec starts with 'version: 1' and "
+            "'domain: <your domain>'",
+            hint=REFERENCE_HINT,
+        )
 
 
 def build_spec_model() -> None:
