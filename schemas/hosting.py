@@ -133,7 +133,17 @@ def _check_customers(host: Spec, path: Path, customers: list[LoadedSpec]) -> Non
     # Asterisk ignores '-' in extension names, and each domain is one in the host's dialplan:
     # a-b.example and ab.example would be the same customer.
     first: dict[str, LoadedSpec] = {}
+    own = host.domain.lower().replace("-", "")
     for customer in customers:
+        if customer.spec.domain.lower().replace("-", "") == own:
+            at = _load_sibling(path, "a host file").where(("domain",))
+            same = customer.spec.domain.lower() == host.domain.lower()
+            raise SpecError(
+                f"{customer.where(('domain',))}: domain: {customer.spec.domain} "
+                + ("is" if same else "is to Asterisk (which ignores '-' in names) the same as")
+                + f" the domain of the host {host.hosting.name} itself ({at}); a customer file "
+                "names its customer's own domain"
+            )
         domain = customer.spec.domain.lower()
         other = first.setdefault(domain.replace("-", ""), customer)
         if other is customer:

@@ -241,6 +241,30 @@ def test_two_customers_asterisk_cannot_tell_apart(hoster: Path, domain: str, exp
         load_spec(hoster / "pbx1.yaml")
 
 
+@pytest.mark.parametrize(
+    ("domain", "expected"),
+    [
+        ("pbx1.hoster.example", "domain: pbx1.hoster.example is the domain of the host pbx1"),
+        ("PBX1.hoster.example.", "is the domain of the host pbx1 itself .*pbx1.yaml:"),
+        ("pbx1.ho-ster.example", "is to Asterisk .* the same as the domain of the host pbx1"),
+    ],
+)
+def test_a_customer_cannot_take_its_hosts_own_domain(
+    hoster: Path, domain: str, expected: str
+) -> None:
+    """The host's domain is the host's: a customer file naming it would route the host's
+    domain to the customer's phones, and publish the host's server names in its own zone."""
+    text = (
+        (hoster / "beta.example.yaml")
+        .read_text()
+        .replace("domain: beta.example", f"domain: {domain}")
+    )
+    (hoster / "beta.example.yaml").write_text(text)
+    with pytest.raises(SpecError, match=expected):
+        load_spec(hoster / "pbx1.yaml")
+    assert run(["plan", "-f", str(hoster)]) == 1
+
+
 def test_a_customer_file_moved_to_another_host_moves_the_customer(
     hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
