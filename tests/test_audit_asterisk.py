@@ -21,7 +21,7 @@ import pytest
 from asterisk_helpers import Phone, apply_spec, spec_data, write_spec
 from fixtures.asterisk import LOCAL_EXTENSIONS, AsteriskInstance, running_asterisk
 from fixtures.bind import SECRET_ENV, BindServer
-from fixtures.common import own_loopback_address
+from fixtures.common import free_port, own_loopback_address
 
 from sipctl.cli import run
 from sipctl.reconciler.audit.report import AuditReport
@@ -50,7 +50,7 @@ def phones(asterisk: AsteriskInstance) -> Iterator[dict[str, Phone]]:
     made = {"105": Phone(asterisk.phone_port)}
     pjsip = (asterisk.config_dir / "pjsip.conf").read_text()
     for ext in ("101", "106"):
-        phone = Phone(_free_udp_port())
+        phone = Phone(free_port())
         made[ext] = phone
         pjsip = pjsip.replace(
             f"[{ext}]\ntype=aor\nmax_contacts=1\n",
@@ -76,12 +76,6 @@ def identified_by_address(pjsip: str) -> str:
         pjsip = pjsip.replace(f"[{ext}]\ntype=endpoint\n", f"[{ext}]\ntype=endpoint\n{BY_ADDRESS}")
         pjsip += f"\n[{ext}-address]\ntype=identify\nendpoint={ext}\nmatch=127.0.0.2\n"
     return pjsip
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -403,7 +397,7 @@ def test_verify_says_per_name_what_a_caller_gets_and_rings_no_phone(
             ("101", "rings"), ("107", "unavailable")
         ]  # fmt: skip
         assert "no endpoint 107" in team["phones"][1]["why"]
-        dead = pjsip.replace(contact_106, f"contact=sip:106@127.0.0.1:{_free_udp_port()}\n")
+        dead = pjsip.replace(contact_106, f"contact=sip:106@127.0.0.1:{free_port()}\n")
         asterisk.write_admin_file("pjsip.conf", dead)
         asterisk.rx("module reload res_pjsip.so")
         report = run_verify(load_spec(spec), bind.server, 2.0)
@@ -429,7 +423,7 @@ def _svwar(pbx: AsteriskInstance, method: str) -> set[str]:
     )
     done = subprocess.run(
         [program, "-m", method, "-e100-110", "-b", "127.0.0.1", "-x", "127.0.0.1",
-         "-P", str(_free_udp_port()), "-p", str(pbx.sip_port), PBX],
+         "-P", str(free_port()), "-p", str(pbx.sip_port), PBX],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     found = set()
@@ -448,8 +442,6 @@ def over_tls(
     TLS transport, added by a reload, with a self-signed certificate naming that domain and
     its SRV target). Its own zone, so the other tests' domain keeps no TLS target."""
     import subprocess
-
-    from fixtures.common import free_port
 
     tls_port = free_port(host=PBX)
     port = asterisk.sip_port
