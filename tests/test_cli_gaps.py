@@ -34,6 +34,29 @@ def test_schema_kind_and_file_cannot_be_confused(
     assert "--out-file FILE" in shown and " -o" not in shown.split("Options:")[1]
 
 
+def test_schema_out_file_never_replaces_a_spec_nor_writes_through_a_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out-file is checked as plan's and drift's --out are: a typo of 'sipctl.schema.json'
+    as 'sipctl.yaml' replaced the spec with the schema, and a link was written through."""
+    monkeypatch.chdir(tmp_path)
+    spec = "version: 1\ndomain: mysite.ru\nusers: {director: 105}\n"
+    (tmp_path / "sipctl.yaml").write_text(spec)
+    assert run(["schema", "--kind", "spec", "--out-file", "sipctl.yaml"]) == 1
+    assert "--out-file sipctl.yaml: is a sipctl spec" in capsys.readouterr().err
+    assert (tmp_path / "sipctl.yaml").read_text() == spec
+
+    elsewhere = tmp_path / "authorized_keys"
+    elsewhere.write_text("ssh-ed25519 AAAA admin\n")
+    (tmp_path / "schema.json").symlink_to(elsewhere)
+    assert run(["schema", "--kind", "spec", "--out-file", "schema.json"]) == 1
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert elsewhere.read_text() == "ssh-ed25519 AAAA admin\n"
+
+    assert run(["schema", "--kind", "man", "--out-file", "sipctl.1"]) == 0
+    assert (tmp_path / "sipctl.1").stat().st_mode & 0o777 == 0o644, "a man page others read"
+
+
 def test_plan_names_the_missing_acme_extra_when_a_certificate_is_due(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

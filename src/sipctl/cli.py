@@ -34,6 +34,7 @@ from sipctl.cli_common import (
     reset_globals,
     set_globals,
     start_console,
+    write_output_file,
 )
 from sipctl.cli_params import NoColor, SpecOption, Verbose
 from sipctl.errors import EXIT_CODES_TEXT, EXIT_ERROR, EXIT_OK, CommandExit, SipctlError, SpecError
@@ -271,14 +272,16 @@ def schema(
             f"schema takes no -o/--out: say what to print with --kind KIND, and where with "
             f"--out-file FILE (did you mean {meant}?)"
         )
+    if out_file is not None:
+        from sipctl.cli_report_file import check_out_file
+
+        check_out_file(out_file, f"the output of --kind {kind}", "--out-file")
     text = output_text(kind)
     if out_file is None:
         sys.stdout.write(text)
     else:
-        try:
-            out_file.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise SipctlError(f"{out_file}: cannot write: {exc.strerror}") from None
+        # sipctl's own public text (a man page others read): 0644, not a plan's 0600
+        write_output_file(out_file, text, f"the output of --kind {kind}", 0o644)
 
 
 def version_command() -> None:

@@ -150,7 +150,7 @@ def write_plan_file(path: Path, data: dict[str, object]) -> None:
     write_output_file(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", "the plan")
 
 
-def refuse_special_file(path: Path) -> None:
+def refuse_special_file(path: Path, option: str = "--out") -> None:
     """An output file is replaced whole (a new file renamed over it): one that is a device or
     a pipe (--out /dev/null as root) would be replaced by a regular file, so it is refused."""
     import stat
@@ -161,22 +161,22 @@ def refuse_special_file(path: Path) -> None:
         return  # not there (or not visible): the write says what is wrong
     if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode)):
         raise SipctlError(
-            f"--out {path}: is not a regular file (a device, a pipe or a socket); sipctl "
+            f"{option} {path}: is not a regular file (a device, a pipe or a socket); sipctl "
             "writes a new file in its place, which would replace it",
-            hint="name a regular file, or leave out --out to write no file",
+            hint=f"name a regular file, or leave out {option} to write no file",
         )
 
 
-def write_output_file(path: Path, text: str, what: str) -> None:
-    """Write ``text`` to ``path`` (0600, atomically, never through a link) in its existing
-    directory; ``what`` names it in the error."""
+def write_output_file(path: Path, text: str, what: str, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` (``mode``, 0600 unless it is public, atomically, never
+    through a link) in its existing directory; ``what`` names it in the error."""
     from sipctl.providers.bookkeeping import open_local_dir
 
     refuse_special_file(path)
     try:
         with open_local_dir(path.parent) as directory:
             owner = (os.geteuid(), os.getegid())
-            directory.replace(path.name, text.encode("utf-8"), 0o600, owner)
+            directory.replace(path.name, text.encode("utf-8"), mode, owner)
     except OSError as exc:
         raise SipctlError(f"{path}: cannot write {what}: {exc.strerror}") from None
 

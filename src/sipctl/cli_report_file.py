@@ -1,5 +1,5 @@
 """``--out``: every check of the file or directory a run writes (``plan --out``, ``drift
---out``), made before anything live is read; and the report ``drift --out`` keeps there,
+--out``, ``schema --out-file``), made before anything live is read; and the report ``drift --out`` keeps there,
 the one JSON document --json prints, while stdout gets the text, from the same run (the live
 systems are read once).
 
@@ -48,25 +48,32 @@ def check_plan_out(out: Path | None, several: bool) -> None:
     check_output_directory(out, out if out.is_dir() else out.parent, "a plan")
 
 
-def _refuse_link(path: Path) -> None:
+def check_out_file(path: Path, what: str, option: str) -> None:
+    """A file a command writes whole instead of printing (``schema --out-file``): refused as
+    --out refuses one, a spec, a link, a device, before anything is written."""
+    refuse_output_file(path, what, option)
+    _refuse_link(path, option)
+
+
+def _refuse_link(path: Path, option: str = "--out") -> None:
     if path.is_symlink():
         raise SipctlError(
-            f"--out {path}: is a symbolic link; sipctl writes nothing through a link",
+            f"{option} {path}: is a symbolic link; sipctl writes nothing through a link",
             hint="name the file it points to, or another file",
         )
 
 
-def refuse_output_file(out: Path, what: str) -> None:
+def refuse_output_file(out: Path, what: str, option: str = "--out") -> None:
     """Refuse an ``--out`` that is a device or a pipe, or a sipctl spec (one of the run's,
     or a host's customer file beside it): ``what`` written there would replace it, and so
     would a refusal of the run. A file looks like a spec as it does in ``-f DIR``."""
     from sipctl.cli_common import refuse_special_file
     from sipctl.reconciler.gitops.spec_files import skip_reason
 
-    refuse_special_file(out)
+    refuse_special_file(out, option)
     if out.is_file() and skip_reason(out) is None:
         raise SipctlError(
-            f"--out {out}: is a sipctl spec; {what} would replace it",
+            f"{option} {out}: is a sipctl spec; {what} would replace it",
             hint="name another file for the output",
         )
 
