@@ -1,7 +1,7 @@
 """``--out``: every check of the file or directory a run writes (``plan --out``, ``drift
---out``, ``schema --out-file``), made before anything live is read; and the report ``drift --out`` keeps there,
-the one JSON document --json prints, while stdout gets the text, from the same run (the live
-systems are read once).
+--out``, ``schema --out-file``), made before anything live is read; and the report ``drift
+--out`` keeps there, the one JSON document --json prints, while stdout gets the text, from
+the same run (the live systems are read once).
 
 The file is checked before anything live is read, and gets what the console would print:
 scrubbed of the run's secrets. A run that fails after the check leaves in it the refusal
