@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.asterisk import AsteriskInstance
+from fixtures.asterisk import AsteriskInstance, host_paths_inside
 from fixtures.bind import BindServer, bind_env
 from fixtures.common import free_port, run_sipctl
 from fixtures.pebble import PebbleServer, self_signed
@@ -27,14 +27,6 @@ from sipctl.reconciler.verify.run import run_verify
 from sipctl.schemas.loader import load_spec
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.bind]
-
-
-def host_paths_inside(pbx: AsteriskInstance) -> None:
-    """Make ``<root>/etc/...`` (a host path) name ``/etc/...`` inside the chroot too."""
-    inner = pbx.root / str(pbx.root).lstrip("/")
-    if not inner.is_symlink():
-        inner.parent.mkdir(parents=True, exist_ok=True)
-        inner.symlink_to("/")
 
 
 @pytest.fixture(scope="module")
