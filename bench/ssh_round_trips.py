@@ -6,12 +6,31 @@ and apart from them the firewall confirmation's own new connection (by design no
 it proves a new login still works under the new rules). Steps: a no-op plan, a plan with
 one change, the guarded apply of that saved plan (``sipctl apply plan.json``: lock, re-read,
 apply, record, release) and ``apply -f`` of one change (lock, read, apply, record, release);
-last, a no-op plan with the read-only login, through the host's read gate (one request per
-round trip of the normal login).
+then a no-op plan with the read-only login, through the host's read gate (one request per
+round trip of the normal login); last, the host as a hosting PBX with TLS, WSS and two
+customers' click-to-call pages published on it (its first apply, a no-op plan, drift and a
+no-op ``apply -f``).
 
-Measured (Dec 2026): the no-op plan takes 3 round trips on one connection, through the read
-gate as through the root login (asterisk, firewall, fail2ban: one request each); since the
-programs come from the host's profile (/etc/sipctl/host.yaml), one more reads it, once per run.
+Every layer's declared reads of the host (files, and programs whose words depend on no file:
+``Provider.host_reads``) go in ONE round trip (``providers/transport/batch.py``); the host
+profile (/etc/sipctl/host.yaml, which names the programs) is read before it, once per run;
+the firewall's read is a script of its own.
+
+Measured (Dec 2026, round trips on the pooled connection; before: 599a17e):
+
+| step | before | after |
+|---|---|---|
+| first apply (apply -f) | 13 | 12 |
+| no-op plan | 4 | 3 |
+| plan with a change (+tcp/443) | 4 | 3 |
+| guarded apply of that plan (apply plan.json) | 9 | 8 |
+| apply -f of one change (-tcp/443) | 9 | 8 |
+| no-op plan after it | 4 | 3 |
+| no-op plan through the read gate (read-only login) | 4 | 3 |
+| hosting, TLS, WSS, pages: first apply | 19 | 14 |
+| hosting, TLS, WSS, pages: no-op plan | 8 | 3 |
+| hosting, TLS, WSS, pages: drift | 8 | 3 |
+| hosting, TLS, WSS, pages: no-op apply -f | 10 | 5 |
 
 Run: ``sudo .venv/bin/python bench/ssh_round_trips.py`` (``-v`` lists every exchange).
 """
@@ -25,16 +44,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from fixtures.pbx_host import pbx_host, read_only_plan_step, round_trip_steps  # noqa: E402
+from fixtures.host_profile import standalone  # noqa: E402
+from fixtures.pbx_host import (  # noqa: E402
+    hosting_page_steps,
+    pbx_host,
+    read_only_plan_step,
+    round_trip_steps,
+)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="list every exchange")
     args = parser.parse_args()
-    with pbx_host() as host:
+    with standalone(), pbx_host() as host:
         steps = round_trip_steps(host)
         steps.append(read_only_plan_step(host))
+        steps += hosting_page_steps(host)
     head = ("step", "round trips", "connections", "confirm connections", "their round trips")
     print(" | ".join(head))
     print(" | ".join("---" for _ in head))

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
     from sipctl.providers.dns.challenge import ChallengeWriter
+    from sipctl.providers.transport.batch import Fetched, HostRead
     from sipctl.providers.transport.pool import TransportPool
     from sipctl.providers.transport.read_gate import GateReads
     from sipctl.reconciler.gitops.drift import StateStore
@@ -162,6 +163,22 @@ class Provider(ABC):
         """The desired resources this target can hold (an API without NAPTR holds SRV only;
         its ``read`` notes why). Default: all of them."""
         return list(desired)
+
+    def host_reads(self, desired: Sequence[Resource]) -> list[HostRead]:
+        """The files (and programs whose words depend on no file) ``read`` asks of hosts,
+        declared before anything is read: the engine fetches every layer's reads of one host
+        in one round trip, then calls ``read_fetched`` with what they got. A provider that
+        declares reads implements ``read_fetched``, and its ``read`` is
+        ``read_fetched(desired, fetch(host_reads(desired)))``. Default: nothing declared
+        (``read`` is called and reads on its own)."""
+        del desired
+        return []
+
+    def read_fetched(self, desired: Sequence[Resource], fetched: Sequence[Fetched]) -> LiveState:
+        """``read``, from what ``host_reads`` declared (one ``Fetched`` per ``HostRead``, in
+        order). Must not change anything. Only called when ``host_reads`` declared some."""
+        del fetched
+        return self.read(desired)
 
     def gate_reads(self, desired: Sequence[Resource]) -> list[GateReads]:
         """What ``read`` asks of an SSH host, for that host's read gate (``sipctl read-gate``);

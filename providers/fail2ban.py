@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from sipctl.errors import ProviderError
 from sipctl.providers.base import Provider, UpdateRider
+from sipctl.providers.transport.batch import Fetched, HostRead, fetch
 from sipctl.providers.transport.host_profile import (
     host_profile_path,
     offline_program,
@@ -116,13 +117,28 @@ class Fail2banProvider(Provider):
 
     # -- read ----------------------------------------------------------------------------------
 
-    def read(self, desired: Sequence[Resource]) -> LiveState:
+    def host_reads(self, desired: Sequence[Resource]) -> list[HostRead]:
+        """The two files and the server's state: the programs are fixed, so they ride with
+        the files (and the host's other layers' reads) in one round trip."""
+        del desired
         transport = self._transport()
-        # The server's state rides with the files: one round trip (its programs are fixed).
         programs = self._server_programs(self._program(transport)) if transport.can_run else []
-        files, answers = transport.read_and_run(
-            list(self._paths), programs, timeout=_CLIENT_TIMEOUT
-        )
+        return [
+            HostRead(
+                transport,
+                files=self._paths,
+                programs=tuple(tuple(argv) for argv in programs),
+                timeout=_CLIENT_TIMEOUT,
+            )
+        ]
+
+    def read(self, desired: Sequence[Resource]) -> LiveState:
+        return self.read_fetched(desired, fetch(self.host_reads(desired)))
+
+    def read_fetched(self, desired: Sequence[Resource], fetched: Sequence[Fetched]) -> LiveState:
+        transport = self._transport()
+        (got,) = fetched
+        files, answers = got.files, got.results
         live = LiveState()
         raw: dict[str, bytes | None] = {}
         for path in self._paths:

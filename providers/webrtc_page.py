@@ -24,7 +24,7 @@ import binascii
 import hashlib
 import json
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -39,6 +39,7 @@ from sipctl.providers.bookkeeping import (
     record_name,
     write_private_file,
 )
+from sipctl.providers.transport.batch import Fetched, HostRead, fetch
 from sipctl.providers.transport.pool import FileWrite, HostTransport
 from sipctl.providers.transport.read_gate import GateReads
 from sipctl.reconciler.plan import Change
@@ -136,9 +137,20 @@ class PageRecord:
             self.path = str(local_state_dir() / record_name(key, ".json"))
             self.where = self.path
 
+    def host_read(self) -> HostRead | None:
+        """What reading the record asks of the PBX (None: it is on this machine)."""
+        if self._transport is None:
+            return None
+        return HostRead(self._transport, files=(self.path,))
+
+    def read_from(self, fetched: Fetched) -> bytes | None:
+        """``read``, from what ``host_read`` fetched."""
+        return fetched.files[self.path].content
+
     def read(self) -> bytes | None:
-        if self._transport is not None:
-            return self._transport.read_files([self.path])[self.path].content
+        read = self.host_read()
+        if read is not None:
+            return self.read_from(fetch([read])[0])
         try:
             return read_private_file(Path(self.path))
         except OSError as exc:
@@ -297,16 +309,37 @@ class WebrtcPageProvider(Provider):
 
     # --- read ---------------------------------------------------------------------------------
 
+    def host_reads(self, desired: Sequence[Resource]) -> list[HostRead]:
+        """The record (on the PBX) and the page's files, with the hosts' other reads; the
+        files of an older page are known only from the record (``read_fetched`` reads them
+        then)."""
+        record = self._record.host_read()
+        reads = [record] if record is not None else []
+        for target, paths in _by_target(_wanted(desired)).items():
+            reads.append(HostRead(self._transport(target), files=tuple(paths)))
+        return reads
+
     def read(self, desired: Sequence[Resource]) -> LiveState:
+        return self.read_fetched(desired, fetch(self.host_reads(desired)))
+
+    def read_fetched(self, desired: Sequence[Resource], fetched: Sequence[Fetched]) -> LiveState:
+        rest = list(fetched)
+        on_host = self._record.host_read() is not None
+        raw = self._record.read_from(rest.pop(0)) if on_host else self._record.read()
+        targets = list(_by_target(_wanted(desired)))
+        return self._live(desired, raw, dict(zip(targets, rest, strict=True)))
+
+    def _live(
+        self, desired: Sequence[Resource], raw: bytes | None, fetched: Mapping[str, Fetched]
+    ) -> LiveState:
         live = LiveState()
-        raw = self._record.read()
         recorded = parse_record(raw)
         originals = parse_originals(raw)
         if raw is not None:
             live.resources[RECORD_ADDRESS] = record_value(recorded)
-        wanted = [r.address.name for r in desired if r.address.kind == "file"]
+        wanted = _wanted(desired)
         old = {name: sha for name, sha in recorded.items() if name not in wanted}
-        contents, unreachable = self._read_files([*wanted, *old], live)
+        contents, unreachable = self._read_files([*wanted, *old], live, fetched)
         for name in wanted:
             content = contents.get(name)
             if content is not None:
@@ -340,19 +373,20 @@ class WebrtcPageProvider(Provider):
         return live
 
     def _read_files(
-        self, names: Sequence[str], live: LiveState
+        self, names: Sequence[str], live: LiveState, fetched: Mapping[str, Fetched]
     ) -> tuple[dict[str, bytes | None], set[str]]:
-        """Each file's content, one batch per target. A target of an old page that cannot
-        be reached is a note; its files are returned as unreachable."""
-        by_target: dict[str, dict[str, str]] = {}
-        for name in names:
-            target, path = split_publish(name)
-            by_target.setdefault(target, {})[path] = name
+        """Each file's content: what ``fetched`` (by target) got, the rest in one batch per
+        target. A target of an old page that cannot be reached is a note; its files are
+        returned as unreachable."""
         contents: dict[str, bytes | None] = {}
         unreachable: set[str] = set()
-        for target, paths in by_target.items():
+        for target, paths in _by_target(names).items():
             try:
-                found = self._transport(target).read_files(list(paths))
+                got = fetched.get(target)
+                found = dict(got.files) if got is not None else {}
+                missing = [path for path in paths if path not in found]
+                if missing:
+                    found.update(self._transport(target).read_files(missing))
             except ProviderError as exc:
                 if target == self._target:
                     raise
@@ -429,3 +463,17 @@ class WebrtcPageProvider(Provider):
                 continue
             lines += [f"webrtc {where}: removed the empty directory {d}" for d in gone]
         return lines
+
+
+def _wanted(desired: Sequence[Resource]) -> list[str]:
+    """The page's files (``target|path`` names) the spec wants."""
+    return [r.address.name for r in desired if r.address.kind == "file"]
+
+
+def _by_target(names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``names`` by target: path -> name."""
+    by_target: dict[str, dict[str, str]] = {}
+    for name in names:
+        target, path = split_publish(name)
+        by_target.setdefault(target, {})[path] = name
+    return by_target

@@ -32,6 +32,7 @@ from sipctl.reconciler.safety import refusal_reasons
 from sipctl.schemas.loader import LoadedSpec, load_spec_text
 
 if TYPE_CHECKING:
+    from sipctl.providers.transport.batch import Fetched, HostRead
     from sipctl.reconciler.gitops.drift import ReadRecord
 
 
@@ -113,10 +114,27 @@ def _open_targets(
     return runs
 
 
-def _read_all(runs: Sequence[TargetRun], ctx: RunContext) -> None:
-    for run in runs:
+def _read_all(
+    runs: Sequence[TargetRun], ctx: RunContext, extra: Sequence[HostRead] = ()
+) -> list[Fetched]:
+    """Read every target. What the providers (and ``extra``: the host's record) declare
+    they read of a host is fetched first, in one round trip per host (``host_reads``); each
+    provider then reads from what it got, one that declares nothing on its own. Returns
+    what ``extra`` got."""
+    from sipctl.providers.transport.batch import fetch
+
+    declared = [run.provider.host_reads(run.desired) for run in runs]
+    fetched = fetch([read for reads in declared for read in reads] + list(extra))
+    start = 0
+    for run, reads in zip(runs, declared, strict=True):
         ctx.log(f"reading {run.layer.name} at {run.provider.target_id}")
-        run.live = run.provider.read(run.desired)
+        if reads:
+            got = fetched[start : start + len(reads)]
+            run.live = run.provider.read_fetched(run.desired, got)
+        else:
+            run.live = run.provider.read(run.desired)
+        start += len(reads)
+    return fetched[start:]
 
 
 def _target_plan(run: TargetRun) -> TargetPlan:
@@ -166,17 +184,26 @@ def make_plan(
     selected = selected_layers(loaded, layers, several)
     covered = {layer.name for layer in selected}
     runs = _open_targets(loaded, ctx, selected, rendered or {})
-    _read_all(runs, ctx)
+    hosting = loaded.spec.hosting is not None and (selected or not layers)
+    store = None
+    if hosting:
+        from sipctl.reconciler.gitops.drift import host_state_store
+
+        store = host_state_store(loaded, ctx, "asterisk")
+    # the host's record rides in the same round trip as the layers' reads of its host
+    record_reads = [store.record_read()] if store is not None else []
+    record_fetched = _read_all(runs, ctx, record_reads)
     host_record = None
-    if loaded.spec.hosting is not None and (selected or not layers):
+    if hosting:
         from sipctl.reconciler.departures import (
             departure_runs,
             recorded_in,
             refuse_unsure_departures,
         )
-        from sipctl.reconciler.gitops.drift import read_host_record
+        from sipctl.reconciler.gitops.drift import ReadRecord
 
-        host_record = read_host_record(loaded, ctx)  # the plan's one read of it
+        if store is not None:  # the plan's one read of it
+            host_record = ReadRecord(store, store.read_from(record_fetched[0]) or {})
         recorded = recorded_in(host_record)
         # no customer is taken for gone while a file beside the host does not load
         refuse_unsure_departures(loaded, runs, recorded)

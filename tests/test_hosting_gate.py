@@ -22,6 +22,7 @@ from fixtures.host_profile import ENV as HOST_PROFILE_ENV
 from fixtures.pbx_host import PbxHost, install_read_gate, measure, pbx_host
 
 from sipctl.providers.base import RunContext
+from sipctl.providers.transport.batch import Fetched
 from sipctl.providers.transport.gate_table import host_gates
 from sipctl.providers.transport.host_lock import HostStateStore
 from sipctl.providers.transport.read_gate import READ_ONLY_ENV, render_gate
@@ -115,20 +116,20 @@ def test_a_hosts_plan_reads_its_record_once(
     once more, before its locks: which zones it locks depends on it."""
     host, root, _ = gated
     reads: list[str] = []
-    read_raw = HostStateStore._read_raw
+    take_raw = HostStateStore._take_raw
 
-    def counted(store: HostStateStore) -> dict[str, bytes | None]:
+    def counted(store: HostStateStore, fetched: Fetched) -> dict[str, bytes | None]:
         reads.append(store.path)
-        return read_raw(store)
+        return take_raw(store, fetched)
 
-    monkeypatch.setattr(HostStateStore, "_read_raw", counted)
+    monkeypatch.setattr(HostStateStore, "_take_raw", counted)
     spec = root / "pbx1.yaml"
     env = {"USER": "root", HOST_PROFILE_ENV: str(host_profile.session().path)}
     # (what, the work, most round trips on the pooled connection, reads of the record)
     steps: list[tuple[str, Callable[[RunContext], object], int, int]] = [
-        ("no-op plan", lambda ctx: make_plan(load_spec(spec), ctx), 5, 1),
-        ("drift", lambda ctx: find_drift(make_plan(load_spec(spec), ctx), ctx), 5, 1),
-        ("no-op apply -f", lambda ctx: lock_and_apply(load_spec(spec), ctx), 7, 2),
+        ("no-op plan", lambda ctx: make_plan(load_spec(spec), ctx), 3, 1),
+        ("drift", lambda ctx: find_drift(make_plan(load_spec(spec), ctx), ctx), 3, 1),
+        ("no-op apply -f", lambda ctx: lock_and_apply(load_spec(spec), ctx), 5, 2),
     ]
     for name, work, ceiling, once in steps:
         reads.clear()

@@ -51,6 +51,7 @@ from sipctl.providers.asterisk.wss_checks import (
     wss_problems,
 )
 from sipctl.providers.base import Provider, RunContext, UpdateRider
+from sipctl.providers.transport.batch import Fetched, HostRead, fetch
 from sipctl.providers.transport.host_profile import host_profile_path, offline_program
 from sipctl.providers.transport.pool import FileWrite, HostTransport
 from sipctl.providers.transport.read_gate import GateReads, redact
@@ -222,18 +223,34 @@ class AsteriskProvider(Provider):
             )
         ]
 
-    def read(self, desired: Sequence[Resource]) -> LiveState:
-        section = self._section
+    def host_reads(self, desired: Sequence[Resource]) -> list[HostRead]:
+        """The config files, the page record, the network files and the CLI commands: one
+        round trip (the programs do not depend on the files), shared with the host's other
+        layers."""
+        del desired
         transport = self._transport()
         names, page_record, network, clis = self._read_request(transport.can_run)
         extra = [*([page_record] if page_record else []), *network]
         program = self._program(transport) if clis else ()
-        found, results = transport.read_and_run(
-            [self._path(n) for n in names] + extra,
-            query_programs(program, clis),
-            timeout=60.0,
-        )
-        answers = rx_answers(clis, results)
+        programs = query_programs(program, clis)
+        return [
+            HostRead(
+                transport,
+                files=(*(self._path(n) for n in names), *extra),
+                programs=tuple(tuple(argv) for argv in programs),
+                timeout=60.0,
+            )
+        ]
+
+    def read(self, desired: Sequence[Resource]) -> LiveState:
+        return self.read_fetched(desired, fetch(self.host_reads(desired)))
+
+    def read_fetched(self, desired: Sequence[Resource], fetched: Sequence[Fetched]) -> LiveState:
+        section = self._section
+        transport = self._transport()
+        names, page_record, network, clis = self._read_request(transport.can_run)
+        (got,) = fetched
+        found, answers = got.files, rx_answers(clis, got.results)
         contents: dict[str, bytes | None] = {n: found[self._path(n)].content for n in names}
         live = LiveState()
         live.kept = AsteriskKept(contents=contents)

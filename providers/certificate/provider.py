@@ -37,6 +37,7 @@ from sipctl.providers.certificate.pem import (
     read_der_certificate,
 )
 from sipctl.providers.certificate.served import Served, fetch_served, wait_served
+from sipctl.providers.transport.batch import Fetched, HostRead
 from sipctl.providers.transport.pool import FileWrite, HostFile, HostTransport
 from sipctl.providers.transport.read_gate import NO_OPENSSL, GateReads, gated
 from sipctl.reconciler.plan import Change
@@ -139,8 +140,25 @@ class CertificateProvider(Provider):
             raise ProviderError(f"{transport.ref}: cannot read {key_file} ({answer.problem})")
         return found, _Key.answered(answer.exists, answer.sha256, answer.public_pem)
 
+    def host_reads(self, desired: Sequence[Resource]) -> list[HostRead]:
+        """The certificate, the key and the record, with the host's other reads. Not through
+        a read gate: it answers the key only as a key (``_read``, a round trip of its own)."""
+        del desired
+        transport = self._transport()
+        if gated(transport) is not None:
+            return []
+        return [HostRead(transport, files=tuple(self._paths()))]
+
     def read(self, desired: Sequence[Resource]) -> LiveState:
-        live = self._read_live()
+        return self._checked(desired, self._read_live(*self._read()))
+
+    def read_fetched(self, desired: Sequence[Resource], fetched: Sequence[Fetched]) -> LiveState:
+        (got,) = fetched
+        found = got.files
+        key = _Key.of(found[self._tls.key_file].content)
+        return self._checked(desired, self._read_live(found, key))
+
+    def _checked(self, desired: Sequence[Resource], live: LiveState) -> LiveState:
         if self._tls.acme is not None and _order_due(desired, live) and not acme_installed():
             # Said by the plan, not first by apply (as validate names a missing octoDNS extra).
             live.problems.append(
@@ -149,8 +167,7 @@ class CertificateProvider(Provider):
             )
         return live
 
-    def _read_live(self) -> LiveState:
-        found, key = self._read()
+    def _read_live(self, found: dict[str, HostFile], key: _Key) -> LiveState:
         live = LiveState()
         live.kept = CertificateKept(files=found)
         live.fingerprint_extra = {

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     import paramiko
 
     from sipctl.providers.base import RunContext
+    from sipctl.providers.transport.batch import Fetched, HostRead
     from sipctl.providers.transport.pool import HostTransport
     from sipctl.schemas.loader import LoadedSpec
 
@@ -324,14 +325,32 @@ class HostStateStore:
         self.public = False  # root's file on the host
         self._raw: dict[str, bytes | None] | None = None  # what ``read`` found
 
-    def _read_raw(self) -> dict[str, bytes | None]:
-        paths = [self.path, *self.old_paths]
-        found = self._transport.read_files(paths)
-        self._raw = {path: found[path].content for path in paths}
+    def record_read(self) -> HostRead:
+        """What reading the record asks of the host (a plan fetches it with the layers'
+        reads of the host: ``providers/transport/batch.py``)."""
+        from sipctl.providers.transport.batch import HostRead
+
+        return HostRead(self._transport, files=(self.path, *self.old_paths))
+
+    def _take_raw(self, fetched: Fetched) -> dict[str, bytes | None]:
+        """The record's files as ``fetched`` found them: what a ``write`` then expects."""
+        self._raw = {path: fetched.files[path].content for path in (self.path, *self.old_paths)}
         return self._raw
 
+    def _read_raw(self) -> dict[str, bytes | None]:
+        from sipctl.providers.transport.batch import fetch
+
+        (fetched,) = fetch([self.record_read()])
+        return self._take_raw(fetched)
+
     def read(self) -> dict[str, Any] | None:
-        raw = self._read_raw()
+        return self._parsed(self._read_raw())
+
+    def read_from(self, fetched: Fetched) -> dict[str, Any] | None:
+        """``read``, from what ``record_read`` fetched."""
+        return self._parsed(self._take_raw(fetched))
+
+    def _parsed(self, raw: dict[str, bytes | None]) -> dict[str, Any] | None:
         current = raw[self.path]
         return _parse(current if current is not None else raw[self.old_paths[0]])
 
