@@ -44,6 +44,22 @@ def test_the_example_host_imports_as_files_that_plan_no_changes(
         assert customer.get("rooms") == example.get("rooms")
 
 
+def test_import_writes_no_spec_through_a_link(
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out that is a link (a checkout's, to ~/.ssh/authorized_keys, say) is refused before
+    anything is read, and what it points to is left as it is: import wrote through it."""
+    keys = hosting_example / "authorized_keys"
+    keys.write_text("ssh-ed25519 AAAA admin\n")
+    (hosting_example / "one.yaml").symlink_to(keys)
+    args = ["import", "--domain", "alpha.example", "--dns", "zonefile:state/alpha.example.zone"]
+    assert run([*args, "--out", "one.yaml"]) == 1
+    assert "--out one.yaml: is a symbolic link" in capsys.readouterr().err
+    assert keys.read_text() == "ssh-ed25519 AAAA admin\n"
+    assert run([*args, "--out", "alpha.yaml"]) == 0, capsys.readouterr()
+    assert "domain: alpha.example" in (hosting_example / "alpha.yaml").read_text()
+
+
 def test_a_host_with_customers_pages_imports_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -238,6 +238,10 @@ def import_(
         domain = check_hostname(domain.strip().rstrip("."))
     except ValueError as exc:
         raise SpecError(f"--domain {domain!r}: {exc}") from None
+    if out is not None:  # before anything is read, as plan --out is
+        from sipctl.cli_report_file import refuse_link
+
+        refuse_link(out)
     base_dir = (out.parent if out is not None else Path.cwd()).resolve()
     written: dict[Path, list[str]] | None = None
     with run_context(Path.cwd(), console) as ctx:
@@ -279,10 +283,7 @@ def import_(
     if out is None:
         console.out(text, end="")
     else:
-        try:
-            out.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise SipctlError(f"{out}: cannot write the spec: {exc.strerror}") from None
+        _write_spec(out, text)
         console.info(f"Wrote {out}.")
     for gap in found.gaps:
         console.warn(f"the spec cannot express this, so a plan will show it: {gap}")
@@ -351,15 +352,23 @@ def _import_host(
             *(f"blocks an apply: {b}" for b in found.blockers),
         ]
         path = out / f"{stem}.yaml"
-        try:
-            path.write_text(importer.spec_yaml(found.data, header), encoding="utf-8")
-        except OSError as exc:
-            raise SipctlError(f"{path}: cannot write the spec: {exc.strerror}") from None
+        _write_spec(path, importer.spec_yaml(found.data, header))
         written[path] = found.blockers
         for gap in found.gaps:
             console.warn(f"{path}: the spec cannot express this, so a plan will show it: {gap}")
     console.info(f"Wrote {len(written)} files into {out}: a host file and {count} customer(s).")
     return written
+
+
+def _write_spec(path: Path, text: str) -> None:
+    """An imported spec, written whole, never through a link: the directory is often a
+    checkout, where a merge request can make ``hoster/alpha.example.yaml`` a link to
+    ``~/.ssh/authorized_keys``."""
+    from sipctl.cli_common import write_output_file
+    from sipctl.cli_report_file import refuse_link
+
+    refuse_link(path)
+    write_output_file(path, text, "the spec", 0o644)
 
 
 def _moved_target(target: str, out: Path) -> str:

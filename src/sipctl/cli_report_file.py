@@ -21,7 +21,7 @@ from sipctl.output import Console
 def check_report_file(path: Path, kind: str) -> None:
     """Refuse ``path`` now when the document could not be written there later."""
     refuse_output_file(path, f"the {kind} report")
-    _refuse_link(path)  # the write would refuse it, after the live systems were read
+    refuse_link(path)  # the write would refuse it, after the live systems were read
     if path.is_dir():
         raise SipctlError(
             f"--out {path}: is a directory; --out names the file for the {kind} report",
@@ -44,7 +44,7 @@ def check_plan_out(out: Path | None, several: bool) -> None:
             hint="name a directory (it is created if its parent exists)",
         )
     if not out.is_dir():  # a link to a directory of plans is that directory
-        _refuse_link(out)
+        refuse_link(out)
     check_output_directory(out, out if out.is_dir() else out.parent, "a plan")
 
 
@@ -52,10 +52,12 @@ def check_out_file(path: Path, what: str, option: str) -> None:
     """A file a command writes whole instead of printing (``schema --out-file``): refused as
     --out refuses one, a spec, a link, a device, before anything is written."""
     refuse_output_file(path, what, option)
-    _refuse_link(path, option)
+    refuse_link(path, option)
 
 
-def _refuse_link(path: Path, option: str = "--out") -> None:
+def refuse_link(path: Path, option: str = "--out") -> None:
+    """Refuse a file a run would write that is a symbolic link (it may point anywhere: a
+    checkout's link to ~/.ssh/authorized_keys)."""
     if path.is_symlink():
         raise SipctlError(
             f"{option} {path}: is a symbolic link; sipctl writes nothing through a link",
