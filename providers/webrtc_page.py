@@ -44,6 +44,7 @@ from sipctl.providers.transport.pool import FileWrite, HostTransport
 from sipctl.providers.transport.read_gate import GateReads
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.webrtc import (
+    OWN_DIR_FILES,
     RECORD_ADDRESS,
     file_address,
     file_value,
@@ -68,13 +69,14 @@ def emptied_dir_candidates(
 ) -> dict[str, list[str]]:
     """Target -> the directories a removal of the files ``removed`` (``TARGET:PATH``) may
     have emptied, deepest first: those between each file and its page's own directory (the
-    deepest one holding an ``index.html`` of ``pages``, the recorded and wanted files). The
-    page's own directory too when sipctl named it (``own_dir_too``: a host's customer's, by
-    its domain); never one above it, where the admin's web root is."""
+    deepest one holding an ``index.html`` of ``pages``, the recorded and wanted files, or on
+    a host the shared static files' ``sipctl-call.js``). The page's own directory too when
+    sipctl named it (``own_dir_too``: a host's customer's, by its domain, and the shared
+    one); never one above it, where the admin's web root is."""
     page_dirs: dict[str, set[str]] = {}
     for name in pages:
         target, path = split_publish(name)
-        if posixpath.basename(path) == "index.html":
+        if posixpath.basename(path) in OWN_DIR_FILES:
             page_dirs.setdefault(target, set()).add(posixpath.dirname(path))
     found: dict[str, set[str]] = {}
     for name in removed:

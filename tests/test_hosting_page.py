@@ -4,8 +4,10 @@ The host's file owns the web root (``webrtc.publish``), WSS and the browsers' gu
 endpoint; each customer file with a ``webrtc`` section has its own page, published under the
 root in a directory named by its domain: its names, title and domain, the host's ``wss://``
 URL, and the From that selects the host's browsers' endpoint. Two customers' pages share no
-file; a customer whose file is gone has its page taken down, and the other's stay byte for
-byte; drift sees a page file changed by hand.
+file of their own; the static files (SIP.js) are the host's, one copy for all in
+``sipctl-shared/``. A customer whose file is gone has its page taken down, and the other's
+and the shared files stay byte for byte (they go with the last page); drift sees a page
+file changed by hand.
 """
 
 from __future__ import annotations
@@ -84,7 +86,17 @@ def test_each_customers_page_is_its_own_under_the_hosts_web_root(
     code, shown = _cli(capsys, "apply", "-f", "pbx1.yaml", "--auto-approve", "--no-verify")
     assert code == 0, shown
     root = hoster / "state" / "web" / "call"
-    assert sorted(p.name for p in root.iterdir()) == ["a.example", "b.example"]  # c has none
+    # c has none; the static files are there once, for every page
+    assert sorted(p.name for p in root.iterdir()) == ["a.example", "b.example", "sipctl-shared"]
+    assert [str(p.relative_to(root)) for p in root.rglob("sip.js")] == [
+        "sipctl-shared/vendor/sip.js"
+    ]
+    assert sorted(str(p.relative_to(root)) for p in (root / "a.example").rglob("*")) == [
+        "a.example/cards",
+        "a.example/cards/director.vcf",
+        "a.example/cards/meeting.vcf",
+        "a.example/index.html",
+    ]
     for name, title, calls in (
         ("a", "Call A", ["director", "meeting"]),
         ("b", "Call B", ["meeting"]),
@@ -97,6 +109,8 @@ def test_each_customers_page_is_its_own_under_the_hosts_web_root(
         assert 'data-sipctl-server="wss://wss.hoster.example:8089/ws"' in page, page
         assert 'data-sipctl-from="sip:guest@webrtc.pbx1.hoster.example"' in page, page
         assert "connect-src wss://wss.hoster.example:8089/ws;" in page
+        assert '<script type="module" src="../sipctl-shared/sipctl-call.js">' in page, page
+        assert '<link rel="stylesheet" href="../sipctl-shared/sipctl-call.css">' in page, page
     assert "[anonymous@webrtc.pbx1.hoster.example]" in pjsip_text(load_spec("pbx1.yaml").spec)
     # a second plan is empty, and what was applied is what is there
     code, shown = _cli(capsys, "plan", "-f", "pbx1.yaml", "--detailed-exitcode")
@@ -115,10 +129,11 @@ def test_a_gone_customer_takes_its_page_with_it(
     assert code == 0, shown
     root = hoster / "state" / "web" / "call"
     a_before = _digests(root / "a.example")
+    shared_before = _digests(root / "sipctl-shared")
     (hoster / "b.yaml").unlink()
     code, shown = _cli(capsys, "plan", "-f", "pbx1.yaml")
     assert "- webrtc page dir:state/web:/call/b.example/index.html" in shown, shown
-    assert not re.search(r"[-+~] webrtc page \S+/a\.example/", shown), shown
+    assert not re.search(r"[-+~] webrtc page \S+/(a\.example|sipctl-shared)/", shown), shown
     code, shown = _cli(
         capsys, "apply", "-f", "pbx1.yaml", "--auto-approve", "--no-verify", "--force"
     )
@@ -127,8 +142,17 @@ def test_a_gone_customer_takes_its_page_with_it(
     assert not (root / "b.example").exists() and (root / "a.example" / "cards").is_dir()
     assert "removed the empty directory /call/b.example" in shown, shown
     assert _digests(root / "a.example") == a_before
+    assert _digests(root / "sipctl-shared") == shared_before, "the host's, not b's"
     code, shown = _cli(capsys, "plan", "-f", "pbx1.yaml", "--detailed-exitcode")
     assert code == 0, shown
+    # the last page gone, the shared files go with it, and their directories
+    (hoster / "a.yaml").unlink()
+    code, shown = _cli(
+        capsys, "apply", "-f", "pbx1.yaml", "--auto-approve", "--no-verify", "--force"
+    )
+    assert code == 0, shown
+    assert "removed /call/sipctl-shared/vendor/sip.js" in shown, shown
+    assert list(root.iterdir()) == [], "nothing of sipctl's is left in the web root"
 
 
 def test_a_customers_page_is_rendered_from_its_own_file(

@@ -18,8 +18,14 @@ a page of its own (``page_view``): its names, title and domain, the host's ``wss
 and the From of the host's browsers' guest endpoint (``sip:guest@webrtc.<host domain>``),
 whose guest context routes by the called domain as for any guest. The host publishes
 them all under its web root, each in a directory named by its customer's domain
-(``customer_page_dir``), so no two customers' pages share a file; a customer whose file is
-gone has its page taken down with the rest of it (the page record lists every file).
+(``customer_page_dir``): its ``index.html`` and cards, which are the customer's own. The
+static files (SIP.js alone is 273 KB) are the same for every page, so the host publishes
+them once, in ``SHARED_DIR`` beside the customers' directories, and each customer's page
+links them there (``../sipctl-shared/sipctl-call.js``, which imports ``./vendor/sip.js``
+beside itself): 1,000 customers hold one copy, not 1,000. They are the host's files, in
+its record like the pages; a customer whose file is gone has its own files taken down, never
+the shared ones (they go with the last page). A page of a single company, and a customer's
+page rendered from its own file, keep every file beside their ``index.html``.
 """
 
 from __future__ import annotations
@@ -43,6 +49,12 @@ LAYER = "webrtc"
 ASSETS = "webrtc_page"
 PAGE_DIR = "webrtc"  # under ``sipctl render --dir``
 STATIC_FILES = ("sipctl-call.js", "sipctl-call.css", "vendor/sip.js", "vendor/LICENSE.sip.js")
+# On a host, the customers' pages' one copy of STATIC_FILES, under the web root. No dot in
+# its name: a customer's directory is its domain, which always has one.
+SHARED_DIR = "sipctl-shared"
+# A directory sipctl made for a page holds one of these: a page's own index.html, or the
+# shared static files' sipctl-call.js (what a removal may empty up to, and no further).
+OWN_DIR_FILES = ("index.html", STATIC_FILES[0])
 
 
 # The same few files for every page: a host of 1,000 customers' pages reads each once.
@@ -162,7 +174,8 @@ def server_snippets(spec: Spec) -> dict[str, str]:
     }
 
 
-def index_html(spec: Spec) -> str:
+def index_html(spec: Spec, assets: str = "") -> str:
+    """The page; ``assets``: where its static files are, relative to it ("" beside it)."""
     server = server_url(spec) or ""
     title = spec.webrtc.page.title if spec.webrtc is not None else "Call us"
     buttons = "\n".join(
@@ -184,6 +197,7 @@ def index_html(spec: Spec) -> str:
         "domain": html.escape(spec.domain),
         "from_uri": html.escape(page_from_uri(spec)),
         "buttons": buttons,
+        "assets": assets,
     }
     text = _asset("index.html")
     for key, value in values.items():
@@ -191,28 +205,41 @@ def index_html(spec: Spec) -> str:
     return text
 
 
-def page_files(spec: Spec) -> dict[str, str]:
+def page_files(spec: Spec, shared: bool = False) -> dict[str, str]:
     """Path inside the page's directory -> text, for every file of the page: with each
     name's vCard in ``cards/``, which the page links (the QR codes stay in render's own
-    ``cards/``: the page is text only, and needs no extra)."""
+    ``cards/``: the page is text only, and needs no extra). ``shared``: a host's customer's
+    page, whose static files are the host's one copy in ``../SHARED_DIR/``."""
     spec = page_view(spec)
-    files = {"index.html": index_html(spec), **{name: _asset(name) for name in STATIC_FILES}}
+    if shared:
+        files = {"index.html": index_html(spec, f"../{SHARED_DIR}/")}
+    else:
+        files = {"index.html": index_html(spec), **shared_files()}
     for name in spec.page_names():
         files[f"{CARDS_DIR}/{file_stem(name)}.vcf"] = vcard(spec, name)
     return files
 
 
+def shared_files() -> dict[str, str]:
+    """The static files every page uses, by their path beside its ``index.html``."""
+    return {name: _asset(name) for name in STATIC_FILES}
+
+
 def site_files(spec: Spec) -> dict[str, str]:
     """Path under the web root -> text: the page of ``spec``, or on a host every
-    customer's page in its own directory (customers without a webrtc section have none)."""
+    customer's page in its own directory (customers without a webrtc section have none)
+    and, while there is one, the static files they all link, once, in ``SHARED_DIR``."""
     if spec.hosting is None:
         return page_files(spec)
-    return {
+    pages = {
         f"{customer_page_dir(customer.domain)}/{name}": text
         for customer in spec.customers
         if customer.webrtc is not None
-        for name, text in page_files(customer).items()
+        for name, text in page_files(customer, shared=True).items()
     }
+    if not pages:
+        return {}
+    return {**{f"{SHARED_DIR}/{name}": text for name, text in shared_files().items()}, **pages}
 
 
 def webrtc_artefacts(spec: Spec) -> dict[str, str]:
