@@ -29,6 +29,17 @@ _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202
 _COLOR = re.compile("\x1b\\[(?:0|1|31|32|33)m")
 
 
+# The password of a URL's user part (``ssh://root:PASSWORD@host``), to the last '@' of the
+# value (a password may hold '@' and '/'): no spec key takes one, but a refused value is
+# quoted back in its error, which goes to CI logs and merge request comments.
+_URL_PASSWORD = re.compile(r"(://[^\s/@:'\"]*):[^\s'\"]*@")
+
+
+def without_passwords(text: str) -> str:
+    """``text`` with every URL's password written ``***``."""
+    return _URL_PASSWORD.sub(r"\1:***@", text) if "://" in text else text
+
+
 def _escaped(char: str) -> str:
     """``\\x1b`` for a C0 control (JSON escapes those itself), else ``\\u0085``: also a
     valid escape inside a JSON string, where C1, DEL and bidi characters come raw."""
@@ -81,9 +92,10 @@ class Console:
         self._secrets.update(s for s in secrets if s)
 
     def scrub(self, text: str) -> str:
+        """``text`` without the run's secrets and without any URL's password."""
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, "***")
-        return text
+        return without_passwords(text)
 
     def _write(self, stream: TextIO, text: str) -> None:
         colors = self.color if stream is sys.stdout else self.err_color
