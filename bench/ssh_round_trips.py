@@ -8,8 +8,9 @@ one change, the guarded apply of that saved plan (``sipctl apply plan.json``: lo
 apply, record, release) and ``apply -f`` of one change (lock, read, apply, record, release);
 then a no-op plan with the read-only login, through the host's read gate (one request per
 round trip of the normal login); last, the host as a hosting PBX with TLS, WSS and two
-customers' click-to-call pages published on it (its first apply, a no-op plan, drift and a
-no-op ``apply -f``).
+customers' click-to-call pages published on it (its first apply, a no-op plan, drift, a
+no-op ``apply -f``, and a no-op plan through its read gate, where the TLS key is answered
+only as its sha256 and public key in the same request).
 
 Every layer's declared reads of the host (files, and programs whose words depend on no file:
 ``Provider.host_reads``) go in ONE round trip (``providers/transport/batch.py``); the host
@@ -31,6 +32,7 @@ Measured (Dec 2026, round trips on the pooled connection; before: 599a17e):
 | hosting, TLS, WSS, pages: no-op plan | 8 | 3 |
 | hosting, TLS, WSS, pages: drift | 8 | 3 |
 | hosting, TLS, WSS, pages: no-op apply -f | 10 | 5 |
+| hosting, TLS, WSS, pages: no-op plan through the read gate | 8 | 3 |
 
 Run: ``sudo .venv/bin/python bench/ssh_round_trips.py`` (``-v`` lists every exchange).
 """

@@ -37,9 +37,9 @@ from sipctl.providers.certificate.pem import (
     read_der_certificate,
 )
 from sipctl.providers.certificate.served import Served, fetch_served, wait_served
-from sipctl.providers.transport.batch import Fetched, HostRead
+from sipctl.providers.transport.batch import Fetched, HostRead, fetch
 from sipctl.providers.transport.pool import FileWrite, HostFile, HostTransport
-from sipctl.providers.transport.read_gate import NO_OPENSSL, GateReads, gated
+from sipctl.providers.transport.read_gate import NO_OPENSSL, GateReads
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.certificate import (
     KEY_MATCHES,
@@ -124,38 +124,29 @@ class CertificateProvider(Provider):
 
     # --- read ---------------------------------------------------------------------------------
 
-    def _read(self) -> tuple[dict[str, HostFile], _Key]:
-        """The certificate, the record and the key; a read-only login (the read gate) is
-        told only the key's sha256 and public key, never the key itself."""
-        transport = self._transport()
-        gate = gated(transport)
-        key_file = self._tls.key_file
-        if gate is None:
-            found = transport.read_files(self._paths())
-            return found, _Key.of(found[key_file].content)
-        paths = [p for p in self._paths() if p != key_file]
-        found, answers = gate.read_with_keys(paths, [key_file])
-        answer = answers[0]
-        if answer.problem is not None:
-            raise ProviderError(f"{transport.ref}: cannot read {key_file} ({answer.problem})")
-        return found, _Key.answered(answer.exists, answer.sha256, answer.public_pem)
-
     def host_reads(self, desired: Sequence[Resource]) -> list[HostRead]:
-        """The certificate, the key and the record, with the host's other reads. Not through
-        a read gate: it answers the key only as a key (``_read``, a round trip of its own)."""
+        """The certificate, the record and the key, with the host's other reads; a read-only
+        login (the read gate) is told only the key's sha256 and public key, never the key."""
         del desired
-        transport = self._transport()
-        if gated(transport) is not None:
-            return []
-        return [HostRead(transport, files=tuple(self._paths()))]
+        key_file = self._tls.key_file
+        files = tuple(p for p in self._paths() if p != key_file)
+        return [HostRead(self._transport(), files=files, keys=(key_file,))]
 
     def read(self, desired: Sequence[Resource]) -> LiveState:
-        return self._checked(desired, self._read_live(*self._read()))
+        return self.read_fetched(desired, fetch(self.host_reads(desired)))
 
     def read_fetched(self, desired: Sequence[Resource], fetched: Sequence[Fetched]) -> LiveState:
         (got,) = fetched
         found = got.files
-        key = _Key.of(found[self._tls.key_file].content)
+        key_file = self._tls.key_file
+        if key_file in found:  # a normal login reads the key as a file
+            key = _Key.of(found[key_file].content)
+        else:
+            answer = got.keys[key_file]
+            if answer.problem is not None:
+                where = got.read.transport.ref
+                raise ProviderError(f"{where}: cannot read {key_file} ({answer.problem})")
+            key = _Key.answered(answer.exists, answer.sha256, answer.public_pem)
         return self._checked(desired, self._read_live(found, key))
 
     def _checked(self, desired: Sequence[Resource], live: LiveState) -> LiveState:

@@ -49,7 +49,7 @@ from typing import Protocol, cast
 
 from sipctl.errors import RefusedError
 from sipctl.providers.transport.files import is_kernel_file
-from sipctl.providers.transport.pool import HostFile, HostTransport
+from sipctl.providers.transport.pool import CommandResult, HostFile, HostTransport
 from sipctl.providers.transport.programs import quoted
 from sipctl.schemas.values import canonical_path
 
@@ -182,9 +182,14 @@ class GatedTransport(Protocol):
 
     def gate_script(self, name: str, timeout: float) -> tuple[str, str, int, str]: ...
 
-    def read_with_keys(
-        self, paths: Sequence[str], keys: Sequence[str]
-    ) -> tuple[dict[str, HostFile], list[PublicKeyAnswer]]: ...
+    def gate_read(
+        self,
+        paths: Sequence[str],
+        keys: Sequence[str],
+        programs: Sequence[Sequence[str]],
+        *,
+        timeout: float = ...,
+    ) -> tuple[dict[str, HostFile], list[PublicKeyAnswer], list[CommandResult]]: ...
 
 
 def gated(transport: HostTransport) -> GatedTransport | None:

@@ -434,37 +434,47 @@ class SshTransport:
     def _gate_read_and_run(
         self, paths: Sequence[str], programs: Sequence[Sequence[str]], timeout: float
     ) -> tuple[dict[str, HostFile], list[CommandResult]]:
-        if not paths and not programs:
-            return {}, []
-        marker = new_marker()
-        body = self._gate_body(marker, files=paths, programs=programs)
-        what = "reading files" if paths else f"running {programs[0][0]!r}"
-        status, stdout, stderr = self._gate(body, max(timeout, _IO_TIMEOUT), what)
-        files: dict[str, HostFile] = {}
-        tail = stdout
-        if paths:
-            end = f"{marker} END\n".encode()
-            head, found, tail = stdout.partition(end)
-            files = self._files_read(paths, head + found, marker, status, stderr)
-        results = self._programs_run(programs, tail, marker, status, stderr) if programs else []
+        files, _, results = self.gate_read(paths, (), programs, timeout=timeout)
         return files, results
 
-    def read_with_keys(
-        self, paths: Sequence[str], keys: Sequence[str]
-    ) -> tuple[dict[str, HostFile], list[PublicKeyAnswer]]:
-        """Read-only login: ``paths`` as ``read_files``, and of each private key in ``keys``
-        only its sha256 and public key (the gate never hands out a private key)."""
+    def gate_read(
+        self,
+        paths: Sequence[str],
+        keys: Sequence[str],
+        programs: Sequence[Sequence[str]],
+        *,
+        timeout: float = _IO_TIMEOUT,
+    ) -> tuple[dict[str, HostFile], list[PublicKeyAnswer], list[CommandResult]]:
+        """Read-only login, ONE request to the gate: ``paths`` as ``read_files``, of each
+        private key in ``keys`` only its sha256 and public key, then ``programs`` as
+        ``run_programs``. The gate answers in that order: the files up to its END line,
+        one line per key, then each program's output and status."""
+        if not paths and not keys and not programs:
+            return {}, [], []
         marker = new_marker()
-        body = self._gate_body(marker, files=paths, keys=keys)
-        status, stdout, stderr = self._gate(body, _IO_TIMEOUT, "reading files")
-        files = self._files_read(paths, stdout, marker, status, stderr)
-        try:
-            return files, parse_keys(stdout, marker, keys)
-        except ValueError as exc:
-            raise ProviderError(
-                f"{self.ref}: reading the keys {', '.join(keys)} failed ({exc}; exit {status}): "
-                f"{_last_line(stderr)}"
-            ) from exc
+        body = self._gate_body(marker, files=paths, keys=keys, programs=programs)
+        what = "reading files" if paths or keys else f"running {programs[0][0]!r}"
+        status, stdout, stderr = self._gate(body, max(timeout, _IO_TIMEOUT), what)
+        files: dict[str, HostFile] = {}
+        answers: list[PublicKeyAnswer] = []
+        tail = stdout
+        if paths or keys:
+            end = f"{marker} END\n".encode()
+            head, found, tail = stdout.partition(end)
+            if paths:
+                files = self._files_read(paths, head + found, marker, status, stderr)
+        if keys:
+            try:
+                answers = parse_keys(head + found + tail, marker, keys)
+            except ValueError as exc:
+                raise ProviderError(
+                    f"{self.ref}: reading the keys {', '.join(keys)} failed ({exc}; exit "
+                    f"{status}): {_last_line(stderr)}"
+                ) from exc
+            # one answer line per key, then the programs' output
+            tail = tail.split(b"\n", len(keys))[-1] if tail.count(b"\n") >= len(keys) else b""
+        results = self._programs_run(programs, tail, marker, status, stderr) if programs else []
+        return files, answers, results
 
     def gate_script(self, name: str, timeout: float) -> tuple[str, str, int, str]:
         """Read-only login: run the gate's script ``name``; (marker, output, status, stderr).
