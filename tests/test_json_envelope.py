@@ -172,6 +172,28 @@ def test_a_usage_error_with_json_is_one_document_too(
     assert data["error"] in captured.err, captured
 
 
+# Each command's option with a value out of its range, or of the wrong kind.
+BAD_VALUES = {
+    "plan": ["--parallel", "0"],
+    "drift": ["--parallel", "0"],
+    "verify": ["--timeout", "soon"],
+    "audit": ["--fail-on", "never"],
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_bad_option_value_with_json_is_one_document_too(
+    kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sipctl.schemas.outputs import output_text
+
+    assert run([kind, "--json", *BAD_VALUES[kind]]) == 1
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    jsonschema.validate(data, json.loads(output_text(kind)))
+    assert "Invalid value" in data["error"] and data["error"] in captured.err, data
+
+
 # An unknown option; an option's value missing; a value given to a flag that takes none.
 USAGE_MISTAKES = [["--no-such-option"], ["-f"], ["--no-color=yes"], ["--verbose=2"]]
 

@@ -388,7 +388,7 @@ def _run_typer(args: list[str]) -> object:
         raise CommandExit(code) from None
 
 
-def _usage_error_as_json(command: Any, args: list[str], exc: Exception) -> None:
+def _usage_error_as_json(command: Any, args: list[str], exc: typer.TyperException) -> None:
     """--json promises stdout one document, and a usage error (an unknown option, a value
     out of range) ends the run before the command could say so: the error is that
     document, as a refusal inside the command would be (a pipeline reads stdout)."""
@@ -401,7 +401,8 @@ def _usage_error_as_json(command: Any, args: list[str], exc: Exception) -> None:
         return
 
     current_console().promise_json(name, None)
-    json_refusal(str(exc))
+    # as stderr says it: "Invalid value for '--parallel': ..." (str() drops the option)
+    json_refusal(exc.format_message())
 
 
 _COMMAND: Any = None
