@@ -386,6 +386,19 @@ def _scalar(value: Any) -> str:
 MARKDOWN_LIMIT = 60_000
 
 
+# What Markdown (GitHub's, GitLab's) acts on inside a line of prose: links and images
+# (![x](https://elsewhere) loads a picture from another host when the comment is read),
+# inline HTML ('<!--' hides the rest of the comment, the rest of the plan), code spans,
+# emphasis, table cells. A backslash makes each one of these a plain character.
+_MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]<>!|~&])")
+
+
+def markdown_prose(text: str) -> str:
+    """``text`` (a file's name, an error, a note: anything read, not written by sipctl) for a
+    line of a Markdown comment outside a code block: shown as it is, acted on never."""
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", text)
+
+
 def markdown_marker(domain: str) -> str:
     """The hidden first line a pipeline finds its own comment by, to update it in place."""
     return f"<!-- sipctl-plan:{domain} -->"
@@ -431,11 +444,11 @@ def _markdown_remarks(data: Mapping[str, Any]) -> list[str]:
     refusals = data.get("refusals") or []
     if refusals:
         out += ["", "**apply will refuse this plan** (unless `--force`):", ""]
-        out += [f"- {reason}" for reason in refusals]
+        out += [f"- {markdown_prose(reason)}" for reason in refusals]
     remarks = [line for line in _remarks(data, Painter(False)) if line]
     if remarks:
         out += ["", "Notes:", ""]
-        out += [f"- {line}" for line in remarks]
+        out += [f"- {markdown_prose(line)}" for line in remarks]
     return out
 
 

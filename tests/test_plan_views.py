@@ -6,11 +6,12 @@ planned again through the CLI, so the 'before' side is what sipctl reads back.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sipctl.cli import run
@@ -206,3 +207,48 @@ def test_the_summary_counts_the_lines_of_the_plan(before: list[str], after: list
     line = summary_line({"summary": {"add": added, "change": changed, "destroy": removed}})
     assert line == f"Plan: {added} to add, {changed} to change, {removed} to destroy."
     del render_human
+
+
+_md_name = st.text(alphabet="ab`<>!-[]()|*_~&\\ @:#", min_size=1, max_size=24)
+
+
+def _inline_children(markdown: str, tag: str) -> list[list[tuple[str, str]]]:
+    """(type, content) of the inline tokens of each ``tag`` block (h2, p) as CommonMark
+    (markdown-it, as GitHub and GitLab) reads them."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    found = []
+    for opening, inline in itertools.pairwise(tokens):
+        if opening.tag == tag and opening.nesting == 1 and inline.type == "inline":
+            found.append([(child.type, child.content) for child in inline.children or []])
+    return found
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(name=_md_name)
+def test_a_merge_requests_file_name_and_errors_are_shown_not_acted_on(
+    name: str, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A merge request names the files of a spec directory and writes the values its errors
+    quote: in the comment's prose they make no link, image, HTML ('<!--' hid the rest of
+    the plan from its reviewers), code span or emphasis, and read as they are."""
+    from markdown_it import MarkdownIt
+
+    work = tmp_path_factory.mktemp("md")
+    spec = work / f"{name}.yaml"
+    quoted = name.replace("'", "''")
+    spec.write_text(f"version: 1\ndomain: mysite.ru\nusers: {{director: '{quoted}'}}\n")
+    (work / "0.yaml").write_text("version: 1\ndomain: other.ru\nusers: {alex: 106}\n")
+    assert run(["plan", "-f", str(work), "--markdown"]) == 1
+    out = capsys.readouterr().out
+    html = MarkdownIt("commonmark").render(out)
+    assert "<img" not in html and "<a " not in html, html
+    assert html.count("<!--") == out.count("<!-- sipctl-plan:"), html
+    titles = [c for c in _inline_children(out, "h2") if str(spec) in "".join(t for _, t in c)]
+    assert titles, out
+    for children in titles + [
+        c for c in _inline_children(out, "p") if "".join(t for _, t in c).startswith("error:")
+    ]:
+        assert {kind for kind, _ in children} <= {"text", "softbreak"}, children
+    assert "".join(t for _, t in titles[0]) == f"mysite.ru ({spec})"

@@ -208,12 +208,16 @@ class DomainRun:
 
     def _each_titled(self, fmt: str, body: Callable[[Domain], None]) -> None:
         """Each domain under its title: its ``body``, then its error."""
+        from sipctl.reconciler.views import markdown_prose
+
+        # a file's name and an error are the merge request's, not ours: shown, not acted on
+        shown = markdown_prose if fmt == "markdown" else str
         for domain in self.domains:
             title = f"{domain.name} ({domain.path})"
-            self.console.out(f"## {title}\n" if fmt == "markdown" else f"=== {title} ===")
+            self.console.out(f"## {shown(title)}\n" if fmt == "markdown" else f"=== {title} ===")
             body(domain)
             if domain.failed:
-                self.console.out(f"{domain.status}: {domain.message}")
+                self.console.out(shown(f"{domain.status}: {domain.message}"))
             self.console.out("")
 
     def show_reports(self, kind: str, fmt: str, text_of: Callable[[Report], str]) -> None:
