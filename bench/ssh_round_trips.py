@@ -9,8 +9,9 @@ apply, record, release) and ``apply -f`` of one change (lock, read, apply, recor
 then a no-op plan with the read-only login, through the host's read gate (one request per
 round trip of the normal login); last, the host as a hosting PBX with TLS, WSS and two
 customers' click-to-call pages published on it (its first apply, a no-op plan, drift, a
-no-op ``apply -f``, and a no-op plan through its read gate, where the TLS key is answered
-only as its sha256 and public key in the same request).
+no-op ``apply -f``, a no-op plan through its read gate, where the TLS key is answered only
+as its sha256 and public key in the same request, and ``apply -f`` after a customer's file
+was deleted).
 
 Every layer's declared reads of the host (files, and programs whose words depend on no file:
 ``Provider.host_reads``) go in ONE round trip (``providers/transport/batch.py``); the host
@@ -33,6 +34,11 @@ Measured (Dec 2026, round trips on the pooled connection; before: 599a17e):
 | hosting, TLS, WSS, pages: drift | 8 | 3 |
 | hosting, TLS, WSS, pages: no-op apply -f | 10 | 5 |
 | hosting, TLS, WSS, pages: no-op plan through the read gate | 8 | 3 |
+| hosting, TLS, WSS, pages: apply -f removing a customer | 16 | 12 |
+
+Of the removal's 12: the old page's files, named only by the page's record, are read in a
+round trip of their own after it; the writes (Asterisk, the page, the page's record, the
+host's record) and the reload are one round trip each.
 
 Run: ``sudo .venv/bin/python bench/ssh_round_trips.py`` (``-v`` lists every exchange).
 """
