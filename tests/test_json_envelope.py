@@ -235,9 +235,30 @@ def test_any_usage_error_with_json_prints_the_command_s_one_document(
     from sipctl.schemas.outputs import output_text
 
     mistake = [option] if value is None else [f"{flag}={value}"]
+    if command == "fleet-status":  # fleet status has no --verbose
+        mistake = [option] if value is None else [f"--json={value}"]
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = run([command, "--json", *mistake])
+        code = run([*command.split("-"), "--json", *mistake])  # fleet-status: fleet status
     assert code == 1, (command, mistake, err.getvalue())
     data = json.loads(out.getvalue())  # one document: a second would not parse
     jsonschema.validate(data, json.loads(output_text(command)))
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    [["--no-such-option"], ["--address"], ["--json=yes"], ["--address", "127.0.0.1:1"]],
+)
+def test_fleet_status_json_that_ends_early_is_its_own_document(mistake: list[str]) -> None:
+    """fleet status --json's document (schema --kind fleet-status) holds the error when the
+    command line is wrong, or Temporal is not reached (port 1 of loopback: refused), exit 1.
+    In a process of its own: a fleet command ends its process when it is done."""
+    from fixtures.common import run_sipctl
+
+    from sipctl.schemas.outputs import output_text
+
+    done = run_sipctl("fleet", "status", "--json", *mistake)
+    assert done.returncode == 1, done
+    data = json.loads(done.stdout)
+    jsonschema.validate(data, json.loads(output_text("fleet-status")))
+    assert data["domains"] == [] and data["error"] in done.stderr, done

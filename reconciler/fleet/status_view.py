@@ -40,6 +40,11 @@ def status_json(found: Sequence[DomainStatus]) -> dict[str, Any]:
     return {"format_version": FORMAT_VERSION, "domains": [asdict(item) for item in found]}
 
 
+def status_refusal(error: str) -> dict[str, Any]:
+    """The document of a ``fleet status --json`` that ended without the domains' states."""
+    return {"format_version": FORMAT_VERSION, "domains": [], "error": error}
+
+
 def status_schema() -> dict[str, Any]:
     text = {"type": "string"}
     texts = {"type": "array", "items": text}
@@ -70,5 +75,10 @@ def status_schema() -> dict[str, Any]:
         "properties": {
             "format_version": {"const": FORMAT_VERSION},
             "domains": {"type": "array", "items": domain},
+            "error": {
+                **text,
+                "description": "why the run ended without the domains' states (exit 1): "
+                "a wrong command line, Temporal not reached; no domains then",
+            },
         },
     }

@@ -396,13 +396,25 @@ def _usage_error_as_json(command: Any, args: list[str], exc: typer.TyperExceptio
         return
     from sipctl.cli_boundary import json_commands, json_refusal
 
-    name = next((arg for arg in args if arg in command.commands), None)
+    name = _command_name(command, args)
     if name not in json_commands():
         return
 
     current_console().promise_json(name, None)
     # as stderr says it: "Invalid value for '--parallel': ..." (str() drops the option)
     json_refusal(exc.format_message())
+
+
+def _command_name(command: Any, args: list[str]) -> str | None:
+    """The command the words name, a subcommand's joined to its group's by '-' (``fleet
+    status``: fleet-status, as ``schema --output`` names its document); None: none."""
+    words: list[str] = []
+    commands: dict[str, Any] = command.commands
+    for arg in args:
+        if arg in commands:
+            words.append(arg)
+            commands = getattr(commands[arg], "commands", {})  # only a group has any
+    return "-".join(words) or None
 
 
 _COMMAND: Any = None

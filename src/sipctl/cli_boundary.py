@@ -109,11 +109,12 @@ def json_refusal(error: str, exc: SipctlError | None = None) -> None:
 
 
 def json_commands() -> tuple[str, ...]:
-    """The commands whose --json owes stdout one document (``sipctl schema --output NAME``):
-    the envelope's kinds, and validate in a shape of its own."""
+    """The commands whose --json owes stdout one document (``sipctl schema --output NAME``,
+    a subcommand's name joined to its group's by '-'): the envelope's kinds, and validate
+    and fleet status in shapes of their own."""
     from sipctl.reconciler.envelope import KINDS
 
-    return (*KINDS, "validate")
+    return (*KINDS, "validate", "fleet-status")
 
 
 def _refusal_document(kind: str, spec: str | None, status: str, error: str) -> dict[str, Any]:
@@ -123,6 +124,10 @@ def _refusal_document(kind: str, spec: str | None, status: str, error: str) -> d
         from sipctl.schemas.problems import validate_refusal
 
         return validate_refusal(spec, error)
+    if kind == "fleet-status":
+        from sipctl.reconciler.fleet.status_view import status_refusal
+
+        return status_refusal(error)
     from sipctl.reconciler.envelope import refusal
 
     return refusal(kind, spec, status, error)

@@ -195,6 +195,8 @@ def status(
     from sipctl.cli_common import start_console
 
     console = start_console(False, 0)
+    if json_:  # a run that ends without the states (Temporal not reached) prints one too
+        console.promise_json("fleet-status", None)
     config = _config(config_file, address)
     from sipctl.reconciler.fleet.client import connect, statuses
     from sipctl.reconciler.fleet.status_view import status_json, status_table
