@@ -7,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from sipctl.cli import run
 from sipctl.errors import SpecError
 from sipctl.reconciler.gitops.domain_report import exit_code, summary_table
 from sipctl.reconciler.gitops.importer import dns_section, parse_asterisk, spec_yaml
@@ -44,6 +47,31 @@ def test_durations(text: str, seconds: float) -> None:
 def test_a_bad_duration_is_named() -> None:
     with pytest.raises(SpecError, match="--lock-timeout 'soon'"):
         parse_duration("soon", "--lock-timeout")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    number=st.one_of(st.integers(0, 10**30), st.floats(0, 1e30, allow_nan=False)),
+    unit=st.sampled_from(["", "ms", "s", "m", "h"]),
+    option=st.sampled_from(["--lock-ttl", "--lock-timeout"]),
+)
+def test_any_duration_is_a_plan_or_a_human_error(
+    number: float,
+    unit: str,
+    option: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--lock-ttl 999999999999h ended in an OverflowError (a lock's expiry is a date): every
+    duration is taken or refused in words, before anything is read."""
+    work = tmp_path_factory.mktemp("duration")
+    (work / "sipctl.yaml").write_text("version: 1\ndomain: mysite.ru\nusers: {director: 105}\n")
+    text = f"{number}{unit}"
+    code = run(["apply", "-f", str(work / "sipctl.yaml"), "--auto-approve", option, text])
+    err = capsys.readouterr().err
+    assert "unexpected error" not in err and "Traceback" not in err, err
+    if code == 1:
+        assert f"{option} '{text}'" in err, err
 
 
 def test_dns_urls() -> None:

@@ -64,12 +64,20 @@ _DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
+# The longest duration any option takes: a lock's expiry is a date (``--lock-ttl 9999999h``
+# ended in an OverflowError), and no run waits or holds a lock for longer than a week.
+MAX_DURATION = 7 * 86400.0
+
+
 def parse_duration(text: str, option: str) -> float:
-    """``60s``, ``2m``, ``1h``, ``500ms`` or plain seconds -> seconds."""
+    """``60s``, ``2m``, ``1h``, ``500ms`` or plain seconds -> seconds, at most a week."""
     match = _DURATION.fullmatch(text.strip())
     if match is None:
         raise SpecError(f"{option} {text!r}: give a duration like 60s, 5m or 1h")
-    return float(match["n"]) * _UNITS[match["unit"]]
+    seconds = float(match["n"]) * _UNITS[match["unit"]]
+    if seconds > MAX_DURATION:
+        raise SpecError(f"{option} {text!r}: give at most a week (168h)")
+    return seconds
 
 
 def _stamp(moment: datetime) -> str:
