@@ -56,6 +56,10 @@ def site(hoster: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     for name, text in site_files(load_spec(hoster / "pbx1.yaml").spec).items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
+    # the pages call through the host's one copy of SIP.js, beside no page of its own
+    assert [str(p.relative_to(root)) for p in root.rglob("sip.js")] == [
+        "sipctl-shared/vendor/sip.js"
+    ]
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
