@@ -29,6 +29,15 @@ def _host_re(name: str) -> re.Pattern[str]:
     return re.compile(rf"^host\s*:\s*['\"]?{re.escape(name)}['\"]?\s*(?:#.*)?$", re.M)
 
 
+def _may_name(name: str) -> re.Pattern[str]:
+    """What a file that names host ``name`` in any YAML spelling holds, where ``_host_re``
+    (``host: pbx1`` on a line) misses it: the name as a word (after a quoted key ``"host":
+    pbx1``, a tag ``!!str pbx1``, in a block or flow scalar), or a backslash (an escape in a
+    double-quoted scalar may spell it, ``"pb\\x781"``). Such a file, valid on its own, was
+    left out, and the host's plan removed that customer."""
+    return re.compile(rf"(?<![a-z0-9-]){re.escape(name)}(?![a-z0-9-])|\\", re.I)
+
+
 def _siblings(path: Path) -> list[Path]:
     here = path.resolve()
     return sorted(
@@ -103,16 +112,19 @@ def _customer_files(host: Spec, path: Path) -> list[LoadedSpec]:
     if host.hosting is None:
         return []
     named = _host_re(host.hosting.name)
-    # shown as the host's path was given: beside it
-    loaded = [
-        _load_sibling(
-            path.parent / p.name,
-            f"a customer of {host.hosting.name}",
-            _fix_customer(host.hosting.name, path.parent / p.name),
-        )
-        for p in _siblings(path)
-        if named.search(_read(p))
-    ]
+    may_name = _may_name(host.hosting.name)
+    loaded: list[LoadedSpec] = []
+    for p in _siblings(path):
+        text = _read(p)
+        shown = path.parent / p.name  # as the host's path was given: beside it
+        if named.search(text):  # a customer's line: the host fails with its file
+            role = f"a customer of {host.hosting.name}"
+            loaded.append(_load_sibling(shown, role, _fix_customer(host.hosting.name, shown)))
+        elif may_name.search(text):  # maybe one, in another spelling: one that loads
+            try:
+                loaded.append(_load_sibling(shown, "a file beside its host"))
+            except SpecError:
+                continue  # not seen as a customer: departures.py names such files
     loaded = [c for c in loaded if c.spec.host == host.hosting.name]
     _check_customers(host, path, loaded)
     return loaded

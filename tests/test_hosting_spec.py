@@ -582,3 +582,38 @@ def test_a_domain_line_reads_as_the_loader_reads_it(
     except SpecError:
         return  # not a domain the spec takes: nothing to compare
     assert readable_domain(text) == loaded.lower()
+
+
+_HOST_SPELLINGS = [
+    "host: pbx1",
+    '"host": pbx1',
+    "'host': pbx1",
+    "host: !!str pbx1",
+    "host: |-\n  pbx1",
+    "host: >-\n  pbx1",
+    'host: "pb\\x781"',
+    'host: "\\u0070bx1"',
+    "host:\n  pbx1",
+    "host    :    'pbx1'   # the host",
+    "? host\n: pbx1",
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(spelling=st.sampled_from(_HOST_SPELLINGS), comment=st.booleans(), first=st.booleans())
+def test_a_host_line_in_any_yaml_spelling_is_its_hosts_customer(
+    spelling: str, comment: bool, first: bool, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Whenever the real loader reads a customer file's host as pbx1, pbx1's plan serves that
+    customer: '"host": pbx1' or 'host: !!str pbx1' was valid on its own, and the host, which
+    looked for the line 'host: pbx1', planned the customer's removal."""
+    hoster = copy_example(tmp_path_factory.mktemp("spelling") / "hoster")
+    beta = hoster / "beta.example.yaml"
+    text = beta.read_text().replace("host: pbx1\n", "")
+    lines = text.splitlines(keepends=True)
+    at = 2 if first else len(lines)
+    text = "".join([*lines[:at], spelling + "\n", *lines[at:]])
+    beta.write_text(("# beta moved here from pbx2\n" if comment else "") + text)
+    assert load_spec_text(beta.read_text()).spec.host == "pbx1"  # the loader's truth
+    host = load_spec(hoster / "pbx1.yaml").spec
+    assert "beta.example" in {c.domain for c in host.customers}
