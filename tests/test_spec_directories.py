@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -128,6 +129,32 @@ def test_a_file_with_a_key_of_a_spec_is_never_skipped(
     assert (reason is None) == spec_like, (keys, reason)
     if reason is not None:
         assert all(key in reason for key in keys)
+
+
+_STYLES = {
+    "block": lambda data: yaml.safe_dump(data, sort_keys=False),
+    "json": lambda data: json.dumps(data, indent=2),
+    "json, one line": json.dumps,
+    "quoted keys": lambda data: yaml.safe_dump(data, sort_keys=False, default_style='"'),
+    "flow": lambda data: yaml.safe_dump(data, sort_keys=False, default_flow_style=True),
+}
+
+
+@given(
+    keys=st.lists(st.sampled_from(sorted(spec_keys())), min_size=1, max_size=4, unique=True),
+    style=st.sampled_from(sorted(_STYLES)),
+)
+def test_a_spec_in_any_yaml_style_is_never_skipped(
+    tmp_path_factory: pytest.TempPathFactory, keys: list[str], style: str
+) -> None:
+    """-f DIR took a spec written as JSON, or with quoted keys, for 'no top-level keys' and
+    skipped it, though it loads on its own: its keys are read as the parser reads them."""
+    data = {key: 1 if key == "version" else {} for key in keys}
+    path = tmp_path_factory.mktemp("style") / "x.yaml"
+    path.write_text(_STYLES[style](data))
+    assert yaml.safe_load(path.read_text()) == data  # the style wrote these keys
+    spec_like = bool(set(keys) - {"version"}) or data.get("version") == 1
+    assert (skip_reason(path) is None) == spec_like, (style, path.read_text())
 
 
 def test_plan_json_refusals_are_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -147,11 +147,46 @@ def skip_reason(path: Path) -> str | None:
         if match is not None:
             top.setdefault(match[1], match[2].split("#", 1)[0].strip().strip("'\""))
     keys = set(spec_keys())
+    if not set(top) & keys:  # keys the lines do not show (JSON, "quoted": keys): parsed
+        top = parsed_top_keys(head) or top
     if set(top) & (keys - {"version"}) or top.get("version") == "1":
         return None
     if not top:
         return "no top-level keys (empty, or not a YAML mapping)"
     return f"none of its top-level keys ({', '.join(sorted(top))}) is a key of a sipctl spec"
+
+
+def parsed_top_keys(text: str) -> dict[str, str]:
+    """The top-level keys of a YAML document as the parser reads them (a scalar value's
+    text, else ''), from its events: nothing is built, so an alias or deep nesting costs
+    nothing; what precedes a syntax error counts. JSON (``{"domain": ...}``) and quoted keys
+    (``"domain": x``) are specs too, which a line of text does not show."""
+    import yaml
+
+    events = yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    found: dict[str, str] = {}
+    depth = 0
+    key: str | None = None  # the top-level key whose value comes next
+    at_key = True  # at depth 1: the next node is a key
+    try:
+        for event in events:
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                if depth == 1 and key is not None:
+                    found.setdefault(key, "")
+                    key, at_key = None, True
+                depth += 1
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
+            elif depth == 1 and isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
+                value = event.value if isinstance(event, yaml.ScalarEvent) else ""
+                if at_key:
+                    key, at_key = str(value), False
+                else:
+                    found.setdefault(str(key), str(value))
+                    key, at_key = None, True
+    except yaml.YAMLError:
+        pass
+    return found
 
 
 def select_plans(paths: Sequence[Path]) -> SpecSelection:
