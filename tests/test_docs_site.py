@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,19 @@ def test_the_exit_codes_sipctl_states_name_every_command_that_exits_2() -> None:
         text = " ".join(runner.invoke(_command(), [name, "--help"]).output.split())
         if re.search(r"Exit codes:[^.]*\b2 \w|exit 2 ", text, re.I):
             assert f"{name}:" in EXIT_CODES_TEXT or f"{name} --" in EXIT_CODES_TEXT, name
+
+
+def test_the_fast_tests_say_what_a_venv_without_the_test_extra_lacks(tmp_path: Path) -> None:
+    """The README's first command makes .venv with sipctl alone; scripts/test --fast then
+    ended in 'No module named pytest'. It names the install that adds the test extra."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / "test", tmp_path / "scripts" / "test")
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(tmp_path / ".venv")], check=True
+    )
+    ran = subprocess.run(
+        ["bash", str(tmp_path / "scripts" / "test"), "--fast"], capture_output=True, text=True
+    )
+    assert ran.returncode == 1, ran
+    assert "pip install -e '.[test]'" in ran.stderr, ran.stderr
+    assert "No module named" not in ran.stderr
