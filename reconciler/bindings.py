@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sipctl.errors import RefusedError, SpecError
+from sipctl.errors import RefusedError
 from sipctl.schemas.profiles import RUNNER_PROFILE_ENV, RunnerProfile, parse_profile
 from sipctl.schemas.targets import parse_target
 from sipctl.schemas.values import same_host
@@ -78,14 +78,9 @@ def runner_of(env: Mapping[str, str]) -> Runner:
     """The runner profile named by ``SIPCTL_PROFILE`` (read now), and the strictness."""
     path = env.get(RUNNER_PROFILE_ENV, "").strip()
     if path:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SpecError(
-                f"{RUNNER_PROFILE_ENV}={path}: cannot read the runner profile: {exc.strerror}"
-            ) from None
-        except UnicodeDecodeError:
-            raise SpecError(f"{path}: the runner profile is not UTF-8 text") from None
+        from sipctl.schemas.admin_files import read_admin_file
+
+        text = read_admin_file(Path(path), "runner profile", f"{RUNNER_PROFILE_ENV}={path}")
         return Runner(True, parse_profile(text, path, RunnerProfile), path)
     if ci_set(env):
         return Runner(True, None, f"no runner profile ({RUNNER_PROFILE_ENV}) and CI is set")

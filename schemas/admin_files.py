@@ -4,12 +4,35 @@ what to write instead, as a spec's mistakes are."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
 M = TypeVar("M", bound="BaseModel")
+
+# As the host profile's (MAX_PROFILE_BYTES): an admin's file is short, and one named by
+# mistake (SIPCTL_PROFILE=/dev/zero, a log) is refused instead of read until memory ends.
+MAX_ADMIN_FILE_BYTES = 1 << 20
+
+
+def read_admin_file(path: Path, what: str, named: str) -> str:
+    """The text of the admin's file ``path`` (``what`` it is; ``named``: how the user named
+    it, for the error), read no further than MAX_ADMIN_FILE_BYTES."""
+    from sipctl.errors import SpecError
+
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_ADMIN_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"{named}: cannot read the {what}: {exc.strerror}") from None
+    if len(data) > MAX_ADMIN_FILE_BYTES:
+        raise SpecError(f"{named}: the {what} is larger than 1 MiB: is it the right file?")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{named}: the {what} is not UTF-8 text") from None
 
 
 def parse_admin_file(

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from sipctl.cli import run
 from sipctl.errors import SpecError
 from sipctl.reconciler.fleet.config import FleetConfig, load_config
 from sipctl.schemas.profiles import HostProfile, RunnerProfile, parse_profile
@@ -109,3 +110,26 @@ def test_every_top_level_key_misspelt_is_answered_with_it(model: type[BaseModel]
         with pytest.raises(SpecError) as raised:
             parse_admin_file(f"{typo}: 1\n", "f.yaml", model, what="m", hint="h")
         assert f"did you mean '{name}'?" in "\n".join(_problems(raised.value)), (model, name)
+
+
+@pytest.mark.parametrize("named", ["/dev/zero", "huge"])
+def test_an_admin_file_named_by_mistake_is_refused_not_read_whole(
+    named: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SIPCTL_PROFILE=/dev/zero was read until the kernel killed sipctl (exit 137); the
+    runner profile and the fleet configuration are read no further than 1 MiB."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "huge").write_bytes(b"# " + b"x" * (1 << 20) + b"\n")
+    (tmp_path / "sipctl.yaml").write_text(
+        "version: 1\ndomain: mysite.ru\nservers: [{host: pbx.mysite.ru, ipv4: [192.0.2.1]}]\n"
+        "dns: {provider: zonefile, file: z.zone, create_file: true}\n"
+    )
+    monkeypatch.setenv("SIPCTL_PROFILE", named)
+    assert run(["plan", "-f", "sipctl.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert f"SIPCTL_PROFILE={named}: the runner profile is larger than 1 MiB" in err, err
+    with pytest.raises(SpecError, match="the fleet configuration is larger than 1 MiB"):
+        load_config(Path(named))

@@ -74,12 +74,9 @@ def load_config(path: Path | None) -> FleetConfig:
     """The configuration at ``path``; the defaults when None."""
     if path is None:
         return FleetConfig()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the fleet configuration: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: the fleet configuration is not UTF-8 text") from None
+    from sipctl.schemas.admin_files import read_admin_file
+
+    text = read_admin_file(path, "fleet configuration", str(path))
     return parse_admin_file(
         text,
         str(path),
