@@ -416,9 +416,10 @@ def _nameserver(value: str | Nameserver | None) -> Nameserver | None:
     try:
         return parse_nameserver(value)
     except SpecError:
-        pass
+        host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "53")
+        if not any(c.isalpha() for c in host) or not port.isdigit():
+            raise  # an address written wrong (999.1.1.1, [::1]:99999): no name to look up
     # A host name (dns.server may be ns1.example.com:53): the system resolves it once.
-    host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "53")
     try:
         info = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError):
