@@ -23,10 +23,12 @@ SPECIAL_EXTENSIONS = frozenset({"a", "e", "h", "i", "o", "s", "t", "T", "fax", "
 MAX_ASTERISK_NAME = 79
 MAX_EXTENSION_LENGTH = MAX_ASTERISK_NAME
 # Callers reach a name in any case (``Director`` rings ``director``): the dialplan holds the
-# name in lower case plus one pattern that matches every case of it (``case_pattern``).
-# Asterisk cuts an extension at 255 characters (pbx_config's buffer; measured on 22: a
-# longer pattern matches nothing), and each letter costs 4 (``[dD]``): a name with letters
-# may have 63 characters (one rule, which the JSON Schema can say too).
+# name in lower case, and looks a name dialled in another case up in lower case; where it
+# cannot (``unknown_callers: not-found``, and the rooms context the internal phones reach),
+# it holds one pattern that matches every case of the name (``case_pattern``). Asterisk
+# cuts an extension at 255 characters (pbx_config's buffer; measured on 22: a longer pattern
+# matches nothing), and each letter costs 4 (``[dD]``): a name with letters may have 63
+# characters (one rule, which the JSON Schema can say too).
 MAX_LETTERED_NAME_LENGTH = 63
 
 # A SIP user part that is also a literal (non-pattern) Asterisk extension: letters, digits and
@@ -35,6 +37,10 @@ MAX_LETTERED_NAME_LENGTH = 63
 # character that is syntax in extensions.conf or pjsip.conf: , ; ( ) [ ] { } " ' \ and
 # whitespace or control characters.
 _USER_RE = re.compile(r"[A-Za-z0-9+][A-Za-z0-9._+*~]*")
+# The characters of a name in lower case, as Asterisk's FILTER() reads a set ("a-z" a range):
+# what the guest dialplan keeps of a dialled name before it looks it up (render's
+# asterisk_lookup). tests/test_asterisk_lookup.py proves it equals _USER_RE's set, folded.
+LOWER_NAME_CHARACTERS = "0-9a-z._+*~"
 _EXTENSION_RE = re.compile(r"[0-9]{1,20}")
 _LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _CONTEXT_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_ASTERISK_NAME - 1}}}")

@@ -22,7 +22,6 @@ from sipctl.reconciler.render.asterisk import (
     UNAVAILABLE_EXTENSION,
     WRONG_NAME_EXTENSION,
     asterisk_artefacts,
-    catch_all_steps,
     dialplan_text,
     ending_steps,
     not_found_log_note,
@@ -33,6 +32,7 @@ from sipctl.reconciler.render.asterisk import (
     unavailable_steps,
     user_steps,
 )
+from sipctl.reconciler.render.asterisk_lookup import lookup_steps
 from sipctl.schemas.names import check_user_name
 from sipctl.schemas.spec import Spec
 
@@ -65,12 +65,15 @@ def test_dialplan_of_the_example() -> None:
     assert [s.app for s in wrong] == ["Set", "Set", "Log", "Playback", "Hangup"]
     assert wrong[2].args == "WARNING,Wrong call IP=${FILTER(0-9a-fA-F.:,${SIPCTL_IP})}"
     assert wrong[3].args == "ss-noservice"
-    # the patterns: one step each; every case of a declared name jumps to it, and the
-    # catch-all to the fixed extension that logs
+    # one pattern, the catch-all: a name in another case is looked up once more in lower
+    # case (asterisk_lookup), the rest goes to the fixed extension that logs
     patterns = [s for s in steps if s.exten.startswith("_")]
+    wrong_jump = "?sipctl#wrong-name,1"
     assert [(s.exten, s.priority, s.app, s.args) for s in patterns] == [
-        ("_[dD][iI][rR][eE][cC][tT][oO][rR]", "1", "Goto", "director,1"),
-        ("_-.", "1", "Goto", "sipctl#wrong-name,1"),
+        ("_-.", "1", "GotoIf", "$[${LEN(${SIPCTL_NAME})} > 0]" + wrong_jump),
+        ("_-.", "n", "Set", "SIPCTL_NAME=${FILTER(0-9a-z._+*~,${TOLOWER(${EXTEN})})}"),
+        ("_-.", "n", "GotoIf", "$[${LEN(${SIPCTL_NAME})} != ${LEN(${EXTEN})}]" + wrong_jump),
+        ("_-.", "n", "Goto", "${SIPCTL_NAME},1"),
     ]
     for name in ("h", "i", "t", "T", "e"):
         assert [(s.priority, s.app, s.args) for s in steps if s.exten == name] == [
@@ -277,19 +280,13 @@ def test_no_accepted_name_changes_the_meaning_of_the_dialplan(
     steps = parse_dialplan(dialplan_text(spec))
     meant: dict[str, list[str]] = {}
     for name, ext in spec.users.items():
-        # the name in lower case, and (with letters) a pattern of every case that jumps there
+        # the name in lower case, once: other cases are looked up by the catch-all
         meant[name.lower()] = user_steps(section, ext)
-        if name.lower() != name.upper():
-            pattern = "_" + "".join(
-                f"[{c.lower()}{c.upper()}]" if c.isalpha() else "[.]" if c == "." else c
-                for c in name
-            )
-            meant[pattern] = [f"Goto({name.lower()},1)"]
     for name in ENDING_EXTENSIONS:
         meant[name] = ending_steps(section)
     meant[UNAVAILABLE_EXTENSION] = unavailable_steps(section)
     meant[WRONG_NAME_EXTENSION] = reject_steps(section)
-    meant[CATCH_ALL_PATTERN] = catch_all_steps()
+    meant[CATCH_ALL_PATTERN] = lookup_steps(WRONG_NAME_EXTENSION)
     parsed: dict[str, list[str]] = {}
     for step in steps:
         assert step.context == "guest-call"

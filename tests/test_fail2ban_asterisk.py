@@ -39,6 +39,7 @@ from fixtures.sip_client import SipCaller
 from fixtures.waiting import wait_until
 
 from sipctl.reconciler.render.asterisk import desired_files, include_line
+from sipctl.reconciler.render.asterisk_lookup import folded_name
 from sipctl.reconciler.render.fail2ban import FILTER_TEXT
 from sipctl.schemas.loader import load_spec_text
 
@@ -361,7 +362,9 @@ def sipctl_pbx() -> Iterator[AsteriskInstance]:
     with running_asterisk(extra_files={"modules.conf": modules}) as instance:
         section = instance.spec_section()
         spec = load_spec_text(
-            "version: 1\ndomain: mysite.ru\nusers: {director: 105}\nasterisk:\n"
+            # Boss: 101, a phone that is never registered (Dial fails at once): written
+            # in the spec's own case, rung in any case through the catch-all's lookup.
+            "version: 1\ndomain: mysite.ru\nusers: {director: 105, Boss: 101}\nasterisk:\n"
             + "".join(f"  {key}: {value!r}\n" for key, value in section.items())
         ).spec
         for name, text in desired_files(spec).items():
@@ -446,7 +449,45 @@ HOSTILE_NAMES: dict[str, bytes] = {
     "its alias": b"sipctlwrongname",
     "h with dashes (ends, logs nothing)": b"-h-",
     "only dashes (404, quotes dashes)": b"---",
+    # Looked up in lower case by the catch-all (asterisk_lookup): only a declared name in
+    # another case may ring; anything else, however close, is a wrong call.
+    "a declared name in upper case": b"BOSS",
+    "as the spec writes it": b"Boss",
+    "another case, with a dash": b"Bo-ss",
+    "another case, a comma and a priority": b"Boss,1",
+    "another case, a comma and a context": b"default,BOSS,1",
+    "another case, a label": b"Boss?x:y",
+    "another case, a pipe": b"Boss|1",
+    "another case, brackets": b"Boss(1)",
+    "another case, a space": b"Boss ",
+    "another case, a variable": b"${Boss}",
+    "another case, a function": b"${SHELL(id)}Boss",
+    "another case, an expression": b"$[1]Boss",
+    "another case, a percent escape": b"Boss%2C1",
+    "another case, NUL then more (Asterisk keeps the C string)": b"BOSS\x00,1",
+    "another case, too long": b"BOSS" + b"x" * 200,
+    "another case, 8-bit": b"B\xd0\xbess",
+    "lower case plus a dash (Asterisk's own match: rings)": b"bo-ss",
+    "h in upper case": b"H",
+    "T and t": b"T",
+    "s in upper case": b"S",
+    "fax in upper case": b"FAX",
+    "the fixed extension in upper case": b"SIPCTL#WRONG-NAME",
+    "the unavailable extension in another case": b"Sipctl#unavailable",
+    "the lookup's variable": b"SIPCTL_NAME",
 }
+# The users of sipctl_pbx's spec, as the dialplan holds them.
+DECLARED = (b"director", b"boss")
+
+
+def _reached(dialled: bytes) -> bytes | None:
+    """Which declared name a dialled name rings (None: a wrong call): Asterisk's own exact
+    match first (it ignores "-"), then the catch-all's lookup in lower case."""
+    exact = dialled.replace(b"-", b"")
+    if exact in DECLARED:
+        return exact
+    folded = folded_name(dialled)
+    return folded if folded in DECLARED else None
 
 
 def _call_and_check(pbx: AsteriskInstance, name: bytes, log: Path, filter_file: Path) -> None:
@@ -459,8 +500,19 @@ def _call_and_check(pbx: AsteriskInstance, name: bytes, log: Path, filter_file: 
         result = caller.invite(quote_from_bytes(name, safe=""), hold=0.05, timeout=4.0)
     dialled = name.split(b"\x00", 1)[0][:79]  # a C string of AST_MAX_EXTENSION
     looked_up = dialled.replace(b"-", b"")  # Asterisk ignores "-" when it matches
-    if looked_up == b"director":
-        return  # the declared name: a good call (tested elsewhere)
+    reached = _reached(dialled)
+    if reached == b"director":
+        return  # its phone rings for long: a good call (tested elsewhere)
+    if reached is not None:
+        # Boss's phone is never registered: Good call, then Unavailable call, nothing else
+        text = pbx.wait_log(r"Unavailable call IP=127\.0\.0\.1", start)
+        # the line names the extension: "boss", or as dialled when Asterisk matched it
+        # itself ("bo-ss": it ignores dashes); the lookup jumps to "boss"
+        good = re.search(r"Ext\. ([a-z-]+): Good call IP=127\.0\.0\.1$", text, re.M)
+        assert good and good[1].replace("-", "") == "boss", text
+        assert "Wrong call" not in text, (name, text)
+        assert not [line for line in text.splitlines() if not ASTERISK_LINE.match(line)], text
+        return
     if dialled and not looked_up:
         # Only dashes: no pattern matches the empty name, so Asterisk answers 404 with its
         # own "not found" NOTICE, which then quotes nothing but dashes.
@@ -484,6 +536,23 @@ def test_every_hostile_name_leaves_one_fixed_line(
     _call_and_check(sipctl_pbx, name, tmp_path / "messages", sipctl_filter)
 
 
+def _near_a_name() -> st.SearchStrategy[bytes]:
+    """A declared name in some case with bytes put before, inside or after it."""
+    cases = st.sampled_from(DECLARED).flatmap(
+        lambda n: st.lists(st.booleans(), min_size=len(n), max_size=len(n)).map(
+            lambda up: bytes(
+                c - 32 if u and 97 <= c <= 122 else c for c, u in zip(n, up, strict=True)
+            )
+        )
+    )
+    extra = st.binary(min_size=0, max_size=6) | st.sampled_from(
+        [b",", b",1", b"-", b"(", b")", b"${", b"}", b"|", b" ", b"%", b"\n", b"."]
+    )
+    return st.tuples(cases, st.integers(0, 8), extra).map(
+        lambda t: t[0][: t[1]] + t[2] + t[0][t[1] :]
+    )
+
+
 @pytest.mark.asterisk
 @settings(
     max_examples=15,
@@ -491,7 +560,11 @@ def test_every_hostile_name_leaves_one_fixed_line(
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(name=st.binary(min_size=1, max_size=120) | st.sampled_from([b"h", b"-t-", b"--"]))
+@given(
+    name=st.binary(min_size=1, max_size=120)
+    | st.sampled_from([b"h", b"-t-", b"--"])
+    | _near_a_name()
+)
 def test_any_dialled_bytes_leave_only_sipctl_lines(
     sipctl_pbx: AsteriskInstance, sipctl_filter: Path, tmp_path: Path, name: bytes
 ) -> None:

@@ -29,8 +29,10 @@ Measured on Asterisk 22 and built in here:
   '<name>' rejected because extension not found ...". So no unknown name may stay unknown,
   and none may be the extension that logs:
 
-  - the catch-all is a single ``Goto`` to ``sipctl#wrong-name``, which logs "Wrong call".
-    The line then names that fixed extension. ``#`` is in no user name (and no caller
+  - the catch-all looks the name up once more in lower case (``asterisk_lookup``: a
+    declared name dialled in another case), and sends every other name to
+    ``sipctl#wrong-name``, which logs "Wrong call". The line then names that fixed
+    extension. ``#`` is in no user name (and no caller
     reaches it but by dialling it, which is a wrong call too); ``-`` alone would not do:
     Asterisk ignores ``-`` in extension names, so ``sipctl-wrong-name`` *is* the valid user
     name ``sipctlwrongname`` ("already in use by aliased extension", measured);
@@ -41,8 +43,9 @@ Measured on Asterisk 22 and built in here:
     matches ``h``, so ``h`` (and ``i``, ``t``, ``T``, ``e``, the other names the PBX core
     jumps to on its own) are exact extensions that only hang up, and an exact name beats a
     pattern, so no call ends with a false "Wrong call" line; and ``_.`` lends its later
-    priorities to extensions whose own ran out, so the catch-all has one priority only and
-    every user extension still ends with its own last step (a failed ``Dial`` hangs up).
+    priorities to extensions whose own ran out, so every extension of the guest context
+    ends with its own last step, a jump or a hang-up (a failed ``Dial`` goes on to
+    ``sipctl#unavailable``), and the catch-all's priorities are lent to none.
     ``s`` (a request without a user part) and ``a``/``o`` are left to the catch-all: a
     caller who names no one is a wrong call. Only a name of nothing but dashes escapes
     it (it reads as empty): Asterisk answers 404 with its NOTICE, which then quotes dashes.
@@ -54,7 +57,8 @@ Measured on Asterisk 22 and built in here:
   exist, so every guest MESSAGE is answered 404 and logs nothing.
 - The "Good call" line names a declared user: an exact extension matches only that name,
   except that Asterisk skips ``-`` in what was dialled too (``direc-tor`` rings
-  ``director`` and is logged so); no newline can get there. The From header, its display
+  ``director`` and is logged so; ``Direc-tor``, looked up in lower case, is a wrong call);
+  no newline can get there. The From header, its display
   name and the Call-ID appear in PJSIP's NOTICE lines as the caller sent them, ``%0A``
   unexpanded; a raw line break in a header makes PJSIP drop the request with a WARNING
   that quotes no header value (all measured on 22).
@@ -70,6 +74,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sipctl.reconciler.asterisk_conf import DialplanWriter, normalize_dialplan, normalize_sections
+from sipctl.reconciler.render.asterisk_lookup import lookup_steps
 from sipctl.reconciler.render.asterisk_outbound import (
     NOWHERE_CONTEXT,
     endpoint_lines,
@@ -584,10 +589,12 @@ def dialplan(spec: Spec) -> DialplanWriter:
     )
     out.context(section.guest_context)
     steps = users_steps(section)
+    # Without a catch-all, each name's pattern takes the other cases of it (add_name).
+    any_case = section.unknown_callers == "not-found"
     for name, target in spec.users.items():
-        add_name(out, name, steps(target))
+        add_name(out, name, steps(target), any_case)
     for name in spec.rooms:
-        add_name(out, name, guest_room_steps(name))
+        add_name(out, name, guest_room_steps(name), any_case)
     out.comment("; A declared name whose phones did not answer ends like an undeclared one.")
     out.extension(UNAVAILABLE_EXTENSION, unavailable_steps(section))
     if section.unknown_callers != "not-found":
@@ -598,41 +605,48 @@ def dialplan(spec: Spec) -> DialplanWriter:
         for name in ENDING_EXTENSIONS:
             out.extension(name, ending_steps(section))
         out.comment(
-            "; Any other name: logged for fail2ban, told so, hung up. The line names",
-            "; this fixed extension, never what the caller dialled.",
+            "; Any other name: a declared name in another case is looked up in lower case;",
+            "; the rest is logged for fail2ban, told so, hung up. The line names this fixed",
+            "; extension, never what the caller dialled.",
         )
         out.extension(WRONG_NAME_EXTENSION, reject_steps(section))
-        out.extension(CATCH_ALL_PATTERN, catch_all_steps())
+        out.extension(CATCH_ALL_PATTERN, lookup_steps(WRONG_NAME_EXTENSION))
     rooms_dialplan(spec, caller_address_steps(section), out)
     outbound_dialplan(spec, out)
     return out
 
 
-def add_name(out: DialplanWriter, name: str, steps: list[str]) -> None:
-    """One declared name: its steps under the name in lower case, and a pattern that sends
-    every other case of it there (``Director``, ``DIRECTOR``). An exact name beats a pattern
-    and a pattern of letters beats the catch-all (measured on Asterisk 22). The pattern has
-    one priority, like the catch-all, so it lends no step to another extension; what the
-    caller dialled is matched by Asterisk, never read by a step.
+def add_name(out: DialplanWriter, name: str, steps: list[str], any_case: bool = False) -> None:
+    """One declared name: its steps under the name in lower case. A caller who dials it in
+    another case (``Director``) reaches it through the context's catch-all, which looks the
+    name up once more in lower case (``asterisk_lookup``).
 
-    The cost, measured on 22 (2 shared cores, load ~8): ``dialplan reload`` of 1,000 users
-    0.04 -> 0.11 s, 4,000 users 0.4-0.6 -> 1.9 s, 10,000 users 17-19 -> 41-47 s (Asterisk's
-    reload grows faster than linearly with a context's extensions, and the patterns double
-    them); an OPTIONS at 10,000 users 6-10 -> 50-70 ms."""
+    ``any_case``: also a pattern that sends every other case of the name there, for a context
+    without a catch-all (``unknown_callers: not-found``: a catch-all would answer every
+    OPTIONS 200). An exact name beats a pattern (measured on Asterisk 22); the pattern has
+    one priority, so it lends no step to another extension.
+
+    The cost of the patterns, measured on 22 (2 shared cores, load ~8): ``dialplan reload``
+    of 1,000 users 0.04 -> 0.11 s, 4,000 users 0.4-0.6 -> 1.9 s, 10,000 users 17-19 -> 41-47
+    s (Asterisk's reload grows faster than linearly with a context's extensions, and the
+    patterns double them); an OPTIONS at 10,000 users 6-10 -> 50-70 ms
+    (bench/dialplan_scale.py)."""
     exact = canonical_name(name)
     out.extension(exact, steps)
-    pattern = case_pattern(name)
+    pattern = case_pattern(name) if any_case else None
     if pattern is not None:
         out.extension(pattern, [f"Goto({exact},1)"])
 
 
 def name_extensions(spec: Spec) -> set[str]:
     """The guest context's extensions of the declared names (as ``dialplan show`` names
-    them): each in lower case, and its pattern of every case."""
+    them): each in lower case, and with ``unknown_callers: not-found`` its pattern of every
+    case."""
+    any_case = asterisk_section(spec).unknown_callers == "not-found"
     found: set[str] = set()
     for name in (*spec.users, *spec.rooms):
         found.add(canonical_name(name))
-        pattern = case_pattern(name)
+        pattern = case_pattern(name) if any_case else None
         if pattern is not None:
             found.add(pattern)
     return found

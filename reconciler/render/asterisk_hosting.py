@@ -6,10 +6,11 @@ the caller wrote one, and an address when the caller dialled one.
 
 The host's guest endpoints land in its entry context (``asterisk.guest_context``). There:
 
-- a name with a comma goes no further: ``Goto(<ctx>,${EXTEN},1)`` splits at commas after the
-  name is put in, and logs the rest (``%0A`` included) as a bad label, a line of the
-  caller's in the log fail2ban reads. ``FIELDQTY(EXTEN,\\,)`` counts the fields without
-  putting the name into an expression;
+- the name is folded to lower case, and a name with any character no name holds goes no
+  further (``asterisk_lookup``): ``Goto(<ctx>,${EXTEN},1)`` would split at commas after the
+  name is put in, and log the rest (``%0A`` included) as a bad label, a line of the
+  caller's in the log fail2ban reads. The customer's guest context then finds the folded
+  name among its exact names, so a declared name is reached in any case;
 - the domain is folded to lower case and filtered to the characters of a host name, then
   looked up as an extension of the domains context: each customer domain is an exact
   extension there (twice: with and without a trailing dot) that passes the name on to that
@@ -17,7 +18,8 @@ The host's guest endpoints land in its entry context (``asterisk.guest_context``
   not always loaded.)
 
 A customer's guest context is one company's guest context (``asterisk.render``'s steps):
-its names, in any case, and nothing else; its rooms are its own (``asterisk_rooms``'s
+its names (each once, in lower case: the entry context folded what was dialled), and
+nothing else; its rooms are its own (``asterisk_rooms``'s
 ``RoomPlace``). Its users are reached through its own
 ``local_context`` (``Goto``; a ring group through Local channels), so 105 at one customer
 and 105 at another are different phones. Its wrong calls are logged
@@ -31,7 +33,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sipctl.reconciler.asterisk_conf import DialplanWriter
-from sipctl.reconciler.render import asterisk_names
+from sipctl.reconciler.render import asterisk_lookup, asterisk_names
 from sipctl.reconciler.render.asterisk_rooms import guest_room_steps, room_place, rooms_dialplan
 from sipctl.schemas.names import asterisk_name
 
@@ -44,8 +46,8 @@ CUSTOMER_CONTEXT_PREFIX = asterisk_names.CUSTOMER_CONTEXT_PREFIX
 # Goto nor the log line can carry anything else.
 DOMAIN_VARIABLE = "SIPCTL_DOMAIN"
 LOGGED_DOMAIN = f"${{{DOMAIN_VARIABLE}}}"
-# The dialled name, kept while the domain is looked up as an extension.
-NAME_VARIABLE = "SIPCTL_NAME"
+# The dialled name in lower case, kept while the domain is looked up as an extension.
+NAME_VARIABLE = asterisk_lookup.NAME_VARIABLE
 
 
 def customer_context(domain: str) -> str:
@@ -59,13 +61,13 @@ def domain_extension(domain: str) -> str:
 
 
 def entry_steps(wrong: str) -> list[str]:
-    """The entry context's one pattern: fold the domain, refuse a name with a comma, go on."""
+    """The entry context's one pattern: fold the domain and the name (refused when it holds
+    anything but a name's characters), go on."""
     variable = DOMAIN_VARIABLE
     return [
         f"Set({variable}=${{FILTER(0-9a-z.\\-,${{TOLOWER(${{SIPDOMAIN}})}})}})",
-        f"GotoIf($[${{FIELDQTY(EXTEN,\\,)}} > 1]?{wrong},1)",
+        *asterisk_lookup.folded_name_steps(wrong),
         f'GotoIf($["${{{variable}}}" = ""]?{wrong},1)',
-        f"Set({NAME_VARIABLE}=${{EXTEN}})",
         f"Goto({DOMAINS_CONTEXT},${{{variable}}},1)",
     ]
 
@@ -103,7 +105,7 @@ def hosting_dialplan(spec: Spec, out: DialplanWriter) -> None:
     # No h, i, t, T or e here: a caller who sends the domain "h" is a wrong call too (the
     # channel only passes through this context, it never hangs up in it).
     for customer in spec.customers:
-        # The name had no comma (entry context): Goto cannot read it as a label.
+        # The name holds a name's characters only (entry context): no comma, no label.
         steps = [f"Goto({customer_context(customer.domain)},${{{NAME_VARIABLE}}},1)"]
         out.extension(domain_extension(customer.domain), steps)
         out.extension(domain_extension(customer.domain) + ".", steps)
