@@ -27,6 +27,7 @@ from sipctl.reconciler.render.asterisk_lookup import (
     _expand,
     folded_name,
     lookup_steps,
+    lookup_target,
 )
 from sipctl.schemas.loader import load_spec_text
 from sipctl.schemas.names import check_user_name
@@ -80,6 +81,16 @@ def test_lookalikes_are_wrong_calls() -> None:
                     b"DIRECTOR%2C1", b"Direc\xd1\x82or", b"Director|1", b"Director?x:y"):  # fmt: skip
         assert folded_name(dialled) is None, dialled
     assert folded_name(b"DiReCtOr") == b"director"
+    # the catch-all jumps only when there was something to fold: never to itself
+    assert lookup_target(b"DiReCtOr") == b"director"
+    assert lookup_target(b"director") is None and lookup_target(b"H") == b"h"
+
+
+@given(dialled=st.binary(max_size=40))
+def test_the_catch_all_comes_back_at_most_once(dialled: bytes) -> None:
+    target = lookup_target(dialled)
+    if target is not None:
+        assert target != dialled and lookup_target(target) is None
 
 
 def _spec(text: str) -> str:
@@ -87,8 +98,9 @@ def _spec(text: str) -> str:
 
 
 def test_the_dialled_name_is_read_only_whole_by_tolower_and_len() -> None:
-    """Every step of a rendered guest dialplan (one company's, a host's) reads ${EXTEN}
-    only as the whole argument of TOLOWER or LEN: no step's argument list holds it."""
+    """Every step of a rendered guest dialplan reads ${EXTEN} only whole: as the one
+    argument of TOLOWER or LEN, or as FILTER's string (everything after its first comma).
+    No step's argument list holds it."""
     one = _spec("version: 1\ndomain: a.example\nusers: {Director: 105, '101': 101}\n"
                 "rooms: {Seminar: {}}\nasterisk: {target: local}\n")  # fmt: skip
     steps = parse_dialplan(one)
@@ -96,7 +108,9 @@ def test_the_dialled_name_is_read_only_whole_by_tolower_and_len() -> None:
     assert catch_all == lookup_steps("sipctl#wrong-name")
     for step in steps:
         text = f"{step.app}({step.args})"
-        rest = text.replace("${TOLOWER(${EXTEN})}", "").replace("${LEN(${EXTEN})}", "")
+        rest = text
+        for whole in ("${TOLOWER(${EXTEN})}", "${LEN(${EXTEN})}", f"{NAME_FILTER},${{EXTEN}})"):
+            rest = rest.replace(whole, "")
         assert "EXTEN" not in rest, text
     # no pattern but the catch-all in the guest context (the rooms context keeps its
     # patterns: the internal phones reach a room in any case through it)

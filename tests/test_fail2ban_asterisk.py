@@ -39,7 +39,7 @@ from fixtures.sip_client import SipCaller
 from fixtures.waiting import wait_until
 
 from sipctl.reconciler.render.asterisk import desired_files, include_line
-from sipctl.reconciler.render.asterisk_lookup import folded_name
+from sipctl.reconciler.render.asterisk_lookup import lookup_target
 from sipctl.reconciler.render.fail2ban import FILTER_TEXT
 from sipctl.schemas.loader import load_spec_text
 
@@ -486,7 +486,7 @@ def _reached(dialled: bytes) -> bytes | None:
     exact = dialled.replace(b"-", b"")
     if exact in DECLARED:
         return exact
-    folded = folded_name(dialled)
+    folded = lookup_target(dialled)
     return folded if folded in DECLARED else None
 
 

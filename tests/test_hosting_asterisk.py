@@ -93,6 +93,14 @@ def test_the_domain_is_folded_as_callers_write_it(
         ("director", "127.0.0.1", "127.0.0.1"),  # the PBX's address is no customer's domain
         ("director", "h", "h"),  # a domain named like Asterisk's hangup extension
         ("h", "a.example", ""),  # the hangup extension dialled: before any of our steps
+        ("H", "a.example", "a.example"),  # in another case: folded to h, then the same
+        # a's declared name in another case with more: folded, the rest is no name's
+        ("Direc-tor", "a.example", "a.example"),
+        ("Director%2C1", "a.example", "a.example"),
+        ("DIRECTOR%20", "a.example", "a.example"),
+        ("Director(1)", "a.example", "a.example"),
+        ("%24%7BDirector%7D", "a.example", "a.example"),
+        ("ALEX", "b.example", "b.example"),  # a's name, at b, in another case
     ],
 )
 def test_a_name_or_domain_no_customer_declared_is_a_wrong_call(

@@ -70,21 +70,39 @@ def jump_contexts(step: Step, own: str) -> list[str]:
     args = step.args
     if app in {"gotoif", "gosubif", "gotoiftime", "execif", "macroif"}:
         # cond?target1:target2; each target parsed like Goto's argument
-        _, _, args = args.partition("?")
-        parts = [p for p in re.split(r":", args) if p]
+        args = _top_level(args, "?", 1)[-1] if "?" in args else ""
+        parts = [p for p in _top_level(args, ":") if p]
     else:
         parts = [args]
     found: list[str] = []
     for part in parts:
         if app.startswith("macro"):
-            name = part.split(",", 1)[0].strip()
+            name = _top_level(part, ",", 1)[0].strip()
             if name:
                 found.append(f"macro-{name}")
             continue
-        fields = [f.strip() for f in part.split(",")]
+        fields = [f.strip() for f in _top_level(part, ",")]
         if len(fields) >= 3 and fields[0] and fields[0] != own:
             found.append(fields[0])
     return found
+
+
+def _top_level(text: str, separator: str, limit: int = -1) -> list[str]:
+    """``text`` split at each ``separator`` outside ``${...}``, ``$[...]`` and brackets: a
+    comma inside a function's arguments (``Goto(${IF(...,...)},1)``) is the function's, and
+    what a function computes is no context the text names."""
+    parts: list[str] = []
+    depth, start = 0, 0
+    for index, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+        elif char == separator and depth == 0 and (limit < 0 or len(parts) < limit):
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return parts
 
 
 def referenced_contexts(context: Context) -> list[str]:

@@ -43,9 +43,9 @@ Measured on Asterisk 22 and built in here:
     matches ``h``, so ``h`` (and ``i``, ``t``, ``T``, ``e``, the other names the PBX core
     jumps to on its own) are exact extensions that only hang up, and an exact name beats a
     pattern, so no call ends with a false "Wrong call" line; and ``_.`` lends its later
-    priorities to extensions whose own ran out, so every extension of the guest context
-    ends with its own last step, a jump or a hang-up (a failed ``Dial`` goes on to
-    ``sipctl#unavailable``), and the catch-all's priorities are lent to none.
+    priorities to extensions whose own ran out, so the catch-all has one priority only (its
+    lookup is one ``Goto``) and every user extension still ends with its own last step (a
+    failed ``Dial`` goes on to ``sipctl#unavailable``).
     ``s`` (a request without a user part) and ``a``/``o`` are left to the catch-all: a
     caller who names no one is a wrong call. Only a name of nothing but dashes escapes
     it (it reads as empty): Asterisk answers 404 with its NOTICE, which then quotes dashes.

@@ -13,8 +13,8 @@ argument whole, and what reaches a ``Goto`` holds nothing but the characters of 
   ``schemas/names.py``) and drops every other; its string is everything after its first
   comma, commas included;
 - ``LEN`` of the kept name and of the dialled one differ when anything was dropped: that is
-  a wrong call, never another name (``Dir-ector`` does not ring ``director``, ``a,b`` is not
-  ``ab``). The comparison sees two numbers only, never caller text.
+  a wrong call, never another name (``Dir-ector`` does not ring ``director``, ``Boss,1``
+  is not ``boss1``). The comparison sees numbers only, never caller text.
 
 Measured on Asterisk 22 (tests/test_fail2ban_asterisk.py sends hostile names over SIP to
 the real PBX, tests/test_asterisk_lookup.py checks this module's model of it): a function's
@@ -33,14 +33,15 @@ from sipctl.schemas.names import LOWER_NAME_CHARACTERS
 # What FILTER keeps: the characters of a name in lower case (FILTER reads "a-z" as a range,
 # and takes every other character here literally).
 NAME_FILTER = LOWER_NAME_CHARACTERS
-# The dialled name, folded and checked; the hosting entry context sets it too.
+# The dialled name, folded and checked, as the hosting entry context passes it on.
 NAME_VARIABLE = "SIPCTL_NAME"
 NAME = f"${{{NAME_VARIABLE}}}"
 
 
 def folded_name_steps(wrong: str) -> list[str]:
     """Leave the dialled name in lower case in :data:`NAME_VARIABLE`, or go to ``wrong``
-    (an extension: ``<name>,1``) when it holds a character no name holds."""
+    (an extension: ``<name>,1``) when it holds a character no name holds (the hosting entry
+    context, which passes the name on to a customer's guest context)."""
     return [
         f"Set({NAME_VARIABLE}=${{FILTER({NAME_FILTER},${{TOLOWER(${{EXTEN}})}})}})",
         f"GotoIf($[${{LEN({NAME})}} != ${{LEN(${{EXTEN}})}}]?{wrong},1)",
@@ -48,17 +49,32 @@ def folded_name_steps(wrong: str) -> list[str]:
 
 
 def lookup_steps(wrong: str) -> list[str]:
-    """The guest context's catch-all: any name that is no exact extension. The second time
-    a call comes here, the folded name is no name either: ``wrong``.
+    """The guest context's catch-all, for any name that is no exact extension: one step.
 
-    Every other extension of the context ends with a jump or a hang-up, so these later
-    priorities are lent to none (a pattern lends its priorities to an extension whose own
-    ran out)."""
-    return [
-        f"GotoIf($[${{LEN({NAME})}} > 0]?{wrong},1)",
-        *folded_name_steps(wrong),
-        f"Goto({NAME},1)",
-    ]
+    A name with an upper-case letter and otherwise only a name's characters goes to its
+    folded self (an exact name, or the catch-all once more); any other name to ``wrong``. So
+    a call comes here at most twice, and the second time its name has no upper-case letter.
+    ``IF`` picks between the two targets after both are put in, and splits at ``?`` and
+    ``:``: the folded name holds neither, and the comparison is of numbers only.
+
+    One step, as the catch-all always had: a pattern lends its later priorities to any
+    extension of the context whose own ran out, and an extension added there by someone
+    else (``dialplan add extension``) would then run the lookup after its last step and
+    jump back to itself (seen on 22 with four steps here: the audit's open-relay probe, an
+    extension of one failing Dial, got no answer)."""
+    folded = f"${{FILTER({NAME_FILTER},${{TOLOWER(${{EXTEN}})}})}}"
+    dialled = "${LEN(${EXTEN})}"
+    lower = f"${{LEN(${{FILTER({NAME_FILTER},${{EXTEN}})}})}}"
+    # the folded name lost nothing, and the dialled one had something to fold
+    wanted = f"$[${{LEN({folded})}} = {dialled} & {lower} < {dialled}]"
+    return [f"Goto(${{IF({wanted}?{folded}:{wrong})}},1)"]
+
+
+def lookup_target(dialled: bytes) -> bytes | None:
+    """The model of :func:`lookup_steps`: where the catch-all sends a dialled name (None:
+    the wrong-name extension)."""
+    folded = folded_name(dialled)
+    return folded if folded is not None and folded != dialled else None
 
 
 def folded_name(dialled: bytes) -> bytes | None:
