@@ -13,30 +13,30 @@ no-op ``apply -f``, a no-op plan through its read gate, where the TLS key is ans
 as its sha256 and public key in the same request, and ``apply -f`` after a customer's file
 was deleted).
 
-Every layer's declared reads of the host (files, and programs whose words depend on no file:
-``Provider.host_reads``) go in ONE round trip (``providers/transport/batch.py``); the host
-profile (/etc/sipctl/host.yaml, which names the programs) is read before it, once per run;
-the firewall's read is a script of its own.
+Every layer's declared reads of the host (files, keys, programs whose words depend on no
+file, the firewall's read script: ``Provider.host_reads``) go in ONE round trip
+(``providers/transport/batch.py``); the host profile (/etc/sipctl/host.yaml, which names the
+programs) is read before it, once per run.
 
 Measured (Dec 2026, round trips on the pooled connection; before: 599a17e):
 
 | step | before | after |
 |---|---|---|
-| first apply (apply -f) | 13 | 12 |
-| no-op plan | 4 | 3 |
-| plan with a change (+tcp/443) | 4 | 3 |
-| guarded apply of that plan (apply plan.json) | 9 | 8 |
-| apply -f of one change (-tcp/443) | 9 | 8 |
-| no-op plan after it | 4 | 3 |
-| no-op plan through the read gate (read-only login) | 4 | 3 |
-| hosting, TLS, WSS, pages: first apply | 19 | 14 |
-| hosting, TLS, WSS, pages: no-op plan | 8 | 3 |
-| hosting, TLS, WSS, pages: drift | 8 | 3 |
-| hosting, TLS, WSS, pages: no-op apply -f | 10 | 5 |
-| hosting, TLS, WSS, pages: no-op plan through the read gate | 8 | 3 |
-| hosting, TLS, WSS, pages: apply -f removing a customer | 16 | 12 |
+| first apply (apply -f) | 13 | 11 |
+| no-op plan | 4 | 2 |
+| plan with a change (+tcp/443) | 4 | 2 |
+| guarded apply of that plan (apply plan.json) | 9 | 7 |
+| apply -f of one change (-tcp/443) | 9 | 7 |
+| no-op plan after it | 4 | 2 |
+| no-op plan through the read gate (read-only login) | 4 | 2 |
+| hosting, TLS, WSS, pages: first apply | 19 | 13 |
+| hosting, TLS, WSS, pages: no-op plan | 8 | 2 |
+| hosting, TLS, WSS, pages: drift | 8 | 2 |
+| hosting, TLS, WSS, pages: no-op apply -f | 10 | 4 |
+| hosting, TLS, WSS, pages: no-op plan through the read gate | 8 | 2 |
+| hosting, TLS, WSS, pages: apply -f removing a customer | 16 | 11 |
 
-Of the removal's 12: the old page's files, named only by the page's record, are read in a
+Of the removal's 11: the old page's files, named only by the page's record, are read in a
 round trip of their own after it; the writes (Asterisk, the page, the page's record, the
 host's record) and the reload are one round trip each.
 

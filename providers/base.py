@@ -165,9 +165,10 @@ class Provider(ABC):
         return list(desired)
 
     def host_reads(self, desired: Sequence[Resource]) -> list[HostRead]:
-        """The files (and programs whose words depend on no file) ``read`` asks of hosts,
-        declared before anything is read: the engine fetches every layer's reads of one host
-        in one round trip, then calls ``read_fetched`` with what they got. A provider that
+        """The files, private keys, programs whose words depend on no file, and a read
+        script ``read`` asks of hosts (``HostRead``), declared before anything is read: the
+        engine fetches every layer's reads of one host in one round trip, then calls
+        ``read_fetched`` with what they got. A provider that
         declares reads implements ``read_fetched``, and its ``read`` is
         ``read_fetched(desired, fetch(host_reads(desired)))``. Default: nothing declared
         (``read`` is called and reads on its own)."""

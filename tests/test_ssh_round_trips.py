@@ -16,14 +16,14 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.netns, pytest.mark.sshd, pytest.
 
 # (step, most round trips on the pooled connection)
 # Each run reads the host profile once (the programs of the asterisk and fail2ban layers);
-# then the files and programs both layers declare go in one round trip, the firewall's
-# script in another (providers/transport/batch.py).
+# then the files, programs and the firewall's script all three layers declare go in one
+# round trip (providers/transport/batch.py).
 CEILINGS = {
-    "no-op plan": 3,
-    "plan with a change (+tcp/443)": 3,
-    "guarded apply of that plan (apply plan.json)": 8,
-    "apply -f of one change (-tcp/443)": 8,
-    "no-op plan after it": 3,
+    "no-op plan": 2,
+    "plan with a change (+tcp/443)": 2,
+    "guarded apply of that plan (apply plan.json)": 7,
+    "apply -f of one change (-tcp/443)": 7,
+    "no-op plan after it": 2,
 }
 
 
@@ -33,7 +33,7 @@ def host() -> Iterator[PbxHost]:
         yield started
 
 
-def test_a_guarded_apply_on_one_host_takes_at_most_eight_round_trips(host: PbxHost) -> None:
+def test_a_guarded_apply_on_one_host_takes_at_most_seven_round_trips(host: PbxHost) -> None:
     steps: dict[str, Step] = {step.name: step for step in round_trip_steps(host)}
     for name, ceiling in CEILINGS.items():
         step = steps[name]
@@ -48,18 +48,18 @@ def test_a_guarded_apply_on_one_host_takes_at_most_eight_round_trips(host: PbxHo
 
 # A hosting PBX with TLS, WSS and customers' pages: its record of the last apply, the page
 # record, the page's files, the certificate and key, the Asterisk and fail2ban files and
-# programs are all read in one round trip, through the read gate too (the key answered only
+# programs, the firewall's script: all in one round trip, through the read gate too (the key answered only
 # as a key in the same request); before, each took one of its own: 8, 8, 10, 8 and 16.
 HOSTING_CEILINGS = {
-    "hosting, TLS, WSS, pages: no-op plan": 3,
-    "hosting, TLS, WSS, pages: drift": 3,
-    "hosting, TLS, WSS, pages: no-op apply -f": 5,
-    "hosting, TLS, WSS, pages: no-op plan through the read gate": 3,
-    "hosting, TLS, WSS, pages: apply -f removing a customer": 12,
+    "hosting, TLS, WSS, pages: no-op plan": 2,
+    "hosting, TLS, WSS, pages: drift": 2,
+    "hosting, TLS, WSS, pages: no-op apply -f": 4,
+    "hosting, TLS, WSS, pages: no-op plan through the read gate": 2,
+    "hosting, TLS, WSS, pages: apply -f removing a customer": 11,
 }
 
 
-def test_a_hosting_pbx_with_tls_wss_and_pages_plans_in_three_round_trips(host: PbxHost) -> None:
+def test_a_hosting_pbx_with_tls_wss_and_pages_plans_in_two_round_trips(host: PbxHost) -> None:
     steps: dict[str, Step] = {step.name: step for step in hosting_page_steps(host)}
     for name, ceiling in HOSTING_CEILINGS.items():
         step = steps[name]

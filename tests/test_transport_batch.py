@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from sipctl.errors import ProviderError
 from sipctl.providers.base import RunContext
-from sipctl.providers.transport.batch import HostRead, fetch
+from sipctl.providers.firewall.shell import parse_sections
+from sipctl.providers.transport.batch import HostRead, HostScript, fetch
 from sipctl.providers.transport.pool import HostTransport
 
 NAMES = ("a.conf", "b.conf", "c.conf", "missing.conf")
@@ -27,11 +28,23 @@ def files(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _read(transport: HostTransport, root: Path, names: list[str], words: list[str]) -> HostRead:
+def _script(boundary: str) -> str:
+    """A read script as the firewall's: sections between boundary lines, stderr of its own."""
+    return (
+        f"printf '\\n%s %s\\n' \"{boundary}\" said\n"
+        "echo hello; echo oops >&2\n"
+        f'printf \'\\n%s rc=%s\\n\' "{boundary}" "$?"\n'
+    )
+
+
+def _read(
+    transport: HostTransport, root: Path, names: list[str], words: list[str], script: bool
+) -> HostRead:
     return HostRead(
         transport,
         files=tuple(str(root / n) for n in names),
         programs=tuple(("printf", "%s", w) for w in words),
+        script=HostScript("test-script", _script) if script else None,
     )
 
 
@@ -44,21 +57,22 @@ def _read(transport: HostTransport, root: Path, names: list[str], words: list[st
             st.integers(0, 1),  # which host
             st.lists(st.sampled_from(NAMES), max_size=4),
             st.lists(st.sampled_from(WORDS), max_size=3),
+            st.booleans(),  # with a read script
         ),
         min_size=1,
         max_size=5,
     )
 )
 def test_each_read_gets_what_it_would_alone_in_one_round_trip_per_host(
-    files: Path, shape: list[tuple[int, list[str], list[str]]]
+    files: Path, shape: list[tuple[int, list[str], list[str], bool]]
 ) -> None:
     ctx = RunContext(base_dir=files)
     try:
         # two "hosts": this machine, and the same directory as a dir: target's root
         hosts: list[HostTransport] = [ctx.transports.get("local"), ctx.transports.get("dir:/")]
-        reads = [
-            _read(hosts[host], files, names, words if host == 0 else [])
-            for host, names, words in shape
+        reads = [  # a dir: target runs no program
+            _read(hosts[host], files, names, words if host == 0 else [], script and host == 0)
+            for host, names, words, script in shape
         ]
         alone = [
             r.transport.read_and_run(list(r.files), [list(p) for p in r.programs]) for r in reads
@@ -74,7 +88,7 @@ def test_each_read_gets_what_it_would_alone_in_one_round_trip_per_host(
 
                 patch.setattr(kind, "read_and_run", counted)
             fetched = fetch(reads)
-        wanted = {id(r.transport) for r in reads if r.files or r.programs}
+        wanted = {id(r.transport) for r in reads if r.files or r.programs or r.script}
         assert sorted(asked) == sorted(wanted), "one round trip per host"
         for read, got, (files_alone, results_alone) in zip(reads, fetched, alone, strict=True):
             assert got.read is read
@@ -84,6 +98,10 @@ def test_each_read_gets_what_it_would_alone_in_one_round_trip_per_host(
             assert [(r.exit_status, r.stdout) for r in got.results] == [
                 (r.exit_status, r.stdout) for r in results_alone
             ]
+            if read.script is not None:
+                sections = parse_sections(got.script.stdout, got.script.boundary)
+                assert sections["said"].body.split() == ["hello", "oops"]
+                assert sections["said"].status == 0
     finally:
         ctx.close()
 

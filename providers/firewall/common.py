@@ -39,11 +39,11 @@ from sipctl.providers.firewall.shell import (
     Section,
     cat_shell,
     first_line,
-    new_boundary,
     parse_sections,
     section_shell,
 )
-from sipctl.providers.transport.read_gate import GateReads, gated
+from sipctl.providers.transport.batch import Fetched, HostRead, HostScript, fetch
+from sipctl.providers.transport.read_gate import GateReads
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.firewall import (
     accepts_tcp,
@@ -155,32 +155,38 @@ class FirewallProvider(Provider):
 
     # -- read --------------------------------------------------------------------------------
 
-    def read(self, desired: Sequence[Resource]) -> LiveState:
-        live = LiveState()
+    def host_reads(self, desired: Sequence[Resource]) -> list[HostRead]:
+        """The read script (the snapshot, the persist files, ``$SSH_CONNECTION``, the boot
+        evidence), in the host's one round trip; through a read gate, the gate's own copy of
+        it. A directory runs no script: nothing declared (``read`` reads its files)."""
+        del desired
         transport = self.transport()
+        if not transport.can_run:
+            return []
+        script = HostScript(self.gate_script_name, self.read_script)
+        return [HostRead(transport, script=script, timeout=SCRIPT_TIMEOUT)]
+
+    def read(self, desired: Sequence[Resource]) -> LiveState:
+        reads = self.host_reads(desired)
+        if not reads:
+            live = LiveState()
+            self._read_dir(self.transport(), self.persist_files(), live)
+            return live
+        return self.read_fetched(desired, fetch(reads))
+
+    def read_fetched(self, desired: Sequence[Resource], fetched: Sequence[Fetched]) -> LiveState:
+        live = LiveState()
         paths = self.persist_files()
         desired_rules = next(
             (r.value for r in desired if r.address == ruleset_address(self.fw)), None
         )
-        if not transport.can_run:
-            self._read_dir(transport, paths, live)
-            return live
-        gate = gated(transport)
-        if gate is not None:
-            # the same script, held by the host's read gate (rendered from gate_reads)
-            boundary, stdout, status, stderr = gate.gate_script(
-                self.gate_script_name, SCRIPT_TIMEOUT
-            )
-        else:
-            boundary = new_boundary()
-            script = self.read_script(boundary)
-            result = transport.run("/bin/sh -s", stdin=script.encode(), timeout=SCRIPT_TIMEOUT)
-            stdout, status, stderr = result.stdout, result.exit_status, result.stderr
-        sections = parse_sections(stdout, boundary)
+        (got,) = fetched
+        output = got.script
+        sections = parse_sections(output.stdout, output.boundary)
         if "ssh" not in sections:
             raise ProviderError(
-                f"{self.target_id}: reading the firewall failed (exit {status}): "
-                f"{first_line(stderr)}"
+                f"{self.target_id}: reading the firewall failed (exit {output.status}): "
+                f"{first_line(output.stderr) or _last_line(output.stdout)}"
             )
         value = self.parse_snapshot(sections, live)
         if value is not None:
@@ -384,3 +390,9 @@ class FirewallProvider(Provider):
 
     def _confirm(self, transport: HostTransport, stem: str, started: float) -> None:
         confirm(transport, stem, started, self.fw.confirm_seconds, self.target_id)
+
+
+def _last_line(text: str) -> str:
+    """The last line a script printed (its stderr is in its output with a normal login)."""
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "no answer"

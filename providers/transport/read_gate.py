@@ -188,8 +188,11 @@ class GatedTransport(Protocol):
         keys: Sequence[str],
         programs: Sequence[Sequence[str]],
         *,
+        script: str | None = None,
         timeout: float = ...,
-    ) -> tuple[dict[str, HostFile], list[PublicKeyAnswer], list[CommandResult]]: ...
+    ) -> tuple[
+        dict[str, HostFile], list[PublicKeyAnswer], list[CommandResult], tuple[str, str] | None
+    ]: ...
 
 
 def gated(transport: HostTransport) -> GatedTransport | None:

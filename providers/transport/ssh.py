@@ -15,6 +15,7 @@ The login (host key, user, key) is ``ssh_login.SshLogin``.
 
 from __future__ import annotations
 
+import re
 import select
 import shlex
 import time
@@ -434,7 +435,7 @@ class SshTransport:
     def _gate_read_and_run(
         self, paths: Sequence[str], programs: Sequence[Sequence[str]], timeout: float
     ) -> tuple[dict[str, HostFile], list[CommandResult]]:
-        files, _, results = self.gate_read(paths, (), programs, timeout=timeout)
+        files, _, results, _ = self.gate_read(paths, (), programs, timeout=timeout)
         return files, results
 
     def gate_read(
@@ -443,17 +444,28 @@ class SshTransport:
         keys: Sequence[str],
         programs: Sequence[Sequence[str]],
         *,
+        script: str | None = None,
         timeout: float = _IO_TIMEOUT,
-    ) -> tuple[dict[str, HostFile], list[PublicKeyAnswer], list[CommandResult]]:
+    ) -> tuple[
+        dict[str, HostFile], list[PublicKeyAnswer], list[CommandResult], tuple[str, str] | None
+    ]:
         """Read-only login, ONE request to the gate: ``paths`` as ``read_files``, of each
-        private key in ``keys`` only its sha256 and public key, then ``programs`` as
-        ``run_programs``. The gate answers in that order: the files up to its END line,
-        one line per key, then each program's output and status."""
-        if not paths and not keys and not programs:
-            return {}, [], []
+        private key in ``keys`` only its sha256 and public key, ``programs`` as
+        ``run_programs``, then the gate's script ``script``. The gate answers in that order:
+        the files up to its END line, one line per key, each program's output and status,
+        then the script's sections, whose boundary is the request's marker: returned last as
+        (marker, output), None without a script."""
+        if not paths and not keys and not programs and script is None:
+            return {}, [], [], None
         marker = new_marker()
-        body = self._gate_body(marker, files=paths, keys=keys, programs=programs)
-        what = "reading files" if paths or keys else f"running {programs[0][0]!r}"
+        body = self._gate_body(marker, files=paths, keys=keys, programs=programs, script=script)
+        what = (
+            "reading files"
+            if paths or keys
+            else f"running {programs[0][0]!r}"
+            if programs
+            else f"its script {script!r}"
+        )
         status, stdout, stderr = self._gate(body, max(timeout, _IO_TIMEOUT), what)
         files: dict[str, HostFile] = {}
         answers: list[PublicKeyAnswer] = []
@@ -473,8 +485,12 @@ class SshTransport:
                 ) from exc
             # one answer line per key, then the programs' output
             tail = tail.split(b"\n", len(keys))[-1] if tail.count(b"\n") >= len(keys) else b""
+        sections = b""
+        if script is not None:
+            tail, sections = _after_statuses(tail, marker, len(programs))
         results = self._programs_run(programs, tail, marker, status, stderr) if programs else []
-        return files, answers, results
+        shown = (marker, sections.decode("utf-8", "replace")) if script is not None else None
+        return files, answers, results, shown
 
     def gate_script(self, name: str, timeout: float) -> tuple[str, str, int, str]:
         """Read-only login: run the gate's script ``name``; (marker, output, status, stderr).
@@ -509,6 +525,18 @@ class SshTransport:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _after_statuses(output: bytes, marker: str, count: int) -> tuple[bytes, bytes]:
+    """``output`` cut after its ``count``-th program status line (``<marker> <status>``):
+    the programs' part, and what the gate's script printed after it."""
+    if count == 0:
+        return b"", output
+    found = list(re.finditer(rb"\n" + re.escape(marker.encode()) + rb" -?\d+\n", output))
+    if len(found) < count:
+        return output, b""
+    end = found[count - 1].end()
+    return output[:end], b"\n" + output[end:]
 
 
 def _drain(channel: paramiko.Channel, out: list[bytes], err: list[bytes]) -> bool:
