@@ -315,6 +315,7 @@ def refresh(
             f"{plan_file} is stale: the live state changed since the plan was made "
             f"({', '.join(stale)}). Nothing was changed; run 'sipctl plan' again."
         )
+    refuse_other_changes(saved_targets, fresh_targets, done, plan_file)
     # The fresh read is what we apply against; the saved changes are the contract.
     for run in fresh.runs:
         saved_target = saved_targets[(run.layer.name, run.provider.target_id)]
@@ -323,6 +324,34 @@ def refresh(
             fresh_target.changes = saved_target.changes
     fresh.plan.created_at = saved.created_at
     return fresh
+
+
+def refuse_other_changes(
+    saved: Mapping[tuple[str, str], TargetPlan],
+    fresh: Mapping[tuple[str, str], TargetPlan],
+    done: Collection[tuple[str, str]],
+    plan_file: str,
+) -> None:
+    """The same spec and the same live state make the same changes: a saved plan whose
+    changes differ from those was edited (or made by another sipctl), and is refused (exit
+    3). Applied as it was, a plan artefact whose A record's address was changed, with the
+    spec and its line of text left alone, moved the domain's calls elsewhere."""
+    from sipctl.reconciler.resources import canonical_json
+
+    def text(target: TargetPlan) -> str:
+        return canonical_json([change.to_json() for change in target.changes])
+
+    differ = [
+        f"{layer} {target}"
+        for (layer, target), kept in saved.items()
+        if (layer, target) not in done and text(kept) != text(fresh[(layer, target)])
+    ]
+    if differ:
+        raise StalePlanError(
+            f"{plan_file}: its changes are not what its spec makes of the live state "
+            f"({', '.join(differ)}): the file was edited, or made by another sipctl. Nothing "
+            "was changed; run 'sipctl plan' again."
+        )
 
 
 def _steps(plan_run: PlanRun) -> list[tuple[TargetRun, list[Change]]]:
