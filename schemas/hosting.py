@@ -62,10 +62,22 @@ def _host_files(directory: Path) -> tuple[Path, ...]:
     found = tuple(
         p
         for p in sorted(directory.iterdir())
-        if p.suffix in SPEC_SUFFIXES and p.is_file() and _HOSTING_RE.search(_read(p))
+        if p.suffix in SPEC_SUFFIXES and p.is_file() and _is_host_file(_read(p))
     )
     _HOST_FILES[directory] = (mtime, found)
     return found
+
+
+def _is_host_file(text: str) -> bool:
+    """A ``hosting:`` at the top, however YAML spells it: a host file written as JSON or
+    with quoted keys was no host to its customers, which were refused."""
+    if _HOSTING_RE.search(text):
+        return True
+    if "hosting" not in text:
+        return False
+    from sipctl.reconciler.gitops.spec_files import parsed_top_keys
+
+    return "hosting" in parsed_top_keys(text)
 
 
 # Read no further than one past the loader's limit (MAX_SPEC_BYTES), which refuses such

@@ -617,3 +617,25 @@ def test_a_host_line_in_any_yaml_spelling_is_its_hosts_customer(
     assert load_spec_text(beta.read_text()).spec.host == "pbx1"  # the loader's truth
     host = load_spec(hoster / "pbx1.yaml").spec
     assert "beta.example" in {c.domain for c in host.customers}
+
+
+@pytest.mark.parametrize("style", ["json", "quoted keys"])
+def test_a_host_file_in_any_yaml_style_is_its_customers_host(
+    style: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host file written as JSON (which is YAML) was no host to its customers: 'no file
+    beside alpha.example.yaml has hosting: {name: pbx1}'."""
+    import yaml
+
+    hoster = copy_example(tmp_path / "hoster")
+    data = yaml.safe_load((hoster / "pbx1.yaml").read_text())
+    text = (
+        json.dumps(data, indent=1)
+        if style == "json"
+        else yaml.safe_dump(data, sort_keys=False, default_style='"')
+    )
+    (hoster / "pbx1.yaml").write_text(text)
+    assert load_spec(hoster / "alpha.example.yaml").spec.host == "pbx1"
+    assert run(["validate", "-f", str(hoster)]) == 0, capsys.readouterr()
+    host = load_spec(hoster / "pbx1.yaml").spec
+    assert {c.domain for c in host.customers} == {"alpha.example", "beta.example"}
