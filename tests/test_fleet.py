@@ -249,6 +249,9 @@ def test_drift_sweep_repairs_a_hand_edit_or_reports_it(fleet_setup: Fleet) -> No
 def test_a_refused_plan_waits_until_approved(fleet_setup: Fleet) -> None:
     setup = fleet_setup
     zone = sorted(p.stem for p in setup.specs.glob("z*.yaml"))[-1]
+    # Applied as it is first (alone, the test would otherwise edit a spec never applied,
+    # whose first apply has nothing to destroy and needs no approval).
+    setup.synced(zone)
     spec = setup.specs / f"{zone}.yaml"
     spec.write_text(
         spec.read_text().replace(
