@@ -61,6 +61,8 @@ def validation_message(err: Any, path: tuple[str | int, ...]) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind == "literal_error" and path == ("version",):
+        if isinstance(value, str) and value.strip() == "1":
+            return "remove the quotes: version is the number 1"
         return "must be 1 (the only spec version so far)"
     if kind in ("int_type", "int_parsing", "float_type", "float_parsing") and isinstance(
         value, str

@@ -302,6 +302,10 @@ def test_tabs_quoted_ports_and_booleans_are_said_in_plain_words() -> None:
     assert "must be a section" in section
     [low] = _problems(HEAD + "firewall:\n  confirm_seconds: 2\n")
     assert low.endswith("must be at least 5 (found 2)")
+    [quoted] = _problems("version: '1'\ndomain: mysite.ru\n")
+    assert quoted.endswith("version: remove the quotes: version is the number 1")
+    [other] = _problems("version: 2\ndomain: mysite.ru\n")
+    assert other.endswith("version: must be 1 (the only spec version so far)")
 
 
 def test_schema_output_reference_prints_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
