@@ -150,16 +150,22 @@ def file_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def dialplan_domain(domain: str) -> str:
+    """``domain`` as the host's dialplan tells customers apart: Asterisk ignores '-' in
+    extension names, and each domain is one there (a-b.example and ab.example would be the
+    same customer); case and a trailing dot are no part of a domain."""
+    return domain.lower().removesuffix(".").replace("-", "")
+
+
 def _check_customers(host: Spec, path: Path, customers: list[LoadedSpec]) -> None:
-    """One host's customers fit together: each domain once, no phones in the entry context."""
+    """One host's customers fit together: each domain once, no phones in the entry context,
+    each in the context the host binds it to (hosting.local_contexts)."""
     if host.hosting is None or host.asterisk is None:
         return
-    # Asterisk ignores '-' in extension names, and each domain is one in the host's dialplan:
-    # a-b.example and ab.example would be the same customer.
     first: dict[str, LoadedSpec] = {}
-    own = host.domain.lower().replace("-", "")
+    own = dialplan_domain(host.domain)
     for customer in customers:
-        if customer.spec.domain.lower().replace("-", "") == own:
+        if dialplan_domain(customer.spec.domain) == own:
             at = _load_sibling(path, "a host file").where(("domain",))
             same = customer.spec.domain.lower() == host.domain.lower()
             raise SpecError(
@@ -169,7 +175,7 @@ def _check_customers(host: Spec, path: Path, customers: list[LoadedSpec]) -> Non
                 "names its customer's own domain"
             )
         domain = customer.spec.domain.lower()
-        other = first.setdefault(domain.replace("-", ""), customer)
+        other = first.setdefault(dialplan_domain(domain), customer)
         if other is customer:
             continue
         same = other.spec.domain.lower() == domain
@@ -190,6 +196,55 @@ def _check_customers(host: Spec, path: Path, customers: list[LoadedSpec]) -> Non
                 "customer's phones need a context of their own: name the context its phones "
                 "are in"
             )
+    if host.hosting.local_contexts is not None:
+        host_file = _load_sibling(path, "a host file")
+        for customer in customers:
+            check_binding(host_file, customer)
+
+
+def check_binding(host: LoadedSpec, customer: LoadedSpec) -> None:
+    """The customer's local_context is the one its host binds its domain to, when the host
+    file binds them (hosting.local_contexts): a customer file, written by or for the
+    customer, chose any context before, another customer's phones or the admin's trunk
+    context among them, and its guests dialled there."""
+    hosting = host.spec.hosting
+    if hosting is None or hosting.local_contexts is None:
+        return
+    domain = customer.spec.domain
+    asked = customer.spec.local_context
+    bound = {dialplan_domain(d): (d, c) for d, c in hosting.local_contexts.items()}
+    found = bound.get(dialplan_domain(domain))
+    if found is None:
+        at = host.where(("hosting", "local_contexts"))
+        raise SpecError(
+            f"{customer.where(('domain',))}: domain: {domain} is not listed in "
+            f"hosting.local_contexts of the host {hosting.name} ({at}), which binds each "
+            f"customer to the dialplan context of its phones (this file asks for "
+            f"local_context: {asked}); the host's admin adds '{domain}: <the context of its "
+            "phones>' there"
+        )
+    listed, context = found
+    if asked != context:
+        # the mapping's line when the file spells the domain otherwise (Beta.Example.)
+        at = host.where(("hosting", "local_contexts", listed))
+        raise SpecError(
+            f"{customer.where(('local_context',))}: local_context: {asked} is not the "
+            f"context the host {hosting.name} binds {domain} to: {context} "
+            f"(hosting.local_contexts, {at}); write local_context: {context}, or ask the "
+            "host's admin to change the binding"
+        )
+
+
+def unbound_contexts_note(spec: Spec) -> str | None:
+    """What a host's plan says while its customer files choose their own contexts."""
+    if spec.hosting is None or spec.hosting.local_contexts is not None:
+        return None
+    return (
+        f"hosting.local_contexts is not set: the customer files of {spec.hosting.name} choose "
+        "their own dialplan contexts (local_context), where their users' extensions are "
+        "dialled for guests, another customer's or a trunk's among them; bind each customer "
+        "domain to its phones' context in hosting.local_contexts"
+    )
 
 
 def _served(customer: Spec, host: Spec) -> Spec:
@@ -283,6 +338,8 @@ def compose(loaded: LoadedSpec, path: Path) -> LoadedSpec:
             f"{path.name} in the directory of its host's file"
         )
     host_path, host = found
+    # the customer's own plan (a merge request's) refuses what its host's would
+    check_binding(_host_file(host_path, path.parent / host_path.name), loaded)
     return replace(
         loaded,
         spec=_served(spec, host),

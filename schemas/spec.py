@@ -836,6 +836,17 @@ class Hosting(_Model):
     serve the customer files of its directory that name it (``host: <name>``)."""
 
     name: HostName = Field(description="the name customer files give as their 'host'")
+    local_contexts: dict[Hostname, ContextName] | None = Field(
+        default=None,
+        description=(
+            "customer domain -> the dialplan context its phones are in: a customer file's "
+            "local_context must be the one bound to its domain, and a customer not listed is "
+            "refused. Left out: each customer file chooses its own context (any but the "
+            "host's entry context and sipctl's own)"
+        ),
+    )
+
+    _bindings = _data_rule(rules.one_binding_per_customer)
 
 
 # --- the spec ---------------------------------------------------------------------------------

@@ -189,6 +189,28 @@ HOST_SECTIONS = ("asterisk", "firewall", "fail2ban", "outbound")
 HOST_WEBRTC_KEYS = ("host", "publish")
 
 
+def one_binding_per_customer(data: Any) -> None:
+    """hosting.local_contexts names each customer once, as the host's dialplan tells
+    domains apart (case, a trailing dot and '-' ignored): two spellings of one domain
+    would otherwise be merged silently, one of their contexts lost."""
+    from sipctl.schemas.hosting import dialplan_domain
+
+    bindings = data.get("local_contexts") if isinstance(data, dict) else None
+    if not isinstance(bindings, dict):
+        return
+    first: dict[str, str] = {}
+    for domain in bindings:
+        if not isinstance(domain, str):
+            continue  # the field's own check says what a domain is
+        other = first.setdefault(dialplan_domain(domain), domain)
+        if other != domain:
+            raise KeyProblem(
+                ("local_contexts", domain),
+                f"{domain} is to the host's dialplan (case, a trailing dot and '-' ignored) "
+                f"the same customer as {other}, listed before it; bind each customer once",
+            )
+
+
 def hosting_roles(spec: Spec, given: frozenset[str]) -> Updates:
     """A file is a host's (``hosting``), a customer's (``host``), or both at once (neither:
     the single-company spec). A customer file owns its domain's names, rooms, DNS and page

@@ -639,3 +639,123 @@ def test_a_host_file_in_any_yaml_style_is_its_customers_host(
     assert run(["validate", "-f", str(hoster)]) == 0, capsys.readouterr()
     host = load_spec(hoster / "pbx1.yaml").spec
     assert {c.domain for c in host.customers} == {"alpha.example", "beta.example"}
+
+
+# --- hosting.local_contexts: the host binds each customer to its phones' context ----------------
+
+
+def _bind(hoster: Path, bindings: str) -> None:
+    host = hoster / "pbx1.yaml"
+    host.write_text(
+        host.read_text().replace(
+            "hosting: {name: pbx1}\n", f"hosting:\n  name: pbx1\n  local_contexts:\n{bindings}"
+        )
+    )
+
+
+BOTH = "    alpha.example: alpha-phones\n    beta.example: beta-phones\n"
+
+
+def test_a_bound_customer_is_served_in_its_context(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(hoster)
+    _bind(hoster, BOTH)
+    host = load_spec(hoster / "pbx1.yaml").spec
+    assert [c.local_context for c in host.customers] == ["alpha-phones", "beta-phones"]
+    code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    assert code == 0 and "hosting.local_contexts" not in shown, shown
+
+
+def test_a_customer_asking_for_another_context_is_refused(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """beta's file asks for alpha's phones (or the admin's trunk context): its guests would
+    ring them, or call out on the hoster's bill."""
+    _bind(hoster, BOTH)
+    beta = hoster / "beta.example.yaml"
+    beta.write_text(beta.read_text().replace("local_context: beta-phones", "local_context: trunk"))
+    expected = (
+        rf"{re.escape(str(beta))}:6:\d+: local_context: trunk is not the context the host pbx1 "
+        r"binds beta.example to: beta-phones \(hosting.local_contexts, .*pbx1.yaml:\d+:\d+\); "
+        "write local_context: beta-phones, or ask the host's admin to change the binding"
+    )
+    with pytest.raises(SpecError, match=expected):
+        load_spec(hoster / "pbx1.yaml")
+    with pytest.raises(SpecError, match=expected):  # the customer's own plan refuses it too
+        load_spec(beta)
+    assert run(["plan", "-f", str(hoster)]) == 1
+    captured = capsys.readouterr()
+    shown = captured.out + captured.err
+    for section in ("beta.example (", "pbx1.hoster.example ("):  # the customer's, the host's
+        after = shown.split(f"=== {section}", 1)[1]
+        assert after.split("\n")[1].startswith("error: "), after
+        assert "local_context: trunk is not the context" in after.split("\n")[1], after
+
+
+def test_a_customer_the_host_does_not_bind_is_refused(hoster: Path) -> None:
+    _bind(hoster, "    alpha.example: alpha-phones\n")
+    expected = (
+        r"beta.example.yaml:4:\d+: domain: beta.example is not listed in hosting.local_contexts "
+        r"of the host pbx1 \(.*pbx1.yaml:\d+:\d+\).*local_context: beta-phones\); the host's "
+        "admin adds 'beta.example: <the context of its phones>' there"
+    )
+    with pytest.raises(SpecError, match=expected):
+        load_spec(hoster / "pbx1.yaml")
+    with pytest.raises(SpecError, match=expected):
+        load_spec(hoster / "beta.example.yaml")
+    load_spec(hoster / "alpha.example.yaml")  # the bound one is served
+
+
+def test_one_customer_bound_twice_is_refused(hoster: Path) -> None:
+    _bind(hoster, BOTH + "    Be-ta.example.: alpha-phones\n")
+    with pytest.raises(SpecError) as raised:
+        load_spec(hoster / "pbx1.yaml")
+    shown = str(raised.value) + " ".join(raised.value.problems)
+    assert "Be-ta.example. is to the host's dialplan" in shown, shown
+    assert "the same customer as beta.example" in shown, shown
+
+
+def _spellings(domain: str) -> st.SearchStrategy[str]:
+    """``domain`` as the host tells customers apart: any case, a trailing dot or none, and
+    '-' anywhere inside a label (Asterisk ignores it)."""
+
+    def label(text: str) -> st.SearchStrategy[str]:
+        parts = [st.sampled_from([c.lower(), c.upper()]) for c in text]
+        dashes = [st.sampled_from(["", "-", "--"]) for _ in text[1:]]
+        return st.tuples(st.tuples(*parts), st.tuples(*dashes)).map(
+            lambda pd: pd[0][0] + "".join(d + c for d, c in zip(pd[1], pd[0][1:], strict=True))
+        )
+
+    labels = st.tuples(*(label(part) for part in domain.split(".")))
+    return st.tuples(labels, st.sampled_from(["", "."])).map(lambda t: ".".join(t[0]) + t[1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(spelling=_spellings("beta.example"))
+def test_any_spelling_of_a_customers_domain_binds_it(tmp_path_factory: Any, spelling: str) -> None:
+    hoster = copy_example(tmp_path_factory.mktemp("spelling") / "hoster")
+    _bind(hoster, f"    alpha.example: alpha-phones\n    '{spelling}': beta-phones\n")
+    host = load_spec(hoster / "pbx1.yaml").spec
+    assert [c.domain for c in host.customers] == ["alpha.example", "beta.example"]
+    beta = hoster / "beta.example.yaml"
+    beta.write_text(beta.read_text().replace("local_context: beta-phones", "local_context: x"))
+    with pytest.raises(SpecError, match="local_context: x is not the context the host pbx1"):
+        load_spec(hoster / "pbx1.yaml")
+
+
+def test_customers_choose_their_contexts_while_the_host_binds_none(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Today's behaviour, and one note in the host's plan saying how to bind them."""
+    monkeypatch.chdir(hoster)
+    beta = hoster / "beta.example.yaml"
+    beta.write_text(beta.read_text().replace("local_context: beta-phones", "local_context: x"))
+    host = load_spec(hoster / "pbx1.yaml").spec
+    assert [c.local_context for c in host.customers] == ["alpha-phones", "x"]
+    code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    assert code == 0, shown
+    assert shown.count("hosting.local_contexts is not set") == 1, shown
+    assert "customer files of pbx1 choose their own dialplan contexts" in shown, shown
+    code, shown = _plan(beta, capsys)
+    assert code == 0 and "hosting.local_contexts" not in shown, shown

@@ -98,6 +98,7 @@ from sipctl.reconciler.render.asterisk_rooms import (
     has_rooms,
 )
 from sipctl.reconciler.resources import Kept, LiveState, Resource
+from sipctl.schemas.hosting import unbound_contexts_note
 from sipctl.schemas.loader import LoadedSpec
 from sipctl.schemas.targets import parse_target
 
@@ -279,9 +280,12 @@ class AsteriskProvider(Provider):
             if note:
                 live.notes.append(note)
         if section.ensure == "present":
-            note = not_found_log_note(self._loaded.spec)
-            if note:
-                live.notes.append(note)
+            for note in (
+                not_found_log_note(self._loaded.spec),
+                unbound_contexts_note(self._loaded.spec),
+            ):
+                if note:
+                    live.notes.append(note)
             if contents[RTP_FILE] is not None:
                 start, end = read_rtp(contents[RTP_FILE])
                 live.resources[RTP_ADDRESS] = rtp_value(start, end)
