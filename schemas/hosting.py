@@ -197,17 +197,18 @@ def _check_customers(host: Spec, path: Path, customers: list[LoadedSpec]) -> Non
                 "are in"
             )
     if host.hosting.local_contexts is not None:
-        host_file = _load_sibling(path, "a host file")
+        host_file = _host_file(path.resolve(), path)  # loaded once for its 1,000 customers
         for customer in customers:
-            check_binding(host_file, customer)
+            check_binding(host, host_file, customer)
 
 
-def check_binding(host: LoadedSpec, customer: LoadedSpec) -> None:
+def check_binding(host: Spec, host_file: LoadedSpec, customer: LoadedSpec) -> None:
     """The customer's local_context is the one its host binds its domain to, when the host
     file binds them (hosting.local_contexts): a customer file, written by or for the
     customer, chose any context before, another customer's phones or the admin's trunk
-    context among them, and its guests dialled there."""
-    hosting = host.spec.hosting
+    context among them, and its guests dialled there. ``host_file`` (the host's file as it
+    stands beside the customer) says where the binding is written."""
+    hosting = host.hosting
     if hosting is None or hosting.local_contexts is None:
         return
     domain = customer.spec.domain
@@ -215,7 +216,7 @@ def check_binding(host: LoadedSpec, customer: LoadedSpec) -> None:
     bound = {dialplan_domain(d): (d, c) for d, c in hosting.local_contexts.items()}
     found = bound.get(dialplan_domain(domain))
     if found is None:
-        at = host.where(("hosting", "local_contexts"))
+        at = host_file.where(("hosting", "local_contexts"))
         raise SpecError(
             f"{customer.where(('domain',))}: domain: {domain} is not listed in "
             f"hosting.local_contexts of the host {hosting.name} ({at}), which binds each "
@@ -226,7 +227,7 @@ def check_binding(host: LoadedSpec, customer: LoadedSpec) -> None:
     listed, context = found
     if asked != context:
         # the mapping's line when the file spells the domain otherwise (Beta.Example.)
-        at = host.where(("hosting", "local_contexts", listed))
+        at = host_file.where(("hosting", "local_contexts", listed))
         raise SpecError(
             f"{customer.where(('local_context',))}: local_context: {asked} is not the "
             f"context the host {hosting.name} binds {domain} to: {context} "
@@ -339,7 +340,7 @@ def compose(loaded: LoadedSpec, path: Path) -> LoadedSpec:
         )
     host_path, host = found
     # the customer's own plan (a merge request's) refuses what its host's would
-    check_binding(_host_file(host_path, path.parent / host_path.name), loaded)
+    check_binding(host, _host_file(host_path, path.parent / host_path.name), loaded)
     return replace(
         loaded,
         spec=_served(spec, host),
