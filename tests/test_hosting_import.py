@@ -31,7 +31,15 @@ def test_the_example_host_imports_as_files_that_plan_no_changes(
     ]
     assert run(["plan", "-f", str(imported), "--detailed-exitcode"]) == 0, capsys.readouterr()
     host = yaml.safe_load((imported / "pbx1.yaml").read_text())
-    assert host["hosting"] == {"name": "pbx1"} and "users" not in host
+    assert "users" not in host
+    # the admin's binding of each customer to the context its phones are in, as found
+    assert host["hosting"] == {
+        "name": "pbx1",
+        "local_contexts": {
+            name: yaml.safe_load((EXAMPLE / f"{name}.yaml").read_text())["local_context"]
+            for name in ("alpha.example", "beta.example")
+        },
+    }
     assert host["asterisk"]["guest_context"] == "guest-call"
     for name in ("alpha.example", "beta.example"):
         example = yaml.safe_load((EXAMPLE / f"{name}.yaml").read_text())

@@ -978,6 +978,9 @@ def host_files(
         if _canonical(found.data) != _canonical(common):
             data["transports"] = found.data["transports"]
             data["servers"] = found.data["servers"]
+        # the host's admin binds each customer to its phones' context (a customer file
+        # that asks for another is refused): what the PBX does today, guesses included
+        host.data["hosting"].setdefault("local_contexts", {})[customer] = data["local_context"]
         data["users"] = part["users"]
         for key in ("rooms", "webrtc", "cards"):
             if part.get(key):
