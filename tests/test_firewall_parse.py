@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sipctl.providers.firewall.iptables import canonical, parse_rule, parse_save, restore_text
 from sipctl.providers.firewall.nftables import parse_json, parse_text
-from sipctl.providers.firewall.shell import parse_sections, section_shell
+from sipctl.providers.firewall.shell import parse_sections, section_shell, single_quoted
 from sipctl.reconciler.render.firewall import (
     Rule,
     accepts_tcp,
@@ -288,6 +290,28 @@ def test_sections_keep_bodies_exact() -> None:
     sections = parse_sections(out, "B")
     assert sections["one"].body == "a\n\nb" and sections["one"].status == 0
     assert sections["two"].body == "" and sections["two"].status == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(st.characters(codec="utf-8", exclude_characters="\n\x00"), max_size=20))
+def test_a_section_name_is_one_quoted_word(name: str) -> None:
+    """Whatever a section's name holds (quotes, '$', spaces: a persist path comes from the
+    spec), the real shell prints it as written and runs nothing of it."""
+    import subprocess
+
+    script = section_shell("B", name, "printf x") + section_shell("B", "next", "true")
+    out = subprocess.run(["sh", "-c", script], capture_output=True).stdout.decode()
+    sections = parse_sections(out, "B")
+    assert sections[name].body == "x" and sections[name].status == 0
+    assert sections["next"].status == 0
+
+
+def test_section_names_read_as_they_always_have() -> None:
+    """The read scripts' text is unchanged for every name without a quote (a read gate
+    installed on a host holds that text)."""
+    for name in ("ssh", "iptables-save", "file /etc/iptables.up", "", "a$b"):
+        assert single_quoted(name) == f"'{name}'"
+    assert single_quoted("it's") == "'it'\"'\"'s'"
 
 
 @pytest.mark.parametrize(

@@ -34,13 +34,22 @@ def new_boundary() -> str:
     return f"SIPCTL-{secrets.token_hex(8)}"
 
 
+def single_quoted(word: str) -> str:
+    """``word`` as one shell word in single quotes, whatever it holds: shlex.quote's quoting,
+    kept in quotes when shlex would leave a plain word bare, so a script reads as it always
+    has (a host's read gate holds the scripts' exact text: a changed byte is a new script)."""
+    quoted = shlex.quote(word)
+    return quoted if quoted.startswith("'") else f"'{word}'"
+
+
 def section_shell(boundary: str, name: str, command: str) -> str:
     """Shell that prints ``command``'s output as section ``name``, then its exit code.
 
     ``boundary`` is written in double quotes: a ``new_boundary()`` (letters, digits, "-"), or
-    ``"$m"`` in the read gate, whose marker is the boundary (``read_gate.py``)."""
+    ``"$m"`` in the read gate, whose marker is the boundary (``read_gate.py``). ``name`` is
+    any one line (a persist file's path comes from the spec)."""
     return (
-        f"printf '\\n%s %s\\n' \"{boundary}\" '{name}'\n"
+        f"printf '\\n%s %s\\n' \"{boundary}\" {single_quoted(name)}\n"
         f"{command}\n"
         f'printf \'\\n%s rc=%s\\n\' "{boundary}" "$?"\n'
     )
