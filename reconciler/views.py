@@ -389,14 +389,38 @@ MARKDOWN_LIMIT = 60_000
 # What Markdown (GitHub's, GitLab's) acts on inside a line of prose: links and images
 # (![x](https://elsewhere) loads a picture from another host when the comment is read),
 # inline HTML ('<!--' hides the rest of the comment, the rest of the plan), code spans,
-# emphasis, table cells. A backslash makes each one of these a plain character.
-_MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]<>!|~&])")
+# emphasis, table cells; and GitLab's references (#12, !3, ~label, %milestone, $snippet,
+# &epic), which it leaves as text when escaped (GitLab 14.0 and later). A backslash makes
+# each one of these a plain character.
+_MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]<>!|~&#%$])")
+# A mention notifies whoever it names: @all every member of the project (GitLab), @name a
+# user, @group or @org/team everyone in it. Both forges ignore a backslash before '@' (GitHub)
+# or not everywhere (GitLab's rich text editor drops it), and both leave code alone: a
+# mention is shown as code. Not after a letter or digit, as neither forge reads one there
+# (hostmaster@mysite.ru stays as written).
+_MENTION = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_.+/-][A-Za-z0-9_.+/@-]*")
+# A line break would start a new line of the comment, and a line that starts with '/' is a
+# GitLab quick action (/merge, /approve, /assign_reviewer @x) run as the pipeline's user.
+_NUMBERED = re.compile(r"([0-9]{1,9})[.)]")
+_LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 
 
 def markdown_prose(text: str) -> str:
     """``text`` (a file's name, an error, a note: anything read, not written by sipctl) for a
-    line of a Markdown comment outside a code block: shown as it is, acted on never."""
-    return _MARKDOWN_ACTIVE.sub(r"\\\1", text)
+    line of a Markdown comment outside a code block: shown as it is, acted on never: no
+    Markdown, no mention, no reference, no quick action; one line."""
+    text = _LINE_BREAK.sub(" ", text).strip()
+    shown: list[str] = []
+    at = 0
+    for mention in _MENTION.finditer(text):
+        shown += [_MARKDOWN_ACTIVE.sub(r"\\\1", text[at : mention.start()]), f"`{mention[0]}`"]
+        at = mention.end()
+    shown.append(_MARKDOWN_ACTIVE.sub(r"\\\1", text[at:]))
+    line = "".join(shown)
+    numbered = _NUMBERED.match(line)
+    if numbered:  # '1.' would start a numbered list
+        return f"{numbered[1]}\\{line[numbered.end(1) :]}"
+    return "\\" + line if line.startswith(("/", "-", "+")) else line  # a list, an action
 
 
 def markdown_marker(domain: str) -> str:
@@ -456,9 +480,17 @@ _CUT = "# ... {} more lines: the whole plan is in the pipeline's artefact"
 
 
 def _diff_block(lines: list[str], cut: int) -> list[str]:
+    """``lines`` in a code block (where no forge reads Markdown, a mention or a reference),
+    fenced by more backticks than any line holds in a row: a line read from a host that holds
+    a fence of its own cannot end the block and make the rest of the comment prose."""
     if not lines and not cut:
         return []
-    return ["", "```diff", *lines, *([_CUT.format(cut)] if cut else []), "```"]
+    longest = max((len(run) for line in lines for run in _BACKTICKS.findall(line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return ["", f"{fence}diff", *lines, *([_CUT.format(cut)] if cut else []), fence]
+
+
+_BACKTICKS = re.compile("`+")
 
 
 def _fit(

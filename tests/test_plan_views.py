@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -250,5 +251,65 @@ def test_a_merge_requests_file_name_and_errors_are_shown_not_acted_on(
     for children in titles + [
         c for c in _inline_children(out, "p") if "".join(t for _, t in c).startswith("error:")
     ]:
-        assert {kind for kind, _ in children} <= {"text", "softbreak"}, children
+        assert {kind for kind, _ in children} <= {"text", "softbreak", "code_inline"}, children
+        assert all(t.startswith("@") for kind, t in children if kind == "code_inline"), children
     assert "".join(t for _, t in titles[0]) == f"mysite.ru ({spec})"
+
+
+# Text as a merge request or a host writes it: mentions, references, quick actions, Markdown,
+# line breaks of every kind, list and heading starts.
+_prose = st.lists(
+    st.one_of(
+        st.sampled_from(list("@/-+#1.)a_ \t\n\r\u2028`*[]<>!|~&%$\\:")),
+        st.sampled_from(["@all", "@group/team", "/merge", "/approve", "\n/assign @me", "1. "]),
+        st.characters(codec="utf-8", categories=["L", "N", "P", "S", "Zs"]),
+    ),
+    max_size=30,
+).map("".join)
+_FORGE_MENTION = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_]")
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_prose)
+def test_prose_in_a_comment_pings_no_one_and_runs_no_quick_action(text: str) -> None:
+    """Whatever a spec or a host puts into a note, a refusal or a file name, its Markdown
+    line (as a list item of the comment) reads, by CommonMark as GitHub and GitLab read it,
+    as one item holding the text as written: every mention in code (where neither forge
+    reads it), no line a quick action, no link, HTML, list or heading of its own."""
+    from markdown_it import MarkdownIt
+
+    from sipctl.reconciler.views import markdown_prose
+
+    line = f"- {markdown_prose(text)}"
+    assert not any(part.lstrip().startswith("/") for part in line.splitlines()[1:])
+    assert len(line.splitlines()) == 1
+    tokens = MarkdownIt("commonmark").parse(line)
+    if text.strip():
+        assert [t.type for t in tokens if t.type != "inline"] == [
+            "bullet_list_open",
+            "list_item_open",
+            "paragraph_open",
+            "paragraph_close",
+            "list_item_close",
+            "bullet_list_close",
+        ], line
+    children = [c for t in tokens if t.type == "inline" for c in t.children or []]
+    assert {c.type for c in children} <= {"text", "code_inline"}, line
+    assert all(c.content.startswith("@") for c in children if c.type == "code_inline")
+    prose = "".join(c.content if c.type == "text" else "\x00" for c in children)
+    assert not _FORGE_MENTION.search(prose), line
+    shown = "".join(c.content for c in children)
+    assert shown == re.sub("\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]", " ", text).strip(), line
+
+
+def test_a_line_read_from_a_host_cannot_close_the_code_block() -> None:
+    """A file line holding a fence of its own (a live file holds any text) stays inside the
+    block, so what follows it is never read as prose (a mention, a quick action)."""
+    from markdown_it import MarkdownIt
+
+    from sipctl.reconciler.views import _diff_block
+
+    lines = ["  ```", "/merge", "  ````` @all", "+ x"]
+    tokens = MarkdownIt("commonmark").parse("\n".join(_diff_block(lines, 0)))
+    assert [t.type for t in tokens] == ["fence"]
+    assert tokens[0].content == "\n".join(lines) + "\n"
