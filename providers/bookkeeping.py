@@ -93,6 +93,83 @@ def on_this_machine(host_path: str, env: Mapping[str, str] | None = None) -> str
     return host_path
 
 
+def check_local_state_dir(env: Mapping[str, str] | None = None) -> None:
+    """Refuse, before a run reads or plans anything, a bookkeeping directory on this machine
+    that ``private_dir`` would refuse at the first record, after a plan had been shown (a
+    regular file, a link, another user's or a read-only directory, a relative
+    ``SIPCTL_STATE_DIR``, or one that cannot be made). Nothing is made here: a run with
+    nothing to record writes nothing."""
+    from sipctl.errors import SpecError
+
+    env = os.environ if env is None else env
+    chosen = env.get(STATE_DIR_ENV) or ""
+    where = STATE_DIR_ENV if chosen else "sipctl's state directory"
+    fix = (
+        f"point {STATE_DIR_ENV} at a directory of this user's (sipctl creates a missing one, "
+        "mode 0700), or unset it"
+        if chosen
+        else f"remove it (sipctl recreates it) or set {STATE_DIR_ENV} to a directory of its own"
+    )
+    if chosen and not chosen.startswith("/"):
+        raise SpecError(
+            f"{where}={chosen} is a relative path; sipctl keeps its records (locks, the "
+            "record of each apply) in an absolute one, whatever the working directory",
+            hint=f"give the whole path, like {STATE_DIR_ENV}=$PWD/{chosen}",
+        )
+    path = local_state_dir(env)
+    try:
+        info: os.stat_result | None = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        info = None
+    except OSError as exc:
+        raise SpecError(f"{where}: cannot read {path}: {exc.strerror}", hint=fix) from None
+    if info is not None:
+        problem = _private_dir_problem(path, info)
+        if problem is None and not os.access(path, os.W_OK | os.X_OK):
+            problem = f"{path} is not writable by this user"
+    elif not chosen:  # the default, made at the first record (a run may never need it)
+        return
+    else:  # made at the first record: where it would be made (links followed, as mkdir)
+        parent = path.parent
+        while True:
+            try:
+                info = parent.stat()
+                break
+            except (FileNotFoundError, NotADirectoryError):
+                parent = parent.parent
+        problem = None
+        if not stat.S_ISDIR(info.st_mode):
+            problem = f"{parent}, on the way to {path}, is {_file_kind(info)}, not a directory"
+        elif not os.access(parent, os.W_OK | os.X_OK):
+            problem = f"{path} does not exist and this user cannot create it in {parent}"
+    if problem is not None:
+        raise SpecError(
+            f"{where}: {problem}; sipctl keeps its records (locks, the record of each apply) "
+            "in a directory of its own, mode 0700",
+            hint=fix,
+        )
+
+
+def _file_kind(info: os.stat_result) -> str:
+    if stat.S_ISREG(info.st_mode):
+        return "a regular file"
+    if stat.S_ISLNK(info.st_mode):
+        return "a symbolic link"
+    return "a special file (a device, a socket or a pipe)"
+
+
+def _private_dir_problem(path: Path, info: os.stat_result) -> str | None:
+    """Why sipctl may not keep its records in the existing ``path`` (None: it may). The one
+    rule of ``private_dir`` and of the early ``check_local_state_dir``."""
+    if stat.S_ISLNK(info.st_mode):
+        return f"{path} is a symbolic link; sipctl writes nothing through a link"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{path} is {_file_kind(info)}, not a directory"
+    if info.st_uid != os.geteuid():
+        return f"{path} belongs to user id {info.st_uid}, not to this user"
+    return None
+
+
 def private_dir(path: Path) -> Path:
     """Create ``path`` (mode 0700) if missing; refuse it if it is a link or others may write it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,12 +178,10 @@ def private_dir(path: Path) -> Path:
     info = os.lstat(path)
     if stat.S_ISLNK(info.st_mode):
         raise symlink_refused(str(path))
-    if not stat.S_ISDIR(info.st_mode):
-        raise ProviderError(f"{path} is not a directory; sipctl keeps its records there")
-    if info.st_uid != os.geteuid():
+    problem = _private_dir_problem(path, info)
+    if problem is not None:
         raise ProviderError(
-            f"{path} belongs to user id {info.st_uid}, not to this user; sipctl keeps its "
-            "records only in a directory of its own",
+            f"{problem}; sipctl keeps its records only in a directory of its own",
             hint="remove it (sipctl recreates it) or give it to this user, mode 0700",
         )
     if stat.S_IMODE(info.st_mode) & 0o077:

@@ -304,3 +304,40 @@ def test_render_writes_into_a_plain_directory_again_and_again(tmp_path: Path) ->
     page = tmp_path / "out" / "webrtc" / "index.html"
     assert 'data-sipctl-call="director"' in page.read_text()
     assert not list((tmp_path / "out").rglob("*.sipctl-tmp"))
+
+
+def test_apply_refuses_a_state_directory_it_cannot_write_before_planning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIPCTL_STATE_DIR naming a file (or a path through one, another user's directory, a
+    relative path) is refused before anything is planned, naming it, what sipctl needs
+    and what to do: a no-op apply printed "No changes" and then failed on its first record."""
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        "version: 1\ndomain: example.org\nusers: {director: 105}\n"
+        "servers: [{host: pbx.example.org, ipv4: [192.0.2.5]}]\n"
+        "dns: {provider: zonefile, file: example.org.zone, create_file: true}\n"
+    )
+    good = tmp_path / "state" / "new"
+    monkeypatch.setenv("SIPCTL_STATE_DIR", str(good))
+    assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
+    assert good.is_dir() and stat.S_IMODE(good.stat().st_mode) == 0o700  # made as before
+    capsys.readouterr()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    other = tmp_path / "other"
+    other.mkdir()
+    os.chown(other, 65534, 65534)
+    for value, said in [
+        (str(a_file), f"{a_file} is a regular file, not a directory"),
+        (str(a_file / "sub"), f"{a_file}, on the way to {a_file}/sub, is a regular file"),
+        ("/dev/null", "/dev/null is a special file"),
+        (str(other), f"{other} belongs to user id 65534, not to this user"),
+        ("state", "SIPCTL_STATE_DIR=state is a relative path"),
+    ]:
+        monkeypatch.setenv("SIPCTL_STATE_DIR", value)
+        assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 1
+        out, err = capsys.readouterr()
+        assert "No changes" not in out + err and "Plan:" not in out + err
+        assert said in err and "SIPCTL_STATE_DIR" in err, err
+        assert "hint:" in err and "Traceback" not in err

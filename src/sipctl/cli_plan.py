@@ -153,12 +153,16 @@ def apply(
     """
     import os
 
+    from sipctl.providers.bookkeeping import check_local_state_dir
     from sipctl.providers.transport.read_gate import refuse_apply
 
     console = start_console(no_color, verbose)
     # Before any spec is read or host reached: a read-only login can never apply, so the
     # answer (exit 3) must not depend on what a connection would have found.
     refuse_apply(os.environ)
+    # Before planning: a state directory apply cannot write in would fail at the first
+    # record, after a plan (or "No changes") had been shown.
+    check_local_state_dir(os.environ)
     if plan_files and spec_file:
         raise SpecError("give either a saved plan or -f SPEC, not both")
     locks = lock_options(lock_timeout, lock_ttl)
