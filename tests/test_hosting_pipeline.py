@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fixtures.hosting import bind_customer
 
 from sipctl.cli import run
 
@@ -17,11 +18,14 @@ DIALPLAN = Path("state/pbx1/etc/asterisk/extensions_sipctl.conf")
 
 
 def _customer(directory: Path, domain: str) -> None:
+    """A new customer's file, and its binding in the host file (the host's admin's line)."""
+    context = f"{domain.split('.')[0]}-phones"
     (directory / f"{domain}.yaml").write_text(
-        f"version: 1\ndomain: {domain}\nhost: pbx1\nlocal_context: {domain.split('.')[0]}-phones\n"
+        f"version: 1\ndomain: {domain}\nhost: pbx1\nlocal_context: {context}\n"
         "users: {director: 105}\n"
         f"dns: {{provider: zonefile, file: state/{domain}.zone, create_file: true}}\n"
     )
+    bind_customer(directory / "pbx1.yaml", domain, context)
 
 
 def _merge_request_plan(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fixtures.common import EXAMPLES
-from fixtures.hosting import copy_example
+from fixtures.hosting import bind_customer, copy_example, set_local_contexts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -147,6 +147,7 @@ def test_customers_come_and_go_with_their_files(
         CUSTOMER.replace("a.example", "delta.example").replace("a-phones", "delta-phones")
         + "users: {director: 105}\n"
     )
+    bind_customer(host, "delta.example", "delta-phones")  # the host's admin binds it first
     code, shown = _plan(host, capsys)
     assert "+ user director@delta.example → 105" in shown and "0 to destroy" in shown, shown
     assert _apply(host, capsys) == 0
@@ -272,6 +273,7 @@ def test_a_customer_file_moved_to_another_host_moves_the_customer(
     assert _apply(hoster, capsys) == 0
     gamma = hoster / "gamma.example.yaml"
     gamma.write_text(gamma.read_text().replace("host: pbx2", "host: pbx1"))
+    bind_customer(hoster / "pbx1.yaml", "gamma.example", "gamma-phones")
     _code, shown = _plan(hoster / "pbx2.yaml", capsys)
     assert "- user office@gamma.example → 200" in shown, shown
     # its DNS records are its file's, which still declares it: the old host leaves them
@@ -438,6 +440,7 @@ def test_a_customer_moved_to_a_host_in_another_directory_keeps_its_records(
         .replace("203.0.113.10", "203.0.113.30")
     )
     (other / "pbx3.yaml").write_text(host)
+    set_local_contexts(other / "pbx3.yaml", {"gamma.example": "gamma-phones"})
     (other / "gamma.example.yaml").write_text(gamma.read_text().replace("host: pbx2", "host: pbx3"))
     gamma.unlink()
     monkeypatch.chdir(other)
@@ -644,16 +647,11 @@ def test_a_host_file_in_any_yaml_style_is_its_customers_host(
 # --- hosting.local_contexts: the host binds each customer to its phones' context ----------------
 
 
-def _bind(hoster: Path, bindings: str) -> None:
-    host = hoster / "pbx1.yaml"
-    host.write_text(
-        host.read_text().replace(
-            "hosting: {name: pbx1}\n", f"hosting:\n  name: pbx1\n  local_contexts:\n{bindings}"
-        )
-    )
+def _bind(hoster: Path, bindings: dict[str, str]) -> None:
+    set_local_contexts(hoster / "pbx1.yaml", bindings)
 
 
-BOTH = "    alpha.example: alpha-phones\n    beta.example: beta-phones\n"
+BOTH = {"alpha.example": "alpha-phones", "beta.example": "beta-phones"}
 
 
 def test_a_bound_customer_is_served_in_its_context(
@@ -694,7 +692,7 @@ def test_a_customer_asking_for_another_context_is_refused(
 
 
 def test_a_customer_the_host_does_not_bind_is_refused(hoster: Path) -> None:
-    _bind(hoster, "    alpha.example: alpha-phones\n")
+    _bind(hoster, {"alpha.example": "alpha-phones"})
     expected = (
         r"beta.example.yaml:4:\d+: domain: beta.example is not listed in hosting.local_contexts "
         r"of the host pbx1 \(.*pbx1.yaml:\d+:\d+\).*local_context: beta-phones\); the host's "
@@ -708,7 +706,7 @@ def test_a_customer_the_host_does_not_bind_is_refused(hoster: Path) -> None:
 
 
 def test_one_customer_bound_twice_is_refused(hoster: Path) -> None:
-    _bind(hoster, BOTH + "    Be-ta.example.: alpha-phones\n")
+    _bind(hoster, {**BOTH, "Be-ta.example.": "alpha-phones"})
     with pytest.raises(SpecError) as raised:
         load_spec(hoster / "pbx1.yaml")
     shown = str(raised.value) + " ".join(raised.value.problems)
@@ -735,7 +733,7 @@ def _spellings(domain: str) -> st.SearchStrategy[str]:
 @given(spelling=_spellings("beta.example"))
 def test_any_spelling_of_a_customers_domain_binds_it(tmp_path_factory: Any, spelling: str) -> None:
     hoster = copy_example(tmp_path_factory.mktemp("spelling") / "hoster")
-    _bind(hoster, f"    alpha.example: alpha-phones\n    '{spelling}': beta-phones\n")
+    _bind(hoster, {"alpha.example": "alpha-phones", f"'{spelling}'": "beta-phones"})
     host = load_spec(hoster / "pbx1.yaml").spec
     assert [c.domain for c in host.customers] == ["alpha.example", "beta.example"]
     beta = hoster / "beta.example.yaml"
@@ -749,6 +747,7 @@ def test_customers_choose_their_contexts_while_the_host_binds_none(
 ) -> None:
     """Today's behaviour, and one note in the host's plan saying how to bind them."""
     monkeypatch.chdir(hoster)
+    set_local_contexts(hoster / "pbx1.yaml", None)
     beta = hoster / "beta.example.yaml"
     beta.write_text(beta.read_text().replace("local_context: beta-phones", "local_context: x"))
     host = load_spec(hoster / "pbx1.yaml").spec
