@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 pytest_plugins = [
     "fixtures.state_dir",  # first: no test touches the machine's /var/lib/sipctl
     "fixtures.common",
+    "fixtures.properties",  # the Hypothesis profile scripts/test --fast loads
     "fixtures.host_profile",
     "fixtures.bind",
     "fixtures.sshd",

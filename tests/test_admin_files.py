@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -65,7 +66,7 @@ READERS = {
 SOURCES = {"host": "host.yaml", "runner": "runner.yaml", "fleet": "fleet.yaml"}
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     which=st.sampled_from(sorted(READERS)),
     text=st.one_of(

@@ -6,6 +6,7 @@ users), so it takes shortcuts; each shortcut is checked here against the plain d
 
 from __future__ import annotations
 
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +33,7 @@ def strip_comment_by_definition(line: str) -> str:
 lines = st.text(alphabet=st.sampled_from("ab ;\\\t=,()x"), max_size=40) | st.text(max_size=40)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(lines)
 def test_strip_comment_matches_its_definition(line: str) -> None:
     assert strip_comment(line) == strip_comment_by_definition(line)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from fixtures.asterisk import AsteriskInstance, running_asterisk
+from fixtures.properties import examples
 from fixtures.sip_client import SipCaller
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -107,7 +108,7 @@ def _customer(domain: str, **more: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@settings(max_examples=examples(40), deadline=None, derandomize=True, database=None)
 @given(
     length=st.integers(min_value=12, max_value=140),
     upper=st.booleans(),

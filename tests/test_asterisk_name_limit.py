@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import pytest
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,7 +79,9 @@ def specs(draw: st.DrawFn) -> Spec:
         reject()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(
+    max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.filter_too_much]
+)
 @given(specs())
 def test_every_rendered_name_of_a_spec_fits_and_every_room_has_its_own(spec: Spec) -> None:
     files = desired_files(spec)
@@ -95,7 +98,7 @@ def test_every_rendered_name_of_a_spec_fits_and_every_room_has_its_own(spec: Spe
         assert f"[{place.profile(name)}]" in files["confbridge_sipctl.conf"]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(st.tuples(domains, room_names), min_size=2, max_size=6, unique=True))
 def test_a_hosts_names_fit_and_two_customers_rooms_are_never_one(
     rooms: list[tuple[str, str]],

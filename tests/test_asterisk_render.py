@@ -6,6 +6,7 @@ import string
 from typing import Any
 
 import pytest
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -267,7 +268,9 @@ names = st.one_of(
 ).filter(_accepted)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(
+    max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.filter_too_much]
+)
 @given(
     st.lists(names, min_size=1, max_size=4, unique_by=str.lower),
     st.sampled_from(["dial", "goto"]),
@@ -440,7 +443,9 @@ def dialplan_specs(draw: st.DrawFn) -> Spec:
         reject()
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(
+    max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.filter_too_much]
+)
 @given(dialplan_specs())
 def test_the_dialplans_value_is_what_its_text_reads_as(spec: Spec) -> None:
     """A plan takes the rendered dialplan's value from the writer, never parsing its own
@@ -472,7 +477,7 @@ _steps = st.one_of(
 ).filter(bool)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(names, st.lists(_steps, min_size=1, max_size=4)), max_size=4))
 def test_the_writers_step_values_are_what_the_parser_reads(
     extensions: list[tuple[str, list[str]]],
@@ -545,7 +550,7 @@ def _any_case(text: str, flips: list[bool]) -> str:
     )  # fmt: skip
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow])
 @given(
     names=st.lists(_USER_NAMES, min_size=1, max_size=4, unique_by=str.lower),
     other=_USER_NAMES,
@@ -574,7 +579,7 @@ def test_the_guests_request_uri_pattern_takes_the_declared_names_in_any_case_and
     assert not regex.matches(f"sip:{names[0]}x@mysite.ru")
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow])
 @given(
     declared=st.dictionaries(
         _DOMAINS,

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fixtures.properties import examples
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -50,7 +51,7 @@ def spellings(draw: st.DrawFn, canonical: str) -> str:
 
 
 @given(data=st.data(), canonical=CANONICAL)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_every_spelling_has_one_canonical_form(data: st.DataObject, canonical: str) -> None:
     spelt = data.draw(spellings(canonical))
     assert canonical_path(spelt) == canonical
@@ -58,7 +59,7 @@ def test_every_spelling_has_one_canonical_form(data: st.DataObject, canonical: s
 
 
 @given(data=st.data(), canonical=CANONICAL)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 def test_the_canonical_form_is_the_file_the_kernel_reaches(
     data: st.DataObject, canonical: str
 ) -> None:
@@ -167,7 +168,7 @@ TRAVERSAL = st.lists(st.sampled_from(["..", ".", "", "var", "log", "etc", "shado
 
 
 @given(field=st.sampled_from(path_fields()), data=st.data())
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_a_path_field_takes_its_one_plain_spelling_only(
     field: tuple[str, ...], data: st.DataObject
 ) -> None:
@@ -216,7 +217,7 @@ def test_the_logpath_of_a_traversal_is_refused_with_what_it_means() -> None:
 
 
 @given(data=st.data(), canonical=CANONICAL)
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 def test_the_gate_tables_one_spelling_and_never_a_key_as_a_file(
     data: st.DataObject, canonical: str
 ) -> None:

@@ -12,6 +12,7 @@ import cairosvg
 import pytest
 import vobject
 import zxingcpp
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -106,7 +107,7 @@ _TEXT = st.text(
 ).filter(lambda t: t.strip() == t and t.strip())
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(shown=_TEXT, organization=_TEXT)
 def test_any_display_name_survives_the_vcard(shown: str, organization: str) -> None:
     """Commas, semicolons, backslashes, long and multi-byte names: a vCard parser reads back

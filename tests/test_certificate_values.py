@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +28,7 @@ def spec(servers: list[str], renew_days: int, directory: str) -> object:
     return load_spec_text(text, source="s.yaml", base_dir=Path("/tmp")).spec
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     servers=st.lists(LABEL, max_size=4, unique=True),
     renew_days=st.integers(1, 365),

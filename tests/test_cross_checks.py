@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.common import EXAMPLES
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -160,7 +161,7 @@ def test_names_that_differ_only_in_case_are_one_name() -> None:
     assert "rooms.DIRECTOR differs only in case from users.director" in problem
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     st.dictionaries(
         st.sampled_from(["101", "102", "103", "alex", "Alex"]),

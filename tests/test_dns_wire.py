@@ -31,6 +31,7 @@ import dns.tsig
 import dns.tsigkeyring
 import pytest
 from fixtures.bind import BindServer, bind_env, dns_spec
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -137,7 +138,7 @@ def _signed_answer(
     return renderer.get_wire()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     records=st.lists(_record, max_size=12),
     rcode=st.sampled_from([dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.REFUSED]),
@@ -190,7 +191,7 @@ def _transfer_outcome(decode: Callable[[], Transfer]) -> Outcome:
         return ("refused", type(exc).__name__)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     records=st.lists(_record, max_size=12),
     rcode=st.sampled_from([dns.rcode.NOERROR, dns.rcode.REFUSED, dns.rcode.NOTAUTH]),

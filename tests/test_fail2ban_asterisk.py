@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import quote, quote_from_bytes
 
 import pytest
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -555,7 +556,7 @@ def _near_a_name() -> st.SearchStrategy[bytes]:
 
 @pytest.mark.asterisk
 @settings(
-    max_examples=15,
+    max_examples=examples(15),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture],

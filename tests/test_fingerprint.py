@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -44,7 +45,7 @@ def documented(state: LiveState) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(document).encode()).hexdigest()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.dictionaries(_addresses, _values, max_size=5),
     st.one_of(_values, st.dictionaries(_text, _values, max_size=20)),

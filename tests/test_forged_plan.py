@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fixtures.common import EXAMPLES
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,7 +48,7 @@ def _tamper(plan: dict[str, Any], index: int, how: str) -> None:
 # slow: eight plans and sixteen applies of the example (13 s), left to the whole suite so
 # that the fast tier stays an edit-test loop; test_the_plan_as_saved_is_applied stays fast
 @pytest.mark.slow
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(8), deadline=None, suppress_health_check=list(HealthCheck))
 @given(index=st.integers(0, 200), how=st.sampled_from(_TAMPERS))
 def test_an_edited_plan_is_refused_and_changes_nothing(
     index: int,

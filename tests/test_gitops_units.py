@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,7 +50,7 @@ def test_a_bad_duration_is_named() -> None:
         parse_duration("soon", "--lock-timeout")
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     number=st.one_of(st.integers(0, 10**30), st.floats(0, 1e30, allow_nan=False)),
     unit=st.sampled_from(["", "ms", "s", "m", "h"]),

@@ -6,6 +6,7 @@ path; which phones a name rings is told from its phones' context, or not at all.
 
 from __future__ import annotations
 
+from fixtures.properties import examples
 from hypothesis import given, settings
 from test_hosting_isolation import _host, customers
 
@@ -50,7 +51,7 @@ def _phones(host: Spec) -> dict[str, Context]:
     return found
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(customers())
 def test_the_rendered_host_has_no_path_between_customers(data: list[dict[str, object]]) -> None:
     host = _host(data)

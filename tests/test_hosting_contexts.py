@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures.properties import examples
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -60,7 +61,7 @@ domains = st.lists(_label, min_size=1, max_size=2).map(lambda ls: ".".join(ls) +
 domains = domains.filter(lambda d: len(d) <= 79)
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@settings(max_examples=examples(25), deadline=None, derandomize=True, database=None)
 @example(names=["a" * 63 + ".example", "b-" * 30 + "b.example"])  # digests of long domains
 @given(names=st.lists(domains, min_size=1, max_size=3, unique_by=lambda d: d.replace("-", "")))
 def test_no_context_sipctl_writes_is_a_customers_local_context(names: list[str]) -> None:
@@ -119,7 +120,7 @@ def test_a_host_no_file_declares_is_named_with_the_hosts_there_are(
     assert "pbx1 (" in shown
 
 
-@settings(max_examples=20, deadline=None, derandomize=True, database=None)
+@settings(max_examples=examples(20), deadline=None, derandomize=True, database=None)
 @example(names=["a" * 63 + ".example", "b-" * 30 + "b.example"])  # digests of long domains
 @given(names=st.lists(domains, min_size=1, max_size=3, unique_by=lambda d: d.replace("-", "")))
 def test_a_plan_names_each_customers_users_by_its_domain(names: list[str]) -> None:

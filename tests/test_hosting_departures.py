@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,7 +95,7 @@ class _Host:
         self.customers = customers
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.one_of(_rfc2136(), _zonefile(), _octodns()))
 def test_a_recorded_binding_loads_back_as_the_customers_dns_section(dns: dict[str, Any]) -> None:
     customer = load_spec_text(_customer(dns)).spec

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -88,7 +89,7 @@ def _targets(step: str, context: str) -> list[tuple[str, str]]:
     return found
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(customers())
 def test_a_customers_guests_reach_only_that_customers_names_and_phones(
     data: list[dict[str, object]],

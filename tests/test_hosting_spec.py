@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from fixtures.common import EXAMPLES
 from fixtures.hosting import bind_customer, copy_example, set_local_contexts
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -566,7 +567,7 @@ def test_a_customer_file_that_is_a_link_to_nothing_is_no_departed_customer(
 _LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     labels=st.lists(_LABEL, min_size=2, max_size=4),
     upper=st.booleans(),
@@ -602,7 +603,7 @@ _HOST_SPELLINGS = [
 ]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(spelling=st.sampled_from(_HOST_SPELLINGS), comment=st.booleans(), first=st.booleans())
 def test_a_host_line_in_any_yaml_spelling_is_its_hosts_customer(
     spelling: str, comment: bool, first: bool, tmp_path_factory: pytest.TempPathFactory
@@ -729,7 +730,7 @@ def _spellings(domain: str) -> st.SearchStrategy[str]:
     return st.tuples(labels, st.sampled_from(["", "."])).map(lambda t: ".".join(t[0]) + t[1])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(spelling=_spellings("beta.example"))
 def test_any_spelling_of_a_customers_domain_binds_it(tmp_path_factory: Any, spelling: str) -> None:
     hoster = copy_example(tmp_path_factory.mktemp("spelling") / "hoster")

@@ -3,6 +3,7 @@ Asterisk reads it, and undoing them gives back the admin's file byte for byte.""
 
 from __future__ import annotations
 
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +35,7 @@ _files = st.builds(
 _endings = st.sampled_from(["", "\n"])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(_files, _endings)
 def test_set_then_restore_is_the_admins_file(text: str, ending: str) -> None:
     admin = (text + ending).encode()
@@ -44,7 +45,7 @@ def test_set_then_restore_is_the_admins_file(text: str, ending: str) -> None:
     assert set_http(edited, WANTED, HTTP_ANY_VALUE) == edited
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(_files, _endings)
 def test_wanted_values_take_effect_in_the_first_general(text: str, ending: str) -> None:
     edited = set_http((text + ending).encode(), WANTED, HTTP_ANY_VALUE)

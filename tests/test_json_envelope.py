@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -216,7 +217,7 @@ def test_validate_json_with_a_usage_error_is_its_own_document(
     assert problem["message"] and problem["message"] in captured.err, captured
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     command=st.sampled_from(json_commands()),
     option=st.from_regex(r"--zz-[a-z][a-z0-9-]{0,20}", fullmatch=True),

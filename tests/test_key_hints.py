@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from fixtures.common import EXAMPLES
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -69,7 +70,7 @@ def test_the_cases_reach_deep_sections() -> None:
     assert {("users", "sales"), ("rooms", "seminar"), ("servers", 0)} <= {s for _n, s in CASES}
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(case=st.sampled_from(CASES), data=st.data())
 def test_a_misspelt_key_gets_the_key_of_its_section(case: tuple[str, Path_], data: Any) -> None:
     name, section = case
@@ -83,7 +84,7 @@ def test_a_misspelt_key_gets_the_key_of_its_section(case: tuple[str, Path_], dat
     assert f"did you mean '{key}'?" in lines[0], lines[0]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(case=st.sampled_from(CASES), data=st.data())
 def test_a_key_of_another_section_says_where_it_belongs(case: tuple[str, Path_], data: Any) -> None:
     name, section = case

@@ -17,6 +17,7 @@ import dns.exception
 import pytest
 import yaml
 from fixtures.bind import BindServer, bind_env, dns_spec
+from fixtures.properties import examples
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -76,7 +77,7 @@ def _import(work: Path, capsys: pytest.CaptureFixture[str]) -> int:
     regexp=FIELD,
     label=st.binary(min_size=1, max_size=12).filter(lambda b: b not in (b"@", b"*")),
 )
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=list(HealthCheck))
 def test_any_bytes_in_a_naptr_are_read_planned_and_imported(
     capsys: pytest.CaptureFixture[str], flags: bytes, service: bytes, regexp: bytes, label: bytes
 ) -> None:
@@ -142,7 +143,7 @@ def test_any_bytes_in_a_naptr_served_by_bind_are_read_and_replaced(
         return provider, live, diff(desired, live)
 
     @given(flags=FIELD, service=SERVICE, regexp=FIELD)
-    @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples(20), deadline=None, suppress_health_check=list(HealthCheck))
     def check(flags: bytes, service: bytes, regexp: bytes) -> None:
         odd = f"70 10 {presentation(flags)} {presentation(service)} {presentation(regexp)} ."
         try:
@@ -197,7 +198,7 @@ def applied_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     junk=st.binary(max_size=64),
     at=st.sampled_from(["start", "end", "replace"]),
 )
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=list(HealthCheck))
 def test_any_bytes_in_the_admins_asterisk_files_give_a_plan_or_a_message(
     applied_example: Path, capsys: pytest.CaptureFixture[str], name: str, junk: bytes, at: str
 ) -> None:

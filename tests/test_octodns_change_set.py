@@ -14,6 +14,7 @@ import pytest
 from fixtures.api_proxy import Answer, ApiProxy, Seen
 from fixtures.moto_route53 import MotoRoute53
 from fixtures.powerdns import PowerDnsServer
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from octodns_specs import PDNS_KEY_ENV as KEY_ENV
@@ -227,7 +228,7 @@ def test_a_route53_batch_whose_answer_is_lost_is_not_sent_again(
     assert sipctl(capsys, "plan", "-f", str(spec), "--detailed-exitcode")[0] == 0
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=900),
     st.integers(min_value=1, max_value=255),

@@ -4,6 +4,7 @@ section is ever written beside one, nothing else changes, and undoing gives back
 
 from __future__ import annotations
 
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,7 +44,7 @@ def _without_user_agent(text: bytes) -> list[tuple[str, list[tuple[str, str]]]]:
     ]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(_files, _endings, _values)
 def test_set_then_restore_is_the_admins_file(text: str, ending: str, value: str) -> None:
     admin = (text + ending).encode()
@@ -53,7 +54,7 @@ def test_set_then_restore_is_the_admins_file(text: str, ending: str, value: str)
     assert restore(set_user_agent(edited, "Other")) == admin
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(_files, _endings, _values)
 def test_the_value_takes_effect_in_the_one_global_section(
     text: str, ending: str, value: str

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -95,7 +96,7 @@ def _spec(draw: st.DrawFn) -> dict[str, Any]:
     return spec
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(st.data())
 def test_every_rendered_resource_is_told_in_the_spec_s_words(data: st.DataObject) -> None:
     spec = load_spec_text(yaml.safe_dump(_spec(data.draw)), base_dir=Path("/nonexistent")).spec

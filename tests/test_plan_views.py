@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -183,7 +184,7 @@ _RECORDS = st.lists(st.sampled_from(["192.0.2.1", "192.0.2.2", "192.0.2.3"]), un
 
 
 @given(before=_RECORDS, after=_RECORDS)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 def test_the_summary_counts_the_lines_of_the_plan(before: list[str], after: list[str]) -> None:
     """The summary's numbers are the +, ~ and - lines the plan shows: one unit, whatever the
     records beneath; the safety limit keeps counting records."""
@@ -226,7 +227,7 @@ def _inline_children(markdown: str, tag: str) -> list[list[tuple[str, str]]]:
     return found
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=list(HealthCheck))
 @given(name=_md_name)
 def test_a_merge_requests_file_name_and_errors_are_shown_not_acted_on(
     name: str, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]

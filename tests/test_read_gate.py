@@ -30,6 +30,7 @@ import yaml
 from fixtures import host_profile
 from fixtures.host_profile import ENV as HOST_PROFILE_ENV
 from fixtures.pbx_host import PbxHost, exchanges, install_read_gate, pbx_host
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -304,7 +305,7 @@ def test_requests_never_run_or_read_outside_the_table(gated: Gated) -> None:
     quick = sorted(line for line in table if not line.startswith("s "))
 
     @settings(
-        max_examples=40,
+        max_examples=examples(40),
         deadline=None,
         derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

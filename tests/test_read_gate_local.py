@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -160,7 +161,9 @@ def test_requests_are_answered_only_when_every_line_is_in_the_table(
         st.tuples(st.text(_ALPHABET, max_size=8), st.sampled_from(table_lines)).map("".join),
     )
 
-    @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(st.lists(pieces, min_size=1, max_size=6))
     def check(lines: list[str]) -> None:
         body = ("\n".join([f"{SSH_COMMAND} {MARKER}", *lines, "end"]) + "\n").encode()
@@ -262,7 +265,7 @@ _LINE = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck))
 @given(lines=st.lists(_LINE, max_size=8), end=st.sampled_from([b"", b"\n"]))
 def test_the_gates_sed_and_redact_hide_the_same(
     tmp_path: Path, lines: list[bytes], end: bytes

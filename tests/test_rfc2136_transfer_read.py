@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.bind import BindServer, bind_env, dns_spec
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -73,7 +74,9 @@ edit = st.fixed_dictionaries(
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(change=edit)
 def test_transfer_and_queries_read_the_same_state(

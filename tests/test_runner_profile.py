@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fixtures.powerdns import PowerDnsServer
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from octodns_specs import PDNS_KEY_ENV, pdns_spec
@@ -392,7 +393,7 @@ def _env_names(value: object) -> set[str]:
     return set()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(arguments=st.dictionaries(_KEY, _VALUE, min_size=1, max_size=4))
 def test_every_env_reference_anywhere_is_a_binding_and_refused_in_ci(
     arguments: dict[str, object],
@@ -413,7 +414,7 @@ def test_every_env_reference_anywhere_is_a_binding_and_refused_in_ci(
     assert len(refused) == len(bindings)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(command=st.text(min_size=1, max_size=40).filter(lambda t: t.isprintable()))
 def test_no_command_text_is_ever_accepted(command: str) -> None:
     for section in ("asterisk", "fail2ban"):

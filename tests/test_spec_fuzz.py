@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -123,7 +124,7 @@ def malformed_spec(draw: st.DrawFn) -> str:
         return "version: 1\ndomain: [\n"
 
 
-@settings(max_examples=520, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(520), deadline=None, suppress_health_check=list(HealthCheck))
 @given(text=malformed_spec())
 def test_malformed_specs_get_a_human_error(
     text: str, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -173,7 +174,7 @@ _SCALAR = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(_SCALAR, _SCALAR), max_size=6), st.sampled_from(["block", "flow"]))
 def test_any_users_section_reads_alike(entries: list[tuple[str, str]], style: str) -> None:
     if style == "block":

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import yaml
+from fixtures.properties import examples
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -139,7 +140,7 @@ def test_an_international_domain_is_answered_with_its_ascii_form() -> None:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(
         st.text(st.characters(codec="utf-8", categories=("L", "N", "Pd")), min_size=1, max_size=20),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spec_strategies import FULL_SPEC, set_at, string_paths
@@ -29,7 +30,7 @@ host = st.sampled_from(["pbx.mysite.ru", "192.0.2.1", "[2001:db8::1]", "acme.exa
 tail = st.sampled_from(["", "/", "/directory", ":/var/www/call", ":22"])
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     path=st.sampled_from(string_paths()),
     url=st.tuples(scheme, user, password, host, tail),

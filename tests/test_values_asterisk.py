@@ -17,6 +17,7 @@ import pytest
 import yaml
 from asterisk_helpers import apply_spec, spec_data, write_spec
 from fixtures.asterisk import AsteriskInstance
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spec_strategies import KEY, hostile_text, set_at
@@ -67,7 +68,7 @@ def fixed_extensions(
 
 
 @settings(
-    max_examples=4,
+    max_examples=examples(4),
     deadline=None,
     derandomize=True,
     database=None,

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from fixtures.fail2ban_reader import config_dir, read_configs
 from fixtures.netns import Netns
+from fixtures.properties import examples
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from spec_strategies import FULL_SPEC, KEY, hostile_specs, set_at, string_paths
@@ -45,9 +46,9 @@ from sipctl.schemas.spec import Spec
 from sipctl.schemas.text import FORBIDDEN_PATTERN
 
 
-def fast(examples: int) -> settings:
+def fast(count: int) -> settings:
     return settings(
-        max_examples=examples,
+        max_examples=examples(count),
         deadline=None,
         suppress_health_check=list(HealthCheck),
         derandomize=True,

@@ -9,6 +9,7 @@ import dns.name
 import dns.rdata
 import dns.rdataset
 import dns.zone
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,7 +82,7 @@ def _records(zone: dns.zone.Zone) -> set[tuple[str, str, int, str]]:
     }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(text=layouts(), wanted=edits())
 def test_edits_mean_what_was_intended_and_keep_every_other_line(
     text: str, wanted: list[RrsetEdit]
