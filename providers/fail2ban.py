@@ -392,16 +392,35 @@ def local_fail2ban_regex() -> str | None:
     return shutil.which("fail2ban-regex")
 
 
+# What fail2ban-regex answered, by everything its answer depends on: the program (its file's
+# size and time, so an upgrade proves again), the filter, the common.conf it includes and the
+# log. It takes a quarter of a second of CPU, and an apply read the host twice (for its plan,
+# and again to apply), so it proved the same filter twice; a test process, in every test.
+_PROVEN: dict[tuple[str, int, int, str, str | None, str], str | None] = {}
+
+
 def _prove_here(
     program: str, filter_text: str, log: str, filter_dir: Path | None = None
 ) -> str | None:
     """``fail2ban-regex -o ip`` on this machine; its stdout, or None when it failed.
 
     ``filter_dir``: where the filter's ``before = common.conf`` is found (a stock filter)."""
+    try:
+        found = Path(program).stat()
+        common = None if filter_dir is None else (filter_dir / "common.conf").read_text()
+    except OSError as exc:
+        raise ProviderError(f"cannot run fail2ban-regex on this machine: {exc}") from exc
+    key = (program, found.st_size, found.st_mtime_ns, filter_text, common, log)
+    if key not in _PROVEN:
+        _PROVEN[key] = _run_fail2ban_regex(program, filter_text, log, common)
+    return _PROVEN[key]
+
+
+def _run_fail2ban_regex(program: str, filter_text: str, log: str, common: str | None) -> str | None:
     with tempfile.TemporaryDirectory(prefix="sipctl-f2b-") as tmp:
         directory = Path(tmp)
-        if filter_dir is not None:
-            shutil.copy(filter_dir / "common.conf", directory / "common.conf")
+        if common is not None:
+            (directory / "common.conf").write_text(common)
         (directory / "filter.conf").write_text(filter_text)
         (directory / "test.log").write_text(log)
         try:

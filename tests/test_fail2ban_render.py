@@ -5,11 +5,14 @@ filter that fails its proof. fail2ban-regex is the real program throughout.
 
 from __future__ import annotations
 
+import os
+import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 from fixtures import host_profile
+from fixtures.common import require
 
 from sipctl.errors import StalePlanError
 from sipctl.providers import fail2ban as fail2ban_provider
@@ -231,6 +234,46 @@ def test_a_filter_that_can_be_fooled_never_passes_read(tmp_path: Path) -> None:
     broken = FILTER_TEXT.replace("failregex = ", "failregex = (")
     live = provider(loaded, tmp_path).read([Resource(good[0].address, {}, broken)])
     assert live.problems and "refused the filter" in live.problems[0]
+
+
+@pytest.mark.fail2ban
+def test_a_filter_is_proven_once_per_process_until_fail2ban_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fail2ban-regex takes a quarter of a second of CPU: the same filter read again in one
+    process (a plan and its apply, each domain of a directory) keeps the first answer, a good
+    one or a bad one; another filter, or a fail2ban-regex that changed, is proven again."""
+    real = shutil.which("fail2ban-regex")
+    require(real is not None, "fail2ban-regex (package fail2ban)")
+    runs = tmp_path / "runs"
+    counting = tmp_path / "bin" / "fail2ban-regex"  # the real one, counting its runs
+    counting.parent.mkdir()
+    counting.write_text(f'#!/bin/sh\necho run >> {runs}\nexec {real} "$@"\n')
+    counting.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{counting.parent}:{os.environ['PATH']}")
+    loaded = spec_of("fail2ban: {target: 'dir:state'}\n", base_dir=tmp_path)
+    good = render_fail2ban(loaded.spec)
+    strict_from = next(ln for ln in FILTER_TEXT.splitlines() if ln.startswith("_from = "))
+    lazy = FILTER_TEXT.replace(strict_from, "_from = '.*?'")
+    bad = [Resource(good[0].address, normalize_ini(lazy), lazy), good[1]]
+
+    def read(desired: list[Resource]) -> tuple[list[str], int]:
+        said: list[str] = []
+        live = Fail2banProvider(loaded, RunContext(base_dir=tmp_path, log=said.append)).read(
+            desired
+        )
+        proven = [line for line in said if "proven" in line]
+        return proven + live.problems, len(runs.read_text().splitlines())
+
+    first = read(good)
+    assert first == (["fail2ban filter proven with fail2ban-regex on this machine"], 1)
+    assert read(good) == first
+    wrong, ran = read(bad)
+    assert ran == 2 and "a crafted name made the filter take" in wrong[0], wrong
+    assert read(bad) == (wrong, 2)
+    later = counting.stat().st_mtime_ns + 10**9  # fail2ban upgraded: its answer may differ
+    os.utime(counting, ns=(later, later))
+    assert read(good) == (first[0], 3)
 
 
 @pytest.mark.fail2ban
