@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -292,7 +293,7 @@ def test_sections_keep_bodies_exact() -> None:
     assert sections["two"].body == "" and sections["two"].status == 3
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.text(st.characters(codec="utf-8", exclude_characters="\n\x00"), max_size=20))
 def test_a_section_name_is_one_quoted_word(name: str) -> None:
     """Whatever a section's name holds (quotes, '$', spaces: a persist path comes from the

@@ -270,7 +270,7 @@ _prose = st.lists(
 _FORGE_MENTION = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_]")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(text=_prose)
 def test_prose_in_a_comment_pings_no_one_and_runs_no_quick_action(text: str) -> None:
     """Whatever a spec or a host puts into a note, a refusal or a file name, its Markdown
