@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sipctl.errors import SpecError
+from sipctl.schemas.hosting_reach import check_reach, reading_once
 
 if TYPE_CHECKING:
     from sipctl.schemas.loader import LoadedSpec
@@ -62,7 +63,7 @@ def _host_files(directory: Path) -> tuple[Path, ...]:
     found = tuple(
         p
         for p in sorted(directory.iterdir())
-        if p.suffix in SPEC_SUFFIXES and p.is_file() and _is_host_file(_read(p))
+        if p.suffix in SPEC_SUFFIXES and p.is_file() and _is_host_file(read_text(p))
     )
     _HOST_FILES[directory] = (mtime, found)
     return found
@@ -85,7 +86,7 @@ def _is_host_file(text: str) -> bool:
 _MAX_READ = 1_000_001
 
 
-def _read(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         with path.open(encoding="utf-8") as handle:
             return handle.read(_MAX_READ)
@@ -99,7 +100,7 @@ def _load_sibling(path: Path, role: str, what_to_do: str | None = None) -> Loade
     from sipctl.schemas.loader import load_spec_text
 
     try:
-        return load_spec_text(_read(path), source=str(path), base_dir=path.parent)
+        return load_spec_text(read_text(path), source=str(path), base_dir=path.parent)
     except SpecError as exc:
         hint = "; ".join(h for h in (what_to_do, exc.hint) if h) or None
         raise SpecError(f"{path} ({role}): {exc.message}", exc.problems, hint=hint) from None
@@ -127,7 +128,7 @@ def _customer_files(host: Spec, path: Path) -> list[LoadedSpec]:
     may_name = _may_name(host.hosting.name)
     loaded: list[LoadedSpec] = []
     for p in _siblings(path):
-        text = _read(p)
+        text = read_text(p)
         shown = path.parent / p.name  # as the host's path was given: beside it
         if named.search(text):  # a customer's line: the host fails with its file
             role = f"a customer of {host.hosting.name}"
@@ -139,6 +140,9 @@ def _customer_files(host: Spec, path: Path) -> list[LoadedSpec]:
                 continue  # not seen as a customer: departures.py names such files
     loaded = [c for c in loaded if c.spec.host == host.hosting.name]
     _check_customers(host, path, loaded)
+    with reading_once():  # the directory once for all the host's customers
+        for customer in loaded:
+            check_reach(customer, Path(customer.source))
     return loaded
 
 
@@ -264,7 +268,7 @@ _HOST_SPECS: dict[tuple[Path, Path], tuple[str, LoadedSpec]] = {}
 
 
 def _host_file(path: Path, shown: Path) -> LoadedSpec:
-    text = _read(path)
+    text = read_text(path)
     known = _HOST_SPECS.get((path, shown))
     if known is not None and known[0] == text:
         return known[1]
@@ -341,10 +345,11 @@ def compose(loaded: LoadedSpec, path: Path) -> LoadedSpec:
     host_path, host = found
     # the customer's own plan (a merge request's) refuses what its host's would
     check_binding(host, _host_file(host_path, path.parent / host_path.name), loaded)
+    check_reach(loaded, path)  # its DNS stays in its own zone
     return replace(
         loaded,
         spec=_served(spec, host),
-        composed={host_path.name: file_digest(_read(host_path))},
+        composed={host_path.name: file_digest(read_text(host_path))},
     )
 
 
@@ -356,7 +361,7 @@ def declaring_file(domain: str, directory: Path) -> Path | None:
         rf"^domain\s*:\s*['\"]?{re.escape(domain)}\.?['\"]?\s*(?:#.*)?$", re.M | re.I
     )
     for path in sorted(directory.iterdir()):
-        if path.suffix in SPEC_SUFFIXES and path.is_file() and named.search(_read(path)):
+        if path.suffix in SPEC_SUFFIXES and path.is_file() and named.search(read_text(path)):
             return path
     return None
 
@@ -373,4 +378,4 @@ def readable_domain(text: str) -> str | None:
 
 def file_domain(path: Path) -> str | None:
     """``readable_domain`` of the file at ``path`` (None: unreadable, or no such line)."""
-    return readable_domain(_read(path))
+    return readable_domain(read_text(path))

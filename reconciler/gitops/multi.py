@@ -152,8 +152,10 @@ def load_all(paths: Sequence[Path], load: Callable[[Path], LoadedSpec]) -> list[
     def work(domain: Domain) -> None:
         domain.loaded = load(domain.path)
 
+    from sipctl.schemas.hosting_reach import reading_once
+
     domains = [Domain(path) for path in paths]
-    with collecting_rarely():
+    with collecting_rarely(), reading_once():  # a hosting directory read once, not per file
         for domain in domains:
             run_one(domain, work)
     return domains
@@ -180,19 +182,23 @@ def load_saved(paths: Sequence[Path], read: Callable[[Path], Plan]) -> list[Doma
     """Read every saved plan and the spec inside it; a plan that does not read, or whose
     files changed since, is marked (with its spec, when that loaded: its host's other
     domains are then not applied)."""
+    from sipctl.schemas.hosting_reach import reading_once
+
+    with reading_once():  # a hosting directory read once, not per plan
+        return [_load_saved(path, read) for path in paths]
+
+
+def _load_saved(path: Path, read: Callable[[Path], Plan]) -> Domain:
     from sipctl.reconciler.engine import loaded_from_plan, refuse_changed_files
 
-    domains = []
-    for path in paths:
-        domain = Domain(path)
-        try:
-            domain.saved = read(path)
-            domain.loaded = loaded_from_plan(domain.saved, str(path))
-            refuse_changed_files(domain.saved, str(path), domain.loaded)
-        except SipctlError as exc:
-            domain.fail(exc)
-        domains.append(domain)
-    return domains
+    domain = Domain(path)
+    try:
+        domain.saved = read(path)
+        domain.loaded = loaded_from_plan(domain.saved, str(path))
+        refuse_changed_files(domain.saved, str(path), domain.loaded)
+    except SipctlError as exc:
+        domain.fail(exc)
+    return domain
 
 
 # --- claims -----------------------------------------------------------------------------------
@@ -369,8 +375,9 @@ def plan_specs(
 
         if "fork" in multiprocessing.get_all_start_methods():
             from sipctl.reconciler.gitops.planners import plan_forked
+            from sipctl.schemas.hosting_reach import reading_once
 
-            with collecting_rarely():  # the workers inherit it
+            with collecting_rarely(), reading_once():  # the workers inherit both
                 return plan_forked(paths, load, make_ctx, layers, workers, shard, several)
     with collecting_rarely():
         domains = load_specs(paths, load, shard)

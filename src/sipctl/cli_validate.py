@@ -47,9 +47,16 @@ def validate(
 
       sipctl validate -f customers/ --json
     """
+    from sipctl.schemas.hosting_reach import reading_once
+
     console = start_console(no_color, verbose)
     specs = spec_file or [Path("sipctl.yaml")]
     many = len(specs) > 1 or specs[0].is_dir()
+    with reading_once():  # a hosting directory read once for all its files
+        _run(console, specs, many, json_)
+
+
+def _run(console: Console, specs: list[Path], many: bool, json_: bool) -> None:
     if json_:
         # a run that ends without its verdict (a bug) still prints validate's one document
         console.promise_json("validate", None if many else str(specs[0]))

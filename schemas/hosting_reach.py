@@ -1,0 +1,187 @@
+"""The one rule of a hosting directory's DNS: a customer reaches its own zone, no one else's.
+
+A customer file is written by or for one customer and merged through the hoster's pipeline,
+which holds a key that may update every customer's zone. What a customer's DNS layer
+writes lies in its zone (``dns.zone``, by default its domain): the NAPTR and SRV records of
+its domain, the registry TXT ``_sipctl.<domain>`` and the A/AAAA of every host that registry
+lists inside the zone. So a customer whose zone is another file's zone, lies inside it, or
+holds it, could write into that file's names, and through its registry make sipctl delete
+or rewrite that file's host records (``www.victim.example``); a customer whose zone file is
+another file's could rewrite that file's zone whole.
+
+``check_reach`` refuses that, before anything is read or written: the zone of a customer
+(``Spec.zone``: ``dns.zone``, else the domain, also without a ``dns`` section) and the zone
+of every other spec file of its directory (host files, other hosts' customers, one
+company's specs) are never the same nor one inside the other, and no two of them edit
+one zone file (compared as resolved paths). A customer's zone that is a parent of its own
+domain (``sip.alpha.example`` in ``alpha.example``) is fine while no other file's zone is in it.
+
+The directory is read through the real loader (a file spelling its zone in any YAML form
+is seen as sipctl sees it); a file that does not load is no one's zone (it cannot be
+planned either). A run over many files (``reading_once``) reads each directory once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sipctl.errors import SpecError
+
+if TYPE_CHECKING:
+    from sipctl.schemas.loader import LoadedSpec
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What one spec file's DNS may touch: its zone, and the zone file it edits."""
+
+    path: Path  # resolved: the same file under two names is itself
+    shown: str  # as the user sees it (beside the file being checked)
+    zone: str  # lower case, no trailing dot
+    zone_at: str  # file:line:col and key of the zone (dns.zone, or domain)
+    zone_file: str | None  # provider zonefile: its resolved real path
+    zone_file_at: str  # file:line:col, key and value of dns.file
+
+
+@dataclass
+class _Directory:
+    """The reaches of a directory's files, found by zone and by zone file."""
+
+    by_zone: dict[str, list[Reach]] = field(default_factory=dict)
+    below: dict[str, list[Reach]] = field(default_factory=dict)  # ancestor -> zones under it
+    by_file: dict[str, list[Reach]] = field(default_factory=dict)
+
+    def add(self, reach: Reach) -> None:
+        self.by_zone.setdefault(reach.zone, []).append(reach)
+        for ancestor in _ancestors(reach.zone):
+            self.below.setdefault(ancestor, []).append(reach)
+        if reach.zone_file is not None:
+            self.by_file.setdefault(reach.zone_file, []).append(reach)
+
+
+def _ancestors(zone: str) -> Iterator[str]:
+    """``a.b.example`` -> ``b.example``, ``example``: the names strictly above a zone."""
+    rest = zone
+    while "." in rest:
+        rest = rest.split(".", 1)[1]
+        yield rest
+
+
+def reach_of(loaded: LoadedSpec) -> Reach:
+    """The reach of one loaded spec file."""
+    spec = loaded.spec
+    dns = spec.dns
+    zone_key: tuple[str, ...] = ("dns", "zone") if dns is not None and dns.zone else ("domain",)
+    zone_file = None
+    if dns is not None and dns.provider == "zonefile" and dns.file:
+        zone_file = os.path.realpath(loaded.resolve_path(dns.file))
+    return Reach(
+        path=Path(loaded.source).resolve(),
+        shown=loaded.source,
+        zone=spec.zone,
+        zone_at=f"{loaded.where(zone_key)}: {'.'.join(zone_key)}: {spec.zone}",
+        zone_file=zone_file,
+        zone_file_at=f"{loaded.where(('dns', 'file'))}: dns.file: {dns.file if dns else ''}",
+    )
+
+
+# (resolved path, as shown) -> (its text, its reach; None: not a spec that loads): a file
+# is loaded again only when its text changed.
+_KNOWN: dict[tuple[Path, Path], tuple[str, Reach | None]] = {}
+# The directories read in the run under way (``reading_once``), None outside one.
+_RUN: list[dict[Path, _Directory]] = []
+
+
+@contextmanager
+def reading_once() -> Iterator[None]:
+    """While a run loads the many files of a directory (``plan -f DIR``), each customer's
+    check reads the directory once for all of them, not once each (1,000 customers would
+    read 1,000,000 files). Outside it, every check reads the directory afresh."""
+    if _RUN:
+        yield
+        return
+    _RUN.append({})
+    try:
+        yield
+    finally:
+        _RUN.clear()
+
+
+def _directory(directory: Path, shown: Path) -> _Directory:
+    """The reaches of the spec files of ``directory`` (``shown``: as the user named it)."""
+    from sipctl.schemas.hosting import SPEC_SUFFIXES, read_text
+
+    run = _RUN[0] if _RUN else None
+    if run is not None and directory in run:
+        return run[directory]
+    found = _Directory()
+    for path in sorted(directory.iterdir()):
+        if path.suffix not in SPEC_SUFFIXES or not path.is_file():
+            continue
+        reach = _reach_of_file(path.resolve(), read_text(path), shown / path.name)
+        if reach is not None:
+            found.add(reach)
+    if run is not None:
+        run[directory] = found
+    return found
+
+
+def _reach_of_file(path: Path, text: str, shown: Path) -> Reach | None:
+    from sipctl.schemas.loader import load_spec_text
+
+    known = _KNOWN.get((path, shown))
+    if known is not None and known[0] == text:
+        return known[1]
+    try:
+        reach: Reach | None = reach_of(
+            load_spec_text(text, source=str(shown), base_dir=path.parent)
+        )
+    except SpecError:
+        reach = None
+    _KNOWN[(path, shown)] = (text, reach)
+    return reach
+
+
+def check_reach(customer: LoadedSpec, path: Path) -> None:
+    """Refuse ``customer`` (the file at ``path``) when its DNS reaches into another spec
+    file of its directory: the same zone, a zone inside another's or holding another's, or
+    the same zone file. The refusal names both files."""
+    mine = reach_of(customer)
+    directory = _directory(path.resolve().parent, path.parent)
+    others = [
+        *directory.by_zone.get(mine.zone, ()),
+        *(r for a in _ancestors(mine.zone) for r in directory.by_zone.get(a, ())),
+        *directory.below.get(mine.zone, ()),
+    ]
+    for other in others:
+        if other.path != mine.path:
+            raise SpecError(_overlap(mine, other))
+    if mine.zone_file is not None:
+        for other in directory.by_file.get(mine.zone_file, ()):
+            if other.path != mine.path:
+                raise SpecError(
+                    f"{mine.zone_file_at} is the zone file {mine.zone_file}, which "
+                    f"{other.shown} edits too ({other.zone_file_at}); each file of a hosting "
+                    "directory edits a zone file of its own: name another file"
+                )
+
+
+def _overlap(mine: Reach, other: Reach) -> str:
+    if other.zone == mine.zone:
+        relation = f"is also the zone of {other.shown}"
+    elif mine.zone.endswith("." + other.zone):
+        relation = f"lies inside {other.zone}, the zone of {other.shown}"
+    else:
+        relation = f"holds {other.zone}, the zone of {other.shown}"
+    return (
+        f"{mine.zone_at} {relation} ({other.zone_at}); in a hosting directory no two files "
+        "reach the same zone or one inside the other (each could change the other's records "
+        "and, through its registry of hosts, their A/AAAA): the file that names a zone not "
+        f"its own is to change it (dns.zone: its domain, or a parent of it that holds no "
+        "other file's zone)"
+    )

@@ -1,0 +1,248 @@
+"""A hosting customer's DNS reaches its own zone only (schemas/hosting_reach.py).
+
+A customer controls its own file only, merged through the hoster's pipeline whose key may
+update every customer's zone. With ``dns.zone`` naming another customer's domain (or a
+zone inside or above it), its records, and through its registry of hosts the A/AAAA of
+names like ``www.<victim>``, landed in the other customer's zone; with ``dns.file`` naming
+another customer's zone file it could rewrite that zone. The rule: no two files of a
+hosting directory reach the same zone, or one inside the other, or one zone file; refused
+at load, naming both files, before anything is read.
+
+The property test writes real files and loads them through the real loader, with the
+names spelt as a spec may spell them (any case, a trailing dot, IDNA labels), against an
+oracle built on dnspython's names.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import dns.name
+import pytest
+import yaml
+from fixtures.properties import examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sipctl.cli import run
+from sipctl.errors import SpecError
+from sipctl.schemas.loader import load_spec
+
+HOST = {
+    "version": 1,
+    "domain": "pbx1.hoster.example",
+    "hosting": {"name": "pbx1"},
+    "transports": {"udp": {"port": 5060}},
+    "servers": [{"host": "pbx1.hoster.example", "ipv4": ["203.0.113.10"]}],
+    "asterisk": {"target": "dir:state", "guest_context": "guest-call"},
+}
+
+
+def customer(domain: str, context: str, **dns: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "version": 1,
+        "domain": domain,
+        "host": "pbx1",
+        "local_context": context,
+        "users": {"director": 105},
+    }
+    if dns:
+        data["dns"] = dns
+    return data
+
+
+def write(directory: Path, name: str, data: dict[str, object]) -> Path:
+    path = directory / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def rfc2136(zone: str | None = None) -> dict[str, object]:
+    # a port nothing listens on: a plan that got as far as reading would fail otherwise
+    found: dict[str, object] = {"provider": "rfc2136", "server": "127.0.0.1:9"}
+    if zone is not None:
+        found["zone"] = zone
+    return found
+
+
+# --- the property ------------------------------------------------------------------------
+
+_LABELS = st.one_of(
+    st.sampled_from(["alpha", "beta", "xn--bcher-kva", "xn--80ak6aa92e", "a-b", "b1", "hoster"]),
+    st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True).filter(
+        lambda label: "--" not in label[2:4] and not label.isdigit()
+    ),
+)
+
+
+@st.composite
+def spelt(draw: st.DrawFn, name: str) -> str:
+    """``name`` as a spec may write it: any letter in either case, maybe a trailing dot."""
+    cased = "".join(c.upper() if c.isalpha() and draw(st.booleans()) else c for c in name)
+    return cased + ("." if draw(st.booleans()) else "")
+
+
+@st.composite
+def directories(draw: st.DrawFn) -> tuple[str, str, str, str | None]:
+    """(victim's domain, attacker's domain, attacker's zone or None) with the attacker's
+    zone drawn near the victim's names: the same, inside, above, beside, or its own."""
+    victim = ".".join(draw(st.lists(_LABELS, min_size=1, max_size=2))) + ".example"
+    parts = victim.split(".")
+    where = draw(st.sampled_from(["same", "inside", "above", "beside", "own", "host"]))
+    if where == "same":
+        zone = victim
+    elif where == "inside":
+        zone = draw(_LABELS) + "." + victim
+    elif where == "above":
+        zone = ".".join(parts[1:]) if len(parts) > 2 else victim
+    elif where == "host":
+        zone = "hoster.example"
+    else:
+        zone = draw(_LABELS) + ".other"
+    below = draw(st.lists(_LABELS, max_size=2))
+    domain = ".".join([*below, zone])
+    given_zone = None if where == "own" or (not below and draw(st.booleans())) else zone
+    return victim, domain, draw(spelt(domain)), (draw(spelt(given_zone)) if given_zone else None)
+
+
+def _name(text: str) -> dns.name.Name:
+    return dns.name.from_text(text.lower().rstrip(".") + ".")
+
+
+def overlaps(zone: str, other: str) -> bool:
+    a, b = _name(zone), _name(other)
+    return a.is_subdomain(b) or b.is_subdomain(a)
+
+
+@settings(max_examples=examples(60), deadline=None, derandomize=True, database=None)
+@given(drawn=directories())
+def test_a_customer_reaching_another_files_zone_is_refused_naming_both(
+    drawn: tuple[str, str, str, str | None],
+) -> None:
+    victim, domain, written_domain, written_zone = drawn
+    if domain == victim:
+        return  # one domain twice: refused as such by the host's own check
+    zone = written_zone if written_zone is not None else written_domain
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        write(directory, "pbx1.yaml", HOST)
+        write(directory, "victim.yaml", customer(victim, "victim-phones"))
+        dns = rfc2136(written_zone) if written_zone is not None else rfc2136()
+        evil = write(directory, "evil.yaml", customer(written_domain, "evil-phones", **dns))
+        expected = overlaps(zone, victim) or overlaps(zone, "pbx1.hoster.example")
+        for path in (evil, directory / "pbx1.yaml"):
+            try:
+                load_spec(path)
+            except SpecError as exc:
+                assert expected, exc.message
+                assert f"{evil}:" in exc.message, exc.message
+                assert "victim.yaml" in exc.message or "pbx1.yaml" in exc.message
+            else:
+                assert not expected, (zone, victim)
+
+
+# --- through the CLI ---------------------------------------------------------------------
+
+
+@pytest.fixture()
+def hoster(tmp_path: Path) -> Path:
+    write(tmp_path, "pbx1.yaml", HOST)
+    write(tmp_path, "beta.yaml", customer("beta.example", "beta-phones", **rfc2136()))
+    return tmp_path
+
+
+def test_a_zone_naming_another_customers_domain_is_refused_before_any_read(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tryout's attack: x.beta.example in zone beta.example, its registry then naming
+    www.beta.example. Refused by validate and plan alike, naming both files' lines; the
+    plan reads nothing (its DNS server, port 9, would have failed it otherwise)."""
+    evil = write(hoster, "evil.yaml", customer("x.beta.example", "e", **rfc2136("beta.example")))
+    for command in ("validate", "plan"):
+        assert run([command, "-f", str(evil)]) == 1
+        err = capsys.readouterr().err
+        assert (
+            f"{evil}:10:3: dns.zone: beta.example is also the zone of {hoster}/beta.yaml "
+            f"({hoster}/beta.yaml:2:1: domain: beta.example)" in err
+        ), err
+        assert "connect" not in err and "refused" not in err
+    for target in (hoster, hoster / "pbx1.yaml", hoster / "beta.yaml"):  # and with it, all
+        assert run(["validate", "-f", str(target)]) == 1
+        assert "is also the zone of" in capsys.readouterr().err
+
+
+def test_a_domain_inside_another_customers_is_refused(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evil = write(hoster, "evil.yaml", customer("x.beta.example", "e", **rfc2136()))
+    assert run(["plan", "-f", str(hoster)]) == 1
+    err = capsys.readouterr().out  # a run of several: each domain's error in its table
+    assert (
+        f"{evil}:2:1: domain: x.beta.example lies inside beta.example, the zone of "
+        f"{hoster}/beta.yaml" in err
+    ), err
+
+
+def test_a_zone_above_another_files_domain_is_refused(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A parent zone holding another file's domain (here the host's own) reaches its
+    names: pbx1.hoster.example's A record would be the customer's to rewrite."""
+    evil = write(
+        hoster, "evil.yaml", customer("sip.hoster.example", "e", **rfc2136("hoster.example"))
+    )
+    assert run(["validate", "-f", str(evil)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"{evil}:10:3: dns.zone: hoster.example holds pbx1.hoster.example, the zone of "
+        f"{hoster}/pbx1.yaml" in err
+    ), err
+
+
+def test_a_parent_zone_of_its_own_alone_is_fine(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sip.alpha.example in zone alpha.example, which holds no other file's zone; beside
+    it a second host, its customer and one company's spec of their own."""
+    write(hoster, "alpha.yaml", customer("sip.alpha.example", "a", **rfc2136("alpha.example")))
+    pbx2 = {"domain": "pbx2.hoster2.example", "hosting": {"name": "pbx2"}}
+    write(hoster, "pbx2.yaml", {**HOST, **pbx2, "asterisk": {"target": "dir:state2"}})
+    write(hoster, "gamma.yaml", {**customer("gamma.example", "g"), "host": "pbx2"})
+    write(hoster, "company.yaml", {"version": 1, "domain": "company.example"})
+    assert run(["validate", "-f", str(hoster)]) == 0, capsys.readouterr()
+    assert "6 spec(s): 6 valid" in capsys.readouterr().out
+
+
+def test_one_companys_spec_beside_the_hosts_is_no_customers_zone(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(hoster, "company.yaml", {"version": 1, "domain": "company.example"})
+    evil = write(
+        hoster, "evil.yaml", customer("sip.company.example", "e", **rfc2136("company.example"))
+    )
+    assert run(["validate", "-f", str(evil)]) == 1
+    err = capsys.readouterr().err
+    assert f"is also the zone of {hoster}/company.yaml" in err, err
+
+
+@pytest.mark.parametrize("spelling", ["../{d}/zones/beta.zone", "zones/./beta.zone", "link.zone"])
+def test_another_customers_zone_file_is_refused_however_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spelling: str
+) -> None:
+    """Compared as resolved paths: through '..', './' or a symbolic link."""
+    write(tmp_path, "pbx1.yaml", HOST)
+    (tmp_path / "zones").mkdir()
+    zonefile = {"provider": "zonefile", "create_file": True}
+    write(tmp_path, "beta.yaml", customer("beta.example", "b", **zonefile, file="zones/beta.zone"))
+    (tmp_path / "link.zone").symlink_to(tmp_path / "zones" / "beta.zone")
+    named = spelling.format(d=tmp_path.name)
+    evil = write(tmp_path, "evil.yaml", customer("evil.example", "e", **zonefile, file=named))
+    assert run(["plan", "-f", str(evil)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"{evil}:10:3: dns.file: {named} is the zone file {tmp_path}/zones/beta.zone, which "
+        f"{tmp_path}/beta.yaml edits too ({tmp_path}/beta.yaml:10:3: dns.file: zones/beta.zone)"
+        in err
+    ), err
+    assert not (tmp_path / "zones" / "beta.zone").exists()  # nothing written
