@@ -8,6 +8,9 @@ the spec would send it (``spec_bindings``), and checked against the runner profi
 - ``dns.tsig.secret_env`` / ``secret_file`` (rfc2136): a TSIG key, to ``dns.server``;
 - every ``env/NAME`` argument of ``dns.octodns``: an API credential, to the plugin class and
   every host or URL its arguments name (``host``/``port``/``scheme``, any ``...://`` value);
+- and both of them for the spec's zone (``dns.zone``, else the domain), which must be one of
+  the credential's ``zones`` when the profile lists any (one key that may update every
+  customer's zone is then no key to every zone);
 - ``ssh.key_file`` of every SSH target (asterisk, firewall, fail2ban): a login key, to that
   host and port; without a key_file the agent and ``~/.ssh/id_*`` (``ssh-agent``);
 - ``asterisk.tls.acme.directory``: the ACME server the PBX's account signs to.
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sipctl.errors import RefusedError
-from sipctl.schemas.profiles import RUNNER_PROFILE_ENV, RunnerProfile, parse_profile
+from sipctl.schemas.profiles import RUNNER_PROFILE_ENV, RunnerProfile, parse_profile, zone_allowed
 from sipctl.schemas.targets import parse_target
 from sipctl.schemas.values import same_host
 
@@ -55,6 +58,7 @@ class Binding:
     destinations: tuple[str, ...]  # host:port or URL, as the spec names them
     provider_class: str | None = None  # octoDNS: the class it is handed to
     written: str | None = None  # a file as the spec writes it (relative to the spec)
+    zone: str | None = None  # a DNS credential: the zone it would be used for
 
     @property
     def dotted(self) -> str:
@@ -102,18 +106,19 @@ def _bindings(loaded: LoadedSpec) -> Iterator[Binding]:
         server = _hostport(dns.server or "", 53)
         if dns.tsig.secret_env is not None:
             key = ("dns", "tsig", "secret_env")
-            yield Binding(key, dns.tsig.secret_env, ("tsig",), (server,))
+            yield Binding(key, dns.tsig.secret_env, ("tsig",), (server,), zone=spec.zone)
         if dns.tsig.secret_file is not None:
             written = dns.tsig.secret_file
             name = str(loaded.resolve_path(written))
             key = ("dns", "tsig", "secret_file")
-            yield Binding(key, name, ("tsig",), (server,), written=written)
+            yield Binding(key, name, ("tsig",), (server,), written=written, zone=spec.zone)
     if dns is not None and dns.octodns is not None:  # only provider octodns takes it
         config = dns.octodns
         arguments = config.arguments()
         places = tuple(_octodns_destinations(arguments))
         for key, name in _env_references(arguments):
-            yield Binding(("dns", "octodns", *key), name, API_KINDS, places, config.provider_class)
+            key = ("dns", "octodns", *key)
+            yield Binding(key, name, API_KINDS, places, config.provider_class, zone=spec.zone)
     for section, target, ssh in _ssh_targets(loaded):
         ref = parse_target(target)
         host = f"[{ref.host}]" if ":" in ref.host else ref.host
@@ -265,7 +270,28 @@ def binding_problem(loaded: LoadedSpec, binding: Binding, runner: Runner) -> str
                 f"{where}: the runner profile lets {shown} go to {listed}, not to "
                 f"{destination}; nothing was sent"
             )
+    zone = binding.zone
+    if (
+        zone is not None
+        and credential.zones is not None
+        and not zone_allowed(zone, credential.zones)
+    ):
+        listed = ", ".join(credential.zones) or "none"
+        listed_as = binding.name if profile and binding.name in profile.credentials else None
+        listed_as = listed_as or binding.written or binding.name
+        at = loaded.where(("dns", "zone") if _zone_given(loaded) else ("domain",))
+        return (
+            f"{where}: the runner profile lets {shown} be used for the zones {listed}, "
+            f"not for {zone} (this spec's zone, {at}); nothing was sent. If this spec "
+            f"may use it for {zone}, add {json.dumps(zone)} to the zones of "
+            f"{json.dumps(listed_as)} in the runner profile ({runner.source})"
+        )
     return None
+
+
+def _zone_given(loaded: LoadedSpec) -> bool:
+    dns = loaded.spec.dns
+    return dns is not None and dns.zone is not None
 
 
 def _paste(binding: Binding) -> str:
@@ -277,6 +303,8 @@ def _paste(binding: Binding) -> str:
     lines.append(f"        to: {json.dumps(list(binding.destinations))}")
     if binding.provider_class is not None:
         lines.append(f"        classes: [{json.dumps(binding.provider_class)}]")
+    if binding.zone is not None:
+        lines.append(f"        zones: [{json.dumps(binding.zone)}]")
     return "\n".join(lines)
 
 

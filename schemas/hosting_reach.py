@@ -93,6 +93,7 @@ def reach_of(loaded: LoadedSpec) -> Reach:
 # (resolved path, as shown) -> (its text, its reach; None: not a spec that loads): a file
 # is loaded again only when its text changed.
 _KNOWN: dict[tuple[Path, Path], tuple[str, Reach | None]] = {}
+_MAX_KNOWN = 100_000
 # The directories read in the run under way (``reading_once``), None outside one.
 _RUN: list[dict[Path, _Directory]] = []
 
@@ -137,6 +138,8 @@ def _reach_of_file(path: Path, text: str, shown: Path) -> Reach | None:
     known = _KNOWN.get((path, shown))
     if known is not None and known[0] == text:
         return known[1]
+    if len(_KNOWN) >= _MAX_KNOWN:  # a long-lived process (a fleet worker) forgets, in bulk
+        _KNOWN.clear()
     try:
         reach: Reach | None = reach_of(
             load_spec_text(text, source=str(shown), base_dir=path.parent)

@@ -146,6 +146,11 @@ def check_extension(value: object) -> str:
     return text
 
 
+def is_dns_label(label: str) -> bool:
+    """1 to 63 letters, digits or '-', not starting or ending with '-'."""
+    return _LABEL_RE.fullmatch(label) is not None
+
+
 def check_hostname(value: str) -> str:
     """A DNS host name; returned in lower case without the trailing dot."""
     if not isinstance(value, str):

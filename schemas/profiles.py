@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sipctl.schemas.names import ENTRY_NAME_PATTERN
+from sipctl.schemas.names import ENTRY_NAME_PATTERN, is_dns_label
 from sipctl.schemas.values import check_strings
 
 DEFAULT_ENTRY = "default"
@@ -91,6 +91,42 @@ class HostProfile(_Profile):
 
 
 CredentialKind = Literal["tsig", "api_key", "ssh_key", "ssh_agent", "token", "password"]
+DNS_KINDS = ("tsig", "api_key", "token", "password")  # the kinds a DNS provider is given
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+ZONE_ENTRY_PATTERN = rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*\.?$"
+
+
+def check_zone_entry(value: str) -> str:
+    """``example.com`` (that zone) or ``*.example.com`` (every zone below it), in lower case
+    without a trailing dot, as a spec's zone is compared."""
+    text = value.lower().removesuffix(".")
+    base = text.removeprefix("*.")
+    if not base or not all(is_dns_label(label) for label in base.split(".")):
+        raise ValueError(
+            f"{value!r} is not a DNS zone (like example.com) nor every zone below one (like "
+            "*.example.com)"
+        )
+    return text
+
+
+ZoneEntry = Annotated[
+    str,
+    AfterValidator(check_zone_entry),
+    Field(json_schema_extra={"pattern": ZONE_ENTRY_PATTERN, "maxLength": 255}),
+]
+
+
+def zone_allowed(zone: str, entries: tuple[str, ...]) -> bool:
+    """True when ``zone`` (lower case, no trailing dot) is one of ``entries``: ``example.com``
+    allows that zone exactly, ``*.example.com`` any zone strictly below it."""
+    zone = zone.lower().removesuffix(".")
+    for entry in entries:
+        if entry.startswith("*."):
+            if zone.endswith(entry[1:]):  # ".example.com": strictly below
+                return True
+        elif zone == entry:
+            return True
+    return False
 
 
 class Credential(_Profile):
@@ -110,6 +146,21 @@ class Credential(_Profile):
         default=(),
         description="octoDNS: the provider classes that may receive it (module.Class)",
     )
+    zones: tuple[ZoneEntry, ...] | None = Field(
+        default=None,
+        description="DNS credentials (tsig, api_key, token, password): the zones a spec may "
+        "use it for (its dns.zone, by default its domain): example.com is that zone exactly, "
+        "*.example.com any zone strictly below it; without zones, any zone (a key that may "
+        "update many zones, a hoster's, lists each customer's zone or a wildcard)",
+    )
+
+    @model_validator(mode="after")
+    def _zones_of_dns_only(self) -> Credential:
+        if self.zones is not None and self.kind not in DNS_KINDS:
+            raise ValueError(
+                f"zones is for DNS credentials ({', '.join(DNS_KINDS)}), not {self.kind}: remove it"
+            )
+        return self
 
 
 class RunnerProfile(_Profile):

@@ -265,8 +265,11 @@ def test_over_ssh_no_profile_means_the_stock_programs(
         ),
         (
             "runner-profile",
-            {"version": 1, "credentials": {"K": {"kind": "tsig", "to": ["ns1:53"]}}},
-            {"version": 1, "credentials": {"K": {"kind": "root", "to": ["ns1:53"]}}},
+            {
+                "version": 1,
+                "credentials": {"K": {"kind": "tsig", "to": ["ns1:53"], "zones": ["*.a.EX."]}},
+            },
+            {"version": 1, "credentials": {"K": {"kind": "tsig", "zones": ["a b.example"]}}},
         ),
     ],
 )

@@ -213,6 +213,112 @@ def test_an_api_key_goes_only_to_its_class_and_host(tmp_path: Path) -> None:
     assert "not to octodns_powerdns.PowerDnsProvider" in problem
 
 
+# --- the zones a credential may be used for ------------------------------------------------------
+
+HOSTER_KEY = {"kind": "tsig", "to": ["192.0.2.53:53"], "zones": ["mysite.ru", "*.hosted.example"]}
+
+
+@pytest.mark.parametrize(
+    ("zone", "allowed"),
+    [
+        (None, True),  # the domain mysite.ru, exactly as listed
+        ("mysite.ru.", True),
+        ("hosted.example", False),  # *. is strictly below
+        ("alpha.hosted.example", True),
+        ("sip.alpha.hosted.example", True),
+        ("Alpha.Hosted.Example.", True),
+        ("xhosted.example", False),
+        ("victim.example", False),
+    ],
+)
+def test_a_tsig_key_is_used_only_for_the_zones_the_profile_lists(
+    tmp_path: Path, zone: str | None, allowed: bool
+) -> None:
+    """A hoster's one key that may update every customer zone on their BIND: a spec outside
+    their directory, or a customer's naming another's zone, could use it for any zone."""
+    profile = write_profile(tmp_path, {"credentials": {SECRET_ENV: HOSTER_KEY}})
+    env = {"SIPCTL_PROFILE": str(profile)}
+    domain = f"sip.{zone.rstrip('.')}" if zone is not None else "mysite.ru"
+    text = TSIG_ENV if zone is None else TSIG_ENV.replace("{server", f"{{zone: '{zone}', server")
+    spec = (BASE + text).replace("domain: mysite.ru", f"domain: {domain}")
+    loaded = load_spec_text(spec, source="s.yaml", base_dir=Path("/srv/specs"))
+    found = bindings_problems(loaded, runner_of(env))
+    if allowed:
+        assert found == []
+        return
+    (problem,) = found
+    assert zone is not None
+    shown = zone.lower().rstrip(".")
+    assert problem.startswith("s.yaml:4:"), problem
+    assert (
+        f"dns.tsig.secret_env: the runner profile lets SIPCTL_TSIG_SECRET be used for the "
+        f"zones mysite.ru, *.hosted.example, not for {shown} (this spec's zone, s.yaml:4:"
+        in problem
+    ), problem
+    assert f'add "{shown}" to the zones of "SIPCTL_TSIG_SECRET"' in problem
+
+
+def test_an_api_key_is_bound_to_its_zones_too(tmp_path: Path) -> None:
+    key = {
+        "kind": "api_key",
+        "to": ["127.0.0.1:18081"],
+        "classes": ["octodns_powerdns.PowerDnsProvider"],
+        "zones": ["other.example"],
+    }
+    profile = write_profile(tmp_path, {"credentials": {SECRET_ENV: key}})
+    (problem,) = problems(OCTODNS, {"SIPCTL_PROFILE": str(profile)})
+    assert "be used for the zones other.example, not for mysite.ru (this spec's zone" in problem
+
+
+def test_the_pasted_profile_binds_a_dns_credential_to_the_spec_s_zone() -> None:
+    (problem,) = [p for p in problems(TSIG_ENV, {"CI": "1"}) if "secret_env" in p]
+    pasted = yaml.safe_load(problem.split("add to the runner profile:\n", 1)[1])
+    assert pasted["credentials"][SECRET_ENV]["zones"] == ["mysite.ru"]
+
+
+@pytest.mark.parametrize(
+    ("zones", "message"),
+    [
+        (["*.*.example"], "is not a DNS zone"),
+        (["exa mple.com"], "is not a DNS zone"),
+        (["-x.example"], "is not a DNS zone"),
+        (["*."], "is not a DNS zone"),
+    ],
+)
+def test_a_zone_entry_that_is_no_zone_is_refused(
+    tmp_path: Path, zones: list[str], message: str
+) -> None:
+    profile = write_profile(
+        tmp_path, {"credentials": {SECRET_ENV: {"kind": "tsig", "zones": zones}}}
+    )
+    with pytest.raises(SpecError, match=message):
+        runner_of({"SIPCTL_PROFILE": str(profile)})
+
+
+def test_zones_belong_to_dns_credentials_only(tmp_path: Path) -> None:
+    key = {"kind": "ssh_key", "to": ["pbx:22"], "zones": ["mysite.ru"]}
+    profile = write_profile(tmp_path, {"credentials": {"/run/k": key}})
+    with pytest.raises(SpecError, match="zones is for DNS credentials"):
+        runner_of({"SIPCTL_PROFILE": str(profile)})
+
+
+def test_a_hosters_key_refuses_a_customer_outside_its_zones_before_any_packet(
+    tmp_path: Path, listener: Listener
+) -> None:
+    """Through the CLI, as a merge request's plan: the key may go to the listener (the
+    hoster's server) but not for this zone, so nothing reaches it."""
+    key = {**HOSTER_KEY, "to": [f"127.0.0.1:{listener.port}"]}
+    profile = write_profile(tmp_path, {"credentials": {SECRET_ENV: key}})
+    spec = tmp_path / "sipctl.yaml"
+    dns = TSIG_ENV.replace("192.0.2.53:53", f"127.0.0.1:{listener.port}")
+    spec.write_text((BASE + dns).replace("mysite.ru", "victim.example"))
+    env = {"SIPCTL_PROFILE": str(profile), SECRET_ENV: SECRET}
+    done = sipctl("plan", "-f", str(spec), cwd=tmp_path, env=env)
+    assert done.returncode == 3, done.stderr
+    assert "not for victim.example (this spec's zone" in done.stderr, done.stderr
+    assert listener.seen == []
+
+
 # --- against real listeners: nothing is sent -----------------------------------------------------
 
 
