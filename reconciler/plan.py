@@ -96,9 +96,16 @@ class Change:
             before=data.get("before"),
             after=data.get("after"),
             payload=data.get("payload"),
-            details=list(data.get("details", [])),
+            details=[_detail(item) for item in data.get("details", [])],
             described=[str(line) for line in data.get("described", [])],
         )
+
+
+def _detail(item: object) -> dict[str, Any]:
+    """One item of a change's details as the views read it (a mapping; ``line`` a number)."""
+    if not isinstance(item, Mapping) or not isinstance(item.get("line", 0), int):
+        raise TypeError(f"a change's detail is not one the differ writes: {item!r:.60}")
+    return dict(item)
 
 
 # The one unit plan summaries and the safety limit count: a record of a DNS record set; a
@@ -264,7 +271,8 @@ class Plan:
                 layers=[str(x) for x in data.get("layers", [])],
                 spec_files=_spec_files(spec.get("files")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # AttributeError: a mapping of the format found as another JSON value
             raise SpecError(f"{source}: the plan file is damaged ({exc}); make it again") from None
 
 

@@ -176,12 +176,27 @@ def _path_part(part: str) -> str | int:
     return value
 
 
+def _shape(before: Any, after: Any) -> str:
+    """How two values are laid out: key by key, item by item, line by line, or whole. The
+    one rule for a value that is absent on one side (None or empty) and for two values of
+    different shapes, which no provider makes but a hand-edited plan file can hold: they are
+    shown whole (``- old``, ``+ new``), never taken apart as the other's shape."""
+    values = (before, after)
+    for shape, kind in (("mapping", Mapping), ("list", list)):
+        if any(isinstance(v, kind) for v in values):
+            return shape if all(isinstance(v, kind) or not v for v in values) else "whole"
+    if any(_is_text(v) for v in values) and all(isinstance(v, str) or not v for v in values):
+        return "text"
+    return "whole"
+
+
 def _lines(before: Any, after: Any, path: Path, changed: _Changed) -> Iterator[tuple[str, str]]:
-    if isinstance(before, Mapping) or isinstance(after, Mapping):
+    shape = _shape(before, after)
+    if shape == "mapping":
         yield from _mapping_lines(before or {}, after or {}, path, changed)
-    elif isinstance(before, list) or isinstance(after, list):
+    elif shape == "list":
         yield from _list_lines(before or [], after or [], path, changed)
-    elif _is_text(before) or _is_text(after):
+    elif shape == "text":
         yield from _text_lines(before or "", after or "", path, changed)
     elif changed.at(path):
         if before is not None:
@@ -257,10 +272,11 @@ def _key_lines(
     unchanged: bool,
 ) -> Iterator[tuple[str, str]]:
     where = (*path, key)
-    if isinstance(old, list) or isinstance(new, list):
+    shape = _shape(old, new)
+    if shape == "list":
         for mark, text in _list_lines(old or [], new or [], where, changed):
             yield mark, f"{key}: {text}" if key != "records" else text
-    elif _is_text(old) or _is_text(new):
+    elif shape == "text":
         yield " ", f"{key}:"
         for mark, text in _text_lines(old or "", new or "", where, changed):
             yield mark, f"  {text}"
