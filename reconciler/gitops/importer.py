@@ -53,7 +53,7 @@ from sipctl.reconciler.render.asterisk import (
 )
 from sipctl.reconciler.render.asterisk_rooms import CONFBRIDGE_FILE, CONFBRIDGE_PARENT
 from sipctl.reconciler.resources import Address, Resource, Value
-from sipctl.schemas.names import check_hostname
+from sipctl.schemas.names import canonical_name, check_hostname, check_user_name
 from sipctl.schemas.values import split_publish
 
 if TYPE_CHECKING:
@@ -405,6 +405,7 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     if lines is None:
         raise SpecError(f"{target}:{config_dir}/extensions.conf has no [{context}] context")
     names = _guest_names(lines)
+    result.gaps.extend(names.unheld)
     users, route, local_context, sound = names.users, names.route, names.local_context, names.sound
     bodies = names.bodies
     if names.chan_sip:
@@ -412,7 +413,7 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     hosted = extensions.get(HOSTING_DOMAINS_CONTEXT)
     if hosted is not None:
         # A host of several customer domains (hosting): a host file and one file per customer.
-        result.customers = _customers(hosted, extensions, target, config_dir)
+        result.customers = _customers(hosted, extensions, target, config_dir, result.gaps)
     if not users and hosted is None:
         result.notes.append(f"[{context}] routes no name to an extension (Dial or Goto)")
     adopted = context not in admins_extensions  # then it is defined in sipctl's own file
@@ -480,6 +481,8 @@ class _Names:
     sound: str | None  # what the reject path plays
     bodies: list[tuple[str, str]]  # (extension, application) of every step
     chan_sip: bool  # a name is dialled as SIP/<extension> (chan_sip)
+    # routed extensions a spec cannot hold as a name, each with why: they become gaps
+    unheld: list[str] = field(default_factory=list)
 
 
 _LOCAL_CONTEXT = re.compile(r"Local/\d+@([A-Za-z0-9_.-]+)", re.IGNORECASE)
@@ -492,6 +495,8 @@ def _guest_names(lines: list[tuple[str, str]]) -> _Names:
     local_context: str | None = None
     sound: str | None = None
     chan_sip = False
+    unheld: list[str] = []
+    held_not: set[str] = set()
     bodies = _extension_bodies(lines)
     whole: dict[str, str] = {}  # every step of an extension: a ring group spans two Dials
     for name, body in bodies:
@@ -502,10 +507,15 @@ def _guest_names(lines: list[tuple[str, str]]) -> _Names:
             if played:
                 sound = played.group(1)
             continue
-        if name in _SPECIAL or name in users:
+        if name in _SPECIAL or name in users or name in held_not:
             continue
         dial, goto = _DIAL.search(body), _GOTO.search(body)
         group = _ring_group(whole[name])
+        why = _why_unheld(name, users) if group is not None or dial or goto else None
+        if why is not None:  # live data is data: a name the spec refuses is named, not written
+            held_not.add(name)
+            unheld.append(f"the guest extension {name!r} ({body}): {why}")
+            continue
         if group is not None:
             users[name] = group
             route = route or ("goto" if "Local/" in body else "dial")
@@ -520,7 +530,25 @@ def _guest_names(lines: list[tuple[str, str]]) -> _Names:
             users[name] = goto.group(2)
             route = route or "goto"
             local_context = goto.group(1) or local_context
-    return _Names(users, route, local_context, sound, bodies, chan_sip)
+    return _Names(users, route, local_context, sound, bodies, chan_sip, unheld)
+
+
+def _why_unheld(name: str, users: Mapping[str, Any]) -> str | None:
+    """Why a spec cannot hold the live extension ``name`` as a user (None: it can), by the
+    spec's own rule for names: a name it refuses, or one that differs only in case from a
+    name already held (callers reach names in any case)."""
+    try:
+        check_user_name(name)
+    except ValueError as exc:
+        return f"{exc}; guests no longer reach it after an apply"
+    folded = canonical_name(name)
+    for other in users:
+        if canonical_name(other) == folded:
+            return (
+                f"it differs only in case from {other!r}, which the spec holds (callers reach "
+                "a name in any case); guests reach only that one after an apply"
+            )
+    return None
 
 
 _DOMAIN_GOTO = re.compile(r"Goto\(\s*([^,\s()]+)\s*,")
@@ -531,6 +559,7 @@ def _customers(
     extensions: Mapping[str, list[tuple[str, str]]],
     target: str,
     config_dir: str,
+    gaps: list[str],
 ) -> dict[str, dict[str, Any]]:
     """Each customer of a host's dialplan: a domain listed in both spellings in the domains
     context (render/asterisk_hosting.py), its names from the guest context it goes to."""
@@ -545,6 +574,7 @@ def _customers(
                 "guest context of the dialplan; apply its host's file again before importing"
             )
         names = _guest_names(lines)
+        gaps.extend(f"{domain}: {gap}" for gap in names.unheld)
         customer: dict[str, Any] = {"users": names.users}
         if names.local_context is not None:
             customer["local_context"] = names.local_context

@@ -260,6 +260,7 @@ def import_(
                 found.data.setdefault("transports", {}).setdefault(name, transport)
             found.data.update(pbx.data)
             found.notes.extend(pbx.notes)
+            found.gaps.extend(pbx.gaps)
             found.blockers.extend(pbx.blockers)
             if "wss" in found.data.get("transports", {}):
                 page = importer.read_webrtc(asterisk, config_dir, domain, ssh, ctx)

@@ -1,0 +1,81 @@
+"""A hand-made guest context is live data: whatever its extensions are called, import writes
+a spec that validates, with every name the spec cannot hold listed as a gap, not an import
+that fails on its own output ('<imported spec>:28:3: users.bob#x ...').
+
+The names go through the real parsers: the importer's reading of extensions.conf, then the
+spec's loader and its cross-layer checks, as 'sipctl validate' runs them.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sipctl.cli import run
+from sipctl.reconciler.gitops.importer import parse_asterisk, spec_yaml
+from sipctl.schemas.checks import cross_checks
+from sipctl.schemas.loader import load_spec_text
+
+SIP_CONF = "[general]\nallowguest=yes\ncontext=guests\n"
+RTP_CONF = "[general]\nrtpstart=10000\nrtpend=20000\n"
+
+# what an admin may write as an extension: letters of every case, digits, marks and
+# dialplan syntax ('#', quotes, '-', '_' first, '!'); no ',' or space, which end the name
+NAME = st.text(
+    alphabet=string.ascii_letters[:6] + "Dd" + string.digits[:3] + "#'\"-_.+*~!:{}",
+    min_size=1,
+    max_size=90,
+).filter(lambda name: not name.startswith("_"))
+
+
+def _extensions(names: list[str]) -> str:
+    lines = [f"exten => {name},1,Dial(SIP/{100 + i})" for i, name in enumerate(names)]
+    return "[guests]\n" + "\n".join(lines) + "\nexten => _.,1,Playback(bad-user)\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(names=st.lists(NAME, min_size=1, max_size=6, unique=True))
+def test_every_live_name_is_held_or_named_as_a_gap(names: list[str]) -> None:
+    found = parse_asterisk(
+        {"sip.conf": SIP_CONF, "extensions.conf": _extensions(names), "rtp.conf": RTP_CONF},
+        "local",
+        "/etc/asterisk",
+    )
+    data = {"version": 1, "domain": "odd.example", **found.data}
+    loaded = load_spec_text(spec_yaml(data, []), source="imported.yaml")
+    assert cross_checks(loaded) == []
+    held = set(found.data["users"])
+    for name in names:
+        # a name Asterisk treats as its own (h, i, ...) is neither a name nor a gap
+        named = any(repr(name) in gap for gap in found.gaps)
+        assert name in held or named or name in {"a", "e", "h", "i", "o", "s", "t", "T"}, (
+            name,
+            found.gaps,
+        )
+
+
+def test_import_names_what_it_cannot_hold_and_writes_a_valid_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    etc = tmp_path / "pbx" / "etc" / "asterisk"
+    etc.mkdir(parents=True)
+    (etc / "sip.conf").write_text(SIP_CONF)
+    (etc / "extensions.conf").write_text(_extensions(["director", "bob#x", "Director", "'q'"]))
+    (etc / "rtp.conf").write_text(RTP_CONF)
+    (tmp_path / "odd.zone").write_text(
+        "$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ IN NS ns1\n"
+        "ns1 IN A 192.0.2.1\n_sip._udp IN SRV 10 0 5060 pbx\npbx IN A 192.0.2.10\n"
+    )
+    args = ["import", "--domain", "odd.example", "--dns", "zonefile:odd.zone"]
+    assert run([*args, "--asterisk", "dir:pbx", "--out", "odd.yaml"]) == 0
+    err = capsys.readouterr().err
+    for name in ("'bob#x'", "'Director'", "\"'q'\""):
+        assert f"the guest extension {name}" in err, err
+    assert yaml.safe_load((tmp_path / "odd.yaml").read_text())["users"] == {"director": "100"}
+    assert run(["validate", "-f", "odd.yaml"]) == 0
