@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sipctl.errors import SpecError
-from sipctl.schemas.hosting_reach import check_reach, reading_once
+from sipctl.schemas.hosting_reach import check_reach, reading_once, remember
 
 if TYPE_CHECKING:
     from sipctl.schemas.loader import LoadedSpec
@@ -141,6 +141,8 @@ def _customer_files(host: Spec, path: Path) -> list[LoadedSpec]:
     loaded = [c for c in loaded if c.spec.host == host.hosting.name]
     _check_customers(host, path, loaded)
     with reading_once():  # the directory once for all the host's customers
+        for customer in loaded:
+            remember(customer)  # loaded once: their reaches are known without loading again
         for customer in loaded:
             check_reach(customer, Path(customer.source))
     return loaded

@@ -27,6 +27,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,12 +41,34 @@ if TYPE_CHECKING:
 class Reach:
     """What one spec file's DNS may touch: its zone, and the zone file it edits."""
 
-    path: Path  # resolved: the same file under two names is itself
-    shown: str  # as the user sees it (beside the file being checked)
     zone: str  # lower case, no trailing dot
-    zone_at: str  # file:line:col and key of the zone (dns.zone, or domain)
     zone_file: str | None  # provider zonefile: its resolved real path
-    zone_file_at: str  # file:line:col, key and value of dns.file
+    loaded: LoadedSpec = field(compare=False, repr=False)  # for the lines of a refusal
+
+    @cached_property
+    def path(self) -> Path:
+        """The file, resolved: the same file under two names is itself (asked only of the
+        few files a check finds)."""
+        return Path(self.loaded.source).resolve()
+
+    @property
+    def shown(self) -> str:
+        """The file as the user sees it (beside the file being checked)."""
+        return self.loaded.source
+
+    @property
+    def zone_at(self) -> str:
+        """file:line:col, key and value of the zone (dns.zone, or the domain)."""
+        dns = self.loaded.spec.dns
+        key: tuple[str, ...] = ("dns", "zone") if dns is not None and dns.zone else ("domain",)
+        return f"{self.loaded.where(key)}: {'.'.join(key)}: {self.zone}"
+
+    @property
+    def zone_file_at(self) -> str:
+        """file:line:col, key and value of dns.file."""
+        dns = self.loaded.spec.dns
+        written = dns.file if dns is not None else None
+        return f"{self.loaded.where(('dns', 'file'))}: dns.file: {written}"
 
 
 @dataclass
@@ -74,28 +97,25 @@ def _ancestors(zone: str) -> Iterator[str]:
 
 def reach_of(loaded: LoadedSpec) -> Reach:
     """The reach of one loaded spec file."""
-    spec = loaded.spec
-    dns = spec.dns
-    zone_key: tuple[str, ...] = ("dns", "zone") if dns is not None and dns.zone else ("domain",)
+    dns = loaded.spec.dns
     zone_file = None
     if dns is not None and dns.provider == "zonefile" and dns.file:
         zone_file = os.path.realpath(loaded.resolve_path(dns.file))
-    return Reach(
-        path=Path(loaded.source).resolve(),
-        shown=loaded.source,
-        zone=spec.zone,
-        zone_at=f"{loaded.where(zone_key)}: {'.'.join(zone_key)}: {spec.zone}",
-        zone_file=zone_file,
-        zone_file_at=f"{loaded.where(('dns', 'file'))}: dns.file: {dns.file if dns else ''}",
-    )
+    return Reach(loaded.spec.zone, zone_file, loaded)
 
 
-# (resolved path, as shown) -> (its text, its reach; None: not a spec that loads): a file
-# is loaded again only when its text changed.
-_KNOWN: dict[tuple[Path, Path], tuple[str, Reach | None]] = {}
+def remember(loaded: LoadedSpec) -> None:
+    """Keep the reach of a file just loaded (by its text), for the next check of its
+    directory: a host's plan loads its customers once, not once more for their reaches."""
+    _keep(loaded.source, loaded.text, reach_of(loaded))
+
+
+# a file (its absolute path as shown) -> (its text, its reach; None: not a spec that
+# loads): a file is loaded again only when its text changed.
+_KNOWN: dict[str, tuple[str, Reach | None]] = {}
 _MAX_KNOWN = 100_000
-# The directories read in the run under way (``reading_once``), None outside one.
-_RUN: list[dict[Path, _Directory]] = []
+# The directories read in the run under way (``reading_once``), none outside one.
+_RUN: list[dict[str, _Directory]] = []
 
 
 @contextmanager
@@ -113,60 +133,72 @@ def reading_once() -> Iterator[None]:
         _RUN.clear()
 
 
-def _directory(directory: Path, shown: Path) -> _Directory:
-    """The reaches of the spec files of ``directory`` (``shown``: as the user named it)."""
+def _directory(shown: Path) -> _Directory:
+    """The reaches of the spec files of the directory ``shown`` (as the user named it)."""
     from sipctl.schemas.hosting import SPEC_SUFFIXES, read_text
 
     run = _RUN[0] if _RUN else None
-    if run is not None and directory in run:
-        return run[directory]
+    key = _absolute(shown)
+    if run is not None and key in run:
+        return run[key]
     found = _Directory()
-    for path in sorted(directory.iterdir()):
-        if path.suffix not in SPEC_SUFFIXES or not path.is_file():
-            continue
-        reach = _reach_of_file(path.resolve(), read_text(path), shown / path.name)
-        if reach is not None:
-            found.add(reach)
+    for path in sorted(shown.iterdir()):
+        if path.suffix in SPEC_SUFFIXES and path.is_file():
+            reach = _reach_of_file(path, read_text(path))
+            if reach is not None:
+                found.add(reach)
     if run is not None:
-        run[directory] = found
+        run[key] = found
     return found
 
 
-def _reach_of_file(path: Path, text: str, shown: Path) -> Reach | None:
+def _reach_of_file(shown: Path, text: str) -> Reach | None:
     from sipctl.schemas.loader import load_spec_text
 
-    known = _KNOWN.get((path, shown))
+    known = _KNOWN.get(_absolute(shown))
     if known is not None and known[0] == text:
         return known[1]
-    if len(_KNOWN) >= _MAX_KNOWN:  # a long-lived process (a fleet worker) forgets, in bulk
-        _KNOWN.clear()
+    base_dir = Path(os.path.realpath(shown)).parent  # as load_spec reads it
     try:
-        reach: Reach | None = reach_of(
-            load_spec_text(text, source=str(shown), base_dir=path.parent)
-        )
+        reach: Reach | None = reach_of(load_spec_text(text, str(shown), base_dir))
     except SpecError:
         reach = None
-    _KNOWN[(path, shown)] = (text, reach)
+    _keep(str(shown), text, reach)
     return reach
+
+
+def _absolute(path: str | Path) -> str:
+    """A key of a file as shown: absolute, links not followed (no file system access)."""
+    return str(Path(path).absolute())
+
+
+def _keep(shown: str, text: str, reach: Reach | None) -> None:
+    if len(_KNOWN) >= _MAX_KNOWN:  # a long-lived process (a fleet worker) forgets, in bulk
+        _KNOWN.clear()
+    _KNOWN[_absolute(shown)] = (text, reach)
 
 
 def check_reach(customer: LoadedSpec, path: Path) -> None:
     """Refuse ``customer`` (the file at ``path``) when its DNS reaches into another spec
     file of its directory: the same zone, a zone inside another's or holding another's, or
     the same zone file. The refusal names both files."""
-    mine = reach_of(customer)
-    directory = _directory(path.resolve().parent, path.parent)
+    known = _KNOWN.get(_absolute(path))
+    mine = known[1] if known is not None and known[0] == customer.text else None
+    if mine is None:
+        mine = reach_of(customer)
+        _keep(str(path), customer.text, mine)
+    directory = _directory(path.parent)
     others = [
         *directory.by_zone.get(mine.zone, ()),
         *(r for a in _ancestors(mine.zone) for r in directory.by_zone.get(a, ())),
         *directory.below.get(mine.zone, ()),
     ]
     for other in others:
-        if other.path != mine.path:
+        if other is not mine and other.path != mine.path:  # itself, known or not
             raise SpecError(_overlap(mine, other))
     if mine.zone_file is not None:
         for other in directory.by_file.get(mine.zone_file, ()):
-            if other.path != mine.path:
+            if other is not mine and other.path != mine.path:
                 raise SpecError(
                     f"{mine.zone_file_at} is the zone file {mine.zone_file}, which "
                     f"{other.shown} edits too ({other.zone_file_at}); each file of a hosting "
