@@ -246,3 +246,27 @@ def test_another_customers_zone_file_is_refused_however_named(
         in err
     ), err
     assert not (tmp_path / "zones" / "beta.zone").exists()  # nothing written
+
+
+def test_a_run_over_the_directory_reads_each_file_a_few_times_not_once_per_customer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each customer's check needs every file of its directory: 1,000 customers read one
+    by one would load 1,000,000 files. A run reads the directory once (reading_once)."""
+    import sipctl.schemas.hosting as hosting
+    from sipctl.reconciler.gitops.multi import load_all
+
+    write(tmp_path, "pbx1.yaml", HOST)
+    for n in range(30):
+        write(tmp_path, f"c{n}.yaml", customer(f"c{n}.example", f"c{n}-phones", **rfc2136()))
+    reads: list[Path] = []
+    real = hosting.read_text
+
+    def counted(path: Path) -> str:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(hosting, "read_text", counted)
+    domains = load_all(sorted(tmp_path.glob("*.yaml")), load_spec)
+    assert [d.message for d in domains if d.failed] == []
+    assert len(reads) <= 10 * 31, len(reads)  # 214 at this writing; read per check: 2,043
