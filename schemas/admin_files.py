@@ -77,4 +77,4 @@ def _message(err: Any, model: type[BaseModel]) -> str:
     dotted = ".".join(str(p) for p in path) or "(top level)"
     if err["type"] == "extra_forbidden":
         return f"{dotted}: {unknown_key_message(path, root=model)}"
-    return f"{dotted}: {err['msg']}"
+    return f"{dotted}: {str(err['msg']).removeprefix('Value error, ')}"

@@ -52,6 +52,7 @@ from sipctl.schemas.names import (
     check_tsig_name,
     check_user_name,
 )
+from sipctl.schemas.numbers import Whole
 from sipctl.schemas.targets import TARGET_PATTERN, check_target
 from sipctl.schemas.values import (
     DEFAULT_PERSIST,
@@ -80,11 +81,14 @@ from sipctl.schemas.values import (
 # Every field has a description: docs/spec.md (the reference), the JSON Schema and editors
 # show it. A field without one fails tests/test_reference.py, which names it.
 
+# Every whole number is a Whole: numbers.py, one rule and one message.
+SECONDS = "seconds"
+
 # A true/false key takes true or false, not text like 'yes' or a number (strict: pydantic
 # would read 'yes', 1 or "true" as true).
 Flag = Annotated[bool, Field(strict=True)]
-Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
-U16 = Annotated[int, Field(ge=0, le=65535, strict=True)]
+Port = Annotated[int, Whole(1, 65535)]
+U16 = Annotated[int, Whole(0, 65535)]
 Ensure = Literal["present", "absent"]
 
 # The names of a spec (their checks: names.py).
@@ -323,7 +327,7 @@ class RingGroup(_Model):
     ring: Annotated[tuple[Extension, ...], Field(min_length=1, max_length=50)] = Field(
         description="extensions dialled all at once, like [106, 107]"
     )
-    timeout: Annotated[int, Field(ge=1, le=600, strict=True)] = Field(
+    timeout: Annotated[int, Whole(1, 600, SECONDS)] = Field(
         default=20, description="seconds the ring extensions ring before the fallback is tried"
     )
     fallback: Extension | None = Field(
@@ -358,7 +362,7 @@ UserTarget = Annotated[
 class Room(_Model):
     """A conference room (Asterisk ConfBridge) callers reach by its name."""
 
-    max_members: Annotated[int, Field(ge=2, le=1000, strict=True)] = Field(
+    max_members: Annotated[int, Whole(2, 1000)] = Field(
         default=50,
         description="members at once; the next caller hears a sound and is hung up",
     )
@@ -463,7 +467,7 @@ class Dns(_Model):
     tsig: Tsig | None = Field(
         default=None, description="the key that signs updates and queries (rfc2136)"
     )
-    ttl: Annotated[int, Field(ge=1, le=2147483647, strict=True)] = Field(
+    ttl: Annotated[int, Whole(1, 2147483647, SECONDS)] = Field(
         default=3600, description="TTL in seconds of every record sipctl writes"
     )
     naptr: Flag = Field(
@@ -553,7 +557,7 @@ class Acme(_Model):
     email: Annotated[str, AfterValidator(check_email)] | None = Field(
         default=None, description="contact for the ACME account (expiry warnings)"
     )
-    renew_days: Annotated[int, Field(ge=1, le=365, strict=True)] = Field(
+    renew_days: Annotated[int, Whole(1, 365, "days")] = Field(
         default=30, description="renew when fewer days are left (or the names changed)"
     )
     ca_file: str | None = Field(
@@ -631,7 +635,7 @@ class Asterisk(_Model):
         default="dial",
         description="dial: Dial(PJSIP/<extension>); goto: Goto(<local_context>,<extension>,1)",
     )
-    dial_timeout: Annotated[int, Field(ge=1, le=600, strict=True)] = Field(
+    dial_timeout: Annotated[int, Whole(1, 600, SECONDS)] = Field(
         default=30,
         description=(
             "route: dial: seconds a declared name's phone rings before the caller hears "
@@ -704,7 +708,7 @@ class Firewall(_Model):
             f"{DEFAULT_PERSIST['nftables']} (nftables); null: no file"
         ),
     )
-    confirm_seconds: Annotated[int, Field(ge=5, le=3600, strict=True)] = Field(
+    confirm_seconds: Annotated[int, Whole(5, 3600, SECONDS)] = Field(
         default=30,
         description="new rules are rolled back unless a fresh connection confirms them in time",
     )
@@ -746,13 +750,13 @@ class Fail2ban(_Model):
         default="/var/log/asterisk/messages.log",
         description="the Asterisk log the jail watches (must be the file Asterisk logs to)",
     )
-    maxretry: Annotated[int, Field(ge=1, le=1000, strict=True)] = Field(
+    maxretry: Annotated[int, Whole(1, 1000)] = Field(
         default=5, description="rejected calls within findtime that get an address banned"
     )
-    findtime: Annotated[int, Field(ge=1, le=31536000, strict=True)] = Field(
+    findtime: Annotated[int, Whole(1, 31536000, SECONDS)] = Field(
         default=600, description="seconds in which maxretry rejected calls are counted"
     )
-    bantime: Annotated[int, Field(ge=-1, le=315360000, strict=True)] = Field(
+    bantime: Annotated[int, Whole(-1, 315360000, SECONDS)] = Field(
         default=3600, description="seconds an address stays banned (-1: for ever)"
     )
     ignoreip: tuple[IgnoredNetwork, ...] = Field(

@@ -197,3 +197,33 @@ def hostile_specs(draw: st.DrawFn, paths: list[PathKey] | None = None) -> dict[s
             value = text
         data = set_at(data, path, value)
     return data
+
+
+def number_paths() -> list[tuple[PathKey, dict[str, Any]]]:
+    """Every path whose value the schema lets be a number (integer or not), with its schema
+    node (its type and bounds)."""
+    schema = _schema()
+    defs = schema.get("$defs", {})
+    found: dict[PathKey, dict[str, Any]] = {}
+
+    def walk(node: dict[str, Any], path: PathKey, seen: frozenset[str]) -> None:
+        ref = node.get("$ref")
+        if ref is not None:
+            if ref not in seen:
+                walk(_resolve(node, defs), path, seen | {ref})
+            return
+        for choice in node.get("anyOf", []) + node.get("oneOf", []) + node.get("allOf", []):
+            walk(choice, path, seen)
+        if node.get("type") in ("integer", "number") and path not in found:
+            found[path] = node
+        for name, child in node.get("properties", {}).items():
+            walk(child, (*path, name), seen)
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict):
+            walk(extra, (*path, KEY), seen)
+        items = node.get("items")
+        if isinstance(items, dict):
+            walk(items, (*path, 0), seen)
+
+    walk(schema, (), frozenset())
+    return list(found.items())

@@ -108,7 +108,10 @@ def test_validate_json_gives_file_line_col_key_message(
     }
     assert "did you mean 'users'?" in by_key["usres"]["message"]
     assert by_key["transports.udp.port"]["line"] == 5
-    assert by_key["transports.udp.port"]["message"] == "remove the quotes: a port is a number"
+    assert (
+        by_key["transports.udp.port"]["message"]
+        == "remove the quotes: this is a whole number from 1 to 65535"
+    )
     assert run(["validate", "--json", "-f", str(EXAMPLES / "mysite.yaml")]) == 0
     assert json.loads(capsys.readouterr().out)["valid"] is True
 

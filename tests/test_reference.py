@@ -295,13 +295,15 @@ def test_tabs_quoted_ports_and_booleans_are_said_in_plain_words() -> None:
     [tab] = _problems(HEAD + "users:\n\tdirector: 105\n")
     assert "use spaces, not tabs" in tab
     [port] = _problems(HEAD + "transports:\n  udp: {port: '5060'}\n")
-    assert port.endswith("transports.udp.port: remove the quotes: a port is a number")
+    assert port.endswith(
+        "transports.udp.port: remove the quotes: this is a whole number from 1 to 65535"
+    )
     [flag] = _problems(HEAD + "dns:\n  server: 127.0.0.1\n  naptr: 'yes'\n")
     assert flag.endswith("dns.naptr: must be true or false (without quotes)")
     [section] = _problems(HEAD + "firewall: yes\n")
     assert "must be a section" in section
     [low] = _problems(HEAD + "firewall:\n  confirm_seconds: 2\n")
-    assert low.endswith("must be at least 5 (found 2)")
+    assert low.endswith("must be a whole number of seconds from 5 to 3600 (found 2)")
     [quoted] = _problems("version: '1'\ndomain: mysite.ru\n")
     assert quoted.endswith("version: remove the quotes: version is the number 1")
     [other] = _problems("version: 2\ndomain: mysite.ru\n")

@@ -121,7 +121,11 @@ def test_ordinary_user_names_are_accepted(name: str) -> None:
     [
         ("users:\n  director: 10a5\n", "users.director", "not an extension"),
         ("servers:\n  - host: 'bad host.x'\n", "servers[0].host", "not a valid host name"),
-        ("transports:\n  udp: {port: 70000}\n", "transports.udp.port", "must be at most 65535"),
+        (
+            "transports:\n  udp: {port: 70000}\n",
+            "transports.udp.port",
+            "from 1 to 65535 (found 70000)",
+        ),
         ("asterisk:\n  rtp: {start: 20000, end: 10000}\n", "asterisk.rtp", "below rtp.end"),
         ("asterisk:\n  rtp: {start: 10001, end: 20000}\n", "asterisk.rtp", "even"),
         ("asterisk:\n  target: ftp://x\n", "asterisk.target", "not a target"),

@@ -1,0 +1,94 @@
+"""The numbers of a spec: whole numbers in a range (``Whole``). It is one rule: the type's
+validator, its bounds in the JSON Schema (and so in docs/spec.md), and the message a human
+reads, which always says what was expected, whatever was found (text, a fraction, ``.nan``,
+or infinity: YAML reads ``1.0e+400`` as that).
+
+    ttl: Annotated[int, Whole(1, 2147483647, "seconds")]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler
+    from pydantic_core import CoreSchema
+
+
+def _found(value: object) -> tuple[str, str]:
+    """``value`` as the spec's author wrote it, and why it reads so when that is a surprise."""
+    if isinstance(value, bool):
+        return ("true" if value else "false"), ""
+    if value is None:
+        return "nothing", ": the key has no value"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan", ": not a number"
+        if math.isinf(value):
+            sign = "" if value > 0 else "-"
+            return (
+                f"{sign}.inf",
+                f": infinity, as YAML reads a number beyond {sign}1.8e+308 (like {sign}1.0e+400)",
+            )
+        return repr(value), ""
+    if isinstance(value, int):
+        return str(value), ""
+    if isinstance(value, str):
+        if _number_text(value):
+            return value, ": YAML reads it as text, not as a number: write digits only"
+        return f"the text {value!r}", ""
+    if isinstance(value, dict):
+        return "a section", ""
+    if isinstance(value, list | tuple):
+        return "a list", ""
+    return type(value).__name__, ""
+
+
+def _quoted_number(value: object) -> bool:
+    """Text that is a number as written (``'5060'``, ``"-1"``): the quotes are the mistake."""
+    return isinstance(value, str) and value.strip().lstrip("-").isdigit()
+
+
+@dataclass(frozen=True)
+class Whole:
+    """A whole number from ``low`` to ``high`` (``unit``: what it counts, like seconds)."""
+
+    low: int
+    high: int
+    unit: str = ""
+
+    @property
+    def expected(self) -> str:
+        of = f" of {self.unit}" if self.unit else ""
+        return f"a whole number{of} from {self.low} to {self.high}"
+
+    def check(self, value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if self.low <= value <= self.high:
+                return value
+        elif _quoted_number(value):
+            raise ValueError(f"remove the quotes: this is {self.expected}")
+        found, why = _found(value)
+        if isinstance(value, float) and value.is_integer() and self.low <= value <= self.high:
+            why = f": write {int(value)}"
+        raise ValueError(f"must be {self.expected} (found {found}){why}")
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        from pydantic_core import core_schema
+
+        # ``check`` decides; the inner schema (never failing after it) gives the JSON Schema.
+        inner = core_schema.int_schema(ge=self.low, le=self.high, strict=True)
+        return core_schema.no_info_before_validator_function(self.check, inner)
+
+
+def _number_text(text: str) -> bool:
+    """Text that Python reads as a number (``1e400``, ``1e-3``: YAML 1.1 reads them as text)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
