@@ -1,9 +1,11 @@
-"""The numbers of a spec: whole numbers in a range (``Whole``). It is one rule: the type's
-validator, its bounds in the JSON Schema (and so in docs/spec.md), and the message a human
-reads, which always says what was expected, whatever was found (text, a fraction, ``.nan``,
-or infinity: YAML reads ``1.0e+400`` as that).
+"""The numbers of a spec and of the admin's files: whole numbers in a range (``Whole``) and
+waits in seconds (``Wait``). Each is one rule: the type's validator, its bounds in the JSON
+Schema (and so in docs/spec.md), and the message a human reads, which always says what was
+expected, whatever was found (text, a fraction, ``.nan``, or infinity: YAML reads
+``1.0e+400`` as that).
 
     ttl: Annotated[int, Whole(1, 2147483647, "seconds")]
+    timeout: Annotated[float, Wait(300)]
 """
 
 from __future__ import annotations
@@ -15,6 +17,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
     from pydantic_core import CoreSchema
+
+# The shortest wait sipctl accepts, in seconds. A network exchange is over in a few
+# milliseconds at best (a DNS question to a server one hop away, an SSH handshake takes
+# longer), and the operating system counts a socket's wait in whole milliseconds at best: a
+# wait below 10 ms ends before any answer can arrive, so it is a mistake, never a choice.
+MIN_WAIT = 0.01
+# The longest: no run waits (or holds a lock) for longer than a week; a lock's expiry is a
+# date, and a larger number ended in an OverflowError (``--lock-ttl 9999999h``).
+MAX_WAIT = 7 * 86400.0
 
 
 def _found(value: object) -> tuple[str, str]:
@@ -82,6 +93,45 @@ class Whole:
 
         # ``check`` decides; the inner schema (never failing after it) gives the JSON Schema.
         inner = core_schema.int_schema(ge=self.low, le=self.high, strict=True)
+        return core_schema.no_info_before_validator_function(self.check, inner)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A time sipctl waits, in seconds: from MIN_WAIT to ``high`` (at most MAX_WAIT),
+    fractions allowed, never ``.nan`` or infinity."""
+
+    high: float = MAX_WAIT
+
+    def __post_init__(self) -> None:
+        if not MIN_WAIT < self.high <= MAX_WAIT:
+            raise ValueError(f"a wait is at most {MAX_WAIT:g} seconds")
+
+    @property
+    def expected(self) -> str:
+        return f"a number of seconds from {MIN_WAIT:g} to {self.high:g}"
+
+    def check(self, value: Any) -> float:
+        seconds: float | None = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value)
+        elif isinstance(value, str) and _number_text(value):
+            seconds = float(value)  # YAML reads 1e-1 as text; pydantic read it as a number
+        if seconds is not None and MIN_WAIT <= seconds <= self.high:  # False for .nan
+            return seconds
+        found, why = _found(value)
+        if seconds is not None and 0 < seconds < MIN_WAIT:
+            why = f": a wait under {MIN_WAIT:g} s ends before any answer can arrive"
+        elif seconds is not None and math.isfinite(seconds):
+            why = ""  # a number written as text (1e-1) is read as one
+        raise ValueError(f"must be {self.expected} (found {found}){why}")
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        from pydantic_core import core_schema
+
+        inner = core_schema.float_schema(ge=MIN_WAIT, le=self.high, allow_inf_nan=False)
         return core_schema.no_info_before_validator_function(self.check, inner)
 
 

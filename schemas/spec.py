@@ -52,7 +52,7 @@ from sipctl.schemas.names import (
     check_tsig_name,
     check_user_name,
 )
-from sipctl.schemas.numbers import Whole
+from sipctl.schemas.numbers import Wait, Whole
 from sipctl.schemas.targets import TARGET_PATTERN, check_target
 from sipctl.schemas.values import (
     DEFAULT_PERSIST,
@@ -81,7 +81,8 @@ from sipctl.schemas.values import (
 # Every field has a description: docs/spec.md (the reference), the JSON Schema and editors
 # show it. A field without one fails tests/test_reference.py, which names it.
 
-# Every whole number is a Whole: numbers.py, one rule and one message.
+# Every number is a Whole (whole numbers in a range) or a Wait (seconds sipctl waits):
+# numbers.py, one rule and one message each.
 SECONDS = "seconds"
 
 # A true/false key takes true or false, not text like 'yes' or a number (strict: pydantic
@@ -473,7 +474,7 @@ class Dns(_Model):
     naptr: Flag = Field(
         default=True, description="publish NAPTR records (SRV records are always published)"
     )
-    timeout: Annotated[float, Field(gt=0, le=300)] = Field(
+    timeout: Annotated[float, Wait(300)] = Field(
         default=5.0, description="seconds to wait for each DNS answer"
     )
     naptr_websocket: Flag = Field(
@@ -527,7 +528,7 @@ class Ssh(_Model):
         description="known_hosts file the host key is checked against (never accepted blindly)",
     )
     sudo: Flag = Field(default=False, description="run commands and writes through sudo -n")
-    connect_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
+    connect_timeout: Annotated[float, Wait(300)] = Field(
         default=10.0, description="seconds to wait for the SSH connection"
     )
 

@@ -2,14 +2,15 @@
 
 The numbers are found in the spec's own JSON Schema (tests/spec_strategies.py), so a number
 added tomorrow is covered the day it is added; each is given to the real loader as YAML.
-A whole number refused says "a whole number [of seconds] from LOW to HIGH": for text,
-fractions, ``.nan``, infinity (YAML reads ``1.0e+400`` as that) and numbers out of range
-alike.
+A whole number refused says "a whole number [of seconds] from LOW to HIGH", a wait "a
+number of seconds from 0.01 to HIGH": for text, fractions, ``.nan``, infinity (YAML reads
+``1.0e+400`` as that) and numbers out of range alike; ``1e-300`` is no wait at all.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from spec_strategies import FULL_SPEC, KEY, PathKey, number_paths, set_at
 
 from sipctl.errors import SpecError
 from sipctl.schemas.loader import load_spec_text
+from sipctl.schemas.numbers import MAX_WAIT, MIN_WAIT, Wait
 
 # Numbers with a rule of their own: an extension (digits, kept as written), the version, and
 # the free-form arguments of an octoDNS provider.
@@ -33,8 +35,6 @@ def _bounded() -> list[tuple[PathKey, dict[str, Any]]]:
     for path, node in number_paths():
         dotted = ".".join(str(p) for p in path)
         if path[-1] != "timeout" and dotted.startswith(_OWN_RULES):
-            continue
-        if node["type"] != "integer":  # the waits: their rule is to come
             continue
         found.append((tuple(_NAMES.get(str(path[0]), p) if p == KEY else p for p in path), node))
     return found
@@ -72,15 +72,17 @@ def _says_expected(message: str, node: dict[str, Any]) -> bool:
 
 def test_every_number_is_found() -> None:
     dotted = {_dotted(path) for path, _ in NUMBERS}
-    assert {"dns.ttl", "fail2ban.bantime", "transports.udp.port"} <= dotted
+    assert {"dns.ttl", "dns.timeout", "asterisk.ssh.connect_timeout", "fail2ban.bantime"} <= dotted
     assert "users.sales.timeout" in dotted and "rooms.seminar.max_members" in dotted
     for path, node in NUMBERS:
         assert "minimum" in node and "maximum" in node, path
+        if node["type"] == "number":  # every wait: MIN_WAIT at least, a week at most
+            assert node["minimum"] == MIN_WAIT and node["maximum"] <= MAX_WAIT, path
 
 
 @pytest.mark.parametrize(
     "value",
-    [math.inf, -math.inf, math.nan, 1e300, 2.5, "1e400", "abc", True, None, [1], {"a": 1}],
+    [math.inf, -math.inf, math.nan, 1e300, 1e-300, "1e400", "abc", True, None, [1], {"a": 1}],
     ids=repr,
 )
 def test_a_wrong_number_says_what_was_expected(value: object) -> None:
@@ -101,6 +103,16 @@ def test_a_number_out_of_range_says_the_range() -> None:
             assert f"(found {value})" in message, message
 
 
+def test_a_wait_too_short_to_answer_says_why() -> None:
+    message = _message(("dns", "timeout"), 1e-300)
+    assert message == (
+        "must be a number of seconds from 0.01 to 300 (found 1e-300): a wait under 0.01 s "
+        "ends before any answer can arrive"
+    )
+    assert _message(("dns", "timeout"), 0.01) is None
+    assert _message(("dns", "timeout"), "1e-1") is None  # YAML's text for 0.1, read as before
+
+
 def test_infinity_and_the_ttl_of_the_report() -> None:
     """``ttl: 1e400`` is text to YAML; ``1.0e+400`` is infinity: both say what a TTL is."""
     for written in ("1e400", "1.0e+400", ".inf", ".nan", "3600.0"):
@@ -110,6 +122,11 @@ def test_infinity_and_the_ttl_of_the_report() -> None:
         [line] = [p for p in caught.value.problems if ": dns.ttl: " in p]
         assert "must be a whole number of seconds from 1 to 2147483647 (found " in line, line
     assert line.endswith("(found 3600.0): write 3600")
+
+
+def test_a_wait_is_never_longer_than_a_week() -> None:
+    with pytest.raises(ValueError):
+        Wait(MAX_WAIT * 2)
 
 
 @settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck))
@@ -129,3 +146,17 @@ def test_a_number_is_taken_exactly_when_its_rule_allows_it(
         assert message is None or not _says_expected(message, node), (path, value, message)
     else:
         assert message is not None and _says_expected(message, node), (path, value, message)
+
+
+def test_the_fleet_configuration_s_waits_follow_the_same_rule(tmp_path: Path) -> None:
+    from sipctl.reconciler.fleet.config import load_config
+
+    path = tmp_path / "fleet.yaml"
+    path.write_text("apply: {heartbeat: 0.000001, lock_ttl: .nan, lock_wait: 2m}\n")
+    with pytest.raises(SpecError) as caught:
+        load_config(path)
+    expected = "must be a number of seconds from 0.01 to 604800 (found "
+    said = {line.split(": ")[1]: line for line in caught.value.problems}
+    assert expected + "1e-06): a wait under 0.01 s" in said["apply.heartbeat"]
+    assert expected + ".nan): not a number" in said["apply.lock_ttl"]
+    assert "apply.lock_wait" not in said

@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sipctl.errors import SpecError
 from sipctl.reconciler.fleet.model import Settings
 from sipctl.schemas.admin_files import parse_admin_file
+from sipctl.schemas.numbers import Wait
 
-_Seconds = Annotated[float, Field(gt=0, le=86400 * 7)]
+_Seconds = Annotated[float, Wait()]  # from MIN_WAIT to a week, as every wait
 
 
 def _seconds(value: object) -> object:

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from sipctl.errors import LockHeldError, ProviderError, SipctlError, SpecError
 from sipctl.reconciler.gitops.public_records import detail_path, keep_detail, read_detail
 from sipctl.reconciler.resources import canonical_json
+from sipctl.schemas.numbers import MAX_WAIT
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext, UpdateRider
@@ -64,9 +65,8 @@ _DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-# The longest duration any option takes: a lock's expiry is a date (``--lock-ttl 9999999h``
-# ended in an OverflowError), and no run waits or holds a lock for longer than a week.
-MAX_DURATION = 7 * 86400.0
+# The longest duration any option takes: numbers.py's for every wait (a week).
+MAX_DURATION = MAX_WAIT
 
 
 def parse_duration(text: str, option: str) -> float:
