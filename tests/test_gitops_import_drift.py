@@ -177,7 +177,11 @@ def test_import_of_a_pjsip_anonymous_endpoint_says_why_it_cannot_adopt(
     spec = yaml.safe_load((tmp_path / "sipctl.yaml").read_text())
     assert spec["asterisk"]["channel"] == "pjsip"
     assert spec["asterisk"]["guest_context"] == "sipctl-guest"
-    assert spec["asterisk"]["rtp"] == {"start": 5000, "end": 31000}, "Asterisk's own default"
+    # Asterisk's own default range, 5000-31000, holds udp/5060: a spec refuses it
+    assert "5000-31000 (Asterisk default: rtp.conf sets none)" in err
+    assert spec["asterisk"]["rtp"] == {"start": 10000, "end": 20000}
+    assert run(["validate", "-f", "sipctl.yaml"]) == 0
+    capsys.readouterr()
 
     assert run([*args, "--adopt"]) == 1
     err = capsys.readouterr().err

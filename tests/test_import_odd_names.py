@@ -22,6 +22,10 @@ from sipctl.schemas.checks import cross_checks
 from sipctl.schemas.loader import load_spec_text
 
 SIP_CONF = "[general]\nallowguest=yes\ncontext=guests\n"
+ZONE = (
+    "$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ IN NS ns1\n"
+    "ns1 IN A 192.0.2.1\n_sip._udp IN SRV 10 0 5060 pbx\npbx IN A 192.0.2.10\n"
+)
 RTP_CONF = "[general]\nrtpstart=10000\nrtpend=20000\n"
 
 # what an admin may write as an extension: letters of every case, digits, marks and
@@ -68,14 +72,33 @@ def test_import_names_what_it_cannot_hold_and_writes_a_valid_spec(
     (etc / "sip.conf").write_text(SIP_CONF)
     (etc / "extensions.conf").write_text(_extensions(["director", "bob#x", "Director", "'q'"]))
     (etc / "rtp.conf").write_text(RTP_CONF)
-    (tmp_path / "odd.zone").write_text(
-        "$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 86400 300\n@ IN NS ns1\n"
-        "ns1 IN A 192.0.2.1\n_sip._udp IN SRV 10 0 5060 pbx\npbx IN A 192.0.2.10\n"
-    )
+    (tmp_path / "odd.zone").write_text(ZONE)
     args = ["import", "--domain", "odd.example", "--dns", "zonefile:odd.zone"]
     assert run([*args, "--asterisk", "dir:pbx", "--out", "odd.yaml"]) == 0
     err = capsys.readouterr().err
     for name in ("'bob#x'", "'Director'", "\"'q'\""):
         assert f"the guest extension {name}" in err, err
     assert yaml.safe_load((tmp_path / "odd.yaml").read_text())["users"] == {"director": "100"}
+    assert run(["validate", "-f", "odd.yaml"]) == 0
+
+
+def test_a_pbx_without_an_rtp_range_imports_as_a_valid_spec_that_adopt_does_not_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No rtp.conf: Asterisk's own 5000-31000 holds udp/5060, which a spec refuses."""
+    monkeypatch.chdir(tmp_path)
+    etc = tmp_path / "pbx" / "etc" / "asterisk"
+    etc.mkdir(parents=True)
+    (etc / "sip.conf").write_text(SIP_CONF)
+    (etc / "extensions.conf").write_text(_extensions(["director"]))
+    (tmp_path / "odd.zone").write_text(ZONE)
+    args = ["import", "--domain", "odd.example", "--dns", "zonefile:odd.zone"]
+    assert run([*args, "--asterisk", "dir:pbx"]) == 0
+    out, err = capsys.readouterr()
+    assert "5000-31000 (Asterisk default: rtp.conf sets none), holds the SIP port udp/5060" in err
+    assert "<imported spec>" not in err
+    assert yaml.safe_load(out)["asterisk"]["rtp"] == {"start": 10000, "end": 20000}
+    assert run([*args, "--asterisk", "dir:pbx", "--out", "odd.yaml", "--adopt"]) == 1
+    assert "--adopt stopped before changing anything" in capsys.readouterr().err
+    assert sorted(p.name for p in etc.iterdir()) == ["extensions.conf", "sip.conf"]
     assert run(["validate", "-f", "odd.yaml"]) == 0

@@ -943,6 +943,31 @@ def describe_changes(changes: list[tuple[str, Change]], domain: str) -> list[str
     return lines
 
 
+SPEC_RTP_DEFAULT = {"start": 10000, "end": 20000}
+
+
+def fit_rtp(found: Imported) -> None:
+    """A live RTP range that holds a UDP SIP port (Asterisk's own 5000-31000, in use when
+    rtp.conf sets none, holds 5060) is one a spec refuses, as media and signalling would
+    compete for the port: the spec gets its default range instead, and since an apply then
+    moves the media ports, --adopt stops on it (a blocker) rather than move them unasked."""
+    section = found.data.get("asterisk", {})
+    rtp = section.get("rtp")
+    udp = found.data.get("transports", {}).get("udp")
+    if rtp is None or udp is None or not rtp["start"] <= udp["port"] <= rtp["end"]:
+        return
+    section["rtp"] = dict(SPEC_RTP_DEFAULT)
+    found.blockers.append(
+        f"the RTP range in use, {rtp['start']}-{rtp['end']}"
+        f"{' (Asterisk default: rtp.conf sets none)' if rtp == ASTERISK_RTP_DEFAULT else ''}, "
+        f"holds the SIP port udp/{udp['port']}, which a spec refuses (media and signalling "
+        f"would compete for it). The spec has {SPEC_RTP_DEFAULT['start']}-"
+        f"{SPEC_RTP_DEFAULT['end']}, which an apply writes into rtp.conf: open that range in "
+        "the firewall first, or set rtpstart/rtpend in rtp.conf to a range without the SIP "
+        "port and import again"
+    )
+
+
 # --- a host of several customer domains -------------------------------------------------------
 
 

@@ -23,10 +23,19 @@ if TYPE_CHECKING:
 
 from sipctl.cli_common import (
     load_checked,
+    offline_problems,
     print_plan,
     run_context,
     start_console,
 )
+
+# The source of an imported spec printed, not written (a name no file has)
+PRINTED_SPEC = "<imported spec>"
+
+
+def printed(loaded: LoadedSpec) -> bool:
+    """True when the imported spec went to stdout: there is no file to name."""
+    return loaded.source == PRINTED_SPEC
 
 
 def force_unlock(
@@ -262,6 +271,7 @@ def import_(
             found.notes.extend(pbx.notes)
             found.gaps.extend(pbx.gaps)
             found.blockers.extend(pbx.blockers)
+            importer.fit_rtp(found)
             if "wss" in found.data.get("transports", {}):
                 page = importer.read_webrtc(asterisk, config_dir, domain, ssh, ctx)
                 found.data.update(page.data)
@@ -279,8 +289,15 @@ def import_(
         *(f"blocks an apply: {b}" for b in found.blockers),
     ]
     text = importer.spec_yaml(found.data, header)
-    source = str(out) if out is not None else "<imported spec>"
+    source = str(out) if out is not None else PRINTED_SPEC
     loaded = load_spec_text(text, source=source, base_dir=base_dir)  # it must validate
+    problems = offline_problems(loaded)  # as 'sipctl validate' would: nothing is written
+    if problems:
+        raise SpecError(
+            "the spec made from the live setup does not pass 'sipctl validate', so none is "
+            "written; this is a bug in sipctl's import, please report it:\n  "
+            + "\n  ".join(problems)
+        )
     if out is None:
         console.out(text, end="")
     else:
@@ -434,9 +451,9 @@ def _judge_import_plan(
         return False
     if not bookkeeping_only(changes, loaded.spec.domain):
         dns = sum(1 for layer, _ in changes if layer == "dns")
+        spec = "FILE' (write it with --out FILE)" if printed(loaded) else f"{loaded.source}'"
         console.warn(
-            f"a plan of it changes {dns} DNS record(s) a caller sees; see 'sipctl plan -f "
-            f"{loaded.source}'"
+            f"a plan of it changes {dns} DNS record(s) a caller sees; see 'sipctl plan -f {spec}"
         )
         if adopt:
             raise SipctlError(
