@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.properties import examples
+from fixtures.properties import examples, tier_share
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,7 +123,7 @@ def test_the_corpus_is_large() -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_the_short_way_builds_what_the_general_way_builds(path: Path) -> None:
     verdicts = set()
-    for text in variants(path.read_text()):
+    for text in tier_share(list(variants(path.read_text()))):
         fast, partial = built(text, every_position=False)
         general, every = built(text, every_position=True)
         assert fast == general, text
@@ -145,7 +145,7 @@ def plain_outcome(text: str) -> tuple[Any, ...] | None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_the_plain_way_builds_what_the_marked_way_builds(path: Path) -> None:
     taken = 0
-    for text in variants(path.read_text()):
+    for text in tier_share(list(variants(path.read_text()))):
         plain = plain_outcome(text)
         if plain is not None:
             taken += 1
@@ -157,7 +157,7 @@ def test_the_plain_way_builds_what_the_marked_way_builds(path: Path) -> None:
 def test_loading_gives_the_same_messages_and_positions(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    texts = list(variants(path.read_text()))[::3]
+    texts = tier_share(list(variants(path.read_text()))[::3])
     fast = [loaded_outcome(t) for t in texts]
     # The general way: every text read the marked way, every position recorded while
     # loading, as the loader did before.
