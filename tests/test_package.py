@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -41,22 +42,10 @@ def clean_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=root,
     )
     wheel = next(build.glob("sipctl-*.whl"))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "-q",
-            "--target",
-            str(next(root.glob("lib/python*/site-packages"))),
-            str(wheel),
-        ],
-        check=True,
-        capture_output=True,
-        cwd=root,
-    )
+    # A pure-Python wheel is installed by unpacking it into site-packages: all that
+    # "pip install --no-deps --target" did here, in 0.9 s of CPU.
+    with zipfile.ZipFile(wheel) as unpacked:
+        unpacked.extractall(pth.parent)
     # Dependencies come from the test venv, appended after our own site-packages.
     pth.write_text(str(site) + "\n")
     return root
