@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,7 +43,7 @@ def _extensions(names: list[str]) -> str:
     return "[guests]\n" + "\n".join(lines) + "\nexten => _.,1,Playback(bad-user)\n"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(names=st.lists(NAME, min_size=1, max_size=6, unique=True))
 def test_every_live_name_is_held_or_named_as_a_gap(names: list[str]) -> None:
     found = parse_asterisk(
