@@ -103,3 +103,22 @@ def test_a_pbx_without_an_rtp_range_imports_as_a_valid_spec_that_adopt_does_not_
     assert "--adopt stopped before changing anything" in capsys.readouterr().err
     assert sorted(p.name for p in etc.iterdir()) == ["extensions.conf", "sip.conf"]
     assert run(["validate", "-f", "odd.yaml"]) == 0
+
+
+def test_what_a_hand_made_context_reaches_beyond_its_names_is_listed() -> None:
+    """A pattern that dials anything, a name sent to a trunk: sipctl's context will not have
+    them (a guest reaches declared names only), and import says so; the reject path is not
+    listed, as sipctl's own replaces it."""
+    extensions = (
+        "[guests]\nexten => director,1,Dial(SIP/105)\n"
+        "exten => _X.,1,Dial(SIP/${EXTEN})\n"
+        "exten => eve,1,Answer()\n same => n,Dial(SIP/trunk/0049123)\n"
+        "exten => _.,1,Playback(bad-user)\n same => n,Hangup()\n"
+    )
+    files = {"sip.conf": SIP_CONF, "extensions.conf": extensions, "rtp.conf": RTP_CONF}
+    found = parse_asterisk(files, "local", "/etc/asterisk")
+    assert found.data["users"] == {"director": "105"}
+    listed = [gap for gap in found.gaps if gap.startswith("the guest extension")]
+    assert len(listed) == 2, found.gaps
+    assert "'_X.' (Dial(SIP/${EXTEN}))" in listed[0]
+    assert "'eve' (Answer(); Dial(SIP/trunk/0049123))" in listed[1]

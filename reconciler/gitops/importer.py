@@ -417,6 +417,8 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     if not users and hosted is None:
         result.notes.append(f"[{context}] routes no name to an extension (Dial or Goto)")
     adopted = context not in admins_extensions  # then it is defined in sipctl's own file
+    if not adopted:
+        result.gaps.extend(_dropped(bodies, users, names.unheld))
     ours = context if adopted else fresh_context(set(admins_extensions))
     section: dict[str, Any] = {
         "target": target,
@@ -531,6 +533,36 @@ def _guest_names(lines: list[tuple[str, str]]) -> _Names:
             route = route or "goto"
             local_context = goto.group(1) or local_context
     return _Names(users, route, local_context, sound, bodies, chan_sip, unheld)
+
+
+# What a reject path does (answers, plays, logs, hangs up): an extension of only these
+# applications reaches nothing, and sipctl's own reject path replaces it.
+_REJECT_STEPS = re.compile(
+    r"(Answer|Playback|Hangup|Log|Verbose|NoOp|Set|Wait|Congestion|Busy|Progress|Ringing)\(",
+    re.IGNORECASE,
+)
+
+
+def _dropped(
+    bodies: list[tuple[str, str]], users: Mapping[str, Any], unheld: list[str]
+) -> list[str]:
+    """The hand-made context's extensions that reach something, yet are no name of the
+    spec (a pattern like ``_X.`` dialling anything, a name routed to a trunk or voicemail):
+    sipctl's guest context will not have them, so import names each one."""
+    steps: dict[str, list[str]] = {}
+    for name, body in bodies:
+        steps.setdefault(name, []).append(body)
+    named = " ".join(unheld)
+    return [
+        f"the guest extension {name!r} ({'; '.join(body)[:120]}) is no name the spec can "
+        "route, so guests no longer reach it after an apply"
+        for name, body in steps.items()
+        if name not in users
+        and name not in _SPECIAL
+        and name != WRONG_NAME_EXTENSION
+        and repr(name) not in named
+        and not all(_REJECT_STEPS.match(step.strip()) for step in body)
+    ]
 
 
 def _why_unheld(name: str, users: Mapping[str, Any]) -> str | None:
