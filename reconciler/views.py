@@ -495,18 +495,23 @@ def _markdown_remarks(data: Mapping[str, Any]) -> list[str]:
 _CUT = "# ... {} more lines: the whole plan is in the pipeline's artefact"
 
 
-def _diff_block(lines: list[str], cut: int) -> list[str]:
-    """``lines`` in a code block (where no forge reads Markdown, a mention or a reference),
-    fenced by more backticks than any line holds in a row: a line read from a host that holds
-    a fence of its own cannot end the block and make the rest of the comment prose."""
-    if not lines and not cut:
-        return []
+def markdown_code_block(lines: Sequence[str], info: str = "") -> list[str]:
+    """``lines`` as a Markdown code block (where no forge reads Markdown, a mention or a
+    reference), fenced by more backticks than any line holds in a row: a line read from a
+    host, or a file's name, that holds a fence of its own cannot end the block and make the
+    rest of the comment prose."""
     longest = max((len(run) for line in lines for run in _BACKTICKS.findall(line)), default=0)
     fence = "`" * max(3, longest + 1)
-    return ["", f"{fence}diff", *lines, *([_CUT.format(cut)] if cut else []), fence]
+    return [f"{fence}{info}", *lines, fence]
 
 
 _BACKTICKS = re.compile("`+")
+
+
+def _diff_block(lines: list[str], cut: int) -> list[str]:
+    if not lines and not cut:
+        return []
+    return ["", *markdown_code_block([*lines, *([_CUT.format(cut)] if cut else [])], "diff")]
 
 
 def _fit(

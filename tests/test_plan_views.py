@@ -308,9 +308,9 @@ def test_a_line_read_from_a_host_cannot_close_the_code_block() -> None:
     block, so what follows it is never read as prose (a mention, a quick action)."""
     from markdown_it import MarkdownIt
 
-    from sipctl.reconciler.views import _diff_block
+    from sipctl.reconciler.views import markdown_code_block
 
     lines = ["  ```", "/merge", "  ````` @all", "+ x"]
-    tokens = MarkdownIt("commonmark").parse("\n".join(_diff_block(lines, 0)))
+    tokens = MarkdownIt("commonmark").parse("\n".join(markdown_code_block(lines, "diff")))
     assert [t.type for t in tokens] == ["fence"]
     assert tokens[0].content == "\n".join(lines) + "\n"

@@ -347,7 +347,9 @@ class DomainRun:
         else:
             table = summary_table(self.domains, self.skipped, column, by_status=True)
         if fmt == "markdown":
-            self.console.out(f"```\n{table}```")
+            from sipctl.reconciler.views import markdown_code_block
+
+            self.console.out("\n".join(markdown_code_block(table.rstrip("\n").split("\n"))))
         else:
             self.console.out(table, end="")
 
