@@ -208,7 +208,16 @@ _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,25
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 
+_URL_USERINFO_RE = re.compile(r"(https?://)[^/?#@]*@")
+
+
 def check_acme_url(value: str) -> str:
+    if isinstance(value, str) and _URL_USERINFO_RE.match(value):
+        plain = _URL_USERINFO_RE.sub(r"\1", value, count=1)
+        raise ValueError(
+            f"{value!r}: an ACME directory's URL carries no user or password (sipctl's ACME "
+            f"account key identifies it, and a spec holds no secret); write {plain!r}"
+        )
     if not isinstance(value, str) or not _ACME_URL_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not an https:// URL of an ACME directory (like {LETS_ENCRYPT})"

@@ -21,11 +21,12 @@ from sipctl.cli import run
 from sipctl.output import without_passwords
 
 # "Q9" starts no word of a message: found in the output, it was repeated from the spec
-password = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789@/:%!$&*+,;=.", max_size=16).map(
-    lambda text: "Q9" + text
-)
+# every character a URL's user part may hold (RFC 3986 sub-delims: quotes too), and more
+password = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyz0123456789@/:%!$&*+,;=.'()~", max_size=16
+).map(lambda text: "Q9" + text)
 scheme = st.sampled_from(["ssh", "https", "http", "dir", "sftp"])
-user = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", max_size=8)
+user = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-'!$&()*+,;=~", max_size=8)
 host = st.sampled_from(["pbx.mysite.ru", "192.0.2.1", "[2001:db8::1]", "acme.example:8443"])
 tail = st.sampled_from(["", "/", "/directory", ":/var/www/call", ":22"])
 

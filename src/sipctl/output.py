@@ -31,13 +31,23 @@ _COLOR = re.compile("\x1b\\[(?:0|1|31|32|33)m")
 
 # The password of a URL's user part (``ssh://root:PASSWORD@host``), to the last '@' of the
 # value (a password may hold '@' and '/'): no spec key takes one, but a refused value is
-# quoted back in its error, which goes to CI logs and merge request comments.
-_URL_PASSWORD = re.compile(r"(://[^\s/@:'\"]*):[^\s'\"]*@")
+# quoted back in its error, which goes to CI logs and merge request comments. The value is
+# quoted there as Python quotes it: in '...' unless it holds a "'", then in "...". So the
+# user and password may hold one kind of quote, the kind that does not end the value: a
+# pattern for each (a password of both kinds, or of whitespace, is refused in a form that
+# may still show a part of it).
+_URL_PASSWORDS = tuple(
+    re.compile(rf"(://[^\s/@:{quotes}]*):[^\s{quotes}]*@") for quotes in ("'\"", '"', "'")
+)
 
 
 def without_passwords(text: str) -> str:
     """``text`` with every URL's password written ``***``."""
-    return _URL_PASSWORD.sub(r"\1:***@", text) if "://" in text else text
+    if "://" not in text:
+        return text
+    for pattern in _URL_PASSWORDS:
+        text = pattern.sub(r"\1:***@", text)
+    return text
 
 
 def _escaped(char: str) -> str:
