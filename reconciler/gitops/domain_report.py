@@ -34,19 +34,24 @@ def summary_table(
     skipped: Sequence[Skipped] = (),
     column: Column = CHANGES,
     by_status: bool = False,
+    rows_of: Sequence[Domain] | None = None,
 ) -> str:
     """One row per domain (``column``: what it found, a plan's changes by default), each
     failure's message, the skipped files, and a closing count: of the domains that are ok
-    and that failed, or (``by_status``: a report's words, "drifted") of each status."""
+    and that failed, or (``by_status``: a report's words, "drifted") of each status.
+    ``rows_of``: rows of these domains only, the others counted in one line (the count
+    still covers every domain)."""
     title, value_of = column
     rows = [("DOMAIN", "SPEC", "RESULT", title, "TIME")]
-    for d in domains:
+    for d in domains if rows_of is None else rows_of:
         rows.append((d.name, str(d.path), d.status, value_of(d), f"{d.seconds:.1f}s"))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+    if rows_of is not None and len(rows_of) < len(domains):
+        lines.append(f"... {len(domains) - len(rows_of)} more domain(s), not listed here")
     failed = [d for d in domains if d.failed]
     for d in failed:
         first, *more = d.message.splitlines() or [""]

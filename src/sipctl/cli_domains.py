@@ -70,6 +70,8 @@ class DomainRun:
         self.paths = paths
         self.skipped: list[Skipped] = []
         self.domains: list[Domain] = []
+        # plan --markdown of several domains: each one's section, printed with the table
+        self._sections: list[tuple[Domain, str]] | None = None
         if not self.one:
             # several files or directories: a directory's files that are none are named in
             # the summary table or the JSON, with the reason
@@ -198,6 +200,9 @@ class DomainRun:
             from sipctl.reconciler.gitops.domain_report import plans_json
 
             self.console.out(views.render_json(plans_json(self.domains, self.skipped)), end="")
+        elif fmt == "markdown":
+            # one comment for every domain: printed with the table, to fit (summarize)
+            self._sections = [(domain, self._markdown_section(domain)) for domain in self.domains]
         else:
 
             def body(domain: Domain) -> None:
@@ -205,6 +210,57 @@ class DomainRun:
                     print_plan(self.console, domain.plan.to_json(), fmt)
 
             self._each_titled(fmt, body)
+
+    def _markdown_section(self, domain: Domain) -> str:
+        """A domain's part of the comment, as ``_each_titled`` lays out the others."""
+        from sipctl.reconciler.views import markdown_prose, render_markdown
+
+        text = f"## {markdown_prose(f'{domain.name} ({domain.path})')}\n\n"
+        if domain.plan is not None:
+            text += render_markdown(domain.plan.to_json())
+        if domain.failed:
+            text += markdown_prose(f"{domain.status}: {domain.message}") + "\n"
+        return text + "\n"
+
+    def _fitted_markdown(self, sections: list[tuple[Domain, str]]) -> str:
+        """The domains' sections and the summary table as one comment that fits a forge's
+        limit (``MARKDOWN_LIMIT``: GitHub refuses a longer one and the pipeline's step
+        fails). Too long, the domains with no changes are left out (the table's count holds
+        them) and the table lists only the others; then the last sections give way to a
+        line that says how many, as one domain's plan gives way to the artefact's pointer.
+        A table of thousands of changed domains lists as many as half the limit holds."""
+        from sipctl.reconciler.gitops.domain_report import CHANGES, summary_table
+        from sipctl.reconciler.views import MARKDOWN_LIMIT, markdown_code_block
+
+        def table(rows_of: list[Domain] | None) -> str:
+            text = summary_table(self.domains, self.skipped, CHANGES, rows_of=rows_of)
+            return "\n".join(markdown_code_block(text.rstrip("\n").split("\n"))) + "\n"
+
+        whole = "".join(text for _, text in sections) + table(None)
+        if len(whole) <= MARKDOWN_LIMIT:
+            return whole
+        busy = [(d, text) for d, text in sections if d.failed or _has_changes(d)]
+        quiet = len(sections) - len(busy)
+        listed = [d for d, _ in busy]
+        ending = table(listed)
+        while len(ending) > MARKDOWN_LIMIT // 2 and listed:  # thousands of changed domains
+            listed = listed[: len(listed) // 2]
+            ending = table(listed)
+        if quiet:
+            ending = f"{quiet} domain(s) with no changes are left out here.\n\n" + ending
+        kept: list[str] = []
+        room = MARKDOWN_LIMIT - len(ending) - 200  # the line of what was left out
+        for index, (_, text) in enumerate(busy):
+            if len(text) > room:
+                left = len(busy) - index
+                kept.append(
+                    f"... {left} more domain plan(s) left out here: each whole plan is in "
+                    "the pipeline's artefact (plan --out).\n\n"
+                )
+                break
+            kept.append(text)
+            room -= len(text)
+        return "".join(kept) + ending
 
     def _each_titled(self, fmt: str, body: Callable[[Domain], None]) -> None:
         """Each domain under its title: its ``body``, then its error."""
@@ -346,7 +402,9 @@ class DomainRun:
             table = summary_table(self.domains, self.skipped, CHANGES)
         else:
             table = summary_table(self.domains, self.skipped, column, by_status=True)
-        if fmt == "markdown":
+        if fmt == "markdown" and column is None and self._sections is not None:
+            self.console.out(self._fitted_markdown(self._sections), end="")
+        elif fmt == "markdown":
             from sipctl.reconciler.views import markdown_code_block
 
             self.console.out("\n".join(markdown_code_block(table.rstrip("\n").split("\n"))))
@@ -395,3 +453,7 @@ def report_outcome(console: Console, outcome: Outcome) -> None:
         )
     for line in outcome.lines:
         console.info(line)
+
+
+def _has_changes(domain: Domain) -> bool:
+    return domain.plan is not None and domain.plan.has_changes

@@ -1,0 +1,55 @@
+"""plan -f DIR --markdown is one merge-request comment (examples/gitops post it whole): with
+many domains it still fits the forge's limit, GitHub's 65,536 characters, which refuses a
+longer one and fails the pipeline's step. A small run's comment is unchanged."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from sipctl.cli import run
+from sipctl.reconciler.views import MARKDOWN_LIMIT
+
+SPEC = """\
+version: 1
+domain: {domain}
+servers:
+  - host: pbx.{domain}
+    ipv4: [192.0.2.10]
+    ipv6: ["2001:db8::10"]
+transports: {{udp: {{}}, tcp: {{}}}}
+dns:
+  provider: zonefile
+  file: {domain}.zone
+  create_file: true
+"""
+
+
+def _specs(where: Path, count: int) -> None:
+    for index in range(count):
+        domain = f"customer-{index:04d}-with-a-long-name.example"
+        (where / f"{domain}.yaml").write_text(SPEC.format(domain=domain))
+
+
+def test_many_domains_fit_one_comment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _specs(tmp_path, 90)
+    started = time.monotonic()
+    assert run(["plan", "-f", str(tmp_path), "--markdown", "--no-color"]) == 0
+    comment = capsys.readouterr().out
+    assert time.monotonic() - started < 30
+    assert len(comment) <= MARKDOWN_LIMIT, len(comment)
+    assert "more domain plan(s) left out here" in comment
+    assert "90 domain(s): 90 ok, 0 failed." in comment  # the count holds every domain
+    assert comment.count("<!-- sipctl-plan:") == comment.count("## customer-")
+    MarkdownIt("commonmark").parse(comment)  # a comment a CommonMark parser reads
+
+
+def test_a_few_domains_are_shown_whole(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _specs(tmp_path, 3)
+    assert run(["plan", "-f", str(tmp_path), "--markdown", "--no-color"]) == 0
+    comment = capsys.readouterr().out
+    assert comment.count("### sipctl plan for") == 3
+    assert "left out" not in comment and "not listed here" not in comment
