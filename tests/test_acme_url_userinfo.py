@@ -8,6 +8,7 @@ import string
 from pathlib import Path
 
 import pytest
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +36,7 @@ WORD = st.text(string.ascii_letters + string.digits + "-._~!$&'()*+,;=%", min_si
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
