@@ -274,9 +274,13 @@ class SafeDir:
         return info is not None and stat.S_ISLNK(info.st_mode)
 
     def read(self, name: str) -> tuple[bytes, os.stat_result] | None:
-        """The content and status of regular file ``name`` (None: missing); a link is refused."""
+        """The content and status of regular file ``name`` (None: missing); a link is refused.
+        Opened without waiting (``O_NONBLOCK``): a FIFO put there by anyone who can write the
+        directory is refused as no regular file, where an open that waits for a writer would
+        hang the run for ever (it changes nothing for a regular file)."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.fd)
+            fd = os.open(name, flags, dir_fd=self.fd)
         except FileNotFoundError:
             return None
         except OSError as exc:

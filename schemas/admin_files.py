@@ -4,6 +4,9 @@ what to write instead, as a spec's mistakes are."""
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,14 +20,26 @@ M = TypeVar("M", bound="BaseModel")
 MAX_ADMIN_FILE_BYTES = 1 << 20
 
 
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file ``path`` on this machine (the caller
+    refuses more). Opened without waiting (``O_NONBLOCK``): a FIFO or a device named by
+    mistake or by a merge request (``secret_file: /dev/zero``, a FIFO in the checkout) is an
+    OSError "not a regular file", where a plain open waits for a writer for ever or reads
+    until memory ends. The one way sipctl reads a local file a user or a spec names."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return handle.read(limit + 1)
+
+
 def read_admin_file(path: Path, what: str, named: str) -> str:
     """The text of the admin's file ``path`` (``what`` it is; ``named``: how the user named
     it, for the error), read no further than MAX_ADMIN_FILE_BYTES."""
     from sipctl.errors import SpecError
 
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_ADMIN_FILE_BYTES + 1)
+        data = read_regular_file(path, MAX_ADMIN_FILE_BYTES)
     except OSError as exc:
         raise SpecError(f"{named}: cannot read the {what}: {exc.strerror}") from None
     if len(data) > MAX_ADMIN_FILE_BYTES:

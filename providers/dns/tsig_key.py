@@ -23,6 +23,7 @@ import dns.tsigkeyring
 
 from sipctl.errors import ProviderError
 from sipctl.providers.dns.wire import QueryCodec
+from sipctl.schemas.admin_files import MAX_ADMIN_FILE_BYTES, read_regular_file
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -141,11 +142,17 @@ class TsigKey:
             path = self._loaded.resolve_path(tsig.secret_file)
             try:
                 mode = path.stat().st_mode
-                secret = path.read_text(encoding="utf-8").strip()
+                data = read_regular_file(path, MAX_ADMIN_FILE_BYTES)
             except OSError as exc:
                 raise ProviderError(
                     f"{self._where()}: cannot read the TSIG secret file {path}: {exc.strerror}"
                 ) from None
+            if len(data) > MAX_ADMIN_FILE_BYTES:
+                raise ProviderError(
+                    f"{self._where()}: the TSIG secret file {path} is larger than 1 MiB: give "
+                    "the file that holds the key's base64 secret or the BIND key file"
+                )
+            secret = data.decode("utf-8", errors="replace").strip()
             found = _BIND_KEY_SECRET.search(secret)  # also accept a BIND key file
             if found:
                 self._key = _named_key(

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+# A known_hosts of 100,000 hosts is some 40 MB; a file beyond this is not one (/dev/zero)
+MAX_KNOWN_HOSTS_BYTES = 64 << 20
 
 
 class _HostKeyRefused(Exception):
@@ -167,12 +169,19 @@ def _load_known_hosts(ref: TargetRef, path: Path, into: paramiko.HostKeys) -> No
     ``@cert-authority`` and ``@revoked`` lines are skipped too (not supported). The keys go
     to the client's own table, which is never saved: nothing is ever added to the file.
     """
+    from sipctl.schemas.admin_files import read_regular_file
+
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        data = read_regular_file(path, MAX_KNOWN_HOSTS_BYTES)
     except FileNotFoundError:
         return
     except OSError as exc:
         raise ProviderError(f"{ref}: cannot read known_hosts {path}: {exc.strerror}") from exc
+    if len(data) > MAX_KNOWN_HOSTS_BYTES:
+        raise ProviderError(
+            f"{ref}: known_hosts {path} is larger than 64 MiB: is it the right file?"
+        )
+    text = data.decode("utf-8", errors="replace")
     for number, line in enumerate(text.splitlines(), 1):
         if line.lstrip().startswith("@"):
             continue
@@ -188,9 +197,14 @@ def _load_known_hosts(ref: TargetRef, path: Path, into: paramiko.HostKeys) -> No
 
 def _load_key(ref: TargetRef, path: Path) -> paramiko.PKey:
     """Load a private key; every failure is one line that names the file, never its content."""
+    from sipctl.schemas.admin_files import MAX_ADMIN_FILE_BYTES, read_regular_file
+
     if not path.exists():
         raise ProviderError(f"{ref}: ssh.key_file {path} does not exist")
     try:
+        # a FIFO or device is refused before paramiko opens it (it would wait, or never end)
+        if len(read_regular_file(path, MAX_ADMIN_FILE_BYTES)) > MAX_ADMIN_FILE_BYTES:
+            raise ValueError("larger than any private key")
         return paramiko.PKey.from_path(path)
     except TypeError as exc:
         # cryptography says "password was not given but private key is encrypted".
