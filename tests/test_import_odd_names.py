@@ -122,3 +122,16 @@ def test_what_a_hand_made_context_reaches_beyond_its_names_is_listed() -> None:
     assert len(listed) == 2, found.gaps
     assert "'_X.' (Dial(SIP/${EXTEN}))" in listed[0]
     assert "'eve' (Answer(); Dial(SIP/trunk/0049123))" in listed[1]
+
+
+def test_of_two_spellings_of_a_name_the_lower_case_one_is_held() -> None:
+    """sipctl writes names in lower case: a hand-added 'DIRECTOR' above its 'director' is
+    the one named as a gap, whichever comes first."""
+    files = {
+        "sip.conf": SIP_CONF,
+        "extensions.conf": _extensions(["DIRECTOR", "director"]),
+        "rtp.conf": RTP_CONF,
+    }
+    found = parse_asterisk(files, "local", "/etc/asterisk")
+    assert found.data["users"] == {"director": "101"}
+    assert any("'DIRECTOR'" in gap and "from 'director'" in gap for gap in found.gaps)

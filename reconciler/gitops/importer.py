@@ -503,6 +503,8 @@ def _guest_names(lines: list[tuple[str, str]]) -> _Names:
     whole: dict[str, str] = {}  # every step of an extension: a ring group spans two Dials
     for name, body in bodies:
         whole[name] = f"{whole[name]}\n{body}" if name in whole else body
+    # the names that route somewhere: of two spellings, the lower-case one (sipctl's) is held
+    routed = {n for n, b in whole.items() if _DIAL.search(b) or _GOTO.search(b) or _ring_group(b)}
     for name, body in bodies:
         if name.startswith("_") or name == WRONG_NAME_EXTENSION:
             played = _PLAYBACK.search(body)
@@ -513,7 +515,7 @@ def _guest_names(lines: list[tuple[str, str]]) -> _Names:
             continue
         dial, goto = _DIAL.search(body), _GOTO.search(body)
         group = _ring_group(whole[name])
-        why = _why_unheld(name, users) if group is not None or dial or goto else None
+        why = _why_unheld(name, users, routed) if group is not None or dial or goto else None
         if why is not None:  # live data is data: a name the spec refuses is named, not written
             held_not.add(name)
             unheld.append(f"the guest extension {name!r} ({body}): {why}")
@@ -565,16 +567,17 @@ def _dropped(
     ]
 
 
-def _why_unheld(name: str, users: Mapping[str, Any]) -> str | None:
+def _why_unheld(name: str, users: Mapping[str, Any], routed: set[str]) -> str | None:
     """Why a spec cannot hold the live extension ``name`` as a user (None: it can), by the
     spec's own rule for names: a name it refuses, or one that differs only in case from a
-    name already held (callers reach names in any case)."""
+    name held (callers reach names in any case): the lower-case spelling, sipctl's own, when
+    ``routed`` has it, else the first."""
     try:
         check_user_name(name)
     except ValueError as exc:
         return f"{exc}; guests no longer reach it after an apply"
     folded = canonical_name(name)
-    for other in users:
+    for other in [folded] if name != folded and folded in routed else users:
         if canonical_name(other) == folded:
             return (
                 f"it differs only in case from {other!r}, which the spec holds (callers reach "
