@@ -67,10 +67,14 @@ class ApplyReport:
 
 def check_layer_names(only: Sequence[str] | None) -> None:
     """``--target`` names layers sipctl has (said once a run, not once a domain)."""
-    unknown = sorted(set(only or ()) - {layer.name for layer in LAYERS})
+    known = {layer.name for layer in LAYERS}
+    unknown = sorted(set(only or ()) - known)
     if unknown:
         names = ", ".join(layer.name for layer in LAYERS)
-        raise SpecError(f"--target {unknown[0]}: no such layer (layers: {names})")
+        parts = unknown[0].replace(",", " ").split()
+        several = len(parts) > 1 and set(parts) <= known
+        how = f"; name one layer each time: --target {' --target '.join(parts)}" if several else ""
+        raise SpecError(f"--target {unknown[0]}: no such layer (layers: {names}){how}")
 
 
 def selected_layers(
@@ -85,11 +89,11 @@ def selected_layers(
     layers = [layer for layer in LAYERS if layer.managed(loaded.spec)]
     if only:
         check_layer_names(only)
-        missing = [name for name in only if name not in {layer.name for layer in layers}]
+        missing = [layer for layer in LAYERS if layer.name in only and layer not in layers]
         if missing and not several:
             raise SpecError(
-                f"--target {missing[0]}: {loaded.source} has no '{missing[0]}' section, "
-                "so that layer is not managed"
+                f"--target {missing[0].name}: {loaded.source} has no '{missing[0].spec_key}' "
+                "section, so that layer is not managed"
             )
         layers = [layer for layer in layers if layer.name in only]
     return layers

@@ -33,6 +33,12 @@ class Layer:
     # The section ``render --dir`` writes the artefacts of, where it differs from the
     # managed one (a host's customer renders its page, which its host's plan publishes).
     rendered_section: Callable[[Spec], Any] | None = None
+    # the spec's key that makes this layer managed, for messages (default: the layer's name)
+    key: str = ""
+
+    @property
+    def spec_key(self) -> str:
+        return self.key or self.name
 
     def managed(self, spec: Spec) -> bool:
         """A layer whose section is left out is not managed at all."""
@@ -109,6 +115,7 @@ LAYERS: tuple[Layer, ...] = (
         "sipctl.reconciler.render.certificate:render_certificate",
         "sipctl.reconciler.render.certificate:certificate_artefacts",
         describe_change_path="sipctl.reconciler.render.certificate:describe_certificate_change",
+        key="asterisk.tls",
     ),
     Layer(
         "firewall",
