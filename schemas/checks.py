@@ -405,10 +405,16 @@ def _outbound_checks(loaded: LoadedSpec) -> list[str]:
     if spec.outbound is None:
         return []
     section = spec.asterisk
-    if section is None or section.channel != "pjsip":
+    if section is None:
         return [
             f"{w(('outbound',))}: calls out go through Asterisk with PJSIP: add an asterisk "
-            f"section with channel: pjsip, or remove outbound"
+            f"section (its channel is pjsip unless set), or remove outbound"
+        ]
+    if section.channel != "pjsip":
+        return [
+            f"{w(('outbound',))}: calls out go through Asterisk with PJSIP, and "
+            f"asterisk.channel is {section.channel} ({w(('asterisk', 'channel'))}): set "
+            "channel: pjsip, or remove outbound"
         ]
     return []
 
