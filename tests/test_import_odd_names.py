@@ -135,3 +135,18 @@ def test_of_two_spellings_of_a_name_the_lower_case_one_is_held() -> None:
     found = parse_asterisk(files, "local", "/etc/asterisk")
     assert found.data["users"] == {"director": "101"}
     assert any("'DIRECTOR'" in gap and "from 'director'" in gap for gap in found.gaps)
+
+
+def test_a_hosts_domain_no_customer_file_can_hold_is_a_gap() -> None:
+    """A hosting PBX's domains context is live data too: a routed 'domain' that is no host
+    name is named, and the other customers are imported (it failed the whole import)."""
+    domains = "".join(
+        f"exten => {d},1,Goto(sipctl-guest-{d.rstrip('.')},${{SIPCTL_NAME}},1)\n"
+        for d in ("bad_dom", "bad_dom.", "good.example", "good.example.")
+    )
+    guests = "[sipctl-guest-good.example]\nexten => director,1,Dial(SIP/105)\n"
+    extensions = _extensions(["office"]) + "[sipctl-domains]\n" + domains + guests
+    files = {"sip.conf": SIP_CONF, "extensions.conf": extensions, "rtp.conf": RTP_CONF}
+    found = parse_asterisk(files, "local", "/etc/asterisk")
+    assert sorted(found.customers) == ["good.example"]
+    assert any("routes 'bad_dom'" in gap for gap in found.gaps), found.gaps

@@ -601,6 +601,14 @@ def _customers(
     steps = dict(_extension_bodies(hosted))
     found: dict[str, dict[str, Any]] = {}
     for domain in sorted(n for n in steps if not n.endswith(".") and f"{n}." in steps):
+        try:
+            check_hostname(domain)
+        except ValueError as exc:  # live data is data: named, not written
+            gaps.append(
+                f"the domains context routes {domain!r}, which no customer file can "
+                f"hold as its domain ({exc}): it is not imported"
+            )
+            continue
         goto = _DOMAIN_GOTO.search(steps[domain])
         lines = extensions.get(goto.group(1)) if goto is not None else None
         if lines is None:
