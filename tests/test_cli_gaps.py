@@ -98,14 +98,16 @@ def test_help_texts_say_what_is_true(capsys: pytest.CaptureFixture[str]) -> None
     assert lines[start + 2] == "      --asterisk ssh://root@pbx.mysite.ru"
 
 
-@pytest.mark.parametrize("written", ["999.1.1.1", "[::1]:99999", "10.0.0.1:dns"])
+@pytest.mark.parametrize("command", ["verify", "audit"])
+@pytest.mark.parametrize("written", ["999.1.1.1", "[::1]:99999", "10.0.0.1:dns", "127.0.0.1:0"])
 def test_a_nameserver_address_written_wrong_is_named_not_looked_up(
-    written: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    command: str, written: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--nameserver takes IP[:PORT]: an address written wrong was sent to the system's
-    resolver as a host name ('cannot resolve the host name '[::1]:99999'')."""
+    resolver as a host name ('cannot resolve the host name '[::1]:99999''); audit of a
+    spec that asked no DNS took any text."""
     spec = tmp_path / "sipctl.yaml"
     spec.write_text("version: 1\ndomain: mysite.ru\nusers: {director: 105}\n")
-    assert run(["verify", "-f", str(spec), "--nameserver", written]) == 1
+    assert run([command, "-f", str(spec), "--nameserver", written]) == 1
     err = capsys.readouterr().err
     assert f"--nameserver '{written}': give an IP address with an optional port" in err, err

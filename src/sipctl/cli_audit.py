@@ -89,6 +89,10 @@ def audit_command(
     console = _start(no_color, verbose)
     if json_:  # a refusal is JSON too (cli_boundary)
         console.promise_json("audit", str(spec_file))
+    if nameserver is not None:  # refused as verify refuses it, whatever the audit then asks
+        from sipctl.providers.dns.query import parse_nameserver
+
+        parse_nameserver(nameserver)
     loaded = _load(spec_file)
     limits = AuditLimits(rate=rate, seconds=max_seconds)
     report = run_audit(loaded, nameserver, limits=limits, ban_test=ban_test, log=console.detail)
