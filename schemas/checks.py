@@ -298,7 +298,7 @@ def _acme_checks(loaded: LoadedSpec) -> list[str]:
 
 
 def _webrtc_checks(loaded: LoadedSpec) -> list[str]:
-    """WSS needs the certificate and PJSIP; the page needs WSS, a host and declared names."""
+    """WSS needs the certificate and PJSIP; the page needs WSS, a host, declared names once each."""
     spec, w = loaded.spec, loaded.where
     problems: list[str] = []
     wss, webrtc = spec.transports.wss, spec.webrtc
@@ -336,12 +336,21 @@ def _webrtc_checks(loaded: LoadedSpec) -> list[str]:
             f"list a server ({w(('servers',))})"
         )
     declared = {name.lower() for name in (*spec.users, *spec.rooms)}
+    listed: dict[str, int] = {}  # a name as callers reach it (any case) -> where it is listed
     for i, name in enumerate(webrtc.page.names or ()):
         if name.lower() not in declared:
             problems.append(
                 f"{w(('webrtc', 'page', 'names', i))}: {name} is neither in users "
                 f"({w(('users',))}) nor in rooms; the page can only call declared names"
             )
+        elif name.lower() in listed:
+            first = listed[name.lower()]
+            problems.append(
+                f"{w(('webrtc', 'page', 'names', i))}: {name} is listed already "
+                f"({w(('webrtc', 'page', 'names', first))}; case does not count): the page "
+                "would show two buttons that call the same name; keep one"
+            )
+        listed.setdefault(name.lower(), i)
     if not spec.page_names():
         problems.append(
             f"{w(('webrtc', 'page'))}: the page has nobody to call; declare users "

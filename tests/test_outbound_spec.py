@@ -1,5 +1,6 @@
-"""outbound without the PJSIP Asterisk layer: the refusal says what to change in the spec
-as it is (a chan_sip asterisk section is told to set its channel, not to add a section)."""
+"""Cross-layer refusals that say what to change in the spec as it is: outbound without the
+PJSIP Asterisk layer (a chan_sip asterisk section is told to set its channel, not to add a
+section), a page that lists one name twice."""
 
 from __future__ import annotations
 
@@ -22,3 +23,18 @@ def test_outbound_without_pjsip_says_what_to_change(asterisk: str, told: str) ->
     problems = cross_checks(load_spec_text(HEAD + asterisk, source="x.yaml"))
     assert len(problems) == 1 and told in problems[0], problems
     assert cross_checks(load_spec_text(HEAD + "asterisk: {target: 'dir:pbx'}\n")) == []
+
+
+@pytest.mark.parametrize("names", [["director", "director"], ["DIRECTOR", "meet", "Director"]])
+def test_a_page_lists_each_name_once_in_any_case(names: list[str]) -> None:
+    """Callers reach a name in any case, so 'DIRECTOR' and 'director' are one callee: the
+    page would show two buttons calling it."""
+    spec = (
+        "version: 1\ndomain: example.org\ntransports: {udp: {}, wss: {}}\n"
+        "servers: [{host: pbx.example.org, ipv4: [192.0.2.1]}]\n"
+        "users: {director: 105}\nrooms: {meet: {}}\n"
+        "asterisk: {target: 'dir:p', tls: {cert_file: /etc/a.pem, key_file: /etc/a.key}}\n"
+        f"webrtc: {{page: {{names: [{', '.join(names)}]}}}}\n"
+    )
+    problems = cross_checks(load_spec_text(spec, source="x.yaml"))
+    assert len(problems) == 1 and "is listed already (x.yaml:" in problems[0], problems
