@@ -24,7 +24,7 @@ planned either). A run over many files (``reading_once``) reads each directory o
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -116,13 +116,19 @@ _KNOWN: dict[str, tuple[str, Reach | None]] = {}
 _MAX_KNOWN = 100_000
 # The directories read in the run under way (``reading_once``), none outside one.
 _RUN: list[dict[str, _Directory]] = []
+# The files the run under way loads itself (absolute, as shown), whose claims it compares.
+_SELECTED: set[str] = set()
 
 
 @contextmanager
-def reading_once() -> Iterator[None]:
+def reading_once(selected: Iterable[Path] = ()) -> Iterator[None]:
     """While a run loads the many files of a directory (``plan -f DIR``), each customer's
     check reads the directory once for all of them, not once each (1,000 customers would
-    read 1,000,000 files). Outside it, every check reads the directory afresh."""
+    read 1,000,000 files). Outside it, every check reads the directory afresh.
+
+    ``selected``: the spec files the run loads and compares the claims of (two files of
+    one domain among them are refused together, before anything is read)."""
+    _SELECTED.update(_absolute(path) for path in selected)  # also by a run inside one
     if _RUN:
         yield
         return
@@ -131,6 +137,7 @@ def reading_once() -> Iterator[None]:
         yield
     finally:
         _RUN.clear()
+        _SELECTED.clear()
 
 
 def _directory(shown: Path) -> _Directory:
@@ -193,12 +200,22 @@ def check_reach(customer: LoadedSpec, path: Path) -> None:
         *(r for a in _ancestors(mine.zone) for r in directory.by_zone.get(a, ())),
         *directory.below.get(mine.zone, ()),
     ]
+
+    def rival(other: Reach) -> bool:
+        """Another file, unless it is of the same domain and loaded by this run too: the
+        run refuses both up front then, before anything is read, as two files that claim
+        the same names ("also claimed by", reconciler/gitops/claims.py)."""
+        if other is mine or other.path == mine.path:  # itself, known or not
+            return False
+        same_domain = other.loaded.spec.domain == customer.spec.domain
+        return not (same_domain and _absolute(other.shown) in _SELECTED)
+
     for other in others:
-        if other is not mine and other.path != mine.path:  # itself, known or not
+        if rival(other):
             raise SpecError(_overlap(mine, other))
     if mine.zone_file is not None:
         for other in directory.by_file.get(mine.zone_file, ()):
-            if other is not mine and other.path != mine.path:
+            if rival(other):
                 raise SpecError(
                     f"{mine.zone_file_at} is the zone file {mine.zone_file}, which "
                     f"{other.shown} edits too ({other.zone_file_at}); each file of a hosting "

@@ -270,3 +270,25 @@ def test_a_run_over_the_directory_reads_each_file_a_few_times_not_once_per_custo
     domains = load_all(sorted(tmp_path.glob("*.yaml")), load_spec)
     assert [d.message for d in domains if d.failed] == []
     assert len(reads) <= 10 * 31, len(reads)  # 214 at this writing; read per check: 2,043
+
+
+def test_a_second_file_of_a_domain_is_refused_alone_and_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy of a customer's file (its domain, its zone file) planned alone reaches the
+    other's zone; planned with it, the run refuses both up front as claiming the same names
+    (nothing of either is read), which names the conflict better."""
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "pbx1.yaml", HOST)
+    alpha = customer("alpha.example", "a-phones", provider="zonefile", file="a.zone")
+    write(tmp_path, "alpha.example.yaml", alpha)
+    write(tmp_path, "alpha-copy.yaml", alpha)
+    assert run(["plan", "-f", "alpha-copy.yaml"]) == 1
+    refused = capsys.readouterr().err
+    assert "alpha-copy.yaml:2:1: domain: alpha.example is also the zone of alpha.example.yaml" in (
+        refused
+    ), refused
+    assert run(["plan", "-f", "."]) == 1
+    refused = capsys.readouterr().err
+    assert "is also claimed by alpha-copy.yaml; each DNS name belongs to one spec" in refused
+    assert "is also the zone of" not in refused, refused

@@ -155,7 +155,7 @@ def load_all(paths: Sequence[Path], load: Callable[[Path], LoadedSpec]) -> list[
     from sipctl.schemas.hosting_reach import reading_once
 
     domains = [Domain(path) for path in paths]
-    with collecting_rarely(), reading_once():  # a hosting directory read once, not per file
+    with collecting_rarely(), reading_once(paths):  # a hosting directory read once
         for domain in domains:
             run_one(domain, work)
     return domains
@@ -377,7 +377,7 @@ def plan_specs(
             from sipctl.reconciler.gitops.planners import plan_forked
             from sipctl.schemas.hosting_reach import reading_once
 
-            with collecting_rarely(), reading_once():  # the workers inherit both
+            with collecting_rarely(), reading_once(paths):  # the workers inherit both
                 return plan_forked(paths, load, make_ctx, layers, workers, shard, several)
     with collecting_rarely():
         domains = load_specs(paths, load, shard)

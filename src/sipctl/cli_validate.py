@@ -89,7 +89,10 @@ def _many_json(specs: list[Path]) -> dict[str, Any]:
     except SpecError as exc:
         lines = exc.problems or [exc.message]
         return refused_run([problem_fields(line, str(specs[0])) for line in lines])
-    files = [_one_json(path) for path in selection.paths]
+    from sipctl.schemas.hosting_reach import reading_once
+
+    with reading_once(selection.paths):  # two files of one domain: refused as overlaps
+        files = [_one_json(path) for path in selection.paths]
     valid = [Path(report["file"]) for report in files if report["valid"]]
     # each line starts with the spec that claims second ("a.yaml: DNS ... also claimed by")
     overlaps = [problem_fields(line, line.split(": ", 1)[0]) for line in _overlaps(valid)]
@@ -120,16 +123,18 @@ def _validate_many(console: Console, specs: list[Path]) -> None:
     """Every spec is checked (one spec's errors never hide another's); the files of a
     directory that are no specs are named, each with the reason."""
     from sipctl.reconciler.gitops.spec_files import select_specs
+    from sipctl.schemas.hosting_reach import reading_once
 
     selection = select_specs(specs)
     valid: list[Path] = []
-    for path in selection.paths:
-        try:
-            console.out(_validate(path, console.warn))
-            valid.append(path)
-        except SpecError as exc:
-            for line in exc.problems or [exc.message]:
-                console.error(line)
+    with reading_once(selection.paths):  # two files of one domain: refused as overlaps
+        for path in selection.paths:
+            try:
+                console.out(_validate(path, console.warn))
+                valid.append(path)
+            except SpecError as exc:
+                for line in exc.problems or [exc.message]:
+                    console.error(line)
     overlaps = _overlaps(valid)
     for line in overlaps:
         console.error(line)
