@@ -55,8 +55,8 @@ def test_the_documented_section_loads_and_names_domain_then_servers() -> None:
         ("directory", "http://acme.example/dir", "https://"),
         ("directory", "https://acme.example/dir x", "https://"),
         ("email", "not an address", "e-mail"),
-        ("renew_days", "0", "at least 1"),
-        ("renew_days", "400", "at most 365"),
+        ("renew_days", "0", "from 1 to 365 (found 0)"),
+        ("renew_days", "400", "from 1 to 365 (found 400)"),
         ("unknown", "1", "unknown"),
     ],
 )
