@@ -297,8 +297,7 @@ def import_(
             "the spec made from the live setup does not pass 'sipctl validate', so none is "
             "written: give the live setup what the lines below ask for (an SRV target inside "
             "the zone needs its A or AAAA record) and import again; if it lacks nothing, this "
-            "is a bug in sipctl's import, please report it:\n  "
-            + "\n  ".join(problems)
+            "is a bug in sipctl's import, please report it:\n  " + "\n  ".join(problems)
         )
     if out is None:
         console.out(text, end="")
