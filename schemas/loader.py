@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from sipctl.errors import SpecError
+from sipctl.output import masked_passwords, with_values_masked
 from sipctl.schemas.messages import validation_message, yaml_problem
 from sipctl.schemas.spec_rules import KeyProblem
 from sipctl.schemas.text import FORBIDDEN_PATTERN, describe_character, text_problem
@@ -402,7 +403,10 @@ def _format_validation_error(
         if isinstance(refusal, KeyProblem):  # a rule about one key: say where that key is
             path += refusal.key
         message = validation_message(err, path)
-        lines.append(f"{_where(source, positions, path)}: {_dotted(path)}: {message}")
+        line = f"{_where(source, positions, path)}: {_dotted(path)}: {message}"
+        # the refused value (and a key of the path) quoted back: its URL password masked
+        # here, where the value's end is known, not guessed in the text by the output scrub
+        lines.append(with_values_masked(line, (err.get("input"), path)))
     return lines
 
 
@@ -602,12 +606,31 @@ def _spec_of(data: dict[Any, Any], source: str, positions: SpecPositions) -> Spe
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
-        problems = _format_validation_error(exc, source, positions)
+        problems = _format_validation_error(_told(exc, data), source, positions)
         raise SpecError(
             problems[0] if len(problems) == 1 else f"{source}: {len(problems)} problems",
             problems,
             hint=REFERENCE_HINT,
         ) from None
+
+
+def _told(refusal: ValidationError, data: dict[Any, Any]) -> ValidationError:
+    """The errors to tell for ``refusal`` of ``data``: a refused URL's password stays out of
+    them however a check quotes it (the value, or a part of it such as a host name's label),
+    so they are those of the spec with every password masked; ``refusal`` when that one
+    passes (the output scrubs its text then)."""
+    from pydantic import ValidationError
+
+    from sipctl.schemas.spec import Spec
+
+    masked = masked_passwords(data)
+    if masked == data:
+        return refusal
+    try:
+        Spec.model_validate(masked)
+    except ValidationError as exc:
+        return exc
+    return refusal
 
 
 # Where a user finds every key: printed by the installed sipctl itself, so it is there

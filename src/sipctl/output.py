@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 WARNING_PREFIX = "Warning: "
 
@@ -39,6 +39,53 @@ _COLOR = re.compile("\x1b\\[(?:0|1|31|32|33)m")
 _URL_PASSWORDS = tuple(
     re.compile(rf"(://[^\s/@:{quotes}]*):[^\s{quotes}]*@") for quotes in ("'\"", '"', "'")
 )
+
+
+def password_masked(value: str) -> str:
+    """``value`` (one string of a spec, not text around it) with the password of a URL in it
+    written ``***``: from the first ':' after '://' to the value's last '@', whatever the
+    password holds (quotes, whitespace, '@', '/'). Knowing where the value ends is what the
+    text scrub below cannot: a value is masked before it is quoted into a message."""
+    scheme = value.find("://")
+    if scheme < 0:
+        return value
+    colon, at = value.find(":", scheme + 3), value.rfind("@")
+    if colon < 0 or at < colon:
+        return value
+    return f"{value[: colon + 1]}***{value[at:]}"
+
+
+def with_values_masked(text: str, values: object) -> str:
+    """``text`` (a message that may quote ``values``: a spec's value, or a section or list
+    of them) with each of their strings, bare or quoted as Python quotes it, masked by
+    ``password_masked``."""
+    for value in _strings(values):
+        for shown in {value, value.strip()}:
+            masked = password_masked(shown)
+            if masked != shown:
+                text = text.replace(repr(shown), repr(masked)).replace(shown, masked)
+    return text
+
+
+def masked_passwords(data: Any) -> Any:
+    """``data`` (a spec's document) with every string, key or value, ``password_masked``."""
+    if isinstance(data, str):
+        return password_masked(data)
+    if isinstance(data, dict):
+        return {masked_passwords(k): masked_passwords(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [masked_passwords(v) for v in data]
+    return data
+
+
+def _strings(values: object) -> list[str]:
+    if isinstance(values, str):
+        return [values]
+    if isinstance(values, dict):
+        return [s for k, v in values.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(values, list | tuple | set | frozenset):
+        return [s for v in values for s in _strings(v)]
+    return []
 
 
 def without_passwords(text: str) -> str:
