@@ -316,7 +316,7 @@ def load_provider(name: str) -> type[Provider]:
         where = ep.value if ep is not None else own
         raise SipctlError(
             f"provider {name!r} ({where}) is not a subclass of sipctl.providers.base.Provider; "
-            "a provider plugin subclasses it (docs/providers.md)"
+            "a provider plugin subclasses it (see: sipctl docs providers)"
         )
     return found
 

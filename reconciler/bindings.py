@@ -343,7 +343,7 @@ def enforce_bindings(loaded: LoadedSpec, ctx: RunContext) -> None:
             if len(problems) == 1
             else f"{loaded.source}: {len(problems)} "
             "bindings the runner profile does not allow:\n" + "\n".join(problems),
-            hint="the runner profile (docs/security.md) says which credentials a spec may "
+            hint="the runner profile (see: sipctl docs security) says which credentials a spec may "
             "name and where each may go; a merge request cannot change it",
         )
     ctx.bindings_checked.add(id(loaded))
@@ -351,5 +351,5 @@ def enforce_bindings(loaded: LoadedSpec, ctx: RunContext) -> None:
         ctx.bindings_checked.add(_SAID)  # once per run
         ctx.notice(
             f"note: {loaded.source}: the credentials and where they go are the spec's own "
-            f"(no runner profile, {RUNNER_PROFILE_ENV}; CI not set): see docs/security.md"
+            f"(no runner profile, {RUNNER_PROFILE_ENV}; CI not set): see sipctl docs security"
         )

@@ -66,7 +66,7 @@ class ProbeScope:
         return (
             f"{shown} port {port} is not an address of this spec's PBX (the asterisk target "
             "and the addresses the spec declares for its servers): not probed; a runner "
-            "profile's probe_targets may allow it (docs/security.md)"
+            "profile's probe_targets may allow it (see: sipctl docs security)"
         )
 
 

@@ -300,6 +300,6 @@ def check_entry_name(value: str) -> str:
         raise ValueError(
             f"{_describe(str(value))} is not the name of a host profile entry (like default "
             "or pbx1: lower-case letters, digits, '_' and '-'); a spec names an entry of the "
-            "host's /etc/sipctl/host.yaml, never a program (docs/security.md)"
+            "host's /etc/sipctl/host.yaml, never a program (see: sipctl docs security)"
         )
     return value

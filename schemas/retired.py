@@ -46,7 +46,7 @@ def _message(section: str, key: str, value: Any, role: str, place: str, successo
         words = ()
     head = (
         "a spec no longer names a program: which program runs as root is the host's to say, "
-        "not a merge request's (docs/security.md)."
+        "not a merge request's (see: sipctl docs security)."
     )
     if words and words == STOCK_PROGRAMS.get(role):
         return (

@@ -32,6 +32,7 @@ COMMANDS = [
     "verify",
     "audit",
     "version",
+    "docs",
 ]
 
 

@@ -94,6 +94,23 @@ def test_the_schema_file_is_installed(clean_venv: Path) -> None:
     assert result.stdout.strip() == "True", result.stderr
 
 
+def test_the_docs_pages_are_installed(clean_venv: Path) -> None:
+    """Messages say 'sipctl docs security': a pip install has no docs/ to open."""
+    result = subprocess.run(
+        [str(clean_venv / "bin" / "python"), "-m", "sipctl", "docs", "security"],
+        capture_output=True,
+        text=True,
+        cwd=clean_venv,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (REPO / "docs" / "security.md").read_text(encoding="utf-8")
+    listed = _python(
+        clean_venv, "from sipctl.cli_docs import pages; print(' '.join(sorted(pages())))"
+    )
+    assert listed.stdout.split() == sorted(path.stem for path in (REPO / "docs").glob("*.md"))
+
+
 def test_help_does_not_import_heavy_modules() -> None:
     code = (
         "import sys; from sipctl.cli import run; "

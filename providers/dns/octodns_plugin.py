@@ -114,7 +114,7 @@ def find_class(loaded: LoadedSpec, env: Mapping[str, str] | None = None) -> type
             f"{where}: dns.octodns.class {path}: {refusal}; nothing was imported",
             hint="a spec may name only a class of an installed octoDNS plugin distribution "
             "(one that requires octodns), or one the runner profile lists in "
-            "octodns_classes (docs/security.md)",
+            "octodns_classes (see: sipctl docs security)",
         )
     module_name, _, class_name = path.rpartition(".")
     try:

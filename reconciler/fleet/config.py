@@ -83,6 +83,6 @@ def load_config(path: Path | None) -> FleetConfig:
         str(path),
         FleetConfig,
         what="the fleet configuration is a mapping (address: HOST:PORT, namespace: ...)",
-        hint="its keys: docs/fleet.md, The configuration",
+        hint="its keys: sipctl docs fleet, The configuration",
         may_be_empty=True,
     )

@@ -2,11 +2,11 @@
 
 The commands live in small modules (cli_validate: validate; cli_plan: plan and apply;
 cli_gitops: force-unlock, drift, import; cli_gate: read-gate; cli_verify: verify; cli_audit:
-audit; cli_fleet: fleet; the options several share: cli_params); this one holds the app, the
-table of commands (COMMANDS) and the simple commands. typer builds a command, and its module
-is imported, only when that command runs or is listed, so ``--version`` costs typer and the
-root's options, and a plan its own command alone. The error boundary that turns every
-SipctlError into one line and an exit code is cli_boundary.
+audit; cli_fleet: fleet; cli_docs: docs; the options several share: cli_params); this one
+holds the app, the table of commands (COMMANDS) and the simple commands. typer builds a
+command, and its module is imported, only when that command runs or is listed, so
+``--version`` costs typer and the root's options, and a plan its own command alone. The
+error boundary that turns every SipctlError into one line and an exit code is cli_boundary.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("sipctl.cli_verify", "verify_command"),
     "audit": ("sipctl.cli_audit", "audit_command"),
     "fleet": ("sipctl.cli_fleet", "fleet_app"),
+    "docs": ("sipctl.cli_docs", "docs_command"),
 }
 
 
@@ -237,7 +238,7 @@ def schema(
             "--kind",
             "--output",
             help="What to print: spec (the spec's JSON Schema), reference (the spec reference "
-            "in Markdown, docs/spec.md), commands (every command's --help in Markdown), man "
+            "in Markdown, sipctl docs spec), commands (every command's --help in Markdown), man "
             "(the man page), host-profile or runner-profile (the JSON Schema of that "
             "profile), or the JSON Schema of a command's --json output: validate, plan, "
             "drift, verify, audit, fleet-status (one envelope each), or plan-file (a plan "
@@ -333,7 +334,7 @@ def _root(
             "--profile",
             metavar="FILE",
             help="The runner profile: which credentials a spec may name and where each may "
-            "go (docs/security.md); default: $SIPCTL_PROFILE.",
+            "go (see: sipctl docs security); default: $SIPCTL_PROFILE.",
         ),
     ] = None,
 ) -> None:

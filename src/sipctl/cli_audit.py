@@ -74,7 +74,7 @@ def audit_command(
     phone rings: a declared name is called only when the live PBX says none of its
     extensions' endpoints has a contact.
 
-    A hoster's files (docs/hosting.md): a customer's file is attacked at its domain on its
+    A hoster's files (see: sipctl docs hosting): a customer's file is attacked at its domain on its
     host's PBX; a host's file judges every customer's guest context. Both check that no
     customer's guests reach another customer's names or phones, in the dialplan and by
     calling one customer's names at another's domain (To at either domain), with the same

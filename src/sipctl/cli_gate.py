@@ -58,7 +58,7 @@ def read_gate(
 
     On the host, as root: install it as /usr/local/sbin/sipctl-read-gate (owner root, mode
     0755), and add the line --authorized-keys prints to /root/.ssh/authorized_keys. Setup
-    and what the gate allows: docs/read-only-plan.md.
+    and what the gate allows: sipctl docs read-only-plan.
 
     Example: sipctl read-gate -f sipctl.yaml > sipctl-read-gate
 

@@ -218,7 +218,7 @@ def import_(
     context is left unused and can be deleted after the first apply. Reads only, and says
     what --adopt would write, unless --adopt.
 
-    A PBX that is a sipctl host of several customer domains (docs/hosting.md) is imported
+    A PBX that is a sipctl host of several customer domains (see: sipctl docs hosting) is imported
     as a directory (--out DIR): a host file named after --domain's first label (--domain is
     the host's own domain) and one file per customer; {domain} in --dns stands for each
     customer's zone (zonefile:zones/{domain}.zone), an rfc2136:// URL without a zone reads
@@ -336,7 +336,7 @@ def _import_host(
     if out is None or (out.exists() and not out.is_dir()):
         raise SpecError(
             f"the PBX is a host of {count} customer domain(s): give --out DIR, the directory "
-            "for its host file and one file per customer (docs/hosting.md)"
+            "for its host file and one file per customer (see: sipctl docs hosting)"
         )
     if adopt:
         raise SpecError(

@@ -1,0 +1,108 @@
+"""``sipctl docs``: the pages ship with sipctl, and no message sends a user to a file a pip
+install does not have (``docs/security.md``); every ``sipctl docs X`` a text names exists."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fixtures.common import REPO
+
+from sipctl import manual
+from sipctl.cli import run
+from sipctl.cli_docs import pages
+
+SOURCES = ("src", "reconciler", "providers", "schemas")
+DOCS_FILE = re.compile(r"\bdocs/[A-Za-z0-9_-]+\.md\b")
+DOCS_COMMAND = re.compile(r"\bsipctl docs ([a-z][a-z0-9-]*)")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """The ids of the docstrings of modules, classes and functions: for a maintainer. A
+    typer command's docstring is its --help, which the help walk checks as printed."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def source_strings() -> Iterator[tuple[str, str, bool]]:
+    """(where, text, is a docstring) of every string literal in sipctl's source."""
+    for top in SOURCES:
+        for path in sorted((REPO / top).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            docstrings = _docstrings(tree)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    where = f"{path.relative_to(REPO)}:{node.lineno}"
+                    yield where, node.value, id(node) in docstrings
+
+
+def help_texts() -> Iterator[tuple[str, str]]:
+    """(command, --help) of the root and every command, as sipctl prints them."""
+    for name, text, command, context in manual.commands():
+        yield name, text
+        for sub in getattr(command, "list_commands", lambda _ctx: [])(context):
+            child = command.get_command(context, sub)
+            child_context = child.context_class(child, info_name=sub, parent=context)
+            yield f"{name} {sub}", child.get_help(child_context)
+
+
+def test_no_user_facing_text_names_a_docs_file() -> None:
+    """--help and every string a message is made of say 'sipctl docs NAME': a wheel has no
+    docs/ directory beside it."""
+    found = [f"{name}: {m}" for name, text in help_texts() for m in DOCS_FILE.findall(text)]
+    found += [
+        f"{where}: {m}"
+        for where, text, docstring in source_strings()
+        if not docstring
+        for m in DOCS_FILE.findall(text)
+    ]
+    assert not found, "say 'sipctl docs NAME' instead:\n" + "\n".join(found)
+
+
+def test_every_sipctl_docs_topic_named_exists() -> None:
+    topics = set(pages())
+    texts = [(name, text) for name, text in help_texts()]
+    texts += [(where, text) for where, text, _docstring in source_strings()]
+    for path in [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]:
+        texts.append((str(path.relative_to(REPO)), path.read_text(encoding="utf-8")))
+    named = [(where, topic) for where, text in texts for topic in DOCS_COMMAND.findall(text)]
+    assert named, "the walk found no 'sipctl docs X' at all"
+    unknown = [f"{where}: sipctl docs {topic}" for where, topic in named if topic not in topics]
+    assert not unknown, f"no such page (topics: {sorted(topics)}):\n" + "\n".join(unknown)
+
+
+def test_the_installed_pages_are_docs_markdown() -> None:
+    assert set(pages()) == {path.stem for path in (REPO / "docs").glob("*.md")}
+
+
+def test_docs_lists_the_topics_with_their_titles(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["docs"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert set(lines) == set(pages())
+    assert "Trust model: the spec says what, the admin says how" in lines["security"]
+
+
+def test_docs_topic_prints_the_page(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["docs", "hosting"]) == 0
+    assert capsys.readouterr().out == Path(REPO / "docs" / "hosting.md").read_text()
+    assert run(["docs", "security.md"]) == 0  # the file's name as the old messages said it
+    assert capsys.readouterr().out.startswith("# Trust model")
+
+
+def test_an_unknown_topic_is_a_usage_error_listing_the_topics(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(["docs", "securty"]) == 1
+    captured = capsys.readouterr()
+    assert not captured.out
+    assert "no page 'securty'" in captured.err
+    assert "read-only-plan" in captured.err and "security" in captured.err
