@@ -17,7 +17,8 @@ from sipctl.cli_docs import pages
 
 SOURCES = ("src", "reconciler", "providers", "schemas")
 DOCS_FILE = re.compile(r"\bdocs/[A-Za-z0-9_-]+\.md\b")
-DOCS_COMMAND = re.compile(r"\bsipctl docs ([a-z][a-z0-9-]*)")
+# across one line break too: --help wraps its text (not a blank line: examples)
+DOCS_COMMAND = re.compile(r"\bsipctl(?: |\n *)docs(?: |\n *)([a-z][a-z0-9-]*)")
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -48,6 +49,9 @@ def help_texts() -> Iterator[tuple[str, str]]:
     """(command, --help) of the root and every command, as sipctl prints them."""
     for name, text, command, context in manual.commands():
         yield name, text
+        if name == "sipctl":
+            continue  # the root's commands come next, each with its own help
+        # a group's subcommands (fleet status...)
         for sub in getattr(command, "list_commands", lambda _ctx: [])(context):
             child = command.get_command(context, sub)
             child_context = child.context_class(child, info_name=sub, parent=context)
