@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,6 +32,38 @@ def read_regular_file(path: Path, limit: int) -> bytes:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
         return handle.read(limit + 1)
+
+
+def read_spec_file(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the spec file ``path`` (the caller refuses more): a
+    regular file, or a pipe a program writes to (``-f <(make-spec)``, ``-f /dev/stdin``) or
+    a device (``-f /dev/zero`` ends at the limit), read to its end. Opened without waiting:
+    a FIFO nothing writes to is an OSError at once, where a plain open waits for a writer
+    for ever."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        fifo = stat.S_ISFIFO(os.fstat(fd).st_mode)
+        chunks: list[bytes] = []
+        size, waited = limit + 1, False
+        while size > 0:
+            try:
+                chunk = os.read(fd, min(size, 1 << 16))
+            except BlockingIOError:  # a writer (or a terminal), nothing written yet
+                waited = True
+                select.select([fd], [], [])
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size -= len(chunk)
+    finally:
+        os.close(fd)
+    # a pipe that reads as ended before any byte, without waiting, had no writer: the FIFO
+    # a path names by mistake or malice (a program's pipe is held open by the program from
+    # before sipctl starts: it has data, a writer, or ended with what was written)
+    if fifo and not chunks and not waited:
+        raise OSError(errno.EINVAL, "a FIFO no program writes to, not a regular file", str(path))
+    return b"".join(chunks)
 
 
 def read_admin_file(path: Path, what: str, named: str) -> str:

@@ -87,9 +87,10 @@ _MAX_READ = 1_000_001
 
 
 def read_text(path: Path) -> str:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            return handle.read(_MAX_READ)
+    from sipctl.schemas.admin_files import read_regular_file
+
+    try:  # a FIFO beside the spec is no spec of ours: not waited on
+        return read_regular_file(path, _MAX_READ).decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return ""  # not a spec of ours; load_spec says why when it is given itself
 

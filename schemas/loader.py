@@ -640,10 +640,11 @@ REFERENCE_HINT = "every key, its type, default and an example: sipctl schema --o
 
 def load_spec(path: Path | str) -> LoadedSpec:
     """Read and validate a spec file."""
+    from sipctl.schemas.admin_files import read_spec_file
+
     file = Path(path)
     try:
-        with file.open("rb") as handle:  # no further than the limit: -f /dev/zero ends
-            raw = handle.read(MAX_SPEC_BYTES + 1)
+        raw = read_spec_file(file, MAX_SPEC_BYTES)  # a FIFO nothing writes to: refused
     except FileNotFoundError:
         if file.is_symlink():  # the link is there, what it names is not
             raise SpecError(

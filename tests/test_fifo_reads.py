@@ -67,3 +67,44 @@ def test_a_binary_tsig_secret_file_is_refused_in_words(tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stderr
     assert "is not valid base64" in done.stderr, done.stderr
+
+
+def _sipctl(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sipctl", *args, "--no-color"],
+        cwd=tmp_path,
+        env={**os.environ, "SIPCTL_STATE_DIR": str(tmp_path / "state")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_a_spec_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """``validate -f fifo.yaml`` (and its --json) waited for a writer for ever."""
+    os.mkfifo(tmp_path / "fifo.yaml")
+    (tmp_path / "good.yaml").write_text(HEAD + "users: {ab: 1}\n")
+    for args in (["validate", "-f", "fifo.yaml"], ["plan", "-f", "fifo.yaml"]):
+        done = _sipctl(tmp_path, *args)
+        assert done.returncode == 1, done.stderr
+        assert "fifo.yaml: cannot read the spec: a FIFO no program writes to" in done.stderr
+    done = _sipctl(tmp_path, "validate", "-f", "fifo.yaml", "--json")
+    assert done.returncode == 1 and "a FIFO no program writes to" in done.stdout, done.stdout
+    done = _sipctl(tmp_path, "validate", "-f", ".")  # a directory's FIFO: skipped
+    assert done.returncode == 0 and "fifo.yaml: skipped" in done.stdout, done.stdout
+
+
+def test_a_spec_from_a_program_s_pipe_is_read(tmp_path: Path) -> None:
+    """``-f <(make-spec)`` and ``-f /dev/stdin`` read the pipe to its end, however slowly
+    the program writes it."""
+    (tmp_path / "good.yaml").write_text(HEAD + "users: {ab: 1}\n")
+    sipctl = f"{sys.executable} -m sipctl validate --no-color -f"
+    for shell in (
+        f"{sipctl} <(sleep 1; cat good.yaml)",
+        f"{sipctl} <(cat good.yaml)",
+        f"cat good.yaml | {sipctl} /dev/stdin",
+    ):
+        done = subprocess.run(
+            ["bash", "-c", shell], cwd=tmp_path, capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 0 and "valid. Domain example.org" in done.stdout, done.stderr
