@@ -93,12 +93,13 @@ def on_this_machine(host_path: str, env: Mapping[str, str] | None = None) -> str
     return host_path
 
 
-def check_local_state_dir(env: Mapping[str, str] | None = None) -> None:
+def check_local_state_dir(env: Mapping[str, str] | None = None, *, writes: bool = True) -> None:
     """Refuse, before a run reads or plans anything, a bookkeeping directory on this machine
     that ``private_dir`` would refuse at the first record, after a plan had been shown (a
     regular file, a link, another user's or a read-only directory, a relative
     ``SIPCTL_STATE_DIR``, or one that cannot be made). Nothing is made here: a run with
-    nothing to record writes nothing."""
+    nothing to record writes nothing. ``writes`` False (drift, which only reads records):
+    a directory this user cannot write or make is no problem."""
     from sipctl.errors import SpecError
 
     env = os.environ if env is None else env
@@ -125,7 +126,7 @@ def check_local_state_dir(env: Mapping[str, str] | None = None) -> None:
         raise SpecError(f"{where}: cannot read {path}: {exc.strerror}", hint=fix) from None
     if info is not None:
         problem = _private_dir_problem(path, info)
-        if problem is None and not os.access(path, os.W_OK | os.X_OK):
+        if problem is None and writes and not os.access(path, os.W_OK | os.X_OK):
             problem = f"{path} is not writable by this user"
     elif not chosen:  # the default, made at the first record (a run may never need it)
         return
@@ -140,7 +141,7 @@ def check_local_state_dir(env: Mapping[str, str] | None = None) -> None:
         problem = None
         if not stat.S_ISDIR(info.st_mode):
             problem = f"{parent}, on the way to {path}, is {_file_kind(info)}, not a directory"
-        elif not os.access(parent, os.W_OK | os.X_OK):
+        elif writes and not os.access(parent, os.W_OK | os.X_OK):
             problem = f"{path} does not exist and this user cannot create it in {parent}"
     if problem is not None:
         raise SpecError(

@@ -341,3 +341,34 @@ def test_apply_refuses_a_state_directory_it_cannot_write_before_planning(
         assert "No changes" not in out + err and "Plan:" not in out + err
         assert said in err and "SIPCTL_STATE_DIR" in err, err
         assert "hint:" in err and "Traceback" not in err
+
+
+def test_drift_refuses_a_state_directory_it_cannot_read_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """drift with SIPCTL_STATE_DIR naming a file failed late ("... is not a directory"):
+    refused as apply refuses it, in its text, its --json and its --out file."""
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        "version: 1\ndomain: example.org\nusers: {director: 105}\n"
+        "servers: [{host: pbx.example.org, ipv4: [192.0.2.5]}]\n"
+        "dns: {provider: zonefile, file: example.org.zone, create_file: true}\n"
+    )
+    monkeypatch.setenv("SIPCTL_STATE_DIR", str(tmp_path / "state"))
+    assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    monkeypatch.setenv("SIPCTL_STATE_DIR", str(a_file))
+    said = f"SIPCTL_STATE_DIR: {a_file} is a regular file, not a directory"
+    capsys.readouterr()
+    assert run(["drift", "-f", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert said in err and "hint:" in err and "Traceback" not in err, err
+    assert run(["drift", "-f", str(spec), "--json"]) == 1
+    (entry,) = json.loads(capsys.readouterr().out)["domains"]
+    assert entry["status"] == "error" and entry["error"].startswith(said), entry
+    out = tmp_path / "drift.json"
+    assert run(["drift", "-f", str(spec), "--out", str(out)]) == 1
+    assert said in capsys.readouterr().err
+    (entry,) = json.loads(out.read_text())["domains"]
+    assert entry["error"].startswith(said), entry

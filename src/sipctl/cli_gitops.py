@@ -124,6 +124,7 @@ def drift(
     """
     console = start_console(no_color, verbose)
     from sipctl.cli_domains import DomainRun
+    from sipctl.providers.bookkeeping import check_local_state_dir
     from sipctl.reconciler.gitops.drift import (
         DriftReport,
         check_drift_result,
@@ -150,6 +151,9 @@ def drift(
     fmt = "json" if json_ else "human"
     specs = spec_file or [Path("sipctl.yaml")]
     with DomainRun(console, specs, None, fmt=fmt, kind="drift", json_out=out) as run:
+        # before any live system is read: a state directory drift cannot read its records
+        # from failed each domain late, as "... is not a directory"
+        check_local_state_dir(os.environ, writes=False)
         run.read(target, parallel)
         run.each("comparing", work, parallel)
         run.show_reports("drift", fmt, text_of)
