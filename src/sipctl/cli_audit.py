@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from sipctl.cli_params import Nameserver, NoColor, SpecOption
+from sipctl.cli_params import Nameserver, NoColor, SpecOption, number_option
 
 
 class FailOn(StrEnum):
@@ -35,11 +35,11 @@ def audit_command(
     ] = False,
     rate: Annotated[
         float,
-        typer.Option("--rate", min=1.0, max=200.0, help="SIP requests per second, at most."),
+        number_option("--rate", low=1.0, high=200.0, help="SIP requests per second, at most."),
     ] = 20.0,
     max_seconds: Annotated[
         float,
-        typer.Option("--max-seconds", min=5.0, max=600.0, help="Time budget of the whole audit."),
+        number_option("--max-seconds", low=5.0, high=600.0, help="Time budget of the whole audit."),
     ] = 50.0,
     ban_test: Annotated[
         bool,

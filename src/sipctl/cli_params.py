@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -118,3 +119,22 @@ LockTtl = Annotated[
         metavar="DURATION",
     ),
 ]
+
+
+def number_option(*flags: str, low: float, high: float, help: str) -> Any:
+    """The declaration of a float option: a finite number from ``low`` to ``high``. float()
+    reads 'nan' and 'inf', which a range check lets through or refuses as out of range in
+    words that do not say a number is expected: every float option parses with this rule."""
+
+    def parse(value: object) -> float:
+        try:
+            number = float(value)  # type: ignore[arg-type]  # the option's text or default
+        except (TypeError, ValueError):
+            number = math.nan
+        if not (math.isfinite(number) and low <= number <= high):
+            shown = repr(value) if isinstance(value, str) else value
+            what = "is out of range" if math.isfinite(number) else "is not a number"
+            raise typer.BadParameter(f"{shown} {what}: give a number from {low:g} to {high:g}")
+        return number
+
+    return typer.Option(*flags, min=low, max=high, parser=parse, help=help)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sipctl.cli_params import Nameserver, NoColor, SpecFiles
+from sipctl.cli_params import Nameserver, NoColor, SpecFiles, number_option
 from sipctl.errors import EXIT_ERROR
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def verify_command(
     ] = False,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", min=0.1, max=120.0, help="Seconds for each lookup and probe."),
+        number_option("--timeout", low=0.1, high=120.0, help="Seconds for each lookup and probe."),
     ] = 5.0,
     no_color: NoColor = False,
     verbose: Annotated[
