@@ -372,3 +372,34 @@ def test_drift_refuses_a_state_directory_it_cannot_read_before_reading(
     assert said in capsys.readouterr().err
     (entry,) = json.loads(out.read_text())["domains"]
     assert entry["error"].startswith(said), entry
+
+
+@pytest.mark.parametrize("spelt", ["/", "/../", "/etc", "/etc/fail2ban", "LINK", "LINK/etc"])
+def test_render_refuses_a_directory_holding_a_live_configuration(
+    spelt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """render --dir / (or /etc, a link to /) wrote /etc/fail2ban/jail.d/sipctl.conf and the
+    Asterisk files: a directory that is or holds a live configuration directory is refused,
+    saying why and what to name instead, and nothing is written."""
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(RENDER_SPEC)
+    link = tmp_path / "root-link"
+    link.symlink_to("/")
+    before = sorted(os.listdir("/")), sorted(os.listdir("/etc"))
+    directory = spelt.replace("LINK", str(link))
+    assert run(["render", "-f", str(spec), "--dir", directory]) == 1
+    err = capsys.readouterr().err
+    assert "live" in err and "empty review directory" in err and "Traceback" not in err
+    assert (sorted(os.listdir("/")), sorted(os.listdir("/etc"))) == before
+
+
+def test_render_refuses_the_parent_of_the_specs_own_config_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "sipctl.yaml"
+    live = tmp_path / "srv" / "asterisk"
+    spec.write_text(RENDER_SPEC.replace("asterisk:\n", f"asterisk:\n  config_dir: {live}\n"))
+    assert run(["render", "-f", str(spec), "--dir", str(tmp_path / "srv")]) == 1
+    assert str(live) in capsys.readouterr().err
+    assert not (tmp_path / "srv").exists()
+    assert run(["render", "-f", str(spec), "--dir", str(tmp_path / "out")]) == 0
