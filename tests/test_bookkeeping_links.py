@@ -385,12 +385,12 @@ def test_render_refuses_a_directory_holding_a_live_configuration(
     spec.write_text(RENDER_SPEC)
     link = tmp_path / "root-link"
     link.symlink_to("/")
-    before = sorted(os.listdir("/")), sorted(os.listdir("/etc"))
+    before = sorted(Path("/").iterdir()), sorted(Path("/etc").iterdir())
     directory = spelt.replace("LINK", str(link))
     assert run(["render", "-f", str(spec), "--dir", directory]) == 1
     err = capsys.readouterr().err
     assert "live" in err and "empty review directory" in err and "Traceback" not in err
-    assert (sorted(os.listdir("/")), sorted(os.listdir("/etc"))) == before
+    assert (sorted(Path("/").iterdir()), sorted(Path("/etc").iterdir())) == before
 
 
 def test_render_refuses_the_parent_of_the_specs_own_config_dir(
