@@ -163,3 +163,29 @@ def test_a_live_host_imports_as_files_that_plan_no_changes(
         second = yaml.safe_load((imported / f"{zones[1]}.yaml").read_text())
         assert second["users"]["sales"] == {"ring": ["101", "106"], "timeout": 20}
         assert second["local_context"] == "c1-phones"
+
+
+def test_a_host_whose_customer_files_fail_validate_writes_no_file(
+    hosting_example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every file of a host's import is checked with the others, as 'sipctl validate' of the
+    directory would, before any is written. A domains context edited by hand to serve
+    sub.beta.example too makes two customer files whose zones nest, which a hosting directory
+    refuses: no file at all is written, exit code as the one-domain import's, the files
+    named as they would be written."""
+    dialplan = hosting_example / "state/pbx1/etc/asterisk/extensions_sipctl.conf"
+    text = dialplan.read_text()
+    beta = next(line for line in text.splitlines() if line.startswith("exten => beta.example."))
+    sub = beta.replace("beta.example.", "sub.beta.example.")
+    dialplan.write_text(text.replace(beta, f"{beta}\n{sub.replace('.,1', ',1')}\n{sub}"))
+    zone = (hosting_example / "state/beta.example.zone").read_text()
+    sub_zone = hosting_example / "state/sub.beta.example.zone"
+    sub_zone.write_text(zone.replace("beta.example.", "sub.beta.example."))
+    args = ["import", "--domain", "pbx1.hoster.example", "--asterisk", "dir:state/pbx1"]
+    code = run([*args, "--dns", "zonefile:state/{domain}.zone", "--out", "imported"])
+    said = capsys.readouterr()
+    assert code == 1, said.out + said.err
+    assert "do not pass 'sipctl validate', so none is written" in said.err, said.err
+    assert "imported/sub.beta.example.yaml:4:1: domain: sub.beta.example lies inside" in said.err
+    assert "sipctl-import-" not in said.err, said.err  # named as written, not the scratch copy
+    assert not (hosting_example / "imported").exists()

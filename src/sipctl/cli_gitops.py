@@ -347,7 +347,6 @@ def _import_host(
             "--adopt takes over one company's setup; a host of several customers is imported "
             "without it: review the files, then 'sipctl apply -f DIR'"
         )
-    out.mkdir(parents=True, exist_ok=True)
     if "wss" in pbx.data.get("transports", {}):
         importer.read_host_webrtc(target, config_dir, domain, pbx, ssh, ctx)
     customers_dns = {}
@@ -364,7 +363,7 @@ def _import_host(
         root, under = split_publish(host["webrtc"]["publish"])
         host["webrtc"]["publish"] = f"{_moved_target(root, out)}:{under}"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    written: dict[Path, list[str]] = {}
+    texts: dict[Path, str] = {}
     for stem, found in files.items():
         role = "the host file" if "hosting" in found.data else "a customer file"
         header = [
@@ -374,13 +373,51 @@ def _import_host(
             *(f"not expressible, so a plan will show it: {g}" for g in found.gaps),
             *(f"blocks an apply: {b}" for b in found.blockers),
         ]
-        path = out / f"{stem}.yaml"
-        _write_spec(path, importer.spec_yaml(found.data, header))
+        texts[out / f"{stem}.yaml"] = importer.spec_yaml(found.data, header)
+    _check_host_files(texts, out)  # every file, before any is written
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[Path, list[str]] = {}
+    for (path, text), found in zip(texts.items(), files.values(), strict=True):
+        _write_spec(path, text)
         written[path] = found.blockers
         for gap in found.gaps:
             console.warn(f"{path}: the spec cannot express this, so a plan will show it: {gap}")
     console.info(f"Wrote {len(written)} files into {out}: a host file and {count} customer(s).")
     return written
+
+
+def _check_host_files(texts: dict[Path, str], out: Path) -> None:
+    """The files of a host's import loaded together, as 'sipctl validate DIR' loads a hosting
+    directory (a customer is checked against its host file beside it), in a directory of
+    their own: when any fails, none is written, so no half of a host is left behind."""
+    import tempfile
+
+    from sipctl.cli_report_file import refuse_link
+    from sipctl.schemas.hosting_reach import reading_once
+    from sipctl.schemas.loader import load_spec
+
+    for path in texts:
+        refuse_link(path)  # a link among them is refused before anything is written
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="sipctl-import-") as scratch:
+        staged = [Path(scratch) / path.name for path in texts]
+        for at, text in zip(staged, texts.values(), strict=True):
+            at.write_text(text, encoding="utf-8")
+        with reading_once(staged):
+            for at in staged:
+                try:
+                    found = offline_problems(load_spec(at))
+                except SpecError as exc:
+                    found = exc.problems or [exc.message]
+                # named as the file it would be, not the scratch copy
+                problems.extend(p.replace(str(at.parent), str(out)) for p in found)
+    if problems:
+        raise SpecError(
+            "the files made from the live setup do not pass 'sipctl validate', so none is "
+            "written: give the live setup what the lines below ask for and import again; if "
+            "it lacks nothing, this is a bug in sipctl's import, please report it:\n  "
+            + "\n  ".join(dict.fromkeys(problems))  # a host's check names its customers' too
+        )
 
 
 def _write_spec(path: Path, text: str) -> None:
