@@ -150,3 +150,37 @@ def test_a_hosts_domain_no_customer_file_can_hold_is_a_gap() -> None:
     found = parse_asterisk(files, "local", "/etc/asterisk")
     assert sorted(found.customers) == ["good.example"]
     assert any("routes 'bad_dom'" in gap for gap in found.gaps), found.gaps
+
+
+def test_the_later_steps_of_a_kept_name_and_unread_lines_are_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kept name's Voicemail after its Dial: the spec holds the dial target only, so an
+    apply removes it, and import says so; an exten line it cannot read is named too, not
+    passed over. sipctl's own steps around a Dial (Set, Log, its unavailable path) are not."""
+    monkeypatch.chdir(tmp_path)
+    etc = tmp_path / "pbx" / "etc" / "asterisk"
+    etc.mkdir(parents=True)
+    (etc / "sip.conf").write_text(SIP_CONF)
+    (etc / "extensions.conf").write_text(
+        "[guests]\nexten => director,1,Dial(PJSIP/105)\n same => n,Voicemail(105)\n"
+        "exten => alex,1,Set(X=1)\n same => n,Log(NOTICE,x)\n same => n,Dial(SIP/106,30)\n"
+        " same => n,Goto(sipctl#unavailable,1)\n"
+        "exten => lost-line\n"
+        "exten => _.,1,Playback(bad-user)\n"
+    )
+    (etc / "rtp.conf").write_text(RTP_CONF)
+    (tmp_path / "odd.zone").write_text(ZONE)
+    args = ["import", "--domain", "odd.example", "--dns", "zonefile:odd.zone"]
+    assert run([*args, "--asterisk", "dir:pbx", "--out", "odd.yaml"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "the guest extension 'director' keeps director -> 105; its later steps Voicemail(105) "
+        "are not held by the spec and an apply removes them" in err
+    ), err
+    assert "'alex' keeps" not in err, err
+    assert "the guest context's line 'exten => lost-line' is not read by import" in err, err
+    header = (tmp_path / "odd.yaml").read_text()
+    assert "Voicemail(105)" in header and "exten => lost-line" in header
+    assert yaml.safe_load(header)["users"] == {"director": "105", "alex": "106"}
+    assert run(["validate", "-f", "odd.yaml"]) == 0

@@ -253,6 +253,7 @@ def spec_from_dns(
 _SECTION = re.compile(r"^\s*\[([^\]]+)\]")
 _KEYVALUE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=>?\s*(.*?)\s*$")
 _EXTEN = re.compile(r"^\s*exten\s*=>?\s*([^,\s]+)\s*,\s*([^,\s]+)\s*,\s*(.*?)\s*$", re.IGNORECASE)
+_EXTEN_KEY = re.compile(r"^\s*exten\s*=", re.IGNORECASE)  # not extenpatternmatchnew=
 _DIAL = re.compile(r"Dial\(\s*(PJSIP|SIP)/(\d+)", re.IGNORECASE)
 _GOTO = re.compile(r"Goto\(\s*(?:([A-Za-z0-9_.-]+)\s*,\s*)?(\d+)\s*,\s*1\s*\)", re.IGNORECASE)
 # A ring group as sipctl writes it: Dial(A&B,<timeout>), then an optional Dial(C,<timeout>).
@@ -299,7 +300,7 @@ def ini_sections(text: str) -> dict[str, list[tuple[str, str]]]:
             continue
         if current is None:
             continue
-        if line.lstrip().lower().startswith("exten"):
+        if _EXTEN_KEY.match(line):
             current.append(("exten", line.split("=", 1)[1].lstrip(">").strip()))
             continue
         found = _KEYVALUE.match(line)
@@ -405,7 +406,7 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     if lines is None:
         raise SpecError(f"{target}:{config_dir}/extensions.conf has no [{context}] context")
     names = _guest_names(lines)
-    result.gaps.extend(names.unheld)
+    result.gaps.extend([*names.unheld, *names.lost])
     users, route, local_context, sound = names.users, names.route, names.local_context, names.sound
     bodies = names.bodies
     if names.chan_sip:
@@ -485,6 +486,9 @@ class _Names:
     chan_sip: bool  # a name is dialled as SIP/<extension> (chan_sip)
     # routed extensions a spec cannot hold as a name, each with why: they become gaps
     unheld: list[str] = field(default_factory=list)
+    # what of the context the spec does not hold though it keeps the name (a Voicemail
+    # after the Dial), and the exten lines import cannot read: gaps too
+    lost: list[str] = field(default_factory=list)
 
 
 _LOCAL_CONTEXT = re.compile(r"Local/\d+@([A-Za-z0-9_.-]+)", re.IGNORECASE)
@@ -534,7 +538,51 @@ def _guest_names(lines: list[tuple[str, str]]) -> _Names:
             users[name] = goto.group(2)
             route = route or "goto"
             local_context = goto.group(1) or local_context
-    return _Names(users, route, local_context, sound, bodies, chan_sip, unheld)
+    lost = [*_unread_lines(lines), *_lost_steps(bodies, users)]
+    return _Names(users, route, local_context, sound, bodies, chan_sip, unheld, lost)
+
+
+# The steps the spec holds of a name it keeps: its Dial or Goto, and what sipctl's own
+# dialplan does around them (set, log, jump to its own unavailable path).
+_HELD_STEP = re.compile(r"(Dial|Goto)\(", re.IGNORECASE)
+
+
+def _lost_steps(bodies: list[tuple[str, str]], users: Mapping[str, Any]) -> list[str]:
+    """The steps of a kept name that are none the spec holds (``same => n,Voicemail(105)``
+    after the Dial): the spec has the dial target only, so an apply removes them."""
+    steps: dict[str, list[str]] = {}
+    for name, body in bodies:
+        if name in users:
+            steps.setdefault(name, []).append(body.strip())
+    lost = []
+    for name, chain in steps.items():
+        held = [i for i, step in enumerate(chain) if _HELD_STEP.match(step)]
+        extra = [
+            i
+            for i, step in enumerate(chain)
+            if i not in held and not _REJECT_STEPS.match(step) and "sipctl#" not in step
+        ]
+        if not extra:
+            continue
+        target = users[name] if isinstance(users[name], str) else "&".join(users[name]["ring"])
+        later = "later" if held and extra[0] > held[0] else "other"
+        shown = "; ".join(chain[i] for i in extra)[:120]
+        lost.append(
+            f"the guest extension {name!r} keeps {name} -> {target}; its {later} steps "
+            f"{shown} are not held by the spec and an apply removes them"
+        )
+    return lost
+
+
+def _unread_lines(lines: list[tuple[str, str]]) -> list[str]:
+    """The ``exten`` lines of the guest context whose extension, priority and application
+    import cannot tell apart: named, never passed over in silence."""
+    return [
+        f"the guest context's line 'exten => {value[:120]}' is not read by import (no "
+        "extension, priority and application in it): guests no longer reach it after an apply"
+        for key, value in lines
+        if key == "exten" and _EXTEN.match(f"exten => {value}") is None
+    ]
 
 
 # What a reject path does (answers, plays, logs, hangs up): an extension of only these
@@ -617,7 +665,7 @@ def _customers(
                 "guest context of the dialplan; apply its host's file again before importing"
             )
         names = _guest_names(lines)
-        gaps.extend(f"{domain}: {gap}" for gap in names.unheld)
+        gaps.extend(f"{domain}: {gap}" for gap in [*names.unheld, *names.lost])
         customer: dict[str, Any] = {"users": names.users}
         if names.local_context is not None:
             customer["local_context"] = names.local_context
