@@ -64,6 +64,22 @@ def symlink_refused(path: str, *, where: str = "", directory: bool = False) -> S
 
 STATE_DIR_ENV = "SIPCTL_STATE_DIR"
 
+# The most sipctl reads of one file on a target (a dir: target's extensions.conf, a zone
+# file): the guest dialplan of 10,000 users is 2.5 MB, so 64 MiB is ample for any real PBX
+# or zone, and a file named by mistake (a log, a disk image, an 8 GB file) is refused instead
+# of read into memory until it ends.
+MAX_READ_BYTES = 64 << 20
+
+
+class FileTooLarge(ProviderError):
+    """A file larger than MAX_READ_BYTES: its message names it, its size and the limit."""
+
+    def __init__(self, shown: str, size: int) -> None:
+        super().__init__(
+            f"{shown} is {size:,} bytes, more than the {MAX_READ_BYTES >> 20} MiB sipctl reads "
+            f"of one file: is it the right file? Name the right one, or make it smaller"
+        )
+
 
 def local_state_dir(env: Mapping[str, str] | None = None) -> Path:
     """sipctl's bookkeeping directory on this machine (not created here; see ``private_dir``):
@@ -275,7 +291,8 @@ class SafeDir:
         return info is not None and stat.S_ISLNK(info.st_mode)
 
     def read(self, name: str) -> tuple[bytes, os.stat_result] | None:
-        """The content and status of regular file ``name`` (None: missing); a link is refused.
+        """The content and status of regular file ``name`` (None: missing); a link, and a file
+        larger than MAX_READ_BYTES (FileTooLarge), are refused.
         Opened without waiting (``O_NONBLOCK``): a FIFO put there by anyone who can write the
         directory is refused as no regular file, where an open that waits for a writer would
         hang the run for ever (it changes nothing for a regular file)."""
@@ -292,7 +309,12 @@ class SafeDir:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise ProviderError(f"{self.path(name)} is not a regular file")
-            return handle.read(), info
+            if info.st_size > MAX_READ_BYTES:
+                raise FileTooLarge(self.path(name), info.st_size)
+            content = handle.read(MAX_READ_BYTES + 1)  # it may grow while read
+            if len(content) > MAX_READ_BYTES:
+                raise FileTooLarge(self.path(name), os.fstat(handle.fileno()).st_size)
+            return content, info
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -35,7 +35,12 @@ import dns.zone
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
 from sipctl.providers.base import Provider, UpdateRider
-from sipctl.providers.bookkeeping import SymlinkRefused, open_local_dir, symlink_refused
+from sipctl.providers.bookkeeping import (
+    FileTooLarge,
+    SymlinkRefused,
+    open_local_dir,
+    symlink_refused,
+)
 from sipctl.providers.dns.owned import (
     DnsKept,
     LiveRrset,
@@ -145,6 +150,8 @@ class ZoneFileProvider(Provider):
             with open_local_dir(self.path.parent) as directory:
                 found = directory.read(self.path.name)
             return None if found is None else found[0].decode("utf-8")
+        except FileTooLarge as exc:
+            raise ProviderError(f"zone file {exc}") from None
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from sipctl.errors import ProviderError, StalePlanError
 from sipctl.providers.bookkeeping import (
     BOOKKEEPING_DIR,
+    FileTooLarge,
     SafeDir,
     SymlinkRefused,
     on_this_machine,
@@ -185,6 +186,8 @@ class _FileSystemTransport:
                 found = directory.read(name)
             except SymlinkRefused:
                 raise self._link_refused(host_path, on_the_way=False) from None
+            except FileTooLarge:
+                raise  # it names the file, its size and the limit
             except ProviderError as exc:
                 raise ProviderError(f"{self.ref}: {host_path} is not a regular file") from exc
             except OSError as exc:
