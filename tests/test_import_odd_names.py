@@ -184,3 +184,29 @@ def test_the_later_steps_of_a_kept_name_and_unread_lines_are_listed(
     assert "Voicemail(105)" in header and "exten => lost-line" in header
     assert yaml.safe_load(header)["users"] == {"director": "105", "alex": "106"}
     assert run(["validate", "-f", "odd.yaml"]) == 0
+
+
+# applications an admin may add after a kept name's Dial; the reject-path ones the spec's
+# own dialplan does too (Set, Log, Hangup, ...), the others it does not hold
+STEP = st.sampled_from(
+    ["Voicemail(105)", "Macro(record)", "AGI(x.agi)", "Hangup()", "Set(A=1)", "Log(NOTICE,x)"]
+)
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(steps=st.lists(STEP, max_size=4))
+def test_every_step_of_a_kept_name_is_held_or_named_as_a_gap(steps: list[str]) -> None:
+    """Through the real reading of extensions.conf: whatever follows a kept name's Dial is
+    one of the steps sipctl's own dialplan has, or a gap names it; the spec still validates."""
+    later = "".join(f" same => n,{step}\n" for step in steps)
+    extensions = f"[guests]\nexten => director,1,Dial(SIP/105)\n{later}"
+    files = {"sip.conf": SIP_CONF, "extensions.conf": extensions, "rtp.conf": RTP_CONF}
+    found = parse_asterisk(files, "local", "/etc/asterisk")
+    assert found.data["users"] == {"director": "105"}
+    kept = [gap for gap in found.gaps if "keeps director -> 105" in gap]
+    lost = [s for s in steps if not s.startswith(("Hangup", "Set", "Log"))]
+    assert len(kept) == (1 if lost else 0), found.gaps
+    for step in lost:
+        assert step in kept[0], kept
+    data = {"version": 1, "domain": "odd.example", **found.data}
+    assert cross_checks(load_spec_text(spec_yaml(data, []), source="imported.yaml")) == []
