@@ -95,6 +95,7 @@ def parse_admin_file(
     from pydantic import ValidationError
 
     from sipctl.errors import SpecError
+    from sipctl.schemas.messages import yaml_problem
 
     try:
         data = yaml.safe_load(text)
@@ -102,7 +103,7 @@ def parse_admin_file(
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise SpecError(f"{where}: not valid YAML ({problem})", hint=hint) from None
+        raise SpecError(f"{where}: {yaml_problem(problem)}", hint=hint) from None
     if data is None and may_be_empty:
         data = {}
     if not isinstance(data, dict):

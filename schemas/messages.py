@@ -32,6 +32,11 @@ _YAML_PROBLEMS = (
         "found undefined alias",
         "'*' starts a YAML alias: put a value that starts with '*' in quotes",
     ),
+    (
+        "but found another document",
+        "the file holds one YAML document, and a second begins on this line (a second "
+        "'---'): split them into two files, one spec (or profile) each",
+    ),
     ("found unknown escape character", "in double quotes '\\' starts an escape: use single quotes"),
 )
 

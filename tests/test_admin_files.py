@@ -44,8 +44,13 @@ def test_broken_yaml_in_the_fleet_configuration_is_one_line_with_its_place(
     with pytest.raises(SpecError) as info:
         _fleet("address: [\n", tmp_path)
     message = str(info.value)
-    assert message.startswith(f"{tmp_path / 'fleet.yaml'}:2:1: not valid YAML (")
+    assert message.startswith(f"{tmp_path / 'fleet.yaml'}:2:1: not valid YAML: ")
     assert "\n" not in message
+
+
+def test_a_second_document_in_an_admin_file_is_named_as_in_a_spec(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"fleet.yaml:2:1: not valid YAML: the file holds one"):
+        _fleet("address: a\n---\naddress: b\n", tmp_path)
 
 
 def test_a_fleet_configuration_of_comments_only_is_every_default(tmp_path: Path) -> None:

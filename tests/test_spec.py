@@ -69,6 +69,22 @@ def test_bad_yaml_names_the_line() -> None:
     assert problem.startswith("sipctl.yaml:3:1: not valid YAML")
 
 
+@pytest.mark.parametrize("lead", ["", "---\n", "# a spec\n---\n"])
+def test_a_second_yaml_document_names_its_line_and_says_to_split(
+    lead: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two documents said only "but found another document"."""
+    from sipctl.cli import run
+
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(lead + BASE + "---\n" + BASE)
+    second = lead.count("\n") + BASE.count("\n") + 1
+    assert run(["validate", "-f", str(spec)]) != 0
+    err = capsys.readouterr().err
+    assert f"sipctl.yaml:{second}:1: not valid YAML: the file holds one YAML document" in err
+    assert "split them into two files" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     "name",
     [
