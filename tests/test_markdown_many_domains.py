@@ -53,3 +53,20 @@ def test_a_few_domains_are_shown_whole(tmp_path: Path, capsys: pytest.CaptureFix
     comment = capsys.readouterr().out
     assert comment.count("### sipctl plan for") == 3
     assert "left out" not in comment and "not listed here" not in comment
+
+
+def test_thousands_of_failed_specs_still_fit_one_comment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The table's failure lines were not capped: 3,000 invalid specs made 750 KB."""
+    for index in range(3000):
+        domain = f"customer-{index:04d}-with-a-long-name.example"
+        (tmp_path / f"{domain}.yaml").write_text(f"version: 1\ndomain: {domain}\nbogus: 1\n")
+    assert run(["plan", "-f", str(tmp_path), "--markdown", "--no-color"]) == 1
+    comment = capsys.readouterr().out
+    assert len(comment) <= MARKDOWN_LIMIT, len(comment)
+    told = comment.count(": error: ")
+    assert 0 < told < 3000
+    assert f"... {3000 - told} more failure(s) and skipped file(s), not listed here" in comment
+    assert "3000 domain(s): 0 ok, 3000 failed." in comment
+    MarkdownIt("commonmark").parse(comment)

@@ -35,12 +35,14 @@ def summary_table(
     column: Column = CHANGES,
     by_status: bool = False,
     rows_of: Sequence[Domain] | None = None,
+    notes: int | None = None,
 ) -> str:
     """One row per domain (``column``: what it found, a plan's changes by default), each
     failure's message, the skipped files, and a closing count: of the domains that are ok
     and that failed, or (``by_status``: a report's words, "drifted") of each status.
     ``rows_of``: rows of these domains only, the others counted in one line (the count
-    still covers every domain)."""
+    still covers every domain); ``notes``: at most this many failures and skipped files
+    told, the others counted in one line."""
     title, value_of = column
     rows = [("DOMAIN", "SPEC", "RESULT", title, "TIME")]
     for d in domains if rows_of is None else rows_of:
@@ -53,11 +55,18 @@ def summary_table(
     if rows_of is not None and len(rows_of) < len(domains):
         lines.append(f"... {len(domains) - len(rows_of)} more domain(s), not listed here")
     failed = [d for d in domains if d.failed]
+    told: list[list[str]] = []
     for d in failed:
         first, *more = d.message.splitlines() or [""]
-        lines.append(f"{d.path}: {d.status}: {first}")
-        lines.extend(f"    {line}" for line in more)
-    lines.extend(f"{s.path}: skipped: {s.reason}" for s in skipped)
+        told.append([f"{d.path}: {d.status}: {first}", *(f"    {line}" for line in more)])
+    told.extend([f"{s.path}: skipped: {s.reason}"] for s in skipped)
+    for note in told[:notes]:
+        lines.extend(note)
+    if notes is not None and notes < len(told):
+        lines.append(
+            f"... {len(told) - notes} more failure(s) and skipped file(s), not listed here: "
+            "each is in the pipeline's artefact (plan --out)"
+        )
     ok = len(domains) - len(failed)
     files = f", {len(skipped)} file(s) skipped" if skipped else ""
     counts = f"{ok} ok, {len(failed)} failed"

@@ -232,8 +232,8 @@ class DomainRun:
         from sipctl.reconciler.gitops.domain_report import CHANGES, summary_table
         from sipctl.reconciler.views import MARKDOWN_LIMIT, markdown_code_block
 
-        def table(rows_of: list[Domain] | None) -> str:
-            text = summary_table(self.domains, self.skipped, CHANGES, rows_of=rows_of)
+        def table(rows_of: list[Domain] | None, notes: int | None = None) -> str:
+            text = summary_table(self.domains, self.skipped, CHANGES, rows_of=rows_of, notes=notes)
             return "\n".join(markdown_code_block(text.rstrip("\n").split("\n"))) + "\n"
 
         whole = "".join(text for _, text in sections) + table(None)
@@ -242,10 +242,13 @@ class DomainRun:
         busy = [(d, text) for d, text in sections if d.failed or _has_changes(d)]
         quiet = len(sections) - len(busy)
         listed = [d for d, _ in busy]
-        ending = table(listed)
-        while len(ending) > MARKDOWN_LIMIT // 2 and listed:  # thousands of changed domains
-            listed = listed[: len(listed) // 2]
-            ending = table(listed)
+        notes = sum(d.failed for d in self.domains) + len(self.skipped)
+        ending = table(listed, notes)
+        # thousands of changed or failed domains, skipped files: rows and their failures
+        # (and skipped files) give way alike to lines that count them
+        while len(ending) > MARKDOWN_LIMIT // 2 and (listed or notes):
+            listed, notes = listed[: len(listed) // 2], notes // 2
+            ending = table(listed, notes)
         if quiet:
             ending = f"{quiet} domain(s) with no changes are left out here.\n\n" + ending
         kept: list[str] = []
