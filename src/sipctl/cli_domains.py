@@ -209,10 +209,11 @@ class DomainRun:
                 if domain.plan is not None:
                     print_plan(self.console, domain.plan.to_json(), fmt)
 
-            self._each_titled(fmt, body)
+            self._each_titled(body)
 
     def _markdown_section(self, domain: Domain) -> str:
-        """A domain's part of the comment, as ``_each_titled`` lays out the others."""
+        """A domain's part of the comment: its title, its plan, its error (a file's name and
+        an error are the merge request's, not ours: shown, not acted on)."""
         from sipctl.reconciler.views import markdown_prose, render_markdown
 
         text = f"## {markdown_prose(f'{domain.name} ({domain.path})')}\n\n"
@@ -265,18 +266,14 @@ class DomainRun:
             room -= len(text)
         return "".join(kept) + ending
 
-    def _each_titled(self, fmt: str, body: Callable[[Domain], None]) -> None:
-        """Each domain under its title: its ``body``, then its error."""
-        from sipctl.reconciler.views import markdown_prose
-
-        # a file's name and an error are the merge request's, not ours: shown, not acted on
-        shown = markdown_prose if fmt == "markdown" else str
+    def _each_titled(self, body: Callable[[Domain], None]) -> None:
+        """Each domain under its title, as text: its ``body``, then its error (Markdown lays
+        out each domain in ``_markdown_section``)."""
         for domain in self.domains:
-            title = f"{domain.name} ({domain.path})"
-            self.console.out(f"## {shown(title)}\n" if fmt == "markdown" else f"=== {title} ===")
+            self.console.out(f"=== {domain.name} ({domain.path}) ===")
             body(domain)
             if domain.failed:
-                self.console.out(shown(f"{domain.status}: {domain.message}"))
+                self.console.out(f"{domain.status}: {domain.message}")
             self.console.out("")
 
     def show_reports(self, kind: str, fmt: str, text_of: Callable[[Report], str]) -> None:
@@ -301,7 +298,7 @@ class DomainRun:
                 if domain.report is not None:
                     self.console.out(text_of(domain.report), end="")
 
-            self._each_titled(fmt, body)
+            self._each_titled(body)
         if document is not None and self.console.json_file is not None:
             save_report(self.console, views.render_json(document))
             self.console.info(f"Saved the {kind} report as JSON to {self.console.json_file}.")
@@ -399,20 +396,17 @@ class DomainRun:
         default: a plan's changes)."""
         if self.one or fmt == "json":
             return
+        if fmt == "markdown":  # only plan has it: the sections ``show`` kept, with the table
+            assert self._sections is not None and column is None
+            self.console.out(self._fitted_markdown(self._sections), end="")
+            return
         from sipctl.reconciler.gitops.domain_report import CHANGES, summary_table
 
         if column is None:
             table = summary_table(self.domains, self.skipped, CHANGES)
         else:
             table = summary_table(self.domains, self.skipped, column, by_status=True)
-        if fmt == "markdown" and column is None and self._sections is not None:
-            self.console.out(self._fitted_markdown(self._sections), end="")
-        elif fmt == "markdown":
-            from sipctl.reconciler.views import markdown_code_block
-
-            self.console.out("\n".join(markdown_code_block(table.rstrip("\n").split("\n"))))
-        else:
-            self.console.out(table, end="")
+        self.console.out(table, end="")
 
     def settle(self, code_of: Callable[[Domain], int] | None = None) -> None:
         """One domain's error is the command's; several end with the exit code of them all.
