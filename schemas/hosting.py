@@ -220,8 +220,7 @@ def check_binding(host: Spec, host_file: LoadedSpec, customer: LoadedSpec) -> No
         return
     domain = customer.spec.domain
     asked = customer.spec.local_context
-    bound = {dialplan_domain(d): (d, c) for d, c in hosting.local_contexts.items()}
-    found = bound.get(dialplan_domain(domain))
+    found = hosting.bound_contexts.get(dialplan_domain(domain))
     if found is None:
         at = host_file.where(("hosting", "local_contexts"))
         raise SpecError(

@@ -255,7 +255,9 @@ def _lower_if_str(value: object) -> object:
 # good and bad values. Patterns are ECMA-262 regexes that Python's re reads the same way.
 USER_NAME_PATTERN = "^" + _USER_RE.pattern + "$"
 EXTENSION_PATTERN = "^" + _EXTENSION_RE.pattern + "$"
-_LABEL = _LABEL_RE.pattern
+# One DNS label, as a pattern other patterns are built of (a zone entry of a profile too).
+LABEL_PATTERN = _LABEL_RE.pattern
+_LABEL = LABEL_PATTERN
 # At least two labels, the last not all digits, an optional trailing dot.
 HOSTNAME_PATTERN = rf"^(?=.{{1,253}}\.?$)(?:{_LABEL}\.)+(?![0-9]+\.?$){_LABEL}\.?$"
 CONTEXT_PATTERN = "^" + _CONTEXT_RE.pattern + "$"

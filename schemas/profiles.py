@@ -22,7 +22,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sipctl.schemas.names import ENTRY_NAME_PATTERN, is_dns_label
+from sipctl.schemas.names import ENTRY_NAME_PATTERN, LABEL_PATTERN, is_dns_label
 from sipctl.schemas.values import check_strings
 
 DEFAULT_ENTRY = "default"
@@ -92,8 +92,7 @@ class HostProfile(_Profile):
 
 CredentialKind = Literal["tsig", "api_key", "ssh_key", "ssh_agent", "token", "password"]
 DNS_KINDS = ("tsig", "api_key", "token", "password")  # the kinds a DNS provider is given
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-ZONE_ENTRY_PATTERN = rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*\.?$"
+ZONE_ENTRY_PATTERN = rf"^(?:\*\.)?{LABEL_PATTERN}(?:\.{LABEL_PATTERN})*\.?$"
 
 
 def check_zone_entry(value: str) -> str:
