@@ -63,10 +63,7 @@ def summary_table(
     for note in told[:notes]:
         lines.extend(note)
     if notes is not None and notes < len(told):
-        lines.append(
-            f"... {len(told) - notes} more failure(s) and skipped file(s), not listed here: "
-            "each is in the pipeline's artefact (plan --out)"
-        )
+        lines.append(_unlisted_notes(len(failed) - min(notes, len(failed)), len(told) - notes))
     ok = len(domains) - len(failed)
     files = f", {len(skipped)} file(s) skipped" if skipped else ""
     counts = f"{ok} ok, {len(failed)} failed"
@@ -75,6 +72,19 @@ def summary_table(
         counts = ", ".join(f"{n} {status}" for status, n in tally.items()) or "none"
     lines.append(f"{len(domains)} domain(s): {counts}{files}.")
     return "\n".join(lines) + "\n"
+
+
+def _unlisted_notes(failures: int, notes: int) -> str:
+    """The line counting the ``notes`` not told: ``failures`` of them failures, the rest
+    skipped files. Neither is in a saved plan (``plan --out`` saves the domains that did
+    not fail), so it says where each is told."""
+    counted = [f"{failures} more failure(s)"] if failures else []
+    if notes > failures:
+        counted.append(f"{notes - failures} more skipped file(s)")
+    return (
+        f"... {' and '.join(counted)}, not listed here: sipctl plan -f without --markdown "
+        "lists each"
+    )
 
 
 def exit_code(domains: Sequence[Domain]) -> int:

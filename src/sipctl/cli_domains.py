@@ -253,14 +253,11 @@ class DomainRun:
         if quiet:
             ending = f"{quiet} domain(s) with no changes are left out here.\n\n" + ending
         kept: list[str] = []
-        room = MARKDOWN_LIMIT - len(ending) - 200  # the line of what was left out
+        room = MARKDOWN_LIMIT - len(ending) - _LEFT_OUT_ROOM
         for index, (_, text) in enumerate(busy):
             if len(text) > room:
-                left = len(busy) - index
-                kept.append(
-                    f"... {left} more domain plan(s) left out here: each whole plan is in "
-                    "the pipeline's artefact (plan --out).\n\n"
-                )
+                told = [d for d in self.domains if d.failed][:notes]
+                kept.append(_left_out_line([d for d, _ in busy[index:]], told))
                 break
             kept.append(text)
             room -= len(text)
@@ -450,6 +447,38 @@ def report_outcome(console: Console, outcome: Outcome) -> None:
         )
     for line in outcome.lines:
         console.info(line)
+
+
+# The room kept for _left_out_line's line (its longest, with seven-digit counts, is ~260).
+_LEFT_OUT_ROOM = 300
+
+
+def _left_out_line(left: list[Domain], told: list[Domain]) -> str:
+    """The line that stands for the sections ``left`` out of a Markdown comment, counting
+    what they held: the plans of domains that did not fail (each saved whole by ``plan
+    --out``, the pipeline's artefact) and failed domains, which have no saved plan: their
+    errors are in the table's failure lines (``told``), or counted there."""
+    failed = [d for d in left if d.failed]
+    plans = len(left) - len(failed)
+    counted: list[str] = []
+    where: list[str] = []
+    if plans:
+        counted.append(f"{plans} more domain plan(s)")
+        where.append("each whole plan is in the pipeline's artefact (plan --out)")
+    if failed:
+        counted.append(f"{len(failed)} more failed domain(s)")
+        shown = {id(d) for d in told}
+        listed = sum(id(d) in shown for d in failed)
+        if listed == len(failed):
+            where.append("each failure is told in the table below")
+        elif listed:
+            where.append(
+                f"the table below tells {listed} of these failures, and sipctl plan -f "
+                "without --markdown tells each"
+            )
+        else:
+            where.append("sipctl plan -f without --markdown tells each failure")
+    return f"... {' and '.join(counted)} left out here: {'; '.join(where)}.\n\n"
 
 
 def _has_changes(domain: Domain) -> bool:
