@@ -151,11 +151,12 @@ class _Unloadable:
 def _unloadable_files(loaded: LoadedSpec) -> tuple[list[_Unloadable], set[str]]:
     """The spec files beside the host's that do not load (a customer's also when the host
     it names is not there), and the domains the others declare (but the host's customers',
-    which the caller knows)."""
+    which the caller knows). A *.yaml file of no keys at all counts: a customer's file
+    emptied, or saved as UTF-16, is skipped by ``-f DIR`` but may be that customer."""
     from pathlib import Path
 
     from sipctl.errors import failure_text
-    from sipctl.reconciler.gitops.spec_files import skip_reason
+    from sipctl.reconciler.gitops.spec_files import NO_TOP_KEYS, skip_reason
     from sipctl.schemas.hosting import compose, file_digest, readable_domain
     from sipctl.schemas.loader import load_spec_text
 
@@ -165,7 +166,7 @@ def _unloadable_files(loaded: LoadedSpec) -> tuple[list[_Unloadable], set[str]]:
     failing: list[_Unloadable] = []
     declared: set[str] = set()
     for entry in sorted(own.parent.iterdir()):
-        if entry.name == own.name or skip_reason(entry) is not None:
+        if entry.name == own.name or skip_reason(entry) not in (None, NO_TOP_KEYS):
             continue
         try:
             text = entry.read_text(encoding="utf-8")

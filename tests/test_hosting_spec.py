@@ -564,6 +564,45 @@ def test_a_customer_file_that_is_a_link_to_nothing_is_no_departed_customer(
     assert "- user director@beta.example" not in shown, shown
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"", "the spec is empty"),
+        ("version: 1\ndomain: beta.example\n".encode("utf-16"), "not UTF-8 text (byte 0)"),
+        (b"- version: 1\n", "the spec must be a mapping"),
+    ],
+    ids=["emptied", "saved-as-utf-16", "a-list"],
+)
+def test_a_customer_file_of_no_keys_is_no_departed_customer(
+    hoster: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    content: bytes,
+    said: str,
+) -> None:
+    """A customer's file emptied (or saved as UTF-16 by an editor) has no top-level keys:
+    -f DIR skips it, and the host's check skipped it too, so the host's plan removed the
+    customer, its dialplan and its DNS records, while the directory's run exited 0."""
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster, capsys) == 0
+    beta = hoster / "beta.example.yaml"
+    before = beta.read_text()
+    beta.write_bytes(content)
+    code, shown = _plan(hoster, capsys)
+    assert code == 1, shown
+    assert f"{beta}: skipped: no top-level keys" in shown, shown
+    assert "customer(s) beta.example of pbx1 are declared by no file that loads" in shown, shown
+    assert said in shown, shown
+    assert "- user director@beta.example" not in shown, shown
+    assert _apply(hoster, capsys, "--force") != 0
+    assert "SIP+D2U" in (hoster / "state" / "beta.example.zone").read_text()
+
+    # a stray file of no keys beside the host blocks nothing while no customer departs
+    (hoster / "notes.yaml").write_bytes(content)
+    beta.write_text(before)
+    assert _plan(hoster, capsys)[0] == 0
+
+
 _LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 
 

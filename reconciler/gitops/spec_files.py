@@ -12,6 +12,9 @@ from pathlib import Path
 from sipctl.errors import SpecError
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+# A *.yaml file of no keys at all (empty, a list, garbage, UTF-16): no spec, but it may be one
+# that was emptied or saved in another encoding, which a host must not take for a departure.
+NO_TOP_KEYS = "no top-level keys (empty, or not a YAML mapping)"
 MAX_SPEC_SNIFF = 1_000_000  # the loader's own limit on a spec's size
 
 
@@ -152,7 +155,7 @@ def skip_reason(path: Path) -> str | None:
     if set(top) & (keys - {"version"}) or top.get("version") == "1":
         return None
     if not top:
-        return "no top-level keys (empty, or not a YAML mapping)"
+        return NO_TOP_KEYS
     return f"none of its top-level keys ({', '.join(sorted(top))}) is a key of a sipctl spec"
 
 
