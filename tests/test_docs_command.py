@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from fixtures.common import REPO
+from markdown_it import MarkdownIt
 
 from sipctl import manual
 from sipctl.cli import run
-from sipctl.cli_docs import pages
+from sipctl.cli_docs import for_terminal, pages
 
 SOURCES = ("src", "reconciler", "providers", "schemas")
 DOCS_FILE = re.compile(r"\bdocs/[A-Za-z0-9_-]+\.md\b")
@@ -97,7 +98,10 @@ def test_docs_lists_the_topics_with_their_titles(capsys: pytest.CaptureFixture[s
 
 def test_docs_topic_prints_the_page(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["docs", "hosting"]) == 0
-    assert capsys.readouterr().out == Path(REPO / "docs" / "hosting.md").read_text()
+    page = Path(REPO / "docs" / "hosting.md").read_text()
+    assert capsys.readouterr().out == for_terminal(page, set(pages()))
+    assert run(["docs", "fleet"]) == 0  # a page that links to no other page: as written
+    assert capsys.readouterr().out == Path(REPO / "docs" / "fleet.md").read_text()
     assert run(["docs", "security.md"]) == 0  # the file's name as the old messages said it
     assert capsys.readouterr().out.startswith("# Trust model")
 
@@ -110,3 +114,54 @@ def test_an_unknown_topic_is_a_usage_error_listing_the_topics(
     assert not captured.out
     assert "no page 'securty'" in captured.err
     assert "read-only-plan" in captured.err and "security" in captured.err
+
+
+def _raw_page_links(markdown: str) -> list[str]:
+    """The targets of the links a CommonMark parser finds in ``markdown`` that name a
+    file's page (``*.md``, with or without ``#section``), not a URL."""
+    found = []
+    for token in MarkdownIt("commonmark").parse(markdown):
+        for child in token.children or []:
+            href = str(child.attrs.get("href", "")) if child.type == "link_open" else ""
+            if href.partition("#")[0].endswith(".md") and "://" not in href:
+                found.append(href)
+    return found
+
+
+@pytest.mark.parametrize("topic", sorted(pages()))
+def test_docs_prints_no_link_to_a_page_raw(topic: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A page's [hosting](hosting.md) means nothing in a terminal: it is printed as the
+    command that shows that page, and each such topic exists."""
+    source = (REPO / "docs" / f"{topic}.md").read_text(encoding="utf-8")
+    assert run(["docs", topic]) == 0
+    printed = capsys.readouterr().out
+    assert _raw_page_links(printed) == []
+    named = set(DOCS_COMMAND.findall(printed)) - set(DOCS_COMMAND.findall(source))
+    assert named <= set(pages()), named
+    if _raw_page_links(source):  # the page linked to others: each is named now
+        assert named or "in sipctl's source" in printed
+    # code is printed as written: the fenced blocks are the same
+    fences = [t.content for t in MarkdownIt("commonmark").parse(source) if t.type == "fence"]
+    assert fences == [
+        t.content for t in MarkdownIt("commonmark").parse(printed) if t.type == "fence"
+    ]
+
+
+def test_a_link_to_a_section_names_its_heading() -> None:
+    heading = next(
+        line.lstrip("#").strip()
+        for line in (REPO / "docs" / "security.md").read_text().splitlines()[1:]
+        if line.startswith("## ")
+    )
+    anchor = re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", heading).strip().lower())
+    page = (
+        f"# T\n\nSee [the profiles](security.md#{anchor}), [spec.md](spec.md), "
+        "[the site](https://example.com/x.md), `[code](spec.md)`, ![shot](webrtc-page.png)\n"
+        "and [gone](nowhere.md).\n\n```\n[NAME](+)\n[x](spec.md)\n```\n"
+    )
+    printed = for_terminal(page, set(pages()))
+    assert printed == (
+        f"# T\n\nSee the profiles (sipctl docs security, section {heading!r}), sipctl docs "
+        "spec, [the site](https://example.com/x.md), `[code](spec.md)`, "
+        "![shot](webrtc-page.png)\nand [gone](nowhere.md).\n\n```\n[NAME](+)\n[x](spec.md)\n```\n"
+    )
