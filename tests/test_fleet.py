@@ -312,3 +312,28 @@ def test_fleet_commands_explain_a_missing_server_and_a_wrong_queue(tmp_path: Pat
     )
     assert result.returncode == 1
     assert "expected pbx:HOST" in result.stderr
+
+
+def test_fleet_sync_refuses_a_hosting_directory(tmp_path: Path) -> None:
+    """The fleet plans each file alone: synced, a host's file planned the removal of all its
+    customers (waiting for an approval that would remove them) and each customer failed for
+    want of servers. sync refuses host and customer files before it reaches Temporal."""
+    from fixtures.hosting import copy_example
+
+    hoster = copy_example(tmp_path / "hoster")
+    for spec in (hoster, hoster / "alpha.example.yaml"):
+        command = [sys.executable, "-m", "sipctl", "fleet", "sync", "-f", str(spec)]
+        result = subprocess.run(
+            [*command, "--address", "127.0.0.1:9"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin"},
+            check=False,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 1, result.stderr
+        assert "the fleet plans each file alone" in result.stderr, result.stderr
+        assert "sipctl apply -f DIR" in result.stderr, result.stderr
+        assert "cannot reach Temporal" not in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr

@@ -69,12 +69,30 @@ def spec_change(path: Path) -> SpecChange:
     from sipctl.cli_common import load_checked
 
     loaded = load_checked(path)
+    _refuse_hosting_files(path, loaded.spec.hosting is not None, loaded.spec.host)
     return SpecChange(
         domain=loaded.spec.domain,
         source=str(path.resolve()),
         text=loaded.text,
         parts=parts_of(loaded),
         verify_queue=verify_queue_of(loaded),
+    )
+
+
+def _refuse_hosting_files(path: Path, is_host: bool, host: str | None) -> None:
+    """A workflow holds one file's text and plans it alone: a host's file without its
+    customers would plan the removal of every one of them (waiting for an approval that
+    removes them all), and a customer's file without its host has no servers to point at.
+    Refused before any workflow starts, with the commands that do reconcile a hosting
+    directory."""
+    if not is_host and host is None:
+        return
+    which = "a host's file (hosting:)" if is_host else f"a customer's file (host: {host})"
+    raise SipctlError(
+        f"{path}: {which}: the fleet plans each file alone, without its host and customers, "
+        "and does not reconcile a hosting directory",
+        hint="reconcile it with 'sipctl plan -f DIR' and 'sipctl apply -f DIR' (see: sipctl "
+        "docs hosting); nothing was sent to the fleet",
     )
 
 
