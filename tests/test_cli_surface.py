@@ -129,6 +129,37 @@ def test_shell_completion_script_is_offered() -> None:
     assert "_SIPCTL_COMPLETE" in done.stdout
 
 
+@pytest.mark.parametrize(
+    ("words", "offered"),
+    [
+        ("sipctl plan --target f", ["firewall", "fail2ban"]),
+        ("sipctl apply --target ", ["dns", "asterisk", "certificate", "firewall"]),
+        ("sipctl docs ho", ["hosting"]),
+        ("sipctl schema --kind plan", ["plan", "plan-file"]),
+    ],
+)
+def test_shell_completion_offers_the_values_of_layers_topics_and_kinds(
+    words: str, offered: list[str]
+) -> None:
+    """The completion script completed commands and options but no value: --target,
+    docs TOPIC and schema --kind offered nothing at <TAB>."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sipctl"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "_SIPCTL_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split(" ")) - 1),
+        },
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert set(offered) <= set(done.stdout.split()), done.stdout
+
+
 def test_a_directory_of_specs_takes_only_specs(tmp_path: Path) -> None:
     from sipctl.reconciler.gitops.spec_files import spec_paths
 

@@ -259,6 +259,13 @@ def _write_artefact(directory: Path, relative: str, data: bytes) -> str:
     return str(path)
 
 
+def _complete_kind(incomplete: str) -> list[str]:
+    """Shell completion of schema --kind: the kinds that begin with what is typed."""
+    from sipctl.schemas.outputs import KINDS
+
+    return [kind for kind in KINDS if kind.startswith(incomplete)]
+
+
 def schema(
     kind: Annotated[
         str,
@@ -272,6 +279,7 @@ def schema(
             "drift, verify, audit, fleet-status (one envelope each), or plan-file (a plan "
             "saved by plan --out). --output is the older spelling.",
             metavar="KIND",
+            autocompletion=_complete_kind,
         ),
     ] = "spec",
     out_file: Annotated[

@@ -124,6 +124,7 @@ def docs_command(
             help="The page to print (a name the list shows, e.g. security); none: list them.",
             metavar="TOPIC",
             show_default=False,
+            autocompletion=lambda incomplete: [t for t in pages() if t.startswith(incomplete)],
         ),
     ] = None,
 ) -> None:

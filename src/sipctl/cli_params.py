@@ -43,6 +43,13 @@ Verbose = Annotated[
 ]
 
 
+def complete_layer(incomplete: str) -> list[str]:
+    """Shell completion of --target: the layers that begin with what is typed."""
+    from sipctl.reconciler.layers import LAYER_NAMES
+
+    return [name for name in LAYER_NAMES if name.startswith(incomplete)]
+
+
 TargetLayers = Annotated[
     list[str] | None,
     typer.Option(
@@ -50,6 +57,7 @@ TargetLayers = Annotated[
         help="Only this layer (dns, asterisk, certificate, firewall, fail2ban, webrtc); "
         "repeat for several. Of several specs, one that manages none of them is skipped.",
         metavar="LAYER",
+        autocompletion=complete_layer,
     ),
 ]
 
