@@ -4,6 +4,7 @@ plan says No changes, on a zone file and a dir: PBX."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,33 @@ def test_the_example_imports_as_a_spec_that_plans_no_changes(
         "organization": example["cards"]["organization"],
         "names": {name: example["cards"]["names"][name] for name in page_names},
     }
+
+
+def test_a_spec_imported_into_another_directory_names_its_dir_places_from_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """import --out specs/imported.yaml named the zone file from specs/ but left
+    asterisk.target and webrtc.publish as read from here (dir:state/pbx): the spec pointed
+    at specs/state/pbx, a PBX that is not there, and its plan created every file anew."""
+    from fixtures.common import EXAMPLES
+
+    monkeypatch.chdir(tmp_path)
+    Path("mysite.yaml").write_text((EXAMPLES / "mysite.yaml").read_text())
+    assert run(["apply", "-f", "mysite.yaml", "--auto-approve", "--no-verify"]) == 0
+    capsys.readouterr()
+    Path("specs").mkdir()
+    args = ["import", "--domain", "mysite.ru", "--dns", "zonefile:state/mysite.ru.zone"]
+    assert run([*args, "--asterisk", "dir:state/pbx", "--out", "specs/imported.yaml"]) == 0
+    said = capsys.readouterr().err
+    # the record of the published page names its place as the spec spells it: only that
+    # bookkeeping changes (docs/hosting.md says so of a host's import)
+    changes = said.split("(--adopt does it):\n", 1)[-1].strip().splitlines()
+    assert changes == ["webrtc: update record published page"], said
+    imported = yaml.safe_load(Path("specs/imported.yaml").read_text())
+    assert imported["asterisk"]["target"] == "dir:../state/pbx", imported["asterisk"]
+    assert imported["webrtc"]["publish"] == "dir:../state/web:/var/www/html/call"
+    assert run(["plan", "-f", "specs/imported.yaml", "--json"]) == 0
+    (domain,) = json.loads(capsys.readouterr().out)["domains"]
+    changed = [c["address"] for t in domain["plan"]["targets"] for c in t["changes"]]
+    assert changed == [{"layer": "webrtc", "kind": "record", "name": "published page"}], changed
+    assert not Path("specs/state").exists()

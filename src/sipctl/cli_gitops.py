@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -281,6 +281,8 @@ def import_(
                 found.data.update(page.data)
                 found.notes.extend(page.notes)
                 found.gaps.extend(page.gaps)
+            if out is not None:
+                _moved_places(found.data, base_dir)
     if written is not None:
         for path, blockers in written.items():
             _check_import(console, load_spec(path), False, blockers)
@@ -355,13 +357,7 @@ def _import_host(
         customers_dns[customer] = importer.read_dns(customer, url, ctx, Path.cwd())
         _relative_zone_file(customers_dns[customer], out.resolve())
     files = importer.host_files(domain, pbx, customers_dns)
-    host = files[importer.host_name(domain)].data
-    host["asterisk"]["target"] = _moved_target(host["asterisk"]["target"], out)
-    if "webrtc" in host and "publish" in host["webrtc"]:
-        from sipctl.schemas.values import split_publish
-
-        root, under = split_publish(host["webrtc"]["publish"])
-        host["webrtc"]["publish"] = f"{_moved_target(root, out)}:{under}"
+    _moved_places(files[importer.host_name(domain)].data, out)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     texts: dict[Path, str] = {}
     for stem, found in files.items():
@@ -429,6 +425,21 @@ def _write_spec(path: Path, text: str) -> None:
 
     refuse_link(path)
     write_output_file(path, text, "the spec", 0o644)
+
+
+def _moved_places(data: dict[str, Any], out: Path) -> None:
+    """The relative ``dir:`` places of an imported spec (``asterisk.target``, the root of
+    ``webrtc.publish``), read from here, named from ``out``, the directory the spec is
+    written to: written elsewhere, they named directories beside it that do not exist."""
+    asterisk = data.get("asterisk", {})
+    if "target" in asterisk:
+        asterisk["target"] = _moved_target(asterisk["target"], out)
+    webrtc = data.get("webrtc", {})
+    if "publish" in webrtc:
+        from sipctl.schemas.values import split_publish
+
+        root, under = split_publish(webrtc["publish"])
+        webrtc["publish"] = f"{_moved_target(root, out)}:{under}"
 
 
 def _moved_target(target: str, out: Path) -> str:
