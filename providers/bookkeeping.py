@@ -71,16 +71,6 @@ STATE_DIR_ENV = "SIPCTL_STATE_DIR"
 MAX_READ_BYTES = 64 << 20
 
 
-class FileTooLarge(ProviderError):
-    """A file larger than MAX_READ_BYTES: its message names it, its size and the limit."""
-
-    def __init__(self, shown: str, size: int) -> None:
-        super().__init__(
-            f"{shown} is {size:,} bytes, more than the {MAX_READ_BYTES >> 20} MiB sipctl reads "
-            f"of one file: is it the right file? Name the right one, or make it smaller"
-        )
-
-
 def local_state_dir(env: Mapping[str, str] | None = None) -> Path:
     """sipctl's bookkeeping directory on this machine (not created here; see ``private_dir``):
     ``SIPCTL_STATE_DIR`` when set to an absolute path (a CI job's own, or a test's)."""
@@ -292,7 +282,7 @@ class SafeDir:
 
     def read(self, name: str) -> tuple[bytes, os.stat_result] | None:
         """The content and status of regular file ``name`` (None: missing); a link, and a file
-        larger than MAX_READ_BYTES (FileTooLarge), are refused.
+        larger than MAX_READ_BYTES (``FileTooLarge``), are refused.
         Opened without waiting (``O_NONBLOCK``): a FIFO put there by anyone who can write the
         directory is refused as no regular file, where an open that waits for a writer would
         hang the run for ever (it changes nothing for a regular file)."""
@@ -305,16 +295,13 @@ class SafeDir:
             if exc.errno == errno.ELOOP:
                 raise symlink_refused(self.path(name)) from None
             raise
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
+        from sipctl.schemas.admin_files import read_open_file
+
+        with os.fdopen(fd, "rb"):
+            info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise ProviderError(f"{self.path(name)} is not a regular file")
-            if info.st_size > MAX_READ_BYTES:
-                raise FileTooLarge(self.path(name), info.st_size)
-            content = handle.read(MAX_READ_BYTES + 1)  # it may grow while read
-            if len(content) > MAX_READ_BYTES:
-                raise FileTooLarge(self.path(name), os.fstat(handle.fileno()).st_size)
-            return content, info
+            return read_open_file(fd, self.path(name), MAX_READ_BYTES), info
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -22,16 +22,41 @@ MAX_ADMIN_FILE_BYTES = 1 << 20
 
 
 def read_regular_file(path: Path, limit: int) -> bytes:
-    """At most ``limit + 1`` bytes of the regular file ``path`` on this machine (the caller
-    refuses more). Opened without waiting (``O_NONBLOCK``): a FIFO or a device named by
-    mistake or by a merge request (``secret_file: /dev/zero``, a FIFO in the checkout) is an
-    OSError "not a regular file", where a plain open waits for a writer for ever or reads
-    until memory ends. The one way sipctl reads a local file a user or a spec names."""
+    """The content of the regular file ``path`` on this machine, of at most ``limit`` bytes
+    (more: ``FileTooLarge``, naming it; a caller puts in front what the file is to it).
+    Opened without waiting (``O_NONBLOCK``): a FIFO or a device named by mistake or by a
+    merge request (``secret_file: /dev/zero``, a FIFO in the checkout) is an OSError "not a
+    regular file", where a plain open waits for a writer for ever or reads until memory
+    ends. The one way sipctl reads a local file a user or a spec names."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as handle:
+    with os.fdopen(fd, "rb", closefd=True):
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
-        return handle.read(limit + 1)
+        return read_open_file(fd, str(path), limit)
+
+
+def read_open_file(fd: int, shown: str, limit: int) -> bytes:
+    """The content of the open regular file ``fd`` (``shown``: its name in an error), of at
+    most ``limit`` bytes: a larger one is refused (``FileTooLarge``) by its size before any
+    byte is read, and one that grows past the limit while read once ``limit + 1`` bytes
+    are. The one rule of how much sipctl reads of a file."""
+    from sipctl.errors import FileTooLarge
+
+    size = os.fstat(fd).st_size
+    if size > limit:
+        raise FileTooLarge(shown, size, limit)
+    chunks: list[bytes] = []
+    left = limit + 1
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise FileTooLarge(shown, max(os.fstat(fd).st_size, len(data)), limit)
+    return data
 
 
 def read_spec_file(path: Path, limit: int) -> bytes:
@@ -69,14 +94,14 @@ def read_spec_file(path: Path, limit: int) -> bytes:
 def read_admin_file(path: Path, what: str, named: str) -> str:
     """The text of the admin's file ``path`` (``what`` it is; ``named``: how the user named
     it, for the error), read no further than MAX_ADMIN_FILE_BYTES."""
-    from sipctl.errors import SpecError
+    from sipctl.errors import FileTooLarge, SpecError
 
     try:
         data = read_regular_file(path, MAX_ADMIN_FILE_BYTES)
+    except FileTooLarge as exc:
+        raise SpecError(f"{named}: the {what} {exc}") from None
     except OSError as exc:
         raise SpecError(f"{named}: cannot read the {what}: {exc.strerror}") from None
-    if len(data) > MAX_ADMIN_FILE_BYTES:
-        raise SpecError(f"{named}: the {what} is larger than 1 MiB: is it the right file?")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

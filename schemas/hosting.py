@@ -81,27 +81,40 @@ def _is_host_file(text: str) -> bool:
     return "hosting" in parsed_top_keys(text)
 
 
-# Read no further than one past the loader's limit (MAX_SPEC_BYTES), which refuses such
-# a text: a file of the directory that is /dev/zero or huge is not read whole.
-_MAX_READ = 1_000_001
-
-
 def read_text(path: Path) -> str:
-    from sipctl.schemas.admin_files import read_regular_file
+    """The text of the file ``path`` beside the one being loaded, or "" when it is no spec
+    of ours: unreadable, a FIFO (not waited on), not UTF-8, or larger than a spec may be
+    (``_load_sibling`` says which of a file it loads; a customer's file that does not load
+    keeps its host from taking the customer for departed, ``reconciler/departures.py``)."""
+    from sipctl.errors import FileTooLarge
 
-    try:  # a FIFO beside the spec is no spec of ours: not waited on
-        return read_regular_file(path, _MAX_READ).decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return ""  # not a spec of ours; load_spec says why when it is given itself
+    try:
+        return _spec_text(path)
+    except (OSError, UnicodeDecodeError, FileTooLarge):
+        return ""
+
+
+def _spec_text(path: Path) -> str:
+    from sipctl.schemas.admin_files import read_regular_file
+    from sipctl.schemas.loader import MAX_SPEC_BYTES
+
+    return read_regular_file(path, MAX_SPEC_BYTES).decode("utf-8")
 
 
 def _load_sibling(path: Path, role: str, what_to_do: str | None = None) -> LoadedSpec:
     """The file ``path`` beside the one being loaded, which fails with it when it does not
     load: its error says what ``path`` is to that file (``role``), and ``what_to_do``."""
+    from sipctl.errors import FileTooLarge
     from sipctl.schemas.loader import load_spec_text
 
     try:
-        return load_spec_text(read_text(path), source=str(path), base_dir=path.parent)
+        try:
+            text = _spec_text(path)
+        except FileTooLarge as exc:
+            raise SpecError(f"the spec file {exc}") from None
+        except (OSError, UnicodeDecodeError):
+            text = ""  # load_spec_text says what it lacks
+        return load_spec_text(text, source=str(path), base_dir=path.parent)
     except SpecError as exc:
         hint = "; ".join(h for h in (what_to_do, exc.hint) if h) or None
         raise SpecError(f"{path} ({role}): {exc.message}", exc.problems, hint=hint) from None

@@ -798,3 +798,20 @@ def test_customers_choose_their_contexts_while_the_host_binds_none(
     assert "customer files of pbx1 choose their own dialplan contexts" in shown, shown
     code, shown = _plan(beta, capsys)
     assert code == 0 and "hosting.local_contexts" not in shown, shown
+
+
+def test_a_customer_file_grown_past_a_spec_s_size_is_no_departed_customer(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A customer's file larger than a spec may be is not read whole (the one reader
+    refuses it by its size), and the host's plan does not take it for a departure."""
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster, capsys) == 0
+    beta = hoster / "beta.example.yaml"
+    beta.write_text(beta.read_text() + "#" * 1_000_000 + "\n")
+    code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    assert code == 1, shown
+    shown = " ".join(shown.split())
+    assert "customer(s) beta.example of pbx1 are declared by no file that loads" in shown, shown
+    assert "beta.example.yaml: the spec is larger than 1000000 bytes" in shown, shown
+    assert "- user director@beta.example" not in shown, shown

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sipctl.cli import run
-from sipctl.providers.bookkeeping import MAX_READ_BYTES, FileTooLarge, open_local_dir
+from sipctl.errors import FileTooLarge
+from sipctl.providers.bookkeeping import MAX_READ_BYTES, open_local_dir
 
 SPEC = """\
 version: 1

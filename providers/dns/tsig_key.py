@@ -21,7 +21,7 @@ import dns.name
 import dns.tsig
 import dns.tsigkeyring
 
-from sipctl.errors import ProviderError
+from sipctl.errors import FileTooLarge, ProviderError
 from sipctl.providers.dns.wire import QueryCodec
 from sipctl.schemas.admin_files import MAX_ADMIN_FILE_BYTES, read_regular_file
 
@@ -143,15 +143,15 @@ class TsigKey:
             try:
                 mode = path.stat().st_mode
                 data = read_regular_file(path, MAX_ADMIN_FILE_BYTES)
+            except FileTooLarge as exc:
+                raise ProviderError(
+                    f"{self._where()}: the TSIG secret file {exc}",
+                    hint="give the file that holds the key's base64 secret, or the BIND key file",
+                ) from None
             except OSError as exc:
                 raise ProviderError(
                     f"{self._where()}: cannot read the TSIG secret file {path}: {exc.strerror}"
                 ) from None
-            if len(data) > MAX_ADMIN_FILE_BYTES:
-                raise ProviderError(
-                    f"{self._where()}: the TSIG secret file {path} is larger than 1 MiB: give "
-                    "the file that holds the key's base64 secret or the BIND key file"
-                )
             secret = data.decode("utf-8", errors="replace").strip()
             found = _BIND_KEY_SECRET.search(secret)  # also accept a BIND key file
             if found:

@@ -33,10 +33,9 @@ import dns.rdataset
 import dns.rdatatype
 import dns.zone
 
-from sipctl.errors import ProviderError, SpecError, StalePlanError
+from sipctl.errors import FileTooLarge, ProviderError, SpecError, StalePlanError
 from sipctl.providers.base import Provider, UpdateRider
 from sipctl.providers.bookkeeping import (
-    FileTooLarge,
     SymlinkRefused,
     open_local_dir,
     symlink_refused,

@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sipctl.errors import ProviderError, StalePlanError
+from sipctl.errors import FileTooLarge, ProviderError, StalePlanError
 from sipctl.providers.bookkeeping import (
     BOOKKEEPING_DIR,
-    FileTooLarge,
     SafeDir,
     SymlinkRefused,
     on_this_machine,

@@ -70,6 +70,20 @@ class ProviderError(SipctlError):
     """A live system (DNS server, PBX, firewall, fail2ban, SSH) failed or refused."""
 
 
+class FileTooLarge(ProviderError):
+    """A file larger than sipctl reads of its kind (``read_open_file``): the message names
+    the file, its size and the limit, and what to do; a caller puts what the file is to it
+    in front (``f"the TSIG secret file {exc}"``)."""
+
+    def __init__(self, shown: str, size: int, limit: int) -> None:
+        self.shown, self.size, self.limit = shown, size, limit
+        most = f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit:,} bytes"
+        super().__init__(
+            f"{shown} is {size:,} bytes, more than the {most} sipctl reads of such a file: is "
+            "it the right file? Name the right one, or make it smaller"
+        )
+
+
 class VerifyFailed(ProviderError):
     """The end-to-end check after an apply found defects."""
 
