@@ -305,3 +305,35 @@ def test_quiet_keeps_the_result_warnings_and_errors_and_drops_notes(
         "Warning: the spec cannot express this\n"
         "Error: refused\n"
     )
+
+
+def test_no_message_sends_a_user_to_a_file_of_the_repository() -> None:
+    """An installed sipctl has no examples/, bench/, scripts/ or docs/*.md: a message that
+    says "see examples/" sends its user nowhere ('sipctl docs TOPIC' has the pages). Every
+    string of the product's code but a docstring is checked."""
+    import ast
+    import re
+
+    from fixtures.common import REPO
+
+    pattern = re.compile(r"(?<![\w.])(examples|bench|scripts)/|(?<![\w.])docs/[\w-]+\.md")
+    found = []
+    for root in ("src", "reconciler", "providers", "schemas"):
+        for path in sorted((REPO / root).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            docstrings = {
+                id(node.body[0].value)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+                and node.body
+                and isinstance(node.body[0], ast.Expr)
+            }
+            found += [
+                f"{path.relative_to(REPO)}:{node.lineno}: {node.value[:80]!r}"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and pattern.search(node.value)
+            ]
+    assert not found, "\n".join(found)

@@ -169,7 +169,7 @@ def spec_from_dns(
     if not srv:
         raise SpecError(
             f"no SIP SRV records found for {domain} (_sip._udp, _sip._tcp, _sips._tcp): "
-            "there is nothing to import; write the spec by hand (see examples/)"
+            "there is nothing to import; write the spec by hand (see: sipctl docs tutorial)"
         )
 
     naptr: dict[str, tuple[int, int]] = {}
