@@ -21,16 +21,30 @@ from typing import NamedTuple, cast
 ORDERED_OPTIONS = frozenset({"allow", "disallow"})
 
 _SECTION_RE = re.compile(r"\[(?P<name>[^\]]*)\]\s*(?:\((?P<flags>[^)]*)\))?\s*$")
-_INCLUDE_RE = re.compile(r"#\s*(?P<kind>try)?include\s+(?P<path>.+?)\s*$")
+
+
+# What ast_strip takes off both ends of a line, a name and a value: C's isspace, no more (a
+# \x1c or U+00A0 is part of the text to Asterisk, where Python's str.strip would drop it).
+C_SPACE = " \t\n\v\f\r"
+
+
+def physical_lines(text: str) -> list[str]:
+    """The lines of ``text`` as Asterisk reads them (fgets): each ends at ``\n`` only, and
+    keeps it. A ``\r``, ``\x1c`` or U+2028 is a character of its line, not an end
+    (``str.splitlines`` ends lines there: ``;note\r#include x`` is one comment to Asterisk)."""
+    lines = text.split("\n")
+    last = lines.pop()
+    return [line + "\n" for line in lines] + ([last] if last else [])
 
 
 def strip_comment(line: str) -> str:
-    """The line without its ``;`` comment (``\\;`` stays, unescaped) and outer spaces."""
+    """The line without its ``;`` comment (``\\;`` stays, unescaped) and outer spaces: what
+    Asterisk reads of a line outside any block comment, in a file that has none."""
     cut = line.find(";")
     if cut < 0:
-        return line.strip()
+        return line.strip(C_SPACE)
     if "\\;" not in line:
-        return line[:cut].strip()
+        return line[:cut].strip(C_SPACE)
     # Rare: an escaped semicolon. Every "\\;" is a literal ";"; the first bare one ends it.
     out: list[str] = []
     start = 0
@@ -41,47 +55,105 @@ def strip_comment(line: str) -> str:
             cut = line.find(";", start)
             continue
         out.append(line[start:cut])
-        return "".join(out).strip()
+        return "".join(out).strip(C_SPACE)
     out.append(line[start:])
-    return "".join(out).strip()
+    return "".join(out).strip(C_SPACE)
+
+
+def line_contents(lines: list[str]) -> list[str]:
+    """What Asterisk reads of each of ``lines`` (``physical_lines``): its text outside
+    comments, ``\\;`` unescaped, stripped; "" for a line it skips. The one reading of the
+    admin's files that every reader and every edit of them uses, so that sipctl never
+    counts, reads or edits a line Asterisk does not read (an ``#include`` inside a block
+    comment, a ``[general]`` after ``;---``)."""
+    return scan_lines(lines)[0]
+
+
+def scan_lines(lines: list[str]) -> tuple[list[str], list[int]]:
+    """``line_contents`` and the block-comment depth before each line and after the last
+    (``len(lines) + 1`` depths): a line may be inserted where the depth is 0, and text
+    appended to a file whose last depth is not 0 is not read (``closing_lines``)."""
+    if not any(";--" in line or "--;" in line for line in lines):
+        return [strip_comment(line) for line in lines], [0] * (len(lines) + 1)
+    contents: list[str] = []
+    depths = [0]
+    for line in lines:
+        content, depth = scan_line(line, depths[-1])
+        contents.append(content)
+        depths.append(depth)
+    return contents, depths
+
+
+def closing_lines(depth: int) -> list[str]:
+    """Lines after which Asterisk reads again, at the end of a file whose block-comment
+    depth is ``depth``: a ``--;`` for each comment left open (Asterisk reads nothing after
+    an unclosed ``;--``), a ``;--`` for each stray ``--;`` (which counts below zero)."""
+    return ["--;\n"] * depth if depth > 0 else [";--\n"] * -depth
+
+
+def scan_line(line: str, depth: int) -> tuple[str, int]:
+    """One line of main/config.c's comment loop: (what it reads, block-comment depth after).
+
+    ``;--`` opens a block comment (``;---`` does not) and they nest; ``--;`` closes one, and
+    where none is open it still counts down, so that Asterisk reads no further line until a
+    ``;--`` counts up again (measured on Asterisk 22); outside a block comment a bare ``;``
+    ends the line; ``\\;`` is a literal ``;`` everywhere."""
+    pieces: list[str] = []
+    live: int | None = 0 if depth == 0 else None  # where the text read now started
+    at = 0  # config.c's new_buf: where the search for the next ';' starts
+    while True:
+        cut = line.find(";", at)
+        if cut < 0:
+            break
+        if cut > at and line[cut - 1] == "\\":
+            line = line[: cut - 1] + line[cut:]
+            at = cut
+        elif line[cut + 1 : cut + 3] == "--" and line[cut + 3 : cut + 4] != "-":
+            if live is not None:
+                pieces.append(line[live:cut])
+                live = None
+            depth += 1
+            at = cut + 3
+        elif cut >= at + 2 and line[cut - 2 : cut] == "--":
+            depth -= 1
+            at = cut + 1
+            if depth == 0:
+                live = at
+        elif depth == 0:
+            if live is not None:
+                pieces.append(line[live:cut])
+                live = None
+            break
+        else:
+            at = cut + 1
+    if live is not None:
+        pieces.append(line[live:])
+    return "".join(pieces).strip(C_SPACE), depth
 
 
 def logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """(line number, content) of every line that is not blank or a comment."""
-    if ";--" not in text:  # no block comment anywhere (sipctl writes none): line by line
-        for number, raw in enumerate(text.splitlines(), start=1):
-            content = strip_comment(raw)
-            if content:
-                yield number, content
-        return
-    in_block = False
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw
-        if in_block:
-            end = line.find("--;")
-            if end < 0:
-                continue
-            line = line[end + 3 :]
-            in_block = False
-        start = line.find(";--")
-        if start >= 0 and (start == 0 or line[start - 1] != "\\"):
-            end = line.find("--;", start + 3)
-            if end < 0:
-                in_block = True
-                line = line[:start]
-            else:
-                line = line[:start] + line[end + 3 :]
-        content = strip_comment(line)
+    for number, content in enumerate(line_contents(physical_lines(text)), start=1):
         if content:
             yield number, content
 
 
-def include_target(line: str) -> str | None:
-    """The file an ``#include`` line names (quotes removed), else None."""
-    match = _INCLUDE_RE.fullmatch(strip_comment(line))
-    if match is None:
+def include_target(content: str) -> str | None:
+    """The file an ``#include`` or ``#tryinclude`` line names, given what Asterisk reads of
+    the line (``line_contents``), else None. As config.c: the directive is the word right
+    after ``#`` (any case; ``# include`` is no directive), its argument the rest, quotes
+    (``"..."``, ``<...>``) removed when they match."""
+    if not content.startswith("#"):
         return None
-    return match["path"].strip().strip('"').strip("<>").strip()
+    rest = content[1:]
+    end = next((index for index, char in enumerate(rest) if char <= " "), len(rest))
+    word, argument = rest[:end], rest[end + 1 :]
+    if word.lower() not in ("include", "tryinclude"):
+        return None
+    path = argument.strip(C_SPACE)
+    if len(path) > 1 and (path[0], path[-1]) in (('"', '"'), ("<", ">")):
+        path = path[1:-1]
+    return path or None
 
 
 @dataclass
@@ -111,7 +183,7 @@ def parse_sections(text: str) -> list[Section]:
             )
             sections.append(current)
             continue
-        key, value = _split_option(line)
+        key, value = split_option(line)
         if current is None:
             current = Section("", "", [], number)
             sections.append(current)
@@ -119,14 +191,14 @@ def parse_sections(text: str) -> list[Section]:
     return sections
 
 
-def _split_option(line: str) -> tuple[str, str]:
+def split_option(line: str) -> tuple[str, str]:
     """``key = value`` or ``key => value``, split at the first ``=`` as config.c does."""
     key, sep, value = line.partition("=")
     if not sep:
-        return line.strip(), ""
+        return line.strip(C_SPACE), ""
     if value.startswith(">"):
         value = value[1:]
-    return key.strip(), value.strip()
+    return key.strip(C_SPACE), value.strip(C_SPACE)
 
 
 def normalize_sections(text: str) -> dict[str, list[str]]:
@@ -215,7 +287,7 @@ def _step_lines(
             context = head["name"].strip()
             last_exten = None
             continue
-        key, value = _split_option(line)
+        key, value = split_option(line)
         if key == "exten":
             name, sep, rest = value.partition(",")
             if not sep:

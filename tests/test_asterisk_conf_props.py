@@ -14,7 +14,8 @@ from sipctl.reconciler.asterisk_conf import strip_comment
 
 
 def strip_comment_by_definition(line: str) -> str:
-    """Character by character: ``\\;`` is a literal ``;``, the first bare ``;`` ends the line."""
+    """Character by character: ``\\;`` is a literal ``;``, the first bare ``;`` ends the line;
+    C's isspace stripped (as ast_strip)."""
     out: list[str] = []
     i = 0
     while i < len(line):
@@ -26,7 +27,7 @@ def strip_comment_by_definition(line: str) -> str:
             break
         out.append(line[i])
         i += 1
-    return "".join(out).strip()
+    return "".join(out).strip(" \t\n\v\f\r")
 
 
 # Lines made mostly of the characters that matter, so escapes and comments meet often.

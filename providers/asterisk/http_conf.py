@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 
 from sipctl.providers.asterisk.edit import config_bytes, config_text
-from sipctl.reconciler.asterisk_conf import parse_sections, strip_comment
+from sipctl.reconciler.asterisk_conf import parse_sections, physical_lines, scan_lines
 
 MARK = "; sipctl"
 WAS = ";sipctl-was: "
@@ -40,18 +40,21 @@ def normalize(key: str, value: str) -> str:
 
 
 def read_http(content: bytes | None, keys: tuple[str, ...]) -> dict[str, str | None]:
-    """The effective value of each of ``keys`` in the first ``[general]`` (None: unset)."""
-    first = next((s for s in parse_sections(config_text(content)) if s.name == "general"), None)
+    """The effective value of each of ``keys`` in the first ``[general]`` (None: unset); as
+    http.c, the section's name and the keys in any case."""
+    sections = parse_sections(config_text(content))
+    first = next((s for s in sections if s.name.lower() == "general"), None)
     found: dict[str, str | None] = {}
     for key in keys:
-        value = first.get(key) if first is not None else None
-        found[key] = None if value is None else normalize(key, value)
+        values = [v for k, v in first.items if k.lower() == key] if first is not None else []
+        found[key] = normalize(key, values[-1]) if values else None
     return found
 
 
 def has_marks(content: bytes | None) -> bool:
     """True when the file holds a line sipctl wrote or commented out."""
-    return any(_ours(line) or line.startswith(WAS) for line in config_text(content).splitlines())
+    lines = physical_lines(config_text(content))
+    return any(_ours(line) or line.startswith(WAS) for line in lines)
 
 
 def _ours(line: str) -> bool:
@@ -61,7 +64,7 @@ def _ours(line: str) -> bool:
 def restore(content: bytes | None) -> bytes:
     """The file as the admin had it: sipctl's lines dropped, its comments undone."""
     kept: list[str] = []
-    for line in config_text(content).splitlines(keepends=True):
+    for line in physical_lines(config_text(content)):
         if _ours(line):
             continue
         kept.append(line[len(WAS) :] if line.startswith(WAS) else line)
@@ -76,17 +79,18 @@ def set_http(
     For a key in ``any_value`` whatever value the admin wrote satisfies; ``wanted`` holds
     the value sipctl writes when the key is missing.
     """
-    lines = config_text(restore(content)).splitlines(keepends=True)
-    head, end = _first_general(lines)
+    lines = physical_lines(config_text(restore(content)))
+    contents, _ = scan_lines(lines)
+    head, end = _first_general(contents)
     occurrences: dict[str, list[int]] = {}
     for index in range(head + 1 if head is not None else 0, end):
-        match = _KEY_RE.fullmatch(strip_comment(lines[index]))
-        if head is not None and match is not None and match["key"] in wanted:
-            occurrences.setdefault(match["key"], []).append(index)
+        match = _KEY_RE.fullmatch(contents[index])
+        if head is not None and match is not None and match["key"].lower() in wanted:
+            occurrences.setdefault(match["key"].lower(), []).append(index)
     ours: list[str] = []
     for key, value in wanted.items():
         found = occurrences.get(key, [])
-        values = [normalize(key, _value_of(lines[i])) for i in found]
+        values = [normalize(key, _value_of(contents[i])) for i in found]
         if found and (key in any_value or all(v == normalize(key, value) for v in values)):
             continue  # the admin's own line already says it
         for index in found:
@@ -106,21 +110,21 @@ def set_http(
     return config_bytes("".join(lines))
 
 
-def _value_of(line: str) -> str:
-    match = _KEY_RE.fullmatch(strip_comment(line))
+def _value_of(content: str) -> str:
+    match = _KEY_RE.fullmatch(content)
     return match["value"] if match is not None else ""
 
 
-def _first_general(lines: list[str]) -> tuple[int | None, int]:
-    """Index of the first ``[general]`` head and the end of its section (exclusive)."""
+def _first_general(contents: list[str]) -> tuple[int | None, int]:
+    """Index of the first ``[general]`` head (any case) and the end of its section
+    (exclusive), by what Asterisk reads of each line (``scan_lines``)."""
     head: int | None = None
-    for index, line in enumerate(lines):
-        bare = strip_comment(line)
+    for index, bare in enumerate(contents):
         match = _HEAD_RE.match(bare) if bare.startswith("[") else None
         if match is None:
             continue
         if head is not None:
             return head, index
-        if match["name"].strip() == "general":
+        if match["name"].strip().lower() == "general":
             head = index
-    return head, len(lines)
+    return head, len(contents)

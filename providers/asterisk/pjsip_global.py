@@ -20,7 +20,7 @@ import re
 
 from sipctl.providers.asterisk.edit import config_bytes, config_text
 from sipctl.providers.asterisk.http_conf import MARK, WAS, restore
-from sipctl.reconciler.asterisk_conf import parse_sections, strip_comment
+from sipctl.reconciler.asterisk_conf import parse_sections, physical_lines, scan_lines
 
 _HEAD_RE = re.compile(r"\[(?P<name>[^\]]*)\](?P<flags>\([^)]*\))?")
 _KEY_RE = re.compile(r"\s*(?P<key>[A-Za-z_]+)\s*=>?\s*(?P<value>.*)")
@@ -38,15 +38,16 @@ def read_user_agent(content: bytes | None) -> str | None:
 
 def set_user_agent(content: bytes | None, value: str) -> bytes:
     """The admin's pjsip.conf with ``user_agent=value`` in effect in its global section."""
-    lines = config_text(restore(content)).splitlines(keepends=True)
-    span = _global_span(lines)
+    lines = physical_lines(config_text(restore(content)))
+    contents, _ = scan_lines(lines)
+    span = _global_span(contents)
     if span is None:
         # No global section yet: ours goes first, the admin's bytes follow untouched.
         ours = [f"[global] {MARK}\n", f"type=global {MARK}\n", f"{KEY}={value} {MARK}\n"]
         return config_bytes("".join([*ours, *lines]))
     head, end = span
-    found = [i for i in range(head + 1, end) if _key_of(lines[i]) == KEY]
-    if found and all(_value_of(lines[i]) == value for i in found):
+    found = [i for i in range(head + 1, end) if _key_of(contents[i]) == KEY]
+    if found and all(_value_of(contents[i]) == value for i in found):
         return config_bytes("".join(lines))
     for index in found:
         lines[index] = WAS + lines[index]
@@ -55,29 +56,28 @@ def set_user_agent(content: bytes | None, value: str) -> bytes:
     return config_bytes("".join(lines))
 
 
-def _global_span(lines: list[str]) -> tuple[int, int] | None:
-    """The head index and end (exclusive) of the first non-template ``type=global`` section."""
-    heads = [
-        i
-        for i, line in enumerate(lines)
-        if strip_comment(line).startswith("[") and _HEAD_RE.match(strip_comment(line))
-    ]
+def _global_span(contents: list[str]) -> tuple[int, int] | None:
+    """The head index and end (exclusive) of the first non-template ``type=global`` section,
+    by what Asterisk reads of each line (``scan_lines``)."""
+    heads = [i for i, bare in enumerate(contents) if bare.startswith("[") and _HEAD_RE.match(bare)]
     for number, head in enumerate(heads):
-        end = heads[number + 1] if number + 1 < len(heads) else len(lines)
-        match = _HEAD_RE.match(strip_comment(lines[head]))
+        end = heads[number + 1] if number + 1 < len(heads) else len(contents)
+        match = _HEAD_RE.match(contents[head])
         if match is None or "!" in (match["flags"] or ""):
             continue
-        types = [_value_of(lines[i]) for i in range(head + 1, end) if _key_of(lines[i]) == "type"]
+        types = [
+            _value_of(contents[i]) for i in range(head + 1, end) if _key_of(contents[i]) == "type"
+        ]
         if types and types[-1] == "global":  # the last one counts, as in Asterisk
             return head, end
     return None
 
 
-def _key_of(line: str) -> str | None:
-    match = _KEY_RE.fullmatch(strip_comment(line))
+def _key_of(content: str) -> str | None:
+    match = _KEY_RE.fullmatch(content)
     return match["key"] if match is not None else None
 
 
-def _value_of(line: str) -> str:
-    match = _KEY_RE.fullmatch(strip_comment(line))
+def _value_of(content: str) -> str:
+    match = _KEY_RE.fullmatch(content)
     return match["value"].strip() if match is not None else ""

@@ -34,7 +34,7 @@ from dns.rdtypes.IN.NAPTR import NAPTR
 from dns.rdtypes.IN.SRV import SRV
 
 from sipctl.errors import SpecError
-from sipctl.reconciler.asterisk_conf import include_target
+from sipctl.reconciler.asterisk_conf import include_target, line_contents, physical_lines
 from sipctl.reconciler.dns_records import (
     SRV_PREFIX,
     absolute,
@@ -367,7 +367,8 @@ def _with_ours(files: Mapping[str, str], parent: str, config_dir: str) -> str:
     text = files.get(parent, "")
     child = next(c for c, p in PARENTS.items() if p == parent)
     names = {child, f"{config_dir.rstrip('/')}/{child}"}
-    if child in files and any(include_target(line) in names for line in text.splitlines()):
+    read = line_contents(physical_lines(text))
+    if child in files and any(include_target(line) in names for line in read):
         return f"{text}\n{files[child]}"
     return text
 
