@@ -210,3 +210,39 @@ def test_every_step_of_a_kept_name_is_held_or_named_as_a_gap(steps: list[str]) -
         assert step in kept[0], kept
     data = {"version": 1, "domain": "odd.example", **found.data}
     assert cross_checks(load_spec_text(spec_yaml(data, []), source="imported.yaml")) == []
+
+
+PHONES = st.lists(st.integers(100, 999).map(str), min_size=1, max_size=4, unique=True)
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(
+    phones=PHONES,
+    timeout=st.sampled_from(["", ",20", ",,tT", ",30,tT"]),
+    channel=st.sampled_from(["PJSIP", "SIP"]),
+)
+def test_a_dial_of_several_phones_rings_them_all_or_is_a_gap(
+    phones: list[str], timeout: str, channel: str
+) -> None:
+    """Dial(PJSIP/a&PJSIP/b) without a timeout was imported as the name ringing a alone, no
+    gap listed. Through the real reading of extensions.conf: the spec holds every phone (a
+    ring group, which needs the timeout), or a gap says the name rings one and how to ring
+    them all; the spec validates either way."""
+    dial = "&".join(f"{channel}/{phone}" for phone in phones)
+    extensions = f"[guests]\nexten => sales,1,Dial({dial}{timeout})\n"
+    files = {"sip.conf": SIP_CONF, "extensions.conf": extensions, "rtp.conf": RTP_CONF}
+    found = parse_asterisk(files, "local", "/etc/asterisk")
+    held = found.data["users"]["sales"]
+    rings = held["ring"] if isinstance(held, dict) else [held]
+    gaps = [gap for gap in found.gaps if "'sales'" in gap]
+    if rings == phones:
+        assert gaps == [], gaps
+    else:
+        assert rings == phones[:1] and len(phones) > 1, held
+        (gap,) = gaps
+        assert f"rings {', '.join(phones)} at once with no timeout" in gap, gap
+        assert f"after an apply it rings {phones[0]} only" in gap, gap
+        assert f"users.sales: {{ring: [{', '.join(phones)}], timeout: SECONDS}}" in gap, gap
+    assert rings == phones or timeout in ("", ",,tT")  # one held only for want of a timeout
+    data = {"version": 1, "domain": "odd.example", **found.data}
+    assert cross_checks(load_spec_text(spec_yaml(data, []), source="imported.yaml")) == []

@@ -504,6 +504,7 @@ def _guest_names(lines: list[tuple[str, str]]) -> _Names:
     chan_sip = False
     unheld: list[str] = []
     held_not: set[str] = set()
+    rings_one: list[str] = []  # names that ring several phones and are held as ringing one
     bodies = _extension_bodies(lines)
     whole: dict[str, str] = {}  # every step of an extension: a ring group spans two Dials
     for name, body in bodies:
@@ -535,12 +536,29 @@ def _guest_names(lines: list[tuple[str, str]]) -> _Names:
             users[name] = dial.group(2)
             route = route or "dial"
             chan_sip = chan_sip or dial.group(1).upper() == "SIP"
+            rings_one.extend(_rings_one_of_several(name, body, dial.group(2)))
         elif goto:
             users[name] = goto.group(2)
             route = route or "goto"
             local_context = goto.group(1) or local_context
-    lost = [*_unread_lines(lines), *_lost_steps(bodies, users)]
+    lost = [*_unread_lines(lines), *rings_one, *_lost_steps(bodies, users)]
     return _Names(users, route, local_context, sound, bodies, chan_sip, unheld, lost)
+
+
+def _rings_one_of_several(name: str, body: str, held: str) -> list[str]:
+    """The gap of a name whose Dial rings several phones with no timeout
+    (``Dial(PJSIP/105&PJSIP/106)``): the spec's short form holds the first, and its long
+    form (a ring group) needs a timeout, so after an apply the name rings one phone."""
+    args = _DIAL_ARGS.search(body)
+    phones = _DIAL_TARGET.findall(args.group(1).partition(",")[0]) if args else []
+    if len(phones) < 2:
+        return []
+    listed = ", ".join(phones)
+    return [
+        f"the guest extension {name!r} ({body.strip()[:120]}) rings {listed} at once with no "
+        f"timeout; the spec holds {name} -> {held}, so after an apply it rings {held} only: to "
+        f"ring them all, write users.{name}: {{ring: [{listed}], timeout: SECONDS}}"
+    ]
 
 
 # The steps the spec holds of a name it keeps: its Dial or Goto, and what sipctl's own
