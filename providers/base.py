@@ -240,6 +240,7 @@ BUILT_IN: dict[str, dict[str, str]] = {
     },
     OFFLINE_CHECK_GROUP: {
         "octodns": "sipctl.providers.dns.octodns_plugin:offline_check",
+        "zonefile": "sipctl.providers.dns.zone_places:offline_check",
     },
 }
 

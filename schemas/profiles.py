@@ -10,7 +10,8 @@ in files a merge request cannot change:
 - the **runner profile** (``--profile FILE`` or ``SIPCTL_PROFILE``, held by the pipeline):
   every credential a spec may name (an environment variable or a file), its kind, and the
   destinations it may be sent to; the octoDNS classes allowed beyond installed plugins; the
-  hosts ``audit`` and ``verify`` may probe beyond the spec's own PBX.
+  hosts ``audit`` and ``verify`` may probe beyond the spec's own PBX; the directories a
+  spec's zone file may be in beyond the spec's own (``providers/dns/zone_places.py``).
 
 These models are pydantic, like the spec's, and give the JSON Schema of both files
 (``sipctl schema --output host-profile`` / ``runner-profile``).
@@ -128,6 +129,9 @@ def zone_allowed(zone: str, entries: tuple[str, ...]) -> bool:
     return False
 
 
+ZoneFilesDirectory = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
 class Credential(_Profile):
     """One credential a spec may name, and where it may go."""
 
@@ -186,6 +190,13 @@ class RunnerProfile(_Profile):
         default=(),
         description="hosts or addresses audit and verify may probe besides the spec's own "
         "PBX (its asterisk target's host and the addresses the spec declares)",
+    )
+    zone_files: tuple[ZoneFilesDirectory, ...] = Field(
+        default=(),
+        description="directories on this machine where a spec's zone file (dns.provider "
+        "zonefile, dns.file) and the files it $INCLUDEs may be besides the spec's own "
+        "directory, e.g. /var/lib/bind (a relative one is taken from the directory of "
+        "this profile); each holds the files below it, compared with links resolved",
     )
 
 

@@ -211,6 +211,9 @@ def test_import_from_a_zone_file_then_plan_shows_no_changes(
         zone_text("shop.example", UNRELATED_RECORDS + HAND_MADE_DNS)
     )
     (tmp_path / "specs").mkdir()
+    # the spec goes to specs/, its zone stays in zones/: the admin allows that directory
+    (tmp_path / "runner-profile.yaml").write_text("version: 1\nzone_files: [zones]\n")
+    monkeypatch.setenv("SIPCTL_PROFILE", str(tmp_path / "runner-profile.yaml"))
     args = ["import", "--domain", "shop.example", "--dns", "zonefile:zones/shop.example"]
     assert run([*args, "--out", "specs/shop.yaml", "--adopt"]) == 0
     spec = yaml.safe_load((tmp_path / "specs" / "shop.yaml").read_text())

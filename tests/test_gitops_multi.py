@@ -23,7 +23,16 @@ def _zonefile_spec(domain: str, ip: str = "192.0.2.10") -> str:
 
 
 @pytest.fixture
-def customers(tmp_path: Path) -> Path:
+def zones_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zones live beside the specs' directory (specs/ and zones/ of one checkout), so
+    the admin allows them in the runner profile, as a user of this layout does."""
+    profile = tmp_path / "runner-profile.yaml"
+    profile.write_text("version: 1\nzone_files: [zones]\n")
+    monkeypatch.setenv("SIPCTL_PROFILE", str(profile))
+
+
+@pytest.fixture
+def customers(tmp_path: Path, zones_allowed: None) -> Path:
     specs = tmp_path / "specs"
     specs.mkdir()
     (tmp_path / "zones").mkdir()
@@ -35,6 +44,7 @@ def customers(tmp_path: Path) -> Path:
     return specs
 
 
+@pytest.mark.usefixtures("zones_allowed")
 def test_twenty_domains_in_one_run_with_one_broken_spec(
     customers: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -63,6 +73,7 @@ def test_twenty_domains_in_one_run_with_one_broken_spec(
     assert "19 domain(s): 19 ok, 0 failed." in out
 
 
+@pytest.mark.usefixtures("zones_allowed")
 def test_overlapping_claims_are_refused_before_anything_is_applied(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -104,6 +115,7 @@ def test_several_zones_on_bind_applied_in_parallel(
         bind.delete_zone(zone)
 
 
+@pytest.mark.usefixtures("zones_allowed")
 def test_saved_plans_of_several_domains_apply_exactly_and_a_stale_one_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -135,6 +147,7 @@ def test_saved_plans_of_several_domains_apply_exactly_and_a_stale_one_is_refused
     assert run(["plan", "-f", str(specs / "a.yaml"), "--detailed-exitcode"]) == 0
 
 
+@pytest.mark.usefixtures("zones_allowed")
 def test_out_names_an_existing_directory_for_one_spec_or_several(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -170,6 +183,7 @@ def _without_times(data: dict[str, Any]) -> str:
     return json.dumps(data, sort_keys=True)
 
 
+@pytest.mark.usefixtures("zones_allowed")
 def test_worker_processes_plan_exactly_what_one_process_plans(
     customers: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -209,6 +223,7 @@ def test_worker_processes_plan_exactly_what_one_process_plans(
             assert "c19.yaml: DNS NAPTR customer03.example. is also claimed by" in err
 
 
+@pytest.mark.usefixtures("zones_allowed")
 def test_two_specs_that_publish_their_page_into_one_web_root_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -237,6 +252,7 @@ def test_two_specs_that_publish_their_page_into_one_web_root_are_refused(
     assert "is also managed by" not in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("zones_allowed")
 def test_validate_of_several_specs_names_what_two_of_them_claim(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -279,6 +295,7 @@ def _table_row(out: str, domain: str) -> str:
     return next(line for line in out.splitlines() if line.startswith(domain + " "))
 
 
+@pytest.mark.usefixtures("zones_allowed")
 def test_a_host_whose_first_domain_fails_leaves_the_rest_not_applied(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -313,6 +330,7 @@ def test_a_host_whose_first_domain_fails_leaves_the_rest_not_applied(
     assert " applied " in _table_row(out, "b.example")
 
 
+@pytest.mark.usefixtures("zones_allowed")
 @pytest.mark.parametrize("parallel", ["1", "2"])
 def test_saved_plans_sharing_a_host_layer_apply_one_after_the_other(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], parallel: str

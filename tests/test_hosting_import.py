@@ -15,9 +15,18 @@ from fixtures.hosting import EXAMPLE, copy_example, rfc2136_customer, write_host
 from sipctl.cli import run
 
 
+def _zones_allowed(hoster: Path, admin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The imported files (in imported/) name the zones where they are, in state/ beside
+    imported/: the admin allows that directory in the runner profile (kept in ``admin``)."""
+    admin.mkdir(exist_ok=True)
+    (admin / "runner-profile.yaml").write_text(f"version: 1\nzone_files: [{hoster}/state]\n")
+    monkeypatch.setenv("SIPCTL_PROFILE", str(admin / "runner-profile.yaml"))
+
+
 def test_the_example_host_imports_as_files_that_plan_no_changes(
-    hosting_example: Path, capsys: pytest.CaptureFixture[str]
+    hosting_example: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _zones_allowed(hosting_example, hosting_example.parent, monkeypatch)
     args = ["import", "--domain", "pbx1.hoster.example", "--asterisk", "dir:state/pbx1"]
     code = run([*args, "--dns", "zonefile:state/{domain}.zone", "--out", "imported"])
     said = capsys.readouterr()
@@ -93,6 +102,7 @@ def test_a_host_with_customers_pages_imports_them(
         (tmp_path / file).write_text(yaml.safe_dump(data, sort_keys=False))
     assert run(["apply", "-f", ".", "--auto-approve", "--no-verify"]) == 0, capsys.readouterr()
     capsys.readouterr()
+    _zones_allowed(tmp_path, tmp_path / "admin", monkeypatch)
     args = ["import", "--domain", "pbx1.hoster.example", "--asterisk", f"dir:{tmp_path}/state/pbx1"]
     code = run([*args, "--dns", "zonefile:state/{domain}.zone", "--out", "imported"])
     said = capsys.readouterr()

@@ -426,8 +426,12 @@ def test_a_customer_moved_to_a_host_in_another_directory_keeps_its_records(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The old host's directory no longer has its file: the customer's records, pointing at
-    the new host's servers once the new directory was applied, are left to it."""
-    zone = tmp_path / "gamma.zone"
+    the new host's servers once the new directory was applied, are left to it. Its zone
+    file stays where it is, in a directory of zones the runner profile allows."""
+    (tmp_path / "zones").mkdir()
+    zone = tmp_path / "zones" / "gamma.zone"
+    (tmp_path / "runner-profile.yaml").write_text("version: 1\nzone_files: [zones]\n")
+    monkeypatch.setenv("SIPCTL_PROFILE", str(tmp_path / "runner-profile.yaml"))
     gamma = hoster / "gamma.example.yaml"
     gamma.write_text(gamma.read_text().replace("state/gamma.example.zone", str(zone)))
     monkeypatch.chdir(hoster)

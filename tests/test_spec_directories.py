@@ -26,11 +26,14 @@ def _spec(domain: str) -> str:
 
 
 @pytest.fixture
-def specs(tmp_path: Path) -> Path:
-    """The issue's case: one good spec, one with 'domian:', and YAML and text beside them."""
+def specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The issue's case: one good spec, one with 'domian:', and YAML and text beside them.
+    The zones live beside specs/: the admin allows them in the runner profile."""
     directory = tmp_path / "specs"
     directory.mkdir()
     (tmp_path / "zones").mkdir()
+    (tmp_path / "runner-profile.yaml").write_text("version: 1\nzone_files: [zones]\n")
+    monkeypatch.setenv("SIPCTL_PROFILE", str(tmp_path / "runner-profile.yaml"))
     (directory / "a.yaml").write_text(_spec("a.example.com"))
     (directory / "b.yaml").write_text(_spec("b.example.com").replace("domain:", "domian:"))
     (directory / "README.md").write_text("# our customers\n")

@@ -362,7 +362,11 @@ def test_bind_loads_the_file_and_serves_the_records(bind: BindServer, tmp_path: 
     assert bind.rndc("freeze", zone).returncode == 0
     try:
         loaded = load_spec_text(text, base_dir=tmp_path)
-        provider = ZoneFileProvider(loaded, RunContext(base_dir=tmp_path))
+        # the zone lives in BIND's directory, not beside the spec: the admin allows it
+        profile = tmp_path / "runner-profile.yaml"
+        profile.write_text(f"version: 1\nzone_files: [{bind.dir}]\n")
+        env = {**os.environ, "SIPCTL_PROFILE": str(profile)}
+        provider = ZoneFileProvider(loaded, RunContext(base_dir=tmp_path, env=env))
         desired = render_dns(loaded.spec)
         live = provider.read(desired)
         provider.apply(diff(desired, live), live)

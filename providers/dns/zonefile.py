@@ -22,7 +22,7 @@ import datetime as dt
 import os
 import stat
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -51,6 +51,7 @@ from sipctl.providers.dns.owned import (
     wanted_names,
 )
 from sipctl.providers.dns.zone_edit import RrsetEdit, ZoneEditError, edit_zone
+from sipctl.providers.dns.zone_places import check_zone_file, include_copies
 from sipctl.providers.transport.host_profile import resolve_program
 from sipctl.providers.transport.pool import BACKUP_SUFFIX
 from sipctl.reconciler.dns_records import absolute, parse
@@ -82,6 +83,8 @@ class ZoneFileProvider(Provider):
         self._dns: Dns = loaded.spec.dns
         self.zone = absolute(loaded.spec.zone)
         self.domain = loaded.spec.domain
+        # where the zone file and its $INCLUDEs may be: refused before anything is read
+        self._places = check_zone_file(loaded, ctx.env)
         self.named = loaded.resolve_path(loaded.spec.dns.file)
         # a link is resolved once: the real file is edited, the link stays as it is
         self.path = trusted_realpath(self.named)
@@ -157,19 +160,21 @@ class ZoneFileProvider(Provider):
             raise ProviderError(f"cannot read zone file {self.path}: {exc}") from None
 
     def _parse(self, text: str) -> dns.zone.Zone:
-        try:
-            return dns.zone.from_text(
-                text,
-                origin=self.zone,
-                relativize=False,
-                filename=str(self.path),
-                allow_include=True,
-            )
-        except dns.exception.DNSException as exc:
-            raise ProviderError(
-                f"zone file {self.path} is not a valid zone for {self.zone}: "
-                f"{_own_words(exc, self.path)}"
-            ) from None
+        # dnspython opens an $INCLUDE's file itself: it is handed copies sipctl read
+        with include_copies(text, self.path, self._places) as (parsed, copies):
+            try:
+                return dns.zone.from_text(
+                    parsed,
+                    origin=self.zone,
+                    relativize=False,
+                    filename=str(self.path),
+                    allow_include=True,
+                )
+            except dns.exception.DNSException as exc:
+                raise ProviderError(
+                    f"zone file {self.path} is not a valid zone for {self.zone}: "
+                    f"{_own_words(exc, self.path, copies)}"
+                ) from None
 
     # --- apply ------------------------------------------------------------------------------
 
@@ -416,11 +421,14 @@ def trusted_realpath(named: Path) -> Path:
     return Path(os.path.normpath(resolved))
 
 
-def _own_words(exc: dns.exception.DNSException, zone_file: Path) -> str:
-    """dnspython's message when it is about the zone file itself; for a file it $INCLUDEs,
-    only where: a line of another file (one of root's, named by an include) is not shown."""
+def _own_words(exc: dns.exception.DNSException, zone_file: Path, copies: Mapping[str, str]) -> str:
+    """dnspython's message when it is about the zone file itself; for a file it $INCLUDEs
+    (read into ``copies``: copy -> the file), only where: a line of another file (one of
+    root's, named by an include) is not shown."""
     text = str(exc)
     where, sep, _ = text.partition(": ")
-    if sep and where.rsplit(":", 1)[0] not in ("", str(zone_file)):
-        return f"{where}: not zone text (sipctl shows no text of a file the zone includes)"
+    file = where.rsplit(":", 1)[0]
+    if sep and file not in ("", str(zone_file)):
+        shown = copies.get(file, file) + where[len(file) :]  # the included file, not its copy
+        return f"{shown}: not zone text (sipctl shows no text of a file the zone includes)"
     return text

@@ -370,7 +370,8 @@ def _root(
             "--profile",
             metavar="FILE",
             help="The runner profile: which credentials a spec may name and where each may "
-            "go (see: sipctl docs security); default: $SIPCTL_PROFILE.",
+            "go, and where zone files may be (see: sipctl docs security); default: "
+            "$SIPCTL_PROFILE.",
         ),
     ] = None,
 ) -> None:
