@@ -483,7 +483,12 @@ class Dns(_Model):
         description="also publish a SIPS+D2W NAPTR and its SRV for transports.wss (RFC 7118); "
         "for SIP gateways, browsers never query it",
     )
-    file: str | None = Field(default=None, description="zone file (zonefile), relative to the spec")
+    file: str | None = Field(
+        default=None,
+        description="zone file (zonefile), relative to the spec; it and the files it "
+        "$INCLUDEs must be in the spec's directory or one the runner profile's zone_files "
+        "lists",
+    )
     create_file: Flag = Field(
         default=False,
         description=(

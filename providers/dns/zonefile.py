@@ -11,6 +11,10 @@ following a link, and runs the host profile's zone reload (``dns.reload``) if th
 when that fails the old file is put back. A ``dns.file`` that is a symbolic link is resolved
 once, and the file it points to is edited (the plan says so); the link stays a link.
 
+Where the zone file and the files it ``$INCLUDE``s may be is ``zone_places.py``'s one rule
+(the spec's directory, or the runner profile's ``zone_files``), checked before anything is
+read; dnspython is handed sipctl's own copies of the included files.
+
 A missing file, or a missing directory (a typo must not create ``/etc/bnid/zones``), is an
 error at plan unless ``dns.create_file`` is true: then apply creates them, the file with a
 minimal SOA and NS, and the plan says so.
