@@ -251,7 +251,7 @@ def test_an_include_that_is_a_fifo_or_too_large_is_refused_without_hanging(
     with big.open("wb") as handle:
         handle.truncate(MAX_READ_BYTES + 1)  # sparse: no disk used
     loaded = load_spec_text(spec_text("z.zone"), str(tmp_path / "s.yaml"), tmp_path)
-    for name, said in ((fifo, "not a regular file"), (big, "larger than 64 MiB")):
+    for name, said in ((fifo, "not a regular file"), (big, "more than the 64 MiB sipctl reads")):
         (tmp_path / "z.zone").write_text(f"{SOA}$INCLUDE {name.name}\n")
         provider = ZoneFileProvider(loaded, RunContext(base_dir=tmp_path, env={}))
         with pytest.raises(ProviderError, match=said) as raised:

@@ -240,20 +240,18 @@ def _place_of(name: str, where: str, places: ZonePlaces) -> str:
 
 
 def _read(path: str, where: str) -> str:
+    from sipctl.errors import FileTooLarge
     from sipctl.providers.bookkeeping import MAX_READ_BYTES
     from sipctl.schemas.admin_files import read_regular_file
 
     try:
         data = read_regular_file(Path(path), MAX_READ_BYTES)
+    except FileTooLarge as exc:
+        raise ProviderError(f"{where}: $INCLUDE {exc}") from None
     except OSError as exc:
         raise ProviderError(
             f"{where}: $INCLUDE {path}: cannot read it: {exc.strerror or exc}"
         ) from None
-    if len(data) > MAX_READ_BYTES:
-        raise ProviderError(
-            f"{where}: $INCLUDE {path} is larger than {MAX_READ_BYTES >> 20} MiB; sipctl "
-            "reads no further"
-        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:  # its bytes are not shown: it may be anyone's file
