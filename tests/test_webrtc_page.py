@@ -4,6 +4,7 @@ and its vendored SIP.js exactly what scripts/vendor-sipjs builds from the pinned
 from __future__ import annotations
 
 import html.parser
+import json
 import re
 import shutil
 import subprocess
@@ -12,6 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 from fixtures.common import EXAMPLES, REPO, require
+from fixtures.properties import examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from sipctl.cli import app
@@ -133,3 +137,49 @@ def test_vendored_files_ship_in_the_package(name: str) -> None:
 
     packaged = resources.files("sipctl.reconciler.render") / "webrtc_page" / "vendor" / name
     assert packaged.read_bytes() == (VENDOR / name).read_bytes()
+
+
+class _Texts(html.parser.HTMLParser):
+    """The text of the page's <title> and <h1>, as a browser's parser reads them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: dict[str, str] = {}
+        self._open: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._open = tag if tag in ("title", "h1") else None
+
+    def handle_endtag(self, tag: str) -> None:
+        self._open = None
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self.texts[self._open] = self.texts.get(self._open, "") + data
+
+
+# Any one-line title, and the page's own placeholders most of all.
+TITLES = (
+    st.lists(
+        st.sampled_from(["{{", "}}", "buttons", "csp", "assets", "title", "<", "&", " "])
+        | st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Cf")),
+        min_size=1,
+        max_size=20,
+    )
+    .map("".join)
+    .filter(lambda title: title.strip() != "")
+)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(TITLES)
+def test_any_title_is_the_pages_title_and_heading_as_written(title: str) -> None:
+    # a title "{{buttons}}" put the call buttons' markup into <title> and <h1>: the page was
+    # filled in placeholder by placeholder, each value searched again for the next ones
+    text = SPEC.replace('title: "Call us"', f"title: {json.dumps(title, ensure_ascii=False)}")
+    index = page_files(load_spec_text(text).spec)["index.html"]
+    texts, calls = _Texts(), _Collect()
+    texts.feed(index)
+    calls.feed(index)
+    assert texts.texts == {"title": title, "h1": title}
+    assert calls.calls == ["director", "alex"]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import html
+import re
 from collections.abc import Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -174,6 +175,9 @@ def server_snippets(spec: Spec) -> dict[str, str]:
     }
 
 
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
 def index_html(spec: Spec, assets: str = "") -> str:
     """The page; ``assets``: where its static files are, relative to it ("" beside it)."""
     server = server_url(spec) or ""
@@ -199,10 +203,9 @@ def index_html(spec: Spec, assets: str = "") -> str:
         "buttons": buttons,
         "assets": assets,
     }
-    text = _asset("index.html")
-    for key, value in values.items():
-        text = text.replace("{{" + key + "}}", value)
-    return text
+    # One pass: a value is never searched for placeholders again (a title "{{buttons}}"
+    # put the call buttons' markup into the page's <title> and heading).
+    return _PLACEHOLDER.sub(lambda found: values[found.group(1)], _asset("index.html"))
 
 
 def page_files(spec: Spec, shared: bool = False) -> dict[str, str]:
