@@ -182,9 +182,10 @@ def render(
     """
     console = start_console(no_color, verbose)
     from sipctl.reconciler.layers import LAYERS
+    from sipctl.reconciler.render.review_dir import refuse_live_directory
 
     loaded = load_checked(spec_file)
-    _refuse_live_directory(directory, loaded.spec)
+    refuse_live_directory(directory, loaded.spec)
     written = 0
     for layer in LAYERS:
         if not layer.rendered(loaded.spec):
@@ -194,33 +195,6 @@ def render(
             written += 1
     written += _render_cards(console, loaded.spec, directory)
     console.info(f"Wrote {written} file(s) under {directory}.")
-
-
-# The configuration directories sipctl's providers write on a live system: by default, and
-# as the spec names them. render's layout (asterisk/, fail2ban/, ...) beneath one of their
-# ancestors (/, /etc) is that system's live configuration.
-_LIVE_CONFIG_DIRS = ("/etc/asterisk", "/etc/fail2ban")
-
-
-def _refuse_live_directory(directory: Path, spec: Spec) -> None:
-    """One rule: render's directory may not be, or contain, a configuration directory a live
-    system reads (``/etc/asterisk``, ``/etc/fail2ban``, or the spec's ``config_dir``):
-    ``--dir /`` or ``--dir /etc`` (however spelt: ``/../``, a link to /) wrote the real
-    fail2ban jail and Asterisk files, where render is for review only."""
-    live = set(_LIVE_CONFIG_DIRS)
-    for section in (spec.asterisk, spec.fail2ban):
-        if section is not None:
-            live.add(section.config_dir)
-    resolved = directory.resolve()
-    for config_dir in sorted(live):
-        target = Path(config_dir).resolve()
-        if resolved == target or resolved in target.parents:
-            raise SipctlError(
-                f"--dir {directory}: render writes its files for review and never into a live "
-                f"system, but {resolved} holds {config_dir}, a live configuration directory "
-                f"its files would land in or beside",
-                hint="name an empty review directory, e.g. --dir ./rendered",
-            )
 
 
 def _render_cards(console: Console, spec: Spec, directory: Path) -> int:
