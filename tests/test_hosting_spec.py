@@ -607,6 +607,33 @@ def test_a_customer_file_of_no_keys_is_no_departed_customer(
     assert _plan(hoster, capsys)[0] == 0
 
 
+def test_a_host_file_that_fails_to_load_leaves_its_customers_unapplied(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host file that does not load (a customer file beside it is broken) had no host of
+    its own to be grouped by, so apply -f DIR went on with its other customers: a new
+    customer's records went out, advertising a PBX that did not serve it. A customer whose
+    host's file failed is not applied, and says why."""
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster, capsys) == 0
+    beta = hoster / "beta.example.yaml"
+    beta.write_text(beta.read_text().replace("host: pbx1", "  host: pbx1"))  # YAML error
+    alpha = hoster / "alpha.example.yaml"
+    alpha.write_text(
+        alpha.read_text().replace("create_file: true", "create_file: true\n  ttl: 600")
+    )
+    zone = (hoster / "state" / "alpha.example.zone").read_text()
+
+    code = run(["apply", "-f", str(hoster), "--auto-approve"])
+    shown = capsys.readouterr()
+    assert code == 1, shown
+    said = f"{alpha.name}: not applied: pbx1.hoster.example ({hoster / 'pbx1.yaml'}), its host's"
+    assert said in shown.out + shown.err, shown
+    assert (hoster / "state" / "alpha.example.zone").read_text() == zone
+    # another host's customer goes on
+    assert "gamma.example" in shown.out and "not applied: pbx2" not in shown.out + shown.err
+
+
 _LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 
 

@@ -20,7 +20,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -478,7 +478,9 @@ def _run_each_by_host(
     refused) fails its host's group before anything of it is tried. Each domain is timed
     on its own. A hosting host's file goes before its customers: a new customer's DNS
     records then advertise a PBX that already serves it, and a host that fails leaves its
-    customers as they are."""
+    customers as they are, also when it failed to load (a broken customer file beside it),
+    which puts it in no host's group."""
+    failed_files = {domain.path.resolve(): domain for domain in domains if domain.failed}
     groups: dict[str, list[Domain]] = {}
     for domain in domains:
         groups.setdefault(shard_key(domain), []).append(domain)
@@ -492,6 +494,11 @@ def _run_each_by_host(
         for domain in group:
             if domain.failed:
                 continue
+            host = _failed_host_file(domain, failed_files)
+            if host is not None:
+                domain.status = NOT_APPLIED
+                domain.message = f"{host.name} ({host.path}), its host's file, failed"
+                continue
             if failed is not None:
                 domain.status = NOT_APPLIED
                 domain.message = f"{failed.name} ({failed.path}) failed first on the same host"
@@ -502,6 +509,18 @@ def _run_each_by_host(
 
     firsts = [group[0] for group in groups.values()]
     _in_pool(firsts, parallel, what, group_work, len(domains))
+
+
+def _failed_host_file(domain: Domain, failed_files: Mapping[Path, Domain]) -> Domain | None:
+    """The host file of a hosting customer, when that file failed in this run."""
+    loaded = domain.loaded
+    if loaded is None or loaded.spec.host is None:
+        return None
+    for name in loaded.composed or {}:  # a customer is composed with its host's file alone
+        host = failed_files.get((domain.path.parent / name).resolve())
+        if host is not None:
+            return host
+    return None
 
 
 def _is_host_file(domain: Domain) -> bool:
