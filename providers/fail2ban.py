@@ -17,6 +17,7 @@ is skipped. Either way the plan says so in one line.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shlex
 import shutil
@@ -392,13 +393,6 @@ def local_fail2ban_regex() -> str | None:
     return shutil.which("fail2ban-regex")
 
 
-# What fail2ban-regex answered, by everything its answer depends on: the program (its file's
-# size and time, so an upgrade proves again), the filter, the common.conf it includes and the
-# log. It takes a quarter of a second of CPU, and an apply read the host twice (for its plan,
-# and again to apply), so it proved the same filter twice; a test process, in every test.
-_PROVEN: dict[tuple[str, int, int, str, str | None, str], str | None] = {}
-
-
 def _prove_here(
     program: str, filter_text: str, log: str, filter_dir: Path | None = None
 ) -> str | None:
@@ -410,10 +404,24 @@ def _prove_here(
         common = None if filter_dir is None else (filter_dir / "common.conf").read_text()
     except OSError as exc:
         raise ProviderError(f"cannot run fail2ban-regex on this machine: {exc}") from exc
-    key = (program, found.st_size, found.st_mtime_ns, filter_text, common, log)
-    if key not in _PROVEN:
-        _PROVEN[key] = _run_fail2ban_regex(program, filter_text, log, common)
-    return _PROVEN[key]
+    return _proven(program, found.st_size, found.st_mtime_ns, filter_text, common, log)
+
+
+# What fail2ban-regex answered, by everything its answer depends on: the program (its file's
+# size and time, so an upgrade proves again), the filter's exact text, the common.conf it
+# includes and the log. It takes a quarter of a second of CPU, and an apply read the host
+# twice (for its plan, and again to apply), so it proved the same filter twice; a test
+# process, in every test. Bounded, as a fleet worker lives long and meets ever new filters
+# (each host's, each version's): the least recently used answers give way (an entry is a
+# few KB; a failure to run is raised, never kept).
+_PROVEN_ENTRIES = 256
+
+
+@functools.lru_cache(maxsize=_PROVEN_ENTRIES)
+def _proven(
+    program: str, _size: int, _mtime_ns: int, filter_text: str, common: str | None, log: str
+) -> str | None:
+    return _run_fail2ban_regex(program, filter_text, log, common)
 
 
 def _run_fail2ban_regex(program: str, filter_text: str, log: str, common: str | None) -> str | None:
