@@ -306,6 +306,28 @@ def test_render_writes_into_a_plain_directory_again_and_again(tmp_path: Path) ->
     assert not list((tmp_path / "out").rglob("*.sipctl-tmp"))
 
 
+def test_render_names_the_files_an_earlier_render_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rendered again into the same directory after a user was removed, the removed user's
+    card stayed in cards/ beside the current ones, unsaid: render names each file under its
+    own subdirectories it did not write, and deletes nothing."""
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(RENDER_SPEC.replace("{director: 105}", "{director: 105, alex: 106}"))
+    out = tmp_path / "out"
+    assert run(["render", "-f", str(spec), "--dir", str(out)]) == 0
+    (out / "notes.txt").write_text("the reviewer's own\n")
+    assert run(["render", "-f", str(spec), "--dir", str(out)]) == 0
+    assert "not written by this render" not in capsys.readouterr().err
+    spec.write_text(RENDER_SPEC)
+    assert run(["render", "-f", str(spec), "--dir", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"{out / 'cards' / 'alex.vcf'}: not written by this render" in err, err
+    assert f"{out / 'webrtc' / 'cards' / 'alex.vcf'}: not written by this render" in err, err
+    assert "director.vcf" not in err and "notes.txt" not in err, err
+    assert (out / "cards" / "alex.vcf").exists()
+
+
 def test_apply_refuses_a_state_directory_it_cannot_write_before_planning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

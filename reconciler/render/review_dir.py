@@ -41,3 +41,26 @@ def refuse_live_directory(directory: Path, spec: Spec) -> None:
                 f"its files would land in or beside",
                 hint="name an empty review directory, e.g. --dir ./rendered",
             )
+
+
+def left_over(directory: Path, written: set[str], subdirectories: set[str]) -> list[str]:
+    """Files under render's own subdirectories of ``directory`` (``cards/``, ``webrtc/``,
+    ...) that this render did not write (``written``: paths relative to ``directory``): an
+    earlier render's, of a name since removed. render rewrites what it writes and deletes
+    nothing in a directory that is often a checkout, so a reviewer, or whoever publishes
+    ``cards/``, would take a removed person's card for a current one. Links are not
+    followed."""
+    import os
+
+    found: list[str] = []
+    for sub in sorted(subdirectories):
+        top = directory / sub
+        if top.is_symlink() or not top.is_dir():
+            continue
+        for root, dirs, files in os.walk(top):
+            dirs.sort()
+            for name in sorted(files):
+                relative = (Path(root) / name).relative_to(directory).as_posix()
+                if relative not in written:
+                    found.append(relative)
+    return found

@@ -182,28 +182,35 @@ def render(
     """
     console = start_console(no_color, verbose)
     from sipctl.reconciler.layers import LAYERS
-    from sipctl.reconciler.render.review_dir import refuse_live_directory
+    from sipctl.reconciler.render.cards import CARDS_DIR
+    from sipctl.reconciler.render.review_dir import left_over, refuse_live_directory
 
     loaded = load_checked(spec_file)
     refuse_live_directory(directory, loaded.spec)
-    written = 0
+    written: set[str] = set()
     for layer in LAYERS:
         if not layer.rendered(loaded.spec):
             continue
         for name, text in sorted(layer.artefacts(loaded.spec).items()):
             console.out(_write_artefact(directory, f"{layer.name}/{name}", text.encode()))
-            written += 1
-    written += _render_cards(console, loaded.spec, directory)
-    console.info(f"Wrote {written} file(s) under {directory}.")
+            written.add(f"{layer.name}/{name}")
+    written |= _render_cards(console, loaded.spec, directory)
+    console.info(f"Wrote {len(written)} file(s) under {directory}.")
+    ours = {layer.name for layer in LAYERS} | {CARDS_DIR}
+    for stale in left_over(directory, written, ours):
+        console.warn(
+            f"{directory / stale}: not written by this render (an earlier render's, of "
+            "something the spec no longer has?): remove it, or render into an empty directory"
+        )
 
 
-def _render_cards(console: Console, spec: Spec, directory: Path) -> int:
+def _render_cards(console: Console, spec: Spec, directory: Path) -> set[str]:
     """The business cards of every user and room (cards/); the vCards even without the
     QR code library, and then a line that says how to get the rest."""
     from sipctl.reconciler.render import cards
 
     if not cards.card_names(spec):
-        return 0
+        return set()
     files: dict[str, bytes] = {k: v.encode() for k, v in cards.vcards(spec).items()}
     try:
         files = cards.card_files(spec)
@@ -211,7 +218,7 @@ def _render_cards(console: Console, spec: Spec, directory: Path) -> int:
         console.warn(str(exc))
     for name, data in sorted(files.items()):
         console.out(_write_artefact(directory, f"{cards.CARDS_DIR}/{name}", data))
-    return len(files)
+    return {f"{cards.CARDS_DIR}/{name}" for name in files}
 
 
 def _write_artefact(directory: Path, relative: str, data: bytes) -> str:
