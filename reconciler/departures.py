@@ -155,10 +155,11 @@ def _unloadable_files(loaded: LoadedSpec) -> tuple[list[_Unloadable], set[str]]:
     emptied, or saved as UTF-16, is skipped by ``-f DIR`` but may be that customer."""
     from pathlib import Path
 
-    from sipctl.errors import failure_text
+    from sipctl.errors import FileTooLarge, failure_text
     from sipctl.reconciler.gitops.spec_files import NO_TOP_KEYS, skip_reason
+    from sipctl.schemas.admin_files import read_regular_file
     from sipctl.schemas.hosting import compose, file_digest, readable_domain
-    from sipctl.schemas.loader import load_spec_text
+    from sipctl.schemas.loader import MAX_SPEC_BYTES, load_spec_text
 
     own = Path(loaded.source)
     # the host's own customer files, loaded with it: as they were then, they load
@@ -168,8 +169,11 @@ def _unloadable_files(loaded: LoadedSpec) -> tuple[list[_Unloadable], set[str]]:
     for entry in sorted(own.parent.iterdir()):
         if entry.name == own.name or skip_reason(entry) not in (None, NO_TOP_KEYS):
             continue
-        try:
-            text = entry.read_text(encoding="utf-8")
+        try:  # no further than a spec may be: an 8 GB file of no keys is not read whole
+            text = read_regular_file(entry, MAX_SPEC_BYTES).decode("utf-8")
+        except FileTooLarge as exc:
+            failing.append(_Unloadable(str(exc), None))
+            continue
         except OSError as exc:
             failing.append(_Unloadable(f"{entry}: cannot read it: {exc.strerror}", None))
             continue

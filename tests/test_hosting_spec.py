@@ -835,7 +835,8 @@ def test_a_customer_file_grown_past_a_spec_s_size_is_no_departed_customer(
     hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A customer's file larger than a spec may be is not read whole (the one reader
-    refuses it by its size), and the host's plan does not take it for a departure."""
+    refuses it by its size), and the host's plan does not take it for a departure. The
+    host's check of the files beside it read each whole: an 8 GB file of no keys too."""
     monkeypatch.chdir(hoster)
     assert _apply(hoster, capsys) == 0
     beta = hoster / "beta.example.yaml"
@@ -844,5 +845,15 @@ def test_a_customer_file_grown_past_a_spec_s_size_is_no_departed_customer(
     assert code == 1, shown
     shown = " ".join(shown.split())
     assert "customer(s) beta.example of pbx1 are declared by no file that loads" in shown, shown
-    assert "beta.example.yaml: the spec is larger than 1000000 bytes" in shown, shown
+    size = f"{beta.stat().st_size:,}"
+    assert f"beta.example.yaml is {size} bytes, more than the 1,000,000 bytes" in shown, shown
     assert "- user director@beta.example" not in shown, shown
+
+    # a file of no keys, as large as a disk image: refused by its size, never read
+    with beta.open("wb") as handle:
+        handle.truncate(8 << 30)
+    code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    assert code == 1, shown
+    shown = " ".join(shown.split())
+    assert "customer(s) beta.example of pbx1 are declared by no file that loads" in shown, shown
+    assert f"beta.example.yaml is {8 << 30:,} bytes, more than the 1,000,000 bytes" in shown
