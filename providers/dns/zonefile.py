@@ -55,6 +55,7 @@ from sipctl.providers.dns.owned import (
     wanted_names,
 )
 from sipctl.providers.dns.zone_edit import RrsetEdit, ZoneEditError, edit_zone
+from sipctl.providers.dns.zone_generate import check_generated_files
 from sipctl.providers.dns.zone_places import check_zone_file, include_copies
 from sipctl.providers.transport.host_profile import resolve_program
 from sipctl.providers.transport.pool import BACKUP_SUFFIX
@@ -166,6 +167,7 @@ class ZoneFileProvider(Provider):
     def _parse(self, text: str) -> dns.zone.Zone:
         # dnspython opens an $INCLUDE's file itself: it is handed copies sipctl read
         with include_copies(text, self.path, self._places) as (parsed, copies):
+            check_generated_files(parsed, str(self.path), copies)
             try:
                 return dns.zone.from_text(
                     parsed,
