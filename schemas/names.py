@@ -68,6 +68,11 @@ _DERIVED_CONTEXT_RE = re.compile(
     "(?:" + "|".join(re.escape(p) for p in SIPCTL_CONTEXT_PREFIXES) + ")" + _DIGEST
 )
 _RESERVED_CONTEXTS = frozenset({"general", "globals"}) | SIPCTL_CONTEXTS
+# What a name to call may hold, in words: the error of a wrong one and the spec reference.
+USER_NAME_RULE = (
+    "ASCII letters (a-z, A-Z), digits and . _ + * ~ (not first, except +); no spaces, '-', "
+    "quotes, brackets or dialplan pattern characters"
+)
 _SPECIAL_FOLDED = frozenset(name.lower() for name in SPECIAL_EXTENSIONS)
 
 
@@ -95,9 +100,7 @@ def check_user_name(value: str) -> str:
         bad = sorted({c for c in value if not re.fullmatch(r"[A-Za-z0-9._+*~]", c)})
         shown = ", ".join(repr(c) for c in bad) if bad else repr(value[0]) + " at the start"
         raise ValueError(
-            f"{_describe(value)} is not allowed as a name to call: {shown}. Use ASCII "
-            "letters (a-z, A-Z), digits and . _ + * ~ (not first, except +); no spaces, '-', "
-            "quotes, brackets or dialplan pattern characters"
+            f"{_describe(value)} is not allowed as a name to call: {shown}. Use {USER_NAME_RULE}"
         )
     if len(value) > MAX_LETTERED_NAME_LENGTH and case_pattern(value) is not None:
         raise ValueError(

@@ -171,6 +171,7 @@ def reference_text() -> str:
         "`sipctl validate` checks everything below, including the rules at the end that "
         "a JSON Schema cannot express.",
         "",
+        *_names_paragraph(),
     ]
     sections: list[tuple[str, dict[str, Any]]] = [("", schema)]
     while sections:
@@ -188,6 +189,28 @@ def reference_text() -> str:
         sections[0:0] = nested
     out += _rules_section()
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _names_paragraph() -> list[str]:
+    """What the two kinds of name every spec has may hold: a new user learns it here, not
+    from the error of a first try (a user named ivan-petrov, a domain in Cyrillic)."""
+    from sipctl.schemas.names import (
+        MAX_EXTENSION_LENGTH,
+        MAX_LETTERED_NAME_LENGTH,
+        SPECIAL_EXTENSIONS,
+        USER_NAME_RULE,
+    )
+
+    special = ", ".join(f"`{name}`" for name in sorted({n.lower() for n in SPECIAL_EXTENSIONS}))
+    return [
+        f"A **user name** (the keys of `users`, `rooms` and `cards.names`, and "
+        f"`webrtc.page.names`) holds {USER_NAME_RULE}; at most {MAX_LETTERED_NAME_LENGTH} "
+        f"characters with a letter, {MAX_EXTENSION_LENGTH} of digits alone, and none of "
+        f"Asterisk's own extensions ({special}, in any case). A **host name** is written in "
+        "ASCII: an international domain in its punycode form (`xn--...`), which "
+        "`sipctl validate` prints for a name given in Unicode.",
+        "",
+    ]
 
 
 def _section(

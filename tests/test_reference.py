@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,20 @@ def test_optional_sections_are_object_or_null_not_any_of() -> None:
         assert node["type"] == ["object", "null"], section
         assert "anyOf" not in node and "properties" in node
     assert "anyOf" not in json.dumps(schema["properties"]["dns"]["properties"]["tsig"])[:20]
+
+
+def test_the_reference_says_what_a_user_name_and_a_host_name_may_hold() -> None:
+    """The reference gave a name's type as "user name" or "host name" and nothing more: a
+    new user learnt from the error of a first try that ivan-petrov and a domain in Cyrillic
+    are refused. It says it in the words of the error itself."""
+    from sipctl.schemas.names import USER_NAME_RULE, check_user_name
+    from sipctl.schemas.reference import reference_text
+
+    text = reference_text()
+    assert "A **user name** (the keys of `users`, `rooms` and `cards.names`, and " in text
+    assert USER_NAME_RULE in text and "punycode" in text
+    with pytest.raises(ValueError, match=re.escape(USER_NAME_RULE)):
+        check_user_name("ivan-petrov")
 
 
 def test_the_reference_lists_every_key() -> None:
