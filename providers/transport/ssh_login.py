@@ -195,20 +195,16 @@ def _load_known_hosts(ref: TargetRef, path: Path, into: paramiko.HostKeys) -> No
 
 def _load_key(ref: TargetRef, path: Path) -> paramiko.PKey:
     """Load a private key; every failure is one line that names the file, never its content."""
-    from cryptography.exceptions import UnsupportedAlgorithm
-
     from sipctl.schemas.admin_files import MAX_ADMIN_FILE_BYTES, read_regular_file
 
     if not path.exists():
         raise ProviderError(f"{ref}: ssh.key_file {path} does not exist")
     try:
-        # read once, by the one reader: a FIFO or device is refused (it would wait, or
-        # never end), and paramiko parses these bytes, not the file again
-        key = _private_key(read_regular_file(path, MAX_ADMIN_FILE_BYTES))
-        cert = Path(f"{path}-cert.pub")
-        if cert.exists():  # as paramiko's from_path: the key's OpenSSH certificate beside it
-            key.load_certificate(read_regular_file(cert, MAX_ADMIN_FILE_BYTES).decode())
-        return key
+        # A FIFO, a device or a huge file is refused by the one reader before paramiko opens
+        # the file (it would wait, or never end). paramiko then reads the (small) file again:
+        # it finds a key's type only from a path, and finding it here would copy its job.
+        read_regular_file(path, MAX_ADMIN_FILE_BYTES)
+        return paramiko.PKey.from_path(path)
     except FileTooLarge as exc:
         raise ProviderError(f"{ref}: ssh.key_file {exc}") from None
     except TypeError as exc:
@@ -223,38 +219,12 @@ def _load_key(ref: TargetRef, path: Path) -> paramiko.PKey:
         ) from exc
     except OSError as exc:
         raise ProviderError(f"{ref}: cannot read ssh.key_file {path}: {exc.strerror}") from exc
-    except (ValueError, UnsupportedAlgorithm, paramiko.SSHException) as exc:
+    except (ValueError, paramiko.SSHException) as exc:
         # The library's message may quote the key's bytes: it is left out.
         raise ProviderError(
             f"{ref}: ssh.key_file {path} is not a private key sipctl can use "
             "(ed25519, ecdsa or rsa)"
         ) from exc
-
-
-def _private_key(data: bytes) -> paramiko.PKey:
-    """The private key of a key file's bytes, its type found as ``PKey.from_path`` finds it
-    (OpenSSH's format first, then PEM): no passphrase is given, so a protected key is a
-    TypeError, as there."""
-    import io
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
-    loaded: object  # PEM holds more kinds of key than OpenSSH's format
-    try:
-        loaded = serialization.load_ssh_private_key(data, password=None)
-    except ValueError:
-        loaded = serialization.load_pem_private_key(data, password=None)
-    key_class: type[paramiko.PKey]
-    if isinstance(loaded, rsa.RSAPrivateKey):
-        key_class = paramiko.RSAKey
-    elif isinstance(loaded, ed25519.Ed25519PrivateKey):
-        key_class = paramiko.Ed25519Key
-    elif isinstance(loaded, ec.EllipticCurvePrivateKey):
-        key_class = paramiko.ECDSAKey
-    else:
-        raise ValueError(f"a {type(loaded).__name__}, no key type paramiko signs with")
-    return key_class.from_private_key(io.StringIO(data.decode("utf-8")))
 
 
 def _describe(key: paramiko.PKey) -> str:
