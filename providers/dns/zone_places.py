@@ -35,6 +35,7 @@ wherever sipctl was started.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ from sipctl.errors import ProviderError, RefusedError
 if TYPE_CHECKING:
     from sipctl.schemas.loader import LoadedSpec
 
+_INCLUDE_WORD = re.compile(r"\$include", re.IGNORECASE)  # where none is, no directive is
 MAX_INCLUDE_DEPTH = 8  # a zone including a file including ... (a loop ends here too)
 _HINT = (
     "a spec does not choose where sipctl reads and rewrites a file on this machine; the "
@@ -184,8 +186,8 @@ def include_copies(
     """``text`` with each ``$INCLUDE`` naming a private copy of its file (read through
     sipctl's one read, checked against ``places``), and the copies' names -> the files
     they stand for (for errors). Without an ``$INCLUDE``, ``text`` itself, nothing made."""
-    if not _includes(text, str(zone_file)):
-        yield text, {}
+    if not _INCLUDE_WORD.search(text) or not _includes(text, str(zone_file)):
+        yield text, {}  # most zones: no second walk over their text
         return
     with tempfile.TemporaryDirectory(prefix="sipctl-include-") as temp:  # mode 0700
         shown: dict[str, str] = {}
