@@ -165,6 +165,9 @@ class FakeCi:
         profile = (GITOPS / "runner-profile.yaml").read_text()
         assert '"192.0.2.53:53"' in profile, "the example runner profile changed"
         self.runner_profile = profile.replace('"192.0.2.53:53"', f'"{bind.server}"')
+        # the hoster's zone files are on the runner, outside the checkout: the admin allows
+        # their directory (the one line a hoster adds to the example's profile)
+        self.runner_profile += f"zone_files: [{self.state}]\n"
         self.runner_profile_file = root / "secrets" / "runner-profile.yaml"
         self.runner_profile_file.write_text(self.runner_profile)
         self.fresh_checkout()

@@ -104,10 +104,12 @@ def places_of(loaded: LoadedSpec, env: Mapping[str, str]) -> ZonePlaces:
 
 def check_zone_file(loaded: LoadedSpec, env: Mapping[str, str]) -> ZonePlaces:
     """Refuse ``loaded``'s ``dns.file`` when it resolves outside its places (naming the
-    spec's line, the key, the resolved path and what to do); its places otherwise."""
+    spec's line, the key, the resolved path and what to do); its places otherwise. Asked by
+    the zonefile provider (and a plugin subclassing it, whatever its name) and its offline
+    check: no switch on the provider's name here."""
     places = places_of(loaded, env)
     dns = loaded.spec.dns
-    if dns is None or dns.provider != "zonefile" or not dns.file:
+    if dns is None or not dns.file:
         return places
     resolved = os.path.realpath(loaded.resolve_path(dns.file))
     if not places.hold(resolved):
