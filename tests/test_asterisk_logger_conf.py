@@ -104,3 +104,35 @@ def test_the_check_names_the_files_and_sees_through_mounts() -> None:
     assert problems("/opt/log/messages", astlogdir="/opt/log") == []
     [hostname] = problems("/var/log/asterisk/messages", "[general]\nappendhostname = yes\n" + CONF)
     assert "messages.<hostname>" in hostname
+
+
+def test_log_files_are_the_channels_asterisk_reads(pbx: AsteriskInstance) -> None:
+    # a channel inside a block comment (or after a '\r', one line to Asterisk) is no file
+    # Asterisk writes; sipctl took it for one, and a jail on it was never told of a caller
+    text = (
+        "[general]\n[logfiles]\n"
+        ";--\nhidden1 => notice,warning\n--;\n"
+        ";---\nshown1 => warning\n"
+        "; note\rhidden2 => warning\n"
+        ";-- a ;-- b --; hidden3 => warning --; shown2 => warning\n"
+        "messages => notice,warning,error\n"
+    )
+    pbx.write_admin_file("logger.conf", text)
+    try:
+        pbx.rx("logger reload")
+        shown = pbx.rx("logger show channels")
+        log_dir = "/var/log/asterisk"
+        written = {
+            f"{log_dir}/{n}"
+            for n in ("shown1", "shown2", "messages", "hidden1", "hidden2", "hidden3")
+            if f"{log_dir}/{n}" in shown
+        }
+        assert written == {f"{log_dir}/shown1", f"{log_dir}/shown2", f"{log_dir}/messages"}, shown
+        assert {f.path for f in log_files(text, log_dir)} == written
+    finally:
+        pbx.write_admin_file(
+            "logger.conf",
+            "[general]\n\n[logfiles]\nmessages => notice,warning,error\n"
+            "full => notice,warning,error,verbose(3),dtmf\n",
+        )
+        pbx.rx("logger reload")

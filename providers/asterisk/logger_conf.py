@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sipctl.reconciler.asterisk_conf import logical_lines
+
 if TYPE_CHECKING:
     from sipctl.schemas.spec import Spec
 
@@ -62,10 +64,7 @@ def log_files(logger_conf: str, log_dir: str = DEFAULT_LOG_DIR) -> list[LogFile]
     found: list[LogFile] = []
     section = ""
     append_hostname = False
-    for raw in logger_conf.splitlines():
-        line = raw.split(";", 1)[0].strip()
-        if not line:
-            continue
+    for _, line in logical_lines(logger_conf):  # as Asterisk reads it: block comments too
         if line.startswith("[") and "]" in line:
             section = line[1 : line.index("]")].strip().lower()
             continue
@@ -88,8 +87,7 @@ def log_files(logger_conf: str, log_dir: str = DEFAULT_LOG_DIR) -> list[LogFile]
 def log_dir_of(asterisk_conf: str) -> str:
     """``astlogdir`` of asterisk.conf's ``[directories]`` (default /var/log/asterisk)."""
     section = ""
-    for raw in asterisk_conf.splitlines():
-        line = raw.split(";", 1)[0].strip()
+    for _, line in logical_lines(asterisk_conf):
         if line.startswith("["):
             section = line[1:].split("]", 1)[0].strip().lower()
             continue
