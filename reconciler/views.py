@@ -44,9 +44,12 @@ def described_lines(change: Mapping[str, Any]) -> list[str]:
     return lines or [generic_line(change["action"], change["address"])]
 
 
-def render_human(data: Mapping[str, Any], color: bool = False, detail: bool = False) -> str:
+def render_human(
+    data: Mapping[str, Any], color: bool = False, detail: bool = False, notes: bool = True
+) -> str:
     """The plan for a terminal: each change in the spec's words; with ``detail`` (-v), the
-    records and file lines under them."""
+    records and file lines under them; without ``notes`` (--quiet), no ``note:`` lines
+    (what a target skipped), while warnings and refusals stay."""
     paint = Painter(color)
     out: list[str] = []
     has_changes = any(t["changes"] for t in data["targets"])
@@ -71,7 +74,7 @@ def render_human(data: Mapping[str, Any], color: bool = False, detail: bool = Fa
         if not detail:
             out.append("Run with -v to see every record and file line that changes.")
     out.extend(_refusal_lines(data, paint))
-    out.extend(_remarks(data, paint))
+    out.extend(_remarks(data, paint, notes))
     return "\n".join(out) + "\n"
 
 
@@ -91,10 +94,11 @@ def _refusal_lines(data: Mapping[str, Any], paint: Painter) -> Iterator[str]:
         yield from (paint("!", f"  - {reason}") for reason in refusals)
 
 
-def _remarks(data: Mapping[str, Any], paint: Painter) -> Iterator[str]:
+def _remarks(data: Mapping[str, Any], paint: Painter, notes: bool = True) -> Iterator[str]:
     first = True
+    kinds = (("hazards", "!"), ("notes", "!"), ("skipped", "#"))
     for target in data["targets"]:
-        for kind, sign in (("hazards", "!"), ("notes", "!"), ("skipped", "#")):
+        for kind, sign in kinds if notes else kinds[:2]:
             for line in target.get(kind, []):
                 if first:
                     yield ""

@@ -293,6 +293,19 @@ def test_quiet_keeps_the_result_warnings_and_errors_and_drops_notes(
     assert run(["--quiet", "-v", *verify]) == 1  # -v outranks --quiet
     assert "note: unknown_callers is reject" in capsys.readouterr().out
 
+    # a plan's note lines too (what a dir: target skips), which plan and apply printed
+    # with --quiet; its warnings stay
+    spec.write_text(spec.read_text() + "firewall: {}\n")
+    assert run(["plan", "-f", str(spec)]) == 0
+    loud = capsys.readouterr().out
+    assert "note: asterisk: dir target, reload skipped" in loud, loud
+    assert "warning: firewall: nothing loads" in loud, loud
+    for command in (["plan"], ["apply", "--auto-approve", "--no-verify"]):
+        assert run(["--quiet", *command, "-f", str(spec)]) == 0
+        out, err = capsys.readouterr()
+        assert "note:" not in out and "note:" not in err, out
+        assert "warning: firewall: nothing loads" in out, out
+
     quiet = Console(quiet=True)
     quiet.info("Recorded the applied state in DNS record x.")
     quiet.info("note: the credentials and where they go are the spec's own")

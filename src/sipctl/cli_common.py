@@ -106,9 +106,9 @@ def print_plan(console: Console, data: dict[str, object], fmt: str) -> None:
     elif fmt == "markdown":
         console.out(views.render_markdown(data), end="")
     else:
-        console.out(
-            views.render_human(data, color=console.color, detail=console.verbose > 0), end=""
-        )
+        detail = console.verbose > 0
+        text = views.render_human(data, console.color, detail, notes=console.notes)
+        console.out(text, end="")
 
 
 def print_json_report(
