@@ -313,3 +313,57 @@ def test_a_relative_directory_of_the_profile_is_taken_from_the_profiles_director
     loaded = load_spec_text(spec_text("../ci/zones/x.zone"), str(spec), spec.parent)
     places = check_zone_file(loaded, {"SIPCTL_PROFILE": str(profile)})
     assert places.allowed == (str(tmp_path / "ci" / "zones"),)
+
+
+def test_an_include_loop_or_a_nest_too_deep_is_refused_in_words(tmp_path: Path) -> None:
+    loaded = load_spec_text(spec_text("z.zone"), str(tmp_path / "s.yaml"), tmp_path)
+    (tmp_path / "z.zone").write_text(f"{SOA}$INCLUDE loop.inc\n")
+    (tmp_path / "loop.inc").write_text("a IN A 192.0.2.1\n$INCLUDE loop.inc\n")
+    provider = ZoneFileProvider(loaded, RunContext(base_dir=tmp_path, env={}))
+    with pytest.raises(ProviderError, match="include themselves") as raised:
+        provider.read(render_dns(loaded.spec))
+    # the line of the included file that includes, by its own name (not sipctl's copy)
+    assert raised.value.message.startswith(f"{tmp_path}/loop.inc:2: $INCLUDE ")
+
+
+def test_a_hosting_customer_naming_another_directorys_zone_is_refused_and_it_is_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The brief's case: the rule of a hosting directory (no two files edit one zone file)
+    cannot see a zone file of another directory; the place rule refuses it before it is
+    read, the run over the directory plans the other files (and, one file refused, applies
+    none), and nothing of the victim's zone changes."""
+    monkeypatch.delenv("SIPCTL_PROFILE", raising=False)
+    victim = tmp_path / "other-hoster" / "state" / "victim.example.zone"
+    victim.parent.mkdir(parents=True)
+    victim.write_text(SOA.replace(ZONE, "victim.example"))
+    kept = victim.read_text()
+    hoster = tmp_path / "hoster"
+    hoster.mkdir()
+    host = {
+        "version": 1,
+        "domain": "pbx1.hoster.example",
+        "hosting": {"name": "pbx1"},
+        "transports": {"udp": {"port": 5060}},
+        "servers": [{"host": "pbx1.hoster.example", "ipv4": ["203.0.113.10"]}],
+        "asterisk": {"target": "dir:state/pbx1"},
+    }
+    (hoster / "pbx1.yaml").write_text(yaml.safe_dump(host))
+    for domain, file in (("evil.example", str(victim)), ("good.example", "state/good.zone")):
+        customer = {
+            "version": 1,
+            "domain": domain,
+            "host": "pbx1",
+            "local_context": f"{domain.split('.')[0]}-phones",
+            "users": {"director": 105},
+            "dns": {"provider": "zonefile", "file": file, "create_file": True},
+        }
+        (hoster / f"{domain}.yaml").write_text(yaml.safe_dump(customer))
+    assert run(["apply", "-f", str(hoster), "--auto-approve", "--no-verify"]) != 0
+    said = capsys.readouterr()
+    shown = said.out + said.err
+    assert f"{hoster}/evil.example.yaml:" in shown, shown
+    assert f"dns.file: {victim}, outside the spec's directory {hoster}" in shown, shown
+    assert "good.example" in shown and "not applied" in shown, "planned, then held back"
+    assert victim.read_text() == kept, "the other directory's zone is untouched"
+    assert not (victim.parent / "victim.example.zone.sipctl.bak").exists()

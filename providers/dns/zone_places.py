@@ -230,7 +230,7 @@ def _rewritten(
 def _place_of(name: str, where: str, places: ZonePlaces) -> str:
     """The resolved file an ``$INCLUDE`` names (relative: from the spec's directory),
     refused outside ``places``."""
-    resolved = os.path.realpath(Path(places.spec_dir) / Path(name).expanduser())
+    resolved = os.path.realpath(Path(places.spec_dir) / name)  # no ~, as BIND and dnspython
     if not places.hold(resolved):
         raise RefusedError(
             f"{where}: $INCLUDE {name}"
