@@ -29,6 +29,14 @@ from sipctl.reconciler.resources import Address, Kept, LiveState, Resource, Valu
 
 LAYER = "dns"
 Names = list[tuple[str, str]]  # (owner, type) pairs
+# A read also reports a CNAME at an owner it asked about, as (owner, CNAME): sipctl's
+# records cannot be beside it (``cname_problems``). The answer to a query names it anyway.
+CNAME = "CNAME"
+
+
+def owners(names: Sequence[tuple[str, str]]) -> list[str]:
+    """The owner names of ``names``, each once: where a read also looks for a CNAME."""
+    return list(dict.fromkeys(owner for owner, _ in names))
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,8 @@ def owned_state(
     """
     wanted = {r.address: r.value for r in desired}
     live = LiveState()
+    live.problems.extend(cname_problems(rrsets, desired))
+    rrsets = {key: rrset for key, rrset in rrsets.items() if key[1] != CNAME}
     for (owner, rdtype), rrset in sorted(rrsets.items()):
         address = Address(LAYER, rdtype, owner)
         if rdtype == "NAPTR":
@@ -139,6 +149,30 @@ def owned_state(
             live.resources[address] = value
     live.kept = DnsKept(rrsets=dict(rrsets))
     return live
+
+
+def cname_problems(
+    rrsets: Mapping[tuple[str, str], LiveRrset], desired: Sequence[Resource]
+) -> list[str]:
+    """A CNAME where the spec wants records: a name with a CNAME holds no other record, so
+    the server ignores sipctl's there (RFC 2136, 3.4.2.2: the UPDATE succeeds and adds
+    nothing; a zone file holding both does not load) and callers follow the CNAME to
+    records nobody reviewed. Found live, it stops the plan."""
+    wanted: dict[str, list[str]] = {}
+    for resource in desired:
+        wanted.setdefault(resource.address.name, []).append(resource.address.kind)
+    problems = []
+    for (owner, rdtype), rrset in sorted(rrsets.items()):
+        if rdtype != CNAME or owner not in wanted:
+            continue
+        target = rrset.records[0][1] if rrset.records else "?"
+        kinds = "/".join(sorted(set(wanted[owner])))
+        problems.append(
+            f"DNS {owner} is a CNAME (to {target}), and a name with a CNAME holds no other "
+            f"record: the server would ignore sipctl's {kinds} there while callers follow the "
+            f"CNAME; delete the CNAME at {owner}, then plan again"
+        )
+    return problems
 
 
 def _naptr_value(rrset: LiveRrset, wanted: Value, live: LiveState) -> Value:

@@ -54,10 +54,12 @@ from sipctl.providers.dns.challenge import (
     challenges_in,
 )
 from sipctl.providers.dns.owned import (
+    CNAME,
     DnsKept,
     LiveRrset,
     kept_rrsets,
     owned_state,
+    owners,
     read_owned,
     records_of,
     ttl_of,
@@ -205,7 +207,7 @@ class Rfc2136Provider(Provider):
 
         def take(names: list[tuple[str, str]]) -> dict[tuple[str, str], LiveRrset]:
             taken: dict[tuple[str, str], LiveRrset] = {}
-            for owner, rdtype in names:
+            for owner, rdtype in [*names, *((o, CNAME) for o in owners(names))]:
                 try:  # the records asked for are decoded only now
                     found = first.rrset(name_of(owner), dns.rdatatype.from_text(rdtype))
                 except dns.exception.DNSException as exc:
@@ -230,6 +232,9 @@ class Rfc2136Provider(Provider):
             rrset = answer.rrset(name_of(owner), dns.rdatatype.from_text(rdtype))
             if rrset is not None:
                 found[(owner, rdtype)] = _live_rrset(rdtype, *rrset)
+            cname = answer.rrset(name_of(owner), dns.rdatatype.CNAME)
+            if cname is not None:  # the answer to any type at a CNAME names it
+                found[(owner, CNAME)] = _live_rrset(CNAME, *cname)
         return found
 
     def _check_answer(self, response: Answer, owner: str, rdtype: str) -> None:

@@ -45,10 +45,12 @@ from sipctl.providers.bookkeeping import (
     symlink_refused,
 )
 from sipctl.providers.dns.owned import (
+    CNAME,
     DnsKept,
     LiveRrset,
     kept_rrsets,
     owned_state,
+    owners,
     read_owned,
     records_of,
     ttl_of,
@@ -331,7 +333,7 @@ def _collect(
     zone: dns.zone.Zone, names: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], LiveRrset]:
     found: dict[tuple[str, str], LiveRrset] = {}
-    for owner, rdtype in names:
+    for owner, rdtype in [*names, *((o, CNAME) for o in owners(names))]:
         rdataset = zone.get_rdataset(owner, rdtype)
         if rdataset is not None and len(rdataset):
             found[(owner, rdtype)] = LiveRrset.from_rdatas(rdataset.ttl, rdataset)

@@ -1,0 +1,60 @@
+"""A CNAME where the spec wants records stops the plan, on every way DNS is read.
+
+A name with a CNAME holds no other record (RFC 1034 3.6.2): BIND accepts an UPDATE adding an
+SRV beside one and adds nothing (RFC 2136 3.4.2.2), and a zone file holding both does not
+load. sipctl planned the SRV, said 'Apply complete!', planned it again on every run, and
+callers kept following the CNAME (``_sip._udp CNAME other``, ``other SRV ... evil.example.``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fixtures.bind import BindServer, bind_env, dns_spec, zone_text
+from fixtures.common import run_sipctl
+
+# owner (relative) -> what the spec wants there
+OWNED = {"_sip._udp": "SRV", "_sipctl": "TXT", "asterisk": "A"}
+# a zone larger than one transfer message: read by queries
+FILLER = "".join(f'filler{i} IN TXT "{"x" * 60}"\n' for i in range(600))
+
+
+@pytest.mark.parametrize("owner", sorted(OWNED))
+@pytest.mark.parametrize("read", ["transfer", "queries"])
+def test_a_cname_at_an_owned_name_stops_the_plan_over_rfc2136(
+    bind: BindServer, tmp_path: Path, owner: str, read: str
+) -> None:
+    extra = f"{owner} IN CNAME other\nother IN SRV 10 0 5060 evil.example.\n"
+    zone = bind.new_zone(extra=extra + (FILLER if read == "queries" else ""))
+    try:
+        spec = tmp_path / "sipctl.yaml"
+        spec.write_text(dns_spec(bind, zone))
+        for command in (["plan"], ["apply", "--auto-approve"]):
+            result = run_sipctl(*command, "-f", str(spec), env=bind_env(bind))
+            text = " ".join(result.stderr.split())
+            assert result.returncode == 1, result.stdout + result.stderr
+            assert f"DNS {owner}.{zone}. is a CNAME (to other.{zone}.)" in text
+            assert f"sipctl's {OWNED[owner]} there" in text
+            assert f"delete the CNAME at {owner}.{zone}." in text
+        assert f"{owner}.{zone}. 3600 CNAME other.{zone}." in bind.zone_records(zone)
+    finally:
+        bind.delete_zone(zone)
+
+
+def test_a_cname_at_an_owned_name_stops_the_plan_on_a_zone_file(tmp_path: Path) -> None:
+    zone = "mysite.test"
+    (tmp_path / "state").mkdir()
+    zone_file = tmp_path / "state" / f"{zone}.zone"
+    zone_file.write_text(zone_text(zone, "_sip._tcp IN CNAME other\nother IN A 192.0.2.1\n"))
+    before = zone_file.read_text()
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        f"version: 1\ndomain: {zone}\ntransports: {{tcp: {{port: 5060}}}}\n"
+        f"servers: [{{host: pbx.{zone}, ipv4: [203.0.113.10]}}]\n"
+        f"dns: {{provider: zonefile, file: state/{zone}.zone}}\n"
+    )
+    result = run_sipctl("apply", "-f", str(spec), "--auto-approve")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"DNS _sip._tcp.{zone}. is a CNAME (to other.{zone}.)" in " ".join(result.stderr.split())
+    assert zone_file.read_text() == before  # a zone BIND would not load was not written
