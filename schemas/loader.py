@@ -90,6 +90,23 @@ class SpecPositions:
         return self._known.get(path) if self._known is not None else None
 
 
+def keys_by_place(text: str) -> dict[tuple[int, int], str]:
+    """(line, column) -> the dotted key (``webrtc.page.names[0]``) that stands there in a
+    spec's text, the deepest where several do; empty when the text does not parse. A
+    problem of a rule between keys names its place, not its key: this finds the key
+    (validate --json)."""
+    try:
+        positions = _all_positions(text)
+    except Exception:  # a text that does not parse has no keys to name
+        return {}
+    found: dict[tuple[int, int], PathKey] = {}
+    for path, at in positions.items():
+        place = (at.line, at.column)
+        if len(path) > len(found.get(place, ())):
+            found[place] = path
+    return {place: _dotted(path) for place, path in found.items()}
+
+
 def _all_positions(text: str) -> dict[PathKey, Position]:
     """Every position of ``text``, a spec that loaded (so it parses)."""
     builder = _Builder("<spec>", every_position=True)

@@ -46,12 +46,38 @@ def validate_json(
     except SipctlError as exc:  # a spec's problems, or a refusal before them (a profile)
         lines = (exc.problems if isinstance(exc, SpecError) else []) or [exc.message]
         errors = [problem_fields(line, str(spec_file)) for line in lines]
-    return {
-        "file": str(spec_file),
-        "valid": not errors,
-        "errors": errors,
-        "warnings": [problem_fields(line, str(spec_file)) for line in warnings or []],
-    }
+    warned = [problem_fields(line, str(spec_file)) for line in warnings or []]
+    _name_keys([*errors, *warned])
+    return {"file": str(spec_file), "valid": not errors, "errors": errors, "warnings": warned}
+
+
+def _name_keys(problems: list[dict[str, Any]]) -> None:
+    """A problem of a rule between keys says ``file:line:col: message``, its key in words
+    (``anna.petrov is neither in users ...``): its ``key`` is the key at that place of the
+    file, so an editor is given the key of every problem, not of the schema's alone."""
+    from sipctl.schemas.loader import MAX_SPEC_BYTES, keys_by_place
+
+    keys: dict[str, dict[tuple[int, int], str]] = {}  # file -> its keys by place, read once
+    for problem in problems:
+        if problem["key"] is not None or problem["line"] is None or problem["file"] is None:
+            continue
+        name = problem["file"]
+        if name not in keys:
+            text = _spec_text(Path(name), MAX_SPEC_BYTES)
+            keys[name] = keys_by_place(text) if text is not None else {}
+        problem["key"] = keys[name].get((problem["line"], problem["col"]))
+
+
+def _spec_text(path: Path, limit: int) -> str | None:
+    """A spec file's text, read as sipctl reads a file a user names (a regular file, at most
+    ``limit`` bytes), or None (gone, too large, a FIFO, not text)."""
+    from sipctl.errors import FileTooLarge
+    from sipctl.schemas.admin_files import read_regular_file
+
+    try:
+        return read_regular_file(path, limit).decode("utf-8")
+    except (OSError, FileTooLarge, UnicodeDecodeError):
+        return None
 
 
 def refused_run(errors: list[dict[str, Any]]) -> dict[str, Any]:

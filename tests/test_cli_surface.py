@@ -78,6 +78,44 @@ def test_flags_before_the_subcommand_and_terraform_spellings_run(
     assert json.loads(out.read_text())["format_version"]
 
 
+_CROSS_BASE = """\
+version: 1
+domain: mysite.ru
+transports: {udp: {port: 5060}, tls: {port: 5061}, wss: {port: 8089}}
+servers: [{host: pbx.mysite.ru, ipv4: [192.0.2.10]}]
+users: {director: 105, alex: 106}
+rooms: {seminar: {}}
+asterisk: {target: 'dir:pbx', tls: {cert_file: /k/a.pem, key_file: /k/a.key}}
+firewall: {ssh_port: 22}
+webrtc: {page: {names: [director, alex]}}
+cards: {names: {director: Anna}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("names: [director, alex]", "names: [director, nobody]", "webrtc.page.names[1]"),
+        ("names: {director: Anna}", "names: {nobody: Anna}", "cards.names.nobody"),
+        ("tls: {port: 5061}", "tls: {port: 22}", "transports.tls.port"),
+        ("rooms: {seminar: {}}", "rooms: {Alex: {}}", "rooms.Alex"),
+        ("cert_file: /k/a.pem", "cert_file: /k/a.key", "asterisk.tls"),
+    ],
+)
+def test_validate_json_names_the_key_of_a_rule_between_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, key: str
+) -> None:
+    """A rule between keys (a page's name that is no user's, a port that is the SSH port)
+    says its key in words: validate --json gave such a problem "key": null, so an editor
+    knew the key of schema errors only. Its key is the key at the problem's place."""
+    spec = tmp_path / "sipctl.yaml"
+    assert old in _CROSS_BASE
+    spec.write_text(_CROSS_BASE.replace(old, new))
+    assert run(["validate", "--json", "-f", str(spec)]) == 1
+    (error,) = json.loads(capsys.readouterr().out)["errors"]
+    assert error["key"] == key, error
+
+
 def test_help_shows_no_python_types(capsys: pytest.CaptureFixture[str]) -> None:
     for command in COMMANDS:
         assert run([command, "--help"]) == 0
