@@ -164,7 +164,10 @@ def check_octodns_value(value: Any) -> Any:
 # A path on a host goes into config files whose readers give spaces and some marks a meaning
 # (fail2ban: "logpath = PATH tail", ";" comments; Asterisk: ";" comments; quotes and "$" in
 # scripts), so it is letters, digits and the marks file names really use.
-_ABS_PATH_RE = re.compile(r"/[\w.+@,:=~%/-]*")
+# ASCII only: \w alone takes every script's letters, and /var/log/\u0430sterisk (a Cyrillic
+# 'a') reads in a review as the Asterisk log but is another file.
+_PATH_CHARACTER = r"[\w.+@,:=~%/-]"
+_ABS_PATH_RE = re.compile(rf"/{_PATH_CHARACTER}*", re.ASCII)
 
 
 def canonical_path(path: str) -> str:
@@ -185,11 +188,12 @@ def check_abs_path(value: str) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise ValueError(f"{value!r} must be an absolute path on the target host")
     if not _ABS_PATH_RE.fullmatch(value):
-        bad = sorted({c for c in value if not re.fullmatch(r"[\w.+@,:=~%/-]", c)})
+        bad = sorted({c for c in value if not re.fullmatch(_PATH_CHARACTER, c, re.ASCII)})
         raise ValueError(
-            f"{value!r}: a path here may hold letters, digits and . _ + @ , : = ~ % - / only "
-            f"(not {' '.join(repr(c) for c in bad)}): config readers on the host give spaces, "
-            "';', '#', quotes and backslashes a meaning of their own"
+            f"{value!a}: a path here may hold ASCII letters, digits and . _ + @ , : = ~ "
+            f"% - / only (not {' '.join(ascii(c) for c in bad)}): config readers on the host "
+            "give spaces, ';', '#', quotes and backslashes a meaning of their own, and a "
+            "letter of another script can look like an ASCII one in a review"
         )
     plain = canonical_path(value)
     if value != plain:

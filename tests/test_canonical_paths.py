@@ -206,6 +206,35 @@ def test_a_path_field_takes_its_one_plain_spelling_only(
     assert ".." not in spelt.split("/")
 
 
+# Letters of other scripts that look like ASCII ones (Cyrillic, Greek), and other non-ASCII
+# letters and digits: Python's \\w takes them all.
+LOOK_ALIKES = st.sampled_from(
+    "\u0430\u0435\u043e\u0440\u0441\u0445\u03bf\u0391\u00e9\u0661"
+) | st.characters(min_codepoint=0x80, categories=("Lu", "Ll", "Lo", "Nd"))
+
+
+@given(field=st.sampled_from(path_fields()), data=st.data())
+@settings(max_examples=examples(200), deadline=None)
+def test_a_path_field_takes_ascii_only(field: tuple[str, ...], data: st.DataObject) -> None:
+    """/var/log/\\u0430sterisk/messages (a Cyrillic 'a') read in a review as the Asterisk log
+    and was another file: every path field refuses a non-ASCII character, naming the key
+    and showing the character escaped."""
+    plain = data.draw(CANONICAL)
+    at = data.draw(st.integers(1, len(plain)))
+    char = data.draw(LOOK_ALIKES)
+    spelt = plain[:at] + char + plain[at:]
+    spec = _every_path_section()
+    section = spec
+    for key in field[:-1]:
+        section = section.setdefault(key, {})
+    section[field[-1]] = f"local:{spelt}" if field[-1] == "publish" else spelt
+    with pytest.raises(SpecError) as caught:
+        load_spec_text(yaml.safe_dump(spec), source="s.yaml", base_dir=Path("/"))
+    problem = "\n".join(caught.value.problems or [caught.value.message])
+    assert ".".join(field) in problem, problem
+    assert ascii(char) in problem and char not in problem, problem
+
+
 def test_the_logpath_of_a_traversal_is_refused_with_what_it_means() -> None:
     spec = _every_path_section()
     spec["fail2ban"]["logpath"] = "/var/log/asterisk/../../../etc/shadow"
