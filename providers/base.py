@@ -159,6 +159,13 @@ class Provider(ABC):
 
     # --- capabilities: override to declare one ----------------------------------------------
 
+    def preflight(self) -> None:
+        """Check what this provider needs of this machine alone (a credential from the
+        environment or a file) and raise SipctlError when it is wrong. The engine asks every
+        provider of a run before any of them reads, so a missing TSIG secret is said before
+        the PBX is connected to. Default: nothing to check."""
+        return None
+
     def publishable(self, desired: Sequence[Resource]) -> list[Resource]:
         """The desired resources this target can hold (an API without NAPTR holds SRV only;
         its ``read`` notes why). Default: all of them."""

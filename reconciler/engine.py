@@ -127,6 +127,8 @@ def _read_all(
     what ``extra`` got."""
     from sipctl.providers.transport.batch import fetch
 
+    for run in runs:  # what each needs of this machine, before any target is read
+        run.provider.preflight()
     declared = [run.provider.host_reads(run.desired) for run in runs]
     fetched = fetch([read for reads in declared for read in reads] + list(extra))
     start = 0

@@ -388,3 +388,30 @@ def test_no_message_sends_a_user_to_a_file_of_the_repository() -> None:
                 and pattern.search(node.value)
             ]
     assert not found, "\n".join(found)
+
+
+def test_a_missing_tsig_secret_is_said_before_the_pbx_is_connected_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TSIG secret was checked when the DNS layer read, after the PBX's files were
+    fetched over SSH: with the secret unset, plan connected to the PBX (and said only that
+    the connection failed when it did). Every provider's preflight comes before any read."""
+    from fixtures.ports import release_ports, reserve_port
+
+    monkeypatch.delenv("SIPCTL_TSIG_SECRET", raising=False)
+    port = reserve_port()  # nothing listens there: a connection would be refused
+    try:
+        spec = tmp_path / "sipctl.yaml"
+        spec.write_text(
+            "version: 1\ndomain: mysite.example\nusers: {director: 105}\n"
+            "servers: [{host: pbx.mysite.example, ipv4: [192.0.2.10]}]\n"
+            f"dns: {{provider: rfc2136, server: '127.0.0.1:{port}', timeout: 1,\n"
+            "  tsig: {name: sipctl, secret_env: SIPCTL_TSIG_SECRET}}\n"
+            f"asterisk: {{target: 'ssh://root@127.0.0.1:{port}', ssh: {{connect_timeout: 2}}}}\n"
+        )
+        assert run(["plan", "-f", str(spec)]) == 1
+        err = capsys.readouterr().err
+        assert "the TSIG secret is missing: set the environment variable" in err, err
+        assert "connection refused" not in err, err
+    finally:
+        release_ports(port)

@@ -138,6 +138,11 @@ class Rfc2136Provider(Provider):
     def _server(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def preflight(self) -> None:
+        """The TSIG secret (environment or file) is read and checked before any target of the
+        run is read: before a packet goes to the name server or the PBX."""
+        self.key.keyring()
+
     # --- read -------------------------------------------------------------------------------
 
     def read(self, desired: Sequence[Resource]) -> LiveState:
