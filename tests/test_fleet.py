@@ -337,3 +337,34 @@ def test_fleet_sync_refuses_a_hosting_directory(tmp_path: Path) -> None:
         assert "sipctl apply -f DIR" in result.stderr, result.stderr
         assert "cannot reach Temporal" not in result.stderr, result.stderr
         assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_fleet_sync_refuses_specs_that_claim_one_host_layer_differently(tmp_path: Path) -> None:
+    """Two companies' specs on one PBX with different users: 'sipctl plan -f DIR' refuses
+    them (one host layer has one owner), but 'fleet sync -f DIR' started both workflows, each
+    apply rewrote the other's dialplan, and 'fleet status' called both converged. sync checks
+    the specs it is given against each other, as plan does, before it reaches Temporal."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for domain, users in (("a.example", "{alex: 105}"), ("b.example", "{bob: 106}")):
+        (specs / f"{domain}.yaml").write_text(
+            f"version: 1\ndomain: {domain}\ntransports: {{udp: {{port: 5060}}}}\n"
+            f"servers: [{{host: pbx.example.net, ipv4: [192.0.2.10]}}]\nusers: {users}\n"
+            f"asterisk:\n  target: 'dir:{tmp_path / 'pbx'}'\n"
+        )
+    command = [sys.executable, "-m", "sipctl", "fleet", "sync", "-f", str(specs)]
+    result = subprocess.run(
+        [*command, "--address", "127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "one host layer has one owner" in result.stderr, result.stderr
+    assert "b.example.yaml" in result.stderr, result.stderr
+    assert "nothing was sent to the fleet" in result.stderr, result.stderr
+    assert "cannot reach Temporal" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr

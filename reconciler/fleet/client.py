@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from temporalio.client import (
     Client,
@@ -40,6 +41,9 @@ from sipctl.reconciler.fleet.model import (
     verify_queue_of,
 )
 
+if TYPE_CHECKING:
+    from sipctl.schemas.loader import LoadedSpec
+
 QUERY_TIMEOUT = timedelta(seconds=30)
 
 
@@ -64,12 +68,46 @@ class Synced:
     queues: list[str]
 
 
-def spec_change(path: Path) -> SpecChange:
-    """Load and check one spec file, as the CLI does, and say which queues serve it."""
+def spec_changes(paths: Sequence[Path]) -> list[SpecChange]:
+    """Load and check the spec files of one sync, as ``plan -f`` does: each alone, then
+    against each other. Two specs that claim one DNS name, or one host layer with different
+    contents, would each rewrite the other's on every apply of its own workflow (and each be
+    shown converged): refused before any workflow starts."""
+    from sipctl.errors import SpecError
+    from sipctl.reconciler.gitops.claims import claims_of, conflicts
+
+    changes: list[SpecChange] = []
+    claimed = []
+    for path in paths:
+        loaded = _load(path)
+        changes.append(_change(path, loaded))
+        if len(paths) > 1:
+            claimed.append((path, claims_of(loaded)[0]))
+    problems = conflicts(claimed)
+    if problems:
+        raise SpecError(
+            f"{len(problems)} overlapping claim(s) between the specs; nothing was sent to "
+            "the fleet",
+            problems,
+            hint="nothing was sent to the fleet. Each DNS name, and each host layer unless "
+            "its contents are the same, belongs to one spec; several companies on one PBX "
+            "are one host's hosting directory (sipctl docs hosting), reconciled with "
+            "'sipctl plan -f DIR' and 'sipctl apply -f DIR'",
+        )
+    return changes
+
+
+def _load(path: Path) -> LoadedSpec:
+    """Load and check one spec file, as the CLI does."""
     from sipctl.cli_common import load_checked
 
     loaded = load_checked(path)
     _refuse_hosting_files(path, loaded.spec.hosting is not None, loaded.spec.host)
+    return loaded
+
+
+def _change(path: Path, loaded: LoadedSpec) -> SpecChange:
+    """What the domain's workflow gets of one spec, and which queues serve it."""
     return SpecChange(
         domain=loaded.spec.domain,
         source=str(path.resolve()),

@@ -147,10 +147,10 @@ def sync(
 
     console = start_console(False, 0)
     config = _config(config_file, address)
-    from sipctl.reconciler.fleet.client import connect, spec_change
+    from sipctl.reconciler.fleet.client import connect, spec_changes
     from sipctl.reconciler.fleet.client import sync as sync_specs
 
-    changes = [spec_change(path) for path in spec_paths(specs)]
+    changes = spec_changes(spec_paths(specs))
 
     async def send() -> None:
         client = await connect(config)
