@@ -220,7 +220,9 @@ def _port_checks(loaded: LoadedSpec) -> list[str]:
             if proto == "tcp" and port == spec.firewall.ssh_port:
                 problems.append(
                     f"{w(('transports', name, 'port'))}: transports.{name} uses TCP port {port}, "
-                    f"which is firewall.ssh_port ({w(('firewall', 'ssh_port'))})"
+                    f"which is firewall.ssh_port ({w(('firewall', 'ssh_port'))}); give SIP "
+                    "another port (5060 tcp, 5061 tls, 8089 wss), or set ssh_port to the port "
+                    "sshd listens on"
                 )
     return problems
 
@@ -244,7 +246,7 @@ def _rtp_checks(loaded: LoadedSpec) -> list[str]:
             problems.append(
                 f"{w(('transports', name, 'port'))}: transports.{name} port {port} lies inside "
                 f"asterisk.rtp {rtp.start}-{rtp.end} ({w(('asterisk', 'rtp'))}); media and "
-                "signalling would compete for it"
+                "signalling would compete for it: move the port or the range"
             )
     return problems
 

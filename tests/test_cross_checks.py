@@ -79,6 +79,7 @@ def test_sip_port_inside_rtp_range() -> None:
     text = BASE.replace("udp: {port: 5060}", "udp: {port: 12000}")
     [problem] = cross_checks(load(text))
     assert "transports.udp port 12000 lies inside asterisk.rtp 10000-20000" in problem
+    assert problem.endswith("move the port or the range")  # what to do, not only what is
     assert positions(problem) == ["s.yaml:4", "s.yaml:18"]
 
 
@@ -88,6 +89,7 @@ def test_sip_port_equal_to_ssh_port() -> None:
     )
     [problem] = cross_checks(load(text))
     assert "firewall.ssh_port" in problem and "transports.tcp" in problem
+    assert "give SIP another port" in problem and "or set ssh_port" in problem
     assert len(positions(problem)) == 2
 
 
