@@ -145,10 +145,13 @@ def parse_admin_file(
 
 
 def _message(err: Any, model: type[BaseModel]) -> str:
-    from sipctl.schemas.messages import unknown_key_message
+    """One problem of an admin file in the words of a spec's (``validation_message``):
+    "must be a section ..., not a list", never pydantic's "Input should be a valid
+    dictionary"."""
+    from sipctl.schemas.messages import unknown_key_message, validation_message
 
     path = tuple(err["loc"])
     dotted = ".".join(str(p) for p in path) or "(top level)"
     if err["type"] == "extra_forbidden":
         return f"{dotted}: {unknown_key_message(path, root=model)}"
-    return f"{dotted}: {str(err['msg']).removeprefix('Value error, ')}"
+    return f"{dotted}: {validation_message(err, path)}"

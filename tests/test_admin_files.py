@@ -83,6 +83,9 @@ SOURCES = {"host": "host.yaml", "runner": "runner.yaml", "fleet": "fleet.yaml"}
                     "address: x:1\n",
                     "asterisk: {default: [a]}\n",
                     "credentials: {}\n",
+                    "credentials: [a]\n",
+                    "probe_targets: x\n",
+                    "asterisk: {default: 5}\n",
                     "apply: {attempts: 'x'}\n",
                     "drift: [\n",
                     "  - a\n",
@@ -104,6 +107,8 @@ def test_every_mistake_in_an_admin_file_is_lines_that_name_the_file(which: str, 
             assert problem.startswith(SOURCES[which]), problem
             assert "\n" not in problem, problem
             assert "Extra inputs are not permitted" not in problem
+            # a spec's words (validation_message), never pydantic's
+            assert "Input should" not in problem and "Value error" not in problem, problem
 
 
 @pytest.mark.parametrize("model", [HostProfile, RunnerProfile, FleetConfig])
