@@ -109,6 +109,12 @@ def test_the_zone_files_place_agrees_with_resolved_containment(
         assert "zone_files" in exc.message and exc.hint and "sipctl docs security" in exc.hint
     else:
         assert oracle(root, written), written
+    try:  # the provider decides on the path it would edit, resolved its own way: the same
+        ZoneFileProvider(loaded, RunContext(base_dir=root / "spec", env=env))
+    except RefusedError:
+        assert not oracle(root, written), written
+    else:
+        assert oracle(root, written), written
 
 
 @settings(

@@ -102,23 +102,26 @@ def places_of(loaded: LoadedSpec, env: Mapping[str, str]) -> ZonePlaces:
     )
 
 
-def check_zone_file(loaded: LoadedSpec, env: Mapping[str, str]) -> ZonePlaces:
+def check_zone_file(
+    loaded: LoadedSpec, env: Mapping[str, str], resolved: Path | None = None
+) -> ZonePlaces:
     """Refuse ``loaded``'s ``dns.file`` when it resolves outside its places (naming the
     spec's line, the key, the resolved path and what to do); its places otherwise. Asked by
     the zonefile provider (and a plugin subclassing it, whatever its name) and its offline
-    check: no switch on the provider's name here."""
+    check: no switch on the provider's name here. ``resolved``: the path the provider
+    edits, as it resolved it (else ``dns.file`` resolved here)."""
     places = places_of(loaded, env)
     dns = loaded.spec.dns
     if dns is None or not dns.file:
         return places
-    resolved = os.path.realpath(loaded.resolve_path(dns.file))
-    if not places.hold(resolved):
+    real = str(resolved) if resolved else os.path.realpath(loaded.resolve_path(dns.file))
+    if not places.hold(real):
         raise RefusedError(
             f"{loaded.where(('dns', 'file'))}: dns.file: {dns.file}"
-            + (f" is {resolved}" if resolved != dns.file else "")
+            + (f" is {real}" if real != dns.file else "")
             + f", outside {places.said()}: move the zone file into the spec's directory and "
             "name it relative to the spec, or have the admin allow its directory in the "
-            f"runner profile (zone_files: [{Path(resolved).parent}])",
+            f"runner profile (zone_files: [{Path(real).parent}])",
             hint=_HINT,
         )
     return places

@@ -90,11 +90,12 @@ class ZoneFileProvider(Provider):
         self._dns: Dns = loaded.spec.dns
         self.zone = absolute(loaded.spec.zone)
         self.domain = loaded.spec.domain
-        # where the zone file and its $INCLUDEs may be: refused before anything is read
-        self._places = check_zone_file(loaded, ctx.env)
         self.named = loaded.resolve_path(loaded.spec.dns.file)
         # a link is resolved once: the real file is edited, the link stays as it is
         self.path = trusted_realpath(self.named)
+        # where the zone file (the one edited) and its $INCLUDEs may be: refused before
+        # anything is read
+        self._places = check_zone_file(loaded, ctx.env, self.path)
         self.reloads = 0  # how often the zone reload ran (tests)
 
     @property
@@ -410,8 +411,10 @@ def trusted_realpath(named: Path) -> Path:
         here = resolved / part
         try:
             info = here.lstat()
-        except OSError:
-            return Path(os.path.normpath(here.joinpath(*parts)))  # missing: nothing to follow
+        except OSError:  # missing: nothing to follow here, but a later '..' climbs back to
+            # what exists, whose links count (as os.path.realpath resolves them)
+            resolved = here if part != ".." else resolved.parent
+            continue
         if not stat.S_ISLNK(info.st_mode):
             resolved = here if part != ".." else resolved.parent
             continue
