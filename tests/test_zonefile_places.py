@@ -160,6 +160,12 @@ LINES = (
     " $INCLUDE inc.zone",
     'txt IN TXT ( "a"\n$INCLUDE inc.zone )',
     'txt2 IN TXT "$INCLUDE inc.zone"',
+    "$INCLUDE inc.zone other.mysite.test.",
+    '$INCLUDE "in c.zone"',
+    '$INCLUDE "in c.zone"sub',
+    'x IN TXT "a;b" ; $INCLUDE inc.zone',
+    "$GENERATE 1-2 g$ A 192.0.2.$",
+    "$INCLUDE",
     "$TTL 300",
     "$ORIGIN sub.mysite.test.",
     "a IN A 192.0.2.1",
@@ -184,6 +190,7 @@ def test_the_copies_read_as_dnspython_reads_the_files(lines: list[str], newline:
         base = Path(tmp)
         (base / "inc.zone").write_text("inc 3600 IN A 192.0.2.8\n")
         (base / "nested.zone").write_text("nest IN A 192.0.2.9\n$INCLUDE inc.zone\n")
+        (base / "in c.zone").write_text("spaced 60 IN A 192.0.2.10\n")
         text = SOA + newline.join(lines) + newline
         (base / "z.zone").write_text(text, newline="")
         loaded = load_spec_text(spec_text("z.zone"), str(base / "s.yaml"), base)
