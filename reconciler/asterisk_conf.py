@@ -84,6 +84,13 @@ def scan_lines(lines: list[str]) -> tuple[list[str], list[int]]:
     return contents, depths
 
 
+def plain_line(line: str, depth: int) -> bool:
+    """True when ``line`` (at block-comment ``depth`` before it) may be commented out with a
+    ``;`` in front without changing how Asterisk reads any other line: it is read (depth
+    0) and neither opens nor closes a block comment."""
+    return depth == 0 and ";--" not in line and "--;" not in line
+
+
 def closing_lines(depth: int) -> list[str]:
     """Lines after which Asterisk reads again, at the end of a file whose block-comment
     depth is ``depth``: a ``--;`` for each comment left open (Asterisk reads nothing after

@@ -8,6 +8,7 @@ from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sipctl.errors import ProviderError
 from sipctl.providers.asterisk.http_conf import has_marks, restore
 from sipctl.providers.asterisk.pjsip_global import read_user_agent, set_user_agent
 from sipctl.reconciler.asterisk_conf import parse_sections
@@ -21,6 +22,10 @@ _line = st.one_of(
         "#include pjsip_sipctl.conf", "protocol=udp", "bind=0.0.0.0:5060",
     ]),
     st.sampled_from(["[global]", "[transport-udp]", "[101]", "[g](!)", "[global] ; the admin's"]),
+    # block comments as Asterisk reads them (asterisk_conf.scan_lines): sipctl's line must
+    # not land inside one, nor commenting out a line open or close one
+    st.sampled_from([";--", "--;", ";---", ";-- x --;", "user_agent=Old ;--", "user_agent=Old --;",
+                     "--; user_agent=Old", "x\r;y"]),
 )  # fmt: skip
 # Asterisk refuses a file with options before its first section head: files start with one.
 _heads = st.sampled_from(["[global]", "[transport-udp]", "[global] ; the admin's"])
@@ -48,7 +53,10 @@ def _without_user_agent(text: bytes) -> list[tuple[str, list[tuple[str, str]]]]:
 @given(_files, _endings, _values)
 def test_set_then_restore_is_the_admins_file(text: str, ending: str, value: str) -> None:
     admin = (text + ending).encode()
-    edited = set_user_agent(admin, value)
+    try:
+        edited = set_user_agent(admin, value)
+    except ProviderError:
+        return  # the next test says when
     assert restore(edited) == admin
     assert set_user_agent(edited, value) == edited  # idempotent
     assert restore(set_user_agent(edited, "Other")) == admin
@@ -60,7 +68,11 @@ def test_the_value_takes_effect_in_the_one_global_section(
     text: str, ending: str, value: str
 ) -> None:
     admin = (text + ending).encode()
-    edited = set_user_agent(admin, value)
+    try:
+        edited = set_user_agent(admin, value)
+    except ProviderError as exc:  # only where a block comment leaves no line Asterisk reads
+        assert "a block comment (;-- --;) opens or closes on that line" in str(exc)
+        return
     assert read_user_agent(edited) == value, edited.decode()
     first = _globals(edited)[0]
     assert first.get("user_agent") == value  # type: ignore[attr-defined]

@@ -21,8 +21,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from sipctl.errors import ProviderError
 from sipctl.providers.asterisk.edit import config_bytes, config_text
-from sipctl.reconciler.asterisk_conf import parse_sections, physical_lines, scan_lines
+from sipctl.reconciler.asterisk_conf import (
+    parse_sections,
+    physical_lines,
+    plain_line,
+    scan_lines,
+)
 
 MARK = "; sipctl"
 WAS = ";sipctl-was: "
@@ -61,14 +67,32 @@ def _ours(line: str) -> bool:
     return line.rstrip("\r\n").rstrip().endswith(MARK)
 
 
+# sipctl's last line when it appended lines to a file whose last line had no line break:
+# undoing takes the break it added away again.
+NO_END = f";the admin's file ended here without a line break {MARK}"
+
+
 def restore(content: bytes | None) -> bytes:
     """The file as the admin had it: sipctl's lines dropped, its comments undone."""
     kept: list[str] = []
-    for line in physical_lines(config_text(content)):
+    lines = physical_lines(config_text(content))
+    for line in lines:
         if _ours(line):
             continue
         kept.append(line[len(WAS) :] if line.startswith(WAS) else line)
+    if lines and lines[-1] == NO_END and kept and kept[-1].endswith("\n"):
+        kept[-1] = kept[-1][:-1]
     return config_bytes("".join(kept))
+
+
+def insert_lines(lines: list[str], at: int, ours: list[str]) -> None:
+    """Put sipctl's ``ours`` (each ending in a line break) before ``lines[at]``; at the end of
+    a file whose last line has no break, with ``NO_END`` after them, so that ``restore``
+    gives back every byte."""
+    if at == len(lines) and lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+        ours = [*ours, NO_END]
+    lines[at:at] = ours
 
 
 def set_http(
@@ -80,8 +104,9 @@ def set_http(
     the value sipctl writes when the key is missing.
     """
     lines = physical_lines(config_text(restore(content)))
-    contents, _ = scan_lines(lines)
+    contents, depths = scan_lines(lines)
     head, end = _first_general(contents)
+    after = head + 1 if head is not None else 0  # ours go here or later
     occurrences: dict[str, list[int]] = {}
     for index in range(head + 1 if head is not None else 0, end):
         match = _KEY_RE.fullmatch(contents[index])
@@ -94,7 +119,10 @@ def set_http(
         if found and (key in any_value or all(v == normalize(key, value) for v in values)):
             continue  # the admin's own line already says it
         for index in found:
-            lines[index] = WAS + lines[index]
+            if plain_line(lines[index], depths[index]):
+                lines[index] = WAS + lines[index]
+            else:  # a block comment opens or closes on it: kept, and ours follow (last wins)
+                after = max(after, index + 1)
         ours.append(f"{key}={value} {MARK}\n")
     if not ours:
         return config_bytes("".join(lines))
@@ -106,7 +134,15 @@ def set_http(
         # admin's own head kept as a comment last, so that undoing gives every byte back.
         lines[head : head + 1] = [f"[general] {MARK}\n", *ours, WAS + lines[head]]
         return config_bytes("".join(lines))
-    lines[head + 1 : head + 1] = ours
+    at = next((i for i in range(after, end + 1) if depths[i] == 0), None)
+    if at is None:
+        raise ProviderError(
+            f"http.conf line {after}: a block comment (;-- --;) opens or closes on that line, "
+            "and Asterisk reads no line after it in [general], so sipctl has nowhere to put "
+            f"its {', '.join(k.split('=')[0] for k in ours)}: write the comment's ';--' and "
+            "'--;' on lines of their own, then apply again"
+        )
+    insert_lines(lines, at, ours)
     return config_bytes("".join(lines))
 
 

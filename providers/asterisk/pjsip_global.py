@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import re
 
+from sipctl.errors import ProviderError
 from sipctl.providers.asterisk.edit import config_bytes, config_text
-from sipctl.providers.asterisk.http_conf import MARK, WAS, restore
-from sipctl.reconciler.asterisk_conf import parse_sections, physical_lines, scan_lines
+from sipctl.providers.asterisk.http_conf import MARK, WAS, insert_lines, restore
+from sipctl.reconciler.asterisk_conf import parse_sections, physical_lines, plain_line, scan_lines
 
 _HEAD_RE = re.compile(r"\[(?P<name>[^\]]*)\](?P<flags>\([^)]*\))?")
 _KEY_RE = re.compile(r"\s*(?P<key>[A-Za-z_]+)\s*=>?\s*(?P<value>.*)")
@@ -39,7 +40,7 @@ def read_user_agent(content: bytes | None) -> str | None:
 def set_user_agent(content: bytes | None, value: str) -> bytes:
     """The admin's pjsip.conf with ``user_agent=value`` in effect in its global section."""
     lines = physical_lines(config_text(restore(content)))
-    contents, _ = scan_lines(lines)
+    contents, depths = scan_lines(lines)
     span = _global_span(contents)
     if span is None:
         # No global section yet: ours goes first, the admin's bytes follow untouched.
@@ -49,10 +50,21 @@ def set_user_agent(content: bytes | None, value: str) -> bytes:
     found = [i for i in range(head + 1, end) if _key_of(contents[i]) == KEY]
     if found and all(_value_of(contents[i]) == value for i in found):
         return config_bytes("".join(lines))
+    after = head + 1  # ours goes here or later
     for index in found:
-        lines[index] = WAS + lines[index]
-    # The head has a newline: a global section's body (its type line) follows it.
-    lines.insert(head + 1, f"{KEY}={value} {MARK}\n")
+        if plain_line(lines[index], depths[index]):
+            lines[index] = WAS + lines[index]
+        else:  # a block comment opens or closes on it: kept, and ours follows (last wins)
+            after = max(after, index + 1)
+    at = next((i for i in range(after, end + 1) if depths[i] == 0), None)
+    if at is None:
+        raise ProviderError(
+            f"pjsip.conf line {after}: a block comment (;-- --;) opens or closes on that "
+            "line, and Asterisk reads no line after it in the global section, so sipctl has "
+            f"nowhere to put its {KEY}: write the comment's ';--' and '--;' on lines of their "
+            "own, then apply again"
+        )
+    insert_lines(lines, at, [f"{KEY}={value} {MARK}\n"])
     return config_bytes("".join(lines))
 
 
