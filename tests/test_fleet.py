@@ -368,3 +368,52 @@ def test_fleet_sync_refuses_specs_that_claim_one_host_layer_differently(tmp_path
     assert "nothing was sent to the fleet" in result.stderr, result.stderr
     assert "cannot reach Temporal" not in result.stderr, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_status_says_why_a_step_is_being_retried(
+    temporal: TemporalDevServer, tmp_path: Path
+) -> None:
+    """A worker that cannot do a step (its DNS server refuses, its credential is missing)
+    fails it, and Temporal retries it for up to 'attempts' tries: 'fleet status' showed the
+    domain 'planning' with no reason all that time, the cause only in the worker's log. It
+    shows the try and the last failure."""
+    from fixtures.ports import release_ports, reserve_port
+
+    closed = reserve_port()  # reserved and never listened on: every connection is refused
+    spec = tmp_path / "retry.example.yaml"
+    spec.write_text(
+        "version: 1\ndomain: retry.example\ntransports: {udp: {port: 5060}}\n"
+        "servers: [{host: pbx.retry.example, ipv4: [192.0.2.10]}]\nusers: {alex: 105}\n"
+        f"dns:\n  provider: rfc2136\n  server: '127.0.0.1:{closed}'\n  timeout: 1\n"
+        f"  tsig: {{name: k, algorithm: hmac-sha256, secret_env: {SECRET_ENV}}}\n"
+    )
+    config = tmp_path / "fleet.yaml"
+    config.write_text("apply: {heartbeat: 2s, attempts: 20, lock_ttl: 4s, lock_wait: 5s}\n")
+    env = {"PATH": "/usr/bin:/bin", SECRET_ENV: base64.b64encode(b"x" * 32).decode()}
+    log = tmp_path / "worker.log"
+    worker = FleetWorker(temporal, ["dns:rfc2136"], config, env, log).start()
+    try:
+        result = fleet(temporal, env, "sync", "--config", str(config), "-f", str(spec))
+        assert result.returncode == 0, result.stderr
+
+        def retrying() -> bool:
+            return "retrying" in statuses(temporal, env)["retry.example"]["reason"]
+
+        wait_for("the retry shown", retrying, 60, log.read_text)
+        found = statuses(temporal, env)["retry.example"]
+        assert found["state"] == "planning", found
+        assert re.search(r"retrying \(try \d+ of 20\): retry\.example: plan: ", found["reason"])
+        assert f"127.0.0.1 port {closed}" in found["reason"], found
+        table = fleet(temporal, env, "status", "--config", str(config)).stdout
+        assert re.search(r"retry\.example +planning .*retrying \(try", table), table
+    finally:
+        asyncio.run(_terminate(temporal, "retry.example"))
+        worker.stop()
+        release_ports(closed)
+
+
+async def _terminate(server: TemporalDevServer, domain: str) -> None:
+    from temporalio.client import Client
+
+    client = await Client.connect(server.address)
+    await client.get_workflow_handle(domain).terminate("test over")

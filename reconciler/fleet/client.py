@@ -29,7 +29,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from sipctl.errors import SipctlError
 from sipctl.reconciler.fleet.config import FleetConfig
 from sipctl.reconciler.fleet.model import (
+    APPLYING,
     DOMAIN_WORKFLOW,
+    PLANNING,
     SILENT,
     SWEEP_SCHEDULE,
     SWEEP_WORKFLOW,
@@ -178,7 +180,26 @@ async def domain_status(client: Client, domain: str) -> DomainStatus:
             raise SipctlError(f"{domain}: the fleet has no workflow for it") from None
         waited = QUERY_TIMEOUT.total_seconds()
         return DomainStatus(domain, SILENT, f"no worker answered within {waited:g} s")
+    if status.state in (PLANNING, APPLYING) and not status.reason:
+        status.reason = await _retrying(client, domain)
     return status
+
+
+async def _retrying(client: Client, domain: str) -> str:
+    """Why the step a domain is in has failed before, while Temporal retries it: the
+    workflow sees no failure until the last try, so its status said 'planning' with no
+    reason for as long as the retries last; the cause was in a worker's log only. The
+    message is the activity's own, scrubbed of the worker's secrets where it was made."""
+    try:
+        description = await _handle(client, domain).describe(rpc_timeout=QUERY_TIMEOUT)
+    except RPCError:
+        return ""
+    for activity in description.raw_description.pending_activities:
+        if activity.attempt > 1 and activity.last_failure.message:
+            most = f" of {activity.maximum_attempts}" if activity.maximum_attempts else ""
+            first = activity.last_failure.message.splitlines()[0]
+            return f"retrying (try {activity.attempt}{most}): {first}"
+    return ""
 
 
 async def approve(client: Client, domain: str) -> DomainStatus:

@@ -55,7 +55,11 @@ def status_schema() -> dict[str, Any]:
         "properties": {
             "domain": text,
             "state": {"enum": list(STATES)},
-            "reason": {**text, "description": "why it failed or drifted"},
+            "reason": {
+                **text,
+                "description": "why it failed or drifted; while planning or applying, why "
+                "its step is being retried (the try and its last failure)",
+            },
             "spec_digest": text,
             "source": text,
             "queues": texts,
