@@ -128,6 +128,9 @@ class Provider(ABC):
 
     layer: ClassVar[str]  # "dns" | "asterisk" | "firewall" | "fail2ban" | a plugin's own
     name: ClassVar[str]  # the entry-point name, e.g. "rfc2136"
+    # Declared on the class, so ``sipctl validate`` can ask it without opening the provider:
+    # it publishes ACME DNS-01 challenge records (and its ``challenge_writer`` returns one).
+    answers_acme_challenges: ClassVar[bool] = False
 
     @abstractmethod
     def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
@@ -203,7 +206,8 @@ class Provider(ABC):
 
     def challenge_writer(self) -> ChallengeWriter | None:
         """What publishes ACME DNS-01 challenge records in this zone (``asterisk.tls.acme``);
-        a DNS provider that can returns itself. Default: none (no ACME through it)."""
+        a DNS provider that can returns itself and sets ``answers_acme_challenges``, which
+        validate asks offline. Default: none (no ACME through it)."""
         return None
 
     @classmethod

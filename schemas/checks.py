@@ -278,8 +278,9 @@ def certificate_names(spec: Spec) -> list[str]:
 
 
 def _acme_checks(loaded: LoadedSpec) -> list[str]:
-    """asterisk.tls.acme needs a dns section (it answers DNS-01), and every certificate name
-    lies inside the zone."""
+    """asterisk.tls.acme needs a dns section whose provider can publish DNS-01 challenge
+    records (rfc2136, octodns; not zonefile), and every certificate name lies inside the
+    zone."""
     spec, w = loaded.spec, loaded.where
     if spec.asterisk is None or spec.asterisk.tls is None or spec.asterisk.tls.acme is None:
         return []
@@ -290,7 +291,10 @@ def _acme_checks(loaded: LoadedSpec) -> list[str]:
             "section, but there is none (or it is ensure: absent); add dns, or obtain the "
             "certificate another way and leave acme out"
         ]
-    return [
+    from sipctl.providers.dns.challenge import acme_refusal
+
+    refusal = acme_refusal(loaded)  # the provider's declared capability, asked of its class
+    return ([refusal] if refusal is not None else []) + [
         f"{where}: the certificate name {name} is outside the zone {spec.zone} "
         f"({w(('dns', 'zone'))}), so sipctl cannot publish its _acme-challenge record; "
         "move the server into the zone or leave acme out"

@@ -73,6 +73,40 @@ class ChallengeWriter(Protocol):
         ...
 
 
+def acme_refusal(loaded: LoadedSpec) -> str | None:
+    """Why the spec's DNS provider cannot answer ``asterisk.tls.acme``'s challenges, asked of
+    its class (``Provider.answers_acme_challenges``) without opening it: the one rule that
+    validate (offline) and plan (``challenge_writer``) both say. None when it can, or when
+    the provider is not installed (that is said on its own)."""
+    from sipctl.errors import SipctlError
+    from sipctl.providers.base import load_provider, provider_installed
+
+    dns = loaded.spec.dns
+    if dns is None or not provider_installed(dns.provider):
+        return None
+    try:
+        if load_provider(dns.provider).answers_acme_challenges:
+            return None
+    except SipctlError:
+        return None  # a plugin that does not load: said where it is opened
+    able = ", ".join(acme_providers()) or "none installed"
+    return (
+        f"{loaded.where(('dns', 'provider'))}: dns provider {dns.provider!r} cannot publish "
+        "the ACME DNS-01 challenge records that asterisk.tls.acme "
+        f"({loaded.where(('asterisk', 'tls', 'acme'))}) needs; use a DNS provider that can "
+        f"({able}), or obtain the certificate another way and leave asterisk.tls.acme out"
+    )
+
+
+def acme_providers() -> list[str]:
+    """sipctl's own providers that answer ACME challenges (named in the refusal)."""
+    from sipctl.providers.base import BUILT_IN, ENTRY_POINT_GROUP, load_provider
+
+    return [
+        name for name in BUILT_IN[ENTRY_POINT_GROUP] if load_provider(name).answers_acme_challenges
+    ]
+
+
 def challenge_writer(loaded: LoadedSpec, ctx: RunContext) -> ChallengeWriter:
     """The spec's DNS provider, as a challenge writer; ProviderError when it cannot be one."""
     from sipctl.providers.base import open_provider
@@ -83,11 +117,14 @@ def challenge_writer(loaded: LoadedSpec, ctx: RunContext) -> ChallengeWriter:
             f"{loaded.where(('asterisk', 'tls', 'acme'))}: ACME DNS-01 needs the spec's dns "
             "section to publish its challenge records"
         )
+    refusal = acme_refusal(loaded)
+    if refusal is not None:
+        raise ProviderError(refusal)
     writer = open_provider(dns.provider, loaded, ctx).challenge_writer()
-    if writer is None:
+    if writer is None:  # a provider that declares the capability but does not give it
         raise ProviderError(
-            f"{loaded.where(('dns', 'provider'))}: dns provider {dns.provider!r} cannot publish "
-            "ACME challenge records; use a provider that can (rfc2136, octodns), or obtain the "
-            "certificate another way and leave asterisk.tls.acme out"
+            f"{loaded.where(('dns', 'provider'))}: dns provider {dns.provider!r} declares "
+            "answers_acme_challenges but its challenge_writer() gives none; fix the provider, "
+            "or obtain the certificate another way and leave asterisk.tls.acme out"
         )
     return writer

@@ -103,6 +103,7 @@ class OctodnsProvider(Provider):
 
     layer: ClassVar[str] = "dns"
     name: ClassVar[str] = "octodns"
+    answers_acme_challenges: ClassVar[bool] = True
 
     def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
         spec = loaded.spec

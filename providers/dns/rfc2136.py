@@ -104,6 +104,7 @@ class Rfc2136Provider(Provider):
 
     layer: ClassVar[str] = "dns"
     name: ClassVar[str] = "rfc2136"
+    answers_acme_challenges: ClassVar[bool] = True
 
     def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
         if loaded.spec.dns is None or loaded.spec.dns.server is None:
