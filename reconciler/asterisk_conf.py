@@ -163,6 +163,13 @@ def include_target(content: str) -> str | None:
     return path or None
 
 
+def section_head(content: str) -> tuple[str, str] | None:
+    """(name, flags) of a section head as Asterisk reads the line (``[general](!)`` ->
+    ("general", "!")), None for any other line."""
+    head = _SECTION_RE.fullmatch(content) if content.startswith("[") else None
+    return None if head is None else (head["name"].strip(), (head["flags"] or "").replace(" ", ""))
+
+
 @dataclass
 class Section:
     name: str

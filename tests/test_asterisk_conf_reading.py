@@ -34,7 +34,7 @@ BASELINE = "[general]\nrtpstart=4000\nrtpend=4500\n"  # between examples: a file
 NOISE = st.sampled_from(
     [";--", "--;", ";---", ";", "\\;", " ", "\t", "\r", "\x1c", "x", "a=b", "; note", "\n"]
 )
-HEADS = st.sampled_from(["[general]", "[GENERAL]", "[other]"])
+HEADS = st.sampled_from(["[general]", "[GENERAL]", "[other]", "[general](!)"])
 
 
 def _number(low: int) -> st.SearchStrategy[str]:

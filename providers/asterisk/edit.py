@@ -17,10 +17,9 @@ from sipctl.reconciler.asterisk_conf import (
     physical_lines,
     scan_line,
     scan_lines,
+    section_head,
     split_option,
 )
-
-_HEAD_RE = re.compile(r"\[(?P<name>[^\]]*)\]")
 
 
 def config_text(content: bytes | None) -> str:
@@ -74,17 +73,21 @@ _RTP_LINE = re.compile(
 
 def read_rtp(content: bytes | None) -> tuple[int | None, int | None]:
     """``rtpstart`` and ``rtpend`` as res_rtp_asterisk reads them (measured on Asterisk 22):
-    from the first ``[general]`` only, its name and the keys in any case, the first one
+    from the first ``[general]`` that is no template (``(!)``), with what later
+    ``[general](+)`` sections add to it, its name and the keys in any case, the first one
     wins, a value by the number it starts with (``atoi``)."""
     values: dict[str, int | None] = {}
+    found = False
     for section in parse_sections(config_text(content)):
-        if section.name.lower() != "general":
+        if section.name.lower() != "general" or "!" in section.flags:
             continue
+        if found and "+" not in section.flags:
+            continue  # a second [general] of its own: Asterisk reads only the first
+        found = True
         for key, value in section.items:
             if key.lower() in RTP_KEYS and key.lower() not in values:
                 number = _LEADING_NUMBER.match(value)
                 values[key.lower()] = int(number.group()) if number else None
-        break
     return values.get("rtpstart"), values.get("rtpend")
 
 
@@ -129,15 +132,17 @@ def set_rtp(content: bytes | None, start: int, end: int) -> bytes:
 
 
 def _first_general(contents: list[str]) -> tuple[int, int] | None:
-    """The first ``[general]`` head (any case) and the end of its section (exclusive)."""
+    """The first ``[general]`` head (any case) that is no template (``(!)``: Asterisk does
+    not read one as the section) and the end of its section (exclusive)."""
     head: int | None = None
     for index, content in enumerate(contents):
-        if not content.startswith("["):
+        found = section_head(content)
+        if found is None:
             continue
         if head is not None:
             return head, index
-        match = _HEAD_RE.match(content)
-        if match is not None and match["name"].strip().lower() == "general":
+        name, flags = found
+        if name.lower() == "general" and "!" not in flags:
             head = index
     return None if head is None else (head, len(contents))
 
