@@ -349,3 +349,35 @@ def test_saved_plans_sharing_a_host_layer_apply_one_after_the_other(
     assert " applied " in _table_row(out, "b.example")
     assert "2 domain(s): 2 ok, 0 failed." in out
     assert run(["plan", "-f", str(specs), "--detailed-exitcode"]) == 0
+
+
+@pytest.mark.usefixtures("zones_allowed")
+def test_out_directory_names_the_plans_this_run_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan --out DIR into the directory of an earlier run left that run's plans of a spec
+    since removed, or since broken (a failed domain's plan is not saved), beside the new
+    ones without a word, and 'sipctl apply DIR' applied them too: the old spec's changes."""
+    (tmp_path / "zones").mkdir()
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for name in ("a", "b", "c"):
+        (specs / f"{name}.yaml").write_text(_zonefile_spec(f"{name}.example"))
+    plans = tmp_path / "plans"
+    assert run(["plan", "-f", str(specs), "--out", str(plans)]) == 0
+    (specs / "b.yaml").unlink()
+    (specs / "c.yaml").write_text(
+        _zonefile_spec("c.example").replace("director: 105", "director: 1o5")
+    )
+    (plans / "notes.txt").write_text("not a plan\n")
+    capsys.readouterr()
+    assert run(["plan", "-f", str(specs), "--out", str(plans)]) == 1
+    captured = capsys.readouterr()
+    said = captured.out + captured.err
+    old = [str(plans / "b.example.plan.json"), str(plans / "c.example.plan.json")]
+    assert f"not written by this plan: {', '.join(old)}" in said, said
+    assert f"'sipctl apply {plans}' would apply them too" in said, said
+    assert "a.example.plan.json: not written" not in said and "notes.txt" not in said
+    assert run(["plan", "-f", str(specs / "a.yaml"), "--out", str(plans)]) == 0
+    captured = capsys.readouterr()
+    assert "not written by this plan" not in captured.out + captured.err, "one spec: one file"

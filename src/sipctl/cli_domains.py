@@ -337,9 +337,20 @@ class DomainRun:
             out.mkdir(exist_ok=True)
         except OSError as exc:
             raise SipctlError(f"{out}: cannot create the directory: {exc.strerror}") from None
+        written = {f"{name}.plan.json" for name, _ in plans}
         for name, plan in plans:
             write_plan_file(out / f"{name}.plan.json", plan.to_json())
         self.console.info(f"Saved one plan per domain in {out}/ (apply each: sipctl apply FILE).")
+        # 'apply DIR' applies every plan there: an earlier run's plan of a spec since removed,
+        # or whose plan failed now (not saved), would go out with this run's
+        left = sorted(str(p) for p in out.glob("*.plan.json") if p.name not in written)
+        if left:
+            more = f" and {len(left) - 10} more" if len(left) > 10 else ""
+            self.console.warn(
+                f"{out}: not written by this plan: {', '.join(left[:10])}{more} (an earlier "
+                f"run's, of a spec not planned now or whose plan failed): 'sipctl apply {out}' "
+                "would apply them too; remove them, or save into an empty directory"
+            )
 
     def any_changes(self) -> bool:
         return any(d.plan is not None and d.plan.has_changes for d in self.domains)
