@@ -34,7 +34,7 @@ _line = st.one_of(
     st.builds(lambda k, v, sp: f"{k}{sp}={sp}{v}", _keys, _values, st.sampled_from(["", " "])),
     st.builds(lambda k, v, c: f"{k}={v} ;{c}", _keys, _values, st.sampled_from(["", " note"])),
     st.sampled_from(["[general]", "[other]", "; a comment", "", "  ", "[post_mappings]",
-                     "uploads => /upload", "#include http_extra.conf", "[GENERAL]"]),
+                     "uploads => /upload", "#include http_extra.conf", "[GENERAL]", "[general](!)"]),
     # block comments as Asterisk reads them (asterisk_conf.scan_lines): sipctl's line must
     # not land inside one, nor commenting out a line open or close one
     st.sampled_from([";--", "--;", ";---", ";-- note --;", "TLSENABLE=no", "note\r;x"]),

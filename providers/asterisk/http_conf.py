@@ -28,11 +28,11 @@ from sipctl.reconciler.asterisk_conf import (
     physical_lines,
     plain_line,
     scan_lines,
+    section_head,
 )
 
 MARK = "; sipctl"
 WAS = ";sipctl-was: "
-_HEAD_RE = re.compile(r"\[(?P<name>[^\]]*)\]")
 _KEY_RE = re.compile(r"\s*(?P<key>[A-Za-z_]+)\s*=>?\s*(?P<value>.*)")
 _TRUE = frozenset({"yes", "true", "y", "t", "1", "on"})
 BOOLEAN_KEYS = frozenset({"enabled", "tlsenable"})
@@ -49,7 +49,7 @@ def read_http(content: bytes | None, keys: tuple[str, ...]) -> dict[str, str | N
     """The effective value of each of ``keys`` in the first ``[general]`` (None: unset); as
     http.c, the section's name and the keys in any case."""
     sections = parse_sections(config_text(content))
-    first = next((s for s in sections if s.name.lower() == "general"), None)
+    first = next((s for s in sections if s.name.lower() == "general" and "!" not in s.flags), None)
     found: dict[str, str | None] = {}
     for key in keys:
         values = [v for k, v in first.items if k.lower() == key] if first is not None else []
@@ -152,15 +152,15 @@ def _value_of(content: str) -> str:
 
 
 def _first_general(contents: list[str]) -> tuple[int | None, int]:
-    """Index of the first ``[general]`` head (any case) and the end of its section
-    (exclusive), by what Asterisk reads of each line (``scan_lines``)."""
+    """Index of the first ``[general]`` head (any case) that is no template (``(!)``) and
+    the end of its section (exclusive), by what Asterisk reads of each line."""
     head: int | None = None
     for index, bare in enumerate(contents):
-        match = _HEAD_RE.match(bare) if bare.startswith("[") else None
-        if match is None:
+        found = section_head(bare)
+        if found is None:
             continue
         if head is not None:
             return head, index
-        if match["name"].strip().lower() == "general":
+        if found[0].lower() == "general" and "!" not in found[1]:  # a template is not read
             head = index
     return head, len(contents)
