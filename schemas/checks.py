@@ -142,6 +142,9 @@ def cross_warnings(loaded: LoadedSpec) -> list[str]:
                     f"{spec.zone} ({w(('dns', 'zone'))}); its addresses are not published "
                     "by sipctl and are only used by verify"
                 )
+    from sipctl.schemas.hosting import stale_bindings
+
+    notes += stale_bindings(loaded)  # a deleted customer's line left in the host file
     if spec.dns is not None and spec.dns.server is not None and spec.dns.tsig is None:
         notes.append(
             f"{w(('dns',))}: dns.tsig is not set: updates are unsigned and any host the "

@@ -267,6 +267,43 @@ def unbound_contexts_note(spec: Spec) -> str | None:
     )
 
 
+def stale_bindings(loaded: LoadedSpec) -> list[str]:
+    """A host file's hosting.local_contexts lines whose domain no customer file beside it
+    declares (a customer deleted, its binding left behind): harmless, so said and not
+    refused, but a new file of that domain would take that context unasked."""
+    hosting = loaded.spec.hosting
+    if hosting is None or hosting.local_contexts is None:
+        return []
+    served = {dialplan_domain(c.domain) for c in loaded.spec.customers}
+    stale = [(d, c) for d, c in hosting.local_contexts.items() if dialplan_domain(d) not in served]
+    if not stale:
+        return []
+    written = _written_bindings(loaded.text)
+    notes = []
+    for domain, context in stale:
+        key = written.get(dialplan_domain(domain), domain)  # as the file spells it
+        notes.append(
+            f"{loaded.where(('hosting', 'local_contexts', key))}: hosting.local_contexts "
+            f"binds {key} to {context}, but no customer file of {hosting.name} beside this "
+            f"file declares domain: {domain}; if that customer is gone, remove the line (a "
+            "new customer file of that domain would otherwise be bound to that context at once)"
+        )
+    return notes
+
+
+def _written_bindings(text: str) -> dict[str, str]:
+    """The keys of a host file's hosting.local_contexts as its text spells them (the model
+    holds them lower-cased, the positions under the spelling), by ``dialplan_domain``."""
+    import yaml
+
+    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    hosting = data.get("hosting") if isinstance(data, dict) else None
+    listed = hosting.get("local_contexts") if isinstance(hosting, dict) else None
+    if not isinstance(listed, dict):
+        return {}
+    return {dialplan_domain(str(key)): str(key) for key in listed}
+
+
 def _served(customer: Spec, host: Spec) -> Spec:
     """``customer`` served by ``host``: the host's transports and servers, unless its own."""
     update: dict[str, object] = {}

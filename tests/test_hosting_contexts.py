@@ -168,3 +168,30 @@ def test_two_host_files_of_one_name_are_refused_naming_both(
     )
     for path in (tmp_path / "pbx1.yaml", tmp_path / "pbx2.yaml", customer_file):
         assert run(["validate", "-f", str(path)]) == 0, capsys.readouterr()
+
+
+def test_a_binding_no_customer_file_declares_is_said_not_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deleted customer's line left in hosting.local_contexts: validate warns and plan
+    notes it at the host file's line, naming the domain and what to do; neither fails."""
+    bindings = {"alpha.example": "a-phones", "Gone.Example": "g-phones"}
+    host = write(
+        tmp_path, "pbx1.yaml", {**HOST, "hosting": {"name": "pbx1", "local_contexts": bindings}}
+    )
+    write(tmp_path, "alpha.yaml", customer("alpha.example", "a-phones"))
+    stale = (
+        f"{host}:7:5: hosting.local_contexts binds Gone.Example to g-phones, but no customer "
+        "file of pbx1 beside this file declares domain: gone.example; if that customer is "
+        "gone, remove the line"
+    )
+    assert run(["validate", "-f", str(host)]) == 0
+    shown = capsys.readouterr()
+    assert stale in shown.err and "alpha.example binds" not in shown.err
+    assert run(["plan", "-f", str(host)]) in (0, 2)
+    planned = capsys.readouterr()
+    assert stale in planned.out + planned.err
+
+    write(tmp_path, "gone.yaml", customer("gone.example", "g-phones"))  # declared again
+    assert run(["validate", "-f", str(host)]) == 0
+    assert "hosting.local_contexts binds" not in capsys.readouterr().err

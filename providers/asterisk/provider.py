@@ -98,7 +98,7 @@ from sipctl.reconciler.render.asterisk_rooms import (
     has_rooms,
 )
 from sipctl.reconciler.resources import Kept, LiveState, Resource
-from sipctl.schemas.hosting import unbound_contexts_note
+from sipctl.schemas.hosting import stale_bindings, unbound_contexts_note
 from sipctl.schemas.loader import LoadedSpec
 from sipctl.schemas.targets import parse_target
 
@@ -283,6 +283,7 @@ class AsteriskProvider(Provider):
             for note in (
                 not_found_log_note(self._loaded.spec),
                 unbound_contexts_note(self._loaded.spec),
+                *stale_bindings(self._loaded),
             ):
                 if note:
                     live.notes.append(note)
