@@ -81,7 +81,7 @@ def validation_message(err: Any, path: tuple[str | int, ...]) -> str:
     if kind in ("float_type", "float_parsing"):
         return "must be a number"
     if kind == "bool_type" or kind == "bool_parsing":
-        return "must be true or false (without quotes)"
+        return bool_problem(value)
     if kind == "string_type":
         if isinstance(value, int | float) and not isinstance(value, bool):
             return "put the value in quotes: this is text, not a number"
@@ -101,6 +101,35 @@ def validation_message(err: Any, path: tuple[str | int, ...]) -> str:
         }[kind]
         return f"must be {words[0]} {ctx.get(words[1])} (found {value})"
     return message
+
+
+def bool_problem(value: object) -> str:
+    """A flag's value that is not true or false, said as YAML made it: the number 1, the
+    text 'maybe', nothing. "Remove the quotes" only where the quotes are the mistake: text
+    that YAML reads as true or false when written without them ('yes', "false")."""
+    if isinstance(value, str):
+        import yaml
+
+        plain = yaml.CSafeLoader("").resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+        if plain == "tag:yaml.org,2002:bool":
+            return (
+                f"remove the quotes: must be true or false, and {value!r} in quotes is text to YAML"
+            )
+        return f"must be true or false, not the text {value!r}"
+    if value is None:
+        return "must be true or false; the key has no value"
+    if isinstance(value, int | float):
+        import math
+
+        number = repr(value)
+        if isinstance(value, float) and not math.isfinite(value):  # as YAML spells them
+            number = ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+        return f"must be true or false, not the number {number}"
+    import datetime
+
+    if isinstance(value, datetime.date):
+        return f"must be true or false, not the date {value.isoformat()}"
+    return f"must be true or false, not {_yaml_kind(value)}"
 
 
 def _yaml_kind(value: object) -> str:

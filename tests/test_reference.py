@@ -314,7 +314,9 @@ def test_tabs_quoted_ports_and_booleans_are_said_in_plain_words() -> None:
         "transports.udp.port: remove the quotes: this is a whole number from 1 to 65535"
     )
     [flag] = _problems(HEAD + "dns:\n  server: 127.0.0.1\n  naptr: 'yes'\n")
-    assert flag.endswith("dns.naptr: must be true or false (without quotes)")
+    assert flag.endswith(
+        "dns.naptr: remove the quotes: must be true or false, and 'yes' in quotes is text to YAML"
+    )
     [section] = _problems(HEAD + "firewall: yes\n")
     assert "must be a section" in section
     [low] = _problems(HEAD + "firewall:\n  confirm_seconds: 2\n")

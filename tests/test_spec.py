@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixtures.properties import examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sipctl.errors import SpecError
 from sipctl.schemas import load_spec, load_spec_text
@@ -227,6 +230,56 @@ def test_every_true_false_key_takes_only_true_or_false() -> None:
                     strict = any(isinstance(m, Strict) and m.strict for m in field.metadata)
                     assert strict, f"{model.__name__}.{name} is a plain bool: declare it as Flag"
     assert "Dns.naptr" in flags
-    for text in ("'yes'", "1", "'true'", "0"):
+    said = {
+        "'yes'": "remove the quotes: must be true or false, and 'yes' in quotes is text to YAML",
+        "1": "must be true or false, not the number 1",
+        '"true"': "remove the quotes: must be true or false, and 'true' in quotes is text",
+        "0": "must be true or false, not the number 0",
+    }
+    for text, words in said.items():
         [problem] = problems_of(BASE + f"dns:\n  server: 127.0.0.1\n  naptr: {text}\n")
-        assert problem.endswith("dns.naptr: must be true or false (without quotes)"), problem
+        assert f"dns.naptr: {words}" in problem, problem
+
+
+# The flags a property test sets, at a place where each is all that is wrong.
+FLAG_PLACES = {
+    "dns.naptr": "dns:\n  server: 127.0.0.1\n  naptr: {}\n",
+    "fail2ban.enabled": "fail2ban:\n  enabled: {}\n",
+    "firewall.allow_ping": "firewall:\n  allow_ping: {}\n",
+}
+
+
+@settings(max_examples=examples(60), deadline=None, derandomize=True, database=None)
+@given(
+    place=st.sampled_from(sorted(FLAG_PLACES)),
+    value=st.one_of(
+        st.integers(),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from(["yes", "no", "on", "off", "true", "False", "maybe", "1", "y", ""]),
+        st.text(alphabet="abcxyz01 ", max_size=8),
+        st.none(),
+        st.lists(st.integers(), max_size=2),
+    ),
+)
+def test_a_flag_that_is_not_true_or_false_says_what_yaml_made_of_it(
+    place: str, value: object
+) -> None:
+    """Through the loader, for any value YAML writes that is not a boolean: the message
+    says what was found (the number, the text, nothing, a list), and asks to remove quotes
+    only from text that YAML reads as true or false without them."""
+    import yaml
+
+    written = yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+    [problem] = problems_of(BASE + FLAG_PLACES[place].format(written))
+    message = problem.split(f"{place}: ", 1)[1]
+    assert message.startswith(("must be true or false", "remove the quotes: must be true")), problem
+    plain_bool = isinstance(value, str) and isinstance(yaml.safe_load(value or "~"), bool)
+    assert ("quotes" in message) == plain_bool, problem
+    if isinstance(value, str):
+        assert repr(value) in message, problem
+    elif isinstance(value, int):
+        assert f"the number {value}" in message, problem
+    elif value is None:
+        assert "no value" in message, problem
+    elif isinstance(value, list):
+        assert "a list" in message, problem
