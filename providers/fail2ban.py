@@ -46,6 +46,7 @@ from sipctl.reconciler.fail2ban_proof import (
 )
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.fail2ban import (
+    JAIL_NAME,
     LAYER,
     SSHD_JAIL_NAME,
     filter_path,
@@ -164,7 +165,7 @@ class Fail2banProvider(Provider):
         )
         if self._section.sshd and jail_changes:
             self._prove_sshd(live)
-        self._server_state(transport, answers, live)
+        self._server_state(transport, answers, live, new_jail is not None and not jail_changes)
         return live
 
     def gate_reads(self, desired: Sequence[Resource]) -> list[GateReads]:
@@ -266,16 +267,18 @@ class Fail2banProvider(Provider):
 
     def _server_programs(self, program: Sequence[str]) -> list[list[str]]:
         """What ``read`` asks the host about the server (read only): is it running, does
-        the log file exist, and (for the sshd jail) which jails it runs."""
-        programs = [[*program, "ping"], ["test", "-e", self._section.logpath]]
-        if self._section.sshd:
-            programs.append([*program, "status"])
-        return programs
+        the log file exist, and which jails it runs."""
+        return [[*program, "ping"], ["test", "-e", self._section.logpath], [*program, "status"]]
 
     def _server_state(
-        self, transport: HostTransport, answers: Sequence[CommandResult], live: LiveState
+        self,
+        transport: HostTransport,
+        answers: Sequence[CommandResult],
+        live: LiveState,
+        jail_settled: bool = False,
     ) -> None:
-        """Whether a reload can follow the writes, from the answers to _server_programs."""
+        """Whether a reload can follow the writes, from the answers to _server_programs;
+        ``jail_settled``: sipctl's jail file is as the spec wants (the plan leaves it)."""
         live.kept_as(Fail2banKept).running = False
         if not transport.can_run:
             live.skipped.append(
@@ -288,8 +291,10 @@ class Fail2banProvider(Provider):
         answer, status, log_exists = ping.stdout.strip(), ping.exit_status, log_check.ok
         if status == 0 and "pong" in answer:
             live.kept_as(Fail2banKept).running = True
-            if status_answer:
+            if status_answer and self._section.sshd:
                 self._note_admins_sshd_jails(status_answer[0], live)
+            if status_answer and jail_settled:
+                self._note_jails_not_running(status_answer[0], live)
         elif status == 127:
             live.skipped.append(
                 f"{self.target_id}: {self._program(transport)[0]!r} was not found; the "
@@ -312,6 +317,23 @@ class Fail2banProvider(Provider):
                 f"{self.target_id}: the log file {logpath} does not exist yet; fail2ban refuses "
                 "a jail without its log file (have Asterisk write it, see logger.conf)"
             )
+
+    def _note_jails_not_running(self, result: CommandResult, live: LiveState) -> None:
+        """sipctl's jail file is as wanted, yet fail2ban runs not every jail it defines: a
+        file fail2ban reads after jail.d/*.conf (jail.local, jail.d/*.local) turned one off,
+        or the server was not reloaded. The files alone said "No changes" while no caller
+        was banned. ``result``: ``fail2ban-client status``."""
+        wanted = [JAIL_NAME] if self._section.enabled else []
+        wanted += [SSHD_JAIL_NAME] if self._section.sshd else []
+        running = jail_list(result.stdout)
+        for jail in wanted:
+            if jail not in running:
+                live.notes.append(
+                    f"{self.target_id}: fail2ban runs no jail {jail}, which sipctl's "
+                    f"{self._paths[1]} defines: a file fail2ban reads after it (jail.local, "
+                    "jail.d/*.local) turns it off, or fail2ban was not reloaded; nobody is "
+                    "banned by it. See 'fail2ban-client -d' for the jails as fail2ban reads them"
+                )
 
     def _note_admins_sshd_jails(self, result: CommandResult, live: LiveState) -> None:
         """An sshd jail of the admin's own (Debian enables ``[sshd]`` by default) is left

@@ -363,3 +363,27 @@ def test_over_ssh_one_connection(f2b: Fail2banHost, ssh_server: SshServer) -> No
     finally:
         ctx.close()
         _plan_and_apply(f2b.spec(), f2b.work)  # back to the module's jail
+
+
+def test_a_jail_turned_off_after_sipctls_file_is_told(f2b: Fail2banHost) -> None:
+    # jail.local is read after jail.d/*.conf: an admin's 'enabled = false' there turned
+    # sipctl's jail off while its files matched the spec, and plan said "No changes"
+    _plan_and_apply(f2b.spec(), f2b.work)
+    local = f2b.conf / "jail.local"
+    before = local.read_text()
+    try:
+        local.write_text(before + f"\n[{JAIL}]\nenabled = false\n")
+        f2b.client_run("reload")
+        assert JAIL not in f2b.client_run("status")
+        cli = subprocess.run(
+            [sys.executable, "-m", "sipctl", "plan", "-f", str(f2b.work / "sipctl.yaml"),
+             "--target", "fail2ban", "--detailed-exitcode", "--no-color"],
+            capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+        )  # fmt: skip
+        text = " ".join((cli.stdout + cli.stderr).split())
+        assert cli.returncode == 0, text  # the files are as wanted: nothing to change
+        assert f"fail2ban runs no jail {JAIL}, which sipctl's" in text
+        assert "jail.local, jail.d/*.local) turns it off" in text
+    finally:
+        local.write_text(before)
+        f2b.client_run("reload")
