@@ -381,3 +381,33 @@ def test_out_directory_names_the_plans_this_run_did_not_write(
     assert run(["plan", "-f", str(specs / "a.yaml"), "--out", str(plans)]) == 0
     captured = capsys.readouterr()
     assert "not written by this plan" not in captured.out + captured.err, "one spec: one file"
+
+
+@pytest.mark.usefixtures("zones_allowed")
+def test_drift_takes_the_shards_plan_and_apply_take(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan and apply split a directory into --shard I/N jobs; the nightly drift of the same
+    directory had no --shard, so a hoster's sharded pipeline read every domain in one job.
+    Each share's drift reads exactly the domains its plan and apply take."""
+    (tmp_path / "zones").mkdir()
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    names = [f"d{n}.example" for n in range(8)]
+    for name in names:
+        (specs / f"{name}.yaml").write_text(_zonefile_spec(name))
+    assert run(["apply", "-f", str(specs), "--auto-approve", "--no-verify"]) == 0
+    with (tmp_path / "zones" / "d3.example.zone").open("a") as zone:
+        zone.write("_sip._tcp 3600 IN SRV 1 0 5060 elsewhere.example.net.\n")
+    seen: list[str] = []
+    for index in (1, 2, 3):
+        capsys.readouterr()
+        shard = f"{index}/3"
+        run(["plan", "-f", str(specs), "--shard", shard, "--json"])
+        planned = {d["domain"] for d in json.loads(capsys.readouterr().out)["domains"]}
+        code = run(["drift", "-f", str(specs), "--shard", shard, "--json"])
+        drifted = {d["domain"]: d["status"] for d in json.loads(capsys.readouterr().out)["domains"]}
+        assert set(drifted) == planned, shard
+        assert code == (2 if "d3.example" in drifted else 0), drifted
+        seen += drifted
+    assert sorted(seen) == sorted(names), "each domain in exactly one share"

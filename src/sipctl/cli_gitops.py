@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sipctl.cli_params import NoColor, Parallel, SpecFiles, SpecOption, TargetLayers, Verbose
+from sipctl.cli_params import (
+    NoColor,
+    Parallel,
+    Shard,
+    SpecFiles,
+    SpecOption,
+    TargetLayers,
+    Verbose,
+)
 from sipctl.errors import SipctlError, SpecError
 from sipctl.output import Console
 
@@ -90,6 +98,7 @@ def drift(
     ] = None,
     target: TargetLayers = None,
     parallel: Parallel = 4,
+    shard: Shard = None,
     no_color: NoColor = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -106,7 +115,8 @@ def drift(
     With several specs (-f a.yaml -f b.yaml, or -f DIR: the files plan takes), each domain
     is read on its own (one domain's error does not hide another's drift), each report
     stands under its domain's title and a summary table ends the output; --json prints one
-    document with every domain's report. --out FILE keeps that document in FILE from the
+    document with every domain's report; --shard I/N reads the share plan and apply
+    --shard I/N take. --out FILE keeps that document in FILE from the
     same run (the nightly job's artifact) while stdout gets the text for the job's log;
     FILE's secrets are masked as on the screen, and a run that fails leaves its error there
     as --json would print it.
@@ -121,6 +131,8 @@ def drift(
       sipctl drift -f customers/                        # each domain there
 
       sipctl drift -f customers/ --out drift.json       # JSON kept, text shown
+
+      sipctl drift -f customers/ --shard 2/4            # the second of four jobs
     """
     console = start_console(no_color, verbose)
     from sipctl.cli_domains import DomainRun
@@ -150,7 +162,7 @@ def drift(
 
     fmt = "json" if json_ else "human"
     specs = spec_file or [Path("sipctl.yaml")]
-    with DomainRun(console, specs, None, fmt=fmt, kind="drift", json_out=out) as run:
+    with DomainRun(console, specs, shard, fmt=fmt, kind="drift", json_out=out) as run:
         # before any live system is read: a state directory drift cannot read its records
         # from failed each domain late, as "... is not a directory"
         check_local_state_dir(os.environ, writes=False)
