@@ -140,7 +140,9 @@ class Provider(ABC):
     @property
     @abstractmethod
     def target_id(self) -> str:
-        """Stable and secret-free: identifies the target in plans and messages."""
+        """Stable and secret-free: identifies the target in plans and messages. A target
+        that is no place is described in parentheses (``(not published)``): headings then
+        say ``webrtc (not published)``, not ``webrtc at ...`` (``views.target_phrase``)."""
 
     @abstractmethod
     def read(self, desired: Sequence[Resource]) -> LiveState:

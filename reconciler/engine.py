@@ -29,6 +29,7 @@ from sipctl.reconciler.layers import LAYERS, Layer
 from sipctl.reconciler.plan import Change, Plan, TargetPlan, managed_units
 from sipctl.reconciler.resources import LiveState, Resource
 from sipctl.reconciler.safety import refusal_reasons
+from sipctl.reconciler.views import target_phrase
 from sipctl.schemas.loader import LoadedSpec, load_spec_text
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def _read_all(
     fetched = fetch([read for reads in declared for read in reads] + list(extra))
     start = 0
     for run, reads in zip(runs, declared, strict=True):
-        ctx.log(f"reading {run.layer.name} at {run.provider.target_id}")
+        ctx.log(f"reading {target_phrase(run.layer.name, run.provider.target_id)}")
         if reads:
             got = fetched[start : start + len(reads)]
             run.live = run.provider.read_fetched(run.desired, got)

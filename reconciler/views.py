@@ -78,9 +78,18 @@ def render_human(
     return "\n".join(out) + "\n"
 
 
+def target_phrase(layer: str, target: str) -> str:
+    """``dns at rfc2136:a.example@...``; a target that is no place (``Provider.target_id``
+    in parentheses: a page that is not published) is no place to be 'at':
+    ``webrtc (not published)``. Plan, drift and the progress log all word it so."""
+    if target.startswith("(") and target.endswith(")"):
+        return f"{layer} {target}"
+    return f"{layer} at {target}"
+
+
 def target_heading(target: Mapping[str, Any]) -> str:
     """``dns at rfc2136:a.example@...``; a departed customer's records say whose they are."""
-    heading = f"{target['layer']} at {target['target']}"
+    heading = target_phrase(str(target["layer"]), str(target["target"]))
     if target.get("customer"):
         heading += f" (customer {target['customer']}: its file is gone)"
     return heading

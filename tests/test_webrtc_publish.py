@@ -132,13 +132,27 @@ def test_the_page_moves_on_a_dir_target_and_an_edited_file_stays(
     planned = run("plan", "-f", str(spec))
     assert planned_line(planned.output, "-", "dir:web:/srv/call/index.html"), planned.output
     assert re.search(r"^  - webrtc .*record", planned.output, re.M), planned.output
-    assert "# webrtc at (not published)" in planned.output
+    assert "# webrtc (not published)" in planned.output and "at (not" not in planned.output
     applied = run("apply", "-f", str(spec), "--auto-approve", "--force")
     assert applied.exit_code == 0, applied.output
     assert files_under(new) == [] and dirs_under(new) == []
     assert new.is_dir()  # the page's own directory: the spec named it, sipctl keeps it
     assert record.read() is None
     assert run("plan", "-f", str(spec), "--detailed-exitcode").exit_code == 0
+
+
+def test_drift_of_a_page_that_is_not_published_is_headed_as_the_plan_heads_it(
+    spec: Path,
+) -> None:
+    write(spec, None)
+    applied = run("apply", "-f", str(spec), "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    drift = run("drift", "-f", str(spec))
+    assert drift.exit_code == 0, drift.output
+    assert "  # webrtc (not published) (last applied " in drift.output, drift.output
+    assert "at (not published)" not in drift.output
+    logged = run("-v", "plan", "-f", str(spec))  # the progress log words it so too
+    assert "reading webrtc (not published)" in logged.output, logged.output
 
 
 def test_from_a_local_target_to_a_dir_target_recorded_on_the_pbx(tmp_path: Path) -> None:

@@ -471,6 +471,8 @@ _WORDS = {
 
 
 def render_drift(report: DriftReport) -> str:
+    from sipctl.reconciler.views import target_phrase
+
     out: list[str] = []
     if not report.drifted:
         out.append(f"No drift. The live systems of {report.domain} are as last applied.")
@@ -479,7 +481,8 @@ def render_drift(report: DriftReport) -> str:
     for target in report.targets:
         when = f"last applied {target.applied_at} by {target.by}" if target.applied_at else ""
         out.append("")
-        out.append(f"  # {target.layer} at {target.target} ({when or 'no date recorded'})")
+        heading = target_phrase(target.layer, target.target)  # as the plan heads it
+        out.append(f"  # {heading} ({when or 'no date recorded'})")
         if not target.items:
             out.append("    no drift")
         for item in target.items:
