@@ -23,32 +23,21 @@ def check_generated(text: str, filename: str, total: int = 0) -> int:
     directives) plus ``total``, the count of the files read before it; refused past
     ``MAX_GENERATED``, naming ``filename`` and the line. A range dnspython cannot read is
     left for its own error."""
-    import dns.exception
-    import dns.tokenizer
+    from sipctl.providers.dns.zone_directives import directives
 
     if "$generate" not in text.lower():
         return total
-    tok = dns.tokenizer.Tokenizer(text, filename)
-    try:
-        while True:
-            token = tok.get(True, True)  # leading whitespace and comments, as Reader asks
-            if token.is_eof():
-                return total
-            if token.is_identifier() and token.value.upper() == "$GENERATE":
-                line = tok.line_number
-                total += _count(tok.get().value)
-                if total > MAX_GENERATED:
-                    raise ProviderError(
-                        f"{filename}:{line}: the zone's $GENERATE lines make more than "
-                        f"{MAX_GENERATED:,} records, which sipctl does not read; keep the "
-                        "generated records in a zone of their own, apart from the SIP domain's"
-                    )
-            while not token.is_eol_or_eof():  # the rest of the entry
-                token = tok.get()
-            if token.is_eof():
-                return total
-    except dns.exception.DNSException:
-        return total  # dnspython fails at the same token and says why
+    for directive in directives(text, filename):
+        if directive.name != "$GENERATE":
+            continue
+        total += _count(directive.argument.value)
+        if total > MAX_GENERATED:
+            raise ProviderError(
+                f"{filename}:{directive.line}: the zone's $GENERATE lines make more than "
+                f"{MAX_GENERATED:,} records, which sipctl does not read; keep the generated "
+                "records in a zone of their own, apart from the SIP domain's"
+            )
+    return total
 
 
 def check_generated_files(text: str, filename: str, copies: Mapping[str, str]) -> None:

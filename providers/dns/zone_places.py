@@ -21,10 +21,10 @@ MAX_READ_BYTES) and hands dnspython a private copy.
 Why copies: dnspython's zone reader opens an ``$INCLUDE``'s file itself, with a plain
 ``open(filename)`` inside ``Reader.read`` (dns/zonefile.py, 2.6 to 2.9), and offers no hook
 to refuse or redirect it. So sipctl finds the ``$INCLUDE`` directives with dnspython's own
-tokenizer, walking entries as its reader does (a directive starts an entry at the first
-column), reads each file itself, and rewrites that one line to name its private copy (in
-a directory only this process's user may read) with the origin as written: dnspython then
-parses exactly what it would have, and opens nothing sipctl did not check. No second zone
+tokenizer, walking entries as its reader does (``zone_directives``), reads each file
+itself, and rewrites that one line to name its private copy (in a directory only this
+process's user may read) with the origin as written: dnspython then parses exactly what it
+would have, and opens nothing sipctl did not check. No second zone
 parser: only where directives begin is found here, every record is still dnspython's.
 
 A relative ``$INCLUDE`` name is taken from the spec's directory, as a relative
@@ -146,42 +146,23 @@ class _Include:
 
 
 def _includes(text: str, filename: str) -> list[_Include]:
-    """The ``$INCLUDE`` directives dnspython's reader would follow in ``text``, found
-    with its tokenizer entry by entry as ``dns.zonefile.Reader.read`` walks them (a
-    directive is the first token of an entry). Where the tokenizer fails the walk stops:
-    dnspython fails at the same token, before it reaches any later directive."""
-    import dns.exception
-    import dns.tokenizer
-
-    tok = dns.tokenizer.Tokenizer(text, filename)
-
-    def offset() -> int:  # where the tokenizer is in ``text`` (a delimiter it put back)
-        return int(tok.file.tell()) - (1 if tok.ungotten_char else 0)
+    """The ``$INCLUDE`` directives dnspython's reader would follow in ``text``."""
+    from sipctl.providers.dns.zone_directives import directives
 
     found: list[_Include] = []
-    try:
-        while True:
-            token = tok.get(True, True)  # leading whitespace and comments, as Reader asks
-            if token.is_eof():
-                return found
-            if token.is_identifier() and token.value.upper() == "$INCLUDE":
-                line, start = tok.line_number, offset() - len(token.value)
-                name = tok.get()
-                end = offset()
-                if name.is_quoted_string() and text[end : end + 1] == '"':
-                    end += 1  # the closing quote, which the tokenizer put back
-                if "\n" in text[start:end] or "\r" in text[start:end]:
-                    raise ProviderError(
-                        f"{filename}:{line}: an $INCLUDE and its file name are one line; "
-                        "sipctl reads no other form"
-                    )
-                found.append(_Include(start, end, line, name.value))
-            while not token.is_eol_or_eof():  # the rest of the entry
-                token = tok.get()
-            if token.is_eof():
-                return found
-    except dns.exception.DNSException:
-        return found
+    for directive in directives(text, filename):
+        if directive.name != "$INCLUDE":
+            continue
+        written = text[directive.start : directive.end]
+        if "\n" in written or "\r" in written:
+            raise ProviderError(
+                f"{filename}:{directive.line}: an $INCLUDE and its file name are one line; "
+                "sipctl reads no other form"
+            )
+        found.append(
+            _Include(directive.start, directive.end, directive.line, directive.argument.value)
+        )
+    return found
 
 
 @contextmanager
