@@ -245,8 +245,10 @@ def check_binding(host: Spec, host_file: LoadedSpec, customer: LoadedSpec) -> No
         )
     listed, context = found
     if asked != context:
-        # the mapping's line when the file spells the domain otherwise (Beta.Example.)
-        at = host_file.where(("hosting", "local_contexts", listed))
+        # the mapping's line when the file spells the domain otherwise (Beta.Example.): the
+        # model holds it lower-cased, the positions as written
+        written = _written_bindings(host_file.text).get(dialplan_domain(listed), listed)
+        at = host_file.where(("hosting", "local_contexts", written))
         raise SpecError(
             f"{customer.where(('local_context',))}: local_context: {asked} is not the "
             f"context the host {hosting.name} binds {domain} to: {context} "

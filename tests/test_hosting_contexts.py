@@ -195,3 +195,16 @@ def test_a_binding_no_customer_file_declares_is_said_not_refused(
     write(tmp_path, "gone.yaml", customer("gone.example", "g-phones"))  # declared again
     assert run(["validate", "-f", str(host)]) == 0
     assert "hosting.local_contexts binds" not in capsys.readouterr().err
+
+
+def test_a_binding_the_host_spells_otherwise_is_named_at_its_own_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bindings = {"Alpha.Example.": "a-phones"}
+    host = write(
+        tmp_path, "pbx1.yaml", {**HOST, "hosting": {"name": "pbx1", "local_contexts": bindings}}
+    )
+    write(tmp_path, "alpha.yaml", customer("alpha.example", "b-phones"))
+    assert run(["validate", "-f", str(host)]) == 1
+    shown = capsys.readouterr().err
+    assert f"binds alpha.example to: a-phones (hosting.local_contexts, {host}:6:5)" in shown
