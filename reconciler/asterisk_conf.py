@@ -170,6 +170,22 @@ def section_head(content: str) -> tuple[str, str] | None:
     return None if head is None else (head["name"].strip(), (head["flags"] or "").replace(" ", ""))
 
 
+def first_section(contents: list[str], name: str) -> tuple[int, int] | None:
+    """The index of the first head of section ``name`` (any case) that is no template
+    (``(!)``: Asterisk does not read one as the section) and the end of its section
+    (exclusive), in ``contents`` (each line as Asterisk reads it, ``scan_lines``)."""
+    head: int | None = None
+    for index, content in enumerate(contents):
+        found = section_head(content)
+        if found is None:
+            continue
+        if head is not None:
+            return head, index
+        if found[0].lower() == name and "!" not in found[1]:
+            head = index
+    return None if head is None else (head, len(contents))
+
+
 @dataclass
 class Section:
     name: str

@@ -12,12 +12,12 @@ import re
 
 from sipctl.reconciler.asterisk_conf import (
     closing_lines,
+    first_section,
     include_target,
     parse_sections,
     physical_lines,
     scan_line,
     scan_lines,
-    section_head,
     split_option,
 )
 
@@ -101,7 +101,7 @@ def set_rtp(content: bytes | None, start: int, end: int) -> bytes:
     lines = physical_lines(config_text(content))
     contents, depths = scan_lines(lines)
     wanted = {"rtpstart": str(start), "rtpend": str(end)}
-    span = _first_general(contents)
+    span = first_section(contents, "general")
     if span is None:
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
@@ -129,22 +129,6 @@ def set_rtp(content: bytes | None, start: int, end: int) -> bytes:
             lines[at - 1] += "\n"
         lines[at:at] = missing
     return config_bytes("".join(lines))
-
-
-def _first_general(contents: list[str]) -> tuple[int, int] | None:
-    """The first ``[general]`` head (any case) that is no template (``(!)``: Asterisk does
-    not read one as the section) and the end of its section (exclusive)."""
-    head: int | None = None
-    for index, content in enumerate(contents):
-        found = section_head(content)
-        if found is None:
-            continue
-        if head is not None:
-            return head, index
-        name, flags = found
-        if name.lower() == "general" and "!" not in flags:
-            head = index
-    return None if head is None else (head, len(contents))
 
 
 def _in_place(line: str, before: int, after: int, key: str, value: str) -> str | None:

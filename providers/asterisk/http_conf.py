@@ -24,11 +24,11 @@ from collections.abc import Mapping
 from sipctl.errors import ProviderError
 from sipctl.providers.asterisk.edit import config_bytes, config_text
 from sipctl.reconciler.asterisk_conf import (
+    first_section,
     parse_sections,
     physical_lines,
     plain_line,
     scan_lines,
-    section_head,
 )
 
 MARK = "; sipctl"
@@ -105,7 +105,8 @@ def set_http(
     """
     lines = physical_lines(config_text(restore(content)))
     contents, depths = scan_lines(lines)
-    head, end = _first_general(contents)
+    span = first_section(contents, "general")
+    head, end = span if span is not None else (None, len(contents))
     after = head + 1 if head is not None else 0  # ours go here or later
     occurrences: dict[str, list[int]] = {}
     for index in range(head + 1 if head is not None else 0, end):
@@ -149,18 +150,3 @@ def set_http(
 def _value_of(content: str) -> str:
     match = _KEY_RE.fullmatch(content)
     return match["value"] if match is not None else ""
-
-
-def _first_general(contents: list[str]) -> tuple[int | None, int]:
-    """Index of the first ``[general]`` head (any case) that is no template (``(!)``) and
-    the end of its section (exclusive), by what Asterisk reads of each line."""
-    head: int | None = None
-    for index, bare in enumerate(contents):
-        found = section_head(bare)
-        if found is None:
-            continue
-        if head is not None:
-            return head, index
-        if found[0].lower() == "general" and "!" not in found[1]:  # a template is not read
-            head = index
-    return head, len(contents)
