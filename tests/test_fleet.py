@@ -417,3 +417,34 @@ async def _terminate(server: TemporalDevServer, domain: str) -> None:
 
     client = await Client.connect(server.address)
     await client.get_workflow_handle(domain).terminate("test over")
+
+
+def test_status_without_any_worker_says_so_at_once(tmp_path: Path) -> None:
+    """With no worker running, each domain's query waited 30 s for one, 50 at a time: ten
+    minutes of 'fleet status' for a thousand domains, each then 'not answering'. One
+    question to the server tells that no worker polls the workflows' queue."""
+    server = TemporalDevServer(tmp_path)  # its own: the session's server has workers
+    server.start()
+    try:
+        specs = tmp_path / "specs"
+        specs.mkdir()
+        for n in range(3):
+            (specs / f"d{n}.yaml").write_text(
+                f"version: 1\ndomain: d{n}.example\ntransports: {{udp: {{port: 5060}}}}\n"
+                f"servers: [{{host: pbx.d{n}.example, ipv4: [192.0.2.10]}}]\n"
+                "users: {alex: 105}\n"
+            )
+        env = {"PATH": "/usr/bin:/bin"}
+        result = fleet(server, env, "sync", "-f", str(specs))
+        assert result.returncode == 0, result.stderr
+        started = time.monotonic()
+        result = fleet(server, env, "status")
+        assert time.monotonic() - started < 20, "no query waited for a worker"
+        assert result.returncode == 0, result.stderr
+        silent = re.findall(
+            r"^d\d\.example +not answering .*no worker has polled", result.stdout, re.M
+        )
+        assert len(silent) == 3, result.stdout
+        assert "'sipctl fleet worker'" in result.stdout, result.stdout
+    finally:
+        server.stop()

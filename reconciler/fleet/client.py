@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from sipctl.schemas.loader import LoadedSpec
 
 QUERY_TIMEOUT = timedelta(seconds=30)
+# An idle worker polls again at least every minute (the server's long poll); longer than
+# this without a poll of the workflows' queue, no worker is running.
+WORKERS_GONE = timedelta(seconds=120)
 
 
 async def connect(config: FleetConfig) -> Client:
@@ -224,11 +227,42 @@ async def domains(client: Client) -> list[str]:
 async def statuses(client: Client, at_once: int = 50) -> list[DomainStatus]:
     """Every domain's status, asked ``at_once`` queries at a time (thousands of domains)."""
     names = await domains(client)
+    if names and not await _workers_seen(client):
+        # each query would wait QUERY_TIMEOUT for a worker: 30 s per batch, ten minutes
+        # for a thousand domains, to say what one question to the server says at once
+        reason = (
+            f"no worker has polled the fleet's workflow queue ({WORKFLOW_QUEUE}) in the last "
+            f"{WORKERS_GONE.total_seconds():g} s: start one, 'sipctl fleet worker'"
+        )
+        return [DomainStatus(name, SILENT, reason) for name in names]
     found: list[DomainStatus] = []
     for start in range(0, len(names), at_once):
         batch = names[start : start + at_once]
         found.extend(await asyncio.gather(*(domain_status(client, d) for d in batch)))
     return found
+
+
+async def _workers_seen(client: Client) -> bool:
+    """Whether a worker has polled the workflows' task queue lately. The server lists a
+    poller for minutes after its worker died, so an old last poll counts as none."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=WORKFLOW_QUEUE),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    try:
+        answer = await client.workflow_service.describe_task_queue(request, timeout=QUERY_TIMEOUT)
+    except RPCError:
+        return True  # not known: the queries say it, one by one
+    now = datetime.now(UTC)
+    return any(
+        now - poller.last_access_time.ToDatetime(tzinfo=UTC) < WORKERS_GONE
+        for poller in answer.pollers
+    )
 
 
 async def ensure_schedule(client: Client, config: FleetConfig) -> str:
