@@ -13,7 +13,11 @@ the spec would send it (``spec_bindings``), and checked against the runner profi
   customer's zone is then no key to every zone);
 - ``ssh.key_file`` of every SSH target (asterisk, firewall, fail2ban): a login key, to that
   host and port; without a key_file the agent and ``~/.ssh/id_*`` (``ssh-agent``);
-- ``asterisk.tls.acme.directory``: the ACME server the PBX's account signs to.
+- ``asterisk.tls.acme.directory``: the ACME server the PBX's account signs to;
+- ``ssh.known_hosts`` of every SSH target: the host keys the runner's SSH login trusts. A
+  spec's own file would let a merge request vouch for a host of its choosing, so only the
+  runner's own ``~/.ssh/known_hosts`` (the default) or a file the profile's ``known_hosts``
+  lists (``known_hosts_problems``).
 
 Strict where a runner profile is given (``SIPCTL_PROFILE``, ``--profile``) or ``CI`` is set
 (GitHub Actions, GitLab CI): a credential the profile does not list, of another kind, or
@@ -25,6 +29,7 @@ own machine) the spec's own bindings are used as before, and the run says so onc
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,6 +322,7 @@ def bindings_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
         for binding in spec_bindings(loaded)
         if (problem := binding_problem(loaded, binding, runner)) is not None
     ]
+    problems += known_hosts_problems(loaded, runner)
     directory = acme_directory(loaded)
     allowed = runner.profile.acme_directories if runner.profile is not None else ()
     if directory is not None and directory not in allowed:
@@ -327,6 +333,57 @@ def bindings_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
             f"[{json.dumps(directory)}]"
         )
     return problems
+
+
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"  # the runner's own: a spec cannot write it
+
+
+def known_hosts_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
+    """Each ``ssh.known_hosts`` of ``loaded``'s SSH targets that is neither the runner's own
+    (``~/.ssh/known_hosts``) nor a file the runner profile's ``known_hosts`` lists (a
+    relative entry from the profile's directory); both compared with links resolved. Only
+    where the run is strict."""
+    if not runner.strict:
+        return []
+    own = os.path.realpath(Path(DEFAULT_KNOWN_HOSTS).expanduser())
+    listed: tuple[str, ...] = ()
+    if runner.profile is not None:
+        beside = Path(runner.source).parent  # a relative entry: from the profile's directory
+        listed = tuple(
+            os.path.realpath(beside / Path(entry).expanduser())
+            for entry in runner.profile.known_hosts
+        )
+    problems: dict[tuple[str | int, ...], str] = {}
+    for key, written in _known_hosts_keys(loaded):
+        resolved = os.path.realpath(loaded.resolve_path(written))
+        if key in problems or resolved == own or resolved in listed:
+            continue
+        shown = f"{written} is {resolved}" if resolved != written else written
+        profile = (
+            f"the runner profile ({runner.source}) lists "
+            + (", ".join(listed) if listed else "no known_hosts")
+            if runner.profile is not None
+            else f"there is {runner.source}"
+        )
+        problems[key] = (
+            f"{loaded.where(key)}: {'.'.join(str(p) for p in key)}: {shown}, not the runner's "
+            f"own {DEFAULT_KNOWN_HOSTS} ({profile}); no connection was made. The host keys "
+            "the runner trusts are the admin's: leave known_hosts out, or have the admin add "
+            f"to the runner profile:\n    known_hosts: [{json.dumps(resolved)}]"
+        )
+    return list(problems.values())
+
+
+def _known_hosts_keys(loaded: LoadedSpec) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """The key of each ``ssh.known_hosts`` an SSH target uses, and its value (a section
+    without its own ``ssh`` uses ``asterisk.ssh``'s)."""
+    asterisk = loaded.spec.asterisk
+    inherited = asterisk.ssh if asterisk is not None else None
+    for section, _target, ssh in _ssh_targets(loaded):
+        if ssh is None:
+            continue
+        where = "asterisk" if ssh is inherited else section
+        yield (where, "ssh", "known_hosts"), ssh.known_hosts
 
 
 def enforce_bindings(loaded: LoadedSpec, ctx: RunContext) -> None:

@@ -11,7 +11,8 @@ in files a merge request cannot change:
   every credential a spec may name (an environment variable or a file), its kind, and the
   destinations it may be sent to; the octoDNS classes allowed beyond installed plugins; the
   hosts ``audit`` and ``verify`` may probe beyond the spec's own PBX; the directories a
-  spec's zone file may be in beyond the spec's own (``providers/dns/zone_places.py``).
+  spec's zone file may be in beyond the spec's own (``providers/dns/zone_places.py``); the
+  known_hosts files a spec's SSH targets may be checked against beyond the runner's own.
 
 These models are pydantic, like the spec's, and give the JSON Schema of both files
 (``sipctl schema --output host-profile`` / ``runner-profile``).
@@ -130,6 +131,7 @@ def zone_allowed(zone: str, entries: tuple[str, ...]) -> bool:
 
 
 ZoneFilesDirectory = Annotated[str, Field(min_length=1, max_length=4096)]
+KnownHostsFile = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
 class Credential(_Profile):
@@ -197,6 +199,13 @@ class RunnerProfile(_Profile):
         "zonefile, dns.file) and the files it $INCLUDEs may be besides the spec's own "
         "directory, e.g. /var/lib/bind (a relative one is taken from the directory of "
         "this profile); each holds the files below it, compared with links resolved",
+    )
+    known_hosts: tuple[KnownHostsFile, ...] = Field(
+        default=(),
+        description="known_hosts files on this machine a spec's ssh.known_hosts may name "
+        "besides the runner's own ~/.ssh/known_hosts (a relative one is taken from the "
+        "directory of this profile; compared with links resolved): the host keys the "
+        "runner's SSH logins trust are the admin's, never a merge request's",
     )
 
 

@@ -170,6 +170,8 @@ class FakeCi:
         self.runner_profile += f"zone_files: [{self.state}]\n"
         self.runner_profile_file = root / "secrets" / "runner-profile.yaml"
         self.runner_profile_file.write_text(self.runner_profile)
+        # the PBX's host key, a CI variable the jobs add to the runner's ~/.ssh/known_hosts
+        self.known_hosts = "pbx.mycompany.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPbx"
         self.fresh_checkout()
 
     def fresh_checkout(self) -> None:
@@ -258,6 +260,7 @@ def github_context(ci: FakeCi, environment: str | None) -> dict[str, str]:
         "secrets.SIPCTL_TSIG_READ_SECRET": ci.bind.read_secret,
         "secrets.SIPCTL_SSH_READ_KEY": ci.ssh_read_key.read_text(),
         "vars.SIPCTL_RUNNER_PROFILE": ci.runner_profile,
+        "vars.SIPCTL_KNOWN_HOSTS": ci.known_hosts,
         "github.run_id": "4242",
         "github.token": "gh-test-token",
         "github.event.pull_request.number": "7",
@@ -333,6 +336,7 @@ def gitlab_env(
         "SIPCTL_SSH_READ_KEY": str(ci.ssh_read_key),  # a file-type variable is a path
         "SIPCTL_NOTE_TOKEN": "gl-note-token",
         "SIPCTL_RUNNER_PROFILE": str(ci.runner_profile_file),  # a file-type variable
+        "SIPCTL_KNOWN_HOSTS": ci.known_hosts,
         "EXPECT_MR_SHA": HEAD_SHA,
     }
     if source != "merge_request_event":
@@ -410,6 +414,10 @@ def test_github_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
     workflow = _load("github-actions.yml")
     plan = run_github_job(ci, workflow, "plan")
     assert plan.code == 0, plan.output
+    # the host key is the CI variable's, in the runner's own known_hosts (HOME), not the
+    # checkout's: a pull request cannot choose it
+    trusted = (ci.repo.parent / ".ssh" / "known_hosts").read_text()
+    assert trusted.splitlines()[0] == ci.known_hosts
     comment = (ci.stub_dir / "comment-7.md").read_text()
     assert "SRV" in comment and DOMAIN in comment
     # a second plan updates the same comment (sticky, found by its hidden marker)
@@ -595,6 +603,7 @@ def test_gitlab_merge_request_plans_with_the_read_only_key(ci: FakeCi, bind: Bin
     assert plan.code == 0, plan.output
     assert f'key "{READ_KEY}"' in (ci.repo / ".sipctl" / "tsig.key").read_text()
     assert (ci.repo / ".sipctl" / "ssh_key").read_text() == ci.ssh_read_key.read_text()
+    assert ci.known_hosts in (ci.repo.parent / ".ssh" / "known_hosts").read_text()
     assert bind.read_secret not in plan.output
     # The same job given the writing key's job line would find nothing to write with.
     job = dict(pipeline["sipctl-plan"])
