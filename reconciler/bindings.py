@@ -30,14 +30,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sipctl.errors import RefusedError
-from sipctl.schemas.profiles import RUNNER_PROFILE_ENV, RunnerProfile, parse_profile, zone_allowed
+from sipctl.schemas.profiles import (
+    RUNNER_PROFILE_ENV,
+    Credential,
+    RunnerProfile,
+    parse_profile,
+    zone_allowed,
+)
 from sipctl.schemas.targets import parse_target
 from sipctl.schemas.values import same_host
 
@@ -410,3 +416,99 @@ def enforce_bindings(loaded: LoadedSpec, ctx: RunContext) -> None:
             f"note: {loaded.source}: the credentials and where they go are the spec's own "
             f"(no runner profile, {RUNNER_PROFILE_ENV}; CI not set): see sipctl docs security"
         )
+
+
+# --- a hoster's key that is bound to no zones ----------------------------------------------------
+
+_ZONES_SHOWN = 5  # zones pasted into the warning; a hoster's 1,000 go into the profile anyway
+
+
+@dataclass(frozen=True)
+class CustomerKey:
+    """A DNS credential a hosting customer's file (``host:``) binds, as plain data: it
+    crosses a planning worker's pipe (reconciler/gitops/planners.py)."""
+
+    name: str
+    written: str | None  # a file as the spec writes it
+    where: str  # file:line: key
+    zone: str
+
+
+def customer_keys(loaded: LoadedSpec) -> tuple[CustomerKey, ...]:
+    """The DNS credentials of ``loaded`` when it is a hosting customer's file; else none
+    (a one-company spec's key is its own)."""
+    if loaded.spec.host is None:
+        return ()
+    return tuple(
+        CustomerKey(b.name, b.written, f"{loaded.where(b.key)}: {b.dotted}", b.zone)
+        for b in spec_bindings(loaded)
+        if b.zone is not None
+    )
+
+
+def unzoned_customer_keys(keys: Iterable[CustomerKey], runner: Runner) -> list[str]:
+    """One warning per DNS credential that hosting customer files of this run bind while
+    the runner profile ties it to no zones (``zones`` left out), or while there is no
+    runner profile and credentials are not checked: such a key keeps no customer to its
+    own zone. Not where the run refuses the key anyway."""
+    if runner.strict and runner.profile is None:
+        return []  # CI without a profile: every credential is refused
+    found: dict[str, tuple[CustomerKey, list[str]]] = {}
+    for key in keys:
+        listed_as = key.name
+        if runner.profile is not None:
+            listed_as, credential = _credential_of(runner.profile, key)
+            if credential is None or credential.zones is not None:
+                continue  # refused, or bound to zones
+        first = found.setdefault(listed_as, (key, []))
+        if key.zone not in first[1]:
+            first[1].append(key.zone)
+    return [_unzoned_warning(key, name, zones, runner) for name, (key, zones) in found.items()]
+
+
+def _credential_of(profile: RunnerProfile, key: CustomerKey) -> tuple[str, Credential | None]:
+    """The profile's entry of ``key`` and the name it is listed under (as in
+    ``binding_problem``: a file by its absolute path, or as the spec writes it)."""
+    if key.name in profile.credentials:
+        return key.name, profile.credentials[key.name]
+    if key.written is not None and key.written in profile.credentials:
+        return key.written, profile.credentials[key.written]
+    return key.name, None
+
+
+def _unzoned_warning(key: CustomerKey, listed_as: str, zones: list[str], runner: Runner) -> str:
+    shown = sorted(zones)[:_ZONES_SHOWN]
+    more = len(zones) - len(shown)
+    rest = f"  # and the {more} other customer zone(s) of this run" if more else ""
+    why = (
+        f"the runner profile ({runner.source}) lists it without zones"
+        if runner.profile is not None
+        else f"there is no runner profile ({RUNNER_PROFILE_ENV}), so credentials are not checked"
+    )
+    return (
+        f"{key.where}: {listed_as}, the DNS credential of {len(zones)} hosting customer "
+        f"zone(s), is bound to no zones: {why}. A customer file may then claim any domain and "
+        "change the records of any zone this credential may update, another customer's "
+        "among them. List the customers' zones in the runner profile:\n"
+        f"    credentials:\n      {json.dumps(listed_as)}:\n"
+        f"        zones: {json.dumps(shown)}{rest}\n"
+        "  or '*.<parent>' for all zones below a parent (a wildcard does not keep the "
+        "customers below it apart); see: sipctl docs security"
+    )
+
+
+def warn_unzoned_keys(keys: Iterable[CustomerKey], warn: Callable[[str], None]) -> None:
+    """``unzoned_customer_keys`` under this process's runner profile, each to ``warn``.
+    A runner profile that does not read is the run's own error (the specs that use a
+    credential refuse with it); it is no reason for a warning."""
+    from sipctl.errors import SipctlError
+
+    keys = list(keys)
+    if not keys:
+        return
+    try:
+        runner = runner_of(os.environ)
+    except SipctlError:
+        return
+    for warning in unzoned_customer_keys(keys, runner):
+        warn(warning)

@@ -32,6 +32,7 @@ from sipctl.reconciler.gitops.shards import shard_key, take_shard
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
+    from sipctl.reconciler.bindings import CustomerKey
     from sipctl.reconciler.engine import PlanRun
     from sipctl.reconciler.gitops.claims import Claims
     from sipctl.reconciler.gitops.guarded import LockOptions, Outcome
@@ -61,6 +62,8 @@ class Domain:
     outcome: Outcome | None = None  # what its apply did
     planned: Plan | None = None  # a plan made in a worker process (no live state here)
     claims: Claims | None = None  # what the spec claims (made here or in a worker process)
+    # the DNS credentials of a hosting customer's file (made here or in a worker process)
+    customer_keys: tuple[CustomerKey, ...] = ()
     rendered: dict[str, list[Resource]] | None = None  # layers rendered for the claims
     # planned | no changes | applied | error | refused | not applied; a report's own words
     # (drift: drifted | no drift | unrecorded; verify: ok | failed)
@@ -148,9 +151,11 @@ _BATCH_DEPTH: list[bool] = []  # the collecting_rarely blocks under way (main th
 
 def load_all(paths: Sequence[Path], load: Callable[[Path], LoadedSpec]) -> list[Domain]:
     """Load every spec; a spec that does not load is marked, the others go on."""
+    from sipctl.reconciler.bindings import customer_keys
 
     def work(domain: Domain) -> None:
         domain.loaded = load(domain.path)
+        domain.customer_keys = customer_keys(domain.loaded)
 
     from sipctl.schemas.hosting_reach import reading_once
 
@@ -163,19 +168,23 @@ def load_all(paths: Sequence[Path], load: Callable[[Path], LoadedSpec]) -> list[
 
 def load_one(domain: Domain, load: Callable[[Path], LoadedSpec]) -> None:
     """Load one spec and find its claims (rendering the layers they need, once)."""
+    from sipctl.reconciler.bindings import customer_keys
 
     def work(domain: Domain) -> None:
         domain.loaded = load(domain.path)
+        domain.customer_keys = customer_keys(domain.loaded)
         claim(domain)
 
     run_one(domain, work)
 
 
 def claim(domain: Domain) -> None:
+    from sipctl.reconciler.bindings import customer_keys
     from sipctl.reconciler.gitops.claims import claims_of
 
     assert domain.loaded is not None
     domain.claims, domain.rendered = claims_of(domain.loaded)
+    domain.customer_keys = customer_keys(domain.loaded)
 
 
 def load_saved(paths: Sequence[Path], read: Callable[[Path], Plan]) -> list[Domain]:

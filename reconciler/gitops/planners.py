@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from sipctl.providers.base import RunContext
+    from sipctl.reconciler.bindings import CustomerKey
     from sipctl.reconciler.gitops.claims import Claims
     from sipctl.schemas.loader import LoadedSpec
 
@@ -68,6 +69,7 @@ class _Claimed:
     status: str
     message: str
     seconds: float
+    customer_keys: tuple[CustomerKey, ...]
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ def _take_claims(worker: _Worker, domains: list[Domain]) -> None:
     for answer in answers:
         domain = domains[answer.index]
         domain.claims = answer.claims
+        domain.customer_keys = answer.customer_keys
         domain.status, domain.message = answer.status, answer.message
         domain.seconds = answer.seconds
 
@@ -225,7 +228,14 @@ def _work(conn: Connection, share: list[int]) -> None:
             domain = loaded[index] = Domain(paths[index])
             load_one(domain, load)
             answers.append(
-                _Claimed(index, domain.claims, domain.status, domain.message, domain.seconds)
+                _Claimed(
+                    index,
+                    domain.claims,
+                    domain.status,
+                    domain.message,
+                    domain.seconds,
+                    domain.customer_keys,
+                )
             )
         conn.send(answers)
         order: list[int] | None = conn.recv()

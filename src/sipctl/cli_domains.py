@@ -147,6 +147,15 @@ class DomainRun:
         self.console.add_secrets(secrets)
         if target and not self.one:
             self._pass_over_untargeted(target)
+        self._warn_unzoned_keys()
+
+    def _warn_unzoned_keys(self) -> None:
+        """Once per run and DNS credential (not per customer: a hoster has 1,000), that
+        its hosting customers' files are kept to no zones by the runner profile."""
+        from sipctl.reconciler.bindings import warn_unzoned_keys
+
+        keys = (key for d in self.domains if not d.failed for key in d.customer_keys)
+        warn_unzoned_keys(keys, self.console.warn)
 
     def _pass_over_untargeted(self, target: list[str]) -> None:
         """Of several specs, one that manages none of the layers --target names (a host's

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,6 +13,9 @@ from sipctl.cli_common import load_checked, start_console
 from sipctl.cli_params import NoColor, Verbose
 from sipctl.errors import EXIT_ERROR, CommandExit, SpecError
 from sipctl.output import Console
+
+if TYPE_CHECKING:
+    from sipctl.schemas.loader import LoadedSpec
 
 
 def validate(
@@ -71,11 +74,12 @@ def _run(console: Console, specs: list[Path], many: bool, json_: bool) -> None:
     _validate_many(console, specs)
 
 
-def _one_json(spec_file: Path) -> dict[str, Any]:
+def _one_json(spec_file: Path, several: list[LoadedSpec] | None = None) -> dict[str, Any]:
     from sipctl.schemas.problems import validate_json
 
     warnings: list[str] = []
-    return validate_json(spec_file, lambda: _validate(spec_file, warnings.append), warnings)
+    check = lambda: _validate(spec_file, warnings.append, several)  # noqa: E731
+    return validate_json(spec_file, check, warnings)
 
 
 def _many_json(specs: list[Path]) -> dict[str, Any]:
@@ -92,7 +96,8 @@ def _many_json(specs: list[Path]) -> dict[str, Any]:
     from sipctl.schemas.hosting_reach import reading_once
 
     with reading_once(selection.paths):  # two files of one domain: refused as overlaps
-        files = [_one_json(path) for path in selection.paths]
+        # a hoster's key bound to no zones is not repeated in each customer's report
+        files = [_one_json(path, []) for path in selection.paths]
     valid = [Path(report["file"]) for report in files if report["valid"]]
     # each line starts with the spec that claims second ("a.yaml: DNS ... also claimed by")
     overlaps = [problem_fields(line, line.split(": ", 1)[0]) for line in _overlaps(valid)]
@@ -122,19 +127,24 @@ def _overlaps(paths: list[Path]) -> list[str]:
 def _validate_many(console: Console, specs: list[Path]) -> None:
     """Every spec is checked (one spec's errors never hide another's); the files of a
     directory that are no specs are named, each with the reason."""
+    from sipctl.reconciler.bindings import customer_keys, warn_unzoned_keys
     from sipctl.reconciler.gitops.spec_files import select_specs
     from sipctl.schemas.hosting_reach import reading_once
 
     selection = select_specs(specs)
     valid: list[Path] = []
+    loaded: list[LoadedSpec] = []  # for what is said once for all of them
     with reading_once(selection.paths):  # two files of one domain: refused as overlaps
         for path in selection.paths:
             try:
-                console.out(_validate(path, console.warn))
+                console.out(_validate(path, console.warn, loaded))
                 valid.append(path)
             except SpecError as exc:
                 for line in exc.problems or [exc.message]:
                     console.error(line)
+    warn_unzoned_keys(
+        (k for one in loaded for k in customer_keys(one)), console.warn
+    )  # once per credential, not per customer
     overlaps = _overlaps(valid)
     for line in overlaps:
         console.error(line)
@@ -150,10 +160,14 @@ def _validate_many(console: Console, specs: list[Path]) -> None:
         raise CommandExit(EXIT_ERROR)
 
 
-def _validate(spec_file: Path, warn: Callable[[str], None]) -> str:
+def _validate(
+    spec_file: Path, warn: Callable[[str], None], several: list[LoadedSpec] | None = None
+) -> str:
     """Every offline check (warnings go to ``warn``); the line that says the spec is
-    valid."""
+    valid. Of ``several`` specs, the loaded spec is added there, for the warnings said once
+    for all of them (a hoster's DNS credential bound to no zones)."""
     from sipctl.providers.base import offline_check, provider_installed, unknown_provider
+    from sipctl.reconciler.bindings import customer_keys, warn_unzoned_keys
     from sipctl.reconciler.layers import LAYERS
     from sipctl.schemas.checks import cross_warnings
 
@@ -170,6 +184,10 @@ def _validate(spec_file: Path, warn: Callable[[str], None]) -> str:
             # A provider may check what it needs offline (an installed plugin, say).
             for warning in offline_check(layer.provider_name(loaded.spec), loaded):
                 warn(warning)
+    if several is None:
+        warn_unzoned_keys(customer_keys(loaded), warn)
+    else:
+        several.append(loaded)
     return f"{spec_file}: valid. Domain {loaded.spec.domain}, " + (
         f"{len(loaded.spec.users)} user(s), layers: {', '.join(managed) or 'none'}."
     )

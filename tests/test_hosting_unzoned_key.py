@@ -1,0 +1,175 @@
+"""A hoster's DNS credential that the runner profile binds to no zones is said once per run.
+
+Customer files of a hosting directory cannot write into each other's zones only when the
+runner profile ties the key to their zones (``zones``). Without that (or without a runner
+profile) a run that uses the key for customers says so once per credential, naming it and
+the YAML to add; never once per customer, never for a one-company spec, and not at all
+once the key lists zones. The run itself is not changed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from fixtures.bind import SECRET_ENV, BindServer
+from fixtures.hosting import rfc2136_customer
+
+from sipctl.cli import run
+
+WARNING = "is bound to no zones"
+KEY = f"dns: {{server: '127.0.0.1:53', tsig: {{name: k, secret_env: {SECRET_ENV}}}}}\n"
+
+
+def _host(directory: Path, name: str = "pbx1") -> None:
+    (directory / f"{name}.yaml").write_text(
+        f"version: 1\ndomain: {name}.hoster.example\nhosting: {{name: {name}}}\n"
+        "transports: {udp: {port: 5060}, tcp: {port: 5060}}\n"
+        "servers: [{host: sip.hoster.example, priority: 10}]\n"
+        f"asterisk: {{target: 'dir:{directory}/{name}'}}\n"
+    )
+
+
+def _customer(directory: Path, name: str, host: str = "pbx1") -> None:
+    (directory / f"{name}.yaml").write_text(
+        f"version: 1\ndomain: {name}.example\nhost: {host}\nlocal_context: {name}-phones\n"
+        "users: {director: 105}\n" + KEY
+    )
+
+
+@pytest.fixture
+def hoster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Two hosts, three customers, all on one TSIG key; no runner profile, CI not set."""
+    monkeypatch.delenv("SIPCTL_PROFILE", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    directory = tmp_path / "hoster"
+    directory.mkdir()
+    _host(directory)
+    _host(directory, "pbx2")
+    for name, host in (("alpha", "pbx1"), ("beta", "pbx1"), ("gamma", "pbx2")):
+        _customer(directory, name, host)
+    monkeypatch.chdir(directory)
+    return directory
+
+
+def _profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: dict[str, object]) -> None:
+    path = tmp_path / "runner.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "credentials": {SECRET_ENV: key}}))
+    monkeypatch.setenv("SIPCTL_PROFILE", str(path))
+
+
+def test_validate_of_a_directory_says_it_once_per_key(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["validate", "-f", "."]) == 0
+    shown = capsys.readouterr()
+    assert shown.err.count(WARNING) == 1, shown.err
+    assert f"{SECRET_ENV}, the DNS credential of 3 hosting customer zone(s)" in shown.err
+    assert "there is no runner profile (SIPCTL_PROFILE), so credentials are not checked" in (
+        shown.err
+    )
+    assert "change the records of any zone this credential may update" in shown.err
+    pasted = shown.err.split("List the customers' zones in the runner profile:\n", 1)[1]
+    block = yaml.safe_load(pasted.split("\n  or '*.<parent>'", 1)[0])
+    assert block == {
+        "credentials": {SECRET_ENV: {"zones": ["alpha.example", "beta.example", "gamma.example"]}}
+    }
+    assert "a wildcard does not keep the customers below it apart" in shown.err
+    assert "sipctl docs security" in shown.err
+
+
+def test_validate_of_one_customer_file_says_it_too(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["validate", "-f", "beta.yaml"]) == 0
+    shown = capsys.readouterr()
+    assert shown.err.count(WARNING) == 1, shown.err
+    assert "Warning: beta.yaml:6:47: dns.tsig.secret_env: SIPCTL_TSIG_SECRET, the DNS" in shown.err
+    assert "of 1 hosting customer zone(s)" in shown.err and '["beta.example"]' in shown.err
+
+
+def test_a_profile_entry_without_zones_is_said_and_with_zones_not(
+    hoster: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _profile(tmp_path, monkeypatch, {"kind": "tsig", "to": ["127.0.0.1:53"]})
+    assert run(["validate", "-f", "."]) == 0
+    shown = capsys.readouterr()
+    assert shown.err.count(WARNING) == 1, shown.err
+    assert f"the runner profile ({tmp_path / 'runner.yaml'}) lists it without zones" in (shown.err)
+    for zones in (["alpha.example", "beta.example", "gamma.example"], ["*.example"]):
+        _profile(tmp_path, monkeypatch, {"kind": "tsig", "to": ["127.0.0.1:53"], "zones": zones})
+        assert run(["validate", "-f", "."]) == 0
+        shown = capsys.readouterr()
+        assert WARNING not in shown.err, shown.err
+
+
+def test_a_one_company_spec_is_not_warned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SIPCTL_PROFILE", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        "version: 1\ndomain: mysite.example\n"
+        "servers: [{host: pbx.mysite.example, ipv4: [192.0.2.1]}]\n" + KEY
+    )
+    assert run(["validate", "-f", str(spec)]) == 0
+    assert WARNING not in capsys.readouterr().err
+
+
+def test_plan_of_a_hosting_directory_says_it_once_and_plans_as_before(
+    bind: BindServer,
+    hosting_zones: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On a real BIND: two customers on the test key, planned as a directory and alone;
+    with the zones listed, the same plan and no warning."""
+    monkeypatch.delenv("SIPCTL_PROFILE", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    hoster = tmp_path / "hoster"
+    hoster.mkdir()
+    _host(hoster)
+    for n, zone in enumerate(hosting_zones):
+        (hoster / f"customer{n}.yaml").write_text(rfc2136_customer(bind, zone, f"c{n}-phones"))
+    monkeypatch.chdir(hoster)
+    assert run(["plan", "-f", ".", "--json"]) == 0
+    shown = capsys.readouterr()
+    assert shown.err.count(WARNING) == 1, shown.err
+    assert f"{SECRET_ENV}, the DNS credential of 2 hosting customer zone(s)" in shown.err
+    before = shown.out
+    assert run(["plan", "-f", "customer1.yaml"]) == 0
+    assert capsys.readouterr().err.count(WARNING) == 1
+    assert run(["plan", "-f", "pbx1.yaml"]) == 0  # the host file binds no DNS credential
+    assert WARNING not in capsys.readouterr().err
+    server = bind.server
+    key = {"kind": "tsig", "to": [server], "zones": hosting_zones}
+    _profile(tmp_path, monkeypatch, key)
+    assert run(["plan", "-f", ".", "--json"]) == 0
+    shown = capsys.readouterr()
+    assert WARNING not in shown.err, shown.err
+    after = _without_times(shown.out)
+    assert after == _without_times(before), json.dumps([after, _without_times(before)])
+
+
+def _without_times(text: str) -> object:
+    """A plan's JSON without when it was made and how long it took."""
+
+    def strip(value: object) -> object:
+        if isinstance(value, dict):
+            return {
+                k: strip(v)
+                for k, v in value.items()
+                if k not in ("created_at", "seconds", "duration_seconds")
+            }
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(json.loads(text))
