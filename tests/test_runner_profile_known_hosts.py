@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures.properties import examples
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 from test_runner_profile import Listener, listener  # noqa: F401  (the fixture)
 
 from sipctl.reconciler.bindings import known_hosts_problems, runner_of
@@ -133,3 +136,44 @@ def test_a_link_loop_is_refused_as_a_path_not_a_traceback(tmp_path: Path) -> Non
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     (problem,) = _problems(tmp_path, _asterisk("loop"), {"CI": "true"})
     assert "asterisk.ssh.known_hosts: loop is " in problem
+
+
+# --- the one rule as a property, against the file the SSH login opens ------------------------------
+
+_PART = st.sampled_from(["..", ".", "admin", "specs", "known_hosts", "link", "other", "~", ".ssh"])
+
+
+@settings(max_examples=examples(80), deadline=None)
+@given(parts=st.lists(_PART, min_size=1, max_size=5))
+def test_what_the_login_would_trust_is_the_runner_s_own_a_listed_file_or_refused(
+    tmp_path_factory: pytest.TempPathFactory, parts: list[str]
+) -> None:
+    """Whatever path a spec writes (``..``, ``~``, a link in its directory), either the file
+    the SSH login would open (``SshLogin.known_hosts``) is the runner's own or one the
+    profile lists, links resolved, or the run is refused."""
+    from sipctl.providers.base import RunContext
+    from sipctl.providers.transport.ssh_login import SshLogin
+    from sipctl.schemas.targets import parse_target
+
+    root = tmp_path_factory.mktemp("kh")
+    admin, specs = root / "admin", root / "specs"
+    admin.mkdir()
+    specs.mkdir()
+    (admin / "known_hosts").write_text("")
+    (specs / "link").symlink_to(admin / "known_hosts")
+    profile = _profile(admin / "runner.yaml", known_hosts=["known_hosts"])
+    written = "/".join(parts)
+    text = _asterisk(written)
+    loaded = load_spec_text(BASE + text, source="s.yaml", base_dir=specs)
+    refused = known_hosts_problems(loaded, runner_of({"SIPCTL_PROFILE": str(profile)}))
+    assert loaded.spec.asterisk is not None
+    login = SshLogin(
+        parse_target(loaded.spec.asterisk.target), loaded.spec.asterisk.ssh, RunContext(specs)
+    )
+    opened = os.path.realpath(login.known_hosts)
+    trusted = {
+        os.path.realpath(Path("~/.ssh/known_hosts").expanduser()),
+        os.path.realpath(admin / "known_hosts"),
+    }
+    event("refused" if refused else "trusted")
+    assert (opened in trusted) == (refused == []), (written, opened, refused)
