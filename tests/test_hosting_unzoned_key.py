@@ -16,6 +16,9 @@ import pytest
 import yaml
 from fixtures.bind import SECRET_ENV, BindServer
 from fixtures.hosting import rfc2136_customer
+from fixtures.properties import examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sipctl.cli import run
 
@@ -173,3 +176,42 @@ def _without_times(text: str) -> object:
         return value
 
     return strip(json.loads(text))
+
+
+# --- the rule alone: one warning per credential, whatever the number of customers ----------------
+
+_NAMES = ("KEY_A", "KEY_B", "/srv/keys/c.key")
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(
+    uses=st.lists(
+        st.tuples(st.sampled_from(_NAMES), st.integers(0, 1500)), min_size=1, max_size=1200
+    ),
+    zoned=st.sets(st.sampled_from(_NAMES)),
+)
+def test_one_warning_per_unzoned_credential_of_any_number_of_customers(
+    uses: list[tuple[str, int]], zoned: set[str]
+) -> None:
+    from sipctl.reconciler.bindings import CustomerKey, Runner, unzoned_customer_keys
+    from sipctl.schemas.profiles import RunnerProfile
+
+    keys = [
+        CustomerKey(name, None, f"c{n}.yaml:6:7: dns.tsig.secret_env", f"c{n}.example")
+        for name, n in uses
+    ]
+    credentials = {
+        name: {"kind": "tsig", **({"zones": ["*.example"]} if name in zoned else {})}
+        for name in _NAMES
+    }
+    profile = RunnerProfile.model_validate({"version": 1, "credentials": credentials})
+    for runner in (Runner(True, profile, "runner.yaml"), Runner(False, None, "")):
+        warnings = unzoned_customer_keys(keys, runner)
+        unzoned = {name for name, _ in uses if runner.profile is None or name not in zoned}
+        assert len(warnings) == len(unzoned)
+        for name in unzoned:
+            (said,) = [w for w in warnings if f": {name}, the DNS credential of " in w]
+            count = len({n for key, n in uses if key == name})
+            assert f"the DNS credential of {count} hosting customer zone(s)" in said
+            assert said.count("\n") == 4, said  # a hoster's 1,000 zones are not pasted
+    assert unzoned_customer_keys(keys, Runner(True, None, "CI is set")) == []  # all refused
