@@ -531,7 +531,9 @@ class Ssh(_Model):
     )
     known_hosts: str = Field(
         default="~/.ssh/known_hosts",
-        description="known_hosts file the host key is checked against (never accepted blindly)",
+        description="known_hosts file the host key is checked against (never accepted "
+        "blindly); under a runner profile or CI only ~/.ssh/known_hosts or a file the "
+        "profile's known_hosts lists",
     )
     sudo: Flag = Field(default=False, description="run commands and writes through sudo -n")
     connect_timeout: Annotated[float, Wait(300)] = Field(
