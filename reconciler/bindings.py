@@ -89,13 +89,21 @@ def ci_set(env: Mapping[str, str]) -> bool:
     return env.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+# Set by ``--profile FILE`` beside SIPCTL_PROFILE: the FILE as typed, so that an error names
+# the option the user gave rather than a variable they never set.
+PROFILE_OPTION_ENV = "_SIPCTL_PROFILE_OPTION"
+
+
 def runner_of(env: Mapping[str, str]) -> Runner:
-    """The runner profile named by ``SIPCTL_PROFILE`` (read now), and the strictness."""
+    """The runner profile named by ``--profile`` or ``SIPCTL_PROFILE`` (read now), and the
+    strictness."""
     path = env.get(RUNNER_PROFILE_ENV, "").strip()
     if path:
         from sipctl.schemas.admin_files import read_admin_file
 
-        text = read_admin_file(Path(path), "runner profile", f"{RUNNER_PROFILE_ENV}={path}")
+        typed = env.get(PROFILE_OPTION_ENV, "")
+        named = f"--profile {typed}" if typed else f"{RUNNER_PROFILE_ENV}={path}"
+        text = read_admin_file(Path(path), "runner profile", named)
         return Runner(True, parse_profile(text, path, RunnerProfile), path)
     if ci_set(env):
         return Runner(True, None, f"no runner profile ({RUNNER_PROFILE_ENV}) and CI is set")

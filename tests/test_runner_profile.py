@@ -545,3 +545,25 @@ def test_profile_option_names_the_runner_profile(
     assert done.returncode == 3, done.stderr
     assert f"not a credential of the runner profile ({profile})" in done.stderr
     assert listener.seen == []
+
+
+@pytest.mark.parametrize("given", ["option", "environment"])
+def test_a_missing_runner_profile_is_named_as_the_user_gave_it(
+    tmp_path: Path, listener: Listener, given: str
+) -> None:
+    """``--profile missing.yaml`` was reported as ``SIPCTL_PROFILE=/abs/missing.yaml``, a
+    variable the user never set."""
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(BASE + TSIG_ENV.replace("192.0.2.53:53", f"127.0.0.1:{listener.port}"))
+    env = {SECRET_ENV: SECRET}
+    if given == "option":
+        done = sipctl("--profile", "missing.yaml", "plan", "-f", str(spec), cwd=tmp_path, env=env)
+        named = "--profile missing.yaml"
+    else:
+        env["SIPCTL_PROFILE"] = "missing.yaml"
+        done = sipctl("plan", "-f", str(spec), cwd=tmp_path, env=env)
+        named = "SIPCTL_PROFILE=missing.yaml"
+    assert done.returncode == 1, done.stderr
+    assert f"{named}: cannot read the runner profile: No such file" in done.stderr, done.stderr
+    assert "SIPCTL_PROFILE" not in done.stderr or given == "environment"
+    assert listener.seen == []

@@ -359,9 +359,11 @@ def _root(
     """Global options; they may also follow the subcommand."""
     set_globals(GlobalOptions(verbose=verbose, quiet=quiet, debug=debug, no_color=no_color))
     if profile is not None:
+        from sipctl.reconciler.bindings import PROFILE_OPTION_ENV
         from sipctl.schemas.profiles import RUNNER_PROFILE_ENV
 
         os.environ[RUNNER_PROFILE_ENV] = str(profile.resolve())
+        os.environ[PROFILE_OPTION_ENV] = str(profile)
 
 
 def run(argv: list[str] | None = None) -> int:
