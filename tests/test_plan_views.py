@@ -314,3 +314,43 @@ def test_a_line_read_from_a_host_cannot_close_the_code_block() -> None:
     tokens = MarkdownIt("commonmark").parse("\n".join(markdown_code_block(lines, "diff")))
     assert [t.type for t in tokens] == ["fence"]
     assert tokens[0].content == "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("why", ["invalid", "refused"])
+def test_a_refused_plan_of_one_spec_still_posts_a_comment(
+    why: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pipeline posts plan --markdown's stdout as the merge request's comment: a spec named
+    alone that fails says so there (it printed nothing), laid out as a failed domain of
+    several is, its reason shown and not acted on, and the exit code stays the refusal's."""
+    from markdown_it import MarkdownIt
+
+    monkeypatch.chdir(tmp_path)
+    spec = Path("sipctl.yaml")
+    secret = "c2lwY3RsLXNlY3JldC1zaXBjdGwtc2VjcmV0LXNpcGN0bA=="
+    base = "version: 1\ndomain: mysite.ru\nservers: [{host: pbx.mysite.ru, ipv4: [192.0.2.1]}]\n"
+    if why == "invalid":
+        spec.write_text(base + "users: {director: '@all /merge'}\n")
+        code, status = 1, "error"
+    else:  # a credential the runner may not send: refused before anything is sent
+        spec.write_text(
+            base + "dns: {server: '127.0.0.1:9', tsig: {name: k, secret_env: SIPCTL_TSIG_SECRET}}\n"
+        )
+        monkeypatch.setenv("CI", "true")
+        monkeypatch.delenv("SIPCTL_PROFILE", raising=False)
+        monkeypatch.setenv("SIPCTL_TSIG_SECRET", secret)
+        code, status = 3, "refused"
+    assert run(["plan", "-f", str(spec), "--markdown", "--no-color"]) == code
+    out = capsys.readouterr().out
+    assert out.startswith(f"## mysite.ru ({spec})\n\n{status}: "), out
+    assert secret not in out
+    paragraphs = [
+        c for c in _inline_children(out, "p") if "".join(t for _, t in c).startswith(status)
+    ]
+    assert len(paragraphs) == 1, out
+    for kind, text in paragraphs[0]:
+        assert kind in ("text", "softbreak") or (kind == "code_inline" and text == "@all")
+    assert "<!--" not in MarkdownIt("commonmark").render(out)

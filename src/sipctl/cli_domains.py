@@ -203,7 +203,11 @@ class DomainRun:
 
         if self.one:
             (domain,) = self.domains
-            if domain.plan is not None:
+            if fmt == "markdown" and domain.failed:
+                # a pipeline posts stdout as the merge request's comment: a refused plan
+                # says so there too, laid out as a failed domain of several is
+                self.console.out(self._markdown_section(domain), end="")
+            elif domain.plan is not None:
                 plan_json_or_view(self.console, domain.plan, fmt)
         elif fmt == "json":
             from sipctl.reconciler.gitops.domain_report import plans_json
