@@ -191,7 +191,8 @@ def status(
     address: AddressOption = None,
 ) -> None:
     """Each domain's state: converged, pending, planning, applying, waiting for approval,
-    drifted, failed (and why), with its last apply. Exit 1 when any domain failed."""
+    drifted, failed (and why), with its last apply. Exit 1 when any domain failed or is
+    not answering (no worker answered for it), so a cron job notices."""
     from sipctl.cli_common import start_console
 
     console = start_console(False, 0)
@@ -199,6 +200,7 @@ def status(
         console.promise_json("fleet-status", None)
     config = _config(config_file, address)
     from sipctl.reconciler.fleet.client import connect, statuses
+    from sipctl.reconciler.fleet.model import FAILED, SILENT
     from sipctl.reconciler.fleet.status_view import status_json, status_table
 
     async def ask() -> list[Any]:
@@ -212,7 +214,7 @@ def status(
         console.out(views.render_json(status_json(found)), end="")
     else:
         console.out(status_table(found), end="")
-    if any(item.state == "failed" for item in found):
+    if any(item.state in (FAILED, SILENT) for item in found):
         raise CommandExit(EXIT_ERROR)
 
 
