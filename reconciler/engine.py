@@ -234,6 +234,7 @@ def make_plan(
         # the layers of --target this plan covers (of several specs, those this one manages)
         layers=[name for name in layers or () if name in covered],
         spec_files=loaded.composed,
+        spec_dir=str(loaded.base_dir),
     )
     return PlanRun(plan, runs, loaded, host_record)
 
@@ -241,6 +242,7 @@ def make_plan(
 def loaded_from_plan(plan: Plan, plan_file: str) -> LoadedSpec:
     """The spec a saved plan was made from, with paths relative to where it was made."""
     base = Path(plan.spec_source).parent
+    refuse_moved_base(plan, plan_file, base)
     try:
         loaded = load_spec_text(plan.spec_text, source=plan.spec_source, base_dir=base.resolve())
     except SpecError as exc:
@@ -259,6 +261,32 @@ def loaded_from_plan(plan: Plan, plan_file: str) -> LoadedSpec:
             f"the directory {base} of {plan.spec_source} is not here"
         )
     return compose(loaded, Path(plan.spec_source))
+
+
+def refuse_moved_base(plan: Plan, plan_file: str, base: Path) -> None:
+    """A saved plan is applied where its spec's relative paths (a key file, a zone file, a
+    dir: target) mean what they meant when it was made: in the directory it was made in,
+    or where its spec file is there with the same text (another checkout of the same
+    repository: a pipeline's apply job). Elsewhere they would be read and written in
+    another directory, where a zone file may even be created."""
+    if plan.spec_dir is None or base.resolve() == Path(plan.spec_dir):
+        return
+    from sipctl.schemas.admin_files import read_regular_file
+    from sipctl.schemas.loader import MAX_SPEC_BYTES
+
+    here = Path(plan.spec_source)
+    try:
+        if read_regular_file(here, MAX_SPEC_BYTES) == plan.spec_text.encode():
+            return
+    except (OSError, SipctlError):
+        pass  # no such file here, or another one: refused below
+    made = Path(plan.spec_dir) / here.name
+    raise SpecError(
+        f"{plan_file}: the plan was made of {made}, and {plan.spec_source} here "
+        f"({base.resolve() / here.name}) is not that spec: its relative paths (key files, "
+        "zone files, dir: targets) would point elsewhere. Nothing was changed: run "
+        "'sipctl apply' from the directory the plan was made in."
+    )
 
 
 def refuse_changed_files(plan: Plan, plan_file: str, loaded: LoadedSpec) -> None:

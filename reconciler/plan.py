@@ -203,6 +203,9 @@ class Plan:
     # a hosting file's plan: the files beside it that it was made with (name -> digest of
     # the text; see ``LoadedSpec.composed``); None for one company's spec
     spec_files: dict[str, str] | None = None
+    # the absolute directory the spec's relative paths (key files, zone files, dir:
+    # targets) were read against; None in a plan made before it was recorded
+    spec_dir: str | None = None
 
     def changes(self) -> Iterator[tuple[TargetPlan, Change]]:
         for target in self.targets:
@@ -238,6 +241,8 @@ class Plan:
         }
         if self.spec_files is not None:
             spec["files"] = dict(self.spec_files)
+        if self.spec_dir is not None:
+            spec["dir"] = self.spec_dir
         return {
             "format_version": FORMAT_VERSION,
             "sipctl_version": self.sipctl_version,
@@ -270,6 +275,7 @@ class Plan:
                 targets=[TargetPlan.from_json(t) for t in data["targets"]],
                 layers=[str(x) for x in data.get("layers", [])],
                 spec_files=_spec_files(spec.get("files")),
+                spec_dir=str(spec["dir"]) if spec.get("dir") is not None else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             # AttributeError: a mapping of the format found as another JSON value

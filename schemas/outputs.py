@@ -265,6 +265,12 @@ def plan_schema() -> dict[str, Any]:
                         "it was made with (a host's customers, a customer's host), name -> "
                         "sha256 of the text; apply refuses the plan when one changed",
                     },
+                    "dir": {
+                        "type": "string",
+                        "description": "the absolute directory the spec's relative paths "
+                        "were read against; apply refuses the plan from another directory "
+                        "unless the spec file there holds the plan's text",
+                    },
                 },
             },
             "layers": {**_TEXTS, "description": "the --target selection; empty: all"},

@@ -131,7 +131,9 @@ def apply(
     """Make the live systems match the spec (or apply a saved plan exactly).
 
     A saved plan is re-checked first: if any target changed since it was made, nothing is
-    applied and sipctl exits 3. Changes go out in a safe order: DNS records that stop
+    applied and sipctl exits 3. It is applied from the directory it was made in (or where
+    its spec file holds the same text, another checkout): the spec's relative paths are
+    read there. Changes go out in a safe order: DNS records that stop
     advertising first, then firewall, fail2ban, Asterisk, and DNS records that advertise last.
 
     Before reading anything, sipctl takes a lock per domain and per host (a TXT record
