@@ -102,7 +102,9 @@ def runner_of(env: Mapping[str, str]) -> Runner:
         from sipctl.schemas.admin_files import read_admin_file
 
         typed = env.get(PROFILE_OPTION_ENV, "")
-        named = f"--profile {typed}" if typed else f"{RUNNER_PROFILE_ENV}={path}"
+        # only when SIPCTL_PROFILE is still the option's (not one set since, in this process)
+        given = typed and str(Path(typed).resolve()) == path
+        named = f"--profile {typed}" if given else f"{RUNNER_PROFILE_ENV}={path}"
         text = read_admin_file(Path(path), "runner profile", named)
         return Runner(True, parse_profile(text, path, RunnerProfile), path)
     if ci_set(env):

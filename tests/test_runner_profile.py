@@ -567,3 +567,16 @@ def test_a_missing_runner_profile_is_named_as_the_user_gave_it(
     assert f"{named}: cannot read the runner profile: No such file" in done.stderr, done.stderr
     assert "SIPCTL_PROFILE" not in done.stderr or given == "environment"
     assert listener.seen == []
+
+
+def test_a_profile_variable_set_after_the_option_is_named_as_the_variable(
+    tmp_path: Path,
+) -> None:
+    """The option's typed path names the profile only while SIPCTL_PROFILE is the option's."""
+    from sipctl.reconciler.bindings import PROFILE_OPTION_ENV
+
+    missing = str(tmp_path / "missing.yaml")
+    with pytest.raises(SpecError, match=f"^SIPCTL_PROFILE={missing}: cannot read"):
+        runner_of({"SIPCTL_PROFILE": missing, PROFILE_OPTION_ENV: "other.yaml"})
+    with pytest.raises(SpecError, match=f"^--profile {missing}: cannot read"):
+        runner_of({"SIPCTL_PROFILE": missing, PROFILE_OPTION_ENV: missing})
