@@ -303,3 +303,51 @@ def test_a_cancelled_apply_releases_its_lock(
     assert waiting.process.returncode in (1, 130), err
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == [], "released on the way out"
     assert bind.query(f"_sip._udp.{zone}", "SRV") == [], "nothing was applied"
+
+
+class _KilledInFlight(DnsLock):
+    """A run killed once its lock request is sent: the server took the lock, the run ended
+    before it saw the answer (SIGKILL runs no handler, so nothing after the send happens)."""
+
+    def acquire(self, me: Holder) -> Holder | None:
+        super().acquire(me)
+        raise KeyboardInterrupt("killed with the lock request in flight")
+
+
+def test_a_run_killed_with_its_lock_request_in_flight_is_named_and_a_stranger_is_told_so(
+    bind: BindServer, zone: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock's detail is written before the request: the next run here names the killed
+    run, not an older one this machine's file named. A lock no run here recorded is said to
+    be another machine's, with the ID this machine's file does name."""
+    loaded = load_spec(_spec(bind, zone, tmp_path))
+    ctx = RunContext(base_dir=tmp_path, env=bind_env(bind))
+    earlier = new_holder("-", timedelta(minutes=5), {"SIPCTL_LOCK_WHO": "earlier@ci"})
+    with LockSet([DnsLock(Rfc2136Provider(loaded, ctx))], earlier):
+        pass  # an older run of this machine, its lock released
+    doomed = new_holder("-", timedelta(minutes=5), {"SIPCTL_LOCK_WHO": "doomed@ci"})
+    with pytest.raises(KeyboardInterrupt):
+        LockSet([_KilledInFlight(Rfc2136Provider(loaded, ctx))], doomed).__enter__()
+    site = DnsLock(Rfc2136Provider(loaded, ctx))
+    assert site.holder() == doomed.opaque(), "the server took the killed run's lock"
+
+    waiting = new_holder("-", timedelta(minutes=5), {"SIPCTL_LOCK_WHO": "next@ci"})
+    with pytest.raises(LockHeldError) as held, LockSet([site], waiting):
+        pass
+    assert f"locked by doomed@ci since {doomed.since:%Y-%m-%dT%H:%M:%SZ}" in held.value.message
+    assert f"lock ID {doomed.id}" in held.value.message and "earlier@ci" not in str(held.value)
+    site.force_unlock(doomed.id)
+
+    # Taken on another machine (its own bookkeeping): this machine's file names other IDs.
+    monkeypatch.setenv("SIPCTL_STATE_DIR", str(tmp_path / "other-machine"))
+    stranger = new_holder("-", timedelta(minutes=5), {"SIPCTL_LOCK_WHO": "stranger@ci"})
+    with LockSet([DnsLock(Rfc2136Provider(loaded, ctx))], stranger):
+        monkeypatch.undo()
+        with pytest.raises(LockHeldError) as other, LockSet([site], waiting):
+            pass
+    hint = other.value.hint or ""
+    assert f"locked by the run with lock ID {stranger.id}" in other.value.message
+    assert "stranger@ci" not in other.value.message + hint
+    assert f"names other lock IDs (the latest {waiting.id}), not {stranger.id}" in hint, hint
+    assert "another machine took it" in hint
+    assert site.holder() is None

@@ -47,7 +47,12 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sipctl.errors import LockHeldError, ProviderError, SipctlError, SpecError
-from sipctl.reconciler.gitops.public_records import detail_path, keep_detail, read_detail
+from sipctl.reconciler.gitops.public_records import (
+    detail_ids,
+    detail_path,
+    keep_detail,
+    read_detail,
+)
 from sipctl.reconciler.resources import canonical_json
 from sipctl.schemas.numbers import MAX_WAIT
 
@@ -60,6 +65,7 @@ if TYPE_CHECKING:
 LOCK_FILE = ".sipctl.lock"
 DEFAULT_TTL = timedelta(minutes=15)
 _TEXT_PREFIX = "sipctl-lock=1"
+_EARLIER_LOCKS = 7  # the lock details of this machine's earlier runs kept beside the latest
 _WHO_SAFE = re.compile(r"[^A-Za-z0-9._@:/+-]")
 _DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -325,16 +331,18 @@ class LockSet:
         delay = 0.2
         announced = False
         shown = shown_holder(site, self.me)
+        if site.public:
+            # Before the request: a run killed while it is in flight leaves a lock that this
+            # file names (the holders before it are kept too: a waiting run names them).
+            detail = {"who": self.me.who, "plan": self.me.plan}
+            keep_detail(site.where, "lock", self.me.id, detail, earlier=_EARLIER_LOCKS)
         while True:
             current = site.acquire(shown)
             if current is None:
                 self._held.append(site)
-                if site.taken_over is not None:  # named before our detail replaces its own
+                if site.taken_over is not None:
                     old = known_holder(site, site.taken_over)
                     self._say(f"Took over the expired lock {site.where} of {old.describe()}.")
-                if site.public:
-                    detail = {"who": self.me.who, "plan": self.me.plan}
-                    keep_detail(site.where, "lock", self.me.id, detail)
                 self._detail(f"locked {site.where} (lock ID {self.me.id})")
                 return
             current = known_holder(site, current)
@@ -400,10 +408,23 @@ def _held_hint(site: LockSite, holder: Holder) -> str:
         )
     find = ""
     if not holder.who:
-        find = (
-            "; the record names no one: the run that took it printed its lock ID (apply -v), "
-            f"and that machine's {detail_path(site.where, 'lock')} names who took it"
-        )
+        path = detail_path(site.where, "lock")
+        here = detail_ids(site.where, "lock")
+        if here:
+            # this machine's file names other locks: saying it names this one would send the
+            # reader to the wrong run
+            find = (
+                f"; the record names no one, and this machine's {path} names other lock IDs "
+                f"(the latest {here[0]}), not {holder.id}: no run here recorded taking it, "
+                "so another machine took it (or a run here that could not write that file); "
+                "the run that took it printed its lock ID (apply -v), and the file of that "
+                "name on its machine names who took it"
+            )
+        else:
+            find = (
+                "; the record names no one: the run that took it printed its lock ID "
+                f"(apply -v), and that machine's {path} names who took it"
+            )
     return (
         "wait for that run (--lock-timeout 60s waits), or, if it is dead, "
         f"remove its lock with: sipctl force-unlock {holder.id} -f SPEC{find}"
