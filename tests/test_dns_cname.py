@@ -4,6 +4,7 @@ A name with a CNAME holds no other record (RFC 1034 3.6.2): BIND accepts an UPDA
 SRV beside one and adds nothing (RFC 2136 3.4.2.2), and a zone file holding both does not
 load. sipctl planned the SRV, said 'Apply complete!', planned it again on every run, and
 callers kept following the CNAME (``_sip._udp CNAME other``, ``other SRV ... evil.example.``).
+Over RFC 2136 (BIND), from a zone file, and through octoDNS (PowerDNS, Route53 in moto).
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ from pathlib import Path
 import pytest
 from fixtures.bind import BindServer, bind_env, dns_spec, zone_text
 from fixtures.common import run_sipctl
+from fixtures.moto_route53 import MotoRoute53
+from fixtures.powerdns import PowerDnsServer
+from octodns_specs import PDNS_KEY_ENV, pdns_spec, route53_spec, write
+from octodns_specs import sipctl as octodns_sipctl
+
+from sipctl.providers.base import RunContext
+from sipctl.providers.dns.octodns import OctodnsProvider, collect
+from sipctl.schemas.loader import load_spec_text
 
 # owner (relative) -> what the spec wants there
 OWNED = {"_sip._udp": "SRV", "_sipctl": "TXT", "asterisk": "A"}
@@ -58,3 +67,58 @@ def test_a_cname_at_an_owned_name_stops_the_plan_on_a_zone_file(tmp_path: Path) 
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"DNS _sip._tcp.{zone}. is a CNAME (to other.{zone}.)" in " ".join(result.stderr.split())
     assert zone_file.read_text() == before  # a zone BIND would not load was not written
+
+
+# through octoDNS: what the spec of tests/octodns_specs.py wants at each owner
+OCTODNS_OWNED = {"_sip._udp": "SRV", "_sipctl": "TXT", "sip": "A"}
+
+
+def assert_cname_stops(
+    capsys: pytest.CaptureFixture[str], spec: str, zone: str, owner: str
+) -> None:
+    for command in (["plan"], ["apply", "--auto-approve"]):
+        code, out = octodns_sipctl(capsys, *command, "-f", spec)
+        text = " ".join(out.split())
+        assert code == 1, out
+        assert f"DNS {owner}.{zone}. is a CNAME (to other.{zone}.)" in text
+        assert f"sipctl's {OCTODNS_OWNED[owner]} there" in text
+        assert f"delete the CNAME at {owner}.{zone}." in text
+
+
+@pytest.mark.parametrize("owner", sorted(OCTODNS_OWNED))
+def test_a_cname_at_an_owned_name_stops_the_plan_through_octodns_powerdns(
+    powerdns: PowerDnsServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    owner: str,
+) -> None:
+    monkeypatch.setenv(PDNS_KEY_ENV, powerdns.api_key)
+    cname = [
+        (owner, "CNAME", 3600, ["other.{zone}."]),
+        ("other", "SRV", 3600, ["10 0 5060 evil.example."]),
+    ]
+    zone = powerdns.new_zone(extra=cname)
+    spec = write(tmp_path, pdns_spec(zone, powerdns.api_port))
+    assert_cname_stops(capsys, spec, zone, owner)
+    assert powerdns.rrsets(zone)[(f"{owner}.{zone}.", "CNAME")] == (3600, [f"other.{zone}."])
+    assert (f"{owner}.{zone}.", OCTODNS_OWNED[owner]) not in powerdns.rrsets(zone)
+    # a plugin that cannot list one name populates the whole zone: it sees the CNAME too
+    provider = OctodnsProvider(
+        load_spec_text(pdns_spec(zone, powerdns.api_port), base_dir=tmp_path),
+        RunContext(base_dir=tmp_path),
+    )
+    asked = [(f"{owner}.{zone}.", OCTODNS_OWNED[owner]), (f"{owner}.{zone}.", "CNAME")]
+    whole = collect(provider.populate(), asked)
+    assert not provider.narrow and asked[1] in whole
+    assert provider.read_rrsets(asked[:1]) == whole and provider.narrow
+
+
+def test_a_cname_at_an_owned_name_stops_the_plan_through_octodns_route53(
+    route53_env: MotoRoute53, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone = route53_env.new_zone()
+    route53_env.change(zone, "CREATE", "_sip._udp", "CNAME", 3600, ["other.{zone}."])
+    spec = write(tmp_path, route53_spec(zone))
+    assert_cname_stops(capsys, spec, zone, "_sip._udp")
+    assert (f"_sip._udp.{zone}.", "SRV") not in route53_env.rrsets(zone)

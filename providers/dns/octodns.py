@@ -56,9 +56,11 @@ from sipctl.providers.dns.octodns_plugin import (
 from sipctl.providers.dns.octodns_reads import populate_names, prepare_apply
 from sipctl.providers.dns.octodns_records import live_rrset, new_record, new_zone
 from sipctl.providers.dns.owned import (
+    CNAME,
     LiveRrset,
     kept_rrsets,
     owned_state,
+    owners,
     read_owned,
     records_of,
     ttl_of,
@@ -166,8 +168,10 @@ class OctodnsProvider(Provider):
     def read_rrsets(self, names: Names) -> Rrsets:
         """The live rrsets at ``names`` (absent ones left out), read through a fresh plugin
         instance: only these names where the plugin's API can list one (``octodns_reads``),
-        else the whole zone."""
-        return collect(self.populate(names), names)
+        else the whole zone. A CNAME at one of their owners is reported too, as (owner,
+        CNAME) (``owned.cname_problems``): every read already holds all types at a name."""
+        asked = [*names, *((owner, CNAME) for owner in owners(names))]
+        return collect(self.populate(asked), asked)
 
     def populate(self, names: Names | None = None) -> Any:
         """The zone as a fresh plugin instance reads it: the records at ``names`` where the
