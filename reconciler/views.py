@@ -457,6 +457,30 @@ def markdown_marker(domain: str) -> str:
     return f"<!-- sipctl-plan:{domain} -->"
 
 
+def markdown_reason(status: str, message: str) -> list[str]:
+    """Why a domain (or a run) failed, for a comment: ``status`` and the message's first line
+    as prose, the rest (a YAML fix to paste, the problems after the first) as it was
+    written, in a code block: its indentation and line breaks are the fix's meaning, and a
+    code block is where no forge reads a mention, a reference or Markdown."""
+    first, *rest = _LINE_BREAK.split(message.strip("\n"))
+    lines = [markdown_prose(f"{status}: {first}")]
+    while rest and not rest[-1].strip():
+        rest.pop()
+    while rest and not rest[0].strip():
+        rest.pop(0)
+    if rest:
+        lines += ["", *markdown_code_block(rest)]
+    return lines
+
+
+def render_markdown_failure(domain: str, status: str, message: str) -> str:
+    """A domain that has no plan to show, for a merge-request comment: laid out as its plan
+    is (the same marker first, so a pipeline that updates its comment by the marker
+    replaces the domain's last plan with this), then why."""
+    top = [markdown_marker(domain), f"### sipctl plan for `{domain}`", ""]
+    return "\n".join([*top, *markdown_reason(status, message)]) + "\n"
+
+
 def render_markdown(data: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> str:
     """A plan for a merge-request comment: the changes in the spec's words, the records and
     file lines in a <details> block, refusals and notes as lists; never longer than

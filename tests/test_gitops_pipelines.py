@@ -298,8 +298,9 @@ def run_github_job(
     output = ""
     failed = 0
     for step in job["steps"]:
-        if failed and "always()" not in str(step.get("if", "")):
-            continue  # after a failed step only `if: always()` steps run (the artifacts)
+        condition = str(step.get("if", ""))
+        if failed and "always()" not in condition and "!cancelled()" not in condition:
+            continue  # after a failed step only these steps run (the artifacts, the comment)
         uses = step.get("uses")
         if uses is not None:
             action = uses.split("@")[0]
@@ -313,7 +314,7 @@ def run_github_job(
         env = ci.env({**base, **{k: _expand(v, context) for k, v in step.get("env", {}).items()}})
         result = ci.run_script(_expand(step["run"], context), env)
         output += f"--- {step.get('name', step['run'][:40])}\n{result.output}"
-        failed = result.code
+        failed = failed or result.code  # the job fails with its first failed step
     return JobResult(failed, output)
 
 
@@ -445,6 +446,25 @@ def test_github_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
     assert steps.count("sipctl drift") == 1, steps
     kept = json.loads((ci.stub_dir / "artifacts" / "sipctl-drift" / "drift.json").read_text())
     assert kept["domains"][0]["status"] == "drifted"
+
+
+def test_github_pipeline_replaces_the_comment_when_the_plan_fails(ci: FakeCi) -> None:
+    """A plan that fails after a good one (here the runner profile, which a pull request
+    cannot change, refuses the spec's DNS server) replaces the good plan's comment with
+    why, found by the same marker, and the job still fails: the old plan's comment does
+    not stay up as the pull request's plan."""
+    workflow = _load("github-actions.yml")
+    assert run_github_job(ci, workflow, "plan").code == 0
+    assert "SRV" in (ci.stub_dir / "comment-7.md").read_text()
+    ci.runner_profile = (GITOPS / "runner-profile.yaml").read_text()  # not the test's server
+    failed = run_github_job(ci, workflow, "plan")
+    assert failed.code == 3, failed.output
+    comments = json.loads((ci.stub_dir / "comments.json").read_text())
+    assert list(comments) == ["1"], "the same comment, updated"
+    body = comments["1"]["body"]
+    assert body.startswith(f"<!-- sipctl-plan:{DOMAIN} -->\n"), body
+    assert "refused: " in body and "SRV" not in body, body
+    assert ci.bind.secret not in body and ci.bind.read_secret not in body
 
 
 def test_github_manual_replan_and_apply_of_main(ci: FakeCi, bind: BindServer) -> None:

@@ -324,8 +324,9 @@ def test_a_refused_plan_of_one_spec_still_posts_a_comment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A pipeline posts plan --markdown's stdout as the merge request's comment: a spec named
-    alone that fails says so there (it printed nothing), laid out as a failed domain of
-    several is, its reason shown and not acted on, and the exit code stays the refusal's."""
+    alone that fails says so there (it printed nothing), laid out as its plan would be (the
+    marker first: the pipeline replaces the domain's last comment by it), its reason shown
+    and not acted on, and the exit code stays the refusal's."""
     from markdown_it import MarkdownIt
 
     monkeypatch.chdir(tmp_path)
@@ -345,7 +346,8 @@ def test_a_refused_plan_of_one_spec_still_posts_a_comment(
         code, status = 3, "refused"
     assert run(["plan", "-f", str(spec), "--markdown", "--no-color"]) == code
     out = capsys.readouterr().out
-    assert out.startswith(f"## mysite.ru ({spec})\n\n{status}: "), out
+    head = "<!-- sipctl-plan:mysite.ru -->\n### sipctl plan for `mysite.ru`\n\n"
+    assert out.startswith(f"{head}{status}: "), out
     assert secret not in out
     paragraphs = [
         c for c in _inline_children(out, "p") if "".join(t for _, t in c).startswith(status)
@@ -353,4 +355,4 @@ def test_a_refused_plan_of_one_spec_still_posts_a_comment(
     assert len(paragraphs) == 1, out
     for kind, text in paragraphs[0]:
         assert kind in ("text", "softbreak") or (kind == "code_inline" and text == "@all")
-    assert "<!--" not in MarkdownIt("commonmark").render(out)
+    assert MarkdownIt("commonmark").render(out).count("<!--") == 1, "the marker alone"

@@ -415,7 +415,7 @@ def _usage_error_as_json(command: Any, args: list[str], exc: typer.TyperExceptio
     document, as a refusal inside the command would be (a pipeline reads stdout)."""
     if "--json" not in args:
         return
-    from sipctl.cli_boundary import json_commands, json_refusal
+    from sipctl.cli_boundary import json_commands, owed_refusal
 
     name = _command_name(command, args)
     if name not in json_commands():
@@ -423,7 +423,7 @@ def _usage_error_as_json(command: Any, args: list[str], exc: typer.TyperExceptio
 
     current_console().promise_json(name, None)
     # as stderr says it: "Invalid value for '--parallel': ..." (str() drops the option)
-    json_refusal(exc.format_message())
+    owed_refusal(exc.format_message())
 
 
 def _command_name(command: Any, args: list[str]) -> str | None:

@@ -28,6 +28,7 @@ from sipctl.errors import (
     SpecError,
     failure_text,
 )
+from sipctl.output import Console
 
 
 def run_guarded(command: Callable[[], object]) -> int:
@@ -48,7 +49,7 @@ def _exit_code(command: Callable[[], object]) -> int:
     except CommandExit as exc:
         return exc.code
     except SpecError as exc:
-        json_refusal(failure_text(exc), exc)
+        owed_refusal(failure_text(exc), exc)
         if exc.problems:
             for number, line in enumerate(exc.problems, 1):
                 current_console().error(line, exc.hint if number == len(exc.problems) else None)
@@ -57,16 +58,16 @@ def _exit_code(command: Callable[[], object]) -> int:
         return exc.exit_code
     except ProviderCrashed as exc:
         where = log_traceback(exc.__cause__ or exc)
-        json_refusal(f"{exc.message} ({where})", exc)
+        owed_refusal(f"{exc.message} ({where})", exc)
         current_console().error(exc.message, f"{where}; please report this bug in sipctl with it")
         return exc.exit_code
     except SipctlError as exc:
-        json_refusal(failure_text(exc), exc)
+        owed_refusal(failure_text(exc), exc)
         current_console().error(exc.message, exc.hint)
         return exc.exit_code
     except EOFError:  # stdin ended where a command asked for a line (a confirmation)
         sys.stderr.write("\n")
-        json_refusal("aborted")
+        owed_refusal("aborted")
         current_console().error("aborted")
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -82,13 +83,15 @@ def _exit_code(command: Callable[[], object]) -> int:
     return int(result) if isinstance(result, int) else EXIT_OK
 
 
-def json_refusal(error: str, exc: SipctlError | None = None) -> None:
-    """A command that owes stdout a JSON document (--json) and printed none yet prints its
-    failure as one: a pipeline reading stdout always gets a document, whichever step
-    refused (a spec that does not load, overlapping claims, a held lock, a bug), and the
-    exit code stays the error's. The one place for every command's --json, and for the
-    file of drift --out, which gets the same document."""
+def owed_refusal(error: str, exc: SipctlError | None = None) -> None:
+    """A command that owes stdout a JSON document (--json) or a merge-request comment
+    (plan --markdown) and printed none yet prints its failure as one: a pipeline reading
+    stdout always gets a document, or a comment that says why, whichever step refused (a
+    spec that does not load, an unreadable runner profile, a wrong --shard, a held lock, a
+    bug), and the exit code stays the error's. The one place for every command's --json,
+    for the file of drift --out, which gets the same document, and for --markdown."""
     console = current_console()
+    _markdown_refusal(console, error, exc)
     if console.json_promise is None:
         return
     from sipctl.reconciler import views
@@ -106,6 +109,23 @@ def json_refusal(error: str, exc: SipctlError | None = None) -> None:
         except SipctlError as problem:  # the run's own error is the one to tell
             if exc is None or problem.message != exc.message:  # the file's own: told once
                 console.warn(str(problem.message))
+
+
+def _markdown_refusal(console: Console, error: str, exc: SipctlError | None) -> None:
+    """plan --markdown's comment of a run that failed before any domain's section: one
+    spec's laid out as its failed section (its marker first), several specs' as a section
+    of its own after the marker the pipeline writes for them."""
+    if not console.owes_markdown or console.wrote_out:
+        return
+    from sipctl.reconciler import views
+
+    status = "refused" if isinstance(exc, RefusedError) else "error"
+    domain = console.markdown_domain
+    if domain is not None:
+        console.out(views.render_markdown_failure(domain, status, error), end="")
+    else:
+        top = ["### sipctl plan", ""]
+        console.out("\n".join([*top, *views.markdown_reason(status, error)]) + "\n", end="")
 
 
 def json_commands() -> tuple[str, ...]:
@@ -186,5 +206,5 @@ def _report_unexpected(exc: BaseException) -> None:
         f"unexpected error ({type(exc).__name__}: {summary}); {where}. "
         "This is a bug in sipctl: please report it with that file."
     )
-    json_refusal(text)
+    owed_refusal(text)
     console.error(text)

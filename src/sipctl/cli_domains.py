@@ -62,6 +62,10 @@ class DomainRun:
         self.one = shard is None and len(paths) == 1 and not paths[0].is_dir()
         if fmt == "json" or json_out is not None:  # a refusal is JSON too (cli_boundary)
             console.promise_json(kind, str(paths[0]) if self.one else None, fmt == "json")
+        if fmt == "markdown":  # a refusal is a comment too (cli_boundary)
+            from sipctl.schemas.hosting import file_domain
+
+            console.promise_markdown((file_domain(paths[0]) or "?") if self.one else None)
         if json_out is not None:  # refused before anything is read
             from sipctl.cli_report_file import keep_report_in
 
@@ -205,8 +209,8 @@ class DomainRun:
             (domain,) = self.domains
             if fmt == "markdown" and domain.failed:
                 # a pipeline posts stdout as the merge request's comment: a refused plan
-                # says so there too, laid out as a failed domain of several is
-                self.console.out(self._markdown_section(domain), end="")
+                # says so there too, marker first as its plan would be
+                self.console.out(self._markdown_body(domain), end="")
             elif domain.plan is not None:
                 plan_json_or_view(self.console, domain.plan, fmt)
         elif fmt == "json":
@@ -227,14 +231,23 @@ class DomainRun:
     def _markdown_section(self, domain: Domain) -> str:
         """A domain's part of the comment: its title, its plan, its error (a file's name and
         an error are the merge request's, not ours: shown, not acted on)."""
-        from sipctl.reconciler.views import markdown_prose, render_markdown
+        from sipctl.reconciler import views
 
-        text = f"## {markdown_prose(f'{domain.name} ({domain.path})')}\n\n"
-        if domain.plan is not None:
-            text += render_markdown(domain.plan.to_json())
+        text = f"## {views.markdown_prose(f'{domain.name} ({domain.path})')}\n\n"
+        return text + self._markdown_body(domain) + "\n"
+
+    @staticmethod
+    def _markdown_body(domain: Domain) -> str:
+        """A domain's plan, or (failed before it had one) its failure laid out as a plan is,
+        marker first; a failure after its plan (saving it) follows the plan."""
+        from sipctl.reconciler import views
+
+        if domain.plan is None:
+            return views.render_markdown_failure(domain.name, domain.status, domain.message)
+        text = views.render_markdown(domain.plan.to_json())
         if domain.failed:
-            text += markdown_prose(f"{domain.status}: {domain.message}") + "\n"
-        return text + "\n"
+            text += "\n".join(["", *views.markdown_reason(domain.status, domain.message)]) + "\n"
+        return text
 
     def _fitted_markdown(self, sections: list[tuple[Domain, str]]) -> str:
         """The domains' sections and the summary table as one comment that fits a forge's

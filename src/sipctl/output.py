@@ -138,12 +138,22 @@ class Console:
         self.json_file: Path | None = None
         self.wrote_out = False
         self.wrote_json_file = False
+        # plan --markdown: stdout is a merge request's comment, which tells a refusal too
+        # (the error boundary); of one spec, its domain (the comment's marker), else None
+        self.owes_markdown = False
+        self.markdown_domain: str | None = None
 
     def promise_json(self, kind: str, spec: str | None, stdout: bool = True) -> None:
         """This command prints a ``kind`` envelope (``spec``: of one spec, else of many);
         ``stdout``: on stdout (--json), else only in ``json_file``."""
         self.json_promise = (kind, spec)
         self.json_stdout = stdout
+
+    def promise_markdown(self, domain: str | None) -> None:
+        """This command prints a merge-request comment on stdout (``domain``: of one spec,
+        the domain its marker names; None: of several)."""
+        self.owes_markdown = True
+        self.markdown_domain = domain
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
         self._secrets.update(s for s in secrets if s)
