@@ -26,7 +26,7 @@ import datetime as dt
 import os
 import stat
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -59,6 +59,7 @@ from sipctl.providers.dns.owned import (
 from sipctl.providers.dns.zone_edit import RrsetEdit, ZoneEditError, edit_zone
 from sipctl.providers.dns.zone_generate import check_generated_files
 from sipctl.providers.dns.zone_places import check_zone_file, include_copies
+from sipctl.providers.dns.zonefile_errors import parse_problem
 from sipctl.providers.transport.host_profile import resolve_program
 from sipctl.providers.transport.pool import BACKUP_SUFFIX
 from sipctl.reconciler.dns_records import absolute, parse
@@ -182,7 +183,7 @@ class ZoneFileProvider(Provider):
             except dns.exception.DNSException as exc:
                 raise ProviderError(
                     f"zone file {self.path} is not a valid zone for {self.zone}: "
-                    f"{_own_words(exc, self.path, copies)}"
+                    f"{parse_problem(exc, self.path, copies)}"
                 ) from None
 
     # --- apply ------------------------------------------------------------------------------
@@ -430,16 +431,3 @@ def trusted_realpath(named: Path) -> Path:
         if target.is_absolute():
             resolved = Path("/")
     return Path(os.path.normpath(resolved))
-
-
-def _own_words(exc: dns.exception.DNSException, zone_file: Path, copies: Mapping[str, str]) -> str:
-    """dnspython's message when it is about the zone file itself; for a file it $INCLUDEs
-    (read into ``copies``: copy -> the file), only where: a line of another file (one of
-    root's, named by an include) is not shown."""
-    text = str(exc)
-    where, sep, _ = text.partition(": ")
-    file = where.rsplit(":", 1)[0]
-    if sep and file not in ("", str(zone_file)):
-        shown = copies.get(file, file) + where[len(file) :]  # the included file, not its copy
-        return f"{shown}: not zone text (sipctl shows no text of a file the zone includes)"
-    return text
