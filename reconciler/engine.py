@@ -56,7 +56,8 @@ class PlanRun:
     plan: Plan
     runs: list[TargetRun]
     loaded: LoadedSpec
-    # a host's record of the last apply, as this plan read it (hosting: see departures)
+    # a host's record of the last apply, as this plan read it (hosting: see departures;
+    # else only when asked, ``make_plan``'s ``with_record``)
     host_record: ReadRecord | None = None
 
 
@@ -181,12 +182,16 @@ def make_plan(
     layers: Sequence[str] | None = None,
     rendered: Mapping[str, list[Resource]] | None = None,
     several: bool = False,
+    with_record: bool = False,
 ) -> PlanRun:
     """Read the live systems and compute the plan. Changes nothing anywhere.
 
     ``rendered``: layers of this spec already rendered (layer name -> resources), as the
     many-domain claims check renders them; the others are rendered here. ``several``: the
-    spec is one of several in the run (``selected_layers``).
+    spec is one of several in the run (``selected_layers``). ``with_record``: read the
+    record of the last apply of the host the planned layers run on too (``host_record``),
+    in the same round trip as their reads, for a caller that says when it was last
+    applied (``fleet status``).
     """
     selected = selected_layers(loaded, layers, several)
     covered = {layer.name for layer in selected}
@@ -197,6 +202,12 @@ def make_plan(
         from sipctl.reconciler.gitops.drift import host_state_store
 
         store = host_state_store(loaded, ctx, "asterisk")
+    elif with_record:
+        from sipctl.reconciler.gitops.drift import host_state_store
+        from sipctl.reconciler.gitops.locking import host_places
+
+        places = host_places(loaded, [layer.name for layer in selected])
+        store = host_state_store(loaded, ctx, places[0].layer) if places else None
     # the host's record rides in the same round trip as the layers' reads of its host
     record_reads = [store.record_read()] if store is not None else []
     record_fetched = _read_all(runs, ctx, record_reads)
@@ -217,6 +228,10 @@ def make_plan(
         if not layers:
             # a customer whose file is gone takes its DNS records with it (departures)
             runs += departure_runs(loaded, ctx, runs, recorded)
+    if store is not None and not hosting:
+        from sipctl.reconciler.gitops.drift import ReadRecord
+
+        host_record = ReadRecord(store, store.read_from(record_fetched[0]) or {})
     problems = _problems(runs)
     if problems:
         raise ProviderError(

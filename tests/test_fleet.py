@@ -450,3 +450,58 @@ def test_status_without_any_worker_says_so_at_once(tmp_path: Path) -> None:
         assert "'sipctl fleet worker'" in result.stdout, result.stdout
     finally:
         server.stop()
+
+
+def test_status_names_the_hosts_record_of_an_apply_the_fleet_did_not_make(
+    temporal: TemporalDevServer, tmp_path: Path
+) -> None:
+    """A domain the CLI applied was shown 'converged ... never applied'. The fleet's plan
+    reads the host's record of the last apply with the host's files (one round trip), and
+    status says the fleet has not applied it, and when and by whom the host was."""
+    root = tmp_path / "pbx"
+    root.mkdir()
+    spec = tmp_path / "cli.example.yaml"
+    spec.write_text(
+        "version: 1\ndomain: cli.example\ntransports: {udp: {port: 5060}}\n"
+        "servers: [{host: pbx.cli.example, ipv4: [192.0.2.10]}]\nusers: {alex: 105}\n"
+        f"asterisk:\n  target: 'dir:{root}'\n  config_dir: /etc/asterisk\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "SIPCTL_LOCK_WHO": "cli-user@laptop"}
+    applied = subprocess.run(
+        [sys.executable, "-m", "sipctl", "apply", "-f", str(spec), "--auto-approve"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    config = tmp_path / "fleet.yaml"
+    config.write_text("apply: {heartbeat: 2s, attempts: 3, lock_ttl: 4s, lock_wait: 5s}\n")
+    queue = f"pbx:dir:{root.resolve()}"
+    worker_env = {**env, "SIPCTL_LOCK_WHO": "fleet-worker"}
+    log = tmp_path / "worker.log"
+    worker = FleetWorker(temporal, [queue], config, worker_env, log).start()
+    try:
+        result = fleet(temporal, env, "sync", "--config", str(config), "-f", str(spec))
+        assert result.returncode == 0, result.stderr
+        wait_for(
+            "cli.example planned",
+            lambda: statuses(temporal, env)["cli.example"]["state"] == "converged",
+            60,
+            log.read_text,
+        )
+        found = statuses(temporal, env)["cli.example"]
+        assert found["last_apply"] == "", "the fleet applied nothing"
+        assert found["recorded_by"] == "cli-user@laptop", found
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", found["recorded_at"]), found
+        table = fleet(temporal, env, "status").stdout
+        line = next(t for t in table.splitlines() if t.startswith("cli.example "))
+        assert "never applied" not in table
+        shown = (
+            f"no fleet apply yet (host's record: applied {found['recorded_at']} by cli-user@laptop)"
+        )
+        assert re.match(rf"cli\.example +converged +{re.escape(shown)}", line), line
+    finally:
+        asyncio.run(_terminate(temporal, "cli.example"))
+        worker.stop()

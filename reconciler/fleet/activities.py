@@ -129,17 +129,22 @@ def _error_type(exc: SipctlError) -> str:
 def plan_part(request: LayerRequest) -> PartPlan:
     """Read the live side of the part's layers and plan them (changes nothing)."""
     from sipctl.reconciler.engine import make_plan
+    from sipctl.reconciler.gitops.drift import last_recorded
     from sipctl.reconciler.views import summary_line
 
     with _run(request, "plan") as (loaded, ctx):
-        run = make_plan(loaded, ctx, request.part.layers)
+        # the host's record rides in the round trip of the host's reads (with_record)
+        run = make_plan(loaded, ctx, request.part.layers, with_record=True)
         data = run.plan.to_json()
+        recorded = last_recorded(run)
         return PartPlan(
             part=request.part,
             plan_json=_scrub(json.dumps(data, sort_keys=True), ctx.secrets),
             has_changes=run.plan.has_changes,
             summary=summary_line(data),
             refusals=[_scrub(r, ctx.secrets) for r in run.plan.refusals()],
+            recorded_at=recorded.applied_at if recorded is not None else "",
+            recorded_by=_scrub(recorded.by, ctx.secrets) if recorded is not None else "",
         )
     raise AssertionError("unreachable")  # _run re-raises every failure
 

@@ -84,6 +84,10 @@ class PartPlan:
     has_changes: bool
     summary: str
     refusals: list[str] = field(default_factory=list)
+    # the host's record of the last apply, when this plan read it with the host's layers
+    # (one round trip): when and by whom (any run, the CLI's too); "" when not read or none
+    recorded_at: str = ""
+    recorded_by: str = ""
 
 
 @dataclass
@@ -102,8 +106,13 @@ class DomainStatus:
     plan_summary: str = ""
     waiting_digest: str = ""  # the plans awaiting `fleet approve`
     refusals: list[str] = field(default_factory=list)
-    last_apply: str = ""  # ISO time of the last successful apply
+    last_apply: str = ""  # ISO time of the fleet's last successful apply of the domain
     last_check: str = ""  # ISO time of the last plan (sync or sweep)
+    # the host's record of the last apply, as the last plan read it (PartPlan's): who
+    # applied last, the CLI or another domain's apply too; "" for a domain without host
+    # layers (its DNS record names no one, and reading it would cost a query per domain)
+    recorded_at: str = ""
+    recorded_by: str = ""
 
 
 @dataclass

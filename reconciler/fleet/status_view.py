@@ -29,11 +29,24 @@ def status_table(found: Sequence[DomainStatus]) -> str:
             detail = "; ".join(filter(None, [item.reason, item.plan_summary]))
         if item.refusals:
             detail = "; ".join(item.refusals) + " ('sipctl fleet approve " + item.domain + "')"
-        last = f"last apply {item.last_apply}" if item.last_apply else "never applied"
+        last = _applied(item)
         lines.append(f"{item.domain:<{width}}  {item.state:<20}  {last}  {detail}".rstrip())
     counts = {state: sum(1 for s in found if s.state == state) for state in STATES}
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     return "\n".join(lines) + f"\n{len(found)} domain(s): {summary}\n"
+
+
+def _applied(item: DomainStatus) -> str:
+    """What is known of the domain's last apply. The fleet knows its own applies only; a
+    domain the CLI applied (or another domain's apply whose files it shares) was never
+    applied by the fleet, not never applied: the host's record says when and by whom, when
+    the plan read it with the host's layers (a DNS-only domain's record names no one)."""
+    if item.last_apply:
+        return f"last fleet apply {item.last_apply}"
+    if item.recorded_at:
+        by = f" by {item.recorded_by}" if item.recorded_by else ""
+        return f"no fleet apply yet (host's record: applied {item.recorded_at}{by})"
+    return "no fleet apply yet"
 
 
 def status_json(found: Sequence[DomainStatus]) -> dict[str, Any]:
@@ -66,8 +79,24 @@ def status_schema() -> dict[str, Any]:
             "plan_summary": text,
             "waiting_digest": {**text, "description": "the plans awaiting fleet approve"},
             "refusals": texts,
-            "last_apply": {**text, "description": "ISO 8601, empty when never applied"},
+            "last_apply": {
+                **text,
+                "description": "ISO 8601 of the fleet's last successful apply; empty when "
+                "the fleet has not applied the domain (the CLI may have: recorded_at)",
+            },
             "last_check": text,
+            "recorded_at": {
+                **text,
+                "description": "when the host's record of the last apply says the domain's "
+                "host layers were last applied, by any run (sipctl apply, a fleet worker, "
+                "another domain's apply of the host), as the last plan read it; empty "
+                "without host layers or record",
+            },
+            "recorded_by": {
+                **text,
+                "description": "who that apply was (user@host or "
+                "SIPCTL_LOCK_WHO), as the record names it",
+            },
         },
     }
     return {

@@ -112,6 +112,9 @@ class DomainWorkflow:
                 return
             status.last_check = workflow.now().isoformat(timespec="milliseconds")
             status.plan_summary = "; ".join(f"{p.part.queue}: {p.summary}" for p in plans)
+            recorded = next((p for p in plans if p.recorded_at), None)
+            status.recorded_at = recorded.recorded_at if recorded is not None else ""
+            status.recorded_by = recorded.recorded_by if recorded is not None else ""
             if not any(plan.has_changes for plan in plans):
                 status.state = CONVERGED
                 return

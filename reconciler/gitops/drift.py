@@ -189,6 +189,29 @@ def _record_in(store: StateStore, plan_run: PlanRun) -> dict[str, Any]:
     return store.read() or {}
 
 
+@dataclass(frozen=True)
+class LastRecorded:
+    """When and by whom a host's record says this spec's targets there were last applied
+    (by any run: ``sipctl apply``, a fleet worker, another domain's apply of the host)."""
+
+    applied_at: str
+    by: str
+
+
+def last_recorded(plan_run: PlanRun) -> LastRecorded | None:
+    """The latest apply the host's record (as the plan read it) names for this plan's
+    targets; None when the plan read no record or it names none of them."""
+    read = plan_run.host_record
+    record = read.record if read is not None else {}
+    targets = record.get("targets", {}) if record.get("format") == STATE_FORMAT else {}
+    found: list[LastRecorded] = []
+    for run in plan_run.runs:
+        entry = targets.get(target_key(run)) if isinstance(targets, dict) else None
+        if isinstance(entry, dict) and isinstance(entry.get("applied_at"), str):
+            found.append(LastRecorded(entry["applied_at"], str(entry.get("by") or "")))
+    return max(found, key=lambda item: item.applied_at, default=None)
+
+
 @dataclass
 class Recorded:
     """What ``record_state`` did: lines to report, and the records that ride in their zone's
