@@ -114,11 +114,19 @@ def test_a_cname_at_an_owned_name_stops_the_plan_through_octodns_powerdns(
     assert provider.read_rrsets(asked[:1]) == whole and provider.narrow
 
 
+# PowerDNS refuses a CNAME beside another rrset at its name (422 "Conflicts with another
+# RRset"), as Route53 does; moto holds both: there the read sees both, and the CNAME still
+# stops the plan.
+@pytest.mark.parametrize("beside", [False, True], ids=["alone", "beside-the-srv"])
 def test_a_cname_at_an_owned_name_stops_the_plan_through_octodns_route53(
-    route53_env: MotoRoute53, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    route53_env: MotoRoute53, tmp_path: Path, capsys: pytest.CaptureFixture[str], beside: bool
 ) -> None:
     zone = route53_env.new_zone()
+    if beside:
+        route53_env.change(zone, "CREATE", "_sip._udp", "SRV", 300, [f"10 0 5060 sip.{zone}."])
     route53_env.change(zone, "CREATE", "_sip._udp", "CNAME", 3600, ["other.{zone}."])
     spec = write(tmp_path, route53_spec(zone))
     assert_cname_stops(capsys, spec, zone, "_sip._udp")
-    assert (f"_sip._udp.{zone}.", "SRV") not in route53_env.rrsets(zone)
+    after = route53_env.rrsets(zone)
+    assert after[(f"_sip._udp.{zone}.", "CNAME")] == (3600, [f"other.{zone}."])
+    assert ((f"_sip._udp.{zone}.", "SRV") in after) == beside  # nothing was written
