@@ -197,10 +197,23 @@ def import_(
         str, typer.Option("--config-dir", help="Asterisk's configuration directory.")
     ] = "/etc/asterisk",
     ssh_key: Annotated[
-        str | None, typer.Option("--ssh-key", help="SSH private key for --asterisk ssh://.")
+        str | None,
+        typer.Option(
+            "--ssh-key",
+            help="SSH private key for reading --asterisk ssh:// now. Not written into the "
+            "spec: plan and apply log in with its asterisk.ssh.key_file (default: the agent, "
+            "then ~/.ssh/id_*).",
+        ),
     ] = None,
     known_hosts: Annotated[
-        str, typer.Option("--known-hosts", help="known_hosts for --asterisk ssh://.")
+        str,
+        typer.Option(
+            "--known-hosts",
+            help="known_hosts file the PBX's host key is checked against for reading "
+            "--asterisk ssh:// now. Not written into the spec: its ssh.known_hosts stays the "
+            "runner's own ~/.ssh/known_hosts, the only one a runner profile or CI accepts "
+            "unless the admin lists another file in the profile's known_hosts.",
+        ),
     ] = "~/.ssh/known_hosts",
     out: Annotated[
         Path | None,
