@@ -59,7 +59,7 @@ from sipctl.providers.dns.owned import (
 from sipctl.providers.dns.zone_edit import RrsetEdit, ZoneEditError, edit_zone
 from sipctl.providers.dns.zone_generate import check_generated_files
 from sipctl.providers.dns.zone_places import check_zone_file, include_copies
-from sipctl.providers.dns.zonefile_errors import parse_problem
+from sipctl.providers.dns.zonefile_errors import parse_problem, problem_kind
 from sipctl.providers.transport.host_profile import resolve_program
 from sipctl.providers.transport.pool import BACKUP_SUFFIX
 from sipctl.reconciler.dns_records import absolute, parse
@@ -246,8 +246,12 @@ class ZoneFileProvider(Provider):
         serial = _bump_serial(zone)
         try:
             new_text = edit_zone(text, zone.origin or dns.name.root, edits, serial)
-        except (ZoneEditError, dns.exception.DNSException) as exc:
+        except ZoneEditError as exc:
             raise ProviderError(f"zone file {self.path}: cannot edit it in place: {exc}") from None
+        except dns.exception.DNSException as exc:  # dnspython's words may quote the file
+            raise ProviderError(
+                f"zone file {self.path}: cannot edit it in place: {problem_kind(str(exc), exc)}"
+            ) from None
         if _records(self._parse(new_text)) != _records(zone):
             raise ProviderError(
                 f"zone file {self.path}: editing it in place would not give the intended "
