@@ -351,3 +351,31 @@ def test_a_run_killed_with_its_lock_request_in_flight_is_named_and_a_stranger_is
     assert f"names other lock IDs (the latest {waiting.id}), not {stranger.id}" in hint, hint
     assert "another machine took it" in hint
     assert site.holder() is None
+
+
+def _keep_lock_detail(where: str, number: int, start: object) -> None:
+    from sipctl.reconciler.gitops.public_records import keep_detail
+
+    start.wait()  # type: ignore[attr-defined]
+    keep_detail(where, "lock", f"{number:016x}", {"who": f"run-{number}@ci"}, earlier=7)
+
+
+def test_runs_of_one_machine_taking_locks_at_once_each_keep_their_lock_detail() -> None:
+    """Each run writes its lock's detail before the request, keeping the earlier ones: two
+    runs at once both read, then both write, and one's detail was lost (the next run could
+    not name it). The read and write are one step under a lock of the directory."""
+    import multiprocessing
+
+    from sipctl.reconciler.gitops.public_records import detail_ids, read_detail
+
+    where = f"DNS lock _sipctl-lock.race-{os.getpid()}.example. on 127.0.0.1:53"
+    forked = multiprocessing.get_context("fork")
+    start = forked.Barrier(6)
+    runs = [forked.Process(target=_keep_lock_detail, args=(where, n, start)) for n in range(6)]
+    for process in runs:
+        process.start()
+    for process in runs:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    assert sorted(detail_ids(where, "lock")) == [f"{n:016x}" for n in range(6)]
+    assert read_detail(where, "lock", f"{3:016x}")["who"] == "run-3@ci"

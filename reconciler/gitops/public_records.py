@@ -13,7 +13,9 @@ they are public (``public``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -38,15 +40,20 @@ def keep_detail(
     lock's detail is written before its request is sent, so a run that waits for a lock
     taken here keeps the holder's. Failing, only the names are lost (the record holds the
     id): never an error."""
-    from sipctl.providers.bookkeeping import write_private_file
+    from sipctl.providers.bookkeeping import open_private_dir
 
+    path = detail_path(where, kind)
     entry = {**detail, "id": record_id}
-    if earlier > 0:
-        kept = [d for d in _entries(where, kind) if d.get("id") != record_id][:earlier]
-        entry["earlier"] = [{k: v for k, v in d.items() if k != "earlier"} for d in kept]
-    data = json.dumps(entry, sort_keys=True).encode()
-    with contextlib.suppress(OSError):
-        write_private_file(detail_path(where, kind), data)
+    with contextlib.suppress(OSError), open_private_dir(path.parent) as directory:
+        # two runs of this machine at once: each keeps the other's detail (read, then write)
+        fcntl.flock(directory.fd, fcntl.LOCK_EX)
+        if earlier > 0:
+            found = directory.read(path.name)
+            older = _parsed(found[0]) if found is not None else []
+            kept = [d for d in older if d.get("id") != record_id][:earlier]
+            entry["earlier"] = [{k: v for k, v in d.items() if k != "earlier"} for d in kept]
+        data = json.dumps(entry, sort_keys=True).encode()
+        directory.replace(path.name, data, 0o600, (os.geteuid(), os.getegid()))
 
 
 def _entries(where: str, kind: Kind) -> list[dict[str, Any]]:
@@ -55,8 +62,15 @@ def _entries(where: str, kind: Kind) -> list[dict[str, Any]]:
 
     try:
         raw = read_private_file(detail_path(where, kind))
-        data = json.loads(raw) if raw is not None else {}
-    except (OSError, ValueError):
+    except OSError:
+        return []
+    return _parsed(raw) if raw is not None else []
+
+
+def _parsed(raw: bytes) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
         return []
     if not isinstance(data, dict):
         return []
