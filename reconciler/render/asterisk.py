@@ -76,7 +76,7 @@ from typing import TYPE_CHECKING
 from sipctl.reconciler.asterisk_conf import DialplanWriter, normalize_dialplan, normalize_sections
 from sipctl.reconciler.render.asterisk_lookup import lookup_steps
 from sipctl.reconciler.render.asterisk_outbound import (
-    NOWHERE_CONTEXT,
+    STRANGER_ENDPOINT_LINES,
     endpoint_lines,
     outbound_dialplan,
 )
@@ -216,14 +216,12 @@ def _guest_endpoint_lines(section: Asterisk, codecs: str) -> list[str]:
         "rtp_symmetric=yes",
         "force_rport=yes",
         "rewrite_contact=yes",
-        "allow_subscribe=no",
         # Without this, a name that begins like a longer pattern gets 484 Address Incomplete
         # and the caller is asked to dial more.
         "allow_overlap=no",
-        # A guest's MESSAGE would otherwise run the guest dialplan on a Message channel
-        # (res_pjsip_messaging, loaded by default): "Wrong call IP=" with no address, or a
-        # Dial of the user's phone. A context nobody defines answers them 404, silently.
-        f"message_context={NOWHERE_CONTEXT}",
+        # No MESSAGE into the guest dialplan ("Wrong call IP=" with no address, or a Dial of
+        # the user's phone), no SUBSCRIBE, no REFER (asterisk_outbound says why).
+        *STRANGER_ENDPOINT_LINES,
     ]
 
 

@@ -49,6 +49,22 @@ OUTBOUND_ENDPOINT = "sipctl-outbound"
 # A context defined nowhere, on purpose: what is sent there goes nowhere (the guests'
 # messages, and anything arriving at the outbound endpoint). One name for both.
 NOWHERE_CONTEXT = "sipctl-no-guest-messages"
+# What every endpoint sipctl writes for parties nobody authenticated (the guests', the far
+# ends of calls out) says, so that such a party can do nothing but the call itself:
+# - a MESSAGE would run the context's dialplan on a Message channel (res_pjsip_messaging,
+#   loaded by default): answered 404 from a context nobody defines, silently;
+# - no SUBSCRIBE (presence of the office phones);
+# - no REFER. Measured on Asterisk 22 with res_pjsip_refer (Debian loads it): a guest whose
+#   call an office phone answered sent REFER to sip:nobody@ and got 202; the phone's channel
+#   was moved into the guest context, ran sipctl#wrong-name and logged "Wrong call" with the
+#   phone's address for fail2ban (a guest could have the office banned), and a REFER to a
+#   declared name made the office phone call it. allow_transfer=no answers 603, logs a
+#   WARNING naming the endpoint, and the call goes on.
+STRANGER_ENDPOINT_LINES = (
+    f"message_context={NOWHERE_CONTEXT}",
+    "allow_subscribe=no",
+    "allow_transfer=no",
+)
 OUTBOUND_CODECS = "ulaw,alaw,g722,gsm"
 DIAL_SECONDS = 60
 # Measured: without it PJSIP asks no NAPTR or SRV and the call fails (503).
@@ -74,8 +90,7 @@ def endpoint_lines(spec: Spec, encrypted_media: list[str]) -> list[str]:
         f"[{OUTBOUND_ENDPOINT}]",
         "type=endpoint",
         f"context={NOWHERE_CONTEXT}",
-        f"message_context={NOWHERE_CONTEXT}",
-        "allow_subscribe=no",
+        *STRANGER_ENDPOINT_LINES,
         "disallow=all",
         f"allow={OUTBOUND_CODECS}",
         "direct_media=no",
