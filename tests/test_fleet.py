@@ -444,7 +444,9 @@ def test_status_without_any_worker_says_so_at_once(tmp_path: Path) -> None:
         # a cron job must notice a fleet nobody answers for (it exited 0)
         assert result.returncode == 1, result.stderr
         silent = re.findall(
-            r"^d\d\.example +not answering .*no worker has polled", result.stdout, re.M
+            r"^d\d\.example +not answering +last apply unknown +no worker has polled",
+            result.stdout,
+            re.M,
         )
         assert len(silent) == 3, result.stdout
         assert "'sipctl fleet worker'" in result.stdout, result.stdout

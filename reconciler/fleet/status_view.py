@@ -10,6 +10,7 @@ from sipctl.reconciler.fleet.model import (
     APPLYING,
     DRIFTED,
     FAILED,
+    SILENT,
     STATES,
     WAITING,
     DomainStatus,
@@ -41,6 +42,8 @@ def _applied(item: DomainStatus) -> str:
     domain the CLI applied (or another domain's apply whose files it shares) was never
     applied by the fleet, not never applied: the host's record says when and by whom, when
     the plan read it with the host's layers (a DNS-only domain's record names no one)."""
+    if item.state == SILENT:  # nobody answered: what the fleet applied is not known
+        return "last apply unknown"
     if item.last_apply:
         return f"last fleet apply {item.last_apply}"
     if item.recorded_at:
