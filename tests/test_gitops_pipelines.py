@@ -536,6 +536,18 @@ def test_gitlab_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
     assert script.count("sipctl drift") == 1, script
 
 
+def test_gitlab_pipeline_posts_the_note_of_a_failed_plan(ci: FakeCi) -> None:
+    """A merge request's plan that fails posts a note saying why (the newest note is this
+    plan's, not the last good one's), under the domain's marker, and the job fails."""
+    pipeline = _load("gitlab-ci.yml")
+    ci.runner_profile_file.write_text((GITOPS / "runner-profile.yaml").read_text())
+    failed = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event")
+    assert failed.code == 3, failed.output
+    body = (ci.stub_dir / "comment-mr.md").read_text()
+    assert body.startswith(f"<!-- sipctl-plan:{DOMAIN} -->\n"), body
+    assert "refused: " in body and ci.bind.read_secret not in body, body
+
+
 def test_gitlab_pipeline_refuses_a_stale_saved_plan(ci: FakeCi, bind: BindServer) -> None:
     pipeline = _load("gitlab-ci.yml")
     assert run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event").code == 0
