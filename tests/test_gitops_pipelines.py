@@ -297,10 +297,14 @@ def run_github_job(
     )
     output = ""
     failed = 0
+    outcomes: dict[str, str] = {}  # steps.ID.outcome of the steps run
     for step in job["steps"]:
         condition = str(step.get("if", ""))
         if failed and "always()" not in condition and "!cancelled()" not in condition:
             continue  # after a failed step only these steps run (the artifacts, the comment)
+        needed = re.findall(r"steps\.([\w-]+)\.outcome == 'success'", condition)
+        if any(outcomes.get(name) != "success" for name in needed):
+            continue
         uses = step.get("uses")
         if uses is not None:
             action = uses.split("@")[0]
@@ -315,6 +319,8 @@ def run_github_job(
         result = ci.run_script(_expand(step["run"], context), env)
         output += f"--- {step.get('name', step['run'][:40])}\n{result.output}"
         failed = failed or result.code  # the job fails with its first failed step
+        if "id" in step:
+            outcomes[step["id"]] = "failure" if result.code else "success"
     return JobResult(failed, output)
 
 
@@ -465,6 +471,14 @@ def test_github_pipeline_replaces_the_comment_when_the_plan_fails(ci: FakeCi) ->
     assert body.startswith(f"<!-- sipctl-plan:{DOMAIN} -->\n"), body
     assert "refused: " in body and "SRV" not in body, body
     assert ci.bind.secret not in body and ci.bind.read_secret not in body
+    # a spec that does not validate: Validate fails, the plan still says why there
+    ci.merged_later = "not_a_key: 1\n"
+    invalid = run_github_job(ci, workflow, "plan")
+    assert invalid.code == 1, invalid.output
+    comments = json.loads((ci.stub_dir / "comments.json").read_text())
+    assert list(comments) == ["1"], "the same comment, updated"
+    body = comments["1"]["body"]
+    assert body.startswith(f"<!-- sipctl-plan:{DOMAIN} -->\n") and "not\\_a\\_key" in body, body
 
 
 def test_github_manual_replan_and_apply_of_main(ci: FakeCi, bind: BindServer) -> None:
@@ -546,6 +560,12 @@ def test_gitlab_pipeline_posts_the_note_of_a_failed_plan(ci: FakeCi) -> None:
     body = (ci.stub_dir / "comment-mr.md").read_text()
     assert body.startswith(f"<!-- sipctl-plan:{DOMAIN} -->\n"), body
     assert "refused: " in body and ci.bind.read_secret not in body, body
+    # a spec that does not validate: the note says why too, and the job fails
+    ci.merged_later = "not_a_key: 1\n"
+    invalid = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event")
+    assert invalid.code == 1, invalid.output
+    body = (ci.stub_dir / "comment-mr.md").read_text()
+    assert body.startswith(f"<!-- sipctl-plan:{DOMAIN} -->\n") and "not\\_a\\_key" in body, body
 
 
 def test_gitlab_pipeline_refuses_a_stale_saved_plan(ci: FakeCi, bind: BindServer) -> None:
