@@ -19,6 +19,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from asterisk_helpers import apply_spec, pending_changes, plan_layer, spec_data, write_spec
@@ -32,8 +33,12 @@ from fixtures.asterisk import (
 from fixtures.bind import BindServer, zone_text
 from fixtures.certs import server_certificate
 from fixtures.common import free_port
+from fixtures.fail2ban_reader import fail2ban_regex
 from fixtures.sip_client import SipCaller, serve_datagrams, sip_response
 from fixtures.waiting import wait_until
+
+from sipctl.reconciler.render.asterisk_outbound import OUTBOUND_ENDPOINT
+from sipctl.reconciler.render.fail2ban import FILTER_TEXT
 
 pytestmark = pytest.mark.asterisk
 
@@ -238,6 +243,26 @@ def test_a_guest_cannot_call_out(
                "the guest's call ended", last=lambda: pbx.rx("core show channels"))  # fmt: skip
     assert len(other.invites) == before
     assert "Outbound call" not in pbx.log_since(offset)
+
+
+def test_a_stranger_is_never_the_outbound_endpoint(
+    pbx: AsteriskInstance, outbound_spec: Path, tmp_path: Path
+) -> None:
+    """A From user named like the outbound endpoint finds the guest endpoint, as any
+    stranger does: before identify_by=ip it was sipctl-outbound, and Asterisk's "not found"
+    NOTICE for its context quoted the dialled name with its line breaks, a log line of the
+    caller's that made fail2ban ban 6.6.6.9 (and not the caller)."""
+    offset = pbx.log_size()
+    forged = quote("\nWARNING[1][C-00000001] Ext. y: Wrong call IP=6.6.6.9\n", safe="")
+    with SipCaller(pbx.sip_port) as stranger:
+        result = stranger.invite(forged, from_user=OUTBOUND_ENDPOINT, timeout=6.0, hold=0.1)
+    assert 200 in result.statuses, result.statuses  # the guests' reject sound answered
+    text = pbx.wait_log(r"Wrong call IP=127\.0\.0\.1", offset)
+    assert "6.6.6.9" not in text and "rejected because" not in text, text
+    log, jail_filter = tmp_path / "messages", tmp_path / "filter.conf"
+    log.write_text(text)
+    jail_filter.write_text(FILTER_TEXT)
+    assert fail2ban_regex(log, jail_filter) == ["127.0.0.1"], text
 
 
 def test_a_denied_domain_and_dialled_text_are_refused(

@@ -90,6 +90,12 @@ def endpoint_lines(spec: Spec, encrypted_media: list[str]) -> list[str]:
         f"[{OUTBOUND_ENDPOINT}]",
         "type=endpoint",
         f"context={NOWHERE_CONTEXT}",
+        # Found by no request from outside (no identify section names it): with the default
+        # (username) a stranger whose From user was sipctl-outbound was this endpoint, and
+        # Asterisk's "extension not found in context" NOTICE quoted the dialled name, line
+        # breaks included, so the stranger wrote log lines that made fail2ban ban any
+        # address (measured on 22). Answers to our calls belong to the dialog, not to this.
+        "identify_by=ip",
         *STRANGER_ENDPOINT_LINES,
         "disallow=all",
         f"allow={OUTBOUND_CODECS}",
