@@ -3,7 +3,9 @@
 The promise, seen by a client that is not ours: ``sip:director@mysite.ru`` rings the
 director's phone (extension 105, a static contact at 127.0.0.1:<phone_port>, here a SIPp UAS
 that answers), and any other name is answered with the reject sound, hung up and logged
-"Wrong call" with the caller's address, which sipctl's fail2ban filter takes.
+"Wrong call" with the caller's address, which sipctl's fail2ban filter takes. With
+``unknown_callers: not-found`` an unknown name is refused 404 unanswered, and the line naming
+the caller's address is Asterisk's own "extension not found" NOTICE (no "Wrong call" line).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ Call-ID: [call_id]
 Max-Forwards: 70
 """
 
-_INVITE = f"""\
+_SEND_INVITE = f"""\
   <send retrans="500">
     <![CDATA[
 INVITE sip:[service]@mysite.ru SIP/2.0
@@ -55,7 +57,11 @@ a=rtpmap:0 PCMU/8000
 
     ]]>
   </send>
-  <recv response="100" optional="true"/>
+"""
+
+# The call is answered (by the phone or by the PBX's own sound) and acknowledged.
+_INVITE = f"""\
+{_SEND_INVITE}  <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
   <recv response="200" rrs="true"/>
@@ -103,6 +109,29 @@ SIP/2.0 200 OK
 [last_To:]
 [last_Call-ID:]
 [last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"""
+
+# ``unknown_callers: not-found``: a wrong name is refused with 404, never answered. The ACK
+# of a final non-2xx response belongs to the INVITE's transaction: its Via (branch) and URI.
+NOT_FOUND = f"""\
+<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="sipctl: a guest dials a wrong name and is refused">
+{_SEND_INVITE}  <recv response="100" optional="true"/>
+  <recv response="404"/>
+  <send>
+    <![CDATA[
+ACK sip:[service]@mysite.ru SIP/2.0
+[last_Via:]
+From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@mysite.ru>[peer_tag_param]
+Call-ID: [call_id]
+Max-Forwards: 70
+CSeq: 1 ACK
 Content-Length: 0
 
     ]]>
@@ -231,3 +260,23 @@ def test_sipp_calls_an_unknown_name_and_fail2ban_takes_its_address(
     filter_file = tmp_path / "sipctl-asterisk.conf"
     filter_file.write_text(FILTER_TEXT)
     assert fail2ban_regex(log, filter_file) == ["127.0.0.1"], text
+
+
+def test_sipp_is_refused_404_for_an_unknown_name_in_not_found_mode(
+    asterisk: AsteriskInstance, applied: Path, tmp_path: Path
+) -> None:
+    spec = write_spec(tmp_path, spec_data(asterisk, unknown_callers="not-found"))
+    apply_spec(spec)
+    try:
+        offset = asterisk.log_size()
+        _call(asterisk, "nobody", NOT_FOUND, tmp_path)
+        # no "Wrong call" line in this mode: Asterisk's own NOTICE names the caller's address
+        text = asterisk.wait_log(r"rejected because extension not found", offset)
+        assert re.search(
+            r"NOTICE\[\d+\] res_pjsip_session\.c: +anonymous: Call \(UDP:127\.0\.0\.1:\d+\) "
+            r"to extension 'nobody' rejected because extension not found",
+            text,
+        ), text
+        assert "Wrong call" not in text and "Good call" not in text, text
+    finally:
+        apply_spec(applied)
