@@ -642,7 +642,12 @@ class Asterisk(_Model):
     )
     route: Literal["dial", "goto"] = Field(
         default="dial",
-        description="dial: Dial(PJSIP/<extension>); goto: Goto(<local_context>,<extension>,1)",
+        description=(
+            "dial: Dial(PJSIP/<extension>); goto: Goto(<local_context>,<extension>,1): the "
+            "guest then runs the admin's own steps of that extension there, so no Dial option "
+            "T, t, K or k (transfer or park by keypad) may be reachable from it, and no pattern "
+            "(_X.) may match it or lend it later priorities (sipctl docs calls)"
+        ),
     )
     dial_timeout: Annotated[int, Whole(1, 600, SECONDS)] = Field(
         default=30,
