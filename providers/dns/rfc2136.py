@@ -211,9 +211,14 @@ class Rfc2136Provider(Provider):
             self._ctx.log(f"rfc2136: zone transfer of {self.zone} {why}; reading by queries")
             return None
 
+        # A CNAME at an owned name is looked for only where the zone has one at all (most
+        # have none): the message's record types are known without decoding a record.
+        cnames = dns.rdatatype.CNAME in types
+
         def take(names: list[tuple[str, str]]) -> dict[tuple[str, str], LiveRrset]:
             taken: dict[tuple[str, str], LiveRrset] = {}
-            for owner, rdtype in [*names, *((o, CNAME) for o in owners(names))]:
+            cname_names = [(o, CNAME) for o in owners(names)] if cnames else []
+            for owner, rdtype in [*names, *cname_names]:
                 try:  # the records asked for are decoded only now
                     found = first.rrset(name_of(owner), dns.rdatatype.from_text(rdtype))
                 except dns.exception.DNSException as exc:
