@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fixtures.sshd import SshServer
 
 from sipctl.cli import run
 
@@ -132,8 +133,9 @@ def test_the_example_imports_as_a_spec_that_plans_no_changes(
     assert run(["apply", "-f", "mysite.yaml", "--auto-approve", "--no-verify"]) == 0
     capsys.readouterr()
     args = ["import", "--domain", "mysite.ru", "--dns", "zonefile:state/mysite.ru.zone"]
-    # the read's own login options: never written into the spec (a runner profile would
-    # refuse a known_hosts it does not list), as import --help says
+    # the read's own login options: --known-hosts is never written into the spec (a runner
+    # profile would refuse a known_hosts it does not list), as import --help says, and
+    # --ssh-key only with an ssh:// PBX (a dir: PBX logs in nowhere)
     args += ["--known-hosts", str(tmp_path / "elsewhere"), "--ssh-key", str(tmp_path / "k")]
     assert run([*args, "--asterisk", "dir:state/pbx", "--out", "imported.yaml"]) == 0
     assert "A plan of it shows no changes." in capsys.readouterr().err
@@ -184,3 +186,60 @@ def test_a_spec_imported_into_another_directory_names_its_dir_places_from_there(
     changed = [c["address"] for t in domain["plan"]["targets"] for c in t["changes"]]
     assert changed == [{"layer": "webrtc", "kind": "record", "name": "published page"}], changed
     assert not Path("specs/state").exists()
+
+
+def test_import_over_ssh_writes_its_ssh_key_and_the_spec_logs_in_with_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    ssh_server: SshServer,
+) -> None:
+    """import --ssh-key read the PBX with the key, but the spec it wrote named none: its
+    first plan could not log in. The key is written as asterisk.ssh.key_file (relative:
+    named from the spec's directory; absolute: as typed), and the import's own plan of the
+    written spec logs in over SSH with it."""
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    # the spec's known_hosts stays the runner's own ~/.ssh/known_hosts: here, this HOME's
+    (home / ".ssh" / "known_hosts").write_text(ssh_server.host_key_line())
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # only the key given can log in
+    Path("keys").mkdir()
+    Path("keys/pbx").write_bytes(ssh_server.key_file.read_bytes())
+    Path("keys/pbx").chmod(0o600)
+    etc = tmp_path / "pbx" / "etc" / "asterisk"
+    etc.mkdir(parents=True)
+    (etc / "pjsip.conf").write_text(ADMINS_PJSIP.split("\n\n")[0] + "\n")
+    spec = {
+        "version": 1,
+        "domain": "round.example",
+        "transports": {"udp": {"port": 5060}},
+        "servers": [{"host": "pbx.round.example", "ipv4": ["127.0.0.1"]}],
+        "users": {"director": 105},
+        "dns": {"provider": "zonefile", "file": "round.example.zone", "create_file": True},
+        "asterisk": {"target": f"dir:{tmp_path / 'pbx'}"},
+    }
+    Path("specs").mkdir()  # the zone beside the specs, where a spec may name it
+    Path("specs/applied.yaml").write_text(yaml.safe_dump(spec))
+    assert run(["apply", "-f", "specs/applied.yaml", "--auto-approve", "--no-verify"]) == 0
+    capsys.readouterr()
+    target = f"ssh://root@127.0.0.1:{ssh_server.port}"
+    args = ["import", "--domain", "round.example", "--dns", "zonefile:specs/round.example.zone"]
+    args += ["--asterisk", target, "--config-dir", str(etc)]
+    # The import's plan of the written spec logs in with the key the spec names and gets as
+    # far as asking for Asterisk, which this sshd's host has not (without the key in the
+    # spec it found none: no key_file, no agent, no ~/.ssh/id_* in this HOME).
+    assert run([*args, "--ssh-key", "keys/pbx", "--out", "specs/imported.yaml"]) == 1
+    said = capsys.readouterr().err
+    assert "Wrote specs/imported.yaml." in said, said
+    assert "cannot ask Asterisk ('pjsip show transports')" in said, said
+    assert "no key" not in said and "Traceback" not in said, said
+    imported = yaml.safe_load(Path("specs/imported.yaml").read_text())
+    assert imported["asterisk"]["target"] == target
+    assert imported["asterisk"]["ssh"] == {"key_file": "../keys/pbx"}, imported["asterisk"]
+    key = str(tmp_path / "keys" / "pbx")
+    assert run([*args, "--ssh-key", key, "--out", "specs/again.yaml"]) == 1
+    assert "cannot ask Asterisk ('pjsip show transports')" in capsys.readouterr().err
+    imported = yaml.safe_load(Path("specs/again.yaml").read_text())
+    assert imported["asterisk"]["ssh"] == {"key_file": key}

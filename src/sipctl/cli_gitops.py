@@ -200,9 +200,11 @@ def import_(
         str | None,
         typer.Option(
             "--ssh-key",
-            help="SSH private key for reading --asterisk ssh:// now. Not written into the "
-            "spec: plan and apply log in with its asterisk.ssh.key_file (default: the agent, "
-            "then ~/.ssh/id_*).",
+            help="SSH private key for reading --asterisk ssh://, written into the spec as "
+            "asterisk.ssh.key_file (a relative path named from the spec's directory), so its "
+            "plan and apply log in with it too. Under a runner profile or CI the admin lists "
+            "that key file as a credential (kind: ssh_key; see: sipctl docs security), or the "
+            "plan is refused.",
         ),
     ] = None,
     known_hosts: Annotated[
@@ -308,6 +310,7 @@ def import_(
                 found.gaps.extend(page.gaps)
             if out is not None:
                 _moved_places(found.data, base_dir)
+            _written_key_file(found.data, ssh_key, base_dir)
     if written is not None:
         for path, blockers in written.items():
             _check_import(console, load_spec(path), False, blockers)
@@ -383,6 +386,7 @@ def _import_host(
         _relative_zone_file(customers_dns[customer], out.resolve())
     files = importer.host_files(domain, pbx, customers_dns)
     _moved_places(files[importer.host_name(domain)].data, out)
+    _written_key_file(files[importer.host_name(domain)].data, ssh.key_file, out.resolve())
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     texts: dict[Path, str] = {}
     for stem, found in files.items():
@@ -465,6 +469,19 @@ def _moved_places(data: dict[str, Any], out: Path) -> None:
 
         root, under = split_publish(webrtc["publish"])
         webrtc["publish"] = f"{_moved_target(root, out)}:{under}"
+
+
+def _written_key_file(data: dict[str, Any], ssh_key: str | None, base_dir: Path) -> None:
+    """``--ssh-key`` read the PBX; the spec logs in with it too (without it, its first plan
+    could not connect): as typed when absolute (``~`` included), else named from
+    ``base_dir``, the spec's directory (a spec's relative key_file is read from there)."""
+    asterisk = data.get("asterisk", {})
+    if ssh_key is None or not str(asterisk.get("target", "")).startswith("ssh://"):
+        return  # a dir: or local PBX logs in nowhere
+    key = ssh_key
+    if not Path(key).expanduser().is_absolute():
+        key = os.path.relpath(Path.cwd() / key, base_dir)
+    asterisk.setdefault("ssh", {})["key_file"] = key
 
 
 def _moved_target(target: str, out: Path) -> str:
