@@ -247,7 +247,7 @@ def check_binding(host: Spec, host_file: LoadedSpec, customer: LoadedSpec) -> No
     if asked != context:
         # the mapping's line when the file spells the domain otherwise (Beta.Example.): the
         # model holds it lower-cased, the positions as written
-        written = _written_bindings(host_file.text).get(dialplan_domain(listed), listed)
+        written = _written_bindings(host_file).get(dialplan_domain(listed), listed)
         at = host_file.where(("hosting", "local_contexts", written))
         raise SpecError(
             f"{customer.where(('local_context',))}: local_context: {asked} is not the "
@@ -280,7 +280,7 @@ def stale_bindings(loaded: LoadedSpec) -> list[str]:
     stale = [(d, c) for d, c in hosting.local_contexts.items() if dialplan_domain(d) not in served]
     if not stale:
         return []
-    written = _written_bindings(loaded.text)
+    written = _written_bindings(loaded)
     notes = []
     for domain, context in stale:
         key = written.get(dialplan_domain(domain), domain)  # as the file spells it
@@ -293,17 +293,11 @@ def stale_bindings(loaded: LoadedSpec) -> list[str]:
     return notes
 
 
-def _written_bindings(text: str) -> dict[str, str]:
+def _written_bindings(loaded: LoadedSpec) -> dict[str, str]:
     """The keys of a host file's hosting.local_contexts as its text spells them (the model
     holds them lower-cased, the positions under the spelling), by ``dialplan_domain``."""
-    import yaml
-
-    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    hosting = data.get("hosting") if isinstance(data, dict) else None
-    listed = hosting.get("local_contexts") if isinstance(hosting, dict) else None
-    if not isinstance(listed, dict):
-        return {}
-    return {dialplan_domain(str(key)): str(key) for key in listed}
+    listed = loaded.positions.keys_under(("hosting", "local_contexts"))
+    return {dialplan_domain(key): key for key in listed}
 
 
 def _served(customer: Spec, host: Spec) -> Spec:

@@ -84,10 +84,24 @@ class SpecPositions:
         self._text = text  # None: ``known`` is complete
 
     def get(self, path: PathKey) -> Position | None:
+        return self._recorded(path).get(path)
+
+    def keys_under(self, path: PathKey) -> list[str]:
+        """The keys of the mapping at ``path`` as the text spells them (the model may hold
+        them otherwise: a domain lower-cased, its trailing dot removed)."""
+        depth = len(path)
+        keys: list[str] = []
+        for key in self._recorded(path):
+            name = key[depth] if len(key) == depth + 1 and key[:depth] == path else None
+            if isinstance(name, str):
+                keys.append(name)
+        return keys
+
+    def _recorded(self, path: PathKey) -> dict[PathKey, Position]:
         if self._text is not None and (self._known is None or _in_raw_section(path)):
             self._known = _all_positions(self._text)
             self._text = None
-        return self._known.get(path) if self._known is not None else None
+        return self._known if self._known is not None else {}
 
 
 def keys_by_place(text: str) -> dict[tuple[int, int], str]:
