@@ -84,6 +84,12 @@ class Runner:
     profile: RunnerProfile | None
     source: str  # where the profile came from, or why the run is strict without one
 
+    def places(self, entries: Iterable[str]) -> tuple[str, ...]:
+        """The profile's file or directory entries as resolved paths (``~`` expanded, links
+        followed); a relative entry is taken from the profile's own directory."""
+        beside = Path(self.source).parent
+        return tuple(os.path.realpath(beside / Path(entry).expanduser()) for entry in entries)
+
 
 def ci_set(env: Mapping[str, str]) -> bool:
     return env.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -362,13 +368,7 @@ def known_hosts_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
     if not runner.strict:
         return []
     own = os.path.realpath(Path(DEFAULT_KNOWN_HOSTS).expanduser())
-    listed: tuple[str, ...] = ()
-    if runner.profile is not None:
-        beside = Path(runner.source).parent  # a relative entry: from the profile's directory
-        listed = tuple(
-            os.path.realpath(beside / Path(entry).expanduser())
-            for entry in runner.profile.known_hosts
-        )
+    listed = runner.places(runner.profile.known_hosts) if runner.profile is not None else ()
     problems: dict[tuple[str | int, ...], str] = {}
     for key, written in _known_hosts_keys(loaded):
         resolved = os.path.realpath(loaded.resolve_path(written))

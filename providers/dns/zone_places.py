@@ -91,14 +91,8 @@ def places_of(loaded: LoadedSpec, env: Mapping[str, str]) -> ZonePlaces:
     runner = runner_of(env)
     if runner.profile is None:
         return ZonePlaces(os.path.realpath(loaded.base_dir), (), "")
-    beside = Path(runner.source).parent  # a relative entry: from the profile's directory
     return ZonePlaces(
-        os.path.realpath(loaded.base_dir),
-        tuple(
-            os.path.realpath(beside / Path(place).expanduser())
-            for place in runner.profile.zone_files
-        ),
-        runner.source,
+        os.path.realpath(loaded.base_dir), runner.places(runner.profile.zone_files), runner.source
     )
 
 
