@@ -95,6 +95,25 @@ def insert_lines(lines: list[str], at: int, ours: list[str]) -> None:
     lines[at:at] = ours
 
 
+def insert_where_read(
+    lines: list[str], depths: list[int], span: tuple[int, int], ours: list[str], where: str
+) -> None:
+    """Put ``ours`` before the first line of ``span`` (after, end: inclusive) that no block
+    comment runs through, where Asterisk reads it; refused when there is none, naming the
+    file and section (``where``: ``http.conf``/``[general]``)."""
+    after, end = span
+    at = next((i for i in range(after, end + 1) if depths[i] == 0), None)
+    if at is None:
+        file, section = where.split("/", 1)
+        raise ProviderError(
+            f"{file} line {after}: a block comment (;-- --;) opens or closes on that line, "
+            f"and Asterisk reads no line after it in {section}, so sipctl has nowhere to put "
+            f"its {', '.join(k.split('=')[0] for k in ours)}: write the comment's ';--' and "
+            "'--;' on lines of their own, then apply again"
+        )
+    insert_lines(lines, at, ours)
+
+
 def set_http(
     content: bytes | None, wanted: Mapping[str, str], any_value: frozenset[str] = frozenset()
 ) -> bytes:
@@ -135,15 +154,7 @@ def set_http(
         # admin's own head kept as a comment last, so that undoing gives every byte back.
         lines[head : head + 1] = [f"[general] {MARK}\n", *ours, WAS + lines[head]]
         return config_bytes("".join(lines))
-    at = next((i for i in range(after, end + 1) if depths[i] == 0), None)
-    if at is None:
-        raise ProviderError(
-            f"http.conf line {after}: a block comment (;-- --;) opens or closes on that line, "
-            "and Asterisk reads no line after it in [general], so sipctl has nowhere to put "
-            f"its {', '.join(k.split('=')[0] for k in ours)}: write the comment's ';--' and "
-            "'--;' on lines of their own, then apply again"
-        )
-    insert_lines(lines, at, ours)
+    insert_where_read(lines, depths, (after, end), ours, "http.conf/[general]")
     return config_bytes("".join(lines))
 
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import re
 
-from sipctl.errors import ProviderError
 from sipctl.providers.asterisk.edit import config_bytes, config_text
-from sipctl.providers.asterisk.http_conf import MARK, WAS, insert_lines, restore
+from sipctl.providers.asterisk.http_conf import MARK, WAS, insert_where_read, restore
 from sipctl.reconciler.asterisk_conf import parse_sections, physical_lines, plain_line, scan_lines
 
 _HEAD_RE = re.compile(r"\[(?P<name>[^\]]*)\](?P<flags>\([^)]*\))?")
@@ -56,15 +55,8 @@ def set_user_agent(content: bytes | None, value: str) -> bytes:
             lines[index] = WAS + lines[index]
         else:  # a block comment opens or closes on it: kept, and ours follows (last wins)
             after = max(after, index + 1)
-    at = next((i for i in range(after, end + 1) if depths[i] == 0), None)
-    if at is None:
-        raise ProviderError(
-            f"pjsip.conf line {after}: a block comment (;-- --;) opens or closes on that "
-            "line, and Asterisk reads no line after it in the global section, so sipctl has "
-            f"nowhere to put its {KEY}: write the comment's ';--' and '--;' on lines of their "
-            "own, then apply again"
-        )
-    insert_lines(lines, at, [f"{KEY}={value} {MARK}\n"])
+    ours = [f"{KEY}={value} {MARK}\n"]
+    insert_where_read(lines, depths, (after, end), ours, "pjsip.conf/the global section")
     return config_bytes("".join(lines))
 
 
