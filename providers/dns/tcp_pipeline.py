@@ -53,6 +53,8 @@ class Server(Protocol):
 _Decoded = TypeVar("_Decoded")
 
 
+# The fixed header every DNS message starts with (RFC 1035 4.1.1): ID, flags, four counts.
+_DNS_HEADER_BYTES = 12
 # How long a kept connection may sit unused before it is closed instead of reused: well
 # inside the time a name server keeps an idle client (BIND: tcp-idle-timeout, 30 s).
 IDLE_SECONDS = 10.0
@@ -258,11 +260,18 @@ class Connection:
                 f"DNS server {p.host} port {p.port} does not know TSIG key "
                 f"{p.key.name_text()} (BADKEY): check dns.tsig.name against the server's key"
             ) from None
-        except (dns.tsig.PeerBadSignature, dns.tsig.BadSignature):
+        except dns.tsig.PeerBadSignature:
             raise ProviderError(
                 f"DNS server {p.host} port {p.port} rejected the signature of TSIG key "
                 f"{p.key.name_text()} (BADSIG): the secret or the algorithm differs from the "
                 "server's"
+            ) from None
+        except dns.tsig.BadSignature:  # the answer's own signature, checked here
+            raise ProviderError(
+                f"DNS server {p.host} port {p.port} sent an answer whose TSIG signature does "
+                f"not verify with key {p.key.name_text()}: it was not signed by a server "
+                "holding that key (altered on the way, or another program answers on that "
+                "port); nothing of it was used"
             ) from None
         except dns.tsig.PeerBadTime:
             raise ProviderError(
@@ -301,6 +310,12 @@ class Connection:
                 if answers or self._buffer:
                     raise
                 raise _ClosedBeforeAnswer(exc.strerror or str(exc)) from None
+            if len(data) < _DNS_HEADER_BYTES:  # a message has at least its header
+                raise ProviderError(
+                    f"DNS server {p.host} port {p.port} sent a message of {len(data)} bytes, "
+                    f"shorter than a DNS header ({_DNS_HEADER_BYTES} bytes): it does not speak "
+                    "DNS over TCP, or the answer was cut"
+                )
             (mid,) = struct.unpack("!H", data[:2])
             if mid not in asked or mid in answers:
                 raise ProviderError(
