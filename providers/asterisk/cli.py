@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sipctl.errors import ProviderError
+from sipctl.output import peer_words
 from sipctl.providers.transport.host_profile import resolve_program
 from sipctl.providers.transport.pool import CommandResult, HostTransport
 
@@ -43,10 +44,10 @@ class RxAnswer:
     def ok(self) -> bool:
         return self.status == 0 and not any(words in self.output for words in _NOT_CONNECTED)
 
-    def words(self) -> str:
-        """Asterisk's own words, on one line, for a message."""
-        text = " ".join(line.strip() for line in self.output.splitlines() if line.strip())
-        return text[:400] if text else f"exit status {self.status}"
+    def words(self, limit: int = 400) -> str:
+        """Asterisk's own words, on one line, for a message (at most ``limit`` characters)."""
+        text = peer_words(self.output, limit)
+        return text if text else f"exit status {self.status}"
 
 
 UNREACHABLE_HINT = "(is Asterisk running, and the host profile's asterisk entry right?)"

@@ -607,7 +607,7 @@ class AsteriskProvider(Provider):
                 missing = ", ".join(sorted(wanted - shown))
                 return (
                     f"Asterisk did not take the new dialplan: '{answer.cli}' lacks {missing} "
-                    f"(it says: {answer.words()[:200]})"
+                    f"(it says: {answer.words(200)})"
                 )
             if not present and shown:
                 return f"Asterisk still shows the guest dialplan after removal ({answer.cli})"
@@ -616,7 +616,7 @@ class AsteriskProvider(Provider):
             if present and context != section.guest_context:
                 return (
                     f"Asterisk did not take the new PJSIP config: '{answer.cli}' says: "
-                    f"{answer.words()[:300]}"
+                    f"{answer.words(300)}"
                 )
             if not present and context is not None:
                 return f"Asterisk still has the {guest_endpoint(section)} endpoint after removal"
@@ -624,7 +624,7 @@ class AsteriskProvider(Provider):
         if answer.cli.startswith("pjsip show identify ") and present and not taken:
             return (
                 f"Asterisk did not take the guests' identify section ('{answer.cli}' says: "
-                f"{answer.words()[:200]}): every guest would be challenged. "
+                f"{answer.words(200)}): every guest would be challenged. "
                 "unknown_callers: challenge needs match_request_uri (Asterisk 18.23, 20.8, "
                 "21.3 or later, res_pjsip_endpoint_identifier_ip loaded)"
             )
@@ -655,7 +655,7 @@ class AsteriskProvider(Provider):
                 return (
                     f"Asterisk did not start its HTTPS server for transports.wss ({port}): "
                     "are asterisk.tls's certificate and key readable by Asterisk and a pair, "
-                    f"and is the port free? 'http show status' says: {answer.words()[:300]}"
+                    f"and is the port free? 'http show status' says: {answer.words(300)}"
                 )
         if answer.cli == "pjsip show transports" and present:
             have = parse_transports(answer.output)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sipctl import __version__
 from sipctl.errors import ProviderError
+from sipctl.output import peer_words
 from sipctl.providers.certificate.pem import new_private_key
 from sipctl.providers.dns.challenge import ChallengeRecord, ChallengeWriter, challenge_owner
 
@@ -178,7 +179,7 @@ def _network_words(where: str, exc: OSError, ca_file: Path | None) -> str:
             f"cannot trust the HTTPS certificate of {where} with {trust}; a private ACME "
             "server needs asterisk.tls.acme.ca_file"
         )
-    return f"cannot reach {where}: {text[:300]}"
+    return f"cannot reach {where}: {peer_words(text, 300)}"
 
 
 def _one_line(text: str) -> str:

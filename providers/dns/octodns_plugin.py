@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sipctl.errors import ProviderError, SipctlError, SpecError, StalePlanError
+from sipctl.output import peer_words
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -365,7 +366,7 @@ def _details(exc: BaseException) -> tuple[int | None, str, str]:
             message = str(body.get("error", "")) or message
         except Exception:
             message = getattr(response, "text", "") or message
-    return status, code, " ".join(message.split())[:300]
+    return status, code, peer_words(message, 300)
 
 
 def translate(
@@ -404,9 +405,9 @@ def translate(
     if kind == "unreachable":
         return ProviderError(
             f"cannot reach the DNS provider's API{named}: could not {what} "
-            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+            f"({type(exc).__name__}: {peer_words(str(exc), 200)})"
         )
     return ProviderError(
         f"the octoDNS plugin{named} failed: could not {what} ({type(exc).__name__}: "
-        f"{' '.join(str(exc).split())[:300]})"
+        f"{peer_words(str(exc), 300)})"
     )

@@ -17,6 +17,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from sipctl.output import peer_words
 from sipctl.providers.firewall.common import FirewallKept, FirewallProvider
 from sipctl.providers.firewall.confirm import Step
 from sipctl.providers.firewall.shell import Section, heredoc
@@ -310,7 +311,7 @@ class IptablesProvider(FirewallProvider):
             why = (
                 f"{_SAVE[family]} is not installed (install the iptables package)"
                 if section.status == 127
-                else f"{_SAVE[family]} failed: {section.body.strip()[:200]}"
+                else f"{_SAVE[family]} failed: {peer_words(section.body, 200)}"
             )
             if family == "ipv4" or need_ipv6:
                 live.problems.append(why)

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from sipctl.output import peer_words
 from sipctl.providers.firewall.common import FirewallKept, FirewallProvider
 from sipctl.providers.firewall.confirm import Step
 from sipctl.providers.firewall.shell import Section, heredoc
@@ -312,7 +313,9 @@ class NftablesProvider(FirewallProvider):
         if found.status != 0:
             if "No such file or directory" in found.body:
                 return None  # our table does not exist
-            live.problems.append(f"nft list table {NFT_TABLE} failed: {found.body.strip()[:200]}")
+            live.problems.append(
+                f"nft list table {NFT_TABLE} failed: {peer_words(found.body, 200)}"
+            )
             return None
         try:
             value = parse_json(found.body)

@@ -8,6 +8,8 @@ import secrets
 import shlex
 from dataclasses import dataclass
 
+from sipctl.output import peer_words
+
 # $SSH_CONNECTION of the session we run in. sudo clears the environment, so when it is empty
 # the parents' environments are searched (sudo itself, then the login shell): as root we may
 # read them, and the first one that has it is our own SSH session.
@@ -91,5 +93,5 @@ def first_line(text: str) -> str:
     """The first non-empty line of a program's output, for a one-line message."""
     for line in text.splitlines():
         if line.strip():
-            return line.strip()[:300]
+            return peer_words(line, 300)
     return ""

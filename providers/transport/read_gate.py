@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from sipctl.errors import RefusedError
+from sipctl.output import peer_words
 from sipctl.providers.transport.files import is_kernel_file
 from sipctl.providers.transport.pool import CommandResult, HostFile, HostTransport
 from sipctl.providers.transport.programs import quoted
@@ -463,4 +464,4 @@ def _real(path: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())[:200]
+    return peer_words(text, 200)

@@ -39,9 +39,9 @@ REFUSED = "Refused"
 
 
 def _scrub(text: str, secrets: set[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    from sipctl.output import scrubbed
+
+    return scrubbed(text, secrets)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ What ``--quiet`` keeps is decided here, once, by the kind of line:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -97,6 +98,56 @@ def without_passwords(text: str) -> str:
     return text
 
 
+# How a text cut for a message ends (``peer_words``): the scrub masks a secret's beginning
+# that a cut left just before it (``scrubbed``).
+CUT = "..."
+
+
+def peer_words(text: str, limit: int) -> str:
+    """What a peer said (a program's output, an API's error body), on one line (each run of
+    whitespace one space) and at most ``limit`` characters, a cut marked ``...``: a cut may
+    fall inside a secret the peer echoed, and ``scrubbed`` masks what a cut left of one only
+    where it can see the cut."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit] + CUT
+
+
+def _forms(secret: str) -> set[str]:
+    """How ``secret`` may stand in a message: as it is, on one line (``peer_words``), and
+    escaped inside a JSON string."""
+    one_line = " ".join(secret.split())
+    return {f for f in (secret, one_line, json.dumps(secret)[1:-1]) if f}
+
+
+def scrubbed(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret written ``***`` (also on one line or JSON-escaped, and its
+    beginning where ``peer_words`` cut the text inside it), and every URL's password. The
+    one scrub of everything sipctl prints, logs, saves or hands to a workflow's history."""
+    forms = sorted({f for secret in secrets if secret for f in _forms(secret)}, key=len)
+    for form in reversed(forms):  # the longest first: a secret may hold a shorter one
+        text = text.replace(form, "***")
+    if CUT in text:
+        for form in forms:
+            text = _cut_beginnings_masked(text, form)
+    return without_passwords(text)
+
+
+# The shortest beginning of a secret masked before a cut: three characters of a secret tell
+# little, and shorter ones would mask the last letters of ordinary words before a '...'.
+_SHORTEST_BEGINNING = 4
+
+
+def _cut_beginnings_masked(text: str, secret: str) -> str:
+    """``text`` with each beginning of ``secret`` that ends where a cut does written ``***``."""
+    parts = text.split(CUT)
+    for index, part in enumerate(parts[:-1]):
+        for length in range(min(len(secret) - 1, len(part)), _SHORTEST_BEGINNING - 1, -1):
+            if part.endswith(secret[:length]):
+                parts[index] = part[:-length] + "***"
+                break
+    return CUT.join(parts)
+
+
 def _escaped(char: str) -> str:
     """``\\x1b`` for a C0 control (JSON escapes those itself), else ``\\u0085``: also a
     valid escape inside a JSON string, where C1, DEL and bidi characters come raw."""
@@ -160,9 +211,7 @@ class Console:
 
     def scrub(self, text: str) -> str:
         """``text`` without the run's secrets and without any URL's password."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return without_passwords(text)
+        return scrubbed(text, self._secrets)
 
     def _write(self, stream: TextIO, text: str) -> None:
         colors = self.color if stream is sys.stdout else self.err_color
