@@ -124,11 +124,21 @@ def octodns_class_path(value: str) -> str:
 
 def octodns_no_inline_secret(octodns: Octodns, given: frozenset[str]) -> Updates:
     """dns.octodns has no 'id' and no inline credential: a key that names a secret takes
-    env/NAME."""
-    for key, value in octodns.arguments().items():
-        if key == "id":
-            raise ValueError("'id' is set by sipctl (the zone's provider id); remove it")
-        if not _SECRET_KEY_RE.search(key) or isinstance(value, bool):
+    env/NAME, at any depth (a mapping's keys too: headers: {X-API-Key: env/NAME}), and no
+    value holds a URL's password."""
+    from sipctl.output import password_masked
+
+    arguments = octodns.arguments()
+    if "id" in arguments:
+        raise ValueError("'id' is set by sipctl (the zone's provider id); remove it")
+    for key, value in _octodns_leaves(arguments):
+        if isinstance(value, str) and password_masked(value) != value:
+            raise ValueError(
+                f"{key}: a URL with a password is an inline credential, which a spec does "
+                "not hold (it lives in git): write the URL without 'user:password@' and give "
+                "the password as its own argument, as env/NAME"
+            )
+        if not _SECRET_KEY_RE.search(key.rsplit(".", 1)[-1]) or isinstance(value, bool):
             continue
         if not (isinstance(value, str) and _OCTODNS_ENV_RE.fullmatch(value)):
             raise ValueError(
@@ -136,6 +146,20 @@ def octodns_no_inline_secret(octodns: Octodns, given: frozenset[str]) -> Updates
                 f"do not. Put it in an environment variable and write {key}: env/NAME"
             )
     return None
+
+
+def _octodns_leaves(arguments: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Each argument's value by its dotted key (a mapping's entries as ``key.entry``; a list
+    whole, under its key, and each of its items too)."""
+    leaves: list[tuple[str, Any]] = []
+    for key, value in arguments.items():
+        if isinstance(value, Mapping):
+            leaves.extend((f"{key}.{entry}", item) for entry, item in value.items())
+        else:
+            leaves.append((key, value))
+            if isinstance(value, list):
+                leaves.extend((key, item) for item in value if isinstance(item, str))
+    return leaves
 
 
 def rtp_range(rtp: Rtp, given: frozenset[str]) -> Updates:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sipctl.errors import SpecError
 from sipctl.schemas.loader import load_spec_text
@@ -39,6 +41,46 @@ def test_inline_credentials_are_refused_without_echoing_them(key: str) -> None:
     assert problem.startswith("sipctl.yaml:5:3: dns.octodns:")
     assert f"{key}: env/NAME" in problem
     assert "s3cr3tVALUE" not in problem
+
+
+_SECRET_WORDS = ("key", "secret", "token", "password", "credential", "auth", "private")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    word=st.sampled_from(_SECRET_WORDS),
+    around=st.tuples(st.sampled_from(["", "api_", "x-", "client_"]), st.sampled_from(["", "_id"])),
+    value=st.text("ABCDEFGHJKLMNPQRSTUVWXYZ23456789", min_size=8, max_size=30),
+    nested=st.sampled_from(["", "headers", "options"]),
+)
+def test_an_inline_credential_at_any_depth_is_refused_without_echoing_it(
+    word: str, around: tuple[str, str], value: str, nested: str
+) -> None:
+    """A key naming a secret, at the top of dns.octodns or inside one of its mappings, takes
+    env/NAME only: refused by the loader, and the value is never in the message."""
+    key = around[0] + word + around[1]
+    entry = f"{key}: {value}" if not nested else f"{nested}: {{{key}: {value}}}"
+    (problem,) = _problems(BASE + f"  octodns:\n    class: a.B\n    {entry}\n")
+    assert problem.startswith("sipctl.yaml:5:3: dns.octodns:"), problem
+    assert "inline credential" in problem and value not in problem
+    written = f"{nested}.{key}" if nested else key
+    assert f"{written}: env/NAME" in problem
+    allowed = entry.replace(value, "env/SOME_NAME")
+    load_spec_text(BASE + f"  octodns:\n    class: a.B\n    {allowed}\n", source="sipctl.yaml")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "url: 'https://user:pa55word@pdns.example.net/api'",
+        "endpoints: [https://pdns.example.net/, 'https://u:pa55word@pdns.example.net/']",
+        "options: {base: 'https://admin:pa55word@pdns.example.net:8081'}",
+    ],
+)
+def test_a_url_with_a_password_is_an_inline_credential(entry: str) -> None:
+    (problem,) = _problems(BASE + f"  octodns:\n    class: a.B\n    {entry}\n")
+    assert "a URL with a password is an inline credential" in problem
+    assert "pa55word" not in problem
 
 
 @pytest.mark.parametrize(
