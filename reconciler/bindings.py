@@ -17,7 +17,10 @@ the spec would send it (``spec_bindings``), and checked against the runner profi
 - ``ssh.known_hosts`` of every SSH target: the host keys the runner's SSH login trusts. A
   spec's own file would let a merge request vouch for a host of its choosing, so only the
   runner's own ``~/.ssh/known_hosts`` (the default) or a file the profile's ``known_hosts``
-  lists (``known_hosts_problems``).
+  lists (``known_hosts_problems``);
+- and, not a credential but decided the same way, where on the runner the spec's layers
+  read and write: a ``dir:`` target, a ``local`` layer's paths
+  (``runner_places.place_problems``).
 
 Strict where a runner profile is given (``SIPCTL_PROFILE``, ``--profile``) or ``CI`` is set
 (GitHub Actions, GitLab CI): a credential the profile does not list, of another kind, or
@@ -37,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sipctl.errors import RefusedError
+from sipctl.reconciler.runner_places import place_problems
 from sipctl.schemas.profiles import (
     RUNNER_PROFILE_ENV,
     Credential,
@@ -345,6 +349,7 @@ def bindings_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
         if (problem := binding_problem(loaded, binding, runner)) is not None
     ]
     problems += known_hosts_problems(loaded, runner)
+    problems += place_problems(loaded, runner)
     directory = acme_directory(loaded)
     allowed = runner.profile.acme_directories if runner.profile is not None else ()
     if directory is not None and directory not in allowed:
@@ -417,7 +422,8 @@ def enforce_bindings(loaded: LoadedSpec, ctx: RunContext) -> None:
             else f"{loaded.source}: {len(problems)} "
             "bindings the runner profile does not allow:\n" + "\n".join(problems),
             hint="the runner profile (see: sipctl docs security) says which credentials a spec may "
-            "name and where each may go; a merge request cannot change it",
+            "name, where each may go and where on this machine sipctl may write; a merge "
+            "request cannot change it",
         )
     ctx.bindings_checked.add(id(loaded))
     if not runner.strict and spec_bindings(loaded) and _SAID not in ctx.bindings_checked:

@@ -10,9 +10,10 @@ in files a merge request cannot change:
 - the **runner profile** (``--profile FILE`` or ``SIPCTL_PROFILE``, held by the pipeline):
   every credential a spec may name (an environment variable or a file), its kind, and the
   destinations it may be sent to; the octoDNS classes allowed beyond installed plugins; the
-  hosts ``audit`` and ``verify`` may probe beyond the spec's own PBX; the directories a
-  spec's zone file may be in beyond the spec's own (``providers/dns/zone_places.py``); the
-  known_hosts files a spec's SSH targets may be checked against beyond the runner's own.
+  hosts ``audit`` and ``verify`` may probe beyond the spec's own PBX; the places on the
+  runner a spec's zone file, ``dir:`` targets and ``local`` layers may read and write in
+  beyond the spec's own directory (``reconciler/runner_places.py``); the known_hosts files
+  a spec's SSH targets may be checked against beyond the runner's own.
 
 These models are pydantic, like the spec's, and give the JSON Schema of both files
 (``sipctl schema --output host-profile`` / ``runner-profile``).
@@ -132,6 +133,7 @@ def zone_allowed(zone: str, entries: tuple[str, ...]) -> bool:
 
 ZoneFilesDirectory = Annotated[str, Field(min_length=1, max_length=4096)]
 KnownHostsFile = Annotated[str, Field(min_length=1, max_length=4096)]
+PlaceDirectory = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
 class Credential(_Profile):
@@ -206,6 +208,24 @@ class RunnerProfile(_Profile):
         "besides the runner's own ~/.ssh/known_hosts (a relative one is taken from the "
         "directory of this profile; compared with links resolved): the host keys the "
         "runner's SSH logins trust are the admin's, never a merge request's",
+    )
+    dir_targets: tuple[PlaceDirectory, ...] = Field(
+        default=(),
+        description="directories on this machine where a spec's dir:PATH target (asterisk, "
+        "firewall, fail2ban, webrtc.publish) may be besides the spec's own directory, e.g. "
+        "/srv/sipctl/staging; enforced where a runner profile is given or CI is set (a "
+        "relative one is taken from the directory of this profile); each holds the "
+        "directories below it, compared with links resolved",
+    )
+    local_paths: tuple[PlaceDirectory, ...] = Field(
+        default=(),
+        description="directories on this machine a layer whose target is local may read and "
+        "write in (asterisk.config_dir, asterisk.tls's cert_file and key_file, "
+        "firewall.persist, fail2ban.config_dir and logpath, the path of a local: "
+        "webrtc.publish), e.g. /etc/asterisk; besides the spec's own directory; enforced "
+        "where a runner profile is given or CI is set (a relative one is taken from the "
+        "directory of this profile); each holds the files below it, compared with links "
+        "resolved",
     )
 
 

@@ -589,7 +589,11 @@ class TlsFiles(_Model):
     _two_files = _model_rule(rules.two_tls_files)
 
 
-_TARGET_HELP = "where the layer lives: local, dir:PATH, or ssh://[user@]host[:port]"
+_TARGET_HELP = (
+    "where the layer lives: local, dir:PATH, or ssh://[user@]host[:port]; under a runner "
+    "profile or CI a dir: directory must be in the spec's directory or the profile's "
+    "dir_targets, and a local layer's paths in its local_paths"
+)
 
 
 class Asterisk(_Model):
@@ -806,7 +810,8 @@ class Webrtc(_Model):
         default=None,
         description="TARGET:PATH: apply also writes the page there (a web root), "
         "e.g. local:/var/www/html/call; the page sipctl published at another place before "
-        "(or when publish is removed) is taken down",
+        "(or when publish is removed) is taken down; under a runner profile or CI a dir: "
+        "or local: place must be allowed by it (dir_targets, local_paths)",
     )
 
 

@@ -25,9 +25,10 @@ def _zonefile_spec(domain: str, ip: str = "192.0.2.10") -> str:
 @pytest.fixture
 def zones_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The zones live beside the specs' directory (specs/ and zones/ of one checkout), so
-    the admin allows them in the runner profile, as a user of this layout does."""
+    the admin allows them in the runner profile, as a user of this layout does; so are the
+    dir: targets standing in for the shared host and web root (host/, web/)."""
     profile = tmp_path / "runner-profile.yaml"
-    profile.write_text("version: 1\nzone_files: [zones]\n")
+    profile.write_text("version: 1\nzone_files: [zones]\ndir_targets: [host, web]\n")
     monkeypatch.setenv("SIPCTL_PROFILE", str(profile))
 
 

@@ -168,6 +168,9 @@ class FakeCi:
         # the hoster's zone files are on the runner, outside the checkout: the admin allows
         # their directory (the one line a hoster adds to the example's profile)
         self.runner_profile += f"zone_files: [{self.state}]\n"
+        # the test's PBX is a dir: target on the runner, outside the workspace (the real
+        # one is reached over SSH): the admin allows that directory too, and the hoster's
+        self.runner_profile += f"dir_targets: [{self.pbx}, {self.state}]\n"
         self.runner_profile_file = root / "secrets" / "runner-profile.yaml"
         self.runner_profile_file.write_text(self.runner_profile)
         # the PBX's host key, a CI variable the jobs add to the runner's ~/.ssh/known_hosts
@@ -462,7 +465,8 @@ def test_github_pipeline_replaces_the_comment_when_the_plan_fails(ci: FakeCi) ->
     workflow = _load("github-actions.yml")
     assert run_github_job(ci, workflow, "plan").code == 0
     assert "SRV" in (ci.stub_dir / "comment-7.md").read_text()
-    ci.runner_profile = (GITOPS / "runner-profile.yaml").read_text()  # not the test's server
+    # the example's profile: not the test's DNS server (its PBX, a dir: target, stays allowed)
+    ci.runner_profile = (GITOPS / "runner-profile.yaml").read_text() + f"dir_targets: [{ci.pbx}]\n"
     failed = run_github_job(ci, workflow, "plan")
     assert failed.code == 3, failed.output
     comments = json.loads((ci.stub_dir / "comments.json").read_text())
@@ -554,7 +558,8 @@ def test_gitlab_pipeline_posts_the_note_of_a_failed_plan(ci: FakeCi) -> None:
     """A merge request's plan that fails posts a note saying why (the newest note is this
     plan's, not the last good one's), under the domain's marker, and the job fails."""
     pipeline = _load("gitlab-ci.yml")
-    ci.runner_profile_file.write_text((GITOPS / "runner-profile.yaml").read_text())
+    example = (GITOPS / "runner-profile.yaml").read_text()  # not the test's DNS server
+    ci.runner_profile_file.write_text(example + f"dir_targets: [{ci.pbx}]\n")
     failed = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event")
     assert failed.code == 3, failed.output
     body = (ci.stub_dir / "comment-mr.md").read_text()

@@ -17,9 +17,12 @@ from sipctl.cli import run
 
 def _zones_allowed(hoster: Path, admin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The imported files (in imported/) name the zones where they are, in state/ beside
-    imported/: the admin allows that directory in the runner profile (kept in ``admin``)."""
+    imported/: the admin allows that directory in the runner profile (kept in ``admin``),
+    for the zones and for the dir: targets standing in for the PBX and the web root."""
     admin.mkdir(exist_ok=True)
-    (admin / "runner-profile.yaml").write_text(f"version: 1\nzone_files: [{hoster}/state]\n")
+    (admin / "runner-profile.yaml").write_text(
+        f"version: 1\nzone_files: [{hoster}/state]\ndir_targets: [{hoster}/state]\n"
+    )
     monkeypatch.setenv("SIPCTL_PROFILE", str(admin / "runner-profile.yaml"))
 
 

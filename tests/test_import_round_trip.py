@@ -168,8 +168,11 @@ def test_a_spec_imported_into_another_directory_names_its_dir_places_from_there(
     assert run(["apply", "-f", "mysite.yaml", "--auto-approve", "--no-verify"]) == 0
     capsys.readouterr()
     Path("specs").mkdir()
-    # the zone stays in state/, beside specs/: the admin allows it in the runner profile
-    Path("runner-profile.yaml").write_text("version: 1\nzone_files: [state]\n")
+    # the zone and the dir: targets stay in state/, beside specs/: the admin allows it in
+    # the runner profile
+    Path("runner-profile.yaml").write_text(
+        "version: 1\nzone_files: [state]\ndir_targets: [state]\n"
+    )
     monkeypatch.setenv("SIPCTL_PROFILE", str(tmp_path / "runner-profile.yaml"))
     args = ["import", "--domain", "mysite.ru", "--dns", "zonefile:state/mysite.ru.zone"]
     assert run([*args, "--asterisk", "dir:state/pbx", "--out", "specs/imported.yaml"]) == 0

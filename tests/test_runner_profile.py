@@ -132,7 +132,7 @@ SSH_KEY = "asterisk: {target: 'ssh://root@pbx.mysite.ru:2222', ssh: {key_file: /
 SSH_AGENT = "firewall: {target: 'ssh://root@198.51.100.7'}\n"
 FAIL2BAN_KEY = "fail2ban: {target: 'ssh://pbx.mysite.ru', ssh: {key_file: ~/.ssh/id}}\n"
 ACME = (
-    "asterisk:\n  target: local\n  tls:\n    cert_file: /etc/a.pem\n    key_file: /etc/a.key\n"
+    "asterisk:\n  target: dir:pbx\n  tls:\n    cert_file: /etc/a.pem\n    key_file: /etc/a.key\n"
     "    acme: {directory: 'https://acme.evil.example/dir'}\n"
 )
 

@@ -1,4 +1,5 @@
-"""Where a zone file, and every file it ``$INCLUDE``s, may be: the one rule.
+"""Where a zone file, and every file it ``$INCLUDE``s, may be: the places rule of
+``reconciler/runner_places.py`` for zone files, and what is particular to zones.
 
 ``dns.file`` (provider zonefile) is written by whoever writes the spec: a merge request, a
 hosting customer. The file is read by ``plan`` and rewritten by ``apply`` on the machine
@@ -44,61 +45,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sipctl.errors import ProviderError, RefusedError
+from sipctl.reconciler import runner_places
+from sipctl.reconciler.runner_places import Places
 
 if TYPE_CHECKING:
     from sipctl.schemas.loader import LoadedSpec
 
 _INCLUDE_WORD = re.compile(r"\$include", re.IGNORECASE)  # where none is, no directive is
 MAX_INCLUDE_DEPTH = 8  # a zone including a file including ... (a loop ends here too)
-_HINT = (
-    "a spec does not choose where sipctl reads and rewrites a file on this machine; the "
-    "runner profile's zone_files lists other directories (see: sipctl docs security)"
-)
+_HINT = runner_places.HINT
 
 
-def inside(path: str, directory: str) -> bool:
-    """True when ``path`` is ``directory`` or below it; both absolute and resolved (no
-    ``..``, no link), compared by whole path components (``/srv/a`` holds ``/srv/a/x``,
-    never ``/srv/ab``)."""
-    return path == directory or path.startswith(directory.rstrip("/") + "/")
-
-
-@dataclass(frozen=True)
-class ZonePlaces:
-    """The directories (resolved) a spec's zone files may be in."""
-
-    spec_dir: str
-    allowed: tuple[str, ...]  # the runner profile's zone_files
-    profile: str  # where that profile came from ("" : none)
-
-    def hold(self, resolved: str) -> bool:
-        return any(inside(resolved, place) for place in (self.spec_dir, *self.allowed))
-
-    def said(self) -> str:
-        """The places, in words, for a refusal."""
-        shown = f"the spec's directory {self.spec_dir}"
-        if self.allowed:
-            return f"{shown} and the runner profile's zone_files ({', '.join(self.allowed)})"
-        if self.profile:
-            return f"{shown} (the runner profile {self.profile} lists no zone_files)"
-        return f"{shown} (no runner profile lists zone_files)"
-
-
-def places_of(loaded: LoadedSpec, env: Mapping[str, str]) -> ZonePlaces:
+def places_of(loaded: LoadedSpec, env: Mapping[str, str]) -> Places:
     """The places of ``loaded``'s zone files under the runner profile ``env`` names."""
     from sipctl.reconciler.bindings import runner_of
 
-    runner = runner_of(env)
-    if runner.profile is None:
-        return ZonePlaces(os.path.realpath(loaded.base_dir), (), "")
-    return ZonePlaces(
-        os.path.realpath(loaded.base_dir), runner.places(runner.profile.zone_files), runner.source
-    )
+    return runner_places.places_of(loaded, runner_of(env), runner_places.ZONE_FILES)
 
 
 def check_zone_file(
     loaded: LoadedSpec, env: Mapping[str, str], resolved: Path | None = None
-) -> ZonePlaces:
+) -> Places:
     """Refuse ``loaded``'s ``dns.file`` when it resolves outside its places (naming the
     spec's line, the key, the resolved path and what to do); its places otherwise. Asked by
     the zonefile provider (and a plugin subclassing it, whatever its name) and its offline
@@ -108,7 +75,7 @@ def check_zone_file(
     dns = loaded.spec.dns
     if dns is None or not dns.file:
         return places
-    real = str(resolved) if resolved else os.path.realpath(loaded.resolve_path(dns.file))
+    real = str(resolved) if resolved else runner_places.resolved(loaded, dns.file)
     if not places.hold(real):
         raise RefusedError(
             f"{loaded.where(('dns', 'file'))}: dns.file: {dns.file}"
@@ -161,7 +128,7 @@ def _includes(text: str, filename: str) -> list[_Include]:
 
 @contextmanager
 def include_copies(
-    text: str, zone_file: Path, places: ZonePlaces
+    text: str, zone_file: Path, places: Places
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """``text`` with each ``$INCLUDE`` naming a private copy of its file (read through
     sipctl's one read, checked against ``places``), and the copies' names -> the files
@@ -178,7 +145,7 @@ def _rewritten(
     text: str,
     filename: str,
     chain: Sequence[str],
-    places: ZonePlaces,
+    places: Places,
     temp: str,
     shown: dict[str, str],
 ) -> str:
@@ -205,7 +172,7 @@ def _rewritten(
     return text
 
 
-def _place_of(name: str, where: str, places: ZonePlaces) -> str:
+def _place_of(name: str, where: str, places: Places) -> str:
     """The resolved file an ``$INCLUDE`` names (relative: from the spec's directory),
     refused outside ``places``."""
     resolved = os.path.realpath(Path(places.spec_dir) / name)  # no ~, as BIND and dnspython

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -169,6 +170,7 @@ def _validate(
     from sipctl.providers.base import offline_check, provider_installed, unknown_provider
     from sipctl.reconciler.bindings import customer_keys, warn_unzoned_keys
     from sipctl.reconciler.layers import LAYERS
+    from sipctl.reconciler.runner_places import check_places
     from sipctl.schemas.checks import cross_warnings
 
     loaded = load_checked(spec_file)
@@ -184,6 +186,7 @@ def _validate(
             # A provider may check what it needs offline (an installed plugin, say).
             for warning in offline_check(layer.provider_name(loaded.spec), loaded):
                 warn(warning)
+    check_places(loaded, os.environ)  # where on this machine its layers would write
     if several is None:
         warn_unzoned_keys(customer_keys(loaded), warn)
     else:

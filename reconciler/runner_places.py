@@ -1,0 +1,252 @@
+"""Places on the machine running sipctl that a spec may name: the one rule.
+
+A spec arrives by merge request and says *what*; *where on the runner* sipctl reads and
+writes is the admin's to say (docs/security.md). A spec names such places in three ways:
+
+- ``dns.file`` (provider zonefile) and the files it ``$INCLUDE``s: read by ``plan``,
+  rewritten by ``apply`` (``providers/dns/zone_places.py`` holds what is particular to
+  zones); profile key ``zone_files``;
+- a ``dir:PATH`` target (``asterisk``, ``firewall``, ``fail2ban``, and the target of
+  ``webrtc.publish``): a directory standing in for a host's root, below which every file of
+  the layer is written; profile key ``dir_targets``;
+- a layer whose target is ``local`` (this machine): the absolute paths it names
+  (``asterisk.config_dir`` and ``asterisk.tls``'s certificate and key, the
+  ``firewall.persist`` files, ``fail2ban.config_dir`` and ``logpath``, the path of a
+  ``local:`` ``webrtc.publish``); profile key ``local_paths``.
+
+The rule is the same for each (``Places.hold``): the path, resolved as sipctl will reach it
+(``~`` expanded, a relative one from the spec's directory, ``..`` and symbolic links
+followed: ``resolved``), must be inside the spec's own directory (for a hosting customer
+its hosting directory) or inside a directory the runner profile lists under the kind's
+key. Below such a place sipctl follows no link (``providers/bookkeeping.py``'s SafeDir), so
+the place's own resolution is the one that counts.
+
+When it applies: zone files always (a spec beside its zone files needs nothing; that rule
+predates the others and was never relaxed). The other kinds where the run is strict (a
+runner profile is given, or ``CI`` is set: ``bindings.Runner``): on an admin's own machine
+the admin wrote the spec, and ``target: local`` with ``/etc/asterisk`` is the normal way to
+run sipctl on the PBX itself. Checked by ``validate`` and, with the credentials, before any
+provider opens a connection (``bindings.enforce_bindings``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sipctl.errors import RefusedError
+from sipctl.schemas.targets import parse_target
+
+if TYPE_CHECKING:
+    from sipctl.reconciler.bindings import Runner
+    from sipctl.schemas.loader import LoadedSpec
+
+ZONE_FILES = "zone_files"
+DIR_TARGETS = "dir_targets"
+LOCAL_PATHS = "local_paths"
+
+HINT = (
+    "a spec does not choose where on this machine sipctl reads and writes; the runner "
+    "profile lists the places beyond the spec's directory (see: sipctl docs security)"
+)
+
+
+def inside(path: str, directory: str) -> bool:
+    """True when ``path`` is ``directory`` or below it; both absolute and resolved (no
+    ``..``, no link), compared by whole path components (``/srv/a`` holds ``/srv/a/x``,
+    never ``/srv/ab``)."""
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def resolved(loaded: LoadedSpec, written: str) -> str:
+    """Where ``written`` (a path as the spec writes it) is on this machine: ``~`` expanded,
+    relative to the spec's directory, ``..`` and links resolved."""
+    return os.path.realpath(loaded.resolve_path(written))
+
+
+@dataclass(frozen=True)
+class Places:
+    """The directories (resolved) a spec's paths of one kind may be in."""
+
+    spec_dir: str
+    allowed: tuple[str, ...]  # the runner profile's entries under ``key``
+    profile: str  # where that profile came from ("" : none)
+    key: str  # the runner profile's key that lists more (zone_files, dir_targets, ...)
+
+    def hold(self, path: str) -> bool:
+        """``path`` (resolved) is in one of the places."""
+        return any(inside(path, place) for place in (self.spec_dir, *self.allowed))
+
+    def said(self) -> str:
+        """The places, in words, for a refusal."""
+        shown = f"the spec's directory {self.spec_dir}"
+        if self.allowed:
+            return f"{shown} and the runner profile's {self.key} ({', '.join(self.allowed)})"
+        if self.profile:
+            return f"{shown} (the runner profile {self.profile} lists no {self.key})"
+        return f"{shown} (no runner profile lists {self.key})"
+
+    def entry(self, directory: str) -> str:
+        """The runner profile's line that would allow ``directory``."""
+        return f"{self.key}: [{json.dumps(directory)}]"
+
+
+def places_of(loaded: LoadedSpec, runner: Runner, key: str) -> Places:
+    """The places of ``loaded``'s paths of kind ``key`` under ``runner``'s profile."""
+    spec_dir = os.path.realpath(loaded.base_dir)
+    profile = runner.profile
+    if profile is None:
+        return Places(spec_dir, (), "", key)
+    entries = {
+        ZONE_FILES: profile.zone_files,
+        DIR_TARGETS: profile.dir_targets,
+        LOCAL_PATHS: profile.local_paths,
+    }[key]
+    return Places(spec_dir, runner.places(entries), runner.source, key)
+
+
+# --- what a spec names ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpecPlace:
+    """One place on this machine a spec names."""
+
+    key: tuple[str | int, ...]  # the spec key that names it
+    written: str  # its value, as the spec writes it
+    path: str  # where it is on this machine, resolved
+    kind: str  # the runner profile's key that may list it
+    directory: str  # what that key would list to allow it (a directory)
+    note: str = ""  # how the spec reaches it, for the message
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(str(p) for p in self.key)
+
+
+def spec_places(loaded: LoadedSpec) -> list[SpecPlace]:
+    """Every ``dir:`` target and every path of a ``local`` layer that ``loaded`` names, in
+    the order of the spec, each once (zone files are the zonefile provider's: its own
+    check, which a plugin subclassing it shares)."""
+    found: dict[tuple[tuple[str | int, ...], str], SpecPlace] = {}
+    for place in _places(loaded):
+        found.setdefault((place.key, place.path), place)
+    return list(found.values())
+
+
+def _places(loaded: LoadedSpec) -> Iterator[SpecPlace]:
+    spec = loaded.spec
+    asterisk, firewall, fail2ban = spec.asterisk, spec.firewall, spec.fail2ban
+    if asterisk is not None:
+        files: list[tuple[tuple[str | int, ...], str, bool]] = [
+            (("asterisk", "config_dir"), asterisk.config_dir, True)
+        ]
+        if asterisk.tls is not None:
+            files.append((("asterisk", "tls", "cert_file"), asterisk.tls.cert_file, False))
+            files.append((("asterisk", "tls", "key_file"), asterisk.tls.key_file, False))
+        yield from _layer(loaded, ("asterisk", "target"), asterisk.target, files)
+    if firewall is not None:
+        from sipctl.reconciler.render.firewall import persist_paths
+
+        given = "target" in firewall.model_fields_set and firewall.target is not None
+        key = ("firewall", "target") if given else ("asterisk", "target")
+        persist = [
+            (("firewall", "persist"), p, False) for p in persist_paths(firewall, True).values()
+        ]
+        yield from _layer(loaded, key, spec.firewall_target() or "local", persist)
+    if fail2ban is not None:
+        given = "target" in fail2ban.model_fields_set and fail2ban.target is not None
+        key = ("fail2ban", "target") if given else ("asterisk", "target")
+        paths: list[tuple[tuple[str | int, ...], str, bool]] = [
+            (("fail2ban", "config_dir"), fail2ban.config_dir, True),
+            (("fail2ban", "logpath"), fail2ban.logpath, False),
+        ]
+        yield from _layer(loaded, key, spec.fail2ban_target() or "local", paths)
+    if spec.webrtc is not None and spec.webrtc.publish is not None:
+        from sipctl.schemas.values import split_publish
+
+        written = spec.webrtc.publish
+        target, path = split_publish(written)
+        publish = (("webrtc", "publish"), path, True)
+        for place in _layer(loaded, ("webrtc", "publish"), target, [publish]):
+            yield replace(place, written=written)
+
+
+def _layer(
+    loaded: LoadedSpec,
+    target_key: tuple[str | int, ...],
+    target: str,
+    paths: Sequence[tuple[tuple[str | int, ...], str, bool]],
+) -> Iterator[SpecPlace]:
+    """A layer's places: its ``dir:`` root, or each of its ``paths`` (key, value, is it a
+    directory) when its target is ``local``; none over SSH (the PBX's own files)."""
+    ref = parse_target(target)
+    if ref.kind == "dir":
+        root = resolved(loaded, ref.path)
+        note = "every file of the layer is written below it"
+        yield SpecPlace(target_key, target, root, DIR_TARGETS, root, note)
+    elif ref.kind == "local":
+        for key, value, is_directory in paths:
+            path = os.path.realpath(value)
+            directory = path if is_directory else str(Path(path).parent)
+            note = "target local: on this machine"
+            yield SpecPlace(key, value, path, LOCAL_PATHS, directory, note)
+
+
+# --- the check -----------------------------------------------------------------------------
+
+
+def place_problem(loaded: LoadedSpec, place: SpecPlace, places: Places) -> str | None:
+    """Why ``place`` may not be used in ``places`` (None: it may)."""
+    if places.hold(place.path):
+        return None
+    shown = place.written + (f" is {place.path}" if place.path != place.written else "")
+    return (
+        f"{loaded.where(place.key)}: {place.dotted}: {shown} ({place.note}), outside "
+        f"{places.said()}; nothing was read or written. Use a place inside the spec's "
+        f"directory, or have the admin add to the runner profile:\n"
+        f"    {places.entry(place.directory)}"
+    )
+
+
+def place_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
+    """Every place of ``loaded`` (``spec_places``) outside its kind's places under
+    ``runner``; none where the run is not strict (an admin's own machine, own spec)."""
+    if not runner.strict:
+        return []
+    places = spec_places(loaded)
+    if not places:
+        return []
+    by_kind = {kind: places_of(loaded, runner, kind) for kind in {p.kind for p in places}}
+    problems: dict[tuple[tuple[str | int, ...], str], str] = {}
+    for place in places:  # a key's two files in one directory (rules.v4, .v6): said once
+        said = (place.key, place.directory)
+        if said not in problems:
+            problem = place_problem(loaded, place, by_kind[place.kind])
+            if problem is not None:
+                problems[said] = problem
+    return list(problems.values())
+
+
+def check_places(loaded: LoadedSpec, env: Mapping[str, str]) -> None:
+    """For ``sipctl validate``: refuse ``loaded`` when a place it names is outside what the
+    runner profile ``env`` names (or CI) allows."""
+    from sipctl.reconciler.bindings import runner_of
+
+    problems = place_problems(loaded, runner_of(env))
+    if problems:
+        raise refusal(loaded, problems)
+
+
+def refusal(loaded: LoadedSpec, problems: list[str]) -> RefusedError:
+    return RefusedError(
+        problems[0]
+        if len(problems) == 1
+        else f"{loaded.source}: {len(problems)} places on this machine the runner profile "
+        "does not allow:\n" + "\n".join(problems),
+        hint=HINT,
+    )
