@@ -13,7 +13,9 @@ the spec would send it (``spec_bindings``), and checked against the runner profi
   customer's zone is then no key to every zone);
 - ``ssh.key_file`` of every SSH target (asterisk, firewall, fail2ban): a login key, to that
   host and port; without a key_file the agent and ``~/.ssh/id_*`` (``ssh-agent``);
-- ``asterisk.tls.acme.directory``: the ACME server the PBX's account signs to;
+- ``asterisk.tls.acme.directory``: the ACME server the PBX's account signs to, and its
+  ``ca_file``, the CAs trusted for that server's HTTPS (``acme_ca_file_problems``): only a
+  file the profile's ``acme_ca_files`` lists;
 - ``ssh.known_hosts`` of every SSH target: the host keys the runner's SSH login trusts. A
   spec's own file would let a merge request vouch for a host of its choosing, so only the
   runner's own ``~/.ssh/known_hosts`` (the default) or a file the profile's ``known_hosts``
@@ -349,6 +351,7 @@ def bindings_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
         if (problem := binding_problem(loaded, binding, runner)) is not None
     ]
     problems += known_hosts_problems(loaded, runner)
+    problems += acme_ca_file_problems(loaded, runner)
     problems += place_problems(loaded, runner)
     directory = acme_directory(loaded)
     allowed = runner.profile.acme_directories if runner.profile is not None else ()
@@ -393,6 +396,35 @@ def known_hosts_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
             f"to the runner profile:\n    known_hosts: [{json.dumps(resolved)}]"
         )
     return list(problems.values())
+
+
+def acme_ca_file_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
+    """``asterisk.tls.acme.ca_file`` when it is not a file the runner profile's
+    ``acme_ca_files`` lists (compared with links resolved; a relative entry from the
+    profile's directory): the CAs the runner trusts for the ACME server it signs to are the
+    admin's, as its known_hosts are. Only where the run is strict."""
+    asterisk = loaded.spec.asterisk
+    acme = asterisk.tls.acme if asterisk is not None and asterisk.tls is not None else None
+    if not runner.strict or acme is None or acme.ca_file is None:
+        return []
+    resolved = os.path.realpath(loaded.resolve_path(acme.ca_file))
+    listed = runner.places(runner.profile.acme_ca_files) if runner.profile is not None else ()
+    if resolved in listed:
+        return []
+    key = ("asterisk", "tls", "acme", "ca_file")
+    shown = f"{acme.ca_file} is {resolved}" if resolved != acme.ca_file else acme.ca_file
+    profile = (
+        f"the runner profile ({runner.source}) lists "
+        + (", ".join(listed) if listed else "no acme_ca_files")
+        if runner.profile is not None
+        else f"there is {runner.source}"
+    )
+    return [
+        f"{loaded.where(key)}: asterisk.tls.acme.ca_file: {shown}, not a CA file of the "
+        f"runner ({profile}); nothing was read or sent. The CAs the runner trusts for an "
+        "ACME server are the admin's: leave ca_file out (the system's CAs), or have the "
+        f"admin add to the runner profile:\n    acme_ca_files: [{json.dumps(resolved)}]"
+    ]
 
 
 def _known_hosts_keys(loaded: LoadedSpec) -> Iterator[tuple[tuple[str | int, ...], str]]:

@@ -10,7 +10,7 @@ writes is the admin's to say (docs/security.md). A spec names such places in thr
   ``webrtc.publish``): a directory standing in for a host's root, below which every file of
   the layer is written; profile key ``dir_targets``;
 - a layer whose target is ``local`` (this machine): the absolute paths it names
-  (``asterisk.config_dir`` and ``asterisk.tls``'s certificate and key, the
+  (``asterisk.config_dir`` and ``asterisk.tls``'s certificate, key and CA list, the
   ``firewall.persist`` files, ``fail2ban.config_dir`` and ``logpath``, the path of a
   ``local:`` ``webrtc.publish``); profile key ``local_paths``.
 
@@ -148,6 +148,9 @@ def _places(loaded: LoadedSpec) -> Iterator[SpecPlace]:
         if asterisk.tls is not None:
             files.append((("asterisk", "tls", "cert_file"), asterisk.tls.cert_file, False))
             files.append((("asterisk", "tls", "key_file"), asterisk.tls.key_file, False))
+            if asterisk.tls.ca_list_file is not None:  # Asterisk's trust, read there
+                ca_list = asterisk.tls.ca_list_file
+                files.append((("asterisk", "tls", "ca_list_file"), ca_list, False))
         yield from _layer(loaded, ("asterisk", "target"), asterisk.target, files)
     if firewall is not None:
         from sipctl.reconciler.render.firewall import persist_paths

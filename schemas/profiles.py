@@ -190,6 +190,13 @@ class RunnerProfile(_Profile):
         default=(),
         description="ACME directory URLs a spec's asterisk.tls.acme may use",
     )
+    acme_ca_files: tuple[KnownHostsFile, ...] = Field(
+        default=(),
+        description="CA bundles on this machine a spec's asterisk.tls.acme.ca_file may name "
+        "(a private ACME server's HTTPS); without ca_file the system's CAs are trusted. A "
+        "relative one is taken from the directory of this profile; compared with links "
+        "resolved: the CAs the runner trusts are the admin's, never a merge request's",
+    )
     probe_targets: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
         default=(),
         description="hosts or addresses audit and verify may probe besides the spec's own "

@@ -572,7 +572,8 @@ class Acme(_Model):
     ca_file: str | None = Field(
         default=None,
         description="CA bundle to trust for the ACME server's own HTTPS (a private ACME "
-        "server); a file on the machine running sipctl, relative to the spec",
+        "server); a file on the machine running sipctl, relative to the spec; under a "
+        "runner profile or CI only a file the profile's acme_ca_files lists",
     )
 
 

@@ -211,7 +211,8 @@ def test_a_local_layers_paths_need_the_profiles_local_paths(tmp_path: Path) -> N
         f"servers: [{{host: pbx.{DOMAIN}, ipv4: [192.0.2.1]}}]\n"
         "transports: {udp: {port: 5060}, wss: {port: 8089}}\n"
         "asterisk:\n  target: local\n  config_dir: /etc/asterisk\n"
-        "  tls: {cert_file: /etc/asterisk/keys/a.pem, key_file: /etc/asterisk/keys/a.key}\n"
+        "  tls: {cert_file: /etc/asterisk/keys/a.pem, key_file: /etc/asterisk/keys/a.key,\n"
+        "        ca_list_file: /etc/ssl/certs/clients.pem}\n"
         "fail2ban: {logpath: /var/log/asterisk/messages.log}\n"
         f"webrtc: {{publish: 'local:{tmp_path}/www-link/call'}}\n"
     )
@@ -220,20 +221,21 @@ def test_a_local_layers_paths_need_the_profiles_local_paths(tmp_path: Path) -> N
     done = run_sipctl("validate", "-f", str(spec), env=env)
     assert done.returncode == 3, done.stdout + done.stderr
     err = done.stderr
-    assert f"{spec}: 6 places on this machine the runner profile does not allow" in err, err
+    assert f"{spec}: 7 places on this machine the runner profile does not allow" in err, err
     assert (
         f"{spec}:8:3: asterisk.config_dir: /etc/asterisk (target local: on this machine), " in err
     ), err
     for line in (
         'local_paths: ["/etc/asterisk"]',  # config_dir
         'local_paths: ["/etc/asterisk/keys"]',  # the certificate's and the key's directory
+        'local_paths: ["/etc/ssl/certs"]',  # the CA list Asterisk reads
         'local_paths: ["/etc/fail2ban"]',
         'local_paths: ["/var/log/asterisk"]',
         f'local_paths: ["{web}/call"]',  # the link resolved
     ):
         assert line in err, err
     profile.write_text(
-        "version: 1\nlocal_paths: [/etc/asterisk, /etc/fail2ban, /var/log/asterisk, "
+        "version: 1\nlocal_paths: [/etc/asterisk, /etc/ssl/certs, /etc/fail2ban, /var/log/asterisk, "
         f"{tmp_path}/www]\n"
     )
     done = run_sipctl("validate", "-f", str(spec), env=env)

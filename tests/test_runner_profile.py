@@ -580,3 +580,31 @@ def test_a_profile_variable_set_after_the_option_is_named_as_the_variable(
         runner_of({"SIPCTL_PROFILE": missing, PROFILE_OPTION_ENV: "other.yaml"})
     with pytest.raises(SpecError, match=f"^--profile {missing}: cannot read"):
         runner_of({"SIPCTL_PROFILE": missing, PROFILE_OPTION_ENV: missing})
+
+
+def test_the_acme_ca_file_is_one_the_admin_lists(tmp_path: Path) -> None:
+    """``asterisk.tls.acme.ca_file`` says which CAs the runner trusts for the ACME server:
+    under a profile or CI only a file of the profile's ``acme_ca_files`` (a relative entry
+    from the profile's directory, compared with links resolved); a bundle committed beside
+    the spec would be the merge request's. An admin's own machine uses it as before."""
+    bundle = tmp_path / "ca" / "acme-ca.pem"
+    bundle.parent.mkdir()
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "link.pem").symlink_to(bundle)
+    directory = "https://acme.mysite.ru/dir"
+    text = ACME.replace(
+        "acme: {directory: 'https://acme.evil.example/dir'}",
+        f"acme: {{directory: '{directory}', ca_file: {tmp_path}/link.pem}}",
+    )
+    assert problems(text, {}) == []
+    profile = write_profile(tmp_path, {"acme_directories": [directory]})
+    (problem,) = problems(text, {"SIPCTL_PROFILE": str(profile)})
+    assert problem.startswith(
+        f"s.yaml:9:53: asterisk.tls.acme.ca_file: {tmp_path}/link.pem is {bundle}, not a CA "
+        f"file of the runner (the runner profile ({profile}) lists no acme_ca_files)"
+    ), problem
+    assert problem.endswith(f'\n    acme_ca_files: ["{bundle}"]'), problem
+    profile = write_profile(
+        tmp_path, {"acme_directories": [directory], "acme_ca_files": ["ca/acme-ca.pem"]}
+    )
+    assert problems(text, {"SIPCTL_PROFILE": str(profile)}) == []
