@@ -54,8 +54,8 @@ def spec_text(directory: str, section: str) -> str:
 
 
 def tree(root: Path) -> Path:
-    """spec/ (the spec's directory), allowed/ (the profile's dir_targets, relative to the
-    profile and named through a link), other/, home/ (``~``); links between them. The
+    """spec/ (the spec's directory), allowed/ (the profile's dir_targets and local_paths,
+    relative to the profile and named through a link), other/, home/ (``~``); links between them. The
     runner profile's path."""
     for name in ("spec", "allowed", "other", "home"):
         (root / name).mkdir()
@@ -67,7 +67,7 @@ def tree(root: Path) -> Path:
     (root / "via").symlink_to(root / "allowed")
     (root / "admin").mkdir()
     profile = root / "admin" / "runner-profile.yaml"
-    profile.write_text("version: 1\ndir_targets: [../via]\n")
+    profile.write_text("version: 1\ndir_targets: [../via]\nlocal_paths: [../via]\n")
     return profile
 
 
@@ -127,6 +127,38 @@ def test_a_dir_target_is_allowed_exactly_inside_its_places(
     assert problem.startswith(f"{root}/spec/s.yaml:{line}:3: {key}: "), problem
     assert place.path in problem and f'dir_targets: ["{place.path}"]' in problem, problem
     assert f"outside the spec's directory {root / 'spec'}" in problem, problem
+
+
+LOCAL_PARTS = tuple(p for p in PARTS if p not in (".", ".."))  # a host path has neither
+
+
+@settings(
+    max_examples=examples(200),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_a_local_layers_path_is_allowed_exactly_inside_its_places(
+    places_tree: tuple[Path, Path], data: st.DataObject
+) -> None:
+    """A ``local`` layer's path (``fail2ban.config_dir`` under the tree, through its
+    links): refused exactly when the oracle says it is outside the spec's directory and
+    the profile's ``local_paths``, with the resolved directory to list."""
+    root, profile_path = places_tree
+    parts = data.draw(st.lists(st.sampled_from(LOCAL_PARTS), min_size=1, max_size=5))
+    written = f"{root}/{'/'.join(parts)}"
+    text = f"version: 1\ndomain: {DOMAIN}\nfail2ban:\n  target: local\n  config_dir: {written}\n"
+    text += f"  logpath: {root}/spec/messages.log\n"
+    loaded = load_spec_text(text, str(root / "spec" / "s.yaml"), root / "spec")
+    profile = RunnerProfile.model_validate(yaml.safe_load(profile_path.read_text()))
+    problems = place_problems(loaded, Runner(True, profile, str(profile_path)))
+    if oracle(root, written):
+        assert problems == [], problems
+        return
+    (problem,) = problems
+    resolved = str(Path(written).resolve())
+    assert problem.startswith(f"{root}/spec/s.yaml:5:3: fail2ban.config_dir: {written}"), problem
+    assert f'local_paths: ["{resolved}"]' in problem, problem
 
 
 def test_an_admins_own_run_is_not_strict(tmp_path: Path) -> None:
