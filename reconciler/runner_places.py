@@ -155,15 +155,13 @@ def _places(loaded: LoadedSpec) -> Iterator[SpecPlace]:
     if firewall is not None:
         from sipctl.reconciler.render.firewall import persist_paths
 
-        given = "target" in firewall.model_fields_set and firewall.target is not None
-        key = ("firewall", "target") if given else ("asterisk", "target")
+        key = ("firewall", "target") if firewall.target is not None else ("asterisk", "target")
         persist = [
             (("firewall", "persist"), p, False) for p in persist_paths(firewall, True).values()
         ]
         yield from _layer(loaded, key, spec.firewall_target() or "local", persist)
     if fail2ban is not None:
-        given = "target" in fail2ban.model_fields_set and fail2ban.target is not None
-        key = ("fail2ban", "target") if given else ("asterisk", "target")
+        key = ("fail2ban", "target") if fail2ban.target is not None else ("asterisk", "target")
         paths: list[tuple[tuple[str | int, ...], str, bool]] = [
             (("fail2ban", "config_dir"), fail2ban.config_dir, True),
             (("fail2ban", "logpath"), fail2ban.logpath, False),
