@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from sipctl.errors import hint_line
+
 _ACTION_WORDS = {
     "create": "will be created",
     "update": "will be updated in place",
@@ -457,11 +459,12 @@ def markdown_marker(domain: str) -> str:
     return f"<!-- sipctl-plan:{domain} -->"
 
 
-def markdown_reason(status: str, message: str) -> list[str]:
+def markdown_reason(status: str, message: str, hint: str | None = None) -> list[str]:
     """Why a domain (or a run) failed, for a comment: ``status`` and the message's first line
     as prose, the rest (a YAML fix to paste, the problems after the first) as it was
     written, in a code block: its indentation and line breaks are the fix's meaning, and a
-    code block is where no forge reads a mention, a reference or Markdown."""
+    code block is where no forge reads a mention, a reference or Markdown. The error's
+    hint, when it has one, ends it as the terminal's ``hint:`` line says it."""
     first, *rest = _LINE_BREAK.split(message.strip("\n"))
     lines = [markdown_prose(f"{status}: {first}")]
     while rest and not rest[-1].strip():
@@ -470,15 +473,17 @@ def markdown_reason(status: str, message: str) -> list[str]:
         rest.pop(0)
     if rest:
         lines += ["", *markdown_code_block(rest)]
+    if hint:
+        lines += ["", markdown_prose(hint_line(hint))]
     return lines
 
 
-def render_markdown_failure(domain: str, status: str, message: str) -> str:
+def render_markdown_failure(domain: str, status: str, message: str, hint: str | None = None) -> str:
     """A domain that has no plan to show, for a merge-request comment: laid out as its plan
     is (the same marker first, so a pipeline that updates its comment by the marker
     replaces the domain's last plan with this), then why."""
     top = [markdown_marker(domain), f"### sipctl plan for `{domain}`", ""]
-    return "\n".join([*top, *markdown_reason(status, message)]) + "\n"
+    return "\n".join([*top, *markdown_reason(status, message, hint)]) + "\n"
 
 
 def render_markdown(data: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> str:

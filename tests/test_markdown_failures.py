@@ -6,6 +6,7 @@ on stdout too, with the exit code unchanged."""
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from sipctl.cli import run
+from sipctl.errors import hint_line
 from sipctl.reconciler.views import markdown_reason
 
 SECRET = "c2lwY3RsLXNlY3JldC1zaXBjdGwtc2VjcmV0LXNpcGN0bA=="
@@ -144,3 +146,60 @@ def test_a_command_line_s_mistake_stays_on_stderr(
     code = run(["plan", "-f", str(spec), "--markdown", "--json"])
     captured = capsys.readouterr()
     assert code == 1 and captured.out == "", captured
+
+
+def _hint_lines(stderr: str) -> list[str]:
+    return [line.strip() for line in stderr.splitlines() if line.startswith("  hint: ")]
+
+
+def _comment_text(markdown: str) -> str:
+    """What a reader sees of a comment: its rendered text, without tags or escapes."""
+    return html.unescape(re.sub(r"<[^>]+>", "", MarkdownIt("commonmark").render(markdown)))
+
+
+@pytest.mark.parametrize("case", ["one spec", "a directory", "--out's directory", "--out device"])
+def test_the_comment_ends_with_the_hint_the_terminal_prints(
+    case: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failure the terminal follows with a ``hint:`` line (what to do) has that line in
+    its comment too, in the terminal's words: a domain's refusal (alone, and each domain's
+    of a directory) and a run's failure before any domain (a --out that cannot be)."""
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.delenv("SIPCTL_PROFILE", raising=False)
+    monkeypatch.setenv("SIPCTL_TSIG_SECRET", SECRET)
+    spec = _refused_spec(tmp_path, "mysite.ru")
+    args = ["-f", str(spec)]
+    if case.startswith("--out"):
+        spec.write_text(BASE.format(domain="mysite.ru"))  # plans; only its --out fails
+        out = tmp_path / "missing" / "plan.json" if case == "--out's directory" else "/dev/null"
+        args += ["--out", str(out)]
+    run(["plan", *args, "--no-color"])
+    terminal = _hint_lines(capsys.readouterr().err)
+    assert len(terminal) == 1, terminal
+    if case == "a directory":  # each failed domain's section says it
+        (tmp_path / "dir").mkdir()
+        _refused_spec(tmp_path / "dir", "mysite.ru")
+        _refused_spec(tmp_path / "dir", "other.ru")
+        # in this process: a planning worker's answer carries no hint yet
+        args = ["-f", str(tmp_path / "dir"), "--parallel", "1"]
+    code = run(["plan", *args, "--markdown", "--no-color"])
+    captured = capsys.readouterr()
+    assert code == (1 if case.startswith("--out") else 3), captured
+    assert _comment_text(captured.out).count(terminal[0]) == (2 if case == "a directory" else 1)
+    assert SECRET not in captured.out
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(message=_line.filter(str.strip), hint=_line.filter(str.strip))
+def test_a_hint_is_the_reason_s_last_line_as_prose(message: str, hint: str) -> None:
+    """Whatever a hint holds (a command, a path, text an error quotes), it is the reason's
+    last paragraph, the terminal's line, acted on never: no mention, link or HTML."""
+    markdown = "\n".join(markdown_reason("error", message, hint))
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    inline = [t for t in tokens if t.type == "inline"]
+    children = inline[-1].children or []
+    assert {c.type for c in children} <= {"text", "code_inline"}, markdown
+    assert "".join(c.content for c in children) == hint_line(hint).strip(), markdown

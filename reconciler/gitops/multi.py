@@ -69,6 +69,7 @@ class Domain:
     # (drift: drifted | no drift | unrecorded; verify: ok | failed)
     status: str = "pending"
     message: str = ""
+    hint: str | None = None  # its error's hint, told after the message (not across a pipe)
     error: BaseException | None = None  # what failed it (not across a worker's pipe)
     report: Report | None = None  # what drift or verify found there
     seconds: float = 0.0
@@ -96,6 +97,7 @@ class Domain:
         self.status = "refused" if isinstance(exc, RefusedError) else "error"
         self.error = exc
         self.message = failure_text(exc)
+        self.hint = exc.hint
 
 
 # A domain whose host's earlier domain failed in the same run: it was never tried.

@@ -58,8 +58,9 @@ def _exit_code(command: Callable[[], object]) -> int:
         return exc.exit_code
     except ProviderCrashed as exc:
         where = log_traceback(exc.__cause__ or exc)
-        owed_refusal(f"{exc.message} ({where})", exc)
-        current_console().error(exc.message, f"{where}; please report this bug in sipctl with it")
+        hint = f"{where}; please report this bug in sipctl with it"
+        owed_refusal(f"{exc.message} ({where})", exc, hint)
+        current_console().error(exc.message, hint)
         return exc.exit_code
     except SipctlError as exc:
         owed_refusal(failure_text(exc), exc)
@@ -83,15 +84,16 @@ def _exit_code(command: Callable[[], object]) -> int:
     return int(result) if isinstance(result, int) else EXIT_OK
 
 
-def owed_refusal(error: str, exc: SipctlError | None = None) -> None:
+def owed_refusal(error: str, exc: SipctlError | None = None, hint: str | None = None) -> None:
     """A command that owes stdout a JSON document (--json) or a merge-request comment
     (plan --markdown) and printed none yet prints its failure as one: a pipeline reading
     stdout always gets a document, or a comment that says why, whichever step refused (a
     spec that does not load, an unreadable runner profile, a wrong --shard, a held lock, a
     bug), and the exit code stays the error's. The one place for every command's --json,
-    for the file of drift --out, which gets the same document, and for --markdown."""
+    for the file of drift --out, which gets the same document, and for --markdown (which
+    ends with the hint the terminal prints: ``hint``, else the error's own)."""
     console = current_console()
-    _markdown_refusal(console, error, exc)
+    _markdown_refusal(console, error, exc, hint or (exc.hint if exc is not None else None))
     if console.json_promise is None:
         return
     from sipctl.reconciler import views
@@ -111,7 +113,9 @@ def owed_refusal(error: str, exc: SipctlError | None = None) -> None:
                 console.warn(str(problem.message))
 
 
-def _markdown_refusal(console: Console, error: str, exc: SipctlError | None) -> None:
+def _markdown_refusal(
+    console: Console, error: str, exc: SipctlError | None, hint: str | None
+) -> None:
     """plan --markdown's comment of a run that failed before any domain's section: one
     spec's laid out as its failed section (its marker first), several specs' as a section
     of its own after the marker the pipeline writes for them."""
@@ -122,10 +126,11 @@ def _markdown_refusal(console: Console, error: str, exc: SipctlError | None) -> 
     status = "refused" if isinstance(exc, RefusedError) else "error"
     domain = console.markdown_domain
     if domain is not None:
-        console.out(views.render_markdown_failure(domain, status, error), end="")
+        console.out(views.render_markdown_failure(domain, status, error, hint), end="")
     else:
         top = ["### sipctl plan", ""]
-        console.out("\n".join([*top, *views.markdown_reason(status, error)]) + "\n", end="")
+        reason = views.markdown_reason(status, error, hint)
+        console.out("\n".join([*top, *reason]) + "\n", end="")
 
 
 def json_commands() -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from sipctl.cli_common import (
     verify_after_apply,
     write_plan_file,
 )
-from sipctl.errors import CommandExit, SipctlError, SpecError, UnsafePlanError
+from sipctl.errors import CommandExit, SipctlError, SpecError, UnsafePlanError, hint_line
 from sipctl.output import Console
 
 if TYPE_CHECKING:
@@ -243,10 +243,13 @@ class DomainRun:
         from sipctl.reconciler import views
 
         if domain.plan is None:
-            return views.render_markdown_failure(domain.name, domain.status, domain.message)
+            return views.render_markdown_failure(
+                domain.name, domain.status, domain.message, domain.hint
+            )
         text = views.render_markdown(domain.plan.to_json())
         if domain.failed:
-            text += "\n".join(["", *views.markdown_reason(domain.status, domain.message)]) + "\n"
+            reason = views.markdown_reason(domain.status, domain.message, domain.hint)
+            text += "\n".join(["", *reason]) + "\n"
         return text
 
     def _fitted_markdown(self, sections: list[tuple[Domain, str]]) -> str:
@@ -297,6 +300,8 @@ class DomainRun:
             body(domain)
             if domain.failed:
                 self.console.out(f"{domain.status}: {domain.message}")
+                if domain.hint:
+                    self.console.out(hint_line(domain.hint))
             self.console.out("")
 
     def show_reports(self, kind: str, fmt: str, text_of: Callable[[Report], str]) -> None:

@@ -59,6 +59,12 @@ class SpecError(SipctlError):
         self.problems = problems or []
 
 
+def hint_line(hint: str) -> str:
+    """How a hint is told after its error: on the terminal (indented under ``Error:``), in a
+    domain's report and in a merge-request comment alike, so none says it in other words."""
+    return f"hint: {hint}"
+
+
 def failure_text(exc: SipctlError) -> str:
     """What an error says as data (a JSON ``error``): every problem on its own line, or the
     message when it has none."""

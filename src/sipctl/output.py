@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from sipctl.errors import hint_line
+
 WARNING_PREFIX = "Warning: "
 
 # What a terminal or a CI log would act on rather than show: C0/C1 controls but the line
@@ -249,7 +251,7 @@ class Console:
         prefix = "\x1b[31mError:\x1b[0m " if self.err_color else "Error: "
         self._write(sys.stderr, prefix + text + "\n")
         if hint:
-            self._write(sys.stderr, f"  hint: {hint}\n")
+            self._write(sys.stderr, f"  {hint_line(hint)}\n")
 
     def warn(self, text: str) -> None:
         """Something may be wrong and needs the reader: shown even with ``--quiet``."""
