@@ -6,8 +6,8 @@ for the subprotocol ``sip``, then one OPTIONS per name, each in a text frame, ea
 in a text frame. The From host is the page's (``webrtc.<domain>``), so Asterisk identifies
 the probe as the browsers' guest endpoint. Read-only: OPTIONS creates no dialog.
 
-Framing and message building are pure (``frame``, ``read_frame``, ``build_options``); only
-``check_wss`` does I/O.
+Framing and message building are pure (``frame``, ``build_options``); ``check_wss`` does the
+I/O, every read of it bounded by the check's one deadline (``_Reader``).
 """
 
 from __future__ import annotations
@@ -118,30 +118,50 @@ class _Closed(Exception):
     pass
 
 
-def _read_exact(sock: ssl.SSLSocket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
+class _Reader:
+    """Reads from ``sock`` until ``deadline`` (monotonic) and no longer: a server that sends
+    a byte at a time (each read within a socket timeout, all of them far beyond) or an
+    answer without end cannot hold a check past its timeout."""
+
+    def __init__(self, sock: ssl.SSLSocket, deadline: float) -> None:
+        self._sock = sock
+        self.deadline = deadline
+
+    def recv(self, size: int) -> bytes:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        self._sock.settimeout(left)
+        chunk = self._sock.recv(size)
         if not chunk:
             raise _Closed("the server closed the connection")
-        data += chunk
-    return data
+        return chunk
+
+    def exact(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            data += self.recv(size - len(data))
+        return data
 
 
-def read_frame(sock: ssl.SSLSocket) -> tuple[int, bytes]:
-    """(opcode, payload) of the next whole message (fragments joined)."""
+def read_frame(reader: _Reader) -> tuple[int, bytes]:
+    """(opcode, payload) of the next whole message (fragments joined, at most MAX_FRAME
+    bytes in all: a SIP message, not an endless stream)."""
     payload = b""
     while True:
-        first, second = _read_exact(sock, 2)
+        first, second = reader.exact(2)
         size = second & 0x7F
         if size == 126:
-            (size,) = struct.unpack("!H", _read_exact(sock, 2))
+            (size,) = struct.unpack("!H", reader.exact(2))
         elif size == 127:
-            (size,) = struct.unpack("!Q", _read_exact(sock, 8))
-        if size > MAX_FRAME:
-            raise _Closed(f"a frame of {size} bytes is more than a SIP message")
-        mask = _read_exact(sock, 4) if second & 0x80 else b""
-        data = _read_exact(sock, size)
+            (size,) = struct.unpack("!Q", reader.exact(8))
+        if len(payload) + size > MAX_FRAME:
+            raise _Closed(
+                f"a message of more than {len(payload) + size} bytes (in frames) is more than "
+                f"a SIP message ({MAX_FRAME} bytes at most)"
+            )
+        mask = reader.exact(4) if second & 0x80 else b""
+        data = reader.exact(size)
         if mask:
             data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
         payload += data
@@ -149,13 +169,13 @@ def read_frame(sock: ssl.SSLSocket) -> tuple[int, bytes]:
             return first & 0x0F, payload
 
 
-def _read_head(sock: ssl.SSLSocket) -> bytes:
+def _read_head(reader: _Reader) -> bytes:
     data = b""
     while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise _Closed("the server closed the connection during the upgrade")
-        data += chunk
+        try:
+            data += reader.recv(4096)
+        except _Closed:
+            raise _Closed("the server closed the connection during the upgrade") from None
         if len(data) > 65536:
             raise _Closed("the upgrade answer has no end")
     return data
@@ -186,7 +206,7 @@ def check_wss(
         return _fail(result, "network", f"cannot connect to {address}:{port}: {exc.strerror}")
     try:
         with context.wrap_socket(raw, server_hostname=host) as sock:
-            return _talk(sock, result, names, domain, from_host, deadline)
+            return _talk(sock, _Reader(sock, deadline), result, names, domain, from_host)
     except ssl.SSLCertVerificationError as exc:
         return _fail(result, "certificate", f"the certificate is not valid for {host}: "
                      f"{exc.verify_message}")  # fmt: skip
@@ -202,15 +222,15 @@ def check_wss(
 
 def _talk(
     sock: ssl.SSLSocket,
+    reader: _Reader,
     result: WssResult,
     names: list[str],
     domain: str,
     from_host: str,
-    deadline: float,
 ) -> WssResult:
     key = base64.b64encode(secrets.token_bytes(16)).decode()
     sock.sendall(upgrade_request(result.host, result.port, key))
-    head = _read_head(sock).split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    head = _read_head(reader).split(b"\r\n\r\n", 1)[0].decode("latin-1")
     status_line, *header_lines = head.split("\r\n")
     headers = {
         k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)
@@ -225,15 +245,14 @@ def _talk(
     for name in names:
         request, call_id = build_options(name, domain, from_host)
         sock.sendall(frame(request))
-        result.statuses[name] = _final_status(sock, call_id, deadline)
+        result.statuses[name] = _final_status(sock, reader, call_id)
     sock.sendall(frame(struct.pack("!H", 1000), _OP_CLOSE))
     return result
 
 
-def _final_status(sock: ssl.SSLSocket, call_id: str, deadline: float) -> int | None:
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        opcode, payload = read_frame(sock)
+def _final_status(sock: ssl.SSLSocket, reader: _Reader, call_id: str) -> int | None:
+    while time.monotonic() < reader.deadline:
+        opcode, payload = read_frame(reader)
         if opcode == _OP_PING:
             sock.sendall(frame(payload, _OP_PONG))
             continue
