@@ -83,7 +83,7 @@ def _spec_text(path: Path, limit: int) -> str | None:
 def refused_run(errors: list[dict[str, Any]]) -> dict[str, Any]:
     """The document of a run refused as a whole (a directory without a spec, a wrong command
     line), with no spec's verdict: the many-spec shape, its ``errors`` saying why."""
-    return {"valid": False, "files": [], "skipped": [], "errors": errors}
+    return {"valid": False, "files": [], "skipped": [], "errors": errors, "warnings": []}
 
 
 def validate_refusal(spec: str | None, error: str) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def validate_schema() -> dict[str, Any]:
     }
     many = {
         "type": "object",
-        "required": ["valid", "files", "skipped", "errors"],
+        "required": ["valid", "files", "skipped", "errors", "warnings"],
         "additionalProperties": False,
         "properties": {
             "valid": {"type": "boolean", "description": "false (exit 1): some spec is not"},
@@ -149,14 +149,22 @@ def validate_schema() -> dict[str, Any]:
                     "properties": {"file": {"type": "string"}, "reason": {"type": "string"}},
                 },
             },
-            "errors": {**problems, "description": "why the run itself was refused"},
+            "errors": {
+                **problems,
+                "description": "why the run itself was refused, or what two specs both claim",
+            },
+            "warnings": {
+                **problems,
+                "description": "said once for the run, not in each file's report: a hosting "
+                "customers' DNS credential the runner profile binds to no zones",
+            },
         },
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "sipctl validate --json",
         "description": "One spec (-f FILE): its report. Several specs or a directory: "
-        "{valid, files, skipped, errors}.",
+        "{valid, files, skipped, errors, warnings}.",
         "oneOf": [{"$ref": "#/$defs/file"}, many],
         "$defs": {"problem": problem, "file": one},
     }

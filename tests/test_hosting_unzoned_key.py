@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from fixtures.bind import SECRET_ENV, BindServer
@@ -81,6 +82,32 @@ def test_validate_of_a_directory_says_it_once_per_key(
     }
     assert "a wildcard does not keep the customers below it apart" in shown.err
     assert "sipctl docs security" in shown.err
+
+
+def test_validate_json_of_a_directory_has_it_once_in_the_run_s_warnings(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate --json of several files: the run's own warning, once per key, is in the
+    run's ``warnings`` (the terminal's text, as a problem at the first file that names the
+    key), in no file's report, and the document is what ``schema --output validate`` says."""
+    assert run(["validate", "-f", ".", "--no-color"]) == 0
+    terminal = capsys.readouterr().err
+    assert run(["validate", "-f", ".", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert run(["schema", "--output", "validate"]) == 0
+    jsonschema.validate(data, json.loads(capsys.readouterr().out))
+    (warned,) = data["warnings"]
+    assert (warned["file"], warned["key"]) == ("alpha.yaml", "dns.tsig.secret_env"), warned
+    assert isinstance(warned["line"], int) and isinstance(warned["col"], int)
+    said = f"{warned['file']}:{warned['line']}:{warned['col']}: {warned['key']}: "
+    assert f"Warning: {said}{warned['message']}\n" in terminal, (warned, terminal)
+    assert WARNING in warned["message"] and "of 3 hosting customer zone(s)" in warned["message"]
+    assert not [w for f in data["files"] for w in f["warnings"] if WARNING in w["message"]]
+    assert data["valid"] and data["errors"] == [] and len(data["files"]) == 5
+    # one file alone keeps it in its own report, as before
+    assert run(["validate", "-f", "beta.yaml", "--json"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert "warnings" in one and [w["key"] for w in one["warnings"]] == ["dns.tsig.secret_env"]
 
 
 def test_validate_of_one_customer_file_says_it_too(

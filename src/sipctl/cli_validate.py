@@ -36,7 +36,8 @@ def validate(
             "--json",
             help="Print the result as JSON for editors and CI: "
             '{"file", "valid", "errors": [{"file", "line", "col", "key", "message"}], '
-            '"warnings": [...]}; several specs: {"valid", "files": [...], "skipped": [...]} '
+            '"warnings": [...]}; several specs: {"valid", "files": [...], "skipped": [...], '
+            '"errors": [...], "warnings": [...]}, the last two of the run, not of one file '
             "(sipctl schema --output validate).",
         ),
     ] = False,
@@ -96,18 +97,32 @@ def _many_json(specs: list[Path]) -> dict[str, Any]:
         return refused_run([problem_fields(line, str(specs[0])) for line in lines])
     from sipctl.schemas.hosting_reach import reading_once
 
+    loaded: list[LoadedSpec] = []  # for what is said once for all of them
     with reading_once(selection.paths):  # two files of one domain: refused as overlaps
         # a hoster's key bound to no zones is not repeated in each customer's report
-        files = [_one_json(path, []) for path in selection.paths]
+        files = [_one_json(path, loaded) for path in selection.paths]
     valid = [Path(report["file"]) for report in files if report["valid"]]
-    # each line starts with the spec that claims second ("a.yaml: DNS ... also claimed by")
+    # each line starts with the spec that claims second ("a.yaml: DNS ... also claimed by"),
+    # each warning with the place of the first file that names the credential
     overlaps = [problem_fields(line, line.split(": ", 1)[0]) for line in _overlaps(valid)]
+    warned = [problem_fields(line, line.split(": ", 1)[0]) for line in _run_warnings(loaded)]
     return {
         "valid": all(report["valid"] for report in files) and not overlaps,
         "files": files,
         "skipped": [{"file": str(s.path), "reason": s.reason} for s in selection.skipped],
         "errors": overlaps,
+        "warnings": warned,
     }
+
+
+def _run_warnings(loaded: list[LoadedSpec]) -> list[str]:
+    """What is said once for all the specs of a run, not in each one's report: each DNS
+    credential of hosting customer files that the runner profile binds to no zones."""
+    from sipctl.reconciler.bindings import customer_keys, warn_unzoned_keys
+
+    warnings: list[str] = []
+    warn_unzoned_keys((k for one in loaded for k in customer_keys(one)), warnings.append)
+    return warnings
 
 
 def _overlaps(paths: list[Path]) -> list[str]:
@@ -128,7 +143,6 @@ def _overlaps(paths: list[Path]) -> list[str]:
 def _validate_many(console: Console, specs: list[Path]) -> None:
     """Every spec is checked (one spec's errors never hide another's); the files of a
     directory that are no specs are named, each with the reason."""
-    from sipctl.reconciler.bindings import customer_keys, warn_unzoned_keys
     from sipctl.reconciler.gitops.spec_files import select_specs
     from sipctl.schemas.hosting_reach import reading_once
 
@@ -143,9 +157,8 @@ def _validate_many(console: Console, specs: list[Path]) -> None:
             except SpecError as exc:
                 for line in exc.problems or [exc.message]:
                     console.error(line)
-    warn_unzoned_keys(
-        (k for one in loaded for k in customer_keys(one)), console.warn
-    )  # once per credential, not per customer
+    for warning in _run_warnings(loaded):  # once per credential, not per customer
+        console.warn(warning)
     overlaps = _overlaps(valid)
     for line in overlaps:
         console.error(line)
