@@ -85,6 +85,24 @@ def test_an_api_key_echoed_across_the_cut_is_never_shown_in_part(
                 assert KEY[:length] not in shown, (pad, args, shown)
 
 
+def test_a_secret_with_a_line_break_is_masked_as_a_library_quotes_it(
+    echoing_api: EchoingApi,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An API key copied with its line break: requests refuses it as a header value and
+    quotes it with the break escaped ('KEY\\n'), which is not the secret as the environment
+    holds it."""
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(pdns_spec("echo.test", echoing_api.port))
+    monkeypatch.setenv(PDNS_KEY_ENV, KEY + "\n")
+    assert run(["plan", "-f", str(spec)]) == 1
+    out, err = capsys.readouterr()
+    assert "InvalidHeader" in err, err
+    assert KEY[:4] not in out + err, err
+
+
 # A secret of upper-case letters, digits and spaces among words that hold none of those: any
 # beginning of the secret in the result is the secret's, not the words'.
 _SECRETS = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/= ", min_size=4, max_size=40).filter(
