@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from sipctl.errors import ProviderError
 from sipctl.providers.base import Provider, UpdateRider
+from sipctl.providers.load_mark import LoadMark
 from sipctl.providers.transport.batch import Fetched, HostRead, fetch
 from sipctl.providers.transport.host_profile import (
     host_profile_path,
@@ -84,10 +85,12 @@ class Fail2banKept(Kept):
 
     raw      sipctl's files as read, exactly (None: missing), by path
     running  the fail2ban server answered ping (a reload can follow the writes)
+    mark     the mark of files written and not loaded yet (``LoadMark``), as read
     """
 
     raw: dict[str, bytes | None] = field(default_factory=dict)
     running: bool = False
+    mark: bytes | None = None
 
 
 class Fail2banProvider(Provider):
@@ -117,6 +120,9 @@ class Fail2banProvider(Provider):
     def _transport(self) -> HostTransport:
         return self._ctx.transports.get(self._target, self._ssh)
 
+    def _mark(self) -> LoadMark:
+        return LoadMark(LAYER, self._paths[1], "fail2ban", "fail2ban-client reload")
+
     # -- read ----------------------------------------------------------------------------------
 
     def host_reads(self, desired: Sequence[Resource]) -> list[HostRead]:
@@ -125,10 +131,11 @@ class Fail2banProvider(Provider):
         del desired
         transport = self._transport()
         programs = self._server_programs(self._program(transport)) if transport.can_run else []
+        mark = (self._mark().path,) if transport.can_run else ()  # only a reload writes it
         return [
             HostRead(
                 transport,
-                files=self._paths,
+                files=(*self._paths, *mark),
                 programs=tuple(tuple(argv) for argv in programs),
                 timeout=_CLIENT_TIMEOUT,
             )
@@ -155,6 +162,10 @@ class Fail2banProvider(Provider):
             path: None if content is None else hashlib.sha256(content).hexdigest()
             for path, content in raw.items()
         }
+        if transport.can_run:
+            mark = files[self._mark().path].content
+            live.kept_as(Fail2banKept).mark = mark
+            self._mark().read(mark, live, self.target_id)
         wanted = {r.address.name: r for r in desired}
         new_filter = wanted.get(self._paths[0])
         if new_filter is not None and live.resources.get(new_filter.address) != new_filter.value:
@@ -174,7 +185,7 @@ class Fail2banProvider(Provider):
         program = offline_program(self._ctx, "fail2ban", self._section.program, key)
         programs = tuple(tuple(argv) for argv in self._server_programs(program or STOCK))
         del desired
-        files = (*self._paths, host_profile_path(self._ctx.env))
+        files = (*self._paths, self._mark().path, host_profile_path(self._ctx.env))
         return [GateReads(self._target, files=files, programs=programs)]
 
     def _key(self) -> str:
@@ -374,15 +385,22 @@ class Fail2banProvider(Provider):
             verb = {"create": "created", "update": "updated", "delete": "deleted"}[change.action]
             lines.append(f"{verb} {path}")
         transport = self._transport()
-        transport.write_files(writes)
         if not transport.can_run:
+            transport.write_files(writes)
             lines.append(f"{transport.ref}: reload skipped (a directory target runs no programs)")
             return lines
-        if not kept.running:
+        if not kept.running:  # a server started later reads the files as they are
+            transport.write_files(writes)
             lines.append(f"{self.target_id}: fail2ban is not running; reload skipped")
             return lines
+        # marked as not loaded before the files are renamed, in the same batch
+        mark = self._mark().before(changes, kept.mark)
+        transport.ensure_bookkeeping_dir()
+        transport.write_files([mark, *writes])
         result = self._client(transport, "reload")
-        if not result.ok:
+        if result.ok:
+            self._mark().loaded(transport, mark)
+        else:
             written = [w.path for w in writes]
             try:
                 transport.restore_backups(written)
@@ -392,6 +410,8 @@ class Fail2banProvider(Provider):
                     f"{_words(result)}; putting the previous files back failed too: {exc}"
                 ) from exc
             again = self._client(transport, "reload")
+            if again.ok:
+                self._mark().loaded(transport, mark)  # fail2ban runs the old files again
             state = (
                 "fail2ban runs with the previous files again"
                 if again.ok

@@ -13,6 +13,8 @@ def diff(desired: Sequence[Resource], live: LiveState) -> list[Change]:
     """Changes that turn ``live`` into ``desired``, sorted by address.
 
     Live resources that are not desired are deleted: a provider only reports what it owns.
+    A live resource its program has not loaded (``live.unloaded``) is updated even when its
+    value is the desired one.
     """
     wanted: dict[Address, Resource] = {}
     for item in desired:
@@ -30,7 +32,8 @@ def diff(desired: Sequence[Resource], live: LiveState) -> list[Change]:
                     address, "create", before=None, after=resource.value, payload=resource.payload
                 )
             )
-        elif live.resources[address] != resource.value:
+        elif live.resources[address] != resource.value or address in live.unloaded:
+            # not loaded yet: the same value is written again (no file changes) and loaded
             before = live.resources[address]
             changes.append(
                 Change(

@@ -66,6 +66,9 @@ class LiveState:
     hazards    changes refused for safety unless --force (e.g. the firewall would cut SSH)
     skipped    one line each for what this target cannot do (e.g. no program to reload)
     kept       what the provider's apply needs from its read (its own ``Kept`` subclass)
+    unloaded   resources that hold their value on the target while the program serving them
+               has not loaded it (an apply was stopped between its write and the reload):
+               the diff plans them as updates, so the next apply loads them
     """
 
     resources: dict[Address, Value] = field(default_factory=dict)
@@ -75,6 +78,7 @@ class LiveState:
     skipped: list[str] = field(default_factory=list)
     fingerprint_extra: Value = None
     kept: Kept | None = None
+    unloaded: set[Address] = field(default_factory=set)
 
     def kept_as(self, kind: type[K]) -> K:
         """The provider's kept data as its own type; an empty one when the read kept none

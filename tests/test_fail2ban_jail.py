@@ -14,8 +14,10 @@ rolled back to the previous files, and fail2ban runs on with them.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -332,6 +334,52 @@ def test_refused_reload_restores_the_files(f2b: Fail2banHost) -> None:
     assert str(f2b.messages) in f2b.banned()
 
 
+def test_an_apply_killed_before_the_reload_is_finished_by_the_next(f2b: Fail2banHost) -> None:
+    """SIGKILL while fail2ban reloads: the files hold the new limit, the server the old one.
+    The next plan says so and plans the files again; its apply reloads."""
+    _plan_and_apply(f2b.spec(), f2b.work)  # the module's jail, whatever ran before
+    more = f2b.spec("more.yaml", maxretry="7")
+    reached = f2b.work / "reached"
+    reached.unlink(missing_ok=True)
+    stalling = f2b.work / "fail2ban-stalling"
+    stalling.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *reload*) : > {reached}; exec sleep 60;; esac\n'
+        f'exec {f2b.client_command} "$@"\n'
+    )
+    stalling.chmod(0o755)
+    host_profile.add("fail2ban", [str(stalling)])
+    apply = subprocess.Popen(
+        [sys.executable, "-m", "sipctl", "apply", "-f", str(f2b.work / "more.yaml"),
+         "--target", "fail2ban", "--auto-approve", "--no-color"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own group: the reload it waits on dies with it
+    )  # fmt: skip
+    try:
+        wait_until(reached.exists, "the apply reached fail2ban's reload", timeout=60)
+    finally:
+        os.killpg(apply.pid, signal.SIGKILL)
+        apply.wait(timeout=10)
+    more = f2b.spec("more.yaml", maxretry="7")  # the real fail2ban-client again
+    assert "maxretry = 7" in (f2b.conf / "jail.d" / "sipctl.conf").read_text()
+    assert f2b.client_run("get", JAIL, "maxretry").strip() == str(MAXRETRY)
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "sipctl", "plan", "-f", str(f2b.work / "more.yaml"),
+         "--target", "fail2ban", "--detailed-exitcode", "--no-color"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert cli.returncode == 2, cli.stdout + cli.stderr
+    assert "stopped before fail2ban loaded them" in cli.stdout + cli.stderr
+    try:
+        lines, _ = _plan_and_apply(more, f2b.work)
+        assert lines[-1] == "local: fail2ban reloaded", lines
+        assert f2b.client_run("get", JAIL, "maxretry").strip() == "7"
+        assert _plan_and_apply(more, f2b.work)[0] == [], "nothing left to do"
+    finally:
+        _plan_and_apply(f2b.spec(), f2b.work)  # back to the module's jail
+
+
 def test_over_ssh_one_connection(f2b: Fail2banHost, ssh_server: SshServer) -> None:
     """The same host reached over SSH: read, prove, write and reload on one connection."""
     _plan_and_apply(f2b.spec(), f2b.work)  # the module's jail, whatever ran before
@@ -356,8 +404,9 @@ def test_over_ssh_one_connection(f2b: Fail2banHost, ssh_server: SshServer) -> No
         assert provider.apply(changes, live)[-1] == f"{ssh_server.target}: fail2ban reloaded"
         transport = ctx.transports.get(ssh_server.target)
         # One connection; round trips: the host profile (once per run), read the files and
-        # ping, write, reload.
-        assert (transport.connections, transport.round_trips) == (1, 4)  # type: ignore[attr-defined]
+        # ping, sipctl's own directory (an apply's host lock makes sure of it first), write
+        # the files with the mark of files not loaded yet, reload, remove the mark.
+        assert (transport.connections, transport.round_trips) == (1, 6)  # type: ignore[attr-defined]
         assert f2b.client_run("get", JAIL, "maxretry").strip() == "4"
         assert diff(desired, Fail2banProvider(loaded, ctx).read(desired)) == []
     finally:

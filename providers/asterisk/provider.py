@@ -51,6 +51,7 @@ from sipctl.providers.asterisk.wss_checks import (
     wss_problems,
 )
 from sipctl.providers.base import Provider, RunContext, UpdateRider
+from sipctl.providers.load_mark import LoadMark
 from sipctl.providers.transport.batch import Fetched, HostRead, fetch
 from sipctl.providers.transport.host_profile import host_profile_path, offline_program
 from sipctl.providers.transport.pool import FileWrite, HostTransport
@@ -122,6 +123,7 @@ SHOW_SRTP_MODULE = "module show like res_srtp.so"
 # With outbound: PJSIP resolves other domains (NAPTR, SRV) through the unbound resolver.
 SHOW_RESOLVER_MODULE = f"module show like {RESOLVER_MODULE}"
 RELOAD_HTTP = "module reload http"
+RELOAD_BY_HAND = "asterisk -rx 'core reload'"
 # The plan's views put "asterisk: " before a skipped line; apply's report line carries it.
 DIR_SKIPPED = "dir target, reload skipped (and the live checks of transports and sounds)"
 
@@ -133,10 +135,12 @@ class AsteriskKept(Kept):
     contents            every config file read, exactly (None: missing), by name
     confbridge_running  app_confbridge is running (else a new confbridge.conf needs a load,
                         not a reload)
+    mark                the mark of files written and not loaded yet (``LoadMark``), as read
     """
 
     contents: dict[str, bytes | None] = field(default_factory=dict)
     confbridge_running: bool = True
+    mark: bytes | None = None
 
 
 class AsteriskProvider(Provider):
@@ -163,6 +167,9 @@ class AsteriskProvider(Provider):
 
     def _transport(self) -> HostTransport:
         return self._ctx.transports.get(self._section.target, self._section.ssh)
+
+    def _mark(self) -> LoadMark:
+        return LoadMark("asterisk", self._section.config_dir, "Asterisk", RELOAD_BY_HAND)
 
     def _key(self) -> str:
         return f"{self._loaded.where(('asterisk', 'program'))}: asterisk.program"
@@ -215,6 +222,7 @@ class AsteriskProvider(Provider):
                 self._section.target,
                 files=(
                     *own,
+                    self._mark().path,
                     *([page_record] if page_record else []),
                     *network,
                     host_profile_path(self._ctx.env),
@@ -232,6 +240,8 @@ class AsteriskProvider(Provider):
         transport = self._transport()
         names, page_record, network, clis = self._read_request(transport.can_run)
         extra = [*([page_record] if page_record else []), *network]
+        if transport.can_run:  # only an apply that reloads writes the mark
+            extra.append(self._mark().path)
         program = self._program(transport) if clis else ()
         programs = query_programs(program, clis)
         return [
@@ -275,6 +285,10 @@ class AsteriskProvider(Provider):
         pjsip = contents[GLOBAL_ADDRESS.name]
         if any(r.address == GLOBAL_ADDRESS for r in desired) or has_marks(pjsip):
             live.resources[GLOBAL_ADDRESS] = user_agent_value(section, read_user_agent(pjsip))
+        if transport.can_run:
+            mark = self._mark().path
+            live.kept_as(AsteriskKept).mark = found[mark].content
+            self._mark().read(found[mark].content, live, self.target_id)
         if page_record is not None:
             note = unmanaged_page_note(found[page_record].content, page_record)
             if note:
@@ -469,14 +483,20 @@ class AsteriskProvider(Provider):
         transport = self._transport()
         contents = live.kept_as(AsteriskKept).contents or self._reread()
         writes = self._writes(changes, contents)
-        transport.write_files(writes)
         written = [w.path for w in writes]
         lines = [f"asterisk {self.target_id}: wrote {posixpath.basename(p)}" for p in written]
         if not transport.can_run:
+            transport.write_files(writes)
             return [*lines, f"asterisk: {DIR_SKIPPED}"]
+        # marked as not loaded before the files are renamed, in the same batch
+        mark = self._mark().before(changes, live.kept_as(AsteriskKept).mark)
+        transport.ensure_bookkeeping_dir()
+        transport.write_files([mark, *writes])
         reloads = self._reloads(changes, live)
         failure = self._reload_and_check(reloads)
-        if failure is not None:
+        if failure is None:
+            self._mark().loaded(transport, mark)
+        else:
             try:
                 transport.restore_backups(written)
             except ProviderError as exc:
@@ -486,6 +506,8 @@ class AsteriskProvider(Provider):
                 ) from exc
             undo = [answer for answer in self._rx(reloads) if not answer.ok]
             again = f"; reloading the old files failed too: {undo[0].words()}" if undo else ""
+            if not undo:
+                self._mark().loaded(transport, mark)  # Asterisk runs the old files again
             raise ProviderError(
                 f"asterisk {self.target_id}: {failure}. The old files are back in "
                 f"{section.config_dir} and were reloaded{again}"
