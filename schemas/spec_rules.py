@@ -66,7 +66,12 @@ def one_tsig_source(tsig: Tsig, given: frozenset[str]) -> Updates:
     if (tsig.secret_env is None) == (tsig.secret_file is None):
         raise ValueError("give exactly one of secret_env or secret_file")
     if tsig.secret_env is not None and not _ENV_NAME_RE.fullmatch(tsig.secret_env):
-        raise ValueError(f"{tsig.secret_env!r} is not an environment variable name")
+        # not quoted back: a value here that is no name is most often the secret itself
+        raise ValueError(
+            "secret_env is not an environment variable name (letters, digits and '_', not "
+            "starting with a digit); its value is not shown here. If it is the secret itself, "
+            "take it out of the spec and the repository's history and make a new key"
+        )
     return None
 
 

@@ -57,6 +57,19 @@ def test_inline_secret_is_refused_and_says_why() -> None:
     assert "secret_env" in problem and "c2VjcmV0" not in problem
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["c2lwY3RsLXNlY3JldC1rZXk+Zm9v/YmFy=", "c2lwY3RsLXNl Y3JldA", "1c2lwY3RsLXNlY3JldA"],
+)
+def test_a_secret_env_that_is_no_name_is_not_quoted_back(value: str) -> None:
+    """What stands in secret_env when it is no variable's name is most often the secret
+    itself, pasted there: the error says so and never shows it."""
+    text = BASE + f"dns:\n  server: 127.0.0.1\n  tsig: {{name: k, secret_env: '{value}'}}\n"
+    [problem] = problems_of(text)
+    assert "sipctl.yaml:7:3: dns.tsig:" in problem and "not an environment variable name" in problem
+    assert value not in problem and value[:8] not in problem
+
+
 def test_extensions_keep_their_text() -> None:
     spec = load_spec_text(BASE.replace("105", "0105") + '  "101": 101\n').spec
     assert spec.users == {"director": "0105", "101": "101"}
