@@ -48,16 +48,17 @@ from measure import Sample, installed_sipctl, print_table, run_measured
 
 
 def write_specs(root: Path, count: int) -> Path:
-    specs, zones = root / "specs", root / "zones"
-    specs.mkdir(parents=True)
-    zones.mkdir()
+    # the zone files inside the specs' directory, where a spec's zone file may be (zone_places)
+    specs = root / "specs"
+    zones = specs / "zones"
+    zones.mkdir(parents=True)
     for n in range(count):
         domain = f"d{n:05d}.example"
         (specs / f"{domain}.yaml").write_text(
             f"version: 1\ndomain: {domain}\n"
             f"servers: [{{host: sip.{domain}, ipv4: [192.0.2.{n % 250 + 1}]}}]\n"
             "users: {director: 105, alex: 106}\n"
-            f"dns: {{provider: zonefile, file: ../zones/{domain}.zone, create_file: true}}\n"
+            f"dns: {{provider: zonefile, file: zones/{domain}.zone, create_file: true}}\n"
         )
     return specs
 

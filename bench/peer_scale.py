@@ -207,8 +207,9 @@ def big_bind(count: int, runs: int, work: Path) -> list[dict[str, str]]:
     ]
 
 
-def zonefile_spec(zone: str, file: Path) -> str:
-    """The bench's spec of ``zone`` on the zonefile provider (the same records as on BIND)."""
+def zonefile_spec(zone: str, file: str) -> str:
+    """The bench's spec of ``zone`` on the zonefile provider (the same records as on BIND);
+    ``file`` as the spec names it."""
     return (
         f"version: 1\ndomain: {zone}\n"
         "transports: {udp: {port: 5060}, tcp: {port: 5060}, tls: {port: 5061}}\n"
@@ -220,14 +221,14 @@ def zonefile_spec(zone: str, file: Path) -> str:
 
 def zone_files(count: int, runs: int, work: Path) -> list[dict[str, float]]:
     """sipctl's no-op plans of ``count`` specs, each on its own zone file."""
-    base = work / f"zonefiles-{count}"
-    zones_dir, specs = base / "zones", base / "specs"
+    # the zone files inside the specs' directory, where a spec's zone file may be (zone_places)
+    specs = work / f"zonefiles-{count}" / "specs"
+    zones_dir = specs / "zones"
     zones_dir.mkdir(parents=True)
-    specs.mkdir()
     for n in range(count):
         zone = f"z{n:05d}.example"
         (zones_dir / f"{zone}.zone").write_text(zone_text(zone))
-        (specs / f"{zone}.yaml").write_text(zonefile_spec(zone, zones_dir / f"{zone}.zone"))
+        (specs / f"{zone}.yaml").write_text(zonefile_spec(zone, f"zones/{zone}.zone"))
     apply_all(specs, dict(os.environ))
     rows: dict[int, list[Sample]] = {1: [], 2: []}
     for _ in range(runs):
