@@ -9,7 +9,8 @@ and keeps what it loads in its own memory for the whole run:
 2. the parent compares all the claims (the check must see every spec at once, including
    the other shards'), then tells each worker which of its specs to plan (those of this
    run's shard), or to stop when specs overlap: nothing is read then;
-3. the worker plans them, reusing the rendered layers, and sends back one plan at a time.
+3. the worker plans them, reusing the rendered layers, and sends back the plans made, a
+   batch at least every ``SEND_EVERY`` seconds.
 
 Only claims and plans cross the pipes, never specs or live state.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,11 @@ if TYPE_CHECKING:
     from sipctl.schemas.loader import LoadedSpec
 
 JOIN_SECONDS = 10.0
+# A worker sends its plans in batches, one at least this often (and the last at its end).
+# A message per plan woke the parent for each of thousands of domains, and cost it a
+# wait, a frame and a pickle each: 0.1 ms of CPU per domain, a tenth of a domain's own.
+# The progress line moves as often.
+SEND_EVERY = 0.1
 
 _Job = tuple[
     Sequence[Path],
@@ -169,23 +176,24 @@ def _take_plans(started: list[_Worker], domains: list[Domain], progress: Progres
         for conn in multiprocessing.connection.wait(list(pending)):
             worker = pending[conn]  # type: ignore[index]
             try:
-                answer: _Planned | None = worker.conn.recv()
+                answers: list[_Planned] | None = worker.conn.recv()
             except (EOFError, OSError):
                 for index in worker.share:
                     if domains[index].status == "pending":
                         _lost(domains[index], worker)
                 del pending[worker.conn]
                 continue
-            if answer is None:
+            if answers is None:
                 del pending[worker.conn]
                 continue
-            domain = domains[answer.index]
-            domain.status, domain.message = answer.status, answer.message
-            domain.seconds = answer.seconds
-            if answer.plan is not None:
-                domain.planned = Plan.from_json(answer.plan)
-            secrets |= answer.secrets
-            progress.step(domain)
+            for answer in answers:
+                domain = domains[answer.index]
+                domain.status, domain.message = answer.status, answer.message
+                domain.seconds = answer.seconds
+                if answer.plan is not None:
+                    domain.planned = Plan.from_json(answer.plan)
+                secrets |= answer.secrets
+                progress.step(domain)
     return secrets
 
 
@@ -239,8 +247,15 @@ def _work(conn: Connection, share: list[int]) -> None:
             )
         conn.send(answers)
         order: list[int] | None = conn.recv()
+        batch: list[_Planned] = []
+        sent = time.monotonic()
         for index in order or []:
-            conn.send(_plan_one(loaded[index], index, make_ctx, layers, several))
+            batch.append(_plan_one(loaded[index], index, make_ctx, layers, several))
+            if time.monotonic() - sent >= SEND_EVERY:
+                conn.send(batch)
+                batch, sent = [], time.monotonic()
+        if batch:
+            conn.send(batch)
         conn.send(None)
     except (KeyboardInterrupt, EOFError, OSError):
         return  # the parent was interrupted or is gone: it reports
