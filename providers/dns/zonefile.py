@@ -338,9 +338,16 @@ class ZoneFileProvider(Provider):
 def _collect(
     zone: dns.zone.Zone, names: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], LiveRrset]:
+    """The live rrsets at ``names``, and a CNAME at any of their owners. Each owner's node
+    is found once: ``Zone.get_rdataset`` parses an owner's text and checks it against the
+    origin on every call (16 us), and a read asks each owner for two to four types."""
+    nodes = {owner: zone.get_node(owner) for owner in owners(names)}
     found: dict[tuple[str, str], LiveRrset] = {}
-    for owner, rdtype in [*names, *((o, CNAME) for o in owners(names))]:
-        rdataset = zone.get_rdataset(owner, rdtype)
+    for owner, rdtype in [*names, *((o, CNAME) for o in nodes)]:
+        node = nodes[owner]
+        if node is None:
+            continue
+        rdataset = node.get_rdataset(zone.rdclass, dns.rdatatype.RdataType.make(rdtype))
         if rdataset is not None and len(rdataset):
             found[(owner, rdtype)] = LiveRrset.from_rdatas(rdataset.ttl, rdataset)
     return found
