@@ -301,3 +301,72 @@ def test_an_empty_spec_path_is_refused_not_read_as_here(
     assert not (specs.parent / "zones" / "a.example.com.zone").exists(), "nothing applied"
     assert run(["plan", "--", "-f", ""]) != 0  # after '--' nothing is an option
     capsys.readouterr()
+
+
+_ENTRY_KINDS = ("spec", "other yaml", "text", "directory", "link to a spec", "link to a directory")
+_ENTRY_KINDS += ("link to nothing", "link to itself", "link up and back", "fifo")
+
+
+def _make_entry(directory: Path, name: str, kind: str) -> None:
+    import os
+
+    path = directory / name
+    if kind == "spec":
+        path.write_text(_spec("a.example.com"))
+    elif kind == "other yaml":
+        path.write_text("services: {}\n")
+    elif kind == "text":
+        path.write_text("domain: x\n")
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        target = {
+            "link to a spec": "../elsewhere/spec.yaml",
+            "link to a directory": "../elsewhere",
+            "link to nothing": "missing.yaml",
+            "link to itself": name,
+            "link up and back": f"../{directory.name}/../elsewhere/spec.yaml",
+        }[kind]
+        path.symlink_to(target)
+
+
+@given(
+    entries=st.dictionaries(
+        st.sampled_from(["a.yaml", "b.yml", ".c.yaml", "d", "e.json", "f.yaml", "g.txt"]),
+        st.sampled_from(_ENTRY_KINDS),
+        min_size=1,
+    ),
+    through_link=st.booleans(),
+)
+def test_a_listed_file_is_judged_and_named_as_alone(
+    tmp_path_factory: pytest.TempPathFactory, entries: dict[str, str], through_link: bool
+) -> None:
+    """-f DIR asks the directory's listing whether an entry is a directory or a file, and
+    names a file that is no link by its directory's resolved path: the same answers as a
+    stat and a resolve of each path (links to files, directories, nothing, themselves)."""
+    from sipctl.reconciler.gitops.spec_files import _identity
+
+    root = tmp_path_factory.mktemp("listed")
+    (root / "elsewhere").mkdir()
+    (root / "elsewhere" / "spec.yaml").write_text(_spec("b.example.com"))
+    directory = root / "specs"
+    directory.mkdir()
+    (root / "via").symlink_to("specs")
+    for name, kind in entries.items():
+        _make_entry(directory, name, kind)
+    listed_dir = root / "via" if through_link else directory
+    resolved: dict[Path, Path] = {}
+    import os
+
+    with os.scandir(listed_dir) as listing:
+        for listed in listing:
+            path = listed_dir / listed.name
+            assert skip_reason(path, listed) == skip_reason(path), (listed.name, entries)
+            for spelled in (path, listed_dir / ".." / listed_dir.name / listed.name):
+                try:
+                    expected = spelled.resolve()
+                except (OSError, RuntimeError):
+                    expected = spelled.absolute()
+                assert _identity(spelled, resolved) == expected, (spelled, entries)

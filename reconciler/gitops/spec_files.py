@@ -3,7 +3,9 @@ directory that are no specs (each named, with the reason), and saved plans of ``
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -51,15 +53,23 @@ def select_specs(paths: Sequence[Path]) -> SpecSelection:
 
     found, skipped = _expand(paths, skip_reason, none_found)
     unique: dict[Path, Path] = {}
+    resolved_dirs: dict[Path, Path] = {}
     for spec in found:
-        unique.setdefault(_identity(spec), spec)
+        unique.setdefault(_identity(spec, resolved_dirs), spec)
     return SpecSelection(list(unique.values()), skipped)
 
 
-def _identity(path: Path) -> Path:
+def _identity(path: Path, resolved_dirs: dict[Path, Path]) -> Path:
     """The file ``path`` names, to name it once however it is spelled (a link that loops
-    names itself: loading it says what is wrong)."""
+    names itself: loading it says what is wrong). A file that is no link is its directory's
+    resolved path and its name: a directory is resolved once (``resolved_dirs``), not once
+    per file in it (a walk of every part of the path each: a fifth of selecting a spec)."""
     try:
+        if path.name not in ("", ".", "..") and not stat.S_ISLNK(path.lstat().st_mode):
+            parent = resolved_dirs.get(path.parent)
+            if parent is None:
+                parent = resolved_dirs[path.parent] = path.parent.resolve()
+            return parent / path.name
         return path.resolve()
     except (OSError, RuntimeError):  # RuntimeError: a loop, before Python 3.13
         return path.absolute()
@@ -67,11 +77,13 @@ def _identity(path: Path) -> Path:
 
 def _expand(
     paths: Sequence[Path],
-    reason_to_skip: Callable[[Path], str | None],
+    reason_to_skip: Callable[[Path, os.DirEntry[str]], str | None],
     none_found: Callable[[Path, list[Skipped]], str],
 ) -> tuple[list[Path], list[Skipped]]:
     """Files as given; each directory expanded to its entries that ``reason_to_skip`` keeps,
-    the others named with the reason. A directory that keeps nothing is an error."""
+    the others named with the reason. A directory that keeps nothing is an error. Its
+    entries come with the kind of file the listing says they are (``os.scandir``): no
+    ``stat`` of each to ask whether it is a directory or a file."""
     found: list[Path] = []
     skipped: list[Skipped] = []
     for path in paths:
@@ -79,10 +91,12 @@ def _expand(
             found.append(path)
             continue
         inside: list[Path] = []
-        entries = sorted(path.iterdir())
+        with os.scandir(path) as listing:
+            listed = sorted(listing, key=lambda entry: entry.name)
+        entries = [path / entry.name for entry in listed]
         _refuse_line_breaks(path, entries)
-        for entry in entries:
-            reason = reason_to_skip(entry)
+        for entry, kind in zip(entries, listed, strict=True):
+            reason = reason_to_skip(entry, kind)
             if reason is None:
                 inside.append(entry)
             else:
@@ -119,24 +133,38 @@ def spec_keys() -> tuple[str, ...]:
     return tuple(known_keys(()))
 
 
+def _kind(path: Path, listed: os.DirEntry[str] | None) -> Path | os.DirEntry[str]:
+    """What answers whether ``path`` is a directory or a file: its listing's entry, which
+    knows without a ``stat``, when it is no link; else the path itself (a link is followed,
+    and one that loops or points nowhere is neither, as pathlib says)."""
+    return listed if listed is not None and not listed.is_symlink() else path
+
+
+@cache
+def _spec_key_set() -> frozenset[str]:
+    return frozenset(spec_keys())
+
+
 _TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)[ \t]*:(.*)$")
 
 
-def skip_reason(path: Path) -> str | None:
+def skip_reason(path: Path, listed: os.DirEntry[str] | None = None) -> str | None:
     """Why a file of a ``-f DIR`` directory is not a spec (None: it is one, or looks like
-    one and is loaded so that its errors are seen).
+    one and is loaded so that its errors are seen); ``listed``: its entry in the
+    directory's listing, which knows whether it is a directory or a file.
 
     A ``*.yaml``/``*.yml`` file looks like a spec when one of its top-level keys is a key of
     a spec (``domain``, ``users``, ``dns``, ...); ``version`` alone counts only as
     ``version: 1``, since other YAML (docker-compose.yml) has a ``version`` of its own."""
-    if path.is_dir():
+    kind = _kind(path, listed)
+    if kind.is_dir():
         return "a directory (sipctl does not look into subdirectories)"
     if path.name.startswith("."):
         return "a dotfile (CI files like .gitlab-ci.yml live there)"
     if path.suffix not in SPEC_SUFFIXES:
         return "not *.yaml or *.yml"
-    if not path.is_file():
-        if path.is_symlink() and not path.exists():
+    if not kind.is_file():
+        if kind.is_symlink() and not path.exists():
             return None  # a link to nothing (gone, or a loop): loaded, so its error is seen
         return "not a regular file"
     try:
@@ -149,7 +177,7 @@ def skip_reason(path: Path) -> str | None:
         match = _TOP_KEY.match(line)
         if match is not None:
             top.setdefault(match[1], match[2].split("#", 1)[0].strip().strip("'\""))
-    keys = set(spec_keys())
+    keys = _spec_key_set()
     if not set(top) & keys:  # keys the lines do not show (JSON, "quoted": keys): parsed
         top = parsed_top_keys(head) or top
     if set(top) & (keys - {"version"}) or top.get("version") == "1":
@@ -196,10 +224,11 @@ def select_plans(paths: Sequence[Path]) -> SpecSelection:
     """Saved plan files: files as given, directories expanded to their *.json; every other
     file of such a directory is named as skipped, with the reason."""
 
-    def reason_to_skip(entry: Path) -> str | None:
-        if entry.is_dir():
+    def reason_to_skip(entry: Path, listed: os.DirEntry[str]) -> str | None:
+        kind = _kind(entry, listed)
+        if kind.is_dir():
             return "a directory (sipctl does not look into it)"
-        if entry.suffix != ".json" or not entry.is_file():
+        if entry.suffix != ".json" or not kind.is_file():
             return "not a saved plan (*.json)"
         return None
 
