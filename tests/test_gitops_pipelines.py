@@ -2,10 +2,12 @@
 
 Each workflow's YAML is parsed and its script lines are executed in order, in a copy of the
 example repository. Only what a CI provides is substituted: environment variables, secrets,
-the workspace path, and the CI's own services, which are small stub programs on PATH (``pip``
-is a no-op since sipctl is installed here; ``gh`` and ``curl`` post comments and move
-artifacts through a directory). The spec's addresses are pointed at the test servers: the
-DNS server and its key, and the PBX (a ``dir:`` target standing in for the host).
+the workspace path, and the CI's own services: GitHub's are small stub programs on PATH
+(``pip`` is a no-op since sipctl is installed here; ``gh`` posts comments and moves
+artifacts through a directory), GitLab's REST API is a loopback server
+(``fixtures.gitlab_api``) that the pipeline's own ``curl`` lines talk to. The spec's
+addresses are pointed at the test servers: the DNS server and its key, and the PBX (a
+``dir:`` target standing in for the host).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pytest
 import yaml
 from fixtures.bind import BindServer
 from fixtures.common import EXAMPLES
+from fixtures.gitlab_api import MR, NOTE_BOT, NOTE_TOKEN, PEOPLE, PROJECT, READ_TOKEN, FakeGitLab
 from fixtures.waiting import wait_until
 
 GITOPS = EXAMPLES / "gitops"
@@ -33,8 +36,8 @@ DOMAIN = "mycompany.example"
 VENV_BIN = Path(sys.executable).parent
 
 STUB = r'''#!PYTHON
-"""CI services for the pipeline test: gh, curl and pip, by the name this is called as."""
-import json, os, shutil, sys, zipfile
+"""CI services for the pipeline test: gh and pip, by the name this is called as."""
+import json, os, shutil, sys
 from pathlib import Path
 
 store = Path(os.environ["STUB_DIR"])
@@ -97,37 +100,6 @@ if name == "gh":
     else:
         sys.exit(f"gh stub: unexpected {args}")
     sys.exit(0)
-if name == "curl":
-    # GitLab REST v4, as documented: every call authenticated with PRIVATE-TOKEN; the apply
-    # job's plan is looked up by the merged request's head SHA, never by a branch.
-    url, method = args[-1], opt("--request") or "GET"
-    # the note is posted with the note token, every lookup made with the read-only one
-    token = os.environ.get("SIPCTL_NOTE_TOKEN" if method == "POST" else "SIPCTL_API_READ_TOKEN")
-    if not token or opt("--header") != "PRIVATE-TOKEN: " + token:
-        sys.exit(f"curl stub: not the PRIVATE-TOKEN this call needs: {args}")
-    api = os.environ["CI_API_V4_URL"] + "/projects/" + os.environ["CI_PROJECT_ID"]
-    mr_sha = os.environ["EXPECT_MR_SHA"]
-    if (method, url) == ("POST", f"{api}/merge_requests/7/notes"):
-        body = next(a for a in args if a.startswith("body@"))[len("body@"):]
-        shutil.copy(body, store / "comment-mr.md")
-    elif (method, url) == ("GET", f"{api}/repository/commits/{os.environ['CI_COMMIT_SHA']}/merge_requests"):
-        print(json.dumps([{"iid": 7, "state": "merged", "sha": mr_sha, "source_branch": "feature"}]))
-    elif (method, url) == ("GET", f"{api}/merge_requests/7/pipelines"):
-        # newest first; the newest is another SHA's (a merged-results pipeline, a later push)
-        pipelines = [{"id": 99, "sha": "f" * 40, "ref": "refs/merge-requests/7/head", "status": "success"}]
-        if not os.environ.get("STUB_NO_PLAN_PIPELINE"):
-            pipelines.append({"id": 55, "sha": mr_sha, "ref": "refs/merge-requests/7/head", "status": "success"})
-        print(json.dumps(pipelines))
-    elif (method, url) == ("GET", f"{api}/pipelines/55/jobs?scope[]=success") and "--globoff" in args:
-        print(json.dumps([{"id": 554, "name": "other"}, {"id": 555, "name": "sipctl-plan"}]))
-    elif (method, url) == ("GET", f"{api}/jobs/555/artifacts") and "--location" in args:
-        source = store / "artifacts" / "sipctl-plan"
-        with zipfile.ZipFile(opt("--output"), "w") as archive:
-            for item in sorted(source.rglob("*")):
-                archive.write(item, str(item.relative_to(source)))
-    else:
-        sys.exit(f"curl stub: not a documented call: {method} {url} {args}")
-    sys.exit(0)
 sys.exit(f"stub: unknown program {name}")
 '''
 
@@ -151,7 +123,7 @@ class FakeCi:
         script = self.stub_dir / "stub.py"
         script.write_text(STUB.replace("PYTHON", sys.executable))
         script.chmod(0o755)
-        for program in ("gh", "curl", "pip"):
+        for program in ("gh", "pip"):
             (self.stub_dir / "bin" / program).symlink_to(script)
         self.ssh_key = root / "secrets" / "ssh_key"
         self.ssh_key.parent.mkdir()
@@ -175,6 +147,9 @@ class FakeCi:
         self.runner_profile_file.write_text(self.runner_profile)
         # the PBX's host key, a CI variable the jobs add to the runner's ~/.ssh/known_hosts
         self.known_hosts = "pbx.mycompany.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPbx"
+        # GitLab's API: the merge request's notes, and the plan job's artifact for apply
+        artifact = self.stub_dir / "artifacts" / "sipctl-plan"
+        self.gitlab = FakeGitLab(artifact, commit_sha="0123abcd", mr_sha=HEAD_SHA)
         self.fresh_checkout()
 
     def fresh_checkout(self) -> None:
@@ -336,25 +311,24 @@ def gitlab_env(
     env = {
         "CI_PIPELINE_SOURCE": source,
         "CI_JOB_ID": "4242",
-        "CI_API_V4_URL": "https://gitlab.example/api/v4",
-        "CI_PROJECT_ID": "1",
-        "CI_MERGE_REQUEST_IID": "7",
-        "CI_COMMIT_SHA": "0123abcd",
+        "CI_API_V4_URL": ci.gitlab.url,
+        "CI_PROJECT_ID": PROJECT,
+        "CI_MERGE_REQUEST_IID": MR,
+        "CI_COMMIT_SHA": ci.gitlab.commit_sha,
         "CI_COMMIT_BRANCH": "main",
         "CI_DEFAULT_BRANCH": "main",
         "SIPCTL_TSIG_READ_SECRET": ci.bind.read_secret,
         "SIPCTL_SSH_READ_KEY": str(ci.ssh_read_key),  # a file-type variable is a path
-        "SIPCTL_NOTE_TOKEN": "gl-note-token",
+        "SIPCTL_NOTE_TOKEN": NOTE_TOKEN,
         "SIPCTL_RUNNER_PROFILE": str(ci.runner_profile_file),  # a file-type variable
         "SIPCTL_KNOWN_HOSTS": ci.known_hosts,
-        "EXPECT_MR_SHA": HEAD_SHA,
     }
     if source != "merge_request_event":
         # Protected variables: GitLab passes them only to pipelines of protected refs (the
         # default branch's pushes and schedules), never to a merge request's.
         env["SIPCTL_TSIG_SECRET"] = ci.bind.secret
         env["SIPCTL_SSH_KEY"] = str(ci.ssh_key)
-        env["SIPCTL_API_READ_TOKEN"] = "gl-read-token"
+        env["SIPCTL_API_READ_TOKEN"] = READ_TOKEN
     variables = {**pipeline.get("variables", {}), **(job or {}).get("variables", {})}
     for key, value in variables.items():
         env[key] = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), str(value))
@@ -390,7 +364,9 @@ def run_gitlab_job(
 @pytest.fixture
 def ci(bind: BindServer, tmp_path: Path) -> Iterator[FakeCi]:
     bind.new_zone(zone=DOMAIN)
-    yield FakeCi(bind, tmp_path)
+    made = FakeCi(bind, tmp_path)
+    yield made
+    made.gitlab.stop()
     _drop_zone(bind)
 
 
@@ -521,23 +497,19 @@ def test_gitlab_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
     pipeline = _load("gitlab-ci.yml")
     plan = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event")
     assert plan.code == 0, plan.output
-    assert "SRV" in (ci.stub_dir / "comment-mr.md").read_text()
+    assert "SRV" in _note(ci)
+    ci.gitlab.calls.clear()
 
     apply = run_gitlab_job(ci, pipeline, "sipctl-apply", "push")
     assert apply.code == 0, apply.output
     assert bind.query(f"_sip._tcp.{DOMAIN}", "SRV") == [f"10 0 5060 pbx.{DOMAIN}."]
-    api = "https://gitlab.example/api/v4/projects/1"
-    urls = [
-        line.rsplit(" ", 1)[1]
-        for line in (ci.stub_dir / "calls.log").read_text().splitlines()
-        if line.startswith("curl ")
-    ]
-    assert urls == [
-        f"{api}/merge_requests/7/notes",
-        f"{api}/repository/commits/0123abcd/merge_requests",
-        f"{api}/merge_requests/7/pipelines",
-        f"{api}/pipelines/55/jobs?scope[]=success",
-        f"{api}/jobs/555/artifacts",
+    api = "/api/v4/projects/1"
+    assert ci.gitlab.calls == [
+        ("GET", f"{api}/repository/commits/0123abcd/merge_requests"),
+        ("GET", f"{api}/merge_requests/7/pipelines"),
+        ("GET", f"{api}/pipelines/55/jobs?scope[]=success"),
+        ("GET", f"{api}/jobs/555/artifacts"),
+        ("GET", "/object-storage/555/artifacts.zip"),
     ], "the plan of the merged head SHA's pipeline, found by documented calls"
 
     assert run_gitlab_job(ci, pipeline, "sipctl-drift", "schedule").code == 0
@@ -554,6 +526,64 @@ def test_gitlab_pipeline_plans_comments_applies_the_saved_plan_and_checks_drift(
     assert script.count("sipctl drift") == 1, script
 
 
+def _note(ci: FakeCi) -> str:
+    """The body of the plan's note: the one note of the note token's user."""
+    (note,) = ci.gitlab.notes_by(NOTE_BOT)
+    return note.body
+
+
+def _note_calls(ci: FakeCi) -> list[tuple[str, str]]:
+    """The calls of the plan job's note step, the query of a listing left out but its page."""
+    return [
+        (method, re.sub(r"\?(.*&)?(page=\d+).*", r"?\2", path.removeprefix("/api/v4")))
+        for method, path in ci.gitlab.calls
+    ]
+
+
+def test_gitlab_plan_note_is_one_per_marker_updated_by_each_pipeline(ci: FakeCi) -> None:
+    """The first pipeline of a merge request posts the plan's note; every later one (a
+    failed plan's too) updates that note in place, found by its marker among the token's
+    own notes, on whichever page of the request's notes it is; a person's note, even one
+    quoting the marker, is never touched."""
+    pipeline = _load("gitlab-ci.yml")
+    marker = f"<!-- sipctl-plan:{DOMAIN} -->\n"
+    quoted = ci.gitlab.add_note(marker + "my own plan, hand-made", PEOPLE["anna"])
+    ci.gitlab.add_note("added 1 commit", PEOPLE["anna"], system=True)
+    notes = "/projects/1/merge_requests/7/notes"
+
+    first = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event")
+    assert first.code == 0, first.output
+    (ours,) = ci.gitlab.notes_by(NOTE_BOT)
+    assert ours.body.startswith(marker) and "SRV" in ours.body, ours.body
+    assert _note_calls(ci) == [("GET", "/user"), ("GET", f"{notes}?page=1"), ("POST", notes)]
+    planned = ours.body
+
+    ours.body = marker + "an older plan"
+    ci.gitlab.calls.clear()
+    second = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event")
+    assert second.code == 0, second.output
+    assert _note(ci) == planned, "the same note, updated"
+    assert _note_calls(ci)[-1] == ("PUT", f"{notes}/{ours.id}")
+
+    # 250 newer notes: the plan's note is on the third page of 100, the last updated first
+    for n in range(250):
+        ci.gitlab.add_note(f"review remark {n}", PEOPLE["anna"])
+    example = (GITOPS / "runner-profile.yaml").read_text()  # not the test's DNS server
+    ci.runner_profile_file.write_text(example + f"dir_targets: [{ci.pbx}]\n")
+    ci.gitlab.calls.clear()
+    failed = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event")
+    assert failed.code == 3, failed.output
+    assert _note_calls(ci) == [
+        ("GET", "/user"),
+        *[("GET", f"{notes}?page={page}") for page in (1, 2, 3)],
+        ("PUT", f"{notes}/{ours.id}"),
+    ]
+    body = _note(ci)
+    assert body.startswith(marker) and "refused: " in body and "hint: " in body, body
+    assert ci.gitlab.notes[quoted.id].body == marker + "my own plan, hand-made"
+    assert len(ci.gitlab.notes) == 253, "no other note was added"
+
+
 def test_gitlab_pipeline_posts_the_note_of_a_failed_plan(ci: FakeCi) -> None:
     """A merge request's plan that fails posts a note saying why (the newest note is this
     plan's, not the last good one's), under the domain's marker, and the job fails."""
@@ -562,14 +592,14 @@ def test_gitlab_pipeline_posts_the_note_of_a_failed_plan(ci: FakeCi) -> None:
     ci.runner_profile_file.write_text(example + f"dir_targets: [{ci.pbx}]\n")
     failed = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event")
     assert failed.code == 3, failed.output
-    body = (ci.stub_dir / "comment-mr.md").read_text()
+    body = _note(ci)
     assert body.startswith(f"<!-- sipctl-plan:{DOMAIN} -->\n"), body
     assert "refused: " in body and ci.bind.read_secret not in body, body
     # a spec that does not validate: the note says why too, and the job fails
     ci.merged_later = "not_a_key: 1\n"
     invalid = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event")
     assert invalid.code == 1, invalid.output
-    body = (ci.stub_dir / "comment-mr.md").read_text()
+    body = _note(ci)
     assert body.startswith(f"<!-- sipctl-plan:{DOMAIN} -->\n") and "not\\_a\\_key" in body, body
 
 
@@ -599,11 +629,12 @@ def test_gitlab_apply_refuses_without_a_plan_of_the_merged_head(
     pipeline = _load("gitlab-ci.yml")
     assert run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event").code == 0
     before = bind.zone_records(DOMAIN)
-    apply = run_gitlab_job(ci, pipeline, "sipctl-apply", "push", {"STUB_NO_PLAN_PIPELINE": "1"})
+    ci.gitlab.no_plan_pipeline = True
+    apply = run_gitlab_job(ci, pipeline, "sipctl-apply", "push")
     assert apply.code == 1, apply.output
     assert f"No successful pipeline for {HEAD_SHA}" in apply.output
     assert bind.zone_records(DOMAIN) == before, "nothing was applied"
-    assert "/jobs/" not in (ci.stub_dir / "calls.log").read_text(), "no other plan fetched"
+    assert not [c for c in ci.gitlab.calls if "/jobs/" in c[1]], "no other plan fetched"
 
 
 def test_example_secrets_are_not_in_the_outputs(ci: FakeCi, bind: BindServer) -> None:
@@ -843,7 +874,7 @@ def test_gitlab_tokens_are_stated_and_least(ci: FakeCi) -> None:
         ci, pipeline, "sipctl-plan", "merge_request_event", {"SIPCTL_NOTE_TOKEN": ""}
     )
     assert plan.code == 0, plan.output
-    assert not (ci.stub_dir / "comment-mr.md").exists(), "no token: no note, no failure"
+    assert not ci.gitlab.notes and not ci.gitlab.calls, "no token: no note, no failure"
 
 
 # --- a hoster's directory: one file per host and per customer -----------------------------------
@@ -908,7 +939,8 @@ def test_gitlab_pipeline_plans_and_applies_a_hoster_s_new_customer(
     ci.hosting.append("beta.example.yaml")
     plan = run_gitlab_job(ci, pipeline, "sipctl-plan", "merge_request_event", SPECS_DIR)
     assert plan.code == 0, plan.output
-    comment = (ci.stub_dir / "comment-mr.md").read_text()
+    comment = _note(ci)
+    assert comment.startswith("<!-- sipctl-plan:specs/ -->\n## "), "the directory's marker"
     assert "+ user director@beta.example" in comment, comment
     assert "user director@alpha.example" not in comment, "the other customer is not planned"
 
