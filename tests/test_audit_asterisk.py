@@ -236,6 +236,35 @@ def test_each_hole_is_found_and_named_then_closed(
     assert again.exit_code == 0, again.to_text()
 
 
+def test_a_trunks_password_in_the_live_dialplan_is_never_shown(
+    applied: Path, bind: BindServer, asterisk: AsteriskInstance, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Admins write a trunk's credentials into the dial string (IAX2/user:secret@host) and
+    into a switch: the audit quotes those steps as Asterisk shows them, into CI logs, and
+    shows them with the password hidden, in text and in JSON alike."""
+    text = (asterisk.config_dir / "extensions.conf").read_text()
+    asterisk.write_admin_file(
+        "extensions.conf", text + "\n[guest-call](+)\nswitch => IAX2/peer:Sw1tchPW@192.0.2.2/x\n"
+    )
+    asterisk.rx("dialplan reload")  # before the runtime addition, which a reload drops
+    asterisk.rx(
+        "dialplan add extension _00X.,1,Dial(IAX2/trunk:Tru5tMeNot@192.0.2.1/${EXTEN}) "
+        "into guest-call"
+    )
+    try:
+        shown = ""
+        for extra in ([], ["--json"]):
+            code = run(["audit", "-f", str(applied), "--nameserver", bind.server, *extra])
+            out, err = capsys.readouterr()
+            assert code == 2, out + err
+            shown += out + err
+    finally:
+        asterisk.write_admin_file("extensions.conf", text)
+        asterisk.rx("dialplan reload")
+    assert "Tru5tMeNot" not in shown and "Sw1tchPW" not in shown, shown
+    assert "IAX2/trunk:***@192.0.2.1" in shown and "IAX2/peer:***@192.0.2.2" in shown, shown
+
+
 def test_an_include_in_a_not_found_guest_context_is_found(
     asterisk: AsteriskInstance, applied: Path, bind: BindServer, zone: str, tmp_path: Path
 ) -> None:

@@ -87,3 +87,44 @@ def test_a_password_of_whitespace_or_both_quotes_is_masked_whole(
         assert run([*command, "-f", str(spec)]) == 1
         out, err = capsys.readouterr()
         assert "ss@pbx" not in out + err and "***@pbx" in out + err, out + err
+
+
+# Asterisk's dial strings and switches as `dialplan show` prints them (audit, import quote
+# those lines): a trunk's password there is hidden, a variable's substring is not.
+_DIAL_SECRET = st.text("abcdefghijklmnopqrstuvwxyz0123456789!%*+-_.~#", min_size=1, max_size=16)
+
+
+@given(
+    tech=st.sampled_from(["IAX2", "SIP", "iax2", "Realtime", "DAHDI2"]),
+    user=st.text("abcdefghijklmnopqrstuvwxyz0123456789_-.", min_size=1, max_size=12),
+    secret=_DIAL_SECRET,
+    shape=st.sampled_from(
+        [
+            "Dial({t}/{u}:Q9{s}Z8@192.0.2.1/${{EXTEN}},30)",
+            "Dial(PJSIP/105&{t}/{u}:Q9{s}Z8@trunk.example.net)",
+            "switch => {t}/{u}:Q9{s}Z8@192.0.2.2/context [extensions.conf:9]",
+            "'{t}/{u}:Q9{s}Z8@host'",
+            "contact=sip:{u}:Q9{s}Z8@192.0.2.3:5060",
+        ]
+    ),
+)
+def test_a_dial_strings_password_is_hidden(tech: str, user: str, secret: str, shape: str) -> None:
+    text = shape.format(t=tech, u=user, s=secret)
+    shown = without_passwords(text)
+    assert "Q9" not in shown and "Z8" not in shown, shown
+    assert f"{user}:***@" in shown
+
+
+def test_dial_strings_without_a_password_are_kept() -> None:
+    kept = [
+        "Dial(PJSIP/${EXTEN:1}@trunk)",
+        "Dial(SIP/${EXTEN:1:3}@trunk,30)",
+        "Dial(PJSIP/relay/sip:${EXTEN}@${SIPDOMAIN})",
+        "Dial(PJSIP/0049301234@trunk)",
+        "switch => Realtime/foo@bar",
+        "sip:director@mysite.ru",
+        "'https://a.example/x:y@z'",
+        "rfc2136://[::1]:53/mysite.ru",
+        "dir:/srv/pbx:a@b",
+    ]
+    assert [without_passwords(text) for text in kept] == kept

@@ -91,13 +91,28 @@ def _strings(values: object) -> list[str]:
     return []
 
 
+# The secret of an Asterisk dial string or switch (``Dial(IAX2/trunk:SECRET@host/${EXTEN})``,
+# ``switch => IAX2/user:SECRET@host/context``, chan_sip's ``SIP/user:SECRET@host``) and of a
+# SIP URI without '//' (``sip:alice:SECRET@host``): audit and import quote the live dialplan
+# Asterisk shows, where admins write a trunk's credentials so. The user is one word right
+# after the technology's '/' (or 'sip:'), the technology a word of its own (not a path's or
+# a host's last part: https://a.example/x:y@z is a URL's path), and neither the user nor
+# the password holds a '{': ``SIP/${EXTEN:1}@trunk`` and ``relay/sip:${EXTEN}@...`` hold
+# variables, not a password.
+_DIAL_PASSWORDS = re.compile(
+    r"""((?:(?<![\w./:@-])[A-Za-z][A-Za-z0-9]*/|(?<![\w./:@-])sips?:)[^\s/@:{}'"(),;=|]+):[^\s/@'"(),;|{}]*@""",
+    re.IGNORECASE,
+)
+
+
 def without_passwords(text: str) -> str:
-    """``text`` with every URL's password written ``***``."""
-    if "://" not in text:
+    """``text`` with every URL's password, and every dial string's (above), written ``***``."""
+    if "@" not in text:
         return text
-    for pattern in _URL_PASSWORDS:
-        text = pattern.sub(r"\1:***@", text)
-    return text
+    if "://" in text:
+        for pattern in _URL_PASSWORDS:
+            text = pattern.sub(r"\1:***@", text)
+    return _DIAL_PASSWORDS.sub(r"\1:***@", text)
 
 
 # How a text cut for a message ends (``peer_words``): the scrub masks a secret's beginning
