@@ -74,15 +74,19 @@ if name == "gh":
             sys.exit(0)
         if method == "GET" and path == f"repos/{repo}/issues/7/comments":
             # gh's --jq filter: the comments whose body starts with the plan's marker
+            # of the workflow's own comments only (the job's token comments as this bot)
             marker = opt("--jq").split('startswith("', 1)[1].split('")', 1)[0]
             if not marker.startswith("<!-- sipctl-plan:"):
                 sys.exit(f"gh stub: the filter must look for the plan marker: {opt('--jq')}")
+            if '.user.login == "github-actions[bot]" and ' not in opt("--jq"):
+                sys.exit(f"gh stub: the filter must take the workflow's own comments: {opt('--jq')}")
             for item in known.values():
-                if item["body"].startswith(marker):
+                if item["user"]["login"] == "github-actions[bot]" and item["body"].startswith(marker):
                     print(item["id"])
         elif method == "POST" and path == f"repos/{repo}/issues/7/comments":
             body = Path(opt("-F").split("=@", 1)[1]).read_text()
-            known[str(len(known) + 1)] = {"id": len(known) + 1, "body": body}
+            bot = {"login": "github-actions[bot]"}
+            known[str(len(known) + 1)] = {"id": len(known) + 1, "body": body, "user": bot}
         elif method == "PATCH" and path.startswith(f"repos/{repo}/issues/comments/"):
             cid = path.rsplit("/", 1)[1]
             if cid not in known:
@@ -439,6 +443,9 @@ def test_github_pipeline_replaces_the_comment_when_the_plan_fails(ci: FakeCi) ->
     why, found by the same marker, and the job still fails: the old plan's comment does
     not stay up as the pull request's plan."""
     workflow = _load("github-actions.yml")
+    # a person's comment quoting the marker is theirs: never the one updated
+    quoted = {"id": 1, "body": f"<!-- sipctl-plan:{DOMAIN} -->\nmine", "user": {"login": "anna"}}
+    (ci.stub_dir / "comments.json").write_text(json.dumps({"1": quoted}))
     assert run_github_job(ci, workflow, "plan").code == 0
     assert "SRV" in (ci.stub_dir / "comment-7.md").read_text()
     # the example's profile: not the test's DNS server (its PBX, a dir: target, stays allowed)
@@ -446,8 +453,8 @@ def test_github_pipeline_replaces_the_comment_when_the_plan_fails(ci: FakeCi) ->
     failed = run_github_job(ci, workflow, "plan")
     assert failed.code == 3, failed.output
     comments = json.loads((ci.stub_dir / "comments.json").read_text())
-    assert list(comments) == ["1"], "the same comment, updated"
-    body = comments["1"]["body"]
+    assert list(comments) == ["1", "2"] and comments["1"] == quoted, "the same comment, updated"
+    body = comments["2"]["body"]
     assert body.startswith(f"<!-- sipctl-plan:{DOMAIN} -->\n"), body
     assert "refused: " in body and "SRV" not in body, body
     assert ci.bind.secret not in body and ci.bind.read_secret not in body
@@ -456,8 +463,8 @@ def test_github_pipeline_replaces_the_comment_when_the_plan_fails(ci: FakeCi) ->
     invalid = run_github_job(ci, workflow, "plan")
     assert invalid.code == 1, invalid.output
     comments = json.loads((ci.stub_dir / "comments.json").read_text())
-    assert list(comments) == ["1"], "the same comment, updated"
-    body = comments["1"]["body"]
+    assert list(comments) == ["1", "2"] and comments["1"] == quoted, "the same comment, updated"
+    body = comments["2"]["body"]
     assert body.startswith(f"<!-- sipctl-plan:{DOMAIN} -->\n") and "not\\_a\\_key" in body, body
 
 
