@@ -17,8 +17,9 @@ from fixtures.common import free_port
 from fixtures.sshd import SshServer, make_key, start_sshd
 from fixtures.waiting import wait_until
 
-from sipctl.errors import ProviderError, StalePlanError
+from sipctl.errors import FileTooLarge, ProviderError, StalePlanError
 from sipctl.providers.base import RunContext
+from sipctl.providers.bookkeeping import MAX_READ_BYTES
 from sipctl.providers.transport.files import write_script
 from sipctl.providers.transport.pool import BACKUP_SUFFIX, FileWrite, TransportPool
 from sipctl.providers.transport.ssh import SshTransport
@@ -69,6 +70,28 @@ def test_batched_read_is_one_round_trip_on_one_connection(
 def test_read_of_a_directory_is_a_clear_error(ssh: SshTransport, tmp_path: Path) -> None:
     with pytest.raises(ProviderError, match=r"cannot read .* \(not a regular file\)"):
         ssh.read_files([str(tmp_path)])
+
+
+def test_a_file_over_the_read_limit_is_refused_by_its_size_alone(
+    ssh: SshTransport, tmp_path: Path
+) -> None:
+    """A file on the host larger than sipctl reads of a file (as a local or dir: target's):
+    refused by its size, none of it sent, in the one wording of FileTooLarge; the files at
+    or below the limit are read as ever, in the same round trip."""
+    big, fits = tmp_path / "extensions.conf", tmp_path / "pjsip.conf"
+    with big.open("wb") as sparse:
+        sparse.truncate(MAX_READ_BYTES + 1)
+    with fits.open("wb") as sparse:
+        sparse.truncate(3 << 20)
+    started = time.monotonic()
+    with pytest.raises(FileTooLarge) as info:
+        ssh.read_files([str(fits), str(big)])
+    assert time.monotonic() - started < 10
+    message = str(info.value)
+    assert f"{big} on {ssh.ref} is {MAX_READ_BYTES + 1:,} bytes, more than the 64 MiB" in message
+    assert len(ssh.read_files([str(fits)])[str(fits)].content or b"") == 3 << 20
+    with pytest.raises(FileTooLarge):
+        ssh.read_and_run([str(big)], [["true"]])
 
 
 def test_write_and_read_back_keeps_mode_owner_and_backup(ssh: SshTransport, tmp_path: Path) -> None:

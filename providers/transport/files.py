@@ -37,7 +37,8 @@ def new_marker() -> str:
 
 # -- reading -----------------------------------------------------------------------------------
 
-# For each path: "<M> F <mode> <mtime>", the base64 lines, "<M> ." ; or "<M> M" (missing),
+# For each path: "<M> F <mode> <mtime>", the base64 lines, "<M> ." ; or "<M> B <size>" (larger
+# than the limit the reader gives: not sent), "<M> M" (missing),
 # "<M> D" (not a regular file), "<M> E" (unreadable), "<M> L" (the file is a symbolic link),
 # "<M> P" (a directory on the way to it is one). Reads are as strict as writes: no link is
 # followed anywhere in the path. The file is opened once (fd 3) and its real path, read back
@@ -54,7 +55,7 @@ def is_kernel_file(path: str) -> bool:
 
 
 _READ_SCRIPT = r"""
-m=$1; shift
+m=$1; limit=$2; shift 2
 for p do
   case $p in /proc/net/*|/proc/sys/*) kernel=1 ;; *) kernel= ;; esac
   if [ -L "$p" ] && [ -z "$kernel" ]; then
@@ -64,10 +65,14 @@ for p do
       printf '%s E\n' "$m"
     elif [ -z "$kernel" ] && [ "$(readlink /proc/self/fd/3 2>/dev/null)" != "$p" ]; then
       printf '%s P\n' "$m"
-    elif meta=$(stat -L -c '%a %Y' /proc/self/fd/3 2>/dev/null) && [ -f /proc/self/fd/3 ]; then
-      printf '%s F %s\n' "$m" "$meta"
-      base64 <&3 || exit 70
-      printf '%s .\n' "$m"
+    elif meta=$(stat -L -c '%a %Y %s' /proc/self/fd/3 2>/dev/null) && [ -f /proc/self/fd/3 ]; then
+      if [ "${meta##* }" -gt "$limit" ]; then
+        printf '%s B %s\n' "$m" "${meta##* }"
+      else
+        printf '%s F %s\n' "$m" "${meta% *}"
+        head -c "$((limit + 1))" <&3 | base64 || exit 70
+        printf '%s .\n' "$m"
+      fi
     else
       printf '%s E\n' "$m"
     fi
@@ -82,9 +87,11 @@ printf '%s END\n' "$m"
 """
 
 
-def read_command(paths: Sequence[str], marker: str) -> str:
-    """``sh -c SCRIPT sh MARKER PATH...``: prints every file, framed by ``marker``."""
-    words = ["sh", "-c", _READ_SCRIPT, "sh", marker, *paths]
+def read_command(paths: Sequence[str], marker: str, limit: int) -> str:
+    """``sh -c SCRIPT sh MARKER LIMIT PATH...``: prints every file, framed by ``marker``; a
+    file larger than ``limit`` bytes is answered by its size alone ("B"), never sent (a
+    file that grows while read is sent up to ``limit + 1`` bytes, which the reader refuses)."""
+    words = ["sh", "-c", _READ_SCRIPT, "sh", marker, str(limit), *paths]
     return " ".join(shlex.quote(word) for word in words)
 
 
@@ -97,10 +104,14 @@ class ScriptOutputError(ValueError):
     """The host's answer is not what the script prints (a broken shell or a missing tool)."""
 
 
+TOO_LARGE = "too large"
+
+
 @dataclass(frozen=True)
 class ReadProblem:
     path: str
     why: str  # "not a regular file" | "not readable" | LINK_REFUSED | DIRECTORY_LINK_REFUSED
+    size: int = 0  # of a file TOO_LARGE to be read
 
     @property
     def refused_link(self) -> bool:
@@ -134,6 +145,8 @@ def parse_read_output(
             problems.append(ReadProblem(path, LINK_REFUSED))
         elif kind == "P":
             problems.append(ReadProblem(path, DIRECTORY_LINK_REFUSED))
+        elif kind == "B" and len(head) == 2 and head[1].isdigit():
+            problems.append(ReadProblem(path, TOO_LARGE, int(head[1])))
         elif (kind == "F" and len(head) == 3) or (kind == "R" and len(head) == 4):
             # R: the read gate's copy with secret values hidden (read_gate.redact); its last
             # word is no longer used (an older gate sent the real file's sha256 there)

@@ -25,9 +25,15 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from sipctl.errors import ProviderError, RefusedError, StalePlanError
-from sipctl.providers.bookkeeping import BOOKKEEPING_DIR, private_dir_script, symlink_refused
+from sipctl.errors import FileTooLarge, ProviderError, RefusedError, StalePlanError
+from sipctl.providers.bookkeeping import (
+    BOOKKEEPING_DIR,
+    MAX_READ_BYTES,
+    private_dir_script,
+    symlink_refused,
+)
 from sipctl.providers.transport.files import (
+    TOO_LARGE,
     ScriptOutputError,
     new_marker,
     parse_read_output,
@@ -278,7 +284,7 @@ class SshTransport:
             _check_path(self.ref, path)
         marker = new_marker()
         status, stdout, stderr = self._exec(
-            read_command([canonical_path(p) for p in paths], marker),
+            read_command([canonical_path(p) for p in paths], marker, MAX_READ_BYTES),
             None,
             _IO_TIMEOUT,
             "reading files",
@@ -299,7 +305,8 @@ class SshTransport:
             _check_path(self.ref, path)
         read_marker, run_marker = new_marker(), new_marker()
         canonical = [canonical_path(p) for p in paths]
-        script = read_command(canonical, read_marker) + "\n" + batch_script(programs, run_marker)
+        script = read_command(canonical, read_marker, MAX_READ_BYTES)
+        script += "\n" + batch_script(programs, run_marker)
         status, stdout, stderr = self._exec(
             "/bin/sh -s", script.encode(), max(timeout, _IO_TIMEOUT), "reading files"
         )
@@ -318,6 +325,12 @@ class SshTransport:
             raise ProviderError(
                 f"{self.ref}: reading files failed ({exc}; exit {status}): {_last_line(stderr)}"
             ) from exc
+        for problem in problems:
+            if problem.why == TOO_LARGE:
+                raise FileTooLarge(f"{problem.path} on {self.ref}", problem.size, MAX_READ_BYTES)
+        for path, found in files.items():
+            if found.content is not None and len(found.content) > MAX_READ_BYTES:  # it grew
+                raise FileTooLarge(f"{path} on {self.ref}", len(found.content), MAX_READ_BYTES)
         links = [p for p in problems if p.refused_link]
         if links:  # the link is the news: what it points to is never read, nor named
             raise ProviderError(
