@@ -94,6 +94,17 @@ def test_a_file_over_the_read_limit_is_refused_by_its_size_alone(
         ssh.read_and_run([str(big)], [["true"]])
 
 
+def test_a_command_that_never_stops_writing_is_stopped_at_the_output_limit(
+    ssh: SshTransport,
+) -> None:
+    """A program on the host that writes without end (faster than it is read) is cut off at
+    the limit of one command's output, well before its timeout, with a one-line error."""
+    started = time.monotonic()
+    with pytest.raises(ProviderError, match=r"'cat' sent more than 256 MiB of output"):
+        ssh.run("cat /dev/zero", timeout=120)
+    assert time.monotonic() - started < 60
+
+
 def test_write_and_read_back_keeps_mode_owner_and_backup(ssh: SshTransport, tmp_path: Path) -> None:
     old = tmp_path / "pjsip_sipctl.conf"
     old.write_bytes(b"old\n")

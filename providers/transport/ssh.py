@@ -68,6 +68,11 @@ if TYPE_CHECKING:
 
 _IO_TIMEOUT = 120.0  # for the batched file scripts
 _OUTPUT_GRACE = 0.5  # how long to wait for output after the exit status, with none arriving
+# The most one command may send back (stdout and stderr together): a batched read's files
+# (each at most MAX_READ_BYTES, base64) and programs' answers are far less; a host that
+# sends without end (a program that never stops writing) is cut off here, not read into
+# memory until the timeout.
+MAX_OUTPUT_BYTES = 4 * MAX_READ_BYTES
 
 
 class ReadOnlyLoginError(RefusedError):
@@ -186,8 +191,22 @@ class SshTransport:
                 channel.sendall(stdin)
             channel.shutdown_write()
             last_data = time.monotonic()
+            received = [0]
+
+            def take() -> int:
+                """Read what has come (a bounded share); refuse output without end."""
+                got = _drain(channel, out, err)
+                received[0] += got
+                if received[0] > MAX_OUTPUT_BYTES:
+                    raise ProviderError(
+                        f"{self.ref}: {what} sent more than {MAX_OUTPUT_BYTES >> 20} MiB of "
+                        "output, more than sipctl reads of one command; stopped it. Is it the "
+                        "program the host's profile names, and does it end?"
+                    )
+                return got
+
             while True:
-                if _drain(channel, out, err):
+                if take():
                     last_data = time.monotonic()
                 now = time.monotonic()
                 if channel.exit_status_ready() or channel.closed:
@@ -208,7 +227,8 @@ class SshTransport:
                     time.sleep(0.01)  # the pipe stays readable after EOF: do not spin
                 else:
                     select.select([channel], [], [], min(deadline - now, 0.25))
-            _drain(channel, out, err)
+            while take():
+                pass
             status = channel.recv_exit_status()
         except (paramiko.SSHException, OSError) as exc:
             raise ProviderError(
@@ -552,15 +572,23 @@ def _after_statuses(output: bytes, marker: str, count: int) -> tuple[bytes, byte
     return output[:end], b"\n" + output[end:]
 
 
-def _drain(channel: paramiko.Channel, out: list[bytes], err: list[bytes]) -> bool:
-    """Read what has arrived on stdout and stderr; True when there was anything."""
-    got = False
-    while channel.recv_ready():
-        out.append(channel.recv(65536))
-        got = True
-    while channel.recv_stderr_ready():
-        err.append(channel.recv_stderr(65536))
-        got = True
+_DRAIN_BYTES = 1 << 20  # read per call at most: a host that never stops sending is checked
+
+
+def _drain(channel: paramiko.Channel, out: list[bytes], err: list[bytes]) -> int:
+    """Read what has arrived on stdout and stderr, up to about _DRAIN_BYTES of each (so the
+    caller's deadline and limit are looked at between calls); the count of bytes read."""
+    got = 0
+    for ready, receive, chunks in (
+        (channel.recv_ready, channel.recv, out),
+        (channel.recv_stderr_ready, channel.recv_stderr, err),
+    ):
+        taken = 0
+        while taken < _DRAIN_BYTES and ready():
+            chunk = receive(65536)
+            chunks.append(chunk)
+            taken += len(chunk)
+        got += taken
     return got
 
 
