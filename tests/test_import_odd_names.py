@@ -83,6 +83,32 @@ def test_import_names_what_it_cannot_hold_and_writes_a_valid_spec(
     assert run(["validate", "-f", "odd.yaml"]) == 0
 
 
+def test_a_trunks_password_in_a_gap_is_not_written_into_the_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A gap quotes the live guest extension, and an admin's trunk dial string holds its
+    password: the spec file, made to be committed, hides it as the printed spec does."""
+    monkeypatch.chdir(tmp_path)
+    etc = tmp_path / "pbx" / "etc" / "asterisk"
+    etc.mkdir(parents=True)
+    (etc / "sip.conf").write_text(SIP_CONF)
+    (etc / "extensions.conf").write_text(
+        "[guests]\nexten => director,1,Dial(SIP/105)\n"
+        "exten => _00X.,1,Dial(IAX2/trunk:Tru5tMeNot@192.0.2.1/${EXTEN})\n"
+        "exten => _.,1,Playback(bad-user)\n"
+    )
+    (etc / "rtp.conf").write_text(RTP_CONF)
+    (tmp_path / "odd.zone").write_text(ZONE)
+    args = ["import", "--domain", "odd.example", "--dns", "zonefile:odd.zone"]
+    assert run([*args, "--asterisk", "dir:pbx", "--out", "odd.yaml"]) == 0
+    assert run([*args, "--asterisk", "dir:pbx"]) == 0
+    out, err = capsys.readouterr()
+    written = (tmp_path / "odd.yaml").read_text()
+    assert "Dial(IAX2/trunk:***@192.0.2.1/${EXTEN})" in written
+    assert "Tru5tMeNot" not in written + out + err
+    assert run(["validate", "-f", "odd.yaml"]) == 0
+
+
 def test_a_pbx_without_an_rtp_range_imports_as_a_valid_spec_that_adopt_does_not_apply(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -448,12 +448,14 @@ def _check_host_files(texts: dict[Path, str], out: Path) -> None:
 def _write_spec(path: Path, text: str) -> None:
     """An imported spec, written whole, never through a link: the directory is often a
     checkout, where a merge request can make ``hoster/alpha.example.yaml`` a link to
-    ``~/.ssh/authorized_keys``."""
-    from sipctl.cli_common import write_output_file
+    ``~/.ssh/authorized_keys``. Scrubbed as the console scrubs the spec it prints: its
+    comments quote the live dialplan (a gap), where a trunk's password may stand, and the
+    file is made to be committed."""
+    from sipctl.cli_common import current_console, write_output_file
     from sipctl.cli_report_file import refuse_link
 
     refuse_link(path)
-    write_output_file(path, text, "the spec", 0o644)
+    write_output_file(path, current_console().scrub(text), "the spec", 0o644)
 
 
 def _moved_places(data: dict[str, Any], out: Path) -> None:
