@@ -25,6 +25,7 @@ from sipctl.errors import (
 )
 from sipctl.providers.base import Provider, RunContext, UpdateRider, open_provider
 from sipctl.reconciler.diff import diff
+from sipctl.reconciler.domain_change import note_domain_change, served_domain
 from sipctl.reconciler.layers import LAYERS, Layer
 from sipctl.reconciler.plan import Change, Plan, TargetPlan, managed_units
 from sipctl.reconciler.resources import LiveState, Resource
@@ -208,6 +209,11 @@ def make_plan(
 
         places = host_places(loaded, [layer.name for layer in selected])
         store = host_state_store(loaded, ctx, places[0].layer) if places else None
+    elif served_domain(loaded, runs) is not None:
+        from sipctl.reconciler.gitops.drift import host_state_store
+
+        # the domain of the last apply there (domain_change), in the same round trip
+        store = host_state_store(loaded, ctx, "asterisk")
     # the host's record rides in the same round trip as the layers' reads of its host
     record_reads = [store.record_read()] if store is not None else []
     record_fetched = _read_all(runs, ctx, record_reads)
@@ -232,6 +238,7 @@ def make_plan(
         from sipctl.reconciler.gitops.drift import ReadRecord
 
         host_record = ReadRecord(store, store.read_from(record_fetched[0]) or {})
+        note_domain_change(loaded, runs, host_record.record)
     problems = _problems(runs)
     if problems:
         raise ProviderError(

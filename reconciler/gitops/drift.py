@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sipctl.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, ProviderError, SipctlError
 from sipctl.reconciler.departures import CUSTOMERS_KEY, recorded_customers
+from sipctl.reconciler.domain_change import DOMAIN_KEY, served_domain
 from sipctl.reconciler.resources import Value, canonical_json
 
 if TYPE_CHECKING:
@@ -296,6 +297,8 @@ def _record_one(
     targets = dict(old.get("targets", {})) if current else {}
     customers = _customers_of(runs, plan_run, old.get(CUSTOMERS_KEY) if current else None)
     changed = customers is not None and customers != old.get(CUSTOMERS_KEY)
+    domain = served_domain(plan_run.loaded, runs)
+    changed = changed or (domain is not None and domain != old.get(DOMAIN_KEY))
     for run in runs:
         entry = entry_of(run)
         previous = targets.get(target_key(run))
@@ -309,6 +312,10 @@ def _record_one(
         record[CUSTOMERS_KEY] = customers
     elif current and CUSTOMERS_KEY in old:
         record[CUSTOMERS_KEY] = old[CUSTOMERS_KEY]
+    if domain is not None:
+        record[DOMAIN_KEY] = domain
+    elif current and DOMAIN_KEY in old:
+        record[DOMAIN_KEY] = old[DOMAIN_KEY]
     store.write(record)
     return [f"Recorded the applied state in {store.where}."]
 
@@ -328,6 +335,9 @@ def state_is_current(plan_run: PlanRun, ctx: RunContext) -> bool:
         targets = record.get("targets", {}) if record.get("format") == STATE_FORMAT else {}
         customers = _customers_of(runs, plan_run, record.get(CUSTOMERS_KEY))
         if customers is not None and customers != record.get(CUSTOMERS_KEY):
+            return False
+        domain = served_domain(plan_run.loaded, runs)
+        if domain is not None and domain != record.get(DOMAIN_KEY):
             return False
         for run in runs:
             entry = _entry_of(targets, run)
