@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,7 +47,7 @@ def test_inline_credentials_are_refused_without_echoing_them(key: str) -> None:
 _SECRET_WORDS = ("key", "secret", "token", "password", "credential", "auth", "private")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     word=st.sampled_from(_SECRET_WORDS),
     around=st.tuples(st.sampled_from(["", "api_", "x-", "client_"]), st.sampled_from(["", "_id"])),
