@@ -454,8 +454,8 @@ def enforce_bindings(loaded: LoadedSpec, ctx: RunContext) -> None:
             else f"{loaded.source}: {len(problems)} "
             "bindings the runner profile does not allow:\n" + "\n".join(problems),
             hint="the runner profile (see: sipctl docs security) says which credentials a spec may "
-            "name, where each may go and where on this machine sipctl may write; a merge "
-            "request cannot change it",
+            "name, where each may go, where on this machine sipctl may write and which "
+            "layers may be this machine; a merge request cannot change it",
         )
     ctx.bindings_checked.add(id(loaded))
     if not runner.strict and spec_bindings(loaded) and _SAID not in ctx.bindings_checked:

@@ -14,19 +14,30 @@ writes is the admin's to say (docs/security.md). A spec names such places in thr
   ``firewall.persist`` files, ``fail2ban.config_dir`` and ``logpath``, the path of a
   ``local:`` ``webrtc.publish``); profile key ``local_paths``.
 
-The rule is the same for each (``Places.hold``): the path, resolved as sipctl will reach it
-(``~`` expanded, a relative one from the spec's directory, ``..`` and symbolic links
-followed: ``resolved``), must be inside the spec's own directory (for a hosting customer
-its hosting directory) or inside a directory the runner profile lists under the kind's
-key. Below such a place sipctl follows no link (``providers/bookkeeping.py``'s SafeDir), so
-the place's own resolution is the one that counts.
+Where the run is strict, a layer whose target is this machine needs more than its places:
+``local`` (asterisk, firewall, fail2ban) and a ``local:`` ``webrtc.publish`` make sipctl run
+this machine's programs (``asterisk -rx``, ``iptables-save`` / ``nft``, ``fail2ban-client``)
+and show their answers in the plan, and make ``apply`` rewrite this machine's firewall. A
+runner that is not the PBX must never be one, whatever paths the spec names (``firewall:
+{target: local, persist: null}`` names none), so each such layer must be one of the runner
+profile's ``local_layers`` (``local_layer_problems``); its paths are still checked.
+
+The rule is the same for each place (``Places.hold``): the path, resolved as sipctl will
+reach it (``~`` expanded, a relative one from the spec's directory, ``..`` and symbolic
+links followed: ``resolved``), must be inside the spec's own directory (for a hosting
+customer its hosting directory) or inside a directory the runner profile lists under the
+kind's key, and not inside a ``.git`` directory below that place: the spec's directory is
+a checkout, and a repository's own files (``.git/config``, ``.git/hooks``) are programs git
+runs, never a spec's to write (an admin who lists a place inside ``.git`` allows it). Below
+such a place sipctl follows no link (``providers/bookkeeping.py``'s SafeDir), so the
+place's own resolution is the one that counts.
 
 When it applies: zone files always (a spec beside its zone files needs nothing; that rule
-predates the others and was never relaxed). The other kinds where the run is strict (a
-runner profile is given, or ``CI`` is set: ``bindings.Runner``): on an admin's own machine
-the admin wrote the spec, and ``target: local`` with ``/etc/asterisk`` is the normal way to
-run sipctl on the PBX itself. Checked by ``validate`` and, with the credentials, before any
-provider opens a connection (``bindings.enforce_bindings``).
+predates the others and was never relaxed). The other kinds, and the local layers, where
+the run is strict (a runner profile is given, or ``CI`` is set: ``bindings.Runner``): on an
+admin's own machine the admin wrote the spec, and ``target: local`` with ``/etc/asterisk``
+is the normal way to run sipctl on the PBX itself. Checked by ``validate`` and, with the
+credentials, before any provider opens a connection (``bindings.enforce_bindings``).
 """
 
 from __future__ import annotations
@@ -39,19 +50,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sipctl.errors import RefusedError
+from sipctl.schemas.profiles import LOCAL_LAYERS
 from sipctl.schemas.targets import parse_target
 
 if TYPE_CHECKING:
     from sipctl.reconciler.bindings import Runner
     from sipctl.schemas.loader import LoadedSpec
+    from sipctl.schemas.spec import Spec
 
 ZONE_FILES = "zone_files"
 DIR_TARGETS = "dir_targets"
 LOCAL_PATHS = "local_paths"
+GIT_DIRECTORY = ".git"  # a repository's own: git runs what its config and hooks say
 
 HINT = (
-    "a spec does not choose where on this machine sipctl reads and writes; the runner "
-    "profile lists the places beyond the spec's directory (see: sipctl docs security)"
+    "a spec does not choose where on this machine sipctl reads and writes, nor make it "
+    "run this machine's programs; the runner profile lists the places beyond the spec's "
+    "directory and the layers that may be this machine (see: sipctl docs security)"
 )
 
 
@@ -60,6 +75,17 @@ def inside(path: str, directory: str) -> bool:
     ``..``, no link), compared by whole path components (``/srv/a`` holds ``/srv/a/x``,
     never ``/srv/ab``)."""
     return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def git_directory(path: str, place: str) -> str | None:
+    """The ``.git`` directory (in any case: a case-insensitive file system's git reads
+    ``.GIT``) that ``path`` is in below ``place`` (``path`` inside ``place``, both
+    resolved), or None."""
+    parts = Path(path).relative_to(place).parts
+    for depth, part in enumerate(parts):
+        if part.casefold() == GIT_DIRECTORY:
+            return str(Path(place, *parts[: depth + 1]))
+    return None
 
 
 def resolved(loaded: LoadedSpec, written: str) -> str:
@@ -78,8 +104,22 @@ class Places:
     key: str  # the runner profile's key that lists more (zone_files, dir_targets, ...)
 
     def hold(self, path: str) -> bool:
-        """``path`` (resolved) is in one of the places."""
-        return any(inside(path, place) for place in (self.spec_dir, *self.allowed))
+        """``path`` (resolved) is in one of the places, and not in a ``.git`` below it."""
+        return any(
+            inside(path, place) and git_directory(path, place) is None
+            for place in (self.spec_dir, *self.allowed)
+        )
+
+    def outside(self, path: str) -> str:
+        """Why ``path`` (resolved) is not held, in words, for a refusal."""
+        for place in (self.spec_dir, *self.allowed):
+            git = git_directory(path, place) if inside(path, place) else None
+            if git is not None:
+                return (
+                    f"inside the git directory {git}, where nothing of a spec is written "
+                    "(git runs what its config and hooks say)"
+                )
+        return f"outside {self.said()}"
 
     def said(self) -> str:
         """The places, in words, for a refusal."""
@@ -138,10 +178,57 @@ def spec_places(loaded: LoadedSpec) -> list[SpecPlace]:
     return list(found.values())
 
 
+@dataclass(frozen=True)
+class LayerTarget:
+    """Where one layer of a spec lives, and the key that says so."""
+
+    layer: str  # asterisk, firewall, fail2ban, webrtc (as LOCAL_LAYERS names them)
+    key: tuple[str | int, ...]  # the key that sets it (asterisk.target when inherited)
+    target: str  # local, dir:PATH, ssh://...
+    written: str  # the value at ``key`` (webrtc.publish: TARGET:PATH)
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(str(p) for p in self.key)
+
+
+def layer_targets(spec: Spec) -> list[LayerTarget]:
+    """The target of each layer of ``spec`` that has one, in the order of LOCAL_LAYERS:
+    firewall and fail2ban without a target of their own take asterisk's (its key), or
+    ``local`` (their own key) in a spec without asterisk."""
+    found: list[LayerTarget] = []
+    if spec.asterisk is not None:
+        own = spec.asterisk.target
+        found.append(LayerTarget("asterisk", ("asterisk", "target"), own, own))
+    sections = (
+        ("firewall", spec.firewall, spec.firewall_target()),
+        ("fail2ban", spec.fail2ban, spec.fail2ban_target()),
+    )
+    for layer, section, target in sections:
+        if section is None or target is None:
+            continue
+        key = (layer if section.target is not None or spec.asterisk is None else "asterisk",)
+        found.append(LayerTarget(layer, (*key, "target"), target, target))
+    if spec.webrtc is not None and spec.webrtc.publish is not None:
+        from sipctl.schemas.values import split_publish
+
+        written = spec.webrtc.publish
+        target, _path = split_publish(written)
+        found.append(LayerTarget("webrtc", ("webrtc", "publish"), target, written))
+    return found
+
+
 def _places(loaded: LoadedSpec) -> Iterator[SpecPlace]:
-    spec = loaded.spec
+    for layer in layer_targets(loaded.spec):
+        places = _layer(loaded, layer.key, layer.target, _layer_paths(loaded.spec, layer))
+        for place in places:
+            yield replace(place, written=layer.written) if layer.layer == "webrtc" else place
+
+
+def _layer_paths(spec: Spec, layer: LayerTarget) -> list[tuple[tuple[str | int, ...], str, bool]]:
+    """The paths on its target ``layer`` names: (key, value, is it a directory)."""
     asterisk, firewall, fail2ban = spec.asterisk, spec.firewall, spec.fail2ban
-    if asterisk is not None:
+    if layer.layer == "asterisk" and asterisk is not None:
         files: list[tuple[tuple[str | int, ...], str, bool]] = [
             (("asterisk", "config_dir"), asterisk.config_dir, True)
         ]
@@ -151,30 +238,22 @@ def _places(loaded: LoadedSpec) -> Iterator[SpecPlace]:
             if asterisk.tls.ca_list_file is not None:  # Asterisk's trust, read there
                 ca_list = asterisk.tls.ca_list_file
                 files.append((("asterisk", "tls", "ca_list_file"), ca_list, False))
-        yield from _layer(loaded, ("asterisk", "target"), asterisk.target, files)
-    if firewall is not None:
+        return files
+    if layer.layer == "firewall" and firewall is not None:
         from sipctl.reconciler.render.firewall import persist_paths
 
-        key = ("firewall", "target") if firewall.target is not None else ("asterisk", "target")
-        persist = [
-            (("firewall", "persist"), p, False) for p in persist_paths(firewall, True).values()
-        ]
-        yield from _layer(loaded, key, spec.firewall_target() or "local", persist)
-    if fail2ban is not None:
-        key = ("fail2ban", "target") if fail2ban.target is not None else ("asterisk", "target")
-        paths: list[tuple[tuple[str | int, ...], str, bool]] = [
+        persist = persist_paths(firewall, True).values()
+        return [(("firewall", "persist"), p, False) for p in persist]
+    if layer.layer == "fail2ban" and fail2ban is not None:
+        return [
             (("fail2ban", "config_dir"), fail2ban.config_dir, True),
             (("fail2ban", "logpath"), fail2ban.logpath, False),
         ]
-        yield from _layer(loaded, key, spec.fail2ban_target() or "local", paths)
-    if spec.webrtc is not None and spec.webrtc.publish is not None:
+    if layer.layer == "webrtc":
         from sipctl.schemas.values import split_publish
 
-        written = spec.webrtc.publish
-        target, path = split_publish(written)
-        publish = (("webrtc", "publish"), path, True)
-        for place in _layer(loaded, ("webrtc", "publish"), target, [publish]):
-            yield replace(place, written=written)
+        return [(("webrtc", "publish"), split_publish(layer.written)[1], True)]
+    return []
 
 
 def _layer(
@@ -207,21 +286,67 @@ def place_problem(loaded: LoadedSpec, place: SpecPlace, places: Places) -> str |
         return None
     shown = place.written + (f" is {place.path}" if place.path != place.written else "")
     return (
-        f"{loaded.where(place.key)}: {place.dotted}: {shown} ({place.note}), outside "
-        f"{places.said()}; nothing was read or written. Use a place inside the spec's "
-        f"directory, or have the admin add to the runner profile:\n"
+        f"{loaded.where(place.key)}: {place.dotted}: {shown} ({place.note}), "
+        f"{places.outside(place.path)}; nothing was read or written. Use a place inside the "
+        f"spec's directory (not in .git), or have the admin add to the runner profile:\n"
         f"    {places.entry(place.directory)}"
     )
 
 
-def place_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
-    """Every place of ``loaded`` (``spec_places``) outside its kind's places under
-    ``runner``; none where the run is not strict (an admin's own machine, own spec)."""
+# What a layer on this machine makes sipctl do here, for a refusal.
+_ON_THIS_MACHINE = {
+    "asterisk": "sipctl runs asterisk -rx here and reads and writes Asterisk's files",
+    "firewall": "plan shows this machine's own firewall, read with iptables-save or nft, "
+    "and apply rewrites it",
+    "fail2ban": "sipctl runs fail2ban-client here and reads and writes fail2ban's files",
+    "webrtc": "apply writes the page into this machine's files",
+}
+
+
+def local_layer_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
+    """Each layer of ``loaded`` whose target is this machine (``local``, a ``local:``
+    publish) while ``runner``'s profile does not list it in ``local_layers``; none where
+    the run is not strict (on an admin's own machine, ``local`` is how sipctl runs on the
+    PBX)."""
     if not runner.strict:
         return []
+    allowed = runner.profile.local_layers if runner.profile is not None else ()
+    local = [t for t in layer_targets(loaded.spec) if parse_target(t.target).kind == "local"]
+    refused = [t for t in local if t.layer not in allowed]
+    if not refused:
+        return []
+    wanted = [n for n in LOCAL_LAYERS if n in allowed or any(t.layer == n for t in refused)]
+    profile = (
+        f"the runner profile ({runner.source}) lists "
+        + (f"local_layers {', '.join(allowed)}" if allowed else "no local_layers")
+        if runner.profile is not None
+        else f"there is {runner.source}"
+    )
+    problems = []
+    for layer in refused:
+        default = " (the default)" if loaded.positions.get(layer.key) is None else ""
+        taken = f", which the {layer.layer} layer takes" if layer.key[0] != layer.layer else ""
+        problems.append(
+            f"{loaded.where(layer.key)}: {layer.dotted}: {layer.written}{default}{taken}: "
+            f"the {layer.layer} layer would be this machine ({_ON_THIS_MACHINE[layer.layer]}), "
+            f"and {profile}; nothing was read or run. Point the layer at its host over SSH "
+            "(ssh://USER@HOST), or, where this runner is that host, have the admin add to "
+            f"the runner profile:\n    local_layers: [{', '.join(wanted)}]"
+        )
+    return problems
+
+
+def place_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
+    """Every layer of ``loaded`` on this machine the runner profile does not let be here
+    (``local_layer_problems``), and every place (``spec_places``) outside its kind's places
+    under ``runner``; none where the run is not strict (an admin's own machine, own
+    spec)."""
+    if not runner.strict:
+        return []
+    layers = local_layer_problems(loaded, runner)
     places = spec_places(loaded)
     if not places:
-        return []
+        return layers
     by_kind = {kind: places_of(loaded, runner, kind) for kind in {p.kind for p in places}}
     problems: dict[tuple[tuple[str | int, ...], str], str] = {}
     for place in places:  # a key's two files in one directory (rules.v4, .v6): said once
@@ -230,7 +355,7 @@ def place_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
             problem = place_problem(loaded, place, by_kind[place.kind])
             if problem is not None:
                 problems[said] = problem
-    return list(problems.values())
+    return layers + list(problems.values())
 
 
 def check_places(loaded: LoadedSpec, env: Mapping[str, str]) -> None:
@@ -247,7 +372,7 @@ def refusal(loaded: LoadedSpec, problems: list[str]) -> RefusedError:
     return RefusedError(
         problems[0]
         if len(problems) == 1
-        else f"{loaded.source}: {len(problems)} places on this machine the runner profile "
+        else f"{loaded.source}: {len(problems)} uses of this machine the runner profile "
         "does not allow:\n" + "\n".join(problems),
         hint=HINT,
     )

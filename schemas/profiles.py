@@ -12,8 +12,9 @@ in files a merge request cannot change:
   destinations it may be sent to; the octoDNS classes allowed beyond installed plugins; the
   hosts ``audit`` and ``verify`` may probe beyond the spec's own PBX; the places on the
   runner a spec's zone file, ``dir:`` targets and ``local`` layers may read and write in
-  beyond the spec's own directory (``reconciler/runner_places.py``); the known_hosts files
-  a spec's SSH targets may be checked against beyond the runner's own.
+  beyond the spec's own directory, and which layers may be this machine's at all
+  (``reconciler/runner_places.py``); the known_hosts files a spec's SSH targets may be
+  checked against beyond the runner's own.
 
 These models are pydantic, like the spec's, and give the JSON Schema of both files
 (``sipctl schema --output host-profile`` / ``runner-profile``).
@@ -21,7 +22,7 @@ These models are pydantic, like the spec's, and give the JSON Schema of both fil
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -131,6 +132,11 @@ def zone_allowed(zone: str, entries: tuple[str, ...]) -> bool:
     return False
 
 
+# The layers whose target may be this machine (``target: local``; for webrtc a ``local:``
+# publish), as a runner profile's ``local_layers`` names them.
+LocalLayer = Literal["asterisk", "firewall", "fail2ban", "webrtc"]
+LOCAL_LAYERS: tuple[LocalLayer, ...] = get_args(LocalLayer)
+
 ZoneFilesDirectory = Annotated[str, Field(min_length=1, max_length=4096)]
 KnownHostsFile = Annotated[str, Field(min_length=1, max_length=4096)]
 PlaceDirectory = Annotated[str, Field(min_length=1, max_length=4096)]
@@ -233,6 +239,16 @@ class RunnerProfile(_Profile):
         "where a runner profile is given or CI is set (a relative one is taken from the "
         "directory of this profile); each holds the files below it, compared with links "
         "resolved",
+    )
+    local_layers: tuple[LocalLayer, ...] = Field(
+        default=(),
+        description="the layers whose target may be this machine (target: local; for webrtc "
+        "a local: publish): asterisk (sipctl runs asterisk -rx here and edits its files), "
+        "firewall (it reads this machine's firewall, iptables-save or nft, and apply "
+        "rewrites it), fail2ban (fail2ban-client and its files), webrtc (the page in this "
+        "machine's web root). Only a runner that is the PBX lists any; the paths such a "
+        "layer names must also be in local_paths. Enforced where a runner profile is given "
+        "or CI is set",
     )
 
 

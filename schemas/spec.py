@@ -593,7 +593,8 @@ class TlsFiles(_Model):
 _TARGET_HELP = (
     "where the layer lives: local, dir:PATH, or ssh://[user@]host[:port]; under a runner "
     "profile or CI a dir: directory must be in the spec's directory or the profile's "
-    "dir_targets, and a local layer's paths in its local_paths"
+    "dir_targets, and a local layer must be one of the profile's local_layers and its "
+    "paths in its local_paths (neither inside a .git directory)"
 )
 
 
@@ -812,7 +813,8 @@ class Webrtc(_Model):
         description="TARGET:PATH: apply also writes the page there (a web root), "
         "e.g. local:/var/www/html/call; the page sipctl published at another place before "
         "(or when publish is removed) is taken down; under a runner profile or CI a dir: "
-        "or local: place must be allowed by it (dir_targets, local_paths)",
+        "or local: place must be allowed by it (dir_targets; local_paths, and webrtc in "
+        "local_layers)",
     )
 
 

@@ -121,8 +121,11 @@ def test_removing_a_customers_file_removes_its_records_and_dialplan_only(
 
         # the key may no longer go to that server: refused, and nothing is half applied
         profile = tmp_path / "runner.yaml"
-        # (the host's Asterisk is this machine's: the admin allows its directory)
-        profile.write_text(f"version: 1\ncredentials: {{}}\nlocal_paths: [{pbx.config_dir}]\n")
+        # (the host's Asterisk is this machine's: the admin allows it and its directory)
+        profile.write_text(
+            f"version: 1\ncredentials: {{}}\nlocal_paths: [{pbx.config_dir}]\n"
+            "local_layers: [asterisk]\n"
+        )
         monkeypatch.setenv("SIPCTL_PROFILE", str(profile))
         code = run(["apply", "-f", str(hoster / "pbx1.yaml"), "--auto-approve", "--force"])
         shown = capsys.readouterr()

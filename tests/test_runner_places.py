@@ -4,7 +4,8 @@ A ``dir:PATH`` target (any layer, and ``webrtc.publish``) and the paths of a lay
 target is ``local`` are written by whoever writes the spec: a merge request. Where the run is
 strict (a runner profile, or CI), each must resolve, through ``~``, ``..`` and symbolic
 links, inside the spec's own directory or a directory the runner profile lists
-(``dir_targets``, ``local_paths``); on an admin's own machine the spec is the admin's.
+(``dir_targets``, ``local_paths``), and not inside a ``.git`` directory below that place;
+on an admin's own machine the spec is the admin's.
 
 The property test writes a real tree with links and compares the decision with a
 containment oracle built on pathlib's ``resolve`` and ``is_relative_to``, and the place the
@@ -33,7 +34,10 @@ from sipctl.schemas.profiles import RunnerProfile
 from sipctl.schemas.targets import parse_target
 
 DOMAIN = "mysite.test"
-PARTS = (".", "..", "spec", "allowed", "other", "up", "to_other", "back", "to_allowed", "x")
+PARTS = (
+    *(".", "..", "spec", "allowed", "other", "up", "to_other", "back", "to_allowed", "x"),
+    *(".git", ".GIT", "git"),  # a checkout's own repository, in any case, and a lookalike
+)
 SECTIONS = ("asterisk", "firewall", "fail2ban", "publish")
 
 
@@ -57,7 +61,7 @@ def tree(root: Path) -> Path:
     """spec/ (the spec's directory), allowed/ (the profile's dir_targets and local_paths,
     relative to the profile and named through a link), other/, home/ (``~``); links between them. The
     runner profile's path."""
-    for name in ("spec", "allowed", "other", "home"):
+    for name in ("spec", "spec/.git", "allowed", "other", "home"):
         (root / name).mkdir()
     (root / "spec" / "up").symlink_to("..")
     (root / "spec" / "to_other").symlink_to(root / "other")
@@ -67,16 +71,31 @@ def tree(root: Path) -> Path:
     (root / "via").symlink_to(root / "allowed")
     (root / "admin").mkdir()
     profile = root / "admin" / "runner-profile.yaml"
-    profile.write_text("version: 1\ndir_targets: [../via]\nlocal_paths: [../via]\n")
+    profile.write_text(
+        "version: 1\ndir_targets: [../via]\nlocal_paths: [../via]\n"
+        "local_layers: [asterisk, firewall, fail2ban, webrtc]\n"
+    )
     return profile
 
 
 def oracle(root: Path, written: str) -> bool:
     """Allowed: the directory, resolved by pathlib (``~`` is ``home/``), is inside spec/ or
-    allowed/."""
+    allowed/, and no part of it below that place is named .git in any case."""
     path = Path(written.replace("~", str(root / "home"), 1) if written[:1] == "~" else written)
     resolved = (root / "spec" / path).resolve()
-    return any(resolved.is_relative_to((root / d).resolve()) for d in ("spec", "allowed"))
+    return any(
+        resolved.is_relative_to(place)
+        and ".git" not in (p.lower() for p in resolved.relative_to(place).parts)
+        for place in ((root / d).resolve() for d in ("spec", "allowed"))
+    )
+
+
+def in_git(root: Path, path: str) -> bool:
+    """``path`` (resolved) is inside spec/ or allowed/, through a .git below it."""
+    return any(
+        Path(path).is_relative_to(place) and not oracle(root, path)
+        for place in ((root / d).resolve() for d in ("spec", "allowed"))
+    )
 
 
 @st.composite
@@ -126,7 +145,10 @@ def test_a_dir_target_is_allowed_exactly_inside_its_places(
     line = 10 if section == "publish" else 5
     assert problem.startswith(f"{root}/spec/s.yaml:{line}:3: {key}: "), problem
     assert place.path in problem and f'dir_targets: ["{place.path}"]' in problem, problem
-    assert f"outside the spec's directory {root / 'spec'}" in problem, problem
+    if in_git(root, place.path):
+        assert ", inside the git directory " in problem, problem
+    else:
+        assert f"outside the spec's directory {root / 'spec'}" in problem, problem
 
 
 LOCAL_PARTS = tuple(p for p in PARTS if p not in (".", ".."))  # a host path has neither
@@ -159,6 +181,8 @@ def test_a_local_layers_path_is_allowed_exactly_inside_its_places(
     resolved = str(Path(written).resolve())
     assert problem.startswith(f"{root}/spec/s.yaml:5:3: fail2ban.config_dir: {written}"), problem
     assert f'local_paths: ["{resolved}"]' in problem, problem
+    git = ", inside the git directory " in problem
+    assert git == in_git(root, resolved), problem
 
 
 def test_an_admins_own_run_is_not_strict(tmp_path: Path) -> None:
@@ -253,7 +277,14 @@ def test_a_local_layers_paths_need_the_profiles_local_paths(tmp_path: Path) -> N
     done = run_sipctl("validate", "-f", str(spec), env=env)
     assert done.returncode == 3, done.stdout + done.stderr
     err = done.stderr
-    assert f"{spec}: 7 places on this machine the runner profile does not allow" in err, err
+    assert f"{spec}: 10 uses of this machine the runner profile does not allow" in err, err
+    assert err.count("    local_layers: [asterisk, fail2ban, webrtc]\n") == 3, err
+    profile.write_text("version: 1\nlocal_layers: [asterisk, fail2ban, webrtc]\n")
+    done = run_sipctl("validate", "-f", str(spec), env=env)
+    assert done.returncode == 3, done.stdout + done.stderr
+    err = done.stderr
+    assert "local_layers:" not in err, err
+    assert f"{spec}: 7 uses of this machine the runner profile does not allow" in err, err
     assert (
         f"{spec}:8:3: asterisk.config_dir: /etc/asterisk (target local: on this machine), " in err
     ), err
@@ -268,7 +299,7 @@ def test_a_local_layers_paths_need_the_profiles_local_paths(tmp_path: Path) -> N
         assert line in err, err
     profile.write_text(
         "version: 1\nlocal_paths: [/etc/asterisk, /etc/ssl/certs, /etc/fail2ban, /var/log/asterisk, "
-        f"{tmp_path}/www]\n"
+        f"{tmp_path}/www]\nlocal_layers: [asterisk, fail2ban, webrtc]\n"
     )
     done = run_sipctl("validate", "-f", str(spec), env=env)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -80,7 +80,7 @@ def check_zone_file(
         raise RefusedError(
             f"{loaded.where(('dns', 'file'))}: dns.file: {dns.file}"
             + (f" is {real}" if real != dns.file else "")
-            + f", outside {places.said()}: move the zone file into the spec's directory and "
+            + f", {places.outside(real)}: move the zone file into the spec's directory and "
             "name it relative to the spec, or have the admin allow its directory in the "
             f"runner profile (zone_files: [{Path(real).parent}])",
             hint=_HINT,
@@ -180,7 +180,7 @@ def _place_of(name: str, where: str, places: Places) -> str:
         raise RefusedError(
             f"{where}: $INCLUDE {name}"
             + (f" is {resolved}" if resolved != name else "")
-            + f", outside {places.said()}: keep the "
+            + f", {places.outside(resolved)}: keep the "
             "files a zone includes beside it, or have the admin allow their directory in the "
             f"runner profile (zone_files: [{Path(resolved).parent}])",
             hint=_HINT,

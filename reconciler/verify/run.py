@@ -73,7 +73,8 @@ def run_verify(
     probe. ``ssl_context`` checks TLS certificates (default: the system CAs). Never raises for
     what it finds; raises SpecError only for a bad ``nameserver`` argument.
     """
-    if loaded.spec.asterisk is not None:  # verify reads the PBX through its target
+    # verify reads the PBX through its target, and asks fail2ban through its own (ban_states)
+    if loaded.spec.asterisk is not None or loaded.spec.fail2ban is not None:
         from sipctl.providers.base import RunContext
         from sipctl.reconciler.bindings import enforce_bindings
 
