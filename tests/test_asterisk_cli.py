@@ -17,8 +17,7 @@ from fixtures.asterisk import AsteriskInstance
 from fixtures.host_profile import ENV as HOST_PROFILE_ENV
 from fixtures.sip_client import SipCaller
 from fixtures.sshd import SshServer, make_key, start_sshd
-
-from sipctl.providers.bookkeeping import STATE_DIR_ENV
+from fixtures.state_dir import child_env
 
 pytestmark = pytest.mark.asterisk
 
@@ -31,13 +30,14 @@ def sipctl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         check=False,
-        env={
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "NO_COLOR": "1",
-            "HOME": str(cwd),
-            HOST_PROFILE_ENV: os.environ[HOST_PROFILE_ENV],
-            STATE_DIR_ENV: os.environ[STATE_DIR_ENV],  # never the machine's /var/lib/sipctl
-        },
+        env=child_env(
+            {
+                "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                "NO_COLOR": "1",
+                "HOME": str(cwd),
+                HOST_PROFILE_ENV: os.environ[HOST_PROFILE_ENV],
+            }
+        ),
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.common import EXAMPLES
+from fixtures.state_dir import child_env
 
 from sipctl.cli import run
 from sipctl.cli_args import normalize_argv
@@ -166,7 +167,7 @@ def test_shell_completion_script_is_offered() -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "SHELL": "/bin/bash", "HOME": "/tmp"},
+        env=child_env({"PATH": "/usr/bin:/bin", "SHELL": "/bin/bash", "HOME": "/tmp"}),
     )
     assert done.returncode == 0, done.stderr
     assert "_SIPCTL_COMPLETE" in done.stdout
@@ -191,12 +192,14 @@ def test_shell_completion_offers_the_values_of_layers_topics_and_kinds(
         capture_output=True,
         text=True,
         timeout=60,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "_SIPCTL_COMPLETE": "complete_bash",
-            "COMP_WORDS": words,
-            "COMP_CWORD": str(len(words.split(" ")) - 1),
-        },
+        env=child_env(
+            {
+                "PATH": "/usr/bin:/bin",
+                "_SIPCTL_COMPLETE": "complete_bash",
+                "COMP_WORDS": words,
+                "COMP_CWORD": str(len(words.split(" ")) - 1),
+            }
+        ),
         check=False,
     )
     assert done.returncode == 0, done.stderr

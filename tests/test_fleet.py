@@ -25,6 +25,7 @@ from typing import Any
 import jsonschema
 import pytest
 from fixtures.bind import SECRET_ENV, BindServer, bind_env, dns_spec
+from fixtures.state_dir import child_env
 from fixtures.temporal import FleetWorker, TemporalDevServer
 
 from sipctl.cli import run
@@ -290,7 +291,7 @@ def test_status_json_matches_its_schema(fleet_setup: Fleet) -> None:
 
 
 def test_fleet_commands_explain_a_missing_server_and_a_wrong_queue(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin"}
+    env = child_env({"PATH": "/usr/bin:/bin"})
     result = subprocess.run(
         [sys.executable, "-m", "sipctl", "fleet", "status", "--address", "127.0.0.1:9"],
         capture_output=True,
@@ -328,7 +329,7 @@ def test_fleet_sync_refuses_a_hosting_directory(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=60,
-            env={"PATH": "/usr/bin:/bin"},
+            env=child_env({"PATH": "/usr/bin:/bin"}),
             check=False,
             cwd=tmp_path,
         )
@@ -358,7 +359,7 @@ def test_fleet_sync_refuses_specs_that_claim_one_host_layer_differently(tmp_path
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin"},
+        env=child_env({"PATH": "/usr/bin:/bin"}),
         check=False,
         cwd=tmp_path,
     )
@@ -389,7 +390,7 @@ def test_status_says_why_a_step_is_being_retried(
     )
     config = tmp_path / "fleet.yaml"
     config.write_text("apply: {heartbeat: 2s, attempts: 20, lock_ttl: 4s, lock_wait: 5s}\n")
-    env = {"PATH": "/usr/bin:/bin", SECRET_ENV: base64.b64encode(b"x" * 32).decode()}
+    env = child_env({"PATH": "/usr/bin:/bin", SECRET_ENV: base64.b64encode(b"x" * 32).decode()})
     log = tmp_path / "worker.log"
     worker = FleetWorker(temporal, ["dns:rfc2136"], config, env, log).start()
     try:
@@ -435,7 +436,7 @@ def test_status_without_any_worker_says_so_at_once(tmp_path: Path) -> None:
                 f"servers: [{{host: pbx.d{n}.example, ipv4: [192.0.2.10]}}]\n"
                 "users: {alex: 105}\n"
             )
-        env = {"PATH": "/usr/bin:/bin"}
+        env = child_env({"PATH": "/usr/bin:/bin"})
         result = fleet(server, env, "sync", "-f", str(specs))
         assert result.returncode == 0, result.stderr
         started = time.monotonic()
@@ -468,7 +469,7 @@ def test_status_names_the_hosts_record_of_an_apply_the_fleet_did_not_make(
         "servers: [{host: pbx.cli.example, ipv4: [192.0.2.10]}]\nusers: {alex: 105}\n"
         f"asterisk:\n  target: 'dir:{root}'\n  config_dir: /etc/asterisk\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "SIPCTL_LOCK_WHO": "cli-user@laptop"}
+    env = child_env({"PATH": "/usr/bin:/bin", "SIPCTL_LOCK_WHO": "cli-user@laptop"})
     applied = subprocess.run(
         [sys.executable, "-m", "sipctl", "apply", "-f", str(spec), "--auto-approve"],
         capture_output=True,

@@ -28,6 +28,7 @@ import yaml
 from fixtures.bind import BindServer
 from fixtures.common import EXAMPLES
 from fixtures.gitlab_api import MR, NOTE_BOT, NOTE_TOKEN, PEOPLE, PROJECT, READ_TOKEN, FakeGitLab
+from fixtures.state_dir import child_env
 from fixtures.waiting import wait_until
 
 GITOPS = EXAMPLES / "gitops"
@@ -180,14 +181,16 @@ class FakeCi:
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
         path = f"{self.stub_dir / 'bin'}:{VENV_BIN}:/usr/sbin:/usr/bin:/sbin:/bin"
-        return {
-            "PATH": path,
-            "HOME": str(self.repo.parent),
-            "LANG": "C.UTF-8",
-            "STUB_DIR": str(self.stub_dir),
-            "CI": "true",
-            **extra,
-        }
+        return child_env(
+            {
+                "PATH": path,
+                "HOME": str(self.repo.parent),
+                "LANG": "C.UTF-8",
+                "STUB_DIR": str(self.stub_dir),
+                "CI": "true",
+                **extra,
+            }
+        )
 
     def run_script(self, script: str, env: dict[str, str]) -> JobResult:
         done = subprocess.run(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures.state_dir import child_env
 
 
 @pytest.fixture
@@ -44,12 +45,14 @@ def listener() -> Iterator[tuple[int, list[int]]]:
 
 
 def _sipctl(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "NO_COLOR": "1",
-        "HOME": str(tmp_path),
-        "SIPCTL_SSH_READ_ONLY": "1",
-    }
+    env = child_env(
+        {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "NO_COLOR": "1",
+            "HOME": str(tmp_path),
+            "SIPCTL_SSH_READ_ONLY": "1",
+        }
+    )
     return subprocess.run(
         [str(Path(sys.executable).parent / "sipctl"), *args],
         cwd=tmp_path,

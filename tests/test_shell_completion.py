@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.state_dir import child_env
 
 SIPCTL = Path(sys.executable).with_name("sipctl")  # the console script pip installed
 
@@ -22,13 +23,15 @@ TYPED = [("sipctl val", "validate"), ("sipctl plan --det", "--detailed-exitcode"
 
 
 def shell_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        "PATH": f"{SIPCTL.parent}:/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "LANG": "C.UTF-8",
-        "TERM": "dumb",
-        **extra,
-    }
+    return child_env(
+        {
+            "PATH": f"{SIPCTL.parent}:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "LANG": "C.UTF-8",
+            "TERM": "dumb",
+            **extra,
+        }
+    )
 
 
 def ask(tmp_path: Path, env: dict[str, str]) -> str:
