@@ -84,18 +84,29 @@ def pending_changes(spec_file: Path) -> list[Change]:
     return changes
 
 
-class Phone:
-    """Extension 105's phone: a UDP socket, answered from a thread, that records INVITEs.
+# what a phone that answers (``Phone(answer=200)``) offers: PCMU on a port nobody reads
+PHONE_SDP = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=audio 40010 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
 
-    Every INVITE is answered busy (486), so the caller hears busy and the test sees what
-    the guest dialplan does after a Dial that failed.
+
+class Phone:
+    """Extension 105's phone: a UDP socket, answered from a thread, that records requests.
+
+    Every INVITE is answered ``answer``: busy (486) by default, so the caller hears busy and
+    the test sees what the guest dialplan does after a Dial that failed; 200 answers at once
+    (with ``PHONE_SDP``) and stays in the call. ``invites`` holds the INVITEs, ``requests``
+    the method of every request, in order.
     """
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, answer: int = 486) -> None:
+        self.answer = answer
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", port))
         self.sock.settimeout(0.05)
         self.invites: list[str] = []
+        self.requests: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=serve_datagrams, args=(self.sock, self._stop, self._answer), daemon=True
@@ -104,11 +115,19 @@ class Phone:
 
     def _answer(self, data: bytes, peer: tuple[str, int]) -> None:
         text = data.decode(errors="replace")
+        self.requests.append(text.split(" ", 1)[0])
         if text.startswith("INVITE"):
             self.invites.append(text)
-            self.sock.sendto(sip_response(text, 486).encode(), peer)
+            self.sock.sendto(self._final(text).encode(), peer)
         elif text.startswith(("CANCEL", "BYE", "OPTIONS")):
             self.sock.sendto(sip_response(text, 200).encode(), peer)
+
+    def _final(self, invite: str) -> str:
+        if self.answer != 200:
+            return sip_response(invite, self.answer)
+        contact = f"Contact: <sip:105@127.0.0.1:{self.sock.getsockname()[1]}>"
+        extra = [contact, "Content-Type: application/sdp"]
+        return sip_response(invite, 200, extra=extra, body=PHONE_SDP)
 
     def close(self) -> None:
         self._stop.set()

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from asterisk_helpers import PHONE_SDP, Phone
 from fixtures.asterisk import MODULES, AsteriskInstance, running_asterisk
-from fixtures.sip_client import serve_datagrams, sip_response
+from fixtures.sip_client import sip_response
 from fixtures.waiting import WAIT_SECONDS
 from hypothesis import given
 from hypothesis import strategies as st
@@ -29,11 +29,6 @@ from sipctl.reconciler.render.asterisk import desired_files, include_line, pjsip
 from sipctl.reconciler.render.asterisk_outbound import STRANGER_ENDPOINT_LINES
 from sipctl.schemas.loader import load_spec_text
 from sipctl.schemas.spec import Spec
-
-_SDP = (
-    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-    "m=audio 40010 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-)
 
 
 @given(challenge=st.booleans(), wss=st.booleans(), outbound=st.booleans(), video=st.booleans())
@@ -63,36 +58,6 @@ def test_every_endpoint_sipctl_writes_refuses_transfers(
     assert len(endpoints) == 1 + wss + outbound, sections
     for name, lines in endpoints.items():
         assert set(STRANGER_ENDPOINT_LINES) <= set(lines), name
-
-
-class AnsweringPhone:
-    """Extension 105's phone: answers every INVITE at once and stays in the call."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.settimeout(0.05)
-        self.requests: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=serve_datagrams, args=(self.sock, self._stop, self._answer), daemon=True
-        )
-        self._thread.start()
-
-    def _answer(self, data: bytes, peer: tuple[str, int]) -> None:
-        text = data.decode(errors="replace")
-        self.requests.append(text.split(" ", 1)[0])
-        if text.startswith("INVITE"):
-            contact = f"Contact: <sip:105@127.0.0.1:{self.sock.getsockname()[1]}>"
-            extra = [contact, "Content-Type: application/sdp"]
-            self.sock.sendto(sip_response(text, 200, extra=extra, body=_SDP).encode(), peer)
-        elif text.startswith(("BYE", "OPTIONS", "CANCEL")):
-            self.sock.sendto(sip_response(text, 200).encode(), peer)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=1)
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -170,11 +135,11 @@ class Guest:
 
 @pytest.mark.asterisk
 def test_a_guest_cannot_transfer_the_phone_that_answered(pbx: AsteriskInstance) -> None:
-    phone = AnsweringPhone(pbx.phone_port)
+    phone = Phone(pbx.phone_port, answer=200)
     guest = Guest(pbx)
     try:
         start = pbx.log_size()
-        guest.send("INVITE", body=_SDP)
+        guest.send("INVITE", body=PHONE_SDP)
         answer = guest.final("INVITE")
         assert answer.startswith("SIP/2.0 200"), answer
         guest.to = _header(answer, "to")
