@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fixtures.tcp_server import tcp_server
 
 from sipctl.cli import run
 
@@ -47,41 +48,18 @@ CASES: dict[str, tuple[Answerer, str]] = {
 def hostile() -> Iterator[tuple[int, dict[str, Answerer]]]:
     """A listener on 127.0.0.1 answering each query with ``answer[0]`` (set by the test)."""
     answer: dict[str, Answerer] = {}
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.1)  # accept() wakes to see ``stop``
-    stop = threading.Event()
 
-    def serve(conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(5)
-            try:
-                while not stop.is_set():
-                    head = conn.recv(2, socket.MSG_WAITALL)
-                    if len(head) < 2:
-                        return
-                    query = conn.recv(struct.unpack("!H", head)[0], socket.MSG_WAITALL)
-                    conn.sendall(answer["frame"](query))
-            except OSError:
-                return
-
-    def accept() -> None:
+    def serve(conn: socket.socket, stop: threading.Event) -> None:
+        conn.settimeout(5)
         while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
+            head = conn.recv(2, socket.MSG_WAITALL)
+            if len(head) < 2:
                 return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+            query = conn.recv(struct.unpack("!H", head)[0], socket.MSG_WAITALL)
+            conn.sendall(answer["frame"](query))
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1], answer
-    stop.set()
-    thread.join(5)
-    listener.close()
+    with tcp_server(serve) as port:
+        yield port, answer
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -2,46 +2,24 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from fixtures.state_dir import child_env
+from fixtures.tcp_server import tcp_server
 
 
 @pytest.fixture
 def listener() -> Iterator[tuple[int, list[int]]]:
     """A TCP port on loopback that counts the connections made to it (sipctl's SSH would
     connect there)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.2)
     accepted: list[int] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            accepted.append(1)
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1], accepted
-    finally:
-        stop.set()
-        thread.join()
-        server.close()
+    with tcp_server(lambda _conn, _stop: accepted.append(1)) as port:
+        yield port, accepted
 
 
 def _sipctl(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

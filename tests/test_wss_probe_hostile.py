@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from fixtures.certs import WSS_HOST, ca_file, server_certificate
+from fixtures.tcp_server import tcp_server
 
 from sipctl.providers.wss_probe import MAX_FRAME, check_wss
 
@@ -83,34 +84,14 @@ def hostile_wss() -> Iterator[tuple[int, dict[str, Behaviour]]]:
     cert, key = server_certificate()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    listener.settimeout(0.1)
-    stop = threading.Event()
 
-    def serve(raw: socket.socket) -> None:
-        try:
-            with context.wrap_socket(raw, server_side=True) as conn:
-                behaviour["run"](conn, stop)
-        except OSError:
-            return
+    def serve(raw: socket.socket, stop: threading.Event) -> None:
+        raw.settimeout(30)
+        with context.wrap_socket(raw, server_side=True) as conn:
+            behaviour["run"](conn, stop)
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                raw, _ = listener.accept()
-            except TimeoutError:
-                continue
-            raw.settimeout(30)
-            threading.Thread(target=serve, args=(raw,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1], behaviour
-    stop.set()
-    thread.join(5)
-    listener.close()
+    with tcp_server(serve) as port:
+        yield port, behaviour
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
