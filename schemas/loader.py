@@ -666,7 +666,7 @@ def _told(refusal: ValidationError, data: dict[Any, Any]) -> ValidationError:
 
 # Where a user finds every key: printed by the installed sipctl itself, so it is there
 # wherever sipctl is; a file of sipctl's source (docs/spec.md holds the same text) is not.
-REFERENCE_HINT = "every key, its type, default and an example: sipctl schema --output reference"
+REFERENCE_HINT = "every key, its type, default and an example: sipctl schema --kind reference"
 
 
 def load_spec(path: Path | str) -> LoadedSpec:

@@ -1,4 +1,4 @@
-"""What ``sipctl schema --output KIND`` prints: the spec's schema, its reference, or the
+"""What ``sipctl schema --kind KIND`` prints: the spec's schema, its reference, or the
 JSON Schema of a command's ``--json`` output."""
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def validate_json(
     spec_file: Path, check: Callable[[], object], warnings: list[str] | None = None
 ) -> dict[str, Any]:
     """Run ``check`` (which raises SpecError, and may add to ``warnings`` as it goes) and
-    report its verdict as data (``sipctl schema --output validate``)."""
+    report its verdict as data (``sipctl schema --kind validate``)."""
     errors: list[dict[str, Any]] = []
     try:
         check()

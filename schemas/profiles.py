@@ -17,7 +17,7 @@ in files a merge request cannot change:
   checked against beyond the runner's own.
 
 These models are pydantic, like the spec's, and give the JSON Schema of both files
-(``sipctl schema --output host-profile`` / ``runner-profile``).
+(``sipctl schema --kind host-profile`` / ``runner-profile``).
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def parse_profile(text: str, source: str, model: type[P]) -> P:
         source,
         model,
         what="a profile is a mapping that starts with 'version: 1'",
-        hint=f"the profile's keys: sipctl schema --output {which}",
+        hint=f"the profile's keys: sipctl schema --kind {which}",
     )
 
 

@@ -3,7 +3,7 @@
 Every key's type and default come from the JSON Schema (itself generated from the models),
 what it does from the field's ``description``, and its example from the field's
 ``examples``, else from ``EXAMPLES`` below, else from its default. A key added to a model
-therefore appears here by regenerating (``sipctl schema --output reference``); the test
+therefore appears here by regenerating (``sipctl schema --kind reference``); the test
 ``tests/test_reference.py`` fails while the committed file is out of date or a field has no
 description. The rules that JSON Schema cannot express (one field against another, one
 layer against another) are listed from the docstrings of the model validators and of the
@@ -162,7 +162,7 @@ def reference_text() -> str:
     out = [
         "# The sipctl spec, version 1",
         "",
-        "<!-- Generated from the models by 'sipctl schema --output reference'; do not edit. -->",
+        "<!-- Generated from the models by 'sipctl schema --kind reference'; do not edit. -->",
         "",
         "A spec is one YAML file per domain (`sipctl.yaml` by default). Only `version` and "
         "`domain` are required; every section left out is a layer sipctl does not manage. "

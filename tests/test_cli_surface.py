@@ -227,7 +227,7 @@ def test_a_spec_error_names_the_reference_the_user_has(
     assert run(["validate", "-f", str(bad)]) == 1
     err = capsys.readouterr().err
     assert (
-        "hint: every key, its type, default and an example: sipctl schema --output reference" in err
+        "hint: every key, its type, default and an example: sipctl schema --kind reference" in err
     )
     assert err.count("hint:") == 1
     assert run(["schema", "--output", "reference"]) == 0  # the installed sipctl prints it

@@ -26,7 +26,7 @@ HOSTS = ("pbx1.hoster.example", "pbx2.hoster.example")
 
 
 def _json(kind: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    """stdout: one JSON document, valid by ``sipctl schema --output KIND``."""
+    """stdout: one JSON document, valid by ``sipctl schema --kind KIND``."""
     data: dict[str, Any] = json.loads(capsys.readouterr().out)
     jsonschema.validate(data, json.loads(output_text(kind)))
     return data

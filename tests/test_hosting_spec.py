@@ -110,7 +110,7 @@ def test_a_customer_file_that_does_not_load_fails_its_host(hoster: Path) -> None
     assert raised.value.problems[0].startswith(f"{path}:"), raised.value.problems
     hint = raised.value.hint or ""
     assert f"{path} is a customer file of pbx1" in hint and what_to_do in hint, hint
-    assert "sipctl schema --output reference" in hint, hint  # the loader's own hint stays
+    assert "sipctl schema --kind reference" in hint, hint  # the loader's own hint stays
 
 
 def test_a_single_company_spec_is_both_at_once() -> None:

@@ -89,7 +89,7 @@ def test_validate_json_of_a_directory_has_it_once_in_the_run_s_warnings(
 ) -> None:
     """validate --json of several files: the run's own warning, once per key, is in the
     run's ``warnings`` (the terminal's text, as a problem at the first file that names the
-    key), in no file's report, and the document is what ``schema --output validate`` says."""
+    key), in no file's report, and the document is what ``schema --kind validate`` says."""
     assert run(["validate", "-f", ".", "--no-color"]) == 0
     terminal = capsys.readouterr().err
     assert run(["validate", "-f", ".", "--json"]) == 0

@@ -1,7 +1,7 @@
 """One JSON envelope for every --json report, whether -f named a file or a directory.
 
 Real runs through the CLI against a zone file and dir: targets: the outputs are validated
-with jsonschema against what ``sipctl schema --output KIND`` publishes.
+with jsonschema against what ``sipctl schema --kind KIND`` publishes.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ USAGE_MISTAKES = [["--no-such-option"], ["-f"], ["--no-color=yes"], ["--verbose=
 def test_validate_json_with_a_usage_error_is_its_own_document(
     mistake: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """validate's document has a shape of its own (sipctl schema --output validate): a
+    """validate's document has a shape of its own (sipctl schema --kind validate): a
     wrong command line is the run's own error, tied to no file, valid false, exit 1."""
     from sipctl.schemas.outputs import output_text
 

@@ -33,7 +33,7 @@ from sipctl.schemas.reference import (
     reference_text,
 )
 
-REGENERATE = "run: sipctl schema --output reference > docs/spec.md"
+REGENERATE = "run: sipctl schema --kind reference > docs/spec.md"
 
 
 def test_committed_reference_is_up_to_date() -> None:

@@ -149,7 +149,7 @@ def show(
         Path, typer.Argument(help="A plan saved by 'sipctl plan --out'.", dir_okay=False)
     ],
     json_: Annotated[
-        bool, typer.Option("--json", help="Print the plan as JSON (sipctl schema --output plan).")
+        bool, typer.Option("--json", help="Print the plan as JSON (sipctl schema --kind plan).")
     ] = False,
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the plan as Markdown.")
@@ -351,7 +351,9 @@ def _root(
             "--profile",
             metavar="FILE",
             help="The runner profile: which credentials a spec may name and where each may "
-            "go, and where zone files may be (see: sipctl docs security); default: "
+            "go, and which places and layers of this machine it may use (zone files, dir: "
+            "targets, local layers and their paths, known_hosts). Giving one makes the run "
+            "strict, as CI does (see: sipctl docs security, Strict or not); default: "
             "$SIPCTL_PROFILE.",
         ),
     ] = None,
@@ -428,7 +430,7 @@ def _usage_error_as_json(command: Any, args: list[str], exc: typer.TyperExceptio
 
 def _command_name(command: Any, args: list[str]) -> str | None:
     """The command the words name, a subcommand's joined to its group's by '-' (``fleet
-    status``: fleet-status, as ``schema --output`` names its document); None: none."""
+    status``: fleet-status, as ``schema --kind`` names its document); None: none."""
     words: list[str] = []
     commands: dict[str, Any] = command.commands
     for arg in args:

@@ -31,7 +31,7 @@ def audit_command(
     nameserver: Nameserver = None,
     json_: Annotated[
         bool,
-        typer.Option("--json", help="Print the report as JSON (sipctl schema --output audit)."),
+        typer.Option("--json", help="Print the report as JSON (sipctl schema --kind audit)."),
     ] = False,
     rate: Annotated[
         float,

@@ -134,7 +134,7 @@ def _markdown_refusal(
 
 
 def json_commands() -> tuple[str, ...]:
-    """The commands whose --json owes stdout one document (``sipctl schema --output NAME``,
+    """The commands whose --json owes stdout one document (``sipctl schema --kind NAME``,
     a subcommand's name joined to its group's by '-'): the envelope's kinds, and validate
     and fleet status in shapes of their own."""
     from sipctl.reconciler.envelope import KINDS

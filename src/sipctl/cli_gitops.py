@@ -80,7 +80,7 @@ def force_unlock(
 def drift(
     spec_file: SpecFiles = None,
     json_: Annotated[
-        bool, typer.Option("--json", help="Print the drift as JSON (sipctl schema --output drift).")
+        bool, typer.Option("--json", help="Print the drift as JSON (sipctl schema --kind drift).")
     ] = False,
     out: Annotated[
         Path | None,

@@ -40,7 +40,7 @@ def plan(
         ),
     ] = None,
     json_: Annotated[
-        bool, typer.Option("--json", help="Print the plan as JSON (sipctl schema --output plan).")
+        bool, typer.Option("--json", help="Print the plan as JSON (sipctl schema --kind plan).")
     ] = False,
     markdown: Annotated[
         bool,

@@ -38,7 +38,7 @@ def validate(
             '{"file", "valid", "errors": [{"file", "line", "col", "key", "message"}], '
             '"warnings": [...]}; several specs: {"valid", "files": [...], "skipped": [...], '
             '"errors": [...], "warnings": [...]}, the last two of the run, not of one file '
-            "(sipctl schema --output validate).",
+            "(sipctl schema --kind validate).",
         ),
     ] = False,
     no_color: NoColor = False,

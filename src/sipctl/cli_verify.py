@@ -28,7 +28,7 @@ def verify_command(
     nameserver: Nameserver = None,
     json_: Annotated[
         bool,
-        typer.Option("--json", help="Print the report as JSON (sipctl schema --output verify)."),
+        typer.Option("--json", help="Print the report as JSON (sipctl schema --kind verify)."),
     ] = False,
     timeout: Annotated[
         float,
