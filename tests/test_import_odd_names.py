@@ -94,7 +94,8 @@ def test_a_trunks_password_in_a_gap_is_not_written_into_the_spec(
     (etc / "sip.conf").write_text(SIP_CONF)
     (etc / "extensions.conf").write_text(
         "[guests]\nexten => director,1,Dial(SIP/105)\n"
-        "exten => _00X.,1,Dial(IAX2/trunk:Tru5tMeNot@192.0.2.1/${EXTEN})\n"
+        "exten => _00X.,1,Set(TRUNK_PASSWORD=Tru5tMeToo)\n"
+        "same => n,Dial(IAX2/trunk:Tru5tMeNot@192.0.2.1/${EXTEN})\n"
         "exten => _.,1,Playback(bad-user)\n"
     )
     (etc / "rtp.conf").write_text(RTP_CONF)
@@ -106,6 +107,8 @@ def test_a_trunks_password_in_a_gap_is_not_written_into_the_spec(
     written = (tmp_path / "odd.yaml").read_text()
     assert "Dial(IAX2/trunk:***@192.0.2.1/${EXTEN})" in written
     assert "Tru5tMeNot" not in written + out + err
+    # a value whose key says it is a secret, as the read gate hides it
+    assert "Set(TRUNK_PASSWORD=***)" in written and "Tru5tMeToo" not in written + out + err
     assert run(["validate", "-f", "odd.yaml"]) == 0
 
 

@@ -127,6 +127,9 @@ def gated() -> Iterator[Gated]:
             pjsip.write(f"\n[trunk-auth]\ntype = auth\nusername = pbx\npassword = {PASSWORD}\n")
         with (config_dir / "sip.conf").open("a") as sip:
             sip.write(f"\n[general]\nregister => pbx:{PASSWORD}@trunk.example\n")
+        # and under names of the admin's own: a key whose name says it holds a secret
+        with (config_dir / "extensions.conf").open("a") as dialplan:
+            dialplan.write(f"\n[globals]\nTRUNK_PASSWORD={PASSWORD}\n;Old_Sip-Token = {PASSWORD}\n")
         tls = work / "tls"
         tls.mkdir()
         subprocess.run(
@@ -410,7 +413,7 @@ def test_the_read_only_mode_with_a_normal_key_says_the_key_is_not_gated(gated: G
 
 def test_the_admin_s_secret_values_are_hidden_and_the_plan_unchanged(gated: Gated) -> None:
     config_dir = gated.loaded().spec.asterisk.config_dir  # type: ignore[union-attr]
-    lines = [f"f {config_dir}/pjsip.conf", f"f {config_dir}/sip.conf", "."]
+    lines = [f"f {config_dir}/{name}.conf" for name in ("pjsip", "sip", "extensions")] + ["."]
     status, out, err = gated.send(_request(lines))
     assert status == 0, err
     assert PASSWORD.encode() not in out
@@ -419,6 +422,8 @@ def test_the_admin_s_secret_values_are_hidden_and_the_plan_unchanged(gated: Gate
     ).decode()
     assert "password = (hidden by the read gate)" in text
     assert "register => (hidden by the read gate)" in text
+    assert "TRUNK_PASSWORD= (hidden by the read gate)" in text
+    assert ";Old_Sip-Token = (hidden by the read gate)" in text
     assert "type = auth" in text and "username = pbx" in text, "the rest as it is"
     # and the plan's fingerprint is the real file's: see the plan equality test above
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from sipctl.providers.certificate.pem import public_key_matches, read_certificat
 from sipctl.providers.transport.files import LINK_REFUSED, parse_read_output
 from sipctl.providers.transport.read_gate import (
     GATE_REFUSED,
-    SECRET_KEYS,
+    HIDDEN,
     SSH_COMMAND,
     GateReads,
     GateTable,
@@ -37,6 +38,9 @@ from sipctl.providers.transport.read_gate import (
     render_gate,
     request,
 )
+from sipctl.reconciler.asterisk_conf import scan_lines
+from sipctl.reconciler.render.asterisk import HTTP_KEYS
+from sipctl.secret_names import SECRET_KEYS, secret_name
 
 MARKER = "@sipctl-00112233445566ff@"
 SECRET = b"not-for-the-plan-key-7f3a"
@@ -251,7 +255,10 @@ def test_the_pin_of_the_issue_cannot_be_read_back_from_the_answer(tmp_path: Path
 
 # Lines shaped like Asterisk's config, with the option names of every module config the gate
 # can send and arbitrary bytes around them: the real sed of the gate and ``redact`` agree.
-_KEYS = st.sampled_from([*SECRET_KEYS, "username", "contact", "outbound_auth", "pinned", "x"])
+_KEYS = st.sampled_from(
+    [*SECRET_KEYS, "username", "contact", "outbound_auth", "pinned", "x", "TRUNK_PASSWORD",
+     "sip-secret", "Api.Key", "box_pin", "DB_PWD", "a_pw", "tlsprivatekey", "monkey", "spin"]
+)  # fmt: skip
 _BYTES = st.binary(max_size=12).map(lambda b: b.replace(b"\n", b""))
 _LINE = st.one_of(
     _BYTES,
@@ -272,6 +279,92 @@ def test_the_gates_sed_and_redact_hide_the_same(
 ) -> None:
     text = b"\n".join(lines) + end
     assert _redacted_answer(tmp_path, text) == redact(text)
+
+
+# Names an admin gives a secret ([globals] in extensions.conf, any module's config): words
+# around one that says "secret", in any case, joined as admins join them.
+_WORDS = st.sampled_from(["trunk", "TRUNK", "Sip", "db", "api", "my2", "OLD", "x"])
+_SAYS_SECRET = st.sampled_from(
+    ["password", "PASSWD", "Passphrase", "pass", "secret", "Token", "creds", "apikey",
+     "md5secret", "Credential"]
+)  # fmt: skip
+_LAST = st.sampled_from(["key", "KEY", "pin", "Pin", "pwd", "PW"])
+_SEP = st.sampled_from(["_", "-", "."])
+
+
+@st.composite
+def _secret_names(draw: st.DrawFn) -> str:
+    sep = draw(_SEP)
+    before = draw(st.lists(_WORDS, max_size=2))
+    if draw(st.booleans()):
+        return sep.join([*before, draw(_SAYS_SECRET), *draw(st.lists(_WORDS, max_size=2))])
+    return sep.join([*before, draw(_LAST)])
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    name=_secret_names(),
+    indent=st.sampled_from(["", " ", "\t", ";", "; ", "--;", ";;"]),
+    equals=st.sampled_from(["=", " = ", "=>", " => ", "\t=\t", "="]),
+    value=st.text(st.characters(blacklist_characters="\n;", codec="utf-8"), max_size=12),
+    comment=st.sampled_from(["", " ; note", ";x=1"]),
+)
+def test_a_key_whose_name_says_secret_is_hidden_as_asterisk_reads_it(
+    name: str, indent: str, equals: str, value: str, comment: str
+) -> None:
+    """Through the real reader: every line Asterisk reads as ``NAME = value`` with such a
+    name reads back as ``NAME = (hidden...)``, and the value is nowhere in the answer (nor
+    in a line commented out: it often holds the old secret)."""
+    value = "S3cr" + value
+    line = f"{indent}{name}{equals}{value}{comment}\n"
+    assert secret_name(name)
+    shown = redact(line.encode()).decode()
+    assert value not in shown and "S3cr" not in shown
+    [read], _ = scan_lines([line])
+    [read_back], _ = scan_lines([shown])
+    if read:
+        key, _, rest = read_back.partition("=")
+        assert key == read.partition("=")[0] and rest.lstrip(">").strip() == HIDDEN
+
+
+def test_the_keys_plan_reads_are_not_secret_names() -> None:
+    """The values plan reads of the admin's files stay as they are (http.conf's, pjsip's
+    user_agent, the include and type lines), and so does an ordinary name."""
+    for key in (*HTTP_KEYS, "user_agent", "type", "outbound_auth", "username", "contact",
+                "pinned", "spin", "monkey", "keep_alive_interval", "exten", "same"):  # fmt: skip
+        assert not secret_name(key), key
+
+
+# The rules of a gate from before the names rule, as they were spelled then.
+_SPACE = " \t\n\v\f\r"
+_OLD_URI_RE = re.compile(b"([/:][^:@/; \t\n\v\f\r=,]+:)[^@/; \t\n\v\f\r]*@")
+_OLD_KEY_RE = re.compile(
+    ("^([" + _SPACE + "]*(" + "|".join(SECRET_KEYS) + ")[" + _SPACE + "]*=>?).*$").encode(),
+    re.IGNORECASE,
+)
+
+
+def _old_redact(content: bytes) -> bytes:
+    """What a gate from before the names rule answered (exact SECRET_KEYS only)."""
+    return b"\n".join(
+        _OLD_URI_RE.sub(
+            lambda m: m.group(1) + HIDDEN.encode() + b"@",
+            _OLD_KEY_RE.sub(lambda m: m.group(1) + b" " + HIDDEN.encode(), line, count=1),
+        )
+        for line in content.split(b"\n")
+    )
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    lines=st.lists(st.one_of(_LINE, _secret_names().map(lambda n: n.encode() + b"=v")), max_size=8)
+)
+def test_an_older_gates_answer_gives_the_same_fingerprint(lines: list[bytes]) -> None:
+    """Plan fingerprints an admin's file as ``redact`` of what it got: through a gate
+    installed before this rule (which hid fewer keys), through this gate and through a root
+    login alike, so a newer client neither sees every plan differ nor a saved plan stale."""
+    text = b"\n".join(lines)
+    assert redact(_old_redact(text)) == redact(text)
 
 
 def test_a_long_request_costs_one_pass_over_the_table(tmp_path: Path) -> None:

@@ -128,3 +128,38 @@ def test_dial_strings_without_a_password_are_kept() -> None:
         "dir:/srv/pbx:a@b",
     ]
     assert [without_passwords(text) for text in kept] == kept
+
+
+_NAMES = st.one_of(
+    st.tuples(  # a name holding a word that says secret
+        st.sampled_from(["", "TRUNK_", "my-", "Sip.", "db_"]),
+        st.sampled_from(["PASSWORD", "secret", "Token", "creds", "passwd", "apikey"]),
+        st.sampled_from(["", "_2", "_OLD"]),
+    ),
+    st.tuples(  # or ending in one
+        st.sampled_from(["", "TRUNK_", "my-", "Sip.", "db_"]),
+        st.sampled_from(["key", "PIN", "pwd", "Pw"]),
+    ),
+).map("".join)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    name=_NAMES,
+    value=st.text(
+        alphabet="abcdefghijklmnopqrstuvwxyz0123456789!#$%&*+-./:<>?@[]^_`{}~", min_size=1
+    ),
+    around=st.sampled_from(["Set({})", "{}", "exten => 1,1,Set({},1)", "?{}&x=1", "a {} b"]),
+)
+def test_a_value_whose_key_names_a_secret_is_never_printed(
+    name: str, value: str, around: str
+) -> None:
+    """Live config quoted in a message (a dialplan's ``Set(TRUNK_PASSWORD=...)``) is shown
+    as the read gate answers it: the key's name (secret_names) hides its value."""
+    shown = without_passwords(around.format(f"{name}=Q9{value}"))
+    assert "Q9" not in shown and f"{name}=***" in shown
+
+
+def test_an_option_and_an_ordinary_value_are_shown() -> None:
+    for text in ("--password-file=PATH", "pinned=yes", "type=auth", "tlsprivatekey=/k.pem"):
+        assert without_passwords(text) == text

@@ -31,8 +31,9 @@ Request::
     end
 
 A file the table marks as the admin's (``redacted``) is answered "<M> R <mode> <mtime> -"
-with the values of ``SECRET_KEYS`` and the passwords in URIs hidden (``redact``); no hash of
-the real file leaves the host (a short PIN falls to a hash in milliseconds).
+with the values of keys whose name says they hold a secret (``secret_names``) and the
+passwords in URIs hidden (``redact``); no hash of the real file leaves the host (a short PIN
+falls to a hash in milliseconds).
 
 Pure: this module renders the gate and the requests and parses the answers; ``ssh.py``
 sends them and ``src/sipctl/cli_gate.py`` prints the gate.
@@ -53,6 +54,7 @@ from sipctl.providers.transport.files import is_kernel_file
 from sipctl.providers.transport.pool import CommandResult, HostFile, HostTransport
 from sipctl.providers.transport.programs import quoted
 from sipctl.schemas.values import canonical_path
+from sipctl.secret_names import SECRET_NAME, python_rule
 
 PROTOCOL = 1
 SSH_COMMAND = f"sipctl-read {PROTOCOL}"  # what the client asks sshd to run (the gate checks it)
@@ -61,29 +63,21 @@ GATE_REFUSED = 65  # the gate's exit status for a request it refuses (EX_DATAERR
 MAX_LINES = 4000
 MAX_REQUEST_BYTES = 1 << 20
 READ_ONLY_ENV = "SIPCTL_SSH_READ_ONLY"
-# Keys of Asterisk's config files whose values are secrets (case-insensitive): a redacted
-# file's lines "KEY = value" / "KEY => value" are answered as "KEY = (hidden by the read gate)".
-# Asterisk's own option names in the module configs the gate can send (pjsip.conf, sip.conf,
-# extensions.conf, confbridge.conf, rtp.conf, http.conf; their samples in asterisk-config):
-# passwords and their digests, PINs, tokens, and the lines whose value is a user:secret@...
-# string (chan_sip's "register =>", "mwi =>" and "auth ="). Plan reads none of their values.
-SECRET_KEYS = (
-    "password", "password_digest", "secret", "md5secret", "md5_cred", "remotesecret",
-    "pin", "adminpin", "admin_pin", "userpin", "user_pin", "turnpassword", "register",
-    "mwi", "auth", "auth_token", "oauth_secret", "oauth_clientid", "refresh_token",
-    "client_secret", "dbpass", "dbsecret", "passphrase",
-)  # fmt: skip
+# A redacted file's lines "KEY = value" / "KEY => value" whose KEY says it holds a secret
+# (``secret_names``) are answered as "KEY = (hidden by the read gate)"; so is such a line
+# commented out (";TRUNK_PASSWORD=old"): it often holds the old secret.
 # Any other value may hold a URI with credentials (``contact=sip:alice:pw@host``, a Dial
 # string ``SIP/alice:pw@host``): what lies between the user's ":" and the "@" is hidden.
 # One rule, two spellings of it: the gate's sed (POSIX ERE, C locale) and ``redact`` below,
 # which gives plan the same fingerprint of a file through the gate and through a root login.
+# ``redact`` also runs on what a gate answers: an older gate, which hid fewer keys, gives
+# the same fingerprint as this one (redact(older answer) == redact(file): a test proves it).
 HIDDEN = "(hidden by the read gate)"
-_SPACE = " \t\n\v\f\r"  # [[:space:]] in the C locale
-_KEY_RULE = "^([[:space:]]*(" + "|".join(SECRET_KEYS) + ")[[:space:]]*=>?).*$"
+_KEY_RULE = f"^([[:space:];-]*{SECRET_NAME}[[:space:]]*=>?).*$"
 _URI_RULE = "([/:][^:@/;[:space:]=,]+:)[^@/;[:space:]]*@"
 _SED = f"s/{_KEY_RULE}/\\1 {HIDDEN}/I; s#{_URI_RULE}#\\1{HIDDEN}@#g"
-_KEY_RE = re.compile(_KEY_RULE.replace("[[:space:]]", f"[{_SPACE}]").encode(), re.IGNORECASE)
-_URI_RE = re.compile(_URI_RULE.replace("[:space:]", _SPACE).encode())
+_KEY_RE = re.compile(python_rule(_KEY_RULE).encode(), re.IGNORECASE)
+_URI_RE = re.compile(python_rule(_URI_RULE).encode())
 
 
 def redact(content: bytes) -> bytes:
@@ -109,7 +103,7 @@ class GateReads:
 
     target: str  # the target as the spec spells it (compared by TargetRef.key)
     files: tuple[str, ...] = ()
-    redacted: tuple[str, ...] = ()  # files of the admin's: secret values hidden (SECRET_KEYS)
+    redacted: tuple[str, ...] = ()  # files of the admin's: secret values hidden (redact)
     keys: tuple[str, ...] = ()  # private keys: only their sha256 and public key are answered
     programs: tuple[tuple[str, ...], ...] = ()
     scripts: tuple[tuple[str, str], ...] = ()  # (name, POSIX sh printing sections on "$m")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sipctl.errors import hint_line
+from sipctl.secret_names import secret_name
 
 WARNING_PREFIX = "Warning: "
 
@@ -105,8 +106,23 @@ _DIAL_PASSWORDS = re.compile(
 )
 
 
+# A value written NAME=value where the NAME says it holds a secret (``secret_names``, the
+# read gate's rule): a live dialplan's ``Set(TRUNK_PASSWORD=hunter2)`` that audit or import
+# quotes, a ``[globals]`` line, a URL's ``?api_key=...``. The name is a word of its own
+# (``--password-file=PATH`` names an option, not a secret); the value ends where an
+# argument, a quote or the line does.
+_NAMED_VALUE = re.compile(r"(?<![\w.:/-])([A-Za-z_][\w.-]*)=([^\s,)'\"|;]+)")
+
+
+def _named_secret_masked(match: re.Match[str]) -> str:
+    return f"{match[1]}=***" if secret_name(match[1]) else match[0]
+
+
 def without_passwords(text: str) -> str:
-    """``text`` with every URL's password, and every dial string's (above), written ``***``."""
+    """``text`` with every URL's password, every dial string's (above) and every value of a
+    key whose name says it is a secret written ``***``."""
+    if "=" in text:
+        text = _NAMED_VALUE.sub(_named_secret_masked, text)
     if "@" not in text:
         return text
     if "://" in text:
