@@ -76,6 +76,18 @@ def _customers_removed(target: str, changes: Sequence[Change], departed: set[str
             reasons.append(
                 f"asterisk {target}: the plan removes {len(gone)} of {len(before)} customers "
                 f"({', '.join(sorted(gone)[:5])}; {len(gone) / len(before):.0%}, the limit is "
-                f"{MAX_DESTROY_SHARE:.0%}): is a customer file missing from the directory?"
+                f"{MAX_DESTROY_SHARE:.0%}): {_why_gone(after - before)}"
             )
     return reasons
+
+
+def _why_gone(arrived: set[str]) -> str:
+    """What most likely made customers go: a file whose domain changed when the same plan
+    adds a customer (the old domain goes, the new one comes), else a file gone."""
+    if not arrived:
+        return "is a customer file missing from the directory?"
+    return (
+        f"the plan also adds {', '.join(sorted(arrived)[:5])}: did a customer file's "
+        "domain change? The old domain leaves this host with that change (apply with "
+        "--force when that is meant); else, is a customer file missing from the directory?"
+    )

@@ -293,6 +293,26 @@ def test_a_customer_file_moved_to_another_host_moves_the_customer(
     assert code == 0, shown
 
 
+def test_a_customer_file_whose_domain_changed_is_told_so(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is still there, under its new domain: the refusal says the domain changed,
+    not that a customer file is missing."""
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster / "pbx1.yaml", capsys) == 0
+    beta = hoster / "beta.example.yaml"
+    beta.write_text(beta.read_text().replace("beta.example", "beta-new.example"))
+    bind_customer(hoster / "pbx1.yaml", "beta-new.example", "beta-phones")
+    _code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    assert "removes 1 of 2 customers (beta.example; 50%" in shown, shown
+    assert "the plan also adds beta-new.example: did a customer file's domain change?" in shown
+    # and where nothing arrives, the file is what is missing
+    beta.unlink()
+    _code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    assert "50%, the limit is 30%): is a customer file missing from the directory?" in shown
+    assert "domain change" not in shown, shown
+
+
 def test_removing_a_customers_file_removes_its_dns_records(
     hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -545,7 +565,7 @@ def test_a_file_that_does_not_load_is_no_departed_customer(
 
     # the file deleted: the customer is really removed
     beta.unlink()
-    code, shown = _plan(hoster / "pbx1.yaml", capsys)
+    _code, shown = _plan(hoster / "pbx1.yaml", capsys)
     assert "- user director@beta.example → 105" in shown, shown
     assert "removes 1 of 2 customers" in shown, shown
 
