@@ -179,6 +179,26 @@ def check_hostname(value: str) -> str:
     return name.lower()
 
 
+def display_domain(name: str) -> str:
+    """``name`` (a DNS name in its ASCII form, as a spec writes it) as a person reads it:
+    each international label (``xn--``) in its Unicode form, ``xn--e1afmkfd.xn--p1ai`` ->
+    ``пример.рф``. Only for text people read (a page's heading, a card's title): SIP URIs,
+    DNS names and links keep the ASCII form, which SIP and DNS need. A label that does not
+    decode to one that encodes back to it stays as it is."""
+    return ".".join(_display_label(label) for label in name.split("."))
+
+
+def _display_label(label: str) -> str:
+    if label[:4].lower() != "xn--":
+        return label
+    try:
+        shown = label.encode("ascii").decode("idna")
+        same = shown.encode("idna").decode("ascii").lower() == label.lower()
+    except UnicodeError:
+        return label
+    return shown if same else label
+
+
 def _international_name(value: str) -> str:
     """An internationalized name is written in DNS (and so in a spec) as its ASCII form."""
     try:

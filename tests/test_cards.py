@@ -22,6 +22,7 @@ from sipctl.errors import SpecError
 from sipctl.reconciler.render.cards import card_files, vcard
 from sipctl.reconciler.render.webrtc import page_files
 from sipctl.schemas.loader import load_spec, load_spec_text
+from sipctl.schemas.names import display_domain
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE = EXAMPLES / "mysite.yaml"
@@ -140,3 +141,49 @@ def test_cards_of_a_spec_without_the_cards_section_show_the_names() -> None:
     assert card.fn.value == "Director" and card.impp.value == "sip:Director@mysite.ru"
     assert not hasattr(card, "org")
     assert _decode(Image.open(io.BytesIO(files["director.png"]))) == ["sip:Director@mysite.ru"]
+
+
+IDN = "xn--e1afmkfd.xn--p1ai"  # пример.рф
+
+
+def test_an_international_domain_reads_in_unicode_and_links_in_ascii(tmp_path: Path) -> None:
+    """People read the cards' page (its title, each address shown) with the domain in its
+    Unicode form; the links, the vCards' addresses and the QR codes keep the ASCII form,
+    which SIP and DNS need."""
+    spec = tmp_path / "idn.yaml"
+    spec.write_text(EXAMPLE.read_text().replace("mysite.ru", IDN))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["render", "-f", str(spec), "--dir", str(out)])
+    assert result.exit_code == 0, result.output
+    index = (out / "cards" / "index.html").read_text()
+    assert "<title>Business cards of пример.рф</title>" in index
+    assert '<a href="sip:director@xn--e1afmkfd.xn--p1ai">sip:director@пример.рф</a>' in index
+    assert 'alt="QR code of sip:director@пример.рф"' in index
+    card = vobject.readOne((out / "cards" / "director.vcf").read_text())
+    assert card.impp.value == card.tel.value == f"sip:director@{IDN}"
+    assert _decode(Image.open(out / "cards" / "director.png")) == [f"sip:director@{IDN}"]
+
+
+_LABEL = st.text(st.characters(categories=["Ll", "Lo"]), min_size=1, max_size=10)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    labels=st.lists(
+        st.one_of(_LABEL, st.from_regex(r"[a-z0-9]{1,10}", fullmatch=True)), min_size=2, max_size=4
+    )
+)
+def test_the_domain_as_a_person_reads_it_is_the_name_its_ascii_form_spells(
+    labels: list[str],
+) -> None:
+    """Python's own IDNA codec spells a name; display_domain reads that spelling back to the
+    name, and leaves a name without an international label (every example's) as it is."""
+    try:
+        ascii_form = ".".join(label.encode("idna").decode("ascii") for label in labels)
+        name = ascii_form.encode("ascii").decode("idna")
+    except UnicodeError:
+        return  # not a name IDNA can write
+    assert display_domain(ascii_form) == name
+    plain = ".".join(label for label in labels if label.isascii())
+    assert display_domain(plain) == plain
+    assert display_domain("xn--zz-.example") == "xn--zz-.example"  # no IDNA label: as it is

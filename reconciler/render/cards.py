@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from sipctl.errors import SipctlError
+from sipctl.schemas.names import display_domain
 
 if TYPE_CHECKING:
     from sipctl.schemas.spec import Spec
@@ -45,6 +46,12 @@ def sip_address(spec: Spec, name: str) -> str:
     """``sip:<name>@<domain>``: the address a card carries (names need no escaping: a user
     name is letters, digits and ``. _ + * ~``, all allowed in a SIP URI's user part)."""
     return f"sip:{name}@{spec.domain}"
+
+
+def shown_address(spec: Spec, name: str) -> str:
+    """``sip_address`` as a person reads it: an international domain in its Unicode form
+    (the link and the QR code keep the ASCII address)."""
+    return f"sip:{name}@{display_domain(spec.domain)}"
 
 
 def card_names(spec: Spec) -> tuple[str, ...]:
@@ -160,19 +167,20 @@ def index_html(spec: Spec) -> str:
     cards: list[str] = []
     for name in card_names(spec):
         address = html.escape(sip_address(spec, name))
+        readable = html.escape(shown_address(spec, name))
         shown = html.escape(display_name(spec, name))
         org = f'\n    <p class="org">{html.escape(organization)}</p>' if organization else ""
         cards.append(
             f'  <section class="card" data-sipctl-card="{html.escape(name)}">\n'
-            f'    <img src="{card_href(name, ".svg")}" alt="QR code of {address}" '
+            f'    <img src="{card_href(name, ".svg")}" alt="QR code of {readable}" '
             'width="160" height="160">\n'
             f"    <h2>{shown}</h2>{org}\n"
-            f'    <p class="address"><a href="{address}">{address}</a></p>\n'
+            f'    <p class="address"><a href="{address}">{readable}</a></p>\n'
             f'    <p class="files"><a href="{card_href(name, ".vcf")}">vCard</a> · '
             f'<a href="{card_href(name, ".png")}">QR code (PNG)</a></p>\n'
             "  </section>"
         )
-    title = html.escape(f"Business cards of {spec.domain}")
+    title = html.escape(f"Business cards of {display_domain(spec.domain)}")
     return (
         "<!doctype html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
