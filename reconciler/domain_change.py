@@ -45,5 +45,6 @@ def note_domain_change(loaded: LoadedSpec, runs: Sequence[TargetRun], record: An
         f"{last}'s NAPTR, SRV and _sipctl records (and the A/AAAA it lists) stay "
         "published, pointing callers here, since sipctl only looks at the spec's domain; "
         f"to remove them apply a copy of the old spec with domain: {last} and "
-        "dns.ensure: absent (--force) before this one (README: Changing the domain)"
+        "dns.ensure: absent (--force) before this one "
+        "(sipctl docs tutorial, section 'Changing the domain')"
     )

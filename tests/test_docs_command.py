@@ -18,6 +18,11 @@ from sipctl.cli_docs import for_terminal, pages
 
 SOURCES = ("src", "reconciler", "providers", "schemas")
 DOCS_FILE = re.compile(r"\bdocs/[A-Za-z0-9_-]+\.md\b")
+# Other files of the repository a wheel does not have either: README's sections, the
+# CHANGELOG, the examples, the benchmarks and scripts.
+REPO_FILE = re.compile(
+    r"\b(?:README|CHANGELOG)\b(?:\.md)?|\b(?:examples|bench|scripts|tests)/[\w./-]+"
+)
 # across one line break too: --help wraps its text (not a blank line: examples)
 DOCS_COMMAND = re.compile(r"\bsipctl(?: |\n *)docs(?: |\n *)([a-z][a-z0-9-]*)")
 
@@ -70,6 +75,20 @@ def test_no_user_facing_text_names_a_docs_file() -> None:
         for m in DOCS_FILE.findall(text)
     ]
     assert not found, "say 'sipctl docs NAME' instead:\n" + "\n".join(found)
+
+
+def test_no_user_facing_text_sends_a_user_to_another_file_of_the_repository() -> None:
+    """Not README's sections either (a message said 'README: Changing the domain'): what a
+    user needs is on a page 'sipctl docs' prints. A string that is only a file's name (the
+    README sipctl render writes) sends nobody anywhere."""
+    found = [f"{name}: {m}" for name, text in help_texts() for m in REPO_FILE.findall(text)]
+    found += [
+        f"{where}: {m}"
+        for where, text, docstring in source_strings()
+        if not docstring and text.strip() != "README"
+        for m in REPO_FILE.findall(text)
+    ]
+    assert not found, "put it on a docs page and say 'sipctl docs NAME':\n" + "\n".join(found)
 
 
 def test_every_sipctl_docs_topic_named_exists() -> None:
@@ -142,6 +161,8 @@ def test_docs_prints_no_link_to_a_page_raw(topic: str, capsys: pytest.CaptureFix
     assert run(["docs", topic]) == 0
     printed = capsys.readouterr().out
     assert _raw_page_links(printed) == []
+    # a page that names another as a path (`docs/security.md`) is a link to it instead
+    assert DOCS_FILE.findall(printed) == [], "link the page: [security](security.md)"
     named = set(DOCS_COMMAND.findall(printed)) - set(DOCS_COMMAND.findall(source))
     assert named <= set(pages()), named
     if _raw_page_links(source):  # the page linked to others: each is named now
