@@ -162,3 +162,16 @@ def test_every_yaml_block_of_the_docs_is_accepted(document: Document, tmp_path: 
         text = document.text if "version" in data else _spec_text(data)
         loaded = load_spec_text(text, document.where, tmp_path)
         assert offline_problems(loaded) == [], document.where
+
+
+def test_the_fleet_configuration_shown_holds_the_defaults(tmp_path: Path) -> None:
+    """docs/fleet.md says a key left out has the value its example shows, but for three."""
+    from sipctl.reconciler.fleet.config import FleetConfig, load_config
+
+    [shown] = [d for d in DOCUMENTS if d.page == "docs/fleet.md" and "namespace" in d.text]
+    config = tmp_path / "fleet.yaml"
+    config.write_text(shown.text)
+    others = {"address", "namespace", "rate_limits"}
+    assert load_config(config).model_dump(exclude=others) == FleetConfig().model_dump(
+        exclude=others
+    )
