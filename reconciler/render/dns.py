@@ -121,9 +121,13 @@ def update_policy(spec: Spec) -> str:
         "// NAPTR is granted by type (BIND cannot restrict by service), sipctl itself only",
         "// ever touches the SIP/SIPS NAPTRs. Render again after adding a server; keep a",
         "// removed server's line until sipctl has applied its removal.",
-        f'// Reading needs: allow-query {{ key "{key}"; }};  Optional, half the work for the',
-        f'// server: allow-transfer {{ key "{key}"; }}; a zone that fits one transfer message',
-        "// (about 20 kB) is then read by one signed transfer, a larger one by queries.",
+        "// Reading needs the key allowed to query: BIND's default allow-query { any; }",
+        f'// does; a zone whose allow-query is narrower adds key "{key}"; to it, keeping',
+        "// the callers' resolvers, which read NAPTR and SRV without a key (allow-query",
+        f'// {{ key "{key}"; }}; alone hides the zone from every caller). Optional, half the',
+        f'// work for the server: allow-transfer {{ key "{key}"; }}; a zone that fits one',
+        "// transfer message (about 20 kB) is then read by one signed transfer, a larger",
+        "// one by queries.",
         "update-policy {",
     ]
     lines += [f'    grant "{key}" name {name} {types};' for name, types in grants]
