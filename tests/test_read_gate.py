@@ -130,6 +130,7 @@ def gated() -> Iterator[Gated]:
         # and under names of the admin's own: a key whose name says it holds a secret
         with (config_dir / "extensions.conf").open("a") as dialplan:
             dialplan.write(f"\n[globals]\nTRUNK_PASSWORD={PASSWORD}\n;Old_Sip-Token = {PASSWORD}\n")
+            dialplan.write(f"[trunk-out]\nexten => _00X.,1,Set(TRUNK_TOKEN={PASSWORD})\n")
         tls = work / "tls"
         tls.mkdir()
         subprocess.run(
@@ -424,6 +425,7 @@ def test_the_admin_s_secret_values_are_hidden_and_the_plan_unchanged(gated: Gate
     assert "register => (hidden by the read gate)" in text
     assert "TRUNK_PASSWORD= (hidden by the read gate)" in text
     assert ";Old_Sip-Token = (hidden by the read gate)" in text
+    assert "exten => _00X.,1,Set(TRUNK_TOKEN=hidden-by-the-read-gate)" in text
     assert "type = auth" in text and "username = pbx" in text, "the rest as it is"
     # and the plan's fingerprint is the real file's: see the plan equality test above
 

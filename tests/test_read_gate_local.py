@@ -269,6 +269,13 @@ _LINE = st.one_of(
         _BYTES,
         st.sampled_from([b"", b"sip:u:p@h", b"SIP/u:p@h/1", b":a:b@", b"sip:u@h:5060", b"\r"]),
     ).map(b"".join),
+    st.tuples(  # an application's arguments: exten => ...,Set(KEY=value,...)
+        st.sampled_from([b"exten => _X.,1,Set(", b"same => n,Set(A=1,", b"x(", b",", b"(("]),
+        _KEYS.map(str.encode).map(lambda k: k.upper() if len(k) % 2 else k),
+        st.sampled_from([b"=", b" =", b"=="]),
+        _BYTES,
+        st.sampled_from([b")", b",b=c)", b"),Dial(SIP/u:p@h)", b""]),
+    ).map(b"".join),
 )
 
 
@@ -279,6 +286,7 @@ def test_the_gates_sed_and_redact_hide_the_same(
 ) -> None:
     text = b"\n".join(lines) + end
     assert _redacted_answer(tmp_path, text) == redact(text)
+    assert redact(redact(text)) == redact(text)
 
 
 # Names an admin gives a secret ([globals] in extensions.conf, any module's config): words
@@ -320,6 +328,8 @@ def test_a_key_whose_name_says_secret_is_hidden_as_asterisk_reads_it(
     assert secret_name(name)
     shown = redact(line.encode()).decode()
     assert value not in shown and "S3cr" not in shown
+    # and as an application's argument, where the dialplan sets it
+    assert "S3cr" not in redact(f"exten => _X.,1,Set({name}={value})".encode()).decode()
     [read], _ = scan_lines([line])
     [read_back], _ = scan_lines([shown])
     if read:

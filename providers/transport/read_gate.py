@@ -75,9 +75,18 @@ READ_ONLY_ENV = "SIPCTL_SSH_READ_ONLY"
 HIDDEN = "(hidden by the read gate)"
 _KEY_RULE = f"^([[:space:];-]*{SECRET_NAME}[[:space:]]*=>?).*$"
 _URI_RULE = "([/:][^:@/;[:space:]=,]+:)[^@/;[:space:]]*@"
-_SED = f"s/{_KEY_RULE}/\\1 {HIDDEN}/I; s#{_URI_RULE}#\\1{HIDDEN}@#g"
+# And an application's argument NAME=value whose NAME says so, in any line: a dialplan's
+# ``exten => _00X.,1,Set(TRUNK_PASSWORD=hunter2)``, to the argument's end (a "," or ")").
+# Written without parentheses, which would end the argument: a redacted line redacts to itself.
+HIDDEN_ARGUMENT = "hidden-by-the-read-gate"
+_ARG_RULE = f"([(,][[:space:]]*{SECRET_NAME})=[^,)]*"
+_SED = (
+    f"s/{_KEY_RULE}/\\1 {HIDDEN}/I; s#{_URI_RULE}#\\1{HIDDEN}@#g; "
+    f"s#{_ARG_RULE}#\\1={HIDDEN_ARGUMENT}#gI"
+)
 _KEY_RE = re.compile(python_rule(_KEY_RULE).encode(), re.IGNORECASE)
 _URI_RE = re.compile(python_rule(_URI_RULE).encode())
+_ARG_RE = re.compile(python_rule(_ARG_RULE).encode(), re.IGNORECASE)
 
 
 def redact(content: bytes) -> bytes:
@@ -88,7 +97,8 @@ def redact(content: bytes) -> bytes:
     out = []
     for line in lines:
         line = _KEY_RE.sub(lambda m: m.group(1) + b" " + HIDDEN.encode(), line, count=1)
-        out.append(_URI_RE.sub(lambda m: m.group(1) + HIDDEN.encode() + b"@", line))
+        line = _URI_RE.sub(lambda m: m.group(1) + HIDDEN.encode() + b"@", line)
+        out.append(_ARG_RE.sub(lambda m: m.group(1) + b"=" + HIDDEN_ARGUMENT.encode(), line))
     return b"\n".join(out)
 
 
