@@ -546,3 +546,23 @@ def test_a_from_network_sshd_would_refuse_is_refused_here(source: str, meant: st
     assert 'from="10.0.0.0/8,!10.1.0.0/16"' in authorized_keys_line(
         key, ["10.0.0.0/8", "!10.1.0.0/16"]
     )
+
+
+def test_what_an_older_gate_left_in_clear_is_hidden_on_arrival() -> None:
+    """A gate installed before the names rule answers TRUNK_PASSWORD in clear: the client
+    hides it as it reads the answer (the real parser), so nothing after ever holds it."""
+    import base64
+
+    old_answer = b"[globals]\nTRUNK_PASSWORD=hunter2\npassword= (hidden by the read gate)\n"
+    output = b"\n".join(
+        [
+            f"{MARKER} R 640 1700000000 -".encode(),
+            base64.b64encode(old_answer),
+            f"{MARKER} .".encode(),
+            f"{MARKER} END".encode(),
+            b"",
+        ]
+    )
+    files, problems = parse_read_output(["/etc/asterisk/extensions.conf"], output, MARKER)
+    content = files["/etc/asterisk/extensions.conf"].content
+    assert problems == [] and content == redact(old_answer) and b"hunter2" not in content
