@@ -208,7 +208,10 @@ def _names_paragraph() -> list[str]:
         f"characters with a letter, {MAX_EXTENSION_LENGTH} of digits alone, and none of "
         f"Asterisk's own extensions ({special}, in any case). A **host name** is written in "
         "ASCII: an international domain in its punycode form (`xn--...`), which "
-        "`sipctl validate` prints for a name given in Unicode.",
+        "`sipctl validate` prints for a name given in Unicode. What people read (the business "
+        "cards' page: its title and each card's address) shows such a domain in its Unicode "
+        "form (`xn--e1afmkfd.xn--p1ai` as `пример.рф`); every SIP URI, link, QR code and DNS "
+        "name keeps the ASCII form.",
         "",
     ]
 
