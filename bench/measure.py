@@ -15,6 +15,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+# sipctl's bookkeeping (zone-file locks and records, public-record details) for the sipctl
+# processes a bench starts: a directory of the bench's own, removed at its end. As root,
+# sipctl keeps it in /var/lib/sipctl otherwise, where every bench run left one entry per
+# temporary spec and zone (about 200,000 on the machine the benches were written on). A
+# bench that sets SIPCTL_STATE_DIR itself keeps it.
+_STATE_DIR = tempfile.TemporaryDirectory(prefix="sipctl-bench-state-")
+os.environ.setdefault("SIPCTL_STATE_DIR", _STATE_DIR.name)
+
 
 @dataclass(frozen=True)
 class Sample:
