@@ -157,7 +157,10 @@ def _comment_text(markdown: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", MarkdownIt("commonmark").render(markdown)))
 
 
-@pytest.mark.parametrize("case", ["one spec", "a directory", "--out's directory", "--out device"])
+@pytest.mark.parametrize(
+    "case",
+    ["one spec", "a directory", "a directory in workers", "--out's directory", "--out device"],
+)
 def test_the_comment_ends_with_the_hint_the_terminal_prints(
     case: str,
     tmp_path: Path,
@@ -179,16 +182,21 @@ def test_the_comment_ends_with_the_hint_the_terminal_prints(
     run(["plan", *args, "--no-color"])
     terminal = _hint_lines(capsys.readouterr().err)
     assert len(terminal) == 1, terminal
-    if case == "a directory":  # each failed domain's section says it
+    several = case.startswith("a directory")
+    if several:  # each failed domain's section says it, planned here or in a worker process
         (tmp_path / "dir").mkdir()
         _refused_spec(tmp_path / "dir", "mysite.ru")
         _refused_spec(tmp_path / "dir", "other.ru")
-        # in this process: a planning worker's answer carries no hint yet
-        args = ["-f", str(tmp_path / "dir"), "--parallel", "1"]
+        workers = "2" if case == "a directory in workers" else "1"
+        args = ["-f", str(tmp_path / "dir"), "--parallel", workers]
     code = run(["plan", *args, "--markdown", "--no-color"])
     captured = capsys.readouterr()
     assert code == (1 if case.startswith("--out") else 3), captured
-    assert _comment_text(captured.out).count(terminal[0]) == (2 if case == "a directory" else 1)
+    assert _comment_text(captured.out).count(terminal[0]) == (2 if several else 1)
+    if several:  # and the terminal's summary, of a plan made in either way
+        run(["plan", *args, "--no-color"])
+        shown = capsys.readouterr()
+        assert shown.out.splitlines().count(terminal[0]) == 2, shown
     assert SECRET not in captured.out
 
 

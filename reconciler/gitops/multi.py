@@ -69,7 +69,7 @@ class Domain:
     # (drift: drifted | no drift | unrecorded; verify: ok | failed)
     status: str = "pending"
     message: str = ""
-    hint: str | None = None  # its error's hint, told after the message (not across a pipe)
+    hint: str | None = None  # its error's hint, told after the message
     error: BaseException | None = None  # what failed it (not across a worker's pipe)
     report: Report | None = None  # what drift or verify found there
     seconds: float = 0.0

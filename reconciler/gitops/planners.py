@@ -75,6 +75,7 @@ class _Claimed:
     claims: Claims | None
     status: str
     message: str
+    hint: str | None  # the error's what-to-do line, shown after the message
     seconds: float
     customer_keys: tuple[CustomerKey, ...]
 
@@ -86,6 +87,7 @@ class _Planned:
     index: int
     status: str
     message: str
+    hint: str | None  # the error's what-to-do line, shown after the message
     seconds: float
     plan: dict[str, Any] | None
     secrets: frozenset[str]
@@ -164,6 +166,7 @@ def _take_claims(worker: _Worker, domains: list[Domain]) -> None:
         domain.claims = answer.claims
         domain.customer_keys = answer.customer_keys
         domain.status, domain.message = answer.status, answer.message
+        domain.hint = answer.hint
         domain.seconds = answer.seconds
 
 
@@ -189,6 +192,7 @@ def _take_plans(started: list[_Worker], domains: list[Domain], progress: Progres
             for answer in answers:
                 domain = domains[answer.index]
                 domain.status, domain.message = answer.status, answer.message
+                domain.hint = answer.hint
                 domain.seconds = answer.seconds
                 if answer.plan is not None:
                     domain.planned = Plan.from_json(answer.plan)
@@ -241,6 +245,7 @@ def _work(conn: Connection, share: list[int]) -> None:
                     domain.claims,
                     domain.status,
                     domain.message,
+                    domain.hint,
                     domain.seconds,
                     domain.customer_keys,
                 )
@@ -287,5 +292,11 @@ def _plan_one(
         ctx.close()
     plan = made[0].to_json() if made else None
     return _Planned(
-        index, domain.status, domain.message, domain.seconds, plan, frozenset(ctx.secrets)
+        index,
+        domain.status,
+        domain.message,
+        domain.hint,
+        domain.seconds,
+        plan,
+        frozenset(ctx.secrets),
     )
