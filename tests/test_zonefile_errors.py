@@ -11,6 +11,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import dns.exception
+import dns.zone
+import dns.zonefile
 import pytest
 from fixtures.properties import examples
 from hypothesis import given, settings
@@ -19,6 +22,7 @@ from hypothesis import strategies as st
 from sipctl.errors import ProviderError
 from sipctl.providers.base import RunContext
 from sipctl.providers.dns.zonefile import ZoneFileProvider
+from sipctl.providers.dns.zonefile_errors import problem_kind
 from sipctl.reconciler.render.dns import render_dns
 from sipctl.schemas.loader import load_spec_text
 
@@ -108,3 +112,59 @@ def test_the_error_says_where_and_what_kind(tmp_path: Path, line: str, kind: str
     message = raised.value.message
     # line 7; dnspython names the next when it finds the error at the line's end
     assert message.endswith((f"{zone}:7: {kind}", f"{zone}:8: {kind}")), message
+
+
+def _dnspython_exceptions() -> list[type[dns.exception.DNSException]]:
+    """Every exception class of dnspython's zone reading and its checks of a whole zone."""
+    return sorted(
+        {
+            kind
+            for module in (dns.zone, dns.zonefile, dns.exception)
+            for kind in vars(module).values()
+            if isinstance(kind, type) and issubclass(kind, dns.exception.DNSException)
+        },
+        key=lambda kind: f"{kind.__module__}.{kind.__name__}",
+    )
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(secret=SECRET)
+def test_no_exception_class_is_told_by_its_name(secret: str) -> None:
+    """Whatever dnspython raises (each class of dns.zone, dns.zonefile, dns.exception, a new
+    one too), the words are sipctl's or dnspython's fixed ones: never the class's name, never
+    what it was given; each check of a whole zone (dns.zone) in words of its own."""
+    for kind in _dnspython_exceptions():
+        for exc in (kind(), kind(secret)):
+            words = problem_kind(str(exc), exc, ZONE + ".")
+            assert kind.__name__ not in words and secret not in words, (kind, words)
+            assert f"{kind.__module__}." not in words and words.strip(), (kind, words)
+        if kind.__module__ == "dns.zone":
+            assert words != str(kind()), (kind, words)
+    assert _dnspython_exceptions()  # the enumeration found the classes
+
+
+@pytest.mark.parametrize("kind", [k for k in _dnspython_exceptions() if k.__module__ == "dns.zone"])
+def test_each_check_of_a_whole_zone_has_words_of_its_own(
+    kind: type[dns.exception.DNSException],
+) -> None:
+    """dns.zone's classes each say what is wrong there, not their base's words."""
+    words = problem_kind(str(kind()), kind(), ZONE)
+    bases = [b for b in kind.__mro__[1:] if b.__module__ == "dns.zone"]
+    assert all(words != problem_kind(str(b()), b(), ZONE) for b in bases), (kind, words)
+
+
+def test_another_domain_s_zone_says_it_has_no_soa_here(tmp_path: Path) -> None:
+    """The spec's domain changed while dns.file is still the old domain's zone: the file
+    parses but holds no SOA at the zone's origin, and the error says so in words."""
+    zone = tmp_path / "z.zone"
+    zone.write_text(SOA.replace(ZONE, "old-site.test"))
+    loaded = load_spec_text(SPEC, str(tmp_path / "s.yaml"), tmp_path)
+    provider = ZoneFileProvider(loaded, RunContext(base_dir=tmp_path, env={}))
+    with pytest.raises(ProviderError) as raised:
+        provider.read(render_dns(loaded.spec))
+    message = raised.value.message
+    assert message == (
+        f"zone file {zone} is not a valid zone for {ZONE}.: the file holds no SOA record at "
+        f"the zone's origin {ZONE}: is dns.file the zone file of this domain? (a zone file's "
+        "SOA is named by its domain)"
+    ), message

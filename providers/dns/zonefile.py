@@ -183,7 +183,7 @@ class ZoneFileProvider(Provider):
             except dns.exception.DNSException as exc:
                 raise ProviderError(
                     f"zone file {self.path} is not a valid zone for {self.zone}: "
-                    f"{parse_problem(exc, self.path, copies)}"
+                    f"{parse_problem(exc, self.path, copies, self.zone)}"
                 ) from None
 
     # --- apply ------------------------------------------------------------------------------
@@ -249,8 +249,9 @@ class ZoneFileProvider(Provider):
         except ZoneEditError as exc:
             raise ProviderError(f"zone file {self.path}: cannot edit it in place: {exc}") from None
         except dns.exception.DNSException as exc:  # dnspython's words may quote the file
+            problem = problem_kind(str(exc), exc, self.zone)
             raise ProviderError(
-                f"zone file {self.path}: cannot edit it in place: {problem_kind(str(exc), exc)}"
+                f"zone file {self.path}: cannot edit it in place: {problem}"
             ) from None
         if _records(self._parse(new_text)) != _records(zone):
             raise ProviderError(
