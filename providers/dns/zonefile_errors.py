@@ -79,8 +79,8 @@ _ZONE_CHECKS: dict[type[dns.exception.DNSException], str] = {
         "before it, or the name in full with a final dot"
     ),
     dns.zone.BadZone: (
-        "the file is not a complete zone of {origin}: check it with named-checkzone {origin} "
-        "and the file"
+        "the file is not a complete zone of {origin}: run named-checkzone {origin} on the "
+        "file to see what is missing"
     ),
     dns.zone.NoDigest: (
         "the file holds no ZONEMD record at the zone's origin {origin}: add one or leave "
@@ -100,7 +100,7 @@ _ZONE_CHECKS: dict[type[dns.exception.DNSException], str] = {
     ),
 }
 # anything else dnspython says: its words may quote the file
-_OTHER = "not valid zone text (named-checkzone {origin} and the file says what is wrong)"
+_OTHER = "not valid zone text (run named-checkzone {origin} on the file to see what is wrong)"
 # a record's data dnspython could not convert: only the class of what it caught is shown
 _CAUGHT = re.compile(r"caught exception <class '([A-Za-z_][\w.]*)'>")
 
