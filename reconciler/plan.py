@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from sipctl.errors import SpecError
 from sipctl.reconciler.resources import Address, Value
+from sipctl.reconciler.attention import attention_reasons
 
 FORMAT_VERSION = "1"
 Action = Literal["create", "update", "delete"]
@@ -243,7 +244,8 @@ class Plan:
             spec["files"] = dict(self.spec_files)
         if self.spec_dir is not None:
             spec["dir"] = self.spec_dir
-        return {
+        targets = [t.to_json() for t in self.targets]
+        data: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "sipctl_version": self.sipctl_version,
             "created_at": self.created_at,
@@ -252,8 +254,13 @@ class Plan:
             "layers": list(self.layers),
             "summary": self.counts(),
             "refusals": self.refusals(),
-            "targets": [t.to_json() for t in self.targets],
         }
+        # Only a plan with something risky carries the key, so every other plan reads as before.
+        attention = attention_reasons(targets)
+        if attention:
+            data["attention"] = attention
+        data["targets"] = targets
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], source: str = "plan") -> Plan:

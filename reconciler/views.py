@@ -61,6 +61,7 @@ def render_human(
         out.append(f"No changes. The live systems of {data['domain']} match the spec.")
     else:
         out.append(f"sipctl will perform the following actions for {data['domain']}:")
+        out.extend(_attention_lines(data, paint))
         for target in data["targets"]:
             if not target["changes"]:
                 continue
@@ -95,6 +96,18 @@ def target_heading(target: Mapping[str, Any]) -> str:
     if target.get("customer"):
         heading += f" (customer {target['customer']}: its file is gone)"
     return heading
+
+
+ATTENTION_HEADING = "Needs attention before approving (a stranger may do or cost more):"
+
+
+def _attention_lines(data: Mapping[str, Any], paint: Painter) -> Iterator[str]:
+    """The plan's risky changes (``attention``), once, before the changes themselves."""
+    reasons = data.get("attention") or []
+    if reasons:
+        yield ""
+        yield paint("!", ATTENTION_HEADING)
+        yield from (paint("!", f"  - {reason}") for reason in reasons)
 
 
 def _refusal_lines(data: Mapping[str, Any], paint: Painter) -> Iterator[str]:
@@ -498,6 +511,10 @@ def render_markdown(data: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> str
         top.append("**No changes.** The live systems match the spec.")
     else:
         top.append(f"**{summary_line(data)}**")
+        reasons = data.get("attention") or []
+        if reasons:
+            top += ["", f"**{ATTENTION_HEADING}**", ""]
+            top += [f"- :warning: {markdown_prose(reason)}" for reason in reasons]
         for target in data["targets"]:
             if target["changes"]:
                 described.append(f"# {target_heading(target)}")

@@ -1,0 +1,183 @@
+"""What in a plan a reviewer must not approve without thinking: the changes that widen what a
+stranger can do, cost money or take teeth out of the bans.
+
+A merge request that changes one word of a spec (``route: goto``, ``maxretry: 1000``, a port in
+``firewall.extra``) reads, in a plan, like any other line; the danger is in what it means. This
+is the one rule that names it. It reads the plan's own changes (the live value before, the
+desired one after), so it judges what apply will really do, whatever spec key caused it:
+
+- the guest dialplan gains a jump out of sipctl's own contexts (``route: goto``): a stranger
+  then runs the admin's own steps of that extension (forwards, trunks, transfers);
+- the firewall accepts a port, or a wider range, that it did not accept before;
+- a ban jail is disabled, removed, or made milder (more retries, a shorter window or ban, more
+  addresses never banned, another log file).
+
+A layer created from nothing is new as a whole and read as a whole; only the guest dialplan's
+jumps are named there too, since they are never obvious from the file. Pure: the plan's JSON
+carries the result (``attention``), and every view prints it once, before the changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+# Goto(context,extension,priority) as the guest dialplan writes it, one step of a section
+_GOTO_RE = re.compile(r"Goto\((?P<context>[^,()#$]+),(?P<exten>[^,()]+),[^,()]+\)")
+_JAIL_LIMITS = {  # key -> (how the jail gets milder, the words for it)
+    "maxretry": (1, "more failures before a ban"),
+    "findtime": (-1, "a shorter window counting failures"),
+    "bantime": (-1, "a shorter ban"),
+}
+
+
+def attention_reasons(targets: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One sentence per risky change of the plan's targets (``Plan.to_json()["targets"]``)."""
+    reasons: list[str] = []
+    for target in targets:
+        for change in target.get("changes", []):
+            for reason in _change_reasons(change):
+                if reason not in reasons:
+                    reasons.append(reason)
+    return reasons
+
+
+def _change_reasons(change: Mapping[str, Any]) -> Iterator[str]:
+    address = change["address"]
+    layer, kind, name = address["layer"], address["kind"], str(address["name"])
+    before, after = change.get("before"), change.get("after")
+    if layer == "asterisk" and kind == "file" and name.startswith("extensions"):
+        yield from _dialplan_jumps(before, after)
+    elif layer == "firewall" and kind in ("chain", "table"):
+        if change["action"] == "delete":
+            yield f"the firewall's {kind} {name} is removed: its default-deny no longer applies"
+        elif isinstance(before, Mapping) and isinstance(after, Mapping):
+            yield from _new_openings(before, after)
+    elif layer == "fail2ban" and kind == "file" and name.endswith(".conf") and "jail" in name:
+        if isinstance(before, Mapping):
+            yield from _milder_jails(before, after if isinstance(after, Mapping) else {})
+
+
+def _dialplan_jumps(before: Any, after: Any) -> Iterator[str]:
+    """Gotos of the guest dialplan into a context the file does not define itself."""
+    old, new = _jumps(before), _jumps(after)
+    for context in sorted(new):
+        added = sorted(new[context] - old.get(context, set()), key=_natural)
+        if added:
+            yield (
+                f"guests now run the admin's own dialplan in context {context!r} "
+                f"(extensions {', '.join(added)}; asterisk.route: goto): a stranger gets "
+                "whatever those extensions do there (a forward, a trunk, a transfer); check "
+                "them before approving"
+            )
+
+
+def _jumps(value: Any) -> dict[str, set[str]]:
+    if not isinstance(value, Mapping):
+        return {}
+    own = {str(section).split(",")[0] for section in value}
+    found: dict[str, set[str]] = {}
+    for steps in value.values():
+        for step in steps if isinstance(steps, list) else []:
+            for match in _GOTO_RE.finditer(str(step)):
+                context = match["context"].strip()
+                if context not in own:
+                    found.setdefault(context, set()).add(match["exten"].strip())
+    return found
+
+
+def _openings(value: Mapping[str, Any]) -> dict[tuple[str, str], set[int]]:
+    """(family, protocol) -> every port an ``accept PROTO PORTS`` record opens."""
+    found: dict[tuple[str, str], set[int]] = {}
+    for record in value.get("records", []):
+        words = str(record).split()
+        family = words.pop(0) if words and words[0] in ("ipv4", "ipv6") else ""
+        if len(words) == 3 and words[0] == "accept" and words[1] in ("tcp", "udp"):
+            first, _, last = words[2].partition("-")
+            if first.isdigit() and (not last or last.isdigit()):
+                ports = range(int(first), int(last or first) + 1)
+                found.setdefault((family, words[1]), set()).update(ports)
+    return found
+
+
+def _new_openings(before: Mapping[str, Any], after: Mapping[str, Any]) -> Iterator[str]:
+    old, new = _openings(before), _openings(after)
+    for (family, protocol), ports in sorted(new.items()):
+        opened = sorted(ports - old.get((family, protocol), set()))
+        if opened:
+            where = f" ({family})" if family else ""
+            yield (
+                f"the firewall newly accepts {protocol}/{_port_runs(opened)}{where} from every "
+                "address: make sure a program that should face the internet listens there"
+            )
+    if before.get("policy") == "drop" and after.get("policy") not in (None, "drop", "reject"):
+        yield f"the firewall's policy becomes {after.get('policy')}"
+
+
+def _port_runs(ports: list[int]) -> str:
+    runs: list[str] = []
+    start = prev = ports[0]
+    for port in [*ports[1:], None]:
+        if port is not None and port == prev + 1:
+            prev = port
+            continue
+        runs.append(str(start) if start == prev else f"{start}-{prev}")
+        if port is not None:
+            start = prev = port
+    return ",".join(runs)
+
+
+def _milder_jails(before: Mapping[str, Any], after: Mapping[str, Any]) -> Iterator[str]:
+    for section, lines in before.items():
+        jail = str(section).strip("[]")
+        old = _settings(lines)
+        if old.get("enabled") != "true":
+            continue
+        if section not in after:
+            yield f"fail2ban jail {jail} is removed: nothing bans its attackers any more"
+            continue
+        new = _settings(after[section])
+        if new.get("enabled") != "true":
+            yield f"fail2ban jail {jail} is disabled: nothing bans its attackers any more"
+            continue
+        yield from _milder_limits(jail, old, new)
+        gained = set(new.get("ignoreip", "").split()) - set(old.get("ignoreip", "").split())
+        if gained:
+            yield f"fail2ban jail {jail} never bans {', '.join(sorted(gained))} any more"
+        if old.get("logpath") != new.get("logpath"):
+            yield (
+                f"fail2ban jail {jail} watches {new.get('logpath')} instead of "
+                f"{old.get('logpath')}: it bans only if Asterisk logs there"
+            )
+
+
+def _milder_limits(jail: str, old: Mapping[str, str], new: Mapping[str, str]) -> Iterator[str]:
+    for key, (milder, words) in _JAIL_LIMITS.items():
+        was, now = _number(old.get(key)), _number(new.get(key))
+        if was is None or now is None:
+            continue
+        if key == "bantime":  # -1: banned for ever, the longest ban of all
+            was, now = (float("inf") if x < 0 else x for x in (was, now))
+        if (now - was) * milder > 0:
+            yield f"fail2ban jail {jail}: {words} ({key} {old.get(key)} → {new.get(key)})"
+
+
+def _settings(lines: Any) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for line in lines if isinstance(lines, list) else []:
+        key, sep, value = str(line).partition("=")
+        if sep:
+            found[key.strip()] = value.strip()
+    return found
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _natural(text: str) -> tuple[int, str]:
+    return (len(text), text) if text.isdigit() else (1 << 30, text)
