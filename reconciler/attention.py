@@ -54,9 +54,8 @@ def _change_reasons(change: Mapping[str, Any]) -> Iterator[str]:
             yield f"the firewall's {kind} {name} is removed: its default-deny no longer applies"
         elif isinstance(before, Mapping) and isinstance(after, Mapping):
             yield from _new_openings(before, after)
-    elif layer == "fail2ban" and kind == "file" and name.endswith(".conf") and "jail" in name:
-        if isinstance(before, Mapping):
-            yield from _milder_jails(before, after if isinstance(after, Mapping) else {})
+    elif layer == "fail2ban" and kind == "file" and "jail" in name and isinstance(before, Mapping):
+        yield from _milder_jails(before, after if isinstance(after, Mapping) else {})
 
 
 def _dialplan_jumps(before: Any, after: Any) -> Iterator[str]:
@@ -65,11 +64,16 @@ def _dialplan_jumps(before: Any, after: Any) -> Iterator[str]:
     for context in sorted(new):
         added = sorted(new[context] - old.get(context, set()), key=_natural)
         if added:
+            words = (
+                ("extension", "it does", "it")
+                if len(added) == 1
+                else ("extensions", "they do", "them")
+            )
             yield (
                 f"guests now run the admin's own dialplan in context {context!r} "
-                f"(extensions {', '.join(added)}; asterisk.route: goto): a stranger gets "
-                "whatever those extensions do there (a forward, a trunk, a transfer); check "
-                "them before approving"
+                f"({words[0]} {', '.join(added)}; asterisk.route: goto): a stranger gets "
+                f"whatever {words[1]} there (a forward, a trunk, a transfer); check "
+                f"{words[2]} before approving"
             )
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sipctl.errors import SpecError
-from sipctl.reconciler.resources import Address, Value
 from sipctl.reconciler.attention import attention_reasons
+from sipctl.reconciler.resources import Address, Value
 
 FORMAT_VERSION = "1"
 Action = Literal["create", "update", "delete"]

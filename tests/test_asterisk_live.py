@@ -33,6 +33,7 @@ from fixtures.waiting import wait_until
 
 from sipctl.errors import ProviderError
 from sipctl.providers.asterisk.cli import dialplan_extensions
+from sipctl.reconciler.attention import attention_reasons
 from sipctl.reconciler.render.asterisk import (
     CATCH_ALL_PATTERN,
     ENDING_EXTENSIONS,
@@ -350,6 +351,11 @@ def test_not_found_mode_and_goto_route(
     asterisk: AsteriskInstance, applied: Path, tmp_path: Path, phone: Phone
 ) -> None:
     spec = write_spec(tmp_path, spec_data(asterisk, unknown_callers="not-found", route="goto"))
+    # what the plan tells a reviewer is what Asterisk does below: director's caller runs
+    # extension 105 of the admin's context 'default' (and 101's and alex's callers theirs)
+    changes = [change.to_json() for change in pending_changes(spec)]
+    [reason] = attention_reasons([{"changes": changes}])
+    assert "own dialplan in context 'default' (extensions 101, 105, 106;" in reason, reason
     lines = apply_spec(spec)
     # only the dialplan changed, so only the dialplan is reloaded
     assert [line.split(": ", 1)[1] for line in lines] == [

@@ -1,0 +1,174 @@
+"""The merge request that looks innocent: what the plan tells its reviewer first.
+
+One word of a spec (``route: goto``, ``maxretry: 1000``, a port in ``firewall.extra``) can
+let strangers run the admin's dialplan, open a port to the internet or take the teeth out of
+the bans; the plan names each such change once, at its top, in the text, the Markdown and the
+JSON views. The plans are real: dir: targets planned, applied and planned again through the
+CLI, so the 'before' side is what sipctl reads back. Asterisk's own word that a goto guest
+runs the admin's steps is test_asterisk_live's ``test_not_found_mode_and_goto_route``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sipctl.cli import run
+from sipctl.reconciler.attention import attention_reasons
+from sipctl.reconciler.views import ATTENTION_HEADING
+
+BASE: dict[str, Any] = {
+    "version": 1,
+    "domain": "mysite.ru",
+    "users": {"director": 105, "sales": {"ring": [106, 107], "fallback": 101}},
+    "asterisk": {"target": "dir:pbx"},
+    "firewall": {"target": "dir:pbx", "persist": "/etc/iptables.up", "extra": ["tcp/443"]},
+    "fail2ban": {"target": "dir:pbx", "sshd": True},
+}
+
+
+def _write(tmp_path: Path, **changes: dict[str, Any]) -> str:
+    data = json.loads(json.dumps(BASE))
+    for section, values in changes.items():
+        data[section].update(values)
+    path = tmp_path / "sipctl.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+@pytest.fixture
+def applied(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    assert run(["apply", "-f", _write(tmp_path), "--auto-approve"]) == 0
+    capsys.readouterr()
+    return tmp_path
+
+
+def _plan_views(spec: str, capsys: pytest.CaptureFixture[str]) -> tuple[str, str, dict[str, Any]]:
+    views = []
+    for flags in (["--no-color"], ["--markdown"], ["--json"]):
+        assert run(["plan", "-f", spec, *flags]) == 0
+        views.append(capsys.readouterr().out)
+    data = json.loads(views[2])["domains"][0]["plan"]
+    return views[0], views[1], data
+
+
+def test_an_unchanged_spec_needs_no_attention(
+    applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text, markdown, data = _plan_views(_write(applied), capsys)
+    assert "attention" not in data
+    assert "attention" not in text.lower() and "attention" not in markdown.lower()
+
+
+def test_route_goto_is_named_before_the_changes(
+    applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text, markdown, data = _plan_views(_write(applied, asterisk={"route": "goto"}), capsys)
+    [reason] = data["attention"]
+    assert "guests now run the admin's own dialplan in context 'default'" in reason
+    # the ring group dials its phones, in goto mode too: only director jumps
+    assert "(extension 105; asterisk.route: goto)" in reason and "check it before" in reason
+    # said once, before the first change of the text and the Markdown
+    assert text.count(ATTENTION_HEADING) == 1 and text.count(reason) == 1
+    assert text.index(reason) < text.index("# asterisk at")
+    assert markdown.count(f"**{ATTENTION_HEADING}**") == 1
+    assert markdown.index("guests now run") < markdown.index("```diff")
+    # and going back to dial widens nothing
+    assert run(["apply", "-f", _write(applied, asterisk={"route": "goto"}), "--auto-approve"]) == 0
+    capsys.readouterr()
+    assert "attention" not in _plan_views(_write(applied), capsys)[2]
+
+
+def test_milder_bans_are_named_and_stricter_ones_are_not(
+    applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    milder = {"maxretry": 1000, "findtime": 1, "bantime": 1, "ignoreip": ["10.0.0.0/8"]}
+    _, _, data = _plan_views(_write(applied, fail2ban=milder), capsys)
+    reasons = data["attention"]
+    for jail in ("sipctl-asterisk", "sipctl-sshd"):
+        assert f"fail2ban jail {jail}: more failures before a ban (maxretry 5 → 1000)" in reasons
+        assert f"fail2ban jail {jail}: a shorter ban (bantime 3600 → 1)" in reasons
+        assert f"fail2ban jail {jail}: a shorter window counting failures (findtime 600 → 1)" in (
+            reasons
+        )
+        assert f"fail2ban jail {jail} never bans 10.0.0.0/8 any more" in reasons
+    _, _, data = _plan_views(_write(applied, fail2ban={"enabled": False}), capsys)
+    assert data["attention"] == [
+        f"fail2ban jail {jail} is disabled: nothing bans its attackers any more"
+        for jail in ("sipctl-asterisk", "sipctl-sshd")
+    ]
+    stricter = {"maxretry": 2, "findtime": 3600, "bantime": -1}
+    assert "attention" not in _plan_views(_write(applied, fail2ban=stricter), capsys)[2]
+
+
+def test_new_firewall_openings_are_named_and_closings_are_not(
+    applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wider = {"extra": ["tcp/443", "tcp/5038", "udp/1-65535"]}
+    _, markdown, data = _plan_views(_write(applied, firewall=wider), capsys)
+    assert [r.split(" from ")[0] for r in data["attention"]] == [
+        "the firewall newly accepts tcp/5038",
+        "the firewall newly accepts udp/1-5059,5061-9999,20001-65535",
+    ]
+    assert "tcp/5038" in markdown.split("```diff")[0]
+    assert "attention" not in _plan_views(_write(applied, firewall={"extra": []}), capsys)[2]
+
+
+def test_a_new_spec_names_only_its_dialplan_jumps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A layer created from nothing is read as a whole; its goto is never obvious, so it is
+    named even then."""
+    assert "attention" not in _plan_views(_write(tmp_path), capsys)[2]
+    _, _, data = _plan_views(_write(tmp_path, asterisk={"route": "goto"}), capsys)
+    assert len(data["attention"]) == 1 and "context 'default'" in data["attention"][0]
+
+
+def _jail(values: dict[str, int]) -> dict[str, list[str]]:
+    return {"[sipctl-asterisk]": ["enabled = true", *(f"{k} = {v}" for k, v in values.items())]}
+
+
+LIMITS = st.fixed_dictionaries(
+    {
+        "maxretry": st.integers(1, 1000),
+        "findtime": st.integers(1, 31536000),
+        "bantime": st.sampled_from([-1]) | st.integers(1, 315360000),
+    }
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(before=LIMITS, after=LIMITS)
+def test_a_jail_is_named_exactly_when_a_limit_gets_milder(
+    before: dict[str, int], after: dict[str, int]
+) -> None:
+    def ban(seconds: int) -> float:
+        return float("inf") if seconds < 0 else seconds
+
+    change = {
+        "address": {
+            "layer": "fail2ban",
+            "kind": "file",
+            "name": "/etc/fail2ban/jail.d/sipctl.conf",
+        },
+        "action": "update",
+        "before": _jail(before),
+        "after": _jail(after),
+    }
+    named = {r.split("(")[1].split()[0] for r in attention_reasons([{"changes": [change]}])}
+    milder = {
+        key
+        for key, worse in (
+            ("maxretry", after["maxretry"] > before["maxretry"]),
+            ("findtime", after["findtime"] < before["findtime"]),
+            ("bantime", ban(after["bantime"]) < ban(before["bantime"])),
+        )
+        if worse
+    }
+    assert named == milder
