@@ -6,8 +6,9 @@ A merge request that changes one word of a spec (``route: goto``, ``maxretry: 10
 is the one rule that names it. It reads the plan's own changes (the live value before, the
 desired one after), so it judges what apply will really do, whatever spec key caused it:
 
-- the guest dialplan gains a jump out of sipctl's own contexts (``route: goto``): a stranger
-  then runs the admin's own steps of that extension (forwards, trunks, transfers);
+- the guest dialplan gains a jump out of sipctl's own contexts (``route: goto``, and every
+  name of a hosting customer, whose phones' context is its admin's): a stranger then runs
+  the admin's own steps of that extension (forwards, trunks, transfers);
 - the firewall accepts a port, or a wider range, that it did not accept before;
 - a ban jail is disabled, removed, or made milder (more retries, a shorter window or ban, more
   addresses never banned, another log file).
@@ -71,7 +72,8 @@ def _dialplan_jumps(before: Any, after: Any) -> Iterator[str]:
             )
             yield (
                 f"guests now run the admin's own dialplan in context {context!r} "
-                f"({words[0]} {', '.join(added)}; asterisk.route: goto): a stranger gets "
+                f"({words[0]} {', '.join(added)}, by Goto: asterisk.route: goto, or a hosting "
+                f"customer's phones): a stranger gets "
                 f"whatever {words[1]} there (a forward, a trunk, a transfer); check "
                 f"{words[2]} before approving"
             )

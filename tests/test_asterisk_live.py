@@ -355,7 +355,7 @@ def test_not_found_mode_and_goto_route(
     # extension 105 of the admin's context 'default' (and 101's and alex's callers theirs)
     changes = [change.to_json() for change in pending_changes(spec)]
     [reason] = attention_reasons([{"changes": changes}])
-    assert "own dialplan in context 'default' (extensions 101, 105, 106;" in reason, reason
+    assert "own dialplan in context 'default' (extensions 101, 105, 106, by Goto" in reason, reason
     lines = apply_spec(spec)
     # only the dialplan changed, so only the dialplan is reloaded
     assert [line.split(": ", 1)[1] for line in lines] == [

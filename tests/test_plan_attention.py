@@ -73,7 +73,7 @@ def test_route_goto_is_named_before_the_changes(
     [reason] = data["attention"]
     assert "guests now run the admin's own dialplan in context 'default'" in reason
     # the ring group dials its phones, in goto mode too: only director jumps
-    assert "(extension 105; asterisk.route: goto)" in reason and "check it before" in reason
+    assert "(extension 105, by Goto: asterisk.route: goto" in reason and "check it before" in reason
     # said once, before the first change of the text and the Markdown
     assert text.count(ATTENTION_HEADING) == 1 and text.count(reason) == 1
     assert text.index(reason) < text.index("# asterisk at")
@@ -172,3 +172,22 @@ def test_a_jail_is_named_exactly_when_a_limit_gets_milder(
         if worse
     }
     assert named == milder
+
+
+def test_a_hosting_customer_s_new_name_is_named_with_its_context(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hosting customer's names always jump into its phones' context (the admin's): a new
+    name there is a new way in, and the plan says which context and extension."""
+    examples = Path(__file__).resolve().parent.parent / "examples" / "hosting"
+    for source in examples.glob("*.yaml"):
+        (tmp_path / source.name).write_text(source.read_text())
+    host = str(tmp_path / "pbx1.yaml")
+    assert run(["apply", "-f", host, "--auto-approve", "--target", "asterisk"]) == 0
+    capsys.readouterr()
+    customer = tmp_path / "alpha.example.yaml"
+    customer.write_text(customer.read_text().replace("  director: 105", "  director: 105\n  x: 9"))
+    assert run(["plan", "-f", host, "--json", "--target", "asterisk"]) == 0
+    plan = json.loads(capsys.readouterr().out)["domains"][0]["plan"]
+    [reason] = plan["attention"]
+    assert "in context 'alpha-phones' (extension 9, by Goto" in reason, reason
