@@ -191,3 +191,15 @@ def test_a_hosting_customer_s_new_name_is_named_with_its_context(
     plan = json.loads(capsys.readouterr().out)["domains"][0]["plan"]
     [reason] = plan["attention"]
     assert "in context 'alpha-phones' (extension 9, by Goto" in reason, reason
+
+
+def test_a_removed_firewall_and_jail_are_named(
+    applied: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _write(applied, firewall={"ensure": "absent"}, fail2ban={"sshd": False})
+    assert run(["plan", "-f", spec, "--json"]) == 3  # the safety limit refuses it too
+    data = json.loads(capsys.readouterr().out)["domains"][0]["plan"]
+    assert data["attention"] == [
+        "the firewall's chain SIPCTL is removed: its default-deny no longer applies",
+        "fail2ban jail sipctl-sshd is removed: nothing bans its attackers any more",
+    ]
