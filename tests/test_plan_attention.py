@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -143,7 +144,7 @@ LIMITS = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(before=LIMITS, after=LIMITS)
 def test_a_jail_is_named_exactly_when_a_limit_gets_milder(
     before: dict[str, int], after: dict[str, int]
