@@ -21,6 +21,8 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleUpdate,
     ScheduleUpdateInput,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDConflictPolicy
@@ -33,6 +35,7 @@ from sipctl.reconciler.fleet.model import (
     DOMAIN_WORKFLOW,
     PLANNING,
     SILENT,
+    STATUS_MEMO,
     SWEEP_SCHEDULE,
     SWEEP_WORKFLOW,
     WORKFLOW_QUEUE,
@@ -171,9 +174,27 @@ def _handle(client: Client, domain: str) -> WorkflowHandle[object, object]:
 
 
 async def domain_status(client: Client, domain: str) -> DomainStatus:
-    """The state the domain's workflow reports. A workflow is asked through a worker: when
-    none answers in time (all busy applying, or none running), the domain is shown as not
-    answering rather than failing the whole status."""
+    """The state of one domain, from the server: the workflow's memo as the server holds it
+    now (describe, no worker involved), with why its step is retried. A workflow started by
+    an sipctl that kept no memo is asked through a worker (the query): when none answers in
+    time (all busy, or none running), the domain is shown as not answering rather than
+    failing the whole status."""
+    try:
+        description = await _handle(client, domain).describe(rpc_timeout=QUERY_TIMEOUT)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise SipctlError(f"{domain}: the fleet has no workflow for it") from None
+        return await _queried(client, domain)
+    status = await _memo_status(description)
+    if status is None:
+        return await _queried(client, domain)
+    if status.state in (PLANNING, APPLYING) and not status.reason:
+        status.reason = _retry_reason(description)
+    return status
+
+
+async def _queried(client: Client, domain: str) -> DomainStatus:
+    """The status a workflow without the memo reports to the query, through a worker."""
     try:
         status: DomainStatus = await _handle(client, domain).query(
             "status", result_type=DomainStatus, rpc_timeout=QUERY_TIMEOUT
@@ -188,15 +209,33 @@ async def domain_status(client: Client, domain: str) -> DomainStatus:
     return status
 
 
+async def _memo_status(execution: WorkflowExecution) -> DomainStatus | None:
+    """The DomainStatus a workflow keeps in its memo; None without one (a workflow of an
+    older sipctl, or one no worker has run yet) or when it cannot be read as one."""
+    try:
+        status: DomainStatus | None = await execution.memo_value(
+            STATUS_MEMO, None, type_hint=DomainStatus
+        )
+    except (TypeError, ValueError, KeyError):
+        return None
+    return status if isinstance(status, DomainStatus) and status.domain else None
+
+
 async def _retrying(client: Client, domain: str) -> str:
-    """Why the step a domain is in has failed before, while Temporal retries it: the
-    workflow sees no failure until the last try, so its status said 'planning' with no
-    reason for as long as the retries last; the cause was in a worker's log only. The
-    message is the activity's own, scrubbed of the worker's secrets where it was made."""
+    """Why the step a domain is in has failed before (see ``_retry_reason``); "" when the
+    server cannot say."""
     try:
         description = await _handle(client, domain).describe(rpc_timeout=QUERY_TIMEOUT)
     except RPCError:
         return ""
+    return _retry_reason(description)
+
+
+def _retry_reason(description: WorkflowExecutionDescription) -> str:
+    """Why the step a domain is in has failed before, while Temporal retries it: the
+    workflow sees no failure until the last try, so its status said 'planning' with no
+    reason for as long as the retries last; the cause was in a worker's log only. The
+    message is the activity's own, scrubbed of the worker's secrets where it was made."""
     for activity in description.raw_description.pending_activities:
         if activity.attempt > 1 and activity.last_failure.message:
             most = f" of {activity.maximum_attempts}" if activity.maximum_attempts else ""
@@ -219,27 +258,49 @@ async def approve(client: Client, domain: str) -> DomainStatus:
 
 async def domains(client: Client) -> list[str]:
     """The domains whose workflow is running, sorted."""
+    return sorted(await _running(client))
+
+
+async def _running(client: Client) -> dict[str, WorkflowExecution]:
+    """The running domain workflows by domain, as the server lists them (memo included)."""
     query = f"WorkflowType = '{DOMAIN_WORKFLOW}' AND ExecutionStatus = 'Running'"
-    found = {execution.id async for execution in client.list_workflows(query)}
-    return sorted(found)
+    return {execution.id: execution async for execution in client.list_workflows(query)}
 
 
 async def statuses(client: Client, at_once: int = 50) -> list[DomainStatus]:
-    """Every domain's status, asked ``at_once`` queries at a time (thousands of domains)."""
-    names = await domains(client)
-    if names and not await _workers_seen(client):
+    """Every domain's status from one list of the running workflows: each keeps its status
+    in its memo, which the server returns with the list, so no worker is asked and a busy
+    or stopped one cannot delay the answer. The list is the server's visibility store, which
+    may be a moment behind a workflow; a domain planning or applying is described besides
+    (the server's current memo, and why its step is retried). Only a workflow without the
+    memo (started by an older sipctl) is queried, ``at_once`` at a time."""
+    running = await _running(client)
+    found: dict[str, DomainStatus] = {}
+    asked: list[str] = []  # described (no worker involved), or queried without a memo
+    without_memo: list[str] = []
+    for name, execution in running.items():
+        status = await _memo_status(execution)
+        if status is None:
+            without_memo.append(name)
+        elif status.state in (PLANNING, APPLYING) and not status.reason:
+            asked.append(name)  # the current memo, and why its step is retried
+        else:
+            found[name] = status
+    if without_memo and not await _workers_seen(client):
         # each query would wait QUERY_TIMEOUT for a worker: 30 s per batch, ten minutes
         # for a thousand domains, to say what one question to the server says at once
         reason = (
             f"no worker has polled the fleet's workflow queue ({WORKFLOW_QUEUE}) in the last "
             f"{WORKERS_GONE.total_seconds():g} s: start one, 'sipctl fleet worker'"
         )
-        return [DomainStatus(name, SILENT, reason) for name in names]
-    found: list[DomainStatus] = []
-    for start in range(0, len(names), at_once):
-        batch = names[start : start + at_once]
-        found.extend(await asyncio.gather(*(domain_status(client, d) for d in batch)))
-    return found
+        found.update((name, DomainStatus(name, SILENT, reason)) for name in without_memo)
+    else:
+        asked.extend(without_memo)
+    for start in range(0, len(asked), at_once):
+        batch = asked[start : start + at_once]
+        answers = await asyncio.gather(*(domain_status(client, d) for d in batch))
+        found.update(zip(batch, answers, strict=True))
+    return [found[name] for name in sorted(found)]
 
 
 async def _workers_seen(client: Client) -> bool:

@@ -20,6 +20,8 @@ WORKFLOW_QUEUE = "sipctl-fleet"
 DOMAIN_WORKFLOW = "sipctl-domain"
 SWEEP_WORKFLOW = "sipctl-drift-sweep"
 SWEEP_SCHEDULE = "sipctl-drift-sweep"
+# The memo key under which a domain workflow keeps its DomainStatus (what the query returns).
+STATUS_MEMO = "status"
 
 # Workflow states, as `fleet status` shows them.
 PENDING = "pending"

@@ -4,11 +4,13 @@ Workflow code is replayed by Temporal, so it does no I/O and reads no clock but
 ``workflow.now()``; all work is in activities, referred to by name (``activities.py``), each
 on the task queue of the part it touches. The domain workflow is long-lived: it waits for a
 new spec (signal ``update``), a sweep (signal ``sweep``) or an approval (signal ``approve``)
-and converges the domain each time; its state is the query ``status``.
+and converges the domain each time; its state is the query ``status``, and also the memo
+``status`` (``STATUS_MEMO``), which the server keeps and lists without asking a worker.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 from typing import TypeVar
 
@@ -25,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         FAILED,
         PENDING,
         PLANNING,
+        STATUS_MEMO,
         SWEEP_WORKFLOW,
         WAITING,
         DomainStart,
@@ -42,6 +45,9 @@ T = TypeVar("T")
 STALE = "StalePlan"  # activities.STALE, repeated: the sandbox keeps activities out
 _REPLANS = 3  # a plan found stale under the lock is made again at most this often
 _ROUNDS_PER_RUN = 200  # then continue-as-new, so the history stays small
+# Upserting the memo adds commands to the history: a run started by an sipctl without it
+# replays its history without them (workflow.patched), and shows its status by the query.
+_MEMO_PATCH = "sipctl-status-memo"
 
 
 @workflow.defn(name=DOMAIN_WORKFLOW)
@@ -53,6 +59,7 @@ class DomainWorkflow:
         self._settings = Settings()
         self._spec: SpecChange | None = None
         self._status = DomainStatus(domain="")
+        self._published: dict[str, object] | None = None
 
     @workflow.signal(name="update")
     def update(self, change: SpecChange) -> None:
@@ -62,6 +69,7 @@ class DomainWorkflow:
             self._settings = change.settings
         if self._status.state != APPLYING:
             self._status.state = PENDING
+        self._publish()
 
     @workflow.signal(name="sweep")
     def sweep(self) -> None:
@@ -76,12 +84,23 @@ class DomainWorkflow:
     def status(self) -> DomainStatus:
         return self._status
 
+    def _publish(self) -> None:
+        """Keep the memo equal to the status, so that `fleet status` reads it from the
+        server while every worker is busy (or none runs). Called after each change and
+        before each wait; a status unchanged since the last upsert adds nothing."""
+        current = asdict(self._status)
+        if current == self._published or not workflow.patched(_MEMO_PATCH):
+            return
+        workflow.upsert_memo({STATUS_MEMO: current})
+        self._published = current
+
     @workflow.run
     async def run(self, start: DomainStart) -> None:
         self._settings = start.settings
         self._spec = start.spec
         self._status = start.status or DomainStatus(domain=start.domain)
         for _round in range(_ROUNDS_PER_RUN):
+            self._publish()
             await workflow.wait_condition(lambda: self._incoming is not None or self._sweep_asked)
             self._sweep_asked = False
             if self._incoming is not None:
@@ -92,6 +111,7 @@ class DomainWorkflow:
                 await self._converge(self._spec, sweep=True)
             if workflow.info().is_continue_as_new_suggested():
                 break
+        self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
         # What arrived meanwhile is carried over: a pending change is applied by the next run.
         workflow.continue_as_new(
@@ -105,6 +125,7 @@ class DomainWorkflow:
         status.reason, status.refusals, status.waiting_digest = "", [], ""
         for _attempt in range(_REPLANS):
             status.state = PLANNING
+            self._publish()
             try:
                 plans = [await self._plan(change, part) for part in change.parts]
             except ActivityError as err:
@@ -126,6 +147,7 @@ class DomainWorkflow:
                 status.state = PENDING
                 return
             status.state = APPLYING
+            self._publish()
             try:
                 for plan in plans:
                     if plan.has_changes:
@@ -151,6 +173,7 @@ class DomainWorkflow:
         digest = plans_digest(plans)
         status = self._status
         status.state, status.refusals, status.waiting_digest = WAITING, refusals, digest
+        self._publish()
         await workflow.wait_condition(
             lambda: self._approved == digest or self._incoming is not None
         )
