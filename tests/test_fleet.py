@@ -508,3 +508,87 @@ def test_status_names_the_hosts_record_of_an_apply_the_fleet_did_not_make(
     finally:
         asyncio.run(_terminate(temporal, "cli.example"))
         worker.stop()
+
+
+def test_status_answers_from_the_memo_with_no_worker_running(tmp_path: Path) -> None:
+    """'fleet status' asked each domain's workflow through a worker: while the workers were
+    busy (200 domains starting) the first status took 30 s and showed domains 'not
+    answering' whose state the server knew. Each workflow keeps its status in its memo, and
+    status reads the memos from one list of the server's: with every worker stopped, it
+    still shows the domain converged, at once. The history that wrote the memo replays."""
+    from temporalio.client import Client
+    from temporalio.worker import Replayer
+
+    from sipctl.reconciler.fleet.workflows import DomainWorkflow
+
+    server = TemporalDevServer(tmp_path)  # its own: the session's server has workers
+    server.start()
+    root = tmp_path / "pbx"
+    root.mkdir()
+    spec = tmp_path / "memo.example.yaml"
+    spec.write_text(
+        "version: 1\ndomain: memo.example\ntransports: {udp: {port: 5060}}\n"
+        "servers: [{host: pbx.memo.example, ipv4: [192.0.2.10]}]\nusers: {alex: 105}\n"
+        f"asterisk:\n  target: 'dir:{root}'\n  config_dir: /etc/asterisk\n"
+    )
+    config = tmp_path / "fleet.yaml"
+    config.write_text("apply: {heartbeat: 2s, attempts: 3, lock_ttl: 4s, lock_wait: 5s}\n")
+    env = child_env({"PATH": "/usr/bin:/bin", "SIPCTL_LOCK_WHO": "fleet-worker"})
+    log = tmp_path / "worker.log"
+    worker = FleetWorker(server, [f"pbx:dir:{root.resolve()}"], config, env, log).start()
+    try:
+        result = fleet(server, env, "sync", "--config", str(config), "-f", str(spec))
+        assert result.returncode == 0, result.stderr
+        wait_for(
+            "memo.example applied",
+            lambda: statuses(server, env)["memo.example"]["last_apply"] != "",
+            60,
+            log.read_text,
+        )
+        worker.stop()
+        started = time.monotonic()
+        result = fleet(server, env, "status", "--json")
+        took = time.monotonic() - started
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert took < 20, f"status waited for a worker: {took:.1f} s"
+        found = json.loads(result.stdout)["domains"]
+        assert [(s["domain"], s["state"]) for s in found] == [("memo.example", "converged")]
+        assert "to add" in found[0]["plan_summary"] and found[0]["last_apply"], found
+        table = fleet(server, env, "status").stdout
+        assert re.match(r"memo\.example +converged +last fleet apply 20", table), table
+
+        async def replayed() -> tuple[str, Any]:
+            client = await Client.connect(server.address)
+            history = await client.get_workflow_handle("memo.example").fetch_history()
+            return history.to_json(), await _replay(Replayer(workflows=[DomainWorkflow]), history)
+
+        text, failure = asyncio.run(replayed())
+        assert failure is None
+        assert "EVENT_TYPE_MARKER_RECORDED" in text  # the patch: what an old run lacks
+        assert "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED" in text  # the memo's upserts
+    finally:
+        worker.stop()
+        server.stop()
+
+
+async def _replay(replayer: Any, history: Any) -> Any:
+    return (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure
+
+
+def test_a_workflow_of_the_sipctl_before_the_memo_replays() -> None:
+    """Upserting the memo adds commands to a workflow's history: without its patch marker,
+    a run started by the previous sipctl failed to replay on a worker of this one
+    (nondeterminism: an upsert where its history has an activity). The history here was
+    recorded by that sipctl: a spec synced and applied, then a second version applied."""
+    from temporalio.client import WorkflowHistory
+    from temporalio.worker import Replayer
+
+    from sipctl.reconciler.fleet.workflows import DomainWorkflow
+
+    text = (
+        Path(__file__).parent / "data" / "fleet" / "domain-history-before-memo.json"
+    ).read_text()
+    assert "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED" not in text
+    assert "EVENT_TYPE_MARKER_RECORDED" not in text
+    history = WorkflowHistory.from_json("old.example", text)
+    assert asyncio.run(_replay(Replayer(workflows=[DomainWorkflow]), history)) is None
