@@ -422,9 +422,9 @@ async def _terminate(server: TemporalDevServer, domain: str) -> None:
 
 def test_status_without_any_worker_says_so_at_once(tmp_path: Path) -> None:
     """With no worker running, each domain's query waited 30 s for one, 50 at a time: ten
-    minutes of 'fleet status' for a thousand domains, each then 'not answering'. One
-    question to the server tells that no worker polls the workflows' queue; not answering
-    is a failure of the command (exit 1)."""
+    minutes of 'fleet status' for a thousand domains, each then 'not answering'. Each
+    domain's state is its memo, and one question to the server tells that no worker polls
+    the workflows' queue: status says so, and fails (exit 1)."""
     server = TemporalDevServer(tmp_path)  # its own: the session's server has workers
     server.start()
     try:
@@ -444,13 +444,12 @@ def test_status_without_any_worker_says_so_at_once(tmp_path: Path) -> None:
         assert time.monotonic() - started < 20, "no query waited for a worker"
         # a cron job must notice a fleet nobody answers for (it exited 0)
         assert result.returncode == 1, result.stderr
-        silent = re.findall(
-            r"^d\d\.example +not answering +last apply unknown +no worker has polled",
-            result.stdout,
-            re.M,
-        )
-        assert len(silent) == 3, result.stdout
-        assert "'sipctl fleet worker'" in result.stdout, result.stdout
+        # each workflow has its memo from its start: pending, as the server knows it
+        pending = re.findall(r"^d\d\.example +pending +no fleet apply yet$", result.stdout, re.M)
+        assert len(pending) == 3, result.stdout
+        last = result.stdout.splitlines()[-1]
+        assert last.startswith("no worker has polled the fleet's workflow queue"), last
+        assert "'sipctl fleet worker'" in last, result.stdout
     finally:
         server.stop()
 
@@ -592,3 +591,21 @@ def test_a_workflow_of_the_sipctl_before_the_memo_replays() -> None:
     assert "EVENT_TYPE_MARKER_RECORDED" not in text
     history = WorkflowHistory.from_json("old.example", text)
     assert asyncio.run(_replay(Replayer(workflows=[DomainWorkflow]), history)) is None
+
+
+def test_status_says_when_no_worker_runs_though_the_memos_answer() -> None:
+    """The memos answer with no worker running, so every domain could be shown converged
+    while nothing would plan or apply again: status says so below the domains, and in
+    --json, and the command fails (exit 1, in cli_fleet) so a cron job notices."""
+    from sipctl.reconciler.fleet.model import CONVERGED, DomainStatus
+    from sipctl.reconciler.fleet.status_view import status_json, status_schema, status_table
+
+    found = [DomainStatus("a.example", CONVERGED, last_apply="2026-12-07T05:00:00.000+00:00")]
+    assert "no worker" not in status_table(found)
+    table = status_table(found, workers=False)
+    assert table.splitlines()[-1].startswith("no worker has polled the fleet's workflow queue")
+    assert "'sipctl fleet worker'" in table
+    document = status_json(found, workers=False)
+    jsonschema.validate(document, status_schema())
+    assert "nothing is planned or applied" in document["warning"]
+    assert "warning" not in status_json(found)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +38,7 @@ from sipctl.reconciler.fleet.model import (
     STATUS_MEMO,
     SWEEP_SCHEDULE,
     SWEEP_WORKFLOW,
+    WORKERS_GONE_SECONDS,
     WORKFLOW_QUEUE,
     DomainStart,
     DomainStatus,
@@ -50,9 +51,7 @@ if TYPE_CHECKING:
     from sipctl.schemas.loader import LoadedSpec
 
 QUERY_TIMEOUT = timedelta(seconds=30)
-# An idle worker polls again at least every minute (the server's long poll); longer than
-# this without a poll of the workflows' queue, no worker is running.
-WORKERS_GONE = timedelta(seconds=120)
+WORKERS_GONE = timedelta(seconds=WORKERS_GONE_SECONDS)
 
 
 async def connect(config: FleetConfig) -> Client:
@@ -163,6 +162,9 @@ async def sync(
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 start_signal="update",
                 start_signal_args=[change],
+                # a new workflow has its memo before a worker runs it: status shows it
+                # pending instead of asking a worker (which, in a burst, is busy)
+                memo={STATUS_MEMO: asdict(DomainStatus(change.domain))},
             )
         return Synced(change.domain, change.source, change.digest, [p.queue for p in change.parts])
 
@@ -286,7 +288,7 @@ async def statuses(client: Client, at_once: int = 50) -> list[DomainStatus]:
             asked.append(name)  # the current memo, and why its step is retried
         else:
             found[name] = status
-    if without_memo and not await _workers_seen(client):
+    if without_memo and not await workers_seen(client):
         # each query would wait QUERY_TIMEOUT for a worker: 30 s per batch, ten minutes
         # for a thousand domains, to say what one question to the server says at once
         reason = (
@@ -303,7 +305,7 @@ async def statuses(client: Client, at_once: int = 50) -> list[DomainStatus]:
     return [found[name] for name in sorted(found)]
 
 
-async def _workers_seen(client: Client) -> bool:
+async def workers_seen(client: Client) -> bool:
     """Whether a worker has polled the workflows' task queue lately. The server lists a
     poller for minutes after its worker died, so an old last poll counts as none."""
     from temporalio.api.enums.v1 import TaskQueueType

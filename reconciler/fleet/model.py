@@ -31,7 +31,10 @@ APPLYING = "applying"
 CONVERGED = "converged"
 DRIFTED = "drifted"
 FAILED = "failed"
-SILENT = "not answering"  # no worker answered the query in time (all busy, or none running)
+SILENT = "not answering"  # a workflow without the status memo, and no worker answered for it
+# An idle worker polls again at least every minute (the server's long poll); longer than
+# this without a poll of the workflows' queue, no worker is running.
+WORKERS_GONE_SECONDS = 120.0
 STATES = (PENDING, PLANNING, WAITING, APPLYING, CONVERGED, DRIFTED, FAILED, SILENT)
 
 

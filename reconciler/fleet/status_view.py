@@ -13,13 +13,25 @@ from sipctl.reconciler.fleet.model import (
     SILENT,
     STATES,
     WAITING,
+    WORKERS_GONE_SECONDS,
+    WORKFLOW_QUEUE,
     DomainStatus,
 )
 
 FORMAT_VERSION = 1
 
 
-def status_table(found: Sequence[DomainStatus]) -> str:
+def no_workers_note() -> str:
+    """What status adds when no worker polls the workflows' queue: the memos still tell
+    each domain's last state, and nothing moves on until a worker runs."""
+    return (
+        f"no worker has polled the fleet's workflow queue ({WORKFLOW_QUEUE}) in the last "
+        f"{WORKERS_GONE_SECONDS:g} s: the states are as each workflow last recorded them, and "
+        "nothing is planned or applied until one runs ('sipctl fleet worker')"
+    )
+
+
+def status_table(found: Sequence[DomainStatus], workers: bool = True) -> str:
     if not found:
         return "No domain in the fleet yet: 'sipctl fleet sync -f DIR' adds them.\n"
     width = max(len(s.domain) for s in found)
@@ -34,7 +46,8 @@ def status_table(found: Sequence[DomainStatus]) -> str:
         lines.append(f"{item.domain:<{width}}  {item.state:<20}  {last}  {detail}".rstrip())
     counts = {state: sum(1 for s in found if s.state == state) for state in STATES}
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
-    return "\n".join(lines) + f"\n{len(found)} domain(s): {summary}\n"
+    note = "" if workers else f"{no_workers_note()}\n"
+    return "\n".join(lines) + f"\n{len(found)} domain(s): {summary}\n" + note
 
 
 def _applied(item: DomainStatus) -> str:
@@ -52,8 +65,14 @@ def _applied(item: DomainStatus) -> str:
     return "no fleet apply yet"
 
 
-def status_json(found: Sequence[DomainStatus]) -> dict[str, Any]:
-    return {"format_version": FORMAT_VERSION, "domains": [asdict(item) for item in found]}
+def status_json(found: Sequence[DomainStatus], workers: bool = True) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "domains": [asdict(item) for item in found],
+    }
+    if not workers:
+        document["warning"] = no_workers_note()
+    return document
 
 
 def status_refusal(error: str) -> dict[str, Any]:
@@ -111,6 +130,11 @@ def status_schema() -> dict[str, Any]:
         "properties": {
             "format_version": {"const": FORMAT_VERSION},
             "domains": {"type": "array", "items": domain},
+            "warning": {
+                **text,
+                "description": "present when no worker polls the fleet's workflow queue: "
+                "the states are as each workflow last recorded them (exit 1)",
+            },
             "error": {
                 **text,
                 "description": "why the run ended without the domains' states (exit 1): "

@@ -113,9 +113,12 @@ class DomainWorkflow:
                 break
         self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        # What arrived meanwhile is carried over: a pending change is applied by the next run.
+        # What arrived meanwhile is carried over: a pending change is applied by the next run,
+        # and the next run starts with the memo (fleet status reads it before its first task).
+        memo = {STATUS_MEMO: asdict(self._status)} if workflow.patched(_MEMO_PATCH) else None
         workflow.continue_as_new(
-            DomainStart(start.domain, self._settings, self._incoming or self._spec, self._status)
+            DomainStart(start.domain, self._settings, self._incoming or self._spec, self._status),
+            memo=memo,
         )
 
     async def _converge(self, change: SpecChange, sweep: bool) -> None:

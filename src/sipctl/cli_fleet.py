@@ -191,30 +191,33 @@ def status(
     address: AddressOption = None,
 ) -> None:
     """Each domain's state: converged, pending, planning, applying, waiting for approval,
-    drifted, failed (and why), with its last apply. Exit 1 when any domain failed or is
-    not answering (no worker answered for it), so a cron job notices."""
+    drifted, failed (and why), with its last apply, read from the server (each workflow
+    keeps its status in its memo): busy workers do not delay it. Exit 1 when any domain
+    failed or is not answering, or no worker is running, so a cron job notices."""
     from sipctl.cli_common import start_console
 
     console = start_console(False, 0)
     if json_:  # a run that ends without the states (Temporal not reached) prints one too
         console.promise_json("fleet-status", None)
     config = _config(config_file, address)
-    from sipctl.reconciler.fleet.client import connect, statuses
+    from sipctl.reconciler.fleet.client import connect, statuses, workers_seen
     from sipctl.reconciler.fleet.model import FAILED, SILENT
     from sipctl.reconciler.fleet.status_view import status_json, status_table
 
-    async def ask() -> list[Any]:
+    async def ask() -> tuple[list[Any], bool]:
         client = await connect(config)
-        return await statuses(client)
+        found = await statuses(client)
+        # the memos answer without a worker: whether one runs is asked apart
+        return found, not found or await workers_seen(client)
 
-    found = _run(ask())
+    found, workers = _run(ask())
     if json_:
         from sipctl.reconciler import views
 
-        console.out(views.render_json(status_json(found)), end="")
+        console.out(views.render_json(status_json(found, workers)), end="")
     else:
-        console.out(status_table(found), end="")
-    if any(item.state in (FAILED, SILENT) for item in found):
+        console.out(status_table(found, workers), end="")
+    if not workers or any(item.state in (FAILED, SILENT) for item in found):
         raise CommandExit(EXIT_ERROR)
 
 
