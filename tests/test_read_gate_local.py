@@ -257,13 +257,14 @@ def test_the_pin_of_the_issue_cannot_be_read_back_from_the_answer(tmp_path: Path
 # can send and arbitrary bytes around them: the real sed of the gate and ``redact`` agree.
 _KEYS = st.sampled_from(
     [*SECRET_KEYS, "username", "contact", "outbound_auth", "pinned", "x", "TRUNK_PASSWORD",
-     "sip-secret", "Api.Key", "box_pin", "DB_PWD", "a_pw", "tlsprivatekey", "monkey", "spin"]
+     "sip-secret", "Api.Key", "box_pin", "DB_PWD", "a_pw", "tlsprivatekey", "monkey", "spin",
+     "API_KEY_2", "pin2", "db-pwd.old", "apiKey", "boxPin", "api_key_id", "priv_key_file"]
 )  # fmt: skip
 _BYTES = st.binary(max_size=12).map(lambda b: b.replace(b"\n", b""))
 _LINE = st.one_of(
     _BYTES,
     st.tuples(
-        st.sampled_from([b"", b" ", b"\t", b";"]),
+        st.sampled_from([b"", b" ", b"\t", b";", b"x --;", b"a --; ", b"--;--; ", b"x=1 --;"]),
         _KEYS.map(str.encode).map(lambda k: k.upper() if len(k) % 2 else k),
         st.sampled_from([b"=", b" = ", b"=>", b" => ", b"\t=\t", b"==", b": "]),
         _BYTES,
@@ -298,6 +299,8 @@ _SAYS_SECRET = st.sampled_from(
 )  # fmt: skip
 _LAST = st.sampled_from(["key", "KEY", "pin", "Pin", "pwd", "PW"])
 _SEP = st.sampled_from(["_", "-", "."])
+# What may follow a last word: a version of the secret (API_KEY_2, BOX_PIN2, DB_PWD_OLD)
+_VERSION = st.sampled_from(["", "2", "_2", "-10", ".old", "_OLD", "-New", "_bak"])
 
 
 @st.composite
@@ -306,7 +309,7 @@ def _secret_names(draw: st.DrawFn) -> str:
     before = draw(st.lists(_WORDS, max_size=2))
     if draw(st.booleans()):
         return sep.join([*before, draw(_SAYS_SECRET), *draw(st.lists(_WORDS, max_size=2))])
-    return sep.join([*before, draw(_LAST)])
+    return sep.join([*before, draw(_LAST)]) + draw(_VERSION)
 
 
 @settings(max_examples=examples(300), deadline=None)
@@ -335,6 +338,31 @@ def test_a_key_whose_name_says_secret_is_hidden_as_asterisk_reads_it(
     if read:
         key, _, rest = read_back.partition("=")
         assert key == read.partition("=")[0] and rest.lstrip(">").strip() == HIDDEN
+    # and where a block comment closes before it (Asterisk reads the key after the "--;")
+    closed = f"old text --;{indent.lstrip(';-')}{name}{equals}{value}{comment}\n"
+    hidden = redact(closed.encode()).decode()
+    assert "S3cr" not in hidden
+    [_, read], _ = scan_lines([";-- old\n", closed])
+    [_, read_back], _ = scan_lines([";-- old\n", hidden])
+    if read:
+        key, _, rest = read_back.partition("=")
+        assert key == read.partition("=")[0] and rest.lstrip(">").strip() == HIDDEN
+
+
+@pytest.mark.parametrize(
+    "name", ["API_KEY_2", "TRUNK_PASSWORD2", "SIP_SECRET_OLD", "apiKey", "trunkPassword",
+             "authToken", "BOX_PIN_OLD", "db-pwd.2"]
+)  # fmt: skip
+def test_names_with_a_version_or_in_camel_case_are_secret(name: str) -> None:
+    assert secret_name(name)
+
+
+def test_camel_case_parts_the_sed_cannot_see_are_not_secret() -> None:
+    """The gate's sed reads names case-insensitively: "boxPin" is spelled there as "turkey"
+    or "pinned" are, so only a SECRET_WORD inside says a camelCase name is secret."""
+    for key in ("boxPin", "userKey", "keep", "pinned", "pinger", "monkey", "turkey",
+                "api_key_id", "priv_key_file", "key_type", "monkey_2", "turkey.old"):  # fmt: skip
+        assert not secret_name(key), key
 
 
 def test_the_keys_plan_reads_are_not_secret_names() -> None:

@@ -74,6 +74,11 @@ READ_ONLY_ENV = "SIPCTL_SSH_READ_ONLY"
 # the same fingerprint as this one (redact(older answer) == redact(file): a test proves it).
 HIDDEN = "(hidden by the read gate)"
 _KEY_RULE = f"^([[:space:];-]*{SECRET_NAME}[[:space:]]*=>?).*$"
+# A line that closes a block comment before such a key ("x --; password=y"): Asterisk reads
+# the key after the "--;", so its value is hidden from the first "--;" a secret key follows.
+# A rule of its own after _KEY_RULE (not an alternative in it: POSIX's longest submatch
+# would pick another "=" than Python's first alternative).
+_AFTER_COMMENT_RULE = f"(--;[[:space:]]*{SECRET_NAME}[[:space:]]*=>?).*$"
 _URI_RULE = "([/:][^:@/;[:space:]=,]+:)[^@/;[:space:]]*@"
 # And an application's argument NAME=value whose NAME says so, in any line: a dialplan's
 # ``exten => _00X.,1,Set(TRUNK_PASSWORD=hunter2)``, to the argument's end (a "," or ")").
@@ -81,10 +86,12 @@ _URI_RULE = "([/:][^:@/;[:space:]=,]+:)[^@/;[:space:]]*@"
 HIDDEN_ARGUMENT = "hidden-by-the-read-gate"
 _ARG_RULE = f"([(,][[:space:]]*{SECRET_NAME})=[^,)]*"
 _SED = (
-    f"s/{_KEY_RULE}/\\1 {HIDDEN}/I; s#{_URI_RULE}#\\1{HIDDEN}@#g; "
+    f"s/{_KEY_RULE}/\\1 {HIDDEN}/I; s/{_AFTER_COMMENT_RULE}/\\1 {HIDDEN}/I; "
+    f"s#{_URI_RULE}#\\1{HIDDEN}@#g; "
     f"s#{_ARG_RULE}#\\1={HIDDEN_ARGUMENT}#gI"
 )
 _KEY_RE = re.compile(python_rule(_KEY_RULE).encode(), re.IGNORECASE)
+_AFTER_COMMENT_RE = re.compile(python_rule(_AFTER_COMMENT_RULE).encode(), re.IGNORECASE)
 _URI_RE = re.compile(python_rule(_URI_RULE).encode())
 _ARG_RE = re.compile(python_rule(_ARG_RULE).encode(), re.IGNORECASE)
 
@@ -97,6 +104,7 @@ def redact(content: bytes) -> bytes:
     out = []
     for line in lines:
         line = _KEY_RE.sub(lambda m: m.group(1) + b" " + HIDDEN.encode(), line, count=1)
+        line = _AFTER_COMMENT_RE.sub(lambda m: m.group(1) + b" " + HIDDEN.encode(), line, count=1)
         line = _URI_RE.sub(lambda m: m.group(1) + HIDDEN.encode() + b"@", line)
         out.append(_ARG_RE.sub(lambda m: m.group(1) + b"=" + HIDDEN_ARGUMENT.encode(), line))
     return b"\n".join(out)

@@ -110,12 +110,17 @@ _DIAL_PASSWORDS = re.compile(
 # read gate's rule): a live dialplan's ``Set(TRUNK_PASSWORD=hunter2)`` that audit or import
 # quotes, a ``[globals]`` line, a URL's ``?api_key=...``. The name is a word of its own
 # (``--password-file=PATH`` names an option, not a secret); the value ends where an
-# argument, a quote or the line does.
-_NAMED_VALUE = re.compile(r"(?<![\w.:/-])([A-Za-z_][\w.-]*)=([^\s,)'\"|;]+)")
+# argument, a quote or the line does. Spaces or tabs may stand around the "=" (a config
+# line ``TRUNK_PASSWORD = hunter2``, ``=>`` too); a value the read gate already hid and a
+# comparison (``==``) are left as they are.
+_NAMED_VALUE = re.compile(
+    r"(?<![\w.:/-])([A-Za-z_][\w.-]*)([ \t]*=>?[ \t]*)"
+    r"(?!\(hidden by the read gate\)|=)([^\s,)'\"|;]+)"
+)
 
 
 def _named_secret_masked(match: re.Match[str]) -> str:
-    return f"{match[1]}=***" if secret_name(match[1]) else match[0]
+    return f"{match[1]}{match[2]}***" if secret_name(match[1]) else match[0]
 
 
 def without_passwords(text: str) -> str:

@@ -25,14 +25,22 @@ SECRET_KEYS = (
 # holding one of SECRET_WORDS, or ending in one of SECRET_LAST_WORDS after a "_", "-" or
 # "." (or being it), in any case. Not a bare "...key": http.conf's tlsprivatekey is a path
 # plan reads (a test keeps every key plan reads out of this rule).
+# A last word may carry a version after it (API_KEY_2, BOX_PIN2, DB_PWD_OLD: the old secret
+# kept beside the new one), never another word (API_KEY_ID is a public name, priv_key_file a
+# path). camelCase parts (boxPin, userKey) cannot be told apart in the gate's sed, which
+# reads names case-insensitively ("boxpin" is spelled like "turkey" or "pinned" there): such
+# a name matches only through SECRET_WORDS (trunkPassword, authToken, apiKey). ``redact``
+# and the console's scrub use this same expression, so all three agree on every name.
 SECRET_WORDS = ("pass", "secret", "token", "cred", "apikey")
 SECRET_LAST_WORDS = ("key", "pin", "pwd", "pw")
+VERSION_SUFFIXES = ("old", "new", "prev", "next", "bak", "backup")
 NAME_CHAR = "[^=[:space:]]"  # a character of a key's name (it ends at a space or "=")
 # The rule as a POSIX ERE (the gate's sed, C locale, with the I flag)
 SECRET_NAME = (
     "(" + "|".join(SECRET_KEYS)
     + f"|{NAME_CHAR}*(" + "|".join(SECRET_WORDS) + f"){NAME_CHAR}*"
-    + f"|({NAME_CHAR}*[_.-])?(" + "|".join(SECRET_LAST_WORDS) + "))"
+    + f"|({NAME_CHAR}*[_.-])?(" + "|".join(SECRET_LAST_WORDS) + ")"
+    + "([_.-]?[0-9]+|[_.-](" + "|".join(VERSION_SUFFIXES) + "))?)"
 )  # fmt: skip
 C_SPACE = " \t\n\v\f\r"  # [[:space:]] in the C locale
 
