@@ -139,6 +139,7 @@ _NAMES = st.one_of(
     st.tuples(  # or ending in one
         st.sampled_from(["", "TRUNK_", "my-", "Sip.", "db_"]),
         st.sampled_from(["key", "PIN", "pwd", "Pw"]),
+        st.sampled_from(["", "2", "_2", ".old"]),  # a version of the secret
     ),
 ).map("".join)
 
@@ -150,16 +151,19 @@ _NAMES = st.one_of(
         alphabet="abcdefghijklmnopqrstuvwxyz0123456789!#$%&*+-./:<>?@[]^_`{}~", min_size=1
     ),
     around=st.sampled_from(["Set({})", "{}", "exten => 1,1,Set({},1)", "?{}&x=1", "a {} b"]),
+    equals=st.sampled_from(["=", " = ", "\t=\t", " =", "= ", " => "]),
 )
 def test_a_value_whose_key_names_a_secret_is_never_printed(
-    name: str, value: str, around: str
+    name: str, value: str, around: str, equals: str
 ) -> None:
-    """Live config quoted in a message (a dialplan's ``Set(TRUNK_PASSWORD=...)``) is shown
-    as the read gate answers it: the key's name (secret_names) hides its value."""
-    shown = without_passwords(around.format(f"{name}=Q9{value}"))
-    assert "Q9" not in shown and f"{name}=***" in shown
+    """Live config quoted in a message (a dialplan's ``Set(TRUNK_PASSWORD=...)``, a config
+    line ``TRUNK_PASSWORD = ...``) is shown as the read gate answers it: the key's name
+    (secret_names) hides its value."""
+    shown = without_passwords(around.format(f"{name}{equals}Q9{value}"))
+    assert "Q9" not in shown and f"{name}{equals}***" in shown
 
 
 def test_an_option_and_an_ordinary_value_are_shown() -> None:
-    for text in ("--password-file=PATH", "pinned=yes", "type=auth", "tlsprivatekey=/k.pem"):
+    for text in ("--password-file=PATH", "pinned=yes", "type=auth", "tlsprivatekey=/k.pem",
+                 "pinned = yes", "key == 2", "password = (hidden by the read gate)"):  # fmt: skip
         assert without_passwords(text) == text
