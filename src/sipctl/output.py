@@ -15,7 +15,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -157,11 +157,21 @@ def _forms(secret: str) -> set[str]:
     return {f for f in (secret, one_line, json.dumps(secret)[1:-1]) if f}
 
 
+def secret_forms(secrets: Iterable[str]) -> list[str]:
+    """Every form of ``secrets`` a message may hold (``_forms``), the shortest first."""
+    return sorted({f for secret in secrets if secret for f in _forms(secret)}, key=len)
+
+
 def scrubbed(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret written ``***`` (also on one line or JSON-escaped, and its
     beginning where ``peer_words`` cut the text inside it), and every URL's password. The
     one scrub of everything sipctl prints, logs, saves or hands to a workflow's history."""
-    forms = sorted({f for secret in secrets if secret for f in _forms(secret)}, key=len)
+    return scrubbed_forms(text, secret_forms(secrets))
+
+
+def scrubbed_forms(text: str, forms: Sequence[str]) -> str:
+    """``scrubbed`` with the secrets' forms made already (``secret_forms``): the console
+    scrubs every line it prints with the same few."""
     for form in reversed(forms):  # the longest first: a secret may hold a shorter one
         text = text.replace(form, "***")
     if CUT in text:
@@ -212,6 +222,7 @@ class Console:
         self.verbose = verbose
         self.quiet = quiet  # --quiet: the result, warnings and errors only (module docstring)
         self._secrets: set[str] = set()
+        self._secret_forms: list[str] = []  # secret_forms(self._secrets), made once per change
         self.color = (
             not no_color
             and "NO_COLOR" not in os.environ
@@ -245,11 +256,14 @@ class Console:
         self.markdown_domain = domain
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
+        before = len(self._secrets)
         self._secrets.update(s for s in secrets if s)
+        if len(self._secrets) != before:
+            self._secret_forms = secret_forms(self._secrets)
 
     def scrub(self, text: str) -> str:
         """``text`` without the run's secrets and without any URL's password."""
-        return scrubbed(text, self._secrets)
+        return scrubbed_forms(text, self._secret_forms)
 
     def _write(self, stream: TextIO, text: str) -> None:
         colors = self.color if stream is sys.stdout else self.err_color
