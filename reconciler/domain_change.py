@@ -4,9 +4,9 @@ sipctl reads and writes only the names of the spec's domain, so the old domain's
 (NAPTR, SRV, ``_sipctl`` and the A/AAAA it lists) stay published, pointing callers at the
 PBX; nothing else would ever mention them. The record of the last apply on the PBX (the
 Asterisk layer's host record, ``gitops/drift``) keeps the domain its apply served, and a
-plan whose spec names another one says so, with what to do (README: "Changing the
-domain"). A hosting PBX does more: a customer whose file is gone has its records removed
-(``departures``).
+plan whose spec names another one says so, with what to do (the tutorial's "Changing the
+domain", ``sipctl docs tutorial``). A hosting PBX does more: a customer whose file is
+gone has its records removed (``departures``).
 """
 
 from __future__ import annotations
