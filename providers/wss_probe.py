@@ -1,34 +1,36 @@
-"""SIP over a secure WebSocket (RFC 7118), asked the way a browser asks: standard library only.
+"""SIP over a secure WebSocket (RFC 7118), asked the way a browser asks.
 
 One check is one TLS connection to ``host:port`` (the certificate checked against ``host``,
-as a browser checks the ``wss://`` host), one WebSocket upgrade (RFC 6455) on ``/ws`` asking
-for the subprotocol ``sip``, then one OPTIONS per name, each in a text frame, each answered
-in a text frame. The From host is the page's (``webrtc.<domain>``), so Asterisk identifies
-the probe as the browsers' guest endpoint. Read-only: OPTIONS creates no dialog.
+as a browser checks the ``wss://`` host), one WebSocket upgrade on ``/ws`` asking for the
+subprotocol ``sip``, then one OPTIONS per name, each in a text message, each answered in a
+text message. The From host is the page's (``webrtc.<domain>``), so Asterisk identifies the
+probe as the browsers' guest endpoint. Read-only: OPTIONS creates no dialog.
 
-Framing and message building are pure (``frame``, ``build_options``); ``check_wss`` does the
-I/O, every read of it bounded by the check's one deadline (``_Reader``).
+The WebSocket itself (upgrade, framing, masking, pings, limits) is the ``websockets``
+library's, installed with the extra ``sipctl[wss]`` and imported only when a check runs.
+``build_options`` is pure; ``check_wss`` does the I/O, every step of it bounded by the
+check's one deadline, and no message larger than a SIP message is read.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 import socket
 import ssl
-import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sipctl.errors import SipctlError
 from sipctl.providers.sip_probe import SipParseError, SipResponse, parse_response
+
+if TYPE_CHECKING:
+    from websockets.frames import Close
+    from websockets.sync.client import ClientConnection
 
 WS_PATH = "/ws"
 SUBPROTOCOL = "sip"
-_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
-_OP_TEXT, _OP_CLOSE, _OP_PING, _OP_PONG = 0x1, 0x8, 0x9, 0xA
-MAX_FRAME = 1 << 20
+MAX_MESSAGE = 1 << 20  # a SIP message, not an endless stream
 FROM_USER = "sipctl-verify"
 
 
@@ -59,39 +61,6 @@ class WssResult:
 # --- pure parts -------------------------------------------------------------------------------
 
 
-def accept_key(key: str) -> str:
-    """The ``Sec-WebSocket-Accept`` a server must answer to ``key`` (RFC 6455 4.2.2)."""
-    return base64.b64encode(hashlib.sha1((key + _GUID).encode()).digest()).decode()
-
-
-def upgrade_request(host: str, port: int, key: str) -> bytes:
-    lines = [
-        f"GET {WS_PATH} HTTP/1.1",
-        f"Host: {host}:{port}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-        f"Sec-WebSocket-Protocol: {SUBPROTOCOL}",
-        f"Origin: https://{host}",
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def frame(payload: bytes, opcode: int = _OP_TEXT) -> bytes:
-    """One final, masked client frame (clients must mask: RFC 6455 5.3)."""
-    mask = secrets.token_bytes(4)
-    size = len(payload)
-    if size < 126:
-        head = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
-    elif size < 1 << 16:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return head + mask + masked
-
-
 def build_options(name: str, domain: str, from_host: str) -> tuple[bytes, str]:
     """An OPTIONS for ``sip:<name>@<domain>`` over WSS, and its Call-ID."""
     call_id = secrets.token_hex(8)
@@ -111,74 +80,7 @@ def build_options(name: str, domain: str, from_host: str) -> tuple[bytes, str]:
     return ("\r\n".join(lines) + "\r\n\r\n").encode(), call_id
 
 
-# --- I/O ----------------------------------------------------------------------------------------
-
-
-class _Closed(Exception):
-    pass
-
-
-class _Reader:
-    """Reads from ``sock`` until ``deadline`` (monotonic) and no longer: a server that sends
-    a byte at a time (each read within a socket timeout, all of them far beyond) or an
-    answer without end cannot hold a check past its timeout."""
-
-    def __init__(self, sock: ssl.SSLSocket, deadline: float) -> None:
-        self._sock = sock
-        self.deadline = deadline
-
-    def recv(self, size: int) -> bytes:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        self._sock.settimeout(left)
-        chunk = self._sock.recv(size)
-        if not chunk:
-            raise _Closed("the server closed the connection")
-        return chunk
-
-    def exact(self, size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            data += self.recv(size - len(data))
-        return data
-
-
-def read_frame(reader: _Reader) -> tuple[int, bytes]:
-    """(opcode, payload) of the next whole message (fragments joined, at most MAX_FRAME
-    bytes in all: a SIP message, not an endless stream)."""
-    payload = b""
-    while True:
-        first, second = reader.exact(2)
-        size = second & 0x7F
-        if size == 126:
-            (size,) = struct.unpack("!H", reader.exact(2))
-        elif size == 127:
-            (size,) = struct.unpack("!Q", reader.exact(8))
-        if len(payload) + size > MAX_FRAME:
-            raise _Closed(
-                f"a message of more than {len(payload) + size} bytes (in frames) is more than "
-                f"a SIP message ({MAX_FRAME} bytes at most)"
-            )
-        mask = reader.exact(4) if second & 0x80 else b""
-        data = reader.exact(size)
-        if mask:
-            data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-        payload += data
-        if first & 0x80:
-            return first & 0x0F, payload
-
-
-def _read_head(reader: _Reader) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        try:
-            data += reader.recv(4096)
-        except _Closed:
-            raise _Closed("the server closed the connection during the upgrade") from None
-        if len(data) > 65536:
-            raise _Closed("the upgrade answer has no end")
-    return data
+# --- I/O --------------------------------------------------------------------------------------
 
 
 def check_wss(
@@ -193,8 +95,16 @@ def check_wss(
     ssl_context: ssl.SSLContext | None = None,
 ) -> WssResult:
     """Upgrade to WebSocket at ``address:port`` (TLS checked for ``host``), OPTIONS each name."""
+    try:  # the extra wss: imported when a check runs
+        from websockets import exceptions as errors
+        from websockets.sync.client import connect
+        from websockets.typing import Origin, Subprotocol
+    except ImportError:
+        raise SipctlError(
+            "checking the WebSocket (transports.wss) needs the WebSocket client library",
+            hint="pip install 'sipctl[wss]'",
+        ) from None
     result = WssResult(host, address, port)
-    context = ssl_context or ssl.create_default_context()
     deadline = time.monotonic() + timeout
     try:
         raw = socket.create_connection((address, port), timeout=timeout)
@@ -205,8 +115,38 @@ def check_wss(
     except OSError as exc:
         return _fail(result, "network", f"cannot connect to {address}:{port}: {exc.strerror}")
     try:
-        with context.wrap_socket(raw, server_hostname=host) as sock:
-            return _talk(sock, _Reader(sock, deadline), result, names, domain, from_host)
+        # the socket goes to the address sipctl resolved, never through a proxy of the
+        # environment; the certificate and the Host header are the page's host
+        with connect(
+            f"wss://{host}:{port}{WS_PATH}",
+            sock=raw,
+            ssl=ssl_context or ssl.create_default_context(),
+            server_hostname=host,
+            origin=Origin(f"https://{host}"),
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            user_agent_header="sipctl-verify",
+            compression=None,
+            proxy=None,
+            open_timeout=max(deadline - time.monotonic(), 0.001),
+            ping_interval=None,
+            close_timeout=1,
+            max_size=MAX_MESSAGE,
+        ) as ws:
+            result.subprotocol = ws.subprotocol
+            if ws.subprotocol != SUBPROTOCOL:
+                return _fail(result, "upgrade", f"the server chose subprotocol {ws.subprotocol!r}")
+            for name in names:
+                request, call_id = build_options(name, domain, from_host)
+                ws.send(request.decode())
+                try:
+                    result.statuses[name] = _final_status(ws, call_id, deadline)
+                except TimeoutError:
+                    # the library closed on a message too big, but a server that never
+                    # stops sending never lets the close finish before the deadline
+                    if ws.protocol.close_sent is not None:
+                        return _fail(result, "protocol", _close_reason(ws.protocol.close_sent))
+                    raise
+        return result
     except ssl.SSLCertVerificationError as exc:
         return _fail(result, "certificate", f"the certificate is not valid for {host}: "
                      f"{exc.verify_message}")  # fmt: skip
@@ -214,57 +154,43 @@ def check_wss(
         return _fail(result, "tls", f"TLS failed: {exc.reason or exc}")
     except TimeoutError:
         return _fail(result, "timeout", f"no answer within {timeout:g} s")
-    except (_Closed, OSError) as exc:
-        return _fail(result, "protocol", str(exc))
+    except errors.InvalidStatus as exc:
+        status = f"{exc.response.status_code} {exc.response.reason_phrase}".strip()
+        return _fail(result, "upgrade", f"GET {WS_PATH} was answered '{status}', not 101")
+    except errors.SecurityError:
+        return _fail(result, "protocol", "the upgrade answer has no end")
+    except errors.InvalidHandshake as exc:
+        return _fail(result, "upgrade", f"the upgrade answer is not a WebSocket's: {exc}")
+    except errors.ConnectionClosed as exc:
+        return _fail(result, "protocol", _close_reason(exc.sent))
+    except OSError as exc:
+        return _fail(result, "protocol", str(exc) or type(exc).__name__)
     finally:
         raw.close()
 
 
-def _talk(
-    sock: ssl.SSLSocket,
-    reader: _Reader,
-    result: WssResult,
-    names: list[str],
-    domain: str,
-    from_host: str,
-) -> WssResult:
-    key = base64.b64encode(secrets.token_bytes(16)).decode()
-    sock.sendall(upgrade_request(result.host, result.port, key))
-    head = _read_head(reader).split(b"\r\n\r\n", 1)[0].decode("latin-1")
-    status_line, *header_lines = head.split("\r\n")
-    headers = {
-        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)
-    }
-    if " 101 " not in f"{status_line} ":
-        return _fail(result, "upgrade", f"GET {WS_PATH} was answered '{status_line}', not 101")
-    if headers.get("sec-websocket-accept") != accept_key(key):
-        return _fail(result, "upgrade", "the server's Sec-WebSocket-Accept is wrong")
-    result.subprotocol = headers.get("sec-websocket-protocol")
-    if result.subprotocol != SUBPROTOCOL:
-        return _fail(result, "upgrade", f"the server chose subprotocol {result.subprotocol!r}")
-    for name in names:
-        request, call_id = build_options(name, domain, from_host)
-        sock.sendall(frame(request))
-        result.statuses[name] = _final_status(sock, reader, call_id)
-    sock.sendall(frame(struct.pack("!H", 1000), _OP_CLOSE))
-    return result
-
-
-def _final_status(sock: ssl.SSLSocket, reader: _Reader, call_id: str) -> int | None:
-    while time.monotonic() < reader.deadline:
-        opcode, payload = read_frame(reader)
-        if opcode == _OP_PING:
-            sock.sendall(frame(payload, _OP_PONG))
-            continue
-        if opcode == _OP_CLOSE:
-            raise _Closed("the server closed the WebSocket")
+def _final_status(ws: ClientConnection, call_id: str, deadline: float) -> int | None:
+    """The final status of the OPTIONS ``call_id``; a server's request or another dialog's
+    answer is not ours. Pings are answered by the library."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        message = ws.recv(timeout=left, decode=False)
         try:
-            response: SipResponse = parse_response(payload)
+            response: SipResponse = parse_response(message)
         except SipParseError:
             continue  # a request of the server's own (none is expected): not our answer
         if response.header("call-id") == call_id and response.status >= 200:
             return response.status
-    return None
+
+
+def _close_reason(sent: Close | None) -> str:
+    """Why the WebSocket ended, in words: a message larger than a SIP message (the library
+    closes with 1009, "message too big", when it sees one), or the server's own close."""
+    if sent is not None and sent.code == 1009:
+        return f"a message of more than {MAX_MESSAGE} bytes is more than a SIP message"
+    return "the server closed the WebSocket"
 
 
 def _fail(result: WssResult, kind: str, message: str) -> WssResult:

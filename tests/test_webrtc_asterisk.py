@@ -6,9 +6,7 @@ client of ``sipctl verify``), then remove it and get the admin's http.conf back 
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import os
 import socket
 import ssl
 from collections.abc import Iterator
@@ -20,10 +18,12 @@ from asterisk_helpers import apply_spec, pending_changes, plan_layer, spec_data,
 from fixtures.asterisk import TEST_CERT_FILE, TEST_KEY_FILE, AsteriskInstance
 from fixtures.certs import WSS_HOST, ca_file
 from fixtures.common import free_port
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from sipctl.providers.asterisk.http_conf import MARK, WAS
 from sipctl.providers.asterisk.wss_checks import ipv6_listener_problem
-from sipctl.providers.wss_probe import build_options, check_wss, frame, upgrade_request
+from sipctl.providers.wss_probe import build_options, check_wss
 from sipctl.reconciler.verify.run import run_verify
 from sipctl.schemas.loader import load_spec
 
@@ -171,9 +171,9 @@ def test_servers_with_ipv6_get_one_dual_stack_listener(
     # ::ffff:127.0.0.1, which an IPv6 ban would never match), an IPv6 one as IPv6.
     for address in ("127.0.0.1", "::1"):
         start = asterisk.log_size()
-        with websocket(address, asterisk.wss_port) as sock:
+        with websocket(address, asterisk.wss_port) as ws:
             request = build_options("nobody", "mysite.ru", "webrtc.mysite.ru")[0]
-            sock.sendall(frame(request.replace(b"OPTIONS", b"INVITE")))
+            ws.send(request.replace(b"OPTIONS", b"INVITE").decode())
             text = asterisk.wait_log(r"Wrong call IP=", start)
         assert f"Wrong call IP={address}\n" in text, text
     assert pending_changes(spec) == []
@@ -183,14 +183,15 @@ def test_servers_with_ipv6_get_one_dual_stack_listener(
 
 
 @contextlib.contextmanager
-def websocket(address: str, port: int) -> Iterator[ssl.SSLSocket]:
+def websocket(address: str, port: int) -> Iterator[ClientConnection]:
     """A WebSocket (subprotocol sip) to the PBX's WSS listener at ``address``."""
     raw = socket.create_connection((address, port), timeout=10)
-    with trusting_context().wrap_socket(raw, server_hostname=WSS_HOST) as sock:
-        key = base64.b64encode(os.urandom(16)).decode()
-        sock.sendall(upgrade_request(WSS_HOST, port, key))
-        assert b" 101 " in sock.recv(4096)
-        yield sock
+    with connect(
+        f"wss://{WSS_HOST}:{port}/ws", sock=raw, ssl=trusting_context(),
+        subprotocols=[Subprotocol("sip")], proxy=None, open_timeout=10,
+    ) as ws:  # fmt: skip
+        assert ws.subprotocol == "sip"
+        yield ws
 
 
 def test_ipv6_listener_problems_name_the_sysctl() -> None:

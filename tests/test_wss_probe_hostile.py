@@ -1,7 +1,8 @@
 """verify's WebSocket check against a server that answers as no Asterisk does: one that
 trickles its upgrade answer a byte at a time, one that sends an endless message in
-fragments, one that never ends its upgrade answer. Each check ends within its timeout (plus
-a little) with a named failure, holding no more than a SIP message's worth of what it got.
+fragments, one that trickles a frame, one that refuses the upgrade, one that upgrades without
+SIP. Each check ends within its timeout (plus a little) with a named failure, holding no more
+than a SIP message's worth of what it got.
 
 The server is Python's own TLS (the test CA's certificate) on loopback, driven by the case.
 """
@@ -20,7 +21,7 @@ import pytest
 from fixtures.certs import WSS_HOST, ca_file, server_certificate
 from fixtures.tcp_server import tcp_server
 
-from sipctl.providers.wss_probe import MAX_FRAME, check_wss
+from sipctl.providers.wss_probe import MAX_MESSAGE, check_wss
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TIMEOUT = 2.0
@@ -71,7 +72,34 @@ def trickled_frame(conn: ssl.SSLSocket, stop: threading.Event) -> None:
         conn.sendall(b"a")
 
 
+def refused_upgrade(conn: ssl.SSLSocket, stop: threading.Event) -> None:
+    """A web server without the WebSocket: 404 to the upgrade."""
+    conn.recv(4096)
+    conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    stop.wait(3)
+
+
+def no_subprotocol(conn: ssl.SSLSocket, stop: threading.Event) -> None:
+    """A WebSocket that does not speak SIP: the upgrade accepted without ``sip``."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += conn.recv(4096)
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + _GUID.encode()).digest())
+    conn.sendall(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+    stop.wait(3)
+
+
 CASES: dict[str, tuple[Behaviour, str]] = {
+    "an upgrade refused": (refused_upgrade, "upgrade"),
+    "a WebSocket without SIP": (no_subprotocol, "upgrade"),
     "an upgrade answer trickled": (trickled_upgrade, "timeout"),
     "a message in endless fragments": (endless_fragments, "protocol"),
     "a frame trickled": (trickled_frame, "timeout"),
@@ -108,8 +136,11 @@ def test_a_hostile_websocket_server_cannot_hold_verify(
     )  # fmt: skip
     took = time.monotonic() - started
     assert took < TIMEOUT + 1.5, f"{case}: the check took {took:.1f} s"
-    if kind == "protocol":
+    if kind == "upgrade":
+        assert result.error_kind == "upgrade" and result.error is not None, result
+        assert "404" in result.error or "subprotocol None" in result.error, result
+    elif kind == "protocol":
         assert result.error_kind == "protocol" and result.error is not None, result
-        assert f"{MAX_FRAME}" in result.error or "more than a SIP message" in result.error
+        assert f"{MAX_MESSAGE}" in result.error or "more than a SIP message" in result.error
     else:
         assert result.error_kind == "timeout" or result.statuses == {"director": None}, result
