@@ -13,6 +13,7 @@ import base64
 import hashlib
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import pytest
 from fixtures.certs import WSS_HOST, ca_file, server_certificate
 from fixtures.tcp_server import tcp_server
 
+from sipctl.errors import SipctlError
 from sipctl.providers.wss_probe import MAX_MESSAGE, check_wss
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -144,3 +146,14 @@ def test_a_hostile_websocket_server_cannot_hold_verify(
         assert f"{MAX_MESSAGE}" in result.error or "more than a SIP message" in result.error
     else:
         assert result.error_kind == "timeout" or result.statuses == {"director": None}, result
+
+
+def test_without_the_wss_extra_verify_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("websockets", "websockets.sync.client", "websockets.exceptions"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed: ImportError
+    with pytest.raises(SipctlError) as raised:
+        check_wss(WSS_HOST, "127.0.0.1", 9, ["director"], "mysite.ru", "webrtc.mysite.ru")
+    assert raised.value.hint == "pip install 'sipctl[wss]'"
+    assert "transports.wss" in raised.value.message
