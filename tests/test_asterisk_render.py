@@ -21,6 +21,7 @@ from sipctl.reconciler.asterisk_conf import normalize_dialplan, normalize_sectio
 from sipctl.reconciler.render.asterisk import (
     CATCH_ALL_PATTERN,
     ENDING_EXTENSIONS,
+    GUEST_NO_PICKUP,
     UNAVAILABLE_EXTENSION,
     WRONG_NAME_EXTENSION,
     asterisk_artefacts,
@@ -385,6 +386,31 @@ def test_video_reaches_both_guest_endpoints() -> None:
     without = endpoints(False)
     assert "allow=ulaw,alaw,g722,gsm" in without["[anonymous]"]
     assert "allow=opus,ulaw,alaw" in without["[anonymous@webrtc.mysite.ru]"]
+
+
+@pytest.mark.parametrize("unknown_callers", ["reject", "not-found", "challenge"])
+def test_no_guest_endpoint_has_the_pickup_code(unknown_callers: str) -> None:
+    """Every guest endpoint (SIP and browser, every mode) empties its channel's pickup code;
+    the outbound endpoint is nobody's guest and is left as it was."""
+    browsers = unknown_callers != "challenge"  # challenge refuses transports.wss
+    spec = Spec.model_validate(
+        {
+            "version": 1,
+            "domain": "mysite.ru",
+            "transports": {"udp": {}, **({"wss": {"port": 8089}} if browsers else {})},
+            "users": {"director": "105"},
+            "outbound": {"allow": ["example.com"]},
+            "asterisk": {
+                "unknown_callers": unknown_callers,
+                "tls": {"cert_file": "/k/c.pem", "key_file": "/k/k.pem"},
+            },
+        }
+    )
+    sections = normalize_sections(pjsip_text(spec))
+    guests = [name for name, lines in sections.items() if any("context=" in ln for ln in lines)]
+    with_pickup_off = [name for name in guests if GUEST_NO_PICKUP in sections[name]]
+    assert with_pickup_off == [n for n in guests if "outbound" not in n], sections
+    assert len(with_pickup_off) == (2 if browsers else 1), sections
 
 
 contexts = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,12}", fullmatch=True)

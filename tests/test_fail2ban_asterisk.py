@@ -476,6 +476,9 @@ HOSTILE_NAMES: dict[str, bytes] = {
     "the fixed extension in upper case": b"SIPCTL#WRONG-NAME",
     "the unavailable extension in another case": b"Sipctl#unavailable",
     "the lookup's variable": b"SIPCTL_NAME",
+    # chan_pjsip answers features.conf's pickupexten itself, before any dialplan (403, no
+    # line): the guest's channel has no pickup code (GUEST_NO_PICKUP), so it is a name too.
+    "the call pickup code": b"*8",
 }
 # The users of sipctl_pbx's spec, as the dialplan holds them.
 DECLARED = (b"director", b"boss")
@@ -535,6 +538,25 @@ def test_every_hostile_name_leaves_one_fixed_line(
     sipctl_pbx: AsteriskInstance, sipctl_filter: Path, tmp_path: Path, name: bytes
 ) -> None:
     _call_and_check(sipctl_pbx, name, tmp_path / "messages", sipctl_filter)
+
+
+@pytest.mark.asterisk
+def test_the_pickup_code_is_a_wrong_name_for_guests_and_pickup_for_phones(
+    sipctl_pbx: AsteriskInstance, sipctl_filter: Path, tmp_path: Path
+) -> None:
+    """The PBX's pickup code is the stock ``*8``; a guest who dials it is logged like any
+    wrong name (test_every_hostile_name_leaves_one_fixed_line), while an office phone that
+    dials it still reaches Asterisk's call pickup: 403 with no call to pick up, no dialplan."""
+    shown = sipctl_pbx.rx("features show")
+    assert re.search(r"^Pickup\s+\*8\s+\*8\s*$", shown, re.M), shown
+    start = sipctl_pbx.log_size()
+    with SipCaller(sipctl_pbx.sip_port) as phone:
+        result = phone.invite("*8", auth=("105", "secret105"), timeout=4.0)
+    assert result.final == 403, result.statuses
+    time.sleep(0.2)
+    text = sipctl_pbx.log_since(start)
+    assert "Wrong call" not in text and "Ext. " not in text, text
+    _call_and_check(sipctl_pbx, b"*8", tmp_path / "messages", sipctl_filter)
 
 
 def _near_a_name() -> st.SearchStrategy[bytes]:

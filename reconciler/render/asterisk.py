@@ -147,6 +147,14 @@ CATCH_ALL_PATTERN = "_-."
 # The names Asterisk's PBX core jumps to by itself (hangup, invalid, timeouts, exception).
 ENDING_EXTENSIONS = ("h", "i", "t", "T", "e")
 
+# The call pickup code (features.conf pickupexten, *8 by default) is answered by chan_pjsip
+# itself before any dialplan runs: a guest who dialled it got 403 and no line for fail2ban
+# (measured on 22). chan_pjsip compares the name with the pickup code of the new channel
+# (call_pickup_incoming_request), and set_var writes FEATURE(pickupexten) of the guest's
+# channel only: an empty code, which no dialled name equals (an empty user part is "s"), so
+# *8 is a name like any other and the catch-all logs it. The office phones keep the admin's.
+GUEST_NO_PICKUP = "set_var=FEATURE(pickupexten)="
+
 HEADER = "; Managed by sipctl: this file is replaced on every apply. Edit the spec instead.\n"
 
 
@@ -222,6 +230,7 @@ def _guest_endpoint_lines(section: Asterisk, codecs: str) -> list[str]:
         # No MESSAGE into the guest dialplan ("Wrong call IP=" with no address, or a Dial of
         # the user's phone), no SUBSCRIBE, no REFER (asterisk_outbound says why).
         *STRANGER_ENDPOINT_LINES,
+        GUEST_NO_PICKUP,
     ]
 
 
