@@ -16,6 +16,14 @@ company's specs) are never the same nor one inside the other, and no two of them
 one zone file (compared as resolved paths). A customer's zone that is a parent of its own
 domain (``sip.alpha.example`` in ``alpha.example``) is fine while no other file's zone is in it.
 
+Nor does the zone of a customer's DNS layer hold a name another file sends callers to (its
+``servers``, its ``webrtc.host``), wherever that name lies: a host's servers are often
+named in a zone of the hoster's that no file of the directory has (``sip.infra.example``
+for ``pbx1.hoster.example``). A customer in that zone published their A/AAAA, as the hosts
+its registry lists: its own ``servers`` of that name at its own address took every
+customer's calls, and with the host's servers inherited the records became the
+customer's, deleted when its file was (every customer of the host unreachable).
+
 The directory is read through the real loader (a file spelling its zone in any YAML form
 is seen as sipctl sees it); a file that does not load is no one's zone (it cannot be
 planned either). A run over many files (``reading_once``) reads each directory once.
@@ -44,6 +52,8 @@ class Reach:
     zone: str  # lower case, no trailing dot
     zone_file: str | None  # provider zonefile: its resolved real path
     loaded: LoadedSpec = field(compare=False, repr=False)  # for the lines of a refusal
+    # The names the file sends callers to, as it writes them: (name, its key).
+    names: tuple[tuple[str, tuple[str | int, ...]], ...] = ()
 
     @cached_property
     def path(self) -> Path:
@@ -78,6 +88,8 @@ class _Directory:
     by_zone: dict[str, list[Reach]] = field(default_factory=dict)
     below: dict[str, list[Reach]] = field(default_factory=dict)  # ancestor -> zones under it
     by_file: dict[str, list[Reach]] = field(default_factory=dict)
+    # a name and each name above it -> (the file, the name) it holds
+    names_at: dict[str, list[tuple[Reach, int]]] = field(default_factory=dict)
 
     def add(self, reach: Reach) -> None:
         self.by_zone.setdefault(reach.zone, []).append(reach)
@@ -85,6 +97,9 @@ class _Directory:
             self.below.setdefault(ancestor, []).append(reach)
         if reach.zone_file is not None:
             self.by_file.setdefault(reach.zone_file, []).append(reach)
+        for index, (name, _key) in enumerate(reach.names):
+            for zone in (name, *_ancestors(name)):
+                self.names_at.setdefault(zone, []).append((reach, index))
 
 
 def _ancestors(zone: str) -> Iterator[str]:
@@ -97,11 +112,17 @@ def _ancestors(zone: str) -> Iterator[str]:
 
 def reach_of(loaded: LoadedSpec) -> Reach:
     """The reach of one loaded spec file."""
-    dns = loaded.spec.dns
+    spec = loaded.spec
+    dns = spec.dns
     zone_file = None
     if dns is not None and dns.provider == "zonefile" and dns.file:
         zone_file = os.path.realpath(loaded.resolve_path(dns.file))
-    return Reach(loaded.spec.zone, zone_file, loaded)
+    names: list[tuple[str, tuple[str | int, ...]]] = [
+        (server.host, ("servers", index, "host")) for index, server in enumerate(spec.servers)
+    ]
+    if spec.webrtc is not None and spec.webrtc.host is not None:
+        names.append((spec.webrtc.host, ("webrtc", "host")))
+    return Reach(spec.zone, zone_file, loaded, tuple(names))
 
 
 def remember(loaded: LoadedSpec) -> None:
@@ -213,6 +234,12 @@ def check_reach(customer: LoadedSpec, path: Path) -> None:
     for other in others:
         if rival(other):
             raise SpecError(_overlap(mine, other))
+    # What its DNS layer writes (or, ensure: absent, deletes): a customer without one
+    # publishes nothing there, and a hoster may name its PBX inside such a customer's zone.
+    names = directory.names_at.get(mine.zone, ()) if customer.spec.dns is not None else ()
+    for other, index in names:
+        if rival(other):
+            raise SpecError(_holds_name(mine, other, index))
     if mine.zone_file is not None:
         for other in directory.by_file.get(mine.zone_file, ()):
             if rival(other):
@@ -221,6 +248,18 @@ def check_reach(customer: LoadedSpec, path: Path) -> None:
                     f"{other.shown} edits too ({other.zone_file_at}); each file of a hosting "
                     "directory edits a zone file of its own: name another file"
                 )
+
+
+def _holds_name(mine: Reach, other: Reach, index: int) -> str:
+    name, key = other.names[index]
+    return (
+        f"{mine.zone_at} holds {name}, where {other.shown} sends its callers "
+        f"({other.loaded.where(key)}: {'.'.join(str(k) for k in key)}: {name}); this file's "
+        f"DNS would publish the A/AAAA of {name} as a host of its own (at its own servers' "
+        "addresses, and delete them with this file), and that file's callers would go where "
+        "this file says: name a zone that holds no other file's servers (dns.zone: its "
+        "domain)"
+    )
 
 
 def _overlap(mine: Reach, other: Reach) -> str:

@@ -49,12 +49,14 @@ def test_customers_records_point_at_their_hosts_servers(
 def test_verify_of_a_host_file_verifies_each_customer(
     bind: BindServer,
     hosting_zones: list[str],
+    hosting_server: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Each customer's domain resolves (NAPTR, SRV, A on the real BIND) to the real
-    Asterisk, and each of its names answers there."""
+    """Each customer's domain resolves (NAPTR, SRV on the real BIND, the A of the host's
+    server in the hoster's own zone there) to the real Asterisk, and each of its names
+    answers there."""
     from fixtures.asterisk import running_asterisk
 
     zones = hosting_zones
@@ -62,7 +64,7 @@ def test_verify_of_a_host_file_verifies_each_customer(
     hoster = tmp_path / "hoster"
     hoster.mkdir()
     with running_asterisk() as pbx:
-        server = {"host": f"sip.{zones[0]}", "ipv4": ["127.0.0.1"], "priority": 10}
+        server = {"host": hosting_server, "priority": 10}
         write_host(hoster, pbx, servers=[server])
         for n, zone in enumerate(zones):
             (hoster / f"customer{n}.yaml").write_text(rfc2136_customer(bind, zone, f"c{n}-phones"))

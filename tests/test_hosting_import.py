@@ -140,6 +140,7 @@ def test_a_host_is_imported_into_a_directory_and_each_zone_is_named(
 def test_a_live_host_imports_as_files_that_plan_no_changes(
     bind: BindServer,
     hosting_zones: list[str],
+    hosting_server: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -152,7 +153,7 @@ def test_a_live_host_imports_as_files_that_plan_no_changes(
     hoster = tmp_path / "hoster"
     hoster.mkdir()
     with running_asterisk() as pbx:
-        server = {"host": f"sip.{zones[0]}", "ipv4": ["127.0.0.1"], "priority": 10}
+        server = {"host": hosting_server, "priority": 10}
         config_dir = write_host(hoster, pbx, servers=[server])["asterisk"]["config_dir"]
         users = ["{director: 105, alex: 106}", "{director: 105, sales: {ring: [101, 106]}}"]
         for n, zone in enumerate(zones):

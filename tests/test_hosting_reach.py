@@ -5,8 +5,10 @@ update every customer's zone. With ``dns.zone`` naming another customer's domain
 zone inside or above it), its records, and through its registry of hosts the A/AAAA of
 names like ``www.<victim>``, landed in the other customer's zone; with ``dns.file`` naming
 another customer's zone file it could rewrite that zone. The rule: no two files of a
-hosting directory reach the same zone, or one inside the other, or one zone file; refused
-at load, naming both files, before anything is read.
+hosting directory reach the same zone, or one inside the other, or one zone file, and no
+customer's zone holds a name another file sends its callers to (a host's servers, named
+in a zone of the hoster's that no file has); refused at load, naming both files, before
+anything is read.
 
 The property test writes real files and loads them through the real loader, with the
 names spelt as a spec may spell them (any case, a trailing dot, IDNA labels), against an
@@ -37,6 +39,8 @@ HOST = {
     "servers": [{"host": "pbx1.hoster.example", "ipv4": ["203.0.113.10"]}],
     "asterisk": {"target": "dir:state", "guest_context": "guest-call"},
 }
+# The host's servers named in a zone of the hoster's that no file of the directory has.
+INFRA_HOST = {**HOST, "servers": [{"host": "sip.infra.example", "ipv4": ["203.0.113.10"]}]}
 
 
 def customer(domain: str, context: str, **dns: object) -> dict[str, object]:
@@ -89,7 +93,7 @@ def directories(draw: st.DrawFn) -> tuple[str, str, str, str | None]:
     zone drawn near the victim's names: the same, inside, above, beside, or its own."""
     victim = ".".join(draw(st.lists(_LABELS, min_size=1, max_size=2))) + ".example"
     parts = victim.split(".")
-    where = draw(st.sampled_from(["same", "inside", "above", "beside", "own", "host"]))
+    where = draw(st.sampled_from(["same", "inside", "above", "beside", "own", "host", "server"]))
     if where == "same":
         zone = victim
     elif where == "inside":
@@ -98,6 +102,8 @@ def directories(draw: st.DrawFn) -> tuple[str, str, str, str | None]:
         zone = ".".join(parts[1:]) if len(parts) > 2 else victim
     elif where == "host":
         zone = "hoster.example"
+    elif where == "server":  # the host's server's name, or the zone above it
+        zone = draw(st.sampled_from(["infra.example", "sip.infra.example", "x.sip.infra.example"]))
     else:
         zone = draw(_LABELS) + ".other"
     below = draw(st.lists(_LABELS, max_size=2))
@@ -115,6 +121,10 @@ def overlaps(zone: str, other: str) -> bool:
     return a.is_subdomain(b) or b.is_subdomain(a)
 
 
+def holds(zone: str, name: str) -> bool:
+    return _name(name).is_subdomain(_name(zone))
+
+
 @settings(max_examples=examples(60), deadline=None, derandomize=True, database=None)
 @given(drawn=directories())
 def test_a_customer_reaching_another_files_zone_is_refused_naming_both(
@@ -126,11 +136,15 @@ def test_a_customer_reaching_another_files_zone_is_refused_naming_both(
     zone = written_zone if written_zone is not None else written_domain
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        write(directory, "pbx1.yaml", HOST)
+        write(directory, "pbx1.yaml", INFRA_HOST)
         write(directory, "victim.yaml", customer(victim, "victim-phones"))
         dns = rfc2136(written_zone) if written_zone is not None else rfc2136()
         evil = write(directory, "evil.yaml", customer(written_domain, "evil-phones", **dns))
-        expected = overlaps(zone, victim) or overlaps(zone, "pbx1.hoster.example")
+        expected = (
+            overlaps(zone, victim)
+            or overlaps(zone, "pbx1.hoster.example")
+            or holds(zone, "sip.infra.example")
+        )
         for path in (evil, directory / "pbx1.yaml"):
             try:
                 load_spec(path)
@@ -292,3 +306,59 @@ def test_a_second_file_of_a_domain_is_refused_alone_and_with_it(
     refused = capsys.readouterr().err
     assert "is also claimed by alpha-copy.yaml; each DNS name belongs to one spec" in refused
     assert "is also the zone of" not in refused, refused
+
+
+@pytest.mark.parametrize("own_servers", [True, False])
+def test_a_zone_holding_the_hosts_server_name_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], own_servers: bool
+) -> None:
+    """The tryout's attack: the host's servers are named in the hoster's zone infra.example,
+    which no file of the directory has. A customer in zone infra.example published the A
+    of sip.infra.example (the SRV target of every customer of pbx1) as a host of its
+    registry: with its own servers of that name, at its own address (every customer's
+    callers went there); with the host's inherited, as its own record, deleted with its
+    file. Refused by the customer's, the host's and the directory's plan, naming both
+    lines, and nothing is written."""
+    write(tmp_path, "pbx1.yaml", INFRA_HOST)
+    write(tmp_path, "alpha.yaml", customer("alpha.example", "a", **rfc2136()))
+    zonefile = {"provider": "zonefile", "file": "infra.zone", "create_file": True}
+    evil_data = customer("evil.infra.example", "e", **zonefile, zone="infra.example")
+    if own_servers:
+        evil_data["servers"] = [{"host": "sip.infra.example", "ipv4": ["198.51.100.66"]}]
+    evil = write(tmp_path, "evil.yaml", evil_data)
+    for target in (evil, tmp_path / "pbx1.yaml"):
+        assert run(["plan", "-f", str(target)]) == 1
+        err = capsys.readouterr().err
+        assert (
+            f"{evil}:11:3: dns.zone: infra.example holds sip.infra.example, where "
+            f"{tmp_path}/pbx1.yaml sends its callers ({tmp_path}/pbx1.yaml:9:3: "
+            "servers.0.host: sip.infra.example)" in err
+        ), err
+    assert run(["plan", "-f", str(tmp_path)]) == 1
+    assert "holds sip.infra.example, where" in capsys.readouterr().out
+    assert not (tmp_path / "infra.zone").exists()  # nothing written
+
+
+def test_a_zone_holding_the_hosts_webrtc_host_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """webrtc.host is where every customer's page opens its WebSocket: a customer whose
+    zone holds it would publish its address (and could get a certificate for it)."""
+    tls = {"cert_file": "/etc/asterisk/keys/pbx1.pem", "key_file": "/etc/asterisk/keys/pbx1.key"}
+    host = {
+        **HOST,
+        "transports": {"udp": {"port": 5060}, "wss": {"port": 8089}},
+        "asterisk": {**HOST["asterisk"], "tls": tls},  # type: ignore[dict-item]
+        "webrtc": {"host": "wss.infra.example"},
+    }
+    write(tmp_path, "pbx1.yaml", host)
+    evil_data = customer("wss.infra.example", "e", **rfc2136())
+    evil_data["servers"] = [{"host": "wss.infra.example", "ipv4": ["198.51.100.66"]}]
+    evil = write(tmp_path, "evil.yaml", evil_data)
+    assert run(["validate", "-f", str(evil)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"{evil}:2:1: domain: wss.infra.example holds wss.infra.example, where "
+        f"{tmp_path}/pbx1.yaml sends its callers" in err
+    ), err
+    assert "webrtc.host: wss.infra.example" in err, err
