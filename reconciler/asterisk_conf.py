@@ -19,6 +19,11 @@ from typing import NamedTuple, cast
 
 # Options whose relative order Asterisk honours (codec lists are built in order).
 ORDERED_OPTIONS = frozenset({"allow", "disallow"})
+# The longest line Asterisk's config reader takes (its fgets buffer): a longer one is skipped
+# whole, with a WARNING "Line N too long, skipping", and the rest of the file is read on.
+# Measured on 22 (tests/test_asterisk_challenge_lines.py): 8,190 characters are read,
+# 8,191 skipped. What sipctl writes stays within it.
+MAX_LINE = 8190
 
 _SECTION_RE = re.compile(r"\[(?P<name>[^\]]*)\]\s*(?:\((?P<flags>[^)]*)\))?\s*$")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -645,6 +646,55 @@ def test_a_hosts_patterns_take_exactly_each_customers_names_at_its_own_domain(
                 assert not taken(declared_name, junk + customer)
     owners = {d for d, n in declared.items() if name.lower() in {x.lower() for x in n}}
     assert taken(name, domain) == (domain in owners)
+
+
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    count=st.integers(1, 400),
+    stem=st.from_regex(r"\A[a-zA-Z]{0,58}\Z"),
+    domain=st.one_of(st.none(), _DOMAINS),
+    other=_USER_NAMES,
+)
+def test_the_guests_names_take_as_many_identify_sections_as_keep_each_line_readable(
+    count: int, stem: str, domain: str | None, other: str
+) -> None:
+    """Asterisk skips a config line longer than MAX_LINE (tests/test_asterisk_challenge_
+    lines.py): a spec's names, one company's or a customer's, take as many identify
+    sections as keep each match_request_uri line within it, and no more (two neighbouring
+    groups would not fit one line). Each name is in one group, and the groups' patterns,
+    run by the C library's POSIX engine, take each declared name once and nothing else.
+    One company's pjsip_sipctl.conf holds exactly the sections apply checks."""
+    from fixtures.posix_regex import PosixRegex
+
+    from sipctl.reconciler.asterisk_conf import MAX_LINE
+    from sipctl.reconciler.render.asterisk import (
+        challenge_identify_sections,
+        guest_uri_pattern,
+        name_groups,
+    )
+
+    names = [f"{stem}{n}" for n in range(count)]
+    groups = name_groups(names, domain)
+    assert sorted(name for group in groups for name in group) == sorted(names)
+
+    def line(group: list[str]) -> str:
+        return f"match_request_uri={guest_uri_pattern(group, domain)}"
+
+    assert all(len(line(group)) <= MAX_LINE for group in groups)
+    assert all(len(line(a + b)) > MAX_LINE for a, b in pairwise(groups))
+    regexes = [PosixRegex(guest_uri_pattern(group, domain)[1:-1]) for group in groups]
+    host = domain or "mysite.ru"
+    declared = {name.lower() for name in names}
+    for name in (names[0], names[-1], other):
+        taken = sum(regex.matches(f"sip:{name}@{host}") for regex in regexes)
+        assert taken == (name.lower() in declared), (name, taken)
+    if domain is None:
+        spec = make_spec(dict.fromkeys(names, "105"), unknown_callers="challenge")
+        text = pjsip_text(spec)
+        assert max(len(line) for line in text.splitlines()) <= MAX_LINE
+        sections = normalize_sections(text)
+        identify = [n for n, body in sections.items() if "type=identify" in body]
+        assert identify == [f"[{name}]" for name in challenge_identify_sections(spec)] != []
 
 
 def test_a_customers_identify_section_name_fits_asterisk() -> None:

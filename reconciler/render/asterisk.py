@@ -73,7 +73,12 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from sipctl.reconciler.asterisk_conf import DialplanWriter, normalize_dialplan, normalize_sections
+from sipctl.reconciler.asterisk_conf import (
+    MAX_LINE,
+    DialplanWriter,
+    normalize_dialplan,
+    normalize_sections,
+)
 from sipctl.reconciler.render.asterisk_lookup import lookup_steps
 from sipctl.reconciler.render.asterisk_outbound import (
     STRANGER_ENDPOINT_LINES,
@@ -246,18 +251,53 @@ def challenge_identify_wanted(spec: Spec) -> bool:
 
 
 def challenge_identify_sections(spec: Spec) -> list[str]:
-    """The names of the guests' identify sections (one, or one per customer of a host)."""
+    """The names of the guests' identify sections: one company's, or each customer's of a
+    host, in as many parts as its names take (``name_groups``)."""
     if not challenge_identify_wanted(spec):
         return []
-    if spec.hosting is None:
-        return [CHALLENGE_GUEST_IDENTIFY]
-    return [customer_identify(customer.domain) for customer in spec.customers if _names(customer)]
+    return [
+        identify_section(domain, part)
+        for domain, names in _guest_names_by_domain(spec).items()
+        for part, _ in enumerate(name_groups(names, domain), start=1)
+    ]
 
 
 def customer_identify(domain: str) -> str:
     """A host customer's identify section: ``sipctl-guest-names-<domain>``, or a digest of a
     long domain (names.asterisk_name)."""
-    return asterisk_name(f"{CHALLENGE_GUEST_IDENTIFY}-", domain.lower())
+    return identify_section(domain)
+
+
+def identify_section(domain: str | None, part: int = 1) -> str:
+    """The guests' identify section of the names at ``domain`` (None: one company's), its
+    ``part``-th when they take several (``name_groups``): ``sipctl-guest-names-a.example``,
+    then ``..._2``. No domain holds '_', so no part is another customer's section."""
+    suffix = "" if part == 1 else f"_{part}"
+    if domain is None:
+        return CHALLENGE_GUEST_IDENTIFY + suffix
+    return asterisk_name(f"{CHALLENGE_GUEST_IDENTIFY}-", domain.lower() + suffix)
+
+
+_URI_OPTION = "match_request_uri="
+
+
+def name_groups(names: Sequence[str], domain: str | None) -> list[list[str]]:
+    """``names`` (sorted, once each) in as few groups as keep each group's
+    ``match_request_uri`` line within what Asterisk reads (``MAX_LINE``): a customer's 120
+    names of 44 letters made a line of 21,000 characters, which Asterisk skipped, and every
+    one of its guests was challenged while apply said all was well. One name's pattern is at
+    most 252 characters (63 letters, schemas/names.py), so every group holds one at least."""
+    room = MAX_LINE - len(_URI_OPTION) - len(guest_uri_pattern([], domain))
+    groups: list[list[str]] = [[]]
+    used = 0
+    for name in sorted(set(names)):
+        cost = len(any_case_pattern(name)) + (1 if groups[-1] else 0)  # '|' between
+        if groups[-1] and used + cost > room:
+            groups.append([])
+            used, cost = 0, cost - 1
+        groups[-1].append(name)
+        used += cost
+    return groups
 
 
 def _guest_names_by_domain(spec: Spec) -> dict[str | None, list[str]]:
@@ -283,14 +323,14 @@ def _challenge_identify_lines(spec: Spec) -> list[str]:
     customer's arrival or departure touches that customer's lines only."""
     lines: list[str] = []
     for domain, names in _guest_names_by_domain(spec).items():
-        name = CHALLENGE_GUEST_IDENTIFY if domain is None else customer_identify(domain)
-        lines += [
-            "",
-            f"[{name}]",
-            "type=identify",
-            f"endpoint={CHALLENGE_GUEST_ENDPOINT}",
-            f"match_request_uri={guest_uri_pattern(names, domain)}",
-        ]
+        for part, group in enumerate(name_groups(names, domain), start=1):
+            lines += [
+                "",
+                f"[{identify_section(domain, part)}]",
+                "type=identify",
+                f"endpoint={CHALLENGE_GUEST_ENDPOINT}",
+                f"{_URI_OPTION}{guest_uri_pattern(group, domain)}",
+            ]
     return lines
 
 
