@@ -8,7 +8,10 @@ merge request can change it. So the probes follow one rule, whatever the DNS say
   servers inside its own zone (``servers[].ipv4``/``ipv6``);
 - the runner profile may allow more (``probe_targets``: addresses or host names);
 - a spec without an asterisk section has no PBX of its own: ``audit`` sends it no attack
-  probe at all, ``verify`` only its OPTIONS to what the DNS names (``verify_scope``).
+  probe at all, ``verify`` only its OPTIONS to what the DNS names (``verify_scope``);
+- a hosting customer's PBX is its host's, whatever its own file says: it has no asterisk
+  section, and was taken for a DNS-only spec, so its records (its own ``servers``, any
+  address, any port) sent the hoster's verify runs to whatever the customer named.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from sipctl.schemas.loader import LoadedSpec
+    from sipctl.schemas.spec import Spec
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -74,21 +78,22 @@ def audit_scope(loaded: LoadedSpec, env: Mapping[str, str]) -> ProbeScope | None
     """What ``audit`` may attack; None for a spec with no PBX of its own (no asterisk)."""
     if loaded.spec.asterisk is None:
         return None
-    return _pbx_scope(loaded, env)
+    return _pbx_scope(loaded.spec, env)
 
 
 def verify_scope(loaded: LoadedSpec, env: Mapping[str, str]) -> ProbeScope:
     """What ``verify`` may send OPTIONS to: a DNS-only spec's DNS names the PBX it uses
-    (verify asks each what a caller would); a spec with a PBX, only that PBX."""
-    if loaded.spec.asterisk is None:
+    (verify asks each what a caller would); a spec with a PBX, only that PBX; a hosting
+    customer, only its host's."""
+    pbx = loaded.spec.served_by or loaded.spec
+    if pbx.asterisk is None:
         return ProbeScope(everything=True)
-    return _pbx_scope(loaded, env)
+    return _pbx_scope(pbx, env)
 
 
-def _pbx_scope(loaded: LoadedSpec, env: Mapping[str, str]) -> ProbeScope:
+def _pbx_scope(spec: Spec, env: Mapping[str, str]) -> ProbeScope:
     from sipctl.reconciler.bindings import runner_of
 
-    spec = loaded.spec
     assert spec.asterisk is not None
     addresses: set[Address] = set()
     names: set[str] = set()

@@ -139,3 +139,43 @@ def test_verify_of_a_spec_with_a_pbx_asks_only_that_pbx(
     report = run_verify(hosted, bind.server, timeout=1.0)
     assert provider.requests and all(r.startswith(b"OPTIONS ") for r in provider.requests)
     assert ipaddress.ip_address(OTHER).is_loopback
+
+
+@pytest.mark.bind
+def test_verify_of_a_hosting_customer_asks_only_its_hosts_pbx(
+    bind: BindServer,
+    zone: str,
+    provider: Responder,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The tryout's attack: a customer's file has no asterisk section (its PBX is its
+    host's), and verify took it for a DNS-only spec: its records, here pointing at another
+    address (its own servers may name any address and port), sent the hoster's verify of
+    the customer and of the host's file there. Now only the host's PBX is asked."""
+    from sipctl.cli import run
+    from sipctl.schemas.loader import load_spec
+
+    host = {
+        "version": 1,
+        "domain": "pbx1.hoster.example",
+        "hosting": {"name": "pbx1"},
+        "servers": [{"host": "sip.hoster.example", "ipv4": ["192.0.2.10"]}],
+        "asterisk": {"target": "dir:/nonexistent-pbx", "guest_context": "guest-call"},
+    }
+    customer = {
+        "version": 1,
+        "domain": zone,
+        "host": "pbx1",
+        "local_context": "c-phones",
+        "users": {"director": 105},
+    }
+    (tmp_path / "pbx1.yaml").write_text(yaml.safe_dump(host))
+    (tmp_path / "customer.yaml").write_text(yaml.safe_dump(customer))
+    report = run_verify(load_spec(tmp_path / "customer.yaml"), bind.server, timeout=1.0)
+    assert any("is not an address of this spec's PBX" in n for n in report.notes), report.notes
+    assert report.probes == [] and provider.requests == []
+    for spec_file in ("pbx1.yaml", "customer.yaml"):
+        run(["verify", "-f", str(tmp_path / spec_file), "--nameserver", bind.server])
+        assert "is not an address of this spec's PBX" in capsys.readouterr().out
+    assert provider.requests == []
