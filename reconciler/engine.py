@@ -194,9 +194,14 @@ def make_plan(
     in the same round trip as their reads, for a caller that says when it was last
     applied (``fleet status``).
     """
+    from sipctl.reconciler.host_places import check_host_places
+
     selected = selected_layers(loaded, layers, several)
     covered = {layer.name for layer in selected}
     runs = _open_targets(loaded, ctx, selected, rendered or {})
+    # the places the spec names on its PBXs, before anything is read there (and again at
+    # apply: a saved plan is re-made here, never trusted for them)
+    check_host_places(loaded, ctx, covered)
     hosting = loaded.spec.hosting is not None and (selected or not layers)
     store = None
     if hosting:

@@ -22,7 +22,8 @@ runner that is not the PBX must never be one, whatever paths the spec names (``f
 {target: local, persist: null}`` names none), so each such layer must be one of the runner
 profile's ``local_layers`` (``local_layer_problems``); its paths are still checked.
 
-The rule is the same for each place (``Places.hold``): the path, resolved as sipctl will
+The rule is the same for each place (``PlaceRule.hold``; a PBX reached over SSH has its
+own places by the same rule: ``reconciler/host_places.py``): the path, resolved as sipctl will
 reach it (``~`` expanded, a relative one from the spec's directory, ``..`` and symbolic
 links followed: ``resolved``), must be inside the spec's own directory (for a hosting
 customer its hosting directory) or inside a directory the runner profile lists under the
@@ -44,7 +45,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,7 +58,7 @@ from sipctl.schemas.targets import parse_target
 if TYPE_CHECKING:
     from sipctl.reconciler.bindings import Runner
     from sipctl.schemas.loader import LoadedSpec
-    from sipctl.schemas.spec import Spec
+    from sipctl.schemas.spec import Spec, Ssh
 
 ZONE_FILES = "zone_files"
 DIR_TARGETS = "dir_targets"
@@ -77,15 +79,62 @@ def inside(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
+def guarded_below(path: str, place: str, guarded: Callable[[str, str], bool]) -> str | None:
+    """The first directory on the way from ``place`` (excluded) to ``path`` (included), both
+    resolved and ``path`` inside ``place``, that ``guarded(directory, name)`` says is
+    guarded, or None. A place listed inside a guarded directory is the admin's word: only
+    what lies below the place counts."""
+    directory = place
+    for part in Path(path).relative_to(place).parts:
+        directory = str(Path(directory, part))
+        if guarded(directory, part):
+            return directory
+    return None
+
+
 def git_directory(path: str, place: str) -> str | None:
     """The ``.git`` directory (in any case: a case-insensitive file system's git reads
     ``.GIT``) that ``path`` is in below ``place`` (``path`` inside ``place``, both
     resolved), or None."""
-    parts = Path(path).relative_to(place).parts
-    for depth, part in enumerate(parts):
-        if part.casefold() == GIT_DIRECTORY:
-            return str(Path(place, *parts[: depth + 1]))
-    return None
+    return guarded_below(path, place, lambda _directory, name: name.casefold() == GIT_DIRECTORY)
+
+
+class PlaceRule(ABC):
+    """The one containment rule: a path (resolved) is held when it is inside one of the
+    directories, and not in a guarded directory below that one. The runner's places
+    (``Places``) and a PBX's (``reconciler/host_places.py``) differ only in their
+    directories, what is guarded, and how a refusal says so."""
+
+    @abstractmethod
+    def directories(self) -> tuple[str, ...]:
+        """The directories (resolved) paths may be in."""
+
+    @abstractmethod
+    def guarded(self, path: str, place: str) -> str | None:
+        """The guarded directory ``path`` is in below ``place`` (None: none)."""
+
+    @abstractmethod
+    def guard_said(self, directory: str) -> str:
+        """Why nothing is read or written in the guarded ``directory``, for a refusal."""
+
+    @abstractmethod
+    def said(self) -> str:
+        """The places, in words, for a refusal."""
+
+    def hold(self, path: str) -> bool:
+        """``path`` (resolved) is in one of the places, and not in a guarded one below it."""
+        return any(
+            inside(path, place) and self.guarded(path, place) is None
+            for place in self.directories()
+        )
+
+    def outside(self, path: str) -> str:
+        """Why ``path`` (resolved) is not held, in words, for a refusal."""
+        for place in self.directories():
+            guarded = self.guarded(path, place) if inside(path, place) else None
+            if guarded is not None:
+                return self.guard_said(guarded)
+        return f"outside {self.said()}"
 
 
 def resolved(loaded: LoadedSpec, written: str) -> str:
@@ -95,34 +144,27 @@ def resolved(loaded: LoadedSpec, written: str) -> str:
 
 
 @dataclass(frozen=True)
-class Places:
-    """The directories (resolved) a spec's paths of one kind may be in."""
+class Places(PlaceRule):
+    """The directories (resolved) a spec's paths of one kind may be in on this machine."""
 
     spec_dir: str
     allowed: tuple[str, ...]  # the runner profile's entries under ``key``
     profile: str  # where that profile came from ("" : none)
     key: str  # the runner profile's key that lists more (zone_files, dir_targets, ...)
 
-    def hold(self, path: str) -> bool:
-        """``path`` (resolved) is in one of the places, and not in a ``.git`` below it."""
-        return any(
-            inside(path, place) and git_directory(path, place) is None
-            for place in (self.spec_dir, *self.allowed)
+    def directories(self) -> tuple[str, ...]:
+        return (self.spec_dir, *self.allowed)
+
+    def guarded(self, path: str, place: str) -> str | None:
+        return git_directory(path, place)
+
+    def guard_said(self, directory: str) -> str:
+        return (
+            f"inside the git directory {directory}, where nothing of a spec is written "
+            "(git runs what its config and hooks say)"
         )
 
-    def outside(self, path: str) -> str:
-        """Why ``path`` (resolved) is not held, in words, for a refusal."""
-        for place in (self.spec_dir, *self.allowed):
-            git = git_directory(path, place) if inside(path, place) else None
-            if git is not None:
-                return (
-                    f"inside the git directory {git}, where nothing of a spec is written "
-                    "(git runs what its config and hooks say)"
-                )
-        return f"outside {self.said()}"
-
     def said(self) -> str:
-        """The places, in words, for a refusal."""
         shown = f"the spec's directory {self.spec_dir}"
         if self.allowed:
             return f"{shown} and the runner profile's {self.key} ({', '.join(self.allowed)})"
@@ -186,6 +228,7 @@ class LayerTarget:
     key: tuple[str | int, ...]  # the key that sets it (asterisk.target when inherited)
     target: str  # local, dir:PATH, ssh://...
     written: str  # the value at ``key`` (webrtc.publish: TARGET:PATH)
+    ssh: Ssh | None = None  # how its provider logs in to an ssh:// target (its ssh options)
 
     @property
     def dotted(self) -> str:
@@ -197,9 +240,10 @@ def layer_targets(spec: Spec) -> list[LayerTarget]:
     firewall and fail2ban without a target of their own take asterisk's (its key), or
     ``local`` (their own key) in a spec without asterisk."""
     found: list[LayerTarget] = []
+    asterisk_ssh = spec.asterisk.ssh if spec.asterisk is not None else None
     if spec.asterisk is not None:
         own = spec.asterisk.target
-        found.append(LayerTarget("asterisk", ("asterisk", "target"), own, own))
+        found.append(LayerTarget("asterisk", ("asterisk", "target"), own, own, asterisk_ssh))
     sections = (
         ("firewall", spec.firewall, spec.firewall_target()),
         ("fail2ban", spec.fail2ban, spec.fail2ban_target()),
@@ -208,24 +252,30 @@ def layer_targets(spec: Spec) -> list[LayerTarget]:
         if section is None or target is None:
             continue
         key = (layer if section.target is not None or spec.asterisk is None else "asterisk",)
-        found.append(LayerTarget(layer, (*key, "target"), target, target))
+        ssh = section.ssh or asterisk_ssh  # as their providers log in
+        found.append(LayerTarget(layer, (*key, "target"), target, target, ssh))
     if spec.webrtc is not None and spec.webrtc.publish is not None:
         from sipctl.schemas.values import split_publish
 
         written = spec.webrtc.publish
         target, _path = split_publish(written)
-        found.append(LayerTarget("webrtc", ("webrtc", "publish"), target, written))
+        # the page's provider logs in with asterisk.ssh on the PBX's own host only
+        same_host = spec.asterisk is not None and (
+            parse_target(spec.asterisk.target).key == parse_target(target).key
+        )
+        ssh = asterisk_ssh if same_host else None
+        found.append(LayerTarget("webrtc", ("webrtc", "publish"), target, written, ssh))
     return found
 
 
 def _places(loaded: LoadedSpec) -> Iterator[SpecPlace]:
     for layer in layer_targets(loaded.spec):
-        places = _layer(loaded, layer.key, layer.target, _layer_paths(loaded.spec, layer))
+        places = _layer(loaded, layer.key, layer.target, layer_paths(loaded.spec, layer))
         for place in places:
             yield replace(place, written=layer.written) if layer.layer == "webrtc" else place
 
 
-def _layer_paths(spec: Spec, layer: LayerTarget) -> list[tuple[tuple[str | int, ...], str, bool]]:
+def layer_paths(spec: Spec, layer: LayerTarget) -> list[tuple[tuple[str | int, ...], str, bool]]:
     """The paths on its target ``layer`` names: (key, value, is it a directory)."""
     asterisk, firewall, fail2ban = spec.asterisk, spec.firewall, spec.fail2ban
     if layer.layer == "asterisk" and asterisk is not None:

@@ -72,8 +72,47 @@ _ROLE_HELP = (
 P = TypeVar("P", bound="_Profile")
 
 
+# The places on a PBX reached by ssh:// that sipctl may read and write in when its host profile
+# lists none (``places``) and the run is strict: where Debian and the documented setups keep
+# what sipctl writes (reconciler/host_places.py). Each holds the files below it.
+STOCK_HOST_PLACES: tuple[str, ...] = (
+    "/etc/asterisk",  # asterisk.config_dir, its keys/ (asterisk.tls)
+    "/etc/fail2ban",  # fail2ban.config_dir
+    "/etc/iptables",  # iptables-persistent's rules.v4 / rules.v6
+    "/etc/iptables.up",  # firewall.persist's default (iptables), and its IPv6 file
+    "/etc/ip6tables.up",
+    "/etc/nftables.d",  # firewall.persist's default (nftables)
+    "/etc/letsencrypt",  # a certbot certificate (asterisk.tls)
+    "/var/log/asterisk",  # fail2ban.logpath
+    "/var/www",  # webrtc.publish
+)
+
+# Never a spec's, whatever the places: sipctl reads and writes below them only where the host
+# profile lists them (or a place inside them) itself. Logins and root's shell (an SSH lockout,
+# a key of the merge request's author), sudo and cron (root's programs), the accounts, and the
+# host profile itself (the programs sipctl runs as root). fnmatch patterns of whole paths;
+# a directory of one of GUARDED_NAMES is guarded wherever it is (~/.ssh of any account).
+HOST_GUARDED: tuple[str, ...] = (
+    "/root",
+    "/etc/ssh",
+    "/etc/sudoers*",
+    "/etc/cron*",
+    "/var/spool/cron",
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/gshadow",
+    "/etc/pam.d",
+    "/etc/sipctl",
+)
+GUARDED_NAMES: tuple[str, ...] = (".ssh", ".git")
+
+HostPlaceEntry = Annotated[str, Field(min_length=1, max_length=4096, pattern="^/")]
+
+
 class HostProfile(_Profile):
-    """``/etc/sipctl/host.yaml`` on a PBX: the programs sipctl runs there."""
+    """``/etc/sipctl/host.yaml`` on a PBX: the programs sipctl runs there, and the places
+    sipctl may read and write in there."""
 
     version: Literal[1] = Field(description="the profile format; 1 is the only one so far")
     asterisk: dict[EntryName, Program] = Field(
@@ -92,6 +131,26 @@ class HostProfile(_Profile):
         "machine running sipctl), e.g. [rndc, reload, mysite.ru]; without an entry nothing "
         "runs",
     )
+    places: tuple[HostPlaceEntry, ...] | None = Field(
+        default=None,
+        description="the directories (or files) on this host a spec reaching it over ssh:// "
+        "may read and write in: asterisk.config_dir, asterisk.tls's cert_file and key_file, "
+        "firewall.persist, fail2ban.config_dir and logpath, the path of an ssh:// "
+        "webrtc.publish; each holds what is below it, compared with links and '..' resolved "
+        "on this host (list real directories, not links). Enforced on every run once "
+        "listed. Left out: where the run is strict (a runner profile or CI) the stock places "
+        + ", ".join(STOCK_HOST_PLACES)
+        + "; elsewhere any place. Whatever the list, nothing in "
+        + ", ".join(HOST_GUARDED)
+        + " or a .ssh or .git directory unless listed itself",
+    )
+
+    @field_validator("places", mode="after")
+    @classmethod
+    def _normalised(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        import posixpath
+
+        return None if value is None else tuple(posixpath.normpath(p) for p in value)
 
 
 CredentialKind = Literal["tsig", "api_key", "ssh_key", "ssh_agent", "token", "password"]

@@ -17,6 +17,11 @@ target it lies below the directory), read through the target's own transport:
 Over SSH the check is one ``sh`` script (``stat -c`` of each step, then the file in
 base64); through the read gate (a read-only login) the file is one of the gate's files,
 which the gate itself never reads through a link. The profile is read once per host per run.
+
+The same script resolves the places on the host a spec names (``realpath -m``: ``..`` and
+the host's links), which ``reconciler/host_places.py`` holds to the profile's ``places``:
+no round trip of their own. Through the read gate a place is taken as written (normalised):
+the gate reads nothing through a link, and a read-only login writes nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import base64
 import os
 import posixpath
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -41,7 +46,7 @@ from sipctl.schemas.profiles import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from sipctl.providers.base import RunContext
     from sipctl.providers.transport.pool import HostTransport
@@ -65,6 +70,8 @@ class LoadedHostProfile:
     target: str
     path: str
     profile: HostProfile | None
+    # the paths sipctl asked to resolve on the host -> where they are there ("": unresolvable)
+    resolved: dict[str, str] = field(default_factory=dict)
 
     def program(self, role: Role, entry: str | None, key: str) -> tuple[str, ...] | None:
         """The words of ``role``'s program: the spec's ``entry`` (named at ``key``), else the
@@ -91,17 +98,25 @@ class LoadedHostProfile:
         return STOCK_PROGRAMS.get(role)
 
 
-def host_programs(ctx: RunContext, transport: HostTransport) -> LoadedHostProfile:
-    """The host profile of ``transport``'s host, read once per run (cached in ``ctx``)."""
+def host_programs(
+    ctx: RunContext, transport: HostTransport, resolve: Sequence[str] = ()
+) -> LoadedHostProfile:
+    """The host profile of ``transport``'s host, read once per run (cached in ``ctx``), with
+    the absolute paths ``resolve`` resolved on an ssh:// host (its ``resolved``): in the same
+    round trip when the profile is read now, else in one of their own."""
     key = transport.ref.key
     cached = ctx.host_profiles.get(key)
     if isinstance(cached, LoadedHostProfile):
+        missing = [p for p in dict.fromkeys(resolve) if p not in cached.resolved]
+        if missing:
+            cached.resolved.update(_resolve_only(transport, missing))
         return cached
     path = host_profile_path(ctx.env)
-    text = _read(ctx, transport, path)
+    found: dict[str, str] = {}
+    text = _read(ctx, transport, path, list(dict.fromkeys(resolve)), found)
     source = f"{key}:{path}"
     profile = None if text is None else parse_profile(text, source, HostProfile)
-    loaded = LoadedHostProfile(key, path, profile)
+    loaded = LoadedHostProfile(key, path, profile, found)
     ctx.host_profiles[key] = loaded
     return loaded
 
@@ -124,10 +139,16 @@ def _refused(target: str, path: str, why: str) -> ProviderError:
     )
 
 
-def _read(ctx: RunContext, transport: HostTransport, path: str) -> str | None:
+def _read(
+    ctx: RunContext,
+    transport: HostTransport,
+    path: str,
+    resolve: Sequence[str] = (),
+    found: dict[str, str] | None = None,
+) -> str | None:
     kind = transport.ref.kind
     if kind == "ssh":
-        return _read_ssh(transport, path)
+        return _read_ssh(transport, path, resolve, {} if found is None else found)
     if kind == "dir":
         root = Path(transport.ref.path).expanduser()
         root = root if root.is_absolute() else ctx.base_dir / root
@@ -201,8 +222,18 @@ def _text(data: bytes, target: str, path: str) -> str:
 # "<M> S <uid> <raw mode, hex> <step>"; the walk stops at
 # a missing step ("<M> M") or a link (its S line is the last); then "<M> C", the base64
 # lines, "<M> .".
-_SSH_SCRIPT = r"""
-m=$1; p=$2
+#
+# Before it, for each further argument (a place a spec names): "<M> R <where it is>", empty
+# when realpath cannot say.
+_RESOLVE = r"""
+for q; do printf '%s R %s\n' "$m" "$(realpath -m -- "$q" 2>/dev/null)"; done
+"""
+_SSH_SCRIPT = (
+    r"""
+m=$1; p=$2; shift 2
+"""
+    + _RESOLVE
+    + r"""
 printf '%s U %s\n' "$m" "$(id -u)"
 printf '%s S %s /\n' "$m" "$(stat -c '%u %f' /)"
 cur=; rest=${p#/}
@@ -218,14 +249,46 @@ printf '%s C\n' "$m"
 head -c 1048577 -- "$cur" | base64
 printf '%s .\n' "$m"
 """
+)
 
 
-def _read_ssh(transport: HostTransport, path: str) -> str | None:
+def _places_found(lines: Sequence[str], marker: str, resolve: Sequence[str]) -> dict[str, str]:
+    """The answers of ``_RESOLVE`` in ``lines``, by the path asked (in the order asked)."""
+    prefix = marker + " R "
+    answers = [line[len(prefix) :] for line in lines if line.startswith(prefix)]
+    return {path: answer for path, answer in zip(resolve, answers, strict=False)}
+
+
+def _lexical(resolve: Sequence[str]) -> dict[str, str]:
+    """Through the read gate: the places as written, normalised (it follows no link)."""
+    return {path: posixpath.normpath(path) for path in resolve}
+
+
+def _resolve_only(transport: HostTransport, resolve: Sequence[str]) -> dict[str, str]:
+    """``resolve`` resolved on the host, in a round trip of their own (the profile was read
+    already this run, for another spec)."""
+    import shlex
+
+    from sipctl.providers.transport.ssh import SshTransport
+
+    assert isinstance(transport, SshTransport)
+    if transport.read_only:
+        return _lexical(resolve)
+    marker = new_marker()
+    words = ["sh", "-c", "m=$1; shift\n" + _RESOLVE, "sh", marker, *resolve]
+    result = transport.run(" ".join(shlex.quote(w) for w in words), timeout=30.0)
+    return _places_found(result.stdout.split("\n"), marker, resolve)
+
+
+def _read_ssh(
+    transport: HostTransport, path: str, resolve: Sequence[str], places: dict[str, str]
+) -> str | None:
     from sipctl.providers.transport.ssh import SshTransport
 
     assert isinstance(transport, SshTransport)
     target = str(transport.ref)
     if transport.read_only:
+        places.update(_lexical(resolve))
         # The read gate answers the file (never through a link); its owner is the gate's.
         found = transport.read_files([path])[path]
         if found.content is None:
@@ -236,10 +299,11 @@ def _read_ssh(transport: HostTransport, path: str) -> str | None:
     import shlex
 
     marker = new_marker()
-    words = ["sh", "-c", _SSH_SCRIPT, "sh", marker, path]
+    words = ["sh", "-c", _SSH_SCRIPT, "sh", marker, path, *resolve]
     result = transport.run(" ".join(shlex.quote(w) for w in words), timeout=30.0)
     prefix = marker + " "
     lines = result.stdout.split("\n")
+    places.update(_places_found(lines, marker, resolve))
     body: list[str] = []
     inside = False
     steps = [line for line in lines if line.startswith(prefix + "S ")]
