@@ -130,8 +130,6 @@ def _read_all(
     what ``extra`` got."""
     from sipctl.providers.transport.batch import fetch
 
-    for run in runs:  # what each needs of this machine, before any target is read
-        run.provider.preflight()
     declared = [run.provider.host_reads(run.desired) for run in runs]
     fetched = fetch([read for reads in declared for read in reads] + list(extra))
     start = 0
@@ -199,6 +197,8 @@ def make_plan(
     selected = selected_layers(loaded, layers, several)
     covered = {layer.name for layer in selected}
     runs = _open_targets(loaded, ctx, selected, rendered or {})
+    for run in runs:  # what each needs of this machine, before any host is connected to
+        run.provider.preflight()
     # the places the spec names on its PBXs, before anything is read there (and again at
     # apply: a saved plan is re-made here, never trusted for them)
     check_host_places(loaded, ctx, covered)

@@ -27,7 +27,9 @@ one of them is the admin's word). The host's places are
   a typo there locks the admin out as surely as an attack.
 
 Checked by ``plan`` before any provider reads (``engine.make_plan``), which ``apply`` runs
-again for a saved plan (a plan file is not trusted for places) and for ``apply -f``.
+again for a saved plan (a plan file is not trusted for places) and for ``apply -f``. Not
+through a read-only login (``SIPCTL_SSH_READ_ONLY``: the read gate): it writes nothing, reads
+only the files of the table the PBX's admin rendered, and runs no script to resolve a path.
 """
 
 from __future__ import annotations
@@ -173,10 +175,15 @@ def host_place_problems(
     used there (none: all may). Reads each such host's profile (cached for the run),
     resolving the paths in the same round trip."""
     from sipctl.providers.transport.host_profile import host_programs
+    from sipctl.providers.transport.read_gate import read_only_login
     from sipctl.reconciler.bindings import runner_of
 
     by_host = host_paths(loaded, layers)
-    if not by_host:
+    if not by_host or read_only_login(ctx.env):
+        # A read-only login (the read gate) writes nothing, and reads only the files of the
+        # table its admin rendered, through no link; it runs no script to resolve a path and
+        # may not answer the host profile (a firewall-only host's table has none). The apply
+        # job's login checks.
         return []
     strict = runner_of(ctx.env).strict
     problems: list[str] = []

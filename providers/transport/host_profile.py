@@ -20,8 +20,7 @@ which the gate itself never reads through a link. The profile is read once per h
 
 The same script resolves the places on the host a spec names (``realpath -m``: ``..`` and
 the host's links), which ``reconciler/host_places.py`` holds to the profile's ``places``:
-no round trip of their own. Through the read gate a place is taken as written (normalised):
-the gate reads nothing through a link, and a read-only login writes nothing.
+no round trip of their own.
 """
 
 from __future__ import annotations
@@ -259,11 +258,6 @@ def _places_found(lines: Sequence[str], marker: str, resolve: Sequence[str]) -> 
     return {path: answer for path, answer in zip(resolve, answers, strict=False)}
 
 
-def _lexical(resolve: Sequence[str]) -> dict[str, str]:
-    """Through the read gate: the places as written, normalised (it follows no link)."""
-    return {path: posixpath.normpath(path) for path in resolve}
-
-
 def _resolve_only(transport: HostTransport, resolve: Sequence[str]) -> dict[str, str]:
     """``resolve`` resolved on the host, in a round trip of their own (the profile was read
     already this run, for another spec)."""
@@ -272,8 +266,8 @@ def _resolve_only(transport: HostTransport, resolve: Sequence[str]) -> dict[str,
     from sipctl.providers.transport.ssh import SshTransport
 
     assert isinstance(transport, SshTransport)
-    if transport.read_only:
-        return _lexical(resolve)
+    if transport.read_only:  # the gate runs no script: nothing resolved (see _read_ssh)
+        return {}
     marker = new_marker()
     words = ["sh", "-c", "m=$1; shift\n" + _RESOLVE, "sh", marker, *resolve]
     result = transport.run(" ".join(shlex.quote(w) for w in words), timeout=30.0)
@@ -288,7 +282,8 @@ def _read_ssh(
     assert isinstance(transport, SshTransport)
     target = str(transport.ref)
     if transport.read_only:
-        places.update(_lexical(resolve))
+        # The read gate runs no script of sipctl's: nothing is resolved, and a read-only
+        # login writes nothing (reconciler/host_places.py checks the apply job's login).
         # The read gate answers the file (never through a link); its owner is the gate's.
         found = transport.read_files([path])[path]
         if found.content is None:
