@@ -344,3 +344,28 @@ def test_no_places_key_and_not_strict_is_anywhere_but_the_guarded() -> None:
         assert f"inside {guarded}," in strict.outside(guarded + "/x")
     listed = HostPlaces("ssh://h", ("/etc/cron.d",), True, "/etc/sipctl/host.yaml")
     assert listed.hold("/etc/cron.d/sipctl")  # listed itself: the admin's word
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE_SPECS = sorted(
+    [*EXAMPLES.glob("*.yaml"), *EXAMPLES.glob("hosting/pbx*.yaml"), EXAMPLES / "gitops/sipctl.yaml"]
+)
+
+
+@pytest.mark.parametrize("example", EXAMPLE_SPECS, ids=lambda p: p.name)
+def test_every_example_keeps_its_pbx_files_in_the_stock_places(example: Path) -> None:
+    """Each path an example names on its PBX (whatever its target there) is in the stock
+    places: the examples work in a pipeline on an ssh:// PBX without a places key."""
+    from sipctl.reconciler.runner_places import layer_paths, layer_targets
+    from sipctl.schemas.loader import load_spec
+    from sipctl.schemas.profiles import STOCK_HOST_PLACES
+
+    spec = load_spec(example).spec
+    stock = HostPlaces("ssh://h", STOCK_HOST_PLACES, False, "/etc/sipctl/host.yaml")
+    paths = [
+        value
+        for layer in layer_targets(spec)
+        for key, value, _is_directory in layer_paths(spec, layer)
+        if key[-1] != "ca_list_file"
+    ]
+    assert [p for p in paths if not stock.hold(posixpath.normpath(p))] == []
