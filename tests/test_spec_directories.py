@@ -4,6 +4,7 @@ skipped with the reason, and a file that looks like a spec but does not load fai
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -370,3 +371,44 @@ def test_a_listed_file_is_judged_and_named_as_alone(
                 except (OSError, RuntimeError):
                     expected = spelled.absolute()
                 assert _identity(spelled, resolved) == expected, (spelled, entries)
+
+
+_TEXT_KEY = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=40)
+
+
+@given(keys=st.lists(st.one_of(_KEY, _TEXT_KEY), min_size=1, max_size=5, unique=True))
+def test_a_skipped_files_reason_names_only_keys_spelt_like_a_specs(
+    tmp_path_factory: pytest.TempPathFactory, keys: list[str]
+) -> None:
+    """The reason a skipped file gives names its top-level keys (to show a typo) as the
+    YAML parser reads them, but only those spelt like a key of a spec could be: any other
+    key is text of a file that is no spec, and through a link that may be any file the
+    runner can read (see the test below). The others are counted."""
+    path = tmp_path_factory.mktemp("keys") / "x.yaml"
+    path.write_text(yaml.safe_dump(dict.fromkeys(keys, 1), allow_unicode=True))
+    reason = skip_reason(path)
+    if reason is None or not reason.startswith("none of its"):
+        return  # a spec's key among them (or no mapping): not this rule
+    plain = [k for k in keys if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,31}", k)]
+    listed = reason.split("(", 1)[1].rsplit(")", 1)[0]
+    hidden = len(keys) - len(plain)
+    tail = f"and {hidden} spelt like no key of a spec, not shown"
+    assert listed == ", ".join([*sorted(plain), *([tail] if hidden else [])]), (keys, reason)
+
+
+def test_a_link_to_a_file_outside_shows_none_of_its_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A customer's merge request adds evil.yaml, a link to /etc/shadow (git keeps links):
+    the hoster's plan job named its lines, hashes and all, as the keys it skipped."""
+    outside = tmp_path / "shadow"
+    outside.write_text("root:$6$rounds$SECRETHASH:19000:0:99999:7:::\ndaemon:*:19000:0::::\n")
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "a.yaml").write_text(_spec("a.example.com").replace("dns:", "# dns:"))
+    (specs / "evil.yaml").symlink_to(outside)
+    for command in ("plan", "validate"):
+        run([command, "-f", str(specs)])
+        out = capsys.readouterr().out
+        assert "evil.yaml: skipped: none of its top-level keys (and 2 spelt like" in out, out
+        assert "SECRETHASH" not in out and "daemon" not in out, out

@@ -146,6 +146,11 @@ def _spec_key_set() -> frozenset[str]:
 
 
 _TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)[ \t]*:(.*)$")
+# A top-level key a skipped file's reason names: spelt like a key of a spec could be (a typo
+# of one is what the list is for). Any other "key" is text of a file that is no spec, often
+# one outside the directory reached through a link a merge request added: /etc/shadow's
+# lines are YAML keys (root:$6$...:19000:0:99999:7::), and the plan job printed them.
+_SHOWN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,31}")
 
 
 def skip_reason(path: Path, listed: os.DirEntry[str] | None = None) -> str | None:
@@ -184,7 +189,11 @@ def skip_reason(path: Path, listed: os.DirEntry[str] | None = None) -> str | Non
         return None
     if not top:
         return NO_TOP_KEYS
-    return f"none of its top-level keys ({', '.join(sorted(top))}) is a key of a sipctl spec"
+    shown = sorted(key for key in top if _SHOWN_KEY.fullmatch(key))
+    hidden = len(top) - len(shown)
+    if hidden:
+        shown.append(f"and {hidden} spelt like no key of a spec, not shown")
+    return f"none of its top-level keys ({', '.join(shown)}) is a key of a sipctl spec"
 
 
 def parsed_top_keys(text: str) -> dict[str, str]:
