@@ -29,8 +29,14 @@ NAPTR_SERVICE = {"udp": "SIP+D2U", "tcp": "SIP+D2T", "tls": "SIPS+D2T", "wss": "
 REGISTRY_PREFIX = "_sipctl"
 LOCK_PREFIX = "_sipctl-lock"
 STATE_PREFIX = "_sipctl-state"  # the record of the last apply, for drift
+# At a host whose A/AAAA sipctl owns: one TXT record per domain whose servers use that host,
+# so that a domain that stops using it deletes its addresses only when no other domain of
+# the zone still does (a domain's own registry cannot say so: sipctl never reads the whole
+# zone to find the other domains). Its own prefix: a host may be named like a domain.
+CLAIM_PREFIX = "_sipctl-claim"
 REGISTRY_VERSION = "sipctl-registry=1"
 _REGISTRY_HOST = "host="
+_CLAIM_DOMAIN = "domain="
 
 
 # Names and records are rendered, read and compared many times per domain (and a run may
@@ -113,6 +119,16 @@ def lock_owner(domain: str) -> str:
 
 def state_owner(domain: str) -> str:
     return _below(STATE_PREFIX, domain)
+
+
+def claim_owner(host: str) -> str:
+    """Where the domains using ``host`` claim it: ``_sipctl-claim.<host>`` (TXT)."""
+    return _below(CLAIM_PREFIX, host)
+
+
+def is_claim_owner(name: str) -> bool:
+    """True for a ``claim_owner`` name (its first label is sipctl's claim prefix)."""
+    return name.startswith(CLAIM_PREFIX + ".")
 
 
 def parse(rdtype: str, text: str) -> dns.rdata.Rdata:
@@ -246,6 +262,30 @@ def registry_hosts(rdatas: Iterable[dns.rdata.Rdata]) -> list[str]:
                 except dns.exception.DNSException:
                     continue
     return sorted(hosts)
+
+
+def claim_record(domain: str) -> str:
+    """The TXT record by which ``domain`` claims a host (at ``claim_owner(host)``)."""
+    return txt_text(_CLAIM_DOMAIN + absolute(domain))
+
+
+def claim_domains(rdatas: Iterable[dns.rdata.Rdata]) -> list[str]:
+    """The domains claiming a host, from its live claim TXT rrset. A string that is no
+    claim is ignored; a claim naming a domain that is no valid name still counts (as it is
+    written): whatever else holds a host's addresses is never taken for nobody."""
+    domains: set[str] = set()
+    for rdata in rdatas:
+        if not isinstance(rdata, TXT):
+            continue
+        for raw in rdata.strings:
+            text = raw.decode("utf-8", "replace")
+            if text.startswith(_CLAIM_DOMAIN):
+                named = text[len(_CLAIM_DOMAIN) :]
+                try:
+                    domains.add(absolute(named))
+                except dns.exception.DNSException:
+                    domains.add(named)
+    return sorted(domains)
 
 
 def rrset_value(ttl: int, records: Iterable[str]) -> dict[str, object]:

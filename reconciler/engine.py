@@ -351,9 +351,11 @@ def refresh(
     """Re-read every target of a saved plan; refuse (exit 3) if any of them changed since.
 
     ``rewritten``: (layer, target) pairs that an earlier spec of the same run has just
-    written. Several specs may declare the same rules for one host; such a target changed
-    since this plan was made, but only into what this plan wanted: when its fresh plan has
-    nothing left to do, it is not stale.
+    written. Several specs may declare the same rules for one host, or the same addresses of
+    a server their domains share in one zone; such a target changed since this plan was
+    made, but only into what this plan wanted: when what its fresh plan has left to do is
+    a part of this plan's changes, each exactly as planned (``_only_done_by_others``), it is
+    not stale, and that part is what is applied.
     """
     loaded = loaded_from_plan(saved, plan_file)
     refuse_changed_files(saved, plan_file, loaded)
@@ -365,7 +367,13 @@ def refresh(
             f"{plan_file}: the plan's targets are not the spec's targets any more; "
             "run 'sipctl plan' again"
         )
-    done = {key for key in rewritten if key in fresh_targets and not fresh_targets[key].changes}
+    done = {
+        key
+        for key in rewritten
+        if key in fresh_targets
+        and key in saved_targets
+        and _only_done_by_others(saved_targets[key], fresh_targets[key])
+    }
     stale = [
         f"{layer} {target}"
         for (layer, target), t in saved_targets.items()
@@ -386,6 +394,16 @@ def refresh(
             fresh_target.changes = saved_target.changes
     fresh.plan.created_at = saved.created_at
     return fresh
+
+
+def _only_done_by_others(saved: TargetPlan, fresh: TargetPlan) -> bool:
+    """True when every change ``fresh`` still has is one of ``saved``'s, as planned: the
+    spec is the same, so a live value that moved anywhere but to what the plan wanted would
+    show as a change the plan does not have (or has with another ``before``)."""
+    from sipctl.reconciler.resources import canonical_json
+
+    planned = {canonical_json(change.to_json()) for change in saved.changes}
+    return all(canonical_json(change.to_json()) in planned for change in fresh.changes)
 
 
 def refuse_other_changes(

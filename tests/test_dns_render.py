@@ -94,9 +94,15 @@ def test_the_seed_renders_naptr_srv_a_aaaa_and_the_registry() -> None:
             '"sipctl-registry=1"',
         ],
     }
-    # a host outside the zone gets no address records
+    # each host of the zone carries the domain's claim on it (several domains may use it)
+    for host in ("asterisk", "second"):
+        assert found[Address("dns", "TXT", f"_sipctl-claim.{host}.mysite.ru.")] == {
+            "ttl": 600,
+            "records": ['"domain=mysite.ru."'],
+        }
+    # a host outside the zone gets no address records, and no claim
     assert not any("example.net" in a.name for a in found)
-    assert len(found) == 8
+    assert len(found) == 10
 
 
 def test_orders_can_be_overridden_and_naptr_turned_off() -> None:

@@ -22,7 +22,7 @@ from sipctl.reconciler.resources import LiveState
 from sipctl.schemas.loader import load_spec_text
 
 ZONE = "mysite.test"
-OWNED_PREFIXES = ("_sip._udp.", "_sip._tcp.", "_sips._tcp.", "_sipctl.")
+OWNED_PREFIXES = ("_sip._udp.", "_sip._tcp.", "_sips._tcp.", "_sipctl.", "_sipctl-claim.")
 SERVERS = (
     f"[{{host: asterisk.{ZONE}, ipv4: [203.0.113.10], priority: 10}}, "
     f"{{host: second.{ZONE}, ipv4: [203.0.113.11], ipv6: ['2001:db8::11'], priority: 20}}]"
@@ -120,7 +120,7 @@ def test_a_missing_file_is_created_and_loads_in_named(tmp_path: Path) -> None:
     text = spec_text(extra="  create_file: true\n")
     live, changes = Run(tmp_path, text).plan()
     assert any("does not exist" in note for note in live.notes)
-    assert len(changes) == 8
+    assert len(changes) == 10  # NAPTR, 3 SRV, 3 A/AAAA, the registry, 2 hosts' claims
     converge(tmp_path, text)
     path = tmp_path / "zones" / "mysite.zone"
     checker = shutil.which("named-checkzone") or "/usr/bin/named-checkzone"

@@ -58,12 +58,12 @@ from sipctl.providers.dns.octodns_records import live_rrset, new_record, new_zon
 from sipctl.providers.dns.owned import (
     CNAME,
     LiveRrset,
+    decided_on,
     kept_rrsets,
     owned_state,
     owners,
     read_owned,
-    records_of,
-    ttl_of,
+    rrset_after,
     wanted_names,
 )
 from sipctl.reconciler.dns_records import absolute, canonical_text, parse
@@ -150,7 +150,7 @@ class OctodnsProvider(Provider):
         if not self.naptr_supported:
             names = [n for n in names if n[1] != "NAPTR"]
         rrsets, _ = read_owned(self.read_rrsets, names, self.domain, self.zone)
-        live = owned_state(rrsets, desired)
+        live = owned_state(rrsets, desired, self.domain)
         if not self.naptr_supported:
             live.notes.append(
                 f"{self.plugin.class_path} does not support NAPTR records: sipctl publishes "
@@ -234,8 +234,9 @@ class OctodnsProvider(Provider):
             (c.address.name, c.address.kind): self._after(c, read.get(_key(c))) for c in changes
         }
         before = {k: read.get(k) for k in wanted}
+        held = {k: read.get(k) for k in decided_on(changes)}
         what = f"apply {len(changes)} change(s) to zone {self.zone}"
-        self.write_change_set(before, wanted, riders, what)
+        self.write_change_set(before, wanted, riders, what, held)
         also = f" (with it: {' and '.join(r.what for r in riders)})" if riders else ""
         lines = [
             f"zone {self.zone}: {len(changes)} rrset(s) changed in one change set through "
@@ -251,11 +252,14 @@ class OctodnsProvider(Provider):
         after: dict[tuple[str, str], LiveRrset | None],
         riders: Sequence[UpdateRider],
         what: str,
+        held: Mapping[tuple[str, str], LiveRrset | None] | None = None,
     ) -> None:
         """One change set: the rrsets ``before`` (as read) become ``after``, and each rider's
         rrsets ride along (``RrsetRider.rrsets``). Without a conditional write the rrsets
-        are read again just before writing (one read) and the set is refused when any
-        changed; a rider's rrset it does not know (``UNREAD``) is taken from that read.
+        are read again just before writing (one read), with those that decided a change
+        without changing (``held``, as read: ``owned.decided_on``), and the set is refused
+        when any changed; a rider's rrset it does not know (``UNREAD``) is taken from that
+        read. (A conditional write can hold only what it changes.)
 
         A plugin that writes record by record (not ``atomic``) could release the lock, or
         record the apply, before the changes land (octoDNS orders deletions first): there
@@ -271,11 +275,12 @@ class OctodnsProvider(Provider):
                     unread.append(key)
                 else:
                     before[key] = old
-        check = [] if self.conditional else list(before)
+        expected = {**(held or {}), **before}
+        check = [] if self.conditional else list(expected)
         if check or unread:
             now = self.read_rrsets(sorted({*check, *unread}))
             before.update({key: now.get(key) for key in unread})
-            changed = [f"{t} {n}" for n, t in sorted(check) if now.get((n, t)) != before[(n, t)]]
+            changed = [f"{t} {n}" for n, t in sorted(check) if now.get((n, t)) != expected[(n, t)]]
             if changed:
                 also = "".join(f"; it would also {r.what}" for r in riders)
                 raise StalePlanError(
@@ -370,17 +375,11 @@ class OctodnsProvider(Provider):
             pending[key] = live_now
 
     def _after(self, change: Change, full: LiveRrset | None) -> LiveRrset | None:
-        """The whole rrset after the change: for the domain's NAPTR, the foreign entries stay."""
-        after = set(records_of(change.after))
-        ttl = ttl_of(change.after, 3600)
-        keep: list[tuple[str, str]] = []
-        if change.address.kind == "NAPTR" and full is not None:
-            owned = set(records_of(change.before))
-            keep = [(c, e) for c, e in full.records if c not in owned]
-            if keep:
-                ttl = full.ttl  # one rrset, one TTL: the foreign entries keep theirs
-        records = keep + [(canonical_text(change.address.kind, r), r) for r in after]
-        return LiveRrset(ttl, tuple(sorted(set(records)))) if records else None
+        """The whole rrset after the change (``rrset_after``: others' records in it stay)."""
+        after = rrset_after(change, full, 3600)
+        kind = change.address.kind
+        records = list(after.others) + [(canonical_text(kind, r), r) for r in after.ours]
+        return LiveRrset(after.ttl, tuple(sorted(set(records)))) if records else None
 
     def _octodns_plan(
         self,

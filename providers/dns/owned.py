@@ -3,8 +3,17 @@
 The DNS providers (rfc2136, zonefile, octodns) read rrsets their own way, in the rounds
 ``read_owned`` asks for, and hand them here, so all agree on ownership: the SIP/SIPS NAPTRs
 at the domain (never the other NAPTRs), the SRV rrsets of all three transports (a transport
-turned off loses its SRV), the registry TXT, and the A/AAAA of the hosts in the desired set
-and in the live registry.
+turned off loses its SRV), the registry TXT, the A/AAAA of the hosts in the desired set and
+in the live registry, and the domain's own record in each such host's claim TXT.
+
+Several domains of one zone may use one host (their SRVs point at ``pbx.example.test``).
+Each claims it in the TXT ``_sipctl-claim.<host>`` (one record per domain), so the rule is:
+a host's A/AAAA are deleted by a domain that no longer wants them only when no other domain
+claims the host. The claim rrset is read with the host's addresses (no extra round) and
+changed with prerequisites like every owned rrset, so two applies that race on one host
+cannot both decide it is theirs alone. A rrset of which a domain owns only a part (the SIP
+NAPTRs at the domain, its own claim) is written back with the others' records as they were
+(``rrset_after``): one rule for every provider.
 """
 
 from __future__ import annotations
@@ -18,13 +27,18 @@ from sipctl.reconciler.dns_records import (
     SRV_PREFIX,
     absolute,
     canonical,
+    claim_domains,
+    claim_owner,
+    claim_record,
     in_zone,
+    is_claim_owner,
     is_sip_naptr,
     parse,
     registry_hosts,
     registry_owner,
     srv_owner,
 )
+from sipctl.reconciler.plan import Change
 from sipctl.reconciler.resources import Address, Kept, LiveState, Resource, Value
 
 LAYER = "dns"
@@ -104,7 +118,12 @@ def listed_hosts(rrsets: dict[tuple[str, str], LiveRrset], domain: str, zone: st
 
 
 def host_names(hosts: Iterable[str]) -> list[tuple[str, str]]:
-    return [(h, t) for h in sorted(set(hosts)) for t in ("A", "AAAA")]
+    """What is read of each host: its A and AAAA, and the claims of the domains using it."""
+    return [
+        name
+        for h in sorted(set(hosts))
+        for name in ((h, "A"), (h, "AAAA"), (claim_owner(h), "TXT"))
+    ]
 
 
 def wanted_names(domain: str, desired: Sequence[Resource]) -> Names:
@@ -129,26 +148,66 @@ def read_owned(
 def owned_state(
     rrsets: dict[tuple[str, str], LiveRrset],
     desired: Sequence[Resource],
+    domain: str,
 ) -> LiveState:
-    """The LiveState of the owned records, given every rrset read at the owned names.
+    """The LiveState of the owned records of ``domain``, given every rrset read at the
+    owned names.
 
     ``rrsets`` maps (owner, type) to what is live (missing: no such rrset). The full rrsets
     are kept (``DnsKept``) for the UPDATE prerequisites; only owned records are compared.
+    The A/AAAA of a host another domain claims are not this domain's to delete: they are
+    compared only where the spec wants them.
     """
     wanted = {r.address: r.value for r in desired}
     live = LiveState()
     live.problems.extend(cname_problems(rrsets, desired))
     rrsets = {key: rrset for key, rrset in rrsets.items() if key[1] != CNAME}
+    ours = claim_record(domain)
+    kept_for: dict[str, list[str]] = {}
     for (owner, rdtype), rrset in sorted(rrsets.items()):
         address = Address(LAYER, rdtype, owner)
         if rdtype == "NAPTR":
             value = _naptr_value(rrset, wanted.get(address), live)
+        elif rdtype == "TXT" and is_claim_owner(owner):
+            value = _claim_value(rrset, ours, wanted.get(address))
+        elif rdtype in ("A", "AAAA") and address not in wanted:
+            others = other_claims(rrsets, owner, domain)
+            if others:
+                kept_for.setdefault(owner, others)
+                continue
+            value = {"ttl": rrset.ttl, "records": sorted({c for c, _ in rrset.records})}
         else:
             value = {"ttl": rrset.ttl, "records": sorted({c for c, _ in rrset.records})}
         if value is not None:
             live.resources[address] = value
+    for host, others in sorted(kept_for.items()):
+        live.notes.append(
+            f"{host} keeps its addresses: {', '.join(others)} "
+            f"{'uses' if len(others) == 1 else 'use'} it too (TXT {claim_owner(host)})"
+        )
     live.kept = DnsKept(rrsets=dict(rrsets))
     return live
+
+
+def other_claims(rrsets: Mapping[tuple[str, str], LiveRrset], host: str, domain: str) -> list[str]:
+    """The domains other than ``domain`` whose claim on ``host`` is live."""
+    claims = rrsets.get((claim_owner(host), "TXT"))
+    if claims is None:
+        return []
+    found = claim_domains(claims.rdata("TXT", exact) for _, exact in claims.records)
+    return [d for d in found if d != absolute(domain)]
+
+
+def _claim_value(rrset: LiveRrset, ours: str, wanted: Value) -> Value:
+    """This domain's part of a host's claim rrset: its own record (None without it). The
+    others' records are not compared, nor is the TTL they share with it."""
+    mine = [c for c, _ in rrset.records if c == ours]
+    if not mine:
+        return None
+    ttl = rrset.ttl
+    if len(rrset.records) > len(mine) and isinstance(wanted, dict):
+        ttl = int(wanted["ttl"])  # one rrset, one TTL: the others' records keep it
+    return {"ttl": ttl, "records": mine}
 
 
 def cname_problems(
@@ -207,6 +266,46 @@ class DnsKept(Kept):
     names: list[tuple[str, str]] = field(default_factory=list)
     exists: bool = True
     soa_serial: int | None = None
+
+
+@dataclass(frozen=True)
+class RrsetAfter:
+    """A live rrset as a change leaves it: the records of others in it (``others``, as read:
+    a non-SIP NAPTR beside the SIP ones, another domain's claim on a host) stay as they
+    are, and so does the TTL they share; the change's own records (``ours``) are written."""
+
+    ttl: int
+    others: tuple[tuple[str, str], ...]  # (canonical, exact)
+    ours: tuple[str, ...]  # canonical
+
+    def exact(self) -> list[str]:
+        """Every record of the rrset after the change, as text to write."""
+        return [e for _, e in self.others] + list(self.ours)
+
+
+def rrset_after(change: Change, full: LiveRrset | None, default_ttl: int) -> RrsetAfter:
+    """The one rule by which every provider writes an owned rrset: what the plan counted as
+    the domain's (``change.before``) is replaced by ``change.after``; any other record of
+    the live rrset ``full`` is someone else's and stays."""
+    owned = set(records_of(change.before))
+    others = tuple((c, e) for c, e in (full.records if full else ()) if c not in owned)
+    ttl = full.ttl if full is not None and others else ttl_of(change.after, default_ttl)
+    return RrsetAfter(ttl, others, tuple(sorted(set(records_of(change.after)))))
+
+
+def decided_on(changes: Sequence[Change]) -> list[tuple[str, str]]:
+    """The rrsets that decided a change without being changed: a host's claims, where the
+    host's addresses are deleted (no other domain claimed it when read). A write holds them
+    to what was read, as it holds the rrsets it changes, so a domain that claims the host in
+    between stops it. (A domain's own claim changes with its addresses, except in a zone
+    written before claims: there this is the only guard.)"""
+    changed = {(c.address.name, c.address.kind) for c in changes}
+    names = {
+        (claim_owner(c.address.name), "TXT")
+        for c in changes
+        if c.address.kind in ("A", "AAAA") and not records_of(c.after)
+    }
+    return sorted(names - changed)
 
 
 def kept_rrsets(live: LiveState) -> dict[tuple[str, str], LiveRrset]:

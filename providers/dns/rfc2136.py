@@ -57,12 +57,13 @@ from sipctl.providers.dns.owned import (
     CNAME,
     DnsKept,
     LiveRrset,
+    decided_on,
     kept_rrsets,
     owned_state,
     owners,
     read_owned,
     records_of,
-    ttl_of,
+    rrset_after,
     wanted_names,
 )
 from sipctl.providers.dns.tcp_pipeline import Connection
@@ -160,7 +161,7 @@ class Rfc2136Provider(Provider):
                 f"DNS server {self._server} has no SOA for zone {self.zone}: it does not "
                 "serve that zone (check dns.zone and dns.server)"
             )
-        live = owned_state(answers, desired)
+        live = owned_state(answers, desired, self.domain)
         live.notes.extend(self.key.notes)
         serial = int(soa.records[0][1])
         live.kept_as(DnsKept).soa_serial = serial
@@ -353,28 +354,32 @@ class Rfc2136Provider(Provider):
             keyalgorithm=self.key.algorithm(),
         )
         rrsets = kept_rrsets(live)
-        for change in sorted(changes, key=lambda c: c.address):
-            owner, rdtype = change.address.name, change.address.kind
+
+        def as_read(owner: str, rdtype: str) -> None:
             full = rrsets.get((owner, rdtype))
             if full is None:
                 update.absent(owner, rdtype)
             else:
                 exact = [e for _, e in full.records]
                 update.present(owner, dns.rdataset.from_text_list("IN", rdtype, 0, exact))
-            before, after = set(records_of(change.before)), set(records_of(change.after))
-            ttl = ttl_of(change.after, self._dns.ttl)
-            if rdtype == "NAPTR":
-                # Only the SIP NAPTRs are ours: delete them one by one, as they are live.
-                gone = before - after
+
+        for owner, rdtype in decided_on(changes):
+            as_read(owner, rdtype)
+        for change in sorted(changes, key=lambda c: c.address):
+            owner, rdtype = change.address.name, change.address.kind
+            as_read(owner, rdtype)
+            full = rrsets.get((owner, rdtype))
+            after = rrset_after(change, full, self._dns.ttl)
+            if after.others:
+                # the rrset is shared (rrset_after): delete ours one by one, as they are live
+                gone = set(records_of(change.before)) - set(after.ours)
                 for canonical_text, exact_text in full.records if full else ():
                     if canonical_text in gone:
                         update.delete(owner, parse(rdtype, exact_text))
-                if full is not None and len(full.records) > len(before):
-                    ttl = full.ttl  # the rrset is shared: keep its TTL (see dns_owned)
             elif full is not None:
                 update.delete(owner, rdtype)
-            for record in sorted(after):
-                update.add(owner, ttl, parse(rdtype, record))
+            for record in after.ours:
+                update.add(owner, after.ttl, parse(rdtype, record))
         return update
 
     # --- ACME DNS-01 challenges (see providers/dns/challenge.py) ------------------------------

@@ -52,8 +52,7 @@ from sipctl.providers.dns.owned import (
     owned_state,
     owners,
     read_owned,
-    records_of,
-    ttl_of,
+    rrset_after,
     wanted_names,
 )
 from sipctl.providers.dns.zone_edit import RrsetEdit, ZoneEditError, edit_zone
@@ -120,7 +119,7 @@ class ZoneFileProvider(Provider):
     def read(self, desired: Sequence[Resource]) -> LiveState:
         text = self._read_text()
         if text is None:
-            live = owned_state({}, desired)
+            live = owned_state({}, desired, self.domain)
             if not self._dns.create_file:
                 if not self.path.parent.is_dir():
                     live.problems.append(
@@ -145,7 +144,7 @@ class ZoneFileProvider(Provider):
         zone = self._parse(text)
         first = wanted_names(self.domain, desired)
         rrsets, names = read_owned(lambda n: _collect(zone, n), first, self.domain, self.zone)
-        live = owned_state(rrsets, desired)
+        live = owned_state(rrsets, desired, self.domain)
         live.kept_as(DnsKept).names = names
         live.fingerprint_extra = {"exists": True}
         if self.path != self.named:
@@ -355,18 +354,10 @@ def _collect(
 
 
 def _final_rrset(change: Change, full: LiveRrset | None) -> tuple[int, list[dns.rdata.Rdata]]:
-    """The TTL and records of an owned rrset after ``change``."""
-    rdtype = change.address.kind
-    after = set(records_of(change.after))
-    ttl = ttl_of(change.after, 3600)
-    keep: list[str] = []
-    if rdtype == "NAPTR" and full is not None:
-        # only the SIP NAPTRs are ours; the others stay as they are, and so does the TTL
-        owned = set(records_of(change.before))
-        keep = [exact for canonical_text, exact in full.records if canonical_text not in owned]
-        if keep:
-            ttl = full.ttl
-    return ttl, [parse(rdtype, r) for r in keep] + [parse(rdtype, r) for r in sorted(after)]
+    """The TTL and records of an owned rrset after ``change`` (``rrset_after``: the records
+    of others in it stay as they are, and so does the TTL)."""
+    after = rrset_after(change, full, 3600)
+    return after.ttl, [parse(change.address.kind, r) for r in after.exact()]
 
 
 def _records(zone: dns.zone.Zone) -> set[tuple[str, str, int, str]]:

@@ -2,11 +2,13 @@
 
 A spec claims DNS names (every name its DNS layer renders, and its lock name) and host
 layers (firewall, fail2ban, Asterisk files at one target and directory, the web root its
-click-to-call page is published into). Two specs may
-declare the same host layer only with the same contents. ``claims_of`` renders each layer
-once and hands the resources on, so that planning the spec afterwards does not render them
-again; the claims themselves are small (names and digests), so that planning workers can
-send them to the process that compares them all.
+click-to-call page is published into). Two specs may declare the same host layer only with
+the same contents, and the same host's A/AAAA only with the same records (several domains
+of a zone may use one server: each claims it in ``_sipctl-claim.<host>``, where each owns
+only its own record, so that name is no claim). ``claims_of`` renders each layer once and
+hands the resources on, so that planning the spec afterwards does not render them again;
+the claims themselves are small (names and digests), so that planning workers can send
+them to the process that compares them all.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class Claims:
     dns: tuple[tuple[str, str], ...]  # (kind, absolute name), sorted
     hosts: tuple[HostClaim, ...]
     shard_key: str
+    # (kind, absolute name, digest of the rrset) of a host's A/AAAA, sorted
+    addresses: tuple[tuple[str, str, str], ...] = ()
 
 
 def host_key(loaded: LoadedSpec, target: str) -> str:
@@ -78,16 +82,23 @@ def shard_key_of(loaded: LoadedSpec) -> str:
 def claims_of(loaded: LoadedSpec) -> tuple[Claims, dict[str, list[Resource]]]:
     """The claims of one spec, and the layers rendered to find them (layer name ->
     resources), for ``engine.make_plan`` to reuse. Pure but for importing renderers."""
-    from sipctl.reconciler.dns_records import lock_owner
+    from sipctl.reconciler.dns_records import is_claim_owner, lock_owner
     from sipctl.reconciler.gitops.locking import host_places
     from sipctl.reconciler.layers import layer_named
 
     spec = loaded.spec
     rendered: dict[str, list[Resource]] = {}
     dns: set[tuple[str, str]] = set()
+    addresses: set[tuple[str, str, str]] = set()
     if spec.dns is not None:
         rendered["dns"] = layer_named("dns").render(spec)
-        dns = {(r.address.kind, r.address.name) for r in rendered["dns"]}
+        for r in rendered["dns"]:
+            kind, name = r.address.kind, r.address.name
+            if kind in ("A", "AAAA"):
+                digest = hashlib.sha256(canonical_json(r.value).encode("utf-8")).hexdigest()
+                addresses.add((kind, name, digest))
+            elif not is_claim_owner(name):
+                dns.add((kind, name))
         dns.add(("TXT", lock_owner(spec.domain)))  # the domain itself, even if ensure: absent
     hosts = []
     for place in host_places(loaded):
@@ -103,7 +114,13 @@ def claims_of(loaded: LoadedSpec) -> tuple[Claims, dict[str, list[Resource]]]:
     page = _page_claim(loaded)
     if page is not None:
         hosts.append(page)
-    claims = Claims(spec.domain, tuple(sorted(dns)), tuple(hosts), shard_key_of(loaded))
+    claims = Claims(
+        spec.domain,
+        tuple(sorted(dns)),
+        tuple(hosts),
+        shard_key_of(loaded),
+        tuple(sorted(addresses)),
+    )
     return claims, rendered
 
 
@@ -140,10 +157,12 @@ def _signature(loaded: LoadedSpec, layer_name: str, rendered: dict[str, list[Res
 
 
 def conflicts(claimed: Sequence[tuple[Path, Claims]]) -> list[str]:
-    """Overlapping claims between specs (in the order given): the same DNS name, or the same
-    host layer with different contents."""
+    """Overlapping claims between specs (in the order given): the same DNS name, the same
+    host's A/AAAA with different records (or TTL), or the same host layer with different
+    contents."""
     problems: list[str] = []
     dns_claims: dict[tuple[str, str], Path] = {}
+    address_claims: dict[tuple[str, str], tuple[Path, str]] = {}
     host_claims: dict[tuple[str, str, str], tuple[Path, str]] = {}
     for path, claims in claimed:
         for key in claims.dns:
@@ -152,6 +171,14 @@ def conflicts(claimed: Sequence[tuple[Path, Claims]]) -> list[str]:
                 problems.append(
                     f"{path}: DNS {key[0]} {key[1]} is also claimed by {other}; "
                     "each DNS name belongs to one spec"
+                )
+        for kind, name, digest in claims.addresses:
+            first_address = address_claims.setdefault((kind, name), (path, digest))
+            if first_address[1] != digest:
+                problems.append(
+                    f"{path}: DNS {kind} {name} is also published by {first_address[0]} with "
+                    "other records or TTL; domains that use one host declare its addresses "
+                    "alike (servers' ipv4/ipv6, dns.ttl), else each apply would undo the other's"
                 )
         for host in claims.hosts:
             first = host_claims.setdefault(host.key, (path, host.signature))

@@ -39,6 +39,7 @@ from sipctl.reconciler.dns_records import (
     SRV_PREFIX,
     absolute,
     in_zone,
+    is_claim_owner,
     parse,
     registry_owner,
     shown_bytes,
@@ -1027,7 +1028,7 @@ def bookkeeping_only(changes: list[tuple[str, Change]], domain: str) -> bool:
     sees). Changes of other layers are not looked at: the caller decides about them."""
     registry = registry_owner(domain)
     return all(
-        c.address.kind == "TXT" and c.address.name == registry
+        c.address.kind == "TXT" and (c.address.name == registry or is_claim_owner(c.address.name))
         for layer, c in changes
         if layer == "dns"
     )
@@ -1041,6 +1042,10 @@ def describe_changes(changes: list[tuple[str, Change]], domain: str) -> list[str
         if layer == "dns" and name == registry_owner(domain):
             lines.append(
                 f"dns: the ownership record TXT _sipctl.{domain} (no record a caller sees)"
+            )
+        elif layer == "dns" and kind == "TXT" and is_claim_owner(name):
+            lines.append(
+                f"dns: the domain's claim on a server, TXT {name} (no record a caller sees)"
             )
         elif layer == "asterisk" and kind == "file":
             lines.append(f"asterisk: sipctl's own {name} ({change.action})")

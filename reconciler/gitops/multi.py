@@ -455,7 +455,8 @@ def apply_all(
     without changes gets only its record of the last apply, when that is missing or out of
     date. Domains of one PBX host, planned or saved alike, go one after the other in one
     worker (they would only wait for each other's host lock), and a host layer that an
-    earlier one of them wrote with the same rules is not stale for the next (see
+    earlier one of them wrote with the same rules is not stale for the next, nor is a zone
+    where an earlier domain published the addresses of a server both use (see
     ``engine.refresh``).
     """
     from sipctl.reconciler.gitops.guarded import Outcome, guarded_apply, record_if_needed
@@ -493,9 +494,7 @@ def apply_all(
         applied = plan.has_changes or domain.outcome.report is not None
         domain.status = "applied" if applied else "no changes"
         with guard:
-            written.update(
-                (t.layer, t.target) for t in domain.plan_run.plan.targets if t.layer != "dns"
-            )
+            written.update((t.layer, t.target) for t in domain.plan_run.plan.targets)
 
     # the failed ones too: a host with a domain that failed to read or plan is left as it is
     todo = [d for d in domains if d.failed or (d.plan_run or d.saved) is not None]

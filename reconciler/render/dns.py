@@ -7,7 +7,11 @@ Pure: the spec goes in, resources and texts come out. What sipctl owns in a zone
 - the A/AAAA of servers whose host is inside the zone,
 - the TXT registry ``_sipctl.<domain>.`` listing the hosts whose A/AAAA sipctl owns, so a
   server removed from the spec loses its addresses (several domains may share one zone,
-  hence one registry per domain).
+  hence one registry per domain),
+- at each of those hosts, the domain's own record in the TXT ``_sipctl-claim.<host>.``: the
+  domains of the zone whose servers use the host, so that one domain dropping it deletes its
+  addresses only when no other domain still uses it (each domain owns only its own record
+  there; ``providers/dns/owned.py``).
 
 ``dns.ensure: absent`` renders nothing: every owned record found live is then deleted.
 """
@@ -21,6 +25,8 @@ from sipctl.reconciler.dns_records import (
     NAPTR_SERVICE,
     SRV_PREFIX,
     absolute,
+    claim_owner,
+    claim_record,
     in_zone,
     lock_owner,
     naptr_text,
@@ -77,6 +83,8 @@ def render_dns(spec: Spec) -> list[Resource]:
             owned_hosts.append(host)
 
     resources.append(_rrset("TXT", registry_owner(domain), ttl, registry_records(owned_hosts)))
+    claim = [claim_record(domain)]
+    resources += [_rrset("TXT", claim_owner(host), ttl, claim) for host in sorted(set(owned_hosts))]
     return resources
 
 
@@ -111,6 +119,8 @@ def update_policy(spec: Spec) -> str:
     grants += [(owner(domain), "TXT") for owner in (registry_owner, lock_owner, state_owner)]
     hosts = sorted({absolute(s.host) for s in spec.servers if in_zone(s.host, spec.zone)})
     grants += [(host, "A AAAA") for host in hosts]
+    # the domain's claim beside each host's addresses (several domains may use one host)
+    grants += [(claim_owner(host), "TXT") for host in hosts]
     # asterisk.tls.acme proves each certificate name by a TXT record sipctl writes with this
     # key (providers/dns/challenge.py); without the grant BIND refuses the first order
     grants += [(challenge_owner(name), "TXT") for name in acme_names(spec)]

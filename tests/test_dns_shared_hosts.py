@@ -1,0 +1,361 @@
+"""Several domains of one zone whose servers use one host (their SRVs all point at
+pbx.example.test): a domain that stops using the host, or is removed, deletes the host's
+A/AAAA only when no other domain of the zone still claims it (``_sipctl-claim.<host>``).
+
+Against real zone files (the zonefile provider, parsed by dnspython and loaded by BIND's
+``named-checkzone`` in test_zonefile) and a real BIND over RFC 2136 (prerequisites that
+stop two racing applies, the rendered least-privilege update-policy); a property test holds
+the rule for any domains claiming any hosts, changed and removed in any order.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import dns.zone
+import pytest
+from fixtures.bind import UNRELATED_RECORDS, BindServer, bind_env, rfc2136_section, zone_text
+from fixtures.properties import examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sipctl.cli import run
+from sipctl.errors import StalePlanError
+from sipctl.providers.base import Provider, RunContext
+from sipctl.providers.dns.rfc2136 import Rfc2136Provider
+from sipctl.providers.dns.zonefile import ZoneFileProvider
+from sipctl.reconciler.diff import diff
+from sipctl.reconciler.plan import Change
+from sipctl.reconciler.render.dns import render_dns, update_policy
+from sipctl.reconciler.resources import LiveState, Resource
+from sipctl.schemas.loader import load_spec_text
+
+ZONE = "example.test"
+# one address of each kind per host: domains that use a host agree on its addresses
+HOSTS = {
+    "pbx": "ipv4: [192.0.2.10], ipv6: ['2001:db8::10']",
+    "second": "ipv4: [192.0.2.11]",
+    "third": "ipv4: [192.0.2.12]",
+}
+ADDRESS = {"pbx": "192.0.2.10", "second": "192.0.2.11", "third": "192.0.2.12"}
+
+
+def spec(domain: str, hosts: Iterable[str], dns_section: str, zone: str = ZONE) -> str:
+    """A spec of ``domain`` in ``zone`` whose servers are ``hosts`` (none: dns.ensure absent,
+    with one server left in the file, as a removed domain's spec would be)."""
+    chosen = sorted(hosts)
+    listed = chosen or ["pbx"]
+    servers = ", ".join(f"{{host: {h}.{zone}, {HOSTS[h]}}}" for h in listed)
+    ensure = "" if chosen else "  ensure: absent\n"
+    return (
+        f"version: 1\ndomain: {domain}\ntransports: {{udp: {{port: 5060}}}}\n"
+        f"servers: [{servers}]\n{dns_section}  zone: {zone}\n  ttl: 3600\n{ensure}"
+    )
+
+
+def zonefile_section(file: str = "example.zone") -> str:
+    return f"dns:\n  provider: zonefile\n  file: {file}\n"
+
+
+class Domain:
+    """One domain's DNS layer, read, diffed and applied as the engine does it."""
+
+    def __init__(self, base: Path, text: str, env: Mapping[str, str] | None = None) -> None:
+        self.loaded = load_spec_text(text, source=str(base / "sipctl.yaml"), base_dir=base)
+        ctx = RunContext(base_dir=base) if env is None else RunContext(base_dir=base, env=dict(env))
+        provider: Provider
+        if self.loaded.spec.dns is not None and self.loaded.spec.dns.provider == "rfc2136":
+            provider = Rfc2136Provider(self.loaded, ctx)
+        else:
+            provider = ZoneFileProvider(self.loaded, ctx)
+        self.provider = provider
+        self.desired: list[Resource] = render_dns(self.loaded.spec)
+
+    def plan(self) -> tuple[LiveState, list[Change]]:
+        live = self.provider.read(self.desired)
+        return live, diff(self.desired, live)
+
+    def apply(self) -> list[Change]:
+        live, changes = self.plan()
+        self.provider.apply(changes, live)
+        return changes
+
+
+def zone_file(base: Path) -> Path:
+    path = base / "example.zone"
+    path.write_text(zone_text(ZONE, UNRELATED_RECORDS))
+    return path
+
+
+def addresses(path: Path) -> dict[str, list[str]]:
+    """Every A/AAAA of the zone file by owner (first label), sorted."""
+    zone = dns.zone.from_file(str(path), origin=ZONE, relativize=False)
+    found: dict[str, list[str]] = {}
+    for rdtype in ("A", "AAAA"):
+        for owner, _ttl, rdata in zone.iterate_rdatas(rdtype):
+            label = owner.labels[0].decode()
+            found.setdefault(label, []).append(rdata.to_text())
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def claims(path: Path) -> dict[str, list[str]]:
+    """Every host's claim TXT in the zone file: host label -> the claiming domains."""
+    zone = dns.zone.from_file(str(path), origin=ZONE, relativize=False)
+    found: dict[str, list[str]] = {}
+    for owner, _ttl, rdata in zone.iterate_rdatas("TXT"):
+        if owner.labels[0] == b"_sipctl-claim":
+            text = b"".join(rdata.strings).decode()
+            found.setdefault(owner.labels[1].decode(), []).append(text.removeprefix("domain="))
+    return {k: sorted(v) for k, v in found.items()}
+
+
+# --- zone files ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("a.example.test", "b.example.test"), ("example.test", "sub.example.test")],
+)
+def test_removing_one_domain_keeps_the_host_the_other_still_uses(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    path = zone_file(tmp_path)
+    Domain(tmp_path, spec(first, ["pbx"], zonefile_section())).apply()
+    Domain(tmp_path, spec(second, ["pbx", "second"], zonefile_section())).apply()
+    assert claims(path) == {"pbx": sorted([f"{first}.", f"{second}."]), "second": [f"{second}."]}
+
+    removal = Domain(tmp_path, spec(first, [], zonefile_section()))
+    live, changes = removal.plan()
+    assert not any(c.address.kind in ("A", "AAAA") for c in changes), changes
+    assert f"pbx.{ZONE}. keeps its addresses: {second}. uses it too" in " ".join(live.notes)
+    removal.apply()
+    assert addresses(path)["pbx"] == ["192.0.2.10", "2001:db8::10"]
+    assert claims(path) == {"pbx": [f"{second}."], "second": [f"{second}."]}
+    # the other domain's next plan is empty: its callers were never without an address
+    assert Domain(tmp_path, spec(second, ["pbx", "second"], zonefile_section())).plan()[1] == []
+    assert Domain(tmp_path, spec(first, [], zonefile_section())).plan()[1] == []
+
+    # the last domain that uses the host takes its addresses and claims with it
+    Domain(tmp_path, spec(second, [], zonefile_section())).apply()
+    assert "pbx" not in addresses(path) and "second" not in addresses(path)
+    assert claims(path) == {}
+    assert addresses(path)["www"] == ["192.0.2.80"]  # the zone's own records stay
+
+
+def test_a_domain_dropping_a_host_from_its_servers_leaves_it_to_the_other(
+    tmp_path: Path,
+) -> None:
+    path = zone_file(tmp_path)
+    Domain(tmp_path, spec("a.example.test", ["pbx", "second"], zonefile_section())).apply()
+    Domain(tmp_path, spec("b.example.test", ["pbx"], zonefile_section())).apply()
+
+    # a moves to third: second is a's alone and goes, pbx stays for b
+    moved = Domain(tmp_path, spec("a.example.test", ["third"], zonefile_section()))
+    changes = moved.apply()
+    deleted = {(c.address.kind, c.address.name) for c in changes if c.action == "delete"}
+    assert ("A", f"second.{ZONE}.") in deleted
+    assert not any(name.startswith("pbx.") for _, name in deleted)
+    assert addresses(path)["pbx"] == ["192.0.2.10", "2001:db8::10"] and "second" not in addresses(
+        path
+    )
+    assert claims(path) == {"pbx": ["b.example.test."], "third": ["a.example.test."]}
+    assert Domain(tmp_path, spec("a.example.test", ["third"], zonefile_section())).plan()[1] == []
+    assert Domain(tmp_path, spec("b.example.test", ["pbx"], zonefile_section())).plan()[1] == []
+
+
+def test_a_zone_written_before_claims_upgrades_one_record_per_host(tmp_path: Path) -> None:
+    """A zone written by a sipctl without claims: each domain's first plan adds its claims and
+    nothing else; until the other domain has applied once, a removal behaves as before (the
+    host's addresses go); once both have, it keeps them."""
+    path = zone_file(tmp_path)
+    a_spec = spec("a.example.test", ["pbx"], zonefile_section())
+    b_spec = spec("b.example.test", ["pbx"], zonefile_section())
+    Domain(tmp_path, a_spec).apply()
+    Domain(tmp_path, b_spec).apply()
+    _forget_claims(path)
+
+    _, changes = Domain(tmp_path, b_spec).plan()
+    assert [(c.action, c.address.kind, c.address.name) for c in changes] == [
+        ("create", "TXT", f"_sipctl-claim.pbx.{ZONE}.")
+    ]
+    # b has not applied since: a's removal finds no claim of b's and deletes, as before
+    Domain(tmp_path, spec("a.example.test", [], zonefile_section())).apply()
+    assert "pbx" not in addresses(path)
+    changes = Domain(tmp_path, b_spec).apply()  # b's next apply puts them back
+    assert {c.address.kind for c in changes} == {"A", "AAAA", "TXT"}
+
+    Domain(tmp_path, a_spec).apply()
+    _forget_claims(path)
+    Domain(tmp_path, b_spec).apply()  # b claims pbx; a has not applied since the upgrade
+    Domain(tmp_path, spec("a.example.test", [], zonefile_section())).apply()
+    assert addresses(path)["pbx"] == ["192.0.2.10", "2001:db8::10"]
+    assert claims(path) == {"pbx": ["b.example.test."]}
+
+
+def _forget_claims(path: Path) -> None:
+    """The zone as a sipctl without claims wrote it: the same records without the claims."""
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(line for line in lines if "_sipctl-claim" not in line))
+    assert claims(path) == {}
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["one-run", "two-runs"])
+def test_the_cli_removes_one_domain_of_two_in_one_run_or_two(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    together: bool,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = zone_file(tmp_path)
+    (tmp_path / "a.yaml").write_text(spec("a.example.test", ["pbx"], zonefile_section()))
+    (tmp_path / "b.yaml").write_text(spec("b.example.test", ["pbx"], zonefile_section()))
+    # one zone file takes one apply at a time (its lock): the domains go one after the other
+    both = ["-f", "a.yaml", "-f", "b.yaml", "--parallel", "1"]
+    assert run(["apply", *both, "--auto-approve"]) == 0
+    (tmp_path / "a.yaml").write_text(spec("a.example.test", [], zonefile_section()))
+    if together:
+        assert run(["apply", *both, "--auto-approve", "--force"]) == 0
+    else:
+        assert run(["apply", "-f", "a.yaml", "--auto-approve", "--force"]) == 0
+    said = capsys.readouterr()
+    assert "b.example.test. uses it too" in said.out + said.err
+    assert addresses(path)["pbx"] == ["192.0.2.10", "2001:db8::10"]
+    assert run(["plan", "-f", "a.yaml", "-f", "b.yaml", "--detailed-exitcode"]) == 0
+
+
+# --- the rule, for any domains and hosts, in any order -------------------------------------
+
+DOMAINS = ("example.test", "a.example.test", "b.example.test")
+host_sets = st.frozensets(st.sampled_from(sorted(HOSTS)))
+
+
+@settings(max_examples=examples(40), deadline=None)
+@given(
+    start=st.fixed_dictionaries({d: host_sets for d in DOMAINS}),
+    steps=st.lists(st.tuples(st.sampled_from(DOMAINS), host_sets), max_size=4),
+    removal=st.permutations(DOMAINS),
+)
+def test_a_host_has_addresses_exactly_while_some_domain_claims_it(
+    start: dict[str, frozenset[str]],
+    steps: list[tuple[str, frozenset[str]]],
+    removal: list[str],
+) -> None:
+    """Any domains claiming any hosts, their server lists changed and the domains removed in
+    any order: after every apply, a host's A/AAAA exist iff some domain's servers use it, its
+    claim names exactly those domains, and every domain's next plan is empty."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        path = zone_file(base)
+        now: dict[str, frozenset[str]] = {d: frozenset() for d in DOMAINS}
+        script = [*start.items(), *steps, *((d, frozenset[str]()) for d in removal)]
+        for domain, hosts in script:
+            Domain(base, spec(domain, hosts, zonefile_section())).apply()
+            now[domain] = hosts
+            users = {h: sorted(f"{d}." for d in DOMAINS if h in now[d]) for h in HOSTS}
+            found = addresses(base / "example.zone")
+            for host in HOSTS:
+                assert (host in found) == bool(users[host]), (host, now, found)
+                if users[host]:
+                    assert ADDRESS[host] in found[host]
+            assert claims(path) == {h: users[h] for h in HOSTS if users[h]}
+            for other in DOMAINS:
+                again = Domain(base, spec(other, now[other], zonefile_section())).plan()[1]
+                assert again == [], (other, again)
+        assert addresses(path)["www"] == ["192.0.2.80"]
+
+
+# --- a real BIND over RFC 2136 -------------------------------------------------------------
+
+
+def _bind_spec(bind: BindServer, zone: str, domain: str, hosts: Iterable[str]) -> str:
+    return spec(domain, hosts, rfc2136_section(bind), zone=zone)
+
+
+def _bind_addresses(bind: BindServer, zone: str, host: str) -> list[str]:
+    return bind.query(f"{host}.{zone}", "A") + bind.query(f"{host}.{zone}", "AAAA")
+
+
+def test_bind_removing_one_domain_keeps_the_shared_host(
+    bind: BindServer, bind_zone: str, tmp_path: Path
+) -> None:
+    z, env = bind_zone, bind_env(bind)
+    a, b = f"a.{z}", f"b.{z}"
+    Domain(tmp_path, _bind_spec(bind, z, a, ["pbx"]), env).apply()
+    Domain(tmp_path, _bind_spec(bind, z, b, ["pbx"]), env).apply()
+    assert sorted(bind.query(f"_sipctl-claim.pbx.{z}", "TXT")) == [
+        f'"domain={a}."',
+        f'"domain={b}."',
+    ]
+    Domain(tmp_path, _bind_spec(bind, z, a, []), env).apply()
+    assert _bind_addresses(bind, z, "pbx") == ["192.0.2.10", "2001:db8::10"]
+    assert bind.query(f"_sipctl-claim.pbx.{z}", "TXT") == [f'"domain={b}."']
+    assert Domain(tmp_path, _bind_spec(bind, z, b, ["pbx"]), env).plan()[1] == []
+    Domain(tmp_path, _bind_spec(bind, z, b, []), env).apply()
+    assert _bind_addresses(bind, z, "pbx") == []
+    assert bind.query(f"_sipctl-claim.pbx.{z}", "TXT") == []
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["claimed", "zone-before-claims"])
+def test_bind_a_domain_joining_a_host_stops_a_racing_removal(
+    bind: BindServer, bind_zone: str, tmp_path: Path, legacy: bool
+) -> None:
+    """a drops pbx while b starts using it: both plans read pbx as a's alone. b's UPDATE goes
+    first, so a's (which would delete pbx's addresses) fails its prerequisite on pbx's
+    claims and changes nothing; a's plan made again keeps them. Also in a zone written
+    before claims, where a's removal does not change the claims it was decided on."""
+    z, env = bind_zone, bind_env(bind)
+    a, b = f"a.{z}", f"b.{z}"
+    Domain(tmp_path, _bind_spec(bind, z, a, ["pbx"]), env).apply()
+    if legacy:
+        bind.update(z, delete=[(f"_sipctl-claim.pbx.{z}.", "TXT")])
+    removal = Domain(tmp_path, _bind_spec(bind, z, a, []), env)
+    removal_live, removal_changes = removal.plan()
+    assert {c.address.kind for c in removal_changes if c.action == "delete"} >= {"A", "AAAA"}
+    Domain(tmp_path, _bind_spec(bind, z, b, ["pbx"]), env).apply()
+    with pytest.raises(StalePlanError, match="prerequisite failed"):
+        removal.provider.apply(removal_changes, removal_live)
+    assert _bind_addresses(bind, z, "pbx") == ["192.0.2.10", "2001:db8::10"]
+    removal.apply()  # planned again: b claims pbx now
+    assert _bind_addresses(bind, z, "pbx") == ["192.0.2.10", "2001:db8::10"]
+    assert bind.query(f"_sipctl-claim.pbx.{z}", "TXT") == [f'"domain={b}."']
+
+
+def test_bind_a_racing_join_after_the_removal_is_refused_and_adds_the_host_again(
+    bind: BindServer, bind_zone: str, tmp_path: Path
+) -> None:
+    z, env = bind_zone, bind_env(bind)
+    a, b = f"a.{z}", f"b.{z}"
+    Domain(tmp_path, _bind_spec(bind, z, a, ["pbx"]), env).apply()
+    join = Domain(tmp_path, _bind_spec(bind, z, b, ["pbx"]), env)
+    join_live, join_changes = join.plan()
+    assert {c.address.kind for c in join_changes if c.address.name.startswith("pbx.")} == set()
+    Domain(tmp_path, _bind_spec(bind, z, a, []), env).apply()  # pbx was a's alone: gone
+    with pytest.raises(StalePlanError, match="prerequisite failed"):
+        join.provider.apply(join_changes, join_live)
+    join.apply()
+    assert _bind_addresses(bind, z, "pbx") == ["192.0.2.10", "2001:db8::10"]
+
+
+def test_bind_the_rendered_update_policy_lets_both_domains_claim_and_release(
+    bind: BindServer, tmp_path: Path
+) -> None:
+    """The least-privilege update-policy sipctl renders grants each domain its claims: the
+    two domains' policies together, and nothing else, let both apply and remove."""
+    z, env = f"policy-{secrets.token_hex(3)}.test", bind_env(bind)
+    texts = {d: _bind_spec(bind, z, d, ["pbx", "second"]) for d in (f"a.{z}", f"b.{z}")}
+    grants = []
+    for text in texts.values():
+        loaded = load_spec_text(text, source=str(tmp_path / "s.yaml"), base_dir=tmp_path)
+        grants += [g for g in update_policy(loaded.spec).splitlines() if "grant" in g]
+    assert any(f"_sipctl-claim.pbx.{z}. TXT" in g for g in grants)
+    bind.new_zone(z, policy="update-policy {\n" + "\n".join(sorted(set(grants))) + "\n};")
+    for text in texts.values():
+        Domain(tmp_path, text, env).apply()
+    Domain(tmp_path, _bind_spec(bind, z, f"a.{z}", []), env).apply()
+    assert _bind_addresses(bind, z, "pbx") == ["192.0.2.10", "2001:db8::10"]
+    Domain(tmp_path, _bind_spec(bind, z, f"b.{z}", []), env).apply()
+    assert _bind_addresses(bind, z, "pbx") == [] and _bind_addresses(bind, z, "second") == []
