@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from sipctl.errors import SipctlError, SpecError
+from sipctl.reconciler.dns_records import is_claim_owner
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.resources import LiveState, Resource
 
@@ -131,6 +132,12 @@ class Provider(ABC):
     # Declared on the class, so ``sipctl validate`` can ask it without opening the provider:
     # it publishes ACME DNS-01 challenge records (and its ``challenge_writer`` returns one).
     answers_acme_challenges: ClassVar[bool] = False
+    # A DNS provider that writes an rrset it owns only a part of by keeping the others'
+    # records in it (``providers/dns/owned.py``: its ``owned_state`` and ``rrset_after``),
+    # so that domains of one zone may share a server: each domain's claim on a host
+    # (``_sipctl-claim.<host>``) is published to it, and the host's addresses stay while
+    # another domain claims them. Without it no claim is published (``publishable``).
+    shares_hosts: ClassVar[bool] = False
 
     @abstractmethod
     def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
@@ -173,8 +180,13 @@ class Provider(ABC):
 
     def publishable(self, desired: Sequence[Resource]) -> list[Resource]:
         """The desired resources this target can hold (an API without NAPTR holds SRV only;
-        its ``read`` notes why). Default: all of them."""
-        return list(desired)
+        its ``read`` notes why). Default: all of them, but the claims on hosts of a provider
+        that does not declare ``shares_hosts``."""
+        if self.shares_hosts:
+            return list(desired)
+        return [
+            r for r in desired if not (r.address.layer == "dns" and is_claim_owner(r.address.name))
+        ]
 
     def host_reads(self, desired: Sequence[Resource]) -> list[HostRead]:
         """The files, private keys, programs whose words depend on no file, and a read

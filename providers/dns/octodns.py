@@ -105,6 +105,7 @@ class OctodnsProvider(Provider):
 
     layer: ClassVar[str] = "dns"
     name: ClassVar[str] = "octodns"
+    shares_hosts: ClassVar[bool] = True  # owned.py: owned_state and rrset_after
     answers_acme_challenges: ClassVar[bool] = True
 
     def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
@@ -139,9 +140,10 @@ class OctodnsProvider(Provider):
 
     def publishable(self, desired: Sequence[Resource]) -> list[Resource]:
         """The desired rrsets this provider can hold: without NAPTR support, SRV only."""
+        held = super().publishable(desired)
         if self.naptr_supported:
-            return list(desired)
-        return [r for r in desired if r.address.kind != "NAPTR"]
+            return held
+        return [r for r in held if r.address.kind != "NAPTR"]
 
     # --- read -------------------------------------------------------------------------------
 

@@ -105,6 +105,7 @@ class Rfc2136Provider(Provider):
 
     layer: ClassVar[str] = "dns"
     name: ClassVar[str] = "rfc2136"
+    shares_hosts: ClassVar[bool] = True  # owned.py: owned_state and rrset_after
     answers_acme_challenges: ClassVar[bool] = True
 
     def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:

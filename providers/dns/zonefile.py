@@ -81,6 +81,7 @@ class ZoneFileProvider(Provider):
 
     layer: ClassVar[str] = "dns"
     name: ClassVar[str] = "zonefile"
+    shares_hosts: ClassVar[bool] = True  # owned.py: owned_state and rrset_after
 
     def __init__(self, loaded: LoadedSpec, ctx: RunContext) -> None:
         if loaded.spec.dns is None or loaded.spec.dns.file is None:
