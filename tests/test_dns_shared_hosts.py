@@ -2,10 +2,10 @@
 pbx.example.test): a domain that stops using the host, or is removed, deletes the host's
 A/AAAA only when no other domain of the zone still claims it (``_sipctl-claim.<host>``).
 
-Against real zone files (the zonefile provider, parsed by dnspython and loaded by BIND's
-``named-checkzone`` in test_zonefile) and a real BIND over RFC 2136 (prerequisites that
-stop two racing applies, the rendered least-privilege update-policy); a property test holds
-the rule for any domains claiming any hosts, changed and removed in any order.
+Against real zone files (the zonefile provider), a real BIND over RFC 2136 (prerequisites
+that stop two racing applies, the rendered least-privilege update-policy) and a real
+PowerDNS through octoDNS; a property test holds the rule for any domains claiming any
+hosts, changed and removed in any order.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from pathlib import Path
 import dns.zone
 import pytest
 from fixtures.bind import UNRELATED_RECORDS, BindServer, bind_env, rfc2136_section, zone_text
+from fixtures.powerdns import PowerDnsServer
 from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from octodns_specs import PDNS_KEY_ENV, pdns_spec, sipctl, write
 
 from sipctl.cli import run
 from sipctl.errors import StalePlanError
@@ -359,3 +361,50 @@ def test_bind_the_rendered_update_policy_lets_both_domains_claim_and_release(
     assert _bind_addresses(bind, z, "pbx") == ["192.0.2.10", "2001:db8::10"]
     Domain(tmp_path, _bind_spec(bind, z, f"b.{z}", []), env).apply()
     assert _bind_addresses(bind, z, "pbx") == [] and _bind_addresses(bind, z, "second") == []
+
+
+# --- octoDNS, against a real PowerDNS ------------------------------------------------------
+
+
+def test_powerdns_removing_one_domain_keeps_the_shared_host(
+    powerdns: PowerDnsServer,
+    powerdns_zone: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same rule through octoDNS: both domains' claims in one rrset, each written back
+    with the other's record kept (octoDNS writes whole rrsets)."""
+    monkeypatch.setenv(PDNS_KEY_ENV, powerdns.api_key)
+    z = powerdns_zone
+    a, b = f"a.{z}", f"b.{z}"
+
+    def text(domain: str, absent: bool = False) -> str:
+        servers = f"  - {{host: pbx.{z}, ipv4: [192.0.2.10], ipv6: ['2001:db8::10']}}\n"
+        base = pdns_spec(z, powerdns.api_port, servers=servers)
+        extra = f"  zone: {z}\n" + ("  ensure: absent\n" if absent else "")
+        return base.replace(f"domain: {z}\n", f"domain: {domain}\n").replace(
+            "  provider: octodns\n", "  provider: octodns\n" + extra
+        )
+
+    def claims_of() -> list[str]:
+        return powerdns.rrsets(z).get((f"_sipctl-claim.pbx.{z}.", "TXT"), (0, []))[1]
+
+    for domain in (a, b):
+        code, out = sipctl(capsys, "apply", "-f", write(tmp_path, text(domain)), "--auto-approve")
+        assert code == 0, out
+    assert sorted(claims_of()) == [f'"domain={a}."', f'"domain={b}."']
+    code, out = sipctl(
+        capsys, "apply", "-f", write(tmp_path, text(a, True)), "--auto-approve", "--force"
+    )
+    assert code == 0 and f"{b}. uses it too" in out, out
+    assert powerdns.rrsets(z)[(f"pbx.{z}.", "A")][1] == ["192.0.2.10"]
+    assert powerdns.rrsets(z)[(f"pbx.{z}.", "AAAA")][1] == ["2001:db8::10"]
+    assert claims_of() == [f'"domain={b}."']
+    code, out = sipctl(capsys, "plan", "-f", write(tmp_path, text(b)), "--detailed-exitcode")
+    assert code == 0, out
+    code, out = sipctl(
+        capsys, "apply", "-f", write(tmp_path, text(b, True)), "--auto-approve", "--force"
+    )
+    assert code == 0, out
+    assert (f"pbx.{z}.", "A") not in powerdns.rrsets(z) and claims_of() == []

@@ -54,3 +54,23 @@ def test_a_changed_domain_is_told_and_the_documented_way_leaves_nothing_behind(
     zone = (tmp_path / "mysite.ru.zone").read_text()
     assert "_sip._udp.voip" in zone and "pbx" in zone and "192.0.2.5" in zone
     assert "_sipctl\t" not in zone and "_sip._udp\t" not in zone, zone
+
+
+def test_the_old_domain_removed_after_the_new_one_keeps_their_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The other order: the new domain is applied first, then the old one removed. Both
+    point at pbx.mysite.ru; the old domain's removal leaves its A record to the new one."""
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(_spec("mysite.ru"))
+    assert run(["apply", "--auto-approve"]) == 0
+    spec.write_text(_spec("voip.mysite.ru"))
+    assert run(["apply", "--auto-approve"]) == 0
+    (tmp_path / "old.yaml").write_text(_spec("mysite.ru", pbx=False, absent=True))
+    assert run(["apply", "-f", "old.yaml", "--auto-approve", "--force"]) == 0
+    said = capsys.readouterr()
+    assert "pbx.mysite.ru. keeps its addresses: voip.mysite.ru. uses it too" in said.out
+    assert run(["plan", "--detailed-exitcode"]) == 0
+    zone = (tmp_path / "mysite.ru.zone").read_text()
+    assert "192.0.2.5" in zone and "_sip._udp\t" not in zone, zone

@@ -113,7 +113,7 @@ def test_a_second_apply_exits_3_naming_the_holder_and_the_zone_ends_as_specified
 
     code, out, err = first.answer("yes")
     assert code == 0, err
-    assert "Apply complete! 9 added" in out
+    assert "Apply complete! 10 added" in out
     assert bind.query(f"_sipctl-lock.{zone}", "TXT") == [], "released at the end"
     again = _sipctl(spec, env_b, "plan", "--detailed-exitcode")
     assert again.returncode == 0, again.stdout + again.stderr

@@ -88,7 +88,8 @@ def test_powerdns_apply_is_lock_plus_one_change_set(
     assert ("DELETE", lock, "TXT") in change_set  # the release rides in the change set
     assert ("REPLACE", state, "TXT") in change_set  # and so does the record of the apply
     assert ("REPLACE", f"_sip._udp.{z}.", "SRV") in change_set
-    assert len(change_set) == 7 and ("REPLACE", f"{z}.", "NAPTR") in change_set, change_set[6:]
+    assert ("REPLACE", f"_sipctl-claim.sip.{z}.", "TXT") in change_set  # the domain's claim
+    assert len(change_set) == 8 and ("REPLACE", f"{z}.", "NAPTR") in change_set, change_set[6:]
     rrsets = powerdns.rrsets(z)
     assert (lock, "TXT") not in rrsets and (state, "TXT") in rrsets
     pdns_proxy.reset()
@@ -137,7 +138,7 @@ def test_a_change_set_failing_half_way_is_retried_from_a_fresh_read(
     only what had not landed: every rrset is written exactly once, and the run converges."""
     plugin = "octodns_test_plugins.PowerDnsPerRecord"
     monkeypatch.setenv("SIPCTL_PROFILE", str(allow_test_plugins(tmp_path, pdns_proxy.port)))
-    writes_per_run = 8  # the lock, 5 records, the record of the apply, the release
+    writes_per_run = 9  # the lock, 6 records (a claim among them), the record, the release
     for position in range(writes_per_run):
         z = powerdns.new_zone()
         spec = tmp_path / f"sipctl-{position}.yaml"

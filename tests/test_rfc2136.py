@@ -20,7 +20,7 @@ from sipctl.schemas.loader import load_spec_text
 
 pytestmark = pytest.mark.bind
 
-OWNED_PREFIXES = ("_sip._udp.", "_sip._tcp.", "_sips._tcp.", "_sipctl.")
+OWNED_PREFIXES = ("_sip._udp.", "_sip._tcp.", "_sips._tcp.", "_sipctl.", "_sipctl-claim.")
 
 
 class Run:
@@ -147,6 +147,7 @@ def test_removing_a_server_removes_exactly_its_records(
             ("SRV", f"_sip._tcp.{z}.", "update"),
             ("SRV", f"_sips._tcp.{z}.", "update"),
             ("TXT", f"_sipctl.{z}.", "update"),
+            ("TXT", f"_sipctl-claim.second.{z}.", "delete"),
         ]
     )
     assert bind.query(f"second.{z}", "A") == []
