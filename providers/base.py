@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from sipctl.errors import SipctlError, SpecError
-from sipctl.reconciler.dns_records import is_claim_owner
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.resources import LiveState, Resource
 
@@ -184,6 +183,9 @@ class Provider(ABC):
         that does not declare ``shares_hosts``."""
         if self.shares_hosts:
             return list(desired)
+        # here, not at the top: validate imports this module and never dnspython
+        from sipctl.reconciler.dns_records import is_claim_owner
+
         return [
             r for r in desired if not (r.address.layer == "dns" and is_claim_owner(r.address.name))
         ]

@@ -229,6 +229,25 @@ def test_the_cli_removes_one_domain_of_two_in_one_run_or_two(
     assert run(["plan", "-f", "a.yaml", "-f", "b.yaml", "--detailed-exitcode"]) == 0
 
 
+def test_specs_of_one_run_that_declare_one_host_differently_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alike they share it; with other addresses each apply would undo the other's."""
+    monkeypatch.chdir(tmp_path)
+    zone_file(tmp_path)
+    (tmp_path / "a.yaml").write_text(spec("a.example.test", ["pbx"], zonefile_section()))
+    other = spec("b.example.test", ["pbx"], zonefile_section()).replace("192.0.2.10", "192.0.2.99")
+    (tmp_path / "b.yaml").write_text(other)
+    assert run(["validate", "-f", "a.yaml", "-f", "b.yaml"]) == 1
+    said = capsys.readouterr()
+    assert (
+        "b.yaml: DNS A pbx.example.test. is also published by a.yaml with other records or TTL"
+        in said.err
+    ), said.err
+    assert "AAAA" not in said.err  # the same IPv6 address in both: no conflict there
+    assert run(["validate", "-f", "a.yaml"]) == 0
+
+
 # --- the rule, for any domains and hosts, in any order -------------------------------------
 
 DOMAINS = ("example.test", "a.example.test", "b.example.test")

@@ -92,10 +92,9 @@ def claims_of(loaded: LoadedSpec) -> tuple[Claims, dict[str, list[Resource]]]:
     addresses: set[tuple[str, str, str]] = set()
     if spec.dns is not None:
         rendered["dns"] = layer_named("dns").render(spec)
-        shares = _shares_hosts(spec.dns.provider)
         for r in rendered["dns"]:
             kind, name = r.address.kind, r.address.name
-            if kind in ("A", "AAAA") and shares:
+            if kind in ("A", "AAAA"):
                 digest = hashlib.sha256(canonical_json(r.value).encode("utf-8")).hexdigest()
                 addresses.add((kind, name, digest))
             elif not is_claim_owner(name):
@@ -123,18 +122,6 @@ def claims_of(loaded: LoadedSpec) -> tuple[Claims, dict[str, list[Resource]]]:
         tuple(sorted(addresses)),
     )
     return claims, rendered
-
-
-def _shares_hosts(provider: str) -> bool:
-    """Whether the DNS provider declares ``shares_hosts`` (one not installed: no; its plan
-    says so)."""
-    from sipctl.errors import SipctlError
-    from sipctl.providers.base import load_provider
-
-    try:
-        return load_provider(provider).shares_hosts
-    except SipctlError:
-        return False
 
 
 def _page_claim(loaded: LoadedSpec) -> HostClaim | None:
