@@ -127,7 +127,8 @@ def host_names(hosts: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def wanted_names(domain: str, desired: Sequence[Resource]) -> Names:
-    """What a read asks first: ``base_names`` and the A/AAAA of the hosts the spec wants."""
+    """What a read asks first: ``base_names`` and the A/AAAA and claims of the hosts the
+    spec wants."""
     return [*base_names(domain), *host_names(desired_hosts(desired))]
 
 
@@ -135,9 +136,10 @@ def read_owned(
     read: Callable[[Names], dict[tuple[str, str], LiveRrset]], first: Names, domain: str, zone: str
 ) -> tuple[dict[tuple[str, str], LiveRrset], Names]:
     """Every owned rrset, by ``read`` (the live rrsets at the names given, absent ones left
-    out) in at most two rounds: ``first``, then the A/AAAA of hosts the live registry lists
-    that ``first`` left out (hosts the spec no longer has: theirs are ours to delete; usually
-    none, so usually no second round). Returns the rrsets and every name asked."""
+    out) in at most two rounds: ``first``, then the A/AAAA (and claims) of hosts the live
+    registry lists that ``first`` left out (hosts the spec no longer has: theirs are ours to
+    delete unless another domain claims them; usually none, so usually no second round).
+    Returns the rrsets and every name asked."""
     rrsets = read(first)
     more = [n for n in host_names(listed_hosts(rrsets, domain, zone)) if n not in first]
     if more:
@@ -170,12 +172,13 @@ def owned_state(
             value = _naptr_value(rrset, wanted.get(address), live)
         elif rdtype == "TXT" and is_claim_owner(owner):
             value = _claim_value(rrset, ours, wanted.get(address))
-        elif rdtype in ("A", "AAAA") and address not in wanted:
-            others = other_claims(rrsets, owner, domain)
-            if others:
-                kept_for.setdefault(owner, others)
-                continue
-            value = {"ttl": rrset.ttl, "records": sorted({c for c, _ in rrset.records})}
+        elif (
+            rdtype in ("A", "AAAA")
+            and address not in wanted
+            and (others := other_claims(rrsets, owner, domain))
+        ):
+            kept_for.setdefault(owner, others)  # not ours to delete: another domain uses it
+            continue
         else:
             value = {"ttl": rrset.ttl, "records": sorted({c for c, _ in rrset.records})}
         if value is not None:

@@ -1,12 +1,13 @@
 """The ``rfc2136`` DNS provider: authoritative TSIG-signed reads, one dynamic UPDATE to write.
 
 Reading takes the names sipctl owns (the domain's NAPTR, three SRVs, the registry TXT, the
-A/AAAA of the hosts it lists or the spec wants, and the SOA) from the first message of one
-signed zone transfer when the whole zone fits in that message: one signature for the server
-to check and one to make, as octoDNS costs it, instead of nine. A larger zone (or a key that
-may not transfer) is read by asking for the owned names only, pipelined over one TCP
-connection to the primary, and the rest of its transfer is never read: a plan costs the same
-in a zone of 200 records as in one of 100,000, and no large zone is transferred whole. The
+A/AAAA and the claims of the hosts it lists or the spec wants, and the SOA) from the first
+message of one signed zone transfer when the whole zone fits in that message: one signature
+for the server to check and one to make, as octoDNS costs it, instead of nine. A larger
+zone (or a key that may not transfer) is read by asking for the owned names only, pipelined
+over one TCP connection to the primary, and the rest of its transfer is never read: a plan
+costs the same in a zone of 200 records as in one of 100,000, and no large zone is
+transferred whole. The
 queries and the transfer are written, and their answers checked and decoded, by ``wire``
 (each answer's TSIG verified over the whole message by dnspython, then only its answer
 section, or of a transfer only the records at the owned names, decoded). Both reads give the
@@ -174,7 +175,7 @@ class Rfc2136Provider(Provider):
 
     def _wanted(self, desired: Sequence[Resource]) -> list[tuple[str, str]]:
         """The (owner, type) pairs a plan reads first: the SOA, the domain's NAPTR, the three
-        SRVs, the registry TXT and the A/AAAA of the hosts the spec wants."""
+        SRVs, the registry TXT and the A/AAAA and claims of the hosts the spec wants."""
         return [(self.zone, "SOA"), *wanted_names(self.domain, desired)]
 
     def _read_by_queries(self, desired: Sequence[Resource]) -> dict[tuple[str, str], LiveRrset]:
