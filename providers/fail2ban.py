@@ -105,10 +105,7 @@ class Fail2banProvider(Provider):
             raise ProviderError("the spec has no fail2ban section: the layer is not managed")
         self._section: Fail2ban = spec.fail2ban
         self._target = spec.fail2ban_target() or "local"
-        ssh = self._section.ssh
-        if ssh is None and spec.asterisk is not None:
-            ssh = spec.asterisk.ssh
-        self._ssh: Ssh | None = ssh
+        self._ssh: Ssh | None = spec.fail2ban_ssh()
         self._ctx = ctx
         self._loaded = loaded
         self._paths = (filter_path(self._section), jail_path(self._section))

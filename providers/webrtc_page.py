@@ -287,11 +287,7 @@ class WebrtcPageProvider(Provider):
         return LocalStateStore(local_state_dir() / record_name(key, ".state.json"))
 
     def _transport(self, target: str) -> HostTransport:
-        asterisk = self._loaded.spec.asterisk
-        same_host = asterisk is not None and (
-            parse_target(asterisk.target).key == parse_target(target).key
-        )
-        return self._ctx.transports.get(target, asterisk.ssh if same_host and asterisk else None)
+        return self._ctx.transports.get(target, self._loaded.spec.publish_ssh(target))
 
     def gate_reads(self, desired: Sequence[Resource]) -> list[GateReads]:
         """What ``read`` asks of hosts, for their read gates: the record and the page's files

@@ -75,10 +75,8 @@ def fail2ban_run(spec: Spec, ctx: RunContext, *verb: str) -> str | None:
     section = spec.fail2ban
     if section is None:
         return None
-    target = section.target or (spec.asterisk.target if spec.asterisk else "local")
-    ssh = section.ssh or (spec.asterisk.ssh if spec.asterisk else None)
     try:
-        transport = ctx.transports.get(target, ssh)
+        transport = ctx.transports.get(spec.fail2ban_target() or "local", spec.fail2ban_ssh())
         if not transport.can_run:
             return None
         key = "fail2ban.program"

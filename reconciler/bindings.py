@@ -173,14 +173,13 @@ def acme_directory(loaded: LoadedSpec) -> str | None:
 
 def _ssh_targets(loaded: LoadedSpec) -> Iterator[tuple[str, str, Any]]:
     spec = loaded.spec
-    asterisk_ssh = spec.asterisk.ssh if spec.asterisk is not None else None
     sections: list[tuple[str, str | None, Any]] = []
     if spec.asterisk is not None:
         sections.append(("asterisk", spec.asterisk.target, spec.asterisk.ssh))
     if spec.firewall is not None:
-        sections.append(("firewall", spec.firewall_target(), spec.firewall.ssh or asterisk_ssh))
+        sections.append(("firewall", spec.firewall_target(), spec.firewall_ssh()))
     if spec.fail2ban is not None:
-        sections.append(("fail2ban", spec.fail2ban_target(), spec.fail2ban.ssh or asterisk_ssh))
+        sections.append(("fail2ban", spec.fail2ban_target(), spec.fail2ban_ssh()))
     for section, target, ssh in sections:
         if target and parse_target(target).kind == "ssh":
             yield section, target, ssh

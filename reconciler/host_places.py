@@ -208,6 +208,13 @@ def _problem(loaded: LoadedSpec, path: HostPath, where: str, places: HostPlaces)
             f"{head}: sipctl could not resolve it on {places.host} (realpath -m, GNU "
             "coreutils, found nothing); nothing was read or written"
         )
+    if where == posixpath.normpath(places.profile):
+        # wherever SIPCTL_HOST_PROFILE put it, and whatever places it lists: the file that
+        # says what sipctl may do on the host is never one sipctl writes
+        return (
+            f"{head} on {places.host} ({_NOTES[path.layer.layer]}) is the host profile "
+            "itself, which only the PBX's admin writes; nothing was read or written"
+        )
     if places.hold(where):
         return None
     shown = f" is {where}" if where != posixpath.normpath(path.written) else ""

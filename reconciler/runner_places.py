@@ -240,30 +240,24 @@ def layer_targets(spec: Spec) -> list[LayerTarget]:
     firewall and fail2ban without a target of their own take asterisk's (its key), or
     ``local`` (their own key) in a spec without asterisk."""
     found: list[LayerTarget] = []
-    asterisk_ssh = spec.asterisk.ssh if spec.asterisk is not None else None
     if spec.asterisk is not None:
         own = spec.asterisk.target
-        found.append(LayerTarget("asterisk", ("asterisk", "target"), own, own, asterisk_ssh))
+        found.append(LayerTarget("asterisk", ("asterisk", "target"), own, own, spec.asterisk.ssh))
     sections = (
-        ("firewall", spec.firewall, spec.firewall_target()),
-        ("fail2ban", spec.fail2ban, spec.fail2ban_target()),
+        ("firewall", spec.firewall, spec.firewall_target(), spec.firewall_ssh()),
+        ("fail2ban", spec.fail2ban, spec.fail2ban_target(), spec.fail2ban_ssh()),
     )
-    for layer, section, target in sections:
+    for layer, section, target, ssh in sections:
         if section is None or target is None:
             continue
         key = (layer if section.target is not None or spec.asterisk is None else "asterisk",)
-        ssh = section.ssh or asterisk_ssh  # as their providers log in
         found.append(LayerTarget(layer, (*key, "target"), target, target, ssh))
     if spec.webrtc is not None and spec.webrtc.publish is not None:
         from sipctl.schemas.values import split_publish
 
         written = spec.webrtc.publish
         target, _path = split_publish(written)
-        # the page's provider logs in with asterisk.ssh on the PBX's own host only
-        same_host = spec.asterisk is not None and (
-            parse_target(spec.asterisk.target).key == parse_target(target).key
-        )
-        ssh = asterisk_ssh if same_host else None
+        ssh = spec.publish_ssh(target)
         found.append(LayerTarget("webrtc", ("webrtc", "publish"), target, written, ssh))
     return found
 

@@ -1039,3 +1039,25 @@ class Spec(_Model):
         if self.fail2ban.target is not None:
             return self.fail2ban.target
         return self.asterisk.target if self.asterisk is not None else "local"
+
+    # How each layer logs in to an ssh:// target: its own ssh, else asterisk's (the one
+    # rule every provider, lock, binding and place check follows).
+    def firewall_ssh(self) -> Ssh | None:
+        if self.firewall is not None and self.firewall.ssh is not None:
+            return self.firewall.ssh
+        return self.asterisk.ssh if self.asterisk is not None else None
+
+    def fail2ban_ssh(self) -> Ssh | None:
+        if self.fail2ban is not None and self.fail2ban.ssh is not None:
+            return self.fail2ban.ssh
+        return self.asterisk.ssh if self.asterisk is not None else None
+
+    def publish_ssh(self, target: str) -> Ssh | None:
+        """The page's login to ``target`` (webrtc.publish's): asterisk.ssh on the PBX's own
+        host only, since a key for the PBX is not one for a web server elsewhere."""
+        from sipctl.schemas.targets import parse_target
+
+        if self.asterisk is None:
+            return None
+        same_host = parse_target(self.asterisk.target).key == parse_target(target).key
+        return self.asterisk.ssh if same_host else None

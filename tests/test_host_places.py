@@ -195,6 +195,20 @@ def test_an_unusual_place_needs_the_host_profiles_entry(
     assert len(said) == 1 and "outside the host profile's places" in said[0]
 
 
+def test_the_host_profile_is_never_a_place_wherever_it_is(
+    ssh_server: SshServer, tmp_path: Path, host_profile: HostProfileFile
+) -> None:
+    """A host profile moved by SIPCTL_HOST_PROFILE, in a directory its places list: still
+    not a file a spec's path may name (/etc/sipctl is guarded, a moved one by this rule)."""
+    host_profile.write(f"places: [/etc/asterisk, {host_profile.path.parent}]\n")
+    data = spec(ssh_server, firewall={"persist": str(host_profile.path)})
+    for strict in (False, True):
+        said = problems(ssh_server, tmp_path, data, strict=strict)
+        assert len(said) == 1 and "is the host profile itself" in said[0], said
+    other = spec(ssh_server, firewall={"persist": str(host_profile.path.parent / "rules.v4")})
+    assert problems(ssh_server, tmp_path, other) == []
+
+
 def test_a_link_on_the_host_out_of_a_place_is_refused(
     ssh_server: SshServer, tmp_path: Path, host_profile: HostProfileFile
 ) -> None:

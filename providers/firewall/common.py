@@ -107,8 +107,7 @@ class FirewallProvider(Provider):
         self.fw: Firewall = spec.firewall
         self.target = target
         self.ref: TargetRef = parse_target(target)
-        asterisk_ssh = spec.asterisk.ssh if spec.asterisk is not None else None
-        self.ssh: Ssh | None = self.fw.ssh or asterisk_ssh
+        self.ssh: Ssh | None = spec.firewall_ssh()
 
     @property
     def target_id(self) -> str:

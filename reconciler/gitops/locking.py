@@ -480,7 +480,6 @@ def host_places(loaded: LoadedSpec, layers: Sequence[str] | None = None) -> list
     spec = loaded.spec
     places: list[HostPlace] = []
     wanted = set(layers or ("asterisk", "fail2ban", "firewall"))
-    default_ssh = spec.asterisk.ssh if spec.asterisk is not None else None
     # the certificate layer writes on the asterisk host: it shares that host's lock
     if spec.asterisk is not None and wanted & {"asterisk", "certificate"}:
         places.append(
@@ -488,16 +487,12 @@ def host_places(loaded: LoadedSpec, layers: Sequence[str] | None = None) -> list
         )
     if spec.fail2ban is not None and "fail2ban" in wanted:
         target = spec.fail2ban_target() or "local"
-        places.append(
-            HostPlace(
-                "fail2ban", target, spec.fail2ban.ssh or default_ssh, spec.fail2ban.config_dir
-            )
-        )
+        places.append(HostPlace("fail2ban", target, spec.fail2ban_ssh(), spec.fail2ban.config_dir))
     if spec.firewall is not None and "firewall" in wanted:
         target = spec.firewall_target() or "local"
         persist = spec.firewall.persist
         directory = persist.rsplit("/", 1)[0] or "/" if persist else "/run/lock"
-        places.append(HostPlace("firewall", target, spec.firewall.ssh or default_ssh, directory))
+        places.append(HostPlace("firewall", target, spec.firewall_ssh(), directory))
     return places
 
 
