@@ -112,7 +112,7 @@ def test_apply_writes_the_files_and_a_second_plan_is_empty(
     shown = asterisk.rx("dialplan show guest-call")
     for name in ("director", "alex", "101", *GUEST_EXTENSIONS):
         assert f"'{name}' =>" in shown
-    endpoint = asterisk.rx("pjsip show endpoint anonymous")
+    endpoint = asterisk.rx("pjsip show endpoint sipctl-guest")
     assert re.search(r"context\s*:\s*guest-call", endpoint)
     assert re.search(r"direct_media\s*:\s*false", endpoint)
     assert "RTP Allocating from port range 10000 -> 20000" in asterisk.full_log_path.read_text()
@@ -436,7 +436,7 @@ def test_change_then_removal_keeps_the_admin_bytes(
     assert not (config / "pjsip_sipctl.conf").exists()
     assert not (config / "extensions_sipctl.conf").exists()
     assert "rtpstart=10000" in (config / "rtp.conf").read_text()  # rtp.conf is left alone
-    assert "anonymous" not in asterisk.rx("pjsip show endpoints")
+    assert "sipctl-guest" not in asterisk.rx("pjsip show endpoints")
     assert "extensions_sipctl.conf" not in asterisk.rx("dialplan show guest-call")
     assert pending_changes(removed) == []
     # and back, for whoever runs after
@@ -462,9 +462,9 @@ def test_a_foreign_anonymous_endpoint_in_another_file_is_seen_live(
         ctx.close()
         assert live.problems == [
             "the running Asterisk (pjsip show endpoints) already has an 'anonymous' endpoint "
-            "that sipctl did not write; sipctl will not define a second one. Remove it "
-            "(sipctl's own guest endpoint replaces it), or leave the asterisk section out of "
-            "the spec"
+            "that sipctl did not write; it would take every unidentified request before "
+            "sipctl's guest endpoint. Remove it (sipctl's own guest endpoint replaces it), or "
+            "leave the asterisk section out of the spec"
         ]
     finally:
         pjsip.write_bytes(before)

@@ -158,10 +158,16 @@ def test_route_goto_not_found_and_chan_sip() -> None:
 
 def test_guest_endpoint_and_managed_transports() -> None:
     text = pjsip_text(make_spec())
-    assert list(normalize_sections(text)) == ["[anonymous]"]
+    # not [anonymous]: the anonymous identifier would hand it every method (GUEST_ENDPOINT)
+    assert list(normalize_sections(text)) == ["[sipctl-guest]", "[sipctl-guest-requests]"]
     assert "type=global" not in text and "[global]" not in text
+    assert (
+        "[sipctl-guest-requests]\ntype=identify\nendpoint=sipctl-guest\n"
+        "match_header=CSeq: /^[0-9]+ (INVITE|OPTIONS)$/\n"
+    ) in text
     for line in (
-        "[anonymous]",
+        "[sipctl-guest]",
+        "identify_by=header",
         "type=endpoint",
         "context=guest-call",
         "direct_media=no",
@@ -248,6 +254,10 @@ def test_cli_parsers_on_captured_output() -> None:
     assert identifier_order_problem("username,ip,header,anonymous") is None
     assert identifier_order_problem("anonymous,ip,username") is not None
     assert identifier_order_problem("ip,anonymous") is not None
+    # the plain SIP guests are found by the header identifier: it too comes after both
+    assert identifier_order_problem("header,ip,username") is not None
+    assert identifier_order_problem("ip,header,username,anonymous") is not None
+    assert identifier_order_problem("ip,username,request_uri,header") is None
 
 
 # --- names are data: the rendered dialplan means exactly what was meant --------------------
@@ -382,10 +392,10 @@ def test_video_reaches_both_guest_endpoints() -> None:
         return normalize_sections(pjsip_text(spec))
 
     with_video = endpoints(True)
-    assert "allow=ulaw,alaw,g722,gsm,vp8,h264" in with_video["[anonymous]"]
+    assert "allow=ulaw,alaw,g722,gsm,vp8,h264" in with_video["[sipctl-guest]"]
     assert "allow=opus,ulaw,alaw,vp8,h264" in with_video["[anonymous@webrtc.mysite.ru]"]
     without = endpoints(False)
-    assert "allow=ulaw,alaw,g722,gsm" in without["[anonymous]"]
+    assert "allow=ulaw,alaw,g722,gsm" in without["[sipctl-guest]"]
     assert "allow=opus,ulaw,alaw" in without["[anonymous@webrtc.mysite.ru]"]
 
 
@@ -715,7 +725,8 @@ def test_challenge_names_the_guest_endpoint_apart_and_finds_it_by_the_called_nam
     assert "match_request_uri=/^sips?:(101|[dD][iI][rR][eE][cC][tT][oO][rR])@/" in text
     # the guest dialplan is the reject one: a declared name nobody answers hears the sound
     assert dialplan_text(spec) == dialplan_text(make_spec(target="local"))
-    assert "[anonymous]\n" in pjsip_text(make_spec(target="local"))
+    # reject: the same endpoint, found by the request's method instead
+    assert "identify_by=header\n" in pjsip_text(make_spec(target="local"))
 
 
 @pytest.mark.parametrize(

@@ -203,7 +203,7 @@ def test_a_video_offer_to_a_room_gets_video_only_when_the_spec_allows_it(
     assert _video_port(audio_only.answer_sdp) == 0, audio_only.answer_sdp  # video declined
 
     _apply(asterisk, tmp_path, video=True)
-    endpoint = asterisk.rx("pjsip show endpoint anonymous")
+    endpoint = asterisk.rx("pjsip show endpoint sipctl-guest")
     assert re.search(r"allow\s*:\s*\(ulaw\|alaw\|g722\|gsm\|vp8\|h264\)", endpoint), endpoint
     bridge = asterisk.rx("confbridge show profile bridge sipctl-room-seminar")
     assert re.search(r"Video Mode:\s+follow_talker", bridge), bridge

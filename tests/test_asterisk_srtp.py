@@ -95,7 +95,7 @@ def _ports(spec: Path) -> tuple[int, int]:
 def test_the_guest_endpoint_offers_sdes_optimistically(
     asterisk: AsteriskInstance, tls_spec: Path
 ) -> None:
-    shown = asterisk.rx("pjsip show endpoint anonymous")
+    shown = asterisk.rx("pjsip show endpoint sipctl-guest")
     assert re.search(r"media_encryption\s*:\s*sdes", shown), shown
     assert re.search(r"media_encryption_optimistic\s*:\s*true", shown), shown
     assert "sipctl-tls" in asterisk.rx("pjsip show transports")

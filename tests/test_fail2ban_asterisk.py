@@ -415,16 +415,22 @@ def test_sipctl_guest_dialplan_lets_no_caller_forge_a_line(
 
 
 @pytest.mark.asterisk
-def test_a_guest_message_runs_no_dialplan(sipctl_pbx: AsteriskInstance) -> None:
-    """MESSAGE is answered 404 for every name: no line, no Dial of a user's phone."""
+def test_a_guest_message_runs_no_dialplan(
+    sipctl_pbx: AsteriskInstance, sipctl_filter: Path, tmp_path: Path
+) -> None:
+    """A stranger's MESSAGE never reaches the guest endpoint (asterisk.GUEST_REQUESTS): 401
+    for every name, one counted line each with the real address; no Dial of a user's phone."""
     assert "res_pjsip_messaging.so" in sipctl_pbx.rx("module show like messaging")
     start = sipctl_pbx.log_size()
-    for name in ("director", "nobody", *NEWLINE_NAMES):
+    names = ("director", "nobody", *NEWLINE_NAMES)
+    for name in names:
         statuses = send(Probe("message", "MESSAGE", name), sipctl_pbx.sip_port)
-        assert statuses[-1:] == ["SIP/2.0 404 Not Found"], (name, statuses)
-    time.sleep(0.2)
-    text = sipctl_pbx.log_since(start)
+        assert statuses[-1:] == ["SIP/2.0 401 Unauthorized"], (name, statuses)
+    text = sipctl_pbx.wait_log(r"(?s)(No matching endpoint found.*){%d}" % len(names), start)
     assert not re.search(r"\[C-[0-9a-f]+\]", text), text  # no channel, so no dialplan
+    log = tmp_path / "messages"
+    log.write_text(text)
+    assert fail2ban_regex(log, sipctl_filter) == ["127.0.0.1"] * len(names), text
 
 
 # Dialled names a caller may send, as bytes (the Request-URI carries them %-escaped).

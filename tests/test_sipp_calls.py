@@ -273,7 +273,7 @@ def test_sipp_is_refused_404_for_an_unknown_name_in_not_found_mode(
         # no "Wrong call" line in this mode: Asterisk's own NOTICE names the caller's address
         text = asterisk.wait_log(r"rejected because extension not found", offset)
         assert re.search(
-            r"NOTICE\[\d+\] res_pjsip_session\.c: +anonymous: Call \(UDP:127\.0\.0\.1:\d+\) "
+            r"NOTICE\[\d+\] res_pjsip_session\.c: +sipctl-guest: Call \(UDP:127\.0\.0\.1:\d+\) "
             r"to extension 'nobody' rejected because extension not found",
             text,
         ), text

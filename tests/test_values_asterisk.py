@@ -3,7 +3,7 @@
 A few Hypothesis-generated specs (users whose names and extensions carry the characters the
 user-name rule allows next to hostile ones) are applied to a real Asterisk 22, one after the
 other; after each reload ``dialplan show`` lists exactly the declared names besides sipctl's
-fixed extensions, and ``pjsip show endpoint anonymous`` still lands guests in the guest
+fixed extensions, and ``pjsip show endpoint sipctl-guest`` still lands guests in the guest
 context. Asterisk round trips are few on purpose (each example is one apply and two shows).
 """
 
@@ -90,5 +90,5 @@ def test_accepted_names_are_the_extensions_asterisk_loads(
     # each name in lower case, once (the catch-all looks up every other case of it)
     names = {name.lower() for name in data["users"]}
     assert shown == fixed_extensions | names, (data["users"], shown)
-    endpoint = asterisk.rx("pjsip show endpoint anonymous")
+    endpoint = asterisk.rx("pjsip show endpoint sipctl-guest")
     assert re.search(r"context\s*:\s*guest-call", endpoint)

@@ -82,7 +82,7 @@ def test_wss_port_is_opened_and_banned() -> None:
 def test_browser_endpoint_is_a_second_guest_in_the_same_context() -> None:
     spec = load_spec_text(BASE).spec
     sections = sections_of(pjsip_text(spec))
-    plain, browser = sections["anonymous"], sections["anonymous@webrtc.mysite.ru"]
+    plain, browser = sections["sipctl-guest"], sections["anonymous@webrtc.mysite.ru"]
     assert plain["context"] == browser["context"] == "guest-call"
     assert "webrtc" not in plain and browser["webrtc"] == "yes"
     assert browser["allow"] == "opus,ulaw,alaw"  # Opus first: passed through to Opus phones

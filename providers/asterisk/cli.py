@@ -172,16 +172,20 @@ def identifier_order_problem(order: str) -> str | None:
     """Why an ``endpoint_identifier_order`` would turn known callers into guests, if it does.
 
     Identifiers missing from the list are tried after the listed ones (measured on 22), so
-    ``anonymous`` must either be absent or come after both ``ip`` and ``username``.
+    each identifier that finds guests, ``anonymous`` (the browsers) and ``header`` (the
+    plain SIP guests, by their request's method), must either be absent or come after both
+    ``ip`` and ``username``.
     """
     names = [part.strip() for part in order.split(",") if part.strip()]
-    if "anonymous" not in names:
-        return None
-    before = names[: names.index("anonymous")]
-    if "ip" in before and "username" in before:
-        return None
-    return (
-        f"endpoint_identifier_order={order} tries 'anonymous' before 'ip' or 'username': "
-        "registered phones and trunks would be taken for guests. Put anonymous last "
-        "(ip,username,anonymous) in the [global] section of pjsip.conf"
-    )
+    for guests in ("anonymous", "header"):
+        if guests not in names:
+            continue
+        before = names[: names.index(guests)]
+        if "ip" in before and "username" in before:
+            continue
+        return (
+            f"endpoint_identifier_order={order} tries '{guests}' before 'ip' or 'username': "
+            "registered phones and trunks would be taken for guests. Put it after both "
+            "(ip,username,anonymous,header) in the [global] section of pjsip.conf"
+        )
+    return None

@@ -60,9 +60,9 @@ from sipctl.providers.webrtc_page import host_record_path, unmanaged_page_note
 from sipctl.reconciler.asterisk_conf import parse_sections
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.asterisk import (
+    ANONYMOUS_ENDPOINT,
     DIALPLAN_FILE,
     GLOBAL_ADDRESS,
-    GUEST_ENDPOINT,
     HTTP_ADDRESS,
     HTTP_ANY_VALUE,
     HTTP_FILE,
@@ -74,12 +74,12 @@ from sipctl.reconciler.render.asterisk import (
     SIP_FILE,
     WSS_TRANSPORT,
     address_families,
-    challenge_identify_sections,
     encrypts_media,
     file_address,
     file_value,
     guest_endpoint,
     guest_extensions,
+    guest_identify_sections,
     http_settings,
     http_value,
     include_address,
@@ -334,7 +334,7 @@ class AsteriskProvider(Provider):
                 )
             return
         for section in parse_sections(_text(contents["pjsip.conf"])):
-            if section.name == GUEST_ENDPOINT and section.get("type") == "endpoint":
+            if section.name == ANONYMOUS_ENDPOINT and section.get("type") == "endpoint":
                 live.problems.append(_foreign_anonymous(self._path("pjsip.conf")))
             if section.get("type") == "global":
                 order = section.get("endpoint_identifier_order")
@@ -413,11 +413,13 @@ class AsteriskProvider(Provider):
         if not transports.ok:
             live.problems.append(_unreachable(transports))
             return
+        # an older sipctl wrote its guests as [anonymous] (until the next apply)
         ours = contents[PJSIP_FILE] is not None and any(
-            s.name == GUEST_ENDPOINT for s in parse_sections(_text(contents[PJSIP_FILE]))
+            s.name == ANONYMOUS_ENDPOINT for s in parse_sections(_text(contents[PJSIP_FILE]))
         )
         foreign_seen = any("already has an" in p for p in live.problems)
-        if GUEST_ENDPOINT in parse_endpoint_names(endpoints.output) and not (ours or foreign_seen):
+        names = parse_endpoint_names(endpoints.output)
+        if ANONYMOUS_ENDPOINT in names and not (ours or foreign_seen):
             live.problems.append(_foreign_anonymous("the running Asterisk (pjsip show endpoints)"))
         order = parse_setting(settings.output, "endpoint_identifier_order")
         problem = identifier_order_problem(order) if order else None
@@ -587,11 +589,12 @@ class AsteriskProvider(Provider):
             checks.append(f"dialplan show {section.guest_context}")
         if RELOAD_PJSIP in reloads:
             checks.append(f"pjsip show endpoint {guest_endpoint(section)}")
-            # One section tells whether Asterisk takes match_request_uri (a host has one
-            # per customer; asking for each would cost a command per customer).
+            # One section tells whether Asterisk took the guests' identify sections (a host
+            # with challenge has one per customer; asking for each would cost a command per
+            # customer).
             checks += [
                 f"pjsip show identify {name}"
-                for name in challenge_identify_sections(self._loaded.spec)[:1]
+                for name in guest_identify_sections(self._loaded.spec)[:1]
             ]
             if section.manage_transports or self._loaded.spec.transports.wss is not None:
                 checks.append("pjsip show transports")
@@ -642,13 +645,19 @@ class AsteriskProvider(Provider):
                 )
             if not present and context is not None:
                 return f"Asterisk still has the {guest_endpoint(section)} endpoint after removal"
-        taken = "match_request_uri" in answer.output and "Unable to find" not in answer.output
+        match = "match_request_uri" if section.unknown_callers == "challenge" else "match_header"
+        taken = match in answer.output and "Unable to find" not in answer.output
         if answer.cli.startswith("pjsip show identify ") and present and not taken:
-            return (
-                f"Asterisk did not take the guests' identify section ('{answer.cli}' says: "
-                f"{answer.words(200)}): every guest would be challenged. "
+            needs = (
                 "unknown_callers: challenge needs match_request_uri (Asterisk 18.23, 20.8, "
                 "21.3 or later, res_pjsip_endpoint_identifier_ip loaded)"
+                if match == "match_request_uri"
+                else "guests are found by match_header (res_pjsip_endpoint_identifier_ip "
+                "must be loaded)"
+            )
+            return (
+                f"Asterisk did not take the guests' identify section ('{answer.cli}' says: "
+                f"{answer.words(200)}): every guest would be challenged. {needs}"
             )
         if answer.cli == "rtp show settings":
             ports = (
@@ -734,9 +743,10 @@ def _module_running(output: str) -> bool:
 
 def _foreign_anonymous(where: str) -> str:
     return (
-        f"{where} already has an '{GUEST_ENDPOINT}' endpoint that sipctl did not write; "
-        "sipctl will not define a second one. Remove it (sipctl's own guest endpoint "
-        "replaces it), or leave the asterisk section out of the spec"
+        f"{where} already has an '{ANONYMOUS_ENDPOINT}' endpoint that sipctl did not write; "
+        "it would take every unidentified request before sipctl's guest endpoint. Remove it "
+        "(sipctl's own guest endpoint replaces it), or leave the asterisk section out of the "
+        "spec"
     )
 
 

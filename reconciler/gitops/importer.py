@@ -46,8 +46,8 @@ from sipctl.reconciler.dns_records import (
 )
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.asterisk import (
-    CHALLENGE_GUEST_ENDPOINT,
     DIALPLAN_FILE,
+    GUEST_ENDPOINT,
     HTTP_FILE,
     PARENTS,
     WRONG_NAME_EXTENSION,
@@ -396,9 +396,11 @@ def parse_asterisk(files: Mapping[str, str], target: str, config_dir: str) -> Im
     anonymous = pjsip.get("anonymous")
     if anonymous is not None and (_get(anonymous, "type") or "") == "endpoint":
         channel, context = "pjsip", _get(anonymous, "context")
-    challenged = pjsip.get(CHALLENGE_GUEST_ENDPOINT)  # unknown_callers: challenge
-    if anonymous is None and challenged is not None and _get(challenged, "type") == "endpoint":
-        channel, context = "pjsip", _get(challenged, "context")
+    own_guest = pjsip.get(GUEST_ENDPOINT)  # sipctl's own guest endpoint
+    if anonymous is None and own_guest is not None and _get(own_guest, "type") == "endpoint":
+        channel, context = "pjsip", _get(own_guest, "context")
+    # found by the declared names in the request URI: unknown_callers: challenge
+    challenged = own_guest if _get(own_guest or [], "identify_by") == "request_uri" else None
     if channel is None or not context:
         raise SpecError(
             f"{target}:{config_dir}: no guest access found (neither allowguest=yes with "
@@ -734,7 +736,7 @@ def _sipctls_own(
     """What sipctl's own files (and its lines in http.conf) say beyond the guest context:
     video, the certificate, WebRTC over WSS, and whether sipctl defines the SIP transports.
     Adds to ``section`` (asterisk); returns the transports only Asterisk shows (wss)."""
-    guest = pjsip.get("anonymous") or pjsip.get(CHALLENGE_GUEST_ENDPOINT) or []
+    guest = pjsip.get("anonymous") or pjsip.get(GUEST_ENDPOINT) or []
     codecs = {c.strip().lower() for c in (_get(guest, "allow") or "").split(",")}
     if codecs & VIDEO_CODECS:
         section["video"] = True

@@ -54,7 +54,9 @@ Measured on Asterisk 22 and built in here:
 - A guest's MESSAGE (res_pjsip_messaging) runs the endpoint's context on a Message channel:
   the catch-all logged "Wrong call IP=" without an address, a declared name logged "Good
   call" and tried to Dial the phone. ``message_context`` names a context that does not
-  exist, so every guest MESSAGE is answered 404 and logs nothing.
+  exist, so a MESSAGE that reaches a guest endpoint is answered 404 and logs nothing. A
+  stranger's MESSAGE (and every method but INVITE and OPTIONS) no longer reaches the plain
+  guests' endpoint at all (GUEST_REQUESTS): 401, logged with the address for fail2ban.
 - The "Good call" line names a declared user: an exact extension matches only that name,
   except that Asterisk skips ``-`` in what was dialled too (``direc-tor`` rings
   ``director`` and is logged so; ``Direc-tor``, looked up in lower case, is a wrong call);
@@ -124,11 +126,30 @@ HTTP_FILE = "http.conf"
 HTTP_KEYS = ("enabled", "bindaddr", "tlsenable", "tlsbindaddr", "tlscertfile", "tlsprivatekey")
 HTTP_ANY_VALUE = frozenset({"bindaddr"})
 HTTP_DEFAULT_BINDADDR = "127.0.0.1"
-GUEST_ENDPOINT = "anonymous"
-# unknown_callers: challenge. Not "anonymous" (res_pjsip_endpoint_identifier_anonymous would
-# take every unidentified request for it) and identified by the request URI only
-# (identify_by=request_uri keeps the From user "sipctl-guest" from selecting it).
-CHALLENGE_GUEST_ENDPOINT = "sipctl-guest"
+# The endpoint res_pjsip_endpoint_identifier_anonymous hands every request no other
+# identifier took, whatever its method (and "anonymous@<From host>" first): the browsers'
+# endpoint is found so; another one in the admin's pjsip.conf would take sipctl's guests.
+ANONYMOUS_ENDPOINT = "anonymous"
+# The plain SIP guests' endpoint. Not "anonymous": with it a guest's SUBSCRIBE, PUBLISH,
+# MESSAGE, REFER, NOTIFY, INFO, ... reached the guest endpoint and were refused with lines
+# that name no address (603 "Subscriptions not permitted for endpoint anonymous", 489, 404,
+# 501; measured on 22), so fail2ban never counted them. It is found by one identify
+# section instead (identify_by keeps the From user "sipctl-guest" from selecting it):
+# - unknown_callers reject/not-found: the requests a guest needs, by the method of CSeq
+#   (GUEST_REQUESTS). Any other request finds no endpoint: Asterisk answers 401 and logs
+#   "Request 'SUBSCRIBE' from ... failed for '<addr>:port' ... - No matching endpoint
+#   found", which sipctl's filter counts. In-dialog requests (BYE, re-INVITE, INFO, ACK,
+#   CANCEL) follow their dialog's endpoint and are never identified again.
+# - challenge: a declared name in the request URI (CHALLENGE_GUEST_IDENTIFY).
+GUEST_ENDPOINT = "sipctl-guest"
+GUEST_IDENTIFY = "sipctl-guest-requests"
+# INVITE (a call) and OPTIONS (answered as before: every name 200 with the catch-all, so it
+# tells a scanner nothing; left unbanned because `sipctl verify`, monitors and a far PBX's
+# keepalives send it from addresses nobody declared). A POSIX ERE on CSeq's value, which
+# pjsip prints as "<number> <METHOD>". The CSeq is the caller's text: a client that writes
+# "1 INVITE" on a SUBSCRIBE still reaches the guest endpoint and is refused unlogged, as
+# every SUBSCRIBE was before (measured on 22); no scanner tried does.
+GUEST_REQUESTS = "CSeq: /^[0-9]+ (INVITE|OPTIONS)$/"
 CHALLENGE_GUEST_IDENTIFY = "sipctl-guest-names"
 GUEST_CODECS = "ulaw,alaw,g722,gsm"
 # With asterisk.video; without it a video offer is answered with the video stream declined.
@@ -176,7 +197,8 @@ def include_line(file_name: str) -> str:
 
 def guest_endpoint(section: Asterisk) -> str:
     """The name of the plain SIP guests' endpoint (``unknown_callers`` decides)."""
-    return CHALLENGE_GUEST_ENDPOINT if section.unknown_callers == "challenge" else GUEST_ENDPOINT
+    del section  # one name in every mode; the identify section differs (pjsip_text)
+    return GUEST_ENDPOINT
 
 
 def pjsip_text(spec: Spec) -> str:
@@ -196,20 +218,30 @@ def pjsip_text(spec: Spec) -> str:
         ]
     else:
         head = [
-            f"; Unauthenticated callers of sip:<name>@{spec.domain} land in context",
-            f"; {section.guest_context} (res_pjsip_endpoint_identifier_anonymous, tried after ip",
-            "; and username, so registered phones are still identified as themselves).",
+            f"; Unauthenticated calls to sip:<name>@{spec.domain} land in context",
+            f"; {section.guest_context} (the header identifier, tried after ip and username, so",
+            "; registered phones are still identified as themselves). A stranger's other",
+            "; requests (SUBSCRIBE, PUBLISH, MESSAGE, ...) find no endpoint: 401, and Asterisk",
+            "; logs them with the caller's address for fail2ban.",
         ]
     lines = [
         HEADER.rstrip("\n"),
         *head,
         f"[{guest_endpoint(section)}]",
         *_guest_endpoint_lines(section, GUEST_CODECS),
-        *(["identify_by=request_uri"] if challenge else []),
+        f"identify_by={'request_uri' if challenge else 'header'}",
         *_sdes_lines(spec),
     ]
     if challenge:
         lines += _challenge_identify_lines(spec)
+    else:
+        lines += [
+            "",
+            f"[{GUEST_IDENTIFY}]",
+            "type=identify",
+            f"endpoint={GUEST_ENDPOINT}",
+            f"match_header={GUEST_REQUESTS}",
+        ]
     lines += endpoint_lines(spec, _sdes_lines(spec))
     if spec.transports.wss is not None:
         lines += _webrtc_lines(spec)
@@ -260,6 +292,17 @@ def challenge_identify_sections(spec: Spec) -> list[str]:
         for domain, names in _guest_names_by_domain(spec).items()
         for part, _ in enumerate(name_groups(names, domain), start=1)
     ]
+
+
+def guest_identify_sections(spec: Spec) -> list[str]:
+    """The identify sections that find the plain SIP guests' endpoint (challenge: by the
+    declared names; otherwise the one by the request's method)."""
+    section = spec.asterisk
+    if section is None or section.ensure != "present" or section.channel != "pjsip":
+        return []
+    if section.unknown_callers == "challenge":
+        return challenge_identify_sections(spec)
+    return [GUEST_IDENTIFY]
 
 
 def customer_identify(domain: str) -> str:
@@ -328,7 +371,7 @@ def _challenge_identify_lines(spec: Spec) -> list[str]:
                 "",
                 f"[{identify_section(domain, part)}]",
                 "type=identify",
-                f"endpoint={CHALLENGE_GUEST_ENDPOINT}",
+                f"endpoint={GUEST_ENDPOINT}",
                 f"{_URI_OPTION}{guest_uri_pattern(group, domain)}",
             ]
     return lines
@@ -410,7 +453,7 @@ def webrtc_from_host(domain: str) -> str:
 def webrtc_endpoint(domain: str) -> str:
     """The browsers' guest endpoint: the anonymous identifier tries ``anonymous@<From host>``
     before ``anonymous``, so the page's From selects it."""
-    return f"{GUEST_ENDPOINT}@{webrtc_from_host(domain)}"
+    return f"{ANONYMOUS_ENDPOINT}@{webrtc_from_host(domain)}"
 
 
 def _webrtc_lines(spec: Spec) -> list[str]:

@@ -32,8 +32,13 @@ The failregexes bind the address from a place the caller cannot move (measured o
   angle brackets), which leaves exactly one place for the address. The stock
   ``filter.d/asterisk.conf`` uses ``'(?:[^']*|.*?)'`` there and can be made to ban an address
   named in the display name; it also misses Asterisk 22's ``Call (UDP:...)`` form;
-- ``Endpoint 'anonymous' (<addr>:port) has no configured AORs``: a REGISTER that only the
-  guest endpoint matched (what scanners send to find accounts).
+- ``Endpoint 'anonymous' (<addr>:port) has no configured AORs``: a REGISTER that only an
+  ``anonymous`` endpoint matched (what scanners send to find accounts): the browsers'
+  ``anonymous@webrtc.<domain>``, and the plain guests' endpoint of older sipctl versions.
+
+A stranger's request of any other method than INVITE and OPTIONS finds no endpoint
+(asterisk.GUEST_REQUESTS) and gives the "Request ... No matching endpoint found" line: so
+SUBSCRIBE, PUBLISH, MESSAGE, REFER, NOTIFY, INFO and REGISTER are all counted.
 
 What no filter can stop: Asterisk writes the dialled name into the log unescaped, and a
 Request-URI user part may carry ``%0A``, so a caller can write a whole line of their own
