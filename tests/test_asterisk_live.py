@@ -472,3 +472,29 @@ def test_a_foreign_anonymous_endpoint_in_another_file_is_seen_live(
         asterisk.rx("module reload res_pjsip.so")
         apply_spec(applied)
     assert pending_changes(applied) == []
+
+
+def test_an_older_sipctls_anonymous_guest_endpoint_is_replaced(
+    asterisk: AsteriskInstance, applied: Path
+) -> None:
+    """Upgrade: pjsip_sipctl.conf as an older sipctl wrote it (the guests' endpoint named
+    [anonymous], no identify section) is sipctl's own, not a foreign endpoint: the plan has
+    no problem, the apply replaces it, and Asterisk then runs no 'anonymous' endpoint."""
+    own = asterisk.config_dir / "pjsip_sipctl.conf"
+    current = own.read_text()
+    older = current.replace("[sipctl-guest]\n", "[anonymous]\n", 1).split(
+        "\n[sipctl-guest-requests]"
+    )[0]
+    older = older.replace("identify_by=header\n", "")
+    assert "[anonymous]" in older and "sipctl-guest" not in older
+    own.write_text(older + "\n")
+    asterisk.rx("module reload res_pjsip.so")
+    wait_until(lambda: "anonymous" in asterisk.rx("pjsip show endpoints"), "the old endpoint")
+    _, ctx, changes, live = plan_layer(applied)
+    ctx.close()
+    assert live.problems == [] and changes, live.problems
+    apply_spec(applied)
+    assert own.read_text() == current
+    shown = asterisk.rx("pjsip show endpoints")
+    assert "anonymous" not in shown and "sipctl-guest" in shown, shown
+    assert pending_changes(applied) == []

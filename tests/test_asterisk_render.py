@@ -145,7 +145,9 @@ def test_route_goto_not_found_and_chan_sip() -> None:
         "_[dD][iI][rR][eE][cC][tT][oO][rR]",  # not-found too: every case of a name rings it
         "101",
         UNAVAILABLE_EXTENSION,
+        "i",  # the pickup code: 404 and a Wrong call line (invalid_steps)
     }
+    assert [s.app for s in steps if s.exten == "i"][-2:] == ["Log", "Hangup"]
     assert [s for s in steps if s.exten == "director"][-1].args == "default,105,1"
     sip = make_spec(channel="sip")
     assert "Set(SIPCTL_IP=${CHANNEL(peerip)})" in dialplan_text(sip)

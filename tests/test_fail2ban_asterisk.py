@@ -426,7 +426,8 @@ def test_a_guest_message_runs_no_dialplan(
     for name in names:
         statuses = send(Probe("message", "MESSAGE", name), sipctl_pbx.sip_port)
         assert statuses[-1:] == ["SIP/2.0 401 Unauthorized"], (name, statuses)
-    text = sipctl_pbx.wait_log(r"(?s)(No matching endpoint found.*){%d}" % len(names), start)
+    every = rf"(?s)(No matching endpoint found.*){{{len(names)}}}"
+    text = sipctl_pbx.wait_log(every, start)
     assert not re.search(r"\[C-[0-9a-f]+\]", text), text  # no channel, so no dialplan
     log = tmp_path / "messages"
     log.write_text(text)

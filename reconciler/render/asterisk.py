@@ -170,6 +170,8 @@ WRONG_NAME_EXTENSION = "sipctl#wrong-name"
 UNAVAILABLE_EXTENSION = "sipctl#unavailable"
 # "_." (any name of one or more characters), spelled so that pbx_config does not warn.
 CATCH_ALL_PATTERN = "_-."
+# Where the PBX core sends a call whose extension does not exist (not-found: invalid_steps).
+INVALID_EXTENSION = "i"
 # The names Asterisk's PBX core jumps to by itself (hangup, invalid, timeouts, exception).
 ENDING_EXTENSIONS = ("h", "i", "t", "T", "e")
 
@@ -648,6 +650,19 @@ def reject_steps(section: Asterisk, with_domain: bool = False) -> list[str]:
     ]
 
 
+def invalid_steps(section: Asterisk) -> list[str]:
+    """``unknown_callers: not-found`` has no catch-all, so a name Asterisk lets through
+    without an extension lands on ``i``: the call pickup code (PJSIP takes features.conf's
+    pickupexten for an extension; the guest's channel then has none, GUEST_NO_PICKUP).
+    Without ``i`` Asterisk answered 603 and logged no address (measured on 22); with it, 404
+    like any unknown name, logged with the address. A caller who dials ``i`` gets the same."""
+    return [
+        *caller_address_steps(section),
+        f"Log(WARNING,Wrong call IP={_LOGGED_ADDRESS})",
+        "Hangup(1)",  # cause 1, unallocated number: PJSIP answers 404
+    ]
+
+
 def catch_all_steps() -> list[str]:
     # One priority only: a pattern lends its later priorities to extensions whose own ran out.
     return [f"Goto({WRONG_NAME_EXTENSION},1)"]
@@ -659,7 +674,7 @@ def guest_extensions(section: Asterisk, spec: Spec | None = None) -> tuple[str, 
     if spec is not None and spec.hosting is not None:
         return (*ENDING_EXTENSIONS, WRONG_NAME_EXTENSION, CATCH_ALL_PATTERN)
     if section.unknown_callers == "not-found":
-        return (UNAVAILABLE_EXTENSION,)
+        return (UNAVAILABLE_EXTENSION, INVALID_EXTENSION)
     return (*ENDING_EXTENSIONS, UNAVAILABLE_EXTENSION, WRONG_NAME_EXTENSION, CATCH_ALL_PATTERN)
 
 
@@ -687,6 +702,12 @@ def dialplan(spec: Spec) -> DialplanWriter:
         add_name(out, name, guest_room_steps(name), any_case)
     out.comment("; A declared name whose phones did not answer ends like an undeclared one.")
     out.extension(UNAVAILABLE_EXTENSION, unavailable_steps(section))
+    if section.unknown_callers == "not-found":
+        out.comment(
+            "; The call pickup code (the guest's channel has none) and nothing else reach i:",
+            "; 404 like any unknown name, logged for fail2ban.",
+        )
+        out.extension(INVALID_EXTENSION, invalid_steps(section))
     if section.unknown_callers != "not-found":
         out.comment(
             "; Asterisk's own jumps (h at every hangup) end silently after our steps;",
