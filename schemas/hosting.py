@@ -234,6 +234,18 @@ def check_binding(host: Spec, host_file: LoadedSpec, customer: LoadedSpec) -> No
     domain = customer.spec.domain
     asked = customer.spec.local_context
     found = hosting.bound_contexts.get(dialplan_domain(domain))
+    if found is not None and not _same_domain(found[0], domain):
+        # a-b.example is bound, ab.example asks: one customer in the dialplan, but not the
+        # domain the admin bound (its file may be gone, and this one a stranger's)
+        written = _written_bindings(host_file).get(dialplan_domain(found[0]), found[0])
+        at = host_file.where(("hosting", "local_contexts", written))
+        raise SpecError(
+            f"{customer.where(('domain',))}: domain: {domain} is not listed in "
+            f"hosting.local_contexts of the host {hosting.name}; {written} is ({at}), which "
+            "the host's dialplan cannot tell from it (Asterisk ignores '-' in names), so its "
+            f"binding is not this domain's; the host's admin binds {domain} itself (and "
+            f"removes {written}'s binding if that customer is gone)"
+        )
     if found is None:
         at = host_file.where(("hosting", "local_contexts"))
         raise SpecError(
@@ -255,6 +267,11 @@ def check_binding(host: Spec, host_file: LoadedSpec, customer: LoadedSpec) -> No
             f"(hosting.local_contexts, {at}); write local_context: {context}, or ask the "
             "host's admin to change the binding"
         )
+
+
+def _same_domain(listed: str, domain: str) -> bool:
+    """The binding's domain is ``domain`` itself (case and a trailing dot aside)."""
+    return listed.lower().removesuffix(".") == domain.lower().removesuffix(".")
 
 
 def unbound_contexts_note(spec: Spec) -> str | None:

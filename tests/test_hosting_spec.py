@@ -14,7 +14,7 @@ import pytest
 from fixtures.common import EXAMPLES
 from fixtures.hosting import bind_customer, copy_example, set_local_contexts
 from fixtures.properties import examples
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sipctl.cli import run
@@ -805,14 +805,15 @@ def test_one_customer_bound_twice_is_refused(hoster: Path) -> None:
     assert "the same customer as beta.example" in shown, shown
 
 
-def _spellings(domain: str) -> st.SearchStrategy[str]:
-    """``domain`` as the host tells customers apart: any case, a trailing dot or none, and
-    '-' anywhere inside a label (Asterisk ignores it)."""
+def _spellings(domain: str, dashes: bool = False) -> st.SearchStrategy[str]:
+    """``domain`` in any case, with a trailing dot or none; with ``dashes``, '-' anywhere
+    inside a label too (Asterisk ignores it: the same customer in the host's dialplan)."""
 
     def label(text: str) -> st.SearchStrategy[str]:
         parts = [st.sampled_from([c.lower(), c.upper()]) for c in text]
-        dashes = [st.sampled_from(["", "-", "--"]) for _ in text[1:]]
-        return st.tuples(st.tuples(*parts), st.tuples(*dashes)).map(
+        between = ["", "-", "--"] if dashes else [""]
+        marks = [st.sampled_from(between) for _ in text[1:]]
+        return st.tuples(st.tuples(*parts), st.tuples(*marks)).map(
             lambda pd: pd[0][0] + "".join(d + c for d, c in zip(pd[1], pd[0][1:], strict=True))
         )
 
@@ -831,6 +832,27 @@ def test_any_spelling_of_a_customers_domain_binds_it(tmp_path_factory: Any, spel
     beta.write_text(beta.read_text().replace("local_context: beta-phones", "local_context: x"))
     with pytest.raises(SpecError, match="local_context: x is not the context the host pbx1"):
         load_spec(hoster / "pbx1.yaml")
+
+
+@settings(max_examples=examples(40), deadline=None)
+@given(spelling=_spellings("beta.example", dashes=True))
+def test_a_binding_of_another_domain_the_dialplan_confuses_binds_nothing(
+    tmp_path_factory: Any, spelling: str
+) -> None:
+    """be-ta.example is bound (its customer gone), beta.example's file arrives, a stranger's:
+    one customer to the host's dialplan, but not the domain the admin bound; refused, and
+    its guests never reach be-ta's phones."""
+    assume("-" in spelling)
+    hoster = copy_example(tmp_path_factory.mktemp("confused") / "hoster")
+    _bind(hoster, {"alpha.example": "alpha-phones", f"'{spelling}'": "beta-phones"})
+    expected = (
+        r"domain: beta.example is not listed in hosting.local_contexts of the host pbx1; "
+        rf"{re.escape(spelling)} is \(.*pbx1.yaml:\d+:\d+\), which the host's dialplan "
+        "cannot tell from it"
+    )
+    for path in ("pbx1.yaml", "beta.example.yaml"):
+        with pytest.raises(SpecError, match=expected):
+            load_spec(hoster / path)
 
 
 def test_customers_choose_their_contexts_while_the_host_binds_none(
