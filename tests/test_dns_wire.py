@@ -295,3 +295,44 @@ def test_real_bind_answers_read_as_dnspython_reads_them(
             if key is write_key and owner == bind_zone and rdtype == "NAPTR":
                 assert fast[0] == "read" and "SIP+D2U" in str(fast[1])
     assert seen == {"read", "refused"}
+
+
+def test_a_real_transfer_decodes_no_owner_it_was_not_asked_for(
+    bind: BindServer, bind_zone: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BIND points the owners of the zone's other names (mail, ns1) at the same names in
+    earlier records' data (the MX's, the SOA's), and the SIP names at the NAPTRs' and SRVs':
+    only the owners asked for are decoded, and what is read of them is dnspython's reading."""
+    monkeypatch.setenv("SIPCTL_TSIG_SECRET", bind_env(bind)["SIPCTL_TSIG_SECRET"])
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(dns_spec(bind, bind_zone))
+    assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
+    codec = QueryCodec(bind.keyring[dns.name.from_text(bind.key_name)])
+    data, mac = codec.query(1, bind_zone + ".", "AXFR")
+    wire = _exchange(bind, data)
+    asked = [
+        dns.name.from_text(f"{prefix}{bind_zone}")
+        for prefix in ("", "_sip._udp.", "_sip._tcp.", "_sips._tcp.", "_sipctl.", "asterisk.")
+    ]
+    decoded: list[dns.name.Name] = []
+    from_wire = dns.name.from_wire
+
+    def spy(message: bytes, current: int) -> tuple[dns.name.Name, int]:
+        name, used = from_wire(message, current)
+        decoded.append(name)
+        return name, used
+
+    monkeypatch.setattr(dns.name, "from_wire", spy)
+    transfer = codec.transfer(wire, mac)
+    kinds = [dns.rdatatype.from_text(t) for t in ("SOA", "NAPTR", "SRV", "TXT", "A", "AAAA")]
+    fast = {(o, k): transfer.rrset(o, k) for o in asked for k in kinds}
+    monkeypatch.setattr(dns.name, "from_wire", from_wire)
+    owners = {name for name in decoded if name != codec.key.name}  # the TSIG's own owner
+    assert owners == set(asked), "only the owners asked for are decoded, each once"
+    assert len(decoded) == len(asked) + 1
+    message = dns.message.from_wire(
+        wire, keyring=codec.key, request_mac=mac, xfr=True, one_rr_per_rrset=True
+    )
+    whole = Transfer.of(message)
+    assert fast == {(o, k): whole.rrset(o, k) for o in asked for k in kinds}
+    assert any(r.name.labels[0] == b"mail" for r in message.answer), "the seed's other names"
