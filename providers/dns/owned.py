@@ -262,13 +262,11 @@ class DnsKept(Kept):
                 prerequisites of an UPDATE, the records of others kept in a shared rrset
     names       the (owner, type) pairs read (a zone file re-reads exactly these)
     exists      False when the zone file does not exist yet
-    soa_serial  the zone's SOA serial when read (RFC 2136)
     """
 
     rrsets: dict[tuple[str, str], LiveRrset] = field(default_factory=dict)
     names: list[tuple[str, str]] = field(default_factory=list)
     exists: bool = True
-    soa_serial: int | None = None
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,6 @@ import dns.rdatatype
 import dns.tsig
 import dns.tsigkeyring
 import dns.update
-from dns.rdtypes.ANY.SOA import SOA
 from dns.rdtypes.ANY.TXT import TXT
 
 from sipctl.errors import ProviderError, SpecError, StalePlanError
@@ -56,7 +55,6 @@ from sipctl.providers.dns.challenge import (
 )
 from sipctl.providers.dns.owned import (
     CNAME,
-    DnsKept,
     LiveRrset,
     decided_on,
     kept_rrsets,
@@ -157,19 +155,16 @@ class Rfc2136Provider(Provider):
         if answers is None:
             answers = self._read_by_queries(desired)
             how = f"{self.messages_sent} signed messages"
-        soa = answers.pop((self.zone, "SOA"), None)
-        if soa is None:
+        if answers.pop((self.zone, "SOA"), None) is None:
             raise ProviderError(
                 f"DNS server {self._server} has no SOA for zone {self.zone}: it does not "
                 "serve that zone (check dns.zone and dns.server)"
             )
         live = owned_state(answers, desired, self.domain)
         live.notes.extend(self.key.notes)
-        serial = int(soa.records[0][1])
-        live.kept_as(DnsKept).soa_serial = serial
         self._ctx.log(
             f"rfc2136: read {len(answers)} owned rrset(s) of zone {self.zone} from {self._server} "
-            f"with {how} (SOA serial {serial})"
+            f"with {how}"
         )
         return live
 
@@ -222,8 +217,13 @@ class Rfc2136Provider(Provider):
             taken: dict[tuple[str, str], LiveRrset] = {}
             cname_names = [(o, CNAME) for o in owners(names)] if cnames else []
             for owner, rdtype in [*names, *cname_names]:
+                name, kind = name_of(owner), dns.rdatatype.from_text(rdtype)
                 try:  # the records asked for are decoded only now
-                    found = first.rrset(name_of(owner), dns.rdatatype.from_text(rdtype))
+                    found: tuple[int, list[dns.rdata.Rdata]] | None = None
+                    if kind != dns.rdatatype.SOA:
+                        found = first.rrset(name, kind)
+                    elif first.holds(name, kind):  # only that it is there: never decoded
+                        found = (0, [])
                 except dns.exception.DNSException as exc:
                     raise ProviderError(
                         f"DNS server {self.host} port {self.port} sent an answer sipctl cannot use "
@@ -437,11 +437,12 @@ class Rfc2136Provider(Provider):
 
 
 def _live_rrset(rdtype: str, ttl: int, rdatas: list[dns.rdata.Rdata]) -> LiveRrset:
-    """An rrset as read. Of the zone's SOA a read uses only the serial (``read`` takes the
-    rrset out before anything is compared or kept), so its one record holds the serial
-    instead of the SOA's text, which is never written."""
-    if rdtype == "SOA" and rdatas and isinstance(rdatas[0], SOA):
-        return LiveRrset(int(ttl), (("", str(rdatas[0].serial)),))
+    """An rrset as read. Of the zone's SOA a read uses only that it is there (the server
+    serves the zone; ``read`` takes the rrset out before anything is compared or kept), so
+    it is the same empty rrset however it was read: its text is never written (nor, in a
+    transfer, its data decoded)."""
+    if rdtype == "SOA":
+        return LiveRrset(0, ())
     return LiveRrset.from_rdatas(ttl, rdatas)
 
 

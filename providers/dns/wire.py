@@ -265,6 +265,12 @@ class _TransferRecords:
             starts.append(start)
             starts.sort()  # in the order of the message, whatever filed them first
 
+    def holds(self, owner: dns.name.Name, rdtype: int) -> bool:
+        """Whether the message has a record at ``owner`` of ``rdtype`` (none decoded)."""
+        if owner.labels and self._by_label:
+            self._file(owner.labels[0])
+        return (owner, rdtype) in self._starts
+
     def rrset(self, owner: dns.name.Name, rdtype: int) -> tuple[int, list[dns.rdata.Rdata]] | None:
         if owner.labels and self._by_label:
             self._file(owner.labels[0])
@@ -303,6 +309,12 @@ class Transfer:
         if isinstance(self.records, _TransferRecords):
             return self.records.rrset(owner, rdtype)
         return self.records.get((owner, rdtype))
+
+    def holds(self, owner: dns.name.Name, rdtype: int) -> bool:
+        """Whether the message has a record at ``owner`` of ``rdtype``, none decoded."""
+        if isinstance(self.records, _TransferRecords):
+            return self.records.holds(owner, rdtype)
+        return (owner, rdtype) in self.records
 
     @classmethod
     def of(cls, message: dns.message.Message) -> Transfer:
