@@ -302,7 +302,8 @@ def test_a_real_transfer_decodes_no_owner_it_was_not_asked_for(
 ) -> None:
     """BIND points the owners of the zone's other names (mail, ns1) at the same names in
     earlier records' data (the MX's, the SOA's), and the SIP names at the NAPTRs' and SRVs':
-    only the owners asked for are decoded, and what is read of them is dnspython's reading."""
+    only the owners asked for are decoded, and what is read of them is dnspython's reading;
+    that the zone's SOA is there is known without decoding it (a plan uses nothing else)."""
     monkeypatch.setenv("SIPCTL_TSIG_SECRET", bind_env(bind)["SIPCTL_TSIG_SECRET"])
     spec = tmp_path / "spec.yaml"
     spec.write_text(dns_spec(bind, bind_zone))
@@ -324,6 +325,12 @@ def test_a_real_transfer_decodes_no_owner_it_was_not_asked_for(
 
     monkeypatch.setattr(dns.name, "from_wire", spy)
     transfer = codec.transfer(wire, mac)
+    # the SOA is there (the server serves the zone): known without decoding a record
+    data_decoded = []
+    rdata_from_wire = dns.rdata.from_wire
+    monkeypatch.setattr(dns.rdata, "from_wire", lambda *a: data_decoded.append(a))
+    assert transfer.holds(asked[0], dns.rdatatype.SOA) and not data_decoded
+    monkeypatch.setattr(dns.rdata, "from_wire", rdata_from_wire)
     kinds = [dns.rdatatype.from_text(t) for t in ("SOA", "NAPTR", "SRV", "TXT", "A", "AAAA")]
     fast = {(o, k): transfer.rrset(o, k) for o in asked for k in kinds}
     monkeypatch.setattr(dns.name, "from_wire", from_wire)
