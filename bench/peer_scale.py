@@ -64,6 +64,19 @@ libyaml and PyYAML 100-115 per spec, pydantic 45-55, dnspython decoding the 12 o
 of a transfer 205-220 and their text 75-85, the TSIG check 40, ``dns.zone.from_text`` of the
 bench's 19-line zone file 1,870-2,020.
 
+Measured 2026-12-07, a third pass (load 5-9, on some runs 13; installed copies of 7e4fd25
+and of the change that decodes neither the transfer's owners nobody asked for nor its SOA):
+interleaved, 7 runs each, 200 -> 1,000 zones ``--parallel 1``: 1.344 -> 1.343 ms of cpu
+per added zone (least: 1.314 -> 1.324), the same within the noise of the shared machine;
+in one process the read gained 0.03 ms of 0.74-0.82 (bench/zone_phases.py). This bench with
+the change, medians of 5: sipctl 1.37 ms per added zone with ``--parallel 1`` and 1.54 with
+2, octoDNS 3.54; BIND 0.163 and 0.138 ms under sipctl, 0.350 under octoDNS. 10,000 zones,
+two runs at load 13.5 (wall meaningless): ``--parallel 2`` 18.9 s of cpu, ``--parallel 1``
+17.4 s, BIND 2.0-2.6 s. What is left per zone is the libraries' (bench/zone_phases.py):
+of the read's 0.7 ms in place, dnspython's own decoding of the owned records and names,
+their text and the TSIG check are 0.45; 0.5 ms per zone for the whole plan would need
+sipctl to read DNS messages, or YAML, without those libraries, which it does not.
+
 Needs the bench extra: ``pip install octodns octodns-bind``. Run as root like the tests:
 ``python bench/peer_scale.py`` (``--zones 200,1000,5000 --runs 5 --big 10000
 --zonefiles 1000,10000``; an empty ``--zones`` or ``--zonefiles`` skips that part).
