@@ -65,7 +65,9 @@ of a transfer 205-220 and their text 75-85, the TSIG check 40, ``dns.zone.from_t
 bench's 19-line zone file 1,870-2,020.
 
 Measured 2026-12-07, a third pass (load 5-9, on some runs 13; installed copies of 7e4fd25
-and of the change that decodes neither the transfer's owners nobody asked for nor its SOA):
+and of a change that decoded neither the transfer's owners nobody asked for nor its SOA; the
+first half, which followed the message's compression pointers itself, was taken back: it
+grew sipctl's own reading of DNS messages for no saving the whole process shows):
 interleaved, 7 runs each, 200 -> 1,000 zones ``--parallel 1``: 1.344 -> 1.343 ms of cpu
 per added zone (least: 1.314 -> 1.324), the same within the noise of the shared machine;
 in one process the read gained 0.03 ms of 0.74-0.82 (bench/zone_phases.py). This bench with

@@ -226,30 +226,26 @@ class _TransferRecords:
     is asked for. The records of a transfer are files of the zone: each record apart, in
     order (the first and the last are the SOA when the message holds the whole zone).
 
-    Each record is filed under its owner's first label (ASCII case folded, as names
-    compare), read where the owner is written out or where its compression pointers lead
-    (the apex's records point at the question's name; a server points an owner at the same
-    name in an earlier record's data: ``mail`` at the MX's, ``ns1`` at the SOA's, a host at
-    an SRV's target), and decoded by dnspython, once per place, only when an owner with
-    that first label is asked for: the zone's other names (www, mail, ns1, ...) are never
-    decoded."""
+    An owner written as a pointer (the apex's records point at the question's name) is
+    decoded once per place pointed at. An owner whose first label is written out is
+    filed under that label (ASCII case folded, as names compare) and decoded only when an
+    owner with that first label is asked for: the zone's other names (www, mail, ...) are
+    never decoded."""
 
     def __init__(self, wire: bytes, records: list[tuple[int, int, int]]) -> None:
         self._wire = wire
         self.types = [rdtype for _, rdtype, _ in records]
         self._names: dict[int, dns.name.Name] = {}
         self._starts: dict[tuple[dns.name.Name, int], list[int]] = {}
-        # first label -> (where the owner's name is decoded from, record start, type)
-        self._by_label: dict[bytes, list[tuple[int, int, int]]] = {}
+        self._by_label: dict[bytes, list[tuple[int, int]]] = {}
         for start, rdtype, _ in records[:-1]:  # the closing SOA repeats the opening one
             length = wire[start]
-            # a pointer's target is decoded once for every record that points there
-            at = ((length & 0x3F) << 8) | wire[start + 1] if length & 0xC0 == 0xC0 else start
-            label = _first_label(wire, start)
-            if label is None:  # a name this index cannot read: dnspython decodes (or refuses) it
-                self._starts.setdefault((self._owner(at), rdtype), []).append(start)
+            if length & 0xC0 == 0xC0:
+                owner = self._owner(((length & 0x3F) << 8) | wire[start + 1])
+                self._starts.setdefault((owner, rdtype), []).append(start)
             else:
-                self._by_label.setdefault(label, []).append((at, start, rdtype))
+                label = wire[start + 1 : start + 1 + length].lower()
+                self._by_label.setdefault(label, []).append((start, rdtype))
 
     def _owner(self, at: int) -> dns.name.Name:
         owner = self._names.get(at)
@@ -260,10 +256,10 @@ class _TransferRecords:
     def _file(self, first_label: bytes) -> None:
         """Decode the owners that begin with ``first_label`` and file their records."""
         filed = self._by_label.pop(first_label.lower(), None)
-        for at, start, rdtype in filed or ():
-            starts = self._starts.setdefault((self._owner(at), rdtype), [])
+        for start, rdtype in filed or ():
+            starts = self._starts.setdefault((self._owner(start), rdtype), [])
             starts.append(start)
-            starts.sort()  # in the order of the message, whatever filed them first
+            starts.sort()  # in the order of the message, with those pointing at the name
 
     def holds(self, owner: dns.name.Name, rdtype: int) -> bool:
         """Whether the message has a record at ``owner`` of ``rdtype`` (none decoded)."""
@@ -374,28 +370,6 @@ def _name_wire(name: dns.name.Name) -> bytes:
     wire = name.to_wire()
     assert wire is not None
     return wire
-
-
-def _first_label(wire: bytes, at: int) -> bytes | None:
-    """The first label of the name at ``at``, ASCII case folded, its compression pointers
-    followed back as dnspython follows them (each to before the last place it went, so this
-    ends); None where the name is not so plain (a pointer dnspython refuses, a label past
-    the end or of another label type): dnspython is then to decode it, or refuse it."""
-    before = at
-    while at < len(wire):
-        length = wire[at]
-        if length & 0xC0 == 0xC0:
-            if at + 1 >= len(wire):
-                return None
-            target = ((length & 0x3F) << 8) | wire[at + 1]
-            if target >= before:
-                return None
-            at = before = target
-        elif length & 0xC0 or at + 1 + length > len(wire):
-            return None
-        else:
-            return wire[at + 1 : at + 1 + length].lower()
-    return None
 
 
 def _skip_name(wire: bytes, at: int) -> int:
