@@ -6,7 +6,7 @@ Both as whole processes against the same real BIND, paired in one run: sipctl's 
 and A records, scoped to those names with octoDNS's ``NameAllowlistFilter``. Both find
 nothing to change. Printed: median cpu seconds and the ratio.
 
-Needs the bench extra: ``pip install octodns octodns-bind`` (not a sipctl dependency).
+Needs the bench extra: ``pip install -e '.[bench]'`` (octoDNS and octodns-bind).
 Run: ``python bench/octodns_compare.py`` (``--records 10000 --runs 5``).
 """
 
@@ -50,7 +50,7 @@ def main() -> int:
     try:
         import octodns_bind  # noqa: F401
     except ImportError:
-        print("needs the bench extra: pip install octodns octodns-bind", file=sys.stderr)
+        print("needs the bench extra: pip install -e '.[bench]' (octoDNS and octodns-bind)", file=sys.stderr)
         return 1
     work = Path(tempfile.mkdtemp(prefix="sipctl-bench-"))
     python = installed_sipctl(work)
