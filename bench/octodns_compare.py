@@ -50,7 +50,7 @@ def main() -> int:
     try:
         import octodns_bind  # noqa: F401
     except ImportError:
-        print("needs the bench extra: pip install -e '.[bench]' (octoDNS and octodns-bind)", file=sys.stderr)
+        print("needs the bench extra: pip install -e '.[bench]'", file=sys.stderr)
         return 1
     work = Path(tempfile.mkdtemp(prefix="sipctl-bench-"))
     python = installed_sipctl(work)

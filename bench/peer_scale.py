@@ -79,8 +79,8 @@ of the read's 0.7 ms in place, dnspython's own decoding of the owned records and
 their text and the TSIG check are 0.45; 0.5 ms per zone for the whole plan would need
 sipctl to read DNS messages, or YAML, without those libraries, which it does not.
 
-Needs the bench extra: ``pip install -e '.[bench]'`` (octoDNS and octodns-bind). Run as root like the tests:
-``python bench/peer_scale.py`` (``--zones 200,1000,5000 --runs 5 --big 10000
+Needs the bench extra: ``pip install -e '.[bench]'`` (octoDNS and octodns-bind). Run as root
+like the tests: ``python bench/peer_scale.py`` (``--zones 200,1000,5000 --runs 5 --big 10000
 --zonefiles 1000,10000``; an empty ``--zones`` or ``--zonefiles`` skips that part).
 """
 
@@ -323,7 +323,7 @@ def main() -> int:
         try:
             import octodns_bind  # noqa: F401
         except ImportError:
-            print("needs the bench extra: pip install -e '.[bench]' (octoDNS and octodns-bind)", file=sys.stderr)
+            print("needs the bench extra: pip install -e '.[bench]'", file=sys.stderr)
             return 1
         peers(args, work)
     if args.big:
