@@ -106,6 +106,12 @@ def ci_set(env: Mapping[str, str]) -> bool:
 PROFILE_OPTION_ENV = "_SIPCTL_PROFILE_OPTION"
 
 
+def run_is_strict(env: Mapping[str, str]) -> bool:
+    """``runner_of(env).strict`` without reading the profile: a runner profile is named, or
+    CI is set (the rule of spec files reached through a link asks it of every file)."""
+    return bool(env.get(RUNNER_PROFILE_ENV, "").strip()) or ci_set(env)
+
+
 def runner_of(env: Mapping[str, str]) -> Runner:
     """The runner profile named by ``--profile`` or ``SIPCTL_PROFILE`` (read now), and the
     strictness."""

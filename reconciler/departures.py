@@ -160,6 +160,7 @@ def _unloadable_files(loaded: LoadedSpec) -> tuple[list[_Unloadable], set[str]]:
     from sipctl.schemas.admin_files import read_regular_file
     from sipctl.schemas.hosting import compose, file_digest, readable_domain
     from sipctl.schemas.loader import MAX_SPEC_BYTES, load_spec_text
+    from sipctl.schemas.spec_links import refuse_link_out
 
     own = Path(loaded.source)
     # the host's own customer files, loaded with it: as they were then, they load
@@ -170,7 +171,11 @@ def _unloadable_files(loaded: LoadedSpec) -> tuple[list[_Unloadable], set[str]]:
         if entry.name == own.name or skip_reason(entry) not in (None, NO_TOP_KEYS):
             continue
         try:  # no further than a spec may be: an 8 GB file of no keys is not read whole
+            refuse_link_out(entry)  # a link out: not read, and may be that customer
             text = read_regular_file(entry, MAX_SPEC_BYTES).decode("utf-8")
+        except SpecError as exc:
+            failing.append(_Unloadable(exc.message, None))
+            continue
         except FileTooLarge as exc:
             failing.append(_Unloadable(str(exc), None))
             continue

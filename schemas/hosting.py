@@ -85,19 +85,24 @@ def read_text(path: Path) -> str:
     """The text of the file ``path`` beside the one being loaded, or "" when it is no spec
     of ours: unreadable, a FIFO (not waited on), not UTF-8, or larger than a spec may be
     (``_load_sibling`` says which of a file it loads; a customer's file that does not load
-    keeps its host from taking the customer for departed, ``reconciler/departures.py``)."""
+    keeps its host from taking the customer for departed, ``reconciler/departures.py``),
+    or a link out of the directory where the run is strict (``schemas/spec_links.py``)."""
     from sipctl.errors import FileTooLarge
 
     try:
         return _spec_text(path)
-    except (OSError, UnicodeDecodeError, FileTooLarge):
+    except (OSError, UnicodeDecodeError, FileTooLarge, SpecError):
         return ""
 
 
 def _spec_text(path: Path) -> str:
+    """The text of the spec file ``path``; SpecError when it is a link the run does not
+    follow (``spec_links.refuse_link_out``)."""
     from sipctl.schemas.admin_files import read_regular_file
     from sipctl.schemas.loader import MAX_SPEC_BYTES
+    from sipctl.schemas.spec_links import refuse_link_out
 
+    refuse_link_out(path)
     return read_regular_file(path, MAX_SPEC_BYTES).decode("utf-8")
 
 

@@ -672,8 +672,10 @@ REFERENCE_HINT = "every key, its type, default and an example: sipctl schema --k
 def load_spec(path: Path | str) -> LoadedSpec:
     """Read and validate a spec file."""
     from sipctl.schemas.admin_files import read_spec_file
+    from sipctl.schemas.spec_links import refuse_link_out
 
     file = Path(path)
+    refuse_link_out(file)  # a link out of its directory, where the run is strict
     try:
         raw = read_spec_file(file, MAX_SPEC_BYTES)  # a FIFO nothing writes to: refused
     except FileNotFoundError:

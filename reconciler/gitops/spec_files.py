@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 
 from sipctl.errors import SpecError
+from sipctl.schemas.spec_links import link_refusal
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 # A *.yaml file of no keys at all (empty, a list, garbage, UTF-16): no spec, but it may be one
@@ -172,6 +173,8 @@ def skip_reason(path: Path, listed: os.DirEntry[str] | None = None) -> str | Non
         if kind.is_symlink() and not path.exists():
             return None  # a link to nothing (gone, or a loop): loaded, so its error is seen
         return "not a regular file"
+    if link_refusal(path) is not None:
+        return None  # a link out, where the run is strict: not read; its load refuses it
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
             head = handle.read(MAX_SPEC_SNIFF)
