@@ -173,7 +173,7 @@ def skip_reason(path: Path, listed: os.DirEntry[str] | None = None) -> str | Non
         if kind.is_symlink() and not path.exists():
             return None  # a link to nothing (gone, or a loop): loaded, so its error is seen
         return "not a regular file"
-    if link_refusal(path) is not None:
+    if (listed is None or listed.is_symlink()) and link_refusal(path) is not None:
         return None  # a link out, where the run is strict: not read; its load refuses it
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
