@@ -3,12 +3,13 @@
 Git stores symbolic links, so a merge request can add ``evil.yaml -> /etc/shadow`` to a
 hosting directory, or replace ``sipctl.yaml`` with such a link; a run that read it would
 show the runner's file in its errors and skip reasons. The rule: a spec file that is a link
-whose target (followed to its end as the kernel does, ``os.path.realpath(strict=True)``) is a regular file outside the
-directory the link is in, or inside a ``.git`` directory below it (``.git/config`` holds
-the pipeline's token on a CI checkout), is not read where the run is strict; a link
-within the directory (``customer.yaml -> customers/acme.yaml``) is read as before. Only the
-last part of the path is in question: a file that is no link is in its directory, whatever
-that directory resolves to (a ``-f DIR`` the runner names is the runner's choice).
+whose target (followed to its end as the kernel does: ``realpath(strict=True)``) is a
+regular file outside the directory the link is in, or inside a ``.git`` directory below
+it (``.git/config`` holds the pipeline's token on a CI checkout), is not read where the
+run is strict; a link within the directory (``customer.yaml -> customers/acme.yaml``) is
+read as before. Only the last part of the path is in question: a file that is no link is
+in its directory, whatever that directory resolves to (a ``-f DIR`` the runner names is
+the runner's choice).
 
 Every reader of a spec file goes through ``refuse_link_out``: the loader (``load_spec``),
 the files a hosting file is read with (``schemas/hosting.py``'s ``_spec_text``, through
