@@ -220,6 +220,22 @@ class Provider(ABC):
         Default: no lock of its own (the run relies on the provider's own checks)."""
         return None
 
+    @property
+    def written_key(self) -> str:
+        """What this target is, whichever spec names it and however: an earlier spec of the
+        run that wrote the same key wrote this target (``engine.refresh``). Default: its
+        ``target_id``; a target several specs may name differently says so here."""
+        return self.target_id
+
+    @classmethod
+    def shared_lock_key(cls, loaded: LoadedSpec) -> str | None:
+        """The key of the lock an apply of ``loaded`` takes (``lock_site``) when other
+        domains' applies take the same one (a zone file several domains live in): a run
+        applies specs with one key one after the other, never beside each other, where the
+        second was refused for the first's lock. Default: none shared (a lock per domain)."""
+        del loaded
+        return None
+
     def challenge_writer(self) -> ChallengeWriter | None:
         """What publishes ACME DNS-01 challenge records in this zone (``asterisk.tls.acme``);
         a DNS provider that can returns itself and sets ``answers_acme_challenges``, which

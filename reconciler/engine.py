@@ -350,8 +350,8 @@ def refresh(
 ) -> PlanRun:
     """Re-read every target of a saved plan; refuse (exit 3) if any of them changed since.
 
-    ``rewritten``: (layer, target) pairs that an earlier spec of the same run has just
-    written. Several specs may declare the same rules for one host, or the same addresses of
+    ``rewritten``: the targets (``written_key``) that an earlier spec of the same run has
+    just written. Several specs may declare the same rules for one host, or the same addresses of
     a server their domains share in one zone; such a target changed since this plan was
     made, but only into what this plan wanted: when what its fresh plan has left to do is
     a part of this plan's changes, each exactly as planned (``_only_done_by_others``), it is
@@ -367,10 +367,12 @@ def refresh(
             f"{plan_file}: the plan's targets are not the spec's targets any more; "
             "run 'sipctl plan' again"
         )
+    # a target by what it is (``Provider.written_key``): another spec may name it otherwise
+    written_as = {(r.layer.name, r.provider.target_id): written_key(r) for r in fresh.runs}
     done = {
         key
-        for key in rewritten
-        if key in fresh_targets
+        for key in fresh_targets
+        if written_as.get(key, key) in rewritten
         and key in saved_targets
         and _only_done_by_others(saved_targets[key], fresh_targets[key])
     }
@@ -394,6 +396,11 @@ def refresh(
             fresh_target.changes = saved_target.changes
     fresh.plan.created_at = saved.created_at
     return fresh
+
+
+def written_key(run: TargetRun) -> tuple[str, str]:
+    """What ``run``'s target is for ``refresh``'s ``rewritten``: (layer, its written key)."""
+    return (run.layer.name, run.provider.written_key)
 
 
 def _only_done_by_others(saved: TargetPlan, fresh: TargetPlan) -> bool:

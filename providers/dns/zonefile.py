@@ -110,6 +110,17 @@ class ZoneFileProvider(Provider):
 
         return zonefile_lock_site(self._loaded)
 
+    @classmethod
+    def shared_lock_key(cls, loaded: LoadedSpec) -> str | None:
+        from sipctl.providers.transport.host_lock import zonefile_lock_site
+
+        return zonefile_lock_site(loaded).key  # one zone file (resolved), one lock
+
+    @property
+    def written_key(self) -> str:
+        # the file, not its name: a link to it, or a path from another spec's directory
+        return f"zonefile:{self.shared_lock_key(self._loaded)}"
+
     def state_store(self) -> StateStore:
         from sipctl.providers.transport.host_lock import zonefile_state_store
 

@@ -51,6 +51,8 @@ class Claims:
     shard_key: str
     # (kind, absolute name, digest of the rrset) of a host's A/AAAA, sorted
     addresses: tuple[tuple[str, str, str], ...] = ()
+    # the locks it shares with other specs (its host's, its zone file's): see turns_of
+    turns: tuple[str, ...] = ()
 
 
 def host_key(loaded: LoadedSpec, target: str) -> str:
@@ -77,6 +79,21 @@ def shard_key_of(loaded: LoadedSpec) -> str:
     for place in host_places(loaded):
         return f"host:{host_key(loaded, place.target)}"
     return f"domain:{loaded.spec.domain}"
+
+
+def turns_of(loaded: LoadedSpec) -> tuple[str, ...]:
+    """What a spec must not be applied beside: the lock of its PBX host (``shard_key_of``)
+    and the lock its DNS provider shares with other domains (``Provider.shared_lock_key``: a
+    zone file). Two specs with one of these in common are applied one after the other."""
+    from sipctl.providers.base import load_provider
+
+    turns = [shard_key_of(loaded)]
+    dns = loaded.spec.dns
+    if dns is not None:
+        shared = load_provider(dns.provider).shared_lock_key(loaded)
+        if shared is not None:
+            turns.append(f"lock:{shared}")
+    return tuple(turns)
 
 
 def claims_of(loaded: LoadedSpec) -> tuple[Claims, dict[str, list[Resource]]]:
@@ -120,6 +137,7 @@ def claims_of(loaded: LoadedSpec) -> tuple[Claims, dict[str, list[Resource]]]:
         tuple(hosts),
         shard_key_of(loaded),
         tuple(sorted(addresses)),
+        turns_of(loaded),
     )
     return claims, rendered
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from sipctl.errors import RefusedError, SipctlError, SpecError, failure_text
 from sipctl.reconciler.envelope import plan_status
-from sipctl.reconciler.gitops.shards import shard_key, take_shard
+from sipctl.reconciler.gitops.shards import shard_key, take_shard, turn_groups
 
 if TYPE_CHECKING:
     from sipctl.providers.base import RunContext
@@ -459,6 +459,7 @@ def apply_all(
     where an earlier domain published the addresses of a server both use (see
     ``engine.refresh``).
     """
+    from sipctl.reconciler.engine import written_key
     from sipctl.reconciler.gitops.guarded import Outcome, guarded_apply, record_if_needed
 
     written: set[tuple[str, str]] = set()
@@ -494,7 +495,7 @@ def apply_all(
         applied = plan.has_changes or domain.outcome.report is not None
         domain.status = "applied" if applied else "no changes"
         with guard:
-            written.update((t.layer, t.target) for t in domain.plan_run.plan.targets)
+            written.update(written_key(run) for run in domain.plan_run.runs)
 
     # the failed ones too: a host with a domain that failed to read or plan is left as it is
     todo = [d for d in domains if d.failed or (d.plan_run or d.saved) is not None]
@@ -504,7 +505,9 @@ def apply_all(
 def _run_each_by_host(
     domains: Sequence[Domain], parallel: int, what: str, work: Callable[[Domain], None]
 ) -> None:
-    """Like run_each, with the domains of one host one after the other in one worker.
+    """Like run_each, with the domains of one host, or of one zone file, one after the
+    other in one worker (``shards.turn_groups``: they would only wait for each other's lock,
+    or be refused by it).
 
     They share the host's layers, so once one of them fails the host is left as it is: the
     later ones are not tried, and say so (never "planned": nothing of theirs went out, and
@@ -515,16 +518,17 @@ def _run_each_by_host(
     customers as they are, also when it failed to load (a broken customer file beside it),
     which puts it in no host's group."""
     failed_files = {domain.path.resolve(): domain for domain in domains if domain.failed}
-    groups: dict[str, list[Domain]] = {}
-    for domain in domains:
-        groups.setdefault(shard_key(domain), []).append(domain)
-    for group in groups.values():
+    groups = turn_groups(domains)  # one host's, and one zone file's (``shards``)
+    for group in groups:
         group.sort(key=lambda domain: not _is_host_file(domain))  # stable: else as given
-    by_first = {id(group[0]): group for group in groups.values()}
+    by_first = {id(group[0]): group for group in groups}
 
     def group_work(first: Domain) -> None:
         group = by_first[id(first)]
-        failed = next((domain for domain in group if domain.failed), None)
+        failed: dict[str, Domain] = {}  # a host -> its domain that failed first
+        for domain in group:
+            if domain.failed:
+                failed.setdefault(shard_key(domain), domain)
         for domain in group:
             if domain.failed:
                 continue
@@ -533,15 +537,18 @@ def _run_each_by_host(
                 domain.status = NOT_APPLIED
                 domain.message = f"{host.name} ({host.path}), its host's file, failed"
                 continue
-            if failed is not None:
+            # only a host's layers are left as they are: a domain that merely shares a
+            # zone file with a failed one is still applied (after it)
+            earlier = failed.get(shard_key(domain))
+            if earlier is not None:
                 domain.status = NOT_APPLIED
-                domain.message = f"{failed.name} ({failed.path}) failed first on the same host"
+                domain.message = f"{earlier.name} ({earlier.path}) failed first on the same host"
                 continue
             run_one(domain, work)
             if domain.failed:
-                failed = domain
+                failed.setdefault(shard_key(domain), domain)
 
-    firsts = [group[0] for group in groups.values()]
+    firsts = [group[0] for group in groups]
     _in_pool(firsts, parallel, what, group_work, len(domains))
 
 

@@ -1,4 +1,11 @@
-"""Shards: ``--shard I/N`` gives each of N CI jobs its own share of the domains, by host."""
+"""Shards: ``--shard I/N`` gives each of N CI jobs its own share of the domains, by host;
+and the groups of domains one run applies one after the other (``turn_groups``).
+
+One rule says what must not run beside what: two specs that share a lock (their PBX host's,
+or a zone file several domains live in: ``claims.turns_of``) are in one group, and so are
+two specs that each share one with a third (a spec on host H and zone file Z joins H's
+group and Z's). A group is applied by one worker and taken by one share.
+"""
 
 from __future__ import annotations
 
@@ -35,13 +42,53 @@ def shard_key(domain: Domain) -> str:
     return f"spec:{domain.path.name}"
 
 
+def turns(domain: Domain) -> tuple[str, ...]:
+    """The locks ``domain`` shares with other specs (see the module docstring)."""
+    from sipctl.reconciler.gitops.claims import turns_of
+
+    if domain.claims is not None and domain.claims.turns:
+        return domain.claims.turns
+    if domain.loaded is not None:
+        return turns_of(domain.loaded)
+    return (shard_key(domain),)
+
+
+def turn_groups(domains: Sequence[Domain]) -> list[list[Domain]]:
+    """``domains`` in groups that share a lock, directly or through others (union-find over
+    ``turns``); groups and the domains in each in the order given."""
+    parent = list(range(len(domains)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}  # a lock -> the first domain that takes it
+    for i, domain in enumerate(domains):
+        for key in turns(domain):
+            j = first.setdefault(key, i)
+            a, b = root(i), root(j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)  # the earliest domain stays the group's root
+    groups: dict[int, list[Domain]] = {}
+    for i, domain in enumerate(domains):
+        groups.setdefault(root(i), []).append(domain)
+    return list(groups.values())
+
+
 def take_shard(domains: Sequence[Domain], shard: str | None) -> list[Domain]:
     """The domains of share ``shard`` ("I/N"); all of them when None. Stable across runs and
     machines (a hash of the key, not of the order the files were found in)."""
     if shard is None:
         return list(domains)
     index, count = parse_shard(shard)
-    return [d for d in domains if _share(shard_key(d), count) == index]
+    taken: set[int] = set()
+    for group in turn_groups(domains):
+        # a group's share is that of its least key: the same whichever order files came in
+        if _share(min(shard_key(d) for d in group), count) == index:
+            taken.update(id(d) for d in group)
+    return [d for d in domains if id(d) in taken]
 
 
 def _share(key: str, count: int) -> int:
