@@ -300,9 +300,11 @@ def refuse_moved_base(plan: Plan, plan_file: str, base: Path) -> None:
         return
     from sipctl.schemas.admin_files import read_regular_file
     from sipctl.schemas.loader import MAX_SPEC_BYTES
+    from sipctl.schemas.spec_links import refuse_link_out
 
     here = Path(plan.spec_source)
     try:
+        refuse_link_out(here)  # a link out, where the run is strict: not that spec
         if read_regular_file(here, MAX_SPEC_BYTES) == plan.spec_text.encode():
             return
     except (OSError, SipctlError):

@@ -70,13 +70,16 @@ def _name_keys(problems: list[dict[str, Any]]) -> None:
 
 def _spec_text(path: Path, limit: int) -> str | None:
     """A spec file's text, read as sipctl reads a file a user names (a regular file, at most
-    ``limit`` bytes), or None (gone, too large, a FIFO, not text)."""
-    from sipctl.errors import FileTooLarge
+    ``limit`` bytes), or None (gone, too large, a FIFO, not text, a link out of its
+    directory where the run is strict: ``schemas/spec_links.py``)."""
+    from sipctl.errors import FileTooLarge, SpecError
     from sipctl.schemas.admin_files import read_regular_file
+    from sipctl.schemas.spec_links import refuse_link_out
 
     try:
+        refuse_link_out(path)
         return read_regular_file(path, limit).decode("utf-8")
-    except (OSError, FileTooLarge, UnicodeDecodeError):
+    except (OSError, FileTooLarge, UnicodeDecodeError, SpecError):
         return None
 
 

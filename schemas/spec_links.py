@@ -14,9 +14,11 @@ the runner's choice).
 Every reader of a spec file goes through ``refuse_link_out``: the loader (``load_spec``),
 the files a hosting file is read with (``schemas/hosting.py``'s ``_spec_text``, through
 which ``hosting_reach`` and ``declaring_file`` read too), the files a host's plan checks
-before it plans a departure (``reconciler/departures.py``), and ``-f DIR``'s sniffing
-(``spec_files.skip_reason``), which takes such a file as a spec so that its load refuses
-it: the run fails naming it, and a host never takes it for a departed customer.
+before it plans a departure (``reconciler/departures.py``), ``validate --json``'s lookup of
+a problem's key (``schemas/problems.py``), a saved plan's check that its spec is here
+(``engine``), and ``-f DIR``'s sniffing (``spec_files.skip_reason``), which takes such a
+file as a spec so that its load refuses it: the run fails naming it, and a host never
+takes it for a departed customer.
 
 When it applies: where the run is strict (a runner profile, or ``CI``), as the places of
 ``reconciler/runner_places.py`` but zone files: on an admin's own machine the admin wrote

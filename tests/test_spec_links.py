@@ -254,3 +254,14 @@ def test_a_customer_file_linked_out_is_no_departed_customer(
         assert "customer(s) beta.example of pbx1 are declared by no file that loads" in shown
         assert "- user director@beta.example" not in shown, shown
         assert "Traceback" not in shown, shown
+
+
+def test_validate_json_names_the_link_and_nothing_of_its_target(
+    linked: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(linked)
+    monkeypatch.setenv("CI", "1")
+    assert run(["validate", "-f", str(linked), "--json"]) != 0
+    shown = _said(capsys)
+    assert REFUSED in shown and str(linked / "evil.yaml") in shown, shown
+    assert SECRET not in shown and "secret.example" not in shown, shown
