@@ -41,12 +41,22 @@ class Listener:
     """A TCP and a UDP socket on one loopback port that record whatever reaches them."""
 
     def __init__(self) -> None:
-        self.tcp = socket.socket()
-        self.tcp.bind(("127.0.0.1", 0))
-        self.port = int(self.tcp.getsockname()[1])
+        # the kernel's free TCP port may be taken for UDP (by another test's socket): try
+        # another rather than fail
+        for _ in range(50):
+            self.tcp = socket.socket()
+            self.tcp.bind(("127.0.0.1", 0))
+            self.port = int(self.tcp.getsockname()[1])
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                self.udp.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                self.tcp.close()
+                self.udp.close()
+        else:
+            raise RuntimeError("no loopback port free for both TCP and UDP")
         self.tcp.listen(8)
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", self.port))
         self.seen: list[bytes] = []
         self._stop = threading.Event()
         # Set before the threads start: a test that closes at once must not leave a thread
