@@ -9,6 +9,7 @@ on the real BIND apply side by side and all get through.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -124,6 +125,13 @@ def test_specs_of_one_zone_file_take_turns_beside_an_unrelated_one(
 
     assert run(["plan", "-f", str(zone_specs), "--parallel", "4", "--detailed-exitcode"]) == 0
     assert capsys.readouterr().out.count("No changes.") == 4
+    # each domain has its own record of the last apply (one per zone file: the last
+    # domain applied replaced the others', whose drift then showed every record drifted)
+    assert run(["drift", "-f", str(zone_specs), "--parallel", "4", "--json"]) == 0
+    drift = json.loads(capsys.readouterr().out)
+    assert {d["domain"]: d["status"] for d in drift["domains"]} == dict.fromkeys(
+        ["a.example.test", "b.example.test", "c.example.test", "other.test"], "no drift"
+    )
 
 
 def test_a_failed_domain_of_a_zone_file_leaves_the_zone_files_others_applied(
@@ -243,3 +251,24 @@ def test_domains_that_share_a_lock_are_grouped_and_sharded_together(
         taken = {id(d) for d in share}
         for group in groups:
             assert {id(d) for d in group} <= taken or not {id(d) for d in group} & taken
+
+
+def test_the_zone_files_one_record_of_an_older_sipctl_is_read_until_the_next_apply(
+    zone_specs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A zone file of one domain kept its record under the file's name: drift still reads
+    it, and the next apply that records anything writes the domain's own and removes it."""
+    from sipctl.providers.bookkeeping import local_state_dir, record_name
+
+    spec = zone_specs / "other.yaml"
+    assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
+    zone = (zone_specs.parent / "zones" / "other.test.zone").resolve()
+    own = local_state_dir() / record_name(f"{zone}/other.test", ".state.json")
+    old = local_state_dir() / record_name(str(zone), ".state.json")
+    own.rename(old)  # as an older sipctl left it
+    capsys.readouterr()
+    assert run(["drift", "-f", str(spec)]) == 0, capsys.readouterr().out
+    spec.write_text(spec.read_text().replace("192.0.2.10", "192.0.2.11"))  # a new record
+    assert run(["apply", "-f", str(spec), "--auto-approve", "--no-verify"]) == 0
+    assert own.exists() and not old.exists(), sorted(p.name for p in own.parent.iterdir())
+    assert run(["drift", "-f", str(spec)]) == 0

@@ -46,6 +46,8 @@ from sipctl.reconciler.gitops.locking import LOCK_FILE, Holder, HostPlace, LockS
 from sipctl.schemas.targets import parse_target
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import paramiko
 
     from sipctl.providers.base import RunContext
@@ -367,23 +369,25 @@ class HostStateStore:
 
 
 class LocalStateStore:
-    """A JSON file in a private directory of this machine (the record of a zone file).
+    """A JSON file in a private directory of this machine (the record of a zone file's
+    domain).
 
-    ``old_path``: where an older sipctl kept it; read when there is no new record, removed
-    by the next ``write``."""
+    ``old_paths``: where older sipctls kept it; the first there is read when there is no new
+    record, and all are removed by the next ``write``."""
 
-    def __init__(self, path: Path, old_path: Path | None = None) -> None:
+    def __init__(self, path: Path, old_paths: Sequence[Path] = ()) -> None:
         self.path = path
-        self.old_path = old_path
+        self.old_paths = tuple(old_paths)
         self.where = str(path)
         self.public = False  # a private file of this machine
 
     def read(self) -> dict[str, Any] | None:
         try:
-            raw = read_private_file(self.path)
-            if raw is None and self.old_path is not None:
-                raw = read_private_file(self.old_path)
-            return _parse(raw)
+            for path in (self.path, *self.old_paths):
+                raw = read_private_file(path)
+                if raw is not None:
+                    return _parse(raw)
+            return None
         except OSError as exc:
             raise ProviderError(f"cannot read {self.path}: {exc.strerror}") from None
 
@@ -391,17 +395,15 @@ class LocalStateStore:
         content = (json.dumps(record, indent=1, sort_keys=True) + "\n").encode()
         try:
             write_private_file(self.path, content)
-            if self.old_path is not None:
-                with open_local_dir(self.old_path.parent) as directory:
-                    directory.unlink(self.old_path.name)
+            for old in self.old_paths:
+                with open_local_dir(old.parent) as directory:
+                    directory.unlink(old.name)
         except OSError as exc:
             raise ProviderError(f"cannot write {self.path}: {exc.strerror}") from None
 
     def forget(self) -> None:
         """Remove the record (a departed customer's zone: nothing of it is applied any more)."""
-        for path in (self.path, self.old_path):
-            if path is None:
-                continue
+        for path in (self.path, *self.old_paths):
             try:
                 with open_local_dir(path.parent) as directory:
                     directory.unlink(path.name)
@@ -412,9 +414,16 @@ class LocalStateStore:
 
 
 def zonefile_state_store(loaded: LoadedSpec) -> LocalStateStore:
+    """The record of the last apply of ``loaded``'s domain in its zone file: one per domain,
+    as several domains may live in one zone file (one record per file had each domain's
+    apply replace the others', and their drift compare with it)."""
     zone_file = _zone_file(loaded)
-    path = local_state_dir() / record_name(str(zone_file), ".state.json")
-    return LocalStateStore(path, zone_file.with_name(zone_file.name + ".sipctl-state.json"))
+    path = local_state_dir() / record_name(f"{zone_file}/{loaded.spec.domain}", ".state.json")
+    # the one record of the zone file, then beside it (older sipctls)
+    older = local_state_dir() / record_name(str(zone_file), ".state.json")
+    return LocalStateStore(
+        path, (older, zone_file.with_name(zone_file.name + ".sipctl-state.json"))
+    )
 
 
 def _parse(raw: bytes | None) -> dict[str, Any] | None:
