@@ -31,8 +31,8 @@ TIMEOUT = 2.0
 Behaviour = Callable[[ssl.SSLSocket, threading.Event], None]
 
 
-def _upgraded(conn: ssl.SSLSocket) -> None:
-    """Read the client's upgrade request and accept it (subprotocol sip)."""
+def _upgraded(conn: ssl.SSLSocket, protocol: bytes = b"Sec-WebSocket-Protocol: sip\r\n") -> None:
+    """Read the client's upgrade request and accept it (with ``protocol``'s header line)."""
     head = b""
     while b"\r\n\r\n" not in head:
         head += conn.recv(4096)
@@ -44,7 +44,7 @@ def _upgraded(conn: ssl.SSLSocket) -> None:
     accept = base64.b64encode(hashlib.sha1(key + _GUID.encode()).digest())
     conn.sendall(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: " + accept + b"\r\nSec-WebSocket-Protocol: sip\r\n\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n" + protocol + b"\r\n"
     )
 
 
@@ -83,19 +83,7 @@ def refused_upgrade(conn: ssl.SSLSocket, stop: threading.Event) -> None:
 
 def no_subprotocol(conn: ssl.SSLSocket, stop: threading.Event) -> None:
     """A WebSocket that does not speak SIP: the upgrade accepted without ``sip``."""
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += conn.recv(4096)
-    key = next(
-        line.split(b":", 1)[1].strip()
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"sec-websocket-key:")
-    )
-    accept = base64.b64encode(hashlib.sha1(key + _GUID.encode()).digest())
-    conn.sendall(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-    )
+    _upgraded(conn, protocol=b"")
     stop.wait(3)
 
 
