@@ -9,7 +9,7 @@ case-insensitive, RFC 3403), TXT strings quoted. This module is pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import cache, lru_cache
 
 import dns.exception
@@ -251,17 +251,22 @@ def registry_records(hosts: Iterable[str]) -> list[str]:
 def registry_hosts(rdatas: Iterable[dns.rdata.Rdata]) -> list[str]:
     """The hosts listed in a live registry TXT rrset; unknown strings are ignored."""
     hosts: set[str] = set()
-    for rdata in rdatas:
-        if not isinstance(rdata, TXT):
+    for named in _strings_after(rdatas, _REGISTRY_HOST):
+        try:
+            hosts.add(absolute(named))
+        except dns.exception.DNSException:
             continue
-        for raw in rdata.strings:
-            text = raw.decode("utf-8", "replace")
-            if text.startswith(_REGISTRY_HOST):
-                try:
-                    hosts.add(absolute(text[len(_REGISTRY_HOST) :]))
-                except dns.exception.DNSException:
-                    continue
     return sorted(hosts)
+
+
+def _strings_after(rdatas: Iterable[dns.rdata.Rdata], prefix: str) -> Iterator[str]:
+    """What follows ``prefix`` in each string of the TXT records that begins with it."""
+    for rdata in rdatas:
+        if isinstance(rdata, TXT):
+            for raw in rdata.strings:
+                text = raw.decode("utf-8", "replace")
+                if text.startswith(prefix):
+                    yield text[len(prefix) :]
 
 
 def claim_record(domain: str) -> str:
@@ -274,17 +279,11 @@ def claim_domains(rdatas: Iterable[dns.rdata.Rdata]) -> list[str]:
     claim is ignored; a claim naming a domain that is no valid name still counts (as it is
     written): whatever else holds a host's addresses is never taken for nobody."""
     domains: set[str] = set()
-    for rdata in rdatas:
-        if not isinstance(rdata, TXT):
-            continue
-        for raw in rdata.strings:
-            text = raw.decode("utf-8", "replace")
-            if text.startswith(_CLAIM_DOMAIN):
-                named = text[len(_CLAIM_DOMAIN) :]
-                try:
-                    domains.add(absolute(named))
-                except dns.exception.DNSException:
-                    domains.add(named)
+    for named in _strings_after(rdatas, _CLAIM_DOMAIN):
+        try:
+            domains.add(absolute(named))
+        except dns.exception.DNSException:
+            domains.add(named)
     return sorted(domains)
 
 
