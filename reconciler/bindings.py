@@ -41,8 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sipctl.errors import RefusedError
-from sipctl.reconciler.runner_places import place_problems
+from sipctl.reconciler.runner_places import place_problems, refusal
 from sipctl.schemas.profiles import (
     RUNNER_PROFILE_ENV,
     Credential,
@@ -453,12 +452,11 @@ def enforce_bindings(loaded: LoadedSpec, ctx: RunContext) -> None:
     runner = runner_of(ctx.env)
     problems = bindings_problems(loaded, runner)
     if problems:
-        raise RefusedError(
-            problems[0]
-            if len(problems) == 1
-            else f"{loaded.source}: {len(problems)} "
-            "bindings the runner profile does not allow:\n" + "\n".join(problems),
-            hint="the runner profile (see: sipctl docs security) says which credentials a spec may "
+        raise refusal(
+            loaded,
+            problems,
+            "bindings the runner profile does not allow",
+            "the runner profile (see: sipctl docs security) says which credentials a spec may "
             "name, where each may go, where on this machine sipctl may write and which "
             "layers may be this machine; a merge request cannot change it",
         )

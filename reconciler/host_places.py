@@ -41,13 +41,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sipctl.errors import RefusedError
 from sipctl.reconciler.runner_places import (
     LayerTarget,
     PlaceRule,
     guarded_below,
     layer_paths,
     layer_targets,
+    refusal,
 )
 from sipctl.schemas.profiles import GUARDED_NAMES, HOST_GUARDED, STOCK_HOST_PLACES
 from sipctl.schemas.targets import parse_target
@@ -234,10 +234,4 @@ def check_host_places(
     ``layers`` (None: all) name on an ssh:// host is not one of that host's places."""
     problems = host_place_problems(loaded, ctx, layers)
     if problems:
-        raise RefusedError(
-            problems[0]
-            if len(problems) == 1
-            else f"{loaded.source}: {len(problems)} places on the PBX its host profile does "
-            "not allow:\n" + "\n".join(problems),
-            hint=HINT,
-        )
+        raise refusal(loaded, problems, "places on the PBX its host profile does not allow", HINT)

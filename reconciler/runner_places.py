@@ -409,14 +409,15 @@ def check_places(loaded: LoadedSpec, env: Mapping[str, str]) -> None:
 
     problems = place_problems(loaded, runner_of(env))
     if problems:
-        raise refusal(loaded, problems)
+        raise refusal(loaded, problems, "uses of this machine the runner profile does not allow")
 
 
-def refusal(loaded: LoadedSpec, problems: list[str]) -> RefusedError:
+def refusal(loaded: LoadedSpec, problems: list[str], what: str, hint: str = HINT) -> RefusedError:
+    """The refusal (exit 3) of ``loaded`` for its ``problems``: one said as it is, several
+    under one line counting them (``what`` they are)."""
     return RefusedError(
         problems[0]
         if len(problems) == 1
-        else f"{loaded.source}: {len(problems)} uses of this machine the runner profile "
-        "does not allow:\n" + "\n".join(problems),
-        hint=HINT,
+        else f"{loaded.source}: {len(problems)} {what}:\n" + "\n".join(problems),
+        hint=hint,
     )
