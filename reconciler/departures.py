@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sipctl.errors import RefusedError, SipctlError, SpecError
@@ -122,7 +123,9 @@ def departures(loaded: LoadedSpec, ctx: RunContext, recorded: dict[str, Any]) ->
         entry = recorded[domain]
         if not isinstance(entry, dict) or not isinstance(entry.get("dns"), dict):
             continue  # its DNS was not sipctl's: nothing to remove
-        elsewhere = declaring_file(domain, loaded.base_dir)
+        # the host file's directory (a fleet worker's copy of it; its relative paths are the
+        # sender's directory, base_dir)
+        elsewhere = declaring_file(domain, Path(loaded.source).parent)
         if elsewhere is not None:
             ctx.log(f"customer {domain} is declared by {elsewhere}: its records are that file's")
             continue
@@ -153,8 +156,6 @@ def _unloadable_files(loaded: LoadedSpec) -> tuple[list[_Unloadable], set[str]]:
     it names is not there), and the domains the others declare (but the host's customers',
     which the caller knows). A *.yaml file of no keys at all counts: a customer's file
     emptied, or saved as UTF-16, is skipped by ``-f DIR`` but may be that customer."""
-    from pathlib import Path
-
     from sipctl.errors import FileTooLarge, failure_text
     from sipctl.reconciler.gitops.spec_files import NO_TOP_KEYS, skip_reason
     from sipctl.schemas.admin_files import read_regular_file

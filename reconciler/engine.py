@@ -349,6 +349,7 @@ def refresh(
     ctx: RunContext,
     plan_file: str,
     rewritten: Collection[tuple[str, str]] = (),
+    loaded: LoadedSpec | None = None,
 ) -> PlanRun:
     """Re-read every target of a saved plan; refuse (exit 3) if any of them changed since.
 
@@ -357,9 +358,11 @@ def refresh(
     a server their domains share in one zone; such a target changed since this plan was
     made, but only into what this plan wanted: when what its fresh plan has left to do is
     a part of this plan's changes, each exactly as planned (``_only_done_by_others``), it is
-    not stale, and that part is what is applied.
+    not stale, and that part is what is applied. ``loaded``: the plan's spec as the caller
+    loaded it (``guarded_apply``'s), else as the plan says.
     """
-    loaded = loaded_from_plan(saved, plan_file)
+    if loaded is None:
+        loaded = loaded_from_plan(saved, plan_file)
     refuse_changed_files(saved, plan_file, loaded)
     fresh = make_plan(loaded, ctx, saved.layers or None)
     saved_targets = {(t.layer, t.target): t for t in saved.targets}

@@ -315,31 +315,6 @@ def test_fleet_commands_explain_a_missing_server_and_a_wrong_queue(tmp_path: Pat
     assert "expected pbx:HOST" in result.stderr
 
 
-def test_fleet_sync_refuses_a_hosting_directory(tmp_path: Path) -> None:
-    """The fleet plans each file alone: synced, a host's file planned the removal of all its
-    customers (waiting for an approval that would remove them) and each customer failed for
-    want of servers. sync refuses host and customer files before it reaches Temporal."""
-    from fixtures.hosting import copy_example
-
-    hoster = copy_example(tmp_path / "hoster")
-    for spec in (hoster, hoster / "alpha.example.yaml"):
-        command = [sys.executable, "-m", "sipctl", "fleet", "sync", "-f", str(spec)]
-        result = subprocess.run(
-            [*command, "--address", "127.0.0.1:9"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=child_env({"PATH": "/usr/bin:/bin"}),
-            check=False,
-            cwd=tmp_path,
-        )
-        assert result.returncode == 1, result.stderr
-        assert "the fleet plans each file alone" in result.stderr, result.stderr
-        assert "sipctl apply -f DIR" in result.stderr, result.stderr
-        assert "cannot reach Temporal" not in result.stderr, result.stderr
-        assert "Traceback" not in result.stderr, result.stderr
-
-
 def test_fleet_sync_refuses_specs_that_claim_one_host_layer_differently(tmp_path: Path) -> None:
     """Two companies' specs on one PBX with different users: 'sipctl plan -f DIR' refuses
     them (one host layer has one owner), but 'fleet sync -f DIR' started both workflows, each
@@ -590,6 +565,23 @@ def test_a_workflow_of_the_sipctl_before_the_memo_replays() -> None:
     assert "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED" not in text
     assert "EVENT_TYPE_MARKER_RECORDED" not in text
     history = WorkflowHistory.from_json("old.example", text)
+    assert asyncio.run(_replay(Replayer(workflows=[DomainWorkflow]), history)) is None
+
+
+def test_a_workflow_of_the_sipctl_before_hosting_units_replays() -> None:
+    """A hosting unit's change carries files, its status customers (fields with defaults:
+    a history without them reads as before), and the workflow sets the status's customers.
+    The history here was recorded by the sipctl before them (memo and all): a spec synced
+    and applied, then a second version applied; it replays on this one."""
+    from temporalio.client import WorkflowHistory
+    from temporalio.worker import Replayer
+
+    from sipctl.reconciler.fleet.workflows import DomainWorkflow
+
+    text = (Path(__file__).parent / "data" / "fleet" / "domain-history-with-memo.json").read_text()
+    assert "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED" in text
+    assert text.count("EVENT_TYPE_ACTIVITY_TASK_COMPLETED") == 4  # plan, apply; twice
+    history = WorkflowHistory.from_json("memo.example", text)
     assert asyncio.run(_replay(Replayer(workflows=[DomainWorkflow]), history)) is None
 
 

@@ -69,11 +69,16 @@ def _load(request: LayerRequest) -> LoadedSpec:
     from sipctl.schemas.loader import load_spec_text
 
     change = request.change
-    loaded = load_spec_text(change.text, change.source, Path(change.source).parent.resolve())
+    if change.files:  # a hosting unit: the part's file, with the files beside it
+        from sipctl.reconciler.fleet.hosting import load_file
+
+        loaded = load_file(change, request.part.file)
+    else:
+        loaded = load_spec_text(change.text, change.source, Path(change.source).parent.resolve())
     problems = list(cross_checks(loaded))
     if problems:
-        raise ApplicationError(problems[0], type=REFUSED, non_retryable=True)
-    if loaded.spec.domain != change.domain:
+        raise ApplicationError(_shown(request, problems[0]), type=REFUSED, non_retryable=True)
+    if not change.files and loaded.spec.domain != change.domain:
         raise ApplicationError(
             f"{change.source}: the spec's domain is {loaded.spec.domain}, not {change.domain}",
             type=REFUSED,
@@ -98,7 +103,7 @@ def _run(request: LayerRequest, what: str) -> Iterator[tuple[LoadedSpec, RunCont
         raise
     except SipctlError as exc:
         secrets = ctx.secrets if ctx is not None else set()
-        message = _scrub(f"{request.change.domain}: {what}: {exc.message}", secrets)
+        message = _scrub(_shown(request, f"{_what(request)}: {what}: {exc.message}"), secrets)
         raise ApplicationError(
             message,
             type=_error_type(exc),
@@ -106,11 +111,26 @@ def _run(request: LayerRequest, what: str) -> Iterator[tuple[LoadedSpec, RunCont
         ) from None
     except Exception as exc:  # a bug: its type and message, scrubbed, and a retry
         secrets = ctx.secrets if ctx is not None else set()
-        message = _scrub(f"{request.change.domain}: {what}: {type(exc).__name__}: {exc}", secrets)
+        message = _scrub(
+            _shown(request, f"{_what(request)}: {what}: {type(exc).__name__}: {exc}"), secrets
+        )
         raise ApplicationError(message, type="Crash") from None
     finally:
         if ctx is not None:
             ctx.close()
+
+
+def _what(request: LayerRequest) -> str:
+    """What a message is about: the domain, or a hosting unit's file."""
+    part = request.part
+    return f"{request.change.domain} ({part.file})" if part.file else request.change.domain
+
+
+def _shown(request: LayerRequest, text: str) -> str:
+    """``text`` naming the sender's paths, not the worker's copy of a hosting unit."""
+    from sipctl.reconciler.fleet.hosting import shown
+
+    return shown(request.change, text)
 
 
 def _error_type(exc: SipctlError) -> str:
@@ -129,20 +149,27 @@ def _error_type(exc: SipctlError) -> str:
 def plan_part(request: LayerRequest) -> PartPlan:
     """Read the live side of the part's layers and plan them (changes nothing)."""
     from sipctl.reconciler.engine import make_plan
+    from sipctl.reconciler.fleet.hosting import shown_json
     from sipctl.reconciler.gitops.drift import last_recorded
     from sipctl.reconciler.views import summary_line
 
     with _run(request, "plan") as (loaded, ctx):
+        # a hosting unit's file is planned whole, as 'plan -f DIR' plans it: a host's plan
+        # of every layer is the one that removes a departed customer
+        layers = None if request.part.file else request.part.layers
         # the host's record rides in the round trip of the host's reads (with_record)
-        run = make_plan(loaded, ctx, request.part.layers, with_record=True)
+        run = make_plan(loaded, ctx, layers, with_record=True)
         data = run.plan.to_json()
         recorded = last_recorded(run)
         return PartPlan(
             part=request.part,
-            plan_json=_scrub(json.dumps(data, sort_keys=True), ctx.secrets),
+            # the sender's paths, not this worker's copy's (an apply loads its own copy)
+            plan_json=_scrub(
+                shown_json(request.change, json.dumps(data, sort_keys=True)), ctx.secrets
+            ),
             has_changes=run.plan.has_changes,
-            summary=summary_line(data),
-            refusals=[_scrub(r, ctx.secrets) for r in run.plan.refusals()],
+            summary=_shown(request, summary_line(data)),
+            refusals=[_scrub(_shown(request, r), ctx.secrets) for r in run.plan.refusals()],
             recorded_at=recorded.applied_at if recorded is not None else "",
             recorded_by=_scrub(recorded.by, ctx.secrets) if recorded is not None else "",
         )
@@ -159,21 +186,24 @@ def apply_part(request: LayerRequest, plan: PartPlan) -> StepOutcome:
     locks = LockOptions(
         timeout=settings.lock_wait_seconds, ttl=timedelta(seconds=settings.lock_ttl_seconds)
     )
-    with _run(request, "apply") as (_loaded, ctx):
+    with _run(request, "apply") as (loaded, ctx):
         saved = Plan.from_json(json.loads(plan.plan_json), "the fleet's plan")
         lines: list[str] = []
         outcome = guarded_apply(
             saved,
-            f"the plan of {request.change.domain}",
+            f"the plan of {_what(request)}",
             ctx,
             force=bool(request.approved),
             locks=locks,
             say=lines.append,
+            # a hosting unit's file: from this worker's copy (the plan names the copy of the
+            # worker that made it); a domain's spec: from the plan, as always
+            loaded=loaded if request.part.file else None,
         )
         if outcome.report is not None:
             lines.extend(outcome.report.lines)
         lines.extend(outcome.lines)
-        return StepOutcome([_scrub(line, ctx.secrets) for line in lines])
+        return StepOutcome([_scrub(_shown(request, line), ctx.secrets) for line in lines])
     raise AssertionError("unreachable")
 
 

@@ -73,23 +73,29 @@ class Synced:
     source: str
     digest: str
     queues: list[str]
+    customers: list[str]  # a hosting unit's (their domains); none for a domain
 
 
 def spec_changes(paths: Sequence[Path]) -> list[SpecChange]:
     """Load and check the spec files of one sync, as ``plan -f`` does: each alone, then
     against each other. Two specs that claim one DNS name, or one host layer with different
     contents, would each rewrite the other's on every apply of its own workflow (and each be
-    shown converged): refused before any workflow starts."""
+    shown converged): refused before any workflow starts. The files of a hosting directory
+    make one unit per host file (``hosting.units``), which is refused when the sync holds
+    only part of the directory."""
     from sipctl.errors import SpecError
+    from sipctl.reconciler.fleet.hosting import is_hosting_file, units
     from sipctl.reconciler.gitops.claims import claims_of, conflicts
+    from sipctl.schemas.hosting_reach import reading_once
 
-    changes: list[SpecChange] = []
+    loaded: list[tuple[Path, LoadedSpec]] = []
     claimed = []
-    for path in paths:
-        loaded = _load(path)
-        changes.append(_change(path, loaded))
-        if len(paths) > 1:
-            claimed.append((path, claims_of(loaded)[0]))
+    with reading_once(paths):  # a hosting directory read once, as plan -f DIR reads it
+        for path in paths:
+            spec = _load(path)
+            loaded.append((path, spec))
+            if len(paths) > 1:
+                claimed.append((path, claims_of(spec)[0]))
     problems = conflicts(claimed)
     if problems:
         raise SpecError(
@@ -98,19 +104,18 @@ def spec_changes(paths: Sequence[Path]) -> list[SpecChange]:
             problems,
             hint="nothing was sent to the fleet. Each DNS name, and each host layer unless "
             "its contents are the same, belongs to one spec; several companies on one PBX "
-            "are one host's hosting directory (sipctl docs hosting), reconciled with "
-            "'sipctl plan -f DIR' and 'sipctl apply -f DIR'",
+            "are one host's hosting directory (sipctl docs hosting), which 'fleet sync -f "
+            "DIR' reconciles as one unit",
         )
-    return changes
+    changes = [_change(path, spec) for path, spec in loaded if not is_hosting_file(spec)]
+    return changes + units(loaded)
 
 
 def _load(path: Path) -> LoadedSpec:
     """Load and check one spec file, as the CLI does."""
     from sipctl.cli_common import load_checked
 
-    loaded = load_checked(path)
-    _refuse_hosting_files(path, loaded.spec.hosting is not None, loaded.spec.host)
-    return loaded
+    return load_checked(path)
 
 
 def _change(path: Path, loaded: LoadedSpec) -> SpecChange:
@@ -121,23 +126,6 @@ def _change(path: Path, loaded: LoadedSpec) -> SpecChange:
         text=loaded.text,
         parts=parts_of(loaded),
         verify_queue=verify_queue_of(loaded),
-    )
-
-
-def _refuse_hosting_files(path: Path, is_host: bool, host: str | None) -> None:
-    """A workflow holds one file's text and plans it alone: a host's file without its
-    customers would plan the removal of every one of them (waiting for an approval that
-    removes them all), and a customer's file without its host has no servers to point at.
-    Refused before any workflow starts, with the commands that do reconcile a hosting
-    directory."""
-    if not is_host and host is None:
-        return
-    which = "a host's file (hosting:)" if is_host else f"a customer's file (host: {host})"
-    raise SipctlError(
-        f"{path}: {which}: the fleet plans each file alone, without its host and customers, "
-        "and does not reconcile a hosting directory",
-        hint="reconcile it with 'sipctl plan -f DIR' and 'sipctl apply -f DIR' (see: sipctl "
-        "docs hosting); nothing was sent to the fleet",
     )
 
 
@@ -166,7 +154,8 @@ async def sync(
                 # pending instead of asking a worker (which, in a burst, is busy)
                 memo={STATUS_MEMO: asdict(DomainStatus(change.domain))},
             )
-        return Synced(change.domain, change.source, change.digest, [p.queue for p in change.parts])
+        queues = list(dict.fromkeys(p.queue for p in change.parts))
+        return Synced(change.domain, change.source, change.digest, queues, change.customers)
 
     return list(await asyncio.gather(*(send(change) for change in changes)))
 

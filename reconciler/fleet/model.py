@@ -22,6 +22,9 @@ SWEEP_WORKFLOW = "sipctl-drift-sweep"
 SWEEP_SCHEDULE = "sipctl-drift-sweep"
 # The memo key under which a domain workflow keeps its DomainStatus (what the query returns).
 STATUS_MEMO = "status"
+# A hosting unit's workflow id: ``hosting:`` and its host file's domain. A domain has no ':',
+# so no domain's workflow can take it.
+HOSTING_PREFIX = "hosting:"
 
 # Workflow states, as `fleet status` shows them.
 PENDING = "pending"
@@ -55,12 +58,29 @@ class Part:
 
     queue: str
     layers: list[str]
+    # of a hosting unit: the file (its name in the directory) whose plan this part is, of
+    # every layer it manages, as 'sipctl plan -f DIR' plans each file; "" for a domain
+    file: str = ""
+
+
+@dataclass
+class SpecFile:
+    """One spec file of a hosting directory, as `fleet sync` read it."""
+
+    name: str  # its name in the directory (no '/')
+    text: str
 
 
 @dataclass
 class SpecChange:
     """One version of a domain's spec, as `fleet sync` (or a portal) sends it, with the task
-    queues that serve its parts (``parts_of``) and the one that verifies it ("" = none)."""
+    queues that serve its parts (``parts_of``) and the one that verifies it ("" = none).
+
+    A hosting unit (a host file and its customers, ``fleet/hosting.py``) is one too: its
+    ``domain`` is ``hosting:`` and the host file's domain, ``source`` the directory, ``text``
+    empty, ``files`` the spec files of the directory and ``customers`` the host's customer
+    domains; each part names its file. The fields a hosting unit added have defaults, so a
+    history written before them reads as it did."""
 
     domain: str
     source: str  # the spec's path as the sender saw it: messages, and relative paths
@@ -68,10 +88,16 @@ class SpecChange:
     parts: list[Part] = field(default_factory=list)
     verify_queue: str = ""
     settings: Settings | None = None  # the fleet configuration's, as of this sync
+    files: list[SpecFile] = field(default_factory=list)
+    customers: list[str] = field(default_factory=list)
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
+        digest = hashlib.sha256(self.text.encode("utf-8"))
+        for spec in self.files:  # none for a domain: its digest is its text's, as before
+            digest.update(f"\0{spec.name}\0{len(spec.text)}\0".encode())
+            digest.update(spec.text.encode("utf-8"))
+        return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -118,6 +144,8 @@ class DomainStatus:
     # layers (its DNS record names no one, and reading it would cost a query per domain)
     recorded_at: str = ""
     recorded_by: str = ""
+    # a hosting unit's customers (their domains, sorted); empty for a domain
+    customers: list[str] = field(default_factory=list)
 
 
 @dataclass

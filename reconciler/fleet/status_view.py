@@ -42,12 +42,24 @@ def status_table(found: Sequence[DomainStatus], workers: bool = True) -> str:
             detail = "; ".join(filter(None, [item.reason, item.plan_summary]))
         if item.refusals:
             detail = "; ".join(item.refusals) + " ('sipctl fleet approve " + item.domain + "')"
+        if item.customers:
+            detail = "; ".join(filter(None, [_customers(item.customers), detail]))
         last = _applied(item)
         lines.append(f"{item.domain:<{width}}  {item.state:<20}  {last}  {detail}".rstrip())
     counts = {state: sum(1 for s in found if s.state == state) for state in STATES}
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     note = "" if workers else f"{no_workers_note()}\n"
     return "\n".join(lines) + f"\n{len(found)} domain(s): {summary}\n" + note
+
+
+# A hosting unit's customers named in the table; more are counted (--json lists them all).
+_CUSTOMERS_SHOWN = 3
+
+
+def _customers(domains: Sequence[str]) -> str:
+    shown = ", ".join(domains[:_CUSTOMERS_SHOWN])
+    more = len(domains) - _CUSTOMERS_SHOWN
+    return f"{len(domains)} customer(s): {shown}" + (f" and {more} more" if more > 0 else "")
 
 
 def _applied(item: DomainStatus) -> str:
@@ -118,6 +130,11 @@ def status_schema() -> dict[str, Any]:
                 **text,
                 "description": "who that apply was (user@host or "
                 "SIPCTL_LOCK_WHO), as the record names it",
+            },
+            "customers": {
+                **texts,
+                "description": "of a hosting unit (domain hosting:HOST-FILE-DOMAIN): the "
+                "domains of the host's customer files it reconciles; empty for a domain",
             },
         },
     }

@@ -93,16 +93,18 @@ def guarded_apply(
     say: Say = lambda _line: None,
     detail: Say = lambda _line: None,
     rewritten: Collection[tuple[str, str]] = (),
+    loaded: LoadedSpec | None = None,
 ) -> Outcome:
     """Apply ``plan`` (made before the lock) under every lock of its spec; the read under
     the lock must find the live state the plan was made from (see ``refresh`` for
     ``rewritten``). ``before`` runs on that fresh read, just before anything changes (show,
-    safety check, confirmation)."""
-    loaded = loaded_from_plan(plan, label)
+    safety check, confirmation). ``loaded``: the plan's spec as the caller loaded it (a
+    fleet worker's, whose files are in its private copy), else as the plan says."""
+    spec = loaded if loaded is not None else loaded_from_plan(plan, label)
     return _apply_locked(
-        loaded,
+        spec,
         plan.layers or None,
-        lambda: refresh(plan, ctx, label, rewritten),
+        lambda: refresh(plan, ctx, label, rewritten, spec),
         plan_hash(plan),
         ctx,
         force,

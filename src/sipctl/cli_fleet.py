@@ -141,7 +141,9 @@ def sync(
     address: AddressOption = None,
 ) -> None:
     """Hand each spec to its domain's workflow: started if new, else the new spec is queued
-    into the running one (never applied beside it). Prints each domain's queues."""
+    into the running one (never applied beside it). Prints each domain's queues. A hosting
+    directory (-f DIR, whole) is one workflow per host file, hosting:DOMAIN, with its
+    customers' files."""
     from sipctl.cli_common import start_console
     from sipctl.reconciler.gitops.spec_files import spec_paths
 
@@ -155,10 +157,18 @@ def sync(
     async def send() -> None:
         client = await connect(config)
         for synced in await sync_specs(client, config, changes):
-            console.out(f"{synced.domain}: spec {synced.digest} -> {', '.join(synced.queues)}")
+            served = f" ({len(synced.customers)} customer(s))" if synced.customers else ""
+            console.out(
+                f"{synced.domain}: spec {synced.digest} -> {', '.join(synced.queues)}{served}"
+            )
 
     _run(send())
-    console.info(f"Synced {len(changes)} domain(s); 'sipctl fleet status' shows their progress.")
+    units = sum(1 for change in changes if change.files)
+    hosting = f", {units} hosting unit(s)" if units else ""
+    console.info(
+        f"Synced {len(changes) - units} domain(s){hosting}; 'sipctl fleet status' shows "
+        "their progress."
+    )
 
 
 def approve(
