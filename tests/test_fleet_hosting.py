@@ -126,6 +126,9 @@ def test_a_hosting_directory_is_one_workflow_per_host_and_converges_as_the_cli_w
     found = hoster.state(PBX1)
     assert found["customers"] == sorted(["alpha.example", "beta.example", hoster.zone])
     assert found["source"] == str(hoster.dir.resolve())
+    # one step per queue, its files in order: the host's first, then its customers' records
+    pbx1 = f"pbx:dir:{(hoster.dir / 'state' / 'pbx1').resolve()}"
+    assert found["queues"] == [pbx1, "dns:zonefile", "dns:rfc2136"], found
     # relative paths are the sender's directory's: the zone files and PBXs are there
     state = hoster.dir / "state"
     assert "_sip._udp" in (state / "alpha.example.zone").read_text()
@@ -150,11 +153,16 @@ def test_a_changed_customer_file_is_applied_and_a_departed_one_waits_for_approva
 ) -> None:
     since = hoster.sync()
     hoster.converged(since, PBX1, PBX2)
+    pbx1 = f"pbx:dir:{(hoster.dir / 'state' / 'pbx1').resolve()}"
     beta = hoster.dir / "beta.example.yaml"
     beta.write_text(beta.read_text().replace("  support: 110\n", "  support: 110\n  desk: 111\n"))
     since = hoster.sync()
     hoster.converged(since, PBX1)
     assert hoster.cli_plan().returncode == 0
+    # a new name is the host's dialplan's (its file's plan); the customers' records stay
+    summary = hoster.state(PBX1)["plan_summary"]
+    assert f"{pbx1}: pbx1.yaml: Plan: 1 to add" in summary, summary
+    assert "dns:zonefile: Plan: 0 to add, 0 to change, 0 to destroy. (2 file(s))" in summary
     dialplan = "".join(p.read_text() for p in (hoster.dir / "state" / "pbx1").rglob("*.conf"))
     assert "desk" in dialplan
 
@@ -169,6 +177,7 @@ def test_a_changed_customer_file_is_applied_and_a_departed_one_waits_for_approva
     wait_for("the departure waits for approval", waiting, 90, hoster.why)
     found = hoster.state(PBX1)
     assert "limit" in " ".join(found["refusals"]), found
+    assert all(r.startswith("pbx1.yaml: ") for r in found["refusals"]), found
     assert "alpha.example" not in found["customers"]
     assert "NAPTR" in zone_file.read_text()  # nothing removed before the approval
     assert f"sipctl fleet approve {PBX1}" in hoster.fleet("status").stdout

@@ -10,6 +10,8 @@ domains are converged.
 - ``model``: what travels through a workflow's history (spec text, plans, verdicts; never a
   secret) and how a spec maps to its task queues; no Temporal import.
 - ``config``: the fleet configuration file (address, queues' rate limits, the sweep).
+- ``hosting``: a hosting directory as units (a host file with its customers), and a
+  worker's private copy of a unit's files.
 - ``activities``: plan, apply and verify of one domain's layers, on a worker.
 - ``workflows``: the domain workflow and the drift sweep (deterministic, sandboxed).
 - ``client``: sync, approve, status and the schedule, as a portal or the CLI calls them.

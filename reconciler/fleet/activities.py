@@ -64,15 +64,17 @@ def _heartbeats(every: float) -> Iterator[None]:
         thread.join()
 
 
-def _load(request: LayerRequest) -> LoadedSpec:
+def _load(request: LayerRequest, file: str = "") -> LoadedSpec:
+    """The spec of a domain's change, or ``file`` of a hosting unit (with the files beside
+    it, from this worker's copy), checked as the CLI checks it."""
     from sipctl.schemas.checks import cross_checks
     from sipctl.schemas.loader import load_spec_text
 
     change = request.change
-    if change.files:  # a hosting unit: the part's file, with the files beside it
+    if change.files:
         from sipctl.reconciler.fleet.hosting import load_file
 
-        loaded = load_file(change, request.part.file)
+        loaded = load_file(change, file)
     else:
         loaded = load_spec_text(change.text, change.source, Path(change.source).parent.resolve())
     problems = list(cross_checks(loaded))
@@ -87,43 +89,64 @@ def _load(request: LayerRequest) -> LoadedSpec:
     return loaded
 
 
-@contextmanager
-def _run(request: LayerRequest, what: str) -> Iterator[tuple[LoadedSpec, RunContext]]:
-    """Load the spec, open a run context, and turn every failure into an ApplicationError
-    whose message names the domain and holds no secret."""
-    from sipctl.providers.base import RunContext
+class _Step:
+    """The specs one activity loads (a domain's, or the files of a hosting unit's part, one
+    after the other), each with a run context of its own as in 'plan -f DIR'; all closed
+    at its end."""
 
-    ctx: RunContext | None = None
+    def __init__(self, request: LayerRequest) -> None:
+        self.request = request
+        self.file = ""  # the hosting unit's file at work, for messages
+        self._contexts: list[RunContext] = []
+
+    def open(self, file: str = "") -> tuple[LoadedSpec, RunContext]:
+        from sipctl.providers.base import RunContext
+
+        self.file = file
+        loaded = _load(self.request, file)
+        ctx = RunContext(base_dir=loaded.base_dir, env=dict(os.environ))
+        self._contexts.append(ctx)
+        return loaded, ctx
+
+    @property
+    def secrets(self) -> set[str]:
+        return {secret for ctx in self._contexts for secret in ctx.secrets}
+
+    def close(self) -> None:
+        for ctx in self._contexts:
+            ctx.close()
+
+    def said(self, text: str) -> str:
+        """``text`` as it may leave the worker: the sender's paths, no secret."""
+        return _scrub(_shown(self.request, text), self.secrets)
+
+    def about(self) -> str:
+        """What a message is about: the domain, or a hosting unit and its file."""
+        domain = self.request.change.domain
+        return f"{domain} ({self.file})" if self.file else domain
+
+
+@contextmanager
+def _run(request: LayerRequest, what: str) -> Iterator[_Step]:
+    """Heartbeat while the step's specs are loaded and worked on, and turn every failure
+    into an ApplicationError whose message names the domain and holds no secret."""
+    step = _Step(request)
     try:
         with _heartbeats(max(request.settings.heartbeat_seconds / 3, 0.5)):
-            loaded = _load(request)
-            ctx = RunContext(base_dir=loaded.base_dir, env=dict(os.environ))
-            yield loaded, ctx
+            yield step
     except ApplicationError:
         raise
     except SipctlError as exc:
-        secrets = ctx.secrets if ctx is not None else set()
-        message = _scrub(_shown(request, f"{_what(request)}: {what}: {exc.message}"), secrets)
         raise ApplicationError(
-            message,
+            step.said(f"{step.about()}: {what}: {exc.message}"),
             type=_error_type(exc),
             non_retryable=not isinstance(exc, LockHeldError) and _error_type(exc) != "Provider",
         ) from None
     except Exception as exc:  # a bug: its type and message, scrubbed, and a retry
-        secrets = ctx.secrets if ctx is not None else set()
-        message = _scrub(
-            _shown(request, f"{_what(request)}: {what}: {type(exc).__name__}: {exc}"), secrets
-        )
+        message = step.said(f"{step.about()}: {what}: {type(exc).__name__}: {exc}")
         raise ApplicationError(message, type="Crash") from None
     finally:
-        if ctx is not None:
-            ctx.close()
-
-
-def _what(request: LayerRequest) -> str:
-    """What a message is about: the domain, or a hosting unit's file."""
-    part = request.part
-    return f"{request.change.domain} ({part.file})" if part.file else request.change.domain
+        step.close()
 
 
 def _shown(request: LayerRequest, text: str) -> str:
@@ -147,38 +170,50 @@ def _error_type(exc: SipctlError) -> str:
 
 @activity.defn(name="sipctl-plan")
 def plan_part(request: LayerRequest) -> PartPlan:
-    """Read the live side of the part's layers and plan them (changes nothing)."""
-    from sipctl.reconciler.engine import make_plan
-    from sipctl.reconciler.fleet.hosting import shown_json
+    """Read the live side of the part's layers and plan them (changes nothing). A hosting
+    unit's part is its files on this queue, each planned whole as 'plan -f DIR' plans it
+    (a host's plan of every layer is the one that removes a departed customer): its plan
+    document is theirs, by file name."""
+    from sipctl.reconciler.engine import PlanRun, make_plan
+    from sipctl.reconciler.fleet.hosting import part_summary, shown_json
     from sipctl.reconciler.gitops.drift import last_recorded
     from sipctl.reconciler.views import summary_line
 
-    with _run(request, "plan") as (loaded, ctx):
-        # a hosting unit's file is planned whole, as 'plan -f DIR' plans it: a host's plan
-        # of every layer is the one that removes a departed customer
-        layers = None if request.part.file else request.part.layers
-        # the host's record rides in the round trip of the host's reads (with_record)
-        run = make_plan(loaded, ctx, layers, with_record=True)
-        data = run.plan.to_json()
-        recorded = last_recorded(run)
+    part = request.part
+    with _run(request, "plan") as step:
+        runs: list[tuple[str, PlanRun]] = []
+        for file in part.files or [""]:
+            loaded, ctx = step.open(file)
+            # the host's record rides in the round trip of the host's reads (with_record)
+            layers = None if file else part.layers
+            runs.append((file, make_plan(loaded, ctx, layers, with_record=True)))
+        documents = {file: run.plan.to_json() for file, run in runs}
+        data: object = documents if part.files else documents[""]
+        summaries = {file: summary_line(document) for file, document in documents.items()}
+        recorded = next((r for _, run in runs for r in [last_recorded(run)] if r), None)
         return PartPlan(
-            part=request.part,
+            part=part,
             # the sender's paths, not this worker's copy's (an apply loads its own copy)
-            plan_json=_scrub(
-                shown_json(request.change, json.dumps(data, sort_keys=True)), ctx.secrets
-            ),
-            has_changes=run.plan.has_changes,
-            summary=_shown(request, summary_line(data)),
-            refusals=[_scrub(_shown(request, r), ctx.secrets) for r in run.plan.refusals()],
+            plan_json=step.said(shown_json(request.change, json.dumps(data, sort_keys=True))),
+            has_changes=any(run.plan.has_changes for _, run in runs),
+            summary=step.said(part_summary(summaries, runs) if part.files else summaries[""]),
+            refusals=[
+                step.said(f"{file}: {reason}" if file else reason)
+                for file, run in runs
+                for reason in run.plan.refusals()
+            ],
             recorded_at=recorded.applied_at if recorded is not None else "",
-            recorded_by=_scrub(recorded.by, ctx.secrets) if recorded is not None else "",
+            recorded_by=step.said(recorded.by) if recorded is not None else "",
         )
     raise AssertionError("unreachable")  # _run re-raises every failure
 
 
 @activity.defn(name="sipctl-apply")
 def apply_part(request: LayerRequest, plan: PartPlan) -> StepOutcome:
-    """Apply exactly ``plan`` under the CLI's locks; refuse it when it is stale."""
+    """Apply exactly ``plan`` under the CLI's locks; refuse it when it is stale. A hosting
+    unit's part applies its files' plans that have changes in the part's order (the host's
+    first), each under its locks; one that fails stops the rest, as 'apply -f DIR' leaves a
+    host's later domains untried."""
     from sipctl.reconciler.gitops.guarded import LockOptions, guarded_apply
     from sipctl.reconciler.plan import Plan
 
@@ -186,24 +221,30 @@ def apply_part(request: LayerRequest, plan: PartPlan) -> StepOutcome:
     locks = LockOptions(
         timeout=settings.lock_wait_seconds, ttl=timedelta(seconds=settings.lock_ttl_seconds)
     )
-    with _run(request, "apply") as (loaded, ctx):
-        saved = Plan.from_json(json.loads(plan.plan_json), "the fleet's plan")
+    documents = json.loads(plan.plan_json)
+    part = request.part
+    with _run(request, "apply") as step:
         lines: list[str] = []
-        outcome = guarded_apply(
-            saved,
-            f"the plan of {_what(request)}",
-            ctx,
-            force=bool(request.approved),
-            locks=locks,
-            say=lines.append,
-            # a hosting unit's file: from this worker's copy (the plan names the copy of the
-            # worker that made it); a domain's spec: from the plan, as always
-            loaded=loaded if request.part.file else None,
-        )
-        if outcome.report is not None:
-            lines.extend(outcome.report.lines)
-        lines.extend(outcome.lines)
-        return StepOutcome([_scrub(_shown(request, line), ctx.secrets) for line in lines])
+        for file in part.files or [""]:
+            saved = Plan.from_json(documents[file] if file else documents, "the fleet's plan")
+            if file and not saved.has_changes:
+                continue
+            loaded, ctx = step.open(file)
+            outcome = guarded_apply(
+                saved,
+                f"the plan of {step.about()}",
+                ctx,
+                force=bool(request.approved),
+                locks=locks,
+                say=lines.append,
+                # a hosting unit's file: from this worker's copy (the plan names the sender's
+                # file); a domain's spec: from the plan, as always
+                loaded=loaded if file else None,
+            )
+            if outcome.report is not None:
+                lines.extend(outcome.report.lines)
+            lines.extend(outcome.lines)
+        return StepOutcome([step.said(line) for line in lines])
     raise AssertionError("unreachable")
 
 
@@ -216,7 +257,8 @@ def verify_domain(request: LayerRequest) -> StepOutcome:
         run_verify,
     )
 
-    with _run(request, "verify") as (loaded, ctx):
+    with _run(request, "verify") as step:
+        loaded, _ctx = step.open()
         skip = post_apply_skip_reason(loaded)
         if skip is not None:
             return StepOutcome([f"verify skipped: {skip}"])
@@ -224,9 +266,7 @@ def verify_domain(request: LayerRequest) -> StepOutcome:
         if not report.ok:
             first = report.defects[0].message if report.defects else "a probe failed"
             raise ApplicationError(
-                _scrub(
-                    f"{request.change.domain}: applied, but verify failed: {first}", ctx.secrets
-                ),
+                step.said(f"{request.change.domain}: applied, but verify failed: {first}"),
                 type="VerifyFailed",
                 non_retryable=True,
             )

@@ -154,7 +154,7 @@ async def sync(
                 # pending instead of asking a worker (which, in a burst, is busy)
                 memo={STATUS_MEMO: asdict(DomainStatus(change.domain))},
             )
-        queues = list(dict.fromkeys(p.queue for p in change.parts))
+        queues = [p.queue for p in change.parts]
         return Synced(change.domain, change.source, change.digest, queues, change.customers)
 
     return list(await asyncio.gather(*(send(change) for change in changes)))

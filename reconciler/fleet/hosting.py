@@ -40,6 +40,7 @@ from sipctl.reconciler.fleet.model import (
 )
 
 if TYPE_CHECKING:
+    from sipctl.reconciler.engine import PlanRun
     from sipctl.schemas.loader import LoadedSpec
 
 # The texts of a unit travel in every activity's input, and Temporal refuses a payload of
@@ -123,20 +124,37 @@ def _unit(
         domain=unit,
         source=str(directory),
         text="",
-        parts=[_part(p, s) for p, s in [(host_path, host_loaded), *customers]],
+        parts=_parts([(host_path, host_loaded), *customers]),
         files=texts,
         customers=sorted(s.spec.domain for _, s in customers),
     )
 
 
-def _part(path: Path, loaded: LoadedSpec) -> Part:
-    """One file's part: every layer it manages, on its host's queue (a customer's file has
-    none of a host's: its DNS provider's)."""
+def _parts(files: list[tuple[Path, LoadedSpec]]) -> list[Part]:
+    """The files by queue, in order (the host's first): each file planned whole on its
+    host's queue (a customer's file has none of a host's layers: its DNS provider's). One
+    activity plans a queue's files, so a unit of many customers is a few activities, not
+    one (carrying every text) per file."""
     from sipctl.reconciler.layers import LAYERS
 
-    managed = [layer.name for layer in LAYERS if layer.managed(loaded.spec)]
-    queue = host_queue_name(loaded) or dns_queue_name(loaded)
-    return Part(queue, managed, file=path.name)
+    parts: dict[str, Part] = {}
+    for path, loaded in files:
+        queue = host_queue_name(loaded) or dns_queue_name(loaded)
+        part = parts.setdefault(queue, Part(queue, []))
+        part.files.append(path.name)
+        managed = [layer.name for layer in LAYERS if layer.managed(loaded.spec)]
+        part.layers.extend(name for name in managed if name not in part.layers)
+    return list(parts.values())
+
+
+def part_summary(summaries: dict[str, str], runs: Sequence[tuple[str, PlanRun]]) -> str:
+    """A hosting part's plans in one line: each file with changes, and how many have
+    none (a host of 500 customers changes one or two at a time)."""
+    changed = [f"{file}: {summaries[file]}" for file, run in runs if run.plan.has_changes]
+    quiet = len(runs) - len(changed)
+    if not changed:
+        return f"{summaries[runs[0][0]]} ({quiet} file(s))"
+    return "; ".join(changed + ([f"{quiet} file(s) without changes"] if quiet else []))
 
 
 # --- on a worker ------------------------------------------------------------------------------

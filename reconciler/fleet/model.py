@@ -58,9 +58,9 @@ class Part:
 
     queue: str
     layers: list[str]
-    # of a hosting unit: the file (its name in the directory) whose plan this part is, of
-    # every layer it manages, as 'sipctl plan -f DIR' plans each file; "" for a domain
-    file: str = ""
+    # of a hosting unit: the files (names in the directory) on this queue, each planned
+    # whole as 'sipctl plan -f DIR' plans it, and applied in this order; none for a domain
+    files: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -79,7 +79,7 @@ class SpecChange:
     A hosting unit (a host file and its customers, ``fleet/hosting.py``) is one too: its
     ``domain`` is ``hosting:`` and the host file's domain, ``source`` the directory, ``text``
     empty, ``files`` the spec files of the directory and ``customers`` the host's customer
-    domains; each part names its file. The fields a hosting unit added have defaults, so a
+    domains; each part names its files. The fields a hosting unit added have defaults, so a
     history written before them reads as it did."""
 
     domain: str

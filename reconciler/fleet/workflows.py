@@ -124,7 +124,7 @@ class DomainWorkflow:
     async def _converge(self, change: SpecChange, sweep: bool) -> None:
         status = self._status
         status.spec_digest, status.source = change.digest, change.source
-        status.queues = list(dict.fromkeys(part.queue for part in change.parts))
+        status.queues = [part.queue for part in change.parts]
         status.customers = list(change.customers)  # a hosting unit's; none for a domain
         status.reason, status.refusals, status.waiting_digest = "", [], ""
         for _attempt in range(_REPLANS):

@@ -25,7 +25,8 @@ fleet_app = typer.Typer(
     name="fleet",
     help=(
         "Reconcile many domains continuously on Temporal (extra: pip install 'sipctl[fleet]').\n\n"
-        "One workflow per domain (its id is the domain), plan -> safety limits (a refused "
+        "One workflow per domain (its id is the domain; of a hosting directory, one per host "
+        "file with its customers: hosting:DOMAIN), plan -> safety limits (a refused "
         "plan waits for 'fleet approve') -> apply -> verify, with the same engine and locks "
         "as plan/apply. Workers serve a PBX host's layers (--queue pbx:HOST) or a DNS "
         "provider's changes (--queue dns:PROVIDER); credentials stay with the workers.\n\n"
