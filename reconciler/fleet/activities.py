@@ -175,7 +175,7 @@ def plan_part(request: LayerRequest) -> PartPlan:
     (a host's plan of every layer is the one that removes a departed customer): its plan
     document is theirs, by file name."""
     from sipctl.reconciler.engine import PlanRun, make_plan
-    from sipctl.reconciler.fleet.hosting import part_summary, shown_json
+    from sipctl.reconciler.fleet.hosting import check_plans_size, part_summary, shown_json
     from sipctl.reconciler.gitops.drift import last_recorded
     from sipctl.reconciler.views import summary_line
 
@@ -189,12 +189,16 @@ def plan_part(request: LayerRequest) -> PartPlan:
             runs.append((file, make_plan(loaded, ctx, layers, with_record=True)))
         documents = {file: run.plan.to_json() for file, run in runs}
         data: object = documents if part.files else documents[""]
+        step.file = ""  # what follows is of the whole part
+        plans = step.said(shown_json(request.change, json.dumps(data, sort_keys=True)))
+        if part.files:
+            check_plans_size(request.change, part.queue, len(part.files), plans)
         summaries = {file: summary_line(document) for file, document in documents.items()}
         recorded = next((r for _, run in runs for r in [last_recorded(run)] if r), None)
         return PartPlan(
             part=part,
             # the sender's paths, not this worker's copy's (an apply loads its own copy)
-            plan_json=step.said(shown_json(request.change, json.dumps(data, sort_keys=True))),
+            plan_json=plans,
             has_changes=any(run.plan.has_changes for _, run in runs),
             summary=step.said(part_summary(summaries, runs) if part.files else summaries[""]),
             refusals=[

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 # The texts of a unit travel in every activity's input, and Temporal refuses a payload of
 # more than 2 MB (warns above 512 KB): a directory larger than this is refused at sync.
 MAX_UNIT_BYTES = 512 * 1024
+# The plans of one step's files travel back, and into the apply's input beside the texts.
+MAX_PLANS_BYTES = 1024 * 1024
 # Private copies not used for this long are removed when another is made.
 _KEEP_SECONDS = 24 * 3600.0
 
@@ -253,3 +255,15 @@ def shown_json(change: SpecChange, text: str) -> str:
     import json
 
     return text.replace(str(unit_directory(change)), json.dumps(change.source)[1:-1])
+
+
+def check_plans_size(change: SpecChange, queue: str, count: int, plans: str) -> None:
+    """Refuse plans larger than a workflow step carries (``MAX_PLANS_BYTES``), with what to
+    do, rather than fail on Temporal's payload limit."""
+    size = len(plans.encode("utf-8"))
+    if size > MAX_PLANS_BYTES:
+        raise SpecError(
+            f"the plans of {count} file(s) on {queue} hold {size} bytes, more than a "
+            f"workflow step carries ({MAX_PLANS_BYTES}); reconcile {change.source} with "
+            f"'sipctl plan -f DIR' and 'sipctl apply -f DIR'"
+        )
