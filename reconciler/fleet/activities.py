@@ -173,7 +173,7 @@ def plan_part(request: LayerRequest) -> PartPlan:
     """Read the live side of the part's layers and plan them (changes nothing). A hosting
     unit's part is its files on this queue, each planned whole as 'plan -f DIR' plans it
     (a host's plan of every layer is the one that removes a departed customer): its plan
-    document is theirs, by file name."""
+    document is those of them with changes, by file name."""
     from sipctl.reconciler.engine import PlanRun, make_plan
     from sipctl.reconciler.fleet.hosting import check_plans_size, part_summary, shown_json
     from sipctl.reconciler.gitops.drift import last_recorded
@@ -188,7 +188,14 @@ def plan_part(request: LayerRequest) -> PartPlan:
             layers = None if file else part.layers
             runs.append((file, make_plan(loaded, ctx, layers, with_record=True)))
         documents = {file: run.plan.to_json() for file, run in runs}
-        data: object = documents if part.files else documents[""]
+        # of a hosting part, the plans with changes only (the apply passes over the others):
+        # a host of 500 customers, one of them changed, carries one or two plans
+        changed = {file for file, run in runs if run.plan.has_changes}
+        data: object = (
+            {file: doc for file, doc in documents.items() if file in changed}
+            if part.files
+            else documents[""]
+        )
         step.file = ""  # what follows is of the whole part
         plans = step.said(shown_json(request.change, json.dumps(data, sort_keys=True)))
         if part.files:
@@ -230,9 +237,9 @@ def apply_part(request: LayerRequest, plan: PartPlan) -> StepOutcome:
     with _run(request, "apply") as step:
         lines: list[str] = []
         for file in part.files or [""]:
+            if file and file not in documents:
+                continue  # no changes: its plan stayed on the worker that made it
             saved = Plan.from_json(documents[file] if file else documents, "the fleet's plan")
-            if file and not saved.has_changes:
-                continue
             loaded, ctx = step.open(file)
             outcome = guarded_apply(
                 saved,
