@@ -91,30 +91,34 @@ def _load(request: LayerRequest, file: str = "") -> LoadedSpec:
 
 class _Step:
     """The specs one activity loads (a domain's, or the files of a hosting unit's part, one
-    after the other), each with a run context of its own as in 'plan -f DIR'; all closed
-    at its end."""
+    after the other), each with a run context of its own as in 'plan -f DIR', closed when
+    the next is opened (a part of 500 customers holds one provider's connections at a
+    time); the secrets of every one are kept, to scrub what leaves the worker."""
 
     def __init__(self, request: LayerRequest) -> None:
         self.request = request
         self.file = ""  # the hosting unit's file at work, for messages
-        self._contexts: list[RunContext] = []
+        self._ctx: RunContext | None = None
+        self._secrets: set[str] = set()
 
     def open(self, file: str = "") -> tuple[LoadedSpec, RunContext]:
         from sipctl.providers.base import RunContext
 
+        self.close()
         self.file = file
         loaded = _load(self.request, file)
-        ctx = RunContext(base_dir=loaded.base_dir, env=dict(os.environ))
-        self._contexts.append(ctx)
-        return loaded, ctx
+        self._ctx = RunContext(base_dir=loaded.base_dir, env=dict(os.environ))
+        return loaded, self._ctx
 
     @property
     def secrets(self) -> set[str]:
-        return {secret for ctx in self._contexts for secret in ctx.secrets}
+        return self._secrets | (self._ctx.secrets if self._ctx is not None else set())
 
     def close(self) -> None:
-        for ctx in self._contexts:
-            ctx.close()
+        if self._ctx is not None:
+            self._secrets |= self._ctx.secrets
+            self._ctx.close()
+            self._ctx = None
 
     def said(self, text: str) -> str:
         """``text`` as it may leave the worker: the sender's paths, no secret."""
