@@ -515,7 +515,9 @@ def test_status_answers_from_the_memo_with_no_worker_running(tmp_path: Path) -> 
         assert result.returncode == 0, result.stderr
         wait_for(
             "memo.example applied",
-            lambda: statuses(server, env)["memo.example"]["last_apply"] != "",
+            # the server's list may trail a workflow just started by a moment (under load,
+            # the first status listed none): not there yet is not applied yet
+            lambda: statuses(server, env).get("memo.example", {}).get("last_apply", "") != "",
             60,
             log.read_text,
         )
