@@ -104,13 +104,20 @@ class Hoster:
 
 
 @pytest.fixture(scope="module")
-def hoster(
-    temporal: TemporalDevServer, bind: BindServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Hoster]:
-    setup = Hoster(temporal, bind, tmp_path_factory.mktemp("fleet-hosting"))
-    yield setup
-    setup.worker.stop()
-    bind.delete_zone(setup.zone)
+def hoster(bind: BindServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hoster]:
+    # a server of its own: the session's counts test_fleet.py's domains, which these
+    # units would join
+    server = TemporalDevServer(tmp_path_factory.mktemp("temporal"))
+    server.start()
+    try:
+        setup = Hoster(server, bind, tmp_path_factory.mktemp("fleet-hosting"))
+        try:
+            yield setup
+        finally:
+            setup.worker.stop()
+            bind.delete_zone(setup.zone)
+    finally:
+        server.stop()
 
 
 def test_a_hosting_directory_is_one_workflow_per_host_and_converges_as_the_cli_would(
