@@ -17,7 +17,7 @@ from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sipctl.reconciler.render.asterisk import customer_identify, desired_files, webrtc_endpoint
+from sipctl.reconciler.render.asterisk import desired_files, identify_section, webrtc_endpoint
 from sipctl.reconciler.render.asterisk_hosting import customer_context
 from sipctl.reconciler.render.asterisk_rooms import room_place
 from sipctl.schemas.names import MAX_ASTERISK_NAME, asterisk_name
@@ -113,7 +113,7 @@ def test_a_hosts_names_fit_and_two_customers_rooms_are_never_one(
     distinct_domains = {d for d, _ in rooms}
     assert len({customer_context(d) for d in distinct_domains}) == len(distinct_domains)
     assert len({room_place(d).context for d in distinct_domains}) == len(distinct_domains)
-    identifies = {customer_identify(d) for d in distinct_domains}
+    identifies = {identify_section(d) for d in distinct_domains}
     assert len(identifies) == len(distinct_domains)
     assert all(len(name) <= MAX_ASTERISK_NAME for name in identifies)
 

@@ -710,12 +710,12 @@ def test_the_guests_names_take_as_many_identify_sections_as_keep_each_line_reada
 
 
 def test_a_customers_identify_section_name_fits_asterisk() -> None:
-    from sipctl.reconciler.render.asterisk import customer_identify
+    from sipctl.reconciler.render.asterisk import identify_section
 
-    assert customer_identify("A.Example") == "sipctl-guest-names-a.example"
+    assert identify_section("A.Example") == "sipctl-guest-names-a.example"
     long = ("x" * 50) + ".example"
-    assert len(customer_identify(long)) <= 79
-    assert customer_identify(long) != customer_identify("y" + long)
+    assert len(identify_section(long)) <= 79
+    assert identify_section(long) != identify_section("y" + long)
 
 
 def test_challenge_names_the_guest_endpoint_apart_and_finds_it_by_the_called_name() -> None:

@@ -63,6 +63,7 @@ from sipctl.reconciler.render.asterisk import (
     ANONYMOUS_ENDPOINT,
     DIALPLAN_FILE,
     GLOBAL_ADDRESS,
+    GUEST_ENDPOINT,
     HTTP_ADDRESS,
     HTTP_ANY_VALUE,
     HTTP_FILE,
@@ -77,7 +78,6 @@ from sipctl.reconciler.render.asterisk import (
     encrypts_media,
     file_address,
     file_value,
-    guest_endpoint,
     guest_extensions,
     guest_identify_sections,
     http_settings,
@@ -588,7 +588,7 @@ class AsteriskProvider(Provider):
         if RELOAD_DIALPLAN in reloads:
             checks.append(f"dialplan show {section.guest_context}")
         if RELOAD_PJSIP in reloads:
-            checks.append(f"pjsip show endpoint {guest_endpoint(section)}")
+            checks.append(f"pjsip show endpoint {GUEST_ENDPOINT}")
             # One section tells whether Asterisk took the guests' identify sections (a host
             # with challenge has one per customer; asking for each would cost a command per
             # customer).
@@ -644,7 +644,7 @@ class AsteriskProvider(Provider):
                     f"{answer.words(300)}"
                 )
             if not present and context is not None:
-                return f"Asterisk still has the {guest_endpoint(section)} endpoint after removal"
+                return f"Asterisk still has the {GUEST_ENDPOINT} endpoint after removal"
         match = "match_request_uri" if section.unknown_callers == "challenge" else "match_header"
         taken = match in answer.output and "Unable to find" not in answer.output
         if answer.cli.startswith("pjsip show identify ") and present and not taken:

@@ -197,12 +197,6 @@ def include_line(file_name: str) -> str:
 # --- pjsip_sipctl.conf / sip_sipctl.conf ----------------------------------------------------
 
 
-def guest_endpoint(section: Asterisk) -> str:
-    """The name of the plain SIP guests' endpoint (``unknown_callers`` decides)."""
-    del section  # one name in every mode; the identify section differs (pjsip_text)
-    return GUEST_ENDPOINT
-
-
 def pjsip_text(spec: Spec) -> str:
     section = asterisk_section(spec)
     challenge = section.unknown_callers == "challenge"
@@ -229,7 +223,7 @@ def pjsip_text(spec: Spec) -> str:
     lines = [
         HEADER.rstrip("\n"),
         *head,
-        f"[{guest_endpoint(section)}]",
+        f"[{GUEST_ENDPOINT}]",  # one name in every mode; its identify section differs
         *_guest_endpoint_lines(section, GUEST_CODECS),
         f"identify_by={'request_uri' if challenge else 'header'}",
         *_sdes_lines(spec),
@@ -307,16 +301,11 @@ def guest_identify_sections(spec: Spec) -> list[str]:
     return [GUEST_IDENTIFY]
 
 
-def customer_identify(domain: str) -> str:
-    """A host customer's identify section: ``sipctl-guest-names-<domain>``, or a digest of a
-    long domain (names.asterisk_name)."""
-    return identify_section(domain)
-
-
 def identify_section(domain: str | None, part: int = 1) -> str:
     """The guests' identify section of the names at ``domain`` (None: one company's), its
-    ``part``-th when they take several (``name_groups``): ``sipctl-guest-names-a.example``,
-    then ``..._2``. No domain holds '_', so no part is another customer's section."""
+    ``part``-th when they take several (``name_groups``): ``sipctl-guest-names-a.example``
+    (a digest of a long domain: names.asterisk_name), then ``..._2``. No domain holds '_',
+    so no part is another customer's section."""
     suffix = "" if part == 1 else f"_{part}"
     if domain is None:
         return CHALLENGE_GUEST_IDENTIFY + suffix
