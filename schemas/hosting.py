@@ -12,6 +12,7 @@ host would remove that customer.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,25 +49,33 @@ def _siblings(path: Path) -> list[Path]:
     )
 
 
-# directory -> (its mtime, its host files): a plan of a directory of 1,000 customers loads
-# each customer once, and each would otherwise read every file beside it to find its host.
-# A file added, removed or renamed changes the directory's mtime.
-_HOST_FILES: dict[Path, tuple[int, tuple[Path, ...]]] = {}
+# A customer finds its host among the host files beside it, and a plan of a directory of
+# 1,000 customers loads each customer once: the directory's host files are found once, and
+# each host file loaded once, per process. Both caches are keyed by path, and a fleet
+# worker plans each change of a hosting unit in a private copy of its own (a new directory
+# each time) for weeks: so they are bounded, and what was evicted is found again.
+# 1,024 directories: more than one run reads (a run of every directory of a repository
+# holds a few dozen), a few hundred KB of paths.
+_DIRECTORIES_KEPT = 1024
+# 256 host files: each customer asks every host file of its directory for its name, one
+# after the other, so a directory of more PBX hosts than this would load each of them once
+# per customer; a loaded host file holds about 8 KB (2 MB in all).
+_HOST_FILES_KEPT = 256
 
 
 def _host_files(directory: Path) -> tuple[Path, ...]:
     """The files of ``directory`` that look like host files (``hosting:`` at the top)."""
-    mtime = directory.stat().st_mtime_ns
-    known = _HOST_FILES.get(directory)
-    if known is not None and known[0] == mtime:
-        return known[1]
-    found = tuple(
+    # a file added, removed or renamed changes the directory's mtime
+    return _host_files_at(directory, directory.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=_DIRECTORIES_KEPT)
+def _host_files_at(directory: Path, mtime: int) -> tuple[Path, ...]:
+    return tuple(
         p
         for p in sorted(directory.iterdir())
         if p.suffix in SPEC_SUFFIXES and p.is_file() and _is_host_file(read_text(p))
     )
-    _HOST_FILES[directory] = (mtime, found)
-    return found
 
 
 def _is_host_file(text: str) -> bool:
@@ -332,19 +341,16 @@ def _served(customer: Spec, host: Spec) -> Spec:
     return customer.with_host(host, update)
 
 
-# (host file, as shown) -> (its text, the file loaded): each of 1,000 customers of a
-# directory looks for its host among the host files beside it; reading is cheap, loading not.
-_HOST_SPECS: dict[tuple[Path, Path], tuple[str, LoadedSpec]] = {}
-
-
 def _host_file(path: Path, shown: Path) -> LoadedSpec:
-    text = read_text(path)
-    known = _HOST_SPECS.get((path, shown))
-    if known is not None and known[0] == text:
-        return known[1]
-    loaded = _load_sibling(shown, "a host file")
-    _HOST_SPECS[(path, shown)] = (text, loaded)
-    return loaded
+    """The host file ``path`` (named ``shown`` beside the file being loaded), loaded once
+    per text: reading is cheap, loading not."""
+    return _host_loaded(path, shown, read_text(path))
+
+
+@lru_cache(maxsize=_HOST_FILES_KEPT)
+def _host_loaded(path: Path, shown: Path, text: str) -> LoadedSpec:
+    """``shown`` loaded; ``text``, its text, is in the key: a changed file loads again."""
+    return _load_sibling(shown, "a host file")
 
 
 def _host_named(name: str, path: Path) -> tuple[Path, Spec] | None:

@@ -32,6 +32,8 @@ planned either). A run over many files (``reading_once``) reads each directory o
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -132,9 +134,15 @@ def remember(loaded: LoadedSpec) -> None:
 
 
 # a file (its absolute path as shown) -> (its text, its reach; None: not a spec that
-# loads): a file is loaded again only when its text changed.
-_KNOWN: dict[str, tuple[str, Reach | None]] = {}
-_MAX_KNOWN = 100_000
+# loads): a file is loaded again only when its text changed. The least recently used go
+# first: a fleet worker plans each change of a hosting unit in a private copy of its own
+# (new paths each time) for weeks. 4,096 files: a host's plan keeps its customers' reaches
+# and then reads its directory, so a directory of more files than this loads each file
+# twice (the bench's directory holds 1,001); a reach holds its file loaded, about 5 KB of a
+# customer of 10 users (20 MB in all; 100,000 kept before was half a gigabyte).
+_KNOWN: OrderedDict[str, tuple[str, Reach | None]] = OrderedDict()
+_MAX_KNOWN = 4096
+_KNOWN_LOCK = threading.Lock()
 # The directories read in the run under way (``reading_once``), none outside one.
 _RUN: list[dict[str, _Directory]] = []
 # The files the run under way loads itself (absolute, as shown), whose claims it compares.
@@ -183,7 +191,7 @@ def _directory(shown: Path) -> _Directory:
 def _reach_of_file(shown: Path, text: str) -> Reach | None:
     from sipctl.schemas.loader import load_spec_text
 
-    known = _KNOWN.get(_absolute(shown))
+    known = _known(shown)
     if known is not None and known[0] == text:
         return known[1]
     base_dir = Path(os.path.realpath(shown)).parent  # as load_spec reads it
@@ -200,17 +208,29 @@ def _absolute(path: str | Path) -> str:
     return str(Path(path).absolute())
 
 
+def _known(shown: str | Path) -> tuple[str, Reach | None] | None:
+    key = _absolute(shown)
+    with _KNOWN_LOCK:  # a fleet worker runs activities in threads
+        known = _KNOWN.get(key)
+        if known is not None:
+            _KNOWN.move_to_end(key)
+        return known
+
+
 def _keep(shown: str, text: str, reach: Reach | None) -> None:
-    if len(_KNOWN) >= _MAX_KNOWN:  # a long-lived process (a fleet worker) forgets, in bulk
-        _KNOWN.clear()
-    _KNOWN[_absolute(shown)] = (text, reach)
+    key = _absolute(shown)
+    with _KNOWN_LOCK:
+        _KNOWN[key] = (text, reach)
+        _KNOWN.move_to_end(key)
+        while len(_KNOWN) > _MAX_KNOWN:
+            _KNOWN.popitem(last=False)
 
 
 def check_reach(customer: LoadedSpec, path: Path) -> None:
     """Refuse ``customer`` (the file at ``path``) when its DNS reaches into another spec
     file of its directory: the same zone, a zone inside another's or holding another's, or
     the same zone file. The refusal names both files."""
-    known = _KNOWN.get(_absolute(path))
+    known = _known(path)
     mine = known[1] if known is not None and known[0] == customer.text else None
     if mine is None:
         mine = reach_of(customer)

@@ -144,3 +144,56 @@ def test_plans_larger_than_a_step_carries_are_refused_with_what_to_do(tmp_path: 
     with pytest.raises(SpecError, match="more than a workflow step carries") as refused:
         check_plans_size(change, "dns:zonefile", 3, "x" * (MAX_PLANS_BYTES + 1))
     assert f"reconcile {tmp_path} with 'sipctl plan -f DIR'" in refused.value.message
+
+
+def test_a_workers_caches_are_bounded_and_right_after_eviction(
+    hoster: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker plans each change of a unit in a copy of its own (new paths each time), for
+    weeks: the caches keyed by path keep the last few, and a unit whose entries were
+    evicted loads as it did (its own customers, the host's servers)."""
+    import functools
+
+    import sipctl.schemas.hosting as hosting
+    import sipctl.schemas.hosting_reach as reach
+    from sipctl.reconciler.fleet.hosting import load_file
+
+    # the real caches are bounded
+    assert hosting._host_files_at.cache_info().maxsize == hosting._DIRECTORIES_KEPT
+    assert hosting._host_loaded.cache_info().maxsize == hosting._HOST_FILES_KEPT
+    assert reach._MAX_KNOWN <= 10_000
+    # the same caches, small, so that a few versions evict
+    for name in ("_host_files_at", "_host_loaded"):
+        small = functools.lru_cache(maxsize=2)(getattr(hosting, name).__wrapped__)
+        monkeypatch.setattr(hosting, name, small)
+    monkeypatch.setattr(reach, "_MAX_KNOWN", 3)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    (pbx1,) = [c for c in spec_changes(spec_paths([hoster])) if c.customers[0] == "alpha.example"]
+
+    def version(n: int) -> SpecChange:
+        """pbx1's unit with alpha's user 'v<n>' added: a new copy on the worker."""
+        files = [
+            SpecFile(f.name, f.text.replace("users:\n", f"users:\n  v{n}: {200 + n}\n"))
+            if f.name == "alpha.example.yaml"
+            else f
+            for f in pbx1.files
+        ]
+        return SpecChange(**{**pbx1.__dict__, "files": files})
+
+    def check(n: int) -> None:
+        change = version(n)
+        host = load_file(change, "pbx1.yaml").spec
+        alpha = next(c for c in host.customers if c.domain == "alpha.example")
+        assert f"v{n}" in alpha.users and sorted(c.domain for c in host.customers) == [
+            "alpha.example",
+            "beta.example",
+        ]
+        customer = load_file(change, "alpha.example.yaml").spec
+        assert [s.host for s in customer.servers] == [s.host for s in host.servers]
+        assert f"v{n}" in customer.users
+
+    for n in [*range(6), 0, 5, 1]:  # 0 and 1 evicted long since
+        check(n)
+        assert hosting._host_files_at.cache_info().currsize <= 2
+        assert hosting._host_loaded.cache_info().currsize <= 2
+        assert len(reach._KNOWN) <= 3
