@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 import pytest
@@ -32,9 +33,10 @@ REFUSED = "outside the directory it is in (or in its .git)"
 
 # --- the rule against the real resolution --------------------------------------------------
 
+# The checkout c (the working directory) holds the specs' directory d; o is outside it.
 # Where a link may point, written as the link holds it ({o}: the outside directory, {d}: the
-# spec's directory, absolute): relative, absolute, into a subdirectory, through '..', to
-# another link (a chain, a loop), to nothing, into .git.
+# specs' directory, absolute): files and directories, relative, absolute, through '..', to
+# another link (a chain, a loop), to nothing, into .git, to a device.
 _TARGETS = [
     "real.yaml",
     "sub/inner.yaml",
@@ -46,57 +48,115 @@ _TARGETS = [
     "{d}/real.yaml",
     "{d}/sub/inner.yaml",
     "{d}/../o/secret.yaml",
+    "{d}/../../o/secret.yaml",
     ".git/config",
     "{d}/.git/config",
     "gone.yaml",
     "{o}/gone.yaml",
     "sub",
+    "d",
+    "d/sub",
+    ".",
+    "..",
+    "../..",
+    "../o",
     "{o}",
+    "{o}/sub",
+    "{d}",
+    "{d}/sub",
+    ".git",
+    "{d}/.git",
     "/dev/null",
 ]
+# Where links live: the checkout, the specs' directory and below, outside.
+_PLACES = ["c", "c/d", "c/d/sub", "o"]
+# What is asked through a link: it itself (a file, or a directory given to -f), or a file
+# or directory below it, spelt through '..' too.
+_BELOW = ["", "real.yaml", "sub/inner.yaml", "secret.yaml", "sub", "sub/../real.yaml"]
 
 
-def _tree(root: Path) -> tuple[Path, Path]:
-    d, o = root / "d", root / "o"
+def _tree(root: Path) -> tuple[Path, Path, Path]:
+    c = root / "c"
+    d, o = c / "d", root / "o"
     (d / "sub").mkdir(parents=True)
     (d / ".git").mkdir()
-    o.mkdir()
+    (o / "sub").mkdir(parents=True)
     (d / "real.yaml").write_text(SPEC)
     (d / "sub" / "inner.yaml").write_text(SPEC)
     (d / ".git" / "config").write_text(f"[remote]\nurl = https://ci:{SECRET}@git.example\n")
     (o / "secret.yaml").write_text(OUTSIDE_SPEC)
-    return d, o
+    (o / "sub" / "inner.yaml").write_text(OUTSIDE_SPEC)
+    return c, d, o
 
 
-def _expected_outside(path: Path, inside: set[tuple[int, int]]) -> bool:
-    """The oracle, by the file a read reaches (its inode), not by paths: a link that
-    reaches a regular file not among the directory's own (outside, or in its .git)."""
-    if not path.is_symlink():
-        return False
-    try:
-        reached = path.stat()
-    except OSError:
-        return False  # dangling, a loop
-    if not path.is_file():
-        return False  # a directory, a device: no spec file is read through it
-    return (reached.st_dev, reached.st_ino) not in inside
+def _held(directory: Path) -> set[tuple[int, int]]:
+    """The files and directories below ``directory`` and it itself, by inode, links not
+    followed and no .git directory entered: what a link in it may reach."""
+    held = {(directory.stat().st_dev, directory.stat().st_ino)}
+    for top, dirs, files in os.walk(directory):
+        dirs[:] = [name for name in dirs if name.casefold() != ".git"]
+        for name in dirs + files:
+            entry = Path(top, name)
+            if not entry.is_symlink():
+                info = entry.stat()
+                held.add((info.st_dev, info.st_ino))
+    return held
+
+
+def _expected_out(asked: Path, checkout: Path) -> bool:
+    """The oracle, by what the kernel reaches (inodes), not by paths: some link on the way
+    to ``asked`` (a directory of it in the checkout, or ``asked`` itself anywhere) reaches
+    a regular file or directory not held by the directory the link is in."""
+    in_checkout = {
+        (s.st_dev, s.st_ino) for top, _dirs, _files in os.walk(checkout) for s in [Path(top).stat()]
+    }
+    parts = asked.parts
+    for depth in range(1, len(parts) + 1):
+        prefix = Path(*parts[:depth])
+        last = depth == len(parts)
+        if parts[depth - 1] == ".." or not prefix.is_symlink():
+            continue
+        try:
+            reached = prefix.stat()  # followed to its end, as the kernel does
+            parent = prefix.parent.stat()
+        except OSError:
+            return False  # dangling, a loop: the reader says what it is
+        kind_counts = prefix.is_dir() or (last and prefix.is_file())
+        if not kind_counts:
+            continue
+        if not last and (parent.st_dev, parent.st_ino) not in in_checkout:
+            continue  # a directory above or outside the checkout: the runner's
+        held = _held(Path(os.path.realpath(prefix.parent)))
+        if (reached.st_dev, reached.st_ino) not in held:
+            return True
+    return False
 
 
 _LINK = st.tuples(
-    st.sampled_from(["d", "d/sub", "o"]),  # where the link lives
+    st.sampled_from(_PLACES),  # where the link lives
     st.sampled_from([*_TARGETS, "@0", "@1", "@2", "@self"]),  # @N: the Nth link (a chain)
 )
 
 
 @settings(max_examples=examples(300), deadline=None)
-@given(links=st.lists(_LINK, min_size=1, max_size=6))
-def test_links_of_every_kind_are_refused_exactly_when_they_reach_outside(
-    links: list[tuple[str, str]],
+@given(
+    links=st.lists(_LINK, min_size=1, max_size=6),
+    below=st.sampled_from(_BELOW),
+    absolute=st.booleans(),
+)
+def test_links_of_every_kind_on_the_way_are_refused_exactly_when_they_reach_outside(
+    links: list[tuple[str, str]], below: str, absolute: bool
 ) -> None:
+    """A spec file, or the directory given to -f, asked through any links: refused where
+    the run is strict exactly when a link on the way (the file's own, the directory's own,
+    or a directory of the path in the checkout) leads out of the directory it is in, by
+    the rule, the loader and -f DIR's listing alike, showing nothing of what is there."""
+    from sipctl.reconciler.gitops.spec_files import select_specs
+
     with tempfile.TemporaryDirectory() as temporary:
-        root = Path(temporary)
-        d, o = _tree(root)
-        made = [root / where / f"link{i}.yaml" for i, (where, _target) in enumerate(links)]
+        root = Path(temporary).resolve()
+        c, d, o = _tree(root)
+        made = [root / where / f"link{i}" for i, (where, _target) in enumerate(links)]
         for i, (_where, target) in enumerate(links):
             if target == "@self":
                 written = made[i].name
@@ -106,30 +166,35 @@ def test_links_of_every_kind_are_refused_exactly_when_they_reach_outside(
             else:
                 written = target.format(d=d, o=o)
             made[i].symlink_to(written)
-        inside = {
-            (s.st_dev, s.st_ino)
-            for s in ((d / "real.yaml").stat(), (d / "sub" / "inner.yaml").stat())
-        }
-        for path in made:
-            if path.parent not in (d, d / "sub"):
-                continue
-            own = {  # a link in d/sub may reach d/real.yaml: outside d/sub
-                (s.st_dev, s.st_ino)
-                for f in path.parent.rglob("*.yaml")
-                if f.is_file() and not f.is_symlink() and ".git" not in f.parts
-                for s in [f.stat()]
-            }
-            expected = _expected_outside(path, own & inside)
-            assert (link_out(path) is not None) == expected, (path, path.readlink())
-            # and the loader, where the run is strict, refuses exactly those, quoting none
-            try:
+        cwd = Path.cwd()
+        os.chdir(c)
+        try:
+            for link in made:
+                asked = link / below if below else link
+                if not absolute and link.is_relative_to(c):
+                    asked = asked.relative_to(c)
+                expected = _expected_out(asked, c)
+                assert (link_out(asked) is not None) == expected, (asked, link.readlink())
                 with patch.dict(os.environ, {"CI": "1"}):
-                    load_spec(path)
-                refused = ""
-            except SpecError as exc:
-                refused = " ".join([exc.message, *exc.problems])
-            assert (REFUSED in refused) == expected, (path, path.readlink(), refused)
-            assert SECRET not in refused, refused
+                    refused = _refusal(asked, select_specs)
+                assert (REFUSED in refused) == expected, (asked, link.readlink(), refused)
+                if expected:  # nothing of what is out there shown
+                    assert SECRET not in refused and "secret.example" not in refused, refused
+        finally:
+            os.chdir(cwd)
+
+
+def _refusal(asked: Path, select_specs: Any) -> str:
+    """What a strict run says of ``asked``: its listing (a directory) or its load."""
+    try:
+        if asked.is_dir():
+            for path in select_specs([asked]).paths:
+                load_spec(path)
+        else:
+            load_spec(asked)
+    except SpecError as exc:
+        return " ".join([exc.message, *exc.problems])
+    return ""
 
 
 # --- the CLI --------------------------------------------------------------------------------
@@ -265,3 +330,35 @@ def test_validate_json_names_the_link_and_nothing_of_its_target(
     shown = _said(capsys)
     assert REFUSED in shown and str(linked / "evil.yaml") in shown, shown
     assert SECRET not in shown and "secret.example" not in shown, shown
+
+
+@pytest.mark.parametrize("named", ["specs", "specs/a.yaml", "./specs/../specs"])
+def test_a_directory_of_the_checkout_linked_out_is_refused_before_it_is_listed(
+    tmp_path: Path,
+    named: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The merge request replaced the checkout's directory of specs with a link to a
+    directory of the runner: where the run is strict nothing of it is listed or read (its
+    files' names and keys were the skip reasons); on the admin's machine it is followed."""
+    checkout, outside = tmp_path / "checkout", tmp_path / "runner"
+    checkout.mkdir()
+    outside.mkdir()
+    (outside / "a.yaml").write_text(SPEC)
+    (outside / "secret.yaml").write_text(OUTSIDE_SPEC)
+    (outside / "notes.yaml").write_text(f"{SECRET}: 1\n")
+    (checkout / "specs").symlink_to(outside)
+    monkeypatch.chdir(checkout)
+    monkeypatch.setenv("CI", "1")
+    for command in ("validate", "plan"):
+        code = run([command, "-f", named])
+        shown = _said(capsys)
+        assert code == 1, shown
+        link = "a symbolic link" if named == "specs" else "specs is a link"
+        assert f"{Path(named)}: {link} to the directory {outside}, outside the directory" in shown
+        assert "Put the directory itself in the checkout" in shown, shown
+        assert SECRET not in shown and "secret.example" not in shown, shown
+        assert "notes.yaml" not in shown and "Traceback" not in shown, shown
+    monkeypatch.delenv("CI")
+    assert run(["validate", "-f", "specs/a.yaml"]) == 0, _said(capsys)

@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 
 from sipctl.errors import SpecError
-from sipctl.schemas.spec_links import link_refusal
+from sipctl.schemas.spec_links import link_refusal, refuse_link_out
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 # A *.yaml file of no keys at all (empty, a list, garbage, UTF-16): no spec, but it may be one
@@ -52,6 +52,9 @@ def select_specs(paths: Sequence[Path]) -> SpecSelection:
             f"key of a spec: {', '.join(spec_keys())}){said}"
         )
 
+    for path in paths:
+        if path.is_dir():  # a link out, or one on its way, where the run is strict: not listed
+            refuse_link_out(path)
     found, skipped = _expand(paths, skip_reason, none_found)
     unique: dict[Path, Path] = {}
     resolved_dirs: dict[Path, Path] = {}
