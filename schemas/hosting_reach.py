@@ -136,12 +136,13 @@ def remember(loaded: LoadedSpec) -> None:
 # a file (its absolute path as shown) -> (its text, its reach; None: not a spec that
 # loads): a file is loaded again only when its text changed. The least recently used go
 # first: a fleet worker plans each change of a hosting unit in a private copy of its own
-# (new paths each time) for weeks. 4,096 files: a host's plan keeps its customers' reaches
+# (new paths each time) for weeks. 16,384 files: a host's plan keeps its customers' reaches
 # and then reads its directory, so a directory of more files than this loads each file
-# twice (the bench's directory holds 1,001); a reach holds its file loaded, about 5 KB of a
-# customer of 10 users (20 MB in all; 100,000 kept before was half a gigabyte).
+# twice (the bench's directory holds 1,001; a hoster's PBX of 10,000 customers must not pay
+# twice); a reach holds its file loaded, about 5 KB of a customer of 10 users (80 MB at
+# most; 100,000 kept before was half a gigabyte).
 _KNOWN: OrderedDict[str, tuple[str, Reach | None]] = OrderedDict()
-_MAX_KNOWN = 4096
+_MAX_KNOWN = 16_384
 _KNOWN_LOCK = threading.Lock()
 # The directories read in the run under way (``reading_once``), none outside one.
 _RUN: list[dict[str, _Directory]] = []
