@@ -94,6 +94,9 @@ class RunContext:
     host_profiles: dict[str, object] = field(default_factory=dict)
     # the specs whose credentials passed the runner profile this run (reconciler/bindings.py)
     bindings_checked: set[int] = field(default_factory=set)
+    # the domains this run applies (a run of several specs: ``multi.run_domains``); a server
+    # another of them uses too may change with this one (providers/dns/owned.py)
+    run_domains: frozenset[str] = frozenset()
     _transports: TransportPool | None = None
 
     @property

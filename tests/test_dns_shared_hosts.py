@@ -248,6 +248,69 @@ def test_specs_of_one_run_that_declare_one_host_differently_are_refused(
     assert run(["validate", "-f", "a.yaml"]) == 0
 
 
+def _moved(text: str, address: str) -> str:
+    """``text`` with pbx's IPv4 address moved to ``address``."""
+    return text.replace("192.0.2.10", address)
+
+
+def test_a_domain_declaring_a_shared_server_otherwise_in_a_run_of_its_own_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """b declares pbx with another address than a, which claims it: b's apply alone would
+    replace a's addresses (and a's next apply b's). Refused for safety (exit 3), naming both
+    domains, the server, both address sets and what to do; nothing changes. Changed in both
+    specs, one run applies them (planned in worker processes too), and a's later change of
+    its own alone is refused again."""
+    monkeypatch.chdir(tmp_path)
+    path = zone_file(tmp_path)
+    a_text = spec("a.example.test", ["pbx"], zonefile_section())
+    (tmp_path / "a.yaml").write_text(a_text)
+    (tmp_path / "b.yaml").write_text(
+        _moved(spec("b.example.test", ["pbx"], zonefile_section()), "192.0.2.99")
+    )
+    assert run(["apply", "-f", "a.yaml", "--auto-approve"]) == 0
+    capsys.readouterr()
+    before = path.read_text()
+
+    assert run(["apply", "-f", "b.yaml", "--auto-approve"]) == 3
+    said = capsys.readouterr()
+    refusal = " ".join((said.out + said.err).split())
+    for part in (
+        "refused for safety",
+        f"server pbx.{ZONE}. is also used by a.example.test. (TXT _sipctl-claim.pbx.{ZONE}.)",
+        "whose addresses there are 192.0.2.10, 2001:db8::10 (TTL 3600)",
+        "this spec of b.example.test. declares 192.0.2.99, 2001:db8::10 (TTL 3600)",
+        "in both domains' specs in one merge request",
+        "give this domain's server a name of its own",
+    ):
+        assert part in refusal, refusal
+    assert path.read_text() == before, "nothing changed"
+    assert run(["plan", "-f", "b.yaml"]) == 3  # a plan apply would refuse
+    shown = capsys.readouterr().out
+    assert "refused: dns: server pbx.example.test. is also used by a.example.test." in shown, shown
+    assert "apply will refuse this plan" in shown
+
+    # both specs changed alike: one run plans (in one process, or in workers) and applies both
+    (tmp_path / "a.yaml").write_text(_moved(a_text, "192.0.2.99"))
+    both = ["-f", "a.yaml", "-f", "b.yaml"]
+    for parallel in ("1", "2"):
+        run(["plan", *both, "--parallel", parallel])
+        shown = capsys.readouterr().out
+        assert "is also used by" not in shown and "+ dns A pbx.example.test 192.0.2.99" in shown
+    # (b's replacement of the one address it sees as its own is half its records: --force)
+    code = run(["apply", *both, "--auto-approve", "--parallel", "2", "--force"])
+    assert code == 0, capsys.readouterr()
+    assert addresses(path)["pbx"] == ["192.0.2.99", "2001:db8::10"]
+    assert claims(path)["pbx"] == ["a.example.test.", "b.example.test."]
+    assert run(["plan", *both, "--detailed-exitcode"]) == 0
+
+    # one of them moving it alone is refused as well: b claims it
+    (tmp_path / "a.yaml").write_text(_moved(a_text, "192.0.2.77"))
+    assert run(["apply", "-f", "a.yaml", "--auto-approve"]) == 3
+    assert "is also used by b.example.test." in capsys.readouterr().err
+    assert addresses(path)["pbx"] == ["192.0.2.99", "2001:db8::10"]
+
+
 # --- the rule, for any domains and hosts, in any order -------------------------------------
 
 DOMAINS = ("example.test", "a.example.test", "b.example.test")
@@ -361,6 +424,38 @@ def test_bind_a_racing_join_after_the_removal_is_refused_and_adds_the_host_again
     assert _bind_addresses(bind, z, "pbx") == ["192.0.2.10", "2001:db8::10"]
 
 
+def test_bind_a_domain_claiming_a_server_stops_a_racing_change_of_its_addresses(
+    bind: BindServer, bind_zone: str, tmp_path: Path
+) -> None:
+    """b, pbx's only user, moves it to another address while a starts using it with the old
+    one: b's plan saw no other claim, a's saw its addresses as they were. a's UPDATE goes
+    first, so b's fails its prerequisite on pbx's claims (unchanged by b: the only guard
+    here) and changes nothing; b's plan made again is refused, and costs the read a plan
+    without that refusal costs (the claims come with the addresses: no message more)."""
+    z, env = bind_zone, bind_env(bind)
+    a, b = f"a.{z}", f"b.{z}"
+    Domain(tmp_path, _bind_spec(bind, z, b, ["pbx"]), env).apply()
+    move = Domain(tmp_path, _moved(_bind_spec(bind, z, b, ["pbx"]), "192.0.2.99"), env)
+    move_live, move_changes = move.plan()
+    assert not move_live.hazards
+    assert [(c.action, c.address.kind) for c in move_changes] == [("update", "A")]
+    Domain(tmp_path, _bind_spec(bind, z, a, ["pbx"]), env).apply()
+    with pytest.raises(StalePlanError, match="prerequisite failed"):
+        move.provider.apply(move_changes, move_live)
+    assert _bind_addresses(bind, z, "pbx") == ["192.0.2.10", "2001:db8::10"]
+
+    again = Domain(tmp_path, _moved(_bind_spec(bind, z, b, ["pbx"]), "192.0.2.99"), env)
+    live, _ = again.plan()
+    (hazard,) = live.hazards
+    assert f"server pbx.{z}. is also used by {a}." in hazard, hazard
+    assert "192.0.2.10, 2001:db8::10" in hazard and "192.0.2.99, 2001:db8::10" in hazard
+    same = Domain(tmp_path, _bind_spec(bind, z, b, ["pbx"]), env)
+    assert same.plan()[1] == []
+    assert isinstance(again.provider, Rfc2136Provider)
+    assert isinstance(same.provider, Rfc2136Provider)
+    assert again.provider.messages_sent == same.provider.messages_sent >= 1
+
+
 def test_bind_the_rendered_update_policy_lets_both_domains_claim_and_release(
     bind: BindServer, tmp_path: Path
 ) -> None:
@@ -427,3 +522,80 @@ def test_powerdns_removing_one_domain_keeps_the_shared_host(
     )
     assert code == 0, out
     assert (f"pbx.{z}.", "A") not in powerdns.rrsets(z) and claims_of() == []
+
+
+def test_powerdns_a_domain_declaring_a_shared_server_otherwise_is_refused(
+    powerdns: PowerDnsServer,
+    powerdns_zone: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Through octoDNS as through RFC 2136 and zone files: b's run alone is refused and
+    changes nothing; the two specs changed together in one run both apply."""
+    monkeypatch.setenv(PDNS_KEY_ENV, powerdns.api_key)
+    z = powerdns_zone
+    a, b = f"a.{z}", f"b.{z}"
+
+    def text(domain: str, address: str = "192.0.2.10") -> str:
+        servers = f"  - {{host: pbx.{z}, ipv4: [{address}]}}\n"
+        base = pdns_spec(z, powerdns.api_port, servers=servers)
+        return base.replace(f"domain: {z}\n", f"domain: {domain}\n").replace(
+            "  provider: octodns\n", f"  provider: octodns\n  zone: {z}\n"
+        )
+
+    code, out = sipctl(capsys, "apply", "-f", write(tmp_path, text(a), "a.yaml"), "--auto-approve")
+    assert code == 0, out
+    b_file = write(tmp_path, text(b, "192.0.2.99"), "b.yaml")
+    code, out = sipctl(capsys, "apply", "-f", b_file, "--auto-approve")
+    assert code == 3, out
+    assert f"server pbx.{z}. is also used by {a}." in out and "192.0.2.99 (TTL 300)" in out, out
+    assert powerdns.rrsets(z)[(f"pbx.{z}.", "A")][1] == ["192.0.2.10"]
+    assert (f"_sipctl-claim.pbx.{z}.", "TXT") in powerdns.rrsets(z)
+    assert powerdns.rrsets(z)[(f"_sipctl-claim.pbx.{z}.", "TXT")][1] == [f'"domain={a}."']
+
+    a_file = write(tmp_path, text(a, "192.0.2.99"), "a.yaml")
+    # (b's replacement of the one address it sees as its own is all its records: --force)
+    code, out = sipctl(capsys, "apply", "-f", a_file, "-f", b_file, "--auto-approve", "--force")
+    assert code == 0 and "is also used by" not in out, out
+    assert powerdns.rrsets(z)[(f"pbx.{z}.", "A")][1] == ["192.0.2.99"]
+    assert sorted(powerdns.rrsets(z)[(f"_sipctl-claim.pbx.{z}.", "TXT")][1]) == [
+        f'"domain={a}."',
+        f'"domain={b}."',
+    ]
+
+
+def test_domains_using_one_server_of_their_zone_take_turns_in_one_share(tmp_path: Path) -> None:
+    """Domains that publish one server's addresses change its claims (and its addresses only
+    together, in one run): one run applies them one after the other, one share takes them
+    all. A domain with a server of its own, or a server outside its zone, goes its own way."""
+    from sipctl.reconciler.gitops.multi import Domain as RunDomain
+    from sipctl.reconciler.gitops.shards import take_shard, turn_groups
+
+    section = "dns:\n  provider: rfc2136\n  server: 127.0.0.1\n"
+    texts = {
+        "a": spec("a.example.test", ["pbx"], section),
+        "b": spec("b.example.test", ["pbx", "second"], section),
+        "c": spec("c.example.test", ["second"], section),
+        "d": spec("d.example.test", ["third"], section),
+        "e": spec("e.example.test", [], section),  # removed: its claims go in its turn
+        "f": spec("f.other.test", ["pbx"], section, zone="other.test").replace(
+            "pbx.other.test", "pbx.example.test"
+        ),
+    }
+    domains = [
+        RunDomain(tmp_path / f"{name}.yaml", loaded=load_spec_text(text, base_dir=tmp_path))
+        for name, text in texts.items()
+    ]
+    groups = [[d.path.stem for d in group] for group in turn_groups(domains)]
+    assert groups == [["a", "b", "c", "e"], ["d"], ["f"]]
+    for count in (2, 3, 5):
+        shares = [
+            [d.path.stem for d in take_shard(domains, f"{i}/{count}")] for i in range(1, count + 1)
+        ]
+        assert [s for s in shares if {"a", "b", "c", "e"} & set(s)] in (
+            [["a", "b", "c", "e"]],
+            [["a", "b", "c", "d", "e"]],
+            [["a", "b", "c", "e", "f"]],
+            [["a", "b", "c", "d", "e", "f"]],
+        )

@@ -18,7 +18,7 @@ NAPTRs at the domain, its own claim) is written back with the others' records as
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import dns.rdata
@@ -151,6 +151,7 @@ def owned_state(
     rrsets: dict[tuple[str, str], LiveRrset],
     desired: Sequence[Resource],
     domain: str,
+    companions: Collection[str] = (),
 ) -> LiveState:
     """The LiveState of the owned records of ``domain``, given every rrset read at the
     owned names.
@@ -158,7 +159,9 @@ def owned_state(
     ``rrsets`` maps (owner, type) to what is live (missing: no such rrset). The full rrsets
     are kept (``DnsKept``) for the UPDATE prerequisites; only owned records are compared.
     The A/AAAA of a host another domain claims are not this domain's to delete: they are
-    compared only where the spec wants them.
+    compared only where the spec wants them, and a plan that would write other addresses
+    there is refused (``contested_hosts``) unless that domain is one of ``companions``
+    (the domains the same run applies: ``RunContext.run_domains``).
     """
     wanted = {r.address: r.value for r in desired}
     live = LiveState()
@@ -188,8 +191,66 @@ def owned_state(
             f"{host} keeps its addresses: {', '.join(others)} "
             f"{'uses' if len(others) == 1 else 'use'} it too (TXT {claim_owner(host)})"
         )
+    live.hazards.extend(contested_hosts(rrsets, live, wanted, domain, companions))
     live.kept = DnsKept(rrsets=dict(rrsets))
     return live
+
+
+def contested_hosts(
+    rrsets: Mapping[tuple[str, str], LiveRrset],
+    live: LiveState,
+    wanted: Mapping[Address, Value],
+    domain: str,
+    companions: Collection[str],
+) -> list[str]:
+    """Why a plan must not write the A/AAAA of a host another domain claims: its addresses
+    are that domain's too, and the other one's next apply would write its own back (each
+    run undoing the other's). Domains the same run applies (``companions``) are left out:
+    the run's own check holds their servers to the same addresses (``claims.conflicts``),
+    and a companion that no longer uses the host gives up its claim in this run.
+
+    Costs no read: the claims are read with the host's addresses. What was read is what
+    the write holds the claims to (``decided_on``), so a domain claiming the host between
+    this plan's read and its write makes the write fail as stale."""
+    others_of: dict[str, list[str]] = {}
+    for address, value in wanted.items():
+        host = address.name
+        if address.kind not in ("A", "AAAA") or live.resources.get(address) == value:
+            continue
+        own = {absolute(d) for d in companions}
+        others = [d for d in other_claims(rrsets, host, domain) if d not in own]
+        if others:
+            others_of[host] = others
+    hazards = []
+    for host, others in sorted(others_of.items()):
+        theirs = _addresses_text(
+            {kind: rrsets[(host, kind)] for kind in ("A", "AAAA") if (host, kind) in rrsets}
+        )
+        ours = _addresses_text(
+            {
+                kind: LiveRrset(ttl_of(value, 0), tuple((r, r) for r in records_of(value)))
+                for kind in ("A", "AAAA")
+                if (value := wanted.get(Address(LAYER, kind, host))) is not None
+            }
+        )
+        them = ", ".join(others)
+        hazards.append(
+            f"server {host} is also used by {them} (TXT {claim_owner(host)}), whose "
+            f"addresses there are {theirs}; this spec of {absolute(domain)} declares "
+            f"{ours}: applying it would replace those, and the next apply of {them} would put "
+            "them back. Change the server's addresses in both domains' specs in one merge "
+            "request (one run applies both), or give this domain's server a name of its own"
+        )
+    return hazards
+
+
+def _addresses_text(rrsets: Mapping[str, LiveRrset]) -> str:
+    """A host's A/AAAA for a message: ``192.0.2.10, 2001:db8::10 (TTL 3600)``."""
+    records = [c for kind in sorted(rrsets) for c, _ in rrsets[kind].records]
+    if not records:
+        return "none"
+    ttls = sorted({rrset.ttl for rrset in rrsets.values()})
+    return f"{', '.join(records)} (TTL {', '.join(map(str, ttls))})"
 
 
 def other_claims(rrsets: Mapping[tuple[str, str], LiveRrset], host: str, domain: str) -> list[str]:
@@ -296,16 +357,15 @@ def rrset_after(change: Change, full: LiveRrset | None, default_ttl: int) -> Rrs
 
 def decided_on(changes: Sequence[Change]) -> list[tuple[str, str]]:
     """The rrsets that decided a change without being changed: a host's claims, where the
-    host's addresses are deleted (no other domain claimed it when read). A write holds them
-    to what was read, as it holds the rrsets it changes, so a domain that claims the host in
-    between stops it. (A domain's own claim changes with its addresses, except in a zone
-    written before claims: there this is the only guard.)"""
+    host's addresses change. Deleted, they were no other domain's when read; written, no
+    other domain claimed them with other addresses (``contested_hosts``). A write holds the
+    claims to what was read, as it holds the rrsets it changes, so a domain that claims the
+    host in between stops it. (A domain's own claim changes with its addresses only when it
+    joins or leaves the host, or in a zone written before claims: elsewhere this is the
+    only guard.)"""
     changed = {(c.address.name, c.address.kind) for c in changes}
-    names = {
-        (claim_owner(c.address.name), "TXT")
-        for c in changes
-        if c.address.kind in ("A", "AAAA") and not records_of(c.after)
-    }
+    hosts = {c.address.name for c in changes if c.address.kind in ("A", "AAAA")}
+    names = {(claim_owner(host), "TXT") for host in hosts}
     return sorted(names - changed)
 
 

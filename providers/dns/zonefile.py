@@ -156,7 +156,7 @@ class ZoneFileProvider(Provider):
         zone = self._parse(text)
         first = wanted_names(self.domain, desired)
         rrsets, names = read_owned(lambda n: _collect(zone, n), first, self.domain, self.zone)
-        live = owned_state(rrsets, desired, self.domain)
+        live = owned_state(rrsets, desired, self.domain, self._ctx.run_domains)
         live.kept_as(DnsKept).names = names
         live.fingerprint_extra = {"exists": True}
         if self.path != self.named:

@@ -82,17 +82,31 @@ def shard_key_of(loaded: LoadedSpec) -> str:
 
 
 def turns_of(loaded: LoadedSpec) -> tuple[str, ...]:
-    """What a spec must not be applied beside: the lock of its PBX host (``shard_key_of``)
-    and the lock its DNS provider shares with other domains (``Provider.shared_lock_key``: a
-    zone file). Two specs with one of these in common are applied one after the other."""
+    """What a spec must not be applied beside: the lock of its PBX host (``shard_key_of``),
+    the lock its DNS provider shares with other domains (``Provider.shared_lock_key``: a
+    zone file), and the servers in its zone whose addresses it publishes (several domains
+    may use one: they change its claims, and its addresses only together, in one run and
+    share: ``owned.contested_hosts``). Two specs with one of these in common are applied
+    one after the other; a host's plan adds the locks of its departed customers' zones
+    (``shards.turns``)."""
     from sipctl.providers.base import load_provider
 
+    spec = loaded.spec
     turns = [shard_key_of(loaded)]
-    dns = loaded.spec.dns
+    dns = spec.dns
     if dns is not None:
         shared = load_provider(dns.provider).shared_lock_key(loaded)
         if shared is not None:
             turns.append(f"lock:{shared}")
+    if dns is not None and spec.servers:  # a domain that leaves them changes their claims too
+        from sipctl.reconciler.dns_records import absolute, in_zone
+
+        hosts = {
+            absolute(s.host)
+            for s in spec.servers
+            if (s.ipv4 or s.ipv6) and in_zone(s.host, spec.zone)
+        }
+        turns += [f"server:{host}" for host in sorted(hosts)]
     return tuple(turns)
 
 

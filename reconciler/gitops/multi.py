@@ -357,16 +357,28 @@ def plan_all(
     of ``layers`` each covers those it manages (``engine.selected_layers``)."""
     from sipctl.reconciler.engine import make_plan
 
+    todo = [d for d in domains if d.loaded is not None and not d.failed]
+    companions = run_domains(todo)
+
     def work(domain: Domain) -> None:
         assert domain.loaded is not None
         domain.ctx = make_ctx(domain.loaded)
+        domain.ctx.run_domains = companions
         rendered, domain.rendered = domain.rendered, None
         domain.plan_run = make_plan(domain.loaded, domain.ctx, layers, rendered, several)
         domain.status = plan_status(domain.plan_run.plan.has_changes)
 
-    todo = [d for d in domains if d.loaded is not None and not d.failed]
     with collecting_rarely():
         run_each(todo, parallel, "planning", work)
+
+
+def run_domains(domains: Sequence[Domain]) -> frozenset[str]:
+    """The domains a run plans and applies (``RunContext.run_domains``): a server several of
+    them use in one zone may change with them all (``owned.contested_hosts``), the run's
+    claims check holding them to the same addresses."""
+    from sipctl.reconciler.dns_records import absolute
+
+    return frozenset(absolute(d.name) for d in domains if not d.failed)
 
 
 # The end of the refusal when specs overlap before anything was planned.
@@ -464,11 +476,14 @@ def apply_all(
 
     written: set[tuple[str, str]] = set()
     guard = threading.Lock()
+    # the todo's failed ones are not applied: another domain's server is not theirs to move
+    companions = run_domains(domains)
 
     def apply_one(domain: Domain) -> None:
         assert domain.loaded is not None
         if domain.ctx is None:
             domain.ctx = make_ctx(domain.loaded)
+            domain.ctx.run_domains = companions
         plan = domain.saved if domain.saved is not None else domain.plan
         assert plan is not None
         if domain.saved is None and not plan.has_changes:

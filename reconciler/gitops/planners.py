@@ -35,6 +35,7 @@ from sipctl.reconciler.gitops.multi import (
     Progress,
     load_one,
     refuse_overlaps,
+    run_domains,
     run_one,
 )
 from sipctl.reconciler.gitops.shards import take_shard
@@ -141,8 +142,9 @@ def plan_forked(
             raise
         chosen = take_shard(domains, shard)
         todo = {id(d) for d in chosen if d.claims is not None and not d.failed}
+        companions = run_domains([d for d in chosen if id(d) in todo])
         for worker in started:
-            _send(worker, [i for i in worker.share if id(domains[i]) in todo])
+            _send(worker, ([i for i in worker.share if id(domains[i]) in todo], companions))
         progress = Progress("planning", len(todo))
         secrets = _take_plans(started, domains, progress)
         return chosen, secrets
@@ -209,7 +211,7 @@ def _lost(domain: Domain, worker: _Worker) -> None:
     )
 
 
-def _send(worker: _Worker, message: list[int] | None) -> None:
+def _send(worker: _Worker, message: tuple[list[int], frozenset[str]] | None) -> None:
     # A worker that is gone: its domains are marked when its answers are missing.
     with contextlib.suppress(OSError):
         worker.conn.send(message)
@@ -251,11 +253,13 @@ def _work(conn: Connection, share: list[int]) -> None:
                 )
             )
         conn.send(answers)
-        order: list[int] | None = conn.recv()
+        # which of its specs to plan, and the domains of the run (``multi.run_domains``)
+        order: tuple[list[int], frozenset[str]] | None = conn.recv()
+        indices, companions = order if order is not None else ([], frozenset[str]())
         batch: list[_Planned] = []
         sent = time.monotonic()
-        for index in order or []:
-            batch.append(_plan_one(loaded[index], index, make_ctx, layers, several))
+        for index in indices:
+            batch.append(_plan_one(loaded[index], index, make_ctx, layers, several, companions))
             if time.monotonic() - sent >= SEND_EVERY:
                 conn.send(batch)
                 batch, sent = [], time.monotonic()
@@ -272,12 +276,14 @@ def _plan_one(
     make_ctx: Callable[[LoadedSpec], RunContext],
     layers: Sequence[str] | None,
     several: bool,
+    companions: frozenset[str],
 ) -> _Planned:
     from sipctl.reconciler.engine import make_plan
     from sipctl.reconciler.plan import Plan
 
     assert domain.loaded is not None
     ctx = make_ctx(domain.loaded)
+    ctx.run_domains = companions
     made: list[Plan] = []
 
     def work(domain: Domain) -> None:
