@@ -112,7 +112,6 @@ def departures(loaded: LoadedSpec, ctx: RunContext, recorded: dict[str, Any]) ->
     (``recorded_in``). Raises RefusedError when any binding no longer resolves."""
     from sipctl.providers.base import open_provider
     from sipctl.schemas.hosting import declaring_file
-    from sipctl.schemas.loader import load_spec_text
 
     if loaded.spec.hosting is None:
         return []
@@ -129,11 +128,8 @@ def departures(loaded: LoadedSpec, ctx: RunContext, recorded: dict[str, Any]) ->
         if elsewhere is not None:
             ctx.log(f"customer {domain} is declared by {elsewhere}: its records are that file's")
             continue
-        dns = {**entry["dns"], "ensure": "absent"}
-        text = json.dumps({"version": 1, "domain": domain, "dns": dns}, sort_keys=True)
-        source = _record_source(loaded, domain)
         try:
-            gone = load_spec_text(text, source=source, base_dir=loaded.base_dir)
+            gone = departed_spec(loaded, domain, entry)
             provider = open_provider(_DNS.provider_name(gone.spec), gone, ctx)
         except SipctlError as exc:
             problems.append(_unresolved(loaded, domain, entry, exc))
@@ -141,6 +137,39 @@ def departures(loaded: LoadedSpec, ctx: RunContext, recorded: dict[str, Any]) ->
         found.append(Departure(domain, entry, provider))
     _refuse(loaded, problems)
     return found
+
+
+def departed_spec(loaded: LoadedSpec, domain: str, entry: dict[str, Any]) -> LoadedSpec:
+    """The spec by which a host removes departed customer ``domain``'s records: its
+    recorded ``dns`` section (``entry``: what the host's record keeps of it) with
+    ``ensure: absent``, its paths relative to the host's directory."""
+    from sipctl.schemas.loader import load_spec_text
+
+    dns = {**entry["dns"], "ensure": "absent"}
+    text = json.dumps({"version": 1, "domain": domain, "dns": dns}, sort_keys=True)
+    return load_spec_text(text, source=_record_source(loaded, domain), base_dir=loaded.base_dir)
+
+
+def departure_turns(plan_run: PlanRun) -> tuple[str, ...]:
+    """What a host's plan must not be applied beside for the departed customers' records
+    it removes: each one's turns as its recorded spec gives them (``claims.turns_of``: the
+    lock of a zone file other specs of the run may write, the customer's domain). The
+    plan's apply takes those locks (``departure_lock_sites``), so a run applies the host
+    after or before those specs, never beside them. Reads nothing: the host's record is
+    the one the plan read."""
+    from sipctl.reconciler.gitops.claims import turns_of
+
+    recorded = recorded_in(plan_run.host_record)
+    turns: list[str] = []
+    for run in plan_run.runs:
+        entry = recorded.get(run.customer) if run.customer is not None else None
+        if run.customer is None or not isinstance(entry, dict):
+            continue
+        try:
+            turns += turns_of(departed_spec(plan_run.loaded, run.customer, entry))
+        except SipctlError:  # it loaded for the plan: only a record changed since
+            continue
+    return tuple(dict.fromkeys(turns))
 
 
 @dataclass(frozen=True)

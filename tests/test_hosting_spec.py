@@ -899,3 +899,45 @@ def test_a_customer_file_grown_past_a_spec_s_size_is_no_departed_customer(
     shown = " ".join(shown.split())
     assert "customer(s) beta.example of pbx1 are declared by no file that loads" in shown, shown
     assert f"beta.example.yaml is {8 << 30:,} bytes, more than the 1,000,000 bytes" in shown
+
+
+def test_a_host_removing_a_departed_customer_takes_turns_with_its_zone_files_other_specs(
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pbx1's apply removes beta.example's records and takes its zone file's lock, which is
+    not one of pbx1's own: a spec of another domain in that zone file is applied after or
+    before it in one worker (``--parallel``), never beside it, where one of the two was
+    refused for the other's lock. Found in the plan's one read of the host's record."""
+    import threading
+    import time
+
+    from sipctl.reconciler.gitops import guarded
+
+    monkeypatch.chdir(hoster)
+    assert _apply(hoster, capsys) == 0
+    (hoster / "beta.example.yaml").unlink()
+    (hoster / "sip-beta.yaml").write_text(
+        "version: 1\ndomain: sip.beta.example\n"
+        "servers: [{host: pbx1.hoster.example, priority: 10}]\n"
+        "dns: {provider: zonefile, file: state/beta.example.zone, zone: beta.example}\n"
+    )
+    calls: dict[str, tuple[str, float, float]] = {}
+    real = guarded.guarded_apply
+
+    def watched(plan: Any, label: str, *args: Any, **kwargs: Any) -> Any:
+        start = time.monotonic()
+        try:
+            return real(plan, label, *args, **kwargs)
+        finally:
+            calls[label] = (threading.current_thread().name, start, time.monotonic())
+
+    monkeypatch.setattr(guarded, "guarded_apply", watched)
+    code = run(["apply", "-f", str(hoster), "--auto-approve", "--force", "--parallel", "4"])
+    shown = capsys.readouterr()
+    assert code == 0, shown
+    (host,) = [v for k, v in calls.items() if "pbx1.yaml" in k]
+    (other,) = [v for k, v in calls.items() if "sip-beta.yaml" in k]
+    assert host[0] == other[0], "one worker"
+    assert host[2] <= other[1] or other[2] <= host[1], "one after the other"
+    zone = (hoster / "state" / "beta.example.zone").read_text()
+    assert "_sip._udp.sip.beta.example" in zone and "_sip._udp.beta.example" not in zone, zone

@@ -2,9 +2,11 @@
 and the groups of domains one run applies one after the other (``turn_groups``).
 
 One rule says what must not run beside what: two specs that share a lock (their PBX host's,
-or a zone file several domains live in: ``claims.turns_of``) are in one group, and so are
-two specs that each share one with a third (a spec on host H and zone file Z joins H's
-group and Z's). A group is applied by one worker and taken by one share.
+or a zone file several domains live in: ``claims.turns_of``; a host's plan also takes the
+locks of its departed customers' zones) are in one group, and so are two specs that each
+share one with a third (a spec on host H and zone file Z joins H's group and Z's). A group
+is applied by one worker and taken by one share (a share is chosen before any plan, by the
+specs' own turns).
 """
 
 from __future__ import annotations
@@ -43,14 +45,22 @@ def shard_key(domain: Domain) -> str:
 
 
 def turns(domain: Domain) -> tuple[str, ...]:
-    """The locks ``domain`` shares with other specs (see the module docstring)."""
+    """The locks ``domain`` shares with other specs (see the module docstring), and once
+    a host's plan is made, those of the departed customers' zones it removes records from
+    (``departures.departure_turns``: its apply takes their locks too)."""
     from sipctl.reconciler.gitops.claims import turns_of
 
     if domain.claims is not None and domain.claims.turns:
-        return domain.claims.turns
-    if domain.loaded is not None:
-        return turns_of(domain.loaded)
-    return (shard_key(domain),)
+        own = domain.claims.turns
+    elif domain.loaded is not None:
+        own = turns_of(domain.loaded)
+    else:
+        return (shard_key(domain),)
+    if domain.plan_run is None or domain.plan_run.loaded.spec.hosting is None:
+        return own
+    from sipctl.reconciler.departures import departure_turns
+
+    return tuple(dict.fromkeys([*own, *departure_turns(domain.plan_run)]))
 
 
 def turn_groups(domains: Sequence[Domain]) -> list[list[Domain]]:
