@@ -20,6 +20,7 @@ SPECIAL_EXTENSIONS = frozenset({"a", "e", "h", "i", "o", "s", "t", "T", "fax", "
 # Measured on 22 in tests/test_asterisk_name_length.py: a Goto to an extension of 80
 # characters lands on its first 79. Names made from a spec's value fit through
 # asterisk_name; names a caller or Asterisk must find as written are refused when longer.
+MAX_DNS_NAME = 253  # characters of a name in its text form without the last dot (255 octets)
 MAX_ASTERISK_NAME = 79
 MAX_EXTENSION_LENGTH = MAX_ASTERISK_NAME
 # Callers reach a name in any case (``Director`` rings ``director``): the dialplan holds the
@@ -161,8 +162,8 @@ def check_hostname(value: str) -> str:
     name = value[:-1] if value.endswith(".") else value
     if not name:
         raise ValueError("a host name must not be empty")
-    if len(name) > 253:
-        raise ValueError("a host name may have at most 253 characters")
+    if len(name) > MAX_DNS_NAME:
+        raise ValueError(f"a host name may have at most {MAX_DNS_NAME} characters")
     labels = name.split(".")
     if len(labels) < 2:
         raise ValueError(f"{_describe(value)} is not a fully qualified name (like sip.example.com)")

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sipctl.schemas.names import MAX_ASTERISK_NAME, MAX_EXTENSION_LENGTH
+from sipctl.schemas.names import MAX_ASTERISK_NAME, MAX_DNS_NAME, MAX_EXTENSION_LENGTH
 from sipctl.schemas.values import DEFAULT_PERSIST, NFTABLES_MAIN_FILE
 
 if TYPE_CHECKING:
@@ -334,6 +334,45 @@ def asterisk_names_fit(spec: Spec, given: frozenset[str]) -> Updates:
                 f"({endpoint}: {len(endpoint)} characters; Asterisk keeps {MAX_ASTERISK_NAME} "
                 f"of a section's name): with transports.wss the domain may have at most "
                 f"{longest} characters; use a shorter domain or leave transports.wss out",
+            )
+    return None
+
+
+def dns_names_fit(spec: Spec, given: frozenset[str]) -> Updates:
+    """The domain and the servers' hosts inside the zone leave room for the labels sipctl
+    writes before them (``_sipctl-state.<domain>``, ``_sipctl-claim.<host>``, with acme
+    ``_acme-challenge.<name>``): a DNS name has at most 253 characters."""
+    from sipctl.providers.dns.challenge import CHALLENGE_LABEL
+    from sipctl.reconciler.dns_records import (
+        CLAIM_PREFIX,
+        LOCK_PREFIX,
+        REGISTRY_PREFIX,
+        SRV_PREFIX,
+        STATE_PREFIX,
+    )
+
+    below_domain = [*SRV_PREFIX.values(), REGISTRY_PREFIX, LOCK_PREFIX, STATE_PREFIX]
+    below_host = [CLAIM_PREFIX]
+    if spec.asterisk is not None and spec.asterisk.tls is not None and spec.asterisk.tls.acme:
+        below_domain.append(CHALLENGE_LABEL)
+        below_host.append(CHALLENGE_LABEL)
+    names: list[tuple[tuple[str | int, ...], str, list[str]]] = [
+        (("domain",), spec.domain, below_domain)
+    ]
+    names += [
+        (("servers", i, "host"), s.host, below_host)
+        for i, s in enumerate(spec.servers)
+        if s.host == spec.zone or s.host.endswith("." + spec.zone)
+    ]
+    for key, name, prefixes in names:
+        prefix = max(prefixes, key=len)
+        longest = MAX_DNS_NAME - len(prefix) - 1
+        if len(name) > longest:
+            raise KeyProblem(
+                key,
+                f"too long ({len(name)} characters): sipctl writes DNS names below it "
+                f"({prefix}.<this name>) and a DNS name may have at most {MAX_DNS_NAME}, so "
+                f"this name may have at most {longest} characters; use a shorter name",
             )
     return None
 
