@@ -168,6 +168,10 @@ def check_octodns_value(value: Any) -> Any:
 # 'a') reads in a review as the Asterisk log but is another file.
 _PATH_CHARACTER = r"[\w.+@,:=~%/-]"
 _ABS_PATH_RE = re.compile(rf"/{_PATH_CHARACTER}*", re.ASCII)
+# Linux's NAME_MAX and PATH_MAX (less its NUL), in bytes; a path here is ASCII, one byte a
+# character. A longer one is refused on every host when sipctl opens it, mid-apply.
+MAX_FILE_NAME = 255
+MAX_PATH = 4095
 
 
 def canonical_path(path: str) -> str:
@@ -194,6 +198,14 @@ def check_abs_path(value: str) -> str:
             f"% - / only (not {' '.join(ascii(c) for c in bad)}): config readers on the host "
             "give spaces, ';', '#', quotes and backslashes a meaning of their own, and a "
             "letter of another script can look like an ASCII one in a review"
+        )
+    too_long = [part for part in value.split("/") if len(part) > MAX_FILE_NAME]
+    if too_long or len(value) > MAX_PATH:
+        raise ValueError(
+            f"{value[:60]!r}... ({len(value)} characters): a file system takes at most "
+            f"{MAX_FILE_NAME} characters between two '/' and {MAX_PATH} in all"
+            + (f" (one part here has {len(too_long[0])})" if too_long else "")
+            + "; use a shorter path"
         )
     plain = canonical_path(value)
     if value != plain:
