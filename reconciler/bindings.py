@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sipctl.reconciler.runner_places import place_problems, refusal
+from sipctl.reconciler.runner_places import layer_targets, place_problems, refusal
 from sipctl.schemas.profiles import (
     RUNNER_PROFILE_ENV,
     Credential,
@@ -157,7 +157,7 @@ def _bindings(loaded: LoadedSpec) -> Iterator[Binding]:
         for key, name in _env_references(arguments):
             key = ("dns", "octodns", *key)
             yield Binding(key, name, API_KINDS, places, config.provider_class, zone=spec.zone)
-    for section, target, ssh in _ssh_targets(loaded):
+    for section, target_key, target, ssh in _ssh_targets(loaded):
         ref = parse_target(target)
         host = f"[{ref.host}]" if ":" in ref.host else ref.host
         where = (f"{host}:{ref.port}",)
@@ -166,7 +166,7 @@ def _bindings(loaded: LoadedSpec) -> Iterator[Binding]:
             key = (section, "ssh", "key_file")
             yield Binding(key, name, ("ssh_key",), where, written=ssh.key_file)
         else:
-            yield Binding((section, "target"), SSH_AGENT, ("ssh_agent",), where)
+            yield Binding(target_key, SSH_AGENT, ("ssh_agent",), where)
 
 
 def acme_directory(loaded: LoadedSpec) -> str | None:
@@ -176,18 +176,17 @@ def acme_directory(loaded: LoadedSpec) -> str | None:
     return asterisk.tls.acme.directory
 
 
-def _ssh_targets(loaded: LoadedSpec) -> Iterator[tuple[str, str, Any]]:
-    spec = loaded.spec
-    sections: list[tuple[str, str | None, Any]] = []
-    if spec.asterisk is not None:
-        sections.append(("asterisk", spec.asterisk.target, spec.asterisk.ssh))
-    if spec.firewall is not None:
-        sections.append(("firewall", spec.firewall_target(), spec.firewall_ssh()))
-    if spec.fail2ban is not None:
-        sections.append(("fail2ban", spec.fail2ban_target(), spec.fail2ban_ssh()))
-    for section, target, ssh in sections:
-        if target and parse_target(target).kind == "ssh":
-            yield section, target, ssh
+def _ssh_targets(loaded: LoadedSpec) -> Iterator[tuple[str, tuple[str | int, ...], str, Any]]:
+    """(section of its ssh options, key of its target, target, ssh options) of every layer
+    that logs in over SSH: each layer ``runner_places.layer_targets`` names, the page's
+    ``webrtc.publish`` among them (its login is asterisk.ssh's on the PBX's own host)."""
+    for layer in layer_targets(loaded.spec):
+        if parse_target(layer.target).kind != "ssh":
+            continue
+        if layer.layer == "webrtc":
+            yield "asterisk", layer.key, layer.target, layer.ssh
+        else:
+            yield layer.layer, (layer.layer, "target"), layer.target, layer.ssh
 
 
 def _env_references(value: Any, key: tuple[str | int, ...] = ()) -> Iterator[tuple[Any, str]]:
@@ -436,7 +435,7 @@ def _known_hosts_keys(loaded: LoadedSpec) -> Iterator[tuple[tuple[str | int, ...
     without its own ``ssh`` uses ``asterisk.ssh``'s)."""
     asterisk = loaded.spec.asterisk
     inherited = asterisk.ssh if asterisk is not None else None
-    for section, _target, ssh in _ssh_targets(loaded):
+    for section, _key, _target, ssh in _ssh_targets(loaded):
         if ssh is None:
             continue
         where = "asterisk" if ssh is inherited else section

@@ -374,6 +374,45 @@ def test_an_ssh_key_is_not_offered_to_an_unlisted_host(tmp_path: Path, listener:
     assert listener.seen == []
 
 
+_PAGE = (
+    "transports: {udp: {port: 5060}, tls: {port: 5061}, wss: {port: 8089}}\n"
+    "users: {director: 105}\n"
+)
+_PAGE_TLS = "tls: {cert_file: /etc/asterisk/keys/a.pem, key_file: /etc/asterisk/keys/a.key}"
+# Each place of a spec that makes sipctl log in over SSH, pointed at the listener (PORT),
+# with every other layer in a dir: beside the spec.
+_SSH_PLACES = {
+    "asterisk.target": f"asterisk: {{target: 'ssh://root@127.0.0.1:PORT', {_PAGE_TLS}}}\n",
+    "firewall.target": f"asterisk: {{target: 'dir:pbx', {_PAGE_TLS}}}\n"
+    "firewall: {target: 'ssh://root@127.0.0.1:PORT'}\n",
+    "fail2ban.target": f"asterisk: {{target: 'dir:pbx', {_PAGE_TLS}}}\n"
+    "fail2ban: {target: 'ssh://root@127.0.0.1:PORT'}\n",
+    "webrtc.publish": f"asterisk: {{target: 'dir:pbx', {_PAGE_TLS}}}\n"
+    "webrtc: {publish: 'ssh://root@127.0.0.1:PORT:/var/www/call'}\n",
+}
+
+
+@pytest.mark.parametrize("profile", [None, "pbx only"])
+@pytest.mark.parametrize("place", sorted(_SSH_PLACES))
+def test_no_ssh_login_goes_to_a_host_the_profile_does_not_list(
+    tmp_path: Path, listener: Listener, place: str, profile: str | None
+) -> None:
+    """Every layer that logs in over SSH is a binding of the SSH agent (or its key file),
+    the page's web root (webrtc.publish) too: in CI, a merge request's publish target made
+    plan offer the runner's SSH agent and keys to a host of its choosing."""
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(BASE + _PAGE + _SSH_PLACES[place].replace("PORT", str(listener.port)))
+    env = {"CI": "true"}
+    if profile is not None:
+        allowed = {"ssh-agent": {"kind": "ssh_agent", "to": ["pbx.mysite.ru:22"]}}
+        env["SIPCTL_PROFILE"] = str(write_profile(tmp_path, {"credentials": allowed}))
+    done = sipctl("plan", "-f", str(spec), cwd=tmp_path, env=env)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "sipctl.yaml:" in done.stderr and place in done.stderr
+    assert f"127.0.0.1:{listener.port}" in done.stderr
+    assert listener.seen == []
+
+
 def test_audit_and_verify_refuse_too_before_any_connection(
     tmp_path: Path, listener: Listener
 ) -> None:
