@@ -21,19 +21,16 @@ from dns.rdtypes.ANY.TXT import TXT
 from dns.rdtypes.IN.NAPTR import NAPTR
 from dns.rdtypes.IN.SRV import SRV
 
-# The record types sipctl owns, and the SRV owner name of each transport (RFC 3263).
+# The labels sipctl puts before a domain or host (validation reads them without dnspython).
+from sipctl.reconciler.dns_labels import CLAIM_PREFIX as CLAIM_PREFIX
+from sipctl.reconciler.dns_labels import LOCK_PREFIX as LOCK_PREFIX
+from sipctl.reconciler.dns_labels import REGISTRY_PREFIX as REGISTRY_PREFIX
+from sipctl.reconciler.dns_labels import SRV_PREFIX as SRV_PREFIX
+from sipctl.reconciler.dns_labels import STATE_PREFIX as STATE_PREFIX
+
+# The record types sipctl owns, and the NAPTR service of each transport.
 MANAGED_TYPES = ("NAPTR", "SRV", "A", "AAAA", "TXT")
-# wss (RFC 7118) is published only with dns.naptr_websocket: browsers never query it.
-SRV_PREFIX = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp", "wss": "_sips._ws"}
 NAPTR_SERVICE = {"udp": "SIP+D2U", "tcp": "SIP+D2T", "tls": "SIPS+D2T", "wss": "SIPS+D2W"}
-REGISTRY_PREFIX = "_sipctl"
-LOCK_PREFIX = "_sipctl-lock"
-STATE_PREFIX = "_sipctl-state"  # the record of the last apply, for drift
-# At a host whose A/AAAA sipctl owns: one TXT record per domain whose servers use that host,
-# so that a domain that stops using it deletes its addresses only when no other domain of
-# the zone still does (a domain's own registry cannot say so: sipctl never reads the whole
-# zone to find the other domains). Its own prefix: a host may be named like a domain.
-CLAIM_PREFIX = "_sipctl-claim"
 REGISTRY_VERSION = "sipctl-registry=1"
 _REGISTRY_HOST = "host="
 _CLAIM_DOMAIN = "domain="

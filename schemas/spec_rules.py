@@ -343,7 +343,7 @@ def dns_names_fit(spec: Spec, given: frozenset[str]) -> Updates:
     writes before them (``_sipctl-state.<domain>``, ``_sipctl-claim.<host>``, with acme
     ``_acme-challenge.<name>``): a DNS name has at most 253 characters."""
     from sipctl.providers.dns.challenge import CHALLENGE_LABEL
-    from sipctl.reconciler.dns_records import (
+    from sipctl.reconciler.dns_labels import (
         CLAIM_PREFIX,
         LOCK_PREFIX,
         REGISTRY_PREFIX,
