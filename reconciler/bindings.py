@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sipctl.reconciler.runner_places import layer_targets, place_problems, refusal
+from sipctl.schemas.env_names import hidden_name_advice, looks_like_a_name, variable_named
 from sipctl.schemas.profiles import (
     RUNNER_PROFILE_ENV,
     Credential,
@@ -75,10 +76,24 @@ class Binding:
     provider_class: str | None = None  # octoDNS: the class it is handed to
     written: str | None = None  # a file as the spec writes it (relative to the spec)
     zone: str | None = None  # a DNS credential: the zone it would be used for
+    variable: bool = False  # ``name`` is an environment variable's (secret_env, env/NAME)
 
     @property
     def dotted(self) -> str:
         return ".".join(str(p) for p in self.key)
+
+    @property
+    def shown(self) -> str:
+        """The credential as a message names it: never a variable's name that may be the
+        secret itself (``env_names``)."""
+        if self.name == SSH_AGENT:
+            return "the SSH agent (ssh-agent)"
+        return variable_named(self.name, self.dotted) if self.variable else self.name
+
+    @property
+    def hidden(self) -> bool:
+        """Its name may not be shown (a variable's that may be the secret itself)."""
+        return self.variable and not looks_like_a_name(self.name)
 
 
 @dataclass(frozen=True)
@@ -144,7 +159,8 @@ def _bindings(loaded: LoadedSpec) -> Iterator[Binding]:
         server = _hostport(dns.server or "", 53)
         if dns.tsig.secret_env is not None:
             key = ("dns", "tsig", "secret_env")
-            yield Binding(key, dns.tsig.secret_env, ("tsig",), (server,), zone=spec.zone)
+            secret_env = dns.tsig.secret_env
+            yield Binding(key, secret_env, ("tsig",), (server,), zone=spec.zone, variable=True)
         if dns.tsig.secret_file is not None:
             written = dns.tsig.secret_file
             name = str(loaded.resolve_path(written))
@@ -156,7 +172,9 @@ def _bindings(loaded: LoadedSpec) -> Iterator[Binding]:
         places = tuple(_octodns_destinations(arguments))
         for key, name in _env_references(arguments):
             key = ("dns", "octodns", *key)
-            yield Binding(key, name, API_KINDS, places, config.provider_class, zone=spec.zone)
+            yield Binding(
+                key, name, API_KINDS, places, config.provider_class, zone=spec.zone, variable=True
+            )
     for section, target_key, target, ssh in _ssh_targets(loaded):
         ref = parse_target(target)
         host = f"[{ref.host}]" if ":" in ref.host else ref.host
@@ -281,7 +299,13 @@ def binding_problem(loaded: LoadedSpec, binding: Binding, runner: Runner) -> str
         credential = profile.credentials.get(binding.name) or (
             profile.credentials.get(binding.written) if binding.written else None
         )
-    shown = binding.name if binding.name != SSH_AGENT else "the SSH agent (ssh-agent)"
+    shown = binding.shown
+    if credential is None and binding.hidden:
+        prefix = "env/" if binding.key[:2] == ("dns", "octodns") else ""
+        return (
+            f"{where}: {shown} is not a credential of the runner profile ({runner.source}); "
+            f"nothing was sent{hidden_name_advice(binding.name, binding.dotted, prefix)}"
+        )
     if credential is None:
         return (
             f"{where}: {shown} is not a credential of the runner profile ({runner.source}); "
@@ -315,12 +339,14 @@ def binding_problem(loaded: LoadedSpec, binding: Binding, runner: Runner) -> str
         listed = ", ".join(credential.zones) or "none"
         listed_as = binding.name if profile and binding.name in profile.credentials else None
         listed_as = listed_as or binding.written or binding.name
+        # a variable's name that may be the secret itself: not shown
+        entry = "its entry" if binding.hidden else json.dumps(listed_as)
         at = loaded.where(("dns", "zone") if _zone_given(loaded) else ("domain",))
         return (
             f"{where}: the runner profile lets {shown} be used for the zones {listed}, "
             f"not for {zone} (this spec's zone, {at}); nothing was sent. If this spec "
             f"may use it for {zone}, add {json.dumps(zone)} to the zones of "
-            f"{json.dumps(listed_as)} in the runner profile ({runner.source})"
+            f"{entry} in the runner profile ({runner.source})"
         )
     return None
 
@@ -482,6 +508,7 @@ class CustomerKey:
     written: str | None  # a file as the spec writes it
     where: str  # file:line: key
     zone: str
+    hidden: bool = False  # a variable's name that may be the secret itself: never shown
 
 
 def customer_keys(loaded: LoadedSpec) -> tuple[CustomerKey, ...]:
@@ -490,7 +517,7 @@ def customer_keys(loaded: LoadedSpec) -> tuple[CustomerKey, ...]:
     if loaded.spec.host is None:
         return ()
     return tuple(
-        CustomerKey(b.name, b.written, f"{loaded.where(b.key)}: {b.dotted}", b.zone)
+        CustomerKey(b.name, b.written, f"{loaded.where(b.key)}: {b.dotted}", b.zone, b.hidden)
         for b in spec_bindings(loaded)
         if b.zone is not None
     )
@@ -535,8 +562,11 @@ def _unzoned_warning(key: CustomerKey, listed_as: str, zones: list[str], runner:
         if runner.profile is not None
         else f"there is no runner profile ({RUNNER_PROFILE_ENV}), so credentials are not checked"
     )
+    named = listed_as
+    if key.hidden:  # a variable's name that may be the secret itself
+        named, listed_as = "the variable it names", "NAME"
     return (
-        f"{key.where}: {listed_as}, the DNS credential of {len(zones)} hosting customer "
+        f"{key.where}: {named}, the DNS credential of {len(zones)} hosting customer "
         f"zone(s), is bound to no zones: {why}. A customer file may then claim any domain and "
         "change the records of any zone this credential may update, another customer's "
         "among them. List the customers' zones in the runner profile:\n"

@@ -419,7 +419,7 @@ def test_a_missing_tsig_secret_is_said_before_the_pbx_is_connected_to(
         )
         assert run(["plan", "-f", str(spec)]) == 1
         err = capsys.readouterr().err
-        assert "the TSIG secret is missing: set the environment variable" in err, err
+        assert "the environment variable SIPCTL_TSIG_SECRET is not set" in err, err
         assert "connection refused" not in err, err
     finally:
         release_ports(port)

@@ -257,9 +257,11 @@ def _resolve(value: Any, loaded: LoadedSpec, ctx: RunContext, key: str) -> Any:
         name = value[len("env/") :]
         secret = ctx.env.get(name, "")
         if not secret:
+            from sipctl.schemas.env_names import unset_variable
+
+            where = loaded.where(("dns", "octodns", key))
             raise ProviderError(
-                f"{loaded.where(('dns', 'octodns', key))}: dns.octodns.{key}: the environment "
-                f"variable {name} is not set (it holds the plugin's {key})"
+                unset_variable(name, where, f"dns.octodns.{key}", f"the plugin's {key}", "env/")
             )
         return ctx.remember_secret(secret)
     return value

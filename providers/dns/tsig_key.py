@@ -133,9 +133,16 @@ class TsigKey:
         if tsig.secret_env is not None:
             secret = self._ctx.env.get(tsig.secret_env, "").strip()
             if not secret:
+                from sipctl.schemas.env_names import unset_variable
+
+                where = self._loaded.where(("dns", "tsig", "secret_env"))
                 raise ProviderError(
-                    f"{self._where()}: the TSIG secret is missing: set the environment variable "
-                    f"{tsig.secret_env} to the base64 secret of key {tsig.name!r}"
+                    unset_variable(
+                        tsig.secret_env,
+                        where,
+                        "dns.tsig.secret_env",
+                        f"the base64 secret of the TSIG key {tsig.name!r}",
+                    )
                 )
         else:
             assert tsig.secret_file is not None
@@ -169,7 +176,12 @@ class TsigKey:
                     f"chmod 600 {path}"
                 )
         self._ctx.remember_secret(secret)
-        source = tsig.secret_env or str(tsig.secret_file)
+        if tsig.secret_env is not None:
+            from sipctl.schemas.env_names import variable_named
+
+            source = variable_named(tsig.secret_env, "dns.tsig.secret_env")
+        else:
+            source = str(tsig.secret_file)
         name, algorithm = self._key or (tsig.name, tsig.algorithm)
         made = _MADE.get((name, algorithm, secret))
         if made is None:
