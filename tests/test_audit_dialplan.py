@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sipctl.reconciler.audit.dialplan import Step, parse_dialplan_show
+from sipctl.reconciler.audit.dialplan import Extension, Step, parse_dialplan_show
 from sipctl.reconciler.audit.reachability import (
     desired_steps,
     judge,
@@ -93,3 +94,35 @@ def test_every_application_has_a_severity(app: str) -> None:
     verdict = step_verdict(Step(1, app, "x", "f:1"))
     assert verdict.severity in {"critical", "high", "medium"}
     assert app in verdict.what
+
+
+@pytest.mark.parametrize(
+    ("name", "exten", "matches"),
+    [
+        ("105", "105", True),
+        ("1-05", "105", True),  # Asterisk ignores '-' in names
+        ("_1XX", "105", True),
+        ("_1XX", "1050", False),
+        ("_NXX", "105", False),
+        ("_nxx", "205", True),
+        ("_X.", "1", False),  # '.' is one or more
+        ("_X.", "12", True),
+        ("_0[1-3]Z.", "0215", True),
+        ("_0[1-3]Z.", "0405", False),
+        ("_!", "", True),
+    ],
+)
+def test_extensions_match_as_asterisk_matches_them(name: str, exten: str, matches: bool) -> None:
+    assert Extension(name).matches(exten) is matches
+
+
+def test_a_dial_to_a_phone_is_told_from_one_that_goes_out() -> None:
+    def outside(args: str, exten: str | None = None) -> bool:
+        return step_verdict(Step(1, "Dial", args, "f:1"), exten).outside
+
+    assert not outside("PJSIP/105,20") and not outside("PJSIP/105&SIP/alex&Local/106@default")
+    assert not outside("PJSIP/${EXTEN},20", "105")  # the extension a Goto names
+    assert outside("PJSIP/${EXTEN},20")  # whatever name the caller dialled: a trunk's too
+    assert outside("PJSIP/${EXTEN}@trunk") and outside("SIP/provider/0049301234")
+    assert outside("DAHDI/g1/0049301234") and outside("PJSIP/105,20,T")  # T: caller transfers
+    assert outside("Local/${EXTEN}@outbound")

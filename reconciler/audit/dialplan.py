@@ -12,7 +12,9 @@ Measured on Asterisk 22::
       Include =>        'default'                                     [pbx_config]
       Alt. Switch =>    'Realtime/foo@bar'                            [pbx_config]
 
-``dialplan show`` does not descend into included contexts: the caller asks for each one.
+``dialplan show CONTEXT`` does not descend into included contexts: the caller asks for each
+one. ``dialplan show EXT@CONTEXT`` does: it shows what matches EXT there (exact, patterns)
+and in every context included, each under "[ Included context 'NAME' created by ... ]".
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_CONTEXT_RE = re.compile(r"^\[ Context '(?P<name>[^']*)' created by '(?P<registrar>[^']*)' \]")
+# "[ Context 'x' ...": ``dialplan show EXT@CONTEXT`` heads the matches of an included context
+# "[ Included context 'y' ...".
+_CONTEXT_RE = re.compile(
+    r"^\[ (?:Included c|C)ontext '(?P<name>[^']*)' created by '(?P<registrar>[^']*)' \]"
+)
 _EXTEN_RE = re.compile(r"^\s+'(?P<exten>[^']*)'\s+=>\s+(?P<rest>.*)$")
 # "1. App(args)   [source]", "[label] 2. ...": the source is the last bracketed word.
 _STEP_RE = re.compile(
@@ -60,6 +66,41 @@ class Extension:
     @property
     def source(self) -> str:
         return self.steps[0].source if self.steps else ""
+
+    def matches(self, exten: str) -> bool:
+        """Whether a call to ``exten`` matches this extension, by Asterisk's rules: an
+        exact name, or a pattern (``_`` then X, Z, N, ``[...]``, ``.`` one or more of
+        anything, ``!`` zero or more, any other character itself); ``-`` counts nowhere."""
+        if not self.is_pattern:
+            return self.name.replace("-", "") == exten.replace("-", "")
+        return _pattern_re(self.name).fullmatch(exten.replace("-", "")) is not None
+
+
+_PATTERN_CLASSES = {"X": "[0-9]", "Z": "[1-9]", "N": "[2-9]", ".": ".+", "!": ".*"}
+
+
+def _pattern_re(pattern: str) -> re.Pattern[str]:
+    """An Asterisk pattern (``_1XX``, ``_0[1-3]Z.``) as a regular expression."""
+    parts: list[str] = []
+    text = pattern[1:]
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "[":
+            end = text.find("]", index + 1)
+            if end < 0:
+                parts.append(re.escape(char))
+            else:
+                inner = text[index + 1 : end]
+                parts.append("[" + "".join(c if c == "-" else re.escape(c) for c in inner) + "]")
+                index = end + 1
+                continue
+        elif char != "-":  # ignored in names and patterns alike (outside brackets)
+            parts.append(_PATTERN_CLASSES.get(char.upper(), re.escape(char)))
+            if char in ".!":
+                break  # the rest is matched already
+        index += 1
+    return re.compile("".join(parts), re.DOTALL)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,15 @@ there (a file, ``[ctx](+)`` in the admin's extensions.conf, ``dialplan add`` at 
   (whatever the switch answers becomes the guest's);
 - a jump into another context (``Goto``, ``Gosub``, ``Macro``): that context is followed.
 
-Severity follows the worst step reached: dialling out, running programs and DISA are toll
+Severity follows the worst step reached: placing a call, running programs and DISA are toll
 fraud or worse (critical); voicemail and jumps into other contexts are high; anything else
 that bypasses the reject path is medium (no "Wrong call" line, so fail2ban never sees it).
+
+Apart from the severity, a verdict says whether the step can reach the outside (``outside``):
+a ``Dial`` of anything but plain phones (``PJSIP/105``: a trunk's ``PJSIP/${EXTEN}@trunk``,
+``SIP/provider/0049...``, DAHDI, a name only known when the call runs), Queue, FollowMe and
+the like, DISA, a program. ``plan`` refuses a guest jump into the admin's dialplan that
+reaches such a step (``outside_steps``, through ``providers/asterisk/guest_jumps.py``).
 """
 
 from __future__ import annotations
@@ -34,27 +40,41 @@ _PROGRAMS = {"system", "trysystem", "agi", "eagi", "deadagi", "fastagi", "exec",
 _DISA = {"disa"}
 _VOICEMAIL = {"voicemail", "voicemailmain", "vmauthenticate", "minivm", "directory"}
 _JUMPS = {"goto", "gotoif", "gotoiftime", "gosub", "gosubif", "macro", "macroif", "execif"}
+# Channel technologies of phones (a Dial of ``TECH/name`` with a plain endpoint name rings it);
+# Local channels run the dialplan (followed like a Goto); anything else reaches the outside.
+_PHONE_TECHS = {"pjsip", "sip", "iax2"}
+_PLAIN_NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_LOCAL_RE = re.compile(r"^Local/(?P<exten>[^@/]+)@(?P<context>[^/,&]+)", re.IGNORECASE)
 _FUNCTIONS_RE = re.compile(r"\$\{(SHELL|CURL|ODBC_[A-Z_]*|FILE)\(", re.IGNORECASE)
 _RANK: dict[Severity, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Why one step matters."""
+    """Why one step matters; ``outside``: it can place a call out (or do anything at all)."""
 
     severity: Severity
     what: str
+    outside: bool = False
 
 
-def step_verdict(step: Step) -> Verdict:
-    """What reaching ``step`` gives a stranger."""
+def step_verdict(step: Step, exten: str | None = None) -> Verdict:
+    """What reaching ``step`` gives a stranger; ``exten``: the extension it runs as, when
+    known (a Goto to 105 runs ``Dial(PJSIP/${EXTEN})`` as ``Dial(PJSIP/105)``)."""
     app = step.app.lower()
     if app in _DIALS:
-        return Verdict("critical", f"places a call: {step.text} (toll fraud, or rings a phone)")
+        # Dial's option T: the caller transfers by keypad, to any extension (a trunk's too)
+        options = [*_top_level(step.args, ","), "", ""][2]
+        if app == "dial" and "T" in options:
+            what = f"places a call: {step.text} (the caller may transfer it: option T)"
+            return Verdict("critical", what, outside=True)
+        if app == "dial" and _rings_phones_only(step.args, exten):
+            return Verdict("critical", f"places a call: {step.text} (rings a phone)")
+        return Verdict("critical", f"places a call: {step.text} (toll fraud)", outside=True)
     if app in _PROGRAMS or _FUNCTIONS_RE.search(step.args):
-        return Verdict("critical", f"runs a program on the PBX: {step.text}")
+        return Verdict("critical", f"runs a program on the PBX: {step.text}", outside=True)
     if app in _DISA:
-        return Verdict("critical", f"gives a dial tone to the outside: {step.text}")
+        return Verdict("critical", f"gives a dial tone to the outside: {step.text}", outside=True)
     if app in _VOICEMAIL:
         return Verdict("high", f"opens voicemail: {step.text}")
     if app in _JUMPS:
@@ -62,9 +82,44 @@ def step_verdict(step: Step) -> Verdict:
     return Verdict("medium", f"bypasses the reject path: {step.text}")
 
 
+def _dial_channels(args: str, exten: str | None) -> list[str]:
+    """The channels of a Dial's first argument (``PJSIP/105&Local/106@default``)."""
+    first = _top_level(args, ",", 1)[0].strip()
+    if exten is not None:
+        first = first.replace("${EXTEN}", exten)
+    return [c.strip() for c in _top_level(first, "&") if c.strip()]
+
+
+def _rings_phones_only(args: str, exten: str | None) -> bool:
+    """Every channel is a phone (``PJSIP/105``) or runs the dialplan (``Local/``, followed
+    by ``jump_contexts``); a number through a peer, another technology, or a name that
+    only a variable gives, may be the outside."""
+    for channel in _dial_channels(args, exten):
+        if _LOCAL_RE.match(channel) is not None and "$" not in channel:
+            continue
+        tech, _, name = channel.partition("/")
+        if tech.lower() not in _PHONE_TECHS or not _PLAIN_NAME_RE.match(name):
+            return False
+    return True
+
+
 def jump_contexts(step: Step, own: str) -> list[str]:
-    """The contexts ``step`` can jump into (other than ``own``), as far as its text says."""
+    """The contexts ``step`` can jump into (other than ``own``), as far as its text says
+    (a Dial's ``Local/EXT@CONTEXT`` channels run that context too)."""
+    found = [context for context, _ in jump_targets(step, own) if context != own]
+    return list(dict.fromkeys(found))
+
+
+def jump_targets(step: Step, own: str) -> list[tuple[str, str | None]]:
+    """(context, extension) ``step`` can jump to, ``own`` context included; the extension
+    is None when only the running call knows it (``${EXTEN}``, a variable)."""
     app = step.app.lower()
+    if app == "dial":
+        return [
+            (m["context"], _literal(m["exten"]))
+            for c in _dial_channels(step.args, None)
+            if (m := _LOCAL_RE.match(c)) is not None
+        ]
     if app not in _JUMPS:
         return []
     args = step.args
@@ -74,17 +129,23 @@ def jump_contexts(step: Step, own: str) -> list[str]:
         parts = [p for p in _top_level(args, ":") if p]
     else:
         parts = [args]
-    found: list[str] = []
+    found: list[tuple[str, str | None]] = []
     for part in parts:
         if app.startswith("macro"):
             name = _top_level(part, ",", 1)[0].strip()
             if name:
-                found.append(f"macro-{name}")
+                found.append((f"macro-{name}", "s"))
             continue
         fields = [f.strip() for f in _top_level(part, ",")]
-        if len(fields) >= 3 and fields[0] and fields[0] != own:
-            found.append(fields[0])
+        if len(fields) >= 3 and fields[0]:
+            found.append((fields[0], _literal(fields[1])))
+        elif len(fields) == 2 and fields[0]:  # Goto(extension,priority): the same context
+            found.append((own, _literal(fields[0])))
     return found
+
+
+def _literal(exten: str) -> str | None:
+    return None if "$" in exten or not exten else exten
 
 
 def _top_level(text: str, separator: str, limit: int = -1) -> list[str]:
@@ -112,6 +173,111 @@ def referenced_contexts(context: Context) -> list[str]:
         for step in exten.steps:
             names += jump_contexts(step, context.name)
     return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class Reached:
+    """A step that can reach the outside, and the jumps and includes that led to it."""
+
+    context: str
+    exten: str
+    step: Step
+    verdict: Verdict
+    via: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        where = f"{self.exten}@{self.context}" if self.exten else f"context {self.context}"
+        path = "".join(f" via {hop}" for hop in self.via)
+        return f"{where} {self.verdict.what} [{_source(self.step.source)}]{path}"
+
+
+# After these a call does not go on to the extension's next priority.
+_ENDS = {"hangup", "goto", "macroexit", "return"}
+MAX_PRIORITY = 1000
+
+
+def running_steps(
+    contexts: Mapping[str, Context], context: str, exten: str
+) -> list[tuple[str, str, Step]]:
+    """(context, extension, step) Asterisk runs for a call to ``exten@context``, priority
+    by priority from 1 until one ends the call (Hangup, Goto) or none is next: each
+    priority from the context's exact extension, else its patterns that match (all of
+    them: which one Asterisk prefers is not judged here), else its includes, in order."""
+    found: list[tuple[str, str, Step]] = []
+    for priority in range(1, MAX_PRIORITY):
+        steps = _priority_steps(contexts, context, exten, priority, frozenset())
+        found += steps
+        if not steps or all(step.app.lower() in _ENDS for _, _, step in steps):
+            break
+    return found
+
+
+def _priority_steps(
+    contexts: Mapping[str, Context], name: str, exten: str, priority: int, seen: frozenset[str]
+) -> list[tuple[str, str, Step]]:
+    context = contexts.get(name)
+    if context is None or name in seen or len(seen) > MAX_DEPTH:
+        return []
+    matching = [e for e in context.extensions.values() if e.matches(exten)]
+    for group in ([e for e in matching if not e.is_pattern], [e for e in matching if e.is_pattern]):
+        steps = [(name, e.name, s) for e in group for s in e.steps if s.priority == priority]
+        if steps:
+            return steps
+    for include in context.includes:
+        steps = _priority_steps(contexts, include.target, exten, priority, seen | {name})
+        if steps:
+            return steps
+    return []
+
+
+def outside_steps(context: str, exten: str, contexts: Mapping[str, Context]) -> list[Reached]:
+    """What a call sent to ``exten@context`` can reach that places a call out (``outside``).
+
+    ``contexts``: the whole running dialplan (``dialplan show``). The steps the call runs
+    (``running_steps``) are judged with ``exten`` known; their jumps (Goto, Gosub, Macro,
+    Local channels) are followed up to ``MAX_DEPTH``: the extension the jump names (its
+    running steps), else the whole context and its includes (whatever a variable may pick).
+    """
+    found: list[Reached] = []
+    seen: set[tuple[str, str | None]] = {(context, exten)}
+
+    def judge_steps(run: Iterable[tuple[str, str, Step]], known: str | None,
+                    via: tuple[str, ...], depth: int) -> None:  # fmt: skip
+        for where, name, step in run:
+            verdict = step_verdict(step, known)
+            if verdict.outside:
+                found.append(Reached(where, name, step, verdict, via))
+            for target, target_exten in jump_targets(step, where):
+                hop = f"{step.text} [{_source(step.source)}] ({name}@{where})"
+                jump(target, target_exten, (*via, hop), depth + 1)
+
+    def jump(target: str, target_exten: str | None, via: tuple[str, ...], depth: int) -> None:
+        if (target, target_exten) in seen or depth > MAX_DEPTH:
+            return
+        seen.add((target, target_exten))
+        if "$" in target:
+            unknown = Step(0, "Goto", f"{target},...", "")
+            what = f"jumps into a context only the running call names ({target})"
+            found.append(Reached(target, "", unknown, Verdict("high", what, True), via))
+            return
+        known = contexts.get(target)
+        if known is None:
+            return  # no such context: the jump fails, the call ends
+        if target_exten is not None:
+            judge_steps(running_steps(contexts, target, target_exten), target_exten, via, depth)
+            return
+        whole = [(target, e.name, s) for e in known.extensions.values() for s in e.steps]
+        judge_steps(whole, None, via, depth)
+        for include in known.includes:
+            hop = f"include => {include.context} [{_source(include.source)}]"
+            jump(include.target, None, (*via, hop), depth + 1)
+        for switch in known.switches:
+            step = Step(0, "switch", switch.spec, switch.source)
+            what = f"hands unknown names to the switch {switch.spec!r}"
+            found.append(Reached(target, "", step, Verdict("critical", what, True), via))
+
+    judge_steps(running_steps(contexts, context, exten), exten, (), 0)
+    return found
 
 
 @dataclass(frozen=True)
