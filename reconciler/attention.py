@@ -8,7 +8,12 @@ desired one after), so it judges what apply will really do, whatever spec key ca
 
 - the guest dialplan gains a jump out of sipctl's own contexts (``route: goto``, and every
   name of a hosting customer, whose phones' context is its admin's): a stranger then runs
-  the admin's own steps of that extension (forwards, trunks, transfers);
+  the admin's own steps of that extension (forwards, trunks, transfers). The Asterisk
+  provider's read checks those steps in the running Asterisk and refuses the plan when they
+  dial out (``providers/asterisk/guest_jumps.py``); the line says what that check found, or
+  that it could not be made;
+- Asterisk listens on a new transport (``manage_transports``) while the plan manages no
+  firewall: the port is open to every address unless something else filters it;
 - the firewall accepts a port, or a wider range, that it did not accept before;
 - a ban jail is disabled, removed, or made milder (more retries, a shorter window or ban, more
   addresses never banned, another log file).
@@ -24,8 +29,16 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-# Goto(context,extension,priority) as the guest dialplan writes it, one step of a section
-_GOTO_RE = re.compile(r"Goto\((?P<context>[^,()#$]+),(?P<exten>[^,()]+),[^,()]+\)")
+# Goto(context,extension,priority) as the guest dialplan writes it, one step of a section,
+# and a ring group's Local/extension@context channels (route: goto)
+_GOTO_RE = re.compile(
+    r"Goto\((?P<context>[^,()#$]+),(?P<exten>[^,()]+),[^,()]+\)"
+    r"|Local/(?P<lexten>[^@/,&()$]+)@(?P<lcontext>[^/,&()#$]+)"
+)
+# What the Asterisk provider's read says (a target's ``notes``/``skipped``) about the jumps'
+# check; the attention line takes it up.
+JUMPS_CHECKED = "guest jumps checked in the running Asterisk:"
+JUMPS_NOT_CHECKED = "guest jumps not checked:"
 _JAIL_LIMITS = {  # key -> (how the jail gets milder, the words for it)
     "maxretry": (1, "more failures before a ban"),
     "findtime": (-1, "a shorter window counting failures"),
@@ -36,20 +49,33 @@ _JAIL_LIMITS = {  # key -> (how the jail gets milder, the words for it)
 def attention_reasons(targets: Sequence[Mapping[str, Any]]) -> list[str]:
     """One sentence per risky change of the plan's targets (``Plan.to_json()["targets"]``)."""
     reasons: list[str] = []
+    firewall = any(target.get("layer") == "firewall" for target in targets)
     for target in targets:
+        check = _jumps_check(target)
         for change in target.get("changes", []):
-            for reason in _change_reasons(change):
+            for reason in _change_reasons(change, check, firewall):
                 if reason not in reasons:
                     reasons.append(reason)
     return reasons
 
 
-def _change_reasons(change: Mapping[str, Any]) -> Iterator[str]:
+def _jumps_check(target: Mapping[str, Any]) -> str:
+    """What the target's read said about the guest jumps' check ("" when nothing)."""
+    for line in [*target.get("notes", []), *target.get("skipped", [])]:
+        text = str(line)
+        if text.startswith((JUMPS_CHECKED, JUMPS_NOT_CHECKED)):
+            return text
+    return ""
+
+
+def _change_reasons(change: Mapping[str, Any], check: str, firewall: bool) -> Iterator[str]:
     address = change["address"]
     layer, kind, name = address["layer"], address["kind"], str(address["name"])
     before, after = change.get("before"), change.get("after")
     if layer == "asterisk" and kind == "file" and name.startswith("extensions"):
-        yield from _dialplan_jumps(before, after)
+        yield from _dialplan_jumps(before, after, check)
+    elif layer == "asterisk" and kind == "file" and name.startswith("pjsip") and not firewall:
+        yield from _new_transports(before, after)
     elif layer == "firewall" and kind in ("chain", "table"):
         if change["action"] == "delete":
             yield f"the firewall's {kind} {name} is removed: its default-deny no longer applies"
@@ -59,9 +85,10 @@ def _change_reasons(change: Mapping[str, Any]) -> Iterator[str]:
         yield from _milder_jails(before, after if isinstance(after, Mapping) else {})
 
 
-def _dialplan_jumps(before: Any, after: Any) -> Iterator[str]:
+def _dialplan_jumps(before: Any, after: Any, check: str) -> Iterator[str]:
     """Gotos of the guest dialplan into a context the file does not define itself."""
-    old, new = _jumps(before), _jumps(after)
+    old, new = guest_jumps(before), guest_jumps(after)
+    checked = f" ({check})" if check else ""
     for context in sorted(new):
         added = sorted(new[context] - old.get(context, set()), key=_natural)
         if added:
@@ -72,14 +99,16 @@ def _dialplan_jumps(before: Any, after: Any) -> Iterator[str]:
             )
             yield (
                 f"guests now run the admin's own dialplan in context {context!r} "
-                f"({words[0]} {', '.join(added)}, by Goto: asterisk.route: goto, or a hosting "
-                f"customer's phones): a stranger gets "
+                f"({words[0]} {', '.join(added)}, by Goto or a ring group's Local channel: "
+                "asterisk.route: goto, or a hosting customer's phones): a stranger gets "
                 f"whatever {words[1]} there (a forward, a trunk, a transfer); check "
-                f"{words[2]} before approving"
+                f"{words[2]} before approving{checked}"
             )
 
 
-def _jumps(value: Any) -> dict[str, set[str]]:
+def guest_jumps(value: Any) -> dict[str, set[str]]:
+    """context -> extensions the dialplan's value (``"context,exten"`` -> steps) jumps to
+    in contexts it does not define itself (Goto, Local channels of a ring group)."""
     if not isinstance(value, Mapping):
         return {}
     own = {str(section).split(",")[0] for section in value}
@@ -87,10 +116,38 @@ def _jumps(value: Any) -> dict[str, set[str]]:
     for steps in value.values():
         for step in steps if isinstance(steps, list) else []:
             for match in _GOTO_RE.finditer(str(step)):
-                context = match["context"].strip()
+                context = (match["context"] or match["lcontext"]).strip()
                 if context not in own:
-                    found.setdefault(context, set()).add(match["exten"].strip())
+                    found.setdefault(context, set()).add(
+                        (match["exten"] or match["lexten"]).strip()
+                    )
     return found
+
+
+def _transports(value: Any) -> dict[str, str]:
+    """``protocol/port`` -> section of every transport a pjsip file's value binds."""
+    found: dict[str, str] = {}
+    for section, lines in value.items() if isinstance(value, Mapping) else []:
+        options = _settings(lines)
+        bind, protocol = options.get("bind", ""), options.get("protocol", "")
+        port = bind.rpartition(":")[2]
+        if options.get("type") == "transport" and port.isdigit() and protocol:
+            kind = "udp" if protocol == "udp" else "tcp"
+            found.setdefault(f"{kind}/{port}", str(section).strip("[]"))
+    return found
+
+
+def _new_transports(before: Any, after: Any) -> Iterator[str]:
+    """A transport of sipctl's on a port no transport had, while no firewall is managed."""
+    old, new = _transports(before), _transports(after)
+    for port, section in sorted(new.items()):
+        if port not in old:
+            yield (
+                f"Asterisk now listens on {port} (transport {section}, asterisk."
+                "manage_transports) and this plan manages no firewall: the port is open to "
+                "every address unless a firewall of yours filters it; open it there by hand "
+                "(or add a firewall section)"
+            )
 
 
 def _openings(value: Mapping[str, Any]) -> dict[tuple[str, str], set[int]]:

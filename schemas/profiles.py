@@ -107,6 +107,7 @@ HOST_GUARDED: tuple[str, ...] = (
 )
 GUARDED_NAMES: tuple[str, ...] = (".ssh", ".git")
 
+GuestJump = Annotated[str, Field(pattern=r"^[^@\s,()]+@[^@\s,()]+$", max_length=400)]
 HostPlaceEntry = Annotated[str, Field(min_length=1, max_length=4096, pattern="^/")]
 
 
@@ -130,6 +131,14 @@ class HostProfile(_Profile):
         description="what runs after a zone file changed (dns.provider zonefile, on the "
         "machine running sipctl), e.g. [rndc, reload, mysite.ru]; without an entry nothing "
         "runs",
+    )
+    guest_jumps: tuple[GuestJump, ...] = Field(
+        default=(),
+        description="extensions of the admin's own dialplan, as EXTENSION@CONTEXT (like "
+        "105@default), that guests may be sent to (asterisk.route: goto, a hosting "
+        "customer's names) even though their steps in the running Asterisk can call out "
+        "(a trunk, an outside number, a forward, a program): without an entry here 'sipctl "
+        "plan' refuses such a jump, since a stranger would call on this PBX's bill",
     )
     places: tuple[HostPlaceEntry, ...] | None = Field(
         default=None,

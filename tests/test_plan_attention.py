@@ -73,8 +73,11 @@ def test_route_goto_is_named_before_the_changes(
     text, markdown, data = _plan_views(_write(applied, asterisk={"route": "goto"}), capsys)
     [reason] = data["attention"]
     assert "guests now run the admin's own dialplan in context 'default'" in reason
-    # the ring group dials its phones, in goto mode too: only director jumps
-    assert "(extension 105, by Goto: asterisk.route: goto" in reason and "check it before" in reason
+    # director by Goto, the ring group through Local channels into the same context
+    assert "(extensions 101, 105, 106, 107, by Goto or a ring group's Local channel" in reason
+    assert "check them before" in reason
+    # a dir: target has no running Asterisk to read the extensions' steps in: said so
+    assert "(guest jumps not checked: asterisk.target dir:pbx is a directory" in reason
     # said once, before the first change of the text and the Markdown
     assert text.count(ATTENTION_HEADING) == 1 and text.count(reason) == 1
     assert text.index(reason) < text.index("# asterisk at")
@@ -204,3 +207,27 @@ def test_a_removed_firewall_and_jail_are_named(
         "the firewall's chain SIPCTL is removed: its default-deny no longer applies",
         "fail2ban jail sipctl-sshd is removed: nothing bans its attackers any more",
     ]
+
+
+def test_a_new_transport_without_a_firewall_layer_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """manage_transports makes Asterisk listen on the spec's ports: with no firewall in the
+    plan nothing of sipctl's opens (or guards) them, so the reviewer is told what is open."""
+    _, _, data = _plan_views(_write(tmp_path, asterisk={"manage_transports": True}), capsys)
+    assert not any("Asterisk now listens" in r for r in data.get("attention", []))
+    spec = yaml.safe_load(Path(_write(tmp_path, asterisk={"manage_transports": True})).read_text())
+    del spec["firewall"]
+    spec["transports"] = {"udp": {"port": 5070}, "tcp": {"port": 5070}}
+    (tmp_path / "sipctl.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    _, _, data = _plan_views(str(tmp_path / "sipctl.yaml"), capsys)
+    listens = [r for r in data["attention"] if r.startswith("Asterisk now listens")]
+    assert [r.split(" (")[0] for r in listens] == [
+        "Asterisk now listens on tcp/5070",
+        "Asterisk now listens on udp/5070",
+    ]
+    assert "open to every address unless a firewall of yours filters it" in listens[0]
+    assert "open it there by hand" in listens[0]
+    assert run(["apply", "-f", str(tmp_path / "sipctl.yaml"), "--auto-approve"]) == 0
+    capsys.readouterr()
+    assert "attention" not in _plan_views(str(tmp_path / "sipctl.yaml"), capsys)[2]

@@ -33,6 +33,13 @@ from sipctl.providers.asterisk.cli import (
     sound_found,
 )
 from sipctl.providers.asterisk.edit import count_includes, read_rtp, set_include, set_rtp
+from sipctl.providers.asterisk.guest_jumps import (
+    allowed_jumps,
+    check_jumps,
+    jump_clis,
+    jump_targets,
+    not_checked,
+)
 from sipctl.providers.asterisk.http_conf import has_marks, read_http, restore, set_http
 from sipctl.providers.asterisk.logger_conf import (
     ASTERISK_FILE,
@@ -53,7 +60,11 @@ from sipctl.providers.asterisk.wss_checks import (
 from sipctl.providers.base import Provider, RunContext, UpdateRider
 from sipctl.providers.load_mark import LoadMark
 from sipctl.providers.transport.batch import Fetched, HostRead, fetch
-from sipctl.providers.transport.host_profile import host_profile_path, offline_program
+from sipctl.providers.transport.host_profile import (
+    host_profile_path,
+    host_programs,
+    offline_program,
+)
 from sipctl.providers.transport.pool import FileWrite, HostTransport
 from sipctl.providers.transport.read_gate import GateReads, redact
 from sipctl.providers.webrtc_page import host_record_path, unmanaged_page_note
@@ -185,10 +196,11 @@ class AsteriskProvider(Provider):
     # --- read ---------------------------------------------------------------------------------
 
     def _read_request(
-        self, can_run: bool
+        self, can_run: bool, desired: Sequence[Resource]
     ) -> tuple[list[str], str | None, tuple[str, ...], list[str]]:
         """What ``read`` asks of the host: config file names, the page record, the network
-        files and the CLI commands (``gate_reads`` hands the same to the read gate)."""
+        files and the CLI commands (``gate_reads`` hands the same to the read gate); the
+        guest jumps' check (``guest_jumps``) rides last among the commands."""
         section = self._section
         names = [*MANAGED_FILES, *PARENT_FILES, RTP_FILE, HTTP_FILE]
         if jail_watches_asterisk(self._loaded.spec):
@@ -203,7 +215,7 @@ class AsteriskProvider(Provider):
         # What the running Asterisk is asked does not depend on the files: one round trip,
         # with the host's TCP listeners and bindv6only for the checks of transports.wss.
         asks = can_run and section.ensure == "present"
-        clis = self._live_clis() if asks else []
+        clis = [*self._live_clis(), *jump_clis(jump_targets(desired))] if asks else []
         network = NETWORK_FILES if asks and self._loaded.spec.transports.wss else ()
         return names, page_record, tuple(network), clis
 
@@ -211,8 +223,7 @@ class AsteriskProvider(Provider):
         """What ``read`` asks of the host, for its read gate. The admin's own files may hold
         secrets (a phone's password, a trunk's register line): the gate hides their values,
         which plan never reads; sipctl's own files hold none."""
-        del desired
-        names, page_record, network, clis = self._read_request(can_run=True)
+        names, page_record, network, clis = self._read_request(True, desired)
         own = [self._path(n) for n in names if n in MANAGED_FILES]
         admins = [self._path(n) for n in names if n not in MANAGED_FILES]
         program = offline_program(self._ctx, "asterisk", self._section.program, self._key())
@@ -236,9 +247,8 @@ class AsteriskProvider(Provider):
         """The config files, the page record, the network files and the CLI commands: one
         round trip (the programs do not depend on the files), shared with the host's other
         layers."""
-        del desired
         transport = self._transport()
-        names, page_record, network, clis = self._read_request(transport.can_run)
+        names, page_record, network, clis = self._read_request(transport.can_run, desired)
         extra = [*([page_record] if page_record else []), *network]
         if transport.can_run:  # only an apply that reloads writes the mark
             extra.append(self._mark().path)
@@ -259,9 +269,12 @@ class AsteriskProvider(Provider):
     def read_fetched(self, desired: Sequence[Resource], fetched: Sequence[Fetched]) -> LiveState:
         section = self._section
         transport = self._transport()
-        names, page_record, network, clis = self._read_request(transport.can_run)
+        names, page_record, network, clis = self._read_request(transport.can_run, desired)
         (got,) = fetched
         found, answers = got.files, rx_answers(clis, got.results)
+        targets = jump_targets(desired) if section.ensure == "present" else []
+        jumps = len(jump_clis(targets)) if clis else 0
+        answers, jump_answers = answers[: len(answers) - jumps], answers[len(answers) - jumps :]
         contents: dict[str, bytes | None] = {n: found[self._path(n)].content for n in names}
         live = LiveState()
         live.kept = AsteriskKept(contents=contents)
@@ -316,11 +329,32 @@ class AsteriskProvider(Provider):
             )
             if transport.can_run:
                 self._check_live(contents, answers, live, {p: found[p].content for p in network})
+                self._check_jumps(transport, targets, jump_answers, live)
             else:
                 live.skipped.append(DIR_SKIPPED)
+                if targets:
+                    why = f"asterisk.target {section.target} is a directory, no running Asterisk"
+                    live.skipped.append(not_checked(targets, why))
         elif not transport.can_run:
             live.skipped.append(DIR_SKIPPED)
         return live
+
+    def _check_jumps(
+        self,
+        transport: HostTransport,
+        targets: list[tuple[str, str]],
+        answers: list[RxAnswer],
+        live: LiveState,
+    ) -> None:
+        """Refuse guest jumps into the admin's extensions that can call out."""
+        if not targets:
+            return
+        profile = host_programs(self._ctx, transport)
+        where = f"{profile.path} on {self._section.target}"
+        check = check_jumps(self._loaded, targets, answers, allowed_jumps(profile.profile), where)
+        live.hazards.extend(check.hazards)
+        if check.note:
+            live.notes.append(check.note)
 
     def _check_files(self, contents: dict[str, bytes | None], live: LiveState) -> None:
         """What the admin's own files show, without a running Asterisk."""
