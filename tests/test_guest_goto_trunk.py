@@ -32,6 +32,7 @@ exten => _3XX,1,Dial(PJSIP/${EXTEN},20)
 exten => 201,1,Dial(PJSIP/${EXTEN}@trunk,60)
 exten => 202,1,NoOp(the rest comes from an include)
 exten => 203,1,Goto(forward,${EXTEN},1)
+exten => 206,1,Dial(IAX2/trunk:Tr0ub4dor3@provider.example/${EXTEN})
 include => outside
 
 [outside]
@@ -177,3 +178,19 @@ def test_a_hosting_customer_s_name_that_calls_out_is_refused(
     assert refusals and all("105@b-phones" in r and "a-phones" not in r for r in refusals)
     assert f"b.yaml:{_line(b, 'director:')}:3: users.director" in text
     assert "Dial(PJSIP/${EXTEN}@trunk) (toll fraud) [extensions.conf:" in text
+
+
+def test_a_trunk_password_in_the_refused_step_is_never_shown(
+    pbx: AsteriskInstance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal quotes the admin's steps as Asterisk shows them: a dial string's inline
+    password is masked there as everywhere sipctl prints the live dialplan."""
+    code = run(["plan", "-f", str(_spec(tmp_path, pbx, {"boss": 206})), "--no-color"])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == 3, text
+    assert "Dial(IAX2/trunk:***@provider.example/${EXTEN})" in text, text
+    code = run(["plan", "-f", str(_spec(tmp_path, pbx, {"boss": 206})), "--json"])
+    said = capsys.readouterr()
+    assert code == 3 and "Tr0ub4dor3" not in said.out + said.err
+    assert "Tr0ub4dor3" not in text
