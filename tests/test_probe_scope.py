@@ -10,6 +10,8 @@ receive nothing from audit, and nothing from verify when the spec has a PBX of i
 from __future__ import annotations
 
 import ipaddress
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,3 +181,101 @@ def test_verify_of_a_hosting_customer_asks_only_its_hosts_pbx(
         run(["verify", "-f", str(tmp_path / spec_file), "--nameserver", bind.server])
         assert "is not an address of this spec's PBX" in capsys.readouterr().out
     assert provider.requests == []
+
+
+class Knocks:
+    """A TCP listener on OTHER that counts the connections made to it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind((OTHER, 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = int(self.sock.getsockname()[1])
+        self.connections = 0
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def knocks() -> Iterator[Knocks]:
+    found = Knocks()
+    yield found
+    found.close()
+
+
+def _page_spec(port: int, zone: str = "mysite.ru") -> LoadedSpec:
+    """A PBX at a dir: target whose page names a host outside its zone, declared at OTHER."""
+    return load_spec_text(
+        f"version: 1\ndomain: {zone}\nusers: {{director: 105}}\n"
+        f"transports: {{udp: {{port: 5060}}, tls: {{port: 5061}}, wss: {{port: {port}}}}}\n"
+        f"servers: [{{host: pbx.{zone}, ipv4: [192.0.2.10]}}, "
+        f"{{host: web.other.example, ipv4: [{OTHER}], priority: 90}}]\n"
+        "asterisk: {target: 'dir:/nonexistent-pbx', tls: {cert_file: /k/a.pem, "
+        "key_file: /k/a.key}}\n"
+        "webrtc: {host: web.other.example}\n"
+    )
+
+
+def test_verify_opens_no_websocket_or_tls_to_a_page_host_outside_the_pbx(
+    knocks: Knocks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tryout's attack: webrtc.host (any name, declared at any address by a server
+    outside the zone) made verify open TLS and a WebSocket to it, and fetch its
+    certificate, past the scope its OPTIONS obey. Every connection of verify now passes the
+    one gate; a runner profile's probe_targets opens it, which proves the gate is the one
+    that held."""
+    nobody = "127.0.0.1:9"  # no name server: resolution fails at once, the page host stays
+    report = run_verify(_page_spec(knocks.port), nobody, timeout=0.5)
+    assert knocks.connections == 0
+    assert any(f"{OTHER}) port {knocks.port} is not an address" in n for n in report.notes)
+    profile = tmp_path / "runner.yaml"
+    allowed = {"probe_targets": [OTHER], "dir_targets": ["/nonexistent-pbx"]}
+    profile.write_text(yaml.safe_dump({"version": 1, **allowed}))
+    monkeypatch.setenv("SIPCTL_PROFILE", str(profile))
+    run_verify(_page_spec(knocks.port), nobody, timeout=0.5)
+    assert knocks.connections >= 1
+
+
+@pytest.mark.bind
+def test_verify_fetches_no_certificate_from_a_sips_server_outside_the_pbx(
+    bind: BindServer, knocks: Knocks
+) -> None:
+    """The SIPS servers the DNS names get OPTIONS only in scope; the fetch of their
+    certificates went to every one of them once any endpoint was in scope."""
+    pbx = Responder(users={"director"}, host="127.0.0.8").start()
+    records = (
+        f"_sip._udp IN SRV 10 0 {pbx.udp_port} pbx\npbx IN A 127.0.0.8\n"
+        f"_sips._tcp IN SRV 10 0 {knocks.port} sip1\nsip1 IN A {OTHER}\n"
+    )
+    zone = bind.new_zone(extra=UNRELATED_RECORDS + records)
+    try:
+        loaded = load_spec_text(
+            f"version: 1\ndomain: {zone}\nusers: {{director: 105}}\n"
+            "transports: {udp: {port: 5060}, tls: {port: 5061}}\n"
+            f"servers: [{{host: pbx.{zone}, ipv4: [127.0.0.8]}}]\n"
+            "asterisk: {target: 'dir:/nonexistent-pbx', tls: {cert_file: /k/a.pem, "
+            "key_file: /k/a.key}}\n"
+        )
+        report = run_verify(loaded, bind.server, timeout=1.0)
+    finally:
+        bind.delete_zone(zone)
+        pbx.stop()
+    assert report.probes, report.notes  # the PBX itself was asked
+    assert any("is not an address of this spec's PBX" in n for n in report.notes), report.notes
+    assert knocks.connections == 0

@@ -31,10 +31,11 @@ from sipctl.providers.dns.query import (
     system_resolver_or_none,
 )
 from sipctl.providers.sip_probe import T1, probe
-from sipctl.reconciler.probe_scope import verify_scope
+from sipctl.reconciler.probe_scope import ProbeScope, verify_scope
 from sipctl.reconciler.verify.report import (
     CANARY_PREFIX,
     SILENT_KINDS,
+    Endpoint,
     ProbeCheck,
     VerifyReport,
     endpoints,
@@ -99,12 +100,11 @@ def run_verify(
     name = canary or f"{CANARY_PREFIX}{secrets.token_hex(4)}"
     wanted = expectations(spec, name)
     scope = verify_scope(loaded, os.environ)
-    allowed = []
-    for ep in endpoints(resolution.hops):
-        if scope.allows(ep.address, ep.target):
-            allowed.append(ep)
-        elif (refusal := scope.refusal(ep.address, ep.target, ep.port)) not in report.notes:
-            report.notes.append(refusal)
+    allowed = [
+        ep
+        for ep in endpoints(resolution.hops)
+        if _in_scope(scope, report, ep.address, ep.target, ep.port)
+    ]
     jobs = [(ep, e) for ep in allowed for e in wanted]
     if spec.asterisk is not None and spec.asterisk.unknown_callers == "reject":
         report.notes.append(
@@ -113,7 +113,7 @@ def run_verify(
             "not that unknown names are refused"
         )
     if (spec.served_by or spec).transports.wss is not None:
-        _check_websocket(loaded, report, timeout, ssl_context, log)
+        _check_websocket(loaded, report, scope, timeout, ssl_context, log)
     if not jobs:
         return report
     log(f"probing {len(jobs)} (target, user) pairs with SIP OPTIONS")
@@ -133,7 +133,7 @@ def run_verify(
         )
         report.probes = [ProbeCheck(ep, e, r) for (ep, e), r in zip(jobs, results, strict=True)]
     report.defects += probe_defects(report.probes, ban_states(loaded, report.probes, log))
-    _check_certificates(loaded, report, timeout, log)
+    _check_certificates(loaded, report, scope, allowed, timeout, log)
     _check_names(loaded, report, timeout, log)
     return report
 
@@ -259,11 +259,27 @@ def _ban_state(loaded: LoadedSpec, address: str, port: int) -> BanState | None:
         ctx.close()
 
 
+def _in_scope(scope: ProbeScope, report: VerifyReport, address: str, name: str, port: int) -> bool:
+    """The one gate of every connection verify makes (OPTIONS, WebSocket, a certificate's
+    fetch): True when ``scope`` allows ``address``, else the refusal is noted once."""
+    if scope.allows(address, name):
+        return True
+    if (refusal := scope.refusal(address, name, port)) not in report.notes:
+        report.notes.append(refusal)
+    return False
+
+
 def _check_certificates(
-    loaded: LoadedSpec, report: VerifyReport, timeout: float, log: Callable[[str], None]
+    loaded: LoadedSpec,
+    report: VerifyReport,
+    scope: ProbeScope,
+    allowed: list[Endpoint],
+    timeout: float,
+    log: Callable[[str], None],
 ) -> None:
-    """Each TLS listener's certificate (SIPS endpoints as resolved, the WSS host) against the
-    names its clients check and against ``asterisk.tls``'s file."""
+    """Each TLS listener's certificate (SIPS endpoints as resolved and allowed, the WSS host
+    when in scope) against the names its clients check and against ``asterisk.tls``'s
+    file."""
     from datetime import UTC, datetime
 
     from sipctl.providers.certificate.pem import read_certificate, read_der_certificate
@@ -275,13 +291,14 @@ def _check_certificates(
     listeners = [
         (f"tls {ep.address}:{ep.port} ({ep.target})", ep.address, ep.port,
          [spec.domain])
-        for ep in endpoints(report.resolution.hops)
+        for ep in allowed
         if ep.transport == "tls"
     ]  # fmt: skip
     wss, host = spec.transports.wss, spec.webrtc_host()
     if wss is not None and host is not None:
         for address in _host_addresses(loaded, host)[:1]:
-            listeners.append((f"wss {address}:{wss.port} ({host})", address, wss.port, [host]))
+            if _in_scope(scope, report, address, host, wss.port):
+                listeners.append((f"wss {address}:{wss.port} ({host})", address, wss.port, [host]))
     if not listeners:
         return
     tls = spec.asterisk.tls if spec.asterisk is not None else None
@@ -326,6 +343,7 @@ def _read_cert_file(loaded: LoadedSpec, report: VerifyReport) -> bytes | None:
 def _check_websocket(
     loaded: LoadedSpec,
     report: VerifyReport,
+    scope: ProbeScope,
     timeout: float,
     ssl_context: ssl.SSLContext | None,
     log: Callable[[str], None],
@@ -344,6 +362,8 @@ def _check_websocket(
         report.defects.append(
             Defect("wss-host-unresolved", f"the WebRTC host {host} has no address")
         )
+        return
+    if not _in_scope(scope, report, addresses[0], host, wss.port):
         return
     names = list(spec.page_names())
     log(f"WebSocket: wss://{host}:{wss.port}/ws at {addresses[0]}, OPTIONS {len(names)} names")
