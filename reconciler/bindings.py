@@ -381,6 +381,7 @@ def bindings_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
     ]
     problems += known_hosts_problems(loaded, runner)
     problems += acme_ca_file_problems(loaded, runner)
+    problems += unsigned_server_problems(loaded, runner)
     problems += place_problems(loaded, runner)
     directory = acme_directory(loaded)
     allowed = runner.profile.acme_directories if runner.profile is not None else ()
@@ -392,6 +393,27 @@ def bindings_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
             f"[{json.dumps(directory)}]"
         )
     return problems
+
+
+def unsigned_server_problems(loaded: LoadedSpec, runner: Runner) -> list[str]:
+    """A ``dns.server`` asked without a key (no ``dns.tsig``) is a host the spec chose, and
+    a plan would connect to it (any host, any port: from a CI runner, a port scanner of
+    its network). Where the run is strict it must be one the runner profile's
+    ``probe_targets`` lists, as any other host sipctl asks without a credential."""
+    dns = loaded.spec.dns
+    if not runner.strict or dns is None or dns.server is None or dns.tsig is not None:
+        return []
+    host, _port = split_destination(dns.server, 53)
+    listed = runner.profile.probe_targets if runner.profile is not None else ()
+    if any(split_destination(entry)[0] == host for entry in listed):
+        return []
+    where = loaded.where(("dns", "server"))
+    return [
+        f"{where}: dns.server: {dns.server} would be asked without a key (no dns.tsig), and "
+        f"where the run is strict ({runner.source}) sipctl asks no host a spec names on "
+        "its own; nothing was sent. Give dns.tsig a key the runner profile sends there, or "
+        f"have the admin add to the runner profile:\n    probe_targets: [{json.dumps(host)}]"
+    ]
 
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"  # the runner's own: a spec cannot write it

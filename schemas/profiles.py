@@ -274,7 +274,8 @@ class RunnerProfile(_Profile):
     probe_targets: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
         default=(),
         description="hosts or addresses audit and verify may probe besides the spec's own "
-        "PBX (its asterisk target's host and the addresses the spec declares)",
+        "PBX (its asterisk target's host and the addresses the spec declares), and a "
+        "dns.server plan may ask without a TSIG key",
     )
     zone_files: tuple[ZoneFilesDirectory, ...] = Field(
         default=(),

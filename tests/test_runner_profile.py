@@ -413,6 +413,30 @@ def test_no_ssh_login_goes_to_a_host_the_profile_does_not_list(
     assert listener.seen == []
 
 
+@pytest.mark.parametrize("command", ["plan", "drift"])
+def test_a_dns_server_without_a_key_is_asked_only_when_the_profile_lists_it(
+    tmp_path: Path, listener: Listener, command: str
+) -> None:
+    """Without dns.tsig no credential binds dns.server, and in CI a merge request's spec
+    made plan connect to any host and port it named (and told refused from silent: a
+    port scanner of the runner's network). Now it must be in probe_targets; listing it
+    opens the gate, which proves the gate is the one that held."""
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        BASE + f"dns: {{provider: rfc2136, server: '127.0.0.1:{listener.port}', timeout: 0.5}}\n"
+    )
+    done = sipctl(command, "-f", str(spec), cwd=tmp_path, env={"CI": "true"})
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "sipctl.yaml:4:" in done.stderr and "dns.server" in done.stderr
+    assert 'probe_targets: ["127.0.0.1"]' in done.stderr
+    assert listener.seen == []
+    profile = write_profile(tmp_path, {"probe_targets": ["127.0.0.1"]})
+    env = {"CI": "true", "SIPCTL_PROFILE": str(profile)}
+    done = sipctl(command, "-f", str(spec), cwd=tmp_path, env=env)
+    assert "probe_targets" not in done.stderr
+    assert listener.seen  # asked: the profile let it
+
+
 def test_audit_and_verify_refuse_too_before_any_connection(
     tmp_path: Path, listener: Listener
 ) -> None:
