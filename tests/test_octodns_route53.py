@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixtures.common import free_port
@@ -277,3 +278,70 @@ def test_moto_still_does_not_enforce_route53s_conditions() -> None:
         change("DELETE", "www.canary.test.", "A", 3600, "192.0.2.80")  # values do not match
         names = client.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
         assert "www.canary.test." not in [r["Name"] for r in names]
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["claimed", "zone-before-claims"])
+def test_a_claim_between_read_and_write_refuses_the_change_it_decided(
+    route53_env: MotoRoute53, route53_zone: str, tmp_path: Path, legacy: bool
+) -> None:
+    """b is the only domain using pbx and changes it (moves its address; in a zone written
+    before claims, drops it); a starts using pbx between b's read and b's write. b's batch
+    holds pbx's claims as read, and is refused whole: claimed, by Route53 itself (the claims
+    ride as DELETE and CREATE of what was read: no read before writing); read as absent (no
+    DELETE can say that), by a read just before writing. pbx keeps a's addresses either way.
+    Without the claims held, both batches went through: pbx moved under a, or lost its
+    addresses while a claimed it."""
+    from sipctl.errors import StalePlanError
+    from sipctl.providers.base import RunContext
+    from sipctl.providers.dns.octodns import OctodnsProvider
+    from sipctl.reconciler.diff import diff
+    from sipctl.reconciler.render.dns import render_dns
+    from sipctl.schemas.loader import load_spec_text
+
+    z, r53 = route53_zone, route53_env
+    a, b = f"a.{z}", f"b.{z}"
+
+    def text(domain: str, address: str = "192.0.2.10", absent: bool = False) -> str:
+        servers = f"  - {{host: pbx.{z}, ipv4: [{address}]}}\n"
+        extra = f"  zone: {z}\n" + ("  ensure: absent\n" if absent else "")
+        return (
+            route53_spec(z, servers)
+            .replace(f"domain: {z}\n", f"domain: {domain}\n")
+            .replace("  provider: octodns\n", "  provider: octodns\n" + extra)
+        )
+
+    def planned(spec: str) -> tuple[OctodnsProvider, Any, list[Any]]:
+        loaded = load_spec_text(spec, base_dir=tmp_path)
+        provider = OctodnsProvider(loaded, RunContext(base_dir=tmp_path))
+        desired = render_dns(loaded.spec)
+        live = provider.read(desired)
+        return provider, live, diff(desired, live)
+
+    def apply(spec: str) -> None:
+        provider, live, changes = planned(spec)
+        provider.apply(changes, live)
+
+    apply(text(b))
+    claim = (f"_sipctl-claim.pbx.{z}.", "TXT")
+    apply(text(b, "192.0.2.98"))  # not racing: the claims held ride and stay as they were
+    assert r53.rrsets(z)[(f"pbx.{z}.", "A")] == (300, ["192.0.2.98"])
+    assert r53.rrsets(z)[claim] == (300, [f'"domain={b}."'])
+    apply(text(b))
+    if legacy:
+        r53.change(z, "DELETE", "_sipctl-claim.pbx", "TXT", 300, [f'"domain={b}."'])
+        provider, live, changes = planned(text(b, absent=True))
+        assert {(c.action, c.address.kind) for c in changes} >= {("delete", "A")}
+    else:
+        provider, live, changes = planned(text(b, "192.0.2.99"))
+        assert [(c.action, c.address.kind) for c in changes] == [("update", "A")]
+    apply(text(a))  # a claims pbx (its addresses as they are) in between
+    snapshot = r53.rrsets(z)
+    assert claim in snapshot
+    reads = provider.reads
+    refusal = "since it was read" if legacy else "while sipctl was writing"
+    with pytest.raises(StalePlanError, match=f"TXT _sipctl-claim.pbx.{z}. changed {refusal}"):
+        provider.apply(changes, live)
+    # claimed: Route53 refused the batch, then sipctl read what changed, to say so
+    assert provider.reads == reads + 1
+    assert r53.rrsets(z) == snapshot  # nothing of b's batch was applied
+    assert snapshot[(f"pbx.{z}.", "A")] == (300, ["192.0.2.10"])

@@ -18,7 +18,13 @@ Concurrent edits (a plan is a contract):
 - Route53 (conditional): an rrset that changes is sent as DELETE of the values sipctl read
   plus CREATE of the new ones, in one change batch. Route53 applies a batch whole or not at
   all and refuses a DELETE whose values are not exactly the live ones, so an edit between
-  read and write makes it refuse the batch: StalePlanError, nothing changed.
+  read and write makes it refuse the batch: StalePlanError, nothing changed. An rrset that
+  decided a change without changing (a server's claims: ``owned.decided_on``) rides the
+  same way, DELETE and CREATE of the values read, and is left as it was; one read as
+  absent cannot ride (octodns_route53 sends every DELETE of a batch before its CREATEs, so
+  a CREATE and DELETE that would hold it absent is refused whatever the zone holds): it is
+  read again just before writing, as on other providers, which narrows the window to that
+  read and the batch (a zone written before claims, where a removal races a new claim).
 - Others (PowerDNS, Cloudflare, ...): the API has no condition. The plan says so once;
   sipctl re-reads the owned rrsets just before writing (refusing if they changed), writes,
   reads back and reports any difference.
@@ -261,7 +267,8 @@ class OctodnsProvider(Provider):
         are read again just before writing (one read), with those that decided a change
         without changing (``held``, as read: ``owned.decided_on``), and the set is refused
         when any changed; a rider's rrset it does not know (``UNREAD``) is taken from that
-        read. (A conditional write can hold only what it changes.)
+        read. A conditional write holds the held rrsets in the change set itself (DELETE
+        and CREATE of what was read), but those read as absent, which it reads again.
 
         A plugin that writes record by record (not ``atomic``) could release the lock, or
         record the apply, before the changes land (octoDNS orders deletions first): there
@@ -278,7 +285,11 @@ class OctodnsProvider(Provider):
                 else:
                     before[key] = old
         expected = {**(held or {}), **before}
-        check = [] if self.conditional else list(expected)
+        check = list(expected)
+        holds: dict[tuple[str, str], LiveRrset] = {}
+        if self.conditional:
+            holds = {k: v for k, v in (held or {}).items() if v is not None and k not in before}
+            check = [k for k, v in (held or {}).items() if v is None and k not in before]
         if check or unread:
             now = self.read_rrsets(sorted({*check, *unread}))
             before.update({key: now.get(key) for key in unread})
@@ -299,7 +310,9 @@ class OctodnsProvider(Provider):
                     {k: before.get(k) for k in round_keys},
                     {k: after[k] for k in round_keys},
                     what,
+                    holds,
                 )
+                holds = {}  # in the first change set, with the changes they decided
         for done in riders:
             done.sent()
 
@@ -308,8 +321,10 @@ class OctodnsProvider(Provider):
         before: dict[tuple[str, str], LiveRrset | None],
         after: dict[tuple[str, str], LiveRrset | None],
         what: str,
+        holds: Mapping[tuple[str, str], LiveRrset] | None = None,
     ) -> None:
-        """One ``provider.apply`` turning the rrsets ``before`` (as read) into ``after``.
+        """One ``provider.apply`` turning the rrsets ``before`` (as read) into ``after``;
+        a conditional provider's ``holds`` ride along unchanged (``write_change_set``).
 
         Conditional providers refuse it when ``before`` is no longer live (StalePlanError).
         When the provider throttles or fails on its side, the retry does not replay the change
@@ -318,6 +333,7 @@ class OctodnsProvider(Provider):
         missing, from what is live now (``_replan``).
         """
         pending = dict(before)
+        held = dict(holds or {})
 
         def attempt() -> None:
             keys = [
@@ -328,9 +344,9 @@ class OctodnsProvider(Provider):
             plugin = self.plugin.instance()
             with quiet():
                 plan = self._octodns_plan(
-                    {k: pending.get(k) for k in keys}, {k: after[k] for k in keys}
+                    {k: pending.get(k) for k in keys}, {k: after[k] for k in keys}, held
                 )
-            prepare_apply(plugin, self.zone, sorted({owner for owner, _ in keys}))
+            prepare_apply(plugin, self.zone, sorted({owner for owner, _ in [*keys, *held]}))
             self.applies += 1
             plugin.apply(plan)
 
@@ -340,7 +356,7 @@ class OctodnsProvider(Provider):
                 attempt,
                 what,
                 self.plugin.class_path,
-                before_retry=lambda: self._replan(pending, before, after),
+                before_retry=lambda: self._replan(pending, before, after, held),
             )
         except ProviderError as exc:
             if not self.atomic and self.applies > sent_before:
@@ -356,13 +372,22 @@ class OctodnsProvider(Provider):
         pending: dict[tuple[str, str], LiveRrset | None],
         before: dict[tuple[str, str], LiveRrset | None],
         after: dict[tuple[str, str], LiveRrset | None],
+        held: Mapping[tuple[str, str], LiveRrset] | None = None,
     ) -> None:
         """After a failed write: ``pending`` becomes what is live now at the written names.
 
         An rrset that is neither as read nor as wanted was changed by someone else, or is
         half written by a per-record API. A conditional provider writes a batch whole or not
-        at all, so there it can only be someone else: refused (StalePlanError)."""
-        now = self.read_rrsets(list(after))
+        at all, so there it can only be someone else: refused (StalePlanError), and so is a
+        held rrset (``write``'s ``holds``) that is no longer as read."""
+        now = self.read_rrsets([*after, *(held or {})])
+        for (owner, rdtype), rrset in sorted((held or {}).items()):
+            if _canonical(rdtype, now.get((owner, rdtype))) != _canonical(rdtype, rrset):
+                raise StalePlanError(
+                    f"zone {self.zone}: {rdtype} {owner} changed while sipctl was writing "
+                    "(the write failed and was to be retried); nothing more was sent. Run "
+                    "plan again"
+                )
         for key in after:
             live_now = now.get(key)
             landed = _canonical(key[1], live_now) == _canonical(key[1], after[key])
@@ -387,8 +412,11 @@ class OctodnsProvider(Provider):
         self,
         before: dict[tuple[str, str], LiveRrset | None],
         after: dict[tuple[str, str], LiveRrset | None],
+        holds: Mapping[tuple[str, str], LiveRrset] | None = None,
     ) -> Any:
-        """octoDNS's Plan of exactly these rrsets (never any other name of the zone)."""
+        """octoDNS's Plan of exactly these rrsets (never any other name of the zone), and
+        of ``holds`` (a conditional provider's): each DELETE of the rrset as read and
+        CREATE of the same, which a batch applies only while it is still as read."""
         from octodns.provider.plan import Plan
         from octodns.record import Create, Delete, Update
 
@@ -417,6 +445,13 @@ class OctodnsProvider(Provider):
                 octo.append(Create(new_rec))
             elif old_record is not None:
                 octo.append(Delete(old_record))
+        for (owner, rdtype), rrset in sorted((holds or {}).items()):
+            texts = [e for _, e in rrset.records]
+            old_record = new_record(existing_zone, owner, rdtype, rrset.ttl, texts)
+            existing_zone.add_record(old_record, lenient=True)
+            same = new_record(desired_zone, owner, rdtype, rrset.ttl, texts)
+            desired_zone.add_record(same, lenient=True)
+            octo += [Delete(old_record), Create(same)]
         return Plan(existing_zone, desired_zone, octo, True)
 
     def _read_back(self, wanted: dict[tuple[str, str], LiveRrset | None]) -> list[str]:
