@@ -258,7 +258,9 @@ def test_the_pin_of_the_issue_cannot_be_read_back_from_the_answer(tmp_path: Path
 _KEYS = st.sampled_from(
     [*SECRET_KEYS, "username", "contact", "outbound_auth", "pinned", "x", "TRUNK_PASSWORD",
      "sip-secret", "Api.Key", "box_pin", "DB_PWD", "a_pw", "tlsprivatekey", "monkey", "spin",
-     "API_KEY_2", "pin2", "db-pwd.old", "apiKey", "boxPin", "api_key_id", "priv_key_file"]
+     "API_KEY_2", "pin2", "db-pwd.old", "apiKey", "boxPin", "api_key_id", "priv_key_file",
+     "userKey", "adminPIN_old", "newPw2", "tlsPrivateKey", "xprivateKey", "rivateKey", "a1Pwd",
+     "turKey", "pinNed", "tls.privateKEY"]
 )  # fmt: skip
 _BYTES = st.binary(max_size=12).map(lambda b: b.replace(b"\n", b""))
 _LINE = st.one_of(
@@ -303,12 +305,21 @@ _SEP = st.sampled_from(["_", "-", "."])
 _VERSION = st.sampled_from(["", "2", "_2", "-10", ".old", "_OLD", "-New", "_bak"])
 
 
+# camelCase: a last word Capitalized or in CAPITALS after a lower-case part (boxPin)
+_CAMEL_BEFORE = st.sampled_from(["box", "user", "sipTrunk", "admin2", "db_", "my.x", "a"])
+_CAMEL_LAST = st.sampled_from(["Key", "KEY", "Pin", "PIN", "Pwd", "PWD", "Pw", "PW"])
+_CAMEL_VERSION = st.sampled_from(["", "2", "_2", "-10", ".old", "_OLD", "-New", "_Bak"])
+
+
 @st.composite
 def _secret_names(draw: st.DrawFn) -> str:
     sep = draw(_SEP)
     before = draw(st.lists(_WORDS, max_size=2))
-    if draw(st.booleans()):
+    kind = draw(st.sampled_from(["says", "last", "camel"]))
+    if kind == "says":
         return sep.join([*before, draw(_SAYS_SECRET), *draw(st.lists(_WORDS, max_size=2))])
+    if kind == "camel":
+        return draw(_CAMEL_BEFORE) + draw(_CAMEL_LAST) + draw(_CAMEL_VERSION)
     return sep.join([*before, draw(_LAST)]) + draw(_VERSION)
 
 
@@ -351,26 +362,57 @@ def test_a_key_whose_name_says_secret_is_hidden_as_asterisk_reads_it(
 
 @pytest.mark.parametrize(
     "name", ["API_KEY_2", "TRUNK_PASSWORD2", "SIP_SECRET_OLD", "apiKey", "trunkPassword",
-             "authToken", "BOX_PIN_OLD", "db-pwd.2"]
+             "authToken", "BOX_PIN_OLD", "db-pwd.2", "boxPin", "userKey", "adminPIN",
+             "newPw2", "trunkPin_old", "sipTrunkPwd"]
 )  # fmt: skip
 def test_names_with_a_version_or_in_camel_case_are_secret(name: str) -> None:
     assert secret_name(name)
 
 
-def test_camel_case_parts_the_sed_cannot_see_are_not_secret() -> None:
-    """The gate's sed reads names case-insensitively: "boxPin" is spelled there as "turkey"
-    or "pinned" are, so only a SECRET_WORD inside says a camelCase name is secret."""
-    for key in ("boxPin", "userKey", "keep", "pinned", "pinger", "monkey", "turkey",
-                "api_key_id", "priv_key_file", "key_type", "monkey_2", "turkey.old"):  # fmt: skip
+def test_words_that_only_hold_a_last_word_are_not_secret() -> None:
+    """A camelCase part is told by its capital after a lower-case letter or digit (the
+    sed runs that rule case-sensitively): "turkey", "pinned", "XPin" are no such part."""
+    for key in ("keep", "pinned", "pinger", "monkey", "turkey", "api_key_id", "priv_key_file",
+                "key_type", "monkey_2", "turkey.old", "pinNed", "boxPinned", "userKeyFile",
+                "XPin", "BOXPin", "keyPin_id"):  # fmt: skip
         assert not secret_name(key), key
+
+
+def _camel_spellings(key: str) -> set[str]:
+    """``key`` (lower case, as plan reads it in any case) with each later word Capitalized
+    or in CAPITALS where a camelCase writer would split it (tlsPrivateKey)."""
+    words = {"tls": "", "private": "", "key": "", "cert": "", "file": "", "bind": "", "addr": ""}
+    parts: list[str] = []
+    rest = key
+    while rest:
+        word = next((w for w in words if rest.startswith(w)), rest)
+        parts.append(word)
+        rest = rest[len(word) :]
+    found = {key, key.upper()}
+    for style in (str.capitalize, str.upper):
+        found.add(parts[0] + "".join(style(p) for p in parts[1:]))
+        found.add("".join(style(p) for p in parts))
+    return found
 
 
 def test_the_keys_plan_reads_are_not_secret_names() -> None:
-    """The values plan reads of the admin's files stay as they are (http.conf's, pjsip's
-    user_agent, the include and type lines), and so does an ordinary name."""
-    for key in (*HTTP_KEYS, "user_agent", "type", "outbound_auth", "username", "contact",
-                "pinned", "spin", "monkey", "keep_alive_interval", "exten", "same"):  # fmt: skip
+    """The values plan reads of the admin's files stay as they are (http.conf's, in any
+    case as http.c reads them: tlsPrivateKey is a path; pjsip's user_agent, the include and
+    type lines), and so does an ordinary name."""
+    camel = [spelt for key in HTTP_KEYS for spelt in _camel_spellings(key)]
+    assert "tlsPrivateKey" in camel and "TLSPRIVATEKEY" in camel
+    for key in (*HTTP_KEYS, *camel, "user_agent", "type", "outbound_auth", "username",
+                "contact", "pinned", "spin", "monkey", "keep_alive_interval", "exten",
+                "same"):  # fmt: skip
         assert not secret_name(key), key
+
+
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=list(HealthCheck))
+@given(name=st.sampled_from(sorted({s for k in HTTP_KEYS for s in _camel_spellings(k)})))
+def test_the_gate_answers_a_key_plan_reads_in_any_case(tmp_path: Path, name: str) -> None:
+    """Through the real sed: http.conf's keys, however spelt, come back as they are."""
+    text = f"[general]\n{name} = /etc/asterisk/keys/a.pem\n".encode()
+    assert _redacted_answer(tmp_path, text) == redact(text) == text
 
 
 # The rules of a gate from before the names rule, as they were spelled then.

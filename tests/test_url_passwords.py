@@ -141,6 +141,11 @@ _NAMES = st.one_of(
         st.sampled_from(["key", "PIN", "pwd", "Pw"]),
         st.sampled_from(["", "2", "_2", ".old"]),  # a version of the secret
     ),
+    st.tuples(  # or in camelCase (boxPin, userKey, adminPIN)
+        st.sampled_from(["box", "user", "trunk2", "sipTrunk", "db_admin"]),
+        st.sampled_from(["Key", "Pin", "PIN", "Pwd", "Pw"]),
+        st.sampled_from(["", "2", "_2", ".Old"]),
+    ),
 ).map("".join)
 
 
@@ -165,5 +170,6 @@ def test_a_value_whose_key_names_a_secret_is_never_printed(
 
 def test_an_option_and_an_ordinary_value_are_shown() -> None:
     for text in ("--password-file=PATH", "pinned=yes", "type=auth", "tlsprivatekey=/k.pem",
+                 "tlsPrivateKey=/k.pem", "monkey=1", "turkey=1",
                  "pinned = yes", "key == 2", "password = (hidden by the read gate)"):  # fmt: skip
         assert without_passwords(text) == text

@@ -54,7 +54,7 @@ from sipctl.providers.transport.files import is_kernel_file
 from sipctl.providers.transport.pool import CommandResult, HostFile, HostTransport
 from sipctl.providers.transport.programs import quoted
 from sipctl.schemas.values import canonical_path
-from sipctl.secret_names import SECRET_NAME, python_rule
+from sipctl.secret_names import CAMEL_SECRET_NAME, SECRET_NAME, python_rule
 
 PROTOCOL = 1
 SSH_COMMAND = f"sipctl-read {PROTOCOL}"  # what the client asks sshd to run (the gate checks it)
@@ -79,21 +79,31 @@ _KEY_RULE = f"^([[:space:];-]*{SECRET_NAME}[[:space:]]*=>?).*$"
 # A rule of its own after _KEY_RULE (not an alternative in it: POSIX's longest submatch
 # would pick another "=" than Python's first alternative).
 _AFTER_COMMENT_RULE = f"(--;[[:space:]]*{SECRET_NAME}[[:space:]]*=>?).*$"
+# The same three rules of a camelCase name (boxPin, userKey: ``CAMEL_SECRET_NAME``), each
+# right after its case-insensitive one and without the I flag: sed's I applies to a whole
+# expression, and a camelCase part is told only by its capital.
+_CAMEL_KEY_RULE = f"^([[:space:];-]*{CAMEL_SECRET_NAME}[[:space:]]*=>?).*$"
+_CAMEL_AFTER_COMMENT_RULE = f"(--;[[:space:]]*{CAMEL_SECRET_NAME}[[:space:]]*=>?).*$"
 _URI_RULE = "([/:][^:@/;[:space:]=,]+:)[^@/;[:space:]]*@"
 # And an application's argument NAME=value whose NAME says so, in any line: a dialplan's
 # ``exten => _00X.,1,Set(TRUNK_PASSWORD=hunter2)``, to the argument's end (a "," or ")").
 # Written without parentheses, which would end the argument: a redacted line redacts to itself.
 HIDDEN_ARGUMENT = "hidden-by-the-read-gate"
 _ARG_RULE = f"([(,][[:space:]]*{SECRET_NAME})=[^,)]*"
+_CAMEL_ARG_RULE = f"([(,][[:space:]]*{CAMEL_SECRET_NAME})=[^,)]*"
 _SED = (
-    f"s/{_KEY_RULE}/\\1 {HIDDEN}/I; s/{_AFTER_COMMENT_RULE}/\\1 {HIDDEN}/I; "
+    f"s/{_KEY_RULE}/\\1 {HIDDEN}/I; s/{_CAMEL_KEY_RULE}/\\1 {HIDDEN}/; "
+    f"s/{_AFTER_COMMENT_RULE}/\\1 {HIDDEN}/I; s/{_CAMEL_AFTER_COMMENT_RULE}/\\1 {HIDDEN}/; "
     f"s#{_URI_RULE}#\\1{HIDDEN}@#g; "
-    f"s#{_ARG_RULE}#\\1={HIDDEN_ARGUMENT}#gI"
+    f"s#{_ARG_RULE}#\\1={HIDDEN_ARGUMENT}#gI; s#{_CAMEL_ARG_RULE}#\\1={HIDDEN_ARGUMENT}#g"
 )
 _KEY_RE = re.compile(python_rule(_KEY_RULE).encode(), re.IGNORECASE)
+_CAMEL_KEY_RE = re.compile(python_rule(_CAMEL_KEY_RULE).encode())
 _AFTER_COMMENT_RE = re.compile(python_rule(_AFTER_COMMENT_RULE).encode(), re.IGNORECASE)
+_CAMEL_AFTER_COMMENT_RE = re.compile(python_rule(_CAMEL_AFTER_COMMENT_RULE).encode())
 _URI_RE = re.compile(python_rule(_URI_RULE).encode())
 _ARG_RE = re.compile(python_rule(_ARG_RULE).encode(), re.IGNORECASE)
+_CAMEL_ARG_RE = re.compile(python_rule(_CAMEL_ARG_RULE).encode())
 
 
 def redact(content: bytes) -> bytes:
@@ -102,11 +112,16 @@ def redact(content: bytes) -> bytes:
     Idempotent: a redacted file redacts to itself."""
     lines = content.split(b"\n")
     out = []
-    for line in lines:
-        line = _KEY_RE.sub(lambda m: m.group(1) + b" " + HIDDEN.encode(), line, count=1)
-        line = _AFTER_COMMENT_RE.sub(lambda m: m.group(1) + b" " + HIDDEN.encode(), line, count=1)
+    hidden = b" " + HIDDEN.encode()
+    argument = b"=" + HIDDEN_ARGUMENT.encode()
+    for line in lines:  # in the sed's order
+        line = _KEY_RE.sub(lambda m: m.group(1) + hidden, line, count=1)
+        line = _CAMEL_KEY_RE.sub(lambda m: m.group(1) + hidden, line, count=1)
+        line = _AFTER_COMMENT_RE.sub(lambda m: m.group(1) + hidden, line, count=1)
+        line = _CAMEL_AFTER_COMMENT_RE.sub(lambda m: m.group(1) + hidden, line, count=1)
         line = _URI_RE.sub(lambda m: m.group(1) + HIDDEN.encode() + b"@", line)
-        out.append(_ARG_RE.sub(lambda m: m.group(1) + b"=" + HIDDEN_ARGUMENT.encode(), line))
+        line = _ARG_RE.sub(lambda m: m.group(1) + argument, line)
+        out.append(_CAMEL_ARG_RE.sub(lambda m: m.group(1) + argument, line))
     return b"\n".join(out)
 
 
