@@ -157,16 +157,33 @@ def departure_turns(plan_run: PlanRun) -> tuple[str, ...]:
     plan's apply takes those locks (``departure_lock_sites``), so a run applies the host
     after or before those specs, never beside them. Reads nothing: the host's record is
     the one the plan read."""
+    recorded = recorded_in(plan_run.host_record)
+    gone = [run.customer for run in plan_run.runs if run.customer is not None]
+    return _turns(plan_run.loaded, [(d, recorded.get(d)) for d in gone])
+
+
+def recorded_departure_turns(loaded: LoadedSpec, ctx: RunContext) -> tuple[str, ...]:
+    """``departure_turns`` of a saved plan of the host (its departures are found again when
+    it is applied): from the host's record, read now, as the apply's locks read it
+    (``departure_lock_sites``). None when it cannot be read: the apply says why."""
+    from sipctl.reconciler.gitops.drift import read_host_record
+
+    try:
+        found = departures(loaded, ctx, recorded_in(read_host_record(loaded, ctx)))
+    except SipctlError:
+        return ()
+    return _turns(loaded, [(d.domain, d.entry) for d in found])
+
+
+def _turns(loaded: LoadedSpec, gone: Sequence[tuple[str, Any]]) -> tuple[str, ...]:
     from sipctl.reconciler.gitops.claims import turns_of
 
-    recorded = recorded_in(plan_run.host_record)
     turns: list[str] = []
-    for run in plan_run.runs:
-        entry = recorded.get(run.customer) if run.customer is not None else None
-        if run.customer is None or not isinstance(entry, dict):
+    for domain, entry in gone:
+        if not isinstance(entry, dict):
             continue
         try:
-            turns += turns_of(departed_spec(plan_run.loaded, run.customer, entry))
+            turns += turns_of(departed_spec(loaded, domain, entry))
         except SipctlError:  # it loaded for the plan: only a record changed since
             continue
     return tuple(dict.fromkeys(turns))

@@ -901,13 +901,15 @@ def test_a_customer_file_grown_past_a_spec_s_size_is_no_departed_customer(
     assert f"beta.example.yaml is {8 << 30:,} bytes, more than the 1,000,000 bytes" in shown
 
 
+@pytest.mark.parametrize("saved", [False, True], ids=["planned", "saved-plans"])
 def test_a_host_removing_a_departed_customer_takes_turns_with_its_zone_files_other_specs(
-    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    hoster: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, saved: bool
 ) -> None:
     """pbx1's apply removes beta.example's records and takes its zone file's lock, which is
     not one of pbx1's own: a spec of another domain in that zone file is applied after or
     before it in one worker (``--parallel``), never beside it, where one of the two was
-    refused for the other's lock. Found in the plan's one read of the host's record."""
+    refused for the other's lock. Found in the plan's one read of the host's record; of a
+    saved plan, in a read of it before the run applies anything."""
     import threading
     import time
 
@@ -932,11 +934,21 @@ def test_a_host_removing_a_departed_customer_takes_turns_with_its_zone_files_oth
             calls[label] = (threading.current_thread().name, start, time.monotonic())
 
     monkeypatch.setattr(guarded, "guarded_apply", watched)
-    code = run(["apply", "-f", str(hoster), "--auto-approve", "--force", "--parallel", "4"])
+    if saved:
+        plans = hoster.parent / "plans"
+        plans.mkdir()
+        for name in ("pbx1", "sip-beta"):
+            out = f"../plans/{name}.plan"
+            code, shown = _plan(hoster / f"{name}.yaml", capsys, "--out", out, "--force")
+            assert code == 0, shown
+        files = [str(plans / "pbx1.plan"), str(plans / "sip-beta.plan")]
+        code = run(["apply", *files, "--auto-approve", "--force", "--parallel", "4"])
+    else:
+        code = run(["apply", "-f", str(hoster), "--auto-approve", "--force", "--parallel", "4"])
     shown = capsys.readouterr()
     assert code == 0, shown
-    (host,) = [v for k, v in calls.items() if "pbx1.yaml" in k]
-    (other,) = [v for k, v in calls.items() if "sip-beta.yaml" in k]
+    (host,) = [v for k, v in calls.items() if "pbx1" in k]
+    (other,) = [v for k, v in calls.items() if "sip-beta" in k]
     assert host[0] == other[0], "one worker"
     assert host[2] <= other[1] or other[2] <= host[1], "one after the other"
     zone = (hoster / "state" / "beta.example.zone").read_text()

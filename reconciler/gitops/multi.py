@@ -65,6 +65,8 @@ class Domain:
     # the DNS credentials of a hosting customer's file (made here or in a worker process)
     customer_keys: tuple[CustomerKey, ...] = ()
     rendered: dict[str, list[Resource]] | None = None  # layers rendered for the claims
+    # a host's: the turns of the departed customers whose records it removes (shards.turns)
+    departure_turns: tuple[str, ...] = ()
     # planned | no changes | applied | error | refused | not applied; a report's own words
     # (drift: drifted | no drift | unrecorded; verify: ok | failed)
     status: str = "pending"
@@ -367,6 +369,10 @@ def plan_all(
         rendered, domain.rendered = domain.rendered, None
         domain.plan_run = make_plan(domain.loaded, domain.ctx, layers, rendered, several)
         domain.status = plan_status(domain.plan_run.plan.has_changes)
+        if domain.loaded.spec.hosting is not None:
+            from sipctl.reconciler.departures import departure_turns
+
+            domain.departure_turns = departure_turns(domain.plan_run)
 
     with collecting_rarely():
         run_each(todo, parallel, "planning", work)
@@ -514,6 +520,17 @@ def apply_all(
 
     # the failed ones too: a host with a domain that failed to read or plan is left as it is
     todo = [d for d in domains if d.failed or (d.plan_run or d.saved) is not None]
+    for domain in todo:  # a host's saved plan that removes departed customers' records
+        saved = domain.saved
+        if saved is None or domain.failed or domain.loaded is None:
+            continue
+        if any(t.customer is not None for t in saved.targets):
+            from sipctl.reconciler.departures import recorded_departure_turns
+
+            if domain.ctx is None:
+                domain.ctx = make_ctx(domain.loaded)
+                domain.ctx.run_domains = companions
+            domain.departure_turns = recorded_departure_turns(domain.loaded, domain.ctx)
     _run_each_by_host(todo, parallel, "applying", apply_one)
 
 

@@ -46,8 +46,8 @@ def shard_key(domain: Domain) -> str:
 
 def turns(domain: Domain) -> tuple[str, ...]:
     """The locks ``domain`` shares with other specs (see the module docstring), and once
-    a host's plan is made, those of the departed customers' zones it removes records from
-    (``departures.departure_turns``: its apply takes their locks too)."""
+    a host's plan is made (or its saved plan read), those of the departed customers' zones
+    it removes records from (``Domain.departure_turns``: its apply takes their locks too)."""
     from sipctl.reconciler.gitops.claims import turns_of
 
     if domain.claims is not None and domain.claims.turns:
@@ -56,11 +56,9 @@ def turns(domain: Domain) -> tuple[str, ...]:
         own = turns_of(domain.loaded)
     else:
         return (shard_key(domain),)
-    if domain.plan_run is None or domain.plan_run.loaded.spec.hosting is None:
+    if not domain.departure_turns:
         return own
-    from sipctl.reconciler.departures import departure_turns
-
-    return tuple(dict.fromkeys([*own, *departure_turns(domain.plan_run)]))
+    return tuple(dict.fromkeys([*own, *domain.departure_turns]))
 
 
 def turn_groups(domains: Sequence[Domain]) -> list[list[Domain]]:
