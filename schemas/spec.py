@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -178,10 +178,13 @@ def _data_rule(rule: Callable[[Any], None]) -> Any:
     return model_validator(mode="before")(classmethod(validator))  # type: ignore[arg-type]
 
 
-def _field_rule(field: str, rule: Callable[[str], str]) -> Any:
+_Value = TypeVar("_Value")
+
+
+def _field_rule(field: str, rule: Callable[[_Value], _Value]) -> Any:
     """A field validator (after the field's own checks) that runs ``rule``."""
 
-    def validator(cls: type[BaseModel], value: str) -> str:
+    def validator(cls: type[BaseModel], value: _Value) -> _Value:
         return rule(value)
 
     validator.__doc__ = rule.__doc__
@@ -782,6 +785,8 @@ class Fail2ban(_Model):
     ignoreip: tuple[IgnoredNetwork, ...] = Field(
         default=(), description="addresses or networks (CIDR) never banned; loopback always is"
     )
+
+    _ignoreip = _field_rule("ignoreip", rules.ignoreip_leaves_someone)
 
 
 # --- WebRTC ---------------------------------------------------------------------------------

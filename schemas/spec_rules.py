@@ -377,6 +377,28 @@ def dns_names_fit(spec: Spec, given: frozenset[str]) -> Updates:
     return None
 
 
+def ignoreip_leaves_someone(networks: tuple[str, ...]) -> tuple[str, ...]:
+    """fail2ban.ignoreip's networks together leave addresses to ban: 0.0.0.0/1 with
+    128.0.0.0/1 is every IPv4 address, as 0.0.0.0/0 is."""
+    import ipaddress
+
+    parsed = [ipaddress.ip_network(n, strict=False) for n in networks]
+    v4 = [n for n in parsed if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in parsed if isinstance(n, ipaddress.IPv6Network)]
+    together = (
+        (4, v4, [str(n) for n in ipaddress.collapse_addresses(v4)], "0.0.0.0/0"),
+        (6, v6, [str(n) for n in ipaddress.collapse_addresses(v6)], "::/0"),
+    )
+    for version, some, collapsed, everything in together:
+        if collapsed == [everything]:
+            listed = ", ".join(str(n) for n in some)
+            raise ValueError(
+                f"{listed} together cover every IPv{version} address ({everything}): the jail "
+                "would never ban anyone; list the networks you trust instead"
+            )
+    return networks
+
+
 def challenge_alone(spec: Spec, given: frozenset[str]) -> Updates:
     """``unknown_callers: challenge`` identifies guests by the name they call (a host: each
     customer's names at its own domain); the browsers' endpoint is found another way (by
