@@ -1,0 +1,69 @@
+"""An ssh:// target's host is a host name or an IPv4 address in its one spelling.
+
+The host of ``ssh://user@HOST`` was any run of letters, digits, dots and '-': ``127.1``,
+``2130706433``, ``0x7f000001`` and ``010.1.1.1`` passed validate, and the C resolver reads
+each as an address (inet_aton: 127.0.0.1, 8.1.1.1 for the octal one), while the runner
+profile's ``to`` and the probe scope compared the text as written; ``999.1.1.1`` and
+``pbx..ru`` passed too and failed only when plan connected, without file or line.
+``targets._check_ssh_host`` refuses them at the key's line. Proven against glibc's own
+reading (``getaddrinfo`` with ``AI_NUMERICHOST``: no query is sent): an accepted host the
+resolver takes for an address is that address as ``ipaddress`` writes it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+from fixtures.properties import examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sipctl.schemas.targets import parse_target
+
+_label = st.one_of(
+    st.integers(0, 4294967295).map(str),
+    st.integers(0, 300).map(lambda n: f"0{n}"),
+    st.integers(0, 2**32).map(lambda n: f"0x{n:x}"),
+    st.from_regex(r"[a-z0-9][a-z0-9-]{0,10}", fullmatch=True),
+    st.sampled_from(["", "-a", "a-", "0x", "0X1F"]),
+)
+_hosts = st.lists(_label, min_size=1, max_size=5).map(".".join)
+
+
+def _numeric(host: str) -> str | None:
+    """The address glibc's resolver reads ``host`` as without asking DNS (None: a name)."""
+    try:
+        info = socket.getaddrinfo(host, 22, socket.AF_INET, flags=socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError):
+        return None
+    return str(info[0][4][0])
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(_hosts)
+def test_an_accepted_host_is_the_address_or_the_name_it_reads_as(host: str) -> None:
+    try:
+        ref = parse_target(f"ssh://root@{host}")
+    except ValueError:
+        return  # refused at the key's line
+    read = _numeric(ref.host)
+    if read is not None:
+        assert ref.host == read == str(ipaddress.IPv4Address(read))
+    else:
+        labels = ref.host.removesuffix(".").split(".")
+        assert all(label and not label.startswith("-") for label in labels)
+
+
+@pytest.mark.parametrize(
+    "host", ["127.1", "2130706433", "0x7f000001", "010.1.1.1", "999.1.1.1", "pbx..ru", "-pbx.ru"]
+)
+def test_a_host_the_resolver_reads_otherwise_is_refused(host: str) -> None:
+    with pytest.raises(ValueError):
+        parse_target(f"ssh://root@{host}")
+
+
+@pytest.mark.parametrize("host", ["pbx", "pbx.mysite.ru", "PBX.mysite.ru.", "192.0.2.7"])
+def test_names_and_plain_addresses_stay_targets(host: str) -> None:
+    assert parse_target(f"ssh://root@{host}").host == host.lower()
