@@ -412,3 +412,31 @@ def test_drift_takes_the_shards_plan_and_apply_take(
         assert code == (2 if "d3.example" in drifted else 0), drifted
         seen += drifted
     assert sorted(seen) == sorted(names), "each domain in exactly one share"
+
+
+@pytest.mark.usefixtures("zones_allowed")
+def test_a_plan_only_shown_keeps_no_live_state_and_apply_keeps_it(customers: Path) -> None:
+    """Planning many domains to show them keeps each one's plan, not what was read to make
+    it (its records, names and providers: a third of the memory of a run of 10,000 zones,
+    held until the run ended); apply and drift keep it, for what they do next."""
+    from sipctl.cli_common import load_checked
+    from sipctl.providers.base import RunContext
+    from sipctl.reconciler.gitops.multi import plan_specs
+
+    (customers / "c07.yaml").unlink()  # the broken one
+
+    def make_ctx(loaded: Any) -> RunContext:
+        return RunContext(loaded.base_dir)
+
+    paths = sorted(customers.iterdir())
+    shown, _ = plan_specs(paths, load_checked, make_ctx, None, 1, None, keep=False)
+    kept, _ = plan_specs(paths, load_checked, make_ctx, None, 1, None, keep=True)
+    assert len(shown) == len(kept) == 19
+    for only, full in zip(shown, kept, strict=True):
+        assert only.plan_run is None and only.ctx is None
+        assert full.plan_run is not None and full.plan_run.runs
+        assert only.plan is not None and full.plan is not None
+        assert only.plan.to_json()["targets"] == full.plan.to_json()["targets"]
+    for domain in kept:
+        assert domain.ctx is not None
+        domain.ctx.close()

@@ -259,7 +259,9 @@ def _work(conn: Connection, share: list[int]) -> None:
         batch: list[_Planned] = []
         sent = time.monotonic()
         for index in indices:
-            batch.append(_plan_one(loaded[index], index, make_ctx, layers, several, companions))
+            # a domain is planned once: what it loaded goes with it, not at the worker's end
+            domain = loaded.pop(index)
+            batch.append(_plan_one(domain, index, make_ctx, layers, several, companions))
             if time.monotonic() - sent >= SEND_EVERY:
                 conn.send(batch)
                 batch, sent = [], time.monotonic()
