@@ -79,6 +79,12 @@ of the read's 0.7 ms in place, dnspython's own decoding of the owned records and
 their text and the TSIG check are 0.45; 0.5 ms per zone for the whole plan would need
 sipctl to read DNS messages, or YAML, without those libraries, which it does not.
 
+Whether a zone costs more in a run of more zones (the 1.8 ms per zone at 10,000 above against
+1.34-1.37 between 200 and 1,000): ``bench/run_growth.py`` splits a run step by step at each
+size. Measured side by side at one load it does not (2026-12-07, load 5-9, ``--parallel 1``:
+1.64 and 1.66 ms per added zone from 1,000 to 5,000 and from 5,000 to 10,000); the
+figures above were taken on different days at different loads.
+
 Needs the bench extra: ``pip install -e '.[bench]'`` (octoDNS and octodns-bind). Run as root
 like the tests: ``python bench/peer_scale.py`` (``--zones 200,1000,5000 --runs 5 --big 10000
 --zonefiles 1000,10000``; an empty ``--zones`` or ``--zonefiles`` skips that part).
