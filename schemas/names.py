@@ -329,3 +329,34 @@ def check_entry_name(value: str) -> str:
             "host's /etc/sipctl/host.yaml, never a program (see: sipctl docs security)"
         )
     return value
+
+
+# A label the C resolver reads as a number (decimal, octal 017, hex 0x1f): a host of such
+# labels only is an address to getaddrinfo (inet_aton: 127.1, 2130706433, 0x7f000001).
+_NUMERIC_LABEL_RE = re.compile(r"(?:[0-9]+|0[xX][0-9a-fA-F]*)")
+
+
+def check_connect_host(host: str) -> None:
+    """A host sipctl connects to (an ssh:// target's, dns.server's): a name of DNS labels,
+    or an IPv4 address in its one spelling, so that the host the runner profile's ``to``
+    and the probe scope compare as written is the one the resolver connects to."""
+    import ipaddress
+
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if all(_NUMERIC_LABEL_RE.fullmatch(label) for label in labels):
+        try:
+            address = ipaddress.IPv4Address(host.rstrip("."))
+        except ValueError:
+            address = None
+        if address is None or str(address) != host:
+            raise ValueError(
+                f"{host!r} is not an IPv4 address as written (the resolver would read it as "
+                "one): write its four numbers from 0 to 255 without leading zeros, like "
+                "192.0.2.7"
+            )
+        return
+    if len(host) > MAX_DNS_NAME or not all(_LABEL_RE.fullmatch(label) for label in labels):
+        raise ValueError(
+            f"{host!r} is not a host name: labels of 1 to 63 letters, digits or '-' (not "
+            "first or last) between single dots, like pbx.example.com"
+        )

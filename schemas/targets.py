@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from sipctl.schemas.names import check_connect_host
+
 _SSH_RE = re.compile(
     r"ssh://(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]{0,31})@)?"
     r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?/?"
@@ -74,41 +76,11 @@ def parse_target(text: str) -> TargetRef:
         except ValueError:
             raise ValueError(f"{host!r} is not an IPv6 address") from None
     else:
-        _check_ssh_host(host)
+        check_connect_host(host)
     port = int(match["port"]) if match["port"] else 22
     if not 1 <= port <= 65535:
         raise ValueError(f"port {port} is out of range (1-65535)")
     return TargetRef(kind="ssh", host=host.lower(), port=port, user=match["user"])
-
-
-# A label the C resolver reads as a number (decimal, octal 017, hex 0x1f): a host of such
-# labels only is an address to getaddrinfo (inet_aton: 127.1, 2130706433, 0x7f000001).
-_NUMERIC_LABEL_RE = re.compile(r"(?:[0-9]+|0[xX][0-9a-fA-F]*)")
-
-
-def _check_ssh_host(host: str) -> None:
-    """A name of DNS labels, or an IPv4 address in its one spelling: the host the
-    runner profile's ``to`` and the probe scope compare as written is the one connected to."""
-    from sipctl.schemas.names import MAX_DNS_NAME, is_dns_label
-
-    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
-    if all(_NUMERIC_LABEL_RE.fullmatch(label) for label in labels):
-        try:
-            address = ipaddress.IPv4Address(host.rstrip("."))
-        except ValueError:
-            address = None
-        if address is None or str(address) != host:
-            raise ValueError(
-                f"{host!r} is not an IPv4 address as written (the resolver would read it as "
-                "one): write its four numbers from 0 to 255 without leading zeros, like "
-                "192.0.2.7"
-            )
-        return
-    if len(host) > MAX_DNS_NAME or not all(is_dns_label(label) for label in labels):
-        raise ValueError(
-            f"{host!r} is not a host name: labels of 1 to 63 letters, digits or '-' (not "
-            "first or last) between single dots, like pbx.example.com"
-        )
 
 
 def check_target(value: str) -> str:

@@ -14,6 +14,7 @@ import posixpath
 import re
 from typing import Any
 
+from sipctl.schemas.names import check_connect_host
 from sipctl.schemas.targets import PORT_PATTERN, check_target
 from sipctl.schemas.text import check_text
 
@@ -129,6 +130,8 @@ def check_hostport(value: str) -> str:
             raise ValueError(f"{value!r} is not HOST[:PORT]; write IPv6 as [::1]:53") from None
         if match["port"]:
             raise ValueError(f"{value!r} is ambiguous; write IPv6 with a port as [::1]:53")
+    elif not host.startswith("["):
+        check_connect_host(host)
     if match["port"] and not 1 <= int(match["port"]) <= 65535:
         raise ValueError(f"port {match['port']} is out of range (1-65535)")
     return value.strip()

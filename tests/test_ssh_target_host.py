@@ -1,11 +1,13 @@
-"""An ssh:// target's host is a host name or an IPv4 address in its one spelling.
+"""A host sipctl connects to (an ssh:// target's, dns.server's) is a host name or an IPv4
+address in its one spelling.
 
 The host of ``ssh://user@HOST`` was any run of letters, digits, dots and '-': ``127.1``,
 ``2130706433``, ``0x7f000001`` and ``010.1.1.1`` passed validate, and the C resolver reads
 each as an address (inet_aton: 127.0.0.1, 8.1.1.1 for the octal one), while the runner
 profile's ``to`` and the probe scope compared the text as written; ``999.1.1.1`` and
 ``pbx..ru`` passed too and failed only when plan connected, without file or line.
-``targets._check_ssh_host`` refuses them at the key's line. Proven against glibc's own
+``names.check_connect_host`` refuses them at the key's line, for both keys (dns.server
+took them too). Proven against glibc's own
 reading (``getaddrinfo`` with ``AI_NUMERICHOST``: no query is sent): an accepted host the
 resolver takes for an address is that address as ``ipaddress`` writes it.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 
 import pytest
 from fixtures.properties import examples
@@ -21,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sipctl.schemas.targets import parse_target
+from sipctl.schemas.values import check_hostport
 
 _label = st.one_of(
     st.integers(0, 4294967295).map(str),
@@ -41,18 +45,28 @@ def _numeric(host: str) -> str | None:
     return str(info[0][4][0])
 
 
+def _target_host(host: str) -> str:
+    return parse_target(f"ssh://root@{host}").host
+
+
+def _server_host(host: str) -> str:
+    return check_hostport(f"{host}:53").rsplit(":", 1)[0].lower()
+
+
 @settings(max_examples=examples(500), deadline=None)
-@given(_hosts)
-def test_an_accepted_host_is_the_address_or_the_name_it_reads_as(host: str) -> None:
+@given(_hosts, st.sampled_from([_target_host, _server_host]))
+def test_an_accepted_host_is_the_address_or_the_name_it_reads_as(
+    host: str, accepted: Callable[[str], str]
+) -> None:
     try:
-        ref = parse_target(f"ssh://root@{host}")
+        written = accepted(host)
     except ValueError:
         return  # refused at the key's line
-    read = _numeric(ref.host)
+    read = _numeric(written)
     if read is not None:
-        assert ref.host == read == str(ipaddress.IPv4Address(read))
+        assert written == read == str(ipaddress.IPv4Address(read))
     else:
-        labels = ref.host.removesuffix(".").split(".")
+        labels = written.removesuffix(".").split(".")
         assert all(label and not label.startswith("-") for label in labels)
 
 
@@ -62,6 +76,8 @@ def test_an_accepted_host_is_the_address_or_the_name_it_reads_as(host: str) -> N
 def test_a_host_the_resolver_reads_otherwise_is_refused(host: str) -> None:
     with pytest.raises(ValueError):
         parse_target(f"ssh://root@{host}")
+    with pytest.raises(ValueError):
+        check_hostport(f"{host}:53")
 
 
 @pytest.mark.parametrize("host", ["pbx", "pbx.mysite.ru", "PBX.mysite.ru.", "192.0.2.7"])
