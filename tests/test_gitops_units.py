@@ -217,3 +217,25 @@ def test_domains_of_one_host_are_timed_each_and_stop_at_the_first_failure() -> N
     assert 0.2 <= a.seconds < 0.35 and 0.2 <= b.seconds < 0.35 and c.seconds == 0
     assert exit_code([a, b, c, d, other]) == 3, "refused first: the host's run is refused"
     assert "c.yaml: not applied: b.example (b.yaml) failed first" in summary_table([a, b, c, d])
+
+
+@settings(
+    max_examples=examples(50),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    secret=st.from_regex(r"[A-Za-z0-9+/=_~.-]{6,40}", fullmatch=True),
+    user=st.sampled_from(["", "sipctl", "key"]),
+)
+def test_import_never_prints_a_password_given_in_the_dns_url(
+    secret: str, user: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--dns rfc2136://user:SECRET@host/zone`` (a password where a TSIG secret might be
+    pasted): the header masked it, but the dns.server error printed 'user:SECRET@host'.
+    Such a URL is refused before anything is read, naming no part of it."""
+    url = f"rfc2136://{user}:{secret}@127.0.0.1:1/mysite.example"
+    assert run(["import", "--domain", "mysite.example", "--dns", url]) == 1
+    said = capsys.readouterr()
+    assert secret not in said.out + said.err
+    assert "carries no user or password" in said.err

@@ -97,6 +97,12 @@ def dns_section(url: str, domain: str) -> dict[str, Any]:
         if not path:
             raise SpecError("--dns zonefile:PATH needs the zone file's path")
         return {"provider": "zonefile", "file": path}
+    if "@" in url.split("?", 1)[0]:  # never echoed: what stands before the '@' may be a secret
+        raise SpecError(
+            "--dns: an rfc2136:// URL carries no user or password (a TSIG key's secret is "
+            "read from the environment or a file): write "
+            "rfc2136://SERVER[:PORT]/ZONE?key=NAME&secret_env=VAR"
+        )
     parts = urlsplit(url)
     if parts.scheme != "rfc2136" or not parts.netloc:
         raise SpecError(
