@@ -953,3 +953,20 @@ def test_a_host_removing_a_departed_customer_takes_turns_with_its_zone_files_oth
     assert host[2] <= other[1] or other[2] <= host[1], "one after the other"
     zone = (hoster / "state" / "beta.example.zone").read_text()
     assert "_sip._udp.sip.beta.example" in zone and "_sip._udp.beta.example" not in zone, zone
+
+
+def test_validate_of_a_directory_says_a_customers_error_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host is refused for its customer's error, which named the customer's file: the
+    line was printed twice, once per file, and the host's refusal said nothing of the host.
+    Each error is printed once, and the host is named as not valid for it."""
+    directory = copy_example(tmp_path / "hoster")
+    beta = directory / "beta.example.yaml"
+    beta.write_text(beta.read_text().replace("local_context: beta-phones", "local_context: x-y"))
+    assert run(["validate", "-f", str(directory)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    errors = [line for line in err if line.startswith("Error: ")]
+    assert len(errors) == len(set(errors)), err
+    assert any("beta.example.yaml:" in line and "x-y" in line for line in errors)
+    assert any("pbx1.yaml: not valid either" in line for line in errors)

@@ -149,14 +149,24 @@ def _validate_many(console: Console, specs: list[Path]) -> None:
     selection = select_specs(specs)
     valid: list[Path] = []
     loaded: list[LoadedSpec] = []  # for what is said once for all of them
+    said: set[str] = set()  # a host refused for its customer's error: that error once
     with reading_once(selection.paths):  # two files of one domain: refused as overlaps
         for path in selection.paths:
             try:
                 console.out(_validate(path, console.warn, loaded))
                 valid.append(path)
             except SpecError as exc:
-                for line in exc.problems or [exc.message]:
-                    console.error(line)
+                lines = exc.problems or [exc.message]
+                for line in lines:
+                    if line not in said:
+                        console.error(line)
+                repeated = sum(line in said for line in lines)
+                if repeated:
+                    console.error(
+                        f"{path}: not valid either: it reads the file of the "
+                        f"{'error' if repeated == 1 else f'{repeated} errors'} above"
+                    )
+                said.update(lines)
     for warning in _run_warnings(loaded):  # once per credential, not per customer
         console.warn(warning)
     overlaps = _overlaps(valid)
