@@ -59,6 +59,9 @@ if TYPE_CHECKING:
 
 _SAID = -1  # in RunContext.bindings_checked: the run said that the bindings are the spec's
 SSH_AGENT = "ssh-agent"  # the credential name of the agent and ~/.ssh/id_* (no key_file)
+# The credential name of what an octoDNS plugin finds on the runner by itself when the spec
+# names none (env/NAME): boto's environment, ~/.aws and instance role for Route53, ...
+OCTODNS_AMBIENT = "octodns-ambient"
 API_KINDS = ("api_key", "token", "password")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ssh": 22, "dns": 53}
 # octoDNS arguments that name where the plugin connects (besides any URL value)
@@ -88,6 +91,11 @@ class Binding:
         secret itself (``env_names``)."""
         if self.name == SSH_AGENT:
             return "the SSH agent (ssh-agent)"
+        if self.name == OCTODNS_AMBIENT:
+            return (
+                "what the octoDNS plugin finds on the runner by itself, its environment, files "
+                f"or role (no env/NAME in dns.octodns: {OCTODNS_AMBIENT})"
+            )
         return variable_named(self.name, self.dotted) if self.variable else self.name
 
     @property
@@ -170,10 +178,16 @@ def _bindings(loaded: LoadedSpec) -> Iterator[Binding]:
         config = dns.octodns
         arguments = config.arguments()
         places = tuple(_octodns_destinations(arguments))
-        for key, name in _env_references(arguments):
+        named = list(_env_references(arguments))
+        for key, name in named:
             key = ("dns", "octodns", *key)
             yield Binding(
                 key, name, API_KINDS, places, config.provider_class, zone=spec.zone, variable=True
+            )
+        if not named:  # the plugin finds its own: the runner's (AWS's environment, ~/.aws, a role)
+            key = ("dns", "octodns", "class")
+            yield Binding(
+                key, OCTODNS_AMBIENT, API_KINDS, places, config.provider_class, zone=spec.zone
             )
     for section, target_key, target, ssh in _ssh_targets(loaded):
         ref = parse_target(target)

@@ -29,7 +29,12 @@ from octodns_specs import PDNS_KEY_ENV, pdns_spec
 
 from sipctl.errors import RefusedError, SpecError
 from sipctl.providers.base import RunContext
-from sipctl.reconciler.bindings import bindings_problems, runner_of, spec_bindings
+from sipctl.reconciler.bindings import (
+    OCTODNS_AMBIENT,
+    bindings_problems,
+    runner_of,
+    spec_bindings,
+)
 from sipctl.schemas.loader import load_spec_text
 
 SECRET_ENV = "SIPCTL_TSIG_SECRET"
@@ -586,7 +591,8 @@ def test_every_env_reference_anywhere_is_a_binding_and_refused_in_ci(
     except SpecError:
         return  # the spec's own rules refused it (an inline secret, say): nothing to send
     bindings = spec_bindings(loaded)
-    assert {b.name for b in bindings} == _env_names(arguments)
+    # none named: what the plugin finds on the runner by itself is the credential
+    assert {b.name for b in bindings} == (_env_names(arguments) or {OCTODNS_AMBIENT})
     urls = {v for v in json.dumps(arguments).split('"') if "://" in v}
     assert all(urls <= set(b.destinations) for b in bindings)
     refused = bindings_problems(loaded, runner_of({"CI": "true"}))
@@ -681,3 +687,28 @@ def test_the_acme_ca_file_is_one_the_admin_lists(tmp_path: Path) -> None:
         tmp_path, {"acme_directories": [directory], "acme_ca_files": ["ca/acme-ca.pem"]}
     )
     assert problems(text, {"SIPCTL_PROFILE": str(profile)}) == []
+
+
+def test_an_octodns_plugin_that_names_no_credential_uses_one_the_profile_lists(
+    tmp_path: Path,
+) -> None:
+    """octoDNS's Route53 plugin without access_key_id finds the runner's own AWS
+    credentials (its environment, ~/.aws, the instance role, asked at 169.254.169.254): in
+    CI a merge request's spec used them for any zone, unchecked, since only env/NAME was a
+    binding. What a plugin finds by itself is now the credential octodns-ambient, bound by
+    class and zones like an API key (checked here before anything is sent: no AWS call)."""
+    spec = "dns: {provider: octodns, octodns: {class: octodns_route53.Route53Provider}}\n"
+    (refused,) = problems(spec, {"CI": "true"})
+    assert "s.yaml:4:" in refused and "dns.octodns.class" in refused
+    assert '"octodns-ambient":' in refused and 'zones: ["mysite.ru"]' in refused
+    allowed = {
+        "octodns-ambient": {
+            "kind": "api_key",
+            "to": [],
+            "classes": ["octodns_route53.Route53Provider"],
+            "zones": ["mysite.ru"],
+        }
+    }
+    profile = write_profile(tmp_path, {"credentials": allowed})
+    assert problems(spec, {"SIPCTL_PROFILE": str(profile)}) == []
+    assert problems(spec, {}) == []  # an admin's own machine: the spec's own, as before
