@@ -18,26 +18,27 @@ file, the firewall's read script: ``Provider.host_reads``) go in ONE round trip
 (``providers/transport/batch.py``); the host profile (/etc/sipctl/host.yaml, which names the
 programs) is read before it, once per run.
 
-Measured (Dec 2026, round trips on the pooled connection; before: 599a17e):
+Measured (round trips on the pooled connection; before: 599a17e, after: the 2 December
+stop; 7 December: main at 2c4e2d1, after the later stops' work, not broken down):
 
-| step | before | after |
-|---|---|---|
-| first apply (apply -f) | 13 | 11 |
-| no-op plan | 4 | 2 |
-| plan with a change (+tcp/443) | 4 | 2 |
-| guarded apply of that plan (apply plan.json) | 9 | 7 |
-| apply -f of one change (-tcp/443) | 9 | 7 |
-| no-op plan after it | 4 | 2 |
-| no-op plan through the read gate (read-only login) | 4 | 2 |
-| hosting, TLS, WSS, pages: first apply | 19 | 13 |
-| hosting, TLS, WSS, pages: no-op plan | 8 | 2 |
-| hosting, TLS, WSS, pages: drift | 8 | 2 |
-| hosting, TLS, WSS, pages: no-op apply -f | 10 | 4 |
-| hosting, TLS, WSS, pages: no-op plan through the read gate | 8 | 2 |
-| hosting, TLS, WSS, pages: apply -f removing a customer | 16 | 11 |
+| step | before | after | 7 December |
+|---|---|---|---|
+| first apply (apply -f) | 13 | 11 | 12 |
+| no-op plan | 4 | 2 | 2 |
+| plan with a change (+tcp/443) | 4 | 2 | 2 |
+| guarded apply of that plan (apply plan.json) | 9 | 7 | 6 |
+| apply -f of one change (-tcp/443) | 9 | 7 | 6 |
+| no-op plan after it | 4 | 2 | 2 |
+| no-op plan through the read gate (read-only login) | 4 | 2 | 2 |
+| hosting, TLS, WSS, pages: first apply | 19 | 13 | 15 |
+| hosting, TLS, WSS, pages: no-op plan | 8 | 2 | 2 |
+| hosting, TLS, WSS, pages: drift | 8 | 2 | 2 |
+| hosting, TLS, WSS, pages: no-op apply -f | 10 | 4 | 4 |
+| hosting, TLS, WSS, pages: no-op plan through the read gate | 8 | 2 | 2 |
+| hosting, TLS, WSS, pages: apply -f removing a customer | 16 | 11 | 12 |
 
-Of the removal's 11: the old page's files, named only by the page's record, are read in a
-round trip of their own after it; the writes (Asterisk, the page, the page's record, the
+Of the removal's 11 (2 December): the old page's files, named only by the page's record,
+are read in a round trip of their own after it; the writes (Asterisk, the page, the page's record, the
 host's record) and the reload are one round trip each.
 
 Run: ``sudo .venv/bin/python bench/ssh_round_trips.py`` (``-v`` lists every exchange).
