@@ -18,7 +18,8 @@ _YAML_PROBLEMS = (
     ("found character '\\t' that cannot start any token", "use spaces, not tabs, to indent"),
     ("found a tab character", "use spaces, not tabs, to indent"),
     (
-        "mapping values are not allowed here",
+        # "... here" (PyYAML), "... in this context" (libyaml): 'users: director: 105'
+        "mapping values are not allowed",
         "a ':' where a value was expected: put a value that contains ': ' in quotes, or "
         "check the indentation of this line",
     ),

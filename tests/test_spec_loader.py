@@ -185,3 +185,23 @@ def test_any_users_section_reads_alike(entries: list[tuple[str, str]], style: st
     assert outcome(text, every_position=False) == outcome(text, every_position=True)
     plain = plain_outcome(text)
     assert plain is None or plain == outcome(text, every_position=True)
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(
+    key=st.sampled_from(["users", "domain", "reject_sound", "x"]),
+    first=st.from_regex(r"[a-z][a-z0-9]{0,8}", fullmatch=True),
+    second=st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True),
+)
+def test_a_second_colon_on_a_line_is_explained_whichever_yaml_parser_reads_it(
+    key: str, first: str, second: str
+) -> None:
+    """'users: director: 105' (a value with ': ' unquoted, or a lost line break): libyaml,
+    which the loader uses when it is there, says 'mapping values are not allowed in this
+    context', PyYAML '... here'; only the second was translated, so the first reached the
+    user as libyaml's words."""
+    text = f"version: 1\ndomain: mysite.ru\n{key}: {first}: {second}\n"
+    with pytest.raises(SpecError) as refused:
+        load_spec_text(text, "s.yaml")
+    assert f"s.yaml:3:{len(key) + len(first) + 3}" in str(refused.value)
+    assert "put a value that contains ': ' in quotes" in str(refused.value)
