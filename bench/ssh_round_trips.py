@@ -38,8 +38,8 @@ stop; 7 December: main at 2c4e2d1, after the later stops' work, not broken down)
 | hosting, TLS, WSS, pages: apply -f removing a customer | 16 | 11 | 12 |
 
 Of the removal's 11 (2 December): the old page's files, named only by the page's record,
-are read in a round trip of their own after it; the writes (Asterisk, the page, the page's record, the
-host's record) and the reload are one round trip each.
+are read in a round trip of their own after it; the writes (Asterisk, the page, the page's
+record, the host's record) and the reload are one round trip each.
 
 Run: ``sudo .venv/bin/python bench/ssh_round_trips.py`` (``-v`` lists every exchange).
 """
