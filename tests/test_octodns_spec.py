@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+from fixtures.common import run_sipctl
 from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sipctl.errors import SpecError
 from sipctl.schemas.loader import load_spec_text
+from sipctl.schemas.profiles import RUNNER_PROFILE_ENV
 
 BASE = "version: 1\ndomain: mysite.ru\ndns:\n  provider: octodns\n"
 
@@ -134,3 +139,26 @@ def test_the_octodns_provider_does_not_import_octodns_until_used() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_provider_that_says_its_record_types_only_once_configured_is_refused_in_words(
+    tmp_path: Path,
+) -> None:
+    """octoDNS's own YamlProvider: SUPPORTS is a property, and it rewrites its whole file;
+    validate and plan said 'unexpected error (TypeError ...)'."""
+    spec = tmp_path / "sipctl.yaml"
+    spec.write_text(
+        "version: 1\ndomain: mysite.ru\nusers: {director: 105}\n"
+        "servers: [{host: sip.mysite.ru, ipv4: [127.0.0.1]}]\n"
+        "dns:\n  provider: octodns\n  octodns:\n"
+        "    class: octodns.provider.yaml.YamlProvider\n    directory: ./zones\n"
+    )
+    (tmp_path / "zones").mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", RUNNER_PROFILE_ENV)}
+    for command in ("validate", "plan"):
+        result = run_sipctl(command, "-f", str(spec), env=env, cwd=tmp_path)
+        said = result.stdout + result.stderr
+        assert result.returncode == 1, said
+        assert "sipctl.yaml:8:" in said and "dns.octodns.class" in said, said
+        assert "dns.provider: zonefile" in said, said
+        assert "unexpected" not in said and "Traceback" not in said, said

@@ -142,7 +142,29 @@ def find_class(loaded: LoadedSpec, env: Mapping[str, str] | None = None) -> type
             f"{where}: dns.octodns.class {path}: {module_name} has no octoDNS provider class "
             f"{class_name!r}"
         )
+    if class_supports(cls) is None:
+        # octoDNS's own YamlProvider: SUPPORTS is a property of a configured instance, and
+        # the provider rewrites its whole file from the zone it is given, while sipctl
+        # writes only its own record sets, one change set at a time (each would drop the
+        # others': the next plan showed every record as new)
+        raise SpecError(
+            f"{where}: dns.octodns.class {path}: the class does not say which record types "
+            "it supports (its SUPPORTS is no set of type names: it is known only once "
+            "configured), and sipctl, which writes only its own record sets, cannot drive "
+            "such a provider",
+            hint="for a zone file on this machine use dns.provider: zonefile; otherwise "
+            "name the octoDNS provider of the DNS service that serves the zone",
+        )
     return cls
+
+
+def class_supports(cls: type) -> frozenset[str] | None:
+    """The record types an octoDNS provider class supports (its ``SUPPORTS``), or None
+    when the class does not say (a property, known only to a configured instance)."""
+    value: object = getattr(cls, "SUPPORTS", frozenset())
+    if isinstance(value, (set, frozenset, list, tuple)) and all(isinstance(t, str) for t in value):
+        return frozenset(value)
+    return None
 
 
 def class_refusal(path: str, env: Mapping[str, str]) -> str | None:
@@ -207,7 +229,7 @@ def offline_check(loaded: LoadedSpec) -> list[str]:
     cls = find_class(loaded)
     dns = loaded.spec.dns
     warnings = []
-    if dns is not None and dns.naptr and "NAPTR" not in getattr(cls, "SUPPORTS", set()):
+    if dns is not None and dns.naptr and "NAPTR" not in (class_supports(cls) or ()):
         warnings.append(
             f"{loaded.where(('dns', 'octodns', 'class'))}: {cls.__module__}.{cls.__name__} "
             "does not support NAPTR records: sipctl publishes SRV only (RFC 3263 clients "
@@ -239,7 +261,7 @@ class PluginConfig:
 
     @property
     def supports(self) -> set[str]:
-        return set(getattr(self.cls, "SUPPORTS", set()))
+        return set(class_supports(self.cls) or ())
 
     def instance(self) -> Any:
         """A fresh plugin instance (plugins cache what they read)."""
