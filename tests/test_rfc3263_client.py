@@ -21,20 +21,12 @@ from pathlib import Path
 import pytest
 from asterisk_helpers import Phone, apply_spec, spec_data, write_spec
 from fixtures.asterisk import AsteriskInstance
+from fixtures.baresip import CONFIG
 from fixtures.bind import SECRET_ENV, BindServer, bind_env
 from fixtures.common import require, run_sipctl
 from fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.asterisk
-
-BARESIP_CONFIG = (
-    "sip_listen\t\t127.0.0.1:0\n"
-    "module_path\t\t/usr/lib/baresip/modules\n"
-    "module\t\t\tg711.so\n"
-    "module_app\t\taccount.so\n"
-    "module_app\t\tmenu.so\n"
-    "audio_player\t\taubridge,nil\naudio_source\t\taubridge,nil\naudio_alert\t\taubridge,nil\n"
-)
 
 
 @pytest.fixture(params=[("udp", "tcp"), ("tcp",), ("udp",)], ids="+".join)
@@ -81,7 +73,7 @@ def baresip_dialing(bind: BindServer, target: str) -> Iterator[list[str]]:
     folder = Path(tempfile.mkdtemp(prefix="sipctl-baresip-"))
     lines: list[str] = []
     try:
-        (folder / "config").write_text(BARESIP_CONFIG + f"dns_server\t\t{bind.server}\n")
+        (folder / "config").write_text(CONFIG + f"dns_server\t\t{bind.server}\n")
         (folder / "accounts").write_text("<sip:stranger@127.0.0.1>;regint=0\n")
         proc = subprocess.Popen(
             ["baresip", "-v", "-f", str(folder), "-e", f"/dial {target}"],
