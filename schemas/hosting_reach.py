@@ -36,6 +36,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -144,10 +145,26 @@ def remember(loaded: LoadedSpec) -> None:
 _KNOWN: OrderedDict[str, tuple[str, Reach | None]] = OrderedDict()
 _MAX_KNOWN = 16_384
 _KNOWN_LOCK = threading.Lock()
-# The directories read in the run under way (``reading_once``), none outside one.
-_RUN: list[dict[str, _Directory]] = []
-# The files the run under way loads itself (absolute, as shown), whose claims it compares.
-_SELECTED: set[str] = set()
+
+
+@dataclass
+class _Run:
+    """A run over many files (``reading_once``): the directories it read, and the files it
+    loads itself (absolute, as shown), whose claims it compares."""
+
+    directories: dict[str, _Directory] = field(default_factory=dict)
+    selected: set[str] = field(default_factory=set)
+
+
+# The run under way in this context, None outside one. A context variable, not a module
+# global: a fleet worker runs activities in a pool of threads, where one activity's run
+# ending cleared the run of another (its directories and its selected files: a copy of a
+# customer's file that run compares as a claim was then refused as another file's zone).
+# Not threading.local either: a context is per thread too (a pool's thread starts with an
+# empty one), and also per asyncio task (two async activities interleaving on one thread
+# keep their runs apart), and it goes where the run sends its work
+# (contextvars.copy_context().run, asyncio.to_thread).
+_RUN: ContextVar[_Run | None] = ContextVar("sipctl_reading_once", default=None)
 
 
 @contextmanager
@@ -157,35 +174,40 @@ def reading_once(selected: Iterable[Path] = ()) -> Iterator[None]:
     read 1,000,000 files). Outside it, every check reads the directory afresh.
 
     ``selected``: the spec files the run loads and compares the claims of (two files of
-    one domain among them are refused together, before anything is read)."""
-    _SELECTED.update(_absolute(path) for path in selected)  # also by a run inside one
-    if _RUN:
+    one domain among them are refused together, before anything is read).
+
+    A run is the context's that opened it (``_RUN``): inside it, a run is part of it; in
+    another thread (a fleet worker's other activities) another run is its own."""
+    files = {_absolute(path) for path in selected}
+    run = _RUN.get()
+    if run is not None:  # a run inside one is part of it
+        run.selected |= files
         yield
         return
-    _RUN.append({})
+    token = _RUN.set(_Run(selected=files))
     try:
         yield
     finally:
-        _RUN.clear()
-        _SELECTED.clear()
+        _RUN.reset(token)
 
 
 def _directory(shown: Path) -> _Directory:
     """The reaches of the spec files of the directory ``shown`` (as the user named it)."""
     from sipctl.schemas.hosting import SPEC_SUFFIXES, read_text
 
-    run = _RUN[0] if _RUN else None
+    run = _RUN.get()
+    read = run.directories if run is not None else None
     key = _absolute(shown)
-    if run is not None and key in run:
-        return run[key]
+    if read is not None and key in read:
+        return read[key]
     found = _Directory()
     for path in sorted(shown.iterdir()):
         if path.suffix in SPEC_SUFFIXES and path.is_file():
             reach = _reach_of_file(path, read_text(path))
             if reach is not None:
                 found.add(reach)
-    if run is not None:
-        run[key] = found
+    if read is not None:
+        read[key] = found
     return found
 
 
@@ -237,6 +259,7 @@ def check_reach(customer: LoadedSpec, path: Path) -> None:
         mine = reach_of(customer)
         _keep(str(path), customer.text, mine)
     directory = _directory(path.parent)
+    run = _RUN.get()
     others = [
         *directory.by_zone.get(mine.zone, ()),
         *(r for a in _ancestors(mine.zone) for r in directory.by_zone.get(a, ())),
@@ -250,7 +273,7 @@ def check_reach(customer: LoadedSpec, path: Path) -> None:
         if other is mine or other.path == mine.path:  # itself, known or not
             return False
         same_domain = other.loaded.spec.domain == customer.spec.domain
-        return not (same_domain and _absolute(other.shown) in _SELECTED)
+        return not (same_domain and run is not None and _absolute(other.shown) in run.selected)
 
     for other in others:
         if rival(other):

@@ -362,3 +362,61 @@ def test_a_zone_holding_the_hosts_webrtc_host_is_refused(
         f"{tmp_path}/pbx1.yaml sends its callers" in err
     ), err
     assert "webrtc.host: wss.infra.example" in err, err
+
+
+def test_two_threads_runs_over_their_directories_are_their_own(tmp_path: Path) -> None:
+    """A fleet worker runs activities in threads, each loading a hosting unit in a copy of
+    its own under ``reading_once``. One thread's run ending must not end another's: the
+    copy of a customer's file that a run selected is compared as a claim of that run (not
+    refused as another file's zone) until that run ends, whoever else started and ended
+    one meanwhile. The interleaving is fixed by events: B opens, A opens, B loads and
+    ends, then A loads."""
+    import threading
+
+    from sipctl.schemas.hosting_reach import reading_once
+
+    def unit(name: str, domain: str) -> list[Path]:
+        directory = tmp_path / name
+        directory.mkdir()
+        write(directory, "pbx1.yaml", HOST)
+        mine = customer(domain, f"{name}-phones", provider="zonefile", file=f"{name}.zone")
+        return [write(directory, f"{domain}.yaml", mine), write(directory, "copy.yaml", mine)]
+
+    files = {"a": unit("a", "alpha.example"), "b": unit("b", "beta.example")}
+    opened = {name: threading.Event() for name in files}
+    b_ended = threading.Event()
+    loaded: dict[str, list[str]] = {"a": [], "b": []}
+    failed: list[BaseException] = []
+
+    def wait(event: threading.Event) -> None:
+        assert event.wait(30), "the other thread never got there"
+
+    def work(name: str) -> None:
+        try:
+            if name == "a":
+                wait(opened["b"])
+            with reading_once(files[name]):
+                opened[name].set()
+                if name == "a":
+                    wait(b_ended)
+                else:
+                    wait(opened["a"])
+                for path in files[name]:
+                    loaded[name].append(load_spec(path).spec.domain)
+            if name == "b":
+                b_ended.set()
+        except BaseException as exc:  # shown by the test's thread
+            failed.append(exc)
+            for event in (*opened.values(), b_ended):
+                event.set()
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [str(exc) for exc in failed] == []
+    assert loaded == {"a": ["alpha.example"] * 2, "b": ["beta.example"] * 2}
+    # outside any run, the copy is another file of the domain: refused, naming both
+    with pytest.raises(SpecError, match="is also the zone of"):
+        load_spec(files["a"][1])
