@@ -186,6 +186,7 @@ class _Builder:
         self.positions: dict[PathKey, Position] = {}
         self.problems: list[str] = []
         self.failure: Exception | None = None
+        self.failure_at = ""  # "file:line:col: key" of the value that could not be made
         self._loader = yaml.CSafeLoader("")  # its resolver and constructor
         self._every_position = every_position
         # First characters of plain scalars that may resolve to a merge key or to null (as
@@ -360,7 +361,7 @@ class _Builder:
             return None
         if path == () or path[0] in _RAW_TEXT_SECTIONS:
             return str(event.value)
-        key = self._construct(event, tag)
+        key = self._construct(event, tag, path)
         return key if isinstance(key, str) else str(event.value)
 
     def _scalar(self, event: Any, path: PathKey) -> Any:
@@ -369,7 +370,7 @@ class _Builder:
         tag = self._tag(event)
         if tag != _NULL_TAG and _raw_text_value(path):
             return str(event.value)
-        return self._construct(event, tag)
+        return self._construct(event, tag, path)
 
     def _tag(self, event: Any) -> str:
         """A scalar's tag, resolved as libyaml's composer resolves it."""
@@ -378,7 +379,7 @@ class _Builder:
             return self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call,no-any-return]
         return tag
 
-    def _construct(self, event: Any, tag: str) -> Any:
+    def _construct(self, event: Any, tag: str, path: PathKey) -> Any:
         """The value of the scalar (the node the composer makes of it, constructed); a value
         that cannot be made is remembered (the first one)."""
         node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
@@ -386,7 +387,8 @@ class _Builder:
             return self._loader.construct_object(node, deep=True)
         except Exception as exc:  # reported after the whole text parsed (see the class)
             if self.failure is None:
-                self.failure = exc
+                self.failure = _number_too_long(exc, event.value)
+                self.failure_at = f"{self._at(event.start_mark)}: {_dotted(path)}"
             return None
 
     def _check_text(self, event: Any, what: str) -> None:
@@ -397,6 +399,15 @@ class _Builder:
 
     def _at(self, mark: Any) -> str:
         return f"{self.source}:{mark.line + 1}:{mark.column + 1}"
+
+
+def _number_too_long(exc: Exception, text: str) -> Exception:
+    """Python's refusal of a number of more than 4,300 digits, said for a spec's author (it
+    would tell them to call sys.set_int_max_str_digits)."""
+    if isinstance(exc, ValueError) and "sys.set_int_max_str_digits" in str(exc):
+        digits = sum(c.isdigit() for c in text)
+        return ValueError(f"a number of {digits:,} digits; no key of a spec takes one that long")
+    return exc
 
 
 @cache  # the resolvers are PyYAML's, fixed once imported: once per process
@@ -436,8 +447,9 @@ def _format_validation_error(
         message = validation_message(err, path)
         line = f"{_where(source, positions, path)}: {_dotted(path)}: {message}"
         # the refused value (and a key of the path) quoted back: its URL password masked
-        # here, where the value's end is known, not guessed in the text by the output scrub
-        lines.append(with_values_masked(line, (err.get("input"), path)))
+        # here, where the value's end is known, not guessed in the text by the output scrub,
+        # and a long value cut to its beginning and length
+        lines.append(with_values_masked(line, err.get("input"), path))
     return lines
 
 
@@ -554,7 +566,8 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
         found = ""
         if mark is not None and mark.line < len(lines):
             found = lines[mark.line][mark.column : mark.column + 1]
-        raise SpecError(f"{where}: {yaml_problem(exc.problem, found)}") from None
+        before = lines[mark.line][: mark.column] if mark is not None and found else ""
+        raise SpecError(f"{where}: {yaml_problem(exc.problem, found, before)}") from None
     except yaml.reader.ReaderError as exc:
         raise SpecError(_reader_error(text, source, exc)) from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
@@ -562,7 +575,9 @@ def load_spec_text(text: str, source: str = "<spec>", base_dir: Path | None = No
     if data is _NO_DOCUMENT:
         raise SpecError(f"{source}: the spec is empty; start with 'version: 1' and 'domain: ...'")
     if isinstance(builder.failure, yaml.YAMLError | ValueError | TypeError | RecursionError):
-        raise SpecError(f"{source}: not a valid spec: {builder.failure}") from None
+        failure = builder.failure
+        said = failure.problem if isinstance(failure, yaml.MarkedYAMLError) else failure
+        raise SpecError(f"{builder.failure_at}: not a valid spec: {said}") from None
     if builder.failure is not None:
         raise builder.failure
     if isinstance(data, dict):  # before its problems: a stranger's keys are not shown

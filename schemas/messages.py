@@ -42,12 +42,25 @@ _YAML_PROBLEMS = (
 )
 
 
-def yaml_problem(problem: str | None, found: str = "") -> str:
+# libyaml (and PyYAML) take a key written ``key: value`` only when its ':' comes at most
+# 1,024 characters after the key's start (YAML 1.1's limit on an implicit key).
+LONGEST_YAML_KEY = 1024
+
+
+def yaml_problem(problem: str | None, found: str = "", before: str = "") -> str:
     """What to tell the user for PyYAML's ``problem`` text; ``found`` is the character at
-    the error's mark (libyaml does not name it)."""
+    the error's mark (libyaml does not name it), ``before`` the text of its line before
+    the mark."""
     text = problem or "invalid YAML"
     if found == "\t":
         return "not valid YAML: use spaces, not tabs, to indent"
+    key = before.lstrip(" -?").strip("\"'")
+    if found == ":" and len(key) > LONGEST_YAML_KEY and text.startswith(_KEY_TOO_LONG_SAYS):
+        return (
+            f"not valid YAML: this key is {len(key):,} characters long, and YAML reads a "
+            f"'key: value' line only when the key has at most {LONGEST_YAML_KEY:,}; no key "
+            "of a spec is that long (a name: at most 79 characters): shorten it"
+        )
     for start, advice in _YAML_PROBLEMS:
         if text.startswith(start):
             return f"not valid YAML: {advice}"
@@ -102,6 +115,11 @@ def validation_message(err: Any, path: tuple[str | int, ...]) -> str:
         }[kind]
         return f"must be {words[0]} {ctx.get(words[1])} (found {value})"
     return message
+
+
+# What libyaml says, at the ':', of a key longer than LONGEST_YAML_KEY: the key it began
+# was dropped, so the ':' is found where no key is.
+_KEY_TOO_LONG_SAYS = ("could not find expected ':'", "mapping values are not allowed")
 
 
 def bool_problem(value: object) -> str:

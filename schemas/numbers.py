@@ -113,8 +113,11 @@ class Wait:
 
     def check(self, value: Any) -> float:
         seconds: float | None = None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            seconds = float(value)
+        if isinstance(value, float):
+            seconds = value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            # a whole number beyond 1.8e308 has no float: it is more than any wait all the same
+            seconds = float(value) if abs(value) < 2**1023 else math.inf * (1 if value > 0 else -1)
         elif isinstance(value, str) and _number_text(value):
             seconds = float(value)  # YAML reads 1e-1 as text; pydantic read it as a number
         if seconds is not None and MIN_WAIT <= seconds <= self.high:  # False for .nan

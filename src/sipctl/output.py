@@ -15,7 +15,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -59,16 +59,139 @@ def password_masked(value: str) -> str:
     return f"{value[: colon + 1]}***{value[at:]}"
 
 
-def with_values_masked(text: str, values: object) -> str:
+def with_values_masked(text: str, values: object, keys: object = ()) -> str:
     """``text`` (a message that may quote ``values``: a spec's value, or a section or list
     of them) with each of their strings, bare or quoted as Python quotes it, masked by
-    ``password_masked``."""
-    for value in _strings(values):
-        for shown in {value, value.strip()}:
+    ``password_masked`` and then, when long, cut by ``shown_value`` (where a value is a
+    section, a long key of it too: a user's name of 1,000 characters); ``keys`` (the path
+    of the value) are masked."""
+    strings = sorted(_strings(values), key=len, reverse=True)  # a value may hold another
+    for value in strings:
+        for shown in (value, value.strip()):
             masked = password_masked(shown)
-            if masked != shown:
-                text = text.replace(repr(shown), repr(masked)).replace(shown, masked)
+            if masked != shown or len(repr(shown)) > LONGEST_SHOWN:
+                for quote in (repr, ascii):  # as a check quotes it: {value!r} or {value!a}
+                    text = text.replace(quote(shown), shown_value(masked, quote))
+                text = text.replace(shown, shown_value(masked, None))
+    for value in strings:  # then what is left of one: a check quoted a part of it (a label)
+        if len(value) > LONGEST_SHOWN:
+            text = _parts_cut(text, password_masked(value))
+    for number in _long_numbers(values):  # (found 99999...): a bound's check quotes it bare
+        text = text.replace(str(number), shown_value(number, None))
+    for key in _strings(keys):
+        masked = password_masked(key)
+        if masked != key:
+            text = text.replace(repr(key), repr(masked)).replace(key, masked)
     return text
+
+
+# The longest a spec's value is quoted into a message, quotes included: errors are read by
+# people (file, line, key, what was expected); a value of thousands of characters would
+# bury all that in a terminal or a CI log.
+LONGEST_SHOWN = 80
+# How a value cut by ``shown_value`` ends, before its length.
+VALUE_CUT = "\u2026"
+
+
+def shown_value(value: str | int, quote: Callable[[str], str] | None = repr) -> str:
+    """``value`` as a message quotes it (``repr``, ``ascii``, or bare when ``quote`` is
+    None): whole when it takes at most LONGEST_SHOWN characters, else its beginning, "\u2026"
+    and its length
+    (``'99999\u2026' (5,000 characters)``). The cut falls between characters, never inside
+    an escape of the quoted form (it is the beginning's own ``repr``) nor before a mark that
+    combines with the character ahead of it."""
+    if isinstance(value, int):
+        digits = str(value)
+        if len(digits) <= LONGEST_SHOWN:
+            return digits
+        return f"{digits[: LONGEST_SHOWN - 1]}{VALUE_CUT} ({len(digits.lstrip('-')):,} digits)"
+    shown_as = quote if quote is not None else str
+    if len(shown_as(value)) <= LONGEST_SHOWN:
+        return shown_as(value)
+    end = LONGEST_SHOWN - 1  # room for the cut mark
+    while end > 0 and len(shown_as(value[:end])) > LONGEST_SHOWN - 1:
+        end -= 1
+    end = _between_characters(value, end)
+    beginning = value[:end]
+    if quote is not None:
+        text = quote(beginning)
+        shown = f"{text[:-1]}{VALUE_CUT}{text[-1]}"
+    else:
+        shown = f"{beginning}{VALUE_CUT}"
+    return f"{shown} ({len(value):,} characters)"
+
+
+def _parts_cut(text: str, value: str) -> str:
+    """``text`` with each run of more than LONGEST_SHOWN characters that is a part of
+    ``value`` (as it is, or inside Python's quotes) cut to its beginning and length."""
+    bodies = [value, repr(value)[1:-1], ascii(value)[1:-1]]
+    at = 0
+    while at + LONGEST_SHOWN < len(text):
+        probe = text[at : at + LONGEST_SHOWN + 1]
+        body = next((b for b in bodies if probe in b), None)
+        if body is None:
+            at += 1
+            continue
+        end = at + LONGEST_SHOWN + 1
+        while end < len(text) and text[at : end + 1] in body:
+            end += 1
+        run = text[at:end]
+        keep = _between_escapes(run, _between_characters(run, LONGEST_SHOWN - 1))
+        shown = f"{run[:keep]}{VALUE_CUT} ({len(run):,} characters)"
+        text = text[:at] + shown + text[end:]
+        at += len(shown)
+    return text
+
+
+def _between_characters(text: str, end: int) -> int:
+    """``end``, or a little before it where a cut there would split what a reader sees as
+    one character (at most 8 back: a run of joined emoji is cut where it must be)."""
+    for back in range(min(end, 8) + 1):
+        if end - back < len(text) and not _joins_the_one_before(
+            text[end - back], text[end - back - 1] if end - back > 0 else ""
+        ):
+            return end - back
+    return end
+
+
+def _between_escapes(text: str, end: int) -> int:
+    """``end``, or the start of the backslash escape (``\\u200d``) it would fall inside."""
+    lengths = {"x": 4, "u": 6, "U": 10, "N": 2}
+    at = 0
+    while at < end:
+        if text[at] == "\\":
+            size = lengths.get(text[at + 1 : at + 2], 2)
+            if at + size > end:
+                return at
+            at += size
+        else:
+            at += 1
+    return end
+
+
+def _joins_the_one_before(char: str, before: str) -> bool:
+    """Whether a cut between ``before`` and ``char`` would split what a reader sees as one
+    character: a combining accent, a variation selector, a zero-width joiner's pair."""
+    import unicodedata
+
+    return (
+        unicodedata.combining(char) != 0
+        or unicodedata.category(char) in ("Mn", "Me")
+        or "\ufe00" <= char <= "\ufe0f"
+        or "\U000e0100" <= char <= "\U000e01ef"
+        or "\u200d" in (char, before)
+        or "\U0001f3fb" <= char <= "\U0001f3ff"  # a skin tone of the emoji before it
+    )
+
+
+def _long_numbers(values: object) -> list[int]:
+    if isinstance(values, int) and not isinstance(values, bool):
+        return [values] if len(str(values)) > LONGEST_SHOWN else []
+    if isinstance(values, dict):
+        return [n for v in values.values() for n in _long_numbers(v)]
+    if isinstance(values, list | tuple):
+        return [n for v in values for n in _long_numbers(v)]
+    return []
 
 
 def masked_passwords(data: Any) -> Any:
@@ -174,9 +297,10 @@ def scrubbed_forms(text: str, forms: Sequence[str]) -> str:
     scrubs every line it prints with the same few."""
     for form in reversed(forms):  # the longest first: a secret may hold a shorter one
         text = text.replace(form, "***")
-    if CUT in text:
-        for form in forms:
-            text = _cut_beginnings_masked(text, form)
+    for cut in (CUT, VALUE_CUT):  # a secret in a spec's value cut by ``shown_value``, too
+        if cut in text:
+            for form in forms:
+                text = _cut_beginnings_masked(text, form, cut)
     return without_passwords(text)
 
 
@@ -185,15 +309,16 @@ def scrubbed_forms(text: str, forms: Sequence[str]) -> str:
 _SHORTEST_BEGINNING = 4
 
 
-def _cut_beginnings_masked(text: str, secret: str) -> str:
-    """``text`` with each beginning of ``secret`` that ends where a cut does written ``***``."""
-    parts = text.split(CUT)
+def _cut_beginnings_masked(text: str, secret: str, cut: str) -> str:
+    """``text`` with each beginning of ``secret`` that ends where a ``cut`` does written
+    ``***``."""
+    parts = text.split(cut)
     for index, part in enumerate(parts[:-1]):
         for length in range(min(len(secret) - 1, len(part)), _SHORTEST_BEGINNING - 1, -1):
             if part.endswith(secret[:length]):
                 parts[index] = part[:-length] + "***"
                 break
-    return CUT.join(parts)
+    return cut.join(parts)
 
 
 def _escaped(char: str) -> str:
