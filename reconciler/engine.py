@@ -471,9 +471,7 @@ def check_safe(plan: Plan, force: bool) -> list[str]:
     """Raise UnsafePlanError unless ``force``; with force, return the overridden reasons."""
     reasons = refusal_reasons(plan)
     if reasons and not force:
-        raise UnsafePlanError(
-            "refused for safety (use --force if this is really meant):\n  " + "\n  ".join(reasons)
-        )
+        raise UnsafePlanError("refused for safety (use --force if this is really meant)", reasons)
     return reasons
 
 

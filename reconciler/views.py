@@ -119,15 +119,17 @@ def _refusal_lines(data: Mapping[str, Any], paint: Painter) -> Iterator[str]:
 
 
 def _remarks(data: Mapping[str, Any], paint: Painter, notes: bool = True) -> Iterator[str]:
+    """A target's warnings and (``notes``) what it skipped; its hazards are among the plan's
+    refusals (``_refusal_lines``), told there once."""
     first = True
-    kinds = (("hazards", "!"), ("notes", "!"), ("skipped", "#"))
+    kinds = (("notes", "!"), ("skipped", "#"))
     for target in data["targets"]:
-        for kind, sign in kinds if notes else kinds[:2]:
+        for kind, sign in kinds if notes else kinds[:1]:
             for line in target.get(kind, []):
                 if first:
                     yield ""
                     first = False
-                label = {"hazards": "refused", "notes": "warning", "skipped": "note"}[kind]
+                label = {"notes": "warning", "skipped": "note"}[kind]
                 yield paint(sign, f"{label}: {target['layer']}: {line}")
 
 

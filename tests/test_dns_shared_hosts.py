@@ -284,11 +284,21 @@ def test_a_domain_declaring_a_shared_server_otherwise_in_a_run_of_its_own_is_ref
         "give this domain's server a name of its own",
     ):
         assert part in refusal, refusal
+    assert said.out.count("is also used by") == 1, said.out  # told once, in the plan
+    assert said.err.strip() == (
+        "Error: refused for safety (use --force if this is really meant): see the reasons above"
+    ), said.err
     assert path.read_text() == before, "nothing changed"
     assert run(["plan", "-f", "b.yaml"]) == 3  # a plan apply would refuse
-    shown = capsys.readouterr().out
-    assert "refused: dns: server pbx.example.test. is also used by a.example.test." in shown, shown
-    assert "apply will refuse this plan" in shown
+    said = capsys.readouterr()
+    assert "apply will refuse this plan" in said.out
+    assert said.out.count("server pbx.example.test. is also used by a.example.test.") == 1
+    assert "is also used by" not in said.err and "see the reasons above" in said.err, said.err
+    assert run(["plan", "-f", "b.yaml", "--markdown"]) == 3  # the comment tells it once too
+    said = capsys.readouterr()
+    assert said.out.count("is also used by") == 1, said.out
+    assert said.out.rstrip().endswith("see the reasons above"), said.out
+    assert "is also used by" in said.err  # a pipeline's log: the reasons in full
 
     # both specs changed alike: one run plans (in one process, or in workers) and applies both
     (tmp_path / "a.yaml").write_text(_moved(a_text, "192.0.2.99"))
@@ -307,7 +317,7 @@ def test_a_domain_declaring_a_shared_server_otherwise_in_a_run_of_its_own_is_ref
     # one of them moving it alone is refused as well: b claims it
     (tmp_path / "a.yaml").write_text(_moved(a_text, "192.0.2.77"))
     assert run(["apply", "-f", "a.yaml", "--auto-approve"]) == 3
-    assert "is also used by b.example.test." in capsys.readouterr().err
+    assert capsys.readouterr().out.count("is also used by b.example.test.") == 1
     assert addresses(path)["pbx"] == ["192.0.2.99", "2001:db8::10"]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sipctl.cli import run
+from sipctl.errors import UnsafePlanError
 from sipctl.reconciler.views import MARKDOWN_LIMIT, render_markdown
 
 ZONE = """\
@@ -114,6 +116,17 @@ def test_markdown_has_marker_details_refusals_and_notes_as_a_list(
     refused = render_markdown(data)
     assert "**apply will refuse this plan**" in refused
     assert "- dns zonefile:x: the plan deletes or replaces 3 of 4" in refused
+
+
+def test_a_refusal_for_safety_pickles_whole() -> None:
+    """Its reasons are kept apart from its message (a plan's view lists them, the error then
+    points there), and it still crosses a process boundary as every error does."""
+    refusal = UnsafePlanError("refused for safety (use --force if this is really meant)", ["a"])
+    assert refusal.message.endswith(":\n  a")
+    for error in (refusal, refusal.listed_above()):
+        copy = pickle.loads(pickle.dumps(error))
+        assert (copy.message, copy.reasons, copy.exit_code) == (error.message, ["a"], 3)
+    assert refusal.listed_above().message.endswith("): see the reasons above")
 
 
 def test_markdown_stays_below_github_s_limit(

@@ -213,18 +213,24 @@ class DomainRun:
                 self.console.out(self._markdown_body(domain), end="")
             elif domain.plan is not None:
                 plan_json_or_view(self.console, domain.plan, fmt)
+                if fmt == "human":
+                    _refusal_listed(domain)
         elif fmt == "json":
             from sipctl.reconciler.gitops.domain_report import plans_json
 
             self.console.out(views.render_json(plans_json(self.domains, self.skipped)), end="")
         elif fmt == "markdown":
-            # one comment for every domain: printed with the table, to fit (summarize)
+            # one comment for every domain (its section, then the table's line of its error):
+            # printed with the table, to fit (summarize)
+            for domain in self.domains:
+                _refusal_listed(domain)
             self._sections = [(domain, self._markdown_section(domain)) for domain in self.domains]
         else:
 
             def body(domain: Domain) -> None:
                 if domain.plan is not None:
                     print_plan(self.console, domain.plan.to_json(), fmt)
+                    _refusal_listed(domain)
 
             self._each_titled(body)
 
@@ -248,7 +254,10 @@ class DomainRun:
             )
         text = views.render_markdown(domain.plan.to_json())
         if domain.failed:
-            reason = views.markdown_reason(domain.status, domain.message, domain.hint)
+            message = domain.message  # the terminal's error (stderr) still lists the reasons
+            if isinstance(domain.error, UnsafePlanError):
+                message = domain.error.listed_above().message
+            reason = views.markdown_reason(domain.status, message, domain.hint)
             text += "\n".join(["", *reason]) + "\n"
         return text
 
@@ -466,6 +475,13 @@ class DomainRun:
             raise CommandExit(code)
 
 
+def _refusal_listed(domain: Domain) -> None:
+    """A domain refused for its plan, once that plan's view (which lists why apply refuses
+    it) is shown: its error only points there, so that each reason is told once."""
+    if domain.plan is not None and isinstance(domain.error, UnsafePlanError):
+        domain.fail(domain.error.listed_above())
+
+
 def _would_be_refused(plan: Plan, force: bool) -> None:
     """A plan that is only shown is refused in its own words: apply would refuse it."""
     from sipctl.reconciler.safety import refusal_reasons
@@ -473,8 +489,7 @@ def _would_be_refused(plan: Plan, force: bool) -> None:
     reasons = refusal_reasons(plan)
     if reasons and not force:
         raise UnsafePlanError(
-            "this plan would be refused by apply (use --force if it is really meant):\n  "
-            + "\n  ".join(reasons)
+            "this plan would be refused by apply (use --force if it is really meant)", reasons
         )
 
 

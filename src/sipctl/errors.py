@@ -19,6 +19,9 @@ library traceback reaches the user::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
@@ -110,7 +113,28 @@ class StalePlanError(RefusedError):
 
 
 class UnsafePlanError(RefusedError):
-    """The plan would destroy too much, or lock the operator out."""
+    """The plan would destroy too much, or lock the operator out: ``head`` (what refuses it
+    and how to override) and one line per reason; ``listed``: the reasons were listed
+    already (a plan's view), and the message only points there."""
+
+    def __init__(self, head: str, reasons: Sequence[str], *, listed: bool = False) -> None:
+        told = ": see the reasons above" if listed else ":\n  " + "\n  ".join(reasons)
+        super().__init__(head + told)
+        self.head = head
+        self.reasons = list(reasons)
+        self.listed = listed
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled by a worker process: all three kept
+        return (_unsafe_plan_error, (self.head, self.reasons, self.listed))
+
+    def listed_above(self) -> UnsafePlanError:
+        """This refusal once a plan's view has listed its reasons: a pointer to them, so
+        that a terminal does not tell each reason again under the plan."""
+        return UnsafePlanError(self.head, self.reasons, listed=True)
+
+
+def _unsafe_plan_error(head: str, reasons: Sequence[str], listed: bool) -> UnsafePlanError:
+    return UnsafePlanError(head, reasons, listed=listed)
 
 
 class LockHeldError(RefusedError):
