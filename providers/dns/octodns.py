@@ -54,6 +54,7 @@ from sipctl.providers.dns.challenge import (
     challenges_in,
 )
 from sipctl.providers.dns.octodns_plugin import (
+    ChangeSetRefused,
     PluginConfig,
     call,
     offline_check,
@@ -306,15 +307,37 @@ class OctodnsProvider(Provider):
             rounds.append([k for k in keys if k in riding])
         for round_keys in rounds:
             if round_keys:
-                self.write(
-                    {k: before.get(k) for k in round_keys},
-                    {k: after[k] for k in round_keys},
-                    what,
-                    holds,
-                )
+                sent = {k: before.get(k) for k in round_keys}
+                try:
+                    self.write(sent, {k: after[k] for k in round_keys}, what, holds)
+                except ChangeSetRefused as exc:
+                    raise self._refused_whole(exc, {**holds, **sent}) from None
                 holds = {}  # in the first change set, with the changes they decided
         for done in riders:
             done.sent()
+
+    def _refused_whole(
+        self, exc: ChangeSetRefused, sent: Mapping[tuple[str, str], LiveRrset | None]
+    ) -> StalePlanError:
+        """A conditional provider refused the change set (never retried: it would be
+        refused again): one read names the record sets, of those ``sent`` as read, that
+        changed since, and the error says so (else the provider's own words, ``exc``)."""
+        try:
+            now = self.read_rrsets(sorted(sent))
+        except ProviderError:
+            return exc
+        changed = [
+            f"{rdtype} {owner}"
+            for (owner, rdtype), was in sorted(sent.items())
+            if _canonical(rdtype, now.get((owner, rdtype))) != _canonical(rdtype, was)
+        ]
+        if not changed:
+            return exc
+        return StalePlanError(
+            f"zone {self.zone}: {', '.join(changed)} changed since sipctl read it (another run, "
+            f"or an edit), so the DNS provider ({self.plugin.class_path}) refused the change "
+            "set as a whole; nothing was changed. Run plan again: it reads what is live now"
+        )
 
     def write(
         self,

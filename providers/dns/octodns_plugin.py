@@ -393,6 +393,11 @@ def _details(exc: BaseException) -> tuple[int | None, str, str]:
     return status, code, peer_words(message, 300)
 
 
+class ChangeSetRefused(StalePlanError):
+    """A conditional provider (Route53) refused a change set whole, never retried: a record
+    set it deletes or holds is no longer as read (a caller that knows the set names it)."""
+
+
 def translate(
     exc: BaseException, kind: str, what: str, retries: int = 0, provider: str = ""
 ) -> SipctlError:
@@ -415,9 +420,10 @@ def translate(
             f"{retries} retries with backoff{said}; its own log says why. Try again later"
         )
     if kind == "condition":
-        return StalePlanError(
-            f"the DNS provider{named} refused the change set: the records changed between read and "
-            f"write{said}; nothing was changed. Run plan again"
+        return ChangeSetRefused(
+            f"the DNS provider{named} refused the change set as a whole: a record set it replaces "
+            f"changed since sipctl read it{said}; nothing was changed. Run plan again: it reads "
+            "what is live now"
         )
     if kind == "missing":
         return ProviderError(f"the DNS provider{named} does not know it: could not {what}{said}")
