@@ -175,9 +175,34 @@ def check_hostname(value: str) -> str:
                 f"{_describe(value)} is not a valid host name: label {_describe(label)} must be "
                 "1 to 63 letters, digits or '-' and not start or end with '-'"
             )
+        if label[:4].lower() == "xn--" and a_label_text(label) is None:
+            raise ValueError(
+                f"{_describe(value)} is not a valid host name: label {_describe(label)} begins "
+                "with 'xn--', the mark of an international name's ASCII form, but is not one "
+                "(what follows is not Punycode of a name's letters); check its spelling, or "
+                "write the name in Unicode and 'sipctl validate' prints its ASCII form"
+            )
     if labels[-1].isdigit():
         raise ValueError(f"{_describe(value)} looks like an address, not a host name")
     return name.lower()
+
+
+def a_label_text(label: str) -> str | None:
+    """The Unicode text an international label (``xn--`` and Punycode, RFC 5890's A-label)
+    spells, None when ``label`` is none: what follows ``xn--`` must decode as Punycode (RFC
+    3492) and encode back to itself, into visible characters, one at least not ASCII (an
+    all-ASCII label is never written so). Registries and resolvers hold no other ``xn--``
+    label: ``xn--zz`` decodes to nothing, ``xn--a`` to a control character, ``xn--abc-`` to
+    plain ``abc``."""
+    tail = label[4:].lower()
+    try:
+        text = tail.encode("ascii").decode("punycode")
+        again = text.encode("punycode").decode("ascii")
+    except (UnicodeError, ValueError):
+        return None
+    if again != tail or text.isascii() or not text.isprintable():
+        return None
+    return text
 
 
 def display_domain(name: str) -> str:

@@ -174,6 +174,55 @@ def test_the_ascii_form_offered_is_dnspythons_and_a_valid_name(labels: list[str]
     assert parsed.to_unicode(omit_final_dot=True) == value.lower()
 
 
+@pytest.mark.parametrize("label", ["xn--zz", "xn--a", "xn--abc", "xn--0"])
+def test_an_xn_label_that_spells_no_international_name_is_refused_at_its_line(label: str) -> None:
+    """'xn--zz.ru' (Punycode that decodes to nothing; 'xn--a' to a control character,
+    'xn--abc' to three) passed validate as a host name, and a typo in an international
+    domain's ASCII form reached DNS and the dialplan (found by the tryout)."""
+    problems = refused(f"servers:\n  - host: sip.{label}.ru\n    ipv4: [192.0.2.1]\n")
+    assert (
+        f"servers[0].host: 'sip.{label}.ru' is not a valid host name: label '{label}'" in problems
+    )
+    assert "begins with 'xn--'" in problems
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    st.one_of(
+        st.from_regex(r"[xX][nN]--[a-z0-9]{1,12}", fullmatch=True),
+        st.text(st.characters(codec="utf-8", categories=("L", "N")), min_size=1, max_size=12).map(
+            lambda text: "xn--" + text.encode("punycode").decode("ascii")
+        ),
+    )
+)
+def test_an_xn_label_is_a_host_names_label_as_idna_2008_reads_it(label: str) -> None:
+    """Against the idna package (IDNA 2008, as registries read names): every A-label it reads
+    is a label of a valid host name (no international domain refused), and every ``xn--``
+    label sipctl takes is Punycode of visible, not only ASCII, text that encodes back to it
+    (Python's own codec)."""
+    import idna
+
+    from sipctl.schemas.names import check_hostname
+
+    assume(len(label) <= 63 and not label.endswith("-"))
+    name = f"{label}.example"
+    try:
+        idna.decode(label)
+    except idna.IDNAError:
+        idna_reads = False
+    else:
+        idna_reads = True
+    try:
+        check_hostname(name)
+    except ValueError as error:
+        assert not idna_reads, f"{label!r} is IDNA 2008's, refused: {error}"
+        assert "\n" not in str(error)
+        return
+    text = label[4:].lower().encode("ascii").decode("punycode")
+    assert text.encode("punycode").decode("ascii") == label[4:].lower()
+    assert not text.isascii() and text.isprintable()
+
+
 def test_a_name_in_another_script_is_told_that_only_ascii_letters_are_names() -> None:
     """'алекс' was refused with 'Use letters', though it is nothing but letters; a room
     was told it is no 'user name'."""
