@@ -114,7 +114,19 @@ def provider_needs(dns: Dns, given: frozenset[str]) -> Updates:
 _OCTODNS_CLASS_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 # An argument whose name says it holds a credential must name an environment variable
 # (``env/NAME``), exactly as octoDNS's own config does: a spec lives in git, secrets do not.
+# Its name says so when the one rule of secret names says so (secret_names.secret_name: the
+# console's scrub and the read gate, which hide pass, pwd, pin, passphrase, ...), or when it
+# names a key, token, credential, auth or private thing anywhere in it (octoDNS plugins'
+# access_key_id, Authorization, auth_id).
 _SECRET_KEY_RE = re.compile(r"key|secret|token|passw|credential|auth|private", re.IGNORECASE)
+
+
+def _names_a_secret(key: str) -> bool:
+    from sipctl.secret_names import secret_name
+
+    return secret_name(key) or _SECRET_KEY_RE.search(key) is not None
+
+
 _OCTODNS_ENV_RE = re.compile(r"env/[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -143,7 +155,7 @@ def octodns_no_inline_secret(octodns: Octodns, given: frozenset[str]) -> Updates
                 "not hold (it lives in git): write the URL without 'user:password@' and give "
                 "the password as its own argument, as env/NAME"
             )
-        if not _SECRET_KEY_RE.search(key.rsplit(".", 1)[-1]) or isinstance(value, bool):
+        if not _names_a_secret(key.rsplit(".", 1)[-1]) or isinstance(value, bool):
             continue
         if not (isinstance(value, str) and _OCTODNS_ENV_RE.fullmatch(value)):
             raise ValueError(

@@ -75,6 +75,44 @@ def test_an_inline_credential_at_any_depth_is_refused_without_echoing_it(
     load_spec_text(BASE + f"  octodns:\n    class: a.B\n    {allowed}\n", source="sipctl.yaml")
 
 
+def _secret_names() -> st.SearchStrategy[str]:
+    """Names the one rule of secret names (secret_names) reads as a secret's: any word of
+    SECRET_WORDS inside a name, a last word of SECRET_LAST_WORDS after '_', '-' or '.' or
+    alone, any of SECRET_KEYS, each in any case or camelCase (boxPin)."""
+    from sipctl.secret_names import SECRET_KEYS, SECRET_LAST_WORDS, SECRET_WORDS
+
+    part = st.sampled_from(["", "db", "admin", "my_", "x-", "user"])
+    inside = st.builds(lambda a, w, b: a + w + b, part, st.sampled_from(SECRET_WORDS), part)
+    last = st.builds(lambda a, w: f"{a}_{w}" if a else w, part, st.sampled_from(SECRET_LAST_WORDS))
+    camel = st.builds(
+        lambda a, w: a + w.capitalize(),
+        st.sampled_from(["box", "admin", "user"]),
+        st.sampled_from(SECRET_LAST_WORDS),
+    )
+    spelt = st.one_of(inside, last).flatmap(
+        lambda name: st.sampled_from([name, name.upper(), name.capitalize()])
+    )
+    return st.one_of(spelt, camel, st.sampled_from(SECRET_KEYS))
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(key=_secret_names(), value=st.text("ABCDEFGHJKLMNPQRSTUVWXYZ23456789", min_size=8))
+def test_every_name_the_console_hides_takes_env_name_in_dns_octodns(key: str, value: str) -> None:
+    """An argument the console's scrub and the read gate take for a secret's by its name
+    (pwd, pin, passphrase, dbpass, boxPin) is an inline credential in dns.octodns too: they
+    passed validate with the secret written in the spec (found by the tryout)."""
+    from sipctl.secret_names import secret_name
+
+    assert secret_name(key), key
+    entry = f"{key}: {value}"
+    (problem,) = _problems(BASE + f"  octodns:\n    class: a.B\n    {entry}\n")
+    assert "inline credential" in problem and value not in problem, problem
+    assert f"{key}: env/NAME" in problem
+    load_spec_text(
+        BASE + f"  octodns:\n    class: a.B\n    {key}: env/SOME_NAME\n", source="s.yaml"
+    )
+
+
 @pytest.mark.parametrize(
     "entry",
     [
