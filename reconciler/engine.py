@@ -21,7 +21,6 @@ from sipctl.errors import (
     SipctlError,
     SpecError,
     StalePlanError,
-    UnsafePlanError,
 )
 from sipctl.providers.base import Provider, RunContext, UpdateRider, open_provider
 from sipctl.reconciler.diff import diff
@@ -29,7 +28,7 @@ from sipctl.reconciler.domain_change import note_domain_change, served_domain
 from sipctl.reconciler.layers import LAYERS, Layer
 from sipctl.reconciler.plan import Change, Plan, TargetPlan, managed_units
 from sipctl.reconciler.resources import LiveState, Resource
-from sipctl.reconciler.safety import refusal_reasons
+from sipctl.reconciler.safety import refusal, refusal_reasons
 from sipctl.reconciler.views import target_phrase
 from sipctl.schemas.loader import LoadedSpec, load_spec_text
 
@@ -162,6 +161,7 @@ def _target_plan(run: TargetRun) -> TargetPlan:
         notes=list(run.live.notes),
         skipped=list(run.live.skipped),
         hazards=list(run.live.hazards),
+        host_hazards=list(run.live.host_hazards),
         desired_kinds=dict(Counter(r.address.kind for r in run.desired)),
         customer=run.customer,
     )
@@ -468,11 +468,12 @@ def _steps(plan_run: PlanRun) -> list[tuple[TargetRun, list[Change]]]:
 
 
 def check_safe(plan: Plan, force: bool) -> list[str]:
-    """Raise UnsafePlanError unless ``force``; with force, return the overridden reasons."""
-    reasons = refusal_reasons(plan)
-    if reasons and not force:
-        raise UnsafePlanError("refused for safety (use --force if this is really meant)", reasons)
-    return reasons
+    """Raise UnsafePlanError unless ``force`` passes every reason (``safety.refusal``);
+    with force, return the overridden reasons."""
+    refused = refusal(plan, force)
+    if refused is not None:
+        raise refused
+    return refusal_reasons(plan)
 
 
 def _after_failure(report: ApplyReport) -> str:

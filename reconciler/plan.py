@@ -151,6 +151,8 @@ class TargetPlan:
     notes: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     hazards: list[str] = field(default_factory=list)
+    # refused whatever --force says: only the host profile lifts them (``safety``)
+    host_hazards: list[str] = field(default_factory=list)
     desired_kinds: dict[str, int] = field(default_factory=dict)  # kind -> desired resources
     # a host's target that removes a customer whose file is gone (its DNS records)
     customer: str | None = None
@@ -168,6 +170,8 @@ class TargetPlan:
             "skipped": list(self.skipped),
             "hazards": list(self.hazards),
         }
+        if self.host_hazards:  # only then, so every other plan reads as before
+            data["host_hazards"] = list(self.host_hazards)
         if self.customer is not None:
             data["customer"] = self.customer
         return data
@@ -184,6 +188,7 @@ class TargetPlan:
             notes=[str(n) for n in data.get("notes", [])],
             skipped=[str(n) for n in data.get("skipped", [])],
             hazards=[str(n) for n in data.get("hazards", [])],
+            host_hazards=[str(n) for n in data.get("host_hazards", [])],
             desired_kinds={str(k): int(v) for k, v in data.get("desired_kinds", {}).items()},
             customer=str(data["customer"]) if data.get("customer") is not None else None,
         )
@@ -230,6 +235,12 @@ class Plan:
 
         return refusal_reasons(self)
 
+    def host_refusals(self) -> list[str]:
+        """Those of ``refusals`` that --force cannot pass (``safety.host_refusals``)."""
+        from sipctl.reconciler.safety import host_refusals
+
+        return host_refusals(self)
+
     @property
     def has_changes(self) -> bool:
         return any(t.changes for t in self.targets)
@@ -255,6 +266,9 @@ class Plan:
             "summary": self.counts(),
             "refusals": self.refusals(),
         }
+        held = self.host_refusals()
+        if held:  # only then, so every other plan reads as before
+            data["refusals_force_cannot_pass"] = held
         # Only a plan with something risky carries the key, so every other plan reads as before.
         attention = attention_reasons(targets)
         if attention:

@@ -64,6 +64,9 @@ class LiveState:
     notes      warnings shown with the plan (e.g. "sound bad-user not found on the PBX")
     problems   errors that stop the plan before anything is applied
     hazards    changes refused for safety unless --force (e.g. the firewall would cut SSH)
+    host_hazards  changes refused that --force cannot pass: only the host profile, the PBX
+               admin's own file, lifts them (a guest jump into the admin's dialplan that can
+               call out: ``safety.FORCE_CANNOT_PASS``)
     skipped    one line each for what this target cannot do (e.g. no program to reload)
     kept       what the provider's apply needs from its read (its own ``Kept`` subclass)
     unloaded   resources that hold their value on the target while the program serving them
@@ -75,6 +78,7 @@ class LiveState:
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     hazards: list[str] = field(default_factory=list)
+    host_hazards: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     fingerprint_extra: Value = None
     kept: Kept | None = None

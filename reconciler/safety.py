@@ -1,19 +1,65 @@
-"""What one apply may destroy. Pure: reads a Plan, returns reasons to refuse it."""
+"""What one apply may destroy or cost. Pure: reads a Plan, returns reasons to refuse it.
+
+Refusals come in two kinds, told apart here and nowhere else (``refusal``):
+
+- the operator's: a plan that destroys much, withdraws the domain, cuts SSH (a target's
+  ``hazards``). ``--force`` passes it: the one at the command line knows it is meant.
+- the host's: what would cost the PBX's owner money, whoever asks (a guest jump into the
+  admin's dialplan that can call out: a target's ``host_hazards``). The spec comes from a
+  merge request and the command line is the pipeline's, so ``--force`` (and ``fleet
+  approve``) cannot pass it; only the host profile on the PBX, the admin's own file, lifts
+  it. Both exit 3.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from sipctl.errors import UnsafePlanError
 from sipctl.reconciler.plan import COUNT_UNIT_NOTE, Change, Plan
 
 MAX_DESTROY_SHARE = 0.30
 ADVERTISING_KINDS = ("NAPTR", "SRV")
+# Said by each refusal of the host's kind (``FORCE_CANNOT_PASS_WHY``).
+FORCE_CANNOT_PASS = "--force cannot pass this refusal"
+FORCE_CANNOT_PASS_WHY = (
+    f"{FORCE_CANNOT_PASS}: a merge request writes the spec and the pipeline the command "
+    "line, while the host profile is the PBX admin's own file"
+)
+
+
+def refusal(plan: Plan, force: bool, shown: bool = False) -> UnsafePlanError | None:
+    """Why apply refuses ``plan`` with or without ``--force`` (None: it does not).
+    ``shown``: the plan is only shown (plan), so the words say apply would refuse it."""
+    held = host_refusals(plan)
+    reasons = held if force else refusal_reasons(plan)
+    if not reasons:
+        return None
+    verb = "this plan would be refused by apply" if shown else "refused for safety"
+    if held and len(held) == len(reasons):
+        head = f"{verb} (--force cannot pass it: only the PBX's host profile can allow it)"
+    elif held:
+        head = f"{verb} (--force passes only the reasons that do not say '{FORCE_CANNOT_PASS}')"
+    else:
+        it = "it is" if shown else "this is"
+        head = f"{verb} (use --force if {it} really meant)"
+    return UnsafePlanError(head, reasons)
+
+
+def host_refusals(plan: Plan) -> list[str]:
+    """The reasons of ``refusal_reasons`` no ``--force`` passes (the host's kind)."""
+    return [
+        f"{target.layer} {target.target}: {hazard}"
+        for target in plan.targets
+        for hazard in target.host_hazards
+    ]
 
 
 def refusal_reasons(plan: Plan) -> list[str]:
-    """Why ``plan`` must not be applied without ``--force`` (empty: it may)."""
-    reasons: list[str] = []
+    """Why ``plan`` must not be applied without ``--force`` (empty: it may); those of
+    ``host_refusals`` first, which ``--force`` cannot pass either."""
+    reasons: list[str] = host_refusals(plan)
     departed = {t.customer for t in plan.targets if t.customer is not None and t.changes}
     for target in plan.targets:
         reasons.extend(f"{target.layer} {target.target}: {hazard}" for hazard in target.hazards)

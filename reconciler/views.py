@@ -110,12 +110,28 @@ def _attention_lines(data: Mapping[str, Any], paint: Painter) -> Iterator[str]:
         yield from (paint("!", f"  - {reason}") for reason in reasons)
 
 
+# The headings of a plan's refusals: those --force passes, and the host's kind (``safety``).
+REFUSED_UNLESS_FORCE = "apply will refuse this plan (unless --force):"
+REFUSED_EVEN_FORCED = (
+    "apply will refuse this plan, --force or not (only the PBX's host profile can allow it):"
+)
+
+
+def refusal_groups(data: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+    """(heading, reasons) of the plan's refusals, the host's kind (``--force`` cannot pass
+    them) first; none without refusals."""
+    refusals = [str(r) for r in data.get("refusals") or []]
+    held = [str(r) for r in data.get("refusals_force_cannot_pass") or []]
+    forceable = [r for r in refusals if r not in held]
+    groups = ((REFUSED_EVEN_FORCED, held), (REFUSED_UNLESS_FORCE, forceable))
+    return [(heading, reasons) for heading, reasons in groups if reasons]
+
+
 def _refusal_lines(data: Mapping[str, Any], paint: Painter) -> Iterator[str]:
-    refusals = data.get("refusals") or []
-    if refusals:
+    for heading, reasons in refusal_groups(data):
         yield ""
-        yield paint("!", "apply will refuse this plan (unless --force):")
-        yield from (paint("!", f"  - {reason}") for reason in refusals)
+        yield paint("!", heading)
+        yield from (paint("!", f"  - {reason}") for reason in reasons)
 
 
 def _remarks(data: Mapping[str, Any], paint: Painter, notes: bool = True) -> Iterator[str]:
@@ -542,10 +558,10 @@ def render_markdown(data: Mapping[str, Any], limit: int = MARKDOWN_LIMIT) -> str
 
 def _markdown_remarks(data: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
-    refusals = data.get("refusals") or []
-    if refusals:
-        out += ["", "**apply will refuse this plan** (unless `--force`):", ""]
-        out += [f"- {markdown_prose(reason)}" for reason in refusals]
+    for heading, reasons in refusal_groups(data):
+        words, _, rest = heading.replace("--force", "`--force`").rstrip(":").partition(" (")
+        out += ["", f"**{words}** ({rest}:" if rest else f"**{words}**:", ""]
+        out += [f"- {markdown_prose(reason)}" for reason in reasons]
     remarks = [line for line in _remarks(data, Painter(False)) if line]
     if remarks:
         out += ["", "Notes:", ""]

@@ -21,6 +21,7 @@ from asterisk_helpers import spec_data, write_spec
 from fixtures import host_profile
 from fixtures.asterisk import ADMIN_EXTENSIONS, AsteriskInstance, running_asterisk
 from fixtures.hosting import customer_spec, host_spec
+from fixtures.waiting import wait_until
 
 from sipctl.cli import run
 
@@ -57,12 +58,79 @@ exten => 105,1,Dial(PJSIP/105,20)
 
 [b-phones]
 exten => 105,1,Goto(outbound,0049301234,1)
+
+[by-name]
+exten => 105,1,Dial(PJSIP/105,20)
+exten => 211,1,Dial(PJSIP/provider,60)
+exten => 212,1,Dial(PJSIP/105&PJSIP/byaddress,20)
+exten => 213,1,Dial(PJSIP/nobody,20)
+exten => 214,1,Queue(support)
+exten => 215,1,AGI(forward.agi)
+exten => 216,1,System(/usr/local/bin/forward)
+exten => 217,1,Goto(staff,${CALLERID(num)},1)
+
+[staff]
+exten => 105,1,Dial(PJSIP/105,20)
+exten => _3XX,1,Dial(PJSIP/${EXTEN},20)
+"""
+
+# The admin's trunks, beside the phones (which authenticate: auth=): one the PBX
+# authenticates to and registers with, one found by its address, one with neither.
+TRUNK_ENDPOINTS = """
+[provider]
+type=endpoint
+context=from-provider
+outbound_auth=provider-auth
+aors=provider
+
+[provider-auth]
+type=auth
+auth_type=digest
+username=account
+password=provider-secret
+
+[provider]
+type=aor
+contact=sip:sip.provider.example
+
+[provider-registration]
+type=registration
+outbound_auth=provider-auth
+server_uri=sip:sip.provider.example
+client_uri=sip:account@sip.provider.example
+
+[byaddress]
+type=endpoint
+context=from-provider
+aors=byaddress
+
+[byaddress]
+type=aor
+contact=sip:192.0.2.9
+
+[byaddress-identify]
+type=identify
+endpoint=byaddress
+match=192.0.2.9
+
+[nobody]
+type=endpoint
+context=from-provider
+aors=nobody
+
+[nobody]
+type=aor
+contact=sip:198.51.100.7
 """
 
 
 @pytest.fixture(scope="module")
 def pbx() -> Iterator[AsteriskInstance]:
     with running_asterisk(extra_files={"extensions.conf": ADMIN_EXTENSIONS + TRUNKS}) as pbx:
+        with (pbx.config_dir / "pjsip.conf").open("a") as pjsip:
+            pjsip.write(TRUNK_ENDPOINTS)
+        pbx.rx("module reload res_pjsip.so")
+        wait_until(lambda: "byaddress" in pbx.rx("pjsip show endpoints"), "the trunks")
         yield pbx
 
 
@@ -133,7 +201,7 @@ def test_a_goto_to_an_extension_that_calls_out_is_refused(
         assert "via Goto(forward,${EXTEN},1) [extensions.conf:" in text
         assert "via Goto(outbound,0049${EXTEN},1)" in text
     (target,) = [t for t in plan["targets"] if t["layer"] == "asterisk"]
-    assert any(f"{extension}@default" in hazard for hazard in target["hazards"])
+    assert any(f"{extension}@default" in hazard for hazard in target["host_hazards"])
 
 
 def test_the_steps_are_those_asterisk_runs_priority_by_priority(
@@ -194,3 +262,90 @@ def test_a_trunk_password_in_the_refused_step_is_never_shown(
     said = capsys.readouterr()
     assert code == 3 and "Tr0ub4dor3" not in said.out + said.err
     assert "Tr0ub4dor3" not in text
+
+
+def _said(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = run([*args, "--no-color"])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_force_cannot_pass_a_guest_jump_that_calls_out(
+    pbx: AsteriskInstance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pipeline has --force on its command line, the merge request writes the spec:
+    neither may put a stranger on the company's bill. Only the host profile lifts it."""
+    spec = _spec(tmp_path, pbx, {"director": 105, "boss": 201})
+    own_file = pbx.config_dir / "extensions_sipctl.conf"
+    for args in (["plan", "-f", str(spec), "--force"], ["apply", "-f", str(spec), "--force",
+                                                      "--auto-approve"]):  # fmt: skip
+        code, text = _said(args, capsys)
+        assert code == 3, text
+        assert "guests are sent to 201@default" in text
+        assert "--force cannot pass this refusal" in text and "under guest_jumps" in text
+        assert "--force cannot pass it: only the PBX's host profile can allow it" in text
+        assert not own_file.exists(), "nothing was applied"
+    code, text = _said(["plan", "-f", str(spec)], capsys)
+    assert code == 3
+    assert "apply will refuse this plan, --force or not (only the PBX's host profile" in text
+    assert "(unless --force)" not in text
+    _, markdown = _said(["plan", "-f", str(spec), "--markdown"], capsys)
+    assert "**apply will refuse this plan, `--force` or not** (only the PBX" in markdown
+    code, shown = _said(["apply", "--help"], capsys)
+    assert code == 0 and "guest_jumps" in " ".join(shown.split())
+    # the host profile lifts it (and --force still passes only what it always passed)
+    spec = _spec(tmp_path, pbx, {"director": 105, "boss": 201})
+    host_profile.current().write("guest_jumps: ['201@default']\n")
+    code, text = _said(["plan", "-f", str(spec), "--force"], capsys)
+    assert code == 0, text
+
+
+@pytest.mark.parametrize(
+    ("extension", "trunk"),
+    [("211", "provider"), ("212", "byaddress"), ("213", "nobody")],
+    ids=["outbound-auth-and-registration", "identify-by-address", "no-auth"],
+)
+def test_a_dial_of_a_trunk_endpoint_by_name_calls_out(
+    pbx: AsteriskInstance,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extension: str,
+    trunk: str,
+) -> None:
+    """``Dial(PJSIP/provider)`` reads like a phone's ``Dial(PJSIP/105)``; the running PBX
+    (``pjsip show endpoints``, in the same batch) says it is a trunk."""
+    code, text, _ = _plan(_spec(tmp_path, pbx, {"director": 105}, "by-name"), capsys)
+    assert code == 0, text  # the phone is still a phone
+    code, text, _ = _plan(_spec(tmp_path, pbx, {"boss": extension}, "by-name"), capsys)
+    assert code == 3, text
+    refusal = next(line for line in text.splitlines() if f"sent to {extension}@by-name" in line)
+    assert f"{trunk} is a trunk of the running PBX: toll fraud" in refusal, refusal
+
+
+@pytest.mark.parametrize(
+    ("extension", "step", "why"),
+    [
+        ("214", "Queue(support)", "who a Queue rings is its members"),
+        ("215", "AGI(forward.agi)", "a program may do anything"),
+        ("216", "System(/usr/local/bin/forward)", "a program may do anything"),
+        ("217", "Dial(PJSIP/${EXTEN},20)", "Goto(staff,${CALLERID(num)},1) picks its "
+         "extension in staff only when the call runs"),
+    ],
+    ids=["queue", "agi", "system", "goto-variable-extension"],
+)  # fmt: skip
+def test_a_step_sipctl_cannot_judge_is_named_with_why_and_the_way_out(
+    pbx: AsteriskInstance,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extension: str,
+    step: str,
+    why: str,
+) -> None:
+    code, text, _ = _plan(_spec(tmp_path, pbx, {"boss": extension}, "by-name"), capsys)
+    assert code == 3, text  # strict: counted as calling out
+    refusal = next(line for line in text.splitlines() if f"sent to {extension}@by-name" in line)
+    assert "there sipctl cannot tell whether this step calls out, so it counts as calling " \
+        "out:" in refusal, refusal  # fmt: skip
+    assert step in refusal and why in refusal, refusal
+    assert f"lists '{extension}@by-name' under guest_jumps" in refusal
+    assert "the only way past this refusal" in refusal

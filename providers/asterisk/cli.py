@@ -152,6 +152,37 @@ def parse_endpoint_names(output: str) -> list[str]:
     return [m["name"] for m in _ENDPOINT_RE.finditer(output) if not m["name"].startswith("<")]
 
 
+SHOW_ENDPOINTS = "pjsip show endpoints"
+_ENDPOINT_FACT_RE = re.compile(r"^\s*(?P<fact>InAuth|OutAuth|Identify):", re.MULTILINE)
+
+
+def parse_trunk_names(output: str) -> frozenset[str]:
+    """``pjsip show endpoints`` -> the endpoints that are trunks, not phones.
+
+    A phone authenticates to the PBX (``auth=``: an ``InAuth`` line) and is found by that.
+    A trunk is one the PBX authenticates to (``outbound_auth``: ``OutAuth``, as a provider
+    with an outbound registration wants), one found by its address (``type=identify``:
+    ``Identify``), or one nobody authenticates as at all (no ``InAuth``: a call to it goes
+    wherever its static contact points). Measured on Asterisk 22.
+    """
+    facts: dict[str, set[str]] = {}
+    current: set[str] | None = None
+    for line in output.splitlines():
+        endpoint = _ENDPOINT_RE.match(line)
+        if endpoint is not None:
+            name = endpoint["name"]
+            current = None if name.startswith("<") else facts.setdefault(name, set())
+            continue
+        fact = _ENDPOINT_FACT_RE.match(line)
+        if fact is not None and current is not None:
+            current.add(fact["fact"])
+    return frozenset(
+        name
+        for name, found in facts.items()
+        if "InAuth" not in found or found & {"OutAuth", "Identify"}
+    )
+
+
 def parse_setting(output: str, name: str) -> str | None:
     """A ``name : value`` line of ``pjsip show settings`` / ``pjsip show endpoint``."""
     match = re.search(rf"^\s*{re.escape(name)}\s*:\s*(?P<value>.*?)\s*$", output, re.MULTILINE)

@@ -4,8 +4,9 @@
 ``Goto(<local_context>,<extension>,1)``: from then on the admin's own steps run for a
 stranger. When those steps can place a call out (``Dial(PJSIP/${EXTEN}@trunk)``, an outside
 number, a Queue or FollowMe, a program), the stranger calls on the company's bill. The plan
-refuses that (a hazard: exit 3) unless the admin, not the spec, allows that extension in the
-host profile (``guest_jumps``).
+refuses that (a hazard of the host's kind, exit 3, which ``--force`` cannot pass: the command
+line is the pipeline's, as the spec is the merge request's) unless the admin, not the spec,
+allows that extension in the host profile (``guest_jumps``).
 
 Read in the provider's one batch of CLI commands (no round trip of its own): the whole
 running dialplan, ``dialplan show``, one command whatever the names (a host of a thousand
@@ -22,10 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sipctl.providers.asterisk.cli import SHOW_ENDPOINTS, parse_trunk_names
 from sipctl.reconciler.attention import JUMPS_CHECKED, JUMPS_NOT_CHECKED, guest_jumps
 from sipctl.reconciler.audit.dialplan import parse_dialplan_show
 from sipctl.reconciler.audit.reachability import Reached, outside_steps, running_steps
 from sipctl.reconciler.render.asterisk import DIALPLAN_FILE, file_address
+from sipctl.reconciler.safety import FORCE_CANNOT_PASS_WHY
 
 if TYPE_CHECKING:
     from sipctl.providers.asterisk.cli import RxAnswer
@@ -72,22 +75,26 @@ def check_jumps(
     allowed: Sequence[str],
     profile_where: str,
 ) -> JumpCheck:
-    """Judge each target's live steps (``answers``: those of ``jump_clis``, in order)."""
+    """Judge each target's live steps. ``answers``: those of the provider's batch, among
+    them ``jump_clis``'s and (PJSIP) ``pjsip show endpoints``, which tells the trunks a
+    ``Dial(PJSIP/name)`` may ring from the phones (``parse_trunk_names``)."""
     check = JumpCheck()
     if not targets:
         return check
-    [whole] = answers
+    whole = next(a for a in answers if a.cli == SHOW_ALL)
     if not whole.ok:
         check.note = not_checked(targets, f"'{SHOW_ALL}' failed: {whole.words(200)}")
         return check
     contexts = parse_dialplan_show(whole.output)
+    endpoints = next((a for a in answers if a.cli == SHOW_ENDPOINTS and a.ok), None)
+    trunks = parse_trunk_names(endpoints.output) if endpoints is not None else frozenset()
     missing: list[tuple[str, str]] = []
     allowed_out: list[tuple[str, str]] = []
     for context, exten in targets:
         if not running_steps(contexts, context, exten):
             missing.append((context, exten))
             continue
-        reached = outside_steps(context, exten, contexts)
+        reached = outside_steps(context, exten, contexts, trunks)
         if not reached:
             continue
         if f"{exten}@{context}" in allowed:
@@ -115,16 +122,29 @@ def _refusal(
     reached: Sequence[Reached],
     profile_where: str,
 ) -> str:
-    steps = [r.describe() for r in reached]
-    shown = "; ".join(steps[:MAX_SHOWN]) + ("; ..." if len(steps) > MAX_SHOWN else "")
+    sure = [r.describe() for r in reached if not r.verdict.uncertain]
+    unsure = [f"{r.describe()}: {r.verdict.uncertain}" for r in reached if r.verdict.uncertain]
     keys = ", ".join(spec_keys(loaded, context, exten)) or "the spec"
+    said = [f"guests are sent to {exten}@{context} ({keys})"]
+    if sure:
+        said.append(f"and there the running Asterisk can call out: {_shown(sure)}")
+    if unsure:
+        said.append(
+            f"{'and ' if not sure else ''}there sipctl cannot tell whether "
+            f"{'these steps call' if len(unsure) > 1 else 'this step calls'} out, so "
+            f"{'they count' if len(unsure) > 1 else 'it counts'} as calling out: {_shown(unsure)}"
+        )
     return (
-        f"guests are sent to {exten}@{context} ({keys}), and there the running Asterisk "
-        f"can call out: {shown}. A stranger from the internet would call on this PBX's "
-        f"bill. Point the name at a plain phone extension (one that only rings phones), "
-        f"or, if guests may really reach it, the PBX's admin lists '{exten}@{context}' "
-        f"under guest_jumps in the host profile {profile_where}"
+        f"{', '.join(said)}. A stranger from the internet would call on this PBX's bill. "
+        f"Point the name at a plain phone extension (one that only rings phones), or, if "
+        f"guests may really reach it, the PBX's admin lists '{exten}@{context}' under "
+        f"guest_jumps in the host profile {profile_where}, the only way past this refusal; "
+        f"{FORCE_CANNOT_PASS_WHY}"
     )
+
+
+def _shown(steps: Sequence[str]) -> str:
+    return "; ".join(steps[:MAX_SHOWN]) + ("; ..." if len(steps) > MAX_SHOWN else "")
 
 
 def spec_keys(loaded: LoadedSpec, context: str, exten: str) -> list[str]:

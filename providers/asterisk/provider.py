@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError
 from sipctl.providers.asterisk.cli import (
+    SHOW_ENDPOINTS,
     UNREACHABLE_HINT,
     RxAnswer,
     asterisk_program,
@@ -329,7 +330,7 @@ class AsteriskProvider(Provider):
             )
             if transport.can_run:
                 self._check_live(contents, answers, live, {p: found[p].content for p in network})
-                self._check_jumps(transport, targets, jump_answers, live)
+                self._check_jumps(transport, targets, [*answers, *jump_answers], live)
             else:
                 live.skipped.append(DIR_SKIPPED)
                 if targets:
@@ -346,13 +347,15 @@ class AsteriskProvider(Provider):
         answers: list[RxAnswer],
         live: LiveState,
     ) -> None:
-        """Refuse guest jumps into the admin's extensions that can call out."""
+        """Refuse guest jumps into the admin's extensions that can call out (``answers``:
+        the live checks' and then the jumps' own, ``jump_clis``)."""
         if not targets:
             return
         profile = host_programs(self._ctx, transport)
         where = f"{profile.path} on {self._section.target}"
-        check = check_jumps(self._loaded, targets, answers, allowed_jumps(profile.profile), where)
-        live.hazards.extend(check.hazards)
+        allowed = allowed_jumps(profile.profile)
+        check = check_jumps(self._loaded, targets, answers, allowed, where)
+        live.host_hazards.extend(check.hazards)
         if check.note:
             live.notes.append(check.note)
 
@@ -383,7 +386,7 @@ class AsteriskProvider(Provider):
         sound = f"core show sound {section.reject_sound}"
         if section.channel == "sip":
             return ["core show version", sound]
-        clis = ["pjsip show transports", "pjsip show endpoints", "pjsip show settings", sound]
+        clis = ["pjsip show transports", SHOW_ENDPOINTS, "pjsip show settings", sound]
         unavailable = section.unavailable_sound
         extra = [f"core show sound {unavailable}"] if unavailable else []
         extra.append(SHOW_CONFBRIDGE_MODULE)

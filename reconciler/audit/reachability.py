@@ -17,15 +17,18 @@ that bypasses the reject path is medium (no "Wrong call" line, so fail2ban never
 
 Apart from the severity, a verdict says whether the step can reach the outside (``outside``):
 a ``Dial`` of anything but plain phones (``PJSIP/105``: a trunk's ``PJSIP/${EXTEN}@trunk``,
-``SIP/provider/0049...``, DAHDI, a name only known when the call runs), Queue, FollowMe and
-the like, DISA, a program. ``plan`` refuses a guest jump into the admin's dialplan that
-reaches such a step (``outside_steps``, through ``providers/asterisk/guest_jumps.py``).
+``SIP/provider/0049...``, DAHDI, a name only known when the call runs, a PJSIP endpoint the
+running PBX has as a trunk: ``trunks``), Queue, FollowMe and the like, DISA, a program.
+Where sipctl cannot tell (a Queue's members, a program, a name only the running call knows)
+the step counts as calling out, and the verdict says why it could not tell (``uncertain``).
+``plan`` refuses a guest jump into the admin's dialplan that reaches such a step
+(``outside_steps``, through ``providers/asterisk/guest_jumps.py``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sipctl.reconciler.asterisk_conf import parse_dialplan
@@ -44,9 +47,18 @@ _JUMPS = {"goto", "gotoif", "gotoiftime", "gosub", "gosubif", "macro", "macroif"
 # Local channels run the dialplan (followed like a Goto); anything else reaches the outside.
 _PHONE_TECHS = {"pjsip", "sip", "iax2"}
 _PLAIN_NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_VARIABLE_RE = re.compile(r"\$\{[^{}]*\}|\$\[[^\[\]]*\]")  # ${EXTEN}, $[...] (innermost)
 _LOCAL_RE = re.compile(r"^Local/(?P<exten>[^@/]+)@(?P<context>[^/,&]+)", re.IGNORECASE)
 _FUNCTIONS_RE = re.compile(r"\$\{(SHELL|CURL|ODBC_[A-Z_]*|FILE)\(", re.IGNORECASE)
 _RANK: dict[Severity, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+# Why sipctl cannot tell what these steps reach: they count as calling out (strict).
+_UNKNOWN_REACH = {
+    "queue": "who a Queue rings is its members (queues.conf, or added while the PBX runs), "
+    "which sipctl does not read: a member may be a trunk",
+    "followme": "who FollowMe rings is in followme.conf, which sipctl does not read: an "
+    "outside number among them calls out",
+}
+_PROGRAM_REACH = "a program may do anything, place a call too; sipctl cannot read what it does"
 
 
 @dataclass(frozen=True)
@@ -56,11 +68,16 @@ class Verdict:
     severity: Severity
     what: str
     outside: bool = False
+    # why sipctl cannot tell whether the step calls out (it counts as if it did); "" when
+    # it surely can (a trunk, an outside number) or surely cannot
+    uncertain: str = ""
 
 
-def step_verdict(step: Step, exten: str | None = None) -> Verdict:
+def step_verdict(step: Step, exten: str | None = None, trunks: Collection[str] = ()) -> Verdict:
     """What reaching ``step`` gives a stranger; ``exten``: the extension it runs as, when
-    known (a Goto to 105 runs ``Dial(PJSIP/${EXTEN})`` as ``Dial(PJSIP/105)``)."""
+    known (a Goto to 105 runs ``Dial(PJSIP/${EXTEN})`` as ``Dial(PJSIP/105)``); ``trunks``:
+    the PJSIP endpoints the running PBX has as trunks (a ``Dial(PJSIP/name)`` of one calls
+    out, though its text looks like a phone's)."""
     app = step.app.lower()
     if app in _DIALS:
         # Dial's option T: the caller transfers by keypad, to any extension (a trunk's too)
@@ -68,11 +85,18 @@ def step_verdict(step: Step, exten: str | None = None) -> Verdict:
         if app == "dial" and "T" in options:
             what = f"places a call: {step.text} (the caller may transfer it: option T)"
             return Verdict("critical", what, outside=True)
-        if app == "dial" and _rings_phones_only(step.args, exten):
-            return Verdict("critical", f"places a call: {step.text} (rings a phone)")
-        return Verdict("critical", f"places a call: {step.text} (toll fraud)", outside=True)
+        if app != "dial":
+            unknown = _UNKNOWN_REACH.get(app, "")
+            return Verdict("critical", f"places a call: {step.text}", True, unknown)
+        trunk, unknown = _outside_channel(step.args, exten, trunks)
+        if trunk:
+            return Verdict("critical", f"places a call: {step.text} ({trunk})", outside=True)
+        if unknown:
+            return Verdict("critical", f"places a call: {step.text}", True, unknown)
+        return Verdict("critical", f"places a call: {step.text} (rings a phone)")
     if app in _PROGRAMS or _FUNCTIONS_RE.search(step.args):
-        return Verdict("critical", f"runs a program on the PBX: {step.text}", outside=True)
+        what = f"runs a program on the PBX: {step.text}"
+        return Verdict("critical", what, outside=True, uncertain=_PROGRAM_REACH)
     if app in _DISA:
         return Verdict("critical", f"gives a dial tone to the outside: {step.text}", outside=True)
     if app in _VOICEMAIL:
@@ -90,17 +114,36 @@ def _dial_channels(args: str, exten: str | None) -> list[str]:
     return [c.strip() for c in _top_level(first, "&") if c.strip()]
 
 
-def _rings_phones_only(args: str, exten: str | None) -> bool:
-    """Every channel is a phone (``PJSIP/105``) or runs the dialplan (``Local/``, followed
-    by ``jump_contexts``); a number through a peer, another technology, or a name that
-    only a variable gives, may be the outside."""
+def _outside_channel(args: str, exten: str | None, trunks: Collection[str]) -> tuple[str, str]:
+    """(why a channel surely calls out, why one may) of a Dial; ("", "") when every channel
+    is a phone (``PJSIP/105``, not one of the running PBX's ``trunks``) or runs the
+    dialplan (``Local/``, followed by ``jump_contexts``). A number through a peer, another
+    technology or a trunk surely calls out; a name only a variable gives may."""
+    unknown = ""
     for channel in _dial_channels(args, exten):
         if _LOCAL_RE.match(channel) is not None and "$" not in channel:
             continue
-        tech, _, name = channel.partition("/")
+        tech, _, name = _filled(channel).partition("/")
         if tech.lower() not in _PHONE_TECHS or not _PLAIN_NAME_RE.match(name):
-            return False
-    return True
+            return "toll fraud", ""  # a number through a peer or a trunk, whatever fills it
+        if "$" in channel:
+            unknown = unknown or (
+                f"the channel {channel} is only known when the call runs: it may be a trunk"
+            )
+            continue
+        if tech.lower() == "pjsip" and name in trunks:
+            return f"{name} is a trunk of the running PBX: toll fraud", ""
+    return "", unknown
+
+
+def _filled(text: str) -> str:
+    """``text`` with each variable and expression as one plain character (nested ones
+    too): what is left is what every value of them has in common."""
+    while True:
+        filled = _VARIABLE_RE.sub("X", text)
+        if filled == text:
+            return text
+        text = filled
 
 
 def jump_contexts(step: Step, own: str) -> list[str]:
@@ -230,35 +273,44 @@ def _priority_steps(
     return []
 
 
-def outside_steps(context: str, exten: str, contexts: Mapping[str, Context]) -> list[Reached]:
+def outside_steps(
+    context: str, exten: str, contexts: Mapping[str, Context], trunks: Collection[str] = ()
+) -> list[Reached]:
     """What a call sent to ``exten@context`` can reach that places a call out (``outside``).
 
-    ``contexts``: the whole running dialplan (``dialplan show``). The steps the call runs
-    (``running_steps``) are judged with ``exten`` known; their jumps (Goto, Gosub, Macro,
-    Local channels) are followed up to ``MAX_DEPTH``: the extension the jump names (its
-    running steps), else the whole context and its includes (whatever a variable may pick).
+    ``contexts``: the whole running dialplan (``dialplan show``); ``trunks``: the running
+    PBX's trunk endpoints (``step_verdict``). The steps the call runs (``running_steps``)
+    are judged with ``exten`` known; their jumps (Goto, Gosub, Macro, Local channels) are
+    followed up to ``MAX_DEPTH``: the extension the jump names (its running steps), else the
+    whole context and its includes (whatever a variable may pick: what is found there is
+    uncertain, and says which jump made it so).
     """
     found: list[Reached] = []
     seen: set[tuple[str, str | None]] = {(context, exten)}
 
     def judge_steps(run: Iterable[tuple[str, str, Step]], known: str | None,
-                    via: tuple[str, ...], depth: int) -> None:  # fmt: skip
+                    via: tuple[str, ...], depth: int, picked: str = "") -> None:  # fmt: skip
         for where, name, step in run:
-            verdict = step_verdict(step, known)
+            verdict = step_verdict(step, known, trunks)
             if verdict.outside:
+                if picked and verdict.uncertain:  # and which jump made it so
+                    why = f"{picked}; {verdict.uncertain}"
+                    verdict = Verdict(verdict.severity, verdict.what, True, why)
                 found.append(Reached(where, name, step, verdict, via))
             for target, target_exten in jump_targets(step, where):
                 hop = f"{step.text} [{_source(step.source)}] ({name}@{where})"
-                jump(target, target_exten, (*via, hop), depth + 1)
+                jump(target, target_exten, (*via, hop), depth + 1, step.text)
 
-    def jump(target: str, target_exten: str | None, via: tuple[str, ...], depth: int) -> None:
+    def jump(target: str, target_exten: str | None, via: tuple[str, ...], depth: int,
+             by: str = "") -> None:  # fmt: skip
         if (target, target_exten) in seen or depth > MAX_DEPTH:
             return
         seen.add((target, target_exten))
         if "$" in target:
             unknown = Step(0, "Goto", f"{target},...", "")
             what = f"jumps into a context only the running call names ({target})"
-            found.append(Reached(target, "", unknown, Verdict("high", what, True), via))
+            why = f"{by or 'a jump'} names its context only when the call runs"
+            found.append(Reached(target, "", unknown, Verdict("high", what, True, why), via))
             return
         known = contexts.get(target)
         if known is None:
@@ -266,15 +318,22 @@ def outside_steps(context: str, exten: str, contexts: Mapping[str, Context]) -> 
         if target_exten is not None:
             judge_steps(running_steps(contexts, target, target_exten), target_exten, via, depth)
             return
+        picked = (
+            f"{by} picks its extension in {target} only when the call runs, so every "
+            f"extension there counts"
+            if by
+            else ""
+        )
         whole = [(target, e.name, s) for e in known.extensions.values() for s in e.steps]
-        judge_steps(whole, None, via, depth)
+        judge_steps(whole, None, via, depth, picked)
         for include in known.includes:
             hop = f"include => {include.context} [{_source(include.source)}]"
-            jump(include.target, None, (*via, hop), depth + 1)
+            jump(include.target, None, (*via, hop), depth + 1, by)
         for switch in known.switches:
             step = Step(0, "switch", switch.spec, switch.source)
             what = f"hands unknown names to the switch {switch.spec!r}"
-            found.append(Reached(target, "", step, Verdict("critical", what, True), via))
+            why = "what a switch answers is decided by another server, which sipctl cannot read"
+            found.append(Reached(target, "", step, Verdict("critical", what, True, why), via))
 
     judge_steps(running_steps(contexts, context, exten), exten, (), 0)
     return found

@@ -484,13 +484,11 @@ def _refusal_listed(domain: Domain) -> None:
 
 def _would_be_refused(plan: Plan, force: bool) -> None:
     """A plan that is only shown is refused in its own words: apply would refuse it."""
-    from sipctl.reconciler.safety import refusal_reasons
+    from sipctl.reconciler.safety import refusal
 
-    reasons = refusal_reasons(plan)
-    if reasons and not force:
-        raise UnsafePlanError(
-            "this plan would be refused by apply (use --force if it is really meant)", reasons
-        )
+    refused = refusal(plan, force, shown=True)
+    if refused is not None:
+        raise refused
 
 
 def report_outcome(console: Console, outcome: Outcome) -> None:

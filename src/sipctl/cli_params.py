@@ -67,7 +67,10 @@ Force = Annotated[
     typer.Option(
         "--force",
         help="Go on although the plan was refused for safety (destroys >30% of a target's "
-        "records, removes every NAPTR/SRV, or the firewall would not accept your SSH port).",
+        "records, removes every NAPTR/SRV, or the firewall would not accept your SSH port). "
+        "It cannot pass a refusal that would cost the PBX's owner money (a guest sent into "
+        "the admin's dialplan where it can call out): only the host profile's guest_jumps "
+        "allows that.",
     ),
 ]
 
