@@ -39,6 +39,8 @@ _GOTO_RE = re.compile(
 # check; the attention line takes it up.
 JUMPS_CHECKED = "guest jumps checked in the running Asterisk:"
 JUMPS_NOT_CHECKED = "guest jumps not checked:"
+MAX_CONTEXTS = 5  # contexts named a line each in the attention list; more share one line
+MAX_NAMED = 20  # extensions named in one context's line
 _JAIL_LIMITS = {  # key -> (how the jail gets milder, the words for it)
     "maxretry": (1, "more failures before a ban"),
     "findtime": (-1, "a shorter window counting failures"),
@@ -86,24 +88,47 @@ def _change_reasons(change: Mapping[str, Any], check: str, firewall: bool) -> It
 
 
 def _dialplan_jumps(before: Any, after: Any, check: str) -> Iterator[str]:
-    """Gotos of the guest dialplan into a context the file does not define itself."""
+    """Gotos of the guest dialplan into a context the file does not define itself: a line
+    per context, or, past ``MAX_CONTEXTS`` (a host's first plan of a thousand customers),
+    one line for them all, naming the first few (as the check's own note does)."""
     old, new = guest_jumps(before), guest_jumps(after)
     checked = f" ({check})" if check else ""
-    for context in sorted(new):
-        added = sorted(new[context] - old.get(context, set()), key=_natural)
-        if added:
-            words = (
-                ("extension", "it does", "it")
-                if len(added) == 1
-                else ("extensions", "they do", "them")
-            )
-            yield (
-                f"guests now run the admin's own dialplan in context {context!r} "
-                f"({words[0]} {', '.join(added)}, by Goto or a ring group's Local channel: "
-                "asterisk.route: goto, or a hosting customer's phones): a stranger gets "
-                f"whatever {words[1]} there (a forward, a trunk, a transfer); check "
-                f"{words[2]} before approving{checked}"
-            )
+    added = {
+        context: sorted(new[context] - old.get(context, set()), key=_natural)
+        for context in sorted(new)
+    }
+    added = {context: extensions for context, extensions in added.items() if extensions}
+    how = (
+        "by Goto or a ring group's Local channel: asterisk.route: goto, or a hosting "
+        "customer's phones"
+    )
+    if len(added) > MAX_CONTEXTS:
+        targets = [f"{e}@{c}" for c, extensions in added.items() for e in extensions]
+        yield (
+            f"guests now run the admin's own dialplan in {len(added):,} contexts "
+            f"({len(targets):,} extensions: {first_few(targets)}, {how}): a stranger gets "
+            f"whatever they do there (a forward, a trunk, a transfer); check them before "
+            f"approving{checked}"
+        )
+        return
+    for context, extensions in added.items():
+        words = (
+            ("extension", "it does", "it")
+            if len(extensions) == 1
+            else ("extensions", "they do", "them")
+        )
+        yield (
+            f"guests now run the admin's own dialplan in context {context!r} "
+            f"({words[0]} {first_few(extensions, MAX_NAMED)}, {how}): a stranger gets "
+            f"whatever {words[1]} there (a forward, a trunk, a transfer); check "
+            f"{words[2]} before approving{checked}"
+        )
+
+
+def first_few(names: Sequence[str], shown: int = 5) -> str:
+    """``a, b, c, d, e and 9,995 more``: the first ``shown`` names and how many are left."""
+    more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def guest_jumps(value: Any) -> dict[str, set[str]]:

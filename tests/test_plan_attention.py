@@ -89,6 +89,42 @@ def test_route_goto_is_named_before_the_changes(
     assert "attention" not in _plan_views(_write(applied), capsys)[2]
 
 
+HOST = """\
+version: 1
+domain: pbx1.hoster.example
+hosting: {name: pbx1}
+transports: {udp: {port: 5060}}
+servers: [{host: pbx1.hoster.example, ipv4: [203.0.113.10]}]
+asterisk: {target: 'dir:state/pbx1'}
+"""
+
+
+def test_a_host_of_many_customers_names_their_jumps_in_one_summarised_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host's first plan of many customers (a dir: target, where no Asterisk can be
+    asked): one attention line counts the contexts and extensions and names the first few,
+    as the check's own note does, instead of a line per customer with every extension."""
+    (tmp_path / "pbx1.yaml").write_text(HOST)
+    for n in range(40):
+        names = "".join(f"  user{u}: {100 + u}\n" for u in range(25))
+        (tmp_path / f"c{n}.yaml").write_text(
+            f"version: 1\ndomain: c{n}.example\nhost: pbx1\nlocal_context: c{n}-phones\n"
+            f"users:\n{names}"
+        )
+    spec = str(tmp_path / "pbx1.yaml")
+    text, markdown, data = _plan_views(spec, capsys)
+    [reason] = data["attention"]
+    assert reason.startswith("guests now run the admin's own dialplan in 40 contexts (1,000 "
+                             "extensions: 100@c0-phones, 101@c0-phones, 102@c0-phones, "
+                             "103@c0-phones, 104@c0-phones and 995 more, by Goto")  # fmt: skip
+    assert "(guest jumps not checked: asterisk.target dir:state/pbx1 is a directory" in reason
+    assert "and 995 more can call out was not read" in reason
+    assert len(reason) < 1000 and "c39-phones" not in reason
+    assert "c39-phones" not in text.split("# asterisk at")[0]  # before the changes
+    assert markdown.count("guests now run") == 1
+
+
 def test_milder_bans_are_named_and_stricter_ones_are_not(
     applied: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sipctl.providers.asterisk.cli import SHOW_ENDPOINTS, parse_trunk_names
-from sipctl.reconciler.attention import JUMPS_CHECKED, JUMPS_NOT_CHECKED, guest_jumps
+from sipctl.reconciler.attention import (
+    JUMPS_CHECKED,
+    JUMPS_NOT_CHECKED,
+    first_few,
+    guest_jumps,
+)
 from sipctl.reconciler.audit.dialplan import parse_dialplan_show
 from sipctl.reconciler.audit.reachability import Reached, outside_steps, running_steps
 from sipctl.reconciler.render.asterisk import DIALPLAN_FILE, file_address
@@ -191,9 +196,7 @@ def _extensions(target: object) -> tuple[str, ...]:
 
 
 def _names(targets: Sequence[tuple[str, str]]) -> str:
-    shown = [f"{e}@{c}" for c, e in targets[:5]]
-    more = f" and {len(targets) - 5} more" if len(targets) > 5 else ""
-    return ", ".join(shown) + more
+    return first_few([f"{e}@{c}" for c, e in targets])
 
 
 def allowed_jumps(profile: HostProfile | None) -> tuple[str, ...]:
