@@ -403,6 +403,31 @@ def test_an_outdated_gate_names_the_line_and_what_to_run(gated: Gated) -> None:
     assert "sipctl read-gate -f SPEC" in (caught.value.hint or "")
 
 
+def test_a_spec_s_first_goto_target_plans_through_the_same_gate_and_converges(
+    gated: Gated,
+) -> None:
+    """``route: goto`` adds the guest jumps' check (``dialplan show``) to plan's reads. The
+    gate, rendered before the spec had any goto target, lists it already: the merge
+    request's plan passes it and is right, one apply converges (the plan after it, through
+    the gate, has no changes), and nobody renders the gate again for it."""
+    goto = {"route": "goto"}
+    first = _plan_json(gated, True, gated.loaded(read_only=True, asterisk=goto))
+    assert first["refusals"] == []
+    [asterisk] = [t for t in first["targets"] if t["layer"] == "asterisk"]
+    assert asterisk["changes"], "the guest dialplan gains its Goto"
+    assert any("guest jumps checked in the running Asterisk" in n for n in asterisk["notes"])
+    ctx = gated.ctx(read_only=False)
+    try:
+        with gated.host.link.b.entered():
+            lock_and_apply(gated.loaded(asterisk=goto), ctx)
+        after = _plan_json(gated, True, gated.loaded(read_only=True, asterisk=goto))
+        assert [t["changes"] for t in after["targets"] if t["changes"]] == []
+    finally:
+        with gated.host.link.b.entered():
+            lock_and_apply(gated.loaded(), ctx)  # back as it was, for the other tests
+        ctx.close()
+
+
 def test_the_read_only_mode_with_a_normal_key_says_the_key_is_not_gated(gated: Gated) -> None:
     spec = gated.spec(read_only=False)
     text = yaml.safe_dump(spec, sort_keys=False)

@@ -55,9 +55,12 @@ def jump_targets(desired: Sequence[Resource]) -> list[tuple[str, str]]:
     return []
 
 
-def jump_clis(targets: Sequence[tuple[str, str]]) -> list[str]:
-    """The read-only CLI commands the check needs (none without targets)."""
-    return [SHOW_ALL] if targets else []
+def jump_clis(targets: Sequence[tuple[str, str]], gate: bool = False) -> list[str]:
+    """The read-only CLI commands the check needs (none without targets). ``gate``: for a
+    read gate's table, which lists them whatever the targets: a spec's first goto target
+    (``route: goto``, a first customer) then plans through the gate already installed, and
+    the gate need not be rendered again for it."""
+    return [SHOW_ALL] if targets or gate else []
 
 
 @dataclass

@@ -197,11 +197,12 @@ class AsteriskProvider(Provider):
     # --- read ---------------------------------------------------------------------------------
 
     def _read_request(
-        self, can_run: bool, desired: Sequence[Resource]
+        self, can_run: bool, desired: Sequence[Resource], gate: bool = False
     ) -> tuple[list[str], str | None, tuple[str, ...], list[str]]:
         """What ``read`` asks of the host: config file names, the page record, the network
-        files and the CLI commands (``gate_reads`` hands the same to the read gate); the
-        guest jumps' check (``guest_jumps``) rides last among the commands."""
+        files and the CLI commands (``gate_reads`` hands the same to the read gate, with
+        ``gate``: the guest jumps' command whether or not the spec jumps yet); the guest
+        jumps' check (``guest_jumps``) rides last among the commands."""
         section = self._section
         names = [*MANAGED_FILES, *PARENT_FILES, RTP_FILE, HTTP_FILE]
         if jail_watches_asterisk(self._loaded.spec):
@@ -216,7 +217,8 @@ class AsteriskProvider(Provider):
         # What the running Asterisk is asked does not depend on the files: one round trip,
         # with the host's TCP listeners and bindv6only for the checks of transports.wss.
         asks = can_run and section.ensure == "present"
-        clis = [*self._live_clis(), *jump_clis(jump_targets(desired))] if asks else []
+        jumps = jump_clis(jump_targets(desired), gate)
+        clis = [*self._live_clis(), *jumps] if asks else []
         network = NETWORK_FILES if asks and self._loaded.spec.transports.wss else ()
         return names, page_record, tuple(network), clis
 
@@ -224,7 +226,7 @@ class AsteriskProvider(Provider):
         """What ``read`` asks of the host, for its read gate. The admin's own files may hold
         secrets (a phone's password, a trunk's register line): the gate hides their values,
         which plan never reads; sipctl's own files hold none."""
-        names, page_record, network, clis = self._read_request(True, desired)
+        names, page_record, network, clis = self._read_request(True, desired, gate=True)
         own = [self._path(n) for n in names if n in MANAGED_FILES]
         admins = [self._path(n) for n in names if n not in MANAGED_FILES]
         program = offline_program(self._ctx, "asterisk", self._section.program, self._key())
