@@ -233,6 +233,11 @@ def plan_schema() -> dict[str, Any]:
             "notes": {**_TEXTS, "description": "warnings"},
             "skipped": {**_TEXTS, "description": "what could not be done or checked here"},
             "hazards": {**_TEXTS, "description": "why apply would refuse this target"},
+            "host_hazards": {
+                **_TEXTS,
+                "description": "why apply refuses this target whatever --force says (only "
+                "the host profile on the PBX may allow it); absent when none",
+            },
             "customer": {
                 "type": "string",
                 "description": "a host's plan: the customer domain whose DNS records this "
@@ -283,6 +288,12 @@ def plan_schema() -> dict[str, Any]:
                 "counts records: managed_units)",
             },
             "refusals": {**_TEXTS, "description": "why apply would refuse it without --force"},
+            "refusals_force_cannot_pass": {
+                **_TEXTS,
+                "description": "those of refusals that --force cannot pass either (a guest "
+                "jump that can call out: only the host profile's guest_jumps allows it); "
+                "absent when none",
+            },
             "targets": {"type": "array", "items": target},
         },
     }

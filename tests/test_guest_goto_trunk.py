@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from asterisk_helpers import spec_data, write_spec
 from fixtures import host_profile
@@ -24,6 +25,7 @@ from fixtures.hosting import customer_spec, host_spec
 from fixtures.waiting import wait_until
 
 from sipctl.cli import run
+from sipctl.schemas.outputs import plan_schema
 
 pytestmark = pytest.mark.asterisk
 
@@ -285,8 +287,12 @@ def test_force_cannot_pass_a_guest_jump_that_calls_out(
         assert "--force cannot pass this refusal" in text and "under guest_jumps" in text
         assert "--force cannot pass it: only the PBX's host profile can allow it" in text
         assert not own_file.exists(), "nothing was applied"
-    code, text = _said(["plan", "-f", str(spec)], capsys)
+    code, text, plan = _plan(spec, capsys)
     assert code == 3
+    [held] = plan["refusals_force_cannot_pass"]
+    assert held in plan["refusals"] and "guests are sent to 201@default" in held
+    jsonschema.validate(plan, plan_schema())
+    assert "refusals_force_cannot_pass" in plan_schema()["properties"]
     assert "apply will refuse this plan, --force or not (only the PBX's host profile" in text
     assert "(unless --force)" not in text
     _, markdown = _said(["plan", "-f", str(spec), "--markdown"], capsys)
