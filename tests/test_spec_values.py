@@ -232,3 +232,35 @@ def test_a_name_in_another_script_is_told_that_only_ascii_letters_are_names() ->
         in problems
     )
     assert "rooms.семинар: 'семинар' is not allowed as a name to call" in problems
+
+
+@pytest.mark.parametrize("written", ["true", "yes", "false", "1", "2", '"1"'])
+def test_version_is_the_number_1_as_the_json_schema_says(written: str) -> None:
+    """'version: true' (and yes, 1.0) passed validate, which the spec's own JSON Schema (as
+    the jsonschema package reads it, like an editor) refuses: true is not the number 1 there.
+    validate and the schema take the same values (found by the tryout)."""
+    import jsonschema
+
+    from sipctl.schemas.jsonschema import schema_text
+
+    text = f"version: {written}\ndomain: mysite.ru\n"
+    schema_accepts = jsonschema.Draft202012Validator(json.loads(schema_text())).is_valid(
+        yaml.safe_load(text)
+    )
+    try:
+        load_spec_text(text, source="s.yaml")
+    except SpecError as error:
+        problems = "\n".join(error.problems or [str(error)])
+        assert not schema_accepts, problems
+        assert "s.yaml:1:1: version:" in problems
+    else:
+        assert schema_accepts
+
+
+def test_version_1_0_is_told_to_be_written_1() -> None:
+    """As every whole number of a spec: 1.0 is refused, saying to write 1."""
+    with pytest.raises(SpecError) as info:
+        load_spec_text("version: 1.0\ndomain: mysite.ru\n", source="s.yaml")
+    assert "s.yaml:1:1: version: must be 1 (the only spec version so far), not 1.0: write 1" in (
+        "\n".join(info.value.problems or [str(info.value)])
+    )
