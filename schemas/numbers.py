@@ -6,13 +6,15 @@ expected, whatever was found (text, a fraction, ``.nan``, or infinity: YAML read
 
     ttl: Annotated[int, Whole(1, 2147483647, "seconds")]
     timeout: Annotated[float, Wait(300)]
+
+And the format of a file, ``version: 1`` (``FormatVersion``), the number 1 as written.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
@@ -145,3 +147,30 @@ def _number_text(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _one_as_written(value: object) -> object:
+    """A file's ``version`` is the number 1 as written: true and 1.0 equal 1 in Python, and
+    pydantic's Literal took ``version: true`` (or ``yes``) and ``1.0`` for it; the files'
+    JSON Schemas refuse true."""
+    if isinstance(value, bool | float):
+        found, why = _found(value)
+        if isinstance(value, float) and value == 1:
+            why = ": write 1"
+        raise ValueError(f"must be the number 1, the only version so far (found {found}){why}")
+    return value
+
+
+@dataclass(frozen=True)
+class _AsWritten:
+    """``_one_as_written`` before the type's own check (its JSON Schema stays const 1)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_before_validator_function(_one_as_written, handler(source))
+
+
+FormatVersion = Annotated[Literal[1], _AsWritten()]

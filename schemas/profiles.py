@@ -27,6 +27,7 @@ from typing import Annotated, Literal, TypeVar, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sipctl.schemas.names import ENTRY_NAME_PATTERN, LABEL_PATTERN, is_dns_label
+from sipctl.schemas.numbers import FormatVersion
 from sipctl.schemas.values import check_strings
 
 DEFAULT_ENTRY = "default"
@@ -115,7 +116,7 @@ class HostProfile(_Profile):
     """``/etc/sipctl/host.yaml`` on a PBX: the programs sipctl runs there, and the places
     sipctl may read and write in there."""
 
-    version: Literal[1] = Field(description="the profile format; 1 is the only one so far")
+    version: FormatVersion = Field(description="the profile format; 1 is the only one so far")
     asterisk: dict[EntryName, Program] = Field(
         default_factory=dict,
         description="how Asterisk is reached: the words before '-rx', e.g. "
@@ -247,7 +248,7 @@ class Credential(_Profile):
 class RunnerProfile(_Profile):
     """The pipeline's profile: the credentials, classes and probe targets a spec may use."""
 
-    version: Literal[1] = Field(description="the profile format; 1 is the only one so far")
+    version: FormatVersion = Field(description="the profile format; 1 is the only one so far")
     credentials: dict[Annotated[str, Field(min_length=1)], Credential] = Field(
         default_factory=dict,
         description="by the name a spec gives it: an environment variable's name "

@@ -53,7 +53,7 @@ from sipctl.schemas.names import (
     check_tsig_name,
     check_user_name,
 )
-from sipctl.schemas.numbers import Wait, Whole
+from sipctl.schemas.numbers import FormatVersion, Wait, Whole
 from sipctl.schemas.targets import TARGET_PATTERN, check_target
 from sipctl.schemas.values import (
     DEFAULT_PERSIST,
@@ -93,17 +93,6 @@ Port = Annotated[int, Whole(1, 65535)]
 U16 = Annotated[int, Whole(0, 65535)]
 Ensure = Literal["present", "absent"]
 
-
-def _version_as_written(value: object) -> object:
-    """``version`` is the number 1 as written: true and 1.0 equal 1 in Python, and pydantic
-    took ``version: true`` (or ``yes``, or 1.0) for it."""
-    if isinstance(value, bool | float):
-        found = str(value).lower() if isinstance(value, bool) else f"{value!r}: write 1"
-        raise ValueError(f"must be 1 (the only spec version so far), not {found}")
-    return value
-
-
-SpecVersion = Annotated[Literal[1], BeforeValidator(_version_as_written)]
 
 # The names of a spec (their checks: names.py).
 UserName = Annotated[
@@ -908,7 +897,7 @@ class Hosting(_Model):
 class Spec(_Model):
     """A whole sipctl spec, version 1."""
 
-    version: SpecVersion = Field(description="the spec format; 1 is the only one so far")
+    version: FormatVersion = Field(description="the spec format; 1 is the only one so far")
     domain: Hostname = Field(description="the SIP domain: the right-hand side of sip:user@domain")
     transports: Transports = Field(
         default_factory=_default_transports,

@@ -261,6 +261,17 @@ def test_version_1_0_is_told_to_be_written_1() -> None:
     """As every whole number of a spec: 1.0 is refused, saying to write 1."""
     with pytest.raises(SpecError) as info:
         load_spec_text("version: 1.0\ndomain: mysite.ru\n", source="s.yaml")
-    assert "s.yaml:1:1: version: must be 1 (the only spec version so far), not 1.0: write 1" in (
-        "\n".join(info.value.problems or [str(info.value)])
+    assert (
+        "s.yaml:1:1: version: must be the number 1, the only version so far (found 1.0): write 1"
+        in ("\n".join(info.value.problems or [str(info.value)]))
     )
+
+
+@pytest.mark.parametrize("model", ["RunnerProfile", "HostProfile"])
+def test_a_profiles_version_is_the_number_1_as_written(model: str) -> None:
+    """The admin's files read version by the spec's one type: true passed as 1 there too."""
+    from sipctl.schemas import profiles
+
+    with pytest.raises(SpecError) as info:
+        profiles.parse_profile("version: true\n", "p.yaml", getattr(profiles, model))
+    assert "version: must be the number 1, the only version so far (found true)" in str(info.value)
