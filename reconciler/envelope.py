@@ -51,10 +51,16 @@ def skipped_entry(path: str, reason: str) -> dict[str, str]:
 
 
 def single(
-    kind: str, spec: str, domain: str, status: str, report: Mapping[str, Any]
+    kind: str,
+    spec: str,
+    domain: str,
+    status: str,
+    report: Mapping[str, Any],
+    error: str | None = None,
 ) -> dict[str, Any]:
-    """The envelope of a run over one spec."""
-    return envelope(kind, [entry(kind, spec, domain, status, report)])
+    """The envelope of a run over one spec (``error``: why it failed with its report, a
+    plan refused for safety)."""
+    return envelope(kind, [entry(kind, spec, domain, status, report, error)])
 
 
 def refusal(kind: str, spec: str | None, status: str, error: str) -> dict[str, Any]:

@@ -64,14 +64,33 @@ def summary_table(
         lines.extend(note)
     if notes is not None and notes < len(told):
         lines.append(_unlisted_notes(len(failed) - min(notes, len(failed)), len(told) - notes))
-    ok = len(domains) - len(failed)
+    lines.append(_counted(domains, skipped, by_status) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def _counted(domains: Sequence[Domain], skipped: Sequence[Skipped], by_status: bool) -> str:
+    """The closing count of the summary table, without its full stop."""
+    failed = sum(d.failed for d in domains)
     files = f", {len(skipped)} file(s) skipped" if skipped else ""
-    counts = f"{ok} ok, {len(failed)} failed"
+    counts = f"{len(domains) - failed} ok, {failed} failed"
     if by_status:
         tally = Counter(d.status for d in domains)
         counts = ", ".join(f"{n} {status}" for status, n in tally.items()) or "none"
-    lines.append(f"{len(domains)} domain(s): {counts}{files}.")
-    return "\n".join(lines) + "\n"
+    return f"{len(domains)} domain(s): {counts}{files}"
+
+
+def quiet_summary(domains: Sequence[Domain], skipped: Sequence[Skipped] = ()) -> str:
+    """The one line that ends a run of many domains with ``--quiet`` instead of the summary
+    table: the table's count, and what --quiet left out (the domains with no changes, shown
+    neither with a section nor with a row, and the reasons files were skipped)."""
+    calm = sum(not d.failed and (d.plan is None or not d.plan.has_changes) for d in domains)
+    left = [f"{calm} domain(s) with no changes"] if calm else []
+    if skipped:
+        left.append(f"why {len(skipped)} file(s) were skipped")
+    line = _counted(domains, skipped, False)
+    if left:
+        line += f"; --quiet left out {' and '.join(left)}"
+    return line + ".\n"
 
 
 def _unlisted_notes(failures: int, notes: int) -> str:

@@ -337,7 +337,8 @@ def _root(
             "--quiet",
             help="Print the result (plan, report, JSON), warnings and errors only: no "
             "progress, no notes (what sipctl did or assumed on the way, a report's note: "
-            "lines). -v outranks it.",
+            "lines). Of several domains (plan or apply -f DIR), only the domains with "
+            "changes, refusals or errors, and one line of counts. -v outranks it.",
         ),
     ] = False,
     debug: Annotated[

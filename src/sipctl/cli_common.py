@@ -112,23 +112,32 @@ def print_plan(console: Console, data: dict[str, object], fmt: str) -> None:
 
 
 def print_json_report(
-    console: Console, kind: str, spec: Path | str, domain: str, status: str, report: dict[str, Any]
+    console: Console,
+    kind: str,
+    spec: Path | str,
+    domain: str,
+    status: str,
+    report: dict[str, Any],
+    error: str | None = None,
 ) -> None:
     """A one-spec run's --json: the same envelope as a run over many specs."""
     from sipctl.reconciler import views
     from sipctl.reconciler.envelope import single
 
-    console.out(views.render_json(single(kind, str(spec), domain, status, report)), end="")
+    document = single(kind, str(spec), domain, status, report, error)
+    console.out(views.render_json(document), end="")
 
 
-def plan_json_or_view(console: Console, plan: Plan, fmt: str) -> None:
-    """Print a plan as the user asked: JSON in the envelope, else Markdown or text."""
+def plan_json_or_view(console: Console, plan: Plan, fmt: str, refusal: str | None = None) -> None:
+    """Print a plan as the user asked: JSON in the envelope, else Markdown or text.
+    ``refusal``: why apply would refuse it (the JSON's status is then ``refused``, as a
+    refused domain's is in a run over many specs, and its ``error`` says why)."""
     from sipctl.reconciler.envelope import plan_status
 
     data = plan.to_json()
     if fmt == "json":
-        status = plan_status(plan.has_changes)
-        print_json_report(console, "plan", plan.spec_source, plan.domain, status, data)
+        status = plan_status(plan.has_changes) if refusal is None else "refused"
+        print_json_report(console, "plan", plan.spec_source, plan.domain, status, data, refusal)
     else:
         print_plan(console, data, fmt)
 

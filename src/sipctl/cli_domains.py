@@ -212,7 +212,8 @@ class DomainRun:
                 # says so there too, marker first as its plan would be
                 self.console.out(self._markdown_body(domain), end="")
             elif domain.plan is not None:
-                plan_json_or_view(self.console, domain.plan, fmt)
+                refusal = domain.message if domain.status == "refused" else None
+                plan_json_or_view(self.console, domain.plan, fmt, refusal)
                 if fmt == "human":
                     _refusal_listed(domain)
         elif fmt == "json":
@@ -232,7 +233,14 @@ class DomainRun:
                     print_plan(self.console, domain.plan.to_json(), fmt)
                     _refusal_listed(domain)
 
-            self._each_titled(body)
+            self._each_titled(body, self._shown_domains())
+
+    def _shown_domains(self) -> list[Domain]:
+        """The domains whose plans the text view shows: each, or with --quiet only those with
+        changes, a refusal or an error (10,000 domains with no changes are one count)."""
+        if not self.console.quiet:
+            return self.domains
+        return [d for d in self.domains if d.failed or _has_changes(d)]
 
     def _markdown_section(self, domain: Domain) -> str:
         """A domain's part of the comment: its title, its plan, its error (a file's name and
@@ -275,9 +283,10 @@ class DomainRun:
             text = summary_table(self.domains, self.skipped, CHANGES, rows_of=rows_of, notes=notes)
             return "\n".join(markdown_code_block(text.rstrip("\n").split("\n"))) + "\n"
 
-        whole = "".join(text for _, text in sections) + table(None)
-        if len(whole) <= MARKDOWN_LIMIT:
-            return whole
+        if not self.console.quiet:  # --quiet: the domains with no changes are counted only
+            whole = "".join(text for _, text in sections) + table(None)
+            if len(whole) <= MARKDOWN_LIMIT:
+                return whole
         busy = [(d, text) for d, text in sections if d.failed or _has_changes(d)]
         quiet = len(sections) - len(busy)
         listed = [d for d, _ in busy]
@@ -301,10 +310,12 @@ class DomainRun:
             room -= len(text)
         return "".join(kept) + ending
 
-    def _each_titled(self, body: Callable[[Domain], None]) -> None:
-        """Each domain under its title, as text: its ``body``, then its error (Markdown lays
-        out each domain in ``_markdown_section``)."""
-        for domain in self.domains:
+    def _each_titled(
+        self, body: Callable[[Domain], None], domains: list[Domain] | None = None
+    ) -> None:
+        """Each domain (of ``domains``, default all) under its title, as text: its ``body``,
+        then its error (Markdown lays out each domain in ``_markdown_section``)."""
+        for domain in self.domains if domains is None else domains:
             self.console.out(f"=== {domain.name} ({domain.path}) ===")
             body(domain)
             if domain.failed:
@@ -448,9 +459,11 @@ class DomainRun:
             assert self._sections is not None and column is None
             self.console.out(self._fitted_markdown(self._sections), end="")
             return
-        from sipctl.reconciler.gitops.domain_report import CHANGES, summary_table
+        from sipctl.reconciler.gitops.domain_report import CHANGES, quiet_summary, summary_table
 
-        if column is None:
+        if column is None and self.console.quiet:  # the domains shown (show) and one count
+            table = quiet_summary(self.domains, self.skipped)
+        elif column is None:
             table = summary_table(self.domains, self.skipped, CHANGES)
         else:
             table = summary_table(self.domains, self.skipped, column, by_status=True)
