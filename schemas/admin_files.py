@@ -123,6 +123,7 @@ def parse_admin_file(
     from sipctl.schemas.messages import yaml_problem
 
     try:
+        _refuse_deep_nesting(text, source)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -144,14 +145,45 @@ def parse_admin_file(
         ) from None
 
 
+def _refuse_deep_nesting(text: str, source: str) -> None:
+    """A SpecError at the first section or list nested deeper than a spec may be
+    (``MAX_DEPTH``), found in libyaml's events before PyYAML composes the text: PyYAML
+    composes and builds by recursion, and a few thousand brackets (``[[[[...``) would end
+    in a RecursionError, not a line naming the file."""
+    import yaml
+
+    from sipctl.errors import SpecError
+    from sipctl.schemas.loader import MAX_DEPTH
+
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+                raise SpecError(
+                    f"{where}: nested more than "
+                    f"{MAX_DEPTH} levels deep; no key of this file is that deep (check the "
+                    "indentation and brackets)"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def _message(err: Any, model: type[BaseModel]) -> str:
     """One problem of an admin file in the words of a spec's (``validation_message``):
     "must be a section ..., not a list", never pydantic's "Input should be a valid
-    dictionary"."""
+    dictionary". The refused value and the keys of its path are quoted as a spec's are
+    (``with_values_masked``): a URL's password masked, a long one cut to its beginning and
+    length."""
+    from sipctl.output import with_values_masked
     from sipctl.schemas.messages import unknown_key_message, validation_message
 
     path = tuple(err["loc"])
     dotted = ".".join(str(p) for p in path) or "(top level)"
     if err["type"] == "extra_forbidden":
-        return f"{dotted}: {unknown_key_message(path, root=model)}"
-    return f"{dotted}: {validation_message(err, path)}"
+        message = f"{dotted}: {unknown_key_message(path, root=model)}"
+    else:
+        message = f"{dotted}: {validation_message(err, path)}"
+    return with_values_masked(message, err.get("input"), path)

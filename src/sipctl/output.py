@@ -15,7 +15,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -80,8 +80,10 @@ def with_values_masked(text: str, values: object, keys: object = ()) -> str:
         text = text.replace(str(number), shown_value(number, None))
     for key in _strings(keys):
         masked = password_masked(key)
-        if masked != key:
-            text = text.replace(repr(key), repr(masked)).replace(key, masked)
+        if masked != key or len(key) > LONGEST_SHOWN:
+            text = text.replace(repr(key), shown_value(masked)).replace(
+                key, shown_value(masked, None)
+            )
     return text
 
 
@@ -184,14 +186,36 @@ def _joins_the_one_before(char: str, before: str) -> bool:
     )
 
 
+def _scalars(values: object) -> Iterator[object]:
+    """Every value inside ``values`` (a value, or a section or list of them, keys included)
+    that is no section or list, in order. The one walk of a refused value: each section or
+    list is entered once however often it is reached, so a YAML alias that names one again,
+    or names the section it stands in (``a: &x {b: *x}``, which PyYAML builds as a section
+    that holds itself), ends; and it keeps its own stack, so a deep nesting is no
+    RecursionError."""
+    entered: set[int] = set()
+    stack: list[object] = [values]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict | list | tuple | set | frozenset):
+            if id(value) in entered:
+                continue
+            entered.add(id(value))
+            if isinstance(value, dict):
+                parts = [part for pair in value.items() for part in pair]
+            else:
+                parts = list(value)
+            stack.extend(reversed(parts))
+        else:
+            yield value
+
+
 def _long_numbers(values: object) -> list[int]:
-    if isinstance(values, int) and not isinstance(values, bool):
-        return [values] if len(str(values)) > LONGEST_SHOWN else []
-    if isinstance(values, dict):
-        return [n for v in values.values() for n in _long_numbers(v)]
-    if isinstance(values, list | tuple):
-        return [n for v in values for n in _long_numbers(v)]
-    return []
+    return [
+        n
+        for n in _scalars(values)
+        if isinstance(n, int) and not isinstance(n, bool) and len(str(n)) > LONGEST_SHOWN
+    ]
 
 
 def masked_passwords(data: Any) -> Any:
@@ -206,13 +230,7 @@ def masked_passwords(data: Any) -> Any:
 
 
 def _strings(values: object) -> list[str]:
-    if isinstance(values, str):
-        return [values]
-    if isinstance(values, dict):
-        return [s for k, v in values.items() for s in (*_strings(k), *_strings(v))]
-    if isinstance(values, list | tuple | set | frozenset):
-        return [s for v in values for s in _strings(v)]
-    return []
+    return [s for s in _scalars(values) if isinstance(s, str)]
 
 
 # The secret of an Asterisk dial string or switch (``Dial(IAX2/trunk:SECRET@host/${EXTEN})``,
