@@ -374,12 +374,13 @@ def refresh(
         )
     # a target by what it is (``Provider.written_key``): another spec may name it otherwise
     written_as = {(r.layer.name, r.provider.target_id): written_key(r) for r in fresh.runs}
+    secrets = frozenset(ctx.secrets)
     done = {
         key
         for key in fresh_targets
         if written_as.get(key, key) in rewritten
         and key in saved_targets
-        and _only_done_by_others(saved_targets[key], fresh_targets[key])
+        and _only_done_by_others(saved_targets[key], fresh_targets[key], secrets)
     }
     stale = [
         f"{layer} {target}"
@@ -392,13 +393,10 @@ def refresh(
             f"{plan_file} is stale: the live state changed since the plan was made "
             f"({', '.join(stale)}). Nothing was changed; run 'sipctl plan' again."
         )
-    refuse_other_changes(saved_targets, fresh_targets, done, plan_file)
-    # The fresh read is what we apply against; the saved changes are the contract.
-    for run in fresh.runs:
-        saved_target = saved_targets[(run.layer.name, run.provider.target_id)]
-        fresh_target = fresh_targets[(run.layer.name, run.provider.target_id)]
-        if (run.layer.name, run.provider.target_id) not in done:
-            fresh_target.changes = saved_target.changes
+    # The saved changes are the contract: the fresh ones must be them, as saved (a secret in
+    # a live value masked, ``scrubbed_changes``). What is applied is the fresh changes, made
+    # of the values read again now: a saved plan holds no secret to write back.
+    refuse_other_changes(saved_targets, fresh_targets, done, plan_file, secrets)
     fresh.plan.created_at = saved.created_at
     return fresh
 
@@ -408,14 +406,23 @@ def written_key(run: TargetRun) -> tuple[str, str]:
     return (run.layer.name, run.provider.written_key)
 
 
-def _only_done_by_others(saved: TargetPlan, fresh: TargetPlan) -> bool:
+def scrubbed_changes(changes: Sequence[Change], secrets: Collection[str]) -> list[str]:
+    """``changes`` as a saved plan holds them (``output.scrubbed_data``: every secret of the
+    run, every value of a key named as a secret, every URL's password written ``***``), each
+    as canonical JSON: how a saved plan's changes and the fresh ones are compared."""
+    from sipctl.output import scrubbed_data
+    from sipctl.reconciler.resources import canonical_json
+
+    shown = scrubbed_data([change.to_json() for change in changes], secrets)
+    return [canonical_json(change) for change in shown]
+
+
+def _only_done_by_others(saved: TargetPlan, fresh: TargetPlan, secrets: Collection[str]) -> bool:
     """True when every change ``fresh`` still has is one of ``saved``'s, as planned: the
     spec is the same, so a live value that moved anywhere but to what the plan wanted would
     show as a change the plan does not have (or has with another ``before``)."""
-    from sipctl.reconciler.resources import canonical_json
-
-    planned = {canonical_json(change.to_json()) for change in saved.changes}
-    return all(canonical_json(change.to_json()) in planned for change in fresh.changes)
+    planned = set(scrubbed_changes(saved.changes, secrets))
+    return all(change in planned for change in scrubbed_changes(fresh.changes, secrets))
 
 
 def refuse_other_changes(
@@ -423,15 +430,16 @@ def refuse_other_changes(
     fresh: Mapping[tuple[str, str], TargetPlan],
     done: Collection[tuple[str, str]],
     plan_file: str,
+    secrets: Collection[str] = (),
 ) -> None:
     """The same spec and the same live state make the same changes: a saved plan whose
-    changes differ from those was edited (or made by another sipctl), and is refused (exit
-    3). Applied as it was, a plan artefact whose A record's address was changed, with the
-    spec and its line of text left alone, moved the domain's calls elsewhere."""
-    from sipctl.reconciler.resources import canonical_json
+    changes differ from those (``scrubbed_changes``: as saved) was edited (or made by another
+    sipctl), and is refused (exit 3). Applied as it was, a plan artefact whose A record's
+    address was changed, with the spec and its line of text left alone, moved the domain's
+    calls elsewhere."""
 
-    def text(target: TargetPlan) -> str:
-        return canonical_json([change.to_json() for change in target.changes])
+    def text(target: TargetPlan) -> list[str]:
+        return scrubbed_changes(target.changes, secrets)
 
     differ = [
         f"{layer} {target}"

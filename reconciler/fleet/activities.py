@@ -178,6 +178,7 @@ def plan_part(request: LayerRequest) -> PartPlan:
     unit's part is its files on this queue, each planned whole as 'plan -f DIR' plans it
     (a host's plan of every layer is the one that removes a departed customer): its plan
     document is those of them with changes, by file name."""
+    from sipctl.output import scrubbed_data
     from sipctl.reconciler.engine import PlanRun, make_plan
     from sipctl.reconciler.fleet.hosting import check_plans_size, part_summary, shown_json
     from sipctl.reconciler.gitops.drift import last_recorded
@@ -201,7 +202,11 @@ def plan_part(request: LayerRequest) -> PartPlan:
             else documents[""]
         )
         step.file = ""  # what follows is of the whole part
-        plans = step.said(shown_json(request.change, json.dumps(data, sort_keys=True)))
+        # scrubbed string by string, as 'plan --out' saves a plan (a scrub of the JSON text
+        # could end inside an escape, and apply compares the plan with its fresh one so)
+        plans = shown_json(
+            request.change, json.dumps(scrubbed_data(data, step.secrets), sort_keys=True)
+        )
         if part.files:
             check_plans_size(request.change, part.queue, len(part.files), plans)
         summaries = {file: summary_line(document) for file, document in documents.items()}

@@ -146,7 +146,7 @@ def _describe_steps(steps: tuple[str, ...]) -> str | None:
             return args.split(",")[1]  # route goto: Goto(<local context>,<ext>,1)
         if app == "Dial":
             targets, _, timeout = args.partition(",")
-            exts = [t.split("/", 1)[-1].split("@", 1)[0] for t in targets.split("&")]
+            exts = [_dialled(t) for t in targets.split("&")]
             dials.append((exts, timeout))
     if not dials:
         return None
@@ -155,6 +155,15 @@ def _describe_steps(steps: tuple[str, ...]) -> str | None:
     if fallback:
         text += f", then {' & '.join(fallback[0][0])}"
     return text
+
+
+def _dialled(target: str) -> str:
+    """What a Dial target rings, in a plan's words: ``PJSIP/105`` is 105; a trunk's
+    ``IAX2/user:SECRET@host`` is ``user:***`` (the password before the '@', which the plan
+    would otherwise tell without the '@' the scrub of a dial string looks for)."""
+    user = target.split("/", 1)[-1].split("@", 1)[0]
+    name, colon, _password = user.partition(":")
+    return f"{name}:***" if colon else user
 
 
 def dialplan_name_lines(change: Mapping[str, Any]) -> list[str]:

@@ -379,7 +379,7 @@ class DomainRun:
         if self.one:
             if out.is_dir():
                 out = out / f"{plans[0][0]}.plan.json"
-            write_plan_file(out, plans[0][1].to_json())
+            write_plan_file(out, self.console.scrub_data(plans[0][1].to_json()))
             self.console.info(
                 f"Saved the plan to {out}. Apply exactly this plan with: sipctl apply {out}"
             )
@@ -390,7 +390,7 @@ class DomainRun:
             raise SipctlError(f"{out}: cannot create the directory: {exc.strerror}") from None
         written = {f"{name}.plan.json" for name, _ in plans}
         for name, plan in plans:
-            write_plan_file(out / f"{name}.plan.json", plan.to_json())
+            write_plan_file(out / f"{name}.plan.json", self.console.scrub_data(plan.to_json()))
         self.console.info(f"Saved one plan per domain in {out}/ (apply each: sipctl apply FILE).")
         # 'apply DIR' applies every plan there: an earlier run's plan of a spec since removed,
         # or whose plan failed now (not saved), would go out with this run's

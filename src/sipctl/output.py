@@ -322,6 +322,23 @@ def scrubbed_forms(text: str, forms: Sequence[str]) -> str:
     return without_passwords(text)
 
 
+def scrubbed_data(data: Any, secrets: Iterable[str]) -> Any:
+    """``data`` (a JSON document: a plan) with every string in it, key or value, ``scrubbed``
+    of ``secrets``: what sipctl saves is masked as what it prints is. Each string on its own,
+    so the document keeps its shape (a scrub of its JSON text could end inside an escape)."""
+    return _strings_scrubbed(data, secret_forms(secrets))
+
+
+def _strings_scrubbed(data: Any, forms: Sequence[str]) -> Any:
+    if isinstance(data, str):
+        return scrubbed_forms(data, forms)
+    if isinstance(data, dict):
+        return {_strings_scrubbed(k, forms): _strings_scrubbed(v, forms) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_strings_scrubbed(v, forms) for v in data]
+    return data
+
+
 # The shortest beginning of a secret masked before a cut: three characters of a secret tell
 # little, and shorter ones would mask the last letters of ordinary words before a '...'.
 _SHORTEST_BEGINNING = 4
@@ -407,6 +424,10 @@ class Console:
     def scrub(self, text: str) -> str:
         """``text`` without the run's secrets and without any URL's password."""
         return scrubbed_forms(text, self._secret_forms)
+
+    def scrub_data(self, data: Any) -> Any:
+        """``data`` (a JSON document) with each string ``scrub``-bed (``scrubbed_data``)."""
+        return _strings_scrubbed(data, self._secret_forms)
 
     def _write(self, stream: TextIO, text: str) -> None:
         colors = self.color if stream is sys.stdout else self.err_color
