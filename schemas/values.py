@@ -241,6 +241,14 @@ def check_acme_url(value: str) -> str:
         raise ValueError(
             f"{value!r} is not an https:// URL of an ACME directory (like {LETS_ENCRYPT})"
         )
+    # its host obeys the one rule of hosts sipctl connects to, as dns.server's does
+    host, _, port = value.removeprefix("https://").split("/", 1)[0].partition(":")
+    try:
+        check_connect_host(host)
+    except ValueError as error:
+        raise ValueError(f"{value!r}: its host {error}") from None
+    if port and not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: its port must be 1 to 65535 (or none: 443)")
     return value
 
 

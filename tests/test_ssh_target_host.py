@@ -6,8 +6,8 @@ The host of ``ssh://user@HOST`` was any run of letters, digits, dots and '-': ``
 each as an address (inet_aton: 127.0.0.1, 8.1.1.1 for the octal one), while the runner
 profile's ``to`` and the probe scope compared the text as written; ``999.1.1.1`` and
 ``pbx..ru`` passed too and failed only when plan connected, without file or line.
-``names.check_connect_host`` refuses them at the key's line, for both keys (dns.server
-took them too). Proven against glibc's own
+``names.check_connect_host`` refuses them at the key's line, for every key (dns.server
+and the ACME directory's URL took them too). Proven against glibc's own
 reading (``getaddrinfo`` with ``AI_NUMERICHOST``: no query is sent): an accepted host the
 resolver takes for an address is that address as ``ipaddress`` writes it.
 """
@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sipctl.schemas.targets import parse_target
-from sipctl.schemas.values import check_hostport
+from sipctl.schemas.values import check_acme_url, check_hostport
 
 _label = st.one_of(
     st.integers(0, 4294967295).map(str),
@@ -53,8 +53,12 @@ def _server_host(host: str) -> str:
     return check_hostport(f"{host}:53").rsplit(":", 1)[0].lower()
 
 
+def _acme_host(host: str) -> str:
+    return check_acme_url(f"https://{host}/directory").split("/")[2].lower()
+
+
 @settings(max_examples=examples(500), deadline=None)
-@given(_hosts, st.sampled_from([_target_host, _server_host]))
+@given(_hosts, st.sampled_from([_target_host, _server_host, _acme_host]))
 def test_an_accepted_host_is_the_address_or_the_name_it_reads_as(
     host: str, accepted: Callable[[str], str]
 ) -> None:
@@ -78,6 +82,15 @@ def test_a_host_the_resolver_reads_otherwise_is_refused(host: str) -> None:
         parse_target(f"ssh://root@{host}")
     with pytest.raises(ValueError):
         check_hostport(f"{host}:53")
+    with pytest.raises(ValueError):  # the ACME directory's host passed (found by the tryout)
+        check_acme_url(f"https://{host}/directory")
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_an_acme_directorys_port_is_one_a_connection_can_use(port: str) -> None:
+    with pytest.raises(ValueError, match="its port must be 1 to 65535"):
+        check_acme_url(f"https://acme.example:{port}/directory")
+    assert check_acme_url("https://acme.example:14000/dir") == "https://acme.example:14000/dir"
 
 
 @pytest.mark.parametrize("host", ["pbx", "pbx.mysite.ru", "PBX.mysite.ru.", "192.0.2.7"])
