@@ -90,6 +90,23 @@ def proof_lines() -> list[ProofLine]:
             "203.0.113.11",
             "REGISTER to the guest endpoint",
         ),
+        ProofLine(
+            _DISTRIBUTOR + "Request 'SUBSCRIBE' from '<sip:x@mysite.ru>' failed for "
+            "'203.0.113.12:5060' (callid: a3) - Not match Endpoint ACL",
+            "203.0.113.12",
+            "a request no guest may send (sipctl-refused)",
+        ),
+        ProofLine(
+            _N + "acl.c: SIP ACL: Rejecting '203.0.113.12' due to a failure to pass ACL "
+            "'(BASELINE)'",
+            None,
+            "the ACL's own notice beside that line (counted once, not twice)",
+        ),
+        ProofLine(
+            _REGISTRAR + "Endpoint 'sipctl-browsers' (2001:db8::d:5060) has no configured AORs",
+            "2001:db8::d",
+            "REGISTER with a forged CSeq to the browsers' endpoint, v6",
+        ),
         # Crafted names: the caller's text sits before (or around) the real address.
         ProofLine(
             _W + "Ext. x IP=6.6.6.1 : Wrong call IP=198.51.100.1:5060",

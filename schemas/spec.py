@@ -981,7 +981,6 @@ class Spec(_Model):
     _consistent = _model_rule(rules.spec_consistent)
     _challenge = _model_rule(rules.challenge_alone)
     _hosting = _model_rule(rules.hosting_roles)
-    _names_fit = _model_rule(rules.asterisk_names_fit)
     _dns_names_fit = _model_rule(rules.dns_names_fit)
     # With 'hosting': the customer files of its directory that name it (schemas/hosting.py).
     _customers: tuple[Spec, ...] = PrivateAttr(default=())

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sipctl.schemas.names import MAX_ASTERISK_NAME, MAX_DNS_NAME, MAX_EXTENSION_LENGTH
+from sipctl.schemas.names import MAX_DNS_NAME, MAX_EXTENSION_LENGTH
 from sipctl.schemas.values import DEFAULT_PERSIST, NFTABLES_MAIN_FILE
 
 if TYPE_CHECKING:
@@ -324,29 +324,6 @@ def spec_consistent(spec: Spec, given: frozenset[str]) -> Updates:
     duplicates = sorted({h for h in hosts if hosts.count(h) > 1})
     if duplicates:
         raise ValueError(f"servers: host {duplicates[0]} is listed twice")
-    return None
-
-
-# The browsers' guest endpoint's section name (reconciler/render/asterisk.py webrtc_endpoint;
-# tests/test_asterisk_name_limit.py holds the two equal).
-WEBRTC_ENDPOINT_PREFIX = "anonymous@webrtc."
-
-
-def asterisk_names_fit(spec: Spec, given: frozenset[str]) -> Updates:
-    """Asterisk keeps 79 characters of a name, and the click-to-call page's endpoint
-    ``anonymous@webrtc.<domain>`` must be found exactly as written (Asterisk finds it by the
-    page's From host), so no digest can stand in for a long one."""
-    if spec.asterisk is not None and spec.transports.wss is not None:
-        endpoint = WEBRTC_ENDPOINT_PREFIX + spec.domain
-        if len(endpoint) > MAX_ASTERISK_NAME:
-            longest = MAX_ASTERISK_NAME - len(WEBRTC_ENDPOINT_PREFIX)
-            raise KeyProblem(
-                ("domain",),
-                f"{spec.domain} is too long for the click-to-call page's endpoint "
-                f"({endpoint}: {len(endpoint)} characters; Asterisk keeps {MAX_ASTERISK_NAME} "
-                f"of a section's name): with transports.wss the domain may have at most "
-                f"{longest} characters; use a shorter domain or leave transports.wss out",
-            )
     return None
 
 

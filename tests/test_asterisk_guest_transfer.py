@@ -36,7 +36,8 @@ def test_every_endpoint_sipctl_writes_refuses_transfers(
     challenge: bool, wss: bool, outbound: bool, video: bool
 ) -> None:
     """sipctl writes endpoints for strangers only (guests, browsers, the far ends of calls
-    out): each of them carries the one list of lines that leaves a stranger the call alone."""
+    out, and the requests no guest may send, whose ACL lets nobody in): each of them carries
+    the one list of lines that leaves a stranger the call alone."""
     asterisk: dict[str, Any] = {"video": video}
     if challenge and not wss:  # the two do not go together (validate says why)
         asterisk["unknown_callers"] = "challenge"
@@ -55,7 +56,7 @@ def test_every_endpoint_sipctl_writes_refuses_transfers(
         data["outbound"] = {"deny": ["denied.example"]}
     sections = normalize_sections(pjsip_text(Spec.model_validate(data)))
     endpoints = {name: lines for name, lines in sections.items() if "type=endpoint" in lines}
-    assert len(endpoints) == 1 + wss + outbound, sections
+    assert len(endpoints) == 2 + wss + outbound, sections
     for name, lines in endpoints.items():
         assert set(STRANGER_ENDPOINT_LINES) <= set(lines), name
 

@@ -17,12 +17,11 @@ from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sipctl.reconciler.render.asterisk import desired_files, identify_section, webrtc_endpoint
+from sipctl.reconciler.render.asterisk import desired_files, identify_section
 from sipctl.reconciler.render.asterisk_hosting import customer_context
 from sipctl.reconciler.render.asterisk_rooms import room_place
 from sipctl.schemas.names import MAX_ASTERISK_NAME, asterisk_name
 from sipctl.schemas.spec import Spec
-from sipctl.schemas.spec_rules import WEBRTC_ENDPOINT_PREFIX
 
 _SECTION_RE = re.compile(r"^\[([^\]]+)\]", re.M)
 _EXTEN_RE = re.compile(r"^exten\s*=>\s*([^,]+),", re.M)
@@ -150,10 +149,6 @@ def test_a_room_of_the_longest_name_gets_a_profile_asterisk_keeps() -> None:
         ({"rooms": {"9" * 80: {}}}, "at most 79 characters"),
         ({"users": {"9" * 80: "105"}}, "at most 79 characters"),
         ({"asterisk": {"guest_context": "g" * 80}}, "(at most 79)"),
-        (
-            {"domain": "a" * 55 + ".example", "transports": {"udp": {}, "wss": {}}},
-            "with transports.wss the domain may have at most 62 characters",
-        ),
     ],
 )
 def test_a_name_asterisk_would_cut_is_refused_with_its_limit(
@@ -165,7 +160,9 @@ def test_a_name_asterisk_would_cut_is_refused_with_its_limit(
         Spec.model_validate(spec)
 
 
-def test_the_webrtc_limit_is_the_renderers_endpoint_name() -> None:
-    domain = "a" * (MAX_ASTERISK_NAME - len(WEBRTC_ENDPOINT_PREFIX) - 8) + ".example"
-    assert webrtc_endpoint(domain) == WEBRTC_ENDPOINT_PREFIX + domain
-    assert len(webrtc_endpoint(domain)) == MAX_ASTERISK_NAME
+def test_a_long_domain_with_wss_is_accepted() -> None:
+    """The browsers' endpoint has a fixed name (sipctl-browsers), found by the page's From
+    host: a long domain no longer needs to fit into it."""
+    domain = "a" * 55 + ".example"
+    spec = {"version": 1, "domain": domain, "transports": {"udp": {}, "wss": {}}, "asterisk": {}}
+    assert Spec.model_validate(spec).domain == domain

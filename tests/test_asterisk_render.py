@@ -7,6 +7,7 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
+from fixtures.posix_regex import PosixRegex
 from fixtures.properties import examples
 from fixtures.user_names import accepted_user_name
 from hypothesis import HealthCheck, given, settings
@@ -22,13 +23,18 @@ from sipctl.reconciler.asterisk_conf import normalize_dialplan, normalize_sectio
 from sipctl.reconciler.render.asterisk import (
     CATCH_ALL_PATTERN,
     ENDING_EXTENSIONS,
+    GUEST_METHODS,
     GUEST_NO_PICKUP,
+    GUEST_REQUESTS,
+    REFUSED_REQUESTS,
     UNAVAILABLE_EXTENSION,
+    UNREFUSED_METHODS,
     WRONG_NAME_EXTENSION,
     asterisk_artefacts,
     dialplan_text,
     ending_steps,
     not_found_log_note,
+    other_words_pattern,
     pjsip_text,
     reject_steps,
     render_asterisk,
@@ -161,7 +167,11 @@ def test_route_goto_not_found_and_chan_sip() -> None:
 def test_guest_endpoint_and_managed_transports() -> None:
     text = pjsip_text(make_spec())
     # not [anonymous]: the anonymous identifier would hand it every method (GUEST_ENDPOINT)
-    assert list(normalize_sections(text)) == ["[sipctl-guest]", "[sipctl-guest-requests]"]
+    assert list(normalize_sections(text)) == [
+        "[sipctl-guest]", "[sipctl-guest-requests]",
+        # tried first (by name): every other method is refused by its ACL (REFUSED_REQUESTS)
+        "[sipctl-refused]", "[sipctl-0-refused-method]", "[sipctl-0-refused-event]", "[sipctl-0-refused-refer]",
+    ]  # fmt: skip
     assert "type=global" not in text and "[global]" not in text
     assert (
         "[sipctl-guest-requests]\ntype=identify\nendpoint=sipctl-guest\n"
@@ -395,16 +405,17 @@ def test_video_reaches_both_guest_endpoints() -> None:
 
     with_video = endpoints(True)
     assert "allow=ulaw,alaw,g722,gsm,vp8,h264" in with_video["[sipctl-guest]"]
-    assert "allow=opus,ulaw,alaw,vp8,h264" in with_video["[anonymous@webrtc.mysite.ru]"]
+    assert "allow=opus,ulaw,alaw,vp8,h264" in with_video["[sipctl-browsers]"]
     without = endpoints(False)
     assert "allow=ulaw,alaw,g722,gsm" in without["[sipctl-guest]"]
-    assert "allow=opus,ulaw,alaw" in without["[anonymous@webrtc.mysite.ru]"]
+    assert "allow=opus,ulaw,alaw" in without["[sipctl-browsers]"]
 
 
 @pytest.mark.parametrize("unknown_callers", ["reject", "not-found", "challenge"])
 def test_no_guest_endpoint_has_the_pickup_code(unknown_callers: str) -> None:
     """Every guest endpoint (SIP and browser, every mode) empties its channel's pickup code;
-    the outbound endpoint is nobody's guest and is left as it was."""
+    the outbound endpoint and the refused requests' one are nobody's guest (the latter's ACL
+    lets nobody in) and are left as they were."""
     browsers = unknown_callers != "challenge"  # challenge refuses transports.wss
     spec = Spec.model_validate(
         {
@@ -422,7 +433,8 @@ def test_no_guest_endpoint_has_the_pickup_code(unknown_callers: str) -> None:
     sections = normalize_sections(pjsip_text(spec))
     guests = [name for name, lines in sections.items() if any("context=" in ln for ln in lines)]
     with_pickup_off = [name for name in guests if GUEST_NO_PICKUP in sections[name]]
-    assert with_pickup_off == [n for n in guests if "outbound" not in n], sections
+    nobodys = ("outbound", "refused")
+    assert with_pickup_off == [n for n in guests if not any(w in n for w in nobodys)], sections
     assert len(with_pickup_off) == (2 if browsers else 1), sections
 
 
@@ -705,7 +717,11 @@ def test_the_guests_names_take_as_many_identify_sections_as_keep_each_line_reada
         text = pjsip_text(spec)
         assert max(len(line) for line in text.splitlines()) <= MAX_LINE
         sections = normalize_sections(text)
-        identify = [n for n, body in sections.items() if "type=identify" in body]
+        identify = [
+            n
+            for n, body in sections.items()
+            if "type=identify" in body and "sipctl-0-refused" not in n
+        ]
         assert identify == [f"[{name}]" for name in challenge_identify_sections(spec)] != []
 
 
@@ -755,3 +771,29 @@ def test_challenge_is_refused_where_a_guest_is_found_another_way(
     data.update(extra)
     with pytest.raises(ValidationError, match=words):
         Spec.model_validate(data)
+
+
+# SIP method tokens: what pjsip prints after the number in CSeq.
+_METHOD_TOKENS = st.text(alphabet="ACEIKNOPRSTUVXBDFGHLMQWYZ-.!%*_+`'~", min_size=1, max_size=12)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    method=st.one_of(
+        _METHOD_TOKENS, st.sampled_from(["INVITE", "OPTIONS", "ACK", "INVITEX", "OPT", "ACKS"])
+    )
+)
+def test_the_refused_methods_are_every_cseq_but_a_guests(method: str) -> None:
+    """glibc's regexec (what Asterisk runs) on REFUSED_REQUESTS' CSeq section: a guest's
+    methods (and ACK) pass, everything else (a prefix of one, one with more after it) is
+    refused; the guests' own section takes a guest's methods and nothing refused."""
+    refused = PosixRegex(
+        REFUSED_REQUESTS["sipctl-0-refused-method"]
+        .format(methods=other_words_pattern(UNREFUSED_METHODS))
+        .split(": ", 1)[1]
+        .strip("/")
+    )
+    guests = PosixRegex(GUEST_REQUESTS.split(": ", 1)[1].strip("/"))
+    value = f"1 {method}"
+    assert refused.matches(value) == (method not in UNREFUSED_METHODS), method
+    assert guests.matches(value) == (method in GUEST_METHODS), method

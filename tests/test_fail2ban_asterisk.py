@@ -418,15 +418,16 @@ def test_sipctl_guest_dialplan_lets_no_caller_forge_a_line(
 def test_a_guest_message_runs_no_dialplan(
     sipctl_pbx: AsteriskInstance, sipctl_filter: Path, tmp_path: Path
 ) -> None:
-    """A stranger's MESSAGE never reaches the guest endpoint (asterisk.GUEST_REQUESTS): 401
-    for every name, one counted line each with the real address; no Dial of a user's phone."""
+    """A stranger's MESSAGE never reaches the guest endpoint (asterisk.REFUSED_REQUESTS):
+    401 for every name, one counted line each with the real address; no Dial of a user's
+    phone."""
     assert "res_pjsip_messaging.so" in sipctl_pbx.rx("module show like messaging")
     start = sipctl_pbx.log_size()
     names = ("director", "nobody", *NEWLINE_NAMES)
     for name in names:
         statuses = send(Probe("message", "MESSAGE", name), sipctl_pbx.sip_port)
         assert statuses[-1:] == ["SIP/2.0 401 Unauthorized"], (name, statuses)
-    every = rf"(?s)(No matching endpoint found.*){{{len(names)}}}"
+    every = rf"(?s)(Not match Endpoint ACL.*){{{len(names)}}}"
     text = sipctl_pbx.wait_log(every, start)
     assert not re.search(r"\[C-[0-9a-f]+\]", text), text  # no channel, so no dialplan
     log = tmp_path / "messages"

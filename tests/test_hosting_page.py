@@ -111,7 +111,9 @@ def test_each_customers_page_is_its_own_under_the_hosts_web_root(
         assert "connect-src wss://wss.hoster.example:8089/ws;" in page
         assert '<script type="module" src="../sipctl-shared/sipctl-call.js">' in page, page
         assert '<link rel="stylesheet" href="../sipctl-shared/sipctl-call.css">' in page, page
-    assert "[anonymous@webrtc.pbx1.hoster.example]" in pjsip_text(load_spec("pbx1.yaml").spec)
+    text = pjsip_text(load_spec("pbx1.yaml").spec)
+    assert "[sipctl-browsers]" in text  # found by the page's From host: the host's own
+    assert "@[wW][eE][bB][rR][tT][cC][.][pP][bB][xX]1[.]" in text
     # a second plan is empty, and what was applied is what is there
     code, shown = _cli(capsys, "plan", "-f", "pbx1.yaml", "--detailed-exitcode")
     assert code == 0, shown

@@ -106,7 +106,7 @@ def test_apply_wss_sets_only_its_keys_and_starts_https(
     )  # bindaddr was the admin's already
     status = asterisk.rx("http show status")
     assert f"HTTPS Server Enabled and Bound to 0.0.0.0:{asterisk.wss_port}" in status
-    endpoint = asterisk.rx("pjsip show endpoint anonymous@webrtc.mysite.ru")
+    endpoint = asterisk.rx("pjsip show endpoint sipctl-browsers")
     assert "guest-call" in endpoint and "webrtc" in endpoint
     assert "sipctl-wss" in asterisk.rx("pjsip show transports")
     assert pending_changes(spec) == []
@@ -211,5 +211,5 @@ def test_removing_wss_gives_back_the_admins_http_conf(
     assert (asterisk.config_dir / "http.conf").read_bytes() == admin_http
     assert "HTTPS Server Enabled" not in asterisk.rx("http show status")
     assert "sipctl-wss" not in asterisk.rx("pjsip show transports")
-    assert "Unable to find" in asterisk.rx("pjsip show endpoint anonymous@webrtc.mysite.ru")
+    assert "Unable to find" in asterisk.rx("pjsip show endpoint sipctl-browsers")
     assert pending_changes(spec) == []

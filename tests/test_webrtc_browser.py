@@ -267,7 +267,7 @@ def channel_formats(pbx: AsteriskInstance) -> dict[str, dict[str, str]]:
     return found
 
 
-BROWSER_LEG = "PJSIP/anonymous@webrtc.mysite.ru"
+BROWSER_LEG = "PJSIP/sipctl-browsers"
 
 
 def test_click_calls_director_and_media_flows_both_ways(
@@ -290,7 +290,7 @@ def test_click_calls_director_and_media_flows_both_ways(
         seen = browser.execute_script("return window.sipctlTestStatuses")
         assert seen[:2] == ["Calling director…", "Connected to director"], seen
         full = pbx.wait_log(r"Called PJSIP/105", start, pbx.full_log_path)
-        assert "anonymous@webrtc.mysite.ru" in full  # the browsers' guest endpoint took it
+        assert "sipctl-browsers" in full  # the browsers' guest endpoint took it
         assert "guest-call" in full
         assert len(phone.invites) == 1
         audio = heard_both_ways(browser, lambda: phone.rtp_received)

@@ -82,7 +82,7 @@ def test_wss_port_is_opened_and_banned() -> None:
 def test_browser_endpoint_is_a_second_guest_in_the_same_context() -> None:
     spec = load_spec_text(BASE).spec
     sections = sections_of(pjsip_text(spec))
-    plain, browser = sections["sipctl-guest"], sections["anonymous@webrtc.mysite.ru"]
+    plain, browser = sections["sipctl-guest"], sections["sipctl-browsers"]
     assert plain["context"] == browser["context"] == "guest-call"
     assert "webrtc" not in plain and browser["webrtc"] == "yes"
     assert browser["allow"] == "opus,ulaw,alaw"  # Opus first: passed through to Opus phones
@@ -143,4 +143,4 @@ def test_page_calls_every_user_and_room_by_default() -> None:
 
 def test_opus_off_leaves_browsers_ulaw_and_alaw() -> None:
     spec = load_spec_text(BASE.replace("wss: {port: 8089}", "wss: {port: 8089, opus: false}")).spec
-    assert sections_of(pjsip_text(spec))["anonymous@webrtc.mysite.ru"]["allow"] == "ulaw,alaw"
+    assert sections_of(pjsip_text(spec))["sipctl-browsers"]["allow"] == "ulaw,alaw"

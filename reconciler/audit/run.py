@@ -631,9 +631,12 @@ def _identity_variants(
 
 
 # The only lines an unknown extension's call or REGISTER leaves (measured on Asterisk 22),
-# and what every request no endpoint takes leaves (unknown_callers: challenge); sipctl's
-# fail2ban filter matches each.
-_UNKNOWN_LINES = ("Wrong call", "has no configured AORs", "No matching endpoint found")
+# what every request no endpoint takes leaves (unknown_callers: challenge), and what a
+# request no guest may send leaves (sipctl-refused's ACL, asterisk.REFUSED_REQUESTS);
+# sipctl's fail2ban filter matches each. The ACL's refusal also leaves Asterisk's own
+# "SIP ACL: Rejecting '<addr>' ..." beside it, which the filter leaves alone (one count).
+_COUNTED_REFUSALS = ("No matching endpoint found", "Not match Endpoint ACL")
+_UNKNOWN_LINES = ("Wrong call", "has no configured AORs", "SIP ACL: Rejecting", *_COUNTED_REFUSALS)
 
 
 def _unlogged(
@@ -662,12 +665,13 @@ def _unlogged(
             f"{len(other)} line(s) in {path} name this machine ({address}) besides the "
             f"unknown extensions' calls and REGISTERs, e.g. {other[-1].strip()[:200]!r}"
         )
-    if any("No matching endpoint found" in line for line in lines):
+    if any(words in line for line in lines for words in _COUNTED_REFUSALS):
         return (
             f"{len(lines)} line(s) in {path} name this machine ({address}), all lines "
             "sipctl's fail2ban filter counts ('No matching endpoint found' for every request "
-            "no endpoint took, 'Wrong call', 'has no configured AORs'); a phone's challenged "
-            "requests leave none"
+            "no endpoint took, 'Not match Endpoint ACL' for every method no guest may send, "
+            "'Wrong call', 'has no configured AORs'; Asterisk's 'SIP ACL: Rejecting' beside "
+            "the ACL's, counted once); a phone's challenged requests leave none"
         )
     return (
         f"{len(lines)} line(s) in {path} name this machine ({address}), all for the unknown "

@@ -46,6 +46,7 @@ from sipctl.reconciler.dns_records import (
 )
 from sipctl.reconciler.plan import Change
 from sipctl.reconciler.render.asterisk import (
+    BROWSERS_ENDPOINT,
     DIALPLAN_FILE,
     GUEST_ENDPOINT,
     HTTP_FILE,
@@ -774,7 +775,13 @@ def _sipctls_own(
     if wss and enabled and bind.rpartition(":")[2].isdigit():
         found["wss"] = {"port": int(bind.rpartition(":")[2])}
         browsers = next(
-            (lines for name, lines in pjsip.items() if name.startswith("anonymous@")), []
+            (
+                lines
+                for name, lines in pjsip.items()
+                # the older sipctl's name: anonymous@webrtc.<domain>
+                if name == BROWSERS_ENDPOINT or name.startswith("anonymous@")
+            ),
+            [],
         )
         if "opus" not in (_get(browsers, "allow") or "opus").lower():
             found["wss"]["opus"] = False

@@ -55,8 +55,8 @@ Measured on Asterisk 22 and built in here:
   the catch-all logged "Wrong call IP=" without an address, a declared name logged "Good
   call" and tried to Dial the phone. ``message_context`` names a context that does not
   exist, so a MESSAGE that reaches a guest endpoint is answered 404 and logs nothing. A
-  stranger's MESSAGE (and every method but INVITE and OPTIONS) no longer reaches the plain
-  guests' endpoint at all (GUEST_REQUESTS): 401, logged with the address for fail2ban.
+  stranger's MESSAGE (and every method but INVITE and OPTIONS) no longer reaches a guest
+  endpoint at all (REFUSED_REQUESTS): 401, logged with the address for fail2ban.
 - The "Good call" line names a declared user: an exact extension matches only that name,
   except that Asterisk skips ``-`` in what was dialled too (``direc-tor`` rings
   ``director`` and is logged so; ``Direc-tor``, looked up in lower case, is a wrong call);
@@ -83,6 +83,7 @@ from sipctl.reconciler.asterisk_conf import (
 )
 from sipctl.reconciler.render.asterisk_lookup import lookup_steps
 from sipctl.reconciler.render.asterisk_outbound import (
+    NOWHERE_CONTEXT,
     STRANGER_ENDPOINT_LINES,
     endpoint_lines,
     outbound_dialplan,
@@ -127,8 +128,8 @@ HTTP_KEYS = ("enabled", "bindaddr", "tlsenable", "tlsbindaddr", "tlscertfile", "
 HTTP_ANY_VALUE = frozenset({"bindaddr"})
 HTTP_DEFAULT_BINDADDR = "127.0.0.1"
 # The endpoint res_pjsip_endpoint_identifier_anonymous hands every request no other
-# identifier took, whatever its method (and "anonymous@<From host>" first): the browsers'
-# endpoint is found so; another one in the admin's pjsip.conf would take sipctl's guests.
+# identifier took, whatever its method (and "anonymous@<From host>" first): sipctl writes
+# none (older versions did); one in the admin's pjsip.conf would take sipctl's guests.
 ANONYMOUS_ENDPOINT = "anonymous"
 # The plain SIP guests' endpoint. Not "anonymous": with it a guest's SUBSCRIBE, PUBLISH,
 # MESSAGE, REFER, NOTIFY, INFO, ... reached the guest endpoint and were refused with lines
@@ -136,20 +137,46 @@ ANONYMOUS_ENDPOINT = "anonymous"
 # 501; measured on 22), so fail2ban never counted them. It is found by one identify
 # section instead (identify_by keeps the From user "sipctl-guest" from selecting it):
 # - unknown_callers reject/not-found: the requests a guest needs, by the method of CSeq
-#   (GUEST_REQUESTS). Any other request finds no endpoint: Asterisk answers 401 and logs
-#   "Request 'SUBSCRIBE' from ... failed for '<addr>:port' ... - No matching endpoint
-#   found", which sipctl's filter counts. In-dialog requests (BYE, re-INVITE, INFO, ACK,
-#   CANCEL) follow their dialog's endpoint and are never identified again.
+#   (GUEST_REQUESTS). Any other request is refused first (REFUSED_REQUESTS): Asterisk
+#   answers 401 and logs "Request 'SUBSCRIBE' from ... failed for '<addr>:port' ... - Not
+#   match Endpoint ACL", which sipctl's filter counts. In-dialog requests (BYE, re-INVITE,
+#   INFO, ACK, CANCEL) follow their dialog's endpoint and are never identified again.
 # - challenge: a declared name in the request URI (CHALLENGE_GUEST_IDENTIFY).
 GUEST_ENDPOINT = "sipctl-guest"
 GUEST_IDENTIFY = "sipctl-guest-requests"
 # INVITE (a call) and OPTIONS (answered as before: every name 200 with the catch-all, so it
 # tells a scanner nothing; left unbanned because `sipctl verify`, monitors and a far PBX's
 # keepalives send it from addresses nobody declared). A POSIX ERE on CSeq's value, which
-# pjsip prints as "<number> <METHOD>". The CSeq is the caller's text: a client that writes
-# "1 INVITE" on a SUBSCRIBE still reaches the guest endpoint and is refused unlogged, as
-# every SUBSCRIBE was before (measured on 22); no scanner tried does.
+# pjsip prints as "<number> <METHOD>". The CSeq is the caller's text and no identifier
+# reads the request line: a SUBSCRIBE, NOTIFY, PUBLISH or REFER that writes "1 INVITE" is
+# still refused by its Event or Refer-To header (REFUSED_REQUESTS); a MESSAGE, INFO, UPDATE,
+# PRACK or unknown method that does reaches the guest endpoint and is refused there without
+# the address (501; measured on 22, tests/test_guest_methods.py). No scanner tried does.
 GUEST_REQUESTS = "CSeq: /^[0-9]+ (INVITE|OPTIONS)$/"
+# The browsers' endpoint (the click-to-call page's callers). Not "anonymous@webrtc.<domain>":
+# res_pjsip_endpoint_identifier_anonymous handed that one every request whose From host was
+# webrtc.<domain>, whatever its method, and SUBSCRIBE (603), PUBLISH (489), REGISTER (403),
+# MESSAGE, NOTIFY, REFER, INFO, UPDATE, PRACK and unknown methods (501) were refused with no
+# line naming the address (measured on 22). It is found by the header identifier instead,
+# like the plain guests' endpoint, from the page's From host (BROWSERS_IDENTIFY).
+BROWSERS_ENDPOINT = "sipctl-browsers"
+BROWSERS_IDENTIFY = "sipctl-browsers-requests"
+# res_pjsip_endpoint_identifier_ip's header identifier tries the identify sections in the
+# order of their names (sorcery returns them sorted by id) and stops at the first that
+# matches. REFUSED_REQUESTS' sections sort before BROWSERS_IDENTIFY and GUEST_IDENTIFY ('0'
+# before letters) and hand what they match to REFUSED_ENDPOINT, whose ACL denies every
+# address: res_pjsip then logs "Request 'M' from ... failed for '<addr>:port' ... - Not match
+# Endpoint ACL" (the jail counts it) and answers 401 as for no endpoint at all. An endpoint
+# that is found, not a missing one: identification stops there, so with unknown_callers:
+# challenge the request_uri identifier, tried after the header one, never hands such a
+# request to the guests' endpoint either (a missing endpoint let it go on, and logged a
+# WARNING without the address besides). One header per section: an "or" of them.
+REFUSED_ENDPOINT = "sipctl-refused"
+GUEST_METHODS = ("INVITE", "OPTIONS")
+# Never refused: an ACK is identified like a new request when its INVITE was refused before
+# a dialog existed (a 404), and refusing it logged a counted line for every such call
+# (measured on 22). Asterisk logs no unidentified ACK, and answers none.
+UNREFUSED_METHODS = (*GUEST_METHODS, "ACK")
 CHALLENGE_GUEST_IDENTIFY = "sipctl-guest-names"
 GUEST_CODECS = "ulaw,alaw,g722,gsm"
 # With asterisk.video; without it a video offer is answered with the video stream declined.
@@ -217,7 +244,7 @@ def pjsip_text(spec: Spec) -> str:
             f"; Unauthenticated calls to sip:<name>@{spec.domain} land in context",
             f"; {section.guest_context} (the header identifier, tried after ip and username, so",
             "; registered phones are still identified as themselves). A stranger's other",
-            "; requests (SUBSCRIBE, PUBLISH, MESSAGE, ...) find no endpoint: 401, and Asterisk",
+            "; requests (SUBSCRIBE, PUBLISH, MESSAGE, ...) are refused: 401, and Asterisk",
             "; logs them with the caller's address for fail2ban.",
         ]
     lines = [
@@ -238,6 +265,7 @@ def pjsip_text(spec: Spec) -> str:
             f"endpoint={GUEST_ENDPOINT}",
             f"match_header={GUEST_REQUESTS}",
         ]
+    lines += refused_identify_lines()
     lines += endpoint_lines(spec, _sdes_lines(spec))
     if spec.transports.wss is not None:
         lines += _webrtc_lines(spec)
@@ -436,15 +464,73 @@ def _sdes_lines(spec: Spec) -> list[str]:
     return ["media_encryption=sdes", "media_encryption_optimistic=yes"]
 
 
+# What a guest endpoint must never be handed, whatever else the request says (REFUSED_ENDPOINT):
+# a method other than UNREFUSED_METHODS in CSeq; and, for a request that writes "1 INVITE" in
+# CSeq over another method (the CSeq is the caller's text, and no identifier reads the
+# request line), the headers only other methods carry: Event (SUBSCRIBE, NOTIFY, PUBLISH)
+# and Refer-To (REFER).
+REFUSED_REQUESTS = {
+    "sipctl-0-refused-method": "CSeq: /^[0-9]+ {methods}/",
+    "sipctl-0-refused-event": "Event: /./",
+    "sipctl-0-refused-refer": "Refer-To: /./",
+}
+
+
+def refused_identify_lines() -> list[str]:
+    """The identify sections that keep every request no guest needs off the guest endpoints
+    (REFUSED_ENDPOINT, REFUSED_REQUESTS)."""
+    lines = [
+        "",
+        "; Requests no guest needs: refused by this endpoint's ACL (401, and a line with the",
+        "; caller's address). Its identify sections sort before the guests' own (Asterisk",
+        "; tries them by name, first match wins).",
+        f"[{REFUSED_ENDPOINT}]",
+        "type=endpoint",
+        f"context={NOWHERE_CONTEXT}",
+        "identify_by=header",
+        "deny=0.0.0.0/0.0.0.0",
+        "deny=::/0",
+        "disallow=all",
+        *STRANGER_ENDPOINT_LINES,
+    ]
+    for name, header in REFUSED_REQUESTS.items():
+        match = header.format(methods=other_words_pattern(UNREFUSED_METHODS))
+        lines += ["", f"[{name}]", "type=identify", f"endpoint={REFUSED_ENDPOINT}",
+                  f"match_header={match}"]  # fmt: skip
+    return lines
+
+
+def other_words_pattern(words: Sequence[str]) -> str:
+    """A POSIX ERE, anchored where it starts and open where it ends, for every text that does
+    not begin with one of ``words`` followed by the end: ``INVITE`` and ``OPTIONS`` do not
+    match, ``INVITEX``, ``INFO``, ``OPT`` and ``SUBSCRIBE`` do (there is no "not" in ERE)."""
+    if "" in words and len(words) == 1:
+        return "."  # the word is complete: any more character makes another one
+    alternatives = [] if "" in words else ["$"]
+    firsts = sorted({word[0] for word in words if word})
+    alternatives.append(f"[^{''.join(firsts)}]")
+    for first in firsts:
+        rest = [word[1:] for word in words if word[:1] == first]
+        alternatives.append(first + other_words_pattern(rest))
+    return "(" + "|".join(alternatives) + ")"
+
+
+def browsers_identify_lines(spec: Spec) -> list[str]:
+    """The browsers' endpoint is found by the From host the click-to-call page sends
+    (``sip:guest@webrtc.<domain>``, in any case), tried after REFUSED_REQUESTS."""
+    host = any_case_pattern(webrtc_from_host(spec.domain))
+    return [
+        f"[{BROWSERS_IDENTIFY}]",
+        "type=identify",
+        f"endpoint={BROWSERS_ENDPOINT}",
+        # The host ends where a character no host name holds begins (see guest_uri_pattern).
+        f"match_header=From: /sips?:[^@]*@{host}([^-._0-9A-Za-z]|$)/",
+    ]
+
+
 def webrtc_from_host(domain: str) -> str:
     """The host of the From URI the click-to-call page sends (``sip:guest@<this>``)."""
     return f"{WEBRTC_HOST_LABEL}.{domain}"
-
-
-def webrtc_endpoint(domain: str) -> str:
-    """The browsers' guest endpoint: the anonymous identifier tries ``anonymous@<From host>``
-    before ``anonymous``, so the page's From selects it."""
-    return f"{ANONYMOUS_ENDPOINT}@{webrtc_from_host(domain)}"
 
 
 def _webrtc_lines(spec: Spec) -> list[str]:
@@ -455,9 +541,12 @@ def _webrtc_lines(spec: Spec) -> list[str]:
         f"{webrtc_from_host(spec.domain)}): the same guest context,",
         "; with DTLS-SRTP, ICE, AVPF and rtcp-mux (webrtc=yes). No password: a browser can",
         "; reach the guest context and nothing else, like any other caller.",
-        f"[{webrtc_endpoint(spec.domain)}]",
+        f"[{BROWSERS_ENDPOINT}]",
         *_guest_endpoint_lines(section, webrtc_codecs(spec)),
+        "identify_by=header",
         "webrtc=yes",
+        "",
+        *browsers_identify_lines(spec),
         "",
         "; SIP over secure WebSocket: Asterisk's HTTPS server (http.conf) listens, path /ws;",
         "; res_pjsip_transport_websocket needs a transport object of this protocol.",

@@ -32,13 +32,15 @@ The failregexes bind the address from a place the caller cannot move (measured o
   angle brackets), which leaves exactly one place for the address. The stock
   ``filter.d/asterisk.conf`` uses ``'(?:[^']*|.*?)'`` there and can be made to ban an address
   named in the display name; it also misses Asterisk 22's ``Call (UDP:...)`` form;
-- ``Endpoint 'anonymous' (<addr>:port) has no configured AORs``: a REGISTER that only an
-  ``anonymous`` endpoint matched (what scanners send to find accounts): the browsers'
-  ``anonymous@webrtc.<domain>``, and the plain guests' endpoint of older sipctl versions.
+- ``Endpoint '<guest endpoint>' (<addr>:port) has no configured AORs``: a REGISTER that
+  reached a guest endpoint (what scanners send to find accounts): one that writes
+  ``1 INVITE`` in its CSeq (sipctl-guest, sipctl-browsers), or the ``anonymous`` endpoints
+  of older sipctl versions. Asterisk prints the address there itself.
 
 A stranger's request of any other method than INVITE and OPTIONS finds no endpoint
-(asterisk.GUEST_REQUESTS) and gives the "Request ... No matching endpoint found" line: so
-SUBSCRIBE, PUBLISH, MESSAGE, REFER, NOTIFY, INFO and REGISTER are all counted.
+(asterisk.REFUSED_REQUESTS, also for the browsers' endpoint) and gives the "Request ... No
+matching endpoint found" line: so SUBSCRIBE, PUBLISH, MESSAGE, REFER, NOTIFY, INFO, UPDATE,
+PRACK, REGISTER and unknown methods are all counted, over every transport.
 
 What no filter can stop: Asterisk writes the dialled name into the log unescaped, and a
 Request-URI user part may carry ``%0A``, so a caller can write a whole line of their own
@@ -105,7 +107,7 @@ _request = %(_notice)s %(_source)s Request '[A-Za-z]+' from %(_from)s
 _acl = Not match Endpoint(?: Contact)? ACL
 _auth = (?:Failed|Error) to authenticate
 _reason = (?:No matching endpoint found|%(_acl)s|%(_auth)s)
-_guest = anonymous(?:@[^']*)?
+_guest = (?:sipctl-guest|sipctl-browsers|anonymous(?:@[^']*)?)
 
 failregex = %(_warning)s Ext\. .*: Wrong call IP=<ADDR>(?::\d+)?$
             %(_notice)s %(_source)s\s+%(_caller)s \(%(_transport)s:<ADDR>:\d+\) %(_not_found)s
