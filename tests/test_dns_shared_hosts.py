@@ -278,8 +278,8 @@ def test_a_domain_declaring_a_shared_server_otherwise_in_a_run_of_its_own_is_ref
     for part in (
         "refused for safety",
         f"server pbx.{ZONE}. is also used by a.example.test. (TXT _sipctl-claim.pbx.{ZONE}.)",
-        "whose addresses there are 192.0.2.10, 2001:db8::10 (TTL 3600)",
-        "this spec of b.example.test. declares 192.0.2.99, 2001:db8::10 (TTL 3600)",
+        "whose addresses there are IPv4 192.0.2.10, IPv6 2001:db8::10 (TTL 3600)",
+        "this spec of b.example.test. declares IPv4 192.0.2.99, IPv6 2001:db8::10 (TTL 3600)",
         "in both domains' specs in one merge request",
         "give this domain's server a name of its own",
     ):
@@ -319,6 +319,87 @@ def test_a_domain_declaring_a_shared_server_otherwise_in_a_run_of_its_own_is_ref
     assert run(["apply", "-f", "a.yaml", "--auto-approve"]) == 3
     assert capsys.readouterr().out.count("is also used by b.example.test.") == 1
     assert addresses(path)["pbx"] == ["192.0.2.99", "2001:db8::10"]
+
+
+def _ipv4_only(text: str) -> str:
+    """``text`` with pbx declared by its IPv4 address alone."""
+    return text.replace(", ipv6: ['2001:db8::10']", "")
+
+
+def _ipv6_only(text: str) -> str:
+    """``text`` with pbx declared by its IPv6 address alone."""
+    return text.replace("ipv4: [192.0.2.10], ", "")
+
+
+def test_a_domain_declaring_one_family_of_a_shared_server_in_a_run_of_its_own_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """a publishes pbx with IPv4 and IPv6; b lists pbx with its IPv4 only, which says pbx
+    has no IPv6 (as one domain's spec deletes a stray AAAA). A server's addresses are one
+    set: b's run alone is refused (exit 3), naming both domains, both families and what to
+    do, and changes nothing (it was applied, half-describing pbx, and a later IPv6-only spec
+    of a would have been judged by the family it lists). Forced, b deletes the IPv6, and a's
+    run alone is refused in turn."""
+    monkeypatch.chdir(tmp_path)
+    path = zone_file(tmp_path)
+    (tmp_path / "a.yaml").write_text(spec("a.example.test", ["pbx"], zonefile_section()))
+    (tmp_path / "b.yaml").write_text(
+        _ipv4_only(spec("b.example.test", ["pbx"], zonefile_section()))
+    )
+    assert run(["apply", "-f", "a.yaml", "--auto-approve"]) == 0
+    capsys.readouterr()
+    before = path.read_text()
+
+    assert run(["apply", "-f", "b.yaml", "--auto-approve"]) == 3
+    said = capsys.readouterr()
+    refusal = " ".join(said.out.split())
+    for part in (
+        f"server pbx.{ZONE}. is also used by a.example.test. (TXT _sipctl-claim.pbx.{ZONE}.)",
+        "whose addresses there are IPv4 192.0.2.10, IPv6 2001:db8::10 (TTL 3600)",
+        "this spec of b.example.test. declares IPv4 192.0.2.10, no IPv6 (TTL 3600)",
+        "A server's IPv4 and IPv6 addresses are one set (a spec that lists only one family "
+        "says the server has none of the other): declare both families alike in both domains' "
+        "specs and change them in both domains' specs in one merge request",
+        "give this domain's server a name of its own",
+        f"- dns AAAA pbx.{ZONE}",
+    ):
+        assert part in refusal, refusal
+    assert path.read_text() == before, "nothing changed"
+
+    assert run(["apply", "-f", "b.yaml", "--auto-approve", "--force"]) == 0
+    assert addresses(path)["pbx"] == ["192.0.2.10"]
+    capsys.readouterr()
+    assert run(["apply", "-f", "a.yaml", "--auto-approve"]) == 3
+    refusal = " ".join(capsys.readouterr().out.split())
+    assert "is also used by b.example.test." in refusal, refusal
+    assert "whose addresses there are IPv4 192.0.2.10, no IPv6 (TTL 3600)" in refusal, refusal
+    assert addresses(path)["pbx"] == ["192.0.2.10"]
+
+
+def test_specs_of_one_run_that_declare_one_family_each_of_a_host_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In one run, one spec listing pbx's IPv4 only and the other its IPv6 only declare it
+    differently (each says it has none of the other's family): refused, naming both files."""
+    monkeypatch.chdir(tmp_path)
+    zone_file(tmp_path)
+    a_text = spec("a.example.test", ["pbx"], zonefile_section())
+    (tmp_path / "a.yaml").write_text(_ipv4_only(a_text))
+    (tmp_path / "b.yaml").write_text(
+        _ipv6_only(spec("b.example.test", ["pbx"], zonefile_section()))
+    )
+    assert run(["validate", "-f", "a.yaml", "-f", "b.yaml"]) == 1
+    said = " ".join(capsys.readouterr().err.split())
+    for kind in ("A", "AAAA"):
+        assert (
+            f"b.yaml: DNS {kind} pbx.example.test. is also published by a.yaml with other "
+            "records or TTL (or none)"
+        ) in said, said
+    assert "listing only ipv4 says the host has no IPv6" in said, said
+    (tmp_path / "b.yaml").write_text(
+        _ipv4_only(spec("b.example.test", ["pbx"], zonefile_section()))
+    )
+    assert run(["validate", "-f", "a.yaml", "-f", "b.yaml"]) == 0
 
 
 # --- the rule, for any domains and hosts, in any order -------------------------------------
@@ -458,12 +539,38 @@ def test_bind_a_domain_claiming_a_server_stops_a_racing_change_of_its_addresses(
     live, _ = again.plan()
     (hazard,) = live.hazards
     assert f"server pbx.{z}. is also used by {a}." in hazard, hazard
-    assert "192.0.2.10, 2001:db8::10" in hazard and "192.0.2.99, 2001:db8::10" in hazard
+    assert "IPv4 192.0.2.10, IPv6 2001:db8::10" in hazard, hazard
+    assert "IPv4 192.0.2.99, IPv6 2001:db8::10" in hazard, hazard
     same = Domain(tmp_path, _bind_spec(bind, z, b, ["pbx"]), env)
     assert same.plan()[1] == []
     assert isinstance(again.provider, Rfc2136Provider)
     assert isinstance(same.provider, Rfc2136Provider)
     assert again.provider.messages_sent == same.provider.messages_sent >= 1
+
+
+def test_bind_a_domain_declaring_one_family_of_a_shared_server_is_refused(
+    bind: BindServer, bind_zone: str, tmp_path: Path
+) -> None:
+    """On BIND as in a zone file: b lists pbx's IPv4 only while a publishes both families.
+    b's plan would delete pbx's AAAA; it is refused naming both families. An IPv6-only
+    spec is refused alike, naming the IPv4 it would delete."""
+    z, env = bind_zone, bind_env(bind)
+    a, b = f"a.{z}", f"b.{z}"
+    Domain(tmp_path, _bind_spec(bind, z, a, ["pbx"]), env).apply()
+    for text, ours, dropped in (
+        (_ipv4_only(_bind_spec(bind, z, b, ["pbx"])), "IPv4 192.0.2.10, no IPv6", "AAAA"),
+        (_ipv6_only(_bind_spec(bind, z, b, ["pbx"])), "no IPv4, IPv6 2001:db8::10", "A"),
+    ):
+        live, changes = Domain(tmp_path, text, env).plan()
+        (hazard,) = live.hazards
+        assert f"server pbx.{z}. is also used by {a}." in hazard, hazard
+        assert "there are IPv4 192.0.2.10, IPv6 2001:db8::10 (TTL 3600)" in hazard, hazard
+        assert f"this spec of {b}. declares {ours} (TTL 3600)" in hazard, hazard
+        assert ("delete", dropped, f"pbx.{z}.") in [
+            (c.action, c.address.kind, c.address.name) for c in changes
+        ]
+        assert not live.notes, live.notes  # b still uses pbx: no "keeps its addresses"
+    assert _bind_addresses(bind, z, "pbx") == ["192.0.2.10", "2001:db8::10"]
 
 
 def test_bind_the_rendered_update_policy_lets_both_domains_claim_and_release(
@@ -559,7 +666,10 @@ def test_powerdns_a_domain_declaring_a_shared_server_otherwise_is_refused(
     b_file = write(tmp_path, text(b, "192.0.2.99"), "b.yaml")
     code, out = sipctl(capsys, "apply", "-f", b_file, "--auto-approve")
     assert code == 3, out
-    assert f"server pbx.{z}. is also used by {a}." in out and "192.0.2.99 (TTL 300)" in out, out
+    assert (
+        f"server pbx.{z}. is also used by {a}." in out
+        and "IPv4 192.0.2.99, no IPv6 (TTL 300)" in out
+    ), out
     assert powerdns.rrsets(z)[(f"pbx.{z}.", "A")][1] == ["192.0.2.10"]
     assert (f"_sipctl-claim.pbx.{z}.", "TXT") in powerdns.rrsets(z)
     assert powerdns.rrsets(z)[(f"_sipctl-claim.pbx.{z}.", "TXT")][1] == [f'"domain={a}."']

@@ -42,6 +42,7 @@ from sipctl.reconciler.plan import Change
 from sipctl.reconciler.resources import Address, Kept, LiveState, Resource, Value
 
 LAYER = "dns"
+ADDRESS_KINDS = ("A", "AAAA")  # a host's addresses: one set, both families together
 Names = list[tuple[str, str]]  # (owner, type) pairs
 # A read also reports a CNAME at an owner it asked about, as (owner, CNAME): sipctl's
 # records cannot be beside it (``cname_problems``). The answer to a query names it anyway.
@@ -158,16 +159,19 @@ def owned_state(
 
     ``rrsets`` maps (owner, type) to what is live (missing: no such rrset). The full rrsets
     are kept (``DnsKept``) for the UPDATE prerequisites; only owned records are compared.
-    The A/AAAA of a host another domain claims are not this domain's to delete: they are
-    compared only where the spec wants them, and a plan that would write other addresses
-    there is refused (``contested_hosts``) unless that domain is one of ``companions``
-    (the domains the same run applies: ``RunContext.run_domains``).
+    The A/AAAA of a host another domain claims are not this domain's to delete once it no
+    longer wants the host. While it does, both are compared (a host's addresses are its A
+    and AAAA together: a spec listing only ``ipv4`` says the host has no IPv6), and a plan
+    that would write other addresses there, or delete a family the spec does not list, is
+    refused (``contested_hosts``) unless that domain is one of ``companions`` (the domains
+    the same run applies: ``RunContext.run_domains``).
     """
     wanted = {r.address: r.value for r in desired}
     live = LiveState()
     live.problems.extend(cname_problems(rrsets, desired))
     rrsets = {key: rrset for key, rrset in rrsets.items() if key[1] != CNAME}
     ours = claim_record(domain)
+    hosts = wanted_hosts(wanted)
     kept_for: dict[str, list[str]] = {}
     for (owner, rdtype), rrset in sorted(rrsets.items()):
         address = Address(LAYER, rdtype, owner)
@@ -176,8 +180,8 @@ def owned_state(
         elif rdtype == "TXT" and is_claim_owner(owner):
             value = _claim_value(rrset, ours, wanted.get(address))
         elif (
-            rdtype in ("A", "AAAA")
-            and address not in wanted
+            rdtype in ADDRESS_KINDS
+            and owner not in hosts
             and (others := other_claims(rrsets, owner, domain))
         ):
             kept_for.setdefault(owner, others)  # not ours to delete: another domain uses it
@@ -205,33 +209,34 @@ def contested_hosts(
 ) -> list[str]:
     """Why a plan must not write the A/AAAA of a host another domain claims: its addresses
     are that domain's too, and the other one's next apply would write its own back (each
-    run undoing the other's). Domains the same run applies (``companions``) are left out:
-    the run's own check holds their servers to the same addresses (``claims.conflicts``),
-    and a companion that no longer uses the host gives up its claim in this run. They are
-    absolute names (``multi.run_domains``), as the claims are: a run of 10,000 domains hands
-    every one of them the same set, so it is asked, never rebuilt per host.
+    run undoing the other's). A host's addresses are one set, A and AAAA together: a spec
+    that lists only one family says the host has none of the other, so a host published
+    with IPv6 by one domain and declared with IPv4 only by another is contested as well
+    (whichever applied last would delete the other's family). Domains the same run applies
+    (``companions``) are left out: the run's own check holds their servers to the same
+    addresses, both families (``claims.conflicts``), and a companion that no longer uses
+    the host gives up its claim in this run. They are absolute names
+    (``multi.run_domains``), as the claims are: a run of 10,000 domains hands every one of
+    them the same set, so it is asked, never rebuilt per host.
 
     Costs no read: the claims are read with the host's addresses. What was read is what
     the write holds the claims to (``decided_on``), so a domain claiming the host between
     this plan's read and its write makes the write fail as stale."""
-    others_of: dict[str, list[str]] = {}
-    for address, value in wanted.items():
-        host = address.name
-        if address.kind not in ("A", "AAAA") or live.resources.get(address) == value:
+    hazards = []
+    for host in sorted(wanted_hosts(wanted)):
+        addresses = [Address(LAYER, kind, host) for kind in ADDRESS_KINDS]
+        if all(live.resources.get(a) == wanted.get(a) for a in addresses):
             continue
         others = [d for d in other_claims(rrsets, host, domain) if d not in companions]
-        if others:
-            others_of[host] = others
-    hazards = []
-    for host, others in sorted(others_of.items()):
-        theirs = _addresses_text(
-            {kind: rrsets[(host, kind)] for kind in ("A", "AAAA") if (host, kind) in rrsets}
-        )
+        if not others:
+            continue
+        theirs = _addresses_text({kind: rrsets.get((host, kind)) for kind in ADDRESS_KINDS})
         ours = _addresses_text(
             {
                 kind: LiveRrset(ttl_of(value, 0), tuple((r, r) for r in records_of(value)))
-                for kind in ("A", "AAAA")
                 if (value := wanted.get(Address(LAYER, kind, host))) is not None
+                else None
+                for kind in ADDRESS_KINDS
             }
         )
         them = ", ".join(others)
@@ -239,19 +244,32 @@ def contested_hosts(
             f"server {host} is also used by {them} (TXT {claim_owner(host)}), whose "
             f"addresses there are {theirs}; this spec of {absolute(domain)} declares "
             f"{ours}: applying it would replace those, and the next apply of {them} would put "
-            "them back. Change the server's addresses in both domains' specs in one merge "
+            "them back. A server's IPv4 and IPv6 addresses are one set (a spec that lists "
+            "only one family says the server has none of the other): declare both families "
+            "alike in both domains' specs and change them in both domains' specs in one merge "
             "request (one run applies both), or give this domain's server a name of its own"
         )
     return hazards
 
 
-def _addresses_text(rrsets: Mapping[str, LiveRrset]) -> str:
-    """A host's A/AAAA for a message: ``192.0.2.10, 2001:db8::10 (TTL 3600)``."""
-    records = [c for kind in sorted(rrsets) for c, _ in rrsets[kind].records]
-    if not records:
-        return "none"
-    ttls = sorted({rrset.ttl for rrset in rrsets.values()})
-    return f"{', '.join(records)} (TTL {', '.join(map(str, ttls))})"
+def wanted_hosts(wanted: Collection[Address]) -> set[str]:
+    """The hosts whose addresses a spec declares (either family, or both)."""
+    return {a.name for a in wanted if a.kind in ADDRESS_KINDS}
+
+
+def _addresses_text(rrsets: Mapping[str, LiveRrset | None]) -> str:
+    """A host's A/AAAA for a message, both families named:
+    ``IPv4 192.0.2.10, IPv6 2001:db8::10 (TTL 3600)``, ``IPv4 192.0.2.10, no IPv6 (TTL 3600)``."""
+    present = {kind: rrset for kind, rrset in rrsets.items() if rrset and rrset.records}
+    if not present:
+        return "no IPv4 and no IPv6"
+    parts = []
+    for kind, family in (("A", "IPv4"), ("AAAA", "IPv6")):
+        rrset = present.get(kind)
+        records = [c for c, _ in rrset.records] if rrset is not None else []
+        parts.append(f"{family} {', '.join(records)}" if records else f"no {family}")
+    ttls = sorted({rrset.ttl for rrset in present.values()})
+    return f"{', '.join(parts)} (TTL {', '.join(map(str, ttls))})"
 
 
 def other_claims(rrsets: Mapping[tuple[str, str], LiveRrset], host: str, domain: str) -> list[str]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from sipctl.reconciler.resources import canonical_json
 
 if TYPE_CHECKING:
-    from sipctl.reconciler.resources import Resource
+    from sipctl.reconciler.resources import Resource, Value
     from sipctl.schemas.loader import LoadedSpec
 
 
@@ -126,10 +126,18 @@ def claims_of(loaded: LoadedSpec) -> tuple[Claims, dict[str, list[Resource]]]:
         for r in rendered["dns"]:
             kind, name = r.address.kind, r.address.name
             if kind in ("A", "AAAA"):
-                digest = hashlib.sha256(canonical_json(r.value).encode("utf-8")).hexdigest()
-                addresses.add((kind, name, digest))
+                addresses.add((kind, name, _digest(r.value)))
             elif not is_claim_owner(name):
                 dns.add((kind, name))
+        # a server's addresses are one set: a spec that lists only one family says the host
+        # has none of the other (its plan deletes it), so that absence is claimed too
+        listed = {(kind, name) for kind, name, _ in addresses}
+        addresses |= {
+            (kind, name, _digest(None))
+            for name in {name for _, name in listed}
+            for kind in ("A", "AAAA")
+            if (kind, name) not in listed
+        }
         dns.add(("TXT", lock_owner(spec.domain)))  # the domain itself, even if ensure: absent
     hosts = []
     for place in host_places(loaded):
@@ -154,6 +162,11 @@ def claims_of(loaded: LoadedSpec) -> tuple[Claims, dict[str, list[Resource]]]:
         turns_of(loaded),
     )
     return claims, rendered
+
+
+def _digest(value: Value) -> str:
+    """A digest of a host's rrset of one family (None: the spec lists none of it)."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
 def _page_claim(loaded: LoadedSpec) -> HostClaim | None:
@@ -209,8 +222,9 @@ def conflicts(claimed: Sequence[tuple[Path, Claims]]) -> list[str]:
             if first_address[1] != digest:
                 problems.append(
                     f"{path}: DNS {kind} {name} is also published by {first_address[0]} with "
-                    "other records or TTL; domains that use one host declare its addresses "
-                    "alike (servers' ipv4/ipv6, dns.ttl), else each apply would undo the other's"
+                    "other records or TTL (or none); domains that use one host declare its "
+                    "addresses alike, both families (servers' ipv4 and ipv6, dns.ttl: listing "
+                    "only ipv4 says the host has no IPv6), else each apply would undo the other's"
                 )
         for host in claims.hosts:
             first = host_claims.setdefault(host.key, (path, host.signature))
