@@ -156,7 +156,9 @@ def _target_plan(run: TargetRun) -> TargetPlan:
         provider=type(run.provider).name,
         target=run.provider.target_id,
         fingerprint=run.live.fingerprint(),
-        managed_units=sum(managed_units(v) for v in run.live.resources.values()),
+        managed_units=sum(
+            managed_units(v) for a, v in run.live.resources.items() if a not in run.live.owned_by
+        ),
         changes=changes,
         notes=list(run.live.notes),
         skipped=list(run.live.skipped),
@@ -164,6 +166,7 @@ def _target_plan(run: TargetRun) -> TargetPlan:
         host_hazards=list(run.live.host_hazards),
         desired_kinds=dict(Counter(r.address.kind for r in run.desired)),
         customer=run.customer,
+        owned_by={str(a): owner for a, owner in run.live.owned_by.items()},
     )
 
 

@@ -156,6 +156,9 @@ class TargetPlan:
     desired_kinds: dict[str, int] = field(default_factory=dict)  # kind -> desired resources
     # a host's target that removes a customer whose file is gone (its DNS records)
     customer: str | None = None
+    # resources read here that are others' (``LiveState.owned_by``), by ``str(address)``:
+    # left out of ``managed_units`` and of what the safety limit counts for this target
+    owned_by: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -174,6 +177,8 @@ class TargetPlan:
             data["host_hazards"] = list(self.host_hazards)
         if self.customer is not None:
             data["customer"] = self.customer
+        if self.owned_by:
+            data["owned_by"] = dict(self.owned_by)
         return data
 
     @classmethod
@@ -191,6 +196,7 @@ class TargetPlan:
             host_hazards=[str(n) for n in data.get("host_hazards", [])],
             desired_kinds={str(k): int(v) for k, v in data.get("desired_kinds", {}).items()},
             customer=str(data["customer"]) if data.get("customer") is not None else None,
+            owned_by={str(k): str(v) for k, v in data.get("owned_by", {}).items()},
         )
 
 

@@ -72,6 +72,9 @@ class LiveState:
     unloaded   resources that hold their value on the target while the program serving them
                has not loaded it (an apply was stopped between its write and the reload):
                the diff plans them as updates, so the next apply loads them
+    owned_by   resources read here that are others' (what owns them, in words): the safety
+               limit counts their changes against those owners, not this target's records
+               (a server other domains claim, which this domain starts to use)
     """
 
     resources: dict[Address, Value] = field(default_factory=dict)
@@ -83,6 +86,7 @@ class LiveState:
     fingerprint_extra: Value = None
     kept: Kept | None = None
     unloaded: set[Address] = field(default_factory=set)
+    owned_by: dict[Address, str] = field(default_factory=dict)
 
     def kept_as(self, kind: type[K]) -> K:
         """The provider's kept data as its own type; an empty one when the read kept none

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sipctl.errors import UnsafePlanError
-from sipctl.reconciler.plan import COUNT_UNIT_NOTE, Change, Plan
+from sipctl.reconciler.plan import COUNT_UNIT_NOTE, Change, Plan, TargetPlan
 
 MAX_DESTROY_SHARE = 0.30
 ADVERTISING_KINDS = ("NAPTR", "SRV")
@@ -65,13 +65,14 @@ def refusal_reasons(plan: Plan) -> list[str]:
         reasons.extend(f"{target.layer} {target.target}: {hazard}" for hazard in target.hazards)
         if target.customer is not None:
             continue  # a departed customer's records: counted as that customer (below)
-        removed = sum(change.removed_units() for change in target.changes)
+        own = [c for c in target.changes if str(c.address) not in target.owned_by]
+        removed = sum(change.removed_units() for change in own)
         if target.managed_units and removed / target.managed_units > MAX_DESTROY_SHARE:
             reasons.append(
                 f"{target.layer} {target.target}: the plan deletes or replaces {removed} of "
                 f"{target.managed_units} managed records "
                 f"({removed / target.managed_units:.0%}, the limit is {MAX_DESTROY_SHARE:.0%}; "
-                f"{COUNT_UNIT_NOTE})"
+                f"{COUNT_UNIT_NOTE}{_not_counted(target)})"
             )
         if target.layer == "asterisk":
             reasons.extend(_customers_removed(target.target, target.changes, departed))
@@ -91,6 +92,20 @@ def refusal_reasons(plan: Plan) -> list[str]:
     if departed:  # their dialplan is gone already: only their records are left to remove
         reasons.extend(_customers_removed(plan.domain, [], departed))
     return reasons
+
+
+def _not_counted(target: TargetPlan) -> str:
+    """What the limit left out of a target's count: others' records it changes too (a
+    server other domains claim), each counted against its owner's records."""
+    apart: dict[str, int] = {}
+    for change in target.changes:
+        owner = target.owned_by.get(str(change.address))
+        if owner is not None:
+            apart[owner] = apart.get(owner, 0) + change.removed_units()
+    if not apart:
+        return ""
+    told = "; ".join(f"{n} deleted or replaced of {owner}" for owner, n in sorted(apart.items()))
+    return f"; not counted here, as they are others' records: {told}"
 
 
 # A host of many customers (render/asterisk_hosting.py) lists each customer's domain in this

@@ -243,6 +243,13 @@ def plan_schema() -> dict[str, Any]:
                 "description": "a host's plan: the customer domain whose DNS records this "
                 "target removes (no file declares it any more)",
             },
+            "owned_by": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "records read here that are others' (a server other domains "
+                "claim, which this domain starts to use): address -> their owner; left out "
+                "of managed_units and of the safety limit's count here",
+            },
         },
     }
     count = {"type": "integer", "minimum": 0}

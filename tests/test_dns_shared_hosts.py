@@ -307,8 +307,8 @@ def test_a_domain_declaring_a_shared_server_otherwise_in_a_run_of_its_own_is_ref
         run(["plan", *both, "--parallel", parallel])
         shown = capsys.readouterr().out
         assert "is also used by" not in shown and "+ dns A pbx.example.test 192.0.2.99" in shown
-    # (b's replacement of the one address it sees as its own is half its records: --force)
-    code = run(["apply", *both, "--auto-approve", "--parallel", "2", "--force"])
+    # b's replacement of pbx's address is a's record changed (a's plan counts it): no --force
+    code = run(["apply", *both, "--auto-approve", "--parallel", "2"])
     assert code == 0, capsys.readouterr()
     assert addresses(path)["pbx"] == ["192.0.2.99", "2001:db8::10"]
     assert claims(path)["pbx"] == ["a.example.test.", "b.example.test."]
@@ -400,6 +400,56 @@ def test_specs_of_one_run_that_declare_one_family_each_of_a_host_are_refused(
         _ipv4_only(spec("b.example.test", ["pbx"], zonefile_section()))
     )
     assert run(["validate", "-f", "a.yaml", "-f", "b.yaml"]) == 0
+
+
+def test_the_safety_limit_counts_a_joined_servers_addresses_against_their_owners(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new domain c joins pbx in the run that moves pbx's address with a, its user: the
+    replaced A is a's record (counted in a's plan, 1 of a's 7), not 1 of the 2 records c's
+    plan read, so no --force is needed. b, which leaves a server of its own for pbx, is
+    refused for what it deletes of its own, and the refusal says what it left out."""
+    monkeypatch.chdir(tmp_path)
+    path = zone_file(tmp_path)
+    texts = {
+        "a": spec("a.example.test", ["pbx"], zonefile_section()),
+        "b": spec("b.example.test", ["second"], zonefile_section()),
+    }
+    for name, text in texts.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    assert run(["apply", "-f", "a.yaml", "-f", "b.yaml", "--auto-approve"]) == 0
+    (tmp_path / "a.yaml").write_text(_moved(texts["a"], "192.0.2.99"))
+    (tmp_path / "c.yaml").write_text(
+        _moved(spec("c.example.test", ["pbx"], zonefile_section()), "192.0.2.99")
+    )
+    capsys.readouterr()
+    assert run(["apply", "-f", "a.yaml", "-f", "c.yaml", "--auto-approve"]) == 0
+    assert "refused" not in " ".join(capsys.readouterr().out.split())
+    assert addresses(path)["pbx"] == ["192.0.2.99", "2001:db8::10"]
+    assert claims(path)["pbx"] == ["a.example.test.", "c.example.test."]
+
+    (tmp_path / "b.yaml").write_text(
+        _moved(spec("b.example.test", ["pbx"], zonefile_section()), "192.0.2.77")
+    )
+    for name in ("a", "c"):
+        (tmp_path / f"{name}.yaml").write_text(
+            _moved(spec(f"{name}.example.test", ["pbx"], zonefile_section()), "192.0.2.77")
+        )
+    every = ["-f", "a.yaml", "-f", "b.yaml", "-f", "c.yaml"]
+    assert run(["apply", *every, "--auto-approve"]) == 3
+    said = " ".join(capsys.readouterr().out.split())
+    assert (
+        "the plan deletes or replaces 4 of 6 managed records (67%, the limit is 30%; a whole "
+        "file, chain or jail counts as one record; not counted here, as they are others' "
+        "records: 1 deleted or replaced of the addresses of server pbx.example.test. (claimed "
+        "by a.example.test., c.example.test.))"
+    ) in said, said
+    assert said.count("managed records") == 1, said  # a's and c's plans are not refused
+    assert addresses(path)["second"] == ["192.0.2.11"], "b changed nothing"
+    assert claims(path) == {
+        "pbx": ["a.example.test.", "c.example.test."],
+        "second": ["b.example.test."],
+    }
 
 
 # --- the rule, for any domains and hosts, in any order -------------------------------------
@@ -675,8 +725,8 @@ def test_powerdns_a_domain_declaring_a_shared_server_otherwise_is_refused(
     assert powerdns.rrsets(z)[(f"_sipctl-claim.pbx.{z}.", "TXT")][1] == [f'"domain={a}."']
 
     a_file = write(tmp_path, text(a, "192.0.2.99"), "a.yaml")
-    # (b's replacement of the one address it sees as its own is all its records: --force)
-    code, out = sipctl(capsys, "apply", "-f", a_file, "-f", b_file, "--auto-approve", "--force")
+    # b's replacement of pbx's address is a's record changed (a's plan counts it): no --force
+    code, out = sipctl(capsys, "apply", "-f", a_file, "-f", b_file, "--auto-approve")
     assert code == 0 and "is also used by" not in out, out
     assert powerdns.rrsets(z)[(f"pbx.{z}.", "A")][1] == ["192.0.2.99"]
     assert sorted(powerdns.rrsets(z)[(f"_sipctl-claim.pbx.{z}.", "TXT")][1]) == [

@@ -111,11 +111,7 @@ def desired_hosts(desired: Sequence[Resource]) -> list[str]:
 def listed_hosts(rrsets: dict[tuple[str, str], LiveRrset], domain: str, zone: str) -> list[str]:
     """The hosts the live registry of ``domain`` lists, inside ``zone`` (a hand-edited
     registry naming a host elsewhere cannot make sipctl touch another zone)."""
-    registry = rrsets.get((registry_owner(domain), "TXT"))
-    if registry is None:
-        return []
-    hosts = registry_hosts(registry.rdata("TXT", exact) for _, exact in registry.records)
-    return [h for h in hosts if in_zone(h, zone)]
+    return [h for h in _registry_hosts(rrsets, domain) if in_zone(h, zone)]
 
 
 def host_names(hosts: Iterable[str]) -> list[tuple[str, str]]:
@@ -196,6 +192,7 @@ def owned_state(
             f"{'uses' if len(others) == 1 else 'use'} it too (TXT {claim_owner(host)})"
         )
     live.hazards.extend(contested_hosts(rrsets, live, wanted, domain, companions))
+    live.owned_by.update(joined_addresses(rrsets, live, hosts, domain))
     live.kept = DnsKept(rrsets=dict(rrsets))
     return live
 
@@ -250,6 +247,41 @@ def contested_hosts(
             "request (one run applies both), or give this domain's server a name of its own"
         )
     return hazards
+
+
+def joined_addresses(
+    rrsets: Mapping[tuple[str, str], LiveRrset],
+    live: LiveState,
+    hosts: Collection[str],
+    domain: str,
+) -> dict[Address, str]:
+    """The live A/AAAA of the hosts ``domain`` starts to use that other domains claim (its
+    registry does not list the host, its claim is not there yet): theirs, not its own. The
+    safety limit counts a change to them against their owners' records (in their plans:
+    the run holds them to the same addresses, else ``contested_hosts`` refuses), not
+    against the few records of a domain joining the host. Costs no read."""
+    mine = set(_registry_hosts(rrsets, domain))
+    apart: dict[Address, str] = {}
+    for host in sorted(set(hosts) - mine):
+        claims = rrsets.get((claim_owner(host), "TXT"))
+        if claims is None or claim_record(domain) in (c for c, _ in claims.records):
+            continue
+        others = other_claims(rrsets, host, domain)
+        if not others:
+            continue
+        owner = f"the addresses of server {host} (claimed by {', '.join(others)})"
+        for kind in ADDRESS_KINDS:
+            if (address := Address(LAYER, kind, host)) in live.resources:
+                apart[address] = owner
+    return apart
+
+
+def _registry_hosts(rrsets: Mapping[tuple[str, str], LiveRrset], domain: str) -> list[str]:
+    """Every host the live registry of ``domain`` lists."""
+    registry = rrsets.get((registry_owner(domain), "TXT"))
+    if registry is None:
+        return []
+    return registry_hosts(registry.rdata("TXT", exact) for _, exact in registry.records)
 
 
 def wanted_hosts(wanted: Collection[Address]) -> set[str]:
