@@ -341,3 +341,54 @@ def test_a_claim_between_read_and_write_refuses_the_change_it_decided(
     assert provider.reads == reads + 1
     assert r53.rrsets(z) == snapshot  # nothing of b's batch was applied
     assert snapshot[(f"pbx.{z}.", "A")] == (300, ["192.0.2.10"])
+
+
+def test_octodns_route53_still_sends_every_delete_of_a_batch_before_its_creates(
+    route53_env: MotoRoute53, route53_zone: str, tmp_path: Path
+) -> None:
+    """A canary for the one gap left in the claims' guard on Route53 (docs/tutorial.md,
+    "Several domains in one zone"). Route53 takes a batch's changes in order, so CREATE and
+    then DELETE of a server's claims (``_sipctl-claim.<host>``) would hold them absent in
+    the batch itself: refused whole when another domain claimed the server in between, else
+    leaving the zone as it was. octodns_route53 sorts every DELETE of a batch before its
+    CREATEs (``_mod_keyer``), so the same two changes handed to it are refused whatever the
+    zone holds, and sipctl reads claims read as absent again just before writing instead.
+    When this fails, the plugin sends them in order and that read can give way to the batch."""
+    import botocore.exceptions
+    from octodns.provider.plan import Plan
+    from octodns.record import Create, Delete
+
+    from sipctl.providers.base import RunContext
+    from sipctl.providers.dns.octodns import OctodnsProvider
+    from sipctl.providers.dns.octodns_reads import prepare_apply
+    from sipctl.providers.dns.octodns_records import new_record, new_zone
+    from sipctl.schemas.loader import load_spec_text
+
+    z, r53 = route53_zone, route53_env
+    claim = f"_sipctl-claim.pbx.{z}."
+    hold = '"domain=hold."'
+
+    def batch(*actions: str) -> None:
+        rrset = {"Name": claim, "Type": "TXT", "TTL": 300, "ResourceRecords": [{"Value": hold}]}
+        changes = [{"Action": action, "ResourceRecordSet": rrset} for action in actions]
+        r53.client().change_resource_record_sets(
+            HostedZoneId=r53.zone_ids[z], ChangeBatch={"Changes": changes}
+        )
+
+    batch("CREATE", "DELETE")  # in order: held absent, and left absent
+    assert (claim, "TXT") not in r53.rrsets(z)
+    r53.change(z, "CREATE", "_sipctl-claim.pbx", "TXT", 300, ['"domain=a.example."'])
+    with pytest.raises(botocore.exceptions.ClientError, match=r"create .* already exists"):
+        batch("CREATE", "DELETE")  # another domain claimed it: refused whole
+    r53.change(z, "DELETE", "_sipctl-claim.pbx", "TXT", 300, ['"domain=a.example."'])
+
+    loaded = load_spec_text(route53_spec(z), base_dir=tmp_path)
+    provider = OctodnsProvider(loaded, RunContext(base_dir=tmp_path))
+    plugin = provider.plugin.instance()
+    existing, desired = new_zone(provider.zone), new_zone(provider.zone)
+    record = new_record(desired, claim, "TXT", 300, [hold])
+    plan = Plan(existing, desired, [Create(record), Delete(record)], True)
+    prepare_apply(plugin, provider.zone, [claim])
+    with pytest.raises(botocore.exceptions.ClientError, match=r"delete .* not found"):
+        plugin.apply(plan)  # sent as DELETE, CREATE: the DELETE finds nothing
+    assert (claim, "TXT") not in r53.rrsets(z)

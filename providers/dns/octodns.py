@@ -21,10 +21,14 @@ Concurrent edits (a plan is a contract):
   read and write makes it refuse the batch: StalePlanError, nothing changed. An rrset that
   decided a change without changing (a server's claims: ``owned.decided_on``) rides the
   same way, DELETE and CREATE of the values read, and is left as it was; one read as
-  absent cannot ride (octodns_route53 sends every DELETE of a batch before its CREATEs, so
-  a CREATE and DELETE that would hold it absent is refused whatever the zone holds): it is
-  read again just before writing, as on other providers, which narrows the window to that
-  read and the batch (a zone written before claims, where a removal races a new claim).
+  absent cannot ride: Route53 takes a batch's changes in order, so CREATE and then DELETE
+  of it would hold it absent, but octodns_route53 sorts every DELETE of a batch before its
+  CREATEs (``_mod_keyer``, in ``_apply`` and again in ``_really_apply``), and the DELETE of
+  an rrset that is not there is refused whatever the zone holds. It is read again just
+  before writing, as on other providers, which narrows the window to that read and the
+  batch (a zone written before claims, where a removal races a new claim). The canary
+  ``test_octodns_route53_still_sends_every_delete_of_a_batch_before_its_creates`` fails
+  when the plugin sends changes in order; then the read can give way to the batch.
 - Others (PowerDNS, Cloudflare, ...): the API has no condition. The plan says so once;
   sipctl re-reads the owned rrsets just before writing (refusing if they changed), writes,
   reads back and reports any difference.
