@@ -14,13 +14,13 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from fixtures.common import run_sipctl, sipctl_in_process
 from fixtures.powerdns import PowerDnsServer
 from fixtures.properties import examples
 from hypothesis import given, settings
@@ -109,15 +109,14 @@ def listener() -> Iterator[Listener]:
 
 
 def sipctl(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sipctl", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "NO_COLOR": "1", **env},
-    )
+    """A run with ``env`` added to this process's environment, in this process."""
+    return sipctl_in_process(*args, cwd=cwd, env={**os.environ, **env})
+
+
+def sipctl_process(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The same run as a process of its own, for what Python's imports do in it (its
+    ``sys.path`` starts at the working directory, PYTHONPATH is read at its start)."""
+    return run_sipctl(*args, cwd=cwd, env={**os.environ, **env})
 
 
 def write_profile(tmp_path: Path, data: dict[str, object]) -> Path:
@@ -507,7 +506,7 @@ def test_a_class_outside_installed_plugins_is_never_imported(tmp_path: Path, cls
     )
     spec = octodns_spec(tmp_path, cls)
     for command in ("validate", "plan"):
-        done = sipctl(command, "-f", str(spec), cwd=tmp_path, env={})
+        done = sipctl_process(command, "-f", str(spec), cwd=tmp_path, env={})
         assert done.returncode == 1
         assert "is not provided by an installed octoDNS plugin distribution" in done.stderr
         assert "Beautiful is better than ugly" not in done.stdout + done.stderr
@@ -519,7 +518,7 @@ def test_a_plugin_shadowed_by_the_working_directory_is_refused(tmp_path: Path) -
         f"open({json.dumps(str(tmp_path / 'pwned'))}, 'w')\nclass PowerDnsProvider: pass\n"
     )
     spec = octodns_spec(tmp_path, "octodns_powerdns.PowerDnsProvider")
-    done = sipctl("validate", "-f", str(spec), cwd=tmp_path, env={})
+    done = sipctl_process("validate", "-f", str(spec), cwd=tmp_path, env={})
     assert done.returncode == 1
     assert f"would be imported from {tmp_path / 'octodns_powerdns.py'}" in done.stderr
     assert not (tmp_path / "pwned").exists()
@@ -530,9 +529,9 @@ def test_the_runner_profile_may_allow_a_class_of_its_own(tmp_path: Path) -> None
     spec = octodns_spec(tmp_path, "octodns_test_plugins.PowerDnsSrvOnly")
     tests = str(Path(__file__).parent)
     env = {"PYTHONPATH": tests}
-    done = sipctl("validate", "-f", str(spec), cwd=tmp_path, env=env)
+    done = sipctl_process("validate", "-f", str(spec), cwd=tmp_path, env=env)
     assert "is not provided by an installed octoDNS plugin" in done.stderr
-    done = sipctl(
+    done = sipctl_process(
         "validate", "-f", str(spec), cwd=tmp_path, env={**env, "SIPCTL_PROFILE": str(profile)}
     )
     assert done.returncode == 0, done.stderr
