@@ -194,17 +194,11 @@ def test_the_extension_owner_note_names_the_first_other_user(users: dict[str, ob
 def test_validate_shows_the_warnings(tmp_path: Path) -> None:
     """validate prints what is allowed but probably a mistake (on stderr, exit 0): the
     warnings are for the user, not only for these tests."""
-    import subprocess
-    import sys
+    from fixtures.common import sipctl_in_process
 
     spec = tmp_path / "sipctl.yaml"
     spec.write_text(BASE.replace('  "101": 101\n', '  "105": 101\n'))
-    result = subprocess.run(
-        [sys.executable, "-m", "sipctl", "validate", "-f", str(spec)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = sipctl_in_process("validate", "-f", str(spec))
     assert result.returncode == 0, result.stderr
     assert "valid" in result.stdout
     assert re.search(r"Warning: .*sip:105 rings 101", result.stderr), result.stderr

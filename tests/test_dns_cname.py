@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.bind import BindServer, bind_env, dns_spec, zone_text
-from fixtures.common import run_sipctl
+from fixtures.common import run_sipctl, sipctl_in_process
 from fixtures.moto_route53 import MotoRoute53
 from fixtures.powerdns import PowerDnsServer
 from octodns_specs import PDNS_KEY_ENV, pdns_spec, route53_spec, write
@@ -63,7 +63,7 @@ def test_a_cname_at_an_owned_name_stops_the_plan_on_a_zone_file(tmp_path: Path) 
         f"servers: [{{host: pbx.{zone}, ipv4: [203.0.113.10]}}]\n"
         f"dns: {{provider: zonefile, file: state/{zone}.zone}}\n"
     )
-    result = run_sipctl("apply", "-f", str(spec), "--auto-approve")
+    result = sipctl_in_process("apply", "-f", str(spec), "--auto-approve")
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"DNS _sip._tcp.{zone}. is a CNAME (to other.{zone}.)" in " ".join(result.stderr.split())
     assert zone_file.read_text() == before  # a zone BIND would not load was not written

@@ -158,16 +158,10 @@ def test_a_secret_cut_by_the_value_rule_is_scrubbed_to_its_beginning() -> None:
 
 
 def test_the_cli_prints_the_cut_line(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+    from fixtures.common import sipctl_in_process
 
     spec = tmp_path / "s.yaml"
     spec.write_text(f"version: 1\ndomain: example.com\nusers:\n  director: {'9' * 5000}\n")
-    run = subprocess.run(
-        [sys.executable, "-m", "sipctl", "validate", "-f", str(spec)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    run = sipctl_in_process("validate", "-f", str(spec))
     assert run.returncode == 1 and "(5,000 characters)" in run.stderr, run.stderr
     assert max(len(line) for line in run.stderr.splitlines()) < 300

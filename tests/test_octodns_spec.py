@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from fixtures.common import run_sipctl
+from fixtures.common import sipctl_in_process
 from fixtures.properties import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -194,7 +194,7 @@ def test_a_provider_that_says_its_record_types_only_once_configured_is_refused_i
     (tmp_path / "zones").mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("CI", RUNNER_PROFILE_ENV)}
     for command in ("validate", "plan"):
-        result = run_sipctl(command, "-f", str(spec), env=env, cwd=tmp_path)
+        result = sipctl_in_process(command, "-f", str(spec), env=env, cwd=tmp_path)
         said = result.stdout + result.stderr
         assert result.returncode == 1, said
         assert "sipctl.yaml:8:" in said and "dns.octodns.class" in said, said

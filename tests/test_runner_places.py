@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures.common import run_sipctl
+from fixtures.common import sipctl_in_process
 from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -220,7 +220,7 @@ def test_a_merge_request_cannot_point_a_dir_target_out_of_its_checkout(tmp_path:
     elsewhere = tmp_path / "elsewhere"
     env = {**os.environ, "SIPCTL_PROFILE": str(profile)}
     for command in ("validate", "plan"):
-        done = run_sipctl(command, "-f", str(spec), env=env)
+        done = sipctl_in_process(command, "-f", str(spec), env=env)
         assert done.returncode == 3, done.stdout + done.stderr
         assert (
             f"{spec}:3:12: firewall.target: dir:../elsewhere is {elsewhere} (every file of "
@@ -231,16 +231,16 @@ def test_a_merge_request_cannot_point_a_dir_target_out_of_its_checkout(tmp_path:
         assert f'    dir_targets: ["{elsewhere}"]' in done.stderr, done.stderr
         assert not elsewhere.exists()
     ci = {k: v for k, v in os.environ.items() if k != "SIPCTL_PROFILE"} | {"CI": "true"}
-    done = run_sipctl("validate", "-f", str(spec), env=ci)
+    done = sipctl_in_process("validate", "-f", str(spec), env=ci)
     assert done.returncode == 3 and "(no runner profile lists dir_targets)" in done.stderr
-    done = run_sipctl("plan", "-f", str(spec))  # an admin's own machine
+    done = sipctl_in_process("plan", "-f", str(spec))  # an admin's own machine
     assert done.returncode == 0, done.stdout + done.stderr
     profile.write_text("version: 1\ndir_targets: [../elsewhere]\n")  # from the profile's dir
-    done = run_sipctl("plan", "-f", str(spec), env=env)
+    done = sipctl_in_process("plan", "-f", str(spec), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     spec.write_text(head + FIREWALL.format(target="dir:state/pbx"))
     profile.write_text("version: 1\n")
-    done = run_sipctl("plan", "-f", str(spec), env=env)
+    done = sipctl_in_process("plan", "-f", str(spec), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -249,7 +249,7 @@ def test_a_link_in_the_checkout_is_followed_to_where_it_points(tmp_path: Path) -
     publish target through it is outside the checkout."""
     spec, _profile = _checkout(tmp_path, spec_text("web", "publish"))
     (spec.parent / "web").symlink_to("/etc")
-    done = run_sipctl("validate", "-f", str(spec), env={**os.environ, "CI": "true"})
+    done = sipctl_in_process("validate", "-f", str(spec), env={**os.environ, "CI": "true"})
     assert done.returncode == 3, done.stdout + done.stderr
     assert f"{spec}:10:3: webrtc.publish: dir:web:/call is /etc (" in done.stderr, done.stderr
     assert '    dir_targets: ["/etc"]' in done.stderr
@@ -274,13 +274,13 @@ def test_a_local_layers_paths_need_the_profiles_local_paths(tmp_path: Path) -> N
     )
     spec, profile = _checkout(tmp_path, spec_body)
     env = {**os.environ, "SIPCTL_PROFILE": str(profile)}
-    done = run_sipctl("validate", "-f", str(spec), env=env)
+    done = sipctl_in_process("validate", "-f", str(spec), env=env)
     assert done.returncode == 3, done.stdout + done.stderr
     err = done.stderr
     assert f"{spec}: 10 uses of this machine the runner profile does not allow" in err, err
     assert err.count("    local_layers: [asterisk, fail2ban, webrtc]\n") == 3, err
     profile.write_text("version: 1\nlocal_layers: [asterisk, fail2ban, webrtc]\n")
-    done = run_sipctl("validate", "-f", str(spec), env=env)
+    done = sipctl_in_process("validate", "-f", str(spec), env=env)
     assert done.returncode == 3, done.stdout + done.stderr
     err = done.stderr
     assert "local_layers:" not in err, err
@@ -301,5 +301,5 @@ def test_a_local_layers_paths_need_the_profiles_local_paths(tmp_path: Path) -> N
         "version: 1\nlocal_paths: [/etc/asterisk, /etc/ssl/certs, /etc/fail2ban, /var/log/asterisk, "
         f"{tmp_path}/www]\nlocal_layers: [asterisk, fail2ban, webrtc]\n"
     )
-    done = run_sipctl("validate", "-f", str(spec), env=env)
+    done = sipctl_in_process("validate", "-f", str(spec), env=env)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -10,12 +10,11 @@ profile's ``known_hosts`` lists; else the run is refused before any connection.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from fixtures.common import sipctl_in_process
 from fixtures.properties import examples
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -116,15 +115,8 @@ def test_plan_refuses_before_any_connection(tmp_path: Path, listener: Listener) 
     profile = tmp_path / "admin" / "runner.yaml"
     profile.parent.mkdir()
     profile.write_text(yaml.safe_dump({"version": 1, "credentials": agent}))
-    done = subprocess.run(
-        [sys.executable, "-m", "sipctl", "plan", "-f", str(spec)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "NO_COLOR": "1", "SIPCTL_PROFILE": str(profile)},
-    )
+    env = {**os.environ, "SIPCTL_PROFILE": str(profile)}
+    done = sipctl_in_process("plan", "-f", str(spec), cwd=tmp_path, env=env)
     assert done.returncode == 3, done.stderr
     err = " ".join(done.stderr.split())
     assert f"asterisk.ssh.known_hosts: hosts is {hosts.resolve()}" in err, err
