@@ -16,10 +16,10 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from fixtures.common import sipctl_in_process
 from fixtures.properties import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -476,10 +476,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gitops" / "sipc
 
 
 def _sipctl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    sipctl = Path(sys.executable).parent / "sipctl"
-    return subprocess.run(
-        [str(sipctl), *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
-    )
+    return sipctl_in_process(*args, cwd=cwd)
 
 
 LAYERS = """
