@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures.common import EXAMPLES
+from fixtures.common import EXAMPLES, sipctl_in_process
 from fixtures.state_dir import child_env
 
 from sipctl.cli import run
@@ -187,11 +187,7 @@ def test_shell_completion_offers_the_values_of_layers_topics_and_kinds(
 ) -> None:
     """The completion script completed commands and options but no value: --target,
     docs TOPIC and schema --kind offered nothing at <TAB>."""
-    done = subprocess.run(
-        [sys.executable, "-m", "sipctl"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = sipctl_in_process(
         env=child_env(
             {
                 "PATH": "/usr/bin:/bin",
@@ -200,7 +196,6 @@ def test_shell_completion_offers_the_values_of_layers_topics_and_kinds(
                 "COMP_CWORD": str(len(words.split(" ")) - 1),
             }
         ),
-        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert set(offered) <= set(done.stdout.split()), done.stdout
