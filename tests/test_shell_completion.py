@@ -1,6 +1,7 @@
-"""Shell completion through the installed ``sipctl``: the protocol each shell's script speaks
-(the environment typer reads, with no terminal), then the script ``sipctl
---show-completion`` prints, run by the real bash, zsh and fish.
+"""Shell completion: the protocol each shell's script speaks (the environment typer reads,
+with no terminal; asked in-process), then the script the installed ``sipctl
+--show-completion`` prints, run by the real bash, zsh and fish, which ask the installed
+``sipctl``.
 
 ``sipctl val<TAB>`` must become ``validate`` and ``sipctl plan --det<TAB>``
 ``--detailed-exitcode``; a completion request has no arguments of its own, which once
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.common import sipctl_in_process
 from fixtures.state_dir import child_env
 
 SIPCTL = Path(sys.executable).with_name("sipctl")  # the console script pip installed
@@ -35,15 +37,9 @@ def shell_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def ask(tmp_path: Path, env: dict[str, str]) -> str:
-    """What ``sipctl`` answers a completion request (argv empty, as every shell sends it)."""
-    done = subprocess.run(
-        [str(SIPCTL)],
-        env=shell_env(tmp_path, **env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """What ``sipctl`` answers a completion request (argv empty, as every shell sends it),
+    asked in this process (the scripts below ask the installed program)."""
+    done = sipctl_in_process(env=shell_env(tmp_path, **env))
     assert done.returncode == 0, done.stderr
     assert "Usage:" not in done.stdout + done.stderr, "help printed instead of completions"
     return done.stdout
