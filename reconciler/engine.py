@@ -441,13 +441,19 @@ def refuse_other_changes(
     address was changed, with the spec and its line of text left alone, moved the domain's
     calls elsewhere."""
 
-    def text(target: TargetPlan) -> list[str]:
-        return scrubbed_changes(target.changes, secrets)
+    from sipctl.reconciler.resources import canonical_json
+
+    def same(kept: TargetPlan, made: TargetPlan) -> bool:
+        # as they are first: a plan that held no secret is its fresh plan unmasked
+        whole = [change.to_json() for change in kept.changes]
+        if canonical_json(whole) == canonical_json([c.to_json() for c in made.changes]):
+            return True
+        return scrubbed_changes(kept.changes, secrets) == scrubbed_changes(made.changes, secrets)
 
     differ = [
         f"{layer} {target}"
         for (layer, target), kept in saved.items()
-        if (layer, target) not in done and text(kept) != text(fresh[(layer, target)])
+        if (layer, target) not in done and not same(kept, fresh[(layer, target)])
     ]
     if differ:
         raise StalePlanError(

@@ -146,3 +146,47 @@ def test_a_saved_plan_edited_to_other_changes_is_still_refused(
     capsys.readouterr()
     assert run(["apply", str(plan), "--auto-approve", "--no-verify"]) == 3
     assert "the file was edited" in capsys.readouterr().err
+
+
+def _matched_whole(text: str) -> str:
+    """``output.without_passwords`` as it was: each pattern over the whole text."""
+    from sipctl import output
+
+    if "=" in text:
+        text = output._NAMED_VALUE.sub(output._named_secret_masked, text)
+    if "@" not in text:
+        return text
+    if "://" in text:
+        for pattern in output._URL_PASSWORDS:
+            text = pattern.sub(r"\1:***@", text)
+    return output._DIAL_PASSWORDS.sub(r"\1:***@", text)
+
+
+_NAMES = st.sampled_from(
+    [
+        *("password", "TRUNK_PASSWORD", "boxPin", "PIN", "apiKey", "api\u212a", "md5_cred"),
+        *("register", "adminPIN", "paſsword", "\u0130PASS", "tlsprivatekey", "Secret", "x"),
+        *("exten", "Set(URL", "API_TOKEN", "db_pw", "auth", "mwi", "turkey", "pinned"),
+    ]
+)
+_VALUES = st.sampled_from(
+    ["hunter2", "x,y", "'q'", "sip:u:p@h", "https://u:p@h/x", "IAX2/t:p@h/1", "${EXTEN}", ""]
+)
+_LINE = st.tuples(
+    st.sampled_from(["", " ", "Set(", "exten => 1,1,", "é", "İ"]),
+    _NAMES,
+    st.sampled_from(["=", " = ", "=>", "==", ":", "\t=\t"]),
+    _VALUES,
+    st.sampled_from(["\n", " ", "\t", "\r\n", ";", ",", ")", "\v", ""]),
+).map("".join)
+_TEXTS = st.lists(st.one_of(_LINE, st.just("A" * 5000)), max_size=20).map("".join)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(_TEXTS)
+def test_the_scrub_of_lines_is_the_scrub_of_the_whole_text(text: str) -> None:
+    """``without_passwords`` matches each pattern only on the lines that may hold it (a
+    5 MB dialplan took 1 s, 0.1 s so): it masks exactly what matching the whole text did."""
+    from sipctl.output import without_passwords
+
+    assert without_passwords(text) == _matched_whole(text)

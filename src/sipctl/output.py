@@ -266,15 +266,82 @@ def _named_secret_masked(match: re.Match[str]) -> str:
 
 def without_passwords(text: str) -> str:
     """``text`` with every URL's password, every dial string's (above) and every value of a
-    key whose name says it is a secret written ``***``."""
+    key whose name says it is a secret written ``***``.
+
+    No pattern spans whitespace, so each is matched on the lines that may hold it only: a
+    named secret's on lines with a word a secret's name holds, a password's on lines with
+    an '@'. A saved plan is scrubbed whole, and a dialplan of 20,000 users is 5 MB with
+    160,000 ``NAME=`` in it and one '@': matched whole, it took 3 s (``scrubbed_data``)."""
     if "=" in text:
-        text = _NAMED_VALUE.sub(_named_secret_masked, text)
+        text = _lines_masked(text, _secret_name_hints(text), _named_values_masked)
     if "@" not in text:
         return text
-    if "://" in text:
+    return _lines_masked(text, _found(text, "@"), _passwords_masked)
+
+
+# A name the secret rule (``secret_name``) takes holds one of these, in any case: every
+# word of SECRET_WORDS, SECRET_LAST_WORDS (apikey holds key, pwd pw) and SECRET_KEYS.
+_SECRET_NAME_WORDS = (
+    "pass", "secret", "token", "cred", "key", "pin", "pw", "register", "mwi", "auth",
+)  # fmt: skip
+_SECRET_NAME_HINT = re.compile("|".join(_SECRET_NAME_WORDS), re.IGNORECASE)
+
+
+def _secret_name_hints(text: str) -> list[int]:
+    """Where in ``text`` a word of a secret's name stands, in order: found in its case-folded
+    form by ``str.find`` (an alternation of the words, case-insensitive, takes 0.8 s over
+    5 MB), unless folding changes the text's length (then by the expression). Folded, as
+    the expression's IGNORECASE matches: 'ſ' is an 's', the Kelvin sign a 'k'."""
+    lower = text.casefold()
+    if len(text) < _LONG_TEXT and not any(word in lower for word in _SECRET_NAME_WORDS):
+        return []  # most of a plan's values: told by ``in``, ten times faster than a search
+    if len(lower) != len(text):
+        return [m.start() for m in _SECRET_NAME_HINT.finditer(text)]
+    return sorted(at for word in _SECRET_NAME_WORDS for at in _found(lower, word))
+
+
+# Shorter than this, a text is first asked whether it holds any word of a secret's name.
+_LONG_TEXT = 4096
+
+
+def _found(text: str, word: str) -> list[int]:
+    """Where ``word`` starts in ``text``, each place."""
+    places: list[int] = []
+    at = text.find(word)
+    while at >= 0:
+        places.append(at)
+        at = text.find(word, at + 1)
+    return places
+
+
+def _named_values_masked(line: str) -> str:
+    return _NAMED_VALUE.sub(_named_secret_masked, line)
+
+
+def _passwords_masked(line: str) -> str:
+    if "://" in line:
         for pattern in _URL_PASSWORDS:
-            text = pattern.sub(r"\1:***@", text)
-    return _DIAL_PASSWORDS.sub(r"\1:***@", text)
+            line = pattern.sub(r"\1:***@", line)
+    return _DIAL_PASSWORDS.sub(r"\1:***@", line)
+
+
+def _lines_masked(text: str, hints: Iterable[int], mask: Callable[[str], str]) -> str:
+    """``text`` with ``mask`` applied to each line that holds a place of ``hints`` (in
+    order), the other lines as they are."""
+    parts: list[str] = []
+    done = 0
+    for hint in hints:
+        if hint < done:
+            continue  # on a line masked already
+        start = text.rfind("\n", 0, hint) + 1
+        end = text.find("\n", hint)
+        end = len(text) if end < 0 else end
+        parts += [text[done:start], mask(text[start:end])]
+        done = end
+    if not parts:
+        return text
+    parts.append(text[done:])
+    return "".join(parts)
 
 
 # How a text cut for a message ends (``peer_words``): the scrub masks a secret's beginning
