@@ -143,7 +143,11 @@ def _read_all(
     return fetched[start:]
 
 
-def _target_plan(run: TargetRun) -> TargetPlan:
+def _target_plan(run: TargetRun, secret_forms: Sequence[str]) -> TargetPlan:
+    """``run``'s part of the plan; its fingerprint is of the live state as a saved plan
+    holds it (``secret_forms``, the run's secrets, and every password the scrub knows
+    masked): a hash of a value with a short secret in it, the rest of which the plan
+    shows, would tell the secret to whoever tries guesses against it."""
     from sipctl.reconciler.describe import describe_change
 
     changes = diff(run.desired, run.live)
@@ -155,7 +159,7 @@ def _target_plan(run: TargetRun) -> TargetPlan:
         layer=run.layer.name,
         provider=type(run.provider).name,
         target=run.provider.target_id,
-        fingerprint=run.live.fingerprint(),
+        fingerprint=run.live.fingerprint(secret_forms),
         managed_units=sum(
             managed_units(v) for a, v in run.live.resources.items() if a not in run.live.owned_by
         ),
@@ -253,6 +257,9 @@ def make_plan(
             "the live systems disagree with the spec; fix this before planning:\n  "
             + "\n  ".join(problems)
         )
+    from sipctl.output import secret_forms
+
+    forms = secret_forms(ctx.secrets)
     plan = Plan(
         spec_source=loaded.source,
         spec_text=loaded.text,
@@ -260,7 +267,7 @@ def make_plan(
         domain=loaded.spec.domain,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         sipctl_version=__version__,
-        targets=[_target_plan(run) for run in runs],
+        targets=[_target_plan(run, forms) for run in runs],
         # the layers of --target this plan covers (of several specs, those this one manages)
         layers=[name for name in layers or () if name in covered],
         spec_files=loaded.composed,

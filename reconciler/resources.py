@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -99,16 +99,24 @@ class LiveState:
             )
         return self.kept
 
-    def fingerprint(self) -> str:
-        """A hash of everything read: a saved plan is stale when it no longer matches.
+    def fingerprint(self, secret_forms: Sequence[str] = ()) -> str:
+        """A hash of everything read: a saved plan is stale when it no longer matches. Of
+        each value as the output scrub leaves it (``output.scrubbed_forms`` with
+        ``secret_forms``): a secret in a live value is in no hash of the plan.
 
         The sha256 of ``canonical_json({"extra": ..., "resources": sorted([address, value
         as canonical JSON])})``, fed one resource at a time, and a large value's JSON a few
         thousand keys at a time: the whole document is never built (at 50,000 users the
         dialplan's JSON alone is 12 MB, and escaped again as a string inside it).
         """
+        from sipctl.output import scrubbed_forms
+
+        def masked(text: str) -> str:
+            return scrubbed_forms(text, secret_forms)
+
         digest = hashlib.sha256()
-        digest.update(f'{{"extra":{canonical_json(self.fingerprint_extra)},"resources":['.encode())
+        extra = masked(canonical_json(self.fingerprint_extra))
+        digest.update(f'{{"extra":{extra},"resources":['.encode())
         # Sorted by address; addresses that print alike (none should) by their value too.
         by_address: dict[str, list[Value]] = {}
         for resource, value in self.resources.items():
@@ -122,7 +130,7 @@ class LiveState:
                 digest.update(separator + f"[{canonical_json(address)},".encode())
                 digest.update(b'"')
                 for piece in pieces:
-                    _update_json_string(digest, piece)
+                    _update_json_string(digest, masked(piece))
                 digest.update(b'"]')
                 separator = b","
         digest.update(b"]}")

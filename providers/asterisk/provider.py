@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError
+from sipctl.output import scrubbed
 from sipctl.providers.asterisk.cli import (
     SHOW_ENDPOINTS,
     UNREACHABLE_HINT,
@@ -285,7 +286,8 @@ class AsteriskProvider(Provider):
         # gate answers them: a plan through the gate and one through a root login agree, and
         # no hash of a file with a short secret in it is ever made (it would tell the secret).
         live.fingerprint_extra = {
-            n: _fingerprint(contents[n], hidden=n not in MANAGED_FILES) for n in names
+            n: _fingerprint(contents[n], hidden=n not in MANAGED_FILES, secrets=self._ctx.secrets)
+            for n in names
         }
         for name in MANAGED_FILES:
             content = contents[name]
@@ -806,8 +808,16 @@ def _network_facts(found: dict[str, bytes | None]) -> tuple[set[int] | None, str
     return listening, None if v6only is None else _text(v6only)
 
 
-def _fingerprint(content: bytes | None, *, hidden: bool) -> str | None:
-    """The sha256 a plan records of one config file (None: missing)."""
+def _fingerprint(
+    content: bytes | None, *, hidden: bool, secrets: Collection[str] = ()
+) -> str | None:
+    """The sha256 a plan records of one config file (None: missing): of the admin's file
+    (``hidden``) as the read gate answers it, of sipctl's own as a saved plan holds its
+    text (``output.scrubbed``: an admin may have written a password into it, and the plan
+    shows the rest of the file)."""
     if content is None:
         return None
-    return hashlib.sha256(redact(content) if hidden else content).hexdigest()
+    if hidden:
+        return hashlib.sha256(redact(content)).hexdigest()
+    text = scrubbed(content.decode("utf-8", "surrogateescape"), secrets)
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
