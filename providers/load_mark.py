@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from sipctl.json_text import read_json
 from sipctl.providers.bookkeeping import BOOKKEEPING_DIR, record_name
 from sipctl.providers.transport.pool import FileWrite, HostTransport
 from sipctl.reconciler.plan import Change
@@ -78,7 +79,7 @@ def _marked(raw: bytes | None) -> list[str]:
     if raw is None:
         return []
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = read_json(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return [_UNREADABLE]
     files = data.get("files") if isinstance(data, dict) else None

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from sipctl.errors import ProviderError
+from sipctl.json_text import read_json
 from sipctl.providers.base import Provider, RunContext, UpdateRider
 from sipctl.providers.bookkeeping import (
     BOOKKEEPING_DIR,
@@ -185,7 +186,7 @@ def parse_record(raw: bytes | None) -> dict[str, str]:
     if raw is None:
         return {}
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = read_json(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return {}
     files = data.get("files") if isinstance(data, dict) else None
@@ -210,7 +211,7 @@ def _is_place(name: str) -> bool:
 def parse_originals(raw: bytes | None) -> dict[str, bytes]:
     """``TARGET:PATH`` -> the admin's file that publishing the page there replaced."""
     try:
-        data = json.loads(raw.decode("utf-8")) if raw is not None else None
+        data = read_json(raw.decode("utf-8")) if raw is not None else None
     except (UnicodeDecodeError, json.JSONDecodeError):
         return {}
     kept = data.get("originals") if isinstance(data, dict) else None

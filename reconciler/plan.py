@@ -285,10 +285,10 @@ class Plan:
     @classmethod
     def from_json(cls, data: Mapping[str, Any], source: str = "plan") -> Plan:
         version = data.get("format_version") if isinstance(data, Mapping) else None
-        if version != FORMAT_VERSION:
+        if version != FORMAT_VERSION or not isinstance(version, str):
             raise SpecError(
                 f"{source}: not a sipctl plan of format {FORMAT_VERSION} "
-                f"(found format_version {version!r}); make it again with 'sipctl plan --out'"
+                f"({_version_found(data)}); make it again with 'sipctl plan --out'"
             )
         try:
             spec = data["spec"]
@@ -307,6 +307,28 @@ class Plan:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             # AttributeError: a mapping of the format found as another JSON value
             raise SpecError(f"{source}: the plan file is damaged ({exc}); make it again") from None
+
+
+def _version_found(data: object) -> str:
+    """What a refused plan holds as its format_version, with the type a plan's has when the
+    value is of another (the number 1 reads as "1" on a terminal)."""
+    if not isinstance(data, Mapping):
+        return "the file holds no JSON section"
+    if "format_version" not in data:
+        return "it has no format_version"
+    version = data["format_version"]
+    if isinstance(version, str):
+        return f"found format_version {version[:40]!r}"
+    if version is None:
+        found = "null"
+    elif isinstance(version, bool):
+        found = "true" if version else "false"
+    elif isinstance(version, int | float):
+        number = str(version)
+        found = f"the number {number if len(number) <= 20 else number[:20] + '...'}"
+    else:
+        found = "a section" if isinstance(version, Mapping) else "a list"
+    return f'found {found}; a plan\'s format_version is the string "{FORMAT_VERSION}"'
 
 
 def _spec_files(data: object) -> dict[str, str] | None:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sipctl.errors import ProviderError
+from sipctl.json_text import read_json
 from sipctl.providers.asterisk.cli import asterisk_program, run_rx
 from sipctl.providers.base import Provider, RunContext, UpdateRider
 from sipctl.providers.bookkeeping import BOOKKEEPING_DIR, record_name
@@ -438,7 +439,7 @@ def _key_state(key: _Key, facts: CertificateFacts | None) -> str:
 
 def _json(content: bytes | None) -> dict[str, Any]:
     try:
-        data = json.loads(content or b"{}")
+        data = read_json(content or b"{}")
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}

@@ -34,6 +34,7 @@ import dns.update
 from dns.rdtypes.ANY.TXT import TXT
 
 from sipctl.errors import ProviderError, SipctlError
+from sipctl.json_text import read_json
 from sipctl.providers.base import UpdateRider
 from sipctl.providers.dns.rfc2136 import UpdateMessageRider, message_riders
 from sipctl.reconciler.dns_records import absolute, lock_owner, state_owner
@@ -237,7 +238,7 @@ class DnsStateStore:
             strings = [s.decode("utf-8", "replace") for s in record.strings]
             if strings and strings[0] == _STATE_MARKER:
                 try:
-                    data = json.loads("".join(strings[1:]))
+                    data = read_json("".join(strings[1:]))
                 except json.JSONDecodeError:
                     return None
                 return data if isinstance(data, dict) else None

@@ -26,6 +26,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from sipctl.errors import ProviderError, SipctlError, StalePlanError
+from sipctl.json_text import read_json
 from sipctl.providers.base import UpdateRider
 from sipctl.providers.dns.octodns import UNREAD, RrsetRider
 from sipctl.providers.dns.owned import LiveRrset
@@ -206,7 +207,7 @@ class OctodnsStateStore:
             if text.startswith(_STATE_PREFIX):
                 try:
                     raw = base64.b64decode(text[len(_STATE_PREFIX) :], validate=True)
-                    data = json.loads(raw)
+                    data = read_json(raw)
                 except ValueError:
                     return None
                 return data if isinstance(data, dict) else None

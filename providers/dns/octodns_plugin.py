@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sipctl.errors import ProviderError, SipctlError, SpecError, StalePlanError
+from sipctl.json_text import read_json
 from sipctl.output import peer_words
 
 if TYPE_CHECKING:
@@ -386,7 +387,7 @@ def _details(exc: BaseException) -> tuple[int | None, str, str]:
     elif response is not None:  # requests HTTPError
         status = getattr(response, "status_code", None)
         try:
-            body = response.json()
+            body = read_json(response.content)
             message = str(body.get("error", "")) or message
         except Exception:
             message = getattr(response, "text", "") or message

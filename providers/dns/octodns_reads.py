@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
+from sipctl.json_text import read_json
 from sipctl.providers.dns.octodns_plugin import quiet
 
 # one page of ListResourceRecordSets: a name holds a few types, sipctl's names hold one or two
@@ -91,7 +92,9 @@ def _powerdns(plugin: Any, zone: Any, names: list[str]) -> bool:
             if exc.response is not None and exc.response.status_code == 404:
                 return False  # PowerDNS 4.2+: no such zone
             raise
-        found += [r for r in answer.json().get("rrsets", []) if r["name"].lower() == name]
+        found += [
+            r for r in read_json(answer.content).get("rrsets", []) if r["name"].lower() == name
+        ]
     supported = plugin.SUPPORTS
     with quiet():
         for rrset in found:

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from sipctl.json_text import read_json
 from sipctl.output import peer_words
 from sipctl.providers.firewall.common import FirewallKept, FirewallProvider
 from sipctl.providers.firewall.confirm import Step
@@ -178,7 +179,7 @@ def canonical(
 
 def parse_json(text: str) -> Value:
     """The canonical value of ``nft -j list table inet sipctl`` output."""
-    items = json.loads(text).get("nftables", [])
+    items = read_json(text).get("nftables", [])
     family, _, name = NFT_TABLE.partition(" ")
     chain: dict[str, Any] | None = None
     rules: list[tuple[str, Parsed]] = []

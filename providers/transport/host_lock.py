@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sipctl.errors import ProviderError, SipctlError
+from sipctl.json_text import read_json
 from sipctl.providers.bookkeeping import (
     BOOKKEEPING_DIR,
     local_state_dir,
@@ -430,7 +431,7 @@ def _parse(raw: bytes | None) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = read_json(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
     return data if isinstance(data, dict) else None

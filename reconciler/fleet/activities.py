@@ -27,6 +27,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from sipctl.errors import LockHeldError, SipctlError, StalePlanError
+from sipctl.json_text import read_json
 from sipctl.reconciler.fleet.model import LayerRequest, PartPlan, StepOutcome
 
 if TYPE_CHECKING:
@@ -241,7 +242,7 @@ def apply_part(request: LayerRequest, plan: PartPlan) -> StepOutcome:
     locks = LockOptions(
         timeout=settings.lock_wait_seconds, ttl=timedelta(seconds=settings.lock_ttl_seconds)
     )
-    documents = json.loads(plan.plan_json)
+    documents = read_json(plan.plan_json)
     part = request.part
     with _run(request, "apply") as step:
         lines: list[str] = []

@@ -18,6 +18,8 @@ import json
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
+from sipctl.json_text import read_json
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -69,7 +71,7 @@ def _entries(where: str, kind: Kind) -> list[dict[str, Any]]:
 
 def _parsed(raw: bytes) -> list[dict[str, Any]]:
     try:
-        data = json.loads(raw)
+        data = read_json(raw)
     except ValueError:
         return []
     if not isinstance(data, dict):

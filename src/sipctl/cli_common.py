@@ -199,8 +199,16 @@ def read_plan_file(path: Path) -> Plan:
         raise SpecError(f"{path}: no such plan file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read the plan: {exc}") from None
+    from sipctl.json_text import JsonTooDeep, read_json
+
     try:
-        data = json.loads(text)
+        data = read_json(text)
+    except JsonTooDeep as exc:
+        raise SpecError(
+            f"{path}:{exc.lineno}:{exc.colno}: the plan is {exc.msg}; no plan sipctl writes "
+            "is (a damaged or hand-made file?)",
+            hint="make the plan again: sipctl plan -f SPEC --out FILE",
+        ) from None
     except json.JSONDecodeError:
         raise SpecError(
             f"{path} is not a plan file (plans are JSON, written by 'sipctl plan --out'); "
