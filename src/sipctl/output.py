@@ -253,15 +253,30 @@ _DIAL_PASSWORDS = re.compile(
 # (``--password-file=PATH`` names an option, not a secret); the value ends where an
 # argument, a quote or the line does. Spaces or tabs may stand around the "=" (a config
 # line ``TRUNK_PASSWORD = hunter2``, ``=>`` too); a value the read gate already hid and a
-# comparison (``==``) are left as they are.
+# comparison (``==``) are left as they are. An HTTP header's value starts with its scheme
+# (``Authorization=Bearer TOKEN``): the credential after it is masked, the scheme stays.
 _NAMED_VALUE = re.compile(
-    r"(?<![\w.:/-])([A-Za-z_][\w.-]*)([ \t]*=>?[ \t]*)"
+    r"(?<![\w.:/-])([A-Za-z_][\w.-]*)([ \t]*=>?[ \t]*"
+    r"(?:(?i:bearer|basic|digest|negotiate|token)[ \t]+)?)"
     r"(?!\(hidden by the read gate\)|=)([^\s,)'\"|;]+)"
 )
 
 
 def _named_secret_masked(match: re.Match[str]) -> str:
     return f"{match[1]}{match[2]}***" if secret_name(match[1]) else match[0]
+
+
+# An HTTP header the dialplan sends, written as HTTP writes it
+# (``Set(CURLOPT(httpheader)=Authorization: Bearer TOKEN)``): its value is masked when the
+# header's name is a secret's (the same rule).
+_HTTP_HEADER = re.compile(
+    r"((?i:httpheader)\)?[ \t]*=[ \t]*)([A-Za-z][\w-]*)([ \t]*:[ \t]*"
+    r"(?:(?i:bearer|basic|digest|negotiate|token)[ \t]+)?)([^\s,)'\"|;]+)"
+)
+
+
+def _header_secret_masked(match: re.Match[str]) -> str:
+    return f"{match[1]}{match[2]}{match[3]}***" if secret_name(match[2]) else match[0]
 
 
 def without_passwords(text: str) -> str:
@@ -283,6 +298,7 @@ def without_passwords(text: str) -> str:
 # word of SECRET_WORDS, SECRET_LAST_WORDS (apikey holds key, pwd pw) and SECRET_KEYS.
 _SECRET_NAME_WORDS = (
     "pass", "secret", "token", "cred", "key", "pin", "pw", "register", "mwi", "auth",
+    "cookie", "bearer",
 )  # fmt: skip
 _SECRET_NAME_HINT = re.compile("|".join(_SECRET_NAME_WORDS), re.IGNORECASE)
 
@@ -315,7 +331,8 @@ def _found(text: str, word: str) -> list[int]:
 
 
 def _named_values_masked(line: str) -> str:
-    return _NAMED_VALUE.sub(_named_secret_masked, line)
+    line = _NAMED_VALUE.sub(_named_secret_masked, line)
+    return _HTTP_HEADER.sub(_header_secret_masked, line) if ":" in line else line
 
 
 def _passwords_masked(line: str) -> str:

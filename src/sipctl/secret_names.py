@@ -30,7 +30,14 @@ SECRET_KEYS = (
 # kept beside the new one), never another word (API_KEY_ID is a public name, priv_key_file a
 # path). ``redact`` and the console's scrub use this same expression, so all three agree on
 # every name.
-SECRET_WORDS = ("pass", "secret", "token", "cred", "apikey")
+# The names of HTTP headers (and of the config keys and variables that hold one) that carry
+# a credential are secret names too: Authorization and Proxy-Authorization ("authoriz",
+# "authoris"), Cookie and Set-Cookie, a Bearer's; X-Auth-Token, PRIVATE-TOKEN, Api-Key,
+# X-API-Key and apikey already were (token, key, apikey). WWW-Authenticate is a challenge,
+# no credential.
+SECRET_WORDS = (
+    "pass", "secret", "token", "cred", "apikey", "authoriz", "authoris", "cookie", "bearer",
+)  # fmt: skip
 SECRET_LAST_WORDS = ("key", "pin", "pwd", "pw")
 VERSION_SUFFIXES = ("old", "new", "prev", "next", "bak", "backup")
 NAME_CHAR = "[^=[:space:]]"  # a character of a key's name (it ends at a space or "=")
