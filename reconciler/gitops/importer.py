@@ -572,8 +572,17 @@ def _rings_one_of_several(name: str, body: str, held: str) -> list[str]:
 
 
 # The steps the spec holds of a name it keeps: its Dial or Goto, and what sipctl's own
-# dialplan does around them (set, log, jump to its own unavailable path).
+# dialplan does around them (keep the caller's address in its SIPCTL_ variables, log, jump
+# to its own unavailable path). A step that does nothing to the call (NoOp, Log, Verbose)
+# is no loss; after the Dial or Goto, the name's own end when nobody answered (a sound,
+# busy, hang up) is one sipctl's unavailable path replaces. Any other Set is none of these:
+# ``Set(CALLERID(name)=Sales)`` before the Dial changes what the phone shows, and the spec
+# cannot hold it.
 _HELD_STEP = re.compile(r"(Dial|Goto)\(", re.IGNORECASE)
+_OWN_STEP = re.compile(r"(Set\(SIPCTL_[A-Z_]*=|(NoOp|Log|Verbose)\()", re.IGNORECASE)
+_ENDING_STEP = re.compile(
+    r"(Answer|Playback|Hangup|Wait|Congestion|Busy|Progress|Ringing)\(", re.IGNORECASE
+)
 
 
 def _lost_steps(bodies: list[tuple[str, str]], users: Mapping[str, Any]) -> list[str]:
@@ -586,10 +595,14 @@ def _lost_steps(bodies: list[tuple[str, str]], users: Mapping[str, Any]) -> list
     lost = []
     for name, chain in steps.items():
         held = [i for i, step in enumerate(chain) if _HELD_STEP.match(step)]
+        ending = held[0] if held else len(chain)  # the name's own end starts after it
         extra = [
             i
             for i, step in enumerate(chain)
-            if i not in held and not _REJECT_STEPS.match(step) and "sipctl#" not in step
+            if i not in held
+            and not _OWN_STEP.match(step)
+            and not (i > ending and _ENDING_STEP.match(step))
+            and "sipctl#" not in step
         ]
         if not extra:
             continue
