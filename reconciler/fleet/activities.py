@@ -223,6 +223,11 @@ def plan_part(request: LayerRequest) -> PartPlan:
                 for file, run in runs
                 for reason in run.plan.refusals()
             ],
+            held=[
+                step.said(f"{file}: {reason}" if file else reason)
+                for file, run in runs
+                for reason in run.plan.host_refusals()
+            ],
             recorded_at=recorded.applied_at if recorded is not None else "",
             recorded_by=step.said(recorded.by) if recorded is not None else "",
         )

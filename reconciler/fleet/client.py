@@ -33,6 +33,7 @@ from sipctl.reconciler.fleet.config import FleetConfig
 from sipctl.reconciler.fleet.model import (
     APPLYING,
     DOMAIN_WORKFLOW,
+    HOST_REFUSED_HINT,
     PLANNING,
     SILENT,
     STATUS_MEMO,
@@ -237,7 +238,15 @@ def _retry_reason(description: WorkflowExecutionDescription) -> str:
 
 async def approve(client: Client, domain: str) -> DomainStatus:
     """Approve the plans the domain's workflow is waiting with (the safety limit's refusal)."""
+    from sipctl.reconciler.fleet.status_view import cannot_be_approved
+
     status = await domain_status(client, domain)
+    if cannot_be_approved(status):
+        refusals = "; ".join(status.refusals)
+        raise SipctlError(
+            f"{domain}: its plan is refused for safety and no approval passes it: {refusals}",
+            hint=HOST_REFUSED_HINT,
+        )
     if not status.waiting_digest:
         raise SipctlError(
             f"{domain}: nothing waits for approval (state: {status.state})",

@@ -30,6 +30,17 @@ HOSTING_PREFIX = "hosting:"
 PENDING = "pending"
 PLANNING = "planning"
 WAITING = "waiting for approval"
+# A plan refused for a reason no approval passes (the host's kind, safety.host_refusals):
+# only the PBX's admin can lift it, in the host profile; a new spec or a sweep plans again.
+REFUSED = "refused by the host"
+HOST_REFUSED_HINT = (
+    "only the PBX's admin can allow it, in the host profile on the PBX (guest_jumps), or a "
+    "new spec avoids it; the next sweep or sync plans again"
+)
+HOST_REFUSED_REASON = (
+    f"refused for safety, and no approval passes it ('sipctl fleet approve' cannot): "
+    f"{HOST_REFUSED_HINT}"
+)
 APPLYING = "applying"
 CONVERGED = "converged"
 DRIFTED = "drifted"
@@ -38,7 +49,7 @@ SILENT = "not answering"  # a workflow without the status memo, and no worker an
 # An idle worker polls again at least every minute (the server's long poll); longer than
 # this without a poll of the workflows' queue, no worker is running.
 WORKERS_GONE_SECONDS = 120.0
-STATES = (PENDING, PLANNING, WAITING, APPLYING, CONVERGED, DRIFTED, FAILED, SILENT)
+STATES = (PENDING, PLANNING, WAITING, REFUSED, APPLYING, CONVERGED, DRIFTED, FAILED, SILENT)
 
 
 @dataclass
@@ -115,6 +126,9 @@ class PartPlan:
     has_changes: bool
     summary: str
     refusals: list[str] = field(default_factory=list)
+    # those of ``refusals`` no approval passes (``--force`` cannot: the host's kind); a plan
+    # of an sipctl before them has none (a field with a default: its history reads as before)
+    held: list[str] = field(default_factory=list)
     # the host's record of the last apply, when this plan read it with the host's layers
     # (one round trip): when and by whom (any run, the CLI's too); "" when not read or none
     recorded_at: str = ""

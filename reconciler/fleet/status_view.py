@@ -10,6 +10,8 @@ from sipctl.reconciler.fleet.model import (
     APPLYING,
     DRIFTED,
     FAILED,
+    HOST_REFUSED_REASON,
+    REFUSED,
     SILENT,
     STATES,
     WAITING,
@@ -41,7 +43,11 @@ def status_table(found: Sequence[DomainStatus], workers: bool = True) -> str:
         if item.state in (DRIFTED, WAITING, FAILED, APPLYING):
             detail = "; ".join(filter(None, [item.reason, item.plan_summary]))
         if item.refusals:
-            detail = "; ".join(item.refusals) + " ('sipctl fleet approve " + item.domain + "')"
+            detail = "; ".join(item.refusals) + (
+                f" ({HOST_REFUSED_REASON})"
+                if cannot_be_approved(item)
+                else f" ('sipctl fleet approve {item.domain}')"
+            )
         if item.customers:
             detail = "; ".join(filter(None, [_customers(item.customers), detail]))
         last = _applied(item)
@@ -75,6 +81,15 @@ def _applied(item: DomainStatus) -> str:
         by = f" by {item.recorded_by}" if item.recorded_by else ""
         return f"no fleet apply yet (host's record: applied {item.recorded_at}{by})"
     return "no fleet apply yet"
+
+
+def cannot_be_approved(item: DomainStatus) -> bool:
+    """Whether the domain's plans are refused for a reason no approval passes (the host's
+    kind): a workflow of this sipctl says so by its state; one that has waited since an
+    sipctl before it, by the words each such refusal says (safety.FORCE_CANNOT_PASS)."""
+    from sipctl.reconciler.safety import FORCE_CANNOT_PASS
+
+    return item.state == REFUSED or any(FORCE_CANNOT_PASS in r for r in item.refusals)
 
 
 def status_json(found: Sequence[DomainStatus], workers: bool = True) -> dict[str, Any]:

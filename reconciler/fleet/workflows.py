@@ -25,8 +25,10 @@ with workflow.unsafe.imports_passed_through():
         DOMAIN_WORKFLOW,
         DRIFTED,
         FAILED,
+        HOST_REFUSED_REASON,
         PENDING,
         PLANNING,
+        REFUSED,
         STATUS_MEMO,
         SWEEP_WORKFLOW,
         WAITING,
@@ -48,6 +50,9 @@ _ROUNDS_PER_RUN = 200  # then continue-as-new, so the history stays small
 # Upserting the memo adds commands to the history: a run started by an sipctl without it
 # replays its history without them (workflow.patched), and shows its status by the query.
 _MEMO_PATCH = "sipctl-status-memo"
+# A plan no approval passes is shown refused, not waiting for an approval that cannot pass
+# it; a run that has waited with one since before replays as it did (workflow.patched).
+_HOST_REFUSAL_PATCH = "sipctl-host-refusal"
 
 
 @workflow.defn(name=DOMAIN_WORKFLOW)
@@ -142,6 +147,10 @@ class DomainWorkflow:
             status.recorded_by = recorded.recorded_by if recorded is not None else ""
             if not any(plan.has_changes for plan in plans):
                 status.state = CONVERGED
+                return
+            if any(plan.held for plan in plans) and workflow.patched(_HOST_REFUSAL_PATCH):
+                status.state, status.reason = REFUSED, HOST_REFUSED_REASON
+                status.refusals = [reason for plan in plans for reason in plan.refusals]
                 return
             if sweep and not self._settings.repair:
                 status.state, status.reason = DRIFTED, "the live side differs from the spec"
