@@ -65,6 +65,14 @@ class Reach:
         return Path(self.loaded.source).resolve()
 
     @property
+    def own_zone(self) -> bool:
+        """Its zone is its domain's own (dns.zone unset, or its domain). Where two files'
+        zones meet, a file whose dns.zone names a zone above its domain is the one reaching
+        into the other's, and the one refused: a stranger's file naming a customer's zone
+        must not make that customer's file invalid too."""
+        return self.zone == self.loaded.spec.domain.lower().rstrip(".")
+
+    @property
     def shown(self) -> str:
         """The file as the user sees it (beside the file being checked)."""
         return self.loaded.source
@@ -272,6 +280,8 @@ def check_reach(customer: LoadedSpec, path: Path) -> None:
         the same names ("also claimed by", reconciler/gitops/claims.py)."""
         if other is mine or other.path == mine.path:  # itself, known or not
             return False
+        if mine.own_zone and not other.own_zone:
+            return False  # the other file reaches into this one's zone: it alone is refused
         same_domain = other.loaded.spec.domain == customer.spec.domain
         return not (same_domain and run is not None and _absolute(other.shown) in run.selected)
 

@@ -133,6 +133,8 @@ def test_a_customer_reaching_another_files_zone_is_refused_naming_both(
     victim, domain, written_domain, written_zone = drawn
     if domain == victim:
         return  # one domain twice: refused as such by the host's own check
+    if overlaps(victim, "pbx1.hoster.example"):
+        return  # the victim itself reaches the host's zone (hoster.example)
     zone = written_zone if written_zone is not None else written_domain
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -154,6 +156,15 @@ def test_a_customer_reaching_another_files_zone_is_refused_naming_both(
                 assert "victim.yaml" in exc.message or "pbx1.yaml" in exc.message
             else:
                 assert not expected, (zone, victim)
+        # The victim's own file stays valid, unless the other file's zone is its own domain's
+        # too (then neither can tell which one is wrong: two domains, one inside the other).
+        evil_owns = zone.lower().rstrip(".") == written_domain.lower().rstrip(".")
+        try:
+            load_spec(directory / "victim.yaml")
+        except SpecError as exc:
+            assert evil_owns and overlaps(zone, victim), exc.message
+        else:
+            assert not (evil_owns and overlaps(zone, victim)), (zone, victim)
 
 
 # --- through the CLI ---------------------------------------------------------------------
@@ -181,9 +192,35 @@ def test_a_zone_naming_another_customers_domain_is_refused_before_any_read(
             f"({hoster}/beta.yaml:2:1: domain: beta.example)" in err
         ), err
         assert "connect" not in err and "refused" not in err
-    for target in (hoster, hoster / "pbx1.yaml", hoster / "beta.yaml"):  # and with it, all
+    # The file naming a zone not its own is the one refused: beta.yaml's zone is its own
+    # domain's, so a stranger's file naming it no longer makes beta.yaml invalid too (it
+    # did: anyone could stop any customer's validate and plan; found by the tryout). The
+    # directory, and the host whose customer evil.yaml is, hold the refused file.
+    assert run(["validate", "-f", str(hoster / "beta.yaml")]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    for target in (hoster, hoster / "pbx1.yaml"):
         assert run(["validate", "-f", str(target)]) == 1
         assert "is also the zone of" in capsys.readouterr().err
+
+
+def test_a_strangers_file_naming_a_customers_zone_leaves_that_customer_valid(
+    hoster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tryout's denial of service: evil.yaml (sip.alpha.example in zone alpha.example)
+    beside alpha.example.yaml (its own zone) made validate of alpha.example.yaml fail too.
+    Now evil.yaml alone is refused; the customer validates and plans."""
+    zonefile = {"provider": "zonefile", "file": "alpha.example.zone", "create_file": True}
+    alpha = write(hoster, "alpha.example.yaml", customer("alpha.example", "a", **zonefile))
+    evil = write(
+        hoster, "evil.yaml", customer("sip.alpha.example", "e", **rfc2136("alpha.example"))
+    )
+    assert run(["validate", "-f", str(evil)]) == 1
+    assert "is also the zone of" in capsys.readouterr().err
+    assert run(["validate", "-f", str(alpha)]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    assert run(["plan", "-f", str(alpha)]) in (0, 2), capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "+ dns NAPTR alpha.example " in out, out
 
 
 def test_a_domain_inside_another_customers_is_refused(
