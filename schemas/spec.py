@@ -442,6 +442,7 @@ class Octodns(_Model):
 
     _class_path = _field_rule("provider_class", rules.octodns_class_path)
     _no_inline_secret = _model_rule(rules.octodns_no_inline_secret)
+    _hosts = _model_rule(rules.octodns_hosts)
 
     def arguments(self) -> dict[str, OctodnsValue]:
         """The plugin's keyword arguments, as written (``env/NAME`` not yet resolved)."""

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sipctl.schemas.names import MAX_DNS_NAME, MAX_EXTENSION_LENGTH
+from sipctl.schemas.names import MAX_DNS_NAME, MAX_EXTENSION_LENGTH, check_connect_host
 from sipctl.schemas.values import DEFAULT_PERSIST, NFTABLES_MAIN_FILE
 
 if TYPE_CHECKING:
@@ -165,6 +165,69 @@ def octodns_no_inline_secret(octodns: Octodns, given: frozenset[str]) -> Updates
     return None
 
 
+# An octoDNS argument that names a host the plugin connects to: by its key (host, server,
+# endpoint, api_host, nameservers...) or by its value (a URL: scheme://host...).
+_OCTODNS_HOST_KEY_RE = re.compile(
+    r"(?:.*[_-])?(?:host|hostname|hosts|server|servers|endpoint|endpoints|nameservers?)",
+    re.IGNORECASE,
+)
+_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def octodns_hosts(octodns: Octodns, given: frozenset[str]) -> Updates:
+    """The hosts dns.octodns names (its host, server and endpoint arguments, every URL's
+    host) are names of DNS labels or IPv4 addresses in their one spelling, as dns.server's
+    are: ``0x7f000001`` and ``127.1``, which the resolver reads as 127.0.0.1, are refused."""
+    for key, value in _octodns_leaves(octodns.arguments()):
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # YAML reads host: 0x7f000001 as a number: the plugin's host
+        if not isinstance(value, str) or _OCTODNS_ENV_RE.fullmatch(value):
+            continue
+        if _URL_RE.match(value):
+            host = _url_host(value)
+        elif _OCTODNS_HOST_KEY_RE.fullmatch(key.rsplit(".", 1)[-1]):
+            host = _plain_host(value)
+        else:
+            continue
+        if host is None:
+            continue
+        try:
+            check_connect_host(host)
+        except ValueError as error:
+            raise ValueError(f"{key}: the host of {value!r}: {error}") from None
+    return None
+
+
+def _url_host(url: str) -> str | None:
+    """The host of a URL as written (None: an IPv6 address in brackets, or none)."""
+    from urllib.parse import urlsplit
+
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return None
+    host = netloc.rpartition("@")[2]
+    if host.startswith("["):
+        return None
+    return host.partition(":")[0] or None
+
+
+def _plain_host(value: str) -> str | None:
+    """A host argument's host: ``HOST`` or ``HOST:PORT`` (None: an IPv6 address)."""
+    import ipaddress
+
+    try:
+        ipaddress.IPv6Address(value.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return None
+    if value.startswith("["):
+        return None
+    host = value.rpartition(":")[0] if value.count(":") == 1 else value
+    return host or None
+
+
 def _octodns_leaves(arguments: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """Each argument's value by its dotted key (a mapping's entries as ``key.entry``; a list
     whole, under its key, and each of its items too)."""
@@ -175,7 +238,7 @@ def _octodns_leaves(arguments: Mapping[str, Any]) -> list[tuple[str, Any]]:
         else:
             leaves.append((key, value))
             if isinstance(value, list):
-                leaves.extend((key, item) for item in value if isinstance(item, str))
+                leaves.extend((key, item) for item in value if isinstance(item, str | int))
     return leaves
 
 

@@ -200,3 +200,44 @@ def test_a_provider_that_says_its_record_types_only_once_configured_is_refused_i
         assert "sipctl.yaml:8:" in said and "dns.octodns.class" in said, said
         assert "dns.provider: zonefile" in said, said
         assert "unexpected" not in said and "Traceback" not in said, said
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "host: 0x7f000001",
+        "host: '127.1:8081'",
+        "server: 2130706433",
+        "api_host: 010.1.1.1",
+        "endpoint: 'https://0x7f000001:8081/api'",
+        "endpoint_url: 'http://127.1/'",
+        "options: {base: 'https://2130706433/api'}",
+        "nameservers: [ns1.example.net, 0x7f000001]",
+        "host: pbx..example",
+    ],
+)
+def test_a_host_an_octodns_argument_names_obeys_the_one_host_rule(entry: str) -> None:
+    """host, server, endpoint and URL-valued arguments passed validate with a host the C
+    resolver reads as an address (inet_aton: 0x7f000001 is 127.0.0.1), unlike dns.server's
+    (found by the tryout): the same rule, names.check_connect_host, refuses them."""
+    (problem,) = _problems(BASE + f"  octodns:\n    class: a.B\n    {entry}\n")
+    assert problem.startswith("sipctl.yaml:5:3: dns.octodns:"), problem
+    assert "the host of" in problem
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "host: 127.0.0.1",
+        "host: pdns.example.net",
+        "host: 'pdns.example.net:8081'",
+        "host: '::1'",
+        "server: env/PDNS_HOST",
+        "endpoint: 'https://[2001:db8::1]:8081/api'",
+        "url: 'https://pdns.example.net:8081/api/v1'",
+        "port: 8081",
+        "timeout: 10",
+    ],
+)
+def test_plain_hosts_and_urls_stay_octodns_arguments(entry: str) -> None:
+    load_spec_text(BASE + f"  octodns:\n    class: a.B\n    {entry}\n", source="sipctl.yaml")
