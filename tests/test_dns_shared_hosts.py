@@ -170,8 +170,9 @@ def test_a_domain_dropping_a_host_from_its_servers_leaves_it_to_the_other(
 
 def test_a_zone_written_before_claims_upgrades_one_record_per_host(tmp_path: Path) -> None:
     """A zone written by a sipctl without claims: each domain's first plan adds its claims and
-    nothing else; until the other domain has applied once, a removal behaves as before (the
-    host's addresses go); once both have, it keeps them."""
+    nothing else. A removal finding no claim of its own on the host keeps its addresses and
+    says so (the registry alone deletes nothing: tests/test_dns_registry_injection.py); they
+    were deleted before, whoever still used the host."""
     path = zone_file(tmp_path)
     a_spec = spec("a.example.test", ["pbx"], zonefile_section())
     b_spec = spec("b.example.test", ["pbx"], zonefile_section())
@@ -183,11 +184,15 @@ def test_a_zone_written_before_claims_upgrades_one_record_per_host(tmp_path: Pat
     assert [(c.action, c.address.kind, c.address.name) for c in changes] == [
         ("create", "TXT", f"_sipctl-claim.pbx.{ZONE}.")
     ]
-    # b has not applied since: a's removal finds no claim of b's and deletes, as before
-    Domain(tmp_path, spec("a.example.test", [], zonefile_section())).apply()
-    assert "pbx" not in addresses(path)
-    changes = Domain(tmp_path, b_spec).apply()  # b's next apply puts them back
-    assert {c.address.kind for c in changes} == {"A", "AAAA", "TXT"}
+    # neither has applied since: a's removal finds no claim on pbx, its own neither
+    removal = Domain(tmp_path, spec("a.example.test", [], zonefile_section()))
+    live, changes = removal.plan()
+    assert not any(c.address.kind in ("A", "AAAA") for c in changes), changes
+    assert f"pbx.{ZONE}. keeps its addresses" in " ".join(live.notes)
+    removal.apply()
+    assert addresses(path)["pbx"] == ["192.0.2.10", "2001:db8::10"]
+    changes = Domain(tmp_path, b_spec).apply()  # b's next apply adds its claim only
+    assert {c.address.kind for c in changes} == {"TXT"}
 
     Domain(tmp_path, a_spec).apply()
     _forget_claims(path)
@@ -524,19 +529,16 @@ def test_bind_removing_one_domain_keeps_the_shared_host(
     assert bind.query(f"_sipctl-claim.pbx.{z}", "TXT") == []
 
 
-@pytest.mark.parametrize("legacy", [False, True], ids=["claimed", "zone-before-claims"])
 def test_bind_a_domain_joining_a_host_stops_a_racing_removal(
-    bind: BindServer, bind_zone: str, tmp_path: Path, legacy: bool
+    bind: BindServer, bind_zone: str, tmp_path: Path
 ) -> None:
     """a drops pbx while b starts using it: both plans read pbx as a's alone. b's UPDATE goes
     first, so a's (which would delete pbx's addresses) fails its prerequisite on pbx's
-    claims and changes nothing; a's plan made again keeps them. Also in a zone written
-    before claims, where a's removal does not change the claims it was decided on."""
+    claims and changes nothing; a's plan made again keeps them. (In a zone written before
+    claims, a's removal deletes no address at all: the registry alone deletes nothing.)"""
     z, env = bind_zone, bind_env(bind)
     a, b = f"a.{z}", f"b.{z}"
     Domain(tmp_path, _bind_spec(bind, z, a, ["pbx"]), env).apply()
-    if legacy:
-        bind.update(z, delete=[(f"_sipctl-claim.pbx.{z}.", "TXT")])
     removal = Domain(tmp_path, _bind_spec(bind, z, a, []), env)
     removal_live, removal_changes = removal.plan()
     assert {c.address.kind for c in removal_changes if c.action == "delete"} >= {"A", "AAAA"}

@@ -163,7 +163,7 @@ class OctodnsProvider(Provider):
         if not self.naptr_supported:
             names = [n for n in names if n[1] != "NAPTR"]
         rrsets, _ = read_owned(self.read_rrsets, names, self.domain, self.zone)
-        live = owned_state(rrsets, desired, self.domain, self._ctx.run_domains)
+        live = owned_state(rrsets, desired, self.domain, self._ctx.run_domains, zone=self.zone)
         if not self.naptr_supported:
             live.notes.append(
                 f"{self.plugin.class_path} does not support NAPTR records: sipctl publishes "

@@ -135,11 +135,13 @@ def read_owned(
     """Every owned rrset, by ``read`` (the live rrsets at the names given, absent ones left
     out) in at most two rounds: ``first``, then the A/AAAA (and claims) of hosts the live
     registry lists that ``first`` left out (hosts the spec no longer has: theirs are ours to
-    delete unless another domain claims them; usually none, so usually no second round).
+    delete only where ``registry_only`` says so; usually none, so usually no second round),
+    with the zone's NS rrset (its name servers' addresses are never deleted that way).
     Returns the rrsets and every name asked."""
     rrsets = read(first)
     more = [n for n in host_names(listed_hosts(rrsets, domain, zone)) if n not in first]
     if more:
+        more.append((absolute(zone), "NS"))
         rrsets.update(read(more))
     return rrsets, first + more
 
@@ -149,6 +151,8 @@ def owned_state(
     desired: Sequence[Resource],
     domain: str,
     companions: Collection[str] = (),
+    *,
+    zone: str,
 ) -> LiveState:
     """The LiveState of the owned records of ``domain``, given every rrset read at the
     owned names.
@@ -161,6 +165,9 @@ def owned_state(
     that would write other addresses there, or delete a family the spec does not list, is
     refused (``contested_hosts``) unless that domain is one of ``companions`` (the domains
     the same run applies: ``RunContext.run_domains``).
+
+    A host the live registry lists and the spec does not want is a host this domain stops
+    using: its A/AAAA are deleted only where ``registry_only`` finds them this domain's.
     """
     wanted = {r.address: r.value for r in desired}
     live = LiveState()
@@ -169,8 +176,11 @@ def owned_state(
     ours = claim_record(domain)
     hosts = wanted_hosts(wanted)
     kept_for: dict[str, list[str]] = {}
+    not_ours: dict[str, str] = {}
     for (owner, rdtype), rrset in sorted(rrsets.items()):
         address = Address(LAYER, rdtype, owner)
+        if rdtype == "NS":
+            continue  # read only to know the zone's name servers (``registry_only``)
         if rdtype == "NAPTR":
             value = _naptr_value(rrset, wanted.get(address), live)
         elif rdtype == "TXT" and is_claim_owner(owner):
@@ -182,6 +192,13 @@ def owned_state(
         ):
             kept_for.setdefault(owner, others)  # not ours to delete: another domain uses it
             continue
+        elif (
+            rdtype in ADDRESS_KINDS
+            and owner not in hosts
+            and (why := registry_only(rrsets, owner, domain, zone))
+        ):
+            not_ours.setdefault(owner, why)  # listed by the registry alone: never deleted
+            continue
         else:
             value = {"ttl": rrset.ttl, "records": sorted({c for c, _ in rrset.records})}
         if value is not None:
@@ -191,10 +208,44 @@ def owned_state(
             f"{host} keeps its addresses: {', '.join(others)} "
             f"{'uses' if len(others) == 1 else 'use'} it too (TXT {claim_owner(host)})"
         )
+    for host, why in sorted(not_ours.items()):
+        live.notes.append(
+            f"{host} keeps its addresses, and sipctl drops it from the registry (TXT "
+            f"{registry_owner(domain)}): the registry lists it and the spec no longer does, "
+            f"but {why}; if no one uses {host} any more, delete its A/AAAA by hand"
+        )
     live.hazards.extend(contested_hosts(rrsets, live, wanted, domain, companions))
     live.owned_by.update(joined_addresses(rrsets, live, hosts, domain))
     live.kept = DnsKept(rrsets=dict(rrsets))
     return live
+
+
+def registry_only(
+    rrsets: Mapping[tuple[str, str], LiveRrset], host: str, domain: str, zone: str
+) -> str | None:
+    """Why the A/AAAA of ``host``, which the registry of ``domain`` lists and its spec no
+    longer wants, are not this domain's to delete (None: they are). Whoever can write the
+    registry TXT (a hand edit, a key that may update it) could list any host of the zone
+    there, the web server's ``www`` or a name server's own address; the registry alone
+    deletes nothing. Deleted are only the addresses of a host this domain's own claim on it
+    (``_sipctl-claim.<host>``, written with the addresses) says are its, and never those of
+    the zone's apex or of a name server of its NS rrset (``read_owned`` reads it with such
+    hosts), whatever the claims say. The one rule of every provider (rfc2136, zonefile,
+    octodns)."""
+    apex = absolute(zone)
+    if host == apex:
+        return f"it is the zone's apex ({apex}), whose addresses sipctl never deletes"
+    servers = rrsets.get((apex, "NS"))
+    if servers is not None and host in {absolute(c.split()[-1]) for c, _ in servers.records}:
+        return f"it is a name server of zone {apex} (NS), whose addresses sipctl never deletes"
+    claims = rrsets.get((claim_owner(host), "TXT"))
+    if claims is None or claim_record(domain) not in (c for c, _ in claims.records):
+        return (
+            f"this domain's claim on it (TXT {claim_owner(host)}: {claim_record(domain)}) is "
+            "not there, so its addresses are not known to be sipctl's (a registry written "
+            "by hand, or before sipctl wrote claims)"
+        )
+    return None
 
 
 def contested_hosts(

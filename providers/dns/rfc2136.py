@@ -160,7 +160,7 @@ class Rfc2136Provider(Provider):
                 f"DNS server {self._server} has no SOA for zone {self.zone}: it does not "
                 "serve that zone (check dns.zone and dns.server)"
             )
-        live = owned_state(answers, desired, self.domain, self._ctx.run_domains)
+        live = owned_state(answers, desired, self.domain, self._ctx.run_domains, zone=self.zone)
         live.notes.extend(self.key.notes)
         self._ctx.log(
             f"rfc2136: read {len(answers)} owned rrset(s) of zone {self.zone} from {self._server} "

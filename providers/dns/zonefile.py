@@ -131,7 +131,7 @@ class ZoneFileProvider(Provider):
     def read(self, desired: Sequence[Resource]) -> LiveState:
         text = self._read_text()
         if text is None:
-            live = owned_state({}, desired, self.domain)
+            live = owned_state({}, desired, self.domain, zone=self.zone)
             if not self._dns.create_file:
                 if not self.path.parent.is_dir():
                     live.problems.append(
@@ -156,7 +156,7 @@ class ZoneFileProvider(Provider):
         zone = self._parse(text)
         first = wanted_names(self.domain, desired)
         rrsets, names = read_owned(lambda n: _collect(zone, n), first, self.domain, self.zone)
-        live = owned_state(rrsets, desired, self.domain, self._ctx.run_domains)
+        live = owned_state(rrsets, desired, self.domain, self._ctx.run_domains, zone=self.zone)
         live.kept_as(DnsKept).names = names
         live.fingerprint_extra = {"exists": True}
         if self.path != self.named:
