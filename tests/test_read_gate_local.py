@@ -279,6 +279,24 @@ _LINE = st.one_of(
         _BYTES,
         st.sampled_from([b")", b",b=c)", b"),Dial(SIP/u:p@h)", b""]),
     ).map(b"".join),
+    st.tuples(  # an HTTP header the dialplan sends: Set(CURLOPT(httpheader)=NAME: value)
+        st.sampled_from(
+            [
+                b"same => n,Set(CURLOPT(httpheader)=",
+                b"Set(CURLOPT(HTTPHEADER) = ",
+                b"httpheader)=",
+                b"x(httpheader)=a,",
+            ]
+        ),
+        st.one_of(
+            _KEYS.map(str.encode),
+            st.sampled_from([b"Authorization", b"Cookie", b"X-Auth-Token", b"Content-Type"]),
+        ),
+        st.sampled_from([b":", b": ", b" : ", b"", b"="]),
+        st.sampled_from([b"", b"Bearer ", b"Basic "]),
+        _BYTES,
+        st.sampled_from([b")", b",b)", b""]),
+    ).map(b"".join),
 )
 
 

@@ -58,7 +58,11 @@ def test_a_header_that_carries_a_credential_is_masked(
         shown = without_passwords(line)
         assert secret not in shown and "zQ" not in shown, shown
     # as the read gate answers a config line and a variable set in the dialplan
-    for text in (f"{header} = {scheme}{secret}\n", f"same => n,Set({header}={scheme}{secret})"):
+    for text in (
+        f"{header} = {scheme}{secret}\n",
+        f"same => n,Set({header}={scheme}{secret})",
+        f"same => n,Set(CURLOPT(httpheader)={header}: {scheme}{secret})",
+    ):
         assert b"zQ" not in redact(text.encode()), text
 
 

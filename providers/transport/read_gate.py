@@ -91,11 +91,15 @@ _URI_RULE = "([/:][^:@/;[:space:]=,]+:)[^@/;[:space:]]*@"
 HIDDEN_ARGUMENT = "hidden-by-the-read-gate"
 _ARG_RULE = f"([(,][[:space:]]*{SECRET_NAME})=[^,)]*"
 _CAMEL_ARG_RULE = f"([(,][[:space:]]*{CAMEL_SECRET_NAME})=[^,)]*"
+# And an HTTP header the dialplan sends whose name says so, as HTTP writes it:
+# ``Set(CURLOPT(httpheader)=Authorization: Bearer TOKEN)``, to the argument's end.
+_HEADER_RULE = f"(httpheader\\)[[:space:]]*=[[:space:]]*{SECRET_NAME}[[:space:]]*:)[^,)]*"
 _SED = (
     f"s/{_KEY_RULE}/\\1 {HIDDEN}/I; s/{_CAMEL_KEY_RULE}/\\1 {HIDDEN}/; "
     f"s/{_AFTER_COMMENT_RULE}/\\1 {HIDDEN}/I; s/{_CAMEL_AFTER_COMMENT_RULE}/\\1 {HIDDEN}/; "
     f"s#{_URI_RULE}#\\1{HIDDEN}@#g; "
-    f"s#{_ARG_RULE}#\\1={HIDDEN_ARGUMENT}#gI; s#{_CAMEL_ARG_RULE}#\\1={HIDDEN_ARGUMENT}#g"
+    f"s#{_ARG_RULE}#\\1={HIDDEN_ARGUMENT}#gI; s#{_CAMEL_ARG_RULE}#\\1={HIDDEN_ARGUMENT}#g; "
+    f"s#{_HEADER_RULE}#\\1 {HIDDEN_ARGUMENT}#gI"
 )
 _KEY_RE = re.compile(python_rule(_KEY_RULE).encode(), re.IGNORECASE)
 _CAMEL_KEY_RE = re.compile(python_rule(_CAMEL_KEY_RULE).encode())
@@ -104,6 +108,7 @@ _CAMEL_AFTER_COMMENT_RE = re.compile(python_rule(_CAMEL_AFTER_COMMENT_RULE).enco
 _URI_RE = re.compile(python_rule(_URI_RULE).encode())
 _ARG_RE = re.compile(python_rule(_ARG_RULE).encode(), re.IGNORECASE)
 _CAMEL_ARG_RE = re.compile(python_rule(_CAMEL_ARG_RULE).encode())
+_HEADER_RE = re.compile(python_rule(_HEADER_RULE).encode(), re.IGNORECASE)
 
 
 def redact(content: bytes) -> bytes:
@@ -114,6 +119,7 @@ def redact(content: bytes) -> bytes:
     out = []
     hidden = b" " + HIDDEN.encode()
     argument = b"=" + HIDDEN_ARGUMENT.encode()
+    header = b" " + HIDDEN_ARGUMENT.encode()
     for line in lines:  # in the sed's order
         line = _KEY_RE.sub(lambda m: m.group(1) + hidden, line, count=1)
         line = _CAMEL_KEY_RE.sub(lambda m: m.group(1) + hidden, line, count=1)
@@ -121,7 +127,8 @@ def redact(content: bytes) -> bytes:
         line = _CAMEL_AFTER_COMMENT_RE.sub(lambda m: m.group(1) + hidden, line, count=1)
         line = _URI_RE.sub(lambda m: m.group(1) + HIDDEN.encode() + b"@", line)
         line = _ARG_RE.sub(lambda m: m.group(1) + argument, line)
-        out.append(_CAMEL_ARG_RE.sub(lambda m: m.group(1) + argument, line))
+        line = _CAMEL_ARG_RE.sub(lambda m: m.group(1) + argument, line)
+        out.append(_HEADER_RE.sub(lambda m: m.group(1) + header, line))
     return b"\n".join(out)
 
 
