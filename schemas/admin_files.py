@@ -123,7 +123,7 @@ def parse_admin_file(
     from sipctl.schemas.messages import yaml_problem
 
     try:
-        _refuse_deep_nesting(text, source)
+        refuse_deep_nesting(text, source)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -145,7 +145,7 @@ def parse_admin_file(
         ) from None
 
 
-def _refuse_deep_nesting(text: str, source: str) -> None:
+def refuse_deep_nesting(text: str, source: str) -> None:
     """A SpecError at the first section or list nested deeper than a spec may be
     (``MAX_DEPTH``), found in libyaml's events before PyYAML composes the text: PyYAML
     composes and builds by recursion, and a few thousand brackets (``[[[[...``) would end

@@ -140,3 +140,19 @@ def test_records_sipctl_keeps_read_deep_as_unreadable() -> None:
     assert _parsed(raw) == []
     damaged: Any = _marked(b"{")
     assert _marked(raw) == damaged
+
+
+@pytest.mark.parametrize("text", ["[" * 500 + "]" * 500, "a: " + "{b: " * 300 + "1" + "}" * 300])
+def test_a_deep_octodns_config_of_import_is_refused_in_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    """``import --dns octodns:CONFIG`` read the admin's YAML (JSON is YAML too) with PyYAML,
+    which composes by recursion: 500 brackets were a RecursionError. It is read as every
+    admin file is, its nesting bounded before PyYAML composes it."""
+    config = tmp_path / "octodns.yaml"
+    config.write_text(text)
+    capsys.readouterr()
+    assert run(["import", "--domain", "a.example", "--dns", f"octodns:{config}"]) == 1
+    err = capsys.readouterr().err
+    assert "unexpected error" not in err, err
+    assert f"--dns octodns:{config}:1:" in err and "levels deep" in err, err

@@ -138,8 +138,12 @@ def _octodns_config(path: str) -> dict[str, Any]:
     arguments, secrets as env/NAME (the imported spec carries it as it is)."""
     if not path:
         raise SpecError("--dns octodns:CONFIG needs a YAML file with the plugin's class")
+    from sipctl.schemas.admin_files import refuse_deep_nesting
+
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        refuse_deep_nesting(text, f"--dns octodns:{path}")
+        data = yaml.safe_load(text)
     except OSError as exc:
         raise SpecError(f"--dns octodns:{path}: cannot read it: {exc.strerror}") from None
     except yaml.YAMLError:
