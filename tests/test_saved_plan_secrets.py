@@ -59,7 +59,11 @@ PLACES = [
         "extensions_sipctl.conf",
         "[hook]\nexten => 1,1,Set(URL=https://api:{secret}@hooks.example/x)\n",
     ),
+    # in quotes: masked whole, quotes kept (the mask once stopped at the opening quote)
+    ("pjsip_sipctl.conf", '[trunk-auth]\ntype=auth\nusername=trunk\npassword="{secret}"\n'),
+    ("extensions_sipctl.conf", "[globals]\nBOX_PIN='{secret}'\n"),
 ]
+QUOTED = PLACES[-2:]
 
 
 def _dial(secret: str) -> str:
@@ -227,3 +231,36 @@ def test_the_scrub_of_lines_is_the_scrub_of_the_whole_text(text: str) -> None:
     from sipctl.output import without_passwords
 
     assert without_passwords(text) == _matched_whole(text)
+
+
+@settings(
+    max_examples=examples(20),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(secret=secrets, place=st.sampled_from(QUOTED))
+def test_plan_json_of_a_quoted_live_secret_is_json_and_holds_no_secret(
+    applied: Path, capsys: pytest.CaptureFixture[str], secret: str, place: tuple[str, str]
+) -> None:
+    """--json is scrubbed string by string (``Console.json_text``): a scrub of its text
+    took the backslash of ``password=\\"x\\"`` for the value, printed JSON no parser reads
+    and left the secret in it."""
+    name, lines = place
+    live = applied / "pbx" / "etc" / "asterisk" / name
+    live.write_text((applied / f"{name}.applied").read_text() + "\n" + lines.format(secret=secret))
+    assert run(["plan", "-f", str(applied / "sipctl.yaml"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    document = json.loads(out)  # JSON, whole
+    assert document["domains"], document
+    for form in _forms(secret):
+        assert form not in out + err, (form, place)
+    if name == "pjsip_sipctl.conf":  # the file's text is in the plan, masked in its quotes
+        assert any('password="***"' in text for text in _strings(document))
+
+
+def _strings(data: object) -> list[str]:
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, dict):
+        data = list(data.values())
+    return [s for item in data for s in _strings(item)] if isinstance(data, list) else []

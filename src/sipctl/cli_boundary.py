@@ -96,11 +96,10 @@ def owed_refusal(error: str, exc: SipctlError | None = None, hint: str | None = 
     _markdown_refusal(console, error, exc, hint or (exc.hint if exc is not None else None))
     if console.json_promise is None:
         return
-    from sipctl.reconciler import views
 
     kind, spec = console.json_promise
     status = "refused" if isinstance(exc, RefusedError) else "error"
-    text = views.render_json(_refusal_document(kind, spec, status, error))
+    text = console.json_text(_refusal_document(kind, spec, status, error))
     if console.json_stdout and not console.wrote_out:
         console.out(text, end="")
     if console.json_file is not None and not console.wrote_json_file:

@@ -102,7 +102,7 @@ def print_plan(console: Console, data: dict[str, object], fmt: str) -> None:
     from sipctl.reconciler import views
 
     if fmt == "json":
-        console.out(views.render_json(data), end="")
+        console.out(console.json_text(data), end="")
     elif fmt == "markdown":
         console.out(views.render_markdown(data), end="")
     else:
@@ -121,11 +121,10 @@ def print_json_report(
     error: str | None = None,
 ) -> None:
     """A one-spec run's --json: the same envelope as a run over many specs."""
-    from sipctl.reconciler import views
     from sipctl.reconciler.envelope import single
 
     document = single(kind, str(spec), domain, status, report, error)
-    console.out(views.render_json(document), end="")
+    console.out(console.json_text(document), end="")
 
 
 def plan_json_or_view(console: Console, plan: Plan, fmt: str, refusal: str | None = None) -> None:

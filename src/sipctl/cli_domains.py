@@ -203,7 +203,6 @@ class DomainRun:
         self.domains = shards.take_shard(domains, self.shard)
 
     def show(self, fmt: str) -> None:
-        from sipctl.reconciler import views
 
         if self.one:
             (domain,) = self.domains
@@ -219,7 +218,7 @@ class DomainRun:
         elif fmt == "json":
             from sipctl.reconciler.gitops.domain_report import plans_json
 
-            self.console.out(views.render_json(plans_json(self.domains, self.skipped)), end="")
+            self.console.out(self.console.json_text(plans_json(self.domains, self.skipped)), end="")
         elif fmt == "markdown":
             # one comment for every domain (its section, then the table's line of its error):
             # printed with the table, to fit (summarize)
@@ -329,14 +328,13 @@ class DomainRun:
         JSON in the envelope, one document for the run; that document also goes to the
         console's ``json_file`` (drift --out)."""
         from sipctl.cli_report_file import save_report
-        from sipctl.reconciler import views
 
         document = None
         if fmt == "json" or self.console.json_file is not None:
             document = self._reports_json(kind)
         if fmt == "json":
             if document is not None:
-                self.console.out(views.render_json(document), end="")
+                self.console.out(self.console.json_text(document), end="")
         elif self.one:
             if self.domains[0].report is not None:
                 self.console.out(text_of(self.domains[0].report), end="")
@@ -348,7 +346,7 @@ class DomainRun:
 
             self._each_titled(body)
         if document is not None and self.console.json_file is not None:
-            save_report(self.console, views.render_json(document))
+            save_report(self.console, self.console.json_text(document))
             self.console.info(f"Saved the {kind} report as JSON to {self.console.json_file}.")
 
     def _reports_json(self, kind: str) -> dict[str, Any] | None:

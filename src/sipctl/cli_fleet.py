@@ -223,9 +223,7 @@ def status(
 
     found, workers = _run(ask())
     if json_:
-        from sipctl.reconciler import views
-
-        console.out(views.render_json(status_json(found, workers)), end="")
+        console.out(console.json_text(status_json(found, workers)), end="")
     else:
         console.out(status_table(found, workers), end="")
     if not workers or any(item.state in (FAILED, SILENT) for item in found):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -66,7 +65,7 @@ def _run(console: Console, specs: list[Path], many: bool, json_: bool) -> None:
         # a run that ends without its verdict (a bug) still prints validate's one document
         console.promise_json("validate", None if many else str(specs[0]))
         report = _many_json(specs) if many else _one_json(specs[0])
-        console.out(json.dumps(report, indent=2, ensure_ascii=False))
+        console.out(console.json_text(report), end="")
         if not report["valid"]:
             raise CommandExit(EXIT_ERROR)
         return

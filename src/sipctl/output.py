@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sipctl.errors import hint_line
-from sipctl.secret_names import secret_name
+from sipctl.secret_names import SECRET_KEYS, SECRET_LAST_WORDS, SECRET_WORDS, secret_name
 
 WARNING_PREFIX = "Warning: "
 
@@ -255,15 +255,25 @@ _DIAL_PASSWORDS = re.compile(
 # line ``TRUNK_PASSWORD = hunter2``, ``=>`` too); a value the read gate already hid and a
 # comparison (``==``) are left as they are. An HTTP header's value starts with its scheme
 # (``Authorization=Bearer TOKEN``): the credential after it is masked, the scheme stays.
+# A value in quotes (``password="hunter2"``, ``pin='1234'``) is masked whole, its quotes
+# kept; so is one in a JSON text's escaped quotes (``password=\\"hunter2\\"``, as a plan's
+# fingerprint and a --json document write it), whose escapes the mask keeps whole: a mask
+# that took the backslash before a quote would end the JSON string early.
 _NAMED_VALUE = re.compile(
     r"(?<![\w.:/-])([A-Za-z_][\w.-]*)([ \t]*=>?[ \t]*"
     r"(?:(?i:bearer|basic|digest|negotiate|token)[ \t]+)?)"
-    r"(?!\(hidden by the read gate\)|=)([^\s,)'\"|;]+)"
+    r"(?!\(hidden by the read gate\)|=)"
+    r"(\"[^\"\n]*\"|'[^'\n]*'|\\\"(?:[^\"\\\n]|\\[^\"\n])*\\\""
+    r"|(?:[^\s,)'\"|;\\]|\\\\|\\(?![\"\\]))+)"
 )
 
 
 def _named_secret_masked(match: re.Match[str]) -> str:
-    return f"{match[1]}{match[2]}***" if secret_name(match[1]) else match[0]
+    if not secret_name(match[1]):
+        return match[0]
+    value = match[3]
+    quote = '\\"' if value.startswith('\\"') else value[0] if value[0] in "\"'" else ""
+    return f"{match[1]}{match[2]}{quote}***{quote}"
 
 
 # An HTTP header the dialplan sends, written as HTTP writes it
@@ -294,12 +304,16 @@ def without_passwords(text: str) -> str:
     return _lines_masked(text, _found(text, "@"), _passwords_masked)
 
 
-# A name the secret rule (``secret_name``) takes holds one of these, in any case: every
-# word of SECRET_WORDS, SECRET_LAST_WORDS (apikey holds key, pwd pw) and SECRET_KEYS.
-_SECRET_NAME_WORDS = (
-    "pass", "secret", "token", "cred", "key", "pin", "pw", "register", "mwi", "auth",
-    "cookie", "bearer",
-)  # fmt: skip
+def _fewest_words(words: Iterable[str]) -> tuple[str, ...]:
+    """``words`` without those that hold another of them (password holds pass): a text
+    holding any of ``words`` holds one of these."""
+    every = set(words)
+    return tuple(sorted(w for w in every if not any(o != w and o in w for o in every)))
+
+
+# A name the secret rule (``secret_name``) takes holds one of these, in any case: made of
+# the rule's own words, so a word added to the rule is looked for here too.
+_SECRET_NAME_WORDS = _fewest_words((*SECRET_WORDS, *SECRET_LAST_WORDS, *SECRET_KEYS))
 _SECRET_NAME_HINT = re.compile("|".join(_SECRET_NAME_WORDS), re.IGNORECASE)
 
 
@@ -512,6 +526,14 @@ class Console:
     def scrub_data(self, data: Any) -> Any:
         """``data`` (a JSON document) with each string ``scrub``-bed (``scrubbed_data``)."""
         return _strings_scrubbed(data, self._secret_forms)
+
+    def json_text(self, data: Any) -> str:
+        """``data`` (a JSON document) as sipctl prints or saves it: each string scrubbed
+        first (``scrub_data``), as a scrub of the JSON text could end inside an escape (a
+        live ``password="x"`` is ``password=\\"x\\"`` there) and tell the secret."""
+        from sipctl.reconciler.views import render_json
+
+        return render_json(self.scrub_data(data))
 
     def _write(self, stream: TextIO, text: str) -> None:
         colors = self.color if stream is sys.stdout else self.err_color
