@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# A suite started in the background of a shell without job control ("scripts/test &", nohup
+# in a script, some CI runners) inherits SIGINT ignored, and so would every sipctl a test
+# starts (an ignored signal stays ignored across exec): the tests of Ctrl-C at apply's
+# question then wait for a process that never sees it. A terminal's Ctrl-C is what they
+# test, so the suite's processes take SIGINT as Python does by default, and pass that on.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 pytest_plugins = [
     "fixtures.state_dir",  # first: no test touches the machine's /var/lib/sipctl
