@@ -28,6 +28,14 @@ interleaved runs (load 9-12 from other engineers' work: every figure is inflated
     floor: dns+yaml+pydantic   0.56 s       2.11 s         1.94 ms
     sipctl plan --parallel 1   0.68 s       2.01 s         1.66 ms
 
+The same on the idle machine (load 1.0), medians of 3:
+
+    program                    cpu at 200   cpu at 1,000   cpu per added zone
+    floor: dns                 0.41 s       1.74 s         1.67 ms
+    floor: dns+yaml            0.45 s       1.96 s         1.88 ms
+    floor: dns+yaml+pydantic   0.54 s       2.16 s         2.02 ms
+    sipctl plan --parallel 1   0.61 s       1.93 s         1.64 ms
+
 The libraries' plainest way to read a zone costs more per zone than sipctl's whole plan:
 sipctl checks the transfer's signature over the whole message with dnspython, then
 decodes only the records at the names it owns, where ``from_wire`` decodes every record of
