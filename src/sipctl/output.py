@@ -220,12 +220,18 @@ def _long_numbers(values: object) -> list[int]:
 
 def masked_passwords(data: Any) -> Any:
     """``data`` (a spec's document) with every string, key or value, ``password_masked``."""
+    return _each_string(data, password_masked)
+
+
+def _each_string(data: Any, change: Callable[[str], str]) -> Any:
+    """``data`` (a document: sections, lists, scalars) with ``change`` made to every string
+    in it, key or value; the document keeps its shape."""
     if isinstance(data, str):
-        return password_masked(data)
+        return change(data)
     if isinstance(data, dict):
-        return {masked_passwords(k): masked_passwords(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [masked_passwords(v) for v in data]
+        return {_each_string(k, change): _each_string(v, change) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_each_string(v, change) for v in data]
     return data
 
 
@@ -428,13 +434,7 @@ def scrubbed_data(data: Any, secrets: Iterable[str]) -> Any:
 
 
 def _strings_scrubbed(data: Any, forms: Sequence[str]) -> Any:
-    if isinstance(data, str):
-        return scrubbed_forms(data, forms)
-    if isinstance(data, dict):
-        return {_strings_scrubbed(k, forms): _strings_scrubbed(v, forms) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_strings_scrubbed(v, forms) for v in data]
-    return data
+    return _each_string(data, lambda text: scrubbed_forms(text, forms))
 
 
 # The shortest beginning of a secret masked before a cut: three characters of a secret tell
